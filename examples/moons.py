@@ -1,0 +1,102 @@
+"""micrograd's moons demo on graphc: a 2-16-16-1 MLP trained with an SVM max-margin loss.
+
+Run with ``make demo`` (or ``python examples/moons.py``).  Same data, same model, same
+loss and same learning-rate schedule as micrograd's demo.ipynb.
+"""
+from __future__ import annotations
+
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from sklearn.datasets import make_moons
+
+from graphc import Value
+from graphc.nn import MLP
+
+
+def make_data():
+    """micrograd's dataset and model: seeds 1337, 100 points, labels -1/+1, MLP(2, [16, 16, 1])."""
+    np.random.seed(1337)
+    random.seed(1337)
+    X, y = make_moons(n_samples=100, noise=0.1)
+    y = y * 2 - 1
+    model = MLP(2, [16, 16, 1])
+    return X, y, model
+
+
+def loss(model, X, y):
+    """SVM max-margin loss averaged over the batch, plus L2 regularization; and the accuracy."""
+    inputs = [list(map(Value, xrow)) for xrow in X]
+    scores = list(map(model, inputs))
+    losses = [(1 + -yi * scorei).relu() for yi, scorei in zip(y, scores)]
+    data_loss = sum(losses) * (1.0 / len(losses))
+    alpha = 1e-4
+    reg_loss = alpha * sum((p * p for p in model.parameters()))
+    total_loss = data_loss + reg_loss
+    accuracy = [(yi > 0) == (scorei.data > 0) for yi, scorei in zip(y, scores)]
+    return total_loss, sum(accuracy) / len(accuracy)
+
+
+def train(model, X, y, steps: int = 100, log=print):
+    """micrograd's training loop: full batch SGD with lr = 1.0 - 0.9*k/100. Returns the losses."""
+    history = []
+    for k in range(steps):
+        start = time.perf_counter()
+        total_loss, acc = loss(model, X, y)
+        model.zero_grad()
+        total_loss.backward()
+        learning_rate = 1.0 - 0.9 * k / 100
+        for p in model.parameters():
+            p.data -= learning_rate * p.grad
+        history.append((total_loss.data, acc))
+        log(f"step {k:3d}  loss {total_loss.data:.6f}  accuracy {acc * 100:5.1f}%"
+            f"  ({(time.perf_counter() - start) * 1e3:.1f} ms)")
+    return history
+
+
+def plot_decision_boundary(model, X, y, path: Path) -> bool:
+    """Write micrograd's decision-boundary picture to ``path``; False if matplotlib is missing."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    h = 0.25
+    x_min, x_max = X[:, 0].min() - 1, X[:, 0].max() + 1
+    y_min, y_max = X[:, 1].min() - 1, X[:, 1].max() + 1
+    xx, yy = np.meshgrid(np.arange(x_min, x_max, h), np.arange(y_min, y_max, h))
+    grid = np.c_[xx.ravel(), yy.ravel()]
+    scores = [model(list(map(Value, row))) for row in grid]
+    Z = np.array([s.data > 0 for s in scores]).reshape(xx.shape)
+    fig = plt.figure()
+    plt.contourf(xx, yy, Z, cmap=plt.cm.Spectral, alpha=0.8)
+    plt.scatter(X[:, 0], X[:, 1], c=y, s=40, cmap=plt.cm.Spectral)
+    plt.xlim(xx.min(), xx.max())
+    plt.ylim(yy.min(), yy.max())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    X, y, model = make_data()
+    print(model)
+    print(f"number of parameters {len(model.parameters())}")
+    history = train(model, X, y)
+    final_loss, final_acc = history[-1]
+    print(f"final loss {final_loss:.6f}, accuracy {final_acc * 100:.1f}%")
+    out = Path("out/moons_decision_boundary.png")
+    if plot_decision_boundary(model, X, y, out):
+        print(f"decision boundary written to {out}")
+    else:
+        print("matplotlib is not installed: skipped the decision-boundary plot")
+    return 0 if final_acc == 1.0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,234 @@
+"""Eager autograd: micrograd's ``Value``, driven by the op table.
+
+A drop-in for ``micrograd.engine.Value``: the same operators, the same node structure
+(``_prev``, ``_op``), the same backward order, the same float results bit for bit.
+What differs, and why:
+
+* ``_prev`` is a tuple in operand order (``x * x`` has ``(x, x)``), not a set, so graphs
+  and gradients are deterministic; micrograd's own results change in the last bit from
+  run to run because a set's order follows object addresses.
+* ``data`` is always a Python float, and math follows IEEE 754 (``exp(1000)`` is inf,
+  ``Value(0) ** -1`` is inf) where micrograd raises a Python exception.
+* ``backward()`` sorts the graph without recursion, so a chain of 10^6 ops works.
+* No closures: each node stores its op, and ``backward()`` asks the op table for the
+  local derivative.  Nodes are ``__slots__`` objects, several times lighter than
+  micrograd's.
+"""
+from __future__ import annotations
+
+import numbers
+import operator
+from typing import Iterable
+
+from . import ops, runtime
+from .ops import FLOATS, Op
+
+_new = object.__new__
+
+
+class Value:
+    """A scalar and its gradient; every arithmetic operation on it records a graph node."""
+
+    __slots__ = ("_data", "grad", "_prev", "_kind", "_attr", "label", "__weakref__")
+    __array_ufunc__ = None  # NumPy scalars and arrays defer to Value's reflected operators
+
+    def __init__(self, data: float, label: str = "") -> None:
+        self._data = _as_float(data)
+        self.grad = 0
+        self._prev = ()
+        self._kind = None
+        self._attr = ()
+        self.label = label
+        if _node_class is not Value:
+            self.__class__ = _node_class
+
+    data = property(operator.attrgetter("_data"), doc="The scalar value (a float).")
+
+    @data.setter
+    def data(self, value: float) -> None:
+        self._data = _as_float(value)
+
+    @property
+    def _op(self) -> str:
+        """The op that produced this node, as micrograd names it ('' on leaves)."""
+        return "" if self._kind is None else self._kind.label(self._attr)
+
+    def __add__(self, other):  # self + other
+        return _binary(ops.TABLE["add"], self, other)
+
+    def __radd__(self, other):  # other + self, built as self + other like micrograd
+        return _binary(ops.TABLE["add"], self, other)
+
+    def __sub__(self, other):  # self - other
+        return _binary(ops.TABLE["sub"], self, other)
+
+    def __rsub__(self, other):  # other - self
+        other = _coerce(other)
+        return NotImplemented if other is None else _binary(ops.TABLE["sub"], other, self)
+
+    def __mul__(self, other):  # self * other
+        return _binary(ops.TABLE["mul"], self, other)
+
+    def __rmul__(self, other):  # other * self, built as self * other like micrograd
+        return _binary(ops.TABLE["mul"], self, other)
+
+    def __truediv__(self, other):  # self * other**-1, micrograd's division
+        if isinstance(other, Value):
+            return self * other ** -1
+        divisor = _as_exponent(other)  # a number: micrograd computes its reciprocal in Python
+        return NotImplemented if divisor is None else self * runtime.pow(float(divisor), -1)
+
+    def __rtruediv__(self, other):  # other * self**-1
+        return self ** -1 * other if _coerce(other) is not None else NotImplemented
+
+    def __neg__(self):  # -self
+        return _unary(ops.TABLE["neg"], self)
+
+    def __pow__(self, other):  # self ** other
+        if isinstance(other, Value):
+            return _binary(ops.TABLE["vpow"], self, other)
+        exponent = _as_exponent(other)
+        if exponent is None:
+            return NotImplemented
+        return _unary(ops.TABLE["pow"], self, (exponent,))
+
+    def __rpow__(self, other):  # other ** self
+        other = _coerce(other)
+        return NotImplemented if other is None else _binary(ops.TABLE["vpow"], other, self)
+
+    def backward(self) -> None:
+        """Accumulate d(self)/d(node) into every node's ``.grad``, exactly as micrograd does."""
+        topo = topological_order((self,))
+        self.grad = 1
+        for v in reversed(topo):
+            kind = v._kind
+            if kind is None:
+                continue
+            if type(kind) is not Op:
+                kind.backprop(v)
+                continue
+            prev = v._prev
+            if len(prev) == 2:  # the common case, unrolled: this loop is eager graphc's hot path
+                a, b = prev
+                ca, cb = kind.vjp(FLOATS, v.grad, v._data, a._data, b._data, *v._attr)
+                if ca is not None:
+                    a.grad += ca
+                if cb is not None:
+                    b.grad += cb
+                continue
+            cotangents = kind.vjp(FLOATS, v.grad, v._data, *[p._data for p in prev], *v._attr)
+            for p, c in zip(prev, cotangents):
+                if c is not None:
+                    p.grad += c
+
+    def __repr__(self) -> str:
+        return f"Value(data={self._data}, grad={self.grad})"
+
+
+# Values created while a trace runs get the tracer's subclass (see graphc.trace).
+_node_class: type = Value
+
+
+def _as_float(x) -> float:
+    if type(x) is float:
+        return x
+    if isinstance(x, numbers.Real) and not isinstance(x, Value):
+        return float(x)
+    if getattr(x, "shape", None) == () and getattr(getattr(x, "dtype", None), "kind", "") in "biuf":
+        return float(x)  # a 0-d NumPy array
+    what = "a Value (use it directly instead of wrapping it)" if isinstance(x, Value) else \
+        f"{type(x).__name__} {x!r}"[:80]
+    raise TypeError(f"Value() takes a real number (int, float or NumPy scalar); got {what}")
+
+
+def _coerce(x) -> Value | None:
+    """``x`` as a Value, or None when it is not a number (the operator then returns NotImplemented)."""
+    if isinstance(x, Value):
+        return x
+    if type(x) is float or type(x) is int or isinstance(x, numbers.Real):
+        return _node(float(x), (), None)
+    return None
+
+
+def _as_exponent(x) -> int | float | None:
+    if isinstance(x, numbers.Integral):
+        return int(x)
+    if isinstance(x, numbers.Real):
+        return float(x)
+    return None
+
+
+def _node(data: float, prev: tuple, kind, attr: tuple = ()) -> Value:
+    out = _new(_node_class)
+    out._data = data
+    out.grad = 0
+    out._prev = prev
+    out._kind = kind
+    out._attr = attr
+    out.label = ""
+    return out
+
+
+def _binary(op: Op, a: Value, b) -> Value:
+    if not isinstance(b, Value):
+        b = _coerce(b)
+        if b is None:
+            return NotImplemented
+    return _node(op.eval(a._data, b._data), (a, b), op)
+
+
+def _unary(op: Op, a: Value, attr: tuple = ()) -> Value:
+    return _node(op.eval(a._data, *attr), (a,), op, attr)
+
+
+def apply(op: Op | str, *operands, attr: tuple = ()) -> Value:
+    """Apply any table op to Values (or numbers): ``apply('max', a, b)``."""
+    op = ops.lookup(op) if isinstance(op, str) else op
+    if op.arity is not None and len(operands) != op.arity:
+        raise TypeError(f"{op.name} takes {op.arity} operand(s), got {len(operands)}")
+    values = tuple(_coerce(x) for x in operands)
+    if any(v is None for v in values):
+        bad = next(x for x, v in zip(operands, values) if v is None)
+        raise TypeError(f"{op.name} takes Values or numbers; got {type(bad).__name__}")
+    return _node(op.eval(*(v._data for v in values), *attr), values, op, tuple(attr))
+
+
+def topological_order(roots: Iterable[Value]) -> list[Value]:
+    """Every node reachable from ``roots``, children before parents.
+
+    The order is micrograd's: a depth-first post-order visiting ``_prev`` left to right.
+    It is computed with an explicit stack, so graph depth is not limited by Python's
+    recursion.  A node popped a second time, after its children, is finished: in a DAG
+    no other copy of it can be above it on the stack.
+    """
+    topo: list[Value] = []
+    entered: set[Value] = set()
+    finished: set[Value] = set()
+    for root in roots:
+        stack = [root]
+        while stack:
+            node = stack.pop()
+            if node in finished:
+                continue
+            prev = node._prev
+            if node in entered or not prev:
+                finished.add(node)
+                topo.append(node)
+                continue
+            entered.add(node)
+            stack.append(node)
+            stack.extend(prev[::-1])
+    return topo
+
+
+def _method(op: Op):
+    def method(self):
+        return _unary(op, self)
+    method.__name__ = method.__qualname__ = op.method
+    method.__doc__ = f"{op.method}(self), recorded as a {op.name!r} node." + (f" {op.doc}" if op.doc else "")
+    return method
+
+
+for _op in ops.TABLE.values():
+    if _op.method:
+        setattr(Value, _op.method, _method(_op))

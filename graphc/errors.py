@@ -1,0 +1,21 @@
+"""The errors and warnings graphc raises."""
+
+
+class GraphcError(Exception):
+    """Base class of every error graphc raises on purpose."""
+
+
+class ArgumentError(GraphcError, TypeError):
+    """An argument of the wrong type or structure (also a ``TypeError``)."""
+
+
+class ShapeError(GraphcError, ValueError):
+    """An argument of the right type but the wrong shape or length (also a ``ValueError``)."""
+
+
+class TraceError(GraphcError):
+    """The traced function did something graphc cannot turn into a graph."""
+
+
+class TracerWarning(UserWarning):
+    """A traced value was read as a number: Python control flow on it is frozen at trace time."""

@@ -1,0 +1,89 @@
+"""Scalar math with IEEE 754 results instead of Python exceptions.
+
+Python's ``math`` raises where C, NumPy and PyTorch return a special value
+(``math.exp(1000)`` raises OverflowError, ``0.0 ** -1`` raises ZeroDivisionError,
+``math.log(0)`` raises ValueError).  graphc gives every backend the same answers, so
+the eager engine and the generated Python code both evaluate through these functions:
+``exp(1000) == inf``, ``pow(0.0, -1) == inf``, ``log(0.0) == -inf``, ``log(-1.0)`` is nan.
+
+This module imports only the standard library: ``graphc.export`` copies it verbatim
+into standalone modules.
+"""
+import math
+
+inf = math.inf
+nan = math.nan
+
+
+def _is_odd_integer(y):
+    return math.isfinite(y) and y == math.floor(y) and math.fmod(y, 2.0) != 0.0
+
+
+def pow(x, y):  # noqa: A001 - shadows the builtin on purpose: C99 pow semantics
+    """x ** y as C99 ``pow``: never raises, never returns a complex number."""
+    try:
+        return math.pow(x, y)
+    except OverflowError:
+        return -inf if x < 0.0 and _is_odd_integer(y) else inf
+    except ValueError:
+        if x == 0.0:  # 0 ** negative: a pole
+            return math.copysign(inf, x) if _is_odd_integer(y) else inf
+        return nan  # negative ** non-integer
+
+
+def exp(x):
+    try:
+        return math.exp(x)
+    except OverflowError:
+        return inf
+
+
+def log(x):
+    try:
+        return math.log(x)
+    except ValueError:
+        return -inf if x == 0.0 else nan
+
+
+def sin(x):
+    try:
+        return math.sin(x)
+    except ValueError:  # sin(+-inf)
+        return nan
+
+
+def cos(x):
+    try:
+        return math.cos(x)
+    except ValueError:  # cos(+-inf)
+        return nan
+
+
+tanh = math.tanh
+
+
+def sigmoid(x):
+    """1 / (1 + exp(-x)) without overflow: exp only ever sees a non-positive number."""
+    if x >= 0.0:
+        return 1.0 / (1.0 + math.exp(-x))
+    e = exp(x)
+    return e / (1.0 + e)
+
+
+def relu(x):
+    """micrograd's relu: ``0 if x < 0 else x`` (so relu(-0.0) is -0.0 and relu(nan) is nan)."""
+    return 0.0 if x < 0.0 else x
+
+
+def step(x):
+    """Heaviside step with step(0) = 0: the derivative of relu, as micrograd takes it."""
+    return 1.0 if x > 0.0 else 0.0
+
+
+def maximum(x, y):
+    """The larger of x and y; nan if either is nan; the first operand on ties."""
+    if x >= y:
+        return x
+    if y > x:
+        return y
+    return x + y  # one of them is nan

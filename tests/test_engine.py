@@ -1,0 +1,158 @@
+"""Eager Value: micrograd's semantics and numbers, NumPy scalars, depth, IEEE edge cases."""
+from __future__ import annotations
+
+import math
+import sys
+
+import numpy as np
+import pytest
+
+from graphc import Value, runtime
+
+
+def test_micrograd_readme_example():
+    # micrograd's README: prints 24.7041, 138.8338, 645.5773.
+    a = Value(-4.0)
+    b = Value(2.0)
+    c = a + b
+    d = a * b + b**3
+    c += c + 1
+    c += 1 + c + (-a)
+    d += d * 2 + (b + a).relu()
+    d += 3 * d + (b - a).relu()
+    e = c - d
+    f = e**2
+    g = f / 2.0
+    g += 10.0 / f
+    g.backward()
+    assert f"{g.data:.4f}" == "24.7041"
+    assert f"{a.grad:.4f}" == "138.8338"
+    assert f"{b.grad:.4f}" == "645.5773"
+
+
+def test_micrograd_sanity_check():
+    # micrograd's test/test_engine.py::test_sanity_check (checked there against PyTorch).
+    x = Value(-4.0)
+    z = 2 * x + 2 + x
+    q = z.relu() + z * x
+    h = (z * z).relu()
+    y = h + q + q * x
+    y.backward()
+    assert y.data == -20.0
+    assert x.grad == 46.0
+
+
+def test_node_structure_is_micrograds():
+    x, y = Value(2.0), Value(3.0)
+    assert x._op == "" and x.grad == 0 and x._prev == ()
+    assert (x + y)._op == "+" and (x * y)._op == "*" and (x**2)._op == "**2"
+    assert x.relu()._op == "ReLU" and (x * y)._prev == (x, y)
+    assert (1 + x)._prev[0] is x  # __radd__ builds self + other, as micrograd
+    sq = x * x
+    assert sq._prev == (x, x)
+    sq.backward()
+    assert x.grad == 4.0
+
+
+def test_reused_subexpressions_accumulate():
+    a = Value(1.5)
+    b = a * a + a          # a used three times
+    c = b * b              # b used twice
+    c.backward()
+    assert b.grad == 2 * b.data
+    assert a.grad == pytest.approx(2 * b.data * (2 * a.data + 1))
+
+
+def test_backward_twice_double_counts_like_micrograd():
+    a = Value(3.0)
+    out = a * 2
+    out.backward()
+    out.backward()
+    assert a.grad == 4.0
+
+
+@pytest.mark.parametrize("scalar", [np.float64(2.5), np.int64(3), np.float32(0.5), np.int32(-2), 2, 2.5, True])
+def test_numpy_and_python_scalars_on_both_sides(scalar):
+    v = Value(1.25)
+    f = float(scalar)
+    results = {
+        "add": (v + scalar, scalar + v, 1.25 + f),
+        "sub": (v - scalar, None, 1.25 - f),
+        "rsub": (scalar - v, None, f - 1.25),
+        "mul": (v * scalar, scalar * v, 1.25 * f),
+        "div": (v / scalar, None, 1.25 * runtime.pow(f, -1)),
+        "rdiv": (scalar / v, None, f * 1.25**-1),
+        "pow": (v ** scalar, None, runtime.pow(1.25, f)),
+        "rpow": (scalar ** v, None, runtime.pow(f, 1.25)),  # nan for a negative base
+    }
+    for name, (left, right, expected) in results.items():
+        for r in (left, right):
+            if r is not None:
+                assert isinstance(r, Value), (name, type(r))
+                assert r.data == expected or (math.isnan(r.data) and math.isnan(expected)), name
+                assert type(r.data) is float
+
+
+def test_moons_demo_operand_types():
+    # The demo computes `-yi*scorei` with yi an np.int64 and feeds np.float64 rows to Value.
+    yi, score = np.int64(-1), Value(0.75)
+    out = 1 + -yi * score
+    assert isinstance(out, Value) and out.data == 1.75
+    assert Value(np.float64(0.1)).data == 0.1
+
+
+def test_data_is_a_float_and_rejects_non_numbers():
+    assert type(Value(3).data) is float and type(Value(np.float32(1.5)).data) is float
+    assert Value(np.array(2.0)).data == 2.0
+    for bad in ["1.5", None, [1.0], 1 + 2j, Value(1.0)]:
+        with pytest.raises(TypeError, match="Value\\(\\) takes a real number"):
+            Value(bad)
+    with pytest.raises(TypeError):
+        Value(1.0) + "a"
+    with pytest.raises(TypeError):
+        "a" * Value(1.0)
+    with pytest.raises(TypeError):
+        Value(1.0) ** None
+    v = Value(1.0)
+    v.data = np.float64(2.0)
+    assert type(v.data) is float
+
+
+def test_million_deep_chain_backpropagates():
+    depth = 1_000_000
+    x = Value(0.5)
+    y = x
+    for _ in range(depth):
+        y = y * 1.0 + 0.0
+    assert sys.getrecursionlimit() < depth
+    y.backward()
+    assert y.data == 0.5 and x.grad == 1.0
+
+
+@pytest.mark.parametrize("x", [1000.0, -1000.0, 1e308, -1e308])
+def test_tanh_and_sigmoid_are_stable(x):
+    t, s = Value(x).tanh(), Value(x).sigmoid()
+    assert t.data == math.copysign(1.0, x)
+    assert s.data == (1.0 if x > 0 else 0.0)
+    t.backward()
+    s.backward()
+    assert t._prev[0].grad == 0.0 and s._prev[0].grad == 0.0
+
+
+def test_ieee_results_where_micrograd_raises():
+    assert Value(1000.0).exp().data == math.inf
+    assert (Value(0.0) ** -1).data == math.inf
+    assert (1 / Value(0.0)).data == math.inf
+    assert Value(0.0).log().data == -math.inf
+    assert math.isnan(Value(-1.0).log().data)
+    assert math.isnan((Value(-8.0) ** (1 / 3)).data)
+
+
+def test_value_power_and_named_ops():
+    x, y = Value(2.0), Value(3.0)
+    z = x ** y
+    z.backward()
+    assert z.data == 8.0 and x.grad == 12.0 and y.grad == pytest.approx(8.0 * math.log(2.0))
+    for name in ["relu", "tanh", "exp", "log", "sigmoid", "sin", "cos"]:
+        assert callable(getattr(Value(1.0), name))
+        assert getattr(Value, name).__doc__
