@@ -16,6 +16,7 @@ What differs, and why:
 """
 from __future__ import annotations
 
+import itertools
 import numbers
 import operator
 from typing import Iterable
@@ -29,7 +30,7 @@ _new = object.__new__
 class Value:
     """A scalar and its gradient; every arithmetic operation on it records a graph node."""
 
-    __slots__ = ("_data", "grad", "_prev", "_kind", "_attr", "label", "__weakref__")
+    __slots__ = ("_data", "grad", "_prev", "_kind", "_attr", "label", "_serial", "__weakref__")
     __array_ufunc__ = None  # NumPy scalars and arrays defer to Value's reflected operators
 
     def __init__(self, data: float, label: str = "") -> None:
@@ -39,6 +40,7 @@ class Value:
         self._kind = None
         self._attr = ()
         self.label = label
+        self._serial = next(_serials)  # creation order: how a trace orders the params it finds
         if _node_class is not Value:
             self.__class__ = _node_class
 
@@ -127,6 +129,10 @@ class Value:
 
 # Values created while a trace runs get the tracer's subclass (see graphc.trace).
 _node_class: type = Value
+_serials = itertools.count()
+#: ``_attr`` of the leaves operators create for plain numbers (``x * 2``): a trace makes
+#: them constants even when they were created before it (they are never parameters).
+CONSTANT = ("constant",)
 
 
 def _as_float(x) -> float:
@@ -146,7 +152,7 @@ def _coerce(x) -> Value | None:
     if isinstance(x, Value):
         return x
     if type(x) is float or type(x) is int or isinstance(x, numbers.Real):
-        return _node(float(x), (), None)
+        return _node(float(x), (), None, CONSTANT)
     return None
 
 

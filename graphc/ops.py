@@ -21,6 +21,7 @@ bit-identical to micrograd's.
 from __future__ import annotations
 
 import math
+import operator
 import types
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -43,13 +44,17 @@ class Op:
     eval: Callable[..., float]
     vjp: Callable[..., tuple]
     sympy: Callable[..., Any]  # sympy(sp, *operands, *params) -> sympy expression
-    python: Any  # a spelling (see above)
+    python: Any  # a spelling (see above); operands are names or literals, so no parentheses
     numpy: Any = None  # filled when the NumPy backend lands
     c: Any = None  # filled when the C backend lands
     params: tuple[str, ...] = ()
     symbol: str = ""  # micrograd's Value._op label ('+', '*', 'ReLU', '**2' for pow)
     method: str | None = None  # Value method name for unary ops (``x.relu()``)
     commutative: bool = False
+    # When can the result be -0.0?  Lets `simplify` prove `x + 0 -> x` harmless (it is wrong
+    # only for x = -0.0).  "never"; "all": only if every operand can be; "any": if some
+    # operand can be; "maybe": no promise.
+    negative_zero: str = "maybe"
     doc: str = field(default="", compare=False)
 
     def __repr__(self) -> str:
@@ -70,7 +75,7 @@ def _sum_eval(*xs: float) -> float:
 
 
 def _join(sep: str) -> Callable[..., str]:
-    return lambda operands, params: "(" + sep.join(operands) + ")"
+    return lambda operands, params: sep.join(operands)
 
 
 def _sym_number(sp, e: float):
@@ -98,26 +103,27 @@ def _define(*ops: Op) -> None:
 
 
 _define(
-    Op("add", 2, lambda a, b: a + b,
+    Op("add", 2, operator.add,
        vjp=lambda F, g, out, a, b: (g, g),
        sympy=lambda sp, a, b: a + b,
-       python="({0} + {1})", symbol="+", commutative=True),
-    Op("sub", 2, lambda a, b: a - b,
+       python="{0} + {1}", symbol="+", commutative=True,
+       negative_zero="all"),
+    Op("sub", 2, operator.sub,
        vjp=lambda F, g, out, a, b: (g, -g),
        sympy=lambda sp, a, b: a - b,
-       python="({0} - {1})", symbol="-"),
-    Op("mul", 2, lambda a, b: a * b,
+       python="{0} - {1}", symbol="-"),
+    Op("mul", 2, operator.mul,
        vjp=lambda F, g, out, a, b: (b * g, a * g),
        sympy=lambda sp, a, b: a * b,
-       python="({0} * {1})", symbol="*", commutative=True),
-    Op("neg", 1, lambda a: -a,
+       python="{0} * {1}", symbol="*", commutative=True),
+    Op("neg", 1, operator.neg,
        vjp=lambda F, g, out, a: (-g,),
        sympy=lambda sp, a: -a,
-       python="(-{0})", symbol="neg"),
+       python="-{0}", symbol="neg"),
     Op("sum", None, _sum_eval,
        vjp=lambda F, g, out, *xs: (g,) * len(xs),
        sympy=lambda sp, *xs: sp.Add(*xs),
-       python=_join(" + "), symbol="sum",
+       python=_join(" + "), symbol="sum", negative_zero="all",
        doc="n-ary sum, added left to right: ((x0 + x1) + x2) + ..."),
     Op("pow", 1, runtime.pow,
        vjp=lambda F, g, out, x, e: ((e * F.pow(x, e - 1)) * g,),
@@ -127,45 +133,46 @@ _define(
     Op("vpow", 2, runtime.pow,
        vjp=lambda F, g, out, x, y: ((y * F.vpow(x, y - 1)) * g, (F.log(x) * out) * g),
        sympy=lambda sp, x, y: x ** y,
-       python="_pow({0}, {1})", symbol="**",
+       python="_vpow({0}, {1})", symbol="**",
        doc="x ** y where the exponent y is a Value too"),
     Op("relu", 1, runtime.relu,
-       vjp=lambda F, g, out, x: (F.step(out) * g,),
+       vjp=lambda F, g, out, x: (F.step(x) * g,),  # x > 0 exactly when relu(x) > 0
        sympy=_sym_relu,
-       python="_relu({0})", symbol="ReLU", method="relu"),
+       python="_relu({0})", symbol="ReLU", method="relu", negative_zero="any"),
     Op("tanh", 1, runtime.tanh,
        vjp=lambda F, g, out, x: ((1 - out * out) * g,),
        sympy=lambda sp, x: sp.tanh(x),
-       python="_tanh({0})", symbol="tanh", method="tanh"),
+       python="_tanh({0})", symbol="tanh", method="tanh", negative_zero="any"),
     Op("exp", 1, runtime.exp,
        vjp=lambda F, g, out, x: (out * g,),
        sympy=lambda sp, x: sp.exp(x),
-       python="_exp({0})", symbol="exp", method="exp"),
+       python="_exp({0})", symbol="exp", method="exp", negative_zero="never"),
     Op("log", 1, runtime.log,
        vjp=lambda F, g, out, x: (g * F.pow(x, -1),),
        sympy=lambda sp, x: sp.log(x),
-       python="_log({0})", symbol="log", method="log"),
+       python="_log({0})", symbol="log", method="log", negative_zero="never"),
     Op("sigmoid", 1, runtime.sigmoid,
        vjp=lambda F, g, out, x: ((out * (1 - out)) * g,),
        sympy=lambda sp, x: 1 / (1 + sp.exp(-x)),
-       python="_sigmoid({0})", symbol="sigmoid", method="sigmoid"),
+       python="_sigmoid({0})", symbol="sigmoid", method="sigmoid",
+       negative_zero="never"),
     Op("sin", 1, runtime.sin,
        vjp=lambda F, g, out, x: (F.cos(x) * g,),
        sympy=lambda sp, x: sp.sin(x),
-       python="_sin({0})", symbol="sin", method="sin"),
+       python="_sin({0})", symbol="sin", method="sin", negative_zero="any"),
     Op("cos", 1, runtime.cos,
        vjp=lambda F, g, out, x: ((-F.sin(x)) * g,),
        sympy=lambda sp, x: sp.cos(x),
-       python="_cos({0})", symbol="cos", method="cos"),
+       python="_cos({0})", symbol="cos", method="cos", negative_zero="never"),
     Op("step", 1, runtime.step,
        vjp=lambda F, g, out, x: (None,),
        sympy=_sym_step,
-       python="_step({0})", symbol="step",
+       python="_step({0})", symbol="step", negative_zero="never",
        doc="1 if x > 0 else 0: relu's derivative; its own derivative is zero"),
     Op("max", 2, runtime.maximum,
        vjp=lambda F, g, out, a, b: ((1 - F.step(b - a)) * g, F.step(b - a) * g),
        sympy=_sym_max,
-       python="_max({0}, {1})", symbol="max", commutative=False,
+       python="_max({0}, {1})", symbol="max", negative_zero="any",
        doc="the larger operand (nan if either is nan); ties send the gradient to the first"),
 )
 

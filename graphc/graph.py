@@ -1,0 +1,266 @@
+"""The IR: a DAG of scalar operations with ordered inputs, params and outputs.
+
+Nodes are numbered in topological order (every operand id is smaller than its user's),
+and stored as three parallel lists -- ``ops`` (a name from the op table, or one of the
+leaf kinds ``input``, ``param``, ``const``), ``args`` (operand ids, ordered, repeats
+allowed: ``x * x`` is ``mul (x, x)``) and ``attrs`` (a const's value, an input's or
+param's name, an op's parameters such as ``(3,)`` for ``pow[exponent=3]``).
+
+Why lists and not a networkx graph as the store: networkx spends about 1 KB and 9 us per
+node; a 10^6-node graph would need over a gigabyte before any work is done.  The lists
+take ~150 bytes per node, and :attr:`Graph.nx` gives the same graph as a
+``networkx.DiGraph`` whenever networkx's algorithms or drawing are wanted.
+
+Graphs are immutable by convention: passes build new ones with :class:`Builder`.
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Any
+
+from . import ops
+from .errors import GraphcError
+from .names import Namespace
+
+LEAVES = ops.LEAVES
+
+
+def const_key(value: float) -> Any:
+    """A dict key that tells -0.0 from 0.0 and treats every nan alike."""
+    if value != value:
+        return "nan"
+    return (value, math.copysign(1.0, value)) if value == 0.0 else value
+
+
+class Graph:
+    """A traced computation: see the module docstring for the representation."""
+
+    __slots__ = ("ops", "args", "attrs", "inputs", "params", "outputs", "param_values",
+                 "in_tree", "out_tree", "name", "_names", "_nx")
+
+    def __init__(self, ops: list[str], args: list[tuple[int, ...]], attrs: list[tuple],
+                 inputs: list[int], params: list[int], outputs: list[int], *,
+                 param_values: list | None = None, in_tree: Any = None, out_tree: Any = None,
+                 name: str = "fn") -> None:
+        self.ops = ops
+        self.args = args
+        self.attrs = attrs
+        self.inputs = inputs
+        self.params = params
+        self.outputs = outputs
+        self.param_values = param_values if param_values is not None else []
+        self.in_tree = in_tree
+        self.out_tree = out_tree
+        self.name = name
+        self._names: list[str] | None = None
+        self._nx = None
+
+    def __len__(self) -> int:
+        return len(self.ops)
+
+    def counts(self) -> Counter:
+        """How many nodes of each op (leaf kinds included)."""
+        return Counter(self.ops)
+
+    def use_counts(self) -> list[int]:
+        """For each node, how many operand slots and outputs refer to it."""
+        uses = [0] * len(self.ops)
+        for operands in self.args:
+            for a in operands:
+                uses[a] += 1
+        for o in self.outputs:
+            uses[o] += 1
+        return uses
+
+    def live(self) -> list[bool]:
+        """For each node, whether some output depends on it."""
+        live = [False] * len(self.ops)
+        for o in self.outputs:
+            live[o] = True
+        args = self.args
+        for i in range(len(self.ops) - 1, -1, -1):
+            if live[i]:
+                for a in args[i]:
+                    live[a] = True
+        return live
+
+    # -- names and printing ------------------------------------------------------------
+
+    @property
+    def names(self) -> list[str]:
+        """A stable identifier per node: inputs and params after their (sanitized) names,
+        intermediates ``v<id>``; constants get their literal.  Codegen uses the same names."""
+        if self._names is None:
+            self._names = node_names(self, Namespace())
+        return self._names
+
+    def __str__(self) -> str:
+        names = self.names
+        ins = " ".join(names[i] for i in self.inputs)
+        ps = " ".join(names[i] for i in self.params)
+        lines = [f"{{ lambda {ins} ; {ps} ."]
+        body = [f"{names[i]} = {self.describe(i)}" for i, op in enumerate(self.ops) if op not in LEAVES]
+        for k, text in enumerate(body):
+            lines.append(("  let " if k == 0 else "      ") + text)
+        lines.append(f"  in ( {' '.join(names[o] for o in self.outputs)} ) }}")
+        return "\n".join(lines)
+
+    def describe(self, i: int) -> str:
+        """One node as ``op[params] operand operand``, operands by name."""
+        op = self.ops[i]
+        names = self.names
+        if op in LEAVES:
+            return f"{op} {names[i]}"
+        entry = ops.TABLE[op]
+        params = ",".join(f"{p}={_fmt(v)}" for p, v in zip(entry.params, self.attrs[i]))
+        head = f"{op}[{params}]" if params else op
+        return " ".join([head] + [names[a] for a in self.args[i]])
+
+    def __repr__(self) -> str:
+        return (f"<Graph {self.name}: {len(self)} nodes, {len(self.inputs)} inputs, "
+                f"{len(self.params)} params, {len(self.outputs)} outputs>")
+
+    # -- networkx view -------------------------------------------------------------------
+
+    @property
+    def nx(self):
+        """The graph as a ``networkx.DiGraph`` (built on first use, then cached).
+
+        Node ``i`` has attributes ``op``, ``args`` (ordered operand ids), ``attr`` and
+        ``name``; an edge ``a -> i`` exists when ``a`` is an operand of ``i``.  Graph-level
+        attributes ``inputs``, ``params``, ``outputs`` keep the orders.
+        """
+        if self._nx is None:
+            import networkx as nx
+
+            g = nx.DiGraph(name=self.name, inputs=list(self.inputs), params=list(self.params),
+                           outputs=list(self.outputs))
+            names = self.names
+            for i, op in enumerate(self.ops):
+                g.add_node(i, op=op, args=self.args[i], attr=self.attrs[i], name=names[i])
+            g.add_edges_from((a, i) for i, operands in enumerate(self.args) for a in operands)
+            self._nx = g
+        return self._nx
+
+    def to_dot(self, **kwargs) -> str:
+        """Graphviz DOT text; see :func:`graphc.viz.to_dot` for the options."""
+        from .viz import to_dot
+        return to_dot(self, **kwargs)
+
+    # -- checking ------------------------------------------------------------------------
+
+    def verify(self, *, allow_dead: bool = True) -> "Graph":
+        """Check the invariants; raise :class:`GraphcError` naming the first broken one.
+
+        Topological numbering (every operand id below its user's) makes the graph acyclic
+        and each node assigned once.  Also checked: known ops, arity, parameter counts,
+        leaf attributes, input/param/output lists, and -- unless ``allow_dead`` -- that every
+        non-leaf node reaches an output.  Returns the graph, for chaining.
+        """
+        n = len(self.ops)
+        if not (len(self.args) == len(self.attrs) == n):
+            raise GraphcError(f"ops/args/attrs lengths differ: {n}, {len(self.args)}, {len(self.attrs)}")
+        for i, (op, operands, attr) in enumerate(zip(self.ops, self.args, self.attrs)):
+            if op in LEAVES:
+                if operands:
+                    raise GraphcError(f"node {i} ({op}) is a leaf but has operands {operands}")
+                if len(attr) != 1:
+                    raise GraphcError(f"node {i} ({op}) needs exactly one attribute, has {attr!r}")
+                continue
+            entry = ops.TABLE.get(op)
+            if entry is None:
+                raise GraphcError(f"node {i} has unknown op {op!r}")
+            if entry.arity is None and not operands or entry.arity is not None and len(operands) != entry.arity:
+                raise GraphcError(f"node {i} ({op}) has {len(operands)} operands; {op} takes {entry.arity or '1+'}")
+            if len(attr) != len(entry.params):
+                raise GraphcError(f"node {i} ({op}) has parameters {attr!r}; {op} takes {entry.params}")
+            for a in operands:
+                if not (isinstance(a, int) and 0 <= a < i):
+                    raise GraphcError(f"node {i} ({op}) uses {a}, which is not an earlier node: "
+                                      f"the numbering is not topological (or there is a cycle)")
+        for kind, ids in (("input", self.inputs), ("param", self.params)):
+            if sorted(i for i, op in enumerate(self.ops) if op == kind) != sorted(ids) or len(set(ids)) != len(ids):
+                raise GraphcError(f"graph.{kind}s does not list each {kind} node exactly once")
+        if len(self.param_values) not in (0, len(self.params)):
+            raise GraphcError(f"{len(self.param_values)} param values for {len(self.params)} params")
+        for o in self.outputs:
+            if not (isinstance(o, int) and 0 <= o < n):
+                raise GraphcError(f"output {o} is not a node of this {n}-node graph")
+        if not allow_dead:
+            dead = [i for i, alive in enumerate(self.live()) if not alive and self.ops[i] not in LEAVES]
+            if dead:
+                raise GraphcError(f"{len(dead)} node(s) reach no output, e.g. {self.describe(dead[0])}")
+        return self
+
+
+def _fmt(value: Any) -> str:
+    return ops.format_number(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else repr(value)
+
+
+def node_names(graph: Graph, namespace: Namespace) -> list[str]:
+    """Identifiers for every node of ``graph``, drawn from ``namespace`` (see Graph.names)."""
+    names: list[str] = [""] * len(graph)
+    for i in graph.inputs:
+        names[i] = namespace.create(graph.attrs[i][0], "x")
+    for i in graph.params:
+        names[i] = namespace.create(graph.attrs[i][0], "p")
+    for i, op in enumerate(graph.ops):
+        if op == "const":
+            names[i] = ops.format_number(graph.attrs[i][0])
+        elif op not in LEAVES:
+            names[i] = namespace.create(f"v{i}")
+    return names
+
+
+class Builder:
+    """Appends nodes to a new graph; equal constants (bit for bit) share one node."""
+
+    __slots__ = ("ops", "args", "attrs", "_consts")
+
+    def __init__(self) -> None:
+        self.ops: list[str] = []
+        self.args: list[tuple[int, ...]] = []
+        self.attrs: list[tuple] = []
+        self._consts: dict[Any, int] = {}
+
+    @classmethod
+    def from_graph(cls, graph: Graph) -> "Builder":
+        """A builder holding a copy of ``graph``'s nodes, with the same ids."""
+        b = cls()
+        b.ops, b.args, b.attrs = list(graph.ops), list(graph.args), list(graph.attrs)
+        for i, op in enumerate(b.ops):
+            if op == "const":
+                b._consts.setdefault(const_key(b.attrs[i][0]), i)
+        return b
+
+    def __len__(self) -> int:
+        return len(self.ops)
+
+    def add(self, op: str, args: tuple[int, ...] = (), attr: tuple = ()) -> int:
+        self.ops.append(op)
+        self.args.append(args)
+        self.attrs.append(attr)
+        return len(self.ops) - 1
+
+    def const(self, value: float) -> int:
+        key = const_key(value)
+        i = self._consts.get(key)
+        if i is None:
+            i = self._consts[key] = self.add("const", (), (float(value),))
+        return i
+
+    def copy_node(self, graph: Graph, i: int, remap: list[int]) -> int:
+        """Append node ``i`` of ``graph`` with its operands renamed through ``remap``."""
+        op = graph.ops[i]
+        if op == "const":
+            return self.const(graph.attrs[i][0])
+        return self.add(op, tuple(remap[a] for a in graph.args[i]), graph.attrs[i])
+
+    def finish(self, inputs: list[int], params: list[int], outputs: list[int],
+               like: Graph | None = None, **meta: Any) -> Graph:
+        """The built graph; metadata (param values, trees, name) comes from ``like`` unless given."""
+        if like is not None:
+            for key in ("param_values", "in_tree", "out_tree", "name"):
+                meta.setdefault(key, getattr(like, key))
+        return Graph(self.ops, self.args, self.attrs, inputs, params, outputs, **meta)

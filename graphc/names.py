@@ -1,0 +1,45 @@
+"""Turning user text (labels, argument names) into safe, unique, readable identifiers.
+
+Generated code never contains user text: every name in it passes through
+:class:`Namespace`, which keeps only ASCII letters, digits and underscores, avoids Python
+keywords, builtins and the names graphc's own code uses, and adds ``_1``, ``_2`` suffixes
+until the name is unique (the torch.fx approach).
+"""
+from __future__ import annotations
+
+import builtins
+import keyword
+import re
+
+_ILLEGAL = re.compile(r"[^A-Za-z0-9]+")  # runs of anything else, underscores included
+MAX_LENGTH = 40
+_RESERVED = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | frozenset(dir(builtins))
+
+
+def sanitize(text: str, fallback: str = "v") -> str:
+    """A legal identifier resembling ``text``: ``'L0.N3.w1'`` -> ``'L0_N3_w1'``."""
+    name = _ILLEGAL.sub("_", str(text)).strip("_")[:MAX_LENGTH].rstrip("_")
+    if not name:
+        name = fallback
+    if name[0].isdigit():
+        name = f"{fallback}{name}"
+    return name
+
+
+class Namespace:
+    """Hands out unique identifiers; names starting with ``_`` are reserved for graphc."""
+
+    def __init__(self, reserved: frozenset[str] | set[str] = frozenset()) -> None:
+        self._taken = set(_RESERVED) | set(reserved)
+
+    def reserve(self, name: str) -> None:
+        self._taken.add(name)
+
+    def create(self, text: str, fallback: str = "v") -> str:
+        base = sanitize(text, fallback)  # never starts with "_"
+        name, k = base, 0
+        while name in self._taken:
+            k += 1
+            name = f"{base}_{k}"
+        self._taken.add(name)
+        return name

@@ -1,0 +1,19 @@
+"""Graph-to-graph optimization passes and the driver that runs them to a fixed point.
+
+Each pass is a pure function ``Graph -> PassResult(graph, stats)``: it never modifies
+its input, and returns the input itself when it has nothing to change.  ``stats`` says
+what it did: node counts before and after and hits per rule.  No pass recurses over the
+graph; all are single loops over the topologically numbered nodes.
+"""
+from __future__ import annotations
+
+from .base import PassResult, PassStats
+from .cse import cse
+from .dce import dce
+from .flatten import flatten
+from .fold import fold
+from .pipeline import PIPELINE, OptimizeReport, optimize
+from .simplify import RULES, simplify
+
+__all__ = ["PassResult", "PassStats", "OptimizeReport", "PIPELINE", "RULES", "cse", "dce",
+           "flatten", "fold", "optimize", "simplify"]

@@ -1,0 +1,21 @@
+"""Dead-code elimination: drop every op and constant that no output depends on.
+
+Inputs and params always stay, so argument positions and gradient slots never move.
+"""
+from __future__ import annotations
+
+from ..graph import Builder, Graph
+from .base import PassResult, PassStats, rebuild, unchanged
+
+
+def dce(graph: Graph) -> PassResult:
+    live = graph.live()
+    dead = sum(1 for i, alive in enumerate(live) if not alive and graph.ops[i] not in ("input", "param"))
+    if not dead:
+        return unchanged("dce", graph)
+
+    def visit(b: Builder, i: int, remap: list[int]) -> int:
+        return b.add(graph.ops[i], tuple(remap[a] for a in graph.args[i]), graph.attrs[i])
+
+    result = rebuild(graph, visit, keep=live)
+    return PassResult(result, PassStats("dce", len(graph), len(result), {"removed": dead}))

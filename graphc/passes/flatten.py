@@ -1,0 +1,42 @@
+"""Flatten left-nested addition chains into n-ary sums.
+
+``((a + b) + c) + d`` becomes ``sum(a, b, c, d)``, which every backend evaluates left to
+right, so results stay bit-identical.  Only the *left* operand is absorbed, and only when
+that inner sum has no other user: ``a + (b + c)`` is a different rounding and stays.
+Absorbed nodes are never emitted, so the pass leaves no dead code behind.
+"""
+from __future__ import annotations
+
+from ..graph import Builder, Graph
+from .base import PassResult, PassStats, rebuild, unchanged
+
+_SUMS = ("add", "sum")
+
+
+def flatten(graph: Graph) -> PassResult:
+    ops, args = graph.ops, graph.args
+    uses = graph.use_counts()
+    absorbed = [False] * len(graph)  # a sum whose only use is as the first operand of a sum
+    for i, op in enumerate(ops):
+        if op in _SUMS:
+            first = args[i][0]
+            if ops[first] in _SUMS and uses[first] == 1:
+                absorbed[first] = True
+    count = sum(absorbed)
+    if not count:
+        return unchanged("flatten", graph)
+    pending: dict[int, tuple[int, ...]] = {}  # operands of absorbed sums, waiting for their user
+
+    def visit(b: Builder, i: int, remap: list[int]) -> int:
+        op = ops[i]
+        if op not in _SUMS:
+            return b.add(op, tuple(remap[a] for a in args[i]), graph.attrs[i])
+        first, rest = args[i][0], tuple(remap[a] for a in args[i][1:])
+        operands = (pending.pop(first) if absorbed[first] else (remap[first],)) + rest
+        if absorbed[i]:
+            pending[i] = operands
+            return -1
+        return b.add("add" if len(operands) == 2 else "sum", operands)
+
+    result = rebuild(graph, visit)
+    return PassResult(result, PassStats("flatten", len(graph), len(result), {"absorbed": count}))

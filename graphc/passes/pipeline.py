@@ -1,0 +1,54 @@
+"""``optimize``: run the passes in order, round after round, until nothing changes."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from ..graph import Graph
+from .base import PassStats
+from .cse import cse
+from .dce import dce
+from .flatten import flatten
+from .fold import fold
+from .simplify import simplify
+
+log = logging.getLogger("graphc.passes")
+
+#: The passes, in the order each round runs them.
+PIPELINE = (fold, simplify, flatten, cse, dce)
+MAX_ROUNDS = 10
+
+
+@dataclass
+class OptimizeReport:
+    """Per-pass statistics of one ``optimize`` run; ``str()`` is a table."""
+
+    before: int
+    after: int = 0
+    rounds: list[list[PassStats]] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        lines = [f"optimize: {self.before:,} -> {self.after:,} nodes in {len(self.rounds)} round(s)"]
+        for k, stats in enumerate(self.rounds, 1):
+            lines += [f"  round {k}  {s}" for s in stats]
+        return "\n".join(lines)
+
+
+def optimize(graph: Graph, *, report: bool = False, passes=PIPELINE, max_rounds: int = MAX_ROUNDS):
+    """The graph with every pass applied to a fixed point; never changes what it computes.
+
+    With ``report=True`` returns ``(graph, OptimizeReport)``.  Each pass's counts are
+    also logged to the ``graphc.passes`` logger at DEBUG level.
+    """
+    summary = OptimizeReport(before=len(graph))
+    for _ in range(max_rounds):
+        stats_this_round = []
+        for run in passes:
+            graph, stats = run(graph)
+            stats_this_round.append(stats)
+            log.debug("%s", stats)
+        summary.rounds.append(stats_this_round)
+        if not any(s.changed for s in stats_this_round):
+            break
+    summary.after = len(graph)
+    return (graph, summary) if report else graph

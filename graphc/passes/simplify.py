@@ -1,0 +1,219 @@
+"""Algebraic simplification: rewrite rules kept as data.
+
+Every rule is an identity that holds bit for bit for *every* IEEE 754 input (inf, nan
+and signed zeros included) -- or, for ``x + 0 -> x``, is applied only where a small
+sign analysis proves the difference cannot occur (``-0.0 + 0.0`` is ``+0.0``, so the
+rule is wrong exactly when ``x`` can be ``-0.0``).  Identities that look harmless but
+are not, and are therefore absent: ``x * 0 -> 0`` (inf * 0 is nan), ``x - x -> 0``
+(inf - inf is nan), ``x ** 2 -> x * x`` (glibc's pow differs from x*x in the last bit on
+~0.1% of inputs), reassociation of sums or products (changes rounding).
+
+A pattern is ``P(op, *operands, attr=...)`` over variables (``X``, ``Y``), exact
+constants (``C(1.0)``) and any-constant captures (``K``); a replacement is a variable, a
+pattern to build, or a function of the bindings.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .. import ops
+from ..graph import Builder, Graph, const_key
+from .base import PassResult, PassStats, rebuild
+
+
+@dataclass(frozen=True)
+class Var:
+    name: str
+
+
+@dataclass(frozen=True)
+class C:
+    """Matches a constant equal to ``value`` bit for bit (so C(0.0) does not match -0.0)."""
+    value: float
+
+
+@dataclass(frozen=True)
+class K:
+    """Matches any constant, binding its value."""
+    name: str
+
+
+class P:
+    """An op pattern: ``P("mul", X, C(1.0))``; ``attr`` restricts the op's parameters."""
+
+    def __init__(self, op: str, *operands: Any, attr: tuple | None = None) -> None:
+        self.op, self.operands, self.attr = op, operands, attr
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    pattern: P
+    replacement: Any  # Var | P | float | Callable[[dict, Builder], int]
+    when: Callable[[dict, "Analysis"], bool] | None = None
+
+
+X, Y = Var("x"), Var("y")
+
+
+def _never_negative_zero(bindings: dict, analysis: "Analysis") -> bool:
+    return not analysis.may_be_negative_zero(bindings["x"])
+
+
+def _pow_with_exponent(bindings: dict, b: Builder) -> int:
+    return b.add("pow", (bindings["x"],), (bindings["c"],))
+
+
+RULES: list[Rule] = [
+    Rule("x*1", P("mul", X, C(1.0)), X),                          # x * 1 -> x
+    Rule("1*x", P("mul", C(1.0), X), X),                          # 1 * x -> x
+    Rule("x*-1", P("mul", X, C(-1.0)), P("neg", X)),              # x * -1 -> -x
+    Rule("-1*x", P("mul", C(-1.0), X), P("neg", X)),              # -1 * x -> -x
+    Rule("(-x)*(-y)", P("mul", P("neg", X), P("neg", Y)), P("mul", X, Y)),  # (-x) * (-y) -> x * y
+    Rule("x+(-0)", P("add", X, C(-0.0)), X),                      # x + (-0.0) -> x
+    Rule("(-0)+x", P("add", C(-0.0), X), X),                      # (-0.0) + x -> x
+    Rule("x+0", P("add", X, C(0.0)), X, when=_never_negative_zero),  # x + 0 -> x, x never -0.0
+    Rule("0+x", P("add", C(0.0), X), X, when=_never_negative_zero),  # 0 + x -> x, x never -0.0
+    Rule("x-0", P("sub", X, C(0.0)), X),                          # x - 0 -> x
+    Rule("(-0)-x", P("sub", C(-0.0), X), P("neg", X)),            # (-0.0) - x -> -x
+    Rule("x+(-y)", P("add", X, P("neg", Y)), P("sub", X, Y)),     # x + (-y) -> x - y
+    Rule("(-x)+y", P("add", P("neg", X), Y), P("sub", Y, X)),     # (-x) + y -> y - x
+    Rule("x-(-y)", P("sub", X, P("neg", Y)), P("add", X, Y)),     # x - (-y) -> x + y
+    Rule("-(-x)", P("neg", P("neg", X)), X),                      # -(-x) -> x
+    Rule("x**1", P("pow", X, attr=(1,)), X),                      # x ** 1 -> x
+    Rule("x**0", P("pow", X, attr=(0,)), 1.0),                    # x ** 0 -> 1 (C99: even for nan)
+    Rule("x**c", P("vpow", X, K("c")), _pow_with_exponent),       # x ** Value(c) -> x ** c
+    Rule("relu(relu(x))", P("relu", P("relu", X)), P("relu", X)),  # relu(relu(x)) -> relu(x)
+    Rule("step(relu(x))", P("step", P("relu", X)), P("step", X)),  # step(relu(x)) -> step(x)
+    Rule("max(x,x)", P("max", X, X), X),                          # max(x, x) -> x
+]
+
+
+class Analysis:
+    """Facts about the nodes of a graph (or one under construction), computed on demand."""
+
+    def __init__(self, b: Builder | Graph) -> None:
+        self.b = b
+        self._negative_zero: list[bool] = []
+
+    def may_be_negative_zero(self, i: int) -> bool:
+        known = self._negative_zero
+        b = self.b
+        for j in range(len(known), i + 1):
+            op = b.ops[j]
+            if op == "const":
+                v = b.attrs[j][0]
+                known.append(v == 0.0 and const_key(v) == const_key(-0.0))
+            elif op in ("input", "param"):
+                known.append(True)
+            else:
+                rule = ops.TABLE[op].negative_zero
+                operands = [known[a] for a in b.args[j]]
+                known.append(rule == "maybe" or (rule == "all" and all(operands))
+                             or (rule == "any" and any(operands)))
+        return known[i]
+
+
+def simplify(graph: Graph) -> PassResult:
+    """Apply the first matching rule to each node (the driver repeats to a fixed point)."""
+    by_op, triggers = _index(RULES)
+    facts = Analysis(graph)
+    ops_, args_ = graph.ops, graph.args
+    if not any(_first_match(by_op, graph, i, args_[i], facts) for i, op in enumerate(ops_)
+               if op in by_op and _triggered(triggers[op], args_[i], ops_)):
+        return PassResult(graph, PassStats("simplify", len(graph), len(graph)))
+    hits = dict.fromkeys((r.name for r in RULES), 0)
+    analysis: list[Analysis] = []  # of the builder, created on the first visit
+
+    def visit(b: Builder, i: int, remap: list[int]) -> int:
+        operands = tuple(remap[a] for a in graph.args[i])
+        op = graph.ops[i]
+        if op not in by_op or not _triggered(triggers[op], operands, b.ops):
+            return b.add(op, operands, graph.attrs[i])
+        if not analysis:
+            analysis.append(Analysis(b))
+        found = _first_match(by_op, b, i, operands, analysis[0], graph)
+        if found is None:
+            return b.add(graph.ops[i], operands, graph.attrs[i])
+        rule, bindings = found
+        hits[rule.name] += 1
+        return _build(rule.replacement, bindings, b)
+
+    result = rebuild(graph, visit)
+    return PassResult(result, PassStats("simplify", len(graph), len(result),
+                                        {k: v for k, v in hits.items() if v}))
+
+
+def _index(rules: list[Rule]) -> tuple[dict[str, list[Rule]], dict[str, frozenset | None]]:
+    """Rules by root op, and per root op the operand ops that can trigger one of them
+    (None: any node of that op may match, e.g. ``max(x, x)``), for a cheap pre-check."""
+    by_op: dict[str, list[Rule]] = {}
+    triggers: dict[str, set | None] = {}
+    for rule in rules:
+        op = rule.pattern.op
+        by_op.setdefault(op, []).append(rule)
+        needs = [("const" if isinstance(p, (C, K)) else p.op) for p in rule.pattern.operands
+                 if not isinstance(p, Var)]
+        if not needs:
+            triggers[op] = None
+        elif triggers.get(op, set()) is not None:
+            triggers[op] = triggers.get(op, set()) | set(needs)
+    return by_op, {op: (None if t is None else frozenset(t)) for op, t in triggers.items()}
+
+
+def _triggered(trigger: frozenset | None, operands: tuple, node_ops: list[str]) -> bool:
+    return trigger is None or any(node_ops[a] in trigger for a in operands)
+
+
+def _first_match(by_op: dict, nodes: Any, i: int, operands: tuple, analysis: Analysis,
+                 source: Graph | None = None) -> tuple[Rule, dict] | None:
+    """The first rule matching node ``i`` of ``source`` (default ``nodes``) with these operands.
+
+    ``nodes`` (a Graph or a Builder) holds the operands; ``source`` holds node ``i`` itself.
+    """
+    source = source if source is not None else nodes
+    op = source.ops[i]
+    for rule in by_op.get(op, ()):
+        bindings: dict = {}
+        if not _match_operands(rule.pattern, operands, source.attrs[i], nodes, bindings):
+            continue
+        if rule.when is None or rule.when(bindings, analysis):
+            return rule, bindings
+    return None
+
+
+def _match_operands(pattern: P, operands: tuple, attr: tuple, nodes: Any, bindings: dict) -> bool:
+    if pattern.attr is not None and tuple(attr) != pattern.attr:
+        return False
+    if len(pattern.operands) != len(operands):
+        return False
+    return all(_match(sub, node, nodes, bindings) for sub, node in zip(pattern.operands, operands))
+
+
+def _match(pattern: Any, node: int, nodes: Any, bindings: dict) -> bool:
+    if isinstance(pattern, Var):
+        if pattern.name in bindings:
+            return bindings[pattern.name] == node
+        bindings[pattern.name] = node
+        return True
+    if isinstance(pattern, C):
+        return nodes.ops[node] == "const" and const_key(nodes.attrs[node][0]) == const_key(pattern.value)
+    if isinstance(pattern, K):
+        if nodes.ops[node] != "const":
+            return False
+        bindings[pattern.name] = nodes.attrs[node][0]
+        return True
+    return nodes.ops[node] == pattern.op and \
+        _match_operands(pattern, nodes.args[node], nodes.attrs[node], nodes, bindings)
+
+
+def _build(replacement: Any, bindings: dict, b: Builder) -> int:
+    if isinstance(replacement, Var):
+        return bindings[replacement.name]
+    if isinstance(replacement, float):
+        return b.const(replacement)
+    if isinstance(replacement, P):
+        operands = tuple(_build(sub, bindings, b) for sub in replacement.operands)
+        return b.add(replacement.op, operands, replacement.attr or ())
+    return replacement(bindings, b)

@@ -1,0 +1,153 @@
+"""Tracing: run a function on placeholder Values and record what it computed as a Graph.
+
+graphc's Values compute eagerly, so tracing is just a run on *placeholders* (Values
+holding the example arguments) followed by a walk over the resulting Value DAG:
+
+* placeholders become ``input`` nodes (one per scalar, used or not);
+* leaf Values that existed before the call become ``param`` nodes -- compiled code reads
+  their ``.data`` at every call and writes their gradients back;
+* numbers, and leaf Values created inside the function (``Value(x)`` on captured data),
+  become ``const`` nodes;
+* everything else is an op node, its operands in order.
+
+While a trace runs, new Values are created as :class:`TracedValue`, which warns with
+:class:`~graphc.TracerWarning` when code reads ``.data`` of a placeholder or an
+intermediate: Python control flow on that number is frozen at its trace-time value.
+"""
+from __future__ import annotations
+
+import contextlib
+import inspect
+import threading
+import warnings
+from typing import Any, Callable, Iterable
+
+from . import engine
+from .engine import Value, topological_order
+from .errors import TraceError, TracerWarning
+from .graph import Builder, Graph
+from .names import sanitize
+from .ops import Op
+from .tree import flatten_args, flatten_output, unflatten
+
+_PLACEHOLDER = ("placeholder",)  # marks a placeholder leaf in its (otherwise unused) _attr slot
+_data_slot = Value._data  # the slot descriptor behind Value.data
+_lock = threading.RLock()
+_active = threading.local()
+
+
+class TracedValue(Value):
+    """A Value created during a trace; reading ``.data`` of a traced non-constant warns."""
+
+    __slots__ = ()
+
+    @property
+    def data(self) -> float:
+        if getattr(_active, "depth", 0) and (self._prev or self._attr is _PLACEHOLDER):
+            warnings.warn(
+                "reading .data of a traced value: graphc records the number it has now, so Python "
+                "control flow on it (if, while, comparisons, Value(x.data)) is frozen at trace time "
+                "and will not change when the compiled function runs on other inputs. "
+                "Return the value as an output instead, or use ops (relu, max) for branches.",
+                TracerWarning, stacklevel=2)
+        return _data_slot.__get__(self)
+
+    @data.setter
+    def data(self, value: float) -> None:
+        Value.data.__set__(self, value)
+
+
+@contextlib.contextmanager
+def _tracing():
+    with _lock:
+        previous = engine._node_class
+        engine._node_class = TracedValue
+        _active.depth = getattr(_active, "depth", 0) + 1
+        try:
+            yield
+        finally:
+            _active.depth -= 1
+            engine._node_class = previous
+
+
+def argument_names(fn: Callable, count: int) -> list[str]:
+    """Names for ``count`` positional arguments of ``fn``: its parameter names where known."""
+    try:
+        parameters = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        parameters = []
+    names = []
+    for k in range(count):
+        p = parameters[k] if k < len(parameters) else None
+        if p is not None and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+            names.append(p.name)
+        else:
+            names.append(f"x{k}" if count > 1 else "x")
+    return names
+
+
+def function_name(fn: Callable) -> str:
+    """A readable identifier for ``fn`` (a Module is named after its class)."""
+    name = getattr(fn, "__name__", None) or type(fn).__name__
+    return sanitize(name.replace("<lambda>", "lambda"), "fn")
+
+
+def trace(fn: Callable, *example_args: Any, params: Iterable[Value] | None = None,
+          name: str | None = None) -> Graph:
+    """Run ``fn(*example_args)`` on placeholders and return what it computed as a Graph.
+
+    ``params`` fixes the order of the graph's params (e.g. ``model.parameters()``; all of
+    them are kept, used or not); other params follow in the order they are first met.
+    """
+    arg_names = argument_names(fn, len(example_args))
+    leaves, in_tree, paths = flatten_args(example_args, arg_names)
+    with _tracing():
+        placeholders = []
+        for leaf, path in zip(leaves, paths):
+            ph = Value(leaf._data if isinstance(leaf, Value) else leaf, label=path)
+            ph._attr = _PLACEHOLDER
+            placeholders.append(ph)
+        supply = iter(placeholders)
+        structured = [unflatten(t, supply) for t in in_tree[1]]
+        result = fn(*structured)
+    out_leaves, out_tree = flatten_output(result)
+    return _to_graph(out_leaves, placeholders, paths, list(params or ()),
+                     name or function_name(fn), in_tree, out_tree)
+
+
+def _to_graph(out_leaves: list, placeholders: list[Value], paths: list[str], given_params: list[Value],
+              name: str, in_tree: Any, out_tree: Any) -> Graph:
+    topo = topological_order(v for v in out_leaves if isinstance(v, Value))
+    b = Builder()
+    index: dict[int, int] = {}
+    inputs = []
+    for ph, path in zip(placeholders, paths):
+        index[id(ph)] = node = b.add("input", (), (path,))
+        inputs.append(node)
+
+    param_values = list(dict.fromkeys(given_params))  # ordered, without duplicates
+    known = {id(p) for p in param_values}
+    found = [v for v in topo if v._kind is None and v._attr is not engine.CONSTANT and id(v) not in index
+             and id(v) not in known and not isinstance(v, TracedValue)]
+    param_values += sorted(found, key=lambda v: v._serial)  # creation order: model.parameters() order
+    params = []
+    for k, p in enumerate(param_values):
+        if not isinstance(p, Value):
+            raise TraceError(f"params[{k}] is {type(p).__name__}, not a Value")
+        index[id(p)] = node = b.add("param", (), (p.label or f"p{k}",))
+        params.append(node)
+
+    for v in topo:
+        if id(v) in index:
+            continue
+        kind = v._kind
+        if kind is None:  # a constant leaf created inside fn
+            index[id(v)] = b.const(v._data)
+        elif type(kind) is Op:
+            index[id(v)] = b.add(kind.name, tuple(index[id(c)] for c in v._prev), v._attr)
+        else:
+            raise TraceError(f"cannot trace through {v._op!r}: a compiled function was called inside "
+                             f"the traced function; compile the plain function instead")
+    outputs = [index[id(v)] if isinstance(v, Value) else b.const(float(v)) for v in out_leaves]
+    return b.finish(inputs, params, outputs, param_values=param_values, in_tree=in_tree,
+                    out_tree=out_tree, name=name)

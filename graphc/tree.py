@@ -1,0 +1,114 @@
+"""Argument and output structures: flatten nested lists/tuples/arrays of scalars, and back.
+
+A *tree* is a hashable description of a structure, so it doubles as the compile cache
+key ("signature"):
+
+* ``SCALAR`` -- an int, float, NumPy scalar or Value (all share a signature);
+* ``("list", (t0, t1, ...))`` and ``("tuple", (...))`` -- a list or tuple of trees;
+* ``("array", shape)`` -- a NumPy array of numbers; a traced function receives it as
+  nested lists of Values of that shape.
+"""
+from __future__ import annotations
+
+import numbers
+from typing import Any, Iterator
+
+import numpy as np
+
+from .engine import Value
+from .errors import ArgumentError, TraceError
+
+SCALAR = "scalar"
+Tree = Any  # SCALAR | tuple[str, tuple]
+
+_EXPECTED = "a number, a Value, a NumPy array of numbers, or a list/tuple of those"
+
+
+def _describe(x: Any) -> str:
+    text = repr(x)
+    return f"{type(x).__name__} {text[:60]}{'...' if len(text) > 60 else ''}"
+
+
+def flatten_args(args: tuple, names: list[str]) -> tuple[list, Tree, list[str]]:
+    """Leaves (numbers, Values), the tree, and a path name per leaf (``X[3][1]``).
+
+    Raises :class:`ArgumentError` naming the offending argument and what was expected.
+    """
+    leaves: list = []
+    paths: list[str] = []
+    trees = []
+    for arg, name in zip(args, names):
+        trees.append(_flatten(arg, name, leaves, paths))
+    return leaves, ("tuple", tuple(trees)), paths
+
+
+def _flatten(x: Any, path: str, leaves: list, paths: list) -> Tree:
+    if isinstance(x, Value) or (isinstance(x, numbers.Real) and not isinstance(x, (np.ndarray,))):
+        leaves.append(x)
+        paths.append(path)
+        return SCALAR
+    if isinstance(x, np.ndarray):
+        if x.dtype.kind not in "biuf":
+            raise ArgumentError(f"argument {path}: expected an array of numbers, got dtype {x.dtype}")
+        leaves.extend(x.ravel().tolist())
+        paths.extend(f"{path}{''.join(f'[{i}]' for i in idx)}" for idx in np.ndindex(x.shape))
+        return ("array", x.shape)
+    if isinstance(x, (list, tuple)):
+        kind = "list" if isinstance(x, list) else "tuple"
+        return (kind, tuple(_flatten(item, f"{path}[{i}]", leaves, paths) for i, item in enumerate(x)))
+    raise ArgumentError(f"argument {path}: expected {_EXPECTED}; got {_describe(x)}")
+
+
+def unflatten(tree: Tree, leaves: Iterator) -> Any:
+    """Rebuild a structure from an iterator of leaves (arrays come back as nested lists)."""
+    if tree == SCALAR:
+        return next(leaves)
+    kind, spec = tree
+    if kind == "array":
+        return _nested(spec, leaves)
+    items = [unflatten(t, leaves) for t in spec]
+    return items if kind == "list" else tuple(items)
+
+
+def _nested(shape: tuple, leaves: Iterator) -> Any:
+    if not shape:
+        return next(leaves)
+    return [_nested(shape[1:], leaves) for _ in range(shape[0])]
+
+
+def flatten_output(out: Any) -> tuple[list, Tree]:
+    """Leaves and tree of a traced function's result: Values or numbers in lists/tuples."""
+    leaves: list = []
+
+    def walk(x: Any, path: str) -> Tree:
+        if isinstance(x, Value) or (isinstance(x, numbers.Real) and not isinstance(x, np.ndarray)):
+            leaves.append(x)
+            return SCALAR
+        if isinstance(x, (list, tuple)):
+            kind = "list" if isinstance(x, list) else "tuple"
+            return (kind, tuple(walk(item, f"{path}[{i}]") for i, item in enumerate(x)))
+        raise TraceError(f"the traced function must return a Value, a number, or a list/tuple of "
+                         f"those; {path} is {_describe(x)}")
+
+    tree = walk(out, "its result")
+    return leaves, tree
+
+
+def count_leaves(tree: Tree) -> int:
+    if tree == SCALAR:
+        return 1
+    kind, spec = tree
+    if kind == "array":
+        return int(np.prod(spec, dtype=np.int64))
+    return sum(count_leaves(t) for t in spec)
+
+
+def describe(tree: Tree) -> str:
+    """A short human description of a tree, for retrace messages: ``(array(100, 2), list[3])``."""
+    if tree == SCALAR:
+        return "scalar"
+    kind, spec = tree
+    if kind == "array":
+        return f"array{spec}"
+    inner = ", ".join(describe(t) for t in spec[:4]) + (", ..." if len(spec) > 4 else "")
+    return f"({inner})" if kind == "tuple" else f"[{inner}]"

@@ -1,0 +1,152 @@
+"""compile(): the public contract -- values, gradients, structure, signatures, errors."""
+from __future__ import annotations
+
+import logging
+import math
+import random
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import graphc
+from graphc import GraphcError, Value
+from graphc.nn import MLP
+from conftest import rel_err
+from strategies import programs, replay
+
+
+def test_call_and_backward_match_eager():
+    random.seed(3)
+    model = MLP(3, [4, 4, 1])
+
+    def loss(x, y):
+        return (model(x) - y) ** 2
+    compiled = graphc.compile(loss)
+    x, y = [0.5, -1.0, 2.0], 0.25
+    out = compiled(x, y)
+    model.zero_grad()
+    out.backward()
+    got = [p.grad for p in model.parameters()]
+    model.zero_grad()
+    eager = loss([Value(v) for v in x], Value(y))
+    eager.backward()
+    assert out.data == eager.data
+    assert got == [p.grad for p in model.parameters()]
+
+
+def test_value_arguments_receive_gradients_and_chain_into_their_graph():
+    a = Value(3.0)
+    x = a * 2.0  # an eager intermediate passed in as an argument
+    compiled = graphc.compile(lambda x, y: x * x * y)
+    out = compiled(x, 5.0)
+    out.backward()
+    assert x.grad == 2 * 6.0 * 5.0 and a.grad == 2 * x.grad
+
+
+def test_output_structure_is_kept_and_numbers_become_values():
+    compiled = graphc.compile(lambda x: (x * 2.0, [x + 1.0, 4.0]))
+    out = compiled(1.5)
+    assert isinstance(out, tuple) and isinstance(out[1], list)
+    assert [out[0].data, out[1][0].data, out[1][1].data] == [3.0, 2.5, 4.0]
+    assert all(isinstance(v, Value) for v in (out[0], out[1][0], out[1][1]))
+    out[1][1].backward()  # a constant output: no gradient, no error
+
+
+def test_backward_of_one_output_never_leaks_the_others():
+    p = Value(1.0)
+    compiled = graphc.compile(lambda x: [x * p, (x * 0.0).log() * p])  # d(second)/dp = -inf
+    first, second = compiled(2.0)
+    first.backward()
+    assert p.grad == 2.0
+    p.grad = 0
+    second.backward()
+    assert p.grad == -math.inf
+
+
+def test_outputs_compose_with_eager_values_and_backward_twice_double_counts():
+    p = Value(2.0)
+    compiled = graphc.compile(lambda x: x * p)
+    total = compiled(3.0) + p * p
+    total.backward()
+    assert p.grad == 3.0 + 4.0
+    out = compiled(3.0)
+    p.grad = 0
+    out.backward()
+    out.backward()
+    assert p.grad == 6.0
+
+
+def test_signatures_share_scalars_and_retrace_on_structure(caplog):
+    p = Value(1.0)
+    compiled = graphc.compile(lambda x: x[0] * p + x[1])
+    with caplog.at_level(logging.INFO, logger="graphc.compile"):
+        for arg in ([1, 2], [1.0, 2.0], [np.float64(1), np.int64(2)], [Value(1.0), 2.0], np.array([1.0, 2.0])):
+            assert compiled(arg).data == 3.0
+    assert compiled.trace_count == 2  # lists of two scalars, and a (2,) array
+    assert compiled([1.0, 2.0, 3.0]).data == 3.0
+    assert compiled.trace_count == 3
+    assert "first call" in caplog.text and "new argument signature" in caplog.text
+
+
+def test_changing_param_data_never_retraces():
+    p = Value(1.0)
+    compiled = graphc.compile(lambda x: x * p)
+    for k in range(5):
+        p.data = float(k)
+        assert compiled(2.0).data == 2.0 * k
+    assert compiled.trace_count == 1
+
+
+@pytest.mark.parametrize("bad", ["text", None, {"a": 1}, object(), [1.0, "x"], np.array(["a"])])
+def test_bad_arguments_are_rejected_with_what_was_expected(bad):
+    compiled = graphc.compile(lambda x: x)
+    with pytest.raises(TypeError, match="expected"):
+        compiled(bad)
+    assert compiled.trace_count == 0
+
+
+def test_compile_a_module():
+    random.seed(5)
+    model = MLP(2, [3, 2])
+    compiled = graphc.compile(model)
+    out = compiled([0.5, -0.5])
+    assert [v.data for v in out] == [v.data for v in model([0.5, -0.5])]
+    assert compiled.graph.param_values == model.parameters()
+    assert "def MLP(inputs, params):" in compiled.source
+    assert "L0_N0_w0" in compiled.source
+
+
+def test_source_graph_and_stats_need_a_call_first():
+    compiled = graphc.compile(lambda x: x * 2.0)
+    with pytest.raises(GraphcError, match="has not been called yet"):
+        compiled.source
+    compiled(1.0)
+    assert compiled.graph.ops.count("mul") == 1
+    assert "traced" in str(compiled.stats)
+
+
+def test_unknown_backend_and_non_callable():
+    with pytest.raises(TypeError, match="unknown backend"):
+        graphc.compile(lambda x: x, backend="fortran")
+    with pytest.raises(TypeError, match="needs a function or a Module"):
+        graphc.compile(3)
+
+
+@settings(max_examples=200, deadline=None)
+@given(programs(), st.lists(st.floats(-2, 2), min_size=3, max_size=3))
+def test_compiled_equals_eager_on_random_graphs(spec, point):
+    params = [Value(0.75), Value(-1.25)]
+    compiled = graphc.compile(lambda a, b, c: replay(spec, [a, b, c], params))
+    xs = [Value(v) for v in point]
+    outs = compiled(*xs)
+    outs[0].backward()
+    got = [o.data for o in outs], [x.grad for x in xs] + [p.grad for p in params]
+    for v in xs + params:
+        v.grad = 0
+    eager_xs = [Value(v) for v in point]
+    eager = replay(spec, eager_xs, params)
+    eager[0].backward()
+    want = [o.data for o in eager], [x.grad for x in eager_xs] + [p.grad for p in params]
+    for a, b in zip(got[0] + got[1], want[0] + want[1]):
+        assert rel_err(a, b) <= 1e-9, (spec, point)

@@ -1,0 +1,134 @@
+"""Passes: every rule, exactness on IEEE special values, and optimized == unoptimized."""
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given, settings
+
+import graphc
+from graphc import Value, apply, trace
+from graphc.codegen import python as python_backend
+from graphc.passes import PIPELINE, RULES, cse, dce, flatten, fold, optimize, simplify
+from conftest import rel_err
+from strategies import SPECIAL_CONSTANTS, programs, replay
+
+
+def run(graph, *inputs):
+    fn, _ = python_backend.compile_graph(graph, "f")
+    return list(fn(list(inputs), [p.data for p in graph.param_values]))
+
+
+def same(a: float, b: float) -> bool:
+    """Equal bit for bit up to nan payloads (so 0.0 and -0.0 differ)."""
+    return (math.isnan(a) and math.isnan(b)) or (a == b and math.copysign(1, a) == math.copysign(1, b))
+
+
+# One line per rule: a function that triggers it, and an input where a wrong rule would show.
+RULE_CASES = {
+    "x*1": lambda x: x * 1.0,
+    "1*x": lambda x: apply("mul", 1.0, x),
+    "x*-1": lambda x: x * -1.0,
+    "-1*x": lambda x: apply("mul", -1.0, x),
+    "(-x)*(-y)": lambda x: (-x) * (-(x + 1.0)),
+    "x+(-0)": lambda x: x + -0.0,
+    "(-0)+x": lambda x: apply("add", -0.0, x),
+    "x+0": lambda x: x.exp() + 0.0,
+    "0+x": lambda x: apply("add", 0.0, x.exp()),
+    "x-0": lambda x: x - 0.0,
+    "(-0)-x": lambda x: apply("sub", -0.0, x),
+    "x+(-y)": lambda x: x + (-(x * 3.0)),
+    "(-x)+y": lambda x: (-x) + x * 3.0,
+    "x-(-y)": lambda x: x - (-(x * 3.0)),
+    "-(-x)": lambda x: -(-x),
+    "x**1": lambda x: x ** 1,
+    "x**0": lambda x: x ** 0,
+    "x**c": lambda x: x ** Value(3.0),
+    "relu(relu(x))": lambda x: x.relu().relu(),
+    "step(relu(x))": lambda x: apply("step", x.relu()),
+    "max(x,x)": lambda x: apply("max", x, x),
+}
+
+
+def test_every_rule_has_a_case():
+    assert set(RULE_CASES) == {r.name for r in RULES}
+
+
+@pytest.mark.parametrize("name", sorted(RULE_CASES))
+def test_rule_fires_and_keeps_every_special_value(name):
+    g = trace(RULE_CASES[name], 1.0)
+    optimized, stats = simplify(g)
+    assert stats.hits.get(name, 0) >= 1, f"rule {name} did not fire on {g}"
+    optimized.verify()
+    for x in [0.0, -0.0, 1.5, -2.5, math.inf, -math.inf, math.nan, 1e-310, -1e300]:
+        assert same(run(g, x)[0], run(optimized, x)[0]), (name, x)
+
+
+def test_x_plus_zero_is_kept_where_x_may_be_negative_zero():
+    g = trace(lambda x: x + 0.0, 1.0)  # x = -0.0 would give +0.0
+    assert simplify(g).stats.hits == {}
+    assert math.copysign(1, run(optimize(g), -0.0)[0]) == 1
+
+
+def test_fold_evaluates_like_the_runtime_including_special_values():
+    g = trace(lambda x: [x + Value(0.0).log(), Value(-0.0) * 1.0, Value(1000.0).exp() * x,
+                         Value(-1.0).log(), Value(0.0) ** -1], 1.0)
+    folded, stats = fold(g)
+    assert stats.hits["folded"] == 5
+    assert [folded.ops[o] for o in folded.outputs].count("const") == 3
+    assert all(same(a, b) for a, b in zip(run(folded, 1.0), run(g, 1.0)))
+    assert math.copysign(1, run(folded, 1.0)[1]) == -1
+
+
+def test_cse_merges_commutative_duplicates_only():
+    g = trace(lambda x, y: (x * y) + (y * x) + (x - y) + (y - x), 1.0, 2.0)
+    merged, stats = cse(g)
+    assert stats.hits["merged"] == 1
+    assert run(merged, 1.5, -0.25) == run(g, 1.5, -0.25)
+
+
+def test_dce_keeps_inputs_and_params_and_drops_the_rest():
+    p = Value(1.0)
+    g = trace(lambda x, y: [x * 2.0 + p, y * 3.0], 1.0, 2.0)
+    g.outputs = g.outputs[:1]  # y * 3.0 is now dead code
+    cleaned, stats = dce(g)
+    assert stats.hits["removed"] == 2  # the mul and its constant
+    assert len(cleaned.inputs) == 2 and len(cleaned.params) == 1
+    cleaned.verify(allow_dead=False)
+
+
+def test_flatten_keeps_left_to_right_order_and_shared_partial_sums():
+    g = trace(lambda a, b, c, d: ((a + b) + c) + d, 1e16, 1.0, -1e16, 1.0)
+    flat, stats = flatten(g)
+    assert flat.counts()["sum"] == 1 and stats.hits["absorbed"] == 2
+    assert run(flat, 1e16, 1.0, -1e16, 1.0) == run(g, 1e16, 1.0, -1e16, 1.0) == [1.0]
+    shared = trace(lambda a, b, c: (lambda s: [s + c, s])(a + b), 1.0, 2.0, 3.0)
+    assert flatten(shared).stats.hits == {}
+    right = trace(lambda a, b, c: a + (b + c), 1.0, 2.0, 3.0)
+    assert flatten(right).stats.hits == {}
+
+
+def test_optimize_reports_per_pass_counts():
+    g = trace(lambda x: (x * 1.0 + 2.0 * 3.0) + x * 1.0, 1.0)
+    optimized, report = optimize(g, report=True)
+    text = str(report)
+    assert text.startswith(f"optimize: {len(g)} -> {len(optimized)} nodes")
+    for p in PIPELINE:
+        assert p.__name__ in text
+    assert optimize(g) is not g and len(optimize(g)) < len(g)
+
+
+@settings(max_examples=150, deadline=None)
+@given(programs(constants=SPECIAL_CONSTANTS))
+def test_every_pass_keeps_the_graph_valid_and_its_values(spec):
+    params = [Value(0.75), Value(-1.25)]
+    g = trace(lambda *xs: replay(spec, xs, params), 0.5, -1.5, 2.0)
+    xs = [0.5, -1.5, 2.0]
+    expected = run(g, *xs)
+    current = g
+    for _ in range(3):
+        for p in PIPELINE:
+            current = p(current).graph
+            current.verify()
+            assert all(same(a, b) for a, b in zip(run(current, *xs), expected)), (p.__name__, str(g))
+    current.verify(allow_dead=False)
