@@ -99,12 +99,18 @@ class Value:
         return NotImplemented if other is None else _binary(ops.TABLE["vpow"], other, self)
 
     def backward(self) -> None:
-        """Accumulate d(self)/d(node) into every node's ``.grad``, exactly as micrograd does."""
+        """Accumulate d(self)/d(node) into every node's ``.grad``, exactly as micrograd does.
+
+        One refinement: a node that no gradient reached (only zero-derivative ops such as
+        ``step`` use it) passes nothing on, so ``step(log(x))`` at x = 0 has gradient 0, not
+        ``0 * inf = nan``.  Gradients that arrive are floats, so such a node still holds the
+        int 0 it started with.
+        """
         topo = topological_order((self,))
-        self.grad = 1
+        self.grad = 1.0
         for v in reversed(topo):
             kind = v._kind
-            if kind is None:
+            if kind is None or type(v.grad) is int:
                 continue
             if type(kind) is not Op:
                 kind.backprop(v)

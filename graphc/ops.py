@@ -126,7 +126,7 @@ _define(
        python=_join(" + "), symbol="sum", negative_zero="all",
        doc="n-ary sum, added left to right: ((x0 + x1) + x2) + ..."),
     Op("pow", 1, runtime.pow,
-       vjp=lambda F, g, out, x, e: ((e * F.pow(x, e - 1)) * g,),
+       vjp=lambda F, g, out, x, e: ((e * F.pow(x, e - 1)) * g,) if e != 0 else (None,),  # x**0 is 1
        sympy=lambda sp, x, e: x ** _sym_number(sp, e),
        python="_pow({0}, {exponent})", params=("exponent",),
        doc="x ** exponent for a number exponent"),

@@ -16,14 +16,24 @@ from typing import Any, Callable
 _serial = itertools.count(1)
 
 
-def load(source: str, entry: str, namespace: dict[str, Any], label: str) -> Callable:
-    """Compile ``source`` and return its function ``entry``."""
+def load(source: str, entry: str, namespace: dict[str, Any], label: str,
+         blocks: list[int] | None = None) -> Callable:
+    """Compile ``source`` and return its function ``entry``.
+
+    ``blocks`` lists the line numbers (0-based) where independently compilable pieces of
+    the source start; each is compiled on its own, so CPython's compiler holds one piece
+    in memory at a time (it needs ~2 KB per line).  Each piece is padded with blank lines
+    so its line numbers are those of the whole source.
+    """
     filename = f"<graphc-generated {label} #{next(_serial)}>"
-    code = compile(source, filename, "exec")
+    lines = source.splitlines(True)
+    starts = sorted(set(blocks or [0]) | {0})
     scope = dict(namespace)
     scope["__name__"] = "graphc.generated"
-    exec(code, scope)  # graphc's own generated code, in a fresh namespace
-    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    for start, end in zip(starts, starts[1:] + [len(lines)]):
+        code = compile("\n" * start + "".join(lines[start:end]), filename, "exec")
+        exec(code, scope)  # graphc's own generated code, in a fresh namespace
+    linecache.cache[filename] = (len(source), None, lines, filename)
     function = scope[entry]
     weakref.finalize(function, linecache.cache.pop, filename, None)
     return function

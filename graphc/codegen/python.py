@@ -10,10 +10,12 @@ Two shapes, both plain readable Python:
   nothing is copied.
 
 Measured on CPython 3.11 (see ``bench/compile.py``): compiling generated code costs about
-7-10 us per line and running it 35-50 ns per line, both flat in function size; but one
-function of 10^6 lines needs 2.3 GB to compile.  So graphs above ``PART_SIZE`` ops are
-split into part functions that exchange values through one list, which keeps compile
-memory bounded and leaves small graphs as one straight-line function.
+7-10 us per line and running it 35-50 ns per line, both flat in function size (redundant
+parentheses cost 70% more compile time: the code has none); but CPython's compiler needs
+~2.3 KB per line, 2.3 GB for one function of 10^6 lines.  So graphs above
+``STRAIGHT_LIMIT`` ops become part functions of ``PART_SIZE`` ops that exchange values
+through one list, each compiled on its own: compile memory stays bounded, and graphs of
+ordinary size stay one straight-line function.
 """
 from __future__ import annotations
 
@@ -25,7 +27,8 @@ from ..graph import Graph, node_names
 from ..names import Namespace
 from . import loader
 
-PART_SIZE = 200_000
+STRAIGHT_LIMIT = 200_000
+PART_SIZE = 50_000
 
 #: What generated code may refer to: each op's float evaluation as ``_<op name>``.
 NAMESPACE = {f"_{name}": op.eval for name, op in ops.TABLE.items()} | {"inf": math.inf, "nan": math.nan}
@@ -42,8 +45,8 @@ def spell(op_name: str, operands: list[str], attr: tuple, column: str = "python"
 
 
 def generate(graph: Graph, name: str, *, seed: int | None = None, n_forward: int | None = None,
-             part_size: int = PART_SIZE) -> tuple[str, str]:
-    """Source text and entry-point name for ``graph`` (see the module docstring)."""
+             part_size: int = PART_SIZE, straight_limit: int = STRAIGHT_LIMIT) -> tuple[str, str, list[int]]:
+    """Source text, entry-point name, and the lines where separately compilable blocks start."""
     namespace = Namespace(set(NAMESPACE) | {"inputs", "params", "e"})
     entry = namespace.create(name, "fn")
     names = node_names(graph, namespace)
@@ -58,17 +61,18 @@ def generate(graph: Graph, name: str, *, seed: int | None = None, n_forward: int
     inputs = [i for i in graph.inputs if i != seed]
     header = _header(graph, entry, seed, n_forward, sum(len(s) for s in sections))
     body = _Writer(graph, names)
-    if sum(len(s) for s in sections) <= part_size:
-        text = body.straight(entry, inputs, seed, sections, yields)
+    if sum(len(s) for s in sections) <= straight_limit:
+        text, blocks = body.straight(entry, inputs, seed, sections, yields), [0]
     else:
-        text = body.parts(entry, inputs, seed, sections, yields, part_size)
-    return header + text, entry
+        text, blocks = body.parts(entry, inputs, seed, sections, yields, part_size)
+    offset = header.count("\n")
+    return header + text, entry, [offset + b for b in blocks]
 
 
 def compile_graph(graph: Graph, name: str, **kwargs) -> tuple[Callable, str]:
     """Generate and load: the Python function for ``graph`` and its source."""
-    source, entry = generate(graph, name, **kwargs)
-    return loader.load(source, entry, NAMESPACE, label=name), source
+    source, entry, blocks = generate(graph, name, **kwargs)
+    return loader.load(source, entry, NAMESPACE, label=name, blocks=blocks), source
 
 
 def _section(graph: Graph, outputs: list[int], exclude: set | None) -> list[int]:
@@ -140,7 +144,8 @@ class _Writer:
                 out.append(f"    yield {self.tuple_of(results)}")
         return "\n".join(out) + "\n"
 
-    def parts(self, entry: str, inputs: list[int], seed: int | None, sections, yields, size: int) -> str:
+    def parts(self, entry: str, inputs: list[int], seed: int | None, sections, yields,
+              size: int) -> tuple[str, list[int]]:
         g, names = self.graph, self.names
         chunks = [(k, s[j:j + size]) for k, s in enumerate(sections) for j in range(0, len(s), size)]
         owner = {}
@@ -159,17 +164,20 @@ class _Writer:
         for i in sorted(set().union(*needed) | {o for ids in yields for o in ids}):
             if g.ops[i] != "const" and i not in slots:
                 slots[i] = len(slots)
-        out = []
+        out: list[str] = []
+        blocks: list[int] = []
         part_names = []
         for c, (_, chunk) in enumerate(chunks):
             part = f"_{entry}_part{c}"
             part_names.append(part)
+            blocks.append(len(out))
             out.append(f"def {part}(e):")
             out += [f"    {names[a]} = e[{slots[a]}]" for a in sorted(needed[c])]
             out += ["    " + self.line(i) for i in chunk]
             out += [f"    e[{slots[i]}] = {names[i]}" for i in chunk if i in slots]
             out.append("")
         n_in, n_par = len(inputs), len(g.params)
+        blocks.append(len(out))
         out.append(f"def {entry}(inputs, params):")
         out.append(f"    e = [None] * {len(slots)}")
         out.append(f"    e[0:{n_in}] = inputs")
@@ -183,4 +191,4 @@ class _Writer:
                 out.append(f"    e[{slots[seed]}] = yield {value}")
             else:
                 out.append(f"    yield {value}")
-        return "\n".join(out) + "\n"
+        return "\n".join(out) + "\n", blocks
