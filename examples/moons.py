@@ -1,9 +1,13 @@
 """micrograd's moons demo on graphc: a 2-16-16-1 MLP trained with an SVM max-margin loss.
 
-Run with ``make demo`` (or ``python examples/moons.py``; ``--eager`` runs micrograd's
-loop on graphc's eager engine instead).  Same data, same model, same loss and the same
-learning-rate schedule as micrograd's demo.ipynb; the compiled loop traces the loss
-once and then reuses the generated code for all 100 steps.
+Run with ``make demo`` (or ``python examples/moons.py``).  Same data, same model, same
+loss and the same learning-rate schedule as micrograd's demo.ipynb.  Three ways to run
+the same 100 steps:
+
+* default: the per-sample loss is compiled once and evaluated over all 100 rows in one
+  batched NumPy call (``step.mean(X, y) + reg``);
+* ``--python``: the full-batch loss compiled to straight-line Python;
+* ``--eager``: micrograd's own loop on graphc's eager engine.
 """
 from __future__ import annotations
 
@@ -76,6 +80,35 @@ def train_compiled(model, X, y, steps: int = 100, log=print):
     return history
 
 
+def train_batched(model, X, y, steps: int = 100, log=print):
+    """The batched loop: a per-sample loss, averaged over the rows by generated NumPy code."""
+    def sample_loss(x, yi):
+        return (1 + -yi * model(x)).relu()
+
+    step = graphc.compile(sample_loss)
+    scores = graphc.compile(model)  # the model itself, for the accuracy: X (N, 2) -> (N,)
+    history, times = [], []
+    for k in range(steps):
+        start = time.perf_counter()
+        total_loss = step.mean(X, y) + 1e-4 * sum(p * p for p in model.parameters())
+        model.zero_grad()
+        total_loss.backward()
+        learning_rate = 1.0 - 0.9 * k / 100
+        for p in model.parameters():
+            p.data -= learning_rate * p.grad
+        times.append(time.perf_counter() - start)
+        acc = float(np.mean((y > 0) == (scores(X) > 0)))
+        history.append((total_loss.data, acc))
+        if k == 0:
+            log(f"compiled: {step.stats}")
+        log(f"step {k:3d}  loss {total_loss.data:.6f}  accuracy {acc * 100:5.1f}%"
+            f"  ({times[-1] * 1e3:.2f} ms)")
+    log(f"median step {sorted(times)[len(times) // 2] * 1e3:.2f} ms (forward, backward and update; "
+        f"the first step includes compiling)")
+    assert step.trace_count == 1
+    return history
+
+
 def train(model, X, y, steps: int = 100, log=print):
     """micrograd's training loop: full batch SGD with lr = 1.0 - 0.9*k/100. Returns the losses."""
     history = []
@@ -106,8 +139,7 @@ def plot_decision_boundary(model, X, y, path: Path) -> bool:
     y_min, y_max = X[:, 1].min() - 1, X[:, 1].max() + 1
     xx, yy = np.meshgrid(np.arange(x_min, x_max, h), np.arange(y_min, y_max, h))
     grid = np.c_[xx.ravel(), yy.ravel()]
-    scores = [model(list(map(Value, row))) for row in grid]
-    Z = np.array([s.data > 0 for s in scores]).reshape(xx.shape)
+    Z = (graphc.compile(model)(grid) > 0).reshape(xx.shape)
     fig = plt.figure()
     plt.contourf(xx, yy, Z, cmap=plt.cm.Spectral, alpha=0.8)
     plt.scatter(X[:, 0], X[:, 1], c=y, s=40, cmap=plt.cm.Spectral)
@@ -120,11 +152,12 @@ def plot_decision_boundary(model, X, y, path: Path) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    eager = "--eager" in (argv or [])
+    argv = argv or []
+    loop = train if "--eager" in argv else train_compiled if "--python" in argv else train_batched
     X, y, model = make_data()
     print(model)
     print(f"number of parameters {len(model.parameters())}")
-    history = (train if eager else train_compiled)(model, X, y)
+    history = loop(model, X, y)
     final_loss, final_acc = history[-1]
     print(f"final loss {final_loss:.6f}, accuracy {final_acc * 100:.1f}%")
     out = Path("out/moons_decision_boundary.png")

@@ -4,10 +4,11 @@ A call of a :class:`Compiled` function returns ordinary Values.  Each output is 
 in the eager graph whose children are the Value arguments and the params, and whose
 local derivative is the generated gradient code; so ``loss.backward()`` works as in
 micrograd, composes with eager Values (``compiled(x) + l2``), and accumulates into every
-param's ``.grad``.
+param's ``.grad``.  Scalar calls run the Python backend: forward and backward share one
+generator frame; the call runs it up to its ``yield``, ``backward()`` resumes it.
 
-The Python backend runs forward and backward in one generator frame: the call runs it up
-to its ``yield`` (the forward part), ``backward()`` resumes it with the seed.
+``map`` and ``mean`` evaluate the same per-sample graph over a whole batch (rows of
+NumPy arrays) with a batched backend: NumPy by default, one array operation per node.
 """
 from __future__ import annotations
 
@@ -17,19 +18,24 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import numpy as np
+
 from . import autodiff
+from .codegen import numpy as numpy_backend
 from .codegen import python as python_backend
 from .engine import Value, _node
-from .errors import ArgumentError, GraphcError
+from .errors import ArgumentError, GraphcError, ShapeError
 from .graph import Graph
 from .nn import Module
 from .passes import OptimizeReport, optimize
 from .trace import argument_names, function_name, trace
-from .tree import describe, flatten_args, unflatten
+from .tree import SCALAR, describe, flatten_args, unflatten
 
 log = logging.getLogger("graphc.compile")
 
-BACKENDS = ("python",)
+#: Batched backends (map, mean, a Module on a 2-D array); "python" loops over rows with
+#: the scalar code -- a slow reference, used in tests.
+BACKENDS = ("numpy", "python")
 
 
 @dataclass
@@ -76,7 +82,7 @@ class Compiled:
     def __init__(self, fn: Callable, *, backend: str | None = None) -> None:
         if not callable(fn):
             raise ArgumentError(f"graphc.compile needs a function or a Module; got {type(fn).__name__}")
-        backend = backend or "python"
+        backend = backend or "numpy"
         if backend not in BACKENDS:
             raise ArgumentError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
         self.fn = fn
@@ -94,9 +100,34 @@ class Compiled:
     # -- calling ------------------------------------------------------------------------
 
     def __call__(self, *args: Any):
+        """Values mirroring fn's output.  A Module given one 2-D array (N, nin) is evaluated
+        for all N rows at once and returns an array: (N,) for one output, else (N, nout)."""
+        if isinstance(self.fn, Module) and len(args) == 1 and isinstance(args[0], np.ndarray) \
+                and args[0].ndim == 2:
+            out = self.map(args[0])
+            leaves = [out] if isinstance(out, np.ndarray) else _flat_arrays(out)
+            return leaves[0] if len(leaves) == 1 else np.stack(leaves, axis=1)
         leaves, tree, _ = flatten_args(args, argument_names(self.fn, len(args)))
         signature = self._signature(tree, args)
         return signature.call(leaves)
+
+    def map(self, *batched_args: Any):
+        """fn on every row at once: each argument has a leading batch axis (shape (N, ...)).
+
+        Returns fn's output structure with each scalar replaced by an (N,) NumPy array.
+        The graph is traced once per row signature; N = 0 gives empty arrays.
+        """
+        batch = _Batch(batched_args, argument_names(self.fn, len(batched_args)))
+        return self._signature(batch.tree, batch.rows).map(batch)
+
+    def mean(self, *batched_args: Any) -> Value:
+        """The mean of a scalar fn over the rows, as a Value whose ``backward()`` adds the
+        mean gradient into every param's ``.grad`` (it composes with eager Values:
+        ``step.mean(X, y) + l2``).  Value and gradient are computed in one batched pass."""
+        batch = _Batch(batched_args, argument_names(self.fn, len(batched_args)))
+        if batch.n == 0:
+            raise ShapeError("mean over zero rows is undefined: pass at least one row")
+        return self._signature(batch.tree, batch.rows).mean(batch)
 
     def _signature(self, tree: Any, args: tuple) -> "_Signature":
         signature = self._signatures.get(tree)
@@ -128,8 +159,8 @@ class Compiled:
 
     @property
     def source(self) -> str:
-        """The generated forward+gradient source of the latest signature."""
-        return self._require_latest().program(0, wrt_inputs=True).source
+        """The generated source the latest call ran (forward and gradient)."""
+        return self._require_latest().latest_source
 
     @property
     def stats(self) -> CompileStats:
@@ -139,7 +170,8 @@ class Compiled:
 def compile(fn_or_module: Callable | Module, *, backend: str | None = None) -> Compiled:  # noqa: A001
     """Compile a function (or a Module) of Values: trace, optimize, differentiate, generate.
 
-    ``backend`` chooses the code generator; None picks the default (``"python"``).
+    Scalar calls run generated Python; ``backend`` chooses how ``map``, ``mean`` and a
+    Module on a 2-D array run: ``"numpy"`` (the default) or ``"python"`` (a row loop).
     """
     return Compiled(fn_or_module, backend=backend)
 
@@ -169,9 +201,9 @@ class _Signature:
         self.stats.reports["forward"] = report
         self.params: list[Value] = self.graph.param_values
         self.n_outputs = len(self.graph.outputs)
-        self._programs: dict[tuple[int, bool], _Program] = {}
-        self._lock = threading.Lock()
-        self.program(0, wrt_inputs=False)
+        self._programs: dict[Any, _Program] = {}
+        self._lock = threading.RLock()
+        self.latest_source = ""
 
     def program(self, output: int, wrt_inputs: bool) -> _Program:
         key = (output, wrt_inputs)
@@ -183,20 +215,86 @@ class _Signature:
                     program = self._programs[key] = self._generate(output, wrt_inputs)
         return program
 
+    def _joint(self, output: int, wrt_inputs: bool) -> Graph:
+        key = ("joint", output, wrt_inputs)
+        joint = self._programs.get(key)
+        if joint is None:
+            stats = self.stats
+            with _Timer(stats, "autodiff"):
+                raw = autodiff.grad(self.graph, output, wrt_inputs=wrt_inputs)
+            with _Timer(stats, "optimize"):
+                joint, report = optimize(raw, report=True)
+            stats.joint_nodes, stats.joint_optimized_nodes = len(raw), len(joint)
+            stats.reports[f"gradient of output {output}"] = report
+            self._programs[key] = joint
+        return joint
+
     def _generate(self, output: int, wrt_inputs: bool) -> _Program:
-        stats = self.stats
-        with _Timer(stats, "autodiff"):
-            joint = autodiff.grad(self.graph, output, wrt_inputs=wrt_inputs)
-        with _Timer(stats, "optimize"):
-            joint_optimized, report = optimize(joint, report=True)
-        stats.joint_nodes, stats.joint_optimized_nodes = len(joint), len(joint_optimized)
-        stats.reports[f"gradient of output {output}"] = report
-        with _Timer(stats, "codegen+load"):
+        joint = self._joint(output, wrt_inputs)
+        with _Timer(self.stats, "codegen+load"):
             function, source = python_backend.compile_graph(
-                joint_optimized, self.owner.name, seed=joint_optimized.inputs[-1], n_forward=self.n_outputs)
-        return _Program(function, source, joint_optimized)
+                joint, self.owner.name, seed=joint.inputs[-1], n_forward=self.n_outputs)
+        return _Program(function, source, joint)
+
+    def batched_program(self, kind: str) -> _Program:
+        """The NumPy program: ``"forward"`` (per-row outputs) or ``"mean"`` (value and
+        param gradients summed over rows)."""
+        key = ("numpy", kind)
+        program = self._programs.get(key)
+        if program is None:
+            with self._lock:
+                program = self._programs.get(key)
+                if program is None:
+                    graph = self.graph if kind == "forward" else self._joint(0, wrt_inputs=False)
+                    reduced = frozenset(range(1, len(graph.outputs))) if kind == "mean" else frozenset()
+                    with _Timer(self.stats, "codegen+load"):
+                        function, source = numpy_backend.compile_graph(
+                            graph, f"{self.owner.name}_batched", reduced=reduced,
+                            seed=graph.inputs[-1] if kind == "mean" else None)
+                    program = self._programs[key] = _Program(function, source, graph)
+        return program
+
+    def map(self, batch: "_Batch"):
+        params = [p._data for p in self.params]
+        if self.owner.backend == "python":
+            rows = [self._forward_row(batch.cols[:, r].tolist(), params) for r in range(batch.n)]
+            per_row = [np.array([row[k] for row in rows], dtype=np.float64) for k in range(self.n_outputs)]
+        else:
+            program = self.batched_program("forward")
+            self.latest_source = program.source
+            with np.errstate(all="ignore"):
+                per_row, _ = program.function(batch.cols, params, batch.n)
+        return unflatten(self.graph.out_tree, iter(np.asarray(v, dtype=np.float64) for v in per_row))
+
+    def mean(self, batch: "_Batch") -> Value:
+        if self.graph.out_tree != SCALAR:
+            raise GraphcError(f"mean needs a function returning one scalar; {self.owner.name} returns "
+                              f"{describe(self.graph.out_tree)}")
+        params = [p._data for p in self.params]
+        if self.owner.backend == "python":
+            program = self.program(0, wrt_inputs=False)
+            self.latest_source = program.source
+            values, grads = [], [0.0] * len(params)
+            for r in range(batch.n):
+                frame = program.function(batch.cols[:, r].tolist(), params)
+                values.append(next(frame)[0])
+                grads = [a + b for a, b in zip(grads, frame.send(1.0 / batch.n))]
+            value = sum(values) / batch.n
+        else:
+            program = self.batched_program("mean")
+            self.latest_source = program.source
+            with np.errstate(all="ignore"):
+                (values,), grads = program.function(batch.cols, params, 1.0 / batch.n, batch.n)
+            value = float(np.mean(values))
+        return _node(value, tuple(self.params), _MeanKind(self.owner.name, grads))
+
+    def _forward_row(self, inputs: list, params: list) -> tuple:
+        program = self.program(0, wrt_inputs=False)
+        self.latest_source = program.source
+        return next(program.function(inputs, params))
 
     def call(self, leaves: list) -> Any:
+        self.latest_source = self.program(0, wrt_inputs=False).source
         inputs = [x._data if isinstance(x, Value) else float(x) for x in leaves]
         value_args = [k for k, x in enumerate(leaves) if isinstance(x, Value)]
         params = [p._data for p in self.params]
@@ -254,3 +352,58 @@ class _OutputKind:
         grads = self.call.gradients(self.index, out.grad)
         for child, g in zip(out._prev, grads):
             child.grad += g
+
+
+class _MeanKind:
+    """The op of a ``mean`` node: its gradient was computed with the value; backward scales it."""
+
+    __slots__ = ("name", "grads")
+
+    def __init__(self, name: str, grads: tuple) -> None:
+        self.name, self.grads = name, grads
+
+    def label(self, attr: tuple = ()) -> str:
+        return f"mean({self.name})"
+
+    def backprop(self, out: Value) -> None:
+        g = out.grad
+        for child, d in zip(out._prev, self.grads):
+            child.grad += g * d
+
+
+class _Batch:
+    """Batched arguments, checked: their common row count, one example row, and the data as
+    an (n_inputs, N) float array (one contiguous row per scalar input)."""
+
+    def __init__(self, args: tuple, names: list[str]) -> None:
+        if not args:
+            raise ArgumentError("map and mean need at least one batched argument (an array of shape (N, ...))")
+        arrays = []
+        for arg, name in zip(args, names):
+            try:
+                array = np.asarray(arg.data if isinstance(arg, Value) else arg)
+            except ValueError as error:  # ragged nested lists
+                raise ShapeError(f"argument {name}: cannot be read as an array of shape (N, ...): {error}") from None
+            if array.dtype.kind not in "biuf":
+                raise ArgumentError(f"argument {name}: expected an array of numbers with a leading batch axis; "
+                                    f"got dtype {array.dtype}")
+            if array.ndim == 0:
+                raise ShapeError(f"argument {name}: expected a leading batch axis (shape (N, ...)); got a scalar")
+            arrays.append(array)
+        self.n = arrays[0].shape[0]
+        for array, name in zip(arrays, names):
+            if array.shape[0] != self.n:
+                sizes = ", ".join(f"{nm} has {a.shape[0]}" for a, nm in zip(arrays, names))
+                raise ShapeError(f"batched arguments must have the same number of rows: {sizes}")
+        self.rows = tuple(a[0] if self.n else np.zeros(a.shape[1:]) for a in arrays)
+        _, self.tree, _ = flatten_args(self.rows, names)
+        columns = [a.reshape(self.n, int(np.prod(a.shape[1:], dtype=np.int64))) for a in arrays]
+        width = sum(c.shape[1] for c in columns)
+        self.cols = np.ascontiguousarray(np.concatenate(columns, axis=1).T, dtype=np.float64) if width \
+            else np.zeros((0, self.n))
+
+
+def _flat_arrays(tree: Any) -> list:
+    if isinstance(tree, (list, tuple)):
+        return [leaf for item in tree for leaf in _flat_arrays(item)]
+    return [tree]

@@ -45,7 +45,7 @@ class Op:
     vjp: Callable[..., tuple]
     sympy: Callable[..., Any]  # sympy(sp, *operands, *params) -> sympy expression
     python: Any  # a spelling (see above); operands are names or literals, so no parentheses
-    numpy: Any = None  # filled when the NumPy backend lands
+    numpy: Any = None  # a spelling over arrays; may call np.* and graphc.runtime_numpy as _v*
     c: Any = None  # filled when the C backend lands
     params: tuple[str, ...] = ()
     symbol: str = ""  # micrograd's Value._op label ('+', '*', 'ReLU', '**2' for pow)
@@ -78,6 +78,10 @@ def _join(sep: str) -> Callable[..., str]:
     return lambda operands, params: sep.join(operands)
 
 
+def _call(function: str) -> Callable[..., str]:
+    return lambda operands, params: f"{function}({', '.join(operands)})"
+
+
 def _sym_number(sp, e: float):
     return sp.Integer(int(e)) if float(e).is_integer() else sp.nsimplify(e, rational=True)
 
@@ -103,77 +107,75 @@ def _define(*ops: Op) -> None:
 
 
 _define(
-    Op("add", 2, operator.add,
+    Op("add", 2, operator.add, symbol="+", commutative=True, negative_zero="all",
        vjp=lambda F, g, out, a, b: (g, g),
        sympy=lambda sp, a, b: a + b,
-       python="{0} + {1}", symbol="+", commutative=True,
-       negative_zero="all"),
-    Op("sub", 2, operator.sub,
+       python="{0} + {1}", numpy="{0} + {1}"),
+    Op("sub", 2, operator.sub, symbol="-",
        vjp=lambda F, g, out, a, b: (g, -g),
        sympy=lambda sp, a, b: a - b,
-       python="{0} - {1}", symbol="-"),
-    Op("mul", 2, operator.mul,
+       python="{0} - {1}", numpy="{0} - {1}"),
+    Op("mul", 2, operator.mul, symbol="*", commutative=True,
        vjp=lambda F, g, out, a, b: (b * g, a * g),
        sympy=lambda sp, a, b: a * b,
-       python="{0} * {1}", symbol="*", commutative=True),
-    Op("neg", 1, operator.neg,
+       python="{0} * {1}", numpy="{0} * {1}"),
+    Op("neg", 1, operator.neg, symbol="neg",
        vjp=lambda F, g, out, a: (-g,),
        sympy=lambda sp, a: -a,
-       python="-{0}", symbol="neg"),
-    Op("sum", None, _sum_eval,
+       python="-{0}", numpy="-{0}"),
+    Op("sum", None, _sum_eval, symbol="sum", negative_zero="all",
+       doc="n-ary sum, added left to right: ((x0 + x1) + x2) + ...",
        vjp=lambda F, g, out, *xs: (g,) * len(xs),
        sympy=lambda sp, *xs: sp.Add(*xs),
-       python=_join(" + "), symbol="sum", negative_zero="all",
-       doc="n-ary sum, added left to right: ((x0 + x1) + x2) + ..."),
-    Op("pow", 1, runtime.pow,
+       python=_join(" + "), numpy=_call("_vsum")),
+    Op("pow", 1, runtime.pow, params=("exponent",),
+       doc="x ** exponent for a number exponent",
        vjp=lambda F, g, out, x, e: ((e * F.pow(x, e - 1)) * g,) if e != 0 else (None,),  # x**0 is 1
        sympy=lambda sp, x, e: x ** _sym_number(sp, e),
-       python="_pow({0}, {exponent})", params=("exponent",),
-       doc="x ** exponent for a number exponent"),
-    Op("vpow", 2, runtime.pow,
+       python="_pow({0}, {exponent})", numpy="np.power({0}, {exponent})"),
+    Op("vpow", 2, runtime.pow, symbol="**",
+       doc="x ** y where the exponent y is a Value too",
        vjp=lambda F, g, out, x, y: ((y * F.vpow(x, y - 1)) * g, (F.log(x) * out) * g),
        sympy=lambda sp, x, y: x ** y,
-       python="_vpow({0}, {1})", symbol="**",
-       doc="x ** y where the exponent y is a Value too"),
-    Op("relu", 1, runtime.relu,
+       python="_vpow({0}, {1})", numpy="np.power({0}, {1})"),
+    Op("relu", 1, runtime.relu, symbol="ReLU", method="relu", negative_zero="any",
        vjp=lambda F, g, out, x: (F.step(x) * g,),  # x > 0 exactly when relu(x) > 0
        sympy=_sym_relu,
-       python="_relu({0})", symbol="ReLU", method="relu", negative_zero="any"),
-    Op("tanh", 1, runtime.tanh,
+       python="_relu({0})", numpy="np.maximum(0.0, {0})"),
+    Op("tanh", 1, runtime.tanh, symbol="tanh", method="tanh", negative_zero="any",
        vjp=lambda F, g, out, x: ((1 - out * out) * g,),
        sympy=lambda sp, x: sp.tanh(x),
-       python="_tanh({0})", symbol="tanh", method="tanh", negative_zero="any"),
-    Op("exp", 1, runtime.exp,
+       python="_tanh({0})", numpy="np.tanh({0})"),
+    Op("exp", 1, runtime.exp, symbol="exp", method="exp", negative_zero="never",
        vjp=lambda F, g, out, x: (out * g,),
        sympy=lambda sp, x: sp.exp(x),
-       python="_exp({0})", symbol="exp", method="exp", negative_zero="never"),
-    Op("log", 1, runtime.log,
+       python="_exp({0})", numpy="np.exp({0})"),
+    Op("log", 1, runtime.log, symbol="log", method="log", negative_zero="never",
        vjp=lambda F, g, out, x: (g * F.pow(x, -1),),
        sympy=lambda sp, x: sp.log(x),
-       python="_log({0})", symbol="log", method="log", negative_zero="never"),
-    Op("sigmoid", 1, runtime.sigmoid,
+       python="_log({0})", numpy="np.log({0})"),
+    Op("sigmoid", 1, runtime.sigmoid, symbol="sigmoid", method="sigmoid", negative_zero="never",
        vjp=lambda F, g, out, x: ((out * (1 - out)) * g,),
        sympy=lambda sp, x: 1 / (1 + sp.exp(-x)),
-       python="_sigmoid({0})", symbol="sigmoid", method="sigmoid",
-       negative_zero="never"),
-    Op("sin", 1, runtime.sin,
+       python="_sigmoid({0})", numpy="_vsigmoid({0})"),
+    Op("sin", 1, runtime.sin, symbol="sin", method="sin", negative_zero="any",
        vjp=lambda F, g, out, x: (F.cos(x) * g,),
        sympy=lambda sp, x: sp.sin(x),
-       python="_sin({0})", symbol="sin", method="sin", negative_zero="any"),
-    Op("cos", 1, runtime.cos,
+       python="_sin({0})", numpy="np.sin({0})"),
+    Op("cos", 1, runtime.cos, symbol="cos", method="cos", negative_zero="never",
        vjp=lambda F, g, out, x: ((-F.sin(x)) * g,),
        sympy=lambda sp, x: sp.cos(x),
-       python="_cos({0})", symbol="cos", method="cos", negative_zero="never"),
-    Op("step", 1, runtime.step,
+       python="_cos({0})", numpy="np.cos({0})"),
+    Op("step", 1, runtime.step, symbol="step", negative_zero="never",
+       doc="1 if x > 0 else 0: relu's derivative; its own derivative is zero",
        vjp=lambda F, g, out, x: (None,),
        sympy=_sym_step,
-       python="_step({0})", symbol="step", negative_zero="never",
-       doc="1 if x > 0 else 0: relu's derivative; its own derivative is zero"),
-    Op("max", 2, runtime.maximum,
+       python="_step({0})", numpy="_vstep({0})"),
+    Op("max", 2, runtime.maximum, symbol="max", negative_zero="any",
+       doc="the larger operand (nan if either is nan); ties send the gradient to the first",
        vjp=lambda F, g, out, a, b: ((1 - F.step(b - a)) * g, F.step(b - a) * g),
        sympy=_sym_max,
-       python="_max({0}, {1})", symbol="max", negative_zero="any",
-       doc="the larger operand (nan if either is nan); ties send the gradient to the first"),
+       python="_max({0}, {1})", numpy="_vmax({0}, {1})"),
 )
 
 #: Leaf kinds of graph nodes.  They are not operations and have no table entry.

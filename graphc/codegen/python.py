@@ -99,6 +99,21 @@ def _header(graph: Graph, entry: str, seed: int | None, n_forward: int | None, l
             f"{what}# {lines:,} operations: {mix or 'none'}.\n\n")
 
 
+def wrap_assign(names: list[str], other: str, indent: str, pack: bool = False) -> list[str]:
+    """``(a, b, c) = other`` (or ``other = (a, b, c)`` with ``pack``), wrapped at 100 columns."""
+    if not names:
+        return [f"{indent}{other} = ()"] if pack else []
+    items = [n + "," for n in names[:-1]] + [names[-1] + ("," if len(names) == 1 else "") + ")"]
+    lines, current = [], indent + ("(" if not pack else f"{other} = (")
+    for item in items:
+        if len(current) + len(item) + 1 > 100 and not current.endswith("("):
+            lines.append(current.rstrip())
+            current = indent + " " * (1 if not pack else len(other) + 4)
+        current += item + " "
+    lines.append(current.rstrip() + ("" if pack else f" = {other}"))
+    return lines
+
+
 class _Writer:
     """Renders node lines, either as one function or as part functions sharing a list."""
 
@@ -115,20 +130,7 @@ class _Writer:
         return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
 
     def unpack(self, ids: list[int], source: str, indent: str) -> list[str]:
-        """``a, b, c = source``, wrapped at 100 columns."""
-        if not ids:
-            return []
-        if len(ids) == 1:
-            return [f"{indent}({self.names[ids[0]]},) = {source}"]
-        lines, current = [], indent + "("
-        for k, i in enumerate(ids):
-            item = self.names[i] + ("," if k < len(ids) - 1 else ")")
-            if len(current) + len(item) + 1 > 100 and current.strip() != "(":
-                lines.append(current.rstrip())
-                current = indent + " "
-            current += item + " "
-        lines.append(current.rstrip() + f" = {source}")
-        return lines
+        return wrap_assign([self.names[i] for i in ids], source, indent)
 
     def straight(self, entry: str, inputs: list[int], seed: int | None, sections, yields) -> str:
         out = [f"def {entry}(inputs, params):"]

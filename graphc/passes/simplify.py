@@ -3,7 +3,11 @@
 Every rule is an identity that holds bit for bit for *every* IEEE 754 input (inf, nan
 and signed zeros included) -- or, for ``x + 0 -> x``, is applied only where a small
 sign analysis proves the difference cannot occur (``-0.0 + 0.0`` is ``+0.0``, so the
-rule is wrong exactly when ``x`` can be ``-0.0``).  Identities that look harmless but
+rule is wrong exactly when ``x`` can be ``-0.0``).  Gradients are taken of the optimized
+graph, so each rule must also keep the chain rule's *derivative* values, at singular
+points too: that rules out ``max(x, x) -> x`` (with an infinite upstream gradient eager
+computes ``inf + 0*inf = nan``) and ``x ** Value(0) -> 1`` (eager's ``0 * x**-1`` is nan
+at x = 0).  Identities that look harmless but
 are not, and are therefore absent: ``x * 0 -> 0`` (inf * 0 is nan), ``x - x -> 0``
 (inf - inf is nan), ``x ** 2 -> x * x`` (glibc's pow differs from x*x in the last bit on
 ~0.1% of inputs), reassociation of sums or products (changes rounding).
@@ -61,6 +65,10 @@ def _never_negative_zero(bindings: dict, analysis: "Analysis") -> bool:
     return not analysis.may_be_negative_zero(bindings["x"])
 
 
+def _nonzero_exponent(bindings: dict, analysis: "Analysis") -> bool:
+    return bindings["c"] != 0
+
+
 def _pow_with_exponent(bindings: dict, b: Builder) -> int:
     return b.add("pow", (bindings["x"],), (bindings["c"],))
 
@@ -83,10 +91,10 @@ RULES: list[Rule] = [
     Rule("-(-x)", P("neg", P("neg", X)), X),                      # -(-x) -> x
     Rule("x**1", P("pow", X, attr=(1,)), X),                      # x ** 1 -> x
     Rule("x**0", P("pow", X, attr=(0,)), 1.0),                    # x ** 0 -> 1 (C99: even for nan)
-    Rule("x**c", P("vpow", X, K("c")), _pow_with_exponent),       # x ** Value(c) -> x ** c
+    Rule("x**c", P("vpow", X, K("c")), _pow_with_exponent,        # x ** Value(c) -> x ** c, c != 0
+         when=_nonzero_exponent),
     Rule("relu(relu(x))", P("relu", P("relu", X)), P("relu", X)),  # relu(relu(x)) -> relu(x)
     Rule("step(relu(x))", P("step", P("relu", X)), P("step", X)),  # step(relu(x)) -> step(x)
-    Rule("max(x,x)", P("max", X, X), X),                          # max(x, x) -> x
 ]
 
 

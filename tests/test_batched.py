@@ -1,0 +1,162 @@
+"""map / mean / a Module on a 2-D array: equal to a Python loop of eager evaluations."""
+from __future__ import annotations
+
+import math
+import random
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import graphc
+from graphc import ArgumentError, GraphcError, ShapeError, Value
+from graphc.nn import MLP
+from conftest import rel_err
+from strategies import programs, replay
+
+
+def eager_rows(fn, *arrays):
+    """fn evaluated eagerly on each row, as floats."""
+    return [fn(*[_values(a[r]) for a in arrays]) for r in range(len(arrays[0]))]
+
+
+def _values(row):
+    return Value(float(row)) if np.ndim(row) == 0 else [_values(x) for x in row]
+
+
+def eager_mean_and_grads(fn, params, *arrays):
+    for p in params:
+        p.grad = 0
+    rows = eager_rows(fn, *arrays)
+    total = sum(rows) * (1.0 / len(rows))
+    total.backward()
+    grads = [p.grad for p in params]
+    for p in params:
+        p.grad = 0
+    return total.data, grads
+
+
+@pytest.fixture
+def mlp():
+    random.seed(11)
+    return MLP(3, [5, 4, 1])
+
+
+def hinge(model):
+    return lambda x, y: (1 + -y * model(x)).relu()
+
+
+def test_map_equals_eager_rows(mlp):
+    X, y = np.random.default_rng(0).normal(size=(50, 3)), np.sign(np.random.default_rng(1).normal(size=50))
+    compiled = graphc.compile(hinge(mlp))
+    out = compiled.map(X, y)
+    assert out.shape == (50,) and out.dtype == np.float64
+    expected = [v.data for v in eager_rows(hinge(mlp), X, y)]
+    assert max(rel_err(a, b) for a, b in zip(out, expected)) <= 1e-12
+
+
+def test_mean_value_and_gradients_equal_eager(mlp):
+    X, y = np.random.default_rng(2).normal(size=(64, 3)), np.sign(np.random.default_rng(3).normal(size=64))
+    compiled = graphc.compile(hinge(mlp))
+    params = mlp.parameters()
+    value, grads = eager_mean_and_grads(hinge(mlp), params, X, y)
+    loss = compiled.mean(X, y)
+    assert isinstance(loss, Value) and rel_err(loss.data, value) <= 1e-12
+    loss.backward()
+    assert max(rel_err(p.grad, g) for p, g in zip(params, grads)) <= 1e-9
+
+
+def test_mean_composes_with_eager_terms(mlp):
+    X, y = np.ones((4, 3)), np.array([1.0, -1.0, 1.0, 1.0])
+    params = mlp.parameters()
+    compiled = graphc.compile(hinge(mlp))
+    reg = 1e-3 * sum(p * p for p in params)
+    total = compiled.mean(X, y) + reg
+    total.backward()
+    got = [p.grad for p in params]
+    value, grads = eager_mean_and_grads(lambda x, t: hinge(mlp)(x, t) + 1e-3 * sum(p * p for p in params),
+                                        params, X, y)
+    assert rel_err(total.data, value) <= 1e-12
+    assert max(rel_err(a, b) for a, b in zip(got, grads)) <= 1e-9
+
+
+def test_module_on_a_2d_array_returns_n_or_n_by_nout(mlp):
+    X = np.random.default_rng(4).normal(size=(7, 3))
+    single = graphc.compile(mlp)(X)
+    assert single.shape == (7,)
+    assert max(rel_err(a, mlp(list(row)).data) for a, row in zip(single, X)) <= 1e-12
+    random.seed(1)
+    two = MLP(3, [4, 2])
+    out = graphc.compile(two)(X)
+    assert out.shape == (7, 2)
+    assert max(rel_err(out[r, k], two(list(X[r]))[k].data) for r in range(7) for k in range(2)) <= 1e-12
+
+
+def test_map_keeps_output_structure_and_traces_once_per_row_signature():
+    p = Value(2.0)
+    compiled = graphc.compile(lambda x, y: (x[0] * p, [x[1] + y, 3.0]))
+    X = np.arange(6.0).reshape(3, 2)
+    first, (second, third) = compiled.map(X, np.array([1.0, 2.0, 3.0]))
+    assert first.tolist() == [0.0, 4.0, 8.0] and second.tolist() == [2.0, 5.0, 8.0]
+    assert third.tolist() == [3.0, 3.0, 3.0]
+    compiled.map(X * 2, np.zeros(3))
+    compiled.map(np.zeros((10, 2)), np.zeros(10))  # another N, same row signature
+    assert compiled.trace_count == 1
+
+
+def test_one_row_and_zero_rows():
+    p = Value(0.5)
+    compiled = graphc.compile(lambda x: (x * p).exp())
+    assert compiled.map(np.array([2.0])).tolist() == [math.exp(1.0)]
+    assert compiled.map(np.zeros((0,))).shape == (0,)
+    loss = compiled.mean(np.array([2.0]))
+    loss.backward()
+    assert loss.data == math.exp(1.0) and rel_err(p.grad, 2.0 * math.exp(1.0)) <= 1e-15
+    with pytest.raises(ShapeError, match="zero rows"):
+        compiled.mean(np.zeros((0,)))
+
+
+@pytest.mark.parametrize("args, error, message", [
+    ((np.zeros((3, 2)), np.zeros(4)), ShapeError, "same number of rows: x has 3, y has 4"),
+    ((np.zeros((3, 2)), 5.0), ShapeError, "leading batch axis"),
+    ((np.array(["a", "b"]), np.zeros(2)), ArgumentError, "array of numbers"),
+    (([[1.0, 2.0], [3.0]], np.zeros(2)), ShapeError, "cannot be read as an array"),
+])
+def test_batched_argument_errors(args, error, message):
+    compiled = graphc.compile(lambda x, y: x[0] + y)
+    with pytest.raises(error, match=message):
+        compiled.map(*args)
+
+
+def test_wrong_trailing_shape_retraces_and_mean_needs_a_scalar():
+    compiled = graphc.compile(lambda x: x[0] * 2.0)
+    compiled.map(np.zeros((3, 2)))
+    compiled.map(np.zeros((3, 5)))  # a different row signature: traced again
+    assert compiled.trace_count == 2
+    with pytest.raises(GraphcError, match="returning one scalar"):
+        graphc.compile(lambda x: [x, x]).mean(np.zeros(3))
+
+
+def test_python_backend_is_a_row_loop_with_the_same_results(mlp):
+    X, y = np.random.default_rng(5).normal(size=(9, 3)), np.ones(9)
+    fast, slow = graphc.compile(hinge(mlp)), graphc.compile(hinge(mlp), backend="python")
+    assert max(rel_err(a, b) for a, b in zip(fast.map(X, y), slow.map(X, y))) <= 1e-12
+    a, b = fast.mean(X, y), slow.mean(X, y)
+    assert rel_err(a.data, b.data) <= 1e-12
+
+
+@settings(max_examples=100, deadline=None)
+@given(programs(), st.integers(1, 6), st.integers(0, 2**31))
+def test_batched_equals_eager_on_random_graphs(spec, n, seed):
+    params = [Value(0.75), Value(-1.25)]
+    X = np.random.default_rng(seed).uniform(-2, 2, size=(n, 3))
+    fn = lambda x: replay(spec, x, params)[0]  # noqa: E731
+    compiled = graphc.compile(fn)
+    mapped = compiled.map(X)
+    expected = [v.data for v in eager_rows(fn, X)]
+    assert all(rel_err(a, b) <= 1e-12 for a, b in zip(mapped, expected)), spec
+    value, grads = eager_mean_and_grads(fn, params, X)
+    loss = compiled.mean(X)
+    loss.backward()
+    assert rel_err(loss.data, value) <= 1e-12
+    assert all(rel_err(p.grad, g) <= 1e-9 for p, g in zip(params, grads)), spec
