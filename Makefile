@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench bench-eager bench-compile bench-peers clean
 
 demo: $(STAMP)
 	$(PY) examples/moons.py
@@ -14,8 +14,16 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest
 
-bench: $(BENCH_STAMP)
+bench: bench-eager bench-compile bench-peers
+
+bench-eager: $(BENCH_STAMP)
 	$(PY) bench/eager.py
+
+bench-compile: $(BENCH_STAMP)
+	$(PY) bench/compile.py
+
+bench-peers: $(BENCH_STAMP)
+	$(PY) bench/peers.py
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

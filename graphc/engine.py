@@ -234,10 +234,15 @@ def topological_order(roots: Iterable[Value]) -> list[Value]:
 
 
 def _method(op: Op):
-    def method(self):
-        return _unary(op, self)
+    if op.arity == 1:
+        def method(self):
+            return _unary(op, self)
+    else:
+        def method(self, other):
+            return _binary(op, self, other)
+    args = "self" if op.arity == 1 else "self, other"
     method.__name__ = method.__qualname__ = op.method
-    method.__doc__ = f"{op.method}(self), recorded as a {op.name!r} node." + (f" {op.doc}" if op.doc else "")
+    method.__doc__ = f"{op.method}({args}), recorded as a {op.name!r} node." + (f" {op.doc}" if op.doc else "")
     return method
 
 

@@ -49,7 +49,7 @@ class Op:
     c: Any = None  # filled when the C backend lands
     params: tuple[str, ...] = ()
     symbol: str = ""  # micrograd's Value._op label ('+', '*', 'ReLU', '**2' for pow)
-    method: str | None = None  # Value method name for unary ops (``x.relu()``)
+    method: str | None = None  # Value method name (``x.relu()``, ``a.max(b)``)
     commutative: bool = False
     # When can the result be -0.0?  Lets `simplify` prove `x + 0 -> x` harmless (it is wrong
     # only for x = -0.0).  "never"; "all": only if every operand can be; "any": if some
@@ -171,7 +171,7 @@ _define(
        vjp=lambda F, g, out, x: (None,),
        sympy=_sym_step,
        python="_step({0})", numpy="_vstep({0})"),
-    Op("max", 2, runtime.maximum, symbol="max", negative_zero="any",
+    Op("max", 2, runtime.maximum, symbol="max", method="max", negative_zero="any",
        doc="the larger operand (nan if either is nan); ties send the gradient to the first",
        vjp=lambda F, g, out, a, b: ((1 - F.step(b - a)) * g, F.step(b - a) * g),
        sympy=_sym_max,
