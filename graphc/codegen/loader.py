@@ -36,22 +36,26 @@ def load(source: str, entry: str, namespace: dict[str, Any], label: str,
          blocks: list[int] | None = None) -> Callable:
     """Compile ``source`` and return its function ``entry``.
 
-    ``blocks`` lists the line numbers (0-based) where independently compilable pieces of
-    the source start; each is compiled on its own, so CPython's compiler holds one piece
-    in memory at a time (it needs ~2 KB per line).  Each piece is padded with blank lines
-    so its line numbers are those of the whole source.
+    ``blocks`` lists the character offsets where independently compilable pieces of the
+    source start; each is compiled on its own, so CPython's compiler holds one piece in
+    memory at a time (it needs ~2 KB per line).  Each piece is padded with blank lines so
+    its line numbers are those of the whole source.  The lines are handed to linecache
+    lazily: a 10^6-line source is not split into a list unless a traceback needs it.
     """
-    filename = f"<graphc-generated {label} #{next(_serial)}>"
-    lines = source.splitlines(True)
+    filename = f"graphc-generated/{label} #{next(_serial)}"
     starts = sorted(set(blocks or [0]) | {0})
     scope = dict(namespace)
     scope["__name__"] = "graphc.generated"
-    for start, end in zip(starts, starts[1:] + [len(lines)]):
-        code = compile("\n" * start + "".join(lines[start:end]), filename, "exec")
+    line = 0
+    previous = 0
+    for start, end in zip(starts, starts[1:] + [len(source)]):
+        line += source.count("\n", previous, start)
+        previous = start
+        code = compile("\n" * line + source[start:end], filename, "exec")
         exec(code, scope)  # graphc's own generated code, in a fresh namespace
         if len(starts) > 1:
             _release_freed_memory()
-    linecache.cache[filename] = (len(source), None, lines, filename)
+    linecache.cache[filename] = (lambda: source,)  # a lazy entry: linecache splits it on demand
     function = scope[entry]
     weakref.finalize(function, linecache.cache.pop, filename, None)
     return function

@@ -46,7 +46,7 @@ def spell(op_name: str, operands: list[str], attr: tuple, column: str = "python"
 
 def generate(graph: Graph, name: str, *, seed: int | None = None, n_forward: int | None = None,
              part_size: int = PART_SIZE, straight_limit: int = STRAIGHT_LIMIT) -> tuple[str, str, list[int]]:
-    """Source text, entry-point name, and the lines where separately compilable blocks start."""
+    """Source text, entry-point name, and the offsets where separately compilable blocks start."""
     namespace = Namespace(set(NAMESPACE) | {"inputs", "params", "e"})
     entry = namespace.create(name, "fn")
     names = node_names(graph, namespace)
@@ -62,11 +62,10 @@ def generate(graph: Graph, name: str, *, seed: int | None = None, n_forward: int
     header = _header(graph, entry, seed, n_forward, sum(len(s) for s in sections))
     body = _Writer(graph, names)
     if sum(len(s) for s in sections) <= straight_limit:
-        text, blocks = body.straight(entry, inputs, seed, sections, yields), [0]
+        text, blocks = body.straight(entry, inputs, seed, sections, yields), [0]  # character offsets
     else:
         text, blocks = body.parts(entry, inputs, seed, sections, yields, part_size)
-    offset = header.count("\n")
-    return header + text, entry, [offset + b for b in blocks]
+    return header + text, entry, [len(header) + b for b in blocks]
 
 
 def compile_graph(graph: Graph, name: str, **kwargs) -> tuple[Callable, str]:
@@ -201,4 +200,9 @@ class _Writer:
                 out.append(f"    e[{slot[seed]}] = yield {value}")
             else:
                 out.append(f"    yield {value}")
-        return "\n".join(out) + "\n", blocks
+        offsets, position = [], 0
+        for k, text in enumerate(out):  # line indices -> character offsets
+            if len(offsets) < len(blocks) and blocks[len(offsets)] == k:
+                offsets.append(position)
+            position += len(text) + 1
+        return "\n".join(out) + "\n", offsets
