@@ -24,7 +24,7 @@ from . import autodiff
 from .codegen import numpy as numpy_backend
 from .codegen import python as python_backend
 from .engine import Value, _node
-from .errors import ArgumentError, GraphcError, ShapeError
+from .errors import ArgumentError, DataError, GraphcError, ShapeError
 from .graph import Graph
 from .nn import Module
 from .passes import OptimizeReport, optimize
@@ -111,20 +111,22 @@ class Compiled:
         signature = self._signature(tree, args)
         return signature.call(leaves)
 
-    def map(self, *batched_args: Any):
+    def map(self, *batched_args: Any, allow_nonfinite: bool = False):
         """fn on every row at once: each argument has a leading batch axis (shape (N, ...)).
 
         Returns fn's output structure with each scalar replaced by an (N,) NumPy array.
-        The graph is traced once per row signature; N = 0 gives empty arrays.
+        The graph is traced once per row signature; N = 0 gives empty arrays.  Data holding
+        nan or inf raises :class:`DataError` unless ``allow_nonfinite``.
         """
-        batch = _Batch(batched_args, argument_names(self.fn, len(batched_args)))
+        batch = _Batch(batched_args, argument_names(self.fn, len(batched_args)), allow_nonfinite)
         return self._signature(batch.tree, batch.rows).map(batch)
 
-    def mean(self, *batched_args: Any) -> Value:
+    def mean(self, *batched_args: Any, allow_nonfinite: bool = False) -> Value:
         """The mean of a scalar fn over the rows, as a Value whose ``backward()`` adds the
         mean gradient into every param's ``.grad`` (it composes with eager Values:
-        ``step.mean(X, y) + l2``).  Value and gradient are computed in one batched pass."""
-        batch = _Batch(batched_args, argument_names(self.fn, len(batched_args)))
+        ``step.mean(X, y) + l2``).  Value and gradient are computed in one batched pass.
+        Data holding nan or inf raises :class:`DataError` unless ``allow_nonfinite``."""
+        batch = _Batch(batched_args, argument_names(self.fn, len(batched_args)), allow_nonfinite)
         if batch.n == 0:
             raise ShapeError("mean over zero rows is undefined: pass at least one row")
         return self._signature(batch.tree, batch.rows).mean(batch)
@@ -294,7 +296,6 @@ class _Signature:
         return next(program.function(inputs, params))
 
     def call(self, leaves: list) -> Any:
-        self.latest_source = self.program(0, wrt_inputs=False).source
         inputs = [x._data if isinstance(x, Value) else float(x) for x in leaves]
         value_args = [k for k, x in enumerate(leaves) if isinstance(x, Value)]
         params = [p._data for p in self.params]
@@ -318,6 +319,7 @@ class _Call:
 
     def forward(self) -> tuple:
         program = self.signature.program(0, wrt_inputs=bool(self.value_args))
+        self.signature.latest_source = program.source
         frame = program.function(self.inputs, self.params)
         values = next(frame)
         self._pending = frame
@@ -325,8 +327,10 @@ class _Call:
 
     def gradients(self, output: int, seed: float) -> list[float]:
         """seed * d(output)/d(each Value argument, then each param)."""
-        with self._lock:
-            frame, self._pending = (self._pending, None) if output == 0 else (None, None)
+        frame = None
+        if output == 0:
+            with self._lock:
+                frame, self._pending = self._pending, None
         if frame is None:  # another output, or output 0 a second time: run it afresh
             program = self.signature.program(output, wrt_inputs=bool(self.value_args))
             frame = program.function(self.inputs, self.params)
@@ -375,7 +379,7 @@ class _Batch:
     """Batched arguments, checked: their common row count, one example row, and the data as
     an (n_inputs, N) float array (one contiguous row per scalar input)."""
 
-    def __init__(self, args: tuple, names: list[str]) -> None:
+    def __init__(self, args: tuple, names: list[str], allow_nonfinite: bool = False) -> None:
         if not args:
             raise ArgumentError("map and mean need at least one batched argument (an array of shape (N, ...))")
         arrays = []
@@ -389,6 +393,10 @@ class _Batch:
                                     f"got dtype {array.dtype}")
             if array.ndim == 0:
                 raise ShapeError(f"argument {name}: expected a leading batch axis (shape (N, ...)); got a scalar")
+            if not allow_nonfinite and array.dtype.kind == "f" and not np.isfinite(array).all():
+                bad = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
+                raise DataError(f"argument {name}: expected finite numbers; {name}{list(bad)} is {array[bad]} "
+                                f"(pass allow_nonfinite=True to compute with nan and inf)")
             arrays.append(array)
         self.n = arrays[0].shape[0]
         for array, name in zip(arrays, names):

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import graphc
-from graphc import ArgumentError, GraphcError, ShapeError, Value
+from graphc import ArgumentError, DataError, GraphcError, ShapeError, Value
 from graphc.nn import MLP
 from conftest import rel_err
 from strategies import programs, replay
@@ -160,3 +160,14 @@ def test_batched_equals_eager_on_random_graphs(spec, n, seed):
     loss.backward()
     assert rel_err(loss.data, value) <= 1e-12
     assert all(rel_err(p.grad, g) <= 1e-9 for p, g in zip(params, grads)), spec
+
+
+def test_nonfinite_data_is_refused_unless_allowed():
+    compiled = graphc.compile(lambda x: x * 2.0)
+    data = np.array([1.0, np.nan, 3.0])
+    with pytest.raises(DataError, match=r"x\[1\] is nan"):
+        compiled.map(data)
+    with pytest.raises(ValueError):
+        compiled.mean(np.array([np.inf]))
+    out = compiled.map(data, allow_nonfinite=True)
+    assert out[0] == 2.0 and math.isnan(out[1])
