@@ -127,7 +127,7 @@ class MLP(Module):
 
     def __call__(self, x):
         for layer in self.layers:
-            x = layer(x)
+            x = layer([x] if isinstance(x, Value) else x)  # a hidden layer of one neuron returns it bare
         return x
 
     def parameters(self) -> list[Value]:

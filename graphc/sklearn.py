@@ -2,7 +2,9 @@
 
 Drop-ins for ``sklearn.neural_network``'s classes with the stochastic solvers ("sgd",
 "adam"): the same parameters, defaults, fitted attributes, initialisation and random
-number sequence.  The network is a :class:`graphc.nn.MLP`; each fit compiles its
+number sequence.  Not supported: ``solver="lbfgs"`` (and its ``max_fun``),
+``sample_weight``, ``MLPRegressor(loss="poisson")``; ``activation`` also accepts
+"sigmoid", a synonym of "logistic".  The network is a :class:`graphc.nn.MLP`; each fit compiles its
 per-sample loss once (:mod:`graphc.losses`) and every minibatch is one batched call,
 ``loss_step.mean(X_batch, Y_batch)``, followed by ``backward()`` and a
 :mod:`graphc.optim` step.  The objective is scikit-learn's: the mean loss over the

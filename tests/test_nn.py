@@ -107,3 +107,11 @@ def test_bad_activation_and_init_shapes_are_errors():
         Layer(2, 3, init=lambda fan_in, fan_out: ([[0.0] * fan_in] * fan_out, [0.0] * fan_out))
     with pytest.raises(ValueError, match="needs 2 initial weights; got 3"):
         Neuron(2, w=[1.0, 2.0, 3.0])
+
+
+def test_a_hidden_layer_of_one_neuron_feeds_the_next_layer():
+    # micrograd's MLP(2, [1, 3]) raises: its one-neuron layer returns a bare Value, not a list
+    random.seed(0)
+    model = MLP(2, [1, 3])
+    hidden = model.layers[0]([0.5, -0.5])
+    assert [o.data for o in model([0.5, -0.5])] == [o.data for o in model.layers[1]([hidden])]

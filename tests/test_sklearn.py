@@ -17,6 +17,7 @@ from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.model_selection import train_test_split
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+from conftest import load_example
 from graphc import Value
 from graphc.sklearn import MLPClassifier, MLPRegressor, _add_l2
 
@@ -192,6 +193,11 @@ def test_log_probabilities_stay_finite_where_probabilities_round_to_zero():
     np.testing.assert_allclose(np.exp(log_proba), clf.predict_proba(far), atol=1e-300)
 
 
+def test_a_hidden_layer_of_one_unit_retraces_scikit_learn():
+    X, y, ours, theirs = pair(moons, dict(hidden_layer_sizes=(1, 4), max_iter=3))
+    assert_same_run(ours.fit(X, y), theirs.fit(X, y), X)
+
+
 def test_regressor_output_shapes():
     X, y = regression(2)
     reg = MLPRegressor(hidden_layer_sizes=(8,), max_iter=5, random_state=0)
@@ -299,3 +305,11 @@ def test_no_warnings_from_a_converged_fit():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         MLPClassifier(hidden_layer_sizes=(8,), solver="sgd", tol=0.5, max_iter=50, random_state=0).fit(X, y)
+
+
+def test_pipeline_example_searches_a_grid_and_scores_the_best_model():
+    example = load_example("sklearn_pipeline")
+    grid, accuracy = example.search({"mlp__hidden_layer_sizes": [(16,)], "mlp__alpha": [1e-4, 1.0]})
+    assert len(grid.cv_results_["params"]) == 2 and grid.best_params_["mlp__alpha"] in (1e-4, 1.0)
+    assert grid.best_estimator_.named_steps["mlp"].n_features_in_ == 64
+    assert accuracy >= 0.95
