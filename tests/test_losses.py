@@ -5,6 +5,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import graphc
 from graphc import Value
@@ -95,3 +97,17 @@ def test_a_target_of_the_wrong_length_is_an_error(loss):
         loss([Value(0.0)] * 3, [1.0, 0.0])
     with pytest.raises(ValueError, match="at least one value"):
         log_sum_exp([])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(-700.0, 700.0), min_size=1, max_size=5), st.data())
+def test_gradients_are_the_closed_forms_for_any_logits(logits, data):
+    label = data.draw(st.integers(0, len(logits) - 1))
+    onehot = [1.0 if k == label else 0.0 for k in range(len(logits))]
+    value, grads = grads_of(softmax_cross_entropy, logits, onehot)
+    assert math.isfinite(value) and value >= -1e-12
+    np.testing.assert_allclose(grads, np.array(softmax(logits)) - onehot, rtol=1e-9, atol=1e-12)
+    value, grads = grads_of(logistic_loss, logits, onehot)
+    assert math.isfinite(value) and value >= 0.0
+    sigmoids = [1 / (1 + math.exp(-z)) if z >= 0 else math.exp(z) / (1 + math.exp(z)) for z in logits]
+    np.testing.assert_allclose(grads, np.array(sigmoids) - onehot, rtol=1e-9, atol=1e-12)
