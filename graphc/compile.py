@@ -27,7 +27,7 @@ from .engine import Value, _node
 from .errors import ArgumentError, DataError, GraphcError, ShapeError
 from .graph import Graph
 from .nn import Module
-from .passes import OptimizeReport, optimize
+from .passes import NUMERICS, OptimizeReport, optimize
 from .trace import argument_names, function_name, trace
 from .tree import SCALAR, describe, flatten_args, unflatten
 
@@ -79,14 +79,17 @@ class Compiled:
     forward+gradient code), ``stats`` (sizes and compile timings).
     """
 
-    def __init__(self, fn: Callable, *, backend: str | None = None) -> None:
+    def __init__(self, fn: Callable, *, backend: str | None = None, numerics: str = "exact") -> None:
         if not callable(fn):
             raise ArgumentError(f"graphc.compile needs a function or a Module; got {type(fn).__name__}")
         backend = backend or "numpy"
         if backend not in BACKENDS:
             raise ArgumentError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+        if numerics not in NUMERICS:
+            raise ArgumentError(f"numerics must be one of {', '.join(map(repr, NUMERICS))}; got {numerics!r}")
         self.fn = fn
         self.backend = backend
+        self.numerics = numerics
         self.name = function_name(fn)
         self.trace_count = 0
         self._signatures: dict[Any, _Signature] = {}
@@ -169,13 +172,17 @@ class Compiled:
         return self._require_latest().stats
 
 
-def compile(fn_or_module: Callable | Module, *, backend: str | None = None) -> Compiled:  # noqa: A001
+def compile(fn_or_module: Callable | Module, *, backend: str | None = None,  # noqa: A001
+            numerics: str = "exact") -> Compiled:
     """Compile a function (or a Module) of Values: trace, optimize, differentiate, generate.
 
     Scalar calls run generated Python; ``backend`` chooses how ``map``, ``mean`` and a
     Module on a 2-D array run: ``"numpy"`` (the default) or ``"python"`` (a row loop).
+    ``numerics="stable"`` lets the optimizer rewrite unstable formulas (``log(1 + x)`` to
+    ``log1p(x)``, ...; see :mod:`graphc.passes.stabilize`): more accurate than eager, so no
+    longer equal to it bit for bit.
     """
-    return Compiled(fn_or_module, backend=backend)
+    return Compiled(fn_or_module, backend=backend, numerics=numerics)
 
 
 @dataclass
@@ -185,6 +192,14 @@ class _Program:
     function: Callable
     source: str
     joint: Graph
+    #: Per gradient output: False where no gradient reaches that input or param (autodiff
+    #: left it the constant 0).  Such a Value gets nothing, as eager backward() gives it
+    #: nothing: so an eager graph behind it never sees a 0 that could meet an inf (0 * inf).
+    reached: tuple[bool, ...] = ()
+
+
+def _reached(joint: Graph, n_forward: int) -> tuple[bool, ...]:
+    return tuple(joint.ops[o] != "const" for o in joint.outputs[n_forward:])
 
 
 class _Signature:
@@ -198,7 +213,7 @@ class _Signature:
         with _Timer(self.stats, "trace"):
             traced = trace(fn, *args, params=params, name=owner.name)
         with _Timer(self.stats, "optimize"):
-            self.graph, report = optimize(traced, report=True)
+            self.graph, report = optimize(traced, report=True, numerics=owner.numerics)
         self.stats.traced_nodes, self.stats.optimized_nodes = len(traced), len(self.graph)
         self.stats.reports["forward"] = report
         self.params: list[Value] = self.graph.param_values
@@ -225,7 +240,7 @@ class _Signature:
             with _Timer(stats, "autodiff"):
                 raw = autodiff.grad(self.graph, output, wrt_inputs=wrt_inputs)
             with _Timer(stats, "optimize"):
-                joint, report = optimize(raw, report=True)
+                joint, report = optimize(raw, report=True, numerics=self.owner.numerics)
             stats.joint_nodes, stats.joint_optimized_nodes = len(raw), len(joint)
             stats.reports[f"gradient of output {output}"] = report
             self._programs[key] = joint
@@ -236,7 +251,7 @@ class _Signature:
         with _Timer(self.stats, "codegen+load"):
             function, source = python_backend.compile_graph(
                 joint, self.owner.name, seed=joint.inputs[-1], n_forward=self.n_outputs)
-        return _Program(function, source, joint)
+        return _Program(function, source, joint, _reached(joint, self.n_outputs))
 
     def batched_program(self, kind: str) -> _Program:
         """The NumPy program: ``"forward"`` (per-row outputs) or ``"mean"`` (value and
@@ -253,7 +268,8 @@ class _Signature:
                         function, source = numpy_backend.compile_graph(
                             graph, f"{self.owner.name}_batched", reduced=reduced,
                             seed=graph.inputs[-1] if kind == "mean" else None)
-                    program = self._programs[key] = _Program(function, source, graph)
+                    program = self._programs[key] = _Program(function, source, graph,
+                                                             _reached(graph, self.n_outputs))
         return program
 
     def map(self, batch: "_Batch"):
@@ -288,6 +304,7 @@ class _Signature:
             with np.errstate(all="ignore"):
                 (values,), grads = program.function(batch.cols, params, 1.0 / batch.n, batch.n)
             value = float(np.mean(values))
+        grads = [g if r else None for g, r in zip(grads, program.reached)]
         return _node(value, tuple(self.params), _MeanKind(self.owner.name, grads))
 
     def _forward_row(self, inputs: list, params: list) -> tuple:
@@ -325,20 +342,23 @@ class _Call:
         self._pending = frame
         return values
 
-    def gradients(self, output: int, seed: float) -> list[float]:
-        """seed * d(output)/d(each Value argument, then each param)."""
+    def gradients(self, output: int, seed: float) -> list[float | None]:
+        """seed * d(output)/d(each Value argument, then each param); None where no gradient
+        reaches it (see ``_Program.reached``)."""
+        program = self.signature.program(output, wrt_inputs=bool(self.value_args))
         frame = None
         if output == 0:
             with self._lock:
                 frame, self._pending = self._pending, None
         if frame is None:  # another output, or output 0 a second time: run it afresh
-            program = self.signature.program(output, wrt_inputs=bool(self.value_args))
             frame = program.function(self.inputs, self.params)
             next(frame)
         grads = frame.send(seed)
         frame.close()
         n_inputs = len(self.inputs) if self.value_args else 0
-        return [grads[k] for k in self.value_args] + list(grads[n_inputs:])
+        slots = self.value_args + list(range(n_inputs, len(grads)))
+        reached = program.reached
+        return [grads[k] if reached[k] else None for k in slots]
 
 
 class _OutputKind:
@@ -355,7 +375,8 @@ class _OutputKind:
     def backprop(self, out: Value) -> None:
         grads = self.call.gradients(self.index, out.grad)
         for child, g in zip(out._prev, grads):
-            child.grad += g
+            if g is not None:
+                child.grad += g
 
 
 class _MeanKind:
@@ -372,7 +393,8 @@ class _MeanKind:
     def backprop(self, out: Value) -> None:
         g = out.grad
         for child, d in zip(out._prev, self.grads):
-            child.grad += g * d
+            if d is not None:
+                child.grad += g * d
 
 
 class _Batch:

@@ -19,9 +19,11 @@ from __future__ import annotations
 import itertools
 import numbers
 import operator
+import threading
 from typing import Iterable
 
 from . import ops, runtime
+from .errors import DataError
 from .ops import FLOATS, Op
 
 _new = object.__new__
@@ -41,8 +43,8 @@ class Value:
         self._attr = ()
         self.label = label
         self._serial = next(_serials)  # creation order: how a trace orders the params it finds
-        if _node_class is not Value:
-            self.__class__ = _node_class
+        if _tracing_threads and _this_thread.node_class is not Value:
+            self.__class__ = _this_thread.node_class
 
     data = property(operator.attrgetter("_data"), doc="The scalar value (a float).")
 
@@ -105,8 +107,20 @@ class Value:
         ``step`` use it) passes nothing on, so ``step(log(x))`` at x = 0 has gradient 0, not
         ``0 * inf = nan``.  Gradients that arrive are floats, so such a node still holds the
         int 0 it started with.
+
+        All or nothing: if anything raises part-way (a compiled node's generated gradient
+        code, KeyboardInterrupt), every ``.grad`` is restored before the exception propagates.
         """
         topo = topological_order((self,))
+        saved = list(map(_get_grad, topo))
+        try:
+            self._backpropagate(topo)
+        except BaseException:
+            for v, g in zip(topo, saved):
+                v.grad = g
+            raise
+
+    def _backpropagate(self, topo: list[Value]) -> None:
         self.grad = 1.0
         for v in reversed(topo):
             kind = v._kind
@@ -133,9 +147,20 @@ class Value:
         return f"Value(data={self._data}, grad={self.grad})"
 
 
-# Values created while a trace runs get the tracer's subclass (see graphc.trace).
-_node_class: type = Value
+class _ThreadState(threading.local):
+    """The class of the Values this thread creates: the tracer's subclass while it traces."""
+
+    node_class: type = Value
+
+
+# Values created while a trace runs get the tracer's subclass (see graphc.trace), in the
+# tracing thread only: another thread's Values stay plain (it may be building a model whose
+# parameters a later trace must see as params, not constants).  While no thread traces,
+# creating a node reads no thread-local state (eager graphc's hot path).
+_this_thread = _ThreadState()
+_tracing_threads = 0
 _serials = itertools.count()
+_get_grad = operator.attrgetter("grad")
 #: ``_attr`` of the leaves operators create for plain numbers (``x * 2``): a trace makes
 #: them constants even when they were created before it (they are never parameters).
 CONSTANT = ("constant",)
@@ -145,7 +170,7 @@ def _as_float(x) -> float:
     if type(x) is float:
         return x
     if isinstance(x, numbers.Real) and not isinstance(x, Value):
-        return float(x)
+        return _to_float(x, "the data of a Value")
     if getattr(x, "shape", None) == () and getattr(getattr(x, "dtype", None), "kind", "") in "biuf":
         return float(x)  # a 0-d NumPy array
     what = "a Value (use it directly instead of wrapping it)" if isinstance(x, Value) else \
@@ -153,25 +178,37 @@ def _as_float(x) -> float:
     raise TypeError(f"Value() takes a real number (int, float or NumPy scalar); got {what}")
 
 
+def _to_float(x: numbers.Real, what: str) -> float:
+    """``float(x)``; a number too large for a float (``10**400``) raises :class:`DataError`."""
+    try:
+        return float(x)
+    except OverflowError:
+        text = str(x)
+        shown = text if len(text) <= 24 else f"{text[:12]}...({len(text)} digits)"
+        raise DataError(f"{what} must be a real number that fits in a float (|x| < 1.8e308); "
+                        f"got {type(x).__name__} {shown}") from None
+
+
 def _coerce(x) -> Value | None:
     """``x`` as a Value, or None when it is not a number (the operator then returns NotImplemented)."""
     if isinstance(x, Value):
         return x
-    if type(x) is float or type(x) is int or isinstance(x, numbers.Real):
-        return _node(float(x), (), None, CONSTANT)
+    if type(x) is float or isinstance(x, numbers.Real):
+        return _node(_to_float(x, "an operand"), (), None, CONSTANT)
     return None
 
 
 def _as_exponent(x) -> int | float | None:
     if isinstance(x, numbers.Integral):
+        _to_float(x, "an exponent")  # code generation spells it as a float literal
         return int(x)
     if isinstance(x, numbers.Real):
-        return float(x)
+        return _to_float(x, "an exponent")
     return None
 
 
 def _node(data: float, prev: tuple, kind, attr: tuple = ()) -> Value:
-    out = _new(_node_class)
+    out = _new(_this_thread.node_class if _tracing_threads else Value)
     out._data = data
     out.grad = 0
     out._prev = prev
@@ -196,13 +233,21 @@ def _unary(op: Op, a: Value, attr: tuple = ()) -> Value:
 def apply(op: Op | str, *operands, attr: tuple = ()) -> Value:
     """Apply any table op to Values (or numbers): ``apply('max', a, b)``."""
     op = ops.lookup(op) if isinstance(op, str) else op
-    if op.arity is not None and len(operands) != op.arity:
-        raise TypeError(f"{op.name} takes {op.arity} operand(s), got {len(operands)}")
+    if not isinstance(op, Op):
+        raise TypeError(f"apply takes an op name or an ops.Op; got {type(op).__name__}")
+    if op.arity is not None and len(operands) != op.arity or not operands:
+        raise TypeError(f"{op.name} takes {op.arity or 'at least 1'} operand(s), got {len(operands)}")
+    attr = tuple(attr)
+    if len(attr) != len(op.params):
+        raise TypeError(f"{op.name} takes {len(op.params)} parameter(s) {op.params} in attr=; got {attr!r}")
+    attr = tuple(_as_exponent(a) if isinstance(a, numbers.Real) else a for a in attr)
+    if any(not isinstance(a, (int, float)) for a in attr):
+        raise TypeError(f"{op.name}'s parameters {op.params} are numbers; got {attr!r}")
     values = tuple(_coerce(x) for x in operands)
     if any(v is None for v in values):
         bad = next(x for x, v in zip(operands, values) if v is None)
         raise TypeError(f"{op.name} takes Values or numbers; got {type(bad).__name__}")
-    return _node(op.eval(*(v._data for v in values), *attr), values, op, tuple(attr))
+    return _node(op.eval(*(v._data for v in values), *attr), values, op, attr)
 
 
 def topological_order(roots: Iterable[Value]) -> list[Value]:

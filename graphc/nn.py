@@ -19,6 +19,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .engine import Value
+from .errors import ShapeError
 
 #: Hidden nonlinearities: name (a Value method, or "identity") -> the prefix of a Neuron's repr.
 ACTIVATIONS = {"relu": "ReLU", "tanh": "Tanh", "sigmoid": "Sigmoid", "identity": "Linear"}
@@ -61,6 +62,8 @@ class Neuron(Module):
         self.activation = activation
 
     def __call__(self, x):
+        if len(x) != len(self.w):  # micrograd's zip would silently drop or ignore inputs
+            raise ShapeError(f"{self!r} takes {len(self.w)} inputs; got {len(x)}")
         act = sum((wi * xi for wi, xi in zip(self.w, x)), self.b)
         if not self.nonlin or self.activation == "identity":
             return act

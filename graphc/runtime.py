@@ -45,6 +45,22 @@ def log(x):
         return -inf if x == 0.0 else nan
 
 
+def log1p(x):
+    """log(1 + x), exact to an ulp even where 1 + x rounds (tiny x); -inf at -1, nan below."""
+    try:
+        return math.log1p(x)
+    except ValueError:
+        return -inf if x == -1.0 else nan
+
+
+def softplus(x):
+    """log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)): exp never overflows, and for very
+    negative x the result is exp(x) (not 0) and for large x it is x (not inf)."""
+    if x > 0.0:
+        return x + math.log1p(math.exp(-x))
+    return math.log1p(exp(x))  # x <= 0, or nan
+
+
 def sin(x):
     try:
         return math.sin(x)

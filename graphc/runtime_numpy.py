@@ -16,6 +16,23 @@ def vsigmoid(x):
     return np.where(x >= 0.0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
+def vpower(x, y):
+    """x ** y as C99 ``pow`` (runtime.pow).  NumPy computes an exponent 0.5 that does not vary
+    along the loop (a scalar, or one element broadcast) as ``sqrt``, which differs from pow at
+    two points: sqrt(-0.0) is -0.0 (pow: +0.0) and sqrt(-inf) is nan (pow: +inf); elsewhere
+    both are within an ulp of the exact root."""
+    r = np.power(x, y)
+    half = np.equal(y, 0.5)  # a scalar, or an array broadcast from one element, takes sqrt
+    if half.any():
+        r = np.where(half & (x == -np.inf), np.inf, np.where(half & (x == 0.0), 0.0, r))
+    return r
+
+
+def vsoftplus(x):
+    """max(x, 0) + log1p(exp(-|x|)), as runtime.softplus."""
+    return np.maximum(x, 0.0) + np.log1p(np.exp(-np.abs(x)))
+
+
 def vstep(x):
     """1.0 where x > 0, else 0.0 (nan included)."""
     return np.greater(x, 0.0).astype(np.float64)

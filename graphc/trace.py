@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterable
 
 from . import engine
 from .engine import Value, topological_order
-from .errors import TraceError, TracerWarning
+from .errors import ArgumentError, TraceError, TracerWarning
 from .graph import Builder, Graph
 from .names import sanitize
 from .ops import Op
@@ -32,7 +32,7 @@ from .tree import flatten_args, flatten_output, unflatten
 
 _PLACEHOLDER = ("placeholder",)  # marks a placeholder leaf in its (otherwise unused) _attr slot
 _data_slot = Value._data  # the slot descriptor behind Value.data
-_lock = threading.RLock()
+_lock = threading.Lock()  # guards engine._tracing_threads
 _active = threading.local()
 
 
@@ -59,15 +59,21 @@ class TracedValue(Value):
 
 @contextlib.contextmanager
 def _tracing():
+    """New Values of this thread are TracedValues until the block ends; other threads'
+    Values are not affected, so several threads may trace at once."""
     with _lock:
-        previous = engine._node_class
-        engine._node_class = TracedValue
-        _active.depth = getattr(_active, "depth", 0) + 1
-        try:
-            yield
-        finally:
-            _active.depth -= 1
-            engine._node_class = previous
+        engine._tracing_threads += 1
+    state = engine._this_thread
+    previous = state.node_class
+    state.node_class = TracedValue
+    _active.depth = getattr(_active, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _active.depth -= 1
+        state.node_class = previous
+        with _lock:
+            engine._tracing_threads -= 1
 
 
 def argument_names(fn: Callable, count: int) -> list[str]:
@@ -99,6 +105,8 @@ def trace(fn: Callable, *example_args: Any, params: Iterable[Value] | None = Non
     ``params`` fixes the order of the graph's params (e.g. ``model.parameters()``; all of
     them are kept, used or not); other params follow in the order they are first met.
     """
+    if not callable(fn):
+        raise ArgumentError(f"graphc.trace needs a function or a Module to run; got {type(fn).__name__}")
     arg_names = argument_names(fn, len(example_args))
     leaves, in_tree, paths = flatten_args(example_args, arg_names)
     with _tracing():

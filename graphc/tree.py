@@ -15,13 +15,16 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .engine import Value
+from .engine import Value, _to_float
 from .errors import ArgumentError, TraceError
 
 SCALAR = "scalar"
 Tree = Any  # SCALAR | tuple[str, tuple]
 
 _EXPECTED = "a number, a Value, a NumPy array of numbers, or a list/tuple of those"
+#: Deeper nesting is refused (it would exhaust Python's stack; a list containing itself is
+#: infinitely deep): far more than any real argument needs.
+MAX_NESTING = 100
 
 
 def _describe(x: Any) -> str:
@@ -38,12 +41,14 @@ def flatten_args(args: tuple, names: list[str]) -> tuple[list, Tree, list[str]]:
     paths: list[str] = []
     trees = []
     for arg, name in zip(args, names):
-        trees.append(_flatten(arg, name, leaves, paths))
+        trees.append(_flatten(arg, name, leaves, paths, 0))
     return leaves, ("tuple", tuple(trees)), paths
 
 
-def _flatten(x: Any, path: str, leaves: list, paths: list) -> Tree:
+def _flatten(x: Any, path: str, leaves: list, paths: list, depth: int) -> Tree:
     if isinstance(x, Value) or (isinstance(x, numbers.Real) and not isinstance(x, (np.ndarray,))):
+        if not isinstance(x, (float, Value)):
+            _to_float(x, f"argument {path}")  # 10**400 is a number, but no float
         leaves.append(x)
         paths.append(path)
         return SCALAR
@@ -54,8 +59,9 @@ def _flatten(x: Any, path: str, leaves: list, paths: list) -> Tree:
         paths.extend(f"{path}{''.join(f'[{i}]' for i in idx)}" for idx in np.ndindex(x.shape))
         return ("array", x.shape)
     if isinstance(x, (list, tuple)):
+        _check_depth(depth, path, "argument")
         kind = "list" if isinstance(x, list) else "tuple"
-        return (kind, tuple(_flatten(item, f"{path}[{i}]", leaves, paths) for i, item in enumerate(x)))
+        return (kind, tuple(_flatten(item, f"{path}[{i}]", leaves, paths, depth + 1) for i, item in enumerate(x)))
     raise ArgumentError(f"argument {path}: expected {_EXPECTED}; got {_describe(x)}")
 
 
@@ -80,18 +86,29 @@ def flatten_output(out: Any) -> tuple[list, Tree]:
     """Leaves and tree of a traced function's result: Values or numbers in lists/tuples."""
     leaves: list = []
 
-    def walk(x: Any, path: str) -> Tree:
+    def walk(x: Any, path: str, depth: int) -> Tree:
         if isinstance(x, Value) or (isinstance(x, numbers.Real) and not isinstance(x, np.ndarray)):
+            if not isinstance(x, (float, Value)):
+                _to_float(x, f"{path} of the traced function")
             leaves.append(x)
             return SCALAR
         if isinstance(x, (list, tuple)):
+            _check_depth(depth, path, "the traced function returned", TraceError,
+                         "a Value, a number, or a list/tuple of those")
             kind = "list" if isinstance(x, list) else "tuple"
-            return (kind, tuple(walk(item, f"{path}[{i}]") for i, item in enumerate(x)))
+            return (kind, tuple(walk(item, f"{path}[{i}]", depth + 1) for i, item in enumerate(x)))
         raise TraceError(f"the traced function must return a Value, a number, or a list/tuple of "
                          f"those; {path} is {_describe(x)}")
 
-    tree = walk(out, "its result")
+    tree = walk(out, "its result", 0)
     return leaves, tree
+
+
+def _check_depth(depth: int, path: str, what: str, error: type = ArgumentError,
+                 expected: str = _EXPECTED) -> None:
+    if depth >= MAX_NESTING:
+        raise error(f"{what} {path[:40]}...: lists/tuples nested more than {MAX_NESTING} levels deep "
+                    f"(a list that contains itself?); expected {expected}")
 
 
 def count_leaves(tree: Tree) -> int:

@@ -171,3 +171,21 @@ def test_nonfinite_data_is_refused_unless_allowed():
         compiled.mean(np.array([np.inf]))
     out = compiled.map(data, allow_nonfinite=True)
     assert out[0] == 2.0 and math.isnan(out[1])
+
+
+@pytest.mark.parametrize("fn", [lambda x, y: x ** 0.5, lambda x, y: x ** Value(0.5), lambda x, y: x ** y],
+                         ids=["pow", "vpow-param", "vpow-batched"])
+def test_square_roots_keep_pows_special_values(fn):
+    # Regression: NumPy computes power(x, 0.5) as sqrt, so the NumPy backend gave -0.0 at
+    # -0.0 and nan at -inf where eager (C99 pow) gives +0.0 and +inf.
+    X = np.array([-0.0, -np.inf, 4.0, 0.0, np.inf, -4.0])
+    Y = np.full(len(X), 0.5)
+    got = graphc.compile(fn).map(X, Y, allow_nonfinite=True)
+    want = [fn(Value(x), Value(y)).data for x, y in zip(X, Y)]
+    assert [(v, math.copysign(1, v)) for v in want[:5]] == [(0.0, 1), (math.inf, 1), (2.0, 1), (0.0, 1), (math.inf, 1)]
+    assert all(same(a, b) for a, b in zip(got, want)), (got, want)
+
+
+def same(a: float, b: float) -> bool:
+    """Equal bit for bit up to nan payloads (so 0.0 and -0.0 differ)."""
+    return (math.isnan(a) and math.isnan(b)) or (a == b and math.copysign(1, a) == math.copysign(1, b))

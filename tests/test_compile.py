@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import graphc
-from graphc import GraphcError, Value
+from graphc import GraphcError, Value, apply
 from graphc.nn import MLP
 from conftest import rel_err
 from strategies import programs, replay
@@ -150,3 +150,32 @@ def test_compiled_equals_eager_on_random_graphs(spec, point):
     want = [o.data for o in eager], [x.grad for x in eager_xs] + [p.grad for p in params]
     for a, b in zip(got[0] + got[1], want[0] + want[1]):
         assert rel_err(a, b) <= 1e-9, (spec, point)
+
+
+def test_an_argument_no_gradient_reaches_passes_nothing_on_as_in_eager():
+    # Regression: the compiled output added 0.0 to x.grad, so backward() went on into x's
+    # eager graph and computed 0 * (1/0) = nan for a, where eager leaves a untouched.
+    q = Value(2.0)
+
+    def fn(x):
+        return apply("step", x) + q * 3.0  # no gradient reaches x through step
+    grads = {}
+    for name, run in (("eager", fn), ("compiled", graphc.compile(fn))):
+        a = Value(0.0)
+        x = a.log()  # d(log)/da is inf at 0
+        q.grad = 0
+        run(x).backward()
+        grads[name] = (a.grad, x.grad, q.grad)
+    assert grads["compiled"] == grads["eager"] == (0, 0, 3.0)
+
+
+def test_mean_passes_nothing_to_params_no_gradient_reaches():
+    p, unused = Value(1.0), Value(5.0)
+
+    def fn(x):
+        return x * p + apply("step", x * unused)
+    for backend in ("numpy", "python"):
+        p.grad = unused.grad = 0
+        loss = graphc.compile(fn, backend=backend).mean(np.array([1.0, 2.0]))
+        (loss * math.inf).backward()  # an infinite upstream gradient: 0 * inf would be nan
+        assert p.grad == math.inf and unused.grad == 0, backend

@@ -17,6 +17,7 @@ POINTS = {
     "pow": lambda r: (r.uniform(0.5, 3.0),),
     "vpow": lambda r: (r.uniform(0.5, 3.0), r.uniform(-2.0, 2.0)),
     "log": lambda r: (r.uniform(0.1, 5.0),),
+    "log1p": lambda r: (r.uniform(-0.9, 5.0),),
     "relu": lambda r: (r.choice([-1, 1]) * r.uniform(0.1, 3.0),),
     "step": lambda r: (r.choice([-1, 1]) * r.uniform(0.1, 3.0),),
     "max": lambda r: (lambda a: (a, a + r.choice([-1, 1]) * r.uniform(0.1, 2.0)))(r.uniform(-3, 3)),

@@ -34,7 +34,7 @@ from .python import spell, wrap_assign
 #: What generated code may refer to: NumPy, graphc.runtime_numpy as ``_v<name>``, and the
 #: Python backend's helpers for unbatched lines.
 NAMESPACE = PYTHON_NAMESPACE | {"np": np, "math": math} | {
-    f"_{name}": getattr(runtime_numpy, name) for name in ("vsigmoid", "vstep", "vmax", "vsum")}
+    f"_{name}": getattr(runtime_numpy, name) for name in ("vsigmoid", "vstep", "vmax", "vsum", "vpower", "vsoftplus")}
 
 
 def batched_nodes(graph: Graph, unbatched_inputs: set[int]) -> list[bool]:

@@ -12,8 +12,9 @@ from .cse import cse
 from .dce import dce
 from .flatten import flatten
 from .fold import fold
-from .pipeline import PIPELINE, OptimizeReport, optimize
+from .pipeline import NUMERICS, PIPELINE, OptimizeReport, optimize
 from .simplify import RULES, simplify
+from .stabilize import stabilize
 
-__all__ = ["PassResult", "PassStats", "OptimizeReport", "PIPELINE", "RULES", "cse", "dce",
-           "flatten", "fold", "optimize", "simplify"]
+__all__ = ["PassResult", "PassStats", "OptimizeReport", "NUMERICS", "PIPELINE", "RULES", "cse", "dce",
+           "flatten", "fold", "optimize", "simplify", "stabilize"]

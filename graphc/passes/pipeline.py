@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from ..errors import ArgumentError
 from ..graph import Graph
 from .base import PassStats
 from .cse import cse
@@ -11,12 +12,16 @@ from .dce import dce
 from .flatten import flatten
 from .fold import fold
 from .simplify import simplify
+from .stabilize import stabilize
 
 log = logging.getLogger("graphc.passes")
 
 #: The passes, in the order each round runs them.
 PIPELINE = (fold, simplify, flatten, cse, dce)
 MAX_ROUNDS = 10
+#: ``optimize(numerics=...)``: "exact" keeps every result bit for bit; "stable" also applies
+#: graphc.passes.stabilize.
+NUMERICS = ("exact", "stable")
 
 
 @dataclass
@@ -34,12 +39,21 @@ class OptimizeReport:
         return "\n".join(lines)
 
 
-def optimize(graph: Graph, *, report: bool = False, passes=PIPELINE, max_rounds: int = MAX_ROUNDS):
+def optimize(graph: Graph, *, report: bool = False, passes=PIPELINE, max_rounds: int = MAX_ROUNDS,
+             numerics: str = "exact"):
     """The graph with every pass applied to a fixed point; never changes what it computes.
 
     With ``report=True`` returns ``(graph, OptimizeReport)``.  Each pass's counts are
-    also logged to the ``graphc.passes`` logger at DEBUG level.
+    also logged to the ``graphc.passes`` logger at DEBUG level.  ``numerics="stable"``
+    adds the :mod:`~graphc.passes.stabilize` rewrites (``log(1 + x) -> log1p(x)``, ...),
+    which change results: more accurate, no longer bit-identical to eager.
     """
+    if not isinstance(graph, Graph):
+        raise ArgumentError(f"optimize takes a graphc.Graph (from graphc.trace); got {type(graph).__name__}")
+    if numerics not in NUMERICS:
+        raise ArgumentError(f"numerics must be one of {', '.join(map(repr, NUMERICS))}; got {numerics!r}")
+    if numerics == "stable" and stabilize not in passes:
+        passes = tuple(passes) + (stabilize,)
     summary = OptimizeReport(before=len(graph))
     for _ in range(max_rounds):
         stats_this_round = []

@@ -125,13 +125,18 @@ class Analysis:
 
 def simplify(graph: Graph) -> PassResult:
     """Apply the first matching rule to each node (the driver repeats to a fixed point)."""
-    by_op, triggers = _index(RULES)
+    return rewrite(graph, RULES, "simplify")
+
+
+def rewrite(graph: Graph, rules: list[Rule], name: str) -> PassResult:
+    """One pass of ``rules`` (the first match wins at each node), reported as pass ``name``."""
+    by_op, triggers = _index(rules)
     facts = Analysis(graph)
     ops_, args_ = graph.ops, graph.args
     if not any(_first_match(by_op, graph, i, args_[i], facts) for i, op in enumerate(ops_)
                if op in by_op and _triggered(triggers[op], args_[i], ops_)):
-        return PassResult(graph, PassStats("simplify", len(graph), len(graph)))
-    hits = dict.fromkeys((r.name for r in RULES), 0)
+        return PassResult(graph, PassStats(name, len(graph), len(graph)))
+    hits = dict.fromkeys((r.name for r in rules), 0)
     analysis: list[Analysis] = []  # of the builder, created on the first visit
 
     def visit(b: Builder, i: int, remap: list[int]) -> int:
@@ -149,7 +154,7 @@ def simplify(graph: Graph) -> PassResult:
         return _build(rule.replacement, bindings, b)
 
     result = rebuild(graph, visit)
-    return PassResult(result, PassStats("simplify", len(graph), len(result),
+    return PassResult(result, PassStats(name, len(graph), len(result),
                                         {k: v for k, v in hits.items() if v}))
 
 

@@ -1,0 +1,131 @@
+"""Nothing is left half-updated: a call, trace or backward that raises changes no state."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import graphc
+from graphc import DataError, GraphcError, Value, engine
+from graphc.engine import topological_order
+
+
+class Boom(Exception):
+    pass
+
+
+def snapshot(*roots: Value) -> list[tuple[Value, object, float]]:
+    return [(v, v.grad, v.data) for v in topological_order(roots)]
+
+
+def assert_unchanged(before) -> None:
+    for v, grad, data in before:
+        assert v.grad == grad and type(v.grad) is type(grad) and v.data == data, (v, grad)
+
+
+def make_failing(compiled: graphc.Compiled, output: int, wrt_inputs: bool, error: type = None) -> None:
+    """Make the generated gradient code of ``output`` raise once it is sent the seed."""
+    signature = compiled._latest
+    program = signature.program(output, wrt_inputs)
+
+    def failing(inputs, params):
+        frame = program.function(inputs, params)
+        values = next(frame)
+        yield values
+        raise (error or Boom)("raised by the gradient code")
+    signature._programs[(output, wrt_inputs)] = type(program)(failing, program.source, program.joint, program.reached)
+
+
+@pytest.mark.parametrize("error", [Boom, KeyboardInterrupt])
+def test_backward_that_raises_restores_every_grad(error):
+    a, b, p = Value(1.5), Value(-2.0), Value(0.25)
+    compiled = graphc.compile(lambda x: [x * p, (x * p).tanh()])
+    x = a * 2.0 + b  # an eager graph in front of the compiled call
+    first, second = compiled(x)
+    total = (second * b + a * a) + p  # and one behind it: these nodes run before the compiled one
+    a.grad, b.grad, p.grad = 0.5, -1.0, 3  # gradients from earlier work must survive as they are
+    before = snapshot(total)
+    make_failing(compiled, 1, True, error)
+    with pytest.raises(error):
+        total.backward()
+    assert_unchanged(before)
+    assert b.grad == -1.0 and a.grad == 0.5 and p.grad == 3 and type(p.grad) is int
+
+
+def test_backward_works_after_a_failed_one():
+    p = Value(0.5)
+    compiled = graphc.compile(lambda x: [x * p, (x * p).exp()])
+    _, second = compiled(2.0)
+    good = second.data
+    make_failing(compiled, 1, False)
+    with pytest.raises(Boom):
+        second.backward()
+    assert p.grad == 0
+    compiled._latest._programs.pop((1, False))  # the real program is generated again
+    second.backward()
+    assert p.grad == 2.0 * good
+
+
+def test_bad_arguments_leave_signatures_and_params_alone():
+    p = Value(1.0)
+    compiled = graphc.compile(lambda x: x * p)
+    compiled(2.0).backward()
+    state = (compiled.trace_count, dict(compiled._signatures), p.grad, p.data, compiled.source)
+    for bad in ("x", None, [1.0, "a"], 10 ** 400, {"x": 1.0}):
+        with pytest.raises((TypeError, ValueError)):
+            compiled(bad)
+    with pytest.raises(DataError):
+        compiled.map(np.array([1.0, np.nan]))
+    assert (compiled.trace_count, dict(compiled._signatures), p.grad, p.data, compiled.source) == state
+
+
+def test_a_traced_function_that_raises_leaves_nothing_behind():
+    p = Value(1.0)
+    calls = []
+
+    def fn(x):
+        calls.append(len(x))
+        if len(x) == 3:
+            raise Boom("user code failed while being traced")
+        return sum(x, Value(0.0)) * p
+    compiled = graphc.compile(fn)
+    assert compiled([1.0, 2.0]).data == 3.0
+    with pytest.raises(Boom):
+        compiled([1.0, 2.0, 3.0])
+    assert compiled.trace_count == 1 and len(compiled._signatures) == 1
+    assert engine._tracing_threads == 0 and engine._this_thread.node_class is Value
+    assert type(Value(1.0)) is Value and type(Value(1.0) * 2.0) is Value  # not TracedValue any more
+    assert compiled([4.0, 5.0]).data == 9.0 and compiled.trace_count == 1
+    assert calls == [2, 3]
+
+
+def test_mean_of_a_non_scalar_function_changes_no_gradient():
+    p = Value(2.0)
+    compiled = graphc.compile(lambda x: [x * p, x])
+    with pytest.raises(GraphcError, match="one scalar"):
+        compiled.mean(np.array([1.0, 2.0]))
+    assert p.grad == 0 and compiled.trace_count == len(compiled._signatures) == 1
+    assert compiled.map(np.array([1.0, 2.0]))[0].tolist() == [2.0, 4.0]  # the trace is a good one
+
+
+def test_backward_raising_in_an_eager_node_also_restores():
+    """A node whose op raises (here: a compiled node of a *different* kind that fails
+    before touching anything) -- the same all-or-nothing rule, no compiled code needed."""
+    a = Value(2.0)
+    h = a * a
+    out = h.exp() + h
+
+    class Failing:
+        def label(self, attr=()):
+            return "failing"
+
+        def backprop(self, node):
+            node._prev[0].grad += 1.0  # a partial update, then a failure
+            raise Boom("half-way")
+    bad = engine._node(1.0, (out,), Failing())
+    before = snapshot(bad)
+    with pytest.raises(Boom):
+        bad.backward()
+    assert_unchanged(before)
+    assert not math.isnan(a.grad) and a.grad == 0
