@@ -301,9 +301,9 @@ class _Signature:
         else:
             program = self.batched_program("mean")
             self.latest_source = program.source
-            with np.errstate(all="ignore"):
+            with np.errstate(all="ignore"):  # inf and nan are results here, not warnings
                 (values,), grads = program.function(batch.cols, params, 1.0 / batch.n, batch.n)
-            value = float(np.mean(values))
+                value = float(np.mean(values))
         grads = [g if r else None for g, r in zip(grads, program.reached)]
         return _node(value, tuple(self.params), _MeanKind(self.owner.name, grads))
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import random
+import warnings
 
 import numpy as np
 import pytest
@@ -189,3 +190,12 @@ def test_square_roots_keep_pows_special_values(fn):
 def same(a: float, b: float) -> bool:
     """Equal bit for bit up to nan payloads (so 0.0 and -0.0 differ)."""
     return (math.isnan(a) and math.isnan(b)) or (a == b and math.copysign(1, a) == math.copysign(1, b))
+
+
+def test_nonfinite_results_raise_no_numpy_warnings():
+    # Regression: mean's np.mean ran outside np.errstate, so inf + -inf warned.
+    compiled = graphc.compile(lambda x: x * 1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert math.isnan(compiled.mean(np.array([np.inf, -np.inf]), allow_nonfinite=True).data)
+        assert np.isnan(compiled.map(np.array([np.inf, np.nan]), allow_nonfinite=True)[1:]).all()

@@ -1,0 +1,206 @@
+"""Differential fuzzing helpers: random programs, eager references, and error budgets.
+
+The oracle is eager graphc (micrograd semantics, IEEE results).  Each backend is compared
+with it under one of two rules:
+
+* **exact** -- the Python backend (scalar calls, and ``backend="python"`` batched) runs the
+  same libm functions in the same order, so every forward value must be the same bits,
+  sign of zero and nan included;
+* **within a budget** -- the NumPy backend's ``exp``, ``tanh``, ``pow``, ... are NumPy's own
+  SIMD implementations, a few ulps from libm (``ULPS`` below, measured in
+  ``test_fuzz_elementwise.py``).  A difference is accepted when first-order error analysis
+  explains it: ``|a - b| <= tol * max(|a|, |b|, 1) + slack``, with ``slack`` the sum over
+  the graph's nodes of ``|d out / d node| * |node| * ulps(op) * eps``, taken on the eager
+  graph.  Where ``slack`` is infinite or nan (a singular point: ``log`` of a result that
+  is 0 only because of rounding), any result is accepted; where ``slack`` is 0 (no
+  inexact op upstream) the bits must match.
+
+Gradients after optimization are compared the same way with a *reassociation* budget:
+CSE adds the cotangents of merged uses before multiplying (``y * (ga + gb)`` where eager
+computes ``y * ga + y * gb``) and sum flattening changes the order in which a node's
+cotangents arrive -- both round differently.  The budget is ``K * eps * G``, ``G`` the
+gradient computed with absolute values of every contribution; where ``G`` is inf or nan
+(an intermediate contribution overflows or is nan) the special value may differ too.
+
+``GRAPHC_FUZZ=<factor>`` (``make fuzz``) multiplies every test's example count.
+"""
+from __future__ import annotations
+
+import math
+import os
+import sys
+from typing import Iterable
+
+import numpy as np
+from hypothesis import HealthCheck, settings, strategies as st
+
+from graphc import Value, apply, ops
+from graphc.engine import topological_order
+from graphc.ops import FLOATS
+
+EPS = sys.float_info.epsilon
+FACTOR = int(os.environ.get("GRAPHC_FUZZ", "0") or 0)
+
+#: Special inputs: signed zeros, extremes, subnormals, infinities, nan -- and the
+#: neighbourhoods where ops change behaviour (exp's overflow, tanh's saturation).
+SPECIAL_INPUTS = [0.0, -0.0, 1.0, -1.0, 0.5, -2.0, 3.0, 1e300, -1e300, 1e-300, 5e-324, -5e-324,
+                  709.0, 710.0, -746.0, 20.0, 1.7976931348623157e308, math.inf, -math.inf, math.nan]
+SPECIAL_CONSTANTS = [0.0, -0.0, 1.0, -1.0, 2.0, 0.5, 1e300, -1e300, 1e-300, 5e-324,
+                     math.inf, -math.inf, math.nan]
+EXPONENTS = [2, 3, -1, 0.5, -2, 1, 0, 1.5, -0.5, 1e300, math.inf, math.nan]
+
+#: ulps each batched backend may differ from libm per op (None: every op, "other" entries).
+#: NumPy's measured maxima (test_fuzz_elementwise.py): exp 1, log 1, tanh 3, sigmoid 2,
+#: pow 1, sin/cos 0; the budget allows one more.
+ULPS: dict[str, dict[str, float]] = {
+    "python": {},
+    "numpy": {"exp": 2, "log": 2, "tanh": 4, "sigmoid": 3, "pow": 2, "vpow": 2, "sin": 2, "cos": 2,
+              "log1p": 2, "softplus": 4},
+}
+#: A backend this module does not know (a new one, such as C): 4 ulps on every
+#: transcendental op and 1 on arithmetic (fused multiply-add), sums in any order.
+UNKNOWN_BACKEND = {name: (1 if name in ("add", "sub", "mul", "neg", "sum") else 4) for name in ops.TABLE}
+
+
+def budget(backend: str) -> dict[str, float]:
+    return ULPS.get(backend, UNKNOWN_BACKEND)
+
+
+def examples(fast: int) -> settings:
+    """Hypothesis settings: ``fast`` examples in ``make test``, ``fast * GRAPHC_FUZZ`` in ``make fuzz``."""
+    return settings(max_examples=fast * FACTOR if FACTOR else fast, deadline=None, derandomize=not FACTOR,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+                    print_blob=True)
+
+
+def same(a: float, b: float) -> bool:
+    """Equal bit for bit up to nan payloads (so 0.0 and -0.0 differ)."""
+    return (math.isnan(a) and math.isnan(b)) or (a == b and math.copysign(1, a) == math.copysign(1, b))
+
+
+def agree(a: float, b: float, slack: float, tol: float, zero_sign: bool = True) -> bool:
+    """``a`` and ``b`` equal, or apart by no more than ``tol`` relative plus ``slack``
+    absolute (see the module docstring); a nonfinite slack accepts anything."""
+    if same(a, b) or (not zero_sign and a == b):
+        return True
+    if not math.isfinite(slack):
+        return True
+    if not (math.isfinite(a) and math.isfinite(b)):
+        return False
+    if a == b:  # zeros of opposite sign: only rounding (slack > 0) can flip a zero's sign
+        return slack > 0
+    return abs(a - b) <= tol * max(abs(a), abs(b), 1.0) + slack
+
+
+# -- programs ------------------------------------------------------------------------------
+
+@st.composite
+def programs(draw, n_inputs: int = 3, n_params: int = 2, max_ops: int = 14, constants=SPECIAL_CONSTANTS):
+    """A random straight-line program over every op of the table.
+
+    Instructions ``(op, operand slots, params)`` read earlier slots (inputs, params,
+    constants, results): mostly recent ones (deep graphs), sometimes any (shared
+    subexpressions), sometimes the same slot twice (``x * x``); some instructions repeat an
+    earlier one exactly or with its operands swapped (work for CSE).
+    """
+    consts = draw(st.lists(st.sampled_from(constants), min_size=1, max_size=3))
+    slots = n_inputs + n_params + len(consts)
+    program: list = []
+    names = sorted(ops.TABLE)
+    for _ in range(draw(st.integers(1, max_ops))):
+        if program and draw(st.integers(0, 5)) == 0:
+            name, operands, attr = draw(st.sampled_from(program))
+            if draw(st.booleans()):
+                operands = operands[::-1]
+        else:
+            name = draw(st.sampled_from(names))
+            op = ops.TABLE[name]
+            arity = op.arity if op.arity is not None else draw(st.integers(1, 4))
+            recent = st.integers(max(0, slots - 3), slots - 1)
+            anywhere = st.integers(0, slots - 1)
+            operands = tuple(draw(st.one_of(recent, anywhere)) for _ in range(arity))
+            if arity == 2 and draw(st.integers(0, 6)) == 0:
+                operands = (operands[0], operands[0])
+            attr = (draw(st.sampled_from(EXPONENTS)),) if op.params else ()
+        program.append((name, operands, attr))
+        slots += 1
+    n_outputs = draw(st.integers(1, min(3, len(program))))
+    return {"consts": consts, "program": program, "n_outputs": n_outputs, "n_inputs": n_inputs,
+            "n_params": n_params}
+
+
+def replay(spec: dict, inputs: list, params: list) -> list[Value]:
+    """Run a program on Values (or numbers, for inputs); its outputs as Values."""
+    values = list(inputs) + list(params) + list(spec["consts"])
+    for name, operands, attr in spec["program"]:
+        values.append(apply(name, *[values[k] for k in operands], attr=attr))
+    outs = values[-spec["n_outputs"]:]
+    return [v if isinstance(v, Value) else Value(v) for v in outs]
+
+
+def scalars(special: float = 0.5):
+    """Floats: special values with probability ``special``, else ordinary ones."""
+    ordinary = st.floats(-3.0, 3.0, allow_nan=False)
+    anything = st.floats(allow_nan=True, allow_infinity=True)
+    return st.one_of(st.sampled_from(SPECIAL_INPUTS), ordinary, anything) if special else ordinary
+
+
+# -- eager references and error budgets --------------------------------------------------
+
+def abs_gradient(root: Value) -> dict[int, float]:
+    """For each node id reachable from ``root``: the gradient eager ``backward()`` would give
+    it if every contribution were replaced by its absolute value (``G`` in the docstring).
+    Nodes no gradient reaches are absent, as they receive nothing in eager either."""
+    g = {id(root): 1.0}
+    for v in reversed(topological_order((root,))):
+        gv = g.get(id(v))
+        if gv is None or v._kind is None:
+            continue
+        contributions = v._kind.vjp(FLOATS, gv, v._data, *[p._data for p in v._prev], *v._attr)
+        for p, c in zip(v._prev, contributions):
+            if c is not None:
+                g[id(p)] = g.get(id(p), 0.0) + abs(c)
+    return g
+
+
+def forward_slack(root: Value, ulps: dict[str, float]) -> float:
+    """First-order bound on how far ``root`` moves when every op node of its graph errs by
+    up to ``ulps[op]`` ulps (a sum by ``ulps["sum"]`` ulps of the sum of its operands' sizes)."""
+    if not ulps:
+        return 0.0
+    adjoint = abs_gradient(root)
+    total = 0.0
+    for v in topological_order((root,)):
+        kind = v._kind
+        if kind is None or kind.name not in ulps or id(v) not in adjoint:
+            continue
+        if kind.name in ("sum", "add", "sub"):
+            size = sum(abs(p._data) for p in v._prev)
+        else:
+            size = abs(v._data)
+        if size == 0.0 or math.isinf(size) or math.isnan(size):
+            continue  # a relative error does not move 0 or inf (their classes are tested per op)
+        total += adjoint[id(v)] * size * ulps[kind.name] * EPS * max(1, len(v._prev) - 1)
+    return total
+
+
+def reassociation_slack(g: float, nodes: int) -> float:
+    """Budget for reordering the sums of a gradient whose absolute-value gradient is ``g``."""
+    return 4 * nodes * EPS * g
+
+
+def graph_values(graph, inputs: Iterable[float], params: Iterable[float]) -> list[Value]:
+    """Evaluate a Graph eagerly, node by node, as Values (so its outputs can be differentiated)."""
+    values: list = []
+    supply_in, supply_par = iter(inputs), iter(params)
+    for op, args, attr in zip(graph.ops, graph.args, graph.attrs):
+        if op == "input":
+            values.append(Value(next(supply_in)))
+        elif op == "param":
+            values.append(Value(next(supply_par)))
+        elif op == "const":
+            values.append(Value(attr[0]))
+        else:
+            values.append(apply(op, *[values[a] for a in args], attr=attr))
+    return values
+
