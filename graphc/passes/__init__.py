@@ -12,8 +12,9 @@ from .cse import cse
 from .dce import dce
 from .flatten import flatten
 from .fold import fold
-from .pipeline import PIPELINE, OptimizeReport, optimize
+from .pipeline import PIPELINE, VECTOR_PIPELINE, OptimizeReport, optimize
+from .reroll import reroll
 from .simplify import RULES, simplify
 
-__all__ = ["PassResult", "PassStats", "OptimizeReport", "PIPELINE", "RULES", "cse", "dce",
-           "flatten", "fold", "optimize", "simplify"]
+__all__ = ["PassResult", "PassStats", "OptimizeReport", "PIPELINE", "VECTOR_PIPELINE", "RULES", "cse",
+           "dce", "flatten", "fold", "optimize", "reroll", "simplify"]

@@ -10,12 +10,16 @@ from .cse import cse
 from .dce import dce
 from .flatten import flatten
 from .fold import fold
+from .reroll import reroll
 from .simplify import simplify
 
 log = logging.getLogger("graphc.passes")
 
 #: The passes, in the order each round runs them.
 PIPELINE = (fold, simplify, flatten, cse, dce)
+#: For the batched backends (NumPy, C): the same, plus re-rolling dot products into tensor
+#: ops (see :mod:`graphc.passes.reroll` for why it is not in ``PIPELINE``).
+VECTOR_PIPELINE = (fold, simplify, flatten, reroll, cse, dce)
 MAX_ROUNDS = 10
 
 
