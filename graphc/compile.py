@@ -27,7 +27,7 @@ from .engine import Value, _node
 from .errors import ArgumentError, GraphcError, ShapeError
 from .graph import Graph
 from .nn import Module
-from .passes import OptimizeReport, optimize
+from .passes import VECTOR_PIPELINE, OptimizeReport, optimize
 from .trace import argument_names, function_name, trace
 from .tree import SCALAR, describe, flatten_args, unflatten
 
@@ -215,17 +215,28 @@ class _Signature:
                     program = self._programs[key] = self._generate(output, wrt_inputs)
         return program
 
-    def _joint(self, output: int, wrt_inputs: bool) -> Graph:
-        key = ("joint", output, wrt_inputs)
+    def vector_graph(self) -> Graph:
+        """The forward graph re-rolled into tensor ops, for the batched backends."""
+        graph = self._programs.get("vector")
+        if graph is None:
+            with _Timer(self.stats, "reroll"):
+                graph, report = optimize(self.graph, report=True, passes=VECTOR_PIPELINE)
+            self.stats.reports["re-rolled forward"] = report
+            self._programs["vector"] = graph
+        return graph
+
+    def _joint(self, output: int, wrt_inputs: bool, vector: bool = False) -> Graph:
+        key = ("joint", output, wrt_inputs, vector)
         joint = self._programs.get(key)
         if joint is None:
             stats = self.stats
+            forward = self.vector_graph() if vector else self.graph
             with _Timer(stats, "autodiff"):
-                raw = autodiff.grad(self.graph, output, wrt_inputs=wrt_inputs)
+                raw = autodiff.grad(forward, output, wrt_inputs=wrt_inputs)
             with _Timer(stats, "optimize"):
-                joint, report = optimize(raw, report=True)
+                joint, report = optimize(raw, report=True, passes=VECTOR_PIPELINE if vector else None)
             stats.joint_nodes, stats.joint_optimized_nodes = len(raw), len(joint)
-            stats.reports[f"gradient of output {output}"] = report
+            stats.reports[f"{'re-rolled ' if vector else ''}gradient of output {output}"] = report
             self._programs[key] = joint
         return joint
 
@@ -245,7 +256,8 @@ class _Signature:
             with self._lock:
                 program = self._programs.get(key)
                 if program is None:
-                    graph = self.graph if kind == "forward" else self._joint(0, wrt_inputs=False)
+                    graph = self.vector_graph() if kind == "forward" else \
+                        self._joint(0, wrt_inputs=False, vector=True)
                     reduced = frozenset(range(1, len(graph.outputs))) if kind == "mean" else frozenset()
                     with _Timer(self.stats, "codegen+load"):
                         function, source = numpy_backend.compile_graph(

@@ -38,12 +38,13 @@ class OptimizeReport:
         return "\n".join(lines)
 
 
-def optimize(graph: Graph, *, report: bool = False, passes=PIPELINE, max_rounds: int = MAX_ROUNDS):
+def optimize(graph: Graph, *, report: bool = False, passes=None, max_rounds: int = MAX_ROUNDS):
     """The graph with every pass applied to a fixed point; never changes what it computes.
 
     With ``report=True`` returns ``(graph, OptimizeReport)``.  Each pass's counts are
     also logged to the ``graphc.passes`` logger at DEBUG level.
     """
+    passes = PIPELINE if passes is None else passes
     summary = OptimizeReport(before=len(graph))
     for _ in range(max_rounds):
         stats_this_round = []
