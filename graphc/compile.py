@@ -15,16 +15,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
 
 from . import autodiff
+from .codegen import c as c_backend
 from .codegen import numpy as numpy_backend
 from .codegen import python as python_backend
 from .engine import Value, _node
-from .errors import ArgumentError, GraphcError, ShapeError
+from .errors import ArgumentError, CompilerWarning, GraphcError, ShapeError
 from .graph import Graph
 from .nn import Module
 from .passes import VECTOR_PIPELINE, OptimizeReport, optimize
@@ -33,9 +35,12 @@ from .tree import SCALAR, describe, flatten_args, unflatten
 
 log = logging.getLogger("graphc.compile")
 
-#: Batched backends (map, mean, a Module on a 2-D array); "python" loops over rows with
-#: the scalar code -- a slow reference, used in tests.
-BACKENDS = ("numpy", "python")
+#: Batched backends (map, mean, a Module on a 2-D array): "numpy" and "c" run the graph
+#: re-rolled into tensor ops (graphc.passes.reroll), "c" as one compiled C function with
+#: the batch loop inside; "python" loops over rows with the scalar code -- a slow
+#: reference, used in tests.
+BACKENDS = ("numpy", "python", "c")
+_BATCHED_CODEGEN = {"numpy": numpy_backend, "c": c_backend}
 
 
 @dataclass
@@ -85,6 +90,10 @@ class Compiled:
         backend = backend or "numpy"
         if backend not in BACKENDS:
             raise ArgumentError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+        if backend == "c" and c_backend.find_compiler() is None:
+            warnings.warn("graphc.compile(backend='c'): no C compiler found (set CC, or install gcc or "
+                          "clang); using the NumPy backend instead", CompilerWarning, stacklevel=3)
+            backend = "numpy"
         self.fn = fn
         self.backend = backend
         self.name = function_name(fn)
@@ -171,7 +180,9 @@ def compile(fn_or_module: Callable | Module, *, backend: str | None = None) -> C
     """Compile a function (or a Module) of Values: trace, optimize, differentiate, generate.
 
     Scalar calls run generated Python; ``backend`` chooses how ``map``, ``mean`` and a
-    Module on a 2-D array run: ``"numpy"`` (the default) or ``"python"`` (a row loop).
+    Module on a 2-D array run: ``"numpy"`` (the default), ``"c"`` (generated C, built with
+    the system compiler and cached on disk; without a compiler, a CompilerWarning and
+    NumPy) or ``"python"`` (a row loop).
     """
     return Compiled(fn_or_module, backend=backend)
 
@@ -248,9 +259,9 @@ class _Signature:
         return _Program(function, source, joint)
 
     def batched_program(self, kind: str) -> _Program:
-        """The NumPy program: ``"forward"`` (per-row outputs) or ``"mean"`` (value and
-        param gradients summed over rows)."""
-        key = ("numpy", kind)
+        """The batched program (NumPy or C): ``"forward"`` (per-row outputs) or ``"mean"``
+        (value and param gradients summed over rows)."""
+        key = (self.owner.backend, kind)
         program = self._programs.get(key)
         if program is None:
             with self._lock:
@@ -259,8 +270,9 @@ class _Signature:
                     graph = self.vector_graph() if kind == "forward" else \
                         self._joint(0, wrt_inputs=False, vector=True)
                     reduced = frozenset(range(1, len(graph.outputs))) if kind == "mean" else frozenset()
+                    codegen = _BATCHED_CODEGEN[self.owner.backend]
                     with _Timer(self.stats, "codegen+load"):
-                        function, source = numpy_backend.compile_graph(
+                        function, source = codegen.compile_graph(
                             graph, f"{self.owner.name}_batched", reduced=reduced,
                             seed=graph.inputs[-1] if kind == "mean" else None)
                     program = self._programs[key] = _Program(function, source, graph)
