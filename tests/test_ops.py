@@ -10,7 +10,9 @@ import sympy as sp
 from graphc import Value, apply, ops, runtime
 from conftest import rel_err
 
-OPS = list(ops.TABLE.values())
+ALL_OPS = list(ops.TABLE.values())
+OPS = [op for op in ALL_OPS if op.elementwise]  # scalar ops: eager Values can apply them
+TENSOR_OPS = [op for op in ALL_OPS if not op.elementwise]
 
 # Points where every op is smooth: away from relu/step/max kinks and inside log's domain.
 POINTS = {
@@ -37,12 +39,15 @@ def eager_grads(op, xs, attr=()):
     return out.data, [v.grad for v in leaves]
 
 
-@pytest.mark.parametrize("op", OPS, ids=lambda o: o.name)
+@pytest.mark.parametrize("op", ALL_OPS, ids=lambda o: o.name)
 def test_every_op_fills_every_field(op):
     assert op.name and callable(op.eval) and callable(op.vjp) and callable(op.sympy)
     assert op.python, f"{op.name} has no Python spelling"
+    assert op.numpy, f"{op.name} has no NumPy spelling"
+    assert op.c, f"{op.name} has no C spelling"
     assert op.arity is None or op.arity >= 1
     assert len(op.params) <= 1
+    assert op.elementwise or callable(op.shape), f"tensor op {op.name} needs a shape rule"
 
 
 @pytest.mark.parametrize("op", OPS, ids=lambda o: o.name)
