@@ -164,17 +164,26 @@ def _roll_sums(work: _Work, shapes: list) -> None:
         other = b_side if shared_is_a else a_side
         groups.setdefault(shared, []).append((cand, other))
     for shared, rows in groups.items():
-        if len(rows) >= 2 and _independent(rows):
+        if len(rows) >= 2 and _independent(work, rows):
             _matvec(work, shared, rows)
         else:
             for (i, prefix, _, suffix, products), other in rows:
                 _dot(work, i, prefix, other, shared, suffix, products)
 
 
-def _independent(rows: list) -> bool:
-    """No row's weights or accumulator can depend on another row's sum (ids say so)."""
-    first = min(cand[0] for cand, _ in rows)
-    return all(a < first for cand, other in rows for a in list(other) + cand[1])
+def _independent(work: _Work, rows: list) -> bool:
+    """No row's weights or accumulator may depend on a row's sum: one forward sweep from
+    the rows' sums over the ids in between (ids are topological in the original graph)."""
+    sums = {cand[0] for cand, _ in rows}
+    operands = [a for cand, other in rows for a in list(other) + cand[1]]
+    last = max(operands)
+    if last < min(sums):
+        return True
+    reached = set(sums)
+    for i in range(min(sums), last + 1):
+        if i not in reached and any(a in reached for a in work.graph.args[i]):
+            reached.add(i)
+    return not any(a in reached for a in operands)
 
 
 def _accumulator(work: _Work, prefix: list[int]) -> int:
