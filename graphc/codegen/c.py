@@ -158,97 +158,104 @@ class _Writer:
                 self.names[i] = c_number(graph.attrs[i][0])
         self.shapes = graph.shapes
         self.batched = batched_nodes(graph, {seed} if seed is not None else set())
-        self.live = graph.live()
-        self.outer_sums = self._outer_sums()
 
-    def _outer_sums(self) -> dict[int, int]:
-        """outer nodes read only by summed outputs (via index): accumulated without forming them."""
+    def _reduced_tensors(self) -> dict[int, str]:
+        """Batched tensors whose lanes are summed outputs: each is summed over the rows as a
+        whole (``"tensor"``), an ``outer`` read by nothing else without being formed (``"outer"``)."""
         g = self.graph
         users = [0] * len(g)
         for operands in g.args:
             for a in operands:
                 users[a] += 1
-        summed_index = {}
-        for k in self.reduced:
-            o = g.outputs[k]
-            if g.ops[o] == "index" and g.ops[g.args[o][0]] == "outer" and self.batched[g.args[o][0]]:
-                summed_index.setdefault(o, 0)
         per_row = {g.outputs[k] for k in range(len(g.outputs)) if k not in self.reduced}
-        candidates = {}
-        for o in summed_index:
-            m = g.args[o][0]
-            candidates[m] = candidates.get(m, 0) + 1
-        found = {}
-        for m, count in candidates.items():
-            index_users = [i for i in summed_index if g.args[i][0] == m]
-            if users[m] == len(index_users) and all(not users[i] and i not in per_row for i in index_users):
-                found[m] = count
-        return found
+        found: dict[int, list[int]] = {}
+        for k in sorted(self.reduced):
+            o = g.outputs[k]
+            if g.ops[o] == "index" and self.batched[g.args[o][0]]:
+                found.setdefault(g.args[o][0], []).append(o)
+        kinds = {}
+        for m, lanes in found.items():
+            index_users = set(lanes)
+            only_outputs = all(not users[i] and i not in per_row for i in index_users)
+            kinds[m] = "outer" if g.ops[m] == "outer" and only_outputs and users[m] == len(index_users) else "tensor"
+        return kinds
 
     def source(self) -> tuple[str, str, int, int]:
         g, names, shapes = self.graph, self.names, self.shapes
         inputs = [i for i in g.inputs if i != self.seed]
-        live = list(self.live)
-        for m in self.outer_sums:  # summed directly from its operands
-            live[m] = False
-            for i, op in enumerate(g.ops):
-                if op == "index" and g.args[i][0] == m:
-                    live[i] = False
-        live = _close(g, live, [o for o in g.outputs if live[o]] + [a for m in self.outer_sums for a in g.args[m]])
+        reduced_tensors = self._reduced_tensors()
+        roots = []
+        for k, o in enumerate(g.outputs):
+            m = g.args[o][0] if g.ops[o] == "index" and k in self.reduced else None
+            if m in reduced_tensors:
+                roots += list(g.args[m]) if reduced_tensors[m] == "outer" else [m]
+            else:
+                roots.append(o)
+        live = _close(g, roots)
+        gathered = self._gathers(live, inputs)
+        used = _close(g, [a for i in range(len(g)) if live[i] and i not in gathered for a in g.args[i]]
+                      + [r for r in roots if g.ops[r] in ("input", "param")])
         seed_name = names[self.seed] if self.seed is not None else "seed_unused"
         head = (f"void {self.entry}(const double *restrict inputs, const double *restrict params, "
                 f"double {seed_name}, long n, double *restrict per_row, double *restrict sums)")
         body = ["{", "    /* params, and everything that depends on them alone: once per call */"]
-        body += [f"    const double {names[p]} = params[{k}];" for k, p in enumerate(g.params) if live[p]]
+        body += [f"    const double {names[p]} = params[{k}];" for k, p in enumerate(g.params) if used[p]]
         statements = 0
         for i, op in enumerate(g.ops):
             if op not in ops.LEAVES and live[i] and not self.batched[i]:
-                body += ["    " + s for s in self.statement(i)]
+                body += ["    " + s for s in self.statement(i, gathered)]
                 statements += 1
         per_row, summed = [], []
         for k, o in enumerate(g.outputs):
             (summed if k in self.reduced else per_row).append((k, o))
         body.append("    /* sums over the rows, in row order (-0.0 + t is t) */")
         accumulators = {}
+        for m in reduced_tensors:
+            size = ops.size_of(shapes[m])
+            accumulators[m] = f"{names[m]}_sum"
+            body.append(f"    double {names[m]}_sum[{size}];")
+            body.append(f"    for (int lane = 0; lane < {size}; lane++) {names[m]}_sum[lane] = -0.0;")
         for k, o in summed:
-            if o in accumulators or not self.batched[o]:
-                continue
-            if g.ops[o] == "index" and g.args[o][0] in self.outer_sums:
-                m = g.args[o][0]
-                if m not in accumulators:
-                    accumulators[m] = f"{names[m]}_sum"
-                    size = ops.size_of(shapes[m])
-                    body.append(f"    double {names[m]}_sum[{size}];")
-                    body.append(f"    for (int lane = 0; lane < {size}; lane++) {names[m]}_sum[lane] = -0.0;")
-                continue
-            accumulators[o] = f"{names[o]}_sum"
-            body.append(f"    double {names[o]}_sum = -0.0;")
+            if self.batched[o] and o not in accumulators and not self._in_tensor(o, reduced_tensors):
+                accumulators[o] = f"{names[o]}_sum"
+                body.append(f"    double {names[o]}_sum = -0.0;")
         body.append("    for (long r = 0; r < n; r++) {")
         for k, i in enumerate(inputs):
-            if live[i]:
+            if used[i]:
                 body.append(f"        const double {names[i]} = inputs[{k} * n + r];")
         for i, op in enumerate(g.ops):
             if op not in ops.LEAVES and live[i] and self.batched[i]:
-                body += ["        " + s for s in self.statement(i)]
+                body += ["        " + s for s in self.statement(i, gathered)]
                 statements += 1
         for row, (k, o) in enumerate(per_row):
             body.append(f"        per_row[{row} * n + r] = {names[o]};")
         for key, acc in accumulators.items():
-            if key in self.outer_sums:
+            if reduced_tensors.get(key) == "outer":
                 a, b = g.args[key]
-                m, n = shapes[a][0], shapes[b][0]
-                body.append(f"        gc_outer_add({acc}, {names[a]}, {names[b]}, {m}, {n});")
+                body.append(f"        gc_outer_add({acc}, {names[a]}, {names[b]}, {shapes[a][0]}, {shapes[b][0]});")
+            elif key in reduced_tensors:
+                size = ops.size_of(shapes[key])
+                body.append(f"        for (int lane = 0; lane < {size}; lane++) {acc}[lane] = {acc}[lane] + {names[key]}[lane];")
             else:
                 body.append(f"        {acc} = {acc} + {names[key]};")
         body.append("    }")
+        scattered: dict[int, list[tuple[int, int]]] = {}
         for s, (k, o) in enumerate(summed):
             if not self.batched[o]:
-                value = f"{names[o]} * (double)n"  # the same value in every row
-            elif g.ops[o] == "index" and g.args[o][0] in self.outer_sums:
-                value = f"{names[g.args[o][0]]}_sum[{g.attrs[o][0]}]"
+                body.append(f"    sums[{s}] = {names[o]} * (double)n;")  # the same value in every row
+            elif self._in_tensor(o, reduced_tensors):
+                scattered.setdefault(g.args[o][0], []).append((s, g.attrs[o][0]))
             else:
-                value = f"{names[o]}_sum"
-            body.append(f"    sums[{s}] = {value};")
+                body.append(f"    sums[{s}] = {names[o]}_sum;")
+        for m, pairs in scattered.items():
+            if [p for p, _ in pairs] == list(range(pairs[0][0], pairs[0][0] + len(pairs))) and \
+                    [q for _, q in pairs] == list(range(len(pairs))):
+                body.append(f"    memcpy(sums + {pairs[0][0]}, {names[m]}_sum, sizeof {names[m]}_sum);")
+                continue
+            body.append(f"    static const int {names[m]}_slot[{len(pairs)}] = {_table(p for p, _ in pairs)};")
+            body.append(f"    static const int {names[m]}_lane[{len(pairs)}] = {_table(q for _, q in pairs)};")
+            body.append(f"    for (int k = 0; k < {len(pairs)}; k++) sums[{names[m]}_slot[k]] = "
+                        f"{names[m]}_sum[{names[m]}_lane[k]];")
         body.append("}")
         counts = g.counts()
         mix = ", ".join(f"{c:,} {op}" for op, c in counts.most_common() if op not in ops.LEAVES)
@@ -258,11 +265,43 @@ class _Writer:
                   f" * {statements:,} statements from a graph of {mix or 'no operations'}.\n */\n")
         return header + PRELUDE + "\n" + head + "\n" + "\n".join(body) + "\n", self.entry, len(per_row), len(summed)
 
-    def statement(self, i: int) -> list[str]:
+    def _in_tensor(self, o: int, reduced_tensors: dict) -> bool:
+        g = self.graph
+        return g.ops[o] == "index" and g.args[o][0] in reduced_tensors
+
+    def _gathers(self, live: list[bool], inputs: list[int]) -> dict[int, str]:
+        """Packs of params (or of inputs) read straight from the argument arrays through a
+        table of positions, instead of one named scalar per lane."""
+        g = self.graph
+        slot = {p: k for k, p in enumerate(g.params)}
+        row = {i: k for k, i in enumerate(inputs)}
+        found = {}
+        for i, op in enumerate(g.ops):
+            if op == "pack" and live[i] and len(g.args[i]) >= 4:
+                if all(a in slot for a in g.args[i]):
+                    found[i] = "params"
+                elif all(a in row for a in g.args[i]):
+                    found[i] = "inputs"
+        self._positions = slot, row
+        return found
+
+    def statement(self, i: int, gathered: dict[int, str]) -> list[str]:
         g, names, shapes = self.graph, self.names, self.shapes
         op = ops.TABLE[g.ops[i]]
         operands = [names[a] for a in g.args[i]]
         shape = shapes[i]
+        if i in gathered:
+            slot, row = self._positions
+            size = ops.size_of(shape)
+            if gathered[i] == "params":
+                table = _table(slot[a] for a in g.args[i])
+                return [f"double {names[i]}[{size}];",
+                        f"static const int {names[i]}_from[{size}] = {table};",
+                        f"for (int lane = 0; lane < {size}; lane++) {names[i]}[lane] = params[{names[i]}_from[lane]];"]
+            table = _table(row[a] for a in g.args[i])
+            return [f"double {names[i]}[{size}];",
+                    f"static const int {names[i]}_from[{size}] = {table};",
+                    f"for (int lane = 0; lane < {size}; lane++) {names[i]}[lane] = inputs[{names[i]}_from[lane] * n + r];"]
         if op.elementwise:
             if not shape:
                 return [f"const double {names[i]} = {_spell(op, operands, g.attrs[i])};"]
@@ -304,8 +343,15 @@ def _spell(op: ops.Op, operands: list[str], attr: tuple) -> str:
     return op.c.format(*operands, **{p: c_number(v) for p, v in zip(op.params, attr)})
 
 
-def _close(graph: Graph, live: list[bool], roots: list[int]) -> list[bool]:
-    """``live`` restricted to what ``roots`` need (a node marked dead stays dead unless needed)."""
+def _table(values) -> str:
+    """A C initializer list of ints, wrapped every 20 entries."""
+    items = [str(v) for v in values]
+    rows = [", ".join(items[k:k + 20]) for k in range(0, len(items), 20)]
+    return "{" + ",\n        ".join(rows) + "}"
+
+
+def _close(graph: Graph, roots: list[int]) -> list[bool]:
+    """The nodes ``roots`` depend on, roots included."""
     needed = [False] * len(graph)
     for o in roots:
         needed[o] = True
