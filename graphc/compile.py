@@ -101,7 +101,14 @@ class Compiled:
         self._signatures: dict[Any, _Signature] = {}
         self._latest: _Signature | None = None
         self._lock = threading.RLock()
+        self._names: dict[int, list[str]] = {}
         self.__doc__ = getattr(fn, "__doc__", None)
+
+    def _argument_names(self, count: int) -> list[str]:
+        names = self._names.get(count)
+        if names is None:
+            names = self._names[count] = argument_names(self.fn, count)
+        return names
 
     def __repr__(self) -> str:
         return f"<graphc.Compiled {self.name} backend={self.backend} traces={self.trace_count}>"
@@ -116,7 +123,7 @@ class Compiled:
             out = self.map(args[0])
             leaves = [out] if isinstance(out, np.ndarray) else _flat_arrays(out)
             return leaves[0] if len(leaves) == 1 else np.stack(leaves, axis=1)
-        leaves, tree, _ = flatten_args(args, argument_names(self.fn, len(args)))
+        leaves, tree, _ = flatten_args(args, self._argument_names(len(args)))
         signature = self._signature(tree, args)
         return signature.call(leaves)
 
@@ -126,17 +133,17 @@ class Compiled:
         Returns fn's output structure with each scalar replaced by an (N,) NumPy array.
         The graph is traced once per row signature; N = 0 gives empty arrays.
         """
-        batch = _Batch(batched_args, argument_names(self.fn, len(batched_args)))
-        return self._signature(batch.tree, batch.rows).map(batch)
+        batch = _Batch(batched_args, self._argument_names(len(batched_args)))
+        return self._signature(batch.tree, lambda: batch.rows).map(batch)
 
     def mean(self, *batched_args: Any) -> Value:
         """The mean of a scalar fn over the rows, as a Value whose ``backward()`` adds the
         mean gradient into every param's ``.grad`` (it composes with eager Values:
         ``step.mean(X, y) + l2``).  Value and gradient are computed in one batched pass."""
-        batch = _Batch(batched_args, argument_names(self.fn, len(batched_args)))
+        batch = _Batch(batched_args, self._argument_names(len(batched_args)))
         if batch.n == 0:
             raise ShapeError("mean over zero rows is undefined: pass at least one row")
-        return self._signature(batch.tree, batch.rows).mean(batch)
+        return self._signature(batch.tree, lambda: batch.rows).mean(batch)
 
     def _signature(self, tree: Any, args: tuple) -> "_Signature":
         signature = self._signatures.get(tree)
@@ -148,7 +155,7 @@ class Compiled:
                         f"new argument signature {describe(tree)}; known: " + \
                         ", ".join(describe(t) for t in self._signatures)
                     log.info("%s: tracing (%s)", self.name, reason)
-                    signature = _Signature(self, args)
+                    signature = _Signature(self, args() if callable(args) else args)
                     self._signatures[tree] = signature
                     self.trace_count += 1
         self._latest = signature
@@ -211,6 +218,7 @@ class _Signature:
         self.stats.traced_nodes, self.stats.optimized_nodes = len(traced), len(self.graph)
         self.stats.reports["forward"] = report
         self.params: list[Value] = self.graph.param_values
+        self.param_tuple = tuple(self.params)
         self.n_outputs = len(self.graph.outputs)
         self._programs: dict[Any, _Program] = {}
         self._lock = threading.RLock()
@@ -307,10 +315,13 @@ class _Signature:
         else:
             program = self.batched_program("mean")
             self.latest_source = program.source
-            with np.errstate(all="ignore"):
+            if self.owner.backend == "c":  # C raises no floating-point warnings
                 (values,), grads = program.function(batch.cols, params, 1.0 / batch.n, batch.n)
-            value = float(np.mean(values))
-        return _node(value, tuple(self.params), _MeanKind(self.owner.name, grads))
+            else:
+                with np.errstate(all="ignore"):
+                    (values,), grads = program.function(batch.cols, params, 1.0 / batch.n, batch.n)
+            value = float(values.mean())
+        return _node(value, self.param_tuple, _MeanKind(self.owner.name, grads))
 
     def _forward_row(self, inputs: list, params: list) -> tuple:
         program = self.program(0, wrt_inputs=False)
@@ -404,6 +415,9 @@ class _Batch:
             raise ArgumentError("map and mean need at least one batched argument (an array of shape (N, ...))")
         arrays = []
         for arg, name in zip(args, names):
+            if type(arg) is np.ndarray and arg.dtype.kind in "biuf" and arg.ndim:
+                arrays.append(arg)  # the common case: no conversion, no checks needed
+                continue
             try:
                 array = np.asarray(arg.data if isinstance(arg, Value) else arg)
             except ValueError as error:  # ragged nested lists
@@ -419,12 +433,20 @@ class _Batch:
             if array.shape[0] != self.n:
                 sizes = ", ".join(f"{nm} has {a.shape[0]}" for a, nm in zip(arrays, names))
                 raise ShapeError(f"batched arguments must have the same number of rows: {sizes}")
-        self.rows = tuple(a[0] if self.n else np.zeros(a.shape[1:]) for a in arrays)
-        _, self.tree, _ = flatten_args(self.rows, names)
-        columns = [a.reshape(self.n, int(np.prod(a.shape[1:], dtype=np.int64))) for a in arrays]
-        width = sum(c.shape[1] for c in columns)
-        self.cols = np.ascontiguousarray(np.concatenate(columns, axis=1).T, dtype=np.float64) if width \
-            else np.zeros((0, self.n))
+        # the row signature, as flatten_args would describe one row (a scalar or an array)
+        self.tree = ("tuple", tuple(SCALAR if a.ndim == 1 else ("array", a.shape[1:]) for a in arrays))
+        self._arrays = arrays
+        widths = [int(np.prod(a.shape[1:], dtype=np.int64)) for a in arrays]
+        self.cols = cols = np.empty((sum(widths), self.n))
+        row = 0
+        for a, width in zip(arrays, widths):
+            cols[row:row + width] = a.reshape(self.n, width).T
+            row += width
+
+    @property
+    def rows(self) -> tuple:
+        """One example row per argument (zeros when there are no rows): what a trace sees."""
+        return tuple(a[0] if self.n else np.zeros(a.shape[1:]) for a in self._arrays)
 
 
 def _flat_arrays(tree: Any) -> list:

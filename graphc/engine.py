@@ -48,7 +48,7 @@ class Value:
 
     @data.setter
     def data(self, value: float) -> None:
-        self._data = _as_float(value)
+        self._data = value if type(value) is float else _as_float(value)  # the common case inline
 
     @property
     def _op(self) -> str:
@@ -106,11 +106,11 @@ class Value:
         ``0 * inf = nan``.  Gradients that arrive are floats, so such a node still holds the
         int 0 it started with.
         """
-        topo = topological_order((self,))
+        topo = _op_order(self)
         self.grad = 1.0
         for v in reversed(topo):
             kind = v._kind
-            if kind is None or type(v.grad) is int:
+            if type(v.grad) is int:
                 continue
             if type(kind) is not Op:
                 kind.backprop(v)
@@ -230,6 +230,35 @@ def topological_order(roots: Iterable[Value]) -> list[Value]:
             entered.add(node)
             stack.append(node)
             stack.extend(prev[::-1])
+    return topo
+
+
+def _op_order(root: Value) -> list[Value]:
+    """The op nodes (not the leaves) reachable from ``root``, children before parents.
+
+    :func:`topological_order` restricted to op nodes, in the same relative order, for
+    ``backward()``: leaves receive gradients but pass none on, so they need no place in
+    the order -- and a compiled call's output has every parameter as a child.
+    """
+    if not root._prev:
+        return []
+    topo: list[Value] = []
+    entered: set[Value] = set()
+    finished: set[Value] = set()
+    stack = [root]
+    push, pop = stack.append, stack.pop
+    while stack:
+        node = pop()
+        if node in entered:  # its children are done (an entered child would mean a cycle)
+            if node not in finished:
+                finished.add(node)
+                topo.append(node)
+            continue
+        entered.add(node)
+        push(node)
+        for child in node._prev[::-1]:
+            if child._prev and child not in entered:
+                push(child)
     return topo
 
 
