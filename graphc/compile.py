@@ -145,6 +145,33 @@ class Compiled:
             raise ShapeError("mean over zero rows is undefined: pass at least one row")
         return self._signature(batch.tree, lambda: batch.rows).mean(batch)
 
+    def train(self, *batched_args: Any, lr: float, batch_size: int | None = None, order: Any = None) -> np.ndarray:
+        """Minibatch SGD on the mean of a scalar fn, with the params held in one array.
+
+        Rows are taken in ``order`` (default: as given), ``batch_size`` at a time (default:
+        all of them); for each batch, every param moves by ``-lr`` times the gradient of the
+        batch's mean -- what ``loss = compiled.mean(batch); model.zero_grad();
+        loss.backward(); p.data -= lr * p.grad`` does for every param, with the same numbers
+        -- but the params are read once, updated in an array by the generated code's
+        results and written back to their Values once at the end, so a step costs no
+        Python work per param.  ``.grad`` is left as it is.  Returns each batch's mean loss
+        (before its step) as an array.
+        """
+        batch = _Batch(batched_args, self._argument_names(len(batched_args)))
+        if batch.n == 0:
+            raise ShapeError("train over zero rows is undefined: pass at least one row")
+        if not (isinstance(lr, (int, float, np.floating)) and not isinstance(lr, bool)):
+            raise ArgumentError(f"lr must be a number; got {type(lr).__name__}")
+        size = batch.n if batch_size is None else batch_size
+        if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 1:
+            raise ArgumentError(f"batch_size must be a positive int; got {batch_size!r}")
+        rows = None
+        if order is not None:
+            rows = np.asarray(order)
+            if rows.ndim != 1 or rows.dtype.kind not in "iu" or (rows.size and (rows.min() < 0 or rows.max() >= batch.n)):
+                raise ShapeError(f"order must be a 1-D array of row numbers below {batch.n}")
+        return self._signature(batch.tree, lambda: batch.rows).train(batch, float(lr), int(size), rows)
+
     def _signature(self, tree: Any, args: tuple) -> "_Signature":
         signature = self._signatures.get(tree)
         if signature is None:
@@ -299,29 +326,56 @@ class _Signature:
         return unflatten(self.graph.out_tree, iter(np.asarray(v, dtype=np.float64) for v in per_row))
 
     def mean(self, batch: "_Batch") -> Value:
+        self._require_scalar("mean")
+        value, grads = self._mean_and_grads(batch.cols, batch.n, [p._data for p in self.params])
+        return _node(value, self.param_tuple, _MeanKind(self.owner.name, grads))
+
+    def _require_scalar(self, what: str) -> None:
         if self.graph.out_tree != SCALAR:
-            raise GraphcError(f"mean needs a function returning one scalar; {self.owner.name} returns "
+            raise GraphcError(f"{what} needs a function returning one scalar; {self.owner.name} returns "
                               f"{describe(self.graph.out_tree)}")
-        params = [p._data for p in self.params]
+
+    def _mean_and_grads(self, cols: np.ndarray, n: int, params) -> tuple[float, Any]:
+        """The mean of fn over the n rows of ``cols`` and its param gradients (a list, or an
+        array when ``params`` is one and the backend is C)."""
         if self.owner.backend == "python":
             program = self.program(0, wrt_inputs=False)
             self.latest_source = program.source
+            params = list(params) if isinstance(params, list) else params.tolist()
             values, grads = [], [0.0] * len(params)
-            for r in range(batch.n):
-                frame = program.function(batch.cols[:, r].tolist(), params)
+            for r in range(n):
+                frame = program.function(cols[:, r].tolist(), params)
                 values.append(next(frame)[0])
-                grads = [a + b for a, b in zip(grads, frame.send(1.0 / batch.n))]
-            value = sum(values) / batch.n
+                grads = [a + b for a, b in zip(grads, frame.send(1.0 / n))]
+            return sum(values) / n, grads
+        program = self.batched_program("mean")
+        self.latest_source = program.source
+        if self.owner.backend == "c":  # C raises no floating-point warnings
+            call = program.function.raw if isinstance(params, np.ndarray) else program.function
+            (values,), grads = call(cols, params, 1.0 / n, n)
         else:
-            program = self.batched_program("mean")
-            self.latest_source = program.source
-            if self.owner.backend == "c":  # C raises no floating-point warnings
-                (values,), grads = program.function(batch.cols, params, 1.0 / batch.n, batch.n)
+            with np.errstate(all="ignore"):
+                (values,), grads = program.function(cols, params if isinstance(params, list) else params.tolist(),
+                                                    1.0 / n, n)
+        return float(values.mean()), grads
+
+    def train(self, batch: "_Batch", lr: float, size: int, rows: np.ndarray | None) -> np.ndarray:
+        self._require_scalar("train")
+        params = np.array([p._data for p in self.params], dtype=np.float64)
+        count = batch.n if rows is None else len(rows)
+        losses = []
+        for start in range(0, count, size):
+            if rows is None and start == 0 and size >= count:
+                cols, n = batch.cols, count
             else:
-                with np.errstate(all="ignore"):
-                    (values,), grads = program.function(batch.cols, params, 1.0 / batch.n, batch.n)
-            value = float(values.mean())
-        return _node(value, self.param_tuple, _MeanKind(self.owner.name, grads))
+                chosen = np.arange(start, min(start + size, count)) if rows is None else rows[start:start + size]
+                cols, n = np.ascontiguousarray(batch.cols[:, chosen]), len(chosen)
+            value, grads = self._mean_and_grads(cols, n, params)
+            params -= lr * np.asarray(grads, dtype=np.float64)  # p.data -= lr * p.grad, for all at once
+            losses.append(value)
+        for p, v in zip(self.params, params.tolist()):
+            p._data = v
+        return np.array(losses)
 
     def _forward_row(self, inputs: list, params: list) -> tuple:
         program = self.program(0, wrt_inputs=False)

@@ -69,8 +69,23 @@ from ..names import Namespace
 from .numpy import batched_nodes
 
 #: Compiler flags.  -O2: gcc's vectorizer and inliner specialize the prelude's loops for
-#: each call's constant sizes; -O1 would save little on code this small.
+#: each call's constant sizes; -O1 would save little on code this small.  No -ffast-math,
+#: no fused multiply-adds: every operation rounds as in graphc's other backends.
 FLAGS = ("-O2", "-std=c99", "-fPIC", "-shared", "-ffp-contract=off", "-fno-fast-math")
+
+
+def _machine_flags() -> tuple[str, ...]:
+    """``-mavx2`` where the CPU has it (Linux): 4-wide vector loops, the same IEEE results
+    (AVX2 adds no fused multiply-add; -ffp-contract=off forbids it anyway).  The flag is part
+    of the cache key, so a library is only ever reused on a machine that built it alike."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("flags"):
+                    return ("-mavx2",) if " avx2" in line else ()
+    except OSError:
+        pass
+    return ()
 
 C_WORDS = frozenset("""auto break case char const continue default do double else enum extern float for goto
 if inline int long register restrict return short signed sizeof static struct switch typedef union
@@ -106,6 +121,19 @@ static inline void gc_matvec(double *y, const double *b, int b_stride, const dou
     for (int j = 0; j < m; j++) y[j] = b[j * b_stride];
     for (int k = 0; k < n; k++)
         for (int j = 0; j < m; j++) y[j] = y[j] + W[j * n + k] * x[k];
+}
+
+static inline void gc_matvec_t(double *y, const double *b, int b_stride, const double *Wt, const double *x, int m, int n)
+{   /* gc_matvec reading W transposed (Wt[k*m + j] = W[j,k]): the same additions, rows contiguous */
+    for (int j = 0; j < m; j++) y[j] = b[j * b_stride];
+    for (int k = 0; k < n; k++)
+        for (int j = 0; j < m; j++) y[j] = y[j] + Wt[k * m + j] * x[k];
+}
+
+static inline void gc_transpose(double *Wt, const double *W, int m, int n)
+{
+    for (int j = 0; j < m; j++)
+        for (int k = 0; k < n; k++) Wt[k * m + j] = W[j * n + k];
 }
 
 static inline void gc_vecmat(double *y, const double *g, const double *W, int m, int n)
@@ -159,6 +187,8 @@ class _Writer:
                 self.names[i] = c_number(graph.attrs[i][0])
         self.shapes = graph.shapes
         self.batched = batched_nodes(graph, {seed} if seed is not None else set())
+        self.transposed = {graph.args[i][1] for i, op in enumerate(graph.ops)
+                           if op == "matvec" and not self.batched[graph.args[i][1]]}
 
     def _reduced_tensors(self) -> dict[int, str]:
         """Batched tensors whose lanes are summed outputs: each is summed over the rows as a
@@ -298,7 +328,8 @@ class _Writer:
                 table = _table(slot[a] for a in g.args[i])
                 return [f"double {names[i]}[{size}];",
                         f"static const int {names[i]}_from[{size}] = {table};",
-                        f"for (int lane = 0; lane < {size}; lane++) {names[i]}[lane] = params[{names[i]}_from[lane]];"]
+                        f"for (int lane = 0; lane < {size}; lane++) {names[i]}[lane] = params[{names[i]}_from[lane]];"
+                        ] + self._transposed_copy(i)
             table = _table(row[a] for a in g.args[i])
             return [f"double {names[i]}[{size}];",
                     f"static const int {names[i]}_from[{size}] = {table};",
@@ -312,6 +343,10 @@ class _Writer:
                     f"for (int lane = 0; lane < {size}; lane++) {names[i]}[lane] = {_spell(op, lanes, g.attrs[i])};"]
         dims = self.dims(i)
         text = op.c(operands, g.attrs[i]) if callable(op.c) else op.c
+        if op.name == "matvec" and g.args[i][1] in self.transposed:
+            # W is the same for every row: read the copy transposed once per call
+            text = text.replace("gc_matvec(", "gc_matvec_t(")
+            operands[1] = f"{operands[1]}_t"
         if "{s0}" in text and not shapes[g.args[i][0]]:
             operands[0] = f"(const double[]){{{operands[0]}}}"  # a scalar broadcast: stride 0
         if callable(op.c):
@@ -320,7 +355,15 @@ class _Writer:
             text = text.format(*operands, **{p: str(v) for p, v in zip(op.params, g.attrs[i])}, **dims)
         if not shape:
             return [f"const double {names[i]} = {text};"]
-        return [f"double {names[i]}[{ops.size_of(shape)}];", text]
+        lines = [f"double {names[i]}[{ops.size_of(shape)}];", text]
+        return lines + self._transposed_copy(i)
+
+    def _transposed_copy(self, i: int) -> list[str]:
+        if i not in self.transposed:
+            return []
+        m, n = self.shapes[i]
+        name = self.names[i]
+        return [f"double {name}_t[{m * n}];", f"gc_transpose({name}_t, {name}, {m}, {n});"]
 
     def dims(self, i: int) -> dict:
         g, shapes = self.graph, self.shapes
@@ -408,7 +451,8 @@ def build(source: str) -> Path:
     if compiler is None:
         raise GraphcError("no C compiler found (set CC, or install gcc or clang)")
     cc, version = compiler
-    key = hashlib.sha256("\0".join([source, cc, version, *FLAGS]).encode()).hexdigest()[:40]
+    flags = FLAGS + _machine_flags()
+    key = hashlib.sha256("\0".join([source, cc, version, *flags]).encode()).hexdigest()[:40]
     directory = cache_dir()
     library = directory / f"graphc-{key}.so"
     if library.exists():
@@ -416,7 +460,7 @@ def build(source: str) -> Path:
     scratch = Path(tempfile.mkdtemp(prefix="build-", dir=directory))
     try:
         (scratch / "graph.c").write_text(source)
-        result = subprocess.run([cc, *FLAGS, "-o", str(scratch / "graph.so"), str(scratch / "graph.c"), "-lm"],
+        result = subprocess.run([cc, *flags, "-o", str(scratch / "graph.so"), str(scratch / "graph.c"), "-lm"],
                                 capture_output=True, text=True)
         if result.returncode != 0:
             raise GraphcError(f"the C compiler rejected graphc's generated code (a graphc bug):\n"
@@ -454,7 +498,14 @@ def compile_graph(graph: Graph, name: str, *, seed: int | None = None, reduced: 
     else:
         def run(inputs, params, seed, n):
             return _call(function, inputs, params, seed, n, n_rows, n_sums)
+
+    def raw(inputs: np.ndarray, params: np.ndarray, seed: float, n: int):
+        """``run`` on a float64 params array, returning the sums as an array too."""
+        per_row, sums = np.empty((n_rows, n)), np.empty(n_sums)
+        function(inputs.ctypes.data, params.ctypes.data, seed, n, per_row.ctypes.data, sums.ctypes.data)
+        return per_row, sums
     run.__doc__ = f"{entry} in C: see the generated source"
+    run.raw = raw
     return run, source
 
 
