@@ -13,6 +13,7 @@ NumPy arrays) with a batched backend: NumPy by default, one array operation per 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 import warnings
@@ -362,15 +363,12 @@ class _Signature:
     def train(self, batch: "_Batch", lr: float, size: int, rows: np.ndarray | None) -> np.ndarray:
         self._require_scalar("train")
         params = np.array([p._data for p in self.params], dtype=np.float64)
-        count = batch.n if rows is None else len(rows)
+        ordered = batch.cols if rows is None else batch.cols[:, rows]  # one gather, then slices
+        count = ordered.shape[1]
         losses = []
         for start in range(0, count, size):
-            if rows is None and start == 0 and size >= count:
-                cols, n = batch.cols, count
-            else:
-                chosen = np.arange(start, min(start + size, count)) if rows is None else rows[start:start + size]
-                cols, n = np.ascontiguousarray(batch.cols[:, chosen]), len(chosen)
-            value, grads = self._mean_and_grads(cols, n, params)
+            cols = ordered if size >= count else np.ascontiguousarray(ordered[:, start:start + size])
+            value, grads = self._mean_and_grads(cols, cols.shape[1], params)
             params -= lr * np.asarray(grads, dtype=np.float64)  # p.data -= lr * p.grad, for all at once
             losses.append(value)
         for p, v in zip(self.params, params.tolist()):
@@ -490,7 +488,7 @@ class _Batch:
         # the row signature, as flatten_args would describe one row (a scalar or an array)
         self.tree = ("tuple", tuple(SCALAR if a.ndim == 1 else ("array", a.shape[1:]) for a in arrays))
         self._arrays = arrays
-        widths = [int(np.prod(a.shape[1:], dtype=np.int64)) for a in arrays]
+        widths = [math.prod(a.shape[1:]) for a in arrays]
         self.cols = cols = np.empty((sum(widths), self.n))
         row = 0
         for a, width in zip(arrays, widths):

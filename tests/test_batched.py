@@ -160,3 +160,49 @@ def test_batched_equals_eager_on_random_graphs(spec, n, seed):
     loss.backward()
     assert rel_err(loss.data, value) <= 1e-12
     assert all(rel_err(p.grad, g) <= 1e-9 for p, g in zip(params, grads)), spec
+
+
+@pytest.mark.parametrize("backend", ["numpy", "python", "c"])
+def test_train_takes_the_same_steps_as_the_mean_backward_update_loop(backend):
+    from graphc.codegen import c as c_backend
+    if backend == "c" and c_backend.find_compiler() is None:
+        pytest.skip("no C compiler")
+    X = np.random.default_rng(7).normal(size=(23, 3))
+    y = np.sign(np.random.default_rng(8).normal(size=23))
+    order = np.random.default_rng(9).permutation(23)
+    models = []
+    for _ in range(2):
+        random.seed(11)
+        models.append(MLP(3, [5, 4, 1]))
+    loop, fused = models
+    step = graphc.compile(hinge(loop), backend=backend)
+    expected = []
+    for epoch in range(2):
+        for start in range(0, 23, 8):
+            rows = order[start:start + 8]
+            loss = step.mean(X[rows], y[rows])
+            loop.zero_grad()
+            loss.backward()
+            for p in loop.parameters():
+                p.data -= 0.1 * p.grad
+            expected.append(loss.data)
+    trainer = graphc.compile(hinge(fused), backend=backend)
+    got = [v for epoch in range(2) for v in trainer.train(X, y, lr=0.1, batch_size=8, order=order)]
+    assert got == expected
+    assert [p.data for p in fused.parameters()] == [p.data for p in loop.parameters()]
+    assert all(p.grad == 0 for p in fused.parameters())  # .grad is left as it was
+
+
+def test_train_checks_its_arguments():
+    compiled = graphc.compile(lambda x: x * Value(2.0))
+    X = np.ones(4)
+    with pytest.raises(ArgumentError, match="batch_size must be a positive int"):
+        compiled.train(X, lr=0.1, batch_size=0)
+    with pytest.raises(ArgumentError, match="lr must be a number"):
+        compiled.train(X, lr="fast")
+    with pytest.raises(ShapeError, match="order must be a 1-D array of row numbers below 4"):
+        compiled.train(X, lr=0.1, order=[0, 4])
+    with pytest.raises(ShapeError, match="zero rows"):
+        compiled.train(np.ones(0), lr=0.1)
+    with pytest.raises(GraphcError, match="returning one scalar"):
+        graphc.compile(lambda x: [x, x]).train(X, lr=0.1)
