@@ -116,6 +116,16 @@ def graphc_fused_l2_step(X, y, backend="c"):
     return lambda: _compiled_step(model, lambda: step.mean(X, y))
 
 
+def graphc_train_step(X, y, backend="c"):
+    """The L2-in-loss step as one ``Compiled.train`` call: the same SGD update, params in an array."""
+    random.seed(1337)
+    model = MLP(2, [16, 16, 1])
+    params = model.parameters()
+    step = graphc.compile(lambda x, yi: (1 + -yi * model(x)).relu() + 1e-4 * sum(p * p for p in params),
+                          backend=backend)
+    return lambda: step.train(X, y, lr=0.5)
+
+
 def _compiled_step(model, loss_fn):
     loss = loss_fn()
     model.zero_grad()
@@ -175,6 +185,7 @@ def moons_table(quick: bool, with_micrograd: bool) -> None:
     rows.append(("graphc NumPy, demo loop", median_seconds(graphc_batched_step(X, y), repeat)))
     rows.append(("graphc C, demo loop", median_seconds(graphc_batched_step(X, y, "c"), repeat)))
     rows.append(("graphc C, L2 in compiled loss", median_seconds(graphc_fused_l2_step(X, y), repeat * 3)))
+    rows.append(("graphc C, ... as step.train", median_seconds(graphc_train_step(X, y), repeat * 3)))
     rows.append(("PyTorch CPU eager (float64)", median_seconds(torch_step(X, y), repeat * 3, 10)))
     rows.append(("scikit-learn MLPClassifier", statistics.median(
         sklearn_iteration(X, (y > 0).astype(int)) for _ in range(3))))
@@ -184,7 +195,8 @@ def moons_table(quick: bool, with_micrograd: bool) -> None:
     for name, seconds in rows:
         print(f"   {name:<30} {_fmt(seconds):>12} {base / seconds:>9.1f}x")
     times = dict(rows)
-    for name in ("graphc NumPy, demo loop", "graphc C, demo loop", "graphc C, L2 in compiled loss"):
+    for name in ("graphc NumPy, demo loop", "graphc C, demo loop", "graphc C, L2 in compiled loss",
+                 "graphc C, ... as step.train"):
         for peer in ("PyTorch CPU eager (float64)", "scikit-learn MLPClassifier"):
             ratio = times[peer] / times[name]
             print(f"   {name} vs {peer.split(' (')[0]}: {ratio:.2f}x ({'faster' if ratio > 1 else 'slower'})")
@@ -227,6 +239,7 @@ def digits_table(quick: bool) -> None:
     epochs = 2 if quick else 3
     _, _, numpy_seconds = digits.train(epochs=epochs, log=lambda line: None)
     _, _, c_seconds = digits.train(epochs=epochs, backend="c", log=lambda line: None)
+    _, _, fused_seconds = digits.train(epochs=epochs + 2, backend="c", fused=True, log=lambda line: None)
     X_train, X_test, y_train, y_test, _ = digits.make_data()
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10)).double()
@@ -244,11 +257,12 @@ def digits_table(quick: bool) -> None:
             optimizer.step()
     rows = [("graphc NumPy", statistics.median(numpy_seconds[1:])),
             ("graphc C", statistics.median(c_seconds[1:])),
+            ("graphc C, step.train per epoch", statistics.median(fused_seconds[1:])),
             ("PyTorch CPU eager (float64)", median_seconds(torch_epoch, epochs)),
             ("scikit-learn MLPClassifier", sklearn_iteration(X_train, y_train, (32,), 32, 5))]
     print("\n2. digits epoch (1347 rows, MLP(64, [32, 10]), minibatch 32), median per epoch")
     for name, seconds in rows:
-        print(f"   {name:<30} {_fmt(seconds):>12} {rows[1][1] / seconds:>9.2f}x graphc C's time")
+        print(f"   {name:<30} {_fmt(seconds):>12} {rows[2][1] / seconds:>9.2f}x step.train's time")
 
 
 # -- throughput -------------------------------------------------------------------------
@@ -257,7 +271,7 @@ def throughput_table(quick: bool) -> None:
     import torch
     torch.set_num_threads(1)
     print("\n3. moons MLP, forward + gradient of the mean loss, rows per second")
-    print(f"   {'rows':>8} {'graphc NumPy':>14} {'graphc C':>14} {'PyTorch':>14} {'C / PyTorch':>12}")
+    print(f"   {'rows':>8} {'graphc NumPy':>14} {'graphc C':>14} {'PyTorch':>14} {'C vs PyTorch':>13}")
     random.seed(1337)
     model = MLP(2, [16, 16, 1])
     steps = [graphc.compile(lambda x, yi: (1 + -yi * model(x)).relu(), backend=b) for b in ("numpy", "c")]
@@ -271,7 +285,7 @@ def throughput_table(quick: bool) -> None:
         repeat = 10 if quick else 50
         a, c = (median_seconds(lambda: s.mean(X, y).backward(), repeat) for s in steps)
         b = median_seconds(theirs, repeat, 5)
-        print(f"   {n:>8,} {n / a:>14,.0f} {n / c:>14,.0f} {n / b:>14,.0f} {b / c:>11.2f}x")
+        print(f"   {n:>8,} {n / a:>14,.0f} {n / c:>14,.0f} {n / b:>14,.0f} {b / c:>12.2f}x")
 
 
 # -- C build time -----------------------------------------------------------------------
