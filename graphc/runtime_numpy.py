@@ -41,7 +41,24 @@ def vsum(*xs):
 
 # -- tensors: a tensor node is a 2-D array (lanes, B), B = N rows (batched) or 1 -------------
 # Each helper keeps the summation order of its op (graphc.ops): products are formed
-# exactly, then added with np.add.accumulate, which adds strictly left to right.
+# exactly, then added by in_order, strictly first to last.
+
+
+def in_order(terms):
+    """terms[0] + terms[1] + ... along axis 0, strictly in that order.
+
+    NumPy reduces a C-contiguous array over its outer axis row after row (pairwise
+    summation is only used along the contiguous inner axis), so ``np.add.reduce`` keeps
+    the order whenever a row has two or more entries; a row of one entry would make the
+    reduction one-dimensional (pairwise), so those are added in a loop.  Tested in
+    tests/test_batched.py with sums whose value depends on the order.
+    """
+    if terms[0].size > 1:
+        return np.add.reduce(terms, axis=0)
+    total = terms[0].copy()
+    for term in terms[1:]:
+        total += term
+    return total
 
 def vpack(*xs):
     """Scalars (floats or (N,) rows) as a (lanes, B) array."""
@@ -61,8 +78,7 @@ def vdot(acc, u, v):
     terms = np.empty((u.shape[0] + 1, _width(acc, u, v)))
     terms[0] = acc
     np.multiply(u, v, out=terms[1:])
-    np.add.accumulate(terms, axis=0, out=terms)
-    return terms[-1]
+    return in_order(terms)
 
 
 def vmatvec(b, W, x):
@@ -72,16 +88,14 @@ def vmatvec(b, W, x):
     terms = np.empty((n + 1, m, _width(b, W, x)))
     terms[0] = b
     np.multiply(W.reshape(m, n, -1).transpose(1, 0, 2), x[:, None, :], out=terms[1:])
-    np.add.accumulate(terms, axis=0, out=terms)
-    return terms[-1]
+    return in_order(terms)
 
 
 def vvecmat(g, W):
     """y[k] = W[m-1,k]*g[m-1] + ... + W[0,k]*g[0], the last row first: (n, B)."""
     m = g.shape[0]
     terms = np.multiply(W.reshape(m, W.shape[0] // m, -1)[::-1], g[::-1, None, :], order="C")
-    np.add.accumulate(terms, axis=0, out=terms)
-    return terms[-1]
+    return in_order(terms)
 
 
 def vouter(a, b):

@@ -206,3 +206,21 @@ def test_train_checks_its_arguments():
         compiled.train(np.ones(0), lr=0.1)
     with pytest.raises(GraphcError, match="returning one scalar"):
         graphc.compile(lambda x: [x, x]).train(X, lr=0.1)
+
+
+@pytest.mark.parametrize("shape", [(1,), (2,), (7,), (8,), (9,), (3, 5), (16, 100), (1, 1), (1, 9)])
+def test_numpy_tensor_sums_keep_the_order_of_their_terms(shape):
+    from graphc import runtime_numpy
+    big = 1e16  # ((big + 1) + 1) + ... - big: exact left to right, different in any other order
+    column = [big] + [1.0] * 9 + [-big] + [0.5] * 8
+    terms = np.empty((len(column),) + shape)
+    for k, value in enumerate(column):
+        terms[k] = value
+    expected = 0.0
+    for value in column:
+        expected += value
+    assert expected == 4.0  # the ones were absorbed one at a time
+    assert np.all(runtime_numpy.in_order(terms) == expected)
+    W = np.array([[1.0] * (len(column) - 1)])  # a (1, n) matrix: matvec adds b, then the row
+    out = runtime_numpy.vmatvec(np.array([[big]]), W.reshape(-1, 1), np.array(column[1:])[:, None])
+    assert out[0, 0] == expected

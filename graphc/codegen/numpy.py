@@ -21,7 +21,7 @@ Tensor nodes (from :mod:`graphc.passes.reroll`) are 2-D arrays ``(lanes, B)``, `
 for a batched node and 1 for an unbatched one, so both broadcast against each other and
 against (N,) rows; a re-rolled layer is one ``_vmatvec`` call over the whole batch.  The
 helpers (:mod:`graphc.runtime_numpy`) form every product exactly and add with
-``np.add.accumulate``, strictly left to right, so dot products keep the scalar graph's
+``runtime_numpy.in_order``, strictly first to last, so dot products keep the scalar graph's
 summation order; only the row sums of gradients (over the batch) are reordered, as for
 scalar gradients -- ``outer(g, x)`` summed over rows is one matrix product ``g @ x.T``.
 """
