@@ -224,3 +224,11 @@ def test_numpy_tensor_sums_keep_the_order_of_their_terms(shape):
     W = np.array([[1.0] * (len(column) - 1)])  # a (1, n) matrix: matvec adds b, then the row
     out = runtime_numpy.vmatvec(np.array([[big]]), W.reshape(-1, 1), np.array(column[1:])[:, None])
     assert out[0, 0] == expected
+
+
+def test_numpy_runs_an_mlp_as_matvecs_with_the_eager_bits(mlp):
+    X = np.random.default_rng(12).normal(size=(30, 3))
+    compiled = graphc.compile(mlp)
+    out = compiled(X)
+    assert "_vmatvec(" in compiled.source and "inputs[0:3]" in compiled.source
+    assert out.tolist() == [mlp(list(row)).data for row in X]  # relu MLP: no libm, same order

@@ -224,8 +224,13 @@ class _Writer:
                 roots.append(o)
         live = _close(g, roots)
         gathered = self._gathers(live, inputs)
-        used = _close(g, [a for i in range(len(g)) if live[i] and i not in gathered for a in g.args[i]]
-                      + [r for r in roots if g.ops[r] in ("input", "param")])
+        used = [False] * len(g)  # leaves read by name (not only through a gathered pack)
+        for i in range(len(g)):
+            if live[i] and i not in gathered:
+                for a in g.args[i]:
+                    used[a] = True
+        for r in roots:
+            used[r] = True
         seed_name = names[self.seed] if self.seed is not None else "seed_unused"
         head = (f"void {self.entry}(const double *restrict inputs, const double *restrict params, "
                 f"double {seed_name}, long n, double *restrict per_row, double *restrict sums)")
