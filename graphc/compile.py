@@ -202,6 +202,12 @@ class Compiled:
         return self._require_latest().graph
 
     @property
+    def vector_graph(self) -> Graph:
+        """The latest signature's forward graph re-rolled into tensor ops: what the NumPy
+        and C backends run (``graph`` stays the scalar graph)."""
+        return self._require_latest().vector_graph()
+
+    @property
     def source(self) -> str:
         """The generated source the latest call ran (forward and gradient)."""
         return self._require_latest().latest_source

@@ -232,3 +232,10 @@ def test_numpy_runs_an_mlp_as_matvecs_with_the_eager_bits(mlp):
     out = compiled(X)
     assert "_vmatvec(" in compiled.source and "inputs[0:3]" in compiled.source
     assert out.tolist() == [mlp(list(row)).data for row in X]  # relu MLP: no libm, same order
+
+
+def test_the_rerolled_graph_and_its_pass_counts_are_visible(mlp):
+    compiled = graphc.compile(mlp)
+    compiled(np.zeros((2, 3)))
+    assert "matvec" in str(compiled.vector_graph) and "matvec" not in str(compiled.graph)
+    assert "reroll" in str(compiled.stats.reports["re-rolled forward"])
