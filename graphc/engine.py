@@ -56,23 +56,23 @@ class Value:
         return "" if self._kind is None else self._kind.label(self._attr)
 
     def __add__(self, other):  # self + other
-        return _binary(ops.TABLE["add"], self, other)
+        return _binary(_ADD, self, other)
 
     def __radd__(self, other):  # other + self, built as self + other like micrograd
-        return _binary(ops.TABLE["add"], self, other)
+        return _binary(_ADD, self, other)
 
     def __sub__(self, other):  # self - other
-        return _binary(ops.TABLE["sub"], self, other)
+        return _binary(_SUB, self, other)
 
     def __rsub__(self, other):  # other - self
         other = _coerce(other)
-        return NotImplemented if other is None else _binary(ops.TABLE["sub"], other, self)
+        return NotImplemented if other is None else _binary(_SUB, other, self)
 
     def __mul__(self, other):  # self * other
-        return _binary(ops.TABLE["mul"], self, other)
+        return _binary(_MUL, self, other)
 
     def __rmul__(self, other):  # other * self, built as self * other like micrograd
-        return _binary(ops.TABLE["mul"], self, other)
+        return _binary(_MUL, self, other)
 
     def __truediv__(self, other):  # self * other**-1, micrograd's division
         if isinstance(other, Value):
@@ -84,19 +84,19 @@ class Value:
         return self ** -1 * other if _coerce(other) is not None else NotImplemented
 
     def __neg__(self):  # -self
-        return _unary(ops.TABLE["neg"], self)
+        return _unary(_NEG, self)
 
     def __pow__(self, other):  # self ** other
         if isinstance(other, Value):
-            return _binary(ops.TABLE["vpow"], self, other)
+            return _binary(_VPOW, self, other)
         exponent = _as_exponent(other)
         if exponent is None:
             return NotImplemented
-        return _unary(ops.TABLE["pow"], self, (exponent,))
+        return _unary(_POW, self, (exponent,))
 
     def __rpow__(self, other):  # other ** self
         other = _coerce(other)
-        return NotImplemented if other is None else _binary(ops.TABLE["vpow"], other, self)
+        return NotImplemented if other is None else _binary(_VPOW, other, self)
 
     def backward(self) -> None:
         """Accumulate d(self)/d(node) into every node's ``.grad``, exactly as micrograd does.
@@ -118,7 +118,9 @@ class Value:
             prev = v._prev
             if len(prev) == 2:  # the common case, unrolled: this loop is eager graphc's hot path
                 a, b = prev
-                ca, cb = kind.vjp(FLOATS, v.grad, v._data, a._data, b._data, *v._attr)
+                attr = v._attr
+                ca, cb = kind.vjp(FLOATS, v.grad, v._data, a._data, b._data, *attr) if attr else \
+                    kind.vjp(FLOATS, v.grad, v._data, a._data, b._data)
                 if ca is not None:
                     a.grad += ca
                 if cb is not None:
@@ -132,6 +134,9 @@ class Value:
     def __repr__(self) -> str:
         return f"Value(data={self._data}, grad={self.grad})"
 
+
+# The operators' ops, looked up once.
+_ADD, _SUB, _MUL, _NEG, _POW, _VPOW = (ops.TABLE[name] for name in ("add", "sub", "mul", "neg", "pow", "vpow"))
 
 # Values created while a trace runs get the tracer's subclass (see graphc.trace).
 _node_class: type = Value
@@ -186,7 +191,14 @@ def _binary(op: Op, a: Value, b) -> Value:
         b = _coerce(b)
         if b is None:
             return NotImplemented
-    return _node(op.eval(a._data, b._data), (a, b), op)
+    out = _new(_node_class)  # _node, inlined: every eager + and * comes through here
+    out._data = op.eval(a._data, b._data)
+    out.grad = 0
+    out._prev = (a, b)
+    out._kind = op
+    out._attr = ()
+    out.label = ""
+    return out
 
 
 def _unary(op: Op, a: Value, attr: tuple = ()) -> Value:
