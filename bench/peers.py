@@ -1,6 +1,6 @@
 """graphc against its peers, all in one run on this machine: medians and ratios.
 
-    make bench-peers      # or: .venv/bin/python bench/peers.py [--quick] [--no-micrograd]
+    make bench-peers      # or: .venv/bin/python bench/peers.py [--quick] [--no-micrograd] [--only SECTION]
 
 1. micrograd's moons demo step (full batch of 100, MLP(2, [16, 16, 1]), SVM loss + L2,
    forward + backward + SGD): micrograd eager, graphc eager, graphc compiled (Python),
@@ -16,7 +16,10 @@
    params per epoch), for graphc NumPy and C, PyTorch and scikit-learn.
 3. throughput of the moons MLP (forward + gradient of the mean loss) at N = 100, 1,000
    and 10,000 rows: graphc NumPy and C vs PyTorch.
-4. C build time of the moons and digits gradient programs (cold cache: from trace to
+4. fit time of the scikit-learn estimators: ``graphc.sklearn.MLPClassifier`` against
+   scikit-learn's ``MLPClassifier`` with the same settings (architecture, solver, batch
+   size, epochs, seed) on moons (1000 rows) and digits, with held-out accuracies.
+5. C build time of the moons and digits gradient programs (cold cache: from trace to
    loaded library).
 
 Times drift between runs on a shared machine; ratios from the same run are what to read.
@@ -295,7 +298,7 @@ def build_table() -> None:
     import os
     import tempfile
     from graphc.codegen import c as c_backend
-    print("\n4. C build, cold cache (trace, optimize, re-roll, differentiate, generate, gcc, load)")
+    print("\n5. C build, cold cache (trace, optimize, re-roll, differentiate, generate, gcc, load)")
     if c_backend.find_compiler() is None:
         print("   no C compiler found")
         return
@@ -326,6 +329,57 @@ def build_table() -> None:
               f"{s.stats.seconds.get('codegen+load', 0):.2f} s of it generating and compiling C)")
 
 
+# -- scikit-learn estimators ----------------------------------------------------------------
+
+#: dataset: (hidden layers, batch size, epochs) -- the settings tests/test_sklearn.py checks.
+ESTIMATOR_SETTINGS = {"moons": ((16, 16), 32, 20), "digits": ((32,), 200, 25)}
+
+
+def estimator_split(dataset: str):
+    """moons (1000 rows, noise 0.1) or digits (pixels / 16); a stratified 75/25 split."""
+    from sklearn.model_selection import train_test_split
+    if dataset == "moons":
+        X, y = make_moons(n_samples=1000, noise=0.1, random_state=0)
+    else:
+        X, y = load_digits(return_X_y=True)
+        X = X / 16.0
+    return train_test_split(X, y, test_size=0.25, random_state=0, stratify=y)
+
+
+def estimator_table(quick: bool) -> None:
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier as SklearnMLP
+
+    from graphc.sklearn import MLPClassifier
+    repeat = 1 if quick else 3
+    print("\n4. MLPClassifier fit, graphc vs scikit-learn (same settings and seed), median of "
+          f"{repeat}; held-out accuracy")
+    print(f"   {'dataset, solver':<16} {'scikit-learn':>13} {'graphc':>10} {'ratio':>8} {'of it compiling':>16} "
+          f"{'accuracy sklearn':>17} {'graphc':>7}")
+    for dataset, (hidden, batch_size, epochs) in ESTIMATOR_SETTINGS.items():
+        X_train, X_test, y_train, y_test = estimator_split(dataset)
+        for solver in ("sgd", "adam"):
+            params = dict(hidden_layer_sizes=hidden, solver=solver, batch_size=batch_size, max_iter=epochs,
+                          random_state=0, learning_rate_init=0.1 if solver == "sgd" else 0.01)
+            rows, compiling = {}, []
+            for name, cls in (("sklearn", SklearnMLP), ("graphc", MLPClassifier)):
+                times = []
+                for _ in range(repeat):
+                    clf = cls(**params)
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", ConvergenceWarning)
+                        start = time.perf_counter()
+                        clf.fit(X_train, y_train)
+                        times.append(time.perf_counter() - start)
+                    if name == "graphc":
+                        compiling.append(clf._loss_step.stats.total_seconds)
+                rows[name] = (statistics.median(times), clf.score(X_test, y_test))
+            (sk_s, sk_acc), (gc_s, gc_acc) = rows["sklearn"], rows["graphc"]
+            compiling = statistics.median(compiling)
+            print(f"   {dataset + ', ' + solver:<16} {_fmt(sk_s):>13} {_fmt(gc_s):>10} {gc_s / sk_s:>7.1f}x "
+                  f"{_fmt(compiling):>16} {sk_acc * 100:>16.1f}% {gc_acc * 100:>6.1f}%")
+
+
 def _fmt(seconds: float) -> str:
     return f"{seconds * 1e3:.2f} ms" if seconds < 10 else f"{seconds:.1f} s"
 
@@ -334,14 +388,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
     parser.add_argument("--no-micrograd", action="store_true", help="skip micrograd (about 1.5 s per step)")
+    parser.add_argument("--only", choices=["moons", "digits", "throughput", "estimators", "build"],
+                        help="run one section")
     args = parser.parse_args()
+    import sklearn
     import torch
-    print(f"graphc {graphc.__version__}, PyTorch {torch.__version__} (1 thread), NumPy {np.__version__}, "
-          f"Python {sys.version.split()[0]}")
-    moons_table(args.quick, not args.no_micrograd)
-    digits_table(args.quick)
-    throughput_table(args.quick)
-    build_table()
+    print(f"graphc {graphc.__version__}, PyTorch {torch.__version__} (1 thread), scikit-learn {sklearn.__version__}, "
+          f"NumPy {np.__version__}, Python {sys.version.split()[0]}")
+    sections = {"moons": lambda: moons_table(args.quick, not args.no_micrograd),
+                "digits": lambda: digits_table(args.quick),
+                "throughput": lambda: throughput_table(args.quick),
+                "estimators": lambda: estimator_table(args.quick),
+                "build": build_table}
+    for name, run in sections.items():
+        if args.only in (None, name):
+            run()
 
 
 if __name__ == "__main__":

@@ -2,16 +2,16 @@
 
 Run with ``python examples/digits.py``.  scikit-learn's bundled 8x8 digits (1797 images,
 10 classes, no download), 75/25 split, minibatch SGD.  The loss is written per sample,
-micrograd style -- a numerically stable log-sum-exp built from ``max``, ``exp`` and
-``log`` -- and compiled once; each minibatch is one batched call, ``step.mean(Xb, Yb)``.
-``--backend c`` runs generated C instead of NumPy; ``--fused`` runs each epoch as one
-``step.train(...)`` call (the same SGD steps, with the params kept in one array instead of
-a Python loop over 2,410 Values per minibatch).
+micrograd style -- ``graphc.losses.softmax_cross_entropy``, a numerically stable
+log-sum-exp built from ``max``, ``exp`` and ``log`` -- and compiled once; each minibatch
+is one batched call, ``step.mean(Xb, Yb)``.  ``--backend c`` runs generated C instead of
+NumPy; ``--fused`` runs each epoch as one ``step.train(...)`` call (the same SGD steps,
+with the params kept in one array instead of a Python loop over 2,410 Values per
+minibatch).
 """
 from __future__ import annotations
 
 import argparse
-import functools
 import random
 import time
 
@@ -20,6 +20,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 import graphc
+from graphc.losses import softmax_cross_entropy
 from graphc.nn import MLP
 
 
@@ -33,12 +34,10 @@ def make_data(seed: int = 0):
 
 
 def cross_entropy(model):
-    """Per-sample softmax cross-entropy: log(sum(exp(logits))) - logit of the true class."""
+    """Per-sample softmax cross-entropy: log(sum(exp(logits))) - logit of the true class, the
+    log-sum-exp shifted by the largest logit so that exp never overflows (graphc.losses)."""
     def loss(x, onehot):
-        logits = model(x)
-        top = functools.reduce(lambda a, b: a.max(b), logits)  # shift by the max: exp never overflows
-        log_sum_exp = top + sum((l - top).exp() for l in logits).log()
-        return log_sum_exp - sum(o * l for o, l in zip(onehot, logits))
+        return softmax_cross_entropy(model(x), onehot)
     return loss
 
 

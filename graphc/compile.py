@@ -27,7 +27,7 @@ from .codegen import c as c_backend
 from .codegen import numpy as numpy_backend
 from .codegen import python as python_backend
 from .engine import Value, _node
-from .errors import ArgumentError, CompilerWarning, GraphcError, ShapeError
+from .errors import ArgumentError, CompilerWarning, DataError, GraphcError, ShapeError
 from .graph import Graph
 from .nn import Module
 from .passes import VECTOR_PIPELINE, OptimizeReport, optimize
@@ -128,25 +128,28 @@ class Compiled:
         signature = self._signature(tree, args)
         return signature.call(leaves)
 
-    def map(self, *batched_args: Any):
+    def map(self, *batched_args: Any, allow_nonfinite: bool = False):
         """fn on every row at once: each argument has a leading batch axis (shape (N, ...)).
 
         Returns fn's output structure with each scalar replaced by an (N,) NumPy array.
-        The graph is traced once per row signature; N = 0 gives empty arrays.
+        The graph is traced once per row signature; N = 0 gives empty arrays.  Data holding
+        nan or inf raises :class:`DataError` unless ``allow_nonfinite``.
         """
-        batch = _Batch(batched_args, self._argument_names(len(batched_args)))
+        batch = _Batch(batched_args, self._argument_names(len(batched_args)), allow_nonfinite)
         return self._signature(batch.tree, lambda: batch.rows).map(batch)
 
-    def mean(self, *batched_args: Any) -> Value:
+    def mean(self, *batched_args: Any, allow_nonfinite: bool = False) -> Value:
         """The mean of a scalar fn over the rows, as a Value whose ``backward()`` adds the
         mean gradient into every param's ``.grad`` (it composes with eager Values:
-        ``step.mean(X, y) + l2``).  Value and gradient are computed in one batched pass."""
-        batch = _Batch(batched_args, self._argument_names(len(batched_args)))
+        ``step.mean(X, y) + l2``).  Value and gradient are computed in one batched pass.
+        Data holding nan or inf raises :class:`DataError` unless ``allow_nonfinite``."""
+        batch = _Batch(batched_args, self._argument_names(len(batched_args)), allow_nonfinite)
         if batch.n == 0:
             raise ShapeError("mean over zero rows is undefined: pass at least one row")
         return self._signature(batch.tree, lambda: batch.rows).mean(batch)
 
-    def train(self, *batched_args: Any, lr: float, batch_size: int | None = None, order: Any = None) -> np.ndarray:
+    def train(self, *batched_args: Any, lr: float, batch_size: int | None = None, order: Any = None,
+              allow_nonfinite: bool = False) -> np.ndarray:
         """Minibatch SGD on the mean of a scalar fn, with the params held in one array.
 
         Rows are taken in ``order`` (default: as given), ``batch_size`` at a time (default:
@@ -156,9 +159,10 @@ class Compiled:
         -- but the params are read once, updated in an array by the generated code's
         results and written back to their Values once at the end, so a step costs no
         Python work per param.  ``.grad`` is left as it is.  Returns each batch's mean loss
-        (before its step) as an array.
+        (before its step) as an array.  Data holding nan or inf raises :class:`DataError`
+        unless ``allow_nonfinite``.
         """
-        batch = _Batch(batched_args, self._argument_names(len(batched_args)))
+        batch = _Batch(batched_args, self._argument_names(len(batched_args)), allow_nonfinite)
         if batch.n == 0:
             raise ShapeError("train over zero rows is undefined: pass at least one row")
         if not (isinstance(lr, (int, float, np.floating)) and not isinstance(lr, bool)):
@@ -387,7 +391,6 @@ class _Signature:
         return next(program.function(inputs, params))
 
     def call(self, leaves: list) -> Any:
-        self.latest_source = self.program(0, wrt_inputs=False).source
         inputs = [x._data if isinstance(x, Value) else float(x) for x in leaves]
         value_args = [k for k, x in enumerate(leaves) if isinstance(x, Value)]
         params = [p._data for p in self.params]
@@ -411,6 +414,7 @@ class _Call:
 
     def forward(self) -> tuple:
         program = self.signature.program(0, wrt_inputs=bool(self.value_args))
+        self.signature.latest_source = program.source
         frame = program.function(self.inputs, self.params)
         values = next(frame)
         self._pending = frame
@@ -418,8 +422,10 @@ class _Call:
 
     def gradients(self, output: int, seed: float) -> list[float]:
         """seed * d(output)/d(each Value argument, then each param)."""
-        with self._lock:
-            frame, self._pending = (self._pending, None) if output == 0 else (None, None)
+        frame = None
+        if output == 0:
+            with self._lock:
+                frame, self._pending = self._pending, None
         if frame is None:  # another output, or output 0 a second time: run it afresh
             program = self.signature.program(output, wrt_inputs=bool(self.value_args))
             frame = program.function(self.inputs, self.params)
@@ -468,23 +474,19 @@ class _Batch:
     """Batched arguments, checked: their common row count, one example row, and the data as
     an (n_inputs, N) float array (one contiguous row per scalar input)."""
 
-    def __init__(self, args: tuple, names: list[str]) -> None:
+    def __init__(self, args: tuple, names: list[str], allow_nonfinite: bool = False) -> None:
         if not args:
             raise ArgumentError("map and mean need at least one batched argument (an array of shape (N, ...))")
         arrays = []
         for arg, name in zip(args, names):
             if type(arg) is np.ndarray and arg.dtype.kind in "biuf" and arg.ndim:
-                arrays.append(arg)  # the common case: no conversion, no checks needed
-                continue
-            try:
-                array = np.asarray(arg.data if isinstance(arg, Value) else arg)
-            except ValueError as error:  # ragged nested lists
-                raise ShapeError(f"argument {name}: cannot be read as an array of shape (N, ...): {error}") from None
-            if array.dtype.kind not in "biuf":
-                raise ArgumentError(f"argument {name}: expected an array of numbers with a leading batch axis; "
-                                    f"got dtype {array.dtype}")
-            if array.ndim == 0:
-                raise ShapeError(f"argument {name}: expected a leading batch axis (shape (N, ...)); got a scalar")
+                array = arg  # the common case: no conversion
+            else:
+                array = _as_batched_array(arg, name)
+            if not allow_nonfinite and array.dtype.kind == "f" and not np.isfinite(array).all():
+                bad = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
+                raise DataError(f"argument {name}: expected finite numbers; {name}{list(bad)} is {array[bad]} "
+                                f"(pass allow_nonfinite=True to compute with nan and inf)")
             arrays.append(array)
         self.n = arrays[0].shape[0]
         for array, name in zip(arrays, names):
@@ -505,6 +507,19 @@ class _Batch:
     def rows(self) -> tuple:
         """One example row per argument (zeros when there are no rows): what a trace sees."""
         return tuple(a[0] if self.n else np.zeros(a.shape[1:]) for a in self._arrays)
+
+
+def _as_batched_array(arg: Any, name: str) -> np.ndarray:
+    try:
+        array = np.asarray(arg.data if isinstance(arg, Value) else arg)
+    except ValueError as error:  # ragged nested lists
+        raise ShapeError(f"argument {name}: cannot be read as an array of shape (N, ...): {error}") from None
+    if array.dtype.kind not in "biuf":
+        raise ArgumentError(f"argument {name}: expected an array of numbers with a leading batch axis; "
+                            f"got dtype {array.dtype}")
+    if array.ndim == 0:
+        raise ShapeError(f"argument {name}: expected a leading batch axis (shape (N, ...)); got a scalar")
+    return array
 
 
 def _flat_arrays(tree: Any) -> list:

@@ -13,6 +13,10 @@ class ShapeError(GraphcError, ValueError):
     """An argument of the right type but the wrong shape or length (also a ``ValueError``)."""
 
 
+class DataError(GraphcError, ValueError):
+    """Batched data of the right shape holding values graphc refuses, such as nan or inf."""
+
+
 class TraceError(GraphcError):
     """The traced function did something graphc cannot turn into a graph."""
 

@@ -22,6 +22,7 @@ Graphs are immutable by convention: passes build new ones with :class:`Builder`.
 from __future__ import annotations
 
 import math
+import sys
 from collections import Counter
 from typing import Any
 
@@ -263,7 +264,7 @@ def node_names(graph: Graph, namespace: Namespace) -> list[str]:
         if op == "const":
             names[i] = ops.format_number(graph.attrs[i][0])
         elif op not in LEAVES:
-            names[i] = namespace.create(f"v{i}")
+            names[i] = sys.intern(namespace.create(f"v{i}"))  # the compiler of generated code shares it
     return names
 
 

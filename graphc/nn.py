@@ -4,12 +4,28 @@
 sums ``b + w0*x0 + w1*x1 + ...`` left to right as micrograd does, so forward results are
 bit-identical.  graphc adds names: every parameter gets a ``label`` such as
 ``L0.N3.w1`` (layer 0, neuron 3, weight 1) that the compiler uses for readable code.
+
+Two keyword-only additions, whose defaults keep micrograd's behaviour and weights:
+``activation=`` picks the hidden nonlinearity (micrograd hard-codes relu), and ``init=``
+draws a layer's weights and biases at once, e.g. :func:`glorot_uniform` as scikit-learn
+does (micrograd draws ``random.uniform(-1, 1)`` weights and zero biases, neuron by neuron).
 """
 from __future__ import annotations
 
+import math
 import random
+from typing import Any, Callable, Sequence
+
+import numpy as np
 
 from .engine import Value
+
+#: Hidden nonlinearities: name (a Value method, or "identity") -> the prefix of a Neuron's repr.
+ACTIVATIONS = {"relu": "ReLU", "tanh": "Tanh", "sigmoid": "Sigmoid", "identity": "Linear"}
+
+#: ``init(fan_in, fan_out) -> (weights, biases)``: weights of shape (fan_in, fan_out) --
+#: column j feeds neuron j, scikit-learn's ``coefs_`` layout -- and biases of shape (fan_out,).
+Initializer = Callable[[int, int], "tuple[Any, Any]"]
 
 
 class Module:
@@ -24,16 +40,31 @@ class Module:
 
 
 class Neuron(Module):
-    """``act(b + sum_i w_i * x_i)``, with relu as the activation unless ``nonlin=False``."""
+    """``act(b + sum_i w_i * x_i)``: relu unless ``nonlin=False`` (linear) or another ``activation``.
 
-    def __init__(self, nin: int, nonlin: bool = True) -> None:
-        self.w = [Value(random.uniform(-1, 1)) for _ in range(nin)]
-        self.b = Value(0)
+    ``w`` and ``b`` give the initial weights and bias; by default the weights are
+    micrograd's ``random.uniform(-1, 1)`` draws and the bias is 0.
+    """
+
+    def __init__(self, nin: int, nonlin: bool = True, *, activation: str = "relu",
+                 w: Sequence[float] | None = None, b: float = 0) -> None:
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {', '.join(map(repr, ACTIVATIONS))}; got {activation!r}")
+        if w is None:
+            self.w = [Value(random.uniform(-1, 1)) for _ in range(nin)]
+        else:
+            if len(w) != nin:
+                raise ValueError(f"a neuron with {nin} inputs needs {nin} initial weights; got {len(w)}")
+            self.w = [Value(float(wi)) for wi in w]
+        self.b = Value(b)
         self.nonlin = nonlin
+        self.activation = activation
 
     def __call__(self, x):
         act = sum((wi * xi for wi, xi in zip(self.w, x)), self.b)
-        return act.relu() if self.nonlin else act
+        if not self.nonlin or self.activation == "identity":
+            return act
+        return act.relu() if self.activation == "relu" else getattr(act, self.activation)()
 
     def parameters(self) -> list[Value]:
         return self.w + [self.b]
@@ -44,14 +75,26 @@ class Neuron(Module):
         self.b.label = f"{prefix}b"
 
     def __repr__(self) -> str:
-        return f"{'ReLU' if self.nonlin else 'Linear'}Neuron({len(self.w)})"
+        return f"{ACTIVATIONS[self.activation] if self.nonlin else 'Linear'}Neuron({len(self.w)})"
 
 
 class Layer(Module):
-    """``nout`` neurons reading the same inputs; a single neuron's output is returned bare."""
+    """``nout`` neurons reading the same inputs; a single neuron's output is returned bare.
 
-    def __init__(self, nin: int, nout: int, **kwargs) -> None:
-        self.neurons = [Neuron(nin, **kwargs) for _ in range(nout)]
+    ``init`` (see :data:`Initializer`) draws the whole layer at once; other keyword
+    arguments go to every :class:`Neuron`.
+    """
+
+    def __init__(self, nin: int, nout: int, *, init: Initializer | None = None, **kwargs) -> None:
+        if init is None:
+            self.neurons = [Neuron(nin, **kwargs) for _ in range(nout)]
+            return
+        weights, biases = init(nin, nout)
+        weights, biases = np.asarray(weights, dtype=np.float64), np.asarray(biases, dtype=np.float64)
+        if weights.shape != (nin, nout) or biases.shape != (nout,):
+            raise ValueError(f"init({nin}, {nout}) must return weights of shape ({nin}, {nout}) and biases of "
+                             f"shape ({nout},); got {weights.shape} and {biases.shape}")
+        self.neurons = [Neuron(nin, w=weights[:, j].tolist(), b=float(biases[j]), **kwargs) for j in range(nout)]
 
     def __call__(self, x):
         out = [n(x) for n in self.neurons]
@@ -69,17 +112,22 @@ class Layer(Module):
 
 
 class MLP(Module):
-    """A multi-layer perceptron: relu layers, then a linear output layer."""
+    """A multi-layer perceptron: hidden layers with ``activation`` (relu), then a linear output layer.
 
-    def __init__(self, nin: int, nouts: list[int]) -> None:
-        sz = [nin] + nouts
-        self.layers = [Layer(sz[i], sz[i + 1], nonlin=i != len(nouts) - 1) for i in range(len(nouts))]
+    ``init`` draws each layer's weights and biases, first layer first (default: micrograd's).
+    """
+
+    def __init__(self, nin: int, nouts: list[int], *, activation: str = "relu",
+                 init: Initializer | None = None) -> None:
+        sz = [nin] + list(nouts)
+        self.layers = [Layer(sz[i], sz[i + 1], init=init, nonlin=i != len(nouts) - 1, activation=activation)
+                       for i in range(len(nouts))]
         for i, layer in enumerate(self.layers):
             layer._name(f"L{i}.")
 
     def __call__(self, x):
         for layer in self.layers:
-            x = layer(x)
+            x = layer([x] if isinstance(x, Value) else x)  # a hidden layer of one neuron returns it bare
         return x
 
     def parameters(self) -> list[Value]:
@@ -87,3 +135,14 @@ class MLP(Module):
 
     def __repr__(self) -> str:
         return f"MLP of [{', '.join(str(layer) for layer in self.layers)}]"
+
+
+def glorot_uniform(rng: Any, factor: float = 6.0) -> Initializer:
+    """scikit-learn's MLP initialisation (Glorot & Bengio 2010): weights, then biases, of each
+    layer drawn from ``rng.uniform(-bound, bound, shape)`` with ``bound = sqrt(factor /
+    (fan_in + fan_out))``.  scikit-learn uses ``factor=2`` for logistic hidden units, 6 otherwise;
+    with its ``RandomState`` this reproduces its initial ``coefs_`` and ``intercepts_`` exactly."""
+    def init(fan_in: int, fan_out: int):
+        bound = math.sqrt(factor / (fan_in + fan_out))
+        return rng.uniform(-bound, bound, (fan_in, fan_out)), rng.uniform(-bound, bound, fan_out)
+    return init

@@ -96,8 +96,10 @@ def _sum_eval(*xs: float) -> float:
     return total
 
 
-def _join(sep: str) -> Callable[..., str]:
-    return lambda operands, params: sep.join(operands)
+def _python_sum(operands: list[str], params: tuple) -> str:
+    """``a + b + c`` -- or, past 64 terms, ``_sum(a, b, ...)``: CPython's compiler recurses
+    once per ``+`` of a chain and overflows its stack near a few thousand."""
+    return " + ".join(operands) if len(operands) <= 64 else f"_sum({', '.join(operands)})"
 
 
 def _call(function: str) -> Callable[..., str]:
@@ -175,7 +177,7 @@ _define(
        doc="n-ary sum, added left to right: ((x0 + x1) + x2) + ...",
        vjp=lambda F, g, out, *xs: (g,) * len(xs),
        sympy=lambda sp, *xs: sp.Add(*xs),
-       python=_join(" + "), numpy=_call("_vsum"),
+       python=_python_sum, numpy=_call("_vsum"),
        c=_c_join(" + ")),
     Op("pow", 1, runtime.pow, params=("exponent",),
        doc="x ** exponent for a number exponent",

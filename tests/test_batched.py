@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import graphc
-from graphc import ArgumentError, GraphcError, ShapeError, Value
+from graphc import ArgumentError, DataError, GraphcError, ShapeError, Value
 from graphc.nn import MLP
 from conftest import rel_err
 from strategies import programs, replay
@@ -239,3 +239,14 @@ def test_the_rerolled_graph_and_its_pass_counts_are_visible(mlp):
     compiled(np.zeros((2, 3)))
     assert "matvec" in str(compiled.vector_graph) and "matvec" not in str(compiled.graph)
     assert "reroll" in str(compiled.stats.reports["re-rolled forward"])
+
+
+def test_nonfinite_data_is_refused_unless_allowed():
+    compiled = graphc.compile(lambda x: x * 2.0)
+    data = np.array([1.0, np.nan, 3.0])
+    with pytest.raises(DataError, match=r"x\[1\] is nan"):
+        compiled.map(data)
+    with pytest.raises(ValueError):
+        compiled.mean(np.array([np.inf]))
+    out = compiled.map(data, allow_nonfinite=True)
+    assert out[0] == 2.0 and math.isnan(out[1])

@@ -65,3 +65,53 @@ def test_parameters_are_labelled_by_position():
     model = MLP(2, [3, 1])
     assert model.layers[0].neurons[2].w[1].label == "L0.N2.w1"
     assert model.layers[1].neurons[0].b.label == "L1.N0.b"
+
+
+# -- graphc's additions: activation= and init= (their defaults are micrograd's, tested above) --
+
+def test_activations_and_their_reprs():
+    import math
+    random.seed(3)
+    x = [0.5, -1.5, 2.0]
+    for activation, prefix, f in [("relu", "ReLU", lambda s: max(s, 0.0)), ("tanh", "Tanh", math.tanh),
+                                  ("sigmoid", "Sigmoid", lambda s: 1 / (1 + math.exp(-s))),
+                                  ("identity", "Linear", lambda s: s)]:
+        n = Neuron(3, activation=activation, w=[0.2, 0.4, -0.3], b=0.1)
+        linear = 0.1 + 0.2 * 0.5 + 0.4 * -1.5 + -0.3 * 2.0
+        assert n(x).data == pytest.approx(f(linear), rel=1e-15)
+        assert repr(n) == f"{prefix}Neuron(3)"
+    model = MLP(2, [3, 3, 1], activation="tanh")
+    assert repr(model) == ("MLP of [Layer of [TanhNeuron(2), TanhNeuron(2), TanhNeuron(2)], Layer of "
+                           "[TanhNeuron(3), TanhNeuron(3), TanhNeuron(3)], Layer of [LinearNeuron(3)]]")
+
+
+def test_glorot_uniform_draws_scikit_learns_layout_and_order():
+    import numpy as np
+    from graphc.nn import glorot_uniform
+    state = random.getstate()
+    model = MLP(3, [4, 2], init=glorot_uniform(np.random.RandomState(0)))
+    assert random.getstate() == state  # micrograd's global stream is untouched
+    rng = np.random.RandomState(0)
+    for layer, (fan_in, fan_out) in zip(model.layers, [(3, 4), (4, 2)]):
+        bound = np.sqrt(6.0 / (fan_in + fan_out))
+        weights, biases = rng.uniform(-bound, bound, (fan_in, fan_out)), rng.uniform(-bound, bound, fan_out)
+        assert [[w.data for w in n.w] for n in layer.neurons] == weights.T.tolist()  # column j -> neuron j
+        assert [n.b.data for n in layer.neurons] == biases.tolist()
+    assert model.layers[1].neurons[1].w[3].label == "L1.N1.w3"
+
+
+def test_bad_activation_and_init_shapes_are_errors():
+    with pytest.raises(ValueError, match="activation must be one of 'relu', 'tanh', 'sigmoid', 'identity'; got 'elu'"):
+        MLP(2, [3, 1], activation="elu")
+    with pytest.raises(ValueError, match=r"weights of shape \(2, 3\) and biases of shape \(3,\); got \(3, 2\) and \(3,\)"):
+        Layer(2, 3, init=lambda fan_in, fan_out: ([[0.0] * fan_in] * fan_out, [0.0] * fan_out))
+    with pytest.raises(ValueError, match="needs 2 initial weights; got 3"):
+        Neuron(2, w=[1.0, 2.0, 3.0])
+
+
+def test_a_hidden_layer_of_one_neuron_feeds_the_next_layer():
+    # micrograd's MLP(2, [1, 3]) raises: its one-neuron layer returns a bare Value, not a list
+    random.seed(0)
+    model = MLP(2, [1, 3])
+    hidden = model.layers[0]([0.5, -0.5])
+    assert [o.data for o in model([0.5, -0.5])] == [o.data for o in model.layers[1]([hidden])]

@@ -28,7 +28,7 @@ from ..names import Namespace
 from . import loader
 
 STRAIGHT_LIMIT = 200_000
-PART_SIZE = 50_000
+PART_SIZE = 20_000
 
 
 
@@ -56,7 +56,7 @@ def spell(op_name: str, operands: list[str], attr: tuple, column: str = "python"
 
 def generate(graph: Graph, name: str, *, seed: int | None = None, n_forward: int | None = None,
              part_size: int = PART_SIZE, straight_limit: int = STRAIGHT_LIMIT) -> tuple[str, str, list[int]]:
-    """Source text, entry-point name, and the lines where separately compilable blocks start."""
+    """Source text, entry-point name, and the offsets where separately compilable blocks start."""
     namespace = Namespace(set(NAMESPACE) | {"inputs", "params", "e"})
     entry = namespace.create(name, "fn")
     names = node_names(graph, namespace)
@@ -72,11 +72,10 @@ def generate(graph: Graph, name: str, *, seed: int | None = None, n_forward: int
     header = _header(graph, entry, seed, n_forward, sum(len(s) for s in sections))
     body = _Writer(graph, names)
     if sum(len(s) for s in sections) <= straight_limit:
-        text, blocks = body.straight(entry, inputs, seed, sections, yields), [0]
+        text, blocks = body.straight(entry, inputs, seed, sections, yields), [0]  # character offsets
     else:
         text, blocks = body.parts(entry, inputs, seed, sections, yields, part_size)
-    offset = header.count("\n")
-    return header + text, entry, [offset + b for b in blocks]
+    return header + text, entry, [len(header) + b for b in blocks]
 
 
 def compile_graph(graph: Graph, name: str, **kwargs) -> tuple[Callable, str]:
@@ -165,24 +164,28 @@ class _Writer:
 
     def parts(self, entry: str, inputs: list[int], seed: int | None, sections, yields,
               size: int) -> tuple[str, list[int]]:
+        """Part functions of ``size`` ops sharing one list ``e``: a value used outside the
+        part that computes it (and every input, param and output) has a slot in ``e``;
+        other parts read it in place as ``e[slot]``, so no part copies what it needs."""
         g, names = self.graph, self.names
         chunks = [(k, s[j:j + size]) for k, s in enumerate(sections) for j in range(0, len(s), size)]
-        owner = {}
+        owner = [-1] * len(g)
         for c, (_, chunk) in enumerate(chunks):
             for i in chunk:
                 owner[i] = c
-        slots: dict[int, int] = {}
+        slot = [-1] * len(g)
+        count = 0
         for i in list(inputs) + list(g.params) + ([seed] if seed is not None else []):
-            slots[i] = len(slots)
-        needed = [set() for _ in chunks]
+            slot[i], count = count, count + 1
         for c, (_, chunk) in enumerate(chunks):
             for i in chunk:
                 for a in g.args[i]:
-                    if g.ops[a] != "const" and owner.get(a) != c:
-                        needed[c].add(a)
-        for i in sorted(set().union(*needed) | {o for ids in yields for o in ids}):
-            if g.ops[i] != "const" and i not in slots:
-                slots[i] = len(slots)
+                    if slot[a] < 0 and g.ops[a] != "const" and owner[a] != c:
+                        slot[a], count = count, count + 1
+        for ids in yields:
+            for o in ids:
+                if slot[o] < 0 and g.ops[o] != "const":
+                    slot[o], count = count, count + 1
         out: list[str] = []
         blocks: list[int] = []
         part_names = []
@@ -191,23 +194,32 @@ class _Writer:
             part_names.append(part)
             blocks.append(len(out))
             out.append(f"def {part}(e):")
-            out += [f"    {names[a]} = e[{slots[a]}]" for a in sorted(needed[c])]
-            out += ["    " + self.line(i) for i in chunk]
-            out += [f"    e[{slots[i]}] = {names[i]}" for i in chunk if i in slots]
+
+            def operand(a: int, c: int = c) -> str:
+                return names[a] if g.ops[a] == "const" or owner[a] == c else f"e[{slot[a]}]"
+            for i in chunk:
+                expression = spell(g.ops[i], [operand(a) for a in g.args[i]], g.attrs[i])
+                out.append(f"    {names[i]} = {expression}")
+            out += [f"    e[{slot[i]}] = {names[i]}" for i in chunk if slot[i] >= 0]
             out.append("")
         n_in, n_par = len(inputs), len(g.params)
         blocks.append(len(out))
         out.append(f"def {entry}(inputs, params):")
-        out.append(f"    e = [None] * {len(slots)}")
+        out.append(f"    e = [None] * {count}")
         out.append(f"    e[0:{n_in}] = inputs")
         out.append(f"    e[{n_in}:{n_in + n_par}] = params")
         for k, results in enumerate(yields):
             out += [f"    {part_names[c]}(e)" for c, (sec, _) in enumerate(chunks) if sec == k]
-            value = self.tuple_of(results, lambda i: names[i] if g.ops[i] == "const" else f"e[{slots[i]}]")
+            value = self.tuple_of(results, lambda i: names[i] if g.ops[i] == "const" else f"e[{slot[i]}]")
             if seed is None:
                 out.append(f"    return {value}")
             elif k == 0:
-                out.append(f"    e[{slots[seed]}] = yield {value}")
+                out.append(f"    e[{slot[seed]}] = yield {value}")
             else:
                 out.append(f"    yield {value}")
-        return "\n".join(out) + "\n", blocks
+        offsets, position = [], 0
+        for k, text in enumerate(out):  # line indices -> character offsets
+            if len(offsets) < len(blocks) and blocks[len(offsets)] == k:
+                offsets.append(position)
+            position += len(text) + 1
+        return "\n".join(out) + "\n", offsets

@@ -1,0 +1,66 @@
+"""Per-sample loss functions on Values, written micrograd style so they trace and compile.
+
+Each takes one sample's model output (a Value, or a list of Values for several outputs)
+and its target (numbers or Values), and returns a scalar Value; ``graphc.compile`` of a
+function calling one, then ``.mean(X, Y)``, averages it over a batch.  They are the
+losses scikit-learn's MLPs minimise, computed so that no intermediate overflows: their
+gradients with respect to the outputs are ``softmax(z) - t``, ``sigmoid(z) - t`` and
+``prediction - target``.
+"""
+from __future__ import annotations
+
+import functools
+import numbers
+from typing import Sequence, Union
+
+from .engine import Value
+
+Outputs = Union[Value, Sequence[Value]]
+
+
+def _values(x) -> list:
+    """A Value or number as a one-element list; a sequence (list, tuple, array) as a list."""
+    return [x] if isinstance(x, (Value, numbers.Real)) else list(x)
+
+
+def log_sum_exp(values: Sequence[Value]) -> Value:
+    """``log(sum(exp(v)))``, shifted by the maximum so that ``exp`` never overflows."""
+    values = _values(values)
+    if not values:
+        raise ValueError("log_sum_exp needs at least one value; got none")
+    top = functools.reduce(lambda a, b: a.max(b), values)
+    return top + sum((v - top).exp() for v in values).log()
+
+
+def softmax_cross_entropy(logits: Outputs, target: Sequence) -> Value:
+    """``-sum_k t_k log softmax(z)_k`` for a probability vector ``t`` (one-hot for a label):
+    ``log_sum_exp(z) - sum_k t_k z_k``, since ``sum_k t_k = 1``."""
+    logits, target = _values(logits), _values(target)
+    _same_length(logits, target, "softmax_cross_entropy")
+    return log_sum_exp(logits) - sum(t * z for t, z in zip(target, logits))
+
+
+def logistic_loss(logits: Outputs, target: Sequence | float) -> Value:
+    """Binary cross-entropy of ``sigmoid(z)`` against ``t`` in [0, 1], summed over the outputs
+    (one for binary, several for multi-label): ``softplus(z) - t * z`` with
+    ``softplus(z) = log(1 + exp(z)) = m + log(exp(-m) + exp(z - m))``, ``m = max(z, 0)``."""
+    logits, target = _values(logits), _values(target)
+    _same_length(logits, target, "logistic_loss")
+    total = None
+    for z, t in zip(logits, target):
+        m = z.max(0.0)
+        term = m + ((-m).exp() + (z - m).exp()).log() - t * z
+        total = term if total is None else total + term
+    return total
+
+
+def half_squared_error(prediction: Outputs, target: Sequence | float) -> Value:
+    """``0.5 * sum_k (p_k - t_k)**2``: scikit-learn's regression loss (its gradient is ``p - t``)."""
+    prediction, target = _values(prediction), _values(target)
+    _same_length(prediction, target, "half_squared_error")
+    return 0.5 * sum((p - t) ** 2 for p, t in zip(prediction, target))
+
+
+def _same_length(outputs: list, target: list, name: str) -> None:
+    if len(outputs) != len(target):
+        raise ValueError(f"{name}: the target must have one entry per output ({len(outputs)}); got {len(target)}")

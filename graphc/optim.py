@@ -1,0 +1,127 @@
+"""Optimizers for lists of Values, micrograd style: ``loss.backward(); opt.step(); opt.zero_grad()``.
+
+An optimizer reads every param's ``.data`` and ``.grad`` at each ``step()`` and writes
+``.data`` back, so it composes with anything that fills ``.grad`` -- eager ``backward()``,
+a compiled call, ``compiled.mean(X, Y)`` -- and with code that edits ``.data`` between
+steps.  Its state (velocities, moments) is kept in NumPy arrays, one entry per param,
+and the update is computed for all params at once: for the few thousand params of a
+small MLP this costs a fraction of a Python loop over them.  ``lr`` is a plain attribute:
+schedules assign it between steps.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+import numpy as np
+
+from .engine import Value
+
+
+class Optimizer:
+    """The params, and the reading and writing every optimizer shares."""
+
+    def __init__(self, params: Iterable[Value], lr: float) -> None:
+        self.params = list(params)
+        for k, p in enumerate(self.params):
+            if not isinstance(p, Value):
+                raise TypeError(f"an optimizer updates Values; param {k} is a {type(p).__name__}")
+        if len(set(self.params)) != len(self.params):
+            raise ValueError("a param appears more than once: it would be updated twice per step")
+        _check_range("lr", lr, 0.0, None)
+        self.lr = lr
+
+    def zero_grad(self) -> None:
+        """Set every param's ``.grad`` to 0, as ``Module.zero_grad`` does."""
+        for p in self.params:
+            p.grad = 0
+
+    def step(self) -> None:
+        """Update every param's ``.data`` from its ``.grad``."""
+        n = len(self.params)
+        data = np.fromiter((p.data for p in self.params), np.float64, n)
+        grad = np.fromiter((p.grad for p in self.params), np.float64, n)
+        for p, value in zip(self.params, (data + self._update(grad)).tolist()):
+            p.data = value
+
+    def _update(self, grad: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent, with optional (Nesterov) momentum.
+
+    Without momentum, ``p.data -= lr * p.grad``: micrograd's update, bit for bit.  With it,
+    the velocity form of Sutskever et al. (2013), as scikit-learn's MLPs use it::
+
+        v = momentum * v - lr * g
+        p += v                        # or, with nesterov: p += momentum * v - lr * g
+
+    With a constant ``lr`` this is the same sequence of params as PyTorch's
+    ``SGD(momentum=..., nesterov=...)``; when ``lr`` changes, the velocity keeps the
+    steps already taken at their old rate.
+    """
+
+    def __init__(self, params: Iterable[Value], lr: float = 0.01, momentum: float = 0.0,
+                 nesterov: bool = False) -> None:
+        super().__init__(params, lr)
+        _check_range("momentum", momentum, 0.0, None)
+        if nesterov and momentum == 0.0:
+            raise ValueError("nesterov momentum needs momentum > 0; got momentum=0")
+        self.momentum, self.nesterov = momentum, nesterov
+        self.velocity = np.zeros(len(self.params))
+
+    def _update(self, grad: np.ndarray) -> np.ndarray:
+        if self.momentum == 0.0:
+            return -(self.lr * grad)
+        self.velocity = self.momentum * self.velocity - self.lr * grad
+        return self.momentum * self.velocity - self.lr * grad if self.nesterov else self.velocity
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba 2015, Algorithm 1), as PyTorch computes it::
+
+        m = b1 * m + (1 - b1) * g;   v = b2 * v + (1 - b2) * g**2;   t += 1
+        p -= lr * (m / (1 - b1**t)) / (sqrt(v / (1 - b2**t)) + eps)
+
+    ``eps_hat=True`` computes the paper's Section 2 form instead, where ``eps`` is its
+    epsilon-hat, as scikit-learn and TensorFlow do::
+
+        p -= lr * sqrt(1 - b2**t) / (1 - b1**t) * m / (sqrt(v) + eps)
+
+    -- the same as Algorithm 1 with ``eps / sqrt(1 - b2**t)`` for ``eps``; the two differ
+    where gradients are as small as ``eps``.
+    """
+
+    def __init__(self, params: Iterable[Value], lr: float = 0.001, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, *, eps_hat: bool = False) -> None:
+        super().__init__(params, lr)
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise TypeError(f"betas must be a pair (beta1, beta2); got {betas!r}")
+        for name, beta in zip(("betas[0]", "betas[1]"), betas):
+            _check_range(name, beta, 0.0, 1.0)
+        _check_range("eps", eps, 0.0, None)
+        self.betas, self.eps, self.eps_hat = (float(betas[0]), float(betas[1])), eps, eps_hat
+        self.t = 0
+        self.m = np.zeros(len(self.params))
+        self.v = np.zeros(len(self.params))
+
+    def _update(self, grad: np.ndarray) -> np.ndarray:
+        b1, b2 = self.betas
+        self.t += 1
+        self.m = b1 * self.m + (1.0 - b1) * grad
+        self.v = b2 * self.v + (1.0 - b2) * grad * grad
+        if self.eps_hat:
+            rate = self.lr * np.sqrt(1.0 - b2 ** self.t) / (1.0 - b1 ** self.t)
+            return -(rate * self.m / (np.sqrt(self.v) + self.eps))
+        m_hat = self.m / (1.0 - b1 ** self.t)
+        v_hat = self.v / (1.0 - b2 ** self.t)
+        return -(self.lr * m_hat / (np.sqrt(v_hat) + self.eps))
+
+
+def _check_range(name: str, value: float, low: float, high: float | None) -> None:
+    """``low <= value`` (and ``value < high``), for a real number ``value``; else a clear error."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a real number; got {type(value).__name__} {value!r}")
+    if not (low <= value and (high is None or value < high)):
+        bounds = f"in [{low:g}, {high:g})" if high is not None else f">= {low:g}"
+        raise ValueError(f"{name} must be {bounds}; got {value!r}")

@@ -1,0 +1,113 @@
+"""graphc.losses: values against the textbook formulas, gradients against their closed forms."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import graphc
+from graphc import Value
+from graphc.losses import half_squared_error, log_sum_exp, logistic_loss, softmax_cross_entropy
+from conftest import rel_err
+
+LOGITS = [[0.1, -2.0, 3.0], [1000.0, 999.0, -1000.0], [-800.0, -801.0, -799.5], [0.0, 0.0, 0.0]]
+
+
+def grads_of(loss_fn, outputs, target):
+    """The loss value and its gradient with respect to each output, by eager backward()."""
+    values = [Value(v) for v in outputs]
+    loss = loss_fn(values if len(values) > 1 else values[0], target)
+    loss.backward()
+    return loss.data, [v.grad for v in values]
+
+
+def softmax(z):
+    top = max(z)
+    e = [math.exp(v - top) for v in z]
+    return [x / sum(e) for x in e]
+
+
+@pytest.mark.parametrize("logits", LOGITS)
+def test_log_sum_exp_never_overflows(logits):
+    top = max(logits)
+    assert log_sum_exp([Value(v) for v in logits]).data == pytest.approx(
+        top + math.log(sum(math.exp(v - top) for v in logits)), rel=1e-15)
+
+
+@pytest.mark.parametrize("logits", LOGITS)
+@pytest.mark.parametrize("label", [0, 2])
+def test_softmax_cross_entropy_and_its_gradient_softmax_minus_onehot(logits, label):
+    onehot = [1.0 if k == label else 0.0 for k in range(3)]
+    value, grads = grads_of(softmax_cross_entropy, logits, onehot)
+    probabilities = softmax(logits)
+    top = max(logits)
+    assert value == pytest.approx(top + math.log(sum(math.exp(v - top) for v in logits)) - logits[label], rel=1e-14)
+    np.testing.assert_allclose(grads, np.array(probabilities) - onehot, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("z", [-1000.0, -30.0, -1.5, 0.0, 0.7, 40.0, 1000.0])
+@pytest.mark.parametrize("t", [0.0, 1.0, 0.25])
+def test_logistic_loss_is_stable_softplus_and_its_gradient_sigmoid_minus_target(z, t):
+    value, (grad,) = grads_of(logistic_loss, [z], t)
+    softplus = max(z, 0.0) + math.log1p(math.exp(-abs(z)))
+    assert rel_err(value, softplus - t * z) <= 1e-15  # without log1p, log(1 + 1e-13) keeps ~3 digits of 1e-13
+    sigmoid = 1 / (1 + math.exp(-z)) if z >= 0 else math.exp(z) / (1 + math.exp(z))
+    assert grad == pytest.approx(sigmoid - t, rel=1e-12, abs=1e-15)
+
+
+def test_logistic_loss_sums_over_labels():
+    z, t = [0.3, -2.0, 5.0], [1.0, 0.0, 1.0]
+    value, grads = grads_of(logistic_loss, z, t)
+    assert value == pytest.approx(sum(math.log1p(math.exp(zi)) - ti * zi for zi, ti in zip(z, t)), rel=1e-14)
+    np.testing.assert_allclose(grads, [1 / (1 + math.exp(-zi)) - ti for zi, ti in zip(z, t)], rtol=1e-13)
+
+
+def test_half_squared_error_and_its_gradient_prediction_minus_target():
+    value, grads = grads_of(half_squared_error, [1.5, -2.0], np.array([0.5, 1.0]))
+    assert value == 0.5 * (1.0 ** 2 + 3.0 ** 2)
+    assert grads == [1.0, -3.0]
+    assert grads_of(half_squared_error, [2.0], 0.5) == (0.5 * 1.5 ** 2, [1.5])
+
+
+@pytest.mark.parametrize("loss", [softmax_cross_entropy, logistic_loss, half_squared_error])
+def test_compiled_batched_mean_equals_the_eager_average(loss):
+    rng = np.random.default_rng(1)
+    Z, T = rng.normal(scale=5.0, size=(40, 3)), np.eye(3)[rng.integers(0, 3, size=40)]
+    weights = [Value(v) for v in rng.normal(size=3)]
+
+    def per_sample(z, t):
+        return loss([w * zi for w, zi in zip(weights, z)], t)
+    mean = graphc.compile(per_sample).mean(Z, T)
+    mean.backward()
+    compiled_grads = [w.grad for w in weights]
+    for w in weights:
+        w.grad = 0
+    eager = sum(per_sample(z.tolist(), t.tolist()) for z, t in zip(Z, T)) * (1 / len(Z))
+    eager.backward()
+    assert mean.data == pytest.approx(eager.data, rel=1e-12)
+    np.testing.assert_allclose(compiled_grads, [w.grad for w in weights], rtol=1e-10)
+
+
+@pytest.mark.parametrize("loss", [softmax_cross_entropy, logistic_loss, half_squared_error])
+def test_a_target_of_the_wrong_length_is_an_error(loss):
+    with pytest.raises(ValueError, match="one entry per output \\(3\\); got 2"):
+        loss([Value(0.0)] * 3, [1.0, 0.0])
+    with pytest.raises(ValueError, match="at least one value"):
+        log_sum_exp([])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(-700.0, 700.0), min_size=1, max_size=5), st.data())
+def test_gradients_are_the_closed_forms_for_any_logits(logits, data):
+    label = data.draw(st.integers(0, len(logits) - 1))
+    onehot = [1.0 if k == label else 0.0 for k in range(len(logits))]
+    value, grads = grads_of(softmax_cross_entropy, logits, onehot)
+    assert math.isfinite(value) and value >= -1e-12
+    np.testing.assert_allclose(grads, np.array(softmax(logits)) - onehot, rtol=1e-9, atol=1e-12)
+    value, grads = grads_of(logistic_loss, logits, onehot)
+    assert math.isfinite(value) and value >= 0.0
+    sigmoids = [1 / (1 + math.exp(-z)) if z >= 0 else math.exp(z) / (1 + math.exp(z)) for z in logits]
+    np.testing.assert_allclose(grads, np.array(sigmoids) - onehot, rtol=1e-9, atol=1e-12)

@@ -1,0 +1,147 @@
+"""graphc.optim: SGD and Adam against their formulas, written out in plain Python."""
+from __future__ import annotations
+
+import math
+import random
+
+import numpy as np
+import pytest
+
+import graphc
+from graphc import Value
+from graphc.nn import MLP
+from graphc.optim import SGD, Adam
+
+GRADS = [[0.5, -2.0, 1e-9, 0.0], [0.25, 3.0, -1e-9, 0.0], [-1.0, 0.5, 2e-9, 0.0], [0.1, -0.1, 0.0, 0.0]]
+START = [0.3, -1.2, 2.0, 0.0]
+
+
+def run(optimizer_factory, lrs=None):
+    """Apply GRADS as successive gradients; the params after each step."""
+    params = [Value(v) for v in START]
+    opt = optimizer_factory(params)
+    history = []
+    for k, grads in enumerate(GRADS):
+        if lrs is not None:
+            opt.lr = lrs[k]
+        opt.zero_grad()
+        for p, g in zip(params, grads):
+            p.grad += g
+        opt.step()
+        history.append([p.data for p in params])
+    return history
+
+
+def test_plain_sgd_is_micrograds_update_bit_for_bit():
+    expected, data = [], list(START)
+    for grads in GRADS:
+        data = [d - 0.1 * g for d, g in zip(data, grads)]  # micrograd: p.data -= lr * p.grad
+        expected.append(data)
+    assert run(lambda ps: SGD(ps, lr=0.1)) == expected
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_momentum_follows_the_velocity_formula_even_when_lr_changes(nesterov):
+    lrs = [0.1, 0.1, 0.02, 0.5]
+    expected, data, velocity = [], list(START), [0.0] * len(START)
+    for lr, grads in zip(lrs, GRADS):
+        velocity = [0.9 * v - lr * g for v, g in zip(velocity, grads)]
+        step = [0.9 * v - lr * g for v, g in zip(velocity, grads)] if nesterov else velocity
+        data = [d + s for d, s in zip(data, step)]
+        expected.append(data)
+    assert run(lambda ps: SGD(ps, lr=0.1, momentum=0.9, nesterov=nesterov), lrs) == expected
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_momentum_with_a_constant_rate_equals_pytorchs_form(nesterov):
+    expected, data, buf = [], list(START), [0.0] * len(START)
+    for grads in GRADS:  # torch.optim.SGD: buf = momentum * buf + g; p -= lr * (g + momentum * buf or buf)
+        buf = [0.9 * b + g for b, g in zip(buf, grads)]
+        direction = [g + 0.9 * b for g, b in zip(grads, buf)] if nesterov else buf
+        data = [d - 0.1 * s for d, s in zip(data, direction)]
+        expected.append(data)
+    np.testing.assert_allclose(run(lambda ps: SGD(ps, lr=0.1, momentum=0.9, nesterov=nesterov)), expected,
+                               rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize("eps_hat", [False, True])
+def test_adam_follows_its_formula(eps_hat):
+    b1, b2, eps, lr = 0.8, 0.99, 1e-8, 0.05
+    expected, data = [], list(START)
+    m, v = [0.0] * len(START), [0.0] * len(START)
+    for t, grads in enumerate(GRADS, start=1):
+        m = [b1 * mi + (1 - b1) * g for mi, g in zip(m, grads)]
+        v = [b2 * vi + (1 - b2) * g * g for vi, g in zip(v, grads)]
+        if eps_hat:  # Kingma & Ba, Section 2; scikit-learn's AdamOptimizer
+            rate = lr * math.sqrt(1 - b2 ** t) / (1 - b1 ** t)
+            data = [d - rate * mi / (math.sqrt(vi) + eps) for d, mi, vi in zip(data, m, v)]
+        else:  # Algorithm 1; torch.optim.Adam
+            data = [d - lr * (mi / (1 - b1 ** t)) / (math.sqrt(vi / (1 - b2 ** t)) + eps)
+                    for d, mi, vi in zip(data, m, v)]
+        expected.append(data)
+    ours = run(lambda ps: Adam(ps, lr=lr, betas=(b1, b2), eps=eps, eps_hat=eps_hat))
+    np.testing.assert_allclose(ours, expected, rtol=1e-14, atol=0)
+    assert ours[-1][3] == 0.0  # a param that never had a gradient never moves
+
+
+def test_adams_first_step_is_lr_times_the_sign_of_the_gradient():
+    history = run(lambda ps: Adam(ps, lr=0.01))
+    np.testing.assert_allclose(np.array(history[0][:2]) - START[:2], [-0.01, 0.01], rtol=1e-6)
+
+
+@pytest.mark.parametrize("make", [lambda ps: SGD(ps, lr=0.1, momentum=0.9, nesterov=True),
+                                  lambda ps: Adam(ps, lr=0.1)])
+def test_optimizers_minimise_an_eager_loss(make):
+    targets = [1.5, -2.0, 0.25]
+    params = [Value(0.0) for _ in targets]
+    opt = make(params)
+    for _ in range(300):
+        loss = sum((p - t) ** 2 for p, t in zip(params, targets))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    np.testing.assert_allclose([p.data for p in params], targets, atol=1e-3)
+
+
+def test_adam_trains_a_compiled_batched_loss():
+    random.seed(0)
+    model = MLP(2, [8, 1])
+    step = graphc.compile(lambda x, y: (model(x) - y) ** 2)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(64, 2))
+    y = X[:, 0] * X[:, 1]
+    opt = Adam(model.parameters(), lr=0.02)
+    losses = []
+    for _ in range(150):
+        loss = step.mean(X, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.data)
+    assert losses[-1] < losses[0] / 4
+
+
+def test_zero_grad_and_untouched_gradients():
+    params = [Value(1.0), Value(2.0)]
+    opt = SGD(params, lr=0.5)
+    opt.step()  # grads still the int 0 a new Value starts with: nothing moves
+    assert [p.data for p in params] == [1.0, 2.0]
+    params[0].grad = 3.0
+    opt.zero_grad()
+    assert [p.grad for p in params] == [0, 0]
+
+
+@pytest.mark.parametrize("make, error, message", [
+    (lambda: SGD([Value(1.0), 2.0]), TypeError, "param 1 is a float"),
+    (lambda: SGD([Value(1.0)] * 2), ValueError, "more than once"),
+    (lambda: SGD([Value(1.0)], lr=-0.1), ValueError, "lr must be >= 0; got -0.1"),
+    (lambda: SGD([Value(1.0)], lr="0.1"), TypeError, "lr must be a real number; got str"),
+    (lambda: SGD([Value(1.0)], momentum=-0.5), ValueError, "momentum must be >= 0"),
+    (lambda: SGD([Value(1.0)], nesterov=True), ValueError, "nesterov momentum needs momentum > 0"),
+    (lambda: Adam([Value(1.0)], betas=(0.9, 1.0)), ValueError, r"betas\[1\] must be in \[0, 1\); got 1.0"),
+    (lambda: Adam([Value(1.0)], betas=0.9), TypeError, "betas must be a pair"),
+    (lambda: Adam([Value(1.0)], eps=-1.0), ValueError, "eps must be >= 0"),
+])
+def test_bad_arguments_say_what_was_expected(make, error, message):
+    with pytest.raises(error, match=message):
+        make()

@@ -1,0 +1,315 @@
+"""graphc.sklearn: scikit-learn's own estimator checks, and fits that retrace scikit-learn's runs.
+
+scikit-learn's MLPs are the oracle: given the same ``random_state`` a graphc fit draws
+the same initial weights, shuffles the same way and takes the same steps, so its loss
+curve, weights and predictions must agree to rounding.
+"""
+from __future__ import annotations
+
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+import sklearn.neural_network as sk
+from sklearn.datasets import load_digits, load_iris, make_moons, make_multilabel_classification, make_regression
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.model_selection import train_test_split
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from conftest import load_example
+from graphc import Value
+from graphc.sklearn import MLPClassifier, MLPRegressor, _add_l2
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+#: Small networks keep the ~100 checks fast, and still pass the checks that score a fit
+#: (training accuracy > 0.83, R^2 > 0.5).
+CHECKED = [MLPClassifier(hidden_layer_sizes=(10,), max_iter=100, learning_rate_init=0.01, random_state=0),
+           MLPRegressor(hidden_layer_sizes=(10,), max_iter=100, learning_rate_init=0.01, random_state=0)]
+
+
+@parametrize_with_checks(CHECKED)
+def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+# -- retracing scikit-learn ---------------------------------------------------------------
+
+def moons(n=200):
+    return make_moons(n_samples=n, noise=0.2, random_state=0)
+
+
+def iris():
+    X, y = load_iris(return_X_y=True)
+    return (X - X.mean(axis=0)) / X.std(axis=0), y
+
+
+def iris_names():
+    X, y = iris()
+    return X, np.array(["setosa", "versicolor", "virginica"])[y]
+
+
+def multilabel():
+    return make_multilabel_classification(n_samples=120, n_features=6, n_classes=3, random_state=0)
+
+
+def regression(n_targets=2):
+    X, y = make_regression(n_samples=150, n_features=5, n_targets=n_targets, noise=5.0, random_state=0)
+    return X, y / y.std()
+
+
+SAME_RUN = {  # name: (data, estimator parameters); each exercises one feature of the training loop
+    "binary sgd nesterov": (moons, dict(solver="sgd", learning_rate_init=0.1)),
+    "binary adam tanh": (moons, dict(activation="tanh", learning_rate_init=0.01)),
+    "logistic, plain momentum, no shuffle, no L2": (
+        moons, dict(solver="sgd", activation="logistic", momentum=0.5, nesterovs_momentum=False, shuffle=False,
+                    alpha=0.0, learning_rate_init=0.5)),
+    "strong L2": (moons, dict(solver="sgd", alpha=2.0, learning_rate_init=0.1)),
+    "invscaling": (moons, dict(solver="sgd", learning_rate="invscaling", power_t=0.25, learning_rate_init=0.5)),
+    "adaptive rate": (moons, dict(solver="sgd", learning_rate="adaptive", tol=0.01, n_iter_no_change=2,
+                                  learning_rate_init=0.1, max_iter=25)),
+    "tol stops early": (moons, dict(solver="adam", tol=0.05, n_iter_no_change=2, learning_rate_init=0.01)),
+    "multiclass, identity, early stopping": (
+        iris, dict(activation="identity", early_stopping=True, validation_fraction=0.2, n_iter_no_change=3,
+                   learning_rate_init=0.01)),
+    "string labels, batch larger than the data": (iris_names, dict(batch_size=500, learning_rate_init=0.05)),
+    "multi-label": (multilabel, dict(learning_rate_init=0.01)),
+    "regression, two outputs": (regression, dict(learning_rate_init=0.01)),
+    "regression, early stopping": (
+        lambda: regression(1), dict(solver="sgd", early_stopping=True, learning_rate_init=0.01)),
+}
+
+
+def pair(data, params):
+    X, y = data()
+    regression_task = np.asarray(y).dtype.kind == "f"
+    ours, theirs = (MLPRegressor, sk.MLPRegressor) if regression_task else (MLPClassifier, sk.MLPClassifier)
+    params = dict(dict(hidden_layer_sizes=(8,), batch_size=32, max_iter=15, random_state=0), **params)
+    return X, y, ours(**params), theirs(**params)
+
+
+def assert_same_run(ours, theirs, X):
+    assert (ours.n_iter_, ours.t_, ours.n_layers_, ours.n_outputs_, ours.out_activation_) == \
+        (theirs.n_iter_, theirs.t_, theirs.n_layers_, theirs.n_outputs_, theirs.out_activation_)
+    np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-9)
+    assert ours.best_loss_ == pytest.approx(theirs.best_loss_, rel=1e-9) if theirs.best_loss_ is not None \
+        else ours.best_loss_ is None
+    if theirs.validation_scores_ is not None:
+        np.testing.assert_allclose(ours.validation_scores_, theirs.validation_scores_, rtol=1e-9)
+    for a, b in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
+        np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-12)
+    if hasattr(theirs, "predict_proba"):
+        np.testing.assert_array_equal(ours.predict(X), theirs.predict(X))
+        np.testing.assert_array_equal(ours.classes_, theirs.classes_)
+        np.testing.assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), rtol=1e-9, atol=1e-12)
+    else:
+        np.testing.assert_allclose(ours.predict(X), theirs.predict(X), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.filterwarnings("ignore:Got .?batch_?size.? ")  # the batch size > rows case: both warn
+@pytest.mark.parametrize("name", list(SAME_RUN))
+def test_fit_retraces_scikit_learns_own_run(name):
+    X, y, ours, theirs = pair(*SAME_RUN[name])
+    assert_same_run(ours.fit(X, y), theirs.fit(X, y), X)
+
+
+def test_the_features_the_runs_exercise_did_kick_in():
+    """The runs above would agree vacuously if, say, no rate ever adapted or no run stopped early."""
+    X, y, ours, _ = pair(*SAME_RUN["adaptive rate"])
+    assert ours.fit(X, y)._optimizer.lr < ours.learning_rate_init
+    X, y, ours, _ = pair(*SAME_RUN["tol stops early"])
+    assert ours.fit(X, y).n_iter_ < ours.max_iter
+    X, y, ours, _ = pair(*SAME_RUN["multiclass, identity, early stopping"])
+    assert ours.fit(X, y).n_iter_ < ours.max_iter and ours.best_loss_ is None
+    X, y, ours, _ = pair(*SAME_RUN["multi-label"])
+    assert ours.fit(X, y).predict(X).shape == y.shape
+
+
+def test_partial_fit_and_warm_start_retrace_scikit_learn():
+    X, y, ours, theirs = pair(iris, dict(learning_rate_init=0.01))
+    for begin in range(0, 150, 50):  # iris is sorted by class: the first batch has one class only
+        rows = slice(begin, begin + 50)
+        ours.partial_fit(X[rows], y[rows], classes=[0, 1, 2])
+        theirs.partial_fit(X[rows], y[rows], classes=[0, 1, 2])
+    assert ours.n_iter_ == 1 and len(ours.loss_curve_) == 3  # n_iter_ counts the latest call's epochs
+    assert_same_run(ours, theirs, X)
+    X, y, ours, theirs = pair(moons, dict(warm_start=True, max_iter=5))
+    for _ in range(2):
+        ours.fit(X, y)
+        theirs.fit(X, y)
+    assert_same_run(ours, theirs, X)
+
+
+# -- quality on the issue's two datasets ------------------------------------------------------
+
+QUALITY = {  # dataset: (hidden layers, batch size, epochs, accuracy both must reach)
+    "moons": ((16, 16), 32, 20, 0.99),
+    "digits": ((32,), 200, 25, 0.95),
+}
+
+
+def quality_split(dataset: str):
+    if dataset == "moons":
+        X, y = make_moons(n_samples=1000, noise=0.1, random_state=0)
+    else:
+        X, y = load_digits(return_X_y=True)
+        X = X / 16.0
+    return train_test_split(X, y, test_size=0.25, random_state=0, stratify=y)
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+@pytest.mark.parametrize("dataset", list(QUALITY))
+def test_held_out_accuracy_within_one_point_of_scikit_learn(dataset, solver):
+    X_train, X_test, y_train, y_test = quality_split(dataset)
+    hidden, batch_size, epochs, floor = QUALITY[dataset]
+    params = dict(hidden_layer_sizes=hidden, solver=solver, batch_size=batch_size, max_iter=epochs, random_state=0,
+                  learning_rate_init=0.1 if solver == "sgd" else 0.01)
+    ours = MLPClassifier(**params).fit(X_train, y_train).score(X_test, y_test)
+    theirs = sk.MLPClassifier(**params).fit(X_train, y_train).score(X_test, y_test)
+    assert abs(ours - theirs) <= 0.01
+    assert min(ours, theirs) >= floor
+
+
+# -- the estimator API ------------------------------------------------------------------------
+
+def test_string_labels_probabilities_and_log_probabilities():
+    X, y = iris_names()
+    clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=50, learning_rate_init=0.05, random_state=0).fit(X, y)
+    assert list(clf.classes_) == ["setosa", "versicolor", "virginica"]
+    assert set(clf.predict(X)) <= set(clf.classes_) and clf.score(X, y) > 0.9
+    proba = clf.predict_proba(X)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(clf.predict_log_proba(X), np.log(proba), rtol=1e-9)
+    np.testing.assert_array_equal(clf.classes_[proba.argmax(axis=1)], clf.predict(X))
+
+
+def test_log_probabilities_stay_finite_where_probabilities_round_to_zero():
+    X, y = moons()
+    clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=5, random_state=0).fit(X, y)
+    far = np.array([[1e4, -1e4], [-1e4, 1e4]])  # huge logits: one probability is exactly 0 or 1
+    log_proba = clf.predict_log_proba(far)
+    assert np.all(np.isfinite(log_proba)) and np.any(clf.predict_proba(far) == 0.0)
+    np.testing.assert_allclose(np.exp(log_proba), clf.predict_proba(far), atol=1e-300)
+
+
+def test_a_hidden_layer_of_one_unit_retraces_scikit_learn():
+    X, y, ours, theirs = pair(moons, dict(hidden_layer_sizes=(1, 4), max_iter=3))
+    assert_same_run(ours.fit(X, y), theirs.fit(X, y), X)
+
+
+def test_regressor_output_shapes():
+    X, y = regression(2)
+    reg = MLPRegressor(hidden_layer_sizes=(8,), max_iter=5, random_state=0)
+    assert reg.fit(X, y).predict(X).shape == (150, 2)
+    assert reg.fit(X, y[:, 0]).predict(X).shape == (150,)
+
+
+def test_fitted_model_is_a_graphc_mlp_with_scikit_learns_layout():
+    X, y = moons()
+    clf = MLPClassifier(hidden_layer_sizes=(5, 3), activation="tanh", max_iter=2, random_state=0).fit(X, y)
+    assert repr(clf.model_).startswith("MLP of [Layer of [TanhNeuron(2)")
+    assert [c.shape for c in clf.coefs_] == [(2, 5), (5, 3), (3, 1)]
+    assert [b.shape for b in clf.intercepts_] == [(5,), (3,), (1,)]
+    assert clf.coefs_[1][4, 2] == clf.model_.layers[1].neurons[2].w[4].data
+    assert clf._loss_step.trace_count == 1  # one compile per fit, whatever the number of batches
+
+
+def test_verbose_prints_one_line_per_epoch(capsys):
+    X, y = moons()
+    clf = MLPClassifier(hidden_layer_sizes=(4,), max_iter=3, verbose=1, random_state=0).fit(X, y)
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(" = ")[0] for line in lines] == [f"Iteration {k}, loss" for k in (1, 2, 3)]
+    assert f"{clf.loss_curve_[-1]:.8f}" in lines[-1]
+
+
+def test_max_iter_without_convergence_warns_as_scikit_learn():
+    X, y = moons()
+    with pytest.warns(ConvergenceWarning, match="Maximum iterations"):
+        MLPClassifier(hidden_layer_sizes=(4,), max_iter=2, random_state=0).fit(X, y)
+
+
+def test_pickled_estimator_predicts_and_keeps_training_the_same():
+    X, y = moons()
+    clf = MLPClassifier(hidden_layer_sizes=(6,), max_iter=3, random_state=0).fit(X, y)
+    copy = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(copy.predict_proba(X), clf.predict_proba(X))
+    clf.partial_fit(X, y)
+    copy.partial_fit(X, y)  # the optimizer's state (Adam's moments) survived the round trip
+    np.testing.assert_array_equal(copy.predict_proba(X), clf.predict_proba(X))
+    assert copy.loss_curve_ == clf.loss_curve_
+
+
+def test_partial_fit_needs_the_classes_first_and_rejects_new_ones():
+    X, y = moons()
+    clf = MLPClassifier(hidden_layer_sizes=(4,))
+    with pytest.raises(ValueError, match="classes must be passed on the first call"):
+        clf.partial_fit(X, y)
+    clf.partial_fit(X, y, classes=[0, 1])
+    with pytest.raises(ValueError, match="classes not in classes_"):
+        clf.partial_fit(X, y + 1)
+    with pytest.raises(ValueError, match="not the same as on the first call"):
+        clf.partial_fit(X, y, classes=[0, 1, 2])
+    with pytest.raises(ValueError, match="early_stopping"):
+        MLPClassifier(early_stopping=True).partial_fit(X, y, classes=[0, 1])
+
+
+def test_unfitted_estimators_say_so():
+    for estimator in (MLPClassifier(), MLPRegressor()):
+        with pytest.raises(NotFittedError):
+            estimator.predict(np.zeros((1, 2)))
+        assert not hasattr(estimator, "coefs_")
+
+
+@pytest.mark.parametrize("param, value, error, expected", [
+    ("solver", "lbfgs", ValueError, "'sgd' or 'adam'"),
+    ("activation", "softplus", ValueError, "one of"),
+    ("hidden_layer_sizes", (10, 0), ValueError, "an int >= 1 or a sequence"),
+    ("alpha", -1.0, ValueError, "a real number >= 0"),
+    ("alpha", "0.1", TypeError, "a real number >= 0"),
+    ("batch_size", 0, ValueError, "'auto' or an int >= 1"),
+    ("batch_size", 2.5, TypeError, "'auto' or an int >= 1"),
+    ("learning_rate_init", 0.0, ValueError, "> 0"),
+    ("max_iter", 0, ValueError, "an int >= 1"),
+    ("momentum", 1.5, ValueError, "in [0, 1]"),
+    ("validation_fraction", 1.0, ValueError, "in (0, 1)"),
+    ("beta_2", 1.0, ValueError, "in [0, 1)"),
+    ("shuffle", "yes", TypeError, "a bool"),
+    ("n_iter_no_change", 0, ValueError, "an int >= 1 or np.inf"),
+])
+def test_bad_parameters_fail_in_fit_saying_what_was_expected(param, value, error, expected):
+    X, y = moons(20)
+    clf = MLPClassifier(**{param: value})  # __init__ never validates: scikit-learn's rule
+    with pytest.raises(error) as info:
+        clf.fit(X, y)
+    message = str(info.value)
+    assert message.startswith(f"MLPClassifier: {param} must be") and expected in message and repr(value) in message
+
+
+def test_l2_helper_adds_what_backward_of_the_eager_term_adds():
+    rng = np.random.default_rng(0)
+    weights = [Value(v) for v in rng.normal(size=7)]
+    eager = [Value(w.data) for w in weights]
+    scale = 0.37
+    term = scale * sum(w * w for w in eager)
+    term.backward()
+    for w in weights:
+        w.grad = 0.25  # gradients already there are added to, not replaced
+    value = _add_l2(weights, scale)
+    assert value == pytest.approx(term.data, rel=1e-15)
+    np.testing.assert_allclose([w.grad - 0.25 for w in weights], [w.grad for w in eager], rtol=1e-15)
+
+
+def test_no_warnings_from_a_converged_fit():
+    X, y = moons()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        MLPClassifier(hidden_layer_sizes=(8,), solver="sgd", tol=0.5, max_iter=50, random_state=0).fit(X, y)
+
+
+def test_pipeline_example_searches_a_grid_and_scores_the_best_model():
+    example = load_example("sklearn_pipeline")
+    grid, accuracy = example.search({"mlp__hidden_layer_sizes": [(16,)], "mlp__alpha": [1e-4, 1.0]})
+    assert len(grid.cv_results_["params"]) == 2 and grid.best_params_["mlp__alpha"] in (1e-4, 1.0)
+    assert grid.best_estimator_.named_steps["mlp"].n_features_in_ == 64
+    assert accuracy >= 0.95
