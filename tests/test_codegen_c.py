@@ -201,3 +201,10 @@ def test_c_equals_eager_on_random_layered_models(nin, sizes, acts, n, seed):
     loss.backward()
     assert rel_err(loss.data, value) <= 1e-12
     assert all(rel_err(p.grad, g) <= 1e-9 for p, g in zip(params, grads)), compiled.source
+
+
+def test_huge_straight_line_functions_are_built_without_optimization():
+    small, _, _, _ = c_backend.generate(trace(lambda x: x * 2.0 + 1.0, 1.0), "small")
+    assert c_backend.optimization_level(small) == "-O2"
+    huge = small + "    const double v = 1.0;\n" * (c_backend.OPT_LIMIT + 1)
+    assert c_backend.optimization_level(huge) == "-O0"
