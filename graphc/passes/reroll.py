@@ -45,7 +45,7 @@ from __future__ import annotations
 import heapq
 
 from .. import ops
-from ..graph import Builder, Graph
+from ..graph import Builder, Graph, const_key
 from .base import PassResult, PassStats, unchanged
 
 MIN_PRODUCTS = 2  # a run of fewer products is left alone
@@ -64,7 +64,7 @@ class _Work:
         self.consts: dict = {}
         for i, op in enumerate(self.ops):
             if op == "const":
-                self.consts.setdefault(_const_key(self.attrs[i][0]), i)
+                self.consts.setdefault(const_key(self.attrs[i][0]), i)
         self.hits = {"dot": 0, "matvec": 0, "rows": 0, "vectorized": 0, "pack(index)": 0,
                      "index(pack)": 0, "units": 0}
 
@@ -86,7 +86,7 @@ class _Work:
         self.ops[i], self.args[i], self.attrs[i] = op, args, attr
 
     def const(self, value: float) -> int:
-        key = _const_key(value)
+        key = const_key(value)
         if key not in self.consts:
             self.consts[key] = self.add("const", (), (float(value),))
         return self.consts[key]
@@ -101,11 +101,6 @@ class _Work:
         while i in self.forward:
             i = self.forward[i]
         return i
-
-
-def _const_key(value: float):
-    from ..graph import const_key
-    return const_key(value)
 
 
 def reroll(graph: Graph) -> PassResult:
