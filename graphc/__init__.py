@@ -3,7 +3,7 @@
 Eager ``Value`` and ``nn`` are drop-ins for micrograd's; ``trace`` records a function of
 Values as a :class:`Graph`, ``optimize`` simplifies it, and ``compile`` turns it into
 generated code that computes values and gradients.  ``to_sympy``/``from_sympy`` bridge to
-SymPy, ``check_grad`` compares gradients four ways.
+SymPy, ``check_grad`` compares gradients four ways, ``export`` writes a standalone module.
 """
 __version__ = "0.1.0"
 
@@ -14,6 +14,7 @@ from .passes import optimize
 from .trace import trace
 from .compile import Compiled, compile  # noqa: E402  (needs the modules above)
 from .interpret import as_function
+from .export import export
 
 #: Public names loaded on first use: they need SymPy, whose import costs ~0.25 s.
 _LAZY = {"to_sympy": "symbolic", "from_sympy": "symbolic", "check_grad": "check", "GradReport": "check"}
@@ -31,6 +32,6 @@ def __getattr__(name: str):
 
 
 __all__ = ["Value", "apply", "Graph", "trace", "optimize", "compile", "Compiled",
-           "to_sympy", "from_sympy", "as_function", "check_grad", "GradReport",
+           "to_sympy", "from_sympy", "as_function", "check_grad", "GradReport", "export",
            "GraphcError", "ArgumentError", "ShapeError", "TraceError", "TracerWarning",
            "__version__"]
