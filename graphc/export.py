@@ -15,9 +15,11 @@ exporter is the one defined here; another backend registers its own.
 from __future__ import annotations
 
 import ast
+import builtins
 import inspect
 import re
 import sys
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -94,7 +96,7 @@ def python_module(plan: ExportPlan) -> str:
         doc,
         "# -- IEEE scalar math (graphc.runtime) --\n" + _copy(runtime),
         "# -- argument handling (graphc.standalone) --\n" + _copy(standalone),
-        "# -- what the generated code calls --\n" + _aliases(source),
+        "# -- what the generated code calls --\n" + _helpers(source),
         constants,
         source,
         _ENTRY_POINTS.format(entry=entry, n_params=len(plan.param_values)),
@@ -128,12 +130,13 @@ EXPORTERS: dict[str, Callable[[ExportPlan], str]] = {"python": python_module}
 def export(compiled: Compiled, path: str | Path, *, backend: str | None = None) -> Path:
     """Write the latest signature of ``compiled`` to ``path`` as a standalone module.
 
-    ``backend`` picks the exporter (default: the compiled function's backend).  Returns
-    the path.  See the module docstring for what the module defines.
+    ``backend`` picks the exporter (default: the compiled function's backend if it has
+    one, else ``"python"``).  Returns the path.  See the module docstring for what the module defines.
     """
     if not isinstance(compiled, Compiled):
         raise TypeError(f"graphc.export takes a graphc.compile(...) result; got {type(compiled).__name__}")
-    backend = backend or compiled.backend
+    if backend is None:  # the compiled function's own, else plain Python (which runs anywhere)
+        backend = compiled.backend if compiled.backend in EXPORTERS else "python"
     exporter = EXPORTERS.get(backend)
     if exporter is None:
         raise GraphcError(f"no exporter for backend {backend!r} yet; exporters: {', '.join(EXPORTERS)} "
@@ -160,19 +163,33 @@ def _copy(module: Any) -> str:
     return source.strip("\n") + "\n"
 
 
-def _aliases(source: str) -> str:
-    """``_tanh = tanh`` for every helper the generated source calls, found by identity in runtime."""
-    by_object = {id(obj): name for name, obj in vars(runtime).items() if not name.startswith("__")}
+def _helpers(source: str) -> str:
+    """Definitions of the ``_<op>`` helpers the generated ``source`` calls.
+
+    A helper found in :mod:`graphc.runtime` (by identity) becomes an alias (``_tanh =
+    tanh``); any other plain function that uses nothing but builtins and its arguments
+    (like the op table's left-to-right ``sum``) is copied with its source.
+    """
+    in_runtime = {id(obj): name for name, obj in vars(runtime).items() if not name.startswith("__")}
     lines = []
     for name, obj in python_backend.NAMESPACE.items():
-        if not re.search(rf"\b{re.escape(name)}\b", source) or name in vars(runtime):
+        if name in vars(runtime) or not re.search(rf"\b{re.escape(name)}\b", source):
             continue
-        target = by_object.get(id(obj))
-        if target is None:
-            raise GraphcError(f"generated code calls {name}, which graphc.runtime does not define; "
-                              f"it cannot be exported standalone")
-        lines.append(f"{name} = {target}")
+        if id(obj) in in_runtime:
+            lines.append(f"{name} = {in_runtime[id(obj)]}")
+        elif _self_contained(obj):
+            lines.append(textwrap.dedent(inspect.getsource(obj)).rstrip("\n"))
+            lines.append(f"{name} = {obj.__name__}")
+        else:
+            raise GraphcError(f"generated code calls {name} ({obj!r}), which is neither in "
+                              f"graphc.runtime nor a self-contained function; it cannot be exported")
     return "\n".join(lines) + "\n"
+
+
+def _self_contained(obj: Any) -> bool:
+    """A plain function whose code refers to nothing but builtins."""
+    return (inspect.isfunction(obj) and obj.__closure__ is None
+            and set(obj.__code__.co_names) <= set(dir(builtins)))
 
 
 def _literal(tree: Any) -> str:

@@ -222,3 +222,20 @@ def test_another_backend_plugs_in_its_own_exporter(tmp_path, monkeypatch):
     path = export(compiled, tmp_path / "fake.py", backend="fake")
     assert path.read_text() == "# 3 joint outputs for ['x', 'y']\n"
     assert seen[0].graph is compiled.graph and seen[0].arg_names == ["x", "y"]
+
+
+def test_helpers_outside_the_runtime_are_copied_when_self_contained(tmp_path):
+    from graphc.export import _helpers
+    text = _helpers("v = _sum(a, b, c)\nw = _tanh(v)\n")
+    assert "_tanh = tanh" in text and "def _sum_eval(" in text and "_sum = _sum_eval" in text
+    path = tmp_path / "helpers.py"
+    path.write_text("from math import tanh\n" + text + "RESULT = _sum(0.1, 0.2, 0.3)\n")
+    assert load(path).RESULT == (0.1 + 0.2) + 0.3
+
+
+def test_a_helper_that_needs_more_than_builtins_is_refused(monkeypatch):
+    from graphc.codegen import python as python_backend
+    from graphc.export import _helpers
+    monkeypatch.setitem(python_backend.NAMESPACE, "_frob", lambda x: np.sqrt(x))
+    with pytest.raises(GraphcError, match="_frob .* cannot be exported"):
+        _helpers("v = _frob(a)\n")
