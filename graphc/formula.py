@@ -95,7 +95,8 @@ def _check(tree: ast.Expression) -> tuple[list[str], set[str]]:
             elif name in FUNCTIONS:
                 raise FormulaError(f"{name} is a function: call it, as {name}(...)")
             else:
-                symbols.setdefault(name, (node.lineno, node.col_offset))
+                position = (node.lineno, node.col_offset)
+                symbols[name] = min(symbols.get(name, position), position)
         elif isinstance(node, ast.Call):
             _check_call(node)
             called.add(id(node.func))

@@ -25,6 +25,8 @@ def test_show_prints_graph_passes_code_and_derivatives():
     assert "round 1  fold" in out and "round 1  cse" in out
     assert "def formula(inputs, params):" in out and "seed = yield (v5,)" in out
     assert "d/dx = w*(1 - tanh(b + w*x)**2)" in out and "d/db = 1 - tanh(b + w*x)**2" in out
+    readme = (ROOT / "README.md").read_text()
+    assert f'$ graphc show "tanh(x*w + b)"\n{out.rstrip()}\n```' in readme  # the README shows this run
 
 
 def test_check_prints_the_table_and_exits_by_the_verdict():

@@ -19,6 +19,7 @@ x, w, b, y = sp.symbols("x w b y", real=True)
      * sp.sin(sp.cos(x)), ["w", "b", "x"]),
     ("2**10", sp.Integer(1024), []),
     ("  y * x  ", y * x, ["y", "x"]),
+    ("x**y * sin(x)", x ** y * sp.sin(x), ["x", "y"]),  # the first x, not the one met first in a walk
 ])
 def test_formulas_parse_to_sympy_with_names_in_text_order(text, expr, names):
     got, symbols = parse(text)

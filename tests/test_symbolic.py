@@ -246,3 +246,13 @@ def test_evaluate_and_backprop_match_eager():
     grads = backprop(g, values)
     assert values[g.outputs[0]] == out.data
     assert [grads[i] for i in g.inputs + g.params] == [xv.grad, w_.grad, b_.grad]
+
+
+def test_the_readme_example():
+    g = trace(lambda x, y: (x * y).relu() + (x / y).sigmoid(), 1.0, 2.0)
+    (expr,) = graphc.to_sympy(g)
+    assert str(expr) == "relu(x*y) + sigmoid(x/y)"
+    u, v = sorted(expr.free_symbols, key=str)
+    assert str(sp.diff(expr, u)) == "y*step(x*y) + exp(-x/y)/(y*(1 + exp(-x/y))**2)"
+    f = graphc.as_function(graphc.from_sympy(sp.tanh(u * v) + sp.log(v)))
+    assert graphc.compile(f)(0.5, 2.0).data == pytest.approx(math.tanh(1.0) + math.log(2.0), rel=1e-15)
