@@ -36,6 +36,7 @@ says so.
 from __future__ import annotations
 
 import math
+import random
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -59,6 +60,7 @@ PROVE_LIMIT = 80
 #: reads no better than what ``diff`` returns.
 SIMPLIFY_LIMIT = 100
 DIGITS = 30
+_SCREEN_POINTS, _SCREEN_DIGITS = 3, 40
 _EPS = sys.float_info.epsilon
 
 
@@ -127,13 +129,16 @@ class GradReport:
             if r.fd_error is not None and not r.fd_error <= r.fd_allowance:
                 out.append(f"{r.name}: finite differences differ by {r.fd_error:.3g} "
                            f"(allowed {r.fd_allowance:.3g})")
-            if r.proved is False:
-                out.append(f"{r.name}: SymPy could not show the gradient graph equal to its derivative")
         return out
 
     @property
     def ok(self) -> bool:
-        """Every method agrees within its tolerance, and no attempted proof failed."""
+        """Every method agrees within its tolerance.
+
+        A proof that did not succeed does not make this False: SymPy's ``simplify`` cannot
+        show every true identity (``x**(y-1) == x**y/x`` needs ``x != 0``), so "not proved"
+        is reported as a note, and the numbers decide.
+        """
         return not self.failures()
 
     def __str__(self) -> str:
@@ -152,6 +157,10 @@ class GradReport:
                      f"methods (rtol {self.rtol:g}); finite differences "
                      + ("skipped" if fd is None else f"max {fd:.2g}"))
         lines += [f"  {line}" for line in self.failures()]
+        unproved = [r.name for r in self.rows if r.proved is False]
+        if unproved:
+            lines.append(f"note: not proved for {', '.join(unproved)}: SymPy could not simplify the compiled "
+                         f"gradient minus its own derivative to 0 (a wrong rule, or an identity simplify misses)")
         lines += [f"note: {note}" for note in self.notes]
         return "\n".join(lines)
 
@@ -276,7 +285,7 @@ def _symbolic(report: GradReport, compiled: Compiled, graph: Graph, output: int,
     grads = to_sympy(joint, symbols=syms[:n_in] + [sp.Integer(1)] + syms[n_in:],
                      max_depth=None)[len(graph.outputs):]
     for row, g, d in zip(report.rows, grads, derivatives):
-        row.proved = _equal(g, d)
+        row.proved = _equal(g, d, syms)
 
 
 def _operations(graph: Graph) -> int:
@@ -284,13 +293,24 @@ def _operations(graph: Graph) -> int:
     return sum(1 for i, op in enumerate(graph.ops) if live[i] and op not in LEAVES)
 
 
-def _equal(a: sp.Expr, b: sp.Expr) -> bool:
-    """Whether SymPy can show ``a - b`` is zero: as written, simplified, then in Piecewise form."""
+def _equal(a: sp.Expr, b: sp.Expr, symbols: list[sp.Symbol]) -> bool:
+    """Whether SymPy can show ``a - b`` is zero: as written, simplified, or simplified with
+    the named functions in their table forms (``sigmoid`` as ``1/(1 + exp(-x))``).
+
+    ``simplify`` runs only if ``a`` and ``b`` agree to 25 digits at a few points: a
+    difference SymPy cannot simplify away (a constant the optimizer folded to a float,
+    such as ``log(2.0)``) can otherwise send it into huge exact arithmetic.
+    """
     difference = a - b
     if difference == 0:
         return True
-    difference = sp.simplify(difference)
-    return difference == 0 or sp.simplify(difference.rewrite(sp.Piecewise)) == 0
+    rng = random.Random(0)
+    for _ in range(_SCREEN_POINTS):
+        at = {s: rng.uniform(0.3, 1.7) for s in symbols}
+        gap, size = evaluate_at(difference, at, _SCREEN_DIGITS), evaluate_at(a, at, _SCREEN_DIGITS)
+        if math.isfinite(gap) and math.isfinite(size) and abs(gap) > 1e-25 * max(1.0, abs(size)):
+            return False
+    return sp.simplify(difference) == 0 or sp.simplify(difference.rewrite(sp.Piecewise)) == 0
 
 
 def evaluate_at(expr: sp.Expr, point: dict[sp.Symbol, float], digits: int = DIGITS) -> float:

@@ -10,7 +10,6 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-import graphc
 from graphc import GraphcError, Value, trace
 from graphc import viz
 from graphc.interpret import backprop, evaluate
