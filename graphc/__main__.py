@@ -153,8 +153,7 @@ def _show(args: argparse.Namespace) -> int:
     from .symbolic import symbols_of, to_sympy
 
     compiled, graph, symbols = _formula(args.expr)
-    point = _point(symbols, [])
-    compiled(*point)
+    compiled(*[graphc.Value(v) for v in _point(symbols, [])])  # Values: the code has their gradients
     optimized, report = graphc.optimize(graph, report=True)
     print(f"expression: {args.expr.strip()}")
     print(f"inputs: {', '.join(s.name for s in symbols) or '(none)'}\n")

@@ -239,3 +239,19 @@ def test_a_helper_that_needs_more_than_builtins_is_refused(monkeypatch):
     monkeypatch.setitem(python_backend.NAMESPACE, "_frob", lambda x: np.sqrt(x))
     with pytest.raises(GraphcError, match="_frob .* cannot be exported"):
         _helpers("v = _frob(a)\n")
+
+
+def test_wide_sums_and_other_backends_export_as_plain_python(tmp_path):
+    from graphc.compile import BACKENDS
+    p = Value(0.5, label="p")
+
+    def wide(xs):  # a 100-operand sum: the Python backend may spell it as a helper call
+        return sum((x * p for x in xs), Value(0.0))
+    xs = [0.01 * k for k in range(100)]
+    for backend in [b for b in ("python", "numpy") if b in BACKENDS]:
+        compiled = graphc.compile(wide, backend=backend)
+        compiled(xs)
+        got = run_standalone(export(compiled, tmp_path / f"wide_{backend}.py"), [xs])
+        forward, value_and_grad = compiled_reference(compiled, (xs,), [p])
+        assert got["new_modules"] == [] and same(got["forward"], forward)
+        assert same(got["value_and_grad"], value_and_grad, signed_zeros=False)
