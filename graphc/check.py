@@ -47,7 +47,7 @@ from .compile import Compiled, compile as compile_fn
 from .engine import Value
 from .errors import GraphcError
 from .graph import LEAVES, Graph
-from .symbolic import MAX_DEPTH, symbols_of, to_sympy
+from .symbolic import symbols_of, to_sympy
 from .trace import argument_names
 from .tree import flatten_args, flatten_output, unflatten
 
@@ -263,7 +263,7 @@ def _symbolic(report: GradReport, compiled: Compiled, graph: Graph, output: int,
         return
     syms = symbols_of(graph)
     try:
-        expr = to_sympy(graph, max_depth=MAX_DEPTH)[output]
+        expr = to_sympy(graph)[output]
         derivatives = [sp.diff(expr, s) for s in syms]
     except (GraphcError, RecursionError) as error:
         report.notes.append(f"sympy column skipped: {error}")
@@ -282,8 +282,11 @@ def _symbolic(report: GradReport, compiled: Compiled, graph: Graph, output: int,
                             f"prove_limit={prove_limit:,} (simplify's cost grows steeply)")
         return
     n_in = len(graph.inputs)
-    grads = to_sympy(joint, symbols=syms[:n_in] + [sp.Integer(1)] + syms[n_in:],
-                     max_depth=None)[len(graph.outputs):]
+    try:
+        grads = to_sympy(joint, symbols=syms[:n_in] + [sp.Integer(1)] + syms[n_in:])[len(graph.outputs):]
+    except (GraphcError, RecursionError) as error:
+        report.notes.append(f"proof skipped: {error}")
+        return
     for row, g, d in zip(report.rows, grads, derivatives):
         row.proved = _equal(g, d, syms)
 

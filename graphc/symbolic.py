@@ -65,6 +65,7 @@ class TableFunction(sp.Function):
 
     @classmethod
     def eval(cls, *args):
+        """SymPy's hook: the value for number arguments, None (stay unevaluated) otherwise."""
         if all(a.is_Number for a in args):
             try:
                 return ops.TABLE[cls.op_name].sympy(sp, *args)
@@ -77,6 +78,7 @@ class TableFunction(sp.Function):
         return ops.TABLE[self.op_name].sympy(sp, *self.args)
 
     def fdiff(self, argindex: int = 1) -> sp.Expr:
+        """SymPy's hook: the derivative in argument ``argindex``, from the table form."""
         dummies = [sp.Dummy() for _ in self.args]  # an argument may be any expression
         u = dummies[argindex - 1]
         derivative = sp.diff(ops.TABLE[self.op_name].sympy(sp, *dummies), u)
