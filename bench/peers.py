@@ -4,16 +4,23 @@
 
 1. micrograd's moons demo step (full batch of 100, MLP(2, [16, 16, 1]), SVM loss + L2,
    forward + backward + SGD): micrograd eager, graphc eager, graphc compiled (Python),
-   graphc batched (NumPy, ``step.mean(X, y) + reg``), PyTorch CPU eager (the same MLP
-   with ``torch.nn.Linear``, float64, one thread) and scikit-learn's ``MLPClassifier``
-   (one SGD iteration over the same 100 rows; log-loss, so comparable in cost only).
+   graphc batched on the re-rolled graph (NumPy and C, the demo's own loop:
+   ``step.mean(X, y) + reg`` with the L2 term ``reg`` built eagerly, then ``backward()``
+   and the Python SGD loop), graphc C with the L2 term inside the compiled loss (the same
+   function, so no eager graph but the mean node), PyTorch CPU eager (the same MLP with
+   ``torch.nn.Linear``, float64, one thread) and scikit-learn's ``MLPClassifier`` (one SGD
+   iteration over the same 100 rows; log-loss, so comparable in cost only).  Then where
+   the C step's time goes.
 2. digits: seconds per epoch of MLP(64, [32, 10]) with softmax cross-entropy, minibatch
-   32, for graphc batched, PyTorch and scikit-learn.
+   32 (examples/digits.py: 43 calls of ``step.mean`` plus the Python SGD loop over 2,410
+   params per epoch), for graphc NumPy and C, PyTorch and scikit-learn.
 3. throughput of the moons MLP (forward + gradient of the mean loss) at N = 100, 1,000
-   and 10,000 rows: graphc batched vs PyTorch.
+   and 10,000 rows: graphc NumPy and C vs PyTorch.
 4. fit time of the scikit-learn estimators: ``graphc.sklearn.MLPClassifier`` against
    scikit-learn's ``MLPClassifier`` with the same settings (architecture, solver, batch
    size, epochs, seed) on moons (1000 rows) and digits, with held-out accuracies.
+5. C build time of the moons and digits gradient programs (cold cache: from trace to
+   loaded library).
 
 Times drift between runs on a shared machine; ratios from the same run are what to read.
 """
@@ -101,6 +108,27 @@ def graphc_batched_step(X, y, backend=None):
     return lambda: _compiled_step(model, lambda: step.mean(X, y) + 1e-4 * sum(p * p for p in params))
 
 
+def graphc_fused_l2_step(X, y, backend="c"):
+    """The same step with the L2 term inside the compiled per-sample loss: its mean over the
+    rows is data_loss + reg, and the eager graph is one node."""
+    random.seed(1337)
+    model = MLP(2, [16, 16, 1])
+    params = model.parameters()
+    step = graphc.compile(lambda x, yi: (1 + -yi * model(x)).relu() + 1e-4 * sum(p * p for p in params),
+                          backend=backend)
+    return lambda: _compiled_step(model, lambda: step.mean(X, y))
+
+
+def graphc_train_step(X, y, backend="c"):
+    """The L2-in-loss step as one ``Compiled.train`` call: the same SGD update, params in an array."""
+    random.seed(1337)
+    model = MLP(2, [16, 16, 1])
+    params = model.parameters()
+    step = graphc.compile(lambda x, yi: (1 + -yi * model(x)).relu() + 1e-4 * sum(p * p for p in params),
+                          backend=backend)
+    return lambda: step.train(X, y, lr=0.5)
+
+
 def _compiled_step(model, loss_fn):
     loss = loss_fn()
     model.zero_grad()
@@ -156,8 +184,12 @@ def moons_table(quick: bool, with_micrograd: bool) -> None:
         rows.append(("micrograd eager", median_seconds(micrograd_step(X, y), 3 if quick else 5)))
     rows.append(("graphc eager", median_seconds(graphc_eager_step(X, y), 5 if quick else 10)))
     rows.append(("graphc compiled, Python", median_seconds(graphc_python_step(X, y), 20 if quick else 50)))
-    rows.append(("graphc batched, NumPy", median_seconds(graphc_batched_step(X, y), 100 if quick else 300)))
-    rows.append(("PyTorch CPU eager (float64)", median_seconds(torch_step(X, y), 100 if quick else 300, 10)))
+    repeat = 100 if quick else 300
+    rows.append(("graphc NumPy, demo loop", median_seconds(graphc_batched_step(X, y), repeat)))
+    rows.append(("graphc C, demo loop", median_seconds(graphc_batched_step(X, y, "c"), repeat)))
+    rows.append(("graphc C, L2 in compiled loss", median_seconds(graphc_fused_l2_step(X, y), repeat * 3)))
+    rows.append(("graphc C, ... as step.train", median_seconds(graphc_train_step(X, y), repeat * 3)))
+    rows.append(("PyTorch CPU eager (float64)", median_seconds(torch_step(X, y), repeat * 3, 10)))
     rows.append(("scikit-learn MLPClassifier", statistics.median(
         sklearn_iteration(X, (y > 0).astype(int)) for _ in range(3))))
     base = rows[0][1]
@@ -165,10 +197,41 @@ def moons_table(quick: bool, with_micrograd: bool) -> None:
     print(f"   {'':<30} {'per step':>12} {'ratio':>10}")
     for name, seconds in rows:
         print(f"   {name:<30} {_fmt(seconds):>12} {base / seconds:>9.1f}x")
-    torch_seconds = dict(rows)["PyTorch CPU eager (float64)"]
-    numpy_seconds = dict(rows)["graphc batched, NumPy"]
-    print(f"   graphc batched vs PyTorch: {torch_seconds / numpy_seconds:.2f}x "
-          f"({'faster' if numpy_seconds < torch_seconds else 'slower'})")
+    times = dict(rows)
+    for name in ("graphc NumPy, demo loop", "graphc C, demo loop", "graphc C, L2 in compiled loss",
+                 "graphc C, ... as step.train"):
+        for peer in ("PyTorch CPU eager (float64)", "scikit-learn MLPClassifier"):
+            ratio = times[peer] / times[name]
+            print(f"   {name} vs {peer.split(' (')[0]}: {ratio:.2f}x ({'faster' if ratio > 1 else 'slower'})")
+    c_step_breakdown(X, y, quick)
+
+
+def c_step_breakdown(X, y, quick: bool) -> None:
+    """Where the C step's time goes: generated code, graphc's Python, the user's loop."""
+    from graphc.compile import _Batch
+    random.seed(1337)
+    model = MLP(2, [16, 16, 1])
+    params = model.parameters()
+    step = graphc.compile(lambda x, yi: (1 + -yi * model(x)).relu(), backend="c")
+    step.mean(X, y)
+    program = step._latest.batched_program("mean")
+    batch = _Batch((X, y), ["x", "yi"])
+    values = [p.data for p in params]
+    repeat = 200 if quick else 1000
+    parts = [
+        ("generated C (call included)", median_seconds(lambda: program.function(batch.cols, values, 0.01, 100), repeat)),
+        ("step.mean(X, y) in all", median_seconds(lambda: step.mean(X, y), repeat)),
+        ("... + backward() of the mean node", median_seconds(lambda: step.mean(X, y).backward(), repeat)),
+        ("eager L2 term: build it", median_seconds(lambda: 1e-4 * sum(p * p for p in params), repeat // 4)),
+        ("eager L2 term: build + backward()", median_seconds(lambda: (1e-4 * sum(p * p for p in params)).backward(),
+                                                             repeat // 4)),
+        ("model.zero_grad()", median_seconds(model.zero_grad, repeat)),
+        ("SGD loop over 337 params", median_seconds(lambda: [setattr(p, "data", p.data - 0.0 * p.grad)
+                                                             for p in params], repeat)),
+    ]
+    print("   where a C step goes (medians, measured one by one):")
+    for name, seconds in parts:
+        print(f"     {name:<38} {seconds * 1e6:8.1f} us")
 
 
 # -- digits -----------------------------------------------------------------------------
@@ -177,7 +240,9 @@ def digits_table(quick: bool) -> None:
     import torch
     torch.set_num_threads(1)
     epochs = 2 if quick else 3
-    _, _, graphc_seconds = digits.train(epochs=epochs, log=lambda line: None)
+    _, _, numpy_seconds = digits.train(epochs=epochs, log=lambda line: None)
+    _, _, c_seconds = digits.train(epochs=epochs, backend="c", log=lambda line: None)
+    _, _, fused_seconds = digits.train(epochs=epochs + 2, backend="c", fused=True, log=lambda line: None)
     X_train, X_test, y_train, y_test, _ = digits.make_data()
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10)).double()
@@ -193,12 +258,14 @@ def digits_table(quick: bool) -> None:
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-    rows = [("graphc batched, NumPy", statistics.median(graphc_seconds[1:])),
+    rows = [("graphc NumPy", statistics.median(numpy_seconds[1:])),
+            ("graphc C", statistics.median(c_seconds[1:])),
+            ("graphc C, step.train per epoch", statistics.median(fused_seconds[1:])),
             ("PyTorch CPU eager (float64)", median_seconds(torch_epoch, epochs)),
             ("scikit-learn MLPClassifier", sklearn_iteration(X_train, y_train, (32,), 32, 5))]
-    print("\n2. digits epoch (1347 rows, MLP(64, [32, 10]), minibatch 32), median seconds per epoch")
+    print("\n2. digits epoch (1347 rows, MLP(64, [32, 10]), minibatch 32), median per epoch")
     for name, seconds in rows:
-        print(f"   {name:<30} {_fmt(seconds):>12} {rows[0][1] / seconds:>9.2f}x graphc's time")
+        print(f"   {name:<30} {_fmt(seconds):>12} {rows[2][1] / seconds:>9.2f}x step.train's time")
 
 
 # -- throughput -------------------------------------------------------------------------
@@ -207,23 +274,59 @@ def throughput_table(quick: bool) -> None:
     import torch
     torch.set_num_threads(1)
     print("\n3. moons MLP, forward + gradient of the mean loss, rows per second")
-    print(f"   {'rows':>8} {'graphc NumPy':>14} {'PyTorch':>14} {'graphc / PyTorch':>17}")
+    print(f"   {'rows':>8} {'graphc NumPy':>14} {'graphc C':>14} {'PyTorch':>14} {'C vs PyTorch':>13}")
     random.seed(1337)
     model = MLP(2, [16, 16, 1])
-    step = graphc.compile(lambda x, yi: (1 + -yi * model(x)).relu())
+    steps = [graphc.compile(lambda x, yi: (1 + -yi * model(x)).relu(), backend=b) for b in ("numpy", "c")]
     for n in (100, 1000, 10000):
         X, y = moons(n)
-
-        def ours():
-            step.mean(X, y).backward()
         tm, Xt, yt = torch_moons(X, y)
 
         def theirs():
             tm.zero_grad()
             torch.relu(1 - yt * tm(Xt).squeeze(1)).mean().backward()
         repeat = 10 if quick else 50
-        a, b = median_seconds(ours, repeat), median_seconds(theirs, repeat, 5)
-        print(f"   {n:>8,} {n / a:>14,.0f} {n / b:>14,.0f} {b / a:>16.2f}x")
+        a, c = (median_seconds(lambda: s.mean(X, y).backward(), repeat) for s in steps)
+        b = median_seconds(theirs, repeat, 5)
+        print(f"   {n:>8,} {n / a:>14,.0f} {n / c:>14,.0f} {n / b:>14,.0f} {b / c:>12.2f}x")
+
+
+# -- C build time -----------------------------------------------------------------------
+
+def build_table() -> None:
+    """Seconds from a fresh compile() to a loaded C library, with an empty cache."""
+    import os
+    import tempfile
+    from graphc.codegen import c as c_backend
+    print("\n5. C build, cold cache (trace, optimize, re-roll, differentiate, generate, gcc, load)")
+    if c_backend.find_compiler() is None:
+        print("   no C compiler found")
+        return
+    previous = os.environ.get("GRAPHC_CACHE_DIR")
+    with tempfile.TemporaryDirectory() as cache:
+        os.environ["GRAPHC_CACHE_DIR"] = cache
+        try:
+            X, y = moons()
+            random.seed(1337)
+            model = MLP(2, [16, 16, 1])
+            step = graphc.compile(lambda x, yi: (1 + -yi * model(x)).relu(), backend="c")
+            start = time.perf_counter()
+            step.mean(X, y)
+            moons_seconds = time.perf_counter() - start
+            X_train, _, y_train, _, dmodel = digits.make_data()
+            dstep = graphc.compile(digits.cross_entropy(dmodel), backend="c")
+            start = time.perf_counter()
+            dstep.mean(X_train[:32], np.eye(10)[y_train[:32]])
+            digits_seconds = time.perf_counter() - start
+        finally:
+            if previous is None:
+                del os.environ["GRAPHC_CACHE_DIR"]
+            else:
+                os.environ["GRAPHC_CACHE_DIR"] = previous
+    for name, seconds, s in (("moons MLP(2, [16, 16, 1])", moons_seconds, step),
+                             ("digits MLP(64, [32, 10])", digits_seconds, dstep)):
+        print(f"   {name:<28} {seconds:6.2f} s   ({s.stats.traced_nodes:,} traced nodes; "
+              f"{s.stats.seconds.get('codegen+load', 0):.2f} s of it generating and compiling C)")
 
 
 # -- scikit-learn estimators ----------------------------------------------------------------
@@ -285,7 +388,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
     parser.add_argument("--no-micrograd", action="store_true", help="skip micrograd (about 1.5 s per step)")
-    parser.add_argument("--only", choices=["moons", "digits", "throughput", "estimators"],
+    parser.add_argument("--only", choices=["moons", "digits", "throughput", "estimators", "build"],
                         help="run one section")
     args = parser.parse_args()
     import sklearn
@@ -295,7 +398,8 @@ def main() -> None:
     sections = {"moons": lambda: moons_table(args.quick, not args.no_micrograd),
                 "digits": lambda: digits_table(args.quick),
                 "throughput": lambda: throughput_table(args.quick),
-                "estimators": lambda: estimator_table(args.quick)}
+                "estimators": lambda: estimator_table(args.quick),
+                "build": build_table}
     for name, run in sections.items():
         if args.only in (None, name):
             run()

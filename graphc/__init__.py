@@ -2,7 +2,8 @@
 
 Eager ``Value`` and ``nn`` are drop-ins for micrograd's; ``trace`` records a function of
 Values as a :class:`Graph`, ``optimize`` simplifies it, and ``compile`` turns it into
-generated code that computes values and gradients.
+generated code that computes values and gradients.  ``to_sympy``/``from_sympy`` bridge to
+SymPy, ``check_grad`` compares gradients four ways, ``export`` writes a standalone module.
 """
 __version__ = "0.1.0"
 
@@ -12,7 +13,25 @@ from .graph import Graph  # noqa: E402
 from .passes import optimize
 from .trace import trace
 from .compile import Compiled, compile  # noqa: E402  (needs the modules above)
+from .interpret import as_function
+from .export import export
+
+#: Public names loaded on first use: they need SymPy, whose import costs ~0.25 s.
+_LAZY = {"to_sympy": "symbolic", "from_sympy": "symbolic", "check_grad": "check", "GradReport": "check"}
+
+
+def __getattr__(name: str):
+    """Import the SymPy-based parts of graphc when one of their names is first used."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'graphc' has no attribute {name!r}")
+    import importlib
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = ["Value", "apply", "Graph", "trace", "optimize", "compile", "Compiled",
+           "to_sympy", "from_sympy", "as_function", "check_grad", "GradReport", "export",
            "GraphcError", "ArgumentError", "DataError", "ShapeError", "TraceError", "TracerWarning",
            "__version__"]

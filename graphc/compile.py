@@ -13,29 +13,35 @@ NumPy arrays) with a batched backend: NumPy by default, one array operation per 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
 
 from . import autodiff
+from .codegen import c as c_backend
 from .codegen import numpy as numpy_backend
 from .codegen import python as python_backend
 from .engine import Value, _node
-from .errors import ArgumentError, DataError, GraphcError, ShapeError
+from .errors import ArgumentError, CompilerWarning, DataError, GraphcError, ShapeError
 from .graph import Graph
 from .nn import Module
-from .passes import NUMERICS, OptimizeReport, optimize
+from .passes import NUMERICS, VECTOR_PIPELINE, OptimizeReport, optimize
 from .trace import argument_names, function_name, trace
 from .tree import SCALAR, describe, flatten_args, unflatten
 
 log = logging.getLogger("graphc.compile")
 
-#: Batched backends (map, mean, a Module on a 2-D array); "python" loops over rows with
-#: the scalar code -- a slow reference, used in tests.
-BACKENDS = ("numpy", "python")
+#: Batched backends (map, mean, a Module on a 2-D array): "numpy" and "c" run the graph
+#: re-rolled into tensor ops (graphc.passes.reroll), "c" as one compiled C function with
+#: the batch loop inside; "python" loops over rows with the scalar code -- a slow
+#: reference, used in tests.
+BACKENDS = ("numpy", "python", "c")
+_BATCHED_CODEGEN = {"numpy": numpy_backend, "c": c_backend}
 
 
 @dataclass
@@ -87,6 +93,10 @@ class Compiled:
             raise ArgumentError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
         if numerics not in NUMERICS:
             raise ArgumentError(f"numerics must be one of {', '.join(map(repr, NUMERICS))}; got {numerics!r}")
+        if backend == "c" and c_backend.find_compiler() is None:
+            warnings.warn("graphc.compile(backend='c'): no C compiler found (set CC, or install gcc or "
+                          "clang); using the NumPy backend instead", CompilerWarning, stacklevel=3)
+            backend = "numpy"
         self.fn = fn
         self.backend = backend
         self.numerics = numerics
@@ -95,7 +105,14 @@ class Compiled:
         self._signatures: dict[Any, _Signature] = {}
         self._latest: _Signature | None = None
         self._lock = threading.RLock()
+        self._names: dict[int, list[str]] = {}
         self.__doc__ = getattr(fn, "__doc__", None)
+
+    def _argument_names(self, count: int) -> list[str]:
+        names = self._names.get(count)
+        if names is None:
+            names = self._names[count] = argument_names(self.fn, count)
+        return names
 
     def __repr__(self) -> str:
         return f"<graphc.Compiled {self.name} backend={self.backend} traces={self.trace_count}>"
@@ -110,7 +127,7 @@ class Compiled:
             out = self.map(args[0])
             leaves = [out] if isinstance(out, np.ndarray) else _flat_arrays(out)
             return leaves[0] if len(leaves) == 1 else np.stack(leaves, axis=1)
-        leaves, tree, _ = flatten_args(args, argument_names(self.fn, len(args)))
+        leaves, tree, _ = flatten_args(args, self._argument_names(len(args)))
         signature = self._signature(tree, args)
         return signature.call(leaves)
 
@@ -121,18 +138,47 @@ class Compiled:
         The graph is traced once per row signature; N = 0 gives empty arrays.  Data holding
         nan or inf raises :class:`DataError` unless ``allow_nonfinite``.
         """
-        batch = _Batch(batched_args, argument_names(self.fn, len(batched_args)), allow_nonfinite)
-        return self._signature(batch.tree, batch.rows).map(batch)
+        batch = _Batch(batched_args, self._argument_names(len(batched_args)), allow_nonfinite)
+        return self._signature(batch.tree, lambda: batch.rows).map(batch)
 
     def mean(self, *batched_args: Any, allow_nonfinite: bool = False) -> Value:
         """The mean of a scalar fn over the rows, as a Value whose ``backward()`` adds the
         mean gradient into every param's ``.grad`` (it composes with eager Values:
         ``step.mean(X, y) + l2``).  Value and gradient are computed in one batched pass.
         Data holding nan or inf raises :class:`DataError` unless ``allow_nonfinite``."""
-        batch = _Batch(batched_args, argument_names(self.fn, len(batched_args)), allow_nonfinite)
+        batch = _Batch(batched_args, self._argument_names(len(batched_args)), allow_nonfinite)
         if batch.n == 0:
             raise ShapeError("mean over zero rows is undefined: pass at least one row")
-        return self._signature(batch.tree, batch.rows).mean(batch)
+        return self._signature(batch.tree, lambda: batch.rows).mean(batch)
+
+    def train(self, *batched_args: Any, lr: float, batch_size: int | None = None, order: Any = None,
+              allow_nonfinite: bool = False) -> np.ndarray:
+        """Minibatch SGD on the mean of a scalar fn, with the params held in one array.
+
+        Rows are taken in ``order`` (default: as given), ``batch_size`` at a time (default:
+        all of them); for each batch, every param moves by ``-lr`` times the gradient of the
+        batch's mean -- what ``loss = compiled.mean(batch); model.zero_grad();
+        loss.backward(); p.data -= lr * p.grad`` does for every param, with the same numbers
+        -- but the params are read once, updated in an array by the generated code's
+        results and written back to their Values once at the end, so a step costs no
+        Python work per param.  ``.grad`` is left as it is.  Returns each batch's mean loss
+        (before its step) as an array.  Data holding nan or inf raises :class:`DataError`
+        unless ``allow_nonfinite``.
+        """
+        batch = _Batch(batched_args, self._argument_names(len(batched_args)), allow_nonfinite)
+        if batch.n == 0:
+            raise ShapeError("train over zero rows is undefined: pass at least one row")
+        if not (isinstance(lr, (int, float, np.floating)) and not isinstance(lr, bool)):
+            raise ArgumentError(f"lr must be a number; got {type(lr).__name__}")
+        size = batch.n if batch_size is None else batch_size
+        if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 1:
+            raise ArgumentError(f"batch_size must be a positive int; got {batch_size!r}")
+        rows = None
+        if order is not None:
+            rows = np.asarray(order)
+            if rows.ndim != 1 or rows.dtype.kind not in "iu" or (rows.size and (rows.min() < 0 or rows.max() >= batch.n)):
+                raise ShapeError(f"order must be a 1-D array of row numbers below {batch.n}")
+        return self._signature(batch.tree, lambda: batch.rows).train(batch, float(lr), int(size), rows)
 
     def _signature(self, tree: Any, args: tuple) -> "_Signature":
         signature = self._signatures.get(tree)
@@ -144,7 +190,7 @@ class Compiled:
                         f"new argument signature {describe(tree)}; known: " + \
                         ", ".join(describe(t) for t in self._signatures)
                     log.info("%s: tracing (%s)", self.name, reason)
-                    signature = _Signature(self, args)
+                    signature = _Signature(self, args() if callable(args) else args)
                     self._signatures[tree] = signature
                     self.trace_count += 1
         self._latest = signature
@@ -163,6 +209,12 @@ class Compiled:
         return self._require_latest().graph
 
     @property
+    def vector_graph(self) -> Graph:
+        """The latest signature's forward graph re-rolled into tensor ops: what the NumPy
+        and C backends run (``graph`` stays the scalar graph)."""
+        return self._require_latest().vector_graph()
+
+    @property
     def source(self) -> str:
         """The generated source the latest call ran (forward and gradient)."""
         return self._require_latest().latest_source
@@ -177,10 +229,11 @@ def compile(fn_or_module: Callable | Module, *, backend: str | None = None,  # n
     """Compile a function (or a Module) of Values: trace, optimize, differentiate, generate.
 
     Scalar calls run generated Python; ``backend`` chooses how ``map``, ``mean`` and a
-    Module on a 2-D array run: ``"numpy"`` (the default) or ``"python"`` (a row loop).
-    ``numerics="stable"`` lets the optimizer rewrite unstable formulas (``log(1 + x)`` to
-    ``log1p(x)``, ...; see :mod:`graphc.passes.stabilize`): more accurate than eager, so no
-    longer equal to it bit for bit.
+    Module on a 2-D array run: ``"numpy"`` (the default), ``"c"`` (generated C, built with
+    the system compiler and cached on disk; without a compiler, a CompilerWarning and
+    NumPy) or ``"python"`` (a row loop).  ``numerics="stable"`` lets the optimizer rewrite
+    unstable formulas (``log(1 + x)`` to ``log1p(x)``, ...; see :mod:`graphc.passes.stabilize`):
+    more accurate than eager, so no longer equal to it bit for bit.
     """
     return Compiled(fn_or_module, backend=backend, numerics=numerics)
 
@@ -217,6 +270,7 @@ class _Signature:
         self.stats.traced_nodes, self.stats.optimized_nodes = len(traced), len(self.graph)
         self.stats.reports["forward"] = report
         self.params: list[Value] = self.graph.param_values
+        self.param_tuple = tuple(self.params)
         self.n_outputs = len(self.graph.outputs)
         self._programs: dict[Any, _Program] = {}
         self._lock = threading.RLock()
@@ -232,17 +286,29 @@ class _Signature:
                     program = self._programs[key] = self._generate(output, wrt_inputs)
         return program
 
-    def _joint(self, output: int, wrt_inputs: bool) -> Graph:
-        key = ("joint", output, wrt_inputs)
+    def vector_graph(self) -> Graph:
+        """The forward graph re-rolled into tensor ops, for the batched backends."""
+        graph = self._programs.get("vector")
+        if graph is None:
+            with _Timer(self.stats, "reroll"):
+                graph, report = optimize(self.graph, report=True, passes=VECTOR_PIPELINE)
+            self.stats.reports["re-rolled forward"] = report
+            self._programs["vector"] = graph
+        return graph
+
+    def _joint(self, output: int, wrt_inputs: bool, vector: bool = False) -> Graph:
+        key = ("joint", output, wrt_inputs, vector)
         joint = self._programs.get(key)
         if joint is None:
             stats = self.stats
+            forward = self.vector_graph() if vector else self.graph
             with _Timer(stats, "autodiff"):
-                raw = autodiff.grad(self.graph, output, wrt_inputs=wrt_inputs)
+                raw = autodiff.grad(forward, output, wrt_inputs=wrt_inputs)
             with _Timer(stats, "optimize"):
-                joint, report = optimize(raw, report=True, numerics=self.owner.numerics)
+                joint, report = optimize(raw, report=True, passes=VECTOR_PIPELINE if vector else None,
+                                         numerics=self.owner.numerics)
             stats.joint_nodes, stats.joint_optimized_nodes = len(raw), len(joint)
-            stats.reports[f"gradient of output {output}"] = report
+            stats.reports[f"{'re-rolled ' if vector else ''}gradient of output {output}"] = report
             self._programs[key] = joint
         return joint
 
@@ -254,18 +320,20 @@ class _Signature:
         return _Program(function, source, joint, _reached(joint, self.n_outputs))
 
     def batched_program(self, kind: str) -> _Program:
-        """The NumPy program: ``"forward"`` (per-row outputs) or ``"mean"`` (value and
-        param gradients summed over rows)."""
-        key = ("numpy", kind)
+        """The batched program (NumPy or C): ``"forward"`` (per-row outputs) or ``"mean"``
+        (value and param gradients summed over rows)."""
+        key = (self.owner.backend, kind)
         program = self._programs.get(key)
         if program is None:
             with self._lock:
                 program = self._programs.get(key)
                 if program is None:
-                    graph = self.graph if kind == "forward" else self._joint(0, wrt_inputs=False)
+                    graph = self.vector_graph() if kind == "forward" else \
+                        self._joint(0, wrt_inputs=False, vector=True)
                     reduced = frozenset(range(1, len(graph.outputs))) if kind == "mean" else frozenset()
+                    codegen = _BATCHED_CODEGEN[self.owner.backend]
                     with _Timer(self.stats, "codegen+load"):
-                        function, source = numpy_backend.compile_graph(
+                        function, source = codegen.compile_graph(
                             graph, f"{self.owner.name}_batched", reduced=reduced,
                             seed=graph.inputs[-1] if kind == "mean" else None)
                     program = self._programs[key] = _Program(function, source, graph,
@@ -285,27 +353,55 @@ class _Signature:
         return unflatten(self.graph.out_tree, iter(np.asarray(v, dtype=np.float64) for v in per_row))
 
     def mean(self, batch: "_Batch") -> Value:
+        self._require_scalar("mean")
+        value, grads = self._mean_and_grads(batch.cols, batch.n, [p._data for p in self.params])
+        program = self.program(0, wrt_inputs=False) if self.owner.backend == "python" else self.batched_program("mean")
+        grads = [g if r else None for g, r in zip(grads, program.reached)]
+        return _node(value, self.param_tuple, _MeanKind(self.owner.name, grads))
+
+    def _require_scalar(self, what: str) -> None:
         if self.graph.out_tree != SCALAR:
-            raise GraphcError(f"mean needs a function returning one scalar; {self.owner.name} returns "
+            raise GraphcError(f"{what} needs a function returning one scalar; {self.owner.name} returns "
                               f"{describe(self.graph.out_tree)}")
-        params = [p._data for p in self.params]
+
+    def _mean_and_grads(self, cols: np.ndarray, n: int, params) -> tuple[float, Any]:
+        """The mean of fn over the n rows of ``cols`` and its param gradients (a list, or an
+        array when ``params`` is one and the backend is C)."""
         if self.owner.backend == "python":
             program = self.program(0, wrt_inputs=False)
             self.latest_source = program.source
+            params = list(params) if isinstance(params, list) else params.tolist()
             values, grads = [], [0.0] * len(params)
-            for r in range(batch.n):
-                frame = program.function(batch.cols[:, r].tolist(), params)
+            for r in range(n):
+                frame = program.function(cols[:, r].tolist(), params)
                 values.append(next(frame)[0])
-                grads = [a + b for a, b in zip(grads, frame.send(1.0 / batch.n))]
-            value = sum(values) / batch.n
-        else:
-            program = self.batched_program("mean")
-            self.latest_source = program.source
-            with np.errstate(all="ignore"):  # inf and nan are results here, not warnings
-                (values,), grads = program.function(batch.cols, params, 1.0 / batch.n, batch.n)
-                value = float(np.mean(values))
-        grads = [g if r else None for g, r in zip(grads, program.reached)]
-        return _node(value, tuple(self.params), _MeanKind(self.owner.name, grads))
+                grads = [a + b for a, b in zip(grads, frame.send(1.0 / n))]
+            return sum(values) / n, grads
+        program = self.batched_program("mean")
+        self.latest_source = program.source
+        with np.errstate(all="ignore"):  # inf and nan are results here, not warnings (values.mean() too)
+            if self.owner.backend == "c":
+                call = program.function.raw if isinstance(params, np.ndarray) else program.function
+                (values,), grads = call(cols, params, 1.0 / n, n)
+            else:
+                (values,), grads = program.function(cols, params if isinstance(params, list) else params.tolist(),
+                                                    1.0 / n, n)
+            return float(values.mean()), grads
+
+    def train(self, batch: "_Batch", lr: float, size: int, rows: np.ndarray | None) -> np.ndarray:
+        self._require_scalar("train")
+        params = np.array([p._data for p in self.params], dtype=np.float64)
+        ordered = batch.cols if rows is None else batch.cols[:, rows]  # one gather, then slices
+        count = ordered.shape[1]
+        losses = []
+        for start in range(0, count, size):
+            cols = ordered if size >= count else np.ascontiguousarray(ordered[:, start:start + size])
+            value, grads = self._mean_and_grads(cols, cols.shape[1], params)
+            params -= lr * np.asarray(grads, dtype=np.float64)  # p.data -= lr * p.grad, for all at once
+            losses.append(value)
+        for p, v in zip(self.params, params.tolist()):
+            p._data = v
+        return np.array(losses)
 
     def _forward_row(self, inputs: list, params: list) -> tuple:
         program = self.program(0, wrt_inputs=False)
@@ -406,15 +502,10 @@ class _Batch:
             raise ArgumentError("map and mean need at least one batched argument (an array of shape (N, ...))")
         arrays = []
         for arg, name in zip(args, names):
-            try:
-                array = np.asarray(arg.data if isinstance(arg, Value) else arg)
-            except ValueError as error:  # ragged nested lists
-                raise ShapeError(f"argument {name}: cannot be read as an array of shape (N, ...): {error}") from None
-            if array.dtype.kind not in "biuf":
-                raise ArgumentError(f"argument {name}: expected an array of numbers with a leading batch axis; "
-                                    f"got dtype {array.dtype}")
-            if array.ndim == 0:
-                raise ShapeError(f"argument {name}: expected a leading batch axis (shape (N, ...)); got a scalar")
+            if type(arg) is np.ndarray and arg.dtype.kind in "biuf" and arg.ndim:
+                array = arg  # the common case: no conversion
+            else:
+                array = _as_batched_array(arg, name)
             if not allow_nonfinite and array.dtype.kind == "f" and not np.isfinite(array).all():
                 bad = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
                 raise DataError(f"argument {name}: expected finite numbers; {name}{list(bad)} is {array[bad]} "
@@ -425,12 +516,33 @@ class _Batch:
             if array.shape[0] != self.n:
                 sizes = ", ".join(f"{nm} has {a.shape[0]}" for a, nm in zip(arrays, names))
                 raise ShapeError(f"batched arguments must have the same number of rows: {sizes}")
-        self.rows = tuple(a[0] if self.n else np.zeros(a.shape[1:]) for a in arrays)
-        _, self.tree, _ = flatten_args(self.rows, names)
-        columns = [a.reshape(self.n, int(np.prod(a.shape[1:], dtype=np.int64))) for a in arrays]
-        width = sum(c.shape[1] for c in columns)
-        self.cols = np.ascontiguousarray(np.concatenate(columns, axis=1).T, dtype=np.float64) if width \
-            else np.zeros((0, self.n))
+        # the row signature, as flatten_args would describe one row (a scalar or an array)
+        self.tree = ("tuple", tuple(SCALAR if a.ndim == 1 else ("array", a.shape[1:]) for a in arrays))
+        self._arrays = arrays
+        widths = [math.prod(a.shape[1:]) for a in arrays]
+        self.cols = cols = np.empty((sum(widths), self.n))
+        row = 0
+        for a, width in zip(arrays, widths):
+            cols[row:row + width] = a.reshape(self.n, width).T
+            row += width
+
+    @property
+    def rows(self) -> tuple:
+        """One example row per argument (zeros when there are no rows): what a trace sees."""
+        return tuple(a[0] if self.n else np.zeros(a.shape[1:]) for a in self._arrays)
+
+
+def _as_batched_array(arg: Any, name: str) -> np.ndarray:
+    try:
+        array = np.asarray(arg.data if isinstance(arg, Value) else arg)
+    except ValueError as error:  # ragged nested lists
+        raise ShapeError(f"argument {name}: cannot be read as an array of shape (N, ...): {error}") from None
+    if array.dtype.kind not in "biuf":
+        raise ArgumentError(f"argument {name}: expected an array of numbers with a leading batch axis; "
+                            f"got dtype {array.dtype}")
+    if array.ndim == 0:
+        raise ShapeError(f"argument {name}: expected a leading batch axis (shape (N, ...)); got a scalar")
+    return array
 
 
 def _flat_arrays(tree: Any) -> list:

@@ -50,7 +50,7 @@ class Value:
 
     @data.setter
     def data(self, value: float) -> None:
-        self._data = _as_float(value)
+        self._data = value if type(value) is float else _as_float(value)  # the common case inline
 
     @property
     def _op(self) -> str:
@@ -58,23 +58,23 @@ class Value:
         return "" if self._kind is None else self._kind.label(self._attr)
 
     def __add__(self, other):  # self + other
-        return _binary(ops.TABLE["add"], self, other)
+        return _binary(_ADD, self, other)
 
     def __radd__(self, other):  # other + self, built as self + other like micrograd
-        return _binary(ops.TABLE["add"], self, other)
+        return _binary(_ADD, self, other)
 
     def __sub__(self, other):  # self - other
-        return _binary(ops.TABLE["sub"], self, other)
+        return _binary(_SUB, self, other)
 
     def __rsub__(self, other):  # other - self
         other = _coerce(other)
-        return NotImplemented if other is None else _binary(ops.TABLE["sub"], other, self)
+        return NotImplemented if other is None else _binary(_SUB, other, self)
 
     def __mul__(self, other):  # self * other
-        return _binary(ops.TABLE["mul"], self, other)
+        return _binary(_MUL, self, other)
 
     def __rmul__(self, other):  # other * self, built as self * other like micrograd
-        return _binary(ops.TABLE["mul"], self, other)
+        return _binary(_MUL, self, other)
 
     def __truediv__(self, other):  # self * other**-1, micrograd's division
         if isinstance(other, Value):
@@ -86,19 +86,19 @@ class Value:
         return self ** -1 * other if _coerce(other) is not None else NotImplemented
 
     def __neg__(self):  # -self
-        return _unary(ops.TABLE["neg"], self)
+        return _unary(_NEG, self)
 
     def __pow__(self, other):  # self ** other
         if isinstance(other, Value):
-            return _binary(ops.TABLE["vpow"], self, other)
+            return _binary(_VPOW, self, other)
         exponent = _as_exponent(other)
         if exponent is None:
             return NotImplemented
-        return _unary(ops.TABLE["pow"], self, (exponent,))
+        return _unary(_POW, self, (exponent,))
 
     def __rpow__(self, other):  # other ** self
         other = _coerce(other)
-        return NotImplemented if other is None else _binary(ops.TABLE["vpow"], other, self)
+        return NotImplemented if other is None else _binary(_VPOW, other, self)
 
     def backward(self) -> None:
         """Accumulate d(self)/d(node) into every node's ``.grad``, exactly as micrograd does.
@@ -111,12 +111,13 @@ class Value:
         All or nothing: if anything raises part-way (a compiled node's generated gradient
         code, KeyboardInterrupt), every ``.grad`` is restored before the exception propagates.
         """
-        topo = topological_order((self,))
-        saved = list(map(_get_grad, topo))
+        topo = _op_order(self)
+        touched = topo + [c for v in topo for c in v._prev if not c._prev] if topo else [self]
+        saved = list(map(_get_grad, touched))
         try:
             self._backpropagate(topo)
         except BaseException:
-            for v, g in zip(topo, saved):
+            for v, g in zip(touched, saved):
                 v.grad = g
             raise
 
@@ -124,7 +125,7 @@ class Value:
         self.grad = 1.0
         for v in reversed(topo):
             kind = v._kind
-            if kind is None or type(v.grad) is int:
+            if type(v.grad) is int:
                 continue
             if type(kind) is not Op:
                 kind.backprop(v)
@@ -132,7 +133,9 @@ class Value:
             prev = v._prev
             if len(prev) == 2:  # the common case, unrolled: this loop is eager graphc's hot path
                 a, b = prev
-                ca, cb = kind.vjp(FLOATS, v.grad, v._data, a._data, b._data, *v._attr)
+                attr = v._attr
+                ca, cb = kind.vjp(FLOATS, v.grad, v._data, a._data, b._data, *attr) if attr else \
+                    kind.vjp(FLOATS, v.grad, v._data, a._data, b._data)
                 if ca is not None:
                     a.grad += ca
                 if cb is not None:
@@ -146,6 +149,9 @@ class Value:
     def __repr__(self) -> str:
         return f"Value(data={self._data}, grad={self.grad})"
 
+
+# The operators' ops, looked up once.
+_ADD, _SUB, _MUL, _NEG, _POW, _VPOW = (ops.TABLE[name] for name in ("add", "sub", "mul", "neg", "pow", "vpow"))
 
 class _ThreadState(threading.local):
     """The class of the Values this thread creates: the tracer's subclass while it traces."""
@@ -223,7 +229,14 @@ def _binary(op: Op, a: Value, b) -> Value:
         b = _coerce(b)
         if b is None:
             return NotImplemented
-    return _node(op.eval(a._data, b._data), (a, b), op)
+    out = _new(_this_thread.node_class if _tracing_threads else Value)  # _node, inlined: every + and *
+    out._data = op.eval(a._data, b._data)
+    out.grad = 0
+    out._prev = (a, b)
+    out._kind = op
+    out._attr = ()
+    out.label = ""
+    return out
 
 
 def _unary(op: Op, a: Value, attr: tuple = ()) -> Value:
@@ -235,6 +248,8 @@ def apply(op: Op | str, *operands, attr: tuple = ()) -> Value:
     op = ops.lookup(op) if isinstance(op, str) else op
     if not isinstance(op, Op):
         raise TypeError(f"apply takes an op name or an ops.Op; got {type(op).__name__}")
+    if not op.elementwise:
+        raise TypeError(f"{op.name} is a tensor op: tensors exist only in graphs, Values are scalars")
     if op.arity is not None and len(operands) != op.arity or not operands:
         raise TypeError(f"{op.name} takes {op.arity or 'at least 1'} operand(s), got {len(operands)}")
     attr = tuple(attr)
@@ -275,6 +290,35 @@ def topological_order(roots: Iterable[Value]) -> list[Value]:
             entered.add(node)
             stack.append(node)
             stack.extend(prev[::-1])
+    return topo
+
+
+def _op_order(root: Value) -> list[Value]:
+    """The op nodes (not the leaves) reachable from ``root``, children before parents.
+
+    :func:`topological_order` restricted to op nodes, in the same relative order, for
+    ``backward()``: leaves receive gradients but pass none on, so they need no place in
+    the order -- and a compiled call's output has every parameter as a child.
+    """
+    if not root._prev:
+        return []
+    topo: list[Value] = []
+    entered: set[Value] = set()
+    finished: set[Value] = set()
+    stack = [root]
+    push, pop = stack.append, stack.pop
+    while stack:
+        node = pop()
+        if node in entered:  # its children are done (an entered child would mean a cycle)
+            if node not in finished:
+                finished.add(node)
+                topo.append(node)
+            continue
+        entered.add(node)
+        push(node)
+        for child in node._prev[::-1]:
+            if child._prev and child not in entered:
+                push(child)
     return topo
 
 

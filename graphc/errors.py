@@ -23,3 +23,7 @@ class TraceError(GraphcError):
 
 class TracerWarning(UserWarning):
     """A traced value was read as a number: Python control flow on it is frozen at trace time."""
+
+
+class CompilerWarning(UserWarning):
+    """The C backend was asked for but no C compiler was found: the NumPy backend runs instead."""

@@ -11,6 +11,12 @@ node; a 10^6-node graph would need over a gigabyte before any work is done.  The
 take ~150 bytes per node, and :attr:`Graph.nx` gives the same graph as a
 ``networkx.DiGraph`` whenever networkx's algorithms or drawing are wanted.
 
+Nodes may be tensors: a ``pack`` node gathers scalars into a vector or matrix, tensor ops
+(``dot``, ``matvec``, ...) and elementwise ops on tensors compute with them, ``index`` reads
+a lane back (see :mod:`graphc.ops`).  Shapes are not stored: :attr:`Graph.shapes` derives
+them from the op table's shape rules, so every pass that copies ``ops/args/attrs`` keeps
+them right without knowing about them.  Inputs, params, constants and outputs are scalars.
+
 Graphs are immutable by convention: passes build new ones with :class:`Builder`.
 """
 from __future__ import annotations
@@ -38,7 +44,7 @@ class Graph:
     """A traced computation: see the module docstring for the representation."""
 
     __slots__ = ("ops", "args", "attrs", "inputs", "params", "outputs", "param_values",
-                 "in_tree", "out_tree", "name", "_names", "_nx")
+                 "in_tree", "out_tree", "name", "_names", "_nx", "_shapes")
 
     def __init__(self, ops: list[str], args: list[tuple[int, ...]], attrs: list[tuple],
                  inputs: list[int], params: list[int], outputs: list[int], *,
@@ -56,6 +62,7 @@ class Graph:
         self.name = name
         self._names: list[str] | None = None
         self._nx = None
+        self._shapes: list[tuple] | None = None
 
     def __len__(self) -> int:
         return len(self.ops)
@@ -73,6 +80,17 @@ class Graph:
         for o in self.outputs:
             uses[o] += 1
         return uses
+
+    @property
+    def shapes(self) -> list[tuple]:
+        """Each node's shape: ``()`` for a scalar, ``(n,)`` or ``(m, n)`` for a tensor.
+
+        Derived from the op table's shape rules in one loop (cached); raises
+        :class:`GraphcError` naming the first node whose operands do not fit its op.
+        """
+        if self._shapes is None:
+            self._shapes = infer_shapes(self.ops, self.args, self.attrs)
+        return self._shapes
 
     def live(self) -> list[bool]:
         """For each node, whether some output depends on it."""
@@ -101,7 +119,9 @@ class Graph:
         ins = " ".join(names[i] for i in self.inputs)
         ps = " ".join(names[i] for i in self.params)
         lines = [f"{{ lambda {ins} ; {ps} ."]
-        body = [f"{names[i]} = {self.describe(i)}" for i, op in enumerate(self.ops) if op not in LEAVES]
+        shapes = self.shapes if any(op in _TENSOR_OPS for op in self.ops) else None
+        body = [f"{names[i]}{_type(shapes[i]) if shapes else ''} = {self.describe(i)}"
+                for i, op in enumerate(self.ops) if op not in LEAVES]
         for k, text in enumerate(body):
             lines.append(("  let " if k == 0 else "      ") + text)
         lines.append(f"  in ( {' '.join(names[o] for o in self.outputs)} ) }}")
@@ -114,7 +134,7 @@ class Graph:
         if op in LEAVES:
             return f"{op} {names[i]}"
         entry = ops.TABLE[op]
-        params = ",".join(f"{p}={_fmt(v)}" for p, v in zip(entry.params, self.attrs[i]))
+        params = ",".join(f"{p}={v if p == 'i' else _fmt(v)}" for p, v in zip(entry.params, self.attrs[i]))
         head = f"{op}[{params}]" if params else op
         return " ".join([head] + [names[a] for a in self.args[i]])
 
@@ -128,8 +148,8 @@ class Graph:
     def nx(self):
         """The graph as a ``networkx.DiGraph`` (built on first use, then cached).
 
-        Node ``i`` has attributes ``op``, ``args`` (ordered operand ids), ``attr`` and
-        ``name``; an edge ``a -> i`` exists when ``a`` is an operand of ``i``.  Graph-level
+        Node ``i`` has attributes ``op``, ``args`` (ordered operand ids), ``attr``, ``name``
+        and ``shape`` (``()`` for scalars); an edge ``a -> i`` exists when ``a`` is an operand of ``i``.  Graph-level
         attributes ``inputs``, ``params``, ``outputs`` keep the orders.
         """
         if self._nx is None:
@@ -137,9 +157,9 @@ class Graph:
 
             g = nx.DiGraph(name=self.name, inputs=list(self.inputs), params=list(self.params),
                            outputs=list(self.outputs))
-            names = self.names
+            names, shapes = self.names, self.shapes
             for i, op in enumerate(self.ops):
-                g.add_node(i, op=op, args=self.args[i], attr=self.attrs[i], name=names[i])
+                g.add_node(i, op=op, args=self.args[i], attr=self.attrs[i], name=names[i], shape=shapes[i])
             g.add_edges_from((a, i) for i, operands in enumerate(self.args) for a in operands)
             self._nx = g
         return self._nx
@@ -156,8 +176,9 @@ class Graph:
 
         Topological numbering (every operand id below its user's) makes the graph acyclic
         and each node assigned once.  Also checked: known ops, arity, parameter counts,
-        leaf attributes, input/param/output lists, and -- unless ``allow_dead`` -- that every
-        non-leaf node reaches an output.  Returns the graph, for chaining.
+        leaf attributes, input/param/output lists, operand shapes (outputs are scalars), and
+        -- unless ``allow_dead`` -- that every non-leaf node reaches an output.  Returns the
+        graph, for chaining.
         """
         n = len(self.ops)
         if not (len(self.args) == len(self.attrs) == n):
@@ -188,11 +209,44 @@ class Graph:
         for o in self.outputs:
             if not (isinstance(o, int) and 0 <= o < n):
                 raise GraphcError(f"output {o} is not a node of this {n}-node graph")
+        shapes = infer_shapes(self.ops, self.args, self.attrs)
+        for o in self.outputs:
+            if shapes[o]:
+                raise GraphcError(f"output {self.describe(o)} is a tensor of shape {shapes[o]}; outputs are scalars")
         if not allow_dead:
             dead = [i for i, alive in enumerate(self.live()) if not alive and self.ops[i] not in LEAVES]
             if dead:
                 raise GraphcError(f"{len(dead)} node(s) reach no output, e.g. {self.describe(dead[0])}")
         return self
+
+
+_TENSOR_OPS = frozenset(name for name, op in ops.TABLE.items() if not op.elementwise)
+
+
+def _type(shape: tuple) -> str:
+    """The listing's type annotation of a tensor node (``:f64[16,2]``); scalars have none."""
+    return f":f64[{','.join(map(str, shape))}]" if shape else ""
+
+
+def infer_shapes(node_ops: list[str], node_args: list[tuple], node_attrs: list[tuple]) -> list[tuple]:
+    """Every node's shape from the op table's rules (leaves are scalars)."""
+    shapes: list[tuple] = []
+    table = ops.TABLE
+    for i, op in enumerate(node_ops):
+        operands = node_args[i]
+        if op in LEAVES or op not in table:
+            shapes.append(())
+            continue
+        operand_shapes = [shapes[a] for a in operands if a < i]
+        entry = table[op]
+        if entry.shape is None and not any(operand_shapes):
+            shapes.append(())  # the common case: a scalar op on scalars
+            continue
+        try:
+            shapes.append(entry.result_shape(operand_shapes, node_attrs[i]))
+        except (ValueError, TypeError, IndexError) as error:
+            raise GraphcError(f"node {i} ({op}): {error}") from None
+    return shapes
 
 
 def _fmt(value: Any) -> str:

@@ -49,5 +49,84 @@ def vsum(*xs):
         return xs[0]
     total = xs[0] + xs[1]
     for x in xs[2:]:
-        total += x
+        if np.shape(x) == np.shape(total):
+            total += x
+        else:  # broadcasting to a larger shape (a row onto a scalar, a batch onto one lane)
+            total = total + x
     return total
+
+
+# -- tensors: a tensor node is a 2-D array (lanes, B), B = N rows (batched) or 1 -------------
+# Each helper keeps the summation order of its op (graphc.ops): products are formed
+# exactly, then added by in_order, strictly first to last.
+
+
+def in_order(terms):
+    """terms[0] + terms[1] + ... along axis 0, strictly in that order.
+
+    NumPy reduces a C-contiguous array over its outer axis row after row (pairwise
+    summation is only used along the contiguous inner axis), so ``np.add.reduce`` keeps
+    the order whenever a row has two or more entries; a row of one entry would make the
+    reduction one-dimensional (pairwise), so those are added in a loop.  Tested in
+    tests/test_batched.py with sums whose value depends on the order.
+    """
+    if terms[0].size > 1:
+        return np.add.reduce(terms, axis=0)
+    total = terms[0].copy()
+    for term in terms[1:]:
+        total += term
+    return total
+
+def vpack(*xs):
+    """Scalars (floats or (N,) rows) as a (lanes, B) array."""
+    try:
+        out = np.array(xs, dtype=np.float64)
+    except ValueError:  # floats mixed with rows: broadcast
+        out = np.array(np.broadcast_arrays(*xs), dtype=np.float64)
+    return out if out.ndim == 2 else out.reshape(len(xs), 1)
+
+
+def _width(*xs):
+    return max(x.shape[-1] if np.ndim(x) else 1 for x in xs)
+
+
+def vdot(acc, u, v):
+    """acc + u[0]*v[0] + u[1]*v[1] + ..., left to right: a (B,) row."""
+    terms = np.empty((u.shape[0] + 1, _width(acc, u, v)))
+    terms[0] = acc
+    np.multiply(u, v, out=terms[1:])
+    return in_order(terms)
+
+
+def vmatvec(b, W, x):
+    """y[j] = b[j] + W[j,0]*x[0] + W[j,1]*x[1] + ..., each row left to right: (m, B)."""
+    n = x.shape[0]
+    m = W.shape[0] // n
+    terms = np.empty((n + 1, m, _width(b, W, x)))
+    terms[0] = b
+    np.multiply(W.reshape(m, n, -1).transpose(1, 0, 2), x[:, None, :], out=terms[1:])
+    return in_order(terms)
+
+
+def vvecmat(g, W):
+    """y[k] = W[m-1,k]*g[m-1] + ... + W[0,k]*g[0], the last row first: (n, B)."""
+    m = g.shape[0]
+    terms = np.multiply(W.reshape(m, W.shape[0] // m, -1)[::-1], g[::-1, None, :], order="C")
+    return in_order(terms)
+
+
+def vouter(a, b):
+    """y[j,k] = b[k] * a[j], flattened row-major: (m*n, B)."""
+    return np.multiply(b[None, :, :], a[:, None, :]).reshape(a.shape[0] * b.shape[0], -1)
+
+
+def vouter_rowsum(a, b):
+    """outer(a, b) summed over the rows of the batch, flattened: one matrix product."""
+    return (a @ b.T).reshape(-1)
+
+
+def vunit(g, like, i):
+    """Zeros shaped like ``like``, with g in lane i."""
+    out = np.zeros((like.shape[0], _width(g)))
+    out[i] = g
+    return out

@@ -163,6 +163,85 @@ def test_batched_equals_eager_on_random_graphs(spec, n, seed):
     assert all(rel_err(p.grad, g) <= 1e-9 for p, g in zip(params, grads)), spec
 
 
+@pytest.mark.parametrize("backend", ["numpy", "python", "c"])
+def test_train_takes_the_same_steps_as_the_mean_backward_update_loop(backend):
+    from graphc.codegen import c as c_backend
+    if backend == "c" and c_backend.find_compiler() is None:
+        pytest.skip("no C compiler")
+    X = np.random.default_rng(7).normal(size=(23, 3))
+    y = np.sign(np.random.default_rng(8).normal(size=23))
+    order = np.random.default_rng(9).permutation(23)
+    models = []
+    for _ in range(2):
+        random.seed(11)
+        models.append(MLP(3, [5, 4, 1]))
+    loop, fused = models
+    step = graphc.compile(hinge(loop), backend=backend)
+    expected = []
+    for epoch in range(2):
+        for start in range(0, 23, 8):
+            rows = order[start:start + 8]
+            loss = step.mean(X[rows], y[rows])
+            loop.zero_grad()
+            loss.backward()
+            for p in loop.parameters():
+                p.data -= 0.1 * p.grad
+            expected.append(loss.data)
+    trainer = graphc.compile(hinge(fused), backend=backend)
+    got = [v for epoch in range(2) for v in trainer.train(X, y, lr=0.1, batch_size=8, order=order)]
+    assert got == expected
+    assert [p.data for p in fused.parameters()] == [p.data for p in loop.parameters()]
+    assert all(p.grad == 0 for p in fused.parameters())  # .grad is left as it was
+
+
+def test_train_checks_its_arguments():
+    compiled = graphc.compile(lambda x: x * Value(2.0))
+    X = np.ones(4)
+    with pytest.raises(ArgumentError, match="batch_size must be a positive int"):
+        compiled.train(X, lr=0.1, batch_size=0)
+    with pytest.raises(ArgumentError, match="lr must be a number"):
+        compiled.train(X, lr="fast")
+    with pytest.raises(ShapeError, match="order must be a 1-D array of row numbers below 4"):
+        compiled.train(X, lr=0.1, order=[0, 4])
+    with pytest.raises(ShapeError, match="zero rows"):
+        compiled.train(np.ones(0), lr=0.1)
+    with pytest.raises(GraphcError, match="returning one scalar"):
+        graphc.compile(lambda x: [x, x]).train(X, lr=0.1)
+
+
+@pytest.mark.parametrize("shape", [(1,), (2,), (7,), (8,), (9,), (3, 5), (16, 100), (1, 1), (1, 9)])
+def test_numpy_tensor_sums_keep_the_order_of_their_terms(shape):
+    from graphc import runtime_numpy
+    big = 1e16  # ((big + 1) + 1) + ... - big: exact left to right, different in any other order
+    column = [big] + [1.0] * 9 + [-big] + [0.5] * 8
+    terms = np.empty((len(column),) + shape)
+    for k, value in enumerate(column):
+        terms[k] = value
+    expected = 0.0
+    for value in column:
+        expected += value
+    assert expected == 4.0  # the ones were absorbed one at a time
+    assert np.all(runtime_numpy.in_order(terms) == expected)
+    W = np.array([[1.0] * (len(column) - 1)])  # a (1, n) matrix: matvec adds b, then the row
+    out = runtime_numpy.vmatvec(np.array([[big]]), W.reshape(-1, 1), np.array(column[1:])[:, None])
+    assert out[0, 0] == expected
+
+
+def test_numpy_runs_an_mlp_as_matvecs_with_the_eager_bits(mlp):
+    X = np.random.default_rng(12).normal(size=(30, 3))
+    compiled = graphc.compile(mlp)
+    out = compiled(X)
+    assert "_vmatvec(" in compiled.source and "inputs[0:3]" in compiled.source
+    assert out.tolist() == [mlp(list(row)).data for row in X]  # relu MLP: no libm, same order
+
+
+def test_the_rerolled_graph_and_its_pass_counts_are_visible(mlp):
+    compiled = graphc.compile(mlp)
+    compiled(np.zeros((2, 3)))
+    assert "matvec" in str(compiled.vector_graph) and "matvec" not in str(compiled.graph)
+    assert "reroll" in str(compiled.stats.reports["re-rolled forward"])
+
+
 def test_nonfinite_data_is_refused_unless_allowed():
     compiled = graphc.compile(lambda x: x * 2.0)
     data = np.array([1.0, np.nan, 3.0])

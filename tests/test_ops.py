@@ -10,7 +10,9 @@ import sympy as sp
 from graphc import Value, apply, ops, runtime
 from conftest import rel_err
 
-OPS = list(ops.TABLE.values())
+ALL_OPS = list(ops.TABLE.values())
+OPS = [op for op in ALL_OPS if op.elementwise]  # scalar ops: eager Values can apply them
+TENSOR_OPS = [op for op in ALL_OPS if not op.elementwise]
 
 # Points where every op is smooth: away from relu/step/max kinks and inside log's domain.
 POINTS = {
@@ -38,12 +40,15 @@ def eager_grads(op, xs, attr=()):
     return out.data, [v.grad for v in leaves]
 
 
-@pytest.mark.parametrize("op", OPS, ids=lambda o: o.name)
+@pytest.mark.parametrize("op", ALL_OPS, ids=lambda o: o.name)
 def test_every_op_fills_every_field(op):
     assert op.name and callable(op.eval) and callable(op.vjp) and callable(op.sympy)
     assert op.python, f"{op.name} has no Python spelling"
+    assert op.numpy, f"{op.name} has no NumPy spelling"
+    assert op.c, f"{op.name} has no C spelling"
     assert op.arity is None or op.arity >= 1
     assert len(op.params) <= 1
+    assert op.elementwise or callable(op.shape), f"tensor op {op.name} needs a shape rule"
 
 
 @pytest.mark.parametrize("op", OPS, ids=lambda o: o.name)
@@ -112,3 +117,100 @@ def test_lookup_rejects_unknown_ops():
     from graphc import GraphcError
     with pytest.raises(GraphcError, match="unknown op 'frobnicate'"):
         ops.lookup("frobnicate")
+
+
+# -- tensor ops: exercised through graphs (eager Values are scalars) -------------------------
+
+# op -> operand shapes (a scalar is ()), and params
+TENSOR_CASES = {
+    "pack": ([(), (), (), ()], ((2, 2),)),
+    "index": ([(3,)], (1,)),
+    "unit": ([(), (3,)], (2,)),
+    "dot": ([(), (3,), (3,)], ()),
+    "matvec": ([(2,), (2, 3), (3,)], ()),
+    "vecmat": ([(2,), (2, 3)], ()),
+    "outer": ([(2,), (3,)], ()),
+}
+
+
+def tensor_graph(name):
+    """A graph applying op ``name`` to packs of inputs, reduced to one scalar by fixed weights."""
+    from graphc.graph import Builder
+    shapes, params = TENSOR_CASES[name]
+    b = Builder()
+    inputs, operands = [], []
+    for shape in shapes:
+        lanes = [b.add("input", (), (f"x{len(inputs) + k}",)) for k in range(ops.size_of(shape))]
+        inputs += lanes
+        operands.append(lanes[0] if not shape else b.add("pack", tuple(lanes), (shape,)))
+    if name == "pack":
+        operands = inputs
+    out = b.add(name, tuple(operands), params)
+    from graphc.graph import infer_shapes
+    size = ops.size_of(infer_shapes(b.ops, b.args, b.attrs)[out] or (1,))
+    lanes = [out] if size == 1 and name in ("index", "dot") else \
+        [b.add("index", (out,), (k,)) for k in range(size)]
+    terms = [b.add("mul", (lane, b.const(0.5 + 0.25 * k)), ()) for k, lane in enumerate(lanes)]
+    total = b.add("sum", tuple(terms)) if len(terms) > 1 else terms[0]
+    return b.finish(inputs, [], [total]).verify(allow_dead=False)
+
+
+@pytest.mark.parametrize("name", sorted(TENSOR_CASES))
+def test_tensor_op_gradients_match_central_differences_and_sympy(name):
+    from graphc.autodiff import grad
+    from graphc.codegen import python as python_backend
+    assert set(TENSOR_CASES) == {op.name for op in TENSOR_OPS}
+    g = tensor_graph(name)
+    forward, _ = python_backend.compile_graph(g, "f")
+    joint = grad(g).verify()
+    backward, _ = python_backend.compile_graph(joint, "j")
+    rng = random.Random(name)
+    symbols = sp.symbols(f"x0:{len(g.inputs)}")
+    expr = _sympy_of(g, symbols)
+    for _ in range(5):
+        xs = [rng.uniform(-2, 2) for _ in g.inputs]
+        value = forward(xs, [])[0]
+        grads = backward(xs + [1.0], [])[1:]
+        at = dict(zip(symbols, xs))
+        assert rel_err(value, float(expr.subs(at))) < 1e-13
+        for k, x in enumerate(xs):
+            h = 1e-6
+            up, down = list(xs), list(xs)
+            up[k], down[k] = x + h, x - h
+            numeric = (forward(up, [])[0] - forward(down, [])[0]) / (2 * h)
+            assert abs(grads[k] - numeric) <= 1e-6 * max(1.0, abs(numeric)), (name, k)
+            assert rel_err(grads[k], float(sp.diff(expr, symbols[k]).subs(at))) < 1e-12, (name, k)
+
+
+def _sympy_of(g, symbols):
+    """The graph's output as a SymPy expression, built from each op's sympy form."""
+    values = {}
+    for i, op in enumerate(g.ops):
+        if op == "input":
+            values[i] = symbols[g.inputs.index(i)]
+        elif op == "const":
+            values[i] = sp.Float(g.attrs[i][0])
+        else:
+            values[i] = ops.TABLE[op].sympy(sp, *[values[a] for a in g.args[i]], *g.attrs[i])
+    return values[g.outputs[0]]
+
+
+def test_tensor_evals_keep_the_scalar_summation_order():
+    big = 1e16  # (big + 1) + 1 - big = 0 left to right, 2 in any order that adds the ones first
+    assert ops.TABLE["dot"].eval(big, (1.0, 1.0, -1.0), (1.0, 1.0, big)) == 0.0
+    W = (1.0, 1.0, -1.0)
+    assert ops.TABLE["matvec"].eval((big,), W, (1.0, 1.0, big)) == (0.0,)
+    # vecmat adds the last row first: (big + 1) + 1 is big; the first row first would give big + 2
+    assert ops.TABLE["vecmat"].eval((1.0, 1.0, big), (1.0, 1.0, 1.0)) == (big,)
+    assert ops.TABLE["outer"].eval((1.0, 2.0), (3.0, 4.0, 5.0)) == (3.0, 4.0, 5.0, 6.0, 8.0, 10.0)
+    assert ops.TABLE["unit"].eval(-0.0, (9.0, 9.0), 1) == (0.0, -0.0)
+
+
+def test_shape_rules_reject_mismatched_operands():
+    with pytest.raises(ValueError, match="matvec takes"):
+        ops.TABLE["matvec"].result_shape([(2,), (2, 3), (2,)])
+    with pytest.raises(ValueError, match="different shapes"):
+        ops.TABLE["add"].result_shape([(2,), (3,)])
+    with pytest.raises(ValueError, match="cannot have shape"):
+        ops.TABLE["pack"].result_shape([(), ()], ((3,),))
+    assert ops.TABLE["mul"].result_shape([(), (4,)]) == (4,)  # a scalar broadcasts

@@ -30,8 +30,18 @@ from . import loader
 STRAIGHT_LIMIT = 200_000
 PART_SIZE = 20_000
 
-#: What generated code may refer to: each op's float evaluation as ``_<op name>``.
-NAMESPACE = {f"_{name}": op.eval for name, op in ops.TABLE.items()} | {"inf": math.inf, "nan": math.nan}
+
+
+def _lanes(f, operands: tuple, params: tuple = ()) -> tuple:
+    """An elementwise op on tensors (flat tuples), lane by lane; scalar operands broadcast."""
+    size = max(len(x) for x in operands if isinstance(x, tuple))
+    return tuple(f(*[x[k] if isinstance(x, tuple) else x for x in operands], *params) for k in range(size))
+
+
+#: What generated code may refer to: each op's float evaluation as ``_<op name>``, and
+#: ``_lanes`` for an elementwise op on tensors (flat tuples).
+NAMESPACE = {f"_{name}": op.eval for name, op in ops.TABLE.items()} | {
+    "inf": math.inf, "nan": math.nan, "_lanes": _lanes}
 
 
 def spell(op_name: str, operands: list[str], attr: tuple, column: str = "python") -> str:
@@ -40,7 +50,7 @@ def spell(op_name: str, operands: list[str], attr: tuple, column: str = "python"
     spelling = getattr(op, column)
     if callable(spelling):
         return spelling(operands, attr)
-    params = {p: ops.format_number(v) for p, v in zip(op.params, attr)}
+    params = {p: str(v) if p == "i" else ops.format_number(v) for p, v in zip(op.params, attr)}  # i: a lane
     return spelling.format(*operands, **params)
 
 
@@ -118,10 +128,17 @@ class _Writer:
 
     def __init__(self, graph: Graph, names: list[str]) -> None:
         self.graph, self.names = graph, names
+        self.shapes = graph.shapes if any(not ops.TABLE[op].elementwise for op in set(graph.ops)
+                                          if op not in ops.LEAVES) else None
 
     def line(self, i: int) -> str:
         g, names = self.graph, self.names
-        return f"{names[i]} = {spell(g.ops[i], [names[a] for a in g.args[i]], g.attrs[i])}"
+        operands = [names[a] for a in g.args[i]]
+        op = ops.TABLE[g.ops[i]]
+        if self.shapes and op.elementwise and self.shapes[i]:  # lane by lane over flat tuples
+            params = "".join(f"{ops.format_number(v)}, " for v in g.attrs[i])
+            return f"{names[i]} = _lanes(_{op.name}, ({', '.join(operands)},){f', ({params})' if params else ''})"
+        return f"{names[i]} = {spell(g.ops[i], operands, g.attrs[i])}"
 
     def tuple_of(self, ids: list[int], name=None) -> str:
         name = name or (lambda i: self.names[i])

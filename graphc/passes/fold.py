@@ -1,4 +1,7 @@
-"""Constant folding: an op whose operands are all constants becomes a constant.
+"""Constant folding: an elementwise op whose operands are all constants becomes a constant.
+
+(Tensor ops are never folded: constants are scalars; ``index(pack(...))`` is the re-rolling
+pass's business.)
 
 Folding evaluates with the op table's own ``eval`` -- the same IEEE functions the eager
 engine and the Python backend run -- so a folded graph computes exactly what the unfolded
@@ -20,7 +23,7 @@ def fold(graph: Graph) -> PassResult:
     def visit(b: Builder, i: int, remap: list[int]) -> int:
         nonlocal folded
         operands = [remap[a] for a in graph.args[i]]
-        if all(b.ops[a] == "const" for a in operands):
+        if ops.TABLE[graph.ops[i]].elementwise and all(b.ops[a] == "const" for a in operands):
             folded += 1
             op = ops.TABLE[graph.ops[i]]
             return b.const(op.eval(*[b.attrs[a][0] for a in operands], *graph.attrs[i]))
@@ -33,6 +36,6 @@ def fold(graph: Graph) -> PassResult:
 def _has_foldable(graph: Graph) -> bool:
     is_const = [op == "const" for op in graph.ops]
     for i, op in enumerate(graph.ops):
-        if op not in ops.LEAVES and all(is_const[a] for a in graph.args[i]):
+        if op not in ops.LEAVES and ops.TABLE[op].elementwise and all(is_const[a] for a in graph.args[i]):
             return True
     return False

@@ -11,6 +11,7 @@ from .cse import cse
 from .dce import dce
 from .flatten import flatten
 from .fold import fold
+from .reroll import reroll
 from .simplify import simplify
 from .stabilize import stabilize
 
@@ -18,6 +19,9 @@ log = logging.getLogger("graphc.passes")
 
 #: The passes, in the order each round runs them.
 PIPELINE = (fold, simplify, flatten, cse, dce)
+#: For the batched backends (NumPy, C): the same, plus re-rolling dot products into tensor
+#: ops (see :mod:`graphc.passes.reroll` for why it is not in ``PIPELINE``).
+VECTOR_PIPELINE = (fold, simplify, flatten, reroll, cse, dce)
 MAX_ROUNDS = 10
 #: ``optimize(numerics=...)``: "exact" keeps every result bit for bit; "stable" also applies
 #: graphc.passes.stabilize.
@@ -39,7 +43,7 @@ class OptimizeReport:
         return "\n".join(lines)
 
 
-def optimize(graph: Graph, *, report: bool = False, passes=PIPELINE, max_rounds: int = MAX_ROUNDS,
+def optimize(graph: Graph, *, report: bool = False, passes=None, max_rounds: int = MAX_ROUNDS,
              numerics: str = "exact"):
     """The graph with every pass applied to a fixed point; never changes what it computes.
 
@@ -52,6 +56,7 @@ def optimize(graph: Graph, *, report: bool = False, passes=PIPELINE, max_rounds:
         raise ArgumentError(f"optimize takes a graphc.Graph (from graphc.trace); got {type(graph).__name__}")
     if numerics not in NUMERICS:
         raise ArgumentError(f"numerics must be one of {', '.join(map(repr, NUMERICS))}; got {numerics!r}")
+    passes = PIPELINE if passes is None else passes
     if numerics == "stable" and stabilize not in passes:
         passes = tuple(passes) + (stabilize,)
     summary = OptimizeReport(before=len(graph))

@@ -1,0 +1,346 @@
+"""``check_grad``: four independent answers to "what is the gradient here?", side by side.
+
+For every input and param of ``fn`` at a point:
+
+* **eager** -- ``fn`` run on fresh Values and ``backward()``: the op table's derivative
+  rules applied to floats, micrograd-style;
+* **compiled** -- ``graphc.compile(fn)`` called on Values and ``backward()``: the same rules
+  applied to the graph, optimized, generated into code;
+* **sympy** -- ``sympy.diff`` of the graph's :func:`~graphc.to_sympy` expression, evaluated
+  at the point with 30 significant digits: derivatives from SymPy's own calculus, not
+  from the op table's rules;
+* **finite differences** -- central differences of the compiled forward with the step
+  ``h = eps**(1/3) * max(1, |x|)``, which balances truncation error (~h^2) against
+  rounding error (~eps/h).
+
+The first three are exact methods and must agree to ``rtol`` (measured as
+``|a - b| / max(|a|, |b|, 1)``).  Finite differences are approximate: their error is
+allowed ``fd_rtol`` plus the rounding error the step implies, and a kink (relu, max, step)
+within ``h`` of the point defeats them -- move the point or pass ``fd=False``.
+
+Eager and compiled gradients share the op table's rules, so a wrong rule makes both wrong
+alike; SymPy and finite differences are what catch it.
+
+**Symbolic limits.**  SymPy expressions swell: each level of a graph can double the size
+of a derivative's expression tree (the product rule repeats subexpressions), SymPy's
+automatic simplification costs more than linear time, and SymPy recurses once per level.
+So the sympy column is computed only for graphs of at most ``symbolic_limit`` operations
+(default 500; a 2-16-16-1 MLP on one sample is ~700) and depth
+:data:`graphc.symbolic.MAX_DEPTH`; derivatives are tidied for display up to
+:data:`SIMPLIFY_LIMIT` operations.  The *proof* mode -- the compiled gradient graph
+converted to SymPy and ``simplify(graph gradient - sympy.diff) == 0`` per entry -- runs
+up to ``prove_limit`` operations of that gradient graph (default 80: about a second;
+169 operations take two minutes).  Beyond a limit the column is skipped, and the report
+says so.
+"""
+from __future__ import annotations
+
+import math
+import random
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import sympy as sp
+
+from .compile import Compiled, compile as compile_fn
+from .engine import Value
+from .errors import GraphcError
+from .graph import LEAVES, Graph
+from .symbolic import symbols_of, to_sympy
+from .trace import argument_names
+from .tree import flatten_args, flatten_output, unflatten
+
+RTOL = 1e-8
+FD_RTOL = 1e-6
+SYMBOLIC_LIMIT = 500
+PROVE_LIMIT = 80
+#: Derivatives of graphs up to this many operations are tidied (``sympy.factor_terms``)
+#: for ``report.symbolic``; full ``simplify`` costs up to seconds per entry and often
+#: reads no better than what ``diff`` returns.
+SIMPLIFY_LIMIT = 100
+DIGITS = 30
+_SCREEN_POINTS, _SCREEN_DIGITS = 3, 40
+_EPS = sys.float_info.epsilon
+
+
+def rel_err(a: float, b: float) -> float:
+    """``|a - b| / max(|a|, |b|, 1)``; 0 when both are the same special value (nan, inf)."""
+    if math.isnan(a) or math.isnan(b):
+        return 0.0 if math.isnan(a) and math.isnan(b) else math.inf
+    if math.isinf(a) or math.isinf(b):
+        return 0.0 if a == b else math.inf
+    return abs(a - b) / max(abs(a), abs(b), 1.0)
+
+
+@dataclass
+class GradRow:
+    """One input or param: its gradient by each method (None where a method was skipped)."""
+
+    name: str
+    kind: str  # "input" or "param"
+    value: float
+    eager: float
+    compiled: float
+    sympy: float | None = None
+    finite_diff: float | None = None
+    fd_allowance: float = 0.0  # the finite-difference error this row tolerates
+    proved: bool | None = None
+
+    @property
+    def rel_error(self) -> float:
+        """The largest disagreement among the exact methods (eager, compiled, sympy)."""
+        exact = [v for v in (self.eager, self.compiled, self.sympy) if v is not None]
+        return max(rel_err(a, b) for k, a in enumerate(exact) for b in exact[k + 1:])
+
+    @property
+    def fd_error(self) -> float | None:
+        """Finite differences against the compiled gradient, in the same relative measure."""
+        return None if self.finite_diff is None else rel_err(self.finite_diff, self.compiled)
+
+
+@dataclass
+class GradReport:
+    """The result of :func:`check_grad`; ``str()`` is a table with one row per input/param."""
+
+    function: str
+    output: float
+    rows: list[GradRow]
+    rtol: float
+    symbolic: dict[str, sp.Expr] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def max_rel_error(self) -> float:
+        """The largest disagreement between the exact methods over all rows."""
+        return max((r.rel_error for r in self.rows), default=0.0)
+
+    @property
+    def max_fd_error(self) -> float | None:
+        errors = [r.fd_error for r in self.rows if r.fd_error is not None]
+        return max(errors) if errors else None
+
+    def failures(self) -> list[str]:
+        """What disagrees, one line per problem (empty when ``ok``)."""
+        out = []
+        for r in self.rows:
+            if not r.rel_error <= self.rtol:
+                out.append(f"{r.name}: exact methods differ by {r.rel_error:.3g} (rtol {self.rtol:g})")
+            if r.fd_error is not None and not r.fd_error <= r.fd_allowance:
+                out.append(f"{r.name}: finite differences differ by {r.fd_error:.3g} "
+                           f"(allowed {r.fd_allowance:.3g})")
+        return out
+
+    @property
+    def ok(self) -> bool:
+        """Every method agrees within its tolerance.
+
+        A proof that did not succeed does not make this False: SymPy's ``simplify`` cannot
+        show every true identity (``x**(y-1) == x**y/x`` needs ``x != 0``), so "not proved"
+        is reported as a note, and the numbers decide.
+        """
+        return not self.failures()
+
+    def __str__(self) -> str:
+        header = ("name", "kind", "value", "eager", "compiled", "sympy", "finite diff", "rel err",
+                  "fd err", "proof")
+        table = [header] + [(
+            r.name, r.kind, _num(r.value), _num(r.eager), _num(r.compiled), _num(r.sympy),
+            _num(r.finite_diff), f"{r.rel_error:.1e}",
+            "-" if r.fd_error is None else f"{r.fd_error:.1e}" + ("" if r.fd_error <= r.fd_allowance else " !"),
+            {True: "yes", False: "NO", None: "-"}[r.proved]) for r in self.rows]
+        widths = [max(len(row[k]) for row in table) for k in range(len(header))]
+        lines = [f"check_grad({self.function}): output {_num(self.output)}"]
+        lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table]
+        fd = self.max_fd_error
+        lines.append(f"{'ok' if self.ok else 'FAILED'}: max rel error {self.max_rel_error:.2g} between exact "
+                     f"methods (rtol {self.rtol:g}); finite differences "
+                     + ("skipped" if fd is None else f"max {fd:.2g}"))
+        lines += [f"  {line}" for line in self.failures()]
+        unproved = [r.name for r in self.rows if r.proved is False]
+        if unproved:
+            lines.append(f"note: not proved for {', '.join(unproved)}: SymPy could not simplify the compiled "
+                         f"gradient minus its own derivative to 0 (a wrong rule, or an identity simplify misses)")
+        lines += [f"note: {note}" for note in self.notes]
+        return "\n".join(lines)
+
+
+def _num(x: float | None) -> str:
+    return "-" if x is None else f"{x:.10g}"
+
+
+def check_grad(fn: Callable | Compiled, *args: Any, output: int = 0, rtol: float = RTOL,
+               fd: bool = True, fd_rtol: float = FD_RTOL, symbolic_limit: int = SYMBOLIC_LIMIT,
+               prove: bool | None = None, prove_limit: int = PROVE_LIMIT) -> GradReport:
+    """Compare the gradient of ``fn(*args)`` (output ``output``) by four methods.
+
+    ``args`` are what ``fn`` takes (numbers, Values, lists, NumPy arrays, as for
+    ``graphc.compile``).  Params' ``.grad`` and ``.data`` are restored afterwards.
+    ``prove`` None proves when the gradient graph has at most ``prove_limit`` operations;
+    True proves regardless; False never.  See the module docstring for the limits.
+    """
+    if isinstance(fn, Compiled):
+        fn = fn.fn
+    compiled = compile_fn(fn)
+    leaves, in_tree, _ = flatten_args(args, argument_names(fn, len(args)))
+    point = [x.data if isinstance(x, Value) else float(x) for x in leaves]
+    compiled(*_structure(in_tree, point))  # trace, so the graph and its params are known
+    graph = compiled.graph
+    params = graph.param_values
+    if not 0 <= output < len(graph.outputs):
+        raise GraphcError(f"check_grad: output {output} does not exist; {compiled.name} has "
+                          f"{len(graph.outputs)} output(s)")
+    saved = [(p.data, p.grad) for p in params]
+    try:
+        value, compiled_grads = _backward(compiled, in_tree, point, params, output)
+        _, eager_grads = _backward(fn, in_tree, point, params, output)
+        rows = [GradRow(graph.names[i], kind, v, e, c) for i, kind, v, e, c in zip(
+            list(graph.inputs) + list(graph.params), ["input"] * len(point) + ["param"] * len(params),
+            point + [p.data for p in params], eager_grads, compiled_grads)]
+        if fd:
+            _finite_differences(compiled, in_tree, point, params, output, rows, fd_rtol)
+    finally:
+        for p, (data, grad) in zip(params, saved):
+            p.data, p.grad = data, grad
+    report = GradReport(compiled.name, value, rows, rtol)
+    _symbolic(report, compiled, graph, output, point + [d for d, _ in saved],
+              symbolic_limit, prove, prove_limit)
+    return report
+
+
+def _structure(in_tree: Any, leaves: list) -> list:
+    """The call's arguments rebuilt from leaves; arrays come back as nested lists."""
+    return list(unflatten(in_tree, iter(leaves)))
+
+
+def _backward(fn: Callable, in_tree: Any, point: list[float], params: list[Value],
+              output: int) -> tuple[float, list[float]]:
+    """Output ``output`` of ``fn`` on fresh Values, and its gradient for every input and param."""
+    values = [Value(x) for x in point]
+    for p in params:
+        p.grad = 0
+    outs, _ = flatten_output(fn(*_structure(in_tree, values)))
+    out = outs[output]
+    if not isinstance(out, Value):
+        return float(out), [0.0] * (len(values) + len(params))
+    out.backward()
+    return out.data, [float(v.grad) for v in values] + [float(p.grad) for p in params]
+
+
+def _finite_differences(compiled: Compiled, in_tree: Any, point: list[float], params: list[Value],
+                        output: int, rows: list[GradRow], fd_rtol: float) -> None:
+    def f(inputs: list[float]) -> float:
+        outs, _ = flatten_output(compiled(*_structure(in_tree, inputs)))
+        return outs[output].data
+
+    center = f(point)
+    for k, row in enumerate(rows):
+        x = row.value
+        h = _EPS ** (1 / 3) * max(1.0, abs(x))
+        xp, xm = x + h, x - h
+        if k < len(point):
+            fp, fm = f(point[:k] + [xp] + point[k + 1:]), f(point[:k] + [xm] + point[k + 1:])
+        else:
+            p = params[k - len(point)]
+            p.data = xp
+            fp = f(point)
+            p.data = xm
+            fm = f(point)
+            p.data = x
+        row.finite_diff = (fp - fm) / (xp - xm)
+        rounding = 4 * _EPS * max(abs(fp), abs(fm), abs(center)) / (xp - xm)
+        scale = max(abs(row.finite_diff), abs(row.compiled), 1.0)
+        row.fd_allowance = fd_rtol + rounding / scale if math.isfinite(rounding) else fd_rtol
+
+
+def _symbolic(report: GradReport, compiled: Compiled, graph: Graph, output: int, point: list[float],
+              symbolic_limit: int, prove: bool | None, prove_limit: int) -> None:
+    """Fill the sympy and proof columns and ``report.symbolic``, or note why not."""
+    size = _operations(graph)
+    if size > symbolic_limit:
+        report.notes.append(f"sympy column skipped: {size:,} operations > symbolic_limit={symbolic_limit:,} "
+                            f"(derivative expressions swell with graph size)")
+        return
+    syms = symbols_of(graph)
+    try:
+        expr = to_sympy(graph)[output]
+        derivatives = [sp.diff(expr, s) for s in syms]
+    except (GraphcError, RecursionError) as error:
+        report.notes.append(f"sympy column skipped: {error}")
+        return
+    at = dict(zip(syms, point))
+    for row, d in zip(report.rows, derivatives):
+        row.sympy = evaluate_at(d, at)
+    cheap = size <= SIMPLIFY_LIMIT
+    report.symbolic = {row.name: sp.factor_terms(d) if cheap else d for row, d in zip(report.rows, derivatives)}
+    if prove is False:
+        return
+    joint = compiled._latest.program(output, wrt_inputs=True).joint
+    joint_size = _operations(joint)
+    if prove is None and joint_size > prove_limit:
+        report.notes.append(f"proof skipped: the gradient graph has {joint_size:,} operations > "
+                            f"prove_limit={prove_limit:,} (simplify's cost grows steeply)")
+        return
+    n_in = len(graph.inputs)
+    try:
+        grads = to_sympy(joint, symbols=syms[:n_in] + [sp.Integer(1)] + syms[n_in:])[len(graph.outputs):]
+    except (GraphcError, RecursionError) as error:
+        report.notes.append(f"proof skipped: {error}")
+        return
+    for row, g, d in zip(report.rows, grads, derivatives):
+        row.proved = _equal(g, d, syms)
+
+
+def _operations(graph: Graph) -> int:
+    live = graph.live()
+    return sum(1 for i, op in enumerate(graph.ops) if live[i] and op not in LEAVES)
+
+
+def _equal(a: sp.Expr, b: sp.Expr, symbols: list[sp.Symbol]) -> bool:
+    """Whether SymPy can show ``a - b`` is zero: as written, simplified, or simplified with
+    the named functions in their table forms (``sigmoid`` as ``1/(1 + exp(-x))``).
+
+    ``simplify`` runs only if ``a`` and ``b`` agree to 25 digits at a few points: a
+    difference SymPy cannot simplify away (a constant the optimizer folded to a float,
+    such as ``log(2.0)``) can otherwise send it into huge exact arithmetic.
+    """
+    difference = a - b
+    if difference == 0:
+        return True
+    rng = random.Random(0)
+    for _ in range(_SCREEN_POINTS):
+        at = {s: rng.uniform(0.3, 1.7) for s in symbols}
+        gap, size = evaluate_at(difference, at, _SCREEN_DIGITS), evaluate_at(a, at, _SCREEN_DIGITS)
+        if math.isfinite(gap) and math.isfinite(size) and abs(gap) > 1e-25 * max(1.0, abs(size)):
+            return False
+    return sp.simplify(difference) == 0 or sp.simplify(difference.rewrite(sp.Piecewise)) == 0
+
+
+def evaluate_at(expr: sp.Expr, point: dict[sp.Symbol, float], digits: int = DIGITS) -> float:
+    """``expr`` at ``point`` as a float, computed with ``digits`` significant digits.
+
+    Each distinct subexpression is evaluated once (an explicit-stack walk with a memo), so
+    shared subexpressions cost nothing extra, as ``subs``/``xreplace`` would.  Complex or
+    undefined results (``log(-1)``, ``1/0``) come back as nan, as in IEEE arithmetic.
+    """
+    memo: dict[sp.Basic, sp.Basic] = {s: sp.Float(v, digits) for s, v in point.items()}
+    stack = [expr]
+    while stack:
+        e = stack[-1]
+        if e in memo:
+            stack.pop()
+            continue
+        pending = [a for a in e.args if a not in memo]
+        if pending:
+            stack.extend(pending)
+            continue
+        stack.pop()
+        try:
+            memo[e] = e.func(*[memo[a] for a in e.args]) if e.args else e
+        except (TypeError, ValueError):  # e.g. an unevaluated Derivative at a number
+            memo[e] = sp.nan
+    result = memo[expr].evalf(digits)
+    if result is sp.nan or result is sp.zoo or not result.is_extended_real or not result.is_number:
+        return math.nan
+    return float(result)
+

@@ -1,0 +1,208 @@
+"""``graphc.export``: a compiled function as a standalone module that needs no graphc.
+
+The module holds the generated forward+gradient code of the latest signature, the IEEE
+scalar helpers it calls (:mod:`graphc.runtime`, copied), plain-Python argument handling
+(:mod:`graphc.standalone`, copied), the param values at export time as ``PARAMS``, and
+two entry points::
+
+    forward(*args, params=PARAMS)         # floats, in the compiled call's output structure
+    value_and_grad(*args, params=PARAMS)  # (value, arg_grads, param_grads) of output 0
+
+Backends plug in through :data:`EXPORTERS`: a function from an :class:`ExportPlan` (the
+graphs, structures and names, nothing backend-specific) to module text.  The Python
+exporter is the one defined here; another backend registers its own.
+"""
+from __future__ import annotations
+
+import ast
+import builtins
+import inspect
+import re
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from . import __version__, autodiff, ops, runtime, standalone
+from .codegen import python as python_backend
+from .compile import Compiled
+from .errors import GraphcError
+from .graph import Graph
+from .names import sanitize
+from .passes import optimize
+from .trace import argument_names
+from .tree import SCALAR, describe
+
+ENTRY = "forward_and_gradient"
+_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\[[0-9]+\])*\Z")  # x, X[3][1]: safe to print
+
+
+@dataclass(frozen=True)
+class ExportPlan:
+    """What any backend's exporter needs: graphs, structures, names and param values."""
+
+    name: str
+    graph: Graph  # the optimized forward graph
+    joint: Graph  # forward + gradient of output 0 w.r.t. every input, then every param
+    arg_names: list[str]  # one per top-level argument, identifiers
+    input_names: list[str]  # one per flat input, e.g. X[3][1]
+    param_names: list[str]  # identifiers
+    param_values: list[float]
+
+
+def make_plan(compiled: Compiled) -> ExportPlan:
+    """The export plan of ``compiled``'s latest signature (it must have been called)."""
+    graph = compiled.graph
+    joint = optimize(autodiff.grad(graph, 0, wrt_inputs=True, wrt_params=True))
+    n_args = len(graph.in_tree[1])
+    names = graph.names
+    inputs = [graph.attrs[i][0] if _PATH.match(str(graph.attrs[i][0])) else names[i] for i in graph.inputs]
+    return ExportPlan(
+        name=compiled.name, graph=graph, joint=joint,
+        arg_names=[sanitize(n, "x") for n in argument_names(compiled.fn, n_args)],
+        input_names=inputs, param_names=[names[i] for i in graph.params],
+        param_values=[p.data for p in graph.param_values])
+
+
+def python_module(plan: ExportPlan) -> str:
+    """The Python backend's standalone module: standard library only."""
+    source, entry, _ = python_backend.generate(plan.joint, ENTRY, seed=plan.joint.inputs[-1],
+                                               n_forward=len(plan.graph.outputs))
+    graph = plan.graph
+    args = ", ".join(plan.arg_names)
+    params = ", ".join(f"{v} ({n})" for n, v in zip(plan.param_names, map(ops.format_number, plan.param_values)))
+    doc = "\n".join([
+        f'"""{plan.name}: forward and gradient, exported by graphc {__version__} (Python backend).',
+        "",
+        "Standalone: imports only the Python standard library.",
+        "",
+        f"    forward({args}{', ' if args else ''}params=PARAMS)",
+        f"        -> floats shaped {describe(graph.out_tree)}",
+        f"    value_and_grad({args}{', ' if args else ''}params=PARAMS)",
+        "        -> (value of output 0, gradients shaped like the arguments, gradients of PARAMS)",
+        "",
+        f"Arguments ({len(plan.arg_names)}), shaped {describe(graph.in_tree)}, flatten to {len(plan.input_names)} "
+        f"input(s), in order: {', '.join(plan.input_names) or '(none)'}.",
+        f"Then {len(plan.param_names)} param(s), PARAMS in order: {params or '(none)'}.",
+        '"""',
+    ])
+    values = ", ".join(ops.format_number(v) for v in plan.param_values)
+    constants = (f"PARAMS = [{values}]\n"
+                 f"_IN_TREE = {_literal(graph.in_tree)}\n"
+                 f"_OUT_TREE = {_literal(graph.out_tree)}\n"
+                 f"_ARG_NAMES = {_tuple([repr(n) for n in plan.arg_names])}")
+    sections = [
+        doc,
+        "# -- IEEE scalar math (graphc.runtime) --\n" + _copy(runtime),
+        "# -- argument handling (graphc.standalone) --\n" + _copy(standalone),
+        "# -- what the generated code calls --\n" + _helpers(source),
+        constants,
+        source,
+        _ENTRY_POINTS.format(entry=entry, n_params=len(plan.param_values)),
+    ]
+    return "\n\n\n".join(section.strip("\n") for section in sections) + "\n"
+
+
+_ENTRY_POINTS = '''\
+def forward(*args, params=PARAMS):
+    """The outputs as floats, in the compiled function's output structure."""
+    frame = {entry}(_flatten_args(_IN_TREE, args, _ARG_NAMES), _check_params(params, {n_params}))
+    outputs = next(frame)
+    frame.close()
+    return _unflatten(_OUT_TREE, iter(outputs))
+
+
+def value_and_grad(*args, params=PARAMS):
+    """(value, arg_grads, param_grads) of output 0; arg_grads mirrors the arguments."""
+    inputs = _flatten_args(_IN_TREE, args, _ARG_NAMES)
+    frame = {entry}(inputs, _check_params(params, {n_params}))
+    outputs = next(frame)
+    grads = frame.send(1.0)
+    frame.close()
+    n = len(inputs)
+    return outputs[0], _unflatten(_IN_TREE, iter(grads[:n])), list(grads[n:])'''
+
+#: Exporters by backend name: ``ExportPlan -> module text``.
+EXPORTERS: dict[str, Callable[[ExportPlan], str]] = {"python": python_module}
+
+
+def export(compiled: Compiled, path: str | Path, *, backend: str | None = None) -> Path:
+    """Write the latest signature of ``compiled`` to ``path`` as a standalone module.
+
+    ``backend`` picks the exporter (default: the compiled function's backend if it has
+    one, else ``"python"``).  Returns the path.  See the module docstring for what the module defines.
+    """
+    if not isinstance(compiled, Compiled):
+        raise TypeError(f"graphc.export takes a graphc.compile(...) result; got {type(compiled).__name__}")
+    if backend is None:  # the compiled function's own, else plain Python (which runs anywhere)
+        backend = compiled.backend if compiled.backend in EXPORTERS else "python"
+    exporter = EXPORTERS.get(backend)
+    if exporter is None:
+        raise GraphcError(f"no exporter for backend {backend!r} yet; exporters: {', '.join(EXPORTERS)} "
+                          f"(export(compiled, path, backend='python') works for any compiled function)")
+    path = Path(path)
+    path.write_text(exporter(make_plan(compiled)))
+    return path
+
+
+def _copy(module: Any) -> str:
+    """``module``'s source without its docstring, checked to import only the standard library."""
+    source = inspect.getsource(module)
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or "."]
+            for name in names:
+                if node.__class__ is ast.ImportFrom and node.level or name.split(".")[0] not in sys.stdlib_module_names:
+                    raise GraphcError(f"{module.__name__} imports {name}: exported modules may use only the "
+                                      f"standard library")
+    body = tree.body
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        source = "\n".join(source.splitlines()[body[0].end_lineno:])
+    return source.strip("\n") + "\n"
+
+
+def _helpers(source: str) -> str:
+    """Definitions of the ``_<op>`` helpers the generated ``source`` calls.
+
+    A helper found in :mod:`graphc.runtime` (by identity) becomes an alias (``_tanh =
+    tanh``); any other plain function that uses nothing but builtins and its arguments
+    (like the op table's left-to-right ``sum``) is copied with its source.
+    """
+    in_runtime = {id(obj): name for name, obj in vars(runtime).items() if not name.startswith("__")}
+    lines = []
+    for name, obj in python_backend.NAMESPACE.items():
+        if name in vars(runtime) or not re.search(rf"\b{re.escape(name)}\b", source):
+            continue
+        if id(obj) in in_runtime:
+            lines.append(f"{name} = {in_runtime[id(obj)]}")
+        elif _self_contained(obj):
+            lines.append(textwrap.dedent(inspect.getsource(obj)).rstrip("\n"))
+            lines.append(f"{name} = {obj.__name__}")
+        else:
+            raise GraphcError(f"generated code calls {name} ({obj!r}), which is neither in "
+                              f"graphc.runtime nor a self-contained function; it cannot be exported")
+    return "\n".join(lines) + "\n"
+
+
+def _self_contained(obj: Any) -> bool:
+    """A plain function whose code refers to nothing but builtins."""
+    return (inspect.isfunction(obj) and obj.__closure__ is None
+            and set(obj.__code__.co_names) <= set(dir(builtins)))
+
+
+def _literal(tree: Any) -> str:
+    """A Python literal for a structure tree; only graphc's own kinds and integers."""
+    if tree == SCALAR:
+        return repr(SCALAR)
+    kind, spec = tree
+    if kind == "array":
+        return f"('array', {_tuple([str(int(n)) for n in spec])})"
+    if kind not in ("list", "tuple"):
+        raise GraphcError(f"cannot export a structure of kind {kind!r}")
+    return f"({kind!r}, {_tuple([_literal(t) for t in spec])})"
+
+
+def _tuple(items: list[str]) -> str:
+    return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"

@@ -1,0 +1,362 @@
+"""Re-rolling: recover the tensor structure that tracing unrolled into scalars.
+
+A traced neuron is ``sum(b, mul(w0, x0), mul(w1, x1), ...)``; a layer is many of them
+reading the same inputs.  This pass rewrites, wherever the pattern holds (nothing here
+knows about MLPs):
+
+1. **dots** -- a sum whose operands include a run of two or more products (each used
+   only by that sum) becomes ``dot(acc, pack(w...), pack(x...))``: ``acc`` is what the
+   sum added before the run (``-0.0`` if nothing: ``-0.0 + t`` is ``t`` for every ``t``),
+   operands after the run are added to the dot's result as before;
+2. **matvec** -- two or more such sums whose products share one operand vector (all
+   neurons of a layer read the same ``x``) become one ``matvec(pack(acc...), W, x)``,
+   with each sum replaced by ``index(matvec, row)``.  Rows may not depend on each other;
+3. **vectorization** (superword-level parallelism, seeded at packs) -- ``pack(f(a0, b0),
+   f(a1, b1), ...)`` of one elementwise op, each lane used only by the pack, becomes
+   ``f(pack(a...), pack(b...))`` (a constant shared by every lane stays a scalar);
+   ``pack(index(v, 0), ..., index(v, n-1))`` becomes ``v`` and ``index(pack(...), k)``
+   the k-th operand.  So ``pack(relu(index(h, 0)), relu(index(h, 1)), ...)``, the input
+   of the next layer, becomes ``relu(h)``;
+4. **gathered units** -- in a gradient graph, ``sum(unit(g0, v, i0), unit(g1, v, i1),
+   ...)`` with distinct lanes (the cotangents of ``index`` users of ``v``) becomes one
+   ``pack`` of the ``g`` s, ``0.0`` in the other lanes.
+
+**Exactness.**  ``dot`` and ``matvec`` add in the order the sums did (each op's meaning
+fixes its order: see :mod:`graphc.ops`), products are commutative bit for bit, and
+elementwise ops act lane by lane, so a re-rolled graph computes the same bits as the
+scalar one -- on every backend that keeps the op's order (Python, C; NumPy too, see
+:mod:`graphc.codegen.numpy`).  The one difference is in rule 4: a lane that several
+units would have added ``+0.0`` to keeps the sign of a ``-0.0`` cotangent, as the scalar
+gradient graph does.  Gradients of re-rolled nodes come from their vjp rules
+(``dW = outer(g, x)``, ``dx = vecmat(g, W)``), which multiply in the scalar rules' order;
+``vecmat`` adds rows last-first, the order reverse mode reaches a layer's neurons in.
+
+**Where it runs.**  Not in :data:`~graphc.passes.PIPELINE` (``optimize``): the Python
+backend runs scalar code fastest, and ``compiled.graph`` stays the graph as traced and
+simplified.  The batched backends (NumPy, C) run :data:`VECTOR_PIPELINE`, where one
+tensor op replaces hundreds of per-node dispatches (NumPy) or statements (C).
+
+The rewritten nodes are put in a valid order by a stable topological sort (Kahn's
+algorithm with a heap: no recursion); new nodes are placed as early as their operands
+allow, the others keep their relative order.
+"""
+from __future__ import annotations
+
+import heapq
+
+from .. import ops
+from ..graph import Builder, Graph, const_key
+from .base import PassResult, PassStats, unchanged
+
+MIN_PRODUCTS = 2  # a run of fewer products is left alone
+_SUMS = ("add", "sum")
+
+
+class _Work:
+    """The graph as mutable lists plus appended nodes; ``forward`` maps replaced ids to others."""
+
+    def __init__(self, graph: Graph) -> None:
+        self.graph = graph
+        self.ops, self.args, self.attrs = list(graph.ops), list(graph.args), list(graph.attrs)
+        self.n_original = len(graph)
+        self.forward: dict[int, int] = {}
+        self.uses = graph.use_counts()
+        self.consts: dict = {}
+        for i, op in enumerate(self.ops):
+            if op == "const":
+                self.consts.setdefault(const_key(self.attrs[i][0]), i)
+        self.hits = {"dot": 0, "matvec": 0, "rows": 0, "vectorized": 0, "pack(index)": 0,
+                     "index(pack)": 0, "units": 0}
+
+    def add(self, op: str, args: tuple, attr: tuple = ()) -> int:
+        self.ops.append(op)
+        self.args.append(args)
+        self.attrs.append(attr)
+        self.uses.append(0)
+        for a in args:
+            self.uses[a] += 1
+        return len(self.ops) - 1
+
+    def set(self, i: int, op: str, args: tuple, attr: tuple = ()) -> None:
+        """Replace node ``i`` in place (its users keep referring to it)."""
+        for a in self.args[i]:
+            self.uses[a] -= 1
+        for a in args:
+            self.uses[a] += 1
+        self.ops[i], self.args[i], self.attrs[i] = op, args, attr
+
+    def const(self, value: float) -> int:
+        key = const_key(value)
+        if key not in self.consts:
+            self.consts[key] = self.add("const", (), (float(value),))
+        return self.consts[key]
+
+    def total(self, parts: list[int]) -> int:
+        """A node adding ``parts`` left to right (the part itself if there is one)."""
+        if len(parts) == 1:
+            return parts[0]
+        return self.add("add" if len(parts) == 2 else "sum", tuple(parts))
+
+    def resolve(self, i: int) -> int:
+        while i in self.forward:
+            i = self.forward[i]
+        return i
+
+
+def reroll(graph: Graph) -> PassResult:
+    """Rules 1-4 of the module docstring, then a topological re-sort."""
+    shapes = graph.shapes
+    work = _Work(graph)
+    _roll_sums(work, shapes)
+    _vectorize(work)
+    _gather_units(work)
+    if not any(work.hits.values()):
+        return unchanged("reroll", graph)
+    result = _emit(work)
+    return PassResult(result, PassStats("reroll", len(graph), len(result),
+                                        {k: v for k, v in work.hits.items() if v}))
+
+
+# -- rules 1 and 2: sums of products -> dot / matvec ---------------------------------------
+
+def _product_run(work: _Work, shapes: list, operands: tuple) -> tuple[int, int]:
+    """The longest run ``operands[start:end]`` of single-use scalar products."""
+    best = (0, 0)
+    start = None
+    for k, a in enumerate(operands + (-1,)):
+        ok = a >= 0 and work.ops[a] == "mul" and work.uses[a] == 1 and not shapes[a]
+        if ok and start is None:
+            start = k
+        elif not ok and start is not None:
+            if k - start > best[1] - best[0]:
+                best = (start, k)
+            start = None
+    return best
+
+
+def _roll_sums(work: _Work, shapes: list) -> None:
+    candidates = []  # (sum id, prefix, products' (a, b) pairs, suffix, products)
+    for i in range(work.n_original):
+        if work.ops[i] in _SUMS and not shapes[i]:
+            operands = work.args[i]
+            start, end = _product_run(work, shapes, operands)
+            if end - start >= MIN_PRODUCTS:
+                pairs = [work.args[m] for m in operands[start:end]]
+                candidates.append((i, list(operands[:start]), pairs, list(operands[end:]), operands[start:end]))
+    if not candidates:
+        return
+    count: dict[tuple, int] = {}
+    for _, _, pairs, _, _ in candidates:
+        sides = {tuple(p[0] for p in pairs), tuple(p[1] for p in pairs)}
+        for key in sides:
+            count[key] = count.get(key, 0) + 1
+    groups: dict[tuple, list] = {}
+    for cand in candidates:
+        pairs = cand[2]
+        a_side, b_side = tuple(p[0] for p in pairs), tuple(p[1] for p in pairs)
+        shared_is_a = count[a_side] > count[b_side]  # ties: share the second operand (w * x)
+        shared = a_side if shared_is_a else b_side
+        other = b_side if shared_is_a else a_side
+        groups.setdefault(shared, []).append((cand, other))
+    for shared, rows in groups.items():
+        if len(rows) >= 2 and _independent(work, rows):
+            _matvec(work, shared, rows)
+        else:
+            for (i, prefix, _, suffix, products), other in rows:
+                _dot(work, i, prefix, other, shared, suffix, products)
+
+
+def _independent(work: _Work, rows: list) -> bool:
+    """No row's weights or accumulator may depend on a row's sum: one forward sweep from
+    the rows' sums over the ids in between (ids are topological in the original graph)."""
+    sums = {cand[0] for cand, _ in rows}
+    operands = [a for cand, other in rows for a in list(other) + cand[1]]
+    last = max(operands)
+    if last < min(sums):
+        return True
+    reached = set(sums)
+    for i in range(min(sums), last + 1):
+        if i not in reached and any(a in reached for a in work.graph.args[i]):
+            reached.add(i)
+    return not any(a in reached for a in operands)
+
+
+def _accumulator(work: _Work, prefix: list[int]) -> int:
+    return work.total(prefix) if prefix else work.const(-0.0)
+
+
+def _finish_row(work: _Work, i: int, value_op: str, value_args: tuple, attr: tuple, suffix: list[int],
+                products: tuple) -> None:
+    """Node ``i`` becomes the re-rolled value, plus whatever the sum added after the run."""
+    if not suffix:
+        work.set(i, value_op, value_args, attr)
+    else:
+        value = work.add(value_op, value_args, attr)
+        work.set(i, "add" if len(suffix) == 1 else "sum", (value, *suffix))
+    for m in products:  # absorbed: dead now, and no longer a use of its operands
+        work.set(m, "const", (), (0.0,))
+
+
+def _dot(work: _Work, i: int, prefix: list[int], u: tuple, v: tuple, suffix: list[int], products: tuple) -> None:
+    acc = _accumulator(work, prefix)
+    pu = work.add("pack", u, ((len(u),),))
+    pv = work.add("pack", v, ((len(v),),))
+    _finish_row(work, i, "dot", (acc, pu, pv), (), suffix, products)
+    work.hits["dot"] += 1
+
+
+def _matvec(work: _Work, shared: tuple, rows: list) -> None:
+    m, n = len(rows), len(shared)
+    accs = [_accumulator(work, cand[1]) for cand, _ in rows]
+    if all(a == accs[0] for a in accs) and work.ops[accs[0]] == "const":
+        b = accs[0]  # one constant for every row: a scalar, broadcast
+    else:
+        b = work.add("pack", tuple(accs), ((m,),))
+    W = work.add("pack", tuple(w for _, other in rows for w in other), ((m, n),))
+    x = work.add("pack", shared, ((n,),))
+    mv = work.add("matvec", (b, W, x))
+    for row, ((i, _, _, suffix, products), _) in enumerate(rows):
+        _finish_row(work, i, "index", (mv,), (row,), suffix, products)
+    work.hits["matvec"] += 1
+    work.hits["rows"] += m
+
+
+# -- rule 3: vectorize packs ---------------------------------------------------------------
+
+def _vectorize(work: _Work) -> None:
+    pending = [i for i, op in enumerate(work.ops) if op == "pack"]
+    while pending:
+        p = pending.pop()
+        if work.ops[p] != "pack" or p in work.forward:
+            continue
+        lanes = work.args[p]
+        (shape,) = work.attrs[p]
+        source = _indexed_vector(work, lanes, shape)
+        if source is not None:
+            work.forward[p] = source
+            work.hits["pack(index)"] += 1
+            continue
+        op = work.ops[lanes[0]]
+        if op in ops.LEAVES or not ops.TABLE[op].elementwise:
+            continue
+        attr, arity = work.attrs[lanes[0]], len(work.args[lanes[0]])
+        if any(work.ops[s] != op or work.attrs[s] != attr or len(work.args[s]) != arity or work.uses[s] != 1
+               for s in lanes) or len(set(lanes)) != len(lanes):
+            continue
+        columns = []
+        for t in range(arity):
+            column = tuple(work.args[s][t] for s in lanes)
+            if work.ops[column[0]] == "const" and all(c == column[0] for c in column):
+                columns.append(column[0])  # a constant in every lane: broadcast
+            else:
+                q = work.add("pack", column, (shape,))
+                pending.append(q)
+                columns.append(q)
+        old = lanes
+        work.set(p, op, tuple(columns), attr)
+        for s in old:  # the lanes are dead now
+            work.set(s, "const", (), (0.0,))
+        work.hits["vectorized"] += 1
+    for i in range(len(work.ops)):
+        if work.ops[i] == "index" and i not in work.forward:
+            v = work.resolve(work.args[i][0])
+            if work.ops[v] == "pack":
+                work.forward[i] = work.args[v][work.attrs[i][0]]
+                work.hits["index(pack)"] += 1
+
+
+def _indexed_vector(work: _Work, lanes: tuple, shape: tuple) -> int | None:
+    """``v`` if ``lanes`` are ``index(v, 0), ..., index(v, n-1)`` of a ``v`` shaped like the pack."""
+    first = lanes[0]
+    if work.ops[first] != "index":
+        return None
+    v = work.args[first][0]
+    for k, s in enumerate(lanes):
+        if work.ops[s] != "index" or work.args[s][0] != v or work.attrs[s][0] != k:
+            return None
+    v = work.resolve(v)
+    shapes = _shape_of(work, v)
+    return v if shapes == tuple(shape) else None
+
+
+def _shape_of(work: _Work, i: int) -> tuple | None:
+    """The shape of node ``i`` when it is cheap to know (packs, matvecs, original nodes)."""
+    if i < work.n_original and work.ops[i] == work.graph.ops[i] and work.args[i] == work.graph.args[i]:
+        return work.graph.shapes[i]
+    op = work.ops[i]
+    if op == "pack":
+        return tuple(work.attrs[i][0])
+    if op == "matvec":
+        return (len(work.args[work.args[i][0]]),) if work.ops[work.args[i][0]] == "pack" else \
+            (work.attrs[work.args[i][1]][0][0],)
+    return None
+
+
+# -- rule 4: sums of units -> pack ------------------------------------------------------------
+
+def _gather_units(work: _Work) -> None:
+    for i in range(work.n_original):
+        if work.ops[i] not in _SUMS:
+            continue
+        parts = work.args[i]
+        if not all(work.ops[u] == "unit" and work.uses[u] == 1 for u in parts):
+            continue
+        like = work.args[parts[0]][1]
+        lanes = [work.attrs[u][0] for u in parts]
+        if any(work.args[u][1] != like for u in parts) or len(set(lanes)) != len(lanes):
+            continue
+        shape = work.graph.shapes[like] if like < work.n_original else None
+        if not shape:
+            continue
+        by_lane = {work.attrs[u][0]: work.args[u][0] for u in parts}
+        zero = work.const(0.0)
+        values = tuple(by_lane.get(k, zero) for k in range(ops.size_of(shape)))
+        for u in parts:
+            work.set(u, "const", (), (0.0,))
+        work.set(i, "pack", values, (tuple(shape),))
+        work.hits["units"] += 1
+
+
+# -- emit: live nodes in a topological order -------------------------------------------------
+
+def _emit(work: _Work) -> Graph:
+    graph = work.graph
+    resolve = work.resolve
+    args = [tuple(resolve(a) for a in operands) for operands in work.args]
+    outputs = [resolve(o) for o in graph.outputs]
+    n = len(work.ops)
+    live = [False] * n
+    for i in list(graph.inputs) + list(graph.params) + outputs:
+        live[i] = True
+    stack = list(outputs)
+    while stack:
+        i = stack.pop()
+        for a in args[i]:
+            if not live[a]:
+                live[a] = True
+                stack.append(a)
+    waiting = [0] * n
+    users: list[list[int]] = [[] for _ in range(n)]
+    for i in range(n):
+        if live[i]:
+            for a in set(args[i]):
+                waiting[i] += 1
+                users[a].append(i)
+    # ready nodes leave in id order, new nodes first (as early as their operands allow)
+    heap = [(i < work.n_original, i) for i in range(n) if live[i] and not waiting[i]]
+    heapq.heapify(heap)
+    b = Builder()
+    remap = [-1] * n
+    while heap:
+        _, i = heapq.heappop(heap)
+        op = work.ops[i]
+        if op == "const":
+            remap[i] = b.const(work.attrs[i][0])
+        else:
+            remap[i] = b.add(op, tuple(remap[a] for a in args[i]), work.attrs[i])
+        for u in users[i]:
+            waiting[u] -= 1
+            if not waiting[u]:
+                heapq.heappush(heap, (u < work.n_original, u))
+    return b.finish([remap[i] for i in graph.inputs], [remap[i] for i in graph.params],
+                    [remap[o] for o in outputs], like=graph)

@@ -1,0 +1,81 @@
+"""Argument handling for exported modules: nested arguments to flat floats, and back.
+
+:func:`graphc.export` copies this module's source (without this docstring) into every
+exported module, next to :mod:`graphc.runtime`, so it imports nothing at all.  Trees are
+:mod:`graphc.tree`'s: ``'scalar'``, ``('list', (...))``, ``('tuple', (...))`` and
+``('array', shape)``; an array argument may be a NumPy array (anything with ``tolist``) or
+nested lists, and array gradients come back as nested lists.
+"""
+
+
+def _what(x):
+    text = repr(x)
+    return f"{type(x).__name__} {text[:40]}{'...' if len(text) > 40 else ''}"
+
+
+def _number(x, path):
+    if isinstance(x, (str, bytes, list, tuple, dict)) or x is None:
+        raise TypeError(f"argument {path}: expected a number; got {_what(x)}")
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        raise TypeError(f"argument {path}: expected a number; got {_what(x)}") from None
+
+
+def _flatten(tree, x, path, out):
+    if tree == "scalar":
+        out.append(_number(x, path))
+        return
+    kind, spec = tree
+    if kind == "array":
+        _flatten_array(spec, x.tolist() if hasattr(x, "tolist") else x, path, out)
+        return
+    if not isinstance(x, (list, tuple)) or len(x) != len(spec):
+        raise TypeError(f"argument {path}: expected a {kind} of {len(spec)} item(s); got {_what(x)}")
+    for i, (item_tree, item) in enumerate(zip(spec, x)):
+        _flatten(item_tree, item, f"{path}[{i}]", out)
+
+
+def _flatten_array(shape, x, path, out):
+    if not shape:
+        out.append(_number(x, path))
+        return
+    if not isinstance(x, (list, tuple)) or len(x) != shape[0]:
+        raise ValueError(f"argument {path}: expected an array of shape {tuple(shape)}; got {_what(x)}")
+    for i, item in enumerate(x):
+        _flatten_array(shape[1:], item, f"{path}[{i}]", out)
+
+
+def _flatten_args(in_tree, args, names):
+    """The arguments' numbers in graph input order; TypeError/ValueError naming a bad one."""
+    spec = in_tree[1]
+    if len(args) != len(spec):
+        raise TypeError(f"expected {len(spec)} argument(s) ({', '.join(names)}); got {len(args)}")
+    out = []
+    for tree, arg, name in zip(spec, args, names):
+        _flatten(tree, arg, name, out)
+    return out
+
+
+def _unflatten(tree, leaves):
+    """The structure ``tree`` filled from the iterator ``leaves`` (arrays as nested lists)."""
+    if tree == "scalar":
+        return next(leaves)
+    kind, spec = tree
+    if kind == "array":
+        return _nested(spec, leaves)
+    items = [_unflatten(t, leaves) for t in spec]
+    return items if kind == "list" else tuple(items)
+
+
+def _nested(shape, leaves):
+    if not shape:
+        return next(leaves)
+    return [_nested(shape[1:], leaves) for _ in range(shape[0])]
+
+
+def _check_params(params, expected):
+    values = [_number(p, f"params[{k}]") for k, p in enumerate(params)]
+    if len(values) != expected:
+        raise ValueError(f"expected {expected} param value(s), as in PARAMS; got {len(values)}")
+    return values

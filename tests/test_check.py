@@ -1,0 +1,186 @@
+"""check_grad: agreement when rules are right, failure when a rule is wrong, limits, restoring state."""
+from __future__ import annotations
+
+import dataclasses
+import math
+import random
+
+import numpy as np
+import pytest
+import sympy as sp
+from hypothesis import assume, given, settings
+
+import graphc
+from graphc import GraphcError, Value, ops
+from graphc.check import check_grad, evaluate_at, rel_err
+from graphc.interpret import backprop, evaluate
+from graphc.nn import MLP
+from strategies import point, programs, replay
+
+
+def make_neuron():
+    w, b = Value(-3.0, label="w"), Value(6.8813735870195432, label="b")
+    return (lambda x1, x2: (x1 * w + x2 * 2.0 + b).tanh()), w, b
+
+
+def test_a_neuron_agrees_four_ways_and_is_proved():
+    neuron, w, b = make_neuron()
+    report = check_grad(neuron, 2.0, 0.0)
+    assert report.ok and report.max_rel_error < 1e-15 and report.max_fd_error < 1e-8
+    assert [(r.name, r.kind) for r in report.rows] == [("x1", "input"), ("x2", "input"), ("w", "param"), ("b", "param")]
+    assert [r.proved for r in report.rows] == [True] * 4
+    by_name = {r.name: r for r in report.rows}
+    assert by_name["b"].eager == by_name["b"].compiled == pytest.approx(0.5)
+    assert by_name["x1"].sympy == pytest.approx(-1.5, rel=1e-15)
+    x1, x2, ws, bs = sp.symbols("x1 x2 w b", real=True)
+    assert sp.simplify(report.symbolic["w"] - x1 * (1 - sp.tanh(x1 * ws + 2 * x2 + bs) ** 2)) == 0
+    assert report.output == pytest.approx(math.sqrt(0.5))
+
+
+def test_the_report_is_a_table_with_one_row_per_input_and_param():
+    neuron, _, _ = make_neuron()
+    text = str(check_grad(neuron, 2.0, 0.0))
+    lines = text.splitlines()
+    assert lines[0].startswith("check_grad(lambda): output 0.7071067812")
+    assert lines[1].split() == ["name", "kind", "value", "eager", "compiled", "sympy", "finite", "diff",
+                                "rel", "err", "fd", "err", "proof"]
+    assert [line.split()[0] for line in lines[2:6]] == ["x1", "x2", "w", "b"]
+    assert lines[6].startswith("ok: max rel error")
+
+
+WRONG_RULES = [  # (op, a wrong derivative rule, a point where it is wrong)
+    ("sin", lambda F, g, out, x: (F.sin(x) * g,), 0.7),
+    ("tanh", lambda F, g, out, x: ((1 + out * out) * g,), 0.3),
+    ("relu", lambda F, g, out, x: (g,), -0.5),
+    ("exp", lambda F, g, out, x: ((out * 2.0) * g,), 0.1),
+]
+
+
+@pytest.mark.parametrize("name, rule, at", WRONG_RULES, ids=[w[0] for w in WRONG_RULES])
+def test_a_wrong_derivative_rule_fails_the_check(monkeypatch, name, rule, at):
+    broken = dataclasses.replace(ops.TABLE[name], vjp=rule)
+    monkeypatch.setitem(ops.TABLE, name, broken)
+
+    def fn(x):  # apply() looks ops up in the table: eager and compiled both use the broken rule
+        return graphc.apply(name, x * 1.5) * 2.0
+    report = check_grad(fn, at)
+    (row,) = report.rows
+    assert not report.ok
+    assert row.eager == row.compiled  # the shared rule is consistently wrong ...
+    assert rel_err(row.sympy, row.eager) > 1e-3  # ... SymPy's calculus disagrees ...
+    assert rel_err(row.finite_diff, row.compiled) > 1e-3  # ... and so do finite differences
+    assert row.proved is False
+    assert any("exact methods differ" in f for f in report.failures())
+    assert "FAILED" in str(report) and "note: not proved for x" in str(report)
+
+
+def test_a_rule_broken_only_in_the_compiler_shows_eager_against_compiled(monkeypatch):
+    broken = dataclasses.replace(ops.TABLE["sin"], vjp=lambda F, g, out, x: (F.sin(x) * g,))
+    monkeypatch.setitem(ops.TABLE, "sin", broken)
+    report = check_grad(lambda x: x.sin() * 2.0, 0.7)  # Value.sin keeps the original op
+    (row,) = report.rows
+    assert not report.ok
+    assert row.eager == pytest.approx(row.sympy, rel=1e-14) and rel_err(row.eager, row.compiled) > 0.1
+
+
+def test_the_same_checks_pass_with_the_real_rules():
+    for name, _, at in WRONG_RULES:
+        assert check_grad(lambda x: graphc.apply(name, x * 1.5) * 2.0, at).ok, name
+
+
+def test_params_keep_their_data_and_grad():
+    neuron, w, b = make_neuron()
+    w.grad, b.grad = 7.0, -1.0
+    check_grad(neuron, 2.0, 0.0)
+    assert (w.data, w.grad, b.data, b.grad) == (-3.0, 7.0, 6.8813735870195432, -1.0)
+
+
+def test_nested_arguments_arrays_and_a_chosen_output():
+    p = Value(0.5, label="p")
+
+    def fn(X, pair):
+        s = sum(v * p for row in X for v in row)
+        return [s * pair[0], (s + pair[1][1]).exp()]
+    X = np.array([[1.0, 2.0], [3.0, -1.0]])
+    report = check_grad(fn, X, [0.25, (2.0, -0.5)], output=1)
+    assert report.ok
+    assert [r.name for r in report.rows] == ["X_0_0", "X_0_1", "X_1_0", "X_1_1", "pair_0", "pair_1_0", "pair_1_1", "p"]
+    assert report.rows[4].eager == 0.0 and report.rows[6].eager == pytest.approx(math.exp(2.5 - 0.5))
+    with pytest.raises(GraphcError, match="output 2 does not exist"):
+        check_grad(fn, X, [0.25, (2.0, -0.5)], output=2)
+
+
+def test_a_compiled_function_is_checked_through_its_function():
+    neuron, _, _ = make_neuron()
+    assert check_grad(graphc.compile(neuron), 1.0, 0.5).ok
+
+
+def test_a_kink_within_the_step_defeats_finite_differences_only():
+    report = check_grad(lambda x: x.relu() * 3.0, 0.0)
+    (row,) = report.rows
+    assert row.eager == row.compiled == row.sympy == 0.0
+    assert row.finite_diff == pytest.approx(1.5)
+    assert not report.ok and "finite differences differ" in report.failures()[0]
+    assert check_grad(lambda x: x.relu() * 3.0, 0.0, fd=False).ok
+
+
+def test_finite_differences_allow_for_rounding_on_large_values():
+    report = check_grad(lambda x: x * 1e8 + x * x, 0.5)  # f ~ 5e7: rounding error ~ 2e-3 absolute
+    assert report.ok, str(report)
+
+
+def test_larger_graphs_skip_the_symbolic_columns_and_say_why():
+    random.seed(0)
+    model = MLP(2, [4, 4, 1])
+    report = check_grad(lambda x: (1 + -model(x)).relu(), [0.3, -0.2])
+    assert report.ok
+    assert report.rows[0].sympy is not None and all(r.proved is None for r in report.rows)
+    assert any("proof skipped" in note and "prove_limit=80" in note for note in report.notes)
+    small = check_grad(lambda x: (1 + -model(x)).relu(), [0.3, -0.2], symbolic_limit=10)
+    assert all(r.sympy is None for r in small.rows) and small.symbolic == {}
+    assert any("symbolic_limit=10" in note for note in small.notes) and small.ok
+    assert "note: sympy column skipped" in str(small)
+
+
+def test_prove_can_be_forced_or_turned_off():
+    neuron, _, _ = make_neuron()
+    assert all(r.proved is None for r in check_grad(neuron, 1.0, 0.5, prove=False).rows)
+    assert all(r.proved for r in check_grad(neuron, 1.0, 0.5, prove=True, prove_limit=1).rows)
+
+
+def test_evaluate_at_shares_subexpressions_and_maps_complex_to_nan():
+    x = sp.Symbol("x", real=True)
+    e = x
+    for _ in range(60):  # a tree of 2**60 leaves, a DAG of 60 nodes
+        e = sp.sin(e) * sp.cos(e)
+    assert math.isfinite(evaluate_at(e, {x: 0.5}))
+    assert math.isnan(evaluate_at(sp.log(x), {x: -1.0}))
+    assert math.isnan(evaluate_at(1 / x, {x: 0.0}))
+    assert evaluate_at(sp.Rational(1, 3) * x, {x: 3.0}) == 1.0
+
+
+def _well_posed(g, values, grads):
+    return (all(v == 0 or 1e-4 <= abs(v) <= 1e4 for v in values + grads)
+            and not any(op == "vpow" and values[g.args[i][0]] <= 0 for i, op in enumerate(g.ops)))
+
+
+def test_what_simplify_cannot_show_is_a_note_not_a_failure():
+    report = check_grad(lambda x, y: (x * y) ** y, 1.5, 0.5)  # y*(x*y)**(y-1)*y vs y**2*(x*y)**y/(x*y)
+    assert report.ok and [r.proved for r in report.rows] == [False, False]
+    assert "note: not proved for x, y" in str(report)
+    folded = check_grad(lambda x: graphc.apply("vpow", 2.0, x), 1.5)  # log(2.0) folded to a float
+    assert folded.ok and folded.rows[0].proved is False  # refused after the numeric screen, quickly
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(programs(max_ops=6), point(3), point(2))
+def test_random_programs_check_out(spec, xs, ps):
+    params = [Value(v, label=f"p{k}") for k, v in enumerate(ps)]
+
+    def fn(a, b, c):
+        return replay(spec, [a, b, c], params)[0]
+    g = graphc.trace(fn, *xs, params=params)
+    values = evaluate(g, xs)
+    assume(_well_posed(g, values, backprop(g, values)))
+    report = check_grad(fn, *xs, fd=False, prove=False)
+    assert report.max_rel_error < 1e-9, str(report)

@@ -1,0 +1,257 @@
+"""export: a standalone module that runs where graphc cannot be imported, and computes what compile does."""
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+import math
+import random
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import graphc
+from graphc import GraphcError, Value
+from graphc.export import EXPORTERS, export
+from graphc.nn import MLP
+
+# Runs in a fresh interpreter: graphc (and NumPy, SymPy, networkx) cannot be imported there.
+RUNNER = textwrap.dedent('''
+    import importlib.abc, importlib.util, json, sys
+
+    class Blocked(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in {"graphc", "numpy", "sympy", "networkx"}:
+                raise ImportError(f"{name} is blocked in this test")
+            return None
+
+    sys.meta_path.insert(0, Blocked())
+    try:
+        import graphc
+        raise SystemExit("the import blocker does not work")
+    except ImportError:
+        pass
+    before = set(sys.modules)
+    spec = importlib.util.spec_from_file_location("exported", sys.argv[1])
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    new = sorted(m for m in set(sys.modules) - before if m.split(".")[0] not in sys.stdlib_module_names)
+    args = json.loads(sys.argv[2])
+    print(json.dumps({"new_modules": new, "PARAMS": module.PARAMS, "forward": module.forward(*args),
+                      "value_and_grad": module.value_and_grad(*args), "doc": module.__doc__}))
+''')
+
+
+def run_standalone(path, args) -> dict:
+    result = subprocess.run([sys.executable, "-I", "-c", RUNNER, str(path), json.dumps(args)],
+                            capture_output=True, text=True, cwd=path.parent, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def to_lists(x):
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, (list, tuple)):
+        return [to_lists(v) for v in x]
+    return x
+
+
+def same(a, b, signed_zeros: bool = True) -> bool:
+    """Equal structure and equal floats, nan included; tuples and lists alike (JSON).
+
+    Gradients are compared with ``signed_zeros=False``: ``.grad`` starts at the int 0, and
+    ``0 + -0.0`` is ``0.0``, while the exported module returns the raw ``-0.0``.
+    """
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(same(u, v, signed_zeros) for u, v in zip(a, b))
+    if math.isnan(a) or math.isnan(b):
+        return math.isnan(a) and math.isnan(b)
+    return a == b and (not signed_zeros or math.copysign(1.0, a) == math.copysign(1.0, b))
+
+
+def compiled_reference(compiled, args, params):
+    """What compile gives: output floats, and output 0's gradients for args (as Values) and params."""
+    out = compiled(*args)
+    values = graphc.tree.flatten_output(out)[0]
+    floats = graphc.tree.unflatten(compiled.graph.out_tree, iter(v.data for v in values))
+    leaves, tree, _ = graphc.tree.flatten_args(args, ["x"] * len(args))
+    fresh = [Value(v.data if isinstance(v, Value) else float(v)) for v in leaves]
+    for p in params:
+        p.grad = 0.0
+    first = graphc.tree.flatten_output(compiled(*graphc.tree.unflatten(tree, iter(fresh))))[0][0]
+    first.backward()
+    arg_grads = graphc.tree.unflatten(tree, iter(float(v.grad) for v in fresh))
+    return floats, [first.data, to_lists(arg_grads), [float(p.grad) for p in params]]
+
+
+def neuron_case():
+    w, b = Value(-3.0, label="w"), Value(6.8813735870195432, label="b")
+
+    def neuron(X, pair):
+        return [(X[0][0] * w + X[1][1] * pair[0] + b).tanh(), ((pair[1] * w).exp(), pair[0] / b)]
+    return neuron, (np.array([[2.0, 1.0], [0.5, -0.25]]), (2.0, 0.1)), [w, b]
+
+
+def mlp_case():
+    random.seed(5)
+    model = MLP(3, [4, 4, 1])
+    return model, ([0.5, -1.0, 2.0],), model.parameters()
+
+
+def specials_case():
+    p = Value(math.inf, label="p")
+    q = Value(-0.0, label="q")
+
+    def specials(x):
+        return [x * q, p + x, x * math.nan, (x - 1.0).log(), x ** -1, graphc.apply("max", x, 0.5)]
+    return specials, (0.0,), [p, q]
+
+
+@pytest.mark.parametrize("case", [neuron_case, mlp_case, specials_case])
+def test_exported_module_runs_without_graphc_and_matches_compile(tmp_path, case):
+    fn, args, params = case()
+    compiled = graphc.compile(fn)
+    compiled(*args)
+    path = export(compiled, tmp_path / "exported.py")
+    got = run_standalone(path, to_lists(list(args)))
+    assert got["new_modules"] == []
+    assert same(got["PARAMS"], [p.data for p in compiled.graph.param_values])
+    forward, value_and_grad = compiled_reference(compiled, args, compiled.graph.param_values)
+    assert same(got["forward"], to_lists(forward))
+    assert same(got["value_and_grad"][0], value_and_grad[0])
+    assert same(got["value_and_grad"][1:], value_and_grad[1:], signed_zeros=False)
+    assert f"graphc {graphc.__version__}" in got["doc"]
+
+
+def test_the_module_imports_only_the_standard_library(tmp_path):
+    fn, args, _ = neuron_case()
+    compiled = graphc.compile(fn)
+    compiled(*args)
+    tree = ast.parse(export(compiled, tmp_path / "m.py").read_text())
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert imported and imported <= set(sys.stdlib_module_names)
+
+
+def load(path):
+    spec = importlib.util.spec_from_file_location(f"exported_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_docstring_states_argument_order_and_structures_mirror_the_call(tmp_path):
+    fn, args, params = neuron_case()
+    compiled = graphc.compile(fn)
+    compiled(*args)
+    module = load(export(compiled, tmp_path / "neuron.py"))
+    assert "forward(X, pair, params=PARAMS)" in module.__doc__
+    assert "in order: X[0][0], X[0][1], X[1][0], X[1][1], pair[0], pair[1]." in module.__doc__
+    assert "PARAMS in order: -3.0 (w), 6.881373587019543 (b)." in module.__doc__
+    out = module.forward(*args)  # NumPy arrays are accepted where NumPy exists
+    assert isinstance(out, list) and isinstance(out[1], tuple)
+    value, arg_grads, param_grads = module.value_and_grad(*args)
+    assert isinstance(arg_grads, tuple) and isinstance(arg_grads[1], tuple)
+    assert np.array(arg_grads[0]).shape == (2, 2) and len(param_grads) == 2
+
+
+def test_params_can_be_overridden(tmp_path):
+    model, args, params = mlp_case()
+    compiled = graphc.compile(model)
+    compiled(*args)
+    module = load(export(compiled, tmp_path / "mlp.py"))
+    new = [v * 0.5 for v in module.PARAMS]
+    for p, v in zip(params, new):
+        p.data = v
+    assert module.forward(*args, params=new) == compiled(*args).data
+    assert module.forward(*args) != compiled(*args).data  # PARAMS keeps the values at export time
+
+
+def test_bad_arguments_are_named(tmp_path):
+    fn, args, _ = neuron_case()
+    compiled = graphc.compile(fn)
+    compiled(*args)
+    module = load(export(compiled, tmp_path / "neuron.py"))
+    with pytest.raises(TypeError, match=r"expected 2 argument\(s\) \(X, pair\); got 1"):
+        module.forward([[1, 2], [3, 4]])
+    with pytest.raises(ValueError, match=r"argument X\[1\]: expected an array of shape \(2,\)"):
+        module.forward([[1, 2], [3]], (1, 2))
+    with pytest.raises(TypeError, match=r"argument pair\[0\]: expected a number; got str"):
+        module.forward([[1, 2], [3, 4]], ("1", 2))
+    with pytest.raises(ValueError, match="expected 2 param value"):
+        module.forward([[1, 2], [3, 4]], (1, 2), params=[1.0])
+
+
+def test_user_labels_stay_out_of_the_module_text(tmp_path):
+    evil = '"""\nimport os; os.system("touch pwned")\n"""'
+    p = Value(2.0, label=evil)
+    compiled = graphc.compile(lambda x: x * p)
+    compiled(3.0)
+    path = export(compiled, tmp_path / "evil.py")
+    text = path.read_text()
+    assert 'os.system("touch pwned")' not in text and '"""\nimport' not in text
+    assert "import_os_os_system_touch_pwned" in text  # the label as an identifier, nothing more
+    assert load(path).value_and_grad(3.0) == (6.0, (2.0,), [3.0])
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_export_needs_a_called_compiled_function(tmp_path):
+    compiled = graphc.compile(lambda x: x * 2.0)
+    with pytest.raises(GraphcError, match="has not been called yet"):
+        export(compiled, tmp_path / "m.py")
+    with pytest.raises(TypeError, match="takes a graphc.compile"):
+        export(lambda x: x, tmp_path / "m.py")
+    compiled(1.0)
+    with pytest.raises(GraphcError, match="no exporter for backend 'cuda'"):
+        export(compiled, tmp_path / "m.py", backend="cuda")
+
+
+def test_another_backend_plugs_in_its_own_exporter(tmp_path, monkeypatch):
+    seen = []
+
+    def fake(plan):
+        seen.append(plan)
+        return f"# {len(plan.joint.outputs)} joint outputs for {plan.input_names}\n"
+    monkeypatch.setitem(EXPORTERS, "fake", fake)
+    compiled = graphc.compile(lambda x, y: x * y)
+    compiled(1.0, 2.0)
+    path = export(compiled, tmp_path / "fake.py", backend="fake")
+    assert path.read_text() == "# 3 joint outputs for ['x', 'y']\n"
+    assert seen[0].graph is compiled.graph and seen[0].arg_names == ["x", "y"]
+
+
+def test_helpers_outside_the_runtime_are_copied_when_self_contained(tmp_path):
+    from graphc.export import _helpers
+    text = _helpers("v = _sum(a, b, c)\nw = _tanh(v)\n")
+    assert "_tanh = tanh" in text and "def _sum_eval(" in text and "_sum = _sum_eval" in text
+    path = tmp_path / "helpers.py"
+    path.write_text("from math import tanh\n" + text + "RESULT = _sum(0.1, 0.2, 0.3)\n")
+    assert load(path).RESULT == (0.1 + 0.2) + 0.3
+
+
+def test_a_helper_that_needs_more_than_builtins_is_refused(monkeypatch):
+    from graphc.codegen import python as python_backend
+    from graphc.export import _helpers
+    monkeypatch.setitem(python_backend.NAMESPACE, "_frob", lambda x: np.sqrt(x))
+    with pytest.raises(GraphcError, match="_frob .* cannot be exported"):
+        _helpers("v = _frob(a)\n")
+
+
+def test_wide_sums_and_other_backends_export_as_plain_python(tmp_path):
+    from graphc.compile import BACKENDS
+    p = Value(0.5, label="p")
+
+    def wide(xs):  # a 100-operand sum: the Python backend may spell it as a helper call
+        return sum((x * p for x in xs), Value(0.0))
+    xs = [0.01 * k for k in range(100)]
+    for backend in [b for b in ("python", "numpy") if b in BACKENDS]:
+        compiled = graphc.compile(wide, backend=backend)
+        compiled(xs)
+        got = run_standalone(export(compiled, tmp_path / f"wide_{backend}.py"), [xs])
+        forward, value_and_grad = compiled_reference(compiled, (xs,), [p])
+        assert got["new_modules"] == [] and same(got["forward"], forward)
+        assert same(got["value_and_grad"], value_and_grad, signed_zeros=False)

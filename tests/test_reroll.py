@@ -1,0 +1,209 @@
+"""The re-rolling pass: what it finds, that it finds it anywhere, and that nothing changes value."""
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import graphc
+from graphc import Value, apply, trace
+from graphc.autodiff import grad
+from graphc.codegen import python as python_backend
+from graphc.graph import Builder
+from graphc.nn import MLP
+from graphc.passes import PIPELINE, VECTOR_PIPELINE, optimize, reroll
+from conftest import rel_err
+from strategies import SPECIAL_CONSTANTS, programs, replay
+
+ACTIVATIONS = ["relu", "tanh", "sigmoid", "exp", "sin", "neg", "step"]
+
+
+def run(graph, inputs, params=()):
+    fn, _ = python_backend.compile_graph(graph, "f")
+    return list(fn(list(inputs), list(params)))
+
+
+def same(a: float, b: float) -> bool:
+    return (math.isnan(a) and math.isnan(b)) or (a == b and math.copysign(1, a) == math.copysign(1, b))
+
+
+def rolled(graph):
+    return optimize(graph, passes=VECTOR_PIPELINE)
+
+
+def mlp_graph(nin=2, sizes=(3, 2, 1), seed=0):
+    random.seed(seed)
+    model = MLP(nin, list(sizes))
+    g = optimize(trace(lambda x: model(x), [0.0] * nin, params=model.parameters()))
+    return g, model
+
+
+def test_an_mlp_becomes_matvecs_relus_and_a_dot():
+    g, model = mlp_graph()
+    r, report = optimize(g, passes=VECTOR_PIPELINE, report=True)
+    r.verify(allow_dead=False)
+    assert str(r) == (
+        "{ lambda x_0 x_1 ; L0_N0_w0 L0_N0_w1 L0_N0_b L0_N1_w0 L0_N1_w1 L0_N1_b L0_N2_w0 L0_N2_w1 L0_N2_b "
+        "L1_N0_w0 L1_N0_w1 L1_N0_w2 L1_N0_b L1_N1_w0 L1_N1_w1 L1_N1_w2 L1_N1_b L2_N0_w0 L2_N0_w1 L2_N0_b .\n"
+        "  let v2:f64[2] = pack[shape=(2,)] x_0 x_1\n"
+        "      v11:f64[3,2] = pack[shape=(3, 2)] L0_N0_w0 L0_N0_w1 L0_N1_w0 L0_N1_w1 L0_N2_w0 L0_N2_w1\n"
+        "      v13:f64[3] = pack[shape=(3,)] L0_N0_b L0_N1_b L0_N2_b\n"
+        "      v14:f64[3] = matvec v13 v11 v2\n"
+        "      v15:f64[3] = relu v14\n"
+        "      v23:f64[2,3] = pack[shape=(2, 3)] L1_N0_w0 L1_N0_w1 L1_N0_w2 L1_N1_w0 L1_N1_w1 L1_N1_w2\n"
+        "      v25:f64[2] = pack[shape=(2,)] L1_N0_b L1_N1_b\n"
+        "      v26:f64[2] = matvec v25 v23 v15\n"
+        "      v27:f64[2] = relu v26\n"
+        "      v30:f64[2] = pack[shape=(2,)] L2_N0_w0 L2_N0_w1\n"
+        "      v32 = dot L2_N0_b v30 v27\n"
+        "  in ( v32 ) }")
+    hits = report.rounds[0][VECTOR_PIPELINE.index(reroll)].hits
+    assert hits == {"dot": 1, "matvec": 2, "rows": 5, "vectorized": 2, "pack(index)": 2}
+    assert "reroll" in str(report)
+    assert r.nx.nodes[r.args[r.outputs[0]][2]]["shape"] == (2,)  # the networkx view carries shapes
+    x = [0.3, -1.7]
+    params = [p.data for p in model.parameters()]
+    assert run(r, x, params) == run(g, x, params) == [model(x).data]
+
+
+def test_optimize_does_not_reroll():
+    g, _ = mlp_graph()
+    assert "matvec" not in optimize(g).counts() and reroll not in PIPELINE
+
+
+def test_the_backward_pass_is_vectorized_too():
+    g, model = mlp_graph()
+    joint = rolled(grad(rolled(g), wrt_inputs=False))
+    joint.verify()
+    counts = joint.counts()
+    assert counts["outer"] == 2 and counts["vecmat"] == 1 and counts["matvec"] == 2
+    x = [0.3, -1.7]
+    params = [p.data for p in model.parameters()]
+    out = model(x)
+    model.zero_grad()
+    out.backward()
+    got = run(joint, x + [1.0], params)
+    assert got[0] == out.data
+    assert got[1:] == [p.grad for p in model.parameters()]  # bit for bit: same products, same order
+
+
+def test_rows_are_grouped_by_the_operand_they_share_whichever_side_it_is_on():
+    # x * w and w * x both read x; the two sums share (x0, x1) on different sides
+    def f(x0, x1, a, b, c, d):
+        return [x0 * a + x1 * b, c * x0 + d * x1, a * b + c * d]
+    g = trace(f, *[0.5] * 6)
+    r = rolled(g)
+    assert r.counts()["matvec"] == 1 and r.counts()["dot"] == 1
+    xs = [0.1, 0.2, 0.3, 0.7, -0.4, 2.5]
+    assert run(r, xs) == run(g, xs)
+
+
+def test_products_with_other_users_and_sums_around_the_run_stay_exact():
+    def f(x, y, z):
+        shared = x * y  # used twice: never absorbed
+        return [(shared + y * z) + z * z + x, shared * 2.0, z + x * z + y * y + 1.5]
+    g = trace(f, 1.0, 2.0, 3.0)
+    r = rolled(g)
+    assert r.counts()["dot"] == 2
+    for xs in ([1e16, 1.0, -1e16], [0.1, 0.2, 0.3], [-0.0, 0.0, -0.0]):
+        assert all(same(a, b) for a, b in zip(run(r, xs), run(g, xs)))
+
+
+def test_dependent_rows_are_not_grouped():
+    def f(x0, x1, a, b):
+        s = a * x0 + b * x1
+        t = s * x0 + b * x1  # shares (x0, x1) but its weight is the first row's result
+        return t
+    g = trace(f, 1.0, 2.0, 3.0, 4.0)
+    r = rolled(g)
+    assert r.counts()["matvec"] == 0 and r.counts()["dot"] == 2
+    assert run(r, [0.5, 1.5, -2.0, 3.0]) == run(g, [0.5, 1.5, -2.0, 3.0])
+
+
+def test_index_users_of_a_layer_get_one_gathered_cotangent():
+    random.seed(3)
+    model = MLP(3, [4, 3])  # three logits, each used by scalar code
+    g = optimize(trace(lambda x: functools_max(model(x)), [0.0] * 3, params=model.parameters()))
+    joint = rolled(grad(rolled(g), wrt_inputs=False))
+    assert "unit" not in joint.counts()  # sum(unit, unit, unit) became one pack
+    x = [0.2, -0.3, 0.9]
+    out = functools_max(model(x))
+    model.zero_grad()
+    out.backward()
+    got = run(joint, x + [1.0], [p.data for p in model.parameters()])
+    assert got[0] == out.data and all(rel_err(a, p.grad) <= 1e-15 for a, p in zip(got[1:], model.parameters()))
+
+
+def functools_max(values):
+    top = values[0]
+    for v in values[1:]:
+        top = top.max(v)
+    return top
+
+
+def test_a_deep_graph_does_not_recurse():
+    def chain(x, w):
+        for _ in range(10_000):
+            x = (x * w + w * 0.5).tanh()
+        return x
+    g = trace(chain, 0.1, 0.3)
+    r = rolled(g)
+    assert r.counts()["dot"] == 10_000
+    assert run(r, [0.1, 0.3]) == run(g, [0.1, 0.3])
+
+
+@st.composite
+def layered(draw):
+    """A random stack of layers: shared inputs, random activations, biases or none."""
+    nin = draw(st.integers(1, 4))
+    sizes = draw(st.lists(st.integers(1, 4), min_size=1, max_size=3))
+    acts = [draw(st.sampled_from(ACTIVATIONS)) for _ in sizes]
+    bias = [draw(st.booleans()) for _ in sizes]
+    return nin, sizes, acts, bias
+
+
+def layered_fn(nin, sizes, acts, bias, params):
+    it = iter(params)
+
+    def f(*x):
+        x = list(x)
+        for size, act, has_bias in zip(sizes, acts, bias):
+            x = [apply(act, sum((next(it) * xi for xi in x), next(it) if has_bias else 0.0)) for _ in range(size)]
+        return x
+    return f
+
+
+@settings(max_examples=60, deadline=None)
+@given(layered(), st.integers(0, 2**31))
+def test_rerolled_layers_equal_the_scalar_graph_bit_for_bit(spec, seed):
+    nin, sizes, acts, bias = spec
+    rng = random.Random(seed)
+    params = [Value(rng.uniform(-1.5, 1.5)) for _ in range(sum(s * 10 for s in sizes) + 50)]
+    f = layered_fn(nin, sizes, acts, bias, params)
+    g = optimize(trace(f, *[0.0] * nin))
+    r = rolled(g)
+    r.verify(allow_dead=False)
+    xs = [rng.uniform(-2, 2) for _ in range(nin)]
+    ps = [p.data for p in g.param_values]
+    assert all(same(a, b) for a, b in zip(run(r, xs, ps), run(g, xs, ps))), str(r)
+    plain, vector = grad(g, wrt_inputs=True), rolled(grad(r, wrt_inputs=True))
+    vector.verify()
+    for a, b in zip(run(vector, xs + [1.0], ps), run(optimize(plain), xs + [1.0], ps)):
+        assert rel_err(a, b) <= 1e-12, str(vector)
+
+
+@settings(max_examples=100, deadline=None)
+@given(programs(constants=SPECIAL_CONSTANTS, max_ops=16))
+def test_reroll_keeps_random_graphs_valid_and_their_values(spec):
+    params = [Value(0.75), Value(-1.25)]
+    g = optimize(trace(lambda *xs: replay(spec, xs, params), 0.5, -1.5, 2.0))
+    xs, ps = [0.5, -1.5, 2.0], [p.data for p in g.param_values]
+    expected = run(g, xs, ps)
+    r = reroll(g).graph.verify()
+    assert all(same(a, b) for a, b in zip(run(r, xs, ps), expected)), str(r)
+    current = r
+    for p in PIPELINE:  # every pass still works on tensor graphs
+        current = p(current).graph.verify()
+        assert all(same(a, b) for a, b in zip(run(current, xs, ps), expected)), (p.__name__, str(r))

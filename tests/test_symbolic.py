@@ -1,0 +1,258 @@
+"""SymPy bridge: to_sympy against the graph's own values, from_sympy's mapping, limits, round trips."""
+from __future__ import annotations
+
+import math
+import time
+
+import pytest
+import sympy as sp
+from hypothesis import assume, given, settings, strategies as st
+
+import graphc
+from graphc import GraphcError, Value, trace
+from graphc.check import evaluate_at
+from graphc.interpret import as_function, backprop, evaluate
+from graphc.symbolic import FUNCTIONS, MAX_DEPTH, from_sympy, symbols_of, sympy_number, to_sympy
+from conftest import rel_err
+from strategies import point, programs, replay
+
+x, w, b = sp.symbols("x w b", real=True)
+relu, step, sigmoid, maximum = (FUNCTIONS[name] for name in ("relu", "step", "sigmoid", "max"))
+
+
+def neuron_graph():
+    w_, b_ = Value(0.5, label="w"), Value(-1.0, label="b")
+    return trace(lambda x: (x * w_ + b_).tanh(), 1.0)
+
+
+def test_a_neuron_in_symbols_named_as_in_the_generated_code():
+    (expr,) = to_sympy(neuron_graph())
+    assert expr == sp.tanh(x * w + b)
+    p = Value(2.0, label="L0.N3.w1")
+    compiled = graphc.compile(lambda x: x * p)
+    compiled(1.0)
+    (expr,) = to_sympy(compiled.graph)
+    assert {s.name for s in expr.free_symbols} == {"x", "L0_N3_w1"}
+    assert "L0_N3_w1" in compiled.source
+    assert all(s.is_real for s in expr.free_symbols)
+
+
+def test_one_expression_per_output_and_caller_chosen_symbols():
+    g = trace(lambda x, y: [x * y, x - y, 3.0], 1.0, 2.0)
+    u, v = sp.symbols("u v")
+    assert to_sympy(g, symbols=[u, v]) == [u * v, u - v, 3]
+    assert to_sympy(g, symbols=[2, 5]) == [10, -3, 3]
+    with pytest.raises(GraphcError, match="2 inputs and params need as many symbols; got 1"):
+        to_sympy(g, symbols=[u])
+
+
+def test_named_functions_or_table_forms():
+    g = trace(lambda x: [x.relu(), x.sigmoid(), graphc.apply("max", x, 0.0), graphc.apply("step", x)], 1.0)
+    assert to_sympy(g) == [relu(x), sigmoid(x), maximum(x, 0), step(x)]
+    table = to_sympy(g, named=False)
+    assert table[0] == sp.Piecewise((x, x > 0), (0, True))
+    assert table[1] == 1 / (1 + sp.exp(-x))
+    assert [f.rewrite(sp.Piecewise) for f in to_sympy(g)] == table
+
+
+def test_table_functions_evaluate_differentiate_and_lambdify():
+    assert relu(2) == 2 and relu(-1.5) == 0 and relu(0) == 0 and maximum(1, 3) == 3
+    assert sp.diff(relu(x * w), x) == w * step(x * w)  # relu' is step, by name
+    assert sp.diff(step(x), x) == 0
+    assert sp.diff(maximum(x, w), x) == sp.Piecewise((1, x >= w), (0, True))
+    assert sp.simplify((sp.diff(sigmoid(x), x) - sigmoid(x) * (1 - sigmoid(x))).rewrite(sp.Piecewise)) == 0
+    assert float(relu(x).evalf(subs={x: 3})) == 3.0
+    assert sp.lambdify([x], relu(x) * 2)(-1.0) == 0.0
+    assert float(sp.lambdify([x], sigmoid(x))(0.0)) == 0.5
+
+
+@pytest.mark.parametrize("value", [0.1, -0.5, 1e300, 5e-324, 2.0 ** 60, 6.8813735870195432, 1 / 3])
+def test_numbers_are_exact_and_round_trip(value):
+    assert float(sympy_number(value)) == value
+    assert sympy_number(2.0) == sp.Integer(2) and sympy_number(0.1) == sp.Rational(1, 10)
+    assert sympy_number(math.inf) == sp.oo and sympy_number(-math.inf) == -sp.oo
+    assert sympy_number(math.nan) is sp.nan and sympy_number(-0.0) == 0
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_every_finite_float_round_trips(value):
+    assert float(sympy_number(value)) == value
+
+
+def _well_posed(g, values):
+    """Where float arithmetic can agree with 30-digit arithmetic to 1e-9: every value 0 or of
+    moderate size (cos(1e87) in floats is noise), and no Value ** Value of a base <= 0
+    (defined only at integer exponents, which the two may round to different sides of;
+    SymPy writes 0**-a as zoo**a)."""
+    return all(v == 0 or 1e-4 <= abs(v) <= 1e4 for v in values) and not any(
+        op == "vpow" and values[g.args[i][0]] <= 0 for i, op in enumerate(g.ops))
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(programs(max_ops=7), point(3), point(2))
+def test_to_sympy_computes_what_the_graph_computes(spec, xs, ps):
+    params = [Value(v, label=f"p{k}") for k, v in enumerate(ps)]
+    g = trace(lambda a, b, c: replay(spec, [a, b, c], params), *xs, params=params)
+    values = evaluate(g, xs)
+    assume(_well_posed(g, values))
+    syms = symbols_of(g)
+    at = dict(zip(syms, xs + ps))
+    for named in (True, False):
+        for expr, o in zip(to_sympy(g, named=named), g.outputs):
+            assert rel_err(evaluate_at(expr, at), values[o]) < 1e-9, (expr, named)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(programs(max_ops=7, n_params=0), point(3))
+def test_from_sympy_of_to_sympy_computes_the_same(spec, xs):
+    g = trace(lambda a, b, c: replay(spec, [a, b, c], []), *xs)
+    values = evaluate(g, xs)
+    assume(_well_posed(g, values))
+    back = from_sympy(to_sympy(g), symbols_of(g)).verify()
+    assert len(back.inputs) == 3
+    again = evaluate(back, xs)
+    for o, o2 in zip(g.outputs, back.outputs):
+        assert rel_err(again[o2], values[o]) < 1e-9
+
+
+@pytest.mark.parametrize("expr, listing", [
+    (x * w + b, ["mul w x", "add b v3"]),
+    (x - w, ["sub x w"]),
+    (b - x - w, ["add w x", "sub b v3"]),
+    (-x, ["neg x"]),
+    (x / w, ["pow[exponent=-1.0] w", "mul x v3"]),
+    (x + w + b, ["sum b w x"]),
+    (x ** w, ["vpow x w"]),
+    (2 ** x, ["vpow 2.0 x"]),
+    (sp.sqrt(x), ["pow[exponent=0.5] x"]),
+    (x ** 3, ["pow[exponent=3.0] x"]),
+    (1 / (1 + sp.exp(-x)), ["sigmoid x"]),
+    (sp.tanh(sp.log(sp.exp(x) + sp.sin(w) * sp.cos(b))), ["cos b", "sin w", "mul v3 v4", "exp x", "add v5 v6", "log v7", "tanh v8"]),
+    (sp.Max(x, w, b), ["max b w", "max v3 x"]),
+    (sp.Min(x, w), ["neg w", "neg x", "max v3 v4", "neg v5"]),
+    (sp.Abs(x), ["neg x", "max x v3"]),
+    (sp.Heaviside(x, 0), ["step x"]),
+    (sp.Piecewise((x, x > 0), (0, True)), ["relu x"]),
+    (sp.Piecewise((1, x - w > 0), (0, True)), ["sub x w", "step v3"]),
+    (sp.Piecewise((x, x >= w), (w, True)), ["max x w"]),
+    (relu(x) + step(w) * sigmoid(b) - maximum(x, 2), ["sigmoid b", "step w", "mul v3 v4", "relu x",
+                                                       "add v5 v6", "max x 2.0", "sub v7 v9"]),
+    (sp.pi * x, ["mul 3.141592653589793 x"]),
+])
+def test_from_sympy_maps_onto_table_ops(expr, listing):
+    g = from_sympy(expr, [x, w, b])
+    body = [line.split(" = ", 1)[1] for line in str(g).splitlines() if " = " in line]
+    assert body == listing
+    assert [g.attrs[i][0] for i in g.inputs] == ["x", "w", "b"]
+
+
+def test_from_sympy_defaults_and_several_outputs():
+    g = from_sympy([x * w, sp.Integer(2)])
+    assert [g.attrs[i][0] for i in g.inputs] == ["w", "x"]  # sorted by name
+    assert len(g.outputs) == 2 and g.ops[g.outputs[1]] == "const"
+    assert as_function(g)(3.0, 4.0)[0].data == 12.0
+
+
+@pytest.mark.parametrize("expr, message", [
+    (sp.sinh(x), "cannot express sinh"),
+    (sp.I * x, "cannot express"),
+    (sp.zoo, "cannot express"),
+    (sp.Heaviside(x), "write Heaviside"),
+    (x > 1, "cannot express StrictGreaterThan"),
+    (sp.Piecewise((x, x > 1), (2, True)), "Piecewise forms graphc knows"),
+    (sp.Symbol("z"), "symbol z is not among the inputs x, w, b"),
+    (sp.Symbol("x"), "is_real=True there and None here"),
+])
+def test_from_sympy_rejects_what_it_cannot_express(expr, message):
+    with pytest.raises(GraphcError, match=message):
+        from_sympy(expr, [x, w, b])
+
+
+def test_from_sympy_takes_no_text():
+    with pytest.raises(TypeError, match="takes SymPy expressions"):
+        from_sympy("x + 1")
+
+
+def test_from_sympy_walks_deep_expressions_without_recursion():
+    e = x
+    for _ in range(20_000):
+        e = sp.sin(e, evaluate=False)
+        hash(e)  # SymPy hashes recursively: warm its cache level by level
+    g = from_sympy(e, [x]).verify(allow_dead=False)
+    assert g.counts()["sin"] == 20_000
+    values = evaluate(g, [0.5])
+    expected = 0.5
+    for _ in range(20_000):
+        expected = math.sin(expected)
+    assert values[g.outputs[0]] == expected
+
+
+def test_to_sympy_refuses_huge_or_deep_graphs_quickly():
+    def chain(v):
+        for _ in range(30_000):
+            v = v * 1.0001 + 0.1
+        return v
+    g = trace(chain, 0.5)
+    start = time.perf_counter()
+    with pytest.raises(GraphcError, match="60,000 operations, more than max_nodes=20,000"):
+        to_sympy(g)
+    with pytest.raises(GraphcError, match="deep, more than max_depth"):
+        to_sympy(g, max_nodes=None)
+    assert time.perf_counter() - start < 1.0
+    deep = trace(lambda v: _tanh_chain(v, MAX_DEPTH + 1), 0.5)
+    with pytest.raises(GraphcError, match=f"{MAX_DEPTH + 1} operations deep"):
+        to_sympy(deep)
+
+
+def _tanh_chain(v, n):
+    for _ in range(n):
+        v = v.tanh()
+    return v
+
+
+def test_a_formula_compiles_with_values_and_gradients_from_sympy():
+    expr = sp.tanh(x * w + b) * relu(x - 1) + sp.log(w) ** 2
+    f = as_function(from_sympy(expr, [x, w, b]))
+    compiled = graphc.compile(f)
+    args = [Value(2.5), Value(0.75), Value(-0.5)]
+    out = compiled(*args)
+    out.backward()
+    at = dict(zip([x, w, b], [2.5, 0.75, -0.5]))
+    assert rel_err(out.data, evaluate_at(expr, at)) < 1e-14
+    for arg, s in zip(args, (x, w, b)):
+        assert rel_err(arg.grad, evaluate_at(sp.diff(expr, s), at)) < 1e-14
+    assert [compiled.graph.names[i] for i in compiled.graph.inputs] == ["x", "w", "b"]
+
+
+def test_as_function_of_a_traced_graph_reads_params_live():
+    p = Value(2.0, label="p")
+    g = trace(lambda xs: [xs[0] * p, xs[1] + p], [1.0, 2.0])
+    f = as_function(g)
+    out = f([3.0, 4.0])
+    assert [v.data for v in out] == [6.0, 6.0]
+    p.data = 5.0
+    assert [v.data for v in f([3.0, 4.0])] == [15.0, 9.0]
+    out[0].backward()
+    assert p.grad == 3.0
+
+
+def test_evaluate_and_backprop_match_eager():
+    w_, b_ = Value(0.5, label="w"), Value(-1.0, label="b")
+    xv = Value(1.5)
+    out = (xv * w_ + b_).tanh() * xv
+    out.backward()
+    g = trace(lambda v: (v * w_ + b_).tanh() * v, 1.5)
+    values = evaluate(g, [1.5])
+    grads = backprop(g, values)
+    assert values[g.outputs[0]] == out.data
+    assert [grads[i] for i in g.inputs + g.params] == [xv.grad, w_.grad, b_.grad]
+
+
+def test_the_readme_example():
+    g = trace(lambda x, y: (x * y).relu() + (x / y).sigmoid(), 1.0, 2.0)
+    (expr,) = graphc.to_sympy(g)
+    assert str(expr) == "relu(x*y) + sigmoid(x/y)"
+    u, v = sorted(expr.free_symbols, key=str)
+    assert str(sp.diff(expr, u)) == "y*step(x*y) + exp(-x/y)/(y*(1 + exp(-x/y))**2)"
+    f = graphc.as_function(graphc.from_sympy(sp.tanh(u * v) + sp.log(v)))
+    assert graphc.compile(f)(0.5, 2.0).data == pytest.approx(math.tanh(1.0) + math.log(2.0), rel=1e-15)
