@@ -52,6 +52,7 @@ import functools
 import hashlib
 import math
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -96,6 +97,15 @@ C_WORDS = frozenset("""auto break case char const continue default do double els
 if inline int long register restrict return short signed sizeof static struct switch typedef union
 unsigned void volatile while _Bool _Complex _Imaginary exp log tanh sin cos pow memcpy INFINITY NAN
 inputs params n r per_row sums lane""".split())
+#: Names <math.h> and <string.h> may define as macros (C99 7.12, 7.21; POSIX's M_ constants
+#: and GNU's unix/linux where a compiler defines them): an identifier spelled like one
+#: would be macro-expanded and break the build, so user labels never become one.
+HEADER_NAMES = frozenset("""HUGE_VAL HUGE_VALF HUGE_VALL INFINITY NAN FP_INFINITE FP_NAN FP_NORMAL
+FP_SUBNORMAL FP_ZERO FP_FAST_FMA FP_FAST_FMAF FP_FAST_FMAL FP_ILOGB0 FP_ILOGBNAN MATH_ERRNO
+MATH_ERREXCEPT math_errhandling fpclassify isfinite isinf isnan isnormal signbit isgreater
+isgreaterequal isless islessequal islessgreater isunordered float_t double_t NULL size_t M_E M_LOG2E
+M_LOG10E M_LN2 M_LN10 M_PI M_PI_2 M_PI_4 M_1_PI M_2_PI M_2_SQRTPI M_SQRT2 M_SQRT1_2 unix linux i386
+errno""".split())
 
 PRELUDE = r"""#include <math.h>
 #include <string.h>
@@ -165,6 +175,13 @@ static inline void gc_outer_add(double *y, const double *a, const double *b, int
 }
 """
 
+#: Every name an identifier of the generated code must not take: C's keywords and the
+#: headers' macros (above), the prelude's helpers and macros, and every function an op's C
+#: spelling calls (``log1p`` for a label "log1p" would shadow the function it calls).
+RESERVED = C_WORDS | HEADER_NAMES | frozenset(
+    m.group(1) or m.group(2) for m in re.finditer(r"^static inline \w+ (\w+)\(|^#define (\w+)", PRELUDE, re.M)
+) | frozenset(name for op in ops.TABLE.values() if isinstance(op.c, str) for name in re.findall(r"(\w+)\(", op.c))
+
 
 def c_number(x: float) -> str:
     """A C literal for ``x``, exact: integers as ``2.0``, others as hex floats."""
@@ -188,9 +205,10 @@ def generate(graph: Graph, name: str, *, seed: int | None = None, reduced: froze
 class _Writer:
     def __init__(self, graph: Graph, name: str, seed: int | None, reduced: frozenset[int]) -> None:
         self.graph, self.seed, self.reduced = graph, seed, reduced
-        namespace = Namespace(C_WORDS)
+        self.namespace = namespace = Namespace(RESERVED)
         self.entry = namespace.create(name, "fn")
         self.names = node_names(graph, namespace)
+        self._derived: dict[tuple[int, str], str] = {}
         for i, op in enumerate(graph.ops):
             if op == "const":
                 self.names[i] = c_number(graph.attrs[i][0])
@@ -257,13 +275,13 @@ class _Writer:
         accumulators = {}
         for m in reduced_tensors:
             size = ops.size_of(shapes[m])
-            accumulators[m] = f"{names[m]}_sum"
-            body.append(f"    double {names[m]}_sum[{size}];")
-            body.append(f"    for (int lane = 0; lane < {size}; lane++) {names[m]}_sum[lane] = -0.0;")
+            accumulators[m] = f"{self.derived(m, 'sum')}"
+            body.append(f"    double {self.derived(m, 'sum')}[{size}];")
+            body.append(f"    for (int lane = 0; lane < {size}; lane++) {self.derived(m, 'sum')}[lane] = -0.0;")
         for k, o in summed:
             if self.batched[o] and o not in accumulators and not self._in_tensor(o, reduced_tensors):
-                accumulators[o] = f"{names[o]}_sum"
-                body.append(f"    double {names[o]}_sum = -0.0;")
+                accumulators[o] = f"{self.derived(o, 'sum')}"
+                body.append(f"    double {self.derived(o, 'sum')} = -0.0;")
         body.append("    for (long r = 0; r < n; r++) {")
         for k, i in enumerate(inputs):
             if used[i]:
@@ -291,16 +309,16 @@ class _Writer:
             elif self._in_tensor(o, reduced_tensors):
                 scattered.setdefault(g.args[o][0], []).append((s, g.attrs[o][0]))
             else:
-                body.append(f"    sums[{s}] = {names[o]}_sum;")
+                body.append(f"    sums[{s}] = {self.derived(o, 'sum')};")
         for m, pairs in scattered.items():
             if [p for p, _ in pairs] == list(range(pairs[0][0], pairs[0][0] + len(pairs))) and \
                     [q for _, q in pairs] == list(range(len(pairs))):
-                body.append(f"    memcpy(sums + {pairs[0][0]}, {names[m]}_sum, sizeof {names[m]}_sum);")
+                body.append(f"    memcpy(sums + {pairs[0][0]}, {self.derived(m, 'sum')}, sizeof {self.derived(m, 'sum')});")
                 continue
-            body.append(f"    static const int {names[m]}_slot[{len(pairs)}] = {_table(p for p, _ in pairs)};")
-            body.append(f"    static const int {names[m]}_lane[{len(pairs)}] = {_table(q for _, q in pairs)};")
-            body.append(f"    for (int k = 0; k < {len(pairs)}; k++) sums[{names[m]}_slot[k]] = "
-                        f"{names[m]}_sum[{names[m]}_lane[k]];")
+            body.append(f"    static const int {self.derived(m, 'slot')}[{len(pairs)}] = {_table(p for p, _ in pairs)};")
+            body.append(f"    static const int {self.derived(m, 'lane')}[{len(pairs)}] = {_table(q for _, q in pairs)};")
+            body.append(f"    for (int k = 0; k < {len(pairs)}; k++) sums[{self.derived(m, 'slot')}[k]] = "
+                        f"{self.derived(m, 'sum')}[{self.derived(m, 'lane')}[k]];")
         body.append("}")
         counts = g.counts()
         mix = ", ".join(f"{c:,} {op}" for op, c in counts.most_common() if op not in ops.LEAVES)
@@ -309,6 +327,14 @@ class _Writer:
                   f"{f' and {len(summed)} gradient(s) summed over the rows' if summed else ''}.\n"
                   f" * {statements:,} statements from a graph of {mix or 'no operations'}.\n */\n")
         return header + PRELUDE + "\n" + head + "\n" + "\n".join(body) + "\n", self.entry, len(per_row), len(summed)
+
+    def derived(self, i: int, suffix: str) -> str:
+        """The name of a helper variable of node ``i`` (``v8_sum``), from the same namespace as
+        every other name, so a user label spelled ``v8_sum`` cannot collide with it."""
+        key = (i, suffix)
+        if key not in self._derived:
+            self._derived[key] = self.namespace.create(f"{self.names[i]}_{suffix}")
+        return self._derived[key]
 
     def _in_tensor(self, o: int, reduced_tensors: dict) -> bool:
         g = self.graph
@@ -341,13 +367,13 @@ class _Writer:
             if gathered[i] == "params":
                 table = _table(slot[a] for a in g.args[i])
                 return [f"double {names[i]}[{size}];",
-                        f"static const int {names[i]}_from[{size}] = {table};",
-                        f"for (int lane = 0; lane < {size}; lane++) {names[i]}[lane] = params[{names[i]}_from[lane]];"
+                        f"static const int {self.derived(i, 'from')}[{size}] = {table};",
+                        f"for (int lane = 0; lane < {size}; lane++) {names[i]}[lane] = params[{self.derived(i, 'from')}[lane]];"
                         ] + self._transposed_copy(i)
             table = _table(row[a] for a in g.args[i])
             return [f"double {names[i]}[{size}];",
-                    f"static const int {names[i]}_from[{size}] = {table};",
-                    f"for (int lane = 0; lane < {size}; lane++) {names[i]}[lane] = inputs[{names[i]}_from[lane] * n + r];"]
+                    f"static const int {self.derived(i, 'from')}[{size}] = {table};",
+                    f"for (int lane = 0; lane < {size}; lane++) {names[i]}[lane] = inputs[{self.derived(i, 'from')}[lane] * n + r];"]
         if op.elementwise:
             if not shape:
                 return [f"const double {names[i]} = {_spell(op, operands, g.attrs[i])};"]
@@ -360,7 +386,7 @@ class _Writer:
         if op.name == "matvec" and g.args[i][1] in self.transposed:
             # W is the same for every row: read the copy transposed once per call
             text = text.replace("gc_matvec(", "gc_matvec_t(")
-            operands[1] = f"{operands[1]}_t"
+            operands[1] = self.derived(g.args[i][1], "t")
         if "{s0}" in text and not shapes[g.args[i][0]]:
             operands[0] = f"(const double[]){{{operands[0]}}}"  # a scalar broadcast: stride 0
         if callable(op.c):
@@ -377,7 +403,7 @@ class _Writer:
             return []
         m, n = self.shapes[i]
         name = self.names[i]
-        return [f"double {name}_t[{m * n}];", f"gc_transpose({name}_t, {name}, {m}, {n});"]
+        return [f"double {self.derived(i, 't')}[{m * n}];", f"gc_transpose({self.derived(i, 't')}, {name}, {m}, {n});"]
 
     def dims(self, i: int) -> dict:
         g, shapes = self.graph, self.shapes
