@@ -328,7 +328,10 @@ def _method(op: Op):
             return _unary(op, self)
     else:
         def method(self, other):
-            return _binary(op, self, other)
+            out = _binary(op, self, other)
+            if out is NotImplemented:  # an operator would raise TypeError for us; a method must itself
+                raise TypeError(f"{op.method}() takes a Value or a number; got {type(other).__name__}")
+            return out
     args = "self" if op.arity == 1 else "self, other"
     method.__name__ = method.__qualname__ = op.method
     method.__doc__ = f"{op.method}({args}), recorded as a {op.name!r} node." + (f" {op.doc}" if op.doc else "")

@@ -49,6 +49,7 @@ class Neuron(Module):
 
     def __init__(self, nin: int, nonlin: bool = True, *, activation: str = "relu",
                  w: Sequence[float] | None = None, b: float = 0) -> None:
+        _check_size(nin, "Neuron(nin)", "a number of inputs")
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {', '.join(map(repr, ACTIVATIONS))}; got {activation!r}")
         if w is None:
@@ -89,6 +90,7 @@ class Layer(Module):
     """
 
     def __init__(self, nin: int, nout: int, *, init: Initializer | None = None, **kwargs) -> None:
+        _check_size(nout, "Layer(nin, nout)", "nout, a number of neurons", minimum=1)
         if init is None:
             self.neurons = [Neuron(nin, **kwargs) for _ in range(nout)]
             return
@@ -122,6 +124,12 @@ class MLP(Module):
 
     def __init__(self, nin: int, nouts: list[int], *, activation: str = "relu",
                  init: Initializer | None = None) -> None:
+        _check_size(nin, "MLP(nin, nouts)", "nin, a number of inputs")
+        if not isinstance(nouts, (list, tuple)) or not nouts:
+            raise TypeError(f"MLP(nin, nouts): nouts is a non-empty list of layer sizes, e.g. [16, 16, 1]; "
+                            f"got {type(nouts).__name__} {nouts!r}"[:160])
+        for size in nouts:
+            _check_size(size, "MLP(nin, nouts)", "every layer size in nouts", minimum=1)
         sz = [nin] + list(nouts)
         self.layers = [Layer(sz[i], sz[i + 1], init=init, nonlin=i != len(nouts) - 1, activation=activation)
                        for i in range(len(nouts))]
@@ -138,6 +146,13 @@ class MLP(Module):
 
     def __repr__(self) -> str:
         return f"MLP of [{', '.join(str(layer) for layer in self.layers)}]"
+
+
+def _check_size(n: Any, where: str, what: str, minimum: int = 0) -> None:
+    if not isinstance(n, (int, np.integer)) or isinstance(n, bool):
+        raise TypeError(f"{where}: {what} must be an int; got {type(n).__name__} {n!r}"[:160])
+    if n < minimum:
+        raise ValueError(f"{where}: {what} must be at least {minimum}; got {n}")
 
 
 def glorot_uniform(rng: Any, factor: float = 6.0) -> Initializer:

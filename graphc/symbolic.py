@@ -19,7 +19,7 @@ from typing import Any, Iterable, Sequence
 import sympy as sp
 
 from . import ops
-from .errors import GraphcError
+from .errors import ArgumentError, GraphcError
 from .graph import LEAVES, Builder, Graph
 from .tree import SCALAR
 
@@ -142,6 +142,9 @@ def to_sympy(graph: Graph, *, symbols: Sequence[Any] | None = None, named: bool 
     (SymPy recurses once per level when it builds, prints or differentiates an
     expression), are refused with a :class:`GraphcError`; ``None`` lifts a limit.
     """
+    if not isinstance(graph, Graph):
+        raise ArgumentError(f"to_sympy takes a graphc.Graph (graphc.trace(...), compiled.graph); "
+                            f"got {type(graph).__name__}")
     leaves = list(graph.inputs) + list(graph.params)
     given = list(symbols) if symbols is not None else symbols_of(graph)
     if len(given) != len(leaves):
