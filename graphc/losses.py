@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import functools
 import numbers
+import sys
 from typing import Sequence, Union
 
 from .engine import Value
 
 Outputs = Union[Value, Sequence[Value]]
+_LARGEST = sys.float_info.max
 
 
 def _values(x) -> list:
@@ -24,12 +26,19 @@ def _values(x) -> list:
 
 
 def log_sum_exp(values: Sequence[Value]) -> Value:
-    """``log(sum(exp(v)))``, shifted by the maximum so that ``exp`` never overflows."""
+    """``log(sum(exp(v)))``, shifted by the maximum so that ``exp`` never overflows.
+
+    The shift is the maximum clamped to the finite floats, as PyTorch's ``logsumexp`` does:
+    an infinite maximum would give ``inf - inf = nan``, but the clamped shift gives +inf
+    when some value is +inf and -inf when all are -inf; for a finite maximum it is the
+    maximum itself, so values and gradients are unchanged bit for bit.
+    """
     values = _values(values)
     if not values:
         raise ValueError("log_sum_exp needs at least one value; got none")
     top = functools.reduce(lambda a, b: a.max(b), values)
-    return top + sum((v - top).exp() for v in values).log()
+    shift = (-((-top).max(-_LARGEST))).max(-_LARGEST)  # max(min(top, largest), -largest)
+    return shift + sum((v - shift).exp() for v in values).log()
 
 
 def softmax_cross_entropy(logits: Outputs, target: Sequence) -> Value:

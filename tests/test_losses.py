@@ -1,6 +1,7 @@
 """graphc.losses: values against the textbook formulas, gradients against their closed forms."""
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -111,3 +112,30 @@ def test_gradients_are_the_closed_forms_for_any_logits(logits, data):
     assert math.isfinite(value) and value >= 0.0
     sigmoids = [1 / (1 + math.exp(-z)) if z >= 0 else math.exp(z) / (1 + math.exp(z)) for z in logits]
     np.testing.assert_allclose(grads, np.array(sigmoids) - onehot, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("logits, expected", [
+    ([math.inf, 1.0], math.inf), ([1.0, math.inf, -math.inf], math.inf), ([-math.inf, -math.inf], -math.inf),
+    ([-math.inf, 2.0], 2.0), ([1e308, 1e308], 1e308 + math.log(2.0)), ([math.nan, 1.0], math.nan),
+    ([-1e308, -math.inf], -1e308),
+])
+def test_log_sum_exp_of_infinite_values(logits, expected):
+    # Regression: the shift by the maximum gave inf - inf = nan for an infinite maximum.
+    got = log_sum_exp([Value(v) for v in logits]).data
+    assert got == expected or (math.isnan(got) and math.isnan(expected))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.floats(-1e300, 1e300), min_size=1, max_size=5))
+def test_clamping_the_shift_changes_nothing_for_finite_values(logits):
+    """The clamped shift equals the maximum, so values and gradients are the unclamped formula's bits."""
+    def unclamped(vs):
+        top = functools.reduce(lambda a, b: a.max(b), vs)
+        return top + sum((v - top).exp() for v in vs).log()
+    results = []
+    for f in (log_sum_exp, unclamped):
+        vs = [Value(v) for v in logits]
+        out = f(vs)
+        out.backward()
+        results.append([out.data] + [v.grad for v in vs])
+    assert results[0] == results[1] or all(a == b or (math.isnan(a) and math.isnan(b)) for a, b in zip(*results))
