@@ -6,13 +6,19 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: demo test bench bench-eager bench-compile bench-peers clean
+.PHONY: demo test fuzz bench bench-eager bench-compile bench-peers clean
 
 demo: $(STAMP)
 	$(PY) examples/moons.py
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# The differential fuzz (tests/fuzz) with GRAPHC_FUZZ times the examples `make test` runs
+# (40: about 10 minutes on 2 cores), new random examples each run.
+GRAPHC_FUZZ ?= 40
+fuzz: $(STAMP)
+	GRAPHC_FUZZ=$(GRAPHC_FUZZ) $(PY) -m pytest tests/fuzz
 
 bench: bench-eager bench-compile bench-peers
 

@@ -7,9 +7,11 @@ d(output k)/d(node)``.  Its outputs are the forward outputs followed by those gr
 
 The derivative of each op is its ``vjp`` rule in the op table -- the same rule eager
 ``backward()`` runs on floats -- here run on :class:`Sym` handles that add nodes instead
-of computing numbers.  Nodes are visited in reverse id order and each node's
-contributions are added in arrival order, which is the order eager ``backward()`` uses,
-so an unoptimized joint graph reproduces eager gradients bit for bit.
+of computing numbers.  Nodes are visited in the order eager ``backward()`` visits them
+from output ``k`` (reversed depth-first post-order, operands left to right) and each
+node's contributions are added in arrival order, so an unoptimized joint graph
+reproduces eager gradients bit for bit -- for every output, not only the first (whose
+order is the node numbering's, as a trace numbers nodes depth first from output 0).
 """
 from __future__ import annotations
 
@@ -103,7 +105,7 @@ def grad(graph: Graph, output: int = 0, *, wrt_inputs: bool = True, wrt_params: 
         pending[graph.outputs[output]] = [seed]
     finished: dict[int, int] = {}
     F = algebra(b)
-    for i in range(n - 1, -1, -1):
+    for i in reversed(eager_order(graph, graph.outputs[output])):
         parts = pending.pop(i, None)
         if parts is None:
             continue
@@ -124,3 +126,26 @@ def grad(graph: Graph, output: int = 0, *, wrt_inputs: bool = True, wrt_params: 
     grads = [finished[i] if i in finished else b.const(0.0) for i in wrt]
     return b.finish(list(graph.inputs) + [seed], list(graph.params), list(graph.outputs) + grads,
                     like=graph)
+
+
+def eager_order(graph: Graph, root: int) -> list[int]:
+    """The nodes ``root`` depends on, in eager ``backward()``'s order: depth first from
+    ``root``, operands left to right, each node after its operands -- what
+    :func:`graphc.engine.topological_order` gives for the same Values.  No recursion."""
+    args = graph.args
+    state = bytearray(len(graph))  # 0: not seen, 1: operands pending, 2: done
+    order: list[int] = []
+    stack = [root]
+    while stack:
+        i = stack.pop()
+        if state[i] == 2:
+            continue
+        operands = args[i]
+        if state[i] == 1 or not operands:
+            state[i] = 2
+            order.append(i)
+            continue
+        state[i] = 1
+        stack.append(i)
+        stack.extend(operands[::-1])
+    return order

@@ -67,3 +67,19 @@ def test_wrt_flags_and_bad_output_index():
     assert len(grad(g, wrt_params=False).outputs) == 2
     with pytest.raises(GraphcError, match="output 3 does not exist"):
         grad(g, output=3)
+
+
+def test_gradients_of_a_later_output_add_in_eagers_order():
+    # Regression: nodes were visited in reverse id order, which is eager's order from output
+    # 0 only; here d(second)/dp gathered (c10 + c10) + c16 where eager adds (c16 + c10) + c10.
+    def outputs(q):
+        c = q.cos()  # output 0, and used by output 1 after the (q + q) branch
+        twice = (q + q).cos().cos()
+        return [c, twice + twice + c]
+    for point in (1.55, 0.07, 1.7, -0.14, 2.39):  # where the two orders round differently
+        p = Value(point)
+        graph = trace(lambda x: outputs(p), 1.0)
+        eager_p = Value(point)
+        outputs(eager_p)[1].backward()
+        values = joint_values(grad(graph, 1, wrt_inputs=False), [1.0], [point])
+        assert values[-1] == eager_p.grad, (point, values[-1], eager_p.grad)
