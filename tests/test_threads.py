@@ -12,6 +12,7 @@ import pytest
 
 import graphc
 from graphc import TracerWarning, Value
+from graphc.compile import BACKENDS
 from graphc.nn import MLP
 from conftest import rel_err
 
@@ -102,14 +103,15 @@ def test_concurrent_traces_warn_only_in_the_tracing_thread():
     assert seen == {"tracing": [TracerWarning], "eager": []}
 
 
-def test_map_and_mean_from_many_threads_match_one_thread():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_map_and_mean_from_many_threads_match_one_thread(backend):
     random.seed(2)
     model = MLP(3, [4, 1])
-    compiled = graphc.compile(lambda x, y: (model(x) - y) ** 2)
+    compiled = graphc.compile(lambda x, y: (model(x) - y) ** 2, backend=backend)
     rng = np.random.default_rng(0)
     batches = [(rng.normal(size=(5 + k, 3)), rng.normal(size=5 + k)) for k in range(8)]
     expected = [(compiled.map(X, y), compiled.mean(X, y).data) for X, y in batches]
-    fresh = graphc.compile(compiled.fn)
+    fresh = graphc.compile(compiled.fn, backend=backend)
     got = run_together(8, lambda k: (fresh.map(*batches[k]), fresh.mean(*batches[k]).data))
     assert fresh.trace_count == 1
     for (m1, v1), (m2, v2) in zip(expected, got):
@@ -137,3 +139,21 @@ def test_backward_into_per_thread_models():
     for value, eager_value, got, want in run_together(8, train):
         assert value == eager_value
         assert got and max(rel_err(a, b) for a, b in zip(got, want)) == 0.0
+
+
+def test_first_backwards_of_another_output_race_to_generate_its_code():
+    """Output 1's gradient code is generated at its first backward(); threads racing there
+    get one program and each its own, correct gradient (per-thread Values as arguments)."""
+    p = Value(0.5)
+    compiled = graphc.compile(lambda x: [x * p, (x * p).tanh() * x])
+
+    def work(k):
+        x = Value(0.1 * (k + 1))
+        out = compiled(x)[1]
+        out.backward()
+        eager_x = Value(0.1 * (k + 1))
+        ((eager_x * p).tanh() * eager_x).backward()
+        return x.grad, eager_x.grad
+    results = run_together(8, work)
+    assert all(a == b for a, b in results)
+    assert len([key for key in compiled._latest._programs if key[:1] == (1,)]) == 1
