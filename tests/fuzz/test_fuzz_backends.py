@@ -27,7 +27,7 @@ def batch(data, n_inputs: int = 3) -> np.ndarray:
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@examples(120)
+@examples(200)
 @given(spec=programs(), data=st.data())
 def test_map_matches_eager_row_by_row(backend, spec, data):
     X = batch(data)
@@ -45,7 +45,7 @@ def test_map_matches_eager_row_by_row(backend, spec, data):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@examples(120)
+@examples(200)
 @given(spec=programs(), data=st.data())
 def test_mean_and_its_gradient_match_eager(backend, spec, data):
     X = batch(data)

@@ -41,7 +41,7 @@ def eager_run(spec, point, k, seed):
     return [o.data for o in outs], [v.grad for v in xs + params], root, xs + params
 
 
-@examples(250)
+@examples(400)
 @given(programs(), points)
 def test_forward_values_are_the_same_bits_on_every_path(spec, point):
     params = [Value(v) for v in PARAMS]
@@ -64,7 +64,7 @@ def test_forward_values_are_the_same_bits_on_every_path(spec, point):
             (path, values, eager, str(raw))
 
 
-@examples(250)
+@examples(400)
 @given(programs(), points, st.integers(0, 2), seeds)
 def test_graph_gradients_are_eagers_bits(spec, point, k, seed):
     """The joint graph of the *traced* graph, plain or optimized, computes eager's gradients
@@ -87,7 +87,7 @@ def test_graph_gradients_are_eagers_bits(spec, point, k, seed):
         assert all(same(0 + a, b) for a, b in zip(grads, eager_grads)), (name, grads, eager_grads, str(raw))
 
 
-@examples(250)
+@examples(400)
 @given(programs(), points, st.integers(0, 2), seeds)
 def test_compiled_gradients_match_eager_up_to_reassociation(spec, point, k, seed):
     """compile() differentiates the *optimized* graph: CSE and sum flattening reorder how
