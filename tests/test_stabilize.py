@@ -127,7 +127,7 @@ def test_every_backend_runs_the_rewritten_graph(backend):
     (0.0, 0.0, math.log(2.0)), (-0.0, -0.0, math.log(2.0)), (-1.0, -math.inf, None), (-2.0, math.nan, None),
     (math.inf, math.inf, math.inf), (-math.inf, math.nan, 0.0), (math.nan, math.nan, math.nan),
     (1e-300, 1e-300, None), (-700.0, None, float(mpmath.log1p(mpmath.exp(-700)))), (800.0, None, 800.0),
-    (-800.0, None, 0.0), (1e308, None, 1e308),
+    (-800.0, None, 0.0), (1e308, None, 1e308), (1000.0, None, 1000.0), (-1000.0, None, 0.0),
 ])
 def test_log1p_and_softplus_special_values(x, log1p, softplus):
     for name, want in (("log1p", log1p), ("softplus", softplus)):

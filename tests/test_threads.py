@@ -157,3 +157,20 @@ def test_first_backwards_of_another_output_race_to_generate_its_code():
     results = run_together(8, work)
     assert all(a == b for a, b in results)
     assert len([key for key in compiled._latest._programs if key[:1] == (1,)]) == 1
+
+
+def test_traces_in_different_threads_run_at_the_same_time():
+    """Both traced functions wait for each other inside their traces: with one global
+    tracing lock (as before) this would time out."""
+    both_inside = threading.Barrier(2, timeout=10)
+
+    def make(k):
+        q = Value(float(k + 1))
+
+        def fn(x):
+            both_inside.wait()
+            return x * q
+        return graphc.compile(fn)
+    compiled = [make(0), make(1)]
+    results = run_together(2, lambda k: compiled[k](3.0).data)
+    assert results == [3.0, 6.0]
