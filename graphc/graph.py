@@ -31,6 +31,7 @@ from .errors import GraphcError
 from .names import Namespace
 
 LEAVES = ops.LEAVES
+WIDTH = 100  # str(graph) wraps its lines at this many columns
 
 
 def const_key(value: float) -> Any:
@@ -116,15 +117,15 @@ class Graph:
 
     def __str__(self) -> str:
         names = self.names
-        ins = " ".join(names[i] for i in self.inputs)
-        ps = " ".join(names[i] for i in self.params)
-        lines = [f"{{ lambda {ins} ; {ps} ."]
+        header = ["{ lambda"] + [names[i] for i in self.inputs] + [";"] + [names[i] for i in self.params]
+        header[-1] += " ."
+        lines = _wrap(header, "", "    ")
         shapes = self.shapes if any(op in _TENSOR_OPS for op in self.ops) else None
-        body = [f"{names[i]}{_type(shapes[i]) if shapes else ''} = {self.describe(i)}"
+        body = [[f"{names[i]}{_type(shapes[i]) if shapes else ''}", "="] + self.describe(i).split(" ")
                 for i, op in enumerate(self.ops) if op not in LEAVES]
-        for k, text in enumerate(body):
-            lines.append(("  let " if k == 0 else "      ") + text)
-        lines.append(f"  in ( {' '.join(names[o] for o in self.outputs)} ) }}")
+        for k, words in enumerate(body):
+            lines += _wrap(words, "  let " if k == 0 else "      ", "          ")
+        lines += _wrap(["in", "("] + [names[o] for o in self.outputs] + [")", "}"], "  ", "      ")
         return "\n".join(lines)
 
     def describe(self, i: int) -> str:
@@ -247,6 +248,18 @@ def infer_shapes(node_ops: list[str], node_args: list[tuple], node_attrs: list[t
         except (ValueError, TypeError, IndexError) as error:
             raise GraphcError(f"node {i} ({op}): {error}") from None
     return shapes
+
+
+def _wrap(words: list[str], first: str, rest: str, width: int = WIDTH) -> list[str]:
+    """``words`` joined by spaces into lines of at most ``width`` columns (longer words alone)."""
+    lines, current = [], first + words[0]
+    for word in words[1:]:
+        if len(current) + 1 + len(word) > width:
+            lines.append(current)
+            current = rest + word
+        else:
+            current += " " + word
+    return lines + [current]
 
 
 def _fmt(value: Any) -> str:

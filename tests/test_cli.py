@@ -21,7 +21,7 @@ def test_show_prints_graph_passes_code_and_derivatives():
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "inputs: x, w, b" in out
-    assert "{ lambda x w b ;  .\n  let v3 = mul w x\n      v4 = add b v3\n      v5 = tanh v4\n  in ( v5 ) }" in out
+    assert "{ lambda x w b ; .\n  let v3 = mul w x\n      v4 = add b v3\n      v5 = tanh v4\n  in ( v5 ) }" in out
     assert "round 1  fold" in out and "round 1  cse" in out
     assert "def formula(inputs, params):" in out and "seed = yield (v5,)" in out
     assert "d/dx = w*(1 - tanh(b + w*x)**2)" in out and "d/db = 1 - tanh(b + w*x)**2" in out

@@ -45,8 +45,9 @@ def test_an_mlp_becomes_matvecs_relus_and_a_dot():
     r, report = optimize(g, passes=VECTOR_PIPELINE, report=True)
     r.verify(allow_dead=False)
     assert str(r) == (
-        "{ lambda x_0 x_1 ; L0_N0_w0 L0_N0_w1 L0_N0_b L0_N1_w0 L0_N1_w1 L0_N1_b L0_N2_w0 L0_N2_w1 L0_N2_b "
-        "L1_N0_w0 L1_N0_w1 L1_N0_w2 L1_N0_b L1_N1_w0 L1_N1_w1 L1_N1_w2 L1_N1_b L2_N0_w0 L2_N0_w1 L2_N0_b .\n"
+        "{ lambda x_0 x_1 ; L0_N0_w0 L0_N0_w1 L0_N0_b L0_N1_w0 L0_N1_w1 L0_N1_b L0_N2_w0 L0_N2_w1 L0_N2_b\n"
+        "    L1_N0_w0 L1_N0_w1 L1_N0_w2 L1_N0_b L1_N1_w0 L1_N1_w1 L1_N1_w2 L1_N1_b L2_N0_w0 L2_N0_w1\n"
+        "    L2_N0_b .\n"
         "  let v2:f64[2] = pack[shape=(2,)] x_0 x_1\n"
         "      v11:f64[3,2] = pack[shape=(3, 2)] L0_N0_w0 L0_N0_w1 L0_N1_w0 L0_N1_w1 L0_N2_w0 L0_N2_w1\n"
         "      v13:f64[3] = pack[shape=(3,)] L0_N0_b L0_N1_b L0_N2_b\n"

@@ -18,6 +18,7 @@ class PassStats:
 
     @property
     def changed(self) -> bool:
+        """Whether the pass did anything (the driver stops when a round changes nothing)."""
         return self.before != self.after or any(self.hits.values())
 
     def __str__(self) -> str:

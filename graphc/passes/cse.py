@@ -13,6 +13,7 @@ from .base import PassResult, PassStats, rebuild, unchanged
 
 
 def cse(graph: Graph) -> PassResult:
+    """Replace each node that repeats an earlier one (same op, parameters, operands) by it."""
     commutative = frozenset(name for name, op in ops.TABLE.items() if op.commutative)
     if not _has_duplicates(graph, commutative):
         return unchanged("cse", graph)

@@ -9,6 +9,7 @@ from .base import PassResult, PassStats, rebuild, unchanged
 
 
 def dce(graph: Graph) -> PassResult:
+    """Remove the ops and constants no output depends on (inputs and params stay)."""
     live = graph.live()
     dead = sum(1 for i, alive in enumerate(live) if not alive and graph.ops[i] not in ("input", "param"))
     if not dead:

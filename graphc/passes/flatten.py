@@ -14,6 +14,7 @@ _SUMS = ("add", "sum")
 
 
 def flatten(graph: Graph) -> PassResult:
+    """Absorb every single-use left operand sum into its user: ((a + b) + c) -> sum(a, b, c)."""
     ops, args = graph.ops, graph.args
     uses = graph.use_counts()
     absorbed = [False] * len(graph)  # a sum whose only use is as the first operand of a sum
