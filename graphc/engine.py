@@ -205,7 +205,9 @@ def _coerce(x) -> Value | None:
     """``x`` as a Value, or None when it is not a number (the operator then returns NotImplemented)."""
     if isinstance(x, Value):
         return x
-    if type(x) is float or isinstance(x, numbers.Real):
+    if type(x) is float:
+        return _node(x, (), None, CONSTANT)
+    if isinstance(x, numbers.Real):
         return _node(_to_float(x, "an operand"), (), None, CONSTANT)
     return None
 
