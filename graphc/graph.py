@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import sys
 from collections import Counter
-from typing import Any
+from typing import Any, Iterable
 
 from . import ops
 from .errors import GraphcError
@@ -93,10 +93,10 @@ class Graph:
             self._shapes = infer_shapes(self.ops, self.args, self.attrs)
         return self._shapes
 
-    def live(self) -> list[bool]:
-        """For each node, whether some output depends on it."""
+    def live(self, roots: Iterable[int] | None = None) -> list[bool]:
+        """For each node, whether some output (or some node of ``roots``) depends on it."""
         live = [False] * len(self.ops)
-        for o in self.outputs:
+        for o in self.outputs if roots is None else roots:
             live[o] = True
         args = self.args
         for i in range(len(self.ops) - 1, -1, -1):
@@ -104,6 +104,11 @@ class Graph:
                 for a in args[i]:
                     live[a] = True
         return live
+
+    def op_mix(self) -> str:
+        """How many nodes of each op, most common first (``"5 mul, 1 add"``), leaves left out:
+        the line every generated file's header carries."""
+        return ", ".join(f"{n:,} {op}" for op, n in self.counts().most_common() if op not in LEAVES)
 
     # -- names and printing ------------------------------------------------------------
 

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import importlib.util
-import math
 import sys
 from pathlib import Path
 
 import pytest
+
+from graphc.check import rel_err  # noqa: F401  (the contract's measure, for the tests)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -19,15 +20,6 @@ def load_example(name: str):
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
-
-
-def rel_err(a: float, b: float) -> float:
-    """|a - b| / max(|a|, |b|, 1): the contract's measure; 0 when both are the same special value."""
-    if math.isnan(a) or math.isnan(b):
-        return 0.0 if math.isnan(a) and math.isnan(b) else math.inf
-    if math.isinf(a) or math.isinf(b):
-        return 0.0 if a == b else math.inf
-    return abs(a - b) / max(abs(a), abs(b), 1.0)
 
 
 @pytest.fixture(scope="session")

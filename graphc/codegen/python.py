@@ -85,20 +85,13 @@ def compile_graph(graph: Graph, name: str, **kwargs) -> tuple[Callable, str]:
 
 
 def _section(graph: Graph, outputs: list[int], exclude: set | None) -> list[int]:
-    live = [False] * len(graph)
-    for o in outputs:
-        live[o] = True
-    for i in range(len(graph) - 1, -1, -1):
-        if live[i]:
-            for a in graph.args[i]:
-                live[a] = True
+    live = graph.live(outputs)
     return [i for i, op in enumerate(graph.ops)
             if live[i] and op not in ops.LEAVES and (exclude is None or i not in exclude)]
 
 
 def _header(graph: Graph, entry: str, seed: int | None, n_forward: int | None, lines: int) -> str:
-    counts = graph.counts()
-    mix = ", ".join(f"{n:,} {op}" for op, n in counts.most_common() if op not in ops.LEAVES)
+    mix = graph.op_mix()
     n_grads = len(graph.outputs) - (n_forward or 0)
     what = (f"# {entry}: forward ({n_forward} output(s)); then, sent the seed, {n_grads} gradient(s) of one output\n"
             f"# (a generator: next() runs the forward part, send(seed) the backward part).\n"
