@@ -16,6 +16,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from .engine import Value, _to_float
+from . import standalone
 from .errors import ArgumentError, TraceError
 
 SCALAR = "scalar"
@@ -67,19 +68,7 @@ def _flatten(x: Any, path: str, leaves: list, paths: list, depth: int) -> Tree:
 
 def unflatten(tree: Tree, leaves: Iterator) -> Any:
     """Rebuild a structure from an iterator of leaves (arrays come back as nested lists)."""
-    if tree == SCALAR:
-        return next(leaves)
-    kind, spec = tree
-    if kind == "array":
-        return _nested(spec, leaves)
-    items = [unflatten(t, leaves) for t in spec]
-    return items if kind == "list" else tuple(items)
-
-
-def _nested(shape: tuple, leaves: Iterator) -> Any:
-    if not shape:
-        return next(leaves)
-    return [_nested(shape[1:], leaves) for _ in range(shape[0])]
+    return standalone._unflatten(tree, leaves)  # one definition, shared with exported modules
 
 
 def flatten_output(out: Any) -> tuple[list, Tree]:
