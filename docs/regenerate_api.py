@@ -20,7 +20,7 @@ PUBLIC = {
                "GradReport", "to_sympy", "from_sympy", "as_function", "export"],
     "graphc.nn": ["Module", "Neuron", "Layer", "MLP"],
     "graphc.autodiff": ["grad"],
-    "graphc.passes": ["fold", "simplify", "flatten", "cse", "dce", "reroll", "PassStats", "OptimizeReport"],
+    "graphc.passes": ["fold", "simplify", "flatten", "cse", "dce", "reroll", "stabilize", "PassStats", "OptimizeReport"],
     "graphc.viz": ["to_dot", "draw_value", "render"],
     "graphc.losses": None,
     "graphc.optim": None,

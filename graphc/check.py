@@ -117,6 +117,7 @@ class GradReport:
 
     @property
     def max_fd_error(self) -> float | None:
+        """The largest finite-difference error (held to its own, looser tolerance), or None."""
         errors = [r.fd_error for r in self.rows if r.fd_error is not None]
         return max(errors) if errors else None
 

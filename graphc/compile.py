@@ -221,6 +221,7 @@ class Compiled:
 
     @property
     def stats(self) -> CompileStats:
+        """Sizes and timings of the latest signature's compilation, and its pass reports."""
         return self._require_latest().stats
 
 

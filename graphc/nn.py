@@ -33,10 +33,12 @@ class Module:
     """Base class: a bag of parameters."""
 
     def zero_grad(self) -> None:
+        """Set every parameter's gradient back to 0, as before each backward()."""
         for p in self.parameters():
             p.grad = 0
 
     def parameters(self) -> list[Value]:
+        """The trainable Values, in a fixed order (micrograd's)."""
         return []
 
 
@@ -63,6 +65,7 @@ class Neuron(Module):
         self.activation = activation
 
     def __call__(self, x):
+        """The activation of b + w0*x0 + w1*x1 + ..., summed left to right as micrograd does."""
         if len(x) != len(self.w):  # micrograd's zip would silently drop or ignore inputs
             raise ShapeError(f"{self!r} takes {len(self.w)} inputs; got {len(x)}")
         act = sum((wi * xi for wi, xi in zip(self.w, x)), self.b)
@@ -71,6 +74,7 @@ class Neuron(Module):
         return act.relu() if self.activation == "relu" else getattr(act, self.activation)()
 
     def parameters(self) -> list[Value]:
+        """The weights, then the bias."""
         return self.w + [self.b]
 
     def _name(self, prefix: str) -> None:
@@ -102,10 +106,12 @@ class Layer(Module):
         self.neurons = [Neuron(nin, w=weights[:, j].tolist(), b=float(biases[j]), **kwargs) for j in range(nout)]
 
     def __call__(self, x):
+        """Every neuron on the same inputs: a list, or a bare Value for one neuron."""
         out = [n(x) for n in self.neurons]
         return out[0] if len(out) == 1 else out
 
     def parameters(self) -> list[Value]:
+        """Every neuron's parameters, neuron by neuron."""
         return [p for n in self.neurons for p in n.parameters()]
 
     def _name(self, prefix: str) -> None:
@@ -137,11 +143,13 @@ class MLP(Module):
             layer._name(f"L{i}.")
 
     def __call__(self, x):
+        """The layers applied in turn."""
         for layer in self.layers:
             x = layer([x] if isinstance(x, Value) else x)  # a hidden layer of one neuron returns it bare
         return x
 
     def parameters(self) -> list[Value]:
+        """Every layer's parameters, first layer first."""
         return [p for layer in self.layers for p in layer.parameters()]
 
     def __repr__(self) -> str:
