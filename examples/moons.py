@@ -89,6 +89,7 @@ def train_batched(model, X, y, steps: int = 100, log=print):
     scores = graphc.compile(model)  # the model itself, for the accuracy: X (N, 2) -> (N,)
     history, times = [], []
     for k in range(steps):
+        acc = float(np.mean((y > 0) == (scores(X) > 0)))  # before the update, as micrograd reports it
         start = time.perf_counter()
         total_loss = step.mean(X, y) + 1e-4 * sum(p * p for p in model.parameters())
         model.zero_grad()
@@ -97,7 +98,6 @@ def train_batched(model, X, y, steps: int = 100, log=print):
         for p in model.parameters():
             p.data -= learning_rate * p.grad
         times.append(time.perf_counter() - start)
-        acc = float(np.mean((y > 0) == (scores(X) > 0)))
         history.append((total_loss.data, acc))
         if k == 0:
             log(f"compiled: {step.stats}")
