@@ -131,15 +131,17 @@ class Compiled:
         signature = self._signature(tree, args)
         return signature.call(leaves)
 
-    def map(self, *batched_args: Any, allow_nonfinite: bool = False):
+    def map(self, *batched_args: Any, params: Any = None, allow_nonfinite: bool = False):
         """fn on every row at once: each argument has a leading batch axis (shape (N, ...)).
 
         Returns fn's output structure with each scalar replaced by an (N,) NumPy array.
-        The graph is traced once per row signature; N = 0 gives empty arrays.  Data holding
-        nan or inf raises :class:`DataError` unless ``allow_nonfinite``.
+        The graph is traced once per row signature; N = 0 gives empty arrays.  ``params``
+        (one number per param, in :attr:`params` order) stands in for the params' ``.data``.
+        Data holding nan or inf raises :class:`DataError` unless ``allow_nonfinite``.
         """
         batch = _Batch(batched_args, self._argument_names(len(batched_args)), allow_nonfinite)
-        return self._signature(batch.tree, lambda: batch.rows).map(batch)
+        signature = self._signature(batch.tree, lambda: batch.rows)
+        return signature.map(batch, signature.param_data(params))
 
     def mean(self, *batched_args: Any, allow_nonfinite: bool = False) -> Value:
         """The mean of a scalar fn over the rows, as a Value whose ``backward()`` adds the
@@ -150,6 +152,23 @@ class Compiled:
         if batch.n == 0:
             raise ShapeError("mean over zero rows is undefined: pass at least one row")
         return self._signature(batch.tree, lambda: batch.rows).mean(batch)
+
+    def mean_and_grad(self, *batched_args: Any, params: Any = None,
+                      allow_nonfinite: bool = False) -> tuple[float, np.ndarray]:
+        """The mean of a scalar fn over the rows and its gradient with respect to the params,
+        as an array in :attr:`params` order: the numbers ``mean(...).backward()`` adds into
+        the params' ``.grad``, returned instead, with no Value read or written when
+        ``params`` (one number per param) is given in place of their ``.data``.  The
+        functional form, for training loops that keep the params in an array (JAX's
+        ``value_and_grad``); one signature serves any model of the same shape this way.
+        """
+        batch = _Batch(batched_args, self._argument_names(len(batched_args)), allow_nonfinite)
+        if batch.n == 0:
+            raise ShapeError("mean_and_grad over zero rows is undefined: pass at least one row")
+        signature = self._signature(batch.tree, lambda: batch.rows)
+        signature.require_scalar("mean_and_grad")
+        value, grads = signature.mean_and_grads(batch.cols, batch.n, signature.param_data(params, array=True))
+        return value, np.asarray(grads, dtype=np.float64)
 
     def train(self, *batched_args: Any, lr: float, batch_size: int | None = None, order: Any = None,
               allow_nonfinite: bool = False) -> np.ndarray:
@@ -213,6 +232,13 @@ class Compiled:
         """The latest signature's forward graph re-rolled into tensor ops: what the NumPy
         and C backends run (``graph`` stays the scalar graph)."""
         return self._require_latest().vector_graph()
+
+    @property
+    def params(self) -> list[Value]:
+        """The latest signature's params: ``model.parameters()`` for a Module, else the
+        Values fn read in the order it first read them.  ``params=`` arrays and the
+        gradients of :meth:`mean_and_grad` follow this order."""
+        return list(self._require_latest().params)
 
     @property
     def source(self) -> str:
@@ -341,8 +367,22 @@ class _Signature:
                                                              _reached(graph, self.n_outputs))
         return program
 
-    def map(self, batch: "_Batch"):
-        params = [p._data for p in self.params]
+    def param_data(self, params: Any, array: bool = False) -> list | np.ndarray:
+        """The params' numbers: read from their Values, or ``params`` checked (a list, or an
+        array if ``array``)."""
+        if params is None:
+            data = [p._data for p in self.params]
+            return np.array(data, dtype=np.float64) if array else data
+        try:
+            values = np.asarray(params, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ArgumentError(f"params: expected numbers, one per param; got {type(params).__name__}") from None
+        if values.shape != (len(self.params),):
+            raise ShapeError(f"params: expected {len(self.params)} numbers (one per param, in compiled.params "
+                             f"order); got shape {values.shape}")
+        return values if array else values.tolist()
+
+    def map(self, batch: "_Batch", params: list):
         if self.owner.backend == "python":
             rows = [self._forward_row(batch.cols[:, r].tolist(), params) for r in range(batch.n)]
             per_row = [np.array([row[k] for row in rows], dtype=np.float64) for k in range(self.n_outputs)]
@@ -354,18 +394,18 @@ class _Signature:
         return unflatten(self.graph.out_tree, iter(np.asarray(v, dtype=np.float64) for v in per_row))
 
     def mean(self, batch: "_Batch") -> Value:
-        self._require_scalar("mean")
-        value, grads = self._mean_and_grads(batch.cols, batch.n, [p._data for p in self.params])
+        self.require_scalar("mean")
+        value, grads = self.mean_and_grads(batch.cols, batch.n, [p._data for p in self.params])
         program = self.program(0, wrt_inputs=False) if self.owner.backend == "python" else self.batched_program("mean")
         grads = [g if r else None for g, r in zip(grads, program.reached)]
         return _node(value, self.param_tuple, _MeanKind(self.owner.name, grads))
 
-    def _require_scalar(self, what: str) -> None:
+    def require_scalar(self, what: str) -> None:
         if self.graph.out_tree != SCALAR:
             raise GraphcError(f"{what} needs a function returning one scalar; {self.owner.name} returns "
                               f"{describe(self.graph.out_tree)}")
 
-    def _mean_and_grads(self, cols: np.ndarray, n: int, params) -> tuple[float, Any]:
+    def mean_and_grads(self, cols: np.ndarray, n: int, params) -> tuple[float, Any]:
         """The mean of fn over the n rows of ``cols`` and its param gradients (a list, or an
         array when ``params`` is one and the backend is C)."""
         if self.owner.backend == "python":
@@ -390,14 +430,14 @@ class _Signature:
             return float(values.mean()), grads
 
     def train(self, batch: "_Batch", lr: float, size: int, rows: np.ndarray | None) -> np.ndarray:
-        self._require_scalar("train")
+        self.require_scalar("train")
         params = np.array([p._data for p in self.params], dtype=np.float64)
         ordered = batch.cols if rows is None else batch.cols[:, rows]  # one gather, then slices
         count = ordered.shape[1]
         losses = []
         for start in range(0, count, size):
             cols = ordered if size >= count else np.ascontiguousarray(ordered[:, start:start + size])
-            value, grads = self._mean_and_grads(cols, cols.shape[1], params)
+            value, grads = self.mean_and_grads(cols, cols.shape[1], params)
             params -= lr * np.asarray(grads, dtype=np.float64)  # p.data -= lr * p.grad, for all at once
             losses.append(value)
         for p, v in zip(self.params, params.tolist()):

@@ -40,8 +40,18 @@ class Optimizer:
         n = len(self.params)
         data = np.fromiter((p.data for p in self.params), np.float64, n)
         grad = np.fromiter((p.grad for p in self.params), np.float64, n)
-        for p, value in zip(self.params, (data + self._update(grad)).tolist()):
+        for p, value in zip(self.params, self.apply(data, grad).tolist()):
             p.data = value
+
+    def apply(self, data: np.ndarray, grad: np.ndarray) -> np.ndarray:
+        """What ``step()`` does, on arrays: the params ``data`` (one entry per param) moved
+        by their gradient ``grad``, returned as a new array, the optimizer's state advanced.
+        For loops that keep the params in an array (``Compiled.mean_and_grad``) and write
+        them to their Values once at the end."""
+        if data.shape != (len(self.params),) or grad.shape != data.shape:
+            raise ValueError(f"apply needs data and grad of shape ({len(self.params)},), one entry per param; "
+                             f"got {data.shape} and {grad.shape}")
+        return data + self._update(grad)
 
     def _update(self, grad: np.ndarray) -> np.ndarray:
         raise NotImplementedError

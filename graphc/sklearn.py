@@ -4,11 +4,16 @@ Drop-ins for ``sklearn.neural_network``'s classes with the stochastic solvers ("
 "adam"): the same parameters, defaults, fitted attributes, initialisation and random
 number sequence.  Not supported: ``solver="lbfgs"`` (and its ``max_fun``),
 ``sample_weight``, ``MLPRegressor(loss="poisson")``; ``activation`` also accepts
-"sigmoid", a synonym of "logistic".  The network is a :class:`graphc.nn.MLP`; each fit compiles its
-per-sample loss once (:mod:`graphc.losses`) and every minibatch is one batched call,
-``loss_step.mean(X_batch, Y_batch)``, followed by ``backward()`` and a
-:mod:`graphc.optim` step.  The objective is scikit-learn's: the mean loss over the
-batch plus ``alpha / (2 * batch_rows) * ||W||^2`` over the weights, not the biases.
+"sigmoid", a synonym of "logistic".  The network is a :class:`graphc.nn.MLP`.  Its per-sample
+loss (:mod:`graphc.losses`) is compiled once per architecture and shared by every
+estimator of that architecture (a grid search compiles each shape once); a fit keeps the
+params in one array, and every minibatch is one batched call,
+``loss_step.mean_and_grad(X_batch, Y_batch, params=params)``, followed by a
+:mod:`graphc.optim` update of the array (``Optimizer.apply``); ``model_`` gets the params
+when the fit ends.  ``backend`` (an extra parameter): ``"auto"``, the default, runs the
+generated C when a C compiler is found and NumPy otherwise.  The objective is
+scikit-learn's: the mean loss over the batch plus ``alpha / (2 * batch_rows) * ||W||^2``
+over the weights, not the biases.
 
 Given the same ``random_state``, a fit retraces scikit-learn's own run: the same
 initial weights (:func:`graphc.nn.glorot_uniform`), the same shuffles and the same
@@ -18,8 +23,10 @@ rounding (tested).  Requires scikit-learn >= 1.6.
 from __future__ import annotations
 
 import numbers
+import threading
 import time
 import warnings
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -34,8 +41,9 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import losses, optim
-from .compile import compile as graphc_compile
-from .nn import MLP, glorot_uniform
+from .codegen.c import find_compiler
+from .compile import BACKENDS, compile as graphc_compile
+from .nn import MLP, Module, glorot_uniform
 
 #: scikit-learn's activation names -> graphc.nn's ("sigmoid" is accepted as a synonym).
 _ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "sigmoid": "sigmoid", "tanh": "tanh", "relu": "relu"}
@@ -80,6 +88,8 @@ _RULES = {
     "beta_2": (_real, lambda v: 0 <= v < 1, "a real number in [0, 1)"),
     "epsilon": (_real, lambda v: v > 0, "a real number > 0"),
     "n_iter_no_change": (lambda v: _int(v) or v == np.inf, lambda v: v >= 1, "an int >= 1 or np.inf"),
+    "backend": (lambda v: isinstance(v, str), lambda v: v in ("auto", *BACKENDS),
+                f"'auto' (C if a C compiler is found, else NumPy) or one of {BACKENDS}"),
 }
 
 
@@ -94,7 +104,7 @@ class _BaseMLP(BaseEstimator):
                  batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5,
                  max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False,
                  momentum=0.9, nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
-                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10):
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, backend="auto"):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -117,6 +127,7 @@ class _BaseMLP(BaseEstimator):
         self.beta_2 = beta_2
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
+        self.backend = backend
 
     # -- fitted views -------------------------------------------------------------------
 
@@ -179,7 +190,7 @@ class _BaseMLP(BaseEstimator):
         self.t_ = 0
         self.loss_curve_ = []
         self._no_improvement_count = 0
-        self._best_params = self._snapshot()
+        self._best_params = self._params()
         self._optimizer = None
         if self.early_stopping:
             self.validation_scores_, self.best_validation_score_, self.best_loss_ = [], -np.inf, None
@@ -188,14 +199,20 @@ class _BaseMLP(BaseEstimator):
         self._compile()
 
     def _compile(self) -> None:
-        """The per-sample training loss and the forward pass, compiled (traced at their first call)."""
-        model, loss = self.model_, _LOSSES[self.out_activation_]
+        """The compiled per-sample loss and forward pass for this architecture (shared, see
+        :func:`_programs`), and which params are weights (the L2 penalty's)."""
+        self._loss_step, self._forward = _programs(self.model_, self.out_activation_, self.backend)
+        self._is_weight = np.array([k < len(n.w) for layer in self.model_.layers for n in layer.neurons
+                                    for k in range(len(n.w) + 1)])
 
-        def sample_loss(x, target):
-            return loss(model(x), target)
-        self._loss_step = graphc_compile(sample_loss)
-        self._forward = graphc_compile(model)
-        self._weights = [w for layer in model.layers for n in layer.neurons for w in n.w]
+    def _params(self) -> np.ndarray:
+        """``model_``'s params as one array, in ``model_.parameters()`` order."""
+        params = self.model_.parameters()
+        return np.fromiter((p.data for p in params), np.float64, len(params))
+
+    def _set_params(self, values: np.ndarray) -> None:
+        for p, v in zip(self.model_.parameters(), values.tolist()):
+            p.data = v
 
     def _make_optimizer(self) -> optim.Optimizer:
         params = self.model_.parameters()
@@ -220,6 +237,7 @@ class _BaseMLP(BaseEstimator):
         n = X.shape[0]
         batch_size = self._batch_size(n)
         order = np.arange(n)
+        params = self._params()
         self.n_iter_ = 0  # epochs of this call, as scikit-learn counts them (t_ counts all samples seen)
         for _ in range(self.max_iter):
             start = time.perf_counter()
@@ -228,13 +246,16 @@ class _BaseMLP(BaseEstimator):
             total = 0.0
             for rows in gen_batches(n, batch_size):
                 batch = order[rows]
-                total += self._train_batch(X[batch], Y[batch]) * len(batch)
+                params, loss = self._train_batch(params, X[batch], Y[batch])
+                total += loss * len(batch)
             self.n_iter_ += 1
             self.t_ += n
             self.loss_ = total / n
             self.loss_curve_.append(self.loss_)
             if self.verbose:
                 print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f} ({time.perf_counter() - start:.2f} s)")
+            if self.early_stopping:
+                self._set_params(params)  # scored on the validation rows, and kept if the best
             self._update_no_improvement_count(X_val, y_val)
             if self.solver == "sgd" and self.learning_rate == "invscaling":
                 self._optimizer.lr = self.learning_rate_init / (self.t_ + 1) ** self.power_t
@@ -247,8 +268,7 @@ class _BaseMLP(BaseEstimator):
             if self.n_iter_ == self.max_iter:
                 warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
                               "optimization hasn't converged yet.", ConvergenceWarning)
-        if self.early_stopping:
-            self._restore(self._best_params)
+        self._set_params(self._best_params if self.early_stopping else params)
 
     def _batch_size(self, n: int) -> int:
         if self.batch_size == "auto":
@@ -257,14 +277,13 @@ class _BaseMLP(BaseEstimator):
             warnings.warn(f"Got batch_size={self.batch_size} larger than the number of samples ({n}): using {n}")
         return min(self.batch_size, n)
 
-    def _train_batch(self, X: np.ndarray, Y: np.ndarray) -> float:
-        """One optimizer step on a minibatch; its loss as scikit-learn reports it, L2 penalty included."""
-        loss = self._loss_step.mean(X, Y)
-        self._optimizer.zero_grad()
-        loss.backward()
-        penalty = _add_l2(self._weights, self.alpha / (2 * X.shape[0])) if self.alpha else 0.0
-        self._optimizer.step()
-        return (loss.data / self.n_outputs_ if self._loss_averages_outputs else loss.data) + penalty
+    def _train_batch(self, params: np.ndarray, X: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, float]:
+        """One optimizer step on a minibatch, on the params as an array: the new params, and
+        the batch's loss as scikit-learn reports it, L2 penalty included."""
+        loss, grad = self._loss_step.mean_and_grad(X, Y, params=params)
+        penalty = _add_l2(params, self._is_weight, self.alpha / (2 * X.shape[0]), grad) if self.alpha else 0.0
+        params = self._optimizer.apply(params, grad)
+        return params, (loss / self.n_outputs_ if self._loss_averages_outputs else loss) + penalty
 
     def _update_no_improvement_count(self, X_val, y_val) -> None:
         if self.early_stopping:
@@ -276,7 +295,7 @@ class _BaseMLP(BaseEstimator):
                 if score < self.best_validation_score_ + self.tol else 0
             if score > self.best_validation_score_:
                 self.best_validation_score_ = score
-                self._best_params = self._snapshot()
+                self._best_params = self._params()
         else:
             self._no_improvement_count = self._no_improvement_count + 1 \
                 if self.loss_curve_[-1] > self.best_loss_ - self.tol else 0
@@ -300,19 +319,13 @@ class _BaseMLP(BaseEstimator):
             print(message + f" Setting learning rate to {self._optimizer.lr:f}")
         return False
 
-    def _snapshot(self) -> np.ndarray:
-        return np.array([p.data for p in self.model_.parameters()])
-
-    def _restore(self, values: np.ndarray) -> None:
-        for p, v in zip(self.model_.parameters(), values.tolist()):
-            p.data = v
 
     # -- predicting ---------------------------------------------------------------------
 
     def _outputs(self, X) -> np.ndarray:
         """The network's outputs for validated rows, shape (N, n_outputs_): one batched call."""
-        out = self._forward(X)
-        return out.reshape(X.shape[0], self.n_outputs_)
+        out = self._forward.map(X, params=self._params())
+        return out.reshape(X.shape[0], 1) if isinstance(out, np.ndarray) else np.stack(out, axis=1)
 
     def _validated(self, X) -> np.ndarray:
         check_is_fitted(self)
@@ -322,7 +335,7 @@ class _BaseMLP(BaseEstimator):
 
     def __getstate__(self) -> dict:
         state = dict(super().__getstate__())  # a copy: BaseEstimator's may be the live __dict__
-        for key in ("_loss_step", "_forward", "_weights"):
+        for key in ("_loss_step", "_forward", "_is_weight"):
             state.pop(key, None)
         return state
 
@@ -452,14 +465,55 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return self._decode(self._outputs(self._validated(X)))
 
 
-def _add_l2(weights: list, scale: float) -> float:
-    """``scale * sum(w * w)``, whose gradient ``2 * scale * w`` is added into each ``w.grad``.
+def _add_l2(params: np.ndarray, is_weight: np.ndarray, scale: float, grad: np.ndarray) -> float:
+    """``scale * sum(w * w)`` over the weights, whose gradient ``2 * scale * w`` is added into ``grad``.
 
     The same numbers as adding the eager Value expression to the loss before
     ``backward()`` (tested), without building and walking two nodes per weight, which
     would cost more than the batched loss itself.
     """
-    w = np.fromiter((p.data for p in weights), np.float64, len(weights))
-    for p, g in zip(weights, (2.0 * scale * w).tolist()):
-        p.grad += g
+    w = params[is_weight]
+    grad[is_weight] += 2.0 * scale * w
     return scale * float(w @ w)
+
+
+#: (input width, layer widths, activation, output activation) -> the compiled per-sample
+#: loss and forward pass of such a network, least recently used last.  Compiled code takes
+#: the params as an array, so estimators of one architecture share it: a grid search or a
+#: cross-validation traces and generates code once per architecture, not once per fit.
+_PROGRAMS: OrderedDict = OrderedDict()
+_PROGRAMS_KEPT = 16
+_PROGRAMS_LOCK = threading.Lock()
+
+
+class _Objective(Module):
+    """The per-sample training loss of a network, as a Module so that its compiled params
+    are the network's ``parameters()`` in order."""
+
+    def __init__(self, model: MLP, loss) -> None:
+        self.model, self.loss = model, loss
+
+    def __call__(self, x, target):
+        return self.loss(self.model(x), target)
+
+    def parameters(self) -> list:
+        return self.model.parameters()
+
+
+def _programs(model: MLP, out_activation: str, backend: str) -> tuple:
+    """The compiled ``(loss_step, forward)`` for ``model``'s architecture, made on first use
+    from ``model`` (whose params then only give the shapes: callers pass theirs as arrays)."""
+    key = (len(model.layers[0].neurons[0].w), tuple(len(layer.neurons) for layer in model.layers),
+           model.layers[0].neurons[0].activation, out_activation, backend)
+    with _PROGRAMS_LOCK:
+        programs = _PROGRAMS.get(key)
+        if programs is None:
+            if backend == "auto":
+                backend = "c" if find_compiler() is not None else "numpy"
+            programs = (graphc_compile(_Objective(model, _LOSSES[out_activation]), backend=backend),
+                        graphc_compile(model, backend=backend))
+            _PROGRAMS[key] = programs
+            while len(_PROGRAMS) > _PROGRAMS_KEPT:
+                _PROGRAMS.popitem(last=False)
+        _PROGRAMS.move_to_end(key)
+    return programs

@@ -194,6 +194,53 @@ def test_train_takes_the_same_steps_as_the_mean_backward_update_loop(backend):
     assert all(p.grad == 0 for p in fused.parameters())  # .grad is left as it was
 
 
+@pytest.mark.parametrize("backend", ["numpy", "python", "c"])
+def test_mean_and_grad_returns_what_mean_backward_adds_and_touches_no_value(backend, mlp):
+    from graphc.codegen import c as c_backend
+    if backend == "c" and c_backend.find_compiler() is None:
+        pytest.skip("no C compiler")
+    X, y = np.random.default_rng(4).normal(size=(30, 3)), np.sign(np.random.default_rng(5).normal(size=30))
+    step = graphc.compile(mlp, backend=backend)
+    loss_step = graphc.compile(hinge(mlp), backend=backend)
+    loss = loss_step.mean(X, y)
+    mlp.zero_grad()
+    loss.backward()
+    expected = [p.grad for p in mlp.parameters()]
+    value, grad = loss_step.mean_and_grad(X, y)
+    assert value == loss.data and grad.tolist() == expected
+    assert {id(p) for p in loss_step.params} == {id(p) for p in mlp.parameters()}  # in the order fn read them
+
+    random.seed(12)
+    other = MLP(3, [5, 4, 1])  # same shape, other numbers: given as params=, not read from mlp
+    theta = np.array([p.data for p in other.parameters()])
+    before = [(p.data, p.grad) for p in mlp.parameters()]
+    order = [mlp.parameters().index(p) for p in loss_step.params]
+    value, grad = loss_step.mean_and_grad(X, y, params=theta[order])
+    eager_value, eager_grads = eager_mean_and_grads(hinge(other), other.parameters(), X, y)
+    assert rel_err(value, eager_value) <= 1e-12
+    assert max(rel_err(g, eager_grads[k]) for g, k in zip(grad, order)) <= 1e-9
+    assert [(p.data, p.grad) for p in mlp.parameters()] == before
+    out = step.map(X, params=theta)
+    assert step.params == mlp.parameters()  # a Module's params: model.parameters(), in order
+    assert max(rel_err(a, other([Value(float(v)) for v in row]).data) for a, row in zip(out, X)) <= 1e-12
+
+
+def test_mean_and_grad_checks_its_params():
+    a, b = Value(2.0), Value(1.0)
+    compiled = graphc.compile(lambda x: x * a + b)
+    X = np.ones(4)
+    assert compiled.mean_and_grad(X, params=[3.0, 0.5])[0] == 3.5 and (a.data, b.data) == (2.0, 1.0)
+    with pytest.raises(ShapeError, match=r"params: expected 2 numbers \(one per param, in compiled.params order\); "
+                                         r"got shape \(3,\)"):
+        compiled.mean_and_grad(X, params=[1.0, 2.0, 3.0])
+    with pytest.raises(ArgumentError, match="params: expected numbers, one per param; got str"):
+        compiled.map(X, params="ab")
+    with pytest.raises(ShapeError, match="zero rows"):
+        compiled.mean_and_grad(np.ones(0))
+    with pytest.raises(GraphcError, match="mean_and_grad needs a function returning one scalar"):
+        graphc.compile(lambda x: [x, x]).mean_and_grad(X)
+
+
 def test_train_checks_its_arguments():
     compiled = graphc.compile(lambda x: x * Value(2.0))
     X = np.ones(4)

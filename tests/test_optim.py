@@ -121,6 +121,21 @@ def test_adam_trains_a_compiled_batched_loss():
     assert losses[-1] < losses[0] / 4
 
 
+@pytest.mark.parametrize("make", [lambda ps: SGD(ps, lr=0.1, momentum=0.9, nesterov=True),
+                                  lambda ps: Adam(ps, lr=0.1, eps_hat=True)])
+def test_apply_on_arrays_takes_the_steps_step_takes_on_values(make):
+    expected = run(make)
+    opt = make([Value(v) for v in START])
+    data, history = np.array(START), []
+    for grads in GRADS:
+        data = opt.apply(data, np.array(grads))
+        history.append(data.tolist())
+    assert history == expected
+    assert [p.data for p in opt.params] == START  # the Values are not touched
+    with pytest.raises(ValueError, match=r"apply needs data and grad of shape \(4,\), one entry per param"):
+        opt.apply(np.zeros(3), np.zeros(3))
+
+
 def test_zero_grad_and_untouched_gradients():
     params = [Value(1.0), Value(2.0)]
     opt = SGD(params, lr=0.5)

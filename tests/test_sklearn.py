@@ -19,6 +19,8 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from conftest import load_example
 from graphc import Value
+from graphc import sklearn as graphc_sklearn
+from graphc.codegen.c import find_compiler
 from graphc.sklearn import MLPClassifier, MLPRegressor, _add_l2
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -215,6 +217,33 @@ def test_fitted_model_is_a_graphc_mlp_with_scikit_learns_layout():
     assert clf._loss_step.trace_count == 1  # one compile per fit, whatever the number of batches
 
 
+def test_estimators_of_one_architecture_share_compiled_code_and_fit_as_if_alone():
+    X, y = iris()
+    settings = dict(hidden_layer_sizes=(7, 5), max_iter=4, alpha=0.01)
+    first = MLPClassifier(random_state=1, **settings).fit(X, y)
+    second = MLPClassifier(random_state=2, **settings).fit(X, y)
+    assert second._loss_step is first._loss_step and second._loss_step.trace_count == 1
+    graphc_sklearn._PROGRAMS.clear()
+    alone = MLPClassifier(random_state=2, **settings).fit(X, y)  # compiled afresh, from its own model
+    assert alone._loss_step is not first._loss_step
+    assert alone.loss_curve_ == second.loss_curve_
+    for a, b in zip(alone.coefs_ + alone.intercepts_, second.coefs_ + second.intercepts_):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(alone.predict_proba(X), second.predict_proba(X))
+    np.testing.assert_array_equal(first.predict_proba(X), MLPClassifier(random_state=1, **settings)
+                                  .fit(X, y).predict_proba(X))
+
+
+@pytest.mark.skipif(find_compiler() is None, reason="no C compiler")
+def test_c_and_numpy_backends_fit_the_same_model():
+    X, y = iris()
+    fits = [MLPClassifier(hidden_layer_sizes=(6,), max_iter=5, random_state=0, backend=backend).fit(X, y)
+            for backend in ("c", "numpy")]
+    assert [f._loss_step.backend for f in fits] == ["c", "numpy"]
+    np.testing.assert_allclose(fits[0].loss_curve_, fits[1].loss_curve_, rtol=1e-9)
+    np.testing.assert_allclose(fits[0].predict_proba(X), fits[1].predict_proba(X), rtol=1e-9)
+
+
 def test_verbose_prints_one_line_per_epoch(capsys):
     X, y = moons()
     clf = MLPClassifier(hidden_layer_sizes=(4,), max_iter=3, verbose=1, random_state=0).fit(X, y)
@@ -276,6 +305,7 @@ def test_unfitted_estimators_say_so():
     ("beta_2", 1.0, ValueError, "in [0, 1)"),
     ("shuffle", "yes", TypeError, "a bool"),
     ("n_iter_no_change", 0, ValueError, "an int >= 1 or np.inf"),
+    ("backend", "gpu", ValueError, "'auto' (C if a C compiler is found, else NumPy) or one of"),
 ])
 def test_bad_parameters_fail_in_fit_saying_what_was_expected(param, value, error, expected):
     X, y = moons(20)
@@ -288,16 +318,17 @@ def test_bad_parameters_fail_in_fit_saying_what_was_expected(param, value, error
 
 def test_l2_helper_adds_what_backward_of_the_eager_term_adds():
     rng = np.random.default_rng(0)
-    weights = [Value(v) for v in rng.normal(size=7)]
-    eager = [Value(w.data) for w in weights]
+    params = rng.normal(size=9)
+    is_weight = np.array([True, True, False] * 3)  # two weights and a bias per neuron
+    eager = [Value(v) for v in params[is_weight]]
     scale = 0.37
     term = scale * sum(w * w for w in eager)
     term.backward()
-    for w in weights:
-        w.grad = 0.25  # gradients already there are added to, not replaced
-    value = _add_l2(weights, scale)
+    grad = np.full(9, 0.25)  # gradients already there are added to, not replaced
+    value = _add_l2(params, is_weight, scale, grad)
     assert value == pytest.approx(term.data, rel=1e-15)
-    np.testing.assert_allclose([w.grad - 0.25 for w in weights], [w.grad for w in eager], rtol=1e-15)
+    np.testing.assert_allclose(grad[is_weight] - 0.25, [w.grad for w in eager], rtol=1e-15)
+    assert (grad[~is_weight] == 0.25).all()  # biases are not penalised
 
 
 def test_no_warnings_from_a_converged_fit():
