@@ -25,6 +25,7 @@ from typing import Any, Callable, Iterable
 from . import engine
 from .engine import Value, topological_order
 from .errors import ArgumentError, TraceError, TracerWarning
+from .gcpause import gc_paused
 from .graph import Builder, Graph
 from .names import sanitize
 from .ops import Op
@@ -109,7 +110,7 @@ def trace(fn: Callable, *example_args: Any, params: Iterable[Value] | None = Non
         raise ArgumentError(f"graphc.trace needs a function or a Module to run; got {type(fn).__name__}")
     arg_names = argument_names(fn, len(example_args))
     leaves, in_tree, paths = flatten_args(example_args, arg_names)
-    with _tracing():
+    with gc_paused(), _tracing():
         placeholders = []
         for leaf, path in zip(leaves, paths):
             ph = Value(leaf._data if isinstance(leaf, Value) else leaf, label=path)
@@ -119,8 +120,9 @@ def trace(fn: Callable, *example_args: Any, params: Iterable[Value] | None = Non
         structured = [unflatten(t, supply) for t in in_tree[1]]
         result = fn(*structured)
     out_leaves, out_tree = flatten_output(result)
-    return _to_graph(out_leaves, placeholders, paths, list(params or ()),
-                     name or function_name(fn), in_tree, out_tree)
+    with gc_paused():
+        return _to_graph(out_leaves, placeholders, paths, list(params or ()),
+                         name or function_name(fn), in_tree, out_tree)
 
 
 def _to_graph(out_leaves: list, placeholders: list[Value], paths: list[str], given_params: list[Value],

@@ -97,6 +97,14 @@ def test_parts_compute_the_same_as_one_function():
     parts, parts_src = python_backend.compile_graph(g, "f", part_size=4, straight_limit=4, **kwargs)
     assert "_f_part3(e)" in parts_src and "_part" not in one_src
     assert inspect.getsource(parts).startswith("def f(inputs, params):")  # blocks keep line numbers
+    lines = parts_src.splitlines()
+    for k in range(4):
+        part = parts.__globals__[f"_f_part{k}"]
+        assert inspect.getsource(part).startswith(f"def _f_part{k}(e):")
+        first = lines.index(f"def _f_part{k}(e):") + 1
+        last = lines.index("", first)
+        assert part.__code__.co_firstlineno == first
+        assert {line for _, _, line in part.__code__.co_lines()} - {None} <= set(range(first, last + 1))
     params = [v.data for v in w]
     for fn in (one, parts):
         frame = fn([0.7], params)

@@ -88,3 +88,25 @@ def test_output_structure_and_number_outputs():
     g = trace(lambda x: (x, [x * 2.0, 7.0]), 1.0)
     assert g.out_tree == ("tuple", ("scalar", ("list", ("scalar", "scalar"))))
     assert g.ops[g.outputs[2]] == "const" and g.attrs[g.outputs[2]] == (7.0,)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_the_garbage_collector_is_paused_while_tracing_and_left_as_found(enabled):
+    import gc
+    seen = []
+
+    def fn(x):
+        seen.append(gc.isenabled())
+        inner = trace(lambda y: y * 2.0, 1.0)  # a nested trace does not switch it back on
+        seen.append(gc.isenabled())
+        return x + inner.ops.count("mul")
+
+    (gc.enable if enabled else gc.disable)()
+    try:
+        trace(fn, 1.0)
+        assert seen == [False, False] and gc.isenabled() == enabled
+        with pytest.raises(ZeroDivisionError):
+            trace(lambda x: 1 / 0, 1.0)
+        assert gc.isenabled() == enabled
+    finally:
+        gc.enable()

@@ -13,6 +13,7 @@ import ctypes.util
 import itertools
 import linecache
 import weakref
+from types import CodeType
 from typing import Any, Callable
 
 _serial = itertools.count(1)
@@ -38,8 +39,8 @@ def load(source: str, entry: str, namespace: dict[str, Any], label: str,
 
     ``blocks`` lists the character offsets where independently compilable pieces of the
     source start; each is compiled on its own, so CPython's compiler holds one piece in
-    memory at a time (it needs ~2 KB per line).  Each piece is padded with blank lines so
-    its line numbers are those of the whole source.  The lines are handed to linecache
+    memory at a time (it needs ~2 KB per line), and its code objects are then moved to
+    the piece's line numbers in the whole source.  The lines are handed to linecache
     lazily: a 10^6-line source is not split into a list unless a traceback needs it.
     """
     filename = f"graphc-generated/{label} #{next(_serial)}"
@@ -51,7 +52,7 @@ def load(source: str, entry: str, namespace: dict[str, Any], label: str,
     for start, end in zip(starts, starts[1:] + [len(source)]):
         line += source.count("\n", previous, start)
         previous = start
-        code = compile("\n" * line + source[start:end], filename, "exec")
+        code = _moved(compile(source[start:end], filename, "exec"), line)
         exec(code, scope)  # graphc's own generated code, in a fresh namespace
         if len(starts) > 1:
             _release_freed_memory()
@@ -59,3 +60,12 @@ def load(source: str, entry: str, namespace: dict[str, Any], label: str,
     function = scope[entry]
     weakref.finalize(function, linecache.cache.pop, filename, None)
     return function
+
+
+def _moved(code: CodeType, lines: int) -> CodeType:
+    """``code`` and the functions it defines, ``lines`` lines further down their file
+    (line tables are relative to ``co_firstlineno``, so only that moves)."""
+    if not lines:
+        return code
+    consts = tuple(_moved(c, lines) if isinstance(c, CodeType) else c for c in code.co_consts)
+    return code.replace(co_firstlineno=code.co_firstlineno + lines, co_consts=consts)

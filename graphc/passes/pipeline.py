@@ -5,6 +5,7 @@ import logging
 from dataclasses import dataclass, field
 
 from ..errors import ArgumentError
+from ..gcpause import gc_paused
 from ..graph import Graph
 from .base import PassStats
 from .cse import cse
@@ -60,6 +61,15 @@ def optimize(graph: Graph, *, report: bool = False, passes=None, max_rounds: int
     if numerics == "stable" and stabilize not in passes:
         passes = tuple(passes) + (stabilize,)
     summary = OptimizeReport(before=len(graph))
+    with gc_paused():
+        graph = _fixed_point(graph, passes, max_rounds, summary)
+    summary.after = len(graph)
+    return (graph, summary) if report else graph
+
+
+def _fixed_point(graph: Graph, passes, max_rounds: int, summary: OptimizeReport) -> Graph:
+    """Rounds of ``passes`` until a round changes nothing (at most ``max_rounds``), each
+    recorded in ``summary``."""
     for _ in range(max_rounds):
         stats_this_round = []
         for run in passes:
@@ -69,5 +79,4 @@ def optimize(graph: Graph, *, report: bool = False, passes=None, max_rounds: int
         summary.rounds.append(stats_this_round)
         if not any(s.changed for s in stats_this_round):
             break
-    summary.after = len(graph)
-    return (graph, summary) if report else graph
+    return graph
