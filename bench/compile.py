@@ -7,7 +7,8 @@ micrograd's moons demo three ways in this process -- micrograd eager, graphc eag
 graphc compiled (Python backend) -- and prints medians and ratios.  Part 2 compiles the
 same loss over more and more samples (graphs of ~10^4, 10^5, 10^6 traced nodes) and
 prints each stage's seconds, so linear growth is visible as a flat seconds-per-node
-column.
+column.  Part 3 times CPython's ``compile()`` alone on synthetic straight-line functions
+of 10^4 to 3x10^5 lines, the floor under the codegen column.
 """
 from __future__ import annotations
 
@@ -108,6 +109,18 @@ def compile_scaling(sizes: list[int]) -> None:
         gc.collect()
 
 
+def cpython_compile_cost(lines: tuple[int, ...] = (10_000, 30_000, 100_000, 300_000)) -> None:
+    """CPython's compile() per line of one straight-line function, as the function grows."""
+    print("CPython compile() of one straight-line function (v_k = v_(k-1) * b + a), per line")
+    for n in lines:
+        body = "".join(f"    v{k} = v{k - 1} * b + a\n" for k in range(1, n))
+        source = f"def f(a, b):\n    v0 = a * b\n{body}    return v{n - 1}\n"
+        start = time.perf_counter()
+        compile(source, "synthetic", "exec")
+        seconds = time.perf_counter() - start
+        print(f"  {n:>10,} lines  {seconds:6.2f} s  {seconds / n * 1e6:5.2f} us/line")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20)
@@ -116,6 +129,7 @@ def main() -> None:
     args = parser.parse_args()
     demo_step(args.steps, not args.no_micrograd)
     compile_scaling([int(float(s)) for s in args.sizes.split(",") if s])
+    cpython_compile_cost()
 
 
 if __name__ == "__main__":
