@@ -477,12 +477,14 @@ def _add_l2(params: np.ndarray, is_weight: np.ndarray, scale: float, grad: np.nd
     return scale * float(w @ w)
 
 
-#: (input width, layer widths, activation, output activation) -> the compiled per-sample
-#: loss and forward pass of such a network, least recently used last.  Compiled code takes
-#: the params as an array, so estimators of one architecture share it: a grid search or a
-#: cross-validation traces and generates code once per architecture, not once per fit.
+#: (input width, layer widths, activation, output activation, backend) -> the compiled
+#: per-sample loss and forward pass of such a network, least recently used first.
+#: Compiled code takes the params as an array, so estimators of one architecture share
+#: it: a grid search or a cross-validation traces and generates code once per
+#: architecture, not once per fit.  Four are kept: one holds ~150 MB for a 784-100-10
+#: network (its graphs), a few MB for the examples' networks.
 _PROGRAMS: OrderedDict = OrderedDict()
-_PROGRAMS_KEPT = 16
+_PROGRAMS_KEPT = 4
 _PROGRAMS_LOCK = threading.Lock()
 
 

@@ -234,6 +234,17 @@ def test_estimators_of_one_architecture_share_compiled_code_and_fit_as_if_alone(
                                   .fit(X, y).predict_proba(X))
 
 
+def test_compiled_code_is_kept_for_the_most_recently_used_architectures():
+    X, y = iris()
+    graphc_sklearn._PROGRAMS.clear()
+    fits = {width: MLPClassifier(hidden_layer_sizes=(width,), max_iter=1).fit(X, y) for width in (1, 2, 3, 4)}
+    MLPClassifier(hidden_layer_sizes=(1,), max_iter=1).fit(X, y)  # width 1 is now the most recent
+    MLPClassifier(hidden_layer_sizes=(5,), max_iter=1).fit(X, y)  # evicts width 2, the least recent
+    kept = [key[1] for key in graphc_sklearn._PROGRAMS]
+    assert len(kept) == graphc_sklearn._PROGRAMS_KEPT == 4 and kept == [(3, 3), (4, 3), (1, 3), (5, 3)]
+    assert MLPClassifier(hidden_layer_sizes=(2,), max_iter=1).fit(X, y)._loss_step is not fits[2]._loss_step
+
+
 @pytest.mark.skipif(find_compiler() is None, reason="no C compiler")
 def test_c_and_numpy_backends_fit_the_same_model():
     X, y = iris()
