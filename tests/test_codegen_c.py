@@ -135,7 +135,8 @@ def test_builds_are_cached_on_disk_and_concurrent_builds_are_safe(tmp_path, monk
     assert library.parent == tmp_path / "cache" and library.name.startswith("graphc-")
     assert sorted(p.suffix for p in library.parent.iterdir()) == [".c", ".so"]  # no leftovers
     assert oct(library.parent.stat().st_mode & 0o777) == "0o700"
-    stamp = library.stat().st_mtime_ns
+    os.utime(library, ns=(0, 0))
+    inode = library.stat().st_ino
     monkeypatch.setenv("CC", "/nonexistent/cc")  # a cached library needs no compiler ...
     c_backend.find_compiler.cache_clear()
     try:
@@ -144,7 +145,26 @@ def test_builds_are_cached_on_disk_and_concurrent_builds_are_safe(tmp_path, monk
     finally:
         monkeypatch.delenv("CC")
         c_backend.find_compiler.cache_clear()
-    assert c_backend.build(source) == library and library.stat().st_mtime_ns == stamp
+    assert c_backend.build(source) == library and library.stat().st_ino == inode  # found, not rebuilt
+    assert library.stat().st_mtime_ns > 0  # and marked as used, for the cache's LRU pruning
+
+
+def test_the_cache_keeps_the_most_recently_used_libraries(tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(cache))
+    cache.mkdir(mode=0o700)
+    names = [f"graphc-{k:040x}" for k in range(5)]
+    for age, name in enumerate(names):  # names[0] is the least recently used
+        for suffix in (".so", ".c"):
+            (cache / (name + suffix)).write_text("x")
+            os.utime(cache / (name + suffix), ns=(age * 10**9, age * 10**9))
+    (cache / "notes.txt").write_text("not graphc's")
+    c_backend.prune(cache, keep=2)
+    assert sorted(p.name for p in cache.iterdir()) == sorted(
+        [n + suffix for n in names[3:] for suffix in (".so", ".c")] + ["notes.txt"])
+    monkeypatch.setattr(c_backend, "CACHE_LIMIT", 2)
+    library = c_backend.build(c_backend.generate(trace(lambda x: x + 3.0, 1.0), "plus")[0])  # a build prunes
+    assert sorted(p.name for p in cache.glob("*.so")) == sorted([library.name, names[4] + ".so"])
 
 
 def test_a_cache_directory_others_can_write_is_refused(tmp_path, monkeypatch):

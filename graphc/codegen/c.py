@@ -42,7 +42,8 @@ else ``~/.cache/graphc`` (created private, 0700; a directory another user owns o
 write to is refused), named by a SHA-256 of the source, the compiler and its version and
 the flags.  A build writes into a fresh temporary directory and renames the library into
 place (atomic), so concurrent builds of one graph are safe; graphc only ever loads
-libraries named by such a hash, and never unpickles anything.
+libraries named by such a hash, and never unpickles anything.  The cache keeps the
+:data:`CACHE_LIMIT` most recently used libraries and deletes older ones as it adds new.
 """
 from __future__ import annotations
 
@@ -78,6 +79,10 @@ FLAGS = ("-std=c99", "-fPIC", "-shared", "-ffp-contract=off", "-fno-fast-math")
 #: re-rolling could not shrink -- -O0: gcc's time at -O1 and -O2 grows faster than the
 #: function (30,000 straight-line statements: 10 s at -O1 or -O2, 1.8 s at -O0).
 OPT_LIMIT = 3000
+#: Libraries the cache keeps: a build that adds one beyond this deletes the least recently
+#: used (a library counts as used when it is built or found).  Each is 15-50 KB with its
+#: source, so the cache stays under ~50 MB however many graphs are compiled.
+CACHE_LIMIT = 1000
 
 
 def _machine_flags() -> tuple[str, ...]:
@@ -489,6 +494,7 @@ def build(source: str) -> Path:
     directory = cache_dir()
     library = directory / f"graphc-{key}.so"
     if library.exists():
+        _touch(library)
         return library
     scratch = Path(tempfile.mkdtemp(prefix="build-", dir=directory))
     try:
@@ -502,7 +508,39 @@ def build(source: str) -> Path:
         os.replace(scratch / "graph.so", library)  # atomic: a concurrent build's result is the same
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+    prune(directory)
     return library
+
+
+_LIBRARY_NAME = re.compile(r"graphc-[0-9a-f]{40}\.so")
+
+
+def _touch(path: Path) -> None:
+    try:
+        os.utime(path)
+    except OSError:  # removed meanwhile by another process's prune: the caller rebuilds
+        pass
+
+
+def prune(directory: Path, keep: int | None = None) -> None:
+    """Delete the least recently used libraries beyond ``keep`` (default CACHE_LIMIT), and
+    their sources.  Only files named as graphc names them are considered; a file another
+    process deletes first is skipped."""
+    keep = CACHE_LIMIT if keep is None else keep
+    libraries = []
+    for entry in os.scandir(directory):
+        if _LIBRARY_NAME.fullmatch(entry.name):
+            try:
+                libraries.append((entry.stat().st_mtime_ns, entry.name))
+            except OSError:
+                continue
+    libraries.sort()
+    for _, name in libraries[:max(0, len(libraries) - keep)]:
+        for path in (directory / name, directory / (name[:-len(".so")] + ".c")):
+            try:
+                path.unlink()
+            except OSError:
+                pass
 
 
 def load(source: str, entry: str) -> Callable:
@@ -511,7 +549,11 @@ def load(source: str, entry: str) -> Callable:
         library = build(source)
         handle = _loaded.get(str(library))
         if handle is None:
-            handle = _loaded[str(library)] = ctypes.CDLL(str(library))
+            try:
+                handle = ctypes.CDLL(str(library))
+            except OSError:  # pruned by another process between build() and here: once more
+                handle = ctypes.CDLL(str(build(source)))
+            _loaded[str(library)] = handle
     function = getattr(handle, entry)
     function.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_double, ctypes.c_long,
                          ctypes.c_void_p, ctypes.c_void_p]
