@@ -131,6 +131,26 @@ def test_optimize_reports_per_pass_counts():
     assert optimize(g) is not g and len(optimize(g)) < len(g)
 
 
+def test_optimize_does_not_rerun_a_pass_on_a_graph_it_left_unchanged():
+    runs = []
+
+    def counted(p):
+        def run(graph):
+            runs.append(p.__name__)
+            return p(graph)
+        run.__name__ = p.__name__
+        return run
+
+    g = trace(lambda x: x * (Value(2.0) * 3.0), 1.0)  # fold, then dce, change it once
+    optimized, report = optimize(g, report=True, passes=[counted(p) for p in (fold, dce, cse)])
+    # round 1: fold folds, dce drops the folded constants, cse sees the result and leaves
+    # it; round 2: fold and dce run again on the result and change nothing -- cse, which
+    # has seen exactly this graph, is not rerun -- and the fixed point is reached
+    assert [[s.changed for s in r] for r in report.rounds] == [[True, True, False], [False, False]]
+    assert runs == ["fold", "dce", "cse", "fold", "dce"]
+    assert str(optimized) == str(optimize(g))
+
+
 @settings(max_examples=150, deadline=None)
 @given(programs(constants=SPECIAL_CONSTANTS))
 def test_every_pass_keeps_the_graph_valid_and_its_values(spec):
