@@ -147,12 +147,7 @@ class _Writer:
         out += self.unpack(self.graph.params, "params", "    ")
         for k, (section, results) in enumerate(zip(sections, yields)):
             out += ["    " + self.line(i) for i in section]
-            if seed is None:
-                out.append(f"    return {self.tuple_of(results)}")
-            elif k == 0:
-                out.append(f"    {self.names[seed]} = yield {self.tuple_of(results)}")
-            else:
-                out.append(f"    yield {self.tuple_of(results)}")
+            out.append(_section_end(k, self.tuple_of(results), None if seed is None else self.names[seed]))
         return "\n".join(out) + "\n"
 
     def parts(self, entry: str, inputs: list[int], seed: int | None, sections, yields,
@@ -214,15 +209,18 @@ class _Writer:
         for k, results in enumerate(yields):
             out += [f"    {part_names[c]}(e)" for c, (sec, _) in enumerate(chunks) if sec == k]
             value = self.tuple_of(results, lambda i: names[i] if g.ops[i] == "const" else f"e[{slot[i]}]")
-            if seed is None:
-                out.append(f"    return {value}")
-            elif k == 0:
-                out.append(f"    e[{slot[seed]}] = yield {value}")
-            else:
-                out.append(f"    yield {value}")
+            out.append(_section_end(k, value, None if seed is None else f"e[{slot[seed]}]"))
         offsets, position = [], 0
         for k, text in enumerate(out):  # line indices -> character offsets
             if len(offsets) < len(blocks) and blocks[len(offsets)] == k:
                 offsets.append(position)
             position += len(text) + 1
         return "\n".join(out) + "\n", offsets
+
+
+def _section_end(k: int, value: str, seed_target: str | None) -> str:
+    """The line ending section ``k``: ``return value`` for a plain function; in a
+    generator, ``yield value``, the first one receiving the seed into ``seed_target``."""
+    if seed_target is None:
+        return f"    return {value}"
+    return f"    {seed_target} = yield {value}" if k == 0 else f"    yield {value}"
