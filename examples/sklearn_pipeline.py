@@ -3,8 +3,9 @@
 Run with ``python examples/sklearn_pipeline.py``.  ``graphc.sklearn.MLPClassifier`` is a
 scikit-learn estimator, so it composes with everything that takes one: here a
 ``StandardScaler`` in front of it, and a 3-fold grid search over the network's width and
-L2 strength.  Every fit compiles the network's per-sample loss once and trains it with
-batched calls.  The 13 fits take 10-20 s.
+L2 strength.  Estimators of one architecture share its compiled per-sample loss, so the
+13 fits compile twice (once per width) and train with batched calls: about 1 s with a
+C compiler (the generated C), about 2 s without (NumPy).
 """
 from __future__ import annotations
 
