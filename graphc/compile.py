@@ -30,6 +30,7 @@ from .engine import Value, _node
 from .errors import ArgumentError, CompilerWarning, DataError, GraphcError, ShapeError
 from .graph import Graph
 from .nn import Module
+from .optim import Optimizer
 from .passes import NUMERICS, VECTOR_PIPELINE, OptimizeReport, optimize
 from .trace import argument_names, function_name, trace
 from .tree import SCALAR, describe, flatten_args, unflatten
@@ -170,24 +171,31 @@ class Compiled:
         value, grads = signature.mean_and_grads(batch.cols, batch.n, signature.param_data(params, array=True))
         return value, np.asarray(grads, dtype=np.float64)
 
-    def train(self, *batched_args: Any, lr: float, batch_size: int | None = None, order: Any = None,
-              allow_nonfinite: bool = False) -> np.ndarray:
-        """Minibatch SGD on the mean of a scalar fn, with the params held in one array.
+    def train(self, *batched_args: Any, lr: float | None = None, optimizer: Optimizer | None = None,
+              batch_size: int | None = None, order: Any = None, allow_nonfinite: bool = False) -> np.ndarray:
+        """Minibatch training on the mean of a scalar fn, with the params held in one array.
 
         Rows are taken in ``order`` (default: as given), ``batch_size`` at a time (default:
         all of them); for each batch, every param moves by ``-lr`` times the gradient of the
         batch's mean -- what ``loss = compiled.mean(batch); model.zero_grad();
         loss.backward(); p.data -= lr * p.grad`` does for every param, with the same numbers
-        -- but the params are read once, updated in an array by the generated code's
-        results and written back to their Values once at the end, so a step costs no
-        Python work per param.  ``.grad`` is left as it is.  Returns each batch's mean loss
-        (before its step) as an array.  Data holding nan or inf raises :class:`DataError`
-        unless ``allow_nonfinite``.
+        -- or, given ``optimizer`` (a :mod:`graphc.optim` optimizer over the same params, in
+        any order) instead of ``lr``, as its ``step()`` would move them.  But the params are
+        read once, updated in an array by the generated code's results and written back to
+        their Values once at the end, so a step costs no Python work per param.  ``.grad``
+        is left as it is.  Returns each batch's mean loss (before its step) as an array.
+        Data holding nan or inf raises :class:`DataError` unless ``allow_nonfinite``.
         """
         batch = _Batch(batched_args, self._argument_names(len(batched_args)), allow_nonfinite)
         if batch.n == 0:
             raise ShapeError("train over zero rows is undefined: pass at least one row")
-        if not (isinstance(lr, (int, float, np.floating)) and not isinstance(lr, bool)):
+        if (lr is None) == (optimizer is None):
+            raise ArgumentError("train needs either lr= (plain SGD) or optimizer= (a graphc.optim optimizer), "
+                                f"not {'both' if lr is not None else 'neither'}")
+        if optimizer is not None and not isinstance(optimizer, Optimizer):
+            raise ArgumentError(f"optimizer must be a graphc.optim optimizer (SGD, Adam); "
+                                f"got {type(optimizer).__name__}")
+        if lr is not None and not (isinstance(lr, (int, float, np.floating)) and not isinstance(lr, bool)):
             raise ArgumentError(f"lr must be a number; got {type(lr).__name__}")
         size = batch.n if batch_size is None else batch_size
         if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 1:
@@ -197,7 +205,9 @@ class Compiled:
             rows = np.asarray(order)
             if rows.ndim != 1 or rows.dtype.kind not in "iu" or (rows.size and (rows.min() < 0 or rows.max() >= batch.n)):
                 raise ShapeError(f"order must be a 1-D array of row numbers below {batch.n}")
-        return self._signature(batch.tree, lambda: batch.rows).train(batch, float(lr), int(size), rows)
+        signature = self._signature(batch.tree, lambda: batch.rows)
+        update = _sgd(float(lr)) if optimizer is None else signature.optimizer_update(optimizer)
+        return signature.train(batch, update, int(size), rows)
 
     def _signature(self, tree: Any, args: tuple) -> "_Signature":
         signature = self._signatures.get(tree)
@@ -429,7 +439,23 @@ class _Signature:
                                                     1.0 / n, n)
             return float(values.mean()), grads
 
-    def train(self, batch: "_Batch", lr: float, size: int, rows: np.ndarray | None) -> np.ndarray:
+    def optimizer_update(self, optimizer: Optimizer) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+        """``optimizer.apply`` on arrays in this signature's param order, its state kept in
+        the optimizer's own order (so ``step()`` and ``train`` can take turns)."""
+        position = {id(p): k for k, p in enumerate(self.params)}
+        if len(optimizer.params) != len(self.params) or any(id(p) not in position for p in optimizer.params):
+            raise ArgumentError(f"the optimizer updates {len(optimizer.params)} Values and {self.owner.name} has "
+                                f"{len(self.params)} params, not the same ones: build it over the params "
+                                f"(e.g. model.parameters(), or compiled.params)")
+        order = np.array([position[id(p)] for p in optimizer.params], dtype=np.intp)
+
+        def update(params: np.ndarray, grads: np.ndarray) -> np.ndarray:
+            params[order] = optimizer.apply(params[order], grads[order])
+            return params
+        return update
+
+    def train(self, batch: "_Batch", update: Callable[[np.ndarray, np.ndarray], np.ndarray], size: int,
+              rows: np.ndarray | None) -> np.ndarray:
         self.require_scalar("train")
         params = np.array([p._data for p in self.params], dtype=np.float64)
         ordered = batch.cols if rows is None else batch.cols[:, rows]  # one gather, then slices
@@ -438,7 +464,7 @@ class _Signature:
         for start in range(0, count, size):
             cols = ordered if size >= count else np.ascontiguousarray(ordered[:, start:start + size])
             value, grads = self.mean_and_grads(cols, cols.shape[1], params)
-            params -= lr * np.asarray(grads, dtype=np.float64)  # p.data -= lr * p.grad, for all at once
+            params = update(params, np.asarray(grads, dtype=np.float64))
             losses.append(value)
         for p, v in zip(self.params, params.tolist()):
             p._data = v
@@ -571,6 +597,14 @@ class _Batch:
     def rows(self) -> tuple:
         """One example row per argument (zeros when there are no rows): what a trace sees."""
         return tuple(a[0] if self.n else np.zeros(a.shape[1:]) for a in self._arrays)
+
+
+def _sgd(lr: float) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """Plain SGD on a params array, in place."""
+    def update(params: np.ndarray, grads: np.ndarray) -> np.ndarray:
+        params -= lr * grads  # p.data -= lr * p.grad, for all at once
+        return params
+    return update
 
 
 def _as_batched_array(arg: Any, name: str) -> np.ndarray:

@@ -241,6 +241,54 @@ def test_mean_and_grad_checks_its_params():
         graphc.compile(lambda x: [x, x]).mean_and_grad(X)
 
 
+@pytest.mark.parametrize("backend", ["numpy", "c"])
+def test_train_with_an_optimizer_takes_the_steps_of_its_step_loop(backend):
+    from graphc.codegen import c as c_backend
+    from graphc.optim import Adam
+    if backend == "c" and c_backend.find_compiler() is None:
+        pytest.skip("no C compiler")
+    X = np.random.default_rng(7).normal(size=(23, 3))
+    y = np.sign(np.random.default_rng(8).normal(size=23))
+    models = []
+    for _ in range(2):
+        random.seed(11)
+        models.append(MLP(3, [5, 4, 1]))
+    loop, fused = models
+    step = graphc.compile(hinge(loop), backend=backend)
+    opt = Adam(loop.parameters()[::-1], lr=0.01)  # any order: train maps it to the compiled params
+    expected = []
+    for epoch in range(2):
+        for start in range(0, 23, 8):
+            loss = step.mean(X[start:start + 8], y[start:start + 8])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            expected.append(loss.data)
+    trainer = graphc.compile(hinge(fused), backend=backend)
+    fused_opt = Adam(fused.parameters()[::-1], lr=0.01)
+    got = [v for epoch in range(2) for v in trainer.train(X, y, optimizer=fused_opt, batch_size=8)]
+    assert got == expected
+    assert [p.data for p in fused.parameters()] == [p.data for p in loop.parameters()]
+    assert trainer.params == fused.parameters()  # so train reversed the order both ways
+    np.testing.assert_array_equal(fused_opt.m, opt.m)  # the state is kept in the optimizer's order
+
+
+def test_train_needs_lr_or_an_optimizer_over_its_params(mlp):
+    from graphc.optim import SGD
+    compiled = graphc.compile(hinge(mlp))
+    X, y = np.ones((4, 3)), np.ones(4)
+    with pytest.raises(ArgumentError, match="train needs either lr= .* or optimizer= .*, not neither"):
+        compiled.train(X, y)
+    with pytest.raises(ArgumentError, match="not both"):
+        compiled.train(X, y, lr=0.1, optimizer=SGD(mlp.parameters()))
+    with pytest.raises(ArgumentError, match="optimizer must be a graphc.optim optimizer .* got str"):
+        compiled.train(X, y, optimizer="adam")
+    before = [p.data for p in mlp.parameters()]
+    with pytest.raises(ArgumentError, match=r"the optimizer updates 2 Values and lambda has 49 params, not the same ones"):
+        compiled.train(X, y, optimizer=SGD([Value(1.0), Value(2.0)]))
+    assert [p.data for p in mlp.parameters()] == before
+
+
 def test_train_checks_its_arguments():
     compiled = graphc.compile(lambda x: x * Value(2.0))
     X = np.ones(4)
