@@ -163,19 +163,28 @@ def test_batched_equals_eager_on_random_graphs(spec, n, seed):
     assert all(rel_err(p.grad, g) <= 1e-9 for p, g in zip(params, grads)), spec
 
 
-@pytest.mark.parametrize("backend", ["numpy", "python", "c"])
-def test_train_takes_the_same_steps_as_the_mean_backward_update_loop(backend):
+def skip_without_a_compiler(backend: str) -> None:
     from graphc.codegen import c as c_backend
     if backend == "c" and c_backend.find_compiler() is None:
         pytest.skip("no C compiler")
+
+
+def twin_models():
+    """23 rows of data and two MLPs with the same weights: one trained by a loop, one by train()."""
     X = np.random.default_rng(7).normal(size=(23, 3))
     y = np.sign(np.random.default_rng(8).normal(size=23))
-    order = np.random.default_rng(9).permutation(23)
     models = []
     for _ in range(2):
         random.seed(11)
         models.append(MLP(3, [5, 4, 1]))
-    loop, fused = models
+    return (X, y, *models)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "python", "c"])
+def test_train_takes_the_same_steps_as_the_mean_backward_update_loop(backend):
+    skip_without_a_compiler(backend)
+    X, y, loop, fused = twin_models()
+    order = np.random.default_rng(9).permutation(23)
     step = graphc.compile(hinge(loop), backend=backend)
     expected = []
     for epoch in range(2):
@@ -196,9 +205,7 @@ def test_train_takes_the_same_steps_as_the_mean_backward_update_loop(backend):
 
 @pytest.mark.parametrize("backend", ["numpy", "python", "c"])
 def test_mean_and_grad_returns_what_mean_backward_adds_and_touches_no_value(backend, mlp):
-    from graphc.codegen import c as c_backend
-    if backend == "c" and c_backend.find_compiler() is None:
-        pytest.skip("no C compiler")
+    skip_without_a_compiler(backend)
     X, y = np.random.default_rng(4).normal(size=(30, 3)), np.sign(np.random.default_rng(5).normal(size=30))
     step = graphc.compile(mlp, backend=backend)
     loss_step = graphc.compile(hinge(mlp), backend=backend)
@@ -243,17 +250,9 @@ def test_mean_and_grad_checks_its_params():
 
 @pytest.mark.parametrize("backend", ["numpy", "c"])
 def test_train_with_an_optimizer_takes_the_steps_of_its_step_loop(backend):
-    from graphc.codegen import c as c_backend
     from graphc.optim import Adam
-    if backend == "c" and c_backend.find_compiler() is None:
-        pytest.skip("no C compiler")
-    X = np.random.default_rng(7).normal(size=(23, 3))
-    y = np.sign(np.random.default_rng(8).normal(size=23))
-    models = []
-    for _ in range(2):
-        random.seed(11)
-        models.append(MLP(3, [5, 4, 1]))
-    loop, fused = models
+    skip_without_a_compiler(backend)
+    X, y, loop, fused = twin_models()
     step = graphc.compile(hinge(loop), backend=backend)
     opt = Adam(loop.parameters()[::-1], lr=0.01)  # any order: train maps it to the compiled params
     expected = []
