@@ -83,13 +83,11 @@ def graphc_eager_step(X, y):
 
 
 def _eager_step(value_type, model, X, y):
-    scores = [model(list(map(value_type, row))) for row in X]
-    loss = sum((1 + -yi * si).relu() for yi, si in zip(y, scores)) * (1.0 / len(scores))
-    loss = loss + 1e-4 * sum(p * p for p in model.parameters())
-    model.zero_grad()
-    loss.backward()
-    for p in model.parameters():
-        p.data -= 0.5 * p.grad
+    def loss_fn():
+        scores = [model(list(map(value_type, row))) for row in X]
+        loss = sum((1 + -yi * si).relu() for yi, si in zip(y, scores)) * (1.0 / len(scores))
+        return loss + 1e-4 * sum(p * p for p in model.parameters())
+    _compiled_step(model, loss_fn)
 
 
 def graphc_python_step(X, y):
@@ -134,6 +132,7 @@ def graphc_train_step(X, y, backend="c"):
 
 
 def _compiled_step(model, loss_fn):
+    """micrograd's step: the loss, then zero_grad, backward and SGD at rate 0.5."""
     loss = loss_fn()
     model.zero_grad()
     loss.backward()

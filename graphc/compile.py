@@ -405,7 +405,7 @@ class _Signature:
 
     def mean(self, batch: "_Batch") -> Value:
         self.require_scalar("mean")
-        value, grads = self.mean_and_grads(batch.cols, batch.n, [p._data for p in self.params])
+        value, grads = self.mean_and_grads(batch.cols, batch.n, self.param_data(None))
         program = self.program(0, wrt_inputs=False) if self.owner.backend == "python" else self.batched_program("mean")
         grads = [g if r else None for g, r in zip(grads, program.reached)]
         return _node(value, self.param_tuple, _MeanKind(self.owner.name, grads))
@@ -457,7 +457,7 @@ class _Signature:
     def train(self, batch: "_Batch", update: Callable[[np.ndarray, np.ndarray], np.ndarray], size: int,
               rows: np.ndarray | None) -> np.ndarray:
         self.require_scalar("train")
-        params = np.array([p._data for p in self.params], dtype=np.float64)
+        params = self.param_data(None, array=True)
         ordered = batch.cols if rows is None else batch.cols[:, rows]  # one gather, then slices
         count = ordered.shape[1]
         losses = []

@@ -319,7 +319,6 @@ class _BaseMLP(BaseEstimator):
             print(message + f" Setting learning rate to {self._optimizer.lr:f}")
         return False
 
-
     # -- predicting ---------------------------------------------------------------------
 
     def _outputs(self, X) -> np.ndarray:
