@@ -32,9 +32,6 @@ class Namespace:
     def __init__(self, reserved: frozenset[str] | set[str] = frozenset()) -> None:
         self._taken = set(_RESERVED) | set(reserved)
 
-    def reserve(self, name: str) -> None:
-        self._taken.add(name)
-
     def create(self, text: str, fallback: str = "v") -> str:
         base = sanitize(text, fallback)  # never starts with "_"
         name, k = base, 0

@@ -6,12 +6,10 @@ import math
 import pytest
 from hypothesis import given, settings
 
-import graphc
 from graphc import Value, apply, trace
 from graphc.autodiff import grad
 from graphc.codegen import python as python_backend
 from graphc.passes import PIPELINE, RULES, cse, dce, flatten, fold, optimize, simplify
-from conftest import rel_err
 from strategies import SPECIAL_CONSTANTS, programs, replay
 
 

@@ -4,14 +4,11 @@ from __future__ import annotations
 import math
 import random
 
-import pytest
 from hypothesis import given, settings, strategies as st
 
-import graphc
 from graphc import Value, apply, trace
 from graphc.autodiff import grad
 from graphc.codegen import python as python_backend
-from graphc.graph import Builder
 from graphc.nn import MLP
 from graphc.passes import PIPELINE, VECTOR_PIPELINE, optimize, reroll
 from conftest import rel_err

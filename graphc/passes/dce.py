@@ -4,7 +4,7 @@ Inputs and params always stay, so argument positions and gradient slots never mo
 """
 from __future__ import annotations
 
-from ..graph import Builder, Graph
+from ..graph import Graph
 from .base import PassResult, PassStats, rebuild, unchanged
 
 
@@ -15,8 +15,5 @@ def dce(graph: Graph) -> PassResult:
     if not dead:
         return unchanged("dce", graph)
 
-    def visit(b: Builder, i: int, remap: list[int]) -> int:
-        return b.add(graph.ops[i], tuple(remap[a] for a in graph.args[i]), graph.attrs[i])
-
-    result = rebuild(graph, visit, keep=live)
+    result = rebuild(graph, lambda b, i, remap: b.copy_node(graph, i, remap), keep=live)
     return PassResult(result, PassStats("dce", len(graph), len(result), {"removed": dead}))

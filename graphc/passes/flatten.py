@@ -31,7 +31,7 @@ def flatten(graph: Graph) -> PassResult:
     def visit(b: Builder, i: int, remap: list[int]) -> int:
         op = ops[i]
         if op not in _SUMS:
-            return b.add(op, tuple(remap[a] for a in args[i]), graph.attrs[i])
+            return b.copy_node(graph, i, remap)
         first, rest = args[i][0], tuple(remap[a] for a in args[i][1:])
         operands = (pending.pop(first) if absorbed[first] else (remap[first],)) + rest
         if absorbed[i]:

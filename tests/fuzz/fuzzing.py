@@ -31,7 +31,6 @@ import os
 import sys
 from typing import Iterable
 
-import numpy as np
 from hypothesis import HealthCheck, settings, strategies as st
 
 from graphc import Value, apply, ops
