@@ -160,17 +160,62 @@ class Value:
 _ADD, _SUB, _MUL, _NEG, _POW, _VPOW = (ops.TABLE[name] for name in ("add", "sub", "mul", "neg", "pow", "vpow"))
 
 class _ThreadState(threading.local):
-    """The class of the Values this thread creates: the tracer's subclass while it traces."""
+    """This thread's tracing state: the class of the Values it creates (the tracer's
+    subclass while it traces) and how many traces are open in it (they nest)."""
 
     node_class: type = Value
+    depth: int = 0
 
 
 # Values created while a trace runs get the tracer's subclass (see graphc.trace), in the
 # tracing thread only: another thread's Values stay plain (it may be building a model whose
 # parameters a later trace must see as params, not constants).  While no thread traces,
-# creating a node reads no thread-local state (eager graphc's hot path).
+# creating a node reads no thread-local state (eager graphc's hot path): ``_tracing_threads``
+# holds the idents of the threads that trace, and is empty otherwise.
 _this_thread = _ThreadState()
-_tracing_threads = 0
+_tracing_threads: set[int] = set()
+
+
+class tracing:
+    """``with tracing(TracedValue):`` -- this thread creates ``node_class`` Values until the
+    block ends; blocks nest.  The one place tracing state changes, and interrupt-safe: an
+    exception anywhere, a KeyboardInterrupt included, leaves the state as it was before the
+    block (every step on the way in is undone by an idempotent restore), so a later model's
+    params are never taken for the tracer's own values."""
+
+    __slots__ = ("node_class", "_saved")
+
+    def __init__(self, node_class: type) -> None:
+        self.node_class = node_class
+
+    def __enter__(self) -> "tracing":
+        state = _this_thread
+        self._saved = saved = (state.node_class, state.depth)
+        try:
+            state.depth = saved[1] + 1
+            state.node_class = self.node_class
+            _tracing_threads.add(threading.get_ident())
+        except BaseException:
+            _restore(saved)
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        _restore(self._saved)
+
+
+def _restore(saved: tuple[type, int]) -> None:
+    state = _this_thread
+    state.node_class, state.depth = saved
+    if not saved[1]:
+        _tracing_threads.discard(threading.get_ident())
+
+
+def is_tracing() -> bool:
+    """Whether this thread is inside a trace."""
+    return _this_thread.depth > 0
+
+
 _serials = itertools.count()
 _get_grad = operator.attrgetter("grad")
 #: ``_attr`` of the leaves operators create for plain numbers (``x * 2``): a trace makes

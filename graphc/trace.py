@@ -16,9 +16,7 @@ intermediate: Python control flow on that number is frozen at its trace-time val
 """
 from __future__ import annotations
 
-import contextlib
 import inspect
-import threading
 import warnings
 from typing import Any, Callable, Iterable
 
@@ -33,8 +31,6 @@ from .tree import flatten_args, flatten_output, unflatten
 
 _PLACEHOLDER = ("placeholder",)  # marks a placeholder leaf in its (otherwise unused) _attr slot
 _data_slot = Value._data  # the slot descriptor behind Value.data
-_lock = threading.Lock()  # guards engine._tracing_threads
-_active = threading.local()
 
 
 class TracedValue(Value):
@@ -44,7 +40,7 @@ class TracedValue(Value):
 
     @property
     def data(self) -> float:
-        if getattr(_active, "depth", 0) and (self._prev or self._attr is _PLACEHOLDER):
+        if engine.is_tracing() and (self._prev or self._attr is _PLACEHOLDER):
             warnings.warn(
                 "reading .data of a traced value: graphc records the number it has now, so Python "
                 "control flow on it (if, while, comparisons, Value(x.data)) is frozen at trace time "
@@ -56,25 +52,6 @@ class TracedValue(Value):
     @data.setter
     def data(self, value: float) -> None:
         Value.data.__set__(self, value)
-
-
-@contextlib.contextmanager
-def _tracing():
-    """New Values of this thread are TracedValues until the block ends; other threads'
-    Values are not affected, so several threads may trace at once."""
-    with _lock:
-        engine._tracing_threads += 1
-    state = engine._this_thread
-    previous = state.node_class
-    state.node_class = TracedValue
-    _active.depth = getattr(_active, "depth", 0) + 1
-    try:
-        yield
-    finally:
-        _active.depth -= 1
-        state.node_class = previous
-        with _lock:
-            engine._tracing_threads -= 1
 
 
 def argument_names(fn: Callable, count: int) -> list[str]:
@@ -110,7 +87,7 @@ def trace(fn: Callable, *example_args: Any, params: Iterable[Value] | None = Non
         raise ArgumentError(f"graphc.trace needs a function or a Module to run; got {type(fn).__name__}")
     arg_names = argument_names(fn, len(example_args))
     leaves, in_tree, paths = flatten_args(example_args, arg_names)
-    with gc_paused(), _tracing():
+    with gc_paused(), engine.tracing(TracedValue):
         placeholders = []
         for leaf, path in zip(leaves, paths):
             ph = Value(leaf._data if isinstance(leaf, Value) else leaf, label=path)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -94,7 +95,7 @@ def test_a_traced_function_that_raises_leaves_nothing_behind():
     with pytest.raises(Boom):
         compiled([1.0, 2.0, 3.0])
     assert compiled.trace_count == 1 and len(compiled._signatures) == 1
-    assert engine._tracing_threads == 0 and engine._this_thread.node_class is Value
+    assert not engine._tracing_threads and engine._this_thread.node_class is Value
     assert type(Value(1.0)) is Value and type(Value(1.0) * 2.0) is Value  # not TracedValue any more
     assert compiled([4.0, 5.0]).data == 9.0 and compiled.trace_count == 1
     assert calls == [2, 3]
@@ -129,3 +130,53 @@ def test_backward_raising_in_an_eager_node_also_restores():
         bad.backward()
     assert_unchanged(before)
     assert not math.isnan(a.grad) and a.grad == 0
+
+
+def _interrupt_at(k: int, files: tuple[str, ...]):
+    """A trace function raising KeyboardInterrupt at the k-th line run in ``files``."""
+    seen = [0]
+
+    def tracer(frame, event, arg):
+        if frame.f_code.co_filename.endswith(files):
+            if event == "line":
+                seen[0] += 1
+                if seen[0] == k:
+                    raise KeyboardInterrupt
+            return tracer
+        return None
+    return tracer, seen
+
+
+def test_an_interrupt_anywhere_in_tracing_leaves_the_engine_as_it_was():
+    """Defect: an interrupt between switching the node class and entering ``try`` left this
+    thread creating tracer Values for good, so later models' params were taken for
+    constants and silently got no gradient.  Interrupt every line of the tracing machinery
+    in turn; after each, the engine must be back to eager, and a new model must train."""
+    files = ("graphc/trace.py", "graphc/engine.py", "graphc/gcpause.py")
+
+    def run():
+        w = Value(2.0)
+        graphc.compile(lambda x: w * x + 1.0)(3.0)
+    tracer, seen = _interrupt_at(0, files)
+    sys.settrace(tracer)
+    try:
+        run()
+    finally:
+        sys.settrace(None)
+    lines = seen[0]
+    assert lines > 20
+    for k in range(1, lines + 1):
+        tracer, _ = _interrupt_at(k, files)
+        sys.settrace(tracer)
+        try:
+            run()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            sys.settrace(None)
+        assert engine._this_thread.node_class is Value and not engine._tracing_threads, k
+        assert type(Value(1.0) + 1.0) is Value, k
+        w = Value(0.5)
+        out = graphc.compile(lambda x: w * x)(4.0)
+        out.backward()
+        assert w.grad == 4.0, k  # w is a param (it has a gradient), not a constant
