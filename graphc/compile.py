@@ -33,7 +33,7 @@ from .nn import Module
 from .optim import Optimizer
 from .passes import NUMERICS, VECTOR_PIPELINE, OptimizeReport, optimize
 from .trace import argument_names, function_name, trace
-from .tree import SCALAR, describe, flatten_args, unflatten
+from .tree import SCALAR, describe, flatten_args, plain_array, unflatten
 
 log = logging.getLogger("graphc.compile")
 
@@ -569,7 +569,7 @@ class _Batch:
             raise ArgumentError("map and mean need at least one batched argument (an array of shape (N, ...))")
         arrays = []
         for arg, name in zip(args, names):
-            if type(arg) is np.ndarray and arg.dtype.kind in "biuf" and arg.ndim:
+            if type(arg) is np.ndarray and arg.dtype.kind in "biuf" and arg.ndim and arg.dtype.itemsize <= 8:
                 array = arg  # the common case: no conversion
             else:
                 array = _as_batched_array(arg, name)
@@ -617,7 +617,7 @@ def _as_batched_array(arg: Any, name: str) -> np.ndarray:
                             f"got dtype {array.dtype}")
     if array.ndim == 0:
         raise ShapeError(f"argument {name}: expected a leading batch axis (shape (N, ...)); got a scalar")
-    return array
+    return plain_array(arg if isinstance(arg, np.ma.MaskedArray) else array, f"argument {name}")
 
 
 def _flat_arrays(tree: Any) -> list:

@@ -17,6 +17,7 @@ What differs, and why:
 from __future__ import annotations
 
 import itertools
+import math
 import numbers
 import operator
 import threading
@@ -228,22 +229,31 @@ def _as_float(x) -> float:
         return x
     if isinstance(x, numbers.Real) and not isinstance(x, Value):
         return _to_float(x, "the data of a Value")
-    if getattr(x, "shape", None) == () and getattr(getattr(x, "dtype", None), "kind", "") in "biuf":
-        return float(x)  # a 0-d NumPy array
+    if _is_numpy_number(x):
+        return _to_float(x, "the data of a Value")  # np.bool_, or a 0-d NumPy array
     what = "a Value (use it directly instead of wrapping it)" if isinstance(x, Value) else \
         f"{type(x).__name__} {x!r}"[:80]
     raise TypeError(f"Value() takes a real number (int, float or NumPy scalar); got {what}")
 
 
+def _is_numpy_number(x) -> bool:
+    """A NumPy scalar or 0-d array of booleans or numbers (``np.bool_`` is no ``numbers.Real``)."""
+    return getattr(x, "shape", None) == () and getattr(getattr(x, "dtype", None), "kind", None) in ("b", "i", "u", "f")
+
+
 def _to_float(x: numbers.Real, what: str) -> float:
-    """``float(x)``; a number too large for a float (``10**400``) raises :class:`DataError`."""
+    """``float(x)``; a number too large for a float raises :class:`DataError`: ``float(10**400)``
+    raises OverflowError, but ``float(np.longdouble('1e400'))`` quietly gives inf."""
     try:
-        return float(x)
+        y = float(x)
     except OverflowError:
-        text = str(x)
-        shown = text if len(text) <= 24 else f"{text[:12]}...({len(text)} digits)"
-        raise DataError(f"{what} must be a real number that fits in a float (|x| < 1.8e308); "
-                        f"got {type(x).__name__} {shown}") from None
+        y = None
+    if y is not None and (y - y == 0.0 or not abs(x) < math.inf):  # finite, or inf/nan already
+        return y
+    text = str(x)
+    shown = text if len(text) <= 24 else f"{text[:12]}...({len(text)} digits)"
+    raise DataError(f"{what} must be a real number that fits in a float (|x| < 1.8e308); "
+                    f"got {type(x).__name__} {shown}")
 
 
 def _coerce(x) -> Value | None:
@@ -252,7 +262,7 @@ def _coerce(x) -> Value | None:
         return x
     if type(x) is float:
         return _node(x, (), None, CONSTANT)
-    if isinstance(x, numbers.Real):
+    if isinstance(x, numbers.Real) or _is_numpy_number(x):
         return _node(_to_float(x, "an operand"), (), None, CONSTANT)
     return None
 

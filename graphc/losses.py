@@ -14,15 +14,31 @@ import numbers
 import sys
 from typing import Sequence, Union
 
-from .engine import Value
+from .engine import Value, _coerce
 
 Outputs = Union[Value, Sequence[Value]]
 _LARGEST = sys.float_info.max
 
 
-def _values(x) -> list:
+def _values(x, name: str = "a loss", what: str = "the target") -> list:
     """A Value or number as a one-element list; a sequence (list, tuple, array) as a list."""
-    return [x] if isinstance(x, (Value, numbers.Real)) else list(x)
+    if isinstance(x, (Value, numbers.Real)):
+        return [x]
+    try:
+        return list(x)
+    except TypeError:
+        raise TypeError(f"{name}: {what} must be a Value, a number, or a sequence of those; "
+                        f"got {type(x).__name__}") from None
+
+
+def _outputs(x, name: str) -> list[Value]:
+    """The model's outputs as Values: a plain number becomes a constant, so that the loss
+    is a Value whatever mix it is given; anything else is a TypeError naming it."""
+    outputs = [v if isinstance(v, Value) else _coerce(v) for v in _values(x, name, "the model output")]
+    if any(out is None for out in outputs):
+        bad = next(v for v, out in zip(_values(x), outputs) if out is None)
+        raise TypeError(f"{name}: the model output must be Values or numbers; got {type(bad).__name__} {bad!r}"[:200])
+    return outputs
 
 
 def log_sum_exp(values: Sequence[Value]) -> Value:
@@ -33,7 +49,7 @@ def log_sum_exp(values: Sequence[Value]) -> Value:
     when some value is +inf and -inf when all are -inf; for a finite maximum it is the
     maximum itself, so values and gradients are unchanged bit for bit.
     """
-    values = _values(values)
+    values = _outputs(values, "log_sum_exp")
     if not values:
         raise ValueError("log_sum_exp needs at least one value; got none")
     top = functools.reduce(lambda a, b: a.max(b), values)
@@ -44,7 +60,7 @@ def log_sum_exp(values: Sequence[Value]) -> Value:
 def softmax_cross_entropy(logits: Outputs, target: Sequence) -> Value:
     """``-sum_k t_k log softmax(z)_k`` for a probability vector ``t`` (one-hot for a label):
     ``log_sum_exp(z) - sum_k t_k z_k``, since ``sum_k t_k = 1``."""
-    logits, target = _values(logits), _values(target)
+    logits, target = _outputs(logits, "softmax_cross_entropy"), _values(target, "softmax_cross_entropy")
     _same_length(logits, target, "softmax_cross_entropy")
     return log_sum_exp(logits) - sum(t * z for t, z in zip(target, logits))
 
@@ -53,7 +69,7 @@ def logistic_loss(logits: Outputs, target: Sequence | float) -> Value:
     """Binary cross-entropy of ``sigmoid(z)`` against ``t`` in [0, 1], summed over the outputs
     (one for binary, several for multi-label): ``softplus(z) - t * z`` with
     ``softplus(z) = log(1 + exp(z)) = m + log(exp(-m) + exp(z - m))``, ``m = max(z, 0)``."""
-    logits, target = _values(logits), _values(target)
+    logits, target = _outputs(logits, "logistic_loss"), _values(target, "logistic_loss")
     _same_length(logits, target, "logistic_loss")
     total = None
     for z, t in zip(logits, target):
@@ -65,7 +81,7 @@ def logistic_loss(logits: Outputs, target: Sequence | float) -> Value:
 
 def half_squared_error(prediction: Outputs, target: Sequence | float) -> Value:
     """``0.5 * sum_k (p_k - t_k)**2``: scikit-learn's regression loss (its gradient is ``p - t``)."""
-    prediction, target = _values(prediction), _values(target)
+    prediction, target = _outputs(prediction, "half_squared_error"), _values(target, "half_squared_error")
     _same_length(prediction, target, "half_squared_error")
     return 0.5 * sum((p - t) ** 2 for p, t in zip(prediction, target))
 

@@ -47,7 +47,8 @@ class Optimizer:
         """What ``step()`` does, on arrays: the params ``data`` (one entry per param) moved
         by their gradient ``grad``, returned as a new array, the optimizer's state advanced.
         For loops that keep the params in an array (``Compiled.mean_and_grad``) and write
-        them to their Values once at the end."""
+        them to their Values once at the end.  Any array-like of numbers is taken."""
+        data, grad = _as_vector(data, "data"), _as_vector(grad, "grad")
         if data.shape != (len(self.params),) or grad.shape != data.shape:
             raise ValueError(f"apply needs data and grad of shape ({len(self.params)},), one entry per param; "
                              f"got {data.shape} and {grad.shape}")
@@ -126,6 +127,15 @@ class Adam(Optimizer):
         m_hat = self.m / (1.0 - b1 ** self.t)
         v_hat = self.v / (1.0 - b2 ** self.t)
         return -(self.lr * m_hat / (np.sqrt(v_hat) + self.eps))
+
+
+def _as_vector(x, name: str) -> np.ndarray:
+    """``x`` as a float64 array (no copy when it is one); a clear TypeError when it holds no numbers."""
+    try:
+        return np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"apply's {name} must be an array of numbers, one per param; "
+                        f"got {type(x).__name__} {x!r}"[:200]) from None
 
 
 def _check_range(name: str, value: float, low: float, high: float | None) -> None:

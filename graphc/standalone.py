@@ -17,9 +17,14 @@ def _number(x, path):
     if isinstance(x, (str, bytes, list, tuple, dict)) or x is None:
         raise TypeError(f"argument {path}: expected a number; got {_what(x)}")
     try:
-        return float(x)
+        y = float(x)
     except (TypeError, ValueError):
         raise TypeError(f"argument {path}: expected a number; got {_what(x)}") from None
+    except OverflowError:  # 10**400
+        y = None
+    if y is None or (y - y != 0.0 and abs(x) < float("inf")):  # or np.longdouble('1e400'): float() says inf
+        raise ValueError(f"argument {path}: expected a number that fits in a float (|x| < 1.8e308); got {_what(x)}")
+    return y
 
 
 def _flatten(tree, x, path, out):

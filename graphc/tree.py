@@ -17,7 +17,7 @@ import numpy as np
 
 from .engine import Value, _to_float
 from . import standalone
-from .errors import ArgumentError, TraceError
+from .errors import ArgumentError, DataError, TraceError
 
 SCALAR = "scalar"
 Tree = Any  # SCALAR | tuple[str, tuple]
@@ -47,16 +47,14 @@ def flatten_args(args: tuple, names: list[str]) -> tuple[list, Tree, list[str]]:
 
 
 def _flatten(x: Any, path: str, leaves: list, paths: list, depth: int) -> Tree:
-    if isinstance(x, Value) or (isinstance(x, numbers.Real) and not isinstance(x, (np.ndarray,))):
+    if isinstance(x, Value) or (isinstance(x, (numbers.Real, np.bool_)) and not isinstance(x, np.ndarray)):
         if not isinstance(x, (float, Value)):
             _to_float(x, f"argument {path}")  # 10**400 is a number, but no float
         leaves.append(x)
         paths.append(path)
         return SCALAR
     if isinstance(x, np.ndarray):
-        if x.dtype.kind not in "biuf":
-            raise ArgumentError(f"argument {path}: expected an array of numbers, got dtype {x.dtype}")
-        leaves.extend(x.ravel().tolist())
+        leaves.extend(plain_array(x, f"argument {path}").ravel().tolist())
         paths.extend(f"{path}{''.join(f'[{i}]' for i in idx)}" for idx in np.ndindex(x.shape))
         return ("array", x.shape)
     if isinstance(x, (list, tuple)):
@@ -64,6 +62,29 @@ def _flatten(x: Any, path: str, leaves: list, paths: list, depth: int) -> Tree:
         kind = "list" if isinstance(x, list) else "tuple"
         return (kind, tuple(_flatten(item, f"{path}[{i}]", leaves, paths, depth + 1) for i, item in enumerate(x)))
     raise ArgumentError(f"argument {path}: expected {_EXPECTED}; got {_describe(x)}")
+
+
+def plain_array(array: np.ndarray, what: str) -> np.ndarray:
+    """``array`` as a plain ndarray of numbers that fit in a float, refusing what graphc would
+    lose silently: a mask (the numbers under it would be computed with), and finite numbers
+    too large for a float (a ``np.longdouble`` array holds 1e400; as float64 it is inf).
+    Wider-than-float64 floats come back as float64."""
+    if array.dtype.kind not in "biuf":
+        raise ArgumentError(f"{what}: expected an array of numbers, got dtype {array.dtype}")
+    if np.ma.is_masked(array):
+        raise ArgumentError(f"{what}: a masked array with masked entries (graphc would compute with the "
+                            f"numbers under the mask); fill them first (e.g. array.filled(0.0)) or drop those rows")
+    array = np.asarray(array)
+    if array.dtype.kind != "f" or array.dtype.itemsize <= 8:
+        return array
+    with np.errstate(over="ignore"):
+        converted = array.astype(np.float64)
+    overflowed = np.isinf(converted) & np.isfinite(array)
+    if overflowed.any():
+        bad = tuple(int(i) for i in np.argwhere(overflowed)[0])
+        raise DataError(f"{what}: expected real numbers that fit in a float (|x| < 1.8e308); "
+                        f"item {list(bad)} is {array.dtype} {array[bad]!s}")
+    return converted
 
 
 def unflatten(tree: Tree, leaves: Iterator) -> Any:

@@ -179,3 +179,40 @@ def test_mean_passes_nothing_to_params_no_gradient_reaches():
         loss = graphc.compile(fn, backend=backend).mean(np.array([1.0, 2.0]))
         (loss * math.inf).backward()  # an infinite upstream gradient: 0 * inf would be nan
         assert p.grad == math.inf and unused.grad == 0, backend
+
+
+@pytest.mark.parametrize("backend", ["numpy", "python"])
+def test_longdouble_beyond_float_range_is_a_data_error_in_calls_map_and_mean(backend):
+    double = graphc.compile(lambda x: x * 2.0, backend=backend)
+    first = graphc.compile(lambda x: x[0] * 2.0, backend=backend)
+    big = np.longdouble("1e400")  # finite as a longdouble; float64 would make it inf
+    too_large = [lambda: double(big), lambda: first(np.array([1.0, big])), lambda: first([1.0, big]),
+                 lambda: double.map(np.array([1.0, -big])), lambda: double.mean(np.array([1.0, big])),
+                 lambda: double.mean_and_grad(np.array([[big]]))]
+    for call in too_large:
+        with pytest.raises(graphc.DataError, match=r"fits? in a float .*1e\+400"):
+            call()
+    within = np.array([0.1, -1e300, 3.0], dtype=np.longdouble)  # within range: rounded to float64, as ever
+    assert double(within[0]).data == 0.2 and first(within).data == 0.2
+    assert double.map(within).tolist() == [0.2, -2e300, 6.0]
+    assert double.mean(within).data == np.mean(np.array([0.2, -2e300, 6.0]))
+    assert math.isnan(double.map(np.array([np.longdouble("nan")]), allow_nonfinite=True)[0])
+
+
+def test_numpy_bool_scalars_are_accepted_by_calls_as_by_value_and_map():
+    double = graphc.compile(lambda x: x * 2.0)
+    assert double(np.bool_(True)).data == 2.0 == double(True).data
+    assert double(np.bool_(False)).data == 0.0
+    assert double.map(np.array([True, False])).tolist() == [2.0, 0.0]
+    assert graphc.compile(lambda xs: xs[0] + xs[1])([np.bool_(True), 1.5]).data == 2.5
+
+
+def test_masked_arrays_with_masked_entries_are_refused_not_silently_unmasked():
+    double = graphc.compile(lambda x: x * 2.0)
+    masked = np.ma.masked_array([1.0, 2.0, 3.0], mask=[False, True, False])
+    for call in [lambda: double.map(masked), lambda: double.mean(masked), lambda: double.mean_and_grad(masked),
+                 lambda: graphc.compile(lambda x: x[0])(masked)]:
+        with pytest.raises(graphc.ArgumentError, match=r"masked entries .* fill them first"):
+            call()
+    assert double.map(masked.filled(0.0)).tolist() == [2.0, 0.0, 6.0]
+    assert double.map(np.ma.masked_array([1.0, 2.0])).tolist() == [2.0, 4.0]  # nothing masked: nothing lost

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from graphc import Value, runtime
+from graphc import DataError, Value, runtime
 
 
 def test_micrograd_readme_example():
@@ -156,3 +156,19 @@ def test_value_power_and_named_ops():
     for name in ["relu", "tanh", "exp", "log", "sigmoid", "sin", "cos"]:
         assert callable(getattr(Value(1.0), name))
         assert getattr(Value, name).__doc__
+
+
+def test_longdouble_too_large_for_a_float_is_a_data_error_not_inf():
+    big = np.longdouble("1e400")  # float(big) is a silent inf, not an OverflowError
+    for make in [lambda: Value(big), lambda: Value(np.array(big)), lambda: setattr(Value(1.0), "data", -big),
+                 lambda: Value(1.0) * big, lambda: big + Value(1.0)]:
+        with pytest.raises(DataError, match=r"fits in a float .* got (longdouble|ndarray) -?1e\+400"):
+            make()
+    assert Value(np.longdouble("0.1")).data == 0.1 and Value(np.longdouble("-1e300")).data == -1e300
+    assert Value(np.longdouble("inf")).data == math.inf and math.isnan(Value(np.longdouble("nan")).data)
+
+
+def test_numpy_bools_are_numbers_like_python_bools():
+    assert Value(np.bool_(True)).data == 1.0
+    assert (Value(2.0) * np.bool_(True)).data == 2.0 and (np.bool_(True) + Value(2.0)).data == 3.0
+    assert (Value(2.0) - np.array(0.5)).data == 1.5  # 0-d arrays, as Value() takes them

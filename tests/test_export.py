@@ -184,6 +184,9 @@ def test_bad_arguments_are_named(tmp_path):
         module.forward([[1, 2], [3, 4]], ("1", 2))
     with pytest.raises(ValueError, match="expected 2 param value"):
         module.forward([[1, 2], [3, 4]], (1, 2), params=[1.0])
+    for too_large in [10 ** 400, np.longdouble("1e400")]:  # no OverflowError, no silent inf
+        with pytest.raises(ValueError, match=r"argument pair\[1\]: expected a number that fits in a float"):
+            module.forward([[1, 2], [3, 4]], (1, too_large))
 
 
 def test_user_labels_stay_out_of_the_module_text(tmp_path):

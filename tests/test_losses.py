@@ -139,3 +139,17 @@ def test_clamping_the_shift_changes_nothing_for_finite_values(logits):
         out.backward()
         results.append([out.data] + [v.grad for v in vs])
     assert results[0] == results[1] or all(a == b or (math.isnan(a) and math.isnan(b)) for a, b in zip(*results))
+
+
+@pytest.mark.parametrize("loss", [logistic_loss, half_squared_error, softmax_cross_entropy])
+def test_plain_number_outputs_give_the_same_loss_value_and_non_numbers_a_type_error(loss):
+    outputs, target = ([0.5, -1.5], [0.0, 1.0])
+    from_numbers = loss(outputs, target)
+    assert isinstance(from_numbers, Value) and from_numbers.data == loss([Value(v) for v in outputs], target).data
+    assert loss(0.5, 1.0).data == loss(Value(0.5), 1.0).data
+    assert log_sum_exp(np.array(outputs)).data == log_sum_exp([Value(v) for v in outputs]).data
+    for bad in ["ab", None, [Value(1.0), "x"]]:
+        with pytest.raises(TypeError, match=rf"{loss.__name__}: the model output must be"):
+            loss(bad, target)
+    with pytest.raises(TypeError, match=rf"{loss.__name__}: the target must be a Value, a number, or a sequence"):
+        loss([Value(1.0)], None)

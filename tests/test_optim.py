@@ -160,3 +160,11 @@ def test_zero_grad_and_untouched_gradients():
 def test_bad_arguments_say_what_was_expected(make, error, message):
     with pytest.raises(error, match=message):
         make()
+
+
+def test_apply_takes_lists_and_refuses_non_numbers_with_a_type_error():
+    opt, same = SGD([Value(v) for v in START], lr=0.5), SGD([Value(v) for v in START], lr=0.5)
+    assert opt.apply(START, GRADS[0]).tolist() == same.apply(np.array(START), np.array(GRADS[0])).tolist()
+    for data, grad in [(["a", 1.0, 2.0, 3.0], GRADS[0]), (START, {"g": 1.0}), (START, [[1.0], [1.0, 2.0]])]:
+        with pytest.raises(TypeError, match=r"apply's (data|grad) must be an array of numbers, one per param"):
+            opt.apply(data, grad)
