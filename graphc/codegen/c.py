@@ -81,6 +81,7 @@ FLAGS = ("-std=c99", "-fPIC", "-shared", "-ffp-contract=off", "-fno-fast-math")
 #: function (30,000 straight-line statements: 10 s at -O1 or -O2, 1.8 s at -O0).
 OPT_LIMIT = 3000
 
+
 def _machine_flags() -> tuple[str, ...]:
     """``-mavx2`` where the CPU has it (Linux): 4-wide vector loops, the same IEEE results
     (AVX2 adds no fused multiply-add; -ffp-contract=off forbids it anyway).  The flag is part
