@@ -26,4 +26,6 @@ class TracerWarning(UserWarning):
 
 
 class CompilerWarning(UserWarning):
-    """The C backend was asked for but no C compiler was found: the NumPy backend runs instead."""
+    """The C backend cannot run as usual: without a C compiler the NumPy backend runs instead;
+    without a usable cache directory C builds in a private temporary one; a damaged cached
+    library is built again.  The message says which and why."""

@@ -17,7 +17,7 @@ from hypothesis import given, settings, strategies as st
 
 import graphc
 from graphc import GraphcError, Value, trace
-from graphc.codegen import c as c_backend
+from graphc.codegen import c as c_backend, c_cache
 from graphc.errors import CompilerWarning
 from graphc.nn import MLP
 from conftest import rel_err
@@ -159,10 +159,10 @@ def test_the_cache_keeps_the_most_recently_used_libraries(tmp_path, monkeypatch)
             (cache / (name + suffix)).write_text("x")
             os.utime(cache / (name + suffix), ns=(age * 10**9, age * 10**9))
     (cache / "notes.txt").write_text("not graphc's")
-    c_backend.prune(cache, keep=2)
+    c_cache.prune(cache, keep=2)
     assert sorted(p.name for p in cache.iterdir()) == sorted(
         [n + suffix for n in names[3:] for suffix in (".so", ".c")] + ["notes.txt"])
-    monkeypatch.setattr(c_backend, "CACHE_LIMIT", 2)
+    monkeypatch.setattr(c_cache, "CACHE_LIMIT", 2)
     library = c_backend.build(c_backend.generate(trace(lambda x: x + 3.0, 1.0), "plus")[0])  # a build prunes
     assert sorted(p.name for p in cache.glob("*.so")) == sorted([library.name, names[4] + ".so"])
 
@@ -173,7 +173,7 @@ def test_a_cache_directory_others_can_write_is_refused(tmp_path, monkeypatch):
     os.chmod(shared, 0o777)
     monkeypatch.setenv("GRAPHC_CACHE_DIR", str(shared))
     with pytest.raises(GraphcError, match="writable by another user"):
-        c_backend.cache_dir()
+        c_cache.cache_dir()
 
 
 def test_without_a_compiler_the_numpy_backend_runs_with_a_warning(monkeypatch):

@@ -37,16 +37,17 @@ compile a CPython extension module per graph, needing Python's headers; its ABI 
 saves nothing over ctypes here).  The function has one fixed signature of pointers and
 scalars, so the call costs a few microseconds -- once per batch, not per node.
 
-**Cache.**  Libraries are cached in ``$GRAPHC_CACHE_DIR``, else ``$XDG_CACHE_HOME/graphc``,
-else ``~/.cache/graphc`` (created private, 0700; a directory another user owns or can
-write to is refused), named by a SHA-256 of the source, the compiler and its version and
-the flags.  A build writes into a fresh temporary directory and renames the library into
-place (atomic), so concurrent builds of one graph are safe; graphc only ever loads
-libraries named by such a hash, and never unpickles anything.  The cache keeps the
-:data:`CACHE_LIMIT` most recently used libraries and deletes older ones as it adds new.
+**Cache.**  Libraries are cached as :mod:`graphc.codegen.c_cache` describes: in a private
+per-user directory (one another user owns or can write to is refused; when none can be
+used, a private temporary one, with a :class:`~graphc.CompilerWarning` saying why), named
+by a SHA-256 of the source, the compiler and its version and the flags, sealed with the
+SHA-256 of their bytes (a damaged library is built again, never loaded), renamed into place
+atomically (concurrent builds of one graph are safe), pruned to the most recently used.
+graphc only ever loads libraries named by such a hash, and never unpickles anything.
 """
 from __future__ import annotations
 
+import _ctypes
 import array
 import ctypes
 import functools
@@ -55,7 +56,6 @@ import math
 import os
 import re
 import shutil
-import stat
 import subprocess
 import tempfile
 import threading
@@ -68,6 +68,7 @@ from .. import __version__, ops
 from ..errors import GraphcError
 from ..graph import Graph, node_names
 from ..names import Namespace
+from . import c_cache
 from .numpy import batched_nodes
 
 #: Compiler flags, after the optimization level.  No -ffast-math, no fused multiply-adds:
@@ -79,10 +80,6 @@ FLAGS = ("-std=c99", "-fPIC", "-shared", "-ffp-contract=off", "-fno-fast-math")
 #: re-rolling could not shrink -- -O0: gcc's time at -O1 and -O2 grows faster than the
 #: function (30,000 straight-line statements: 10 s at -O1 or -O2, 1.8 s at -O0).
 OPT_LIMIT = 3000
-#: Libraries the cache keeps: a build that adds one beyond this deletes the least recently
-#: used (a library counts as used when it is built or found).  Each is 15-50 KB with its
-#: source, so the cache stays under ~50 MB however many graphs are compiled.
-CACHE_LIMIT = 1000
 
 
 def _machine_flags() -> tuple[str, ...]:
@@ -461,22 +458,6 @@ def find_compiler() -> tuple[str, str] | None:
     return None
 
 
-def cache_dir() -> Path:
-    """The per-user cache directory, created private; refused if someone else can write it."""
-    root = os.environ.get("GRAPHC_CACHE_DIR")
-    if root:
-        path = Path(root)
-    else:
-        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        path = Path(base) / "graphc"
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    info = path.stat()
-    if hasattr(os, "getuid") and (info.st_uid != os.getuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)):
-        raise GraphcError(f"graphc's cache directory {path} is owned or writable by another user; "
-                          f"set GRAPHC_CACHE_DIR to a private directory")
-    return path
-
-
 def optimization_level(source: str) -> str:
     """-O2, or -O0 for a function of more than OPT_LIMIT statements (see OPT_LIMIT);
     statements are counted as lines ending in a semicolon, the prelude's excluded."""
@@ -490,11 +471,10 @@ def build(source: str) -> Path:
         raise GraphcError("no C compiler found (set CC, or install gcc or clang)")
     cc, version = compiler
     flags = (optimization_level(source),) + FLAGS + _machine_flags()
-    key = hashlib.sha256("\0".join([source, cc, version, *flags]).encode()).hexdigest()[:40]
-    directory = cache_dir()
+    key = hashlib.sha256("\0".join([source, cc, version, *flags, c_cache.FORMAT]).encode()).hexdigest()[:40]
+    directory = c_cache.build_dir()
     library = directory / f"graphc-{key}.so"
-    if library.exists():
-        _touch(library)
+    if c_cache.usable(library):
         return library
     scratch = Path(tempfile.mkdtemp(prefix="build-", dir=directory))
     try:
@@ -504,61 +484,45 @@ def build(source: str) -> Path:
         if result.returncode != 0:
             raise GraphcError(f"the C compiler rejected graphc's generated code (a graphc bug):\n"
                               f"{result.stderr[-2000:]}")
+        c_cache.seal(scratch / "graph.so")
         os.replace(scratch / "graph.c", directory / f"graphc-{key}.c")  # for people to read
         os.replace(scratch / "graph.so", library)  # atomic: a concurrent build's result is the same
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    prune(directory)
+    c_cache.prune(directory)
     return library
-
-
-_LIBRARY_NAME = re.compile(r"graphc-[0-9a-f]{40}\.so")
-
-
-def _touch(path: Path) -> None:
-    try:
-        os.utime(path)
-    except OSError:  # removed meanwhile by another process's prune: the caller rebuilds
-        pass
-
-
-def prune(directory: Path, keep: int | None = None) -> None:
-    """Delete the least recently used libraries beyond ``keep`` (default CACHE_LIMIT), and
-    their sources.  Only files named as graphc names them are considered; a file another
-    process deletes first is skipped."""
-    keep = CACHE_LIMIT if keep is None else keep
-    libraries = []
-    for entry in os.scandir(directory):
-        if _LIBRARY_NAME.fullmatch(entry.name):
-            try:
-                libraries.append((entry.stat().st_mtime_ns, entry.name))
-            except OSError:
-                continue
-    libraries.sort()
-    for _, name in libraries[:max(0, len(libraries) - keep)]:
-        for path in (directory / name, directory / (name[:-len(".so")] + ".c")):
-            try:
-                path.unlink()
-            except OSError:
-                pass
 
 
 def load(source: str, entry: str) -> Callable:
     """The C function ``entry`` of ``source`` (built or taken from the cache)."""
     with _lock:
         library = build(source)
-        handle = _loaded.get(str(library))
-        if handle is None:
-            try:
-                handle = ctypes.CDLL(str(library))
-            except OSError:  # pruned by another process between build() and here: once more
-                handle = ctypes.CDLL(str(build(source)))
-            _loaded[str(library)] = handle
-    function = getattr(handle, entry)
+        function = _open(library, entry)
+        if function is None:  # pruned by another process meanwhile, or not a library graphc built
+            c_cache.discard(library, f"cannot be loaded or lacks {entry}")
+            function = _open(build(source), entry)
+        if function is None:
+            raise GraphcError(f"graphc cannot load the C library it has just built, {library}")
     function.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_double, ctypes.c_long,
                          ctypes.c_void_p, ctypes.c_void_p]
     function.restype = None
     return function
+
+
+def _open(library: Path, entry: str) -> Callable | None:
+    """``entry`` of ``library``, loaded; None if the library cannot be loaded or lacks it."""
+    handle = _loaded.get(str(library))
+    if handle is not None:
+        return getattr(handle, entry)
+    try:
+        handle = ctypes.CDLL(str(library))
+    except OSError:
+        return None
+    if not hasattr(handle, entry):
+        _ctypes.dlclose(handle._handle)  # else dlopen of this path would return it again
+        return None
+    _loaded[str(library)] = handle
+    return getattr(handle, entry)
 
 
 def compile_graph(graph: Graph, name: str, *, seed: int | None = None, reduced: frozenset[int] = frozenset()
