@@ -27,3 +27,8 @@ class TracerWarning(UserWarning):
 
 class CompilerWarning(UserWarning):
     """The C backend was asked for but no C compiler was found: the NumPy backend runs instead."""
+
+
+class LoadError(GraphcError, ValueError):
+    """A state dict or saved file that does not fit: missing or unexpected keys, or a file that
+    is not one ``graphc.save`` wrote (garbage, truncated, or holding anything but its arrays)."""
