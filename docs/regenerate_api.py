@@ -18,7 +18,8 @@ HERE = Path(__file__).resolve().parent
 PUBLIC = {
     "graphc": ["Value", "apply", "trace", "Graph", "optimize", "compile", "Compiled", "check_grad",
                "GradReport", "to_sympy", "from_sympy", "as_function", "export"],
-    "graphc.nn": ["Module", "Neuron", "Layer", "MLP"],
+    "graphc.nn": ["Module", "Neuron", "Layer", "MLP", "LoadResult"],
+    "graphc.saving": ["save", "load"],
     "graphc.autodiff": ["grad"],
     "graphc.passes": ["fold", "simplify", "flatten", "cse", "dce", "reroll", "stabilize", "PassStats", "OptimizeReport"],
     "graphc.viz": ["to_dot", "draw_value", "render"],

@@ -8,7 +8,7 @@ SymPy, ``check_grad`` compares gradients four ways, ``export`` writes a standalo
 __version__ = "0.1.0"
 
 from .engine import Value, apply  # noqa: E402
-from .errors import (ArgumentError, CompilerWarning, DataError, GraphcError, ShapeError,  # noqa: E402
+from .errors import (ArgumentError, CompilerWarning, DataError, GraphcError, LoadError, ShapeError,  # noqa: E402
                      TraceError, TracerWarning)
 from .graph import Graph  # noqa: E402
 from .passes import optimize  # noqa: E402
@@ -16,6 +16,7 @@ from .trace import trace  # noqa: E402
 from .compile import Compiled, compile  # noqa: E402  (needs the modules above)
 from .interpret import as_function  # noqa: E402
 from .export import export  # noqa: E402
+from .saving import load, save  # noqa: E402
 
 #: Public names loaded on first use: they need SymPy, whose import costs ~0.25 s.
 _LAZY = {"to_sympy": "symbolic", "from_sympy": "symbolic", "check_grad": "check", "GradReport": "check"}
@@ -34,6 +35,7 @@ def __getattr__(name: str):
 
 __all__ = ["Value", "apply", "Graph", "trace", "optimize", "compile", "Compiled",
            "to_sympy", "from_sympy", "as_function", "check_grad", "GradReport", "export",
+           "save", "load", "LoadError",
            "GraphcError", "ArgumentError", "DataError", "ShapeError", "TraceError", "TracerWarning",
            "CompilerWarning",
            "__version__"]

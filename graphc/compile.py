@@ -118,6 +118,15 @@ class Compiled:
     def __repr__(self) -> str:
         return f"<graphc.Compiled {self.name} backend={self.backend} traces={self.trace_count}>"
 
+    def __getstate__(self) -> dict[str, Any]:
+        """What a pickle holds: fn (by reference, or by value where the pickler is cloudpickle,
+        as joblib's and dask's are) and the options -- no generated code, which cannot be
+        pickled; the copy traces and compiles again on its first call."""
+        return {"fn": self.fn, "backend": self.backend, "numerics": self.numerics}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["fn"], backend=state["backend"], numerics=state["numerics"])
+
     # -- calling ------------------------------------------------------------------------
 
     def __call__(self, *args: Any):

@@ -29,3 +29,8 @@ class CompilerWarning(UserWarning):
     """The C backend cannot run as usual: without a C compiler the NumPy backend runs instead;
     without a usable cache directory C builds in a private temporary one; a damaged cached
     library is built again.  The message says which and why."""
+
+
+class LoadError(GraphcError, ValueError):
+    """A state dict or saved file that does not fit: missing or unexpected keys, or a file that
+    is not one ``graphc.save`` wrote (garbage, truncated, or holding anything but its arrays)."""

@@ -9,17 +9,21 @@ Two keyword-only additions, whose defaults keep micrograd's behaviour and weight
 ``activation=`` picks the hidden nonlinearity (micrograd hard-codes relu), and ``init=``
 draws a layer's weights and biases at once, e.g. :func:`glorot_uniform` as scikit-learn
 does (micrograd draws ``random.uniform(-1, 1)`` weights and zero biases, neuron by neuron).
+
+``state_dict()`` and ``load_state_dict()`` read and set the numbers by name, as in PyTorch:
+a Layer is ``weight`` (nout, nin) and ``bias`` (nout,), like ``torch.nn.Linear``, so an MLP's
+keys are ``layers.0.weight``, ``layers.0.bias``, ``layers.1.weight``, ...
 """
 from __future__ import annotations
 
 import math
 import random
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
 from .engine import Value
-from .errors import ShapeError
+from .errors import ArgumentError, GraphcError, LoadError, ShapeError
 
 #: Hidden nonlinearities: name (a Value method, or "identity") -> the prefix of a Neuron's repr.
 ACTIVATIONS = {"relu": "ReLU", "tanh": "Tanh", "sigmoid": "Sigmoid", "identity": "Linear"}
@@ -27,6 +31,16 @@ ACTIVATIONS = {"relu": "ReLU", "tanh": "Tanh", "sigmoid": "Sigmoid", "identity":
 #: ``init(fan_in, fan_out) -> (weights, biases)``: weights of shape (fan_in, fan_out) --
 #: column j feeds neuron j, scikit-learn's ``coefs_`` layout -- and biases of shape (fan_out,).
 Initializer = Callable[[int, int], "tuple[Any, Any]"]
+
+#: A state-dict entry: its shape, and the Values that hold its numbers in C (row-major) order.
+_Entry = "tuple[tuple[int, ...], list[Value]]"
+
+
+class LoadResult(NamedTuple):
+    """What ``load_state_dict`` left alone: keys the model has but the state lacked, and the reverse."""
+
+    missing_keys: list[str]
+    unexpected_keys: list[str]
 
 
 class Module:
@@ -40,6 +54,60 @@ class Module:
     def parameters(self) -> list[Value]:
         """The trainable Values, in a fixed order (micrograd's)."""
         return []
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """The params' numbers by name, as PyTorch's ``state_dict``: float64 NumPy arrays (copies).
+
+        A Layer is ``weight`` (nout, nin) -- row j is neuron j's weights -- and ``bias``
+        (nout,), as ``torch.nn.Linear``; a Neuron is ``weight`` (nin,) and ``bias`` (a 0-d
+        array).  Any other Module names what its attributes hold, joined with dots, in
+        attribute order: a Module by its own keys (an MLP's ``layers.0.weight``), a list by
+        index, a Value param by the attribute's name, a list of Value params as a 1-D array.
+        """
+        return {key: np.array([v._data for v in values], dtype=np.float64).reshape(shape)
+                for key, (shape, values) in self._state_entries().items()}
+
+    def load_state_dict(self, state: Mapping[str, Any], strict: bool = True) -> LoadResult:
+        """Set the params from ``state`` (a mapping as :meth:`state_dict` returns: arrays, or
+        anything ``np.asarray`` reads as numbers of the same shapes).
+
+        All or nothing: every entry is checked first, and on a mismatch -- with ``strict``
+        a missing or unexpected key (:class:`LoadError`), else a wrong shape
+        (:class:`ShapeError`) or something other than numbers (:class:`ArgumentError`) --
+        the error names the key and no param changes.  ``strict=False`` loads the keys both
+        have.  Returns the keys the model has that ``state`` lacks, and the reverse.
+        """
+        if not isinstance(state, Mapping):
+            raise ArgumentError(f"load_state_dict needs a mapping from names to arrays (as state_dict() "
+                                f"returns); got {type(state).__name__}")
+        entries = self._state_entries()
+        missing = [key for key in entries if key not in state]
+        unexpected = [key for key in state if key not in entries]
+        if strict and (missing or unexpected):
+            raise LoadError(f"load_state_dict: {_key_mismatch(missing, unexpected)}; "
+                            f"{type(self).__name__} has keys {', '.join(entries)}"[:600])
+        updates = []
+        for key, (shape, values) in entries.items():
+            if key in state:
+                updates += zip(values, _checked_numbers(key, state[key], shape))
+        for value, number in updates:
+            value._data = number
+        return LoadResult(missing, unexpected)
+
+    def _state_entries(self) -> dict[str, _Entry]:
+        """Key -> entry, found through the attributes and checked to cover parameters()."""
+        entries: dict = {}
+        seen = {id(self)}
+        for name, value in getattr(self, "__dict__", {}).items():
+            _collect(entries, f"{name}.", value, seen)
+        params = {id(p) for p in self.parameters()}
+        entries = {k: e for k, e in entries.items() if all(id(v) in params for v in e[1])}
+        found = {id(v) for _, values in entries.values() for v in values}
+        lost = [p.label or f"parameters()[{k}]" for k, p in enumerate(self.parameters()) if id(p) not in found]
+        if lost:
+            raise GraphcError(f"state_dict: {type(self).__name__} holds params that none of its attributes "
+                              f"(Modules, Values, lists of them) reaches: {', '.join(lost)}"[:400])
+        return entries
 
 
 class Neuron(Module):
@@ -77,6 +145,9 @@ class Neuron(Module):
         """The weights, then the bias."""
         return self.w + [self.b]
 
+    def _state_entries(self) -> dict[str, _Entry]:
+        return {"weight": ((len(self.w),), list(self.w)), "bias": ((), [self.b])}
+
     def _name(self, prefix: str) -> None:
         for i, w in enumerate(self.w):
             w.label = f"{prefix}w{i}"
@@ -113,6 +184,11 @@ class Layer(Module):
     def parameters(self) -> list[Value]:
         """Every neuron's parameters, neuron by neuron."""
         return [p for n in self.neurons for p in n.parameters()]
+
+    def _state_entries(self) -> dict[str, _Entry]:
+        nin = len(self.neurons[0].w)
+        return {"weight": ((len(self.neurons), nin), [w for n in self.neurons for w in n.w]),
+                "bias": ((len(self.neurons),), [n.b for n in self.neurons])}
 
     def _name(self, prefix: str) -> None:
         for j, n in enumerate(self.neurons):
@@ -154,6 +230,44 @@ class MLP(Module):
 
     def __repr__(self) -> str:
         return f"MLP of [{', '.join(str(layer) for layer in self.layers)}]"
+
+
+def _collect(entries: dict, prefix: str, obj: Any, seen: set) -> None:
+    """Add the state-dict entries of the attribute value ``obj``, its keys starting with ``prefix``."""
+    if isinstance(obj, Value):
+        entries[prefix[:-1]] = ((), [obj])
+    elif isinstance(obj, (list, tuple)) and obj and all(isinstance(v, Value) for v in obj):
+        entries[prefix[:-1]] = ((len(obj),), list(obj))
+    elif id(obj) in seen or not isinstance(obj, (Module, list, tuple)):
+        return  # a cycle, or a setting such as an activation name
+    elif isinstance(obj, Module) and type(obj)._state_entries is not Module._state_entries:
+        entries.update((prefix + key, entry) for key, entry in obj._state_entries().items())
+    else:
+        seen.add(id(obj))
+        items = enumerate(obj) if isinstance(obj, (list, tuple)) else getattr(obj, "__dict__", {}).items()
+        for name, value in items:
+            _collect(entries, f"{prefix}{name}.", value, seen)
+
+
+def _key_mismatch(missing: list[str], unexpected: list[Any]) -> str:
+    parts = [f"missing keys {', '.join(missing)}"] if missing else []
+    if unexpected:
+        parts.append(f"unexpected keys {', '.join(map(repr, unexpected))}")
+    return "; ".join(parts)
+
+
+def _checked_numbers(key: str, value: Any, shape: tuple[int, ...]) -> list[float]:
+    """``value``'s numbers as floats in C order, if it is an array of numbers of ``shape``."""
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError):
+        array = None
+    if array is None or array.dtype.kind not in "iuf":
+        raise ArgumentError(f"load_state_dict: {key} must be numbers (an array of shape {shape}); "
+                            f"got {type(value).__name__}"[:300])
+    if array.shape != shape:
+        raise ShapeError(f"load_state_dict: {key} must have shape {shape}; got {array.shape}")
+    return array.astype(np.float64).ravel().tolist()
 
 
 def _check_size(n: Any, where: str, what: str, minimum: int = 0) -> None:

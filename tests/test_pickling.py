@@ -1,0 +1,128 @@
+"""Compiled objects pickle (fn and options, not generated code), so joblib and dask workers get them."""
+from __future__ import annotations
+
+import copy
+import pickle
+import random
+
+import numpy as np
+import pytest
+
+import graphc
+from graphc import Value
+from graphc.nn import MLP
+
+
+def model_and_data():
+    random.seed(11)
+    model = MLP(3, [6, 2], activation="tanh")
+    X = np.random.default_rng(1).normal(size=(40, 3))
+    return model, X
+
+
+def square_loss(x, y):
+    """A module-level function: pickled by reference."""
+    return (x * x + 3 * x * y - y) ** 2
+
+
+def test_a_leaf_value_and_a_module_pickle_with_their_numbers():
+    v = Value(2.5, label="w")
+    v.grad = 0.25
+    back = pickle.loads(pickle.dumps(v))
+    assert (back.data, back.grad, back.label, back._prev, back._op) == (2.5, 0.25, "w", (), "")
+    model, _ = model_and_data()
+    copied = pickle.loads(pickle.dumps(model))
+    assert repr(copied) == repr(model)
+    assert [(p.data, p.label) for p in copied.parameters()] == [(p.data, p.label) for p in model.parameters()]
+    assert [v.data for v in copied([0.1, 0.2, 0.3])] == [v.data for v in model([0.1, 0.2, 0.3])]
+
+
+@pytest.mark.parametrize("backend", ["numpy", "python"])
+def test_a_compiled_module_round_trips_and_recompiles(backend):
+    model, X = model_and_data()
+    compiled = graphc.compile(model, backend=backend, numerics="stable")
+    expected = compiled(X)  # traced and generated before pickling
+    copied = pickle.loads(pickle.dumps(compiled))
+    assert (copied.backend, copied.numerics, copied.trace_count) == (backend, "stable", 0)
+    assert np.array_equal(copied(X), expected)
+    assert [v.data for v in copied(X[0].tolist())] == [v.data for v in compiled(X[0].tolist())]
+    assert copied.fn is not model and copied.trace_count == 2
+
+
+def test_a_pickle_keeps_a_model_shared_with_its_compiled_function():
+    model, X = model_and_data()
+    model2, compiled = pickle.loads(pickle.dumps((model, graphc.compile(model))))
+    assert compiled.fn is model2
+    model2.parameters()[0].data += 1.0  # training the unpickled model moves the unpickled function
+    assert np.array_equal(compiled(X), graphc.compile(model2)(X))
+    assert not np.array_equal(compiled(X), graphc.compile(model)(X))
+
+
+def test_a_compiled_module_level_function_round_trips_with_gradients():
+    compiled = graphc.compile(square_loss)
+    x = Value(0.5)
+    compiled(x, 2.0).backward()
+    copied = pickle.loads(pickle.dumps(compiled))
+    assert copied.fn is square_loss
+    y = Value(0.5)
+    out = copied(y, 2.0)
+    out.backward()
+    assert (out.data, y.grad) == (compiled(0.5, 2.0).data, x.grad)
+
+
+def test_a_closure_over_values_needs_cloudpickle():
+    w = Value(1.5)
+
+    def scaled(x):
+        return w * x
+    compiled = graphc.compile(scaled)
+    with pytest.raises((pickle.PicklingError, AttributeError)):
+        pickle.dumps(compiled)
+    cloudpickle = pytest.importorskip("cloudpickle")
+    copied = cloudpickle.loads(cloudpickle.dumps(compiled))
+    assert copied(2.0).data == 3.0 and copied.params[0] is not w
+
+
+def test_deepcopy_gives_an_independent_compiled_model():
+    model, X = model_and_data()
+    compiled = graphc.compile(model)
+    expected = compiled(X)
+    duplicate = copy.deepcopy(compiled)
+    model.parameters()[0].data += 1.0
+    assert np.array_equal(duplicate(X), expected)
+
+
+def test_joblib_workers_run_a_compiled_model():
+    joblib = pytest.importorskip("joblib")
+    model, X = model_and_data()
+    compiled = graphc.compile(model)
+    chunks = np.array_split(X, 4)
+    results = joblib.Parallel(n_jobs=2)(joblib.delayed(compiled)(chunk) for chunk in chunks)
+    assert np.array_equal(np.concatenate(results), compiled(X))
+
+
+@pytest.fixture(scope="module")
+def dask_client():
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        yield client
+
+
+def test_a_dask_worker_runs_a_compiled_model(dask_client):
+    model, X = model_and_data()
+    compiled = graphc.compile(model)
+    assert np.array_equal(dask_client.submit(compiled, X).result(), compiled(X))
+
+
+def test_a_dask_worker_runs_a_compiled_closure(dask_client):
+    """dask pickles with cloudpickle, so a loss closing over a local model travels too."""
+    model, X = model_and_data()
+
+    def loss(x, y):
+        return (model(x)[0] - y) ** 2
+    step = graphc.compile(loss)
+    y = X[:, 0]
+    value, grad = dask_client.submit(step.mean_and_grad, X, y).result()
+    expected_value, expected_grad = step.mean_and_grad(X, y)
+    assert value == expected_value and np.array_equal(grad, expected_grad)
