@@ -23,7 +23,7 @@ PUBLIC = {
     "graphc.nn": ["Module", "Neuron", "Layer", "MLP"],
     "graphc.autodiff": ["grad"],
     "graphc.passes": ["fold", "simplify", "flatten", "cse", "dce", "reroll", "stabilize", "PassStats", "OptimizeReport"],
-    "graphc.viz": ["to_dot", "draw_value", "render"],
+    "graphc.viz": ["to_dot", "draw_value", "render", "pipe"],
     "graphc.losses": None,
     "graphc.optim": None,
     "graphc.sklearn": ["MLPClassifier", "MLPRegressor"],

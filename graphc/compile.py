@@ -119,6 +119,13 @@ class Compiled:
     def __repr__(self) -> str:
         return f"<graphc.Compiled {self.name} backend={self.backend} traces={self.trace_count}>"
 
+    def _repr_html_(self) -> str:
+        """Jupyter: backend, signatures and the generated code (see :mod:`graphc.display`)."""
+        from .display import compiled_html
+        signatures = [(describe(tree), signature.graph) for tree, signature in list(self._signatures.items())]
+        source = self._latest.latest_source if self._latest is not None else None
+        return compiled_html(self.name, self.backend, self.numerics, signatures, source)
+
     # -- calling ------------------------------------------------------------------------
 
     def __call__(self, *args: Any):
