@@ -23,7 +23,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from . import autodiff
-from .compile import compile
+from .compile import Compiled
 from .engine import Value
 from .errors import ArgumentError, GraphcError
 from .graph import Graph
@@ -47,7 +47,7 @@ class GradFunction:
         if not self.argnums or not all(isinstance(k, int) and not isinstance(k, bool) for k in self.argnums):
             raise ArgumentError(f"argnums must be an int or a non-empty tuple of ints; got {argnums!r}")
         self.fn, self.with_value = fn, with_value
-        self.compiled = compile(fn, numerics=numerics)
+        self.compiled = Compiled(fn, numerics=numerics)
         functools.update_wrapper(self, fn, updated=())
 
     def __call__(self, *args: Any):
