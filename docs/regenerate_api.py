@@ -17,12 +17,14 @@ HERE = Path(__file__).resolve().parent
 #: Module -> its public names, in reading order.  Methods of classes are listed below them.
 PUBLIC = {
     "graphc": ["Value", "apply", "trace", "Graph", "optimize", "compile", "Compiled", "check_grad",
-               "GradReport", "to_sympy", "from_sympy", "as_function", "export"],
+               "GradReport", "to_sympy", "from_sympy", "as_function", "export",
+               "grad", "value_and_grad", "make_graph"],
+    "graphc.functional": ["GradFunction"],
     "graphc.nn": ["Module", "Neuron", "Layer", "MLP", "LoadResult"],
     "graphc.saving": ["save", "load"],
     "graphc.autodiff": ["grad"],
     "graphc.passes": ["fold", "simplify", "flatten", "cse", "dce", "reroll", "stabilize", "PassStats", "OptimizeReport"],
-    "graphc.viz": ["to_dot", "draw_value", "render"],
+    "graphc.viz": ["to_dot", "draw_value", "render", "pipe"],
     "graphc.losses": None,
     "graphc.optim": None,
     "graphc.sklearn": ["MLPClassifier", "MLPRegressor"],

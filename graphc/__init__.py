@@ -17,6 +17,7 @@ from .compile import Compiled, compile  # noqa: E402  (needs the modules above)
 from .interpret import as_function  # noqa: E402
 from .export import export  # noqa: E402
 from .saving import load, save  # noqa: E402
+from .functional import grad, make_graph, value_and_grad  # noqa: E402
 
 #: Public names loaded on first use: they need SymPy, whose import costs ~0.25 s.
 _LAZY = {"to_sympy": "symbolic", "from_sympy": "symbolic", "check_grad": "check", "GradReport": "check"}
@@ -36,6 +37,7 @@ def __getattr__(name: str):
 __all__ = ["Value", "apply", "Graph", "trace", "optimize", "compile", "Compiled",
            "to_sympy", "from_sympy", "as_function", "check_grad", "GradReport", "export",
            "save", "load", "LoadError",
+           "grad", "value_and_grad", "make_graph",
            "GraphcError", "ArgumentError", "DataError", "ShapeError", "TraceError", "TracerWarning",
            "CompilerWarning",
            "__version__"]

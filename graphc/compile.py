@@ -32,7 +32,7 @@ from .graph import Graph
 from .nn import Module
 from .optim import Optimizer
 from .passes import NUMERICS, VECTOR_PIPELINE, OptimizeReport, optimize
-from .trace import argument_names, function_name, trace
+from .trace import argument_names, function_name, reject_foreign_module, trace
 from .tree import SCALAR, describe, flatten_args, plain_array, unflatten
 
 log = logging.getLogger("graphc.compile")
@@ -89,6 +89,7 @@ class Compiled:
     def __init__(self, fn: Callable, *, backend: str | None = None, numerics: str = "exact") -> None:
         if not callable(fn):
             raise ArgumentError(f"graphc.compile needs a function or a Module; got {type(fn).__name__}")
+        reject_foreign_module(fn)
         backend = backend or "numpy"
         if backend not in BACKENDS:
             raise ArgumentError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
@@ -126,6 +127,12 @@ class Compiled:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["fn"], backend=state["backend"], numerics=state["numerics"])
+    def _repr_html_(self) -> str:
+        """Jupyter: backend, signatures and the generated code (see :mod:`graphc.display`)."""
+        from .display import compiled_html
+        signatures = [(describe(tree), signature.graph) for tree, signature in list(self._signatures.items())]
+        source = self._latest.latest_source if self._latest is not None else None
+        return compiled_html(self.name, self.backend, self.numerics, signatures, source)
 
     # -- calling ------------------------------------------------------------------------
 

@@ -156,6 +156,17 @@ class Value:
     def __repr__(self) -> str:
         return f"Value(data={self._data}, grad={self.grad})"
 
+    def _repr_svg_(self) -> str | None:
+        """Jupyter: the graph behind this Value, as micrograd's ``draw_dot`` draws it."""
+        from .display import svg
+        from .viz import draw_value
+        return svg(draw_value(self))
+
+    def _repr_html_(self) -> str | None:
+        """Jupyter, without Graphviz: the graph as a table."""
+        from .display import value_html
+        return value_html(self)
+
 
 # The operators' ops, looked up once.
 _ADD, _SUB, _MUL, _NEG, _POW, _VPOW = (ops.TABLE[name] for name in ("add", "sub", "mul", "neg", "pow", "vpow"))

@@ -148,6 +148,16 @@ class Graph:
         return (f"<Graph {self.name}: {len(self)} nodes, {len(self.inputs)} inputs, "
                 f"{len(self.params)} params, {len(self.outputs)} outputs>")
 
+    def _repr_svg_(self) -> str | None:
+        """Jupyter: the picture (see :mod:`graphc.display`)."""
+        from .display import svg
+        return svg(self.to_dot())
+
+    def _repr_html_(self) -> str | None:
+        """Jupyter, without Graphviz: the listing."""
+        from .display import graph_html
+        return graph_html(self)
+
     # -- networkx view -------------------------------------------------------------------
 
     @property

@@ -17,6 +17,7 @@ intermediate: Python control flow on that number is frozen at its trace-time val
 from __future__ import annotations
 
 import inspect
+import traceback
 import warnings
 from typing import Any, Callable, Iterable
 
@@ -26,8 +27,9 @@ from .errors import ArgumentError, TraceError, TracerWarning
 from .gcpause import gc_paused
 from .graph import Builder, Graph
 from .names import sanitize
+from .nn import Module
 from .ops import Op
-from .tree import flatten_args, flatten_output, unflatten
+from .tree import flatten_args, flatten_output, foreign_value_message, is_foreign_value, unflatten
 
 _PLACEHOLDER = ("placeholder",)  # marks a placeholder leaf in its (otherwise unused) _attr slot
 _data_slot = Value._data  # the slot descriptor behind Value.data
@@ -85,6 +87,7 @@ def trace(fn: Callable, *example_args: Any, params: Iterable[Value] | None = Non
     """
     if not callable(fn):
         raise ArgumentError(f"graphc.trace needs a function or a Module to run; got {type(fn).__name__}")
+    reject_foreign_module(fn)
     arg_names = argument_names(fn, len(example_args))
     leaves, in_tree, paths = flatten_args(example_args, arg_names)
     with gc_paused(), engine.tracing(TracedValue):
@@ -95,11 +98,44 @@ def trace(fn: Callable, *example_args: Any, params: Iterable[Value] | None = Non
             placeholders.append(ph)
         supply = iter(placeholders)
         structured = [unflatten(t, supply) for t in in_tree[1]]
-        result = fn(*structured)
+        try:
+            result = fn(*structured)
+        except Exception as error:
+            foreign = _foreign_value_in(error)
+            if foreign is None:
+                raise
+            raise TraceError(foreign_value_message(foreign, "a value the traced function computed with")) from error
     out_leaves, out_tree = flatten_output(result)
     with gc_paused():
         return _to_graph(out_leaves, placeholders, paths, list(params or ()),
                          name or function_name(fn), in_tree, out_tree)
+
+
+def reject_foreign_module(fn: Callable) -> None:
+    """Raise a clear TraceError for a Module of another library (micrograd's ``MLP``): its
+    parameters() are not graphc Values, so tracing it could only fail obscurely."""
+    parameters = getattr(fn, "parameters", None)
+    if not callable(parameters) or isinstance(fn, Module):
+        return
+    try:
+        found = next((p for p in parameters() if not isinstance(p, Value)), None)
+    except Exception:  # not a Module's parameters() after all: tracing will tell
+        return
+    if is_foreign_value(found):
+        raise TraceError(foreign_value_message(found, f"a parameter of {type(fn).__name__}"))
+
+
+def _foreign_value_in(error: BaseException) -> Any:
+    """The foreign Value (see :func:`graphc.tree.is_foreign_value`) whose own method raised
+    ``error`` while it held or met a graphc Value -- micrograd's ``relu`` comparing
+    ``self.data < 0`` when its data is a traced Value -- or None."""
+    for frame, _ in traceback.walk_tb(error.__traceback__):
+        local = frame.f_locals
+        owner = local.get("self")
+        if is_foreign_value(owner) and any(isinstance(v, Value) for v in (getattr(owner, "data", None),
+                                                                          *local.values())):
+            return owner
+    return None
 
 
 def _to_graph(out_leaves: list, placeholders: list[Value], paths: list[str], given_params: list[Value],

@@ -61,6 +61,8 @@ def _flatten(x: Any, path: str, leaves: list, paths: list, depth: int) -> Tree:
         _check_depth(depth, path, "argument")
         kind = "list" if isinstance(x, list) else "tuple"
         return (kind, tuple(_flatten(item, f"{path}[{i}]", leaves, paths, depth + 1) for i, item in enumerate(x)))
+    if is_foreign_value(x):
+        raise ArgumentError(foreign_value_message(x, f"argument {path}"))
     raise ArgumentError(f"argument {path}: expected {_EXPECTED}; got {_describe(x)}")
 
 
@@ -107,11 +109,33 @@ def flatten_output(out: Any) -> tuple[list, Tree]:
                          "a Value, a number, or a list/tuple of those")
             kind = "list" if isinstance(x, list) else "tuple"
             return (kind, tuple(walk(item, f"{path}[{i}]", depth + 1) for i, item in enumerate(x)))
+        if is_foreign_value(x):
+            raise TraceError(foreign_value_message(x, path))
         raise TraceError(f"the traced function must return a Value, a number, or a list/tuple of "
                          f"those; {path} is {_describe(x)}")
 
     tree = walk(out, "its result", 0)
     return leaves, tree
+
+
+def is_foreign_value(x: Any) -> bool:
+    """Whether ``x`` looks like another autograd library's Value (micrograd's, a tensor): it
+    has ``.data`` and ``._prev`` or ``.grad`` but is no graphc Value.  Used on error paths
+    only, to say what went wrong instead of "expected a Value; got Value"."""
+    if isinstance(x, (Value, numbers.Number, np.ndarray, str, bytes, list, tuple, dict)):
+        return False
+    try:
+        return hasattr(x, "data") and (hasattr(x, "_prev") or hasattr(x, "grad"))
+    except Exception:  # a property that raises something other than AttributeError
+        return False
+
+
+def foreign_value_message(x: Any, where: str) -> str:
+    """What to do when another library's Value reaches graphc."""
+    kind = type(x)
+    return (f"{where} is a {kind.__module__}.{kind.__qualname__}, another library's Value: graphc traces "
+            f"graphc.Value only. Build the model from graphc's drop-ins instead: `from graphc import Value` "
+            f"and `from graphc.nn import MLP` (micrograd's API, and the same weights for the same random.seed)")
 
 
 def _check_depth(depth: int, path: str, what: str, error: type = ArgumentError,

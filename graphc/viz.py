@@ -128,6 +128,13 @@ def render(obj: Graph | Value | str, path: str | Path, format: str | None = None
         dot = obj
     else:
         raise TypeError(f"render takes a Graph, a Value or DOT text; got {type(obj).__name__}")
+    path.write_bytes(pipe(dot, fmt))
+    return path
+
+
+def pipe(dot: str, fmt: str = "svg") -> bytes:
+    """The picture of DOT text in ``fmt``, from Graphviz; a :class:`GraphcError` saying how to
+    install it when its ``dot`` program or the ``graphviz`` package is missing."""
     if shutil.which("dot") is None:
         raise GraphcError(INSTALL)
     try:
@@ -136,13 +143,11 @@ def render(obj: Graph | Value | str, path: str | Path, format: str | None = None
         raise GraphcError("rendering needs the graphviz Python package: pip install graphviz "
                           "(or pip install 'graphc[viz]')") from None
     try:
-        picture = graphviz.Source(dot).pipe(format=fmt)
+        return graphviz.Source(dot).pipe(format=fmt)
     except graphviz.ExecutableNotFound:
         raise GraphcError(INSTALL) from None
     except graphviz.CalledProcessError as error:
         raise GraphcError(f"Graphviz failed: {error.stderr.decode(errors='replace').strip()}") from None
-    path.write_bytes(picture)
-    return path
 
 
 # -- DOT text -----------------------------------------------------------------------------

@@ -16,6 +16,12 @@ def test_every_public_name_has_a_docstring():
     assert undocumented == []
 
 
+def test_every_name_graphc_exports_is_in_the_reference():
+    import graphc
+    documented = {name for _, name, _ in regenerate_api.public_names()} | {"__version__"}
+    assert [name for name in graphc.__all__ if name not in documented] == []
+
+
 def test_the_api_reference_is_current():
     assert (ROOT / "docs" / "api.md").read_text() == regenerate_api.render(), \
         "docs/api.md is stale: run `python docs/regenerate_api.py`"

@@ -7,7 +7,8 @@ import warnings
 import numpy as np
 import pytest
 
-from graphc import TraceError, TracerWarning, Value, trace
+import graphc
+from graphc import ArgumentError, GraphcError, TraceError, TracerWarning, Value, trace
 from graphc.nn import MLP
 
 
@@ -110,3 +111,76 @@ def test_the_garbage_collector_is_paused_while_tracing_and_left_as_found(enabled
         assert gc.isenabled() == enabled
     finally:
         gc.enable()
+
+
+class ForeignValue:
+    """A stand-in for another library's Value: micrograd's shape, in a few lines."""
+
+    def __init__(self, data, _children=()):
+        self.data, self.grad, self._prev = data, 0, set(_children)
+
+    def __mul__(self, other):
+        other = other if isinstance(other, ForeignValue) else ForeignValue(other)
+        return ForeignValue(self.data * other.data, (self, other))
+
+    __rmul__ = __mul__
+
+    def relu(self):
+        return ForeignValue(0 if self.data < 0 else self.data, (self,))  # fails on a graphc Value
+
+
+class ForeignModule:
+    def __init__(self):
+        self.w = ForeignValue(2.0)
+
+    def __call__(self, x):
+        return (self.w * x[0]).relu()
+
+    def parameters(self):
+        return [self.w]
+
+
+FOREIGN = r"ForeignValue, another library's Value: graphc traces graphc.Value only.*from graphc.nn import MLP"
+
+
+def test_a_foreign_module_is_refused_at_compile_and_trace():
+    with pytest.raises(GraphcError, match="a parameter of ForeignModule is a .*" + FOREIGN):
+        graphc.compile(ForeignModule())
+    with pytest.raises(TraceError, match=FOREIGN):
+        trace(ForeignModule(), [1.0])
+
+
+def test_foreign_values_as_arguments_outputs_or_operands_get_the_same_advice():
+    w = ForeignValue(3.0)
+    with pytest.raises(ArgumentError, match="argument x is a .*" + FOREIGN):
+        graphc.compile(lambda x: x * 2.0)(ForeignValue(1.0))
+    with pytest.raises(TraceError, match="its result is a .*" + FOREIGN):
+        trace(lambda x: x * w, 1.0)  # Value.__mul__ declines, ForeignValue.__rmul__ takes it
+    with pytest.raises(TraceError, match="computed with is a .*" + FOREIGN) as caught:
+        trace(lambda x: (w * x).relu(), 1.0)  # relu compares a traced Value with 0
+    assert isinstance(caught.value.__cause__, TypeError)  # the original error is kept
+
+
+def test_errors_of_fn_itself_pass_through_unchanged():
+    with pytest.raises(ZeroDivisionError):
+        trace(lambda x: 1 / 0, 1.0)
+    with pytest.raises(TypeError, match="unsupported operand"):
+        trace(lambda x: x + "a", 1.0)
+
+
+def test_a_graphc_module_and_objects_with_other_parameters_are_not_foreign():
+    class Tuning:  # parameters() that are not Values at all: nothing to say, tracing decides
+        def __call__(self, x):
+            return x * 2.0
+
+        def parameters(self):
+            return ["lr", 0.1]
+    assert graphc.compile(Tuning())(3.0).data == 6.0
+    random.seed(0)
+    assert len(trace(MLP(2, [1]), [1.0, 2.0]).params) == 3
+
+
+def test_micrograd_mlp_itself_gets_the_advice():
+    micrograd_nn = pytest.importorskip("micrograd.nn")
+    with pytest.raises(GraphcError, match="micrograd.engine.Value, another library's Value.*import Value"):
+        graphc.compile(micrograd_nn.MLP(2, [4, 1]))

@@ -1,0 +1,132 @@
+"""Functional forms for JAX users: ``grad``, ``value_and_grad`` and ``make_graph``.
+
+Thin layers over :func:`graphc.compile` and :func:`graphc.trace`:
+
+* ``grad(fn)(x, ...)`` is d fn / d x for a scalar-valued ``fn``, shaped like ``x`` (a float
+  for a number, an array for an array, the same lists/tuples for lists/tuples), as
+  ``jax.grad``; ``argnums`` picks the arguments, 0 by default, a tuple gives a tuple.
+* ``value_and_grad(fn)(x, ...)`` is ``(fn(x, ...), grad(fn)(x, ...))`` from one call.
+* ``make_graph(fn)(*args)`` is the traced and optimized :class:`~graphc.Graph`, which
+  prints like ``jax.make_jaxpr``; ``make_graph(grad(fn))(*args)`` is the forward +
+  gradient graph.
+
+They are pure, as in JAX: gradients are taken with respect to the *arguments* only.
+Values ``fn`` reads without receiving them (a model's params) are used at their current
+``.data`` but not differentiated, and their ``.grad`` is left as it was.  For gradients
+with respect to a model's params use ``loss.backward()`` or ``Compiled.mean_and_grad``.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from . import autodiff
+from .compile import Compiled
+from .engine import Value
+from .errors import ArgumentError, GraphcError
+from .graph import Graph
+from .nn import Module
+from .passes import optimize as optimize_graph
+from .trace import argument_names, trace
+from .tree import SCALAR, describe, flatten_args, unflatten
+
+ArgNums = int | Sequence[int]
+
+
+class GradFunction:
+    """What :func:`grad` and :func:`value_and_grad` return: call it like ``fn``.
+
+    ``compiled`` is the :class:`~graphc.Compiled` it runs (its ``source``, ``trace_count``).
+    """
+
+    def __init__(self, fn: Callable, argnums: ArgNums, with_value: bool, numerics: str) -> None:
+        self.many = not isinstance(argnums, int)
+        self.argnums = tuple(argnums) if self.many else (argnums,)
+        if not self.argnums or not all(isinstance(k, int) and not isinstance(k, bool) for k in self.argnums):
+            raise ArgumentError(f"argnums must be an int or a non-empty tuple of ints; got {argnums!r}")
+        self.fn, self.with_value = fn, with_value
+        self.compiled = Compiled(fn, numerics=numerics)
+        functools.update_wrapper(self, fn, updated=())
+
+    def __call__(self, *args: Any):
+        """fn's value and/or its gradient with respect to the ``argnums`` arguments."""
+        for k in self.argnums:
+            if not -len(args) <= k < len(args):
+                raise ArgumentError(f"argnums {k} is out of range: {self.compiled.name} was given {len(args)} "
+                                    f"argument(s)")
+        args, names = list(args), argument_names(self.fn, len(args))
+        wrt = {}  # argument number -> (its tree, the Values standing in for its leaves)
+        for k in dict.fromkeys(k % len(args) for k in self.argnums):
+            leaves, (_, (tree,)), _ = flatten_args((args[k],), [names[k]])
+            values = [Value(leaf.data if isinstance(leaf, Value) else leaf) for leaf in leaves]
+            wrt[k] = (tree, values)
+            args[k] = unflatten(tree, iter(values))  # an array as nested lists: what fn receives anyway
+        out = self.compiled(*args)
+        if not isinstance(out, Value):
+            raise GraphcError(f"grad needs a function returning one scalar; {self.compiled.name} returns "
+                              f"{describe(self.compiled.graph.out_tree)}")
+        _backward_keeping_param_grads(out, self.compiled.params)
+        grads = tuple(_like(*wrt[k % len(args)]) for k in self.argnums)
+        grads = grads if self.many else grads[0]
+        return (out.data, grads) if self.with_value else grads
+
+
+def grad(fn: Callable, argnums: ArgNums = 0, *, numerics: str = "exact") -> GradFunction:
+    """``jax.grad``: a function returning the gradient of scalar-valued ``fn`` with respect
+    to argument ``argnums`` (an int, or a tuple of them for a tuple of gradients), shaped
+    like that argument.  Compiled: traced once per argument signature, as ``compile``."""
+    return GradFunction(fn, argnums, with_value=False, numerics=numerics)
+
+
+def value_and_grad(fn: Callable, argnums: ArgNums = 0, *, numerics: str = "exact") -> GradFunction:
+    """``jax.value_and_grad``: a function returning ``(value, gradient)`` of scalar-valued
+    ``fn``, the value a float and the gradient as :func:`grad` gives it, from one call."""
+    return GradFunction(fn, argnums, with_value=True, numerics=numerics)
+
+
+def make_graph(fn: Callable, *, optimize: bool = True, numerics: str = "exact") -> Callable[..., Graph]:
+    """``jax.make_jaxpr``: a function of example arguments returning the Graph ``compile``
+    would run for them -- traced, then optimized unless ``optimize=False``.  For a
+    :func:`grad` function, the forward + gradient graph (one gradient output per input)."""
+    target = fn.fn if isinstance(fn, GradFunction) else fn
+
+    def graph_of(*args: Any) -> Graph:
+        params = target.parameters() if isinstance(target, Module) else None
+        graph = trace(target, *args, params=params)
+        if optimize:
+            graph = optimize_graph(graph, numerics=numerics)
+        if isinstance(fn, GradFunction):
+            graph = autodiff.grad(graph, 0, wrt_inputs=True, wrt_params=False)
+            graph = optimize_graph(graph, numerics=numerics) if optimize else graph
+        return graph
+    return graph_of
+
+
+def _backward_keeping_param_grads(out: Value, params: list[Value]) -> None:
+    """``out.backward()`` for the arguments' gradients, with every param's ``.grad`` put back
+    as it was: these functions are pure, as JAX's are."""
+    saved = [p.grad for p in params]
+    try:
+        out.backward()
+    finally:
+        for p, g in zip(params, saved):
+            p.grad = g
+
+
+def _like(tree: Any, values: list[Value]) -> Any:
+    """The gradients in ``values`` in the argument's structure ``tree``: floats, arrays for
+    arrays, lists and tuples for lists and tuples (JAX's pytrees)."""
+    return _rebuild(tree, iter([float(v.grad) for v in values]))
+
+
+def _rebuild(tree: Any, leaves: Any) -> Any:
+    if tree == SCALAR:
+        return next(leaves)
+    kind, spec = tree
+    if kind == "array":
+        return np.array([next(leaves) for _ in range(int(np.prod(spec, dtype=np.int64)))],
+                        dtype=np.float64).reshape(spec)
+    items = [_rebuild(t, leaves) for t in spec]
+    return items if kind == "list" else tuple(items)

@@ -1,0 +1,137 @@
+"""grad, value_and_grad, make_graph: against eager backward and central finite differences."""
+from __future__ import annotations
+
+import random
+import re
+
+import numpy as np
+import pytest
+
+import graphc
+from graphc import ArgumentError, GraphcError, Value
+from graphc.interpret import evaluate
+from graphc.nn import MLP
+from conftest import ROOT, rel_err
+
+
+def softplus_dot(W, x):
+    """A scalar of a 2x3 matrix and a 3-vector: softplus(sum_ij W[i][j] * x[j] * (i + 1))."""
+    s = sum(W[i][j] * x[j] * (i + 1) for i in range(2) for j in range(3))
+    return (1.0 + s.exp()).log()
+
+
+def as_values(a) -> np.ndarray:
+    """An object array of fresh Values holding the numbers of ``a``."""
+    return np.vectorize(Value, otypes=[object])(np.asarray(a, dtype=float))
+
+
+def eager_call(fn, values: list[np.ndarray]) -> Value:
+    return fn(*[v.tolist() if v.ndim else v.item() for v in values])
+
+
+def eager_grads(fn, *args):
+    """Value and gradients by eager backward on Values built from the arguments."""
+    values = [as_values(a) for a in args]
+    out = eager_call(fn, values)
+    out.backward()
+    return out.data, [np.vectorize(lambda v: float(v.grad))(v) for v in values]
+
+
+def finite_difference(fn, args, k, h=1e-6):
+    """Central differences of fn (on floats) with respect to argument k."""
+    args = [np.asarray(a, dtype=float) for a in args]
+    grad = np.zeros_like(args[k])
+    for idx in np.ndindex(args[k].shape):
+        plus, minus = [a.copy() for a in args], [a.copy() for a in args]
+        plus[k][idx] += h
+        minus[k][idx] -= h
+        f_plus, f_minus = (eager_call(fn, [as_values(a) for a in side]).data for side in (plus, minus))
+        grad[idx] = (f_plus - f_minus) / (2 * h)
+    return grad
+
+
+W0, X0 = np.array([[0.3, -0.2, 0.1], [0.05, 0.4, -0.6]]), np.array([1.5, -0.5, 2.0])
+
+
+def test_grad_is_shaped_like_the_argument_and_equals_eager_backward():
+    g = graphc.grad(softplus_dot)(W0, X0)
+    _, (eager_W, _) = eager_grads(softplus_dot, W0, X0)
+    assert isinstance(g, np.ndarray) and g.shape == (2, 3) and g.dtype == np.float64
+    assert max(rel_err(a, b) for a, b in zip(g.ravel(), eager_W.ravel())) <= 1e-9
+    assert np.allclose(g, finite_difference(softplus_dot, [W0, X0], 0), rtol=1e-6, atol=1e-8)
+
+
+def test_argnums_tuple_gives_a_tuple_and_value_and_grad_the_value():
+    value, (gW, gx) = graphc.value_and_grad(softplus_dot, argnums=(0, 1))(W0, X0)
+    eager_value, (eager_W, eager_x) = eager_grads(softplus_dot, W0, X0)
+    assert value == eager_value and isinstance(value, float)
+    assert np.allclose(gW, eager_W, rtol=1e-12) and np.allclose(gx, eager_x, rtol=1e-12)
+    assert np.allclose(gx, finite_difference(softplus_dot, [W0, X0], 1), rtol=1e-6, atol=1e-8)
+    assert np.array_equal(graphc.grad(softplus_dot, argnums=-1)(W0, X0), gx)
+
+
+def test_scalars_give_floats_and_lists_and_tuples_keep_their_structure():
+    def f(a, pair):
+        return (a * pair[0][1] + pair[1] ** 2).tanh()
+    ga, gpair = graphc.grad(f, argnums=(0, 1))(0.7, ([1.0, 2.0], -0.5))
+    assert isinstance(ga, float) and type(gpair) is tuple and type(gpair[0]) is list
+    a, p01, p1 = Value(0.7), Value(2.0), Value(-0.5)
+    f(a, ([Value(1.0), p01], p1)).backward()
+    assert (ga, gpair) == (a.grad, ([0.0, p01.grad], p1.grad))  # an unused leaf gets 0.0
+
+
+def test_params_are_read_live_but_not_differentiated_and_keep_their_grad():
+    random.seed(1)
+    model = MLP(2, [3, 1])
+    for p in model.parameters():
+        p.grad = 0.5
+    loss = graphc.value_and_grad(lambda x: (model(x) - 1.0) ** 2)
+    value, gx = loss([0.5, -1.5])
+    assert [p.grad for p in model.parameters()] == [0.5] * len(model.parameters())
+    assert value == ((model([0.5, -1.5]) - 1.0) ** 2).data
+    model.parameters()[-1].data += 1.0  # no retrace: the new bias is read at the next call
+    assert loss([0.5, -1.5])[0] == ((model([0.5, -1.5]) - 1.0) ** 2).data
+    assert loss.compiled.trace_count == 1 and len(gx) == 2
+
+
+def test_value_arguments_are_not_written():
+    x = Value(2.0)
+    assert graphc.grad(lambda v: v * v * v)(x) == 12.0
+    assert x.grad == 0
+
+
+def test_bad_uses_are_clear_errors():
+    with pytest.raises(GraphcError, match="returning one scalar; .* returns \\(scalar, scalar\\)"):
+        graphc.grad(lambda x: (x, x * 2.0))(1.0)
+    with pytest.raises(ArgumentError, match="argnums 2 is out of range"):
+        graphc.grad(lambda x, y: x * y, argnums=2)(1.0, 2.0)
+    with pytest.raises(ArgumentError, match="argnums must be an int"):
+        graphc.grad(lambda x: x, argnums="0")
+    with pytest.raises(ArgumentError, match="argument x: expected a number"):
+        graphc.grad(lambda x: x)("one")
+
+
+def test_make_graph_prints_the_optimized_graph_like_make_jaxpr():
+    graph = graphc.make_graph(lambda x, y: x * y + x * y)(1.0, 2.0)
+    assert str(graph) == ("{ lambda x y ; .\n"
+                          "  let v2 = mul x y\n"
+                          "      v3 = add v2 v2\n"
+                          "  in ( v3 ) }")
+    raw = graphc.make_graph(lambda x, y: x * y + x * y, optimize=False)(1.0, 2.0)
+    assert raw.ops.count("mul") == 2
+
+
+def test_make_graph_of_grad_is_the_forward_and_gradient_graph():
+    f = graphc.grad(lambda x: (x * x).tanh())
+    graph = graphc.make_graph(f)(0.5)
+    assert [graph.attrs[i][0] for i in graph.inputs] == ["x", "seed"] and len(graph.outputs) == 2
+    values = evaluate(graph, [0.5, 1.0], [])
+    assert rel_err(values[graph.outputs[1]], f(0.5)) <= 1e-12
+
+
+def test_the_readme_example_prints_what_the_readme_shows(capsys):
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### For JAX users"):readme.index("## scikit-learn estimators")]
+    code, shown = re.findall(r"```(?:python|text)\n(.*?)```", section, re.S)
+    exec(compile(code, "README.md", "exec"), {})  # noqa: S102  (the README's own example)
+    assert capsys.readouterr().out == shown
