@@ -21,7 +21,8 @@ from conftest import load_example
 from graphc import Value
 from graphc import sklearn as graphc_sklearn
 from graphc.codegen.c import find_compiler
-from graphc.sklearn import MLPClassifier, MLPRegressor, _add_l2
+from graphc.sklearn import MLPClassifier, MLPRegressor
+from graphc.sklearn._programs import _add_l2
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -302,7 +303,7 @@ def test_unfitted_estimators_say_so():
 
 
 @pytest.mark.parametrize("param, value, error, expected", [
-    ("solver", "lbfgs", ValueError, "'sgd' or 'adam'"),
+    ("solver", "newton", ValueError, "'lbfgs', 'sgd' or 'adam'"),
     ("activation", "softplus", ValueError, "one of"),
     ("hidden_layer_sizes", (10, 0), ValueError, "an int >= 1 or a sequence"),
     ("alpha", -1.0, ValueError, "a real number >= 0"),
