@@ -38,7 +38,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     @available_if(has_stochastic_solver)
     def partial_fit(self, X, y, sample_weight=None, classes=None) -> "MLPClassifier":
-        """One epoch over (X, y); ``classes`` (every label) is required on the first call."""
+        """One epoch over (X, y), rows weighted by ``sample_weight``; ``classes`` (every label)
+        is required on the first call.  Only for the stochastic solvers, as in scikit-learn."""
         if not hasattr(self, "classes_"):
             if classes is None:
                 raise ValueError("classes must be passed on the first call to partial_fit (every label, e.g. "
@@ -137,7 +138,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     @available_if(has_stochastic_solver)
     def partial_fit(self, X, y, sample_weight=None) -> "MLPRegressor":
-        """One epoch over (X, y), continuing from the current network."""
+        """One epoch over (X, y), rows weighted by ``sample_weight``, continuing from the current
+        network.  Only for the stochastic solvers, as in scikit-learn."""
         return self._fit(X, y, sample_weight, incremental=True)
 
     def _rules(self) -> dict:
@@ -149,7 +151,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         if self.loss == "poisson" and np.any(y < 0):
-            raise ValueError(f"MLPRegressor(loss='poisson') needs targets >= 0; y has {np.min(y)!r}")
+            raise ValueError(f"MLPRegressor(loss='poisson') needs targets >= 0; y has {float(np.min(y))!r}")
         return X, y.reshape(len(y), -1).astype(np.float64)
 
     def _out_activation(self) -> str:
