@@ -55,6 +55,7 @@ def _members(cls: type):
     for attr, member in vars(cls).items():
         if attr.startswith("_") and attr not in ("__call__",):
             continue
+        member = getattr(member, "fn", member)  # a method behind scikit-learn's available_if
         if inspect.isfunction(member) or isinstance(member, property):
             yield attr, member
 

@@ -4,12 +4,13 @@ Each takes one sample's model output (a Value, or a list of Values for several o
 and its target (numbers or Values), and returns a scalar Value; ``graphc.compile`` of a
 function calling one, then ``.mean(X, Y)``, averages it over a batch.  They are the
 losses scikit-learn's MLPs minimise, computed so that no intermediate overflows: their
-gradients with respect to the outputs are ``softmax(z) - t``, ``sigmoid(z) - t`` and
-``prediction - target``.
+gradients with respect to the outputs are ``softmax(z) - t``, ``sigmoid(z) - t``,
+``prediction - target`` and ``exp(z) - t``.
 """
 from __future__ import annotations
 
 import functools
+import math
 import numbers
 import sys
 from typing import Sequence, Union
@@ -18,6 +19,8 @@ from .engine import Value, _coerce
 
 Outputs = Union[Value, Sequence[Value]]
 _LARGEST = sys.float_info.max
+#: The smallest positive float: ``max(t, _TINIEST)`` is ``t`` for every ``t > 0``.
+_TINIEST = math.ulp(0.0)
 
 
 def _values(x, name: str = "a loss", what: str = "the target") -> list:
@@ -84,6 +87,25 @@ def half_squared_error(prediction: Outputs, target: Sequence | float) -> Value:
     prediction, target = _outputs(prediction, "half_squared_error"), _values(target, "half_squared_error")
     _same_length(prediction, target, "half_squared_error")
     return 0.5 * sum((p - t) ** 2 for p, t in zip(prediction, target))
+
+
+def half_poisson_deviance(log_prediction: Outputs, target: Sequence | float) -> Value:
+    """Half the Poisson deviance of the prediction ``p = exp(z)`` against counts ``t >= 0``,
+    summed over the outputs: ``t log(t / p) - t + p = exp(z) - t z + t log(t) - t``.
+
+    scikit-learn's ``MLPRegressor(loss="poisson")`` loss, ``z`` being the network's linear
+    output (its gradient is ``exp(z) - t``).  ``t log(t)`` is 0 at ``t = 0`` (``xlogy``),
+    computed as ``t * log(max(t, tiniest float))``, which is ``t log(t)`` for every ``t > 0``
+    and ``0 * log(5e-324) = -0.0`` at 0 without a branch, so traced targets compile.
+    """
+    log_prediction, target = _values(log_prediction), _values(target)
+    _same_length(log_prediction, target, "half_poisson_deviance")
+    total = None
+    for z, t in zip(log_prediction, target):
+        t_log_t = t * t.max(_TINIEST).log() if isinstance(t, Value) else t * math.log(max(t, _TINIEST))
+        term = z.exp() - t * z + t_log_t - t
+        total = term if total is None else total + term
+    return total
 
 
 def _same_length(outputs: list, target: list, name: str) -> None:

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import graphc
 from graphc import Value
-from graphc.losses import half_squared_error, log_sum_exp, logistic_loss, softmax_cross_entropy
+from graphc.losses import half_poisson_deviance, half_squared_error, log_sum_exp, logistic_loss, softmax_cross_entropy
 from conftest import rel_err
 
 LOGITS = [[0.1, -2.0, 3.0], [1000.0, 999.0, -1000.0], [-800.0, -801.0, -799.5], [0.0, 0.0, 0.0]]
@@ -73,7 +73,28 @@ def test_half_squared_error_and_its_gradient_prediction_minus_target():
     assert grads_of(half_squared_error, [2.0], 0.5) == (0.5 * 1.5 ** 2, [1.5])
 
 
-@pytest.mark.parametrize("loss", [softmax_cross_entropy, logistic_loss, half_squared_error])
+@pytest.mark.parametrize("z", [-30.0, -1.5, 0.0, 0.7, 5.0])
+@pytest.mark.parametrize("t", [0.0, 1.0, 3.5, 1e-300])
+def test_half_poisson_deviance_is_scipys_and_its_gradient_exp_minus_target(z, t):
+    from scipy.special import xlogy
+    value, (grad,) = grads_of(half_poisson_deviance, [z], t)
+    expected = xlogy(t, t / math.exp(z)) - t + math.exp(z)  # scikit-learn's poisson_loss, one sample
+    assert value == pytest.approx(expected, rel=1e-12, abs=1e-15)
+    assert grad == pytest.approx(math.exp(z) - t, rel=1e-15, abs=1e-300)
+    traced_target = half_poisson_deviance(Value(z), Value(t))  # the branch-free t log t of a traced target
+    assert traced_target.data == value
+
+
+def test_half_poisson_deviance_sums_over_outputs():
+    value, grads = grads_of(half_poisson_deviance, [0.5, -1.0], [2.0, 0.0])
+    assert value == pytest.approx(math.exp(0.5) - 1.0 + 2.0 * math.log(2.0) - 2.0 + math.exp(-1.0), rel=1e-14)
+    assert grads == [math.exp(0.5) - 2.0, math.exp(-1.0)]
+
+
+LOSSES = [softmax_cross_entropy, logistic_loss, half_squared_error, half_poisson_deviance]
+
+
+@pytest.mark.parametrize("loss", LOSSES)
 def test_compiled_batched_mean_equals_the_eager_average(loss):
     rng = np.random.default_rng(1)
     Z, T = rng.normal(scale=5.0, size=(40, 3)), np.eye(3)[rng.integers(0, 3, size=40)]
@@ -92,7 +113,7 @@ def test_compiled_batched_mean_equals_the_eager_average(loss):
     np.testing.assert_allclose(compiled_grads, [w.grad for w in weights], rtol=1e-10)
 
 
-@pytest.mark.parametrize("loss", [softmax_cross_entropy, logistic_loss, half_squared_error])
+@pytest.mark.parametrize("loss", LOSSES)
 def test_a_target_of_the_wrong_length_is_an_error(loss):
     with pytest.raises(ValueError, match="one entry per output \\(3\\); got 2"):
         loss([Value(0.0)] * 3, [1.0, 0.0])

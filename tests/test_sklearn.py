@@ -15,13 +15,14 @@ import sklearn.neural_network as sk
 from sklearn.datasets import load_digits, load_iris, make_moons, make_multilabel_classification, make_regression
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.model_selection import train_test_split
-from sklearn.utils.estimator_checks import parametrize_with_checks
+from sklearn.utils.estimator_checks import estimator_checks_generator, parametrize_with_checks
 
 from conftest import load_example
 from graphc import Value
 from graphc import sklearn as graphc_sklearn
 from graphc.codegen.c import find_compiler
-from graphc.sklearn import MLPClassifier, MLPRegressor, _add_l2
+from graphc.sklearn import MLPClassifier, MLPRegressor
+from graphc.sklearn._programs import _add_l2
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -302,7 +303,7 @@ def test_unfitted_estimators_say_so():
 
 
 @pytest.mark.parametrize("param, value, error, expected", [
-    ("solver", "lbfgs", ValueError, "'sgd' or 'adam'"),
+    ("solver", "newton", ValueError, "'lbfgs', 'sgd' or 'adam'"),
     ("activation", "softplus", ValueError, "one of"),
     ("hidden_layer_sizes", (10, 0), ValueError, "an int >= 1 or a sequence"),
     ("alpha", -1.0, ValueError, "a real number >= 0"),
@@ -355,3 +356,201 @@ def test_pipeline_example_searches_a_grid_and_scores_the_best_model():
     assert len(grid.cv_results_["params"]) == 2 and grid.best_params_["mlp__alpha"] in (1e-4, 1.0)
     assert grid.best_estimator_.named_steps["mlp"].n_features_in_ == 64
     assert accuracy >= 0.95
+
+
+# -- sample weights, lbfgs, poisson, sparse X ----------------------------------------------
+
+SAMPLE_WEIGHT_CHECKS = {
+    "check_sample_weights_pandas_series", "check_sample_weights_not_an_array", "check_sample_weights_list",
+    "check_all_zero_sample_weights_error", "check_sample_weights_shape", "check_sample_weights_not_overwritten",
+    "check_sample_weight_equivalence_on_dense_data", "check_sample_weight_equivalence_on_sparse_data"}
+
+
+@pytest.mark.parametrize("estimator", CHECKED, ids=lambda e: type(e).__name__)
+def test_scikit_learns_sample_weight_checks_are_among_those_run(estimator):
+    """Run (and passed) by test_sklearn_estimator_checks; scikit-learn yields them only for
+    estimators whose fit takes sample_weight and (the sparse one) whose tags say sparse."""
+    names = {getattr(check, "func", check).__name__ for _, check in estimator_checks_generator(estimator)}
+    assert SAMPLE_WEIGHT_CHECKS <= names
+
+
+def weights(n):
+    return np.random.RandomState(1).randint(0, 4, n).astype(np.float64)  # zeros included
+
+
+def counts():
+    X = np.random.RandomState(0).normal(size=(120, 4))
+    return X, np.random.RandomState(0).poisson(np.exp(0.3 * X[:, 0] - 0.2 * X[:, 1])).astype(np.float64)
+
+
+WEIGHTED_RUN = {  # name: (data, estimator parameters), fitted with weights() on both sides
+    "binary sgd": (moons, dict(solver="sgd", learning_rate_init=0.1)),
+    "adam, strong L2": (moons, dict(alpha=0.5, learning_rate_init=0.01)),
+    "multiclass, early stopping": (iris, dict(early_stopping=True, validation_fraction=0.2, learning_rate_init=0.01)),
+    "regression, two outputs": (regression, dict(learning_rate_init=0.01)),
+    "poisson": (counts, dict(loss="poisson", learning_rate_init=0.01)),
+}
+
+
+@pytest.mark.parametrize("name", list(WEIGHTED_RUN))
+def test_weighted_fit_retraces_scikit_learns_own_run(name):
+    X, y, ours, theirs = pair(*WEIGHTED_RUN[name])
+    w = weights(len(y))
+    assert_same_run(ours.fit(X, y, sample_weight=w), theirs.fit(X, y, sample_weight=w), X)
+
+
+def test_weighted_partial_fit_retraces_scikit_learn_and_unit_weights_change_nothing():
+    X, y, ours, theirs = pair(moons, dict(learning_rate_init=0.01))
+    for rows in (slice(0, 100), slice(100, 200)):
+        ours.partial_fit(X[rows], y[rows], sample_weight=weights(100), classes=[0, 1])
+        theirs.partial_fit(X[rows], y[rows], sample_weight=weights(100), classes=[0, 1])
+    assert_same_run(ours, theirs, X)
+    plain, unit = (pair(moons, dict(max_iter=3))[2] for _ in range(2))
+    plain.fit(X, y)
+    unit.fit(X, y, sample_weight=np.ones(len(y)))
+    assert plain.loss_curve_ == unit.loss_curve_  # a weight of 1 is `1 * loss`: the same bits
+    np.testing.assert_array_equal(plain.predict_proba(X), unit.predict_proba(X))
+
+
+def test_a_minibatch_of_zero_weight_moves_nothing():
+    X, y = moons(40)
+    w = np.r_[np.zeros(20), np.ones(20)]
+    clf = MLPClassifier(hidden_layer_sizes=(4,), batch_size=20, shuffle=False, max_iter=1, random_state=0)
+    untrained = MLPClassifier(hidden_layer_sizes=(4,), batch_size=20, shuffle=False, max_iter=1, random_state=0)
+    clf.fit(X, y, sample_weight=w)
+    untrained.fit(X[20:], y[20:])  # the same one step, on the weighted rows only
+    np.testing.assert_array_equal(clf.coefs_[0], untrained.coefs_[0])
+    assert clf.loss_ == untrained.loss_ / 2  # the zero-weight batch reports 0
+
+
+LBFGS_RUN = {
+    "binary": (moons, dict(max_iter=30)),
+    "multiclass, L2, weighted": (iris, dict(max_iter=30, alpha=0.1)),
+    "regression, two outputs": (regression, dict(max_iter=30)),
+    "poisson": (counts, dict(max_iter=30, loss="poisson")),
+}
+
+
+@pytest.mark.parametrize("name", list(LBFGS_RUN))
+def test_lbfgs_fit_retraces_scikit_learns_own_run(name):
+    data, params = LBFGS_RUN[name]
+    X, y, ours, theirs = pair(data, dict(params, solver="lbfgs"))
+    w = weights(len(y)) if "weighted" in name else None
+    ours.fit(X, y, sample_weight=w)
+    theirs.fit(X, y, sample_weight=w)
+    assert ours.n_iter_ == theirs.n_iter_ == 30 and ours.t_ == theirs.t_ == 0
+    assert ours.loss_ == pytest.approx(theirs.loss_, rel=1e-9)
+    for a, b in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
+        np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-10)
+    predict = "predict_proba" if hasattr(theirs, "predict_proba") else "predict"
+    np.testing.assert_allclose(getattr(ours, predict)(X), getattr(theirs, predict)(X), rtol=1e-9, atol=1e-12)
+    assert not hasattr(ours, "loss_curve_") and not hasattr(theirs, "loss_curve_")
+
+
+def test_lbfgs_stops_where_scikit_learn_does_and_has_no_partial_fit():
+    X, y, ours, theirs = pair(iris, dict(solver="lbfgs", max_iter=500, max_fun=40))
+    with pytest.warns(ConvergenceWarning, match="lbfgs failed to converge"):
+        ours.fit(X, y)
+    theirs.fit(X, y)
+    assert ours.n_iter_ == theirs.n_iter_ < 500  # max_fun (function evaluations) stopped both
+    assert ours.loss_ == pytest.approx(theirs.loss_, rel=1e-9)
+    assert not hasattr(ours, "partial_fit") and not hasattr(theirs, "partial_fit")
+    with pytest.raises(AttributeError, match="no attribute 'partial_fit'") as info:
+        ours.partial_fit(X, y)
+    assert "only available for the stochastic solvers" in str(info.value.__cause__)
+
+
+def test_poisson_regressor_predicts_exp_of_its_output_and_refuses_negative_targets():
+    X, y = counts()
+    reg = MLPRegressor(hidden_layer_sizes=(6,), loss="poisson", max_iter=20, learning_rate_init=0.01,
+                       random_state=0).fit(X, y)
+    assert reg.out_activation_ == "exp"
+    np.testing.assert_array_equal(reg.predict(X), np.exp(reg._outputs(X)[:, 0]))
+    with pytest.raises(ValueError, match="targets >= 0; y has -1.0"):
+        reg.fit(X, y - 1.0)
+    with pytest.raises(ValueError, match="'squared_error' or 'poisson'; got 'huber'"):
+        MLPRegressor(loss="huber").fit(X, y)
+
+
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+def test_sparse_x_fits_and_predicts_as_the_same_dense_x(solver):
+    from scipy import sparse
+    X, y = iris()
+    X[np.abs(X) < 0.5] = 0.0  # a third of the entries
+    params = dict(hidden_layer_sizes=(5,), solver=solver, max_iter=5, batch_size=40, random_state=0)
+    dense = MLPClassifier(**params).fit(X, y)
+    for to_sparse in (sparse.csr_matrix, sparse.csc_array):
+        fit = MLPClassifier(**params).fit(to_sparse(X), y)
+        for a, b in zip(fit.coefs_ + fit.intercepts_, dense.coefs_ + dense.intercepts_):
+            np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(fit.predict_proba(to_sparse(X)), dense.predict_proba(X))
+    theirs = sk.MLPClassifier(**params).fit(sparse.csr_matrix(X), y)
+    np.testing.assert_allclose(dense.predict_proba(X), theirs.predict_proba(sparse.csr_matrix(X)), rtol=1e-9)
+
+
+def test_sparse_predictions_are_densified_a_chunk_of_rows_at_a_time(monkeypatch):
+    from scipy import sparse
+    from graphc.sklearn import _base
+    X, y = moons()
+    clf = MLPClassifier(hidden_layer_sizes=(4,), max_iter=2, random_state=0).fit(X, y)
+    monkeypatch.setattr(_base, "_SPARSE_CHUNK", 64)
+    np.testing.assert_array_equal(clf.predict_proba(sparse.csr_matrix(X)), clf.predict_proba(X))
+
+
+# -- which backend ran, interrupts, a missing scikit-learn --------------------------------------
+
+@pytest.mark.parametrize("backend", ["numpy", "python", "auto"])
+def test_backend_attribute_says_which_backend_ran(backend):
+    X, y = moons(40)
+    clf = MLPClassifier(hidden_layer_sizes=(3,), max_iter=1, backend=backend).fit(X, y)
+    expected = ("c" if find_compiler() is not None else "numpy") if backend == "auto" else backend
+    assert clf.backend_ == expected == clf._loss_step.backend
+    assert not hasattr(MLPClassifier(), "backend_")
+
+
+def raise_on_call(k: int, original):
+    """``original`` wrapped to raise KeyboardInterrupt on its k-th call, as Ctrl-C would."""
+    calls = []
+
+    def wrapper(*args, **kwargs):
+        calls.append(None)
+        if len(calls) == k:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+    return wrapper
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_an_interrupted_fit_keeps_the_partly_trained_state_as_scikit_learn(monkeypatch, solver):
+    from graphc.compile import Compiled
+    X, y, ours, theirs = pair(moons, dict(solver=solver, learning_rate_init=0.05))
+    batches_per_epoch = 7  # 200 rows in batches of 32
+    k = 2 * batches_per_epoch + 3  # in the third epoch, after three of its steps
+    monkeypatch.setattr(Compiled, "mean_and_grad", raise_on_call(k, Compiled.mean_and_grad))
+    monkeypatch.setattr(type(theirs), "_backprop", raise_on_call(k, type(theirs)._backprop))
+    with pytest.warns(UserWarning, match="Training interrupted by user"):
+        ours.fit(X, y)
+    with pytest.warns(UserWarning, match="Training interrupted by user"):
+        theirs.fit(X, y)
+    assert ours.n_iter_ == theirs.n_iter_ == 2 and ours.t_ == theirs.t_ == 400
+    assert_same_run(ours, theirs, X)  # weights of the 16th step, loss curve of two epochs
+    monkeypatch.undo()
+    _, _, two_epochs, _ = pair(moons, dict(solver=solver, learning_rate_init=0.05, max_iter=2))
+    assert ours.coefs_[0].tolist() != two_epochs.fit(X, y).coefs_[0].tolist()  # three steps past epoch 2
+    ours.partial_fit(X, y)  # and training goes on from there
+    theirs.partial_fit(X, y)
+    assert_same_run(ours, theirs, X)
+
+
+def test_import_without_scikit_learn_or_scipy_says_to_install_the_extra(monkeypatch):
+    import importlib
+    import sys
+    for missing in ("sklearn", "scipy"):
+        with monkeypatch.context() as patch:
+            for name in [n for n in sys.modules if n == "graphc.sklearn" or n.startswith("graphc.sklearn.")]:
+                patch.delitem(sys.modules, name)
+            patch.setitem(sys.modules, missing, None)  # `import missing` now raises ImportError
+            patch.delitem(sys.modules, f"{missing}.optimize", raising=False)
+            with pytest.raises(ImportError, match=r"pip install 'graphc\[sklearn\]'"):
+                importlib.import_module("graphc.sklearn")
+    assert importlib.import_module("graphc.sklearn").MLPClassifier is MLPClassifier
