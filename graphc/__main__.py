@@ -41,7 +41,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.passed_on = passed_on
     from .errors import GraphcError
     try:
-        return args.run(args)
+        status = args.run(args)
+        sys.stdout.flush()  # here, not at exit, so a reader that went away is handled below
+        return status
     except GraphcError as error:
         print(f"graphc {args.command}: error: {error}", file=sys.stderr)
         return 2
