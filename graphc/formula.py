@@ -101,8 +101,8 @@ def parse(text: str) -> Formula:
 
 @dataclass(frozen=True)
 class _Place:
-    """Points at a position of the parsed text (``text`` stripped of ``lead`` characters)
-    in the text as typed."""
+    """Points at a position of the parsed text (``text.strip()``, which starts ``lead``
+    characters in) in the text as typed."""
 
     text: str
     lead: int
@@ -110,7 +110,7 @@ class _Place:
     def show(self, lineno: int, column: int | None, end: int | None = None) -> str:
         """`` at column N:``, then the line as typed with carets under columns [column, end)
         (1-based characters of the parsed text's line ``lineno``; None: just past its end)."""
-        parsed = self.text[self.lead:].split("\n")
+        parsed = self.text.strip().split("\n")
         before = sum(len(line) + 1 for line in parsed[:lineno - 1])
         start = self.lead + before + (len(parsed[lineno - 1]) if column is None else column - 1)
         line_start = self.text.rfind("\n", 0, start) + 1
@@ -128,7 +128,7 @@ class _Place:
 
     def node(self, node: ast.AST) -> str:
         """:meth:`show` for a syntax-tree node (whose offsets count UTF-8 bytes)."""
-        line = self.text[self.lead:].split("\n")[node.lineno - 1].encode()
+        line = self.text.strip().split("\n")[node.lineno - 1].encode()
         column = len(line[:node.col_offset].decode(errors="ignore")) + 1
         end = None
         if node.end_lineno == node.lineno:

@@ -8,7 +8,7 @@ import random
 import numpy as np
 import pytest
 import sympy as sp
-from hypothesis import assume, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 
 import graphc
 from graphc import GraphcError, Value, ops
@@ -215,7 +215,9 @@ def test_what_simplify_cannot_show_is_a_note_not_a_failure():
     assert folded.ok and folded.rows[0].proved is False  # refused after the numeric screen, quickly
 
 
-@settings(max_examples=40, deadline=None, derandomize=True)
+# Most random programs are ill-posed (assume() drops them): near Hypothesis's filter health
+# check, which failed once under load in a full run.
+@settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.filter_too_much])
 @given(programs(max_ops=6), point(3), point(2))
 def test_random_programs_check_out(spec, xs, ps):
     params = [Value(v, label=f"p{k}") for k, v in enumerate(ps)]

@@ -149,6 +149,7 @@ def test_deep_nesting_is_an_error_not_a_crash():
     ("x + * y", "column 5", "  x + * y", "      ^"),
     ("   x + * y", "column 8", "     x + * y", "         ^"),  # a column of the text as typed
     ("x +", "column 4", "  x +", "     ^"),  # just past the end
+    ("x +   ", "column 4", "  x +   ", "     ^"),  # of the formula, not of trailing blanks
     ("tanh(x", "column 5", "  tanh(x", "      ^"),
     ("  x + y[0]", "column 7", "    x + y[0]", "        ^^^^"),
     ("a*x + βb.c", "column 7", "  a*x + βb.c", "        ^^^^"),  # characters, not UTF-8 bytes
