@@ -61,7 +61,7 @@ dist-check: $(STAMP)
 	$(PY) -m pip install --quiet --no-deps --target $(DIST)/site $(DIST)/graphc-*.whl
 	cd $(DIST) && PYTHONPATH=site $(abspath $(PY)) -c 'import graphc; assert "/site/graphc/" in graphc.__file__'
 	cd $(DIST) && PYTHONPATH=site site/bin/graphc --version
-	cd $(DIST) && PYTHONPATH=site site/bin/graphc demo > demo.log && tail -1 demo.log
+	cd $(DIST) && PYTHONPATH=site site/bin/graphc demo > demo.log && grep "final loss" demo.log
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
