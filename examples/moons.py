@@ -1,172 +1,17 @@
-"""micrograd's moons demo on graphc: a 2-16-16-1 MLP trained with an SVM max-margin loss.
+"""micrograd's moons demo on graphc: what ``make demo`` runs.
 
-Run with ``make demo`` (or ``python examples/moons.py``).  Same data, same model, same
-loss and the same learning-rate schedule as micrograd's demo.ipynb.  Three ways to run
-the same 100 steps:
+    python examples/moons.py [--python | --eager]
 
-* default: the per-sample loss is compiled once and evaluated over all 100 rows in one
-  batched NumPy call (``step.mean(X, y) + reg``);
-* ``--python``: the full-batch loss compiled to straight-line Python;
-* ``--eager``: micrograd's own loop on graphc's eager engine.
+The code is :mod:`graphc.demo` (graphc/demo.py), inside the package so that ``graphc demo``
+runs it from an installed wheel too; this script only starts it, and re-exports its
+pieces for the tests and notebooks that load ``examples/moons.py``.
 """
 from __future__ import annotations
 
-import random
 import sys
-import time
-from pathlib import Path
 
-import numpy as np
-from sklearn.datasets import make_moons
-
-import graphc
-from graphc import Value
-from graphc.nn import MLP
-
-
-def make_data():
-    """micrograd's dataset and model: seeds 1337, 100 points, labels -1/+1, MLP(2, [16, 16, 1])."""
-    np.random.seed(1337)
-    random.seed(1337)
-    X, y = make_moons(n_samples=100, noise=0.1)
-    y = y * 2 - 1
-    model = MLP(2, [16, 16, 1])
-    return X, y, model
-
-
-def loss(model, X, y):
-    """SVM max-margin loss averaged over the batch, plus L2 regularization; and the accuracy."""
-    inputs = [list(map(Value, xrow)) for xrow in X]
-    scores = list(map(model, inputs))
-    losses = [(1 + -yi * scorei).relu() for yi, scorei in zip(y, scores)]
-    data_loss = sum(losses) * (1.0 / len(losses))
-    alpha = 1e-4
-    reg_loss = alpha * sum((p * p for p in model.parameters()))
-    total_loss = data_loss + reg_loss
-    accuracy = [(yi > 0) == (scorei.data > 0) for yi, scorei in zip(y, scores)]
-    return total_loss, sum(accuracy) / len(accuracy)
-
-
-def batch_loss(model):
-    """The same loss as a function of the data, for graphc.compile: X and y arrive as Values."""
-    def loss(X, y):
-        scores = [model(row) for row in X]
-        losses = [(1 + -yi * si).relu() for yi, si in zip(y, scores)]
-        data_loss = sum(losses) * (1.0 / len(losses))
-        reg_loss = 1e-4 * sum(p * p for p in model.parameters())
-        return data_loss + reg_loss, scores
-    return loss
-
-
-def train_compiled(model, X, y, steps: int = 100, log=print):
-    """micrograd's loop on compiled code: trace once, then call the generated code each step."""
-    step = graphc.compile(batch_loss(model))
-    history = []
-    for k in range(steps):
-        start = time.perf_counter()
-        total_loss, scores = step(X, y)
-        model.zero_grad()
-        total_loss.backward()
-        learning_rate = 1.0 - 0.9 * k / 100
-        for p in model.parameters():
-            p.data -= learning_rate * p.grad
-        acc = sum((yi > 0) == (s.data > 0) for yi, s in zip(y, scores)) / len(y)
-        history.append((total_loss.data, acc))
-        if k == 0:
-            log(f"compiled: {step.stats}")
-        log(f"step {k:3d}  loss {total_loss.data:.6f}  accuracy {acc * 100:5.1f}%"
-            f"  ({(time.perf_counter() - start) * 1e3:.1f} ms)")
-    assert step.trace_count == 1
-    return history
-
-
-def train_batched(model, X, y, steps: int = 100, log=print):
-    """The batched loop: a per-sample loss, averaged over the rows by generated NumPy code."""
-    def sample_loss(x, yi):
-        return (1 + -yi * model(x)).relu()
-
-    step = graphc.compile(sample_loss)
-    scores = graphc.compile(model)  # the model itself, for the accuracy: X (N, 2) -> (N,)
-    history, times = [], []
-    for k in range(steps):
-        acc = float(np.mean((y > 0) == (scores(X) > 0)))  # before the update, as micrograd reports it
-        start = time.perf_counter()
-        total_loss = step.mean(X, y) + 1e-4 * sum(p * p for p in model.parameters())
-        model.zero_grad()
-        total_loss.backward()
-        learning_rate = 1.0 - 0.9 * k / 100
-        for p in model.parameters():
-            p.data -= learning_rate * p.grad
-        times.append(time.perf_counter() - start)
-        history.append((total_loss.data, acc))
-        if k == 0:
-            log(f"compiled: {step.stats}")
-        log(f"step {k:3d}  loss {total_loss.data:.6f}  accuracy {acc * 100:5.1f}%"
-            f"  ({times[-1] * 1e3:.2f} ms)")
-    log(f"median step {sorted(times)[len(times) // 2] * 1e3:.2f} ms (forward, backward and update; "
-        f"the first step includes compiling)")
-    assert step.trace_count == 1
-    return history
-
-
-def train(model, X, y, steps: int = 100, log=print):
-    """micrograd's training loop: full batch SGD with lr = 1.0 - 0.9*k/100. Returns the losses."""
-    history = []
-    for k in range(steps):
-        start = time.perf_counter()
-        total_loss, acc = loss(model, X, y)
-        model.zero_grad()
-        total_loss.backward()
-        learning_rate = 1.0 - 0.9 * k / 100
-        for p in model.parameters():
-            p.data -= learning_rate * p.grad
-        history.append((total_loss.data, acc))
-        log(f"step {k:3d}  loss {total_loss.data:.6f}  accuracy {acc * 100:5.1f}%"
-            f"  ({(time.perf_counter() - start) * 1e3:.1f} ms)")
-    return history
-
-
-def plot_decision_boundary(model, X, y, path: Path) -> bool:
-    """Write micrograd's decision-boundary picture to ``path``; False if matplotlib is missing."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return False
-    h = 0.25
-    x_min, x_max = X[:, 0].min() - 1, X[:, 0].max() + 1
-    y_min, y_max = X[:, 1].min() - 1, X[:, 1].max() + 1
-    xx, yy = np.meshgrid(np.arange(x_min, x_max, h), np.arange(y_min, y_max, h))
-    grid = np.c_[xx.ravel(), yy.ravel()]
-    Z = (graphc.compile(model)(grid) > 0).reshape(xx.shape)
-    fig = plt.figure()
-    plt.contourf(xx, yy, Z, cmap=plt.cm.Spectral, alpha=0.8)
-    plt.scatter(X[:, 0], X[:, 1], c=y, s=40, cmap=plt.cm.Spectral)
-    plt.xlim(xx.min(), xx.max())
-    plt.ylim(yy.min(), yy.max())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return True
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = argv or []
-    loop = train if "--eager" in argv else train_compiled if "--python" in argv else train_batched
-    X, y, model = make_data()
-    print(model)
-    print(f"number of parameters {len(model.parameters())}")
-    history = loop(model, X, y)
-    final_loss, final_acc = history[-1]
-    print(f"final loss {final_loss:.6f}, accuracy {final_acc * 100:.1f}%")
-    out = Path("out/moons_decision_boundary.png")
-    if plot_decision_boundary(model, X, y, out):
-        print(f"decision boundary written to {out}")
-    else:
-        print("matplotlib is not installed: skipped the decision-boundary plot")
-    return 0 if final_acc == 1.0 else 1
-
+from graphc.demo import (batch_loss, loss, main, make_data, make_moons, plot_decision_boundary,  # noqa: F401
+                         train, train_batched, train_compiled)
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

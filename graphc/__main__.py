@@ -1,93 +1,150 @@
 """The command line: ``graphc demo | show EXPR | check EXPR [--at x=1.5 ...] | bench [NAME ...]``.
 
 ``show`` and ``check`` read a formula with :func:`graphc.formula.parse` (numbers, names,
-``+ - * / **`` and the op table's functions only, checked before SymPy sees the text),
-turn it into a graph with :func:`graphc.from_sympy` and compile it.  ``demo`` and
-``bench`` run scripts of the source checkout this graphc was imported from.
+``+ - * / **`` and the op table's functions only, checked on Python's syntax tree) and
+trace it as written, so what graphc's passes do to it is what the passes table shows;
+SymPy only computes the derivative column.  ``demo`` runs :mod:`graphc.demo`, which ships
+in the package; ``bench`` runs the scripts in ``bench/`` of the source checkout.
 """
 from __future__ import annotations
 
 import argparse
-import runpy
+import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Sequence
 
-#: The source checkout graphc runs from, if any (``examples/`` and ``bench/`` live there).
+from . import __version__
+
+#: The source checkout graphc runs from, if any (``bench/`` lives there).
 CHECKOUT = Path(__file__).resolve().parent.parent
 #: Where formula variables are evaluated unless ``--at`` says otherwise: distinct, away from
 #: 0 and from each other, so kinks (relu, max) and symmetric cancellations are unlikely.
 DEFAULT_POINT = (0.7, -0.4, 1.3, 0.25, -1.1, 0.9, 1.7, -0.6)
+#: What the benchmarks compare graphc against (the ``bench`` extra).
+BENCH_PEERS = ("micrograd", "torch")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line on ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
     parser = _parser()
+    argv, passed_on = _split(list(sys.argv[1:] if argv is None else argv), parser)
     try:
         args = parser.parse_args(argv)
-    except SystemExit as exit_:  # --help, or a usage error argparse has already printed
+    except SystemExit as exit_:  # --help, --version, or a usage error argparse has already printed
         return int(exit_.code or 0)
     if args.command is None:
         parser.print_help()
         return 2
+    args.passed_on = passed_on
     from .errors import GraphcError
     try:
-        return args.run(args)
+        status = args.run(args)
+        sys.stdout.flush()  # here, not at exit, so a reader that went away is handled below
+        return status
     except GraphcError as error:
         print(f"graphc {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (`graphc show ... | head -1`): stop quietly
+        _silence_stdout()
+        return 1
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's final flush does not fail again."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # a captured or replaced stdout
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
+
+
+def _split(argv: list[str], parser: argparse.ArgumentParser) -> tuple[list[str], list[str]]:
+    """Prepare ``argv`` for argparse: (its arguments, options passed on to benchmarks).
+
+    A formula that starts with ``-`` (``"-(-x)"``) would look like an option to argparse:
+    it is moved behind ``--``.  ``bench``'s arguments from the first option it does not
+    know (or from ``--``) on are for the benchmark scripts.
+    """
+    if not argv or argv[0] not in ("show", "check", "bench"):
+        return argv, []
+    own = parser.own_options[argv[0]]
+    rest, k = argv[1:], 0
+    while k < len(rest):
+        token = rest[k]
+        if token == "--" or token.startswith("-") and token.split("=")[0] not in own:
+            break
+        k += 2 if own.get(token) else 1  # skip an option's value
+    if argv[0] == "bench":
+        return argv[:1 + k], rest[k + 1:] if rest[k:k + 1] == ["--"] else rest[k:]
+    if k < len(rest) and rest[k] != "--":
+        return argv[:1 + k] + rest[k + 1:] + ["--", rest[k]], []
+    return argv, []
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="graphc", description="micrograd grown into a graph compiler: "
-                                     "see what it does to a formula, check its gradients, run the demo.")
+                                     "see what it does to a formula, check its gradients, run the demo.",
+                                     epilog=f"EXPR is {_formula_help()}.")
+    parser.add_argument("--version", action="version", version=f"graphc {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     demo = commands.add_parser("demo", help="train micrograd's moons MLP with compiled code",
-                               description="Run examples/moons.py of the source checkout.")
-    demo.add_argument("--eager", action="store_true", help="run micrograd's eager loop instead")
+                               description="Run graphc's moons demo (graphc/demo.py).", allow_abbrev=False)
+    loop = demo.add_mutually_exclusive_group()
+    loop.add_argument("--python", action="store_true", help="compile the full-batch loss to straight-line Python")
+    loop.add_argument("--eager", action="store_true", help="run micrograd's eager loop instead")
     demo.set_defaults(run=_demo)
-    formula_help = ("a formula of numbers, names, + - * / ** and the functions relu tanh exp log "
-                    "sigmoid sin cos step max, e.g. 'tanh(x*w + b)'")
     show = commands.add_parser("show", help="show the graph, passes, generated code and derivatives of EXPR",
-                               description="Parse EXPR, build and optimize its graph, and print the graph "
+                               description="Trace EXPR as written, optimize its graph, and print the graph "
                                            "listing, what each optimization pass did, the generated forward "
-                                           "and gradient Python code, and SymPy's derivatives.")
-    show.add_argument("expr", metavar="EXPR", help=formula_help)
+                                           "and gradient Python code, and SymPy's derivatives.",
+                               allow_abbrev=False)
+    show.add_argument("expr", metavar="EXPR", help=_formula_help())
     show.set_defaults(run=_show)
     check = commands.add_parser("check", help="compare EXPR's gradients four ways (graphc.check_grad)",
                                 description="Compare eager, compiled, SymPy and finite-difference gradients "
-                                            "of EXPR at a point; exit status 1 if they disagree.")
-    check.add_argument("expr", metavar="EXPR", help=formula_help)
-    check.add_argument("--at", action="append", default=[], metavar="NAME=VALUE",
+                                            "of EXPR at a point; exit status 1 unless they agree.",
+                                allow_abbrev=False)
+    check.add_argument("expr", metavar="EXPR", help=_formula_help())
+    at = check.add_argument("--at", action="append", default=[], metavar="NAME=VALUE",
                        help="a variable's value (repeat, or separate with commas); others get defaults")
-    check.add_argument("--no-fd", dest="fd", action="store_false", help="skip finite differences")
+    no_fd = check.add_argument("--no-fd", dest="fd", action="store_false", help="skip finite differences")
     check.set_defaults(run=_check)
     bench = commands.add_parser("bench", help="run the benchmarks in bench/",
-                                description="Run the scripts in bench/ of the source checkout, one process each.")
+                                usage="graphc bench [-h] [--list] [NAME ...] [--] [OPTION ...]",
+                                description="Run the scripts in bench/ of the source checkout, one process "
+                                            "each. Options after the names (or after --) are passed to every "
+                                            "script run, e.g. `graphc bench compile --steps 5`. The comparisons "
+                                            "need micrograd and torch: `make bench` installs them.",
+                                allow_abbrev=False)
     bench.add_argument("names", nargs="*", metavar="NAME", help="benchmarks to run (default: all)")
-    bench.add_argument("--list", action="store_true", help="list the benchmarks and exit")
+    listing = bench.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     bench.set_defaults(run=_bench)
+    parser.own_options = {command: _takes_value(*actions) for command, actions in
+                          [("show", ()), ("check", (at, no_fd)), ("bench", (listing,))]}
     return parser
 
 
-# -- demo and bench: scripts of the checkout -----------------------------------------------
+def _takes_value(*actions: argparse.Action) -> dict[str, bool]:
+    """Each option string of ``actions`` (and of help), with whether a value follows it."""
+    return {"-h": False, "--help": False} | {s: a.nargs != 0 for a in actions for s in a.option_strings}
+
+
+def _formula_help() -> str:
+    from .formula import FUNCTIONS
+    calls = ", ".join(f"{name}({', '.join('xyzuvw'[:arity])})" for name, arity in FUNCTIONS.items())
+    return f"a formula of numbers, names, + - * / ** and the op table's functions {calls}: e.g. 'tanh(x*w + b)'"
+
+
+# -- demo and bench -----------------------------------------------------------------------
 
 def _demo(args: argparse.Namespace) -> int:
-    script = CHECKOUT / "examples" / "moons.py"
-    if not script.is_file():
-        print(f"graphc demo: {script} not found. The demo is part of graphc's source checkout, not of "
-              f"the installed package: clone the repository and run `make demo` there.", file=sys.stderr)
-        return 1
-    saved = sys.argv
-    sys.argv = [str(script)] + (["--eager"] if args.eager else [])
-    try:
-        runpy.run_path(str(script), run_name="__main__")
-    except SystemExit as exit_:
-        return int(exit_.code or 0) if not isinstance(exit_.code, str) else 1
-    finally:
-        sys.argv = saved
-    return 0
+    from . import demo
+    return demo.main(["--eager"] if args.eager else ["--python"] if args.python else [])
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -104,35 +161,37 @@ def _bench(args: argparse.Namespace) -> int:
     if unknown:
         print(f"graphc bench: no benchmark {', '.join(unknown)}; there are {', '.join(scripts)}", file=sys.stderr)
         return 2
+    missing = [m for m in BENCH_PEERS if importlib.util.find_spec(m) is None]
+    hint = (f"{' and '.join(missing)} not installed: run `make bench` in the source checkout, which "
+            f"installs the bench extra (or pip install 'graphc[bench]')") if missing else ""
+    if missing:
+        print(f"graphc bench: note: {hint}; benchmarks that compare with them will fail", file=sys.stderr)
     failed = []
     for name in args.names or list(scripts):
-        print(f"== bench/{name}.py", flush=True)
-        if subprocess.run([sys.executable, str(scripts[name])], cwd=CHECKOUT).returncode != 0:
+        print(f"== bench/{name}.py {' '.join(args.passed_on)}".rstrip(), flush=True)
+        command = [sys.executable, str(scripts[name]), *args.passed_on]
+        if subprocess.run(command, cwd=CHECKOUT).returncode != 0:
             failed.append(name)
     if failed:
-        print(f"graphc bench: failed: {', '.join(failed)}", file=sys.stderr)
+        print(f"graphc bench: failed: {', '.join(failed)}" + (f" ({hint})" if hint else ""), file=sys.stderr)
     return 1 if failed else 0
 
 
 # -- show and check: formulas ----------------------------------------------------------------
 
 def _formula(text: str):
-    """(compiled function, its graph as parsed, symbols in text order) of a formula."""
-    import graphc
+    """(the formula's function, its names) for ``text``."""
     from .formula import parse
-    from .interpret import as_function
-    from .symbolic import from_sympy
 
-    expr, symbols = parse(text)
-    graph = from_sympy(expr, symbols)
-    return graphc.compile(as_function(graph)), graph, symbols
+    formula = parse(text)
+    return formula.function(), formula.names
 
 
-def _point(symbols: list, given: list[str]) -> list[float]:
+def _point(names: Sequence[str], given: list[str]) -> list[float]:
     from .errors import GraphcError
 
-    values = {s.name: DEFAULT_POINT[k % len(DEFAULT_POINT)] + 0.1 * (k // len(DEFAULT_POINT))
-              for k, s in enumerate(symbols)}
+    values = {name: DEFAULT_POINT[k % len(DEFAULT_POINT)] + 0.1 * (k // len(DEFAULT_POINT))
+              for k, name in enumerate(names)}
     for item in (part for text in given for part in text.split(",") if part.strip()):
         name, sep, value = item.partition("=")
         name = name.strip()
@@ -143,42 +202,54 @@ def _point(symbols: list, given: list[str]) -> list[float]:
             values[name] = float(value)
         except ValueError:
             raise GraphcError(f"--at {name}: {value.strip()!r} is not a number") from None
-    return [values[s.name] for s in symbols]
+    return [values[name] for name in names]
 
 
 def _show(args: argparse.Namespace) -> int:
-    import sympy as sp
-
     import graphc
-    from .symbolic import symbols_of, to_sympy
 
-    compiled, graph, symbols = _formula(args.expr)
-    compiled(*[graphc.Value(v) for v in _point(symbols, [])])  # Values: the code has their gradients
+    function, names = _formula(args.expr)
+    point = _point(names, [])
+    graph = graphc.trace(function, *point)
+    compiled = graphc.compile(function)
+    compiled(*[graphc.Value(v) for v in point])  # Values: the code has their gradients
     optimized, report = graphc.optimize(graph, report=True)
     print(f"expression: {args.expr.strip()}")
-    print(f"inputs: {', '.join(s.name for s in symbols) or '(none)'}\n")
+    print(f"inputs: {', '.join(names) or '(none)'}\n")
     print("graph:")
     print(graph)
     print(f"\npasses:\n{report}\n")
     print("generated code (forward, then gradient):")
     print(compiled.source)
     print("derivatives (SymPy):")
-    (expr,) = to_sympy(optimized)
-    for s in symbols_of(optimized):
-        print(f"  d/d{s.name} = {sp.factor_terms(sp.diff(expr, s))}")
+    print(_derivatives(optimized))
     return 0
+
+
+def _derivatives(graph) -> str:
+    """SymPy's derivative of the graph's output in each input, one line each (or why not)."""
+    import sympy as sp
+
+    from .errors import GraphcError
+    from .symbolic import symbols_of, to_sympy
+
+    try:
+        (expr,) = to_sympy(graph)
+    except GraphcError as error:
+        return f"  skipped: {error}"
+    return "\n".join(f"  d/d{s.name} = {sp.factor_terms(sp.diff(expr, s))}" for s in symbols_of(graph))
 
 
 def _check(args: argparse.Namespace) -> int:
     import graphc
 
-    compiled, graph, symbols = _formula(args.expr)
-    point = _point(symbols, args.at)
+    function, names = _formula(args.expr)
+    point = _point(names, args.at)
     print(f"expression: {args.expr.strip()}")
-    print("at " + (", ".join(f"{s.name}={v:g}" for s, v in zip(symbols, point)) or "(no variables)"))
-    report = graphc.check_grad(compiled, *point, fd=args.fd)
+    print("at " + (", ".join(f"{name}={v:g}" for name, v in zip(names, point)) or "(no variables)"))
+    report = graphc.check_grad(graphc.compile(function), *point, fd=args.fd)
     print(report)
-    return 0 if report.ok else 1
+    return 0 if report.verdict == "ok" else 1
 
 
 if __name__ == "__main__":

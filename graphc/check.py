@@ -16,7 +16,11 @@ For every input and param of ``fn`` at a point:
 The first three are exact methods and must agree to ``rtol`` (measured as
 ``|a - b| / max(|a|, |b|, 1)``).  Finite differences are approximate: their error is
 allowed ``fd_rtol`` plus the rounding error the step implies, and a kink (relu, max, step)
-within ``h`` of the point defeats them -- move the point or pass ``fd=False``.
+within ``h`` of the point defeats them -- move the point or pass ``fd=False``.  The report
+tells a kink from a wrong gradient: there the one-sided slopes differ from each other and
+the exact gradient is one of them (``relu'(0)`` is 0, the left slope), and the verdict is
+"inconclusive", not "FAILED".  Where the output or a gradient is nan in every method
+(``x**y`` at x < 0) nothing can be compared, and the verdict says "nan", not "ok".
 
 Eager and compiled gradients share the op table's rules, so a wrong rule makes both wrong
 alike; SymPy and finite differences are what catch it.
@@ -53,6 +57,9 @@ from .tree import flatten_args, flatten_output, unflatten
 
 RTOL = 1e-8
 FD_RTOL = 1e-6
+#: One-sided differences are first-order accurate (error ~ h*|f''|, h ~ 6e-6): slopes
+#: further apart than this straddle a kink, and a gradient this close to one is its slope.
+KINK_RTOL = 1e-4
 SYMBOLIC_LIMIT = 500
 PROVE_LIMIT = 80
 #: Derivatives of graphs up to this many operations are tidied (``sympy.factor_terms``)
@@ -85,6 +92,8 @@ class GradRow:
     sympy: float | None = None
     finite_diff: float | None = None
     fd_allowance: float = 0.0  # the finite-difference error this row tolerates
+    fd_step: float = 0.0  # h
+    fd_slopes: tuple[float, float] | None = None  # one-sided: (f(x) - f(x-h))/h, (f(x+h) - f(x))/h
     proved: bool | None = None
 
     @property
@@ -97,6 +106,21 @@ class GradRow:
     def fd_error(self) -> float | None:
         """Finite differences against the compiled gradient, in the same relative measure."""
         return None if self.finite_diff is None else rel_err(self.finite_diff, self.compiled)
+
+    @property
+    def kink(self) -> bool:
+        """Finite differences fail because a kink or jump lies within ``h``: the one-sided
+        slopes differ from each other, and the exact gradient is one of them."""
+        if self.fd_slopes is None or self.fd_error is None or self.fd_error <= self.fd_allowance:
+            return False
+        left, right = self.fd_slopes
+        return rel_err(left, right) > KINK_RTOL and min(rel_err(self.compiled, left),
+                                                        rel_err(self.compiled, right)) <= KINK_RTOL
+
+    @property
+    def undefined(self) -> bool:
+        """The gradient is nan by the exact methods: there is nothing to compare."""
+        return math.isnan(self.eager) and math.isnan(self.compiled)
 
 
 @dataclass
@@ -127,10 +151,29 @@ class GradReport:
         for r in self.rows:
             if not r.rel_error <= self.rtol:
                 out.append(f"{r.name}: exact methods differ by {r.rel_error:.3g} (rtol {self.rtol:g})")
-            if r.fd_error is not None and not r.fd_error <= r.fd_allowance:
+            if r.kink:
+                left, right = r.fd_slopes
+                out.append(f"{r.name}: finite differences differ by {r.fd_error:.3g}, but they straddle a kink "
+                           f"or jump within h={r.fd_step:.2g} of {r.name}={r.value:g}: the slope is {left:.6g} "
+                           f"on the left and {right:.6g} on the right, and the exact methods' {r.compiled:.6g} "
+                           f"is one of them (relu'(0) = 0, max sends ties to its first operand); finite "
+                           f"differences cannot check this point: move it or skip them (fd=False, --no-fd)")
+            elif r.fd_error is not None and not r.fd_error <= r.fd_allowance:
                 out.append(f"{r.name}: finite differences differ by {r.fd_error:.3g} "
                            f"(allowed {r.fd_allowance:.3g})")
         return out
+
+    @property
+    def verdict(self) -> str:
+        """One word for the whole report: "ok"; "FAILED"; "inconclusive" when only finite
+        differences disagree, at a kink (:attr:`GradRow.kink`); "nan" when the numbers agree
+        but the output or a gradient is nan, so nothing was really compared."""
+        if self.failures():
+            only_kinks = all(r.kink for r in self.rows if r.fd_error is not None and not r.fd_error <= r.fd_allowance)
+            return "inconclusive" if only_kinks and self.max_rel_error <= self.rtol else "FAILED"
+        if math.isnan(self.output) or any(r.undefined for r in self.rows):
+            return "nan"
+        return "ok"
 
     @property
     def ok(self) -> bool:
@@ -154,10 +197,14 @@ class GradReport:
         lines = [f"check_grad({self.function}): output {_num(self.output)}"]
         lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table]
         fd = self.max_fd_error
-        lines.append(f"{'ok' if self.ok else 'FAILED'}: max rel error {self.max_rel_error:.2g} between exact "
+        lines.append(f"{self.verdict}: max rel error {self.max_rel_error:.2g} between exact "
                      f"methods (rtol {self.rtol:g}); finite differences "
                      + ("skipped" if fd is None else f"max {fd:.2g}"))
         lines += [f"  {line}" for line in self.failures()]
+        if self.verdict == "nan":
+            nan = (["output"] if math.isnan(self.output) else []) + [f"d/d{r.name}" for r in self.rows if r.undefined]
+            lines.append(f"  nan at this point: {', '.join(nan)}; every method agrees on nan, so nothing was "
+                         f"compared (x**y with x < 0, log of a negative number, ...): choose another point")
         unproved = [r.name for r in self.rows if r.proved is False]
         if unproved:
             lines.append(f"note: not proved for {', '.join(unproved)}: SymPy could not simplify the compiled "
@@ -249,6 +296,8 @@ def _finite_differences(compiled: Compiled, in_tree: Any, point: list[float], pa
             fm = f(point)
             p.data = x
         row.finite_diff = (fp - fm) / (xp - xm)
+        row.fd_step = h
+        row.fd_slopes = ((center - fm) / (x - xm), (fp - center) / (xp - x))
         rounding = 4 * _EPS * max(abs(fp), abs(fm), abs(center)) / (xp - xm)
         scale = max(abs(row.finite_diff), abs(row.compiled), 1.0)
         row.fd_allowance = fd_rtol + rounding / scale if math.isfinite(rounding) else fd_rtol

@@ -1,73 +1,145 @@
-"""Reading a formula typed by a person (``"tanh(x*w + b)"``) as a SymPy expression, safely.
+"""Reading a formula typed by a person (``"tanh(x*w + b)"``) as a function of Values, safely.
 
-Text is checked twice before SymPy sees it.  First Python's own parser turns it into a
-syntax tree, and :func:`parse` walks that tree and allows only numbers, names, ``+ - * /
-**``, unary ``-``/``+`` and calls of the op table's functions (``tanh``, ``relu``, ``max``,
-...) with the right number of positional arguments.  Anything else -- attribute access,
-subscripts, strings, lambdas, keywords, dunder names -- is rejected with a message
-naming it, and a constant part that would overflow a float (``9**9**9``) is refused
-before SymPy tries to compute it exactly.  Only then does SymPy's ``parse_expr`` read the
-text, with every name it may resolve given explicitly and no builtins at all.
+Python's own parser turns the text into a syntax tree, and :func:`parse` walks that tree
+and allows only numbers, names, ``+ - * / **``, unary ``-``/``+`` and calls of the op
+table's functions (:data:`FUNCTIONS`: ``tanh``, ``relu``, ``max``, ...) with the right
+number of positional arguments.  Anything else -- attribute access, subscripts, strings,
+lambdas, keywords, dunder names -- is refused with a message naming it and pointing at
+its column, and so is a constant that does not fit in a float (``9**9**9``, a 401-digit
+integer) before Python computes it exactly.
+
+The result, a :class:`Formula`, is evaluated by a small interpreter over that checked tree
+(an explicit stack, no recursion): names are its arguments, operators are Value's
+operators and a call is :func:`graphc.apply` of the table op.  So graphc traces the
+formula as written -- ``x*y + x*y`` is two products and a sum, which graphc's own passes
+then merge -- and no text is ever evaluated: neither Python nor SymPy reads it as code.
 """
 from __future__ import annotations
 
 import ast
+import inspect
 import math
-from typing import Any
+import operator
+import sys
+from dataclasses import dataclass
+from typing import Any, Callable
 
-import sympy as sp
-from sympy.parsing.sympy_parser import parse_expr, standard_transformations
-
+from . import ops
+from .engine import Value, apply
 from .errors import GraphcError
-from .symbolic import FUNCTIONS, TableFunction
 
 MAX_LENGTH = 2_000
-_BINARY = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**"}
-_UNARY = {ast.USub: "-", ast.UAdd: "+"}
+#: Table ops a formula writes with an operator (``+ - * **``, unary ``-``), not as a call.
+WRITTEN_AS_OPERATORS = ("add", "sub", "mul", "neg", "pow", "vpow", "sum")
+#: The functions a formula may call, name -> number of arguments: every elementwise table
+#: op without parameters that has no operator of its own.
+FUNCTIONS = {name: op.arity for name, op in ops.TABLE.items()
+             if op.elementwise and op.arity and not op.params and name not in WRITTEN_AS_OPERATORS}
+_BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+           ast.Div: operator.truediv, ast.Pow: operator.pow}
+_UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos}
 _HINTS = {ast.BitXor: "^ (use ** for powers)", ast.FloorDiv: "//", ast.Mod: "%", ast.MatMult: "@",
           ast.BitAnd: "&", ast.BitOr: "|", ast.LShift: "<<", ast.RShift: ">>"}
-#: Names SymPy's parser emits itself (``Integer(2)``): they cannot be symbols.
-_PARSER_NAMES = {"Integer": sp.Integer, "Float": sp.Float, "Rational": sp.Rational, "Symbol": sp.Symbol}
+_FLOAT_MAX = sys.float_info.max
+_SHOWN = 72  # characters of a line shown under an error
 
 
 class FormulaError(GraphcError, ValueError):
-    """Text that is not a formula graphc accepts; the message says what was found."""
+    """Text that is not a formula graphc accepts; the message says what was found, and where."""
 
 
-def parse(text: str) -> tuple[sp.Expr, list[sp.Symbol]]:
-    """The SymPy expression of ``text`` and its symbols in order of first appearance.
+@dataclass(frozen=True)
+class Formula:
+    """A checked formula: call it with one Value (or number) per name, in :attr:`names` order."""
 
-    Symbols are real (as :func:`graphc.symbolic.symbols_of` makes them); functions are
-    :data:`graphc.symbolic.FUNCTIONS`.  Raises :class:`FormulaError` for anything else.
+    text: str
+    names: tuple[str, ...]
+    tree: ast.Expression
+
+    def __call__(self, *values: Any) -> Value:
+        """The formula's Value at ``values``, built with Value's operators as written."""
+        if len(values) != len(self.names):
+            raise TypeError(f"the formula {self.text!r} takes {len(self.names)} value(s) "
+                            f"({', '.join(self.names) or 'none'}); got {len(values)}")
+        result = _evaluate(self, dict(zip(self.names, values)))
+        return result if isinstance(result, Value) else Value(result)
+
+    def function(self) -> Callable[..., Value]:
+        """This formula as a function named ``formula`` whose parameters are its names, so
+        ``graphc.trace``/``graphc.compile`` name the graph's inputs after them."""
+        def formula(*values: Any) -> Value:
+            return self(*values)
+        kind = inspect.Parameter.POSITIONAL_ONLY
+        formula.__signature__ = inspect.Signature([inspect.Parameter(n, kind) for n in self.names])
+        formula.__doc__ = f"The formula {self.text!r} (graphc.formula.parse)."
+        return formula
+
+
+def parse(text: str) -> Formula:
+    """The :class:`Formula` of ``text``; names are ordered by first appearance.
+
+    Raises :class:`FormulaError` for anything but numbers, names, ``+ - * / **``, unary
+    ``-``/``+`` and calls of :data:`FUNCTIONS`.
     """
     if not isinstance(text, str):
         raise TypeError(f"parse takes a string; got {type(text).__name__}")
     if len(text) > MAX_LENGTH:
         raise FormulaError(f"the formula has {len(text):,} characters; at most {MAX_LENGTH:,} are read")
-    text = text.strip()
+    body = text.strip()
+    place = _Place(text, len(text) - len(text.lstrip()))
     try:
-        tree = ast.parse(text, mode="eval")
+        tree = ast.parse(body, mode="eval")
     except SyntaxError as error:
-        raise FormulaError(f"not a formula: {error.msg} (column {error.offset}) in {text!r}") from None
+        column = error.offset if error.offset and error.offset > 0 else None  # 0: at the end
+        raise FormulaError(f"not a formula: {error.msg}{place.show(error.lineno or 1, column)}") from None
     except (RecursionError, MemoryError, ValueError) as error:
         raise FormulaError(f"cannot read the formula: {type(error).__name__}") from None
-    names, functions = _check(tree)
-    symbols = [sp.Symbol(name, real=True) for name in names]
-    local_dict: dict[str, Any] = {s.name: s for s in symbols} | {f: FUNCTIONS[f] for f in functions}
-    global_dict: dict[str, Any] = {"__builtins__": {}} | _PARSER_NAMES
-    try:
-        expr = parse_expr(text, local_dict=local_dict, global_dict=global_dict,
-                          transformations=standard_transformations)
-    except (TypeError, ValueError, SyntaxError, RecursionError) as error:
-        raise FormulaError(f"SymPy could not read {text!r}: {error}") from None
-    return expr, symbols
+    formula = Formula(text, tuple(_check(tree, place)), tree)
+    formula(*[Value(1.0)] * len(formula.names))  # refuses constant parts Python cannot compute (1/0) now
+    return formula
 
 
-def _check(tree: ast.Expression) -> tuple[list[str], set[str]]:
-    """Walk the syntax tree (explicit stack); return symbol names in text order and the
-    functions used, or raise FormulaError naming the first thing not allowed."""
-    symbols: dict[str, tuple[int, int]] = {}
-    functions: set[str] = set()
+@dataclass(frozen=True)
+class _Place:
+    """Points at a position of the parsed text (``text.strip()``, which starts ``lead``
+    characters in) in the text as typed."""
+
+    text: str
+    lead: int
+
+    def show(self, lineno: int, column: int | None, end: int | None = None) -> str:
+        """`` at column N:``, then the line as typed with carets under columns [column, end)
+        (1-based characters of the parsed text's line ``lineno``; None: just past its end)."""
+        parsed = self.text.strip().split("\n")
+        before = sum(len(line) + 1 for line in parsed[:lineno - 1])
+        start = self.lead + before + (len(parsed[lineno - 1]) if column is None else column - 1)
+        line_start = self.text.rfind("\n", 0, start) + 1
+        line = self.text[line_start:].split("\n", 1)[0]
+        col = start - line_start
+        where = f"column {col + 1}"
+        if "\n" in self.text.strip():
+            where = f"line {self.text.count(chr(10), 0, start) + 1}, {where}"
+        low = max(0, col - 40) if len(line) > _SHOWN else 0  # a window around a long line's column
+        high = low + _SHOWN
+        shown = ("..." if low else "") + line[low:high] + ("..." if high < len(line) else "")
+        pad = ("   " if low else "") + "".join(c if c == "\t" else " " for c in line[low:col])
+        carets = "^" * max(1, min((end or 0) - (column or 0), len(line) - col, high - col))
+        return f" at {where}:\n  {shown}\n  {pad}{carets}"
+
+    def node(self, node: ast.AST) -> str:
+        """:meth:`show` for a syntax-tree node (whose offsets count UTF-8 bytes)."""
+        line = self.text.strip().split("\n")[node.lineno - 1].encode()
+        column = len(line[:node.col_offset].decode(errors="ignore")) + 1
+        end = None
+        if node.end_lineno == node.lineno:
+            end = len(line[:node.end_col_offset].decode(errors="ignore")) + 1
+        return self.show(node.lineno, column, end)
+
+
+def _check(tree: ast.Expression, place: _Place) -> list[str]:
+    """Walk the syntax tree (explicit stack); return the names in text order, or raise
+    FormulaError naming (and pointing at) the first thing not allowed."""
+    names: dict[str, tuple[int, int]] = {}
     called: set[int] = set()  # ids of Name nodes that are the function of a Call
     stack: list[ast.AST] = [tree.body]
     while stack:
@@ -75,72 +147,77 @@ def _check(tree: ast.Expression) -> tuple[list[str], set[str]]:
         if isinstance(node, ast.BinOp):
             if type(node.op) not in _BINARY:
                 raise FormulaError(f"operator {_HINTS.get(type(node.op), type(node.op).__name__)} is not "
-                                   f"allowed; use + - * / **")
-            _check_power(node)
+                                   f"allowed; use + - * / **{place.node(node)}")
+            _check_power(node, place)
             stack += [node.left, node.right]
         elif isinstance(node, ast.UnaryOp):
             if type(node.op) not in _UNARY:
-                raise FormulaError(f"unary {type(node.op).__name__} is not allowed; only - and +")
+                raise FormulaError(f"unary {type(node.op).__name__} is not allowed; only - and +{place.node(node)}")
             stack.append(node.operand)
         elif isinstance(node, ast.Constant):
-            if type(node.value) not in (int, float):
-                raise FormulaError(f"{type(node.value).__name__} constant {node.value!r} is not allowed; "
-                                   f"only real numbers")
+            _check_number(node, place)
         elif isinstance(node, ast.Name):
-            name = node.id
-            if name.startswith("__") or name in _PARSER_NAMES:
-                raise FormulaError(f"the name {name!r} is not allowed")
-            if id(node) in called:
-                functions.add(name)
-            elif name in FUNCTIONS:
-                raise FormulaError(f"{name} is a function: call it, as {name}(...)")
-            else:
+            _check_name(node, id(node) in called, place)
+            if id(node) not in called:
                 position = (node.lineno, node.col_offset)
-                symbols[name] = min(symbols.get(name, position), position)
+                names[node.id] = min(names.get(node.id, position), position)
         elif isinstance(node, ast.Call):
-            _check_call(node)
+            _check_call(node, place)
             called.add(id(node.func))
             stack += [node.func, *node.args]
         else:
             raise FormulaError(f"{_describe(node)} is not allowed in a formula; use numbers, names, "
-                               f"+ - * / ** and the functions {', '.join(FUNCTIONS)}")
-    return sorted(symbols, key=symbols.get), functions
+                               f"+ - * / ** and the functions {', '.join(FUNCTIONS)}{place.node(node)}")
+    return sorted(names, key=names.get)
 
 
-def _check_call(node: ast.Call) -> None:
+def _check_number(node: ast.Constant, place: _Place) -> None:
+    value = node.value
+    if type(value) not in (int, float):
+        raise FormulaError(f"{type(value).__name__} constant {value!r} is not allowed; only real numbers"
+                           f"{place.node(node)}")
+    if abs(value) > _FLOAT_MAX:  # a float literal beyond range (1e400) parses as inf
+        literal = ast.get_source_segment(place.text[place.lead:], node) or repr(value)
+        shown = literal if len(literal) <= 24 else f"{literal[:12]}...({len(literal)} characters)"
+        raise FormulaError(f"the number {shown} does not fit in a float (|x| < 1.8e308){place.node(node)}")
+
+
+def _check_name(node: ast.Name, is_called: bool, place: _Place) -> None:
+    if node.id.startswith("__"):
+        raise FormulaError(f"the name {node.id!r} is not allowed{place.node(node)}")
+    if not is_called and node.id in FUNCTIONS:
+        raise FormulaError(f"{node.id} is a function: call it, as {node.id}(...){place.node(node)}")
+
+
+def _check_call(node: ast.Call, place: _Place) -> None:
     if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
         what = node.func.id if isinstance(node.func, ast.Name) else _describe(node.func)
-        raise FormulaError(f"calling {what} is not allowed; the functions are {', '.join(FUNCTIONS)}")
+        raise FormulaError(f"calling {what} is not allowed; the functions are {', '.join(FUNCTIONS)}"
+                           f"{place.node(node.func)}")
     name = node.func.id
     if node.keywords or any(isinstance(a, ast.Starred) for a in node.args):
-        raise FormulaError(f"{name}() takes positional arguments only")
-    function = FUNCTIONS[name]
-    arity = function.arity if isinstance(function, type) and issubclass(function, TableFunction) else 1
-    if len(node.args) != arity:
-        raise FormulaError(f"{name}() takes {arity} argument(s); got {len(node.args)}")
+        raise FormulaError(f"{name}() takes positional arguments only{place.node(node)}")
+    if len(node.args) != FUNCTIONS[name]:
+        raise FormulaError(f"{name}() takes {FUNCTIONS[name]} argument(s); got {len(node.args)}{place.node(node)}")
 
 
-def _check_power(node: ast.BinOp) -> None:
-    """Refuse constant powers beyond float range: SymPy would compute them exactly."""
+def _check_power(node: ast.BinOp, place: _Place) -> None:
+    """Refuse constant powers beyond float range: Python would compute them exactly."""
     if isinstance(node.op, ast.Pow):
         base, exponent = _constant(node.left), _constant(node.right)
-        if base is not None and exponent is not None:
-            try:
-                value = math.pow(abs(base), exponent)
-            except (OverflowError, ValueError, ZeroDivisionError):
-                value = math.inf
-            if math.isinf(value) and base != 0:
-                raise FormulaError("a constant power in the formula overflows a float; write a smaller one")
+        if base is not None and exponent is not None and base != 0 and math.isinf(_magnitude(base, exponent)):
+            raise FormulaError(f"a constant power in the formula overflows a float; write a smaller one"
+                               f"{place.node(node)}")
 
 
 def _constant(node: ast.AST) -> float | None:
-    """The float value of a subtree without names, or None (an explicit-stack evaluation)."""
+    """The float value (a magnitude, for powers) of a subtree without names, or None."""
     values: dict[int, float | None] = {}
     stack: list[tuple[ast.AST, bool]] = [(node, False)]
     while stack:
         current, ready = stack.pop()
         if isinstance(current, ast.Constant) and type(current.value) in (int, float):
-            values[id(current)] = float(current.value)
+            values[id(current)] = float(current.value) if abs(current.value) <= _FLOAT_MAX else math.inf
         elif isinstance(current, ast.UnaryOp) and type(current.op) in _UNARY:
             if not ready:
                 stack += [(current, True), (current.operand, False)]
@@ -151,27 +228,86 @@ def _constant(node: ast.AST) -> float | None:
             if not ready:
                 stack += [(current, True), (current.left, False), (current.right, False)]
                 continue
-            values[id(current)] = _combine(current.op, values[id(current.left)], values[id(current.right)])
+            a, b = values[id(current.left)], values[id(current.right)]
+            values[id(current)] = None if a is None or b is None else _combine(current.op, a, b)
         else:
             values[id(current)] = None
     return values[id(node)]
 
 
-def _combine(op: ast.operator, a: float | None, b: float | None) -> float | None:
-    if a is None or b is None:
-        return None
-    if isinstance(op, ast.Add):
-        return a + b
-    if isinstance(op, ast.Sub):
-        return a - b
-    if isinstance(op, ast.Mult):
-        return a * b
+def _combine(op: ast.operator, a: float, b: float) -> float:
+    if isinstance(op, ast.Pow):
+        return _magnitude(a, b)
     if isinstance(op, ast.Div):
         return a / b if b else math.inf
+    return _BINARY[type(op)](a, b)
+
+
+def _magnitude(base: float, exponent: float) -> float:
     try:
-        return math.pow(abs(a), b)  # a magnitude is all the overflow check needs
+        return math.pow(abs(base), exponent)  # a magnitude is all the overflow check needs
     except (OverflowError, ValueError, ZeroDivisionError):
         return math.inf
+
+
+# -- the interpreter ------------------------------------------------------------------------
+
+def _evaluate(formula: Formula, values: dict[str, Any]) -> Any:
+    """Post-order over the checked tree with an explicit stack, operands left to right (as
+    Python evaluates them, so nodes are created in the order the text reads)."""
+    results: dict[int, Any] = {}
+    root = formula.tree.body
+    stack: list[tuple[ast.AST, bool]] = [(root, False)]
+    while stack:
+        node, ready = stack.pop()
+        operands = _operands(node)
+        if operands and not ready:
+            stack.append((node, True))
+            stack.extend((o, False) for o in reversed(operands))
+            continue
+        args = [results.pop(id(o)) for o in operands]
+        results[id(node)] = _step(formula, node, args, values)
+    return results[id(root)]
+
+
+def _operands(node: ast.AST) -> list[ast.AST]:
+    if isinstance(node, ast.BinOp):
+        return [node.left, node.right]
+    if isinstance(node, ast.UnaryOp):
+        return [node.operand]
+    if isinstance(node, ast.Call):
+        return list(node.args)
+    return []
+
+
+def _step(formula: Formula, node: ast.AST, args: list, values: dict[str, Any]) -> Any:
+    """One node of the checked tree applied to its operands' results."""
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.Name):
+        return values[node.id]
+    if isinstance(node, ast.Call):
+        return apply(node.func.id, *args)
+    function = _BINARY[type(node.op)] if isinstance(node, ast.BinOp) else _UNARY[type(node.op)]
+    if any(isinstance(a, Value) for a in args):
+        return args[0] if isinstance(node.op, ast.UAdd) else function(*args)
+    return _number(formula, node, function, args)
+
+
+def _number(formula: Formula, node: ast.AST, function: Callable, args: list) -> int | float:
+    """A constant part, computed as Python computes it; what Python would raise on, or turn
+    complex, is a FormulaError."""
+    place = _Place(formula.text, len(formula.text) - len(formula.text.lstrip()))
+    try:
+        result = function(*args)
+    except (ZeroDivisionError, OverflowError) as error:
+        raise FormulaError(f"the constant part of the formula fails: {error}{place.node(node)}") from None
+    if isinstance(result, complex):
+        raise FormulaError(f"the constant part of the formula is not a real number "
+                           f"(a negative number to a fractional power){place.node(node)}")
+    if abs(result) > _FLOAT_MAX:
+        raise FormulaError(f"the constant part of the formula does not fit in a float{place.node(node)}")
+    return result
 
 
 def _describe(node: ast.AST) -> str:

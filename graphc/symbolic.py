@@ -324,8 +324,14 @@ def _plan_pow(base: sp.Expr, exponent: sp.Expr) -> tuple[str, tuple, tuple]:
     if exponent.is_Number:
         if not exponent.is_extended_real or exponent is sp.nan:
             raise GraphcError(f"from_sympy: exponent {exponent} is not a real number")
-        e = int(exponent) if exponent.is_Integer else float(exponent)
-        return "pow", (base,), (e,)
+        try:
+            e = float(exponent)
+        except OverflowError:  # an Integer beyond float range; a Rational or Float gives inf
+            e = math.inf
+        if math.isinf(e) and exponent.is_finite:
+            raise GraphcError(f"from_sympy: exponent {_short(exponent)} does not fit in a float (|x| < 1.8e308); "
+                              f"graphc's pow takes a float exponent")
+        return "pow", (base,), (int(exponent) if exponent.is_Integer else e,)
     return "vpow", (base, exponent), ()
 
 

@@ -8,7 +8,7 @@ import random
 import numpy as np
 import pytest
 import sympy as sp
-from hypothesis import assume, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 
 import graphc
 from graphc import GraphcError, Value, ops
@@ -124,6 +124,49 @@ def test_a_kink_within_the_step_defeats_finite_differences_only():
     assert check_grad(lambda x: x.relu() * 3.0, 0.0, fd=False).ok
 
 
+@pytest.mark.parametrize("fn, at, slopes", [
+    (lambda x: x.relu() * 3.0, 0.0, (0.0, 3.0)),  # relu'(0) = 0: the left slope
+    (lambda x: x.relu(), 1e-7, (None, 1.0)),  # a kink within h, not at the point
+    (lambda x: x.max(Value(0.5) + 0.0), 0.5, (0.0, 1.0)),  # a tie: the first operand's slope
+    (lambda x: graphc.apply("step", x) + x, 0.0, (1.0, None)),  # a jump: slope 1/h on the right
+])
+def test_a_kink_is_explained_and_inconclusive_not_failed(fn, at, slopes):
+    report = check_grad(fn, at)
+    (row,) = report.rows[:1]
+    assert row.kink and report.verdict == "inconclusive" and not report.ok
+    left, right = row.fd_slopes
+    for want, got in zip(slopes, (left, right)):
+        assert want is None or got == pytest.approx(want, rel=1e-6, abs=1e-9)
+    (failure,) = report.failures()
+    assert "straddle a kink or jump within h=" in failure and "cannot check this point" in failure
+    assert str(report).splitlines()[-2].startswith("inconclusive: ")
+
+
+def test_a_wrong_rule_at_a_kink_still_fails(monkeypatch):
+    """The exact methods decide: a rule taking the right slope at 0 disagrees with SymPy."""
+    broken = dataclasses.replace(ops.TABLE["relu"], vjp=lambda F, g, out, x: (g,))
+    monkeypatch.setitem(ops.TABLE, "relu", broken)
+    report = check_grad(lambda x: graphc.apply("relu", x), 0.0)
+    assert report.rows[0].kink and report.verdict == "FAILED"
+
+
+def test_a_smooth_function_failing_finite_differences_is_no_kink(monkeypatch):
+    broken = dataclasses.replace(ops.TABLE["sin"], vjp=lambda F, g, out, x: (F.sin(x) * g,))
+    monkeypatch.setitem(ops.TABLE, "sin", broken)
+    report = check_grad(lambda x: graphc.apply("sin", x), 0.7, prove=False)
+    assert not report.rows[0].kink and report.verdict == "FAILED"
+
+
+def test_nan_values_are_said_not_ok():
+    report = check_grad(lambda x, y: x ** y, -2.0, -0.4)  # a negative number to a fractional power
+    assert math.isnan(report.output) and all(r.undefined for r in report.rows)
+    assert report.ok and report.verdict == "nan"  # the methods agree, on nan: nothing was compared
+    text = str(report)
+    assert "\nok" not in text and "\nnan: max rel error" in text
+    assert "nan at this point: output, d/dx, d/dy; every method agrees on nan" in text
+    assert check_grad(lambda x, y: x ** y, 2.0, -0.4).verdict == "ok"
+
+
 def test_finite_differences_allow_for_rounding_on_large_values():
     report = check_grad(lambda x: x * 1e8 + x * x, 0.5)  # f ~ 5e7: rounding error ~ 2e-3 absolute
     assert report.ok, str(report)
@@ -172,7 +215,9 @@ def test_what_simplify_cannot_show_is_a_note_not_a_failure():
     assert folded.ok and folded.rows[0].proved is False  # refused after the numeric screen, quickly
 
 
-@settings(max_examples=40, deadline=None, derandomize=True)
+# Most random programs are ill-posed (assume() drops them): near Hypothesis's filter health
+# check, which failed once under load in a full run.
+@settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.filter_too_much])
 @given(programs(max_ops=6), point(3), point(2))
 def test_random_programs_check_out(spec, xs, ps):
     params = [Value(v, label=f"p{k}") for k, v in enumerate(ps)]

@@ -1,13 +1,17 @@
 """The command line, through `python -m graphc` (subprocess) and main(argv) (in process)."""
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 from importlib import metadata
 
 import pytest
 
+import graphc
 from graphc import __main__ as cli
+from graphc.formula import FUNCTIONS
 from conftest import ROOT
 
 
@@ -21,7 +25,7 @@ def test_show_prints_graph_passes_code_and_derivatives():
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "inputs: x, w, b" in out
-    assert "{ lambda x w b ; .\n  let v3 = mul w x\n      v4 = add b v3\n      v5 = tanh v4\n  in ( v5 ) }" in out
+    assert "{ lambda x w b ; .\n  let v3 = mul x w\n      v4 = add v3 b\n      v5 = tanh v4\n  in ( v5 ) }" in out
     assert "round 1  fold" in out and "round 1  cse" in out
     assert "def formula(inputs, params):" in out and "seed = yield (v5,)" in out
     assert "d/dx = w*(1 - tanh(b + w*x)**2)" in out and "d/db = 1 - tanh(b + w*x)**2" in out
@@ -29,12 +33,61 @@ def test_show_prints_graph_passes_code_and_derivatives():
     assert f'$ graphc show "tanh(x*w + b)"\n{out.rstrip()}\n```' in readme  # the README shows this run
 
 
+def test_show_traces_the_formula_as_written_and_the_passes_merge(capsys):
+    """SymPy's parser used to turn x*y + x*y into 2*x*y before graphc saw it (every pass row
+    read '-'), and exp(x)*exp(x) into exp(2*x)."""
+    assert cli.main(["show", "x*y + x*y"]) == 0
+    out = capsys.readouterr().out
+    assert "let v2 = mul x y\n      v3 = mul x y\n      v4 = add v2 v3" in out
+    assert "round 1  cse               5 ->         4 nodes   merged x1" in out
+    assert "d/dx = 2*y" in out and "d/dy = 2*x" in out  # SymPy still gives the derivatives
+    assert cli.main(["show", "exp(x)*exp(x)"]) == 0
+    out = capsys.readouterr().out
+    assert "let v1 = exp x\n      v2 = exp x\n      v3 = mul v1 v2" in out and "merged x1" in out
+
+
+def test_a_formula_may_start_with_a_minus(capsys):
+    assert cli.main(["show", "-(-x)"]) == 0
+    assert "let v1 = neg x\n      v2 = neg v1" in capsys.readouterr().out
+    assert cli.main(["check", "-x*2", "--at", "x=1"]) == 0
+    assert cli.main(["check", "--at", "x=1", "-x*2", "--no-fd"]) == 0
+    assert cli.main(["check", "--", "-x", "--at", "x=1"]) == 2  # after --, --at is not an option
+    assert "unrecognized arguments" in capsys.readouterr().err
+    assert cli.main(["show", "-x", "--bogus"]) == 2
+    assert "unrecognized arguments: --bogus" in capsys.readouterr().err
+
+
+def test_a_syntax_error_points_at_the_column_typed(capsys):
+    assert cli.main(["show", "  x + * y"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["graphc show: error: not a formula: invalid syntax at column 7:", "    x + * y", "        ^"]
+
+
+def test_huge_integer_exponents_are_a_clear_error(capsys):
+    assert cli.main(["check", "x**1" + "0" * 400]) == 2  # was an OverflowError traceback
+    err = capsys.readouterr().err
+    assert "error: the number 100000000000...(401 characters) does not fit in a float" in err
+
+
 def test_check_prints_the_table_and_exits_by_the_verdict():
     ok = graphc_cli("check", "tanh(x*w + b)", "--at", "x=2,w=-3", "--at", "b=0.5")
     assert ok.returncode == 0, ok.stderr
     assert "at x=2, w=-3, b=0.5" in ok.stdout and "name  kind" in ok.stdout and "\nok:" in ok.stdout
-    kink = graphc_cli("check", "relu(x)", "--at", "x=0")  # finite differences straddle the kink
-    assert kink.returncode == 1 and "FAILED" in kink.stdout
+
+
+def test_check_explains_a_kink_instead_of_failing_bare(capsys):
+    assert cli.main(["check", "relu(x)", "--at", "x=0"]) == 1  # finite differences straddle the kink
+    out = capsys.readouterr().out
+    assert "FAILED" not in out and "\ninconclusive: max rel error 0 between exact methods" in out
+    assert "straddle a kink or jump within h=6.1e-06 of x=0: the slope is 0 on the left and 1 on the right" in out
+    assert cli.main(["check", "relu(x)", "--at", "x=0", "--no-fd"]) == 0
+
+
+def test_check_says_the_values_are_nan_instead_of_ok(capsys):
+    assert cli.main(["check", "x**y", "--at", "x=-2"]) == 1
+    out = capsys.readouterr().out
+    assert "\nnan: max rel error" in out and "\nok" not in out
+    assert "nan at this point: output, d/dx, d/dy; every method agrees on nan, so nothing was compared" in out
 
 
 def test_a_malicious_formula_is_refused_and_runs_nothing(tmp_path):
@@ -66,25 +119,53 @@ def test_help_everywhere(command, capsys):
     assert "usage: graphc" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("command", [[], ["show"], ["check"]])
+def test_help_lists_the_op_tables_functions(command, capsys):
+    assert cli.main(command + ["--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    assert {"log1p", "softplus", "relu", "max"} <= set(FUNCTIONS)  # from graphc.ops.TABLE
+    assert all(f"{name}(" in text for name in FUNCTIONS) and "max(x, y)" in text
+
+
+def test_version(capsys):
+    assert cli.main(["--version"]) == 0
+    assert capsys.readouterr().out == f"graphc {graphc.__version__}\n"
+    assert graphc_cli("--version").stdout == f"graphc {graphc.__version__}\n"
+
+
+def test_a_reader_that_goes_away_is_no_traceback(tmp_path):
+    """`graphc show ... | head -1`: the reader closes the pipe before graphc writes."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    process = subprocess.Popen([sys.executable, "-m", "graphc", "show", "tanh(x)"], cwd=tmp_path, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()
+    err = process.stderr.read().decode()
+    process.stderr.close()
+    assert process.wait(timeout=120) == 1 and err == ""
+
+
 def test_no_command_prints_help_and_a_bad_one_is_a_usage_error(capsys):
     assert cli.main([]) == 2 and "COMMAND" in capsys.readouterr().out
     assert cli.main(["frobnicate"]) == 2 and "invalid choice" in capsys.readouterr().err
 
 
-def test_demo_runs_the_checkouts_moons_script(tmp_path, monkeypatch, capsys):
-    (tmp_path / "examples").mkdir()
-    (tmp_path / "examples" / "moons.py").write_text(
-        "import sys\nprint('moons ran with', sys.argv[1:])\nsys.exit(0)\n")
-    monkeypatch.setattr(cli, "CHECKOUT", tmp_path)
-    assert cli.main(["demo", "--eager"]) == 0
-    assert "moons ran with ['--eager']" in capsys.readouterr().out
+@pytest.mark.parametrize("options, argv", [([], []), (["--eager"], ["--eager"]), (["--python"], ["--python"])])
+def test_demo_runs_the_packaged_demo(options, argv, monkeypatch):
+    from graphc import demo
+    calls = []
+    monkeypatch.setattr(demo, "main", lambda args: calls.append(args) or 0)
+    assert cli.main(["demo", *options]) == 0 and calls == [argv]
 
 
-def test_demo_outside_a_checkout_says_so(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(cli, "CHECKOUT", tmp_path)
-    assert cli.main(["demo"]) == 1
-    err = capsys.readouterr().err
-    assert "moons.py not found" in err and "clone the repository" in err
+def test_demo_runs_from_the_package_alone(tmp_path):
+    """Only graphc/ on the path, run elsewhere: what an installed wheel has (make dist-check
+    runs the wheel itself)."""
+    shutil.copytree(ROOT / "graphc", tmp_path / "site" / "graphc", ignore=shutil.ignore_patterns("__pycache__"))
+    env = dict(os.environ, PYTHONPATH=str(tmp_path / "site"))
+    result = subprocess.run([sys.executable, "-m", "graphc", "demo"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "final loss 0.010978, accuracy 100.0%" in result.stdout
 
 
 def test_bench_lists_and_runs_the_checkouts_scripts(tmp_path, monkeypatch, capsys):
@@ -97,6 +178,31 @@ def test_bench_lists_and_runs_the_checkouts_scripts(tmp_path, monkeypatch, capsy
     assert cli.main(["bench", "fast"]) == 0 and (tmp_path / "fast.ran").exists()
     assert cli.main(["bench"]) == 1 and "failed: broken" in capsys.readouterr().err
     assert cli.main(["bench", "slow"]) == 2 and "no benchmark slow; there are broken, fast" in capsys.readouterr().err
+
+
+def test_bench_passes_options_on_to_the_scripts(tmp_path, monkeypatch, capsys):
+    (tmp_path / "bench").mkdir()
+    (tmp_path / "bench" / "echo.py").write_text(
+        "import sys\nwith open('echo.args', 'a') as f:\n    f.write(repr(sys.argv[1:]) + '\\n')\n")
+    monkeypatch.setattr(cli, "CHECKOUT", tmp_path)
+    monkeypatch.setattr(cli, "BENCH_PEERS", ("json",))  # present: no note
+    assert cli.main(["bench", "echo", "--steps", "5", "--no-micrograd"]) == 0
+    assert cli.main(["bench", "--quick"]) == 0
+    assert cli.main(["bench", "echo", "--", "--list", "x"]) == 0
+    assert (tmp_path / "echo.args").read_text().splitlines() == [
+        "['--steps', '5', '--no-micrograd']", "['--quick']", "['--list', 'x']"]
+    assert "== bench/echo.py --steps 5 --no-micrograd" in capsys.readouterr().out
+
+
+def test_bench_says_to_run_make_bench_when_a_peer_is_missing(tmp_path, monkeypatch, capsys):
+    (tmp_path / "bench").mkdir()
+    (tmp_path / "bench" / "peer.py").write_text("import graphc_missing_peer\n")
+    monkeypatch.setattr(cli, "CHECKOUT", tmp_path)
+    monkeypatch.setattr(cli, "BENCH_PEERS", ("json", "graphc_missing_peer"))
+    assert cli.main(["bench"]) == 1
+    err = capsys.readouterr().err
+    assert "note: graphc_missing_peer not installed: run `make bench`" in err
+    assert "failed: peer (graphc_missing_peer not installed: run `make bench`" in err
 
 
 def test_the_console_script_is_declared_and_installed():

@@ -11,6 +11,11 @@ import gc
 import json
 from pathlib import Path
 
+import numpy as np
+import pytest
+
+from graphc.demo import make_moons
+
 RECORD = json.loads((Path(__file__).parent / "data" / "micrograd_moons.json").read_text())
 MICROGRAD_LOSSES = [float.fromhex(r["loss"]) for r in RECORD["steps"]]
 MICROGRAD_ACCURACY = [r["accuracy"] for r in RECORD["steps"]]
@@ -44,3 +49,14 @@ def test_batched_demo_matches_micrograd_within_1e9(moons):
     losses = [loss for loss, _ in history]
     assert max(abs(a - b) / abs(b) for a, b in zip(losses, MICROGRAD_LOSSES)) <= 1e-9
     assert [acc for _, acc in history] == MICROGRAD_ACCURACY
+
+
+def test_the_demos_own_make_moons_is_scikit_learns():
+    """graphc.demo draws the moons itself (no scikit-learn in an installed graphc's demo)."""
+    datasets = pytest.importorskip("sklearn.datasets")
+    for n, noise, seed in [(100, 0.1, 1337), (7, 0.3, 0), (1000, 0.2, 5)]:
+        np.random.seed(seed)
+        expected = datasets.make_moons(n_samples=n, noise=noise)
+        np.random.seed(seed)
+        got = make_moons(n, noise)
+        assert np.array_equal(got[0], expected[0]) and np.array_equal(got[1], expected[1])

@@ -162,10 +162,19 @@ def test_from_sympy_defaults_and_several_outputs():
     (sp.Piecewise((x, x > 1), (2, True)), "Piecewise forms graphc knows"),
     (sp.Symbol("z"), "symbol z is not among the inputs x, w, b"),
     (sp.Symbol("x"), "is_real=True there and None here"),
+    (x ** sp.Integer(10 ** 400), r"exponent 10000.* does not fit in a float"),  # was an OverflowError
+    (x ** sp.Integer(-10 ** 400), r"exponent -10000.* does not fit in a float"),
+    (x ** sp.Rational(10 ** 400, 3), r"exponent .* does not fit in a float"),
+    (x ** sp.Float("1e400"), r"exponent .* does not fit in a float"),
 ])
 def test_from_sympy_rejects_what_it_cannot_express(expr, message):
     with pytest.raises(GraphcError, match=message):
         from_sympy(expr, [x, w, b])
+
+
+def test_from_sympy_exponents_at_the_edge_of_float_range():
+    assert from_sympy(x ** sp.oo, [x]).attrs[-1] == (math.inf,)  # an infinite exponent is one
+    assert from_sympy(x ** sp.Integer(2 ** 1023), [x]).attrs[-1] == (2 ** 1023,)
 
 
 def test_from_sympy_takes_no_text():
