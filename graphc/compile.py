@@ -30,7 +30,7 @@ from .engine import Value, _node
 from .errors import ArgumentError, CompilerWarning, DataError, GraphcError, ShapeError
 from .graph import Graph
 from .nn import Module
-from .optim import Optimizer
+from .optim import Optimizer, check_range
 from .passes import NUMERICS, VECTOR_PIPELINE, OptimizeReport, optimize
 from .trace import argument_names, function_name, reject_foreign_module, trace
 from .tree import SCALAR, describe, flatten_args, plain_array, unflatten
@@ -211,8 +211,10 @@ class Compiled:
         if optimizer is not None and not isinstance(optimizer, Optimizer):
             raise ArgumentError(f"optimizer must be a graphc.optim optimizer (SGD, Adam); "
                                 f"got {type(optimizer).__name__}")
-        if lr is not None and not (isinstance(lr, (int, float, np.floating)) and not isinstance(lr, bool)):
-            raise ArgumentError(f"lr must be a number; got {type(lr).__name__}")
+        if lr is not None:
+            if not (isinstance(lr, (int, float, np.integer, np.floating)) and not isinstance(lr, bool)):
+                raise ArgumentError(f"lr must be a number; got {type(lr).__name__}")
+            check_range("lr", lr, 0.0, None)  # nan and negative rates: a ValueError, as optim.SGD gives
         size = batch.n if batch_size is None else batch_size
         if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 1:
             raise ArgumentError(f"batch_size must be a positive int; got {batch_size!r}")
@@ -223,7 +225,7 @@ class Compiled:
                 raise ShapeError(f"order must be a 1-D array of row numbers below {batch.n}")
         signature = self._signature(batch.tree, lambda: batch.rows)
         update = _sgd(float(lr)) if optimizer is None else signature.optimizer_update(optimizer)
-        return signature.train(batch, update, int(size), rows)
+        return signature.train(batch, update, int(size), rows, optimizer)
 
     def _signature(self, tree: Any, args: tuple) -> "_Signature":
         signature = self._signatures.get(tree)
@@ -443,7 +445,7 @@ class _Signature:
                 frame = program.function(cols[:, r].tolist(), params)
                 values.append(next(frame)[0])
                 grads = [a + b for a, b in zip(grads, frame.send(1.0 / n))]
-            return sum(values) / n, grads
+            return _row_mean(np.array(values)), grads
         program = self.batched_program("mean")
         self.latest_source = program.source
         with np.errstate(all="ignore"):  # inf and nan are results here, not warnings (values.mean() too)
@@ -453,7 +455,7 @@ class _Signature:
             else:
                 (values,), grads = program.function(cols, params if isinstance(params, list) else params.tolist(),
                                                     1.0 / n, n)
-            return float(values.mean()), grads
+            return _row_mean(values), grads
 
     def optimizer_update(self, optimizer: Optimizer) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
         """``optimizer.apply`` on arrays in this signature's param order, its state kept in
@@ -471,19 +473,30 @@ class _Signature:
         return update
 
     def train(self, batch: "_Batch", update: Callable[[np.ndarray, np.ndarray], np.ndarray], size: int,
-              rows: np.ndarray | None) -> np.ndarray:
+              rows: np.ndarray | None, optimizer: Optimizer | None) -> np.ndarray:
+        """All or nothing: if anything raises -- a KeyboardInterrupt included -- the params and
+        the optimizer's state are put back as they were before the run."""
         self.require_scalar("train")
         params = self.param_data(None, array=True)
-        ordered = batch.cols if rows is None else batch.cols[:, rows]  # one gather, then slices
-        count = ordered.shape[1]
-        losses = []
-        for start in range(0, count, size):
-            cols = ordered if size >= count else np.ascontiguousarray(ordered[:, start:start + size])
-            value, grads = self.mean_and_grads(cols, cols.shape[1], params)
-            params = update(params, np.asarray(grads, dtype=np.float64))
-            losses.append(value)
-        for p, v in zip(self.params, params.tolist()):
-            p._data = v
+        before = params.tolist()
+        state = optimizer.snapshot() if optimizer is not None else None
+        try:
+            ordered = batch.cols if rows is None else np.ascontiguousarray(batch.cols[:, rows])  # one gather
+            count = ordered.shape[1]
+            losses = []
+            for start in range(0, count, size):
+                cols = ordered if size >= count else np.ascontiguousarray(ordered[:, start:start + size])
+                value, grads = self.mean_and_grads(cols, cols.shape[1], params)
+                params = update(params, np.asarray(grads, dtype=np.float64))
+                losses.append(value)
+            for p, v in zip(self.params, params.tolist()):
+                p._data = v
+        except BaseException:
+            for p, v in zip(self.params, before):
+                p._data = v
+            if state is not None:
+                optimizer.restore(state)
+            raise
         return np.array(losses)
 
     def _forward_row(self, inputs: list, params: list) -> tuple:
@@ -613,6 +626,12 @@ class _Batch:
     def rows(self) -> tuple:
         """One example row per argument (zeros when there are no rows): what a trace sees."""
         return tuple(a[0] if self.n else np.zeros(a.shape[1:]) for a in self._arrays)
+
+
+def _row_mean(values: np.ndarray) -> float:
+    """The mean of the rows' values, added first to last (``np.add.accumulate`` is sequential,
+    ``values.mean()`` pairwise): the same number on every backend, the Python row loop's."""
+    return float(np.add.accumulate(values)[-1]) / len(values)
 
 
 def _sgd(lr: float) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:

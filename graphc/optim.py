@@ -27,8 +27,17 @@ class Optimizer:
                 raise TypeError(f"an optimizer updates Values; param {k} is a {type(p).__name__}")
         if len(set(self.params)) != len(self.params):
             raise ValueError("a param appears more than once: it would be updated twice per step")
-        _check_range("lr", lr, 0.0, None)
+        check_range("lr", lr, 0.0, None)
         self.lr = lr
+
+    def snapshot(self) -> dict:
+        """The optimizer's state (velocities, moments, step count, lr), copied: what
+        :meth:`restore` puts back, so a training run that is interrupted can undo its steps."""
+        return {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in vars(self).items()}
+
+    def restore(self, state: dict) -> None:
+        """Put back a :meth:`snapshot`."""
+        vars(self).update(state)
 
     def zero_grad(self) -> None:
         """Set every param's ``.grad`` to 0, as ``Module.zero_grad`` does."""
@@ -75,7 +84,7 @@ class SGD(Optimizer):
     def __init__(self, params: Iterable[Value], lr: float = 0.01, momentum: float = 0.0,
                  nesterov: bool = False) -> None:
         super().__init__(params, lr)
-        _check_range("momentum", momentum, 0.0, None)
+        check_range("momentum", momentum, 0.0, None)
         if nesterov and momentum == 0.0:
             raise ValueError("nesterov momentum needs momentum > 0; got momentum=0")
         self.momentum, self.nesterov = momentum, nesterov
@@ -109,8 +118,8 @@ class Adam(Optimizer):
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise TypeError(f"betas must be a pair (beta1, beta2); got {betas!r}")
         for name, beta in zip(("betas[0]", "betas[1]"), betas):
-            _check_range(name, beta, 0.0, 1.0)
-        _check_range("eps", eps, 0.0, None)
+            check_range(name, beta, 0.0, 1.0)
+        check_range("eps", eps, 0.0, None)
         self.betas, self.eps, self.eps_hat = (float(betas[0]), float(betas[1])), eps, eps_hat
         self.t = 0
         self.m = np.zeros(len(self.params))
@@ -138,7 +147,7 @@ def _as_vector(x, name: str) -> np.ndarray:
                         f"got {type(x).__name__} {x!r}"[:200]) from None
 
 
-def _check_range(name: str, value: float, low: float, high: float | None) -> None:
+def check_range(name: str, value: float, low: float, high: float | None) -> None:
     """``low <= value`` (and ``value < high``), for a real number ``value``; else a clear error."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name} must be a real number; got {type(value).__name__} {value!r}")

@@ -87,7 +87,13 @@ def vpack(*xs):
 
 
 def _width(*xs):
-    return max(x.shape[-1] if np.ndim(x) else 1 for x in xs)
+    """The batch width the operands broadcast to: 1 for those the same in every row, else
+    N -- zero included (``max`` would give 1 for a batch of 0 rows against a width-1 weight)."""
+    width = 1
+    for x in xs:
+        if np.ndim(x) and x.shape[-1] != 1:
+            width = x.shape[-1]
+    return width
 
 
 def vdot(acc, u, v):
@@ -121,7 +127,10 @@ def vouter(a, b):
 
 
 def vouter_rowsum(a, b):
-    """outer(a, b) summed over the rows of the batch, flattened: one matrix product."""
+    """outer(a, b) summed over the rows of the batch, flattened: one matrix product.  An
+    operand that is the same in every row (width 1) counts once per row of the other."""
+    width = _width(a, b)
+    a, b = np.broadcast_to(a, (a.shape[0], width)), np.broadcast_to(b, (b.shape[0], width))
     return (a @ b.T).reshape(-1)
 
 

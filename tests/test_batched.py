@@ -372,3 +372,104 @@ def test_nonfinite_results_raise_no_numpy_warnings():
         warnings.simplefilter("error")
         assert math.isnan(compiled.mean(np.array([np.inf, -np.inf]), allow_nonfinite=True).data)
         assert np.isnan(compiled.map(np.array([np.inf, np.nan]), allow_nonfinite=True)[1:]).all()
+
+
+# -- regressions: layer shapes that once broke a batched backend (issue 13) ------------------
+
+BACKENDS_HERE = ["numpy", "python", "c"]
+
+
+def _reference(fn_of, args, **call):
+    """mean_and_grad on the Python backend (the row loop), for a fn built by ``fn_of()``."""
+    return graphc.compile(fn_of(), backend="python").mean_and_grad(*args, **call)
+
+
+def _layer_shaped_programs():
+    """(name, fn factory, batched args): sums mixing params with inputs and constants, one
+    side of a weight gradient the same in every row, weights computed from params."""
+    rng = np.random.default_rng(7)
+    x, y = rng.normal(size=5), rng.normal(size=5)
+    X2 = rng.normal(size=(5, 2))
+    w, b, c, d = (Value(v) for v in (0.5, 0.1, -0.3, 0.7))
+    random.seed(3)
+    mlp = MLP(2, [3, 2])
+    empty = MLP(0, [3, 1])
+    return [
+        ("param, input and constant in one sum", lambda: (lambda x, y: w * x + y * 0.5 + b), (x, y)),
+        ("two dot sums added", lambda: (lambda x, y: (w * x + b * y) + (c * x + d * y)), (x, y)),
+        ("sum of a layer's outputs", lambda: (lambda v: sum(mlp(v))), (X2,)),
+        ("a model on constant inputs", lambda: (lambda t: sum(mlp([1.0, 2.0])) * t), (x,)),
+        ("a model with no inputs", lambda: (lambda t: empty([]) * t), (x,)),
+        ("weights that are functions of params",
+         lambda: (lambda x, y: (w * 0.5) * x + b.tanh() * y + c.exp() * x), (x, y)),
+        ("a layer of such weights", lambda: (lambda v: ((w * 0.5) * v[0] + (b * 0.5) * v[1]).tanh()
+                                             + (c.tanh() * v[0] + d.tanh() * v[1])
+                                             + (w.exp() * v[0] + c.exp() * v[1])), (X2,)),
+    ]
+
+
+@pytest.mark.parametrize("backend", BACKENDS_HERE)
+@pytest.mark.parametrize("case", _layer_shaped_programs(), ids=lambda case: case[0])
+def test_layer_shaped_gradients_equal_the_python_row_loop(backend, case):
+    """Defects 1 (C copied every lane of a summed tensor over other params' gradients), 4
+    (NumPy's matmul crashed when one side of a weight gradient does not vary across rows) and
+    5 (C failed to build weights computed elementwise from params)."""
+    skip_without_a_compiler(backend)
+    _, fn_of, args = case
+    value, grad = graphc.compile(fn_of(), backend=backend).mean_and_grad(*args)
+    want_value, want_grad = _reference(fn_of, args)
+    if backend == "numpy":
+        assert value == pytest.approx(want_value, rel=1e-12)
+        np.testing.assert_allclose(grad, want_grad, rtol=1e-12, atol=1e-15)
+    else:
+        assert value == want_value and grad.tolist() == want_grad.tolist()
+
+
+@pytest.mark.parametrize("backend", BACKENDS_HERE)
+def test_zero_rows_through_a_rerolled_model_give_empty_arrays(backend):
+    """Defect 8: NumPy's map and a Module call crashed on 0 rows for re-rolled graphs."""
+    skip_without_a_compiler(backend)
+    random.seed(4)
+    compiled = graphc.compile(MLP(2, [3, 1]), backend=backend)
+    out = compiled(np.ones((0, 2)))
+    assert isinstance(out, np.ndarray) and out.shape == (0,)
+    wide = graphc.compile(MLP(2, [3, 2]), backend=backend)
+    assert wide(np.ones((0, 2))).shape == (0, 2)
+    assert [a.shape for a in wide.map(np.ones((0, 2)))] == [(0,), (0,)]
+
+
+@pytest.mark.parametrize("batch_size", [None, 4])
+@pytest.mark.parametrize("backend", BACKENDS_HERE)
+def test_train_in_a_given_order_takes_the_python_row_loops_steps(backend, batch_size):
+    """Defect 2: C read the gathered rows of a single batch column-major (scrambled data)."""
+    skip_without_a_compiler(backend)
+    X = np.random.default_rng(0).normal(size=(6, 2))
+    Y = np.random.default_rng(1).normal(size=6)
+    order = np.array([5, 3, 1, 0, 2, 4])
+    results = []
+    for b in (backend, "python"):
+        random.seed(2)
+        model = MLP(2, [3, 1])
+        losses = graphc.compile(lambda x, t: (model(x) - t) ** 2, backend=b).train(
+            X, Y, lr=0.1, order=order, batch_size=batch_size)
+        results.append((losses.tolist(), [p.data for p in model.parameters()]))
+    if backend == "numpy":
+        np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-12)
+    else:
+        assert results[0] == results[1]
+
+
+@pytest.mark.parametrize("backend", BACKENDS_HERE)
+def test_params_given_as_any_array_like_equal_their_contiguous_copy(backend):
+    """Defect 3: C read a strided or reversed params view as if it were contiguous."""
+    skip_without_a_compiler(backend)
+    random.seed(3)
+    model = MLP(2, [3, 1])
+    compiled = graphc.compile(lambda x: model(x), backend=backend)
+    X = np.random.default_rng(0).normal(size=(5, 2))
+    big = np.random.default_rng(1).normal(size=2 * len(model.parameters()))
+    for view in (big[::2], big[::-2], big[1::2].tolist(), np.asfortranarray(big[::2])):
+        want = compiled.mean_and_grad(X, params=np.array(view, copy=True))
+        got = compiled.mean_and_grad(X, params=view)
+        assert got[0] == want[0] and got[1].tolist() == want[1].tolist()
+        assert compiled.map(X, params=view).tolist() == compiled.map(X, params=np.array(view)).tolist()

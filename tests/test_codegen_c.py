@@ -228,3 +228,55 @@ def test_huge_straight_line_functions_are_built_without_optimization():
     assert c_backend.optimization_level(small) == "-O2"
     huge = small + "    const double v = 1.0;\n" * (c_backend.OPT_LIMIT + 1)
     assert c_backend.optimization_level(huge) == "-O0"
+
+
+# -- regressions (issue 13) -------------------------------------------------------------------
+
+def test_pow_and_division_are_libms_pow_bit_for_bit_at_scale():
+    """Defect 9: gcc folded pow(x, 2.0) into x*x and pow(x, -1.0) into 1/x, which differ from
+    libm's pow -- what the eager engine calls -- in the last bit on ~0.1% of inputs."""
+    rng = np.random.default_rng(9)
+    X = np.concatenate([rng.uniform(-4, 4, size=(100_000, 2)), rng.normal(size=(100_000, 2)) * 1e3])
+    compiled = graphc.compile(lambda x, y: (x ** 2, x ** -1, x / y, y ** 3, x ** -2), backend="c")
+    got = compiled.map(X[:, 0], X[:, 1])
+    pow_ = graphc.runtime.pow
+    xs, ys = X[:, 0].tolist(), X[:, 1].tolist()
+    want = ([pow_(x, 2) for x in xs], [pow_(x, -1) for x in xs], [x * pow_(y, -1) for x, y in zip(xs, ys)],
+            [pow_(y, 3) for y in ys], [pow_(x, -2) for x in xs])
+    for k, (a, b) in enumerate(zip(got, want)):
+        assert a.tolist() == b, k
+
+
+@pytest.mark.parametrize("n", [1, 3, 7, 10, 49])
+def test_gradients_that_do_not_depend_on_the_rows_are_added_row_by_row(n):
+    """Defect 10: C summed a gradient that is the same in every row as value * n, which rounds
+    differently from adding it n times as the Python backend's row loop does."""
+    w, b = Value(0.3), Value(-1.7)
+    fn = lambda x: w * 3.1 + b * 0.7 + x * x  # noqa: E731
+    X = np.linspace(-1, 1, n)
+    fast = graphc.compile(fn, backend="c").mean_and_grad(X)
+    slow = graphc.compile(fn, backend="python").mean_and_grad(X)
+    assert fast[0] == slow[0] and fast[1].tolist() == slow[1].tolist()
+
+
+def test_every_name_the_generator_emits_is_reserved_from_user_labels():
+    """Defect 11: a param labelled ``seed_unused`` broke the build: the reserved names must be
+    everything the generator can emit besides node names."""
+    import re
+    random.seed(1)
+    model = MLP(3, [4, 2])
+    compiled = graphc.compile(lambda x: model(x)[0] * model(x)[1] + x[0] ** 2, backend="c")
+    compiled.mean_and_grad(np.ones((3, 3)))
+    for kind in ("forward", "mean"):
+        program = compiled._latest.batched_program(kind)
+        source = program.source[program.source.index(c_backend.PRELUDE) + len(c_backend.PRELUDE):]
+        source = re.sub(r"/\*.*?\*/", "", source, flags=re.S)
+        graph = program.joint
+        own = set(graph.names) | {n + suffix for n in graph.names for suffix in ("_sum", "_t", "_from", "_slot", "_lane")}
+        own |= {compiled.name + "_batched"}
+        emitted = set(re.findall(r"\b[A-Za-z_]\w*\b", re.sub(r"0x[0-9a-fA-Fp.+-]+", "", source)))
+        assert emitted - own <= c_backend.RESERVED, emitted - own - c_backend.RESERVED
+    for label in sorted(c_backend.WRITER_NAMES):
+        p = Value(0.5, label=label)
+        out = graphc.compile(lambda x: p * x + p, backend="c").mean_and_grad(np.arange(3.0))
+        assert out[1].tolist() == [2.0]  # d(p x + p)/dp = x + 1, x = 0, 1, 2

@@ -48,7 +48,6 @@ graphc only ever loads libraries named by such a hash, and never unpickles anyth
 from __future__ import annotations
 
 import _ctypes
-import array
 import ctypes
 import functools
 import hashlib
@@ -177,12 +176,23 @@ static inline void gc_outer_add(double *y, const double *a, const double *b, int
 }
 """
 
-#: Every name an identifier of the generated code must not take: C's keywords and the
-#: headers' macros (above), the prelude's helpers and macros, and every function an op's C
-#: spelling calls (``log1p`` for a label "log1p" would shadow the function it calls).
-RESERVED = C_WORDS | HEADER_NAMES | frozenset(
-    m.group(1) or m.group(2) for m in re.finditer(r"^static inline \w+ (\w+)\(|^#define (\w+)", PRELUDE, re.M)
-) | frozenset(name for op in ops.TABLE.values() if isinstance(op.c, str) for name in re.findall(r"(\w+)\(", op.c))
+#: The identifiers the writer itself emits around the nodes' own names: the entry point's
+#: arguments, loop counters, and the accumulator of a gradient that is the same in every row.
+WRITER_NAMES = frozenset("inputs params seed_unused n r per_row sums lane k acc".split())
+#: The libm functions the ops' C spellings call.  Each is built with -fno-builtin-<name>: gcc
+#: would otherwise replace ``pow(x, 2.0)`` by ``x * x`` and ``pow(x, -1.0)`` by ``1.0 / x``,
+#: which differ from libm's pow -- what Python's math.pow, hence the eager engine, calls --
+#: in the last bit on ~0.1% of inputs.
+LIBM_CALLS = tuple(sorted({name for op in ops.TABLE.values() if isinstance(op.c, str)
+                           for name in re.findall(r"\b([a-z][a-z0-9]*)\(", op.c)} | {"log1p", "exp"}))
+NO_BUILTINS = tuple(f"-fno-builtin-{name}" for name in LIBM_CALLS)
+#: Every name an identifier of the generated code must not take, derived from all the text
+#: the generator emits besides node names: C's keywords and the headers' macros (above),
+#: every identifier of the prelude (helpers, macros, their parameters), every function an
+#: op's C spelling calls (``log1p`` for a label "log1p" would shadow the function it calls)
+#: and the writer's own names.
+RESERVED = C_WORDS | HEADER_NAMES | WRITER_NAMES | frozenset(re.findall(r"\b[A-Za-z_]\w*", PRELUDE)) | \
+    frozenset(name for op in ops.TABLE.values() if isinstance(op.c, str) for name in re.findall(r"(\w+)\(", op.c))
 
 
 def c_number(x: float) -> str:
@@ -273,17 +283,17 @@ class _Writer:
         per_row, summed = [], []
         for k, o in enumerate(g.outputs):
             (summed if k in self.reduced else per_row).append((k, o))
-        body.append("    /* sums over the rows, in row order (-0.0 + t is t) */")
+        body.append("    /* sums over the rows, in row order, from +0.0 (as the rows' gradients add into .grad) */")
         accumulators = {}
         for m in reduced_tensors:
             size = ops.size_of(shapes[m])
             accumulators[m] = f"{self.derived(m, 'sum')}"
             body.append(f"    double {self.derived(m, 'sum')}[{size}];")
-            body.append(f"    for (int lane = 0; lane < {size}; lane++) {self.derived(m, 'sum')}[lane] = -0.0;")
+            body.append(f"    for (int lane = 0; lane < {size}; lane++) {self.derived(m, 'sum')}[lane] = 0.0;")
         for k, o in summed:
             if self.batched[o] and o not in accumulators and not self._in_tensor(o, reduced_tensors):
                 accumulators[o] = f"{self.derived(o, 'sum')}"
-                body.append(f"    double {self.derived(o, 'sum')} = -0.0;")
+                body.append(f"    double {self.derived(o, 'sum')} = 0.0;")
         body.append("    for (long r = 0; r < n; r++) {")
         for k, i in enumerate(inputs):
             if used[i]:
@@ -306,16 +316,17 @@ class _Writer:
         body.append("    }")
         scattered: dict[int, list[tuple[int, int]]] = {}
         for s, (k, o) in enumerate(summed):
-            if not self.batched[o]:
-                body.append(f"    sums[{s}] = {names[o]} * (double)n;")  # the same value in every row
+            if not self.batched[o]:  # the same value in every row, added n times (n * value rounds otherwise)
+                body.append(f"    {{ double acc = 0.0; for (long r = 0; r < n; r++) acc = acc + {names[o]}; "
+                            f"sums[{s}] = acc; }}")
             elif self._in_tensor(o, reduced_tensors):
                 scattered.setdefault(g.args[o][0], []).append((s, g.attrs[o][0]))
             else:
                 body.append(f"    sums[{s}] = {self.derived(o, 'sum')};")
         for m, pairs in scattered.items():
-            if [p for p, _ in pairs] == list(range(pairs[0][0], pairs[0][0] + len(pairs))) and \
-                    [q for _, q in pairs] == list(range(len(pairs))):
-                body.append(f"    memcpy(sums + {pairs[0][0]}, {self.derived(m, 'sum')}, sizeof {self.derived(m, 'sum')});")
+            (slot, lane), count = pairs[0], len(pairs)
+            if pairs == [(slot + j, lane + j) for j in range(count)]:  # a run of lanes to a run of slots
+                body.append(f"    memcpy(sums + {slot}, {self.derived(m, 'sum')} + {lane}, {count} * sizeof(double));")
                 continue
             body.append(f"    static const int {self.derived(m, 'slot')}[{len(pairs)}] = {_table(p for p, _ in pairs)};")
             body.append(f"    static const int {self.derived(m, 'lane')}[{len(pairs)}] = {_table(q for _, q in pairs)};")
@@ -358,6 +369,10 @@ class _Writer:
         return found
 
     def statement(self, i: int, gathered: dict[int, str]) -> list[str]:
+        """Node ``i``'s lines, then the transposed copy of a weight matrix read by matvecs."""
+        return self._compute(i, gathered) + self._transposed_copy(i)
+
+    def _compute(self, i: int, gathered: dict[int, str]) -> list[str]:
         g, names, shapes = self.graph, self.names, self.shapes
         op = ops.TABLE[g.ops[i]]
         operands = [names[a] for a in g.args[i]]
@@ -369,8 +384,7 @@ class _Writer:
                 table = _table(slot[a] for a in g.args[i])
                 return [f"double {names[i]}[{size}];",
                         f"static const int {self.derived(i, 'from')}[{size}] = {table};",
-                        f"for (int lane = 0; lane < {size}; lane++) {names[i]}[lane] = params[{self.derived(i, 'from')}[lane]];"
-                        ] + self._transposed_copy(i)
+                        f"for (int lane = 0; lane < {size}; lane++) {names[i]}[lane] = params[{self.derived(i, 'from')}[lane]];"]
             table = _table(row[a] for a in g.args[i])
             return [f"double {names[i]}[{size}];",
                     f"static const int {self.derived(i, 'from')}[{size}] = {table};",
@@ -396,8 +410,7 @@ class _Writer:
             text = text.format(*operands, **{p: str(v) for p, v in zip(op.params, g.attrs[i])}, **dims)
         if not shape:
             return [f"const double {names[i]} = {text};"]
-        lines = [f"double {names[i]}[{ops.size_of(shape)}];", text]
-        return lines + self._transposed_copy(i)
+        return [f"double {names[i]}[{ops.size_of(shape)}];", text]
 
     def _transposed_copy(self, i: int) -> list[str]:
         if i not in self.transposed:
@@ -470,7 +483,7 @@ def build(source: str) -> Path:
     if compiler is None:
         raise GraphcError("no C compiler found (set CC, or install gcc or clang)")
     cc, version = compiler
-    flags = (optimization_level(source),) + FLAGS + _machine_flags()
+    flags = (optimization_level(source),) + FLAGS + NO_BUILTINS + _machine_flags()
     key = hashlib.sha256("\0".join([source, cc, version, *flags, c_cache.FORMAT]).encode()).hexdigest()[:40]
     directory = c_cache.build_dir()
     library = directory / f"graphc-{key}.so"
@@ -528,30 +541,38 @@ def _open(library: Path, entry: str) -> Callable | None:
 def compile_graph(graph: Graph, name: str, *, seed: int | None = None, reduced: frozenset[int] = frozenset()
                   ) -> tuple[Callable, str]:
     """Generate, build and load; the returned callable has the NumPy backend's interface:
-    ``f(inputs, params, [seed,] n) -> (per_row arrays, summed floats)``."""
+    ``f(inputs, params, [seed,] n) -> (per_row arrays, summed floats)``, and ``.raw`` the same
+    on a params array, returning the sums as an array."""
     source, entry, n_rows, n_sums = generate(graph, name, seed=seed, reduced=reduced)
     function = load(source, entry)
-    if seed is None:
-        def run(inputs, params, n):
-            return _call(function, inputs, params, 0.0, n, n_rows, n_sums)
-    else:
-        def run(inputs, params, seed, n):
-            return _call(function, inputs, params, seed, n, n_rows, n_sums)
+    shape = (len(graph.inputs) - (seed is not None), len(graph.params))
 
-    def raw(inputs: np.ndarray, params: np.ndarray, seed: float, n: int):
-        """``run`` on a float64 params array, returning the sums as an array too."""
+    def raw(inputs: np.ndarray, params, seed: float, n: int) -> tuple[np.ndarray, np.ndarray]:
+        inputs, params = _c_arrays(inputs, params, n, shape)
         per_row, sums = np.empty((n_rows, n)), np.empty(n_sums)
         function(inputs.ctypes.data, params.ctypes.data, seed, n, per_row.ctypes.data, sums.ctypes.data)
         return per_row, sums
+
+    if seed is None:
+        def run(inputs, params, n):
+            per_row, sums = raw(inputs, params, 0.0, n)
+            return list(per_row), sums.tolist()
+    else:
+        def run(inputs, params, seed, n):
+            per_row, sums = raw(inputs, params, seed, n)
+            return list(per_row), sums.tolist()
     run.__doc__ = f"{entry} in C: see the generated source"
     run.raw = raw
     return run, source
 
 
-def _call(function, inputs: np.ndarray, params: list, seed: float, n: int, n_rows: int, n_sums: int):
-    # array.array: the cheapest way from a list of floats to a C array and back
-    params = array.array("d", params)
-    sums = array.array("d", bytes(8 * n_sums))
-    per_row = np.empty((n_rows, n))
-    function(inputs.ctypes.data, params.buffer_info()[0], seed, n, per_row.ctypes.data, sums.buffer_info()[0])
-    return list(per_row), sums.tolist()
+def _c_arrays(inputs, params, n: int, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """``inputs`` and ``params`` as the C function reads them: C-contiguous float64 arrays of
+    exactly the expected sizes.  A strided, reversed or transposed view, or a list, is copied:
+    the C code indexes raw memory, so it must never see a layout it does not expect."""
+    inputs = np.ascontiguousarray(inputs, dtype=np.float64)
+    params = np.ascontiguousarray(params, dtype=np.float64)
+    if inputs.shape != (shape[0], n) or params.shape != (shape[1],):
+        raise GraphcError(f"the C function takes inputs of shape {(shape[0], n)} and {shape[1]} params; "
+                          f"got {inputs.shape} and {params.shape} (a graphc bug)")
+    return inputs, params
