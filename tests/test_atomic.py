@@ -180,3 +180,32 @@ def test_an_interrupt_anywhere_in_tracing_leaves_the_engine_as_it_was():
         out = graphc.compile(lambda x: w * x)(4.0)
         out.backward()
         assert w.grad == 4.0, k  # w is a param (it has a gradient), not a constant
+
+
+@pytest.mark.parametrize("backend", ["numpy", "python"])
+def test_an_interrupted_train_with_an_optimizer_changes_nothing(backend, monkeypatch):
+    """Defect 16: an interrupt part-way through ``train(optimizer=Adam(...))`` left the params
+    as they were but Adam's step count and moments advanced.  All or nothing: both stay."""
+    from graphc.nn import MLP
+    from graphc.optim import Adam
+    import random
+    random.seed(0)
+    model = MLP(2, [3, 1])
+    opt = Adam(model.parameters(), lr=0.01)
+    compiled = graphc.compile(lambda x, y: (model(x) - y) ** 2, backend=backend)
+    X, Y = np.random.default_rng(0).normal(size=(8, 2)), np.ones(8)
+    compiled.train(X, Y, optimizer=opt, batch_size=4)  # traced, and Adam has a history
+    data, state = [p.data for p in model.parameters()], opt.snapshot()
+    calls = []
+    real = opt.apply
+
+    def apply(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args)
+    monkeypatch.setattr(opt, "apply", apply)
+    with pytest.raises(KeyboardInterrupt):
+        compiled.train(X, Y, optimizer=opt, batch_size=2)
+    assert [p.data for p in model.parameters()] == data
+    assert opt.t == state["t"] and opt.m.tolist() == state["m"].tolist() and opt.v.tolist() == state["v"].tolist()

@@ -473,3 +473,12 @@ def test_params_given_as_any_array_like_equal_their_contiguous_copy(backend):
         got = compiled.mean_and_grad(X, params=view)
         assert got[0] == want[0] and got[1].tolist() == want[1].tolist()
         assert compiled.map(X, params=view).tolist() == compiled.map(X, params=np.array(view)).tolist()
+
+
+@pytest.mark.parametrize("lr", [math.nan, -1.0, -0.0 - 1e-300])
+def test_train_refuses_a_learning_rate_that_is_nan_or_negative(lr):
+    """Defect 15: lr=nan and lr=-1 were accepted and the params became nan (or climbed)."""
+    w = Value(2.0)
+    with pytest.raises(ValueError, match="lr must be >= 0"):
+        graphc.compile(lambda x: x * w).train(np.ones(4), lr=lr)
+    assert w.data == 2.0
