@@ -394,6 +394,10 @@ def _layer_shaped_programs():
     random.seed(3)
     mlp = MLP(2, [3, 2])
     empty = MLP(0, [3, 1])
+    ws = [Value(random.uniform(-1, 1)) for _ in range(6)]
+
+    def layer_of(weight):  # three neurons whose weights are weight(param): one re-rolled matvec
+        return lambda v: sum((weight(ws[2 * j]) * v[0] + weight(ws[2 * j + 1]) * v[1]).tanh() for j in range(3))
     return [
         ("param, input and constant in one sum", lambda: (lambda x, y: w * x + y * 0.5 + b), (x, y)),
         ("two dot sums added", lambda: (lambda x, y: (w * x + b * y) + (c * x + d * y)), (x, y)),
@@ -402,9 +406,9 @@ def _layer_shaped_programs():
         ("a model with no inputs", lambda: (lambda t: empty([]) * t), (x,)),
         ("weights that are functions of params",
          lambda: (lambda x, y: (w * 0.5) * x + b.tanh() * y + c.exp() * x), (x, y)),
-        ("a layer of such weights", lambda: (lambda v: ((w * 0.5) * v[0] + (b * 0.5) * v[1]).tanh()
-                                             + (c.tanh() * v[0] + d.tanh() * v[1])
-                                             + (w.exp() * v[0] + c.exp() * v[1])), (X2,)),
+        ("a layer of scaled weights", lambda: layer_of(lambda p: p * 0.5), (X2,)),
+        ("a layer of tanh weights", lambda: layer_of(lambda p: p.tanh()), (X2,)),
+        ("a layer of exp weights", lambda: layer_of(lambda p: p.exp()), (X2,)),
     ]
 
 
