@@ -629,9 +629,11 @@ class _Batch:
 
 
 def _row_mean(values: np.ndarray) -> float:
-    """The mean of the rows' values, added first to last (``np.add.accumulate`` is sequential,
-    ``values.mean()`` pairwise): the same number on every backend, the Python row loop's."""
-    return float(np.add.accumulate(values)[-1]) / len(values)
+    """The mean of the rows' values, added first to last from +0.0 as ``sum(rows)`` adds
+    Values (``np.add.accumulate`` is sequential, ``values.mean()`` pairwise): the same number
+    on every backend.  (Adding +0.0 last equals starting from it: it only turns an all -0.0
+    sum into +0.0.)"""
+    return (float(np.add.accumulate(values)[-1]) + 0.0) / len(values)
 
 
 def _sgd(lr: float) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
