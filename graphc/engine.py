@@ -199,6 +199,7 @@ class tracing:
 
     def __init__(self, node_class: type) -> None:
         self.node_class = node_class
+        self._saved = None  # set on entering: exiting a block never entered changes nothing
 
     def __enter__(self) -> "tracing":
         state = _this_thread
@@ -207,13 +208,14 @@ class tracing:
             state.depth = saved[1] + 1
             state.node_class = self.node_class
             _tracing_threads.add(threading.get_ident())
+            return self
         except BaseException:
             _restore(saved)
             raise
-        return self
 
     def __exit__(self, *exc) -> None:
-        _restore(self._saved)
+        if self._saved is not None:
+            _restore(self._saved)
 
 
 def _restore(saved: tuple[type, int]) -> None:

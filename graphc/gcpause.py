@@ -8,30 +8,42 @@ Reference counting still frees everything as usual.
 """
 from __future__ import annotations
 
-import contextlib
 import gc
-import threading
-from typing import Iterator
+from typing import Any
 
-_lock = threading.Lock()
-_pausers = 0
-_was_enabled = False
+#: Tokens of the ``gc_paused`` blocks now open, in any thread.  A set and not a counter under
+#: a lock: adding and discarding a token is atomic under the GIL and idempotent, so no
+#: interrupt can leave a lock held or a count off by one (a lock's ``with`` block can be
+#: interrupted just before its release: bpo-29988).
+_open: set[object] = set()
+_enable_after = [False]
 
 
-@contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
-    """The collector off for the duration.  Nested and concurrent uses keep it off until
-    the last one ends, which leaves it as the first one found it."""
-    global _pausers, _was_enabled
-    with _lock:
-        if _pausers == 0:
-            _was_enabled = gc.isenabled()
+class gc_paused:
+    """``with gc_paused():`` -- the collector off for the duration.  Nested and concurrent
+    uses keep it off until the last one ends, which leaves it as the first one found it.
+    Interrupt-safe: if entering fails part-way, what was done is undone."""
+
+    __slots__ = ("_token",)
+
+    def __init__(self) -> None:
+        self._token = None  # exiting a block never entered changes nothing
+
+    def __enter__(self) -> "gc_paused":
+        token = self._token = object()
+        try:
+            if not _open:
+                _enable_after[0] = gc.isenabled()
+            _open.add(token)
             gc.disable()
-        _pausers += 1
-    try:
-        yield
-    finally:
-        with _lock:
-            _pausers -= 1
-            if _pausers == 0 and _was_enabled:
-                gc.enable()
+            return self
+        except BaseException:
+            self.__exit__()
+            raise
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._token is None:
+            return
+        _open.discard(self._token)
+        if not _open and _enable_after[0]:
+            gc.enable()

@@ -90,7 +90,10 @@ def trace(fn: Callable, *example_args: Any, params: Iterable[Value] | None = Non
     reject_foreign_module(fn)
     arg_names = argument_names(fn, len(example_args))
     leaves, in_tree, paths = flatten_args(example_args, arg_names)
-    with gc_paused(), engine.tracing(TracedValue):
+    paused, tracing = gc_paused(), engine.tracing(TracedValue)
+    try:  # entered inside the try, so that an interrupt at any moment after is undone (no `with`:
+        paused.__enter__()  # an exception at the line a `with` exits on can skip __exit__, bpo-29988)
+        tracing.__enter__()
         placeholders = []
         for leaf, path in zip(leaves, paths):
             ph = Value(leaf._data if isinstance(leaf, Value) else leaf, label=path)
@@ -105,6 +108,9 @@ def trace(fn: Callable, *example_args: Any, params: Iterable[Value] | None = Non
             if foreign is None:
                 raise
             raise TraceError(foreign_value_message(foreign, "a value the traced function computed with")) from error
+    finally:
+        tracing.__exit__()
+        paused.__exit__()
     out_leaves, out_tree = flatten_output(result)
     with gc_paused():
         return _to_graph(out_leaves, placeholders, paths, list(params or ()),

@@ -1,6 +1,8 @@
 """Nothing is left half-updated: a call, trace or backward that raises changes no state."""
 from __future__ import annotations
 
+import gc
+import linecache
 import math
 import sys
 
@@ -8,7 +10,7 @@ import numpy as np
 import pytest
 
 import graphc
-from graphc import DataError, GraphcError, Value, engine
+from graphc import DataError, GraphcError, Value, engine, gcpause
 from graphc.engine import topological_order
 
 
@@ -133,12 +135,25 @@ def test_backward_raising_in_an_eager_node_also_restores():
 
 
 def _interrupt_at(k: int, files: tuple[str, ...]):
-    """A trace function raising KeyboardInterrupt at the k-th line run in ``files``."""
+    """A trace function raising KeyboardInterrupt at the k-th line run in ``files``.
+
+    Everywhere but in the restoring code itself -- an ``__exit__``, the restore it calls, the
+    line calling it, a ``with`` line (which CPython reports again when it calls ``__exit__``):
+    no Python code can make its own first instruction immune to an exception raised there
+    (bpo-29988), a limit of the interpreter, not of graphc's code.  Nor at a ``try:`` line:
+    CPython 3.11 reports it on a no-op placed outside every handler's range, where a trace
+    function's exception escapes even enclosing ``finally`` blocks (a real signal is only
+    delivered at calls and backward jumps, never there)."""
     seen = [0]
+
+    def restoring(frame) -> bool:
+        line = linecache.getline(frame.f_code.co_filename, frame.f_lineno).strip()
+        return frame.f_code.co_name in ("__exit__", "_restore") or line.startswith(("with ", "try:")) \
+            or "__exit__(" in line
 
     def tracer(frame, event, arg):
         if frame.f_code.co_filename.endswith(files):
-            if event == "line":
+            if event == "line" and not restoring(frame):
                 seen[0] += 1
                 if seen[0] == k:
                     raise KeyboardInterrupt
@@ -175,6 +190,7 @@ def test_an_interrupt_anywhere_in_tracing_leaves_the_engine_as_it_was():
         finally:
             sys.settrace(None)
         assert engine._this_thread.node_class is Value and not engine._tracing_threads, k
+        assert gc.isenabled() and not gcpause._open, k
         assert type(Value(1.0) + 1.0) is Value, k
         w = Value(0.5)
         out = graphc.compile(lambda x: w * x)(4.0)
