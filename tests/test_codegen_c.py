@@ -198,6 +198,19 @@ def test_compiler_errors_are_reported_as_graphc_errors(tmp_path, monkeypatch):
         assert list(tmp_path.iterdir()) == []  # the failed build left nothing behind
 
 
+def test_graphc_cflags_are_added_to_the_build_and_to_the_cache_key(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path))
+    source = c_backend.generate(trace(lambda x: x * 2.0, 1.0), "twice")[0]
+    monkeypatch.delenv("GRAPHC_CFLAGS", raising=False)
+    plain = c_backend.build(source)
+    monkeypatch.setenv("GRAPHC_CFLAGS", "-DGRAPHC_TEST='a b'  -g")
+    flagged = c_backend.build(source)
+    assert flagged != plain and flagged.exists() and plain.exists()  # another key, its own library
+    monkeypatch.setenv("GRAPHC_CFLAGS", "-include /nonexistent/graphc-test.h")  # reaches the compiler
+    with pytest.raises(GraphcError, match="nonexistent/graphc-test.h"):
+        c_backend.build(source)
+
+
 @settings(max_examples=20, deadline=None)
 @given(st.integers(1, 4), st.lists(st.integers(1, 5), min_size=1, max_size=3),
        st.lists(st.sampled_from(["relu", "tanh", "sigmoid", "exp", "sin", "step", "neg"]), min_size=3, max_size=3),

@@ -40,7 +40,9 @@ scalars, so the call costs a few microseconds -- once per batch, not per node.
 **Cache.**  Libraries are cached in ``$GRAPHC_CACHE_DIR``, else ``$XDG_CACHE_HOME/graphc``,
 else ``~/.cache/graphc`` (created private, 0700; a directory another user owns or can
 write to is refused), named by a SHA-256 of the source, the compiler and its version and
-the flags.  A build writes into a fresh temporary directory and renames the library into
+the flags.  ``$GRAPHC_CFLAGS`` adds flags after graphc's own (split as a shell
+would; e.g. ``-fsanitize=address,undefined`` for ``make asan``), and is part of the
+key.  A build writes into a fresh temporary directory and renames the library into
 place (atomic), so concurrent builds of one graph are safe; graphc only ever loads
 libraries named by such a hash, and never unpickles anything.  The cache keeps the
 :data:`CACHE_LIMIT` most recently used libraries and deletes older ones as it adds new.
@@ -54,6 +56,7 @@ import hashlib
 import math
 import os
 import re
+import shlex
 import shutil
 import stat
 import subprocess
@@ -489,7 +492,8 @@ def build(source: str) -> Path:
     if compiler is None:
         raise GraphcError("no C compiler found (set CC, or install gcc or clang)")
     cc, version = compiler
-    flags = (optimization_level(source),) + FLAGS + _machine_flags()
+    flags = (optimization_level(source),) + FLAGS + _machine_flags() + \
+        tuple(shlex.split(os.environ.get("GRAPHC_CFLAGS", "")))
     key = hashlib.sha256("\0".join([source, cc, version, *flags]).encode()).hexdigest()[:40]
     directory = cache_dir()
     library = directory / f"graphc-{key}.so"
