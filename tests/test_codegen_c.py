@@ -137,13 +137,13 @@ def test_builds_are_cached_on_disk_and_concurrent_builds_are_safe(tmp_path, monk
     assert oct(library.parent.stat().st_mode & 0o777) == "0o700"
     os.utime(library, ns=(0, 0))
     inode = library.stat().st_ino
-    monkeypatch.setenv("CC", "/nonexistent/cc")  # a cached library needs no compiler ...
-    c_backend.find_compiler.cache_clear()
     try:
-        with pytest.raises(GraphcError, match="no C compiler"):
-            c_backend.build(source + "\n")  # ... a new source does
+        with monkeypatch.context() as patch:  # restores CC as it was (make asan sets it)
+            patch.setenv("CC", "/nonexistent/cc")  # a cached library needs no compiler ...
+            c_backend.find_compiler.cache_clear()
+            with pytest.raises(GraphcError, match="no C compiler"):
+                c_backend.build(source + "\n")  # ... a new source does
     finally:
-        monkeypatch.delenv("CC")
         c_backend.find_compiler.cache_clear()
     assert c_backend.build(source) == library and library.stat().st_ino == inode  # found, not rebuilt
     assert library.stat().st_mtime_ns > 0  # and marked as used, for the cache's LRU pruning
@@ -177,15 +177,15 @@ def test_a_cache_directory_others_can_write_is_refused(tmp_path, monkeypatch):
 
 
 def test_without_a_compiler_the_numpy_backend_runs_with_a_warning(monkeypatch):
-    monkeypatch.setenv("CC", "/nonexistent/cc")
-    c_backend.find_compiler.cache_clear()
     try:
-        with pytest.warns(CompilerWarning, match="no C compiler found"):
-            compiled = graphc.compile(lambda x: x * 2.0, backend="c")
-        assert compiled.backend == "numpy"
-        assert compiled.map(np.arange(3.0)).tolist() == [0.0, 2.0, 4.0]
+        with monkeypatch.context() as patch:  # restores CC as it was (make asan sets it)
+            patch.setenv("CC", "/nonexistent/cc")
+            c_backend.find_compiler.cache_clear()
+            with pytest.warns(CompilerWarning, match="no C compiler found"):
+                compiled = graphc.compile(lambda x: x * 2.0, backend="c")
+            assert compiled.backend == "numpy"
+            assert compiled.map(np.arange(3.0)).tolist() == [0.0, 2.0, 4.0]
     finally:
-        monkeypatch.delenv("CC")
         c_backend.find_compiler.cache_clear()
 
 
