@@ -36,7 +36,7 @@ class _Draws:
         self.draw, self.n_inputs, self.params = draw, n_inputs, []
 
     def param(self) -> int:
-        if self.params and self.draw(st.integers(0, 7)) == 0:  # a shared weight
+        if self.params and self.draw(st.integers(0, 11)) == 0:  # a shared weight
             return self.draw(st.integers(0, len(self.params) - 1))
         self.params.append(self.draw(NUMBERS))
         return len(self.params) - 1
@@ -44,14 +44,17 @@ class _Draws:
     def input(self) -> int:
         return self.draw(st.integers(0, self.n_inputs - 1))
 
-    def weight(self, function: str | None) -> tuple:
-        """A weight: any kind, or (``function`` given) always that function of a param."""
-        kind = "function" if function else self.draw(st.sampled_from(["param"] * 6 + ["function"] * 2 +
-                                                                      ["input", "const"]))
-        if kind == "param":
+    def weight(self, weights: str) -> tuple:
+        """A weight: a param (``weights`` "params"), that function of a param (a name of
+        WEIGHT_FUNCTIONS), or ("mixed") any kind."""
+        kind = weights if weights in ("params", "mixed") else "function"
+        if kind == "mixed":
+            kind = self.draw(st.sampled_from(["params"] * 6 + ["function"] * 2 + ["input", "const"]))
+        if kind == "params":
             return ("param", self.param())
         if kind == "function":
-            return ("function", function or self.draw(st.sampled_from(sorted(WEIGHT_FUNCTIONS))), self.param())
+            function = weights if weights in WEIGHT_FUNCTIONS else self.draw(st.sampled_from(sorted(WEIGHT_FUNCTIONS)))
+            return ("function", function, self.param())
         return ("input", self.input()) if kind == "input" else ("const", self.draw(CONSTANTS))
 
     def extra(self) -> tuple:
@@ -63,14 +66,18 @@ class _Draws:
             return ("scaled input", self.input(), self.draw(CONSTANTS))
         return ("const", self.draw(CONSTANTS))
 
-    def neuron(self, width: int, function: str | None) -> dict:
+    def neuron(self, width: int, weights: str) -> dict:
         lanes = list(range(width))
-        if width > 1 and self.draw(st.integers(0, 4)) == 0:  # a neuron that skips a lane
+        shape = self.draw(st.sampled_from(["all lanes"] * 3 + ["skip one", "each twice"]))
+        if shape == "skip one" and width > 1:
             del lanes[self.draw(st.integers(0, width - 1))]
-        terms = [(self.weight(function), lane, self.draw(st.booleans())) for lane in lanes]
-        extras = [self.extra() for _ in range(self.draw(st.integers(0, 2)))]
+        if shape == "each twice":  # (a*x + b*y) + (c*x + d*y), when split in halves
+            lanes += lanes
+        terms = [(self.weight(weights), lane, self.draw(st.booleans())) for lane in lanes]
+        extras = [self.extra() for _ in range(self.draw(st.sampled_from([0, 0, 1, 2])))]
+        styles = ["split", "split", "add", "sum"] if shape == "each twice" else ["add", "add", "sum", "split"]
         return {"terms": terms, "extras": extras, "extras_first": self.draw(st.booleans()),
-                "style": self.draw(st.sampled_from(["add", "add", "sum", "split"]))}
+                "style": self.draw(st.sampled_from(styles))}
 
 
 @st.composite
@@ -78,20 +85,26 @@ def layer_programs(draw, max_inputs: int = 4, max_layers: int = 3, max_width: in
     """A program of 1 to ``max_layers`` layers over 1 to ``max_inputs`` inputs (see the module docstring)."""
     n_inputs = draw(st.integers(1, max_inputs), label="inputs")
     draws = _Draws(draw, n_inputs)
-    # layer 0 reads sources: inputs, sometimes constants (constant rows) or one input twice
+    # layer 0 reads sources: inputs, or all constants (constant rows), or a mix (one input twice)
     width = draw(st.integers(1, max_width), label="sources")
-    sources = [(("input", draws.input()) if draw(st.booleans()) else ("const", draw(CONSTANTS)))
-               if draw(st.integers(0, 3)) == 0 else ("input", k % n_inputs) for k in range(width)]
+    mode = draw(st.sampled_from(["inputs", "inputs", "mixed", "constants"]), label="sources are")
+    sources = [("const", draw(CONSTANTS)) if mode == "constants" or (mode == "mixed" and draw(st.booleans()))
+               else ("input", draws.input() if mode == "mixed" else k % n_inputs) for k in range(width)]
     layers = []
     for _ in range(draw(st.integers(1, max_layers), label="layers")):
-        # sometimes every weight of a layer is one function of a param: a matrix of tanh(w)
-        function = draw(st.sampled_from([None, None, None] + sorted(WEIGHT_FUNCTIONS)), label="weights")
-        neurons = [draws.neuron(width, function) for _ in range(draw(st.integers(1, max_width), label="width"))]
+        # a layer's weights: all params, all one function of params (a matrix of tanh(w)), or mixed
+        weights = draw(st.sampled_from(["mixed", "mixed", "params", "params"] + sorted(WEIGHT_FUNCTIONS)),
+                       label="weights")
+        neurons = [draws.neuron(width, weights) for _ in range(draw(st.integers(1, max_width), label="width"))]
         layers.append({"neurons": neurons, "activation": draw(st.sampled_from(sorted(ACTIVATIONS)))})
         width = len(neurons)
     outputs = draw(st.lists(st.tuples(st.integers(0, len(layers) - 1), st.integers(0, max_width - 1)),
                             max_size=2), label="more outputs")
-    outputs = [(len(layers) - 1, draw(st.integers(0, width - 1)))] + outputs
+    last = len(layers) - 1
+    if draw(st.booleans(), label="every lane of the last layer"):  # sum(layer(x)), with loss "sum"
+        outputs = [(last, lane) for lane in range(width)] + outputs
+    else:
+        outputs = [(last, draw(st.integers(0, width - 1)))] + outputs
     return {"n_inputs": n_inputs, "params": draws.params, "sources": sources, "layers": layers,
             "outputs": [(k, lane % len(layers[k]["neurons"])) for k, lane in outputs],
             "loss": draw(st.sampled_from(["first", "sum"]), label="loss")}
@@ -116,18 +129,23 @@ def _neuron(neuron: dict, lanes: list, inputs: list, params: list):
         w, x = _operand(weight, inputs, params), lanes[lane]
         products.append(w * x if weight_left else x * w)
     extras = [_operand(e, inputs, params) for e in neuron["extras"]]
+    half = len(products) // 2
+    if neuron["style"] == "split" and half:  # two sums of products added, the extras in one of them
+        first, second = products[:half], products[half:]
+        first, second = (extras + first, second) if neuron["extras_first"] else (first, second + extras)
+        return _chain(first) + _chain(second)
     terms = extras + products if neuron["extras_first"] else products + extras
-    terms = [t if isinstance(t, Value) or k else Value(t) for k, t in enumerate(terms)]
     if neuron["style"] == "sum" and len(terms) > 1:
-        return apply("sum", *terms)
-    if neuron["style"] == "split" and len(terms) > 1:
-        half = len(terms) // 2
-        return _chain(terms[:half]) + _chain(terms[half:])
+        return apply("sum", *[_as_value(t) for t in terms])
     return _chain(terms)
 
 
-def _chain(terms: list):
-    total = terms[0]
+def _as_value(x):
+    return x if isinstance(x, Value) else Value(x)
+
+
+def _chain(terms: list) -> Value:
+    total = _as_value(terms[0])
     for t in terms[1:]:
         total = total + t
     return total

@@ -7,7 +7,9 @@ build.  Each example runs ``map`` (N = 0 rows included: empty arrays), a Module 
 view and a list, ``mean(...).backward()``, and ``train(..., order=perm)`` in one batch
 and in several.  The rule: C gives the Python backend's bits, forward and gradients and
 trained params; NumPy agrees within the error budget of fuzzing.py; every way of passing
-the same numbers gives the same result as the contiguous array.
+the same numbers gives the same result as the contiguous array.  A backend that builds a
+library per example (C) runs fewer examples than the others (BUILDING); ``make asan`` runs
+its tests with AddressSanitizer and UBSan.
 """
 from __future__ import annotations
 
@@ -24,6 +26,9 @@ from fuzzing import (EPS, abs_gradient, agree, budget, examples, forward_slack, 
 from layer_programs import batches, build_mlp, layer_loss, layer_programs, mlps, run_layers
 
 LR = 0.05
+#: Backends that compile a library per example (0.2-0.5 s each) run fewer examples.
+BUILDING = [b for b in BACKENDS if b == "c"]
+QUICK = [b for b in BACKENDS if b not in BUILDING]
 
 
 def bits(a) -> list[float]:
@@ -71,7 +76,7 @@ def mean_budget(compiled, fn, X: np.ndarray, params: list[Value], ulps: dict) ->
 
 
 def assert_gradients(backend: str, got, want, params: list[Value], slack: dict | None, what: str) -> None:
-    if backend != "numpy":
+    if not budget(backend):
         assert_same_bits(got, want, what)
         return
     for p, a, b in zip(params, bits(got), bits(want)):
@@ -83,10 +88,21 @@ def assert_gradients(backend: str, got, want, params: list[Value], slack: dict |
 
 # -- layer-shaped programs -----------------------------------------------------------------
 
-@pytest.mark.parametrize("backend", BACKENDS)
-@examples(12)
+@pytest.mark.parametrize("backend", QUICK)
+@examples(50)
 @given(spec=layer_programs(), data=st.data())
 def test_layer_programs_map_like_the_python_backend(backend, spec, data):
+    check_map(backend, spec, data)
+
+
+@pytest.mark.parametrize("backend", BUILDING)
+@examples(12)
+@given(spec=layer_programs(), data=st.data())
+def test_built_layer_programs_map_like_the_python_backend(backend, spec, data):
+    check_map(backend, spec, data)
+
+
+def check_map(backend: str, spec, data) -> None:
     X = data.draw(batches(spec["n_inputs"], min_rows=0), label="X")
     params = [Value(v) for v in spec["params"]]
 
@@ -99,7 +115,7 @@ def test_layer_programs_map_like_the_python_backend(backend, spec, data):
     wide = np.full((2 * len(X), spec["n_inputs"] + 1), 7.5)
     wide[::2, 1:] = X
     assert_same_bits(compiled.map(wide[::2, 1:]), got, "map of a strided view")
-    if backend != "numpy":
+    if not budget(backend):
         assert_same_bits(got, want, "map")
         return
     ulps = budget(backend)
@@ -109,10 +125,21 @@ def test_layer_programs_map_like_the_python_backend(backend, spec, data):
                 (r, k, got[k][r], want[k][r])
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-@examples(12)
+@pytest.mark.parametrize("backend", QUICK)
+@examples(50)
 @given(spec=layer_programs(), data=st.data())
 def test_layer_programs_gradients_and_training_like_the_python_backend(backend, spec, data):
+    check_layer_gradients(backend, spec, data)
+
+
+@pytest.mark.parametrize("backend", BUILDING)
+@examples(12)
+@given(spec=layer_programs(), data=st.data())
+def test_built_layer_programs_gradients_and_training_like_the_python_backend(backend, spec, data):
+    check_layer_gradients(backend, spec, data)
+
+
+def check_layer_gradients(backend: str, spec, data) -> None:
     X = data.draw(batches(spec["n_inputs"], min_rows=1), label="X")
     perm = np.array(data.draw(st.permutations(range(len(X))), label="order"), dtype=np.intp)
 
@@ -133,7 +160,7 @@ def check_gradients_and_training(backend, make, X: np.ndarray, perm: np.ndarray)
     value, grads = compiled.mean_and_grad(X)
     used = compiled.params
     slack = None
-    if backend == "numpy":
+    if budget(backend):
         value_slack, slack = mean_budget(compiled, fn, X, params, budget(backend))
         assert agree(value, want_value, value_slack, 1e-12), (value, want_value, value_slack)
     else:
@@ -148,7 +175,7 @@ def check_gradients_and_training(backend, make, X: np.ndarray, perm: np.ndarray)
     moved = np.array([p.data for p in used]) + 0.25  # other numbers, so params= is really read
     want_moved = reference.mean_and_grad(X, params=moved)
     got_moved = compiled.mean_and_grad(X, params=moved)
-    if backend != "numpy":
+    if not budget(backend):
         assert_same_bits(got_moved[0], want_moved[0], "mean, params=")
         assert_same_bits(got_moved[1], want_moved[1], "mean_and_grad, params=")
     for how, given_params in strided_views(moved).items():
@@ -160,7 +187,7 @@ def check_gradients_and_training(backend, make, X: np.ndarray, perm: np.ndarray)
         want = trained(make, "python", X, batch_size, perm)
         got = trained(make, backend, X, batch_size, perm)
         what = f"params after train(batch_size={batch_size}, order=perm)"
-        if backend != "numpy":
+        if not budget(backend):
             assert_same_bits(got, want, what)
             continue
         steps = 1 if batch_size is None else -(-len(X) // batch_size)
@@ -183,17 +210,28 @@ def mlp_loss(model, x) -> Value:
     return out if isinstance(out, Value) else sum(out[1:], out[0])
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-@examples(8)
+@pytest.mark.parametrize("backend", QUICK)
+@examples(40)
 @given(shape=mlps(), data=st.data())
 def test_mlps_like_the_python_backend(backend, shape, data):
+    check_mlp(backend, shape, data)
+
+
+@pytest.mark.parametrize("backend", BUILDING)
+@examples(8)
+@given(shape=mlps(), data=st.data())
+def test_built_mlps_like_the_python_backend(backend, shape, data):
+    check_mlp(backend, shape, data)
+
+
+def check_mlp(backend: str, shape, data) -> None:
     nin = shape[0]
     X = data.draw(batches(nin, min_rows=0), label="X")
     model = build_mlp(*shape)
     want = graphc.compile(model, backend="python")(X)
     got = graphc.compile(model, backend=backend)(X)
     assert got.shape == want.shape and got.shape[0] == len(X), (got.shape, want.shape)
-    if backend != "numpy":
+    if not budget(backend):
         assert_same_bits(got, want, "Module call")
     else:
         ulps = budget(backend)
@@ -205,7 +243,7 @@ def test_mlps_like_the_python_backend(backend, shape, data):
                              forward_slack(out, ulps), 1e-12), (r, k)
     if len(X) == 0:
         return
-    perm = np.arange(len(X))[::-1].copy()
+    perm = np.array(data.draw(st.permutations(range(len(X))), label="order"), dtype=np.intp)
 
     def make():
         fresh = build_mlp(*shape)
