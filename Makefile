@@ -28,9 +28,9 @@ fuzz: $(STAMP)
 ASAN_CC ?= gcc
 ASAN_CFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 ASAN_TESTS ?= tests/test_codegen_c.py \
-	'tests/fuzz/test_fuzz_layers.py::test_layer_programs_map_like_the_python_backend[c]' \
-	'tests/fuzz/test_fuzz_layers.py::test_layer_programs_gradients_and_training_like_the_python_backend[c]' \
-	'tests/fuzz/test_fuzz_layers.py::test_mlps_like_the_python_backend[c]' \
+	'tests/fuzz/test_fuzz_layers.py::test_built_layer_programs_map_like_the_python_backend[c]' \
+	'tests/fuzz/test_fuzz_layers.py::test_built_layer_programs_gradients_and_training_like_the_python_backend[c]' \
+	'tests/fuzz/test_fuzz_layers.py::test_built_mlps_like_the_python_backend[c]' \
 	'tests/fuzz/test_fuzz_backends.py::test_map_matches_eager_row_by_row[c]' \
 	'tests/fuzz/test_fuzz_backends.py::test_mean_and_its_gradient_match_eager[c]'
 asan: $(STAMP)
