@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: demo test fuzz bench bench-eager bench-compile bench-peers dist-check clean
+.PHONY: demo test fuzz asan bench bench-eager bench-compile bench-peers dist-check clean
 
 demo: $(STAMP)
 	$(PY) examples/moons.py
@@ -19,6 +19,28 @@ test: $(STAMP)
 GRAPHC_FUZZ ?= 40
 fuzz: $(STAMP)
 	GRAPHC_FUZZ=$(GRAPHC_FUZZ) $(PY) -m pytest tests/fuzz
+
+# Memory safety of the generated C: the C tests and the C backend's fuzz with every library
+# built with AddressSanitizer and UBSan (GRAPHC_CFLAGS), in a fresh cache.  The libraries
+# are loaded into CPython by ctypes, so the sanitizers' runtimes are preloaded; CPython
+# leaks by design, so leak checking is off.  Any report stops the run with a failure;
+# --capture=sys leaves fd 2 alone, so the report (written by C, not Python) is seen.
+ASAN_CC ?= gcc
+ASAN_CFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+ASAN_TESTS ?= tests/test_codegen_c.py \
+	'tests/fuzz/test_fuzz_layers.py::test_built_layer_programs_map_like_the_python_backend[c]' \
+	'tests/fuzz/test_fuzz_layers.py::test_built_layer_programs_gradients_and_training_like_the_python_backend[c]' \
+	'tests/fuzz/test_fuzz_layers.py::test_built_mlps_like_the_python_backend[c]' \
+	'tests/fuzz/test_fuzz_backends.py::test_map_matches_eager_row_by_row[c]' \
+	'tests/fuzz/test_fuzz_backends.py::test_mean_and_its_gradient_match_eager[c]'
+asan: $(STAMP)
+	@for lib in libasan.so libubsan.so; do test -f "$$($(ASAN_CC) -print-file-name=$$lib)" || \
+	    { echo "make asan: $(ASAN_CC) has no $$lib (install its sanitizer runtimes)"; exit 1; }; done
+	cache=$$(mktemp -d) && trap 'rm -rf "$$cache"' EXIT && \
+	CC=$(ASAN_CC) GRAPHC_CACHE_DIR="$$cache" GRAPHC_CFLAGS="$(ASAN_CFLAGS)" \
+	ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	LD_PRELOAD="$$($(ASAN_CC) -print-file-name=libasan.so) $$($(ASAN_CC) -print-file-name=libubsan.so)" \
+	$(PY) -m pytest -p no:cacheprovider --capture=sys $(ASAN_TESTS)
 
 bench: bench-eager bench-compile bench-peers
 

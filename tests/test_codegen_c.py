@@ -137,13 +137,13 @@ def test_builds_are_cached_on_disk_and_concurrent_builds_are_safe(tmp_path, monk
     assert oct(library.parent.stat().st_mode & 0o777) == "0o700"
     os.utime(library, ns=(0, 0))
     inode = library.stat().st_ino
-    monkeypatch.setenv("CC", "/nonexistent/cc")  # a cached library needs no compiler ...
-    c_backend.find_compiler.cache_clear()
     try:
-        with pytest.raises(GraphcError, match="no C compiler"):
-            c_backend.build(source + "\n")  # ... a new source does
+        with monkeypatch.context() as patch:  # restores CC as it was (make asan sets it)
+            patch.setenv("CC", "/nonexistent/cc")  # a cached library needs no compiler ...
+            c_backend.find_compiler.cache_clear()
+            with pytest.raises(GraphcError, match="no C compiler"):
+                c_backend.build(source + "\n")  # ... a new source does
     finally:
-        monkeypatch.delenv("CC")
         c_backend.find_compiler.cache_clear()
     assert c_backend.build(source) == library and library.stat().st_ino == inode  # found, not rebuilt
     assert library.stat().st_mtime_ns > 0  # and marked as used, for the cache's LRU pruning
@@ -177,15 +177,15 @@ def test_a_cache_directory_others_can_write_is_refused(tmp_path, monkeypatch):
 
 
 def test_without_a_compiler_the_numpy_backend_runs_with_a_warning(monkeypatch):
-    monkeypatch.setenv("CC", "/nonexistent/cc")
-    c_backend.find_compiler.cache_clear()
     try:
-        with pytest.warns(CompilerWarning, match="no C compiler found"):
-            compiled = graphc.compile(lambda x: x * 2.0, backend="c")
-        assert compiled.backend == "numpy"
-        assert compiled.map(np.arange(3.0)).tolist() == [0.0, 2.0, 4.0]
+        with monkeypatch.context() as patch:  # restores CC as it was (make asan sets it)
+            patch.setenv("CC", "/nonexistent/cc")
+            c_backend.find_compiler.cache_clear()
+            with pytest.warns(CompilerWarning, match="no C compiler found"):
+                compiled = graphc.compile(lambda x: x * 2.0, backend="c")
+            assert compiled.backend == "numpy"
+            assert compiled.map(np.arange(3.0)).tolist() == [0.0, 2.0, 4.0]
     finally:
-        monkeypatch.delenv("CC")
         c_backend.find_compiler.cache_clear()
 
 
@@ -196,6 +196,19 @@ def test_compiler_errors_are_reported_as_graphc_errors(tmp_path, monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert list(tmp_path.iterdir()) == []  # the failed build left nothing behind
+
+
+def test_graphc_cflags_are_added_to_the_build_and_to_the_cache_key(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path))
+    source = c_backend.generate(trace(lambda x: x * 2.0, 1.0), "twice")[0]
+    monkeypatch.delenv("GRAPHC_CFLAGS", raising=False)
+    plain = c_backend.build(source)
+    monkeypatch.setenv("GRAPHC_CFLAGS", "-DGRAPHC_TEST='a b'  -g")
+    flagged = c_backend.build(source)
+    assert flagged != plain and flagged.exists() and plain.exists()  # another key, its own library
+    monkeypatch.setenv("GRAPHC_CFLAGS", "-include /nonexistent/graphc-test.h")  # reaches the compiler
+    with pytest.raises(GraphcError, match="nonexistent/graphc-test.h"):
+        c_backend.build(source)
 
 
 @settings(max_examples=20, deadline=None)

@@ -44,6 +44,8 @@ by a SHA-256 of the source, the compiler and its version and the flags, sealed w
 SHA-256 of their bytes (a damaged library is built again, never loaded), renamed into place
 atomically (concurrent builds of one graph are safe), pruned to the most recently used.
 graphc only ever loads libraries named by such a hash, and never unpickles anything.
+``$GRAPHC_CFLAGS`` adds flags after graphc's own (split as a shell would; e.g.
+``-fsanitize=address,undefined`` for ``make asan``), and is part of the key.
 """
 from __future__ import annotations
 
@@ -54,6 +56,7 @@ import hashlib
 import math
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -483,7 +486,8 @@ def build(source: str) -> Path:
     if compiler is None:
         raise GraphcError("no C compiler found (set CC, or install gcc or clang)")
     cc, version = compiler
-    flags = (optimization_level(source),) + FLAGS + NO_BUILTINS + _machine_flags()
+    flags = (optimization_level(source),) + FLAGS + NO_BUILTINS + _machine_flags() + \
+        tuple(shlex.split(os.environ.get("GRAPHC_CFLAGS", "")))
     key = hashlib.sha256("\0".join([source, cc, version, *flags, c_cache.FORMAT]).encode()).hexdigest()[:40]
     directory = c_cache.build_dir()
     library = directory / f"graphc-{key}.so"

@@ -1,0 +1,251 @@
+"""Every backend against the Python backend on layer-shaped programs and MLPs (layer_programs.py).
+
+These are the graphs re-rolling turns into dot, matvec, outer and vecmat -- what models
+are made of, and what the straight-line programs of test_fuzz_backends.py almost never
+build.  Each example runs ``map`` (N = 0 rows included: empty arrays), a Module call on a
+2-D array, ``mean_and_grad`` with ``params=`` as an array, a strided view, a reversed
+view and a list, ``mean(...).backward()``, and ``train(..., order=perm)`` in one batch
+and in several.  The rule: C gives the Python backend's bits, forward and gradients and
+trained params; NumPy agrees within the error budget of fuzzing.py; every way of passing
+the same numbers gives the same result as the contiguous array.  A backend that builds a
+library per example (C) runs fewer examples than the others (BUILDING); ``make asan`` runs
+its tests with AddressSanitizer and UBSan.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+import graphc
+from graphc import Value, autodiff
+from graphc.compile import BACKENDS
+from graphc.engine import topological_order
+from fuzzing import (EPS, abs_gradient, agree, budget, examples, forward_slack, graph_values,
+                     reassociation_slack, same)
+from layer_programs import batches, build_mlp, layer_loss, layer_programs, mlps, run_layers
+
+LR = 0.05
+#: Backends that compile a library per example (0.2-0.5 s each) run fewer examples.
+BUILDING = [b for b in BACKENDS if b == "c"]
+QUICK = [b for b in BACKENDS if b not in BUILDING]
+
+
+def bits(a) -> list[float]:
+    return np.asarray(a, dtype=np.float64).ravel().tolist()
+
+
+def assert_same_bits(got, want, what: str) -> None:
+    got, want = bits(got), bits(want)
+    assert len(got) == len(want), (what, got, want)
+    bad = [k for k, (a, b) in enumerate(zip(got, want)) if not same(a, b)]
+    # two assertions, so that hypothesis reports a wrong number and a wrong sign of zero apart
+    assert all(got[k] == want[k] for k in bad), (what, [(k, got[k], want[k]) for k in bad[:4]])
+    assert not bad, ("sign of zero", what, [(k, got[k], want[k]) for k in bad[:4]])
+
+
+def strided_views(values: np.ndarray) -> dict:
+    """The same numbers as a contiguous array, a strided view, a reversed view and a list."""
+    big = np.full(2 * len(values), 7.5)
+    big[::2] = values
+    return {"array": values.copy(), "strided view": big[::2], "reversed view": values[::-1].copy()[::-1],
+            "list": values.tolist()}
+
+
+# -- budgets for the NumPy backend ------------------------------------------------------------
+
+def mean_budget(compiled, fn, X: np.ndarray, params: list[Value], ulps: dict) -> tuple[float, dict]:
+    """The slack of the mean (value) and of each param's gradient (by id), as test_fuzz_backends
+    computes them: reassociation of the sums plus each op's ulps through the joint graph."""
+    n = len(X)
+    rows = [fn([Value(v) for v in row]) for row in X]
+    total = sum(rows[1:], rows[0]) * (1.0 / n)
+    value_slack = sum(forward_slack(r, ulps) for r in rows) / n + 4 * n * EPS * sum(abs(r.data) for r in rows) / n
+    absolute = abs_gradient(total)
+    nodes = len(topological_order((total,)))
+    joint = autodiff.grad(compiled.graph, 0, wrt_inputs=False)
+    n_forward = len(compiled.graph.outputs)
+    elementwise = {id(p): 0.0 for p in joint.param_values}
+    for row in X:
+        values = graph_values(joint, list(row) + [1.0 / n], [p.data for p in joint.param_values])
+        for p, o in zip(joint.param_values, joint.outputs[n_forward:]):
+            elementwise[id(p)] += forward_slack(values[o], ulps)
+    # two reassociated results, each within the bound of the exact sum: twice the bound apart
+    return value_slack, {id(p): 2 * reassociation_slack(absolute[id(p)], nodes) + elementwise.get(id(p), 0.0)
+                         for p in params if id(p) in absolute}
+
+
+def assert_gradients(backend: str, got, want, params: list[Value], slack: dict | None, what: str) -> None:
+    if not budget(backend):
+        assert_same_bits(got, want, what)
+        return
+    for p, a, b in zip(params, bits(got), bits(want)):
+        if id(p) not in slack:
+            assert a == 0 and b == 0, (what, a, b)
+        else:
+            assert agree(a, b, slack[id(p)], 1e-9, zero_sign=False), (what, a, b, slack[id(p)])
+
+
+# -- layer-shaped programs -----------------------------------------------------------------
+
+@pytest.mark.parametrize("backend", QUICK)
+@examples(50)
+@given(spec=layer_programs(), data=st.data())
+def test_layer_programs_map_like_the_python_backend(backend, spec, data):
+    check_map(backend, spec, data)
+
+
+@pytest.mark.parametrize("backend", BUILDING)
+@examples(12)
+@given(spec=layer_programs(), data=st.data())
+def test_built_layer_programs_map_like_the_python_backend(backend, spec, data):
+    check_map(backend, spec, data)
+
+
+def check_map(backend: str, spec, data) -> None:
+    X = data.draw(batches(spec["n_inputs"], min_rows=0), label="X")
+    params = [Value(v) for v in spec["params"]]
+
+    def fn(x):
+        return run_layers(spec, list(x), params)
+    want = graphc.compile(fn, backend="python").map(X)
+    compiled = graphc.compile(fn, backend=backend)
+    got = compiled.map(X)
+    assert len(got) == len(want) and all(a.shape == (len(X),) for a in got), [a.shape for a in got]
+    wide = np.full((2 * len(X), spec["n_inputs"] + 1), 7.5)
+    wide[::2, 1:] = X
+    assert_same_bits(compiled.map(wide[::2, 1:]), got, "map of a strided view")
+    if not budget(backend):
+        assert_same_bits(got, want, "map")
+        return
+    ulps = budget(backend)
+    for r, row in enumerate(X):
+        for k, out in enumerate(run_layers(spec, [Value(v) for v in row], params)):
+            assert agree(float(got[k][r]), float(want[k][r]), forward_slack(out, ulps), 1e-12), \
+                (r, k, got[k][r], want[k][r])
+
+
+@pytest.mark.parametrize("backend", QUICK)
+@examples(50)
+@given(spec=layer_programs(), data=st.data())
+def test_layer_programs_gradients_and_training_like_the_python_backend(backend, spec, data):
+    check_layer_gradients(backend, spec, data)
+
+
+@pytest.mark.parametrize("backend", BUILDING)
+@examples(12)
+@given(spec=layer_programs(), data=st.data())
+def test_built_layer_programs_gradients_and_training_like_the_python_backend(backend, spec, data):
+    check_layer_gradients(backend, spec, data)
+
+
+def check_layer_gradients(backend: str, spec, data) -> None:
+    X = data.draw(batches(spec["n_inputs"], min_rows=1), label="X")
+    perm = np.array(data.draw(st.permutations(range(len(X))), label="order"), dtype=np.intp)
+
+    def make():
+        params = [Value(v) for v in spec["params"]]
+        return (lambda x: layer_loss(spec, list(x), params)), params
+    check_gradients_and_training(backend, make, X, perm)
+
+
+def check_gradients_and_training(backend, make, X: np.ndarray, perm: np.ndarray) -> None:
+    """mean_and_grad (params from the Values, and as array, views and list), mean().backward()
+    and train in one batch and in several, each against the Python backend.  ``make()``
+    returns a fresh loss function of one row and the params it reads."""
+    fn, params = make()
+    reference = graphc.compile(fn, backend="python")
+    compiled = graphc.compile(fn, backend=backend)
+    want_value, want_grads = reference.mean_and_grad(X)
+    value, grads = compiled.mean_and_grad(X)
+    used = compiled.params
+    slack = None
+    if budget(backend):
+        value_slack, slack = mean_budget(compiled, fn, X, params, budget(backend))
+        assert agree(value, want_value, value_slack, 1e-12), (value, want_value, value_slack)
+    else:
+        assert_same_bits(value, want_value, "mean")
+    assert_gradients(backend, grads, want_grads, used, slack, "mean_and_grad")
+
+    loss = compiled.mean(X)
+    loss.backward()
+    assert_same_bits(loss.data, value, "mean().data")
+    assert_same_bits([p.grad for p in used], grads, "mean().backward() grads")
+
+    moved = np.array([p.data for p in used]) + 0.25  # other numbers, so params= is really read
+    want_moved = reference.mean_and_grad(X, params=moved)
+    got_moved = compiled.mean_and_grad(X, params=moved)
+    if not budget(backend):
+        assert_same_bits(got_moved[0], want_moved[0], "mean, params=")
+        assert_same_bits(got_moved[1], want_moved[1], "mean_and_grad, params=")
+    for how, given_params in strided_views(moved).items():
+        value_as, grads_as = compiled.mean_and_grad(X, params=given_params)
+        assert_same_bits(value_as, got_moved[0], f"mean, params= as a {how}")
+        assert_same_bits(grads_as, got_moved[1], f"mean_and_grad, params= as a {how}")
+
+    for batch_size in (None, 2):
+        want = trained(make, "python", X, batch_size, perm)
+        got = trained(make, backend, X, batch_size, perm)
+        what = f"params after train(batch_size={batch_size}, order=perm)"
+        if not budget(backend):
+            assert_same_bits(got, want, what)
+            continue
+        steps = 1 if batch_size is None else -(-len(X) // batch_size)
+        for p, a, b in zip(params, got, want):  # each step's gradient error, times lr
+            assert agree(a, b, 2 * steps * LR * slack.get(id(p), 0.0), 1e-9), (what, a, b)
+
+
+def trained(make, backend: str, X: np.ndarray, batch_size, perm) -> list[float]:
+    """The params after ``train`` on fresh copies of them."""
+    fn, params = make()
+    compiled = graphc.compile(fn, backend=backend)
+    compiled.train(X, lr=LR, batch_size=batch_size, order=perm)
+    return [p.data for p in params]
+
+
+# -- MLPs --------------------------------------------------------------------------------------
+
+def mlp_loss(model, x) -> Value:
+    out = model(list(x))
+    return out if isinstance(out, Value) else sum(out[1:], out[0])
+
+
+@pytest.mark.parametrize("backend", QUICK)
+@examples(40)
+@given(shape=mlps(), data=st.data())
+def test_mlps_like_the_python_backend(backend, shape, data):
+    check_mlp(backend, shape, data)
+
+
+@pytest.mark.parametrize("backend", BUILDING)
+@examples(8)
+@given(shape=mlps(), data=st.data())
+def test_built_mlps_like_the_python_backend(backend, shape, data):
+    check_mlp(backend, shape, data)
+
+
+def check_mlp(backend: str, shape, data) -> None:
+    nin = shape[0]
+    X = data.draw(batches(nin, min_rows=0), label="X")
+    model = build_mlp(*shape)
+    want = graphc.compile(model, backend="python")(X)
+    got = graphc.compile(model, backend=backend)(X)
+    assert got.shape == want.shape and got.shape[0] == len(X), (got.shape, want.shape)
+    if not budget(backend):
+        assert_same_bits(got, want, "Module call")
+    else:
+        ulps = budget(backend)
+        for r, row in enumerate(X):
+            outs = model([Value(v) for v in row])
+            outs = [outs] if isinstance(outs, Value) else outs
+            for k, out in enumerate(outs):
+                assert agree(float(got.reshape(len(X), -1)[r, k]), float(want.reshape(len(X), -1)[r, k]),
+                             forward_slack(out, ulps), 1e-12), (r, k)
+    if len(X) == 0:
+        return
+    perm = np.array(data.draw(st.permutations(range(len(X))), label="order"), dtype=np.intp)
+
+    def make():
+        fresh = build_mlp(*shape)
+        return (lambda x: mlp_loss(fresh, x)), fresh.parameters()
+    check_gradients_and_training(backend, make, X, perm)
