@@ -286,7 +286,7 @@ class _Writer:
         per_row, summed = [], []
         for k, o in enumerate(g.outputs):
             (summed if k in self.reduced else per_row).append((k, o))
-        body.append("    /* sums over the rows, in row order, from +0.0 (as the rows' gradients add into .grad) */")
+        body.append("    /* sums over the rows, in row order, from +0.0 (as .grad adds the gradients of the rows) */")
         accumulators = {}
         for m in reduced_tensors:
             size = ops.size_of(shapes[m])
