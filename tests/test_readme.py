@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import importlib.util
+import re
 
 import pytest
 
@@ -60,3 +61,15 @@ def test_the_shown_script_is_the_script():
     assert edited != readme
     with pytest.raises(ValueError, match="examples/gradient_code.py"):
         regenerate_readme.output_blocks(edited)
+
+
+def test_the_sympy_example_shows_what_sympy_gives():
+    """The SymPy block shows its results in comments rather than a block of output."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### SymPy: `to_sympy` and `from_sympy`"):readme.index("### `export`")]
+    code = regenerate_readme.FENCE.search(section).group(2)
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102  (the README's own example)
+    shown = dict(re.findall(r"^(\S.*?)\s+# (.*)$", code, re.M))
+    assert str(namespace["expr"]) == shown["(expr,) = graphc.to_sympy(g)"].split(",")[0]
+    assert str(namespace["sp"].diff(namespace["expr"], namespace["x"])) == shown["sp.diff(expr, x)"]
