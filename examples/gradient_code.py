@@ -1,6 +1,8 @@
-"""Print the generated forward+gradient code of a tiny expression: a tanh neuron.
+"""Print the optimized graph and the generated forward+gradient code of a tanh neuron.
 
     python examples/gradient_code.py
+
+README.md shows this script and what it prints (docs/regenerate_readme.py keeps them equal).
 """
 import graphc
 from graphc import Value
@@ -14,10 +16,8 @@ def neuron(x1, x2):
 
 
 compiled = graphc.compile(neuron)
-out = compiled(2.0, 0.0)
-out.backward()
-print("graph:")
-print(compiled.graph)
-print("\ngenerated code:")
-print(compiled.source)
-print(f"output {out.data:.4f}; dw = {w.grad:.4f}, db = {b.grad:.4f}")
+out = compiled(2.0, 0.0)      # a Value, like neuron(...) would return
+out.backward()                # w.grad, b.grad: the same numbers eager backward() gives
+print(compiled.graph)         # the optimized graph
+print(compiled.source)        # the generated forward + gradient code
+print(f"out = {out.data:.4f}; w.grad = {w.grad:.4f}, b.grad = {b.grad:.4f}")

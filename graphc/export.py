@@ -65,13 +65,21 @@ def make_plan(compiled: Compiled) -> ExportPlan:
         param_values=[p.data for p in graph.param_values])
 
 
+def _params_literal(names: list[str], values: list[str]) -> str:
+    """One param a line, named in a comment: a 2,000-param model stays readable (and diffable)."""
+    if not values:
+        return "PARAMS = []"
+    return "PARAMS = [\n" + "".join(f"    {v},  # {n}\n" for n, v in zip(names, values)) + "]"
+
+
 def python_module(plan: ExportPlan) -> str:
     """The Python backend's standalone module: standard library only."""
     source, entry, _ = python_backend.generate(plan.joint, ENTRY, seed=plan.joint.inputs[-1],
                                                n_forward=len(plan.graph.outputs))
     graph = plan.graph
     args = ", ".join(plan.arg_names)
-    params = ", ".join(f"{v} ({n})" for n, v in zip(plan.param_names, map(ops.format_number, plan.param_values)))
+    values = [ops.format_number(v) for v in plan.param_values]
+    params = "".join(f"\n    {n}: {v}" for n, v in zip(plan.param_names, values))
     doc = "\n".join([
         f'"""{plan.name}: forward and gradient, exported by graphc {__version__} (Python backend).',
         "",
@@ -84,11 +92,10 @@ def python_module(plan: ExportPlan) -> str:
         "",
         f"Arguments ({len(plan.arg_names)}), shaped {describe(graph.in_tree)}, flatten to {len(plan.input_names)} "
         f"input(s), in order: {', '.join(plan.input_names) or '(none)'}.",
-        f"Then {len(plan.param_names)} param(s), PARAMS in order: {params or '(none)'}.",
+        f"Then {len(plan.param_names)} param(s), PARAMS in order:{params or ' (none).'}",
         '"""',
     ])
-    values = ", ".join(ops.format_number(v) for v in plan.param_values)
-    constants = (f"PARAMS = [{values}]\n"
+    constants = (_params_literal(plan.param_names, values) + "\n"
                  f"_IN_TREE = {_literal(graph.in_tree)}\n"
                  f"_OUT_TREE = {_literal(graph.out_tree)}\n"
                  f"_ARG_NAMES = {_tuple([repr(n) for n in plan.arg_names])}")

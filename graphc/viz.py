@@ -47,6 +47,7 @@ class _Node:
     data: float | None = None
     grad: float | None = None
     op: str = ""  # the op circle's label
+    label: str = ""  # the user's label, when the name (an identifier) spells it differently
     ordered: bool = False  # label operand order on the edges
     operands: list[int] = field(default_factory=list)
     output: bool = False
@@ -56,27 +57,30 @@ def to_dot(graph: Graph, values: Sequence[float] | None = None, grads: Sequence[
            max_nodes: int = MAX_NODES, *, title: str | None = None) -> str:
     """DOT text for ``graph``; ``values``/``grads`` (one per node, e.g. from
     :func:`graphc.interpret.evaluate` and :func:`~graphc.interpret.backprop`) fill the
-    records.  Graphs of more than ``max_nodes`` nodes become a summary."""
+    records.  Graphs of more than ``max_nodes`` nodes become a summary.  Nodes are named
+    as ``str(graph)`` and the generated code name them (``graph.names``); an input or param
+    whose label is spelled otherwise (``L0.N3.w1``) shows it under that name."""
     for what, seq in (("values", values), ("grads", grads)):
         if seq is not None and len(seq) != len(graph):
             raise ValueError(f"to_dot: {what} needs one number per node ({len(graph)}); got {len(seq)}")
     heading = title if title is not None else f"{graph.name}: {len(graph):,} nodes"
     if len(graph) > max_nodes:
         return _summary(heading, graph.counts(), max_nodes, [
-            ("inputs", [str(graph.attrs[i][0]) for i in graph.inputs]),
-            ("params", [str(graph.attrs[i][0]) for i in graph.params]),
+            ("inputs", [graph.names[i] for i in graph.inputs]),
+            ("params", [graph.names[i] for i in graph.params]),
             ("outputs", [graph.names[o] for o in graph.outputs])])
     names = graph.names
     nodes = []
     for i, op in enumerate(graph.ops):
-        node = _Node(names[i] if op not in ("input", "param") else str(graph.attrs[i][0]),
-                     op if op in LEAVES else "op",
+        node = _Node(names[i], op if op in LEAVES else "op",
                      values[i] if values is not None else (graph.attrs[i][0] if op == "const" else None),
                      grads[i] if grads is not None else None)
         if op not in LEAVES:
             node.op = ops.TABLE[op].label(graph.attrs[i])
             node.ordered = op in _ORDERED
             node.operands = list(graph.args[i])
+        if op in ("input", "param") and str(graph.attrs[i][0]) != names[i]:
+            node.label = str(graph.attrs[i][0])  # L0.N3.w1 under L0_N3_w1, as the listing names it
         nodes.append(node)
     for o in graph.outputs:
         nodes[o].output = True
@@ -162,6 +166,8 @@ def _emit(heading: str, nodes: list[_Node]) -> str:
                          f'label="{_escape(ops.format_number(node.data))}"];')
             continue
         fields = [_escape_record(_short(node.name))] if node.name else []
+        if node.label:
+            fields = [f"{fields[0]}\\n{_escape_record(_short(node.label))}"]
         if node.data is not None:
             fields.append(f"data {_escape_record(_number(node.data))}")
         if node.grad is not None:

@@ -6,6 +6,7 @@ import importlib.util
 import json
 import math
 import random
+import re
 import subprocess
 import sys
 import textwrap
@@ -151,12 +152,40 @@ def test_docstring_states_argument_order_and_structures_mirror_the_call(tmp_path
     module = load(export(compiled, tmp_path / "neuron.py"))
     assert "forward(X, pair, params=PARAMS)" in module.__doc__
     assert "in order: X[0][0], X[0][1], X[1][0], X[1][1], pair[0], pair[1]." in module.__doc__
-    assert "PARAMS in order: -3.0 (w), 6.881373587019543 (b)." in module.__doc__
+    assert "PARAMS in order:\n    w: -3.0\n    b: 6.881373587019543\n" in module.__doc__
     out = module.forward(*args)  # NumPy arrays are accepted where NumPy exists
     assert isinstance(out, list) and isinstance(out[1], tuple)
     value, arg_grads, param_grads = module.value_and_grad(*args)
     assert isinstance(arg_grads, tuple) and isinstance(arg_grads[1], tuple)
     assert np.array(arg_grads[0]).shape == (2, 2) and len(param_grads) == 2
+
+
+def test_a_big_model_lists_its_params_one_per_line(tmp_path):
+    """The docstring and PARAMS once held all 2,000 params on one 61 KB line each."""
+    random.seed(3)
+    model = MLP(10, [40, 40, 1])
+    params = model.parameters()
+    assert len(params) > 2000
+    compiled = graphc.compile(model)
+    compiled([0.5] * 10)
+    path = export(compiled, tmp_path / "big.py")
+    text = path.read_text()
+    lines = text.splitlines()
+    assert lines.count("PARAMS = [") == 1 and sum(line.startswith("    L") for line in lines) > 2000  # doc
+    literal = lines[lines.index("PARAMS = ["):]
+    literal = literal[:literal.index("]") + 1]
+    assert len(literal) == len(params) + 2 and literal[1] == f"    {params[0].data!r},  # L0_N0_w0"
+    assert ast.literal_eval("\n".join(literal)[len("PARAMS = "):]) == [p.data for p in params]
+    # What may stay long: lines every export has (the copied runtime), generated code (a
+    # 41-term sum, the yield of every gradient), the arguments, which grow with the inputs.
+    small, args, _ = mlp_case()
+    small_compiled = graphc.compile(small)
+    small_compiled(*args)
+    digits = re.compile(r"\d+")  # the same line with another count is the same line
+    everywhere = {digits.sub("N", line) for line in export(small_compiled, tmp_path / "s.py").read_text().splitlines()}
+    long = [line for line in lines if len(line) > 100 and digits.sub("N", line) not in everywhere]
+    assert long and all(line.startswith(("    v", "    yield", "Arguments (", "_IN_TREE")) for line in long)
+    assert load(path).PARAMS == [p.data for p in params]
 
 
 def test_params_can_be_overridden(tmp_path):

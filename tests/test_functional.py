@@ -131,7 +131,7 @@ def test_make_graph_of_grad_is_the_forward_and_gradient_graph():
 
 def test_the_readme_example_prints_what_the_readme_shows(capsys):
     readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("### For JAX users"):readme.index("## scikit-learn estimators")]
+    section = readme[readme.index("### For JAX users"):readme.index("## Saving and shipping")]
     code, shown = re.findall(r"```(?:python|text)\n(.*?)```", section, re.S)
     exec(compile(code, "README.md", "exec"), {})  # noqa: S102  (the README's own example)
     assert capsys.readouterr().out == shown

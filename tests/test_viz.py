@@ -1,6 +1,7 @@
 """Pictures: DOT text in micrograd's look, escaping of any label, summaries of big graphs, rendering."""
 from __future__ import annotations
 
+import random
 import re
 import shutil
 import subprocess
@@ -10,9 +11,11 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+import graphc
 from graphc import GraphcError, Value, trace
 from graphc import viz
 from graphc.interpret import backprop, evaluate
+from graphc.nn import MLP
 from conftest import ROOT
 
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot program is not installed")
@@ -87,6 +90,23 @@ def test_without_values_records_show_names_only_and_operand_order_where_it_matte
     assert records(dot) == {"n0": "x", "n1": "y", "n2": "v2"}
     assert 'n0 -> op2 [headlabel="0"' in dot and 'n1 -> op2 [headlabel="1"' in dot
     assert "headlabel" not in trace(lambda x, y: x * y, 1.0, 2.0).to_dot()
+
+
+def test_pictures_name_params_as_the_listing_and_the_code_do():
+    random.seed(0)
+    model = MLP(2, [2, 1])
+    g = trace(model, [1.0, 2.0])
+    listing = str(g)
+    code = graphc.compile(model)
+    code([1.0, 2.0])
+    recs = records(g.to_dot())
+    for i in g.inputs + g.params:
+        name, label = g.names[i], str(g.attrs[i][0])  # L0_N0_w1, L0.N0.w1; x_0, x[0]
+        assert name != label and name in listing.split() and re.search(rf"\b{name}\b", code.source)
+        assert recs[f"n{i}"] == f"{name}\\n{label}"
+    summary = viz.to_dot(g, max_nodes=3)
+    assert "L0_N0_w1" in summary and "L0.N0.w1" not in summary
+    assert records(neuron().to_dot())["n2"] == "w"  # a label that is an identifier shows once
 
 
 @pytest.mark.parametrize("label", NASTY)
