@@ -12,7 +12,6 @@ NumPy arrays) with a batched backend: NumPy by default, one array operation per 
 """
 from __future__ import annotations
 
-import logging
 import math
 import threading
 import time
@@ -22,7 +21,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import autodiff
+from . import autodiff, logs
 from .codegen import c as c_backend
 from .codegen import numpy as numpy_backend
 from .codegen import python as python_backend
@@ -34,8 +33,6 @@ from .optim import Optimizer, check_range
 from .passes import NUMERICS, VECTOR_PIPELINE, OptimizeReport, optimize
 from .trace import argument_names, function_name, reject_foreign_module, trace
 from .tree import SCALAR, describe, flatten_args, plain_array, unflatten
-
-log = logging.getLogger("graphc.compile")
 
 #: Batched backends (map, mean, a Module on a 2-D array): "numpy" and "c" run the graph
 #: re-rolled into tensor ops (graphc.passes.reroll), "c" as one compiled C function with
@@ -236,8 +233,8 @@ class Compiled:
                     reason = "first call" if not self._signatures else \
                         f"new argument signature {describe(tree)}; known: " + \
                         ", ".join(describe(t) for t in self._signatures)
-                    log.info("%s: tracing (%s)", self.name, reason)
-                    signature = _Signature(self, args() if callable(args) else args)
+                    logs.retrace(self.name, reason)
+                    signature = _Signature(self, args() if callable(args) else args, describe(tree))
                     self._signatures[tree] = signature
                     self.trace_count += 1
         self._latest = signature
@@ -313,8 +310,8 @@ def _reached(joint: Graph, n_forward: int) -> tuple[bool, ...]:
 class _Signature:
     """Everything compiled for one argument signature."""
 
-    def __init__(self, owner: Compiled, args: tuple) -> None:
-        self.owner = owner
+    def __init__(self, owner: Compiled, args: tuple, description: str) -> None:
+        self.owner, self.description = owner, description
         self.stats = CompileStats()
         fn = owner.fn
         params = fn.parameters() if isinstance(fn, Module) else None
@@ -323,7 +320,7 @@ class _Signature:
         with _Timer(self.stats, "optimize"):
             self.graph, report = optimize(traced, report=True, numerics=owner.numerics)
         self.stats.traced_nodes, self.stats.optimized_nodes = len(traced), len(self.graph)
-        self.stats.reports["forward"] = report
+        self._report("forward", report)
         self.params: list[Value] = self.graph.param_values
         self.param_tuple = tuple(self.params)
         self.n_outputs = len(self.graph.outputs)
@@ -347,7 +344,7 @@ class _Signature:
         if graph is None:
             with _Timer(self.stats, "reroll"):
                 graph, report = optimize(self.graph, report=True, passes=VECTOR_PIPELINE)
-            self.stats.reports["re-rolled forward"] = report
+            self._report("re-rolled forward", report)
             self._programs["vector"] = graph
         return graph
 
@@ -363,7 +360,7 @@ class _Signature:
                 joint, report = optimize(raw, report=True, passes=VECTOR_PIPELINE if vector else None,
                                          numerics=self.owner.numerics)
             stats.joint_nodes, stats.joint_optimized_nodes = len(raw), len(joint)
-            stats.reports[f"{'re-rolled ' if vector else ''}gradient of output {output}"] = report
+            self._report(f"{'re-rolled ' if vector else ''}gradient of output {output}", report)
             self._programs[key] = joint
         return joint
 
@@ -372,7 +369,13 @@ class _Signature:
         with _Timer(self.stats, "codegen+load"):
             function, source = python_backend.compile_graph(
                 joint, self.owner.name, seed=joint.inputs[-1], n_forward=self.n_outputs)
+        logs.program(self.owner.name, self.description, f"Python, forward and gradient of output {output} "
+                     f"with respect to {'inputs and params' if wrt_inputs else 'params'}", source)
         return _Program(function, source, joint, _reached(joint, self.n_outputs))
+
+    def _report(self, graph: str, report: OptimizeReport) -> None:
+        self.stats.reports[graph] = report
+        logs.pass_report(self.owner.name, self.description, graph, report)
 
     def batched_program(self, kind: str) -> _Program:
         """The batched program (NumPy or C): ``"forward"`` (per-row outputs) or ``"mean"``
@@ -391,6 +394,7 @@ class _Signature:
                         function, source = codegen.compile_graph(
                             graph, f"{self.owner.name}_batched", reduced=reduced,
                             seed=graph.inputs[-1] if kind == "mean" else None)
+                    logs.program(self.owner.name, self.description, f"{self.owner.backend}, batched {kind}", source)
                     program = self._programs[key] = _Program(function, source, graph,
                                                              _reached(graph, self.n_outputs))
         return program
