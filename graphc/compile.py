@@ -31,6 +31,7 @@ from .graph import Graph
 from .nn import Module
 from .optim import Optimizer, check_range
 from .passes import NUMERICS, VECTOR_PIPELINE, OptimizeReport, optimize
+from .progress import progress_bar
 from .trace import argument_names, function_name, reject_foreign_module, trace
 from .tree import SCALAR, describe, flatten_args, plain_array, unflatten
 
@@ -185,7 +186,8 @@ class Compiled:
         return value, np.asarray(grads, dtype=np.float64)
 
     def train(self, *batched_args: Any, lr: float | None = None, optimizer: Optimizer | None = None,
-              batch_size: int | None = None, order: Any = None, allow_nonfinite: bool = False) -> np.ndarray:
+              batch_size: int | None = None, order: Any = None, allow_nonfinite: bool = False,
+              progress: bool = False) -> np.ndarray:
         """Minibatch training on the mean of a scalar fn, with the params held in one array.
 
         Rows are taken in ``order`` (default: as given), ``batch_size`` at a time (default:
@@ -198,6 +200,8 @@ class Compiled:
         their Values once at the end, so a step costs no Python work per param.  ``.grad``
         is left as it is.  Returns each batch's mean loss (before its step) as an array.
         Data holding nan or inf raises :class:`DataError` unless ``allow_nonfinite``.
+        ``progress=True`` shows the batches done and the latest loss on stderr (a tqdm bar
+        when tqdm is installed, else one line redrawn in place).
         """
         batch = _Batch(batched_args, self._argument_names(len(batched_args)), allow_nonfinite)
         if batch.n == 0:
@@ -222,7 +226,9 @@ class Compiled:
                 raise ShapeError(f"order must be a 1-D array of row numbers below {batch.n}")
         signature = self._signature(batch.tree, lambda: batch.rows)
         update = _sgd(float(lr)) if optimizer is None else signature.optimizer_update(optimizer)
-        return signature.train(batch, update, int(size), rows, optimizer)
+        n_batches = -(-(batch.n if rows is None else len(rows)) // int(size))
+        with progress_bar(n_batches, f"train {self.name}", "batches", enabled=progress) as bar:
+            return signature.train(batch, update, int(size), rows, optimizer, bar)
 
     def _signature(self, tree: Any, args: tuple) -> "_Signature":
         signature = self._signatures.get(tree)
@@ -477,9 +483,10 @@ class _Signature:
         return update
 
     def train(self, batch: "_Batch", update: Callable[[np.ndarray, np.ndarray], np.ndarray], size: int,
-              rows: np.ndarray | None, optimizer: Optimizer | None) -> np.ndarray:
+              rows: np.ndarray | None, optimizer: Optimizer | None, bar=None) -> np.ndarray:
         """All or nothing: if anything raises -- a KeyboardInterrupt included -- the params and
-        the optimizer's state are put back as they were before the run."""
+        the optimizer's state are put back as they were before the run.  ``bar``: a
+        :func:`graphc.progress.progress_bar` told of each batch, or None."""
         self.require_scalar("train")
         params = self.param_data(None, array=True)
         before = params.tolist()
@@ -493,6 +500,8 @@ class _Signature:
                 value, grads = self.mean_and_grads(cols, cols.shape[1], params)
                 params = update(params, np.asarray(grads, dtype=np.float64))
                 losses.append(value)
+                if bar is not None:
+                    bar.update(loss=value)
             for p, v in zip(self.params, params.tolist()):
                 p._data = v
         except BaseException:
