@@ -83,9 +83,10 @@ def enabled() -> list[str]:
 def _parse(names: str | Iterable[str] | None) -> set[str]:
     if names is None:
         return set()
-    items = names.split(",") if isinstance(names, str) else list(names)
+    items = names.split(",") if isinstance(names, str) else list(names) if isinstance(names, (list, tuple)) else [names]
     if not all(isinstance(item, str) for item in items):
-        raise TypeError(f"set_logs: log names must be strings; got {names!r}")
+        raise TypeError(f"set_logs: expected log names (a comma-separated string or a list of strings); "
+                        f"got {names!r}")
     chosen = {item.strip() for item in items if item.strip()}
     if "all" in chosen:
         return set(LOGS)
