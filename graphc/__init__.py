@@ -18,6 +18,7 @@ from .interpret import as_function  # noqa: E402
 from .export import export  # noqa: E402
 from .saving import load, save  # noqa: E402
 from .functional import grad, make_graph, value_and_grad  # noqa: E402
+from .logs import set_logs  # noqa: E402
 
 #: Public names loaded on first use: they need SymPy, whose import costs ~0.25 s.
 _LAZY = {"to_sympy": "symbolic", "from_sympy": "symbolic", "check_grad": "check", "GradReport": "check"}
@@ -37,7 +38,7 @@ def __getattr__(name: str):
 __all__ = ["Value", "apply", "Graph", "trace", "optimize", "compile", "Compiled",
            "to_sympy", "from_sympy", "as_function", "check_grad", "GradReport", "export",
            "save", "load", "LoadError",
-           "grad", "value_and_grad", "make_graph",
+           "grad", "value_and_grad", "make_graph", "set_logs",
            "GraphcError", "ArgumentError", "DataError", "ShapeError", "TraceError", "TracerWarning",
            "CompilerWarning",
            "__version__"]

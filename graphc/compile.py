@@ -12,7 +12,6 @@ NumPy arrays) with a batched backend: NumPy by default, one array operation per 
 """
 from __future__ import annotations
 
-import logging
 import math
 import threading
 import time
@@ -22,7 +21,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import autodiff
+from . import autodiff, logs
 from .codegen import c as c_backend
 from .codegen import numpy as numpy_backend
 from .codegen import python as python_backend
@@ -32,10 +31,9 @@ from .graph import Graph
 from .nn import Module
 from .optim import Optimizer, check_range
 from .passes import NUMERICS, VECTOR_PIPELINE, OptimizeReport, optimize
+from .progress import progress_bar
 from .trace import argument_names, function_name, reject_foreign_module, trace
 from .tree import SCALAR, describe, flatten_args, plain_array, unflatten
-
-log = logging.getLogger("graphc.compile")
 
 #: Batched backends (map, mean, a Module on a 2-D array): "numpy" and "c" run the graph
 #: re-rolled into tensor ops (graphc.passes.reroll), "c" as one compiled C function with
@@ -188,7 +186,8 @@ class Compiled:
         return value, np.asarray(grads, dtype=np.float64)
 
     def train(self, *batched_args: Any, lr: float | None = None, optimizer: Optimizer | None = None,
-              batch_size: int | None = None, order: Any = None, allow_nonfinite: bool = False) -> np.ndarray:
+              batch_size: int | None = None, order: Any = None, allow_nonfinite: bool = False,
+              progress: bool = False) -> np.ndarray:
         """Minibatch training on the mean of a scalar fn, with the params held in one array.
 
         Rows are taken in ``order`` (default: as given), ``batch_size`` at a time (default:
@@ -201,6 +200,8 @@ class Compiled:
         their Values once at the end, so a step costs no Python work per param.  ``.grad``
         is left as it is.  Returns each batch's mean loss (before its step) as an array.
         Data holding nan or inf raises :class:`DataError` unless ``allow_nonfinite``.
+        ``progress=True`` shows the batches done and the latest loss on stderr (a tqdm bar
+        when tqdm is installed, else one line redrawn in place).
         """
         batch = _Batch(batched_args, self._argument_names(len(batched_args)), allow_nonfinite)
         if batch.n == 0:
@@ -225,7 +226,9 @@ class Compiled:
                 raise ShapeError(f"order must be a 1-D array of row numbers below {batch.n}")
         signature = self._signature(batch.tree, lambda: batch.rows)
         update = _sgd(float(lr)) if optimizer is None else signature.optimizer_update(optimizer)
-        return signature.train(batch, update, int(size), rows, optimizer)
+        n_batches = -(-(batch.n if rows is None else len(rows)) // int(size))
+        with progress_bar(n_batches, f"train {self.name}", "batches", enabled=progress) as bar:
+            return signature.train(batch, update, int(size), rows, optimizer, bar)
 
     def _signature(self, tree: Any, args: tuple) -> "_Signature":
         signature = self._signatures.get(tree)
@@ -236,8 +239,8 @@ class Compiled:
                     reason = "first call" if not self._signatures else \
                         f"new argument signature {describe(tree)}; known: " + \
                         ", ".join(describe(t) for t in self._signatures)
-                    log.info("%s: tracing (%s)", self.name, reason)
-                    signature = _Signature(self, args() if callable(args) else args)
+                    logs.retrace(self.name, reason)
+                    signature = _Signature(self, args() if callable(args) else args, describe(tree))
                     self._signatures[tree] = signature
                     self.trace_count += 1
         self._latest = signature
@@ -313,8 +316,8 @@ def _reached(joint: Graph, n_forward: int) -> tuple[bool, ...]:
 class _Signature:
     """Everything compiled for one argument signature."""
 
-    def __init__(self, owner: Compiled, args: tuple) -> None:
-        self.owner = owner
+    def __init__(self, owner: Compiled, args: tuple, description: str) -> None:
+        self.owner, self.description = owner, description
         self.stats = CompileStats()
         fn = owner.fn
         params = fn.parameters() if isinstance(fn, Module) else None
@@ -323,7 +326,7 @@ class _Signature:
         with _Timer(self.stats, "optimize"):
             self.graph, report = optimize(traced, report=True, numerics=owner.numerics)
         self.stats.traced_nodes, self.stats.optimized_nodes = len(traced), len(self.graph)
-        self.stats.reports["forward"] = report
+        self._report("forward", report)
         self.params: list[Value] = self.graph.param_values
         self.param_tuple = tuple(self.params)
         self.n_outputs = len(self.graph.outputs)
@@ -347,7 +350,7 @@ class _Signature:
         if graph is None:
             with _Timer(self.stats, "reroll"):
                 graph, report = optimize(self.graph, report=True, passes=VECTOR_PIPELINE)
-            self.stats.reports["re-rolled forward"] = report
+            self._report("re-rolled forward", report)
             self._programs["vector"] = graph
         return graph
 
@@ -363,7 +366,7 @@ class _Signature:
                 joint, report = optimize(raw, report=True, passes=VECTOR_PIPELINE if vector else None,
                                          numerics=self.owner.numerics)
             stats.joint_nodes, stats.joint_optimized_nodes = len(raw), len(joint)
-            stats.reports[f"{'re-rolled ' if vector else ''}gradient of output {output}"] = report
+            self._report(f"{'re-rolled ' if vector else ''}gradient of output {output}", report)
             self._programs[key] = joint
         return joint
 
@@ -372,7 +375,13 @@ class _Signature:
         with _Timer(self.stats, "codegen+load"):
             function, source = python_backend.compile_graph(
                 joint, self.owner.name, seed=joint.inputs[-1], n_forward=self.n_outputs)
+        logs.program(self.owner.name, self.description, f"Python, forward and gradient of output {output} "
+                     f"with respect to {'inputs and params' if wrt_inputs else 'params'}", source)
         return _Program(function, source, joint, _reached(joint, self.n_outputs))
+
+    def _report(self, graph: str, report: OptimizeReport) -> None:
+        self.stats.reports[graph] = report
+        logs.pass_report(self.owner.name, self.description, graph, report)
 
     def batched_program(self, kind: str) -> _Program:
         """The batched program (NumPy or C): ``"forward"`` (per-row outputs) or ``"mean"``
@@ -391,6 +400,7 @@ class _Signature:
                         function, source = codegen.compile_graph(
                             graph, f"{self.owner.name}_batched", reduced=reduced,
                             seed=graph.inputs[-1] if kind == "mean" else None)
+                    logs.program(self.owner.name, self.description, f"{self.owner.backend}, batched {kind}", source)
                     program = self._programs[key] = _Program(function, source, graph,
                                                              _reached(graph, self.n_outputs))
         return program
@@ -473,9 +483,10 @@ class _Signature:
         return update
 
     def train(self, batch: "_Batch", update: Callable[[np.ndarray, np.ndarray], np.ndarray], size: int,
-              rows: np.ndarray | None, optimizer: Optimizer | None) -> np.ndarray:
+              rows: np.ndarray | None, optimizer: Optimizer | None, bar=None) -> np.ndarray:
         """All or nothing: if anything raises -- a KeyboardInterrupt included -- the params and
-        the optimizer's state are put back as they were before the run."""
+        the optimizer's state are put back as they were before the run.  ``bar``: a
+        :func:`graphc.progress.progress_bar` told of each batch, or None."""
         self.require_scalar("train")
         params = self.param_data(None, array=True)
         before = params.tolist()
@@ -489,6 +500,8 @@ class _Signature:
                 value, grads = self.mean_and_grads(cols, cols.shape[1], params)
                 params = update(params, np.asarray(grads, dtype=np.float64))
                 losses.append(value)
+                if bar is not None:
+                    bar.update(loss=value)
             for p, v in zip(self.params, params.tolist()):
                 p._data = v
         except BaseException:

@@ -22,6 +22,7 @@ import numpy as np
 import graphc
 from graphc import Value
 from graphc.nn import MLP
+from graphc.progress import progress_bar
 
 
 def make_moons(n_samples: int = 100, noise: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
@@ -74,29 +75,29 @@ def batch_loss(model):
     return loss
 
 
-def train_compiled(model, X, y, steps: int = 100, log=print):
+def train_compiled(model, X, y, steps: int = 100, log=print, progress: bool = False):
     """micrograd's loop on compiled code: trace once, then call the generated code each step."""
     step = graphc.compile(batch_loss(model))
     history = []
-    for k in range(steps):
-        start = time.perf_counter()
-        total_loss, scores = step(X, y)
-        model.zero_grad()
-        total_loss.backward()
-        learning_rate = 1.0 - 0.9 * k / 100
-        for p in model.parameters():
-            p.data -= learning_rate * p.grad
-        acc = sum((yi > 0) == (s.data > 0) for yi, s in zip(y, scores)) / len(y)
-        history.append((total_loss.data, acc))
-        if k == 0:
-            log(f"compiled: {step.stats}")
-        log(f"step {k:3d}  loss {total_loss.data:.6f}  accuracy {acc * 100:5.1f}%"
-            f"  ({(time.perf_counter() - start) * 1e3:.1f} ms)")
+    with progress_bar(steps, "moons", enabled=progress) as bar:
+        for k in range(steps):
+            start = time.perf_counter()
+            total_loss, scores = step(X, y)
+            model.zero_grad()
+            total_loss.backward()
+            learning_rate = 1.0 - 0.9 * k / 100
+            for p in model.parameters():
+                p.data -= learning_rate * p.grad
+            acc = sum((yi > 0) == (s.data > 0) for yi, s in zip(y, scores)) / len(y)
+            history.append((total_loss.data, acc))
+            if k == 0:
+                log(f"compiled: {step.stats}")
+            _step_done(k, total_loss.data, acc, f"{(time.perf_counter() - start) * 1e3:.1f} ms", log, bar)
     assert step.trace_count == 1
     return history
 
 
-def train_batched(model, X, y, steps: int = 100, log=print):
+def train_batched(model, X, y, steps: int = 100, log=print, progress: bool = False):
     """The batched loop: a per-sample loss, averaged over the rows by generated NumPy code."""
     def sample_loss(x, yi):
         return (1 + -yi * model(x)).relu()
@@ -104,42 +105,50 @@ def train_batched(model, X, y, steps: int = 100, log=print):
     step = graphc.compile(sample_loss)
     scores = graphc.compile(model)  # the model itself, for the accuracy: X (N, 2) -> (N,)
     history, times = [], []
-    for k in range(steps):
-        acc = float(np.mean((y > 0) == (scores(X) > 0)))  # before the update, as micrograd reports it
-        start = time.perf_counter()
-        total_loss = step.mean(X, y) + 1e-4 * sum(p * p for p in model.parameters())
-        model.zero_grad()
-        total_loss.backward()
-        learning_rate = 1.0 - 0.9 * k / 100
-        for p in model.parameters():
-            p.data -= learning_rate * p.grad
-        times.append(time.perf_counter() - start)
-        history.append((total_loss.data, acc))
-        if k == 0:
-            log(f"compiled: {step.stats}")
-        log(f"step {k:3d}  loss {total_loss.data:.6f}  accuracy {acc * 100:5.1f}%"
-            f"  ({times[-1] * 1e3:.2f} ms)")
+    with progress_bar(steps, "moons", enabled=progress) as bar:
+        for k in range(steps):
+            acc = float(np.mean((y > 0) == (scores(X) > 0)))  # before the update, as micrograd reports it
+            start = time.perf_counter()
+            total_loss = step.mean(X, y) + 1e-4 * sum(p * p for p in model.parameters())
+            model.zero_grad()
+            total_loss.backward()
+            learning_rate = 1.0 - 0.9 * k / 100
+            for p in model.parameters():
+                p.data -= learning_rate * p.grad
+            times.append(time.perf_counter() - start)
+            history.append((total_loss.data, acc))
+            if k == 0:
+                log(f"compiled: {step.stats}")
+            _step_done(k, total_loss.data, acc, f"{times[-1] * 1e3:.2f} ms", log, bar)
     log(f"median step {sorted(times)[len(times) // 2] * 1e3:.2f} ms (forward, backward and update; "
         f"the first step includes compiling)")
     assert step.trace_count == 1
     return history
 
 
-def train(model, X, y, steps: int = 100, log=print):
+def train(model, X, y, steps: int = 100, log=print, progress: bool = False):
     """micrograd's training loop: full batch SGD with lr = 1.0 - 0.9*k/100. Returns the losses."""
     history = []
-    for k in range(steps):
-        start = time.perf_counter()
-        total_loss, acc = loss(model, X, y)
-        model.zero_grad()
-        total_loss.backward()
-        learning_rate = 1.0 - 0.9 * k / 100
-        for p in model.parameters():
-            p.data -= learning_rate * p.grad
-        history.append((total_loss.data, acc))
-        log(f"step {k:3d}  loss {total_loss.data:.6f}  accuracy {acc * 100:5.1f}%"
-            f"  ({(time.perf_counter() - start) * 1e3:.1f} ms)")
+    with progress_bar(steps, "moons", enabled=progress) as bar:
+        for k in range(steps):
+            start = time.perf_counter()
+            total_loss, acc = loss(model, X, y)
+            model.zero_grad()
+            total_loss.backward()
+            learning_rate = 1.0 - 0.9 * k / 100
+            for p in model.parameters():
+                p.data -= learning_rate * p.grad
+            history.append((total_loss.data, acc))
+            _step_done(k, total_loss.data, acc, f"{(time.perf_counter() - start) * 1e3:.1f} ms", log, bar)
     return history
+
+
+def _step_done(k: int, loss_value: float, accuracy: float, took: str, log, bar) -> None:
+    """One step's line, as micrograd prints it; or, with a progress bar, the bar moved on."""
+    if bar is None:
+        log(f"step {k:3d}  loss {loss_value:.6f}  accuracy {accuracy * 100:5.1f}%  ({took})")
+    else:
+        bar.update(loss=loss_value, accuracy=accuracy)
 
 
 def plot_decision_boundary(model, X, y, path: Path) -> bool:
@@ -173,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     X, y, model = make_data()
     print(model)
     print(f"number of parameters {len(model.parameters())}")
-    history = loop(model, X, y)
+    history = loop(model, X, y, progress=True)
     final_loss, final_acc = history[-1]
     print(f"final loss {final_loss:.6f}, accuracy {final_acc * 100:.1f}%")
     out = Path("out/moons_decision_boundary.png")

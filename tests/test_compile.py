@@ -80,7 +80,7 @@ def test_outputs_compose_with_eager_values_and_backward_twice_double_counts():
 def test_signatures_share_scalars_and_retrace_on_structure(caplog):
     p = Value(1.0)
     compiled = graphc.compile(lambda x: x[0] * p + x[1])
-    with caplog.at_level(logging.INFO, logger="graphc.compile"):
+    with caplog.at_level(logging.INFO, logger="graphc.retraces"):
         for arg in ([1, 2], [1.0, 2.0], [np.float64(1), np.int64(2)], [Value(1.0), 2.0], np.array([1.0, 2.0])):
             assert compiled(arg).data == 3.0
     assert compiled.trace_count == 2  # lists of two scalars, and a (2,) array
