@@ -211,14 +211,14 @@ def moons_table(quick: bool, with_micrograd: bool) -> None:
 
 def c_step_breakdown(X, y, quick: bool) -> None:
     """Where the C step's time goes: generated code, graphc's Python, the user's loop."""
-    from graphc.compile import _Batch
+    from graphc.batches import Batch
     random.seed(1337)
     model = MLP(2, [16, 16, 1])
     params = model.parameters()
     step = graphc.compile(lambda x, yi: (1 + -yi * model(x)).relu(), backend="c")
     step.mean(X, y)
     program = step._latest.batched_program("mean")
-    batch = _Batch((X, y), ["x", "yi"])
+    batch = Batch((X, y), ["x", "yi"])
     values = [p.data for p in params]
     repeat = 200 if quick else 1000
     parts = [

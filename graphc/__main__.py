@@ -210,19 +210,18 @@ def _show(args: argparse.Namespace) -> int:
 
     function, names = _formula(args.expr)
     point = _point(names, [])
-    graph = graphc.trace(function, *point)
     compiled = graphc.compile(function)
     compiled(*[graphc.Value(v) for v in point])  # Values: the code has their gradients
-    optimized, report = graphc.optimize(graph, report=True)
+    stages = compiled.stages(0, wrt_inputs=True)
     print(f"expression: {args.expr.strip()}")
     print(f"inputs: {', '.join(names) or '(none)'}\n")
     print("graph:")
-    print(graph)
-    print(f"\npasses:\n{report}\n")
+    print(graphc.trace(function, *point))  # as written: the passes' starting point
+    print(f"\npasses:\n{stages.report}\n")
     print("generated code (forward, then gradient):")
-    print(compiled.source)
+    print(stages.program.source)
     print("derivatives (SymPy):")
-    print(_derivatives(optimized))
+    print(_derivatives(stages.graph))
     return 0
 
 

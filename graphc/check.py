@@ -325,7 +325,7 @@ def _symbolic(report: GradReport, compiled: Compiled, graph: Graph, output: int,
     report.symbolic = {row.name: sp.factor_terms(d) if cheap else d for row, d in zip(report.rows, derivatives)}
     if prove is False:
         return
-    joint = compiled._latest.program(output, wrt_inputs=True).joint
+    joint = compiled.stages(output, wrt_inputs=True).joint
     joint_size = _operations(joint)
     if prove is None and joint_size > prove_limit:
         report.notes.append(f"proof skipped: the gradient graph has {joint_size:,} operations > "

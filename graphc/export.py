@@ -24,13 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from . import __version__, autodiff, ops, runtime, standalone
+from . import __version__, ops, runtime, standalone
 from .codegen import python as python_backend
+from .codegen.python import tuple_literal
 from .compile import Compiled
 from .errors import GraphcError
 from .graph import Graph
 from .names import sanitize
-from .passes import optimize
 from .trace import argument_names
 from .tree import SCALAR, describe
 
@@ -52,9 +52,10 @@ class ExportPlan:
 
 
 def make_plan(compiled: Compiled) -> ExportPlan:
-    """The export plan of ``compiled``'s latest signature (it must have been called)."""
-    graph = compiled.graph
-    joint = optimize(autodiff.grad(graph, 0, wrt_inputs=True, wrt_params=True))
+    """The export plan of ``compiled``'s latest signature (it must have been called): its
+    graphs as the compiled calls run them (:meth:`Compiled.stages`), numerics included."""
+    stages = compiled.stages(0, wrt_inputs=True)
+    graph, joint = stages.graph, stages.joint
     n_args = len(graph.in_tree[1])
     names = graph.names
     inputs = [graph.attrs[i][0] if _PATH.match(str(graph.attrs[i][0])) else names[i] for i in graph.inputs]
@@ -98,7 +99,7 @@ def python_module(plan: ExportPlan) -> str:
     constants = (_params_literal(plan.param_names, values) + "\n"
                  f"_IN_TREE = {_literal(graph.in_tree)}\n"
                  f"_OUT_TREE = {_literal(graph.out_tree)}\n"
-                 f"_ARG_NAMES = {_tuple([repr(n) for n in plan.arg_names])}")
+                 f"_ARG_NAMES = {tuple_literal([repr(n) for n in plan.arg_names])}")
     sections = [
         doc,
         "# -- IEEE scalar math (graphc.runtime) --\n" + _copy(runtime),
@@ -205,11 +206,7 @@ def _literal(tree: Any) -> str:
         return repr(SCALAR)
     kind, spec = tree
     if kind == "array":
-        return f"('array', {_tuple([str(int(n)) for n in spec])})"
+        return f"('array', {tuple_literal([str(int(n)) for n in spec])})"
     if kind not in ("list", "tuple"):
         raise GraphcError(f"cannot export a structure of kind {kind!r}")
-    return f"({kind!r}, {_tuple([_literal(t) for t in spec])})"
-
-
-def _tuple(items: list[str]) -> str:
-    return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
+    return f"({kind!r}, {tuple_literal([_literal(t) for t in spec])})"

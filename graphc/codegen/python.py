@@ -116,6 +116,11 @@ def wrap_assign(names: list[str], other: str, indent: str, pack: bool = False) -
     return lines
 
 
+def tuple_literal(items: list[str]) -> str:
+    """A Python tuple display of ``items`` (source text), ``(a,)`` for one."""
+    return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
+
+
 class _Writer:
     """Renders node lines, either as one function or as part functions sharing a list."""
 
@@ -135,8 +140,7 @@ class _Writer:
 
     def tuple_of(self, ids: list[int], name=None) -> str:
         name = name or (lambda i: self.names[i])
-        items = [name(i) for i in ids]
-        return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
+        return tuple_literal([name(i) for i in ids])
 
     def unpack(self, ids: list[int], source: str, indent: str) -> list[str]:
         return wrap_assign([self.names[i] for i in ids], source, indent)

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ..compile import BACKENDS
+from ..backends import BACKENDS
 
 #: scikit-learn's activation names -> graphc.nn's ("sigmoid" is accepted as a synonym).
 ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "sigmoid": "sigmoid", "tanh": "tanh", "relu": "relu"}

@@ -8,7 +8,7 @@ from collections import OrderedDict
 import numpy as np
 
 from .. import losses
-from ..codegen.c import find_compiler
+from ..backends import choose_auto
 from ..compile import compile as graphc_compile
 from ..nn import MLP, Module
 
@@ -53,7 +53,7 @@ def _programs(model: MLP, out_activation: str, backend: str) -> tuple:
         programs = _PROGRAMS.get(key)
         if programs is None:
             if backend == "auto":
-                backend = "c" if find_compiler() is not None else "numpy"
+                backend = choose_auto()
             programs = (graphc_compile(_Objective(model, _LOSSES[out_activation]), backend=backend),
                         graphc_compile(model, backend=backend))
             _PROGRAMS[key] = programs

@@ -1,0 +1,163 @@
+"""The backends ``compile`` runs, behind one interface: a scalar program and a batched program.
+
+Every backend answers the same two calls, so :mod:`graphc.signature` never asks which
+backend it holds:
+
+- ``scalar(joint, name, n_forward)``: the generated Python generator function of a joint
+  (forward + gradient) graph, ``f(inputs, params)`` -- ``next(f(...))`` gives the outputs,
+  ``.send(seed)`` then the gradients.  Scalar calls run Python on every backend.
+- ``batched(signature, kind)``: a :class:`Program` whose function has one calling convention,
+  ``function(cols, params, scale, n) -> (per_row, sums)``: ``cols`` the data as an
+  (n_inputs, n) array, ``params`` a list or a float64 array; for ``kind="forward"``
+  ``per_row`` holds one (n,) array per output (``scale`` is unused, ``sums`` empty); for
+  ``kind="mean"`` ``per_row`` is ``[values]`` and ``sums`` the param gradients summed over
+  rows, each row's seeded with ``scale``.
+
+``"numpy"`` and ``"c"`` generate a batched function from the graph re-rolled into tensor
+ops (:mod:`graphc.passes.reroll`), ``"c"`` as one C function with the batch loop inside;
+``"python"`` loops over the rows with the scalar program: a slow reference, used in tests.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Literal
+
+import numpy as np
+
+from .codegen import c as c_codegen
+from .codegen import numpy as numpy_codegen
+from .codegen import python as python_codegen
+from .errors import ArgumentError, CompilerWarning
+from .graph import Graph
+
+if TYPE_CHECKING:
+    from .signature import Signature
+
+#: The backends ``compile(backend=...)`` accepts; the first is the default.
+BACKENDS = ("numpy", "python", "c")
+
+BatchedKind = Literal["forward", "mean"]
+
+
+@dataclass
+class Program:
+    """Generated code and the graph it runs."""
+
+    function: Callable
+    source: str
+    joint: Graph
+    #: Per gradient output: False where no gradient reaches that input or param (autodiff
+    #: left it the constant 0).  Such a Value gets nothing, as eager backward() gives it
+    #: nothing: so an eager graph behind it never sees a 0 that could meet an inf (0 * inf).
+    reached: tuple[bool, ...] = ()
+
+
+def reached(joint: Graph, n_forward: int) -> tuple[bool, ...]:
+    """:attr:`Program.reached` of a joint graph with ``n_forward`` forward outputs."""
+    return tuple(joint.ops[o] != "const" for o in joint.outputs[n_forward:])
+
+
+class Backend:
+    """A backend: the scalar program is generated Python on all of them."""
+
+    name = ""
+
+    def scalar(self, joint: Graph, name: str, n_forward: int) -> tuple[Callable, str]:
+        """The Python generator function of ``joint`` and its source."""
+        return python_codegen.compile_graph(joint, name, seed=joint.inputs[-1], n_forward=n_forward)
+
+    def batched(self, signature: Signature, kind: BatchedKind) -> Program:
+        raise NotImplementedError
+
+
+class _RowLoop(Backend):
+    """``"python"``: the batched program runs the scalar program row by row."""
+
+    name = "python"
+
+    def batched(self, signature: Signature, kind: BatchedKind) -> Program:
+        scalar = signature.program(0, wrt_inputs=False)
+        loop = _mean_rows if kind == "mean" else _forward_rows
+        n_outputs = signature.n_outputs
+
+        def function(cols: np.ndarray, params: Any, scale: float, n: int) -> tuple[list, list]:
+            params = params.tolist() if isinstance(params, np.ndarray) else list(params)
+            return loop(scalar.function, cols, params, scale, n, n_outputs)
+        return Program(function, scalar.source, scalar.joint, scalar.reached)
+
+
+def _forward_rows(frame_of: Callable, cols: np.ndarray, params: list, scale: float, n: int,
+                  n_outputs: int) -> tuple[list, list]:
+    rows = [next(frame_of(cols[:, r].tolist(), params)) for r in range(n)]
+    return [np.array([row[k] for row in rows], dtype=np.float64) for k in range(n_outputs)], []
+
+
+def _mean_rows(frame_of: Callable, cols: np.ndarray, params: list, scale: float, n: int,
+               n_outputs: int) -> tuple[list, list]:
+    values, grads = [], [0.0] * len(params)
+    for r in range(n):
+        frame = frame_of(cols[:, r].tolist(), params)
+        values.append(next(frame)[0])
+        grads = [a + b for a, b in zip(grads, frame.send(scale))]
+    return [np.array(values)], grads
+
+
+class _Generated(Backend):
+    """``"numpy"`` and ``"c"``: a batched function generated from the re-rolled graph."""
+
+    def __init__(self, name: str, codegen: Any) -> None:
+        self.name, self.codegen = name, codegen
+
+    def batched(self, signature: Signature, kind: BatchedKind) -> Program:
+        mean = kind == "mean"
+        graph = signature.joint(0, wrt_inputs=False, vector=True) if mean else signature.vector_graph()
+        reduced = frozenset(range(1, len(graph.outputs))) if mean else frozenset()
+        function, source = signature.generated(
+            f"{self.name}, batched {kind}",
+            lambda: self.codegen.compile_graph(graph, f"{signature.name}_batched", reduced=reduced,
+                                               seed=graph.inputs[-1] if mean else None))
+        return Program(self._convention(function, mean), source, graph, reached(graph, signature.n_outputs))
+
+    def _convention(self, function: Callable, mean: bool) -> Callable:
+        """``function`` called as every batched program is: ``(cols, params, scale, n)``."""
+        if not mean:
+            return lambda cols, params, scale, n: function(cols, self._params(params), n)
+        return lambda cols, params, scale, n: function(cols, self._params(params), scale, n)
+
+    def _params(self, params: Any) -> Any:
+        # SHIM until the codegen branch merges (its NumPy functions take a params array as a list)
+        return params.tolist() if isinstance(params, np.ndarray) else params
+
+
+class _C(_Generated):
+    def _convention(self, function: Callable, mean: bool) -> Callable:
+        # SHIM until the codegen branch merges (its C function takes a params array itself): .raw
+        if mean:
+            return lambda cols, params, scale, n: (
+                function.raw if isinstance(params, np.ndarray) else function)(cols, params, scale, n)
+        return lambda cols, params, scale, n: function(cols, params, n)
+
+
+_BACKENDS: dict[str, Backend] = {
+    "numpy": _Generated("numpy", numpy_codegen), "python": _RowLoop(), "c": _C("c", c_codegen)}
+
+
+def resolve(name: str | None, *, stacklevel: int = 2) -> Backend:
+    """The backend called ``name`` (None: the default).  ``"c"`` without a C compiler warns
+    (a CompilerWarning, ``stacklevel`` frames above the caller) and gives NumPy."""
+    name = name or BACKENDS[0]
+    backend = _BACKENDS.get(name) if isinstance(name, str) else None
+    if backend is None:
+        raise ArgumentError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    if name == "c" and c_codegen.find_compiler() is None:
+        warnings.warn("graphc.compile(backend='c'): no C compiler found (set CC, or install gcc or "
+                      "clang); using the NumPy backend instead", CompilerWarning, stacklevel=stacklevel + 1)
+        backend = _BACKENDS["numpy"]
+    return backend
+
+
+def choose_auto() -> str:
+    """What ``backend="auto"`` (the scikit-learn estimators' default) runs: C if a C
+    compiler is found, else NumPy."""
+    return "c" if c_codegen.find_compiler() is not None else "numpy"

@@ -1,0 +1,198 @@
+"""Batches and training: a compiled function over rows of NumPy arrays, in one batched call.
+
+``map``, ``mean``, ``mean_and_grad`` and ``train`` check their arguments into a
+:class:`Batch` (the data as one (n_inputs, N) array) and run the signature's batched
+program (:mod:`graphc.backends`); ``train`` keeps the params in an array between steps.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import numpy as np
+
+from .bridge import mean_node
+from .engine import Value
+from .errors import ArgumentError, DataError, ShapeError
+from .optim import Optimizer, check_range
+from .signature import Signature
+from .tree import SCALAR, plain_array, unflatten
+
+Update = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+class Batch:
+    """Batched arguments, checked: their common row count, one example row, and the data as
+    an (n_inputs, N) float array (one contiguous row per scalar input)."""
+
+    def __init__(self, args: tuple, names: list[str], allow_nonfinite: bool = False) -> None:
+        if not args:
+            raise ArgumentError("map and mean need at least one batched argument (an array of shape (N, ...))")
+        arrays = [_checked_array(arg, name, allow_nonfinite) for arg, name in zip(args, names)]
+        self.n = arrays[0].shape[0]
+        for array in arrays:
+            if array.shape[0] != self.n:
+                sizes = ", ".join(f"{nm} has {a.shape[0]}" for a, nm in zip(arrays, names))
+                raise ShapeError(f"batched arguments must have the same number of rows: {sizes}")
+        # the row signature, as flatten_args would describe one row (a scalar or an array)
+        self.tree = ("tuple", tuple(SCALAR if a.ndim == 1 else ("array", a.shape[1:]) for a in arrays))
+        self._arrays = arrays
+        widths = [math.prod(a.shape[1:]) for a in arrays]
+        self.cols = cols = np.empty((sum(widths), self.n))
+        row = 0
+        for a, width in zip(arrays, widths):
+            cols[row:row + width] = a.reshape(self.n, width).T
+            row += width
+
+    @property
+    def rows(self) -> tuple:
+        """One example row per argument (zeros when there are no rows): what a trace sees."""
+        return tuple(a[0] if self.n else np.zeros(a.shape[1:]) for a in self._arrays)
+
+    def require_rows(self, what: str) -> None:
+        if self.n == 0:
+            raise ShapeError(f"{what} over zero rows is undefined: pass at least one row")
+
+
+def _checked_array(arg: Any, name: str, allow_nonfinite: bool) -> np.ndarray:
+    if type(arg) is np.ndarray and arg.dtype.kind in "biuf" and arg.ndim and arg.dtype.itemsize <= 8:
+        array = arg  # the common case: no conversion
+    else:
+        array = _as_batched_array(arg, name)
+    if not allow_nonfinite and array.dtype.kind == "f" and not np.isfinite(array).all():
+        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
+        raise DataError(f"argument {name}: expected finite numbers; {name}{list(bad)} is {array[bad]} "
+                        f"(pass allow_nonfinite=True to compute with nan and inf)")
+    return array
+
+
+def _as_batched_array(arg: Any, name: str) -> np.ndarray:
+    try:
+        array = np.asarray(arg.data if isinstance(arg, Value) else arg)
+    except ValueError as error:  # ragged nested lists
+        raise ShapeError(f"argument {name}: cannot be read as an array of shape (N, ...): {error}") from None
+    if array.dtype.kind not in "biuf":
+        raise ArgumentError(f"argument {name}: expected an array of numbers with a leading batch axis; "
+                            f"got dtype {array.dtype}")
+    if array.ndim == 0:
+        raise ShapeError(f"argument {name}: expected a leading batch axis (shape (N, ...)); got a scalar")
+    return plain_array(arg if isinstance(arg, np.ma.MaskedArray) else array, f"argument {name}")
+
+
+def forward(signature: Signature, batch: Batch, params: list | np.ndarray) -> Any:
+    """fn on every row: its output structure with each scalar an (N,) array."""
+    function = signature.run(signature.batched_program("forward"))
+    with np.errstate(all="ignore"):
+        per_row, _ = function(batch.cols, params, 0.0, batch.n)
+    return unflatten(signature.graph.out_tree, iter(np.asarray(v, dtype=np.float64) for v in per_row))
+
+
+def mean_and_grads(signature: Signature, cols: np.ndarray, n: int, params: list | np.ndarray) -> tuple[float, Any]:
+    """The mean of fn over the n rows of ``cols`` and its param gradients (a list, or an
+    array when ``params`` is one and the backend can give one)."""
+    function = signature.run(signature.batched_program("mean"))
+    with np.errstate(all="ignore"):  # inf and nan are results here, not warnings (values.mean() too)
+        (values,), grads = function(cols, params, 1.0 / n, n)
+        return row_mean(values), grads
+
+
+def mean(signature: Signature, batch: Batch) -> Value:
+    """The mean as a Value whose backward adds the mean gradient into the params' ``.grad``."""
+    signature.require_scalar("mean")
+    value, grads = mean_and_grads(signature, batch.cols, batch.n, signature.param_data(None))
+    return mean_node(signature, value, grads)
+
+
+def row_mean(values: np.ndarray) -> float:
+    """The mean of the rows' values, added first to last from +0.0 as ``sum(rows)`` adds
+    Values (``np.add.accumulate`` is sequential, ``values.mean()`` pairwise): the same number
+    on every backend.  (Adding +0.0 last equals starting from it: it only turns an all -0.0
+    sum into +0.0.)"""
+    return (float(np.add.accumulate(values)[-1]) + 0.0) / len(values)
+
+
+def train_update(lr: Any, optimizer: Any) -> Callable[[Signature], Update]:
+    """The update ``train`` applies to a signature's params array: plain SGD at ``lr``, or
+    ``optimizer``'s (exactly one of them given), checked before anything is traced."""
+    if (lr is None) == (optimizer is None):
+        raise ArgumentError("train needs either lr= (plain SGD) or optimizer= (a graphc.optim optimizer), "
+                            f"not {'both' if lr is not None else 'neither'}")
+    if optimizer is not None and not isinstance(optimizer, Optimizer):
+        raise ArgumentError(f"optimizer must be a graphc.optim optimizer (SGD, Adam); "
+                            f"got {type(optimizer).__name__}")
+    if lr is not None:
+        if not (isinstance(lr, (int, float, np.integer, np.floating)) and not isinstance(lr, bool)):
+            raise ArgumentError(f"lr must be a number; got {type(lr).__name__}")
+        check_range("lr", lr, 0.0, None)  # nan and negative rates: a ValueError, as optim.SGD gives
+        update = _sgd(float(lr))
+        return lambda signature: update
+    return lambda signature: _optimizer_update(signature, optimizer)
+
+
+def train_rows(batch: Batch, batch_size: Any, order: Any) -> tuple[int, np.ndarray | None]:
+    """``train``'s batch size (default: all rows) and row order (None: as given), checked."""
+    size = batch.n if batch_size is None else batch_size
+    if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 1:
+        raise ArgumentError(f"batch_size must be a positive int; got {batch_size!r}")
+    rows = None
+    if order is not None:
+        rows = np.asarray(order)
+        if rows.ndim != 1 or rows.dtype.kind not in "iu" or (rows.size and (rows.min() < 0 or rows.max() >= batch.n)):
+            raise ShapeError(f"order must be a 1-D array of row numbers below {batch.n}")
+    return int(size), rows
+
+
+def _sgd(lr: float) -> Update:
+    """Plain SGD on a params array, in place."""
+    def update(params: np.ndarray, grads: np.ndarray) -> np.ndarray:
+        params -= lr * grads  # p.data -= lr * p.grad, for all at once
+        return params
+    return update
+
+
+def _optimizer_update(signature: Signature, optimizer: Optimizer) -> Update:
+    """``optimizer.apply`` on arrays in the signature's param order, its state kept in
+    the optimizer's own order (so ``step()`` and ``train`` can take turns)."""
+    position = {id(p): k for k, p in enumerate(signature.params)}
+    if len(optimizer.params) != len(signature.params) or any(id(p) not in position for p in optimizer.params):
+        raise ArgumentError(f"the optimizer updates {len(optimizer.params)} Values and {signature.name} has "
+                            f"{len(signature.params)} params, not the same ones: build it over the params "
+                            f"(e.g. model.parameters(), or compiled.params)")
+    order = np.array([position[id(p)] for p in optimizer.params], dtype=np.intp)
+
+    def update(params: np.ndarray, grads: np.ndarray) -> np.ndarray:
+        params[order] = optimizer.apply(params[order], grads[order])
+        return params
+    return update
+
+
+def train(signature: Signature, batch: Batch, update: Update, size: int, rows: np.ndarray | None,
+          optimizer: Optimizer | None, bar=None) -> np.ndarray:
+    """Each batch's mean loss, the params moved by ``update`` after each.  All or nothing:
+    if anything raises -- a KeyboardInterrupt included -- the params and the optimizer's
+    state are put back as they were before the run.  ``bar``: a
+    :func:`graphc.progress.progress_bar` told of each batch, or None."""
+    signature.require_scalar("train")
+    params = signature.param_data(None, array=True)
+    before = params.tolist()
+    state = optimizer.snapshot() if optimizer is not None else None
+    try:
+        ordered = batch.cols if rows is None else np.ascontiguousarray(batch.cols[:, rows])  # one gather
+        count = ordered.shape[1]
+        losses = []
+        for start in range(0, count, size):
+            cols = ordered if size >= count else np.ascontiguousarray(ordered[:, start:start + size])
+            value, grads = mean_and_grads(signature, cols, cols.shape[1], params)
+            params = update(params, np.asarray(grads, dtype=np.float64))
+            losses.append(value)
+            if bar is not None:
+                bar.update(loss=value)
+        for p, v in zip(signature.params, params.tolist()):
+            p._data = v
+    except BaseException:
+        for p, v in zip(signature.params, before):
+            p._data = v
+        if state is not None:
+            optimizer.restore(state)
+        raise
+    return np.array(losses)

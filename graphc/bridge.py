@@ -1,0 +1,109 @@
+"""The bridge from compiled programs to eager Values: each output is one eager node.
+
+A compiled call's output node has the Value arguments and the params as children, and
+its op is a :class:`_CompiledOp` whose backprop runs the generated gradient code; so
+``loss.backward()`` works as in micrograd, composes with eager Values (``compiled(x) +
+l2``), and accumulates into every param's ``.grad``.  Forward and backward share one
+generator frame: the call runs it up to its ``yield``, ``backward()`` resumes it.  A
+``mean`` node is the same op over gradients computed with the value.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Any, Sequence
+
+from .engine import Value, _node
+from .signature import Signature
+from .tree import unflatten
+
+
+class _Call:
+    """One call's inputs, params and suspended forward frame, kept for backward()."""
+
+    __slots__ = ("signature", "inputs", "params", "value_args", "_pending", "_lock")
+
+    def __init__(self, signature: Signature, inputs: list, params: list, value_args: list[int]) -> None:
+        self.signature = signature
+        self.inputs, self.params, self.value_args = inputs, params, value_args
+        self._pending = None  # the generator suspended after the forward part of output 0
+        self._lock = threading.Lock()
+
+    def forward(self) -> tuple:
+        signature = self.signature
+        frame = signature.run(signature.program(0, wrt_inputs=bool(self.value_args)))(self.inputs, self.params)
+        values = next(frame)
+        self._pending = frame
+        return values
+
+    def label(self, index: int) -> str:
+        return f"{self.signature.name}[{index}]"
+
+    def gradients(self, output: int, seed: float) -> list[float | None]:
+        """seed * d(output)/d(each Value argument, then each param); None where no gradient
+        reaches it (see :attr:`graphc.backends.Program.reached`)."""
+        program = self.signature.program(output, wrt_inputs=bool(self.value_args))
+        frame = None
+        if output == 0:
+            with self._lock:
+                frame, self._pending = self._pending, None
+        if frame is None:  # another output, or output 0 a second time: run it afresh
+            frame = program.function(self.inputs, self.params)
+            next(frame)
+        grads = frame.send(seed)
+        frame.close()
+        n_inputs = len(self.inputs) if self.value_args else 0
+        slots = self.value_args + list(range(n_inputs, len(grads)))
+        reached = program.reached
+        return [grads[k] if reached[k] else None for k in slots]
+
+
+class _Mean:
+    """A ``mean`` node's gradients, computed with its value: backward only scales them."""
+
+    __slots__ = ("name", "grads")
+
+    def __init__(self, name: str, grads: Sequence[float | None]) -> None:
+        self.name, self.grads = name, grads
+
+    def label(self, index: int) -> str:
+        return f"mean({self.name})"
+
+    def gradients(self, index: int, seed: float) -> list[float | None]:
+        return [None if d is None else seed * d for d in self.grads]
+
+
+class _CompiledOp:
+    """The op of a compiled output's node in the eager graph: backprop adds the gradients
+    its source (a :class:`_Call` or a :class:`_Mean`) gives for output ``index``."""
+
+    __slots__ = ("source", "index")
+
+    def __init__(self, source: _Call | _Mean, index: int) -> None:
+        self.source, self.index = source, index
+
+    def label(self, attr: tuple = ()) -> str:
+        return self.source.label(self.index)
+
+    def backprop(self, out: Value) -> None:
+        for child, g in zip(out._prev, self.source.gradients(self.index, out.grad)):
+            if g is not None:
+                child.grad += g
+
+
+def call(signature: Signature, leaves: list) -> Any:
+    """The compiled function on flat arguments ``leaves``: Values in its output structure."""
+    inputs = [x._data if isinstance(x, Value) else float(x) for x in leaves]
+    value_args = [k for k, x in enumerate(leaves) if isinstance(x, Value)]
+    params = [p._data for p in signature.params]
+    run = _Call(signature, inputs, params, value_args)
+    values = run.forward()
+    prev = tuple(leaves[k] for k in value_args) + signature.param_tuple
+    outputs = [_node(v, prev, _CompiledOp(run, k)) for k, v in enumerate(values)]
+    return unflatten(signature.graph.out_tree, iter(outputs))
+
+
+def mean_node(signature: Signature, value: float, grads: Sequence[float]) -> Value:
+    """A Value of ``value`` whose backward adds ``grads`` (scaled) into the params' ``.grad``."""
+    reached = signature.batched_program("mean").reached
+    grads = [g if r else None for g, r in zip(grads, reached)]
+    return _node(value, signature.param_tuple, _CompiledOp(_Mean(signature.name, grads), 0))

@@ -1,0 +1,241 @@
+"""One argument signature's pipeline: trace, optimize, differentiate, generate, each stage cached.
+
+A :class:`Signature` holds the optimized forward graph from the start and makes the rest
+on first use, once (threads racing for a program get one): the graph re-rolled into tensor
+ops, joint (forward + gradient) graphs, and the programs its backend generates.  Every
+consumer -- calls, batches, ``export``, ``check_grad``, ``graphc show`` -- takes its graphs
+and programs from here (through :meth:`graphc.Compiled.stages`), so all see what runs.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Generic, NamedTuple, TypeVar
+
+import numpy as np
+
+from . import autodiff, logs
+from .backends import Backend, BatchedKind, Program, reached
+from .engine import Value
+from .errors import ArgumentError, GraphcError, ShapeError
+from .graph import Graph
+from .nn import Module
+from .passes import VECTOR_PIPELINE, OptimizeReport, optimize
+from .trace import trace
+from .tree import SCALAR, describe
+
+
+@dataclass
+class CompileStats:
+    """Sizes and timings of one signature's compilation (seconds)."""
+
+    traced_nodes: int = 0
+    optimized_nodes: int = 0
+    joint_nodes: int = 0
+    joint_optimized_nodes: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+    reports: dict[str, OptimizeReport] = field(default_factory=dict)
+
+    @property
+    def total_seconds(self) -> float:
+        return sum(self.seconds.values())
+
+    def __str__(self) -> str:
+        times = ", ".join(f"{k} {v * 1e3:.0f} ms" for k, v in self.seconds.items())
+        return (f"traced {self.traced_nodes:,} nodes -> optimized {self.optimized_nodes:,}; "
+                f"forward+gradient {self.joint_nodes:,} -> {self.joint_optimized_nodes:,}; "
+                f"compile {self.total_seconds:.2f} s ({times})")
+
+
+class _Timer:
+    def __init__(self, stats: CompileStats, stage: str) -> None:
+        self.stats, self.stage = stats, stage
+
+    def __enter__(self):
+        self.start = time.perf_counter()
+
+    def __exit__(self, *exc):
+        self.stats.seconds[self.stage] = self.stats.seconds.get(self.stage, 0.0) + time.perf_counter() - self.start
+
+
+class ScalarKey(NamedTuple):
+    """A scalar program: forward and the gradient of ``output``."""
+
+    output: int
+    wrt_inputs: bool
+
+
+class BatchedKey(NamedTuple):
+    """A batched program (see :mod:`graphc.backends`)."""
+
+    kind: BatchedKind
+
+
+class JointKey(NamedTuple):
+    """A joint graph; ``vector``: re-rolled into tensor ops, for the batched backends."""
+
+    output: int
+    wrt_inputs: bool
+    vector: bool
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class _Cache(dict, Generic[K, V]):
+    """A dict filled on first use, once: threads racing for a missing key make it once."""
+
+    def __init__(self, lock: threading.RLock) -> None:
+        super().__init__()
+        self._lock = lock
+
+    def get_or_make(self, key: K, make: Callable[[], V]) -> V:
+        value = self.get(key)
+        if value is None:
+            with self._lock:
+                value = self.get(key)
+                if value is None:
+                    value = self[key] = make()
+        return value
+
+
+class Signature:
+    """Everything compiled for one argument signature of a function."""
+
+    def __init__(self, fn: Callable, name: str, numerics: str, backend: Backend, args: tuple,
+                 description: str) -> None:
+        self.name, self.numerics, self.backend, self.description = name, numerics, backend, description
+        self.stats = CompileStats()
+        params = fn.parameters() if isinstance(fn, Module) else None
+        with _Timer(self.stats, "trace"):
+            traced = trace(fn, *args, params=params, name=name)
+        with _Timer(self.stats, "optimize"):
+            self.graph, report = optimize(traced, report=True, numerics=numerics)
+        self.stats.traced_nodes, self.stats.optimized_nodes = len(traced), len(self.graph)
+        self._report("forward", report)
+        self.params: list[Value] = self.graph.param_values
+        self.param_tuple = tuple(self.params)
+        self.n_outputs = len(self.graph.outputs)
+        lock = threading.RLock()
+        self._programs: _Cache[ScalarKey | BatchedKey, Program] = _Cache(lock)
+        self._joints: _Cache[JointKey, Graph] = _Cache(lock)
+        self._vector: _Cache[None, Graph] = _Cache(lock)
+        self.latest_source = ""
+
+    # -- stages -------------------------------------------------------------------------
+
+    def vector_graph(self) -> Graph:
+        """The forward graph re-rolled into tensor ops, for the batched backends."""
+        return self._vector.get_or_make(None, self._reroll)
+
+    def joint(self, output: int, wrt_inputs: bool, vector: bool = False) -> Graph:
+        """The optimized forward + gradient graph of ``output`` (gradients for the inputs if
+        ``wrt_inputs``, then every param)."""
+        return self._joints.get_or_make(JointKey(output, wrt_inputs, vector),
+                                        lambda: self._differentiate(output, wrt_inputs, vector))
+
+    def program(self, output: int, wrt_inputs: bool) -> Program:
+        """The scalar program of ``joint(output, wrt_inputs)``."""
+        return self._programs.get_or_make(ScalarKey(output, wrt_inputs),
+                                          lambda: self._scalar(output, wrt_inputs))
+
+    def batched_program(self, kind: BatchedKind) -> Program:
+        """The backend's batched program: ``"forward"`` or ``"mean"`` (see :mod:`graphc.backends`)."""
+        return self._programs.get_or_make(BatchedKey(kind), lambda: self.backend.batched(self, kind))
+
+    def generated(self, what: str, make: Callable[[], tuple[Callable, str]]) -> tuple[Callable, str]:
+        """``make()`` -- generate and load a program -- timed and logged as ``what``."""
+        with _Timer(self.stats, "codegen+load"):
+            function, source = make()
+        logs.program(self.name, self.description, what, source)
+        return function, source
+
+    def run(self, program: Program) -> Callable:
+        """``program``'s function, noted as the code the latest call ran."""
+        self.latest_source = program.source
+        return program.function
+
+    def _reroll(self) -> Graph:
+        with _Timer(self.stats, "reroll"):
+            graph, report = optimize(self.graph, report=True, passes=VECTOR_PIPELINE)
+        self._report("re-rolled forward", report)
+        return graph
+
+    def _differentiate(self, output: int, wrt_inputs: bool, vector: bool) -> Graph:
+        forward = self.vector_graph() if vector else self.graph
+        with _Timer(self.stats, "autodiff"):
+            raw = autodiff.grad(forward, output, wrt_inputs=wrt_inputs)
+        with _Timer(self.stats, "optimize"):
+            joint, report = optimize(raw, report=True, passes=VECTOR_PIPELINE if vector else None,
+                                     numerics=self.numerics)
+        self.stats.joint_nodes, self.stats.joint_optimized_nodes = len(raw), len(joint)
+        self._report(f"{'re-rolled ' if vector else ''}gradient of output {output}", report)
+        return joint
+
+    def _scalar(self, output: int, wrt_inputs: bool) -> Program:
+        joint = self.joint(output, wrt_inputs)
+        what = (f"Python, forward and gradient of output {output} "
+                f"with respect to {'inputs and params' if wrt_inputs else 'params'}")
+        function, source = self.generated(what, lambda: self.backend.scalar(joint, self.name, self.n_outputs))
+        return Program(function, source, joint, reached(joint, self.n_outputs))
+
+    def _report(self, graph: str, report: OptimizeReport) -> None:
+        self.stats.reports[graph] = report
+        logs.pass_report(self.name, self.description, graph, report)
+
+    # -- arguments ----------------------------------------------------------------------
+
+    def param_data(self, params: Any, array: bool = False) -> list | np.ndarray:
+        """The params' numbers: read from their Values, or ``params`` checked (a list, or an
+        array if ``array``)."""
+        if params is None:
+            data = [p._data for p in self.params]
+            return np.array(data, dtype=np.float64) if array else data
+        try:
+            values = np.asarray(params, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ArgumentError(f"params: expected numbers, one per param; got {type(params).__name__}") from None
+        if values.shape != (len(self.params),):
+            raise ShapeError(f"params: expected {len(self.params)} numbers (one per param, in compiled.params "
+                             f"order); got shape {values.shape}")
+        return values if array else values.tolist()
+
+    def require_scalar(self, what: str) -> None:
+        if self.graph.out_tree != SCALAR:
+            raise GraphcError(f"{what} needs a function returning one scalar; {self.name} returns "
+                              f"{describe(self.graph.out_tree)}")
+
+
+class Stages:
+    """What ``compile`` made for one output of a signature, stage by stage -- the one way
+    in for every consumer of compiled graphs and code (``export``, ``check_grad``,
+    ``graphc show``), so each sees exactly what a call runs, numerics included.
+
+    ``graph``: the optimized forward graph; ``report``: its optimizer report; ``joint``:
+    the optimized forward + gradient graph of ``output`` (gradients for every input if
+    ``wrt_inputs``, then every param); ``program``: the generated Python code of ``joint``
+    (its ``source`` and ``function``).  Each is made on first use and cached.
+    """
+
+    __slots__ = ("_signature", "output", "wrt_inputs")
+
+    def __init__(self, signature: Signature, output: int, wrt_inputs: bool) -> None:
+        self._signature, self.output, self.wrt_inputs = signature, output, wrt_inputs
+
+    @property
+    def graph(self) -> Graph:
+        return self._signature.graph
+
+    @property
+    def report(self) -> OptimizeReport:
+        return self._signature.stats.reports["forward"]
+
+    @property
+    def joint(self) -> Graph:
+        return self._signature.joint(self.output, self.wrt_inputs)
+
+    @property
+    def program(self) -> Program:
+        return self._signature.program(self.output, self.wrt_inputs)
