@@ -1,0 +1,71 @@
+"""backends: every backend answers the same calls, with one calling convention."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import graphc
+from graphc import ArgumentError, Value, backends
+from graphc.batches import Batch
+from graphc.codegen import c as c_codegen
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _available() -> list[str]:
+    return [name for name in backends.BACKENDS if name != "c" or c_codegen.find_compiler() is not None]
+
+
+@pytest.mark.parametrize("backend", _available())
+def test_batched_programs_take_cols_params_scale_n_with_params_a_list_or_an_array(backend):
+    p, q = Value(0.5), Value(-1.25)
+    compiled = graphc.compile(lambda x, y: [(x * p + y * q).tanh(), x * y], backend=backend)
+    X, Y = np.linspace(-1, 1, 5), np.linspace(2, 3, 5)
+    compiled.map(X, Y)
+    signature = compiled._latest
+    cols = Batch((X, Y), ["x", "y"]).cols
+    forward = signature.batched_program("forward").function
+    for params in ([0.5, -1.25], np.array([0.5, -1.25])):
+        per_row, sums = forward(cols, params, 0.0, 5)
+        assert [list(v) for v in per_row] == [list(v) for v in compiled.map(X, Y)] and list(sums) == []
+    scalar = graphc.compile(lambda x, y: (x * p + y * q).tanh(), backend=backend)
+    scalar.mean(X, Y)
+    mean = scalar._latest.batched_program("mean").function
+    ((values,), list_grads), ((_,), array_grads) = (mean(cols, [0.5, -1.25], 0.2, 5),
+                                                    mean(cols, np.array([0.5, -1.25]), 0.2, 5))
+    assert list(values) == list(compiled.map(X, Y)[0])
+    assert list(list_grads) == list(array_grads) == scalar.mean_and_grad(X, Y)[1].tolist()
+    assert all(type(g) is float for g in list_grads)  # a list in, floats out: they go into .grad
+
+
+@pytest.mark.parametrize("backend", _available())
+def test_scalar_calls_run_the_same_python_program_on_every_backend(backend):
+    def fn(x):
+        return x.exp() * 3.0
+    ours, reference = graphc.compile(fn, backend=backend), graphc.compile(fn, backend="python")
+    a, b = Value(1.0), Value(1.0)
+    ours(a).backward()
+    reference(b).backward()
+    assert (ours.source, a.grad) == (reference.source, b.grad) and "def fn" in ours.source
+
+
+def test_resolve_defaults_names_and_refuses():
+    assert backends.resolve(None).name == backends.BACKENDS[0] == "numpy"
+    assert backends.resolve("python").name == "python"
+    for bad in ("fortran", 3, ["c"], "auto"):
+        with pytest.raises(ArgumentError, match="unknown backend"):
+            backends.resolve(bad)
+
+
+def test_auto_is_c_exactly_when_a_c_compiler_is_found():
+    assert backends.choose_auto() == ("c" if c_codegen.find_compiler() is not None else "numpy")
+
+
+def test_the_compile_modules_never_ask_which_backend_they_hold():
+    """Backend knowledge lives in graphc/backends.py: nothing else compares backend names."""
+    for name in ("compile.py", "signature.py", "signature_cache.py", "bridge.py", "batches.py"):
+        text = (ROOT / "graphc" / name).read_text()
+        assert not re.search(r"backend\s*[!=]=|[!=]=\s*['\"](python|numpy|c)['\"]|\.raw\b", text), name
