@@ -20,6 +20,7 @@ PUBLIC = {
                "GradReport", "to_sympy", "from_sympy", "as_function", "export",
                "grad", "value_and_grad", "make_graph", "set_logs"],
     "graphc.functional": ["GradFunction"],
+    "graphc.signature": ["Stages"],
     "graphc.nn": ["Module", "Neuron", "Layer", "MLP", "LoadResult"],
     "graphc.saving": ["save", "load"],
     "graphc.autodiff": ["grad"],

@@ -226,16 +226,21 @@ class Stages:
 
     @property
     def graph(self) -> Graph:
+        """The optimized forward graph (``Compiled.graph``)."""
         return self._signature.graph
 
     @property
     def report(self) -> OptimizeReport:
+        """The optimizer's report on the forward graph."""
         return self._signature.stats.reports["forward"]
 
     @property
     def joint(self) -> Graph:
+        """The optimized forward + gradient graph of ``output``."""
         return self._signature.joint(self.output, self.wrt_inputs)
 
     @property
     def program(self) -> Program:
+        """The generated Python code of ``joint``: ``source`` and ``function`` (a generator
+        function: ``next`` gives the outputs, ``send(seed)`` then the gradients)."""
         return self._signature.program(self.output, self.wrt_inputs)
