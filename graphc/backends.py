@@ -20,6 +20,7 @@ ops (:mod:`graphc.passes.reroll`), ``"c"`` as one C function with the batch loop
 from __future__ import annotations
 
 import warnings
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Literal
 
@@ -58,7 +59,7 @@ def reached(joint: Graph, n_forward: int) -> tuple[bool, ...]:
     return tuple(joint.ops[o] != "const" for o in joint.outputs[n_forward:])
 
 
-class Backend:
+class Backend(ABC):
     """A backend: the scalar program is generated Python on all of them."""
 
     name = ""
@@ -67,8 +68,9 @@ class Backend:
         """The Python generator function of ``joint`` and its source."""
         return python_codegen.compile_graph(joint, name, seed=joint.inputs[-1], n_forward=n_forward)
 
+    @abstractmethod
     def batched(self, signature: Signature, kind: BatchedKind) -> Program:
-        raise NotImplementedError
+        """The batched program of ``kind`` for ``signature`` (see the module docstring)."""
 
 
 class _RowLoop(Backend):
@@ -132,11 +134,12 @@ class _Generated(Backend):
 
 class _C(_Generated):
     def _convention(self, function: Callable, mean: bool) -> Callable:
+        if not mean:
+            return lambda cols, params, scale, n: function(cols, params, n)
         # SHIM until the codegen branch merges (its C function takes a params array itself): .raw
-        if mean:
-            return lambda cols, params, scale, n: (
-                function.raw if isinstance(params, np.ndarray) else function)(cols, params, scale, n)
-        return lambda cols, params, scale, n: function(cols, params, n)
+        on_array = getattr(function, "raw", function)
+        return lambda cols, params, scale, n: (
+            on_array if isinstance(params, np.ndarray) else function)(cols, params, scale, n)
 
 
 _BACKENDS: dict[str, Backend] = {

@@ -138,12 +138,18 @@ class Signature:
 
     def program(self, output: int, wrt_inputs: bool) -> Program:
         """The scalar program of ``joint(output, wrt_inputs)``."""
-        return self._programs.get_or_make(ScalarKey(output, wrt_inputs),
-                                          lambda: self._scalar(output, wrt_inputs))
+        program = self._programs.get((output, wrt_inputs))  # the fast path: a key equals its tuple
+        if program is None:
+            program = self._programs.get_or_make(ScalarKey(output, wrt_inputs),
+                                                 lambda: self._scalar(output, wrt_inputs))
+        return program
 
     def batched_program(self, kind: BatchedKind) -> Program:
         """The backend's batched program: ``"forward"`` or ``"mean"`` (see :mod:`graphc.backends`)."""
-        return self._programs.get_or_make(BatchedKey(kind), lambda: self.backend.batched(self, kind))
+        program = self._programs.get((kind,))  # the fast path: a key equals its tuple
+        if program is None:
+            program = self._programs.get_or_make(BatchedKey(kind), lambda: self.backend.batched(self, kind))
+        return program
 
     def generated(self, what: str, make: Callable[[], tuple[Callable, str]]) -> tuple[Callable, str]:
         """``make()`` -- generate and load a program -- timed and logged as ``what``."""
