@@ -164,9 +164,10 @@ class Compiled:
         make_update = batches.train_update(lr, optimizer)
         size, rows = batches.train_rows(batch, batch_size, order)
         signature = self._signatures.lookup(batch.tree, lambda: batch.rows)
+        update = make_update(signature)
         n_batches = -(-(batch.n if rows is None else len(rows)) // size)
         with progress_bar(n_batches, f"train {self.name}", "batches", enabled=progress) as bar:
-            return batches.train(signature, batch, make_update(signature), size, rows, optimizer, bar)
+            return batches.train(signature, batch, update, size, rows, optimizer, bar)
 
     def _batch(self, batched_args: tuple, allow_nonfinite: bool) -> batches.Batch:
         return batches.Batch(batched_args, self._argument_names(len(batched_args)), allow_nonfinite)
