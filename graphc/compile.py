@@ -445,7 +445,7 @@ class _Signature:
 
     def mean_and_grads(self, cols: np.ndarray, n: int, params) -> tuple[float, Any]:
         """The mean of fn over the n rows of ``cols`` and its param gradients (a list, or an
-        array when ``params`` is one and the backend is C)."""
+        array when ``params`` is one)."""
         if self.owner.backend == "python":
             program = self.program(0, wrt_inputs=False)
             self.latest_source = program.source
@@ -459,12 +459,7 @@ class _Signature:
         program = self.batched_program("mean")
         self.latest_source = program.source
         with np.errstate(all="ignore"):  # inf and nan are results here, not warnings (values.mean() too)
-            if self.owner.backend == "c":
-                call = program.function.raw if isinstance(params, np.ndarray) else program.function
-                (values,), grads = call(cols, params, 1.0 / n, n)
-            else:
-                (values,), grads = program.function(cols, params if isinstance(params, list) else params.tolist(),
-                                                    1.0 / n, n)
+            (values,), grads = program.function(cols, params, 1.0 / n, n)
             return _row_mean(values), grads
 
     def optimizer_update(self, optimizer: Optimizer) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
