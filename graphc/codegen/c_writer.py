@@ -224,7 +224,8 @@ class _Writer:
         shape = shapes[i]
         if ops.TABLE[g.ops[i]].elementwise:
             if not shape:
-                return [f"const double {names[i]} = {spell(SPELLINGS, g.ops[i], [names[a] for a in g.args[i]], g.attrs[i], c_number)};"]
+                value = spell(SPELLINGS, g.ops[i], [names[a] for a in g.args[i]], g.attrs[i], c_number)
+                return [f"const double {names[i]} = {value};"]
             lanes = [f"{names[a]}[lane]" if shapes[a] else names[a] for a in g.args[i]]
             size = ops.size_of(shape)
             return [f"double {names[i]}[{size}];",
