@@ -124,26 +124,12 @@ class _Generated(Backend):
     def _convention(self, function: Callable, mean: bool) -> Callable:
         """``function`` called as every batched program is: ``(cols, params, scale, n)``."""
         if not mean:
-            return lambda cols, params, scale, n: function(cols, self._params(params), n)
-        return lambda cols, params, scale, n: function(cols, self._params(params), scale, n)
-
-    def _params(self, params: Any) -> Any:
-        # SHIM until the codegen branch merges (its NumPy functions take a params array as a list)
-        return params.tolist() if isinstance(params, np.ndarray) else params
-
-
-class _C(_Generated):
-    def _convention(self, function: Callable, mean: bool) -> Callable:
-        if not mean:
             return lambda cols, params, scale, n: function(cols, params, n)
-        # SHIM until the codegen branch merges (its C function takes a params array itself): .raw
-        on_array = getattr(function, "raw", function)
-        return lambda cols, params, scale, n: (
-            on_array if isinstance(params, np.ndarray) else function)(cols, params, scale, n)
+        return function
 
 
 _BACKENDS: dict[str, Backend] = {
-    "numpy": _Generated("numpy", numpy_codegen), "python": _RowLoop(), "c": _C("c", c_codegen)}
+    "numpy": _Generated("numpy", numpy_codegen), "python": _RowLoop(), "c": _Generated("c", c_codegen)}
 
 
 def resolve(name: str | None, *, stacklevel: int = 2) -> Backend:

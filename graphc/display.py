@@ -23,7 +23,7 @@ from . import viz
 from .engine import CONSTANT, Value, topological_order
 from .errors import GraphcError
 from .graph import Graph
-from .ops import format_number
+from .codegen.common import python_number
 from .viz import _number
 
 MAX_CODE_LINES = 400
@@ -74,7 +74,7 @@ def value_html(root: Value) -> str | None:
     for v in topo:
         if _constant(v):
             continue  # a number coerced by an operator: shown among its user's operands
-        operands = " ".join(format_number(c.data) if _constant(c) else names[id(c)] for c in v._prev)
+        operands = " ".join(python_number(c.data) if _constant(c) else names[id(c)] for c in v._prev)
         cells = [names[id(v)], f"{v._op} {operands}".strip(), _number(v.data), _number(v.grad)]
         rows.append("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in cells) + "</tr>")
     header = "<tr><th>value</th><th>computed as</th><th>data</th><th>grad</th></tr>"

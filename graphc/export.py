@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from . import __version__, ops, runtime, standalone
+from . import __version__, runtime, standalone
 from .codegen import python as python_backend
-from .codegen.python import tuple_literal
+from .codegen.common import python_number, tuple_literal
 from .compile import Compiled
 from .errors import GraphcError
 from .graph import Graph
@@ -79,7 +79,7 @@ def python_module(plan: ExportPlan) -> str:
                                                n_forward=len(plan.graph.outputs))
     graph = plan.graph
     args = ", ".join(plan.arg_names)
-    values = [ops.format_number(v) for v in plan.param_values]
+    values = [python_number(v) for v in plan.param_values]
     params = "".join(f"\n    {n}: {v}" for n, v in zip(plan.param_names, values))
     doc = "\n".join([
         f'"""{plan.name}: forward and gradient, exported by graphc {__version__} (Python backend).',

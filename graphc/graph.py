@@ -27,6 +27,7 @@ from collections import Counter
 from typing import Any, Iterable
 
 from . import ops
+from .codegen.common import python_number
 from .errors import GraphcError
 from .names import Namespace
 
@@ -278,7 +279,7 @@ def _wrap(words: list[str], first: str, rest: str, width: int = WIDTH) -> list[s
 
 
 def _fmt(value: Any) -> str:
-    return ops.format_number(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else repr(value)
+    return python_number(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else repr(value)
 
 
 def node_names(graph: Graph, namespace: Namespace) -> list[str]:
@@ -290,7 +291,7 @@ def node_names(graph: Graph, namespace: Namespace) -> list[str]:
         names[i] = namespace.create(graph.attrs[i][0], "p")
     for i, op in enumerate(graph.ops):
         if op == "const":
-            names[i] = ops.format_number(graph.attrs[i][0])
+            names[i] = python_number(graph.attrs[i][0])
         elif op not in LEAVES:
             names[i] = sys.intern(namespace.create(f"v{i}"))  # the compiler of generated code shares it
     return names

@@ -2,9 +2,11 @@
 
 An :class:`Op` says everything the rest of graphc needs about an operation: how many
 operands and which parameters it takes, how to evaluate it on floats, its local
-derivative (a vector-Jacobian product), how each backend spells it and its SymPy form.
-The eager engine, graph autodiff, every code generator, printing and the SymPy bridge all
-read this table; none of them hard-codes per-op knowledge.
+derivative (a vector-Jacobian product), its shape rule and its SymPy form.  The eager
+engine, graph autodiff, printing and the SymPy bridge read this table; each code generator
+has a spelling table of its own, keyed by the op names here, next to the runtime helpers
+its spellings call (:mod:`graphc.codegen.python_floats`, :mod:`graphc.codegen.numpy`,
+:mod:`graphc.codegen.c_runtime`; a test checks that each spells every op).
 
 Derivative rules are written once against an *algebra* ``F``: plain ``+ - *`` on the
 operands, and ``F.<op name>(...)`` for anything else.  Given floats (``FLOATS``) a rule
@@ -30,7 +32,6 @@ bit-identical to micrograd's.
 """
 from __future__ import annotations
 
-import math
 import operator
 import types
 from dataclasses import dataclass, field
@@ -46,11 +47,7 @@ class Op:
     ``vjp(F, g, out, *operands, *params)`` returns one cotangent contribution per operand
     (``None`` where there is none), given the output's cotangent ``g`` and its value
     ``out``.  ``shape(operand_shapes, params)`` is the result's shape (ValueError when the
-    operands do not fit).  Spellings are format strings over operand expressions ``{0}``,
-    ``{1}``, ... and parameter literals ``{exponent}``, or a callable ``(operands, params)
-    -> str`` for variadic ops.  The C spelling of a tensor op is a statement calling a
-    helper of the C prelude (:mod:`graphc.codegen.c`); it may also use ``{out}`` (the result
-    array) and the dimensions ``{m}``, ``{n}``, ``{size}`` the C backend fills in.
+    operands do not fit).
     """
 
     name: str
@@ -58,9 +55,6 @@ class Op:
     eval: Callable[..., float]
     vjp: Callable[..., tuple]
     sympy: Callable[..., Any]  # sympy(sp, *operands, *params) -> sympy expression
-    python: Any  # a spelling (see above); operands are names or literals, so no parentheses
-    numpy: Any = None  # a spelling over arrays; may call np.* and graphc.runtime_numpy as _v*
-    c: Any = None  # a C99 expression over doubles (scalar ops) or a helper-call statement (tensor ops)
     params: tuple[str, ...] = ()
     elementwise: bool = True  # False for tensor ops: they never act lane by lane
     shape: Callable[[list, tuple], tuple] = None  # (operand shapes, params) -> shape; None: elementwise
@@ -94,16 +88,6 @@ def _sum_eval(*xs: float) -> float:
     for x in xs[1:]:
         total = total + x
     return total
-
-
-def _python_sum(operands: list[str], params: tuple) -> str:
-    """``a + b + c`` -- or, past 64 terms, ``_sum(a, b, ...)``: CPython's compiler recurses
-    once per ``+`` of a chain and overflows its stack near a few thousand."""
-    return " + ".join(operands) if len(operands) <= 64 else f"_sum({', '.join(operands)})"
-
-
-def _call(function: str) -> Callable[..., str]:
-    return lambda operands, params: f"{function}({', '.join(operands)})"
 
 
 def _sym_number(sp, e: float):
@@ -140,10 +124,6 @@ def size_of(shape: tuple) -> int:
     return n
 
 
-def _c_join(sep: str) -> Callable[..., str]:
-    return lambda operands, params: "(" + sep.join(operands) + ")"
-
-
 TABLE: dict[str, Op] = {}
 
 
@@ -155,101 +135,65 @@ def _define(*ops: Op) -> None:
 _define(
     Op("add", 2, operator.add, symbol="+", commutative=True, negative_zero="all",
        vjp=lambda F, g, out, a, b: (g, g),
-       sympy=lambda sp, a, b: a + b,
-       python="{0} + {1}", numpy="{0} + {1}",
-       c="({0} + {1})"),
+       sympy=lambda sp, a, b: a + b),
     Op("sub", 2, operator.sub, symbol="-",
        vjp=lambda F, g, out, a, b: (g, -g),
-       sympy=lambda sp, a, b: a - b,
-       python="{0} - {1}", numpy="{0} - {1}",
-       c="({0} - {1})"),
+       sympy=lambda sp, a, b: a - b),
     Op("mul", 2, operator.mul, symbol="*", commutative=True,
        vjp=lambda F, g, out, a, b: (b * g, a * g),
-       sympy=lambda sp, a, b: a * b,
-       python="{0} * {1}", numpy="{0} * {1}",
-       c="({0} * {1})"),
+       sympy=lambda sp, a, b: a * b),
     Op("neg", 1, operator.neg, symbol="neg",
        vjp=lambda F, g, out, a: (-g,),
-       sympy=lambda sp, a: -a,
-       python="-{0}", numpy="-{0}",
-       c="(-{0})"),
+       sympy=lambda sp, a: -a),
     Op("sum", None, _sum_eval, symbol="sum", negative_zero="all",
        doc="n-ary sum, added left to right: ((x0 + x1) + x2) + ...",
        vjp=lambda F, g, out, *xs: (g,) * len(xs),
-       sympy=lambda sp, *xs: sp.Add(*xs),
-       python=_python_sum, numpy=_call("_vsum"),
-       c=_c_join(" + ")),
+       sympy=lambda sp, *xs: sp.Add(*xs)),
     Op("pow", 1, runtime.pow, params=("exponent",),
        doc="x ** exponent for a number exponent",
        vjp=lambda F, g, out, x, e: ((e * F.pow(x, e - 1)) * g,) if e != 0 else (None,),  # x**0 is 1
-       sympy=lambda sp, x, e: x ** _sym_number(sp, e),
-       python="_pow({0}, {exponent})", numpy="_vpower({0}, {exponent})",
-       c="pow({0}, {exponent})"),
+       sympy=lambda sp, x, e: x ** _sym_number(sp, e)),
     Op("vpow", 2, runtime.pow, symbol="**",
        doc="x ** y where the exponent y is a Value too",
        vjp=lambda F, g, out, x, y: ((y * F.vpow(x, y - 1)) * g, (F.log(x) * out) * g),
-       sympy=lambda sp, x, y: x ** y,
-       python="_vpow({0}, {1})", numpy="_vpower({0}, {1})",
-       c="pow({0}, {1})"),
+       sympy=lambda sp, x, y: x ** y),
     Op("relu", 1, runtime.relu, symbol="ReLU", method="relu", negative_zero="any",
        vjp=lambda F, g, out, x: (F.step(x) * g,),  # x > 0 exactly when relu(x) > 0
-       sympy=_sym_relu,
-       python="_relu({0})", numpy="np.maximum(0.0, {0})",
-       c="gc_relu({0})"),
+       sympy=_sym_relu),
     Op("tanh", 1, runtime.tanh, symbol="tanh", method="tanh", negative_zero="any",
        vjp=lambda F, g, out, x: ((1 - out * out) * g,),
-       sympy=lambda sp, x: sp.tanh(x),
-       python="_tanh({0})", numpy="np.tanh({0})",
-       c="tanh({0})"),
+       sympy=lambda sp, x: sp.tanh(x)),
     Op("exp", 1, runtime.exp, symbol="exp", method="exp", negative_zero="never",
        vjp=lambda F, g, out, x: (out * g,),
-       sympy=lambda sp, x: sp.exp(x),
-       python="_exp({0})", numpy="np.exp({0})",
-       c="exp({0})"),
+       sympy=lambda sp, x: sp.exp(x)),
     Op("log", 1, runtime.log, symbol="log", method="log", negative_zero="never",
        vjp=lambda F, g, out, x: (g * F.pow(x, -1),),
-       sympy=lambda sp, x: sp.log(x),
-       python="_log({0})", numpy="np.log({0})",
-       c="log({0})"),
+       sympy=lambda sp, x: sp.log(x)),
     Op("log1p", 1, runtime.log1p, symbol="log1p", method="log1p", negative_zero="any",
        doc="log(1 + x), accurate for tiny x (see graphc.passes.stabilize)",
        vjp=lambda F, g, out, x: (g * F.pow(1 + x, -1),),
-       sympy=lambda sp, x: sp.log(1 + x),
-       python="_log1p({0})", numpy="np.log1p({0})",
-       c="log1p({0})"),
+       sympy=lambda sp, x: sp.log(1 + x)),
     Op("softplus", 1, runtime.softplus, symbol="softplus", method="softplus", negative_zero="never",
        doc="log(1 + exp(x)) without overflow or underflow (see graphc.passes.stabilize)",
        vjp=lambda F, g, out, x: (F.sigmoid(x) * g,),
-       sympy=lambda sp, x: sp.log(1 + sp.exp(x)),
-       python="_softplus({0})", numpy="_vsoftplus({0})",
-       c="gc_softplus({0})"),
+       sympy=lambda sp, x: sp.log(1 + sp.exp(x))),
     Op("sigmoid", 1, runtime.sigmoid, symbol="sigmoid", method="sigmoid", negative_zero="never",
        vjp=lambda F, g, out, x: ((out * (1 - out)) * g,),
-       sympy=lambda sp, x: 1 / (1 + sp.exp(-x)),
-       python="_sigmoid({0})", numpy="_vsigmoid({0})",
-       c="gc_sigmoid({0})"),
+       sympy=lambda sp, x: 1 / (1 + sp.exp(-x))),
     Op("sin", 1, runtime.sin, symbol="sin", method="sin", negative_zero="any",
        vjp=lambda F, g, out, x: (F.cos(x) * g,),
-       sympy=lambda sp, x: sp.sin(x),
-       python="_sin({0})", numpy="np.sin({0})",
-       c="sin({0})"),
+       sympy=lambda sp, x: sp.sin(x)),
     Op("cos", 1, runtime.cos, symbol="cos", method="cos", negative_zero="never",
        vjp=lambda F, g, out, x: ((-F.sin(x)) * g,),
-       sympy=lambda sp, x: sp.cos(x),
-       python="_cos({0})", numpy="np.cos({0})",
-       c="cos({0})"),
+       sympy=lambda sp, x: sp.cos(x)),
     Op("step", 1, runtime.step, symbol="step", negative_zero="never",
        doc="1 if x > 0 else 0: relu's derivative; its own derivative is zero",
        vjp=lambda F, g, out, x: (None,),
-       sympy=_sym_step,
-       python="_step({0})", numpy="_vstep({0})",
-       c="gc_step({0})"),
+       sympy=_sym_step),
     Op("max", 2, runtime.maximum, symbol="max", method="max", negative_zero="any",
        doc="the larger operand (nan if either is nan); ties send the gradient to the first",
        vjp=lambda F, g, out, a, b: ((1 - F.step(b - a)) * g, F.step(b - a) * g),
-       sympy=_sym_max,
-       python="_max({0}, {1})", numpy="_vmax({0}, {1})",
-       c="gc_max({0}, {1})"),
+       sympy=_sym_max),
 )
 
 # -- tensor ops: what the re-rolling pass builds ----------------------------------------
@@ -364,51 +308,37 @@ _define(
        negative_zero="any",
        doc="scalars gathered into a tensor of the given shape, row-major",
        vjp=lambda F, g, out, *xs: tuple(F.index(g, k) for k in range(len(xs) - 1)),
-       sympy=lambda sp, *xs: _sym_matrix(sp, xs[:-1], xs[-1]),
-       python=lambda operands, params: "(" + ", ".join(operands) + ",)",
-       numpy=lambda operands, params: f"_vpack({', '.join(operands)})",
-       c=lambda operands, params: f"GC_PACK({{out}}, {', '.join(operands)});"),
+       sympy=lambda sp, *xs: _sym_matrix(sp, xs[:-1], xs[-1])),
     Op("index", 1, lambda v, i: v[i], params=("i",), elementwise=False, shape=_index_shape,
        negative_zero="any",
        doc="lane i of a tensor (row-major)",
        vjp=lambda F, g, out, v, i: (F.unit(g, v, i),),
-       sympy=lambda sp, v, i: v[i],
-       python="{0}[{i}]", numpy="{0}[{i}]", c="{0}[{i}]"),
+       sympy=lambda sp, v, i: v[i]),
     Op("unit", 2, _unit_eval, params=("i",), elementwise=False, shape=_unit_shape,
        doc="a tensor shaped like the second operand: the first operand at lane i, 0.0 elsewhere "
            "(index's derivative)",
        vjp=lambda F, g, out, x, like, i: (F.index(g, i), None),
-       sympy=lambda sp, x, like, i: sp.ImmutableMatrix(*like.shape, [x if k == i else 0 for k in range(len(like))]),
-       python="_unit({0}, {1}, {i})", numpy="_vunit({0}, {1}, {i})",
-       c="GC_UNIT({out}, {size}, {0}, {i});"),
+       sympy=lambda sp, x, like, i: sp.ImmutableMatrix(*like.shape, [x if k == i else 0 for k in range(len(like))])),
     Op("dot", 3, _dot_eval, elementwise=False, shape=_dot_shape,
        doc="acc + u0*v0 + u1*v1 + ..., added left to right: a neuron's sum(b, w0*x0, w1*x1, ...)",
        vjp=lambda F, g, out, acc, u, v: (g, v * g, u * g),
-       sympy=lambda sp, acc, u, v: acc + sum(u[k] * v[k] for k in range(len(u))),
-       python="_dot({0}, {1}, {2})", numpy="_vdot({0}, {1}, {2})",
-       c="gc_dot({0}, {1}, {2}, {n})"),
+       sympy=lambda sp, acc, u, v: acc + sum(u[k] * v[k] for k in range(len(u)))),
     Op("matvec", 3, _matvec_eval, elementwise=False, shape=_matvec_shape,
        doc="y[j] = b[j] + W[j,0]*x[0] + W[j,1]*x[1] + ..., each row added left to right "
            "(a layer of neurons reading the same inputs); b may be a scalar for every row",
        vjp=lambda F, g, out, b, W, x: (g, F.outer(g, x), F.vecmat(g, W)),
-       sympy=_sym_matvec,
-       python="_matvec({0}, {1}, {2})", numpy="_vmatvec({0}, {1}, {2})",
-       c="gc_matvec({out}, {0}, {s0}, {1}, {2}, {m}, {n});"),
+       sympy=_sym_matvec),
     Op("vecmat", 2, _vecmat_eval, elementwise=False, shape=_vecmat_shape,
        doc="y[k] = W[m-1,k]*g[m-1] + ... + W[0,k]*g[0]: the last row first, the order in "
            "which reverse mode reaches a layer's neurons (matvec's gradient for x)",
        vjp=lambda F, g, out, h, W: (F.matvec(-0.0, W, g), F.outer(h, g)),
        sympy=lambda sp, g, W: sp.ImmutableMatrix([sum(W[j, k] * g[j] for j in range(W.shape[0]))
-                                                  for k in range(W.shape[1])]),
-       python="_vecmat({0}, {1})", numpy="_vvecmat({0}, {1})",
-       c="gc_vecmat({out}, {0}, {1}, {m}, {n});"),
+                                                  for k in range(W.shape[1])])),
     Op("outer", 2, _outer_eval, elementwise=False, shape=_outer_shape,
        doc="y[j,k] = b[k] * a[j] (matvec's gradient for W)",
        vjp=lambda F, g, out, a, b: (F.matvec(-0.0, g, b), F.vecmat(a, g)),
        sympy=lambda sp, a, b: sp.ImmutableMatrix(len(a), len(b), [b[k] * a[j] for j in range(len(a))
-                                                                   for k in range(len(b))]),
-       python="_outer({0}, {1})", numpy="_vouter({0}, {1})",
-       c="gc_outer({out}, {0}, {1}, {m}, {n});"),
+                                                                   for k in range(len(b))])),
 )
 
 #: Leaf kinds of graph nodes.  They are not operations and have no table entry.
@@ -425,13 +355,3 @@ def lookup(name: str) -> Op:
     except KeyError:
         from .errors import GraphcError
         raise GraphcError(f"unknown op {name!r}; graphc knows {', '.join(TABLE)}") from None
-
-
-def format_number(x: float) -> str:
-    """A Python literal for ``x`` that round-trips bit for bit, inf, nan and -0.0 included."""
-    x = float(x)
-    if math.isnan(x):
-        return "nan"
-    if math.isinf(x):
-        return "inf" if x > 0 else "-inf"
-    return repr(x)

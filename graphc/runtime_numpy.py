@@ -2,7 +2,8 @@
 
 The NumPy backend calls these (as ``_v<op>``) where a plain NumPy function would differ
 from the scalar semantics: a sigmoid that never overflows, micrograd's relu derivative,
-a maximum that keeps the first operand on ties.  Callers silence NumPy's floating-point
+a maximum that keeps the first operand on ties.  Every function named ``v...`` is such a
+helper: the backend's namespace is derived from that (:data:`graphc.codegen.numpy.HELPERS`).  Callers silence NumPy's floating-point
 warnings (``np.errstate``): inf and nan are results here, not errors.
 
 This module imports only NumPy: ``graphc.export`` copies it into standalone modules.

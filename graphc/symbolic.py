@@ -19,6 +19,7 @@ from typing import Any, Iterable, Sequence
 import sympy as sp
 
 from . import ops
+from .codegen import python_floats
 from .errors import ArgumentError, GraphcError
 from .graph import LEAVES, Builder, Graph
 from .tree import SCALAR
@@ -103,7 +104,8 @@ def _function_ops() -> tuple[dict[str, Any], dict[str, type]]:
     functions: dict[str, Any] = {}
     named: dict[str, type] = {}
     for name, op in ops.TABLE.items():
-        called = isinstance(op.python, str) and op.python.startswith(f"_{name}(")
+        spelling = python_floats.SPELLINGS[name]
+        called = isinstance(spelling, str) and spelling.startswith(f"_{name}(")
         if op.params or not called or not (op.method or op.symbol == name):  # vpow is written **
             continue
         arity = op.arity or 1

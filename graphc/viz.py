@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Sequence
 
 from . import ops
+from .codegen.common import python_number
 from .engine import CONSTANT, Value, topological_order
 from .errors import GraphcError
 from .graph import LEAVES, Graph
@@ -163,7 +164,7 @@ def _emit(heading: str, nodes: list[_Node]) -> str:
     for k, node in enumerate(nodes):
         if node.kind == "const":
             lines.append(f'  n{k} [shape=plain, fontsize=9, fontcolor="#555555", '
-                         f'label="{_escape(ops.format_number(node.data))}"];')
+                         f'label="{_escape(python_number(node.data))}"];')
             continue
         fields = [_escape_record(_short(node.name))] if node.name else []
         if node.label:

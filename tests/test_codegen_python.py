@@ -4,6 +4,8 @@ from __future__ import annotations
 import ast
 import inspect
 import math
+import random
+import re
 import traceback
 
 import pytest
@@ -12,6 +14,7 @@ import graphc
 from graphc import Value, trace
 from graphc.autodiff import grad
 from graphc.codegen import python as python_backend
+from graphc.nn import MLP
 from graphc.passes import optimize
 
 
@@ -117,3 +120,30 @@ def test_plain_function_shape():
     fn, source = python_backend.compile_graph(trace(lambda x, y: [x + y, x - y], 1.0, 2.0), "pm")
     assert fn([1.0, 2.0], []) == (3.0, -1.0)
     assert "return (v2, v3)" in source
+
+
+def test_every_op_is_spelled():
+    """Adding an op to the table without a Python spelling fails here."""
+    from graphc import ops
+    from graphc.codegen import python_floats
+    assert set(python_floats.SPELLINGS) == set(ops.TABLE)
+    for name, spelling in python_floats.SPELLINGS.items():
+        if isinstance(spelling, str):
+            called = {f for f in re.findall(r"\b(_\w+)\(", spelling)}
+            assert called <= set(python_backend.NAMESPACE), (name, called)
+
+
+def test_parts_of_a_rerolled_graph_compute_the_same_as_one_function():
+    """Regression: part functions spelled an elementwise op on a tensor as a float call
+    (``_relu(v15)`` on a tuple: TypeError); parts and straight now share one line writer."""
+    random.seed(3)
+    model = MLP(2, [3, 1])
+    compiled = graphc.compile(lambda x: model(x), backend="python")
+    compiled([0.5, -1.0])
+    g = compiled.vector_graph
+    assert {"matvec", "relu"} <= set(g.ops)
+    params = [p.data for p in compiled.params]
+    one, _ = python_backend.compile_graph(g, "f")
+    parts, source = python_backend.compile_graph(g, "f", part_size=2, straight_limit=2)
+    assert parts([0.5, -1.0], params) == one([0.5, -1.0], params) == (model([0.5, -1.0]).data,)
+    assert "_lanes(_relu, (e[" in source

@@ -43,9 +43,6 @@ def eager_grads(op, xs, attr=()):
 @pytest.mark.parametrize("op", ALL_OPS, ids=lambda o: o.name)
 def test_every_op_fills_every_field(op):
     assert op.name and callable(op.eval) and callable(op.vjp) and callable(op.sympy)
-    assert op.python, f"{op.name} has no Python spelling"
-    assert op.numpy, f"{op.name} has no NumPy spelling"
-    assert op.c, f"{op.name} has no C spelling"
     assert op.arity is None or op.arity >= 1
     assert len(op.params) <= 1
     assert op.elementwise or callable(op.shape), f"tensor op {op.name} needs a shape rule"
@@ -103,14 +100,6 @@ def test_pow_matches_python_power_bit_for_bit():
     for _ in range(10_000):
         x, e = rng.uniform(0, 100), rng.choice([2, 3, -1, 0.5, -2.5, rng.uniform(-4, 4)])
         assert runtime.pow(x, e) == x ** e
-
-
-def test_format_number_round_trips_special_values():
-    for x in [0.0, -0.0, 1.0, -1.5, 1e-320, 1.7976931348623157e308, math.inf, -math.inf, 0.1]:
-        text = ops.format_number(x)
-        back = float(text)
-        assert back == x and math.copysign(1, back) == math.copysign(1, x)
-    assert math.isnan(float(ops.format_number(math.nan)))
 
 
 def test_lookup_rejects_unknown_ops():

@@ -11,7 +11,7 @@ process exits.  So C still runs, compiled afresh in each process, and nothing is
 from or written to a refused place.
 
 **Integrity.**  A library is named by a SHA-256 of its source, compiler and flags
-(:func:`graphc.codegen.c.build`) and sealed: the SHA-256 of its bytes is appended to it
+(:func:`graphc.codegen.c_toolchain.build`) and sealed: the SHA-256 of its bytes is appended to it
 (dynamic loaders ignore bytes after the segments they map).  A cached library whose seal
 does not match -- emptied, truncated by a full disk or a killed copy, overwritten -- is
 never handed to the dynamic loader (``dlopen`` of a truncated library can kill the

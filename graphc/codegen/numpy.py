@@ -32,30 +32,55 @@ from typing import Callable
 
 import numpy as np
 
-from .. import __version__, ops, runtime_numpy
+from .. import ops, runtime_numpy
 from ..graph import Graph, node_names
 from ..names import Namespace
-from . import loader
-from .python import NAMESPACE as PYTHON_NAMESPACE
-from .python import spell, wrap_assign
+from . import loader, python_floats
+from .common import Spelling, batched_nodes, header, live_roots, reduced_lane, reduced_tensors, spell, wrap_assign
 
-#: What generated code may refer to: NumPy, graphc.runtime_numpy as ``_v<name>``, and the
-#: Python backend's helpers for unbatched lines.
-NAMESPACE = PYTHON_NAMESPACE | {"np": np, "math": math} | {
-    f"_{name}": getattr(runtime_numpy, name) for name in (
-        "vsigmoid", "vstep", "vmax", "vsum", "vpack", "vdot", "vmatvec", "vvecmat", "vouter",
-        "vouter_rowsum", "vunit", "vpower", "vsoftplus")}
+#: The helpers of :mod:`graphc.runtime_numpy` (its functions named ``v<op>``), as ``_v<op>``.
+HELPERS = {f"_{name}": f for name, f in vars(runtime_numpy).items() if name.startswith("v") and callable(f)}
+#: What generated code may refer to: NumPy, the helpers, and Python's helpers over floats for
+#: unbatched lines.
+NAMESPACE = python_floats.NAMESPACE | {"np": np, "math": math} | HELPERS
 
 
-def batched_nodes(graph: Graph, unbatched_inputs: set[int]) -> list[bool]:
-    """For each node, whether it varies across rows (depends on a batched input)."""
-    batched = [False] * len(graph)
-    for i, op in enumerate(graph.ops):
-        if op == "input":
-            batched[i] = i not in unbatched_inputs
-        elif op not in ops.LEAVES:
-            batched[i] = any(batched[a] for a in graph.args[i])
-    return batched
+def _vsum(operands: list[str], params: tuple) -> str:
+    return f"_vsum({', '.join(operands)})"
+
+
+def _vpack(operands: list[str], params: tuple) -> str:
+    return f"_vpack({', '.join(operands)})"
+
+
+#: Op name -> its spelling over arrays: (N,) rows for scalar nodes, (lanes, B) for tensors.
+SPELLINGS: dict[str, Spelling] = {
+    "add": "{0} + {1}",
+    "sub": "{0} - {1}",
+    "mul": "{0} * {1}",
+    "neg": "-{0}",
+    "sum": _vsum,
+    "pow": "_vpower({0}, {exponent})",
+    "vpow": "_vpower({0}, {1})",
+    "relu": "np.maximum(0.0, {0})",
+    "tanh": "np.tanh({0})",
+    "exp": "np.exp({0})",
+    "log": "np.log({0})",
+    "log1p": "np.log1p({0})",
+    "softplus": "_vsoftplus({0})",
+    "sigmoid": "_vsigmoid({0})",
+    "sin": "np.sin({0})",
+    "cos": "np.cos({0})",
+    "step": "_vstep({0})",
+    "max": "_vmax({0}, {1})",
+    "pack": _vpack,
+    "index": "{0}[{i}]",
+    "unit": "_vunit({0}, {1}, {i})",
+    "dot": "_vdot({0}, {1}, {2})",
+    "matvec": "_vmatvec({0}, {1}, {2})",
+    "vecmat": "_vvecmat({0}, {1})",
+    "outer": "_vouter({0}, {1})",
+}
 
 
 def generate(graph: Graph, name: str, *, seed: int | None = None, reduced: frozenset[int] = frozenset()
@@ -68,118 +93,86 @@ def generate(graph: Graph, name: str, *, seed: int | None = None, reduced: froze
     """
     namespace = Namespace(set(NAMESPACE) | {"inputs", "params", "n", "sums"})
     entry = namespace.create(name, "fn")
-    names = node_names(graph, namespace)
-    batched = batched_nodes(graph, {seed} if seed is not None else set())
-    inputs = [i for i in graph.inputs if i != seed]
-    shapes = graph.shapes
-    reduced_tensors = _reduced_tensors(graph, reduced, batched, shapes)
-    live = _live(graph, reduced_tensors)
-    body = [f"def {entry}(inputs, params{f', {names[seed]}' if seed is not None else ''}, n):"]
-    body += wrap_assign([names[i] for i in inputs], "inputs", "    ")
-    body += wrap_assign([names[i] for i in graph.params], "params", "    ")
-    row_of = {i: k for k, i in enumerate(inputs)}
-    count = on_arrays = 0
-    for i, op in enumerate(graph.ops):
-        if op in ops.LEAVES or not live[i]:
-            continue
-        operands = [names[a] for a in graph.args[i]]
-        tensor = bool(shapes[i]) or any(shapes[a] for a in graph.args[i])
-        if op == "pack" and _consecutive_rows(graph.args[i], row_of):  # a view of the inputs array
-            first = row_of[graph.args[i][0]]
-            expression = f"inputs[{first}:{first + len(operands)}]"
-        elif tensor:
-            expression = spell(op, operands, graph.attrs[i], "numpy")
-            if not shapes[i] and not batched[i]:
-                expression += "[0]"  # an unbatched lane: the one entry of a (1,) row
-        else:
-            expression = spell(op, operands, graph.attrs[i], "numpy" if batched[i] else "python")
-        body.append(f"    {names[i]} = {expression}")
-        count += 1
-        on_arrays += batched[i] or tensor
-    for m, how in reduced_tensors.items():
-        if how == "outer":
-            a, b = graph.args[m]
-            body.append(f"    {names[m]}_sum = _vouter_rowsum({names[a]}, {names[b]})")
-        else:
-            body.append(f"    {names[m]}_sum = {names[m]}.sum(axis=1)")
-    per_row, summed, stacked = [], [], []
-    for k, o in enumerate(graph.outputs):
-        if k not in reduced:
-            per_row.append(names[o] if batched[o] else f"np.full(n, {names[o]})")
-        elif graph.ops[o] == "index" and graph.args[o][0] in reduced_tensors:
-            summed.append(f"{names[graph.args[o][0]]}_sum[{graph.attrs[o][0]}]")
-        elif batched[o]:  # summed below, all in one NumPy call
-            summed.append(f"sums[{len(stacked)}]")
-            stacked.append(names[o])
-        else:
-            summed.append(f"{names[o]} * n")  # the same value in every row
-    if stacked:
-        body += wrap_assign(stacked, "sums", "    ", pack=True)
-        body.append("    sums = np.stack(sums).sum(axis=1).tolist()")
-    body += wrap_assign(per_row, "per_row", "    ", pack=True)
-    body += wrap_assign(summed, "summed", "    ", pack=True)
-    if summed:  # from +0.0, as .grad adds them: an all -0.0 sum is +0.0, as on every backend
-        body.append("    summed = [float(s) + 0.0 for s in summed]")
-    body.append("    return per_row, summed")
-    mix = graph.op_mix()
-    header = (f"# Generated by graphc {__version__} (NumPy backend). Do not edit: regenerate instead.\n"
-              f"# {entry}: {len(per_row)} per-row output(s) over a batch of n rows"
-              f"{f' and {len(summed)} gradient(s) summed over the rows' if summed else ''}.\n"
-              f"# {count:,} operations, {on_arrays:,} of them on arrays: {mix or 'none'}.\n\n")
-    return header + "\n".join(body) + "\n", entry
+    writer = _Writer(graph, node_names(graph, namespace), seed, reduced)
+    body = [f"def {entry}(inputs, params{f', {writer.names[seed]}' if seed is not None else ''}, n):"]
+    body += wrap_assign([writer.names[i] for i in writer.inputs], "inputs", "    ")
+    body += wrap_assign([writer.names[i] for i in graph.params], "params", "    ")
+    body += writer.nodes()
+    per_row, summed, lines = writer.results()
+    body += lines
+    what = (f"{entry}: {len(per_row)} per-row output(s) over a batch of n rows"
+            f"{f' and {len(summed)} gradient(s) summed over the rows' if summed else ''}.")
+    top = header("NumPy", [what, f"{writer.count:,} operations, {writer.on_arrays:,} of them on arrays: "
+                                 f"{graph.op_mix() or 'none'}."])
+    return top + "\n".join(body) + "\n", entry
 
 
-def _reduced_tensors(graph: Graph, reduced: frozenset[int], batched: list[bool], shapes: list) -> dict[int, str]:
-    """Batched tensors whose lanes are reduced outputs: each is summed over rows once.
+class _Writer:
+    """The lines of one batched function: nodes, row sums, results."""
 
-    Value ``"outer"``: an ``outer(a, b)`` read only by those outputs, summed as ``a @ b.T``
-    without forming the per-row products; ``"sum"``: any other tensor.
-    """
-    found: dict[int, str] = {}
-    for k in reduced:
-        o = graph.outputs[k]
-        if graph.ops[o] == "index" and batched[graph.args[o][0]]:
-            found[graph.args[o][0]] = "sum"
-    if not found:
-        return found
-    users = [0] * len(graph)
-    for operands in graph.args:
-        for a in operands:
-            users[a] += 1
-    reduced_outputs = [0] * len(graph)
-    for k in reduced:
-        o = graph.outputs[k]
-        if graph.ops[o] == "index":
-            reduced_outputs[o] += 1
-    outputs = graph.use_counts()
-    for m in found:
-        if graph.ops[m] == "outer" and all(
-                outputs[u] == reduced_outputs[u] and not users[u] for u in _index_users(graph, m)) \
-                and users[m] == len(_index_users(graph, m)):
-            found[m] = "outer"
-    return found
+    def __init__(self, graph: Graph, names: list[str], seed: int | None, reduced: frozenset[int]) -> None:
+        self.graph, self.names, self.reduced = graph, names, reduced
+        self.batched = batched_nodes(graph, {seed} if seed is not None else set())
+        self.inputs = [i for i in graph.inputs if i != seed]
+        self.tensors = reduced_tensors(graph, reduced, self.batched)
+        self.count = self.on_arrays = 0
 
+    def nodes(self) -> list[str]:
+        """One line per live node: over arrays if batched or a tensor, else over floats."""
+        g, names, shapes, batched = self.graph, self.names, self.graph.shapes, self.batched
+        live = g.live(live_roots(g, self.reduced, self.tensors))
+        row_of = {i: k for k, i in enumerate(self.inputs)}
+        body = []
+        for i, op in enumerate(g.ops):
+            if op in ops.LEAVES or not live[i]:
+                continue
+            operands = [names[a] for a in g.args[i]]
+            tensor = bool(shapes[i]) or any(shapes[a] for a in g.args[i])
+            if op == "pack" and _consecutive_rows(g.args[i], row_of):  # a view of the inputs array
+                first = row_of[g.args[i][0]]
+                expression = f"inputs[{first}:{first + len(operands)}]"
+            elif tensor:
+                expression = spell(SPELLINGS, op, operands, g.attrs[i])
+                if not shapes[i] and not batched[i]:
+                    expression += "[0]"  # an unbatched lane: the one entry of a (1,) row
+            else:
+                table = SPELLINGS if batched[i] else python_floats.SPELLINGS
+                expression = spell(table, op, operands, g.attrs[i])
+            body.append(f"    {names[i]} = {expression}")
+            self.count += 1
+            self.on_arrays += batched[i] or tensor
+        return body
 
-def _index_users(graph: Graph, m: int) -> list[int]:
-    return [i for i, op in enumerate(graph.ops) if op == "index" and graph.args[i][0] == m]
-
-
-def _live(graph: Graph, reduced_tensors: dict[int, str]) -> list[bool]:
-    """Live nodes, where a reduced tensor's lanes are read from its row sum (not computed per
-    row) and a reduced ``outer`` needs only its operands."""
-    live = [False] * len(graph)
-    for o in graph.outputs:
-        if graph.ops[o] == "index" and graph.args[o][0] in reduced_tensors:
-            m = graph.args[o][0]
-            for a in (graph.args[m] if reduced_tensors[m] == "outer" else (m,)):
-                live[a] = True
-        else:
-            live[o] = True
-    for i in range(len(graph) - 1, -1, -1):
-        if live[i]:
-            for a in graph.args[i]:
-                live[a] = True
-    return live
+    def results(self) -> tuple[list[str], list[str], list[str]]:
+        """The per-row and summed result expressions, and the lines that compute and return them."""
+        g, names, batched = self.graph, self.names, self.batched
+        body = []
+        for m, how in self.tensors.items():
+            if how == "outer":
+                a, b = g.args[m]
+                body.append(f"    {names[m]}_sum = _vouter_rowsum({names[a]}, {names[b]})")
+            else:
+                body.append(f"    {names[m]}_sum = {names[m]}.sum(axis=1)")
+        per_row, summed, stacked = [], [], []
+        for k, o in enumerate(g.outputs):
+            if k not in self.reduced:
+                per_row.append(names[o] if batched[o] else f"np.full(n, {names[o]})")
+            elif reduced_lane(g, o, self.tensors):
+                summed.append(f"{names[g.args[o][0]]}_sum[{g.attrs[o][0]}]")
+            elif batched[o]:  # summed below, all in one NumPy call
+                summed.append(f"sums[{len(stacked)}]")
+                stacked.append(names[o])
+            else:
+                summed.append(f"{names[o]} * n")  # the same value in every row
+        if stacked:
+            body += wrap_assign(stacked, "sums", "    ", pack=True)
+            body.append("    sums = np.stack(sums).sum(axis=1).tolist()")
+        body += wrap_assign(per_row, "per_row", "    ", pack=True)
+        body += wrap_assign(summed, "summed", "    ", pack=True)
+        if summed:  # from +0.0, as .grad adds them: an all -0.0 sum is +0.0, as on every backend
+            body.append("    summed = [float(s) + 0.0 for s in summed]")
+        body.append("    return per_row, summed")
+        return per_row, summed, body
 
 
 def _consecutive_rows(operands: tuple, row_of: dict[int, int]) -> bool:
@@ -187,7 +180,21 @@ def _consecutive_rows(operands: tuple, row_of: dict[int, int]) -> bool:
     return rows[0] is not None and rows == list(range(rows[0], rows[0] + len(rows)))
 
 
-def compile_graph(graph: Graph, name: str, **kwargs) -> tuple[Callable, str]:
-    """Generate and load: the NumPy function for ``graph`` and its source."""
-    source, entry = generate(graph, name, **kwargs)
-    return loader.load(source, entry, NAMESPACE, label=f"{name} numpy"), source
+def compile_graph(graph: Graph, name: str, *, seed: int | None = None, reduced: frozenset[int] = frozenset()
+                  ) -> tuple[Callable, str]:
+    """Generate and load: the NumPy function for ``graph`` and its source.
+
+    The function is ``f(inputs, params, [seed,] n) -> (per_row arrays, sums)``, the C
+    backend's convention: ``params`` a list or a float64 array (read as Python floats), the
+    sums returned as a list or an array likewise.
+    """
+    source, entry = generate(graph, name, seed=seed, reduced=reduced)
+    function = loader.load(source, entry, NAMESPACE, label=f"{name} numpy")
+
+    def run(inputs, params, *seed_and_n):
+        if not isinstance(params, np.ndarray):
+            return function(inputs, params, *seed_and_n)
+        per_row, summed = function(inputs, params.tolist(), *seed_and_n)
+        return per_row, np.array(summed, dtype=np.float64)
+    run.__doc__ = f"{entry} in NumPy: see the generated source"
+    return run, source

@@ -1,0 +1,159 @@
+"""The C backend's toolchain: find a compiler, build generated C into a cached library, load it.
+
+**Flags.**  No ``-ffast-math``, ``-ffp-contract=off`` (no fused multiply-adds) and
+``-fno-builtin-<name>`` for every libm function the code calls
+(:data:`graphc.codegen.c_runtime.LIBM_CALLS`): every operation rounds as in graphc's
+other backends.  ``$GRAPHC_CFLAGS`` adds flags after graphc's own (split as a shell
+would; e.g. ``-fsanitize=address,undefined`` for ``make asan``), and is part of the key.
+
+**Loading: ctypes and a shared library, not cffi.**  ctypes is in the standard library,
+so the backend adds no dependency and no build step of its own (cffi's API mode would
+compile a CPython extension module per graph, needing Python's headers; its ABI mode
+saves nothing over ctypes here).  The function has one fixed signature of pointers and
+scalars, so the call costs a few microseconds -- once per batch, not per node.
+
+**Cache.**  Libraries are cached as :mod:`graphc.codegen.c_cache` describes: in a private
+per-user directory (one another user owns or can write to is refused; when none can be
+used, a private temporary one, with a :class:`~graphc.CompilerWarning` saying why), named
+by a SHA-256 of the source, the compiler and its version and the flags, sealed with the
+SHA-256 of their bytes (a damaged library is built again, never loaded), renamed into place
+atomically (concurrent builds of one graph are safe), pruned to the most recently used.
+graphc only ever loads libraries named by such a hash, and never unpickles anything.
+"""
+from __future__ import annotations
+
+import _ctypes
+import ctypes
+import functools
+import hashlib
+import os
+import shlex
+import shutil
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+from typing import Callable
+
+from ..errors import GraphcError
+from . import c_cache
+from .c_runtime import LIBM_CALLS, PRELUDE
+
+#: Compiler flags, after the optimization level.  No -ffast-math, no fused multiply-adds:
+#: every operation rounds as in graphc's other backends.
+FLAGS = ("-std=c99", "-fPIC", "-shared", "-ffp-contract=off", "-fno-fast-math")
+#: -O2 for functions of up to OPT_LIMIT statements: gcc's vectorizer and inliner specialize
+#: the prelude's loops for each call's constant sizes (the moons and digits programs have
+#: ~100 and ~400 statements and build in 0.15 and 0.3 s).  Beyond it -- a graph that
+#: re-rolling could not shrink -- -O0: gcc's time at -O1 and -O2 grows faster than the
+#: function (30,000 straight-line statements: 10 s at -O1 or -O2, 1.8 s at -O0).
+OPT_LIMIT = 3000
+
+
+def _machine_flags() -> tuple[str, ...]:
+    """``-mavx2`` where the CPU has it (Linux): 4-wide vector loops, the same IEEE results
+    (AVX2 adds no fused multiply-add; -ffp-contract=off forbids it anyway).  The flag is part
+    of the cache key, so a library is only ever reused on a machine that built it alike."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("flags"):
+                    return ("-mavx2",) if " avx2" in line else ()
+    except OSError:
+        pass
+    return ()
+
+
+#: Each libm function the code calls is built with -fno-builtin-<name>: gcc would otherwise
+#: replace ``pow(x, 2.0)`` by ``x * x`` and ``pow(x, -1.0)`` by ``1.0 / x``, which differ
+#: from libm's pow -- what Python's math.pow, hence the eager engine, calls -- in the last
+#: bit on ~0.1% of inputs.
+NO_BUILTINS = tuple(f"-fno-builtin-{name}" for name in LIBM_CALLS)
+
+_lock = threading.Lock()
+_loaded: dict[str, ctypes.CDLL] = {}
+
+
+@functools.lru_cache(maxsize=None)
+def find_compiler() -> tuple[str, str] | None:
+    """``(path, version line)`` of the C compiler (``$CC``, else cc, gcc, clang), or None."""
+    candidates = [os.environ["CC"]] if os.environ.get("CC") else ["cc", "gcc", "clang"]
+    for candidate in candidates:
+        path = shutil.which(candidate)
+        if path is None:
+            continue
+        try:
+            version = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.SubprocessError):
+            continue
+        if version.returncode == 0:
+            return path, (version.stdout.splitlines() or [""])[0]
+    return None
+
+
+def optimization_level(source: str) -> str:
+    """-O2, or -O0 for a function of more than OPT_LIMIT statements (see OPT_LIMIT);
+    statements are counted as lines ending in a semicolon, the prelude's excluded."""
+    return "-O2" if source.count(";\n") - PRELUDE.count(";\n") <= OPT_LIMIT else "-O0"
+
+
+def build(source: str) -> Path:
+    """The shared library for ``source``, from the cache or freshly compiled into it."""
+    compiler = find_compiler()
+    if compiler is None:
+        raise GraphcError("no C compiler found (set CC, or install gcc or clang)")
+    cc, version = compiler
+    flags = (optimization_level(source),) + FLAGS + NO_BUILTINS + _machine_flags() + \
+        tuple(shlex.split(os.environ.get("GRAPHC_CFLAGS", "")))
+    key = hashlib.sha256("\0".join([source, cc, version, *flags, c_cache.FORMAT]).encode()).hexdigest()[:40]
+    directory = c_cache.build_dir()
+    library = directory / f"graphc-{key}.so"
+    if c_cache.usable(library):
+        return library
+    scratch = Path(tempfile.mkdtemp(prefix="build-", dir=directory))
+    try:
+        (scratch / "graph.c").write_text(source)
+        result = subprocess.run([cc, *flags, "-o", str(scratch / "graph.so"), str(scratch / "graph.c"), "-lm"],
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            raise GraphcError(f"the C compiler rejected graphc's generated code (a graphc bug):\n"
+                              f"{result.stderr[-2000:]}")
+        c_cache.seal(scratch / "graph.so")
+        os.replace(scratch / "graph.c", directory / f"graphc-{key}.c")  # for people to read
+        os.replace(scratch / "graph.so", library)  # atomic: a concurrent build's result is the same
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    c_cache.prune(directory)
+    return library
+
+
+def load(source: str, entry: str) -> Callable:
+    """The C function ``entry`` of ``source`` (built or taken from the cache)."""
+    with _lock:
+        library = build(source)
+        function = _open(library, entry)
+        if function is None:  # pruned by another process meanwhile, or not a library graphc built
+            c_cache.discard(library, f"cannot be loaded or lacks {entry}")
+            function = _open(build(source), entry)
+        if function is None:
+            raise GraphcError(f"graphc cannot load the C library it has just built, {library}")
+    function.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_double, ctypes.c_long,
+                         ctypes.c_void_p, ctypes.c_void_p]
+    function.restype = None
+    return function
+
+
+def _open(library: Path, entry: str) -> Callable | None:
+    """``entry`` of ``library``, loaded; None if the library cannot be loaded or lacks it."""
+    handle = _loaded.get(str(library))
+    if handle is not None:
+        return getattr(handle, entry)
+    try:
+        handle = ctypes.CDLL(str(library))
+    except OSError:
+        return None
+    if not hasattr(handle, entry):
+        _ctypes.dlclose(handle._handle)  # else dlopen of this path would return it again
+        return None
+    _loaded[str(library)] = handle
+    return getattr(handle, entry)
