@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from . import runtime
+from . import sympy_forms as forms
 
 @dataclass(frozen=True)
 class Op:
@@ -66,6 +67,12 @@ class Op:
     shape: Callable[[list, tuple], tuple] = None  # (operand shapes, params) -> shape; None: elementwise
     symbol: str = ""  # micrograd's Value._op label ('+', '*', 'ReLU', '**2' for pow)
     method: str | None = None  # Value method name (``x.relu()``, ``a.max(b)``)
+    # The Python operators this op implements on Values and graph-node handles, which are
+    # generated from them (see `operators`): '__add__', '__radd__', '__neg__', ...
+    operators: tuple[str, ...] = ()
+    # sympy_inverse(sp, e) -> (operand expressions, params) when the SymPy expression e is
+    # this op, else None (see graphc.sympy_forms); None for ops SymPy writes as a call.
+    sympy_inverse: Callable[..., Any] | None = None
     commutative: bool = False
     # When can the result be -0.0?  Lets `simplify` prove `x + 0 -> x` harmless (it is wrong
     # only for x = -0.0).  "never"; "all": only if every operand can be; "any": if some
@@ -106,22 +113,6 @@ def _call(function: str) -> Callable[..., str]:
     return lambda operands, params: f"{function}({', '.join(operands)})"
 
 
-def _sym_number(sp, e: float):
-    return sp.Integer(int(e)) if float(e).is_integer() else sp.nsimplify(e, rational=True)
-
-
-def _sym_relu(sp, x):
-    return sp.Piecewise((x, x > 0), (0, True))  # relu(0) = 0 and relu'(0) = 0, as micrograd
-
-
-def _sym_step(sp, x):
-    return sp.Piecewise((1, x > 0), (0, True))
-
-
-def _sym_max(sp, a, b):
-    return sp.Piecewise((a, a >= b), (b, True))  # ties pick (and differentiate) the first
-
-
 def broadcast(shapes: list, name: str = "op") -> tuple:
     """The common shape of an elementwise op's operands: scalars broadcast, tensors must agree."""
     result = ()
@@ -154,46 +145,51 @@ def _define(*ops: Op) -> None:
 
 _define(
     Op("add", 2, operator.add, symbol="+", commutative=True, negative_zero="all",
+       operators=("__add__", "__radd__"), sympy_inverse=forms.match_add,
        vjp=lambda F, g, out, a, b: (g, g),
        sympy=lambda sp, a, b: a + b,
        python="{0} + {1}", numpy="{0} + {1}",
        c="({0} + {1})"),
     Op("sub", 2, operator.sub, symbol="-",
+       operators=("__sub__", "__rsub__"), sympy_inverse=forms.match_sub,
        vjp=lambda F, g, out, a, b: (g, -g),
        sympy=lambda sp, a, b: a - b,
        python="{0} - {1}", numpy="{0} - {1}",
        c="({0} - {1})"),
     Op("mul", 2, operator.mul, symbol="*", commutative=True,
+       operators=("__mul__", "__rmul__"), sympy_inverse=forms.match_mul,
        vjp=lambda F, g, out, a, b: (b * g, a * g),
        sympy=lambda sp, a, b: a * b,
        python="{0} * {1}", numpy="{0} * {1}",
        c="({0} * {1})"),
-    Op("neg", 1, operator.neg, symbol="neg",
+    Op("neg", 1, operator.neg, symbol="neg", operators=("__neg__",), sympy_inverse=forms.match_neg,
        vjp=lambda F, g, out, a: (-g,),
        sympy=lambda sp, a: -a,
        python="-{0}", numpy="-{0}",
        c="(-{0})"),
-    Op("sum", None, _sum_eval, symbol="sum", negative_zero="all",
+    Op("sum", None, _sum_eval, symbol="sum", negative_zero="all", sympy_inverse=forms.match_sum,
        doc="n-ary sum, added left to right: ((x0 + x1) + x2) + ...",
        vjp=lambda F, g, out, *xs: (g,) * len(xs),
        sympy=lambda sp, *xs: sp.Add(*xs),
        python=_python_sum, numpy=_call("_vsum"),
        c=_c_join(" + ")),
-    Op("pow", 1, runtime.pow, params=("exponent",),
+    Op("pow", 1, runtime.pow, params=("exponent",), operators=("__pow__",), sympy_inverse=forms.match_pow,
        doc="x ** exponent for a number exponent",
        vjp=lambda F, g, out, x, e: ((e * F.pow(x, e - 1)) * g,) if e != 0 else (None,),  # x**0 is 1
-       sympy=lambda sp, x, e: x ** _sym_number(sp, e),
+       sympy=lambda sp, x, e: x ** forms.sympy_number(e),
        python="_pow({0}, {exponent})", numpy="_vpower({0}, {exponent})",
        c="pow({0}, {exponent})"),
-    Op("vpow", 2, runtime.pow, symbol="**",
+    Op("vpow", 2, runtime.pow, symbol="**", operators=("__pow__", "__rpow__"),
+       sympy_inverse=forms.match_vpow,
        doc="x ** y where the exponent y is a Value too",
        vjp=lambda F, g, out, x, y: ((y * F.vpow(x, y - 1)) * g, (F.log(x) * out) * g),
        sympy=lambda sp, x, y: x ** y,
        python="_vpow({0}, {1})", numpy="_vpower({0}, {1})",
        c="pow({0}, {1})"),
     Op("relu", 1, runtime.relu, symbol="ReLU", method="relu", negative_zero="any",
+       sympy_inverse=forms.match_relu,
        vjp=lambda F, g, out, x: (F.step(x) * g,),  # x > 0 exactly when relu(x) > 0
-       sympy=_sym_relu,
+       sympy=forms.relu,
        python="_relu({0})", numpy="np.maximum(0.0, {0})",
        c="gc_relu({0})"),
     Op("tanh", 1, runtime.tanh, symbol="tanh", method="tanh", negative_zero="any",
@@ -224,6 +220,7 @@ _define(
        python="_softplus({0})", numpy="_vsoftplus({0})",
        c="gc_softplus({0})"),
     Op("sigmoid", 1, runtime.sigmoid, symbol="sigmoid", method="sigmoid", negative_zero="never",
+       sympy_inverse=forms.match_sigmoid,
        vjp=lambda F, g, out, x: ((out * (1 - out)) * g,),
        sympy=lambda sp, x: 1 / (1 + sp.exp(-x)),
        python="_sigmoid({0})", numpy="_vsigmoid({0})",
@@ -238,18 +235,31 @@ _define(
        sympy=lambda sp, x: sp.cos(x),
        python="_cos({0})", numpy="np.cos({0})",
        c="cos({0})"),
-    Op("step", 1, runtime.step, symbol="step", negative_zero="never",
+    Op("step", 1, runtime.step, symbol="step", negative_zero="never", sympy_inverse=forms.match_step,
        doc="1 if x > 0 else 0: relu's derivative; its own derivative is zero",
        vjp=lambda F, g, out, x: (None,),
-       sympy=_sym_step,
+       sympy=forms.step,
        python="_step({0})", numpy="_vstep({0})",
        c="gc_step({0})"),
     Op("max", 2, runtime.maximum, symbol="max", method="max", negative_zero="any",
+       sympy_inverse=forms.match_max,
        doc="the larger operand (nan if either is nan); ties send the gradient to the first",
        vjp=lambda F, g, out, a, b: ((1 - F.step(b - a)) * g, F.step(b - a) * g),
-       sympy=_sym_max,
+       sympy=forms.maximum,
        python="_max({0}, {1})", numpy="_vmax({0}, {1})",
        c="gc_max({0}, {1})"),
+    Op("abs", 1, runtime.fabs, symbol="abs", method="abs", operators=("__abs__",), negative_zero="never",
+       doc="|x|; its derivative at 0 is 0, as PyTorch's",
+       vjp=lambda F, g, out, x: ((F.step(x) - F.step(-x)) * g,),  # sign(x), 0 at 0 (and at nan)
+       sympy=lambda sp, x: sp.Abs(x),
+       python="_abs({0})", numpy="np.abs({0})",
+       c="fabs({0})"),
+    Op("sqrt", 1, runtime.sqrt, symbol="sqrt", method="sqrt", negative_zero="any",
+       doc="the square root, correctly rounded (nan below 0, -0.0 at -0.0)",
+       vjp=lambda F, g, out, x: ((0.5 * F.pow(out, -1)) * g,),  # 1 / (2 sqrt(x))
+       sympy=lambda sp, x: sp.sqrt(x),
+       python="_sqrt({0})", numpy="np.sqrt({0})",
+       c="sqrt({0})"),
 )
 
 # -- tensor ops: what the re-rolling pass builds ----------------------------------------
@@ -425,6 +435,36 @@ def lookup(name: str) -> Op:
     except KeyError:
         from .errors import GraphcError
         raise GraphcError(f"unknown op {name!r}; graphc knows {', '.join(TABLE)}") from None
+
+
+#: The ops that add: ``add`` for two operands, ``sum`` for more.
+SUMS = ("add", "sum")
+
+
+def sum_op(count: int) -> str:
+    """The op adding ``count`` (at least two) operands left to right."""
+    return "add" if count == 2 else "sum"
+
+
+def operators() -> dict[str, tuple[Op, ...]]:
+    """Each Python operator method (``'__add__'``) and the ops implementing it, in table
+    order: ``__pow__`` has two, ``pow`` for a number exponent, ``vpow`` for a Value one."""
+    found: dict[str, tuple[Op, ...]] = {}
+    for op in TABLE.values():
+        for name in op.operators:
+            found[name] = found.get(name, ()) + (op,)
+    return found
+
+
+def is_reflected(name: str) -> bool:
+    """Whether operator method ``name`` is reflected (``__radd__``: ``other + self``)."""
+    return name.startswith("__r") and f"__{name[3:]}" in operators()
+
+
+def written_as_call(op: Op) -> bool:
+    """Whether formulas and SymPy write ``op`` as a call ``name(x, ...)``: an elementwise op
+    of fixed arity, without parameters, that is no operator (or a method as well: ``abs``)."""
+    return op.elementwise and bool(op.arity) and not op.params and (bool(op.method) or not op.operators)
 
 
 def format_number(x: float) -> str:
