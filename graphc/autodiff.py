@@ -110,10 +110,7 @@ def grad(graph: Graph, output: int = 0, *, wrt_inputs: bool = True, wrt_params: 
         parts = pending.pop(i, None)
         if parts is None:
             continue
-        if len(parts) == 1:
-            g = parts[0]
-        else:  # ((c1 + c2) + c3) + ...: the order in which eager backward() adds them
-            g = b.add(ops.sum_op(len(parts)), tuple(parts))
+        g = b.total(parts)  # ((c1 + c2) + c3) + ...: the order in which eager backward() adds them
         operands = graph.args[i]
         if not operands:
             finished[i] = g

@@ -301,32 +301,39 @@ class Builder:
 
     __slots__ = ("ops", "args", "attrs", "_consts")
 
-    def __init__(self) -> None:
-        self.ops: list[str] = []
-        self.args: list[tuple[int, ...]] = []
-        self.attrs: list[tuple] = []
+    def __init__(self, graph: Graph | None = None) -> None:
+        """An empty builder, or one holding a copy of ``graph``'s nodes with the same ids."""
+        self.ops: list[str] = list(graph.ops) if graph is not None else []
+        self.args: list[tuple[int, ...]] = list(graph.args) if graph is not None else []
+        self.attrs: list[tuple] = list(graph.attrs) if graph is not None else []
         self._consts: dict[Any, int] = {}
+        for i, op in enumerate(self.ops):
+            if op == "const":
+                self._consts.setdefault(const_key(self.attrs[i][0]), i)
 
     @classmethod
     def from_graph(cls, graph: Graph) -> "Builder":
         """A builder holding a copy of ``graph``'s nodes, with the same ids."""
-        b = cls()
-        b.ops, b.args, b.attrs = list(graph.ops), list(graph.args), list(graph.attrs)
-        for i, op in enumerate(b.ops):
-            if op == "const":
-                b._consts.setdefault(const_key(b.attrs[i][0]), i)
-        return b
+        return cls(graph)
 
     def __len__(self) -> int:
         return len(self.ops)
 
     def add(self, op: str, args: tuple[int, ...] = (), attr: tuple = ()) -> int:
+        """Append a node; its id."""
         self.ops.append(op)
         self.args.append(args)
         self.attrs.append(attr)
         return len(self.ops) - 1
 
+    def total(self, parts: list[int]) -> int:
+        """A node adding ``parts`` left to right (the part itself if there is one)."""
+        if len(parts) == 1:
+            return parts[0]
+        return self.add(ops.sum_op(len(parts)), tuple(parts))
+
     def const(self, value: float) -> int:
+        """The constant node of ``value`` (one per value, bit for bit: -0.0 is not 0.0)."""
         key = const_key(value)
         i = self._consts.get(key)
         if i is None:
