@@ -25,7 +25,7 @@ from typing import Iterable
 
 from . import ops, runtime
 from .errors import DataError
-from .ops import FLOATS, Op
+from .ops import CONSTANT, FLOATS, Op  # noqa: F401  (CONSTANT: graphc.engine.CONSTANT)
 from .walk import depth_first
 
 _new = object.__new__
@@ -201,9 +201,6 @@ def is_tracing() -> bool:
 _serials = itertools.count()
 _get_grad = operator.attrgetter("grad")
 _get_prev = operator.attrgetter("_prev")
-#: ``_attr`` of the leaves operators create for plain numbers (``x * 2``): a trace makes
-#: them constants even when they were created before it (they are never parameters).
-CONSTANT = ("constant",)
 
 
 def _as_float(x) -> float:

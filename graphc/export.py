@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from . import __version__, autodiff, ops, runtime, standalone
+from . import autodiff, ops, runtime, standalone
+from ._version import __version__
 from .codegen import python as python_backend
 from .compile import Compiled
 from .errors import GraphcError

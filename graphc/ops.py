@@ -423,6 +423,9 @@ _define(
 
 #: Leaf kinds of graph nodes.  They are not operations and have no table entry.
 LEAVES = ("input", "param", "const")
+#: ``_attr`` of the leaf Values operators create for plain numbers (``x * 2``): a trace makes
+#: them constants even when they were created before it (they are never parameters).
+CONSTANT = ("constant",)
 
 #: The algebra that makes derivative rules compute floats (eager backward).
 FLOATS = types.SimpleNamespace(**{name: op.eval for name, op in TABLE.items()})

@@ -66,7 +66,8 @@ from typing import Callable
 
 import numpy as np
 
-from .. import __version__, ops
+from .. import ops
+from .._version import __version__
 from ..errors import GraphcError
 from ..graph import Graph, node_names
 from ..names import Namespace

@@ -32,7 +32,8 @@ from typing import Callable
 
 import numpy as np
 
-from .. import __version__, ops, runtime_numpy
+from .. import ops, runtime_numpy
+from .._version import __version__
 from ..graph import Graph, node_names
 from ..names import Namespace
 from . import loader

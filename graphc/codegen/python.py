@@ -22,7 +22,8 @@ from __future__ import annotations
 import math
 from typing import Callable
 
-from .. import __version__, ops
+from .. import ops
+from .._version import __version__
 from ..graph import Graph, node_names
 from ..names import Namespace
 from . import loader

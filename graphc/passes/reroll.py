@@ -181,7 +181,8 @@ def _finish_row(work: _EditableGraph, i: int, value_op: str, value_args: tuple, 
         work.set(m, "const", (), (0.0,))
 
 
-def _dot(work: _EditableGraph, i: int, prefix: list[int], u: tuple, v: tuple, suffix: list[int], products: tuple) -> None:
+def _dot(work: _EditableGraph, i: int, prefix: list[int], u: tuple, v: tuple, suffix: list[int],
+         products: tuple) -> None:
     acc = _accumulator(work, prefix)
     pu = work.add("pack", u, ((len(u),),))
     pv = work.add("pack", v, ((len(v),),))
