@@ -2,9 +2,12 @@
 
 An :class:`Op` says everything the rest of graphc needs about an operation: how many
 operands and which parameters it takes, how to evaluate it on floats, its local
-derivative (a vector-Jacobian product), how each backend spells it and its SymPy form.
-The eager engine, graph autodiff, every code generator, printing and the SymPy bridge all
-read this table; none of them hard-codes per-op knowledge.
+derivative (a vector-Jacobian product), how each backend spells it, its SymPy form and
+how to recognize that form (:mod:`graphc.sympy_forms`), and the Python operators it
+implements (``__add__``, ``__radd__``, ...).  The eager engine (its operators and methods
+are generated from the table), graph autodiff, every code generator, printing, formulas,
+the command line's help and the SymPy bridge all read this table; none of them
+hard-codes per-op knowledge.
 
 Derivative rules are written once against an *algebra* ``F``: plain ``+ - *`` on the
 operands, and ``F.<op name>(...)`` for anything else.  Given floats (``FLOATS``) a rule
@@ -37,7 +40,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from . import runtime
-from . import sympy_forms as forms
+from . import sympy_forms as forms, tensor_rules
+from .tensor_rules import size_of  # noqa: F401  (graphc.ops.size_of)
 
 @dataclass(frozen=True)
 class Op:
@@ -122,13 +126,6 @@ def broadcast(shapes: list, name: str = "op") -> tuple:
                 raise ValueError(f"{name} operands have different shapes {result} and {shape}")
             result = shape
     return result
-
-
-def size_of(shape: tuple) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
 
 
 def _c_join(sep: str) -> Callable[..., str]:
@@ -266,145 +263,42 @@ _define(
 # Values on floats are flat row-major tuples.  Summation orders are part of each op's
 # meaning, chosen so a re-rolled graph computes what the scalar graph did, bit for bit.
 
-def _pack_eval(*xs_and_shape):
-    return tuple(xs_and_shape[:-1])
-
-
-def _dot_eval(acc, u, v):
-    for a, b in zip(u, v):
-        acc = acc + a * b
-    return acc
-
-
-def _matvec_eval(b, W, x):
-    n = len(x)
-    m = len(W) // n
-    rows = []
-    for j in range(m):
-        acc = b[j] if isinstance(b, tuple) else b
-        for k in range(n):
-            acc = acc + W[j * n + k] * x[k]
-        rows.append(acc)
-    return tuple(rows)
-
-
-def _vecmat_eval(g, W):
-    m = len(g)
-    n = len(W) // m
-    out = [-0.0] * n  # -0.0 + t is t for every t: the first row's terms are taken as they are
-    for j in range(m - 1, -1, -1):
-        for k in range(n):
-            out[k] = out[k] + W[j * n + k] * g[j]
-    return tuple(out)
-
-
-def _outer_eval(a, b):
-    return tuple(bk * aj for aj in a for bk in b)
-
-
-def _unit_eval(g, like, i):
-    out = [0.0] * len(like)
-    out[i] = g
-    return tuple(out)
-
-
-def _pack_shape(shapes, params):
-    (shape,) = params
-    if any(shapes):
-        raise ValueError("pack takes scalars")
-    if size_of(shape) != len(shapes):
-        raise ValueError(f"pack of {len(shapes)} scalars cannot have shape {shape}")
-    return tuple(shape)
-
-
-def _index_shape(shapes, params):
-    (v,), (i,) = shapes, params
-    if not v or not 0 <= i < size_of(v):
-        raise ValueError(f"index {i} does not address a lane of a tensor of shape {v}")
-    return ()
-
-
-def _dot_shape(shapes, params):
-    acc, u, v = shapes
-    if acc or len(u) != 1 or u != v:
-        raise ValueError(f"dot takes a scalar and two vectors of one length; got shapes {shapes}")
-    return ()
-
-
-def _matvec_shape(shapes, params):
-    b, W, x = shapes
-    if len(W) != 2 or x != (W[1],) or b not in ((), (W[0],)):
-        raise ValueError(f"matvec takes b (m,) or a scalar, W (m, n), x (n,); got shapes {shapes}")
-    return (W[0],)
-
-
-def _vecmat_shape(shapes, params):
-    g, W = shapes
-    if len(W) != 2 or g != (W[0],):
-        raise ValueError(f"vecmat takes g (m,) and W (m, n); got shapes {shapes}")
-    return (W[1],)
-
-
-def _outer_shape(shapes, params):
-    a, b = shapes
-    if len(a) != 1 or len(b) != 1:
-        raise ValueError(f"outer takes two vectors; got shapes {shapes}")
-    return (a[0], b[0])
-
-
-def _unit_shape(shapes, params):
-    g, like = shapes
-    if g or not like or not 0 <= params[0] < size_of(like):
-        raise ValueError(f"unit takes a scalar and a tensor with lane {params[0]}; got shapes {shapes}")
-    return like
-
-
-def _sym_matrix(sp, values, shape):
-    rows, cols = (shape[0], 1) if len(shape) == 1 else shape
-    return sp.ImmutableMatrix(rows, cols, list(values))
-
-
-def _sym_matvec(sp, b, W, x):
-    return sp.ImmutableMatrix([(b[j] if hasattr(b, "shape") else b) + sum(W[j, k] * x[k] for k in range(W.shape[1]))
-                               for j in range(W.shape[0])])
-
-
 _define(
-    Op("pack", None, _pack_eval, params=("shape",), elementwise=False, shape=_pack_shape,
+    Op("pack", None, tensor_rules.pack_eval, params=("shape",), elementwise=False, shape=tensor_rules.pack_shape,
        negative_zero="any",
        doc="scalars gathered into a tensor of the given shape, row-major",
        vjp=lambda F, g, out, *xs: tuple(F.index(g, k) for k in range(len(xs) - 1)),
-       sympy=lambda sp, *xs: _sym_matrix(sp, xs[:-1], xs[-1]),
+       sympy=lambda sp, *xs: tensor_rules.sym_matrix(sp, xs[:-1], xs[-1]),
        python=lambda operands, params: "(" + ", ".join(operands) + ",)",
        numpy=lambda operands, params: f"_vpack({', '.join(operands)})",
        c=lambda operands, params: f"GC_PACK({{out}}, {', '.join(operands)});"),
-    Op("index", 1, lambda v, i: v[i], params=("i",), elementwise=False, shape=_index_shape,
+    Op("index", 1, lambda v, i: v[i], params=("i",), elementwise=False, shape=tensor_rules.index_shape,
        negative_zero="any",
        doc="lane i of a tensor (row-major)",
        vjp=lambda F, g, out, v, i: (F.unit(g, v, i),),
        sympy=lambda sp, v, i: v[i],
        python="{0}[{i}]", numpy="{0}[{i}]", c="{0}[{i}]"),
-    Op("unit", 2, _unit_eval, params=("i",), elementwise=False, shape=_unit_shape,
+    Op("unit", 2, tensor_rules.unit_eval, params=("i",), elementwise=False, shape=tensor_rules.unit_shape,
        doc="a tensor shaped like the second operand: the first operand at lane i, 0.0 elsewhere "
            "(index's derivative)",
        vjp=lambda F, g, out, x, like, i: (F.index(g, i), None),
        sympy=lambda sp, x, like, i: sp.ImmutableMatrix(*like.shape, [x if k == i else 0 for k in range(len(like))]),
        python="_unit({0}, {1}, {i})", numpy="_vunit({0}, {1}, {i})",
        c="GC_UNIT({out}, {size}, {0}, {i});"),
-    Op("dot", 3, _dot_eval, elementwise=False, shape=_dot_shape,
+    Op("dot", 3, tensor_rules.dot_eval, elementwise=False, shape=tensor_rules.dot_shape,
        doc="acc + u0*v0 + u1*v1 + ..., added left to right: a neuron's sum(b, w0*x0, w1*x1, ...)",
        vjp=lambda F, g, out, acc, u, v: (g, v * g, u * g),
        sympy=lambda sp, acc, u, v: acc + sum(u[k] * v[k] for k in range(len(u))),
        python="_dot({0}, {1}, {2})", numpy="_vdot({0}, {1}, {2})",
        c="gc_dot({0}, {1}, {2}, {n})"),
-    Op("matvec", 3, _matvec_eval, elementwise=False, shape=_matvec_shape,
+    Op("matvec", 3, tensor_rules.matvec_eval, elementwise=False, shape=tensor_rules.matvec_shape,
        doc="y[j] = b[j] + W[j,0]*x[0] + W[j,1]*x[1] + ..., each row added left to right "
            "(a layer of neurons reading the same inputs); b may be a scalar for every row",
        vjp=lambda F, g, out, b, W, x: (g, F.outer(g, x), F.vecmat(g, W)),
-       sympy=_sym_matvec,
+       sympy=tensor_rules.sym_matvec,
        python="_matvec({0}, {1}, {2})", numpy="_vmatvec({0}, {1}, {2})",
        c="gc_matvec({out}, {0}, {s0}, {1}, {2}, {m}, {n});"),
-    Op("vecmat", 2, _vecmat_eval, elementwise=False, shape=_vecmat_shape,
+    Op("vecmat", 2, tensor_rules.vecmat_eval, elementwise=False, shape=tensor_rules.vecmat_shape,
        doc="y[k] = W[m-1,k]*g[m-1] + ... + W[0,k]*g[0]: the last row first, the order in "
            "which reverse mode reaches a layer's neurons (matvec's gradient for x)",
        vjp=lambda F, g, out, h, W: (F.matvec(-0.0, W, g), F.outer(h, g)),
@@ -412,7 +306,7 @@ _define(
                                                   for k in range(W.shape[1])]),
        python="_vecmat({0}, {1})", numpy="_vvecmat({0}, {1})",
        c="gc_vecmat({out}, {0}, {1}, {m}, {n});"),
-    Op("outer", 2, _outer_eval, elementwise=False, shape=_outer_shape,
+    Op("outer", 2, tensor_rules.outer_eval, elementwise=False, shape=tensor_rules.outer_shape,
        doc="y[j,k] = b[k] * a[j] (matvec's gradient for W)",
        vjp=lambda F, g, out, a, b: (F.matvec(-0.0, g, b), F.vecmat(a, g)),
        sympy=lambda sp, a, b: sp.ImmutableMatrix(len(a), len(b), [b[k] * a[j] for j in range(len(a))

@@ -293,3 +293,20 @@ def test_every_name_the_generator_emits_is_reserved_from_user_labels():
         p = Value(0.5, label=label)
         out = graphc.compile(lambda x: p * x + p, backend="c").mean_and_grad(np.arange(3.0))
         assert out[1].tolist() == [2.0]  # d(p x + p)/dp = x + 1, x = 0, 1, 2
+
+
+def test_abs_and_sqrt_in_c_are_eagers_bits_values_and_gradients():
+    def f(x):
+        return [abs(x), x.sqrt(), (x * x).sqrt() + abs(x * 3.0).sqrt()]
+    compiled = graphc.compile(lambda x: sum(f(x)), backend="c")
+    mapped = graphc.compile(f, backend="c")
+    got = mapped.map(np.array(SPECIALS), allow_nonfinite=True)
+    assert "fabs(" in mapped.source and "sqrt(" in mapped.source
+    for k, a in enumerate(SPECIALS):
+        for column, value in zip(got, f(Value(a))):
+            assert same(float(column[k]), value.data), (a, value, column[k])
+    for a in (2.25, -3.0, 0.0, 1e-300):
+        x, y = Value(a), Value(a)
+        sum(f(x)).backward()
+        compiled(y).backward()
+        assert same(x.grad, y.grad), (a, x.grad, y.grad)

@@ -245,3 +245,19 @@ def test_shape_rules_reject_mismatched_operands():
     with pytest.raises(ValueError, match="cannot have shape"):
         ops.TABLE["pack"].result_shape([(), ()], ((3,),))
     assert ops.TABLE["mul"].result_shape([(), (4,)]) == (4,)  # a scalar broadcasts
+
+
+def test_the_readme_lists_every_op():
+    """README's op table names every table op, and its "More ops" line every Value method:
+    adding an op without documenting it fails here."""
+    import re
+    from pathlib import Path
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    table = readme[readme.index("| op | computes | Value API |"):]
+    table = table[:table.index("\n\n")]
+    listed = {name for row in table.splitlines()[2:] for name in re.findall(r"`(\w+)`", row.split(" | ")[0])}
+    assert listed == set(ops.TABLE), set(ops.TABLE) ^ listed
+    more = readme[readme.index("- More ops:"):]
+    more = more[:more.index("\n- ")]
+    methods = {op.method for op in ops.TABLE.values() if op.method} - {"relu"}  # relu is micrograd's own
+    assert methods <= set(re.findall(r"`(\w+)`", more)), methods - set(re.findall(r"`(\w+)`", more))
