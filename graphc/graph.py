@@ -175,7 +175,7 @@ class Graph:
         return self._nx
 
     @classmethod
-    def from_nx(cls, G: Any) -> "Graph":
+    def from_nx(cls, G: Any) -> Graph:
         """The Graph a ``networkx.DiGraph`` shaped like :attr:`nx` describes: a user's pass
         written with networkx algorithms hands its result back here.
 
