@@ -57,6 +57,8 @@ def _members(cls: type):
         if attr.startswith("_") and attr not in ("__call__",):
             continue
         member = getattr(member, "fn", member)  # a method behind scikit-learn's available_if
+        if isinstance(member, classmethod):  # Graph.from_nx
+            member = member.__func__
         if inspect.isfunction(member) or isinstance(member, property):
             yield attr, member
 

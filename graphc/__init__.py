@@ -5,20 +5,19 @@ Values as a :class:`Graph`, ``optimize`` simplifies it, and ``compile`` turns it
 generated code that computes values and gradients.  ``to_sympy``/``from_sympy`` bridge to
 SymPy, ``check_grad`` compares gradients four ways, ``export`` writes a standalone module.
 """
-__version__ = "0.1.0"
-
-from .engine import Value, apply  # noqa: E402
-from .errors import (ArgumentError, CompilerWarning, DataError, GraphcError, LoadError, ShapeError,  # noqa: E402
+from ._version import __version__
+from .engine import Value, apply
+from .errors import (ArgumentError, CompilerWarning, DataError, GraphcError, LoadError, ShapeError,
                      TraceError, TracerWarning)
-from .graph import Graph  # noqa: E402
-from .passes import optimize  # noqa: E402
-from .trace import trace  # noqa: E402
-from .compile import Compiled, compile  # noqa: E402  (needs the modules above)
-from .interpret import as_function  # noqa: E402
-from .export import export  # noqa: E402
-from .saving import load, save  # noqa: E402
-from .functional import grad, make_graph, value_and_grad  # noqa: E402
-from .logs import set_logs  # noqa: E402
+from .graph import Graph
+from .passes import optimize
+from .trace import trace
+from .compile import Compiled, compile  # (needs the modules above)
+from .interpret import as_function
+from .export import export
+from .saving import load, save
+from .functional import grad, make_graph, value_and_grad
+from .logs import set_logs
 
 #: Public names loaded on first use: they need SymPy, whose import costs ~0.25 s.
 _LAZY = {"to_sympy": "symbolic", "from_sympy": "symbolic", "check_grad": "check", "GradReport": "check"}

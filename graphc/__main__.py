@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from . import __version__
+from ._version import __version__
 
 #: The source checkout graphc runs from, if any (``bench/`` lives there).
 CHECKOUT = Path(__file__).resolve().parent.parent

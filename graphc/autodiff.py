@@ -6,7 +6,7 @@ node ids), one new input ``seed`` (the cotangent of output ``k``; 1 for a plain
 d(output k)/d(node)``.  Its outputs are the forward outputs followed by those gradients.
 
 The derivative of each op is its ``vjp`` rule in the op table -- the same rule eager
-``backward()`` runs on floats -- here run on :class:`Sym` handles that add nodes instead
+``backward()`` runs on floats -- here run on :class:`NodeRef` handles that add nodes instead
 of computing numbers.  Nodes are visited in the order eager ``backward()`` visits them
 from output ``k`` (reversed depth-first post-order, operands left to right) and each
 node's contributions are added in arrival order, so an unoptimized joint graph
@@ -22,12 +22,16 @@ from typing import Any
 from . import ops
 from .errors import GraphcError
 from .graph import Builder, Graph
+from .walk import depth_first
 
 SEED = "seed"
 
 
-class Sym:
-    """A node id in a Builder, with arithmetic that records nodes (for vjp rules)."""
+class NodeRef:
+    """A node of a Builder, with arithmetic that adds nodes: what vjp rules compute with.
+
+    Its operators are generated from the op table (:func:`_operator`).
+    """
 
     __slots__ = ("b", "i")
 
@@ -35,35 +39,32 @@ class Sym:
         self.b, self.i = b, i
 
     def _id(self, other: Any) -> int:
-        if isinstance(other, Sym):
+        if isinstance(other, NodeRef):
             return other.i
         if isinstance(other, numbers.Real):
             return self.b.const(float(other))
         raise TypeError(f"cannot combine a graph node with {type(other).__name__}")
 
-    def _op(self, name: str, *operands: int) -> "Sym":
-        return Sym(self.b, self.b.add(name, operands))
 
-    def __add__(self, other):
-        return self._op("add", self.i, self._id(other))
+def _operator(name: str, entries: tuple[ops.Op, ...]):
+    """NodeRef's operator method ``name``: a node of the op implementing it, operands as
+    written (``2 - g`` is ``sub(2.0, g)``); a number exponent is ``pow``'s parameter."""
+    op = next(e for e in entries if not e.params)
+    by_number = next((e for e in entries if e.params), None)
+    reflected = ops.is_reflected(name)
 
-    def __radd__(self, other):
-        return self._op("add", self._id(other), self.i)
+    def method(self, *other):
+        if by_number is not None and not isinstance(other[0], NodeRef):
+            return NodeRef(self.b, self.b.add(by_number.name, (self.i,), (other[0],)))
+        operands = (self.i,) + tuple(self._id(o) for o in other)
+        return NodeRef(self.b, self.b.add(op.name, operands[::-1] if reflected else operands))
 
-    def __sub__(self, other):
-        return self._op("sub", self.i, self._id(other))
+    method.__name__ = name
+    return method
 
-    def __rsub__(self, other):
-        return self._op("sub", self._id(other), self.i)
 
-    def __mul__(self, other):
-        return self._op("mul", self.i, self._id(other))
-
-    def __rmul__(self, other):
-        return self._op("mul", self._id(other), self.i)
-
-    def __neg__(self):
-        return self._op("neg", self.i)
+for _name, _entries in ops.operators().items():
+    setattr(NodeRef, _name, _operator(_name, _entries))
 
 
 def algebra(b: Builder) -> types.SimpleNamespace:
@@ -72,8 +73,8 @@ def algebra(b: Builder) -> types.SimpleNamespace:
     def make(op: ops.Op):
         def apply(*xs):
             n = len(xs) - len(op.params)
-            operands = tuple(x.i if isinstance(x, Sym) else b.const(float(x)) for x in xs[:n])
-            return Sym(b, b.add(op.name, operands, tuple(xs[n:])))
+            operands = tuple(x.i if isinstance(x, NodeRef) else b.const(float(x)) for x in xs[:n])
+            return NodeRef(b, b.add(op.name, operands, tuple(xs[n:])))
         return apply
 
     return types.SimpleNamespace(**{name: make(op) for name, op in ops.TABLE.items()})
@@ -105,20 +106,17 @@ def grad(graph: Graph, output: int = 0, *, wrt_inputs: bool = True, wrt_params: 
         pending[graph.outputs[output]] = [seed]
     finished: dict[int, int] = {}
     F = algebra(b)
-    for i in reversed(eager_order(graph, graph.outputs[output])):
+    for i in reversed(depth_first((graph.outputs[output],), graph.args.__getitem__)):
         parts = pending.pop(i, None)
         if parts is None:
             continue
-        if len(parts) == 1:
-            g = parts[0]
-        else:  # ((c1 + c2) + c3) + ...: the order in which eager backward() adds them
-            g = b.add("add" if len(parts) == 2 else "sum", tuple(parts))
+        g = b.total(parts)  # ((c1 + c2) + c3) + ...: the order in which eager backward() adds them
         operands = graph.args[i]
         if not operands:
             finished[i] = g
             continue
         rule = ops.TABLE[graph.ops[i]].vjp
-        cotangents = rule(F, Sym(b, g), Sym(b, i), *[Sym(b, a) for a in operands], *graph.attrs[i])
+        cotangents = rule(F, NodeRef(b, g), NodeRef(b, i), *[NodeRef(b, a) for a in operands], *graph.attrs[i])
         for a, c in zip(operands, cotangents):
             if c is not None and active[a]:
                 pending.setdefault(a, []).append(c.i)
@@ -126,26 +124,3 @@ def grad(graph: Graph, output: int = 0, *, wrt_inputs: bool = True, wrt_params: 
     grads = [finished[i] if i in finished else b.const(0.0) for i in wrt]
     return b.finish(list(graph.inputs) + [seed], list(graph.params), list(graph.outputs) + grads,
                     like=graph)
-
-
-def eager_order(graph: Graph, root: int) -> list[int]:
-    """The nodes ``root`` depends on, in eager ``backward()``'s order: depth first from
-    ``root``, operands left to right, each node after its operands -- what
-    :func:`graphc.engine.topological_order` gives for the same Values.  No recursion."""
-    args = graph.args
-    state = bytearray(len(graph))  # 0: not seen, 1: operands pending, 2: done
-    order: list[int] = []
-    stack = [root]
-    while stack:
-        i = stack.pop()
-        if state[i] == 2:
-            continue
-        operands = args[i]
-        if state[i] == 1 or not operands:
-            state[i] = 2
-            order.append(i)
-            continue
-        state[i] = 1
-        stack.append(i)
-        stack.extend(operands[::-1])
-    return order

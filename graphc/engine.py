@@ -25,7 +25,8 @@ from typing import Iterable
 
 from . import ops, runtime
 from .errors import DataError
-from .ops import FLOATS, Op
+from .ops import CONSTANT, FLOATS, Op  # noqa: F401  (CONSTANT: graphc.engine.CONSTANT)
+from .walk import depth_first
 
 _new = object.__new__
 
@@ -58,24 +59,8 @@ class Value:
         """The op that produced this node, as micrograd names it ('' on leaves)."""
         return "" if self._kind is None else self._kind.label(self._attr)
 
-    def __add__(self, other):  # self + other
-        return _binary(_ADD, self, other)
-
-    def __radd__(self, other):  # other + self, built as self + other like micrograd
-        return _binary(_ADD, self, other)
-
-    def __sub__(self, other):  # self - other
-        return _binary(_SUB, self, other)
-
-    def __rsub__(self, other):  # other - self
-        other = _coerce(other)
-        return NotImplemented if other is None else _binary(_SUB, other, self)
-
-    def __mul__(self, other):  # self * other
-        return _binary(_MUL, self, other)
-
-    def __rmul__(self, other):  # other * self, built as self * other like micrograd
-        return _binary(_MUL, self, other)
+    # + - * ** unary - and abs() are generated from the op table (see _operator below);
+    # division is no op: micrograd's derived a * b**-1.
 
     def __truediv__(self, other):  # self * other**-1, micrograd's division
         if isinstance(other, Value):
@@ -85,21 +70,6 @@ class Value:
 
     def __rtruediv__(self, other):  # other * self**-1
         return self ** -1 * other if _coerce(other) is not None else NotImplemented
-
-    def __neg__(self):  # -self
-        return _unary(_NEG, self)
-
-    def __pow__(self, other):  # self ** other
-        if isinstance(other, Value):
-            return _binary(_VPOW, self, other)
-        exponent = _as_exponent(other)
-        if exponent is None:
-            return NotImplemented
-        return _unary(_POW, self, (exponent,))
-
-    def __rpow__(self, other):  # other ** self
-        other = _coerce(other)
-        return NotImplemented if other is None else _binary(_VPOW, other, self)
 
     def backward(self) -> None:
         """Accumulate d(self)/d(node) into every node's ``.grad``, exactly as micrograd does.
@@ -168,8 +138,6 @@ class Value:
         return value_html(self)
 
 
-# The operators' ops, looked up once.
-_ADD, _SUB, _MUL, _NEG, _POW, _VPOW = (ops.TABLE[name] for name in ("add", "sub", "mul", "neg", "pow", "vpow"))
 
 class _ThreadState(threading.local):
     """This thread's tracing state: the class of the Values it creates (the tracer's
@@ -232,9 +200,7 @@ def is_tracing() -> bool:
 
 _serials = itertools.count()
 _get_grad = operator.attrgetter("grad")
-#: ``_attr`` of the leaves operators create for plain numbers (``x * 2``): a trace makes
-#: them constants even when they were created before it (they are never parameters).
-CONSTANT = ("constant",)
+_get_prev = operator.attrgetter("_prev")
 
 
 def _as_float(x) -> float:
@@ -342,60 +308,16 @@ def apply(op: Op | str, *operands, attr: tuple = ()) -> Value:
 
 
 def topological_order(roots: Iterable[Value]) -> list[Value]:
-    """Every node reachable from ``roots``, children before parents.
-
-    The order is micrograd's: a depth-first post-order visiting ``_prev`` left to right.
-    It is computed with an explicit stack, so graph depth is not limited by Python's
-    recursion.  A node popped a second time, after its children, is finished: in a DAG
-    no other copy of it can be above it on the stack.
-    """
-    topo: list[Value] = []
-    entered: set[Value] = set()
-    finished: set[Value] = set()
-    for root in roots:
-        stack = [root]
-        while stack:
-            node = stack.pop()
-            if node in finished:
-                continue
-            prev = node._prev
-            if node in entered or not prev:
-                finished.add(node)
-                topo.append(node)
-                continue
-            entered.add(node)
-            stack.append(node)
-            stack.extend(prev[::-1])
-    return topo
+    """Every node reachable from ``roots``, children before parents, in micrograd's order
+    (a depth-first post-order visiting ``_prev`` left to right; no recursion)."""
+    return depth_first(roots, _get_prev)
 
 
 def _op_order(root: Value) -> list[Value]:
-    """The op nodes (not the leaves) reachable from ``root``, children before parents.
-
-    :func:`topological_order` restricted to op nodes, in the same relative order, for
-    ``backward()``: leaves receive gradients but pass none on, so they need no place in
-    the order -- and a compiled call's output has every parameter as a child.
-    """
-    if not root._prev:
-        return []
-    topo: list[Value] = []
-    entered: set[Value] = set()
-    finished: set[Value] = set()
-    stack = [root]
-    push, pop = stack.append, stack.pop
-    while stack:
-        node = pop()
-        if node in entered:  # its children are done (an entered child would mean a cycle)
-            if node not in finished:
-                finished.add(node)
-                topo.append(node)
-            continue
-        entered.add(node)
-        push(node)
-        for child in node._prev[::-1]:
-            if child._prev and child not in entered:
-                push(child)
-    return topo
+    """The op nodes (not the leaves) reachable from ``root``, in :func:`topological_order`'s
+    relative order, for ``backward()``: leaves receive gradients but pass none on -- and a
+    compiled call's output has every parameter as a child."""
+    return depth_first((root,), _get_prev, leaves=False)
 
 
 def _method(op: Op):
@@ -414,6 +336,40 @@ def _method(op: Op):
     return method
 
 
+def _operator(name: str, entries: tuple[Op, ...]):
+    """Value's operator method ``name`` from the ops that implement it (:func:`graphc.ops.operators`).
+
+    A number operand becomes a constant leaf -- or the parameter of an op that takes one
+    (``x ** 2`` is ``pow[exponent=2]``, ``x ** y`` ``vpow``).  A reflected operator puts the
+    other operand first (``2 - x``), except that, like micrograd, ``2 + x`` and ``2 * x``
+    record ``x + 2`` and ``x * 2``.
+    """
+    op = next(e for e in entries if not e.params)
+    by_number = next((e for e in entries if e.params), None)
+    if op.arity == 1:
+        def method(self):
+            return _unary(op, self)
+    elif by_number is not None:
+        def method(self, other):
+            if isinstance(other, Value):
+                return _binary(op, self, other)
+            exponent = _as_exponent(other)
+            return NotImplemented if exponent is None else _unary(by_number, self, (exponent,))
+    elif ops.is_reflected(name) and not op.commutative:
+        def method(self, other):
+            other = _coerce(other)
+            return NotImplemented if other is None else _binary(op, other, self)
+    else:
+        def method(self, other):
+            return _binary(op, self, other)
+    method.__name__ = name
+    method.__qualname__ = f"Value.{name}"
+    method.__doc__ = f"Records a {'/'.join(e.name for e in entries)!r} node."
+    return method
+
+
+for _name, _entries in ops.operators().items():
+    setattr(Value, _name, _operator(_name, _entries))
 for _op in ops.TABLE.values():
     if _op.method:
         setattr(Value, _op.method, _method(_op))

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from . import __version__, runtime, standalone
+from . import runtime, standalone
+from ._version import __version__
 from .codegen import python as python_backend
 from .codegen.common import python_number, tuple_literal
 from .compile import Compiled

@@ -29,12 +29,9 @@ from .engine import Value, apply
 from .errors import GraphcError
 
 MAX_LENGTH = 2_000
-#: Table ops a formula writes with an operator (``+ - * **``, unary ``-``), not as a call.
-WRITTEN_AS_OPERATORS = ("add", "sub", "mul", "neg", "pow", "vpow", "sum")
-#: The functions a formula may call, name -> number of arguments: every elementwise table
-#: op without parameters that has no operator of its own.
-FUNCTIONS = {name: op.arity for name, op in ops.TABLE.items()
-             if op.elementwise and op.arity and not op.params and name not in WRITTEN_AS_OPERATORS}
+#: The functions a formula may call, name -> number of arguments: the table ops written as
+#: calls (:func:`graphc.ops.written_as_call`); the others are operators (``+ - * **``, ``-x``).
+FUNCTIONS = {name: op.arity for name, op in ops.TABLE.items() if ops.written_as_call(op)}
 _BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
            ast.Div: operator.truediv, ast.Pow: operator.pow}
 _UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos}

@@ -26,7 +26,7 @@ import sys
 from collections import Counter
 from typing import Any, Iterable
 
-from . import ops
+from . import graph_nx, ops
 from .codegen.common import python_number
 from .errors import GraphcError
 from .names import Namespace
@@ -166,20 +166,29 @@ class Graph:
         """The graph as a ``networkx.DiGraph`` (built on first use, then cached).
 
         Node ``i`` has attributes ``op``, ``args`` (ordered operand ids), ``attr``, ``name``
-        and ``shape`` (``()`` for scalars); an edge ``a -> i`` exists when ``a`` is an operand of ``i``.  Graph-level
-        attributes ``inputs``, ``params``, ``outputs`` keep the orders.
+        and ``shape`` (``()`` for scalars); an edge ``a -> i`` exists when ``a`` is an operand
+        of ``i``.  Graph-level attributes ``inputs``, ``params``, ``outputs`` keep the orders
+        (and ``name``, ``param_values``, ``in_tree``, ``out_tree`` the rest).  :meth:`from_nx`
+        reads it back.
         """
         if self._nx is None:
-            import networkx as nx
-
-            g = nx.DiGraph(name=self.name, inputs=list(self.inputs), params=list(self.params),
-                           outputs=list(self.outputs))
-            names, shapes = self.names, self.shapes
-            for i, op in enumerate(self.ops):
-                g.add_node(i, op=op, args=self.args[i], attr=self.attrs[i], name=names[i], shape=shapes[i])
-            g.add_edges_from((a, i) for i, operands in enumerate(self.args) for a in operands)
-            self._nx = g
+            self._nx = graph_nx.to_nx(self)
         return self._nx
+
+    @classmethod
+    def from_nx(cls, G: Any) -> Graph:
+        """The Graph a ``networkx.DiGraph`` shaped like :attr:`nx` describes: a user's pass
+        written with networkx algorithms hands its result back here.
+
+        Read per node: ``op``, ``args`` (operand node ids, in order: an edge records neither
+        order nor repeats, so ``args`` must name exactly the node's in-edges) and ``attr``
+        (``()`` if absent); per graph: ``inputs``, ``params``, ``outputs`` (node ids) and,
+        if present, ``name``, ``param_values``, ``in_tree``, ``out_tree``.  Node ids may be
+        any hashables (new nodes need no number): nodes are renumbered in topological order,
+        ties in ``G``'s node order, so an unchanged graph keeps its ids.  Raises
+        :class:`GraphcError` saying what is wrong; the result passes :meth:`verify`.
+        """
+        return graph_nx.from_nx(cls, G).verify()
 
     def to_dot(self, **kwargs) -> str:
         """Graphviz DOT text; see :func:`graphc.viz.to_dot` for the options."""
@@ -302,32 +311,39 @@ class Builder:
 
     __slots__ = ("ops", "args", "attrs", "_consts")
 
-    def __init__(self) -> None:
-        self.ops: list[str] = []
-        self.args: list[tuple[int, ...]] = []
-        self.attrs: list[tuple] = []
+    def __init__(self, graph: Graph | None = None) -> None:
+        """An empty builder, or one holding a copy of ``graph``'s nodes with the same ids."""
+        self.ops: list[str] = list(graph.ops) if graph is not None else []
+        self.args: list[tuple[int, ...]] = list(graph.args) if graph is not None else []
+        self.attrs: list[tuple] = list(graph.attrs) if graph is not None else []
         self._consts: dict[Any, int] = {}
+        for i, op in enumerate(self.ops):
+            if op == "const":
+                self._consts.setdefault(const_key(self.attrs[i][0]), i)
 
     @classmethod
     def from_graph(cls, graph: Graph) -> "Builder":
         """A builder holding a copy of ``graph``'s nodes, with the same ids."""
-        b = cls()
-        b.ops, b.args, b.attrs = list(graph.ops), list(graph.args), list(graph.attrs)
-        for i, op in enumerate(b.ops):
-            if op == "const":
-                b._consts.setdefault(const_key(b.attrs[i][0]), i)
-        return b
+        return cls(graph)
 
     def __len__(self) -> int:
         return len(self.ops)
 
     def add(self, op: str, args: tuple[int, ...] = (), attr: tuple = ()) -> int:
+        """Append a node; its id."""
         self.ops.append(op)
         self.args.append(args)
         self.attrs.append(attr)
         return len(self.ops) - 1
 
+    def total(self, parts: list[int]) -> int:
+        """A node adding ``parts`` left to right (the part itself if there is one)."""
+        if len(parts) == 1:
+            return parts[0]
+        return self.add(ops.sum_op(len(parts)), tuple(parts))
+
     def const(self, value: float) -> int:
+        """The constant node of ``value`` (one per value, bit for bit: -0.0 is not 0.0)."""
         key = const_key(value)
         i = self._consts.get(key)
         if i is None:

@@ -139,7 +139,7 @@ class Neuron(Module):
         act = sum((wi * xi for wi, xi in zip(self.w, x)), self.b)
         if not self.nonlin or self.activation == "identity":
             return act
-        return act.relu() if self.activation == "relu" else getattr(act, self.activation)()
+        return getattr(act, self.activation)()  # relu, tanh, ... (checked in __init__)
 
     def parameters(self) -> list[Value]:
         """The weights, then the bias."""

@@ -2,10 +2,13 @@
 
 An :class:`Op` says everything the rest of graphc needs about an operation: how many
 operands and which parameters it takes, how to evaluate it on floats, its local
-derivative (a vector-Jacobian product), its shape rule and its SymPy form.  The eager
-engine, graph autodiff, printing and the SymPy bridge read this table; each code generator
-has a spelling table of its own, keyed by the op names here, next to the runtime helpers
-its spellings call (:mod:`graphc.codegen.python_floats`, :mod:`graphc.codegen.numpy`,
+derivative (a vector-Jacobian product), its shape rule, its SymPy form and how to
+recognize that form (:mod:`graphc.sympy_forms`), and the Python operators it implements
+(``__add__``, ``__radd__``, ...).  The eager engine (its operators and methods are
+generated from the table), graph autodiff, printing, formulas, the command line's help and
+the SymPy bridge read this table; each code generator has a spelling table of its own,
+keyed by the op names here, next to the runtime helpers its spellings call
+(:mod:`graphc.codegen.python_floats`, :mod:`graphc.codegen.numpy`,
 :mod:`graphc.codegen.c_runtime`; a test checks that each spells every op).
 
 Derivative rules are written once against an *algebra* ``F``: plain ``+ - *`` on the
@@ -38,6 +41,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from . import runtime
+from . import sympy_forms as forms, tensor_rules
+from .tensor_rules import size_of  # noqa: F401  (graphc.ops.size_of)
 
 @dataclass(frozen=True)
 class Op:
@@ -60,6 +65,12 @@ class Op:
     shape: Callable[[list, tuple], tuple] = None  # (operand shapes, params) -> shape; None: elementwise
     symbol: str = ""  # micrograd's Value._op label ('+', '*', 'ReLU', '**2' for pow)
     method: str | None = None  # Value method name (``x.relu()``, ``a.max(b)``)
+    # The Python operators this op implements on Values and graph-node handles, which are
+    # generated from them (see `operators`): '__add__', '__radd__', '__neg__', ...
+    operators: tuple[str, ...] = ()
+    # sympy_inverse(sp, e) -> (operand expressions, params) when the SymPy expression e is
+    # this op, else None (see graphc.sympy_forms); None for ops SymPy writes as a call.
+    sympy_inverse: Callable[..., Any] | None = None
     commutative: bool = False
     # When can the result be -0.0?  Lets `simplify` prove `x + 0 -> x` harmless (it is wrong
     # only for x = -0.0).  "never"; "all": only if every operand can be; "any": if some
@@ -90,22 +101,6 @@ def _sum_eval(*xs: float) -> float:
     return total
 
 
-def _sym_number(sp, e: float):
-    return sp.Integer(int(e)) if float(e).is_integer() else sp.nsimplify(e, rational=True)
-
-
-def _sym_relu(sp, x):
-    return sp.Piecewise((x, x > 0), (0, True))  # relu(0) = 0 and relu'(0) = 0, as micrograd
-
-
-def _sym_step(sp, x):
-    return sp.Piecewise((1, x > 0), (0, True))
-
-
-def _sym_max(sp, a, b):
-    return sp.Piecewise((a, a >= b), (b, True))  # ties pick (and differentiate) the first
-
-
 def broadcast(shapes: list, name: str = "op") -> tuple:
     """The common shape of an elementwise op's operands: scalars broadcast, tensors must agree."""
     result = ()
@@ -115,13 +110,6 @@ def broadcast(shapes: list, name: str = "op") -> tuple:
                 raise ValueError(f"{name} operands have different shapes {result} and {shape}")
             result = shape
     return result
-
-
-def size_of(shape: tuple) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
 
 
 TABLE: dict[str, Op] = {}
@@ -134,32 +122,37 @@ def _define(*ops: Op) -> None:
 
 _define(
     Op("add", 2, operator.add, symbol="+", commutative=True, negative_zero="all",
+       operators=("__add__", "__radd__"), sympy_inverse=forms.match_add,
        vjp=lambda F, g, out, a, b: (g, g),
        sympy=lambda sp, a, b: a + b),
     Op("sub", 2, operator.sub, symbol="-",
+       operators=("__sub__", "__rsub__"), sympy_inverse=forms.match_sub,
        vjp=lambda F, g, out, a, b: (g, -g),
        sympy=lambda sp, a, b: a - b),
     Op("mul", 2, operator.mul, symbol="*", commutative=True,
+       operators=("__mul__", "__rmul__"), sympy_inverse=forms.match_mul,
        vjp=lambda F, g, out, a, b: (b * g, a * g),
        sympy=lambda sp, a, b: a * b),
-    Op("neg", 1, operator.neg, symbol="neg",
+    Op("neg", 1, operator.neg, symbol="neg", operators=("__neg__",), sympy_inverse=forms.match_neg,
        vjp=lambda F, g, out, a: (-g,),
        sympy=lambda sp, a: -a),
-    Op("sum", None, _sum_eval, symbol="sum", negative_zero="all",
+    Op("sum", None, _sum_eval, symbol="sum", negative_zero="all", sympy_inverse=forms.match_sum,
        doc="n-ary sum, added left to right: ((x0 + x1) + x2) + ...",
        vjp=lambda F, g, out, *xs: (g,) * len(xs),
        sympy=lambda sp, *xs: sp.Add(*xs)),
-    Op("pow", 1, runtime.pow, params=("exponent",),
+    Op("pow", 1, runtime.pow, params=("exponent",), operators=("__pow__",), sympy_inverse=forms.match_pow,
        doc="x ** exponent for a number exponent",
        vjp=lambda F, g, out, x, e: ((e * F.pow(x, e - 1)) * g,) if e != 0 else (None,),  # x**0 is 1
-       sympy=lambda sp, x, e: x ** _sym_number(sp, e)),
-    Op("vpow", 2, runtime.pow, symbol="**",
+       sympy=lambda sp, x, e: x ** forms.sympy_number(e)),
+    Op("vpow", 2, runtime.pow, symbol="**", operators=("__pow__", "__rpow__"),
+       sympy_inverse=forms.match_vpow,
        doc="x ** y where the exponent y is a Value too",
        vjp=lambda F, g, out, x, y: ((y * F.vpow(x, y - 1)) * g, (F.log(x) * out) * g),
        sympy=lambda sp, x, y: x ** y),
     Op("relu", 1, runtime.relu, symbol="ReLU", method="relu", negative_zero="any",
+       sympy_inverse=forms.match_relu,
        vjp=lambda F, g, out, x: (F.step(x) * g,),  # x > 0 exactly when relu(x) > 0
-       sympy=_sym_relu),
+       sympy=forms.relu),
     Op("tanh", 1, runtime.tanh, symbol="tanh", method="tanh", negative_zero="any",
        vjp=lambda F, g, out, x: ((1 - out * out) * g,),
        sympy=lambda sp, x: sp.tanh(x)),
@@ -178,6 +171,7 @@ _define(
        vjp=lambda F, g, out, x: (F.sigmoid(x) * g,),
        sympy=lambda sp, x: sp.log(1 + sp.exp(x))),
     Op("sigmoid", 1, runtime.sigmoid, symbol="sigmoid", method="sigmoid", negative_zero="never",
+       sympy_inverse=forms.match_sigmoid,
        vjp=lambda F, g, out, x: ((out * (1 - out)) * g,),
        sympy=lambda sp, x: 1 / (1 + sp.exp(-x))),
     Op("sin", 1, runtime.sin, symbol="sin", method="sin", negative_zero="any",
@@ -186,155 +180,61 @@ _define(
     Op("cos", 1, runtime.cos, symbol="cos", method="cos", negative_zero="never",
        vjp=lambda F, g, out, x: ((-F.sin(x)) * g,),
        sympy=lambda sp, x: sp.cos(x)),
-    Op("step", 1, runtime.step, symbol="step", negative_zero="never",
+    Op("step", 1, runtime.step, symbol="step", negative_zero="never", sympy_inverse=forms.match_step,
        doc="1 if x > 0 else 0: relu's derivative; its own derivative is zero",
        vjp=lambda F, g, out, x: (None,),
-       sympy=_sym_step),
+       sympy=forms.step),
     Op("max", 2, runtime.maximum, symbol="max", method="max", negative_zero="any",
+       sympy_inverse=forms.match_max,
        doc="the larger operand (nan if either is nan); ties send the gradient to the first",
        vjp=lambda F, g, out, a, b: ((1 - F.step(b - a)) * g, F.step(b - a) * g),
-       sympy=_sym_max),
+       sympy=forms.maximum),
+    Op("abs", 1, runtime.fabs, symbol="abs", method="abs", operators=("__abs__",), negative_zero="never",
+       doc="|x|; its derivative at 0 is 0, as PyTorch's",
+       vjp=lambda F, g, out, x: ((F.step(x) - F.step(-x)) * g,),  # sign(x), 0 at 0 (and at nan)
+       sympy=lambda sp, x: sp.Abs(x)),
+    Op("sqrt", 1, runtime.sqrt, symbol="sqrt", method="sqrt", negative_zero="any",
+       doc="the square root, correctly rounded (nan below 0, -0.0 at -0.0)",
+       vjp=lambda F, g, out, x: ((0.5 * F.pow(out, -1)) * g,),  # 1 / (2 sqrt(x))
+       sympy=lambda sp, x: sp.sqrt(x)),
 )
 
 # -- tensor ops: what the re-rolling pass builds ----------------------------------------
 # Values on floats are flat row-major tuples.  Summation orders are part of each op's
 # meaning, chosen so a re-rolled graph computes what the scalar graph did, bit for bit.
 
-def _pack_eval(*xs_and_shape):
-    return tuple(xs_and_shape[:-1])
-
-
-def _dot_eval(acc, u, v):
-    for a, b in zip(u, v):
-        acc = acc + a * b
-    return acc
-
-
-def _matvec_eval(b, W, x):
-    n = len(x)
-    m = len(W) // n
-    rows = []
-    for j in range(m):
-        acc = b[j] if isinstance(b, tuple) else b
-        for k in range(n):
-            acc = acc + W[j * n + k] * x[k]
-        rows.append(acc)
-    return tuple(rows)
-
-
-def _vecmat_eval(g, W):
-    m = len(g)
-    n = len(W) // m
-    out = [-0.0] * n  # -0.0 + t is t for every t: the first row's terms are taken as they are
-    for j in range(m - 1, -1, -1):
-        for k in range(n):
-            out[k] = out[k] + W[j * n + k] * g[j]
-    return tuple(out)
-
-
-def _outer_eval(a, b):
-    return tuple(bk * aj for aj in a for bk in b)
-
-
-def _unit_eval(g, like, i):
-    out = [0.0] * len(like)
-    out[i] = g
-    return tuple(out)
-
-
-def _pack_shape(shapes, params):
-    (shape,) = params
-    if any(shapes):
-        raise ValueError("pack takes scalars")
-    if size_of(shape) != len(shapes):
-        raise ValueError(f"pack of {len(shapes)} scalars cannot have shape {shape}")
-    return tuple(shape)
-
-
-def _index_shape(shapes, params):
-    (v,), (i,) = shapes, params
-    if not v or not 0 <= i < size_of(v):
-        raise ValueError(f"index {i} does not address a lane of a tensor of shape {v}")
-    return ()
-
-
-def _dot_shape(shapes, params):
-    acc, u, v = shapes
-    if acc or len(u) != 1 or u != v:
-        raise ValueError(f"dot takes a scalar and two vectors of one length; got shapes {shapes}")
-    return ()
-
-
-def _matvec_shape(shapes, params):
-    b, W, x = shapes
-    if len(W) != 2 or x != (W[1],) or b not in ((), (W[0],)):
-        raise ValueError(f"matvec takes b (m,) or a scalar, W (m, n), x (n,); got shapes {shapes}")
-    return (W[0],)
-
-
-def _vecmat_shape(shapes, params):
-    g, W = shapes
-    if len(W) != 2 or g != (W[0],):
-        raise ValueError(f"vecmat takes g (m,) and W (m, n); got shapes {shapes}")
-    return (W[1],)
-
-
-def _outer_shape(shapes, params):
-    a, b = shapes
-    if len(a) != 1 or len(b) != 1:
-        raise ValueError(f"outer takes two vectors; got shapes {shapes}")
-    return (a[0], b[0])
-
-
-def _unit_shape(shapes, params):
-    g, like = shapes
-    if g or not like or not 0 <= params[0] < size_of(like):
-        raise ValueError(f"unit takes a scalar and a tensor with lane {params[0]}; got shapes {shapes}")
-    return like
-
-
-def _sym_matrix(sp, values, shape):
-    rows, cols = (shape[0], 1) if len(shape) == 1 else shape
-    return sp.ImmutableMatrix(rows, cols, list(values))
-
-
-def _sym_matvec(sp, b, W, x):
-    return sp.ImmutableMatrix([(b[j] if hasattr(b, "shape") else b) + sum(W[j, k] * x[k] for k in range(W.shape[1]))
-                               for j in range(W.shape[0])])
-
-
 _define(
-    Op("pack", None, _pack_eval, params=("shape",), elementwise=False, shape=_pack_shape,
+    Op("pack", None, tensor_rules.pack_eval, params=("shape",), elementwise=False, shape=tensor_rules.pack_shape,
        negative_zero="any",
        doc="scalars gathered into a tensor of the given shape, row-major",
        vjp=lambda F, g, out, *xs: tuple(F.index(g, k) for k in range(len(xs) - 1)),
-       sympy=lambda sp, *xs: _sym_matrix(sp, xs[:-1], xs[-1])),
-    Op("index", 1, lambda v, i: v[i], params=("i",), elementwise=False, shape=_index_shape,
+       sympy=lambda sp, *xs: tensor_rules.sym_matrix(sp, xs[:-1], xs[-1])),
+    Op("index", 1, lambda v, i: v[i], params=("i",), elementwise=False, shape=tensor_rules.index_shape,
        negative_zero="any",
        doc="lane i of a tensor (row-major)",
        vjp=lambda F, g, out, v, i: (F.unit(g, v, i),),
        sympy=lambda sp, v, i: v[i]),
-    Op("unit", 2, _unit_eval, params=("i",), elementwise=False, shape=_unit_shape,
+    Op("unit", 2, tensor_rules.unit_eval, params=("i",), elementwise=False, shape=tensor_rules.unit_shape,
        doc="a tensor shaped like the second operand: the first operand at lane i, 0.0 elsewhere "
            "(index's derivative)",
        vjp=lambda F, g, out, x, like, i: (F.index(g, i), None),
        sympy=lambda sp, x, like, i: sp.ImmutableMatrix(*like.shape, [x if k == i else 0 for k in range(len(like))])),
-    Op("dot", 3, _dot_eval, elementwise=False, shape=_dot_shape,
+    Op("dot", 3, tensor_rules.dot_eval, elementwise=False, shape=tensor_rules.dot_shape,
        doc="acc + u0*v0 + u1*v1 + ..., added left to right: a neuron's sum(b, w0*x0, w1*x1, ...)",
        vjp=lambda F, g, out, acc, u, v: (g, v * g, u * g),
        sympy=lambda sp, acc, u, v: acc + sum(u[k] * v[k] for k in range(len(u)))),
-    Op("matvec", 3, _matvec_eval, elementwise=False, shape=_matvec_shape,
+    Op("matvec", 3, tensor_rules.matvec_eval, elementwise=False, shape=tensor_rules.matvec_shape,
        doc="y[j] = b[j] + W[j,0]*x[0] + W[j,1]*x[1] + ..., each row added left to right "
            "(a layer of neurons reading the same inputs); b may be a scalar for every row",
        vjp=lambda F, g, out, b, W, x: (g, F.outer(g, x), F.vecmat(g, W)),
-       sympy=_sym_matvec),
-    Op("vecmat", 2, _vecmat_eval, elementwise=False, shape=_vecmat_shape,
+       sympy=tensor_rules.sym_matvec),
+    Op("vecmat", 2, tensor_rules.vecmat_eval, elementwise=False, shape=tensor_rules.vecmat_shape,
        doc="y[k] = W[m-1,k]*g[m-1] + ... + W[0,k]*g[0]: the last row first, the order in "
            "which reverse mode reaches a layer's neurons (matvec's gradient for x)",
        vjp=lambda F, g, out, h, W: (F.matvec(-0.0, W, g), F.outer(h, g)),
        sympy=lambda sp, g, W: sp.ImmutableMatrix([sum(W[j, k] * g[j] for j in range(W.shape[0]))
                                                   for k in range(W.shape[1])])),
-    Op("outer", 2, _outer_eval, elementwise=False, shape=_outer_shape,
+    Op("outer", 2, tensor_rules.outer_eval, elementwise=False, shape=tensor_rules.outer_shape,
        doc="y[j,k] = b[k] * a[j] (matvec's gradient for W)",
        vjp=lambda F, g, out, a, b: (F.matvec(-0.0, g, b), F.vecmat(a, g)),
        sympy=lambda sp, a, b: sp.ImmutableMatrix(len(a), len(b), [b[k] * a[j] for j in range(len(a))
@@ -343,6 +243,9 @@ _define(
 
 #: Leaf kinds of graph nodes.  They are not operations and have no table entry.
 LEAVES = ("input", "param", "const")
+#: ``_attr`` of the leaf Values operators create for plain numbers (``x * 2``): a trace makes
+#: them constants even when they were created before it (they are never parameters).
+CONSTANT = ("constant",)
 
 #: The algebra that makes derivative rules compute floats (eager backward).
 FLOATS = types.SimpleNamespace(**{name: op.eval for name, op in TABLE.items()})
@@ -355,3 +258,33 @@ def lookup(name: str) -> Op:
     except KeyError:
         from .errors import GraphcError
         raise GraphcError(f"unknown op {name!r}; graphc knows {', '.join(TABLE)}") from None
+
+
+#: The ops that add: ``add`` for two operands, ``sum`` for more.
+SUMS = ("add", "sum")
+
+
+def sum_op(count: int) -> str:
+    """The op adding ``count`` (at least two) operands left to right."""
+    return "add" if count == 2 else "sum"
+
+
+def operators() -> dict[str, tuple[Op, ...]]:
+    """Each Python operator method (``'__add__'``) and the ops implementing it, in table
+    order: ``__pow__`` has two, ``pow`` for a number exponent, ``vpow`` for a Value one."""
+    found: dict[str, tuple[Op, ...]] = {}
+    for op in TABLE.values():
+        for name in op.operators:
+            found[name] = found.get(name, ()) + (op,)
+    return found
+
+
+def is_reflected(name: str) -> bool:
+    """Whether operator method ``name`` is reflected (``__radd__``: ``other + self``)."""
+    return name.startswith("__r") and f"__{name[3:]}" in operators()
+
+
+def written_as_call(op: Op) -> bool:
+    """Whether formulas and SymPy write ``op`` as a call ``name(x, ...)``: an elementwise op
+    of fixed arity, without parameters, that is no operator (or a method as well: ``abs``)."""
+    return op.elementwise and bool(op.arity) and not op.params and (bool(op.method) or not op.operators)

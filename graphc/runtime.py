@@ -76,6 +76,15 @@ def cos(x):
 
 
 tanh = math.tanh
+fabs = math.fabs  # |x| as a float: fabs(-0.0) is 0.0, fabs(nan) nan
+
+
+def sqrt(x):
+    """The correctly rounded square root (C99 sqrt): sqrt(-0.0) is -0.0, below 0 nan."""
+    try:
+        return math.sqrt(x)
+    except ValueError:  # x < 0 or -inf
+        return nan
 
 
 def sigmoid(x):

@@ -8,9 +8,10 @@ nested lists, and array gradients come back as nested lists.
 """
 
 
-def _what(x):
+def _what(x, limit=40):
+    """``x`` for an error message: its type and the start of its repr."""
     text = repr(x)
-    return f"{type(x).__name__} {text[:40]}{'...' if len(text) > 40 else ''}"
+    return f"{type(x).__name__} {text[:limit]}{'...' if len(text) > limit else ''}"
 
 
 def _number(x, path):

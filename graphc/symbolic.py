@@ -13,33 +13,20 @@ becomes ``0`` (SymPy has no signed zero), ``inf`` ``oo`` and ``nan`` ``nan``.
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Iterable, Sequence
 
 import sympy as sp
 
 from . import ops
-from .codegen import python_floats
 from .errors import ArgumentError, GraphcError
 from .graph import LEAVES, Builder, Graph
+from .sympy_forms import short, sympy_number
 from .tree import SCALAR
 
 #: ``to_sympy`` refuses graphs with more live operations (see its docstring) ...
 MAX_NODES = 20_000
 #: ... or deeper than this: SymPy recurses once per level (a few frames each).
 MAX_DEPTH = 100
-
-
-def sympy_number(value: float) -> sp.Expr:
-    """``value`` as an exact SymPy number: integers stay integers, ``0.1`` becomes ``1/10``."""
-    value = float(value)
-    if math.isnan(value):
-        return sp.nan
-    if math.isinf(value):
-        return sp.oo if value > 0 else -sp.oo
-    if value.is_integer() and abs(value) < 2.0 ** 53:
-        return sp.Integer(int(value))
-    return sp.Rational(repr(value))
 
 
 def symbols_of(graph: Graph, **assumptions: Any) -> list[sp.Symbol]:
@@ -98,19 +85,19 @@ class TableFunction(sp.Function):
 def _function_ops() -> tuple[dict[str, Any], dict[str, type]]:
     """Every table op written as a call (``relu(x)``, ``max(a, b)``): its SymPy function.
 
-    An op whose table form is a SymPy builtin of the same name (``exp``) uses that builtin;
-    the others (``relu``, whose form is a Piecewise) get a :class:`TableFunction`.
+    An op whose table form is one SymPy function applied to its operands (``exp``, ``Abs``)
+    uses that function; the others (``relu``, whose form is a Piecewise) get a
+    :class:`TableFunction`.
     """
     functions: dict[str, Any] = {}
     named: dict[str, type] = {}
     for name, op in ops.TABLE.items():
-        spelling = python_floats.SPELLINGS[name]
-        called = isinstance(spelling, str) and spelling.startswith(f"_{name}(")
-        if op.params or not called or not (op.method or op.symbol == name):  # vpow is written **
+        if not ops.written_as_call(op):
             continue
-        arity = op.arity or 1
-        form = op.sympy(sp, *sp.symbols(f"a:{arity}"))
-        if isinstance(form, sp.Function) and form.func.__name__ == name:
+        arity = op.arity
+        arguments = sp.symbols(f"a:{arity}", real=True)
+        form = op.sympy(sp, *arguments)
+        if isinstance(form, sp.Function) and form.args == arguments and not isinstance(form, sp.Piecewise):
             functions[name] = form.func
         else:
             functions[name] = named[name] = type(name, (TableFunction,), {
@@ -198,10 +185,18 @@ def _check_size(graph: Graph, live: list[bool], max_nodes: int | None, max_depth
 # -- from SymPy -------------------------------------------------------------------------
 
 _BY_FUNCTION = {f: name for name, f in FUNCTIONS.items()}
-SUPPORTED = ("numbers, symbols, +, -, *, /, ** (number or expression exponents), "
-             f"{', '.join(FUNCTIONS)}, Max, Min, Abs, Heaviside(x, 0), and the Piecewise forms of relu "
-             "Piecewise((x, x > 0), (0, True)), step Piecewise((1, x > 0), (0, True)) and max "
-             "Piecewise((a, a >= b), (b, True))")
+#: The ops with a SymPy matcher (see graphc.sympy_forms), asked in table order.
+_MATCHED = [op for op in ops.TABLE.values() if op.sympy_inverse is not None]
+SUPPORTED = (f"numbers, symbols, calls of {', '.join(FUNCTIONS)} (and SymPy's own Abs, exp, ...); " +
+             "; ".join(f"{op.name}: {op.sympy_inverse.__doc__}" for op in _MATCHED))
+
+
+def _piecewise_forms() -> str:
+    """The table's Piecewise forms (relu, step, max), for an error message."""
+    x, y = sp.symbols("x y", real=True)
+    forms = [(op.name, op.sympy(sp, *(x, y)[:op.arity])) for op in ops.TABLE.values()
+             if op.elementwise and op.arity in (1, 2) and not op.params]
+    return ", ".join(f"{name} {form}" for name, form in forms if isinstance(form, sp.Piecewise))
 
 
 def from_sympy(exprs: sp.Expr | Iterable[sp.Expr], symbols: Sequence[sp.Symbol] | None = None, *,
@@ -275,101 +270,18 @@ def _plan(e: sp.Basic, symbols: list) -> tuple[str, tuple, tuple]:
                           f"{', '.join(s.name for s in symbols) or '(none)'}{why}")
     if (e.is_Number or e.is_NumberSymbol) and (e is sp.nan or e.is_extended_real):
         return "const", (), (float(e),)
-    if isinstance(e, sp.Add):
-        return _plan_add(e.args)
     if isinstance(e, sp.Mul):
         coeff, rest = e.as_coeff_Mul()
-        if coeff == -1:
-            return "neg", (rest,), ()
         if coeff == 1 and rest != e:  # an unevaluated 1 * x is x, exactly
             return "=", (rest,), ()
-        return "mul", (sp.Mul(*e.args[:-1]), e.args[-1]), ()
-    if isinstance(e, sp.Pow):
-        return _plan_pow(*e.args)
     if e.func in _BY_FUNCTION:
         return _BY_FUNCTION[e.func], e.args, ()
-    if isinstance(e, (sp.Max, sp.Min)):
-        return _plan_extremum(e)
-    if isinstance(e, sp.Abs):  # |x| = max(x, -x)
-        return "max", (e.args[0], -e.args[0]), ()
-    if isinstance(e, sp.Heaviside):
-        if len(e.args) == 2 and e.args[1] == 0:
-            return "step", (e.args[0],), ()
-        raise GraphcError("from_sympy: Heaviside(x) is 1/2 at 0, graphc's step is 0 there; "
-                          "write Heaviside(x, 0)")
+    for op in _MATCHED:
+        match = op.sympy_inverse(sp, e)
+        if match is not None:
+            return op.name, *match
     if isinstance(e, sp.Piecewise):
-        return _plan_piecewise(e)
-    raise GraphcError(f"from_sympy: cannot express {type(e).__name__} ({_short(e)}) with graphc ops; "
+        raise GraphcError(f"from_sympy: cannot express {short(e)} with graphc ops; the Piecewise forms "
+                          f"graphc knows are {_piecewise_forms()}")
+    raise GraphcError(f"from_sympy: cannot express {type(e).__name__} ({short(e)}) with graphc ops; "
                       f"supported: {SUPPORTED}")
-
-
-def _short(e: sp.Basic) -> str:
-    text = str(e)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _plan_add(terms: tuple) -> tuple[str, tuple, tuple]:
-    negative = [t for t in terms if t.as_coeff_Mul()[0].is_negative]
-    positive = [t for t in terms if t not in negative]
-    if negative and positive:  # a - b, with b's terms negated back
-        return "sub", (sp.Add(*positive), sp.Add(*[-t for t in negative])), ()
-    if not positive:
-        return "neg", (sp.Add(*[-t for t in negative]),), ()
-    return ("add" if len(terms) == 2 else "sum"), tuple(terms), ()
-
-
-def _plan_pow(base: sp.Expr, exponent: sp.Expr) -> tuple[str, tuple, tuple]:
-    if exponent == -1 and isinstance(base, sp.Add) and len(base.args) == 2 and sp.S.One in base.args:
-        other = base.args[1] if base.args[0] == 1 else base.args[0]
-        if isinstance(other, sp.exp):  # 1 / (1 + exp(-x)) is sigmoid(x)
-            return "sigmoid", (-other.args[0],), ()
-    if exponent.is_Number:
-        if not exponent.is_extended_real or exponent is sp.nan:
-            raise GraphcError(f"from_sympy: exponent {exponent} is not a real number")
-        try:
-            e = float(exponent)
-        except OverflowError:  # an Integer beyond float range; a Rational or Float gives inf
-            e = math.inf
-        if math.isinf(e) and exponent.is_finite:
-            raise GraphcError(f"from_sympy: exponent {_short(exponent)} does not fit in a float (|x| < 1.8e308); "
-                              f"graphc's pow takes a float exponent")
-        return "pow", (base,), (int(exponent) if exponent.is_Integer else e,)
-    return "vpow", (base, exponent), ()
-
-
-def _plan_extremum(e: sp.Expr) -> tuple[str, tuple, tuple]:
-    *rest, last = e.args
-    head = e.func(*rest) if len(rest) > 1 else rest[0]
-    if isinstance(e, sp.Max):
-        return "max", (head, last), ()
-    return "neg", (sp.Max(-head, -last, evaluate=False),), ()  # min(a, b) = -max(-a, -b)
-
-
-def _plan_piecewise(e: sp.Piecewise) -> tuple[str, tuple, tuple]:
-    if len(e.args) == 2 and e.args[1].cond == sp.true:
-        (value, cond), (other, _) = e.args
-        big, small, strict = _comparison(cond)
-        if strict and other == 0 and big is not None:
-            u = big if small == 0 else big - small
-            if value == u:
-                return "relu", (u,), ()
-            if value == 1:
-                return "step", (u,), ()
-        if not strict and big is not None and value == big and other == small:
-            return "max", (big, small), ()
-    raise GraphcError(f"from_sympy: cannot express {_short(e)} with graphc ops; the Piecewise forms "
-                      f"graphc knows are relu Piecewise((x, x > 0), (0, True)), step "
-                      f"Piecewise((1, x > 0), (0, True)) and max Piecewise((a, a >= b), (b, True))")
-
-
-def _comparison(cond: sp.Basic) -> tuple[Any, Any, bool]:
-    """``cond`` as ``big > small`` (strict) or ``big >= small``; (None, None, False) otherwise."""
-    if isinstance(cond, sp.StrictGreaterThan):
-        return cond.lhs, cond.rhs, True
-    if isinstance(cond, sp.StrictLessThan):
-        return cond.rhs, cond.lhs, True
-    if isinstance(cond, sp.GreaterThan):
-        return cond.lhs, cond.rhs, False
-    if isinstance(cond, sp.LessThan):
-        return cond.rhs, cond.lhs, False
-    return None, None, False

@@ -15,8 +15,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from . import standalone  # the structure helpers exported modules carry: one definition of each
 from .engine import Value, _to_float
-from . import standalone
 from .errors import ArgumentError, DataError, TraceError
 
 SCALAR = "scalar"
@@ -26,11 +26,6 @@ _EXPECTED = "a number, a Value, a NumPy array of numbers, or a list/tuple of tho
 #: Deeper nesting is refused (it would exhaust Python's stack; a list containing itself is
 #: infinitely deep): far more than any real argument needs.
 MAX_NESTING = 100
-
-
-def _describe(x: Any) -> str:
-    text = repr(x)
-    return f"{type(x).__name__} {text[:60]}{'...' if len(text) > 60 else ''}"
 
 
 def flatten_args(args: tuple, names: list[str]) -> tuple[list, Tree, list[str]]:
@@ -63,7 +58,7 @@ def _flatten(x: Any, path: str, leaves: list, paths: list, depth: int) -> Tree:
         return (kind, tuple(_flatten(item, f"{path}[{i}]", leaves, paths, depth + 1) for i, item in enumerate(x)))
     if is_foreign_value(x):
         raise ArgumentError(foreign_value_message(x, f"argument {path}"))
-    raise ArgumentError(f"argument {path}: expected {_EXPECTED}; got {_describe(x)}")
+    raise ArgumentError(f"argument {path}: expected {_EXPECTED}; got {standalone._what(x, 60)}")
 
 
 def plain_array(array: np.ndarray, what: str) -> np.ndarray:
@@ -112,7 +107,7 @@ def flatten_output(out: Any) -> tuple[list, Tree]:
         if is_foreign_value(x):
             raise TraceError(foreign_value_message(x, path))
         raise TraceError(f"the traced function must return a Value, a number, or a list/tuple of "
-                         f"those; {path} is {_describe(x)}")
+                         f"those; {path} is {standalone._what(x, 60)}")
 
     tree = walk(out, "its result", 0)
     return leaves, tree
@@ -143,15 +138,6 @@ def _check_depth(depth: int, path: str, what: str, error: type = ArgumentError,
     if depth >= MAX_NESTING:
         raise error(f"{what} {path[:40]}...: lists/tuples nested more than {MAX_NESTING} levels deep "
                     f"(a list that contains itself?); expected {expected}")
-
-
-def count_leaves(tree: Tree) -> int:
-    if tree == SCALAR:
-        return 1
-    kind, spec = tree
-    if kind == "array":
-        return int(np.prod(spec, dtype=np.int64))
-    return sum(count_leaves(t) for t in spec)
 
 
 def describe(tree: Tree) -> str:

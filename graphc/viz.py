@@ -17,17 +17,22 @@ Graphviz escape sequences from user data.
 """
 from __future__ import annotations
 
+import operator
 import shutil
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from . import ops
 from .codegen.common import python_number
-from .engine import CONSTANT, Value, topological_order
 from .errors import GraphcError
-from .graph import LEAVES, Graph
+from .ops import CONSTANT, LEAVES
+from .walk import depth_first
+
+if TYPE_CHECKING:  # viz imports neither: Graph.to_dot and Value's Jupyter hook import viz
+    from .engine import Value
+    from .graph import Graph
 
 MAX_NODES = 300
 MAX_LABEL = 40  # characters of a user label shown in a picture
@@ -93,7 +98,7 @@ def draw_value(root: Value, max_nodes: int = MAX_NODES, *, title: str | None = N
 
     Every Value is a record ``{ label | data | grad }``; numbers coerced by operators
     (``x * 2``) are drawn as constants.  The walk is iterative, so depth is no limit."""
-    topo = topological_order([root])
+    topo = depth_first([root], operator.attrgetter("_prev"))
     heading = title if title is not None else f"{len(topo):,} values"
     if len(topo) > max_nodes:
         return _summary(heading, Counter(v._op or "leaf" for v in topo), max_nodes, [
@@ -125,12 +130,12 @@ def render(obj: Graph | Value | str, path: str | Path, format: str | None = None
     fmt = (format or path.suffix.lstrip(".") or "svg").lower()
     if fmt not in FORMATS:
         raise ValueError(f"render: format must be one of {', '.join(FORMATS)}; got {fmt!r}")
-    if isinstance(obj, Graph):
-        dot = to_dot(obj, **options)
-    elif isinstance(obj, Value):
-        dot = draw_value(obj, **options)
-    elif isinstance(obj, str):
+    if isinstance(obj, str):
         dot = obj
+    elif hasattr(type(obj), "to_dot") and hasattr(obj, "ops"):  # a Graph (viz imports neither class)
+        dot = to_dot(obj, **options)
+    elif hasattr(type(obj), "_prev") and hasattr(obj, "backward"):  # a Value
+        dot = draw_value(obj, **options)
     else:
         raise TypeError(f"render takes a Graph, a Value or DOT text; got {type(obj).__name__}")
     path.write_bytes(pipe(dot, fmt))

@@ -445,3 +445,18 @@ def test_params_as_a_list_or_any_array_give_the_numpy_backends_numbers():
     for given in (np.array(params), np.repeat(np.array(params), 2)[::2], np.array(params)[::-1][::-1]):
         (rows_a,), sums_a = function(X, given, 1.0, 7)
         assert isinstance(sums_a, np.ndarray) and sums_a.tolist() == sums and rows_a.tolist() == rows.tolist()
+def test_abs_and_sqrt_in_c_are_eagers_bits_values_and_gradients():
+    def f(x):
+        return [abs(x), x.sqrt(), (x * x).sqrt() + abs(x * 3.0).sqrt()]
+    compiled = graphc.compile(lambda x: sum(f(x)), backend="c")
+    mapped = graphc.compile(f, backend="c")
+    got = mapped.map(np.array(SPECIALS), allow_nonfinite=True)
+    assert "fabs(" in mapped.source and "sqrt(" in mapped.source
+    for k, a in enumerate(SPECIALS):
+        for column, value in zip(got, f(Value(a))):
+            assert same(float(column[k]), value.data), (a, value, column[k])
+    for a in (2.25, -3.0, 0.0, 1e-300):
+        x, y = Value(a), Value(a)
+        sum(f(x)).backward()
+        compiled(y).backward()
+        assert same(x.grad, y.grad), (a, x.grad, y.grad)

@@ -147,3 +147,24 @@ def test_parts_of_a_rerolled_graph_compute_the_same_as_one_function():
     parts, source = python_backend.compile_graph(g, "f", part_size=2, straight_limit=2)
     assert parts([0.5, -1.0], params) == one([0.5, -1.0], params) == (model([0.5, -1.0]).data,)
     assert "_lanes(_relu, (e[" in source
+@pytest.mark.parametrize("backend", ["python", "numpy"])
+def test_abs_and_sqrt_are_eagers_bits_values_and_gradients(backend):
+    import numpy as np
+    specials = [0.0, -0.0, 2.25, -3.0, math.inf, -math.inf, math.nan, 5e-324, 1e308]
+
+    def f(x):
+        return [abs(x), x.sqrt(), (x * x).sqrt() + abs(x * 3.0).sqrt()]
+
+    def same(a, b):
+        return a == b and math.copysign(1, a) == math.copysign(1, b) or a != a and b != b
+    compiled = graphc.compile(f, backend=backend)
+    got = compiled.map(np.array(specials), allow_nonfinite=True)
+    for k, a in enumerate(specials):
+        for column, value in zip(got, f(Value(a))):
+            assert same(float(column[k]), value.data), (a, value, column[k])
+    total = graphc.compile(lambda x: sum(f(x)), backend=backend)
+    for a in (2.25, -3.0, 0.0, 1e-300):
+        x, y = Value(a), Value(a)
+        sum(f(x)).backward()
+        total(y).backward()
+        assert same(x.grad, y.grad), (a, x.grad, y.grad)

@@ -172,3 +172,23 @@ def test_numpy_bools_are_numbers_like_python_bools():
     assert Value(np.bool_(True)).data == 1.0
     assert (Value(2.0) * np.bool_(True)).data == 2.0 and (np.bool_(True) + Value(2.0)).data == 3.0
     assert (Value(2.0) - np.array(0.5)).data == 1.5  # 0-d arrays, as Value() takes them
+
+
+def test_abs_and_sqrt_micrograd_style():
+    x = Value(-2.25)
+    a, b, c = abs(x), x.abs(), (-x).sqrt()
+    assert (a.data, b.data, c.data) == (2.25, 2.25, 1.5)
+    assert (a._op, b._op, c._op) == ("abs", "abs", "sqrt") and a._prev == (x,)
+    (a + b + c).backward()
+    assert x.grad == pytest.approx(-1.0 - 1.0 - 1 / 3, rel=1e-15)  # d|x| = sign(x); d sqrt(-x) = -0.5 / sqrt(-x)
+    assert math.isnan(Value(-1.0).sqrt().data) and math.copysign(1, abs(Value(-0.0)).data) == 1
+
+
+def test_operators_are_generated_from_the_op_table_with_micrograds_operand_order():
+    x = Value(3.0)
+    assert [v._prev[0] is x for v in (x + 2, 2 + x, x * 2, 2 * x, x - 2)] == [True] * 5  # radd/rmul: self first
+    assert (2 - x)._prev[1] is x and (2 ** x)._prev[1] is x and (2 ** x)._op == "**"
+    assert (x ** 2)._op == "**2" and (x ** x)._op == "**" and (-x)._op == "neg"
+    assert (x / 2).data == 1.5 and (6 / x).data == 6 * 3.0 ** -1
+    with pytest.raises(TypeError):
+        x + "a"

@@ -81,3 +81,67 @@ def test_repr_and_counts():
     g = small_graph()
     assert repr(g).startswith("<Graph lambda: 8 nodes, 1 inputs, 2 params, 1 outputs>")
     assert g.counts()["mul"] == 2
+
+
+# -- networkx interchange: graph.nx and Graph.from_nx -----------------------------------------
+
+def _programs_for_nx():
+    from graphc import Value, trace
+    w = Value(0.75, label="w")
+    yield trace(lambda x, y: ((x * w - y) ** 2 + x.relu() * y).tanh() + (x * x).abs().sqrt(), 1.5, -0.5)
+    yield trace(lambda x: [x.exp(), (2 - x) / x, x ** x], 0.3)
+
+
+@pytest.mark.parametrize("k", [0, 1])
+def test_from_nx_of_nx_computes_the_same_and_keeps_ids(k):
+    from graphc import as_function
+    graph = list(_programs_for_nx())[k]
+    back = Graph.from_nx(graph.nx)
+    assert (back.ops, back.args, back.attrs) == (graph.ops, graph.args, graph.attrs)
+    assert (back.inputs, back.params, back.outputs) == (graph.inputs, graph.params, graph.outputs)
+    assert (back.in_tree, back.out_tree, back.name) == (graph.in_tree, graph.out_tree, graph.name)
+    args = (1.5, -0.5) if k == 0 else (0.3,)
+    want = as_function(graph)(*args)
+    got = as_function(back)(*args)
+    flat = lambda out: [v.data for v in (out if isinstance(out, (list, tuple)) else [out])]  # noqa: E731
+    assert flat(got) == flat(want)
+
+
+def test_from_nx_renumbers_new_nodes_topologically():
+    import networkx as nx
+    G = nx.DiGraph(inputs=["x"], params=[], outputs=["out"])
+    G.add_node("out", op="neg", args=("s",))  # added before its operand: from_nx sorts
+    G.add_node("s", op="sin", args=("x",))
+    G.add_node("x", op="input", attr=("x",))
+    G.add_edges_from([("x", "s"), ("s", "out")])
+    g = Graph.from_nx(G)
+    assert g.ops == ["input", "sin", "neg"] and g.outputs == [2]
+    assert str(g).splitlines()[1].strip() == "let v1 = sin x"
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda G: G.add_edge(2, 1), "has a cycle|args"),
+    (lambda G: G.remove_edge(*next(iter(G.edges))), "in-edges"),
+    (lambda G: G.graph.pop("outputs"), "lacks the graph attribute"),
+    (lambda G: G.graph.update(outputs=["nope"]), "names nodes the DiGraph does not have"),
+    (lambda G: G.nodes[len(G) - 1].update(op="frobnicate"), "unknown op"),
+    (lambda G: G.nodes[len(G) - 1].pop("op"), "no 'op' attribute"),
+])
+def test_from_nx_rejects_bad_input_with_a_graphc_error(edit, message):
+    from graphc import trace
+    G = trace(lambda x: (x * 2.0).sin(), 1.0).nx.copy()
+    edit(G)
+    with pytest.raises(GraphcError, match=message):
+        Graph.from_nx(G)
+    with pytest.raises(GraphcError, match="takes a networkx.DiGraph"):
+        Graph.from_nx({"op": "add"})
+
+
+def test_the_networkx_pass_example_keeps_one_output():
+    from conftest import load_example
+    from graphc import as_function, trace
+    example = load_example("networkx_pass")
+    graph = trace(example.two_outputs, 0.5, -1.5)
+    first = example.keep_output(graph, 0)
+    assert len(first) < len(graph) and len(first.outputs) == 1 and first.inputs == [0, 1]
+    assert as_function(first)(0.5, -1.5)[0].data == as_function(graph)(0.5, -1.5)[0].data

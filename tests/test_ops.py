@@ -24,6 +24,8 @@ POINTS = {
     "step": lambda r: (r.choice([-1, 1]) * r.uniform(0.1, 3.0),),
     "max": lambda r: (lambda a: (a, a + r.choice([-1, 1]) * r.uniform(0.1, 2.0)))(r.uniform(-3, 3)),
     "sum": lambda r: tuple(r.uniform(-3, 3) for _ in range(4)),
+    "abs": lambda r: (r.choice([-1, 1]) * r.uniform(0.1, 3.0),),
+    "sqrt": lambda r: (r.uniform(0.1, 5.0),),
 }
 PARAMS = {"pow": (3,), }
 
@@ -68,7 +70,7 @@ def test_derivative_and_value_match_sympy(op):
     rng = random.Random("sympy" + op.name)
     attr = PARAMS.get(op.name, ())
     n = len(point(op, rng))
-    symbols = sp.symbols(f"x0:{n}")
+    symbols = sp.symbols(f"x0:{n}", real=True)  # graph values are real: Abs' derivative is sign
     expr = op.sympy(sp, *symbols, *attr)
     for _ in range(5):
         xs = point(op, rng)
@@ -93,6 +95,35 @@ def test_runtime_returns_ieee_values_instead_of_raising():
     assert runtime.step(0.0) == 0.0 and runtime.step(1e-300) == 1.0
     assert math.isnan(runtime.maximum(nan, 1.0)) and math.isnan(runtime.maximum(1.0, nan))
     assert math.copysign(1, runtime.maximum(-0.0, 0.0)) == -1  # ties keep the first operand
+
+
+def test_abs_and_sqrt_follow_c99_at_special_values():
+    inf, nan = math.inf, math.nan
+    assert math.copysign(1, runtime.fabs(-0.0)) == 1 and runtime.fabs(-inf) == inf and math.isnan(runtime.fabs(nan))
+    assert math.copysign(1, runtime.sqrt(-0.0)) == -1 and runtime.sqrt(inf) == inf
+    assert math.isnan(runtime.sqrt(-1.0)) and math.isnan(runtime.sqrt(-inf)) and math.isnan(runtime.sqrt(nan))
+    assert runtime.sqrt(2.0) == math.sqrt(2.0) and runtime.sqrt(4.0) == 2.0
+
+
+def test_abs_derivative_at_zero_is_zero_like_pytorch_and_sqrt_derivative_is_half_over_root():
+    for x0, want in ((0.0, 0.0), (-0.0, 0.0), (2.5, 1.0), (-2.5, -1.0)):
+        x = Value(x0)
+        abs(x).backward()
+        assert x.grad == want
+    x = Value(4.0)
+    x.sqrt().backward()
+    assert x.grad == 0.25
+    x = Value(0.0)
+    x.sqrt().backward()
+    assert x.grad == math.inf  # as PyTorch
+
+
+def test_operators_and_sums_come_from_the_table():
+    table = ops.operators()
+    assert [op.name for op in table["__pow__"]] == ["pow", "vpow"] and table["__abs__"] == (ops.TABLE["abs"],)
+    assert all(hasattr(Value, name) for name in table)
+    assert ops.is_reflected("__rsub__") and not ops.is_reflected("__sub__")
+    assert ops.sum_op(2) == "add" and ops.sum_op(3) == "sum" and set(ops.SUMS) == {"add", "sum"}
 
 
 def test_pow_matches_python_power_bit_for_bit():
@@ -203,3 +234,19 @@ def test_shape_rules_reject_mismatched_operands():
     with pytest.raises(ValueError, match="cannot have shape"):
         ops.TABLE["pack"].result_shape([(), ()], ((3,),))
     assert ops.TABLE["mul"].result_shape([(), (4,)]) == (4,)  # a scalar broadcasts
+
+
+def test_the_readme_lists_every_op():
+    """README's op table names every table op, and its "More ops" line every Value method:
+    adding an op without documenting it fails here."""
+    import re
+    from pathlib import Path
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    table = readme[readme.index("| op | computes | Value API |"):]
+    table = table[:table.index("\n\n")]
+    listed = {name for row in table.splitlines()[2:] for name in re.findall(r"`(\w+)`", row.split(" | ")[0])}
+    assert listed == set(ops.TABLE), set(ops.TABLE) ^ listed
+    more = readme[readme.index("- More ops:"):]
+    more = more[:more.index("\n- ")]
+    methods = {op.method for op in ops.TABLE.values() if op.method} - {"relu"}  # relu is micrograd's own
+    assert methods <= set(re.findall(r"`(\w+)`", more)), methods - set(re.findall(r"`(\w+)`", more))

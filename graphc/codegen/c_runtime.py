@@ -136,6 +136,8 @@ SPELLINGS: dict[str, Spelling | Call] = {
     "cos": "cos({0})",
     "step": "gc_step({0})",
     "max": "gc_max({0}, {1})",
+    "abs": "fabs({0})",
+    "sqrt": "sqrt({0})",
     "pack": Call(lambda operands, params: f"GC_PACK({{out}}, {', '.join(operands)});"),
     "index": Call("{0}[{i}]"),
     "unit": Call("GC_UNIT({out}, {size}, {0}, {i});", dims=lambda shapes: {"size": ops.size_of(shapes[1])}),

@@ -12,7 +12,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Callable, Union
 
-from .. import __version__, ops
+from .. import ops
+from .._version import __version__
 
 if TYPE_CHECKING:
     from ..graph import Graph

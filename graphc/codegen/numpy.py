@@ -73,6 +73,8 @@ SPELLINGS: dict[str, Spelling] = {
     "cos": "np.cos({0})",
     "step": "_vstep({0})",
     "max": "_vmax({0}, {1})",
+    "abs": "np.abs({0})",
+    "sqrt": "np.sqrt({0})",
     "pack": _vpack,
     "index": "{0}[{i}]",
     "unit": "_vunit({0}, {1}, {i})",

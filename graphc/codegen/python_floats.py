@@ -55,6 +55,8 @@ SPELLINGS: dict[str, Spelling] = {
     "cos": "_cos({0})",
     "step": "_step({0})",
     "max": "_max({0}, {1})",
+    "abs": "_abs({0})",
+    "sqrt": "_sqrt({0})",
     "pack": _pack,
     "index": "{0}[{i}]",
     "unit": "_unit({0}, {1}, {i})",

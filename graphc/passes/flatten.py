@@ -7,21 +7,21 @@ Absorbed nodes are never emitted, so the pass leaves no dead code behind.
 """
 from __future__ import annotations
 
+from .. import ops
 from ..graph import Builder, Graph
 from .base import PassResult, PassStats, rebuild, unchanged
 
-_SUMS = ("add", "sum")
 
 
 def flatten(graph: Graph) -> PassResult:
     """Absorb every single-use left operand sum into its user: ((a + b) + c) -> sum(a, b, c)."""
-    ops, args = graph.ops, graph.args
+    node_ops, args = graph.ops, graph.args
     uses = graph.use_counts()
     absorbed = [False] * len(graph)  # a sum whose only use is as the first operand of a sum
-    for i, op in enumerate(ops):
-        if op in _SUMS:
+    for i, op in enumerate(node_ops):
+        if op in ops.SUMS:
             first = args[i][0]
-            if ops[first] in _SUMS and uses[first] == 1:
+            if node_ops[first] in ops.SUMS and uses[first] == 1:
                 absorbed[first] = True
     count = sum(absorbed)
     if not count:
@@ -29,15 +29,15 @@ def flatten(graph: Graph) -> PassResult:
     pending: dict[int, tuple[int, ...]] = {}  # operands of absorbed sums, waiting for their user
 
     def visit(b: Builder, i: int, remap: list[int]) -> int:
-        op = ops[i]
-        if op not in _SUMS:
+        op = node_ops[i]
+        if op not in ops.SUMS:
             return b.copy_node(graph, i, remap)
         first, rest = args[i][0], tuple(remap[a] for a in args[i][1:])
         operands = (pending.pop(first) if absorbed[first] else (remap[first],)) + rest
         if absorbed[i]:
             pending[i] = operands
             return -1
-        return b.add("add" if len(operands) == 2 else "sum", operands)
+        return b.add(ops.sum_op(len(operands)), operands)
 
     result = rebuild(graph, visit)
     return PassResult(result, PassStats("flatten", len(graph), len(result), {"absorbed": count}))

@@ -45,37 +45,33 @@ from __future__ import annotations
 import heapq
 
 from .. import ops
-from ..graph import Builder, Graph, const_key
+from ..graph import Builder, Graph
 from .base import PassResult, PassStats, unchanged
 
 MIN_PRODUCTS = 2  # a run of fewer products is left alone
-_SUMS = ("add", "sum")
 
 
-class _Work:
-    """The graph as mutable lists plus appended nodes; ``forward`` maps replaced ids to others."""
+class _EditableGraph(Builder):
+    """The graph being re-rolled: a Builder holding its nodes (same ids) that also keeps use
+    counts, replaces nodes in place (``set``) and maps replaced ids to others (``forward``)."""
+
+    __slots__ = ("graph", "n_original", "forward", "uses", "hits")
 
     def __init__(self, graph: Graph) -> None:
+        super().__init__(graph)
         self.graph = graph
-        self.ops, self.args, self.attrs = list(graph.ops), list(graph.args), list(graph.attrs)
         self.n_original = len(graph)
         self.forward: dict[int, int] = {}
         self.uses = graph.use_counts()
-        self.consts: dict = {}
-        for i, op in enumerate(self.ops):
-            if op == "const":
-                self.consts.setdefault(const_key(self.attrs[i][0]), i)
         self.hits = {"dot": 0, "matvec": 0, "rows": 0, "vectorized": 0, "pack(index)": 0,
                      "index(pack)": 0, "units": 0}
 
-    def add(self, op: str, args: tuple, attr: tuple = ()) -> int:
-        self.ops.append(op)
-        self.args.append(args)
-        self.attrs.append(attr)
+    def add(self, op: str, args: tuple = (), attr: tuple = ()) -> int:
+        """Append a node, counting its uses of its operands."""
         self.uses.append(0)
         for a in args:
             self.uses[a] += 1
-        return len(self.ops) - 1
+        return super().add(op, args, attr)
 
     def set(self, i: int, op: str, args: tuple, attr: tuple = ()) -> None:
         """Replace node ``i`` in place (its users keep referring to it)."""
@@ -84,18 +80,6 @@ class _Work:
         for a in args:
             self.uses[a] += 1
         self.ops[i], self.args[i], self.attrs[i] = op, args, attr
-
-    def const(self, value: float) -> int:
-        key = const_key(value)
-        if key not in self.consts:
-            self.consts[key] = self.add("const", (), (float(value),))
-        return self.consts[key]
-
-    def total(self, parts: list[int]) -> int:
-        """A node adding ``parts`` left to right (the part itself if there is one)."""
-        if len(parts) == 1:
-            return parts[0]
-        return self.add("add" if len(parts) == 2 else "sum", tuple(parts))
 
     def resolve(self, i: int) -> int:
         while i in self.forward:
@@ -106,7 +90,7 @@ class _Work:
 def reroll(graph: Graph) -> PassResult:
     """Rules 1-4 of the module docstring, then a topological re-sort."""
     shapes = graph.shapes
-    work = _Work(graph)
+    work = _EditableGraph(graph)
     _roll_sums(work, shapes)
     _vectorize(work)
     _gather_units(work)
@@ -119,7 +103,7 @@ def reroll(graph: Graph) -> PassResult:
 
 # -- rules 1 and 2: sums of products -> dot / matvec ---------------------------------------
 
-def _product_run(work: _Work, shapes: list, operands: tuple) -> tuple[int, int]:
+def _product_run(work: _EditableGraph, shapes: list, operands: tuple) -> tuple[int, int]:
     """The longest run ``operands[start:end]`` of single-use scalar products."""
     best = (0, 0)
     start = None
@@ -134,10 +118,10 @@ def _product_run(work: _Work, shapes: list, operands: tuple) -> tuple[int, int]:
     return best
 
 
-def _roll_sums(work: _Work, shapes: list) -> None:
+def _roll_sums(work: _EditableGraph, shapes: list) -> None:
     candidates = []  # (sum id, prefix, products' (a, b) pairs, suffix, products)
     for i in range(work.n_original):
-        if work.ops[i] in _SUMS and not shapes[i]:
+        if work.ops[i] in ops.SUMS and not shapes[i]:
             operands = work.args[i]
             start, end = _product_run(work, shapes, operands)
             if end - start >= MIN_PRODUCTS:
@@ -166,7 +150,7 @@ def _roll_sums(work: _Work, shapes: list) -> None:
                 _dot(work, i, prefix, other, shared, suffix, products)
 
 
-def _independent(work: _Work, rows: list) -> bool:
+def _independent(work: _EditableGraph, rows: list) -> bool:
     """No row's weights or accumulator may depend on a row's sum: one forward sweep from
     the rows' sums over the ids in between (ids are topological in the original graph)."""
     sums = {cand[0] for cand, _ in rows}
@@ -181,23 +165,24 @@ def _independent(work: _Work, rows: list) -> bool:
     return not any(a in reached for a in operands)
 
 
-def _accumulator(work: _Work, prefix: list[int]) -> int:
+def _accumulator(work: _EditableGraph, prefix: list[int]) -> int:
     return work.total(prefix) if prefix else work.const(-0.0)
 
 
-def _finish_row(work: _Work, i: int, value_op: str, value_args: tuple, attr: tuple, suffix: list[int],
+def _finish_row(work: _EditableGraph, i: int, value_op: str, value_args: tuple, attr: tuple, suffix: list[int],
                 products: tuple) -> None:
     """Node ``i`` becomes the re-rolled value, plus whatever the sum added after the run."""
     if not suffix:
         work.set(i, value_op, value_args, attr)
     else:
         value = work.add(value_op, value_args, attr)
-        work.set(i, "add" if len(suffix) == 1 else "sum", (value, *suffix))
+        work.set(i, ops.sum_op(1 + len(suffix)), (value, *suffix))
     for m in products:  # absorbed: dead now, and no longer a use of its operands
         work.set(m, "const", (), (0.0,))
 
 
-def _dot(work: _Work, i: int, prefix: list[int], u: tuple, v: tuple, suffix: list[int], products: tuple) -> None:
+def _dot(work: _EditableGraph, i: int, prefix: list[int], u: tuple, v: tuple, suffix: list[int],
+         products: tuple) -> None:
     acc = _accumulator(work, prefix)
     pu = work.add("pack", u, ((len(u),),))
     pv = work.add("pack", v, ((len(v),),))
@@ -205,7 +190,7 @@ def _dot(work: _Work, i: int, prefix: list[int], u: tuple, v: tuple, suffix: lis
     work.hits["dot"] += 1
 
 
-def _matvec(work: _Work, shared: tuple, rows: list) -> None:
+def _matvec(work: _EditableGraph, shared: tuple, rows: list) -> None:
     m, n = len(rows), len(shared)
     accs = [_accumulator(work, cand[1]) for cand, _ in rows]
     if all(a == accs[0] for a in accs) and work.ops[accs[0]] == "const":
@@ -223,7 +208,7 @@ def _matvec(work: _Work, shared: tuple, rows: list) -> None:
 
 # -- rule 3: vectorize packs ---------------------------------------------------------------
 
-def _vectorize(work: _Work) -> None:
+def _vectorize(work: _EditableGraph) -> None:
     pending = [i for i, op in enumerate(work.ops) if op == "pack"]
     while pending:
         p = pending.pop()
@@ -265,7 +250,7 @@ def _vectorize(work: _Work) -> None:
                 work.hits["index(pack)"] += 1
 
 
-def _indexed_vector(work: _Work, lanes: tuple, shape: tuple) -> int | None:
+def _indexed_vector(work: _EditableGraph, lanes: tuple, shape: tuple) -> int | None:
     """``v`` if ``lanes`` are ``index(v, 0), ..., index(v, n-1)`` of a ``v`` shaped like the pack."""
     first = lanes[0]
     if work.ops[first] != "index":
@@ -279,7 +264,7 @@ def _indexed_vector(work: _Work, lanes: tuple, shape: tuple) -> int | None:
     return v if shapes == tuple(shape) else None
 
 
-def _shape_of(work: _Work, i: int) -> tuple | None:
+def _shape_of(work: _EditableGraph, i: int) -> tuple | None:
     """The shape of node ``i`` when it is cheap to know (packs, matvecs, original nodes)."""
     if i < work.n_original and work.ops[i] == work.graph.ops[i] and work.args[i] == work.graph.args[i]:
         return work.graph.shapes[i]
@@ -294,9 +279,9 @@ def _shape_of(work: _Work, i: int) -> tuple | None:
 
 # -- rule 4: sums of units -> pack ------------------------------------------------------------
 
-def _gather_units(work: _Work) -> None:
+def _gather_units(work: _EditableGraph) -> None:
     for i in range(work.n_original):
-        if work.ops[i] not in _SUMS:
+        if work.ops[i] not in ops.SUMS:
             continue
         parts = work.args[i]
         if not all(work.ops[u] == "unit" and work.uses[u] == 1 for u in parts):
@@ -319,7 +304,7 @@ def _gather_units(work: _Work) -> None:
 
 # -- emit: live nodes in a topological order -------------------------------------------------
 
-def _emit(work: _Work) -> Graph:
+def _emit(work: _EditableGraph) -> Graph:
     graph = work.graph
     resolve = work.resolve
     args = [tuple(resolve(a) for a in operands) for operands in work.args]

@@ -1,5 +1,6 @@
-"""Numerically stable rewrites: opt-in (``optimize(graph, numerics="stable")``), because
-they change results.
+"""Numerically stable rewrites, opt-in (``optimize(graph, numerics="stable")``).
+
+They are opt-in because they change results.
 
 Each rule replaces a formula that loses accuracy, overflows or underflows by an op that
 computes the same mathematical function to within an ulp or two everywhere.  On ordinary

@@ -1,5 +1,6 @@
-"""The compiled code the estimators run, shared by every estimator of one architecture,
-and the L2 penalty added to the compiled loss."""
+"""The compiled code the estimators run, and the L2 penalty added to the compiled loss.
+
+The code is shared by every estimator of one architecture."""
 from __future__ import annotations
 
 import threading

@@ -1,0 +1,118 @@
+"""The tensor ops' rules: evaluation on flat row-major tuples, result shapes, SymPy forms.
+
+:mod:`graphc.ops` defines the tensor ops (``pack``, ``index``, ``unit``, ``dot``,
+``matvec``, ``vecmat``, ``outer``) with these.  Summation orders are part of each op's
+meaning, chosen so that a re-rolled graph computes what the scalar graph did, bit for bit.
+"""
+from __future__ import annotations
+
+
+def size_of(shape: tuple) -> int:
+    """How many lanes a tensor of ``shape`` has (1 for a scalar)."""
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def pack_eval(*xs_and_shape):
+    return tuple(xs_and_shape[:-1])
+
+
+def dot_eval(acc, u, v):
+    for a, b in zip(u, v):
+        acc = acc + a * b
+    return acc
+
+
+def matvec_eval(b, W, x):
+    n = len(x)
+    m = len(W) // n
+    rows = []
+    for j in range(m):
+        acc = b[j] if isinstance(b, tuple) else b
+        for k in range(n):
+            acc = acc + W[j * n + k] * x[k]
+        rows.append(acc)
+    return tuple(rows)
+
+
+def vecmat_eval(g, W):
+    m = len(g)
+    n = len(W) // m
+    out = [-0.0] * n  # -0.0 + t is t for every t: the first row's terms are taken as they are
+    for j in range(m - 1, -1, -1):
+        for k in range(n):
+            out[k] = out[k] + W[j * n + k] * g[j]
+    return tuple(out)
+
+
+def outer_eval(a, b):
+    return tuple(bk * aj for aj in a for bk in b)
+
+
+def unit_eval(g, like, i):
+    out = [0.0] * len(like)
+    out[i] = g
+    return tuple(out)
+
+
+def pack_shape(shapes, params):
+    (shape,) = params
+    if any(shapes):
+        raise ValueError("pack takes scalars")
+    if size_of(shape) != len(shapes):
+        raise ValueError(f"pack of {len(shapes)} scalars cannot have shape {shape}")
+    return tuple(shape)
+
+
+def index_shape(shapes, params):
+    (v,), (i,) = shapes, params
+    if not v or not 0 <= i < size_of(v):
+        raise ValueError(f"index {i} does not address a lane of a tensor of shape {v}")
+    return ()
+
+
+def dot_shape(shapes, params):
+    acc, u, v = shapes
+    if acc or len(u) != 1 or u != v:
+        raise ValueError(f"dot takes a scalar and two vectors of one length; got shapes {shapes}")
+    return ()
+
+
+def matvec_shape(shapes, params):
+    b, W, x = shapes
+    if len(W) != 2 or x != (W[1],) or b not in ((), (W[0],)):
+        raise ValueError(f"matvec takes b (m,) or a scalar, W (m, n), x (n,); got shapes {shapes}")
+    return (W[0],)
+
+
+def vecmat_shape(shapes, params):
+    g, W = shapes
+    if len(W) != 2 or g != (W[0],):
+        raise ValueError(f"vecmat takes g (m,) and W (m, n); got shapes {shapes}")
+    return (W[1],)
+
+
+def outer_shape(shapes, params):
+    a, b = shapes
+    if len(a) != 1 or len(b) != 1:
+        raise ValueError(f"outer takes two vectors; got shapes {shapes}")
+    return (a[0], b[0])
+
+
+def unit_shape(shapes, params):
+    g, like = shapes
+    if g or not like or not 0 <= params[0] < size_of(like):
+        raise ValueError(f"unit takes a scalar and a tensor with lane {params[0]}; got shapes {shapes}")
+    return like
+
+
+def sym_matrix(sp, values, shape):
+    rows, cols = (shape[0], 1) if len(shape) == 1 else shape
+    return sp.ImmutableMatrix(rows, cols, list(values))
+
+
+def sym_matvec(sp, b, W, x):
+    return sp.ImmutableMatrix([(b[j] if hasattr(b, "shape") else b) + sum(W[j, k] * x[k] for k in range(W.shape[1]))
+                               for j in range(W.shape[0])])

@@ -1,0 +1,51 @@
+"""The one depth-first walk over a DAG, for eager Values and graph nodes alike.
+
+micrograd orders a graph by a recursive depth-first post-order, children left to right;
+``backward()`` runs it reversed, and graph autodiff follows the same order so that its
+gradients are added up as eager ones are.  This is that order, computed with an explicit
+stack, so graph depth is not limited by Python's recursion.
+"""
+from __future__ import annotations
+
+from typing import Callable, Hashable, Iterable, Sequence, TypeVar
+
+Node = TypeVar("Node", bound=Hashable)
+
+
+def depth_first(roots: Iterable[Node], operands: Callable[[Node], Sequence[Node]], *,
+                leaves: bool = True) -> list[Node]:
+    """Every node reachable from ``roots``, each after its operands: a depth-first
+    post-order visiting ``operands(node)`` left to right, as micrograd's ``build_topo``.
+
+    ``leaves=False`` leaves out the nodes without operands (the order of the others is
+    unchanged): what ``backward()`` needs, since leaves receive gradients but pass none on.
+    A node popped a second time is finished: its operands are done (in a DAG, no other copy
+    of it can be above it on the stack).
+    """
+    order: list[Node] = []
+    entered: set = set()
+    finished: set = set()
+    for root in roots:
+        if root in finished or not (leaves or operands(root)):
+            continue
+        stack = [root]
+        push, pop = stack.append, stack.pop
+        while stack:
+            node = pop()
+            if node in entered:
+                if node not in finished:
+                    finished.add(node)
+                    order.append(node)
+                continue
+            children = operands(node)
+            if not children:
+                if node not in finished:
+                    finished.add(node)
+                    order.append(node)
+                continue
+            entered.add(node)
+            push(node)
+            for child in children[::-1]:
+                if child not in finished and (leaves or operands(child)):
+                    push(child)
+    return order
