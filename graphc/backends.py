@@ -63,6 +63,8 @@ class Backend(ABC):
     """A backend: the scalar program is generated Python on all of them."""
 
     name = ""
+    #: Whether the backend generates batched code (:meth:`generate`), or loops over rows.
+    generates_batches = False
 
     def scalar(self, joint: Graph, name: str, n_forward: int) -> tuple[Callable, str]:
         """The Python generator function of ``joint`` and its source."""
@@ -108,6 +110,8 @@ def _mean_rows(frame_of: Callable, cols: np.ndarray, params: list, scale: float,
 class _Generated(Backend):
     """``"numpy"`` and ``"c"``: a batched function generated from the re-rolled graph."""
 
+    generates_batches = True
+
     def __init__(self, name: str, codegen: Any) -> None:
         self.name, self.codegen = name, codegen
 
@@ -117,9 +121,17 @@ class _Generated(Backend):
         reduced = frozenset(range(1, len(graph.outputs))) if mean else frozenset()
         function, source = signature.generated(
             f"{self.name}, batched {kind}",
-            lambda: self.codegen.compile_graph(graph, f"{signature.name}_batched", reduced=reduced,
-                                               seed=graph.inputs[-1] if mean else None))
-        return Program(self._convention(function, mean), source, graph, reached(graph, signature.n_outputs))
+            lambda: self.generate(graph, f"{signature.name}_batched", reduced=reduced,
+                                  seed=graph.inputs[-1] if mean else None))
+        return Program(function, source, graph, reached(graph, signature.n_outputs))
+
+    def generate(self, graph: Graph, name: str, *, reduced: frozenset = frozenset(),
+                 seed: int | None = None) -> tuple[Callable, str]:
+        """A batched function of ``graph`` in the one convention ``(cols, params, scale, n)``
+        (``scale``: the seed input's value if ``seed`` is given; each output in ``reduced``
+        summed over rows), and its source."""
+        function, source = self.codegen.compile_graph(graph, name, reduced=reduced, seed=seed)
+        return self._convention(function, seed is not None), source
 
     def _convention(self, function: Callable, mean: bool) -> Callable:
         """``function`` called as every batched program is: ``(cols, params, scale, n)``."""

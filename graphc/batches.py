@@ -84,7 +84,7 @@ def forward(signature: Signature, batch: Batch, params: list | np.ndarray) -> An
     function = signature.run(signature.batched_program("forward"))
     with np.errstate(all="ignore"):
         per_row, _ = function(batch.cols, params, 0.0, batch.n)
-    return unflatten(signature.graph.out_tree, iter(np.asarray(v, dtype=np.float64) for v in per_row))
+    return unflatten(signature.out_tree, iter(np.asarray(v, dtype=np.float64) for v in per_row))
 
 
 def mean_and_grads(signature: Signature, cols: np.ndarray, n: int, params: list | np.ndarray) -> tuple[float, Any]:

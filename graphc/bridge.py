@@ -13,6 +13,7 @@ import threading
 from typing import Any, Sequence
 
 from .engine import Value, _node
+from .rows_program import RowsCall
 from .signature import Signature
 from .tree import unflatten
 
@@ -95,11 +96,16 @@ def call(signature: Signature, leaves: list) -> Any:
     inputs = [x._data if isinstance(x, Value) else float(x) for x in leaves]
     value_args = [k for k, x in enumerate(leaves) if isinstance(x, Value)]
     params = [p._data for p in signature.params]
-    run = _Call(signature, inputs, params, value_args)
-    values = run.forward()
+    if signature.rows is not None and not value_args:
+        signature.latest_source = signature.rows.source
+        run = RowsCall(signature.rows, inputs, params, signature.name)
+        values = run.values
+    else:
+        run = _Call(signature, inputs, params, value_args)
+        values = run.forward()
     prev = tuple(leaves[k] for k in value_args) + signature.param_tuple
     outputs = [_node(v, prev, _CompiledOp(run, k)) for k, v in enumerate(values)]
-    return unflatten(signature.graph.out_tree, iter(outputs))
+    return unflatten(signature.out_tree, iter(outputs))
 
 
 def mean_node(signature: Signature, value: float, grads: Sequence[float]) -> Value:

@@ -22,6 +22,7 @@ from .errors import ArgumentError, GraphcError, ShapeError
 from .graph import Graph
 from .nn import Module
 from .passes import VECTOR_PIPELINE, OptimizeReport, optimize
+from .rows_program import RowsProgram, rows_program
 from .trace import trace
 from .tree import SCALAR, describe
 
@@ -111,20 +112,36 @@ class Signature:
         params = fn.parameters() if isinstance(fn, Module) else None
         with _Timer(self.stats, "trace"):
             traced = trace(fn, *args, params=params, name=name)
-        with _Timer(self.stats, "optimize"):
-            self.graph, report = optimize(traced, report=True, numerics=numerics)
-        self.stats.traced_nodes, self.stats.optimized_nodes = len(traced), len(self.graph)
-        self._report("forward", report)
-        self.params: list[Value] = self.graph.param_values
+        self.stats.traced_nodes = len(traced)
+        self._traced, self._graph = traced, None
+        lock = self._lock = threading.RLock()
+        # A full-batch loss runs as one per-row program over a table (graphc.rows_program);
+        # the scalar graph is then optimized only when something asks for it.
+        with _Timer(self.stats, "rows"):
+            self.rows: RowsProgram | None = rows_program(traced, backend, numerics, name)
+        self.params: list[Value] = (traced if self.rows is not None else self.graph).param_values
         self.param_tuple = tuple(self.params)
-        self.n_outputs = len(self.graph.outputs)
-        lock = threading.RLock()
+        self.n_outputs = len(traced.outputs)
+        self.out_tree = traced.out_tree
         self._programs: _Cache[ScalarKey | BatchedKey, Program] = _Cache(lock)
         self._joints: _Cache[JointKey, Graph] = _Cache(lock)
         self._vector: _Cache[None, Graph] = _Cache(lock)
         self.latest_source = ""
 
     # -- stages -------------------------------------------------------------------------
+
+    @property
+    def graph(self) -> Graph:
+        """The optimized forward graph (made on first use)."""
+        if self._graph is None:
+            with self._lock:
+                if self._graph is None:
+                    with _Timer(self.stats, "optimize"):
+                        graph, report = optimize(self._traced, report=True, numerics=self.numerics)
+                    self.stats.optimized_nodes = len(graph)
+                    self._report("forward", report)
+                    self._graph = graph
+        return self._graph
 
     def vector_graph(self) -> Graph:
         """The forward graph re-rolled into tensor ops, for the batched backends."""
@@ -209,9 +226,9 @@ class Signature:
         return values if array else values.tolist()
 
     def require_scalar(self, what: str) -> None:
-        if self.graph.out_tree != SCALAR:
+        if self.out_tree != SCALAR:
             raise GraphcError(f"{what} needs a function returning one scalar; {self.name} returns "
-                              f"{describe(self.graph.out_tree)}")
+                              f"{describe(self.out_tree)}")
 
 
 class Stages:

@@ -1,0 +1,300 @@
+"""Batch recovery: find one per-row program applied to every row, under a sum.
+
+A full-batch loss written micrograd style -- ``sum(loss(model(x), y) for x, y in rows)`` --
+traces into an unrolled scalar graph: one copy of the per-row computation per row, each
+reading its own constants (the captured data) or inputs, all reading the same params,
+added up by a left-to-right chain ``((start + l0) + l1) + ...`` (Python's ``sum`` starts
+from ``0``; :mod:`~graphc.passes.flatten` may have made the chain one n-ary ``sum``).
+:func:`recover_rows` finds that chain and splits the graph into
+
+* ``row``: one row's computation as a Graph -- its inputs are the row's *columns* (the
+  leaves that differ from row to row), its params all the graph's params;
+* ``table``: the columns' numbers, one line per row (captured constants) and
+  ``input_index``: the positions, in ``graph.inputs``, of the columns read from inputs;
+* ``outer``: the graph with the chain's row part replaced by one new last input (the rows'
+  sum): what combines the reduction with param-only terms (an L2 term) into the outputs.
+
+**When it answers None** (cheaply, for most graphs): no sum chain of at least ``min_rows``
+terms of one shape; rows that differ in structure or in which params they read; a row node
+used outside its row (a row's score returned as an output); and shapes that the scalar
+program would compute differently from a per-row program, so that evaluating rows
+one by one could not give its bits: a row node that does not vary from row to row (common
+subexpression elimination would share it across rows), two rows equal on all the columns
+one of their nodes reads (shared likewise), a row node computed from constants alone
+(constant folding evaluates it at compile time), and two row nodes of the same shape.
+
+**How.**  The first row's cone (its non-leaf nodes) is the template.  Every other row is
+checked against it in lockstep from its root down: same op, parameters, arity and use
+count at every position, the same param at every param operand, and a const (or an
+input) wherever the template has one, whose value (or input position) goes in the table.
+Use counts make the match a bijection onto nodes that only their row uses.  One loop per
+node, no recursion: linear in the graph's size.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import ops
+from ..graph import Builder, Graph
+from .rows_match import Arrays, Template, alike, chains, links_and_terms
+
+MIN_ROWS = 4
+ROWS_INPUT = "rows"  # the name of the outer graph's input holding the rows' sum
+
+
+@dataclass(frozen=True)
+class RowSplit:
+    """A graph split into a per-row program, its table of columns and the outer graph."""
+
+    row: Graph                 # inputs: constant columns, then input columns; params: all of them
+    table: np.ndarray          # (n_rows, n_constant_columns) float64
+    input_index: np.ndarray    # (n_rows, n_input_columns) positions in the graph's inputs
+    outer: Graph               # the graph's inputs, then the rows' sum; the graph's params, outputs
+    start: float | None        # what the sum adds row 0 to (Python's 0), None if nothing
+    n_rows: int
+
+    def columns(self, inputs: np.ndarray) -> np.ndarray:
+        """The per-row program's inputs as an (n_columns, n_rows) array, given the values of
+        the graph's inputs (unused when no column is read from inputs)."""
+        cols = np.empty((self.table.shape[1] + self.input_index.shape[1], self.n_rows))
+        cols[:self.table.shape[1]] = self.table.T
+        if self.input_index.size:
+            cols[self.table.shape[1]:] = np.asarray(inputs, dtype=np.float64)[self.input_index].T
+        return cols
+
+    def row_sum(self, values: np.ndarray) -> float:
+        """The rows' values added as the graph adds them: first to last, from ``start``."""
+        acc = np.add.accumulate(values)[-1] if self.start is None else \
+            np.add.accumulate(np.concatenate(([self.start], values)))[-1]
+        return float(acc)
+
+
+def recover_rows(graph: Graph, min_rows: int = MIN_ROWS) -> RowSplit | None:
+    """The graph split into rows (see the module docstring), or None."""
+    if not any(op == "add" or op == "sum" for op in graph.ops):
+        return None
+    arrays = Arrays(graph)
+    for top in chains(arrays, min_rows):
+        links, terms = links_and_terms(graph, arrays, top)
+        start, rows = _start_and_rows(graph, terms)
+        if len(rows) < min_rows or not alike(graph, arrays.uses, rows[0], rows[1]):
+            continue
+        template = Template(arrays, rows[0])
+        if not template.ok:
+            continue
+        leaves = template.match(rows)
+        if len(leaves) < min_rows:
+            continue
+        split = _split(template, links, start, rows[:len(leaves)], leaves)
+        if split is not None:
+            return split
+    return None
+
+
+def _start_and_rows(graph: Graph, terms: list[int]) -> tuple[float | None, list[int]]:
+    """A constant among the first two terms is the start (``0 + l0`` traces as ``l0 + 0``)."""
+    for k in (0, 1):
+        if len(terms) > k and graph.ops[terms[k]] == "const":
+            return graph.attrs[terms[k]][0], terms[:k] + terms[k + 1:]
+    return None, terms
+
+
+def _split(template: Template, links: list[int], start: float | None, rows: list[int],
+           leaves: np.ndarray) -> RowSplit | None:
+    graph = template.graph
+    columns = _Columns(template, leaves)
+    if not columns.ok:
+        return None
+    b = Builder()
+    inputs = [b.add("input", (), (f"c{c}",)) for c in range(columns.n_const)]
+    inputs += [b.add("input", (), (f"x{c}",)) for c in range(columns.n_input)]
+    params = [b.add("param", (), graph.attrs[p]) for p in graph.params]
+    param_node = dict(zip(graph.params, params))
+    leaf = []
+    for s, kind in enumerate(template.slot_kind):
+        if kind == "param":
+            leaf.append(param_node[template.slot_leaf[s]])
+        elif columns.slot_column[s] is None:
+            leaf.append(b.const(columns.slot_value[s]))
+        else:
+            kind_offset = 0 if kind == "const" else columns.n_const
+            leaf.append(inputs[kind_offset + columns.slot_column[s]])
+    node = []
+    for k in range(len(template.nodes)):
+        operands = tuple(node[c] if c >= 0 else leaf[-1 - c] for c in template.enc[k])
+        node.append(b.add(template.ops[k], operands, template.attrs[k]))
+    row = b.finish(inputs, params, [node[-1]], param_values=list(graph.param_values),
+                   in_tree=None, out_tree=None, name=f"{graph.name}_row")
+    outer = _outer(graph, links, rows)
+    if _shares_shape(template, outer):
+        return None
+    start_value = None if start is None else float(start)
+    return RowSplit(row, columns.table, columns.input_index, outer, start_value, len(rows))
+
+
+class _Columns:
+    """The slots grouped into columns (slots equal in every row share one); a slot equal in
+    every row is a constant of the row program (an input so read is still a column).
+    ``ok`` is False where per-row evaluation could not reproduce the graph (module docstring)."""
+
+    def __init__(self, template: Template, leaves: np.ndarray) -> None:
+        graph = template.graph
+        kinds = template.slot_kind
+        n = len(kinds)
+        self.slot_column: list[int | None] = [None] * n
+        self.slot_value: list[float | None] = [None] * n
+        self.varying = [False] * n
+        data = {"const": _const_values(graph, leaves, kinds), "input": _input_positions(graph, leaves)}
+        found: dict[str, dict[bytes, int]] = {"const": {}, "input": {}}
+        columns: dict[str, list[np.ndarray]] = {"const": [], "input": []}
+        for s, kind in enumerate(kinds):
+            if kind == "param":
+                continue
+            column = data[kind][:, s]
+            key = column.view(np.int64) if kind == "const" else column
+            same = bool((key == key[0]).all())
+            if kind == "const" and same:
+                self.slot_value[s] = float(column[0])
+                continue
+            self.varying[s] = not same
+            self.slot_column[s] = found[kind].setdefault(key.tobytes(), len(found[kind]))
+            if self.slot_column[s] == len(columns[kind]):
+                columns[kind].append(column)
+        self.n_const, self.n_input = len(columns["const"]), len(columns["input"])
+        n_rows = len(leaves)
+        self.table = np.array(columns["const"], dtype=np.float64).T.reshape(n_rows, self.n_const).copy()
+        self.input_index = np.array(columns["input"], dtype=np.intp).T.reshape(n_rows, self.n_input).copy()
+        self.ok = self._per_row_exact(template)
+
+    def _per_row_exact(self, template: Template) -> bool:
+        """Every row node varies from row to row and reads a param or an input; and rows differ
+        in the constants that each node reads, unless it reads a varying input."""
+        kinds = template.slot_kind
+        masks: list[int] = []     # the varying constant columns each node depends on
+        varies: list[bool] = []
+        live: list[bool] = []     # depends on a param or an input (not constant-folded)
+        for codes in template.enc:
+            mask, vary, variable, by_input = 0, False, False, False
+            for c in codes:
+                if c >= 0:
+                    mask |= masks[c]
+                    vary |= varies[c]
+                    variable |= live[c]
+                    by_input |= masks[c] < 0
+                else:
+                    s = -1 - c
+                    variable |= kinds[s] != "const"
+                    if self.varying[s]:
+                        vary = True
+                        if kinds[s] == "const":
+                            mask |= 1 << self.slot_column[s]
+                        else:
+                            by_input = True
+            masks.append(-1 if by_input else mask)
+            varies.append(vary)
+            live.append(variable)
+            if not (vary and variable):
+                return False
+        minimal: list[int] = []  # rows that differ on a set of columns differ on its supersets
+        for mask in sorted({m for m in masks if m > 0}, key=int.bit_count):
+            if not any(mask & m == m for m in minimal):
+                minimal.append(mask)
+        return all(self._rows_differ(mask) for mask in minimal)
+
+    def _rows_differ(self, mask: int) -> bool:
+        cols = [c for c in range(self.n_const) if mask >> c & 1]
+        bits = np.ascontiguousarray(self.table[:, cols]).view(np.int64)
+        return len(np.unique(bits, axis=0)) == len(bits)
+
+
+def _outer(graph: Graph, links: list[int], rows: list[int]) -> Graph:
+    """The graph's live part with the chain's row part cut off: the link that adds the last
+    row becomes the new input (plus whatever that link adds after it)."""
+    args = graph.args
+    last = rows[-1]
+    cut = next(link for link in links if last in args[link])
+    rest = args[cut][args[cut].index(last) + 1:]
+    live = bytearray(len(graph))
+    stack = list(graph.outputs)
+    for o in stack:
+        live[o] = 1
+    order = []
+    while stack:
+        i = stack.pop()
+        order.append(i)
+        for a in rest if i == cut else args[i]:
+            if not live[a]:
+                live[a] = 1
+                stack.append(a)
+    b = Builder()
+    remap = {i: b.add("input", (), graph.attrs[i]) for i in graph.inputs}
+    rows_input = b.add("input", (), (ROWS_INPUT,))
+    remap.update((p, b.add("param", (), graph.attrs[p])) for p in graph.params)
+    for i in sorted(order):
+        if i in remap:
+            continue
+        if i == cut:
+            operands = (rows_input,) + tuple(remap[a] for a in rest)
+            remap[i] = operands[0] if len(operands) == 1 else \
+                b.add("add" if len(operands) == 2 else "sum", operands)
+        else:
+            remap[i] = b.copy_node(graph, i, remap)
+    inputs = [remap[i] for i in graph.inputs] + [rows_input]
+    return b.finish(inputs, [remap[p] for p in graph.params], [remap[o] for o in graph.outputs], like=graph)
+
+
+def _shares_shape(template: Template, outer: Graph) -> bool:
+    """Whether two template nodes, or a template node and an outer node, have one shape
+    (same ops, parameters and params, constants and inputs as such): common subexpression
+    elimination might then share nodes across rows, which a per-row program cannot do."""
+    graph = template.graph
+    param_index = {p: k for k, p in enumerate(graph.params)}
+    numbers: dict = {}
+    leaf_keys = [("param", param_index[a]) if kind == "param" else (kind,)
+                 for kind, a in zip(template.slot_kind, template.slot_leaf)]
+    seen = []
+    for op, attr, codes in zip(template.ops, template.attrs, template.enc):
+        keys = [seen[c] if c >= 0 else numbers.setdefault(leaf_keys[-1 - c], len(numbers)) for c in codes]
+        seen.append(_number(numbers, op, attr, keys))
+    if len(set(seen)) != len(seen):
+        return True
+    shapes = set(seen)
+    outer_params = {p: k for k, p in enumerate(outer.params)}
+    number = []
+    for i, op in enumerate(outer.ops):
+        if op in ("input", "const"):
+            number.append(numbers.setdefault((op,), len(numbers)))
+        elif op == "param":
+            number.append(numbers.setdefault(("param", outer_params[i]), len(numbers)))
+        else:
+            number.append(_number(numbers, op, outer.attrs[i], [number[a] for a in outer.args[i]]))
+            if number[-1] in shapes:
+                return True
+    return False
+
+
+def _number(numbers: dict, op: str, attr: tuple, keys: list[int]) -> int:
+    if ops.TABLE[op].commutative:
+        keys = sorted(keys)
+    return numbers.setdefault((op, attr, tuple(keys)), len(numbers))
+
+
+def _const_values(graph: Graph, leaves: np.ndarray, kinds: list[str]) -> np.ndarray:
+    """Each leaf's value where it is a constant (nan elsewhere): a Python lookup per distinct
+    constant, not per slot."""
+    consts = np.array([k == "const" for k in kinds], dtype=bool)
+    values = np.full(leaves.shape, np.nan)
+    if consts.any():
+        ids, where = np.unique(leaves[:, consts], return_inverse=True)
+        found = np.array([graph.attrs[i][0] for i in ids.tolist()], dtype=np.float64)
+        values[:, consts] = found[where.reshape(len(leaves), -1)]
+    return values
+
+
+def _input_positions(graph: Graph, leaves: np.ndarray) -> np.ndarray:
+    """Each leaf's position in ``graph.inputs`` (-1 where it is not an input)."""
+    position = np.full(len(graph) + 1, -1, dtype=np.intp)
+    position[np.asarray(graph.inputs, dtype=np.intp)] = np.arange(len(graph.inputs))
+    return position[leaves]

@@ -1,0 +1,178 @@
+"""Finding rows fast: sum chains and row-by-row matching, with NumPy over the whole graph.
+
+Helpers of :mod:`graphc.passes.rows`.  A million-node graph must be searched in well under
+a second, so the per-node work is done by NumPy: the graph's operands as one flat array
+(:class:`Arrays`), chain lengths by pointer jumping (:func:`chains`), and the match of every
+row against the template one template node at a time, all rows at once
+(:meth:`Template.match`).  Python loops run over chains tried and template nodes only.
+"""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from ..graph import Graph
+
+_SUMS = ("add", "sum")
+
+
+class Arrays:
+    """A graph's ops (as small ints), operands (one flat array, with offsets and arities)
+    and use counts, as NumPy arrays."""
+
+    def __init__(self, graph: Graph) -> None:
+        self.graph = graph
+        n = len(graph)
+        self.code: dict[str, int] = {op: k for k, op in enumerate(sorted(set(graph.ops)))}
+        self.op = np.fromiter(map(self.code.__getitem__, graph.ops), dtype=np.int32, count=n)
+        self.arity = np.fromiter(map(len, graph.args), dtype=np.intp, count=n)
+        self.flat = np.fromiter(itertools.chain.from_iterable(graph.args), dtype=np.intp,
+                                count=int(self.arity.sum()))
+        self.offset = np.zeros(n + 1, dtype=np.intp)
+        np.cumsum(self.arity, out=self.offset[1:])
+        self.uses = np.bincount(self.flat, minlength=n) + np.bincount(
+            np.asarray(graph.outputs, dtype=np.intp), minlength=n)
+
+    def is_op(self, names: tuple[str, ...]) -> np.ndarray:
+        codes = [self.code[name] for name in names if name in self.code]
+        return np.isin(self.op, codes)
+
+    def operand(self, nodes: np.ndarray, j: int) -> np.ndarray:
+        """Operand ``j`` of each node (an arbitrary valid id where a node has fewer operands)."""
+        return self.flat[np.minimum(self.offset[nodes] + j, len(self.flat) - 1)]
+
+
+def chains(arrays: Arrays, min_terms: int) -> list[int]:
+    """The last links of the left-nested addition chains ``((a + b) + c) + ...`` that add at
+    least ``min_terms`` terms, longest first.  A link's first operand continues the chain when
+    it is an addition used only there (as :mod:`~graphc.passes.flatten` absorbs)."""
+    n = len(arrays.op)
+    is_sum = arrays.is_op(_SUMS)
+    sums = np.flatnonzero(is_sum)
+    if not len(sums) or not len(arrays.flat):
+        return []
+    first = arrays.flat[arrays.offset[sums]]
+    inner = is_sum[first] & (arrays.uses[first] == 1)
+    nxt = np.full(n + 1, n, dtype=np.intp)      # the previous link, n where the chain starts
+    nxt[sums[inner]] = first[inner]
+    count = np.zeros(n + 1, dtype=np.intp)
+    count[sums] = arrays.arity[sums] - 1 + ~inner  # the first link counts its first operand
+    absorbed = np.zeros(n + 1, dtype=bool)
+    absorbed[first[inner]] = True
+    while (nxt[sums] != n).any():                 # pointer jumping: log2(longest chain) rounds
+        count[sums] += count[nxt[sums]]
+        nxt[sums] = nxt[nxt[sums]]
+    tops = sums[~absorbed[sums] & (count[sums] >= min_terms)]
+    return tops[np.argsort(-count[tops], kind="stable")].tolist()
+
+
+def links_and_terms(graph: Graph, arrays: Arrays, top: int) -> tuple[list[int], list[int]]:
+    """The chain ending at ``top``: its links first to last, and its terms in order."""
+    links = [top]
+    while True:
+        first = graph.args[links[-1]][0]
+        if graph.ops[first] in _SUMS and arrays.uses[first] == 1:
+            links.append(first)
+        else:
+            break
+    links.reverse()
+    return links, [graph.args[links[0]][0]] + [a for j in links for a in graph.args[j][1:]]
+
+
+def alike(graph: Graph, uses: np.ndarray, a: int, b: int) -> bool:
+    """Whether the cones of ``a`` and ``b`` match node for node as rows must: a quick test of
+    two rows before the whole template is built (it fails at once where the params differ)."""
+    ops, args, attrs = graph.ops, graph.args, graph.attrs
+    image, stack = {a: b}, [a]
+    while stack:
+        x = stack.pop()
+        y = image[x]
+        if ops[x] != ops[y] or uses[x] != uses[y] or attrs[x] != attrs[y] or len(args[x]) != len(args[y]):
+            return False
+        for p, q in zip(args[x], args[y]):
+            if not args[p]:
+                if ops[p] != ops[q] or ops[p] == "param" and p != q:
+                    return False
+                continue
+            seen = image.get(p)
+            if seen is None:
+                image[p] = q
+                stack.append(p)
+            elif seen != q:
+                return False
+    return True
+
+
+class Template:
+    """The first row's non-leaf nodes in id order, with each operand encoded as a template
+    position (``>= 0``) or a leaf *slot* (``-1 - s``): one slot per leaf operand.  ``ok`` is
+    False when a node of the first row is also used outside it."""
+
+    def __init__(self, arrays: Arrays, root: int) -> None:
+        graph = self.graph = arrays.graph
+        self.arrays = arrays
+        ops, args = graph.ops, graph.args
+        cone, stack = {root}, [root]
+        while stack:
+            for a in args[stack.pop()]:
+                if a not in cone and args[a]:
+                    cone.add(a)
+                    stack.append(a)
+        self.nodes = sorted(cone)
+        position = {node: k for k, node in enumerate(self.nodes)}
+        self.slot_kind: list[str] = []
+        self.slot_leaf: list[int] = []
+        self.enc: list[tuple[int, ...]] = []
+        self.tuses = [0] * len(self.nodes)
+        self.tuses[-1] = 1  # the root: used by the chain only
+        for node in self.nodes:
+            codes = []
+            for a in args[node]:
+                if a in position:
+                    codes.append(position[a])
+                    self.tuses[position[a]] += 1
+                else:
+                    codes.append(-1 - len(self.slot_kind))
+                    self.slot_kind.append(ops[a])
+                    self.slot_leaf.append(a)
+            self.enc.append(tuple(codes))
+        self.ok = bool((arrays.uses[np.array(self.nodes, dtype=np.intp)] == np.array(self.tuses)).all())
+        self.ops = [ops[node] for node in self.nodes]
+        self.attrs = [graph.attrs[node] for node in self.nodes]
+
+    def match(self, roots: list[int]) -> np.ndarray | None:
+        """For the longest run of rows from the first that match the template, each slot's
+        node in each row: an (n_matched, n_slots) array of node ids."""
+        arrays, attrs = self.arrays, self.graph.attrs
+        roots_array = np.asarray(roots, dtype=np.intp)
+        k_nodes = len(self.nodes)
+        image = np.full((k_nodes, len(roots)), -1, dtype=np.intp)
+        image[-1] = roots_array
+        filled = [False] * k_nodes
+        filled[-1] = True
+        ok = np.ones(len(roots), dtype=bool)
+        leaves = np.empty((len(roots), len(self.slot_kind)), dtype=np.intp)
+        code = arrays.code
+        for k in range(k_nodes - 1, -1, -1):
+            nodes = image[k]
+            codes = self.enc[k]
+            ok &= (arrays.op[nodes] == code[self.ops[k]]) & (arrays.uses[nodes] == self.tuses[k]) \
+                & (arrays.arity[nodes] == len(codes))
+            if self.attrs[k]:
+                ok &= np.array([attrs[x] == self.attrs[k] for x in nodes.tolist()])
+            for j, c in enumerate(codes):
+                operand = arrays.operand(nodes, j)
+                if c >= 0:
+                    if filled[c]:
+                        ok &= image[c] == operand
+                    else:
+                        image[c], filled[c] = operand, True
+                    continue
+                s = -1 - c
+                ok &= arrays.op[operand] == code[self.slot_kind[s]]
+                if self.slot_kind[s] == "param":
+                    ok &= operand == self.slot_leaf[s]
+                leaves[:, s] = operand
+        matched = len(roots) if ok.all() else int(np.argmin(ok))
+        return leaves[:matched]

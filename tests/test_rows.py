@@ -1,0 +1,222 @@
+"""Batch recovery (graphc.passes.rows, graphc.rows_program): a full-batch loss written
+micrograd style is found to be one per-row program over a table, and runs on the batched
+backends bit for bit as the unrolled scalar program (the Python backend) computes it."""
+from __future__ import annotations
+
+import random
+import time
+
+import numpy as np
+import pytest
+
+import graphc
+from graphc import Value
+from graphc.codegen.c import find_compiler
+from graphc.graph import Builder
+from graphc.nn import MLP
+from graphc.passes.rows import ROWS_INPUT, recover_rows
+from graphc.backends import resolve
+from graphc.rows_program import _add_rows, rows_program
+
+BACKENDS = ["numpy"] + (["c"] if find_compiler() else [])
+
+
+def make_data(n=24, sizes=(6, 6, 1), seed=3):
+    rng = np.random.default_rng(seed)
+    random.seed(seed)
+    X = rng.standard_normal((n, 2))
+    y = np.where(rng.random(n) > 0.5, 1, -1)
+    return X, y, MLP(2, list(sizes))
+
+
+def demo_loss(X, y, model, l2=True, mean="mul", reg_first=False):
+    """micrograd's demo loss on captured data (X, y, model are closed over by the lambda)."""
+    inputs = [list(map(Value, xrow)) for xrow in X]
+    scores = list(map(model, inputs))
+    losses = [(1 + -yi * scorei).relu() for yi, scorei in zip(y, scores)]
+    data_loss = sum(losses) * (1.0 / len(losses)) if mean == "mul" else sum(losses) / len(losses)
+    if not l2:
+        return data_loss
+    reg_loss = 1e-4 * sum((p * p for p in model.parameters()))
+    return reg_loss + data_loss if reg_first else data_loss + reg_loss
+
+
+def test_the_demo_loss_is_one_row_program_over_a_table():
+    X, y, model = make_data()
+    split = recover_rows(graphc.trace(lambda: demo_loss(X, y, model)))
+    assert split is not None and split.n_rows == len(X) and split.start == 0.0
+    assert split.table.shape == (len(X), 3)  # x0, x1 and y: the captured data, with a batch axis
+    assert np.array_equal(split.table[:, :2], X) and np.array_equal(split.table[:, 2], -y)
+    assert split.input_index.shape == (len(X), 0)
+    assert split.row.inputs and len(split.row.params) == len(model.parameters())
+    assert split.outer.attrs[split.outer.inputs[-1]] == (ROWS_INPUT,)
+    assert len(split.row) < len(graphc.trace(lambda: demo_loss(X, y, model))) / 10
+
+
+def test_rows_passed_as_arguments_are_input_columns():
+    X, y, model = make_data()
+
+    def loss(X, y):
+        scores = [model(x) for x in X]
+        losses = [(1 + -yi * si).relu() for yi, si in zip(y, scores)]
+        return sum(losses) * (1.0 / len(losses))
+    graph = graphc.trace(loss, X, y.astype(float))
+    split = recover_rows(graph)
+    assert split is not None and split.table.shape == (len(X), 0)
+    assert split.input_index.shape == (len(X), 3)
+    inputs = np.arange(len(graph.inputs), dtype=float)
+    cols = split.columns(inputs)
+    assert cols.shape == (3, len(X)) and set(cols[:, 0]) == {0.0, 1.0, 2 * len(X)}
+
+
+@pytest.mark.parametrize("kind", ["l2", "no-l2", "div", "reg-first"])
+def test_recognized_with_and_without_l2_and_other_reductions(kind):
+    X, y, model = make_data()
+    options = {"l2": {}, "no-l2": {"l2": False}, "div": {"mean": "div"}, "reg-first": {"reg_first": True}}[kind]
+    split = recover_rows(graphc.trace(lambda: demo_loss(X, y, model, **options)))
+    assert split is not None and split.n_rows == len(X)
+
+
+def test_rows_that_differ_in_structure_or_params_are_not_rows():
+    X, y, model = make_data()
+    other = MLP(2, [6, 6, 1])
+
+    def mixed():
+        return sum((model if k % 2 else other)(list(map(Value, x))) for k, x in enumerate(X))
+
+    def shaped():
+        return sum(model(list(map(Value, x))).relu() if k % 2 else model(list(map(Value, x))).tanh()
+                   for k, x in enumerate(X))
+    assert recover_rows(graphc.trace(mixed)) is None
+    assert recover_rows(graphc.trace(shaped)) is None
+
+
+def test_no_rows_answers_none_quickly():
+    random.seed(0)
+    model = MLP(8, [16, 16, 1])
+    graph = graphc.trace(model, [0.5] * 8)
+    start = time.perf_counter()
+    assert recover_rows(graph) is None
+    assert time.perf_counter() - start < 0.05
+
+
+def test_rows_that_would_share_nodes_are_refused():
+    """Repeated data: common subexpression elimination merges the rows' equal nodes in the
+    scalar program, so per-row evaluation would add gradients in another order."""
+    X, y, model = make_data()
+    X[5] = X[2]
+    assert recover_rows(graphc.trace(lambda: demo_loss(X, y, model))) is None
+    X, y, model = make_data()
+    X[7, 0] = X[3, 0]  # one equal column is enough: w * x0 is shared
+    assert recover_rows(graphc.trace(lambda: demo_loss(X, y, model))) is None
+
+
+def test_a_param_read_twice_per_row_is_left_to_the_scalar_program():
+    X, y, _ = make_data()
+    w = Value(0.5)
+
+    def loss():
+        return sum((w * Value(x[0]) + w).relu() for x in X)
+    graph = graphc.trace(loss)
+    assert recover_rows(graph) is not None
+    assert rows_program(graph, resolve("numpy"), min_nodes=0) is None
+
+
+def _steps(compiled, model, steps=3):
+    history = []
+    for k in range(steps):
+        out = compiled()
+        model.zero_grad()
+        out.backward()
+        history.append((out.data.hex(), [p.grad.hex() for p in model.parameters()]))
+        for p in model.parameters():
+            p.data -= (1.0 - 0.3 * k) * p.grad
+    return history
+
+
+def _run(backend, loss_of, sizes=(6, 6, 1)):
+    X, y, model = make_data(n=40, sizes=sizes)
+    compiled = graphc.compile(lambda: loss_of(X, y, model), backend=backend)
+    history = _steps(compiled, model)
+    return compiled, history
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("kind", ["l2", "no-l2", "div", "reg-first"])
+def test_value_and_every_gradient_equal_the_scalar_program_bit_for_bit(backend, kind):
+    options = {"l2": {}, "no-l2": {"l2": False}, "div": {"mean": "div"}, "reg-first": {"reg_first": True}}[kind]
+    compiled, got = _run(backend, lambda X, y, m: demo_loss(X, y, m, **options))
+    # the rows path ran -- except where the L2 term comes first: then its two contributions
+    # to each param (p * p) are added after the rows', one at a time, which the outer
+    # program cannot give apart; the scalar program runs instead
+    assert (compiled._latest.rows is None) == (kind == "reg-first")
+    _, expected = _run("python", lambda X, y, m: demo_loss(X, y, m, **options))
+    assert got == expected
+
+
+@pytest.mark.skipif("c" not in BACKENDS, reason="no C compiler")
+def test_tanh_rows_on_c_equal_the_scalar_program():
+    def loss(X, y, model):
+        return sum((yi - model(list(map(Value, x))).tanh()) ** 2 for x, yi in zip(X, y)) * (1.0 / len(X))
+    compiled, got = _run("c", loss)
+    assert compiled._latest.rows is not None
+    assert got == _run("python", loss)[1]
+
+
+def test_compiled_graph_is_still_there_when_rows_ran():
+    X, y, model = make_data(n=40)
+    compiled = graphc.compile(lambda: demo_loss(X, y, model))
+    compiled()
+    assert compiled._latest.rows is not None and compiled.stats.optimized_nodes == 0
+    assert len(compiled.graph) < compiled.stats.traced_nodes  # optimized on demand
+
+
+def test_backward_with_another_seed_and_twice():
+    X, y, model = make_data(n=40)
+    rows = graphc.compile(lambda: demo_loss(X, y, model))
+    scalar = graphc.compile(lambda: demo_loss(X, y, model), backend="python")
+    grads = []
+    for compiled in (rows, scalar):
+        model.zero_grad()
+        out = compiled() * 3.0
+        out.backward()
+        out.backward()
+        grads.append([p.grad.hex() for p in model.parameters()])
+    assert grads[0] == grads[1]
+
+
+@pytest.mark.parametrize("n_params", [1, 2, 5, 300])
+def test_rows_are_added_in_order_one_at_a_time(n_params):
+    rng = np.random.default_rng(n_params)
+    rows = rng.standard_normal((n_params, 500)) * 10.0 ** rng.integers(-8, 8, (n_params, 500))
+    first = rng.standard_normal(n_params)
+    expected = first.copy()
+    for r in range(rows.shape[1] - 1, -1, -1):
+        expected += rows[:, r]
+    assert _add_rows(rows, first).tobytes() == expected.tobytes()
+
+
+def _chain_of_rows(n_rows: int, row_size: int):
+    """A graph of n_rows rows (a chain of row_size ops on a param and a constant each)
+    added up by a left-nested chain: n_rows * (row_size + 2) nodes, built directly."""
+    b = Builder()
+    p = b.add("param", (), ("w",))
+    total = b.const(0.0)
+    for r in range(n_rows):
+        v = b.add("mul", (p, b.add("const", (), (float(r),))))
+        for _ in range(row_size - 1):
+            v = b.add("relu", (v,))
+        total = b.add("add", (total, v))
+    return b.finish([], [p], [total])
+
+
+def test_recover_rows_is_linear_and_has_no_recursion():
+    small, big = _chain_of_rows(10_000, 8), _chain_of_rows(100_000, 8)
+    assert len(big) >= 1_000_000
+    timings = []
+    for graph in (small, big):
+        start = time.perf_counter()
+        split = recover_rows(graph)
+        timings.append(time.perf_counter() - start)
+        assert split is not None and split.n_rows == len(graph) // 10
+    assert timings[1] < 25 * timings[0]  # 10x the nodes: about 10x the time, never 100x
