@@ -78,7 +78,7 @@ def peer_tables(groups: list[str], names: list[str], quick: bool) -> None:
         print(f"note: {isolate.family(name).PACKAGE} is not installed: its contenders are skipped "
               f"(pip install 'graphc[bench]')")
     for workload in WORKLOADS:
-        if workload.group in groups:
+        if workload.group in groups and not (quick and workload.full_only):
             rows = [(name, label, isolate.run(name, workload.key, label, quick))
                     for name in present for label in isolate.family(name).CONTENDERS.get(workload.key, {})]
             print_table(workload, rows)

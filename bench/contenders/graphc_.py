@@ -88,7 +88,7 @@ def step_per_call(backend: str, quick: bool) -> Result:
 
 
 def mnist_train(backend: str, batch: int, quick: bool) -> Result:
-    X, Y = mnist_data(mnist_rows(batch))
+    X, Y = mnist_data(mnist_rows(batch, quick))
     step = mnist_step(backend)
     epoch = lambda: step.train(X, Y, lr=MNIST_LR, batch_size=batch)  # noqa: E731
     losses = epoch().tolist()
@@ -96,7 +96,7 @@ def mnist_train(backend: str, batch: int, quick: bool) -> Result:
 
 
 def mnist_per_call(backend: str, batch: int, quick: bool) -> Result:
-    X, Y = mnist_data(mnist_rows(batch))
+    X, Y = mnist_data(mnist_rows(batch, quick))
     run = sgd_per_call(mnist_step(backend), X, Y, MNIST_LR, batch, len(X) // batch)
     losses = run()
     return Result(median_seconds(run, 1 if quick else 5, 0) / len(X), losses)

@@ -94,30 +94,30 @@ def step_scan(quick: bool) -> Result:
     return Result(seconds / MOONS_STEPS, losses)
 
 
-def mnist_batches(batch: int):
+def mnist_batches(batch: int, quick: bool):
     _, jnp = _modules()
-    X, Y = mnist_data(mnist_rows(batch))
+    X, Y = mnist_data(mnist_rows(batch, quick))
     return [(jnp.asarray(X[s:s + batch]), jnp.asarray(Y[s:s + batch])) for s in range(0, len(X), batch)]
 
 
 def mnist_jit(batch: int, quick: bool) -> Result:
     jax, _ = _modules()
-    batches = mnist_batches(batch)
+    batches = mnist_batches(batch, quick)
     run = per_call(jax.jit(sgd_step(cross_entropy, MNIST_LR)), device_params(mnist_model()), batches)
     losses = run()
-    return Result(median_seconds(run, 2 if quick else 10) / mnist_rows(batch), losses)
+    return Result(median_seconds(run, 2 if quick else 10) / mnist_rows(batch, quick), losses)
 
 
 def mnist_scan(batch: int, quick: bool) -> Result:
     jax, jnp = _modules()
-    batches = mnist_batches(batch)
+    batches = mnist_batches(batch, quick)
     Xb, Yb = jnp.stack([b[0] for b in batches]), jnp.stack([b[1] for b in batches])
     step = sgd_step(cross_entropy, MNIST_LR)
     epoch = jax.jit(lambda p, Xb, Yb: jax.lax.scan(lambda q, b: step(q, *b), p, (Xb, Yb)))
     params = device_params(mnist_model())
     losses = [float(v) for v in epoch(params, Xb, Yb)[1]]
     seconds = median_seconds(lambda: epoch(params, Xb, Yb)[1].block_until_ready(), 2 if quick else 10)
-    return Result(seconds / mnist_rows(batch), losses)
+    return Result(seconds / mnist_rows(batch, quick), losses)
 
 
 def compile_cold(hidden: int) -> Result:

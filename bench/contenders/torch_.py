@@ -72,11 +72,11 @@ def step(quick: bool) -> Result:
 
 def mnist(batch: int, quick: bool) -> Result:
     torch = _torch()
-    X, Y = (torch.from_numpy(a) for a in mnist_data(mnist_rows(batch)))
+    X, Y = (torch.from_numpy(a) for a in mnist_data(mnist_rows(batch, quick)))
     batches = [(X[s:s + batch], Y[s:s + batch]) for s in range(0, len(X), batch)]
     run = per_call(network(mnist_model()), cross_entropy, batches, MNIST_LR)
     losses = run()
-    return Result(median_seconds(run, 2 if quick else 10) / mnist_rows(batch), losses)
+    return Result(median_seconds(run, 2 if quick else 10) / mnist_rows(batch, quick), losses)
 
 
 def rows(quick: bool) -> Result:

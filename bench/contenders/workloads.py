@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Callable, NamedTuple
 
 import numpy as np
-from sklearn.datasets import make_moons
 
 from graphc.nn import MLP, glorot_uniform
 
@@ -24,11 +23,13 @@ ROWS = 10_000
 
 @dataclass(frozen=True)
 class Workload:
-    """One table of bench/peers.py: ``key`` names it on the command line (``group`` with ``--only``)."""
+    """One table of bench/peers.py (``--only GROUP`` runs a group's tables); ``full_only``:
+    left out of ``--quick`` runs."""
     key: str
     group: str
     title: str
     unit: str
+    full_only: bool = False
 
 
 WORKLOADS = [
@@ -39,7 +40,7 @@ WORKLOADS = [
              "sample"),
     Workload("compile50", "compile", "compile MLP(784, [50, 10]) loss + gradient + SGD step, cold, to first result",
              "compile"),
-    Workload("compile100", "compile", "compile MLP(784, [100, 10]), the same", "compile"),
+    Workload("compile100", "compile", "compile MLP(784, [100, 10]), the same", "compile", full_only=True),
     Workload("rows", "rows", f"moons MLP forward + gradient of the mean SVM loss over {ROWS:,} rows", "row"),
     Workload("demo", "demo", "micrograd's demo loop: full-batch loss (100 rows, L2), zero_grad, backward, "
              "SGD with its decaying rate", "step"),
@@ -67,6 +68,7 @@ def median_seconds(fn: Callable[[], object], repeat: int, warmup: int = 1) -> fl
 
 def moons(n: int = 100, seed: int = 1337) -> tuple[np.ndarray, np.ndarray]:
     """micrograd's demo data: make_moons with noise 0.1, labels -1 and 1."""
+    from sklearn.datasets import make_moons  # here: importing scikit-learn takes a second
     np.random.seed(seed)
     X, y = make_moons(n_samples=n, noise=0.1)
     return X, (y * 2 - 1).astype(np.float64)
@@ -78,9 +80,9 @@ def moons_model() -> MLP:
     return MLP(2, [16, 16, 1])
 
 
-def mnist_rows(batch: int) -> int:
-    """Rows per timed epoch: 64 batches of 32, or 128 single rows."""
-    return 2048 if batch > 1 else 128
+def mnist_rows(batch: int, quick: bool) -> int:
+    """Rows per timed epoch: 64 batches of 32, or 128 single rows (a quarter of that when quick)."""
+    return (2048 if batch > 1 else 128) // (4 if quick else 1)
 
 
 def mnist_data(rows: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
