@@ -8,8 +8,8 @@ SymPy, ``check_grad`` compares gradients four ways, ``export`` writes a standalo
 __version__ = "0.1.0"
 
 from .engine import Value, apply  # noqa: E402
-from .errors import (ArgumentError, CompilerWarning, DataError, GraphcError, LoadError, ShapeError,  # noqa: E402
-                     TraceError, TracerWarning)
+from .errors import (ArgumentError, CompilerWarning, DataError, FrozenDataWarning, GraphcError,  # noqa: E402
+                     LoadError, ShapeError, TraceError, TracerWarning)
 from .graph import Graph  # noqa: E402
 from .passes import optimize  # noqa: E402
 from .trace import trace  # noqa: E402
@@ -40,5 +40,5 @@ __all__ = ["Value", "apply", "Graph", "trace", "optimize", "compile", "Compiled"
            "save", "load", "LoadError",
            "grad", "value_and_grad", "make_graph", "set_logs",
            "GraphcError", "ArgumentError", "DataError", "ShapeError", "TraceError", "TracerWarning",
-           "CompilerWarning",
+           "FrozenDataWarning", "CompilerWarning",
            "__version__"]

@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import autodiff, logs
+from . import autodiff, logs, variants
 from .codegen import c as c_backend
 from .codegen import numpy as numpy_backend
 from .codegen import python as python_backend
@@ -32,7 +32,7 @@ from .nn import Module
 from .optim import Optimizer, check_range
 from .passes import NUMERICS, VECTOR_PIPELINE, OptimizeReport, optimize
 from .progress import progress_bar
-from .trace import argument_names, function_name, reject_foreign_module, trace
+from .trace import argument_names, function_name, reject_foreign_module
 from .tree import SCALAR, describe, flatten_args, plain_array, unflatten
 
 #: Batched backends (map, mean, a Module on a 2-D array): "numpy" and "c" run the graph
@@ -102,6 +102,9 @@ class Compiled:
         self.numerics = numerics
         self.name = function_name(fn)
         self.trace_count = 0
+        #: Why each trace after the first happened (a new argument signature, a failed guard).
+        self.retraces: list[str] = []
+        self._variants: dict[Any, list[_Signature]] = {}  # graphc.variants: each signature's branch programs
         self._signatures: dict[Any, _Signature] = {}
         self._latest: _Signature | None = None
         self._lock = threading.RLock()
@@ -143,8 +146,7 @@ class Compiled:
             leaves = [out] if isinstance(out, np.ndarray) else _flat_arrays(out)
             return leaves[0] if len(leaves) == 1 else np.stack(leaves, axis=1)
         leaves, tree, _ = flatten_args(args, self._argument_names(len(args)))
-        signature = self._signature(tree, args)
-        return signature.call(leaves)
+        return variants.call(self, tree, args, leaves)  # hook: guards checked, retraced on a miss
 
     def map(self, *batched_args: Any, params: Any = None, allow_nonfinite: bool = False):
         """fn on every row at once: each argument has a leading batch axis (shape (N, ...)).
@@ -240,10 +242,14 @@ class Compiled:
                         f"new argument signature {describe(tree)}; known: " + \
                         ", ".join(describe(t) for t in self._signatures)
                     logs.retrace(self.name, reason)
+                    if self._signatures:
+                        self.retraces.append(reason)
                     signature = _Signature(self, args() if callable(args) else args, describe(tree))
                     self._signatures[tree] = signature
                     self.trace_count += 1
         self._latest = signature
+        if callable(args):  # hook: a batched call runs one program for all rows, so no branches
+            variants.refuse_batched(self, signature)
         return signature
 
     # -- inspection ---------------------------------------------------------------------
@@ -321,8 +327,8 @@ class _Signature:
         self.stats = CompileStats()
         fn = owner.fn
         params = fn.parameters() if isinstance(fn, Module) else None
-        with _Timer(self.stats, "trace"):
-            traced = trace(fn, *args, params=params, name=owner.name)
+        with _Timer(self.stats, "trace"):  # hook: the graph ends with one output per guard
+            traced, self.guards = variants.trace_for_compile(owner, fn, args, params)
         with _Timer(self.stats, "optimize"):
             self.graph, report = optimize(traced, report=True, numerics=owner.numerics)
         self.stats.traced_nodes, self.stats.optimized_nodes = len(traced), len(self.graph)
@@ -523,8 +529,11 @@ class _Signature:
         params = [p._data for p in self.params]
         call = _Call(self, inputs, params, value_args)
         values = call.forward()
+        failure = self.guards.check(values)  # hook: a guard that failed (the caller retraces), or None
+        if failure is not None:
+            return failure
         prev = tuple(leaves[k] for k in value_args) + tuple(self.params)
-        outputs = [_node(v, prev, _OutputKind(call, k)) for k, v in enumerate(values)]
+        outputs = self.guards.outputs(values, lambda k, v: _node(v, prev, _OutputKind(call, k)))
         return unflatten(self.graph.out_tree, iter(outputs))
 
 
