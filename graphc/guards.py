@@ -37,6 +37,7 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 #: The tracing machinery's files: a guard's user line is the first frame outside them.
 _MACHINERY = frozenset(os.path.join(_HERE, f) for f in ("engine.py", "trace.py", "traced.py", "guards.py",
                                                         "variants.py"))
+_PYTHON_NUMBERS = "Python numbers made Values"
 _INFIX = {"add": "+", "sub": "-", "mul": "*", "truediv": "/", "lt": "<", "le": "<=", "gt": ">",
           "ge": ">=", "eq": "==", "ne": "!="}
 
@@ -99,9 +100,10 @@ class Record:
             return
         if type(data) in (float, int, bool):
             frame = user_frame()
-            if frame is None or any(type(c) is type(data) and c == data for c in frame.f_code.co_consts):
-                return  # a literal of the code: Value(1.0)
-            self._froze("Python numbers made Values", frame)
+            if frame is None or frame.f_code.co_filename.startswith(_HERE + os.sep) \
+                    or any(type(c) is type(data) and c == data for c in frame.f_code.co_consts):
+                return  # a literal of the code (Value(1.0)), or graphc's own (a formula's numbers)
+            self._froze(_PYTHON_NUMBERS, frame)
         elif _is_numpy_number(data):
             self._froze("NumPy numbers made Values", user_frame())
 
@@ -129,10 +131,12 @@ class Record:
     def frozen_message(self, name: str) -> str | None:
         """What compile says once about frozen data (None when nothing was frozen)."""
         parts = []
-        if self.frozen:
-            total = sum(self.frozen.values())
-            shown = ", ".join(f"{n} {what} at {where}" for (what, where), n in self.frozen.most_common(4))
-            more = ", ..." if len(self.frozen) > 4 else ""
+        # One Python number made a Value on a line is a setting like `alpha`; several are data.
+        frozen = Counter({key: n for key, n in self.frozen.items() if key[0] != _PYTHON_NUMBERS or n > 1})
+        if frozen:
+            total = sum(frozen.values())
+            shown = ", ".join(f"{n} {what} at {where}" for (what, where), n in frozen.most_common(4))
+            more = ", ..." if len(frozen) > 4 else ""
             parts.append(f"froze {total} number{'s' * (total != 1)} read from outside its arguments into the "
                          f"program ({shown}{more}): the compiled function keeps these values even when that "
                          f"data changes")

@@ -260,11 +260,11 @@ _define(
 # rounded (Value's ``/`` stays micrograd's ``a * b**-1``).
 
 def _comparison(name: str, python: str, test: Callable[[float, float], bool], sym: str) -> Op:
-    return Op(name, 2, lambda a, b: 1.0 if test(a, b) else 0.0, symbol=python, negative_zero="never",
+    return Op(name, 2, lambda a, b: 1.0 if test(a, b) else 0.0, symbol=name, negative_zero="never",
               doc=f"1.0 if a {python} b else 0.0 (a Python comparison as a number); its derivative is zero",
               vjp=lambda F, g, out, a, b: (None, None),
               sympy=lambda sp, a, b: sp.Piecewise((1, getattr(sp, sym)(a, b)), (0, True)),
-              python=f"(1.0 if {{0}} {python} {{1}} else 0.0)", numpy=f"({{0}} {python} {{1}}) * 1.0",
+              python=f"_{name}({{0}}, {{1}})", numpy=f"({{0}} {python} {{1}}) * 1.0",
               c=f"(({{0}} {python} {{1}}) ? 1.0 : 0.0)")
 
 
@@ -275,7 +275,7 @@ _define(
     _comparison("ge", ">=", operator.ge, "Ge"),
     _comparison("eq", "==", operator.eq, "Eq"),
     _comparison("ne", "!=", operator.ne, "Ne"),
-    Op("truediv", 2, runtime.truediv, symbol="/",
+    Op("truediv", 2, runtime.truediv, symbol="truediv",
        doc="a / b as Python divides floats, correctly rounded (inf or nan at b = 0, as IEEE)",
        vjp=lambda F, g, out, a, b: (F.truediv(g, b), -(F.truediv(out, b) * g)),
        sympy=lambda sp, a, b: a / b,

@@ -346,6 +346,9 @@ def _plan_extremum(e: sp.Expr) -> tuple[str, tuple, tuple]:
 def _plan_piecewise(e: sp.Piecewise) -> tuple[str, tuple, tuple]:
     if len(e.args) == 2 and e.args[1].cond == sp.true:
         (value, cond), (other, _) = e.args
+        relation = _RELATIONS.get(type(cond))
+        if relation and value == 1 and other == 0 and not (relation in ("gt", "lt") and 0 in cond.args):
+            return relation, tuple(cond.args), ()  # a comparison op's form (x > 0 stays step's)
         big, small, strict = _comparison(cond)
         if strict and other == 0 and big is not None:
             u = big if small == 0 else big - small
@@ -358,6 +361,11 @@ def _plan_piecewise(e: sp.Piecewise) -> tuple[str, tuple, tuple]:
     raise GraphcError(f"from_sympy: cannot express {_short(e)} with graphc ops; the Piecewise forms "
                       f"graphc knows are relu Piecewise((x, x > 0), (0, True)), step "
                       f"Piecewise((1, x > 0), (0, True)) and max Piecewise((a, a >= b), (b, True))")
+
+
+#: SymPy relations and the comparison ops whose forms they are.
+_RELATIONS = {sp.StrictLessThan: "lt", sp.LessThan: "le", sp.StrictGreaterThan: "gt", sp.GreaterThan: "ge",
+              sp.Equality: "eq", sp.Unequality: "ne"}
 
 
 def _comparison(cond: sp.Basic) -> tuple[Any, Any, bool]:
