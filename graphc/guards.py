@@ -224,20 +224,17 @@ class GuardSet:
 
     def check(self, values: tuple) -> GuardFailure | None:
         """None if every guard came out as traced, else the first that did not."""
-        if not self.expected or tuple(values[self.n_outputs:]) == self.expected:
+        if tuple(values[self.n_outputs:]) == self.expected:
             return None
         for spec, want, got in zip(self.specs, self.expected, values[self.n_outputs:]):
             if got != want:
                 return GuardFailure(spec)
         return None
 
-    def outputs(self, values: tuple, make) -> list:
-        """The call's outputs: ``make(k, value)`` (a Value) for each, or a plain number of the
-        eager type where the function returned one computed from traced values."""
-        if self.kinds is None:
-            return [make(k, v) for k, v in enumerate(values[:self.n_outputs])]
-        return [make(k, v) if kind is None else _plain(kind, v)
-                for k, (v, kind) in enumerate(zip(values[:self.n_outputs], self.kinds))]
+    def plain_numbers(self, outputs: list) -> list:
+        """The output Values, each replaced by a plain number of the eager type where the
+        function returned a number it computed from traced values (``sum(hits) / n``)."""
+        return [v if kind is None else _plain(kind, v._data) for v, kind in zip(outputs, self.kinds)]
 
 
 def _plain(kind: type, value: float) -> bool | int | float:

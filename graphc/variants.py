@@ -45,8 +45,13 @@ def call(compiled: Any, tree: Any, args: tuple, leaves: list) -> Any:
     if group is None:
         first = compiled._signature(tree, args)
         group = compiled._variants.setdefault(tree, [first])
-    failures = []
-    for signature in tuple(group):
+    signature = group[0]
+    result = signature.call(leaves)
+    if type(result) is not GuardFailure:  # the common case: the latest branch again
+        compiled._latest = signature
+        return result
+    failures = [result]
+    for signature in tuple(group[1:]):
         result = signature.call(leaves)
         if type(result) is not GuardFailure:
             if signature is not group[0]:
