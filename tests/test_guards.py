@@ -124,7 +124,10 @@ def test_data_frozen_from_outside_the_arguments_is_said_once():
                                                r".*Pass the data .* as arguments"):
         assert f(1.0).data == 10.0
     f(Value(2.0))  # same signature: no trace, no warning
-    f([1.0])  # a new signature traces again, and stays quiet (said once)
+    g = graphc.compile(lambda w: sum(w * Value(x) for x in X.ravel()) if w.data > 0 else w)
+    with pytest.warns(FrozenDataWarning):
+        g(1.0)
+    assert g(-1.0).data == -1.0 and g.trace_count == 2  # the retrace stays quiet: said once
 
 
 def test_literal_numbers_and_settings_are_not_frozen_data():
