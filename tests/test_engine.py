@@ -172,3 +172,15 @@ def test_numpy_bools_are_numbers_like_python_bools():
     assert Value(np.bool_(True)).data == 1.0
     assert (Value(2.0) * np.bool_(True)).data == 2.0 and (np.bool_(True) + Value(2.0)).data == 3.0
     assert (Value(2.0) - np.array(0.5)).data == 1.5  # 0-d arrays, as Value() takes them
+
+
+def test_tracing_state_is_one_thread_local_restored_on_exit():
+    from graphc.guards import Record
+    from graphc.trace import TracedValue
+    outer, inner = Record(), Record()
+    with engine.tracing(TracedValue, outer):
+        with engine.tracing(TracedValue, inner):
+            assert engine.current_record() is inner and engine._this_thread.depth == 2
+        assert engine.current_record() is outer
+    assert engine.current_record() is None and not engine.is_tracing()
+    assert engine._this_thread.node_class is Value and not engine._tracing_threads
