@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from graphc import DataError, Value, runtime
+from graphc import DataError, Value, engine, runtime
 
 
 def test_micrograd_readme_example():
