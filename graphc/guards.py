@@ -37,7 +37,6 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 #: The tracing machinery's files: a guard's user line is the first frame outside them.
 _MACHINERY = frozenset(os.path.join(_HERE, f) for f in ("engine.py", "trace.py", "traced.py", "guards.py",
                                                         "variants.py"))
-_PYTHON_NUMBERS = "Python numbers made Values"
 _INFIX = {"add": "+", "sub": "-", "mul": "*", "truediv": "/", "lt": "<", "le": "<=", "gt": ">",
           "ge": ">=", "eq": "==", "ne": "!="}
 
@@ -52,7 +51,11 @@ def user_frame():
 
 def user_location() -> str:
     """``file.py:line`` of the innermost user code, for messages."""
-    frame = user_frame()
+    return location(user_frame())
+
+
+def location(frame) -> str:
+    """``file.py:line`` of a frame (``<unknown>`` for None)."""
     return "<unknown>" if frame is None else f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"
 
 
@@ -90,21 +93,14 @@ class Record:
 
     def guard(self, predicate: Value, outcome: bool, what: str) -> None:
         frame = user_frame()
-        where = "<unknown>" if frame is None else f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"
-        self.guards.append(Guard(predicate, bool(outcome), where, what, source_line(frame), describe(predicate)))
+        self.guards.append(Guard(predicate, bool(outcome), location(frame), what, source_line(frame),
+                                 describe(predicate)))
 
     def leaf(self, data: Any) -> None:
-        """``Value(data)`` inside the traced function: a number not written in the code that
-        made it, or any NumPy number, is data frozen into the program."""
-        if not self.counting:
-            return
-        if type(data) in (float, int, bool):
-            frame = user_frame()
-            if frame is None or frame.f_code.co_filename.startswith(_HERE + os.sep) \
-                    or any(type(c) is type(data) and c == data for c in frame.f_code.co_consts):
-                return  # a literal of the code (Value(1.0)), or graphc's own (a formula's numbers)
-            self._froze(_PYTHON_NUMBERS, frame)
-        elif _is_numpy_number(data):
+        """``Value(data)`` inside the traced function: a NumPy number is data frozen into the
+        program (micrograd's ``list(map(Value, xrow))`` over a captured array).  A Python
+        number is taken for a constant of the code, as ``Value(1.0)`` or a captured setting."""
+        if self.counting and _is_numpy_number(data):
             self._froze("NumPy numbers made Values", user_frame())
 
     def operand(self, x: Any) -> None:
@@ -113,8 +109,7 @@ class Record:
             self._froze("NumPy numbers in arithmetic", user_frame())
 
     def _froze(self, what: str, frame) -> None:
-        where = "<unknown>" if frame is None else f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"
-        self.frozen[what, where] += 1
+        self.frozen[what, location(frame)] += 1
 
     def start(self) -> None:
         """Called as the traced function starts: from now on, count."""
@@ -131,8 +126,7 @@ class Record:
     def frozen_message(self, name: str) -> str | None:
         """What compile says once about frozen data (None when nothing was frozen)."""
         parts = []
-        # One Python number made a Value on a line is a setting like `alpha`; several are data.
-        frozen = Counter({key: n for key, n in self.frozen.items() if key[0] != _PYTHON_NUMBERS or n > 1})
+        frozen = self.frozen
         if frozen:
             total = sum(frozen.values())
             shown = ", ".join(f"{n} {what} at {where}" for (what, where), n in frozen.most_common(4))

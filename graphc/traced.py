@@ -30,8 +30,6 @@ from .guards import user_location as where
 
 _COMPARISONS = {operator.lt: "lt", operator.le: "le", operator.gt: "gt", operator.ge: "ge",
                 operator.eq: "eq", operator.ne: "ne"}
-_MIRRORED = {operator.lt: operator.gt, operator.le: operator.ge, operator.gt: operator.lt,
-             operator.ge: operator.le, operator.eq: operator.eq, operator.ne: operator.ne}
 #: float's public attributes a traced number lends (its value, fixed by a guard, answers).
 _FLOAT_ATTRIBUTES = frozenset({"real", "imag", "is_integer", "hex", "conjugate", "as_integer_ratio",
                                "numerator", "denominator", "bit_length"})
