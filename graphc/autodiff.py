@@ -115,9 +115,10 @@ def grad(graph: Graph, output: int = 0, *, wrt_inputs: bool = True, wrt_params: 
         if not operands:
             finished[i] = g
             continue
-        rule = ops.TABLE[graph.ops[i]].vjp
-        cotangents = rule(F, NodeRef(b, g), NodeRef(b, i), *[NodeRef(b, a) for a in operands], *graph.attrs[i])
-        for a, c in zip(operands, cotangents):
+        op = ops.TABLE[graph.ops[i]]
+        cotangents = op.vjp(F, NodeRef(b, g), NodeRef(b, i), *[NodeRef(b, a) for a in operands], *graph.attrs[i])
+        contributions = zip(operands, cotangents)
+        for a, c in reversed(list(contributions)) if op.vjp_reversed else contributions:
             if c is not None and active[a]:
                 pending.setdefault(a, []).append(c.i)
 

@@ -76,6 +76,11 @@ class Op:
     # only for x = -0.0).  "never"; "all": only if every operand can be; "any": if some
     # operand can be; "maybe": no promise.
     negative_zero: str = "maybe"
+    # Whether reverse mode hands the cotangents to the operands last first.  ``pack`` stands
+    # for one scalar consumer per lane, made in lane order, and reverse mode reaches the
+    # last of them first: an operand packed in several lanes (``pack(x, x, x)``) adds the
+    # last lane's contribution first, as the scalar program does.
+    vjp_reversed: bool = False
     doc: str = field(default="", compare=False)
 
     def __repr__(self) -> str:
@@ -233,7 +238,7 @@ _define(
 
 _define(
     Op("pack", None, tensor_rules.pack_eval, params=("shape",), elementwise=False, shape=tensor_rules.pack_shape,
-       negative_zero="any",
+       negative_zero="any", vjp_reversed=True,
        doc="scalars gathered into a tensor of the given shape, row-major",
        vjp=lambda F, g, out, *xs: tuple(F.index(g, k) for k in range(len(xs) - 1)),
        sympy=lambda sp, *xs: tensor_rules.sym_matrix(sp, xs[:-1], xs[-1])),

@@ -131,14 +131,15 @@ class RowsProgram:
 
 def _add_rows(rows: np.ndarray, first: np.ndarray) -> np.ndarray:
     """For each param (a line of ``rows``, one column per row), ``first`` plus the rows' values
-    added last row first, one at a time.  A reduction over axis 0 of a C-ordered array adds
-    whole lines in order (NumPy's pairwise summation only runs along the contiguous axis, so
-    there are always at least two columns; tests/test_rows.py checks this against a loop)."""
+    added last row first, one at a time.  Accumulating over axis 0 of a C-ordered array adds
+    whole lines in order, starting from the first (NumPy's pairwise summation only runs along
+    the contiguous axis, so there are always at least two columns; a reduction would start
+    from +0.0 and lose a -0.0; tests/test_rows.py checks this against a loop)."""
     n_params, n_rows = rows.shape
     acc = np.zeros((n_rows + 1, max(n_params, 2)))
     acc[0, :n_params] = first
     acc[1:, :n_params] = rows[:, ::-1].T
-    return np.add.reduce(acc, axis=0)[:n_params]
+    return np.add.accumulate(acc, axis=0, out=acc)[-1, :n_params]
 
 
 class RowsCall:

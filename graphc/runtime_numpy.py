@@ -63,20 +63,23 @@ def vsum(*xs):
 
 
 def in_order(terms):
-    """terms[0] + terms[1] + ... along axis 0, strictly in that order.
+    """terms[0] + terms[1] + ... along axis 0, strictly in that order, starting from
+    terms[0] itself.
 
-    NumPy reduces a C-contiguous array over its outer axis row after row (pairwise
-    summation is only used along the contiguous inner axis), so ``np.add.reduce`` keeps
-    the order whenever a row has two or more entries; a row of one entry would make the
-    reduction one-dimensional (pairwise), so those are added in a loop.  Tested in
-    tests/test_batched.py with sums whose value depends on the order.
+    ``np.add.accumulate`` over the outer axis adds row after row (pairwise summation is
+    only used along the contiguous inner axis) and starts from the first row; a reduction
+    (``np.add.reduce``) would start from the identity +0.0, turning a sum of -0.0 terms
+    into +0.0.  Accumulating in place keeps the memory as it is.  A row of one entry would
+    make the operation one-dimensional, so those are added in a loop.  Tested in
+    tests/test_batched.py with sums whose value depends on the order, and with -0.0.
     """
     if terms[0].size > 1:
-        return np.add.reduce(terms, axis=0)
+        return np.add.accumulate(terms, axis=0, out=terms)[-1]
     total = terms[0].copy()
     for term in terms[1:]:
         total += term
     return total
+
 
 def vpack(*xs):
     """Scalars (floats or (N,) rows) as a (lanes, B) array."""

@@ -11,6 +11,7 @@ from hypothesis import given, settings, strategies as st
 
 import graphc
 from graphc import ArgumentError, DataError, GraphcError, ShapeError, Value
+from graphc.codegen.c import find_compiler
 from graphc.nn import MLP
 from conftest import rel_err
 from strategies import programs, replay
@@ -486,3 +487,35 @@ def test_train_refuses_a_learning_rate_that_is_nan_or_negative(lr):
     with pytest.raises(ValueError, match="lr must be >= 0"):
         graphc.compile(lambda x: x * w).train(np.ones(4), lr=lr)
     assert w.data == 2.0
+
+
+BATCHED = ["numpy"] + (["c"] if find_compiler() else [])
+
+
+def test_numpy_sums_of_negative_zeros_stay_negative_zero():
+    """Regression (make fuzz): NumPy's add.reduce starts from +0.0, so a neuron whose terms
+    are all -0.0 gave +0.0 where the scalar program gives -0.0; in_order accumulates."""
+    p = [Value(-0.0), Value(0.0), Value(0.0)]
+
+    def f(x):
+        n0, n1 = p[0] * x + p[1] * x, p[0] * x + p[0] * x
+        return p[0] * n0 + p[1] * n1 + p[2] * n1
+    X = np.array([1.5, -2.0, 0.0])
+    want = graphc.compile(f, backend="python").map(X)
+    for backend in BATCHED:
+        got = graphc.compile(f, backend=backend).map(X)
+        assert np.signbit(got).tolist() == np.signbit(want).tolist() == [True, False, True], backend
+
+
+def test_an_operand_packed_in_several_lanes_gets_its_gradient_last_lane_first():
+    """Regression (make fuzz): MLP(0, [1, 3, 1]) re-rolls the three neurons reading one
+    scalar into pack(x, x, x); its gradient added lanes 0, 1, 2 where the scalar program
+    (reverse mode) adds the last neuron's contribution first -- a few ulps apart."""
+    random.seed(0)
+    model = MLP(0, [1, 3, 1], activation="identity")
+    X = np.zeros((1, 0))
+    moved = np.array([p.data for p in model.parameters()]) + 0.25
+    want = graphc.compile(model, backend="python").mean_and_grad(X, params=moved)
+    for backend in BATCHED:
+        got = graphc.compile(model, backend=backend).mean_and_grad(X, params=moved)
+        assert np.asarray(got[1]).tolist() == np.asarray(want[1]).tolist(), backend
