@@ -47,7 +47,7 @@ def test_no_other_block_looks_like_output():
     code = {"python", "sh"}
     unchecked = [block.group(2).splitlines()[0] for block in regenerate_readme.FENCE.finditer(readme)
                  if block.group(1) not in code and block.start() not in checked]
-    assert unchecked == ["fn / Module --trace--> Graph --optimize--> Graph --autodiff--> joint Graph --optimize-->"]
+    assert unchecked == ["fn / Module --trace (trace.py, traced.py, guards.py)--> Graph + guards (graph.py)"]
 
 
 def test_a_stale_block_is_rewritten():
