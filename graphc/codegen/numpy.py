@@ -83,7 +83,8 @@ SPELLINGS: dict[str, Spelling] = {
     "vecmat": "_vvecmat({0}, {1})",
     "outer": "_vouter({0}, {1})",
 }
-#: ``numerics="fast"``: the layer ops as matrix products (BLAS), in whatever order it sums.
+#: ``numerics="fast"``: the layer ops as matrix products (BLAS), in whatever order it sums
+#: (and the row sums of ``outer`` with ``np.dot``).
 FAST_SPELLINGS: dict[str, Spelling] = {
     "dot": "_vdot_fast({0}, {1}, {2})",
     "matvec": "_vmatvec_fast({0}, {1}, {2})",
@@ -103,8 +104,7 @@ def generate(graph: Graph, name: str, *, seed: int | None = None, reduced: froze
     """
     namespace = Namespace(set(NAMESPACE) | {"inputs", "params", "n", "sums", "grads"})
     entry = namespace.create(name, "fn")
-    table = SPELLINGS | FAST_SPELLINGS if numerics == "fast" else SPELLINGS
-    writer = _Writer(graph, node_names(graph, namespace), seed, reduced, table)
+    writer = _Writer(graph, node_names(graph, namespace), seed, reduced, numerics == "fast")
     nodes = writer.nodes()
     per_row, results = writer.results()
     body = [f"def {entry}(inputs, params{f', {writer.names[seed]}' if seed is not None else ''}, n):"]
@@ -122,8 +122,10 @@ class _Writer:
     row sums, results."""
 
     def __init__(self, graph: Graph, names: list[str], seed: int | None, reduced: frozenset[int],
-                 table: dict[str, Spelling]) -> None:
-        self.graph, self.names, self.reduced, self.table = graph, names, reduced, table
+                 fast: bool) -> None:
+        self.graph, self.names, self.reduced = graph, names, reduced
+        self.table = SPELLINGS | FAST_SPELLINGS if fast else SPELLINGS
+        self.outer_rowsum = "_vouter_rowsum_fast" if fast else "_vouter_rowsum"
         self.batched = batched_nodes(graph, {seed} if seed is not None else set())
         self.inputs = [i for i in graph.inputs if i != seed]
         self.param_at = {p: k for k, p in enumerate(graph.params)}
@@ -182,7 +184,7 @@ class _Writer:
         for m, how in self.tensors.items():
             if how == "outer":
                 a, b = g.args[m]
-                body.append(f"    {self.names[m]}_sum = _vouter_rowsum({self.ref(a)}, {self.ref(b)})")
+                body.append(f"    {self.names[m]}_sum = {self.outer_rowsum}({self.ref(a)}, {self.ref(b)})")
             else:
                 body.append(f"    {self.names[m]}_sum = {self.ref(m)}.sum(axis=1)")
         per_row = [self.ref(o) if batched[o] else f"np.full(n, {self.ref(o)})"
