@@ -6,15 +6,22 @@ the seed and what is computed from them alone, spelled as in the Python backend)
 generated function is flat, one SSA line per node::
 
     def loss(inputs, params, seed, n):
-        x_0, x_1, y = inputs          # rows of an (n_inputs, N) array
-        (w, b) = params               # floats, broadcast
-        v3 = x_0 * w                  # batched: an (N,) array
+        x_0 = inputs[0]               # a row of the (n_inputs, N) array, read by name
+        (b,) = params[5:6].tolist()   # a param read alone: a float, broadcast
+        v2 = inputs[1:5]              # a pack of consecutive inputs: a view
+        v3 = params[0:4, None]        # a pack of params: a view of the params array
         ...
-        return (values...), (gradients...)
+        grads = np.empty(6)           # the reduced outputs, filled by slices
+        grads[0:4] = v9_sum
+        ...
+        return (values...), grads
 
-Outputs are either *per row* -- returned as (N,) arrays, unbatched ones broadcast -- or
-*reduced*: a param's gradient is the sum of its per-row gradients (one ``np.stack(...)
-.sum(axis=1)`` for all of them; ``n * value`` for an unbatched one).  The caller runs the function under
+Nothing is done per param: the params come as one float64 array, a weight matrix is a
+slice of it (or one copy of a grid of slices, or one gather: :mod:`.numpy_layout`), and
+the gradients go back as one array.  Outputs are either *per row* -- returned as (N,)
+arrays, unbatched ones broadcast -- or *reduced*: a param's gradient is the sum of its
+per-row gradients (one ``np.stack(...).sum(axis=1)`` for all batched scalars; ``n *
+value`` for an unbatched one).  The caller runs the function under
 ``np.errstate(all="ignore")``: inf and nan are results, not warnings.
 
 Tensor nodes (from :mod:`graphc.passes.reroll`) are 2-D arrays ``(lanes, B)``, ``B`` = N
@@ -24,6 +31,7 @@ helpers (:mod:`graphc.runtime_numpy`) form every product exactly and add with
 ``runtime_numpy.in_order``, strictly first to last, so dot products keep the scalar graph's
 summation order; only the row sums of gradients (over the batch) are reordered, as for
 scalar gradients -- ``outer(g, x)`` summed over rows is one matrix product ``g @ x.T``.
+``numerics="fast"`` gives up the order: :data:`FAST_SPELLINGS` (BLAS).
 """
 from __future__ import annotations
 
