@@ -122,15 +122,15 @@ class _Generated(Backend):
         function, source = signature.generated(
             f"{self.name}, batched {kind}",
             lambda: self.generate(graph, f"{signature.name}_batched", reduced=reduced,
-                                  seed=graph.inputs[-1] if mean else None))
+                                  seed=graph.inputs[-1] if mean else None, numerics=signature.numerics))
         return Program(function, source, graph, reached(graph, signature.n_outputs))
 
     def generate(self, graph: Graph, name: str, *, reduced: frozenset = frozenset(),
-                 seed: int | None = None) -> tuple[Callable, str]:
+                 seed: int | None = None, numerics: str = "exact") -> tuple[Callable, str]:
         """A batched function of ``graph`` in the one convention ``(cols, params, scale, n)``
         (``scale``: the seed input's value if ``seed`` is given; each output in ``reduced``
-        summed over rows), and its source."""
-        function, source = self.codegen.compile_graph(graph, name, reduced=reduced, seed=seed)
+        summed over rows), and its source; ``numerics="fast"`` lets it sum in any order."""
+        function, source = self.codegen.compile_graph(graph, name, reduced=reduced, seed=seed, numerics=numerics)
         return self._convention(function, seed is not None), source
 
     def _convention(self, function: Callable, mean: bool) -> Callable:

@@ -231,7 +231,9 @@ def compile(fn_or_module: Callable | Module, *, backend: str | None = None,  # n
     the system compiler and cached on disk; without a compiler, a CompilerWarning and
     NumPy) or ``"python"`` (a row loop).  ``numerics="stable"`` lets the optimizer rewrite
     unstable formulas (``log(1 + x)`` to ``log1p(x)``, ...; see :mod:`graphc.passes.stabilize`):
-    more accurate than eager, so no longer equal to it bit for bit.
+    more accurate than eager, so no longer equal to it bit for bit.  ``numerics="fast"`` lets
+    the batched code sum in any order -- BLAS for NumPy's layer ops, fused multiply-adds and
+    reassociation in C -- within a documented budget of exact (README, "Exactness").
     """
     return Compiled(fn_or_module, backend=backend, numerics=numerics)
 

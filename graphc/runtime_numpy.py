@@ -138,6 +138,44 @@ def vouter_rowsum(a, b):
     return (a @ b.T).reshape(-1)
 
 
+# -- numerics="fast": the same ops as matrix products (BLAS), summed in any order ----------
+
+
+def vdot_fast(acc, u, v):
+    """acc + sum(u * v) as a dot product: a (B,) row."""
+    if u.shape[-1] == 1:
+        return acc + u[:, 0] @ v
+    if v.shape[-1] == 1:
+        return acc + v[:, 0] @ u
+    return acc + np.einsum("lb,lb->b", u, v)
+
+
+def vmatvec_fast(b, W, x):
+    """b + W @ x as a matrix product: (m, B)."""
+    n = x.shape[0]
+    m = W.shape[0] // n
+    if W.shape[-1] == 1:  # the weights are the same in every row: one matrix
+        return b + W.reshape(m, n) @ x
+    return b + np.einsum("jkb,kb->jb", W.reshape(m, n, -1), np.broadcast_to(x, (n, W.shape[-1])))
+
+
+def vvecmat_fast(g, W):
+    """W.T @ g as a matrix product: (n, B)."""
+    m = g.shape[0]
+    n = W.shape[0] // m
+    if W.shape[-1] == 1:
+        return W.reshape(m, n).T @ g
+    return np.einsum("jkb,jb->kb", W.reshape(m, n, -1), np.broadcast_to(g, (m, W.shape[-1])))
+
+
+def vouter_rowsum_fast(a, b):
+    """vouter_rowsum by ``np.dot``, which takes BLAS's fast path on any operands (NumPy's
+    ``@`` was measured 100x slower on some arrays of the same shapes)."""
+    width = _width(a, b)
+    a, b = np.broadcast_to(a, (a.shape[0], width)), np.broadcast_to(b, (b.shape[0], width))
+    return np.dot(a, b.T).reshape(-1)
+
+
 def vunit(g, like, i):
     """Zeros shaped like ``like``, with g in lane i."""
     out = np.zeros((like.shape[0], _width(g)))

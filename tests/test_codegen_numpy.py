@@ -6,7 +6,9 @@ import random
 import re
 
 import numpy as np
+import pytest
 
+import graphc
 from graphc import Value, ops, runtime_numpy, trace
 from graphc.autodiff import grad
 from graphc.codegen import numpy as numpy_backend
@@ -55,20 +57,24 @@ def test_golden_source_of_an_expression():
 # 5 operations, 5 of them on arrays: 2 mul, 1 add, 1 tanh, 1 relu.
 
 def expression(inputs, params, n):
-    (x, y) = inputs
-    (w,) = params
+    x = inputs[0]
+    y = inputs[1]
+    (w,) = params.tolist()
     v3 = x * w
     v4 = v3 + y
     v5 = np.tanh(v4)
     v6 = np.maximum(0.0, x)
     v8 = v6 * 0.5
+    grads = np.empty(0)
     per_row = (v5, v8)
-    summed = ()
-    return per_row, summed
+    return per_row, grads
 '''
 
 
 def test_golden_source_of_an_mlps_mean_and_gradients():
+    """The weights and biases are slices of the params array (a weight matrix, with the
+    biases between its rows, one copy), the gradients slice assignments into one array: no
+    line per param but the one bias read as a float."""
     joint, reduced, _ = mlp_mean()
     source, _ = numpy_backend.generate(joint, "mlp", seed=joint.inputs[-1], reduced=reduced)
     assert source == '''\
@@ -77,14 +83,13 @@ def test_golden_source_of_an_mlps_mean_and_gradients():
 # 11 operations, 11 of them on arrays: 8 index, 4 pack, 3 mul, 1 matvec, 1 relu, 1 dot, 1 step, 1 outer.
 
 def mlp(inputs, params, seed, n):
-    (x_0, x_1) = inputs
-    (L0_N0_w0, L0_N0_w1, L0_N0_b, L0_N1_w0, L0_N1_w1, L0_N1_b, L1_N0_w0, L1_N0_w1, L1_N0_b) = params
+    (L1_N0_b,) = params[8:9].tolist()
     v2 = inputs[0:2]
-    v8 = _vpack(L0_N0_w0, L0_N0_w1, L0_N1_w0, L0_N1_w1)
-    v10 = _vpack(L0_N0_b, L0_N1_b)
+    v8 = params[0:6].reshape(2, 3)[:, :2].reshape(-1, 1)
+    v10 = params[2:6:3, None]
     v11 = _vmatvec(v10, v8, v2)
     v12 = np.maximum(0.0, v11)
-    v15 = _vpack(L1_N0_w0, L1_N0_w1)
+    v15 = params[6:8, None]
     v17 = _vdot(L1_N0_b, v15, v12)
     v19 = v12 * seed
     v20 = v15 * seed
@@ -93,12 +98,28 @@ def mlp(inputs, params, seed, n):
     v23_sum = _vouter_rowsum(v22, v2)
     v22_sum = v22.sum(axis=1)
     v19_sum = v19.sum(axis=1)
+    grads = np.empty(9)
+    grads[0:6].reshape(2, 3)[:, :2] = v23_sum.reshape(2, 2)
+    grads[2:6:3] = v22_sum
+    grads[6:8] = v19_sum
+    grads[8:9] = seed * n
+    grads += 0.0
     per_row = (v17,)
-    summed = (v23_sum[0], v23_sum[1], v22_sum[0], v23_sum[2], v23_sum[3], v22_sum[1], v19_sum[0],
-              v19_sum[1], seed * n)
-    summed = [float(s) + 0.0 for s in summed]
-    return per_row, summed
+    return per_row, grads
 '''
+
+
+def test_params_in_no_regular_order_are_one_gather_from_an_index_array():
+    """A pack of params that is neither a slice nor a grid reads them through one index
+    array, made when the module loads."""
+    a, b, c = Value(1.5, label="a"), Value(-2.0, label="b"), Value(0.25, label="c")
+    forward = optimize(trace(lambda x, y, z: c * x + a * y + b * z, 1.0, 2.0, 3.0), passes=VECTOR_PIPELINE)
+    source, _ = numpy_backend.generate(forward, "f")
+    assert "_i0 = np.array([\n    2, 0, 1,\n])\n" in source and "params[_i0, None]" in source
+    function, _ = numpy_backend.compile_graph(forward, "f")
+    X = np.array([[1.0, 2.0], [3.0, -1.0], [0.5, 4.0]])
+    (rows,), _ = function(X, np.array([1.5, -2.0, 0.25]), 2)
+    assert rows.tolist() == [0.25 * 1.0 + 1.5 * 3.0 + -2.0 * 0.5, 0.25 * 2.0 + 1.5 * -1.0 + -2.0 * 4.0]
 
 
 def test_params_as_a_list_or_an_array_give_the_same_numbers():
@@ -114,3 +135,33 @@ def test_params_as_a_list_or_an_array_give_the_same_numbers():
     for given in (np.array(params), spaced):
         (rows_a,), sums_a = function(X, given, 1.0, 7)
         assert isinstance(sums_a, np.ndarray) and sums_a.tolist() == sums and rows_a.tolist() == rows.tolist()
+
+
+def _dyadic(rng, size):
+    """Multiples of 1/8 in [-2, 2]: every product and sum of a small relu MLP over them is
+    exact (and 1/8, the mean's seed for 8 rows), so sums have the same bits in any order."""
+    return rng.integers(-16, 17, size=size) / 8.0
+
+
+@pytest.mark.parametrize("sizes", [(3, [4, 1]), (5, [6, 4, 1]), (2, [16, 16, 1])])
+def test_relu_mlp_values_and_gradients_have_the_python_backends_bits(sizes):
+    """Every param read from the right place and every gradient written to the right one:
+    mean_and_grad equals the row loop bit for bit -- on any data for one row, and for many
+    rows where the sums are exact (the row sums are the one thing NumPy adds in another order)."""
+    rng = np.random.default_rng(len(sizes[1]))
+    model = MLP(*sizes)
+    for p in model.parameters():
+        p.data = float(_dyadic(rng, ()))
+
+    def svm(x, y):
+        return (1 + -y * model(x)).relu()
+    numpy_step, python_step = graphc.compile(svm), graphc.compile(svm, backend="python")
+    cases = [(rng.normal(size=(1, sizes[0])), np.ones(1)),
+             (_dyadic(rng, (8, sizes[0])), np.sign(rng.normal(size=8)))]
+    for X, y in cases:
+        value, grads = numpy_step.mean_and_grad(X, y)
+        want_value, want_grads = python_step.mean_and_grad(X, y)
+        assert isinstance(grads, np.ndarray) and grads.dtype == np.float64
+        assert value == want_value and grads.tolist() == want_grads.tolist()
+        params = np.array([p.data for p in model.parameters()])
+        assert numpy_step.map(X, y, params=params).tolist() == python_step.map(X, y).tolist()

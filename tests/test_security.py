@@ -42,9 +42,9 @@ labels = st.one_of(st.sampled_from(NASTY), st.text(max_size=30))
 _PY_NODES = (ast.Module, ast.FunctionDef, ast.arguments, ast.arg, ast.Assign, ast.Return, ast.Expr, ast.Yield,
              ast.Name, ast.Load, ast.Store, ast.Tuple, ast.List, ast.BinOp, ast.UnaryOp, ast.USub, ast.Add,
              ast.Sub, ast.Mult, ast.Call, ast.keyword, ast.Subscript, ast.Slice, ast.Constant, ast.Attribute,
-             ast.ListComp, ast.comprehension)
-_NUMPY_ATTRIBUTES = {"np": {"maximum", "tanh", "exp", "log", "log1p", "sin", "cos", "full", "stack"}}
-_METHODS = {"sum", "tolist"}  # np.stack(sums).sum(axis=1).tolist(), v.sum(axis=1)
+             ast.ListComp, ast.comprehension, ast.AugAssign)
+_NUMPY_ATTRIBUTES = {"np": {"maximum", "tanh", "exp", "log", "log1p", "sin", "cos", "full", "stack", "empty", "array"}}
+_METHODS = {"sum", "tolist", "reshape"}  # np.stack(sums).sum(axis=1), v.sum(axis=1), params[0:6].reshape(2, 3)
 
 
 def assert_only_generated_python(source: str, namespace: dict) -> None:
@@ -61,7 +61,7 @@ def assert_only_generated_python(source: str, namespace: dict) -> None:
             if isinstance(base, ast.Name):
                 assert node.attr in _NUMPY_ATTRIBUTES.get(base.id, set()) | _METHODS, ast.dump(node)
             else:
-                assert isinstance(base, ast.Call) and node.attr in _METHODS, ast.dump(node)
+                assert isinstance(base, (ast.Call, ast.Subscript)) and node.attr in _METHODS, ast.dump(node)
         elif isinstance(node, ast.Call):
             func = node.func
             if isinstance(func, ast.Name):
@@ -69,8 +69,9 @@ def assert_only_generated_python(source: str, namespace: dict) -> None:
             else:
                 assert isinstance(func, ast.Attribute), ast.dump(func)
             assert all(k.arg == "axis" for k in node.keywords)
-        elif isinstance(node, ast.Subscript):
-            assert isinstance(node.value, ast.Name), ast.dump(node)
+        elif isinstance(node, ast.Subscript):  # of a name, or of a reshaped view of one
+            assert isinstance(node.value, ast.Name) or (
+                isinstance(node.value, ast.Call) and node.value.func.attr == "reshape"), ast.dump(node)
         elif isinstance(node, ast.Name) and node.id not in namespace:
             assert node.id.isascii() and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", node.id), node.id
 

@@ -22,16 +22,17 @@ __all__ = ["OPT_LIMIT", "PRELUDE", "RESERVED", "WRITER_NAMES", "build", "compile
            "generate", "load", "optimization_level"]
 
 
-def compile_graph(graph: Graph, name: str, *, seed: int | None = None, reduced: frozenset[int] = frozenset()
-                  ) -> tuple[Callable, str]:
+def compile_graph(graph: Graph, name: str, *, seed: int | None = None, reduced: frozenset[int] = frozenset(),
+                  numerics: str = "exact") -> tuple[Callable, str]:
     """Generate, build and load: the C function for ``graph`` and its source.
 
     The function has the NumPy backend's convention, ``f(inputs, params, [seed,] n) ->
     (per_row arrays, sums)``: ``params`` a list or a float64 array (of any layout: see
-    :func:`_c_arrays`), the sums returned as a list or an array likewise.
+    :func:`_c_arrays`), the sums returned as a list or an array likewise.  ``numerics="fast"``
+    builds it with :data:`~graphc.codegen.c_toolchain.FAST_FLAGS`.
     """
     source, entry, n_rows, n_sums = generate(graph, name, seed=seed, reduced=reduced)
-    function = load(source, entry)
+    function = load(source, entry, fast=numerics == "fast")
     shape = (len(graph.inputs) - (seed is not None), len(graph.params))
 
     def call(inputs, params, seed: float, n: int) -> tuple[list, list | np.ndarray]:

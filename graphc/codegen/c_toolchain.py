@@ -5,6 +5,7 @@
 (:data:`graphc.codegen.c_runtime.LIBM_CALLS`): every operation rounds as in graphc's
 other backends.  ``$GRAPHC_CFLAGS`` adds flags after graphc's own (split as a shell
 would; e.g. ``-fsanitize=address,undefined`` for ``make asan``), and is part of the key.
+``numerics="fast"`` builds with :data:`FAST_FLAGS` instead (part of the key too).
 
 **Loading: ctypes and a shared library, not cffi.**  ctypes is in the standard library,
 so the backend adds no dependency and no build step of its own (cffi's API mode would
@@ -42,6 +43,15 @@ from .c_runtime import LIBM_CALLS, PRELUDE
 #: Compiler flags, after the optimization level.  No -ffast-math, no fused multiply-adds:
 #: every operation rounds as in graphc's other backends.
 FLAGS = ("-std=c99", "-fPIC", "-shared", "-ffp-contract=off", "-fno-fast-math")
+#: ``numerics="fast"``: fused multiply-adds (``-ffp-contract=fast``; ``-mfma`` where the CPU
+#: has them) and reassociation (``-fassociative-math``, which gcc applies only with
+#: ``-fno-signed-zeros -fno-trapping-math``), so sums are split and vectorized.  Not the
+#: rest of ``-ffast-math``: ``-ffinite-math-only`` would let gcc assume no inf or nan (and
+#: fold away the checks relu, max and the sigmoid make on them), ``-freciprocal-math``
+#: would turn divisions into an extra rounding each, and ``-fno-builtin-*`` still keeps
+#: libm's own pow, exp, log, ...: only the order and fusion of + and * change.
+FAST_FLAGS = ("-std=c99", "-fPIC", "-shared", "-ffp-contract=fast", "-fassociative-math", "-fno-signed-zeros",
+              "-fno-trapping-math")
 #: -O2 for functions of up to OPT_LIMIT statements: gcc's vectorizer and inliner specialize
 #: the prelude's loops for each call's constant sizes (the moons and digits programs have
 #: ~100 and ~400 statements and build in 0.15 and 0.3 s).  Beyond it -- a graph that
@@ -50,15 +60,17 @@ FLAGS = ("-std=c99", "-fPIC", "-shared", "-ffp-contract=off", "-fno-fast-math")
 OPT_LIMIT = 3000
 
 
-def _machine_flags() -> tuple[str, ...]:
+def _machine_flags(fast: bool = False) -> tuple[str, ...]:
     """``-mavx2`` where the CPU has it (Linux): 4-wide vector loops, the same IEEE results
-    (AVX2 adds no fused multiply-add; -ffp-contract=off forbids it anyway).  The flag is part
-    of the cache key, so a library is only ever reused on a machine that built it alike."""
+    (AVX2 adds no fused multiply-add; -ffp-contract=off forbids it anyway); with ``fast``
+    also ``-mfma`` where it has FMA.  The flags are part of the cache key, so a library is
+    only ever reused on a machine that built it alike."""
     try:
         with open("/proc/cpuinfo") as info:
             for line in info:
                 if line.startswith("flags"):
-                    return ("-mavx2",) if " avx2" in line else ()
+                    avx2, fma = " avx2" in line, fast and " fma" in line
+                    return ("-mavx2",) * avx2 + ("-mfma",) * fma
     except OSError:
         pass
     return ()
@@ -91,19 +103,24 @@ def find_compiler() -> tuple[str, str] | None:
     return None
 
 
-def optimization_level(source: str) -> str:
-    """-O2, or -O0 for a function of more than OPT_LIMIT statements (see OPT_LIMIT);
+def optimization_level(source: str, fast: bool = False) -> str:
+    """-O2 (-O3 if ``fast``: with reassociation allowed it vectorizes the sums, measured 2x
+    at 784-50-10), or -O0 for a function of more than OPT_LIMIT statements (see OPT_LIMIT);
     statements are counted as lines ending in a semicolon, the prelude's excluded."""
-    return "-O2" if source.count(";\n") - PRELUDE.count(";\n") <= OPT_LIMIT else "-O0"
+    if source.count(";\n") - PRELUDE.count(";\n") > OPT_LIMIT:
+        return "-O0"
+    return "-O3" if fast else "-O2"
 
 
-def build(source: str) -> Path:
-    """The shared library for ``source``, from the cache or freshly compiled into it."""
+def build(source: str, fast: bool = False) -> Path:
+    """The shared library for ``source``, from the cache or freshly compiled into it
+    (``fast``: with :data:`FAST_FLAGS`)."""
     compiler = find_compiler()
     if compiler is None:
         raise GraphcError("no C compiler found (set CC, or install gcc or clang)")
     cc, version = compiler
-    flags = (optimization_level(source),) + FLAGS + NO_BUILTINS + _machine_flags() + \
+    flags = (optimization_level(source, fast),) + (FAST_FLAGS if fast else FLAGS) + NO_BUILTINS + \
+        _machine_flags(fast) + \
         tuple(shlex.split(os.environ.get("GRAPHC_CFLAGS", "")))
     key = hashlib.sha256("\0".join([source, cc, version, *flags, c_cache.FORMAT]).encode()).hexdigest()[:40]
     directory = c_cache.build_dir()
@@ -127,14 +144,15 @@ def build(source: str) -> Path:
     return library
 
 
-def load(source: str, entry: str) -> Callable:
-    """The C function ``entry`` of ``source`` (built or taken from the cache)."""
+def load(source: str, entry: str, fast: bool = False) -> Callable:
+    """The C function ``entry`` of ``source`` (built or taken from the cache; ``fast``: with
+    :data:`FAST_FLAGS`)."""
     with _lock:
-        library = build(source)
+        library = build(source, fast)
         function = _open(library, entry)
         if function is None:  # pruned by another process meanwhile, or not a library graphc built
             c_cache.discard(library, f"cannot be loaded or lacks {entry}")
-            function = _open(build(source), entry)
+            function = _open(build(source, fast), entry)
         if function is None:
             raise GraphcError(f"graphc cannot load the C library it has just built, {library}")
     function.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_double, ctypes.c_long,

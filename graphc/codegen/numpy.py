@@ -6,15 +6,22 @@ the seed and what is computed from them alone, spelled as in the Python backend)
 generated function is flat, one SSA line per node::
 
     def loss(inputs, params, seed, n):
-        x_0, x_1, y = inputs          # rows of an (n_inputs, N) array
-        (w, b) = params               # floats, broadcast
-        v3 = x_0 * w                  # batched: an (N,) array
+        x_0 = inputs[0]               # a row of the (n_inputs, N) array, read by name
+        (b,) = params[5:6].tolist()   # a param read alone: a float, broadcast
+        v2 = inputs[1:5]              # a pack of consecutive inputs: a view
+        v3 = params[0:4, None]        # a pack of params: a view of the params array
         ...
-        return (values...), (gradients...)
+        grads = np.empty(6)           # the reduced outputs, filled by slices
+        grads[0:4] = v9_sum
+        ...
+        return (values...), grads
 
-Outputs are either *per row* -- returned as (N,) arrays, unbatched ones broadcast -- or
-*reduced*: a param's gradient is the sum of its per-row gradients (one ``np.stack(...)
-.sum(axis=1)`` for all of them; ``n * value`` for an unbatched one).  The caller runs the function under
+Nothing is done per param: the params come as one float64 array, a weight matrix is a
+slice of it (or one copy of a grid of slices, or one gather: :mod:`.numpy_layout`), and
+the gradients go back as one array.  Outputs are either *per row* -- returned as (N,)
+arrays, unbatched ones broadcast -- or *reduced*: a param's gradient is the sum of its
+per-row gradients (one ``np.stack(...).sum(axis=1)`` for all batched scalars; ``n *
+value`` for an unbatched one).  The caller runs the function under
 ``np.errstate(all="ignore")``: inf and nan are results, not warnings.
 
 Tensor nodes (from :mod:`graphc.passes.reroll`) are 2-D arrays ``(lanes, B)``, ``B`` = N
@@ -24,6 +31,7 @@ helpers (:mod:`graphc.runtime_numpy`) form every product exactly and add with
 ``runtime_numpy.in_order``, strictly first to last, so dot products keep the scalar graph's
 summation order; only the row sums of gradients (over the batch) are reordered, as for
 scalar gradients -- ``outer(g, x)`` summed over rows is one matrix product ``g @ x.T``.
+``numerics="fast"`` gives up the order: :data:`FAST_SPELLINGS` (BLAS).
 """
 from __future__ import annotations
 
@@ -35,7 +43,7 @@ import numpy as np
 from .. import ops, runtime_numpy
 from ..graph import Graph, node_names
 from ..names import Namespace
-from . import loader, python_floats
+from . import loader, numpy_layout, python_floats
 from .common import Spelling, batched_nodes, header, live_roots, reduced_lane, reduced_tensors, spell, wrap_assign
 
 #: The helpers of :mod:`graphc.runtime_numpy` (its functions named ``v<op>``), as ``_v<op>``.
@@ -90,98 +98,147 @@ SPELLINGS: dict[str, Spelling] = {
     "vecmat": "_vvecmat({0}, {1})",
     "outer": "_vouter({0}, {1})",
 }
+#: ``numerics="fast"``: the layer ops as matrix products (BLAS), in whatever order it sums
+#: (and the row sums of ``outer`` with ``np.dot``).
+FAST_SPELLINGS: dict[str, Spelling] = {
+    "dot": "_vdot_fast({0}, {1}, {2})",
+    "matvec": "_vmatvec_fast({0}, {1}, {2})",
+    "vecmat": "_vvecmat_fast({0}, {1})",
+}
 
 
-def generate(graph: Graph, name: str, *, seed: int | None = None, reduced: frozenset[int] = frozenset()
-             ) -> tuple[str, str]:
+def generate(graph: Graph, name: str, *, seed: int | None = None, reduced: frozenset[int] = frozenset(),
+             numerics: str = "exact") -> tuple[str, str]:
     """Source text and entry-point name.
 
     ``seed`` is the id of an unbatched scalar input (the joint graph's seed), passed as the
     ``seed`` argument; ``reduced`` holds the positions of outputs to sum over rows.  The
-    function returns ``(per_row_outputs, reduced_outputs)``, each a tuple in output order.
+    function takes the params as one float64 array and returns ``(per_row_outputs,
+    sums)``: a tuple in output order, and the reduced outputs, in output order, as one
+    float64 array.  ``numerics="fast"`` spells the layer ops with BLAS (:data:`FAST_SPELLINGS`).
     """
-    namespace = Namespace(set(NAMESPACE) | {"inputs", "params", "n", "sums"})
+    namespace = Namespace(set(NAMESPACE) | {"inputs", "params", "n", "sums", "grads"})
     entry = namespace.create(name, "fn")
-    writer = _Writer(graph, node_names(graph, namespace), seed, reduced)
+    writer = _Writer(graph, node_names(graph, namespace), seed, reduced, numerics == "fast")
+    nodes = writer.nodes()
+    per_row, results = writer.results()
     body = [f"def {entry}(inputs, params{f', {writer.names[seed]}' if seed is not None else ''}, n):"]
-    body += wrap_assign([writer.names[i] for i in writer.inputs], "inputs", "    ")
-    body += wrap_assign([writer.names[i] for i in graph.params], "params", "    ")
-    body += writer.nodes()
-    per_row, summed, lines = writer.results()
-    body += lines
+    body += writer.unpacked() + nodes + results
     what = (f"{entry}: {len(per_row)} per-row output(s) over a batch of n rows"
-            f"{f' and {len(summed)} gradient(s) summed over the rows' if summed else ''}.")
+            f"{f' and {writer.n_summed} gradient(s) summed over the rows' if writer.n_summed else ''}.")
     top = header("NumPy", [what, f"{writer.count:,} operations, {writer.on_arrays:,} of them on arrays: "
                                  f"{graph.op_mix() or 'none'}."])
-    return top + "\n".join(body) + "\n", entry
+    constants = "".join(line + "\n" for line in writer.indexes.lines)
+    return top + constants + ("\n" if constants else "") + "\n".join(body) + "\n", entry
 
 
 class _Writer:
-    """The lines of one batched function: nodes, row sums, results."""
+    """The lines of one batched function: the inputs and params it reads one by one, nodes,
+    row sums, results."""
 
-    def __init__(self, graph: Graph, names: list[str], seed: int | None, reduced: frozenset[int]) -> None:
+    def __init__(self, graph: Graph, names: list[str], seed: int | None, reduced: frozenset[int],
+                 fast: bool) -> None:
         self.graph, self.names, self.reduced = graph, names, reduced
+        self.table = SPELLINGS | FAST_SPELLINGS if fast else SPELLINGS
+        self.outer_rowsum = "_vouter_rowsum_fast" if fast else "_vouter_rowsum"
         self.batched = batched_nodes(graph, {seed} if seed is not None else set())
         self.inputs = [i for i in graph.inputs if i != seed]
+        self.param_at = {p: k for k, p in enumerate(graph.params)}
         self.tensors = reduced_tensors(graph, reduced, self.batched)
+        self.indexes = numpy_layout.Indexes()
+        self.read: set[int] = set()  # leaves read by name: unpacked at the top
         self.count = self.on_arrays = 0
+        self.n_summed = len(reduced)
+
+    def ref(self, i: int) -> str:
+        """Node ``i``'s name in an expression (an input or param so named is unpacked)."""
+        self.read.add(i)
+        return self.names[i]
 
     def nodes(self) -> list[str]:
         """One line per live node: over arrays if batched or a tensor, else over floats."""
-        g, names, shapes, batched = self.graph, self.names, self.graph.shapes, self.batched
+        g, shapes, batched = self.graph, self.graph.shapes, self.batched
         live = g.live(live_roots(g, self.reduced, self.tensors))
         row_of = {i: k for k, i in enumerate(self.inputs)}
         body = []
         for i, op in enumerate(g.ops):
             if op in ops.LEAVES or not live[i]:
                 continue
-            operands = [names[a] for a in g.args[i]]
             tensor = bool(shapes[i]) or any(shapes[a] for a in g.args[i])
             if op == "pack" and _consecutive_rows(g.args[i], row_of):  # a view of the inputs array
                 first = row_of[g.args[i][0]]
-                expression = f"inputs[{first}:{first + len(operands)}]"
-            elif tensor:
-                expression = spell(SPELLINGS, op, operands, g.attrs[i])
-                if not shapes[i] and not batched[i]:
-                    expression += "[0]"  # an unbatched lane: the one entry of a (1,) row
+                expression = f"inputs[{first}:{first + len(g.args[i])}]"
+            elif op == "pack" and all(a in self.param_at for a in g.args[i]):  # read from the params array
+                expression = numpy_layout.column("params", [self.param_at[a] for a in g.args[i]],
+                                                 len(self.param_at), self.indexes)
             else:
-                table = SPELLINGS if batched[i] else python_floats.SPELLINGS
+                operands = [self.ref(a) for a in g.args[i]]
+                table = self.table if batched[i] or tensor else python_floats.SPELLINGS
                 expression = spell(table, op, operands, g.attrs[i])
-            body.append(f"    {names[i]} = {expression}")
+                if tensor and not shapes[i] and not batched[i]:
+                    expression += "[0]"  # an unbatched lane: the one entry of a (1,) row
+            body.append(f"    {self.names[i]} = {expression}")
             self.count += 1
             self.on_arrays += batched[i] or tensor
         return body
 
-    def results(self) -> tuple[list[str], list[str], list[str]]:
-        """The per-row and summed result expressions, and the lines that compute and return them."""
-        g, names, batched = self.graph, self.names, self.batched
+    def unpacked(self) -> list[str]:
+        """The inputs (rows of ``inputs``) and params (Python floats) read by name."""
+        body = [f"    {self.names[i]} = inputs[{k}]" for k, i in enumerate(self.inputs) if i in self.read]
+        scalars = [p for p in self.graph.params if p in self.read]
+        if scalars:
+            where = numpy_layout.entries("params", [self.param_at[p] for p in scalars], len(self.param_at),
+                                         self.indexes)
+            body += wrap_assign([self.names[p] for p in scalars], f"{where}.tolist()", "    ")
+        return body
+
+    def results(self) -> tuple[list[str], list[str]]:
+        """The per-row result expressions, and the lines that sum, gather and return results."""
+        g, batched = self.graph, self.batched
         body = []
         for m, how in self.tensors.items():
             if how == "outer":
                 a, b = g.args[m]
-                body.append(f"    {names[m]}_sum = _vouter_rowsum({names[a]}, {names[b]})")
+                body.append(f"    {self.names[m]}_sum = {self.outer_rowsum}({self.ref(a)}, {self.ref(b)})")
             else:
-                body.append(f"    {names[m]}_sum = {names[m]}.sum(axis=1)")
-        per_row, summed, stacked = [], [], []
-        for k, o in enumerate(g.outputs):
-            if k not in self.reduced:
-                per_row.append(names[o] if batched[o] else f"np.full(n, {names[o]})")
-            elif reduced_lane(g, o, self.tensors):
-                summed.append(f"{names[g.args[o][0]]}_sum[{g.attrs[o][0]}]")
-            elif batched[o]:  # summed below, all in one NumPy call
-                summed.append(f"sums[{len(stacked)}]")
-                stacked.append(names[o])
-            else:
-                summed.append(f"{names[o]} * n")  # the same value in every row
-        if stacked:
-            body += wrap_assign(stacked, "sums", "    ", pack=True)
-            body.append("    sums = np.stack(sums).sum(axis=1).tolist()")
+                body.append(f"    {self.names[m]}_sum = {self.ref(m)}.sum(axis=1)")
+        per_row = [self.ref(o) if batched[o] else f"np.full(n, {self.ref(o)})"
+                   for k, o in enumerate(g.outputs) if k not in self.reduced]
+        body += self._gradients()
         body += wrap_assign(per_row, "per_row", "    ", pack=True)
-        body += wrap_assign(summed, "summed", "    ", pack=True)
-        if summed:  # from +0.0, as .grad adds them: an all -0.0 sum is +0.0, as on every backend
-            body.append("    summed = [float(s) + 0.0 for s in summed]")
-        body.append("    return per_row, summed")
-        return per_row, summed, body
+        body.append("    return per_row, grads")
+        return per_row, body
+
+    def _gradients(self) -> list[str]:
+        """Lines filling ``grads``, the reduced outputs in output order: whole slices of the
+        tensors' row sums, one row sum of the stacked batched scalars, the unbatched ones
+        times n.  Then +0.0, as ``.grad`` adds them from it: an all -0.0 sum gives +0.0."""
+        g, batched, size = self.graph, self.batched, self.n_summed
+        lanes: dict[int, list[tuple[int, int]]] = {}  # tensor -> (position, lane)
+        stacked: list[tuple[int, int]] = []  # (position, node)
+        scalars: dict[str, list[int]] = {}  # expression -> positions
+        for position, k in enumerate(sorted(self.reduced)):
+            o = g.outputs[k]
+            if reduced_lane(g, o, self.tensors):
+                lanes.setdefault(g.args[o][0], []).append((position, g.attrs[o][0]))
+            elif batched[o]:
+                stacked.append((position, o))
+            else:  # the same value in every row
+                scalars.setdefault(f"{self.ref(o)} * n", []).append(position)
+        body = [f"    grads = np.empty({size})"]
+        for m, pairs in lanes.items():
+            positions, taken = zip(*pairs)
+            value = numpy_layout.entries(f"{self.names[m]}_sum", list(taken), math.prod(g.shapes[m]), self.indexes)
+            body.append("    " + numpy_layout.assign("grads", list(positions), size, value, self.indexes))
+        if stacked:  # summed in one NumPy call
+            body += wrap_assign([self.ref(o) for _, o in stacked], "sums", "    ", pack=True)
+            body.append("    sums = np.stack(sums).sum(axis=1)")
+            body.append("    " + numpy_layout.assign("grads", [p for p, _ in stacked], size, "sums", self.indexes))
+        for expression, positions in scalars.items():
+            body.append("    " + numpy_layout.assign("grads", positions, size, expression, self.indexes, scalar=True))
+        if size:
+            body.append("    grads += 0.0")
+        return body
 
 
 def _consecutive_rows(operands: tuple, row_of: dict[int, int]) -> bool:
@@ -189,21 +246,19 @@ def _consecutive_rows(operands: tuple, row_of: dict[int, int]) -> bool:
     return rows[0] is not None and rows == list(range(rows[0], rows[0] + len(rows)))
 
 
-def compile_graph(graph: Graph, name: str, *, seed: int | None = None, reduced: frozenset[int] = frozenset()
-                  ) -> tuple[Callable, str]:
+def compile_graph(graph: Graph, name: str, *, seed: int | None = None, reduced: frozenset[int] = frozenset(),
+                  numerics: str = "exact") -> tuple[Callable, str]:
     """Generate and load: the NumPy function for ``graph`` and its source.
 
     The function is ``f(inputs, params, [seed,] n) -> (per_row arrays, sums)``, the C
-    backend's convention: ``params`` a list or a float64 array (read as Python floats), the
-    sums returned as a list or an array likewise.
+    backend's convention: ``params`` a list or a float64 array (a C-contiguous float64 one
+    is read in place, any other copied), the sums returned as a list or an array likewise.
     """
-    source, entry = generate(graph, name, seed=seed, reduced=reduced)
+    source, entry = generate(graph, name, seed=seed, reduced=reduced, numerics=numerics)
     function = loader.load(source, entry, NAMESPACE, label=f"{name} numpy")
 
     def run(inputs, params, *seed_and_n):
-        if not isinstance(params, np.ndarray):
-            return function(inputs, params, *seed_and_n)
-        per_row, summed = function(inputs, params.tolist(), *seed_and_n)
-        return per_row, np.array(summed, dtype=np.float64)
+        per_row, sums = function(inputs, np.ascontiguousarray(params, dtype=np.float64), *seed_and_n)
+        return per_row, sums if isinstance(params, np.ndarray) else sums.tolist()
     run.__doc__ = f"{entry} in NumPy: see the generated source"
     return run, source

@@ -25,8 +25,9 @@ PIPELINE = (fold, simplify, flatten, cse, dce)
 VECTOR_PIPELINE = (fold, simplify, flatten, reroll, cse, dce)
 MAX_ROUNDS = 10
 #: ``optimize(numerics=...)``: "exact" keeps every result bit for bit; "stable" also applies
-#: graphc.passes.stabilize.
-NUMERICS = ("exact", "stable")
+#: graphc.passes.stabilize; "fast" optimizes as "exact" (its freedom -- fused multiply-adds,
+#: sums in any order, BLAS -- is taken by the batched code generators, not by the passes).
+NUMERICS = ("exact", "stable", "fast")
 
 
 @dataclass
@@ -55,6 +56,7 @@ def optimize(graph: Graph, *, report: bool = False, passes=None, max_rounds: int
     also logged to the ``graphc.passes`` logger at DEBUG level.  ``numerics="stable"``
     adds the :mod:`~graphc.passes.stabilize` rewrites (``log(1 + x) -> log1p(x)``, ...),
     which change results: more accurate, no longer bit-identical to eager.
+    ``numerics="fast"`` changes nothing here: the graph stays exact (see :data:`NUMERICS`).
     """
     if not isinstance(graph, Graph):
         raise ArgumentError(f"optimize takes a graphc.Graph (from graphc.trace); got {type(graph).__name__}")
