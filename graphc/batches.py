@@ -191,6 +191,7 @@ def train(signature: Signature, batch: Batch, update: Update, plan: StepPlan, ba
     run.  ``bar``: a :func:`graphc.progress.progress_bar` told of each step, or None."""
     signature.require_scalar("train")
     program = signature.batched_program("mean")
+    signature.run(program)  # the code this call runs: compiled.source
     optimizer = update.optimizer
     state = optimizer.snapshot() if optimizer is not None else None
     params = signature.param_data(None, array=True)

@@ -34,6 +34,7 @@ from ..graph import Graph, node_names
 from ..names import Namespace
 from .c_layout import ParamLayout
 from .c_runtime import PRELUDE, SPELLINGS, Call, texts
+from .c_train import DRIVER
 from .common import batched_nodes, c_number, header, live_roots, reduced_lane, reduced_tensors, spell
 
 C_WORDS = frozenset("""auto break case char const continue default do double else enum extern float for goto
@@ -55,10 +56,11 @@ errno""".split())
 WRITER_NAMES = frozenset("inputs params seed_unused n r per_row sums lane k acc".split())
 #: Every name an identifier of the generated code must not take, derived from all the text
 #: the generator emits besides node names: C's keywords and the headers' macros (above),
-#: every identifier of the prelude (helpers, macros, their parameters), every function an
+#: every identifier of the prelude (helpers, macros, their parameters) and of the training
+#: driver (:mod:`.c_train`, which calls the kernel by its name), every function an
 #: op's C spelling calls (``log1p`` for a label "log1p" would shadow the function it calls)
 #: and the writer's own names.
-RESERVED = C_WORDS | HEADER_NAMES | WRITER_NAMES | frozenset(re.findall(r"\b[A-Za-z_]\w*", PRELUDE)) | \
+RESERVED = C_WORDS | HEADER_NAMES | WRITER_NAMES | frozenset(re.findall(r"\b[A-Za-z_]\w*", PRELUDE + DRIVER)) | \
     frozenset(name for text in texts() for name in re.findall(r"(\w+)\(", text))
 
 
@@ -103,7 +105,8 @@ class _Writer:
         for i in list(self.gathered):  # a pack of fewer than 4 params read in place, else spelled out
             if self.gathered[i] == "params" and i not in self.layout.blocks and len(graph.args[i]) < 4:
                 del self.gathered[i]
-        self.transposed -= {i for i, block in self.layout.blocks.items() if not block.transposed}
+        # a matrix also read untransposed (by vecmat) is still transposed once per call for matvec_t:
+        # measured faster than gc_matvec on the moons MLP
         self.used = [False] * len(graph)  # leaves read by name (not only through a gathered pack)
         for i in range(len(graph)):
             if self.live[i] and i not in self.gathered:
@@ -335,7 +338,7 @@ class _Writer:
         return text.format(*operands, **{p: str(v) for p, v in zip(ops.TABLE[g.ops[i]].params, g.attrs[i])}, **dims)
 
     def _transposed_copy(self, i: int) -> list[str]:
-        if i not in self.transposed or i in self.layout.blocks:
+        if i not in self.transposed or (i in self.layout.blocks and self.layout.blocks[i].transposed):
             return []
         m, n = self.shapes[i]
         copy = self.derived(i, "t")
