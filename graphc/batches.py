@@ -222,3 +222,27 @@ def _python_steps(signature: Signature, batch: Batch, update: Update, plan: Step
             bar.update(loss=value)
     return np.array(losses)
 
+
+
+class NativeRun:
+    """Epochs of native training on one batch of data, laid out once: what the estimators'
+    solver runs epoch by epoch (see :meth:`graphc.Compiled._native_run`)."""
+
+    def __init__(self, signature: Signature, program: Any, batch: Batch) -> None:
+        self.signature, self.program, self.batch = signature, program, batch
+
+    def epoch(self, params: np.ndarray, optimizer: Optimizer, order: np.ndarray, batch_size: int,
+              decay: tuple[np.ndarray, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """One pass in ``order``, ``batch_size`` rows a step, ``optimizer`` (over the
+        signature's params, in its order) stepping ``params`` in place; each step's mean
+        loss and L2 penalty (zeros without ``decay``: (which params, alpha), the penalty
+        ``alpha / (2 * rows) * sum(p * p)`` over them, as scikit-learn adds it)."""
+        update = Update(optimizer, np.arange(len(params)), optimizer.lr)
+        plan = StepPlan(self.batch.n, batch_size, order)
+        scales = None
+        if decay is not None:
+            rows = np.diff(plan.table()[1])
+            scales = (decay[0], np.array([decay[1] / (2 * int(b)) for b in rows]))
+        moved, losses = train_native.run(self.program, self.batch.cols, update, plan, params, None, scales)
+        np.copyto(params, moved)
+        return (losses[0], losses[1]) if decay is not None else (losses, np.zeros(len(losses)))

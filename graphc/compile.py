@@ -184,6 +184,17 @@ class Compiled:
         with progress_bar(plan.total, f"train {self.name}", "batches", enabled=progress) as bar:
             return batches.train(signature, batch, update, plan, bar)
 
+    def _native_run(self, *batched_args: Any) -> batches.NativeRun | None:
+        """A native training session over these rows (data laid out once), for loops that
+        keep their own epoch bookkeeping (the scikit-learn estimators); None where the
+        backend has no training driver."""
+        batch = self._batch(batched_args, False)
+        batch.require_rows("train")
+        signature = self._signatures.lookup(batch.tree, lambda: batch.rows)
+        signature.require_scalar("train")
+        program = signature.batched_program("mean")
+        return batches.NativeRun(signature, program, batch) if program.driver is not None else None
+
     def _batch(self, batched_args: tuple, allow_nonfinite: bool) -> batches.Batch:
         return batches.Batch(batched_args, self._argument_names(len(batched_args)), allow_nonfinite)
 

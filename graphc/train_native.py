@@ -26,10 +26,13 @@ def usable(program: Any, update: Any) -> bool:
     return program.driver is not None and (update.optimizer is None or update.optimizer.native() is not None)
 
 
-def run(program: Any, cols: np.ndarray, update: Any, plan: StepPlan, params: np.ndarray, bar=None
-        ) -> tuple[np.ndarray, np.ndarray]:
+def run(program: Any, cols: np.ndarray, update: Any, plan: StepPlan, params: np.ndarray, bar=None,
+        decay: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The params after every step of ``plan`` and each step's mean loss; the optimizer's
-    state (and ``lr``, as the last step set it) written back only when all steps are done."""
+    state (and ``lr``, as the last step set it) written back only when all steps are done.
+    ``decay``: (which params, each step's scale) of an L2 penalty added to every step
+    (:meth:`graphc.codegen.c_train.Driver.run`); the losses then come with it as a second
+    row (shape (2, steps))."""
     perm = program.layout.perm
     optimizer = update.optimizer
     kind, hyper, names = ("lr", (), ()) if optimizer is None else optimizer.native()
@@ -43,9 +46,11 @@ def run(program: Any, cols: np.ndarray, update: Any, plan: StepPlan, params: np.
         where = inverse[perm]
     state = [np.ascontiguousarray(np.asarray(getattr(optimizer, name), dtype=np.float64)[where]) for name in names]
     t = getattr(optimizer, "t", 0) if kind.startswith("adam") else 0
-    losses = np.empty(plan.total)
+    losses = np.empty((2, plan.total))
+    penalty = None if decay is None else (np.ascontiguousarray(decay[0][perm], dtype=np.float64),
+                                          np.ascontiguousarray(decay[1], dtype=np.float64))
     _chunks(program.driver, np.ascontiguousarray(cols, dtype=np.float64), rows, bounds, kernel, kind,
-            np.array(hyper + (0.0,), dtype=np.float64), rates, t, state, losses, bar)
+            np.array(hyper + (0.0,), dtype=np.float64), rates, t, state, losses, bar, penalty)
     if optimizer is not None:
         for name, array in zip(names, state):
             back = np.empty(len(perm))
@@ -57,20 +62,21 @@ def run(program: Any, cols: np.ndarray, update: Any, plan: StepPlan, params: np.
             optimizer.lr = float(rates[-1]) if plan.schedule is not None else optimizer.lr
     out = np.empty(len(perm))
     out[perm] = kernel
-    return out, losses
+    return out, losses if decay is not None else losses[0]
 
 
-def _chunks(driver, data, rows, bounds, kernel, kind, hyper, rates, t, state, losses, bar) -> None:
+def _chunks(driver, data, rows, bounds, kernel, kind, hyper, rates, t, state, losses, bar, penalty) -> None:
     """All steps, a chunk of them per driver call (see the module docstring)."""
-    step, chunk = 0, 1
-    while step < len(losses):
-        end = min(len(losses), step + chunk)
+    step, chunk, total = 0, 1, losses.shape[1]
+    while step < total:
+        end = min(total, step + chunk)
         began = time.perf_counter()
+        decay = None if penalty is None else (penalty[0], penalty[1][step:end], losses[1, step:end])
         driver.run(data, rows, bounds[step:end + 1], kernel, kind, hyper, rates[step:end], t + step, state,
-                   losses[step:end])
+                   losses[0, step:end], decay)
         seconds = time.perf_counter() - began
         if bar is not None:
-            for value in losses[step:end].tolist():
+            for value in losses[0, step:end].tolist():
                 bar.update(loss=value)
         chunk = max(1, min(4 * (end - step), int(CHUNK_SECONDS * (end - step) / max(seconds, 1e-9))))
         step = end

@@ -28,7 +28,8 @@ void {driver}(const double *restrict data, long n_data, const long *restrict row
                    const long *restrict bounds, long steps, double *restrict params, double *restrict grads,
                    double *restrict cols, double *restrict values, long kind, const double *restrict hyper,
                    const double *restrict lrs, long t, double *restrict s1, double *restrict s2,
-                   double *restrict losses)
+                   double *restrict losses, const double *restrict decay, const double *restrict scales,
+                   double *restrict penalties)
 {{
     const long P = {n_params};
     for (long s = 0; s < steps; s++) {{
@@ -39,6 +40,16 @@ void {driver}(const double *restrict data, long n_data, const long *restrict row
         double acc = values[0];                       /* batches.row_mean */
         for (long r = 1; r < b; r++) acc = acc + values[r];
         losses[s] = (acc + 0.0) / (double)b;
+        if (decay) {{                                  /* an L2 penalty scales[s] * sum of decay'd p * p */
+            const double scale = scales[s];
+            double squares = 0.0;
+            for (long i = 0; i < P; i++)
+                if (decay[i] != 0.0) {{
+                    squares = squares + params[i] * params[i];
+                    grads[i] = grads[i] + 2.0 * scale * params[i];
+                }}
+            penalties[s] = scale * squares;
+        }}
         const double lr = lrs[s];
         if (kind == 0) {{                              /* params -= lr * grads */
             for (long i = 0; i < P; i++) params[i] = params[i] - lr * grads[i];
@@ -78,7 +89,7 @@ def driver_source(entry: str, driver: str, n_inputs: int, n_params: int) -> str:
 
 _P = ctypes.c_void_p
 ARGTYPES = [_P, ctypes.c_long, _P, _P, ctypes.c_long, _P, _P, _P, _P, ctypes.c_long, _P, _P, ctypes.c_long,
-            _P, _P, _P]
+            _P, _P, _P, _P, _P, _P]
 
 
 class Driver:
@@ -89,10 +100,15 @@ class Driver:
         self.function, self.n_inputs, self.n_params = function, n_inputs, n_params
 
     def run(self, data: np.ndarray, rows: np.ndarray, bounds: np.ndarray, params: np.ndarray, kind: str,
-            hyper: np.ndarray, lrs: np.ndarray, t: int, state: list[np.ndarray], losses: np.ndarray) -> None:
+            hyper: np.ndarray, lrs: np.ndarray, t: int, state: list[np.ndarray], losses: np.ndarray,
+            decay: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> None:
         """Steps ``0 .. len(bounds) - 2``: ``params`` and ``state`` (float64, kernel layout)
         updated in place, each step's mean loss into ``losses``.  ``data``: C-contiguous
-        (n_inputs, N) float64; ``rows``, ``bounds``: int64 (C long)."""
+        (n_inputs, N) float64; ``rows``, ``bounds``: int64 (C long).  ``decay``: (mask,
+        scales, penalties) for an L2 penalty ``scales[s] * sum(p * p)`` over the params
+        where ``mask`` (kernel layout) is nonzero, its gradient ``2 * scales[s] * p`` added
+        to step s's before the update, its value written to ``penalties[s]``
+        (scikit-learn's penalty, summed first to last in kernel order)."""
         steps = len(bounds) - 1
         width = int(np.max(np.diff(bounds))) if steps else 0
         cols, values, grads = np.empty(self.n_inputs * width), np.empty(width), np.empty(self.n_params)
@@ -100,4 +116,4 @@ class Driver:
         self.function(data.ctypes.data, data.shape[1], rows.ctypes.data, bounds.ctypes.data, steps,
                       params.ctypes.data, grads.ctypes.data, cols.ctypes.data, values.ctypes.data,
                       KINDS.index(kind), hyper.ctypes.data, lrs.ctypes.data, t, s1.ctypes.data, s2.ctypes.data,
-                      losses.ctypes.data)
+                      losses.ctypes.data, *(a.ctypes.data for a in decay or ()), *((None,) * 3 if decay is None else ()))
