@@ -197,7 +197,7 @@ def train(signature: Signature, batch: Batch, update: Update, plan: StepPlan, ba
     params = signature.param_data(None, array=True)
     try:
         if train_native.usable(program, update):
-            params, losses = train_native.run(program, batch.cols, update, plan, params, bar)
+            losses = train_native.run(program, batch.cols, update, plan, params, bar)
         else:
             losses = _python_steps(signature, batch, update, plan, params, bar)
     except BaseException:
@@ -236,13 +236,13 @@ class NativeRun:
         """One pass in ``order``, ``batch_size`` rows a step, ``optimizer`` (over the
         signature's params, in its order) stepping ``params`` in place; each step's mean
         loss and L2 penalty (zeros without ``decay``: (which params, alpha), the penalty
-        ``alpha / (2 * rows) * sum(p * p)`` over them, as scikit-learn adds it)."""
+        ``alpha / (2 * rows) * sum(p * p)`` over them, as scikit-learn adds it).  An
+        interrupt keeps the steps completed (as a Python loop of steps would)."""
         update = Update(optimizer, np.arange(len(params)), optimizer.lr)
         plan = StepPlan(self.batch.n, batch_size, order)
         scales = None
         if decay is not None:
             rows = np.diff(plan.table()[1])
             scales = (decay[0], np.array([decay[1] / (2 * int(b)) for b in rows]))
-        moved, losses = train_native.run(self.program, self.batch.cols, update, plan, params, None, scales)
-        np.copyto(params, moved)
+        losses = train_native.run(self.program, self.batch.cols, update, plan, params, None, scales, keep_partial=True)
         return (losses[0], losses[1]) if decay is not None else (losses, np.zeros(len(losses)))

@@ -27,9 +27,11 @@ def usable(program: Any, update: Any) -> bool:
 
 
 def run(program: Any, cols: np.ndarray, update: Any, plan: StepPlan, params: np.ndarray, bar=None,
-        decay: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The params after every step of ``plan`` and each step's mean loss; the optimizer's
-    state (and ``lr``, as the last step set it) written back only when all steps are done.
+        decay: tuple[np.ndarray, np.ndarray] | None = None, keep_partial: bool = False) -> np.ndarray:
+    """Every step of ``plan``: ``params`` (float64, in the signature's order) moved in place
+    and each step's mean loss returned; the optimizer's state (and ``lr``, as the last step
+    set it) written back only when all steps are done -- or, with ``keep_partial``, also
+    when the run raises (a KeyboardInterrupt), as the steps completed by then left them.
     ``decay``: (which params, each step's scale) of an L2 penalty added to every step
     (:meth:`graphc.codegen.c_train.Driver.run`); the losses then come with it as a second
     row (shape (2, steps))."""
@@ -49,34 +51,44 @@ def run(program: Any, cols: np.ndarray, update: Any, plan: StepPlan, params: np.
     losses = np.empty((2, plan.total))
     penalty = None if decay is None else (np.ascontiguousarray(decay[0][perm], dtype=np.float64),
                                           np.ascontiguousarray(decay[1], dtype=np.float64))
-    _chunks(program.driver, np.ascontiguousarray(cols, dtype=np.float64), rows, bounds, kernel, kind,
-            np.array(hyper + (0.0,), dtype=np.float64), rates, t, state, losses, bar, penalty)
-    if optimizer is not None:
-        for name, array in zip(names, state):
-            back = np.empty(len(perm))
-            back[where] = array
-            setattr(optimizer, name, back)
-        if kind.startswith("adam"):
-            optimizer.t = t + plan.total
-        if plan.total:
-            optimizer.lr = float(rates[-1]) if plan.schedule is not None else optimizer.lr
-    out = np.empty(len(perm))
-    out[perm] = kernel
-    return out, losses if decay is not None else losses[0]
+    done = np.zeros(1, dtype=np.int64)
+
+    def write_back() -> None:
+        steps = int(done[0])
+        params[perm] = kernel
+        if optimizer is not None:
+            for name, array in zip(names, state):
+                back = np.empty(len(perm))
+                back[where] = array
+                setattr(optimizer, name, back)
+            if kind.startswith("adam"):
+                optimizer.t = t + steps
+            if steps and plan.schedule is not None:
+                optimizer.lr = float(rates[steps - 1])
+    try:
+        _chunks(program.driver, np.ascontiguousarray(cols, dtype=np.float64), rows, bounds, kernel, kind,
+                np.array(hyper + (0.0,), dtype=np.float64), rates, t, state, losses, bar, penalty, done)
+    except BaseException:
+        if keep_partial:
+            write_back()
+        raise
+    write_back()
+    return losses if decay is not None else losses[0]
 
 
-def _chunks(driver, data, rows, bounds, kernel, kind, hyper, rates, t, state, losses, bar, penalty) -> None:
-    """All steps, a chunk of them per driver call (see the module docstring)."""
+def _chunks(driver, data, rows, bounds, kernel, kind, hyper, rates, t, state, losses, bar, penalty, done) -> None:
+    """All steps, a chunk of them per driver call (see the module docstring); ``done[0]``
+    counts the steps completed."""
     step, chunk, total = 0, 1, losses.shape[1]
     while step < total:
         end = min(total, step + chunk)
         began = time.perf_counter()
         decay = None if penalty is None else (penalty[0], penalty[1][step:end], losses[1, step:end])
         driver.run(data, rows, bounds[step:end + 1], kernel, kind, hyper, rates[step:end], t + step, state,
-                   losses[0, step:end], decay)
+                   losses[0, step:end], decay, done)
         seconds = time.perf_counter() - began
         if bar is not None:
             for value in losses[0, step:end].tolist():
                 bar.update(loss=value)
-        chunk = max(1, min(4 * (end - step), int(CHUNK_SECONDS * (end - step) / max(seconds, 1e-9))))
+        chunk = max(1, min(64 * (end - step), int(CHUNK_SECONDS * (end - step) / max(seconds, 1e-9))))
         step = end

@@ -167,3 +167,14 @@ def test_train_checks_epochs_shuffle_and_schedule():
     assert step.train(X, y, lr=0.1, epochs=0).shape == (0,)
     with pytest.raises(ShapeError, match="order must be"):
         step.train(X, y, lr=0.1, order=[7])
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_the_estimators_native_epochs_take_the_python_loops_steps(solver):
+    from graphc.sklearn import MLPClassifier
+    X, y = data(90)
+    fits = [MLPClassifier((6,), solver=solver, batch_size=16, max_iter=4, alpha=1e-3, random_state=0, tol=0,
+                          learning_rate="invscaling" if solver == "sgd" else "constant", backend=backend).fit(X, y)
+            for backend in ("c", "python")]
+    assert [c.tolist() for c in fits[0].coefs_] == [c.tolist() for c in fits[1].coefs_]  # the same steps
+    np.testing.assert_allclose(fits[0].loss_curve_, fits[1].loss_curve_, rtol=1e-13)  # the L2 sum's order

@@ -29,7 +29,7 @@ void {driver}(const double *restrict data, long n_data, const long *restrict row
                    double *restrict cols, double *restrict values, long kind, const double *restrict hyper,
                    const double *restrict lrs, long t, double *restrict s1, double *restrict s2,
                    double *restrict losses, const double *restrict decay, const double *restrict scales,
-                   double *restrict penalties)
+                   double *restrict penalties, long *restrict done)
 {{
     const long P = {n_params};
     for (long s = 0; s < steps; s++) {{
@@ -77,6 +77,7 @@ void {driver}(const double *restrict data, long n_data, const long *restrict row
                     params[i] = params[i] + (-(lr * (s1[i] / c1) / (sqrt(s2[i] / c2) + eps)));
             }}
         }}
+        *done = *done + 1;                             /* steps completed, over all calls */
     }}
 }}
 """
@@ -89,7 +90,7 @@ def driver_source(entry: str, driver: str, n_inputs: int, n_params: int) -> str:
 
 _P = ctypes.c_void_p
 ARGTYPES = [_P, ctypes.c_long, _P, _P, ctypes.c_long, _P, _P, _P, _P, ctypes.c_long, _P, _P, ctypes.c_long,
-            _P, _P, _P, _P, _P, _P]
+            _P, _P, _P, _P, _P, _P, _P]
 
 
 class Driver:
@@ -101,14 +102,16 @@ class Driver:
 
     def run(self, data: np.ndarray, rows: np.ndarray, bounds: np.ndarray, params: np.ndarray, kind: str,
             hyper: np.ndarray, lrs: np.ndarray, t: int, state: list[np.ndarray], losses: np.ndarray,
-            decay: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> None:
+            decay: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None, done: np.ndarray | None = None
+            ) -> None:
         """Steps ``0 .. len(bounds) - 2``: ``params`` and ``state`` (float64, kernel layout)
         updated in place, each step's mean loss into ``losses``.  ``data``: C-contiguous
         (n_inputs, N) float64; ``rows``, ``bounds``: int64 (C long).  ``decay``: (mask,
         scales, penalties) for an L2 penalty ``scales[s] * sum(p * p)`` over the params
         where ``mask`` (kernel layout) is nonzero, its gradient ``2 * scales[s] * p`` added
         to step s's before the update, its value written to ``penalties[s]``
-        (scikit-learn's penalty, summed first to last in kernel order)."""
+        (scikit-learn's penalty, summed first to last in kernel order).  ``done``: an int64
+        array whose entry 0 counts the steps completed, one by one."""
         steps = len(bounds) - 1
         width = int(np.max(np.diff(bounds))) if steps else 0
         cols, values, grads = np.empty(self.n_inputs * width), np.empty(width), np.empty(self.n_params)
@@ -116,4 +119,5 @@ class Driver:
         self.function(data.ctypes.data, data.shape[1], rows.ctypes.data, bounds.ctypes.data, steps,
                       params.ctypes.data, grads.ctypes.data, cols.ctypes.data, values.ctypes.data,
                       KINDS.index(kind), hyper.ctypes.data, lrs.ctypes.data, t, s1.ctypes.data, s2.ctypes.data,
-                      losses.ctypes.data, *(a.ctypes.data for a in decay or ()), *((None,) * 3 if decay is None else ()))
+                      losses.ctypes.data, *(a.ctypes.data for a in decay or ()), *((None,) * 3 if decay is None else ()),
+                      (np.zeros(1, dtype=np.int64) if done is None else done).ctypes.data)
