@@ -103,6 +103,7 @@ class SGD(Optimizer):
         return self.momentum * self.velocity - self.lr * grad if self.nesterov else self.velocity
 
     def native(self) -> tuple[str, tuple[float, ...], tuple[str, ...]] | None:
+        """``("sgd", (), ())``, or ``("momentum" | "nesterov", (momentum,), ("velocity",))``."""
         if type(self)._update is not SGD._update:
             return None
         if self.momentum == 0.0:
@@ -151,6 +152,7 @@ class Adam(Optimizer):
         return -(self.lr * m_hat / (np.sqrt(v_hat) + self.eps))
 
     def native(self) -> tuple[str, tuple[float, ...], tuple[str, ...]] | None:
+        """``("adam" | "adam_eps_hat", (beta1, beta2, eps), ("m", "v"))``; ``t`` counts the steps."""
         if type(self)._update is not Adam._update:
             return None
         return ("adam_eps_hat" if self.eps_hat else "adam"), (*self.betas, float(self.eps)), ("m", "v")

@@ -23,7 +23,7 @@ import numpy as np
 KINDS = ("lr", "sgd", "momentum", "nesterov", "adam", "adam_eps_hat")
 
 DRIVER = r"""
-/* {driver}: `steps` optimizer steps of {entry} in one call (graphc/codegen/c_train.py) */
+/* {driver}: steps of minibatch training with {entry}, in one call (graphc.codegen.c_train) */
 void {driver}(const double *restrict data, long n_data, const long *restrict rows,
                    const long *restrict bounds, long steps, double *restrict params, double *restrict grads,
                    double *restrict cols, double *restrict values, long kind, const double *restrict hyper,
@@ -40,7 +40,7 @@ void {driver}(const double *restrict data, long n_data, const long *restrict row
         double acc = values[0];                       /* batches.row_mean */
         for (long r = 1; r < b; r++) acc = acc + values[r];
         losses[s] = (acc + 0.0) / (double)b;
-        if (decay) {{                                  /* an L2 penalty scales[s] * sum of decay'd p * p */
+        if (decay) {{                                  /* an L2 penalty: scales[s] * sum of p * p where decay[i] != 0 */
             const double scale = scales[s];
             double squares = 0.0;
             for (long i = 0; i < P; i++)
@@ -69,7 +69,7 @@ void {driver}(const double *restrict data, long n_data, const long *restrict row
                 s1[i] = b1 * s1[i] + (1.0 - b1) * grads[i];
                 s2[i] = b2 * s2[i] + (1.0 - b2) * grads[i] * grads[i];
             }}
-            if (kind == 5) {{                           /* eps_hat: the paper's Section 2 form */
+            if (kind == 5) {{                           /* eps_hat: the Section 2 form of the paper */
                 const double rate = lr * sqrt(c2) / c1;
                 for (long i = 0; i < P; i++) params[i] = params[i] + (-(rate * s1[i] / (sqrt(s2[i]) + eps)));
             }} else {{
