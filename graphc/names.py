@@ -33,6 +33,10 @@ class Namespace:
         self._taken = set(_RESERVED) | set(reserved)
 
     def create(self, text: str, fallback: str = "v") -> str:
+        if text.isalnum() and text.isascii() and not text[0].isdigit() and len(text) <= MAX_LENGTH \
+                and text not in self._taken:  # already its own sanitized form, and free (``v123``)
+            self._taken.add(text)
+            return text
         base = sanitize(text, fallback)  # never starts with "_"
         name, k = base, 0
         while name in self._taken:

@@ -128,11 +128,18 @@ class _Writer:
         self.graph, self.names = graph, names
         self.shapes = graph.shapes if any(not ops.TABLE[op].elementwise for op in set(graph.ops)
                                           if op not in ops.LEAVES) else None
+        # The common case without a call per node into spell(): an op of no parameters
+        # spelled by a format string (elementwise ones only where the node is a scalar).
+        self._plain = {name: (spelling, ops.TABLE[name].elementwise) for name, spelling in SPELLINGS.items()
+                       if isinstance(spelling, str) and not ops.TABLE[name].params}
 
     def line(self, i: int, operand: Callable[[int], str] | None = None) -> str:
         """Node ``i``'s assignment, each operand ``a`` written ``operand(a)`` (its name by default)."""
         g, names = self.graph, self.names
-        operands = [operand(a) if operand else names[a] for a in g.args[i]]
+        operands = [operand(a) for a in g.args[i]] if operand else [names[a] for a in g.args[i]]
+        plain = self._plain.get(g.ops[i])
+        if plain is not None and not (plain[1] and self.shapes and self.shapes[i]):
+            return f"{names[i]} = {plain[0].format(*operands)}"
         op = ops.TABLE[g.ops[i]]
         if self.shapes and op.elementwise and self.shapes[i]:  # lane by lane over flat tuples
             params = "".join(f"{python_number(v)}, " for v in g.attrs[i])
