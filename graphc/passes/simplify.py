@@ -133,8 +133,7 @@ def rewrite(graph: Graph, rules: list[Rule], name: str) -> PassResult:
     by_op, triggers = _index(rules)
     facts = Analysis(graph)
     ops_, args_ = graph.ops, graph.args
-    if not any(_first_match(by_op, graph, i, args_[i], facts) for i, op in enumerate(ops_)
-               if op in by_op and _triggered(triggers[op], args_[i], ops_)):
+    if not any(_first_match(by_op, graph, i, args_[i], facts) for i in _candidates(graph, triggers)):
         return PassResult(graph, PassStats(name, len(graph), len(graph)))
     hits = dict.fromkeys((r.name for r in rules), 0)
     analysis: list[Analysis] = []  # of the builder, created on the first visit
@@ -173,6 +172,22 @@ def _index(rules: list[Rule]) -> tuple[dict[str, list[Rule]], dict[str, frozense
         elif triggers.get(op, set()) is not None:
             triggers[op] = triggers.get(op, set()) | set(needs)
     return by_op, {op: (None if t is None else frozenset(t)) for op, t in triggers.items()}
+
+
+def _candidates(graph: Graph, triggers: dict[str, frozenset | None]):
+    """The nodes some rule may match (their op has rules, an operand's op can trigger one),
+    in id order: the cheap pre-check, one tight loop over the graph."""
+    ops_ = graph.ops
+    for i, (op, operands) in enumerate(zip(ops_, graph.args)):
+        if op in triggers:
+            trigger = triggers[op]
+            if trigger is None:
+                yield i
+                continue
+            for a in operands:
+                if ops_[a] in trigger:
+                    yield i
+                    break
 
 
 def _triggered(trigger: frozenset | None, operands: tuple, node_ops: list[str]) -> bool:
