@@ -298,11 +298,13 @@ def node_names(graph: Graph, namespace: Namespace) -> list[str]:
         names[i] = namespace.create(graph.attrs[i][0], "x")
     for i in graph.params:
         names[i] = namespace.create(graph.attrs[i][0], "p")
+    ids = [i for i, op in enumerate(graph.ops) if op not in LEAVES]
+    intern = sys.intern  # the compiler of generated code shares each name
+    for i, name in zip(ids, namespace.create_plain([f"v{i}" for i in ids])):
+        names[i] = intern(name)
     for i, op in enumerate(graph.ops):
         if op == "const":
             names[i] = python_number(graph.attrs[i][0])
-        elif op not in LEAVES:
-            names[i] = sys.intern(namespace.create(f"v{i}"))  # the compiler of generated code shares it
     return names
 
 
