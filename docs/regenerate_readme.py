@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import linecache
 import re
 import shlex
 import sys
@@ -30,6 +31,7 @@ PRINTS = re.compile(r"prints \(`python (examples/\w+\.py)`\):\n\n$")
 def printed(source: str, filename: str) -> str:
     """What running ``source`` as a script prints."""
     buffer = io.StringIO()
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)  # its lines, for messages
     with contextlib.redirect_stdout(buffer):
         exec(compile(source, filename, "exec"), {"__name__": "__main__"})  # the README's own code
     return buffer.getvalue()

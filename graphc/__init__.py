@@ -7,8 +7,8 @@ SymPy, ``check_grad`` compares gradients four ways, ``export`` writes a standalo
 """
 from ._version import __version__
 from .engine import Value, apply
-from .errors import (ArgumentError, CompilerWarning, DataError, GraphcError, LoadError, ShapeError,
-                     TraceError, TracerWarning)
+from .errors import (ArgumentError, CompilerWarning, DataError, FrozenDataWarning, GraphcError, LoadError,
+                     ShapeError, TraceError, TracerWarning)
 from .graph import Graph
 from .passes import optimize
 from .trace import trace
@@ -39,5 +39,5 @@ __all__ = ["Value", "apply", "Graph", "trace", "optimize", "compile", "Compiled"
            "save", "load", "LoadError",
            "grad", "value_and_grad", "make_graph", "set_logs",
            "GraphcError", "ArgumentError", "DataError", "ShapeError", "TraceError", "TracerWarning",
-           "CompilerWarning",
+           "FrozenDataWarning", "CompilerWarning",
            "__version__"]

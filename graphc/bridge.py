@@ -103,8 +103,15 @@ def call(signature: Signature, leaves: list) -> Any:
     else:
         run = _Call(signature, inputs, params, value_args)
         values = run.forward()
+    guards = signature.guards
+    if guards.expected:  # a failed guard is returned: the caller tries another variant or retraces
+        failure = guards.check(values)
+        if failure is not None:
+            return failure
     prev = tuple(leaves[k] for k in value_args) + signature.param_tuple
-    outputs = [_node(v, prev, _CompiledOp(run, k)) for k, v in enumerate(values)]
+    outputs = [_node(v, prev, _CompiledOp(run, k)) for k, v in enumerate(values[:guards.n_outputs])]
+    if guards.kinds is not None:  # plain numbers where fn returned numbers it computed (a comparison, ...)
+        outputs = guards.plain_numbers(outputs)
     return unflatten(signature.out_tree, iter(outputs))
 
 

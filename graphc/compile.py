@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import backends, batches, bridge
+from . import backends, batches, variants
 from .backends import BACKENDS  # noqa: F401  (graphc.compile.BACKENDS: the backend names)
 from .engine import Value
 from .errors import ArgumentError, GraphcError
@@ -51,16 +51,23 @@ class Compiled:
         self.numerics = numerics
         self.name = function_name(fn)
         self._signatures = SignatureCache(self.name, self._new_signature)
+        self._frozen = variants.warn_once()
         self._names: dict[int, list[str]] = {}
         self.__doc__ = getattr(fn, "__doc__", None)
 
     def _new_signature(self, args: tuple, description: str) -> Signature:
-        return Signature(self.fn, self.name, self.numerics, self._backend, args, description)
+        return Signature(self.fn, self.name, self.numerics, self._backend, args, description, self._frozen)
 
     @property
     def trace_count(self) -> int:
         """Traces so far: one per argument signature."""
         return self._signatures.trace_count
+
+    @property
+    def retraces(self) -> list[str]:
+        """Why each trace after the first happened: a new argument signature, or a failed
+        guard (``guard at file:line ... was True, now False``)."""
+        return self._signatures.retraces
 
     @property
     def _latest(self) -> Signature | None:
@@ -102,7 +109,7 @@ class Compiled:
             leaves = [out] if isinstance(out, np.ndarray) else _flat_arrays(out)
             return leaves[0] if len(leaves) == 1 else np.stack(leaves, axis=1)
         leaves, tree, _ = flatten_args(args, self._argument_names(len(args)))
-        return bridge.call(self._signatures.lookup(tree, args), leaves)
+        return self._signatures.call(tree, args, leaves)
 
     def map(self, *batched_args: Any, params: Any = None, allow_nonfinite: bool = False):
         """fn on every row at once: each argument has a leading batch axis (shape (N, ...)).
@@ -113,7 +120,7 @@ class Compiled:
         Data holding nan or inf raises :class:`DataError` unless ``allow_nonfinite``.
         """
         batch = self._batch(batched_args, allow_nonfinite)
-        signature = self._signatures.lookup(batch.tree, lambda: batch.rows)
+        signature = self._signatures.lookup_batched(batch.tree, lambda: batch.rows)
         return batches.forward(signature, batch, signature.param_data(params))
 
     def mean(self, *batched_args: Any, allow_nonfinite: bool = False) -> Value:
@@ -123,7 +130,7 @@ class Compiled:
         Data holding nan or inf raises :class:`DataError` unless ``allow_nonfinite``."""
         batch = self._batch(batched_args, allow_nonfinite)
         batch.require_rows("mean")
-        return batches.mean(self._signatures.lookup(batch.tree, lambda: batch.rows), batch)
+        return batches.mean(self._signatures.lookup_batched(batch.tree, lambda: batch.rows), batch)
 
     def mean_and_grad(self, *batched_args: Any, params: Any = None,
                       allow_nonfinite: bool = False) -> tuple[float, np.ndarray]:
@@ -136,7 +143,7 @@ class Compiled:
         """
         batch = self._batch(batched_args, allow_nonfinite)
         batch.require_rows("mean_and_grad")
-        signature = self._signatures.lookup(batch.tree, lambda: batch.rows)
+        signature = self._signatures.lookup_batched(batch.tree, lambda: batch.rows)
         signature.require_scalar("mean_and_grad")
         value, grads = batches.mean_and_grads(signature, batch.cols, batch.n, signature.param_data(params, array=True))
         return value, np.asarray(grads, dtype=np.float64)
@@ -163,7 +170,7 @@ class Compiled:
         batch.require_rows("train")
         make_update = batches.train_update(lr, optimizer)
         size, rows = batches.train_rows(batch, batch_size, order)
-        signature = self._signatures.lookup(batch.tree, lambda: batch.rows)
+        signature = self._signatures.lookup_batched(batch.tree, lambda: batch.rows)
         update = make_update(signature)
         n_batches = -(-(batch.n if rows is None else len(rows)) // size)
         with progress_bar(n_batches, f"train {self.name}", "batches", enabled=progress) as bar:

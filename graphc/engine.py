@@ -21,7 +21,7 @@ import math
 import numbers
 import operator
 import threading
-from typing import Iterable
+from typing import Any, Iterable
 
 from . import ops, runtime
 from .errors import DataError
@@ -38,6 +38,8 @@ class Value:
     __array_ufunc__ = None  # NumPy scalars and arrays defer to Value's reflected operators
 
     def __init__(self, data: float, label: str = "") -> None:
+        if _tracing_threads and _this_thread.node_class is not Value:
+            _this_thread.record.leaf(data)  # a trace counts the numbers frozen into it
         self._data = _as_float(data)
         self.grad = 0
         self._prev = ()
@@ -48,7 +50,12 @@ class Value:
         if _tracing_threads and _this_thread.node_class is not Value:
             self.__class__ = _this_thread.node_class
 
-    data = property(operator.attrgetter("_data"), doc="The scalar value (a float).")
+    @property
+    def data(self) -> float:
+        """The scalar value (a float); while this thread traces, a traced number (graphc.traced)."""
+        if _tracing_threads and _this_thread.node_class is not Value:
+            return _this_thread.node_class.read_data(self)
+        return self._data
 
     @data.setter
     def data(self, value: float) -> None:
@@ -70,6 +77,29 @@ class Value:
 
     def __rtruediv__(self, other):  # other * self**-1
         return self ** -1 * other if _coerce(other) is not None else NotImplemented
+
+    # -- comparisons and conversions: on the data, as Python compares floats.  While this
+    # thread traces, each gives a traced number (graphc.traced) or records a guard.
+    def __lt__(self, other):  # self.data < other
+        return _compare(operator.lt, self, other)
+
+    def __le__(self, other):  # self.data <= other
+        return _compare(operator.le, self, other)
+
+    def __gt__(self, other):  # self.data > other
+        return _compare(operator.gt, self, other)
+
+    def __ge__(self, other):  # self.data >= other
+        return _compare(operator.ge, self, other)
+
+    def __float__(self) -> float:
+        return float(self.data)
+
+    def __int__(self) -> int:
+        return int(self.data)
+
+    def __round__(self, ndigits: int | None = None):
+        return round(self.data, ndigits)
 
     def backward(self) -> None:
         """Accumulate d(self)/d(node) into every node's ``.grad``, exactly as micrograd does.
@@ -140,11 +170,13 @@ class Value:
 
 
 class _ThreadState(threading.local):
-    """This thread's tracing state: the class of the Values it creates (the tracer's
-    subclass while it traces) and how many traces are open in it (they nest)."""
+    """This thread's tracing state, all of it: the class of the Values it creates (the
+    tracer's subclass while it traces), how many traces are open in it (they nest), and the
+    innermost trace's record of guards and frozen data (graphc.guards.Record)."""
 
     node_class: type = Value
     depth: int = 0
+    record: Any = None
 
 
 # Values created while a trace runs get the tracer's subclass (see graphc.trace), in the
@@ -157,24 +189,26 @@ _tracing_threads: set[int] = set()
 
 
 class tracing:
-    """``with tracing(TracedValue):`` -- this thread creates ``node_class`` Values until the
-    block ends; blocks nest.  The one place tracing state changes, and interrupt-safe: an
+    """``with tracing(TracedValue, record):`` -- this thread creates ``node_class`` Values, and
+    records guards and frozen data in ``record``, until the block ends; blocks nest.  The one place tracing state changes, and interrupt-safe: an
     exception anywhere, a KeyboardInterrupt included, leaves the state as it was before the
     block (every step on the way in is undone by an idempotent restore), so a later model's
     params are never taken for the tracer's own values."""
 
-    __slots__ = ("node_class", "_saved")
+    __slots__ = ("node_class", "record", "_saved")
 
-    def __init__(self, node_class: type) -> None:
+    def __init__(self, node_class: type, record: Any = None) -> None:
         self.node_class = node_class
+        self.record = record
         self._saved = None  # set on entering: exiting a block never entered changes nothing
 
     def __enter__(self) -> "tracing":
         state = _this_thread
-        self._saved = saved = (state.node_class, state.depth)
+        self._saved = saved = (state.node_class, state.depth, state.record)
         try:
             state.depth = saved[1] + 1
             state.node_class = self.node_class
+            state.record = self.record
             _tracing_threads.add(threading.get_ident())
             return self
         except BaseException:
@@ -186,9 +220,9 @@ class tracing:
             _restore(self._saved)
 
 
-def _restore(saved: tuple[type, int]) -> None:
+def _restore(saved: tuple[type, int, Any]) -> None:
     state = _this_thread
-    state.node_class, state.depth = saved
+    state.node_class, state.depth, state.record = saved
     if not saved[1]:
         _tracing_threads.discard(threading.get_ident())
 
@@ -196,6 +230,20 @@ def _restore(saved: tuple[type, int]) -> None:
 def is_tracing() -> bool:
     """Whether this thread is inside a trace."""
     return _this_thread.depth > 0
+
+
+def current_record() -> Any:
+    """The record of this thread's innermost trace (None when it does not trace)."""
+    return _this_thread.record
+
+
+def _compare(test, a: Value, b):
+    """``a.data <test> b`` for a Value or number ``b`` (NotImplemented otherwise); while
+    tracing, the tracer's comparison (a traced boolean)."""
+    if _tracing_threads and _this_thread.node_class is not Value:
+        return _this_thread.node_class.compare(test, a, b)
+    other = b._data if isinstance(b, Value) else b if isinstance(b, numbers.Real) or _is_numpy_number(b) else None
+    return NotImplemented if other is None else test(a._data, other)
 
 
 _serials = itertools.count()
@@ -242,6 +290,8 @@ def _coerce(x) -> Value | None:
     if type(x) is float:
         return _node(x, (), None, CONSTANT)
     if isinstance(x, numbers.Real) or _is_numpy_number(x):
+        if _tracing_threads and _this_thread.node_class is not Value:
+            _this_thread.record.operand(x)  # a NumPy number is data frozen into the trace
         return _node(_to_float(x, "an operand"), (), None, CONSTANT)
     return None
 

@@ -22,7 +22,14 @@ class TraceError(GraphcError):
 
 
 class TracerWarning(UserWarning):
-    """A traced value was read as a number: Python control flow on it is frozen at trace time."""
+    """``graphc.trace`` recorded one branch of Python control flow that depends on traced
+    values: the graph holds that branch, fixed (``graphc.compile`` guards it instead)."""
+
+
+class FrozenDataWarning(TracerWarning):
+    """A trace froze numbers read from outside the function's arguments (captured data,
+    NumPy arrays made Values inside it) or random draws into the program: the compiled
+    function keeps them even when they change.  Pass such data as arguments."""
 
 
 class CompilerWarning(UserWarning):

@@ -95,6 +95,16 @@ def sigmoid(x):
     return e / (1.0 + e)
 
 
+def truediv(x, y):
+    """x / y as IEEE divides: at y = 0, +-inf (signs multiplied) or nan (0/0, nan/0)."""
+    try:
+        return x / y
+    except ZeroDivisionError:
+        if x != x or x == 0.0:
+            return nan
+        return math.copysign(inf, x) * math.copysign(1.0, y)
+
+
 def relu(x):
     """micrograd's relu: ``0 if x < 0 else x`` (so relu(-0.0) is -0.0 and relu(nan) is nan)."""
     return 0.0 if x < 0.0 else x

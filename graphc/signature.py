@@ -23,7 +23,7 @@ from .graph import Graph
 from .nn import Module
 from .passes import VECTOR_PIPELINE, OptimizeReport, optimize
 from .rows_program import RowsProgram, rows_program
-from .trace import trace
+from .variants import trace_for_compile
 from .tree import SCALAR, describe
 
 
@@ -106,12 +106,12 @@ class Signature:
     """Everything compiled for one argument signature of a function."""
 
     def __init__(self, fn: Callable, name: str, numerics: str, backend: Backend, args: tuple,
-                 description: str) -> None:
+                 description: str, frozen: Callable[[str], None]) -> None:
         self.name, self.numerics, self.backend, self.description = name, numerics, backend, description
         self.stats = CompileStats()
         params = fn.parameters() if isinstance(fn, Module) else None
-        with _Timer(self.stats, "trace"):
-            traced = trace(fn, *args, params=params, name=name)
+        with _Timer(self.stats, "trace"):  # the graph ends with one 0/1 output per guard
+            traced, self.guards = trace_for_compile(name, fn, args, params, frozen)
         self.stats.traced_nodes = len(traced)
         self._traced, self._graph = traced, None
         lock = self._lock = threading.RLock()

@@ -20,6 +20,7 @@ import sympy as sp
 from . import ops
 from .errors import ArgumentError, GraphcError
 from .graph import LEAVES, Builder, Graph
+from . import sympy_forms as forms
 from .sympy_forms import short, sympy_number
 from .tree import SCALAR
 
@@ -186,7 +187,8 @@ def _check_size(graph: Graph, live: list[bool], max_nodes: int | None, max_depth
 
 _BY_FUNCTION = {f: name for name, f in FUNCTIONS.items()}
 #: The ops with a SymPy matcher (see graphc.sympy_forms), asked in table order.
-_MATCHED = [op for op in ops.TABLE.values() if op.sympy_inverse is not None]
+_MATCHED = sorted((op for op in ops.TABLE.values() if op.sympy_inverse is not None),
+                  key=lambda op: op.sympy_inverse not in forms.PRIORITY)
 SUPPORTED = (f"numbers, symbols, calls of {', '.join(FUNCTIONS)} (and SymPy's own Abs, exp, ...); " +
              "; ".join(f"{op.name}: {op.sympy_inverse.__doc__}" for op in _MATCHED))
 

@@ -163,6 +163,28 @@ def match_max(sp, e):
     return None
 
 
+def match_relation(relation: str):
+    """A matcher of ``Piecewise((1, a <relation> b), (0, True))``, the form of comparison op
+    ``relation`` ("lt", "gt", ...); ``x > 0`` and ``0 < x`` stay step's form."""
+    def match(sp, e):
+        if not _two_cases(sp, e) or e.args[0].expr != 1 or e.args[1].expr != 0:
+            return None
+        cond = e.args[0].cond
+        kind = {sp.StrictLessThan: "lt", sp.LessThan: "le", sp.StrictGreaterThan: "gt", sp.GreaterThan: "ge",
+                sp.Equality: "eq", sp.Unequality: "ne"}.get(type(cond))
+        if kind != relation or (kind in ("gt", "lt") and 0 in cond.args):
+            return None
+        return tuple(cond.args), ()
+    match.__doc__ = f"Piecewise((1, a {_RELATION_TEXT[relation]} b), (0, True))"
+    PRIORITY.add(match)
+    return match
+
+
+_RELATION_TEXT = {"lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "== (Eq)", "ne": "!= (Ne)"}
+#: Matchers tried before the others: a comparison's form is a special case of step's.
+PRIORITY: set = set()
+
+
 def _two_cases(sp, e) -> bool:
     return isinstance(e, sp.Piecewise) and len(e.args) == 2 and e.args[1].cond == sp.true
 

@@ -10,9 +10,13 @@ holding the example arguments) followed by a walk over the resulting Value DAG:
   become ``const`` nodes;
 * everything else is an op node, its operands in order.
 
-While a trace runs, new Values are created as :class:`TracedValue`, which warns with
-:class:`~graphc.TracerWarning` when code reads ``.data`` of a placeholder or an
-intermediate: Python control flow on that number is frozen at its trace-time value.
+While a trace runs, new Values are created as :class:`TracedValue`.  Reading ``.data`` of
+anything the program computes or reads (placeholders, intermediates, params) gives a
+traced number (:mod:`graphc.traced`), and comparing Values a traced boolean: computed live
+when used as data, recorded as guards (:mod:`graphc.guards`) when Python decides on them.
+``trace`` itself returns the graph of the branch taken, with a
+:class:`~graphc.TracerWarning` naming the guards (``graphc.compile`` checks them on every
+call) and a :class:`~graphc.FrozenDataWarning` for data frozen into the graph.
 """
 from __future__ import annotations
 
@@ -23,37 +27,34 @@ from typing import Any, Callable, Iterable
 
 from . import engine
 from .engine import Value, topological_order
-from .errors import ArgumentError, TraceError, TracerWarning
+from .errors import ArgumentError, FrozenDataWarning, TraceError, TracerWarning
 from .gcpause import gc_paused
 from .graph import Builder, Graph
+from .guards import Record
 from .names import sanitize
 from .nn import Module
 from .ops import Op
+from .traced import TracedNumber, compare, plain_outputs
 from .tree import flatten_args, flatten_output, foreign_value_message, is_foreign_value, unflatten
 
 _PLACEHOLDER = ("placeholder",)  # marks a placeholder leaf in its (otherwise unused) _attr slot
-_data_slot = Value._data  # the slot descriptor behind Value.data
 
 
 class TracedValue(Value):
-    """A Value created during a trace; reading ``.data`` of a traced non-constant warns."""
+    """A Value created during a trace.  The engine asks its class how this thread reads
+    ``.data`` and compares Values while it traces (:meth:`read_data`, :meth:`compare`)."""
 
     __slots__ = ()
 
-    @property
-    def data(self) -> float:
-        if engine.is_tracing() and (self._prev or self._attr is _PLACEHOLDER):
-            warnings.warn(
-                "reading .data of a traced value: graphc records the number it has now, so Python "
-                "control flow on it (if, while, comparisons, Value(x.data)) is frozen at trace time "
-                "and will not change when the compiled function runs on other inputs. "
-                "Return the value as an output instead, or use ops (relu, max) for branches.",
-                TracerWarning, stacklevel=2)
-        return _data_slot.__get__(self)
+    @staticmethod
+    def read_data(v: Value) -> float | TracedNumber:
+        """``v.data``: a constant's number, or a traced number of anything the program
+        computes or reads (placeholders, op results, params and captured Values)."""
+        if v._kind is None and (v._attr is engine.CONSTANT or (type(v) is TracedValue and v._attr is not _PLACEHOLDER)):
+            return v._data
+        return TracedNumber(v, float)
 
-    @data.setter
-    def data(self, value: float) -> None:
-        Value.data.__set__(self, value)
+    compare = staticmethod(compare)
 
 
 def argument_names(fn: Callable, count: int) -> list[str]:
@@ -84,13 +85,37 @@ def trace(fn: Callable, *example_args: Any, params: Iterable[Value] | None = Non
 
     ``params`` fixes the order of the graph's params (e.g. ``model.parameters()``; all of
     them are kept, used or not); other params follow in the order they are first met.
+    Where the Python of ``fn`` decided on traced values, the graph holds the branch these
+    arguments took, and a :class:`~graphc.TracerWarning` names the guards that
+    ``graphc.compile`` would check; data frozen into the graph gets a
+    :class:`~graphc.FrozenDataWarning`.
     """
+    graph, record, _ = trace_with_record(fn, *example_args, params=params, name=name)
+    if record.guards:
+        shown = "; ".join(g.describe() for g in record.guards[:3]) + ("; ..." if len(record.guards) > 3 else "")
+        warnings.warn(f"graphc.trace: the function decided on traced values, so the graph holds the branch "
+                      f"these example arguments took, fixed ({len(record.guards)} guard"
+                      f"{'s' * (len(record.guards) != 1)}: {shown}). graphc.compile checks such guards on "
+                      f"every call and retraces when one fails", TracerWarning, stacklevel=2)
+    message = record.frozen_message(graph.name)
+    if message is not None:
+        warnings.warn(message.replace("graphc.compile", "graphc.trace", 1), FrozenDataWarning, stacklevel=2)
+    return graph
+
+
+def trace_with_record(fn: Callable, *example_args: Any, params: Iterable[Value] | None = None,
+                      name: str | None = None, guards: bool = False) -> tuple[Graph, Record, list]:
+    """:func:`trace`, also returning what the trace assumed and froze (its :class:`Record`)
+    and the Python type of each output (None for Values and numbers; see
+    :func:`graphc.traced.plain_outputs`).  With ``guards``, the graph's outputs are followed
+    by one 0/1 output per guard, in the record's order."""
     if not callable(fn):
         raise ArgumentError(f"graphc.trace needs a function or a Module to run; got {type(fn).__name__}")
     reject_foreign_module(fn)
     arg_names = argument_names(fn, len(example_args))
     leaves, in_tree, paths = flatten_args(example_args, arg_names)
-    paused, tracing = gc_paused(), engine.tracing(TracedValue)
+    record = Record()
+    paused, tracing = gc_paused(), engine.tracing(TracedValue, record)
     try:  # entered inside the try, so that an interrupt at any moment after is undone (no `with`:
         paused.__enter__()  # an exception at the line a `with` exits on can skip __exit__, bpo-29988)
         tracing.__enter__()
@@ -102,7 +127,9 @@ def trace(fn: Callable, *example_args: Any, params: Iterable[Value] | None = Non
         supply = iter(placeholders)
         structured = [unflatten(t, supply) for t in in_tree[1]]
         try:
-            result = fn(*structured)
+            record.start()
+            result, kinds = plain_outputs(fn(*structured))
+            record.finish()
         except Exception as error:
             foreign = _foreign_value_in(error)
             if foreign is None:
@@ -112,9 +139,11 @@ def trace(fn: Callable, *example_args: Any, params: Iterable[Value] | None = Non
         tracing.__exit__()
         paused.__exit__()
     out_leaves, out_tree = flatten_output(result)
+    extra = [g.predicate for g in record.guards] if guards else []
     with gc_paused():
-        return _to_graph(out_leaves, placeholders, paths, list(params or ()),
-                         name or function_name(fn), in_tree, out_tree)
+        graph = _to_graph(out_leaves + extra, placeholders, paths, list(params or ()),
+                          name or function_name(fn), in_tree, out_tree)
+    return graph, record, kinds
 
 
 def reject_foreign_module(fn: Callable) -> None:

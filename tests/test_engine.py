@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from graphc import DataError, Value, runtime
+from graphc import DataError, Value, engine, runtime
 
 
 def test_micrograd_readme_example():
@@ -192,3 +192,15 @@ def test_operators_are_generated_from_the_op_table_with_micrograds_operand_order
     assert (x / 2).data == 1.5 and (6 / x).data == 6 * 3.0 ** -1
     with pytest.raises(TypeError):
         x + "a"
+
+
+def test_tracing_state_is_one_thread_local_restored_on_exit():
+    from graphc.guards import Record
+    from graphc.trace import TracedValue
+    outer, inner = Record(), Record()
+    with engine.tracing(TracedValue, outer):
+        with engine.tracing(TracedValue, inner):
+            assert engine.current_record() is inner and engine._this_thread.depth == 2
+        assert engine.current_record() is outer
+    assert engine.current_record() is None and not engine.is_tracing()
+    assert engine._this_thread.node_class is Value and not engine._tracing_threads

@@ -34,6 +34,7 @@ def test_the_blocks_of_output_are_found():
     readme = (ROOT / "README.md").read_text()
     firsts = [block.group(2).splitlines()[0] for block, _ in regenerate_readme.output_blocks(readme)]
     assert firsts == ["{ lambda x1 x2 ; w b .",          # Five minutes: examples/gradient_code.py
+                      "6.0 1.0 10.0 2",  # Compiling micrograd code as you wrote it
                       "[-1.39511148 -2.79022295 -0.69755574]",  # For JAX users
                       '$ graphc show "tanh(x*w + b)"',
                       "check_grad(lambda): output 0.7071067812"]

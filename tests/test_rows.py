@@ -18,6 +18,10 @@ from graphc.passes.rows import ROWS_INPUT, recover_rows
 from graphc.backends import resolve
 from graphc.rows_program import _add_rows, rows_program
 
+#: These losses read captured NumPy data, as micrograd's demo does: frozen, and said so
+#: (tests/test_guards.py checks the warning).
+pytestmark = pytest.mark.filterwarnings("ignore::graphc.FrozenDataWarning")
+
 BACKENDS = ["numpy"] + (["c"] if find_compiler() else [])
 
 

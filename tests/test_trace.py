@@ -57,25 +57,27 @@ def test_captured_intermediates_are_recomputed_from_their_params():
     assert "mul" in g.ops
 
 
-def test_reading_data_of_traced_values_warns():
+def test_deciding_on_traced_values_warns_naming_the_guards():
     def branchy(x):
         return x * 2.0 if (x * 1.0).data > 0 else x
-    with pytest.warns(TracerWarning, match="frozen at trace time"):
+    with pytest.warns(TracerWarning, match=r"holds the branch .* guard at test_trace.py:\d+ .*`\(x \* 1.0\) > 0.0`"):
         trace(branchy, 1.0)
-    with pytest.warns(TracerWarning):
-        trace(lambda x: Value(x.data), 1.0)
+    with pytest.warns(TracerWarning, match="1 guard"):
+        trace(lambda x: Value(x.data), 1.0)  # the number, exactly: a guard that it stays so
 
 
-def test_constants_and_params_read_without_warning():
+def test_constants_read_without_warning_and_params_read_as_guards():
     p = Value(2.0)
 
     def fn(x):
         c = Value(3.0)
-        return x * (p.data + c.data)
+        return x * c.data
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         g = trace(fn, 1.0)
     assert g.param_values == []
+    with pytest.warns(TracerWarning, match=r"`\(param \+ 3.0\) == 5.0`"):  # p.data is live: compile guards it
+        trace(lambda x: x * (p.data + Value(3.0).data), 1.0)
 
 
 def test_returning_a_non_value_is_a_clear_error():
@@ -126,7 +128,10 @@ class ForeignValue:
     __rmul__ = __mul__
 
     def relu(self):
-        return ForeignValue(0 if self.data < 0 else self.data, (self,))  # fails on a graphc Value
+        return ForeignValue(0 if self.data < 0 else self.data, (self,))
+
+    def log(self):
+        return ForeignValue(self.data.bit_length(), (self,))  # an int method: fails on a graphc Value
 
 
 class ForeignModule:
@@ -156,9 +161,11 @@ def test_foreign_values_as_arguments_outputs_or_operands_get_the_same_advice():
         graphc.compile(lambda x: x * 2.0)(ForeignValue(1.0))
     with pytest.raises(TraceError, match="its result is a .*" + FOREIGN):
         trace(lambda x: x * w, 1.0)  # Value.__mul__ declines, ForeignValue.__rmul__ takes it
+    with pytest.raises(TraceError, match="its result is a .*" + FOREIGN):
+        trace(lambda x: (w * x).relu(), 1.0)  # relu compares a traced Value with 0: a guard, then its result
     with pytest.raises(TraceError, match="computed with is a .*" + FOREIGN) as caught:
-        trace(lambda x: (w * x).relu(), 1.0)  # relu compares a traced Value with 0
-    assert isinstance(caught.value.__cause__, TypeError)  # the original error is kept
+        trace(lambda x: (w * x).log(), 1.0)  # its method fails on a graphc Value
+    assert isinstance(caught.value.__cause__, AttributeError)  # the original error is kept
 
 
 def test_errors_of_fn_itself_pass_through_unchanged():

@@ -1,0 +1,236 @@
+"""Guards and frozen data: what a trace assumed, recorded so a compiled program is never stale.
+
+A trace runs Python once.  Where that Python decided something from a traced value --
+``if x.data > 0``, ``bool``, ``float``, ``int``, ``round``, ``max`` over Values (see
+:mod:`graphc.traced`) -- the :class:`Record` of the trace keeps a :class:`Guard`: a
+predicate node (1.0 or 0.0, a graph expression over inputs and params), the outcome the
+trace took and the user's source line.  Compiling makes every predicate an extra output of
+the forward program, so the guards are computed with the outputs at no extra pass; a call
+whose guards differ from the trace's outcomes is retraced (:mod:`graphc.variants`).
+
+The record also counts numbers frozen into the program from outside the function's
+arguments (``Value(x)`` of captured data, NumPy numbers met in arithmetic) and notices
+random draws, so compile can say so once (:class:`~graphc.FrozenDataWarning`).  Literal
+numbers of the code (``Value(1.0)``, ``alpha = 1e-4``) are not counted.
+
+Messages quote user code (a guard's line); generated code never does: a predicate is graph
+nodes only.
+"""
+from __future__ import annotations
+
+import linecache
+import math
+import os
+import random
+import sys
+import threading
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .engine import CONSTANT, Value, _is_numpy_number
+from .codegen.common import python_number
+from .ops import TABLE
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+#: The tracing machinery's files: a guard's user line is the first frame outside them.
+_MACHINERY = frozenset(os.path.join(_HERE, f) for f in ("engine.py", "trace.py", "traced.py", "guards.py",
+                                                        "variants.py"))
+_INFIX = {"add": "+", "sub": "-", "mul": "*", "truediv": "/", "lt": "<", "le": "<=", "gt": ">",
+          "ge": ">=", "eq": "==", "ne": "!="}
+
+
+def user_frame():
+    """The innermost frame of user code (outside the tracing machinery), or None."""
+    frame = sys._getframe(1)
+    while frame is not None and os.path.abspath(frame.f_code.co_filename) in _MACHINERY:
+        frame = frame.f_back
+    return frame
+
+
+def user_location() -> str:
+    """``file.py:line`` of the innermost user code, for messages."""
+    return location(user_frame())
+
+
+def location(frame) -> str:
+    """``file.py:line`` of a frame (``<unknown>`` for None)."""
+    return "<unknown>" if frame is None else f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"
+
+
+def source_line(frame) -> str:
+    """The stripped source line a frame runs (for messages only), shortened."""
+    text = linecache.getline(frame.f_code.co_filename, frame.f_lineno).strip() if frame is not None else ""
+    return text if len(text) <= 70 else text[:67] + "..."
+
+
+@dataclass(frozen=True)
+class Guard:
+    """One assumption of a trace: ``predicate`` (a 0/1 node) was ``outcome``; made at ``where``
+    (``file.py:line``) by ``what`` (bool, int, round, a number, ...), reading ``line``."""
+
+    predicate: Any
+    outcome: bool
+    where: str
+    what: str
+    line: str
+    text: str  # the predicate, written over the trace's names (``x > 0``)
+
+    def describe(self) -> str:
+        return GuardSpec(self.outcome, self.where, self.line, self.text).describe()
+
+
+class Record:
+    """Everything one trace assumed or froze: its guards and its frozen data."""
+
+    def __init__(self) -> None:
+        self.guards: list[Guard] = []
+        self.frozen: Counter = Counter()  # (what, where) -> how many numbers
+        self._random = None
+        self.random_drawn = False
+        self.counting = False  # set while the traced function itself runs (not its placeholders)
+
+    def guard(self, predicate: Value, outcome: bool, what: str) -> None:
+        frame = user_frame()
+        self.guards.append(Guard(predicate, bool(outcome), location(frame), what, source_line(frame),
+                                 describe(predicate)))
+
+    def leaf(self, data: Any) -> None:
+        """``Value(data)`` inside the traced function: a NumPy number is data frozen into the
+        program (micrograd's ``list(map(Value, xrow))`` over a captured array).  A Python
+        number is taken for a constant of the code, as ``Value(1.0)`` or a captured setting."""
+        if self.counting and _is_numpy_number(data):
+            self._froze("NumPy numbers made Values", user_frame())
+
+    def operand(self, x: Any) -> None:
+        """A NumPy number met as an operand (``-yi * score`` with ``yi`` from an array)."""
+        if self.counting and _is_numpy_number(x):
+            self._froze("NumPy numbers in arithmetic", user_frame())
+
+    def _froze(self, what: str, frame) -> None:
+        self.frozen[what, location(frame)] += 1
+
+    def start(self) -> None:
+        """Called as the traced function starts: from now on, count."""
+        self.counting = True
+        self._random = _random_state() if threading.active_count() == 1 else None
+
+    def finish(self) -> None:
+        """Called when the traced function returned: did it draw random numbers?  (Told only
+        while no other thread runs: the generators' state is shared by every thread.)"""
+        self.counting = False
+        self.random_drawn = self._random is not None and threading.active_count() == 1 \
+            and _random_state() != self._random
+
+    def frozen_message(self, name: str) -> str | None:
+        """What compile says once about frozen data (None when nothing was frozen)."""
+        parts = []
+        frozen = self.frozen
+        if frozen:
+            total = sum(frozen.values())
+            shown = ", ".join(f"{n} {what} at {where}" for (what, where), n in frozen.most_common(4))
+            more = ", ..." if len(frozen) > 4 else ""
+            parts.append(f"froze {total} number{'s' * (total != 1)} read from outside its arguments into the "
+                         f"program ({shown}{more}): the compiled function keeps these values even when that "
+                         f"data changes")
+        if self.random_drawn:
+            parts.append("drew random numbers while it was traced (the state of Python's random module or "
+                         "NumPy's global generator changed): every call reuses the traced draws")
+        if not parts:
+            return None
+        return (f"graphc.compile({name}): the trace {'; and it '.join(parts)}. Pass the data (and any random "
+                f"draws, made outside) as arguments instead, so each call reads them")
+
+
+def _random_state() -> tuple:
+    state = np.random.get_state(legacy=False)
+    return (random.getstate(), state["state"]["key"].tobytes(), state["state"]["pos"],
+            state["has_gauss"], state["gauss"])
+
+
+def describe(node: Value, depth: int = 3) -> str:
+    """A short expression for a predicate over the trace's names (``x > 0``), for messages."""
+    if not node._prev:
+        if node.label:
+            return node.label
+        if node._attr is CONSTANT or type(node) is not Value:
+            return python_number(node._data) if math.isfinite(node._data) else repr(node._data)
+        return "param"
+    if depth == 0:
+        return "..."
+    name = node._kind.name if node._kind is not None and hasattr(node._kind, "name") else node._op
+    operands = [describe(p, depth - 1) for p in node._prev[:3]] + (["..."] if len(node._prev) > 3 else [])
+    if name in _INFIX and len(operands) == 2:
+        text = f"{operands[0]} {_INFIX[name]} {operands[1]}"
+        return text if depth == 3 else f"({text})"
+    if name == "neg":
+        return f"-{operands[0]}"
+    params = [str(a) for a in node._attr] if name in TABLE and TABLE[name].params else []
+    return f"{name}({', '.join(operands + params)})"
+
+
+class GuardFailure:
+    """A call whose guard ``guard`` came out ``not guard.outcome``: the reason to retrace."""
+
+    __slots__ = ("guard",)
+
+    def __init__(self, guard: "GuardSpec") -> None:
+        self.guard = guard
+
+    @property
+    def reason(self) -> str:
+        g = self.guard
+        return f"{g.describe()} was {g.outcome}, now {not g.outcome}"
+
+
+@dataclass(frozen=True)
+class GuardSpec:
+    """A guard as a compiled signature keeps it: no graph nodes, only what messages need."""
+
+    outcome: bool
+    where: str
+    line: str
+    text: str
+
+    def describe(self) -> str:
+        source = f" (`{self.line}`)" if self.line else ""
+        return f"guard at {self.where}{source} `{self.text}`"
+
+    @property
+    def key(self) -> tuple:
+        return self.where, self.text
+
+
+class GuardSet:
+    """One compiled signature's guards, and the Python types of its outputs.
+
+    The forward program returns the ``n_outputs`` outputs, then one 0/1 value per guard.
+    """
+
+    __slots__ = ("specs", "expected", "n_outputs", "kinds")
+
+    def __init__(self, guards: list[Guard], n_outputs: int, kinds: list) -> None:
+        self.specs = tuple(GuardSpec(g.outcome, g.where, g.line, g.text) for g in guards)
+        self.expected = tuple(1.0 if g.outcome else 0.0 for g in guards)
+        self.n_outputs = n_outputs
+        self.kinds = tuple(kinds) if any(k is not None for k in kinds) else None
+
+    def check(self, values: tuple) -> GuardFailure | None:
+        """None if every guard came out as traced, else the first that did not."""
+        if tuple(values[self.n_outputs:]) == self.expected:
+            return None
+        for spec, want, got in zip(self.specs, self.expected, values[self.n_outputs:]):
+            if got != want:
+                return GuardFailure(spec)
+        return None
+
+    def plain_numbers(self, outputs: list) -> list:
+        """The output Values, each replaced by a plain number of the eager type where the
+        function returned a number it computed from traced values (``sum(hits) / n``)."""
+        return [v if kind is None else _plain(kind, v._data) for v, kind in zip(outputs, self.kinds)]
+
+
+def _plain(kind: type, value: float) -> bool | int | float:
+    return kind(value) if kind is float or math.isfinite(value) else value

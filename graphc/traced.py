@@ -1,0 +1,282 @@
+"""Traced plain numbers: what ``x.data``, ``x > 0`` and ``sum(hits)`` give while a trace runs.
+
+In eager code ``x.data`` is a float and ``x.data > 0`` a bool: plain Python numbers that
+can steer control flow or be computed with.  While a trace runs they are
+:class:`TracedNumber` s instead: a plain number of a Python type (bool, int or float) that
+remembers the graph node computing it, so that
+
+* used as data (``(yi > 0) == (s.data > 0)``, ``sum(hits) / len(hits)``, returned), it is
+  computed live by the compiled program with the comparison and ``truediv`` ops, and comes
+  back from a compiled call as a plain number of the same type;
+* used to decide something (``bool()``, ``if``, ``float()``, ``int()``, ``round()``, an
+  index, a Value operand), it becomes that plain number, and the trace records a *guard*
+  (:mod:`graphc.guards`): the predicate that must hold for the decision to be the same, which
+  the compiled program checks on every call.
+
+Derivatives never flow through a traced number: in eager code it is a plain number too.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+import operator
+from typing import Any, Callable
+
+import numpy as np
+
+from .engine import Value, apply, current_record
+from .errors import TraceError
+from .guards import user_location as where
+
+_COMPARISONS = {operator.lt: "lt", operator.le: "le", operator.gt: "gt", operator.ge: "ge",
+                operator.eq: "eq", operator.ne: "ne"}
+#: float's public attributes a traced number lends (its value, fixed by a guard, answers).
+_FLOAT_ATTRIBUTES = frozenset({"real", "imag", "is_integer", "hex", "conjugate", "as_integer_ratio",
+                               "numerator", "denominator", "bit_length"})
+
+
+def _operand(x: Any) -> tuple[Any, type] | None:
+    """``x`` as (graph operand, Python type) for arithmetic with a traced number; None for a
+    Value (its own operator takes over) or anything that is no number."""
+    if isinstance(x, TracedNumber):
+        return x.node, x.kind
+    if isinstance(x, (bool, np.bool_)):
+        return x, bool
+    if isinstance(x, numbers.Integral):
+        return x, int
+    if isinstance(x, numbers.Real) and not isinstance(x, Value):
+        return x, float
+    return None
+
+
+def _sum_kind(a: type, b: type) -> type:
+    """Python's type for ``a + b``, ``a - b``, ``a * b``: bools add as ints."""
+    return float if float in (a, b) else int
+
+
+class TracedNumber:
+    """A plain Python number (``kind`` bool, int or float) computed by graph node ``node``."""
+
+    __slots__ = ("node", "kind")
+    __array_ufunc__ = None  # NumPy scalars defer to its reflected operators, as to a Value's
+
+    def __init__(self, node: Value, kind: type) -> None:
+        self.node, self.kind = node, kind
+
+    @property
+    def value(self) -> bool | int | float:
+        """The number at trace time (no guard: for messages and printing)."""
+        return self.kind(self.node._data) if self.kind is not int or math.isfinite(self.node._data) \
+            else self.node._data
+
+    def __repr__(self) -> str:
+        return repr(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+    # -- used as data: recorded, computed live --------------------------------------------
+
+    def _arith(self, other: Any, op: str, kind_of: Callable[[type, type], type], reflected: bool = False):
+        operand = _operand(other)
+        if operand is None:
+            return NotImplemented
+        a, b = (operand, (self.node, self.kind)) if reflected else ((self.node, self.kind), operand)
+        if op == "truediv" and _value(b[0]) == 0.0:
+            raise ZeroDivisionError("division by zero")  # as Python's / at trace time (compiled: inf or nan)
+        return TracedNumber(apply(op, a[0], b[0]), kind_of(a[1], b[1]))
+
+    def __add__(self, other):
+        return self._arith(other, "add", _sum_kind)
+
+    def __radd__(self, other):
+        return self._arith(other, "add", _sum_kind, reflected=True)
+
+    def __sub__(self, other):
+        return self._arith(other, "sub", _sum_kind)
+
+    def __rsub__(self, other):
+        return self._arith(other, "sub", _sum_kind, reflected=True)
+
+    def __mul__(self, other):
+        return self._arith(other, "mul", _sum_kind)
+
+    def __rmul__(self, other):
+        return self._arith(other, "mul", _sum_kind, reflected=True)
+
+    def __truediv__(self, other):
+        return self._arith(other, "truediv", lambda a, b: float)
+
+    def __rtruediv__(self, other):
+        return self._arith(other, "truediv", lambda a, b: float, reflected=True)
+
+    def __neg__(self):
+        return TracedNumber(apply("neg", self.node), _sum_kind(self.kind, int))
+
+    def __pos__(self):
+        return self if self.kind is not bool else TracedNumber(self.node, int)
+
+    def __abs__(self):  # relu(x) + relu(-x): |x| with abs(-0.0) = 0.0 and abs(nan) = nan, as Python
+        return TracedNumber(apply("add", apply("relu", self.node), apply("relu", apply("neg", self.node))),
+                            _sum_kind(self.kind, int))
+
+    def __pow__(self, other):
+        exponent = _as_plain(other)
+        if not isinstance(exponent, (int, float)):
+            return NotImplemented
+        kind = float if self.kind is float or isinstance(exponent, float) or exponent < 0 else int
+        return TracedNumber(apply("pow", self.node, attr=(exponent,)), kind)
+
+    def __rpow__(self, other):
+        return _as_plain(other) ** self._frozen()
+
+    def _compare(self, other: Any, test):
+        operand = _operand(other)
+        if operand is None:
+            if test in (operator.eq, operator.ne) or isinstance(other, Value):
+                return NotImplemented  # == with a non-number is identity, as for a float; a Value compares
+            raise TraceError(f"{where()}: a traced number compared with {type(other).__name__} {other!r:.40}: "
+                             f"graphc can record comparisons of numbers and Values only")
+        return TracedNumber(apply(_COMPARISONS[test], self.node, operand[0]), bool)
+
+    def __lt__(self, other):
+        return self._compare(other, operator.lt)
+
+    def __le__(self, other):
+        return self._compare(other, operator.le)
+
+    def __gt__(self, other):
+        return self._compare(other, operator.gt)
+
+    def __ge__(self, other):
+        return self._compare(other, operator.ge)
+
+    def __eq__(self, other):
+        return self._compare(other, operator.eq)
+
+    def __ne__(self, other):
+        return self._compare(other, operator.ne)
+
+    # -- used to decide: a plain number, and a guard ---------------------------------------
+
+    def __bool__(self) -> bool:
+        outcome = self.node._data != 0.0  # nan is true, as bool(nan)
+        predicate = self.node if self.kind is bool else apply("ne", self.node, 0.0)
+        _guard(predicate, outcome, "bool")
+        return outcome
+
+    def _frozen(self) -> bool | int | float:
+        """The value, exactly: a guard that it stays this number."""
+        x = self.node._data
+        if x != x:
+            _guard(apply("ne", self.node, self.node), True, "a nan")  # nan != nan: still nan
+        else:
+            _guard(apply("eq", self.node, x), True, "a number")
+        return self.value
+
+    def __float__(self) -> float:
+        return float(self._frozen())
+
+    def __int__(self) -> int:
+        if self.kind is not float:
+            return int(self._frozen())
+        k = int(self.node._data)  # truncation, toward zero: k <= x < k + 1, k - 1 < x <= k or -1 < x < 1
+        if k > 0:
+            return _between(self, k, True, False, k, "int")
+        if k < 0:
+            return _between(self, k - 1, False, True, k, "int")
+        return _between(self, -1, False, False, 0, "int", width=2.0)
+
+    def __index__(self) -> int:
+        if self.kind is float:
+            raise TypeError(f"{where()}: a float (a traced value's .data) cannot be used as an index")
+        return int(self._frozen())
+
+    def __trunc__(self) -> int:
+        return self.__int__()
+
+    def __floor__(self) -> int:
+        if self.kind is not float:
+            return int(self._frozen())
+        k = math.floor(self.node._data)
+        return _between(self, k, True, False, k, "floor")
+
+    def __ceil__(self) -> int:
+        if self.kind is not float:
+            return int(self._frozen())
+        k = math.ceil(self.node._data)
+        return _between(self, k - 1, False, True, k, "ceil")
+
+    def __round__(self, ndigits: int | None = None):
+        if ndigits is not None or self.kind is not float:
+            return round(self._frozen(), ndigits)
+        k = round(self.node._data)
+        even = k % 2 == 0  # ties go to the even neighbour
+        return _between(self, k - 0.5, even, even, k, "round", width=1.0)
+
+    def __hash__(self) -> int:
+        raise TraceError(f"{where()}: a traced number used as a dict key or set member (it was hashed); "
+                         f"graphc cannot record which entry it picks. Compare it with numbers instead, "
+                         f"or pass the choice in as an argument")
+
+    def __getattr__(self, name: str):
+        if name == "data":
+            raise TraceError(f"{where()}: .data of a number: a Value's .data is already a plain number "
+                             f"(a float), which has no .data")
+        if name in _FLOAT_ATTRIBUTES:
+            return getattr(self._frozen(), name)
+        raise AttributeError(f"'{self.kind.__name__}' object has no attribute {name!r} "
+                             f"(a traced value's .data is a plain number)")
+
+
+numbers.Real.register(TracedNumber)  # Value() and Value operators take it: as a number, guarded
+
+
+def _between(x: TracedNumber, low: float, low_closed: bool, high_closed: bool, result: int, what: str,
+             width: float = 1.0) -> int:
+    """``result``, guarded by ``low < x < low + width`` (each end closed where asked)."""
+    _guard(apply("ge" if low_closed else "gt", x.node, low), True, what)
+    _guard(apply("le" if high_closed else "lt", x.node, low + width), True, what)
+    return result
+
+
+def _value(x: Any) -> float:
+    return x._data if isinstance(x, Value) else float(x)
+
+
+def _as_plain(x: Any) -> Any:
+    return x._frozen() if isinstance(x, TracedNumber) else x
+
+
+def _guard(predicate: Value, outcome: bool, what: str) -> None:
+    record = current_record()
+    if record is not None:
+        record.guard(predicate, outcome, what)
+
+
+def compare(test, a: Value, b: Any) -> TracedNumber:
+    """``a <test> b`` for a Value ``a`` while tracing: a traced boolean."""
+    if isinstance(b, TracedNumber):
+        b = b.node
+    elif not (isinstance(b, Value) or _operand(b) is not None):
+        raise TraceError(f"{where()}: a Value compared with {type(b).__name__} {b!r:.40}: graphc can record "
+                         f"comparisons of Values and numbers only")
+    return TracedNumber(apply(_COMPARISONS[test], a, b), bool)
+
+
+def plain_outputs(result: Any, depth: int = 0) -> tuple[Any, list]:
+    """``result`` with each traced number replaced by its node, and per leaf (in
+    :func:`graphc.tree.flatten_output` order) its Python type, or None for a Value or
+    number (which come back as Values)."""
+    kinds: list = []
+
+    def walk(x: Any, depth: int) -> Any:
+        if isinstance(x, TracedNumber):
+            kinds.append(x.kind)
+            return x.node
+        if isinstance(x, (list, tuple)) and depth < 100:  # deeper: flatten_output says so
+            items = [walk(item, depth + 1) for item in x]
+            return items if isinstance(x, list) else tuple(items)
+        kinds.append(None)
+        return x
+    return walk(result, depth), kinds

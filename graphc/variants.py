@@ -1,0 +1,114 @@
+"""Branch variants of a compiled signature: check the guards, retrace on a miss, cap the count.
+
+:class:`~graphc.signature.Signature` traces with its guards (:func:`trace_for_compile`);
+:class:`~graphc.signature_cache.SignatureCache` calls a signature's variants
+(:func:`first_that_holds`) and retraces (:func:`retrace`).  One argument
+signature may hold several programs, one per outcome of its guards (the branches its
+Python took); they are tried most recently used first.  A call whose guards all hold in
+some program returns that program's results; otherwise the function is traced again for
+the new outcomes, with the reason in ``compiled.retraces`` and the ``retraces`` log, up to
+:data:`MAX_VARIANTS` programs per signature.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import warnings
+from typing import Any, Callable
+
+from .errors import FrozenDataWarning, GraphcError
+from .graph import Graph
+from .guards import GuardFailure, GuardSet
+from .trace import trace_with_record
+
+#: Programs (branch variants) one argument signature may hold before a clear error.
+MAX_VARIANTS = 8
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__))
+
+
+def trace_for_compile(name: str, fn: Callable, args: tuple, params: list | None,
+                      frozen: Callable[[str], None]) -> tuple[Graph, GuardSet]:
+    """``fn`` traced on ``args`` for compiling: the graph (its outputs, then one 0/1 output per
+    guard) and the guards.  Frozen data is told to ``frozen(message)``."""
+    graph, record, kinds = trace_with_record(fn, *args, params=params, name=name, guards=True)
+    message = record.frozen_message(name)
+    if message is not None:
+        frozen(message)
+    return graph, GuardSet(record.guards, len(graph.outputs) - len(record.guards), kinds)
+
+
+def warn_once() -> Callable[[str], None]:
+    """A ``frozen`` callback for :func:`trace_for_compile`: one FrozenDataWarning, at the
+    first frame outside graphc, per compiled function."""
+    said = []
+
+    def frozen(message: str) -> None:
+        if not said:
+            said.append(True)
+            warnings.warn(message, FrozenDataWarning, stacklevel=_user_stacklevel())
+    return frozen
+
+
+def first_that_holds(group: list, leaves: list, call: Callable) -> tuple[Any, GuardFailure | None]:
+    """The outputs of the first variant in ``group`` whose guards hold on ``leaves`` (moved
+    to the front: most recently used first) and None; or None and the first variant's
+    failed guard."""
+    first = None
+    for k, signature in enumerate(tuple(group)):
+        result = call(signature, leaves)
+        if type(result) is not GuardFailure:
+            if k:
+                with contextlib.suppress(ValueError):  # another thread moved it
+                    group.remove(signature)
+                group.insert(0, signature)
+            return result, None
+        first = first or result
+    return None, first
+
+
+def retrace(cache: Any, group: list, args: tuple, leaves: list, call: Callable, failure: GuardFailure) -> Any:
+    """Trace ``fn`` again for a call no variant fits (``failure``: the latest variant's failed
+    guard), within :data:`MAX_VARIANTS`."""
+    with cache.lock:
+        if len(group) >= MAX_VARIANTS:
+            raise GraphcError(_cap_message(cache.name, group, failure))
+        cache.note_trace(failure.reason)
+        signature = cache.make(args, group[0].description)
+        group.insert(0, signature)
+    result = call(signature, leaves)
+    if type(result) is GuardFailure:
+        raise GraphcError(f"{cache.name} decided differently on the very arguments it was just traced with "
+                          f"({result.reason}): its Python is not deterministic (a random draw, or state that "
+                          f"changes between runs); graphc cannot compile it")
+    return result
+
+
+def _cap_message(name: str, group: list, failure: GuardFailure) -> str:
+    return (f"{name}: {failure.guard.describe()} keeps failing: {len(group)} programs (the cap, "
+            f"graphc.variants.MAX_VARIANTS) were traced for argument signature {group[0].description}, one per "
+            f"branch its Python took, and this call needs another. Control flow or conversions (float, int, "
+            f"round, a number used as a Value) that depend on values changing from call to call cannot be "
+            f"compiled as branches: compute them with Value ops (relu, max, ...), or decide outside the "
+            f"compiled function and pass the decision in as an argument")
+
+
+def refuse_batched(name: str, signature: Any) -> None:
+    """map, mean and train run one program for every row: a signature with guards (branches
+    some rows might not take) cannot, so say so rather than compute a wrong branch."""
+    specs = signature.guards.specs
+    if specs:
+        raise GraphcError(f"{name}: map, mean and train run one program for every row, but the function "
+                          f"branches on traced values ({specs[0].describe()}"
+                          f"{f' and {len(specs) - 1} more' if len(specs) > 1 else ''}), so rows could need "
+                          f"different branches. Write the branch with Value ops (relu, max, ...), or call the "
+                          f"compiled function row by row")
+
+
+def _user_stacklevel() -> int:
+    """The ``stacklevel`` that points a warning at the first frame outside graphc."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE + os.sep):
+        frame, level = frame.f_back, level + 1
+    return level

@@ -1,0 +1,207 @@
+"""Guards: compiled Python control flow on traced values is checked on every call and
+retraced when it changes (graphc.guards, graphc.variants); frozen data is said."""
+from __future__ import annotations
+
+import logging
+import random
+
+import numpy as np
+import pytest
+
+import graphc
+from graphc import FrozenDataWarning, GraphcError, Value
+from graphc.demo import make_data
+from graphc.nn import MLP
+from graphc.variants import MAX_VARIANTS
+from tests.test_demo import MICROGRAD_ACCURACY, MICROGRAD_LOSSES
+
+
+def grad_of(f, x: float) -> tuple[float, float]:
+    v = Value(x)
+    out = f(v)
+    out.backward()
+    return out.data, v.grad
+
+
+def test_a_branch_on_data_is_guarded_and_each_outcome_cached():
+    f = graphc.compile(lambda x: x * 2 if x.data > 0 else -x)
+    assert f(3.0).data == 6.0
+    assert f(-1.0).data == 1.0
+    assert f.trace_count == 2
+    assert grad_of(f, 2.0) == (4.0, 2.0) and grad_of(f, -2.0) == (2.0, -1.0)  # gradients follow the branch
+    f(5.0)
+    f(-5.0)
+    assert f.trace_count == 2
+    assert len(f.retraces) == 1
+    assert f.retraces[0].startswith("guard at test_guards.py:") and f.retraces[0].endswith("`x > 0.0` was True, now False")
+
+
+def test_retraces_are_logged(caplog):
+    f = graphc.compile(lambda x: x if x.data < 1 else x * x)
+    graphc.set_logs("retraces")
+    try:
+        with caplog.at_level(logging.INFO, logger="graphc"):
+            f(0.0)
+            f(2.0)
+    finally:
+        graphc.set_logs("")
+    assert "first call" in caplog.text and "`x < 1.0` was True, now False" in caplog.text
+
+
+@pytest.mark.parametrize("fn, args, other", [
+    (lambda a, b: max(a, b) * 2.0, (1.0, 2.0), (3.0, 2.0)),  # max over Values compares them
+    (lambda a, b: min(a.data, b.data) * a, (1.0, 2.0), (3.0, 2.0)),
+    (lambda xs: sorted(xs)[0] * 1.0, ([3.0, 1.0, 2.0],), ([1.0, 3.0, 2.0],)),
+    (lambda x: x * 2.0 if bool(x.data) else x, (1.0,), (0.0,)),
+    (lambda x: x * int(x.data), (1.5,), (2.5,)),
+    (lambda x: x * round(x.data), (2.4,), (2.6,)),
+    (lambda x: x * float(x), (2.0,), (3.0,)),  # float() of a Value: guarded to that exact number
+    (lambda x: x + 1.0 if x >= 0.5 else x - 1.0, (1.0,), (0.0,)),
+])
+def test_every_kind_of_decision_is_guarded(fn, args, other):
+    f = graphc.compile(fn)
+    for call in (args, other, args):
+        leaves = [[Value(v) for v in a] if isinstance(a, list) else Value(a) for a in call]
+        assert f(*call).data == fn(*leaves).data
+    assert f.trace_count == 2
+
+
+def test_int_and_round_guard_an_interval_not_a_number():
+    f = graphc.compile(lambda x: x * round(x.data))
+    assert [f(v).data for v in (2.2, 2.4, 1.6)] == [2.2 * 2, 2.4 * 2, 1.6 * 2]
+    assert f.trace_count == 1  # round(x) stays 2 for 1.5 <= x <= 2.5
+    g = graphc.compile(lambda x: x * int(x.data))
+    assert [g(v).data for v in (-0.5, 0.9, -2.5, -2.1)] == [-0.0, 0.0, -2.5 * -2, -2.1 * -2] and g.trace_count == 2
+
+
+def test_past_the_cap_a_clear_error_names_the_guard():
+    f = graphc.compile(lambda x: x * float(x))
+    for k in range(MAX_VARIANTS):
+        assert f(float(k)).data == float(k * k)
+    with pytest.raises(GraphcError, match=r"guard at test_guards.py:\d+ .*`x == \d.0` keeps failing: 8 programs"):
+        f(100.0)
+    assert f(3.0).data == 9.0  # the variants traced so far still serve
+
+
+def test_a_captured_param_read_as_data_is_guarded():
+    p = Value(2.0)
+    f = graphc.compile(lambda x: x * 3.0 if p.data > 0 else x)
+    assert f(1.0).data == 3.0
+    p.data = -1.0
+    assert f(1.0).data == 1.0 and f.trace_count == 2
+
+
+def test_batched_calls_refuse_branches():
+    f = graphc.compile(lambda x: x * 2.0 if x.data > 0 else -x)
+    with pytest.raises(GraphcError, match=r"map, mean and train run one program .* `x > 0.0`"):
+        f.map(np.array([1.0, -1.0]))
+
+
+def test_comparisons_used_as_data_are_computed_live_and_come_back_as_plain_numbers():
+    f = graphc.compile(lambda xs: (sum(x.data > 0 for x in xs) / len(xs), xs[0] > 0, sum(x > 0 for x in xs), xs[0] * 2))
+    acc, first, count, doubled = f([1.0, -1.0, 2.0, 3.0])
+    assert (acc, first, count) == (0.75, True, 3) and (type(acc), type(first), type(count)) == (float, bool, int)
+    assert isinstance(doubled, Value)
+    assert f([-1.0, -1.0, -2.0, 3.0])[:3] == (0.25, False, 1)
+    assert f.trace_count == 1
+
+
+@pytest.mark.parametrize("fn, match", [
+    (lambda x: x * {1.0: 2.0}.get(x.data, 1.0), r"test_guards.py:\d+: a traced number used as a dict key"),
+    (lambda x: x if x.data < [1] else -x, r"test_guards.py:\d+: a traced number compared with list"),
+    (lambda x: x if x < "a" else -x, r"test_guards.py:\d+: a Value compared with str"),
+    (lambda x: x * x.data.data, r"test_guards.py:\d+: .data of a number"),
+])
+def test_guards_that_cannot_be_expressed_are_clear_errors_naming_the_line(fn, match):
+    with pytest.raises(GraphcError, match=match):
+        graphc.compile(fn)(1.0)
+
+
+def test_data_frozen_from_outside_the_arguments_is_said_once():
+    X = np.array([[1.0, 2.0], [3.0, 4.0]])
+    f = graphc.compile(lambda w: sum(w * Value(x) for x in X.ravel()))
+    with pytest.warns(FrozenDataWarning, match=r"froze 4 numbers .*\(4 NumPy numbers made Values at test_guards.py:\d+"
+                                               r".*Pass the data .* as arguments"):
+        assert f(1.0).data == 10.0
+    f(Value(2.0))  # same signature: no trace, no warning
+    g = graphc.compile(lambda w: sum(w * Value(x) for x in X.ravel()) if w.data > 0 else w)
+    with pytest.warns(FrozenDataWarning):
+        g(1.0)
+    assert g(-1.0).data == -1.0 and g.trace_count == 2  # the retrace stays quiet: said once
+
+
+def test_literal_numbers_and_settings_are_not_frozen_data():
+    alpha = 1e-4
+    f = graphc.compile(lambda x: alpha * x + Value(1.0) * x - 0.5)  # pytest turns warnings into errors
+    assert f(2.0).data == alpha * 2.0 + 2.0 - 0.5
+
+
+def test_a_random_draw_inside_is_said():
+    f = graphc.compile(lambda x: x * random.random())
+    with pytest.warns(FrozenDataWarning, match="drew random numbers"):
+        f(1.0)
+    g = graphc.compile(lambda x: x * float(np.random.normal()))
+    with pytest.warns(FrozenDataWarning, match="drew random numbers"):
+        g(1.0)
+
+
+def micrograd_loss(model, X, y, batch_size=None):
+    """micrograd's demo.ipynb loss, unchanged but for taking model, X and y as arguments."""
+    if batch_size is None:
+        Xb, yb = X, y
+    else:
+        ri = np.random.permutation(X.shape[0])[:batch_size]
+        Xb, yb = X[ri], y[ri]
+    inputs = [list(map(Value, xrow)) for xrow in Xb]
+    scores = list(map(model, inputs))
+    losses = [(1 + -yi * scorei).relu() for yi, scorei in zip(yb, scores)]
+    data_loss = sum(losses) * (1.0 / len(losses))
+    alpha = 1e-4
+    reg_loss = alpha * sum((p * p for p in model.parameters()))
+    total_loss = data_loss + reg_loss
+    accuracy = [(yi > 0) == (scorei.data > 0) for yi, scorei in zip(yb, scores)]
+    return total_loss, sum(accuracy) / len(accuracy)
+
+
+def train(loss, model, steps):
+    history = []
+    for k in range(steps):
+        total_loss, acc = loss()
+        model.zero_grad()
+        total_loss.backward()
+        learning_rate = 1.0 - 0.9 * k / 100
+        for p in model.parameters():
+            p.data -= learning_rate * p.grad
+        history.append((total_loss.data, acc))
+    return history
+
+
+def test_micrograd_demo_loss_compiled_as_written_equals_eager_for_100_steps():
+    """The full-batch loss over 100 rows (a ~2 s trace), compiled unchanged: micrograd's own
+    losses and accuracies (tests/data/micrograd_moons.json) at every step, one trace."""
+    X, y, model = make_data()
+    loss = graphc.compile(lambda: micrograd_loss(model, X, y))
+    with pytest.warns(FrozenDataWarning, match=r"froze 400 numbers .*200 NumPy numbers made Values"):
+        history = train(loss, model, 100)
+    assert [h[0] for h in history] == MICROGRAD_LOSSES
+    assert [h[1] for h in history] == MICROGRAD_ACCURACY and all(type(h[1]) is float for h in history)
+    assert loss.trace_count == 1
+
+
+def test_a_small_demo_loss_compiled_equals_eager_at_every_step():
+    X, y, model = make_data()
+    X, y = X[:12], y[:12]
+    random.seed(1337)
+    eager_model = MLP(2, [16, 16, 1])
+    compiled = graphc.compile(lambda: micrograd_loss(model, X, y))
+    with pytest.warns(FrozenDataWarning):
+        got = train(compiled, model, 20)
+    assert got == train(lambda: micrograd_loss(eager_model, X, y), eager_model, 20)
+    assert len({acc for _, acc in got}) > 1 and compiled.trace_count == 1
+
+
+def test_a_minibatch_drawn_inside_is_said():
+    X, y, model = make_data()
+    compiled = graphc.compile(lambda: micrograd_loss(model, X, y, batch_size=4))
+    with pytest.warns(FrozenDataWarning, match="drew random numbers"):
+        compiled()

@@ -1,0 +1,98 @@
+"""Traced plain numbers (graphc.traced): Python's numbers while a trace runs, recorded."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import graphc
+from graphc import Value, engine
+from graphc.guards import Record
+from graphc.trace import _PLACEHOLDER, TracedValue
+from graphc.traced import TracedNumber
+
+
+def traced_run(fn, *values):
+    """fn on fresh traced Values (as a trace sees them), and the record of what it assumed."""
+    record = Record()
+    with engine.tracing(TracedValue, record):
+        xs = [Value(v, label=name) for v, name in zip(values, "xyz")]
+        for x in xs:
+            x._attr = _PLACEHOLDER
+        out = fn(*xs)
+    return out, record
+
+
+def test_data_of_a_traced_value_is_a_traced_float_and_of_a_constant_a_float():
+    (data, const), record = traced_run(lambda x: (x.data, Value(2.0).data), 1.5)
+    assert isinstance(data, TracedNumber) and data.kind is float and repr(data) == "1.5"
+    assert type(const) is float and not record.guards
+
+
+@pytest.mark.parametrize("fn, kind, value", [
+    (lambda x: x.data > 0, bool, True),
+    (lambda x: (x.data > 0) + (x.data > 2), int, 1),
+    (lambda x: sum([x.data > 0, x.data < 0, True]), int, 2),
+    (lambda x: (x.data > 0) / 4, float, 0.25),
+    (lambda x: -(x.data > 0), int, -1),
+    (lambda x: abs(-x.data), float, 1.5),
+    (lambda x: (x.data > 0) * 2.5, float, 2.5),
+    (lambda x: np.int64(3) * (x.data > 0), int, 3),
+    (lambda x: np.bool_(True) == (x.data > 0), bool, True),
+    (lambda x: 2 - x.data ** 2, float, 2 - 1.5 ** 2),
+])
+def test_arithmetic_keeps_pythons_types_and_records_no_guard(fn, kind, value):
+    out, record = traced_run(fn, 1.5)
+    assert isinstance(out, TracedNumber) and out.kind is kind and out.value == value
+    assert not record.guards
+
+
+@pytest.mark.parametrize("fn, result, n_guards", [
+    (lambda x: bool(x.data > 0), True, 1),
+    (lambda x: float(x.data * 2), 3.0, 1),
+    (lambda x: int(x.data), 1, 2),  # 1 <= x < 2
+    (lambda x: round(x.data), 2, 2),  # 1.5 <= x <= 2.5
+    (lambda x: math.floor(x.data), 1, 2),
+    (lambda x: math.ceil(x.data), 2, 2),
+    (lambda x: [10, 20, 30][(x.data > 0) + 0], 20, 1),  # an index: exactly that int
+    (lambda x: x.data.is_integer(), False, 1),
+    (lambda x: f"{x.data:.2f}", "1.50", 0),  # printing decides nothing
+])
+def test_decisions_give_plain_numbers_and_record_guards(fn, result, n_guards):
+    out, record = traced_run(fn, 1.5)
+    assert out == result and type(out) is type(result)
+    assert len(record.guards) == n_guards
+
+
+def test_a_traced_number_met_by_a_value_is_a_guarded_constant():
+    out, record = traced_run(lambda x: x * x.data, 1.5)
+    assert isinstance(out, Value) and out.data == 2.25
+    assert [g.text for g in record.guards] == ["x == 1.5"]
+
+
+def test_comparing_values_gives_traced_booleans():
+    out, record = traced_run(lambda a, b: (a < b, a >= 1.0, 2.0 > a), 1.0, 2.0)
+    assert [o.value for o in out] == [True, True, True] and all(o.kind is bool for o in out)
+    assert [o.node._op for o in out] == ["lt", "ge", "lt"] and not record.guards
+
+
+def test_guards_name_the_users_line_and_predicate():
+    _, record = traced_run(lambda x: x if x.data > 0 else -x, 1.5)
+    (guard,) = record.guards
+    assert guard.where.startswith("test_traced.py:") and guard.outcome is True and guard.text == "x > 0.0"
+
+
+def test_eager_values_compare_and_convert_by_their_data():
+    a, b = Value(1.5), Value(2.0)
+    assert (a < b, a <= 1.5, a > 2, b >= a) == (True, True, False, True)
+    assert max([a, b]) is b and sorted([b, a]) == [a, b]
+    assert (float(a), int(a), round(a), round(a, 0)) == (1.5, 1, 2, 2.0)
+    with pytest.raises(TypeError):
+        a < "x"  # noqa: B015
+
+
+def test_compiled_outputs_of_traced_numbers_are_plain_python_numbers():
+    f = graphc.compile(lambda x: (x.data > 0, (x.data > 0) + 1, x.data * 2))
+    assert f(1.5) == (True, 2, 3.0) and f(-1.0) == (False, 1, -2.0)
+    assert [type(v) for v in f(0.0)] == [bool, int, float] and f.trace_count == 1
