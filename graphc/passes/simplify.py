@@ -107,20 +107,33 @@ class Analysis:
 
     def may_be_negative_zero(self, i: int) -> bool:
         known = self._negative_zero
+        if i < len(known):
+            return known[i]
         b = self.b
+        append, node_ops, node_args, node_attrs = known.append, b.ops, b.args, b.attrs
+        negative_zero = _NEGATIVE_ZERO
         for j in range(len(known), i + 1):
-            op = b.ops[j]
+            op = node_ops[j]
             if op == "const":
-                v = b.attrs[j][0]
-                known.append(v == 0.0 and const_key(v) == const_key(-0.0))
-            elif op in ("input", "param"):
-                known.append(True)
+                v = node_attrs[j][0]
+                append(v == 0.0 and const_key(v) == const_key(-0.0))
+            elif op == "input" or op == "param":
+                append(True)
             else:
-                rule = ops.TABLE[op].negative_zero
-                operands = [known[a] for a in b.args[j]]
-                known.append(rule == "maybe" or (rule == "all" and all(operands))
-                             or (rule == "any" and any(operands)))
+                rule = negative_zero[op]
+                if rule == "maybe":
+                    append(True)
+                elif rule == "all":
+                    append(all([known[a] for a in node_args[j]]))
+                elif rule == "any":
+                    append(any([known[a] for a in node_args[j]]))
+                else:
+                    append(False)
         return known[i]
+
+
+#: Each op's ``negative_zero`` rule (see :mod:`graphc.ops`), looked up once per node.
+_NEGATIVE_ZERO = {name: op.negative_zero for name, op in ops.TABLE.items()}
 
 
 def simplify(graph: Graph) -> PassResult:
