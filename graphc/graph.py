@@ -358,7 +358,7 @@ class Builder:
         op = graph.ops[i]
         if op == "const":
             return self.const(graph.attrs[i][0])
-        return self.add(op, tuple(remap[a] for a in graph.args[i]), graph.attrs[i])
+        return self.add(op, tuple([remap[a] for a in graph.args[i]]), graph.attrs[i])
 
     def finish(self, inputs: list[int], params: list[int], outputs: list[int],
                like: Graph | None = None, **meta: Any) -> Graph:

@@ -23,7 +23,7 @@ def cse(graph: Graph) -> PassResult:
     def visit(b: Builder, i: int, remap: list[int]) -> int:
         nonlocal merged
         op = graph.ops[i]
-        operands = tuple(remap[a] for a in graph.args[i])
+        operands = tuple([remap[a] for a in graph.args[i]])
         key = (op, tuple(sorted(operands)) if op in commutative else operands, graph.attrs[i])
         j = seen.get(key)
         if j is not None:

@@ -152,7 +152,7 @@ def rewrite(graph: Graph, rules: list[Rule], name: str) -> PassResult:
     analysis: list[Analysis] = []  # of the builder, created on the first visit
 
     def visit(b: Builder, i: int, remap: list[int]) -> int:
-        operands = tuple(remap[a] for a in graph.args[i])
+        operands = tuple([remap[a] for a in graph.args[i]])
         op = graph.ops[i]
         if op not in by_op or not _triggered(triggers[op], operands, b.ops):
             return b.add(op, operands, graph.attrs[i])
