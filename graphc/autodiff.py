@@ -79,13 +79,22 @@ def algebra(b: Builder) -> types.SimpleNamespace:
     """``F`` for vjp rules: ``F.<op>(*operands, *params)`` adds an ``op`` node to ``b``."""
 
     def make(op: ops.Op):
+        name, n_params = op.name, len(op.params)
+
         def apply(*xs):
-            n = len(xs) - len(op.params)
-            operands = tuple(x.i if isinstance(x, NodeRef) else b.const(float(x)) for x in xs[:n])
-            return NodeRef(b, b.add(op.name, operands, tuple(xs[n:])))
+            n = len(xs) - n_params
+            operands = tuple([x.i if type(x) is NodeRef else _const(b, x) for x in xs[:n]])
+            return NodeRef(b, b.add(name, operands, xs[n:]))
         return apply
 
     return types.SimpleNamespace(**{name: make(op) for name, op in ops.TABLE.items()})
+
+
+def _const(b: Builder, x: Any) -> int:
+    """An operand of a vjp rule that is not a node: a number, as a constant node."""
+    if isinstance(x, NodeRef):  # a subclass
+        return x.i
+    return b.const(float(x))
 
 
 def grad(graph: Graph, output: int = 0, *, wrt_inputs: bool = True, wrt_params: bool = True) -> Graph:
