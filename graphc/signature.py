@@ -258,7 +258,8 @@ class Stages:
 
     @property
     def report(self) -> OptimizeReport:
-        """The optimizer's report on the forward graph."""
+        """The optimizer's report on the forward graph (optimized on first use)."""
+        self._signature.graph  # noqa: B018  (the batched backends re-roll the trace without it)
         return self._signature.stats.reports["forward"]
 
     @property
