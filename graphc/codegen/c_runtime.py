@@ -94,7 +94,7 @@ static inline void gc_outer_add(double *y, const double *a, const double *b, int
 #else
 #define GC_B 4
 #endif
-#if defined(__GNUC__)
+#if defined(__GNUC__) && !defined(GC_PORTABLE)  /* GNU vector extensions (gcc, clang) */
 typedef double gc_vec __attribute__((vector_size(GC_B * sizeof(double))));
 #define GC_ADD(a, b) ((a) + (b))
 #define GC_MULS(s, v) ((s) * (v))  /* scalar times each lane */
