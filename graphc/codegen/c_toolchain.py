@@ -3,7 +3,9 @@
 **Flags.**  No ``-ffast-math``, ``-ffp-contract=off`` (no fused multiply-adds) and
 ``-fno-builtin-<name>`` for every libm function the code calls
 (:data:`graphc.codegen.c_runtime.LIBM_CALLS`): every operation rounds as in graphc's
-other backends.  ``$GRAPHC_CFLAGS`` adds flags after graphc's own (split as a shell
+other backends.  ``-march=native``: the running CPU's vector instructions (the results are
+the same IEEE operations on any instruction set), or a portable build where the compiler
+rejects it.  ``$GRAPHC_CFLAGS`` adds flags after graphc's own (split as a shell
 would; e.g. ``-fsanitize=address,undefined`` for ``make asan``), and is part of the key.
 ``numerics="fast"`` builds with :data:`FAST_FLAGS` instead (part of the key too).
 
@@ -16,7 +18,7 @@ scalars, so the call costs a few microseconds -- once per batch, not per node.
 **Cache.**  Libraries are cached as :mod:`graphc.codegen.c_cache` describes: in a private
 per-user directory (one another user owns or can write to is refused; when none can be
 used, a private temporary one, with a :class:`~graphc.CompilerWarning` saying why), named
-by a SHA-256 of the source, the compiler and its version and the flags, sealed with the
+by a SHA-256 of the source, the compiler and its version, the flags and the CPU, sealed with the
 SHA-256 of their bytes (a damaged library is built again, never loaded), renamed into place
 atomically (concurrent builds of one graph are safe), pruned to the most recently used.
 graphc only ever loads libraries named by such a hash, and never unpickles anything.

@@ -8,7 +8,13 @@ The generated function has the NumPy backend's interface -- inputs are the rows 
     {
         const double w = params[0];            // params, and all that depends on them
         double v12[32]; GC_PACK(v12, ...);     // alone, computed once per call
-        for (long r = 0; r < n; r++) {         // the batch loop
+        long r = 0;
+        for (; r + GC_B <= n; r += GC_B) {     // whole blocks of rows (c_blocks.py):
+            const double *x_0 = inputs + 0 * n + r;                    // each value for
+            double v20[16 * GC_B]; gc_blin(v20, v13, 1, 0, v12, ...);  // GC_B rows at once
+            ...
+        }
+        for (; r < n; r++) {                   // the rows left over, one at a time
             const double x_0 = inputs[0 * n + r];
             double v20[16]; gc_matvec(v20, v13, 1, v12, v19, 16, 2);   // a re-rolled layer
             ...
@@ -23,7 +29,8 @@ One statement per scalar node, one helper call (a short loop, defined in the pre
 compiles it in a fraction of a second at -O2 even for the digits MLP (a straight-line
 10^5-statement function would take minutes: see :mod:`graphc.codegen.c_toolchain`).
 Constants are exact hex floats (``INFINITY``, ``NAN``), dot products in their ops' order,
-gradients summed over the rows in row order.
+gradients summed over the rows in row order.  Both loops compute each row with the same
+operations in the same order, so a row's results do not depend on which loop took it.
 """
 from __future__ import annotations
 
