@@ -414,7 +414,7 @@ void mlp(const double *restrict inputs, const double *restrict params, double se
         double v2[2 * GC_B];
         for (int rb = 0; rb < GC_B; rb++) { v2[0 * GC_B + rb] = x_0[rb]; v2[1 * GC_B + rb] = x_1[rb]; }
         double v11[2 * GC_B];
-        gc_blin(v11, v10, 1, 0, v8, 2, 1, v2, 2, 2, 0);
+        gc_blin(v11, v10, 1, 0, v8_t, 1, 2, v2, 2, 2, 0);
         double v12[2 * GC_B];
         for (int lane = 0; lane < 2; lane++) for (int rb = 0; rb < GC_B; rb++) v12[lane * GC_B + rb] = gc_relu(v11[lane * GC_B + rb]);
         double v17[GC_B];
