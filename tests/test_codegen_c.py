@@ -51,7 +51,7 @@ def test_mlp_forward_is_bit_identical_to_eager_and_gradients_to_the_python_row_l
         loss.backward()
         seen.append([p.grad for p in params])
     assert seen[0] == seen[1]  # same products, same orders, rows summed in order
-    assert "gc_matvec(" in fast.source and "for (long r = 0; r < n; r++)" in fast.source
+    assert "gc_matvec(" in fast.source and "for (; r < n; r++)" in fast.source
 
 
 def test_a_module_on_a_2d_array_runs_in_c():
@@ -339,7 +339,24 @@ void expression(const double *restrict inputs, const double *restrict params, do
     /* params, and everything that depends on them alone: once per call */
     const double w = params[0];
     /* sums over the rows, in row order, from +0.0 (as .grad adds the gradients of the rows) */
-    for (long r = 0; r < n; r++) {
+    long r = 0;
+    for (; r + GC_B <= n; r += GC_B) {  /* GC_B rows at a time */
+        const double *x_1 = inputs + 0 * n + r;
+        const double *y_1 = inputs + 1 * n + r;
+        double v3[GC_B];
+        for (int rb = 0; rb < GC_B; rb++) v3[rb] = (x_1[rb] * w);
+        double v4[GC_B];
+        for (int rb = 0; rb < GC_B; rb++) v4[rb] = (v3[rb] + y_1[rb]);
+        double v5[GC_B];
+        for (int rb = 0; rb < GC_B; rb++) v5[rb] = tanh(v4[rb]);
+        double v6[GC_B];
+        for (int rb = 0; rb < GC_B; rb++) v6[rb] = gc_relu(x_1[rb]);
+        double v8[GC_B];
+        for (int rb = 0; rb < GC_B; rb++) v8[rb] = (v6[rb] * 0x1.0000000000000p-1);
+        for (int rb = 0; rb < GC_B; rb++) per_row[0 * n + r + rb] = v5[rb];
+        for (int rb = 0; rb < GC_B; rb++) per_row[1 * n + r + rb] = v8[rb];
+    }
+    for (; r < n; r++) {
         const double x_1 = inputs[0 * n + r];
         const double y_1 = inputs[1 * n + r];
         const double v3 = (x_1 * w);
@@ -390,7 +407,31 @@ void mlp(const double *restrict inputs, const double *restrict params, double se
     for (int lane = 0; lane < 2; lane++) v22_sum[lane] = 0.0;
     double *v19_sum = sums + 6;
     for (int lane = 0; lane < 2; lane++) v19_sum[lane] = 0.0;
-    for (long r = 0; r < n; r++) {
+    long r = 0;
+    for (; r + GC_B <= n; r += GC_B) {  /* GC_B rows at a time */
+        const double *x_0 = inputs + 0 * n + r;
+        const double *x_1 = inputs + 1 * n + r;
+        double v2[2 * GC_B];
+        for (int rb = 0; rb < GC_B; rb++) { v2[0 * GC_B + rb] = x_0[rb]; v2[1 * GC_B + rb] = x_1[rb]; }
+        double v11[2 * GC_B];
+        gc_blin(v11, v10, 1, 0, v8_t, 1, 2, v2, 2, 2, 0);
+        double v12[2 * GC_B];
+        for (int lane = 0; lane < 2; lane++) for (int rb = 0; rb < GC_B; rb++) v12[lane * GC_B + rb] = gc_relu(v11[lane * GC_B + rb]);
+        double v17[GC_B];
+        for (int rb = 0; rb < GC_B; rb++) v17[rb] = L1_N0_b;
+        for (int lane = 0; lane < 2; lane++) for (int rb = 0; rb < GC_B; rb++) v17[rb] = v17[rb] + v15[lane] * v12[lane * GC_B + rb];
+        double v19[2 * GC_B];
+        for (int lane = 0; lane < 2; lane++) for (int rb = 0; rb < GC_B; rb++) v19[lane * GC_B + rb] = (v12[lane * GC_B + rb] * seed);
+        double v21[2 * GC_B];
+        for (int lane = 0; lane < 2; lane++) for (int rb = 0; rb < GC_B; rb++) v21[lane * GC_B + rb] = gc_step(v11[lane * GC_B + rb]);
+        double v22[2 * GC_B];
+        for (int lane = 0; lane < 2; lane++) for (int rb = 0; rb < GC_B; rb++) v22[lane * GC_B + rb] = (v21[lane * GC_B + rb] * v20[lane]);
+        for (int rb = 0; rb < GC_B; rb++) per_row[0 * n + r + rb] = v17[rb];
+        gc_bouter_add(v23_sum, v22, v2, 2, 2);
+        for (int lane = 0; lane < 2; lane++) for (int rb = 0; rb < GC_B; rb++) v22_sum[lane] = v22_sum[lane] + v22[lane * GC_B + rb];
+        for (int lane = 0; lane < 2; lane++) for (int rb = 0; rb < GC_B; rb++) v19_sum[lane] = v19_sum[lane] + v19[lane * GC_B + rb];
+    }
+    for (; r < n; r++) {
         const double x_0 = inputs[0 * n + r];
         const double x_1 = inputs[1 * n + r];
         double v2[2];

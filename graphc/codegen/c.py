@@ -1,8 +1,8 @@
 """C backend: a (re-rolled) per-sample graph as one C99 function with the batch loop inside.
 
-Three parts, each a module: the writer (:mod:`.c_writer`, the source text), its runtime
-(:mod:`.c_runtime`, the prelude of helpers and each op's spelling with them) and the
-toolchain (:mod:`.c_toolchain`, compiler, flags, build into :mod:`.c_cache`, loading).
+Three parts, each a module: the writer (:mod:`.c_writer`, the source text, with the body
+for blocks of rows from :mod:`.c_blocks`), its runtime (:mod:`.c_runtime`, the prelude of
+helpers and each op's spelling with them) and the toolchain (:mod:`.c_toolchain`, compiler, flags, build into :mod:`.c_cache`, loading).
 This module joins them into a callable with the batched backends' one calling convention,
 and names what the rest of graphc uses of them.
 """

@@ -85,6 +85,86 @@ static inline void gc_outer_add(double *y, const double *a, const double *b, int
     for (int j = 0; j < m; j++)
         for (int k = 0; k < n; k++) y[j * n + k] = y[j * n + k] + b[k] * a[j];
 }
+""" + r"""
+/* Blocks of GC_B rows (see graphc/codegen/c_blocks.py): a value that varies across rows holds
+   the block's rows side by side, lane by lane (v[lane * GC_B + rb]), so one vector operation
+   does one step of GC_B rows' sums, each row's additions in its own order. */
+#if defined(__AVX512F__)
+#define GC_B 8   /* a block's rows fill one vector register */
+#else
+#define GC_B 4
+#endif
+#if defined(__GNUC__) && !defined(GC_PORTABLE)  /* GNU vector extensions (gcc, clang) */
+typedef double gc_vec __attribute__((vector_size(GC_B * sizeof(double))));
+#define GC_ADD(a, b) ((a) + (b))
+#define GC_MULS(s, v) ((s) * (v))  /* scalar times each lane */
+#define GC_MULV(v, s) ((v) * (s))
+static inline gc_vec gc_splat(double s) { gc_vec v; for (int q = 0; q < GC_B; q++) v[q] = s; return v; }
+#else
+typedef struct { double lane[GC_B]; } gc_vec;
+static inline gc_vec gc_vadd(gc_vec a, gc_vec b) { for (int q = 0; q < GC_B; q++) a.lane[q] = a.lane[q] + b.lane[q]; return a; }
+static inline gc_vec gc_vmuls(double s, gc_vec v) { for (int q = 0; q < GC_B; q++) v.lane[q] = s * v.lane[q]; return v; }
+static inline gc_vec gc_vmulv(gc_vec v, double s) { for (int q = 0; q < GC_B; q++) v.lane[q] = v.lane[q] * s; return v; }
+static inline gc_vec gc_splat(double s) { gc_vec v; for (int q = 0; q < GC_B; q++) v.lane[q] = s; return v; }
+#define GC_ADD(a, b) gc_vadd(a, b)
+#define GC_MULS(s, v) gc_vmuls(s, v)
+#define GC_MULV(v, s) gc_vmulv(v, s)
+#endif
+static inline gc_vec gc_load(const double *p) { gc_vec v; memcpy(&v, p, sizeof v); return v; }
+static inline void gc_store(double *p, gc_vec v) { memcpy(p, &v, sizeof v); }
+static inline gc_vec gc_start(const double *b, int bj, int bb, int o)
+{   /* a sum's first term for output o: b[o * bj] in every row (bb = 0), or the rows' own (bb = 1) */
+    return bb ? gc_load(b + o * bj) : gc_splat(b[o * bj]);
+}
+
+static inline void gc_blin(double *y, const double *b, int bj, int bb, const double *M, int mo, int mi,
+                           const double *x, int m, int n, int down)
+{   /* y[o] = ((b[o] + M(o,i0)*x[i0]) + M(o,i1)*x[i1]) + ... in every row of the block, i = 0, 1, ...
+       (matvec: M(o,i) = M[o*mo + i*mi]) or i = n-1, n-2, ... (down: vecmat); four outputs at a time */
+    int o = 0;
+    for (; o + 4 <= m; o += 4) {
+        gc_vec a0 = gc_start(b, bj, bb, o), a1 = gc_start(b, bj, bb, o + 1);
+        gc_vec a2 = gc_start(b, bj, bb, o + 2), a3 = gc_start(b, bj, bb, o + 3);
+        const double *row = M + o * mo;
+        for (int t = 0; t < n; t++) {
+            int i = down ? n - 1 - t : t;
+            gc_vec xi = gc_load(x + i * GC_B);
+            a0 = GC_ADD(a0, GC_MULS(row[i * mi], xi));
+            a1 = GC_ADD(a1, GC_MULS(row[mo + i * mi], xi));
+            a2 = GC_ADD(a2, GC_MULS(row[2 * mo + i * mi], xi));
+            a3 = GC_ADD(a3, GC_MULS(row[3 * mo + i * mi], xi));
+        }
+        gc_store(y + o * GC_B, a0); gc_store(y + (o + 1) * GC_B, a1);
+        gc_store(y + (o + 2) * GC_B, a2); gc_store(y + (o + 3) * GC_B, a3);
+    }
+    for (; o < m; o++) {
+        gc_vec a0 = gc_start(b, bj, bb, o);
+        for (int t = 0; t < n; t++) {
+            int i = down ? n - 1 - t : t;
+            a0 = GC_ADD(a0, GC_MULS(M[o * mo + i * mi], gc_load(x + i * GC_B)));
+        }
+        gc_store(y + o * GC_B, a0);
+    }
+}
+
+static inline void gc_bouter_add(double *y, const double *a, const double *b, int m, int n)
+{   /* y += outer(a, b) for each row of the block in turn (y[j,k] + b[k]*a[j], row 0 first):
+       GC_B columns k at a time, the block's b[k..k+GC_B] turned into rows of a small tile */
+    int k = 0;
+    for (; k + GC_B <= n; k += GC_B) {
+        double tile[GC_B * GC_B];
+        for (int q = 0; q < GC_B; q++)
+            for (int rb = 0; rb < GC_B; rb++) tile[rb * GC_B + q] = b[(k + q) * GC_B + rb];
+        for (int j = 0; j < m; j++) {
+            gc_vec acc = gc_load(y + j * n + k);
+            for (int rb = 0; rb < GC_B; rb++) acc = GC_ADD(acc, GC_MULV(gc_load(tile + rb * GC_B), a[j * GC_B + rb]));
+            gc_store(y + j * n + k, acc);
+        }
+    }
+    for (; k < n; k++)
+        for (int j = 0; j < m; j++)
+            for (int rb = 0; rb < GC_B; rb++) y[j * n + k] = y[j * n + k] + b[k * GC_B + rb] * a[j * GC_B + rb];
+}
 """
 
 

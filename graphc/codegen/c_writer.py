@@ -8,7 +8,13 @@ The generated function has the NumPy backend's interface -- inputs are the rows 
     {
         const double w = params[0];            // params, and all that depends on them
         double v12[32]; GC_PACK(v12, ...);     // alone, computed once per call
-        for (long r = 0; r < n; r++) {         // the batch loop
+        long r = 0;
+        for (; r + GC_B <= n; r += GC_B) {     // whole blocks of rows (c_blocks.py):
+            const double *x_0 = inputs + 0 * n + r;                    // each value for
+            double v20[16 * GC_B]; gc_blin(v20, v13, 1, 0, v12, ...);  // GC_B rows at once
+            ...
+        }
+        for (; r < n; r++) {                   // the rows left over, one at a time
             const double x_0 = inputs[0 * n + r];
             double v20[16]; gc_matvec(v20, v13, 1, v12, v19, 16, 2);   // a re-rolled layer
             ...
@@ -23,7 +29,8 @@ One statement per scalar node, one helper call (a short loop, defined in the pre
 compiles it in a fraction of a second at -O2 even for the digits MLP (a straight-line
 10^5-statement function would take minutes: see :mod:`graphc.codegen.c_toolchain`).
 Constants are exact hex floats (``INFINITY``, ``NAN``), dot products in their ops' order,
-gradients summed over the rows in row order.
+gradients summed over the rows in row order.  Both loops compute each row with the same
+operations in the same order, so a row's results do not depend on which loop took it.
 """
 from __future__ import annotations
 
@@ -32,6 +39,7 @@ import re
 from .. import ops
 from ..graph import Graph, node_names
 from ..names import Namespace
+from .c_blocks import BLOCK_LIMIT, Blocks
 from .c_layout import ParamLayout
 from .c_runtime import PRELUDE, SPELLINGS, Call, texts
 from .c_train import DRIVER
@@ -53,7 +61,7 @@ errno""".split())
 
 #: The identifiers the writer itself emits around the nodes' own names: the entry point's
 #: arguments, loop counters, and the accumulator of a gradient that is the same in every row.
-WRITER_NAMES = frozenset("inputs params seed_unused n r per_row sums lane k acc".split())
+WRITER_NAMES = frozenset("inputs params seed_unused n r rb per_row sums lane k acc".split())
 #: Every name an identifier of the generated code must not take, derived from all the text
 #: the generator emits besides node names: C's keywords and the headers' macros (above),
 #: every identifier of the prelude (helpers, macros, their parameters) and of the training
@@ -128,7 +136,8 @@ class _Writer:
         body += self.nodes(batched=False, indent="    ")
         accumulators, lines = self.accumulators(summed)
         body += lines
-        body.append("    for (long r = 0; r < n; r++) {")
+        body += self.blocks(accumulators, per_row)
+        body.append("    for (; r < n; r++) {")
         body += [f"        const double {names[i]} = inputs[{k} * n + r];"
                  for k, i in enumerate(self.inputs) if self.used[i]]
         body += self.nodes(batched=True, indent="        ")
@@ -142,6 +151,19 @@ class _Writer:
         top = header("C", [what, f"{self.statements:,} statements from a graph of "
                                  f"{g.op_mix() or 'no operations'}."], language="c")
         return top + PRELUDE + "\n" + head + "\n" + "\n".join(body) + "\n", self.entry, len(per_row), len(summed)
+
+    def blocks(self, accumulators: dict[int, str], per_row: list[int]) -> list[str]:
+        """The loop over whole blocks of rows (:mod:`graphc.codegen.c_blocks`), which leaves
+        ``r`` at the first row the one-row loop takes; none for a long row body."""
+        rows = [i for i, op in enumerate(self.graph.ops) if op not in ops.LEAVES and self.live[i] and self.batched[i]]
+        if len(rows) > BLOCK_LIMIT:
+            return ["    long r = 0;"]
+        blocks, indent = Blocks(self), "        "
+        lines = ["    long r = 0;", "    for (; r + GC_B <= n; r += GC_B) {  /* GC_B rows at a time */"]
+        lines += [indent + s for s in blocks.inputs()]
+        lines += [indent + s for i in rows for s in blocks.node(i)]
+        lines += [indent + s for s in blocks.per_row(per_row) + blocks.accumulate(accumulators)]
+        return lines + ["    }"]
 
     def nodes(self, batched: bool, indent: str) -> list[str]:
         """The statements of the live nodes that vary across rows (``batched``) or do not."""

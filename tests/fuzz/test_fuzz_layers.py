@@ -19,6 +19,7 @@ from hypothesis import given, strategies as st
 
 import graphc
 from graphc import Value, autodiff
+from graphc.codegen import c_writer
 from graphc.compile import BACKENDS
 from graphc.engine import topological_order
 from fuzzing import (EPS, abs_gradient, agree, budget, examples, forward_slack, graph_values,
@@ -212,6 +213,29 @@ def check_gradients_and_training(backend, make, X: np.ndarray, perm: np.ndarray,
             assert agree(a, b, 2 * steps * LR * slack.get(id(p), 0.0), 1e-9), (what, a, b)
 
 
+@examples(6)
+@given(spec=layer_programs(), data=st.data())
+def test_built_layer_programs_in_blocks_of_rows_like_the_c_row_loop(spec, data):
+    """C's blocked row body (GC_B rows at a time) against its row loop alone: the same bits
+    for map, mean_and_grad and train on rows filling blocks and leaving some over."""
+    X = data.draw(batches(spec["n_inputs"], min_rows=8, max_rows=19), label="X")
+    params = [Value(v) for v in spec["params"]]
+
+    def fn(x):
+        return layer_loss(spec, list(x), params)
+    blocked, rowwise = graphc.compile(fn, backend="c"), graphc.compile(fn, backend="c")
+    got_map = blocked.map(X)
+    moved = np.array([p.data for p in blocked.params]) + 0.25  # the params the loss reads
+    got = got_map, blocked.mean_and_grad(X, params=moved)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(c_writer, "BLOCK_LIMIT", -1)
+        want = rowwise.map(X), rowwise.mean_and_grad(X, params=moved)
+    assert "GC_B rows at a time" in blocked.source and "GC_B rows at a time" not in rowwise.source
+    assert_same_bits(got[0], want[0], "map")
+    assert_same_bits(got[1][0], want[1][0], "mean")
+    assert_same_bits(got[1][1], want[1][1], "mean_and_grad")
+
+
 def trained(make, backend: str, X: np.ndarray, batch_size, perm) -> list[float]:
     """The params after ``train`` on fresh copies of them."""
     fn, params = make()
@@ -243,7 +267,7 @@ def test_built_mlps_like_the_python_backend(backend, shape, data):
 
 def check_mlp(backend: str, shape, data) -> None:
     nin = shape[0]
-    X = data.draw(batches(nin, min_rows=0), label="X")
+    X = data.draw(batches(nin, min_rows=0, max_rows=19), label="X")  # C: blocks of rows and the rest
     model = build_mlp(*shape)
     want = graphc.compile(model, backend="python")(X)
     got = graphc.compile(model, backend=backend)(X)

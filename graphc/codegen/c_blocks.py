@@ -1,0 +1,154 @@
+"""The C backend's blocked row body: the batch loop's nodes for ``GC_B`` rows at a time.
+
+A value that varies across rows is held for the block's rows side by side: a scalar as
+``v[rb]``, a tensor lane by lane as ``v[lane * GC_B + rb]`` (``rb`` the row in the block).
+Every statement then works on ``GC_B`` rows with the same operations, in the same order, as
+the one-row body (:mod:`graphc.codegen.c_writer`) does on one row, so each row's result is
+bit for bit the one the row loop gives; only independent rows share a vector instruction.
+The layer ops read each weight once per block (the prelude's ``gc_blin`` and
+``gc_bouter_add``), which is where the speed comes from; the row loop still takes the last
+``n % GC_B`` rows.  Sums over rows add the block's rows in row order.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .. import ops
+from .c_runtime import SPELLINGS
+from .common import c_number, spell
+
+if TYPE_CHECKING:
+    from .c_writer import _Writer
+
+#: The most row-loop statements a blocked body is written for: the body is written twice,
+#: and a longer function builds at -O0 (see :data:`graphc.codegen.c_toolchain.OPT_LIMIT`).
+BLOCK_LIMIT = 1000
+ROWS = "for (int rb = 0; rb < GC_B; rb++)"
+
+
+class Blocks:
+    """The statements of a block of rows, from the writer's analyses of the graph."""
+
+    def __init__(self, writer: _Writer) -> None:
+        self.w = writer
+        self.g = writer.graph
+
+    def at(self, a: int, lane: str = "lane") -> str:
+        """Operand ``a`` in row ``rb`` (and lane ``lane`` of a tensor)."""
+        name, batched = self.w.names[a], self.w.batched[a]
+        if self.w.shapes[a]:
+            at = lane if lane.isidentifier() else f"({lane})"
+            return f"{name}[{at} * GC_B + rb]" if batched else f"{name}[{lane}]"
+        return f"{name}[rb]" if batched else name
+
+    def inputs(self) -> list[str]:
+        """Each input read by name: a pointer to the block's rows of its column."""
+        return [f"const double *{self.w.names[i]} = inputs + {k} * n + r;"
+                for k, i in enumerate(self.w.inputs) if self.w.used[i]]
+
+    def node(self, i: int) -> list[str]:
+        """Node ``i``'s statements for the block's rows."""
+        g, w = self.g, self.w
+        op, name, shape = g.ops[i], w.names[i], w.shapes[i]
+        size = ops.size_of(shape) if shape else 1
+        decl = f"double {name}[{size} * GC_B];" if shape else f"double {name}[GC_B];"
+        if i in w.gathered:
+            source = w.derived(i, "from")
+            table = w._gather(i)[1]
+            return [decl, table, f"for (int lane = 0; lane < {size}; lane++) "
+                                 f"memcpy({name} + lane * GC_B, inputs + {source}[lane] * n + r, sizeof(double) * GC_B);"]
+        if ops.TABLE[op].elementwise:
+            value = spell(SPELLINGS, op, [self.at(a) for a in g.args[i]], g.attrs[i], c_number)
+            if not shape:
+                return [decl, f"{ROWS} {name}[rb] = {value};"]
+            return [decl, f"for (int lane = 0; lane < {size}; lane++) {ROWS} {name}[lane * GC_B + rb] = {value};"]
+        return [decl] + getattr(self, "_" + op)(i, name, size)
+
+    def _pack(self, i: int, name: str, size: int) -> list[str]:
+        lanes = " ".join(f"{name}[{k} * GC_B + rb] = {self.at(a)};" for k, a in enumerate(self.g.args[i]))
+        return [f"{ROWS} {{ {lanes} }}"]
+
+    def _index(self, i: int, name: str, size: int) -> list[str]:
+        (t,), (lane,) = self.g.args[i], self.g.attrs[i]
+        return [f"memcpy({name}, {self.w.names[t]} + {lane} * GC_B, sizeof(double) * GC_B);"]
+
+    def _unit(self, i: int, name: str, size: int) -> list[str]:
+        (lane,) = self.g.attrs[i]
+        return [f"for (int lane = 0; lane < {size} * GC_B; lane++) {name}[lane] = 0.0;",
+                f"{ROWS} {name}[{lane} * GC_B + rb] = {self.at(self.g.args[i][0])};"]
+
+    def _dot(self, i: int, name: str, size: int) -> list[str]:
+        acc, u, v = self.g.args[i]
+        return [f"{ROWS} {name}[rb] = {self.at(acc)};",
+                f"for (int lane = 0; lane < {self.w.shapes[u][0]}; lane++) "
+                f"{ROWS} {name}[rb] = {name}[rb] + {self.at(u)} * {self.at(v)};"]
+
+    def _matvec(self, i: int, name: str, size: int) -> list[str]:
+        b, W, x = self.g.args[i]
+        m, n = self.w.shapes[W]
+        if self._fast(W, x):
+            start, bj, bb = self._start(b)
+            if W in self.w.transposed:  # its transposed copy (or a transposed block of params) exists
+                matrix, strides = self.w.derived(W, "t"), f"1, {m}"
+            else:
+                matrix, strides = self.w.names[W], f"{n}, 1"
+            return [f"gc_blin({name}, {start}, {bj}, {bb}, {matrix}, {strides}, {self.w.names[x]}, {m}, {n}, 0);"]
+        out = f"{name}[lane * GC_B + rb]"
+        return [f"for (int lane = 0; lane < {m}; lane++) {ROWS} {out} = {self.at(b)};",
+                f"for (int k = 0; k < {n}; k++) for (int lane = 0; lane < {m}; lane++) "
+                f"{ROWS} {out} = {out} + {self.at(W, f'lane * {n} + k')} * {self.at(x, 'k')};"]
+
+    def _vecmat(self, i: int, name: str, size: int) -> list[str]:
+        gv, W = self.g.args[i]
+        m, n = self.w.shapes[W]
+        if self._fast(W, gv):
+            return [f"gc_blin({name}, (const double[]){{-0.0}}, 0, 0, {self.w.names[W]}, 1, {n}, "
+                    f"{self.w.names[gv]}, {n}, {m}, 1);"]
+        out = f"{name}[lane * GC_B + rb]"
+        return [f"for (int lane = 0; lane < {n}; lane++) {ROWS} {out} = -0.0;",
+                f"for (int k = {m - 1}; k >= 0; k--) for (int lane = 0; lane < {n}; lane++) "
+                f"{ROWS} {out} = {out} + {self.at(W, f'k * {n} + lane')} * {self.at(gv, 'k')};"]
+
+    def _outer(self, i: int, name: str, size: int) -> list[str]:
+        a, b = self.g.args[i]
+        n = self.w.shapes[b][0]
+        return [f"for (int lane = 0; lane < {size}; lane++) "
+                f"{ROWS} {name}[lane * GC_B + rb] = {self.at(b, f'lane % {n}')} * {self.at(a, f'lane / {n}')};"]
+
+    def _fast(self, matrix: int, vector: int) -> bool:
+        """Whether a layer op can run as ``gc_blin``: a matrix the same in every row and a
+        vector that varies across them."""
+        return not self.w.batched[matrix] and self.w.batched[vector]
+
+    def _start(self, b: int) -> tuple[str, int, int]:
+        """``gc_blin``'s first terms: pointer, stride between outputs, whether it varies across rows."""
+        name, batched, tensor = self.w.names[b], self.w.batched[b], bool(self.w.shapes[b])
+        if not tensor and not batched:
+            return f"(const double[]){{{name}}}", 0, 0
+        return name, ("GC_B" if batched else 1) if tensor else 0, int(batched)
+
+    def accumulate(self, accumulators: dict[int, str]) -> list[str]:
+        """Each accumulator adds the block's rows, row 0 first."""
+        g, w = self.g, self.w
+        lines = []
+        for key, acc in accumulators.items():
+            if w.tensors.get(key) == "outer":
+                a, b = g.args[key]
+                if w.in_place.get(key, (0, False))[1]:  # into a transposed block: y[k, j] += b[k] * a[j]
+                    a, b = b, a
+                m, n = w.shapes[a][0], w.shapes[b][0]
+                if w.batched[a] and w.batched[b]:
+                    lines.append(f"gc_bouter_add({acc}, {w.names[a]}, {w.names[b]}, {m}, {n});")
+                else:
+                    lines.append(f"for (int lane = 0; lane < {m * n}; lane++) {ROWS} {acc}[lane] = {acc}[lane] + "
+                                 f"{self.at(b, f'lane % {n}')} * {self.at(a, f'lane / {n}')};")
+            elif key in w.tensors:
+                lines.append(f"for (int lane = 0; lane < {ops.size_of(w.shapes[key])}; lane++) "
+                             f"{ROWS} {acc}[lane] = {acc}[lane] + {self.at(key)};")
+            else:
+                lines.append(f"{ROWS} {acc} = {acc} + {self.at(key)};")
+        return lines
+
+    def per_row(self, outputs: list[int]) -> list[str]:
+        """The per-row outputs of the block's rows."""
+        return [f"{ROWS} per_row[{k} * n + r + rb] = {self.at(o)};" for k, o in enumerate(outputs)]

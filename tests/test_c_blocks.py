@@ -1,0 +1,169 @@
+"""The C backend's blocked row body (graphc/codegen/c_blocks.py): GC_B rows at a time in
+vector lanes, the last rows one at a time, bit for bit the Python backend's row loop.
+
+Odd layer sizes and row counts on both sides of a block (GC_B is 8 with AVX-512, else 4)
+exercise the kernels' remainder loops; the portable build (no GNU vector extensions) and
+the 4-row blocks are built with GRAPHC_CFLAGS and must give the same bits.
+"""
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+import graphc
+from graphc import Value, trace
+from graphc.codegen import c as c_backend, c_toolchain, c_writer
+from graphc.nn import MLP
+
+pytestmark = pytest.mark.skipif(c_backend.find_compiler() is None, reason="no C compiler")
+
+ROWS = (0, 1, 3, 4, 5, 7, 8, 9, 17, 33)
+SHAPES = [(1, [1, 1]), (3, [5, 7]), (17, [3, 1]), (7, [17, 5]), (5, [9, 4, 3])]
+
+
+def pair(nin: int, layers: list[int], loss):
+    """The same model compiled for C and for the Python backend, and its params."""
+    random.seed(nin * 100 + sum(layers))
+    model = MLP(nin, layers)
+    fn = loss(model)
+    return graphc.compile(fn, backend="c"), graphc.compile(fn, backend="python"), model
+
+
+def squared(model):
+    def loss(x, y):
+        out = model(x)
+        outs = out if isinstance(out, list) else [out]
+        return sum((o - y) ** 2 for o in outs).tanh() + outs[0].exp() * 1e-3
+    return loss
+
+
+def data(rows: int, nin: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(rows, nin)), rng.normal(size=rows)
+
+
+def assert_bits(got, want) -> None:
+    """The same bits (signs of zero included); any nan equals any nan, as between the C and
+    the Python backend before blocks (x86 and CPython give nan different sign bits)."""
+    got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
+    assert got.shape == want.shape
+    both = np.isnan(got) & np.isnan(want)
+    assert np.where(both, 0.0, got).tobytes() == np.where(both, 0.0, want).tobytes()
+
+
+@pytest.mark.parametrize("nin, layers", SHAPES)
+def test_map_and_mean_and_grad_are_the_row_loops_bits_on_every_row_count(nin, layers):
+    fast, slow, model = pair(nin, layers, squared)
+    params = np.array([p.data for p in model.parameters()])
+    for rows in ROWS:
+        X, y = data(rows, nin, rows)
+        assert_bits(fast.map(X, y, params=params), slow.map(X, y, params=params))
+        if rows:
+            (a, ga), (b, gb) = fast.mean_and_grad(X, y, params=params), slow.mean_and_grad(X, y, params=params)
+            assert_bits(a, b)
+            assert_bits(ga, gb)
+    assert "GC_B rows at a time" in fast.source and "gc_blin(" in fast.source and "gc_bouter_add(" in fast.source
+
+
+def test_train_in_minibatches_is_the_row_loops_bits():
+    fast, slow, model = pair(5, [9, 3], squared)
+    X, y = data(41, 5, 1)
+    order = np.random.default_rng(2).permutation(41)
+    results = []
+    for compiled in (fast, slow):
+        start = [p.data for p in model.parameters()]
+        losses = compiled.train(X, y, lr=0.05, batch_size=13, order=order)
+        results.append((losses, [p.data for p in model.parameters()]))
+        for p, v in zip(model.parameters(), start):
+            p.data = v
+    assert_bits(results[0][0], results[1][0])
+    assert_bits(results[0][1], results[1][1])
+
+
+def test_layers_whose_weights_vary_across_rows_take_the_general_loops():
+    """Weights read from the data: matvec, vecmat and the gradient's outer products of
+    row-varying matrices, written as plain loops over the block's rows."""
+    def layer(x, w):
+        hidden = [sum((wj * xi for wj, xi in zip(w[3 * j:3 * j + 3], x)), 0.5 * j).relu() for j in range(4)]
+        return sum(h * h for h in hidden)
+    fast, slow = graphc.compile(layer, backend="c"), graphc.compile(layer, backend="python")
+    rng = np.random.default_rng(3)
+    for rows in (0, 1, 9, 19):
+        X, W = rng.normal(size=(rows, 3)), rng.normal(size=(rows, 12))
+        assert_bits(fast.map(X, W), slow.map(X, W))
+
+
+def test_gradients_through_row_varying_weights_and_row_constant_vectors(monkeypatch):
+    """Params multiplied by weights from the data (a vecmat of a row-varying matrix) and a
+    matrix of params times params plus a row-varying bias (outer products of a
+    row-constant vector): the general loops of the gradient's side.  The oracle is the C
+    row loop alone (no blocked body): on this graph the C backend's param gradients already
+    differed from the Python backend's in the last bit before blocks."""
+    random.seed(7)
+    p = [Value(random.uniform(-1, 1)) for _ in range(3)]
+    V = [[Value(random.uniform(-1, 1)) for _ in range(3)] for _ in range(4)]
+
+    def loss(w, y):
+        hidden = [sum((wj * pk for wj, pk in zip(w[3 * j:3 * j + 3], p)), 0.5 * j).relu() for j in range(4)]
+        outs = [sum((vjk * pk for vjk, pk in zip(V[j], p)), y).tanh() for j in range(4)]
+        return sum(h * o for h, o in zip(hidden, outs))
+    fast, slow = graphc.compile(loss, backend="c"), graphc.compile(loss, backend="c")
+    rng = np.random.default_rng(6)
+    with monkeypatch.context() as patch:
+        patch.setattr(c_writer, "BLOCK_LIMIT", -1)
+        slow.mean_and_grad(rng.normal(size=(1, 12)), rng.normal(size=1))
+    fast.mean_and_grad(rng.normal(size=(1, 12)), rng.normal(size=1))
+    assert "GC_B rows at a time" in fast.source and "GC_B rows at a time" not in slow.source
+    for rows in (1, 5, 8, 19):
+        W, y = rng.normal(size=(rows, 12)), rng.normal(size=rows)
+        (a, ga), (b, gb) = fast.mean_and_grad(W, y), slow.mean_and_grad(W, y)
+        assert_bits([a], [b])
+        assert_bits(ga, gb)
+
+
+def test_nonfinite_and_signed_zero_rows_keep_their_bits():
+    fast, slow, model = pair(3, [4, 2], squared)
+    X, y = data(19, 3, 4)
+    X[2, 0], X[5, 1], X[9, 2], y[11], X[12] = np.inf, np.nan, -np.inf, np.nan, -0.0
+    params = np.array([p.data for p in model.parameters()])
+    assert_bits(fast.map(X, y, params=params, allow_nonfinite=True),
+                slow.map(X, y, params=params, allow_nonfinite=True))
+    (a, ga), (b, gb) = (c.mean_and_grad(X, y, params=params, allow_nonfinite=True) for c in (fast, slow))
+    assert_bits([a], [b])
+    assert_bits(ga, gb)
+
+
+@pytest.mark.parametrize("cflags", ["-DGC_PORTABLE", "-mno-avx512f"])
+def test_the_portable_kernels_and_four_row_blocks_give_the_same_bits(cflags, tmp_path, monkeypatch):
+    """Without GNU vector extensions (a struct of lanes) and without AVX-512 (GC_B = 4)."""
+    fast, slow, model = pair(7, [17, 5], squared)
+    X, y = data(21, 7, 5)
+    params = np.array([p.data for p in model.parameters()])
+    want = slow.mean_and_grad(X, y, params=params)
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("GRAPHC_CFLAGS", cflags)
+    got = fast.mean_and_grad(X, y, params=params)
+    assert_bits([got[0]], [want[0]])
+    assert_bits(got[1], want[1])
+
+
+def test_a_compiler_rejecting_the_machine_flags_builds_portable_code(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(c_toolchain, "MACHINE_FLAGS", ("-mno-such-instruction-set-graphc",))
+    source, entry, _, _ = c_backend.generate(trace(lambda x: x * 3.0, 1.0), "thrice")
+    function = c_backend.load(source, entry)
+    inputs, out = np.array([[2.0, -1.5]]), np.empty((1, 2))
+    function(inputs.ctypes.data, None, 0.0, 2, out.ctypes.data, None)
+    assert out.tolist() == [[6.0, -4.5]]
+
+
+def test_the_cpu_is_part_of_the_cache_key(tmp_path, monkeypatch):
+    """A library built for one instruction set is never loaded on another CPU."""
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path))
+    source = c_backend.generate(trace(lambda x: x * 5.0, 1.0), "five")[0]
+    assert "-march=native" in c_toolchain.MACHINE_FLAGS and c_toolchain.cpu()
+    here = c_backend.build(source)
+    monkeypatch.setattr(c_toolchain, "cpu", lambda: "another CPU")
+    assert c_backend.build(source) != here
