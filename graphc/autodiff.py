@@ -49,8 +49,8 @@ class NodeRef:
 def _operator(name: str, entries: tuple[ops.Op, ...]):
     """NodeRef's operator method ``name``: a node of the op implementing it, operands as
     written (``2 - g`` is ``sub(2.0, g)``); a number exponent is ``pow``'s parameter."""
-    op = next(e for e in entries if not e.params)
-    by_number = next((e for e in entries if e.params), None)
+    op = next(e for e in entries if not e.attr_names)
+    by_number = next((e for e in entries if e.attr_names), None)
     reflected = ops.is_reflected(name)
 
     name_ = op.name
@@ -79,7 +79,7 @@ def algebra(b: Builder) -> types.SimpleNamespace:
     """``F`` for vjp rules: ``F.<op>(*operands, *params)`` adds an ``op`` node to ``b``."""
 
     def make(op: ops.Op):
-        name, n_params = op.name, len(op.params)
+        name, n_params = op.name, len(op.attr_names)
 
         def apply(*xs):
             n = len(xs) - n_params

@@ -345,11 +345,11 @@ def apply(op: Op | str, *operands, attr: tuple = ()) -> Value:
     if op.arity is not None and len(operands) != op.arity or not operands:
         raise TypeError(f"{op.name} takes {op.arity or 'at least 1'} operand(s), got {len(operands)}")
     attr = tuple(attr)
-    if len(attr) != len(op.params):
-        raise TypeError(f"{op.name} takes {len(op.params)} parameter(s) {op.params} in attr=; got {attr!r}")
+    if len(attr) != len(op.attr_names):
+        raise TypeError(f"{op.name} takes {len(op.attr_names)} parameter(s) {op.attr_names} in attr=; got {attr!r}")
     attr = tuple(_as_exponent(a) if isinstance(a, numbers.Real) else a for a in attr)
     if any(not isinstance(a, (int, float)) for a in attr):
-        raise TypeError(f"{op.name}'s parameters {op.params} are numbers; got {attr!r}")
+        raise TypeError(f"{op.name}'s parameters {op.attr_names} are numbers; got {attr!r}")
     values = tuple(_coerce(x) for x in operands)
     if any(v is None for v in values):
         bad = next(x for x, v in zip(operands, values) if v is None)
@@ -394,8 +394,8 @@ def _operator(name: str, entries: tuple[Op, ...]):
     other operand first (``2 - x``), except that, like micrograd, ``2 + x`` and ``2 * x``
     record ``x + 2`` and ``x * 2``.
     """
-    op = next(e for e in entries if not e.params)
-    by_number = next((e for e in entries if e.params), None)
+    op = next(e for e in entries if not e.attr_names)
+    by_number = next((e for e in entries if e.attr_names), None)
     if op.arity == 1:
         def method(self):
             return _unary(op, self)

@@ -141,7 +141,7 @@ class Graph:
         if op in LEAVES:
             return f"{op} {names[i]}"
         entry = ops.TABLE[op]
-        params = ",".join(f"{p}={v if p == 'i' else _fmt(v)}" for p, v in zip(entry.params, self.attrs[i]))
+        params = ",".join(f"{p}={v if p == 'i' else _fmt(v)}" for p, v in zip(entry.attr_names, self.attrs[i]))
         head = f"{op}[{params}]" if params else op
         return " ".join([head] + [names[a] for a in self.args[i]])
 
@@ -221,8 +221,8 @@ class Graph:
                 raise GraphcError(f"node {i} has unknown op {op!r}")
             if entry.arity is None and not operands or entry.arity is not None and len(operands) != entry.arity:
                 raise GraphcError(f"node {i} ({op}) has {len(operands)} operands; {op} takes {entry.arity or '1+'}")
-            if len(attr) != len(entry.params):
-                raise GraphcError(f"node {i} ({op}) has parameters {attr!r}; {op} takes {entry.params}")
+            if len(attr) != len(entry.attr_names):
+                raise GraphcError(f"node {i} ({op}) has parameters {attr!r}; {op} takes {entry.attr_names}")
             for a in operands:
                 if not (isinstance(a, int) and 0 <= a < i):
                     raise GraphcError(f"node {i} ({op}) uses {a}, which is not an earlier node: "

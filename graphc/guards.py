@@ -167,7 +167,7 @@ def describe(node: Value, depth: int = 3) -> str:
         return text if depth == 3 else f"({text})"
     if name == "neg":
         return f"-{operands[0]}"
-    params = [str(a) for a in node._attr] if name in TABLE and TABLE[name].params else []
+    params = [str(a) for a in node._attr] if name in TABLE and TABLE[name].attr_names else []
     return f"{name}({', '.join(operands + params)})"
 
 

@@ -48,10 +48,12 @@ from .tensor_rules import size_of  # noqa: F401  (graphc.ops.size_of)
 class Op:
     """One operation.
 
-    ``eval(*operands, *params)`` computes a float (a flat tuple for tensor results).
-    ``vjp(F, g, out, *operands, *params)`` returns one cotangent contribution per operand
+    A node's *attrs* are the op's parameters (named by ``attr_names``: ``pow``'s exponent,
+    ``index``'s lane) -- never model params, which are leaves of the graph.
+    ``eval(*operands, *attrs)`` computes a float (a flat tuple for tensor results).
+    ``vjp(F, g, out, *operands, *attrs)`` returns one cotangent contribution per operand
     (``None`` where there is none), given the output's cotangent ``g`` and its value
-    ``out``.  ``shape(operand_shapes, params)`` is the result's shape (ValueError when the
+    ``out``.  ``shape(operand_shapes, attrs)`` is the result's shape (ValueError when the
     operands do not fit).
     """
 
@@ -59,8 +61,8 @@ class Op:
     arity: int | None  # None: any number of operands (at least one)
     eval: Callable[..., float]
     vjp: Callable[..., tuple]
-    sympy: Callable[..., Any]  # sympy(sp, *operands, *params) -> sympy expression
-    params: tuple[str, ...] = ()
+    sympy: Callable[..., Any]  # sympy(sp, *operands, *attrs) -> sympy expression
+    attr_names: tuple[str, ...] = ()  # the names of a node's attrs (its op parameters), e.g. ("exponent",)
     elementwise: bool = True  # False for tensor ops: they never act lane by lane
     shape: Callable[[list, tuple], tuple] = None  # (operand shapes, params) -> shape; None: elementwise
     symbol: str = ""  # micrograd's Value._op label ('+', '*', 'ReLU', '**2' for pow)
@@ -145,7 +147,7 @@ _define(
        doc="n-ary sum, added left to right: ((x0 + x1) + x2) + ...",
        vjp=lambda F, g, out, *xs: (g,) * len(xs),
        sympy=lambda sp, *xs: sp.Add(*xs)),
-    Op("pow", 1, runtime.pow, params=("exponent",), operators=("__pow__",), sympy_inverse=forms.match_pow,
+    Op("pow", 1, runtime.pow, attr_names=("exponent",), operators=("__pow__",), sympy_inverse=forms.match_pow,
        doc="x ** exponent for a number exponent",
        vjp=lambda F, g, out, x, e: ((e * F.pow(x, e - 1)) * g,) if e != 0 else (None,),  # x**0 is 1
        sympy=lambda sp, x, e: x ** forms.sympy_number(e)),
@@ -237,17 +239,17 @@ _define(
 # meaning, chosen so a re-rolled graph computes what the scalar graph did, bit for bit.
 
 _define(
-    Op("pack", None, tensor_rules.pack_eval, params=("shape",), elementwise=False, shape=tensor_rules.pack_shape,
+    Op("pack", None, tensor_rules.pack_eval, attr_names=("shape",), elementwise=False, shape=tensor_rules.pack_shape,
        negative_zero="any", vjp_reversed=True,
        doc="scalars gathered into a tensor of the given shape, row-major",
        vjp=lambda F, g, out, *xs: tuple(F.index(g, k) for k in range(len(xs) - 1)),
        sympy=lambda sp, *xs: tensor_rules.sym_matrix(sp, xs[:-1], xs[-1])),
-    Op("index", 1, lambda v, i: v[i], params=("i",), elementwise=False, shape=tensor_rules.index_shape,
+    Op("index", 1, lambda v, i: v[i], attr_names=("i",), elementwise=False, shape=tensor_rules.index_shape,
        negative_zero="any",
        doc="lane i of a tensor (row-major)",
        vjp=lambda F, g, out, v, i: (F.unit(g, v, i),),
        sympy=lambda sp, v, i: v[i]),
-    Op("unit", 2, tensor_rules.unit_eval, params=("i",), elementwise=False, shape=tensor_rules.unit_shape,
+    Op("unit", 2, tensor_rules.unit_eval, attr_names=("i",), elementwise=False, shape=tensor_rules.unit_shape,
        doc="a tensor shaped like the second operand: the first operand at lane i, 0.0 elsewhere "
            "(index's derivative)",
        vjp=lambda F, g, out, x, like, i: (F.index(g, i), None),
@@ -320,4 +322,4 @@ def is_reflected(name: str) -> bool:
 def written_as_call(op: Op) -> bool:
     """Whether formulas and SymPy write ``op`` as a call ``name(x, ...)``: an elementwise op
     of fixed arity, without parameters, that is no operator (or a method as well: ``abs``)."""
-    return op.elementwise and bool(op.arity) and not op.params and (bool(op.method) or not op.operators)
+    return op.elementwise and bool(op.arity) and not op.attr_names and (bool(op.method) or not op.operators)

@@ -197,7 +197,7 @@ def _piecewise_forms() -> str:
     """The table's Piecewise forms (relu, step, max), for an error message."""
     x, y = sp.symbols("x y", real=True)
     forms = [(op.name, op.sympy(sp, *(x, y)[:op.arity])) for op in ops.TABLE.values()
-             if op.elementwise and op.arity in (1, 2) and not op.params]
+             if op.elementwise and op.arity in (1, 2) and not op.attr_names]
     return ", ".join(f"{name} {form}" for name, form in forms if isinstance(form, sp.Piecewise))
 
 

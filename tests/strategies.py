@@ -31,7 +31,7 @@ def programs(draw, n_inputs=3, n_params=2, max_ops=12, constants=ORDINARY_CONSTA
         recent = st.integers(max(0, slots - 3), slots - 1)  # deep graphs ...
         anywhere = st.integers(0, slots - 1)  # ... with shared subexpressions and repeats
         operands = tuple(draw(st.one_of(recent, anywhere)) for _ in range(arity))
-        attr = (draw(st.sampled_from(EXPONENTS)),) if op.params else ()
+        attr = (draw(st.sampled_from(EXPONENTS)),) if op.attr_names else ()
         program.append((name, operands, attr))
         slots += 1
     n_outputs = draw(st.integers(1, min(3, len(program))))

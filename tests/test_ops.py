@@ -46,7 +46,7 @@ def eager_grads(op, xs, attr=()):
 def test_every_op_fills_every_field(op):
     assert op.name and callable(op.eval) and callable(op.vjp) and callable(op.sympy)
     assert op.arity is None or op.arity >= 1
-    assert len(op.params) <= 1
+    assert len(op.attr_names) <= 1
     assert op.elementwise or callable(op.shape), f"tensor op {op.name} needs a shape rule"
 
 

@@ -357,7 +357,7 @@ class _Writer:
                 operands[0] = f"(const double[]){{{operands[0]}}}"  # a scalar broadcast: stride 0
         if callable(call.text):
             return text.format(**dims)
-        return text.format(*operands, **{p: str(v) for p, v in zip(ops.TABLE[g.ops[i]].params, g.attrs[i])}, **dims)
+        return text.format(*operands, **{p: str(v) for p, v in zip(ops.TABLE[g.ops[i]].attr_names, g.attrs[i])}, **dims)
 
     def _transposed_copy(self, i: int) -> list[str]:
         if i not in self.transposed or (i in self.layout.blocks and self.layout.blocks[i].transposed):

@@ -63,7 +63,7 @@ def spell(table: dict[str, Spelling], op_name: str, operands: list[str], attr: t
     spelling = table[op_name]
     if callable(spelling):
         return spelling(operands, attr)
-    params = {p: str(v) if p == "i" else number(v) for p, v in zip(ops.TABLE[op_name].params, attr)}
+    params = {p: str(v) if p == "i" else number(v) for p, v in zip(ops.TABLE[op_name].attr_names, attr)}
     return spelling.format(*operands, **params)
 
 

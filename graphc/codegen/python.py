@@ -132,7 +132,7 @@ class _Writer:
         # The common case without a call per node into spell(): an op of no parameters
         # spelled by a format string (elementwise ones only where the node is a scalar).
         self._plain = {name: (spelling, ops.TABLE[name].elementwise) for name, spelling in SPELLINGS.items()
-                       if isinstance(spelling, str) and not ops.TABLE[name].params}
+                       if isinstance(spelling, str) and not ops.TABLE[name].attr_names}
 
     def line(self, i: int, operand: Callable[[int], str] | None = None) -> str:
         """Node ``i``'s assignment, each operand ``a`` written ``operand(a)`` (its name by default)."""

@@ -123,7 +123,7 @@ def programs(draw, n_inputs: int = 3, n_params: int = 2, max_ops: int = 14, cons
             operands = tuple(draw(st.one_of(recent, anywhere)) for _ in range(arity))
             if arity == 2 and draw(st.integers(0, 6)) == 0:
                 operands = (operands[0], operands[0])
-            attr = (draw(st.sampled_from(EXPONENTS)),) if op.params else ()
+            attr = (draw(st.sampled_from(EXPONENTS)),) if op.attr_names else ()
         program.append((name, operands, attr))
         slots += 1
     n_outputs = draw(st.integers(1, min(3, len(program))))

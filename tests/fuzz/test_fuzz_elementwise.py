@@ -44,7 +44,7 @@ def evaluate(function, batched, columns, fixed):
 def cases(name: str):
     op = ops.TABLE[name]
     arity = op.arity or 3
-    attrs = [(e,) for e in EXPONENTS + [-0.0, 5e-324]] if op.params else [()]
+    attrs = [(e,) for e in EXPONENTS + [-0.0, 5e-324]] if op.attr_names else [()]
     for attr in attrs:
         for batched in itertools.product([True, False], repeat=arity):
             if any(batched):
@@ -111,7 +111,7 @@ def test_ordinary_inputs_stay_within_the_fuzzing_budget(name):
         got = evaluate(program(name, (True, True), ()), (True, True), [x, y], ())
         want = np.array([op.eval(a, b) for a, b in zip(x.tolist(), y.tolist())])
     else:
-        exponents = [2, 3, -1, 0.5, 1.5, -2.5] if op.params else [None]
+        exponents = [2, 3, -1, 0.5, 1.5, -2.5] if op.attr_names else [None]
         parts = []
         for e in exponents:
             attr = (e,) if e is not None else ()
