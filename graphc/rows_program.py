@@ -23,7 +23,6 @@ split around the rows'.
 from __future__ import annotations
 
 import functools
-import math
 import threading
 from typing import NamedTuple
 
@@ -31,10 +30,10 @@ import numpy as np
 
 from . import autodiff, ops
 from .backends import Backend
-from .codegen import python as python_backend
 from .graph import Builder, Graph
 from .passes import VECTOR_PIPELINE, optimize
 from .passes.rows import RowSplit, recover_rows
+from .rows_kernels import outer_function, row_kernel, same
 from .walk import depth_first
 
 #: Below this many traced nodes compiling the scalar program is cheap: rows are not sought.
@@ -95,17 +94,21 @@ class RowsProgram:
         self.n_chains = split.n_chains
         self._rows: dict[int, tuple] = {}
         self._outers: dict[int, tuple] = {}
+        self._reached: dict[int, tuple[bool, ...]] = {}
         self._lock = threading.Lock()
         self.forward_chain = plans[0].chain or 0
         self._seed_guess = 0.0  # the last row seed: usually the next one too (1/n for a mean)
         self.source = self._rows_of(self.forward_chain)[1] + "\n" + self._outer_of(0)[1]
 
     def reached(self, output: int) -> tuple[bool, ...]:
-        chain = self.plans[output].chain
-        outer = self._outer_of(output)[2]
-        if chain is None:
-            return outer
-        return tuple(a or b for a, b in zip(self._rows_of(chain)[2], outer))
+        found = self._reached.get(output)
+        if found is None:
+            chain = self.plans[output].chain
+            found = self._outer_of(output)[2]
+            if chain is not None:
+                found = tuple(a or b for a, b in zip(self._rows_of(chain)[2], found))
+            self._reached[output] = found
+        return found
 
     def forward(self, inputs: list[float], params: list[float]) -> tuple[list[float], list]:
         """The outputs, and the state :meth:`gradients` needs."""
@@ -115,7 +118,8 @@ class RowsProgram:
         per_row = self._run_rows(self.forward_chain, cols, params_array, seed)
         sums = [self.split.row_sum(per_row[j], j) for j in range(self.n_chains)]
         outer_inputs = list(inputs) + sums
-        frame = self._outer_of(0)[0](outer_inputs, list(params))
+        outer = self._outer_of(0)[0]
+        frame = outer(outer_inputs, params_array if getattr(outer, "takes_arrays", False) else params)
         values = next(frame)
         return list(values), [cols, params_array, outer_inputs, frame, seed, per_row]
 
@@ -129,43 +133,42 @@ class RowsProgram:
         else:
             frame = None
         if frame is None:  # another output, or a second backward() of output 0: run it afresh
-            frame = function(outer_inputs, params.tolist())
+            frame = function(outer_inputs, params if getattr(function, "takes_arrays", False) else params.tolist())
             next(frame)
         outer = frame.send(seed)
         frame.close()
         outer_grads = np.array(outer[self.n_inputs:], dtype=np.float64)
         plan = self.plans[output]
         if plan.chain is None:
-            return [float(g) if r else None for g, r in zip(outer_grads.tolist(), outer_reached)]
+            return _or_none(outer_grads, outer_reached)
         d_total = float(outer[self.n_inputs - self.n_chains + plan.chain])
         if output == 0:
             self._seed_guess = d_total
-        if plan.chain != self.forward_chain or not _same(d_total, row_seed):
+        if plan.chain != self.forward_chain or not same(d_total, row_seed):
             per_row = self._run_rows(plan.chain, cols, params, d_total)
-        in_rows = np.array(self._rows_of(plan.chain)[2], dtype=bool)
-        grads = _add_rows(per_row[self.n_chains:], np.where(plan.before, outer_grads, -0.0))
+        kernel, _, _, in_rows = self._rows_of(plan.chain)
+        grads = kernel.add(per_row, np.where(plan.before, outer_grads, -0.0))
         grads = np.where(plan.after, grads + outer_grads, grads)
         grads = np.where(in_rows, grads, outer_grads)
-        return [float(g) if r else None for g, r in zip(grads.tolist(), self.reached(output))]
+        return _or_none(grads, self.reached(output))
 
     def _run_rows(self, chain: int, cols: np.ndarray, params: np.ndarray, seed: float) -> np.ndarray:
         """The per-row program of ``chain``: an (n_chains + n_params, n_rows) array, every
         chain's row values then the param gradients of ``chain``'s."""
-        n = cols.shape[1]
-        with np.errstate(all="ignore"):
-            per_row, _ = self._rows_of(chain)[0](cols, params, seed, n)
-        return np.asarray(per_row, dtype=np.float64)
+        return self._rows_of(chain)[0].run(cols, params, seed)
 
     def _rows_of(self, chain: int) -> tuple:
-        """(function, source, reached) of the per-row program differentiating ``chain``."""
+        """(kernel, source, reached, reached as an array) of the per-row program
+        differentiating ``chain``."""
         made = self._rows.get(chain)
         if made is None:
             with self._lock:
                 made = self._rows.get(chain)
                 if made is None:
                     joint = optimize(autodiff.grad(self._row_vector, chain, wrt_inputs=False), passes=VECTOR_PIPELINE)
-                    function, source = self.backend.generate(joint, f"{self.name}_rows", seed=joint.inputs[-1])
-                    made = self._rows[chain] = (function, source, _reached(joint, self.n_chains))
+                    kernel = row_kernel(self.backend, joint, f"{self.name}_rows", self.n_chains)
+                    reached = _reached(joint, self.n_chains)
+                    made = self._rows[chain] = (kernel, kernel.source, reached, np.array(reached, dtype=bool))
         return made
 
     def _outer_of(self, output: int) -> tuple:
@@ -177,24 +180,10 @@ class RowsProgram:
                 made = self._outers.get(output)
                 if made is None:
                     joint = optimize(autodiff.grad(self._outer_graph, output, wrt_inputs=True))
-                    function, source = python_backend.compile_graph(
-                        joint, f"{self.name}_outer", seed=joint.inputs[-1], n_forward=self.n_outputs)
+                    function, source = outer_function(self.backend, joint, f"{self.name}_outer", self.n_outputs)
                     reached = _reached(joint, self.n_outputs)[self.n_inputs:]
                     made = self._outers[output] = (function, source, tuple(reached))
         return made
-
-
-def _add_rows(rows: np.ndarray, first: np.ndarray) -> np.ndarray:
-    """For each param (a line of ``rows``, one column per row), ``first`` plus the rows' values
-    added last row first, one at a time.  Accumulating over axis 0 of a C-ordered array adds
-    whole lines in order, starting from the first (NumPy's pairwise summation only runs along
-    the contiguous axis, so there are always at least two columns; a reduction would start
-    from +0.0 and lose a -0.0; tests/test_rows.py checks this against a loop)."""
-    n_params, n_rows = rows.shape
-    acc = np.zeros((n_rows + 1, max(n_params, 2)))
-    acc[0, :n_params] = first
-    acc[1:, :n_params] = rows[:, ::-1].T
-    return np.add.accumulate(acc, axis=0, out=acc)[-1, :n_params]
 
 
 class RowsCall:
@@ -214,13 +203,14 @@ class RowsCall:
         return self.program.gradients(self.state, index, seed)
 
 
+def _or_none(grads: np.ndarray, reached: tuple[bool, ...]) -> list[float | None]:
+    """The gradients as floats, None where none reaches (usually every param is reached)."""
+    values = grads.tolist()
+    return values if all(reached) else [g if r else None for g, r in zip(values, reached)]
+
+
 def _reached(joint: Graph, n_forward: int) -> list[bool]:
     return [joint.ops[o] != "const" for o in joint.outputs[n_forward:]]
-
-
-def _same(a: float, b: float) -> bool:
-    """Equal bit for bit (nan never: it is recomputed)."""
-    return a == b and math.copysign(1.0, a) == math.copysign(1.0, b)
 
 
 def _read_twice(row: Graph) -> bool:

@@ -16,7 +16,8 @@ from graphc.graph import Builder
 from graphc.nn import MLP
 from graphc.passes.rows import ROWS_INPUT, recover_rows
 from graphc.backends import resolve
-from graphc.rows_program import _add_rows, rows_program
+from graphc.rows_kernels import add_rows
+from graphc.rows_program import rows_program
 
 #: These losses read captured NumPy data, as micrograd's demo does: frozen, and said so
 #: (tests/test_guards.py checks the warning).
@@ -197,7 +198,7 @@ def test_rows_are_added_in_order_one_at_a_time(n_params):
     expected = first.copy()
     for r in range(rows.shape[1] - 1, -1, -1):
         expected += rows[:, r]
-    assert _add_rows(rows, first).tobytes() == expected.tobytes()
+    assert add_rows(rows, first).tobytes() == expected.tobytes()
 
 
 def _chain_of_rows(n_rows: int, row_size: int):
