@@ -1,24 +1,29 @@
 """A full-batch loss run as one per-row program over a table, bit for bit as the scalar program.
 
-:func:`graphc.passes.rows.recover_rows` splits a traced graph into a per-row graph, a table
-of columns and an outer graph (the row sum's consumer: the mean, an L2 term).  Here the two
-graphs are compiled for a batched backend (NumPy or C) -- the per-row graph once, forward
-and gradient, with per-row outputs; the outer graph as a batch of one -- and
-:class:`RowsProgram` runs them so that every number equals what the unrolled scalar program
-computes (``graphc.compile(fn, backend="python")``):
+:func:`graphc.passes.rows.recover_rows` splits a traced graph into a per-row graph (one
+output per sum chain: micrograd's demo sums its losses and, from the same scores, its
+accuracy's hits), a table of columns and an outer graph (the row sums' consumer: the mean,
+an L2 term, the accuracy's division, the guards).  Here the two graphs are compiled for a
+batched backend (NumPy or C; :mod:`graphc.rows_kernels`) -- the per-row graph with the
+gradient of one chain's output, with per-row outputs; the outer graph as a batch of one --
+and :class:`RowsProgram` runs them so that every number equals what the unrolled scalar
+program computes (``graphc.compile(fn, backend="python")``):
 
-* the row sum adds the rows first to last from the sum's start (Python's 0);
+* each row sum adds the rows first to last from the sum's start (Python's 0);
 * the per-row program gets the scalar program's per-row cotangent: the outer graph's
   gradient with respect to the row sum;
 * a param's gradient adds its contributions in the order reverse mode reaches them in the
   scalar program: the rows last to first (``backward()`` visits the sum's terms last
   first), after or before the outer graph's contributions, as the outer graph says
-  (:func:`_arrival`).  Rows are added with ``np.add.accumulate``, which is sequential.
+  (:func:`_plan`), one addition at a time.
+* each output's gradient is its own (``backward()`` of the loss never mixes in the
+  accuracy's): it comes from the rows of the one chain whose gradient reaches it, if any
+  (a comparison's 0/1 passes no gradient on).
 
 :func:`rows_program` answers None where this cannot be exact: the graph has no rows, a
 param is read twice in one row (the scalar program adds those two contributions in
-between the other rows'), or the outer graph's contributions to a param would have to be
-split around the rows'.
+between the other rows'), the outer graph's contributions to a param would have to be
+split around the rows', or two chains' rows send gradients to one output.
 """
 from __future__ import annotations
 
@@ -48,6 +53,7 @@ class Plan(NamedTuple):
     chain: int | None
     before: np.ndarray
     after: np.ndarray
+    some_after: bool
 
 
 def rows_program(graph: Graph, backend: Backend, numerics: str = "exact", name: str = "fn",
@@ -95,6 +101,10 @@ class RowsProgram:
         self._rows: dict[int, tuple] = {}
         self._outers: dict[int, tuple] = {}
         self._reached: dict[int, tuple[bool, ...]] = {}
+        # the columns, when all are captured constants: the same (read-only) array every call
+        self._table_cols = split.columns(np.empty(0)) if not split.input_index.size else None
+        if self._table_cols is not None:
+            self._table_cols.flags.writeable = False
         self._lock = threading.Lock()
         self.forward_chain = plans[0].chain or 0
         self._seed_guess = 0.0  # the last row seed: usually the next one too (1/n for a mean)
@@ -113,7 +123,8 @@ class RowsProgram:
     def forward(self, inputs: list[float], params: list[float]) -> tuple[list[float], list]:
         """The outputs, and the state :meth:`gradients` needs."""
         params_array = np.asarray(params, dtype=np.float64)
-        cols = self.split.columns(np.asarray(inputs, dtype=np.float64))
+        cols = self._table_cols if self._table_cols is not None else \
+            self.split.columns(np.asarray(inputs, dtype=np.float64))
         seed = self._seed_guess
         per_row = self._run_rows(self.forward_chain, cols, params_array, seed)
         sums = [self.split.row_sum(per_row[j], j) for j in range(self.n_chains)]
@@ -148,8 +159,10 @@ class RowsProgram:
             per_row = self._run_rows(plan.chain, cols, params, d_total)
         kernel, _, _, in_rows = self._rows_of(plan.chain)
         grads = kernel.add(per_row, np.where(plan.before, outer_grads, -0.0))
-        grads = np.where(plan.after, grads + outer_grads, grads)
-        grads = np.where(in_rows, grads, outer_grads)
+        if plan.some_after:
+            grads = np.where(plan.after, grads + outer_grads, grads)
+        if in_rows is not None:
+            grads = np.where(in_rows, grads, outer_grads)
         return _or_none(grads, self.reached(output))
 
     def _run_rows(self, chain: int, cols: np.ndarray, params: np.ndarray, seed: float) -> np.ndarray:
@@ -158,8 +171,8 @@ class RowsProgram:
         return self._rows_of(chain)[0].run(cols, params, seed)
 
     def _rows_of(self, chain: int) -> tuple:
-        """(kernel, source, reached, reached as an array) of the per-row program
-        differentiating ``chain``."""
+        """(kernel, source, reached, reached as an array or None if all are) of the per-row
+        program differentiating ``chain``."""
         made = self._rows.get(chain)
         if made is None:
             with self._lock:
@@ -168,7 +181,8 @@ class RowsProgram:
                     joint = optimize(autodiff.grad(self._row_vector, chain, wrt_inputs=False), passes=VECTOR_PIPELINE)
                     kernel = row_kernel(self.backend, joint, f"{self.name}_rows", self.n_chains)
                     reached = _reached(joint, self.n_chains)
-                    made = self._rows[chain] = (kernel, kernel.source, reached, np.array(reached, dtype=bool))
+                    in_rows = None if all(reached) else np.array(reached, dtype=bool)
+                    made = self._rows[chain] = (kernel, kernel.source, reached, in_rows)
         return made
 
     def _outer_of(self, output: int) -> tuple:
@@ -245,7 +259,7 @@ def _plan(outer: Graph, output: int, rows_inputs: list[int], live: list[bool]) -
     if len(chains) > 1:
         return None
     if not chains:
-        return Plan(None, np.ones(n, dtype=bool), np.zeros(n, dtype=bool))
+        return Plan(None, np.ones(n, dtype=bool), np.zeros(n, dtype=bool), False)
     cut = order.index(rows_inputs[chains[0]])
     before, after = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
     for k, p in enumerate(outer.params):
@@ -254,7 +268,7 @@ def _plan(outer: Graph, output: int, rows_inputs: list[int], live: list[bool]) -
         if n_after > 1 or n_after and len(senders) > n_after:
             return None
         before[k], after[k] = n_after == 0 and bool(senders), n_after == 1
-    return Plan(chains[0], before, after)
+    return Plan(chains[0], before, after, bool(after.any()))
 
 
 def _contributions(graph: Graph, output: int) -> tuple[list[int], dict[int, list[int]]]:

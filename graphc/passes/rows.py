@@ -5,14 +5,18 @@ traces into an unrolled scalar graph: one copy of the per-row computation per ro
 reading its own constants (the captured data) or inputs, all reading the same params,
 added up by a left-to-right chain ``((start + l0) + l1) + ...`` (Python's ``sum`` starts
 from ``0``; :mod:`~graphc.passes.flatten` may have made the chain one n-ary ``sum``).
-:func:`recover_rows` finds that chain and splits the graph into
+:func:`recover_rows` finds that chain (and the chains of as many rows whose first rows share
+nodes with its own) and splits the graph into
 
 * ``row``: one row's computation as a Graph -- its inputs are the row's *columns* (the
-  leaves that differ from row to row), its params all the graph's params;
+  leaves that differ from row to row), its params all the graph's params, its outputs the
+  row's term in each chain (one chain, or several whose rows share nodes: micrograd's demo
+  sums the losses and, from the same scores, the accuracy's hits);
 * ``table``: the columns' numbers, one line per row (captured constants) and
   ``input_index``: the positions, in ``graph.inputs``, of the columns read from inputs;
-* ``outer``: the graph with the chain's row part replaced by one new last input (the rows'
-  sum): what combines the reduction with param-only terms (an L2 term) into the outputs.
+* ``outer``: the graph with each chain's row part replaced by one new input (the rows'
+  sum), after the graph's inputs: what combines the reductions with param-only terms (an
+  L2 term) into the outputs.
 
 **When it answers None** (cheaply, for most graphs): no sum chain of at least ``min_rows``
 terms of one shape; rows that differ in structure or in which params they read; a row node
@@ -23,12 +27,12 @@ subexpression elimination would share it across rows), two rows equal on all the
 one of their nodes reads (shared likewise), a row node computed from constants alone
 (constant folding evaluates it at compile time), and two row nodes of the same shape.
 
-**How.**  The first row's cone (its non-leaf nodes) is the template.  Every other row is
-checked against it in lockstep from its root down: same op, parameters, arity and use
-count at every position, the same param at every param operand, and a const (or an
-input) wherever the template has one, whose value (or input position) goes in the table.
-Use counts make the match a bijection onto nodes that only their row uses.  One loop per
-node, no recursion: linear in the graph's size.
+**How.**  The first row's cone (its non-leaf nodes, under every chain's first term) is the
+template.  Every other row is checked against it in lockstep from its roots down: same
+op, parameters, arity and use count at every position, the same param at every param
+operand, and a const (or an input) wherever the template has one, whose value (or input
+position) goes in the table.  Use counts make the match a bijection onto nodes that only
+their row uses.  One loop per node, no recursion: linear in the graph's size.
 """
 from __future__ import annotations
 
