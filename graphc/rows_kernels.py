@@ -103,17 +103,24 @@ class NativeKernel:
         self.source = source + extra.replace("FREE_NAME", self.free_name)
         self._kernel = load(self.source, entry)
         self._sums = np.empty(max(n_sums, 1))
+        self._sums_at = self._sums.ctypes.data
+        self._fixed: tuple = (None, 0)  # the read-only columns of the latest call, and their address
 
     def run(self, cols: np.ndarray, params: np.ndarray, seed: float) -> np.ndarray:
         """The (n_outputs, n_rows) values of the kernel on ``cols`` (n_inputs, n_rows)."""
         n = cols.shape[1]
-        cols = np.ascontiguousarray(cols, dtype=np.float64)
+        fixed, at = self._fixed
+        if cols is not fixed:  # the table's columns are one read-only array, called with again and again
+            cols = np.ascontiguousarray(cols, dtype=np.float64)
+            at = cols.ctypes.data
+            if not cols.flags.writeable:
+                self._fixed = (cols, at)
         params = np.ascontiguousarray(params, dtype=np.float64)
         if cols.shape[0] != self.n_inputs or params.ndim != 1:  # the kernel reads raw memory
             raise GraphcError(f"the rows' C kernel takes {self.n_inputs} columns and a vector of params; got "
                               f"{cols.shape} and {params.shape} (a graphc bug)")
         per_row = np.empty((self.n_outputs, n))
-        self._kernel(cols.ctypes.data, params.ctypes.data, seed, n, per_row.ctypes.data, self._sums.ctypes.data)
+        self._kernel(at, params.ctypes.data, seed, n, per_row.ctypes.data, self._sums_at)
         return per_row
 
 

@@ -101,6 +101,7 @@ class RowsProgram:
         self._rows: dict[int, tuple] = {}
         self._outers: dict[int, tuple] = {}
         self._reached: dict[int, tuple[bool, ...]] = {}
+        self._all_reached: dict[int, bool] = {}
         # the columns, when all are captured constants: the same (read-only) array every call
         self._table_cols = split.columns(np.empty(0)) if not split.input_index.size else None
         if self._table_cols is not None:
@@ -117,6 +118,7 @@ class RowsProgram:
             found = self._outer_of(output)[2]
             if chain is not None:
                 found = tuple(a or b for a, b in zip(self._rows_of(chain)[2], found))
+            self._all_reached[output] = all(found)
             self._reached[output] = found
         return found
 
@@ -151,7 +153,7 @@ class RowsProgram:
         outer_grads = np.array(outer[self.n_inputs:], dtype=np.float64)
         plan = self.plans[output]
         if plan.chain is None:
-            return _or_none(outer_grads, outer_reached)
+            return _or_none(outer_grads, None if all(outer_reached) else outer_reached)
         d_total = float(outer[self.n_inputs - self.n_chains + plan.chain])
         if output == 0:
             self._seed_guess = d_total
@@ -163,7 +165,8 @@ class RowsProgram:
             grads = np.where(plan.after, grads + outer_grads, grads)
         if in_rows is not None:
             grads = np.where(in_rows, grads, outer_grads)
-        return _or_none(grads, self.reached(output))
+        reached = self.reached(output)
+        return _or_none(grads, None if self._all_reached[output] else reached)
 
     def _run_rows(self, chain: int, cols: np.ndarray, params: np.ndarray, seed: float) -> np.ndarray:
         """The per-row program of ``chain``: an (n_chains + n_params, n_rows) array, every
@@ -217,10 +220,10 @@ class RowsCall:
         return self.program.gradients(self.state, index, seed)
 
 
-def _or_none(grads: np.ndarray, reached: tuple[bool, ...]) -> list[float | None]:
-    """The gradients as floats, None where none reaches (usually every param is reached)."""
+def _or_none(grads: np.ndarray, reached: tuple[bool, ...] | None) -> list[float | None]:
+    """The gradients as floats, None where none reaches (``reached`` None: every param)."""
     values = grads.tolist()
-    return values if all(reached) else [g if r else None for g, r in zip(values, reached)]
+    return values if reached is None else [g if r else None for g, r in zip(values, reached)]
 
 
 def _reached(joint: Graph, n_forward: int) -> list[bool]:
