@@ -1,42 +1,59 @@
 """A full-batch loss run as one per-row program over a table, bit for bit as the scalar program.
 
-:func:`graphc.passes.rows.recover_rows` splits a traced graph into a per-row graph, a table
-of columns and an outer graph (the row sum's consumer: the mean, an L2 term).  Here the two
-graphs are compiled for a batched backend (NumPy or C) -- the per-row graph once, forward
-and gradient, with per-row outputs; the outer graph as a batch of one -- and
-:class:`RowsProgram` runs them so that every number equals what the unrolled scalar program
-computes (``graphc.compile(fn, backend="python")``):
+:func:`graphc.passes.rows.recover_rows` splits a traced graph into a per-row graph (one
+output per sum chain: micrograd's demo sums its losses and, from the same scores, its
+accuracy's hits), a table of columns and an outer graph (the row sums' consumer: the mean,
+an L2 term, the accuracy's division, the guards).  Here the two graphs are compiled for a
+batched backend (NumPy or C; :mod:`graphc.rows_kernels`) -- the per-row graph with the
+gradient of one chain's output, with per-row outputs; the outer graph as a batch of one --
+and :class:`RowsProgram` runs them so that every number equals what the unrolled scalar
+program computes (``graphc.compile(fn, backend="python")``):
 
-* the row sum adds the rows first to last from the sum's start (Python's 0);
+* each row sum adds the rows first to last from the sum's start (Python's 0);
 * the per-row program gets the scalar program's per-row cotangent: the outer graph's
   gradient with respect to the row sum;
 * a param's gradient adds its contributions in the order reverse mode reaches them in the
   scalar program: the rows last to first (``backward()`` visits the sum's terms last
   first), after or before the outer graph's contributions, as the outer graph says
-  (:func:`_arrival`).  Rows are added with ``np.add.accumulate``, which is sequential.
+  (:func:`_plan`), one addition at a time.
+* each output's gradient is its own (``backward()`` of the loss never mixes in the
+  accuracy's): it comes from the rows of the one chain whose gradient reaches it, if any
+  (a comparison's 0/1 passes no gradient on).
 
 :func:`rows_program` answers None where this cannot be exact: the graph has no rows, a
 param is read twice in one row (the scalar program adds those two contributions in
-between the other rows'), or the outer graph's contributions to a param would have to be
-split around the rows'.
+between the other rows'), the outer graph's contributions to a param would have to be
+split around the rows', or two chains' rows send gradients to one output.
 """
 from __future__ import annotations
 
-import math
-from typing import Any
+import functools
+import threading
+from typing import NamedTuple
 
 import numpy as np
 
 from . import autodiff, ops
 from .backends import Backend
-from .codegen import python as python_backend
 from .graph import Builder, Graph
 from .passes import VECTOR_PIPELINE, optimize
 from .passes.rows import RowSplit, recover_rows
+from .rows_kernels import outer_function, row_kernel, same
 from .walk import depth_first
 
 #: Below this many traced nodes compiling the scalar program is cheap: rows are not sought.
 MIN_NODES = 2000
+
+
+class Plan(NamedTuple):
+    """How one output's gradient is made: ``chain``, the one sum chain whose rows send it
+    gradients (None: no row does), and per param whether the outer graph's contributions
+    arrive ``before`` or ``after`` the rows' in the scalar program (:func:`_plan`)."""
+
+    chain: int | None
+    before: np.ndarray
+    after: np.ndarray
+    some_after: bool
 
 
 def rows_program(graph: Graph, backend: Backend, numerics: str = "exact", name: str = "fn",
@@ -44,7 +61,7 @@ def rows_program(graph: Graph, backend: Backend, numerics: str = "exact", name: 
     """The traced ``graph`` as a :class:`RowsProgram` on ``backend`` (one that generates
     batched code: NumPy or C), or None where it has no rows or they cannot be run exactly
     (see the module docstring)."""
-    if not backend.generates_batches or numerics != "exact" or len(graph) < min_nodes or len(graph.outputs) != 1:
+    if not backend.generates_batches or numerics != "exact" or len(graph) < min_nodes:
         return None
     split = recover_rows(graph)
     if split is None:
@@ -53,93 +70,137 @@ def rows_program(graph: Graph, backend: Backend, numerics: str = "exact", name: 
     if _read_twice(row):
         return None
     outer = optimize(split.outer)
-    order = _arrival(outer, outer.inputs[-1])
-    if order is None:
+    rows_inputs = outer.inputs[len(outer.inputs) - split.n_chains:]
+    live = [_reaches_a_param(row, j) for j in range(split.n_chains)]
+    plans = [_plan(outer, o, rows_inputs, live) for o in range(len(outer.outputs))]
+    if any(plan is None for plan in plans):
         return None
-    return RowsProgram(split, row, outer, order, backend, name)
+    return RowsProgram(split, row, outer, plans, backend, name)
 
 
 class RowsProgram:
     """Compiled per-row and outer programs; ``forward`` then ``gradients`` (see the module
-    docstring).  ``reached[k]`` is False where no gradient reaches param ``k``.
+    docstring).  ``reached(output)[k]`` is False where no gradient of ``output`` reaches
+    param ``k``.
 
-    The per-row program runs on the batched backend; the outer graph (small: the mean, an L2
-    term) as a Python generator like a scalar call's, forward and backward in one frame.
+    The per-row program runs on the batched backend: every chain's per-row values, and the
+    gradient of one chain's (one program per chain that some output differentiates, made on
+    first use).  The outer graph (small: the mean, an L2 term, the accuracy's division, the
+    guards) runs as a Python generator like a scalar call's, forward and backward in one
+    frame, one per output differentiated.
     """
 
-    def __init__(self, split: RowSplit, row: Graph, outer: Graph, order: list[str], backend: Backend,
+    def __init__(self, split: RowSplit, row: Graph, outer: Graph, plans: list[Plan], backend: Backend,
                  name: str) -> None:
-        self.split = split
-        self.row_joint = _joint(row)
-        self._row, self.row_source = backend.generate(self.row_joint, f"{name}_rows", seed=self.row_joint.inputs[-1])
+        self.split, self.plans, self.backend, self.name = split, plans, backend, name
+        self._row_vector = optimize(row, passes=VECTOR_PIPELINE)
+        self._outer_graph = outer
         self.n_outputs = len(outer.outputs)
-        self.n_inputs = len(outer.inputs)  # the graph's inputs, then the row sum
-        self.outer_joint = optimize(autodiff.grad(outer, 0, wrt_inputs=True))
-        self._outer, self.outer_source = python_backend.compile_graph(
-            self.outer_joint, f"{name}_outer", seed=self.outer_joint.inputs[-1], n_forward=self.n_outputs)
-        row_reached = _reached(self.row_joint, 1)
-        outer_reached = _reached(self.outer_joint, self.n_outputs)[self.n_inputs:]
-        self.in_rows = np.array(row_reached, dtype=bool)
-        self.reached = tuple(a or b for a, b in zip(row_reached, outer_reached))
-        self.before = np.array([o == "before" for o in order], dtype=bool)
-        self.after = np.array([o == "after" for o in order], dtype=bool)
+        self.n_inputs = len(outer.inputs)  # the graph's inputs, then each chain's row sum
+        self.n_chains = split.n_chains
+        self._rows: dict[int, tuple] = {}
+        self._outers: dict[int, tuple] = {}
+        self._reached: dict[int, tuple[bool, ...]] = {}
+        self._all_reached: dict[int, bool] = {}
+        # the columns, when all are captured constants: the same (read-only) array every call
+        self._table_cols = split.columns(np.empty(0)) if not split.input_index.size else None
+        if self._table_cols is not None:
+            self._table_cols.flags.writeable = False
+        self._lock = threading.Lock()
+        self.forward_chain = plans[0].chain or 0
         self._seed_guess = 0.0  # the last row seed: usually the next one too (1/n for a mean)
+        self.source = self._rows_of(self.forward_chain)[1] + "\n" + self._outer_of(0)[1]
 
-    @property
-    def source(self) -> str:
-        return self.row_source + "\n" + self.outer_source
+    def reached(self, output: int) -> tuple[bool, ...]:
+        found = self._reached.get(output)
+        if found is None:
+            chain = self.plans[output].chain
+            found = self._outer_of(output)[2]
+            if chain is not None:
+                found = tuple(a or b for a, b in zip(self._rows_of(chain)[2], found))
+            self._all_reached[output] = all(found)
+            self._reached[output] = found
+        return found
 
     def forward(self, inputs: list[float], params: list[float]) -> tuple[list[float], list]:
         """The outputs, and the state :meth:`gradients` needs."""
         params_array = np.asarray(params, dtype=np.float64)
-        cols = self.split.columns(np.asarray(inputs, dtype=np.float64))
+        cols = self._table_cols if self._table_cols is not None else \
+            self.split.columns(np.asarray(inputs, dtype=np.float64))
         seed = self._seed_guess
-        per_row = self._run_rows(cols, params_array, seed)
-        outer_inputs = list(inputs) + [self.split.row_sum(per_row[0])]
-        frame = self._outer(outer_inputs, list(params))
+        per_row = self._run_rows(self.forward_chain, cols, params_array, seed)
+        sums = [self.split.row_sum(per_row[j], j) for j in range(self.n_chains)]
+        outer_inputs = list(inputs) + sums
+        outer = self._outer_of(0)[0]
+        frame = outer(outer_inputs, params_array if getattr(outer, "takes_arrays", False) else params)
         values = next(frame)
         return list(values), [cols, params_array, outer_inputs, frame, seed, per_row]
 
-    def gradients(self, state: list, seed: float) -> list[float | None]:
-        """``seed`` times the gradient of the output with respect to each param, in the
+    def gradients(self, state: list, output: int, seed: float) -> list[float | None]:
+        """``seed`` times the gradient of ``output`` with respect to each param, in the
         scalar program's numbers; None where no gradient reaches a param."""
         cols, params, outer_inputs, frame, row_seed, per_row = state
-        state[3] = None
-        if frame is None:  # a second backward() of the same output: run it afresh
-            frame = self._outer(outer_inputs, params.tolist())
+        function, _, outer_reached = self._outer_of(output)
+        if output == 0:
+            state[3] = None
+        else:
+            frame = None
+        if frame is None:  # another output, or a second backward() of output 0: run it afresh
+            frame = function(outer_inputs, params if getattr(function, "takes_arrays", False) else params.tolist())
             next(frame)
         outer = frame.send(seed)
         frame.close()
-        d_total = float(outer[self.n_inputs - 1])
-        self._seed_guess = d_total
-        if not _same(d_total, row_seed):
-            per_row = self._run_rows(cols, params, d_total)
         outer_grads = np.array(outer[self.n_inputs:], dtype=np.float64)
-        grads = _add_rows(per_row[1:], np.where(self.before, outer_grads, -0.0))
-        grads = np.where(self.after, grads + outer_grads, grads)
-        grads = np.where(self.in_rows, grads, outer_grads)
-        return [float(g) if r else None for g, r in zip(grads.tolist(), self.reached)]
+        plan = self.plans[output]
+        if plan.chain is None:
+            return _or_none(outer_grads, None if all(outer_reached) else outer_reached)
+        d_total = float(outer[self.n_inputs - self.n_chains + plan.chain])
+        if output == 0:
+            self._seed_guess = d_total
+        if plan.chain != self.forward_chain or not same(d_total, row_seed):
+            per_row = self._run_rows(plan.chain, cols, params, d_total)
+        kernel, _, _, in_rows = self._rows_of(plan.chain)
+        grads = kernel.add(per_row, np.where(plan.before, outer_grads, -0.0))
+        if plan.some_after:
+            grads = np.where(plan.after, grads + outer_grads, grads)
+        if in_rows is not None:
+            grads = np.where(in_rows, grads, outer_grads)
+        reached = self.reached(output)
+        return _or_none(grads, None if self._all_reached[output] else reached)
 
-    def _run_rows(self, cols: np.ndarray, params: np.ndarray, seed: float) -> np.ndarray:
-        """The per-row program: an (1 + n_params, n_rows) array, the rows' values then their
-        param gradients."""
-        n = cols.shape[1]
-        with np.errstate(all="ignore"):
-            per_row, _ = self._row(cols, params, seed, n)
-        return np.asarray(per_row, dtype=np.float64)
+    def _run_rows(self, chain: int, cols: np.ndarray, params: np.ndarray, seed: float) -> np.ndarray:
+        """The per-row program of ``chain``: an (n_chains + n_params, n_rows) array, every
+        chain's row values then the param gradients of ``chain``'s."""
+        return self._rows_of(chain)[0].run(cols, params, seed)
 
+    def _rows_of(self, chain: int) -> tuple:
+        """(kernel, source, reached, reached as an array or None if all are) of the per-row
+        program differentiating ``chain``."""
+        made = self._rows.get(chain)
+        if made is None:
+            with self._lock:
+                made = self._rows.get(chain)
+                if made is None:
+                    joint = optimize(autodiff.grad(self._row_vector, chain, wrt_inputs=False), passes=VECTOR_PIPELINE)
+                    kernel = row_kernel(self.backend, joint, f"{self.name}_rows", self.n_chains)
+                    reached = _reached(joint, self.n_chains)
+                    in_rows = None if all(reached) else np.array(reached, dtype=bool)
+                    made = self._rows[chain] = (kernel, kernel.source, reached, in_rows)
+        return made
 
-def _add_rows(rows: np.ndarray, first: np.ndarray) -> np.ndarray:
-    """For each param (a line of ``rows``, one column per row), ``first`` plus the rows' values
-    added last row first, one at a time.  Accumulating over axis 0 of a C-ordered array adds
-    whole lines in order, starting from the first (NumPy's pairwise summation only runs along
-    the contiguous axis, so there are always at least two columns; a reduction would start
-    from +0.0 and lose a -0.0; tests/test_rows.py checks this against a loop)."""
-    n_params, n_rows = rows.shape
-    acc = np.zeros((n_rows + 1, max(n_params, 2)))
-    acc[0, :n_params] = first
-    acc[1:, :n_params] = rows[:, ::-1].T
-    return np.add.accumulate(acc, axis=0, out=acc)[-1, :n_params]
+    def _outer_of(self, output: int) -> tuple:
+        """(function, source, reached) of the outer graph's forward and gradient of ``output``
+        with respect to its inputs and params (``reached``: the params only)."""
+        made = self._outers.get(output)
+        if made is None:
+            with self._lock:
+                made = self._outers.get(output)
+                if made is None:
+                    joint = optimize(autodiff.grad(self._outer_graph, output, wrt_inputs=True))
+                    function, source = outer_function(self.backend, joint, f"{self.name}_outer", self.n_outputs)
+                    reached = _reached(joint, self.n_outputs)[self.n_inputs:]
+                    made = self._outers[output] = (function, source, tuple(reached))
+        return made
 
 
 class RowsCall:
@@ -156,22 +217,17 @@ class RowsCall:
         return f"{self.name}[{index}]"
 
     def gradients(self, index: int, seed: float) -> list[float | None]:
-        return self.program.gradients(self.state, seed)
+        return self.program.gradients(self.state, index, seed)
 
 
-def _joint(forward: Graph) -> Graph:
-    """Re-rolled forward and param gradient, as ``Compiled`` builds its batched programs."""
-    vector = optimize(forward, passes=VECTOR_PIPELINE)
-    return optimize(autodiff.grad(vector, 0, wrt_inputs=False), passes=VECTOR_PIPELINE)
+def _or_none(grads: np.ndarray, reached: tuple[bool, ...] | None) -> list[float | None]:
+    """The gradients as floats, None where none reaches (``reached`` None: every param)."""
+    values = grads.tolist()
+    return values if reached is None else [g if r else None for g, r in zip(values, reached)]
 
 
 def _reached(joint: Graph, n_forward: int) -> list[bool]:
     return [joint.ops[o] != "const" for o in joint.outputs[n_forward:]]
-
-
-def _same(a: float, b: float) -> bool:
-    """Equal bit for bit (nan never: it is recomputed)."""
-    return a == b and math.copysign(1.0, a) == math.copysign(1.0, b)
 
 
 def _read_twice(row: Graph) -> bool:
@@ -187,42 +243,54 @@ def _read_twice(row: Graph) -> bool:
     return False
 
 
-def _arrival(outer: Graph, rows_input: int) -> list[str] | None:
-    """For each param, where the outer graph's gradient contributions arrive relative to the
-    rows' in reverse mode: "before" (any number), "after" (exactly one), or "none"; None if
-    some param has them on both sides or several after.  Reverse mode processes nodes in
-    reversed eager order; the row sum's input stands where the rows' block was."""
-    order = depth_first((outer.outputs[0],), outer.args.__getitem__)
-    if rows_input not in order:
+def _reaches_a_param(row: Graph, output: int) -> bool:
+    """Whether a gradient flows from row output ``output`` to some param (not from a
+    comparison's 0/1, whose derivative is zero)."""
+    _, receives = _contributions(row, output)
+    return any(p in receives for p in row.params)
+
+
+def _plan(outer: Graph, output: int, rows_inputs: list[int], live: list[bool]) -> Plan | None:
+    """For each param, where the outer graph's gradient contributions to ``output`` arrive
+    relative to the rows' in reverse mode: "before" (any number), "after" (exactly one), or
+    none; None if some param has them on both sides or several after, or if the gradients
+    of two chains' rows reach ``output``.  Reverse mode processes nodes in reversed eager
+    order; a chain's row-sum input stands where its rows' block was."""
+    order, receives = _contributions(outer, output)
+    chains = [j for j, node in enumerate(rows_inputs) if node in receives and live[j]]
+    n = len(outer.params)
+    if len(chains) > 1:
         return None
-    cut = order.index(rows_input)
-    flows: dict[tuple, list[bool]] = {}
-    receives = {outer.outputs[0]}
-    counts = {p: [0, 0] for p in outer.params}
+    if not chains:
+        return Plan(None, np.ones(n, dtype=bool), np.zeros(n, dtype=bool), False)
+    cut = order.index(rows_inputs[chains[0]])
+    before, after = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+    for k, p in enumerate(outer.params):
+        senders = receives.get(p, ())
+        n_after = sum(position < cut for position in senders)
+        if n_after > 1 or n_after and len(senders) > n_after:
+            return None
+        before[k], after[k] = n_after == 0 and bool(senders), n_after == 1
+    return Plan(chains[0], before, after, bool(after.any()))
+
+
+def _contributions(graph: Graph, output: int) -> tuple[list[int], dict[int, list[int]]]:
+    """The cone of ``output`` in eager order, and for each node that receives gradient
+    contributions in reverse mode, the positions (in that order) of the nodes sending them."""
+    args = graph.args
+    order = depth_first((graph.outputs[output],), args.__getitem__)
+    receives: dict[int, list[int]] = {graph.outputs[output]: []}
     for position in range(len(order) - 1, -1, -1):
         i = order[position]
-        if i not in receives or not outer.args[i]:
+        if i not in receives or not args[i]:
             continue
-        key = (outer.ops[i], outer.attrs[i], len(outer.args[i]))
-        if key not in flows:
-            flows[key] = _flows(*key)
-        for a, flow in zip(outer.args[i], flows[key]):
+        for a, flow in zip(args[i], _flows(graph.ops[i], graph.attrs[i], len(args[i]))):
             if flow:
-                receives.add(a)
-                if a in counts:
-                    counts[a][position < cut] += 1
-    result = []
-    for p in outer.params:
-        before, after = counts[p]
-        if after == 0:
-            result.append("before" if before else "none")
-        elif after == 1 and before == 0:
-            result.append("after")
-        else:
-            return None
-    return result
+                receives.setdefault(a, []).append(position)
+    return order, receives
 
 
+@functools.lru_cache(maxsize=None)
 def _flows(op: str, attr: tuple, arity: int) -> list[bool]:
     """For each operand of an ``op`` node, whether its vjp rule sends it a contribution (tried
     on a scratch graph: the rules decide, e.g. ``step`` sends none)."""

@@ -185,7 +185,7 @@ def test_micrograd_demo_loss_compiled_as_written_equals_eager_for_100_steps():
         history = train(loss, model, 100)
     assert [h[0] for h in history] == MICROGRAD_LOSSES
     assert [h[1] for h in history] == MICROGRAD_ACCURACY and all(type(h[1]) is float for h in history)
-    assert loss.trace_count == 1
+    assert loss.trace_count == 1 and loss._latest.rows is not None  # one per-row program (tests/test_rows.py)
 
 
 def test_a_small_demo_loss_compiled_equals_eager_at_every_step():

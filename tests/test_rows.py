@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 
 import graphc
-from graphc import Value
+from graphc import Value, demo
 from graphc.codegen.c import find_compiler
 from graphc.graph import Builder
 from graphc.nn import MLP
-from graphc.passes.rows import ROWS_INPUT, recover_rows
+from graphc.passes.rows import ROWS_INPUT, recover_rows, rows_input_name
 from graphc.backends import resolve
-from graphc.rows_program import _add_rows, rows_program
+from graphc.rows_kernels import add_rows
+from graphc.rows_program import rows_program
 
 #: These losses read captured NumPy data, as micrograd's demo does: frozen, and said so
 #: (tests/test_guards.py checks the warning).
@@ -197,7 +198,7 @@ def test_rows_are_added_in_order_one_at_a_time(n_params):
     expected = first.copy()
     for r in range(rows.shape[1] - 1, -1, -1):
         expected += rows[:, r]
-    assert _add_rows(rows, first).tobytes() == expected.tobytes()
+    assert add_rows(rows, first).tobytes() == expected.tobytes()
 
 
 def _chain_of_rows(n_rows: int, row_size: int):
@@ -224,3 +225,133 @@ def test_recover_rows_is_linear_and_has_no_recursion():
         timings.append(time.perf_counter() - start)
         assert split is not None and split.n_rows == len(graph) // 10
     assert timings[1] < 25 * timings[0]  # 10x the nodes: about 10x the time, never 100x
+
+
+# -- several outputs: micrograd's demo loss returns (total_loss, accuracy) -----------------
+
+def _demo_train(loss, model, steps):
+    """demo.ipynb's loop: the loss and accuracy, zero_grad, backward, SGD at its rate."""
+    history = []
+    for k in range(steps):
+        total_loss, acc = loss()
+        model.zero_grad()
+        total_loss.backward()
+        for p in model.parameters():
+            p.data -= (1.0 - 0.9 * k / 100) * p.grad
+        history.append((total_loss.data, acc))
+    return history
+
+
+def test_the_demo_loss_and_accuracy_are_two_chains_of_one_row_program():
+    X, y, model = make_data()
+    split = recover_rows(graphc.trace(lambda: demo.loss(model, X, y)))
+    assert split is not None and split.n_chains == 2 and split.starts == (0.0, 0.0)
+    assert len(split.row.outputs) == 2 and split.n_rows == len(X)
+    assert [split.outer.attrs[i] for i in split.outer.inputs[-2:]] == [(ROWS_INPUT,), (rows_input_name(1),)]
+    assert split.table.shape == (len(X), 4)  # x0, x1, -y for the loss, y > 0 for the accuracy
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_demo_loss_compiled_unchanged_runs_rows_and_equals_eager(backend):
+    """demo.loss returns (total_loss, accuracy): both from one per-row program, the accuracy
+    a Python float computed live, every step's numbers eager's bit for bit."""
+    X, y, model = demo.make_data()
+    compiled = graphc.compile(lambda: demo.loss(model, X, y), backend=backend)
+    got = _demo_train(compiled, model, 20)
+    assert compiled._latest.rows is not None and compiled.trace_count == 1
+    X, y, eager_model = demo.make_data()
+    assert got == _demo_train(lambda: demo.loss(eager_model, X, y), eager_model, 20)
+    assert all(type(acc) is float for _, acc in got) and len({acc for _, acc in got}) > 1
+    assert [p.data for p in model.parameters()] == [p.data for p in eager_model.parameters()]
+
+
+def _two_values(X, y, model):
+    """Two Value outputs from two chains over the same scores: the data loss (+ L2) and the
+    mean squared score, each with its own gradient."""
+    scores = [model(list(map(Value, x))) for x in X]
+    data_loss = sum((1 + -yi * s).relu() for yi, s in zip(y, scores)) * (1.0 / len(X))
+    reg = 1e-4 * sum(p * p for p in model.parameters())
+    return data_loss + reg, sum(s * s for s in scores) * (1.0 / len(X))
+
+
+def _mixed(X, y, model):
+    """One output from both chains: left to the scalar program."""
+    loss, squares = _two_values(X, y, model)
+    return loss + squares
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("output", [0, 1])
+def test_each_output_has_its_own_gradient_bit_for_bit(backend, output):
+    results = []
+    for b in (backend, "python"):
+        X, y, model = make_data(n=40)
+        compiled = graphc.compile(lambda: _two_values(X, y, model), backend=b)
+        history = []
+        for k in range(3):
+            outs = compiled()
+            model.zero_grad()
+            (outs[output] * 2.0).backward()  # a seed other than 1
+            history.append(([o.data.hex() for o in outs], [p.grad.hex() for p in model.parameters()]))
+            for p in model.parameters():
+                p.data -= 0.1 * p.grad
+        results.append(history)
+        if b == backend:
+            assert compiled._latest.rows is not None
+    assert results[0] == results[1]
+
+
+def test_an_output_fed_by_two_chains_is_left_to_the_scalar_program():
+    X, y, model = make_data(n=40)
+    graph = graphc.trace(lambda: _mixed(X, y, model))
+    split = recover_rows(graph)
+    assert split is not None and split.n_chains == 2
+    assert rows_program(graph, resolve("numpy"), min_nodes=0) is None
+    assert rows_program(graphc.trace(lambda: _two_values(X, y, model)), resolve("numpy"), min_nodes=0) is not None
+
+
+def _guarded(X, y, model, threshold):
+    """A branch on the data loss: a guard over the rows' sum, checked in the outer graph."""
+    loss = demo_loss(X, y, model, l2=False)
+    return loss * 2.0 if loss.data > threshold else loss
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_guards_on_a_row_sum_are_checked_on_the_rows_path(backend):
+    X, y, model = make_data(n=40)
+    compiled = graphc.compile(lambda threshold: _guarded(X, y, model, threshold), backend=backend)
+    first = compiled(-1.0)
+    assert compiled._latest.rows is not None and compiled._latest.guards.expected == (1.0,)
+    second = compiled(1e9)  # the branch flips: a retrace, with the reason
+    assert compiled.trace_count == 2 and compiled.retraces and compiled._latest.rows is not None
+    assert second.data * 2.0 == first.data
+    assert compiled(-2.0).data == first.data and compiled.trace_count == 2  # both branches cached
+    eager = _guarded(X, y, model, 1e9)
+    model.zero_grad()
+    second.backward()
+    grads = [p.grad for p in model.parameters()]
+    model.zero_grad()
+    eager.backward()
+    assert eager.data == second.data and grads == [p.grad for p in model.parameters()]
+
+
+@pytest.mark.skipif("c" not in BACKENDS, reason="no C compiler")
+@pytest.mark.parametrize("n_params", [1, 7, 8, 9, 300])
+def test_rows_added_in_c_equal_a_loop(n_params):
+    """The C additions (eight params at a time, then one by one) against a loop, -0.0 included."""
+    from graphc.rows_kernels import NativeRows
+    b = Builder()
+    seed = b.add("input", (), ("seed",))
+    params = [b.add("param", (), (f"w{k}",)) for k in range(n_params)]
+    joint = b.finish([seed], params, [b.add("mul", (params[0], seed))] + params)
+    kernel = NativeRows(joint, "t", 1)
+    rng = np.random.default_rng(n_params)
+    per_row = rng.standard_normal((1 + n_params, 50)) * 10.0 ** rng.integers(-8, 8, (1 + n_params, 50))
+    per_row[1:, 7] = -0.0
+    first = np.where(rng.random(n_params) > 0.5, rng.standard_normal(n_params), -0.0)
+    expected = first.copy()
+    for r in range(per_row.shape[1] - 1, -1, -1):
+        expected += per_row[1:, r]
+    assert kernel.add(per_row, first).tobytes() == add_rows(per_row[1:], first).tobytes() == expected.tobytes()
+    zeros = np.full((1 + n_params, 3), -0.0)
+    assert kernel.add(zeros, np.full(n_params, -0.0)).tobytes() == np.full(n_params, -0.0).tobytes()

@@ -5,14 +5,18 @@ traces into an unrolled scalar graph: one copy of the per-row computation per ro
 reading its own constants (the captured data) or inputs, all reading the same params,
 added up by a left-to-right chain ``((start + l0) + l1) + ...`` (Python's ``sum`` starts
 from ``0``; :mod:`~graphc.passes.flatten` may have made the chain one n-ary ``sum``).
-:func:`recover_rows` finds that chain and splits the graph into
+:func:`recover_rows` finds that chain (and the chains of as many rows whose first rows share
+nodes with its own) and splits the graph into
 
 * ``row``: one row's computation as a Graph -- its inputs are the row's *columns* (the
-  leaves that differ from row to row), its params all the graph's params;
+  leaves that differ from row to row), its params all the graph's params, its outputs the
+  row's term in each chain (one chain, or several whose rows share nodes: micrograd's demo
+  sums the losses and, from the same scores, the accuracy's hits);
 * ``table``: the columns' numbers, one line per row (captured constants) and
   ``input_index``: the positions, in ``graph.inputs``, of the columns read from inputs;
-* ``outer``: the graph with the chain's row part replaced by one new last input (the rows'
-  sum): what combines the reduction with param-only terms (an L2 term) into the outputs.
+* ``outer``: the graph with each chain's row part replaced by one new input (the rows'
+  sum), after the graph's inputs: what combines the reductions with param-only terms (an
+  L2 term) into the outputs.
 
 **When it answers None** (cheaply, for most graphs): no sum chain of at least ``min_rows``
 terms of one shape; rows that differ in structure or in which params they read; a row node
@@ -23,12 +27,12 @@ subexpression elimination would share it across rows), two rows equal on all the
 one of their nodes reads (shared likewise), a row node computed from constants alone
 (constant folding evaluates it at compile time), and two row nodes of the same shape.
 
-**How.**  The first row's cone (its non-leaf nodes) is the template.  Every other row is
-checked against it in lockstep from its root down: same op, parameters, arity and use
-count at every position, the same param at every param operand, and a const (or an
-input) wherever the template has one, whose value (or input position) goes in the table.
-Use counts make the match a bijection onto nodes that only their row uses.  One loop per
-node, no recursion: linear in the graph's size.
+**How.**  The first row's cone (its non-leaf nodes, under every chain's first term) is the
+template.  Every other row is checked against it in lockstep from its roots down: same
+op, parameters, arity and use count at every position, the same param at every param
+operand, and a const (or an input) wherever the template has one, whose value (or input
+position) goes in the table.  Use counts make the match a bijection onto nodes that only
+their row uses.  One loop per node, no recursion: linear in the graph's size.
 """
 from __future__ import annotations
 
@@ -48,12 +52,22 @@ ROWS_INPUT = "rows"  # the name of the outer graph's input holding the rows' sum
 class RowSplit:
     """A graph split into a per-row program, its table of columns and the outer graph."""
 
-    row: Graph                 # inputs: constant columns, then input columns; params: all of them
+    row: Graph                 # inputs: constant columns, then input columns; params: all of them;
+                               # outputs: one per sum chain (a row's term in it)
     table: np.ndarray          # (n_rows, n_constant_columns) float64
     input_index: np.ndarray    # (n_rows, n_input_columns) positions in the graph's inputs
-    outer: Graph               # the graph's inputs, then the rows' sum; the graph's params, outputs
-    start: float | None        # what the sum adds row 0 to (Python's 0), None if nothing
+    outer: Graph               # the graph's inputs, then each chain's rows' sum; its params, outputs
+    starts: tuple              # per chain: what its sum adds row 0 to (Python's 0), None if nothing
     n_rows: int
+
+    @property
+    def start(self) -> float | None:
+        """The first chain's start."""
+        return self.starts[0]
+
+    @property
+    def n_chains(self) -> int:
+        return len(self.starts)
 
     def columns(self, inputs: np.ndarray) -> np.ndarray:
         """The per-row program's inputs as an (n_columns, n_rows) array, given the values of
@@ -64,11 +78,22 @@ class RowSplit:
             cols[self.table.shape[1]:] = np.asarray(inputs, dtype=np.float64)[self.input_index].T
         return cols
 
-    def row_sum(self, values: np.ndarray) -> float:
-        """The rows' values added as the graph adds them: first to last, from ``start``."""
-        acc = np.add.accumulate(values)[-1] if self.start is None else \
-            np.add.accumulate(np.concatenate(([self.start], values)))[-1]
+    def row_sum(self, values: np.ndarray, chain: int = 0) -> float:
+        """Chain ``chain``'s rows' values added as the graph adds them: first to last, from
+        its start."""
+        start = self.starts[chain]
+        acc = np.add.accumulate(values)[-1] if start is None else \
+            np.add.accumulate(np.concatenate(([start], values)))[-1]
         return float(acc)
+
+
+@dataclass(frozen=True)
+class _Chain:
+    """A sum chain: its links first to last, its start and its row terms in order."""
+
+    links: list[int]
+    start: float | None
+    rows: list[int]
 
 
 def recover_rows(graph: Graph, min_rows: int = MIN_ROWS) -> RowSplit | None:
@@ -76,21 +101,59 @@ def recover_rows(graph: Graph, min_rows: int = MIN_ROWS) -> RowSplit | None:
     if not any(op == "add" or op == "sum" for op in graph.ops):
         return None
     arrays = Arrays(graph)
+    found = []
     for top in chains(arrays, min_rows):
         links, terms = links_and_terms(graph, arrays, top)
         start, rows = _start_and_rows(graph, terms)
-        if len(rows) < min_rows or not alike(graph, arrays.uses, rows[0], rows[1]):
+        if len(rows) >= min_rows and alike(graph, arrays.uses, rows[0], rows[1]):
+            found.append(_Chain(links, start, rows))
+    tried: set[int] = set()
+    for k in range(len(found)):
+        if k in tried:
             continue
-        template = Template(arrays, rows[0])
+        group = _group(graph, found, k)
+        tried.update(group)
+        chosen = [found[j] for j in group]
+        template = Template(arrays, [c.rows[0] for c in chosen])
         if not template.ok:
             continue
-        leaves = template.match(rows)
+        leaves = template.match([c.rows for c in chosen])
         if len(leaves) < min_rows:
             continue
-        split = _split(template, links, start, rows[:len(leaves)], leaves)
+        split = _split(template, chosen, leaves)
         if split is not None:
             return split
     return None
+
+
+def _group(graph: Graph, found: list[_Chain], k: int) -> list[int]:
+    """Chain ``k`` and the chains of as many rows whose first rows share nodes with its own
+    (transitively), in graph order: the demo's loss and accuracy both read a row's score."""
+    n = len(found[k].rows)
+    same = [j for j, c in enumerate(found) if len(c.rows) == n]
+    cones = {j: _cone(graph, found[j].rows[0]) for j in same}
+    group, covered = [k], set(cones[k])
+    grown = True
+    while grown:
+        grown = False
+        for j in same:
+            if j not in group and not covered.isdisjoint(cones[j]):
+                group.append(j)
+                covered |= cones[j]
+                grown = True
+    return sorted(group, key=lambda j: found[j].links[-1])
+
+
+def _cone(graph: Graph, root: int) -> set[int]:
+    """The non-leaf nodes ``root`` depends on, itself included."""
+    args = graph.args
+    cone, stack = {root}, [root]
+    while stack:
+        for a in args[stack.pop()]:
+            if a not in cone and args[a]:
+                cone.add(a)
+                stack.append(a)
+    return cone
 
 
 def _start_and_rows(graph: Graph, terms: list[int]) -> tuple[float | None, list[int]]:
@@ -101,8 +164,7 @@ def _start_and_rows(graph: Graph, terms: list[int]) -> tuple[float | None, list[
     return None, terms
 
 
-def _split(template: Template, links: list[int], start: float | None, rows: list[int],
-           leaves: np.ndarray) -> RowSplit | None:
+def _split(template: Template, chosen: list[_Chain], leaves: np.ndarray) -> RowSplit | None:
     graph = template.graph
     columns = _Columns(template, leaves)
     if not columns.ok:
@@ -125,13 +187,14 @@ def _split(template: Template, links: list[int], start: float | None, rows: list
     for k in range(len(template.nodes)):
         operands = tuple(node[c] if c >= 0 else leaf[-1 - c] for c in template.enc[k])
         node.append(b.add(template.ops[k], operands, template.attrs[k]))
-    row = b.finish(inputs, params, [node[-1]], param_values=list(graph.param_values),
-                   in_tree=None, out_tree=None, name=f"{graph.name}_row")
-    outer = _outer(graph, links, rows)
+    row = b.finish(inputs, params, [node[k] for k in template.root_positions],
+                   param_values=list(graph.param_values), in_tree=None, out_tree=None, name=f"{graph.name}_row")
+    n_rows = len(leaves)
+    outer = _outer(graph, [(c.links, c.rows[:n_rows]) for c in chosen])
     if _shares_shape(template, outer):
         return None
-    start_value = None if start is None else float(start)
-    return RowSplit(row, columns.table, columns.input_index, outer, start_value, len(rows))
+    starts = tuple(None if c.start is None else float(c.start) for c in chosen)
+    return RowSplit(row, columns.table, columns.input_index, outer, starts, n_rows)
 
 
 class _Columns:
@@ -209,13 +272,19 @@ class _Columns:
         return len(np.unique(bits, axis=0)) == len(bits)
 
 
-def _outer(graph: Graph, links: list[int], rows: list[int]) -> Graph:
-    """The graph's live part with the chain's row part cut off: the link that adds the last
-    row becomes the new input (plus whatever that link adds after it)."""
+def rows_input_name(chain: int) -> str:
+    """The name of the outer graph's input holding chain ``chain``'s rows' sum."""
+    return ROWS_INPUT if chain == 0 else f"{ROWS_INPUT}{chain}"
+
+
+def _outer(graph: Graph, chosen: list[tuple[list[int], list[int]]]) -> Graph:
+    """The graph's live part with each chain's row part cut off: the link that adds the last
+    row becomes the chain's new input (plus whatever that link adds after it)."""
     args = graph.args
-    last = rows[-1]
-    cut = next(link for link in links if last in args[link])
-    rest = args[cut][args[cut].index(last) + 1:]
+    cuts: dict[int, tuple[int, tuple]] = {}
+    for j, (links, rows) in enumerate(chosen):
+        cut = next(link for link in links if rows[-1] in args[link])
+        cuts[cut] = (j, args[cut][args[cut].index(rows[-1]) + 1:])
     live = bytearray(len(graph))
     stack = list(graph.outputs)
     for o in stack:
@@ -224,24 +293,25 @@ def _outer(graph: Graph, links: list[int], rows: list[int]) -> Graph:
     while stack:
         i = stack.pop()
         order.append(i)
-        for a in rest if i == cut else args[i]:
+        for a in cuts[i][1] if i in cuts else args[i]:
             if not live[a]:
                 live[a] = 1
                 stack.append(a)
     b = Builder()
     remap = {i: b.add("input", (), graph.attrs[i]) for i in graph.inputs}
-    rows_input = b.add("input", (), (ROWS_INPUT,))
+    rows_inputs = [b.add("input", (), (rows_input_name(j),)) for j in range(len(chosen))]
     remap.update((p, b.add("param", (), graph.attrs[p])) for p in graph.params)
     for i in sorted(order):
         if i in remap:
             continue
-        if i == cut:
-            operands = (rows_input,) + tuple(remap[a] for a in rest)
+        if i in cuts:
+            j, rest = cuts[i]
+            operands = (rows_inputs[j],) + tuple(remap[a] for a in rest)
             remap[i] = operands[0] if len(operands) == 1 else \
                 b.add("add" if len(operands) == 2 else "sum", operands)
         else:
             remap[i] = b.copy_node(graph, i, remap)
-    inputs = [remap[i] for i in graph.inputs] + [rows_input]
+    inputs = [remap[i] for i in graph.inputs] + rows_inputs
     return b.finish(inputs, [remap[p] for p in graph.params], [remap[o] for o in graph.outputs], like=graph)
 
 

@@ -105,15 +105,16 @@ def alike(graph: Graph, uses: np.ndarray, a: int, b: int) -> bool:
 
 
 class Template:
-    """The first row's non-leaf nodes in id order, with each operand encoded as a template
-    position (``>= 0``) or a leaf *slot* (``-1 - s``): one slot per leaf operand.  ``ok`` is
-    False when a node of the first row is also used outside it."""
+    """The first row's non-leaf nodes in id order -- the union of the cones of its ``roots``,
+    one per sum chain -- with each operand encoded as a template position (``>= 0``) or a
+    leaf *slot* (``-1 - s``): one slot per leaf operand.  ``root_positions``: each root's
+    position.  ``ok`` is False when a node of the first row is also used outside it."""
 
-    def __init__(self, arrays: Arrays, root: int) -> None:
+    def __init__(self, arrays: Arrays, roots: list[int]) -> None:
         graph = self.graph = arrays.graph
         self.arrays = arrays
         ops, args = graph.ops, graph.args
-        cone, stack = {root}, [root]
+        cone, stack = set(roots), list(roots)
         while stack:
             for a in args[stack.pop()]:
                 if a not in cone and args[a]:
@@ -121,11 +122,13 @@ class Template:
                     stack.append(a)
         self.nodes = sorted(cone)
         position = {node: k for k, node in enumerate(self.nodes)}
+        self.root_positions = [position[r] for r in roots]
         self.slot_kind: list[str] = []
         self.slot_leaf: list[int] = []
         self.enc: list[tuple[int, ...]] = []
         self.tuses = [0] * len(self.nodes)
-        self.tuses[-1] = 1  # the root: used by the chain only
+        for k in self.root_positions:
+            self.tuses[k] += 1  # a root: used by its chain
         for node in self.nodes:
             codes = []
             for a in args[node]:
@@ -137,22 +140,24 @@ class Template:
                     self.slot_kind.append(ops[a])
                     self.slot_leaf.append(a)
             self.enc.append(tuple(codes))
-        self.ok = bool((arrays.uses[np.array(self.nodes, dtype=np.intp)] == np.array(self.tuses)).all())
+        self.ok = len(set(roots)) == len(roots) and \
+            bool((arrays.uses[np.array(self.nodes, dtype=np.intp)] == np.array(self.tuses)).all())
         self.ops = [ops[node] for node in self.nodes]
         self.attrs = [graph.attrs[node] for node in self.nodes]
 
-    def match(self, roots: list[int]) -> np.ndarray | None:
+    def match(self, roots: list[list[int]]) -> np.ndarray:
         """For the longest run of rows from the first that match the template, each slot's
-        node in each row: an (n_matched, n_slots) array of node ids."""
+        node in each row: an (n_matched, n_slots) array of node ids.  ``roots[j]``: the rows
+        of chain ``j`` (all of one length), whose first row is the template's root ``j``."""
         arrays, attrs = self.arrays, self.graph.attrs
-        roots_array = np.asarray(roots, dtype=np.intp)
+        n_rows = len(roots[0])
         k_nodes = len(self.nodes)
-        image = np.full((k_nodes, len(roots)), -1, dtype=np.intp)
-        image[-1] = roots_array
+        image = np.full((k_nodes, n_rows), -1, dtype=np.intp)
         filled = [False] * k_nodes
-        filled[-1] = True
-        ok = np.ones(len(roots), dtype=bool)
-        leaves = np.empty((len(roots), len(self.slot_kind)), dtype=np.intp)
+        for k, chain in zip(self.root_positions, roots):
+            image[k], filled[k] = np.asarray(chain, dtype=np.intp), True
+        ok = np.ones(n_rows, dtype=bool)
+        leaves = np.empty((n_rows, len(self.slot_kind)), dtype=np.intp)
         code = arrays.code
         for k in range(k_nodes - 1, -1, -1):
             nodes = image[k]
@@ -174,5 +179,5 @@ class Template:
                 if self.slot_kind[s] == "param":
                     ok &= operand == self.slot_leaf[s]
                 leaves[:, s] = operand
-        matched = len(roots) if ok.all() else int(np.argmin(ok))
+        matched = n_rows if ok.all() else int(np.argmin(ok))
         return leaves[:matched]

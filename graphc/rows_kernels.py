@@ -1,0 +1,208 @@
+"""The per-row program of :mod:`graphc.rows_program` as one callable: run it over the rows,
+then add its per-row param gradients in the scalar program's order.
+
+Two makers, one interface (``run(cols, params, seed)`` -> an (n_outputs, n_rows) array;
+``add(per_row, first)`` -> each param's ``first`` plus its rows' gradients added last row
+first, one at a time):
+
+* :class:`GeneratedRows`, any batched backend (NumPy): its generated function, and the
+  additions with NumPy;
+* :class:`NativeRows`, the C backend: the generated kernel called directly on arrays it
+  writes into, and the additions by a loop in C compiled with it.  Each param's sum is one
+  sequential chain of ``acc = acc + g`` in C doubles (the toolchain never reassociates at
+  ``numerics="exact"``), so the bits are those of the NumPy additions; eight params' chains
+  run side by side, so that each addition's latency hides the others' (a few microseconds
+  for the demo's 337 params, where NumPy's accumulation takes 100-300).
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+
+from .backends import Backend
+from .codegen import python as python_backend
+from .codegen.c_toolchain import load
+from .codegen.c_writer import generate_kernel
+from .errors import GraphcError
+from .graph import Graph
+
+_ADD_ROWS = """
+static void FREE_NAME_block(const double *g, const double *first, long n, double *out)
+{
+    double a0 = first[0], a1 = first[1], a2 = first[2], a3 = first[3];
+    double a4 = first[4], a5 = first[5], a6 = first[6], a7 = first[7];
+    for (long r = n - 1; r >= 0; r--) {
+        a0 = a0 + g[r]; a1 = a1 + g[n + r]; a2 = a2 + g[2 * n + r]; a3 = a3 + g[3 * n + r];
+        a4 = a4 + g[4 * n + r]; a5 = a5 + g[5 * n + r]; a6 = a6 + g[6 * n + r]; a7 = a7 + g[7 * n + r];
+    }
+    out[0] = a0; out[1] = a1; out[2] = a2; out[3] = a3; out[4] = a4; out[5] = a5; out[6] = a6; out[7] = a7;
+}
+
+void FREE_NAME(const double *per_row, const double *first, double unused, long n, double *unused_too, double *out)
+{
+    (void)unused; (void)unused_too;
+    long k = 0;
+    for (; k + GC_BLOCK <= N_GRADS; k += GC_BLOCK)
+        FREE_NAME_block(per_row + (OFFSET + k) * n, first + k, n, out + k);
+    for (; k < N_GRADS; k++) {
+        const double *g = per_row + (OFFSET + k) * n;
+        double acc = first[k];
+        for (long r = n - 1; r >= 0; r--) acc = acc + g[r];
+        out[k] = acc;
+    }
+}
+"""
+
+
+def _add_rows_source(n_grads: int, offset: int) -> str:
+    return _ADD_ROWS.replace("GC_BLOCK", "8").replace("N_GRADS", str(n_grads)).replace("OFFSET", str(offset))
+
+
+def row_kernel(backend: Backend, joint: Graph, name: str, n_forward: int) -> "GeneratedRows | NativeRows":
+    """The per-row program of ``joint`` (``n_forward`` per-row values, then param
+    gradients; its last input the seed) on ``backend``."""
+    if getattr(backend, "name", None) == "c":
+        return NativeRows(joint, name, n_forward)
+    return GeneratedRows(backend, joint, name, n_forward)
+
+
+def outer_function(backend: Backend, joint: Graph, name: str, n_forward: int) -> tuple[Callable, str]:
+    """The outer graph's forward and gradient (``joint``, its last input the seed) as a
+    generator function and its source: in C on the C backend, else Python (a NumPy program
+    of one row would pay NumPy's call overhead on every scalar op)."""
+    if getattr(backend, "name", None) == "c":
+        outer = NativeOuter(joint, name, n_forward)
+        return outer, outer.source
+    return python_backend.compile_graph(joint, name, seed=joint.inputs[-1], n_forward=n_forward)
+
+
+class GeneratedRows:
+    """The backend's own batched function of the per-row program."""
+
+    def __init__(self, backend: Backend, joint: Graph, name: str, n_forward: int) -> None:
+        self.function, self.source = backend.generate(joint, name, seed=joint.inputs[-1])
+        self.n_forward = n_forward
+
+    def run(self, cols: np.ndarray, params: np.ndarray, seed: float) -> np.ndarray:
+        with np.errstate(all="ignore"):
+            per_row, _ = self.function(cols, params, seed, cols.shape[1])
+        return np.asarray(per_row, dtype=np.float64)
+
+    def add(self, per_row: np.ndarray, first: np.ndarray) -> np.ndarray:
+        return add_rows(per_row[self.n_forward:], first)
+
+
+class NativeKernel:
+    """A graph's C kernel (its last input the seed), called directly on arrays it writes into."""
+
+    def __init__(self, joint: Graph, name: str, extra: str = "") -> None:
+        (source, entry, n_outputs, n_sums), _, self.free_name = generate_kernel(joint, name, seed=joint.inputs[-1])
+        self.n_outputs, self.n_inputs = n_outputs, len(joint.inputs) - 1
+        self.source = source + extra.replace("FREE_NAME", self.free_name)
+        self._kernel = load(self.source, entry)
+        self._sums = np.empty(max(n_sums, 1))
+        self._sums_at = self._sums.ctypes.data
+        self._fixed: tuple = (None, 0)  # the read-only columns of the latest call, and their address
+
+    def run(self, cols: np.ndarray, params: np.ndarray, seed: float) -> np.ndarray:
+        """The (n_outputs, n_rows) values of the kernel on ``cols`` (n_inputs, n_rows)."""
+        n = cols.shape[1]
+        fixed, at = self._fixed
+        if cols is not fixed:  # the table's columns are one read-only array, called with again and again
+            cols = np.ascontiguousarray(cols, dtype=np.float64)
+            at = cols.ctypes.data
+            if not cols.flags.writeable:
+                self._fixed = (cols, at)
+        params = np.ascontiguousarray(params, dtype=np.float64)
+        if cols.shape[0] != self.n_inputs or params.ndim != 1:  # the kernel reads raw memory
+            raise GraphcError(f"the rows' C kernel takes {self.n_inputs} columns and a vector of params; got "
+                              f"{cols.shape} and {params.shape} (a graphc bug)")
+        per_row = np.empty((self.n_outputs, n))
+        self._kernel(at, params.ctypes.data, seed, n, per_row.ctypes.data, self._sums_at)
+        return per_row
+
+
+class NativeRows:
+    """The C kernel of the per-row program, and its additions in C (module docstring)."""
+
+    def __init__(self, joint: Graph, name: str, n_forward: int) -> None:
+        n_grads = len(joint.outputs) - n_forward
+        self._kernel = NativeKernel(joint, name, _add_rows_source(n_grads, n_forward))
+        self.source, self.n_grads = self._kernel.source, n_grads
+        self.run = self._kernel.run
+        self._add = load(self.source, self._kernel.free_name)
+
+    def add(self, per_row: np.ndarray, first: np.ndarray) -> np.ndarray:
+        first = np.ascontiguousarray(first, dtype=np.float64)
+        out = np.empty(self.n_grads)
+        self._add(per_row.ctypes.data, first.ctypes.data, 0.0, per_row.shape[1], None, out.ctypes.data)
+        return out
+
+
+class NativeOuter:
+    """The outer graph's forward and gradient in C, as a batch of one row, called as the
+    Python backend's generator function is: ``frame = outer(inputs, params)``, then
+    ``next(frame)`` gives the outputs and ``frame.send(seed)`` the gradients.  The kernel
+    computes both at once, with the last seed seen (a loss's ``backward()`` seeds 1.0 every
+    time), and runs again only for another seed."""
+
+    takes_arrays = True  # params as a float64 array
+
+    def __init__(self, joint: Graph, name: str, n_forward: int) -> None:
+        self.kernel = NativeKernel(joint, name)
+        self.source, self.n_forward = self.kernel.source, n_forward
+        self.guess = 1.0
+
+    def __call__(self, inputs: list[float], params: np.ndarray) -> "_NativeFrame":
+        return _NativeFrame(self, np.array(inputs, dtype=np.float64).reshape(-1, 1), params)
+
+
+class _NativeFrame:
+    __slots__ = ("outer", "cols", "params", "seed", "result")
+
+    def __init__(self, outer: NativeOuter, cols: np.ndarray, params: np.ndarray) -> None:
+        self.outer, self.cols, self.params, self.seed = outer, cols, params, outer.guess
+
+    def __next__(self) -> list[float]:
+        self.result = self.outer.kernel.run(self.cols, self.params, self.seed)[:, 0]
+        return self.result[:self.outer.n_forward].tolist()
+
+    def send(self, seed: float) -> np.ndarray:
+        if not same(seed, self.seed):
+            self.seed = self.outer.guess = seed
+            self.result = self.outer.kernel.run(self.cols, self.params, seed)[:, 0]
+        return self.result[self.outer.n_forward:]
+
+    def close(self) -> None:
+        """Nothing to release (a generator's ``close``)."""
+
+
+def same(a: float, b: float) -> bool:
+    """Equal bit for bit (nan never: it is recomputed)."""
+    return a == b and math.copysign(1.0, a) == math.copysign(1.0, b)
+
+
+#: From this many params on, rows are added a row at a time (one NumPy call per row) rather
+#: than by one strided accumulation (about 5 ns per number): measured even at about 200.
+WIDE = 200
+
+
+def add_rows(rows: np.ndarray, first: np.ndarray) -> np.ndarray:
+    """For each param (a line of ``rows``, one column per row), ``first`` plus the rows' values
+    added last row first, one at a time (tests/test_rows.py checks this against a loop, -0.0
+    included).  Both ways add elementwise in row order: a row at a time into a vector, or
+    by accumulating over axis 0 of a C-ordered array, which adds whole lines in order
+    (NumPy's pairwise summation only runs along the contiguous axis, so there are always at
+    least two columns; a reduction would start from +0.0 and lose a -0.0)."""
+    n_params, n_rows = rows.shape
+    if n_params >= WIDE:
+        acc = np.array(first, dtype=np.float64)
+        for line in np.ascontiguousarray(rows.T[::-1]):
+            acc += line
+        return acc
+    acc = np.zeros((n_rows + 1, max(n_params, 2)))
+    acc[0, :n_params] = first
+    acc[1:, :n_params] = rows[:, ::-1].T
+    return np.add.accumulate(acc, axis=0, out=acc)[-1, :n_params]
