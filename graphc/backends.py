@@ -1,6 +1,6 @@
 """The backends ``compile`` runs, behind one interface: a scalar program and a batched program.
 
-Every backend answers the same two calls, so :mod:`graphc.signature` never asks which
+Every backend answers the same calls, so :mod:`graphc.signature` never asks which
 backend it holds:
 
 - ``scalar(joint, name, n_forward)``: the generated Python generator function of a joint
@@ -12,6 +12,8 @@ backend it holds:
   ``per_row`` holds one (n,) array per output (``scale`` is unused, ``sums`` empty); for
   ``kind="mean"`` ``per_row`` is ``[values]`` and ``sums`` the param gradients summed over
   rows, each row's seeded with ``scale``.
+- ``one_row_program(signature, output, wrt_inputs)``, on a backend whose scalar calls run
+  on one row (:attr:`Backend.one_row`): the batched program a scalar call runs.
 
 ``"numpy"`` and ``"c"`` generate a batched function from the graph re-rolled into tensor
 ops (:mod:`graphc.passes.reroll`), ``"c"`` as one C function with the batch loop inside;
@@ -25,9 +27,9 @@ to run one row there (:attr:`Backend.one_row`):
   Built exact whatever ``numerics``, C gives eager's bits, so these equal the Python
   program's; a call costs a few microseconds of ctypes and NumPy, so tiny functions
   (``x * y + z``) run slower than in Python, models (an MLP) faster.
-- ``"numpy"`` (the default) and ``"python"`` run the generated Python program: on one row
-  NumPy pays about a microsecond per op where Python floats pay tens of nanoseconds, and
-  NumPy's batched code need not give eager's bits (``numerics="fast"``), Python's does.
+- ``"numpy"`` (the default) and ``"python"`` run the generated Python program: it gives
+  eager's bits, which NumPy's SIMD ``exp``, ``tanh`` and ``log`` need not, and for small
+  graphs it is faster than NumPy's code on one row (``bench/scalar.py``).
 """
 from __future__ import annotations
 

@@ -47,7 +47,7 @@ class _Call:
     def label(self, index: int) -> str:
         return f"{self.signature.name}[{index}]"
 
-    def gradients(self, output: int, seed: float) -> list[float | None]:
+    def gradients(self, output: int, seed: float) -> Sequence[float | None]:
         """seed * d(output)/d(each Value argument, then each param); None where no gradient
         reaches it (see :attr:`graphc.backends.Program.reached`)."""
         program = self.signature.program(output, wrt_inputs=bool(self.value_args))
@@ -73,7 +73,7 @@ class _OneRow:
     def __init__(self, signature: Signature, inputs: list, params: list, value_args: list[int]) -> None:
         self.signature, self.value_args = signature, value_args
         self.cols = np.array(inputs, dtype=np.float64).reshape(len(inputs), 1)
-        self.params = np.array(params, dtype=np.float64)
+        self.params = np.fromiter(params, np.float64, len(params))
 
     def forward(self) -> list[float]:
         signature = self.signature
@@ -83,18 +83,21 @@ class _OneRow:
     def label(self, index: int) -> str:
         return f"{self.signature.name}[{index}]"
 
-    def gradients(self, output: int, seed: float) -> list[float | None]:
+    def gradients(self, output: int, seed: float) -> Sequence[float | None]:
         """As :meth:`_Call.gradients`."""
         program = self.signature.one_row_program(output, bool(self.value_args))
         _, grads = program.function(self.cols, self.params, seed, 1)
         return _chosen(grads.tolist(), program, self.value_args, len(self.cols))
 
 
-def _chosen(grads: Sequence[float], program: Program, value_args: list[int], n_inputs: int) -> list[float | None]:
+def _chosen(grads: Sequence[float], program: Program, value_args: list[int],
+            n_inputs: int) -> Sequence[float | None]:
     """The gradients of the Value arguments, then the params', from ``grads`` (every input's if
     there are Value arguments, then every param's); None where none reaches (``reached``)."""
-    slots = value_args + list(range(n_inputs if value_args else 0, len(grads)))
     reached = program.reached
+    if not value_args and False not in reached:  # the common case, without a loop in Python
+        return grads
+    slots = value_args + list(range(n_inputs if value_args else 0, len(grads)))
     return [grads[k] if reached[k] else None for k in slots]
 
 

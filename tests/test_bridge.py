@@ -9,6 +9,7 @@ import random
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import pytest
 
 import graphc
@@ -95,6 +96,16 @@ def test_the_default_runs_scalar_calls_as_python():
     compiled = graphc.compile(lambda x, y, z: x * y + z)
     compiled(2.0, 3.0, 4.0)
     assert compiled.backend == "numpy" and "(Python backend)" in compiled.source
+
+
+@pytest.mark.parametrize("backend", ["numpy", "c"])
+def test_scalar_calls_give_eager_bits_where_numpy_simd_need_not(backend):
+    if backend == "c" and c_backend.find_compiler() is None:
+        pytest.skip("no C compiler")
+    compiled = graphc.compile(lambda v: (v.exp(), v.tanh(), (v * v).log()), backend=backend)
+    for v in np.random.default_rng(0).uniform(-5.0, 5.0, 200).tolist():
+        x = Value(v)
+        assert [bits(o.data) for o in compiled(v)] == [bits(x.exp().data), bits(x.tanh().data), bits((x * x).log().data)]
 
 
 @needs_c
