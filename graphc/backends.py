@@ -149,15 +149,18 @@ class _Generated(Backend):
     def one_row_program(self, signature: Signature, output: int | None, wrt_inputs: bool) -> Program:
         """A scalar call's program, run on one row, exact whatever ``numerics`` (scalar calls
         stay exact).  ``output`` None: the forward, ``function(cols, params, 0.0, n) ->
-        (outputs, [])``; else ``function(cols, params, seed, n) -> (outputs, gradients)``:
-        ``seed`` * the gradient of ``output`` (for the inputs if ``wrt_inputs``, then every
-        param) summed over the rows -- on one row, that row's, but possibly 0.0 where it is
-        -0.0, which ``.grad +=`` cannot tell apart (a grad starts at 0, and adding never
-        makes -0.0 of it).  Exact numerics reuse the batched programs where they are these."""
+        (outputs, [])`` -- the re-rolled graph, whose sums keep eager's order, so the batched
+        ``"forward"`` program.  Else ``function(cols, params, seed, n) -> (outputs,
+        gradients)``: ``seed`` * the gradient of ``output`` (for the inputs if ``wrt_inputs``,
+        then every param) summed over the rows -- on one row, that row's, but possibly 0.0
+        where it is -0.0, which ``.grad +=`` cannot tell apart (a grad starts at 0, and adding
+        never makes -0.0 of it).  The gradient runs the scalar joint graph, the Python
+        program's: re-rolled, a param used in several places of a row (a full-batch loss)
+        would add up its contributions in another order."""
         n_forward, forward = signature.n_outputs, output is None
-        if signature.numerics != "fast" and (forward or (output == 0 and not wrt_inputs and n_forward == 1)):
-            return signature.batched_program("forward" if forward else "mean")
-        graph = signature.vector_graph() if forward else signature.joint(output, wrt_inputs, vector=True)
+        if forward and signature.numerics != "fast":
+            return signature.batched_program("forward")
+        graph = signature.vector_graph() if forward else signature.joint(output, wrt_inputs)
         what = "forward" if forward else \
             f"gradient of output {output} with respect to {'inputs and ' * wrt_inputs}params"
         function, source = signature.generated(
