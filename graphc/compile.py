@@ -207,7 +207,8 @@ class Compiled:
 
     @property
     def source(self) -> str:
-        """The generated source the latest call ran (forward and gradient)."""
+        """The generated source the latest call ran (forward and gradient; a scalar call on
+        ``"c"``: its forward, the gradient being a C program of its own)."""
         return self._require_latest().latest_source
 
     @property
