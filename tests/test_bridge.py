@@ -11,11 +11,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import graphc
 from graphc import Value
 from graphc.codegen import c as c_backend
 from graphc.nn import MLP
+from tests.strategies import SPECIAL_CONSTANTS, programs, replay
 
 needs_c = pytest.mark.skipif(c_backend.find_compiler() is None, reason="no C compiler")
 
@@ -192,3 +194,31 @@ def test_c_scalar_calls_from_many_threads_equal_python():
     want = run("python", loss, rows)
     assert got == [(outs[0], grads) for outs, _, grads in want]
     assert compiled.trace_count == 1
+
+
+SPECIAL = [0.0, -0.0, 1.5, -2.0, 0.5, math.inf, -math.inf, math.nan, 1e300, 5e-324, 709.0, 710.0]
+
+
+@needs_c
+@settings(max_examples=15, deadline=None)
+@given(programs(constants=SPECIAL_CONSTANTS), st.lists(st.sampled_from(SPECIAL), min_size=3, max_size=3),
+       st.sampled_from([1.0, -0.0, -3.0, math.inf, math.nan]))
+def test_c_scalar_calls_equal_python_on_random_programs_at_special_values(spec, point, seed):
+    """Every output and every gradient (Value arguments and params, seeded with special
+    values too) of random programs over every op: C's bits are the Python program's."""
+    params = [Value(0.75), Value(-1.25)]
+    fn = lambda a, b, c: replay(spec, [a, b, c], params)
+    rows = lambda: [tuple(Value(v) if k != 1 else v for k, v in enumerate(point))]
+
+    def seeded(backend):
+        compiled, results = graphc.compile(fn, backend=backend), []
+        for k in range(spec["n_outputs"]):
+            for p in params:
+                p.grad = 0.0
+            args = rows()[0]
+            out = compiled(*args)
+            (out[k] * seed).backward()
+            results.append(([bits(o.data) for o in out], [bits(p.grad) for p in params],
+                            [bits(a.grad) for a in value_leaves(args)]))
+        return results
+    assert seeded("c") == seeded("python")
