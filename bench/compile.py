@@ -1,6 +1,13 @@
 """Compiled Python backend vs micrograd on the moons demo step, and compile time vs graph size.
 
     .venv/bin/python bench/compile.py [--steps N] [--sizes 1e4,1e5,1e6] [--no-micrograd]
+    .venv/bin/python bench/compile.py --targets [--chain 1e6]   (the compile-speed targets only)
+
+``--targets`` prints the compile-speed targets of issues 15 and 16, each from trace to loaded
+code: micrograd's demo loss compiled as written (best of 3 compiles), MNIST-shaped
+MLP(784, [100, 10]) on C with a cold cache next to JAX's first ``jit`` call (each in a fresh
+process through bench/peers.py's worker; JAX only if installed), and a chain of ``--chain``
+scalar ops that nothing re-rolls, with its process's peak memory.
 
 Part 1 times one training step (full-batch loss, zero_grad, backward, SGD update) of
 micrograd's moons demo three ways in this process -- micrograd eager, graphc eager and
@@ -14,9 +21,14 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import random
+import resource
 import statistics
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 from sklearn.datasets import make_moons
@@ -121,12 +133,86 @@ def cpython_compile_cost(lines: tuple[int, ...] = (10_000, 30_000, 100_000, 300_
         print(f"  {n:>10,} lines  {seconds:6.2f} s  {seconds / n * 1e6:5.2f} us/line")
 
 
+def demo_compile(repeat: int = 3) -> tuple[float, float]:
+    """Seconds from trace to loaded code (the first call and its backward) of micrograd's demo
+    loss as written, under ``graphc.compile`` with its default backend: the best of ``repeat``,
+    wall and CPU (this process's CPU seconds: what a quiet machine's wall time would be)."""
+    from graphc.demo import make_data
+    X, y, model = make_data()
+
+    def loss():
+        inputs = [list(map(Value, xrow)) for xrow in X]
+        scores = list(map(model, inputs))
+        losses = [(1 + -yi * scorei).relu() for yi, scorei in zip(y, scores)]
+        data_loss = sum(losses) * (1.0 / len(losses))
+        return data_loss + 1e-4 * sum((p * p for p in model.parameters()))
+    best = (float("inf"), float("inf"))
+    for _ in range(repeat):
+        compiled = graphc.compile(loss)
+        start, cpu = time.perf_counter(), time.process_time()
+        out = compiled()
+        model.zero_grad()
+        out.backward()
+        best = min(best, (time.perf_counter() - start, time.process_time() - cpu))
+    return best
+
+
+def peer_compile(family: str, label: str) -> str:
+    """bench/peers.py's ``compile100`` workload for one contender, in a fresh process."""
+    bench = Path(__file__).resolve().parent
+    sys.path.insert(0, str(bench))
+    from contenders import isolate
+    if not isolate.installed(family):
+        return "not installed"
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(bench.parent), os.environ.get("PYTHONPATH", "")])
+    result = isolate.run(family, "compile100", label, quick=False)
+    return result if isinstance(result, str) else f"{result.seconds:.3f} s"
+
+
+def chain(nodes: int) -> None:
+    """Compile a chain of ~``nodes`` scalar ops (x + b, then tanh(x * w), alternating: nothing
+    re-rolls) with the Python backend; prints seconds to loaded code and the peak memory."""
+    w, b = Value(0.9), Value(0.1)
+
+    def fn(x):
+        for k in range(nodes // 2):
+            x = (x * w).tanh() if k % 2 else x + b
+        return x
+    compiled = graphc.compile(fn, backend="python")
+    start = time.perf_counter()
+    out = compiled(0.5)
+    out.backward()
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"{seconds:.2f} s, peak {peak:,.0f} MB -- {compiled.stats}")
+
+
+def targets(chain_nodes: int) -> None:
+    """The compile-speed targets (issue 15: MNIST and the chain; issue 16 item 6: the demo)."""
+    print("compile-speed targets, trace to loaded code")
+    wall, cpu = demo_compile()
+    print(f"  demo full-batch loss (issue 16: <= 0.3 s):           {wall:.3f} s (CPU {cpu:.3f} s)")
+    print(f"  MLP(784,[100,10]) C, cold cache (issue 15: <= JAX):  {peer_compile('graphc', 'graphc C')}")
+    print(f"  JAX jit, first call, same workload:                  {peer_compile('jax', 'JAX jit, first call')}")
+    done = subprocess.run([sys.executable, __file__, "--chain-worker", str(chain_nodes)],
+                          capture_output=True, text=True)
+    shown = done.stdout.strip() or (done.stderr.strip().splitlines() or ["failed"])[-1]
+    print(f"  chain of {chain_nodes:,} scalar ops (issue 15: <= 10 s, < 2 GB): {shown}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--sizes", default="1e4,1e5,1e6", help="traced-node counts for the scaling table")
     parser.add_argument("--no-micrograd", action="store_true", help="skip micrograd (the slow baseline)")
+    parser.add_argument("--targets", action="store_true", help="only the compile-speed targets")
+    parser.add_argument("--chain", default="1e6", help="ops in the targets' scalar chain")
+    parser.add_argument("--chain-worker", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.chain_worker:
+        return chain(args.chain_worker)
+    if args.targets:
+        return targets(int(float(args.chain)))
     demo_step(args.steps, not args.no_micrograd)
     compile_scaling([int(float(s)) for s in args.sizes.split(",") if s])
     cpython_compile_cost()

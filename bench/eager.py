@@ -18,6 +18,8 @@ import time
 import numpy as np
 from sklearn.datasets import make_moons
 
+from graphc.demo import sgd_step
+
 
 def demo_step_timer(Value, MLP, steps: int):
     """Per-step seconds and losses of micrograd's demo loop written against (Value, MLP)."""
@@ -33,11 +35,7 @@ def demo_step_timer(Value, MLP, steps: int):
         scores = list(map(model, inputs))
         data_loss = sum((1 + -yi * si).relu() for yi, si in zip(y, scores)) * (1.0 / len(scores))
         total_loss = data_loss + 1e-4 * sum((p * p for p in model.parameters()))
-        model.zero_grad()
-        total_loss.backward()
-        learning_rate = 1.0 - 0.9 * k / 100
-        for p in model.parameters():
-            p.data -= learning_rate * p.grad
+        sgd_step(model, total_loss, k)
         times.append(time.perf_counter() - start)
         losses.append(float(total_loss.data))
     return times, losses

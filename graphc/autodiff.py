@@ -53,11 +53,19 @@ def _operator(name: str, entries: tuple[ops.Op, ...]):
     by_number = next((e for e in entries if e.params), None)
     reflected = ops.is_reflected(name)
 
-    def method(self, *other):
-        if by_number is not None and not isinstance(other[0], NodeRef):
-            return NodeRef(self.b, self.b.add(by_number.name, (self.i,), (other[0],)))
-        operands = (self.i,) + tuple(self._id(o) for o in other)
-        return NodeRef(self.b, self.b.add(op.name, operands[::-1] if reflected else operands))
+    name_ = op.name
+    if op.arity == 1:
+        def method(self):
+            return NodeRef(self.b, self.b.add(name_, (self.i,)))
+    elif by_number is not None:
+        def method(self, other):
+            if not isinstance(other, NodeRef):
+                return NodeRef(self.b, self.b.add(by_number.name, (self.i,), (other,)))
+            return NodeRef(self.b, self.b.add(name_, (other.i, self.i) if reflected else (self.i, other.i)))
+    else:  # one node per call, the other operand's id without a generator (the hot path of grad)
+        def method(self, other):
+            j = other.i if type(other) is NodeRef else self._id(other)
+            return NodeRef(self.b, self.b.add(name_, (j, self.i) if reflected else (self.i, j)))
 
     method.__name__ = name
     return method
@@ -71,13 +79,22 @@ def algebra(b: Builder) -> types.SimpleNamespace:
     """``F`` for vjp rules: ``F.<op>(*operands, *params)`` adds an ``op`` node to ``b``."""
 
     def make(op: ops.Op):
+        name, n_params = op.name, len(op.params)
+
         def apply(*xs):
-            n = len(xs) - len(op.params)
-            operands = tuple(x.i if isinstance(x, NodeRef) else b.const(float(x)) for x in xs[:n])
-            return NodeRef(b, b.add(op.name, operands, tuple(xs[n:])))
+            n = len(xs) - n_params
+            operands = tuple([x.i if type(x) is NodeRef else _const(b, x) for x in xs[:n]])
+            return NodeRef(b, b.add(name, operands, xs[n:]))
         return apply
 
     return types.SimpleNamespace(**{name: make(op) for name, op in ops.TABLE.items()})
+
+
+def _const(b: Builder, x: Any) -> int:
+    """An operand of a vjp rule that is not a node: a number, as a constant node."""
+    if isinstance(x, NodeRef):  # a subclass
+        return x.i
+    return b.const(float(x))
 
 
 def grad(graph: Graph, output: int = 0, *, wrt_inputs: bool = True, wrt_params: bool = True) -> Graph:
@@ -99,28 +116,38 @@ def grad(graph: Graph, output: int = 0, *, wrt_inputs: bool = True, wrt_params: 
         active[i] = True
     for i, operands in enumerate(graph.args):
         if operands and not active[i]:
-            active[i] = any(active[a] for a in operands)
+            for a in operands:
+                if active[a]:
+                    active[i] = True
+                    break
 
     pending: dict[int, list[int]] = {}
     if active[graph.outputs[output]]:
         pending[graph.outputs[output]] = [seed]
     finished: dict[int, int] = {}
     F = algebra(b)
-    for i in reversed(depth_first((graph.outputs[output],), graph.args.__getitem__)):
+    rules = {name: op.vjp for name, op in ops.TABLE.items()}
+    reversed_ops = {name for name, op in ops.TABLE.items() if op.vjp_reversed}
+    node_ops, node_args, node_attrs = graph.ops, graph.args, graph.attrs
+    for i in reversed(depth_first((graph.outputs[output],), node_args.__getitem__)):
         parts = pending.pop(i, None)
         if parts is None:
             continue
-        g = b.total(parts)  # ((c1 + c2) + c3) + ...: the order in which eager backward() adds them
-        operands = graph.args[i]
+        g = parts[0] if len(parts) == 1 else b.total(parts)  # ((c1 + c2) + c3) + ...: eager backward()'s order
+        operands = node_args[i]
         if not operands:
             finished[i] = g
             continue
-        op = ops.TABLE[graph.ops[i]]
-        cotangents = op.vjp(F, NodeRef(b, g), NodeRef(b, i), *[NodeRef(b, a) for a in operands], *graph.attrs[i])
+        op = node_ops[i]
+        cotangents = rules[op](F, NodeRef(b, g), NodeRef(b, i), *[NodeRef(b, a) for a in operands], *node_attrs[i])
         contributions = zip(operands, cotangents)
-        for a, c in reversed(list(contributions)) if op.vjp_reversed else contributions:
+        for a, c in reversed(list(contributions)) if op in reversed_ops else contributions:
             if c is not None and active[a]:
-                pending.setdefault(a, []).append(c.i)
+                waiting = pending.get(a)
+                if waiting is None:
+                    pending[a] = [c.i]
+                else:
+                    waiting.append(c.i)
 
     grads = [finished[i] if i in finished else b.const(0.0) for i in wrt]
     return b.finish(list(graph.inputs) + [seed], list(graph.params), list(graph.outputs) + grads,

@@ -66,6 +66,10 @@ class Program:
     #: left it the constant 0).  Such a Value gets nothing, as eager backward() gives it
     #: nothing: so an eager graph behind it never sees a 0 that could meet an inf (0 * inf).
     reached: tuple[bool, ...] = ()
+    #: A mean program's whole-training-run driver (:class:`graphc.codegen.c_train.Driver`)
+    #: and the kernel layout it works in, where the backend has one; else None.
+    driver: Any = None
+    layout: Any = None
 
 
 def reached(joint: Graph, n_forward: int) -> tuple[bool, ...]:
@@ -133,8 +137,8 @@ class _Generated(Backend):
 
     generates_batches = True
 
-    def __init__(self, name: str, codegen: Any) -> None:
-        self.name, self.codegen = name, codegen
+    def __init__(self, name: str, codegen: Any, trains: bool = False) -> None:
+        self.name, self.codegen, self.trains = name, codegen, trains
 
     def batched(self, signature: Signature, kind: BatchedKind) -> Program:
         mean = kind == "mean"
@@ -143,8 +147,10 @@ class _Generated(Backend):
         function, source = signature.generated(
             f"{self.name}, batched {kind}",
             lambda: self.generate(graph, f"{signature.name}_batched", reduced=reduced,
-                                  seed=graph.inputs[-1] if mean else None, numerics=signature.numerics))
-        return Program(function, source, graph, reached(graph, signature.n_outputs))
+                                  seed=graph.inputs[-1] if mean else None, trains=mean and self.trains,
+                                  numerics=signature.numerics))
+        return Program(function, source, graph, reached(graph, signature.n_outputs),
+                       getattr(function, "driver", None), getattr(function, "layout", None))
 
     def one_row_program(self, signature: Signature, output: int | None, wrt_inputs: bool) -> Program:
         """A scalar call's program, run on one row, exact whatever ``numerics`` (scalar calls
@@ -170,12 +176,19 @@ class _Generated(Backend):
         return Program(function, source, graph, reached(graph, n_forward))
 
     def generate(self, graph: Graph, name: str, *, reduced: frozenset = frozenset(),
-                 seed: int | None = None, numerics: str = "exact") -> tuple[Callable, str]:
+                 seed: int | None = None, trains: bool = False, numerics: str = "exact") -> tuple[Callable, str]:
         """A batched function of ``graph`` in the one convention ``(cols, params, scale, n)``
         (``scale``: the seed input's value if ``seed`` is given; each output in ``reduced``
-        summed over rows), and its source; ``numerics="fast"`` lets it sum in any order."""
-        function, source = self.codegen.compile_graph(graph, name, reduced=reduced, seed=seed, numerics=numerics)
-        return self._convention(function, seed is not None), source
+        summed over rows), and its source.  ``trains`` (a backend that can): the
+        function of a mean program also carries a training driver (``function.driver``);
+        ``numerics="fast"`` lets it sum in any order."""
+        extra = {"free_layout": True} if trains else {}
+        function, source = self.codegen.compile_graph(graph, name, reduced=reduced, seed=seed, numerics=numerics,
+                                                      **extra)
+        wrapped = self._convention(function, seed is not None)
+        if trains:
+            wrapped.driver, wrapped.layout = function.driver, function.layout
+        return wrapped, source
 
     def _convention(self, function: Callable, mean: bool) -> Callable:
         """``function`` called as every batched program is: ``(cols, params, scale, n)``."""
@@ -191,7 +204,7 @@ class _C(_Generated):
 
 
 _BACKENDS: dict[str, Backend] = {
-    "numpy": _Generated("numpy", numpy_codegen), "python": _RowLoop(), "c": _C("c", c_codegen)}
+    "numpy": _Generated("numpy", numpy_codegen), "python": _RowLoop(), "c": _C("c", c_codegen, trains=True)}
 
 
 def resolve(name: str | None, *, stacklevel: int = 2) -> Backend:

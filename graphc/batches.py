@@ -14,12 +14,11 @@ import numpy as np
 from .bridge import mean_node
 from .engine import Value
 from .errors import ArgumentError, DataError, ShapeError
+from . import train_native
 from .optim import Optimizer, check_range
 from .signature import Signature
+from .steps import StepPlan
 from .tree import SCALAR, plain_array, unflatten
-
-Update = Callable[[np.ndarray, np.ndarray], np.ndarray]
-
 
 class Batch:
     """Batched arguments, checked: their common row count, one example row, and the data as
@@ -87,13 +86,34 @@ def forward(signature: Signature, batch: Batch, params: list | np.ndarray) -> An
     return unflatten(signature.out_tree, iter(np.asarray(v, dtype=np.float64) for v in per_row))
 
 
-def mean_and_grads(signature: Signature, cols: np.ndarray, n: int, params: list | np.ndarray) -> tuple[float, Any]:
+def mean_and_grads(signature: Signature, cols: np.ndarray, n: int, params: list | np.ndarray,
+                   out: np.ndarray | None = None) -> tuple[float, Any]:
     """The mean of fn over the n rows of ``cols`` and its param gradients (a list, or an
-    array when ``params`` is one and the backend can give one)."""
-    function = signature.run(signature.batched_program("mean"))
+    array when ``params`` is one and the backend can give one; ``out`` when given, a
+    float64 array the gradients are written into)."""
+    program = signature.batched_program("mean")
+    function = signature.run(program)
     with np.errstate(all="ignore"):  # inf and nan are results here, not warnings (values.mean() too)
-        (values,), grads = function(cols, params, 1.0 / n, n)
+        if out is not None and program.driver is not None:  # the C kernel writes into out
+            (values,), grads = function(cols, params, 1.0 / n, n, out=out)
+        else:
+            (values,), grads = function(cols, params, 1.0 / n, n)
+            if out is not None:
+                out[...] = grads
+                grads = out
         return row_mean(values), grads
+
+
+def check_out(out: Any, n_params: int) -> np.ndarray:
+    """``out=`` of ``mean_and_grad``: a writable C-contiguous float64 array of one entry per param."""
+    if not isinstance(out, np.ndarray) or out.dtype != np.float64 or not out.flags.c_contiguous \
+            or not out.flags.writeable:
+        raise ArgumentError(f"out must be a writable C-contiguous float64 NumPy array; got "
+                            f"{type(out).__name__}{f' of dtype {out.dtype}' if isinstance(out, np.ndarray) else ''}"
+                            f"{'' if not isinstance(out, np.ndarray) or out.flags.c_contiguous else ' (not C-contiguous)'}")
+    if out.shape != (n_params,):
+        raise ShapeError(f"out must have shape ({n_params},), one entry per param; got {out.shape}")
+    return out
 
 
 def mean(signature: Signature, batch: Batch) -> Value:
@@ -121,78 +141,108 @@ def train_update(lr: Any, optimizer: Any) -> Callable[[Signature], Update]:
         raise ArgumentError(f"optimizer must be a graphc.optim optimizer (SGD, Adam); "
                             f"got {type(optimizer).__name__}")
     if lr is not None:
-        if not (isinstance(lr, (int, float, np.integer, np.floating)) and not isinstance(lr, bool)):
-            raise ArgumentError(f"lr must be a number; got {type(lr).__name__}")
-        check_range("lr", lr, 0.0, None)  # nan and negative rates: a ValueError, as optim.SGD gives
-        update = _sgd(float(lr))
+        check_rate(lr)
+        update = Update(None, None, float(lr))
         return lambda signature: update
-    return lambda signature: _optimizer_update(signature, optimizer)
+    return lambda signature: Update(optimizer, optimizer_order(signature, optimizer), optimizer.lr)
 
 
-def train_rows(batch: Batch, batch_size: Any, order: Any) -> tuple[int, np.ndarray | None]:
-    """``train``'s batch size (default: all rows) and row order (None: as given), checked."""
-    size = batch.n if batch_size is None else batch_size
-    if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 1:
-        raise ArgumentError(f"batch_size must be a positive int; got {batch_size!r}")
-    rows = None
-    if order is not None:
-        rows = np.asarray(order)
-        if rows.ndim != 1 or rows.dtype.kind not in "iu" or (rows.size and (rows.min() < 0 or rows.max() >= batch.n)):
-            raise ShapeError(f"order must be a 1-D array of row numbers below {batch.n}")
-    return int(size), rows
+def check_rate(lr: Any) -> None:
+    """A learning rate: a number >= 0 (nan and negative rates: a ValueError, as optim.SGD gives)."""
+    if not (isinstance(lr, (int, float, np.integer, np.floating)) and not isinstance(lr, bool)):
+        raise ArgumentError(f"lr must be a number; got {type(lr).__name__}")
+    check_range("lr", lr, 0.0, None)
 
 
-def _sgd(lr: float) -> Update:
-    """Plain SGD on a params array, in place."""
-    def update(params: np.ndarray, grads: np.ndarray) -> np.ndarray:
-        params -= lr * grads  # p.data -= lr * p.grad, for all at once
+class Update:
+    """One training step's update of a params array: plain SGD at ``lr`` (``optimizer``
+    None), or ``optimizer.apply`` in the signature's param order, its state kept in the
+    optimizer's own order (``order[k]``: the signature slot of the optimizer's param k),
+    so ``step()`` and ``train`` can take turns."""
+
+    def __init__(self, optimizer: Optimizer | None, order: np.ndarray | None, lr: float) -> None:
+        self.optimizer, self.order, self.lr = optimizer, order, lr
+
+    def __call__(self, params: np.ndarray, grads: np.ndarray, lr: float) -> np.ndarray:
+        if self.optimizer is None:
+            params -= lr * grads  # p.data -= lr * p.grad, for all at once
+            return params
+        self.optimizer.lr = lr
+        params[self.order] = self.optimizer.apply(params[self.order], grads[self.order])
         return params
-    return update
 
 
-def _optimizer_update(signature: Signature, optimizer: Optimizer) -> Update:
-    """``optimizer.apply`` on arrays in the signature's param order, its state kept in
-    the optimizer's own order (so ``step()`` and ``train`` can take turns)."""
+def optimizer_order(signature: Signature, optimizer: Optimizer) -> np.ndarray:
+    """Where each of the optimizer's params is in the signature's order; an error unless
+    they are the same Values."""
     position = {id(p): k for k, p in enumerate(signature.params)}
     if len(optimizer.params) != len(signature.params) or any(id(p) not in position for p in optimizer.params):
         raise ArgumentError(f"the optimizer updates {len(optimizer.params)} Values and {signature.name} has "
                             f"{len(signature.params)} params, not the same ones: build it over the params "
                             f"(e.g. model.parameters(), or compiled.params)")
-    order = np.array([position[id(p)] for p in optimizer.params], dtype=np.intp)
-
-    def update(params: np.ndarray, grads: np.ndarray) -> np.ndarray:
-        params[order] = optimizer.apply(params[order], grads[order])
-        return params
-    return update
+    return np.array([position[id(p)] for p in optimizer.params], dtype=np.intp)
 
 
-def train(signature: Signature, batch: Batch, update: Update, size: int, rows: np.ndarray | None,
-          optimizer: Optimizer | None, bar=None) -> np.ndarray:
-    """Each batch's mean loss, the params moved by ``update`` after each.  All or nothing:
-    if anything raises -- a KeyboardInterrupt included -- the params and the optimizer's
-    state are put back as they were before the run.  ``bar``: a
-    :func:`graphc.progress.progress_bar` told of each batch, or None."""
+def train(signature: Signature, batch: Batch, update: Update, plan: StepPlan, bar=None) -> np.ndarray:
+    """Each step's mean loss, the params moved by ``update`` after each: in one native call
+    where the backend has a training driver (:mod:`graphc.train_native`), else in a Python
+    loop of the same steps.  All or nothing: if anything raises -- a KeyboardInterrupt
+    included -- the params and the optimizer's state are put back as they were before the
+    run.  ``bar``: a :func:`graphc.progress.progress_bar` told of each step, or None."""
     signature.require_scalar("train")
-    params = signature.param_data(None, array=True)
-    before = params.tolist()
+    program = signature.batched_program("mean")
+    signature.run(program)  # the code this call runs: compiled.source
+    optimizer = update.optimizer
     state = optimizer.snapshot() if optimizer is not None else None
+    params = signature.param_data(None, array=True)
     try:
-        ordered = batch.cols if rows is None else np.ascontiguousarray(batch.cols[:, rows])  # one gather
-        count = ordered.shape[1]
-        losses = []
-        for start in range(0, count, size):
-            cols = ordered if size >= count else np.ascontiguousarray(ordered[:, start:start + size])
-            value, grads = mean_and_grads(signature, cols, cols.shape[1], params)
-            params = update(params, np.asarray(grads, dtype=np.float64))
-            losses.append(value)
-            if bar is not None:
-                bar.update(loss=value)
-        for p, v in zip(signature.params, params.tolist()):
-            p._data = v
+        if train_native.usable(program, update):
+            losses = train_native.run(program, batch.cols, update, plan, params, bar)
+        else:
+            losses = _python_steps(signature, batch, update, plan, params, bar)
     except BaseException:
-        for p, v in zip(signature.params, before):
-            p._data = v
         if state is not None:
             optimizer.restore(state)
         raise
+    for p, v in zip(signature.params, params.tolist()):
+        p._data = v
+    return losses
+
+
+def _python_steps(signature: Signature, batch: Batch, update: Update, plan: StepPlan, params: np.ndarray,
+                  bar) -> np.ndarray:
+    """The steps as a Python loop of ``mean_and_grads`` and ``update``, on ``params`` in place."""
+    losses = []
+    for rows, lr in plan.steps(update.lr):
+        cols = batch.cols if rows is None else np.ascontiguousarray(batch.cols[:, rows])
+        value, grads = mean_and_grads(signature, cols, cols.shape[1], params)
+        params[...] = update(params, np.asarray(grads, dtype=np.float64), lr)
+        losses.append(value)
+        if bar is not None:
+            bar.update(loss=value)
     return np.array(losses)
+
+
+
+class NativeRun:
+    """Epochs of native training on one batch of data, laid out once: what the estimators'
+    solver runs epoch by epoch (see :meth:`graphc.Compiled._native_run`)."""
+
+    def __init__(self, signature: Signature, program: Any, batch: Batch) -> None:
+        self.signature, self.program, self.batch = signature, program, batch
+
+    def epoch(self, params: np.ndarray, optimizer: Optimizer, order: np.ndarray, batch_size: int,
+              decay: tuple[np.ndarray, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """One pass in ``order``, ``batch_size`` rows a step, ``optimizer`` (over the
+        signature's params, in its order) stepping ``params`` in place; each step's mean
+        loss and L2 penalty (zeros without ``decay``: (which params, alpha), the penalty
+        ``alpha / (2 * rows) * sum(p * p)`` over them, as scikit-learn adds it).  An
+        interrupt keeps the steps completed (as a Python loop of steps would)."""
+        update = Update(optimizer, np.arange(len(params)), optimizer.lr)
+        plan = StepPlan(self.batch.n, batch_size, order)
+        scales = None
+        if decay is not None:
+            rows = np.diff(plan.table()[1])
+            scales = (decay[0], np.array([decay[1] / (2 * int(b)) for b in rows]))
+        losses = train_native.run(self.program, self.batch.cols, update, plan, params, None, scales, keep_partial=True)
+        return (losses[0], losses[1]) if decay is not None else (losses, np.zeros(len(losses)))

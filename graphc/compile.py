@@ -133,7 +133,7 @@ class Compiled:
         batch.require_rows("mean")
         return batches.mean(self._signatures.lookup_batched(batch.tree, lambda: batch.rows), batch)
 
-    def mean_and_grad(self, *batched_args: Any, params: Any = None,
+    def mean_and_grad(self, *batched_args: Any, params: Any = None, out: np.ndarray | None = None,
                       allow_nonfinite: bool = False) -> tuple[float, np.ndarray]:
         """The mean of a scalar fn over the rows and its gradient with respect to the params,
         as an array in :attr:`params` order: the numbers ``mean(...).backward()`` adds into
@@ -141,41 +141,67 @@ class Compiled:
         ``params`` (one number per param) is given in place of their ``.data``.  The
         functional form, for training loops that keep the params in an array (JAX's
         ``value_and_grad``); one signature serves any model of the same shape this way.
+        A C-contiguous float64 ``params`` array is read without a copy where the kernel
+        reads the params in their own order (else it is permuted into the kernel's, once
+        per call); any other array-like is copied, never misread.  ``out``: a writable
+        C-contiguous float64 array of one entry per param that receives the gradient (and is
+        returned), so a loop allocates nothing per step.
         """
         batch = self._batch(batched_args, allow_nonfinite)
         batch.require_rows("mean_and_grad")
         signature = self._signatures.lookup_batched(batch.tree, lambda: batch.rows)
         signature.require_scalar("mean_and_grad")
-        value, grads = batches.mean_and_grads(signature, batch.cols, batch.n, signature.param_data(params, array=True))
-        return value, np.asarray(grads, dtype=np.float64)
+        if out is not None:
+            out = batches.check_out(out, len(signature.params))
+        value, grads = batches.mean_and_grads(signature, batch.cols, batch.n,
+                                              signature.param_data(params, array=True), out)
+        return value, grads if out is not None else np.asarray(grads, dtype=np.float64)
 
     def train(self, *batched_args: Any, lr: float | None = None, optimizer: Optimizer | None = None,
-              batch_size: int | None = None, order: Any = None, allow_nonfinite: bool = False,
+              batch_size: int | None = None, order: Any = None, epochs: int = 1, shuffle: Any = False,
+              schedule: Callable[[int], float] | None = None, allow_nonfinite: bool = False,
               progress: bool = False) -> np.ndarray:
         """Minibatch training on the mean of a scalar fn, with the params held in one array.
 
-        Rows are taken in ``order`` (default: as given), ``batch_size`` at a time (default:
-        all of them); for each batch, every param moves by ``-lr`` times the gradient of the
-        batch's mean -- what ``loss = compiled.mean(batch); model.zero_grad();
-        loss.backward(); p.data -= lr * p.grad`` does for every param, with the same numbers
-        -- or, given ``optimizer`` (a :mod:`graphc.optim` optimizer over the same params, in
-        any order) instead of ``lr``, as its ``step()`` would move them.  But the params are
-        read once, updated in an array by the generated code's results and written back to
-        their Values once at the end, so a step costs no Python work per param.  ``.grad``
-        is left as it is.  Returns each batch's mean loss (before its step) as an array.
-        Data holding nan or inf raises :class:`DataError` unless ``allow_nonfinite``.
-        ``progress=True`` shows the batches done and the latest loss on stderr (a tqdm bar
-        when tqdm is installed, else one line redrawn in place).
+        ``epochs`` passes over the rows (default one), each taking them in ``order``
+        (default: as given) -- or, with ``shuffle`` (True, an int seed or a NumPy
+        Generator), in ``rng.permutation(N)`` drawn anew each epoch -- ``batch_size`` at a
+        time (default: all of them; the last batch of a pass may be smaller).  For each
+        batch, every param moves by ``-lr`` times the gradient of the batch's mean -- what
+        ``loss = compiled.mean(batch); model.zero_grad(); loss.backward(); p.data -= lr *
+        p.grad`` does for every param, with the same numbers -- or, given ``optimizer`` (a
+        :mod:`graphc.optim` optimizer over the same params, in any order) instead of
+        ``lr``, as its ``step()`` would move them.  ``schedule(k)`` (optional) is the
+        learning rate of step ``k`` (from 0 in this call), used in place of ``lr`` or set
+        as ``optimizer.lr`` before the step.  The params are read once, updated in an array
+        and written back to their Values once at the end, so a step costs no Python work per
+        param; on the C backend the whole run is one native call (in chunks of about 0.1 s,
+        so Ctrl-C stops it), the same steps bit for bit.  ``.grad`` is left as it is.  All
+        or nothing: if the run raises (a KeyboardInterrupt included), the params and the
+        optimizer's state are as before.  Returns each step's mean loss (before its step),
+        all epochs end to end.  Data holding nan or inf raises :class:`DataError` unless
+        ``allow_nonfinite``.  ``progress=True`` shows the steps done and the latest loss on
+        stderr (a tqdm bar when tqdm is installed, else one line redrawn in place).
         """
         batch = self._batch(batched_args, allow_nonfinite)
         batch.require_rows("train")
         make_update = batches.train_update(lr, optimizer)
-        size, rows = batches.train_rows(batch, batch_size, order)
+        plan = batches.StepPlan(batch.n, batch_size, order, epochs, shuffle, schedule)
         signature = self._signatures.lookup_batched(batch.tree, lambda: batch.rows)
         update = make_update(signature)
-        n_batches = -(-(batch.n if rows is None else len(rows)) // size)
-        with progress_bar(n_batches, f"train {self.name}", "batches", enabled=progress) as bar:
-            return batches.train(signature, batch, update, size, rows, optimizer, bar)
+        with progress_bar(plan.total, f"train {self.name}", "batches", enabled=progress) as bar:
+            return batches.train(signature, batch, update, plan, bar)
+
+    def _native_run(self, *batched_args: Any) -> batches.NativeRun | None:
+        """A native training session over these rows (data laid out once), for loops that
+        keep their own epoch bookkeeping (the scikit-learn estimators); None where the
+        backend has no training driver."""
+        batch = self._batch(batched_args, False)
+        batch.require_rows("train")
+        signature = self._signatures.lookup(batch.tree, lambda: batch.rows)
+        signature.require_scalar("train")
+        program = signature.batched_program("mean")
+        return batches.NativeRun(signature, program, batch) if program.driver is not None else None
 
     def _batch(self, batched_args: tuple, allow_nonfinite: bool) -> batches.Batch:
         return batches.Batch(batched_args, self._argument_names(len(batched_args)), allow_nonfinite)

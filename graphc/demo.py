@@ -64,6 +64,15 @@ def loss(model, X, y):
     return total_loss, sum(accuracy) / len(accuracy)
 
 
+def sgd_step(model, total_loss, k: int) -> None:
+    """micrograd's update: gradients from zero, backward, then SGD with lr = 1.0 - 0.9*k/100."""
+    model.zero_grad()
+    total_loss.backward()
+    learning_rate = 1.0 - 0.9 * k / 100
+    for p in model.parameters():
+        p.data -= learning_rate * p.grad
+
+
 def batch_loss(model):
     """The same loss as a function of the data, for graphc.compile: X and y arrive as Values."""
     def loss(X, y):
@@ -83,11 +92,7 @@ def train_compiled(model, X, y, steps: int = 100, log=print, progress: bool = Fa
         for k in range(steps):
             start = time.perf_counter()
             total_loss, scores = step(X, y)
-            model.zero_grad()
-            total_loss.backward()
-            learning_rate = 1.0 - 0.9 * k / 100
-            for p in model.parameters():
-                p.data -= learning_rate * p.grad
+            sgd_step(model, total_loss, k)
             acc = sum((yi > 0) == (s.data > 0) for yi, s in zip(y, scores)) / len(y)
             history.append((total_loss.data, acc))
             if k == 0:
@@ -110,11 +115,7 @@ def train_batched(model, X, y, steps: int = 100, log=print, progress: bool = Fal
             acc = float(np.mean((y > 0) == (scores(X) > 0)))  # before the update, as micrograd reports it
             start = time.perf_counter()
             total_loss = step.mean(X, y) + 1e-4 * sum(p * p for p in model.parameters())
-            model.zero_grad()
-            total_loss.backward()
-            learning_rate = 1.0 - 0.9 * k / 100
-            for p in model.parameters():
-                p.data -= learning_rate * p.grad
+            sgd_step(model, total_loss, k)
             times.append(time.perf_counter() - start)
             history.append((total_loss.data, acc))
             if k == 0:
@@ -133,11 +134,7 @@ def train(model, X, y, steps: int = 100, log=print, progress: bool = False):
         for k in range(steps):
             start = time.perf_counter()
             total_loss, acc = loss(model, X, y)
-            model.zero_grad()
-            total_loss.backward()
-            learning_rate = 1.0 - 0.9 * k / 100
-            for p in model.parameters():
-                p.data -= learning_rate * p.grad
+            sgd_step(model, total_loss, k)
             history.append((total_loss.data, acc))
             _step_done(k, total_loss.data, acc, f"{(time.perf_counter() - start) * 1e3:.1f} ms", log, bar)
     return history

@@ -257,16 +257,16 @@ def _type(shape: tuple) -> str:
 def infer_shapes(node_ops: list[str], node_args: list[tuple], node_attrs: list[tuple]) -> list[tuple]:
     """Every node's shape from the op table's rules (leaves are scalars)."""
     shapes: list[tuple] = []
+    append = shapes.append
     table = ops.TABLE
     for i, op in enumerate(node_ops):
-        operands = node_args[i]
-        if op in LEAVES or op not in table:
-            shapes.append(())
+        entry = table.get(op)
+        if entry is None:  # a leaf (or an unknown op, which verify() reports)
+            append(())
             continue
-        operand_shapes = [shapes[a] for a in operands if a < i]
-        entry = table[op]
+        operand_shapes = [shapes[a] for a in node_args[i] if a < i]
         if entry.shape is None and not any(operand_shapes):
-            shapes.append(())  # the common case: a scalar op on scalars
+            append(())  # the common case: a scalar op on scalars
             continue
         try:
             shapes.append(entry.result_shape(operand_shapes, node_attrs[i]))
@@ -298,11 +298,13 @@ def node_names(graph: Graph, namespace: Namespace) -> list[str]:
         names[i] = namespace.create(graph.attrs[i][0], "x")
     for i in graph.params:
         names[i] = namespace.create(graph.attrs[i][0], "p")
+    ids = [i for i, op in enumerate(graph.ops) if op not in LEAVES]
+    intern = sys.intern  # the compiler of generated code shares each name
+    for i, name in zip(ids, namespace.create_plain([f"v{i}" for i in ids])):
+        names[i] = intern(name)
     for i, op in enumerate(graph.ops):
         if op == "const":
             names[i] = python_number(graph.attrs[i][0])
-        elif op not in LEAVES:
-            names[i] = sys.intern(namespace.create(f"v{i}"))  # the compiler of generated code shares it
     return names
 
 
@@ -331,10 +333,11 @@ class Builder:
 
     def add(self, op: str, args: tuple[int, ...] = (), attr: tuple = ()) -> int:
         """Append a node; its id."""
-        self.ops.append(op)
+        node_ops = self.ops
+        node_ops.append(op)
         self.args.append(args)
         self.attrs.append(attr)
-        return len(self.ops) - 1
+        return len(node_ops) - 1
 
     def total(self, parts: list[int]) -> int:
         """A node adding ``parts`` left to right (the part itself if there is one)."""
@@ -355,7 +358,7 @@ class Builder:
         op = graph.ops[i]
         if op == "const":
             return self.const(graph.attrs[i][0])
-        return self.add(op, tuple(remap[a] for a in graph.args[i]), graph.attrs[i])
+        return self.add(op, tuple([remap[a] for a in graph.args[i]]), graph.attrs[i])
 
     def finish(self, inputs: list[int], params: list[int], outputs: list[int],
                like: Graph | None = None, **meta: Any) -> Graph:

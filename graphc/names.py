@@ -33,7 +33,27 @@ class Namespace:
         self._taken = set(_RESERVED) | set(reserved)
 
     def create(self, text: str, fallback: str = "v") -> str:
+        if text.isalnum() and text.isascii() and not text[0].isdigit() and len(text) <= MAX_LENGTH \
+                and text not in self._taken:  # already its own sanitized form, and free (``v123``)
+            self._taken.add(text)
+            return text
         base = sanitize(text, fallback)  # never starts with "_"
+        return self._unique(base)
+
+    def create_plain(self, texts: list[str]) -> list[str]:
+        """:meth:`create` for each of ``texts`` that are already legal, unreserved-looking
+        identifiers of letters and digits (``v12``): the bulk path for one name per node."""
+        taken = self._taken
+        out = []
+        for text in texts:
+            if text in taken:
+                text = self._unique(text)
+            else:
+                taken.add(text)
+            out.append(text)
+        return out
+
+    def _unique(self, base: str) -> str:
         name, k = base, 0
         while name in self._taken:
             k += 1

@@ -66,6 +66,12 @@ class Optimizer:
     def _update(self, grad: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    def native(self) -> tuple[str, tuple[float, ...], tuple[str, ...]] | None:
+        """How a native training driver (:mod:`graphc.codegen.c_train`) runs this
+        optimizer's ``apply``: its kind, its constants and the names of its state arrays
+        (one entry per param); None where it cannot -- a subclass with its own update."""
+        return None
+
 
 class SGD(Optimizer):
     """Stochastic gradient descent, with optional (Nesterov) momentum.
@@ -95,6 +101,14 @@ class SGD(Optimizer):
             return -(self.lr * grad)
         self.velocity = self.momentum * self.velocity - self.lr * grad
         return self.momentum * self.velocity - self.lr * grad if self.nesterov else self.velocity
+
+    def native(self) -> tuple[str, tuple[float, ...], tuple[str, ...]] | None:
+        """``("sgd", (), ())``, or ``("momentum" | "nesterov", (momentum,), ("velocity",))``."""
+        if type(self)._update is not SGD._update:
+            return None
+        if self.momentum == 0.0:
+            return "sgd", (), ()
+        return ("nesterov" if self.nesterov else "momentum"), (float(self.momentum),), ("velocity",)
 
 
 class Adam(Optimizer):
@@ -136,6 +150,12 @@ class Adam(Optimizer):
         m_hat = self.m / (1.0 - b1 ** self.t)
         v_hat = self.v / (1.0 - b2 ** self.t)
         return -(self.lr * m_hat / (np.sqrt(v_hat) + self.eps))
+
+    def native(self) -> tuple[str, tuple[float, ...], tuple[str, ...]] | None:
+        """``("adam" | "adam_eps_hat", (beta1, beta2, eps), ("m", "v"))``; ``t`` counts the steps."""
+        if type(self)._update is not Adam._update:
+            return None
+        return ("adam_eps_hat" if self.eps_hat else "adam"), (*self.betas, float(self.eps)), ("m", "v")
 
 
 def _as_vector(x, name: str) -> np.ndarray:

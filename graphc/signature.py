@@ -119,7 +119,7 @@ class Signature:
         # the scalar graph is then optimized only when something asks for it.
         with _Timer(self.stats, "rows"):
             self.rows: RowsProgram | None = rows_program(traced, backend, numerics, name)
-        self.params: list[Value] = (traced if self.rows is not None else self.graph).param_values
+        self.params: list[Value] = traced.param_values  # every pass keeps them (Builder.finish(like=))
         self.param_tuple = tuple(self.params)
         self.n_outputs = len(traced.outputs)
         self.out_tree = traced.out_tree
@@ -189,8 +189,12 @@ class Signature:
         return program.function
 
     def _reroll(self) -> Graph:
+        # Exact numerics: re-rolled straight from the trace (the vector pipeline holds every
+        # scalar pass), so the batched backends never pay for optimizing the unrolled
+        # graph; other numerics rewrite the scalar graph first, as the Python backend runs it.
+        source = self._traced if self.numerics == "exact" else self.graph
         with _Timer(self.stats, "reroll"):
-            graph, report = optimize(self.graph, report=True, passes=VECTOR_PIPELINE)
+            graph, report = optimize(source, report=True, passes=VECTOR_PIPELINE)
         self._report("re-rolled forward", report)
         return graph
 
@@ -262,7 +266,8 @@ class Stages:
 
     @property
     def report(self) -> OptimizeReport:
-        """The optimizer's report on the forward graph."""
+        """The optimizer's report on the forward graph (optimized on first use)."""
+        self._signature.graph  # noqa: B018  (the batched backends re-roll the trace without it)
         return self._signature.stats.reports["forward"]
 
     @property

@@ -54,8 +54,11 @@ class SignatureCache(Mapping):
                     reason = "first call" if not self._variants else \
                         f"new argument signature {describe(tree)}; known: " + \
                         ", ".join(describe(t) for t in self._variants)
-                    self.note_trace(reason, first=not self._variants)
-                    group = self._variants[tree] = [self.make(args() if callable(args) else args, describe(tree))]
+                    first = not self._variants
+                    logs.retrace(self.name, reason)
+                    group = [self.make(args() if callable(args) else args, describe(tree))]
+                    self.count_trace(reason, first)
+                    self._variants[tree] = group
         self.latest = group[0]
         return group[0]
 
@@ -77,9 +80,8 @@ class SignatureCache(Mapping):
         self.latest = group[0]
         return result
 
-    def note_trace(self, reason: str, first: bool = False) -> None:
-        """Count a trace and log why; every trace after the first goes in ``retraces``."""
-        logs.retrace(self.name, reason)
+    def count_trace(self, reason: str, first: bool = False) -> None:
+        """Count a trace that succeeded; every trace after the first goes in ``retraces``."""
         if not first:
             self.retraces.append(reason)
         self.trace_count += 1

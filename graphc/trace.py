@@ -177,35 +177,55 @@ def _to_graph(out_leaves: list, placeholders: list[Value], paths: list[str], giv
               name: str, in_tree: Any, out_tree: Any) -> Graph:
     topo = topological_order(v for v in out_leaves if isinstance(v, Value))
     b = Builder()
-    index: dict[int, int] = {}
+    index: dict[Value, int] = {}  # a Value's node (Values hash by identity)
     inputs = []
     for ph, path in zip(placeholders, paths):
-        index[id(ph)] = node = b.add("input", (), (path,))
+        index[ph] = node = b.add("input", (), (path,))
         inputs.append(node)
 
     param_values = list(dict.fromkeys(given_params))  # ordered, without duplicates
-    known = {id(p) for p in param_values}
-    found = [v for v in topo if v._kind is None and v._attr is not engine.CONSTANT and id(v) not in index
+    known = set(map(id, param_values))
+    constant = engine.CONSTANT
+    found = [v for v in topo if v._kind is None and v._attr is not constant and v not in index
              and id(v) not in known and not isinstance(v, TracedValue)]
     param_values += sorted(found, key=lambda v: v._serial)  # creation order: model.parameters() order
     params = []
     for k, p in enumerate(param_values):
         if not isinstance(p, Value):
             raise TraceError(f"params[{k}] is {type(p).__name__}, not a Value")
-        index[id(p)] = node = b.add("param", (), (p.label or f"p{k}",))
+        index[p] = node = b.add("param", (), (p.label or f"p{k}",))
         params.append(node)
+    _add_ops(b, topo, index)
+    outputs = [index[v] if isinstance(v, Value) else b.const(float(v)) for v in out_leaves]
+    return b.finish(inputs, params, outputs, param_values=param_values, in_tree=in_tree,
+                    out_tree=out_tree, name=name)
 
+
+def _add_ops(b: Builder, topo: list[Value], index: dict[Value, int]) -> None:
+    """Append the constants and op nodes of ``topo`` (in its order) to ``b``, noting each
+    Value's node in ``index``.  The hot loop of tracing: one node per Value, its Builder
+    lists appended in place."""
+    node_ops, node_args, node_attrs = b.ops, b.args, b.attrs
+    add_op, add_args, add_attr = node_ops.append, node_args.append, node_attrs.append
+    n = len(node_ops)
     for v in topo:
-        if id(v) in index:
+        if v in index:
             continue
         kind = v._kind
         if kind is None:  # a constant leaf created inside fn
-            index[id(v)] = b.const(v._data)
-        elif type(kind) is Op:
-            index[id(v)] = b.add(kind.name, tuple(index[id(c)] for c in v._prev), v._attr)
-        else:
+            index[v] = b.const(v._data)
+            n = len(node_ops)
+            continue
+        if type(kind) is not Op:
             raise TraceError(f"cannot trace through {v._op!r}: a compiled function was called inside "
                              f"the traced function; compile the plain function instead")
-    outputs = [index[id(v)] if isinstance(v, Value) else b.const(float(v)) for v in out_leaves]
-    return b.finish(inputs, params, outputs, param_values=param_values, in_tree=in_tree,
-                    out_tree=out_tree, name=name)
+        prev = v._prev
+        if len(prev) == 2:
+            operands = (index[prev[0]], index[prev[1]])
+        else:
+            operands = tuple([index[c] for c in prev])
+        index[v] = n
+        n += 1
+        add_op(kind.name)
+        add_args(operands)
+        add_attr(v._attr)

@@ -17,6 +17,7 @@ import sys
 import warnings
 from typing import Any, Callable
 
+from . import logs
 from .errors import FrozenDataWarning, GraphcError
 from .graph import Graph
 from .guards import GuardFailure, GuardSet
@@ -74,8 +75,9 @@ def retrace(cache: Any, group: list, args: tuple, leaves: list, call: Callable, 
     with cache.lock:
         if len(group) >= MAX_VARIANTS:
             raise GraphcError(_cap_message(cache.name, group, failure))
-        cache.note_trace(failure.reason)
+        logs.retrace(cache.name, failure.reason)
         signature = cache.make(args, group[0].description)
+        cache.count_trace(failure.reason)
         group.insert(0, signature)
     result = call(signature, leaves)
     if type(result) is GuardFailure:

@@ -23,8 +23,11 @@ def depth_first(roots: Iterable[Node], operands: Callable[[Node], Sequence[Node]
     of it can be above it on the stack).
     """
     order: list[Node] = []
+    append = order.append
     entered: set = set()
+    enter = entered.add
     finished: set = set()
+    finish = finished.add
     for root in roots:
         if root in finished or not (leaves or operands(root)):
             continue
@@ -32,19 +35,26 @@ def depth_first(roots: Iterable[Node], operands: Callable[[Node], Sequence[Node]
         push, pop = stack.append, stack.pop
         while stack:
             node = pop()
+            if node in finished:
+                continue
             if node in entered:
-                if node not in finished:
-                    finished.add(node)
-                    order.append(node)
+                finish(node)
+                append(node)
                 continue
             children = operands(node)
             if not children:
-                if node not in finished:
-                    finished.add(node)
-                    order.append(node)
+                finish(node)
+                append(node)
                 continue
-            entered.add(node)
+            enter(node)
             push(node)
+            if len(children) == 2 and leaves:  # the common case, unrolled (binary ops)
+                first, second = children
+                if second not in finished:
+                    push(second)
+                if first not in finished:
+                    push(first)
+                continue
             for child in children[::-1]:
                 if child not in finished and (leaves or operands(child)):
                     push(child)

@@ -522,11 +522,15 @@ def raise_on_call(k: int, original):
 
 @pytest.mark.parametrize("solver", ["sgd", "adam"])
 def test_an_interrupted_fit_keeps_the_partly_trained_state_as_scikit_learn(monkeypatch, solver):
+    from graphc import train_native
+    from graphc.codegen import c_train
     from graphc.compile import Compiled
     X, y, ours, theirs = pair(moons, dict(solver=solver, learning_rate_init=0.05))
     batches_per_epoch = 7  # 200 rows in batches of 32
     k = 2 * batches_per_epoch + 3  # in the third epoch, after three of its steps
     monkeypatch.setattr(Compiled, "mean_and_grad", raise_on_call(k, Compiled.mean_and_grad))
+    monkeypatch.setattr(train_native, "CHUNK_SECONDS", 0.0)  # native epochs: one step per driver call
+    monkeypatch.setattr(c_train.Driver, "run", raise_on_call(k, c_train.Driver.run))
     monkeypatch.setattr(type(theirs), "_backprop", raise_on_call(k, type(theirs)._backprop))
     with pytest.warns(UserWarning, match="Training interrupted by user"):
         ours.fit(X, y)

@@ -32,7 +32,9 @@ import re
 from .. import ops
 from ..graph import Graph, node_names
 from ..names import Namespace
+from .c_layout import ParamLayout
 from .c_runtime import PRELUDE, SPELLINGS, Call, texts
+from .c_train import DRIVER
 from .common import batched_nodes, c_number, header, live_roots, reduced_lane, reduced_tensors, spell
 
 C_WORDS = frozenset("""auto break case char const continue default do double else enum extern float for goto
@@ -54,10 +56,11 @@ errno""".split())
 WRITER_NAMES = frozenset("inputs params seed_unused n r per_row sums lane k acc".split())
 #: Every name an identifier of the generated code must not take, derived from all the text
 #: the generator emits besides node names: C's keywords and the headers' macros (above),
-#: every identifier of the prelude (helpers, macros, their parameters), every function an
+#: every identifier of the prelude (helpers, macros, their parameters) and of the training
+#: driver (:mod:`.c_train`, which calls the kernel by its name), every function an
 #: op's C spelling calls (``log1p`` for a label "log1p" would shadow the function it calls)
 #: and the writer's own names.
-RESERVED = C_WORDS | HEADER_NAMES | WRITER_NAMES | frozenset(re.findall(r"\b[A-Za-z_]\w*", PRELUDE)) | \
+RESERVED = C_WORDS | HEADER_NAMES | WRITER_NAMES | frozenset(re.findall(r"\b[A-Za-z_]\w*", PRELUDE + DRIVER)) | \
     frozenset(name for text in texts() for name in re.findall(r"(\w+)\(", text))
 
 
@@ -67,8 +70,18 @@ def generate(graph: Graph, name: str, *, seed: int | None = None, reduced: froze
     return _Writer(graph, name, seed, reduced).source()
 
 
+def generate_kernel(graph: Graph, name: str, *, seed: int | None = None, reduced: frozenset[int] = frozenset(),
+                    free_layout: bool = False) -> tuple[tuple[str, str, int, int], ParamLayout, str]:
+    """:func:`generate`'s results, the kernel layout of params and gradients (with
+    ``free_layout``, one of the writer's choosing: see :mod:`.c_layout`; else
+    ``graph.params`` order) and a free name for a driver of the function."""
+    writer = _Writer(graph, name, seed, reduced, free_layout)
+    return writer.source(), writer.layout, writer.namespace.create(f"{writer.entry}_train")
+
+
 class _Writer:
-    def __init__(self, graph: Graph, name: str, seed: int | None, reduced: frozenset[int]) -> None:
+    def __init__(self, graph: Graph, name: str, seed: int | None, reduced: frozenset[int],
+                 free_layout: bool = False) -> None:
         self.graph, self.seed, self.reduced = graph, seed, reduced
         self.namespace = namespace = Namespace(RESERVED)
         self.entry = namespace.create(name, "fn")
@@ -87,6 +100,13 @@ class _Writer:
         roots = live_roots(graph, reduced, self.tensors)
         self.live = graph.live(roots)
         self.gathered = self._gathers()
+        self.layout = ParamLayout(graph, [i for i, kind in self.gathered.items() if kind == "params"],
+                                  self._read_transposed_only(), free_layout)
+        for i in list(self.gathered):  # a pack of fewer than 4 params read in place, else spelled out
+            if self.gathered[i] == "params" and i not in self.layout.blocks and len(graph.args[i]) < 4:
+                del self.gathered[i]
+        # a matrix also read untransposed (by vecmat) is still transposed once per call for matvec_t:
+        # measured faster than gc_matvec on the moons MLP
         self.used = [False] * len(graph)  # leaves read by name (not only through a gathered pack)
         for i in range(len(graph)):
             if self.live[i] and i not in self.gathered:
@@ -104,7 +124,7 @@ class _Writer:
         head = (f"void {self.entry}(const double *restrict inputs, const double *restrict params, "
                 f"double {seed_name}, long n, double *restrict per_row, double *restrict sums)")
         body = ["{", "    /* params, and everything that depends on them alone: once per call */"]
-        body += [f"    const double {names[p]} = params[{k}];" for k, p in enumerate(g.params) if self.used[p]]
+        body += [f"    const double {names[p]} = params[{self.layout.position[p]}];" for p in g.params if self.used[p]]
         body += self.nodes(batched=False, indent="    ")
         accumulators, lines = self.accumulators(summed)
         body += lines
@@ -134,19 +154,45 @@ class _Writer:
 
     def accumulators(self, summed: list[int]) -> tuple[dict[int, str], list[str]]:
         """The variables summing outputs over rows (a summed tensor's lanes all at once, from
-        +0.0), and the lines declaring them."""
+        +0.0; in place in ``sums`` where its lanes are a block of the kernel layout), and the
+        lines declaring them."""
         lines = ["    /* sums over the rows, in row order, from +0.0 (as .grad adds the gradients of the rows) */"]
         accumulators = {}
+        self.in_place = self._in_place(summed)
         for m in self.tensors:
             size = ops.size_of(self.shapes[m])
             accumulators[m] = self.derived(m, "sum")
-            lines.append(f"    double {accumulators[m]}[{size}];")
+            if m in self.in_place:
+                lines.append(f"    double *{accumulators[m]} = sums + {self.in_place[m][0]};")
+            else:
+                lines.append(f"    double {accumulators[m]}[{size}];")
             lines.append(f"    for (int lane = 0; lane < {size}; lane++) {accumulators[m]}[lane] = 0.0;")
         for o in summed:
             if self.batched[o] and o not in accumulators and not reduced_lane(self.graph, o, self.tensors):
                 accumulators[o] = self.derived(o, "sum")
                 lines.append(f"    double {accumulators[o]} = 0.0;")
         return accumulators, lines
+
+    def _in_place(self, summed: list[int]) -> dict[int, tuple[int, bool]]:
+        """Summed tensors accumulated in place in ``sums``: (kernel offset, whether the
+        block is a transposed outer product's)."""
+        g, layout = self.graph, self.layout
+        self.sum_at = layout.slot_position if len(summed) == len(g.params) else list(range(len(summed)))
+        pairs: dict[int, list[tuple[int, int]]] = {}
+        for s, o in enumerate(summed):
+            if self.batched[o] and reduced_lane(g, o, self.tensors):
+                pairs.setdefault(g.args[o][0], []).append((self.sum_at[s], g.attrs[o][0]))
+        found = {}
+        for m, lanes in pairs.items():
+            base = layout.sum_run(lanes, ops.size_of(self.shapes[m]))
+            if base is not None:
+                found[m] = (base, False)
+            elif self.tensors[m] == "outer":
+                a, b = g.args[m]
+                base = layout.transposed_run(lanes, self.shapes[a][0], self.shapes[b][0])
+                if base is not None:
+                    found[m] = (base, True)
+        return found
 
     def accumulate(self, accumulators: dict[int, str]) -> list[str]:
         """In the row loop: each accumulator adds this row's value."""
@@ -155,6 +201,8 @@ class _Writer:
         for key, acc in accumulators.items():
             if self.tensors.get(key) == "outer":
                 a, b = g.args[key]
+                if self.in_place.get(key, (0, False))[1]:  # into a transposed block: y[k, j] += b[k] * a[j]
+                    a, b = b, a
                 lines.append(f"        gc_outer_add({acc}, {names[a]}, {names[b]}, {shapes[a][0]}, {shapes[b][0]});")
             elif key in self.tensors:
                 size = ops.size_of(shapes[key])
@@ -165,20 +213,23 @@ class _Writer:
         return lines
 
     def sums(self, summed: list[int]) -> list[str]:
-        """After the row loop: each summed output into its slot of ``sums``."""
+        """After the row loop: each summed output into its slot of ``sums`` (its param's
+        kernel position), but for the tensors summed in place."""
         g, names = self.graph, self.names
         lines = []
         scattered: dict[int, list[tuple[int, int]]] = {}
         for s, o in enumerate(summed):
+            at = self.sum_at[s]
             if not self.batched[o]:  # the same value in every row, added n times (n * value rounds otherwise)
                 lines.append(f"    {{ double acc = 0.0; for (long r = 0; r < n; r++) acc = acc + {names[o]}; "
-                             f"sums[{s}] = acc; }}")
+                             f"sums[{at}] = acc; }}")
             elif reduced_lane(g, o, self.tensors):
-                scattered.setdefault(g.args[o][0], []).append((s, g.attrs[o][0]))
+                if g.args[o][0] not in self.in_place:
+                    scattered.setdefault(g.args[o][0], []).append((at, g.attrs[o][0]))
             else:
-                lines.append(f"    sums[{s}] = {self.derived(o, 'sum')};")
+                lines.append(f"    sums[{at}] = {self.derived(o, 'sum')};")
         for m, pairs in scattered.items():
-            lines += self._scatter(m, pairs)
+            lines += self._scatter(m, sorted(pairs, key=lambda pair: pair[1]))
         return lines
 
     def _scatter(self, m: int, pairs: list[tuple[int, int]]) -> list[str]:
@@ -208,13 +259,26 @@ class _Writer:
         row = {i: k for k, i in enumerate(self.inputs)}
         found = {}
         for i, op in enumerate(g.ops):
-            if op == "pack" and self.live[i] and len(g.args[i]) >= 4:
+            if op == "pack" and self.live[i]:
                 if all(a in slot for a in g.args[i]):
                     found[i] = "params"
-                elif all(a in row for a in g.args[i]):
+                elif len(g.args[i]) >= 4 and all(a in row for a in g.args[i]):
                     found[i] = "inputs"
         self._positions = slot, row
         return found
+
+    def _read_transposed_only(self) -> set[int]:
+        """The matrices read transposed (by matrix-vector products) and in no other way: the
+        kernel layout stores them transposed."""
+        g = self.graph
+        others = set(g.outputs)
+        for i, op in enumerate(g.ops):
+            if self.live[i]:
+                readers = g.args[i]
+                if isinstance(SPELLINGS.get(op), Call) and SPELLINGS[op].transposed:
+                    readers = readers[:1] + readers[2:]
+                others.update(readers)
+        return {m for m in self.transposed if m not in others}
 
     def _compute(self, i: int) -> list[str]:
         """Node ``i``'s lines: a gathered pack, an elementwise op (lane by lane on tensors) or a helper call."""
@@ -238,7 +302,12 @@ class _Writer:
 
     def _gather(self, i: int) -> list[str]:
         g, name = self.graph, self.names[i]
+        block = self.layout.blocks.get(i)
+        if block is not None:  # read in place
+            target = self.derived(i, "t") if block.transposed else name
+            return [f"const double *{target} = params + {block.offset};"]
         slot, row = self._positions
+        slot = {p: self.layout.position[p] for p in slot}
         size = ops.size_of(self.shapes[i])
         source = "params" if self.gathered[i] == "params" else "inputs"
         table = _table((slot if source == "params" else row)[a] for a in g.args[i])
@@ -269,7 +338,7 @@ class _Writer:
         return text.format(*operands, **{p: str(v) for p, v in zip(ops.TABLE[g.ops[i]].params, g.attrs[i])}, **dims)
 
     def _transposed_copy(self, i: int) -> list[str]:
-        if i not in self.transposed:
+        if i not in self.transposed or (i in self.layout.blocks and self.layout.blocks[i].transposed):
             return []
         m, n = self.shapes[i]
         copy = self.derived(i, "t")

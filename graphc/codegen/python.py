@@ -33,7 +33,8 @@ from .common import header, python_number, spell, tuple_literal, wrap_assign
 from .python_floats import NAMESPACE, SPELLINGS
 
 STRAIGHT_LIMIT = 200_000
-PART_SIZE = 20_000
+PART_SIZE = 1_000
+FUSE_DEPTH = 8  # part functions nest single-use values at most this deep in one expression
 
 
 def generate(graph: Graph, name: str, *, seed: int | None = None, n_forward: int | None = None,
@@ -128,16 +129,27 @@ class _Writer:
         self.graph, self.names = graph, names
         self.shapes = graph.shapes if any(not ops.TABLE[op].elementwise for op in set(graph.ops)
                                           if op not in ops.LEAVES) else None
+        # The common case without a call per node into spell(): an op of no parameters
+        # spelled by a format string (elementwise ones only where the node is a scalar).
+        self._plain = {name: (spelling, ops.TABLE[name].elementwise) for name, spelling in SPELLINGS.items()
+                       if isinstance(spelling, str) and not ops.TABLE[name].params}
 
     def line(self, i: int, operand: Callable[[int], str] | None = None) -> str:
         """Node ``i``'s assignment, each operand ``a`` written ``operand(a)`` (its name by default)."""
+        return f"{self.names[i]} = {self.expression(i, operand)}"
+
+    def expression(self, i: int, operand: Callable[[int], str] | None = None) -> str:
+        """Node ``i``'s right-hand side (see :meth:`line`)."""
         g, names = self.graph, self.names
-        operands = [operand(a) if operand else names[a] for a in g.args[i]]
+        operands = [operand(a) for a in g.args[i]] if operand else [names[a] for a in g.args[i]]
+        plain = self._plain.get(g.ops[i])
+        if plain is not None and not (plain[1] and self.shapes and self.shapes[i]):
+            return plain[0].format(*operands)
         op = ops.TABLE[g.ops[i]]
         if self.shapes and op.elementwise and self.shapes[i]:  # lane by lane over flat tuples
             params = "".join(f"{python_number(v)}, " for v in g.attrs[i])
-            return f"{names[i]} = _lanes(_{op.name}, ({', '.join(operands)},){f', ({params})' if params else ''})"
-        return f"{names[i]} = {spell(SPELLINGS, g.ops[i], operands, g.attrs[i])}"
+            return f"_lanes(_{op.name}, ({', '.join(operands)},){f', ({params})' if params else ''})"
+        return spell(SPELLINGS, g.ops[i], operands, g.attrs[i])
 
     def unpack(self, ids: list[int], source: str, indent: str) -> list[str]:
         return wrap_assign([self.names[i] for i in ids], source, indent)
@@ -159,6 +171,7 @@ class _Writer:
         a part's exports leave in one slice assignment (a statement per value would add
         ~40% to the lines CPython compiles)."""
         layout = _layout(self.graph, inputs, seed, sections, yields, size)
+        self.uses = self.graph.use_counts()
         out: list[str] = []
         blocks: list[int] = []
         for c, (_, chunk) in enumerate(layout.chunks):
@@ -174,17 +187,53 @@ class _Writer:
         return "\n".join(out) + "\n", offsets
 
     def part(self, name: str, c: int, chunk: list[int], layout: _Layout) -> list[str]:
-        """Part function ``c``: its nodes' lines, reading other parts' values from ``e``."""
-        g, names = self.graph, self.names
+        """Part function ``c``: its nodes' lines, reading other parts' values from ``e``.
+
+        A value its part uses once and nothing else reads is written inside its user's
+        expression, parenthesized, instead of on a line of its own (up to ``FUSE_DEPTH``
+        levels deep): CPython compiles an operation inside an expression in about half the
+        time of a statement, and compiling is most of the cost of a graph this size.  The
+        ops are pure, so computing a value where it is used gives the same bits.
+        """
+        g, names, owner, slot, uses = self.graph, self.names, layout.owner, layout.slot, self.uses
+        inlined: dict[int, tuple[str, int]] = {}  # node -> (its expression, nesting depth)
+
+        imported = self.imports(chunk, c, layout)
 
         def operand(a: int) -> str:
-            return names[a] if g.ops[a] == "const" or layout.owner[a] == c else f"e[{layout.slot[a]}]"
-        out = [f"def {name}(e):"] + ["    " + self.line(i, operand) for i in chunk]
+            if a in inlined:
+                return f"({inlined.pop(a)[0]})"
+            return names[a] if g.ops[a] == "const" or owner[a] == c or a in imported else f"e[{slot[a]}]"
+        out = [f"def {name}(e):"] + [f"    {names[a]} = e[{slot[a]}]" for a in imported]
+        exported = set(layout.exports[c])
+        for i in chunk:
+            depth = 1
+            if inlined:
+                for a in g.args[i]:
+                    if a in inlined and inlined[a][1] >= depth:
+                        depth = inlined[a][1] + 1
+            expression = self.expression(i, operand)
+            if uses[i] == 1 and depth < FUSE_DEPTH and i not in exported:
+                inlined[i] = (expression, depth)
+            else:
+                out.append(f"    {names[i]} = {expression}")
         exports = layout.exports[c]
         if exports:
             first = layout.slot[exports[0]]
             out += wrap_assign([names[i] for i in exports], f"e[{first}:{first + len(exports)}]", "    ", pack=True)
         return out + [""]
+
+    def imports(self, chunk: list[int], c: int, layout: _Layout) -> dict[int, None]:
+        """The values from outside part ``c`` (other parts, inputs, params) that it reads more
+        than once: each is read from ``e`` into a local once (``w = e[1]``), in first-use
+        order, instead of at every use (a subscript costs CPython's compiler three nodes)."""
+        g, owner = self.graph, layout.owner
+        seen: dict[int, int] = {}
+        for i in chunk:
+            for a in g.args[i]:
+                if owner[a] != c and g.ops[a] != "const":
+                    seen[a] = seen.get(a, 0) + 1
+        return {a: None for a, count in seen.items() if count > 1}
 
     def entry(self, entry: str, n_in: int, seed: int | None, yields, layout: _Layout) -> list[str]:
         """The entry point: fills ``e`` with inputs and params, runs the parts section by section."""

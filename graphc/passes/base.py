@@ -44,10 +44,14 @@ def rebuild(graph: Graph, visit: Callable[[Builder, int, list[int]], int],
     """
     b = Builder()
     remap = [-1] * len(graph)
-    ops = graph.ops
+    ops, attrs = graph.ops, graph.attrs
+    b_ops, b_args, b_attrs = b.ops, b.args, b.attrs
     for i, op in enumerate(ops):
-        if op == "input" or op == "param":
-            remap[i] = b.add(op, (), graph.attrs[i])
+        if op == "input" or op == "param":  # Builder.add inlined: leaves are most nodes of a model's graph
+            remap[i] = len(b_ops)
+            b_ops.append(op)
+            b_args.append(())
+            b_attrs.append(attrs[i])
         elif op == "const":
             if keep is None or keep[i]:
                 remap[i] = b.const(graph.attrs[i][0])

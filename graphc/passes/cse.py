@@ -23,7 +23,7 @@ def cse(graph: Graph) -> PassResult:
     def visit(b: Builder, i: int, remap: list[int]) -> int:
         nonlocal merged
         op = graph.ops[i]
-        operands = tuple(remap[a] for a in graph.args[i])
+        operands = tuple([remap[a] for a in graph.args[i]])
         key = (op, tuple(sorted(operands)) if op in commutative else operands, graph.attrs[i])
         j = seen.get(key)
         if j is not None:
@@ -37,15 +37,22 @@ def cse(graph: Graph) -> PassResult:
 
 
 def _has_duplicates(graph: Graph, commutative: frozenset) -> bool:
-    """Value numbering without building anything: does some node repeat an earlier one?"""
-    number = list(range(len(graph)))
-    seen: dict[tuple, int] = {}
-    for i, (op, operands, attr) in enumerate(zip(graph.ops, graph.args, graph.attrs)):
+    """Value numbering without building anything: does some node repeat an earlier one?
+    (Nothing is renamed before the first repeat, so operands are their own numbers.)"""
+    seen: set[tuple] = set()
+    add = seen.add
+    for op, operands, attr in zip(graph.ops, graph.args, graph.attrs):
         if not operands:
             continue
-        renamed = tuple(number[a] for a in operands)
-        key = (op, tuple(sorted(renamed)) if op in commutative else renamed, attr)
-        j = seen.setdefault(key, i)
-        if j != i:
+        if op in commutative:
+            if len(operands) == 2:
+                a, b = operands
+                if b < a:
+                    operands = (b, a)
+            else:
+                operands = tuple(sorted(operands))
+        key = (op, operands, attr)
+        if key in seen:
             return True
+        add(key)
     return False

@@ -32,7 +32,7 @@ def flatten(graph: Graph) -> PassResult:
         op = node_ops[i]
         if op not in ops.SUMS:
             return b.copy_node(graph, i, remap)
-        first, rest = args[i][0], tuple(remap[a] for a in args[i][1:])
+        first, rest = args[i][0], tuple([remap[a] for a in args[i][1:]])
         operands = (pending.pop(first) if absorbed[first] else (remap[first],)) + rest
         if absorbed[i]:
             pending[i] = operands

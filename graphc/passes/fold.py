@@ -35,7 +35,12 @@ def fold(graph: Graph) -> PassResult:
 
 def _has_foldable(graph: Graph) -> bool:
     is_const = [op == "const" for op in graph.ops]
-    for i, op in enumerate(graph.ops):
-        if op not in ops.LEAVES and ops.TABLE[op].elementwise and all(is_const[a] for a in graph.args[i]):
-            return True
+    foldable = {name for name, op in ops.TABLE.items() if op.elementwise}
+    for op, operands in zip(graph.ops, graph.args):
+        if op in foldable:
+            if len(operands) == 2:
+                if is_const[operands[0]] and is_const[operands[1]]:
+                    return True
+            elif all([is_const[a] for a in operands]):
+                return True
     return False

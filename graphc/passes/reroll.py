@@ -307,7 +307,7 @@ def _gather_units(work: _EditableGraph) -> None:
 def _emit(work: _EditableGraph) -> Graph:
     graph = work.graph
     resolve = work.resolve
-    args = [tuple(resolve(a) for a in operands) for operands in work.args]
+    args = [tuple([resolve(a) for a in operands]) for operands in work.args] if work.forward else work.args
     outputs = [resolve(o) for o in graph.outputs]
     n = len(work.ops)
     live = [False] * n
@@ -324,24 +324,46 @@ def _emit(work: _EditableGraph) -> Graph:
     users: list[list[int]] = [[] for _ in range(n)]
     for i in range(n):
         if live[i]:
-            for a in set(args[i]):
-                waiting[i] += 1
+            operands = args[i]
+            waiting[i] = len(operands)  # an operand named twice is counted, and released, twice
+            for a in operands:
                 users[a].append(i)
-    # ready nodes leave in id order, new nodes first (as early as their operands allow)
-    heap = [(i < work.n_original, i) for i in range(n) if live[i] and not waiting[i]]
-    heapq.heapify(heap)
+    return _kahn(work, args, live, waiting, users, outputs)
+
+
+def _kahn(work: _EditableGraph, args: list, live: list[bool], waiting: list[int], users: list[list[int]],
+          outputs: list[int]) -> Graph:
+    """The live nodes in a stable topological order: ready nodes leave in id order, new nodes
+    first (as early as their operands allow).  Ready nodes are keyed ``(is original, id)``;
+    those ready from the start (the leaves: most of a model's nodes) wait in one sorted list
+    merged with a heap of the rest, so only nodes that become ready later pay for the heap."""
+    graph, n_original = work.graph, work.n_original
+    initial = [(i < n_original, i) for i in range(len(live)) if live[i] and not waiting[i]]
+    initial.sort()
+    heap: list[tuple[bool, int]] = []
     b = Builder()
-    remap = [-1] * n
-    while heap:
-        _, i = heapq.heappop(heap)
-        op = work.ops[i]
-        if op == "const":
-            remap[i] = b.const(work.attrs[i][0])
+    b_ops, b_args, b_attrs = b.ops, b.args, b.attrs
+    work_ops, work_attrs = work.ops, work.attrs
+    remap = [-1] * len(live)
+    k, n_initial = 0, len(initial)
+    push, pop = heapq.heappush, heapq.heappop
+    while k < n_initial or heap:
+        if heap and (k == n_initial or heap[0] < initial[k]):
+            _, i = pop(heap)
         else:
-            remap[i] = b.add(op, tuple(remap[a] for a in args[i]), work.attrs[i])
+            _, i = initial[k]
+            k += 1
+        op = work_ops[i]
+        if op == "const":
+            remap[i] = b.const(work_attrs[i][0])
+        else:
+            remap[i] = len(b_ops)
+            b_ops.append(op)
+            b_args.append(tuple([remap[a] for a in args[i]]))
+            b_attrs.append(work_attrs[i])
         for u in users[i]:
             waiting[u] -= 1
             if not waiting[u]:
-                heapq.heappush(heap, (u < work.n_original, u))
+                push(heap, (u < n_original, u))
     return b.finish([remap[i] for i in graph.inputs], [remap[i] for i in graph.params],
                     [remap[o] for o in outputs], like=graph)

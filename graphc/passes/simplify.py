@@ -107,20 +107,33 @@ class Analysis:
 
     def may_be_negative_zero(self, i: int) -> bool:
         known = self._negative_zero
+        if i < len(known):
+            return known[i]
         b = self.b
+        append, node_ops, node_args, node_attrs = known.append, b.ops, b.args, b.attrs
+        negative_zero = _NEGATIVE_ZERO
         for j in range(len(known), i + 1):
-            op = b.ops[j]
+            op = node_ops[j]
             if op == "const":
-                v = b.attrs[j][0]
-                known.append(v == 0.0 and const_key(v) == const_key(-0.0))
-            elif op in ("input", "param"):
-                known.append(True)
+                v = node_attrs[j][0]
+                append(v == 0.0 and const_key(v) == const_key(-0.0))
+            elif op == "input" or op == "param":
+                append(True)
             else:
-                rule = ops.TABLE[op].negative_zero
-                operands = [known[a] for a in b.args[j]]
-                known.append(rule == "maybe" or (rule == "all" and all(operands))
-                             or (rule == "any" and any(operands)))
+                rule = negative_zero[op]
+                if rule == "maybe":
+                    append(True)
+                elif rule == "all":
+                    append(all([known[a] for a in node_args[j]]))
+                elif rule == "any":
+                    append(any([known[a] for a in node_args[j]]))
+                else:
+                    append(False)
         return known[i]
+
+
+#: Each op's ``negative_zero`` rule (see :mod:`graphc.ops`), looked up once per node.
+_NEGATIVE_ZERO = {name: op.negative_zero for name, op in ops.TABLE.items()}
 
 
 def simplify(graph: Graph) -> PassResult:
@@ -133,14 +146,13 @@ def rewrite(graph: Graph, rules: list[Rule], name: str) -> PassResult:
     by_op, triggers = _index(rules)
     facts = Analysis(graph)
     ops_, args_ = graph.ops, graph.args
-    if not any(_first_match(by_op, graph, i, args_[i], facts) for i, op in enumerate(ops_)
-               if op in by_op and _triggered(triggers[op], args_[i], ops_)):
+    if not any(_first_match(by_op, graph, i, args_[i], facts) for i in _candidates(graph, triggers)):
         return PassResult(graph, PassStats(name, len(graph), len(graph)))
     hits = dict.fromkeys((r.name for r in rules), 0)
     analysis: list[Analysis] = []  # of the builder, created on the first visit
 
     def visit(b: Builder, i: int, remap: list[int]) -> int:
-        operands = tuple(remap[a] for a in graph.args[i])
+        operands = tuple([remap[a] for a in graph.args[i]])
         op = graph.ops[i]
         if op not in by_op or not _triggered(triggers[op], operands, b.ops):
             return b.add(op, operands, graph.attrs[i])
@@ -173,6 +185,22 @@ def _index(rules: list[Rule]) -> tuple[dict[str, list[Rule]], dict[str, frozense
         elif triggers.get(op, set()) is not None:
             triggers[op] = triggers.get(op, set()) | set(needs)
     return by_op, {op: (None if t is None else frozenset(t)) for op, t in triggers.items()}
+
+
+def _candidates(graph: Graph, triggers: dict[str, frozenset | None]):
+    """The nodes some rule may match (their op has rules, an operand's op can trigger one),
+    in id order: the cheap pre-check, one tight loop over the graph."""
+    ops_ = graph.ops
+    for i, (op, operands) in enumerate(zip(ops_, graph.args)):
+        if op in triggers:
+            trigger = triggers[op]
+            if trigger is None:
+                yield i
+                continue
+            for a in operands:
+                if ops_[a] in trigger:
+                    yield i
+                    break
 
 
 def _triggered(trigger: frozenset | None, operands: tuple, node_ops: list[str]) -> bool:

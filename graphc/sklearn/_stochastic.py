@@ -47,20 +47,22 @@ class _StochasticSolver:
 
     def _fit_stochastic(self, X, Y, weights, rng, incremental: bool) -> None:
         """Epochs until stopped; a KeyboardInterrupt ends training as scikit-learn's does: with
-        a warning, keeping the weights of the last completed step and the counts of the
-        completed epochs."""
+        a warning, keeping the weights of the last completed step (of the last completed
+        epoch where epochs run natively, all or nothing) and the counts of the completed
+        epochs."""
         if not incremental or self._optimizer is None:
             self._optimizer = self._make_optimizer()
         X, Y, weights, validation = self._split_validation(X, Y, weights, rng)
         batch_size = self._batch_size(X.shape[0])
         order = np.arange(X.shape[0])
         params = self._params()  # updated in place by each step: what an interrupt keeps
+        native = self._native_run(X, Y, weights)
         self.n_iter_ = 0  # epochs of this call, as scikit-learn counts them (t_ counts all samples seen)
         try:
             for _ in range(self.max_iter):
                 if self.shuffle:
                     order = shuffle(order, random_state=rng)
-                if self._epoch(params, X, Y, weights, order, batch_size, validation) or incremental:
+                if self._epoch(params, X, Y, weights, order, batch_size, validation, native) or incremental:
                     break
                 if self.n_iter_ == self.max_iter:
                     warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
@@ -69,11 +71,25 @@ class _StochasticSolver:
             warnings.warn("Training interrupted by user.")
         self._set_params(self._best_params if self.early_stopping else params)
 
-    def _epoch(self, params: np.ndarray, X, Y, weights, order, batch_size: int, validation) -> bool:
-        """One pass over the rows in ``order``, then the epoch's bookkeeping; True to stop."""
+    def _native_run(self, X, Y, weights):
+        """The native training session of the compiled loss over these rows, where one runs
+        the same steps: dense unweighted rows, an optimizer of :mod:`graphc.optim` itself."""
+        if weights is not None or sparse.issparse(X) or self._optimizer.native() is None:
+            return None
+        return self._loss_step._native_run(X, Y, np.ones(X.shape[0]))
+
+    def _epoch(self, params: np.ndarray, X, Y, weights, order, batch_size: int, validation, native=None) -> bool:
+        """One pass over the rows in ``order`` (in one native call with ``native``, a
+        :meth:`_native_run` session), then the epoch's bookkeeping; True to stop."""
         start = time.perf_counter()
         total = 0.0
-        for rows in gen_batches(len(order), batch_size):
+        if native is not None:  # all the epoch's steps in one native call
+            decay = (self._is_weight, self.alpha) if self.alpha else None
+            means, penalties = native.epoch(params, self._optimizer, order, batch_size, decay)
+            sizes = np.diff([*range(0, len(order), batch_size), len(order)])
+            for mean, penalty, size in zip(means.tolist(), penalties.tolist(), sizes.tolist()):
+                total += ((mean / self.n_outputs_ if self._reports_mean_over_outputs() else mean) + penalty) * size
+        for rows in gen_batches(len(order), batch_size) if native is None else ():
             batch = order[rows]
             total += self._step(params, dense_rows(X, batch), Y[batch], None if weights is None else weights[batch]) \
                 * len(batch)

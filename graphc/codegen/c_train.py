@@ -1,0 +1,123 @@
+"""A whole training run in one C call: minibatches, the optimizer update and the learning
+rate schedule around the generated mean-and-gradient kernel (:mod:`.c_writer`).
+
+The driver is appended to the kernel's source, so one build makes both.  Per step it
+copies the step's rows (``rows[bounds[s]:bounds[s+1]]`` of the data, laid out once per
+call as an (n_inputs, N) array) into a scratch block, calls the kernel with the seed
+``1.0 / b``, takes the mean loss as :func:`graphc.batches.row_mean` does (first to last,
+``+ 0.0``, ``/ b``) and updates the params in the kernel layout with the same operations,
+in the same order, as :mod:`graphc.optim` computes them with NumPy (``pow`` and ``sqrt``
+from libm, as Python's ``**`` and NumPy's ``sqrt`` on float64): the same steps, bit for
+bit.  Params, gradients and the optimizer's state all stay in the kernel layout
+(:mod:`.c_layout`) for the whole call; the optimizers are elementwise, so the layout does
+not change their numbers.
+"""
+from __future__ import annotations
+
+import ctypes
+from typing import Callable
+
+import numpy as np
+
+#: Optimizer kinds the driver runs, as :meth:`graphc.optim.Optimizer.native` names them.
+KINDS = ("lr", "sgd", "momentum", "nesterov", "adam", "adam_eps_hat")
+
+DRIVER = r"""
+/* {driver}: steps of minibatch training with {entry}, in one call (graphc.codegen.c_train) */
+void {driver}(const double *restrict data, long n_data, const long *restrict rows,
+                   const long *restrict bounds, long steps, double *restrict params, double *restrict grads,
+                   double *restrict cols, double *restrict values, long kind, const double *restrict hyper,
+                   const double *restrict lrs, long t, double *restrict s1, double *restrict s2,
+                   double *restrict losses, const double *restrict decay, const double *restrict scales,
+                   double *restrict penalties, long *restrict done)
+{{
+    const long P = {n_params};
+    for (long s = 0; s < steps; s++) {{
+        const long start = bounds[s], b = bounds[s + 1] - start;
+        for (long k = 0; k < {n_inputs}; k++)
+            for (long r = 0; r < b; r++) cols[k * b + r] = data[k * n_data + rows[start + r]];
+        {entry}(cols, params, 1.0 / (double)b, b, values, grads);
+        double acc = values[0];                       /* batches.row_mean */
+        for (long r = 1; r < b; r++) acc = acc + values[r];
+        losses[s] = (acc + 0.0) / (double)b;
+        if (decay) {{                                  /* an L2 penalty: scales[s] * sum of p * p where decay[i] != 0 */
+            const double scale = scales[s];
+            double squares = 0.0;
+            for (long i = 0; i < P; i++)
+                if (decay[i] != 0.0) {{
+                    squares = squares + params[i] * params[i];
+                    grads[i] = grads[i] + 2.0 * scale * params[i];
+                }}
+            penalties[s] = scale * squares;
+        }}
+        const double lr = lrs[s];
+        if (kind == 0) {{                              /* params -= lr * grads */
+            for (long i = 0; i < P; i++) params[i] = params[i] - lr * grads[i];
+        }} else if (kind == 1) {{                       /* SGD: data + -(lr * grad) */
+            for (long i = 0; i < P; i++) params[i] = params[i] + (-(lr * grads[i]));
+        }} else if (kind == 2 || kind == 3) {{          /* SGD with (Nesterov) momentum */
+            const double mu = hyper[0];
+            for (long i = 0; i < P; i++) {{
+                s1[i] = mu * s1[i] - lr * grads[i];
+                params[i] = params[i] + (kind == 3 ? mu * s1[i] - lr * grads[i] : s1[i]);
+            }}
+        }} else {{                                      /* Adam */
+            const double b1 = hyper[0], b2 = hyper[1], eps = hyper[2];
+            t = t + 1;
+            const double c1 = 1.0 - pow(b1, (double)t), c2 = 1.0 - pow(b2, (double)t);
+            for (long i = 0; i < P; i++) {{
+                s1[i] = b1 * s1[i] + (1.0 - b1) * grads[i];
+                s2[i] = b2 * s2[i] + (1.0 - b2) * grads[i] * grads[i];
+            }}
+            if (kind == 5) {{                           /* eps_hat: the Section 2 form of the paper */
+                const double rate = lr * sqrt(c2) / c1;
+                for (long i = 0; i < P; i++) params[i] = params[i] + (-(rate * s1[i] / (sqrt(s2[i]) + eps)));
+            }} else {{
+                for (long i = 0; i < P; i++)
+                    params[i] = params[i] + (-(lr * (s1[i] / c1) / (sqrt(s2[i] / c2) + eps)));
+            }}
+        }}
+        *done = *done + 1;                             /* steps completed, over all calls */
+    }}
+}}
+"""
+
+
+def driver_source(entry: str, driver: str, n_inputs: int, n_params: int) -> str:
+    """The C function ``driver`` running kernel ``entry`` (inputs ``n_inputs`` rows, ``n_params`` params)."""
+    return DRIVER.format(entry=entry, driver=driver, n_inputs=n_inputs, n_params=n_params)
+
+
+_P = ctypes.c_void_p
+ARGTYPES = [_P, ctypes.c_long, _P, _P, ctypes.c_long, _P, _P, _P, _P, ctypes.c_long, _P, _P, ctypes.c_long,
+            _P, _P, _P, _P, _P, _P, _P]
+
+
+class Driver:
+    """The loaded driver: :meth:`run` takes arrays already in the kernel layout."""
+
+    def __init__(self, function: Callable, n_inputs: int, n_params: int) -> None:
+        function.argtypes, function.restype = ARGTYPES, None
+        self.function, self.n_inputs, self.n_params = function, n_inputs, n_params
+
+    def run(self, data: np.ndarray, rows: np.ndarray, bounds: np.ndarray, params: np.ndarray, kind: str,
+            hyper: np.ndarray, lrs: np.ndarray, t: int, state: list[np.ndarray], losses: np.ndarray,
+            decay: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None, done: np.ndarray | None = None
+            ) -> None:
+        """Steps ``0 .. len(bounds) - 2``: ``params`` and ``state`` (float64, kernel layout)
+        updated in place, each step's mean loss into ``losses``.  ``data``: C-contiguous
+        (n_inputs, N) float64; ``rows``, ``bounds``: int64 (C long).  ``decay``: (mask,
+        scales, penalties) for an L2 penalty ``scales[s] * sum(p * p)`` over the params
+        where ``mask`` (kernel layout) is nonzero, its gradient ``2 * scales[s] * p`` added
+        to step s's before the update, its value written to ``penalties[s]``
+        (scikit-learn's penalty, summed first to last in kernel order).  ``done``: an int64
+        array whose entry 0 counts the steps completed, one by one."""
+        steps = len(bounds) - 1
+        width = int(np.max(np.diff(bounds))) if steps else 0
+        cols, values, grads = np.empty(self.n_inputs * width), np.empty(width), np.empty(self.n_params)
+        s1, s2 = (list(state) + [np.empty(1), np.empty(1)])[:2]
+        self.function(data.ctypes.data, data.shape[1], rows.ctypes.data, bounds.ctypes.data, steps,
+                      params.ctypes.data, grads.ctypes.data, cols.ctypes.data, values.ctypes.data,
+                      KINDS.index(kind), hyper.ctypes.data, lrs.ctypes.data, t, s1.ctypes.data, s2.ctypes.data,
+                      losses.ctypes.data, *(a.ctypes.data for a in decay or ()), *((None,) * 3 if decay is None else ()),
+                      (np.zeros(1, dtype=np.int64) if done is None else done).ctypes.data)

@@ -1,0 +1,94 @@
+"""A whole ``train`` call in native code: the C backend's training driver (:mod:`graphc.codegen.c_train`).
+
+Params and the optimizer's state are moved into the kernel layout once per call (one
+permutation each way, none when the layout is the params' own order), the data is the
+batch's (n_inputs, N) array as laid out once per call, and the rows of every step come
+from the :class:`~graphc.steps.StepPlan` the Python loop would follow.  The driver runs in
+chunks of steps sized to take about :data:`CHUNK_SECONDS` each, so a KeyboardInterrupt
+(Python sees it between two C calls) stops a long run within that time; the caller then
+puts everything back as it was.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from .steps import StepPlan
+
+#: About how long one native call runs before Python gets control back (a Ctrl-C, the bar).
+CHUNK_SECONDS = 0.1
+
+
+def usable(program: Any, update: Any) -> bool:
+    """Whether ``program`` has a driver and it can run ``update``'s optimizer."""
+    return program.driver is not None and (update.optimizer is None or update.optimizer.native() is not None)
+
+
+def run(program: Any, cols: np.ndarray, update: Any, plan: StepPlan, params: np.ndarray, bar=None,
+        decay: tuple[np.ndarray, np.ndarray] | None = None, keep_partial: bool = False) -> np.ndarray:
+    """Every step of ``plan``: ``params`` (float64, in the signature's order) moved in place
+    and each step's mean loss returned; the optimizer's state (and ``lr``, as the last step
+    set it) written back only when all steps are done -- or, with ``keep_partial``, also
+    when the run raises (a KeyboardInterrupt), as the steps completed by then left them.
+    ``decay``: (which params, each step's scale) of an L2 penalty added to every step
+    (:meth:`graphc.codegen.c_train.Driver.run`); the losses then come with it as a second
+    row (shape (2, steps))."""
+    perm = program.layout.perm
+    optimizer = update.optimizer
+    kind, hyper, names = ("lr", (), ()) if optimizer is None else optimizer.native()
+    rates = plan.rates(update.lr)
+    rows, bounds = plan.table()
+    kernel = np.ascontiguousarray(params[perm])
+    where = None
+    if optimizer is not None:  # kernel position -> the optimizer's index of that param
+        inverse = np.empty(len(perm), dtype=np.intp)
+        inverse[update.order] = np.arange(len(perm))
+        where = inverse[perm]
+    state = [np.ascontiguousarray(np.asarray(getattr(optimizer, name), dtype=np.float64)[where]) for name in names]
+    t = getattr(optimizer, "t", 0) if kind.startswith("adam") else 0
+    losses = np.empty((2, plan.total))
+    penalty = None if decay is None else (np.ascontiguousarray(decay[0][perm], dtype=np.float64),
+                                          np.ascontiguousarray(decay[1], dtype=np.float64))
+    done = np.zeros(1, dtype=np.int64)
+
+    def write_back() -> None:
+        steps = int(done[0])
+        params[perm] = kernel
+        if optimizer is not None:
+            for name, array in zip(names, state):
+                back = np.empty(len(perm))
+                back[where] = array
+                setattr(optimizer, name, back)
+            if kind.startswith("adam"):
+                optimizer.t = t + steps
+            if steps and plan.schedule is not None:
+                optimizer.lr = float(rates[steps - 1])
+    try:
+        _chunks(program.driver, np.ascontiguousarray(cols, dtype=np.float64), rows, bounds, kernel, kind,
+                np.array(hyper + (0.0,), dtype=np.float64), rates, t, state, losses, bar, penalty, done)
+    except BaseException:
+        if keep_partial:
+            write_back()
+        raise
+    write_back()
+    return losses if decay is not None else losses[0]
+
+
+def _chunks(driver, data, rows, bounds, kernel, kind, hyper, rates, t, state, losses, bar, penalty, done) -> None:
+    """All steps, a chunk of them per driver call (see the module docstring); ``done[0]``
+    counts the steps completed."""
+    step, chunk, total = 0, 1, losses.shape[1]
+    while step < total:
+        end = min(total, step + chunk)
+        began = time.perf_counter()
+        decay = None if penalty is None else (penalty[0], penalty[1][step:end], losses[1, step:end])
+        driver.run(data, rows, bounds[step:end + 1], kernel, kind, hyper, rates[step:end], t + step, state,
+                   losses[0, step:end], decay, done)
+        seconds = time.perf_counter() - began
+        if bar is not None:
+            for value in losses[0, step:end].tolist():
+                bar.update(loss=value)
+        chunk = max(1, min(64 * (end - step), int(CHUNK_SECONDS * (end - step) / max(seconds, 1e-9))))
+        step = end

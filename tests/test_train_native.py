@@ -1,0 +1,180 @@
+"""The C backend's whole-run ``train``: the same steps, bit for bit, as the Python loop of
+``mean_and_grad`` and ``opt.apply`` it replaces; all or nothing when interrupted."""
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+import graphc
+from graphc import ArgumentError, ShapeError, train_native
+from graphc.codegen import c as c_backend
+from graphc.nn import MLP
+from graphc.optim import SGD, Adam
+
+pytestmark = pytest.mark.skipif(c_backend.find_compiler() is None, reason="no C compiler")
+
+OPTIMIZERS = {
+    "lr": None,
+    "sgd": lambda ps: SGD(ps, lr=0.05),
+    "momentum": lambda ps: SGD(ps, lr=0.05, momentum=0.9),
+    "nesterov": lambda ps: SGD(ps, lr=0.05, momentum=0.9, nesterov=True),
+    "adam": lambda ps: Adam(ps[::-1], lr=0.01),  # any order of the params
+    "adam_eps_hat": lambda ps: Adam(ps, lr=0.01, betas=(0.8, 0.99), eps=1e-3, eps_hat=True),
+}
+
+
+def data(n: int):
+    rng = np.random.default_rng(n)
+    X = rng.normal(size=(n, 2))
+    return X, np.sign(X[:, 0] * X[:, 1] + 0.05)
+
+
+def setup(kind: str, backend: str = "c"):
+    random.seed(7)
+    model = MLP(2, [5, 4, 1])
+    step = graphc.compile(lambda x, t: (1 + -t * model(x)).relu(), backend=backend)
+    make = OPTIMIZERS[kind]
+    return model, step, (make(model.parameters()) if make else None)
+
+
+def python_loop(kind, X, y, batch_size, epochs, seed, schedule=None):
+    """The loop train replaces: mean_and_grad on each batch of a fresh permutation per
+    epoch, then opt.apply (or p -= lr * g), params in an array in compiled.params order."""
+    model, step, opt = setup(kind)
+    step.mean_and_grad(X[:1], y[:1])
+    params = np.array([p.data for p in step.params])
+    where = None if opt is None else np.array([step.params.index(p) for p in opt.params])
+    rng, losses, k = np.random.default_rng(seed), [], 0
+    for _ in range(epochs):
+        order = rng.permutation(len(X))
+        for start in range(0, len(X), batch_size):
+            rows = order[start:start + batch_size]
+            loss, grad = step.mean_and_grad(X[rows], y[rows], params=params)
+            lr = schedule(k) if schedule else 0.05 if opt is None else opt.lr
+            if opt is None:
+                params = params - lr * grad
+            else:
+                opt.lr = lr
+                params[where] = opt.apply(params[where], grad[where])
+            losses.append(loss)
+            k += 1
+    return losses, params.tolist(), opt
+
+
+@pytest.mark.parametrize("kind", list(OPTIMIZERS))
+@pytest.mark.parametrize("n, batch_size", [(23, 5), (1, 1), (17, 17), (9, 4)])
+def test_native_train_takes_the_python_loops_steps_bit_for_bit(kind, n, batch_size):
+    X, y = data(n)
+    expected, params, opt = python_loop(kind, X, y, batch_size, epochs=3, seed=11)
+    model, step, native_opt = setup(kind)
+    train = dict(lr=0.05) if native_opt is None else dict(optimizer=native_opt)
+    losses = step.train(X, y, batch_size=batch_size, epochs=3, shuffle=np.random.default_rng(11), **train)
+    assert step._latest.batched_program("mean").driver is not None  # it ran natively
+    assert losses.tolist() == expected
+    assert [p.data for p in step.params] == params
+    if opt is not None:
+        for name in opt.native()[2]:
+            assert getattr(native_opt, name).tolist() == getattr(opt, name).tolist()
+        assert getattr(native_opt, "t", None) == getattr(opt, "t", None)
+
+
+@pytest.mark.parametrize("kind", ["lr", "momentum", "adam"])
+def test_a_schedule_sets_each_steps_rate_as_the_loop_does(kind):
+    X, y = data(20)
+    schedule = lambda k: 0.1 / (1 + k)  # noqa: E731
+    expected, params, opt = python_loop(kind, X, y, 6, epochs=2, seed=3, schedule=schedule)
+    model, step, native_opt = setup(kind)
+    train = dict(lr=0.05) if native_opt is None else dict(optimizer=native_opt)
+    losses = step.train(X, y, batch_size=6, epochs=2, shuffle=3, schedule=schedule, **train)
+    assert losses.tolist() == expected and [p.data for p in step.params] == params
+    if opt is not None:
+        assert native_opt.lr == opt.lr == schedule(7)
+
+
+@pytest.mark.parametrize("kind", ["momentum", "adam"])
+def test_native_and_python_backends_agree_on_a_run(kind):
+    X, y = data(31)
+    runs = []
+    for backend in ("c", "python"):
+        model, step, opt = setup(kind, backend)
+        losses = step.train(X, y, optimizer=opt, batch_size=8, epochs=2, shuffle=5)
+        runs.append((losses.tolist(), [p.data for p in model.parameters()]))
+    assert runs[0] == runs[1]
+
+
+def test_chunked_runs_take_the_same_steps(monkeypatch):
+    X, y = data(40)
+    runs = []
+    for seconds in (train_native.CHUNK_SECONDS, 0.0):
+        monkeypatch.setattr(train_native, "CHUNK_SECONDS", seconds)
+        model, step, opt = setup("adam")
+        runs.append((step.train(X, y, optimizer=opt, batch_size=3, epochs=2).tolist(),
+                     [p.data for p in model.parameters()], opt.m.tolist(), opt.t))
+    assert runs[0] == runs[1]
+
+
+def test_an_interrupt_leaves_params_and_optimizer_as_they_were(monkeypatch):
+    X, y = data(40)
+    model, step, opt = setup("adam")
+    step.train(X, y, optimizer=opt, batch_size=8)  # some state to keep
+    before = ([p.data for p in model.parameters()], opt.m.tolist(), opt.v.tolist(), opt.t, opt.lr)
+    driver = step._latest.batched_program("mean").driver
+    calls = []
+    original = type(driver).run
+
+    def interrupted(self, *args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return original(self, *args)
+    monkeypatch.setattr(train_native, "CHUNK_SECONDS", 0.0)  # one step per chunk
+    monkeypatch.setattr(type(driver), "run", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        step.train(X, y, optimizer=opt, batch_size=4, epochs=5, schedule=lambda k: 0.5)
+    assert len(calls) == 3
+    assert ([p.data for p in model.parameters()], opt.m.tolist(), opt.v.tolist(), opt.t, opt.lr) == before
+
+
+def test_a_subclassed_optimizer_runs_the_python_loop():
+    class Halved(SGD):
+        def _update(self, grad):
+            return super()._update(grad) / 2
+    X, y = data(10)
+    model, step, _ = setup("lr")
+    opt = Halved(model.parameters(), lr=0.1)
+    assert opt.native() is None
+    losses = step.train(X, y, optimizer=opt, batch_size=4)
+    assert len(losses) == 3
+
+
+def test_train_checks_epochs_shuffle_and_schedule():
+    model, step, _ = setup("lr")
+    X, y = data(6)
+    with pytest.raises(ArgumentError, match="epochs must be an int >= 0"):
+        step.train(X, y, lr=0.1, epochs=-1)
+    with pytest.raises(ArgumentError, match="shuffle must be True, False, an int seed or a numpy.random.Generator"):
+        step.train(X, y, lr=0.1, shuffle="yes")
+    with pytest.raises(ArgumentError, match="order= or shuffle=, not both"):
+        step.train(X, y, lr=0.1, order=[0, 1], shuffle=1)
+    with pytest.raises(ArgumentError, match="schedule must be a function"):
+        step.train(X, y, lr=0.1, schedule=0.1)
+    before = [p.data for p in model.parameters()]
+    with pytest.raises(ValueError, match="lr must be >= 0"):
+        step.train(X, y, lr=0.1, schedule=lambda k: -1.0)
+    assert [p.data for p in model.parameters()] == before
+    assert step.train(X, y, lr=0.1, epochs=0).shape == (0,)
+    with pytest.raises(ShapeError, match="order must be"):
+        step.train(X, y, lr=0.1, order=[7])
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_the_estimators_native_epochs_take_the_python_loops_steps(solver):
+    from graphc.sklearn import MLPClassifier
+    X, y = data(90)
+    fits = [MLPClassifier((6,), solver=solver, batch_size=16, max_iter=4, alpha=1e-3, random_state=0, tol=0,
+                          learning_rate="invscaling" if solver == "sgd" else "constant", backend=backend).fit(X, y)
+            for backend in ("c", "python")]
+    assert [c.tolist() for c in fits[0].coefs_] == [c.tolist() for c in fits[1].coefs_]  # the same steps
+    np.testing.assert_allclose(fits[0].loss_curve_, fits[1].loss_curve_, rtol=1e-13)  # the L2 sum's order
