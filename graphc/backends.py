@@ -1,21 +1,35 @@
 """The backends ``compile`` runs, behind one interface: a scalar program and a batched program.
 
-Every backend answers the same two calls, so :mod:`graphc.signature` never asks which
+Every backend answers the same calls, so :mod:`graphc.signature` never asks which
 backend it holds:
 
 - ``scalar(joint, name, n_forward)``: the generated Python generator function of a joint
   (forward + gradient) graph, ``f(inputs, params)`` -- ``next(f(...))`` gives the outputs,
-  ``.send(seed)`` then the gradients.  Scalar calls run Python on every backend.
+  ``.send(seed)`` then the gradients.
 - ``batched(signature, kind)``: a :class:`Program` whose function has one calling convention,
   ``function(cols, params, scale, n) -> (per_row, sums)``: ``cols`` the data as an
   (n_inputs, n) array, ``params`` a list or a float64 array; for ``kind="forward"``
   ``per_row`` holds one (n,) array per output (``scale`` is unused, ``sums`` empty); for
   ``kind="mean"`` ``per_row`` is ``[values]`` and ``sums`` the param gradients summed over
   rows, each row's seeded with ``scale``.
+- ``one_row_program(signature, output, wrt_inputs)``, on a backend whose scalar calls run
+  on one row (:attr:`Backend.one_row`): the batched program a scalar call runs.
 
 ``"numpy"`` and ``"c"`` generate a batched function from the graph re-rolled into tensor
 ops (:mod:`graphc.passes.reroll`), ``"c"`` as one C function with the batch loop inside;
 ``"python"`` loops over the rows with the scalar program: a slow reference, used in tests.
+
+Scalar calls (``compiled(*args)``) run on the chosen backend, each the fastest correct way
+to run one row there (:attr:`Backend.one_row`):
+
+- ``"c"`` runs them in C, as a batch of one row (``one_row_program``): the forward at the
+  call, and at ``backward()`` the gradient program of that output, seeded with its grad.
+  Built exact whatever ``numerics``, C gives eager's bits, so these equal the Python
+  program's; a call costs a few microseconds of ctypes and NumPy, so tiny functions
+  (``x * y + z``) run slower than in Python, models (an MLP) faster.
+- ``"numpy"`` (the default) and ``"python"`` run the generated Python program: it gives
+  eager's bits, which NumPy's SIMD ``exp``, ``tanh`` and ``log`` need not, and for small
+  graphs it is faster than NumPy's code on one row (``bench/scalar.py``).
 """
 from __future__ import annotations
 
@@ -64,11 +78,14 @@ def reached(joint: Graph, n_forward: int) -> tuple[bool, ...]:
 
 
 class Backend(ABC):
-    """A backend: the scalar program is generated Python on all of them."""
+    """A backend: its scalar program is generated Python, its batched programs its own."""
 
     name = ""
     #: Whether the backend generates batched code (:meth:`generate`), or loops over rows.
     generates_batches = False
+    #: Whether scalar calls run batched programs on one row (:meth:`one_row_program`),
+    #: rather than the Python program of :meth:`scalar`.
+    one_row = False
 
     def scalar(self, joint: Graph, name: str, n_forward: int) -> tuple[Callable, str]:
         """The Python generator function of ``joint`` and its source."""
@@ -77,6 +94,10 @@ class Backend(ABC):
     @abstractmethod
     def batched(self, signature: Signature, kind: BatchedKind) -> Program:
         """The batched program of ``kind`` for ``signature`` (see the module docstring)."""
+
+    def one_row_program(self, signature: Signature, output: int | None, wrt_inputs: bool) -> Program:
+        """A scalar call's batched program, for :attr:`one_row` backends (see :class:`_Generated`)."""
+        raise NotImplementedError(f"the {self.name} backend runs scalar calls in Python")
 
 
 class _RowLoop(Backend):
@@ -131,6 +152,29 @@ class _Generated(Backend):
         return Program(function, source, graph, reached(graph, signature.n_outputs),
                        getattr(function, "driver", None), getattr(function, "layout", None))
 
+    def one_row_program(self, signature: Signature, output: int | None, wrt_inputs: bool) -> Program:
+        """A scalar call's program, run on one row, exact whatever ``numerics`` (scalar calls
+        stay exact).  ``output`` None: the forward, ``function(cols, params, 0.0, n) ->
+        (outputs, [])`` -- the re-rolled graph, whose sums keep eager's order, so the batched
+        ``"forward"`` program.  Else ``function(cols, params, seed, n) -> (outputs,
+        gradients)``: ``seed`` * the gradient of ``output`` (for the inputs if ``wrt_inputs``,
+        then every param) summed over the rows -- on one row, that row's, but possibly 0.0
+        where it is -0.0, which ``.grad +=`` cannot tell apart (a grad starts at 0, and adding
+        never makes -0.0 of it).  The gradient runs the scalar joint graph, the Python
+        program's: re-rolled, a param used in several places of a row (a full-batch loss)
+        would add up its contributions in another order."""
+        n_forward, forward = signature.n_outputs, output is None
+        if forward and signature.numerics != "fast":
+            return signature.batched_program("forward")
+        graph = signature.vector_graph() if forward else signature.joint(output, wrt_inputs)
+        what = "forward" if forward else \
+            f"gradient of output {output} with respect to {'inputs and ' * wrt_inputs}params"
+        function, source = signature.generated(
+            f"{self.name}, one row, {what}",
+            lambda: self.generate(graph, f"{signature.name}_row", seed=None if forward else graph.inputs[-1],
+                                  reduced=frozenset(range(n_forward, len(graph.outputs)))))
+        return Program(function, source, graph, reached(graph, n_forward))
+
     def generate(self, graph: Graph, name: str, *, reduced: frozenset = frozenset(),
                  seed: int | None = None, trains: bool = False, numerics: str = "exact") -> tuple[Callable, str]:
         """A batched function of ``graph`` in the one convention ``(cols, params, scale, n)``
@@ -153,8 +197,14 @@ class _Generated(Backend):
         return function
 
 
+class _C(_Generated):
+    """``"c"``: scalar calls run in C too, on one row (see the module docstring)."""
+
+    one_row = True
+
+
 _BACKENDS: dict[str, Backend] = {
-    "numpy": _Generated("numpy", numpy_codegen), "python": _RowLoop(), "c": _Generated("c", c_codegen, trains=True)}
+    "numpy": _Generated("numpy", numpy_codegen), "python": _RowLoop(), "c": _C("c", c_codegen, trains=True)}
 
 
 def resolve(name: str | None, *, stacklevel: int = 2) -> Backend:

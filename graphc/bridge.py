@@ -6,12 +6,20 @@ its op is a :class:`_CompiledOp` whose backprop runs the generated gradient code
 l2``), and accumulates into every param's ``.grad``.  Forward and backward share one
 generator frame: the call runs it up to its ``yield``, ``backward()`` resumes it.  A
 ``mean`` node is the same op over gradients computed with the value.
+
+On a backend that runs scalar calls on one row (C: :attr:`graphc.backends.Backend.one_row`)
+a :class:`_OneRow` stands in for the frame: the call runs the batched forward program on a
+batch of one row, ``backward()`` the batched gradient program with the output's grad as
+seed.
 """
 from __future__ import annotations
 
 import threading
 from typing import Any, Sequence
 
+import numpy as np
+
+from .backends import Program
 from .engine import Value, _node
 from .rows_program import RowsCall
 from .signature import Signature
@@ -39,7 +47,7 @@ class _Call:
     def label(self, index: int) -> str:
         return f"{self.signature.name}[{index}]"
 
-    def gradients(self, output: int, seed: float) -> list[float | None]:
+    def gradients(self, output: int, seed: float) -> Sequence[float | None]:
         """seed * d(output)/d(each Value argument, then each param); None where no gradient
         reaches it (see :attr:`graphc.backends.Program.reached`)."""
         program = self.signature.program(output, wrt_inputs=bool(self.value_args))
@@ -52,10 +60,45 @@ class _Call:
             next(frame)
         grads = frame.send(seed)
         frame.close()
-        n_inputs = len(self.inputs) if self.value_args else 0
-        slots = self.value_args + list(range(n_inputs, len(grads)))
-        reached = program.reached
-        return [grads[k] if reached[k] else None for k in slots]
+        return _chosen(grads, program, self.value_args, len(self.inputs))
+
+
+class _OneRow:
+    """One call run by the backend's batched programs on a batch of one row: the forward
+    now, each output's gradient at its backward() (afresh each time, as :class:`_Call`
+    does for all but the first)."""
+
+    __slots__ = ("signature", "cols", "params", "value_args")
+
+    def __init__(self, signature: Signature, inputs: list, params: list, value_args: list[int]) -> None:
+        self.signature, self.value_args = signature, value_args
+        self.cols = np.array(inputs, dtype=np.float64).reshape(len(inputs), 1)
+        self.params = np.fromiter(params, np.float64, len(params))
+
+    def forward(self) -> list[float]:
+        signature = self.signature
+        per_row, _ = signature.run(signature.one_row_program(None, False))(self.cols, self.params, 0.0, 1)
+        return [value for row in per_row for value in row.tolist()]
+
+    def label(self, index: int) -> str:
+        return f"{self.signature.name}[{index}]"
+
+    def gradients(self, output: int, seed: float) -> Sequence[float | None]:
+        """As :meth:`_Call.gradients`."""
+        program = self.signature.one_row_program(output, bool(self.value_args))
+        _, grads = program.function(self.cols, self.params, seed, 1)
+        return _chosen(grads.tolist(), program, self.value_args, len(self.cols))
+
+
+def _chosen(grads: Sequence[float], program: Program, value_args: list[int],
+            n_inputs: int) -> Sequence[float | None]:
+    """The gradients of the Value arguments, then the params', from ``grads`` (every input's if
+    there are Value arguments, then every param's); None where none reaches (``reached``)."""
+    reached = program.reached
+    if not value_args and False not in reached:  # the common case, without a loop in Python
+        return grads
+    slots = value_args + list(range(n_inputs if value_args else 0, len(grads)))
+    return [grads[k] if reached[k] else None for k in slots]
 
 
 class _Mean:
@@ -79,7 +122,7 @@ class _CompiledOp:
 
     __slots__ = ("source", "index")
 
-    def __init__(self, source: _Call | _Mean, index: int) -> None:
+    def __init__(self, source: _Call | _OneRow | _Mean, index: int) -> None:
         self.source, self.index = source, index
 
     def label(self, attr: tuple = ()) -> str:
@@ -101,7 +144,7 @@ def call(signature: Signature, leaves: list) -> Any:
         run = RowsCall(signature.rows, inputs, params, signature.name)
         values = run.values
     else:
-        run = _Call(signature, inputs, params, value_args)
+        run = (_OneRow if signature.backend.one_row else _Call)(signature, inputs, params, value_args)
         values = run.forward()
     guards = signature.guards
     if guards.expected:  # a failed guard is returned: the caller tries another variant or retraces

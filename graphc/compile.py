@@ -2,7 +2,8 @@
 
 A call of a :class:`Compiled` function returns ordinary Values (:mod:`graphc.bridge`):
 ``loss.backward()`` works as in micrograd, composes with eager Values (``compiled(x) +
-l2``), and accumulates into every param's ``.grad``.  Scalar calls run generated Python.
+l2``), and accumulates into every param's ``.grad``.  Scalar calls run generated Python,
+or C with ``backend="c"`` (:mod:`graphc.backends`).
 
 ``map`` and ``mean`` evaluate the same per-sample graph over a whole batch (rows of
 NumPy arrays) with a batched backend (:mod:`graphc.backends`): NumPy by default, one
@@ -232,7 +233,8 @@ class Compiled:
 
     @property
     def source(self) -> str:
-        """The generated source the latest call ran (forward and gradient)."""
+        """The generated source the latest call ran (forward and gradient; a scalar call on
+        ``"c"``: its forward, the gradient being a C program of its own)."""
         return self._require_latest().latest_source
 
     @property
@@ -252,12 +254,15 @@ def compile(fn_or_module: Callable | Module, *, backend: str | None = None,  # n
             numerics: str = "exact") -> Compiled:
     """Compile a function (or a Module) of Values: trace, optimize, differentiate, generate.
 
-    Scalar calls run generated Python; ``backend`` chooses how ``map``, ``mean`` and a
-    Module on a 2-D array run: ``"numpy"`` (the default), ``"c"`` (generated C, built with
-    the system compiler and cached on disk; without a compiler, a CompilerWarning and
-    NumPy) or ``"python"`` (a row loop).  ``numerics="stable"`` lets the optimizer rewrite
-    unstable formulas (``log(1 + x)`` to ``log1p(x)``, ...; see :mod:`graphc.passes.stabilize`):
-    more accurate than eager, so no longer equal to it bit for bit.  ``numerics="fast"`` lets
+    ``backend`` chooses how calls run: ``"numpy"`` (the default), ``"c"`` (generated C,
+    built with the system compiler and cached on disk; without a compiler, a
+    CompilerWarning and NumPy) or ``"python"`` (a row loop) for ``map``, ``mean`` and a
+    Module on a 2-D array; scalar calls run in C on ``"c"`` (bit for bit the Python
+    code's), else as generated Python (eager's bits, which NumPy's need not be).
+
+    ``numerics="stable"`` lets the optimizer rewrite unstable formulas (``log(1 + x)`` to
+    ``log1p(x)``, ...; see :mod:`graphc.passes.stabilize`): more accurate than eager, so no
+    longer equal to it bit for bit.  ``numerics="fast"`` lets
     the batched code sum in any order -- BLAS for NumPy's layer ops, fused multiply-adds and
     reassociation in C -- within a documented budget of exact (README, "Exactness").
     """

@@ -124,6 +124,7 @@ class Signature:
         self.n_outputs = len(traced.outputs)
         self.out_tree = traced.out_tree
         self._programs: _Cache[ScalarKey | BatchedKey, Program] = _Cache(lock)
+        self._one_row: _Cache[tuple[int | None, bool], Program] = _Cache(lock)
         self._joints: _Cache[JointKey, Graph] = _Cache(lock)
         self._vector: _Cache[None, Graph] = _Cache(lock)
         self.latest_source = ""
@@ -167,6 +168,13 @@ class Signature:
         if program is None:
             program = self._programs.get_or_make(BatchedKey(kind), lambda: self.backend.batched(self, kind))
         return program
+
+    def one_row_program(self, output: int | None, wrt_inputs: bool) -> Program:
+        """What a scalar call runs on a backend that runs them on one row (C): the forward
+        (``output`` None), or the gradient of ``output`` (see
+        :meth:`graphc.backends.Backend.one_row_program`)."""
+        return self._one_row.get_or_make((output, wrt_inputs),
+                                         lambda: self.backend.one_row_program(self, output, wrt_inputs))
 
     def generated(self, what: str, make: Callable[[], tuple[Callable, str]]) -> tuple[Callable, str]:
         """``make()`` -- generate and load a program -- timed and logged as ``what``."""

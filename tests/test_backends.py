@@ -42,14 +42,18 @@ def test_batched_programs_take_cols_params_scale_n_with_params_a_list_or_an_arra
 
 
 @pytest.mark.parametrize("backend", _available())
-def test_scalar_calls_run_the_same_python_program_on_every_backend(backend):
+def test_scalar_calls_run_python_on_numpy_and_python_and_c_on_c(backend):
     def fn(x):
         return x.exp() * 3.0
     ours, reference = graphc.compile(fn, backend=backend), graphc.compile(fn, backend="python")
     a, b = Value(1.0), Value(1.0)
     ours(a).backward()
     reference(b).backward()
-    assert (ours.source, a.grad) == (reference.source, b.grad) and "def fn" in ours.source
+    assert a.grad == b.grad and backends.resolve(backend).one_row == (backend == "c")
+    if backend == "c":
+        assert "(C backend)" in ours.source and ours.source == ours._latest.batched_program("forward").source
+    else:
+        assert ours.source == reference.source and "def fn" in ours.source
 
 
 def test_resolve_defaults_names_and_refuses():

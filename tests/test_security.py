@@ -95,7 +95,11 @@ def sources(compiled: graphc.Compiled, *args, batched) -> dict[str, str]:
     out = {}
     result = compiled(*[Value(a) for a in args])
     (result[0] if isinstance(result, list) else result).backward()
-    out["python"] = compiled.source
+    if compiled.backend == "c":  # scalar calls run in C, the gradient a program of its own
+        for key, program in compiled._latest._one_row.items():
+            out[f"c scalar {key}"] = program.source
+    else:
+        out["python"] = compiled.source
     compiled.map(*batched)
     out[f"{compiled.backend} map"] = compiled.source
     compiled.mean(*batched).backward()
