@@ -96,13 +96,11 @@ def test_rows_that_differ_in_structure_or_params_are_not_rows():
     assert recover_rows(graphc.trace(shaped)) is None
 
 
-def test_no_rows_answers_none_quickly():
+def test_a_model_trace_has_no_rows():
+    """(How fast the answer comes is bench/rows_compile.py's business, not a timed test's.)"""
     random.seed(0)
     model = MLP(8, [16, 16, 1])
-    graph = graphc.trace(model, [0.5] * 8)
-    start = time.perf_counter()
-    assert recover_rows(graph) is None
-    assert time.perf_counter() - start < 0.05
+    assert recover_rows(graphc.trace(model, [0.5] * 8)) is None
 
 
 def test_rows_that_would_share_nodes_are_refused():
