@@ -167,3 +167,17 @@ def test_the_cpu_is_part_of_the_cache_key(tmp_path, monkeypatch):
     here = c_backend.build(source)
     monkeypatch.setattr(c_toolchain, "cpu", lambda: "another CPU")
     assert c_backend.build(source) != here
+
+
+def test_a_long_row_body_is_not_blocked_so_the_file_still_builds_optimized():
+    """Regression (bench/peers.py, moons step with L2 inside the per-sample loss): 337
+    per-param sums plus the row body, written twice for the blocked loop, tipped the file
+    over OPT_LIMIT and it built at -O0 (200 us per call instead of 39)."""
+    from graphc.codegen.c_toolchain import optimization_level
+    random.seed(1)
+    model = MLP(2, [16, 16, 1])
+    params = model.parameters()
+    step = graphc.compile(lambda x, yi: (1 + -yi * model(x)).relu() + 1e-4 * sum(p * p for p in params),
+                          backend="c")
+    step.mean_and_grad(np.ones((9, 2)), np.ones(9))
+    assert optimization_level(step.source) != "-O0"

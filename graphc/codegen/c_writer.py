@@ -156,7 +156,7 @@ class _Writer:
         """The loop over whole blocks of rows (:mod:`graphc.codegen.c_blocks`), which leaves
         ``r`` at the first row the one-row loop takes; none for a long row body."""
         rows = [i for i, op in enumerate(self.graph.ops) if op not in ops.LEAVES and self.live[i] and self.batched[i]]
-        if len(rows) > BLOCK_LIMIT:
+        if len(rows) + len(accumulators) > BLOCK_LIMIT:  # the blocked copy would tip the file over OPT_LIMIT (-O0)
             return ["    long r = 0;"]
         blocks, indent = Blocks(self), "        "
         lines = ["    long r = 0;", "    for (; r + GC_B <= n; r += GC_B) {  /* GC_B rows at a time */"]
