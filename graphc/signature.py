@@ -44,9 +44,9 @@ class CompileStats:
 
     def __str__(self) -> str:
         times = ", ".join(f"{k} {v * 1e3:.0f} ms" for k, v in self.seconds.items())
-        return (f"traced {self.traced_nodes:,} nodes -> optimized {self.optimized_nodes:,}; "
-                f"forward+gradient {self.joint_nodes:,} -> {self.joint_optimized_nodes:,}; "
-                f"compile {self.total_seconds:.2f} s ({times})")
+        optimized = f" -> optimized {self.optimized_nodes:,}" if self.optimized_nodes else ""  # 0: not asked for
+        joint = f"forward+gradient {self.joint_nodes:,} -> {self.joint_optimized_nodes:,}; " if self.joint_nodes else ""
+        return f"traced {self.traced_nodes:,} nodes{optimized}; {joint}compile {self.total_seconds:.2f} s ({times})"
 
 
 class _Timer:
