@@ -51,9 +51,10 @@ def make_data():
     return X, y, model
 
 
-def loss(model, X, y):
-    """SVM max-margin loss averaged over the batch, plus L2 regularization; and the accuracy."""
-    inputs = [list(map(Value, xrow)) for xrow in X]
+def loss(model, X, y, value=Value):
+    """SVM max-margin loss averaged over the batch, plus L2 regularization; and the accuracy
+    (micrograd demo.ipynb's ``loss()``; ``value``: the Value class, graphc's or micrograd's)."""
+    inputs = [list(map(value, xrow)) for xrow in X]
     scores = list(map(model, inputs))
     losses = [(1 + -yi * scorei).relu() for yi, scorei in zip(y, scores)]
     data_loss = sum(losses) * (1.0 / len(losses))

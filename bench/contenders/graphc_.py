@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 
 import graphc
-from graphc import Value
+from graphc import Value, demo
 from graphc.losses import softmax_cross_entropy
 
 from .workloads import (MNIST_LR, MOONS_L2, MOONS_LR, MOONS_STEPS, ROWS, Result, demo_rate, median_seconds,
@@ -123,19 +123,8 @@ def rows(backend: str, quick: bool) -> Result:
 
 
 def demo_loss(model, X, y, value=Value):
-    """micrograd demo.ipynb's ``loss()``, as written there (X, y and the model from outside)."""
-    def loss(batch_size=None):
-        Xb, yb = X, y
-        inputs = [list(map(value, xrow)) for xrow in Xb]
-        scores = list(map(model, inputs))
-        losses = [(1 + -yi * scorei).relu() for yi, scorei in zip(yb, scores)]
-        data_loss = sum(losses) * (1.0 / len(losses))
-        alpha = 1e-4
-        reg_loss = alpha * sum((p * p for p in model.parameters()))
-        total_loss = data_loss + reg_loss
-        accuracy = [(yi > 0) == (scorei.data > 0) for yi, scorei in zip(yb, scores)]
-        return total_loss, sum(accuracy) / len(accuracy)
-    return loss
+    """micrograd demo.ipynb's ``loss()`` (graphc.demo.loss), X, y and the model from outside."""
+    return lambda batch_size=None: demo.loss(model, X, y, value)
 
 
 def demo_loop(model, loss, steps: int) -> tuple[list, list]:
