@@ -143,6 +143,10 @@ def _roll_sums(work: _EditableGraph, shapes: list) -> None:
         other = b_side if shared_is_a else a_side
         groups.setdefault(shared, []).append((cand, other))
     for shared, rows in groups.items():
+        # Lanes in the order the rows' products were made: reverse mode reaches them last
+        # first, and so does vecmat (last row first) -- a row whose sum is made later (a
+        # neuron summed inside the loss's own sum) must not move to the end.
+        rows.sort(key=lambda row: row[0][4][0])
         if len(rows) >= 2 and _independent(work, rows):
             _matvec(work, shared, rows)
         else:
