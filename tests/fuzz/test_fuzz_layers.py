@@ -155,20 +155,23 @@ def check_layer_gradients(backend: str, spec, data) -> None:
 
 def reads_a_param_twice(spec: dict) -> bool:
     """Whether some param of ``spec`` is read in more than one place (a weight twice, or a
-    weight and a function's operand)."""
+    weight and a function's operand), or an input is used as a weight (then read by the
+    first layer and again as a weight: a value read in several places of one row)."""
     operands = [operand for layer in spec["layers"] for neuron in layer["neurons"]
                 for operand in [term[0] for term in neuron["terms"]] + neuron["extras"]]
     reads = [operand[-1] for operand in operands if operand[0] in ("param", "function")]
-    return len(reads) != len(set(reads))
+    input_weights = any(term[0][0] == "input" for layer in spec["layers"] for neuron in layer["neurons"]
+                        for term in neuron["terms"])
+    return len(reads) != len(set(reads)) or input_weights
 
 
 def check_gradients_and_training(backend, make, X: np.ndarray, perm: np.ndarray, reordered: bool = False) -> None:
     """mean_and_grad (params from the Values, and as array, views and list), mean().backward()
     and train in one batch and in several, each against the Python backend.  ``make()``
     returns a fresh loss function of one row and the params it reads.  ``reordered``: some
-    param is read in several places, so a batched backend may add its gradient's parts in
-    another order than the scalar program (README, Exactness): gradients within the
-    reassociation budget, values still bit for bit."""
+    param is read in several places, or an input serves as a weight, so a batched backend
+    may add a gradient's parts in another order than the scalar program (README,
+    Exactness): gradients within the reassociation budget, values still bit for bit."""
     ulps = budget(backend) or (REORDERED if reordered else {})
     fn, params = make()
     reference = graphc.compile(fn, backend="python")
