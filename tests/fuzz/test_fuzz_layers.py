@@ -150,10 +150,10 @@ def check_layer_gradients(backend: str, spec, data) -> None:
     def make():
         params = [Value(v) for v in spec["params"]]
         return (lambda x: layer_loss(spec, list(x), params)), params
-    check_gradients_and_training(backend, make, X, perm, reordered=reads_a_param_twice(spec))
+    check_gradients_and_training(backend, make, X, perm, reordered=reads_a_value_in_several_places(spec))
 
 
-def reads_a_param_twice(spec: dict) -> bool:
+def reads_a_value_in_several_places(spec: dict) -> bool:
     """Whether some param of ``spec`` is read in more than one place (a weight twice, or a
     weight and a function's operand), or an input is used as a weight (then read by the
     first layer and again as a weight: a value read in several places of one row)."""
