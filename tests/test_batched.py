@@ -513,12 +513,7 @@ def test_an_operand_packed_in_several_lanes_gets_its_gradient_last_lane_first():
     (reverse mode) adds the last neuron's contribution first -- a few ulps apart."""
     random.seed(0)
     model = MLP(0, [1, 3, 1], activation="identity")
-    X = np.zeros((1, 0))
-    moved = np.array([p.data for p in model.parameters()]) + 0.25
-    want = graphc.compile(model, backend="python").mean_and_grad(X, params=moved)
-    for backend in BATCHED:
-        got = graphc.compile(model, backend=backend).mean_and_grad(X, params=moved)
-        assert np.asarray(got[1]).tolist() == np.asarray(want[1]).tolist(), backend
+    assert_batched_gradients_are_the_python_backends(model, model, np.zeros((1, 0)))
 
 
 def test_a_neuron_summed_inside_the_loss_keeps_its_lane_in_creation_order():
@@ -532,9 +527,14 @@ def test_a_neuron_summed_inside_the_loss_keeps_its_lane_in_creation_order():
     def loss(x):
         out = model(list(x))
         return sum(out[1:], out[0])
-    X = np.zeros((3, 0))
+    assert_batched_gradients_are_the_python_backends(loss, model, np.zeros((3, 0)))
+
+
+def assert_batched_gradients_are_the_python_backends(fn, model, X: np.ndarray) -> None:
+    """``mean_and_grad`` of ``fn`` on every batched backend equals the Python backend's bit
+    for bit, with params moved off the model's (so ``params=`` is really read)."""
     moved = np.array([p.data for p in model.parameters()]) + 0.25
-    want = graphc.compile(loss, backend="python").mean_and_grad(X, params=moved)
+    want = graphc.compile(fn, backend="python").mean_and_grad(X, params=moved)
     for backend in BATCHED:
-        got = graphc.compile(loss, backend=backend).mean_and_grad(X, params=moved)
+        got = graphc.compile(fn, backend=backend).mean_and_grad(X, params=moved)
         assert np.asarray(got[1]).tolist() == np.asarray(want[1]).tolist(), backend
