@@ -261,17 +261,18 @@ _define(
     Op("matvec", 3, tensor_rules.matvec_eval, elementwise=False, shape=tensor_rules.matvec_shape,
        doc="y[j] = b[j] + W[j,0]*x[0] + W[j,1]*x[1] + ..., each row added left to right "
            "(a layer of neurons reading the same inputs); b may be a scalar for every row",
-       vjp=lambda F, g, out, b, W, x: (g, F.outer(g, x), F.vecmat(g, W)),
+       vjp=lambda F, g, out, b, W, x: (g, F.outer(g, x), F.vecmat(-0.0, g, W)),
        sympy=tensor_rules.sym_matvec),
-    Op("vecmat", 2, tensor_rules.vecmat_eval, elementwise=False, shape=tensor_rules.vecmat_shape,
-       doc="y[k] = W[m-1,k]*g[m-1] + ... + W[0,k]*g[0]: the last row first, the order in "
-           "which reverse mode reaches a layer's neurons (matvec's gradient for x)",
-       vjp=lambda F, g, out, h, W: (F.matvec(-0.0, W, g), F.outer(h, g)),
-       sympy=lambda sp, g, W: sp.ImmutableMatrix([sum(W[j, k] * g[j] for j in range(W.shape[0]))
-                                                  for k in range(W.shape[1])])),
+    Op("vecmat", 3, tensor_rules.vecmat_eval, elementwise=False, shape=tensor_rules.vecmat_shape,
+       doc="y[k] = acc[k] + W[m-1,k]*g[m-1] + ... + W[0,k]*g[0]: the last row first, the order "
+           "in which reverse mode reaches a layer's neurons (matvec's gradient for x, acc -0.0; "
+           "acc holds the parts of that gradient reverse mode reached before the layer); acc "
+           "may be a scalar for every lane",
+       vjp=lambda F, g, out, acc, h, W: (g, F.matvec(-0.0, W, g), F.outer(h, g)),
+       sympy=tensor_rules.sym_vecmat),
     Op("outer", 2, tensor_rules.outer_eval, elementwise=False, shape=tensor_rules.outer_shape,
        doc="y[j,k] = b[k] * a[j] (matvec's gradient for W)",
-       vjp=lambda F, g, out, a, b: (F.matvec(-0.0, g, b), F.vecmat(a, g)),
+       vjp=lambda F, g, out, a, b: (F.matvec(-0.0, g, b), F.vecmat(-0.0, a, g)),
        sympy=lambda sp, a, b: sp.ImmutableMatrix(len(a), len(b), [b[k] * a[j] for j in range(len(a))
                                                                    for k in range(len(b))])),
 )

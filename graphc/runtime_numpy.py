@@ -118,10 +118,13 @@ def vmatvec(b, W, x):
     return in_order(terms)
 
 
-def vvecmat(g, W):
-    """y[k] = W[m-1,k]*g[m-1] + ... + W[0,k]*g[0], the last row first: (n, B)."""
+def vvecmat(acc, g, W):
+    """y[k] = acc[k] + W[m-1,k]*g[m-1] + ... + W[0,k]*g[0], the last row first: (n, B)."""
     m = g.shape[0]
-    terms = np.multiply(W.reshape(m, W.shape[0] // m, -1)[::-1], g[::-1, None, :], order="C")
+    n = W.shape[0] // m
+    terms = np.empty((m + 1, n, _width(acc, g, W)))
+    terms[0] = acc
+    np.multiply(W.reshape(m, n, -1)[::-1], g[::-1, None, :], out=terms[1:])
     return in_order(terms)
 
 
@@ -159,13 +162,13 @@ def vmatvec_fast(b, W, x):
     return b + np.einsum("jkb,kb->jb", W.reshape(m, n, -1), np.broadcast_to(x, (n, W.shape[-1])))
 
 
-def vvecmat_fast(g, W):
-    """W.T @ g as a matrix product: (n, B)."""
+def vvecmat_fast(acc, g, W):
+    """acc + W.T @ g as a matrix product: (n, B)."""
     m = g.shape[0]
     n = W.shape[0] // m
     if W.shape[-1] == 1:
-        return W.reshape(m, n).T @ g
-    return np.einsum("jkb,jb->kb", W.reshape(m, n, -1), np.broadcast_to(g, (m, W.shape[-1])))
+        return acc + W.reshape(m, n).T @ g
+    return acc + np.einsum("jkb,jb->kb", W.reshape(m, n, -1), np.broadcast_to(g, (m, W.shape[-1])))
 
 
 def vouter_rowsum_fast(a, b):

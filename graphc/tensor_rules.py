@@ -37,10 +37,10 @@ def matvec_eval(b, W, x):
     return tuple(rows)
 
 
-def vecmat_eval(g, W):
+def vecmat_eval(acc, g, W):
     m = len(g)
     n = len(W) // m
-    out = [-0.0] * n  # -0.0 + t is t for every t: the first row's terms are taken as they are
+    out = list(acc) if isinstance(acc, tuple) else [acc] * n
     for j in range(m - 1, -1, -1):
         for k in range(n):
             out[k] = out[k] + W[j * n + k] * g[j]
@@ -88,9 +88,9 @@ def matvec_shape(shapes, params):
 
 
 def vecmat_shape(shapes, params):
-    g, W = shapes
-    if len(W) != 2 or g != (W[0],):
-        raise ValueError(f"vecmat takes g (m,) and W (m, n); got shapes {shapes}")
+    acc, g, W = shapes
+    if len(W) != 2 or g != (W[0],) or acc not in ((), (W[1],)):
+        raise ValueError(f"vecmat takes acc (n,) or a scalar, g (m,) and W (m, n); got shapes {shapes}")
     return (W[1],)
 
 
@@ -116,3 +116,8 @@ def sym_matrix(sp, values, shape):
 def sym_matvec(sp, b, W, x):
     return sp.ImmutableMatrix([(b[j] if hasattr(b, "shape") else b) + sum(W[j, k] * x[k] for k in range(W.shape[1]))
                                for j in range(W.shape[0])])
+
+
+def sym_vecmat(sp, acc, g, W):
+    return sp.ImmutableMatrix([(acc[k] if hasattr(acc, "shape") else acc) + sum(W[j, k] * g[j] for j in range(W.shape[0]))
+                               for k in range(W.shape[1])])

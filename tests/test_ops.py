@@ -148,7 +148,7 @@ TENSOR_CASES = {
     "unit": ([(), (3,)], (2,)),
     "dot": ([(), (3,), (3,)], ()),
     "matvec": ([(2,), (2, 3), (3,)], ()),
-    "vecmat": ([(2,), (2, 3)], ()),
+    "vecmat": ([(3,), (2,), (2, 3)], ()),
     "outer": ([(2,), (3,)], ()),
 }
 
@@ -221,7 +221,10 @@ def test_tensor_evals_keep_the_scalar_summation_order():
     W = (1.0, 1.0, -1.0)
     assert ops.TABLE["matvec"].eval((big,), W, (1.0, 1.0, big)) == (0.0,)
     # vecmat adds the last row first: (big + 1) + 1 is big; the first row first would give big + 2
-    assert ops.TABLE["vecmat"].eval((1.0, 1.0, big), (1.0, 1.0, 1.0)) == (big,)
+    assert ops.TABLE["vecmat"].eval(-0.0, (1.0, 1.0, big), (1.0, 1.0, 1.0)) == (big,)
+    # ... after its accumulator: (big + 1) + 1 is big; adding the rows first would give big + 2
+    assert ops.TABLE["vecmat"].eval((big,), (1.0, 1.0), (1.0, 1.0)) == (big,)
+    assert ops.TABLE["vecmat"].eval(-0.0, (-0.0,), (1.0,)) == (-0.0,)
     assert ops.TABLE["outer"].eval((1.0, 2.0), (3.0, 4.0, 5.0)) == (3.0, 4.0, 5.0, 6.0, 8.0, 10.0)
     assert ops.TABLE["unit"].eval(-0.0, (9.0, 9.0), 1) == (0.0, -0.0)
 

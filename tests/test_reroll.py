@@ -205,3 +205,37 @@ def test_reroll_keeps_random_graphs_valid_and_their_values(spec):
     for p in PIPELINE:  # every pass still works on tensor graphs
         current = p(current).graph.verify()
         assert all(same(a, b) for a, b in zip(run(current, xs, ps), expected)), (p.__name__, str(r))
+
+
+def test_gradient_parts_made_before_a_layers_become_its_vecmats_accumulator():
+    """Rule 5: h feeds a layer and, after it, the output itself; reverse mode adds the
+    output's part to each lane first, then the layer's rows -- so does vecmat(acc, g, W)."""
+    random.seed(1)
+    model = MLP(2, [3, 2], activation="identity")
+
+    def f(x):
+        h = model.layers[0](x)
+        return sum(model.layers[1](h)) + sum(h)
+    g = trace(f, [0.0, 0.0], params=model.parameters())
+    joint, report = optimize(grad(rolled(g), wrt_inputs=False), report=True, passes=VECTOR_PIPELINE)
+    assert sum(r.hits.get("accumulated", 0) for rnd in report.rounds for r in rnd if r.name == "reroll") == 1
+    (v,) = [i for i, op in enumerate(joint.ops) if op == "vecmat"]
+    assert joint.ops[joint.args[v][0]] != "const"  # starts from the output's parts, not -0.0
+    x = [0.3, -1.7]
+    params = [p.data for p in model.parameters()]
+    out = f(x)
+    model.zero_grad()
+    out.backward()
+    assert run(joint, x + [1.0], params)[1:] == [p.grad for p in model.parameters()]
+
+
+def test_rows_with_another_reader_of_their_lanes_between_them_stay_dots():
+    """Rule 2's order condition: the last neuron is split around the product a0*w8, so
+    rolling it with the two before into one matvec would add a0's gradient parts in another
+    order than reverse mode; they stay dots over the same vector, whose parts arrive in order."""
+    def f(x0, x1, *w):
+        a = [x0 * w[0] + x1 * w[1], x0 * w[2] + x1 * w[3]]
+        n2 = (a[0] * w[8] + w[9] * a[1]) + (w[10] * a[0] + w[11] * a[1])
+        return [a[0] * w[4] + a[1] * w[5], a[0] * w[6] + a[1] * w[7], n2]
+    counts = rolled(trace(f, *[0.5] * 14)).counts()
+    assert counts["matvec"] == 1 and counts["dot"] == 4  # the first layer; the rows above it

@@ -99,13 +99,14 @@ class Blocks:
                 f"{ROWS} {out} = {out} + {self.at(W, f'lane * {n} + k')} * {self.at(x, 'k')};"]
 
     def _vecmat(self, i: int, name: str, size: int) -> list[str]:
-        gv, W = self.g.args[i]
+        acc, gv, W = self.g.args[i]
         m, n = self.w.shapes[W]
         if self._fast(W, gv):
-            return [f"gc_blin({name}, (const double[]){{-0.0}}, 0, 0, {self.w.names[W]}, 1, {n}, "
+            start, bj, bb = self._start(acc)
+            return [f"gc_blin({name}, {start}, {bj}, {bb}, {self.w.names[W]}, 1, {n}, "
                     f"{self.w.names[gv]}, {n}, {m}, 1);"]
         out = f"{name}[lane * GC_B + rb]"
-        return [f"for (int lane = 0; lane < {n}; lane++) {ROWS} {out} = -0.0;",
+        return [f"for (int lane = 0; lane < {n}; lane++) {ROWS} {out} = {self.at(acc)};",
                 f"for (int k = {m - 1}; k >= 0; k--) for (int lane = 0; lane < {n}; lane++) "
                 f"{ROWS} {out} = {out} + {self.at(W, f'k * {n} + lane')} * {self.at(gv, 'k')};"]
 

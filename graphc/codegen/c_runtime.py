@@ -67,9 +67,10 @@ static inline void gc_transpose(double *Wt, const double *W, int m, int n)
         for (int k = 0; k < n; k++) Wt[k * m + j] = W[j * n + k];
 }
 
-static inline void gc_vecmat(double *y, const double *g, const double *W, int m, int n)
-{   /* y[k] = W[m-1,k]*g[m-1] + ... + W[0,k]*g[0]; -0.0 + t is t */
-    for (int k = 0; k < n; k++) y[k] = -0.0;
+static inline void gc_vecmat(double *y, const double *acc, int acc_stride, const double *g, const double *W,
+                             int m, int n)
+{   /* y[k] = acc[k] + W[m-1,k]*g[m-1] + ... + W[0,k]*g[0] */
+    for (int k = 0; k < n; k++) y[k] = acc[k * acc_stride];
     for (int j = m - 1; j >= 0; j--)
         for (int k = 0; k < n; k++) y[k] = y[k] + W[j * n + k] * g[j];
 }
@@ -195,6 +196,10 @@ def _matrix(shapes: list) -> dict:
     return {"m": shapes[1][0], "n": shapes[1][1]}
 
 
+def _matrix_of_vecmat(shapes: list) -> dict:
+    return {"m": shapes[2][0], "n": shapes[2][1]}
+
+
 #: Op name -> its C spelling: a C99 expression over doubles for a scalar op (applied lane by
 #: lane to tensors), a :class:`Call` of a prelude helper for a tensor op.
 SPELLINGS: dict[str, Spelling | Call] = {
@@ -231,7 +236,7 @@ SPELLINGS: dict[str, Spelling | Call] = {
     "dot": Call("gc_dot({0}, {1}, {2}, {n})", dims=lambda shapes: {"n": shapes[1][0]}),
     "matvec": Call("gc_matvec({out}, {0}, {s0}, {1}, {2}, {m}, {n});", dims=_matrix, scalar_first=True,
                    transposed="gc_matvec_t({out}, {0}, {s0}, {1}, {2}, {m}, {n});"),
-    "vecmat": Call("gc_vecmat({out}, {0}, {1}, {m}, {n});", dims=_matrix),
+    "vecmat": Call("gc_vecmat({out}, {0}, {s0}, {1}, {2}, {m}, {n});", dims=_matrix_of_vecmat, scalar_first=True),
     "outer": Call("gc_outer({out}, {0}, {1}, {m}, {n});",
                   dims=lambda shapes: {"m": shapes[0][0], "n": shapes[1][0]}),
 }

@@ -95,7 +95,7 @@ SPELLINGS: dict[str, Spelling] = {
     "unit": "_vunit({0}, {1}, {i})",
     "dot": "_vdot({0}, {1}, {2})",
     "matvec": "_vmatvec({0}, {1}, {2})",
-    "vecmat": "_vvecmat({0}, {1})",
+    "vecmat": "_vvecmat({0}, {1}, {2})",
     "outer": "_vouter({0}, {1})",
 }
 #: ``numerics="fast"``: the layer ops as matrix products (BLAS), in whatever order it sums
@@ -103,7 +103,7 @@ SPELLINGS: dict[str, Spelling] = {
 FAST_SPELLINGS: dict[str, Spelling] = {
     "dot": "_vdot_fast({0}, {1}, {2})",
     "matvec": "_vmatvec_fast({0}, {1}, {2})",
-    "vecmat": "_vvecmat_fast({0}, {1})",
+    "vecmat": "_vvecmat_fast({0}, {1}, {2})",
 }
 
 

@@ -69,6 +69,6 @@ SPELLINGS: dict[str, Spelling] = {
     "unit": "_unit({0}, {1}, {i})",
     "dot": "_dot({0}, {1}, {2})",
     "matvec": "_matvec({0}, {1}, {2})",
-    "vecmat": "_vecmat({0}, {1})",
+    "vecmat": "_vecmat({0}, {1}, {2})",
     "outer": "_outer({0}, {1})",
 }

@@ -19,7 +19,15 @@ knows about MLPs):
    of the next layer, becomes ``relu(h)``;
 4. **gathered units** -- in a gradient graph, ``sum(unit(g0, v, i0), unit(g1, v, i1),
    ...)`` with distinct lanes (the cotangents of ``index`` users of ``v``) becomes one
-   ``pack`` of the ``g`` s, ``0.0`` in the other lanes.
+   ``pack`` of the ``g`` s, ``0.0`` in the other lanes;
+5. **accumulated gradients** -- in a gradient graph, a vector's gradient ``sum(p..., V,
+   q...)`` whose part ``V = vecmat(-0.0, g, W)`` (what a layer reading the vector gives
+   back) comes after others becomes ``sum(vecmat(sum(p...), g, W), q...)``; likewise lane
+   by lane, ``sum(p_j..., index(V, j), q_j...)`` for each lane ``j``, with the
+   accumulator ``pack(sum(p_j...)...)``.  Reverse mode adds the layer's rows to what came
+   before one by one, and so does ``vecmat`` from its accumulator: ``p + (r2 + r1)``
+   would not be ``(p + r2) + r1`` (a residual connection, a hidden value that is also an
+   output).
 
 **Exactness.**  ``dot`` and ``matvec`` add in the order the sums did (each op's meaning
 fixes its order: see :mod:`graphc.ops`), products are commutative bit for bit, and
@@ -30,6 +38,10 @@ units would have added ``+0.0`` to keeps the sign of a ``-0.0`` cotangent, as th
 gradient graph does.  Gradients of re-rolled nodes come from their vjp rules
 (``dW = outer(g, x)``, ``dx = vecmat(g, W)``), which multiply in the scalar rules' order;
 ``vecmat`` adds rows last-first, the order reverse mode reaches a layer's neurons in.
+That order holds for a lane only if no other reader of it comes between the layer's rows,
+so rule 2 leaves rows as dots where one would (a neuron split in two sums around another
+neuron, a lane read twice by one row), and rule 5 puts the gradient parts that came
+before the layer in front of its rows.
 
 **Where it runs.**  Not in :data:`~graphc.passes.PIPELINE` (``optimize``): the Python
 backend runs scalar code fastest, and ``compiled.graph`` stays the graph as traced and
@@ -43,6 +55,7 @@ allow, the others keep their relative order.
 from __future__ import annotations
 
 import heapq
+import math
 
 from .. import ops
 from ..graph import Builder, Graph
@@ -64,7 +77,7 @@ class _EditableGraph(Builder):
         self.forward: dict[int, int] = {}
         self.uses = graph.use_counts()
         self.hits = {"dot": 0, "matvec": 0, "rows": 0, "vectorized": 0, "pack(index)": 0,
-                     "index(pack)": 0, "units": 0}
+                     "index(pack)": 0, "units": 0, "accumulated": 0}
 
     def add(self, op: str, args: tuple = (), attr: tuple = ()) -> int:
         """Append a node, counting its uses of its operands."""
@@ -91,6 +104,7 @@ def reroll(graph: Graph) -> PassResult:
     """Rules 1-4 of the module docstring, then a topological re-sort."""
     shapes = graph.shapes
     work = _EditableGraph(graph)
+    _accumulate_vecmats(work, shapes)
     _roll_sums(work, shapes)
     _vectorize(work)
     _gather_units(work)
@@ -129,6 +143,7 @@ def _roll_sums(work: _EditableGraph, shapes: list) -> None:
                 candidates.append((i, list(operands[:start]), pairs, list(operands[end:]), operands[start:end]))
     if not candidates:
         return
+    users = _users(work.graph)
     count: dict[tuple, int] = {}
     for _, _, pairs, _, _ in candidates:
         sides = {tuple(p[0] for p in pairs), tuple(p[1] for p in pairs)}
@@ -147,7 +162,7 @@ def _roll_sums(work: _EditableGraph, shapes: list) -> None:
         # first, and so does vecmat (last row first) -- a row whose sum is made later (a
         # neuron summed inside the loss's own sum) must not move to the end.
         rows.sort(key=lambda row: row[0][4][0])
-        if len(rows) >= 2 and _independent(work, rows):
+        if len(rows) >= 2 and _independent(work, rows) and _in_reverse_mode_order(work, shared, rows, users):
             _matvec(work, shared, rows)
         else:
             for (i, prefix, _, suffix, products), other in rows:
@@ -167,6 +182,39 @@ def _independent(work: _EditableGraph, rows: list) -> bool:
         if i not in reached and any(a in reached for a in work.graph.args[i]):
             reached.add(i)
     return not any(a in reached for a in operands)
+
+
+def _in_reverse_mode_order(work: _EditableGraph, shared: tuple, rows: list, users: list[list[int]]) -> bool:
+    """Whether ``vecmat`` would add each lane's gradient parts from these rows as reverse
+    mode adds them: every lane that has a gradient is read once per row, by products made
+    in row order (ids are the trace's order), with no other reader made in between.
+
+    Only asked where the lanes are those of one vector (a layer's outputs), whose gradient
+    parts the rows would otherwise add one by one, in reverse mode's order, as dots.  Lanes
+    that are scalars of their own with other readers (``h + layer(h)``) get their gradient
+    parts in another order either way (README, "Exactness"), and a matvec is faster."""
+    if not all(work.ops[x] == "index" and work.args[x][0] == work.args[shared[0]][0] for x in shared):
+        return True
+    for k, x in enumerate(shared):
+        if work.ops[x] == "const":
+            continue
+        if shared.count(x) > 1:
+            return False
+        products = [cand[4][k] for cand, _ in rows]
+        if products != sorted(products):
+            return False
+        first, last = products[0], products[-1]
+        if any(first < u < last and u not in products for u in users[x]):
+            return False
+    return True
+
+
+def _users(graph: Graph) -> list[list[int]]:
+    users: list[list[int]] = [[] for _ in range(len(graph))]
+    for i, operands in enumerate(graph.args):
+        for a in operands:
+            users[a].append(i)
+    return users
 
 
 def _accumulator(work: _EditableGraph, prefix: list[int]) -> int:
@@ -304,6 +352,87 @@ def _gather_units(work: _EditableGraph) -> None:
             work.set(u, "const", (), (0.0,))
         work.set(i, "pack", values, (tuple(shape),))
         work.hits["units"] += 1
+
+
+# -- rule 5: gradient parts before a layer's -> vecmat's accumulator ---------------------------
+
+def _accumulate_vecmats(work: _EditableGraph, shapes: list) -> None:
+    graph = work.graph
+    vecmats = [v for v in range(work.n_original) if graph.ops[v] == "vecmat" and _from_nothing(graph, v)]
+    if not vecmats:
+        return
+    users = _users(graph)  # the users of vecmats and of their index nodes: rule 5 does not change them
+    for v in vecmats:
+        if work.uses[v] == 1 and users[v] and work.ops[users[v][0]] in ops.SUMS:
+            _accumulate_vector(work, shapes, v, users[v][0])
+        elif all(graph.ops[u] == "index" for u in users[v]):
+            _accumulate_lanes(work, v, users)
+
+
+def _from_nothing(graph: Graph, v: int) -> bool:
+    """Whether vecmat ``v`` starts from ``-0.0`` (as reverse mode makes it)."""
+    acc = graph.args[v][0]
+    return graph.ops[acc] == "const" and graph.attrs[acc][0] == 0.0 and math.copysign(1.0, graph.attrs[acc][0]) < 0
+
+
+def _before(work: _EditableGraph, total: int, part: int, v: int) -> tuple[list[int], list[int]] | None:
+    """The operands of sum ``total`` before and after its operand ``part``, if ``part`` is
+    there once and everything before it is an original node made before ``v`` (ids are
+    topological, so it cannot depend on ``v``)."""
+    operands = work.args[total]
+    if operands.count(part) != 1:
+        return None
+    k = operands.index(part)
+    before, after = list(operands[:k]), list(operands[k + 1:])
+    return (before, after) if all(p < v for p in before) else None
+
+
+def _accumulate_vector(work: _EditableGraph, shapes: list, v: int, total: int) -> None:
+    split = _before(work, total, v, v)
+    if split is None or not split[0] or any(shapes[p] not in ((), shapes[v]) for p in split[0]):
+        return
+    before, after = split
+    _, g, W = work.graph.args[v]
+    acc = work.total(before)
+    if after:
+        work.set(v, "vecmat", (acc, g, W))
+        work.set(total, ops.sum_op(1 + len(after)), (v, *after))
+    else:
+        work.set(v, "const", (), (0.0,))
+        work.set(total, "vecmat", (acc, g, W))
+    work.hits["accumulated"] += 1
+
+
+def _accumulate_lanes(work: _EditableGraph, v: int, users: list[list[int]]) -> None:
+    graph = work.graph
+    accs, rewrites = [], []
+    by_lane = {graph.attrs[u][0]: u for u in users[v]}
+    if len(by_lane) != len(users[v]):
+        return
+    for lane in range(graph.shapes[v][0]):
+        u = by_lane.get(lane)
+        if u is None or work.uses[u] != 1 or len(users[u]) != 1 or work.ops[users[u][0]] not in ops.SUMS:
+            accs.append(None)
+            continue
+        split = _before(work, users[u][0], u, v)
+        if split is None or not split[0] or any(graph.shapes[p] for p in split[0]):
+            accs.append(None)
+            continue
+        accs.append(work.total(split[0]))
+        rewrites.append((users[u][0], u, split[1]))
+    if not rewrites:
+        return
+    zero = work.const(-0.0)
+    acc = work.add("pack", tuple(zero if a is None else a for a in accs), (graph.shapes[v],))
+    _, g, W = graph.args[v]
+    work.set(v, "vecmat", (acc, g, W))
+    for total, u, after in rewrites:
+        if after:
+            work.set(total, ops.sum_op(1 + len(after)), (u, *after))
+        else:
+            work.set(total, "index", (v,), graph.attrs[u])
+            work.set(u, "const", (), (0.0,))
+    work.hits["accumulated"] += 1
 
 
 # -- emit: live nodes in a topological order -------------------------------------------------
