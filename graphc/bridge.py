@@ -118,12 +118,13 @@ class _Mean:
 
 class _CompiledOp:
     """The op of a compiled output's node in the eager graph: backprop adds the gradients
-    its source (a :class:`_Call` or a :class:`_Mean`) gives for output ``index``."""
+    its source (a :class:`_Call` or a :class:`_Mean`) gives for output ``index``.
+    ``over_leaves``: every child is a leaf, so ``backward()`` has no graph to order."""
 
-    __slots__ = ("source", "index")
+    __slots__ = ("source", "index", "over_leaves")
 
-    def __init__(self, source: _Call | _OneRow | _Mean, index: int) -> None:
-        self.source, self.index = source, index
+    def __init__(self, source: _Call | _OneRow | _Mean, index: int, over_leaves: bool) -> None:
+        self.source, self.index, self.over_leaves = source, index, over_leaves
 
     def label(self, attr: tuple = ()) -> str:
         return self.source.label(self.index)
@@ -152,7 +153,8 @@ def call(signature: Signature, leaves: list) -> Any:
         if failure is not None:
             return failure
     prev = tuple(leaves[k] for k in value_args) + signature.param_tuple
-    outputs = [_node(v, prev, _CompiledOp(run, k)) for k, v in enumerate(values[:guards.n_outputs])]
+    over_leaves = signature.params_are_leaves and not any(leaves[k]._prev for k in value_args)
+    outputs = [_node(v, prev, _CompiledOp(run, k, over_leaves)) for k, v in enumerate(values[:guards.n_outputs])]
     if guards.kinds is not None:  # plain numbers where fn returned numbers it computed (a comparison, ...)
         outputs = guards.plain_numbers(outputs)
     return unflatten(signature.out_tree, iter(outputs))
@@ -162,4 +164,4 @@ def mean_node(signature: Signature, value: float, grads: Sequence[float]) -> Val
     """A Value of ``value`` whose backward adds ``grads`` (scaled) into the params' ``.grad``."""
     reached = signature.batched_program("mean").reached
     grads = [g if r else None for g, r in zip(grads, reached)]
-    return _node(value, signature.param_tuple, _CompiledOp(_Mean(signature.name, grads), 0))
+    return _node(value, signature.param_tuple, _CompiledOp(_Mean(signature.name, grads), 0, signature.params_are_leaves))

@@ -121,6 +121,7 @@ class Signature:
             self.rows: RowsProgram | None = rows_program(traced, backend, numerics, name)
         self.params: list[Value] = traced.param_values  # every pass keeps them (Builder.finish(like=))
         self.param_tuple = tuple(self.params)
+        self.params_are_leaves = not any(p._prev for p in self.params)
         self.n_outputs = len(traced.outputs)
         self.out_tree = traced.out_tree
         self._programs: _Cache[ScalarKey | BatchedKey, Program] = _Cache(lock)

@@ -225,3 +225,19 @@ def test_an_interrupted_train_with_an_optimizer_changes_nothing(backend, monkeyp
         compiled.train(X, Y, optimizer=opt, batch_size=2)
     assert [p.data for p in model.parameters()] == data
     assert opt.t == state["t"] and opt.m.tolist() == state["m"].tolist() and opt.v.tolist() == state["v"].tolist()
+
+
+@pytest.mark.parametrize("error", [Boom, KeyboardInterrupt])
+def test_backward_of_a_compiled_loss_over_params_restores_grads_added_before_a_failure(error):
+    """The shortcut for a compiled output whose children are all params (no graph to order)
+    is all or nothing too: p's gradient is added, then adding q's raises."""
+    class Poisoned:
+        def __add__(self, other):
+            raise error("q.grad cannot be added to")
+    p, q = Value(0.5), Value(-1.5)
+    loss = graphc.compile(lambda x: x * p + x * q)(2.0)
+    assert loss._kind.over_leaves
+    p.grad, q.grad = 0.25, Poisoned()
+    with pytest.raises(error):
+        loss.backward()
+    assert p.grad == 0.25 and type(q.grad) is Poisoned and loss.grad == 0

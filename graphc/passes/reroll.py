@@ -36,7 +36,7 @@ scalar one -- on every backend that keeps the op's order (Python, C; NumPy too, 
 :mod:`graphc.codegen.numpy`).  The one difference is in rule 4: a lane that several
 units would have added ``+0.0`` to keeps the sign of a ``-0.0`` cotangent, as the scalar
 gradient graph does.  Gradients of re-rolled nodes come from their vjp rules
-(``dW = outer(g, x)``, ``dx = vecmat(g, W)``), which multiply in the scalar rules' order;
+(``dW = outer(g, x)``, ``dx = vecmat(-0.0, g, W)``), which multiply in the scalar rules' order;
 ``vecmat`` adds rows last-first, the order reverse mode reaches a layer's neurons in.
 That order holds for a lane only if no other reader of it comes between the layer's rows,
 so rule 2 leaves rows as dots where one would (a neuron split in two sums around another
