@@ -353,6 +353,21 @@ class Builder:
             i = self._consts[key] = self.add("const", (), (float(value),))
         return i
 
+    def share(self, graph: Graph, stop: int) -> None:
+        """Make this empty builder hold the nodes of ``graph`` below ``stop`` as they are (the
+        same ids, the operand tuples shared); no constant among them may repeat another
+        (:meth:`const` would have merged it: see :func:`first_repeated_const`)."""
+        if self.ops or first_repeated_const(graph, stop) < stop:
+            raise GraphcError("Builder.share needs an empty builder and nodes without repeated constants")
+        node_ops, consts = graph.ops, self._consts
+        i = _find(node_ops, "const", 0, stop)
+        while i < stop:
+            consts[const_key(graph.attrs[i][0])] = i
+            i = _find(node_ops, "const", i + 1, stop)
+        self.ops[:] = node_ops[:stop]
+        self.args[:] = graph.args[:stop]
+        self.attrs[:] = graph.attrs[:stop]
+
     def copy_node(self, graph: Graph, i: int, remap: list[int]) -> int:
         """Append node ``i`` of ``graph`` with its operands renamed through ``remap``."""
         op = graph.ops[i]
@@ -367,3 +382,25 @@ class Builder:
             for key in ("param_values", "in_tree", "out_tree", "name"):
                 meta.setdefault(key, getattr(like, key))
         return Graph(self.ops, self.args, self.attrs, inputs, params, outputs, **meta)
+
+
+def first_repeated_const(graph: Graph, stop: int) -> int:
+    """The first constant node below ``stop`` equal (bit for bit) to an earlier one, else ``stop``:
+    graphs a Builder makes have none, one from :meth:`Graph.from_nx` may."""
+    node_ops, seen = graph.ops, set()
+    i = _find(node_ops, "const", 0, stop)
+    while i < stop:
+        key = const_key(graph.attrs[i][0])
+        if key in seen:
+            return i
+        seen.add(key)
+        i = _find(node_ops, "const", i + 1, stop)
+    return stop
+
+
+def _find(items: list, item: Any, start: int, stop: int) -> int:
+    """The first index of ``item`` in ``items[start:stop]``, or ``stop`` (a scan in C)."""
+    try:
+        return items.index(item, start, stop)
+    except ValueError:
+        return stop

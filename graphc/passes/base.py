@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, NamedTuple
+from typing import Callable, Container, NamedTuple
 
-from ..graph import Builder, Graph
+from ..graph import Builder, Graph, first_repeated_const
 
 
 @dataclass(frozen=True)
@@ -36,17 +36,27 @@ def unchanged(name: str, graph: Graph) -> PassResult:
 
 
 def rebuild(graph: Graph, visit: Callable[[Builder, int, list[int]], int],
-            keep: list[bool] | None = None) -> Graph:
+            keep: list[bool] | None = None, start: int = 0, copied: Container[str] = ()) -> Graph:
     """A new graph built node by node: ``visit(builder, i, remap)`` returns node ``i``'s new id.
 
     Leaves are copied as they are (inputs and params always, constants on demand);
-    ``keep[i] is False`` drops op node ``i`` (its id maps to -1).
+    ``keep[i] is False`` drops op node ``i`` (its id maps to -1).  Two shortcuts, each the
+    caller's word about what ``visit`` would do: nodes below ``start`` it would copy as they
+    are (and ``keep`` keeps them), so they are shared with ``graph`` instead of visited (up to
+    the first repeated constant, which the builder merges: a caller keeping facts about
+    the nodes below ``start`` asks :func:`~graphc.graph.first_repeated_const` where the
+    sharing ends): a pass changing a few nodes near the end of a big graph does not pay
+    for the rest; and nodes whose op is in ``copied`` it would copy with their operands
+    renamed, which is done here, without a call per node.
     """
     b = Builder()
-    remap = [-1] * len(graph)
-    ops, attrs = graph.ops, graph.attrs
+    start = first_repeated_const(graph, start)
+    b.share(graph, start)
+    remap = list(range(start)) + [-1] * (len(graph) - start)
+    ops, args, attrs = graph.ops, graph.args, graph.attrs
     b_ops, b_args, b_attrs = b.ops, b.args, b.attrs
-    for i, op in enumerate(ops):
+    for i in range(start, len(ops)):
+        op = ops[i]
         if op == "input" or op == "param":  # Builder.add inlined: leaves are most nodes of a model's graph
             remap[i] = len(b_ops)
             b_ops.append(op)
@@ -54,8 +64,15 @@ def rebuild(graph: Graph, visit: Callable[[Builder, int, list[int]], int],
             b_attrs.append(attrs[i])
         elif op == "const":
             if keep is None or keep[i]:
-                remap[i] = b.const(graph.attrs[i][0])
-        elif keep is None or keep[i]:
+                remap[i] = b.const(attrs[i][0])
+        elif keep is not None and not keep[i]:
+            continue
+        elif op in copied:
+            remap[i] = len(b_ops)
+            b_ops.append(op)
+            b_args.append(tuple([remap[a] for a in args[i]]))
+            b_attrs.append(attrs[i])
+        else:
             remap[i] = visit(b, i, remap)
     return b.finish([remap[i] for i in graph.inputs], [remap[i] for i in graph.params],
                     [remap[o] for o in graph.outputs], like=graph)

@@ -8,16 +8,19 @@ Inputs and params are never merged; equal constants already share a node.
 from __future__ import annotations
 
 from .. import ops
-from ..graph import Builder, Graph
+from ..graph import Builder, Graph, first_repeated_const
 from .base import PassResult, PassStats, rebuild, unchanged
 
 
 def cse(graph: Graph) -> PassResult:
     """Replace each node that repeats an earlier one (same op, parameters, operands) by it."""
     commutative = frozenset(name for name, op in ops.TABLE.items() if op.commutative)
-    if not _has_duplicates(graph, commutative):
+    first, seen = _first_duplicate(graph, commutative)
+    if first is None:
         return unchanged("cse", graph)
-    seen: dict[tuple, int] = {}
+    start = first_repeated_const(graph, first)  # where the rebuild stops sharing nodes
+    if start < first:
+        seen = {key: j for key, j in seen.items() if j < start}
     merged = 0
 
     def visit(b: Builder, i: int, remap: list[int]) -> int:
@@ -32,16 +35,17 @@ def cse(graph: Graph) -> PassResult:
         seen[key] = j = b.add(op, operands, graph.attrs[i])
         return j
 
-    result = rebuild(graph, visit)
+    result = rebuild(graph, visit, start=start)  # the nodes before `start`: numbered in `seen`
     return PassResult(result, PassStats("cse", len(graph), len(result), {"merged": merged}))
 
 
-def _has_duplicates(graph: Graph, commutative: frozenset) -> bool:
-    """Value numbering without building anything: does some node repeat an earlier one?
-    (Nothing is renamed before the first repeat, so operands are their own numbers.)"""
-    seen: set[tuple] = set()
-    add = seen.add
-    for op, operands, attr in zip(graph.ops, graph.args, graph.attrs):
+def _first_duplicate(graph: Graph, commutative: frozenset) -> tuple[int | None, dict[tuple, int]]:
+    """Value numbering without building anything: the first node repeating an earlier one
+    (None if none does), and the value numbers of the nodes before it.  Nothing is renamed
+    before the first repeat, so operands are their own numbers, and those nodes keep their
+    ids in the rebuilt graph."""
+    seen: dict[tuple, int] = {}
+    for i, (op, operands, attr) in enumerate(zip(graph.ops, graph.args, graph.attrs)):
         if not operands:
             continue
         if op in commutative:
@@ -53,6 +57,6 @@ def _has_duplicates(graph: Graph, commutative: frozenset) -> bool:
                 operands = tuple(sorted(operands))
         key = (op, operands, attr)
         if key in seen:
-            return True
-        add(key)
-    return False
+            return i, seen
+        seen[key] = i
+    return None, seen

@@ -4,6 +4,7 @@ Inputs and params always stay, so argument positions and gradient slots never mo
 """
 from __future__ import annotations
 
+from .. import ops
 from ..graph import Graph
 from .base import PassResult, PassStats, rebuild, unchanged
 
@@ -11,9 +12,10 @@ from .base import PassResult, PassStats, rebuild, unchanged
 def dce(graph: Graph) -> PassResult:
     """Remove the ops and constants no output depends on (inputs and params stay)."""
     live = graph.live()
-    dead = sum(1 for i, alive in enumerate(live) if not alive and graph.ops[i] not in ("input", "param"))
+    dead = [i for i, alive in enumerate(live) if not alive and graph.ops[i] not in ("input", "param")]
     if not dead:
         return unchanged("dce", graph)
 
-    result = rebuild(graph, lambda b, i, remap: b.copy_node(graph, i, remap), keep=live)
-    return PassResult(result, PassStats("dce", len(graph), len(result), {"removed": dead}))
+    result = rebuild(graph, lambda b, i, remap: b.copy_node(graph, i, remap), keep=live, start=dead[0],
+                     copied=ops.TABLE)
+    return PassResult(result, PassStats("dce", len(graph), len(result), {"removed": len(dead)}))

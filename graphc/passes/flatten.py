@@ -13,6 +13,10 @@ from .base import PassResult, PassStats, rebuild, unchanged
 
 
 
+#: The ops flatten's rebuild copies as they are: all but the sums.
+_NOT_SUMS = frozenset(ops.TABLE) - set(ops.SUMS)
+
+
 def flatten(graph: Graph) -> PassResult:
     """Absorb every single-use left operand sum into its user: ((a + b) + c) -> sum(a, b, c)."""
     node_ops, args = graph.ops, graph.args
@@ -26,6 +30,9 @@ def flatten(graph: Graph) -> PassResult:
     count = sum(absorbed)
     if not count:
         return unchanged("flatten", graph)
+    # nodes before the first absorbed sum are copied as they are, but a sum of two is
+    # respelled as ``add`` (ops.sum_op)
+    start = _first_sum_of_two(graph, absorbed.index(True))
     pending: dict[int, tuple[int, ...]] = {}  # operands of absorbed sums, waiting for their user
 
     def visit(b: Builder, i: int, remap: list[int]) -> int:
@@ -39,5 +46,17 @@ def flatten(graph: Graph) -> PassResult:
             return -1
         return b.add(ops.sum_op(len(operands)), operands)
 
-    result = rebuild(graph, visit)
+    result = rebuild(graph, visit, start=start, copied=_NOT_SUMS)
     return PassResult(result, PassStats("flatten", len(graph), len(result), {"absorbed": count}))
+
+
+def _first_sum_of_two(graph: Graph, stop: int) -> int:
+    """The first ``sum`` node of two operands below ``stop`` (a rebuild respells it ``add``), else ``stop``."""
+    node_ops, i = graph.ops, -1
+    while True:
+        try:
+            i = node_ops.index("sum", i + 1, stop)
+        except ValueError:
+            return stop
+        if len(graph.args[i]) == 2:
+            return i

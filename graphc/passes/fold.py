@@ -16,7 +16,8 @@ from .base import PassResult, PassStats, rebuild, unchanged
 
 def fold(graph: Graph) -> PassResult:
     """Replace every all-constant op by its value (cascading within one pass)."""
-    if not _has_foldable(graph):
+    first = _first_foldable(graph)
+    if first is None:
         return unchanged("fold", graph)
     folded = 0
 
@@ -29,18 +30,19 @@ def fold(graph: Graph) -> PassResult:
             return b.const(op.eval(*[b.attrs[a][0] for a in operands], *graph.attrs[i]))
         return b.add(graph.ops[i], tuple(operands), graph.attrs[i])
 
-    result = rebuild(graph, visit)
+    result = rebuild(graph, visit, start=first)
     return PassResult(result, PassStats("fold", len(graph), len(result), {"folded": folded}))
 
 
-def _has_foldable(graph: Graph) -> bool:
+def _first_foldable(graph: Graph) -> int | None:
+    """The first elementwise op node whose operands are all constants, or None."""
     is_const = [op == "const" for op in graph.ops]
     foldable = {name for name, op in ops.TABLE.items() if op.elementwise}
-    for op, operands in zip(graph.ops, graph.args):
+    for i, (op, operands) in enumerate(zip(graph.ops, graph.args)):
         if op in foldable:
             if len(operands) == 2:
                 if is_const[operands[0]] and is_const[operands[1]]:
-                    return True
+                    return i
             elif all([is_const[a] for a in operands]):
-                return True
-    return False
+                return i
+    return None

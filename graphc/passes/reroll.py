@@ -439,53 +439,83 @@ def _accumulate_lanes(work: _EditableGraph, v: int, users: list[list[int]]) -> N
 
 def _emit(work: _EditableGraph) -> Graph:
     graph = work.graph
-    resolve = work.resolve
-    args = [tuple([resolve(a) for a in operands]) for operands in work.args] if work.forward else work.args
-    outputs = [resolve(o) for o in graph.outputs]
-    n = len(work.ops)
-    live = [False] * n
-    for i in list(graph.inputs) + list(graph.params) + outputs:
+    args = work.args
+    if work.forward:
+        final = {i: work.resolve(i) for i in work.forward}
+        args = [operands if final.keys().isdisjoint(operands) else tuple([final.get(a, a) for a in operands])
+                for operands in args]
+    outputs = [work.resolve(o) for o in graph.outputs]
+    live = [False] * len(work.ops)
+    for i in graph.inputs:
         live[i] = True
-    stack = list(outputs)
+    for i in graph.params:
+        live[i] = True
+    stack = []
+    for o in outputs:
+        if not live[o]:
+            live[o] = True
+        stack.append(o)
     while stack:
-        i = stack.pop()
-        for a in args[i]:
+        for a in args[stack.pop()]:
             if not live[a]:
                 live[a] = True
                 stack.append(a)
-    waiting = [0] * n
-    users: list[list[int]] = [[] for _ in range(n)]
-    for i in range(n):
-        if live[i]:
-            operands = args[i]
-            waiting[i] = len(operands)  # an operand named twice is counted, and released, twice
-            for a in operands:
-                users[a].append(i)
-    return _kahn(work, args, live, waiting, users, outputs)
+    return _stable_order(work, args, live, outputs)
 
 
-def _kahn(work: _EditableGraph, args: list, live: list[bool], waiting: list[int], users: list[list[int]],
-          outputs: list[int]) -> Graph:
-    """The live nodes in a stable topological order: ready nodes leave in id order, new nodes
-    first (as early as their operands allow).  Ready nodes are keyed ``(is original, id)``;
-    those ready from the start (the leaves: most of a model's nodes) wait in one sorted list
-    merged with a heap of the rest, so only nodes that become ready later pay for the heap."""
+def _stable_order(work: _EditableGraph, args: list, live: list[bool], outputs: list[int]) -> Graph:
+    """The live nodes in a stable topological order: of the nodes whose operands are all
+    placed, the next is the new node of lowest id if there is one (new nodes go as early as
+    their operands allow), else the original node of lowest id.
+
+    Original nodes are met by a pointer moving up their ids, placed when met if their
+    operands are, else left waiting on the operands still missing and, once ready, taken
+    from a heap before any original past the pointer (their ids are lower).  So only the few
+    original nodes a rewrite delayed, and the new nodes, pay for a heap or for waiting: most
+    of a graph is placed in one sweep, in the order Kahn's algorithm with the same
+    priorities (new first, then lowest id) gives."""
     graph, n_original = work.graph, work.n_original
-    initial = [(i < n_original, i) for i in range(len(live)) if live[i] and not waiting[i]]
-    initial.sort()
-    heap: list[tuple[bool, int]] = []
     b = Builder()
     b_ops, b_args, b_attrs = b.ops, b.args, b.attrs
     work_ops, work_attrs = work.ops, work.attrs
     remap = [-1] * len(live)
-    k, n_initial = 0, len(initial)
+    missing: dict[int, int] = {}  # node -> operand slots not placed yet
+    waiters: dict[int, list[int]] = {}  # node -> the waiting nodes that use it (once per slot)
+    ready_new: list[int] = []
+    for j in range(n_original, len(live)):
+        if live[j]:
+            operands = args[j]
+            if not operands:
+                ready_new.append(j)
+                continue
+            missing[j] = len(operands)
+            for a in operands:
+                waiters.setdefault(a, []).append(j)
+    late: list[int] = []  # original nodes below the pointer that became ready
     push, pop = heapq.heappush, heapq.heappop
-    while k < n_initial or heap:
-        if heap and (k == n_initial or heap[0] < initial[k]):
-            _, i = pop(heap)
+    pointer = 0
+    while True:
+        if ready_new:
+            i = pop(ready_new)
+        elif late:
+            i = pop(late)
         else:
-            _, i = initial[k]
-            k += 1
+            i = -1
+            while pointer < n_original:
+                j = pointer
+                pointer += 1
+                if not live[j]:
+                    continue
+                operands = args[j]
+                unplaced = [a for a in operands if remap[a] < 0] if operands else operands
+                if not unplaced:
+                    i = j
+                    break
+                missing[j] = len(unplaced)
+                for a in unplaced:
+                    waiters.setdefault(a, []).append(j)
+            if i < 0:
+                break
         op = work_ops[i]
         if op == "const":
             remap[i] = b.const(work_attrs[i][0])
@@ -494,9 +524,12 @@ def _kahn(work: _EditableGraph, args: list, live: list[bool], waiting: list[int]
             b_ops.append(op)
             b_args.append(tuple([remap[a] for a in args[i]]))
             b_attrs.append(work_attrs[i])
-        for u in users[i]:
-            waiting[u] -= 1
-            if not waiting[u]:
-                push(heap, (u < n_original, u))
+        users = waiters.pop(i, None)
+        if users is not None:
+            for u in users:
+                left = missing[u] - 1
+                missing[u] = left
+                if not left:
+                    push(ready_new if u >= n_original else late, u)
     return b.finish([remap[i] for i in graph.inputs], [remap[i] for i in graph.params],
                     [remap[o] for o in outputs], like=graph)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .. import ops
-from ..graph import Builder, Graph, const_key
+from ..graph import Builder, Graph, const_key, first_repeated_const
 from .base import PassResult, PassStats, rebuild
 
 
@@ -101,9 +101,14 @@ RULES: list[Rule] = [
 class Analysis:
     """Facts about the nodes of a graph (or one under construction), computed on demand."""
 
-    def __init__(self, b: Builder | Graph) -> None:
+    def __init__(self, b: Builder | Graph, known: list[bool] | None = None) -> None:
+        """``known``: the facts of the first nodes, if another Analysis has them."""
         self.b = b
-        self._negative_zero: list[bool] = []
+        self._negative_zero: list[bool] = list(known or ())
+
+    def known(self, stop: int) -> list[bool]:
+        """The facts computed so far of the nodes below ``stop``."""
+        return self._negative_zero[:stop]
 
     def may_be_negative_zero(self, i: int) -> bool:
         known = self._negative_zero
@@ -145,27 +150,35 @@ def rewrite(graph: Graph, rules: list[Rule], name: str) -> PassResult:
     """One pass of ``rules`` (the first match wins at each node), reported as pass ``name``."""
     by_op, triggers = _index(rules)
     facts = Analysis(graph)
-    ops_, args_ = graph.ops, graph.args
-    if not any(_first_match(by_op, graph, i, args_[i], facts) for i in _candidates(graph, triggers)):
+    ops_, args_, attrs_ = graph.ops, graph.args, graph.attrs
+    first = next((i for i in _candidates(graph, triggers) if _first_match(by_op, graph, i, args_[i], facts)), None)
+    if first is None:
         return PassResult(graph, PassStats(name, len(graph), len(graph)))
     hits = dict.fromkeys((r.name for r in rules), 0)
     analysis: list[Analysis] = []  # of the builder, created on the first visit
+    shared = first_repeated_const(graph, first)  # no rule matches before the first match
 
     def visit(b: Builder, i: int, remap: list[int]) -> int:
-        operands = tuple([remap[a] for a in graph.args[i]])
-        op = graph.ops[i]
-        if op not in by_op or not _triggered(triggers[op], operands, b.ops):
-            return b.add(op, operands, graph.attrs[i])
-        if not analysis:
-            analysis.append(Analysis(b))
+        operands = tuple([remap[a] for a in args_[i]])
+        op = ops_[i]
+        trigger = triggers[op]  # an op with rules: rebuild copies the others
+        if trigger is not None:
+            node_ops = b.ops
+            for a in operands:
+                if node_ops[a] in trigger:
+                    break
+            else:
+                return b.add(op, operands, attrs_[i])
+        if not analysis:  # the nodes below `shared` are the graph's: so are their facts
+            analysis.append(Analysis(b, facts.known(shared)))
         found = _first_match(by_op, b, i, operands, analysis[0], graph)
         if found is None:
-            return b.add(graph.ops[i], operands, graph.attrs[i])
+            return b.add(op, operands, attrs_[i])
         rule, bindings = found
         hits[rule.name] += 1
         return _build(rule.replacement, bindings, b)
 
-    result = rebuild(graph, visit)
+    result = rebuild(graph, visit, start=shared, copied=frozenset(ops.TABLE).difference(by_op))
     return PassResult(result, PassStats(name, len(graph), len(result),
                                         {k: v for k, v in hits.items() if v}))
 
@@ -201,10 +214,6 @@ def _candidates(graph: Graph, triggers: dict[str, frozenset | None]):
                 if ops_[a] in trigger:
                     yield i
                     break
-
-
-def _triggered(trigger: frozenset | None, operands: tuple, node_ops: list[str]) -> bool:
-    return trigger is None or any(node_ops[a] in trigger for a in operands)
 
 
 def _first_match(by_op: dict, nodes: Any, i: int, operands: tuple, analysis: Analysis,
