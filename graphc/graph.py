@@ -29,6 +29,7 @@ from typing import Any, Iterable
 from . import graph_nx, ops
 from .codegen.common import python_number
 from .errors import GraphcError
+from .graph_arrays import GraphArrays
 from .names import Namespace
 
 LEAVES = ops.LEAVES
@@ -46,7 +47,8 @@ class Graph:
     """A traced computation: see the module docstring for the representation."""
 
     __slots__ = ("ops", "args", "attrs", "inputs", "params", "outputs", "param_values",
-                 "in_tree", "out_tree", "name", "_names", "_nx", "_shapes")
+                 "in_tree", "out_tree", "name", "_names", "_nx", "_shapes", "_arrays",
+                 "_shape_prefix")
 
     def __init__(self, ops: list[str], args: list[tuple[int, ...]], attrs: list[tuple],
                  inputs: list[int], params: list[int], outputs: list[int], *,
@@ -65,6 +67,8 @@ class Graph:
         self._names: list[str] | None = None
         self._nx = None
         self._shapes: list[tuple] | None = None
+        self._arrays: GraphArrays | None = None
+        self._shape_prefix: list[tuple] | None = None  # the shapes of the first nodes, if known
 
     def __len__(self) -> int:
         return len(self.ops)
@@ -75,13 +79,15 @@ class Graph:
 
     def use_counts(self) -> list[int]:
         """For each node, how many operand slots and outputs refer to it."""
-        uses = [0] * len(self.ops)
-        for operands in self.args:
-            for a in operands:
-                uses[a] += 1
-        for o in self.outputs:
-            uses[o] += 1
-        return uses
+        return self.arrays.uses.tolist()
+
+    @property
+    def arrays(self) -> GraphArrays:
+        """The ops and operands as NumPy arrays (built on first use, then cached): what the
+        passes' checks read (see :mod:`graphc.graph_arrays`)."""
+        if self._arrays is None:
+            self._arrays = GraphArrays(self)
+        return self._arrays
 
     @property
     def shapes(self) -> list[tuple]:
@@ -91,7 +97,8 @@ class Graph:
         :class:`GraphcError` naming the first node whose operands do not fit its op.
         """
         if self._shapes is None:
-            self._shapes = infer_shapes(self.ops, self.args, self.attrs)
+            self._shapes = infer_shapes(self.ops, self.args, self.attrs, self._shape_prefix)
+            self._shape_prefix = None
         return self._shapes
 
     def live(self, roots: Iterable[int] | None = None) -> list[bool]:
@@ -254,12 +261,15 @@ def _type(shape: tuple) -> str:
     return f":f64[{','.join(map(str, shape))}]" if shape else ""
 
 
-def infer_shapes(node_ops: list[str], node_args: list[tuple], node_attrs: list[tuple]) -> list[tuple]:
-    """Every node's shape from the op table's rules (leaves are scalars)."""
-    shapes: list[tuple] = []
+def infer_shapes(node_ops: list[str], node_args: list[tuple], node_attrs: list[tuple],
+                 known: list[tuple] | None = None) -> list[tuple]:
+    """Every node's shape from the op table's rules (leaves are scalars); ``known``: those of
+    the first nodes, already inferred."""
+    shapes: list[tuple] = list(known or ())
     append = shapes.append
     table = ops.TABLE
-    for i, op in enumerate(node_ops):
+    for i in range(len(shapes), len(node_ops)):
+        op = node_ops[i]
         entry = table.get(op)
         if entry is None:  # a leaf (or an unknown op, which verify() reports)
             append(())
@@ -311,7 +321,7 @@ def node_names(graph: Graph, namespace: Namespace) -> list[str]:
 class Builder:
     """Appends nodes to a new graph; equal constants (bit for bit) share one node."""
 
-    __slots__ = ("ops", "args", "attrs", "_consts")
+    __slots__ = ("ops", "args", "attrs", "_consts", "_shape_prefix")
 
     def __init__(self, graph: Graph | None = None) -> None:
         """An empty builder, or one holding a copy of ``graph``'s nodes with the same ids."""
@@ -319,14 +329,18 @@ class Builder:
         self.args: list[tuple[int, ...]] = list(graph.args) if graph is not None else []
         self.attrs: list[tuple] = list(graph.attrs) if graph is not None else []
         self._consts: dict[Any, int] = {}
+        self._shape_prefix: list[tuple] | None = None
         for i, op in enumerate(self.ops):
             if op == "const":
                 self._consts.setdefault(const_key(self.attrs[i][0]), i)
 
     @classmethod
     def from_graph(cls, graph: Graph) -> "Builder":
-        """A builder holding a copy of ``graph``'s nodes, with the same ids."""
-        return cls(graph)
+        """A builder holding a copy of ``graph``'s nodes, with the same ids, to append to
+        (their shapes, if known, are handed on to the graph it builds)."""
+        b = cls(graph)
+        b._shape_prefix = graph._shapes if graph._shapes is not None else graph._shape_prefix
+        return b
 
     def __len__(self) -> int:
         return len(self.ops)
@@ -367,6 +381,8 @@ class Builder:
         self.ops[:] = node_ops[:stop]
         self.args[:] = graph.args[:stop]
         self.attrs[:] = graph.attrs[:stop]
+        known = graph._shapes if graph._shapes is not None else graph._shape_prefix
+        self._shape_prefix = known[:stop] if known else None  # the graph it builds need not infer them again
 
     def copy_node(self, graph: Graph, i: int, remap: list[int]) -> int:
         """Append node ``i`` of ``graph`` with its operands renamed through ``remap``."""
@@ -381,7 +397,9 @@ class Builder:
         if like is not None:
             for key in ("param_values", "in_tree", "out_tree", "name"):
                 meta.setdefault(key, getattr(like, key))
-        return Graph(self.ops, self.args, self.attrs, inputs, params, outputs, **meta)
+        graph = Graph(self.ops, self.args, self.attrs, inputs, params, outputs, **meta)
+        graph._shape_prefix = self._shape_prefix
+        return graph
 
 
 def first_repeated_const(graph: Graph, stop: int) -> int:

@@ -7,11 +7,11 @@ Absorbed nodes are never emitted, so the pass leaves no dead code behind.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from .. import ops
 from ..graph import Builder, Graph
 from .base import PassResult, PassStats, rebuild, unchanged
-
-
 
 #: The ops flatten's rebuild copies as they are: all but the sums.
 _NOT_SUMS = frozenset(ops.TABLE) - set(ops.SUMS)
@@ -20,31 +20,32 @@ _NOT_SUMS = frozenset(ops.TABLE) - set(ops.SUMS)
 def flatten(graph: Graph) -> PassResult:
     """Absorb every single-use left operand sum into its user: ((a + b) + c) -> sum(a, b, c)."""
     node_ops, args = graph.ops, graph.args
-    uses = graph.use_counts()
-    absorbed = [False] * len(graph)  # a sum whose only use is as the first operand of a sum
-    for i, op in enumerate(node_ops):
-        if op in ops.SUMS:
-            first = args[i][0]
-            if node_ops[first] in ops.SUMS and uses[first] == 1:
-                absorbed[first] = True
-    count = sum(absorbed)
+    arrays = graph.arrays
+    is_sum = arrays.of(ops.SUMS)
+    firsts = arrays.operand(np.flatnonzero(is_sum), 0)
+    absorbed_ids = np.unique(firsts[is_sum[firsts] & (arrays.uses[firsts] == 1)])
+    count = len(absorbed_ids)
     if not count:
         return unchanged("flatten", graph)
+    is_absorbed = np.zeros(len(graph), bool)  # a sum whose only use is as the first operand of a sum
+    is_absorbed[absorbed_ids] = True
+    absorbed = is_absorbed.tolist()
     # nodes before the first absorbed sum are copied as they are, but a sum of two is
     # respelled as ``add`` (ops.sum_op)
-    start = _first_sum_of_two(graph, absorbed.index(True))
-    pending: dict[int, tuple[int, ...]] = {}  # operands of absorbed sums, waiting for their user
+    start = _first_sum_of_two(graph, int(absorbed_ids[0]))
+    pending: dict[int, list[int]] = {}  # operands of absorbed sums, waiting for their user
 
     def visit(b: Builder, i: int, remap: list[int]) -> int:
         op = node_ops[i]
         if op not in ops.SUMS:
             return b.copy_node(graph, i, remap)
-        first, rest = args[i][0], tuple([remap[a] for a in args[i][1:]])
-        operands = (pending.pop(first) if absorbed[first] else (remap[first],)) + rest
+        first, *rest = args[i]
+        operands = pending.pop(first) if absorbed[first] else [remap[first]]
+        operands += [remap[a] for a in rest]  # in place: a chain of k adds costs k, not k * k
         if absorbed[i]:
             pending[i] = operands
             return -1
-        return b.add(ops.sum_op(len(operands)), operands)
+        return b.add(ops.sum_op(len(operands)), tuple(operands))
 
     result = rebuild(graph, visit, start=start, copied=_NOT_SUMS)
     return PassResult(result, PassStats("flatten", len(graph), len(result), {"absorbed": count}))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from .. import ops
 from ..graph import Builder, Graph
+from ..graph_arrays import CONST
 from .base import PassResult, PassStats, rebuild, unchanged
 
 
@@ -36,13 +37,9 @@ def fold(graph: Graph) -> PassResult:
 
 def _first_foldable(graph: Graph) -> int | None:
     """The first elementwise op node whose operands are all constants, or None."""
-    is_const = [op == "const" for op in graph.ops]
-    foldable = {name for name, op in ops.TABLE.items() if op.elementwise}
-    for i, (op, operands) in enumerate(zip(graph.ops, graph.args)):
-        if op in foldable:
-            if len(operands) == 2:
-                if is_const[operands[0]] and is_const[operands[1]]:
-                    return i
-            elif all([is_const[a] for a in operands]):
-                return i
-    return None
+    arrays = graph.arrays
+    foldable = arrays.of(_ELEMENTWISE) & arrays.all_operands(arrays.codes == CONST)
+    return int(foldable.argmax()) if foldable.any() else None
+
+
+_ELEMENTWISE = [name for name, op in ops.TABLE.items() if op.elementwise]

@@ -58,7 +58,8 @@ import heapq
 import math
 
 from .. import ops
-from ..graph import Builder, Graph
+from ..graph import Builder, Graph, first_repeated_const
+from ..graph_arrays import Users
 from .base import PassResult, PassStats, unchanged
 
 MIN_PRODUCTS = 2  # a run of fewer products is left alone
@@ -68,7 +69,7 @@ class _EditableGraph(Builder):
     """The graph being re-rolled: a Builder holding its nodes (same ids) that also keeps use
     counts, replaces nodes in place (``set``) and maps replaced ids to others (``forward``)."""
 
-    __slots__ = ("graph", "n_original", "forward", "uses", "hits")
+    __slots__ = ("graph", "n_original", "forward", "uses", "hits", "first_set")
 
     def __init__(self, graph: Graph) -> None:
         super().__init__(graph)
@@ -78,6 +79,7 @@ class _EditableGraph(Builder):
         self.uses = graph.use_counts()
         self.hits = {"dot": 0, "matvec": 0, "rows": 0, "vectorized": 0, "pack(index)": 0,
                      "index(pack)": 0, "units": 0, "accumulated": 0}
+        self.first_set = self.n_original  # the lowest original node replaced in place
 
     def add(self, op: str, args: tuple = (), attr: tuple = ()) -> int:
         """Append a node, counting its uses of its operands."""
@@ -93,6 +95,8 @@ class _EditableGraph(Builder):
         for a in args:
             self.uses[a] += 1
         self.ops[i], self.args[i], self.attrs[i] = op, args, attr
+        if i < self.first_set:
+            self.first_set = i
 
     def resolve(self, i: int) -> int:
         while i in self.forward:
@@ -184,7 +188,7 @@ def _independent(work: _EditableGraph, rows: list) -> bool:
     return not any(a in reached for a in operands)
 
 
-def _in_reverse_mode_order(work: _EditableGraph, shared: tuple, rows: list, users: list[list[int]]) -> bool:
+def _in_reverse_mode_order(work: _EditableGraph, shared: tuple, rows: list, users: Users) -> bool:
     """Whether ``vecmat`` would add each lane's gradient parts from these rows as reverse
     mode adds them: every lane that has a gradient is read once per row, by products made
     in row order (ids are the trace's order), with no other reader made in between.
@@ -209,12 +213,9 @@ def _in_reverse_mode_order(work: _EditableGraph, shared: tuple, rows: list, user
     return True
 
 
-def _users(graph: Graph) -> list[list[int]]:
-    users: list[list[int]] = [[] for _ in range(len(graph))]
-    for i, operands in enumerate(graph.args):
-        for a in operands:
-            users[a].append(i)
-    return users
+def _users(graph: Graph) -> Users:
+    """``users[i]``: the nodes of ``graph`` using node ``i``, in id order (asked of a few nodes)."""
+    return Users(graph.arrays)
 
 
 def _accumulator(work: _EditableGraph, prefix: list[int]) -> int:
@@ -403,7 +404,7 @@ def _accumulate_vector(work: _EditableGraph, shapes: list, v: int, total: int) -
     work.hits["accumulated"] += 1
 
 
-def _accumulate_lanes(work: _EditableGraph, v: int, users: list[list[int]]) -> None:
+def _accumulate_lanes(work: _EditableGraph, v: int, users: Users) -> None:
     graph = work.graph
     accs, rewrites = [], []
     by_lane = {graph.attrs[u][0]: u for u in users[v]}
@@ -439,11 +440,12 @@ def _accumulate_lanes(work: _EditableGraph, v: int, users: list[list[int]]) -> N
 
 def _emit(work: _EditableGraph) -> Graph:
     graph = work.graph
-    args = work.args
+    args, first_renamed = work.args, work.n_original
     if work.forward:
         final = {i: work.resolve(i) for i in work.forward}
         args = [operands if final.keys().isdisjoint(operands) else tuple([final.get(a, a) for a in operands])
                 for operands in args]
+        first_renamed = next((i for i, (a, b) in enumerate(zip(args, work.args)) if a is not b), first_renamed)
     outputs = [work.resolve(o) for o in graph.outputs]
     live = [False] * len(work.ops)
     for i in graph.inputs:
@@ -460,40 +462,74 @@ def _emit(work: _EditableGraph) -> Graph:
             if not live[a]:
                 live[a] = True
                 stack.append(a)
-    return _stable_order(work, args, live, outputs)
+    shared = min(first_renamed, work.first_set, _first_dead(live, work.n_original), _before_new(work, args, live))
+    return _stable_order(work, args, live, outputs, first_repeated_const(graph, shared))
 
 
-def _stable_order(work: _EditableGraph, args: list, live: list[bool], outputs: list[int]) -> Graph:
+def _first_dead(live: list[bool], stop: int) -> int:
+    try:
+        return live.index(False, 0, stop)
+    except ValueError:
+        return stop
+
+
+def _before_new(work: _EditableGraph, args: list, live: list[bool]) -> int:
+    """How many original nodes surely go out before any new node can (a lower bound): a new
+    node is placed once its operands are, so not before the last original operand it
+    reaches (an operand counted as placed right away where a new one comes first)."""
+    n_original = work.n_original
+    bound: dict[int, int] = {}
+    mixed = []  # new nodes with new operands: their bounds follow those operands', in any id order
+    for j in range(n_original, len(live)):
+        if live[j]:
+            top = max(args[j], default=-1)
+            bound[j] = top + 1 if top < n_original else 0
+            if top >= n_original:
+                mixed.append(j)
+    for _ in range(len(mixed)):  # raise the bounds to a fixed point (a pass or two)
+        changed = False
+        for j in mixed:
+            value = max([a + 1 if a < n_original else bound[a] for a in args[j]])
+            if value != bound[j]:
+                bound[j], changed = value, True
+        if not changed:
+            break
+    return min(bound.values(), default=n_original)
+
+
+def _stable_order(work: _EditableGraph, args: list, live: list[bool], outputs: list[int], shared: int) -> Graph:
     """The live nodes in a stable topological order: of the nodes whose operands are all
     placed, the next is the new node of lowest id if there is one (new nodes go as early as
     their operands allow), else the original node of lowest id.
 
-    Original nodes are met by a pointer moving up their ids, placed when met if their
-    operands are, else left waiting on the operands still missing and, once ready, taken
-    from a heap before any original past the pointer (their ids are lower).  So only the few
-    original nodes a rewrite delayed, and the new nodes, pay for a heap or for waiting: most
-    of a graph is placed in one sweep, in the order Kahn's algorithm with the same
-    priorities (new first, then lowest id) gives."""
+    The first ``shared`` original nodes (unchanged, live, before any new node) go out as
+    they are, shared with the graph.  The others are met by a pointer moving up their ids,
+    placed when met if their operands are, else left waiting on the operands still missing
+    and, once ready, taken from a heap before any original past the pointer (their ids are
+    lower).  So only the few original nodes a rewrite delayed, and the new nodes, pay for a
+    heap or for waiting: the order is Kahn's algorithm's with the same priorities (new
+    first, then lowest id)."""
     graph, n_original = work.graph, work.n_original
     b = Builder()
+    b.share(graph, shared)
     b_ops, b_args, b_attrs = b.ops, b.args, b.attrs
     work_ops, work_attrs = work.ops, work.attrs
-    remap = [-1] * len(live)
+    remap = list(range(shared)) + [-1] * (len(live) - shared)
     missing: dict[int, int] = {}  # node -> operand slots not placed yet
     waiters: dict[int, list[int]] = {}  # node -> the waiting nodes that use it (once per slot)
     ready_new: list[int] = []
     for j in range(n_original, len(live)):
         if live[j]:
-            operands = args[j]
-            if not operands:
+            unplaced = [a for a in args[j] if remap[a] < 0]
+            if not unplaced:
                 ready_new.append(j)
                 continue
-            missing[j] = len(operands)
-            for a in operands:
+            missing[j] = len(unplaced)
+            for a in unplaced:
                 waiters.setdefault(a, []).append(j)
     late: list[int] = []  # original nodes below the pointer that became ready
     push, pop = heapq.heappush, heapq.heappop
-    pointer = 0
+    pointer = shared
     while True:
         if ready_new:
             i = pop(ready_new)
@@ -507,10 +543,13 @@ def _stable_order(work: _EditableGraph, args: list, live: list[bool], outputs: l
                 if not live[j]:
                     continue
                 operands = args[j]
-                unplaced = [a for a in operands if remap[a] < 0] if operands else operands
-                if not unplaced:
+                for a in operands:
+                    if remap[a] < 0:
+                        break
+                else:
                     i = j
                     break
+                unplaced = [a for a in operands if remap[a] < 0]
                 missing[j] = len(unplaced)
                 for a in unplaced:
                     waiters.setdefault(a, []).append(j)

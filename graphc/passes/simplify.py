@@ -21,8 +21,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import numpy as np
+
 from .. import ops
 from ..graph import Builder, Graph, const_key, first_repeated_const
+from ..graph_arrays import CODES, CONST
 from .base import PassResult, PassStats, rebuild
 
 
@@ -151,7 +154,7 @@ def rewrite(graph: Graph, rules: list[Rule], name: str) -> PassResult:
     by_op, triggers = _index(rules)
     facts = Analysis(graph)
     ops_, args_, attrs_ = graph.ops, graph.args, graph.attrs
-    first = next((i for i in _candidates(graph, triggers) if _first_match(by_op, graph, i, args_[i], facts)), None)
+    first = next((i for i in _near_matches(graph, by_op) if _first_match(by_op, graph, i, args_[i], facts)), None)
     if first is None:
         return PassResult(graph, PassStats(name, len(graph), len(graph)))
     hits = dict.fromkeys((r.name for r in rules), 0)
@@ -200,20 +203,32 @@ def _index(rules: list[Rule]) -> tuple[dict[str, list[Rule]], dict[str, frozense
     return by_op, {op: (None if t is None else frozenset(t)) for op, t in triggers.items()}
 
 
-def _candidates(graph: Graph, triggers: dict[str, frozenset | None]):
-    """The nodes some rule may match (their op has rules, an operand's op can trigger one),
-    in id order: the cheap pre-check, one tight loop over the graph."""
-    ops_ = graph.ops
-    for i, (op, operands) in enumerate(zip(ops_, graph.args)):
-        if op in triggers:
-            trigger = triggers[op]
-            if trigger is None:
-                yield i
-                continue
-            for a in operands:
-                if ops_[a] in trigger:
-                    yield i
-                    break
+def _near_matches(graph: Graph, by_op: dict[str, list[Rule]]) -> list[int]:
+    """The nodes where some rule matches one level deep (the node's op and number of
+    operands, each operand's op, each exact constant), in id order: every node a rule
+    matches is one, and few others are.  The cheap pre-check, in arrays."""
+    arrays = graph.arrays
+    found = []
+    for op, rules in by_op.items():
+        nodes = np.flatnonzero(arrays.codes == CODES[op]) if op in CODES else ()
+        for rule in rules if len(nodes) else ():
+            patterns = rule.pattern.operands
+            near = nodes[arrays.lengths[nodes] == len(patterns)]
+            for k, pattern in enumerate(patterns):
+                if isinstance(pattern, Var) or not len(near):
+                    continue
+                operand = arrays.operand(near, k)
+                if isinstance(pattern, P):
+                    near = near[arrays.codes[operand] == CODES.get(pattern.op, -1)]
+                    continue
+                is_const = arrays.codes[operand] == CONST
+                if isinstance(pattern, C):
+                    equal = [j for j in np.unique(operand[is_const]).tolist()
+                             if const_key(graph.attrs[j][0]) == const_key(pattern.value)]
+                    is_const &= np.isin(operand, equal)
+                near = near[is_const]
+            found.append(near)
+    return np.unique(np.concatenate(found)).tolist() if found else []
 
 
 def _first_match(by_op: dict, nodes: Any, i: int, operands: tuple, analysis: Analysis,
