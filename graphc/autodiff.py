@@ -21,8 +21,8 @@ from typing import Any
 
 from . import ops
 from .errors import GraphcError
-from .graph import Builder, Graph
-from .walk import depth_first
+from .graph import Builder, Graph, const_key
+from .walk import depth_first_ids
 
 SEED = "seed"
 
@@ -106,30 +106,18 @@ def grad(graph: Graph, output: int = 0, *, wrt_inputs: bool = True, wrt_params: 
     """
     if not 0 <= output < len(graph.outputs):
         raise GraphcError(f"output {output} does not exist: the graph has {len(graph.outputs)} output(s)")
-    n = len(graph)
     b = Builder.from_graph(graph)
     seed = b.add("input", (), (SEED,))
     wrt = (list(graph.inputs) if wrt_inputs else []) + (list(graph.params) if wrt_params else [])
-
-    active = [False] * n  # depends on something we differentiate with respect to
-    for i in wrt:
-        active[i] = True
-    for i, operands in enumerate(graph.args):
-        if operands and not active[i]:
-            for a in operands:
-                if active[a]:
-                    active[i] = True
-                    break
-
+    active = _active(graph, wrt)
     pending: dict[int, list[int]] = {}
     if active[graph.outputs[output]]:
         pending[graph.outputs[output]] = [seed]
     finished: dict[int, int] = {}
-    F = algebra(b)
-    rules = {name: op.vjp for name, op in ops.TABLE.items()}
+    rules = _Rules(b)
     reversed_ops = {name for name, op in ops.TABLE.items() if op.vjp_reversed}
     node_ops, node_args, node_attrs = graph.ops, graph.args, graph.attrs
-    for i in reversed(depth_first((graph.outputs[output],), node_args.__getitem__)):
+    for i in reversed(depth_first_ids((graph.outputs[output],), node_args)):
         parts = pending.pop(i, None)
         if parts is None:
             continue
@@ -139,16 +127,95 @@ def grad(graph: Graph, output: int = 0, *, wrt_inputs: bool = True, wrt_params: 
             finished[i] = g
             continue
         op = node_ops[i]
-        cotangents = rules[op](F, NodeRef(b, g), NodeRef(b, i), *[NodeRef(b, a) for a in operands], *node_attrs[i])
-        contributions = zip(operands, cotangents)
+        contributions = zip(operands, rules.cotangents(op, g, i, operands, node_attrs[i]))
         for a, c in reversed(list(contributions)) if op in reversed_ops else contributions:
             if c is not None and active[a]:
                 waiting = pending.get(a)
                 if waiting is None:
-                    pending[a] = [c.i]
+                    pending[a] = [c]
                 else:
-                    waiting.append(c.i)
+                    waiting.append(c)
 
     grads = [finished[i] if i in finished else b.const(0.0) for i in wrt]
     return b.finish(list(graph.inputs) + [seed], list(graph.params), list(graph.outputs) + grads,
                     like=graph)
+
+
+def _active(graph: Graph, wrt: list[int]) -> list[bool]:
+    """For each node, whether it depends on something we differentiate with respect to."""
+    active = [False] * len(graph)
+    for i in wrt:
+        active[i] = True
+    for i, operands in enumerate(graph.args):
+        if operands and not active[i]:
+            for a in operands:
+                if active[a]:
+                    active[i] = True
+                    break
+    return active
+
+
+class _Rules:
+    """Each op's vjp rule run on a builder: the cotangents' node ids of one node.
+
+    A rule adds the same nodes, in the same order, for every node of the same op,
+    parameters and number of operands -- only the ids it reads differ.  So the second time
+    such a node comes, the rule is run once more on a :class:`_Recorder` and from then on
+    replayed from the record, without the NodeRef objects and calls a rule costs (the
+    nodes of a long chain are of a few such kinds).  The first time, and for a kind met
+    once (a layer's ``pack`` of thousands of weights), it runs as written.
+    """
+
+    def __init__(self, b: Builder) -> None:
+        self.b, self.F = b, algebra(b)
+        self.rules = {name: op.vjp for name, op in ops.TABLE.items()}
+        self.seen: set = set()
+        self.records: dict[tuple, tuple] = {}
+
+    def cotangents(self, op: str, g: int, i: int, operands: tuple, attrs: tuple) -> list:
+        key = (op, len(operands), tuple([(type(a), const_key(a) if type(a) is float else a) for a in attrs]))
+        record = self.records.get(key)
+        if record is None:
+            if key in self.seen:
+                record = self.records[key] = _record(self.rules[op], len(operands), attrs)
+            else:
+                self.seen.add(key)
+                b = self.b
+                found = self.rules[op](self.F, NodeRef(b, g), NodeRef(b, i), *[NodeRef(b, a) for a in operands], *attrs)
+                return [None if c is None else c.i for c in found]
+        return _replay(self.b, record, [g, i, *operands])
+
+
+class _Recorder:
+    """What a rule adds to a builder, as ``steps`` ``(op, operand ids, attrs)`` (op None: a
+    constant, ``attrs`` its value), numbering nodes after ``first`` (the ids of the rule's
+    arguments: 0 the cotangent, 1 the node, then its operands)."""
+
+    def __init__(self, first: int) -> None:
+        self.steps: list[tuple] = []
+        self.n = first
+
+    def add(self, op: str, args: tuple = (), attr: tuple = ()) -> int:
+        self.steps.append((op, args, attr))
+        self.n += 1
+        return self.n - 1
+
+    def const(self, value: float) -> int:
+        self.steps.append((None, (), value))
+        self.n += 1
+        return self.n - 1
+
+
+def _record(rule, arity: int, attrs: tuple) -> tuple:
+    recorder = _Recorder(2 + arity)
+    found = rule(algebra(recorder), *[NodeRef(recorder, k) for k in range(2 + arity)], *attrs)
+    return tuple(recorder.steps), tuple(None if c is None else c.i for c in found)
+
+
+def _replay(b: Builder, record: tuple, ids: list[int]) -> list:
+    """The record's nodes added to ``b`` for the arguments ``ids``; the cotangents' ids."""
+    steps, results = record
+    add, const = b.add, b.const
+    for op, args, attr in steps:
+        ids.append(const(attr) if op is None else add(op, tuple([ids[a] for a in args]), attr))
+    return [None if r is None else ids[r] for r in results]

@@ -309,9 +309,9 @@ def node_names(graph: Graph, namespace: Namespace) -> list[str]:
     for i in graph.params:
         names[i] = namespace.create(graph.attrs[i][0], "p")
     ids = [i for i, op in enumerate(graph.ops) if op not in LEAVES]
-    intern = sys.intern  # the compiler of generated code shares each name
-    for i, name in zip(ids, namespace.create_plain([f"v{i}" for i in ids])):
-        names[i] = intern(name)
+    # interned: the compiler of generated code shares each name
+    for i, name in zip(ids, map(sys.intern, namespace.create_plain([f"v{i}" for i in ids]))):
+        names[i] = name
     for i, op in enumerate(graph.ops):
         if op == "const":
             names[i] = python_number(graph.attrs[i][0])

@@ -44,6 +44,9 @@ class Namespace:
         """:meth:`create` for each of ``texts`` that are already legal, unreserved-looking
         identifiers of letters and digits (``v12``): the bulk path for one name per node."""
         taken = self._taken
+        if taken.isdisjoint(texts) and len(set(texts)) == len(texts):  # the usual case, checked in bulk
+            taken.update(texts)
+            return list(texts)
         out = []
         for text in texts:
             if text in taken:

@@ -59,3 +59,32 @@ def depth_first(roots: Iterable[Node], operands: Callable[[Node], Sequence[Node]
                 if child not in finished and (leaves or operands(child)):
                     push(child)
     return order
+
+
+def depth_first_ids(roots: Iterable[int], args: Sequence[Sequence[int]]) -> list[int]:
+    """:func:`depth_first` over graph node ids (``args[i]``: node ``i``'s operands), the same
+    order, with the walk's state in arrays instead of sets."""
+    order: list[int] = []
+    append = order.append
+    state = bytearray(len(args))  # 0 new, 1 entered, 2 finished
+    for root in roots:
+        if state[root] == 2:
+            continue
+        stack = [root]
+        push, pop = stack.append, stack.pop
+        while stack:
+            node = pop()
+            seen = state[node]
+            if seen == 2:
+                continue
+            children = args[node]
+            if seen == 1 or not children:
+                state[node] = 2
+                append(node)
+                continue
+            state[node] = 1
+            push(node)
+            for child in reversed(children):
+                if state[child] != 2:
+                    push(child)
+    return order

@@ -22,6 +22,7 @@ a straight function and in a part (:meth:`_Writer.line`).
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import Callable
 
@@ -141,7 +142,11 @@ class _Writer:
     def expression(self, i: int, operand: Callable[[int], str] | None = None) -> str:
         """Node ``i``'s right-hand side (see :meth:`line`)."""
         g, names = self.graph, self.names
-        operands = [operand(a) for a in g.args[i]] if operand else [names[a] for a in g.args[i]]
+        return self.spelled(i, [operand(a) for a in g.args[i]] if operand else [names[a] for a in g.args[i]])
+
+    def spelled(self, i: int, operands: list[str]) -> str:
+        """Node ``i``'s right-hand side, its operands written ``operands``."""
+        g = self.graph
         plain = self._plain.get(g.ops[i])
         if plain is not None and not (plain[1] and self.shapes and self.shapes[i]):
             return plain[0].format(*operands)
@@ -172,6 +177,7 @@ class _Writer:
         ~40% to the lines CPython compiles)."""
         layout = _layout(self.graph, inputs, seed, sections, yields, size)
         self.uses = self.graph.use_counts()
+        self.is_const = [op == "const" for op in self.graph.ops]
         out: list[str] = []
         blocks: list[int] = []
         for c, (_, chunk) in enumerate(layout.chunks):
@@ -180,10 +186,9 @@ class _Writer:
         blocks.append(len(out))
         out += self.entry(entry, len(inputs), seed, yields, layout)
         offsets, position = [], 0
-        for k, text in enumerate(out):  # line indices -> character offsets
-            if len(offsets) < len(blocks) and blocks[len(offsets)] == k:
-                offsets.append(position)
-            position += len(text) + 1
+        for start, end in zip([0] + blocks, blocks):  # line indices -> character offsets
+            position += sum(map(len, out[start:end])) + end - start
+            offsets.append(position)
         return "\n".join(out) + "\n", offsets
 
     def part(self, name: str, c: int, chunk: list[int], layout: _Layout) -> list[str]:
@@ -196,23 +201,29 @@ class _Writer:
         ops are pure, so computing a value where it is used gives the same bits.
         """
         g, names, owner, slot, uses = self.graph, self.names, layout.owner, layout.slot, self.uses
+        node_args, plain, shapes, is_const = g.args, self._plain, self.shapes, self.is_const
+        node_ops = g.ops
         inlined: dict[int, tuple[str, int]] = {}  # node -> (its expression, nesting depth)
-
         imported = self.imports(chunk, c, layout)
-
-        def operand(a: int) -> str:
-            if a in inlined:
-                return f"({inlined.pop(a)[0]})"
-            return names[a] if g.ops[a] == "const" or owner[a] == c or a in imported else f"e[{slot[a]}]"
         out = [f"def {name}(e):"] + [f"    {names[a]} = e[{slot[a]}]" for a in imported]
         exported = set(layout.exports[c])
         for i in chunk:
-            depth = 1
-            if inlined:
-                for a in g.args[i]:
-                    if a in inlined and inlined[a][1] >= depth:
-                        depth = inlined[a][1] + 1
-            expression = self.expression(i, operand)
+            depth, texts = 1, []
+            for a in node_args[i]:
+                if a in inlined:
+                    text, d = inlined.pop(a)
+                    texts.append(f"({text})")
+                    if d >= depth:
+                        depth = d + 1
+                elif is_const[a] or owner[a] == c or a in imported:
+                    texts.append(names[a])
+                else:
+                    texts.append(f"e[{slot[a]}]")
+            spelling = plain.get(node_ops[i])
+            if spelling is not None and not (spelling[1] and shapes and shapes[i]):
+                expression = spelling[0].format(*texts)
+            else:
+                expression = self.spelled(i, texts)
             if uses[i] == 1 and depth < FUSE_DEPTH and i not in exported:
                 inlined[i] = (expression, depth)
             else:
@@ -227,13 +238,9 @@ class _Writer:
         """The values from outside part ``c`` (other parts, inputs, params) that it reads more
         than once: each is read from ``e`` into a local once (``w = e[1]``), in first-use
         order, instead of at every use (a subscript costs CPython's compiler three nodes)."""
-        g, owner = self.graph, layout.owner
-        seen: dict[int, int] = {}
-        for i in chunk:
-            for a in g.args[i]:
-                if owner[a] != c and g.ops[a] != "const":
-                    seen[a] = seen.get(a, 0) + 1
-        return {a: None for a, count in seen.items() if count > 1}
+        node_args, owner, is_const = self.graph.args, layout.owner, self.is_const
+        reads = Counter([a for i in chunk for a in node_args[i] if owner[a] != c and not is_const[a]])
+        return {a: None for a, count in reads.items() if count > 1}  # first-use order
 
     def entry(self, entry: str, n_in: int, seed: int | None, yields, layout: _Layout) -> list[str]:
         """The entry point: fills ``e`` with inputs and params, runs the parts section by section."""
