@@ -80,6 +80,10 @@ def algebra(b: Builder) -> types.SimpleNamespace:
 
     def make(op: ops.Op):
         name, n_params = op.name, len(op.attr_names)
+        if op.arity == 1 and n_params == 1:  # index(g, k): a pack's gradient has one per lane
+            def one(x, param):
+                return NodeRef(b, b.add(name, (x.i if type(x) is NodeRef else _const(b, x),), (param,)))
+            return one
 
         def apply(*xs):
             n = len(xs) - n_params

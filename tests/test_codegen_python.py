@@ -98,13 +98,13 @@ def test_parts_compute_the_same_as_one_function():
     kwargs = dict(seed=g.inputs[-1], n_forward=2)
     one, one_src = python_backend.compile_graph(g, "f", **kwargs)
     parts, parts_src = python_backend.compile_graph(g, "f", part_size=4, straight_limit=4, **kwargs)
-    assert "_f_part3(e)" in parts_src and "_part" not in one_src
+    assert "_f_part3(e, " in parts_src and "_part" not in one_src
     assert inspect.getsource(parts).startswith("def f(inputs, params):")  # blocks keep line numbers
     lines = parts_src.splitlines()
     for k in range(4):
         part = parts.__globals__[f"_f_part{k}"]
-        assert inspect.getsource(part).startswith(f"def _f_part{k}(e):")
-        first = lines.index(f"def _f_part{k}(e):") + 1
+        assert inspect.getsource(part).startswith(f"def _f_part{k}(e, s, t, o):")
+        first = lines.index(f"def _f_part{k}(e, s, t, o):") + 1
         last = lines.index("", first)
         assert part.__code__.co_firstlineno == first
         assert {line for _, _, line in part.__code__.co_lines()} - {None} <= set(range(first, last + 1))
@@ -146,7 +146,7 @@ def test_parts_of_a_rerolled_graph_compute_the_same_as_one_function():
     one, _ = python_backend.compile_graph(g, "f")
     parts, source = python_backend.compile_graph(g, "f", part_size=2, straight_limit=2)
     assert parts([0.5, -1.0], params) == one([0.5, -1.0], params) == (model([0.5, -1.0]).data,)
-    assert "_lanes(_relu, (e[" in source
+    assert "_lanes(_relu, (x0,)" in source
 @pytest.mark.parametrize("backend", ["python", "numpy"])
 def test_abs_and_sqrt_are_eagers_bits_values_and_gradients(backend):
     import numpy as np
@@ -170,9 +170,9 @@ def test_abs_and_sqrt_are_eagers_bits_values_and_gradients(backend):
         assert same(x.grad, y.grad), (a, x.grad, y.grad)
 
 
-def test_parts_write_single_use_values_inside_their_users_and_read_repeated_values_once():
+def test_parts_write_single_use_values_inside_their_users_and_read_what_they_need_in_one_go():
     """Part functions (graphs past STRAIGHT_LIMIT) nest a value used once into its user's
-    expression and import a value read twice from ``e`` into a local: fewer statements for
+    expression and read what they need from ``e`` in one statement: fewer statements for
     CPython to compile, the same numbers."""
     w = Value(0.5, label="w")
 
@@ -182,7 +182,54 @@ def test_parts_write_single_use_values_inside_their_users_and_read_repeated_valu
     kwargs = dict(seed=g.inputs[-1], n_forward=1)
     one, _ = python_backend.compile_graph(g, "f", **kwargs)
     parts, source = python_backend.compile_graph(g, "f", part_size=100, straight_limit=1, **kwargs)
-    assert "= _tanh(((e[0] * w) + 1.0))" in source  # x * w and + 1.0 nested, not a line each
-    assert "    w = e[1]" in source
+    assert "= _tanh(((x0 * x1) + 1.0))" in source  # x * w and + 1.0 nested, not a line each
+    assert "    (x0, x1) = map(e.__getitem__, s)" in source
     run = [(lambda frame: (next(frame), frame.send(1.0)))(fn([0.3], [0.5])) for fn in (one, parts)]
     assert run[0] == run[1]
+
+
+def chain_joint(steps: int):
+    """The joint graph of ``steps`` alternating ``x + b`` and ``tanh(x * w)`` (bench/compile.py's chain)."""
+    w, b = Value(0.9), Value(0.1)
+
+    def f(x):
+        for k in range(steps):
+            x = (x * w).tanh() if k % 2 else x + b
+        return x
+    return optimize(grad(optimize(trace(f, 0.5)), wrt_inputs=False)), [w.data, b.data]
+
+
+def test_parts_of_one_shape_share_one_function_and_compute_the_same():
+    """A long chain's parts repeat a few shapes: each shape is one function, compiled once
+    and called with each part's slots; the numbers are the one function's, bit for bit."""
+    g, params = chain_joint(600)
+    kwargs = dict(seed=g.inputs[-1], n_forward=1)
+    one, _ = python_backend.compile_graph(g, "f", **kwargs)
+    parts, source = python_backend.compile_graph(g, "f", part_size=30, straight_limit=30, **kwargs)
+    calls = re.findall(r"^    _f_part(\d+)\(e, ", source, re.M)
+    defined = re.findall(r"^def _f_part(\d+)\(", source, re.M)
+    assert len(calls) > 40 and len(defined) < 10 and sorted(set(calls), key=int) == defined
+    run = [(lambda frame: (next(frame), frame.send(1.0)))(fn([0.5], params)) for fn in (one, parts)]
+    assert run[0] == run[1]
+
+
+def test_parts_read_long_runs_of_a_sums_operands_in_bulk():
+    """A param's gradient summed over a long chain reads its terms from other parts in place
+    (one starred ``map``), not as a name each."""
+    g, params = chain_joint(400)
+    parts, source = python_backend.compile_graph(g, "f", part_size=50, straight_limit=50,
+                                                 seed=g.inputs[-1], n_forward=1)
+    assert "_sum(*map(e.__getitem__, t[0:" in source and re.search(r"^_f_t\d+ = \(", source, re.M)
+    one, _ = python_backend.compile_graph(g, "f", seed=g.inputs[-1], n_forward=1)
+    frames = [fn([0.5], params) for fn in (one, parts)]
+    assert [next(f) for f in frames][0] == next(one([0.5], params))
+    assert frames[0].send(1.0) == frames[1].send(1.0)
+
+
+@pytest.mark.parametrize("slots", [[5], [3, 9], [1, 2, 3, 4], [9, 7, 5, 3, 2, 8, 8, 8, 8, 1], list(range(0, 300, 3)),
+                                   [4, 5, 6, 7, 20, 21, 22, 23, 24, 0]])
+def test_slot_tables_spell_their_slots(slots):
+    from graphc.codegen.python_parts import _table
+    scope: dict = {}
+    exec("\n".join(_table("s", slots)), scope)  # generated by graphc from numbers only
+    assert scope["s"] == tuple(slots)

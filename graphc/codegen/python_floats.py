@@ -27,8 +27,11 @@ NAMESPACE = {f"_{name}": op.eval for name, op in ops.TABLE.items()} | {
 
 def _sum(operands: list[str], params: tuple) -> str:
     """``a + b + c`` -- or, past 64 terms, ``_sum(a, b, ...)``: CPython's compiler recurses
-    once per ``+`` of a chain and overflows its stack near a few thousand."""
-    return " + ".join(operands) if len(operands) <= 64 else f"_sum({', '.join(operands)})"
+    once per ``+`` of a chain and overflows its stack near a few thousand.  A starred operand
+    (``*map(...)``, several operands read in one go) needs the call too."""
+    if len(operands) <= 64 and not any(text.startswith("*") for text in operands):
+        return " + ".join(operands)
+    return f"_sum({', '.join(operands)})"
 
 
 def _pack(operands: list[str], params: tuple) -> str:
