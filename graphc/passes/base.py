@@ -36,18 +36,24 @@ def unchanged(name: str, graph: Graph) -> PassResult:
 
 
 def rebuild(graph: Graph, visit: Callable[[Builder, int, list[int]], int],
-            keep: list[bool] | None = None, start: int = 0, copied: Container[str] = ()) -> Graph:
+            keep: list[bool] | None = None, start: int = 0, copied: Container[str] = (),
+            visit_only: Container[int] | None = None) -> Graph:
     """A new graph built node by node: ``visit(builder, i, remap)`` returns node ``i``'s new id.
 
     Leaves are copied as they are (inputs and params always, constants on demand);
-    ``keep[i] is False`` drops op node ``i`` (its id maps to -1).  Two shortcuts, each the
-    caller's word about what ``visit`` would do: nodes below ``start`` it would copy as they
-    are (and ``keep`` keeps them), so they are shared with ``graph`` instead of visited (up to
-    the first repeated constant, which the builder merges: a caller keeping facts about
-    the nodes below ``start`` asks :func:`~graphc.graph.first_repeated_const` where the
-    sharing ends): a pass changing a few nodes near the end of a big graph does not pay
-    for the rest; and nodes whose op is in ``copied`` it would copy with their operands
-    renamed, which is done here, without a call per node.
+    ``keep[i] is False`` drops op node ``i`` (its id maps to -1).  Three shortcuts, each the
+    caller's word about what ``visit`` would do, so that a pass pays for what it changes
+    and not for the rest of a big graph:
+
+    * nodes below ``start`` it would copy as they are (and ``keep`` keeps them): they are
+      shared with ``graph`` instead of visited (up to the first repeated constant, which
+      the builder merges: a caller keeping facts about the nodes below ``start`` asks
+      :func:`~graphc.graph.first_repeated_const` where the sharing ends);
+    * nodes whose op is in ``copied`` it would copy with their operands renamed: done here,
+      without a call per node;
+    * with ``visit_only``: it would copy every other node likewise, so long as its operands
+      are copies too -- a node whose operand is one ``visit`` returned is visited as well
+      (a rewrite can make its users match).
     """
     b = Builder()
     start = first_repeated_const(graph, start)
@@ -55,6 +61,7 @@ def rebuild(graph: Graph, visit: Callable[[Builder, int, list[int]], int],
     remap = list(range(start)) + [-1] * (len(graph) - start)
     ops, args, attrs = graph.ops, graph.args, graph.attrs
     b_ops, b_args, b_attrs = b.ops, b.args, b.attrs
+    made: set[int] = set()  # the nodes visit returned (with visit_only)
     for i in range(start, len(ops)):
         op = ops[i]
         if op == "input" or op == "param":  # Builder.add inlined: leaves are most nodes of a model's graph
@@ -67,12 +74,15 @@ def rebuild(graph: Graph, visit: Callable[[Builder, int, list[int]], int],
                 remap[i] = b.const(attrs[i][0])
         elif keep is not None and not keep[i]:
             continue
-        elif op in copied:
+        elif op in copied or visit_only is not None and i not in visit_only and made.isdisjoint(
+                [remap[a] for a in args[i]]):
             remap[i] = len(b_ops)
             b_ops.append(op)
             b_args.append(tuple([remap[a] for a in args[i]]))
             b_attrs.append(attrs[i])
         else:
             remap[i] = visit(b, i, remap)
+            if visit_only is not None:
+                made.add(remap[i])
     return b.finish([remap[i] for i in graph.inputs], [remap[i] for i in graph.params],
                     [remap[o] for o in graph.outputs], like=graph)

@@ -9,6 +9,8 @@ one did, inf, nan and -0.0 included.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from .. import ops
 from ..graph import Builder, Graph
 from ..graph_arrays import CONST
@@ -17,8 +19,8 @@ from .base import PassResult, PassStats, rebuild, unchanged
 
 def fold(graph: Graph) -> PassResult:
     """Replace every all-constant op by its value (cascading within one pass)."""
-    first = _first_foldable(graph)
-    if first is None:
+    foldable = _foldable(graph)
+    if not foldable:
         return unchanged("fold", graph)
     folded = 0
 
@@ -31,15 +33,16 @@ def fold(graph: Graph) -> PassResult:
             return b.const(op.eval(*[b.attrs[a][0] for a in operands], *graph.attrs[i]))
         return b.add(graph.ops[i], tuple(operands), graph.attrs[i])
 
-    result = rebuild(graph, visit, start=first)
+    # nothing before the first foldable node changes; after it, only nodes foldable as they
+    # are or reading a folded one
+    result = rebuild(graph, visit, start=foldable[0], visit_only=set(foldable))
     return PassResult(result, PassStats("fold", len(graph), len(result), {"folded": folded}))
 
 
-def _first_foldable(graph: Graph) -> int | None:
-    """The first elementwise op node whose operands are all constants, or None."""
+def _foldable(graph: Graph) -> list[int]:
+    """The elementwise op nodes whose operands are all constants."""
     arrays = graph.arrays
-    foldable = arrays.of(_ELEMENTWISE) & arrays.all_operands(arrays.codes == CONST)
-    return int(foldable.argmax()) if foldable.any() else None
+    return np.flatnonzero(arrays.of(_ELEMENTWISE) & arrays.all_operands(arrays.codes == CONST)).tolist()
 
 
 _ELEMENTWISE = [name for name, op in ops.TABLE.items() if op.elementwise]

@@ -154,7 +154,8 @@ def rewrite(graph: Graph, rules: list[Rule], name: str) -> PassResult:
     by_op, triggers = _index(rules)
     facts = Analysis(graph)
     ops_, args_, attrs_ = graph.ops, graph.args, graph.attrs
-    first = next((i for i in _near_matches(graph, by_op) if _first_match(by_op, graph, i, args_[i], facts)), None)
+    near = _near_matches(graph, by_op)
+    first = next((i for i in near if _first_match(by_op, graph, i, args_[i], facts)), None)
     if first is None:
         return PassResult(graph, PassStats(name, len(graph), len(graph)))
     hits = dict.fromkeys((r.name for r in rules), 0)
@@ -181,7 +182,9 @@ def rewrite(graph: Graph, rules: list[Rule], name: str) -> PassResult:
         hits[rule.name] += 1
         return _build(rule.replacement, bindings, b)
 
-    result = rebuild(graph, visit, start=shared, copied=frozenset(ops.TABLE).difference(by_op))
+    # no rule matches a node that is not near a match, nor before the first match, unless a
+    # rewrite changed its operands; ops without rules are copied
+    result = rebuild(graph, visit, start=shared, copied=frozenset(ops.TABLE).difference(by_op), visit_only=set(near))
     return PassResult(result, PassStats(name, len(graph), len(result),
                                         {k: v for k, v in hits.items() if v}))
 
