@@ -304,10 +304,9 @@ def _fmt(value: Any) -> str:
 def node_names(graph: Graph, namespace: Namespace) -> list[str]:
     """Identifiers for every node of ``graph``, drawn from ``namespace`` (see Graph.names)."""
     names: list[str] = [""] * len(graph)
-    for i in graph.inputs:
-        names[i] = namespace.create(graph.attrs[i][0], "x")
-    for i in graph.params:
-        names[i] = namespace.create(graph.attrs[i][0], "p")
+    for kind, fallback in ((graph.inputs, "x"), (graph.params, "p")):
+        for i, name in zip(kind, namespace.create_all([graph.attrs[i][0] for i in kind], fallback)):
+            names[i] = name
     ids = [i for i, op in enumerate(graph.ops) if op not in LEAVES]
     # interned: the compiler of generated code shares each name
     for i, name in zip(ids, map(sys.intern, namespace.create_plain([f"v{i}" for i in ids]))):

@@ -33,21 +33,18 @@ def flatten(graph: Graph) -> PassResult:
     # nodes before the first absorbed sum are copied as they are, but a sum of two is
     # respelled as ``add`` (ops.sum_op)
     start = _first_sum_of_two(graph, int(absorbed_ids[0]))
-    pending: dict[int, list[int]] = {}  # operands of absorbed sums, waiting for their user
 
-    def visit(b: Builder, i: int, remap: list[int]) -> int:
-        op = node_ops[i]
-        if op not in ops.SUMS:
-            return b.copy_node(graph, i, remap)
-        first, *rest = args[i]
-        operands = pending.pop(first) if absorbed[first] else [remap[first]]
-        operands += [remap[a] for a in rest]  # in place: a chain of k adds costs k, not k * k
-        if absorbed[i]:
-            pending[i] = operands
-            return -1
+    def visit(b: Builder, i: int, remap: list[int]) -> int:  # a sum that is not absorbed
+        links, first = [i], args[i][0]
+        while absorbed[first]:  # the chain it absorbs, walked down its first operands
+            links.append(first)
+            first = args[first][0]
+        operands = [remap[first]]
+        for link in reversed(links):
+            operands += [remap[a] for a in args[link][1:]]
         return b.add(ops.sum_op(len(operands)), tuple(operands))
 
-    result = rebuild(graph, visit, start=start, copied=_NOT_SUMS)
+    result = rebuild(graph, visit, keep=(~is_absorbed).tolist(), start=start, copied=_NOT_SUMS)
     return PassResult(result, PassStats("flatten", len(graph), len(result), {"absorbed": count}))
 
 
