@@ -4,13 +4,16 @@ from __future__ import annotations
 import math
 import random
 
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from graphc import Value, apply, trace
 from graphc.autodiff import grad
 from graphc.codegen import python as python_backend
+from graphc.losses import softmax_cross_entropy
 from graphc.nn import MLP
 from graphc.passes import PIPELINE, VECTOR_PIPELINE, optimize, reroll
+from graphc.passes.reroll import rerolled
 from conftest import rel_err
 from strategies import SPECIAL_CONSTANTS, programs, replay
 
@@ -239,3 +242,37 @@ def test_rows_with_another_reader_of_their_lanes_between_them_stay_dots():
         return [a[0] * w[4] + a[1] * w[5], a[0] * w[6] + a[1] * w[7], n2]
     counts = rolled(trace(f, *[0.5] * 14)).counts()
     assert counts["matvec"] == 1 and counts["dot"] == 4  # the first layer; the rows above it
+
+
+def graphs_reroll_sees(fn, *args):
+    """Every graph the re-rolling pass is handed while ``fn``'s forward and gradient graphs
+    are optimized for the batched backends."""
+    from graphc.passes import VECTOR_PIPELINE, pipeline, reroll_check
+    seen = []
+
+    def spy(graph):
+        seen.append(graph)
+        return reroll(graph)
+    passes = tuple(spy if p is reroll else p for p in VECTOR_PIPELINE)
+    forward = pipeline.optimize(trace(fn, *args), passes=passes)
+    pipeline.optimize(grad(forward, wrt_inputs=False), passes=passes)
+    return seen, reroll_check
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_the_quick_check_says_no_only_where_no_rule_fires(seed):
+    """reroll_check.could_change is a necessary condition of every rule: where it says no,
+    the full pass changes nothing (the last round of every optimize asks)."""
+    random.seed(seed)
+    model = MLP(3, [4, 3, 2], activation=random.choice(["relu", "tanh", "identity"]))
+    losses = [lambda x: softmax_cross_entropy(model(x), [0.0, 1.0]),
+              lambda x: sum(model(x)) * 0.5 + x[0] * model.parameters()[0],
+              lambda x: model([x[2], x[1], x[0]])[seed % 2].relu() + model(x)[0]]
+    seen, check = graphs_reroll_sees(losses[seed % 3], [0.5, -1.0, 2.0])
+    said_no = [g for g in seen if not check.could_change(g)]
+    assert said_no  # the last round's graphs at least
+    for g in said_no:
+        assert rerolled(g).graph is g
+    for g in seen:
+        if rerolled(g).graph is not g:
+            assert check.could_change(g)

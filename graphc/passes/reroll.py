@@ -61,6 +61,7 @@ from .. import ops
 from ..graph import Builder, Graph, first_repeated_const
 from ..graph_arrays import Users
 from .base import PassResult, PassStats, unchanged
+from .reroll_check import could_change
 
 MIN_PRODUCTS = 2  # a run of fewer products is left alone
 
@@ -105,7 +106,14 @@ class _EditableGraph(Builder):
 
 
 def reroll(graph: Graph) -> PassResult:
-    """Rules 1-4 of the module docstring, then a topological re-sort."""
+    """Rules 1-5 of the module docstring, then a topological re-sort."""
+    if not could_change(graph):  # the cheap answer where no rule can fire
+        return unchanged("reroll", graph)
+    return rerolled(graph)
+
+
+def rerolled(graph: Graph) -> PassResult:
+    """:func:`reroll` without the quick check: every rule tried."""
     shapes = graph.shapes
     work = _EditableGraph(graph)
     _accumulate_vecmats(work, shapes)
