@@ -21,6 +21,7 @@ from typing import Any
 
 from . import ops
 from .errors import GraphcError
+from .gcpause import gc_paused
 from .graph import Builder, Graph, const_key
 from .walk import depth_first_ids
 
@@ -110,6 +111,11 @@ def grad(graph: Graph, output: int = 0, *, wrt_inputs: bool = True, wrt_params: 
     """
     if not 0 <= output < len(graph.outputs):
         raise GraphcError(f"output {output} does not exist: the graph has {len(graph.outputs)} output(s)")
+    with gc_paused():  # no garbage, but a node's tuples: collections would scan them all for nothing
+        return _grad(graph, output, wrt_inputs, wrt_params)
+
+
+def _grad(graph: Graph, output: int, wrt_inputs: bool, wrt_params: bool) -> Graph:
     b = Builder.from_graph(graph)
     seed = b.add("input", (), (SEED,))
     wrt = (list(graph.inputs) if wrt_inputs else []) + (list(graph.params) if wrt_params else [])

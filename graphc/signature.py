@@ -19,6 +19,7 @@ from . import autodiff, logs
 from .backends import Backend, BatchedKind, Program, reached
 from .engine import Value
 from .errors import ArgumentError, GraphcError, ShapeError
+from .gcpause import gc_paused
 from .graph import Graph
 from .nn import Module
 from .passes import VECTOR_PIPELINE, OptimizeReport, optimize
@@ -117,7 +118,7 @@ class Signature:
         lock = self._lock = threading.RLock()
         # A full-batch loss runs as one per-row program over a table (graphc.rows_program);
         # the scalar graph is then optimized only when something asks for it.
-        with _Timer(self.stats, "rows"):
+        with _Timer(self.stats, "rows"), gc_paused():
             self.rows: RowsProgram | None = rows_program(traced, backend, numerics, name)
         self.params: list[Value] = traced.param_values  # every pass keeps them (Builder.finish(like=))
         self.param_tuple = tuple(self.params)
@@ -179,7 +180,7 @@ class Signature:
 
     def generated(self, what: str, make: Callable[[], tuple[Callable, str]]) -> tuple[Callable, str]:
         """``make()`` -- generate and load a program -- timed and logged as ``what``."""
-        with _Timer(self.stats, "codegen+load"):
+        with _Timer(self.stats, "codegen+load"), gc_paused():  # writers make no garbage worth a collection
             function, source = make()
         logs.program(self.name, self.description, what, source)
         return function, source

@@ -8,11 +8,10 @@ row against the template one template node at a time, all rows at once
 """
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 
 from ..graph import Graph
+from ..graph_arrays import CODES
 
 _SUMS = ("add", "sum")
 
@@ -23,16 +22,10 @@ class Arrays:
 
     def __init__(self, graph: Graph) -> None:
         self.graph = graph
-        n = len(graph)
-        self.code: dict[str, int] = {op: k for k, op in enumerate(sorted(set(graph.ops)))}
-        self.op = np.fromiter(map(self.code.__getitem__, graph.ops), dtype=np.int32, count=n)
-        self.arity = np.fromiter(map(len, graph.args), dtype=np.intp, count=n)
-        self.flat = np.fromiter(itertools.chain.from_iterable(graph.args), dtype=np.intp,
-                                count=int(self.arity.sum()))
-        self.offset = np.zeros(n + 1, dtype=np.intp)
-        np.cumsum(self.arity, out=self.offset[1:])
-        self.uses = np.bincount(self.flat, minlength=n) + np.bincount(
-            np.asarray(graph.outputs, dtype=np.intp), minlength=n)
+        arrays = graph.arrays  # the graph's own (graphc.graph_arrays), shared with the passes after
+        self.code: dict[str, int] = CODES
+        self.op, self.arity, self.flat, self.offset = arrays.codes, arrays.lengths, arrays.indices, arrays.indptr
+        self.uses = arrays.uses
 
     def is_op(self, names: tuple[str, ...]) -> np.ndarray:
         codes = [self.code[name] for name in names if name in self.code]
