@@ -163,3 +163,29 @@ def test_every_pass_keeps_the_graph_valid_and_its_values(spec):
             current.verify()
             assert all(same(a, b) for a, b in zip(run(current, *xs), expected)), (p.__name__, str(g))
     current.verify(allow_dead=False)
+
+
+def negative_zero_facts(graph) -> list[bool]:
+    """may_be_negative_zero of every node, computed the plain way: node by node, in id order."""
+    from graphc import ops
+    facts = []
+    for op, operands, attr in zip(graph.ops, graph.args, graph.attrs):
+        rule = "maybe" if op in ("input", "param") else None if op == "const" else ops.TABLE[op].negative_zero
+        if rule is None:
+            facts.append(attr[0] == 0.0 and math.copysign(1.0, attr[0]) < 0)
+        elif rule in ("all", "any"):
+            facts.append((all if rule == "all" else any)(facts[a] for a in operands))
+        else:
+            facts.append(rule == "maybe")
+    return facts
+
+
+@settings(max_examples=200)
+@given(programs(constants=SPECIAL_CONSTANTS))
+def test_negative_zero_analysis_asks_only_what_decides_a_node_and_agrees_with_the_plain_way(spec):
+    from graphc.passes.simplify import Analysis
+    g = trace(lambda *xs: replay(spec, list(xs[:3]), list(xs[3:])), *[0.5] * (3 + spec["n_params"]))
+    want = negative_zero_facts(g)
+    for order in (list(range(len(g))), list(reversed(range(len(g))))):
+        facts = Analysis(g)
+        assert [facts.may_be_negative_zero(i) for i in order] == [want[i] for i in order]

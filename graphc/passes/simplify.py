@@ -102,42 +102,56 @@ RULES: list[Rule] = [
 
 
 class Analysis:
-    """Facts about the nodes of a graph (or one under construction), computed on demand."""
+    """Facts about the nodes of a graph (or one under construction), computed on demand:
+    for a node, from the nodes below it that decide it (a walk down its operands that stops
+    where a fact needs none: most nodes of a big graph are never looked at)."""
 
-    def __init__(self, b: Builder | Graph, known: list[bool] | None = None) -> None:
-        """``known``: the facts of the first nodes, if another Analysis has them."""
+    def __init__(self, b: Builder | Graph, known: dict[int, bool] | None = None) -> None:
+        """``known``: facts of the first nodes, if another Analysis has them."""
         self.b = b
-        self._negative_zero: list[bool] = list(known or ())
+        self._negative_zero: dict[int, bool] = dict(known or {})
 
-    def known(self, stop: int) -> list[bool]:
+    def known(self, stop: int) -> dict[int, bool]:
         """The facts computed so far of the nodes below ``stop``."""
-        return self._negative_zero[:stop]
+        return {i: fact for i, fact in self._negative_zero.items() if i < stop}
 
     def may_be_negative_zero(self, i: int) -> bool:
+        """Whether node ``i`` can be -0.0 (by each op's ``negative_zero`` rule: "all" and
+        "any" ones decided by their operands, as soon as one settles it)."""
         known = self._negative_zero
-        if i < len(known):
-            return known[i]
         b = self.b
-        append, node_ops, node_args, node_attrs = known.append, b.ops, b.args, b.attrs
-        negative_zero = _NEGATIVE_ZERO
-        for j in range(len(known), i + 1):
+        node_ops, node_args, node_attrs = b.ops, b.args, b.attrs
+        stack, progress = [i], {}
+        while stack:
+            j = stack[-1]
+            if j in known:
+                stack.pop()
+                continue
             op = node_ops[j]
-            if op == "const":
+            rule = "const" if op == "const" else "maybe" if op in ("input", "param") else _NEGATIVE_ZERO[op]
+            if rule == "const":
                 v = node_attrs[j][0]
-                append(v == 0.0 and const_key(v) == const_key(-0.0))
-            elif op == "input" or op == "param":
-                append(True)
+                known[j] = v == 0.0 and const_key(v) == const_key(-0.0)
+            elif rule == "all" or rule == "any":
+                fact = self._settled(j, rule, node_args[j], progress)
+                if fact is None:  # the next operand still to decide comes first
+                    stack.append(node_args[j][progress[j]])
+                    continue
+                known[j] = fact
             else:
-                rule = negative_zero[op]
-                if rule == "maybe":
-                    append(True)
-                elif rule == "all":
-                    append(all([known[a] for a in node_args[j]]))
-                elif rule == "any":
-                    append(any([known[a] for a in node_args[j]]))
-                else:
-                    append(False)
+                known[j] = rule == "maybe"
+            stack.pop()
         return known[i]
+
+    def _settled(self, j: int, rule: str, operands: tuple, progress: dict[int, int]) -> bool | None:
+        """The fact of "all"/"any" node ``j`` if its operands known so far settle it, else None."""
+        known, k = self._negative_zero, progress.get(j, 0)
+        while k < len(operands) and operands[k] in known:
+            if known[operands[k]] != (rule == "all"):  # one False settles "all", one True "any"
+                return rule == "any"
+            k += 1
+        progress[j] = k
+        return rule == "all" if k == len(operands) else None
 
 
 #: Each op's ``negative_zero`` rule (see :mod:`graphc.ops`), looked up once per node.
