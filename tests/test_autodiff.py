@@ -4,10 +4,12 @@ from __future__ import annotations
 import math
 
 import pytest
+from hypothesis import given, settings
 
 from graphc import GraphcError, Value, trace
 from graphc.autodiff import grad
 from graphc.codegen import python as python_backend
+from strategies import SPECIAL_CONSTANTS, programs, replay
 
 
 def joint_values(joint, inputs, params, seed=1.0):
@@ -83,3 +85,25 @@ def test_gradients_of_a_later_output_add_in_eagers_order():
         outputs(eager_p)[1].backward()
         values = joint_values(grad(graph, 1, wrt_inputs=False), [1.0], [point])
         assert values[-1] == eager_p.grad, (point, values[-1], eager_p.grad)
+
+
+@settings(max_examples=200, deadline=None)
+@given(programs(constants=SPECIAL_CONSTANTS, max_ops=16))
+def test_replayed_rules_add_the_nodes_the_rules_add(spec):
+    """grad replays an op kind's vjp rule from a record after its second use: the joint graph
+    is the one running every rule as written gives (the same nodes, ids and constants)."""
+    from graphc import autodiff
+    g = trace(lambda *xs: replay(spec, list(xs[:3]), list(xs[3:])), *[0.5] * (3 + spec["n_params"]))
+    replayed = autodiff.grad(g)
+    real = autodiff._Rules.cotangents
+
+    def as_written(self, op, g_, i, operands, attrs):
+        self.seen.clear()  # every kind met for the first time: its rule runs as written
+        return real(self, op, g_, i, operands, attrs)
+    autodiff._Rules.cotangents = as_written
+    try:
+        written = autodiff.grad(g)
+    finally:
+        autodiff._Rules.cotangents = real
+    assert (replayed.ops, replayed.args, [repr(a) for a in replayed.attrs], replayed.outputs) == \
+        (written.ops, written.args, [repr(a) for a in written.attrs], written.outputs)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given, settings, strategies as st
 
 from graphc import Value, apply, trace
 from graphc.autodiff import grad
@@ -189,3 +189,80 @@ def test_negative_zero_analysis_asks_only_what_decides_a_node_and_agrees_with_th
     for order in (list(range(len(g))), list(reversed(range(len(g))))):
         facts = Analysis(g)
         assert [facts.may_be_negative_zero(i) for i in order] == [want[i] for i in order]
+
+
+# -- the rebuild shortcuts change nothing --------------------------------------------------
+
+@st.composite
+def programs_with_repeats(draw):
+    """A program, then some of its instructions again (operands sometimes swapped): work for CSE."""
+    spec = draw(programs(constants=SPECIAL_CONSTANTS, max_ops=14))
+    program = list(spec["program"])
+    for _ in range(draw(st.integers(0, 4))):
+        name, operands, attr = draw(st.sampled_from(program))
+        program.append((name, operands[::-1] if draw(st.booleans()) else operands, attr))
+    return {**spec, "program": program}
+
+
+def reference_cse(graph):
+    """CSE as value numbering node by node, no shortcut: what cse() must equal."""
+    from graphc import ops
+    from graphc.graph import Builder
+    commutative = {name for name, op in ops.TABLE.items() if op.commutative}
+    b, seen, remap = Builder(), {}, []
+    for op, operands, attr in zip(graph.ops, graph.args, graph.attrs):
+        if op in ("input", "param"):
+            remap.append(b.add(op, (), attr))
+        elif op == "const":
+            remap.append(b.const(attr[0]))
+        else:
+            new = tuple(remap[a] for a in operands)
+            key = (op, tuple(sorted(new)) if op in commutative else new, attr)
+            if key not in seen:
+                seen[key] = b.add(op, new, attr)
+            remap.append(seen[key])
+    return b.finish([remap[i] for i in graph.inputs], [remap[i] for i in graph.params],
+                    [remap[o] for o in graph.outputs], like=graph)
+
+
+def same_graph(a, b) -> bool:
+    return (a.ops, a.args, [repr(x) for x in a.attrs], a.inputs, a.params, a.outputs) == \
+        (b.ops, b.args, [repr(x) for x in b.attrs], b.inputs, b.params, b.outputs)
+
+
+@settings(max_examples=300)
+@given(programs_with_repeats())
+def test_passes_give_the_graph_their_plain_rebuild_gives(spec):
+    """fold, simplify, flatten and dce share the unchanged prefix and visit only what can
+    change (rebuild's start= and visit_only=); with both off they build the same graph; cse
+    equals value numbering node by node."""
+    import importlib
+    g = trace(lambda *xs: replay(spec, list(xs[:3]), list(xs[3:])), *[0.5] * (3 + spec["n_params"]))
+    graphs = [g, grad(g)]
+    for p in PIPELINE:
+        graphs.append(p(graphs[-1]).graph)
+    modules = [importlib.import_module(f"graphc.passes.{name}") for name in ("fold", "simplify", "flatten", "dce")]
+    for graph in graphs:
+        fast = [m.__dict__[m.__name__.rsplit(".", 1)[1]](graph).graph for m in modules]
+        for m in modules:
+            real = m.rebuild
+            m.rebuild = lambda *args, real=real, **kwargs: real(*args, **{**kwargs, "start": 0, "visit_only": None})
+        try:
+            plain = [m.__dict__[m.__name__.rsplit(".", 1)[1]](graph).graph for m in modules]
+        finally:
+            for m in modules:
+                m.rebuild = importlib.import_module("graphc.passes.base").rebuild
+        assert all(same_graph(x, y) for x, y in zip(fast, plain))
+        merged = cse(graph).graph
+        assert same_graph(merged, reference_cse(graph)) or merged is graph and same_graph(graph, reference_cse(graph))
+
+
+def test_cse_merges_what_a_repeated_constant_hides_as_value_numbering_does():
+    """A graph from outside (Graph.from_nx) may hold one constant twice: the rebuild merges
+    the two, and with them the nodes reading them, where sharing the prefix must stop."""
+    from graphc.graph import Graph
+    g = Graph(["input", "const", "const", "mul", "mul", "exp", "exp", "add", "add", "add"],
+              [(), (), (), (0, 1), (0, 2), (0,), (0,), (3, 4), (5, 6), (7, 8)],
+              [("x",), (2.0,), (2.0,), (), (), (), (), (), (), ()], [0], [], [9])
+    assert same_graph(cse(g).graph, reference_cse(g))
+    assert len(cse(g).graph) == 7  # x, one 2.0, one mul, one exp, three adds

@@ -276,3 +276,63 @@ def test_the_quick_check_says_no_only_where_no_rule_fires(seed):
     for g in seen:
         if rerolled(g).graph is not g:
             assert check.could_change(g)
+
+
+def kahn_emit(work):
+    """The re-sort as Kahn's algorithm with a heap over every node, keyed (is original, id):
+    the order the pointer sweep of reroll._stable_order must give."""
+    import heapq
+    from graphc.graph import Builder
+    graph, n_original = work.graph, work.n_original
+    args = [tuple(work.resolve(a) for a in operands) for operands in work.args]
+    outputs = [work.resolve(o) for o in graph.outputs]
+    live = [False] * len(work.ops)
+    for i in list(graph.inputs) + list(graph.params) + outputs:
+        live[i] = True
+    stack = list(outputs)
+    while stack:
+        for a in args[stack.pop()]:
+            if not live[a]:
+                live[a] = True
+                stack.append(a)
+    waiting = [len(args[i]) if live[i] else 0 for i in range(len(live))]
+    users = [[] for _ in live]
+    for i in range(len(live)):
+        if live[i]:
+            for a in args[i]:
+                users[a].append(i)
+    heap = [(i < n_original, i) for i in range(len(live)) if live[i] and not waiting[i]]
+    heapq.heapify(heap)
+    b, remap = Builder(), [-1] * len(live)
+    while heap:
+        _, i = heapq.heappop(heap)
+        if work.ops[i] == "const":
+            remap[i] = b.const(work.attrs[i][0])
+        else:
+            remap[i] = b.add(work.ops[i], tuple(remap[a] for a in args[i]), work.attrs[i])
+        for u in users[i]:
+            waiting[u] -= 1
+            if not waiting[u]:
+                heapq.heappush(heap, (u < n_original, u))
+    return b.finish([remap[i] for i in graph.inputs], [remap[i] for i in graph.params],
+                    [remap[o] for o in outputs], like=graph)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_the_pointer_sweep_places_nodes_as_kahns_algorithm_does(seed, monkeypatch):
+    """reroll shares the unchanged prefix and sweeps the rest with a pointer, a heap only for
+    new and delayed nodes: the same order as a heap over every node."""
+    import importlib
+    module = importlib.import_module("graphc.passes.reroll")
+    random.seed(seed)
+    model = MLP(3, [4, 3, 2], activation=random.choice(["relu", "tanh", "identity"]))
+    losses = [lambda x: softmax_cross_entropy(model(x), [0.0, 1.0]),
+              lambda x: sum(model(x)) * 0.5 + x[0] * model.parameters()[0],
+              lambda x: model([x[2], x[1], x[0]])[seed % 2].relu() + model(x)[0]]
+    seen, _ = graphs_reroll_sees(losses[seed % 3], [0.5, -1.0, 2.0])
+    for g in seen:
+        fast = rerolled(g).graph
+        monkeypatch.setattr(module, "_emit", kahn_emit)
+        plain = rerolled(g).graph
+        monkeypatch.undo()
+        assert (fast.ops, fast.args, fast.attrs, fast.outputs) == (plain.ops, plain.args, plain.attrs, plain.outputs)
