@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Callable, Union
 
+import numpy as np
+
 from .. import ops
 from .._version import __version__
 
@@ -101,11 +103,15 @@ def header(backend: str, lines: list[str], language: str = "python") -> str:
 def batched_nodes(graph: Graph, unbatched_inputs: set[int]) -> list[bool]:
     """For each node, whether it varies across rows (depends on a batched input)."""
     batched = [False] * len(graph)
+    node_args = graph.args
     for i, op in enumerate(graph.ops):
         if op == "input":
             batched[i] = i not in unbatched_inputs
-        elif op not in ops.LEAVES:
-            batched[i] = any(batched[a] for a in graph.args[i])
+        else:  # leaves have no operands
+            for a in node_args[i]:
+                if batched[a]:
+                    batched[i] = True
+                    break
     return batched
 
 
@@ -123,10 +129,8 @@ def reduced_tensors(graph: Graph, reduced: frozenset[int], batched: list[bool]) 
             lanes.setdefault(graph.args[o][0], []).append(o)
     if not lanes:
         return {}
-    users = [0] * len(graph)
-    for operands in graph.args:
-        for a in operands:
-            users[a] += 1
+    arrays = graph.arrays
+    users = np.bincount(arrays.indices, minlength=arrays.n).tolist()  # operand slots reading each node
     per_row = {graph.outputs[k] for k in range(len(graph.outputs)) if k not in reduced}
     kinds = {}
     for m, outputs in lanes.items():
