@@ -402,13 +402,15 @@ class Builder:
 
 
 def first_repeated_const(graph: Graph, stop: int) -> int:
-    """The first constant node below ``stop`` equal (bit for bit) to an earlier one, else ``stop``:
-    graphs a Builder makes have none, one from :meth:`Graph.from_nx` may."""
+    """The first constant node below ``stop`` that a Builder would not hold as it is -- equal
+    (bit for bit) to an earlier one, or not a float -- else ``stop``: graphs a Builder makes
+    have none, one from :meth:`Graph.from_nx` may."""
     node_ops, seen = graph.ops, set()
     i = _find(node_ops, "const", 0, stop)
     while i < stop:
-        key = const_key(graph.attrs[i][0])
-        if key in seen:
+        value = graph.attrs[i][0]
+        key = const_key(value)
+        if key in seen or type(value) is not float:
             return i
         seen.add(key)
         i = _find(node_ops, "const", i + 1, stop)

@@ -266,3 +266,33 @@ def test_cse_merges_what_a_repeated_constant_hides_as_value_numbering_does():
               [("x",), (2.0,), (2.0,), (), (), (), (), (), (), ()], [0], [], [9])
     assert same_graph(cse(g).graph, reference_cse(g))
     assert len(cse(g).graph) == 7  # x, one 2.0, one mul, one exp, three adds
+
+
+@settings(max_examples=200)
+@given(programs_with_repeats())
+def test_cse_numbering_in_rounds_equals_numbering_node_by_node(spec):
+    import importlib
+    module = importlib.import_module("graphc.passes.cse")
+    g = trace(lambda *xs: replay(spec, list(xs[:3]), list(xs[3:])), *[0.5] * (3 + spec["n_params"]))
+    for graph in (g, grad(g)):
+        rounds = cse(graph)
+        module.ROUNDS = 0  # straight to the node-by-node numbering
+        try:
+            one_by_one = cse(graph)
+        finally:
+            module.ROUNDS = 8
+        assert same_graph(rounds.graph, one_by_one.graph) and rounds.stats == one_by_one.stats
+
+
+def test_cse_merges_a_chain_computed_twice_whatever_its_length():
+    """Each level of a repeated chain merges only once the level below has: past ROUNDS
+    levels the numbering goes node by node, with the same result."""
+    for steps in (3, 40):
+        def f(x, steps=steps):
+            a, b = x, x
+            for k in range(steps):
+                a, b = (a * 1.5).tanh(), (b * 1.5).tanh()
+            return a + b
+        g = trace(f, 0.5)
+        merged = cse(g)
+        assert same_graph(merged.graph, reference_cse(g)) and merged.stats.hits["merged"] == 2 * steps

@@ -4,32 +4,140 @@ Two nodes with the same op, the same parameters and the same operands compute th
 value, so the later one is replaced by the earlier.  Operands of commutative ops are
 compared as a sorted tuple: IEEE addition and multiplication are commutative bit for bit.
 Inputs and params are never merged; equal constants already share a node.
+
+**How.**  Value numbering node by node, in id order, gives each node the first node with
+its key (op, parameters, operands' numbers).  The same numbers are the fixed point of
+numbering every node at once from its operands' numbers of the round before: each round
+sorts the nodes' keys as rows of arrays, a few rounds settle it (one per level of merges
+that enable others), and the graph is rebuilt from the numbers in one sweep.  Where merges
+chain deeper than ``ROUNDS`` levels, the node-by-node numbering runs instead.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from .. import ops
-from ..graph import Builder, Graph, first_repeated_const
-from ..graph_arrays import CODES
+from ..graph import Builder, Graph, const_key, first_repeated_const
+from ..graph_arrays import CODES, CONST
 from .base import PassResult, PassStats, rebuild, unchanged
+
+ROUNDS = 8
+_PACKED = (1 << 21) - 1  # graphs with fewer nodes number three operands in one int64
+_COMMUTATIVE = frozenset(name for name, op in ops.TABLE.items() if op.commutative)
 
 
 def cse(graph: Graph) -> PassResult:
     """Replace each node that repeats an earlier one (same op, parameters, operands) by it."""
-    commutative = frozenset(name for name, op in ops.TABLE.items() if op.commutative)
-    first = _first_duplicate(graph, commutative)
-    if first is None:
+    keys = _Keys(graph)
+    numbers = keys.numbers(np.arange(len(graph)))
+    repeats = np.flatnonzero((numbers != np.arange(len(graph))) & (graph.arrays.lengths > 0))
+    if not len(repeats):
         return unchanged("cse", graph)
-    start = first_repeated_const(graph, first)  # where the rebuild stops sharing nodes
-    seen = _numbering(graph, commutative, start)
+    start = first_repeated_const(graph, int(repeats[0]))  # nothing changes below it
+    numbers = keys.fixed_point(numbers)
+    if numbers is None:
+        result, merged = _one_by_one(graph, start)
+    else:
+        result = _renumbered(graph, numbers, start)
+        merged = int(((numbers != np.arange(len(graph))) & (graph.arrays.lengths > 0)).sum())
+    return PassResult(result, PassStats("cse", len(graph), len(result), {"merged": merged}))
+
+
+class _Keys:
+    """The nodes' keys as arrays, given the numbers of their operands (see the module docstring)."""
+
+    def __init__(self, graph: Graph) -> None:
+        self.graph = graph
+        arrays = self.arrays = graph.arrays
+        nodes = np.flatnonzero(arrays.lengths)
+        lengths = arrays.lengths[nodes]
+        self.long = nodes[lengths > 3].tolist()  # few: keys in Python
+        self.short, self.lengths = nodes[lengths <= 3], lengths[lengths <= 3]
+        self.kind = arrays.codes[self.short].astype(np.int64) << 48 | self.lengths << 44 | _attr_ids(graph, self.short)
+        self.operands = [np.where(self.lengths > k, arrays.indices[arrays.indptr[self.short]
+                                                                  + np.minimum(k, self.lengths - 1)], -1)
+                         for k in range(3)]
+        self.swap = np.isin(arrays.codes[self.short], [CODES[name] for name in _COMMUTATIVE])
+        self.consts = self._const_numbers()
+
+    def _const_numbers(self) -> dict[int, int]:
+        """Each constant equal to an earlier one -> that one (the builder merges them)."""
+        first: dict = {}
+        out = {}
+        for i in np.flatnonzero(self.arrays.codes == CONST).tolist():
+            j = first.setdefault(const_key(self.graph.attrs[i][0]), i)
+            if j != i:
+                out[i] = j
+        return out
+
+    def numbers(self, previous: np.ndarray) -> np.ndarray:
+        """Each node's number: the first node whose key, with its operands' ``previous``
+        numbers, is its own."""
+        out = np.arange(self.arrays.n)
+        for i, j in self.consts.items():
+            out[i] = j
+        if len(self.short):
+            columns = _sorted_lanes([np.where(c >= 0, previous[c], -1) for c in self.operands], self.lengths,
+                                    self.swap)
+            if self.arrays.n < _PACKED:  # the three operands in one integer (+1: -1 is "none")
+                columns = [(columns[0] + 1) << 42 | (columns[1] + 1) << 21 | (columns[2] + 1)]
+            order = np.lexsort((*columns[::-1], self.kind))  # stable: equal rows in id order
+            new = np.ones(len(order), dtype=bool)
+            new[1:] = self.kind[order[1:]] != self.kind[order[:-1]]
+            for column in columns:
+                new[1:] |= column[order[1:]] != column[order[:-1]]
+            first = self.short[order][np.flatnonzero(new)]
+            out[self.short[order]] = first[np.cumsum(new) - 1]
+        if self.long:
+            seen: dict = {}
+            numbers, graph = previous.tolist(), self.graph
+            for i in self.long:
+                op, operands = graph.ops[i], tuple([numbers[a] for a in graph.args[i]])
+                out[i] = seen.setdefault((op, tuple(sorted(operands)) if op in _COMMUTATIVE else operands,
+                                          graph.attrs[i]), i)
+        return out
+
+    def fixed_point(self, numbers: np.ndarray) -> np.ndarray | None:
+        for _ in range(ROUNDS):
+            again = self.numbers(numbers)
+            if np.array_equal(again, numbers):
+                return numbers
+            numbers = again
+        return None
+
+
+def _renumbered(graph: Graph, numbers: np.ndarray, start: int) -> Graph:
+    """The graph without the nodes that repeat others (their users read those), the nodes
+    below ``start`` shared as they are."""
+    arrays = graph.arrays
+    kept = numbers == np.arange(len(graph))
+    new_id = np.cumsum(kept) - 1
+    remap = new_id[numbers]
+    b = Builder()
+    b.share(graph, start)
+    tail = (np.flatnonzero(kept[start:]) + start).tolist()
+    node_ops, node_attrs = graph.ops, graph.attrs
+    first_slot = int(arrays.indptr[start])  # the tail's operands, renamed
+    flat = remap[arrays.indices[first_slot:]].tolist()
+    ends = (arrays.indptr[start:] - first_slot).tolist()
+    b.ops += [node_ops[i] for i in tail]
+    b.args += [tuple(flat[ends[i - start]:ends[i - start + 1]]) for i in tail]
+    b.attrs += [(float(node_attrs[i][0]),) if node_ops[i] == "const" else node_attrs[i] for i in tail]
+    remap = remap.tolist()
+    return b.finish([remap[i] for i in graph.inputs], [remap[i] for i in graph.params],
+                    [remap[o] for o in graph.outputs], like=graph)
+
+
+def _one_by_one(graph: Graph, start: int) -> tuple[Graph, int]:
+    """Value numbering node by node (merges chained too deep for the rounds)."""
+    seen = _numbering(graph, start)
     merged = 0
 
     def visit(b: Builder, i: int, remap: list[int]) -> int:
         nonlocal merged
         op = graph.ops[i]
         operands = tuple([remap[a] for a in graph.args[i]])
-        key = (op, tuple(sorted(operands)) if op in commutative else operands, graph.attrs[i])
+        key = (op, tuple(sorted(operands)) if op in _COMMUTATIVE else operands, graph.attrs[i])
         j = seen.get(key)
         if j is not None:
             merged += 1
@@ -38,10 +146,10 @@ def cse(graph: Graph) -> PassResult:
         return j
 
     result = rebuild(graph, visit, start=start)  # the nodes before `start`: numbered in `seen`
-    return PassResult(result, PassStats("cse", len(graph), len(result), {"merged": merged}))
+    return result, merged
 
 
-def _numbering(graph: Graph, commutative: frozenset, stop: int) -> dict[tuple, int]:
+def _numbering(graph: Graph, stop: int) -> dict[tuple, int]:
     """The value number (id) of each op node below ``stop``, by its key (``visit``'s):
     no node there repeats another, so operands are their own numbers."""
     seen: dict[tuple, int] = {}
@@ -50,37 +158,10 @@ def _numbering(graph: Graph, commutative: frozenset, stop: int) -> dict[tuple, i
         operands = node_args[i]
         if operands:
             op = node_ops[i]
-            if op in commutative:
+            if op in _COMMUTATIVE:
                 operands = tuple(sorted(operands))
             seen[(op, operands, node_attrs[i])] = i
     return seen
-
-
-def _first_duplicate(graph: Graph, commutative: frozenset) -> int | None:
-    """The first op node with the op, parameters and operands (sorted, for a commutative op)
-    of an earlier one, or None: value numbering without building anything (nothing is
-    renamed before the first repeat).  Nodes of up to three operands are compared as rows
-    of arrays, sorted; longer ones (few) as Python keys."""
-    arrays = graph.arrays
-    nodes = np.flatnonzero(arrays.lengths)
-    lengths = arrays.lengths[nodes]
-    first = _first_long_repeat(graph, nodes[lengths > 3].tolist(), commutative)
-    short, lengths = nodes[lengths <= 3], lengths[lengths <= 3]
-    if not len(short):
-        return first
-    columns = [np.where(lengths > k, arrays.indices[arrays.indptr[short] + np.minimum(k, lengths - 1)], -1)
-               for k in range(3)]
-    swap = np.isin(arrays.codes[short], [CODES[name] for name in commutative])
-    columns[:3] = _sorted_lanes(columns, lengths, swap)
-    kind = arrays.codes[short].astype(np.int64) << 48 | lengths << 44 | _attr_ids(graph, short)
-    order = np.lexsort((columns[2], columns[1], columns[0], kind))  # stable: equal rows in id order
-    same = (kind[order[1:]] == kind[order[:-1]])
-    for column in columns:
-        same &= column[order[1:]] == column[order[:-1]]
-    repeats = short[order[1:][same]]
-    if len(repeats):
-        first = min(int(repeats.min()), first) if first is not None else int(repeats.min())
-    return first
 
 
 def _attr_ids(graph: Graph, nodes: np.ndarray) -> np.ndarray:
@@ -105,14 +186,3 @@ def _sorted_lanes(columns: list[np.ndarray], lengths: np.ndarray, swap: np.ndarr
         a, b, c = a.copy(), b.copy(), c.copy()
         a[three], b[three], c[three] = rows[:, 0], rows[:, 1], rows[:, 2]
     return [a, b, c]
-
-
-def _first_long_repeat(graph: Graph, nodes: list[int], commutative: frozenset) -> int | None:
-    seen = set()
-    for i in nodes:
-        op, operands = graph.ops[i], graph.args[i]
-        key = (op, tuple(sorted(operands)) if op in commutative else operands, graph.attrs[i])
-        if key in seen:
-            return i
-        seen.add(key)
-    return None
