@@ -10,6 +10,7 @@ from graphc import Value, apply, trace
 from graphc.autodiff import grad
 from graphc.codegen import python as python_backend
 from graphc.passes import PIPELINE, RULES, cse, dce, flatten, fold, optimize, simplify
+from graphc.passes.base import rebuild
 from strategies import SPECIAL_CONSTANTS, programs, replay
 
 
@@ -233,15 +234,16 @@ def same_graph(a, b) -> bool:
 @settings(max_examples=300)
 @given(programs_with_repeats())
 def test_passes_give_the_graph_their_plain_rebuild_gives(spec):
-    """fold, simplify, flatten and dce share the unchanged prefix and visit only what can
-    change (rebuild's start= and visit_only=); with both off they build the same graph; cse
-    equals value numbering node by node."""
+    """fold, simplify and flatten share the unchanged prefix and visit only what can change
+    (rebuild's start= and visit_only=): with both off they build the same graph; dce in one
+    sweep builds what a plain rebuild keeping the live nodes does; cse equals value
+    numbering node by node."""
     import importlib
     g = trace(lambda *xs: replay(spec, list(xs[:3]), list(xs[3:])), *[0.5] * (3 + spec["n_params"]))
     graphs = [g, grad(g)]
     for p in PIPELINE:
         graphs.append(p(graphs[-1]).graph)
-    modules = [importlib.import_module(f"graphc.passes.{name}") for name in ("fold", "simplify", "flatten", "dce")]
+    modules = [importlib.import_module(f"graphc.passes.{name}") for name in ("fold", "simplify", "flatten")]
     for graph in graphs:
         fast = [m.__dict__[m.__name__.rsplit(".", 1)[1]](graph).graph for m in modules]
         for m in modules:
@@ -253,6 +255,8 @@ def test_passes_give_the_graph_their_plain_rebuild_gives(spec):
             for m in modules:
                 m.rebuild = importlib.import_module("graphc.passes.base").rebuild
         assert all(same_graph(x, y) for x, y in zip(fast, plain))
+        pruned = dce(graph).graph
+        assert same_graph(pruned, rebuild(graph, lambda b, i, remap: b.copy_node(graph, i, remap), keep=graph.live()))
         merged = cse(graph).graph
         assert same_graph(merged, reference_cse(graph)) or merged is graph and same_graph(graph, reference_cse(graph))
 
@@ -296,3 +300,13 @@ def test_cse_merges_a_chain_computed_twice_whatever_its_length():
         g = trace(f, 0.5)
         merged = cse(g)
         assert same_graph(merged.graph, reference_cse(g)) and merged.stats.hits["merged"] == 2 * steps
+
+
+def test_dce_keeps_the_first_live_copy_of_a_repeated_constant_as_a_plain_rebuild_does():
+    from graphc.graph import Graph
+    g = Graph(["input", "const", "const", "const", "mul", "exp", "mul", "add"],
+              [(), (), (), (), (0, 1), (0,), (0, 3), (5, 6)],
+              [("x",), (2.0,), (3.0,), (2.0,), (), (), (), ()], [0], [], [7])  # node 1 and mul 4: dead
+    pruned = dce(g)
+    assert same_graph(pruned.graph, rebuild(g, lambda b, i, remap: b.copy_node(g, i, remap), keep=g.live()))
+    assert pruned.stats.hits == {"removed": 3} and pruned.graph.ops.count("const") == 1

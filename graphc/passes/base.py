@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Container, NamedTuple
 
+import numpy as np
+
 from ..graph import Builder, Graph, first_repeated_const
 
 
@@ -84,5 +86,28 @@ def rebuild(graph: Graph, visit: Callable[[Builder, int, list[int]], int],
             remap[i] = visit(b, i, remap)
             if visit_only is not None:
                 made.add(remap[i])
+    return b.finish([remap[i] for i in graph.inputs], [remap[i] for i in graph.params],
+                    [remap[o] for o in graph.outputs], like=graph)
+
+
+def renumbered(graph: Graph, numbers: np.ndarray, start: int) -> Graph:
+    """The graph with node ``i`` replaced by node ``numbers[i]`` (-1: by nothing, for a node
+    nothing reads): the nodes with ``numbers[i] == i`` in order, operands renamed, in one
+    sweep -- what :func:`rebuild` gives with a visit returning those nodes.  The nodes below
+    ``start`` (all kept, no constant repeated among them) are shared as they are."""
+    arrays = graph.arrays
+    kept = numbers == np.arange(len(graph))
+    remap = (np.cumsum(kept) - 1)[numbers]
+    b = Builder()
+    b.share(graph, start)
+    tail = (np.flatnonzero(kept[start:]) + start).tolist()
+    node_ops, node_attrs = graph.ops, graph.attrs
+    first_slot = int(arrays.indptr[start])  # the tail's operands, renamed
+    flat = remap[arrays.indices[first_slot:]].tolist()
+    ends = (arrays.indptr[start:] - first_slot).tolist()
+    b.ops += [node_ops[i] for i in tail]
+    b.args += [tuple(flat[ends[i - start]:ends[i - start + 1]]) for i in tail]
+    b.attrs += [(float(node_attrs[i][0]),) if node_ops[i] == "const" else node_attrs[i] for i in tail]
+    remap = remap.tolist()
     return b.finish([remap[i] for i in graph.inputs], [remap[i] for i in graph.params],
                     [remap[o] for o in graph.outputs], like=graph)

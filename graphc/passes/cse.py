@@ -19,7 +19,7 @@ import numpy as np
 from .. import ops
 from ..graph import Builder, Graph, const_key, first_repeated_const
 from ..graph_arrays import CODES, CONST
-from .base import PassResult, PassStats, rebuild, unchanged
+from .base import PassResult, PassStats, rebuild, renumbered, unchanged
 
 ROUNDS = 8
 _PACKED = (1 << 21) - 1  # graphs with fewer nodes number three operands in one int64
@@ -38,7 +38,7 @@ def cse(graph: Graph) -> PassResult:
     if numbers is None:
         result, merged = _one_by_one(graph, start)
     else:
-        result = _renumbered(graph, numbers, start)
+        result = renumbered(graph, numbers, start)
         merged = int(((numbers != np.arange(len(graph))) & (graph.arrays.lengths > 0)).sum())
     return PassResult(result, PassStats("cse", len(graph), len(result), {"merged": merged}))
 
@@ -104,28 +104,6 @@ class _Keys:
                 return numbers
             numbers = again
         return None
-
-
-def _renumbered(graph: Graph, numbers: np.ndarray, start: int) -> Graph:
-    """The graph without the nodes that repeat others (their users read those), the nodes
-    below ``start`` shared as they are."""
-    arrays = graph.arrays
-    kept = numbers == np.arange(len(graph))
-    new_id = np.cumsum(kept) - 1
-    remap = new_id[numbers]
-    b = Builder()
-    b.share(graph, start)
-    tail = (np.flatnonzero(kept[start:]) + start).tolist()
-    node_ops, node_attrs = graph.ops, graph.attrs
-    first_slot = int(arrays.indptr[start])  # the tail's operands, renamed
-    flat = remap[arrays.indices[first_slot:]].tolist()
-    ends = (arrays.indptr[start:] - first_slot).tolist()
-    b.ops += [node_ops[i] for i in tail]
-    b.args += [tuple(flat[ends[i - start]:ends[i - start + 1]]) for i in tail]
-    b.attrs += [(float(node_attrs[i][0]),) if node_ops[i] == "const" else node_attrs[i] for i in tail]
-    remap = remap.tolist()
-    return b.finish([remap[i] for i in graph.inputs], [remap[i] for i in graph.params],
-                    [remap[o] for o in graph.outputs], like=graph)
 
 
 def _one_by_one(graph: Graph, start: int) -> tuple[Graph, int]:

@@ -4,10 +4,11 @@ Inputs and params always stay, so argument positions and gradient slots never mo
 """
 from __future__ import annotations
 
-from .. import ops
-from ..graph import Graph
-from ..graph_arrays import INPUT, PARAM
-from .base import PassResult, PassStats, rebuild, unchanged
+import numpy as np
+
+from ..graph import Graph, const_key, first_repeated_const
+from ..graph_arrays import CONST, INPUT, PARAM
+from .base import PassResult, PassStats, renumbered, unchanged
 
 
 def dce(graph: Graph) -> PassResult:
@@ -15,9 +16,11 @@ def dce(graph: Graph) -> PassResult:
     arrays = graph.arrays  # the last dead node (in id order) has no use at all: is there one?
     if not ((arrays.uses == 0) & (arrays.codes != INPUT) & (arrays.codes != PARAM)).any():
         return unchanged("dce", graph)
-    live = graph.live()
-    dead = [i for i, alive in enumerate(live) if not alive and graph.ops[i] not in ("input", "param")]
-
-    result = rebuild(graph, lambda b, i, remap: b.copy_node(graph, i, remap), keep=live, start=dead[0],
-                     copied=ops.TABLE)
+    live = np.array(graph.live(), dtype=bool) | (arrays.codes == INPUT) | (arrays.codes == PARAM)
+    dead = np.flatnonzero(~live)
+    numbers = np.where(live, np.arange(len(graph)), -1)
+    first: dict = {}  # a live constant equal to an earlier live one is read as that one
+    for i in np.flatnonzero(live & (arrays.codes == CONST)).tolist():
+        numbers[i] = first.setdefault(const_key(graph.attrs[i][0]), i)
+    result = renumbered(graph, numbers, first_repeated_const(graph, int(dead[0])))
     return PassResult(result, PassStats("dce", len(graph), len(result), {"removed": len(dead)}))
