@@ -29,12 +29,11 @@ _COMMUTATIVE = frozenset(name for name, op in ops.TABLE.items() if op.commutativ
 def cse(graph: Graph) -> PassResult:
     """Replace each node that repeats an earlier one (same op, parameters, operands) by it."""
     keys = _Keys(graph)
-    numbers = keys.numbers(np.arange(len(graph)))
-    repeats = np.flatnonzero((numbers != np.arange(len(graph))) & (graph.arrays.lengths > 0))
-    if not len(repeats):
+    first = keys.first_repeat()
+    if first is None:
         return unchanged("cse", graph)
-    start = first_repeated_const(graph, int(repeats[0]))  # nothing changes below it
-    numbers = keys.fixed_point(numbers)
+    start = first_repeated_const(graph, first)  # nothing changes below it
+    numbers = keys.fixed_point(keys.numbers(np.arange(len(graph))))
     if numbers is None:
         result, merged = _one_by_one(graph, start)
     else:
@@ -70,6 +69,24 @@ class _Keys:
                 out[i] = j
         return out
 
+    def first_repeat(self) -> int | None:
+        """The first op node whose key (its operands as they are) an earlier one has, or None:
+        value numbering's first merge, before anything is renamed."""
+        found = []
+        if len(self.short):
+            order, new = self._grouped(None)
+            repeats = self.short[order[1:][~new[1:]]]
+            if len(repeats):
+                found.append(int(repeats.min()))
+        seen: set = set()
+        for i in self.long:
+            key = self._long_key(i, self.graph.args[i])
+            if key in seen:
+                found.append(i)
+                break
+            seen.add(key)
+        return min(found) if found else None
+
     def numbers(self, previous: np.ndarray) -> np.ndarray:
         """Each node's number: the first node whose key, with its operands' ``previous``
         numbers, is its own."""
@@ -77,25 +94,31 @@ class _Keys:
         for i, j in self.consts.items():
             out[i] = j
         if len(self.short):
-            columns = _sorted_lanes([np.where(c >= 0, previous[c], -1) for c in self.operands], self.lengths,
-                                    self.swap)
-            if self.arrays.n < _PACKED:  # the three operands in one integer (+1: -1 is "none")
-                columns = [(columns[0] + 1) << 42 | (columns[1] + 1) << 21 | (columns[2] + 1)]
-            order = np.lexsort((*columns[::-1], self.kind))  # stable: equal rows in id order
-            new = np.ones(len(order), dtype=bool)
-            new[1:] = self.kind[order[1:]] != self.kind[order[:-1]]
-            for column in columns:
-                new[1:] |= column[order[1:]] != column[order[:-1]]
+            order, new = self._grouped(previous)
             first = self.short[order][np.flatnonzero(new)]
             out[self.short[order]] = first[np.cumsum(new) - 1]
-        if self.long:
-            seen: dict = {}
-            numbers, graph = previous.tolist(), self.graph
-            for i in self.long:
-                op, operands = graph.ops[i], tuple([numbers[a] for a in graph.args[i]])
-                out[i] = seen.setdefault((op, tuple(sorted(operands)) if op in _COMMUTATIVE else operands,
-                                          graph.attrs[i]), i)
+        seen: dict = {}
+        indices, indptr = self.arrays.indices, self.arrays.indptr
+        for i in self.long:
+            out[i] = seen.setdefault(self._long_key(i, tuple(previous[indices[indptr[i]:indptr[i + 1]]].tolist())), i)
         return out
+
+    def _grouped(self, previous: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """The short nodes sorted by key (equal keys in id order), and where each new key starts."""
+        columns = self.operands if previous is None else [np.where(c >= 0, previous[c], -1) for c in self.operands]
+        columns = _sorted_lanes(columns, self.lengths, self.swap)
+        if self.arrays.n < _PACKED:  # the three operands in one integer (+1: -1 is "none")
+            columns = [(columns[0] + 1) << 42 | (columns[1] + 1) << 21 | (columns[2] + 1)]
+        order = np.lexsort((*columns[::-1], self.kind))  # stable: equal rows in id order
+        new = np.ones(len(order), dtype=bool)
+        new[1:] = self.kind[order[1:]] != self.kind[order[:-1]]
+        for column in columns:
+            new[1:] |= column[order[1:]] != column[order[:-1]]
+        return order, new
+
+    def _long_key(self, i: int, operands: tuple) -> tuple:
+        op = self.graph.ops[i]
+        return op, tuple(sorted(operands)) if op in _COMMUTATIVE else operands, self.graph.attrs[i]
 
     def fixed_point(self, numbers: np.ndarray) -> np.ndarray | None:
         for _ in range(ROUNDS):
@@ -144,13 +167,16 @@ def _numbering(graph: Graph, stop: int) -> dict[tuple, int]:
 
 def _attr_ids(graph: Graph, nodes: np.ndarray) -> np.ndarray:
     """A number per node, equal where their parameters are equal (``==``, as a dict key): 0
-    for none (most op nodes), so only nodes with parameters are looked up."""
+    for an op without parameters (most nodes), so only the others are looked up."""
     attrs = graph.attrs
-    with_params = nodes[np.fromiter(map(len, attrs), np.int64, len(attrs))[nodes] > 0]
-    ids = np.zeros(len(attrs), np.int64)
+    with_params = nodes[np.isin(graph.arrays.codes[nodes], _WITH_PARAMS)].tolist()
+    ids = np.zeros(len(nodes), np.int64)
     numbers: dict = {(): 0}
-    ids[with_params] = [numbers.setdefault(attrs[i], len(numbers)) for i in with_params.tolist()]
-    return ids[nodes]
+    ids[np.searchsorted(nodes, with_params)] = [numbers.setdefault(attrs[i], len(numbers)) for i in with_params]
+    return ids
+
+
+_WITH_PARAMS = [CODES[name] for name, op in ops.TABLE.items() if op.attr_names]
 
 
 def _sorted_lanes(columns: list[np.ndarray], lengths: np.ndarray, swap: np.ndarray) -> list[np.ndarray]:
