@@ -22,8 +22,15 @@ from . import ops
 if TYPE_CHECKING:
     from .graph import Graph
 
+class _Codes(dict):
+    """Op name -> code; -1 for a name the op table lacks (``Graph.verify`` reports those)."""
+
+    def __missing__(self, name: str) -> int:
+        return -1
+
+
 #: Each op name (leaf kinds first) as a small integer code.
-CODES: dict[str, int] = {name: k for k, name in enumerate(ops.LEAVES + tuple(ops.TABLE))}
+CODES: dict[str, int] = _Codes({name: k for k, name in enumerate(ops.LEAVES + tuple(ops.TABLE))})
 INPUT, PARAM, CONST = (CODES[leaf] for leaf in ops.LEAVES)
 
 
