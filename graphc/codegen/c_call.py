@@ -83,7 +83,8 @@ def address(array: np.ndarray) -> int:
 class Scratch:
     """One thread's buffers for fast calls on ``n`` rows: ``cols`` (the data, one line per
     scalar input, for the caller to fill), the params and gradients in the kernel layout,
-    the per-row values, and the helper's frame pointing at them."""
+    the per-row values, the helper's frame pointing at them, and the helper (built here on
+    first use)."""
 
     def __init__(self, kernel: Kernel, n: int) -> None:
         self.n = n
@@ -95,12 +96,13 @@ class Scratch:
         self.frame = _Frame(kernel.at, self.cols.ctypes.data, self.params_at, self.per_row.ctypes.data,
                             self.sums_at, n, self.cols.size, 1, 1, 1.0 / n, 0.0)
         self.frame_at = ctypes.addressof(self.frame)
+        self.call = _helper()
 
 
 class Kernel:
-    """A C kernel with a seed (a mean or gradient program), called as the batched backends'
-    functions are (see :func:`graphc.codegen.c.compile_graph`), and fast on scratch
-    buffers (:meth:`scratch`, :meth:`mean`)."""
+    """A loaded C kernel, called as the batched backends' functions are (see
+    :func:`graphc.codegen.c.compile_graph`); a mean program's also fast on scratch buffers
+    (:meth:`scratch`, :meth:`mean`)."""
 
     def __init__(self, function: Callable, entry: str, shape: tuple[int, int], n_rows: int, n_sums: int,
                  layout: ParamLayout) -> None:
@@ -122,7 +124,7 @@ class Kernel:
             params = params.copy()  # the kernel reads params while it writes the sums
         per_row = np.empty((self.n_rows, n))
         sums = out if out is not None and perm is None else np.empty(self.n_sums)
-        self.function(inputs.ctypes.data, params.ctypes.data, seed, n, per_row.ctypes.data, sums.ctypes.data)
+        self.function(address(inputs), address(params), seed, n, address(per_row), address(sums))
         if perm is not None:
             if out is None:
                 out = np.empty(self.n_sums)
@@ -147,7 +149,7 @@ class Kernel:
         grads = out if out is not None else np.empty(self.n_sums)
         frame.sums = scratch.sums_at if perm is not None else address(grads)
         frame.check = check
-        _helper()(scratch.frame_at)
+        scratch.call(scratch.frame_at)
         if not frame.finite:
             return None
         if perm is not None:
