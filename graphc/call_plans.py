@@ -25,12 +25,17 @@ from typing import Any
 
 import numpy as np
 
+from .backends import Program
 from .signature import Signature
+from .signature_cache import SignatureCache
 
 _F64 = np.dtype(np.float64)
 
 #: Plans a compiled function keeps (one per argument shapes); the oldest goes first.
 MAX_PLANS = 8
+#: Data of at most this many numbers gets a plan.  Its scratch buffers stay allocated (per
+#: thread) as long as the plan; a bigger batch's kernel time dwarfs the fixed costs anyway.
+MAX_VALUES = 1 << 18
 
 
 def shapes_key(args: tuple) -> tuple | None:
@@ -48,7 +53,7 @@ class CallPlan:
     program, and per thread the kernel's scratch buffers with a view of their data columns
     for each argument."""
 
-    def __init__(self, signatures: Any, signature: Signature, program: Any, shapes: tuple) -> None:
+    def __init__(self, signatures: SignatureCache, signature: Signature, program: Program, shapes: tuple) -> None:
         self.signatures, self.signature, self.program, self.shapes = signatures, signature, program, shapes
         self.traces = signatures.trace_count
         self.kernel = program.function
@@ -130,13 +135,12 @@ class Plans:
         key = shapes_key(args)
         return None if key is None else self._plans.get(key)
 
-    def learn(self, args: tuple, signatures: Any, signature: Signature) -> None:
+    def learn(self, args: tuple, signatures: SignatureCache, signature: Signature) -> None:
         """After a call on ``args`` succeeded the general way: a plan for their shapes, if
-        they are all float64 ndarrays and the backend's mean program has a fast call."""
+        they are all float64 ndarrays of at most :data:`MAX_VALUES` numbers, the backend's
+        mean program has a fast call, and no plan for them is current."""
         key = shapes_key(args)
-        known = self._plans.get(key) if key is not None else None
-        if key is None or (known is not None and known.signature is signature
-                           and known.traces == signatures.trace_count):
+        if key is None or sum(math.prod(shape) for shape in key) > MAX_VALUES or self._current(key, signature):
             return
         program = signature.batched_program("mean")
         if not hasattr(program.function, "scratch"):
@@ -147,3 +151,7 @@ class Plans:
             while len(self._plans) >= MAX_PLANS:
                 del self._plans[next(iter(self._plans))]
             self._plans[key] = plan
+
+    def _current(self, key: tuple, signature: Signature) -> bool:
+        known = self._plans.get(key)
+        return known is not None and known.signature is signature and known.traces == known.signatures.trace_count

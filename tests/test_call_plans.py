@@ -11,7 +11,7 @@ import pytest
 import graphc
 from graphc import ArgumentError, DataError, ShapeError, Value
 from graphc.batches import Batch
-from graphc.call_plans import MAX_PLANS, column_views, shapes_key
+from graphc.call_plans import MAX_PLANS, MAX_VALUES, column_views, shapes_key
 from graphc.codegen import c as c_backend
 from graphc.nn import MLP, Neuron
 
@@ -123,7 +123,8 @@ def test_bad_input_after_a_plan_raises_the_general_ways_errors():
     bad[4, 1] = np.nan
     cases = [((bad, y), {}, DataError, r"argument x: expected finite numbers; x\[4, 1\] is nan"),
              ((X, y), {"params": np.zeros(n + 1)}, ShapeError, "params: expected"),
-             ((X, y), {"params": np.zeros(n, dtype=np.float32), "out": np.zeros(3)}, ShapeError, r"out must have shape"),
+             ((X, y), {"params": np.zeros(n, dtype=np.float32), "out": np.zeros(3)}, ShapeError,
+              r"out must have shape"),
              ((X, y), {"out": np.zeros(n, dtype=np.float32)}, ArgumentError, "out must be a writable"),
              ((X, y), {"out": np.zeros(2 * n)[::2]}, ArgumentError, "not C-contiguous")]
     for args, kwargs, error, message in cases:
@@ -202,6 +203,14 @@ def test_plans_are_kept_per_shape_up_to_the_cap():
             assert all(same(a, b) for a, b in zip(fast.mean_and_grad(X[:n], y[:n]),
                                                    general.mean_and_grad(X[:n], y[:n])))
     assert len(fast._plans._plans) == MAX_PLANS
+
+
+def test_big_batches_get_no_plan():
+    p = Value(2.0)
+    step = graphc.compile(lambda x: x * p, backend="c")
+    for n in (MAX_VALUES, MAX_VALUES + 1):
+        step.mean_and_grad(np.ones(n))
+    assert [key for key in step._plans._plans] == [((MAX_VALUES,),)]
 
 
 def test_a_new_trace_retires_the_plans_made_before_it():

@@ -74,7 +74,8 @@ def _helper() -> Callable[[int], None]:
 
 def address(array: np.ndarray) -> int:
     """Where a C-contiguous array's data starts: through the buffer protocol when it is
-    writable (a quarter of ``array.ctypes.data``'s time), else ``array.ctypes.data``."""
+    writable (much faster than ``array.ctypes.data``, which builds a ctypes object), else
+    ``array.ctypes.data``."""
     if array.flags.writeable and array.nbytes:
         return ctypes.addressof(ctypes.c_char.from_buffer(array))
     return array.ctypes.data
