@@ -18,9 +18,9 @@ from typing import Any, Callable
 import numpy as np
 
 from . import backends, batches, variants
+from .backends import BACKENDS  # noqa: F401  (graphc.compile.BACKENDS: the backend names)
 from .bridge import mean_node
 from .call_plans import Plans
-from .backends import BACKENDS  # noqa: F401  (graphc.compile.BACKENDS: the backend names)
 from .engine import Value
 from .errors import ArgumentError, GraphcError
 from .graph import Graph
