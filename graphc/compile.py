@@ -19,6 +19,8 @@ import numpy as np
 
 from . import backends, batches, variants
 from .backends import BACKENDS  # noqa: F401  (graphc.compile.BACKENDS: the backend names)
+from .bridge import mean_node
+from .call_plans import Plans
 from .engine import Value
 from .errors import ArgumentError, GraphcError
 from .graph import Graph
@@ -54,6 +56,7 @@ class Compiled:
         self._signatures = SignatureCache(self.name, self._new_signature)
         self._frozen = variants.warn_once()
         self._names: dict[int, list[str]] = {}
+        self._plans = Plans()
         self.__doc__ = getattr(fn, "__doc__", None)
 
     def _new_signature(self, args: tuple, description: str) -> Signature:
@@ -129,9 +132,16 @@ class Compiled:
         mean gradient into every param's ``.grad`` (it composes with eager Values:
         ``step.mean(X, y) + l2``).  Value and gradient are computed in one batched pass.
         Data holding nan or inf raises :class:`DataError` unless ``allow_nonfinite``."""
+        plan = self._plans.find(batched_args)
+        result = plan.mean(batched_args, allow_nonfinite) if plan is not None else None
+        if result is not None:
+            return mean_node(plan.signature, result[0], result[1].tolist())
         batch = self._batch(batched_args, allow_nonfinite)
         batch.require_rows("mean")
-        return batches.mean(self._signatures.lookup_batched(batch.tree, lambda: batch.rows), batch)
+        signature = self._signatures.lookup_batched(batch.tree, lambda: batch.rows)
+        value = batches.mean(signature, batch)
+        self._plans.learn(batched_args, self._signatures, signature)
+        return value
 
     def mean_and_grad(self, *batched_args: Any, params: Any = None, out: np.ndarray | None = None,
                       allow_nonfinite: bool = False) -> tuple[float, np.ndarray]:
@@ -145,8 +155,15 @@ class Compiled:
         reads the params in their own order (else it is permuted into the kernel's, once
         per call); any other array-like is copied, never misread.  ``out``: a writable
         C-contiguous float64 array of one entry per param that receives the gradient (and is
-        returned), so a loop allocates nothing per step.
+        returned), so a loop allocates nothing per step.  On the C backend, repeat calls with
+        float64 arrays of the shapes of an earlier call skip the checks and lookups it made
+        (:mod:`graphc.call_plans`; ``mean`` too): the data is still copied and checked anew,
+        and the numbers and errors are the same.
         """
+        plan = self._plans.find(batched_args)
+        result = plan.mean_and_grad(batched_args, params, out, allow_nonfinite) if plan is not None else None
+        if result is not None:  # the shapes of a call that succeeded before: its plan (graphc.call_plans)
+            return result
         batch = self._batch(batched_args, allow_nonfinite)
         batch.require_rows("mean_and_grad")
         signature = self._signatures.lookup_batched(batch.tree, lambda: batch.rows)
@@ -155,6 +172,7 @@ class Compiled:
             out = batches.check_out(out, len(signature.params))
         value, grads = batches.mean_and_grads(signature, batch.cols, batch.n,
                                               signature.param_data(params, array=True), out)
+        self._plans.learn(batched_args, self._signatures, signature)
         return value, grads if out is not None else np.asarray(grads, dtype=np.float64)
 
     def train(self, *batched_args: Any, lr: float | None = None, optimizer: Optimizer | None = None,
