@@ -128,26 +128,29 @@ def grad(graph: Graph, output: int = 0, *, wrt_inputs: bool = True, wrt_params: 
     F = algebra(b)
     rules = {name: op.vjp for name, op in ops.TABLE.items()}
     reversed_ops = {name for name, op in ops.TABLE.items() if op.vjp_reversed}
+    per_part_ops = {name for name, op in ops.TABLE.items() if op.vjp_per_part}
     node_ops, node_args, node_attrs = graph.ops, graph.args, graph.attrs
     for i in reversed(depth_first((graph.outputs[output],), node_args.__getitem__)):
         parts = pending.pop(i, None)
         if parts is None:
             continue
-        g = parts[0] if len(parts) == 1 else b.total(parts)  # ((c1 + c2) + c3) + ...: eager backward()'s order
         operands = node_args[i]
-        if not operands:
-            finished[i] = g
-            continue
         op = node_ops[i]
-        cotangents = rules[op](F, NodeRef(b, g), NodeRef(b, i), *[NodeRef(b, a) for a in operands], *node_attrs[i])
-        contributions = zip(operands, cotangents)
-        for a, c in reversed(list(contributions)) if op in reversed_ops else contributions:
-            if c is not None and active[a]:
-                waiting = pending.get(a)
-                if waiting is None:
-                    pending[a] = [c.i]
-                else:
-                    waiting.append(c.i)
+        if not operands:
+            finished[i] = parts[0] if len(parts) == 1 else b.total(parts)
+            continue
+        # ((c1 + c2) + c3) + ...: eager backward()'s order (each part on its own: vjp_per_part)
+        for g in parts if op in per_part_ops else [parts[0] if len(parts) == 1 else b.total(parts)]:
+            cotangents = rules[op](F, NodeRef(b, g), NodeRef(b, i), *[NodeRef(b, a) for a in operands],
+                                   *node_attrs[i])
+            contributions = zip(operands, cotangents)
+            for a, c in reversed(list(contributions)) if op in reversed_ops else contributions:
+                if c is not None and active[a]:
+                    waiting = pending.get(a)
+                    if waiting is None:
+                        pending[a] = [c.i]
+                    else:
+                        waiting.append(c.i)
 
     grads = [finished[i] if i in finished else b.const(0.0) for i in wrt]
     return b.finish(list(graph.inputs) + [seed], list(graph.params), list(graph.outputs) + grads,
