@@ -126,25 +126,27 @@ def _grad(graph: Graph, output: int, wrt_inputs: bool, wrt_params: bool) -> Grap
     finished: dict[int, int] = {}
     rules = _Rules(b)
     reversed_ops = {name for name, op in ops.TABLE.items() if op.vjp_reversed}
+    per_part_ops = {name for name, op in ops.TABLE.items() if op.vjp_per_part}
     node_ops, node_args, node_attrs = graph.ops, graph.args, graph.attrs
     for i in reversed(depth_first_ids((graph.outputs[output],), node_args)):
         parts = pending.pop(i, None)
         if parts is None:
             continue
-        g = parts[0] if len(parts) == 1 else b.total(parts)  # ((c1 + c2) + c3) + ...: eager backward()'s order
         operands = node_args[i]
-        if not operands:
-            finished[i] = g
-            continue
         op = node_ops[i]
-        contributions = zip(operands, rules.cotangents(op, g, i, operands, node_attrs[i]))
-        for a, c in reversed(list(contributions)) if op in reversed_ops else contributions:
-            if c is not None and active[a]:
-                waiting = pending.get(a)
-                if waiting is None:
-                    pending[a] = [c]
-                else:
-                    waiting.append(c)
+        if not operands:
+            finished[i] = parts[0] if len(parts) == 1 else b.total(parts)
+            continue
+        # ((c1 + c2) + c3) + ...: eager backward()'s order (each part on its own: vjp_per_part)
+        for g in parts if op in per_part_ops else [parts[0] if len(parts) == 1 else b.total(parts)]:
+            contributions = zip(operands, rules.cotangents(op, g, i, operands, node_attrs[i]))
+            for a, c in reversed(list(contributions)) if op in reversed_ops else contributions:
+                if c is not None and active[a]:
+                    waiting = pending.get(a)
+                    if waiting is None:
+                        pending[a] = [c]
+                    else:
+                        waiting.append(c)
 
     grads = [finished[i] if i in finished else b.const(0.0) for i in wrt]
     return b.finish(list(graph.inputs) + [seed], list(graph.params), list(graph.outputs) + grads,

@@ -14,7 +14,7 @@ import numpy as np
 from .bridge import mean_node
 from .engine import Value
 from .errors import ArgumentError, DataError, ShapeError
-from . import train_native
+from . import row_threads, train_native
 from .optim import Optimizer, check_range
 from .signature import Signature
 from .steps import StepPlan
@@ -78,21 +78,31 @@ def _as_batched_array(arg: Any, name: str) -> np.ndarray:
     return plain_array(arg if isinstance(arg, np.ma.MaskedArray) else array, f"argument {name}")
 
 
-def forward(signature: Signature, batch: Batch, params: list | np.ndarray) -> Any:
-    """fn on every row: its output structure with each scalar an (N,) array."""
+def forward(signature: Signature, batch: Batch, params: list | np.ndarray, threads: int = 1) -> Any:
+    """fn on every row: its output structure with each scalar an (N,) array (the rows split
+    across ``threads`` threads: the same numbers)."""
     function = signature.run(signature.batched_program("forward"))
-    with np.errstate(all="ignore"):
-        per_row, _ = function(batch.cols, params, 0.0, batch.n)
-    return unflatten(signature.out_tree, iter(np.asarray(v, dtype=np.float64) for v in per_row))
+    cols = batch.cols
+
+    def rows(s: slice) -> list:
+        with np.errstate(all="ignore"):
+            return function(cols[:, s], params, 0.0, s.stop - s.start)[0]
+    parts = row_threads.run([lambda s=s: rows(s) for s in row_threads.slices(batch.n, threads)])
+    per_row = [np.concatenate([np.asarray(part[k], dtype=np.float64) for part in parts]) if len(parts) > 1
+               else np.asarray(parts[0][k], dtype=np.float64) for k in range(len(parts[0]))]
+    return unflatten(signature.out_tree, iter(per_row))
 
 
 def mean_and_grads(signature: Signature, cols: np.ndarray, n: int, params: list | np.ndarray,
-                   out: np.ndarray | None = None) -> tuple[float, Any]:
+                   out: np.ndarray | None = None, threads: int = 1) -> tuple[float, Any]:
     """The mean of fn over the n rows of ``cols`` and its param gradients (a list, or an
     array when ``params`` is one and the backend can give one; ``out`` when given, a
-    float64 array the gradients are written into)."""
+    float64 array the gradients are written into); with ``threads`` > 1, the rows split
+    across threads (:mod:`graphc.row_threads`)."""
     program = signature.batched_program("mean")
     function = signature.run(program)
+    if threads > 1 and n > 1:
+        return _mean_and_grads_in_threads(function, cols, n, params, out, threads)
     with np.errstate(all="ignore"):  # inf and nan are results here, not warnings (values.mean() too)
         if out is not None and program.driver is not None:  # the C kernel writes into out
             (values,), grads = function(cols, params, 1.0 / n, n, out=out)
@@ -102,6 +112,22 @@ def mean_and_grads(signature: Signature, cols: np.ndarray, n: int, params: list 
                 out[...] = grads
                 grads = out
         return row_mean(values), grads
+
+
+def _mean_and_grads_in_threads(function: Callable, cols: np.ndarray, n: int, params: list | np.ndarray,
+                               out: np.ndarray | None, threads: int) -> tuple[float, Any]:
+    """mean_and_grads over slices of the rows at once: the rows' values joined in order (the
+    mean is one thread's), the partial gradient sums added in slice order."""
+    def rows(s: slice) -> tuple:
+        with np.errstate(all="ignore"):
+            (values,), grads = function(cols[:, s], params, 1.0 / n, s.stop - s.start)
+        return np.asarray(values, dtype=np.float64), grads
+    parts = row_threads.run([lambda s=s: rows(s) for s in row_threads.slices(n, threads)])
+    grads = row_threads.added_in_order([g for _, g in parts])
+    if out is not None:
+        out[...] = grads
+        grads = out
+    return row_mean(np.concatenate([values for values, _ in parts])), grads
 
 
 def check_out(out: Any, n_params: int) -> np.ndarray:
@@ -116,10 +142,10 @@ def check_out(out: Any, n_params: int) -> np.ndarray:
     return out
 
 
-def mean(signature: Signature, batch: Batch) -> Value:
+def mean(signature: Signature, batch: Batch, threads: int = 1) -> Value:
     """The mean as a Value whose backward adds the mean gradient into the params' ``.grad``."""
     signature.require_scalar("mean")
-    value, grads = mean_and_grads(signature, batch.cols, batch.n, signature.param_data(None))
+    value, grads = mean_and_grads(signature, batch.cols, batch.n, signature.param_data(None), threads=threads)
     return mean_node(signature, value, grads)
 
 

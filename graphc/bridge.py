@@ -163,5 +163,6 @@ def call(signature: Signature, leaves: list) -> Any:
 def mean_node(signature: Signature, value: float, grads: Sequence[float]) -> Value:
     """A Value of ``value`` whose backward adds ``grads`` (scaled) into the params' ``.grad``."""
     reached = signature.batched_program("mean").reached
-    grads = [g if r else None for g, r in zip(grads, reached)]
+    if False in reached:  # else every gradient stands, without a loop in Python
+        grads = [g if r else None for g, r in zip(grads, reached)]
     return _node(value, signature.param_tuple, _CompiledOp(_Mean(signature.name, grads), 0, signature.params_are_leaves))

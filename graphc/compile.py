@@ -19,6 +19,8 @@ import numpy as np
 
 from . import backends, batches, variants
 from .backends import BACKENDS  # noqa: F401  (graphc.compile.BACKENDS: the backend names)
+from .bridge import mean_node
+from .call_plans import Plans
 from .engine import Value
 from .errors import ArgumentError, GraphcError
 from .graph import Graph
@@ -26,6 +28,7 @@ from .nn import Module
 from .optim import Optimizer
 from .passes import NUMERICS
 from .progress import progress_bar
+from .row_threads import check_threads
 from .signature import CompileStats, Signature, Stages
 from .signature_cache import SignatureCache
 from .trace import argument_names, function_name, reject_foreign_module
@@ -54,6 +57,7 @@ class Compiled:
         self._signatures = SignatureCache(self.name, self._new_signature)
         self._frozen = variants.warn_once()
         self._names: dict[int, list[str]] = {}
+        self._plans = Plans()
         self.__doc__ = getattr(fn, "__doc__", None)
 
     def _new_signature(self, args: tuple, description: str) -> Signature:
@@ -112,29 +116,41 @@ class Compiled:
         leaves, tree, _ = flatten_args(args, self._argument_names(len(args)))
         return self._signatures.call(tree, args, leaves)
 
-    def map(self, *batched_args: Any, params: Any = None, allow_nonfinite: bool = False):
+    def map(self, *batched_args: Any, params: Any = None, allow_nonfinite: bool = False,
+            threads: int | None = None):
         """fn on every row at once: each argument has a leading batch axis (shape (N, ...)).
 
         Returns fn's output structure with each scalar replaced by an (N,) NumPy array.
         The graph is traced once per row signature; N = 0 gives empty arrays.  ``params``
         (one number per param, in :attr:`params` order) stands in for the params' ``.data``.
         Data holding nan or inf raises :class:`DataError` unless ``allow_nonfinite``.
+        ``threads``: split the rows across that many threads (the same numbers).
         """
+        threads = check_threads(threads)
         batch = self._batch(batched_args, allow_nonfinite)
         signature = self._signatures.lookup_batched(batch.tree, lambda: batch.rows)
-        return batches.forward(signature, batch, signature.param_data(params))
+        return batches.forward(signature, batch, signature.param_data(params), threads)
 
-    def mean(self, *batched_args: Any, allow_nonfinite: bool = False) -> Value:
+    def mean(self, *batched_args: Any, allow_nonfinite: bool = False, threads: int | None = None) -> Value:
         """The mean of a scalar fn over the rows, as a Value whose ``backward()`` adds the
         mean gradient into every param's ``.grad`` (it composes with eager Values:
         ``step.mean(X, y) + l2``).  Value and gradient are computed in one batched pass.
-        Data holding nan or inf raises :class:`DataError` unless ``allow_nonfinite``."""
+        Data holding nan or inf raises :class:`DataError` unless ``allow_nonfinite``.
+        ``threads``: as for :meth:`mean_and_grad`."""
+        threads = check_threads(threads)
+        plan = self._plans.find(batched_args) if threads == 1 else None
+        result = plan.mean(batched_args, allow_nonfinite) if plan is not None else None
+        if result is not None:
+            return mean_node(plan.signature, result[0], result[1].tolist())
         batch = self._batch(batched_args, allow_nonfinite)
         batch.require_rows("mean")
-        return batches.mean(self._signatures.lookup_batched(batch.tree, lambda: batch.rows), batch)
+        signature = self._signatures.lookup_batched(batch.tree, lambda: batch.rows)
+        value = batches.mean(signature, batch, threads)
+        self._plans.learn(batched_args, self._signatures, signature)
+        return value
 
     def mean_and_grad(self, *batched_args: Any, params: Any = None, out: np.ndarray | None = None,
-                      allow_nonfinite: bool = False) -> tuple[float, np.ndarray]:
+                      allow_nonfinite: bool = False, threads: int | None = None) -> tuple[float, np.ndarray]:
         """The mean of a scalar fn over the rows and its gradient with respect to the params,
         as an array in :attr:`params` order: the numbers ``mean(...).backward()`` adds into
         the params' ``.grad``, returned instead, with no Value read or written when
@@ -145,8 +161,19 @@ class Compiled:
         reads the params in their own order (else it is permuted into the kernel's, once
         per call); any other array-like is copied, never misread.  ``out``: a writable
         C-contiguous float64 array of one entry per param that receives the gradient (and is
-        returned), so a loop allocates nothing per step.
+        returned), so a loop allocates nothing per step.  On the C backend, repeat calls with
+        float64 arrays of the shapes of an earlier call skip the checks and lookups it made
+        (:mod:`graphc.call_plans`; ``mean`` too): the data is still copied and checked anew,
+        and the numbers and errors are the same.  ``threads``: split the rows across that
+        many threads (:mod:`graphc.row_threads`): the mean's value is the same number, the
+        gradient's sums over rows are added per thread, then thread after thread --
+        deterministic for a given count, not bit-equal to one thread (README, "Exactness").
         """
+        threads = check_threads(threads)
+        plan = self._plans.find(batched_args) if threads == 1 else None
+        result = plan.mean_and_grad(batched_args, params, out, allow_nonfinite) if plan is not None else None
+        if result is not None:  # the shapes of a call that succeeded before: its plan (graphc.call_plans)
+            return result
         batch = self._batch(batched_args, allow_nonfinite)
         batch.require_rows("mean_and_grad")
         signature = self._signatures.lookup_batched(batch.tree, lambda: batch.rows)
@@ -154,7 +181,8 @@ class Compiled:
         if out is not None:
             out = batches.check_out(out, len(signature.params))
         value, grads = batches.mean_and_grads(signature, batch.cols, batch.n,
-                                              signature.param_data(params, array=True), out)
+                                              signature.param_data(params, array=True), out, threads)
+        self._plans.learn(batched_args, self._signatures, signature)
         return value, grads if out is not None else np.asarray(grads, dtype=np.float64)
 
     def train(self, *batched_args: Any, lr: float | None = None, optimizer: Optimizer | None = None,

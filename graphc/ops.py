@@ -83,6 +83,11 @@ class Op:
     # last of them first: an operand packed in several lanes (``pack(x, x, x)``) adds the
     # last lane's contribution first, as the scalar program does.
     vjp_reversed: bool = False
+    # Whether reverse mode hands each cotangent part on as it came, not their sum.  ``index``
+    # reads one lane of a tensor that other nodes may read whole: its parts must meet
+    # theirs in the tensor's own sum in arrival order, as the scalar program adds a lane's
+    # parts one by one (``(V + a) + b``, not ``V + (a + b)``).
+    vjp_per_part: bool = False
     doc: str = field(default="", compare=False)
 
     def __repr__(self) -> str:
@@ -245,7 +250,7 @@ _define(
        vjp=lambda F, g, out, *xs: tuple(F.index(g, k) for k in range(len(xs) - 1)),
        sympy=lambda sp, *xs: tensor_rules.sym_matrix(sp, xs[:-1], xs[-1])),
     Op("index", 1, lambda v, i: v[i], attr_names=("i",), elementwise=False, shape=tensor_rules.index_shape,
-       negative_zero="any",
+       negative_zero="any", vjp_per_part=True,
        doc="lane i of a tensor (row-major)",
        vjp=lambda F, g, out, v, i: (F.unit(g, v, i),),
        sympy=lambda sp, v, i: v[i]),

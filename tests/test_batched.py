@@ -592,3 +592,38 @@ def test_a_residual_connection_keeps_values_bit_for_bit_and_gradients_within_rea
         if backend == "c":
             assert got[0] == want[0]
         np.testing.assert_allclose(got[1], want[1], rtol=1e-14, atol=1e-15)
+
+
+@pytest.mark.parametrize("seed", [24, 0])  # 24: 1 ulp off before (of seeds 0-29)
+def test_a_layer_output_read_whole_and_lane_by_lane_gets_its_parts_one_by_one(seed):
+    """Regression: h = layer(x) is read whole by a layer (one vecmat part) and lane by
+    lane, twice, by another neuron; the lane's two parts were added together at its index
+    node and then to the layer's part -- ``V + (a + b)`` where reverse mode adds
+    ``(V + a) + b``.  index's cotangent parts now reach the vector one by one."""
+    random.seed(seed)
+    p = [Value(random.uniform(-2, 2)) for _ in range(14)]
+
+    def loss(x):
+        h = [x[0] * p[0] + x[1] * p[1], x[0] * p[2] + x[1] * p[3]]
+        rows = [h[0] * p[k] + h[1] * p[k + 1] for k in (8, 10, 12)]
+        twice = h[0] * p[4] + h[1] * p[5] + h[0] * p[6] + h[1] * p[7]
+        return twice + rows[0] + rows[1] + rows[2]
+    assert_batched_gradients_are_the_python_backends(loss, types.SimpleNamespace(parameters=lambda: p),
+                                                     np.random.default_rng(seed).normal(size=(1, 2)))
+
+
+def test_a_dot_reading_a_lane_on_both_sides_of_its_products_is_turned():
+    """Regression (make fuzz): ``exp(w7)*h0 + h1*exp(w8) + h0*exp(w9) + h1*exp(w10)`` made a
+    dot with h0 in both of its packs, so h0's two parts came in the packs' order, not the
+    products': 1 ulp off.  Products are now turned so each node is on one side."""
+    p = [Value(0.0) for _ in range(17)]
+    p[9].data = 0.25
+
+    def loss(x):
+        h = [x[0] * p[0] + x[0] * p[1] + x[0] * p[2] + p[3], x[0] * p[4] + x[0] * p[5] + x[0] * p[6]]
+        e = [w.exp() for w in p]
+        outs = [e[7] * h[0] + h[1] * e[8] + h[0] * e[9] + h[1] * e[10], h[0] * e[11] + h[1] * e[12],
+                h[0] * e[13] + h[1] * e[14] + 0.5, h[0] * e[15] + h[1] * e[16]]
+        return outs[0] + outs[1] + outs[2] + outs[3]
+    assert_batched_gradients_are_the_python_backends(loss, types.SimpleNamespace(parameters=lambda: p),
+                                                     np.zeros((1, 1)))

@@ -336,3 +336,18 @@ def test_the_pointer_sweep_places_nodes_as_kahns_algorithm_does(seed, monkeypatc
         plain = rerolled(g).graph
         monkeypatch.undo()
         assert (fast.ops, fast.args, fast.attrs, fast.outputs) == (plain.ops, plain.args, plain.attrs, plain.outputs)
+
+
+def test_a_dots_products_are_turned_so_each_operand_is_on_one_side():
+    """``w*x + x*v``: x on both sides would reach its gradient parts through two packs;
+    turned, the dot is dot(pack(w, v), pack(x, x)).  A triangle ``a*b + b*c + c*a`` cannot
+    be turned and stays a sum of products; a square ``x*x`` is no obstacle."""
+    def turned(x, w, v):
+        return w * x + x * v
+    r = rolled(trace(turned, 0.5, 1.5, -2.0))
+    (d,) = [i for i, op in enumerate(r.ops) if op == "dot"]
+    u, v = (r.args[r.args[d][k]] for k in (1, 2))
+    assert len(set(u) & set(v)) == 0 and len(set(v)) == 1
+    assert run(r, [0.5, 1.5, -2.0]) == run(trace(turned, 0.5, 1.5, -2.0), [0.5, 1.5, -2.0])
+    assert rolled(trace(lambda a, b, c: a * b + b * c + c * a, 1.0, 2.0, 3.0)).counts()["dot"] == 0
+    assert rolled(trace(lambda x, y: x * x + y * x, 1.0, 2.0)).counts()["dot"] == 1

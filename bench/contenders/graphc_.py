@@ -40,17 +40,17 @@ def cold_cache():
                 os.environ["GRAPHC_CACHE_DIR"] = previous
 
 
-def moons_step(backend: str):
+def moons_step(backend: str, numerics: str = "exact"):
     """The demo's per-row SVM loss with the L2 term inside: its mean is data loss + L2."""
     model = moons_model()
     params = model.parameters()
     return graphc.compile(lambda x, yi: (1 + -yi * model(x)).relu() + MOONS_L2 * sum(p * p for p in params),
-                          backend=backend)
+                          backend=backend, numerics=numerics)
 
 
-def mnist_step(backend: str, hidden: int = 50):
+def mnist_step(backend: str, hidden: int = 50, numerics: str = "exact"):
     model = mnist_model(hidden)
-    return graphc.compile(lambda x, t: softmax_cross_entropy(model(x), t), backend=backend)
+    return graphc.compile(lambda x, t: softmax_cross_entropy(model(x), t), backend=backend, numerics=numerics)
 
 
 def sgd_per_call(step, X, Y, lr: float, batch: int, steps: int):
@@ -71,25 +71,25 @@ def sgd_per_call(step, X, Y, lr: float, batch: int, steps: int):
     return run
 
 
-def step_train(backend: str, quick: bool) -> Result:
+def step_train(backend: str, quick: bool, numerics: str = "exact") -> Result:
     X, y = moons()
-    step = moons_step(backend)
+    step = moons_step(backend, numerics)
     order = np.tile(np.arange(len(X)), MOONS_STEPS)
     losses = step.train(X, y, lr=MOONS_LR, order=order, batch_size=len(X)).tolist()
     seconds = median_seconds(lambda: step.train(X, y, lr=MOONS_LR, order=order, batch_size=len(X)), 5 if quick else 30)
     return Result(seconds / MOONS_STEPS, losses)
 
 
-def step_per_call(backend: str, quick: bool) -> Result:
+def step_per_call(backend: str, quick: bool, numerics: str = "exact") -> Result:
     X, y = moons()
-    run = sgd_per_call(moons_step(backend), X, y, MOONS_LR, len(X), MOONS_STEPS)
+    run = sgd_per_call(moons_step(backend, numerics), X, y, MOONS_LR, len(X), MOONS_STEPS)
     losses = run()
     return Result(median_seconds(run, 5 if quick else 30) / MOONS_STEPS, losses)
 
 
-def mnist_train(backend: str, batch: int, quick: bool) -> Result:
+def mnist_train(backend: str, batch: int, quick: bool, numerics: str = "exact") -> Result:
     X, Y = mnist_data(mnist_rows(batch, quick))
-    step = mnist_step(backend)
+    step = mnist_step(backend, numerics=numerics)
     epoch = lambda: step.train(X, Y, lr=MNIST_LR, batch_size=batch)  # noqa: E731
     losses = epoch().tolist()
     return Result(median_seconds(epoch, 1 if quick else 5, 0) / len(X), losses)
@@ -114,10 +114,10 @@ def compile_cold(backend: str, hidden: int) -> Result:
     return Result(seconds, [loss])
 
 
-def rows(backend: str, quick: bool) -> Result:
+def rows(backend: str, quick: bool, numerics: str = "exact") -> Result:
     X, y = moons(ROWS)
     model = moons_model()
-    step = graphc.compile(lambda x, yi: (1 + -yi * model(x)).relu(), backend=backend)
+    step = graphc.compile(lambda x, yi: (1 + -yi * model(x)).relu(), backend=backend, numerics=numerics)
     loss, _ = step.mean_and_grad(X, y)
     return Result(median_seconds(lambda: step.mean_and_grad(X, y), 5 if quick else 30) / ROWS, [loss])
 

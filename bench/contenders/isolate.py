@@ -19,8 +19,8 @@ from types import ModuleType
 from .workloads import Result
 
 #: Family name: module in this package, in the order the tables list them.
-FAMILIES = {"graphc": "graphc_", "micrograd": "micrograd_", "torch": "torch_", "jax": "jax_",
-            "pytensor": "pytensor_"}
+FAMILIES = {"graphc": "graphc_", "graphc-fast": "graphc_fast", "micrograd": "micrograd_", "torch": "torch_",
+            "jax": "jax_", "pytensor": "pytensor_"}
 PEERS = Path(__file__).resolve().parent.parent / "peers.py"
 MARK = "RESULT "
 TIMEOUT = 900  # seconds for one contender (PyTensor's cold compile takes tens of seconds)
@@ -37,8 +37,7 @@ def installed(name: str) -> bool:
 def versions(names: list[str]) -> str:
     """The installed versions of the families' packages, read without importing them."""
     out = []
-    for name in names:
-        package = family(name).PACKAGE
+    for package in dict.fromkeys(family(name).PACKAGE for name in names):  # graphc-fast is graphc too
         try:
             out.append(f"{package} {version(package)}")
         except PackageNotFoundError:

@@ -18,8 +18,8 @@ knows about MLPs):
    the k-th operand.  So ``pack(relu(index(h, 0)), relu(index(h, 1)), ...)``, the input
    of the next layer, becomes ``relu(h)``;
 4. **gathered units** -- in a gradient graph, ``sum(unit(g0, v, i0), unit(g1, v, i1),
-   ...)`` with distinct lanes (the cotangents of ``index`` users of ``v``) becomes one
-   ``pack`` of the ``g`` s, ``0.0`` in the other lanes;
+   ...)`` (the cotangents of ``index`` users of ``v``, one per part) becomes one ``pack``
+   of each lane's ``g`` s added in order, ``0.0`` in the other lanes;
 5. **accumulated gradients** -- in a gradient graph, a vector's gradient ``sum(p..., V,
    q...)`` whose part ``V = vecmat(-0.0, g, W)`` (what a layer reading the vector gives
    back) comes after others becomes ``sum(vecmat(sum(p...), g, W), q...)``; likewise lane
@@ -244,11 +244,47 @@ def _finish_row(work: _EditableGraph, i: int, value_op: str, value_args: tuple, 
 
 def _dot(work: _EditableGraph, i: int, prefix: list[int], u: tuple, v: tuple, suffix: list[int],
          products: tuple) -> None:
+    sides = _one_side_each(work, u, v)
+    if sides is None:
+        return
+    u, v = sides
     acc = _accumulator(work, prefix)
     pu = work.add("pack", u, ((len(u),),))
     pv = work.add("pack", v, ((len(v),),))
     _finish_row(work, i, "dot", (acc, pu, pv), (), suffix, products)
     work.hits["dot"] += 1
+
+
+def _one_side_each(work: _EditableGraph, u: tuple, v: tuple) -> tuple[tuple, tuple] | None:
+    """The products' operands turned (``a*b`` is ``b*a`` bit for bit) so that no node but a
+    constant is in both ``u`` and ``v`` -- else None (the sum is left alone).  Reverse mode
+    reaches a node's parts from the dot through the pack it is in, last lane first: a node
+    in both packs would get its parts in the packs' order, not the products' (``w*x + x*v``
+    with ``x`` on the left once).  A square ``x*x`` is no edge: its two parts are one number.
+    A two-colouring of the products' operands, each product an edge; the first node of
+    each component keeps its side."""
+    side: dict[int, int] = {}
+    edges: dict[int, list[int]] = {}
+    for a, b in zip(u, v):
+        if work.ops[a] == "const" or work.ops[b] == "const" or a == b:
+            continue
+        edges.setdefault(a, []).append(b)
+        edges.setdefault(b, []).append(a)
+    for start, first_side in [(a, 0) for a in u] + [(b, 1) for b in v]:
+        if start in side or start not in edges:
+            continue
+        side[start] = first_side
+        stack = [start]
+        while stack:
+            node = stack.pop()
+            for other in edges[node]:
+                if other not in side:
+                    side[other] = 1 - side[node]
+                    stack.append(other)
+                elif side[other] == side[node]:
+                    return None
+    turned = [(b, a) if side.get(a, 1 - side.get(b, 1)) == 1 else (a, b) for a, b in zip(u, v)]
+    return tuple(a for a, _ in turned), tuple(b for _, b in turned)
 
 
 def _matvec(work: _EditableGraph, shared: tuple, rows: list) -> None:
@@ -348,15 +384,16 @@ def _gather_units(work: _EditableGraph) -> None:
         if not all(work.ops[u] == "unit" and work.uses[u] == 1 for u in parts):
             continue
         like = work.args[parts[0]][1]
-        lanes = [work.attrs[u][0] for u in parts]
-        if any(work.args[u][1] != like for u in parts) or len(set(lanes)) != len(lanes):
+        if any(work.args[u][1] != like for u in parts):
             continue
         shape = work.graph.shapes[like] if like < work.n_original else None
         if not shape:
             continue
-        by_lane = {work.attrs[u][0]: work.args[u][0] for u in parts}
+        by_lane: dict[int, list[int]] = {}
+        for u in parts:
+            by_lane.setdefault(work.attrs[u][0], []).append(work.args[u][0])
         zero = work.const(0.0)
-        values = tuple(by_lane.get(k, zero) for k in range(ops.size_of(shape)))
+        values = tuple(work.total(by_lane[k]) if k in by_lane else zero for k in range(ops.size_of(shape)))
         for u in parts:
             work.set(u, "const", (), (0.0,))
         work.set(i, "pack", values, (tuple(shape),))

@@ -8,8 +8,9 @@ weights are params, elementwise functions of params (``w*0.5``, ``w.tanh()``,
 ``w.exp()``), inputs or constants; whose operands are the previous layer's lanes, inputs or
 constants (a layer of constant rows); summed as an add chain, one ``sum`` op, or two
 chains added (``(a*x + b*y) + (c*x + d*y)``), params on either side of a product, with
-mixed extra terms (``w*x + y*0.5 + b``).  Outputs are some lanes of some layers, and the
-scalar loss is one of them or their sum.
+mixed extra terms (``w*x + y*0.5 + b``); a layer as wide as its input may add that input
+back (a residual connection).  Outputs are some lanes of some layers, and the scalar loss
+is one of them or their sum.
 """
 from __future__ import annotations
 
@@ -96,7 +97,9 @@ def layer_programs(draw, max_inputs: int = 4, max_layers: int = 3, max_width: in
         weights = draw(st.sampled_from(["mixed", "mixed", "params", "params"] + sorted(WEIGHT_FUNCTIONS)),
                        label="weights")
         neurons = [draws.neuron(width, weights) for _ in range(draw(st.integers(1, max_width), label="width"))]
-        layers.append({"neurons": neurons, "activation": draw(st.sampled_from(sorted(ACTIVATIONS)))})
+        residual = len(neurons) == width and draw(st.sampled_from([False, False, False, True]), label="residual")
+        layers.append({"neurons": neurons, "activation": draw(st.sampled_from(sorted(ACTIVATIONS))),
+                       "residual": residual})
         width = len(neurons)
     outputs = draw(st.lists(st.tuples(st.integers(0, len(layers) - 1), st.integers(0, max_width - 1)),
                             max_size=2), label="more outputs")
@@ -162,7 +165,8 @@ def run_layers(spec: dict, inputs: list, params: list) -> list:
     for layer in spec["layers"]:
         sums = [_neuron(n, lanes, inputs, params) for n in layer["neurons"]]
         results.append(sums)
-        lanes = [_activate(s, layer["activation"]) for s in sums]
+        activated = [_activate(s, layer["activation"]) for s in sums]
+        lanes = [a + x for a, x in zip(activated, lanes)] if layer["residual"] else activated
     outs = [results[k][lane] for k, lane in spec["outputs"]]
     return [o if isinstance(o, Value) else Value(o) for o in outs]
 
