@@ -9,6 +9,18 @@ eager engine's bit for bit in the forward pass.  Tensor ops are short loops that
 the order their op defines (:mod:`graphc.ops`).  :data:`SPELLINGS` is the only place that
 maps an op to its C helper; :data:`LIBM_CALLS` (which the toolchain builds with
 ``-fno-builtin-<name>``) is derived from it.
+
+**One row at vector speed.**  The row loop (every row of a batch of one) calls the layer
+helpers ``gc_matvec_t``, ``gc_vecmat`` and ``gc_outer_add`` on one row; they put ``GC_B``
+consecutive *outputs* in a vector (the blocked helpers put rows there), so a vector lane
+is one output's own sum, added in its op's order: the same additions as a scalar loop,
+only side by side.  ``gc_lin`` keeps four vectors of outputs in registers per pass over
+the terms.  Where the number of outputs is not a multiple of ``GC_B``, the last vector
+starts ``GC_B`` before the end and so recomputes a few outputs of the vector before it,
+with the same operations in the same order, hence the same bits (no scalar tail); in
+``gc_outer_into``, which adds into memory, that vector reads its row before the others
+write it and is stored last.  ``gc_outer_first`` writes ``0.0 + product`` into a sum the
+writer did not zero (:data:`graphc.codegen.c_writer.FIRST_WRITES`).
 """
 from __future__ import annotations
 
@@ -54,37 +66,16 @@ static inline void gc_matvec(double *y, const double *b, int b_stride, const dou
         for (int j = 0; j < m; j++) y[j] = y[j] + W[j * n + k] * x[k];
 }
 
-static inline void gc_matvec_t(double *y, const double *b, int b_stride, const double *Wt, const double *x, int m, int n)
-{   /* gc_matvec reading W transposed (Wt[k*m + j] = W[j,k]): the same additions, rows contiguous */
-    for (int j = 0; j < m; j++) y[j] = b[j * b_stride];
-    for (int k = 0; k < n; k++)
-        for (int j = 0; j < m; j++) y[j] = y[j] + Wt[k * m + j] * x[k];
-}
-
 static inline void gc_transpose(double *Wt, const double *W, int m, int n)
 {
     for (int j = 0; j < m; j++)
         for (int k = 0; k < n; k++) Wt[k * m + j] = W[j * n + k];
 }
 
-static inline void gc_vecmat(double *y, const double *acc, int acc_stride, const double *g, const double *W,
-                             int m, int n)
-{   /* y[k] = acc[k] + W[m-1,k]*g[m-1] + ... + W[0,k]*g[0] */
-    for (int k = 0; k < n; k++) y[k] = acc[k * acc_stride];
-    for (int j = m - 1; j >= 0; j--)
-        for (int k = 0; k < n; k++) y[k] = y[k] + W[j * n + k] * g[j];
-}
-
 static inline void gc_outer(double *y, const double *a, const double *b, int m, int n)
 {
     for (int j = 0; j < m; j++)
         for (int k = 0; k < n; k++) y[j * n + k] = b[k] * a[j];
-}
-
-static inline void gc_outer_add(double *y, const double *a, const double *b, int m, int n)
-{   /* y += outer(a, b): a gradient summed over rows without forming the products first */
-    for (int j = 0; j < m; j++)
-        for (int k = 0; k < n; k++) y[j * n + k] = y[j * n + k] + b[k] * a[j];
 }
 """ + r"""
 /* Blocks of GC_B rows (see graphc/codegen/c_blocks.py): a value that varies across rows holds
@@ -165,6 +156,86 @@ static inline void gc_bouter_add(double *y, const double *a, const double *b, in
     for (; k < n; k++)
         for (int j = 0; j < m; j++)
             for (int rb = 0; rb < GC_B; rb++) y[j * n + k] = y[j * n + k] + b[k * GC_B + rb] * a[j * GC_B + rb];
+}
+""" + r"""
+/* one row: matvec, vecmat and outer over outputs side by side (GC_B outputs a vector), each
+   output's sum in its own order (see graphc/codegen/c_runtime.py) */
+static inline int gc_min(int a, int b) { return a < b ? a : b; }
+static inline gc_vec gc_terms(const double *b, int b_stride, int o)
+{   /* b[o * b_stride], b[(o + 1) * b_stride], ...: the first term of each output's sum */
+    if (b_stride == 1) return gc_load(b + o);
+    double tile[GC_B];
+    for (int q = 0; q < GC_B; q++) tile[q] = b[(o + q) * b_stride];
+    return gc_load(tile);
+}
+
+static inline void gc_lin(double *y, const double *b, int b_stride, const double *M, int mi, const double *x,
+                          int m, int n, int down)
+{   /* y[o] = ((b[o] + M[i0*mi + o]*x[i0]) + M[i1*mi + o]*x[i1]) + ..., i = 0, 1, ... (or n-1, ..., 0 if
+       down), four sums of GC_B outputs in each step */
+    if (m < GC_B) {
+        for (int o = 0; o < m; o++) y[o] = b[o * b_stride];
+        for (int t = 0; t < n; t++) {
+            int i = down ? n - 1 - t : t;
+            for (int o = 0; o < m; o++) y[o] = y[o] + M[i * mi + o] * x[i];
+        }
+        return;
+    }
+    for (int o = 0; o < m; o += 4 * GC_B) {
+        int at[4];
+        for (int q = 0; q < 4; q++) at[q] = gc_min(o + q * GC_B, m - GC_B);
+        gc_vec a0 = gc_terms(b, b_stride, at[0]), a1 = gc_terms(b, b_stride, at[1]);
+        gc_vec a2 = gc_terms(b, b_stride, at[2]), a3 = gc_terms(b, b_stride, at[3]);
+        for (int t = 0; t < n; t++) {
+            int i = down ? n - 1 - t : t;
+            const double *row = M + i * mi;
+            double xi = x[i];
+            a0 = GC_ADD(a0, GC_MULV(gc_load(row + at[0]), xi));
+            a1 = GC_ADD(a1, GC_MULV(gc_load(row + at[1]), xi));
+            a2 = GC_ADD(a2, GC_MULV(gc_load(row + at[2]), xi));
+            a3 = GC_ADD(a3, GC_MULV(gc_load(row + at[3]), xi));
+        }
+        gc_store(y + at[0], a0); gc_store(y + at[1], a1); gc_store(y + at[2], a2); gc_store(y + at[3], a3);
+    }
+}
+
+static inline void gc_matvec_t(double *y, const double *b, int b_stride, const double *Wt, const double *x, int m, int n)
+{   /* gc_matvec reading W transposed (Wt[k*m + j] = W[j,k]): the same additions, outputs contiguous */
+    gc_lin(y, b, b_stride, Wt, m, x, m, n, 0);
+}
+
+static inline void gc_vecmat(double *y, const double *acc, int acc_stride, const double *g, const double *W,
+                             int m, int n)
+{   /* y[k] = acc[k] + W[m-1,k]*g[m-1] + ... + W[0,k]*g[0] */
+    gc_lin(y, acc, acc_stride, W, n, g, n, m, 1);
+}
+
+static inline void gc_outer_into(double *y, const double *a, const double *b, int m, int n, int summed)
+{   /* y[j,k] = (summed ? y[j,k] : 0.0) + b[k]*a[j], the vector at k = n - GC_B of each row first */
+    if (n < GC_B) {
+        for (int j = 0; j < m; j++)
+            for (int k = 0; k < n; k++) y[j * n + k] = (summed ? y[j * n + k] : 0.0) + b[k] * a[j];
+        return;
+    }
+    const int e = n - GC_B;
+    for (int j = 0; j < m; j++) {
+        double *row = y + j * n;
+        const double s = a[j];
+        gc_vec v = GC_ADD(summed ? gc_load(row + e) : gc_splat(0.0), GC_MULV(gc_load(b + e), s));
+        for (int k = 0; k < e; k += GC_B)
+            gc_store(row + k, GC_ADD(summed ? gc_load(row + k) : gc_splat(0.0), GC_MULV(gc_load(b + k), s)));
+        gc_store(row + e, v);
+    }
+}
+
+static inline void gc_outer_add(double *y, const double *a, const double *b, int m, int n)
+{   /* y += outer(a, b): a gradient summed over rows without forming the products first */
+    gc_outer_into(y, a, b, m, n, 1);
+}
+
+static inline void gc_outer_first(double *y, const double *a, const double *b, int m, int n)
+{   /* y = 0.0 + outer(a, b): the first row of a sum, without 0.0 in y first */
+    gc_outer_into(y, a, b, m, n, 0);
 }
 """
 

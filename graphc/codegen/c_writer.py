@@ -60,8 +60,14 @@ M_LOG10E M_LN2 M_LN10 M_PI M_PI_2 M_PI_4 M_1_PI M_2_PI M_2_SQRTPI M_SQRT2 M_SQRT
 errno""".split())
 
 #: The identifiers the writer itself emits around the nodes' own names: the entry point's
-#: arguments, loop counters, and the accumulator of a gradient that is the same in every row.
-WRITER_NAMES = frozenset("inputs params seed_unused n r rb per_row sums lane k acc".split())
+#: arguments, loop counters, the accumulator of a gradient that is the same in every row, and
+#: the flag of a call whose rows all go through the one-row loop.
+WRITER_NAMES = frozenset("inputs params seed_unused n r rb per_row sums lane k acc fresh".split())
+#: A summed tensor of at least this many lanes is not zeroed before a call whose rows all go
+#: through the one-row loop (a batch of one): that loop's first row writes it, ``0.0 + value``
+#: as adding to the zeros would, saving a pass over its memory (a layer's weight gradient);
+#: a smaller one is zeroed, which costs less than the test in the loop.
+FIRST_WRITES = 256
 #: Every name an identifier of the generated code must not take, derived from all the text
 #: the generator emits besides node names: C's keywords and the headers' macros (above),
 #: every identifier of the prelude (helpers, macros, their parameters) and of the training
@@ -155,15 +161,21 @@ class _Writer:
     def blocks(self, accumulators: dict[int, str], per_row: list[int]) -> list[str]:
         """The loop over whole blocks of rows (:mod:`graphc.codegen.c_blocks`), which leaves
         ``r`` at the first row the one-row loop takes; none for a long row body."""
-        rows = [i for i, op in enumerate(self.graph.ops) if op not in ops.LEAVES and self.live[i] and self.batched[i]]
-        if len(rows) + len(accumulators) > BLOCK_LIMIT:  # the blocked copy would tip the file over OPT_LIMIT (-O0)
+        if not self._blocked(accumulators):
             return ["    long r = 0;"]
+        rows = [i for i, op in enumerate(self.graph.ops) if op not in ops.LEAVES and self.live[i] and self.batched[i]]
         blocks, indent = Blocks(self), "        "
         lines = ["    long r = 0;", "    for (; r + GC_B <= n; r += GC_B) {  /* GC_B rows at a time */"]
         lines += [indent + s for s in blocks.inputs()]
         lines += [indent + s for i in rows for s in blocks.node(i)]
         lines += [indent + s for s in blocks.per_row(per_row) + blocks.accumulate(accumulators)]
         return lines + ["    }"]
+
+    def _blocked(self, accumulators: dict[int, str]) -> bool:
+        """Whether the kernel has the loop over blocks of rows: not when the blocked copy of
+        the row body would tip the file over OPT_LIMIT (-O0)."""
+        rows = sum(op not in ops.LEAVES and self.live[i] and self.batched[i] for i, op in enumerate(self.graph.ops))
+        return rows + len(accumulators) <= BLOCK_LIMIT
 
     def nodes(self, batched: bool, indent: str) -> list[str]:
         """The statements of the live nodes that vary across rows (``batched``) or do not."""
@@ -177,22 +189,27 @@ class _Writer:
     def accumulators(self, summed: list[int]) -> tuple[dict[int, str], list[str]]:
         """The variables summing outputs over rows (a summed tensor's lanes all at once, from
         +0.0; in place in ``sums`` where its lanes are a block of the kernel layout), and the
-        lines declaring them."""
+        lines declaring them.  A tensor of :data:`FIRST_WRITES` lanes or more is not zeroed
+        when the row loop takes every row (``fresh``): its first row writes it."""
         lines = ["    /* sums over the rows, in row order, from +0.0 (as .grad adds the gradients of the rows) */"]
-        accumulators = {}
         self.in_place = self._in_place(summed)
-        for m in self.tensors:
-            size = ops.size_of(self.shapes[m])
-            accumulators[m] = self.derived(m, "sum")
-            if m in self.in_place:
-                lines.append(f"    double *{accumulators[m]} = sums + {self.in_place[m][0]};")
-            else:
-                lines.append(f"    double {accumulators[m]}[{size}];")
-            lines.append(f"    for (int lane = 0; lane < {size}; lane++) {accumulators[m]}[lane] = 0.0;")
+        accumulators = {m: self.derived(m, "sum") for m in self.tensors}
         for o in summed:
             if self.batched[o] and o not in accumulators and not reduced_lane(self.graph, o, self.tensors):
                 accumulators[o] = self.derived(o, "sum")
-                lines.append(f"    double {accumulators[o]} = 0.0;")
+        self.first = {m for m in self.tensors if ops.size_of(self.shapes[m]) >= FIRST_WRITES}
+        if self.first:
+            rows = " && n < GC_B" if self._blocked(accumulators) else ""
+            lines.append(f"    const int fresh = n > 0{rows};  /* the row loop takes every row: row 0 writes the large sums */")
+        for m in self.tensors:
+            size, acc = ops.size_of(self.shapes[m]), accumulators[m]
+            if m in self.in_place:
+                lines.append(f"    double *{acc} = sums + {self.in_place[m][0]};")
+            else:
+                lines.append(f"    double {acc}[{size}];")
+            zero = f"for (int lane = 0; lane < {size}; lane++) {acc}[lane] = 0.0;"
+            lines.append(f"    if (!fresh) {zero}" if m in self.first else f"    {zero}")
+        lines += [f"    double {accumulators[o]} = 0.0;" for o in accumulators if o not in self.tensors]
         return accumulators, lines
 
     def _in_place(self, summed: list[int]) -> dict[int, tuple[int, bool]]:
@@ -217,7 +234,8 @@ class _Writer:
         return found
 
     def accumulate(self, accumulators: dict[int, str]) -> list[str]:
-        """In the row loop: each accumulator adds this row's value."""
+        """In the row loop: each accumulator adds this row's value (a large one is written by
+        the first row of a ``fresh`` call, as ``0.0 + value``)."""
         g, names, shapes = self.graph, self.names, self.shapes
         lines = []
         for key, acc in accumulators.items():
@@ -225,13 +243,14 @@ class _Writer:
                 a, b = g.args[key]
                 if self.in_place.get(key, (0, False))[1]:  # into a transposed block: y[k, j] += b[k] * a[j]
                     a, b = b, a
-                lines.append(f"        gc_outer_add({acc}, {names[a]}, {names[b]}, {shapes[a][0]}, {shapes[b][0]});")
+                operands = f"({acc}, {names[a]}, {names[b]}, {shapes[a][0]}, {shapes[b][0]});"
+                add, first = f"gc_outer_add{operands}", f"gc_outer_first{operands}"
             elif key in self.tensors:
-                size = ops.size_of(shapes[key])
-                lines.append(f"        for (int lane = 0; lane < {size}; lane++) "
-                             f"{acc}[lane] = {acc}[lane] + {names[key]}[lane];")
+                lanes = f"for (int lane = 0; lane < {ops.size_of(shapes[key])}; lane++) {acc}[lane] = "
+                add, first = f"{lanes}{acc}[lane] + {names[key]}[lane];", f"{lanes}0.0 + {names[key]}[lane];"
             else:
-                lines.append(f"        {acc} = {acc} + {names[key]};")
+                add = f"{acc} = {acc} + {names[key]};"
+            lines.append(f"        if (fresh && r == 0) {first} else {add}" if key in self.first else f"        {add}")
         return lines
 
     def sums(self, summed: list[int]) -> list[str]:
