@@ -1,5 +1,5 @@
 """The C prelude's one-row layer helpers (graphc/codegen/c_runtime.py: outputs side by side
-in vector lanes) and the writer's first-row writes of large sums (c_writer.FIRST_WRITES):
+in vector lanes) and the first-row writes of large sums (c_sums.FIRST_WRITES):
 bit for bit the Python backend's row loop, at a batch of one above all.
 
 Layer widths on both sides of GC_B (8 with AVX-512, else 4) and of a pass of four vectors
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import graphc
-from graphc.codegen import c as c_backend, c_writer
+from graphc.codegen import c as c_backend, c_sums, c_writer
 from graphc.losses import softmax_cross_entropy
 from graphc.nn import MLP
 from graphc.optim import SGD, Adam
@@ -48,7 +48,7 @@ def test_one_row_and_few_rows_give_the_python_backends_bits(nin, layers):
         (a, ga), (b, gb) = fast.mean_and_grad(X, y, params=params), slow.mean_and_grad(X, y, params=params)
         assert_bits([a], [b])
         assert_bits(ga, gb)
-    if any(nin * width >= c_writer.FIRST_WRITES for width in layers[:1]):
+    if any(nin * width >= c_sums.FIRST_WRITES for width in layers[:1]):
         assert "if (fresh && r == 0) " in fast.source
 
 

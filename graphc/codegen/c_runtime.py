@@ -20,7 +20,7 @@ starts ``GC_B`` before the end and so recomputes a few outputs of the vector bef
 with the same operations in the same order, hence the same bits (no scalar tail); in
 ``gc_outer_into``, which adds into memory, that vector reads its row before the others
 write it and is stored last.  ``gc_outer_first`` writes ``0.0 + product`` into a sum the
-writer did not zero (:data:`graphc.codegen.c_writer.FIRST_WRITES`).
+writer did not zero (:data:`graphc.codegen.c_sums.FIRST_WRITES`).
 """
 from __future__ import annotations
 

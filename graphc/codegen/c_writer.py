@@ -42,8 +42,9 @@ from ..names import Namespace
 from .c_blocks import BLOCK_LIMIT, Blocks
 from .c_layout import ParamLayout
 from .c_runtime import PRELUDE, SPELLINGS, Call, texts
+from .c_sums import Sums, table
 from .c_train import DRIVER
-from .common import batched_nodes, c_number, header, live_roots, reduced_lane, reduced_tensors, spell
+from .common import batched_nodes, c_number, header, live_roots, reduced_tensors, spell
 
 C_WORDS = frozenset("""auto break case char const continue default do double else enum extern float for goto
 if inline int long register restrict return short signed sizeof static struct switch typedef union
@@ -63,11 +64,6 @@ errno""".split())
 #: arguments, loop counters, the accumulator of a gradient that is the same in every row, and
 #: the flag of a call whose rows all go through the one-row loop.
 WRITER_NAMES = frozenset("inputs params seed_unused n r rb per_row sums lane k acc fresh".split())
-#: A summed tensor of at least this many lanes is not zeroed before a call whose rows all go
-#: through the one-row loop (a batch of one): that loop's first row writes it, ``0.0 + value``
-#: as adding to the zeros would, saving a pass over its memory (a layer's weight gradient);
-#: a smaller one is zeroed, which costs less than the test in the loop.
-FIRST_WRITES = 256
 #: Every name an identifier of the generated code must not take, derived from all the text
 #: the generator emits besides node names: C's keywords and the headers' macros (above),
 #: every identifier of the prelude (helpers, macros, their parameters) and of the training
@@ -96,7 +92,7 @@ def generate_kernel(graph: Graph, name: str, *, seed: int | None = None, reduced
 class _Writer:
     def __init__(self, graph: Graph, name: str, seed: int | None, reduced: frozenset[int],
                  free_layout: bool = False) -> None:
-        self.graph, self.seed, self.reduced = graph, seed, reduced
+        self.graph, self.seed, self.reduced, self.free_layout = graph, seed, reduced, free_layout
         self.namespace = namespace = Namespace(RESERVED)
         self.entry = namespace.create(name, "fn")
         self.names = node_names(graph, namespace)
@@ -140,17 +136,18 @@ class _Writer:
         body = ["{", "    /* params, and everything that depends on them alone: once per call */"]
         body += [f"    const double {names[p]} = params[{self.layout.position[p]}];" for p in g.params if self.used[p]]
         body += self.nodes(batched=False, indent="    ")
-        accumulators, lines = self.accumulators(summed)
-        body += lines
+        sums = Sums(self, summed, False)
+        self.in_place, accumulators = sums.in_place, sums.accumulators
+        body += sums.declare(self._blocked(accumulators))
         body += self.blocks(accumulators, per_row)
         body.append("    for (; r < n; r++) {")
         body += [f"        const double {names[i]} = inputs[{k} * n + r];"
                  for k, i in enumerate(self.inputs) if self.used[i]]
         body += self.nodes(batched=True, indent="        ")
         body += [f"        per_row[{row} * n + r] = {names[o]};" for row, o in enumerate(per_row)]
-        body += self.accumulate(accumulators)
+        body += sums.accumulate()
         body.append("    }")
-        body += self.sums(summed)
+        body += sums.write()
         body.append("}")
         what = (f"{self.entry}: for each of n rows of inputs, {len(per_row)} per-row output(s)"
                 f"{f' and {len(summed)} gradient(s) summed over the rows' if summed else ''}.")
@@ -185,104 +182,6 @@ class _Writer:
                 lines += [indent + s for s in self._compute(i) + self._transposed_copy(i)]
                 self.statements += 1
         return lines
-
-    def accumulators(self, summed: list[int]) -> tuple[dict[int, str], list[str]]:
-        """The variables summing outputs over rows (a summed tensor's lanes all at once, from
-        +0.0; in place in ``sums`` where its lanes are a block of the kernel layout), and the
-        lines declaring them.  A tensor of :data:`FIRST_WRITES` lanes or more is not zeroed
-        when the row loop takes every row (``fresh``): its first row writes it."""
-        lines = ["    /* sums over the rows, in row order, from +0.0 (as .grad adds the gradients of the rows) */"]
-        self.in_place = self._in_place(summed)
-        accumulators = {m: self.derived(m, "sum") for m in self.tensors}
-        for o in summed:
-            if self.batched[o] and o not in accumulators and not reduced_lane(self.graph, o, self.tensors):
-                accumulators[o] = self.derived(o, "sum")
-        self.first = {m for m in self.tensors if ops.size_of(self.shapes[m]) >= FIRST_WRITES}
-        if self.first:
-            rows = " && n < GC_B" if self._blocked(accumulators) else ""
-            lines.append(f"    const int fresh = n > 0{rows};  /* the row loop takes every row: row 0 writes the large sums */")
-        for m in self.tensors:
-            size, acc = ops.size_of(self.shapes[m]), accumulators[m]
-            if m in self.in_place:
-                lines.append(f"    double *{acc} = sums + {self.in_place[m][0]};")
-            else:
-                lines.append(f"    double {acc}[{size}];")
-            zero = f"for (int lane = 0; lane < {size}; lane++) {acc}[lane] = 0.0;"
-            lines.append(f"    if (!fresh) {zero}" if m in self.first else f"    {zero}")
-        lines += [f"    double {accumulators[o]} = 0.0;" for o in accumulators if o not in self.tensors]
-        return accumulators, lines
-
-    def _in_place(self, summed: list[int]) -> dict[int, tuple[int, bool]]:
-        """Summed tensors accumulated in place in ``sums``: (kernel offset, whether the
-        block is a transposed outer product's)."""
-        g, layout = self.graph, self.layout
-        self.sum_at = layout.slot_position if len(summed) == len(g.params) else list(range(len(summed)))
-        pairs: dict[int, list[tuple[int, int]]] = {}
-        for s, o in enumerate(summed):
-            if self.batched[o] and reduced_lane(g, o, self.tensors):
-                pairs.setdefault(g.args[o][0], []).append((self.sum_at[s], g.attrs[o][0]))
-        found = {}
-        for m, lanes in pairs.items():
-            base = layout.sum_run(lanes, ops.size_of(self.shapes[m]))
-            if base is not None:
-                found[m] = (base, False)
-            elif self.tensors[m] == "outer":
-                a, b = g.args[m]
-                base = layout.transposed_run(lanes, self.shapes[a][0], self.shapes[b][0])
-                if base is not None:
-                    found[m] = (base, True)
-        return found
-
-    def accumulate(self, accumulators: dict[int, str]) -> list[str]:
-        """In the row loop: each accumulator adds this row's value (a large one is written by
-        the first row of a ``fresh`` call, as ``0.0 + value``)."""
-        g, names, shapes = self.graph, self.names, self.shapes
-        lines = []
-        for key, acc in accumulators.items():
-            if self.tensors.get(key) == "outer":
-                a, b = g.args[key]
-                if self.in_place.get(key, (0, False))[1]:  # into a transposed block: y[k, j] += b[k] * a[j]
-                    a, b = b, a
-                operands = f"({acc}, {names[a]}, {names[b]}, {shapes[a][0]}, {shapes[b][0]});"
-                add, first = f"gc_outer_add{operands}", f"gc_outer_first{operands}"
-            elif key in self.tensors:
-                lanes = f"for (int lane = 0; lane < {ops.size_of(shapes[key])}; lane++) {acc}[lane] = "
-                add, first = f"{lanes}{acc}[lane] + {names[key]}[lane];", f"{lanes}0.0 + {names[key]}[lane];"
-            else:
-                add = f"{acc} = {acc} + {names[key]};"
-            lines.append(f"        if (fresh && r == 0) {first} else {add}" if key in self.first else f"        {add}")
-        return lines
-
-    def sums(self, summed: list[int]) -> list[str]:
-        """After the row loop: each summed output into its slot of ``sums`` (its param's
-        kernel position), but for the tensors summed in place."""
-        g, names = self.graph, self.names
-        lines = []
-        scattered: dict[int, list[tuple[int, int]]] = {}
-        for s, o in enumerate(summed):
-            at = self.sum_at[s]
-            if not self.batched[o]:  # the same value in every row, added n times (n * value rounds otherwise)
-                lines.append(f"    {{ double acc = 0.0; for (long r = 0; r < n; r++) acc = acc + {names[o]}; "
-                             f"sums[{at}] = acc; }}")
-            elif reduced_lane(g, o, self.tensors):
-                if g.args[o][0] not in self.in_place:
-                    scattered.setdefault(g.args[o][0], []).append((at, g.attrs[o][0]))
-            else:
-                lines.append(f"    sums[{at}] = {self.derived(o, 'sum')};")
-        for m, pairs in scattered.items():
-            lines += self._scatter(m, sorted(pairs, key=lambda pair: pair[1]))
-        return lines
-
-    def _scatter(self, m: int, pairs: list[tuple[int, int]]) -> list[str]:
-        """Summed tensor ``m``'s lanes into ``sums``: ``pairs`` of (slot, lane)."""
-        (slot, lane), count = pairs[0], len(pairs)
-        total = self.derived(m, "sum")
-        if pairs == [(slot + j, lane + j) for j in range(count)]:  # a run of lanes to a run of slots
-            return [f"    memcpy(sums + {slot}, {total} + {lane}, {count} * sizeof(double));"]
-        slots, lanes = self.derived(m, "slot"), self.derived(m, "lane")
-        return [f"    static const int {slots}[{count}] = {_table(p for p, _ in pairs)};",
-                f"    static const int {lanes}[{count}] = {_table(q for _, q in pairs)};",
-                f"    for (int k = 0; k < {count}; k++) sums[{slots}[k]] = {total}[{lanes}[k]];"]
 
     def derived(self, i: int, suffix: str) -> str:
         """The name of a helper variable of node ``i`` (``v8_sum``), from the same namespace as
@@ -351,11 +250,11 @@ class _Writer:
         slot = {p: self.layout.position[p] for p in slot}
         size = ops.size_of(self.shapes[i])
         source = "params" if self.gathered[i] == "params" else "inputs"
-        table = _table((slot if source == "params" else row)[a] for a in g.args[i])
+        positions = table((slot if source == "params" else row)[a] for a in g.args[i])
         read = f"params[{self.derived(i, 'from')}[lane]]" if source == "params" else \
             f"inputs[{self.derived(i, 'from')}[lane] * n + r]"
         return [f"double {name}[{size}];",
-                f"static const int {self.derived(i, 'from')}[{size}] = {table};",
+                f"static const int {self.derived(i, 'from')}[{size}] = {positions};",
                 f"for (int lane = 0; lane < {size}; lane++) {name}[lane] = {read};"]
 
     def _call(self, i: int) -> str:
@@ -385,9 +284,3 @@ class _Writer:
         copy = self.derived(i, "t")
         return [f"double {copy}[{m * n}];", f"gc_transpose({copy}, {self.names[i]}, {m}, {n});"]
 
-
-def _table(values) -> str:
-    """A C initializer list of ints, wrapped every 20 entries."""
-    items = [str(v) for v in values]
-    rows = [", ".join(items[k:k + 20]) for k in range(0, len(items), 20)]
-    return "{" + ",\n        ".join(rows) + "}"

@@ -1,0 +1,176 @@
+"""The C kernel's sums over rows (:mod:`graphc.codegen.c_writer`): the accumulators, what the
+row loop adds into them, and how they reach ``sums``.
+
+A summed tensor is accumulated as a whole, from +0.0, in row order -- in place in ``sums``
+where its lanes are a block of the kernel layout (:mod:`.c_layout`), else in a local
+array scattered into ``sums`` after the loop; a summed scalar in a local variable.
+
+**First-row writes.**  A tensor of :data:`FIRST_WRITES` lanes or more (a layer's weight
+gradient) is not zeroed when the one-row loop takes every row of the call (``fresh``: a
+batch of one, or of fewer rows than a block): its first row writes ``0.0 + value``, as
+adding to the zeros would, which saves a pass over its memory.
+
+**The step of a batch of one.**  A kernel with a training driver (:mod:`.c_train`) also
+takes ``step`` and ``lr``: the driver passes ``step`` = 1 (``train(lr=...)``: ``p - lr *
+g``) or 2 (plain SGD: ``p + (-(lr * g))``) for a step of one row without an L2 term, and
+the kernel moves the params itself -- those of a first-written block in place of writing
+its gradient (``gc_outer_step``, one pass over the weights instead of three), the others
+from ``sums`` after the loop -- with the operations the driver's loop would apply to the
+gradient it would have read, so the same bits.  Only a block whose row values are all
+computed in the row (never a param) is stepped while the row runs: nothing reads a param
+after it, since the accumulators come last in the row and the call has one row.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .. import ops
+from .common import reduced_lane
+
+if TYPE_CHECKING:
+    from .c_writer import _Writer
+
+#: A summed tensor of at least this many lanes is written by the first row of a ``fresh``
+#: call instead of zeroed first; a smaller one is zeroed, which costs less than the test
+#: in the loop.
+FIRST_WRITES = 256
+
+
+class Sums:
+    """The sums of a kernel's ``summed`` outputs (see the module docstring)."""
+
+    def __init__(self, writer: _Writer, summed: list[int], stepping: bool) -> None:
+        self.w, self.g, self.summed = writer, writer.graph, summed
+        self.in_place = self._in_place()
+        tensors = writer.tensors
+        self.accumulators = {m: writer.derived(m, "sum") for m in tensors}
+        for o in summed:
+            if writer.batched[o] and o not in self.accumulators and not reduced_lane(self.g, o, tensors):
+                self.accumulators[o] = writer.derived(o, "sum")
+        self.first = {m for m in tensors if ops.size_of(writer.shapes[m]) >= FIRST_WRITES}
+        stepping = stepping and len(summed) == len(self.g.params)
+        self.stepped = {m for m in self.first if m in self.in_place and self._row_values(m)} if stepping else set()
+        self.stepping = stepping
+
+    def _row_values(self, m: int) -> bool:
+        """Whether what tensor ``m``'s accumulator reads in the row is all computed in the row."""
+        operands = self.g.args[m] if self.w.tensors[m] == "outer" else (m,)
+        return all(self.w.batched[a] for a in operands)
+
+    def _in_place(self) -> dict[int, tuple[int, bool]]:
+        """Summed tensors accumulated in place in ``sums``: (kernel offset, whether the
+        block is a transposed outer product's)."""
+        g, layout, w = self.g, self.w.layout, self.w
+        self.sum_at = layout.slot_position if len(self.summed) == len(g.params) else list(range(len(self.summed)))
+        pairs: dict[int, list[tuple[int, int]]] = {}
+        for s, o in enumerate(self.summed):
+            if w.batched[o] and reduced_lane(g, o, w.tensors):
+                pairs.setdefault(g.args[o][0], []).append((self.sum_at[s], g.attrs[o][0]))
+        found = {}
+        for m, lanes in pairs.items():
+            base = layout.sum_run(lanes, ops.size_of(w.shapes[m]))
+            if base is not None:
+                found[m] = (base, False)
+            elif w.tensors[m] == "outer":
+                a, b = g.args[m]
+                base = layout.transposed_run(lanes, w.shapes[a][0], w.shapes[b][0])
+                if base is not None:
+                    found[m] = (base, True)
+        return found
+
+    def declare(self, blocked: bool) -> list[str]:
+        """The lines declaring the accumulators (``blocked``: the kernel has a loop over
+        blocks of rows, which the one-row loop follows)."""
+        lines = ["    /* sums over the rows, in row order, from +0.0 (as .grad adds the gradients of the rows) */"]
+        if self.first:
+            rows = " && n < GC_B" if blocked else ""
+            lines.append(f"    const int fresh = n > 0{rows};  /* the row loop takes every row: row 0 writes the large sums */")
+        for m in self.w.tensors:
+            size, acc = ops.size_of(self.w.shapes[m]), self.accumulators[m]
+            if m in self.in_place:
+                lines.append(f"    double *{acc} = sums + {self.in_place[m][0]};")
+            else:
+                lines.append(f"    double {acc}[{size}];")
+            zero = f"for (int lane = 0; lane < {size}; lane++) {acc}[lane] = 0.0;"
+            lines.append(f"    if (!fresh) {zero}" if m in self.first else f"    {zero}")
+        return lines + [f"    double {acc} = 0.0;" for o, acc in self.accumulators.items() if o not in self.w.tensors]
+
+    def accumulate(self) -> list[str]:
+        """In the row loop: each accumulator adds this row's value (a large one is written by
+        the first row of a ``fresh`` call, as ``0.0 + value``, or stepped: see the module)."""
+        g, names, shapes = self.g, self.w.names, self.w.shapes
+        lines = []
+        for key, acc in self.accumulators.items():
+            if self.w.tensors.get(key) == "outer":
+                a, b = g.args[key]
+                if self.in_place.get(key, (0, False))[1]:  # into a transposed block: y[k, j] += b[k] * a[j]
+                    a, b = b, a
+                operands = f"{names[a]}, {names[b]}, {shapes[a][0]}, {shapes[b][0]}"
+                add, first = f"gc_outer_add({acc}, {operands});", f"gc_outer_first({acc}, {operands});"
+                step = f"gc_outer_step(params + {self.in_place.get(key, (0,))[0]}, {operands}, lr, step);"
+            elif key in self.w.tensors:
+                lanes, value = f"for (int lane = 0; lane < {ops.size_of(shapes[key])}; lane++) ", f"{names[key]}[lane]"
+                add, first = f"{lanes}{acc}[lane] = {acc}[lane] + {value};", f"{lanes}{acc}[lane] = 0.0 + {value};"
+                at = f"params[{self.in_place.get(key, (0,))[0]} + lane]"
+                step = f"{lanes}{at} = gc_sgd({at}, 0.0 + {value}, lr, step);"
+            else:
+                add = f"{acc} = {acc} + {names[key]};"
+            if key in self.stepped:
+                first = f"{{ if (step) {step} else {first} }}"
+            lines.append(f"        if (fresh && r == 0) {first} else {add}" if key in self.first else f"        {add}")
+        return lines
+
+    def write(self) -> list[str]:
+        """After the row loop: each summed output into its slot of ``sums`` (its param's
+        kernel position), but for the tensors summed in place; then a step's other params."""
+        g, names, w = self.g, self.w.names, self.w
+        lines = []
+        scattered: dict[int, list[tuple[int, int]]] = {}
+        for s, o in enumerate(self.summed):
+            at = self.sum_at[s]
+            if not w.batched[o]:  # the same value in every row, added n times (n * value rounds otherwise)
+                lines.append(f"    {{ double acc = 0.0; for (long r = 0; r < n; r++) acc = acc + {names[o]}; "
+                             f"sums[{at}] = acc; }}")
+            elif reduced_lane(g, o, w.tensors):
+                if g.args[o][0] not in self.in_place:
+                    scattered.setdefault(g.args[o][0], []).append((at, g.attrs[o][0]))
+            else:
+                lines.append(f"    sums[{at}] = {w.derived(o, 'sum')};")
+        for m, pairs in scattered.items():
+            lines += self._scatter(m, sorted(pairs, key=lambda pair: pair[1]))
+        return lines + self._step_the_rest()
+
+    def _scatter(self, m: int, pairs: list[tuple[int, int]]) -> list[str]:
+        """Summed tensor ``m``'s lanes into ``sums``: ``pairs`` of (slot, lane)."""
+        (slot, lane), count = pairs[0], len(pairs)
+        total = self.w.derived(m, "sum")
+        if pairs == [(slot + j, lane + j) for j in range(count)]:  # a run of lanes to a run of slots
+            return [f"    memcpy(sums + {slot}, {total} + {lane}, {count} * sizeof(double));"]
+        slots, lanes = self.w.derived(m, "slot"), self.w.derived(m, "lane")
+        return [f"    static const int {slots}[{count}] = {table(p for p, _ in pairs)};",
+                f"    static const int {lanes}[{count}] = {table(q for _, q in pairs)};",
+                f"    for (int k = 0; k < {count}; k++) sums[{slots}[k]] = {total}[{lanes}[k]];"]
+
+    def _step_the_rest(self) -> list[str]:
+        """A step's params not stepped in the row: each from its gradient in ``sums``, in runs
+        of kernel positions between the stepped blocks."""
+        if not self.stepping:
+            return []
+        stepped = sorted((self.in_place[m][0], self.in_place[m][0] + ops.size_of(self.w.shapes[m]))
+                         for m in self.stepped)
+        runs, start = [], 0
+        for begin, end in stepped + [(len(self.g.params), len(self.g.params))]:
+            if begin > start:
+                runs.append((start, begin))
+            start = end
+        lines = ["    if (step) {  /* the step of train on the params the row did not step (c_sums.py) */"]
+        lines += [f"        for (long k = {a}; k < {b}; k++) params[k] = gc_sgd(params[k], sums[k], lr, step);"
+                  for a, b in runs]
+        return lines + ["    }"]
+
+
+def table(values) -> str:
+    """A C initializer list of ints, wrapped every 20 entries."""
+    items = [str(v) for v in values]
+    rows = [", ".join(items[k:k + 20]) for k in range(0, len(items), 20)]
+    return "{" + ",\n        ".join(rows) + "}"
