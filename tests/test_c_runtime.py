@@ -106,19 +106,56 @@ def test_without_blocks_the_first_row_of_many_writes_the_sums(monkeypatch):
     assert "GC_B rows at a time" not in fast.source and "const int fresh = n > 0;" in fast.source
 
 
-@pytest.mark.parametrize("optimizer", [None, lambda ps: SGD(ps, lr=0.03, momentum=0.9), lambda ps: Adam(ps, lr=0.01)])
-def test_train_at_a_batch_of_one_takes_the_python_backends_steps(optimizer):
+OPTIMIZERS = {"lr": None, "sgd": lambda ps: SGD(ps, lr=0.03), "momentum": lambda ps: SGD(ps, lr=0.03, momentum=0.9),
+              "adam": lambda ps: Adam(ps, lr=0.01)}
+
+
+@pytest.mark.parametrize("kind, batch_size", [(kind, 1) for kind in OPTIMIZERS] + [("lr", 3), ("sgd", 9)])
+@pytest.mark.parametrize("nin, layers", [(33, [17, 9, 3]), (130, [2, 3]), (300, [2])])
+def test_train_at_a_batch_of_one_takes_the_python_backends_steps(kind, batch_size, nin, layers):
+    """With lr or plain SGD the kernel takes each step of one row itself (c_sums.py): the
+    blocks of 256 lanes or more in the row, the other params after it; not a step of more
+    rows (the first row of 3 writes the sums, of 9 a block adds to zeros)."""
     results = []
     for backend in ("c", "python"):
         random.seed(3)
-        model = MLP(33, [17, 9, 3])
+        model = MLP(nin, layers)
         step = graphc.compile(softmax(model), backend=backend)
-        X, T = data(11, 33, 8)[0], one_hot(11, 3, 8)
-        settings = dict(lr=0.05) if optimizer is None else dict(optimizer=optimizer(model.parameters()))
-        losses = step.train(X, T, batch_size=1, epochs=2, shuffle=np.random.default_rng(1), **settings)
-        results.append((losses, [p.data for p in model.parameters()]))
+        X, T = data(19, nin, 8)[0], one_hot(19, layers[-1], 8)
+        X[::2, ::3] = 0.0  # gradients of -0.0
+        make = OPTIMIZERS[kind]
+        settings = dict(lr=0.05) if make is None else dict(optimizer=make(model.parameters()))
+        losses = step.train(X, T, batch_size=batch_size, epochs=2, shuffle=np.random.default_rng(1), **settings)
+        results.append((losses, [p.data for p in model.parameters()], step.source))
     assert_bits(results[0][0], results[1][0])
     assert_bits(results[0][1], results[1][1])
+    assert "gc_outer_step(" in results[0][2] or nin == 300
+
+
+def test_a_gradient_read_from_params_is_not_stepped_in_the_row():
+    """The weights of a layer whose input is a param vector: their gradient, an outer
+    product of that vector, reads params, so no block is stepped in the row (the vector's
+    own gradient, 260 lanes, would move it before the weights' gradient reads it)."""
+    random.seed(11)
+    p = [graphc.Value(random.uniform(-1, 1)) for _ in range(260)]
+    V = [[graphc.Value(random.uniform(-1, 1)) for _ in range(260)] for _ in range(3)]
+    leaves = p + [v for row in V for v in row]
+
+    def loss(w, y):
+        outs = [sum((vjk * pk for vjk, pk in zip(V[j], p)), y).tanh() for j in range(3)]
+        return sum(o * wj for o, wj in zip(outs, w))
+    results = []
+    for backend in ("c", "python"):
+        start = [leaf.data for leaf in leaves]
+        step = graphc.compile(loss, backend=backend)
+        W, y = data(5, 3, 2)
+        losses = step.train(W, y, lr=0.02, batch_size=1)
+        results.append((losses, [leaf.data for leaf in leaves], step.source))
+        for leaf, v in zip(leaves, start):
+            leaf.data = v
+    assert_bits(results[0][0], results[1][0])
+    assert_bits(results[0][1], results[1][1])
+    assert "gc_outer_first(" in results[0][2] and "gc_outer_step(params" not in results[0][2]
 
 
 @pytest.mark.parametrize("cflags", ["-DGC_PORTABLE", "-mno-avx512f"])

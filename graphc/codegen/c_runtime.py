@@ -91,16 +91,22 @@ typedef double gc_vec __attribute__((vector_size(GC_B * sizeof(double))));
 #define GC_ADD(a, b) ((a) + (b))
 #define GC_MULS(s, v) ((s) * (v))  /* scalar times each lane */
 #define GC_MULV(v, s) ((v) * (s))
+#define GC_SUB(a, b) ((a) - (b))
+#define GC_NEG(a) (-(a))
 static inline gc_vec gc_splat(double s) { gc_vec v; for (int q = 0; q < GC_B; q++) v[q] = s; return v; }
 #else
 typedef struct { double lane[GC_B]; } gc_vec;
 static inline gc_vec gc_vadd(gc_vec a, gc_vec b) { for (int q = 0; q < GC_B; q++) a.lane[q] = a.lane[q] + b.lane[q]; return a; }
 static inline gc_vec gc_vmuls(double s, gc_vec v) { for (int q = 0; q < GC_B; q++) v.lane[q] = s * v.lane[q]; return v; }
 static inline gc_vec gc_vmulv(gc_vec v, double s) { for (int q = 0; q < GC_B; q++) v.lane[q] = v.lane[q] * s; return v; }
+static inline gc_vec gc_vsub(gc_vec a, gc_vec b) { for (int q = 0; q < GC_B; q++) a.lane[q] = a.lane[q] - b.lane[q]; return a; }
+static inline gc_vec gc_vneg(gc_vec a) { for (int q = 0; q < GC_B; q++) a.lane[q] = -a.lane[q]; return a; }
 static inline gc_vec gc_splat(double s) { gc_vec v; for (int q = 0; q < GC_B; q++) v.lane[q] = s; return v; }
 #define GC_ADD(a, b) gc_vadd(a, b)
 #define GC_MULS(s, v) gc_vmuls(s, v)
 #define GC_MULV(v, s) gc_vmulv(v, s)
+#define GC_SUB(a, b) gc_vsub(a, b)
+#define GC_NEG(a) gc_vneg(a)
 #endif
 static inline gc_vec gc_load(const double *p) { gc_vec v; memcpy(&v, p, sizeof v); return v; }
 static inline void gc_store(double *p, gc_vec v) { memcpy(p, &v, sizeof v); }
@@ -210,33 +216,67 @@ static inline void gc_vecmat(double *y, const double *acc, int acc_stride, const
     gc_lin(y, acc, acc_stride, W, n, g, n, m, 1);
 }
 
-static inline void gc_outer_into(double *y, const double *a, const double *b, int m, int n, int summed)
-{   /* y[j,k] = (summed ? y[j,k] : 0.0) + b[k]*a[j], the vector at k = n - GC_B of each row first */
+static inline double gc_sgd(double p, double g, double lr, long step)
+{   /* train's step of p with gradient g: p - lr * g (step 1: lr) or p + (-(lr * g)) (step 2: SGD) */
+    return step == 1 ? p - lr * g : p + (-(lr * g));
+}
+
+static inline gc_vec gc_vsgd(gc_vec p, gc_vec g, double lr, long step)
+{
+    return step == 1 ? GC_SUB(p, GC_MULS(lr, g)) : GC_ADD(p, GC_NEG(GC_MULS(lr, g)));
+}
+
+static inline double gc_into(const double *y, double x, int summed, double lr, long step)
+{   /* gc_outer_into at y: y + x (summed), 0.0 + x, or the step of y with gradient 0.0 + x (step) */
+    if (summed) return *y + x;
+    return step ? gc_sgd(*y, 0.0 + x, lr, step) : 0.0 + x;
+}
+
+static inline gc_vec gc_vinto(const double *y, gc_vec x, int summed, double lr, long step)
+{
+    if (summed) return GC_ADD(gc_load(y), x);
+    gc_vec g = GC_ADD(gc_splat(0.0), x);
+    return step ? gc_vsgd(gc_load(y), g, lr, step) : g;
+}
+
+static inline void gc_outer_into(double *y, const double *a, const double *b, int m, int n, int summed, double lr,
+                                 long step)
+{   /* y[j,k] = gc_into(y[j,k], b[k]*a[j], ...), the vector at k = n - GC_B of each row first */
     if (n < GC_B) {
         for (int j = 0; j < m; j++)
-            for (int k = 0; k < n; k++) y[j * n + k] = (summed ? y[j * n + k] : 0.0) + b[k] * a[j];
+            for (int k = 0; k < n; k++) y[j * n + k] = gc_into(y + j * n + k, b[k] * a[j], summed, lr, step);
         return;
     }
     const int e = n - GC_B;
     for (int j = 0; j < m; j++) {
         double *row = y + j * n;
         const double s = a[j];
-        gc_vec v = GC_ADD(summed ? gc_load(row + e) : gc_splat(0.0), GC_MULV(gc_load(b + e), s));
-        for (int k = 0; k < e; k += GC_B)
-            gc_store(row + k, GC_ADD(summed ? gc_load(row + k) : gc_splat(0.0), GC_MULV(gc_load(b + k), s)));
+        gc_vec v = gc_vinto(row + e, GC_MULV(gc_load(b + e), s), summed, lr, step);
+        for (int k = 0; k < e; k += GC_B) gc_store(row + k, gc_vinto(row + k, GC_MULV(gc_load(b + k), s), summed, lr, step));
         gc_store(row + e, v);
     }
 }
 
 static inline void gc_outer_add(double *y, const double *a, const double *b, int m, int n)
 {   /* y += outer(a, b): a gradient summed over rows without forming the products first */
-    gc_outer_into(y, a, b, m, n, 1);
+    gc_outer_into(y, a, b, m, n, 1, 0.0, 0);
 }
 
 static inline void gc_outer_first(double *y, const double *a, const double *b, int m, int n)
 {   /* y = 0.0 + outer(a, b): the first row of a sum, without 0.0 in y first */
-    gc_outer_into(y, a, b, m, n, 0);
+    gc_outer_into(y, a, b, m, n, 0, 0.0, 0);
 }
+
+static inline void gc_outer_step(double *p, const double *a, const double *b, int m, int n, double lr, long step)
+{   /* p = gc_sgd(p, 0.0 + outer(a, b), lr, step): one row's gradient and train's step with that gradient */
+    gc_outer_into(p, a, b, m, n, 0, lr, step);
+}
+
+#if defined(__GNUC__)
+#define GC_NOINLINE __attribute__((noinline))  /* see graphc/codegen/c_sums.py */
+#else
+#define GC_NOINLINE
+#endif
 """
 
 

@@ -16,15 +16,18 @@ g``) or 2 (plain SGD: ``p + (-(lr * g))``) for a step of one row without an L2 t
 the kernel moves the params itself -- those of a first-written block in place of writing
 its gradient (``gc_outer_step``, one pass over the weights instead of three), the others
 from ``sums`` after the loop -- with the operations the driver's loop would apply to the
-gradient it would have read, so the same bits.  Only a block whose row values are all
-computed in the row (never a param) is stepped while the row runs: nothing reads a param
-after it, since the accumulators come last in the row and the call has one row.
+gradient it would have read, so the same bits.  Blocks are stepped in the row only when
+every accumulator reads values computed in the row, never a param: the accumulators are
+the row's last statements and the call has one row, so nothing reads a param after its
+step (an outer product of a param vector would read one: then all steps wait for the row
+to end).
 """
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from .. import ops
+from ..errors import GraphcError
 from .common import reduced_lane
 
 if TYPE_CHECKING:
@@ -48,14 +51,17 @@ class Sums:
             if writer.batched[o] and o not in self.accumulators and not reduced_lane(self.g, o, tensors):
                 self.accumulators[o] = writer.derived(o, "sum")
         self.first = {m for m in tensors if ops.size_of(writer.shapes[m]) >= FIRST_WRITES}
-        stepping = stepping and len(summed) == len(self.g.params)
-        self.stepped = {m for m in self.first if m in self.in_place and self._row_values(m)} if stepping else set()
+        if stepping and len(summed) != len(self.g.params):
+            raise GraphcError(f"a training kernel sums the gradients of its {len(self.g.params)} params; "
+                              f"this one sums {len(summed)} outputs (a graphc bug)")
         self.stepping = stepping
+        in_row = stepping and self._row_values_only()
+        self.stepped = {m for m in self.first if m in self.in_place} if in_row else set()
 
-    def _row_values(self, m: int) -> bool:
-        """Whether what tensor ``m``'s accumulator reads in the row is all computed in the row."""
-        operands = self.g.args[m] if self.w.tensors[m] == "outer" else (m,)
-        return all(self.w.batched[a] for a in operands)
+    def _row_values_only(self) -> bool:
+        """Whether the accumulators read nothing but values computed in the row (an outer
+        product of a param vector reads the params, which a step in the row would move)."""
+        return all(self.w.batched[a] for m, kind in self.w.tensors.items() if kind == "outer" for a in self.g.args[m])
 
     def _in_place(self) -> dict[int, tuple[int, bool]]:
         """Summed tensors accumulated in place in ``sums``: (kernel offset, whether the

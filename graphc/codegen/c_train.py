@@ -10,7 +10,9 @@ in the same order, as :mod:`graphc.optim` computes them with NumPy (``pow`` and 
 from libm, as Python's ``**`` and NumPy's ``sqrt`` on float64): the same steps, bit for
 bit.  Params, gradients and the optimizer's state all stay in the kernel layout
 (:mod:`.c_layout`) for the whole call; the optimizers are elementwise, so the layout does
-not change their numbers.
+not change their numbers.  A step of one row without an L2 term, with ``lr`` or plain SGD,
+is taken by the kernel itself, the same operations on the gradient it would have written
+(``step``: see :mod:`.c_sums`).
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ import numpy as np
 KINDS = ("lr", "sgd", "momentum", "nesterov", "adam", "adam_eps_hat")
 
 DRIVER = r"""
-/* {driver}: steps of minibatch training with {entry}, in one call (graphc.codegen.c_train) */
+/* {driver}: steps of minibatch training with gc_kernel, the body of {entry}, in one call (graphc.codegen.c_train) */
 void {driver}(const double *restrict data, long n_data, const long *restrict rows,
                    const long *restrict bounds, long steps, double *restrict params, double *restrict grads,
                    double *restrict cols, double *restrict values, long kind, const double *restrict hyper,
@@ -36,7 +38,9 @@ void {driver}(const double *restrict data, long n_data, const long *restrict row
         const long start = bounds[s], b = bounds[s + 1] - start;
         for (long k = 0; k < {n_inputs}; k++)
             for (long r = 0; r < b; r++) cols[k * b + r] = data[k * n_data + rows[start + r]];
-        {entry}(cols, params, 1.0 / (double)b, b, values, grads);
+        const double lr = lrs[s];
+        const long step = b == 1 && !decay && kind <= 1 ? kind + 1 : 0;  /* one row: the kernel steps (c_sums.py) */
+        gc_kernel(cols, params, 1.0 / (double)b, b, values, grads, step, lr);
         double acc = values[0];                       /* batches.row_mean */
         for (long r = 1; r < b; r++) acc = acc + values[r];
         losses[s] = (acc + 0.0) / (double)b;
@@ -50,8 +54,8 @@ void {driver}(const double *restrict data, long n_data, const long *restrict row
                 }}
             penalties[s] = scale * squares;
         }}
-        const double lr = lrs[s];
-        if (kind == 0) {{                              /* params -= lr * grads */
+        if (step) {{                                   /* one row, no L2, lr or SGD: the kernel took the step */
+        }} else if (kind == 0) {{                       /* params -= lr * grads */
             for (long i = 0; i < P; i++) params[i] = params[i] - lr * grads[i];
         }} else if (kind == 1) {{                       /* SGD: data + -(lr * grad) */
             for (long i = 0; i < P; i++) params[i] = params[i] + (-(lr * grads[i]));

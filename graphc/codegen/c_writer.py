@@ -29,8 +29,10 @@ One statement per scalar node, one helper call (a short loop, defined in the pre
 compiles it in a fraction of a second at -O2 even for the digits MLP (a straight-line
 10^5-statement function would take minutes: see :mod:`graphc.codegen.c_toolchain`).
 Constants are exact hex floats (``INFINITY``, ``NAN``), dot products in their ops' order,
-gradients summed over the rows in row order.  Both loops compute each row with the same
-operations in the same order, so a row's results do not depend on which loop took it.
+gradients summed over the rows in row order (:mod:`.c_sums`).  Both loops compute each row
+with the same operations in the same order, so a row's results do not depend on which loop
+took it.  A kernel with a training driver (:mod:`.c_train`) is the function ``gc_kernel``,
+which can also take the step of a batch of one, and the entry point calling it.
 """
 from __future__ import annotations
 
@@ -130,13 +132,11 @@ class _Writer:
         g, names = self.graph, self.names
         per_row = [o for k, o in enumerate(g.outputs) if k not in self.reduced]
         summed = [o for k, o in enumerate(g.outputs) if k in self.reduced]
-        seed_name = names[self.seed] if self.seed is not None else "seed_unused"
-        head = (f"void {self.entry}(const double *restrict inputs, const double *restrict params, "
-                f"double {seed_name}, long n, double *restrict per_row, double *restrict sums)")
+        head, entry = self.heads()
         body = ["{", "    /* params, and everything that depends on them alone: once per call */"]
         body += [f"    const double {names[p]} = params[{self.layout.position[p]}];" for p in g.params if self.used[p]]
         body += self.nodes(batched=False, indent="    ")
-        sums = Sums(self, summed, False)
+        sums = Sums(self, summed, self.free_layout)
         self.in_place, accumulators = sums.in_place, sums.accumulators
         body += sums.declare(self._blocked(accumulators))
         body += self.blocks(accumulators, per_row)
@@ -153,7 +153,21 @@ class _Writer:
                 f"{f' and {len(summed)} gradient(s) summed over the rows' if summed else ''}.")
         top = header("C", [what, f"{self.statements:,} statements from a graph of "
                                  f"{g.op_mix() or 'no operations'}."], language="c")
-        return top + PRELUDE + "\n" + head + "\n" + "\n".join(body) + "\n", self.entry, len(per_row), len(summed)
+        source = top + PRELUDE + "\n" + head + "\n" + "\n".join(body) + "\n" + entry
+        return source, self.entry, len(per_row), len(summed)
+
+    def heads(self) -> tuple[str, str]:
+        """The body's function head, and the entry point (empty when the body is it).  A kernel
+        with a training driver takes the step of a batch of one too (:mod:`.c_sums`): its body
+        is ``gc_kernel``, which the driver calls with ``step`` and the entry point without."""
+        seed = self.names[self.seed] if self.seed is not None else "seed_unused"
+        head = (f"void {self.entry}(const double *restrict inputs, const double *restrict params, "
+                f"double {seed}, long n, double *restrict per_row, double *restrict sums)")
+        if not self.free_layout:
+            return head, ""
+        return (f"static GC_NOINLINE void gc_kernel(const double *restrict inputs, double *restrict params, "
+                f"double {seed}, long n, double *restrict per_row, double *restrict sums, long step, double lr)",
+                f"\n{head}\n{{\n    gc_kernel(inputs, (double *)params, {seed}, n, per_row, sums, 0, 0.0);\n}}\n")
 
     def blocks(self, accumulators: dict[int, str], per_row: list[int]) -> list[str]:
         """The loop over whole blocks of rows (:mod:`graphc.codegen.c_blocks`), which leaves
