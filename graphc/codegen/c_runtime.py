@@ -239,37 +239,39 @@ static inline gc_vec gc_vinto(const double *y, gc_vec x, int summed, double lr, 
     return step ? gc_vsgd(gc_load(y), g, lr, step) : g;
 }
 
-static inline void gc_outer_into(double *y, const double *a, const double *b, int m, int n, int summed, double lr,
-                                 long step)
-{   /* y[j,k] = gc_into(y[j,k], b[k]*a[j], ...), the vector at k = n - GC_B of each row first */
+static inline void gc_outer_into(double *y, const double *x, const double *a, const double *b, int m, int n,
+                                 int summed, double lr, long step)
+{   /* y[j,k] = gc_into(x[j,k], b[k]*a[j], ...) (x: y, or the params of a step), the vector at k = n - GC_B of
+       each row first */
     if (n < GC_B) {
         for (int j = 0; j < m; j++)
-            for (int k = 0; k < n; k++) y[j * n + k] = gc_into(y + j * n + k, b[k] * a[j], summed, lr, step);
+            for (int k = 0; k < n; k++) y[j * n + k] = gc_into(x + j * n + k, b[k] * a[j], summed, lr, step);
         return;
     }
     const int e = n - GC_B;
     for (int j = 0; j < m; j++) {
         double *row = y + j * n;
-        const double s = a[j];
-        gc_vec v = gc_vinto(row + e, GC_MULV(gc_load(b + e), s), summed, lr, step);
-        for (int k = 0; k < e; k += GC_B) gc_store(row + k, gc_vinto(row + k, GC_MULV(gc_load(b + k), s), summed, lr, step));
+        const double *u = x + j * n, s = a[j];
+        gc_vec v = gc_vinto(u + e, GC_MULV(gc_load(b + e), s), summed, lr, step);
+        for (int k = 0; k < e; k += GC_B) gc_store(row + k, gc_vinto(u + k, GC_MULV(gc_load(b + k), s), summed, lr, step));
         gc_store(row + e, v);
     }
 }
 
 static inline void gc_outer_add(double *y, const double *a, const double *b, int m, int n)
 {   /* y += outer(a, b): a gradient summed over rows without forming the products first */
-    gc_outer_into(y, a, b, m, n, 1, 0.0, 0);
+    gc_outer_into(y, y, a, b, m, n, 1, 0.0, 0);
 }
 
 static inline void gc_outer_first(double *y, const double *a, const double *b, int m, int n)
 {   /* y = 0.0 + outer(a, b): the first row of a sum, without 0.0 in y first */
-    gc_outer_into(y, a, b, m, n, 0, 0.0, 0);
+    gc_outer_into(y, y, a, b, m, n, 0, 0.0, 0);
 }
 
-static inline void gc_outer_step(double *p, const double *a, const double *b, int m, int n, double lr, long step)
-{   /* p = gc_sgd(p, 0.0 + outer(a, b), lr, step): one row's gradient and train's step with that gradient */
-    gc_outer_into(p, a, b, m, n, 0, lr, step);
+static inline void gc_outer_step(double *y, const double *p, const double *a, const double *b, int m, int n,
+                                 double lr, long step)
+{   /* y = gc_sgd(p, 0.0 + outer(a, b), lr, step): one row's gradient and train's step with that gradient */
+    gc_outer_into(y, p, a, b, m, n, 0, lr, step);
 }
 
 #if defined(__GNUC__)

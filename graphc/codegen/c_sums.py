@@ -11,16 +11,15 @@ batch of one, or of fewer rows than a block): its first row writes ``0.0 + value
 adding to the zeros would, which saves a pass over its memory.
 
 **The step of a batch of one.**  A kernel with a training driver (:mod:`.c_train`) also
-takes ``step`` and ``lr``: the driver passes ``step`` = 1 (``train(lr=...)``: ``p - lr *
-g``) or 2 (plain SGD: ``p + (-(lr * g))``) for a step of one row without an L2 term, and
-the kernel moves the params itself -- those of a first-written block in place of writing
-its gradient (``gc_outer_step``, one pass over the weights instead of three), the others
-from ``sums`` after the loop -- with the operations the driver's loop would apply to the
-gradient it would have read, so the same bits.  Blocks are stepped in the row only when
-every accumulator reads values computed in the row, never a param: the accumulators are
-the row's last statements and the call has one row, so nothing reads a param after its
-step (an outer product of a param vector would read one: then all steps wait for the row
-to end).
+takes ``next_params``, ``step`` and ``lr``: the driver passes ``step`` = 1
+(``train(lr=...)``: ``p - lr * g``) or 2 (plain SGD: ``p + (-(lr * g))``) for a step of
+one row without an L2 term, and the kernel writes the stepped params into
+``next_params`` itself -- those of a first-written block instead of its gradient
+(``gc_outer_step``: one pass over the weights, not three), the others from ``sums``
+after the loop -- with the operations the driver's loop would apply to the gradient it
+would have read, so the same bits.  ``params`` itself is never written (it stays ``const
+restrict``, which the kernel's other loops are compiled for), so every statement reads
+the params of before the step.
 """
 from __future__ import annotations
 
@@ -55,13 +54,7 @@ class Sums:
             raise GraphcError(f"a training kernel sums the gradients of its {len(self.g.params)} params; "
                               f"this one sums {len(summed)} outputs (a graphc bug)")
         self.stepping = stepping
-        in_row = stepping and self._row_values_only()
-        self.stepped = {m for m in self.first if m in self.in_place} if in_row else set()
-
-    def _row_values_only(self) -> bool:
-        """Whether the accumulators read nothing but values computed in the row (an outer
-        product of a param vector reads the params, which a step in the row would move)."""
-        return all(self.w.batched[a] for m, kind in self.w.tensors.items() if kind == "outer" for a in self.g.args[m])
+        self.stepped = {m for m in self.first if m in self.in_place} if stepping else set()
 
     def _in_place(self) -> dict[int, tuple[int, bool]]:
         """Summed tensors accumulated in place in ``sums``: (kernel offset, whether the
@@ -113,12 +106,13 @@ class Sums:
                     a, b = b, a
                 operands = f"{names[a]}, {names[b]}, {shapes[a][0]}, {shapes[b][0]}"
                 add, first = f"gc_outer_add({acc}, {operands});", f"gc_outer_first({acc}, {operands});"
-                step = f"gc_outer_step(params + {self.in_place.get(key, (0,))[0]}, {operands}, lr, step);"
+                at = self.in_place.get(key, (0,))[0]
+                step = f"gc_outer_step(next_params + {at}, params + {at}, {operands}, lr, step);"
             elif key in self.w.tensors:
                 lanes, value = f"for (int lane = 0; lane < {ops.size_of(shapes[key])}; lane++) ", f"{names[key]}[lane]"
                 add, first = f"{lanes}{acc}[lane] = {acc}[lane] + {value};", f"{lanes}{acc}[lane] = 0.0 + {value};"
-                at = f"params[{self.in_place.get(key, (0,))[0]} + lane]"
-                step = f"{lanes}{at} = gc_sgd({at}, 0.0 + {value}, lr, step);"
+                at = f"{self.in_place.get(key, (0,))[0]} + lane]"
+                step = f"{lanes}next_params[{at} = gc_sgd(params[{at}, 0.0 + {value}, lr, step);"
             else:
                 add = f"{acc} = {acc} + {names[key]};"
             if key in self.stepped:
@@ -170,7 +164,7 @@ class Sums:
                 runs.append((start, begin))
             start = end
         lines = ["    if (step) {  /* the step of train on the params the row did not step (c_sums.py) */"]
-        lines += [f"        for (long k = {a}; k < {b}; k++) params[k] = gc_sgd(params[k], sums[k], lr, step);"
+        lines += [f"        for (long k = {a}; k < {b}; k++) next_params[k] = gc_sgd(params[k], sums[k], lr, step);"
                   for a, b in runs]
         return lines + ["    }"]
 

@@ -12,7 +12,8 @@ bit.  Params, gradients and the optimizer's state all stay in the kernel layout
 (:mod:`.c_layout`) for the whole call; the optimizers are elementwise, so the layout does
 not change their numbers.  A step of one row without an L2 term, with ``lr`` or plain SGD,
 is taken by the kernel itself, the same operations on the gradient it would have written
-(``step``: see :mod:`.c_sums`).
+(``step``: see :mod:`.c_sums`), into a second array of params: the two swap roles, and
+the params are copied back to the caller's array at the end of the call if needed.
 """
 from __future__ import annotations
 
@@ -27,20 +28,21 @@ KINDS = ("lr", "sgd", "momentum", "nesterov", "adam", "adam_eps_hat")
 DRIVER = r"""
 /* {driver}: steps of minibatch training with gc_kernel, the body of {entry}, in one call (graphc.codegen.c_train) */
 void {driver}(const double *restrict data, long n_data, const long *restrict rows,
-                   const long *restrict bounds, long steps, double *restrict params, double *restrict grads,
-                   double *restrict cols, double *restrict values, long kind, const double *restrict hyper,
-                   const double *restrict lrs, long t, double *restrict s1, double *restrict s2,
-                   double *restrict losses, const double *restrict decay, const double *restrict scales,
-                   double *restrict penalties, long *restrict done)
+                   const long *restrict bounds, long steps, double *restrict params, double *restrict spare,
+                   double *restrict grads, double *restrict cols, double *restrict values, long kind,
+                   const double *restrict hyper, const double *restrict lrs, long t, double *restrict s1,
+                   double *restrict s2, double *restrict losses, const double *restrict decay,
+                   const double *restrict scales, double *restrict penalties, long *restrict done)
 {{
     const long P = {n_params};
+    double *p = params, *q = spare;                   /* a step the kernel takes writes q: then they swap */
     for (long s = 0; s < steps; s++) {{
         const long start = bounds[s], b = bounds[s + 1] - start;
         for (long k = 0; k < {n_inputs}; k++)
             for (long r = 0; r < b; r++) cols[k * b + r] = data[k * n_data + rows[start + r]];
         const double lr = lrs[s];
         const long step = b == 1 && !decay && kind <= 1 ? kind + 1 : 0;  /* one row: the kernel steps (c_sums.py) */
-        gc_kernel(cols, params, 1.0 / (double)b, b, values, grads, step, lr);
+        gc_kernel(cols, p, 1.0 / (double)b, b, values, grads, q, step, lr);
         double acc = values[0];                       /* batches.row_mean */
         for (long r = 1; r < b; r++) acc = acc + values[r];
         losses[s] = (acc + 0.0) / (double)b;
@@ -49,21 +51,24 @@ void {driver}(const double *restrict data, long n_data, const long *restrict row
             double squares = 0.0;
             for (long i = 0; i < P; i++)
                 if (decay[i] != 0.0) {{
-                    squares = squares + params[i] * params[i];
-                    grads[i] = grads[i] + 2.0 * scale * params[i];
+                    squares = squares + p[i] * p[i];
+                    grads[i] = grads[i] + 2.0 * scale * p[i];
                 }}
             penalties[s] = scale * squares;
         }}
         if (step) {{                                   /* one row, no L2, lr or SGD: the kernel took the step */
+            double *stepped = q;
+            q = p;
+            p = stepped;
         }} else if (kind == 0) {{                       /* params -= lr * grads */
-            for (long i = 0; i < P; i++) params[i] = params[i] - lr * grads[i];
+            for (long i = 0; i < P; i++) p[i] = p[i] - lr * grads[i];
         }} else if (kind == 1) {{                       /* SGD: data + -(lr * grad) */
-            for (long i = 0; i < P; i++) params[i] = params[i] + (-(lr * grads[i]));
+            for (long i = 0; i < P; i++) p[i] = p[i] + (-(lr * grads[i]));
         }} else if (kind == 2 || kind == 3) {{          /* SGD with (Nesterov) momentum */
             const double mu = hyper[0];
             for (long i = 0; i < P; i++) {{
                 s1[i] = mu * s1[i] - lr * grads[i];
-                params[i] = params[i] + (kind == 3 ? mu * s1[i] - lr * grads[i] : s1[i]);
+                p[i] = p[i] + (kind == 3 ? mu * s1[i] - lr * grads[i] : s1[i]);
             }}
         }} else {{                                      /* Adam */
             const double b1 = hyper[0], b2 = hyper[1], eps = hyper[2];
@@ -75,14 +80,15 @@ void {driver}(const double *restrict data, long n_data, const long *restrict row
             }}
             if (kind == 5) {{                           /* eps_hat: the Section 2 form of the paper */
                 const double rate = lr * sqrt(c2) / c1;
-                for (long i = 0; i < P; i++) params[i] = params[i] + (-(rate * s1[i] / (sqrt(s2[i]) + eps)));
+                for (long i = 0; i < P; i++) p[i] = p[i] + (-(rate * s1[i] / (sqrt(s2[i]) + eps)));
             }} else {{
                 for (long i = 0; i < P; i++)
-                    params[i] = params[i] + (-(lr * (s1[i] / c1) / (sqrt(s2[i] / c2) + eps)));
+                    p[i] = p[i] + (-(lr * (s1[i] / c1) / (sqrt(s2[i] / c2) + eps)));
             }}
         }}
         *done = *done + 1;                             /* steps completed, over all calls */
     }}
+    if (p != params) memcpy(params, p, P * sizeof(double));
 }}
 """
 
@@ -93,7 +99,7 @@ def driver_source(entry: str, driver: str, n_inputs: int, n_params: int) -> str:
 
 
 _P = ctypes.c_void_p
-ARGTYPES = [_P, ctypes.c_long, _P, _P, ctypes.c_long, _P, _P, _P, _P, ctypes.c_long, _P, _P, ctypes.c_long,
+ARGTYPES = [_P, ctypes.c_long, _P, _P, ctypes.c_long, _P, _P, _P, _P, _P, ctypes.c_long, _P, _P, ctypes.c_long,
             _P, _P, _P, _P, _P, _P, _P]
 
 
@@ -119,9 +125,10 @@ class Driver:
         steps = len(bounds) - 1
         width = int(np.max(np.diff(bounds))) if steps else 0
         cols, values, grads = np.empty(self.n_inputs * width), np.empty(width), np.empty(self.n_params)
+        spare = np.empty(self.n_params)
         s1, s2 = (list(state) + [np.empty(1), np.empty(1)])[:2]
         self.function(data.ctypes.data, data.shape[1], rows.ctypes.data, bounds.ctypes.data, steps,
-                      params.ctypes.data, grads.ctypes.data, cols.ctypes.data, values.ctypes.data,
+                      params.ctypes.data, spare.ctypes.data, grads.ctypes.data, cols.ctypes.data, values.ctypes.data,
                       KINDS.index(kind), hyper.ctypes.data, lrs.ctypes.data, t, s1.ctypes.data, s2.ctypes.data,
                       losses.ctypes.data, *(a.ctypes.data for a in decay or ()), *((None,) * 3 if decay is None else ()),
                       (np.zeros(1, dtype=np.int64) if done is None else done).ctypes.data)

@@ -63,9 +63,10 @@ M_LOG10E M_LN2 M_LN10 M_PI M_PI_2 M_PI_4 M_1_PI M_2_PI M_2_SQRTPI M_SQRT2 M_SQRT
 errno""".split())
 
 #: The identifiers the writer itself emits around the nodes' own names: the entry point's
-#: arguments, loop counters, the accumulator of a gradient that is the same in every row, and
-#: the flag of a call whose rows all go through the one-row loop.
-WRITER_NAMES = frozenset("inputs params seed_unused n r rb per_row sums lane k acc fresh".split())
+#: arguments (and the training kernel's, :mod:`.c_sums`), loop counters, the accumulator of a
+#: gradient that is the same in every row, and the flag of a call whose rows all go through
+#: the one-row loop.
+WRITER_NAMES = frozenset("inputs params seed_unused n r rb per_row sums lane k acc fresh next_params".split())
 #: Every name an identifier of the generated code must not take, derived from all the text
 #: the generator emits besides node names: C's keywords and the headers' macros (above),
 #: every identifier of the prelude (helpers, macros, their parameters) and of the training
@@ -165,9 +166,10 @@ class _Writer:
                 f"double {seed}, long n, double *restrict per_row, double *restrict sums)")
         if not self.free_layout:
             return head, ""
-        return (f"static GC_NOINLINE void gc_kernel(const double *restrict inputs, double *restrict params, "
-                f"double {seed}, long n, double *restrict per_row, double *restrict sums, long step, double lr)",
-                f"\n{head}\n{{\n    gc_kernel(inputs, (double *)params, {seed}, n, per_row, sums, 0, 0.0);\n}}\n")
+        return (f"static GC_NOINLINE void gc_kernel(const double *restrict inputs, const double *restrict params, "
+                f"double {seed}, long n, double *restrict per_row, double *restrict sums, "
+                f"double *restrict next_params, long step, double lr)",
+                f"\n{head}\n{{\n    gc_kernel(inputs, params, {seed}, n, per_row, sums, 0, 0, 0.0);\n}}\n")
 
     def blocks(self, accumulators: dict[int, str], per_row: list[int]) -> list[str]:
         """The loop over whole blocks of rows (:mod:`graphc.codegen.c_blocks`), which leaves
