@@ -20,7 +20,8 @@ starts ``GC_B`` before the end and so recomputes a few outputs of the vector bef
 with the same operations in the same order, hence the same bits (no scalar tail); in
 ``gc_outer_into``, which adds into memory, that vector reads its row before the others
 write it and is stored last.  ``gc_outer_first`` writes ``0.0 + product`` into a sum the
-writer did not zero (:data:`graphc.codegen.c_sums.FIRST_WRITES`).
+writer did not zero (:data:`graphc.codegen.c_sums.FIRST_WRITES`); ``gc_outer_step`` writes
+the params after train's step with that gradient instead (:mod:`graphc.codegen.c_sums`).
 """
 from __future__ import annotations
 
@@ -253,7 +254,8 @@ static inline void gc_outer_into(double *y, const double *x, const double *a, co
         double *row = y + j * n;
         const double *u = x + j * n, s = a[j];
         gc_vec v = gc_vinto(u + e, GC_MULV(gc_load(b + e), s), summed, lr, step);
-        for (int k = 0; k < e; k += GC_B) gc_store(row + k, gc_vinto(u + k, GC_MULV(gc_load(b + k), s), summed, lr, step));
+        for (int k = 0; k < e; k += GC_B)
+            gc_store(row + k, gc_vinto(u + k, GC_MULV(gc_load(b + k), s), summed, lr, step));
         gc_store(row + e, v);
     }
 }
