@@ -87,7 +87,7 @@ def forward(signature: Signature, batch: Batch, params: list | np.ndarray, threa
     def rows(s: slice) -> list:
         with np.errstate(all="ignore"):
             return function(cols[:, s], params, 0.0, s.stop - s.start)[0]
-    parts = row_threads.run([lambda s=s: rows(s) for s in row_threads.slices(batch.n, threads)])
+    parts = row_threads.over_slices(rows, batch.n, threads)
     per_row = [np.concatenate([np.asarray(part[k], dtype=np.float64) for part in parts]) if len(parts) > 1
                else np.asarray(parts[0][k], dtype=np.float64) for k in range(len(parts[0]))]
     return unflatten(signature.out_tree, iter(per_row))
@@ -122,7 +122,7 @@ def _mean_and_grads_in_threads(function: Callable, cols: np.ndarray, n: int, par
         with np.errstate(all="ignore"):
             (values,), grads = function(cols[:, s], params, 1.0 / n, s.stop - s.start)
         return np.asarray(values, dtype=np.float64), grads
-    parts = row_threads.run([lambda s=s: rows(s) for s in row_threads.slices(n, threads)])
+    parts = row_threads.over_slices(rows, n, threads)
     grads = row_threads.added_in_order([g for _, g in parts])
     if out is not None:
         out[...] = grads

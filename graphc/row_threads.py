@@ -38,6 +38,11 @@ def slices(n: int, threads: int) -> list[slice]:
     return [slice(a, b) for a, b in zip(bounds, bounds[1:])]
 
 
+def over_slices(work: Callable[[slice], Any], n: int, threads: int) -> list:
+    """``work`` on each of :func:`slices`, at once, the results in slice order."""
+    return run([lambda s=s: work(s) for s in slices(n, threads)])
+
+
 def run(jobs: list[Callable[[], Any]]) -> list:
     """Each job's result, in order: the first runs in this thread, the others at once in
     the pool's (the first to raise, in order, raises here once all have finished)."""
