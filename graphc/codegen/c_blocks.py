@@ -86,29 +86,35 @@ class Blocks:
     def _matvec(self, i: int, name: str, size: int) -> list[str]:
         b, W, x = self.g.args[i]
         m, n = self.w.shapes[W]
-        if self._fast(W, x):
-            start, bj, bb = self._start(b)
-            if W in self.w.transposed:  # its transposed copy (or a transposed block of params) exists
-                matrix, strides = self.w.derived(W, "t"), f"1, {m}"
-            else:
-                matrix, strides = self.w.names[W], f"{n}, 1"
-            return [f"gc_blin({name}, {start}, {bj}, {bb}, {matrix}, {strides}, {self.w.names[x]}, {m}, {n}, 0);"]
-        out = f"{name}[lane * GC_B + rb]"
-        return [f"for (int lane = 0; lane < {m}; lane++) {ROWS} {out} = {self.at(b)};",
-                f"for (int k = 0; k < {n}; k++) for (int lane = 0; lane < {m}; lane++) "
-                f"{ROWS} {out} = {out} + {self.at(W, f'lane * {n} + k')} * {self.at(x, 'k')};"]
+        if W in self.w.transposed:  # its transposed copy (or a transposed block of params) exists
+            fast = (self.w.derived(W, "t"), f"1, {m}")
+        else:
+            fast = (self.w.names[W], f"{n}, 1")
+        return self._linear(name, b, W, x, (m, n), fast, lambda out, k: f"{out} * {n} + {k}", down=False)
 
     def _vecmat(self, i: int, name: str, size: int) -> list[str]:
         acc, gv, W = self.g.args[i]
         m, n = self.w.shapes[W]
-        if self._fast(W, gv):
-            start, bj, bb = self._start(acc)
-            return [f"gc_blin({name}, {start}, {bj}, {bb}, {self.w.names[W]}, 1, {n}, "
-                    f"{self.w.names[gv]}, {n}, {m}, 1);"]
+        return self._linear(name, acc, W, gv, (n, m), (self.w.names[W], f"1, {n}"),
+                            lambda out, k: f"{k} * {n} + {out}", down=True)
+
+    def _linear(self, name: str, start: int, W: int, x: int, sizes: tuple[int, int], fast: tuple[str, str],
+                at_W, down: bool) -> list[str]:
+        """``y[o] = start[o] + W(o, k)*x[k] + ...`` over ``sizes`` = (outputs, inputs), k
+        upwards (matvec: W's rows) or downwards (vecmat: its columns, last row first).
+        ``fast``: the matrix and strides ``gc_blin`` reads; ``at_W(o, k)``: W's lane of
+        (o, k) for the row-by-row loops."""
+        outputs, inputs = sizes
+        if self._fast(W, x):
+            first, bj, bb = self._start(start)
+            matrix, strides = fast
+            return [f"gc_blin({name}, {first}, {bj}, {bb}, {matrix}, {strides}, {self.w.names[x]}, "
+                    f"{outputs}, {inputs}, {int(down)});"]
         out = f"{name}[lane * GC_B + rb]"
-        return [f"for (int lane = 0; lane < {n}; lane++) {ROWS} {out} = {self.at(acc)};",
-                f"for (int k = {m - 1}; k >= 0; k--) for (int lane = 0; lane < {n}; lane++) "
-                f"{ROWS} {out} = {out} + {self.at(W, f'k * {n} + lane')} * {self.at(gv, 'k')};"]
+        steps = f"int k = {inputs - 1}; k >= 0; k--" if down else f"int k = 0; k < {inputs}; k++"
+        return [f"for (int lane = 0; lane < {outputs}; lane++) {ROWS} {out} = {self.at(start)};",
+                f"for ({steps}) for (int lane = 0; lane < {outputs}; lane++) "
+                f"{ROWS} {out} = {out} + {self.at(W, at_W('lane', 'k'))} * {self.at(x, 'k')};"]
 
     def _outer(self, i: int, name: str, size: int) -> list[str]:
         a, b = self.g.args[i]
