@@ -53,17 +53,24 @@ def assert_bits(got, want) -> None:
     assert np.where(both, 0.0, got).tobytes() == np.where(both, 0.0, want).tobytes()
 
 
-@pytest.mark.parametrize("nin, layers", SHAPES)
-def test_map_and_mean_and_grad_are_the_row_loops_bits_on_every_row_count(nin, layers):
+def assert_the_row_loops_bits(nin: int, layers: list[int], row_counts) -> graphc.Compiled:
+    """``map`` and ``mean_and_grad`` of the squared loss on C give the Python backend's bits
+    for each row count (``mean_and_grad`` from one row); returns the C compiled function."""
     fast, slow, model = pair(nin, layers, squared)
     params = np.array([p.data for p in model.parameters()])
-    for rows in ROWS:
+    for rows in row_counts:
         X, y = data(rows, nin, rows)
         assert_bits(fast.map(X, y, params=params), slow.map(X, y, params=params))
         if rows:
             (a, ga), (b, gb) = fast.mean_and_grad(X, y, params=params), slow.mean_and_grad(X, y, params=params)
             assert_bits(a, b)
             assert_bits(ga, gb)
+    return fast
+
+
+@pytest.mark.parametrize("nin, layers", SHAPES)
+def test_map_and_mean_and_grad_are_the_row_loops_bits_on_every_row_count(nin, layers):
+    fast = assert_the_row_loops_bits(nin, layers, ROWS)
     assert "GC_B rows at a time" in fast.source and "gc_blin(" in fast.source and "gc_bouter_add(" in fast.source
 
 

@@ -19,7 +19,7 @@ from graphc.codegen import c as c_backend, c_sums, c_writer
 from graphc.losses import softmax_cross_entropy
 from graphc.nn import MLP
 from graphc.optim import SGD, Adam
-from test_c_blocks import assert_bits, data, pair, squared
+from test_c_blocks import assert_bits, assert_the_row_loops_bits, data, pair, squared
 
 pytestmark = pytest.mark.skipif(c_backend.find_compiler() is None, reason="no C compiler")
 
@@ -40,14 +40,7 @@ def one_hot(rows: int, classes: int, seed: int) -> np.ndarray:
 
 @pytest.mark.parametrize("nin, layers", SHAPES)
 def test_one_row_and_few_rows_give_the_python_backends_bits(nin, layers):
-    fast, slow, model = pair(nin, layers, squared)
-    params = np.array([p.data for p in model.parameters()])
-    for rows in ROWS:
-        X, y = data(rows, nin, rows)
-        assert_bits(fast.map(X, y, params=params), slow.map(X, y, params=params))
-        (a, ga), (b, gb) = fast.mean_and_grad(X, y, params=params), slow.mean_and_grad(X, y, params=params)
-        assert_bits([a], [b])
-        assert_bits(ga, gb)
+    fast = assert_the_row_loops_bits(nin, layers, ROWS)
     if any(nin * width >= c_sums.FIRST_WRITES for width in layers[:1]):
         assert "if (fresh && r == 0) " in fast.source
 

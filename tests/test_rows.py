@@ -18,6 +18,7 @@ from graphc.passes.rows import ROWS_INPUT, recover_rows, rows_input_name
 from graphc.backends import resolve
 from graphc.rows_kernels import add_rows
 from graphc.rows_program import rows_program
+from test_guards import train as demo_train  # demo.ipynb's loop: loss and accuracy, zero_grad, backward, SGD at its rate
 
 #: These losses read captured NumPy data, as micrograd's demo does: frozen, and said so
 #: (tests/test_guards.py checks the warning).
@@ -227,19 +228,6 @@ def test_recover_rows_is_linear_and_has_no_recursion():
 
 # -- several outputs: micrograd's demo loss returns (total_loss, accuracy) -----------------
 
-def _demo_train(loss, model, steps):
-    """demo.ipynb's loop: the loss and accuracy, zero_grad, backward, SGD at its rate."""
-    history = []
-    for k in range(steps):
-        total_loss, acc = loss()
-        model.zero_grad()
-        total_loss.backward()
-        for p in model.parameters():
-            p.data -= (1.0 - 0.9 * k / 100) * p.grad
-        history.append((total_loss.data, acc))
-    return history
-
-
 def test_the_demo_loss_and_accuracy_are_two_chains_of_one_row_program():
     X, y, model = make_data()
     split = recover_rows(graphc.trace(lambda: demo.loss(model, X, y)))
@@ -255,10 +243,10 @@ def test_the_demo_loss_compiled_unchanged_runs_rows_and_equals_eager(backend):
     a Python float computed live, every step's numbers eager's bit for bit."""
     X, y, model = demo.make_data()
     compiled = graphc.compile(lambda: demo.loss(model, X, y), backend=backend)
-    got = _demo_train(compiled, model, 20)
+    got = demo_train(compiled, model, 20)
     assert compiled._latest.rows is not None and compiled.trace_count == 1
     X, y, eager_model = demo.make_data()
-    assert got == _demo_train(lambda: demo.loss(eager_model, X, y), eager_model, 20)
+    assert got == demo_train(lambda: demo.loss(eager_model, X, y), eager_model, 20)
     assert all(type(acc) is float for _, acc in got) and len({acc for _, acc in got}) > 1
     assert [p.data for p in model.parameters()] == [p.data for p in eager_model.parameters()]
 
