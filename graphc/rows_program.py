@@ -196,7 +196,9 @@ class RowsProgram:
             with self._lock:
                 made = self._outers.get(output)
                 if made is None:
-                    joint = optimize(autodiff.grad(self._outer_graph, output, wrt_inputs=True))
+                    joint = autodiff.grad(self._outer_graph, output, wrt_inputs=True)
+                    # re-rolled where it runs as a batched program of one row (an L2 term: one dot product)
+                    joint = optimize(joint, passes=VECTOR_PIPELINE) if self.backend.one_row else optimize(joint)
                     function, source = outer_function(self.backend, joint, f"{self.name}_outer", self.n_outputs)
                     reached = _reached(joint, self.n_outputs)[self.n_inputs:]
                     made = self._outers[output] = (function, source, tuple(reached))

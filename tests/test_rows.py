@@ -138,8 +138,8 @@ def _steps(compiled, model, steps=3):
     return history
 
 
-def _run(backend, loss_of, sizes=(6, 6, 1)):
-    X, y, model = make_data(n=40, sizes=sizes)
+def _run(backend, loss_of, sizes=(6, 6, 1), n=40):
+    X, y, model = make_data(n=n, sizes=sizes)
     compiled = graphc.compile(lambda: loss_of(X, y, model), backend=backend)
     history = _steps(compiled, model)
     return compiled, history
@@ -165,6 +165,18 @@ def test_tanh_rows_on_c_equal_the_scalar_program():
     compiled, got = _run("c", loss)
     assert compiled._latest.rows is not None
     assert got == _run("python", loss)[1]
+
+
+@pytest.mark.skipif("c" not in BACKENDS, reason="no C compiler")
+def test_c_kernels_write_gradient_lanes_through_tables_and_equal_the_scalar_program():
+    """The per-row gradients of a layer's params (and the L2 term's) are lanes of tensors,
+    written by a loop over a table of their rows: in blocks of rows and in the one-row
+    loop (43 rows: both), bit for bit the scalar program's numbers."""
+    compiled, got = _run("c", demo_loss, n=43)
+    program = compiled._latest.rows
+    sources = program._rows_of(program.forward_chain)[1] + program._outer_of(0)[1]
+    assert "_rows[k] * n + r + rb]" in sources and "_rows[k] * n + r]" in sources
+    assert got == _run("python", demo_loss, n=43)[1]
 
 
 def test_compiled_graph_is_still_there_when_rows_ran():

@@ -157,5 +157,7 @@ class Blocks:
         return lines
 
     def per_row(self, outputs: list[int]) -> list[str]:
-        """The per-row outputs of the block's rows."""
-        return [f"{ROWS} per_row[{k} * n + r + rb] = {self.at(o)};" for k, o in enumerate(outputs)]
+        """The per-row outputs of the block's rows; a tensor's lanes through its table."""
+        lines = [f"{ROWS} per_row[{k} * n + r + rb] = {self.at(o)};" for k, o in self.w.lone_outputs(outputs)]
+        return lines + [line for t in self.w.lane_outputs
+                        for line in self.w.lanes_out(t, f"{ROWS} per_row[{{row}} * n + r + rb]", block=True)]

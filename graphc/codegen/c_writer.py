@@ -92,6 +92,26 @@ def generate_kernel(graph: Graph, name: str, *, seed: int | None = None, reduced
     return writer.source(), writer.layout, writer.namespace.create(f"{writer.entry}_train")
 
 
+#: The fewest lanes of one tensor written to per_row by a loop over a table rather than one
+#: statement each.
+LANE_TABLE = 4
+
+
+def lane_outputs(graph: Graph, reduced: frozenset[int]) -> dict[int, list[tuple[int, int]]]:
+    """Per-row outputs that are lanes of a tensor, read by no node (the per-row gradients of a
+    layer's params, or of an L2 term's): ``{tensor: [(row of per_row, lane), ...]}``.  The
+    kernel writes them from the tensor through a table, not as one statement (and one copy
+    of the lane) each, which made gcc take seconds on micrograd's demo loss."""
+    read = {a for args in graph.args for a in args}
+    summed = {o for k, o in enumerate(graph.outputs) if k in reduced}
+    per_row = [o for k, o in enumerate(graph.outputs) if k not in reduced]
+    found: dict[int, list[tuple[int, int]]] = {}
+    for row, o in enumerate(per_row):
+        if graph.ops[o] == "index" and o not in read and o not in summed:
+            found.setdefault(graph.args[o][0], []).append((row, graph.attrs[o][0]))
+    return {t: pairs for t, pairs in found.items() if len(pairs) >= LANE_TABLE}
+
+
 class _Writer:
     def __init__(self, graph: Graph, name: str, seed: int | None, reduced: frozenset[int],
                  free_layout: bool = False) -> None:
@@ -110,7 +130,9 @@ class _Writer:
                            if isinstance(SPELLINGS.get(op), Call) and SPELLINGS[op].transposed
                            and not self.batched[graph.args[i][1]]}
         self.tensors = reduced_tensors(graph, reduced, self.batched)
-        roots = live_roots(graph, reduced, self.tensors)
+        self.lane_outputs = lane_outputs(graph, reduced)
+        read_in_place = {graph.outputs[k]: t for t, pairs in self.lane_outputs.items() for k, _ in pairs}
+        roots = [read_in_place.get(o, o) for o in live_roots(graph, reduced, self.tensors)]
         self.live = graph.live(roots)
         self.gathered = self._gathers()
         self.layout = ParamLayout(graph, [i for i, kind in self.gathered.items() if kind == "params"],
@@ -136,6 +158,7 @@ class _Writer:
         head, entry = self.heads()
         body = ["{", "    /* params, and everything that depends on them alone: once per call */"]
         body += [f"    const double {names[p]} = params[{self.layout.position[p]}];" for p in g.params if self.used[p]]
+        body += self.lane_tables()
         body += self.nodes(batched=False, indent="    ")
         sums = Sums(self, summed, self.free_layout)
         self.in_place, accumulators = sums.in_place, sums.accumulators
@@ -145,7 +168,8 @@ class _Writer:
         body += [f"        const double {names[i]} = inputs[{k} * n + r];"
                  for k, i in enumerate(self.inputs) if self.used[i]]
         body += self.nodes(batched=True, indent="        ")
-        body += [f"        per_row[{row} * n + r] = {names[o]};" for row, o in enumerate(per_row)]
+        body += [f"        per_row[{row} * n + r] = {names[o]};" for row, o in self.lone_outputs(per_row)]
+        body += [f"        {line}" for t in self.lane_outputs for line in self.lanes_out(t, "per_row[{row} * n + r]")]
         body += sums.accumulate()
         body.append("    }")
         body += sums.write()
@@ -156,6 +180,32 @@ class _Writer:
                                  f"{g.op_mix() or 'no operations'}."], language="c")
         source = top + PRELUDE + "\n" + head + "\n" + "\n".join(body) + "\n" + entry
         return source, self.entry, len(per_row), len(summed)
+
+    def lane_tables(self) -> list[str]:
+        """For each tensor whose lanes are per-row outputs (:func:`lane_outputs`), the table of
+        their rows of ``per_row`` and, unless they are its lanes in order, of its lanes."""
+        lines = []
+        for t, pairs in self.lane_outputs.items():
+            lines.append(f"    static const int {self.derived(t, 'rows')}[{len(pairs)}] = {table(k for k, _ in pairs)};")
+            if [lane for _, lane in pairs] != list(range(len(pairs))):
+                lines.append(f"    static const int {self.derived(t, 'lanes')}[{len(pairs)}] = "
+                             f"{table(lane for _, lane in pairs)};")
+        return lines
+
+    def lanes_out(self, t: int, target: str, block: bool = False) -> list[str]:
+        """The loop writing tensor ``t``'s lanes into their rows of ``per_row``: ``target``
+        formats the row ``{row}`` of iteration ``k`` (``block``: in the blocked row body)."""
+        pairs = self.lane_outputs[t]
+        lane = f"{self.derived(t, 'lanes')}[k]" if [q for _, q in pairs] != list(range(len(pairs))) else "k"
+        if block and self.batched[t]:
+            lane = f"{lane} * GC_B + rb"
+        row = f"{self.derived(t, 'rows')}[k]"
+        return [f"for (int k = 0; k < {len(pairs)}; k++) {target.format(row=row)} = {self.names[t]}[{lane}];"]
+
+    def lone_outputs(self, per_row: list[int]) -> list[tuple[int, int]]:
+        """(row, node) of the per-row outputs written one statement each."""
+        in_tables = {k for pairs in self.lane_outputs.values() for k, _ in pairs}
+        return [(row, o) for row, o in enumerate(per_row) if row not in in_tables]
 
     def heads(self) -> tuple[str, str]:
         """The body's function head, and the entry point (empty when the body is it).  A kernel
