@@ -4,7 +4,8 @@
     .venv/bin/python bench/compile.py --targets [--chain 1e6]   (the compile-speed targets only)
 
 ``--targets`` prints the compile-speed targets of issues 15 and 16, each from trace to loaded
-code: micrograd's demo loss compiled as written (best of 3 compiles), MNIST-shaped
+code: micrograd's demo loss compiled as written (best of 3 compiles; on the default backend,
+then on C with an empty C cache each time), MNIST-shaped
 MLP(784, [100, 10]) on C with a cold cache next to JAX's first ``jit`` call (each in a fresh
 process through bench/peers.py's worker; JAX only if installed), and a chain of ``--chain``
 scalar ops that nothing re-rolls, with its process's peak memory.
@@ -20,6 +21,7 @@ of 10^4 to 3x10^5 lines, the floor under the codegen column.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import os
 import random
@@ -27,6 +29,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -133,10 +136,11 @@ def cpython_compile_cost(lines: tuple[int, ...] = (10_000, 30_000, 100_000, 300_
         print(f"  {n:>10,} lines  {seconds:6.2f} s  {seconds / n * 1e6:5.2f} us/line")
 
 
-def demo_compile(repeat: int = 3) -> tuple[float, float]:
+def demo_compile(repeat: int = 3, backend: str | None = None) -> tuple[float, float]:
     """Seconds from trace to loaded code (the first call and its backward) of micrograd's demo
-    loss as written, under ``graphc.compile`` with its default backend: the best of ``repeat``,
-    wall and CPU (this process's CPU seconds: what a quiet machine's wall time would be)."""
+    loss as written, under ``graphc.compile`` with ``backend`` (None: the default; "c": each
+    compile with an empty C cache): the best of ``repeat``, wall and CPU (this process's
+    CPU seconds: what a quiet machine's wall time would be; gcc runs in a child process)."""
     from graphc.demo import make_data
     X, y, model = make_data()
 
@@ -148,13 +152,29 @@ def demo_compile(repeat: int = 3) -> tuple[float, float]:
         return data_loss + 1e-4 * sum((p * p for p in model.parameters()))
     best = (float("inf"), float("inf"))
     for _ in range(repeat):
-        compiled = graphc.compile(loss)
-        start, cpu = time.perf_counter(), time.process_time()
-        out = compiled()
-        model.zero_grad()
-        out.backward()
-        best = min(best, (time.perf_counter() - start, time.process_time() - cpu))
+        compiled = graphc.compile(loss, backend=backend)
+        with cold_cache():
+            start, cpu = time.perf_counter(), time.process_time()
+            out = compiled()
+            model.zero_grad()
+            out.backward()
+            best = min(best, (time.perf_counter() - start, time.process_time() - cpu))
     return best
+
+
+@contextlib.contextmanager
+def cold_cache():
+    """graphc's C library cache in a new, empty directory for the duration."""
+    previous = os.environ.get("GRAPHC_CACHE_DIR")
+    with tempfile.TemporaryDirectory() as cache:
+        os.environ["GRAPHC_CACHE_DIR"] = cache
+        try:
+            yield
+        finally:
+            if previous is None:
+                del os.environ["GRAPHC_CACHE_DIR"]
+            else:
+                os.environ["GRAPHC_CACHE_DIR"] = previous
 
 
 def peer_compile(family: str, label: str) -> str:
@@ -192,6 +212,8 @@ def targets(chain_nodes: int) -> None:
     print("compile-speed targets, trace to loaded code")
     wall, cpu = demo_compile()
     print(f"  demo full-batch loss (issue 16: <= 0.3 s):           {wall:.3f} s (CPU {cpu:.3f} s)")
+    wall, _ = demo_compile(backend="c")
+    print(f"  the same, backend='c', cold C cache (gcc included):  {wall:.3f} s")
     print(f"  MLP(784,[100,10]) C, cold cache (issue 15: <= JAX):  {peer_compile('graphc', 'graphc C')}")
     print(f"  JAX jit, first call, same workload:                  {peer_compile('jax', 'JAX jit, first call')}")
     done = subprocess.run([sys.executable, __file__, "--chain-worker", str(chain_nodes)],
