@@ -277,7 +277,7 @@ class _Writer:
         """The matrices read transposed (by matrix-vector products) and in no other way: the
         kernel layout stores them transposed."""
         g = self.graph
-        others = set(g.outputs)
+        others = set(g.outputs) | set(self.lane_outputs)  # a tensor whose lanes are outputs is read by name
         for i, op in enumerate(g.ops):
             if self.live[i]:
                 readers = g.args[i]
