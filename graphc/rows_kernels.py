@@ -23,6 +23,7 @@ import numpy as np
 
 from .backends import Backend
 from .codegen import python as python_backend
+from .codegen.c_call import address
 from .codegen.c_toolchain import load
 from .codegen.c_writer import generate_kernel
 from .errors import GraphcError
@@ -112,7 +113,7 @@ class NativeKernel:
         fixed, at = self._fixed
         if cols is not fixed:  # the table's columns are one read-only array, called with again and again
             cols = np.ascontiguousarray(cols, dtype=np.float64)
-            at = cols.ctypes.data
+            at = address(cols)
             if not cols.flags.writeable:
                 self._fixed = (cols, at)
         params = np.ascontiguousarray(params, dtype=np.float64)
@@ -120,7 +121,7 @@ class NativeKernel:
             raise GraphcError(f"the rows' C kernel takes {self.n_inputs} columns and a vector of params; got "
                               f"{cols.shape} and {params.shape} (a graphc bug)")
         per_row = np.empty((self.n_outputs, n))
-        self._kernel(at, params.ctypes.data, seed, n, per_row.ctypes.data, self._sums_at)
+        self._kernel(at, address(params), seed, n, address(per_row), self._sums_at)
         return per_row
 
 
@@ -137,7 +138,7 @@ class NativeRows:
     def add(self, per_row: np.ndarray, first: np.ndarray) -> np.ndarray:
         first = np.ascontiguousarray(first, dtype=np.float64)
         out = np.empty(self.n_grads)
-        self._add(per_row.ctypes.data, first.ctypes.data, 0.0, per_row.shape[1], None, out.ctypes.data)
+        self._add(address(per_row), address(first), 0.0, per_row.shape[1], None, address(out))
         return out
 
 
