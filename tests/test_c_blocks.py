@@ -1,9 +1,9 @@
 """The C backend's blocked row body (graphc/codegen/c_blocks.py): GC_B rows at a time in
 vector lanes, the last rows one at a time, bit for bit the Python backend's row loop.
 
-Odd layer sizes and row counts on both sides of a block (GC_B is 8 with AVX-512, else 4)
+Odd layer sizes and row counts on both sides of a block (GC_B is 16 with AVX-512, else 8)
 exercise the kernels' remainder loops; the portable build (no GNU vector extensions) and
-the 4-row blocks are built with GRAPHC_CFLAGS and must give the same bits.
+the 8-row blocks are built with GRAPHC_CFLAGS and must give the same bits.
 """
 from __future__ import annotations
 
@@ -19,8 +19,13 @@ from graphc.nn import MLP
 
 pytestmark = pytest.mark.skipif(c_backend.find_compiler() is None, reason="no C compiler")
 
-ROWS = (0, 1, 3, 4, 5, 7, 8, 9, 17, 33)
+ROWS = (0, 1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 33)
 SHAPES = [(1, [1, 1]), (3, [5, 7]), (17, [3, 1]), (7, [17, 5]), (5, [9, 4, 3])]
+#: Layers around the blocked kernels' passes (c_runtime.py): gc_blin's four outputs and chunks
+#: of GC_CHUNK = 128 terms (150 inputs; the vecmat through 130 outputs), gc_bouter_add's
+#: chunks of 128 rows (150 inputs, 130 hidden units) and its columns: two vectors, one, and
+#: the last few (13, 6 and 5 outputs), fewer than a vector (3).
+WIDE = [(150, [13, 6]), (9, [6, 130, 5]), (11, [21, 130, 3])]
 
 
 def pair(nin: int, layers: list[int], loss):
@@ -72,6 +77,11 @@ def assert_the_row_loops_bits(nin: int, layers: list[int], row_counts) -> graphc
 def test_map_and_mean_and_grad_are_the_row_loops_bits_on_every_row_count(nin, layers):
     fast = assert_the_row_loops_bits(nin, layers, ROWS)
     assert "GC_B rows at a time" in fast.source and "gc_blin(" in fast.source and "gc_bouter_add(" in fast.source
+
+
+@pytest.mark.parametrize("nin, layers", WIDE)
+def test_wide_layers_take_every_pass_of_the_blocked_kernels_with_the_row_loops_bits(nin, layers):
+    assert_the_row_loops_bits(nin, layers, (16, 17, 40))
 
 
 def test_train_in_minibatches_is_the_row_loops_bits():
@@ -144,7 +154,7 @@ def test_nonfinite_and_signed_zero_rows_keep_their_bits():
 
 @pytest.mark.parametrize("cflags", ["-DGC_PORTABLE", "-mno-avx512f"])
 def test_the_portable_kernels_and_four_row_blocks_give_the_same_bits(cflags, tmp_path, monkeypatch):
-    """Without GNU vector extensions (a struct of lanes) and without AVX-512 (GC_B = 4)."""
+    """Without GNU vector extensions (a struct of lanes) and without AVX-512 (GC_B = 8)."""
     fast, slow, model = pair(7, [17, 5], squared)
     X, y = data(21, 7, 5)
     params = np.array([p.data for p in model.parameters()])

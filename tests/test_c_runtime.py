@@ -2,7 +2,7 @@
 in vector lanes) and the first-row writes of large sums (c_sums.FIRST_WRITES):
 bit for bit the Python backend's row loop, at a batch of one above all.
 
-Layer widths on both sides of GC_B (8 with AVX-512, else 4) and of a pass of four vectors
+Layer widths on both sides of GC_V (8 with AVX-512, else 4) and of a pass of four vectors
 (16 or 32 outputs) exercise the overlapping last vector; gradient matrices of 256 lanes
 or more the first-row writes, with 0 rows (the sums still zeroed), fewer rows than a block
 (every row in the one-row loop) and more (blocks first).

@@ -10,16 +10,30 @@ the order their op defines (:mod:`graphc.ops`).  :data:`SPELLINGS` is the only p
 maps an op to its C helper; :data:`LIBM_CALLS` (which the toolchain builds with
 ``-fno-builtin-<name>``) is derived from it.
 
+**Blocks of rows at the machine's peak.**  A vector holds ``GC_V`` doubles (8 with
+AVX-512, else 4); a block of rows (:mod:`graphc.codegen.c_blocks`) is two vectors,
+``GC_B = 2 * GC_V`` rows, so each weight a layer op reads serves twice as many rows and is
+broadcast once for two multiplies.  ``gc_blin`` (matvec and vecmat of a block) keeps four
+outputs of both vectors -- eight sums, enough to hide an add's latency -- in registers for
+a chunk of ``GC_CHUNK`` terms, and carries them in ``y`` from chunk to chunk, so the
+block's inputs stay in L1 for every output; ``gc_bouter_add`` (a weight gradient summed
+over the block's rows) keeps eight sums of four rows of ``y`` and two vectors of columns.
+Every sum still adds its terms one by one, in its op's order, each product rounded: the
+vectors only put independent sums (rows, outputs, columns) side by side.
+
 **One row at vector speed.**  The row loop (every row of a batch of one) calls the layer
-helpers ``gc_matvec_t``, ``gc_vecmat`` and ``gc_outer_add`` on one row; they put ``GC_B``
-consecutive *outputs* in a vector (the blocked helpers put rows there), so a vector lane
-is one output's own sum, added in its op's order: the same additions as a scalar loop,
-only side by side.  ``gc_lin`` keeps four vectors of outputs in registers per pass over
-the terms.  Where the number of outputs is not a multiple of ``GC_B``, the last vector
-starts ``GC_B`` before the end and so recomputes a few outputs of the vector before it,
-with the same operations in the same order, hence the same bits (no scalar tail); in
-``gc_outer_into``, which adds into memory, that vector reads its row before the others
-write it and is stored last.  ``gc_outer_first`` writes ``0.0 + product`` into a sum the
+helpers ``gc_matvec_t``, ``gc_vecmat`` and ``gc_outer_add`` on one row; they put ``GC_V``
+consecutive *outputs* in a vector, so a vector lane is one output's own sum, added in its
+op's order: the same additions as a scalar loop, only side by side.  ``gc_lin`` keeps four
+vectors of outputs in registers per pass over the terms.
+
+**Remainders without a scalar tail.**  Where the number of outputs is not a multiple of a
+pass, the last pass starts before the end and so recomputes a few outputs of the pass
+before it, with the same operations in the same order, hence the same bits.  Where the
+sums live in memory between passes (``gc_outer_into``, ``gc_bouter_add``, the chunks of
+``gc_blin``) such a pass stores only the outputs no other pass has written, or (in
+``gc_outer_into``) reads its row before the others write it and is stored last.
+``gc_outer_first`` writes ``0.0 + product`` into a sum the
 writer did not zero (:data:`graphc.codegen.c_sums.FIRST_WRITES`); ``gc_outer_step`` writes
 the params after train's step with that gradient instead (:mod:`graphc.codegen.c_sums`).
 """
@@ -81,106 +95,228 @@ static inline void gc_outer(double *y, const double *a, const double *b, int m, 
 """ + r"""
 /* Blocks of GC_B rows (see graphc/codegen/c_blocks.py): a value that varies across rows holds
    the block's rows side by side, lane by lane (v[lane * GC_B + rb]), so one vector operation
-   does one step of GC_B rows' sums, each row's additions in its own order. */
+   does one step of GC_V rows' sums, each row's additions in its own order.  A block is two
+   vectors (GC_B = 2 * GC_V rows): each weight a layer op reads serves twice as many rows. */
 #if defined(__AVX512F__)
-#define GC_B 8   /* a block's rows fill one vector register */
+#define GC_V 8   /* doubles in a vector register */
 #else
-#define GC_B 4
+#define GC_V 4
 #endif
+#define GC_B (2 * GC_V)
 #if defined(__GNUC__) && !defined(GC_PORTABLE)  /* GNU vector extensions (gcc, clang) */
-typedef double gc_vec __attribute__((vector_size(GC_B * sizeof(double))));
+typedef double gc_vec __attribute__((vector_size(GC_V * sizeof(double))));
 #define GC_ADD(a, b) ((a) + (b))
 #define GC_MULS(s, v) ((s) * (v))  /* scalar times each lane */
 #define GC_MULV(v, s) ((v) * (s))
 #define GC_SUB(a, b) ((a) - (b))
 #define GC_NEG(a) (-(a))
-static inline gc_vec gc_splat(double s) { gc_vec v; for (int q = 0; q < GC_B; q++) v[q] = s; return v; }
+static inline gc_vec gc_splat(double s) { gc_vec v; for (int q = 0; q < GC_V; q++) v[q] = s; return v; }
 #else
-typedef struct { double lane[GC_B]; } gc_vec;
-static inline gc_vec gc_vadd(gc_vec a, gc_vec b) { for (int q = 0; q < GC_B; q++) a.lane[q] = a.lane[q] + b.lane[q]; return a; }
-static inline gc_vec gc_vmuls(double s, gc_vec v) { for (int q = 0; q < GC_B; q++) v.lane[q] = s * v.lane[q]; return v; }
-static inline gc_vec gc_vmulv(gc_vec v, double s) { for (int q = 0; q < GC_B; q++) v.lane[q] = v.lane[q] * s; return v; }
-static inline gc_vec gc_vsub(gc_vec a, gc_vec b) { for (int q = 0; q < GC_B; q++) a.lane[q] = a.lane[q] - b.lane[q]; return a; }
-static inline gc_vec gc_vneg(gc_vec a) { for (int q = 0; q < GC_B; q++) a.lane[q] = -a.lane[q]; return a; }
-static inline gc_vec gc_splat(double s) { gc_vec v; for (int q = 0; q < GC_B; q++) v.lane[q] = s; return v; }
+typedef struct { double lane[GC_V]; } gc_vec;
+static inline gc_vec gc_vadd(gc_vec a, gc_vec b) { for (int q = 0; q < GC_V; q++) a.lane[q] = a.lane[q] + b.lane[q]; return a; }
+static inline gc_vec gc_vmuls(double s, gc_vec v) { for (int q = 0; q < GC_V; q++) v.lane[q] = s * v.lane[q]; return v; }
+static inline gc_vec gc_vmulv(gc_vec v, double s) { for (int q = 0; q < GC_V; q++) v.lane[q] = v.lane[q] * s; return v; }
+static inline gc_vec gc_vsub(gc_vec a, gc_vec b) { for (int q = 0; q < GC_V; q++) a.lane[q] = a.lane[q] - b.lane[q]; return a; }
+static inline gc_vec gc_vneg(gc_vec a) { for (int q = 0; q < GC_V; q++) a.lane[q] = -a.lane[q]; return a; }
+static inline gc_vec gc_splat(double s) { gc_vec v; for (int q = 0; q < GC_V; q++) v.lane[q] = s; return v; }
 #define GC_ADD(a, b) gc_vadd(a, b)
 #define GC_MULS(s, v) gc_vmuls(s, v)
 #define GC_MULV(v, s) gc_vmulv(v, s)
 #define GC_SUB(a, b) gc_vsub(a, b)
 #define GC_NEG(a) gc_vneg(a)
 #endif
+static inline int gc_min(int a, int b) { return a < b ? a : b; }
 static inline gc_vec gc_load(const double *p) { gc_vec v; memcpy(&v, p, sizeof v); return v; }
 static inline void gc_store(double *p, gc_vec v) { memcpy(p, &v, sizeof v); }
-static inline gc_vec gc_start(const double *b, int bj, int bb, int o)
-{   /* a sum's first term for output o: b[o * bj] in every row (bb = 0), or the rows' own (bb = 1) */
-    return bb ? gc_load(b + o * bj) : gc_splat(b[o * bj]);
+static inline gc_vec gc_start(const double *b, int bj, int bb, int o, int half)
+{   /* a sum's first term for output o: b[o * bj] in every row (bb = 0), or the rows' own (bb = 1), of
+       the block's first (half = 0) or second (half = GC_V) vector of rows */
+    return bb ? gc_load(b + o * bj + half) : gc_splat(b[o * bj]);
+}
+
+#define GC_CHUNK 128  /* inputs (gc_blin) or outer-product rows (gc_bouter_add) whose vectors stay in L1 */
+
+static inline void gc_blin_tail(double *y, const double *b, int bj, int bb, const double *M, int mo, int mi,
+                                const double *x, int n, int down, int o, int outs, int at, int end)
+{   /* gc_blin's last outputs o .. o + outs - 1 (outs < 4), terms at .. end - 1 */
+    for (int q = 0; q < outs; q++) {
+        gc_vec a0, h0;
+        a0 = at ? gc_load(y + (o + q) * GC_B) : gc_start(b, bj, bb, o + q, 0);
+        h0 = at ? gc_load(y + (o + q) * GC_B + GC_V) : gc_start(b, bj, bb, o + q, GC_V);
+        for (int t = at; t < end; t++) {
+            const int i = down ? n - 1 - t : t;
+            const double mw = M[(o + q) * mo + i * mi];
+            a0 = GC_ADD(a0, GC_MULS(mw, gc_load(x + i * GC_B)));
+            h0 = GC_ADD(h0, GC_MULS(mw, gc_load(x + i * GC_B + GC_V)));
+        }
+        gc_store(y + (o + q) * GC_B, a0); gc_store(y + (o + q) * GC_B + GC_V, h0);
+    }
+}
+
+static inline void gc_blin_four(double *y, const double *b, int bj, int bb, const double *M, int mo, int mi,
+                                const double *x, int n, int down, int o, int keep, int at, int end)
+{   /* gc_blin's outputs o .. o + 3, terms at .. end - 1: eight sums in flight; only outputs o + keep .. o + 3
+       are stored (the others, when keep > 0, another pass has taken further in y) */
+    gc_vec a0, h0, a1, h1, a2, h2, a3, h3;
+    if (at) {
+        double *out = y + o * GC_B;
+        a0 = gc_load(out); h0 = gc_load(out + GC_V); a1 = gc_load(out + GC_B); h1 = gc_load(out + GC_B + GC_V);
+        a2 = gc_load(out + 2 * GC_B); h2 = gc_load(out + 2 * GC_B + GC_V);
+        a3 = gc_load(out + 3 * GC_B); h3 = gc_load(out + 3 * GC_B + GC_V);
+    } else {
+        a0 = gc_start(b, bj, bb, o, 0); h0 = gc_start(b, bj, bb, o, GC_V);
+        a1 = gc_start(b, bj, bb, o + 1, 0); h1 = gc_start(b, bj, bb, o + 1, GC_V);
+        a2 = gc_start(b, bj, bb, o + 2, 0); h2 = gc_start(b, bj, bb, o + 2, GC_V);
+        a3 = gc_start(b, bj, bb, o + 3, 0); h3 = gc_start(b, bj, bb, o + 3, GC_V);
+    }
+    const double *row = M + o * mo;
+    for (int t = at; t < end; t++) {
+        const int i = down ? n - 1 - t : t;
+        const double *mi_row = row + i * mi;
+        const gc_vec xl = gc_load(x + i * GC_B), xh = gc_load(x + i * GC_B + GC_V);
+        a0 = GC_ADD(a0, GC_MULS(mi_row[0], xl)); h0 = GC_ADD(h0, GC_MULS(mi_row[0], xh));
+        a1 = GC_ADD(a1, GC_MULS(mi_row[mo], xl)); h1 = GC_ADD(h1, GC_MULS(mi_row[mo], xh));
+        a2 = GC_ADD(a2, GC_MULS(mi_row[2 * mo], xl)); h2 = GC_ADD(h2, GC_MULS(mi_row[2 * mo], xh));
+        a3 = GC_ADD(a3, GC_MULS(mi_row[3 * mo], xl)); h3 = GC_ADD(h3, GC_MULS(mi_row[3 * mo], xh));
+    }
+    double *out = y + o * GC_B;
+    if (keep < 1) { gc_store(out, a0); gc_store(out + GC_V, h0); }
+    if (keep < 2) { gc_store(out + GC_B, a1); gc_store(out + GC_B + GC_V, h1); }
+    if (keep < 3) { gc_store(out + 2 * GC_B, a2); gc_store(out + 2 * GC_B + GC_V, h2); }
+    gc_store(out + 3 * GC_B, a3); gc_store(out + 3 * GC_B + GC_V, h3);
 }
 
 static inline void gc_blin(double *y, const double *b, int bj, int bb, const double *M, int mo, int mi,
                            const double *x, int m, int n, int down)
 {   /* y[o] = ((b[o] + M(o,i0)*x[i0]) + M(o,i1)*x[i1]) + ... in every row of the block, i = 0, 1, ...
-       (matvec: M(o,i) = M[o*mo + i*mi]) or i = n-1, n-2, ... (down: vecmat); four outputs at a time */
-    int o = 0;
-    for (; o + 4 <= m; o += 4) {
-        gc_vec a0 = gc_start(b, bj, bb, o), a1 = gc_start(b, bj, bb, o + 1);
-        gc_vec a2 = gc_start(b, bj, bb, o + 2), a3 = gc_start(b, bj, bb, o + 3);
-        const double *row = M + o * mo;
-        for (int t = 0; t < n; t++) {
-            int i = down ? n - 1 - t : t;
-            gc_vec xi = gc_load(x + i * GC_B);
-            a0 = GC_ADD(a0, GC_MULS(row[i * mi], xi));
-            a1 = GC_ADD(a1, GC_MULS(row[mo + i * mi], xi));
-            a2 = GC_ADD(a2, GC_MULS(row[2 * mo + i * mi], xi));
-            a3 = GC_ADD(a3, GC_MULS(row[3 * mo + i * mi], xi));
-        }
-        gc_store(y + o * GC_B, a0); gc_store(y + (o + 1) * GC_B, a1);
-        gc_store(y + (o + 2) * GC_B, a2); gc_store(y + (o + 3) * GC_B, a3);
+       (matvec: M(o,i) = M[o*mo + i*mi]) or i = n-1, n-2, ... (down: vecmat).  Four outputs of both vectors
+       of rows at a time (eight sums in flight hide an add's latency), the last m % 4 of them in a pass from
+       o = m - 4 that stores only those; the terms GC_CHUNK at a time, the sums kept in y between chunks, so
+       that a chunk's x stays in L1 for every output */
+    for (int at = 0; at < n; at += GC_CHUNK) {
+        const int end = gc_min(at + GC_CHUNK, n);
+        int o = 0;
+        for (; o + 4 <= m; o += 4) gc_blin_four(y, b, bj, bb, M, mo, mi, x, n, down, o, 0, at, end);
+        if (o < m && m >= 4) gc_blin_four(y, b, bj, bb, M, mo, mi, x, n, down, m - 4, o - (m - 4), at, end);
+        else if (o < m) gc_blin_tail(y, b, bj, bb, M, mo, mi, x, n, down, o, m - o, at, end);
     }
-    for (; o < m; o++) {
-        gc_vec a0 = gc_start(b, bj, bb, o);
-        for (int t = 0; t < n; t++) {
-            int i = down ? n - 1 - t : t;
-            a0 = GC_ADD(a0, GC_MULS(M[o * mo + i * mi], gc_load(x + i * GC_B)));
+}
+
+static inline void gc_bouter_two(double *y, const double *a, const double *tile, long n, long k, long j, long end)
+{   /* gc_bouter_add's columns k .. k + 2*GC_V - 1 (tile: their b, row by row) of rows j .. end - 1 */
+    for (; j + 4 <= end; j += 4) {
+        double *y0 = y + j * n + k, *y1 = y0 + n, *y2 = y1 + n, *y3 = y2 + n;
+        const double *aj = a + j * GC_B;
+        gc_vec s0 = gc_load(y0), t0 = gc_load(y0 + GC_V), s1 = gc_load(y1), t1 = gc_load(y1 + GC_V);
+        gc_vec s2 = gc_load(y2), t2 = gc_load(y2 + GC_V), s3 = gc_load(y3), t3 = gc_load(y3 + GC_V);
+        for (int rb = 0; rb < GC_B; rb++) {
+            const gc_vec u = gc_load(tile + rb * 2 * GC_V), v = gc_load(tile + rb * 2 * GC_V + GC_V);
+            const double c0 = aj[rb], c1 = aj[GC_B + rb], c2 = aj[2 * GC_B + rb], c3 = aj[3 * GC_B + rb];
+            s0 = GC_ADD(s0, GC_MULV(u, c0)); t0 = GC_ADD(t0, GC_MULV(v, c0));
+            s1 = GC_ADD(s1, GC_MULV(u, c1)); t1 = GC_ADD(t1, GC_MULV(v, c1));
+            s2 = GC_ADD(s2, GC_MULV(u, c2)); t2 = GC_ADD(t2, GC_MULV(v, c2));
+            s3 = GC_ADD(s3, GC_MULV(u, c3)); t3 = GC_ADD(t3, GC_MULV(v, c3));
         }
-        gc_store(y + o * GC_B, a0);
+        gc_store(y0, s0); gc_store(y0 + GC_V, t0); gc_store(y1, s1); gc_store(y1 + GC_V, t1);
+        gc_store(y2, s2); gc_store(y2 + GC_V, t2); gc_store(y3, s3); gc_store(y3 + GC_V, t3);
+    }
+    for (; j < end; j++) {
+        double *yj = y + j * n + k;
+        gc_vec s0 = gc_load(yj), t0 = gc_load(yj + GC_V);
+        for (int rb = 0; rb < GC_B; rb++) {
+            const double c0 = a[j * GC_B + rb];
+            s0 = GC_ADD(s0, GC_MULV(gc_load(tile + rb * 2 * GC_V), c0));
+            t0 = GC_ADD(t0, GC_MULV(gc_load(tile + rb * 2 * GC_V + GC_V), c0));
+        }
+        gc_store(yj, s0); gc_store(yj + GC_V, t0);
+    }
+}
+
+static inline void gc_bouter_keep(double *y, gc_vec s, long fresh)
+{   /* the lanes fresh .. GC_V - 1 of s into y[fresh ..] */
+    double sum[GC_V];
+    gc_store(sum, s);
+    for (long lane = fresh; lane < GC_V; lane++) y[lane] = sum[lane];
+}
+
+static inline void gc_bouter_one(double *y, const double *a, const double *tile, long n, long e, long fresh,
+                                 long j, long end)
+{   /* gc_bouter_add's columns e .. e + GC_V - 1 (tile: their b, row by row) of rows j .. end - 1, eight rows
+       at a time (eight sums in flight); only the columns from e + fresh on are stored */
+    for (; j + 8 <= end; j += 8) {
+        double *y0 = y + j * n + e;
+        const double *aj = a + j * GC_B;
+        gc_vec s0 = gc_load(y0), s1 = gc_load(y0 + n), s2 = gc_load(y0 + 2 * n), s3 = gc_load(y0 + 3 * n);
+        gc_vec s4 = gc_load(y0 + 4 * n), s5 = gc_load(y0 + 5 * n), s6 = gc_load(y0 + 6 * n), s7 = gc_load(y0 + 7 * n);
+        for (int rb = 0; rb < GC_B; rb++) {
+            const gc_vec u = gc_load(tile + rb * GC_V);
+            s0 = GC_ADD(s0, GC_MULV(u, aj[rb])); s1 = GC_ADD(s1, GC_MULV(u, aj[GC_B + rb]));
+            s2 = GC_ADD(s2, GC_MULV(u, aj[2 * GC_B + rb])); s3 = GC_ADD(s3, GC_MULV(u, aj[3 * GC_B + rb]));
+            s4 = GC_ADD(s4, GC_MULV(u, aj[4 * GC_B + rb])); s5 = GC_ADD(s5, GC_MULV(u, aj[5 * GC_B + rb]));
+            s6 = GC_ADD(s6, GC_MULV(u, aj[6 * GC_B + rb])); s7 = GC_ADD(s7, GC_MULV(u, aj[7 * GC_B + rb]));
+        }
+        if (fresh == 0) {
+            gc_store(y0, s0); gc_store(y0 + n, s1); gc_store(y0 + 2 * n, s2); gc_store(y0 + 3 * n, s3);
+            gc_store(y0 + 4 * n, s4); gc_store(y0 + 5 * n, s5); gc_store(y0 + 6 * n, s6); gc_store(y0 + 7 * n, s7);
+        } else {
+            gc_bouter_keep(y0, s0, fresh); gc_bouter_keep(y0 + n, s1, fresh);
+            gc_bouter_keep(y0 + 2 * n, s2, fresh); gc_bouter_keep(y0 + 3 * n, s3, fresh);
+            gc_bouter_keep(y0 + 4 * n, s4, fresh); gc_bouter_keep(y0 + 5 * n, s5, fresh);
+            gc_bouter_keep(y0 + 6 * n, s6, fresh); gc_bouter_keep(y0 + 7 * n, s7, fresh);
+        }
+    }
+    for (; j < end; j++) {
+        double *yj = y + j * n + e;
+        gc_vec s0 = gc_load(yj);
+        for (int rb = 0; rb < GC_B; rb++) s0 = GC_ADD(s0, GC_MULV(gc_load(tile + rb * GC_V), a[j * GC_B + rb]));
+        gc_bouter_keep(yj, s0, fresh);
     }
 }
 
 static inline void gc_bouter_add(double *y, const double *a, const double *b, int m, int n)
-{   /* y += outer(a, b) for each row of the block in turn (y[j,k] + b[k]*a[j], row 0 first):
-       GC_B columns k at a time, the block's b[k..k+GC_B] turned into rows of a small tile */
-    int k = 0;
-    for (; k + GC_B <= n; k += GC_B) {
-        double tile[GC_B * GC_B];
-        for (int q = 0; q < GC_B; q++)
-            for (int rb = 0; rb < GC_B; rb++) tile[rb * GC_B + q] = b[(k + q) * GC_B + rb];
-        for (int j = 0; j < m; j++) {
-            gc_vec acc = gc_load(y + j * n + k);
-            for (int rb = 0; rb < GC_B; rb++) acc = GC_ADD(acc, GC_MULV(gc_load(tile + rb * GC_B), a[j * GC_B + rb]));
-            gc_store(y + j * n + k, acc);
+{   /* y[j,k] += b[k]*a[j] for each row of the block in turn, row 0 first.  GC_CHUNK rows j at a time (their
+       a stays in L1); in each, 2 * GC_V columns k of four j at a time (eight sums in flight), then vectors of
+       GC_V columns, the last from k = n - GC_V, of which only the columns not yet added to are stored.  The
+       block's b of those columns are first turned into rows of a small tile. */
+    double tile[GC_B * 2 * GC_V];
+    if (n < GC_V) {
+        for (long j = 0; j < m; j++)
+            for (long k = 0; k < n; k++)
+                for (int rb = 0; rb < GC_B; rb++) y[j * n + k] = y[j * n + k] + b[k * GC_B + rb] * a[j * GC_B + rb];
+        return;
+    }
+    for (long j = 0; j < m; j += GC_CHUNK) {
+        const long end = j + GC_CHUNK < m ? j + GC_CHUNK : m;
+        long k = 0;
+        for (; k + 2 * GC_V <= n; k += 2 * GC_V) {
+            for (int q = 0; q < 2 * GC_V; q++)
+                for (int rb = 0; rb < GC_B; rb++) tile[rb * 2 * GC_V + q] = b[(k + q) * GC_B + rb];
+            gc_bouter_two(y, a, tile, n, k, j, end);
+        }
+        for (; k < n; k += GC_V) {
+            const long e = k + GC_V <= n ? k : n - GC_V;  /* columns e .. k - 1 are added to already */
+            for (int q = 0; q < GC_V; q++)
+                for (int rb = 0; rb < GC_B; rb++) tile[rb * GC_V + q] = b[(e + q) * GC_B + rb];
+            gc_bouter_one(y, a, tile, n, e, k - e, j, end);
         }
     }
-    for (; k < n; k++)
-        for (int j = 0; j < m; j++)
-            for (int rb = 0; rb < GC_B; rb++) y[j * n + k] = y[j * n + k] + b[k * GC_B + rb] * a[j * GC_B + rb];
 }
 """ + r"""
-/* one row: matvec, vecmat and outer over outputs side by side (GC_B outputs a vector), each
+/* one row: matvec, vecmat and outer over outputs side by side (GC_V outputs a vector), each
    output's sum in its own order (see graphc/codegen/c_runtime.py) */
-static inline int gc_min(int a, int b) { return a < b ? a : b; }
 static inline gc_vec gc_terms(const double *b, int b_stride, int o)
 {   /* b[o * b_stride], b[(o + 1) * b_stride], ...: the first term of each output's sum */
     if (b_stride == 1) return gc_load(b + o);
-    double tile[GC_B];
-    for (int q = 0; q < GC_B; q++) tile[q] = b[(o + q) * b_stride];
+    double tile[GC_V];
+    for (int q = 0; q < GC_V; q++) tile[q] = b[(o + q) * b_stride];
     return gc_load(tile);
 }
 
 static inline void gc_lin(double *y, const double *b, int b_stride, const double *M, int mi, const double *x,
                           int m, int n, int down)
 {   /* y[o] = ((b[o] + M[i0*mi + o]*x[i0]) + M[i1*mi + o]*x[i1]) + ..., i = 0, 1, ... (or n-1, ..., 0 if
-       down), four sums of GC_B outputs in each step */
-    if (m < GC_B) {
+       down), four sums of GC_V outputs in each step */
+    if (m < GC_V) {
         for (int o = 0; o < m; o++) y[o] = b[o * b_stride];
         for (int t = 0; t < n; t++) {
             int i = down ? n - 1 - t : t;
@@ -188,9 +324,9 @@ static inline void gc_lin(double *y, const double *b, int b_stride, const double
         }
         return;
     }
-    for (int o = 0; o < m; o += 4 * GC_B) {
+    for (int o = 0; o < m; o += 4 * GC_V) {
         int at[4];
-        for (int q = 0; q < 4; q++) at[q] = gc_min(o + q * GC_B, m - GC_B);
+        for (int q = 0; q < 4; q++) at[q] = gc_min(o + q * GC_V, m - GC_V);
         gc_vec a0 = gc_terms(b, b_stride, at[0]), a1 = gc_terms(b, b_stride, at[1]);
         gc_vec a2 = gc_terms(b, b_stride, at[2]), a3 = gc_terms(b, b_stride, at[3]);
         for (int t = 0; t < n; t++) {
@@ -242,19 +378,19 @@ static inline gc_vec gc_vinto(const double *y, gc_vec x, int summed, double lr, 
 
 static inline void gc_outer_into(double *y, const double *x, const double *a, const double *b, int m, int n,
                                  int summed, double lr, long step)
-{   /* y[j,k] = gc_into(x[j,k], b[k]*a[j], ...) (x: y, or the params of a step), the vector at k = n - GC_B of
+{   /* y[j,k] = gc_into(x[j,k], b[k]*a[j], ...) (x: y, or the params of a step), the vector at k = n - GC_V of
        each row first */
-    if (n < GC_B) {
+    if (n < GC_V) {
         for (int j = 0; j < m; j++)
             for (int k = 0; k < n; k++) y[j * n + k] = gc_into(x + j * n + k, b[k] * a[j], summed, lr, step);
         return;
     }
-    const int e = n - GC_B;
+    const int e = n - GC_V;
     for (int j = 0; j < m; j++) {
         double *row = y + j * n;
         const double *u = x + j * n, s = a[j];
         gc_vec v = gc_vinto(u + e, GC_MULV(gc_load(b + e), s), summed, lr, step);
-        for (int k = 0; k < e; k += GC_B)
+        for (int k = 0; k < e; k += GC_V)
             gc_store(row + k, gc_vinto(u + k, GC_MULV(gc_load(b + k), s), summed, lr, step));
         gc_store(row + e, v);
     }

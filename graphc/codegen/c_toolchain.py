@@ -64,7 +64,7 @@ OPT_LIMIT = 3000
 
 
 #: Code for the running CPU: its whole instruction set (AVX2, AVX-512, ...), so a block of
-#: rows fills a vector register (the prelude picks GC_B by it).  IEEE results are the same on
+#: rows fills two vector registers (the prelude picks GC_V by it).  IEEE results are the same on
 #: every instruction set: -ffp-contract=off forbids fused multiply-adds.  A compiler that
 #: rejects the flags builds without them (see :func:`build`).  Generic tuning: gcc 12's
 #: tuning for the CPU it detects made the digits MLP's gradient 10-20% slower on AMD Zen 4.
