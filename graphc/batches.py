@@ -6,6 +6,7 @@ program (:mod:`graphc.backends`); ``train`` keeps the params in an array between
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Callable
 
@@ -22,7 +23,8 @@ from .tree import SCALAR, plain_array, unflatten
 
 class Batch:
     """Batched arguments, checked: their common row count, one example row, and the data as
-    an (n_inputs, N) float array (one contiguous row per scalar input)."""
+    an (n_inputs, N) float array (``cols``: one contiguous row per scalar input, made when first
+    read) or as the arguments' own rows (``parts``: what train's driver reads)."""
 
     def __init__(self, args: tuple, names: list[str], allow_nonfinite: bool = False) -> None:
         if not args:
@@ -36,12 +38,22 @@ class Batch:
         # the row signature, as flatten_args would describe one row (a scalar or an array)
         self.tree = ("tuple", tuple(SCALAR if a.ndim == 1 else ("array", a.shape[1:]) for a in arrays))
         self._arrays = arrays
-        widths = [math.prod(a.shape[1:]) for a in arrays]
-        self.cols = cols = np.empty((sum(widths), self.n))
+
+    @functools.cached_property
+    def cols(self) -> np.ndarray:
+        widths = [math.prod(a.shape[1:]) for a in self._arrays]
+        cols = np.empty((sum(widths), self.n))
         row = 0
-        for a, width in zip(arrays, widths):
+        for a, width in zip(self._arrays, widths):
             cols[row:row + width] = a.reshape(self.n, width).T
             row += width
+        return cols
+
+    @functools.cached_property
+    def parts(self) -> list[np.ndarray]:
+        """Each argument as a C-contiguous float64 (N, width) array: itself (a view) when it is one."""
+        return [np.ascontiguousarray(a.reshape(self.n, math.prod(a.shape[1:])), dtype=np.float64)
+                for a in self._arrays]
 
     @property
     def rows(self) -> tuple:
@@ -223,7 +235,7 @@ def train(signature: Signature, batch: Batch, update: Update, plan: StepPlan, ba
     params = signature.param_data(None, array=True)
     try:
         if train_native.usable(program, update):
-            losses = train_native.run(program, batch.cols, update, plan, params, bar)
+            losses = train_native.run(program, batch.parts, update, plan, params, bar)
         else:
             losses = _python_steps(signature, batch, update, plan, params, bar)
     except BaseException:
@@ -270,5 +282,6 @@ class NativeRun:
         if decay is not None:
             rows = np.diff(plan.table()[1])
             scales = (decay[0], np.array([decay[1] / (2 * int(b)) for b in rows]))
-        losses = train_native.run(self.program, self.batch.cols, update, plan, params, None, scales, keep_partial=True)
+        losses = train_native.run(self.program, self.batch.parts, update, plan, params, None, scales,
+                                  keep_partial=True)
         return (losses[0], losses[1]) if decay is not None else (losses, np.zeros(len(losses)))

@@ -2,7 +2,8 @@
 
 Params and the optimizer's state are moved into the kernel layout once per call (one
 permutation each way, none when the layout is the params' own order), the data is the
-batch's (n_inputs, N) array as laid out once per call, and the rows of every step come
+arguments' own (N, width) arrays (:attr:`graphc.batches.Batch.parts`: copied only when not
+C-contiguous float64), and the rows of every step come
 from the :class:`~graphc.steps.StepPlan` the Python loop would follow.  The driver runs in
 chunks of steps sized to take about :data:`CHUNK_SECONDS` each, so a KeyboardInterrupt
 (Python sees it between two C calls) stops a long run within that time; the caller then
@@ -26,7 +27,7 @@ def usable(program: Any, update: Any) -> bool:
     return program.driver is not None and (update.optimizer is None or update.optimizer.native() is not None)
 
 
-def run(program: Any, cols: np.ndarray, update: Any, plan: StepPlan, params: np.ndarray, bar=None,
+def run(program: Any, parts: list[np.ndarray], update: Any, plan: StepPlan, params: np.ndarray, bar=None,
         decay: tuple[np.ndarray, np.ndarray] | None = None, keep_partial: bool = False) -> np.ndarray:
     """Every step of ``plan``: ``params`` (float64, in the signature's order) moved in place
     and each step's mean loss returned; the optimizer's state (and ``lr``, as the last step
@@ -66,7 +67,7 @@ def run(program: Any, cols: np.ndarray, update: Any, plan: StepPlan, params: np.
             if steps and plan.schedule is not None:
                 optimizer.lr = float(rates[steps - 1])
     try:
-        _chunks(program.driver, np.ascontiguousarray(cols, dtype=np.float64), rows, bounds, kernel, kind,
+        _chunks(program.driver, parts, rows, bounds, kernel, kind,
                 np.array(hyper + (0.0,), dtype=np.float64), rates, t, state, losses, bar, penalty, done)
     except BaseException:
         if keep_partial:
@@ -76,7 +77,7 @@ def run(program: Any, cols: np.ndarray, update: Any, plan: StepPlan, params: np.
     return losses if decay is not None else losses[0]
 
 
-def _chunks(driver, data, rows, bounds, kernel, kind, hyper, rates, t, state, losses, bar, penalty, done) -> None:
+def _chunks(driver, parts, rows, bounds, kernel, kind, hyper, rates, t, state, losses, bar, penalty, done) -> None:
     """All steps, a chunk of them per driver call (see the module docstring); ``done[0]``
     counts the steps completed."""
     step, chunk, total = 0, 1, losses.shape[1]
@@ -84,7 +85,7 @@ def _chunks(driver, data, rows, bounds, kernel, kind, hyper, rates, t, state, lo
         end = min(total, step + chunk)
         began = time.perf_counter()
         decay = None if penalty is None else (penalty[0], penalty[1][step:end], losses[1, step:end])
-        driver.run(data, rows, bounds[step:end + 1], kernel, kind, hyper, rates[step:end], t + step, state,
+        driver.run(parts, rows, bounds[step:end + 1], kernel, kind, hyper, rates[step:end], t + step, state,
                    losses[0, step:end], decay, done)
         seconds = time.perf_counter() - began
         if bar is not None:

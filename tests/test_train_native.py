@@ -80,6 +80,19 @@ def test_native_train_takes_the_python_loops_steps_bit_for_bit(kind, n, batch_si
         assert getattr(native_opt, "t", None) == getattr(opt, "t", None)
 
 
+@pytest.mark.parametrize("layout", ["fortran", "strided", "int32"])
+def test_the_driver_reads_any_layout_of_the_data_as_the_loop_does(layout):
+    """The driver reads each argument's rows (Batch.parts): an array that is not C-contiguous
+    float64 is copied into one, never misread."""
+    X, y = data(13)
+    expected, params, _ = python_loop("lr", X, y, 4, epochs=2, seed=5)
+    given = {"fortran": (np.asfortranarray(X), y), "strided": (np.repeat(X, 2, axis=1)[:, ::2], y[::-1][::-1]),
+             "int32": (X, y.astype(np.int32))}[layout]
+    model, step, _ = setup("lr")
+    losses = step.train(*given, lr=0.05, batch_size=4, epochs=2, shuffle=np.random.default_rng(5))
+    assert losses.tolist() == expected and [p.data for p in step.params] == params
+
+
 @pytest.mark.parametrize("kind", ["lr", "momentum", "adam"])
 def test_a_schedule_sets_each_steps_rate_as_the_loop_does(kind):
     X, y = data(20)
