@@ -134,7 +134,7 @@ static inline gc_vec gc_start(const double *b, int bj, int bb, int o, int half)
     return bb ? gc_load(b + o * bj + half) : gc_splat(b[o * bj]);
 }
 
-#define GC_CHUNK 128  /* inputs (gc_blin) or outer-product rows (gc_bouter_add) whose vectors stay in L1 */
+#define GC_CHUNK 128  /* inputs of gc_blin whose vectors stay in L1 */
 
 static inline void gc_blin_tail(double *y, const double *b, int bj, int bb, const double *M, int mo, int mi,
                                 const double *x, int n, int down, int o, int outs, int at, int end)
@@ -202,103 +202,101 @@ static inline void gc_blin(double *y, const double *b, int bj, int bb, const dou
     }
 }
 
-static inline void gc_bouter_two(double *y, const double *a, const double *tile, long n, long k, long j, long end)
-{   /* gc_bouter_add's columns k .. k + 2*GC_V - 1 (tile: their b, row by row) of rows j .. end - 1 */
-    for (; j + 4 <= end; j += 4) {
-        double *y0 = y + j * n + k, *y1 = y0 + n, *y2 = y1 + n, *y3 = y2 + n;
-        const double *aj = a + j * GC_B;
-        gc_vec s0 = gc_load(y0), t0 = gc_load(y0 + GC_V), s1 = gc_load(y1), t1 = gc_load(y1 + GC_V);
-        gc_vec s2 = gc_load(y2), t2 = gc_load(y2 + GC_V), s3 = gc_load(y3), t3 = gc_load(y3 + GC_V);
-        for (int rb = 0; rb < GC_B; rb++) {
-            const gc_vec u = gc_load(tile + rb * 2 * GC_V), v = gc_load(tile + rb * 2 * GC_V + GC_V);
-            const double c0 = aj[rb], c1 = aj[GC_B + rb], c2 = aj[2 * GC_B + rb], c3 = aj[3 * GC_B + rb];
-            s0 = GC_ADD(s0, GC_MULV(u, c0)); t0 = GC_ADD(t0, GC_MULV(v, c0));
-            s1 = GC_ADD(s1, GC_MULV(u, c1)); t1 = GC_ADD(t1, GC_MULV(v, c1));
-            s2 = GC_ADD(s2, GC_MULV(u, c2)); t2 = GC_ADD(t2, GC_MULV(v, c2));
-            s3 = GC_ADD(s3, GC_MULV(u, c3)); t3 = GC_ADD(t3, GC_MULV(v, c3));
-        }
-        gc_store(y0, s0); gc_store(y0 + GC_V, t0); gc_store(y1, s1); gc_store(y1 + GC_V, t1);
-        gc_store(y2, s2); gc_store(y2 + GC_V, t2); gc_store(y3, s3); gc_store(y3 + GC_V, t3);
-    }
-    for (; j < end; j++) {
-        double *yj = y + j * n + k;
-        gc_vec s0 = gc_load(yj), t0 = gc_load(yj + GC_V);
-        for (int rb = 0; rb < GC_B; rb++) {
-            const double c0 = a[j * GC_B + rb];
-            s0 = GC_ADD(s0, GC_MULV(gc_load(tile + rb * 2 * GC_V), c0));
-            t0 = GC_ADD(t0, GC_MULV(gc_load(tile + rb * 2 * GC_V + GC_V), c0));
-        }
-        gc_store(yj, s0); gc_store(yj + GC_V, t0);
-    }
-}
-
 static inline void gc_bouter_keep(double *y, gc_vec s, long fresh)
-{   /* the lanes fresh .. GC_V - 1 of s into y[fresh ..] */
+{   /* the lanes fresh .. GC_V - 1 of s into y[fresh ..] (none if fresh >= GC_V) */
+    if (fresh == 0) { gc_store(y, s); return; }
     double sum[GC_V];
     gc_store(sum, s);
     for (long lane = fresh; lane < GC_V; lane++) y[lane] = sum[lane];
 }
 
-static inline void gc_bouter_one(double *y, const double *a, const double *tile, long n, long e, long fresh,
-                                 long j, long end)
-{   /* gc_bouter_add's columns e .. e + GC_V - 1 (tile: their b, row by row) of rows j .. end - 1, eight rows
-       at a time (eight sums in flight); only the columns from e + fresh on are stored */
-    for (; j + 8 <= end; j += 8) {
-        double *y0 = y + j * n + e;
-        const double *aj = a + j * GC_B;
-        gc_vec s0 = gc_load(y0), s1 = gc_load(y0 + n), s2 = gc_load(y0 + 2 * n), s3 = gc_load(y0 + 3 * n);
-        gc_vec s4 = gc_load(y0 + 4 * n), s5 = gc_load(y0 + 5 * n), s6 = gc_load(y0 + 6 * n), s7 = gc_load(y0 + 7 * n);
-        for (int rb = 0; rb < GC_B; rb++) {
-            const gc_vec u = gc_load(tile + rb * GC_V);
-            s0 = GC_ADD(s0, GC_MULV(u, aj[rb])); s1 = GC_ADD(s1, GC_MULV(u, aj[GC_B + rb]));
-            s2 = GC_ADD(s2, GC_MULV(u, aj[2 * GC_B + rb])); s3 = GC_ADD(s3, GC_MULV(u, aj[3 * GC_B + rb]));
-            s4 = GC_ADD(s4, GC_MULV(u, aj[4 * GC_B + rb])); s5 = GC_ADD(s5, GC_MULV(u, aj[5 * GC_B + rb]));
-            s6 = GC_ADD(s6, GC_MULV(u, aj[6 * GC_B + rb])); s7 = GC_ADD(s7, GC_MULV(u, aj[7 * GC_B + rb]));
-        }
-        if (fresh == 0) {
-            gc_store(y0, s0); gc_store(y0 + n, s1); gc_store(y0 + 2 * n, s2); gc_store(y0 + 3 * n, s3);
-            gc_store(y0 + 4 * n, s4); gc_store(y0 + 5 * n, s5); gc_store(y0 + 6 * n, s6); gc_store(y0 + 7 * n, s7);
-        } else {
-            gc_bouter_keep(y0, s0, fresh); gc_bouter_keep(y0 + n, s1, fresh);
-            gc_bouter_keep(y0 + 2 * n, s2, fresh); gc_bouter_keep(y0 + 3 * n, s3, fresh);
-            gc_bouter_keep(y0 + 4 * n, s4, fresh); gc_bouter_keep(y0 + 5 * n, s5, fresh);
-            gc_bouter_keep(y0 + 6 * n, s6, fresh); gc_bouter_keep(y0 + 7 * n, s7, fresh);
-        }
+#define GC_PANEL 256  /* columns of gc_bouter_add whose b one tile holds */
+
+static inline void gc_bouter_four(double *yj, const double *aj, const double *tile, long tw, long n, long k,
+                                  long fresh)
+{   /* gc_bouter_rows' four rows, columns k .. k + 2 * GC_V - 1: eight sums in flight; only the columns from
+       k + fresh on are stored */
+    double *y0 = yj + k, *y1 = y0 + n, *y2 = y1 + n, *y3 = y2 + n;
+    gc_vec s0 = gc_load(y0), t0 = gc_load(y0 + GC_V), s1 = gc_load(y1), t1 = gc_load(y1 + GC_V);
+    gc_vec s2 = gc_load(y2), t2 = gc_load(y2 + GC_V), s3 = gc_load(y3), t3 = gc_load(y3 + GC_V);
+    for (int rb = 0; rb < GC_B; rb++) {
+        const gc_vec u = gc_load(tile + rb * tw + k), v = gc_load(tile + rb * tw + k + GC_V);
+        const double c0 = aj[rb], c1 = aj[GC_B + rb], c2 = aj[2 * GC_B + rb], c3 = aj[3 * GC_B + rb];
+        s0 = GC_ADD(s0, GC_MULV(u, c0)); t0 = GC_ADD(t0, GC_MULV(v, c0));
+        s1 = GC_ADD(s1, GC_MULV(u, c1)); t1 = GC_ADD(t1, GC_MULV(v, c1));
+        s2 = GC_ADD(s2, GC_MULV(u, c2)); t2 = GC_ADD(t2, GC_MULV(v, c2));
+        s3 = GC_ADD(s3, GC_MULV(u, c3)); t3 = GC_ADD(t3, GC_MULV(v, c3));
     }
-    for (; j < end; j++) {
-        double *yj = y + j * n + e;
-        gc_vec s0 = gc_load(yj);
-        for (int rb = 0; rb < GC_B; rb++) s0 = GC_ADD(s0, GC_MULV(gc_load(tile + rb * GC_V), a[j * GC_B + rb]));
-        gc_bouter_keep(yj, s0, fresh);
+    if (fresh == 0) {
+        gc_store(y0, s0); gc_store(y0 + GC_V, t0); gc_store(y1, s1); gc_store(y1 + GC_V, t1);
+        gc_store(y2, s2); gc_store(y2 + GC_V, t2); gc_store(y3, s3); gc_store(y3 + GC_V, t3);
+        return;
+    }
+    const long later = fresh > GC_V ? fresh - GC_V : 0;
+    gc_bouter_keep(y0, s0, fresh); gc_bouter_keep(y0 + GC_V, t0, later);
+    gc_bouter_keep(y1, s1, fresh); gc_bouter_keep(y1 + GC_V, t1, later);
+    gc_bouter_keep(y2, s2, fresh); gc_bouter_keep(y2 + GC_V, t2, later);
+    gc_bouter_keep(y3, s3, fresh); gc_bouter_keep(y3 + GC_V, t3, later);
+}
+
+static inline void gc_bouter_rows(double *y, const double *a, const double *tile, long tw, long n, long j,
+                                  long rows, long width)
+{   /* gc_bouter_add on rows j .. j + rows - 1 (rows <= 4) of y, columns 0 .. width - 1 of the panel y and
+       tile (tile[rb * tw + c]: its b, row by row) start at: 2 * GC_V columns at a time (2 * rows sums in
+       flight), then the last width % (2 * GC_V) columns in a pass of as many from width - 2 * GC_V that
+       stores only those (the others are added to already); or, for fewer rows or columns, one vector at a
+       time, the last from width - GC_V */
+    const double *aj = a + j * GC_B;
+    double *yj = y + j * n;
+    long k = 0;
+    if (rows == 4 && width >= 2 * GC_V) {
+        for (; k + 2 * GC_V <= width; k += 2 * GC_V) gc_bouter_four(yj, aj, tile, tw, n, k, 0);
+        if (k < width) gc_bouter_four(yj, aj, tile, tw, n, width - 2 * GC_V, k - (width - 2 * GC_V));
+        return;
+    }
+    for (; k + 2 * GC_V <= width; k += 2 * GC_V) {
+        gc_vec s[4], t[4];
+        for (long q = 0; q < rows; q++) { s[q] = gc_load(yj + q * n + k); t[q] = gc_load(yj + q * n + k + GC_V); }
+        for (int rb = 0; rb < GC_B; rb++) {
+            const gc_vec u = gc_load(tile + rb * tw + k), v = gc_load(tile + rb * tw + k + GC_V);
+            for (long q = 0; q < rows; q++) {
+                s[q] = GC_ADD(s[q], GC_MULV(u, aj[q * GC_B + rb]));
+                t[q] = GC_ADD(t[q], GC_MULV(v, aj[q * GC_B + rb]));
+            }
+        }
+        for (long q = 0; q < rows; q++) { gc_store(yj + q * n + k, s[q]); gc_store(yj + q * n + k + GC_V, t[q]); }
+    }
+    for (; k < width; k += GC_V) {
+        const long e = k + GC_V <= width ? k : width - GC_V, fresh = k - e;
+        gc_vec s[4];
+        for (long q = 0; q < rows; q++) s[q] = gc_load(yj + q * n + e);
+        for (int rb = 0; rb < GC_B; rb++) {
+            const gc_vec u = gc_load(tile + rb * tw + e);
+            for (long q = 0; q < rows; q++) s[q] = GC_ADD(s[q], GC_MULV(u, aj[q * GC_B + rb]));
+        }
+        for (long q = 0; q < rows; q++) gc_bouter_keep(yj + q * n + e, s[q], fresh);
     }
 }
 
 static inline void gc_bouter_add(double *y, const double *a, const double *b, int m, int n)
-{   /* y[j,k] += b[k]*a[j] for each row of the block in turn, row 0 first.  GC_CHUNK rows j at a time (their
-       a stays in L1); in each, 2 * GC_V columns k of four j at a time (eight sums in flight), then vectors of
-       GC_V columns, the last from k = n - GC_V, of which only the columns not yet added to are stored.  The
-       block's b of those columns are first turned into rows of a small tile. */
-    double tile[GC_B * 2 * GC_V];
+{   /* y[j,k] += b[k]*a[j] for each row of the block in turn, row 0 first.  A panel of up to GC_PANEL + GC_V
+       columns at a time, its b first turned into rows of a tile; y's rows four at a time (gc_bouter_rows),
+       each read and written once, in order. */
+    double tile[GC_B * (GC_PANEL + GC_V)];
     if (n < GC_V) {
         for (long j = 0; j < m; j++)
             for (long k = 0; k < n; k++)
                 for (int rb = 0; rb < GC_B; rb++) y[j * n + k] = y[j * n + k] + b[k * GC_B + rb] * a[j * GC_B + rb];
         return;
     }
-    for (long j = 0; j < m; j += GC_CHUNK) {
-        const long end = j + GC_CHUNK < m ? j + GC_CHUNK : m;
-        long k = 0;
-        for (; k + 2 * GC_V <= n; k += 2 * GC_V) {
-            for (int q = 0; q < 2 * GC_V; q++)
-                for (int rb = 0; rb < GC_B; rb++) tile[rb * 2 * GC_V + q] = b[(k + q) * GC_B + rb];
-            gc_bouter_two(y, a, tile, n, k, j, end);
-        }
-        for (; k < n; k += GC_V) {
-            const long e = k + GC_V <= n ? k : n - GC_V;  /* columns e .. k - 1 are added to already */
-            for (int q = 0; q < GC_V; q++)
-                for (int rb = 0; rb < GC_B; rb++) tile[rb * GC_V + q] = b[(e + q) * GC_B + rb];
-            gc_bouter_one(y, a, tile, n, e, k - e, j, end);
-        }
+    for (long k0 = 0; k0 < n;) {
+        const long width = n - k0 <= GC_PANEL + GC_V ? n - k0 : GC_PANEL;  /* the last panel: GC_V columns or more */
+        for (long c = 0; c < width; c++)
+            for (int rb = 0; rb < GC_B; rb++) tile[rb * width + c] = b[(k0 + c) * GC_B + rb];
+        long j = 0;
+        for (; j + 4 <= m; j += 4) gc_bouter_rows(y + k0, a, tile, width, n, j, 4, width);
+        for (; j < m; j++) gc_bouter_rows(y + k0, a, tile, width, n, j, 1, width);
+        k0 += width;
     }
 }
 """ + r"""
