@@ -23,10 +23,12 @@ from test_c_blocks import assert_bits, assert_the_row_loops_bits, data, pair, sq
 
 pytestmark = pytest.mark.skipif(c_backend.find_compiler() is None, reason="no C compiler")
 
-#: (inputs, layer widths): 1 output; widths 2, 5, 7, 9, 17, 31, 33 not a multiple of GC_B; 32
-#: a whole pass; gradients of 300 lanes (one neuron's weights, not an outer product) and
-#: matrices of 260 (2 columns, fewer than a vector), 288, 561, 1240 and 1023 lanes.
-SHAPES = [(300, [1]), (130, [2, 1]), (9, [32, 4]), (33, [17, 9, 1]), (40, [31, 33, 7]), (3, [5, 7])]
+#: (inputs, layer widths): 1 output; widths 2, 5, 7, 9, 17, 31, 33 not a multiple of GC_V; 32
+#: a whole pass; 50 and 97 a pass of twelve vectors (48 or 96 outputs) and the rest; gradients
+#: of 300 lanes (one neuron's weights, not an outer product) and matrices of 260 (2 columns,
+#: fewer than a vector), 288, 561, 1240 and 1023 lanes.
+SHAPES = [(300, [1]), (130, [2, 1]), (9, [32, 4]), (33, [17, 9, 1]), (40, [31, 33, 7]), (3, [5, 7]),
+          (4, [50, 97, 3])]
 ROWS = (1, 2, 3, 7, 9, 17)
 
 

@@ -24,8 +24,9 @@ vectors only put independent sums (rows, outputs, columns) side by side.
 **One row at vector speed.**  The row loop (every row of a batch of one) calls the layer
 helpers ``gc_matvec_t``, ``gc_vecmat`` and ``gc_outer_add`` on one row; they put ``GC_V``
 consecutive *outputs* in a vector, so a vector lane is one output's own sum, added in its
-op's order: the same additions as a scalar loop, only side by side.  ``gc_lin`` keeps four
-vectors of outputs in registers per pass over the terms.
+op's order: the same additions as a scalar loop, only side by side.  ``gc_lin`` keeps twelve
+vectors of outputs in registers per pass over the terms (so a layer of up to 12 * GC_V
+outputs reads each row of its matrix once, in order), then four for the rest.
 
 **Remainders without a scalar tail.**  Where the number of outputs is not a multiple of a
 pass, the last pass starts before the end and so recomputes a few outputs of the pass
@@ -313,7 +314,7 @@ static inline gc_vec gc_terms(const double *b, int b_stride, int o)
 static inline void gc_lin(double *y, const double *b, int b_stride, const double *M, int mi, const double *x,
                           int m, int n, int down)
 {   /* y[o] = ((b[o] + M[i0*mi + o]*x[i0]) + M[i1*mi + o]*x[i1]) + ..., i = 0, 1, ... (or n-1, ..., 0 if
-       down), four sums of GC_V outputs in each step */
+       down), twelve, then four sums of GC_V outputs in each step */
     if (m < GC_V) {
         for (int o = 0; o < m; o++) y[o] = b[o * b_stride];
         for (int t = 0; t < n; t++) {
@@ -322,7 +323,22 @@ static inline void gc_lin(double *y, const double *b, int b_stride, const double
         }
         return;
     }
-    for (int o = 0; o < m; o += 4 * GC_V) {
+    int o = 0;
+    for (; o + 12 * GC_V <= m; o += 12 * GC_V) {  /* twelve vectors: each row of M read once, in order */
+        gc_vec a[12];
+#pragma GCC unroll 12
+        for (int q = 0; q < 12; q++) a[q] = gc_terms(b, b_stride, o + q * GC_V);
+        for (int t = 0; t < n; t++) {
+            const int i = down ? n - 1 - t : t;
+            const double *row = M + i * mi + o;
+            const double xi = x[i];
+#pragma GCC unroll 12
+            for (int q = 0; q < 12; q++) a[q] = GC_ADD(a[q], GC_MULV(gc_load(row + q * GC_V), xi));
+        }
+#pragma GCC unroll 12
+        for (int q = 0; q < 12; q++) gc_store(y + o + q * GC_V, a[q]);
+    }
+    for (; o < m; o += 4 * GC_V) {
         int at[4];
         for (int q = 0; q < 4; q++) at[q] = gc_min(o + q * GC_V, m - GC_V);
         gc_vec a0 = gc_terms(b, b_stride, at[0]), a1 = gc_terms(b, b_stride, at[1]);
