@@ -46,14 +46,11 @@ void {driver}(const double *const *restrict parts, const long *restrict widths, 
     double *p = params, *q = spare;                   /* a step the kernel takes writes q: then they swap */
     for (long s = 0; s < steps; s++) {{
         const long start = bounds[s], b = bounds[s + 1] - start;
-        for (long r = 0; r < b; r++) {{                 /* row rows[start + r] of each part, its inputs in turn */
-            double *to = cols + r;
-            for (long a = 0; a < n_parts; a++) {{
-                const long width = widths[a];
-                const double *from = parts[a] + rows[start + r] * width;
-                for (long k = 0; k < width; k++) to[k * b] = from[k];
-                to += width * b;
-            }}
+        double *to = cols;                            /* input k of row r of the step: cols[k * b + r] */
+        for (long a = 0; a < n_parts; a++) {{
+            const long width = widths[a];
+            for (long k = 0; k < width; k++, to += b)
+                for (long r = 0; r < b; r++) to[r] = parts[a][rows[start + r] * width + k];
         }}
         const double lr = lrs[s];
         const long step = b == 1 && !decay && kind <= 1 ? kind + 1 : 0;  /* one row: the kernel steps (c_sums.py) */
