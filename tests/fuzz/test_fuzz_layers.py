@@ -158,14 +158,18 @@ def reads_a_value_in_several_places(spec: dict) -> bool:
     weight and a function's operand), or an input is used as a weight (then read by the
     first layer and again as a weight: a value read in several places of one row), or a
     layer has a residual connection (its input read by the layer and, between its
-    neurons, by the residual additions): README, "Exactness", the two exceptions."""
+    neurons, by the residual additions), or a neuron of a layer past the first reads a
+    hidden value twice (it stays out of its layer's matvec, and reads the layer's input
+    between the other neurons): README, "Exactness", the two exceptions."""
     operands = [operand for layer in spec["layers"] for neuron in layer["neurons"]
                 for operand in [term[0] for term in neuron["terms"]] + neuron["extras"]]
     reads = [operand[-1] for operand in operands if operand[0] in ("param", "function")]
     input_weights = any(term[0][0] == "input" for layer in spec["layers"] for neuron in layer["neurons"]
                         for term in neuron["terms"])
     residual = any(layer["residual"] for layer in spec["layers"])
-    return len(reads) != len(set(reads)) or input_weights or residual
+    twice = any(len(neuron["terms"]) != len({term[1] for term in neuron["terms"]}) and len(layer["neurons"]) > 1
+                for layer in spec["layers"][1:] for neuron in layer["neurons"])
+    return len(reads) != len(set(reads)) or input_weights or residual or twice
 
 
 def check_gradients_and_training(backend, make, X: np.ndarray, perm: np.ndarray, reordered: bool = False) -> None:
