@@ -48,7 +48,7 @@ from .c_runtime import LIBM_CALLS, PRELUDE
 FLAGS = ("-std=c99", "-fPIC", "-shared", "-ffp-contract=off", "-fno-fast-math")
 #: ``numerics="fast"``: fused multiply-adds (``-ffp-contract=fast``, with the FMA instructions
 #: of MACHINE_FLAGS) and reassociation (``-fassociative-math``, which gcc applies only with
-#: ``-fno-signed-zeros -fno-trapping-math``), so sums are split and vectorized.  Not the
+#: ``-fno-signed-zeros -fno-trapping-math``), so gcc may split and reorder sums.  Not the
 #: rest of ``-ffast-math``: ``-ffinite-math-only`` would let gcc assume no inf or nan (and
 #: fold away the checks relu, max and the sigmoid make on them), ``-freciprocal-math``
 #: would turn divisions into an extra rounding each, and ``-fno-builtin-*`` still keeps
@@ -111,13 +111,15 @@ def find_compiler() -> tuple[str, str] | None:
     return None
 
 
-def optimization_level(source: str, fast: bool = False) -> str:
-    """-O2 (-O3 if ``fast``: with reassociation allowed it vectorizes the sums, measured 2x
-    at 784-50-10), or -O0 for a function of more than OPT_LIMIT statements (see OPT_LIMIT);
-    statements are counted as lines ending in a semicolon, the prelude's excluded."""
+def optimization_level(source: str) -> str:
+    """-O2, or -O0 for a function of more than OPT_LIMIT statements (see OPT_LIMIT);
+    statements are counted as lines ending in a semicolon, the prelude's excluded.  -O2 for
+    ``numerics="fast"`` too: -O3's loop vectorizer made the moons step 1.8x slower on Zen 3
+    (63 against 36 us per ``mean_and_grad``) and gains nothing at 784-50-10 now that the
+    prelude's layer kernels are register-blocked by hand (10.2 against 10.0 us per sample)."""
     if source.count(";\n") - PRELUDE.count(";\n") > OPT_LIMIT:
         return "-O0"
-    return "-O3" if fast else "-O2"
+    return "-O2"
 
 
 def build(source: str, fast: bool = False) -> Path:
@@ -127,7 +129,7 @@ def build(source: str, fast: bool = False) -> Path:
     if compiler is None:
         raise GraphcError("no C compiler found (set CC, or install gcc or clang)")
     cc, version = compiler
-    flags = (optimization_level(source, fast),) + (FAST_FLAGS if fast else FLAGS) + NO_BUILTINS + \
+    flags = (optimization_level(source),) + (FAST_FLAGS if fast else FLAGS) + NO_BUILTINS + \
         MACHINE_FLAGS + \
         tuple(shlex.split(os.environ.get("GRAPHC_CFLAGS", "")))
     key = hashlib.sha256("\0".join([source, cc, version, *flags, cpu(), c_cache.FORMAT]).encode()).hexdigest()[:40]
