@@ -21,7 +21,7 @@ pytestmark = pytest.mark.skipif(c_backend.find_compiler() is None, reason="no C 
 
 ROWS = (0, 1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 33)
 SHAPES = [(1, [1, 1]), (3, [5, 7]), (17, [3, 1]), (7, [17, 5]), (5, [9, 4, 3])]
-#: Layers around the blocked kernels' passes (c_runtime.py): gc_blin's four outputs and chunks
+#: Layers around the blocked kernels' passes (c_layers.py): gc_blin's four outputs and chunks
 #: of GC_CHUNK = 128 terms (150 inputs; the vecmat through 130 outputs); gc_bouter_add's rows
 #: four at a time and the rest (150, 21, 9 inputs), its columns two vectors at a time, the last
 #: few (13, 6, 5 outputs), fewer than a vector (3, 2), and panels of GC_PANEL = 256 (301).

@@ -131,7 +131,8 @@ class _Writer:
                            and not self.batched[graph.args[i][1]]}
         self.tensors = reduced_tensors(graph, reduced, self.batched)
         self.lane_outputs = lane_outputs(graph, reduced)
-        read_in_place = {graph.outputs[k]: t for t, pairs in self.lane_outputs.items() for k, _ in pairs}
+        per_row = [o for k, o in enumerate(graph.outputs) if k not in reduced]
+        read_in_place = {per_row[k]: t for t, pairs in self.lane_outputs.items() for k, _ in pairs}
         roots = [read_in_place.get(o, o) for o in live_roots(graph, reduced, self.tensors)]
         self.live = graph.live(roots)
         self.gathered = self._gathers()
