@@ -156,8 +156,8 @@ class Blocks:
                 lines.append(f"{ROWS} {acc} = {acc} + {self.at(key)};")
         return lines
 
-    def per_row(self, outputs: list[int]) -> list[str]:
+    def per_row(self) -> list[str]:
         """The per-row outputs of the block's rows; a tensor's lanes through its table."""
-        lines = [f"{ROWS} per_row[{k} * n + r + rb] = {self.at(o)};" for k, o in self.w.lone_outputs(outputs)]
+        lines = [f"{ROWS} per_row[{k} * n + r + rb] = {self.at(o)};" for k, o in self.w.lone_outputs]
         return lines + [line for t in self.w.lane_outputs
                         for line in self.w.lanes_out(t, f"{ROWS} per_row[{{row}} * n + r + rb]", block=True)]

@@ -97,14 +97,14 @@ def generate_kernel(graph: Graph, name: str, *, seed: int | None = None, reduced
 LANE_TABLE = 4
 
 
-def lane_outputs(graph: Graph, reduced: frozenset[int]) -> dict[int, list[tuple[int, int]]]:
-    """Per-row outputs that are lanes of a tensor, read by no node (the per-row gradients of a
-    layer's params, or of an L2 term's): ``{tensor: [(row of per_row, lane), ...]}``.  The
-    kernel writes them from the tensor through a table, not as one statement (and one copy
-    of the lane) each, which made gcc take seconds on micrograd's demo loss."""
+def lane_outputs(graph: Graph, reduced: frozenset[int], per_row: list[int]) -> dict[int, list[tuple[int, int]]]:
+    """Per-row outputs (``per_row``: the outputs not in ``reduced``) that are lanes of a
+    tensor, read by no node (the per-row gradients of a layer's params, or of an L2 term's):
+    ``{tensor: [(row of per_row, lane), ...]}``.  The kernel writes them from the tensor
+    through a table, not as one statement (and one copy of the lane) each, which made gcc
+    take seconds on micrograd's demo loss."""
     read = {a for args in graph.args for a in args}
     summed = {o for k, o in enumerate(graph.outputs) if k in reduced}
-    per_row = [o for k, o in enumerate(graph.outputs) if k not in reduced]
     found: dict[int, list[tuple[int, int]]] = {}
     for row, o in enumerate(per_row):
         if graph.ops[o] == "index" and o not in read and o not in summed:
@@ -130,9 +130,12 @@ class _Writer:
                            if isinstance(SPELLINGS.get(op), Call) and SPELLINGS[op].transposed
                            and not self.batched[graph.args[i][1]]}
         self.tensors = reduced_tensors(graph, reduced, self.batched)
-        self.lane_outputs = lane_outputs(graph, reduced)
-        per_row = [o for k, o in enumerate(graph.outputs) if k not in reduced]
-        read_in_place = {per_row[k]: t for t, pairs in self.lane_outputs.items() for k, _ in pairs}
+        self.per_row = [o for k, o in enumerate(graph.outputs) if k not in reduced]
+        self.lane_outputs = lane_outputs(graph, reduced, self.per_row)
+        in_tables = {k: t for t, pairs in self.lane_outputs.items() for k, _ in pairs}
+        #: (row, node) of the per-row outputs written one statement each
+        self.lone_outputs = [(k, o) for k, o in enumerate(self.per_row) if k not in in_tables]
+        read_in_place = {self.per_row[k]: t for k, t in in_tables.items()}
         roots = [read_in_place.get(o, o) for o in live_roots(graph, reduced, self.tensors)]
         self.live = graph.live(roots)
         self.gathered = self._gathers()
@@ -154,7 +157,7 @@ class _Writer:
 
     def source(self) -> tuple[str, str, int, int]:
         g, names = self.graph, self.names
-        per_row = [o for k, o in enumerate(g.outputs) if k not in self.reduced]
+        per_row = self.per_row
         summed = [o for k, o in enumerate(g.outputs) if k in self.reduced]
         head, entry = self.heads()
         body = ["{", "    /* params, and everything that depends on them alone: once per call */"]
@@ -164,12 +167,12 @@ class _Writer:
         sums = Sums(self, summed, self.free_layout)
         self.in_place, accumulators = sums.in_place, sums.accumulators
         body += sums.declare(self._blocked(accumulators))
-        body += self.blocks(accumulators, per_row)
+        body += self.blocks(accumulators)
         body.append("    for (; r < n; r++) {")
         body += [f"        const double {names[i]} = inputs[{k} * n + r];"
                  for k, i in enumerate(self.inputs) if self.used[i]]
         body += self.nodes(batched=True, indent="        ")
-        body += [f"        per_row[{row} * n + r] = {names[o]};" for row, o in self.lone_outputs(per_row)]
+        body += [f"        per_row[{row} * n + r] = {names[o]};" for row, o in self.lone_outputs]
         body += [f"        {line}" for t in self.lane_outputs for line in self.lanes_out(t, "per_row[{row} * n + r]")]
         body += sums.accumulate()
         body.append("    }")
@@ -188,25 +191,26 @@ class _Writer:
         lines = []
         for t, pairs in self.lane_outputs.items():
             lines.append(f"    static const int {self.derived(t, 'rows')}[{len(pairs)}] = {table(k for k, _ in pairs)};")
-            if [lane for _, lane in pairs] != list(range(len(pairs))):
-                lines.append(f"    static const int {self.derived(t, 'lanes')}[{len(pairs)}] = "
-                             f"{table(lane for _, lane in pairs)};")
+            lanes = self._lanes_table(t)
+            if lanes:
+                lines.append(f"    static const int {lanes}[{len(pairs)}] = {table(lane for _, lane in pairs)};")
         return lines
+
+    def _lanes_table(self, t: int) -> str | None:
+        """The name of tensor ``t``'s table of lanes, None when its lanes are 0, 1, 2, ... in order."""
+        lanes = [lane for _, lane in self.lane_outputs[t]]
+        return None if lanes == list(range(len(lanes))) else self.derived(t, "lanes")
 
     def lanes_out(self, t: int, target: str, block: bool = False) -> list[str]:
         """The loop writing tensor ``t``'s lanes into their rows of ``per_row``: ``target``
         formats the row ``{row}`` of iteration ``k`` (``block``: in the blocked row body)."""
-        pairs = self.lane_outputs[t]
-        lane = f"{self.derived(t, 'lanes')}[k]" if [q for _, q in pairs] != list(range(len(pairs))) else "k"
+        lanes = self._lanes_table(t)
+        lane = f"{lanes}[k]" if lanes else "k"
         if block and self.batched[t]:
             lane = f"{lane} * GC_B + rb"
         row = f"{self.derived(t, 'rows')}[k]"
-        return [f"for (int k = 0; k < {len(pairs)}; k++) {target.format(row=row)} = {self.names[t]}[{lane}];"]
-
-    def lone_outputs(self, per_row: list[int]) -> list[tuple[int, int]]:
-        """(row, node) of the per-row outputs written one statement each."""
-        in_tables = {k for pairs in self.lane_outputs.values() for k, _ in pairs}
-        return [(row, o) for row, o in enumerate(per_row) if row not in in_tables]
+        return [f"for (int k = 0; k < {len(self.lane_outputs[t])}; k++) {target.format(row=row)} = "
+                f"{self.names[t]}[{lane}];"]
 
     def heads(self) -> tuple[str, str]:
         """The body's function head, and the entry point (empty when the body is it).  A kernel
@@ -222,7 +226,7 @@ class _Writer:
                 f"double *restrict next_params, long step, double lr)",
                 f"\n{head}\n{{\n    gc_kernel(inputs, params, {seed}, n, per_row, sums, 0, 0, 0.0);\n}}\n")
 
-    def blocks(self, accumulators: dict[int, str], per_row: list[int]) -> list[str]:
+    def blocks(self, accumulators: dict[int, str]) -> list[str]:
         """The loop over whole blocks of rows (:mod:`graphc.codegen.c_blocks`), which leaves
         ``r`` at the first row the one-row loop takes; none for a long row body."""
         if not self._blocked(accumulators):
@@ -232,7 +236,7 @@ class _Writer:
         lines = ["    long r = 0;", "    for (; r + GC_B <= n; r += GC_B) {  /* GC_B rows at a time */"]
         lines += [indent + s for s in blocks.inputs()]
         lines += [indent + s for i in rows for s in blocks.node(i)]
-        lines += [indent + s for s in blocks.per_row(per_row) + blocks.accumulate(accumulators)]
+        lines += [indent + s for s in blocks.per_row() + blocks.accumulate(accumulators)]
         return lines + ["    }"]
 
     def _blocked(self, accumulators: dict[int, str]) -> bool:
