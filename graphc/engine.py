@@ -31,6 +31,25 @@ from .walk import depth_first
 _new = object.__new__
 
 
+def _traced_data(v: Value) -> float:
+    if _tracing_threads and _this_thread.node_class is not Value:
+        return _this_thread.node_class.read_data(v)
+    return v._data
+
+
+def _write_data(v: Value, value: float) -> None:
+    v._data = value if type(value) is float else _as_float(value)  # the common case inline
+
+
+# ``Value.data`` is one of two properties.  While no thread traces, the plain one reads the
+# slot with a C getter (a third of the time of a Python one: micrograd's SGD loop reads
+# ``p.data`` for every param on every step); while some thread traces, ``tracing`` swaps in
+# the other, which checks whether this thread traces (it then gives a traced number).
+_DATA_DOC = "The scalar value (a float); while this thread traces, a traced number (graphc.traced)."
+_PLAIN_DATA = property(operator.attrgetter("_data"), _write_data, doc=_DATA_DOC)
+_TRACED_DATA = property(_traced_data, _write_data, doc=_DATA_DOC)
+
+
 class Value:
     """A scalar and its gradient; every arithmetic operation on it records a graph node."""
 
@@ -50,16 +69,7 @@ class Value:
         if _tracing_threads and _this_thread.node_class is not Value:
             self.__class__ = _this_thread.node_class
 
-    @property
-    def data(self) -> float:
-        """The scalar value (a float); while this thread traces, a traced number (graphc.traced)."""
-        if _tracing_threads and _this_thread.node_class is not Value:
-            return _this_thread.node_class.read_data(self)
-        return self._data
-
-    @data.setter
-    def data(self, value: float) -> None:
-        self._data = value if type(value) is float else _as_float(value)  # the common case inline
+    data = _PLAIN_DATA  # or _TRACED_DATA while some thread traces (see above)
 
     @property
     def _op(self) -> str:
@@ -205,6 +215,7 @@ class _ThreadState(threading.local):
 # holds the idents of the threads that trace, and is empty otherwise.
 _this_thread = _ThreadState()
 _tracing_threads: set[int] = set()
+_swap_lock = threading.Lock()  # the set of tracing threads and Value.data change together
 
 
 class tracing:
@@ -228,7 +239,9 @@ class tracing:
             state.depth = saved[1] + 1
             state.node_class = self.node_class
             state.record = self.record
-            _tracing_threads.add(threading.get_ident())
+            with _swap_lock:
+                _tracing_threads.add(threading.get_ident())
+                Value.data = _TRACED_DATA
             return self
         except BaseException:
             _restore(saved)
@@ -243,7 +256,10 @@ def _restore(saved: tuple[type, int, Any]) -> None:
     state = _this_thread
     state.node_class, state.depth, state.record = saved
     if not saved[1]:
-        _tracing_threads.discard(threading.get_ident())
+        with _swap_lock:
+            _tracing_threads.discard(threading.get_ident())
+            if not _tracing_threads:
+                Value.data = _PLAIN_DATA
 
 
 def is_tracing() -> bool:

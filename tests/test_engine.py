@@ -204,3 +204,15 @@ def test_tracing_state_is_one_thread_local_restored_on_exit():
         assert engine.current_record() is outer
     assert engine.current_record() is None and not engine.is_tracing()
     assert engine._this_thread.node_class is Value and not engine._tracing_threads
+
+
+def test_data_is_read_by_a_c_getter_while_no_thread_traces():
+    from graphc.guards import Record
+    from graphc.trace import TracedValue
+    assert Value.__dict__["data"] is engine._PLAIN_DATA
+    with engine.tracing(TracedValue, Record()):
+        assert Value.__dict__["data"] is engine._TRACED_DATA
+    assert Value.__dict__["data"] is engine._PLAIN_DATA and Value.data.__doc__ == engine._TRACED_DATA.__doc__
+    v = Value(1.0)
+    v.data = np.float32(0.5)
+    assert type(v.data) is float and v.data == 0.5

@@ -98,6 +98,31 @@ def test_concurrent_traces_give_traced_numbers_only_in_the_tracing_thread():
     assert seen == {"tracing": TracedNumber, "eager": float}
 
 
+def test_data_stays_traced_until_the_last_tracing_thread_ends():
+    """``Value.data`` is a plain C getter only while no thread traces: one trace ending while
+    another runs leaves the other's reads traced."""
+    from graphc import engine
+    from graphc.guards import Record
+    from graphc.trace import TracedValue
+    p = Value(1.5)
+    entered, first_done = threading.Event(), threading.Event()
+    seen = {}
+
+    def second():
+        with engine.tracing(TracedValue, Record()):
+            entered.set()
+            first_done.wait(10)
+            seen["second, after the first ended"] = type(p.data)
+    thread = threading.Thread(target=second)
+    with engine.tracing(TracedValue, Record()):
+        thread.start()
+        entered.wait(10)
+    first_done.set()
+    thread.join()
+    assert seen == {"second, after the first ended": TracedNumber}
+    assert Value.__dict__["data"] is engine._PLAIN_DATA and type(p.data) is float
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_map_and_mean_from_many_threads_match_one_thread(backend):
     random.seed(2)
