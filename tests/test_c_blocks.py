@@ -8,6 +8,7 @@ the 8-row blocks are built with GRAPHC_CFLAGS and must give the same bits.
 from __future__ import annotations
 
 import random
+import re
 
 import numpy as np
 import pytest
@@ -44,6 +45,13 @@ def squared(model):
     return loss
 
 
+def with_l2(model):
+    """The squared loss with an L2 term inside: each weight gradient is the layer's plus the
+    L2 term's, which the kernels sum as one biased outer product (c_layers.py)."""
+    params, loss = model.parameters(), squared(model)
+    return lambda x, y: loss(x, y) + 1e-3 * sum(p * p for p in params)
+
+
 def data(rows: int, nin: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     return rng.normal(size=(rows, nin)), rng.normal(size=rows)
@@ -58,10 +66,10 @@ def assert_bits(got, want) -> None:
     assert np.where(both, 0.0, got).tobytes() == np.where(both, 0.0, want).tobytes()
 
 
-def assert_the_row_loops_bits(nin: int, layers: list[int], row_counts) -> graphc.Compiled:
-    """``map`` and ``mean_and_grad`` of the squared loss on C give the Python backend's bits
-    for each row count (``mean_and_grad`` from one row); returns the C compiled function."""
-    fast, slow, model = pair(nin, layers, squared)
+def assert_the_row_loops_bits(nin: int, layers: list[int], row_counts, loss=squared) -> graphc.Compiled:
+    """``map`` and ``mean_and_grad`` of ``loss`` on C give the Python backend's bits for each
+    row count (``mean_and_grad`` from one row); returns the C compiled function."""
+    fast, slow, model = pair(nin, layers, loss)
     params = np.array([p.data for p in model.parameters()])
     for rows in row_counts:
         X, y = data(rows, nin, rows)
@@ -84,14 +92,26 @@ def test_wide_layers_take_every_pass_of_the_blocked_kernels_with_the_row_loops_b
     assert_the_row_loops_bits(nin, layers, (16, 17, 40))
 
 
-def test_train_in_minibatches_is_the_row_loops_bits():
-    fast, slow, model = pair(5, [9, 3], squared)
-    X, y = data(41, 5, 1)
+BIASED = re.compile(r"gc_bouter_add\([^;]*, v\d+\);")  # a call with a bias
+
+
+@pytest.mark.parametrize("nin, layers", [(3, [5, 7]), (7, [17, 5]), (3, [301, 2]), (17, [16, 5])])
+def test_weight_gradients_plus_an_l2_terms_are_the_row_loops_bits(nin, layers):
+    fast = assert_the_row_loops_bits(nin, layers, (1, 7, 8, 9, 17, 33), with_l2)
+    assert BIASED.search(fast.source)
+
+
+@pytest.mark.parametrize("loss, batch_size", [(squared, 13), (with_l2, 13), (with_l2, 1)])
+def test_train_in_minibatches_is_the_row_loops_bits(loss, batch_size):
+    """Batches of 13 (blocks and the row loop), and of one row, where the row loop writes a
+    large gradient as its first row (or the kernel takes the step itself: c_sums.py)."""
+    fast, slow, model = pair(17, [16, 5], loss)
+    X, y = data(41, 17, 1)
     order = np.random.default_rng(2).permutation(41)
     results = []
     for compiled in (fast, slow):
         start = [p.data for p in model.parameters()]
-        losses = compiled.train(X, y, lr=0.05, batch_size=13, order=order)
+        losses = compiled.train(X, y, lr=0.05, batch_size=batch_size, order=order)
         results.append((losses, [p.data for p in model.parameters()]))
         for p, v in zip(model.parameters(), start):
             p.data = v
@@ -155,7 +175,7 @@ def test_nonfinite_and_signed_zero_rows_keep_their_bits():
 @pytest.mark.parametrize("cflags", ["-DGC_PORTABLE", "-mno-avx512f"])
 def test_the_portable_kernels_and_four_row_blocks_give_the_same_bits(cflags, tmp_path, monkeypatch):
     """Without GNU vector extensions (a struct of lanes) and without AVX-512 (GC_B = 8)."""
-    fast, slow, model = pair(7, [17, 5], squared)
+    fast, slow, model = pair(7, [17, 5], with_l2)
     X, y = data(21, 7, 5)
     params = np.array([p.data for p in model.parameters()])
     want = slow.mean_and_grad(X, y, params=params)

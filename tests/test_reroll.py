@@ -260,14 +260,15 @@ def graphs_reroll_sees(fn, *args):
 
 
 def random_mlp_loss(seed: int):
-    """One of three losses of a random MLP(3, [4, 3, 2]): softmax cross-entropy, a sum with a
-    param read twice, a permuted input with two calls."""
+    """One of four losses of a random MLP(3, [4, 3, 2]): softmax cross-entropy, a sum with a
+    param read twice, a permuted input with two calls, an L2 term inside."""
     random.seed(seed)
     model = MLP(3, [4, 3, 2], activation=random.choice(["relu", "tanh", "identity"]))
     losses = [lambda x: softmax_cross_entropy(model(x), [0.0, 1.0]),
               lambda x: sum(model(x)) * 0.5 + x[0] * model.parameters()[0],
-              lambda x: model([x[2], x[1], x[0]])[seed % 2].relu() + model(x)[0]]
-    return losses[seed % 3]
+              lambda x: model([x[2], x[1], x[0]])[seed % 2].relu() + model(x)[0],
+              lambda x: model(x)[1] + 1e-3 * sum(p * p for p in model.parameters())]
+    return losses[seed % 4]
 
 
 @pytest.mark.parametrize("seed", range(12))
@@ -282,6 +283,58 @@ def test_the_quick_check_says_no_only_where_no_rule_fires(seed):
     for g in seen:
         if rerolled(g).graph is not g:
             assert check.could_change(g)
+
+
+def l2_gradient_graph(sizes=(3, 2), l2=1e-3, seed=0):
+    """A per-sample loss with an L2 term inside, re-rolled, and its re-rolled gradient graph:
+    each param's gradient is the L2 term's plus the layer's (``add(index(l2, j), index(outer, k))``)."""
+    random.seed(seed)
+    model = MLP(2, list(sizes))
+    params = model.parameters()
+    forward = rolled(trace(lambda x: sum(model(x)) + l2 * sum(p * p for p in params), [0.0, 0.0], params=params))
+    return model, params, grad(forward, wrt_inputs=False)
+
+
+def test_gradients_over_a_layers_lanes_become_one_elementwise_op():
+    model, params, raw = l2_gradient_graph()
+    joint = rolled(raw)
+    joint.verify()
+    grads = joint.outputs[1:]
+    tensors = {joint.args[o][0] for o in grads if joint.ops[o] == "index"}
+    # the last layer's weight gradients: add(L2 lanes, outer(cotangent, hidden))
+    assert any(joint.ops[t] == "add" and "outer" in [joint.ops[a] for a in joint.args[t]] for t in tensors)
+    x = [0.3, -1.7]
+    loss = sum(model(x)) + 1e-3 * sum(p * p for p in params)
+    model.zero_grad()
+    loss.backward()
+    assert run(joint, x + [1.0], [p.data for p in params]) == [loss.data] + [p.grad for p in params]
+
+
+def lanes_plus_constants(reread: bool = False, lanes: int = 4):
+    """Outputs ``0.25 * k + index(outer(x, y), k)`` for the first ``lanes`` lanes of the 2x2
+    outer (``reread``: the last also read by a node, which is an output too)."""
+    from graphc.graph import Builder
+    b = Builder()
+    x, y = b.add("input", (), ("x",)), b.add("input", (), ("y",))
+    outer = b.add("outer", (b.add("pack", (x, y), ((2,),)), b.add("pack", (y, x), ((2,),))))
+    outputs = [b.add("add", (b.const(0.25 * k), b.add("index", (outer,), (k,)))) for k in range(lanes)]
+    if reread:
+        outputs.append(b.add("mul", (outputs[-1], x)))
+    return b.finish([x, y], [], outputs)
+
+
+def test_outputs_covering_a_tensors_lanes_once_become_lanes_of_one_op():
+    g = lanes_plus_constants()
+    r = rerolled(g).graph
+    assert all(r.ops[o] == "index" for o in r.outputs) and len({r.args[o][0] for o in r.outputs}) == 1
+    assert run(r, [0.5, -3.0]) == run(g, [0.5, -3.0])
+
+
+@pytest.mark.parametrize("graph", [lanes_plus_constants(reread=True), lanes_plus_constants(lanes=3)],
+                         ids=["a lane read by a node", "a lane missing"])
+def test_outputs_read_by_a_node_or_covering_part_of_a_tensor_stay_scalar(graph):
+    assert rerolled(graph).graph is graph
+    assert run(rolled(graph), [0.5, -3.0]) == run(graph, [0.5, -3.0])
 
 
 def kahn_emit(work):

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from .. import ops
 from .c_runtime import SPELLINGS
-from .common import c_number, spell
+from .common import c_number, outer_and_bias, spell
 
 if TYPE_CHECKING:
     from .c_writer import _Writer
@@ -145,10 +145,19 @@ class Blocks:
                     a, b = b, a
                 m, n = w.shapes[a][0], w.shapes[b][0]
                 if w.batched[a] and w.batched[b]:
-                    lines.append(f"gc_bouter_add({acc}, {w.names[a]}, {w.names[b]}, {m}, {n});")
+                    lines.append(f"gc_bouter_add({acc}, {w.names[a]}, {w.names[b]}, {m}, {n}, 0);")
                 else:
                     lines.append(f"for (int lane = 0; lane < {m * n}; lane++) {ROWS} {acc}[lane] = {acc}[lane] + "
                                  f"{self.at(b, f'lane % {n}')} * {self.at(a, f'lane / {n}')};")
+            elif w.tensors.get(key) == "biased outer":
+                outer, bias = outer_and_bias(g, key)
+                a, b = g.args[outer]
+                m, n = w.shapes[a][0], w.shapes[b][0]
+                if w.batched[a] and w.batched[b]:
+                    lines.append(f"gc_bouter_add({acc}, {w.names[a]}, {w.names[b]}, {m}, {n}, {w.names[bias]});")
+                else:
+                    lines.append(f"for (int lane = 0; lane < {m * n}; lane++) {ROWS} {acc}[lane] = {acc}[lane] + "
+                                 f"({self.at(bias)} + {self.at(b, f'lane % {n}')} * {self.at(a, f'lane / {n}')});")
             elif key in w.tensors:
                 lines.append(f"for (int lane = 0; lane < {ops.size_of(w.shapes[key])}; lane++) "
                              f"{ROWS} {acc}[lane] = {acc}[lane] + {self.at(key)};")

@@ -9,7 +9,9 @@ broadcast once for two multiplies.  ``gc_blin`` (matvec and vecmat of a block) k
 outputs of both vectors -- eight sums, enough to hide an add's latency -- in registers for
 a chunk of ``GC_CHUNK`` terms, and carries them in ``y`` from chunk to chunk, so the
 block's inputs stay in L1 for every output; ``gc_bouter_add`` (a weight gradient summed
-over the block's rows) keeps eight sums of four rows of ``y`` and two vectors of columns.
+over the block's rows) keeps eight sums of four rows of ``y`` and two vectors of columns;
+with a bias ``d`` (an L2 term's gradient, the same in every row) each row adds
+``d + product``, as the scalar program adds the two parts of the weight's gradient.
 Every sum still adds its terms one by one, in its op's order, each product rounded: the
 vectors only put independent sums (rows, outputs, columns) side by side.
 
@@ -151,8 +153,11 @@ static inline void gc_bouter_keep(double *y, gc_vec s, long fresh)
 
 #define GC_PANEL 256  /* columns of gc_bouter_add whose b one tile holds */
 
+/* a product of gc_bouter_add, plus the lane's bias d (at q) when there is one */
+#define GC_BIASED(d, q, p) ((d) ? GC_ADD(gc_load(q), p) : (p))
+
 static inline void gc_bouter_four(double *yj, const double *aj, const double *tile, long tw, long n, long k,
-                                  long fresh)
+                                  long fresh, const double *dj)
 {   /* gc_bouter_rows' four rows, columns k .. k + 2 * GC_V - 1: eight sums in flight; only the columns from
        k + fresh on are stored */
     double *y0 = yj + k, *y1 = y0 + n, *y2 = y1 + n, *y3 = y2 + n;
@@ -161,10 +166,10 @@ static inline void gc_bouter_four(double *yj, const double *aj, const double *ti
     for (int rb = 0; rb < GC_B; rb++) {
         const gc_vec u = gc_load(tile + rb * tw + k), v = gc_load(tile + rb * tw + k + GC_V);
         const double c0 = aj[rb], c1 = aj[GC_B + rb], c2 = aj[2 * GC_B + rb], c3 = aj[3 * GC_B + rb];
-        s0 = GC_ADD(s0, GC_MULV(u, c0)); t0 = GC_ADD(t0, GC_MULV(v, c0));
-        s1 = GC_ADD(s1, GC_MULV(u, c1)); t1 = GC_ADD(t1, GC_MULV(v, c1));
-        s2 = GC_ADD(s2, GC_MULV(u, c2)); t2 = GC_ADD(t2, GC_MULV(v, c2));
-        s3 = GC_ADD(s3, GC_MULV(u, c3)); t3 = GC_ADD(t3, GC_MULV(v, c3));
+        s0 = GC_ADD(s0, GC_BIASED(dj, dj + 0 * n + k, GC_MULV(u, c0))); t0 = GC_ADD(t0, GC_BIASED(dj, dj + 0 * n + k + GC_V, GC_MULV(v, c0)));
+        s1 = GC_ADD(s1, GC_BIASED(dj, dj + 1 * n + k, GC_MULV(u, c1))); t1 = GC_ADD(t1, GC_BIASED(dj, dj + 1 * n + k + GC_V, GC_MULV(v, c1)));
+        s2 = GC_ADD(s2, GC_BIASED(dj, dj + 2 * n + k, GC_MULV(u, c2))); t2 = GC_ADD(t2, GC_BIASED(dj, dj + 2 * n + k + GC_V, GC_MULV(v, c2)));
+        s3 = GC_ADD(s3, GC_BIASED(dj, dj + 3 * n + k, GC_MULV(u, c3))); t3 = GC_ADD(t3, GC_BIASED(dj, dj + 3 * n + k + GC_V, GC_MULV(v, c3)));
     }
     if (fresh == 0) {
         gc_store(y0, s0); gc_store(y0 + GC_V, t0); gc_store(y1, s1); gc_store(y1 + GC_V, t1);
@@ -179,18 +184,18 @@ static inline void gc_bouter_four(double *yj, const double *aj, const double *ti
 }
 
 static inline void gc_bouter_rows(double *y, const double *a, const double *tile, long tw, long n, long j,
-                                  long rows, long width)
+                                  long rows, long width, const double *d)
 {   /* gc_bouter_add on rows j .. j + rows - 1 (rows <= 4) of y, columns 0 .. width - 1 of the panel y and
        tile (tile[rb * tw + c]: its b, row by row) start at: 2 * GC_V columns at a time (2 * rows sums in
        flight), then the last width % (2 * GC_V) columns in a pass of as many from width - 2 * GC_V that
        stores only those (the others are added to already); or, for fewer rows or columns, one vector at a
        time, the last from width - GC_V */
-    const double *aj = a + j * GC_B;
+    const double *aj = a + j * GC_B, *dj = d ? d + j * n : 0;
     double *yj = y + j * n;
     long k = 0;
     if (rows == 4 && width >= 2 * GC_V) {
-        for (; k + 2 * GC_V <= width; k += 2 * GC_V) gc_bouter_four(yj, aj, tile, tw, n, k, 0);
-        if (k < width) gc_bouter_four(yj, aj, tile, tw, n, width - 2 * GC_V, k - (width - 2 * GC_V));
+        for (; k + 2 * GC_V <= width; k += 2 * GC_V) gc_bouter_four(yj, aj, tile, tw, n, k, 0, dj);
+        if (k < width) gc_bouter_four(yj, aj, tile, tw, n, width - 2 * GC_V, k - (width - 2 * GC_V), dj);
         return;
     }
     for (; k + 2 * GC_V <= width; k += 2 * GC_V) {
@@ -199,8 +204,8 @@ static inline void gc_bouter_rows(double *y, const double *a, const double *tile
         for (int rb = 0; rb < GC_B; rb++) {
             const gc_vec u = gc_load(tile + rb * tw + k), v = gc_load(tile + rb * tw + k + GC_V);
             for (long q = 0; q < rows; q++) {
-                s[q] = GC_ADD(s[q], GC_MULV(u, aj[q * GC_B + rb]));
-                t[q] = GC_ADD(t[q], GC_MULV(v, aj[q * GC_B + rb]));
+                s[q] = GC_ADD(s[q], GC_BIASED(dj, dj + q * n + k, GC_MULV(u, aj[q * GC_B + rb])));
+                t[q] = GC_ADD(t[q], GC_BIASED(dj, dj + q * n + k + GC_V, GC_MULV(v, aj[q * GC_B + rb])));
             }
         }
         for (long q = 0; q < rows; q++) { gc_store(yj + q * n + k, s[q]); gc_store(yj + q * n + k + GC_V, t[q]); }
@@ -211,21 +216,24 @@ static inline void gc_bouter_rows(double *y, const double *a, const double *tile
         for (long q = 0; q < rows; q++) s[q] = gc_load(yj + q * n + e);
         for (int rb = 0; rb < GC_B; rb++) {
             const gc_vec u = gc_load(tile + rb * tw + e);
-            for (long q = 0; q < rows; q++) s[q] = GC_ADD(s[q], GC_MULV(u, aj[q * GC_B + rb]));
+            for (long q = 0; q < rows; q++) s[q] = GC_ADD(s[q], GC_BIASED(dj, dj + q * n + e, GC_MULV(u, aj[q * GC_B + rb])));
         }
         for (long q = 0; q < rows; q++) gc_bouter_keep(yj + q * n + e, s[q], fresh);
     }
 }
 
-static inline void gc_bouter_add(double *y, const double *a, const double *b, int m, int n)
-{   /* y[j,k] += b[k]*a[j] for each row of the block in turn, row 0 first.  A panel of up to GC_PANEL + GC_V
+static inline void gc_bouter_add(double *y, const double *a, const double *b, int m, int n, const double *d)
+{   /* y[j,k] += b[k]*a[j] for each row of the block in turn, row 0 first; with a bias d (not 0: the same
+       for every row, laid out as y), y[j,k] += d[j,k] + b[k]*a[j].  A panel of up to GC_PANEL + GC_V
        columns at a time, its b first turned into rows of a tile; y's rows four at a time (gc_bouter_rows),
        each read and written once, in order. */
     double tile[GC_B * (GC_PANEL + GC_V)];
     if (n < GC_V) {
         for (long j = 0; j < m; j++)
             for (long k = 0; k < n; k++)
-                for (int rb = 0; rb < GC_B; rb++) y[j * n + k] = y[j * n + k] + b[k * GC_B + rb] * a[j * GC_B + rb];
+                for (int rb = 0; rb < GC_B; rb++)
+                    y[j * n + k] = y[j * n + k] + (d ? d[j * n + k] + b[k * GC_B + rb] * a[j * GC_B + rb]
+                                                     : b[k * GC_B + rb] * a[j * GC_B + rb]);
         return;
     }
     for (long k0 = 0; k0 < n;) {
@@ -233,8 +241,8 @@ static inline void gc_bouter_add(double *y, const double *a, const double *b, in
         for (long c = 0; c < width; c++)
             for (int rb = 0; rb < GC_B; rb++) tile[rb * width + c] = b[(k0 + c) * GC_B + rb];
         long j = 0;
-        for (; j + 4 <= m; j += 4) gc_bouter_rows(y + k0, a, tile, width, n, j, 4, width);
-        for (; j < m; j++) gc_bouter_rows(y + k0, a, tile, width, n, j, 1, width);
+        for (; j + 4 <= m; j += 4) gc_bouter_rows(y + k0, a, tile, width, n, j, 4, width, d ? d + k0 : 0);
+        for (; j < m; j++) gc_bouter_rows(y + k0, a, tile, width, n, j, 1, width, d ? d + k0 : 0);
         k0 += width;
     }
 }

@@ -110,6 +110,8 @@ class Sums:
                 step = f"gc_outer_step(next_params + {at}, params + {at}, {operands}, lr, step);"
             elif key in self.w.tensors:
                 lanes, value = f"for (int lane = 0; lane < {ops.size_of(shapes[key])}; lane++) ", f"{names[key]}[lane]"
+                if self.w.tensors[key] == "biased outer":  # the lane's bias plus its product, neither stored
+                    value = self.w.biased_lane(key)
                 add, first = f"{lanes}{acc}[lane] = {acc}[lane] + {value};", f"{lanes}{acc}[lane] = 0.0 + {value};"
                 at = f"{self.in_place.get(key, (0,))[0]} + lane]"
                 step = f"{lanes}next_params[{at} = gc_sgd(params[{at}, 0.0 + {value}, lr, step);"

@@ -46,7 +46,7 @@ from .c_layout import ParamLayout
 from .c_runtime import PRELUDE, SPELLINGS, Call, texts
 from .c_sums import Sums, table
 from .c_train import DRIVER
-from .common import batched_nodes, c_number, header, live_roots, reduced_tensors, spell
+from .common import batched_nodes, c_number, header, live_roots, outer_and_bias, reduced_tensors, spell
 
 C_WORDS = frozenset("""auto break case char const continue default do double else enum extern float for goto
 if inline int long register restrict return short signed sizeof static struct switch typedef union
@@ -129,7 +129,7 @@ class _Writer:
         self.transposed = {graph.args[i][1] for i, op in enumerate(graph.ops)  # matrices read transposed
                            if isinstance(SPELLINGS.get(op), Call) and SPELLINGS[op].transposed
                            and not self.batched[graph.args[i][1]]}
-        self.tensors = reduced_tensors(graph, reduced, self.batched)
+        self.tensors = reduced_tensors(graph, reduced, self.batched, biased=True)
         self.per_row = [o for k, o in enumerate(graph.outputs) if k not in reduced]
         self.lane_outputs = lane_outputs(graph, reduced, self.per_row)
         in_tables = {k: t for t, pairs in self.lane_outputs.items() for k, _ in pairs}
@@ -211,6 +211,14 @@ class _Writer:
         row = f"{self.derived(t, 'rows')}[k]"
         return [f"for (int k = 0; k < {len(self.lane_outputs[t])}; k++) {target.format(row=row)} = "
                 f"{self.names[t]}[{lane}];"]
+
+    def biased_lane(self, m: int) -> str:
+        """Lane ``lane`` of the ``"biased outer"`` tensor ``m`` in the row loop, from its bias
+        and the outer's operands (the tensor is not formed)."""
+        outer, bias = outer_and_bias(self.graph, m)
+        a, b = self.graph.args[outer]
+        n, names = self.shapes[b][0], self.names
+        return f"({names[bias]}[lane] + {names[b]}[lane % {n}] * {names[a]}[lane / {n}])"
 
     def heads(self) -> tuple[str, str]:
         """The body's function head, and the entry point (empty when the body is it).  A kernel

@@ -115,12 +115,16 @@ def batched_nodes(graph: Graph, unbatched_inputs: set[int]) -> list[bool]:
     return batched
 
 
-def reduced_tensors(graph: Graph, reduced: frozenset[int], batched: list[bool]) -> dict[int, str]:
+def reduced_tensors(graph: Graph, reduced: frozenset[int], batched: list[bool],
+                    biased: bool = False) -> dict[int, str]:
     """Batched tensors whose lanes are reduced outputs (positions ``reduced``, summed over
     rows): each is summed over the rows once, as a whole.
 
     Value ``"outer"``: an ``outer(a, b)`` read by nothing but those outputs, summed without
-    forming the per-row products (``a @ b.T``); ``"tensor"``: any other tensor.
+    forming the per-row products (``a @ b.T``); with ``biased`` (for a writer that sums
+    them), ``"biased outer"``: ``add(d, outer(a, b))`` (either order) of a ``d`` the same in
+    every row, the outer read by nothing else -- a weight gradient plus an L2 term's,
+    summed without forming either; ``"tensor"``: any other tensor.
     """
     lanes: dict[int, list[int]] = {}
     for k in sorted(reduced):
@@ -136,9 +140,30 @@ def reduced_tensors(graph: Graph, reduced: frozenset[int], batched: list[bool]) 
     for m, outputs in lanes.items():
         readers = set(outputs)
         only_outputs = all(not users[i] and i not in per_row for i in readers)
-        outer = graph.ops[m] == "outer" and only_outputs and users[m] == len(readers)
-        kinds[m] = "outer" if outer else "tensor"
+        alone = only_outputs and users[m] == len(readers)
+        if graph.ops[m] == "outer" and alone:
+            kinds[m] = "outer"
+        elif biased and alone and biased_outer(graph, m, users, batched) is not None:
+            kinds[m] = "biased outer"
+        else:
+            kinds[m] = "tensor"
     return kinds
+
+
+def biased_outer(graph: Graph, m: int, users: list[int], batched: list[bool]) -> tuple[int, int] | None:
+    """(the outer, the bias) of ``m = add(bias, outer(a, b))`` (either order, one outer) whose
+    outer only ``m`` reads and whose bias, shaped like it, is the same in every row; else None."""
+    if graph.ops[m] != "add" or [graph.ops[a] for a in graph.args[m]].count("outer") != 1:
+        return None
+    outer, bias = outer_and_bias(graph, m)
+    fits = users[outer] == 1 and not batched[bias] and graph.shapes[bias] == graph.shapes[m]
+    return (outer, bias) if fits else None
+
+
+def outer_and_bias(graph: Graph, m: int) -> tuple[int, int]:
+    """(the outer, the other operand) of an ``add`` with one ``outer`` operand."""
+    a, b = graph.args[m]
+    return (a, b) if graph.ops[a] == "outer" else (b, a)
 
 
 def reduced_lane(graph: Graph, o: int, tensors: dict[int, str]) -> bool:
@@ -149,12 +174,18 @@ def reduced_lane(graph: Graph, o: int, tensors: dict[int, str]) -> bool:
 def live_roots(graph: Graph, reduced: frozenset[int], tensors: dict[int, str]) -> list[int]:
     """The nodes a batched program computes from (for :meth:`Graph.live`): its outputs, but
     a reduced lane of a summed tensor is read from the tensor's row sum, and a summed
-    ``outer`` needs only its operands."""
+    ``outer`` needs only its operands (a biased one, its bias too)."""
     roots = []
     for k, o in enumerate(graph.outputs):
         if k in reduced and reduced_lane(graph, o, tensors):
             m = graph.args[o][0]
-            roots += list(graph.args[m]) if tensors[m] == "outer" else [m]
+            if tensors[m] == "outer":
+                roots += list(graph.args[m])
+            elif tensors[m] == "biased outer":
+                outer, bias = outer_and_bias(graph, m)
+                roots += list(graph.args[outer]) + [bias]
+            else:
+                roots.append(m)
         else:
             roots.append(o)
     return roots

@@ -27,7 +27,14 @@ knows about MLPs):
    accumulator ``pack(sum(p_j...)...)``.  Reverse mode adds the layer's rows to what came
    before one by one, and so does ``vecmat`` from its accumulator: ``p + (r2 + r1)``
    would not be ``(p + r2) + r1`` (a residual connection, a hidden value that is also an
-   output).
+   output);
+6. **outputs over a tensor** -- outputs ``f(..., index(T, k), ...)`` of one elementwise
+   ``f``, read by no node, that take every lane ``k`` of ``T`` once at one operand
+   position become ``index(f(..., T, ...), k)``, the other operands packed (rule 3 goes
+   on from the packs).  A per-sample loss with an L2 term gives every weight the
+   gradient ``add(index(l2, j), index(outer(g, x), k))``: one ``add`` of a layer's
+   ``outer`` and a pack of the L2 term's lanes, which the C kernels sum over the rows
+   without forming either (:func:`graphc.codegen.common.reduced_tensors`).
 
 **Exactness.**  ``dot`` and ``matvec`` add in the order the sums did (each op's meaning
 fixes its order: see :mod:`graphc.ops`), products are commutative bit for bit, and
@@ -56,6 +63,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections import Counter
 
 from .. import ops
 from ..graph import Builder, Graph, first_repeated_const
@@ -79,7 +87,7 @@ class _EditableGraph(Builder):
         self.forward: dict[int, int] = {}
         self.uses = graph.use_counts()
         self.hits = {"dot": 0, "matvec": 0, "rows": 0, "vectorized": 0, "pack(index)": 0,
-                     "index(pack)": 0, "units": 0, "accumulated": 0}
+                     "index(pack)": 0, "units": 0, "accumulated": 0, "outputs": 0}
         self.first_set = self.n_original  # the lowest original node replaced in place
 
     def add(self, op: str, args: tuple = (), attr: tuple = ()) -> int:
@@ -106,7 +114,7 @@ class _EditableGraph(Builder):
 
 
 def reroll(graph: Graph) -> PassResult:
-    """Rules 1-5 of the module docstring, then a topological re-sort."""
+    """Rules 1-6 of the module docstring, then a topological re-sort."""
     if not could_change(graph):  # the cheap answer where no rule can fire
         return unchanged("reroll", graph)
     return rerolled(graph)
@@ -118,6 +126,7 @@ def rerolled(graph: Graph) -> PassResult:
     work = _EditableGraph(graph)
     _accumulate_vecmats(work, shapes)
     _roll_sums(work, shapes)
+    _vectorize_outputs(work)
     _vectorize(work)
     _gather_units(work)
     if not any(work.hits.values()):
@@ -372,6 +381,50 @@ def _shape_of(work: _EditableGraph, i: int) -> tuple | None:
         return (len(work.args[work.args[i][0]]),) if work.ops[work.args[i][0]] == "pack" else \
             (work.attrs[work.args[i][1]][0][0],)
     return None
+
+
+# -- rule 6: outputs over a tensor's lanes -> one elementwise op ------------------------------
+
+def _vectorize_outputs(work: _EditableGraph) -> None:
+    """Outputs ``f(..., index(T, k), ...)`` of one elementwise ``f`` that take every lane
+    ``k`` of ``T`` once, at one operand position (each param's gradient that a layer's
+    ``outer`` gives plus an L2 term's), become ``index(f(..., T, ...), k)``; outputs that a
+    node reads are left alone (one could be an operand of another's).  The other operands
+    go into packs (rule 3 vectorizes them further).  Smaller tensors first, so a
+    layer's gradient claims its outputs before a vector over all params (the L2 term's)."""
+    groups: dict[tuple, list[tuple[int, int]]] = {}
+    as_output = Counter(work.graph.outputs)
+    for o, times in as_output.items():
+        op, args = work.ops[o], work.args[o]
+        if op in ops.LEAVES or not ops.TABLE[op].elementwise or work.uses[o] != times or o in work.forward:
+            continue
+        for position, a in enumerate(args):
+            if work.ops[a] == "index":
+                key = (op, work.attrs[o], len(args), position, work.args[a][0])
+                groups.setdefault(key, []).append((work.attrs[a][0], o))
+    claimed: set[int] = set()
+    for key, lanes in sorted(groups.items(), key=lambda item: len(item[1])):
+        op, attr, arity, position, tensor = key
+        shape = _shape_of(work, tensor)
+        lanes.sort()
+        outputs = [o for _, o in lanes]
+        if not shape or len(lanes) < 2 or [k for k, _ in lanes] != list(range(ops.size_of(shape))) \
+                or claimed.intersection(outputs):
+            continue
+        columns = []
+        for t in range(arity):
+            column = tuple(work.args[o][t] for o in outputs)
+            if t == position:
+                columns.append(tensor)
+            elif work.ops[column[0]] == "const" and all(c == column[0] for c in column):
+                columns.append(column[0])  # a constant in every lane: broadcast
+            else:
+                columns.append(work.add("pack", column, (tuple(shape),)))
+        rolled = work.add(op, tuple(columns), attr)
+        for k, o in enumerate(outputs):
+            work.set(o, "index", (rolled,), (k,))
+        claimed.update(outputs)
+        work.hits["outputs"] += 1
 
 
 # -- rule 4: sums of units -> pack ------------------------------------------------------------

@@ -11,6 +11,7 @@ each sees the graph as it is, which is what these checks read.
 from __future__ import annotations
 
 import math
+from collections import Counter
 
 import numpy as np
 
@@ -39,7 +40,9 @@ def could_change(graph: Graph) -> bool:
         return True
     if any(_vectorizable(graph, arrays, p) for p in np.flatnonzero(codes == CODES["pack"]).tolist()):
         return True
-    return any(_accumulable(graph, arrays, v) for v in np.flatnonzero(codes == CODES["vecmat"]).tolist())
+    if any(_accumulable(graph, arrays, v) for v in np.flatnonzero(codes == CODES["vecmat"]).tolist()):
+        return True
+    return _outputs_over_lanes(graph, arrays)
 
 
 def _products_in_a_row(arrays, is_sum: np.ndarray) -> bool:
@@ -65,6 +68,22 @@ def _vectorizable(graph: Graph, arrays, p: int) -> bool:
     return len(set(lanes)) == len(lanes) and all(
         graph.ops[s] == first and graph.attrs[s] == attr and len(graph.args[s]) == arity and uses[s] == 1
         for s in lanes)
+
+
+def _outputs_over_lanes(graph: Graph, arrays) -> bool:
+    """Rule 6: two outputs, read by no node, of one elementwise op reading lanes of one tensor."""
+    seen = set()
+    for o, times in Counter(graph.outputs).items():
+        op = graph.ops[o]
+        if op not in _ELEMENTWISE or arrays.uses[o] != times:
+            continue
+        for position, a in enumerate(graph.args[o]):
+            if graph.ops[a] == "index":
+                key = (op, position, graph.args[a][0])
+                if key in seen:
+                    return True
+                seen.add(key)
+    return False
 
 
 def _accumulable(graph: Graph, arrays, v: int) -> bool:
