@@ -6,6 +6,7 @@ import math
 import pytest
 from hypothesis import given, settings, strategies as st
 
+import graphc
 from graphc import Value, apply, trace
 from graphc.autodiff import grad
 from graphc.codegen import python as python_backend
@@ -107,6 +108,21 @@ def test_dce_keeps_inputs_and_params_and_drops_the_rest():
     assert stats.hits["removed"] == 2  # the mul and its constant
     assert len(cleaned.inputs) == 2 and len(cleaned.params) == 1
     cleaned.verify(allow_dead=False)
+
+
+@pytest.mark.xfail(strict=True, reason="known bug (README, Exactness): flatten moves b into the outer sum, so "
+                   "reverse mode adds b's part from that sum before the part from b * b; eager backward() after")
+@pytest.mark.parametrize("backend", ["python", "numpy", "c"])
+def test_a_sum_flattened_into_its_reader_keeps_the_order_gradients_reach_its_operands(backend):
+    b, w = Value(0.25), Value(-0.5)
+
+    def f(x):
+        return (b + w * x) + x + 1e-3 * (b * b)
+    f(Value(0.0)).backward()
+    want = b.grad
+    b.grad = w.grad = 0
+    graphc.compile(f, backend=backend)(0.0).backward()
+    assert b.grad == want  # 1.0005 eager; 1.0005000000000002 compiled
 
 
 def test_flatten_keeps_left_to_right_order_and_shared_partial_sums():

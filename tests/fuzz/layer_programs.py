@@ -110,7 +110,8 @@ def layer_programs(draw, max_inputs: int = 4, max_layers: int = 3, max_width: in
         outputs = [(last, draw(st.integers(0, width - 1)))] + outputs
     return {"n_inputs": n_inputs, "params": draws.params, "sources": sources, "layers": layers,
             "outputs": [(k, lane % len(layers[k]["neurons"])) for k, lane in outputs],
-            "loss": draw(st.sampled_from(["first", "sum"]), label="loss")}
+            "loss": draw(st.sampled_from(["first", "sum"]), label="loss"),
+            "l2": draw(st.booleans(), label="an L2 term inside the loss")}
 
 
 def _operand(term: tuple, inputs: list, params: list):
@@ -172,9 +173,14 @@ def run_layers(spec: dict, inputs: list, params: list) -> list:
 
 
 def layer_loss(spec: dict, inputs: list, params: list) -> Value:
-    """The program's scalar loss: its first output or the sum of its outputs."""
+    """The program's scalar loss: its first output or the sum of its outputs; or, if the spec
+    says so, its square plus an L2 term over every param (then each weight's gradient is its
+    layer's plus the L2 term's: what the C kernels sum as a biased outer product).  Squared,
+    so that no sum of the layers is flattened into the L2 term's (README, Exactness: the
+    known bug)."""
     outs = run_layers(spec, inputs, params)
-    return outs[0] if spec["loss"] == "first" else sum(outs[1:], outs[0])
+    loss = outs[0] if spec["loss"] == "first" else sum(outs[1:], outs[0])
+    return loss * loss + 1e-3 * sum(p * p for p in params) if spec["l2"] else loss
 
 
 @st.composite

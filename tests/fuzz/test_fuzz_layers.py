@@ -256,9 +256,11 @@ def trained(make, backend: str, X: np.ndarray, batch_size, perm) -> list[float]:
 
 # -- MLPs --------------------------------------------------------------------------------------
 
-def mlp_loss(model, x) -> Value:
+def mlp_loss(model, x, l2: float = 0.0) -> Value:
+    """The sum of the outputs; with ``l2``, its square plus an L2 term (as in layer_loss)."""
     out = model(list(x))
-    return out if isinstance(out, Value) else sum(out[1:], out[0])
+    loss = out if isinstance(out, Value) else sum(out[1:], out[0])
+    return loss * loss + l2 * sum(p * p for p in model.parameters()) if l2 else loss
 
 
 @pytest.mark.parametrize("backend", QUICK)
@@ -295,8 +297,9 @@ def check_mlp(backend: str, shape, data) -> None:
     if len(X) == 0:
         return
     perm = np.array(data.draw(st.permutations(range(len(X))), label="order"), dtype=np.intp)
+    l2 = data.draw(st.sampled_from([0.0, 1e-3]), label="an L2 term inside the loss")
 
     def make():
         fresh = build_mlp(*shape)
-        return (lambda x: mlp_loss(fresh, x)), fresh.parameters()
+        return (lambda x: mlp_loss(fresh, x, l2)), fresh.parameters()
     check_gradients_and_training(backend, make, X, perm)
