@@ -79,17 +79,22 @@ def run(program: Any, parts: list[np.ndarray], update: Any, plan: StepPlan, para
 
 def _chunks(driver, parts, rows, bounds, kernel, kind, hyper, rates, t, state, losses, bar, penalty, done) -> None:
     """All steps, a chunk of them per driver call (see the module docstring); ``done[0]``
-    counts the steps completed."""
-    step, chunk, total = 0, 1, losses.shape[1]
+    counts the steps completed.  A chunk is sized from the seconds per row the driver's
+    last call took (the first call of a driver runs one step to find out), so a short run
+    is one call."""
+    step, total = 0, losses.shape[1]
     while step < total:
+        chunk = 1
+        if driver.row_seconds is not None:
+            rows_per_step = max(1, int(bounds[step + 1] - bounds[step]))
+            chunk = max(1, int(CHUNK_SECONDS / (driver.row_seconds * rows_per_step)))
         end = min(total, step + chunk)
         began = time.perf_counter()
         decay = None if penalty is None else (penalty[0], penalty[1][step:end], losses[1, step:end])
         driver.run(parts, rows, bounds[step:end + 1], kernel, kind, hyper, rates[step:end], t + step, state,
                    losses[0, step:end], decay, done)
-        seconds = time.perf_counter() - began
+        driver.row_seconds = max(time.perf_counter() - began, 1e-9) / max(1, int(bounds[end] - bounds[step]))
         if bar is not None:
             for value in losses[0, step:end].tolist():
                 bar.update(loss=value)
-        chunk = max(1, min(64 * (end - step), int(CHUNK_SECONDS * (end - step) / max(seconds, 1e-9))))
         step = end

@@ -29,6 +29,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import GraphcError
+from .c_call import address
 
 #: Optimizer kinds the driver runs, as :meth:`graphc.optim.Optimizer.native` names them.
 KINDS = ("lr", "sgd", "momentum", "nesterov", "adam", "adam_eps_hat")
@@ -121,6 +122,7 @@ class Driver:
     def __init__(self, function: Callable, n_inputs: int, n_params: int) -> None:
         function.argtypes, function.restype = ARGTYPES, None
         self.function, self.n_inputs, self.n_params = function, n_inputs, n_params
+        self.row_seconds: float | None = None  # how long a row took in the last call (graphc.train_native)
 
     def run(self, parts: list[np.ndarray], rows: np.ndarray, bounds: np.ndarray, params: np.ndarray, kind: str,
             hyper: np.ndarray, lrs: np.ndarray, t: int, state: list[np.ndarray], losses: np.ndarray,
@@ -139,15 +141,15 @@ class Driver:
                 any(part.dtype != np.float64 or not part.flags.c_contiguous for part in parts):
             raise GraphcError(f"the training driver reads C-contiguous float64 arrays of {self.n_inputs} "
                               f"columns in all (a graphc bug)")
-        pointers = np.array([part.ctypes.data for part in parts], dtype=np.uintp)
+        pointers = np.array([address(part) for part in parts], dtype=np.uintp)
         widths = np.array([part.shape[1] for part in parts], dtype=np.int64)
         steps = len(bounds) - 1
         width = int(np.max(np.diff(bounds))) if steps else 0
         cols, values, grads = np.empty(self.n_inputs * width), np.empty(width), np.empty(self.n_params)
         spare = np.empty(self.n_params)
         s1, s2 = (list(state) + [np.empty(1), np.empty(1)])[:2]
-        self.function(pointers.ctypes.data, widths.ctypes.data, len(parts), rows.ctypes.data, bounds.ctypes.data, steps,
-                      params.ctypes.data, spare.ctypes.data, grads.ctypes.data, cols.ctypes.data, values.ctypes.data,
-                      KINDS.index(kind), hyper.ctypes.data, lrs.ctypes.data, t, s1.ctypes.data, s2.ctypes.data,
-                      losses.ctypes.data, *(a.ctypes.data for a in decay or ()), *((None,) * 3 if decay is None else ()),
-                      (np.zeros(1, dtype=np.int64) if done is None else done).ctypes.data)
+        self.function(address(pointers), address(widths), len(parts), address(rows), address(bounds), steps,
+                      address(params), address(spare), address(grads), address(cols), address(values),
+                      KINDS.index(kind), address(hyper), address(lrs), t, address(s1), address(s2),
+                      address(losses), *(address(a) for a in decay or ()), *((None,) * 3 if decay is None else ()),
+                      address(np.zeros(1, dtype=np.int64) if done is None else done))
