@@ -11,6 +11,7 @@ import numpy as np
 
 from .. import ops
 from ..graph import Builder, Graph
+from ..walk import depth_first_ids
 from .base import PassResult, PassStats, rebuild, unchanged
 
 #: The ops flatten's rebuild copies as they are: all but the sums.
@@ -23,12 +24,13 @@ def flatten(graph: Graph) -> PassResult:
     arrays = graph.arrays
     is_sum = arrays.of(ops.SUMS)
     firsts = arrays.operand(np.flatnonzero(is_sum), 0)
-    absorbed_ids = np.unique(firsts[is_sum[firsts] & (arrays.uses[firsts] == 1)])
+    is_absorbed = np.zeros(len(graph), bool)  # a sum whose only use is as the first operand of a sum
+    is_absorbed[firsts[is_sum[firsts] & (arrays.uses[firsts] == 1)]] = True
+    _keep_gradient_order(graph, is_absorbed)
+    absorbed_ids = np.flatnonzero(is_absorbed)
     count = len(absorbed_ids)
     if not count:
         return unchanged("flatten", graph)
-    is_absorbed = np.zeros(len(graph), bool)  # a sum whose only use is as the first operand of a sum
-    is_absorbed[absorbed_ids] = True
     absorbed = is_absorbed.tolist()
     # nodes before the first absorbed sum are copied as they are, but a sum of two is
     # respelled as ``add`` (ops.sum_op)
@@ -46,6 +48,40 @@ def flatten(graph: Graph) -> PassResult:
 
     result = rebuild(graph, visit, keep=(~is_absorbed).tolist(), start=start, copied=_NOT_SUMS)
     return PassResult(result, PassStats("flatten", len(graph), len(result), {"absorbed": count}))
+
+
+def _keep_gradient_order(graph: Graph, is_absorbed: np.ndarray) -> None:
+    """Un-absorb the sums whose absorption would change the order of gradient parts.
+
+    Reverse mode reaches a sum's operands when it reaches the sum (:mod:`graphc.autodiff`:
+    reversed depth-first post-order from the output).  Absorbing a link ``s`` into the sum
+    ``t`` at the top of its chain moves the gradient parts of ``s``'s operands from ``s``'s
+    place in that order to ``t``'s; where an operand has another reader visited between the
+    two (``b`` in ``(b + w*x) + x + c*(b*b)``: ``b*b`` lies between), its parts would come
+    in another order than eager ``backward()`` adds them.  Such a link stays a sum of its
+    own (the links below it then have it as their top).  The order is the one from output
+    0; only links with an operand read elsewhere are looked at."""
+    arrays = graph.arrays
+    operand_uses = np.bincount(arrays.indices, minlength=arrays.n)
+    node = np.repeat(np.arange(arrays.n), arrays.lengths)
+    risky = np.unique(node[is_absorbed[node] & (operand_uses[arrays.indices] > 1)]).tolist()
+    if not risky or not graph.outputs:
+        return
+    at = np.full(arrays.n, -1, dtype=np.int64)
+    order = depth_first_ids((graph.outputs[0],), graph.args)
+    at[order] = np.arange(len(order))
+    position = at.tolist()
+    for s in reversed(risky):  # the links above s are settled first: its top is final
+        links, t = {s}, arrays.users(s)[0]
+        while is_absorbed[t]:
+            links.add(t)
+            t = arrays.users(t)[0]
+        if position[s] < 0:
+            continue
+        between = range(position[s] + 1, position[t])
+        if any(operand_uses[x] > 1 and any(u not in links and position[u] in between for u in arrays.users(x))
+               for x in graph.args[s]):
+            is_absorbed[s] = False
 
 
 def _first_sum_of_two(graph: Graph, stop: int) -> int:

@@ -173,14 +173,12 @@ def run_layers(spec: dict, inputs: list, params: list) -> list:
 
 
 def layer_loss(spec: dict, inputs: list, params: list) -> Value:
-    """The program's scalar loss: its first output or the sum of its outputs; or, if the spec
-    says so, its square plus an L2 term over every param (then each weight's gradient is its
-    layer's plus the L2 term's: what the C kernels sum as a biased outer product).  Squared,
-    so that no sum of the layers is flattened into the L2 term's (README, Exactness: the
-    known bug)."""
+    """The program's scalar loss: its first output or the sum of its outputs, plus an L2 term
+    over every param if the spec says so (then each weight's gradient is its layer's plus
+    the L2 term's: what the C kernels sum as a biased outer product)."""
     outs = run_layers(spec, inputs, params)
     loss = outs[0] if spec["loss"] == "first" else sum(outs[1:], outs[0])
-    return loss * loss + 1e-3 * sum(p * p for p in params) if spec["l2"] else loss
+    return loss + 1e-3 * sum(p * p for p in params) if spec["l2"] else loss
 
 
 @st.composite
