@@ -92,7 +92,7 @@ def test_wide_layers_take_every_pass_of_the_blocked_kernels_with_the_row_loops_b
     assert_the_row_loops_bits(nin, layers, (16, 17, 40))
 
 
-BIASED = re.compile(r"gc_bouter_add\([^;]*, v\d+\);")  # a call with a bias
+BIASED = re.compile(r"gc_bouter_add_biased\(v\d+_sum, ")
 
 
 @pytest.mark.parametrize("nin, layers", [(3, [5, 7]), (7, [17, 5]), (3, [301, 2]), (17, [16, 5])])

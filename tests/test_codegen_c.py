@@ -427,7 +427,7 @@ void mlp(const double *restrict inputs, const double *restrict params, double se
         double v22[2 * GC_B];
         for (int lane = 0; lane < 2; lane++) for (int rb = 0; rb < GC_B; rb++) v22[lane * GC_B + rb] = (v21[lane * GC_B + rb] * v20[lane]);
         for (int rb = 0; rb < GC_B; rb++) per_row[0 * n + r + rb] = v17[rb];
-        gc_bouter_add(v23_sum, v22, v2, 2, 2, 0);
+        gc_bouter_add(v23_sum, v22, v2, 2, 2);
         for (int lane = 0; lane < 2; lane++) for (int rb = 0; rb < GC_B; rb++) v22_sum[lane] = v22_sum[lane] + v22[lane * GC_B + rb];
         for (int lane = 0; lane < 2; lane++) for (int rb = 0; rb < GC_B; rb++) v19_sum[lane] = v19_sum[lane] + v19[lane * GC_B + rb];
     }

@@ -145,7 +145,7 @@ class Blocks:
                     a, b = b, a
                 m, n = w.shapes[a][0], w.shapes[b][0]
                 if w.batched[a] and w.batched[b]:
-                    lines.append(f"gc_bouter_add({acc}, {w.names[a]}, {w.names[b]}, {m}, {n}, 0);")
+                    lines.append(f"gc_bouter_add({acc}, {w.names[a]}, {w.names[b]}, {m}, {n});")
                 else:
                     lines.append(f"for (int lane = 0; lane < {m * n}; lane++) {ROWS} {acc}[lane] = {acc}[lane] + "
                                  f"{self.at(b, f'lane % {n}')} * {self.at(a, f'lane / {n}')};")
@@ -154,7 +154,7 @@ class Blocks:
                 a, b = g.args[outer]
                 m, n = w.shapes[a][0], w.shapes[b][0]
                 if w.batched[a] and w.batched[b]:
-                    lines.append(f"gc_bouter_add({acc}, {w.names[a]}, {w.names[b]}, {m}, {n}, {w.names[bias]});")
+                    lines.append(f"gc_bouter_add_biased({acc}, {w.names[a]}, {w.names[b]}, {m}, {n}, {w.names[bias]});")
                 else:
                     lines.append(f"for (int lane = 0; lane < {m * n}; lane++) {ROWS} {acc}[lane] = {acc}[lane] + "
                                  f"({self.at(bias)} + {self.at(b, f'lane % {n}')} * {self.at(a, f'lane / {n}')});")

@@ -10,8 +10,9 @@ outputs of both vectors -- eight sums, enough to hide an add's latency -- in reg
 a chunk of ``GC_CHUNK`` terms, and carries them in ``y`` from chunk to chunk, so the
 block's inputs stay in L1 for every output; ``gc_bouter_add`` (a weight gradient summed
 over the block's rows) keeps eight sums of four rows of ``y`` and two vectors of columns;
-with a bias ``d`` (an L2 term's gradient, the same in every row) each row adds
-``d + product``, as the scalar program adds the two parts of the weight's gradient.
+``gc_bouter_add_biased`` adds ``d + product`` in each row instead, for a bias ``d`` the same
+in every row (an L2 term's gradient), as the scalar program adds the two parts of the
+weight's gradient.
 Every sum still adds its terms one by one, in its op's order, each product rounded: the
 vectors only put independent sums (rows, outputs, columns) side by side.
 
@@ -153,10 +154,17 @@ static inline void gc_bouter_keep(double *y, gc_vec s, long fresh)
 
 #define GC_PANEL 256  /* columns of gc_bouter_add whose b one tile holds */
 
-/* a product of gc_bouter_add, plus the lane's bias d (at q) when there is one */
+/* a product of gc_bouter_add, plus the lane's bias d (at q) when there is one; the functions
+   below are inlined into gc_bouter_add and gc_bouter_add_biased, so that the test is decided
+   at compile time (a run-time test in the loops made MNIST's step 9% slower) */
 #define GC_BIASED(d, q, p) ((d) ? GC_ADD(gc_load(q), p) : (p))
+#if defined(__GNUC__)
+#define GC_INLINED static inline __attribute__((always_inline))
+#else
+#define GC_INLINED static inline
+#endif
 
-static inline void gc_bouter_four(double *yj, const double *aj, const double *tile, long tw, long n, long k,
+GC_INLINED void gc_bouter_four(double *yj, const double *aj, const double *tile, long tw, long n, long k,
                                   long fresh, const double *dj)
 {   /* gc_bouter_rows' four rows, columns k .. k + 2 * GC_V - 1: eight sums in flight; only the columns from
        k + fresh on are stored */
@@ -183,7 +191,7 @@ static inline void gc_bouter_four(double *yj, const double *aj, const double *ti
     gc_bouter_keep(y3, s3, fresh); gc_bouter_keep(y3 + GC_V, t3, later);
 }
 
-static inline void gc_bouter_rows(double *y, const double *a, const double *tile, long tw, long n, long j,
+GC_INLINED void gc_bouter_rows(double *y, const double *a, const double *tile, long tw, long n, long j,
                                   long rows, long width, const double *d)
 {   /* gc_bouter_add on rows j .. j + rows - 1 (rows <= 4) of y, columns 0 .. width - 1 of the panel y and
        tile (tile[rb * tw + c]: its b, row by row) start at: 2 * GC_V columns at a time (2 * rows sums in
@@ -222,7 +230,7 @@ static inline void gc_bouter_rows(double *y, const double *a, const double *tile
     }
 }
 
-static inline void gc_bouter_add(double *y, const double *a, const double *b, int m, int n, const double *d)
+GC_INLINED void gc_bouter_panels(double *y, const double *a, const double *b, int m, int n, const double *d)
 {   /* y[j,k] += b[k]*a[j] for each row of the block in turn, row 0 first; with a bias d (not 0: the same
        for every row, laid out as y), y[j,k] += d[j,k] + b[k]*a[j].  A panel of up to GC_PANEL + GC_V
        columns at a time, its b first turned into rows of a tile; y's rows four at a time (gc_bouter_rows),
@@ -245,6 +253,16 @@ static inline void gc_bouter_add(double *y, const double *a, const double *b, in
         for (; j < m; j++) gc_bouter_rows(y + k0, a, tile, width, n, j, 1, width, d ? d + k0 : 0);
         k0 += width;
     }
+}
+
+static inline void gc_bouter_add(double *y, const double *a, const double *b, int m, int n)
+{
+    gc_bouter_panels(y, a, b, m, n, 0);
+}
+
+static inline void gc_bouter_add_biased(double *y, const double *a, const double *b, int m, int n, const double *d)
+{
+    gc_bouter_panels(y, a, b, m, n, d);
 }
 """
 
