@@ -139,31 +139,32 @@ class Blocks:
         g, w = self.g, self.w
         lines = []
         for key, acc in accumulators.items():
-            if w.tensors.get(key) == "outer":
-                a, b = g.args[key]
+            kind = w.tensors.get(key)
+            if kind in ("outer", "biased outer"):
+                outer, bias = (key, None) if kind == "outer" else outer_and_bias(g, key)
+                a, b = g.args[outer]
                 if w.in_place.get(key, (0, False))[1]:  # into a transposed block: y[k, j] += b[k] * a[j]
                     a, b = b, a
-                m, n = w.shapes[a][0], w.shapes[b][0]
-                if w.batched[a] and w.batched[b]:
-                    lines.append(f"gc_bouter_add({acc}, {w.names[a]}, {w.names[b]}, {m}, {n});")
-                else:
-                    lines.append(f"for (int lane = 0; lane < {m * n}; lane++) {ROWS} {acc}[lane] = {acc}[lane] + "
-                                 f"{self.at(b, f'lane % {n}')} * {self.at(a, f'lane / {n}')};")
-            elif w.tensors.get(key) == "biased outer":
-                outer, bias = outer_and_bias(g, key)
-                a, b = g.args[outer]
-                m, n = w.shapes[a][0], w.shapes[b][0]
-                if w.batched[a] and w.batched[b]:
-                    lines.append(f"gc_bouter_add_biased({acc}, {w.names[a]}, {w.names[b]}, {m}, {n}, {w.names[bias]});")
-                else:
-                    lines.append(f"for (int lane = 0; lane < {m * n}; lane++) {ROWS} {acc}[lane] = {acc}[lane] + "
-                                 f"({self.at(bias)} + {self.at(b, f'lane % {n}')} * {self.at(a, f'lane / {n}')});")
+                lines.append(self._outer_sum(acc, a, b, bias))
             elif key in w.tensors:
                 lines.append(f"for (int lane = 0; lane < {ops.size_of(w.shapes[key])}; lane++) "
                              f"{ROWS} {acc}[lane] = {acc}[lane] + {self.at(key)};")
             else:
                 lines.append(f"{ROWS} {acc} = {acc} + {self.at(key)};")
         return lines
+
+    def _outer_sum(self, acc: str, a: int, b: int, bias: int | None) -> str:
+        """``acc`` plus the block's rows of ``outer(a, b)`` (each plus ``bias``, the same in
+        every row, if there is one), row 0 first."""
+        w = self.w
+        m, n = w.shapes[a][0], w.shapes[b][0]
+        if w.batched[a] and w.batched[b]:
+            if bias is None:
+                return f"gc_bouter_add({acc}, {w.names[a]}, {w.names[b]}, {m}, {n});"
+            return f"gc_bouter_add_biased({acc}, {w.names[a]}, {w.names[b]}, {m}, {n}, {w.names[bias]});"
+        product = f"{self.at(b, f'lane % {n}')} * {self.at(a, f'lane / {n}')}"
+        value = product if bias is None else f"({self.at(bias)} + {product})"
+        return f"for (int lane = 0; lane < {m * n}; lane++) {ROWS} {acc}[lane] = {acc}[lane] + {value};"
 
     def per_row(self) -> list[str]:
         """The per-row outputs of the block's rows; a tensor's lanes through its table."""
