@@ -263,8 +263,8 @@ def _python_steps(signature: Signature, batch: Batch, update: Update, plan: Step
 
 
 class NativeRun:
-    """Epochs of native training on one batch of data, laid out once: what the estimators'
-    solver runs epoch by epoch (see :meth:`graphc.Compiled._native_run`)."""
+    """Epochs of native training on one batch of data, checked once (the driver reads its
+    arrays as they are): what the estimators' solver runs epoch by epoch (see :meth:`graphc.Compiled._native_run`)."""
 
     def __init__(self, signature: Signature, program: Any, batch: Batch) -> None:
         self.signature, self.program, self.batch = signature, program, batch

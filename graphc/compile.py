@@ -221,7 +221,7 @@ class Compiled:
             return batches.train(signature, batch, update, plan, bar)
 
     def _native_run(self, *batched_args: Any) -> batches.NativeRun | None:
-        """A native training session over these rows (data laid out once), for loops that
+        """A native training session over these rows (data checked once), for loops that
         keep their own epoch bookkeeping (the scikit-learn estimators); None where the
         backend has no training driver."""
         batch = self._batch(batched_args, False)

@@ -173,7 +173,7 @@ def test_nonfinite_and_signed_zero_rows_keep_their_bits():
 
 
 @pytest.mark.parametrize("cflags", ["-DGC_PORTABLE", "-mno-avx512f"])
-def test_the_portable_kernels_and_four_row_blocks_give_the_same_bits(cflags, tmp_path, monkeypatch):
+def test_the_portable_kernels_and_eight_row_blocks_give_the_same_bits(cflags, tmp_path, monkeypatch):
     """Without GNU vector extensions (a struct of lanes) and without AVX-512 (GC_B = 8)."""
     fast, slow, model = pair(7, [17, 5], with_l2)
     X, y = data(21, 7, 5)

@@ -234,7 +234,7 @@ GC_INLINED void gc_bouter_panels(double *y, const double *a, const double *b, in
 {   /* y[j,k] += b[k]*a[j] for each row of the block in turn, row 0 first; with a bias d (not 0: the same
        for every row, laid out as y), y[j,k] += d[j,k] + b[k]*a[j].  A panel of up to GC_PANEL + GC_V
        columns at a time, its b first turned into rows of a tile; y's rows four at a time (gc_bouter_rows),
-       each read and written once, in order. */
+       in order, each read and written once but for the few columns a row's last pass goes over again. */
     double tile[GC_B * (GC_PANEL + GC_V)];
     if (n < GC_V) {
         for (long j = 0; j < m; j++)
