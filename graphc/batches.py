@@ -13,7 +13,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .bridge import mean_node
-from .engine import Value
+from .engine import Value, claim_writes, data_epoch
 from .errors import ArgumentError, DataError, ShapeError
 from . import row_threads, train_native
 from .optim import Optimizer, check_range
@@ -232,7 +232,7 @@ def train(signature: Signature, batch: Batch, update: Update, plan: StepPlan, ba
     signature.run(program)  # the code this call runs: compiled.source
     optimizer = update.optimizer
     state = optimizer.snapshot() if optimizer is not None else None
-    params = signature.param_data(None, array=True)
+    params = signature.param_data(None, array=True).copy()  # the steps move it in place
     try:
         if train_native.usable(program, update):
             losses = train_native.run(program, batch.parts, update, plan, params, bar)
@@ -242,8 +242,12 @@ def train(signature: Signature, batch: Batch, update: Update, plan: StepPlan, ba
         if state is not None:
             optimizer.restore(state)
         raise
+    before = data_epoch()
     for p, v in zip(signature.params, params.tolist()):
         p._data = v
+    epoch = claim_writes(before)
+    if epoch is not None:  # no other write meanwhile: the next call need not read them again
+        signature.remember_params(params, epoch)
     return losses
 
 

@@ -22,7 +22,7 @@ from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
-from .engine import Value
+from .engine import Value, data_written
 from .errors import ArgumentError, GraphcError, LoadError, ShapeError
 
 #: Hidden nonlinearities: name (a Value method, or "identity") -> the prefix of a Neuron's repr.
@@ -92,6 +92,7 @@ class Module:
                 updates += zip(values, _checked_numbers(key, state[key], shape))
         for value, number in updates:
             value._data = number
+        data_written()
         return LoadResult(missing, unexpected)
 
     def _state_entries(self) -> dict[str, _Entry]:

@@ -216,3 +216,17 @@ def test_data_is_read_by_a_c_getter_while_no_thread_traces():
     v = Value(1.0)
     v.data = np.float32(0.5)
     assert type(v.data) is float and v.data == 0.5
+
+
+def test_data_epoch_changes_after_any_write_and_a_claim_holds_only_when_nothing_else_wrote():
+    v = Value(1.0)
+    epoch = engine.data_epoch()
+    assert engine.data_epoch() == epoch  # nothing written
+    v.data = 2.0
+    assert engine.data_epoch() == epoch + 1
+    epoch = engine.data_epoch()
+    v._data = 3.0  # graphc's own write of numbers it holds (train's write-back)
+    assert engine.claim_writes(epoch) == epoch + 1 and engine.data_epoch() == epoch + 1
+    epoch = engine.data_epoch()
+    v.data = 4.0  # another writer between the read and the claim: no claim, and a new epoch
+    assert engine.claim_writes(epoch) is None and engine.data_epoch() == epoch + 1

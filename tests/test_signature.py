@@ -54,3 +54,30 @@ def test_compiled_outputs_and_means_are_one_kind_of_eager_op():
     assert type(first._kind) is type(mean._kind)
     (second + mean * 2.0).backward()
     assert p.grad == 1.0 + 2.0 * 2.0
+
+
+@pytest.mark.parametrize("backend", ["numpy", "c"])
+def test_params_read_once_are_read_again_after_any_write_of_a_number(backend):
+    """A signature keeps its params' numbers between calls while no Value's number is written
+    (``train`` writes its own back and keeps them); every other write is seen by the next call."""
+    import random
+    from graphc.nn import MLP
+    random.seed(4)
+    model = MLP(3, [4, 1])
+    step = graphc.compile(lambda x, y: (model(x) - y) ** 2, backend=backend)
+    X, y = np.random.default_rng(0).normal(size=(9, 3)), np.zeros(9)
+
+    def fresh():  # the same numbers, read by a new compiled function
+        return graphc.compile(lambda x, y: (model(x) - y) ** 2, backend=backend).mean_and_grad(X, y)
+    for write in (lambda p: setattr(p, "data", p.data + 0.5),  # micrograd's SGD writes .data
+                  lambda p: model.load_state_dict({**model.state_dict(),
+                                                   "layers.0.bias": model.state_dict()["layers.0.bias"] + 1.0}),
+                  lambda p: step.train(X, y, lr=0.1)):
+        step.mean_and_grad(X, y)
+        write(model.parameters()[3])
+        got, want = step.mean_and_grad(X, y), fresh()
+        assert got[0] == want[0] and got[1].tolist() == want[1].tolist()
+    before = [p.data for p in model.parameters()]
+    step.train(X, y, lr=0.1, batch_size=3)
+    assert [p.data for p in model.parameters()] != before  # train's writes stand, and are its numbers next time
+    assert step.mean_and_grad(X, y)[0] == fresh()[0]
