@@ -148,6 +148,18 @@ def test_flatten_keeps_a_link_whose_operand_reverse_mode_reaches_again_before_th
     assert sums(lambda b, w, x: 1e-3 * (b * b) + ((b + w * x) + x)) == [2, 3]  # add(..., sum(b, w*x, x))
 
 
+def test_flatten_checks_long_chains_of_reused_operands_link_by_link():
+    """Every link of ``sum(xs)`` reads an x that is read again; the check finds each chain's
+    top once, so 20,000 links flatten in one pass, and only the link that a reader lies
+    above (x0, read again by ``x0 * x0`` before the top) stays apart."""
+    n = 20_000
+    def sums(f, count):
+        g = flatten(trace(f, *[0.5] * count)).graph
+        return sorted(len(a) for i, a in enumerate(g.args) if g.ops[i] in ("add", "sum"))
+    assert sums(lambda *xs: sum(xs) * sum(x * 2.0 for x in xs), n) == [n + 1, n + 1]
+    assert sums(lambda *xs: (sum(xs) + xs[0] * xs[0]) * 1.5, 50) == [2, 51]  # add(x0, 0.0), sum(it, x1, ...)
+
+
 def test_optimize_reports_per_pass_counts():
     g = trace(lambda x: (x * 1.0 + 2.0 * 3.0) + x * 1.0, 1.0)
     optimized, report = optimize(g, report=True)

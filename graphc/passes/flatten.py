@@ -7,6 +7,8 @@ Absorbed nodes are never emitted, so the pass leaves no dead code behind.
 """
 from __future__ import annotations
 
+import bisect
+
 import numpy as np
 
 from .. import ops
@@ -60,7 +62,9 @@ def _keep_gradient_order(graph: Graph, is_absorbed: np.ndarray) -> None:
     two (``b`` in ``(b + w*x) + x + c*(b*b)``: ``b*b`` lies between), its parts would come
     in another order than eager ``backward()`` adds them.  Such a link stays a sum of its
     own (the links below it then have it as their top).  The order is the one from output
-    0; only links with an operand read elsewhere are looked at."""
+    0; only links with an operand read elsewhere are looked at, from the top down, each
+    chain's top found once (path compression) and each operand's readers bisected, so a
+    chain of n such links costs about n log n, not n^2."""
     arrays = graph.arrays
     operand_uses = np.bincount(arrays.indices, minlength=arrays.n)
     node = np.repeat(np.arange(arrays.n), arrays.lengths)
@@ -71,17 +75,34 @@ def _keep_gradient_order(graph: Graph, is_absorbed: np.ndarray) -> None:
     order = depth_first_ids((graph.outputs[0],), graph.args)
     at[order] = np.arange(len(order))
     position = at.tolist()
+    user_of = np.full(arrays.n, -1, dtype=np.int64)  # an absorbed sum's one user: the next link up
+    slots = np.flatnonzero(is_absorbed[arrays.indices])
+    user_of[arrays.indices[slots]] = node[slots]
+    user_of, absorbed, uses = user_of.tolist(), is_absorbed.tolist(), operand_uses.tolist()
+    tops: dict[int, int] = {}
+    readers_at: dict[int, list[int]] = {}
     for s in reversed(risky):  # the links above s are settled first: its top is final
-        links, t = {s}, arrays.users(s)[0]
-        while is_absorbed[t]:
-            links.add(t)
-            t = arrays.users(t)[0]
+        path, t = [], user_of[s]
+        while absorbed[t]:
+            if t in tops:
+                t = tops[t]
+                break
+            path.append(t)
+            t = user_of[t]
+        for link in path:
+            tops[link] = t
         if position[s] < 0:
             continue
-        between = range(position[s] + 1, position[t])
-        if any(operand_uses[x] > 1 and any(u not in links and position[u] in between for u in arrays.users(x))
-               for x in graph.args[s]):
-            is_absorbed[s] = False
+        for x in graph.args[s]:
+            if uses[x] < 2:
+                continue
+            if x not in readers_at:
+                readers_at[x] = sorted(position[u] for u in arrays.users(x))
+            readers = readers_at[x]
+            k = bisect.bisect_right(readers, position[s])
+            if k < len(readers) and readers[k] < position[t]:
+                is_absorbed[s] = absorbed[s] = False
+                break
 
 
 def _first_sum_of_two(graph: Graph, stop: int) -> int:
