@@ -180,7 +180,9 @@ def vouter_rowsum_fast(a, b):
 
 
 def vunit(g, like, i):
-    """Zeros shaped like ``like``, with g in lane i."""
-    out = np.zeros((like.shape[0], _width(g)))
+    """Zeros shaped like ``like``, with g in lane i: as wide as the batch where either varies
+    across rows (the batched analysis marks the node batched then; a width of 1 there made
+    a row sum add g once instead of once per row)."""
+    out = np.zeros((like.shape[0], _width(g, like)))
     out[i] = g
     return out

@@ -165,3 +165,23 @@ def test_relu_mlp_values_and_gradients_have_the_python_backends_bits(sizes):
         assert value == want_value and grads.tolist() == want_grads.tolist()
         params = np.array([p.data for p in model.parameters()])
         assert numpy_step.map(X, y, params=params).tolist() == python_step.map(X, y).tolist()
+
+
+def test_a_unit_of_a_row_constant_into_a_batched_vector_is_as_wide_as_the_batch():
+    """Regression (layer fuzz, MLP(1, [2, 2, 2]) linear with an L2 term): a gradient part the
+    same in every row, put into a lane of a batched vector, was one column wide, so the row
+    sum added it once, not once per row (half the bias gradients at 2 rows)."""
+    from graphc.runtime_numpy import vunit
+    like = np.zeros((2, 3))
+    assert vunit(0.5, like, 1).tolist() == [[0.0, 0.0, 0.0], [0.5, 0.5, 0.5]]
+    assert vunit(0.5, np.zeros((2, 1)), 0).shape == (2, 1)
+    random.seed(0)
+    model = MLP(1, [2, 2, 2], activation="identity")
+    params = model.parameters()
+
+    def loss(x):
+        out = model(list(x))
+        return sum(out[1:], out[0]) + 1e-3 * sum(p * p for p in params)
+    X = np.zeros((3, 1))
+    want = graphc.compile(loss, backend="python").mean_and_grad(X)[1]
+    assert graphc.compile(loss, backend="numpy").mean_and_grad(X)[1].tolist() == want.tolist()
