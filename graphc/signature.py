@@ -234,13 +234,12 @@ class Signature:
         if cached is not None and cached[0] == epoch:
             return cached[1]
         values = np.array([p._data for p in self.params], dtype=np.float64)
-        values.flags.writeable = False
-        self._param_cache = (epoch, values)
+        self.remember_params(values, epoch)
         return values
 
     def remember_params(self, values: np.ndarray, epoch: int) -> None:
-        """``values`` are the params' numbers in ``epoch`` (:func:`graphc.engine.claim_writes`)."""
-        values = values.copy()
+        """``values`` are the params' numbers in ``epoch`` (:func:`graphc.engine.claim_writes`):
+        kept, made read-only (the caller hands the array over)."""
         values.flags.writeable = False
         self._param_cache = (epoch, values)
 
