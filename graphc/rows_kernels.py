@@ -1,18 +1,24 @@
-"""The per-row program of :mod:`graphc.rows_program` as one callable: run it over the rows,
-then add its per-row param gradients in the scalar program's order.
+"""The per-row program of :mod:`graphc.rows_program` as one object: the rows' values, and
+the param gradients of the rows added in the scalar program's order.
 
-Two makers, one interface (``run(cols, params, seed)`` -> an (n_outputs, n_rows) array;
-``add(per_row, first)`` -> each param's ``first`` plus its rows' gradients added last row
-first, one at a time):
+Two questions, one interface: ``values(cols, params, seed)`` -> an array whose first
+``n_forward`` lines are the per-row values (one column per row), and ``gradients(cols,
+params, seed, first, values)`` -> each param's ``first`` plus its rows' gradients (each
+row's seeded with ``seed``) added last row first, one at a time.  ``values`` is what a
+forward call computed, which a maker may reuse.
 
-* :class:`GeneratedRows`, any batched backend (NumPy): its generated function, and the
-  additions with NumPy;
-* :class:`NativeRows`, the C backend: the generated kernel called directly on arrays it
-  writes into, and the additions by a loop in C compiled with it.  Each param's sum is one
-  sequential chain of ``acc = acc + g`` in C doubles (the toolchain never reassociates at
-  ``numerics="exact"``), so the bits are those of the NumPy additions; eight params' chains
-  run side by side, so that each addition's latency hides the others' (a few microseconds
-  for the demo's 337 params, where NumPy's accumulation takes 100-300).
+* :class:`GeneratedRows`, any batched backend (NumPy): one generated function computes the
+  values and every row's gradients at once (with a guessed seed: the gradient reuses them
+  when the guess was right); the additions with NumPy.
+* :class:`NativeRows`, the C backend: a forward kernel for the values, and a gradient
+  kernel that sums its rows itself (:mod:`graphc.codegen.c_sums`, resuming from
+  ``first``), on the rows in reverse order -- so each param's sum is the one sequential
+  chain of ``acc = acc + g`` the scalar program adds, in C doubles (the toolchain never
+  reassociates at ``numerics="exact"``), and the layer ops' row blocks do the work
+  (``gc_bouter_add``) instead of writing every row's gradients out.
+* :class:`NativeRowsWritten`, the C backend when two params share a gradient node (a sum
+  each, from two starts, but one accumulator): the kernel writes every row's gradients,
+  and a loop in C compiled with it adds them, eight params' chains side by side.
 """
 from __future__ import annotations
 
@@ -61,12 +67,22 @@ def _add_rows_source(n_grads: int, offset: int) -> str:
     return _ADD_ROWS.replace("GC_BLOCK", "8").replace("N_GRADS", str(n_grads)).replace("OFFSET", str(offset))
 
 
-def row_kernel(backend: Backend, joint: Graph, name: str, n_forward: int) -> "GeneratedRows | NativeRows":
+def row_kernel(backend: Backend, forward: Graph, joint: Graph, name: str,
+               n_forward: int) -> "GeneratedRows | NativeRows | NativeRowsWritten":
     """The per-row program of ``joint`` (``n_forward`` per-row values, then param
-    gradients; its last input the seed) on ``backend``."""
-    if getattr(backend, "name", None) == "c":
-        return NativeRows(joint, name, n_forward)
-    return GeneratedRows(backend, joint, name, n_forward)
+    gradients; its last input the seed) on ``backend``; ``forward`` its per-row values alone."""
+    if getattr(backend, "name", None) != "c":
+        return GeneratedRows(backend, joint, name, n_forward)
+    if _shares_a_gradient(joint, n_forward):
+        return NativeRowsWritten(joint, name, n_forward)
+    return NativeRows(forward, joint, name, n_forward)
+
+
+def _shares_a_gradient(joint: Graph, n_forward: int) -> bool:
+    """Whether two params' gradients are one node that varies across rows."""
+    constant = set(joint.params) | {i for i, op in enumerate(joint.ops) if op == "const"}
+    grads = [o for o in joint.outputs[n_forward:] if o not in constant]
+    return len(set(grads)) < len(grads)
 
 
 def outer_function(backend: Backend, joint: Graph, name: str, n_forward: int) -> tuple[Callable, str]:
@@ -86,29 +102,38 @@ class GeneratedRows:
         self.function, self.source = backend.generate(joint, name, seed=joint.inputs[-1])
         self.n_forward = n_forward
 
-    def run(self, cols: np.ndarray, params: np.ndarray, seed: float) -> np.ndarray:
+    def values(self, cols: np.ndarray, params: np.ndarray, seed: float) -> np.ndarray:
+        """The per-row values, then every row's gradients seeded with ``seed``."""
         with np.errstate(all="ignore"):
             per_row, _ = self.function(cols, params, seed, cols.shape[1])
         return np.asarray(per_row, dtype=np.float64)
 
-    def add(self, per_row: np.ndarray, first: np.ndarray) -> np.ndarray:
+    def gradients(self, cols: np.ndarray, params: np.ndarray, seed: float, first: np.ndarray,
+                  values: tuple[np.ndarray, float] | None) -> np.ndarray:
+        """``values``: (what :meth:`values` gave, its seed), reused if that seed is ``seed``."""
+        per_row = values[0] if values is not None and same(values[1], seed) else self.values(cols, params, seed)
         return add_rows(per_row[self.n_forward:], first)
 
 
 class NativeKernel:
-    """A graph's C kernel (its last input the seed), called directly on arrays it writes into."""
+    """A graph's C kernel (``seeded``: its last input the seed), called directly on arrays it
+    writes into; ``reduced`` outputs summed over the rows (``resuming``: from the numbers of
+    the ``sums`` array passed, see :mod:`graphc.codegen.c_sums`)."""
 
-    def __init__(self, joint: Graph, name: str, extra: str = "") -> None:
-        (source, entry, n_outputs, n_sums), _, self.free_name = generate_kernel(joint, name, seed=joint.inputs[-1])
-        self.n_outputs, self.n_inputs = n_outputs, len(joint.inputs) - 1
+    def __init__(self, joint: Graph, name: str, extra: str = "", *, seeded: bool = True,
+                 reduced: frozenset[int] = frozenset(), resuming: bool = False) -> None:
+        (source, entry, n_outputs, n_sums), _, self.free_name = generate_kernel(
+            joint, name, seed=joint.inputs[-1] if seeded else None, reduced=reduced, resuming=resuming)
+        self.n_outputs, self.n_inputs, self.n_sums = n_outputs, len(joint.inputs) - seeded, n_sums
         self.source = source + extra.replace("FREE_NAME", self.free_name)
         self._kernel = load(self.source, entry)
         self._sums = np.empty(max(n_sums, 1))
         self._sums_at = self._sums.ctypes.data
         self._fixed: tuple = (None, 0)  # the read-only columns of the latest call, and their address
 
-    def run(self, cols: np.ndarray, params: np.ndarray, seed: float) -> np.ndarray:
-        """The (n_outputs, n_rows) values of the kernel on ``cols`` (n_inputs, n_rows)."""
+    def run(self, cols: np.ndarray, params: np.ndarray, seed: float, sums: np.ndarray | None = None) -> np.ndarray:
+        """The (n_outputs, n_rows) values of the kernel on ``cols`` (n_inputs, n_rows);
+        ``sums`` (C-contiguous float64, n_sums long), where the sums go, if there are any."""
         n = cols.shape[1]
         fixed, at = self._fixed
         if cols is not fixed:  # the table's columns are one read-only array, called with again and again
@@ -120,22 +145,61 @@ class NativeKernel:
         if cols.shape[0] != self.n_inputs or params.ndim != 1:  # the kernel reads raw memory
             raise GraphcError(f"the rows' C kernel takes {self.n_inputs} columns and a vector of params; got "
                               f"{cols.shape} and {params.shape} (a graphc bug)")
+        if sums is not None and (sums.shape != (self.n_sums,) or not sums.flags.c_contiguous):
+            raise GraphcError(f"the C kernel sums into {self.n_sums} numbers; got {sums.shape} (a graphc bug)")
         per_row = np.empty((self.n_outputs, n))
-        self._kernel(at, address(params), seed, n, address(per_row), self._sums_at)
+        self._kernel(at, address(params), seed, n, address(per_row), self._sums_at if sums is None else address(sums))
         return per_row
 
 
 class NativeRows:
-    """The C kernel of the per-row program, and its additions in C (module docstring)."""
+    """The per-row values by one C kernel, the gradients by another, which sums the rows it
+    is given in reverse onto ``first`` (module docstring)."""
+
+    def __init__(self, forward: Graph, joint: Graph, name: str, n_forward: int) -> None:
+        self._values = NativeKernel(forward, f"{name}_values", seeded=False)
+        self._gradients = NativeKernel(joint, name, reduced=frozenset(range(n_forward, len(joint.outputs))),
+                                       resuming=True)
+        self.source = self._values.source + "\n" + self._gradients.source
+        self._reversed: tuple = (None, None)  # read-only columns, and their rows in reverse order
+
+    def values(self, cols: np.ndarray, params: np.ndarray, seed: float) -> np.ndarray:
+        return self._values.run(cols, params, 0.0)
+
+    def gradients(self, cols: np.ndarray, params: np.ndarray, seed: float, first: np.ndarray,
+                  values: object) -> np.ndarray:
+        known, backwards = self._reversed
+        if cols is not known:
+            backwards = np.ascontiguousarray(cols[:, ::-1], dtype=np.float64)
+            if not cols.flags.writeable:  # the table's columns, the same every call
+                backwards.flags.writeable = False
+                self._reversed = (cols, backwards)
+        sums = np.array(first, dtype=np.float64)  # a copy, C-contiguous: the kernel adds onto it
+        self._gradients.run(backwards, params, seed, sums)
+        return sums
+
+
+class NativeRowsWritten:
+    """The C kernel writing every row's gradients, and its additions in C (module docstring)."""
 
     def __init__(self, joint: Graph, name: str, n_forward: int) -> None:
         n_grads = len(joint.outputs) - n_forward
         self._kernel = NativeKernel(joint, name, _add_rows_source(n_grads, n_forward))
         self.source, self.n_grads = self._kernel.source, n_grads
-        self.run = self._kernel.run
         self._add = load(self.source, self._kernel.free_name)
 
+    def values(self, cols: np.ndarray, params: np.ndarray, seed: float) -> np.ndarray:
+        """The per-row values, then every row's gradients seeded with ``seed``."""
+        return self._kernel.run(cols, params, seed)
+
+    def gradients(self, cols: np.ndarray, params: np.ndarray, seed: float, first: np.ndarray,
+                  values: tuple[np.ndarray, float] | None) -> np.ndarray:
+        """As :meth:`GeneratedRows.gradients`."""
+        per_row = values[0] if values is not None and same(values[1], seed) else self.values(cols, params, seed)
+        return self.add(per_row, first)
+
     def add(self, per_row: np.ndarray, first: np.ndarray) -> np.ndarray:
+        """Each param's ``first`` plus its line of ``per_row`` (after the values), last row first."""
         first = np.ascontiguousarray(first, dtype=np.float64)
         out = np.empty(self.n_grads)
         self._add(address(per_row), address(first), 0.0, per_row.shape[1], None, address(out))

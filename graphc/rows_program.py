@@ -38,7 +38,7 @@ from .backends import Backend
 from .graph import Builder, Graph
 from .passes import VECTOR_PIPELINE, optimize
 from .passes.rows import RowSplit, recover_rows
-from .rows_kernels import outer_function, row_kernel, same
+from .rows_kernels import outer_function, row_kernel
 from .walk import depth_first
 
 #: Below this many traced nodes compiling the scalar program is cheap: rows are not sought.
@@ -128,7 +128,7 @@ class RowsProgram:
         cols = self._table_cols if self._table_cols is not None else \
             self.split.columns(np.asarray(inputs, dtype=np.float64))
         seed = self._seed_guess
-        per_row = self._run_rows(self.forward_chain, cols, params_array, seed)
+        per_row = self._rows_of(self.forward_chain)[0].values(cols, params_array, seed)
         sums = [self.split.row_sum(per_row[j], j) for j in range(self.n_chains)]
         outer_inputs = list(inputs) + sums
         outer = self._outer_of(0)[0]
@@ -157,21 +157,15 @@ class RowsProgram:
         d_total = float(outer[self.n_inputs - self.n_chains + plan.chain])
         if output == 0:
             self._seed_guess = d_total
-        if plan.chain != self.forward_chain or not same(d_total, row_seed):
-            per_row = self._run_rows(plan.chain, cols, params, d_total)
         kernel, _, _, in_rows = self._rows_of(plan.chain)
-        grads = kernel.add(per_row, np.where(plan.before, outer_grads, -0.0))
+        computed = (per_row, row_seed) if plan.chain == self.forward_chain else None
+        grads = kernel.gradients(cols, params, d_total, np.where(plan.before, outer_grads, -0.0), computed)
         if plan.some_after:
             grads = np.where(plan.after, grads + outer_grads, grads)
         if in_rows is not None:
             grads = np.where(in_rows, grads, outer_grads)
         reached = self.reached(output)
         return _or_none(grads, None if self._all_reached[output] else reached)
-
-    def _run_rows(self, chain: int, cols: np.ndarray, params: np.ndarray, seed: float) -> np.ndarray:
-        """The per-row program of ``chain``: an (n_chains + n_params, n_rows) array, every
-        chain's row values then the param gradients of ``chain``'s."""
-        return self._rows_of(chain)[0].run(cols, params, seed)
 
     def _rows_of(self, chain: int) -> tuple:
         """(kernel, source, reached, reached as an array or None if all are) of the per-row
@@ -182,7 +176,7 @@ class RowsProgram:
                 made = self._rows.get(chain)
                 if made is None:
                     joint = optimize(autodiff.grad(self._row_vector, chain, wrt_inputs=False), passes=VECTOR_PIPELINE)
-                    kernel = row_kernel(self.backend, joint, f"{self.name}_rows", self.n_chains)
+                    kernel = row_kernel(self.backend, self._row_vector, joint, f"{self.name}_rows", self.n_chains)
                     reached = _reached(joint, self.n_chains)
                     in_rows = None if all(reached) else np.array(reached, dtype=bool)
                     made = self._rows[chain] = (kernel, kernel.source, reached, in_rows)

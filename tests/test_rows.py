@@ -334,15 +334,70 @@ def test_guards_on_a_row_sum_are_checked_on_the_rows_path(backend):
 
 
 @pytest.mark.skipif("c" not in BACKENDS, reason="no C compiler")
+@pytest.mark.parametrize("sizes", [(6, 6, 1), (16, 16, 1), (1, 3, 1)])
+@pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 21, 100])
+def test_c_rows_summed_by_the_kernel_equal_every_row_written_and_added(sizes, n):
+    """The gradient kernel that sums its rows itself, resuming from ``first`` (in place,
+    through lane tables, scalars; -0.0 starts), against the kernel writing every row's
+    gradients and the loop adding them last row first: the same bits, for any row count
+    (whole blocks of GC_B rows and the rows left over)."""
+    from graphc import autodiff
+    from graphc.passes import VECTOR_PIPELINE, optimize
+    from graphc.rows_kernels import NativeRows, NativeRowsWritten
+    X, y, model = make_data(n=24, sizes=sizes)
+    program = rows_program(graphc.trace(lambda: demo_loss(X, y, model)), resolve("c"), min_nodes=0)
+    forward = program._row_vector
+    joint = optimize(autodiff.grad(forward, 0, wrt_inputs=False), passes=VECTOR_PIPELINE)
+    chains = program.n_chains
+    summing, writing = NativeRows(forward, joint, "t", chains), NativeRowsWritten(joint, "t", chains)
+    rng = np.random.default_rng(n)
+    cols = rng.standard_normal((len(forward.inputs), n))
+    cols[:, ::5] = -0.0
+    params = rng.standard_normal(len(joint.params))
+    for seed in (1.0 / 24, -0.0, 3.5):
+        first = np.where(rng.random(len(params)) > 0.5, rng.standard_normal(len(params)), -0.0)
+        want = writing.gradients(cols, params, seed, first, None)
+        assert summing.gradients(cols, params, seed, first, None).tobytes() == want.tobytes()
+        assert summing.values(cols, params, seed).tobytes() == writing.values(cols, params, seed)[:chains].tobytes()
+    source = summing._gradients.source
+    assert "from the numbers in sums" in source and "from +0.0" not in source
+
+
+@pytest.mark.skipif("c" not in BACKENDS, reason="no C compiler")
+def test_params_sharing_a_gradient_node_get_a_sum_each():
+    """Two params whose per-row gradients are one node (``(a + b) * x``) start from different
+    numbers: one accumulator cannot serve both, so the rows are written and added per param."""
+    from graphc.rows_kernels import NativeRowsWritten, row_kernel
+    b = Builder()
+    x, seed = b.add("input", (), ("x",)), b.add("input", (), ("seed",))
+    p, q = b.add("param", (), ("a",)), b.add("param", (), ("b",))
+    value = b.add("mul", (b.add("add", (p, q)), x))
+    grad = b.add("mul", (x, seed))
+    joint = b.finish([x, seed], [p, q], [value, grad, grad])
+    forward = Builder()
+    fx, fp, fq = forward.add("input", (), ("x",)), forward.add("param", (), ("a",)), forward.add("param", (), ("b",))
+    forward_graph = forward.finish([fx], [fp, fq], [forward.add("mul", (forward.add("add", (fp, fq)), fx))])
+    kernel = row_kernel(resolve("c"), forward_graph, joint, "t", 1)
+    assert isinstance(kernel, NativeRowsWritten)
+    cols = np.random.default_rng(0).standard_normal((1, 19))
+    first = np.array([0.25, -0.0])
+    expected = first.copy()
+    for r in range(18, -1, -1):
+        expected += cols[0, r] * 0.5
+    assert kernel.gradients(cols, np.array([0.5, 2.0]), 0.5, first, None).tobytes() == expected.tobytes()
+
+
+@pytest.mark.skipif("c" not in BACKENDS, reason="no C compiler")
 @pytest.mark.parametrize("n_params", [1, 7, 8, 9, 300])
 def test_rows_added_in_c_equal_a_loop(n_params):
-    """The C additions (eight params at a time, then one by one) against a loop, -0.0 included."""
-    from graphc.rows_kernels import NativeRows
+    """The C additions of the rows written (eight params at a time, then one by one) against
+    a loop, -0.0 included."""
+    from graphc.rows_kernels import NativeRowsWritten
     b = Builder()
     seed = b.add("input", (), ("seed",))
     params = [b.add("param", (), (f"w{k}",)) for k in range(n_params)]
     joint = b.finish([seed], params, [b.add("mul", (params[0], seed))] + params)
-    kernel = NativeRows(joint, "t", 1)
+    kernel = NativeRowsWritten(joint, "t", 1)
     rng = np.random.default_rng(n_params)
     per_row = rng.standard_normal((1 + n_params, 50)) * 10.0 ** rng.integers(-8, 8, (1 + n_params, 50))
     per_row[1:, 7] = -0.0

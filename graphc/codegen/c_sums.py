@@ -20,6 +20,11 @@ after the loop -- with the operations the driver's loop would apply to the gradi
 would have read, so the same bits.  ``params`` itself is never written (it stays ``const
 restrict``, which the kernel's other loops are compiled for), so every statement reads
 the params of before the step.
+
+**Resuming.**  A ``resuming`` kernel (:mod:`graphc.rows_kernels`: the gradient of a
+full-batch loss's rows, added last row first onto what the outer graph gave first) starts
+each sum from the number in its slot of ``sums`` instead of +0.0, and has no first-row
+writes: every row is added onto what is there, one addition at a time.
 """
 from __future__ import annotations
 
@@ -41,15 +46,17 @@ FIRST_WRITES = 256
 class Sums:
     """The sums of a kernel's ``summed`` outputs (see the module docstring)."""
 
-    def __init__(self, writer: _Writer, summed: list[int], stepping: bool) -> None:
-        self.w, self.g, self.summed = writer, writer.graph, summed
+    def __init__(self, writer: _Writer, summed: list[int], stepping: bool, resuming: bool = False) -> None:
+        self.w, self.g, self.summed, self.resuming = writer, writer.graph, summed, resuming
         self.in_place = self._in_place()
         tensors = writer.tensors
         self.accumulators = {m: writer.derived(m, "sum") for m in tensors}
         for o in summed:
             if writer.batched[o] and o not in self.accumulators and not reduced_lane(self.g, o, tensors):
                 self.accumulators[o] = writer.derived(o, "sum")
-        self.first = {m for m in tensors if ops.size_of(writer.shapes[m]) >= FIRST_WRITES}
+        self.first = set() if resuming else {m for m in tensors if ops.size_of(writer.shapes[m]) >= FIRST_WRITES}
+        if stepping and resuming:
+            raise GraphcError("a training kernel starts its sums from +0.0 (a graphc bug)")
         if stepping and len(summed) != len(self.g.params):
             raise GraphcError(f"a training kernel sums the gradients of its {len(self.g.params)} params; "
                               f"this one sums {len(summed)} outputs (a graphc bug)")
@@ -80,6 +87,8 @@ class Sums:
     def declare(self, blocked: bool) -> list[str]:
         """The lines declaring the accumulators (``blocked``: the kernel has a loop over
         blocks of rows, which the one-row loop follows)."""
+        if self.resuming:
+            return self._declare_resumed()
         lines = ["    /* sums over the rows, in row order, from +0.0 (as .grad adds the gradients of the rows) */"]
         if self.first:
             rows = " && n < GC_B" if blocked else ""
@@ -93,6 +102,29 @@ class Sums:
             zero = f"for (int lane = 0; lane < {size}; lane++) {acc}[lane] = 0.0;"
             lines.append(f"    if (!fresh) {zero}" if m in self.first else f"    {zero}")
         return lines + [f"    double {acc} = 0.0;" for o, acc in self.accumulators.items() if o not in self.w.tensors]
+
+    def _declare_resumed(self) -> list[str]:
+        """The accumulators of a resuming kernel, each from its slot of ``sums``."""
+        lines = ["    /* sums over the rows, in row order, from the numbers in sums (the kernel resumes them) */"]
+        starts = self._lanes_to_slots()
+        for m in self.w.tensors:
+            size, acc = ops.size_of(self.w.shapes[m]), self.accumulators[m]
+            if m in self.in_place:
+                lines.append(f"    double *{acc} = sums + {self.in_place[m][0]};")
+                continue
+            lines += [f"    double {acc}[{size}];", f"    for (int lane = 0; lane < {size}; lane++) {acc}[lane] = 0.0;"]
+            lines += self._move(m, sorted(starts.get(m, []), key=lambda pair: pair[1]), into_sums=False)
+        at = {o: self.sum_at[s] for s, o in enumerate(self.summed)}
+        return lines + [f"    double {acc} = sums[{at[o]}];" for o, acc in self.accumulators.items() if o not in self.w.tensors]
+
+    def _lanes_to_slots(self) -> dict[int, list[tuple[int, int]]]:
+        """The summed lanes of tensors not summed in place: ``{tensor: [(slot, lane), ...]}``."""
+        g, w = self.g, self.w
+        found: dict[int, list[tuple[int, int]]] = {}
+        for s, o in enumerate(self.summed):
+            if w.batched[o] and reduced_lane(g, o, w.tensors) and g.args[o][0] not in self.in_place:
+                found.setdefault(g.args[o][0], []).append((self.sum_at[s], g.attrs[o][0]))
+        return found
 
     def accumulate(self) -> list[str]:
         """In the row loop: each accumulator adds this row's value (a large one is written by
@@ -127,31 +159,36 @@ class Sums:
         kernel position), but for the tensors summed in place; then a step's other params."""
         g, names, w = self.g, self.w.names, self.w
         lines = []
-        scattered: dict[int, list[tuple[int, int]]] = {}
         for s, o in enumerate(self.summed):
             at = self.sum_at[s]
             if not w.batched[o]:  # the same value in every row, added n times (n * value rounds otherwise)
-                lines.append(f"    {{ double acc = 0.0; for (long r = 0; r < n; r++) acc = acc + {names[o]}; "
+                start = f"sums[{at}]" if self.resuming else "0.0"
+                lines.append(f"    {{ double acc = {start}; for (long r = 0; r < n; r++) acc = acc + {names[o]}; "
                              f"sums[{at}] = acc; }}")
-            elif reduced_lane(g, o, w.tensors):
-                if g.args[o][0] not in self.in_place:
-                    scattered.setdefault(g.args[o][0], []).append((at, g.attrs[o][0]))
-            else:
+            elif not reduced_lane(g, o, w.tensors):
                 lines.append(f"    sums[{at}] = {w.derived(o, 'sum')};")
-        for m, pairs in scattered.items():
-            lines += self._scatter(m, sorted(pairs, key=lambda pair: pair[1]))
+        for m, pairs in self._lanes_to_slots().items():
+            lines += self._move(m, sorted(pairs, key=lambda pair: pair[1]), into_sums=True)
         return lines + self._step_the_rest()
 
-    def _scatter(self, m: int, pairs: list[tuple[int, int]]) -> list[str]:
-        """Summed tensor ``m``'s lanes into ``sums``: ``pairs`` of (slot, lane)."""
+    def _move(self, m: int, pairs: list[tuple[int, int]], into_sums: bool) -> list[str]:
+        """Summed tensor ``m``'s lanes into ``sums`` (or, ``into_sums`` False, from it):
+        ``pairs`` of (slot, lane)."""
+        if not pairs:
+            return []
         (slot, lane), count = pairs[0], len(pairs)
         total = self.w.derived(m, "sum")
         if pairs == [(slot + j, lane + j) for j in range(count)]:  # a run of lanes to a run of slots
-            return [f"    memcpy(sums + {slot}, {total} + {lane}, {count} * sizeof(double));"]
+            ends = (f"sums + {slot}", f"{total} + {lane}")
+            target, source = ends if into_sums else ends[::-1]
+            return [f"    memcpy({target}, {source}, {count} * sizeof(double));"]
         slots, lanes = self.w.derived(m, "slot"), self.w.derived(m, "lane")
-        return [f"    static const int {slots}[{count}] = {table(p for p, _ in pairs)};",
-                f"    static const int {lanes}[{count}] = {table(q for _, q in pairs)};",
-                f"    for (int k = 0; k < {count}; k++) sums[{slots}[k]] = {total}[{lanes}[k]];"]
+        ends = (f"sums[{slots}[k]]", f"{total}[{lanes}[k]]")
+        target, source = ends if into_sums else ends[::-1]
+        tables = [f"    static const int {slots}[{count}] = {table(p for p, _ in pairs)};",
+                  f"    static const int {lanes}[{count}] = {table(q for _, q in pairs)};"]
+        declared_at_start = into_sums and self.resuming  # a resuming kernel read them into the accumulator
+        return (tables if not declared_at_start else []) + [f"    for (int k = 0; k < {count}; k++) {target} = {source};"]
 
     def _step_the_rest(self) -> list[str]:
         """A step's params not stepped in the row: each from its gradient in ``sums``, in runs

@@ -84,11 +84,12 @@ def generate(graph: Graph, name: str, *, seed: int | None = None, reduced: froze
 
 
 def generate_kernel(graph: Graph, name: str, *, seed: int | None = None, reduced: frozenset[int] = frozenset(),
-                    free_layout: bool = False) -> tuple[tuple[str, str, int, int], ParamLayout, str]:
+                    free_layout: bool = False, resuming: bool = False) -> tuple[tuple[str, str, int, int], ParamLayout, str]:
     """:func:`generate`'s results, the kernel layout of params and gradients (with
     ``free_layout``, one of the writer's choosing: see :mod:`.c_layout`; else
-    ``graph.params`` order) and a free name for a driver of the function."""
-    writer = _Writer(graph, name, seed, reduced, free_layout)
+    ``graph.params`` order) and a free name for a driver of the function.  ``resuming``:
+    the sums start from the numbers the caller put in ``sums`` (:mod:`.c_sums`)."""
+    writer = _Writer(graph, name, seed, reduced, free_layout, resuming)
     return writer.source(), writer.layout, writer.namespace.create(f"{writer.entry}_train")
 
 
@@ -114,8 +115,9 @@ def lane_outputs(graph: Graph, reduced: frozenset[int], per_row: list[int]) -> d
 
 class _Writer:
     def __init__(self, graph: Graph, name: str, seed: int | None, reduced: frozenset[int],
-                 free_layout: bool = False) -> None:
+                 free_layout: bool = False, resuming: bool = False) -> None:
         self.graph, self.seed, self.reduced, self.free_layout = graph, seed, reduced, free_layout
+        self.resuming = resuming
         self.namespace = namespace = Namespace(RESERVED)
         self.entry = namespace.create(name, "fn")
         self.names = node_names(graph, namespace)
@@ -164,7 +166,7 @@ class _Writer:
         body += [f"    const double {names[p]} = params[{self.layout.position[p]}];" for p in g.params if self.used[p]]
         body += self.lane_tables()
         body += self.nodes(batched=False, indent="    ")
-        sums = Sums(self, summed, self.free_layout)
+        sums = Sums(self, summed, self.free_layout, self.resuming)
         self.in_place, accumulators = sums.in_place, sums.accumulators
         body += sums.declare(self._blocked(accumulators))
         body += self.blocks(accumulators)
