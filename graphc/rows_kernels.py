@@ -23,13 +23,14 @@ forward call computed, which a maker may reuse.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 
 from .backends import Backend
 from .codegen import python as python_backend
 from .codegen.c_call import address
+from .codegen.c_runtime import PRELUDE
 from .codegen.c_toolchain import load
 from .codegen.c_writer import generate_kernel
 from .errors import GraphcError
@@ -115,19 +116,40 @@ class GeneratedRows:
         return add_rows(per_row[self.n_forward:], first)
 
 
-class NativeKernel:
-    """A graph's C kernel (``seeded``: its last input the seed), called directly on arrays it
-    writes into; ``reduced`` outputs summed over the rows (``resuming``: from the numbers of
-    the ``sums`` array passed, see :mod:`graphc.codegen.c_sums`)."""
+class KernelText(NamedTuple):
+    """A graph's C kernel as generated: the whole ``source``, its ``function`` alone (without
+    the header and prelude: a second kernel for the same library), its ``entry`` point, and
+    the arrays it takes and gives."""
 
-    def __init__(self, joint: Graph, name: str, extra: str = "", *, seeded: bool = True,
-                 reduced: frozenset[int] = frozenset(), resuming: bool = False) -> None:
-        (source, entry, n_outputs, n_sums), _, self.free_name = generate_kernel(
-            joint, name, seed=joint.inputs[-1] if seeded else None, reduced=reduced, resuming=resuming)
-        self.n_outputs, self.n_inputs, self.n_sums = n_outputs, len(joint.inputs) - seeded, n_sums
-        self.source = source + extra.replace("FREE_NAME", self.free_name)
-        self._kernel = load(self.source, entry)
-        self._sums = np.empty(max(n_sums, 1))
+    source: str
+    function: str
+    entry: str
+    n_inputs: int
+    n_outputs: int
+    n_sums: int
+    free_name: str
+
+
+def kernel_text(joint: Graph, name: str, *, seeded: bool = True, reduced: frozenset[int] = frozenset(),
+                resuming: bool = False) -> KernelText:
+    """The C kernel of ``joint`` (``seeded``: its last input the seed); ``reduced`` outputs
+    summed over the rows (``resuming``: from the numbers of the ``sums`` array passed, see
+    :mod:`graphc.codegen.c_sums`)."""
+    (source, entry, n_outputs, n_sums), _, free_name = generate_kernel(
+        joint, name, seed=joint.inputs[-1] if seeded else None, reduced=reduced, resuming=resuming)
+    function = source[source.index(PRELUDE) + len(PRELUDE):]
+    return KernelText(source, function, entry, len(joint.inputs) - seeded, n_outputs, n_sums, free_name)
+
+
+class NativeKernel:
+    """The kernel ``text`` describes, loaded from the library ``source`` builds (its own
+    source, or one holding other functions too), called directly on arrays it writes into."""
+
+    def __init__(self, text: KernelText, source: str | None = None) -> None:
+        self.source = text.source if source is None else source
+        self.n_outputs, self.n_inputs, self.n_sums = text.n_outputs, text.n_inputs, text.n_sums
+        self._kernel = load(self.source, text.entry)
+        self._sums = np.empty(max(text.n_sums, 1))
         self._sums_at = self._sums.ctypes.data
         self._fixed: tuple = (None, 0)  # the read-only columns of the latest call, and their address
 
@@ -157,10 +179,10 @@ class NativeRows:
     is given in reverse onto ``first`` (module docstring)."""
 
     def __init__(self, forward: Graph, joint: Graph, name: str, n_forward: int) -> None:
-        self._values = NativeKernel(forward, f"{name}_values", seeded=False)
-        self._gradients = NativeKernel(joint, name, reduced=frozenset(range(n_forward, len(joint.outputs))),
-                                       resuming=True)
-        self.source = self._values.source + "\n" + self._gradients.source
+        gradients = kernel_text(joint, name, reduced=frozenset(range(n_forward, len(joint.outputs))), resuming=True)
+        values = kernel_text(forward, f"{name}_values", seeded=False)
+        self.source = gradients.source + "\n" + values.function  # one library: one build
+        self._gradients, self._values = NativeKernel(gradients, self.source), NativeKernel(values, self.source)
         self._reversed: tuple = (None, None)  # read-only columns, and their rows in reverse order
 
     def values(self, cols: np.ndarray, params: np.ndarray, seed: float) -> np.ndarray:
@@ -184,9 +206,10 @@ class NativeRowsWritten:
 
     def __init__(self, joint: Graph, name: str, n_forward: int) -> None:
         n_grads = len(joint.outputs) - n_forward
-        self._kernel = NativeKernel(joint, name, _add_rows_source(n_grads, n_forward))
-        self.source, self.n_grads = self._kernel.source, n_grads
-        self._add = load(self.source, self._kernel.free_name)
+        text = kernel_text(joint, name)
+        self.source = text.source + _add_rows_source(n_grads, n_forward).replace("FREE_NAME", text.free_name)
+        self._kernel, self.n_grads = NativeKernel(text, self.source), n_grads
+        self._add = load(self.source, text.free_name)
 
     def values(self, cols: np.ndarray, params: np.ndarray, seed: float) -> np.ndarray:
         """The per-row values, then every row's gradients seeded with ``seed``."""
@@ -216,7 +239,7 @@ class NativeOuter:
     takes_arrays = True  # params as a float64 array
 
     def __init__(self, joint: Graph, name: str, n_forward: int) -> None:
-        self.kernel = NativeKernel(joint, name)
+        self.kernel = NativeKernel(kernel_text(joint, name))
         self.source, self.n_forward = self.kernel.source, n_forward
         self.guess = 1.0
 

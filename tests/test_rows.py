@@ -359,8 +359,7 @@ def test_c_rows_summed_by_the_kernel_equal_every_row_written_and_added(sizes, n)
         want = writing.gradients(cols, params, seed, first, None)
         assert summing.gradients(cols, params, seed, first, None).tobytes() == want.tobytes()
         assert summing.values(cols, params, seed).tobytes() == writing.values(cols, params, seed)[:chains].tobytes()
-    source = summing._gradients.source
-    assert "from the numbers in sums" in source and "from +0.0" not in source
+    assert summing.source.count("from the numbers in sums") == 1  # the gradient kernel's; the values' sum nothing
 
 
 @pytest.mark.skipif("c" not in BACKENDS, reason="no C compiler")
