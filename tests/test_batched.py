@@ -305,8 +305,10 @@ def test_train_checks_its_arguments():
         graphc.compile(lambda x: [x, x]).train(X, lr=0.1)
 
 
-@pytest.mark.parametrize("shape", [(1,), (2,), (7,), (8,), (9,), (3, 5), (16, 100), (1, 1), (1, 9)])
+@pytest.mark.parametrize("shape", [(1,), (2,), (7,), (8,), (9,), (3, 5), (16, 100), (1, 1), (1, 9), (127,), (128,),
+                                   (2, 64), (50, 32)])
 def test_numpy_tensor_sums_keep_the_order_of_their_terms(shape):
+    """Accumulated (small terms) or added in a loop (wide ones): strictly first to last, -0.0 kept."""
     from graphc import runtime_numpy
     big = 1e16  # ((big + 1) + 1) + ... - big: exact left to right, different in any other order
     column = [big] + [1.0] * 9 + [-big] + [0.5] * 8
@@ -318,6 +320,7 @@ def test_numpy_tensor_sums_keep_the_order_of_their_terms(shape):
         expected += value
     assert expected == 4.0  # the ones were absorbed one at a time
     assert np.all(runtime_numpy.in_order(terms) == expected)
+    assert np.all(np.signbit(runtime_numpy.in_order(np.full((5,) + shape, -0.0))))
     W = np.array([[1.0] * (len(column) - 1)])  # a (1, n) matrix: matvec adds b, then the row
     out = runtime_numpy.vmatvec(np.array([[big]]), W.reshape(-1, 1), np.array(column[1:])[:, None])
     assert out[0, 0] == expected
