@@ -140,9 +140,10 @@ def call(signature: Signature, leaves: list) -> Any:
     inputs = [x._data if isinstance(x, Value) else float(x) for x in leaves]
     value_args = [k for k, x in enumerate(leaves) if isinstance(x, Value)]
     params = [p._data for p in signature.params]
-    if signature.rows is not None and not value_args:
-        signature.latest_source = signature.rows.source
-        run = RowsCall(signature.rows, inputs, params, signature.name)
+    rows = signature.rows
+    if rows is not None and not value_args:
+        signature.latest_source = rows.source
+        run = RowsCall(rows, inputs, params, signature.name)
         values = run.values
     else:
         run = (_OneRow if signature.backend.one_row else _Call)(signature, inputs, params, value_args)
