@@ -23,6 +23,20 @@ def test_each_cache_holds_one_kind_of_thing_under_a_typed_key():
     assert signature.vector_graph() is signature.vector_graph()
 
 
+def test_rows_are_sought_by_the_first_scalar_call_only(monkeypatch):
+    """Batch recovery serves scalar calls alone: map, mean and train never pay for it."""
+    from graphc import signature as signature_module
+    sought = []
+    monkeypatch.setattr(signature_module, "rows_program", lambda *args: sought.append(args) or None)
+    compiled = graphc.compile(lambda x: (1 + x).relu() * 2.0)
+    compiled.mean(np.ones(3))
+    compiled.map(np.ones(3))
+    assert sought == [] and compiled._latest.stats.seconds.get("rows") is None
+    compiled(1.0)
+    compiled(2.0)
+    assert len(sought) == 1 and compiled._latest.rows is None and "rows" in compiled._latest.stats.seconds
+
+
 def test_stages_are_what_the_calls_run():
     compiled = graphc.compile(lambda x: (1 + x).log() * 2.0, numerics="stable")
     with pytest.raises(GraphcError, match="has not been called yet"):
