@@ -168,15 +168,40 @@ def test_tanh_rows_on_c_equal_the_scalar_program():
 
 
 @pytest.mark.skipif("c" not in BACKENDS, reason="no C compiler")
-def test_c_kernels_write_gradient_lanes_through_tables_and_equal_the_scalar_program():
-    """The per-row gradients of a layer's params (and the L2 term's) are lanes of tensors,
-    written by a loop over a table of their rows: in blocks of rows and in the one-row
-    loop (43 rows: both), bit for bit the scalar program's numbers."""
+def test_c_rows_sum_their_gradients_and_the_outer_graph_writes_its_lanes_through_tables():
+    """The rows' param gradients are summed by their kernel (per row it writes only the
+    chains' values); the L2 term's gradient lanes, outputs of the outer graph's kernel, are
+    written by a loop over a table of their rows (in blocks of rows and in the one-row
+    loop); 43 rows take both loops; bit for bit the scalar program's numbers."""
     compiled, got = _run("c", demo_loss, n=43)
     program = compiled._latest.rows
-    sources = program._rows_of(program.forward_chain)[1] + program._outer_of(0)[1]
-    assert "_rows[k] * n + r + rb]" in sources and "_rows[k] * n + r]" in sources
+    rows, outer = program._rows_of(program.forward_chain)[1], program._outer_of(0)[1]
+    assert "_rows[k] * n + r" not in rows and "from the numbers in sums" in rows
+    assert "_rows[k] * n + r + rb]" in outer and "_rows[k] * n + r]" in outer
     assert got == _run("python", demo_loss, n=43)[1]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_param_the_rows_never_read_gets_the_outer_graphs_gradient(backend):
+    """A Value only the L2 term reads: its gradient comes from the outer graph alone (the
+    rows' kernel sums nothing for it), the scalar program's bits."""
+    grads = {}
+    for name in (backend, "python"):
+        X, y, model = make_data(n=40)
+        scale = Value(0.7)
+        compiled = graphc.compile(lambda: demo_loss(X, y, model) + 1e-2 * scale * scale, backend=name)
+        history = []
+        for k in range(2):
+            out = compiled()
+            model.zero_grad()
+            scale.grad = 0
+            out.backward()
+            history.append((out.data.hex(), scale.grad.hex(), [p.grad.hex() for p in model.parameters()]))
+            scale.data -= 0.5 * scale.grad
+        grads[name] = history
+        if name == backend:
+            assert compiled._latest.rows is not None and scale in compiled._latest.params
+    assert grads[backend] == grads["python"]
 
 
 def test_compiled_graph_is_still_there_when_rows_ran():
