@@ -22,6 +22,7 @@ forward call computed, which a maker may reuse.
 """
 from __future__ import annotations
 
+import abc
 import math
 from typing import Callable, NamedTuple
 
@@ -96,7 +97,26 @@ def outer_function(backend: Backend, joint: Graph, name: str, n_forward: int) ->
     return python_backend.compile_graph(joint, name, seed=joint.inputs[-1], n_forward=n_forward)
 
 
-class GeneratedRows:
+class _WrittenRows(abc.ABC):
+    """A per-row program that writes every row's gradients (with the values, seeded with a
+    guess) and adds them afterwards: ``values`` and ``add`` are the maker's."""
+
+    @abc.abstractmethod
+    def values(self, cols: np.ndarray, params: np.ndarray, seed: float) -> np.ndarray:
+        """The per-row values, then every row's gradients seeded with ``seed``."""
+
+    @abc.abstractmethod
+    def add(self, per_row: np.ndarray, first: np.ndarray) -> np.ndarray:
+        """Each param's ``first`` plus its line of ``per_row`` (after the values), last row first."""
+
+    def gradients(self, cols: np.ndarray, params: np.ndarray, seed: float, first: np.ndarray,
+                  values: tuple[np.ndarray, float] | None) -> np.ndarray:
+        """``values``: (what :meth:`values` gave, its seed), reused if that seed is ``seed``."""
+        per_row = values[0] if values is not None and same(values[1], seed) else self.values(cols, params, seed)
+        return self.add(per_row, first)
+
+
+class GeneratedRows(_WrittenRows):
     """The backend's own batched function of the per-row program."""
 
     def __init__(self, backend: Backend, joint: Graph, name: str, n_forward: int) -> None:
@@ -104,15 +124,11 @@ class GeneratedRows:
         self.n_forward = n_forward
 
     def values(self, cols: np.ndarray, params: np.ndarray, seed: float) -> np.ndarray:
-        """The per-row values, then every row's gradients seeded with ``seed``."""
         with np.errstate(all="ignore"):
             per_row, _ = self.function(cols, params, seed, cols.shape[1])
         return np.asarray(per_row, dtype=np.float64)
 
-    def gradients(self, cols: np.ndarray, params: np.ndarray, seed: float, first: np.ndarray,
-                  values: tuple[np.ndarray, float] | None) -> np.ndarray:
-        """``values``: (what :meth:`values` gave, its seed), reused if that seed is ``seed``."""
-        per_row = values[0] if values is not None and same(values[1], seed) else self.values(cols, params, seed)
+    def add(self, per_row: np.ndarray, first: np.ndarray) -> np.ndarray:
         return add_rows(per_row[self.n_forward:], first)
 
 
@@ -201,7 +217,7 @@ class NativeRows:
         return sums
 
 
-class NativeRowsWritten:
+class NativeRowsWritten(_WrittenRows):
     """The C kernel writing every row's gradients, and its additions in C (module docstring)."""
 
     def __init__(self, joint: Graph, name: str, n_forward: int) -> None:
@@ -212,17 +228,9 @@ class NativeRowsWritten:
         self._add = load(self.source, text.free_name)
 
     def values(self, cols: np.ndarray, params: np.ndarray, seed: float) -> np.ndarray:
-        """The per-row values, then every row's gradients seeded with ``seed``."""
         return self._kernel.run(cols, params, seed)
 
-    def gradients(self, cols: np.ndarray, params: np.ndarray, seed: float, first: np.ndarray,
-                  values: tuple[np.ndarray, float] | None) -> np.ndarray:
-        """As :meth:`GeneratedRows.gradients`."""
-        per_row = values[0] if values is not None and same(values[1], seed) else self.values(cols, params, seed)
-        return self.add(per_row, first)
-
     def add(self, per_row: np.ndarray, first: np.ndarray) -> np.ndarray:
-        """Each param's ``first`` plus its line of ``per_row`` (after the values), last row first."""
         first = np.ascontiguousarray(first, dtype=np.float64)
         out = np.empty(self.n_grads)
         self._add(address(per_row), address(first), 0.0, per_row.shape[1], None, address(out))
