@@ -139,13 +139,13 @@ def call(signature: Signature, leaves: list) -> Any:
     """The compiled function on flat arguments ``leaves``: Values in its output structure."""
     inputs = [x._data if isinstance(x, Value) else float(x) for x in leaves]
     value_args = [k for k, x in enumerate(leaves) if isinstance(x, Value)]
-    params = [p._data for p in signature.params]
     rows = signature.rows
     if rows is not None and not value_args:
         signature.latest_source = rows.source
-        run = RowsCall(rows, inputs, params, signature.name)
+        run = RowsCall(rows, inputs, signature.param_data(None, array=True), signature.name)
         values = run.values
     else:
+        params = [p._data for p in signature.params]
         run = (_OneRow if signature.backend.one_row else _Call)(signature, inputs, params, value_args)
         values = run.forward()
     guards = signature.guards

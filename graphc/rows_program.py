@@ -122,8 +122,8 @@ class RowsProgram:
             self._reached[output] = found
         return found
 
-    def forward(self, inputs: list[float], params: list[float]) -> tuple[list[float], list]:
-        """The outputs, and the state :meth:`gradients` needs."""
+    def forward(self, inputs: list[float], params: np.ndarray) -> tuple[list[float], list]:
+        """The outputs, and the state :meth:`gradients` needs (``params``: float64, not written)."""
         params_array = np.asarray(params, dtype=np.float64)
         cols = self._table_cols if self._table_cols is not None else \
             self.split.columns(np.asarray(inputs, dtype=np.float64))
@@ -132,7 +132,7 @@ class RowsProgram:
         sums = [self.split.row_sum(per_row[j], j) for j in range(self.n_chains)]
         outer_inputs = list(inputs) + sums
         outer = self._outer_of(0)[0]
-        frame = outer(outer_inputs, params_array if getattr(outer, "takes_arrays", False) else params)
+        frame = outer(outer_inputs, params_array if getattr(outer, "takes_arrays", False) else params_array.tolist())
         values = next(frame)
         return list(values), [cols, params_array, outer_inputs, frame, seed, per_row]
 
@@ -205,7 +205,7 @@ class RowsCall:
 
     __slots__ = ("program", "state", "name", "values")
 
-    def __init__(self, program: RowsProgram, inputs: list[float], params: list[float], name: str) -> None:
+    def __init__(self, program: RowsProgram, inputs: list[float], params: np.ndarray, name: str) -> None:
         self.program, self.name = program, name
         self.values, self.state = program.forward(inputs, params)
 
