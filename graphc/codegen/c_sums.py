@@ -57,6 +57,10 @@ class Sums:
         self.first = set() if resuming else {m for m in tensors if ops.size_of(writer.shapes[m]) >= FIRST_WRITES}
         if stepping and resuming:
             raise GraphcError("a training kernel starts its sums from +0.0 (a graphc bug)")
+        varying = [o for o in summed if writer.batched[o]]
+        if resuming and len(set(varying)) < len(varying):
+            raise GraphcError("a resuming kernel starts each sum from its own slot; two of them are one node "
+                              "(a graphc bug: graphc.rows_kernels writes the rows then)")
         if stepping and len(summed) != len(self.g.params):
             raise GraphcError(f"a training kernel sums the gradients of its {len(self.g.params)} params; "
                               f"this one sums {len(summed)} outputs (a graphc bug)")
