@@ -139,8 +139,8 @@ def call(signature: Signature, leaves: list) -> Any:
     """The compiled function on flat arguments ``leaves``: Values in its output structure."""
     inputs = [x._data if isinstance(x, Value) else float(x) for x in leaves]
     value_args = [k for k, x in enumerate(leaves) if isinstance(x, Value)]
-    rows = signature.rows
-    if rows is not None and not value_args:
+    rows = None if value_args else signature.rows  # rows run only on the data the trace captured
+    if rows is not None:
         signature.latest_source = rows.source
         run = RowsCall(rows, inputs, signature.param_data(None, array=True), signature.name)
         values = run.values

@@ -32,8 +32,9 @@ from .backends import Backend
 from .codegen import python as python_backend
 from .codegen.c_call import address
 from .codegen.c_runtime import PRELUDE
-from .codegen.c_toolchain import load
+from .codegen.c_toolchain import load, optimization_level
 from .codegen.c_writer import generate_kernel
+from .codegen.common import batched_nodes
 from .errors import GraphcError
 from .graph import Graph
 
@@ -81,9 +82,10 @@ def row_kernel(backend: Backend, forward: Graph, joint: Graph, name: str,
 
 
 def _shares_a_gradient(joint: Graph, n_forward: int) -> bool:
-    """Whether two params' gradients are one node that varies across rows."""
-    constant = set(joint.params) | {i for i, op in enumerate(joint.ops) if op == "const"}
-    grads = [o for o in joint.outputs[n_forward:] if o not in constant]
+    """Whether two params' gradients are one node that varies across rows (one the same in
+    every row is summed by a loop of its own per param: :mod:`graphc.codegen.c_sums`)."""
+    varies = batched_nodes(joint, {joint.inputs[-1]})
+    grads = [o for o in joint.outputs[n_forward:] if varies[o]]
     return len(set(grads)) < len(grads)
 
 
@@ -144,6 +146,7 @@ class KernelText(NamedTuple):
     n_outputs: int
     n_sums: int
     free_name: str
+    resuming: bool
 
 
 def kernel_text(joint: Graph, name: str, *, seeded: bool = True, reduced: frozenset[int] = frozenset(),
@@ -154,7 +157,7 @@ def kernel_text(joint: Graph, name: str, *, seeded: bool = True, reduced: frozen
     (source, entry, n_outputs, n_sums), _, free_name = generate_kernel(
         joint, name, seed=joint.inputs[-1] if seeded else None, reduced=reduced, resuming=resuming)
     function = source[source.index(PRELUDE) + len(PRELUDE):]
-    return KernelText(source, function, entry, len(joint.inputs) - seeded, n_outputs, n_sums, free_name)
+    return KernelText(source, function, entry, len(joint.inputs) - seeded, n_outputs, n_sums, free_name, resuming)
 
 
 class NativeKernel:
@@ -164,6 +167,7 @@ class NativeKernel:
     def __init__(self, text: KernelText, source: str | None = None) -> None:
         self.source = text.source if source is None else source
         self.n_outputs, self.n_inputs, self.n_sums = text.n_outputs, text.n_inputs, text.n_sums
+        self.resuming = text.resuming
         self._kernel = load(self.source, text.entry)
         self._sums = np.empty(max(text.n_sums, 1))
         self._sums_at = self._sums.ctypes.data
@@ -183,8 +187,10 @@ class NativeKernel:
         if cols.shape[0] != self.n_inputs or params.ndim != 1:  # the kernel reads raw memory
             raise GraphcError(f"the rows' C kernel takes {self.n_inputs} columns and a vector of params; got "
                               f"{cols.shape} and {params.shape} (a graphc bug)")
-        if sums is not None and (sums.shape != (self.n_sums,) or not sums.flags.c_contiguous):
-            raise GraphcError(f"the C kernel sums into {self.n_sums} numbers; got {sums.shape} (a graphc bug)")
+        if (sums is None and self.resuming) or \
+                (sums is not None and (sums.shape != (self.n_sums,) or not sums.flags.c_contiguous)):
+            raise GraphcError(f"the C kernel sums into {self.n_sums} numbers{' it starts from' * self.resuming}; "
+                              f"got {None if sums is None else sums.shape} (a graphc bug)")
         per_row = np.empty((self.n_outputs, n))
         self._kernel(at, address(params), seed, n, address(per_row), self._sums_at if sums is None else address(sums))
         return per_row
@@ -197,8 +203,13 @@ class NativeRows:
     def __init__(self, forward: Graph, joint: Graph, name: str, n_forward: int) -> None:
         gradients = kernel_text(joint, name, reduced=frozenset(range(n_forward, len(joint.outputs))), resuming=True)
         values = kernel_text(forward, f"{name}_values", seeded=False)
-        self.source = gradients.source + "\n" + values.function  # one library: one build
-        self._gradients, self._values = NativeKernel(gradients, self.source), NativeKernel(values, self.source)
+        together = gradients.source + "\n" + values.function
+        if optimization_level(together) == optimization_level(gradients.source) == optimization_level(values.source):
+            self.source = together  # one library: one build, optimized as each would be alone
+            self._gradients, self._values = NativeKernel(gradients, together), NativeKernel(values, together)
+        else:
+            self.source = gradients.source + "\n" + values.source
+            self._gradients, self._values = NativeKernel(gradients), NativeKernel(values)
         self._reversed: tuple = (None, None)  # read-only columns, and their rows in reverse order
 
     def values(self, cols: np.ndarray, params: np.ndarray, seed: float) -> np.ndarray:

@@ -5,8 +5,8 @@ output per sum chain: micrograd's demo sums its losses and, from the same scores
 accuracy's hits), a table of columns and an outer graph (the row sums' consumer: the mean,
 an L2 term, the accuracy's division, the guards).  Here the two graphs are compiled for a
 batched backend (NumPy or C; :mod:`graphc.rows_kernels`) -- the per-row graph with the
-gradient of one chain's output, with per-row outputs; the outer graph as a batch of one --
-and :class:`RowsProgram` runs them so that every number equals what the unrolled scalar
+gradient of one chain's output (NumPy writes every row's param gradients and adds them; C
+sums them in the kernel); the outer graph as a batch of one -- and :class:`RowsProgram` runs them so that every number equals what the unrolled scalar
 program computes (``graphc.compile(fn, backend="python")``):
 
 * each row sum adds the rows first to last from the sum's start (Python's 0);

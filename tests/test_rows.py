@@ -388,6 +388,35 @@ def test_c_rows_summed_by_the_kernel_equal_every_row_written_and_added(sizes, n)
 
 
 @pytest.mark.skipif("c" not in BACKENDS, reason="no C compiler")
+def test_c_rows_kernels_share_a_library_only_where_each_keeps_its_optimization(monkeypatch):
+    """The values and gradient kernels are one build unless together they would cross the
+    size from which gcc builds at -O0; built apart, the same bits.  A resuming kernel
+    refuses a call without the numbers it starts from."""
+    from graphc import rows_kernels
+    from graphc.errors import GraphcError
+    from graphc.rows_kernels import NativeRows, NativeRowsWritten
+    X, y, model = make_data(n=24)
+    program = rows_program(graphc.trace(lambda: demo_loss(X, y, model)), resolve("c"), min_nodes=0)
+    kernel = program._rows_of(0)[0]
+    assert isinstance(kernel, NativeRows) and kernel._values.source is kernel._gradients.source
+    level = rows_kernels.optimization_level
+    monkeypatch.setattr(rows_kernels, "optimization_level",
+                        lambda source: "-O0" if "_values(" in source and "_rows(" in source else level(source))
+    from graphc import autodiff
+    from graphc.passes import VECTOR_PIPELINE, optimize
+    joint = optimize(autodiff.grad(program._row_vector, 0, wrt_inputs=False), passes=VECTOR_PIPELINE)
+    apart = NativeRows(program._row_vector, joint, "lambda_rows", program.n_chains)
+    assert apart._values.source != apart._gradients.source
+    cols = program._table_cols
+    params = np.array([p.data for p in model.parameters()])
+    first = np.full(len(params), -0.0)
+    want = NativeRowsWritten(joint, "w", program.n_chains).gradients(cols, params, 0.5, first, None)
+    assert apart.gradients(cols, params, 0.5, first, None).tobytes() == want.tobytes()
+    with pytest.raises(GraphcError, match="it starts from"):
+        apart._gradients.run(cols, params, 0.5)
+
+
+@pytest.mark.skipif("c" not in BACKENDS, reason="no C compiler")
 def test_params_sharing_a_gradient_node_get_a_sum_each():
     """Two params whose per-row gradients are one node (``(a + b) * x``) start from different
     numbers: one accumulator cannot serve both, so the rows are written and added per param."""
@@ -403,6 +432,8 @@ def test_params_sharing_a_gradient_node_get_a_sum_each():
     forward_graph = forward.finish([fx], [fp, fq], [forward.add("mul", (forward.add("add", (fp, fq)), fx))])
     kernel = row_kernel(resolve("c"), forward_graph, joint, "t", 1)
     assert isinstance(kernel, NativeRowsWritten)
+    same_in_every_row = b.finish([x, seed], [p, q], [value, seed, seed])  # d(p + q)/dp: the seed, a loop per param
+    assert not isinstance(row_kernel(resolve("c"), forward_graph, same_in_every_row, "s", 1), NativeRowsWritten)
     cols = np.random.default_rng(0).standard_normal((1, 19))
     first = np.array([0.25, -0.0])
     expected = first.copy()
