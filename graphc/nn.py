@@ -160,6 +160,7 @@ class Neuron(Module):
 
 _NEURON_PARAMETERS = Neuron.parameters  # Layer.parameters joins what it would return, inline
 
+
 class Layer(Module):
     """``nout`` neurons reading the same inputs; a single neuron's output is returned bare.
 

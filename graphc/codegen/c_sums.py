@@ -49,6 +49,7 @@ class Sums:
     def __init__(self, writer: _Writer, summed: list[int], stepping: bool, resuming: bool = False) -> None:
         self.w, self.g, self.summed, self.resuming = writer, writer.graph, summed, resuming
         self.in_place = self._in_place()
+        self.scattered = self._lanes_to_slots()  # the lanes copied between sums and local accumulators
         tensors = writer.tensors
         self.accumulators = {m: writer.derived(m, "sum") for m in tensors}
         for o in summed:
@@ -110,14 +111,13 @@ class Sums:
     def _declare_resumed(self) -> list[str]:
         """The accumulators of a resuming kernel, each from its slot of ``sums``."""
         lines = ["    /* sums over the rows, in row order, from the numbers in sums (the kernel resumes them) */"]
-        starts = self._lanes_to_slots()
         for m in self.w.tensors:
             size, acc = ops.size_of(self.w.shapes[m]), self.accumulators[m]
             if m in self.in_place:
                 lines.append(f"    double *{acc} = sums + {self.in_place[m][0]};")
                 continue
             lines += [f"    double {acc}[{size}];", f"    for (int lane = 0; lane < {size}; lane++) {acc}[lane] = 0.0;"]
-            lines += self._move(m, sorted(starts.get(m, []), key=lambda pair: pair[1]), into_sums=False)
+            lines += self._move(m, sorted(self.scattered.get(m, []), key=lambda pair: pair[1]), into_sums=False)
         at = {o: self.sum_at[s] for s, o in enumerate(self.summed)}
         return lines + [f"    double {acc} = sums[{at[o]}];" for o, acc in self.accumulators.items() if o not in self.w.tensors]
 
@@ -171,7 +171,7 @@ class Sums:
                              f"sums[{at}] = acc; }}")
             elif not reduced_lane(g, o, w.tensors):
                 lines.append(f"    sums[{at}] = {w.derived(o, 'sum')};")
-        for m, pairs in self._lanes_to_slots().items():
+        for m, pairs in self.scattered.items():
             lines += self._move(m, sorted(pairs, key=lambda pair: pair[1]), into_sums=True)
         return lines + self._step_the_rest()
 
