@@ -12,6 +12,11 @@ from output ``k`` (reversed depth-first post-order, operands left to right) and 
 node's contributions are added in arrival order, so an unoptimized joint graph
 reproduces eager gradients bit for bit -- for every output, not only the first (whose
 order is the node numbering's, as a trace numbers nodes depth first from output 0).
+
+A tensor whose one lane alone is read on the way to the output (an ``index``, whose
+cotangent is a ``unit``) is differentiated in that lane alone, as the scalar graph is
+(:func:`_one_lane`): the other lanes' zero cotangents are never multiplied by their local
+derivatives, which may be inf.
 """
 from __future__ import annotations
 
@@ -127,6 +132,7 @@ def _grad(graph: Graph, output: int, wrt_inputs: bool, wrt_params: bool) -> Grap
     rules = _Rules(b)
     reversed_ops = {name for name, op in ops.TABLE.items() if op.vjp_reversed}
     per_part_ops = {name for name, op in ops.TABLE.items() if op.vjp_per_part}
+    lane_ops = {name for name, op in ops.TABLE.items() if op.elementwise or op.lane_vjp is not None}
     node_ops, node_args, node_attrs = graph.ops, graph.args, graph.attrs
     for i in reversed(depth_first_ids((graph.outputs[output],), node_args)):
         parts = pending.pop(i, None)
@@ -139,7 +145,11 @@ def _grad(graph: Graph, output: int, wrt_inputs: bool, wrt_params: bool) -> Grap
             continue
         # ((c1 + c2) + c3) + ...: eager backward()'s order (each part on its own: vjp_per_part)
         for g in parts if op in per_part_ops else [parts[0] if len(parts) == 1 else b.total(parts)]:
-            contributions = zip(operands, rules.cotangents(op, g, i, operands, node_attrs[i]))
+            if b.ops[g] == "unit" and op in lane_ops:
+                found = _one_lane(b, rules, op, g, i, operands, node_attrs[i], graph.shapes)
+            else:
+                found = rules.cotangents(op, g, i, operands, node_attrs[i])
+            contributions = zip(operands, found)
             for a, c in reversed(list(contributions)) if op in reversed_ops else contributions:
                 if c is not None and active[a]:
                     waiting = pending.get(a)
@@ -151,6 +161,27 @@ def _grad(graph: Graph, output: int, wrt_inputs: bool, wrt_params: bool) -> Grap
     grads = [finished[i] if i in finished else b.const(0.0) for i in wrt]
     return b.finish(list(graph.inputs) + [seed], list(graph.params), list(graph.outputs) + grads,
                     like=graph)
+
+
+def _one_lane(b: Builder, rules: "_Rules", op: str, g: int, i: int, operands: tuple, attrs: tuple,
+              shapes: list[tuple]) -> list:
+    """The cotangents of node ``i`` when its cotangent ``g`` is ``unit[k](s, like)`` (a lane
+    read by ``index`` alone): the op's ``lane_vjp``, or for an elementwise op its ``vjp`` run
+    on lane ``k``, each tensor operand's part put back as a unit.  The scalar graph has no
+    derivative in the other lanes at all; ``vjp`` on the whole tensor would multiply their
+    zeros by the local derivative, and an overflowed lane (``0 * inf``) would make it nan."""
+    s, (k,) = b.args[g][0], b.attrs[g]
+    lane_vjp = ops.TABLE[op].lane_vjp
+    if lane_vjp is not None:
+        found = lane_vjp(rules.F, NodeRef(b, s), k, [shapes[a] for a in operands], *[NodeRef(b, a) for a in operands],
+                         *attrs)
+        return [None if c is None else c.i for c in found]
+
+    def lane(a: int) -> int:
+        return b.add("index", (a,), (k,)) if shapes[a] else a
+
+    found = rules.cotangents(op, s, lane(i), tuple([lane(a) for a in operands]), attrs)
+    return [c if c is None or not shapes[a] else b.add("unit", (c, a), (k,)) for c, a in zip(found, operands)]
 
 
 def _active(graph: Graph, wrt: list[int]) -> list[bool]:

@@ -88,6 +88,12 @@ class Op:
     # theirs in the tensor's own sum in arrival order, as the scalar program adds a lane's
     # parts one by one (``(V + a) + b``, not ``V + (a + b)``).
     vjp_per_part: bool = False
+    # lane_vjp(F, s, k, operand shapes, *operands, *attrs): the cotangents when only lane k of
+    # a tensor result has one, s (an ``index`` read that lane alone).  The scalar graph
+    # differentiates that lane and nothing else; ``vjp`` on the whole tensor would multiply
+    # the other lanes' zeros by operands that may be inf.  Elementwise ops need none (reverse
+    # mode runs ``vjp`` on lane k); None for other ops: ``vjp`` takes the whole tensor.
+    lane_vjp: Callable[..., tuple] | None = None
     doc: str = field(default="", compare=False)
 
     def __repr__(self) -> str:
@@ -267,7 +273,7 @@ _define(
        doc="y[j] = b[j] + W[j,0]*x[0] + W[j,1]*x[1] + ..., each row added left to right "
            "(a layer of neurons reading the same inputs); b may be a scalar for every row",
        vjp=lambda F, g, out, b, W, x: (g, F.outer(g, x), F.vecmat(-0.0, g, W)),
-       sympy=tensor_rules.sym_matvec),
+       lane_vjp=tensor_rules.matvec_lane_vjp, sympy=tensor_rules.sym_matvec),
     Op("vecmat", 3, tensor_rules.vecmat_eval, elementwise=False, shape=tensor_rules.vecmat_shape,
        doc="y[k] = acc[k] + W[m-1,k]*g[m-1] + ... + W[0,k]*g[0]: the last row first, the order "
            "in which reverse mode reaches a layer's neurons (matvec's gradient for x, acc -0.0; "

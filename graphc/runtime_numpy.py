@@ -18,15 +18,17 @@ def vsigmoid(x):
 
 
 def vpower(x, y):
-    """x ** y as C99 ``pow`` (runtime.pow).  NumPy computes an exponent 0.5 that does not vary
-    along the loop (a scalar, or one element broadcast) as ``sqrt``, which differs from pow at
-    two points: sqrt(-0.0) is -0.0 (pow: +0.0) and sqrt(-inf) is nan (pow: +inf); elsewhere
-    both are within an ulp of the exact root."""
-    r = np.power(x, y)
-    half = np.equal(y, 0.5)  # a scalar, or an array broadcast from one element, takes sqrt
-    if half.any():
-        r = np.where(half & (x == -np.inf), np.inf, np.where(half & (x == 0.0), 0.0, r))
-    return r
+    """x ** y as C99 ``pow`` (runtime.pow).  NumPy takes an exponent that does not vary along
+    the loop (a scalar, or one element broadcast) of 2, -1 or 0.5 as ``square``,
+    ``reciprocal`` or ``sqrt``: an ulp from pow, which is not correctly rounded, now and
+    then, and at -0.0 and -inf sqrt is not pow.  An exponent array as large as the result
+    never takes those paths (NumPy's scalar math does: a scalar's goes through an array)."""
+    shape = np.broadcast_shapes(np.shape(x), np.shape(y))
+    if not shape:
+        return np.power(np.reshape(x, 1), np.reshape(y, 1))[0]
+    if np.shape(y) != shape or 0 in np.asarray(y).strides:
+        y = np.broadcast_to(y, shape).copy()
+    return np.power(x, y)
 
 
 def vsoftplus(x):

@@ -113,6 +113,15 @@ def sym_matrix(sp, values, shape):
     return sp.ImmutableMatrix(rows, cols, list(values))
 
 
+def matvec_lane_vjp(F, s, k, shapes, b, W, x):
+    """matvec's cotangents when only row k has one, ``s``: that row's dot differentiated
+    alone -- ``x * s`` in row k of W's and nothing in the others (0.0), ``W[k] * s`` for x's."""
+    m, n = shapes[1]
+    dW = F.pack(*[F.index(x, j) * s if r == k else 0.0 for r in range(m) for j in range(n)], (m, n))
+    dx = F.pack(*[F.index(W, k * n + j) * s for j in range(n)], (n,))
+    return F.unit(s, b, k) if shapes[0] else s, dW, dx
+
+
 def sym_matvec(sp, b, W, x):
     return sp.ImmutableMatrix([(b[j] if hasattr(b, "shape") else b) + sum(W[j, k] * x[k] for k in range(W.shape[1]))
                                for j in range(W.shape[0])])

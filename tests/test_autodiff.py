@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from graphc import GraphcError, Value, trace
 from graphc.autodiff import grad
 from graphc.codegen import python as python_backend
+from graphc.graph import Builder
 from strategies import SPECIAL_CONSTANTS, programs, replay
 
 
@@ -107,3 +108,16 @@ def test_replayed_rules_add_the_nodes_the_rules_add(spec):
         autodiff._Rules.cotangents = real
     assert (replayed.ops, replayed.args, [repr(a) for a in replayed.attrs], replayed.outputs) == \
         (written.ops, written.args, [repr(a) for a in written.attrs], written.outputs)
+
+
+def test_a_lane_read_alone_takes_no_derivative_from_the_other_lanes():
+    """exp(pack(a, b)) read at lane 0 only: lane 1 overflowing to inf must not make the
+    gradient nan (0 * inf), as the scalar graph never differentiates lane 1."""
+    b = Builder()
+    a, c = b.add("input", (), ("a",)), b.add("input", (), ("c",))
+    e = b.add("exp", (b.add("pack", (a, c), ((2,),)),))
+    forward = b.finish([a, c], [], [b.add("index", (e,), (0,))])
+    joint = grad(forward)
+    assert "unit" in joint.counts()
+    out, da, dc = joint_values(joint, [0.5, 1000.0], [])
+    assert (out, da) == (math.exp(0.5), math.exp(0.5)) and dc == 0.0

@@ -5,7 +5,7 @@ import math
 import random
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
 
 from graphc import Value, apply, trace
 from graphc.autodiff import grad
@@ -178,6 +178,7 @@ def layered_fn(nin, sizes, acts, bias, params):
 
 @settings(max_examples=60, deadline=None)
 @given(layered(), st.integers(0, 2**31))
+@example((3, [2, 3, 2], ["exp", "exp", "exp"], [True, False, False]), 0)  # lane 1 overflows; only lane 0 is differentiated
 def test_rerolled_layers_equal_the_scalar_graph_bit_for_bit(spec, seed):
     nin, sizes, acts, bias = spec
     rng = random.Random(seed)
@@ -193,6 +194,22 @@ def test_rerolled_layers_equal_the_scalar_graph_bit_for_bit(spec, seed):
     vector.verify()
     for a, b in zip(run(vector, xs + [1.0], ps), run(optimize(plain), xs + [1.0], ps)):
         assert rel_err(a, b) <= 1e-12, str(vector)
+
+
+def test_one_row_of_a_layer_differentiated_alone_ignores_the_other_rows():
+    """Output 0 reads row 0 of the second layer alone, whose input overflowed to inf: the
+    scalar graph never differentiates rows 1 and 2, so their weights get 0.0, not 0 * inf."""
+    rng = random.Random(1)
+    params = [Value(rng.uniform(-1.5, 1.5)) for _ in range(21)]
+    params[0] = Value(800.0)  # exp(800 * x0) is inf
+    g = optimize(trace(layered_fn(2, [3, 3], ["exp", "tanh"], [True, True], params), 0.0, 0.0))
+    r = rolled(g)
+    assert r.counts()["matvec"] == 2
+    xs, ps = [1.0, 0.5, 1.0], [p.data for p in g.param_values]
+    scalar = run(optimize(grad(g, wrt_inputs=True)), xs, ps)
+    vector = run(rolled(grad(r, wrt_inputs=True)), xs, ps)
+    assert all(same(a, b) for a, b in zip(vector, scalar))
+    assert scalar[-8:-4] == [0.0] * 4  # the second row's weights and bias
 
 
 @settings(max_examples=100, deadline=None)
