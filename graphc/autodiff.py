@@ -13,10 +13,10 @@ node's contributions are added in arrival order, so an unoptimized joint graph
 reproduces eager gradients bit for bit -- for every output, not only the first (whose
 order is the node numbering's, as a trace numbers nodes depth first from output 0).
 
-A tensor whose one lane alone is read on the way to the output (an ``index``, whose
-cotangent is a ``unit``) is differentiated in that lane alone, as the scalar graph is
-(:func:`_one_lane`): the other lanes' zero cotangents are never multiplied by their local
-derivatives, which may be inf.
+A tensor only some of whose lanes are read on the way to the output, each apart (by
+``index``, whose cotangents are ``unit`` s), is differentiated in those lanes alone, as the
+scalar graph is (:func:`_some_lanes`): the other lanes' zero cotangents are never
+multiplied by their local derivatives, which may be inf.
 """
 from __future__ import annotations
 
@@ -143,13 +143,16 @@ def _grad(graph: Graph, output: int, wrt_inputs: bool, wrt_params: bool) -> Grap
         if not operands:
             finished[i] = parts[0] if len(parts) == 1 else b.total(parts)
             continue
+        if op in lane_ops and b.ops[parts[0]] == "unit" and all([b.ops[p] == "unit" for p in parts]):
+            lanes = _lanes(b, parts)
+            if len(lanes) < ops.size_of(graph.shapes[i]):
+                for a, found in zip(operands, _some_lanes(b, rules, op, lanes, i, operands, node_attrs[i], graph.shapes)):
+                    if found and active[a]:
+                        pending.setdefault(a, []).extend(found)
+                continue
         # ((c1 + c2) + c3) + ...: eager backward()'s order (each part on its own: vjp_per_part)
         for g in parts if op in per_part_ops else [parts[0] if len(parts) == 1 else b.total(parts)]:
-            if b.ops[g] == "unit" and op in lane_ops:
-                found = _one_lane(b, rules, op, g, i, operands, node_attrs[i], graph.shapes)
-            else:
-                found = rules.cotangents(op, g, i, operands, node_attrs[i])
-            contributions = zip(operands, found)
+            contributions = zip(operands, rules.cotangents(op, g, i, operands, node_attrs[i]))
             for a, c in reversed(list(contributions)) if op in reversed_ops else contributions:
                 if c is not None and active[a]:
                     waiting = pending.get(a)
@@ -163,25 +166,37 @@ def _grad(graph: Graph, output: int, wrt_inputs: bool, wrt_params: bool) -> Grap
                     like=graph)
 
 
-def _one_lane(b: Builder, rules: "_Rules", op: str, g: int, i: int, operands: tuple, attrs: tuple,
-              shapes: list[tuple]) -> list:
-    """The cotangents of node ``i`` when its cotangent ``g`` is ``unit[k](s, like)`` (a lane
-    read by ``index`` alone): the op's ``lane_vjp``, or for an elementwise op its ``vjp`` run
-    on lane ``k``, each tensor operand's part put back as a unit.  The scalar graph has no
-    derivative in the other lanes at all; ``vjp`` on the whole tensor would multiply their
-    zeros by the local derivative, and an overflowed lane (``0 * inf``) would make it nan."""
-    s, (k,) = b.args[g][0], b.attrs[g]
+def _lanes(b: Builder, units: list[int]) -> list[tuple[int, int]]:
+    """(lane, its cotangent) for each lane the ``unit`` parts of a cotangent fill, lanes in
+    order; a lane's parts added in arrival order."""
+    by_lane: dict[int, list[int]] = {}
+    for u in units:
+        by_lane.setdefault(b.attrs[u][0], []).append(b.args[u][0])
+    return [(k, b.total(by_lane[k])) for k in sorted(by_lane)]
+
+
+def _some_lanes(b: Builder, rules: "_Rules", op: str, lanes: list[tuple[int, int]], i: int, operands: tuple,
+                attrs: tuple, shapes: list[tuple]) -> list[list[int]]:
+    """Each operand's cotangent parts when only ``lanes`` of node ``i`` have cotangents (lanes
+    read by ``index`` apart from the others): the op's ``lane_vjp``, or for an elementwise op
+    its ``vjp`` run on each of those lanes, each tensor operand's part put back as a unit.
+    The scalar graph has no derivative in the other lanes at all; ``vjp`` on the whole tensor
+    would multiply their zero cotangents by the local derivatives, and an overflowed lane
+    (``0 * inf``) would make them nan."""
     lane_vjp = ops.TABLE[op].lane_vjp
     if lane_vjp is not None:
-        found = lane_vjp(rules.F, NodeRef(b, s), k, [shapes[a] for a in operands], *[NodeRef(b, a) for a in operands],
-                         *attrs)
-        return [None if c is None else c.i for c in found]
+        found = lane_vjp(rules.F, [(k, NodeRef(b, s)) for k, s in lanes], [shapes[a] for a in operands],
+                         *[NodeRef(b, a) for a in operands], *attrs)
+        return [[c.i for c in cs] for cs in found]
+    parts: list[list[int]] = [[] for _ in operands]
+    for k, s in lanes:
+        def lane(a: int) -> int:
+            return b.add("index", (a,), (k,)) if shapes[a] else a
 
-    def lane(a: int) -> int:
-        return b.add("index", (a,), (k,)) if shapes[a] else a
-
-    found = rules.cotangents(op, s, lane(i), tuple([lane(a) for a in operands]), attrs)
-    return [c if c is None or not shapes[a] else b.add("unit", (c, a), (k,)) for c, a in zip(found, operands)]
+        for into, a, c in zip(parts, operands, rules.cotangents(op, s, lane(i), tuple([lane(a) for a in operands]), attrs)):
+            if c is not None:
+                into.append(b.add("unit", (c, a), (k,)) if shapes[a] else c)
+    return parts
 
 
 def _active(graph: Graph, wrt: list[int]) -> list[bool]:

@@ -88,11 +88,12 @@ class Op:
     # theirs in the tensor's own sum in arrival order, as the scalar program adds a lane's
     # parts one by one (``(V + a) + b``, not ``V + (a + b)``).
     vjp_per_part: bool = False
-    # lane_vjp(F, s, k, operand shapes, *operands, *attrs): the cotangents when only lane k of
-    # a tensor result has one, s (an ``index`` read that lane alone).  The scalar graph
-    # differentiates that lane and nothing else; ``vjp`` on the whole tensor would multiply
-    # the other lanes' zeros by operands that may be inf.  Elementwise ops need none (reverse
-    # mode runs ``vjp`` on lane k); None for other ops: ``vjp`` takes the whole tensor.
+    # lane_vjp(F, lanes, operand shapes, *operands, *attrs): each operand's cotangent parts
+    # (a list) when only some lanes of a tensor result have cotangents, ``lanes`` [(k, s_k)]
+    # in order (``index`` read them apart from the others).  The scalar graph differentiates
+    # those lanes and nothing else; ``vjp`` on the whole tensor would multiply the other
+    # lanes' zeros by operands that may be inf.  Elementwise ops need none (reverse mode
+    # runs ``vjp`` on each lane); None for other ops: ``vjp`` takes the whole tensor.
     lane_vjp: Callable[..., tuple] | None = None
     doc: str = field(default="", compare=False)
 

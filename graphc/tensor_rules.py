@@ -113,13 +113,17 @@ def sym_matrix(sp, values, shape):
     return sp.ImmutableMatrix(rows, cols, list(values))
 
 
-def matvec_lane_vjp(F, s, k, shapes, b, W, x):
-    """matvec's cotangents when only row k has one, ``s``: that row's dot differentiated
-    alone -- ``x * s`` in row k of W's and nothing in the others (0.0), ``W[k] * s`` for x's."""
+def matvec_lane_vjp(F, lanes, shapes, b, W, x):
+    """matvec's cotangent parts when only rows ``lanes`` [(k, s_k)] have cotangents: those
+    rows' dots differentiated alone.  W's: ``x * s_k`` in row k, 0.0 in the other rows;
+    x's: ``vecmat`` over those rows of W alone (the last first, as reverse mode reaches them)."""
     m, n = shapes[1]
-    dW = F.pack(*[F.index(x, j) * s if r == k else 0.0 for r in range(m) for j in range(n)], (m, n))
-    dx = F.pack(*[F.index(W, k * n + j) * s for j in range(n)], (n,))
-    return F.unit(s, b, k) if shapes[0] else s, dW, dx
+    g = dict(lanes)
+    dW = F.pack(*[F.index(x, j) * g[r] if r in g else 0.0 for r in range(m) for j in range(n)], (m, n))
+    rows = F.pack(*[F.index(W, k * n + j) for k, _ in lanes for j in range(n)], (len(lanes), n))
+    dx = F.vecmat(-0.0, F.pack(*[s for _, s in lanes], (len(lanes),)), rows)
+    db = [F.unit(s, b, k) for k, s in lanes] if shapes[0] else [s for _, s in lanes]
+    return db, [dW], [dx]
 
 
 def sym_matvec(sp, b, W, x):

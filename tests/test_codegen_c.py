@@ -497,3 +497,29 @@ def test_abs_and_sqrt_in_c_are_eagers_bits_values_and_gradients():
         sum(f(x)).backward()
         compiled(y).backward()
         assert same(x.grad, y.grad), (a, x.grad, y.grad)
+
+
+@pytest.mark.parametrize("read", [None, [0, 1], [1, 0, 1]])
+def test_gradients_of_rows_read_apart_are_the_python_backends_bits(read):
+    """The joint graphs of layers read apart from an overflowed row (test_reroll), built for
+    C and NumPy, row by row against the Python backend -- under ASan too (make asan)."""
+    from graphc.autodiff import grad
+    from graphc.codegen import numpy as numpy_backend, python as python_backend
+    from graphc.passes import VECTOR_PIPELINE, optimize
+    from test_reroll import layered_fn, same
+    rng = random.Random(1)
+    params = [Value(rng.uniform(-1.5, 1.5)) for _ in range(21)]
+    params[0] = Value(800.0)
+    scalar = optimize(trace(layered_fn(2, [3, 3], ["exp", "tanh"], [True, True], params, read), 0.0, 0.0))
+    joint = optimize(grad(optimize(scalar, passes=VECTOR_PIPELINE), wrt_inputs=False), passes=VECTOR_PIPELINE)
+    ps = [p.data for p in scalar.param_values]
+    X = np.array([[1.0, -0.3, 0.2], [0.5, 0.7, -2.0]])
+    python, _ = python_backend.compile_graph(joint, "j")
+    unrolled, _ = python_backend.compile_graph(optimize(grad(scalar, wrt_inputs=False)), "u")
+    want = [list(python([*X[:, r], 1.0], ps)) for r in range(X.shape[1])]
+    assert all(same(a, b) for r in range(X.shape[1]) for a, b in zip(want[r], unrolled([*X[:, r], 1.0], ps)))
+    for backend in (c_backend, numpy_backend):
+        function, _ = backend.compile_graph(joint, "j", seed=joint.inputs[-1])
+        with np.errstate(all="ignore"):
+            rows, _ = function(X, ps, 1.0, X.shape[1])
+        assert all(same(float(rows[o][r]), want[r][o]) for r in range(X.shape[1]) for o in range(len(want[0])))

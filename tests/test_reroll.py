@@ -157,33 +157,38 @@ def test_a_deep_graph_does_not_recurse():
 
 @st.composite
 def layered(draw):
-    """A random stack of layers: shared inputs, random activations, biases or none."""
+    """A random stack of layers: shared inputs, random activations, biases or none; the
+    outputs are the last layer's, after the sum of some of them (``read``, in the order
+    drawn, repeats allowed) when that is drawn."""
     nin = draw(st.integers(1, 4))
     sizes = draw(st.lists(st.integers(1, 4), min_size=1, max_size=3))
     acts = [draw(st.sampled_from(ACTIVATIONS)) for _ in sizes]
     bias = [draw(st.booleans()) for _ in sizes]
-    return nin, sizes, acts, bias
+    read = draw(st.none() | st.lists(st.integers(0, sizes[-1] - 1), min_size=1, max_size=3))
+    return nin, sizes, acts, bias, read
 
 
-def layered_fn(nin, sizes, acts, bias, params):
+def layered_fn(nin, sizes, acts, bias, params, read=None):
     it = iter(params)
 
     def f(*x):
         x = list(x)
         for size, act, has_bias in zip(sizes, acts, bias):
             x = [apply(act, sum((next(it) * xi for xi in x), next(it) if has_bias else 0.0)) for _ in range(size)]
-        return x
+        return x if read is None else [sum(x[k] for k in read)] + x
     return f
 
 
 @settings(max_examples=60, deadline=None)
-@given(layered(), st.integers(0, 2**31))
-@example((3, [2, 3, 2], ["exp", "exp", "exp"], [True, False, False]), 0)  # lane 1 overflows; only lane 0 is differentiated
-def test_rerolled_layers_equal_the_scalar_graph_bit_for_bit(spec, seed):
-    nin, sizes, acts, bias = spec
+@given(layered(), st.integers(0, 2**31), st.sampled_from([1.5, 400.0]))
+@example((3, [2, 3, 2], ["exp", "exp", "exp"], [True, False, False], None), 0, 1.5)  # lane 1 overflows, lane 0 is read
+@example((2, [3, 3], ["exp", "tanh"], [True, True], [0, 1]), 2, 400.0)  # rows 0, 1 read, the layer's input inf
+def test_rerolled_layers_equal_the_scalar_graph_bit_for_bit(spec, seed, scale):
+    """Weights up to 400 overflow exp and saturate the rest: lanes go inf where others are read."""
+    nin, sizes, acts, bias, read = spec
     rng = random.Random(seed)
-    params = [Value(rng.uniform(-1.5, 1.5)) for _ in range(sum(s * 10 for s in sizes) + 50)]
-    f = layered_fn(nin, sizes, acts, bias, params)
+    params = [Value(rng.uniform(-scale, scale)) for _ in range(sum(s * 10 for s in sizes) + 50)]
+    f = layered_fn(nin, sizes, acts, bias, params, read)
     g = optimize(trace(f, *[0.0] * nin))
     r = rolled(g)
     r.verify(allow_dead=False)
@@ -196,20 +201,23 @@ def test_rerolled_layers_equal_the_scalar_graph_bit_for_bit(spec, seed):
         assert rel_err(a, b) <= 1e-12, str(vector)
 
 
-def test_one_row_of_a_layer_differentiated_alone_ignores_the_other_rows():
-    """Output 0 reads row 0 of the second layer alone, whose input overflowed to inf: the
-    scalar graph never differentiates rows 1 and 2, so their weights get 0.0, not 0 * inf."""
+@pytest.mark.parametrize("read", [None, [0, 1], [1, 0, 1]])
+def test_rows_of_a_layer_read_apart_ignore_the_other_rows(read):
+    """The output reads rows of the second layer apart from row 2 (None: output 0 is row 0),
+    whose input overflowed to inf: the scalar graph never differentiates row 2, so its
+    weights get 0.0, not 0 * inf."""
     rng = random.Random(1)
     params = [Value(rng.uniform(-1.5, 1.5)) for _ in range(21)]
     params[0] = Value(800.0)  # exp(800 * x0) is inf
-    g = optimize(trace(layered_fn(2, [3, 3], ["exp", "tanh"], [True, True], params), 0.0, 0.0))
+    g = optimize(trace(layered_fn(2, [3, 3], ["exp", "tanh"], [True, True], params, read), 0.0, 0.0))
     r = rolled(g)
     assert r.counts()["matvec"] == 2
     xs, ps = [1.0, 0.5, 1.0], [p.data for p in g.param_values]
     scalar = run(optimize(grad(g, wrt_inputs=True)), xs, ps)
     vector = run(rolled(grad(r, wrt_inputs=True)), xs, ps)
     assert all(same(a, b) for a, b in zip(vector, scalar))
-    assert scalar[-8:-4] == [0.0] * 4  # the second row's weights and bias
+    by_param = dict(zip(map(id, g.param_values), scalar[-len(ps):]))
+    assert [by_param[id(p)] for p in params[17:]] == [0.0] * 4  # the third row's weights and bias
 
 
 @settings(max_examples=100, deadline=None)

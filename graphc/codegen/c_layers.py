@@ -239,9 +239,10 @@ GC_INLINED void gc_bouter_panels(double *y, const double *a, const double *b, in
     if (n < GC_V) {
         for (long j = 0; j < m; j++)
             for (long k = 0; k < n; k++)
-                for (int rb = 0; rb < GC_B; rb++)
-                    y[j * n + k] = y[j * n + k] + (d ? d[j * n + k] + b[k * GC_B + rb] * a[j * GC_B + rb]
-                                                     : b[k * GC_B + rb] * a[j * GC_B + rb]);
+                for (int rb = 0; rb < GC_B; rb++) {
+                    const double product = b[k * GC_B + rb] * a[j * GC_B + rb];
+                    y[j * n + k] = y[j * n + k] + (d ? d[j * n + k] + product : product);
+                }
         return;
     }
     for (long k0 = 0; k0 < n;) {
