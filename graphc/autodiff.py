@@ -143,13 +143,13 @@ def _grad(graph: Graph, output: int, wrt_inputs: bool, wrt_params: bool) -> Grap
         if not operands:
             finished[i] = parts[0] if len(parts) == 1 else b.total(parts)
             continue
-        if op in lane_ops and b.ops[parts[0]] == "unit" and all([b.ops[p] == "unit" for p in parts]):
-            lanes = _lanes(b, parts)
-            if len(lanes) < ops.size_of(graph.shapes[i]):
-                for a, found in zip(operands, _some_lanes(b, rules, op, lanes, i, operands, node_attrs[i], graph.shapes)):
-                    if found and active[a]:
-                        pending.setdefault(a, []).extend(found)
-                continue
+        if op in lane_ops and b.ops[parts[0]] == "unit" and all([b.ops[p] == "unit" for p in parts]) and \
+                len({b.attrs[p] for p in parts}) < ops.size_of(graph.shapes[i]):
+            found = zip(operands, _some_lanes(b, rules, op, _lanes(b, parts), i, operands, node_attrs[i], graph.shapes))
+            for a, cs in reversed(list(found)) if op in reversed_ops else found:
+                if cs and active[a]:
+                    pending.setdefault(a, []).extend(cs)
+            continue
         # ((c1 + c2) + c3) + ...: eager backward()'s order (each part on its own: vjp_per_part)
         for g in parts if op in per_part_ops else [parts[0] if len(parts) == 1 else b.total(parts)]:
             contributions = zip(operands, rules.cotangents(op, g, i, operands, node_attrs[i]))
@@ -188,12 +188,14 @@ def _some_lanes(b: Builder, rules: "_Rules", op: str, lanes: list[tuple[int, int
         found = lane_vjp(rules.F, [(k, NodeRef(b, s)) for k, s in lanes], [shapes[a] for a in operands],
                          *[NodeRef(b, a) for a in operands], *attrs)
         return [[c.i for c in cs] for cs in found]
+
+    def lane(a: int, k: int) -> int:
+        return b.add("index", (a,), (k,)) if shapes[a] else a
+
     parts: list[list[int]] = [[] for _ in operands]
     for k, s in lanes:
-        def lane(a: int) -> int:
-            return b.add("index", (a,), (k,)) if shapes[a] else a
-
-        for into, a, c in zip(parts, operands, rules.cotangents(op, s, lane(i), tuple([lane(a) for a in operands]), attrs)):
+        found = rules.cotangents(op, s, lane(i, k), tuple([lane(a, k) for a in operands]), attrs)
+        for into, a, c in zip(parts, operands, found):
             if c is not None:
                 into.append(b.add("unit", (c, a), (k,)) if shapes[a] else c)
     return parts

@@ -254,7 +254,7 @@ _define(
     Op("pack", None, tensor_rules.pack_eval, attr_names=("shape",), elementwise=False, shape=tensor_rules.pack_shape,
        negative_zero="any", vjp_reversed=True,
        doc="scalars gathered into a tensor of the given shape, row-major",
-       vjp=lambda F, g, out, *xs: tuple(F.index(g, k) for k in range(len(xs) - 1)),
+       vjp=lambda F, g, out, *xs: tuple(F.index(g, k) for k in range(len(xs) - 1)), lane_vjp=tensor_rules.pack_lane_vjp,
        sympy=lambda sp, *xs: tensor_rules.sym_matrix(sp, xs[:-1], xs[-1])),
     Op("index", 1, lambda v, i: v[i], attr_names=("i",), elementwise=False, shape=tensor_rules.index_shape,
        negative_zero="any", vjp_per_part=True,

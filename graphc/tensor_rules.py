@@ -115,15 +115,23 @@ def sym_matrix(sp, values, shape):
 
 def matvec_lane_vjp(F, lanes, shapes, b, W, x):
     """matvec's cotangent parts when only rows ``lanes`` [(k, s_k)] have cotangents: those
-    rows' dots differentiated alone.  W's: ``x * s_k`` in row k, 0.0 in the other rows;
-    x's: ``vecmat`` over those rows of W alone (the last first, as reverse mode reaches them)."""
-    m, n = shapes[1]
-    g = dict(lanes)
-    dW = F.pack(*[F.index(x, j) * g[r] if r in g else 0.0 for r in range(m) for j in range(n)], (m, n))
+    rows' dots differentiated alone.  W's: ``x[j] * s_k`` at each weight of those rows, as
+    units (the other rows' weights get none, so no 0 * inf where W is computed); x's: a
+    ``vecmat`` over those rows of W alone (the last first, as reverse mode reaches them)."""
+    n = shapes[1][1]
+    dW = [F.unit(F.index(x, j) * s, W, k * n + j) for k, s in lanes for j in range(n)]
     rows = F.pack(*[F.index(W, k * n + j) for k, _ in lanes for j in range(n)], (len(lanes), n))
     dx = F.vecmat(-0.0, F.pack(*[s for _, s in lanes], (len(lanes),)), rows)
     db = [F.unit(s, b, k) for k, s in lanes] if shapes[0] else [s for _, s in lanes]
-    return db, [dW], [dx]
+    return db, dW, [dx]
+
+
+def pack_lane_vjp(F, lanes, shapes, *xs_and_shape):
+    """pack's cotangent parts when only ``lanes`` have cotangents: each read lane's operand
+    gets its lane's, the others none (reverse mode hands them over last lane first: the op's
+    ``vjp_reversed``)."""
+    g = dict(lanes)
+    return [[g[k]] if k in g else [] for k in range(len(xs_and_shape) - 1)]
 
 
 def sym_matvec(sp, b, W, x):

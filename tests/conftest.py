@@ -1,13 +1,17 @@
 """Shared test helpers: loading example scripts by path, and the relative-error measure."""
 from __future__ import annotations
 
+import functools
 import importlib.util
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from graphc import runtime
 from graphc.check import rel_err  # noqa: F401  (the contract's measure, for the tests)
+from graphc.runtime_numpy import vpower
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,3 +29,12 @@ def load_example(name: str):
 @pytest.fixture(scope="session")
 def moons():
     return load_example("moons")
+
+
+@functools.cache
+def numpy_pow_is_libm() -> bool:
+    """Whether the NumPy backend's ``pow`` (graphc.runtime_numpy.vpower) gives C99 ``pow``'s
+    bits on this machine.  On CPUs with AVX-512 NumPy computes it with its own SIMD (SVML)
+    pow, within an ulp (the fuzz's NumPy budget), and tests of exact bits do not apply."""
+    x = np.random.default_rng(0).uniform(0.0, 3.0, 20_000)
+    return all(vpower(x, e).tolist() == [runtime.pow(v, e) for v in x.tolist()] for e in (2.0, -1.0, 0.5, 3.0))

@@ -14,7 +14,7 @@ import graphc
 from graphc import ArgumentError, DataError, GraphcError, ShapeError, Value
 from graphc.codegen.c import find_compiler
 from graphc.nn import MLP, Layer
-from conftest import rel_err
+from conftest import numpy_pow_is_libm, rel_err
 from strategies import programs, replay
 
 
@@ -371,9 +371,12 @@ def test_squares_and_reciprocals_are_pows_bits(exponent, backend):
     # Regression: NumPy computes power(x, 2.0) as square and power(x, -1.0) as reciprocal,
     # each correctly rounded; C99 pow, which eager calls, is not, and misses by an ulp now
     # and then -- so the NumPy backend's (s - y) ** 2 losses were off (found by test_fuzz_rows).
+    if backend == "numpy" and not numpy_pow_is_libm():
+        pytest.skip("NumPy's pow is its own SIMD one on this CPU (the NumPy budget applies)")
     X = np.random.default_rng(0).uniform(-3.0, 3.0, 4000)
     want = [(Value(x) ** exponent).data for x in X]
-    assert any(w != (x * x if exponent == 2.0 else 1.0 / x) for w, x in zip(want, X))  # the data hit such a point
+    if all(w == (x * x if exponent == 2.0 else 1.0 / x) for w, x in zip(want, X)):
+        pytest.skip("this libm's pow is correctly rounded on these points: nothing to tell apart")
     constant = graphc.compile(lambda x: x ** exponent, backend=backend).map(X)
     batched = graphc.compile(lambda x, e: x ** e, backend=backend).map(X, np.full(len(X), exponent))
     assert all(same(a, b) for a, b in zip(constant, want)) and all(same(a, b) for a, b in zip(batched, want))

@@ -220,6 +220,45 @@ def test_rows_of_a_layer_read_apart_ignore_the_other_rows(read):
     assert [by_param[id(p)] for p in params[17:]] == [0.0] * 4  # the third row's weights and bias
 
 
+def _computed_layer(which: str):
+    """A layer of two rows whose biases or weights are exp of params, one of them exp(800) =
+    inf; output 0 reads row 0 alone."""
+    a, theta = [Value(0.5), Value(800.0)], [[Value(0.1), Value(-0.2)], [Value(800.0), Value(0.3)]]
+    plain = [[Value(0.3), Value(-0.7)], [Value(1.1), Value(0.2)]]
+
+    def f(x0, x1):
+        if which == "bias":
+            rows = [a[j].exp() + plain[j][0] * x0 + plain[j][1] * x1 for j in range(2)]
+            return [rows[0], rows[0], rows[1], a[1].exp()]
+        rows = [a[j] + theta[j][0].exp() * x0 + theta[j][1].exp() * x1 for j in range(2)]
+        return [rows[0]] + rows
+    return f
+
+
+@pytest.mark.parametrize("which", ["bias", "weights"])
+def test_computed_rows_of_a_layer_read_apart_take_no_derivative_from_the_others(which):
+    """The unread row's bias or weight is inf: its pack (and the exp under it) must get no
+    cotangent at all, as in the scalar graph, not 0.0 times inf."""
+    g = optimize(trace(_computed_layer(which), 0.0, 0.0))
+    r = rolled(g)
+    assert r.counts()["matvec"] == 1
+    xs, ps = [1.0, 2.0, 1.0], [p.data for p in g.param_values]
+    scalar, vector = run(optimize(grad(g)), xs, ps), run(rolled(grad(r)), xs, ps)
+    assert all(same(a, b) for a, b in zip(vector, scalar)) and not any(map(math.isnan, scalar))
+
+
+def test_a_lane_packed_twice_and_read_once_keeps_its_gradients_sign():
+    """``pack(x0, x0)`` under a layer whose row 0 alone is read: the unread lane must not add
+    +0.0 to x0's -0.0 gradient."""
+    params = [Value(v) for v in [-0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]]
+    g = optimize(trace(layered_fn(4, [2], ["tanh"], [False], params, read=[0]), 0.0, 0.0, 0.0, 0.0))
+    r = rolled(g)
+    xs, ps = [1.0] * 5, [p.data for p in g.param_values]
+    scalar, vector = run(optimize(grad(g)), xs, ps), run(rolled(grad(r)), xs, ps)
+    assert "pack[shape=(2,)] x0 x0" in str(r) and math.copysign(1.0, scalar[3]) == -1.0
+    assert all(same(a, b) for a, b in zip(vector, scalar))
+
+
 @settings(max_examples=100, deadline=None)
 @given(programs(constants=SPECIAL_CONSTANTS, max_ops=16))
 def test_reroll_keeps_random_graphs_valid_and_their_values(spec):
