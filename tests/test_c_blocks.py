@@ -218,3 +218,33 @@ def test_a_long_row_body_is_not_blocked_so_the_file_still_builds_optimized():
                           backend="c")
     step.mean_and_grad(np.ones((9, 2)), np.ones(9))
     assert optimization_level(step.source) != "-O0"
+
+
+def test_a_gradients_layer_over_a_row_constant_vector_reads_a_matrix_kept_only_transposed(monkeypatch):
+    """Found by ``make fuzz`` (test_fuzz_layers): re-rolling the gradient built ``matvec(g, W,
+    pack(seed, seed))``, W a pack of params that the layout keeps transposed alone (every
+    reader takes it transposed); the blocks' loop for a row-constant vector read W by its
+    own name, which was never declared, and the build failed.  The oracle is the C row loop
+    alone (p0 is read in several places: the Python backend adds its parts in another order)."""
+    p = [Value(0.0) for _ in range(4)]
+
+    def loss(row):
+        x = row[0]
+        h0 = (p[0] * x + p[0] * x) + (p[0] * x + p[0] * x)
+        h1 = p[0] * x + p[0] * x
+        outs = [(h0 * p[0]) + (h1 * p[1] + p[0]), (h0 * p[2]) + (h1 * p[3] + p[0]),
+                h0 * p[0] + h1 * x, h0 * p[0] + h1 * p[0]]
+        return sum(outs[1:], outs[0])
+    fast, slow = graphc.compile(loss, backend="c"), graphc.compile(loss, backend="c")
+    with monkeypatch.context() as patch:
+        patch.setattr(c_writer, "BLOCK_LIMIT", -1)
+        slow.mean_and_grad(np.zeros((1, 1)))
+    fast.mean_and_grad(np.zeros((1, 1)))
+    assert "GC_B rows at a time" in fast.source and "GC_B rows at a time" not in slow.source
+    for rows in (1, 9, 17):
+        X = np.random.default_rng(rows).normal(size=(rows, 1))
+        for values in ([0.0] * 4, [0.3, -1.2, 0.7, 2.0]):
+            params = np.array(values)
+            (a, ga), (b, gb) = fast.mean_and_grad(X, params=params), slow.mean_and_grad(X, params=params)
+            assert_bits([a], [b])
+            assert_bits(ga, gb)

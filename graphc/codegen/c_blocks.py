@@ -86,23 +86,30 @@ class Blocks:
     def _matvec(self, i: int, name: str, size: int) -> list[str]:
         b, W, x = self.g.args[i]
         m, n = self.w.shapes[W]
-        if W in self.w.transposed:  # its transposed copy (or a transposed block of params) exists
-            fast = (self.w.derived(W, "t"), f"1, {m}")
+        if W in self.w.transposed:  # its transposed copy (or a transposed block of params) exists,
+            transposed = self.w.derived(W, "t")  # perhaps alone: the layout may keep W only so
+            fast = (transposed, f"1, {m}")
+
+            def element(out: str, k: str) -> str:
+                return f"{transposed}[{k} * {m} + {out}]"
         else:
             fast = (self.w.names[W], f"{n}, 1")
-        return self._linear(name, b, W, x, (m, n), fast, lambda out, k: f"{out} * {n} + {k}", down=False)
+
+            def element(out: str, k: str) -> str:
+                return self.at(W, f"{out} * {n} + {k}")
+        return self._linear(name, b, W, x, (m, n), fast, element, down=False)
 
     def _vecmat(self, i: int, name: str, size: int) -> list[str]:
         acc, gv, W = self.g.args[i]
         m, n = self.w.shapes[W]
         return self._linear(name, acc, W, gv, (n, m), (self.w.names[W], f"1, {n}"),
-                            lambda out, k: f"{k} * {n} + {out}", down=True)
+                            lambda out, k: self.at(W, f"{k} * {n} + {out}"), down=True)
 
     def _linear(self, name: str, start: int, W: int, x: int, sizes: tuple[int, int], fast: tuple[str, str],
-                at_W, down: bool) -> list[str]:
+                element, down: bool) -> list[str]:
         """``y[o] = start[o] + W(o, k)*x[k] + ...`` over ``sizes`` = (outputs, inputs), k
         upwards (matvec: W's rows) or downwards (vecmat: its columns, last row first).
-        ``fast``: the matrix and strides ``gc_blin`` reads; ``at_W(o, k)``: W's lane of
+        ``fast``: the matrix and strides ``gc_blin`` reads; ``element(o, k)``: W's number at
         (o, k) for the row-by-row loops."""
         outputs, inputs = sizes
         if self._fast(W, x):
@@ -114,7 +121,7 @@ class Blocks:
         steps = f"int k = {inputs - 1}; k >= 0; k--" if down else f"int k = 0; k < {inputs}; k++"
         return [f"for (int lane = 0; lane < {outputs}; lane++) {ROWS} {out} = {self.at(start)};",
                 f"for ({steps}) for (int lane = 0; lane < {outputs}; lane++) "
-                f"{ROWS} {out} = {out} + {self.at(W, at_W('lane', 'k'))} * {self.at(x, 'k')};"]
+                f"{ROWS} {out} = {out} + {element('lane', 'k')} * {self.at(x, 'k')};"]
 
     def _outer(self, i: int, name: str, size: int) -> list[str]:
         a, b = self.g.args[i]
