@@ -143,9 +143,11 @@ def _grad(graph: Graph, output: int, wrt_inputs: bool, wrt_params: bool) -> Grap
         if not operands:
             finished[i] = parts[0] if len(parts) == 1 else b.total(parts)
             continue
-        if op in lane_ops and b.ops[parts[0]] == "unit" and all([b.ops[p] == "unit" for p in parts]) and \
-                len({b.attrs[p] for p in parts}) < ops.size_of(graph.shapes[i]):
-            found = zip(operands, _some_lanes(b, rules, op, _lanes(b, parts), i, operands, node_attrs[i], graph.shapes))
+        by_lane = b.units_by_lane(parts) if op in lane_ops and b.ops[parts[0]] == "unit" and \
+            all([b.ops[p] == "unit" for p in parts]) else None
+        if by_lane is not None and len(by_lane) < ops.size_of(graph.shapes[i]):
+            lanes = [(k, b.total(by_lane[k])) for k in sorted(by_lane)]
+            found = zip(operands, _some_lanes(b, rules, op, lanes, i, operands, node_attrs[i], graph.shapes))
             for a, cs in reversed(list(found)) if op in reversed_ops else found:
                 if cs and active[a]:
                     pending.setdefault(a, []).extend(cs)
@@ -164,15 +166,6 @@ def _grad(graph: Graph, output: int, wrt_inputs: bool, wrt_params: bool) -> Grap
     grads = [finished[i] if i in finished else b.const(0.0) for i in wrt]
     return b.finish(list(graph.inputs) + [seed], list(graph.params), list(graph.outputs) + grads,
                     like=graph)
-
-
-def _lanes(b: Builder, units: list[int]) -> list[tuple[int, int]]:
-    """(lane, its cotangent) for each lane the ``unit`` parts of a cotangent fill, lanes in
-    order; a lane's parts added in arrival order."""
-    by_lane: dict[int, list[int]] = {}
-    for u in units:
-        by_lane.setdefault(b.attrs[u][0], []).append(b.args[u][0])
-    return [(k, b.total(by_lane[k])) for k in sorted(by_lane)]
 
 
 def _some_lanes(b: Builder, rules: "_Rules", op: str, lanes: list[tuple[int, int]], i: int, operands: tuple,

@@ -358,6 +358,14 @@ class Builder:
             return parts[0]
         return self.add(ops.sum_op(len(parts)), tuple(parts))
 
+    def units_by_lane(self, units: list[int]) -> dict[int, list[int]]:
+        """The scalars that ``unit`` nodes ``units`` put in a tensor's lanes, by lane, each
+        lane's in the order given (the order its parts are added in)."""
+        by_lane: dict[int, list[int]] = {}
+        for u in units:
+            by_lane.setdefault(self.attrs[u][0], []).append(self.args[u][0])
+        return by_lane
+
     def const(self, value: float) -> int:
         """The constant node of ``value`` (one per value, bit for bit: -0.0 is not 0.0)."""
         key = const_key(value)

@@ -17,7 +17,8 @@ def test_address_is_where_the_data_starts():
     a = np.arange(5.0)
     read_only = a.copy()
     read_only.setflags(write=False)
-    for array in (a, read_only, a[2:], np.empty(0)):
+    other = read_only[1:]  # read-only too: asked in turn, each keeps its own address
+    for array in (a, read_only, a[2:], np.empty(0), read_only, other, read_only, other, other):
         assert address(array) == array.ctypes.data
 
 

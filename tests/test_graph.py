@@ -77,6 +77,14 @@ def test_builder_shares_constants_bit_for_bit():
     assert len(b) == 3
 
 
+def test_units_by_lane_groups_each_lanes_scalars_in_the_order_given():
+    b = Builder()
+    like, x, y, z = (b.add("input", (), (name,)) for name in "vxyz")
+    units = [b.add("unit", (s, like), (k,)) for s, k in [(x, 2), (y, 0), (z, 2)]]
+    assert b.units_by_lane(units) == {2: [x, z], 0: [y]}
+    assert b.units_by_lane(units[::-1]) == {2: [z, x], 0: [y]}
+
+
 def test_repr_and_counts():
     g = small_graph()
     assert repr(g).startswith("<Graph lambda: 8 nodes, 1 inputs, 2 params, 1 outputs>")

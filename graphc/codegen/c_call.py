@@ -72,13 +72,24 @@ def _helper() -> Callable[[int], None]:
     return ctypes.CFUNCTYPE(None, ctypes.c_void_p)(ctypes.cast(function, ctypes.c_void_p).value)
 
 
+#: The read-only array :func:`address` was last asked about, and its address (held, so the
+#: array lives and its data stays where it is): the params' cached array, read by each kernel
+#: of a call (three in a full-batch loss's forward and backward).
+_last_read_only: tuple = (None, 0)
+
+
 def address(array: np.ndarray) -> int:
     """Where a C-contiguous array's data starts: through the buffer protocol when it is
     writable (much faster than ``array.ctypes.data``, which builds a ctypes object), else
-    ``array.ctypes.data``."""
+    ``array.ctypes.data``, kept for the next call on the same array."""
+    global _last_read_only
     if array.flags.writeable and array.nbytes:
         return ctypes.addressof(ctypes.c_char.from_buffer(array))
-    return array.ctypes.data
+    last, at = _last_read_only
+    if array is not last:
+        at = array.ctypes.data
+        _last_read_only = (array, at)
+    return at
 
 
 class Scratch:

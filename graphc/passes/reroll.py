@@ -442,9 +442,7 @@ def _gather_units(work: _EditableGraph) -> None:
         shape = work.graph.shapes[like] if like < work.n_original else None
         if not shape:
             continue
-        by_lane: dict[int, list[int]] = {}
-        for u in parts:
-            by_lane.setdefault(work.attrs[u][0], []).append(work.args[u][0])
+        by_lane = work.units_by_lane(parts)
         zero = work.const(0.0)
         values = tuple(work.total(by_lane[k]) if k in by_lane else zero for k in range(ops.size_of(shape)))
         for u in parts:
