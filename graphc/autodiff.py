@@ -143,15 +143,18 @@ def _grad(graph: Graph, output: int, wrt_inputs: bool, wrt_params: bool) -> Grap
         if not operands:
             finished[i] = parts[0] if len(parts) == 1 else b.total(parts)
             continue
-        by_lane = b.units_by_lane(parts) if op in lane_ops and b.ops[parts[0]] == "unit" and \
-            all([b.ops[p] == "unit" for p in parts]) else None
-        if by_lane is not None and len(by_lane) < ops.size_of(graph.shapes[i]):
-            lanes = [(k, b.total(by_lane[k])) for k in sorted(by_lane)]
-            found = zip(operands, _some_lanes(b, rules, op, lanes, i, operands, node_attrs[i], graph.shapes))
-            for a, cs in reversed(list(found)) if op in reversed_ops else found:
-                if cs and active[a]:
-                    pending.setdefault(a, []).extend(cs)
-            continue
+        units = b.ops[parts[0]] == "unit" and all([b.ops[p] == "unit" for p in parts])
+        if units:  # lanes read apart by index: each lane's parts, added in arrival order
+            by_lane = b.units_by_lane(parts)
+            shape = graph.shapes[i]
+            if op in lane_ops and len(by_lane) < ops.size_of(shape):
+                lanes = [(k, b.total(by_lane[k])) for k in sorted(by_lane)]
+                found = zip(operands, _some_lanes(b, rules, op, lanes, i, operands, node_attrs[i], graph.shapes))
+                for a, cs in reversed(list(found)) if op in reversed_ops else found:
+                    if cs and active[a]:
+                        pending.setdefault(a, []).extend(cs)
+                continue
+            parts = [b.add("pack", b.lane_totals(parts, ops.size_of(shape)), (shape,))]
         # ((c1 + c2) + c3) + ...: eager backward()'s order (each part on its own: vjp_per_part)
         for g in parts if op in per_part_ops else [parts[0] if len(parts) == 1 else b.total(parts)]:
             contributions = zip(operands, rules.cotangents(op, g, i, operands, node_attrs[i]))

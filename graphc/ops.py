@@ -206,7 +206,7 @@ _define(
     Op("max", 2, runtime.maximum, symbol="max", method="max", negative_zero="any",
        sympy_inverse=forms.match_max,
        doc="the larger operand (nan if either is nan); ties send the gradient to the first",
-       vjp=lambda F, g, out, a, b: ((1 - F.step(b - a)) * g, F.step(b - a) * g),
+       vjp=lambda F, g, out, a, b: ((1 - (b_wins := F.step(b - a))) * g, b_wins * g),  # one step node
        sympy=forms.maximum),
     Op("abs", 1, runtime.fabs, symbol="abs", method="abs", operators=("__abs__",), negative_zero="never",
        doc="|x|; its derivative at 0 is 0, as PyTorch's",

@@ -121,3 +121,26 @@ def test_a_lane_read_alone_takes_no_derivative_from_the_other_lanes():
     assert "unit" in joint.counts()
     out, da, dc = joint_values(joint, [0.5, 1000.0], [])
     assert (out, da) == (math.exp(0.5), math.exp(0.5)) and dc == 0.0
+
+
+def test_a_tensor_whose_lanes_are_read_apart_gets_each_lanes_own_total():
+    """pack(a, c) read as ``index(v, 0) * -0.0 + index(v, 1)``: lane 0's cotangent is -0.0.
+    Reverse mode packs each lane's total, as the scalar graph has them; adding the lanes'
+    ``unit`` tensors would give lane 0 -0.0 + 0.0 = 0.0, and a the wrong sign."""
+    b = Builder()
+    a, c = b.add("input", (), ("a",)), b.add("input", (), ("c",))
+    v = b.add("pack", (a, c), ((2,),))
+    first = b.add("mul", (b.add("index", (v,), (0,)), b.const(-0.0)))
+    forward = b.finish([a, c], [], [b.add("add", (first, b.add("index", (v,), (1,))))])
+    joint = grad(forward)
+    _, da, dc = joint_values(joint, [0.5, 2.0], [])
+    assert math.copysign(1.0, da) == -1.0 and da == 0.0 and dc == 1.0
+    live = [joint.ops[i] for i, alive in enumerate(joint.live()) if alive]
+    assert "unit" not in live and live.count("pack") == 2
+
+
+def test_max_differentiates_its_comparison_once():
+    joint = grad(trace(lambda x, y: x.max(y), 1.0, 2.0))
+    assert joint.counts()["step"] == 1
+    assert joint_values(joint, [1.0, 2.0], [])[1:] == [0.0, 1.0]
+    assert joint_values(joint, [3.0, 3.0], [])[1:] == [1.0, 0.0]  # ties: the first operand's

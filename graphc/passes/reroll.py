@@ -65,6 +65,8 @@ import heapq
 import math
 from collections import Counter
 
+import numpy as np
+
 from .. import ops
 from ..graph import Builder, Graph, first_repeated_const
 from ..graph_arrays import Users
@@ -85,7 +87,7 @@ class _EditableGraph(Builder):
         self.graph = graph
         self.n_original = len(graph)
         self.forward: dict[int, int] = {}
-        self.uses = graph.use_counts()
+        self.uses = _live_use_counts(graph)
         self.hits = {"dot": 0, "matvec": 0, "rows": 0, "vectorized": 0, "pack(index)": 0,
                      "index(pack)": 0, "units": 0, "accumulated": 0, "outputs": 0}
         self.first_set = self.n_original  # the lowest original node replaced in place
@@ -111,6 +113,17 @@ class _EditableGraph(Builder):
         while i in self.forward:
             i = self.forward[i]
         return i
+
+
+def _live_use_counts(graph: Graph) -> list[int]:
+    """For each node, how many operand slots of live nodes, and outputs, refer to it: a dead
+    user (the ``unit`` s reverse mode gathered into a pack) must not make a node look shared."""
+    arrays = graph.arrays
+    if not ((arrays.uses == 0) & (arrays.lengths > 0)).any():  # no dead op: every use is live
+        return graph.use_counts()
+    live_slots = np.repeat(np.array(graph.live(), dtype=bool), arrays.lengths)
+    uses = np.bincount(arrays.indices[live_slots], minlength=arrays.n) + np.bincount(arrays.outputs, minlength=arrays.n)
+    return uses.tolist()
 
 
 def reroll(graph: Graph) -> PassResult:
@@ -442,9 +455,7 @@ def _gather_units(work: _EditableGraph) -> None:
         shape = work.graph.shapes[like] if like < work.n_original else None
         if not shape:
             continue
-        by_lane = work.units_by_lane(parts)
-        zero = work.const(0.0)
-        values = tuple(work.total(by_lane[k]) if k in by_lane else zero for k in range(ops.size_of(shape)))
+        values = work.lane_totals(parts, ops.size_of(shape))
         for u in parts:
             work.set(u, "const", (), (0.0,))
         work.set(i, "pack", values, (tuple(shape),))
