@@ -5,11 +5,12 @@ import math
 import random
 
 import pytest
-from hypothesis import example, given, settings, strategies as st
+from hypothesis import assume, example, given, settings, strategies as st
 
-from graphc import Value, apply, trace
+from graphc import Value, apply, ops, trace
 from graphc.autodiff import grad
 from graphc.codegen import python as python_backend
+from graphc.graph import Builder
 from graphc.losses import softmax_cross_entropy
 from graphc.nn import MLP
 from graphc.passes import PIPELINE, VECTOR_PIPELINE, optimize, reroll
@@ -377,7 +378,6 @@ def test_gradients_over_a_layers_lanes_become_one_elementwise_op():
 def lanes_plus_constants(reread: bool = False, lanes: int = 4):
     """Outputs ``0.25 * k + index(outer(x, y), k)`` for the first ``lanes`` lanes of the 2x2
     outer (``reread``: the last also read by a node, which is an output too)."""
-    from graphc.graph import Builder
     b = Builder()
     x, y = b.add("input", (), ("x",)), b.add("input", (), ("y",))
     outer = b.add("outer", (b.add("pack", (x, y), ((2,),)), b.add("pack", (y, x), ((2,),))))
@@ -405,7 +405,6 @@ def kahn_emit(work):
     """The re-sort as Kahn's algorithm with a heap over every node, keyed (is original, id):
     the order the pointer sweep of reroll._stable_order must give."""
     import heapq
-    from graphc.graph import Builder
     graph, n_original = work.graph, work.n_original
     args = [tuple(work.resolve(a) for a in operands) for operands in work.args]
     outputs = [work.resolve(o) for o in graph.outputs]
@@ -485,3 +484,47 @@ def test_a_softmax_layers_gradient_re_rolls_in_one_run():
     g = optimize(trace(lambda *x: softmax_cross_entropy(model(list(x[:4])), list(x[4:])), *[0.0] * 7))
     xs, ps = [0.3, -1.2, 2.0, 0.1, 0.0, 1.0, 0.0, 1.0], [p.data for p in g.param_values]
     assert all(same(a, b) for a, b in zip(run(joint, xs, ps), run(optimize(grad(g, wrt_inputs=False)), xs, ps)))
+
+
+def _with_a_layer_output(b, xs, ws):
+    """An output ``w0*x0 + w1*x1 + ...``: something the pass re-rolls, so it runs in full."""
+    products = tuple(b.add("mul", (w, x)) for w, x in zip(ws, xs))
+    return b.add(ops.sum_op(len(products)), products)
+
+
+def test_dead_nodes_are_never_rewritten():
+    """A dead pack of two negations that live nodes use too (passes before dce leave such
+    nodes): vectorizing it would make its lanes constants under their live users."""
+    b = Builder()
+    xs = [b.add("input", (), (f"x{k}",)) for k in range(2)]
+    ws = [b.add("param", (), (f"w{k}",)) for k in range(2)]
+    negs = [b.add("neg", (x,)) for x in xs]
+    b.add("pack", tuple(negs), ((2,),))
+    outputs = [b.add("mul", (s, b.const(c))) for s, c in zip(negs, (2.0, 3.0))] + [_with_a_layer_output(b, xs, ws)]
+    g = b.finish(xs, ws, outputs)
+    r = reroll(g).graph.verify()
+    assert run(r, [1.0, 2.0], [0.5, 0.25]) == run(g, [1.0, 2.0], [0.5, 0.25]) == [-2.0, -6.0, 1.0]
+
+
+@settings(max_examples=100, deadline=None)
+@given(programs(constants=SPECIAL_CONSTANTS, max_ops=16), st.data())
+def test_dead_packs_and_sums_over_live_nodes_change_nothing(spec, data):
+    """A dead pack and a dead sum over live nodes of one op, as passes before dce leave."""
+    params = [Value(0.75), Value(-1.25)]
+    g = optimize(trace(lambda *xs: replay(spec, xs, params), 0.5, -1.5, 2.0))
+    by_op: dict[str, list[int]] = {}  # lanes of one op are what the pass would vectorize
+    for i, op in enumerate(g.ops):
+        if op not in ops.LEAVES and not g.shapes[i]:
+            by_op.setdefault(op, []).append(i)
+    groups = [nodes for nodes in by_op.values() if len(nodes) > 1]
+    assume(groups)
+    group = data.draw(st.sampled_from(groups))
+    picked = tuple(data.draw(st.lists(st.sampled_from(group), min_size=2, max_size=4, unique=True)))
+    b = Builder.from_graph(g)
+    b.add("pack", picked, ((len(picked),),))
+    b.add(ops.sum_op(len(picked)), picked)
+    ws = [b.add("param", (), (f"w{k}",)) for k in range(3)]
+    dead = b.finish(g.inputs, g.params + ws, g.outputs + [_with_a_layer_output(b, g.inputs, ws)])
+    xs, ps = [0.5, -1.5, 2.0], [p.data for p in g.param_values] + [0.5, 0.25, -2.0]
+    expected = run(dead, xs, ps)
+    assert all(same(a, b) for a, b in zip(run(reroll(dead).graph.verify(), xs, ps), expected))

@@ -65,8 +65,6 @@ import heapq
 import math
 from collections import Counter
 
-import numpy as np
-
 from .. import ops
 from ..graph import Builder, Graph, first_repeated_const
 from ..graph_arrays import Users
@@ -87,7 +85,8 @@ class _EditableGraph(Builder):
         self.graph = graph
         self.n_original = len(graph)
         self.forward: dict[int, int] = {}
-        self.uses = _live_use_counts(graph)
+        self.uses = graph.use_counts()
+        self._forget_dead()
         self.hits = {"dot": 0, "matvec": 0, "rows": 0, "vectorized": 0, "pack(index)": 0,
                      "index(pack)": 0, "units": 0, "accumulated": 0, "outputs": 0}
         self.first_set = self.n_original  # the lowest original node replaced in place
@@ -109,21 +108,24 @@ class _EditableGraph(Builder):
         if i < self.first_set:
             self.first_set = i
 
+    def _forget_dead(self) -> None:
+        """Make the ops no output depends on constants here (dce drops them later): no rule
+        rewrites them, and their uses -- of the ``unit`` s reverse mode gathered into a
+        pack, say -- do not make a live node look shared."""
+        arrays = self.graph.arrays
+        if not ((arrays.uses == 0) & (arrays.lengths > 0)).any():  # every dead region tops in an unused op
+            return
+        uses, args = self.uses, self.args
+        for i, alive in enumerate(self.graph.live()):
+            if not alive and args[i]:
+                for a in args[i]:
+                    uses[a] -= 1
+                self.ops[i], args[i], self.attrs[i] = "const", (), (0.0,)
+
     def resolve(self, i: int) -> int:
         while i in self.forward:
             i = self.forward[i]
         return i
-
-
-def _live_use_counts(graph: Graph) -> list[int]:
-    """For each node, how many operand slots of live nodes, and outputs, refer to it: a dead
-    user (the ``unit`` s reverse mode gathered into a pack) must not make a node look shared."""
-    arrays = graph.arrays
-    if not ((arrays.uses == 0) & (arrays.lengths > 0)).any():  # no dead op: every use is live
-        return graph.use_counts()
-    live_slots = np.repeat(np.array(graph.live(), dtype=bool), arrays.lengths)
-    uses = np.bincount(arrays.indices[live_slots], minlength=arrays.n) + np.bincount(arrays.outputs, minlength=arrays.n)
-    return uses.tolist()
 
 
 def reroll(graph: Graph) -> PassResult:
