@@ -16,7 +16,11 @@ order is the node numbering's, as a trace numbers nodes depth first from output 
 A tensor only some of whose lanes are read on the way to the output, each apart (by
 ``index``, whose cotangents are ``unit`` s), is differentiated in those lanes alone, as the
 scalar graph is (:func:`_some_lanes`): the other lanes' zero cotangents are never
-multiplied by their local derivatives, which may be inf.
+multiplied by their local derivatives, which may be inf.  So is one whose lanes are all
+read apart but reached in another order than last lane first (the order the whole-tensor
+rules add them in, ``vecmat``'s): each lane's parts then go on in the order reverse mode
+reached them, as the scalar graph adds them.  Where every part is a ``unit`` and the lanes
+were reached last first, the cotangent is a ``pack`` of each lane's total.
 """
 from __future__ import annotations
 
@@ -145,16 +149,17 @@ def _grad(graph: Graph, output: int, wrt_inputs: bool, wrt_params: bool) -> Grap
             continue
         units = b.ops[parts[0]] == "unit" and all([b.ops[p] == "unit" for p in parts])
         if units:  # lanes read apart by index: each lane's parts, added in arrival order
-            by_lane = b.units_by_lane(parts)
+            by_lane = b.units_by_lane(parts)  # lanes in the order reverse mode reached them
             shape = graph.shapes[i]
-            if op in lane_ops and len(by_lane) < ops.size_of(shape):
-                lanes = [(k, b.total(by_lane[k])) for k in sorted(by_lane)]
+            size = ops.size_of(shape)
+            if op in lane_ops and (len(by_lane) < size or list(by_lane) != list(range(size - 1, -1, -1))):
+                lanes = [(k, b.total(lane_parts)) for k, lane_parts in by_lane.items()]
                 found = zip(operands, _some_lanes(b, rules, op, lanes, i, operands, node_attrs[i], graph.shapes))
                 for a, cs in reversed(list(found)) if op in reversed_ops else found:
                     if cs and active[a]:
                         pending.setdefault(a, []).extend(cs)
                 continue
-            parts = [b.add("pack", b.lane_totals(parts, ops.size_of(shape)), (shape,))]
+            parts = [b.add("pack", b.lane_totals(parts, size), (shape,))]
         # ((c1 + c2) + c3) + ...: eager backward()'s order (each part on its own: vjp_per_part)
         for g in parts if op in per_part_ops else [parts[0] if len(parts) == 1 else b.total(parts)]:
             contributions = zip(operands, rules.cotangents(op, g, i, operands, node_attrs[i]))
@@ -174,11 +179,12 @@ def _grad(graph: Graph, output: int, wrt_inputs: bool, wrt_params: bool) -> Grap
 def _some_lanes(b: Builder, rules: "_Rules", op: str, lanes: list[tuple[int, int]], i: int, operands: tuple,
                 attrs: tuple, shapes: list[tuple]) -> list[list[int]]:
     """Each operand's cotangent parts when only ``lanes`` of node ``i`` have cotangents (lanes
-    read by ``index`` apart from the others): the op's ``lane_vjp``, or for an elementwise op
-    its ``vjp`` run on each of those lanes, each tensor operand's part put back as a unit.
-    The scalar graph has no derivative in the other lanes at all; ``vjp`` on the whole tensor
-    would multiply their zero cotangents by the local derivatives, and an overflowed lane
-    (``0 * inf``) would make them nan."""
+    read by ``index`` apart from the others, in the order reverse mode reached them): the
+    op's ``lane_vjp``, or for an elementwise op its ``vjp`` run on each of those lanes in
+    that order, each tensor operand's part put back as a unit.  The scalar graph has no
+    derivative in the other lanes at all; ``vjp`` on the whole tensor would multiply their
+    zero cotangents by the local derivatives, and an overflowed lane (``0 * inf``) would
+    make them nan."""
     lane_vjp = ops.TABLE[op].lane_vjp
     if lane_vjp is not None:
         found = lane_vjp(rules.F, [(k, NodeRef(b, s)) for k, s in lanes], [shapes[a] for a in operands],

@@ -89,11 +89,13 @@ class Op:
     # parts one by one (``(V + a) + b``, not ``V + (a + b)``).
     vjp_per_part: bool = False
     # lane_vjp(F, lanes, operand shapes, *operands, *attrs): each operand's cotangent parts
-    # (a list) when only some lanes of a tensor result have cotangents, ``lanes`` [(k, s_k)]
-    # in order (``index`` read them apart from the others).  The scalar graph differentiates
-    # those lanes and nothing else; ``vjp`` on the whole tensor would multiply the other
-    # lanes' zeros by operands that may be inf.  Elementwise ops need none (reverse mode
-    # runs ``vjp`` on each lane); None for other ops: ``vjp`` takes the whole tensor.
+    # (a list) when lanes of a tensor result read apart by ``index`` have cotangents --
+    # only some of them, or all in another order than last first -- ``lanes`` [(k, s_k)] in
+    # the order reverse mode reached them.  The scalar graph differentiates those lanes
+    # alone, in that order; ``vjp`` on the whole tensor would multiply the other lanes'
+    # zeros by operands that may be inf, and add the lanes last first.  Elementwise ops need
+    # none (reverse mode runs ``vjp`` on each lane); None for other ops: ``vjp`` takes the
+    # whole tensor.
     lane_vjp: Callable[..., tuple] | None = None
     doc: str = field(default="", compare=False)
 

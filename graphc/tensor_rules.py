@@ -117,11 +117,13 @@ def matvec_lane_vjp(F, lanes, shapes, b, W, x):
     """matvec's cotangent parts when only rows ``lanes`` [(k, s_k)] have cotangents: those
     rows' dots differentiated alone.  W's: ``x[j] * s_k`` at each weight of those rows, as
     units (the other rows' weights get none, so no 0 * inf where W is computed); x's: a
-    ``vecmat`` over those rows of W alone (the last first, as reverse mode reaches them)."""
+    ``vecmat`` over those rows of W alone, adding them in the order reverse mode reached
+    them (``lanes``' order; vecmat adds its last row first, so they are packed in reverse)."""
     n = shapes[1][1]
     dW = [F.unit(F.index(x, j) * s, W, k * n + j) for k, s in lanes for j in range(n)]
-    rows = F.pack(*[F.index(W, k * n + j) for k, _ in lanes for j in range(n)], (len(lanes), n))
-    dx = F.vecmat(-0.0, F.pack(*[s for _, s in lanes], (len(lanes),)), rows)
+    reached = lanes[::-1]
+    rows = F.pack(*[F.index(W, k * n + j) for k, _ in reached for j in range(n)], (len(lanes), n))
+    dx = F.vecmat(-0.0, F.pack(*[s for _, s in reached], (len(lanes),)), rows)
     db = [F.unit(s, b, k) for k, s in lanes] if shapes[0] else [s for _, s in lanes]
     return db, dW, [dx]
 

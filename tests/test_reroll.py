@@ -528,3 +528,26 @@ def test_dead_packs_and_sums_over_live_nodes_change_nothing(spec, data):
     xs, ps = [0.5, -1.5, 2.0], [p.data for p in g.param_values] + [0.5, 0.25, -2.0]
     expected = run(dead, xs, ps)
     assert all(same(a, b) for a, b in zip(run(reroll(dead).graph.verify(), xs, ps), expected))
+
+
+@pytest.mark.parametrize("read", [[3, 0, 1], [0, 2, 1], [2, 0, 3], [1, 3, 0, 2]])
+def test_lanes_read_out_of_order_add_into_the_layers_input_as_reverse_mode_reached_them(read):
+    """Output 1 reads a layer's rows out of order: reverse mode reaches them in another order
+    than vecmat's last row first, and the scalar graph adds their parts into the layer's
+    input in the order it reached them (three rows or more tell the orders apart)."""
+    for seed in range(10):
+        rng = random.Random(seed)
+        params = [Value(rng.uniform(-1.5, 1.5)) for _ in range(40)]
+
+        def f(*x):
+            it = iter(params)
+            h = [apply("tanh", sum((next(it) * xi for xi in x), next(it))) for _ in range(3)]
+            y = [apply("tanh", sum((next(it) * hi for hi in h), next(it))) for _ in range(4)]
+            return [y[0] * 2.0, sum(y[k] for k in read)]
+        g = optimize(trace(f, 0.0, 0.0))
+        r = rolled(g)
+        xs, ps = [rng.uniform(-2, 2), rng.uniform(-2, 2), 1.0], [p.data for p in g.param_values]
+        for output in (0, 1):
+            scalar = run(optimize(grad(g, output, wrt_inputs=True)), xs, ps)
+            vector = run(rolled(grad(r, output, wrt_inputs=True)), xs, ps)
+            assert all(same(a, b) for a, b in zip(vector, scalar)), (seed, output)
