@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import random
 
 import pytest
 from hypothesis import given, settings
@@ -144,3 +145,29 @@ def test_max_differentiates_its_comparison_once():
     assert joint.counts()["step"] == 1
     assert joint_values(joint, [1.0, 2.0], [])[1:] == [0.0, 1.0]
     assert joint_values(joint, [3.0, 3.0], [])[1:] == [1.0, 0.0]  # ties: the first operand's
+
+
+def _read_products(read, vector: bool):
+    """``x_k * p`` for lanes ``read`` of four, added in that order: as one ``mul`` of a pack
+    and a scalar read apart (``vector``), or as the scalar products the pack stands for."""
+    b = Builder()
+    xs = [b.add("input", (), (f"x{k}",)) for k in range(4)]
+    p = b.add("input", (), ("p",))
+    if vector:
+        m = b.add("mul", (b.add("pack", tuple(xs), ((4,),)), p))
+        lanes = {k: b.add("index", (m,), (k,)) for k in range(4)}
+    else:
+        lanes = {k: b.add("mul", (xs[k], p)) for k in sorted(read)}
+    out = lanes[read[0]]
+    for k in read[1:]:
+        out = b.add("add", (out, lanes[k]))
+    return b.finish(xs + [p], [], [out])
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_a_scalar_broadcast_over_lanes_read_apart_gets_their_parts_as_reverse_mode_reached_them(seed):
+    rng = random.Random(seed)
+    read = rng.sample(range(4), 3)
+    values = [rng.uniform(-3, 3) for _ in range(5)]
+    vector, scalar = (joint_values(grad(_read_products(read, v)), values, []) for v in (True, False))
+    assert [v.hex() for v in vector] == [v.hex() for v in scalar], read
