@@ -159,7 +159,7 @@ def _grad(graph: Graph, output: int, wrt_inputs: bool, wrt_params: bool) -> Grap
                     if cs and active[a]:
                         pending.setdefault(a, []).extend(cs)
                 continue
-            parts = [b.add("pack", b.lane_totals(parts, size), (shape,))]
+            parts = [b.add("pack", b.lane_totals(by_lane, size), (shape,))]
         # ((c1 + c2) + c3) + ...: eager backward()'s order (each part on its own: vjp_per_part)
         for g in parts if op in per_part_ops else [parts[0] if len(parts) == 1 else b.total(parts)]:
             contributions = zip(operands, rules.cotangents(op, g, i, operands, node_attrs[i]))

@@ -366,12 +366,12 @@ class Builder:
             by_lane.setdefault(self.attrs[u][0], []).append(self.args[u][0])
         return by_lane
 
-    def lane_totals(self, units: list[int], size: int) -> tuple[int, ...]:
-        """The lanes of a tensor of ``size`` lanes that is the sum of ``unit`` nodes ``units``,
-        as the scalar graph computes them: each lane the total of its own scalars, in the
-        order given, and 0.0 where none (no lane adds another's 0.0, which would turn -0.0
-        into 0.0)."""
-        by_lane, zero = self.units_by_lane(units), self.const(0.0)
+    def lane_totals(self, by_lane: dict[int, list[int]], size: int) -> tuple[int, ...]:
+        """The lanes of a tensor of ``size`` lanes that is the sum of the ``unit`` nodes
+        :meth:`units_by_lane` grouped as ``by_lane``, as the scalar graph computes them: each
+        lane the total of its own scalars, in order, and 0.0 where none (no lane adds
+        another's 0.0, which would turn -0.0 into 0.0)."""
+        zero = self.const(0.0)
         return tuple([self.total(by_lane[k]) if k in by_lane else zero for k in range(size)])
 
     def const(self, value: float) -> int:

@@ -83,6 +83,8 @@ def test_units_by_lane_groups_each_lanes_scalars_in_the_order_given():
     units = [b.add("unit", (s, like), (k,)) for s, k in [(x, 2), (y, 0), (z, 2)]]
     assert b.units_by_lane(units) == {2: [x, z], 0: [y]}
     assert b.units_by_lane(units[::-1]) == {2: [z, x], 0: [y]}
+    lane0, lane1, lane2, lane3 = b.lane_totals(b.units_by_lane(units), 4)
+    assert lane0 == y and lane1 == lane3 == b.const(0.0) and (b.ops[lane2], b.args[lane2]) == ("add", (x, z))
 
 
 def test_repr_and_counts():

@@ -457,7 +457,7 @@ def _gather_units(work: _EditableGraph) -> None:
         shape = work.graph.shapes[like] if like < work.n_original else None
         if not shape:
             continue
-        values = work.lane_totals(parts, ops.size_of(shape))
+        values = work.lane_totals(work.units_by_lane(parts), ops.size_of(shape))
         for u in parts:
             work.set(u, "const", (), (0.0,))
         work.set(i, "pack", values, (tuple(shape),))
