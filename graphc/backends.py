@@ -86,6 +86,9 @@ class Backend(ABC):
     #: Whether scalar calls run batched programs on one row (:meth:`one_row_program`),
     #: rather than the Python program of :meth:`scalar`.
     one_row = False
+    #: Whether its programs are C kernels that :mod:`graphc.rows_kernels` may load and drive
+    #: itself (a full-batch loss's rows summed inside the kernel, resumed from given numbers).
+    native_kernels = False
 
     def scalar(self, joint: Graph, name: str, n_forward: int) -> tuple[Callable, str]:
         """The Python generator function of ``joint`` and its source."""
@@ -201,6 +204,7 @@ class _C(_Generated):
     """``"c"``: scalar calls run in C too, on one row (see the module docstring)."""
 
     one_row = True
+    native_kernels = True
 
 
 _BACKENDS: dict[str, Backend] = {

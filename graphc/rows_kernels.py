@@ -1,16 +1,17 @@
 """The per-row program of :mod:`graphc.rows_program` as one object: the rows' values, and
 the param gradients of the rows added in the scalar program's order.
 
-Two questions, one interface: ``values(cols, params, seed)`` -> an array whose first
-``n_forward`` lines are the per-row values (one column per row), and ``gradients(cols,
-params, seed, first, values)`` -> each param's ``first`` plus its rows' gradients (each
-row's seeded with ``seed``) added last row first, one at a time.  ``values`` is what a
-forward call computed, which a maker may reuse.
+Two questions, one interface: ``row_sums(cols, params, seed, starts)`` -> each chain's
+per-row values added first row to last from its start, and what the call computed, which
+a maker may reuse; and ``gradients(cols, params, seed, first, computed)`` -> each param's
+``first`` plus its rows' gradients (each row's seeded with ``seed``) added last row first,
+one at a time.
 
 * :class:`GeneratedRows`, any batched backend (NumPy): one generated function computes the
   values and every row's gradients at once (with a guessed seed: the gradient reuses them
   when the guess was right); the additions with NumPy.
-* :class:`NativeRows`, the C backend: a forward kernel for the values, and a gradient
+* :class:`NativeRows`, the C backend: a forward kernel that sums the rows' values itself
+  (from each chain's start, in row order: no per-row values leave C), and a gradient
   kernel that sums its rows itself (:mod:`graphc.codegen.c_sums`, resuming from
   ``first``), on the rows in reverse order -- so each param's sum is the one sequential
   chain of ``acc = acc + g`` the scalar program adds, in C doubles (the toolchain never
@@ -74,7 +75,7 @@ def row_kernel(backend: Backend, forward: Graph, joint: Graph, name: str,
                n_forward: int) -> "GeneratedRows | NativeRows | NativeRowsWritten":
     """The per-row program of ``joint`` (``n_forward`` per-row values, then param
     gradients; its last input the seed) on ``backend``; ``forward`` its per-row values alone."""
-    if getattr(backend, "name", None) != "c":
+    if not backend.native_kernels:
         return GeneratedRows(backend, joint, name, n_forward)
     if _shares_a_gradient(joint, n_forward):
         return NativeRowsWritten(joint, name, n_forward)
@@ -93,15 +94,35 @@ def outer_function(backend: Backend, joint: Graph, name: str, n_forward: int) ->
     """The outer graph's forward and gradient (``joint``, its last input the seed) as a
     generator function and its source: in C on the C backend, else Python (a NumPy program
     of one row would pay NumPy's call overhead on every scalar op)."""
-    if getattr(backend, "name", None) == "c":
+    if backend.native_kernels:
         outer = NativeOuter(joint, name, n_forward)
         return outer, outer.source
     return python_backend.compile_graph(joint, name, seed=joint.inputs[-1], n_forward=n_forward)
 
 
+def _start(start: float | None) -> float:
+    """The number a chain's sum starts from in C: -0.0 where nothing comes first (-0.0 + x
+    is x, bit for bit, for every x)."""
+    return -0.0 if start is None else start
+
+
+def sum_in_order(values: np.ndarray, start: float | None) -> float:
+    """``values`` added first to last onto ``start`` (None: onto nothing), one at a time."""
+    return float(np.add.accumulate(np.concatenate(([_start(start)], values)))[-1])
+
+
 class _WrittenRows(abc.ABC):
     """A per-row program that writes every row's gradients (with the values, seeded with a
     guess) and adds them afterwards: ``values`` and ``add`` are the maker's."""
+
+    n_forward: int
+
+    def row_sums(self, cols: np.ndarray, params: np.ndarray, seed: float,
+                 starts: tuple) -> tuple[list[float], tuple[np.ndarray, float]]:
+        """Each chain's row sum, and the values with every row's gradients (seeded with
+        ``seed``), for :meth:`gradients` to reuse."""
+        per_row = self.values(cols, params, seed)
+        return [sum_in_order(per_row[j], start) for j, start in enumerate(starts)], (per_row, seed)
 
     @abc.abstractmethod
     def values(self, cols: np.ndarray, params: np.ndarray, seed: float) -> np.ndarray:
@@ -112,9 +133,9 @@ class _WrittenRows(abc.ABC):
         """Each param's ``first`` plus its line of ``per_row`` (after the values), last row first."""
 
     def gradients(self, cols: np.ndarray, params: np.ndarray, seed: float, first: np.ndarray,
-                  values: tuple[np.ndarray, float] | None) -> np.ndarray:
-        """``values``: (what :meth:`values` gave, its seed), reused if that seed is ``seed``."""
-        per_row = values[0] if values is not None and same(values[1], seed) else self.values(cols, params, seed)
+                  computed: tuple[np.ndarray, float] | None) -> np.ndarray:
+        """``computed``: (what :meth:`values` gave, its seed), reused if that seed is ``seed``."""
+        per_row = computed[0] if computed is not None and same(computed[1], seed) else self.values(cols, params, seed)
         return self.add(per_row, first)
 
 
@@ -202,7 +223,8 @@ class NativeRows:
 
     def __init__(self, forward: Graph, joint: Graph, name: str, n_forward: int) -> None:
         gradients = kernel_text(joint, name, reduced=frozenset(range(n_forward, len(joint.outputs))), resuming=True)
-        values = kernel_text(forward, f"{name}_values", seeded=False)
+        values = kernel_text(forward, f"{name}_values", seeded=False,
+                             reduced=frozenset(range(len(forward.outputs))), resuming=True)
         together = gradients.source + "\n" + values.function
         if optimization_level(together) == optimization_level(gradients.source) == optimization_level(values.source):
             self.source = together  # one library: one build, optimized as each would be alone
@@ -212,11 +234,13 @@ class NativeRows:
             self._gradients, self._values = NativeKernel(gradients), NativeKernel(values)
         self._reversed: tuple = (None, None)  # read-only columns, and their rows in reverse order
 
-    def values(self, cols: np.ndarray, params: np.ndarray, seed: float) -> np.ndarray:
-        return self._values.run(cols, params, 0.0)
+    def row_sums(self, cols: np.ndarray, params: np.ndarray, seed: float, starts: tuple) -> tuple[list[float], None]:
+        sums = np.array([_start(start) for start in starts], dtype=np.float64)
+        self._values.run(cols, params, 0.0, sums)
+        return sums.tolist(), None
 
     def gradients(self, cols: np.ndarray, params: np.ndarray, seed: float, first: np.ndarray,
-                  values: object) -> np.ndarray:
+                  computed: None) -> np.ndarray:
         known, backwards = self._reversed
         if cols is not known:
             backwards = np.ascontiguousarray(cols[:, ::-1], dtype=np.float64)

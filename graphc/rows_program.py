@@ -128,18 +128,17 @@ class RowsProgram:
         cols = self._table_cols if self._table_cols is not None else \
             self.split.columns(np.asarray(inputs, dtype=np.float64))
         seed = self._seed_guess
-        per_row = self._rows_of(self.forward_chain)[0].values(cols, params_array, seed)
-        sums = [self.split.row_sum(per_row[j], j) for j in range(self.n_chains)]
+        sums, computed = self._rows_of(self.forward_chain)[0].row_sums(cols, params_array, seed, self.split.starts)
         outer_inputs = list(inputs) + sums
         outer = self._outer_of(0)[0]
         frame = outer(outer_inputs, params_array if getattr(outer, "takes_arrays", False) else params_array.tolist())
         values = next(frame)
-        return list(values), [cols, params_array, outer_inputs, frame, seed, per_row]
+        return list(values), [cols, params_array, outer_inputs, frame, computed]
 
     def gradients(self, state: list, output: int, seed: float) -> list[float | None]:
         """``seed`` times the gradient of ``output`` with respect to each param, in the
         scalar program's numbers; None where no gradient reaches a param."""
-        cols, params, outer_inputs, frame, row_seed, per_row = state
+        cols, params, outer_inputs, frame, computed = state
         function, _, outer_reached = self._outer_of(output)
         if output == 0:
             state[3] = None
@@ -158,8 +157,8 @@ class RowsProgram:
         if output == 0:
             self._seed_guess = d_total
         kernel, _, _, in_rows = self._rows_of(plan.chain)
-        computed = (per_row, row_seed) if plan.chain == self.forward_chain else None
-        grads = kernel.gradients(cols, params, d_total, np.where(plan.before, outer_grads, -0.0), computed)
+        grads = kernel.gradients(cols, params, d_total, np.where(plan.before, outer_grads, -0.0),
+                                 computed if plan.chain == self.forward_chain else None)
         if plan.some_after:
             grads = np.where(plan.after, grads + outer_grads, grads)
         if in_rows is not None:

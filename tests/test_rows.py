@@ -383,8 +383,24 @@ def test_c_rows_summed_by_the_kernel_equal_every_row_written_and_added(sizes, n)
         first = np.where(rng.random(len(params)) > 0.5, rng.standard_normal(len(params)), -0.0)
         want = writing.gradients(cols, params, seed, first, None)
         assert summing.gradients(cols, params, seed, first, None).tobytes() == want.tobytes()
-        assert summing.values(cols, params, seed).tobytes() == writing.values(cols, params, seed)[:chains].tobytes()
-    assert summing.source.count("from the numbers in sums") == 1  # the gradient kernel's; the values' sum nothing
+    per_row = writing.values(cols, params, 0.5)[:chains]
+    for starts in [(None,) * chains, (0.0,) * chains, (-0.0, 2.5)[:chains]]:
+        want = [_added_in_order(line, start) for line, start in zip(per_row, starts)]
+        got, computed = summing.row_sums(cols, params, 0.5, starts)
+        assert np.array(got).tobytes() == np.array(want).tobytes() and computed is None
+    assert summing.source.count("from the numbers in sums") == 2  # each kernel sums its rows itself
+
+
+def _added_in_order(line, start):
+    """``line`` added first to last onto ``start`` in Python floats (None: onto nothing; no
+    rows then leave the kernel's -0.0, a case batch recovery never meets)."""
+    values = line.tolist()
+    if start is None and not values:
+        return -0.0
+    total = values[0] if start is None else start
+    for value in values[start is None:]:
+        total = total + value
+    return total
 
 
 @pytest.mark.skipif("c" not in BACKENDS, reason="no C compiler")

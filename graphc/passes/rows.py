@@ -78,14 +78,6 @@ class RowSplit:
             cols[self.table.shape[1]:] = np.asarray(inputs, dtype=np.float64)[self.input_index].T
         return cols
 
-    def row_sum(self, values: np.ndarray, chain: int = 0) -> float:
-        """Chain ``chain``'s rows' values added as the graph adds them: first to last, from
-        its start."""
-        start = self.starts[chain]
-        acc = np.add.accumulate(values)[-1] if start is None else \
-            np.add.accumulate(np.concatenate(([start], values)))[-1]
-        return float(acc)
-
 
 @dataclass(frozen=True)
 class _Chain:
