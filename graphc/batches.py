@@ -90,7 +90,7 @@ def _as_batched_array(arg: Any, name: str) -> np.ndarray:
     return plain_array(arg if isinstance(arg, np.ma.MaskedArray) else array, f"argument {name}")
 
 
-def forward(signature: Signature, batch: Batch, params: list | np.ndarray, threads: int = 1) -> Any:
+def forward(signature: Signature, batch: Batch, params: np.ndarray, threads: int = 1) -> Any:
     """fn on every row: its output structure with each scalar an (N,) array (the rows split
     across ``threads`` threads: the same numbers)."""
     function = signature.run(signature.batched_program("forward"))

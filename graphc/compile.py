@@ -129,7 +129,7 @@ class Compiled:
         threads = check_threads(threads)
         batch = self._batch(batched_args, allow_nonfinite)
         signature = self._signatures.lookup_batched(batch.tree, lambda: batch.rows)
-        return batches.forward(signature, batch, signature.param_data(params), threads)
+        return batches.forward(signature, batch, signature.param_data(params, array=True), threads)
 
     def mean(self, *batched_args: Any, allow_nonfinite: bool = False, threads: int | None = None) -> Value:
         """The mean of a scalar fn over the rows, as a Value whose ``backward()`` adds the

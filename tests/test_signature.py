@@ -73,7 +73,8 @@ def test_compiled_outputs_and_means_are_one_kind_of_eager_op():
 @pytest.mark.parametrize("backend", ["numpy", "c"])
 def test_params_read_once_are_read_again_after_any_write_of_a_number(backend):
     """A signature keeps its params' numbers between calls while no Value's number is written
-    (``train`` writes its own back and keeps them); every other write is seen by the next call."""
+    (``train`` writes its own back and keeps them); every other write is seen by the next
+    call, ``mean_and_grad``'s and ``map``'s alike."""
     import random
     from graphc.nn import MLP
     random.seed(4)
@@ -88,9 +89,13 @@ def test_params_read_once_are_read_again_after_any_write_of_a_number(backend):
                                                    "layers.0.bias": model.state_dict()["layers.0.bias"] + 1.0}),
                   lambda p: step.train(X, y, lr=0.1)):
         step.mean_and_grad(X, y)
+        mapped = step.map(X, y)
         write(model.parameters()[3])
         got, want = step.mean_and_grad(X, y), fresh()
         assert got[0] == want[0] and got[1].tolist() == want[1].tolist()
+        now = step.map(X, y)
+        assert now.tolist() != mapped.tolist()
+        assert now.tolist() == graphc.compile(lambda x, y: (model(x) - y) ** 2, backend=backend).map(X, y).tolist()
     before = [p.data for p in model.parameters()]
     step.train(X, y, lr=0.1, batch_size=3)
     assert [p.data for p in model.parameters()] != before  # train's writes stand, and are its numbers next time
