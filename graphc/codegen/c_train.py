@@ -35,6 +35,20 @@ from .c_call import address
 KINDS = ("lr", "sgd", "momentum", "nesterov", "adam", "adam_eps_hat")
 
 DRIVER = r"""
+static void {driver}_rows(double *restrict to, const double *restrict part, long width, const long *restrict rows, long b)
+{{  /* rows[0 .. b - 1] of part ((N, width), row-major) into columns, to[k * b + r] = part[rows[r] * width + k]:
+       eight rows at a time, each read in order, so that the eight numbers written for an input are side by side
+       (one row at a time wrote across the block and missed the cache on most writes; one input at a time read
+       across rows, 1.5x the time at 784 inputs and b = 32) */
+    for (long r0 = 0; r0 < b; r0 += 8) {{
+        const long m = b - r0 < 8 ? b - r0 : 8;
+        const double *from[8];
+        for (long q = 0; q < m; q++) from[q] = part + rows[r0 + q] * width;
+        for (long k = 0; k < width; k++)
+            for (long q = 0; q < m; q++) to[k * b + r0 + q] = from[q][k];
+    }}
+}}
+
 /* {driver}: steps of minibatch training with gc_kernel, the body of {entry}, in one call (graphc.codegen.c_train) */
 void {driver}(const double *const *restrict parts, const long *restrict widths, long n_parts, const long *restrict rows,
                    const long *restrict bounds, long steps, double *restrict params, double *restrict spare,
@@ -49,9 +63,8 @@ void {driver}(const double *const *restrict parts, const long *restrict widths, 
         const long start = bounds[s], b = bounds[s + 1] - start;
         double *to = cols;                            /* input k of row r of the step: cols[k * b + r] */
         for (long a = 0; a < n_parts; a++) {{
-            const long width = widths[a];
-            for (long k = 0; k < width; k++, to += b)
-                for (long r = 0; r < b; r++) to[r] = parts[a][rows[start + r] * width + k];
+            {driver}_rows(to, parts[a], widths[a], rows + start, b);
+            to += widths[a] * b;
         }}
         const double lr = lrs[s];
         const long step = b == 1 && !decay && kind <= 1 ? kind + 1 : 0;  /* one row: the kernel steps (c_sums.py) */
