@@ -85,11 +85,12 @@ static inline void gc_blin_tail(double *y, const double *b, int bj, int bb, cons
         gc_vec a0, h0;
         a0 = at ? gc_load(y + (o + q) * GC_B) : gc_start(b, bj, bb, o + q, 0);
         h0 = at ? gc_load(y + (o + q) * GC_B + GC_V) : gc_start(b, bj, bb, o + q, GC_V);
-        for (int t = at; t < end; t++) {
-            const int i = down ? n - 1 - t : t;
-            const double mw = M[(o + q) * mo + i * mi];
-            a0 = GC_ADD(a0, GC_MULS(mw, gc_load(x + i * GC_B)));
-            h0 = GC_ADD(h0, GC_MULS(mw, gc_load(x + i * GC_B + GC_V)));
+        const long first = down ? n - 1 - at : at, x_step = down ? -GC_B : GC_B, m_step = down ? -(long)mi : mi;
+        long xo = first * GC_B, mo_at = (long)(o + q) * mo + first * mi;
+        for (int t = at; t < end; t++, xo += x_step, mo_at += m_step) {
+            const double mw = M[mo_at];
+            a0 = GC_ADD(a0, GC_MULS(mw, gc_load(x + xo)));
+            h0 = GC_ADD(h0, GC_MULS(mw, gc_load(x + xo + GC_V)));
         }
         gc_store(y + (o + q) * GC_B, a0); gc_store(y + (o + q) * GC_B + GC_V, h0);
     }
@@ -111,15 +112,18 @@ static inline void gc_blin_four(double *y, const double *b, int bj, int bb, cons
         a2 = gc_start(b, bj, bb, o + 2, 0); h2 = gc_start(b, bj, bb, o + 2, GC_V);
         a3 = gc_start(b, bj, bb, o + 3, 0); h3 = gc_start(b, bj, bb, o + 3, GC_V);
     }
-    const double *row = M + o * mo;
-    for (int t = at; t < end; t++) {
-        const int i = down ? n - 1 - t : t;
-        const double *mi_row = row + i * mi;
-        const gc_vec xl = gc_load(x + i * GC_B), xh = gc_load(x + i * GC_B + GC_V);
+    /* term t is input i = t (i = n - 1 - t down): offsets stepped by the loop, as gcc keeps this function
+       out of line, where an index computed per term was a third of the loop's instructions */
+    const long first = down ? n - 1 - at : at, x_step = down ? -GC_B : GC_B, m_step = down ? -(long)mi : mi;
+    const long mo2 = 2 * (long)mo, mo3 = 3 * (long)mo;
+    long xo = first * GC_B, mo_at = (long)o * mo + first * mi;
+    for (int t = at; t < end; t++, xo += x_step, mo_at += m_step) {
+        const double *mi_row = M + mo_at;
+        const gc_vec xl = gc_load(x + xo), xh = gc_load(x + xo + GC_V);
         a0 = GC_ADD(a0, GC_MULS(mi_row[0], xl)); h0 = GC_ADD(h0, GC_MULS(mi_row[0], xh));
         a1 = GC_ADD(a1, GC_MULS(mi_row[mo], xl)); h1 = GC_ADD(h1, GC_MULS(mi_row[mo], xh));
-        a2 = GC_ADD(a2, GC_MULS(mi_row[2 * mo], xl)); h2 = GC_ADD(h2, GC_MULS(mi_row[2 * mo], xh));
-        a3 = GC_ADD(a3, GC_MULS(mi_row[3 * mo], xl)); h3 = GC_ADD(h3, GC_MULS(mi_row[3 * mo], xh));
+        a2 = GC_ADD(a2, GC_MULS(mi_row[mo2], xl)); h2 = GC_ADD(h2, GC_MULS(mi_row[mo2], xh));
+        a3 = GC_ADD(a3, GC_MULS(mi_row[mo3], xl)); h3 = GC_ADD(h3, GC_MULS(mi_row[mo3], xh));
     }
     double *out = y + o * GC_B;
     if (keep < 1) { gc_store(out, a0); gc_store(out + GC_V, h0); }
@@ -171,6 +175,7 @@ GC_INLINED void gc_bouter_four(double *yj, const double *aj, const double *tile,
     double *y0 = yj + k, *y1 = y0 + n, *y2 = y1 + n, *y3 = y2 + n;
     gc_vec s0 = gc_load(y0), t0 = gc_load(y0 + GC_V), s1 = gc_load(y1), t1 = gc_load(y1 + GC_V);
     gc_vec s2 = gc_load(y2), t2 = gc_load(y2 + GC_V), s3 = gc_load(y3), t3 = gc_load(y3 + GC_V);
+#pragma GCC unroll 16  /* GC_B rows: unrolled, the loop's own instructions were a fifth of its body's */
     for (int rb = 0; rb < GC_B; rb++) {
         const gc_vec u = gc_load(tile + rb * tw + k), v = gc_load(tile + rb * tw + k + GC_V);
         const double c0 = aj[rb], c1 = aj[GC_B + rb], c2 = aj[2 * GC_B + rb], c3 = aj[3 * GC_B + rb];

@@ -35,7 +35,7 @@ from .c_call import address
 KINDS = ("lr", "sgd", "momentum", "nesterov", "adam", "adam_eps_hat")
 
 DRIVER = r"""
-static void {driver}_rows(double *restrict to, const double *restrict part, long width, const long *restrict rows, long b)
+static void gc_driver_rows(double *restrict to, const double *restrict part, long width, const long *restrict rows, long b)
 {{  /* rows[0 .. b - 1] of part ((N, width), row-major) into columns, to[k * b + r] = part[rows[r] * width + k]:
        eight rows at a time, each read in order, so that the eight numbers written for an input are side by side
        (one row at a time wrote across the block and missed the cache on most writes; one input at a time read
@@ -63,7 +63,7 @@ void {driver}(const double *const *restrict parts, const long *restrict widths, 
         const long start = bounds[s], b = bounds[s + 1] - start;
         double *to = cols;                            /* input k of row r of the step: cols[k * b + r] */
         for (long a = 0; a < n_parts; a++) {{
-            {driver}_rows(to, parts[a], widths[a], rows + start, b);
+            gc_driver_rows(to, parts[a], widths[a], rows + start, b);
             to += widths[a] * b;
         }}
         const double lr = lrs[s];
