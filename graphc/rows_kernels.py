@@ -115,8 +115,6 @@ class _WrittenRows(abc.ABC):
     """A per-row program that writes every row's gradients (with the values, seeded with a
     guess) and adds them afterwards: ``values`` and ``add`` are the maker's."""
 
-    n_forward: int
-
     def row_sums(self, cols: np.ndarray, params: np.ndarray, seed: float,
                  starts: tuple) -> tuple[list[float], tuple[np.ndarray, float]]:
         """Each chain's row sum, and the values with every row's gradients (seeded with
