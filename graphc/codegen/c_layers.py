@@ -112,8 +112,7 @@ static inline void gc_blin_four(double *y, const double *b, int bj, int bb, cons
         a2 = gc_start(b, bj, bb, o + 2, 0); h2 = gc_start(b, bj, bb, o + 2, GC_V);
         a3 = gc_start(b, bj, bb, o + 3, 0); h3 = gc_start(b, bj, bb, o + 3, GC_V);
     }
-    /* term t is input i = t (i = n - 1 - t down): offsets stepped by the loop, as gcc keeps this function
-       out of line, where an index computed per term was a third of the loop's instructions */
+    /* term t reads input t (n - 1 - t down) at offsets the loop steps: no index computed per term */
     const long first = down ? n - 1 - at : at, x_step = down ? -GC_B : GC_B, m_step = down ? -(long)mi : mi;
     const long mo2 = 2 * (long)mo, mo3 = 3 * (long)mo;
     long xo = first * GC_B, mo_at = (long)o * mo + first * mi;
