@@ -157,8 +157,9 @@ def check_out(out: Any, n_params: int) -> np.ndarray:
 def mean(signature: Signature, batch: Batch, threads: int = 1) -> Value:
     """The mean as a Value whose backward adds the mean gradient into the params' ``.grad``."""
     signature.require_scalar("mean")
-    value, grads = mean_and_grads(signature, batch.cols, batch.n, signature.param_data(None), threads=threads)
-    return mean_node(signature, value, grads)
+    value, grads = mean_and_grads(signature, batch.cols, batch.n, signature.param_data(None, array=True),
+                                  threads=threads)
+    return mean_node(signature, value, np.asarray(grads, dtype=np.float64).tolist())
 
 
 def row_mean(values: np.ndarray) -> float:

@@ -74,7 +74,7 @@ def test_compiled_outputs_and_means_are_one_kind_of_eager_op():
 def test_params_read_once_are_read_again_after_any_write_of_a_number(backend):
     """A signature keeps its params' numbers between calls while no Value's number is written
     (``train`` writes its own back and keeps them); every other write is seen by the next
-    call, ``mean_and_grad``'s and ``map``'s alike."""
+    call, ``mean_and_grad``'s, ``mean``'s and ``map``'s alike."""
     import random
     from graphc.nn import MLP
     random.seed(4)
@@ -89,10 +89,12 @@ def test_params_read_once_are_read_again_after_any_write_of_a_number(backend):
                                                    "layers.0.bias": model.state_dict()["layers.0.bias"] + 1.0}),
                   lambda p: step.train(X, y, lr=0.1)):
         step.mean_and_grad(X, y)
+        step.mean(X, y, threads=2)
         mapped = step.map(X, y)
         write(model.parameters()[3])
         got, want = step.mean_and_grad(X, y), fresh()
         assert got[0] == want[0] and got[1].tolist() == want[1].tolist()
+        assert step.mean(X, y, threads=2).data == want[0]  # batches.mean: the plans' path is one thread's
         now = step.map(X, y)
         assert now.tolist() != mapped.tolist()
         assert now.tolist() == graphc.compile(lambda x, y: (model(x) - y) ** 2, backend=backend).map(X, y).tolist()
