@@ -15,7 +15,7 @@ import numpy as np
 from .bridge import mean_node
 from .engine import Value, claim_writes, data_epoch
 from .errors import ArgumentError, DataError, ShapeError
-from . import row_threads, train_native
+from . import deferred_data, row_threads, train_native
 from .optim import Optimizer, check_range
 from .signature import Signature
 from .steps import StepPlan
@@ -244,8 +244,7 @@ def train(signature: Signature, batch: Batch, update: Update, plan: StepPlan, ba
             optimizer.restore(state)
         raise
     before = data_epoch()
-    for p, v in zip(signature.params, params.tolist()):
-        p._data = v
+    deferred_data.defer(signature.params, params)  # written into the Values when one is next read
     epoch = claim_writes(before)
     if epoch is not None:  # no other write meanwhile: the next call need not read them again
         signature.remember_params(params, epoch)

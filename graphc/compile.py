@@ -201,10 +201,12 @@ class Compiled:
         :mod:`graphc.optim` optimizer over the same params, in any order) instead of
         ``lr``, as its ``step()`` would move them.  ``schedule(k)`` (optional) is the
         learning rate of step ``k`` (from 0 in this call), used in place of ``lr`` or set
-        as ``optimizer.lr`` before the step.  The params are read once, updated in an array
-        and written back to their Values once at the end, so a step costs no Python work per
-        param; on the C backend the whole run is one native call (in chunks of about 0.1 s,
-        so Ctrl-C stops it), the same steps bit for bit.  ``.grad`` is left as it is.  All
+        as ``optimizer.lr`` before the step.  The params are read once and updated in an
+        array, so a step costs no Python work per param; their Values get the new numbers
+        when any Value's number is next read or written (:mod:`graphc.deferred_data`: a loop
+        of ``train`` calls never writes them one by one).  On the C backend the whole run
+        is one native call (in chunks of about 0.1 s, so Ctrl-C stops it), the same steps
+        bit for bit.  ``.grad`` is left as it is.  All
         or nothing: if the run raises (a KeyboardInterrupt included), the params and the
         optimizer's state are as before.  Returns each step's mean loss (before its step),
         all epochs end to end.  Data holding nan or inf raises :class:`DataError` unless
