@@ -325,6 +325,24 @@ def test_numpy_tensor_sums_keep_the_order_of_their_terms(shape):
     out = runtime_numpy.vmatvec(np.array([[big]]), W.reshape(-1, 1), np.array(column[1:])[:, None])
     assert out[0, 0] == expected
 
+@pytest.mark.parametrize("shape", [(2, 1), (3, 2), (9, 7, 3), (17, 16, 100), (130, 3, 257), (785, 50, 32), (40, 1, 1),
+                                   (5, 0), (4, 3, 0), (20, 5000, 3)])
+def test_numpy_tensor_sums_equal_a_loop_of_additions_bit_for_bit(shape):
+    """Terms whose magnitudes span 24 decades (so any other order rounds differently), a
+    fifth of them signed zeros, against ``total += term`` one term at a time."""
+    from graphc import runtime_numpy
+    rng = np.random.default_rng(sum(shape))
+    terms = rng.normal(size=shape) * 10.0 ** rng.integers(-12, 12, size=shape)
+    zeros = rng.random(size=shape) < 0.2
+    terms[zeros] = rng.choice([0.0, -0.0], size=int(zeros.sum()))
+    terms[..., :1] = -0.0  # a column of -0.0 terms: its sum is -0.0
+    expected = terms[0].copy()
+    for term in terms[1:]:
+        expected += term
+    got = runtime_numpy.in_order(terms.copy())
+    assert got.shape == expected.shape
+    assert np.array_equal(got, expected) and np.array_equal(np.signbit(got), np.signbit(expected))
+
 
 def test_numpy_runs_an_mlp_as_matvecs_with_the_eager_bits(mlp):
     X = np.random.default_rng(12).normal(size=(30, 3))
