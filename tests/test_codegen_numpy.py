@@ -12,6 +12,7 @@ import graphc
 from graphc import Value, ops, runtime_numpy, trace
 from graphc.autodiff import grad
 from graphc.codegen import numpy as numpy_backend
+from graphc.graph import Builder
 from graphc.nn import MLP
 from graphc.passes import VECTOR_PIPELINE, optimize
 
@@ -135,6 +136,56 @@ def test_params_as_a_list_or_an_array_give_the_same_numbers():
     for given in (np.array(params), spaced):
         (rows_a,), sums_a = function(X, given, 1.0, 7)
         assert isinstance(sums_a, np.ndarray) and sums_a.tolist() == sums and rows_a.tolist() == rows.tolist()
+
+
+def gathered_lanes_graph():
+    """Per row, t = x * (w0, w1, w2) and y = dot(0, pack(t[2], t[0], t[1]), pack(t[0], t[1], t[2])):
+    a pack of lanes of one batched tensor, and an index of it that is also an output."""
+    b = Builder()
+    x = b.add("input", (), ("x",))
+    ws = [b.add("param", (), (f"w{k}",)) for k in range(3)]
+    t = b.add("mul", (b.add("pack", tuple(ws), ((3,),)), x), ())
+    lanes = [b.add("index", (t,), (k,)) for k in range(3)]
+    shuffled = b.add("pack", (lanes[2], lanes[0], lanes[1]), ((3,),))
+    in_order = b.add("pack", tuple(lanes), ((3,),))
+    y = b.add("dot", (b.const(0.0), shuffled, in_order), ())
+    return b.finish([x], ws, [y, lanes[1]])
+
+
+def test_a_pack_of_one_tensors_lanes_is_one_indexing_and_its_lanes_need_no_lines():
+    graph = gathered_lanes_graph()
+    source, _ = numpy_backend.generate(graph, "f")
+    lines = source[source.index("def f"):].splitlines()
+    t = next(line.split(" = ")[0].strip() for line in lines if "_vpack" in line or " * " in line)
+    assert sum(f"{t}[" in line for line in lines) == 3  # two packs and lane 1 (an output): no other lane
+    assert any(re.search(rf"= {t}\[_i\d+\]$", line) for line in lines)  # lanes 2, 0, 1: an index array
+    assert any(line.endswith(f"= {t}[0:3]") for line in lines)  # lanes 0, 1, 2: a view
+    function, _ = numpy_backend.compile_graph(graph, "f")
+    w, X = np.array([0.5, -3.0, 0.25]), np.array([[1.0, -2.0, 0.75]])
+    (y, lane), _ = function(X, w, 3)
+    t_rows = w[:, None] * X
+    assert y.tolist() == [0.0 + t[2] * t[0] + t[0] * t[1] + t[1] * t[2] for t in t_rows.T.tolist()]
+    assert lane.tolist() == t_rows[1].tolist()
+
+
+def test_an_l2_term_in_the_loss_adds_no_line_per_param():
+    """The gradient of ``loss + alpha * sum(p * p)`` takes each layer's lanes of the L2
+    term's gradient: one indexing per layer, so the program is shorter than its param list,
+    and gives the row loop's numbers."""
+    random.seed(3)
+    model = MLP(2, [16, 16, 1])
+    params = model.parameters()
+
+    def loss(x, y):
+        return (1 + -y * model(x)).relu() + 1e-4 * sum(p * p for p in params)
+    numpy_step, python_step = graphc.compile(loss), graphc.compile(loss, backend="python")
+    rng = np.random.default_rng(5)
+    X, y = rng.normal(size=(1, 2)), np.ones(1)
+    value, grads = numpy_step.mean_and_grad(X, y)
+    want_value, want_grads = python_step.mean_and_grad(X, y)
+    assert value == want_value and grads.tolist() == want_grads.tolist()
+    body = numpy_step.source[numpy_step.source.index("def "):].splitlines()
+    assert len(body) < len(params) / 2
 
 
 def _dyadic(rng, size):

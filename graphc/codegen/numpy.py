@@ -160,14 +160,18 @@ class _Writer:
         g, shapes, batched = self.graph, self.graph.shapes, self.batched
         live = g.live(live_roots(g, self.reduced, self.tensors))
         row_of = {i: k for k, i in enumerate(self.inputs)}
+        gathers, unread = self._gathers(live)
         body = []
         for i, op in enumerate(g.ops):
-            if op in ops.LEAVES or not live[i]:
+            if op in ops.LEAVES or not live[i] or i in unread:
                 continue
             tensor = bool(shapes[i]) or any(shapes[a] for a in g.args[i])
             if op == "pack" and _consecutive_rows(g.args[i], row_of):  # a view of the inputs array
                 first = row_of[g.args[i][0]]
                 expression = f"inputs[{first}:{first + len(g.args[i])}]"
+            elif i in gathers:  # lanes of one tensor: one NumPy indexing, not a line per lane
+                source, lanes = gathers[i]
+                expression = numpy_layout.rows(self.ref(source), lanes, self.indexes)
             elif op == "pack" and all(a in self.param_at for a in g.args[i]):  # read from the params array
                 expression = numpy_layout.column("params", [self.param_at[a] for a in g.args[i]],
                                                  len(self.param_at), self.indexes)
@@ -181,6 +185,24 @@ class _Writer:
             self.count += 1
             self.on_arrays += batched[i] or tensor
         return body
+
+    def _gathers(self, live: list[bool]) -> tuple[dict[int, tuple[int, list[int]]], set[int]]:
+        """The live packs of lanes of one tensor (``pack(index(t, 3), index(t, 0), ...)``:
+        a layer's gradient gathered from an L2 term's, say) as (tensor, lanes); and the
+        ``index`` nodes only such packs read, which then need no line of their own."""
+        g = self.graph
+        gathers: dict[int, tuple[int, list[int]]] = {}
+        reads: dict[int, int] = {}
+        for i, op in enumerate(g.ops):
+            if op != "pack" or not live[i] or any(g.ops[a] != "index" for a in g.args[i]):
+                continue
+            sources = {g.args[a][0] for a in g.args[i]}
+            if len(sources) == 1:
+                gathers[i] = (sources.pop(), [g.attrs[a][0] for a in g.args[i]])
+                for a in g.args[i]:
+                    reads[a] = reads.get(a, 0) + 1
+        uses = g.use_counts()
+        return gathers, {a for a, count in reads.items() if count == uses[a]}
 
     def unpacked(self) -> list[str]:
         """The inputs (rows of ``inputs``) and params (Python floats) read by name."""

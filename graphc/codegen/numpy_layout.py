@@ -77,6 +77,13 @@ def column(array: str, positions: list[int], length: int, indexes: Indexes) -> s
     return f"{array}[{indexes.array(positions)}, None]"
 
 
+def rows(array: str, positions: list[int], indexes: Indexes) -> str:
+    """The rows of the 2-D ``array`` at ``positions``, in that order: a view where a slice
+    gives them, else a copy through an index array."""
+    run = _progression(positions)
+    return f"{array}[{_slice(*run)}]" if run is not None else f"{array}[{indexes.array(positions)}]"
+
+
 def entries(array: str, positions: list[int], length: int, indexes: Indexes) -> str:
     """``array`` at ``positions`` as a 1-D array (a view where a slice gives them)."""
     run = _progression(positions)
