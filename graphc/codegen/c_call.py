@@ -22,6 +22,7 @@ import numpy as np
 
 from ..errors import GraphcError
 from .c_layout import ParamLayout
+from .c_moves import Moves
 from .c_toolchain import load
 
 #: The fast call's C side.  The rows' values are added first to last from the first, as
@@ -120,6 +121,7 @@ class Kernel:
                  layout: ParamLayout) -> None:
         self.function, self.shape, self.n_rows, self.n_sums = function, shape, n_rows, n_sums
         self.perm = None if layout.identity else layout.perm
+        self.moves = None if self.perm is None else Moves(self.perm)
         self.at = ctypes.cast(function, ctypes.c_void_p).value
         self.__doc__ = f"{entry} in C: see the generated source"
 
@@ -131,7 +133,9 @@ class Kernel:
         inputs, params = c_arrays(inputs, params, n, self.shape)
         perm = self.perm
         if perm is not None:
-            params = params.take(perm)
+            kernel_params = np.empty(len(perm))
+            self.moves.gather(params, kernel_params)
+            params = kernel_params
         elif out is not None and np.shares_memory(out, params):
             params = params.copy()  # the kernel reads params while it writes the sums
         per_row = np.empty((self.n_rows, n))
@@ -140,7 +144,7 @@ class Kernel:
         if perm is not None:
             if out is None:
                 out = np.empty(self.n_sums)
-            out[perm] = sums
+            self.moves.scatter(sums, out)
             sums = out
         return list(per_row), sums.tolist() if as_list else sums
 
@@ -165,14 +169,14 @@ class Kernel:
         if not frame.finite:
             return None
         if perm is not None:
-            grads[perm] = scratch.sums
+            self.moves.scatter(scratch.sums, grads)
         return (frame.total + 0.0) / scratch.n, grads
 
     def _params_at(self, scratch: Scratch, params: np.ndarray, out: np.ndarray | None, kernel_order: bool) -> int:
         """Where the kernel reads the params: the caller's array where it is already in the
         kernel layout (C-contiguous, not overlapping ``out``), else a copy in scratch."""
         if self.perm is not None and not kernel_order:
-            params.take(self.perm, None, scratch.params, "clip")
+            self.moves.gather(params, scratch.params)
             return scratch.params_at
         if params.flags.c_contiguous:
             at = address(params)
