@@ -13,7 +13,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .bridge import mean_node
-from .engine import Value, claim_writes, data_epoch
+from .engine import Value, claim_writes, new_epoch
 from .errors import ArgumentError, DataError, ShapeError
 from . import deferred_data, row_threads, train_native
 from .optim import Optimizer, check_range
@@ -243,7 +243,7 @@ def train(signature: Signature, batch: Batch, update: Update, plan: StepPlan, ba
         if state is not None:
             optimizer.restore(state)
         raise
-    before = data_epoch()
+    before = new_epoch()  # first: no cache of the old numbers stays current if what follows is cut short
     deferred_data.defer(signature.params, params)  # written into the Values when one is next read
     epoch = claim_writes(before)
     if epoch is not None:  # no other write meanwhile: the next call need not read them again

@@ -8,10 +8,15 @@ reads them from the Values (the signature keeps the array, see
 :meth:`graphc.signature.Signature.remember_params`), so :func:`defer` only notes them and
 puts a property in place of the ``_data`` slot on :class:`~graphc.engine.Value`.  The first
 read or write of any Value's number through it writes every deferred number, then puts the
-slot back: reads cost nothing extra while nothing is deferred, and no one sees an old number.
+slot back: reads cost nothing extra while nothing is deferred.  While the numbers are being
+written the property stays, so another thread's read waits for them, and a signal handler's
+read in this thread writes them all first.  Until then the deferred numbers keep their
+Values alive.
 """
 from __future__ import annotations
 
+import itertools
+import os
 import threading
 from typing import Sequence
 
@@ -19,60 +24,54 @@ import numpy as np
 
 from .engine import Value
 
-_SLOT = Value.__dict__["_data"]  # the slot's own descriptor: reads and writes at C speed
-_store = _SLOT.__set__
-_pending: dict[int, tuple[Sequence[Value], np.ndarray]] = {}  # id(values) -> (values, numbers)
+_SLOT = getattr(Value, "_data_slot", None) or Value.__dict__["_data"]  # the slot's own descriptor
+Value._data_slot = _SLOT  # the same slot under a name the property never takes: writes at C speed
+_order = itertools.count()
+_pending: dict[int, tuple[int, Sequence[Value], np.ndarray]] = {}  # id(values) -> (order, values, numbers)
 _lock = threading.RLock()
 
 
 def defer(values: Sequence[Value], numbers: np.ndarray) -> None:
     """``values[k]._data = numbers[k]`` for every k, done when any Value's number is next read
     or written.  ``numbers`` is handed over: never written again.  A later call for the same
-    ``values`` (the same sequence object) replaces this one."""
+    ``values`` (the same sequence object) replaces this one; where sequences overlap, the
+    later call's numbers win."""
+    key, entry = id(values), (next(_order), values, numbers)
     with _lock:
-        _pending.pop(id(values), None)  # re-inserted last: later writes win where sequences overlap
-        _pending[id(values)] = (values, numbers)
+        # two stores with no call between them: a KeyboardInterrupt comes before both or after both
         Value._data = _WRITE_FIRST
+        _pending[key] = entry
 
 
 def flush() -> None:
-    """Write every deferred number now (in the order they were deferred), and put the slot back."""
+    """Write every deferred number now, in the order they were deferred, and put the slot back."""
     with _lock:
-        if not _pending:
-            return
-        # With one thread, the slot goes back first and the loop stores through it (1.1 ms for
-        # 39,760 numbers).  With more, another thread must not read through the slot before
-        # the loop ends, so the property stays until then and the loop stores through the
-        # slot's descriptor (2.6 ms).
-        alone = threading.active_count() == 1
-        if alone:
-            Value._data = _SLOT
-        try:
-            while _pending:
-                key = next(iter(_pending))
-                values, numbers = _pending[key]
-                if alone:
-                    for v, x in zip(values, numbers.tolist()):
-                        v._data = x
-                else:
-                    for v, x in zip(values, numbers.tolist()):
-                        _store(v, x)
-                _pending.pop(key, None)
-        except BaseException:  # a KeyboardInterrupt mid-loop: the next read writes them all again
-            if _pending:
-                Value._data = _WRITE_FIRST
-            raise
+        while _pending:
+            key = min(_pending, key=lambda k: _pending[k][0])
+            _, values, numbers = _pending[key]
+            for v, x in zip(values, numbers.tolist()):
+                v._data_slot = x
+            _pending.pop(key, None)  # after the writes: an interrupted loop is done again in full
         Value._data = _SLOT
 
 
 def _read(v: Value) -> float:
     flush()
-    return _SLOT.__get__(v, type(v))
+    return v._data_slot
 
 
 def _write(v: Value, x: float) -> None:
     flush()
-    _store(v, x)
+    v._data_slot = x
 
+
+def _new_lock() -> None:
+    """In a forked child: a lock no thread of the parent can be holding."""
+    global _lock
+    _lock = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_lock)
 
 _WRITE_FIRST = property(_read, _write, doc="A Value's number, once the deferred numbers are written.")

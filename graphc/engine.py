@@ -71,9 +71,20 @@ def data_written() -> None:
     _data_dirty = True
 
 
+def new_epoch() -> int:
+    """Start a new epoch now: every cache of numbers read before reads them again.  For
+    graphc about to give existing Values new numbers (``train``): called before, so that no
+    cache stays current however the giving is cut short; :func:`claim_writes` after."""
+    global _data_dirty, _data_epoch
+    with _epoch_lock:
+        _data_dirty = False
+        _data_epoch += 1
+        return _data_epoch
+
+
 def claim_writes(epoch: int) -> int | None:
     """graphc set existing Values' ``_data`` to numbers it holds (``train``'s write-back),
-    after ``data_epoch()`` gave ``epoch``: every cache must read again, but if nothing else
+    after ``new_epoch()`` gave ``epoch``: every cache must read again, but if nothing else
     was written since, the epoch under which the holder may keep those numbers; else None."""
     global _data_dirty, _data_epoch
     with _epoch_lock:

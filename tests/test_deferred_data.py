@@ -2,7 +2,9 @@
 sees an old number, writes keep their order, and the slot comes back once they are done."""
 from __future__ import annotations
 
+import inspect
 import random
+import sys
 import threading
 
 import numpy as np
@@ -77,6 +79,80 @@ def test_an_interrupted_write_is_done_again_on_the_next_read():
         vs[0].data
     assert Value.__dict__["_data"] is not deferred_data._SLOT  # still deferred
     assert [v.data for v in vs] == [4.0, 5.0, 6.0]
+
+
+def test_a_read_in_the_middle_of_the_writes_sees_every_deferred_number():
+    """A signal handler reading a Value while the numbers are being written (here: the
+    sequence's iterator reads one halfway) writes them all first."""
+    seen, reading = [], []
+
+    class ReadHalfway(list):
+        def __iter__(self):
+            for k, v in enumerate(list.__iter__(self)):
+                if k == len(self) // 2 and not reading:
+                    reading.append(True)  # once: the read's own writes iterate again
+                    seen.append(self[-1].data)
+                yield v
+    vs = ReadHalfway(values(10))
+    deferred_data.defer(vs, np.arange(10) + 0.5)
+    assert vs[0].data == 0.5
+    assert seen == [9.5] and [v.data for v in vs] == (np.arange(10) + 0.5).tolist()
+
+
+def interrupt_at(code, line: int):
+    """A trace function raising KeyboardInterrupt when ``code`` reaches ``line``."""
+    def local(frame, event, arg):
+        if event == "line" and frame.f_lineno == line:
+            raise KeyboardInterrupt
+        return local
+
+    def tracer(frame, event, arg):
+        return local if frame.f_code is code else None
+    return tracer
+
+
+def body_lines(function) -> list[int]:
+    import dis
+    lines = {i.positions.lineno for i in dis.get_instructions(function) if i.positions and i.positions.lineno}
+    return sorted(lines - {function.__code__.co_firstlineno})
+
+
+@pytest.mark.parametrize("line", body_lines(deferred_data.defer))
+def test_an_interrupt_anywhere_in_defer_keeps_the_numbers_deferred_before(line):
+    vs = values(4)
+    deferred_data.defer(vs, np.array([1.0, 2.0, 3.0, 4.0]))
+    sys.settrace(interrupt_at(deferred_data.defer.__code__, line))
+    try:
+        deferred_data.defer(vs, np.array([5.0, 6.0, 7.0, 8.0]))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sys.settrace(None)
+    assert [v.data for v in vs] in ([1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0])
+
+
+@pytest.mark.parametrize("line", [-2, -1, 0])  # the lines of train from new_epoch() to claim_writes()
+def test_an_interrupt_as_train_hands_over_its_numbers_leaves_no_cache_out_of_step(line):
+    """Whatever train's interrupted end left in the Values, the compiled calls that read
+    params from them compute with the same numbers."""
+    from graphc import batches
+    random.seed(4)
+    model = MLP(2, [3, 1])
+    step = graphc.compile(lambda x, t: (model(x) - t) ** 2)
+    rng = np.random.default_rng(1)
+    X, y = rng.normal(size=(8, 2)), rng.normal(size=8)
+    step.train(X, y, lr=0.1)
+    source, first = inspect.getsourcelines(batches.train)
+    claim = first + next(k for k, text in enumerate(source) if "claim_writes(" in text)
+    sys.settrace(interrupt_at(batches.train.__code__, claim + line))
+    try:
+        step.train(X, y, lr=0.1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sys.settrace(None)
+    loss, _ = step.mean_and_grad(X, y)
+    assert loss == step.mean_and_grad(X, y, params=np.array([p.data for p in step.params]))[0]
 
 
 def test_with_other_threads_alive_the_numbers_are_written_before_the_slot_comes_back():
