@@ -75,8 +75,9 @@ def in_order(terms):
     every x.  That is 2.5-3x faster than adding the terms in a loop of NumPy calls (16x100
     numbers: 6.3 against 20 us; 785x50x32: 290 against 760 us).  Terms of one number would
     make the outer axis the only one, which NumPy would sum pairwise, so those are
-    accumulated (each partial sum from the one before; a wider term ran 6-10x slower so).  Tested in tests/test_batched.py
-    against a loop of additions, bit for bit, on sums whose value depends on the order.
+    accumulated (each partial sum from the one before; a wider term ran 6-10x slower so).
+    Tested in tests/test_batched.py against a loop of additions, bit for bit, on sums whose
+    value depends on the order.
     """
     if terms[0].size != 1:
         return np.add.reduce(terms, axis=0, initial=-0.0)

@@ -46,7 +46,8 @@ class Moves:
             public[self.perm] = kernel
             return
         for k, rows, cols, first, row_step, col_step in self.blocks:
-            _view(public, rows, cols, first, row_step, col_step)[...] = kernel[k:k + rows * cols].reshape(rows, cols)
+            target = _view(public, rows, cols, first, row_step, col_step)
+            target[...] = kernel[k:k + rows * cols].reshape(rows, cols)
 
 
 def _view(array: np.ndarray, rows: int, cols: int, first: int, row_step: int, col_step: int) -> np.ndarray:
