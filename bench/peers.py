@@ -2,7 +2,8 @@
 
     make bench-peers      # or: .venv/bin/python bench/peers.py [--quick] [--only GROUP] [--contenders LIST]
 
-Peer tables (issues 15 and 16), each contender in its own fresh process, one thread
+Peer tables (issues 15 and 16), each contender in its own fresh process (the fastest of
+three, one after another: see ``contenders.isolate.fastest``), one thread
 (OMP/MKL/OpenBLAS threads 1, XLA without its thread pool, PyTensor without OpenMP), float64,
 starting from the same weights; each table prints every contender's time per step, sample,
 compile or row, its ratio to graphc's best, and the largest relative difference of its
@@ -69,8 +70,9 @@ SECTIONS = {"moons": ("torch",), "digits": ("torch",), "throughput": ("torch",),
 ISOLATED = list(dict.fromkeys(w.group for w in WORKLOADS))
 
 
-def peer_tables(groups: list[str], names: list[str], quick: bool) -> None:
-    """Every contender of every workload in ``groups``, each in its own process."""
+def peer_tables(groups: list[str], names: list[str], quick: bool, processes: int = 1) -> None:
+    """Every contender of every workload in ``groups``, each in its own fresh process (the
+    fastest of ``processes`` of them)."""
     names = [n for n in names if n in isolate.FAMILIES]
     print(f"peers: {isolate.versions(names)}; {'quick' if quick else 'full'} run")
     present = [n for n in names if isolate.installed(n)]
@@ -79,7 +81,7 @@ def peer_tables(groups: list[str], names: list[str], quick: bool) -> None:
               f"(pip install 'graphc[bench]')")
     for workload in WORKLOADS:
         if workload.group in groups and not (quick and workload.full_only):
-            rows = [(name, label, isolate.run(name, workload.key, label, quick))
+            rows = [(name, label, isolate.fastest(name, workload.key, label, quick, processes))
                     for name in present for label in isolate.family(name).CONTENDERS.get(workload.key, {})]
             print_table(workload, rows)
 
@@ -105,6 +107,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", choices=ISOLATED + list(SECTIONS), help="run one group or section")
     parser.add_argument("--contenders", default=",".join(isolate.FAMILIES),
                         help=f"families in the peer tables, comma-separated (default: {','.join(isolate.FAMILIES)})")
+    parser.add_argument("--processes", type=int, default=None,
+                        help="fresh processes per contender in the peer tables, the fastest kept "
+                             "(default: 3, or 1 with --quick)")
     parser.add_argument("--worker", nargs=3, metavar=("FAMILY", "WORKLOAD", "LABEL"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -114,7 +119,10 @@ def main(argv: list[str] | None = None) -> None:
     if unknown:
         parser.error(f"unknown contenders {', '.join(sorted(unknown))}; there are {', '.join(isolate.FAMILIES)}")
     print(f"graphc {graphc.__version__}, NumPy {np.__version__}, Python {sys.version.split()[0]}")
-    peer_tables([g for g in ISOLATED if args.only in (None, g)], names, args.quick)
+    processes = args.processes if args.processes is not None else 1 if args.quick else 3
+    if processes < 1:
+        parser.error(f"--processes must be at least 1; got {processes}")
+    peer_tables([g for g in ISOLATED if args.only in (None, g)], names, args.quick, processes)
     in_process_tables([s for s in SECTIONS if args.only in (None, s)], args.quick, not args.no_micrograd)
 
 

@@ -42,6 +42,16 @@ def test_a_missing_peer_is_skipped_with_a_note(bench, monkeypatch, capsys):
     assert "graphc C, `mean_and_grad` per step" in out and "JAX" not in out
 
 
+def test_the_fastest_of_several_processes_is_kept_and_a_failure_shown(bench, monkeypatch):
+    _, isolate, _, workloads = bench
+    times = iter([3e-3, 1e-3, 2e-3])
+    monkeypatch.setattr(isolate, "run", lambda name, key, label, quick: workloads.Result(next(times), [1.0]))
+    assert isolate.fastest("graphc", "step", "x", True, 3).seconds == 1e-3
+    outcomes = iter([workloads.Result(1e-3, [1.0]), "failed: boom"])
+    monkeypatch.setattr(isolate, "run", lambda name, key, label, quick: next(outcomes))
+    assert isolate.fastest("graphc", "step", "x", True, 2) == "failed: boom"
+
+
 def test_a_table_gives_ratios_to_graphcs_best_and_loss_differences(bench, capsys):
     _, _, report, workloads = bench
     Result = workloads.Result
