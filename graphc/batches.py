@@ -70,11 +70,19 @@ def _checked_array(arg: Any, name: str, allow_nonfinite: bool) -> np.ndarray:
         array = arg  # the common case: no conversion
     else:
         array = _as_batched_array(arg, name)
-    if not allow_nonfinite and array.dtype.kind == "f" and not np.isfinite(array).all():
+    if not allow_nonfinite and array.dtype.kind == "f" and not _all_finite(array):
         bad = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
         raise DataError(f"argument {name}: expected finite numbers; {name}{list(bad)} is {array[bad]} "
                         f"(pass allow_nonfinite=True to compute with nan and inf)")
     return array
+
+
+def _all_finite(array: np.ndarray) -> bool:
+    """Whether every number is finite: their sum is, unless some is not (an inf or nan makes
+    any sum inf or nan) or the sum overflows, which the full test then tells apart.  One
+    pass over the data without a temporary: 0.36 against 0.56 ms for a 2048x784 array that
+    has left the cache, as it has by the next ``train`` call."""
+    return math.isfinite(np.add.reduce(array, axis=None)) or bool(np.isfinite(array).all())
 
 
 def _as_batched_array(arg: Any, name: str) -> np.ndarray:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 import types
 import warnings
 
@@ -368,6 +369,19 @@ def test_nonfinite_data_is_refused_unless_allowed():
         compiled.mean(np.array([np.inf]))
     out = compiled.map(data, allow_nonfinite=True)
     assert out[0] == 2.0 and math.isnan(out[1])
+
+
+@pytest.mark.parametrize("data, bad", [([1e308, 1e308, -1.0], None), ([1e308, np.inf, -1e308], "x[1] is inf"),
+                                       ([np.inf, -np.inf], "x[0] is inf"), ([-1e308, -1e308, np.nan], "x[2] is nan")])
+def test_finite_data_whose_sum_overflows_is_accepted_and_the_first_bad_number_named(data, bad):
+    """The data check sums the numbers first (finite sum: all finite), and tells an
+    overflowing sum of finite numbers from a non-finite number by the full test."""
+    compiled = graphc.compile(lambda x: x * 0.5)
+    if bad is None:
+        assert compiled.map(np.array(data)).tolist() == [v * 0.5 for v in data]
+    else:
+        with pytest.raises(DataError, match=re.escape(bad)):
+            compiled.map(np.array(data))
 
 
 @pytest.mark.parametrize("fn", [lambda x, y: x ** 0.5, lambda x, y: x ** Value(0.5), lambda x, y: x ** y],
