@@ -82,7 +82,9 @@ def _all_finite(array: np.ndarray) -> bool:
     any sum inf or nan) or the sum overflows, which the full test then tells apart.  One
     pass over the data without a temporary: 0.36 against 0.56 ms for a 2048x784 array that
     has left the cache, as it has by the next ``train`` call."""
-    return math.isfinite(np.add.reduce(array, axis=None)) or bool(np.isfinite(array).all())
+    with np.errstate(over="ignore", invalid="ignore"):  # the sum's overflow or inf - inf is no news to the caller
+        total = np.add.reduce(array, axis=None)
+    return math.isfinite(total) or bool(np.isfinite(array).all())
 
 
 def _as_batched_array(arg: Any, name: str) -> np.ndarray:
