@@ -1,7 +1,7 @@
 """A whole ``train`` call in native code: the C backend's training driver (:mod:`graphc.codegen.c_train`).
 
-Params and the optimizer's state are moved into the kernel layout once per call (one
-permutation each way, none when the layout is the params' own order), the data is the
+Params and the optimizer's state are moved into the kernel layout once per call (the
+params by the kernel's block copies, :mod:`graphc.codegen.c_moves`), the data is the
 arguments' own (N, width) arrays (:attr:`graphc.batches.Batch.parts`: copied only when not
 C-contiguous float64), and the rows of every step come
 from the :class:`~graphc.steps.StepPlan` the Python loop would follow.  The driver runs in
@@ -41,7 +41,8 @@ def run(program: Any, parts: list[np.ndarray], update: Any, plan: StepPlan, para
     kind, hyper, names = ("lr", (), ()) if optimizer is None else optimizer.native()
     rates = plan.rates(update.lr)
     rows, bounds = plan.table()
-    kernel = np.ascontiguousarray(params[perm])
+    kernel = np.empty(len(perm))
+    program.layout.moves.gather(params, kernel)
     where = None
     if optimizer is not None:  # kernel position -> the optimizer's index of that param
         inverse = np.empty(len(perm), dtype=np.intp)
@@ -56,7 +57,7 @@ def run(program: Any, parts: list[np.ndarray], update: Any, plan: StepPlan, para
 
     def write_back() -> None:
         steps = int(done[0])
-        params[perm] = kernel
+        program.layout.moves.scatter(kernel, params)
         if optimizer is not None:
             for name, array in zip(names, state):
                 back = np.empty(len(perm))

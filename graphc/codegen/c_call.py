@@ -22,7 +22,6 @@ import numpy as np
 
 from ..errors import GraphcError
 from .c_layout import ParamLayout
-from .c_moves import Moves
 from .c_toolchain import load
 
 #: The fast call's C side.  The rows' values are added first to last from the first, as
@@ -121,7 +120,7 @@ class Kernel:
                  layout: ParamLayout) -> None:
         self.function, self.shape, self.n_rows, self.n_sums = function, shape, n_rows, n_sums
         self.perm = None if layout.identity else layout.perm
-        self.moves = None if self.perm is None else Moves(self.perm)
+        self.moves = None if self.perm is None else layout.moves
         self.at = ctypes.cast(function, ctypes.c_void_p).value
         self.__doc__ = f"{entry} in C: see the generated source"
 

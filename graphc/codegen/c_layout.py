@@ -17,11 +17,13 @@ public arrays as they are; otherwise ``train`` permutes once per call, not per s
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..graph import Graph
+from .c_moves import Moves
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,12 @@ class ParamLayout:
         self.perm = np.array([slot[p] for p in order], dtype=np.intp)
         self.identity = bool((self.perm == np.arange(len(order))).all())
         self.slot_position = [placed[p] for p in graph.params]  # public slot -> kernel position
+
+    @functools.cached_property
+    def moves(self) -> Moves:
+        """How params move into this layout and gradients out of it (:mod:`.c_moves`): built
+        when a call first needs it, for every call after."""
+        return Moves(self.perm)
 
     @staticmethod
     def sum_run(pairs: list[tuple[int, int]], size: int) -> int | None:
