@@ -40,8 +40,11 @@ def test_a_read_of_any_value_writes_the_deferred_numbers_first_and_puts_the_slot
 def test_every_way_of_reading_a_number_sees_the_deferred_one(touch):
     vs = values(3)
     deferred_data.defer(vs, np.array([7.0, 8.0, 9.0]))
-    seen = {"data": lambda: vs[1].data, "_data": lambda: vs[1]._data, "arithmetic": lambda: (vs[1] + 0.0).data,
-            "new value": lambda: (Value(0.0), vs[1]._data)[1], "repr": lambda: float(repr(vs[1]).split("=")[1].split(",")[0])}
+    seen = {"data": lambda: vs[1].data,
+            "_data": lambda: vs[1]._data,
+            "arithmetic": lambda: (vs[1] + 0.0).data,
+            "new value": lambda: (Value(0.0), vs[1]._data)[1],
+            "repr": lambda: float(repr(vs[1]).split("=")[1].split(",")[0])}
     assert seen[touch]() == 8.0
 
 
