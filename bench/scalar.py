@@ -51,7 +51,7 @@ def main() -> None:
             both = per_call(lambda: compiled(x, *args[1:]).backward(), number)
             print(f"{name:28s} {backend:8s} {call:9.1f} {both:17.1f}")
         assert results["c"] == results["python"], results
-        numpy = graphc.compile(fn)
+        numpy = graphc.compile(fn, backend="numpy")
         row = [np.array([a]) for a in args]
         numpy.map(*row)
         print(f"{name:28s} {'numpy':8s} {per_call(lambda: numpy.map(*row), number):9.1f} {'(map of 1 row)':>17s}")

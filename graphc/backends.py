@@ -18,6 +18,9 @@ backend it holds:
 ``"numpy"`` and ``"c"`` generate a batched function from the graph re-rolled into tensor
 ops (:mod:`graphc.passes.reroll`), ``"c"`` as one C function with the batch loop inside;
 ``"python"`` loops over the rows with the scalar program: a slow reference, used in tests.
+``"auto"``, the default, is not a backend of its own but a choice among them (:func:`resolve`):
+C's programs wherever a C compiler is found -- the fastest backend, and eager's bits --
+with scalar calls as generated Python; else NumPy's.
 
 Scalar calls (``compiled(*args)``) run on the chosen backend, each the fastest correct way
 to run one row there (:attr:`Backend.one_row`):
@@ -27,9 +30,10 @@ to run one row there (:attr:`Backend.one_row`):
   Built exact whatever ``numerics``, C gives eager's bits, so these equal the Python
   program's; a call costs a few microseconds of ctypes and NumPy, so tiny functions
   (``x * y + z``) run slower than in Python, models (an MLP) faster.
-- ``"numpy"`` (the default) and ``"python"`` run the generated Python program: it gives
+- ``"auto"``, ``"numpy"`` and ``"python"`` run the generated Python program: it gives
   eager's bits, which NumPy's SIMD ``exp``, ``tanh`` and ``log`` need not, and for small
-  graphs it is faster than NumPy's code on one row (``bench/scalar.py``).
+  graphs it is faster than NumPy's code on one row (``bench/scalar.py``); it needs no
+  build before the first call, and its source is the one a person reads.
 """
 from __future__ import annotations
 
@@ -49,8 +53,10 @@ from .graph import Graph
 if TYPE_CHECKING:
     from .signature import Signature
 
-#: The backends ``compile(backend=...)`` accepts; the first is the default.
+#: The backends ``compile(backend=...)`` names, each running its own programs (the fuzz compares
+#: every one with eager); ``backend=None``, the default, is :data:`DEFAULT`, a choice among them.
 BACKENDS = ("numpy", "python", "c")
+DEFAULT = "auto"
 
 BatchedKind = Literal["forward", "mean"]
 
@@ -207,14 +213,25 @@ class _C(_Generated):
     native_kernels = True
 
 
+class _Auto(_C):
+    """``"auto"`` with a C compiler: C's batched programs and training driver (the same source,
+    so the same cached library and bits), scalar calls as generated Python."""
+
+    one_row = False
+
+
 _BACKENDS: dict[str, Backend] = {
     "numpy": _Generated("numpy", numpy_codegen), "python": _RowLoop(), "c": _C("c", c_codegen, trains=True)}
+_AUTO_C = _Auto(DEFAULT, c_codegen, trains=True)
 
 
 def resolve(name: str | None, *, stacklevel: int = 2) -> Backend:
-    """The backend called ``name`` (None: the default).  ``"c"`` without a C compiler warns
-    (a CompilerWarning, ``stacklevel`` frames above the caller) and gives NumPy."""
-    name = name or BACKENDS[0]
+    """The backend called ``name`` (None: :data:`DEFAULT`).  ``"c"`` without a C compiler warns
+    (a CompilerWarning, ``stacklevel`` frames above the caller) and gives NumPy; ``"auto"``
+    gives NumPy then without a word, having promised nothing else."""
+    name = name or DEFAULT
+    if name == DEFAULT:
+        return _AUTO_C if c_codegen.find_compiler() is not None else _BACKENDS["numpy"]
     backend = _BACKENDS.get(name) if isinstance(name, str) else None
     if backend is None:
         raise ArgumentError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
@@ -226,6 +243,6 @@ def resolve(name: str | None, *, stacklevel: int = 2) -> Backend:
 
 
 def choose_auto() -> str:
-    """What ``backend="auto"`` (the scikit-learn estimators' default) runs: C if a C
-    compiler is found, else NumPy."""
+    """Which backend's batched programs ``backend="auto"`` (the default, and the scikit-learn
+    estimators') runs: C if a C compiler is found, else NumPy."""
     return "c" if c_codegen.find_compiler() is not None else "numpy"

@@ -6,8 +6,9 @@ l2``), and accumulates into every param's ``.grad``.  Scalar calls run generated
 or C with ``backend="c"`` (:mod:`graphc.backends`).
 
 ``map`` and ``mean`` evaluate the same per-sample graph over a whole batch (rows of
-NumPy arrays) with a batched backend (:mod:`graphc.backends`): NumPy by default, one
-array operation per node.  The stages behind both -- per argument signature, cached --
+NumPy arrays) with a batched backend (:mod:`graphc.backends`): by default C, one function
+with the row loop inside, where a C compiler is found, else NumPy, one array operation
+per node.  The stages behind both -- per argument signature, cached --
 live in :mod:`graphc.signature`, the cache of signatures in :mod:`graphc.signature_cache`,
 batches and training in :mod:`graphc.batches`.
 """
@@ -284,11 +285,13 @@ def compile(fn_or_module: Callable | Module, *, backend: str | None = None,  # n
             numerics: str = "exact") -> Compiled:
     """Compile a function (or a Module) of Values: trace, optimize, differentiate, generate.
 
-    ``backend`` chooses how calls run: ``"numpy"`` (the default), ``"c"`` (generated C,
-    built with the system compiler and cached on disk; without a compiler, a
-    CompilerWarning and NumPy) or ``"python"`` (a row loop) for ``map``, ``mean`` and a
-    Module on a 2-D array; scalar calls run in C on ``"c"`` (bit for bit the Python
-    code's), else as generated Python (eager's bits, which NumPy's need not be).
+    ``backend`` chooses how calls run: ``"c"`` (generated C, built with the system compiler
+    and cached on disk; without a compiler, a CompilerWarning and NumPy), ``"numpy"`` or
+    ``"python"`` (a row loop) for ``map``, ``mean``, ``train``, a Module on a 2-D array and a
+    full-batch loss run row by row; scalar calls run in C on ``"c"`` (bit for bit the Python
+    code's), else as generated Python (eager's bits, which NumPy's need not be).  The
+    default, ``"auto"``, is C's batched programs (the fastest, and eager's bits) with
+    scalar calls in Python where a C compiler is found, else ``"numpy"``.
 
     ``numerics="stable"`` lets the optimizer rewrite unstable formulas (``log(1 + x)`` to
     ``log1p(x)``, ...; see :mod:`graphc.passes.stabilize`): more accurate than eager, so no

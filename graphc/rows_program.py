@@ -190,8 +190,8 @@ class RowsProgram:
                 made = self._outers.get(output)
                 if made is None:
                     joint = autodiff.grad(self._outer_graph, output, wrt_inputs=True)
-                    # re-rolled where it runs as a batched program of one row (an L2 term: one dot product)
-                    joint = optimize(joint, passes=VECTOR_PIPELINE) if self.backend.one_row else optimize(joint)
+                    # re-rolled where it runs as a native program of one row (an L2 term: one dot product)
+                    joint = optimize(joint, passes=VECTOR_PIPELINE) if self.backend.native_kernels else optimize(joint)
                     function, source = outer_function(self.backend, joint, f"{self.name}_outer", self.n_outputs)
                     reached = _reached(joint, self.n_outputs)[self.n_inputs:]
                     made = self._outers[output] = (function, source, tuple(reached))

@@ -1,6 +1,7 @@
 """backends: every backend answers the same calls, with one calling convention."""
 from __future__ import annotations
 
+import random
 import re
 from pathlib import Path
 
@@ -57,15 +58,49 @@ def test_scalar_calls_run_python_on_numpy_and_python_and_c_on_c(backend):
 
 
 def test_resolve_defaults_names_and_refuses():
-    assert backends.resolve(None).name == backends.BACKENDS[0] == "numpy"
+    assert backends.resolve(None) is backends.resolve("auto") and backends.DEFAULT == "auto"
     assert backends.resolve("python").name == "python"
-    for bad in ("fortran", 3, ["c"], "auto"):
+    for bad in ("fortran", 3, ["c"], "Auto"):
         with pytest.raises(ArgumentError, match="unknown backend"):
             backends.resolve(bad)
 
 
 def test_auto_is_c_exactly_when_a_c_compiler_is_found():
     assert backends.choose_auto() == ("c" if c_codegen.find_compiler() is not None else "numpy")
+    assert backends.resolve(None).name == ("auto" if c_codegen.find_compiler() is not None else "numpy")
+
+
+def test_auto_without_a_c_compiler_is_numpy_and_says_nothing(monkeypatch, recwarn):
+    monkeypatch.setattr(c_codegen, "find_compiler", lambda: None)
+    compiled = graphc.compile(lambda x: x * 2.0)
+    assert compiled.backend == "numpy" and compiled.map(np.arange(3.0)).tolist() == [0.0, 2.0, 4.0]
+    assert not recwarn.list
+
+
+@pytest.mark.skipif(c_codegen.find_compiler() is None, reason="needs a C compiler")
+def test_auto_runs_cs_batched_programs_and_scalar_calls_in_python():
+    """The default: C's source, library and bits for everything batched; Python for one row."""
+    X = np.random.default_rng(3).normal(size=(37, 3))
+    y = np.where(X[:, 0] > 0, 1.0, -1.0)
+    random.seed(4)
+    model = graphc.nn.MLP(3, [5, 4, 1])
+
+    def loss(x, y):
+        return (1 + -y * model(x)).relu() + 1e-3 * sum(p * p for p in model.parameters())
+    auto, c = graphc.compile(loss), graphc.compile(loss, backend="c")
+    got, want = auto.mean_and_grad(X, y), c.mean_and_grad(X, y)
+    assert got[0] == want[0] and got[1].tolist() == want[1].tolist() and auto.source == c.source
+    assert auto.map(X, y)[0].tolist() == c.map(X, y)[0].tolist()
+    start = [p.data for p in model.parameters()]
+    auto.train(X, y, lr=0.1, batch_size=8)
+    trained = [p.data for p in model.parameters()]
+    for p, v in zip(model.parameters(), start):
+        p.data = v
+    c.train(X, y, lr=0.1, batch_size=8)
+    assert trained == [p.data for p in model.parameters()] != start
+    out = auto(list(X[0]), y[0])
+    out.backward()
+    assert "(Python backend)" in auto.source and out.data == auto.map(X[:1], y[:1])[0]
 
 
 def test_the_compile_modules_never_ask_which_backend_they_hold():

@@ -347,7 +347,7 @@ def test_numpy_tensor_sums_equal_a_loop_of_additions_bit_for_bit(shape):
 
 def test_numpy_runs_an_mlp_as_matvecs_with_the_eager_bits(mlp):
     X = np.random.default_rng(12).normal(size=(30, 3))
-    compiled = graphc.compile(mlp)
+    compiled = graphc.compile(mlp, backend="numpy")
     out = compiled(X)
     assert "_vmatvec(" in compiled.source and "inputs[0:3]" in compiled.source
     assert out.tolist() == [mlp(list(row)).data for row in X]  # relu MLP: no libm, same order

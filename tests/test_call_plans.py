@@ -225,7 +225,7 @@ def test_a_new_trace_retires_the_plans_made_before_it():
 
 def test_the_numpy_backend_makes_no_plans_and_source_follows_the_latest_call():
     X, y = data()
-    step = graphc.compile(hinge(mlp()))
+    step = graphc.compile(hinge(mlp()), backend="numpy")
     step.mean_and_grad(X, y)
     assert not step._plans._plans
     step = graphc.compile(hinge(mlp()), backend="c")

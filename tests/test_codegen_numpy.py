@@ -178,7 +178,7 @@ def test_an_l2_term_in_the_loss_adds_no_line_per_param():
 
     def loss(x, y):
         return (1 + -y * model(x)).relu() + 1e-4 * sum(p * p for p in params)
-    numpy_step, python_step = graphc.compile(loss), graphc.compile(loss, backend="python")
+    numpy_step, python_step = graphc.compile(loss, backend="numpy"), graphc.compile(loss, backend="python")
     rng = np.random.default_rng(5)
     X, y = rng.normal(size=(1, 2)), np.ones(1)
     value, grads = numpy_step.mean_and_grad(X, y)

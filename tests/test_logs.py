@@ -37,7 +37,7 @@ def _all_reports(compiled) -> list[str]:
 def _exercise() -> graphc.Compiled:
     """Three signatures: lists of 2 and 3 scalars (each gradient variant), rows of 2 (map and mean)."""
     p = Value(0.5)
-    compiled = graphc.compile(lambda x: sum(xi * p for xi in x).tanh())
+    compiled = graphc.compile(lambda x: sum(xi * p for xi in x).tanh(), backend="numpy")
     compiled([1.0, 2.0]).backward()
     compiled([Value(1.0), 2.0, 3.0]).backward()
     X = np.arange(8.0).reshape(4, 2) / 8

@@ -44,11 +44,11 @@ def graphc_python_step(X, y):
         scores = [model(row) for row in X]
         loss = sum((1 + -yi * si).relu() for yi, si in zip(y, scores)) * (1.0 / len(scores))
         return loss + 1e-4 * sum(p * p for p in model.parameters())
-    compiled = graphc.compile(full_batch)
+    compiled = graphc.compile(full_batch, backend="python")  # straight-line code, no batch recovery
     return lambda: _compiled_step(model, lambda: compiled(X, y))
 
 
-def graphc_batched_step(X, y, backend=None):
+def graphc_batched_step(X, y, backend="numpy"):
     random.seed(1337)
     model = MLP(2, [16, 16, 1])
     step = graphc.compile(lambda x, yi: (1 + -yi * model(x)).relu(), backend=backend)
@@ -134,7 +134,7 @@ def moons_table(quick: bool, with_micrograd: bool) -> None:
     rows.append(("graphc eager", median_seconds(graphc_eager_step(X, y), 5 if quick else 10)))
     rows.append(("graphc compiled, Python", median_seconds(graphc_python_step(X, y), 20 if quick else 50)))
     repeat = 100 if quick else 300
-    rows.append(("graphc NumPy, demo loop", median_seconds(graphc_batched_step(X, y), repeat)))
+    rows.append(("graphc NumPy, demo loop", median_seconds(graphc_batched_step(X, y, "numpy"), repeat)))
     rows.append(("graphc C, demo loop", median_seconds(graphc_batched_step(X, y, "c"), repeat)))
     rows.append(("graphc C, L2 in compiled loss", median_seconds(graphc_fused_l2_step(X, y), repeat * 3)))
     rows.append(("graphc C, ... as step.train", median_seconds(graphc_train_step(X, y), repeat * 3)))

@@ -26,7 +26,7 @@ from hypothesis import example, given, strategies as st
 import graphc
 from graphc import Value
 from graphc.compile import BACKENDS
-from graphc import signature
+from graphc import backends, signature
 from graphc.nn import MLP
 from graphc.rows_program import rows_program
 from conftest import numpy_pow_is_libm
@@ -34,7 +34,9 @@ from fuzzing import examples
 
 #: The losses read captured NumPy data, as micrograd's demo does: frozen, and said so.
 pytestmark = pytest.mark.filterwarnings("ignore::graphc.FrozenDataWarning")
-BATCHED = [b for b in BACKENDS if b != "python"]
+#: The default too: C's row kernels with its scalar calls in Python (where no C compiler is found,
+#: it is NumPy, held to NumPy's exceptions below).
+BATCHED = [b for b in BACKENDS if b != "python"] + [backends.DEFAULT]
 
 
 @st.composite
@@ -109,6 +111,8 @@ def _train(case, backend):
                "mean": "mul", "accuracy": False, "passed": False, "zeros": False, "seed": 949})  # pow(s, 2) is not s*s
 @examples(8)
 def test_full_batch_losses_on_the_rows_path_equal_the_scalar_program(backend, case):
+    if backend == backends.DEFAULT:
+        backend = backends.resolve(backend).name  # "auto", or "numpy" without a C compiler
     if backend == "numpy" and case["activation"] == "tanh":
         case["activation"] = "relu"  # NumPy's tanh is its own, a few ulps from libm's
     if backend == "numpy" and case["loss"] == "square" and not numpy_pow_is_libm():
