@@ -37,6 +37,7 @@ to run one row there (:attr:`Backend.one_row`):
 """
 from __future__ import annotations
 
+import functools
 import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -47,8 +48,8 @@ import numpy as np
 from .codegen import c as c_codegen
 from .codegen import numpy as numpy_codegen
 from .codegen import python as python_codegen
-from .errors import ArgumentError, CompilerWarning
-from .graph import Graph
+from .errors import ArgumentError, CompilerWarning, GraphcError
+from .graph import Builder, Graph
 
 if TYPE_CHECKING:
     from .signature import Signature
@@ -228,10 +229,10 @@ _AUTO_C = _Auto(DEFAULT, c_codegen, trains=True)
 def resolve(name: str | None, *, stacklevel: int = 2) -> Backend:
     """The backend called ``name`` (None: :data:`DEFAULT`).  ``"c"`` without a C compiler warns
     (a CompilerWarning, ``stacklevel`` frames above the caller) and gives NumPy; ``"auto"``
-    gives NumPy then without a word, having promised nothing else."""
+    gives NumPy then without a word, having promised nothing else (see :func:`_auto`)."""
     name = name or DEFAULT
     if name == DEFAULT:
-        return _AUTO_C if c_codegen.find_compiler() is not None else _BACKENDS["numpy"]
+        return _auto()
     backend = _BACKENDS.get(name) if isinstance(name, str) else None
     if backend is None:
         raise ArgumentError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
@@ -244,5 +245,31 @@ def resolve(name: str | None, *, stacklevel: int = 2) -> Backend:
 
 def choose_auto() -> str:
     """Which backend's batched programs ``backend="auto"`` (the default, and the scikit-learn
-    estimators') runs: C if a C compiler is found, else NumPy."""
-    return "c" if c_codegen.find_compiler() is not None else "numpy"
+    estimators') runs: C if a C compiler is found that builds graphc's code, else NumPy."""
+    return "c" if _auto() is _AUTO_C else "numpy"
+
+
+def _auto() -> Backend:
+    """``"auto"``: C's programs if a C compiler is found and builds graphc's code, else NumPy's."""
+    if c_codegen.find_compiler() is None or _c_build_failure() is not None:
+        return _BACKENDS["numpy"]
+    return _AUTO_C
+
+
+@functools.lru_cache(maxsize=None)
+def _c_build_failure() -> str | None:
+    """Why the C compiler found cannot build graphc's code, or None if it can.  Asked once per
+    process, by building a program of one node (cached on disk like any other: once per
+    machine); a compiler that fails it (say, one without C headers) gets a CompilerWarning,
+    once, and the default runs NumPy instead of failing every batched call."""
+    b = Builder()
+    x = b.add("input", (), ("x",))
+    probe = b.finish([x], [], [b.add("mul", (x, b.const(2.0)))], name="probe")
+    try:
+        c_codegen.compile_graph(probe, "graphc_probe")
+    except GraphcError as error:
+        said = str(error).split(":\n", 1)[-1].strip()  # the compiler's own words
+        warnings.warn(f"graphc: the C compiler {c_codegen.find_compiler()[0]} cannot build graphc's code, so "
+                      f"the default backend runs NumPy; it said: {said}", CompilerWarning, stacklevel=2)
+        return said
+    return None

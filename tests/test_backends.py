@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import random
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +76,33 @@ def test_auto_without_a_c_compiler_is_numpy_and_says_nothing(monkeypatch, recwar
     compiled = graphc.compile(lambda x: x * 2.0)
     assert compiled.backend == "numpy" and compiled.map(np.arange(3.0)).tolist() == [0.0, 2.0, 4.0]
     assert not recwarn.list
+
+
+@pytest.fixture
+def broken_compiler(tmp_path, monkeypatch):
+    """A C compiler that answers --version but builds nothing (say, one without C headers)."""
+    script = tmp_path / "cc"
+    script.write_text('#!/bin/sh\nif [ "$1" = --version ]; then echo "broken cc 1.0"; exit 0; fi\n'
+                      'echo "fatal error: math.h: No such file or directory" >&2; exit 1\n')
+    script.chmod(0o755)
+    monkeypatch.setenv("CC", str(script))
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path / "cache"))
+    for cached in (c_codegen.find_compiler, backends._c_build_failure):
+        cached.cache_clear()
+    yield
+    monkeypatch.undo()
+    for cached in (c_codegen.find_compiler, backends._c_build_failure):
+        cached.cache_clear()
+
+
+def test_auto_with_a_compiler_that_cannot_build_warns_once_and_runs_numpy(broken_compiler):
+    with pytest.warns(graphc.CompilerWarning, match="cannot build graphc's code, so the default backend runs NumPy; it said: fatal error: math.h"):
+        compiled = graphc.compile(lambda x: x * 3.0)
+    assert compiled.backend == "numpy" and compiled.map(np.arange(3.0)).tolist() == [0.0, 3.0, 6.0]
+    assert backends.choose_auto() == "numpy"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert graphc.compile(lambda x: x * 3.0).backend == "numpy"  # said once
 
 
 @pytest.mark.skipif(c_codegen.find_compiler() is None, reason="needs a C compiler")
