@@ -235,7 +235,7 @@ def resolve(name: str | None, *, stacklevel: int = 2) -> Backend:
         return _auto()
     backend = _BACKENDS.get(name) if isinstance(name, str) else None
     if backend is None:
-        raise ArgumentError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
+        raise ArgumentError(f"unknown backend {name!r}; choose one of {', '.join((DEFAULT, *BACKENDS))}")
     if name == "c" and c_codegen.find_compiler() is None:
         warnings.warn("graphc.compile(backend='c'): no C compiler found (set CC, or install gcc or "
                       "clang); using the NumPy backend instead", CompilerWarning, stacklevel=stacklevel + 1)

@@ -117,7 +117,7 @@ def test_graph_functions(call, error, message):
 @pytest.mark.parametrize("call, error, message", [
     (lambda: graphc.compile(3), ArgumentError, r"needs a function or a Module; got int"),
     (lambda: graphc.compile(lambda x: x, backend="fortran"), ArgumentError,
-     r"unknown backend 'fortran'; choose one of numpy, python"),
+     r"unknown backend 'fortran'; choose one of auto, numpy, python, c"),
     (lambda: graphc.compile(lambda x: x, backend=3), ArgumentError, r"unknown backend 3"),
     (lambda: graphc.compile(lambda x: x, numerics=None), ArgumentError, r"numerics must be one of .* got None"),
 ], ids=["not callable", "unknown backend", "backend not a str", "numerics None"])
