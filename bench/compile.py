@@ -31,6 +31,7 @@ import statistics
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -156,7 +157,9 @@ def demo_compile(repeat: int = 3, backend: str | None = None, warm: bool = False
     from contenders.graphc_ import cold_cache
     with cold_cache():
         if warm:
-            graphc.compile(loss, backend=backend)().backward()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", graphc.FrozenDataWarning)  # said by the timed compiles
+                graphc.compile(loss, backend=backend)().backward()
         for _ in range(repeat):
             compiled = graphc.compile(loss, backend=backend)
             with contextlib.nullcontext() if warm else cold_cache():
