@@ -3,10 +3,10 @@
     .venv/bin/python bench/scalar.py [--number N]
 
 For a tiny function and MLPs of growing size, prints the microseconds of a call and of a
-call with its backward() for the Python backend (what ``"numpy"``, the default, runs for
-scalar calls) and for ``"c"`` (one-row C), plus what NumPy's batched code would take on
-one row (``map`` of a 1-row batch) -- the reason the NumPy backend runs scalar calls as
-Python.  Values and gradients are checked equal between Python and C.
+call with its backward() for the Python backend (what the default, ``"auto"``, and
+``"numpy"`` run for scalar calls) and for ``"c"`` (one-row C), plus what NumPy's batched
+code would take on one row (``map`` of a 1-row batch) -- the reason the NumPy backend runs
+scalar calls as Python.  Values and gradients are checked equal between Python and C.
 """
 from __future__ import annotations
 

@@ -33,11 +33,12 @@ to run one row there (:attr:`Backend.one_row`):
 - ``"auto"``, ``"numpy"`` and ``"python"`` run the generated Python program: it gives
   eager's bits, which NumPy's SIMD ``exp``, ``tanh`` and ``log`` need not, and for small
   graphs it is faster than NumPy's code on one row (``bench/scalar.py``); it needs no
-  build before the first call, and its source is the one a person reads.
+  build before the first call, and its source is the one a person reads.  (A full-batch
+  loss that batch recovery runs row by row runs on the backend's batched programs.)
 """
 from __future__ import annotations
 
-import functools
+import threading
 import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -48,7 +49,7 @@ import numpy as np
 from .codegen import c as c_codegen
 from .codegen import numpy as numpy_codegen
 from .codegen import python as python_codegen
-from .errors import ArgumentError, CompilerWarning, GraphcError
+from .errors import ArgumentError, CompilerWarning, GraphcError, _user_stacklevel
 from .graph import Builder, Graph
 
 if TYPE_CHECKING:
@@ -214,25 +215,44 @@ class _C(_Generated):
     native_kernels = True
 
 
-class _Auto(_C):
-    """``"auto"`` with a C compiler: C's batched programs and training driver (the same source,
-    so the same cached library and bits), scalar calls as generated Python."""
+class _Auto(Backend):
+    """``"auto"``: C's batched programs where a C compiler is found that builds graphc's code,
+    else NumPy's -- asked at the first batched program, so a function only ever called on
+    numbers never looks for a compiler -- and scalar calls as generated Python."""
 
-    one_row = False
+    name = DEFAULT
+    generates_batches = True
+
+    @property
+    def chosen(self) -> Backend:
+        """The backend whose batched programs run: C's (the same source, so the same cached
+        library and bits) or NumPy's."""
+        return _BACKENDS["c"] if _c_builds() else _BACKENDS["numpy"]
+
+    @property
+    def native_kernels(self) -> bool:  # type: ignore[override]
+        return self.chosen.native_kernels
+
+    def batched(self, signature: Signature, kind: BatchedKind) -> Program:
+        return self.chosen.batched(signature, kind)
+
+    def generate(self, graph: Graph, name: str, **options: Any) -> tuple[Callable, str]:
+        """The chosen backend's batched function of ``graph`` (see :meth:`_Generated.generate`)."""
+        return self.chosen.generate(graph, name, **options)
 
 
 _BACKENDS: dict[str, Backend] = {
     "numpy": _Generated("numpy", numpy_codegen), "python": _RowLoop(), "c": _C("c", c_codegen, trains=True)}
-_AUTO_C = _Auto(DEFAULT, c_codegen, trains=True)
+_AUTO = _Auto()
 
 
 def resolve(name: str | None, *, stacklevel: int = 2) -> Backend:
     """The backend called ``name`` (None: :data:`DEFAULT`).  ``"c"`` without a C compiler warns
     (a CompilerWarning, ``stacklevel`` frames above the caller) and gives NumPy; ``"auto"``
-    gives NumPy then without a word, having promised nothing else (see :func:`_auto`)."""
+    gives NumPy then without a word, having promised nothing else (see :class:`_Auto`)."""
     name = name or DEFAULT
     if name == DEFAULT:
-        return _auto()
+        return _AUTO
     backend = _BACKENDS.get(name) if isinstance(name, str) else None
     if backend is None:
         raise ArgumentError(f"unknown backend {name!r}; choose one of {', '.join((DEFAULT, *BACKENDS))}")
@@ -246,30 +266,35 @@ def resolve(name: str | None, *, stacklevel: int = 2) -> Backend:
 def choose_auto() -> str:
     """Which backend's batched programs ``backend="auto"`` (the default, and the scikit-learn
     estimators') runs: C if a C compiler is found that builds graphc's code, else NumPy."""
-    return "c" if _auto() is _AUTO_C else "numpy"
+    return _AUTO.chosen.name
 
 
-def _auto() -> Backend:
-    """``"auto"``: C's programs if a C compiler is found and builds graphc's code, else NumPy's."""
-    if c_codegen.find_compiler() is None or _c_build_failure() is not None:
-        return _BACKENDS["numpy"]
-    return _AUTO_C
+_probe_lock = threading.Lock()
+_probe: list[bool] = []  # the answer, once known
 
 
-@functools.lru_cache(maxsize=None)
-def _c_build_failure() -> str | None:
-    """Why the C compiler found cannot build graphc's code, or None if it can.  Asked once per
-    process, by building a program of one node (cached on disk like any other: once per
-    machine); a compiler that fails it (say, one without C headers) gets a CompilerWarning,
-    once, and the default runs NumPy instead of failing every batched call."""
-    b = Builder()
-    x = b.add("input", (), ("x",))
-    probe = b.finish([x], [], [b.add("mul", (x, b.const(2.0)))], name="probe")
-    try:
-        c_codegen.compile_graph(probe, "graphc_probe")
-    except GraphcError as error:
-        said = str(error).split(":\n", 1)[-1].strip()  # the compiler's own words
+def _c_builds() -> bool:
+    """Whether a C compiler is found that builds graphc's code: asked once per process, by
+    building a program of one node (cached on disk like any other: once per machine).  A
+    compiler that fails it (say, one without C headers) gets one CompilerWarning, at the
+    user's line, and the default runs NumPy instead of failing every batched call."""
+    if _probe:
+        return _probe[0]
+    with _probe_lock:
+        if _probe:
+            return _probe[0]
+        failure = None
+        if c_codegen.find_compiler() is not None:
+            b = Builder()
+            x = b.add("input", (), ("x",))
+            probe = b.finish([x], [], [b.add("mul", (x, b.const(2.0)))], name="probe")
+            try:
+                c_codegen.compile_graph(probe, "graphc_probe")
+            except (GraphcError, OSError) as error:
+                failure = str(error).split(":\n", 1)[-1].strip()  # the compiler's own words
+        _probe.append(c_codegen.find_compiler() is not None and failure is None)
+    if failure is not None:
         warnings.warn(f"graphc: the C compiler {c_codegen.find_compiler()[0]} cannot build graphc's code, so "
-                      f"the default backend runs NumPy; it said: {said}", CompilerWarning, stacklevel=2)
-        return said
-    return None
+                      f"the default backend runs NumPy; it said: {failure}", CompilerWarning,
+                      stacklevel=_user_stacklevel())
+    return _probe[0]

@@ -6,7 +6,7 @@ Same data, same model, same loss and the same learning-rate schedule as microgra
 demo.ipynb.  Three ways to run the same 100 steps:
 
 * default: the per-sample loss is compiled once and evaluated over all 100 rows in one
-  batched NumPy call (``step.mean(X, y) + reg``);
+  batched call (``step.mean(X, y) + reg``), generated C where a C compiler is found, else NumPy;
 * ``--python``: the full-batch loss compiled to straight-line Python;
 * ``--eager``: micrograd's own loop on graphc's eager engine.
 """
@@ -104,7 +104,8 @@ def train_compiled(model, X, y, steps: int = 100, log=print, progress: bool = Fa
 
 
 def train_batched(model, X, y, steps: int = 100, log=print, progress: bool = False):
-    """The batched loop: a per-sample loss, averaged over the rows by generated NumPy code."""
+    """The batched loop: a per-sample loss, averaged over the rows by generated code (the
+    default backend's: C where a compiler is found, else NumPy)."""
     def sample_loss(x, yi):
         return (1 + -yi * model(x)).relu()
 

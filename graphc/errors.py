@@ -1,4 +1,19 @@
 """The errors and warnings graphc raises."""
+from __future__ import annotations
+
+import os
+import sys
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _user_stacklevel() -> int:
+    """The ``stacklevel`` that points a warning (warned by the caller) at the first frame
+    outside graphc: the user's line, however deep in graphc the warning is found."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE + os.sep):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 class GraphcError(Exception):
@@ -33,9 +48,10 @@ class FrozenDataWarning(TracerWarning):
 
 
 class CompilerWarning(UserWarning):
-    """The C backend cannot run as usual: without a C compiler the NumPy backend runs instead;
-    without a usable cache directory C builds in a private temporary one; a damaged cached
-    library is built again.  The message says which and why."""
+    """The C backend cannot run as usual: without a C compiler the NumPy backend runs instead
+    (and so does the default where the compiler found cannot build graphc's code); without a
+    usable cache directory C builds in a private temporary one; a damaged cached library is
+    built again.  The message says which and why."""
 
 
 class LoadError(GraphcError, ValueError):

@@ -12,21 +12,17 @@ the new outcomes, with the reason in ``compiled.retraces`` and the ``retraces`` 
 from __future__ import annotations
 
 import contextlib
-import os
-import sys
 import warnings
 from typing import Any, Callable
 
 from . import logs
-from .errors import FrozenDataWarning, GraphcError
+from .errors import FrozenDataWarning, GraphcError, _user_stacklevel
 from .graph import Graph
 from .guards import GuardFailure, GuardSet
 from .trace import trace_with_record
 
 #: Programs (branch variants) one argument signature may hold before a clear error.
 MAX_VARIANTS = 8
-
-_PACKAGE = os.path.dirname(os.path.abspath(__file__))
 
 
 def trace_for_compile(name: str, fn: Callable, args: tuple, params: list | None,
@@ -106,11 +102,3 @@ def refuse_batched(name: str, signature: Any) -> None:
                           f"{f' and {len(specs) - 1} more' if len(specs) > 1 else ''}), so rows could need "
                           f"different branches. Write the branch with Value ops (relu, max, ...), or call the "
                           f"compiled function row by row")
-
-
-def _user_stacklevel() -> int:
-    """The ``stacklevel`` that points a warning at the first frame outside graphc."""
-    frame, level = sys._getframe(1), 1
-    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE + os.sep):
-        frame, level = frame.f_back, level + 1
-    return level

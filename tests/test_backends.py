@@ -1,6 +1,7 @@
 """backends: every backend answers the same calls, with one calling convention."""
 from __future__ import annotations
 
+import math
 import random
 import re
 import warnings
@@ -68,41 +69,54 @@ def test_resolve_defaults_names_and_refuses():
 
 def test_auto_is_c_exactly_when_a_c_compiler_is_found():
     assert backends.choose_auto() == ("c" if c_codegen.find_compiler() is not None else "numpy")
-    assert backends.resolve(None).name == ("auto" if c_codegen.find_compiler() is not None else "numpy")
-
-
-def test_auto_without_a_c_compiler_is_numpy_and_says_nothing(monkeypatch, recwarn):
-    monkeypatch.setattr(c_codegen, "find_compiler", lambda: None)
-    compiled = graphc.compile(lambda x: x * 2.0)
-    assert compiled.backend == "numpy" and compiled.map(np.arange(3.0)).tolist() == [0.0, 2.0, 4.0]
-    assert not recwarn.list
+    assert backends.resolve(None).name == "auto"
 
 
 @pytest.fixture
-def broken_compiler(tmp_path, monkeypatch):
+def new_process(monkeypatch):
+    """The default's question -- does a C compiler build graphc's code? -- not yet asked, as in
+    a new process; asked again afresh after the test."""
+    monkeypatch.setattr(backends, "_probe", [])
+    c_codegen.find_compiler.cache_clear()
+    yield monkeypatch
+    monkeypatch.undo()
+    c_codegen.find_compiler.cache_clear()
+
+
+def test_scalar_calls_on_the_default_never_look_for_a_compiler(new_process):
+    def unasked():
+        raise AssertionError("looked for a C compiler")
+    new_process.setattr(c_codegen, "find_compiler", unasked)
+    x = Value(2.0)
+    out = graphc.compile(lambda x: (x * 3.0).tanh())(x)
+    out.backward()
+    assert out.data == math.tanh(6.0) and x.grad == (1 - math.tanh(6.0) ** 2) * 3.0
+
+
+def test_auto_without_a_c_compiler_is_numpy_and_says_nothing(new_process, recwarn):
+    new_process.setattr(c_codegen, "find_compiler", lambda: None)
+    compiled = graphc.compile(lambda x: x * 2.0)
+    assert compiled.map(np.arange(3.0)).tolist() == [0.0, 2.0, 4.0] and "(NumPy backend)" in compiled.source
+    assert compiled.backend == "auto" and backends.choose_auto() == "numpy" and not recwarn.list
+
+
+def test_auto_with_a_compiler_that_cannot_build_warns_once_and_runs_numpy(new_process, tmp_path):
     """A C compiler that answers --version but builds nothing (say, one without C headers)."""
     script = tmp_path / "cc"
     script.write_text('#!/bin/sh\nif [ "$1" = --version ]; then echo "broken cc 1.0"; exit 0; fi\n'
                       'echo "fatal error: math.h: No such file or directory" >&2; exit 1\n')
     script.chmod(0o755)
-    monkeypatch.setenv("CC", str(script))
-    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path / "cache"))
-    for cached in (c_codegen.find_compiler, backends._c_build_failure):
-        cached.cache_clear()
-    yield
-    monkeypatch.undo()
-    for cached in (c_codegen.find_compiler, backends._c_build_failure):
-        cached.cache_clear()
-
-
-def test_auto_with_a_compiler_that_cannot_build_warns_once_and_runs_numpy(broken_compiler):
-    with pytest.warns(graphc.CompilerWarning, match="cannot build graphc's code, so the default backend runs NumPy; it said: fatal error: math.h"):
-        compiled = graphc.compile(lambda x: x * 3.0)
-    assert compiled.backend == "numpy" and compiled.map(np.arange(3.0)).tolist() == [0.0, 3.0, 6.0]
-    assert backends.choose_auto() == "numpy"
+    new_process.setenv("CC", str(script))
+    new_process.setenv("GRAPHC_CACHE_DIR", str(tmp_path / "cache"))
+    compiled = graphc.compile(lambda x: x * 3.0)
+    said = "cannot build graphc's code, so the default backend runs NumPy; it said: fatal error: math.h"
+    with pytest.warns(graphc.CompilerWarning, match=said) as caught:
+        assert compiled.map(np.arange(3.0)).tolist() == [0.0, 3.0, 6.0]  # this line is named
+    assert caught[0].filename == __file__ and "(NumPy backend)" in compiled.source
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert graphc.compile(lambda x: x * 3.0).backend == "numpy"  # said once
+        assert backends.choose_auto() == "numpy"  # said once
+        assert graphc.compile(lambda x: x * 3.0).map(np.arange(2.0)).tolist() == [0.0, 3.0]
 
 
 @pytest.mark.skipif(c_codegen.find_compiler() is None, reason="needs a C compiler")
