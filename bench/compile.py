@@ -155,11 +155,10 @@ def demo_compile(repeat: int = 3, backend: str | None = None, warm: bool = False
     best = (float("inf"), float("inf"))
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from contenders.graphc_ import cold_cache
-    with cold_cache():
+    with cold_cache(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", graphc.FrozenDataWarning)  # the demo's captured data, on purpose
         if warm:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", graphc.FrozenDataWarning)  # said by the timed compiles
-                graphc.compile(loss, backend=backend)().backward()
+            graphc.compile(loss, backend=backend)().backward()
         for _ in range(repeat):
             compiled = graphc.compile(loss, backend=backend)
             with contextlib.nullcontext() if warm else cold_cache():
