@@ -283,8 +283,8 @@ def _c_builds() -> bool:
     with _probe_lock:
         if _probe:
             return _probe[0]
-        failure = None
-        if c_codegen.find_compiler() is not None:
+        compiler, failure = c_codegen.find_compiler(), None
+        if compiler is not None:
             b = Builder()
             x = b.add("input", (), ("x",))
             probe = b.finish([x], [], [b.add("mul", (x, b.const(2.0)))], name="probe")
@@ -292,9 +292,9 @@ def _c_builds() -> bool:
                 c_codegen.compile_graph(probe, "graphc_probe")
             except (GraphcError, OSError) as error:
                 failure = str(error).split(":\n", 1)[-1].strip()  # the compiler's own words
-        _probe.append(c_codegen.find_compiler() is not None and failure is None)
+        _probe.append(compiler is not None and failure is None)
     if failure is not None:
-        warnings.warn(f"graphc: the C compiler {c_codegen.find_compiler()[0]} cannot build graphc's code, so "
+        warnings.warn(f"graphc: the C compiler {compiler[0]} cannot build graphc's code, so "
                       f"the default backend runs NumPy; it said: {failure}", CompilerWarning,
                       stacklevel=_user_stacklevel())
     return _probe[0]
