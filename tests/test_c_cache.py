@@ -238,7 +238,8 @@ def test_the_estimators_default_backend_fits_with_an_unusable_cache_and_says_why
     pytest.importorskip("sklearn")
     graphc_sklearn = pytest.importorskip("graphc.sklearn")
     monkeypatch.setenv("GRAPHC_CACHE_DIR", "/proc/nope")
-    monkeypatch.setattr(graphc_sklearn, "_PROGRAMS", OrderedDict())  # compile afresh
+    from graphc.sklearn import _programs
+    monkeypatch.setattr(_programs, "_PROGRAMS", OrderedDict())  # compile afresh: the dict the estimators read
     X = np.random.default_rng(0).normal(size=(30, 2))
     y = (X[:, 0] > 0).astype(int)
     with pytest.warns(CompilerWarning, match="/proc/nope cannot be made"):
