@@ -250,17 +250,23 @@ def resolve(name: str | None, *, stacklevel: int = 2) -> Backend:
     """The backend called ``name`` (None: :data:`DEFAULT`).  ``"c"`` without a C compiler warns
     (a CompilerWarning, ``stacklevel`` frames above the caller) and gives NumPy; ``"auto"``
     gives NumPy then without a word, having promised nothing else (see :class:`_Auto`)."""
-    name = name or DEFAULT
+    name = check_name(name)
     if name == DEFAULT:
         return _AUTO
-    backend = _BACKENDS.get(name) if isinstance(name, str) else None
-    if backend is None:
-        raise ArgumentError(f"unknown backend {name!r}; choose one of {', '.join((DEFAULT, *BACKENDS))}")
+    backend = _BACKENDS[name]
     if name == "c" and c_codegen.find_compiler() is None:
         warnings.warn("graphc.compile(backend='c'): no C compiler found (set CC, or install gcc or "
                       "clang); using the NumPy backend instead", CompilerWarning, stacklevel=stacklevel + 1)
         backend = _BACKENDS["numpy"]
     return backend
+
+
+def check_name(name: str | None) -> str:
+    """``name`` (None: :data:`DEFAULT`) if it names a backend, else an ArgumentError listing them."""
+    name = name or DEFAULT
+    if name != DEFAULT and not (isinstance(name, str) and name in _BACKENDS):
+        raise ArgumentError(f"unknown backend {name!r}; choose one of {', '.join((DEFAULT, *BACKENDS))}")
+    return name
 
 
 def choose_auto() -> str:

@@ -48,8 +48,7 @@ class Compiled:
         if not callable(fn):
             raise ArgumentError(f"graphc.compile needs a function or a Module; got {type(fn).__name__}")
         reject_foreign_module(fn)
-        if numerics not in NUMERICS:
-            raise ArgumentError(f"numerics must be one of {', '.join(map(repr, NUMERICS))}; got {numerics!r}")
+        check_numerics(numerics)
         self._backend = backends.resolve(backend, stacklevel=3)
         self.fn = fn
         self.backend = self._backend.name
@@ -281,9 +280,13 @@ class Compiled:
         return Stages(self._require_latest(), output, wrt_inputs)
 
 
-def compile(fn_or_module: Callable | Module, *, backend: str | None = None,  # noqa: A001
-            numerics: str = "exact") -> Compiled:
+def compile(fn_or_module: Callable | Module | None = None, *, backend: str | None = None,  # noqa: A001
+            numerics: str = "exact") -> Compiled | Callable[[Callable | Module], Compiled]:
     """Compile a function (or a Module) of Values: trace, optimize, differentiate, generate.
+
+    A decorator too, bare (``@graphc.compile``) or with options
+    (``@graphc.compile(backend="c")``, as ``torch.compile`` takes them): given only options,
+    it checks them and returns the function that compiles with them.
 
     ``backend`` chooses how calls run: ``"c"`` (generated C, built with the system compiler
     and cached on disk; without a compiler, a CompilerWarning and NumPy), ``"numpy"`` or
@@ -299,9 +302,19 @@ def compile(fn_or_module: Callable | Module, *, backend: str | None = None,  # n
     the batched code sum in any order -- BLAS for NumPy's layer ops, fused multiply-adds and
     reassociation in C -- within a documented budget of exact (README, "Exactness").
     """
-    return Compiled(fn_or_module, backend=backend, numerics=numerics)
+    if fn_or_module is not None:
+        return Compiled(fn_or_module, backend=backend, numerics=numerics)
+    check_numerics(numerics)
+    backends.check_name(backend)
+
+    def compile_with_options(fn: Callable | Module) -> Compiled:
+        return Compiled(fn, backend=backend, numerics=numerics)
+    return compile_with_options
 
 
+def check_numerics(numerics: str) -> None:
+    if numerics not in NUMERICS:
+        raise ArgumentError(f"numerics must be one of {', '.join(map(repr, NUMERICS))}; got {numerics!r}")
 
 
 def _flat_arrays(tree: Any) -> list:

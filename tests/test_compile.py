@@ -133,6 +133,42 @@ def test_unknown_backend_and_non_callable():
         graphc.compile(3)
 
 
+def test_compile_is_a_decorator_bare_and_with_options():
+    @graphc.compile
+    def bare(x):
+        return (x * 3.0).tanh()
+
+    @graphc.compile(backend="numpy", numerics="stable")
+    def with_options(x):
+        return (1 + x.exp()).log()
+
+    assert isinstance(bare, graphc.Compiled) and bare.backend == "auto" and bare(0.5).data == math.tanh(1.5)
+    assert with_options.backend == "numpy" and with_options.numerics == "stable"
+    assert with_options.map(np.array([0.0, 800.0])).tolist() == [math.log(2.0), 800.0]  # log1p(exp): no inf
+    x = Value(0.25)
+    out = with_options(x)
+    out.backward()
+    assert rel_err(x.grad, 1 / (1 + math.exp(-0.25))) < 1e-15
+
+
+def test_compile_with_bad_options_says_so_before_any_function_is_given():
+    with pytest.raises(TypeError, match="unknown backend 'fortran'"):
+        graphc.compile(backend="fortran")
+    with pytest.raises(TypeError, match="numerics must be one of"):
+        graphc.compile(numerics="fastest")
+    with pytest.raises(TypeError, match="needs a function or a Module"):
+        graphc.compile(backend="numpy")(3)
+
+
+def test_the_decorators_no_compiler_warning_names_the_decorated_line(monkeypatch):
+    from graphc.codegen import c as c_codegen
+    monkeypatch.setattr(c_codegen, "find_compiler", lambda: None)
+    decorate = graphc.compile(backend="c")
+    with pytest.warns(graphc.CompilerWarning, match="no C compiler found") as caught:
+        compiled = decorate(lambda x: x * 2.0)
+    assert caught[0].filename == __file__ and compiled.map(np.arange(2.0)).tolist() == [0.0, 2.0]
+
+
 @settings(max_examples=200, deadline=None)
 @given(programs(), st.lists(st.floats(-2, 2), min_size=3, max_size=3))
 def test_compiled_equals_eager_on_random_graphs(spec, point):
