@@ -36,7 +36,7 @@ import numpy as np
 from . import autodiff, ops
 from .backends import Backend
 from .graph import Builder, Graph
-from .passes import VECTOR_PIPELINE, optimize
+from .passes import JOINT_VECTOR_PIPELINE, VECTOR_PIPELINE, optimize
 from .passes.rows import RowSplit, recover_rows
 from .rows_kernels import outer_function, row_kernel
 from .walk import depth_first
@@ -174,7 +174,8 @@ class RowsProgram:
             with self._lock:
                 made = self._rows.get(chain)
                 if made is None:
-                    joint = optimize(autodiff.grad(self._row_vector, chain, wrt_inputs=False), passes=VECTOR_PIPELINE)
+                    joint = optimize(autodiff.grad(self._row_vector, chain, wrt_inputs=False),
+                                     passes=JOINT_VECTOR_PIPELINE)
                     kernel = row_kernel(self.backend, self._row_vector, joint, f"{self.name}_rows", self.n_chains)
                     reached = _reached(joint, self.n_chains)
                     in_rows = None if all(reached) else np.array(reached, dtype=bool)
@@ -191,7 +192,7 @@ class RowsProgram:
                 if made is None:
                     joint = autodiff.grad(self._outer_graph, output, wrt_inputs=True)
                     # re-rolled where it runs as a native program of one row (an L2 term: one dot product)
-                    joint = optimize(joint, passes=VECTOR_PIPELINE) if self.backend.native_kernels else optimize(joint)
+                    joint = optimize(joint, passes=JOINT_VECTOR_PIPELINE) if self.backend.native_kernels else optimize(joint)
                     function, source = outer_function(self.backend, joint, f"{self.name}_outer", self.n_outputs)
                     reached = _reached(joint, self.n_outputs)[self.n_inputs:]
                     made = self._outers[output] = (function, source, tuple(reached))

@@ -22,7 +22,7 @@ from .errors import ArgumentError, GraphcError, ShapeError
 from .gcpause import gc_paused
 from .graph import Graph
 from .nn import Module
-from .passes import VECTOR_PIPELINE, OptimizeReport, optimize
+from .passes import JOINT_VECTOR_PIPELINE, VECTOR_PIPELINE, OptimizeReport, optimize
 from .rows_program import RowsProgram, rows_program
 from .variants import trace_for_compile
 from .tree import SCALAR, describe
@@ -216,7 +216,7 @@ class Signature:
         with _Timer(self.stats, "autodiff"):
             raw = autodiff.grad(forward, output, wrt_inputs=wrt_inputs)
         with _Timer(self.stats, "optimize"):
-            joint, report = optimize(raw, report=True, passes=VECTOR_PIPELINE if vector else None,
+            joint, report = optimize(raw, report=True, passes=JOINT_VECTOR_PIPELINE if vector else None,
                                      numerics=self.numerics)
         self.stats.joint_nodes, self.stats.joint_optimized_nodes = len(raw), len(joint)
         self._report(f"{'re-rolled ' if vector else ''}gradient of output {output}", report)

@@ -146,14 +146,14 @@ def functools_max(values):
 
 
 def test_a_deep_graph_does_not_recurse():
-    def chain(x, w):
+    def chain(x, w, v):
         for _ in range(10_000):
-            x = (x * w + w * 0.5).tanh()
+            x = (x * w + v * 0.5).tanh()
         return x
-    g = trace(chain, 0.1, 0.3)
+    g = trace(chain, 0.1, 0.3, -0.2)
     r = rolled(g)
     assert r.counts()["dot"] == 10_000
-    assert run(r, [0.1, 0.3]) == run(g, [0.1, 0.3])
+    assert run(r, [0.1, 0.3, -0.2]) == run(g, [0.1, 0.3, -0.2])
 
 
 @st.composite

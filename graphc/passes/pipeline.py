@@ -12,7 +12,7 @@ from .cse import cse
 from .dce import dce
 from .flatten import flatten
 from .fold import fold
-from .reroll import reroll
+from .reroll import reroll, reroll_final
 from .simplify import simplify
 from .stabilize import stabilize
 
@@ -23,6 +23,9 @@ PIPELINE = (fold, simplify, flatten, cse, dce)
 #: For the batched backends (NumPy, C): the same, plus re-rolling dot products into tensor
 #: ops (see :mod:`graphc.passes.reroll` for why it is not in ``PIPELINE``).
 VECTOR_PIPELINE = (fold, simplify, flatten, reroll, cse, dce)
+#: For a joint forward and gradient graph, which is not differentiated again: the same, with
+#: :func:`~graphc.passes.reroll.reroll_final`.
+JOINT_VECTOR_PIPELINE = (fold, simplify, flatten, reroll_final, cse, dce)
 MAX_ROUNDS = 10
 #: ``optimize(numerics=...)``: "exact" keeps every result bit for bit; "stable" also applies
 #: graphc.passes.stabilize; "fast" optimizes as "exact" (its freedom -- fused multiply-adds,

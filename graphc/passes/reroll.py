@@ -47,13 +47,16 @@ gradient graph does.  Gradients of re-rolled nodes come from their vjp rules
 ``vecmat`` adds rows last-first, the order reverse mode reaches a layer's neurons in.
 That order holds for a lane only if no other reader of it comes between the layer's rows,
 so rule 2 leaves rows as dots where one would (a neuron split in two sums around another
-neuron, a lane read twice by one row), and rule 5 puts the gradient parts that came
-before the layer in front of its rows.
+neuron, a lane read twice by one row) -- or, for lanes that are scalars of their own,
+whose dots would share one pack, as the scalar sums they are -- and rule 5 puts the
+gradient parts that came before the layer in front of its rows.
 
 **Where it runs.**  Not in :data:`~graphc.passes.PIPELINE` (``optimize``): the Python
 backend runs scalar code fastest, and ``compiled.graph`` stays the graph as traced and
 simplified.  The batched backends (NumPy, C) run :data:`VECTOR_PIPELINE`, where one
-tensor op replaces hundreds of per-node dispatches (NumPy) or statements (C).
+tensor op replaces hundreds of per-node dispatches (NumPy) or statements (C), on the
+forward graph, and :data:`JOINT_VECTOR_PIPELINE` (:func:`reroll_final`) on the joint
+forward and gradient graph, which no gradient is taken of.
 
 The rewritten nodes are put in a valid order by a stable topological sort (Kahn's
 algorithm with a heap: no recursion); new nodes are placed as early as their operands
@@ -68,6 +71,7 @@ from collections import Counter
 from .. import ops
 from ..graph import Builder, Graph, first_repeated_const
 from ..graph_arrays import Users
+from ..walk import depth_first_ids
 from .base import PassResult, PassStats, unchanged
 from .reroll_check import could_change
 
@@ -135,12 +139,22 @@ def reroll(graph: Graph) -> PassResult:
     return rerolled(graph)
 
 
-def rerolled(graph: Graph) -> PassResult:
+def reroll_final(graph: Graph) -> PassResult:
+    """:func:`reroll` for a graph that is not differentiated again (a joint forward and
+    gradient graph): rows whose lanes are scalars of their own are rolled even where
+    another reader comes between them, which changes no value (only the order in which
+    a gradient of this graph would add its parts)."""
+    if not could_change(graph):
+        return unchanged("reroll", graph)
+    return rerolled(graph, to_differentiate=False)
+
+
+def rerolled(graph: Graph, to_differentiate: bool = True) -> PassResult:
     """:func:`reroll` without the quick check: every rule tried."""
     shapes = graph.shapes
     work = _EditableGraph(graph)
     _accumulate_vecmats(work, shapes)
-    _roll_sums(work, shapes)
+    _roll_sums(work, shapes, to_differentiate)
     _vectorize_outputs(work)
     _vectorize(work)
     _gather_units(work)
@@ -168,7 +182,7 @@ def _product_run(work: _EditableGraph, shapes: list, operands: tuple) -> tuple[i
     return best
 
 
-def _roll_sums(work: _EditableGraph, shapes: list) -> None:
+def _roll_sums(work: _EditableGraph, shapes: list, to_differentiate: bool) -> None:
     candidates = []  # (sum id, prefix, products' (a, b) pairs, suffix, products)
     for i in range(work.n_original):
         if work.ops[i] in ops.SUMS and not shapes[i]:
@@ -180,6 +194,7 @@ def _roll_sums(work: _EditableGraph, shapes: list) -> None:
     if not candidates:
         return
     users = _users(work.graph)
+    reached = _ReverseModeOrder(work.graph) if to_differentiate else None
     count: dict[tuple, int] = {}
     for _, _, pairs, _, _ in candidates:
         sides = {tuple(p[0] for p in pairs), tuple(p[1] for p in pairs)}
@@ -198,9 +213,10 @@ def _roll_sums(work: _EditableGraph, shapes: list) -> None:
         # first, and so does vecmat (last row first) -- a row whose sum is made later (a
         # neuron summed inside the loss's own sum) must not move to the end.
         rows.sort(key=lambda row: row[0][4][0])
-        if len(rows) >= 2 and _independent(work, rows) and _in_reverse_mode_order(work, shared, rows, users):
+        in_order = _in_reverse_mode_order(work, shared, rows, users, reached)
+        if len(rows) >= 2 and in_order and _independent(work, rows):
             _matvec(work, shared, rows)
-        else:
+        elif in_order or _lanes_of_one_vector(work, shared):  # else left as they are (see there)
             for (i, prefix, _, suffix, products), other in rows:
                 _dot(work, i, prefix, other, shared, suffix, products)
 
@@ -220,29 +236,63 @@ def _independent(work: _EditableGraph, rows: list) -> bool:
     return not any(a in reached for a in operands)
 
 
-def _in_reverse_mode_order(work: _EditableGraph, shared: tuple, rows: list, users: Users) -> bool:
-    """Whether ``vecmat`` would add each lane's gradient parts from these rows as reverse
-    mode adds them: every lane that has a gradient is read once per row, by products made
-    in row order (ids are the trace's order), with no other reader made in between.
+class _ReverseModeOrder:
+    """``place[i]``: where node ``i`` of ``graph`` is in the depth-first post-order from its
+    outputs, whose reverse is the order reverse mode reaches nodes in (made on first use:
+    most layers' lanes have no reader but the layer's rows, and need no order at all).
+    Ids are not that order after a first round of re-rolling: it puts a dot's packs as
+    early as their operands allow, before rows of a layer they were read between."""
 
-    Only asked where the lanes are those of one vector (a layer's outputs), whose gradient
-    parts the rows would otherwise add one by one, in reverse mode's order, as dots.  Lanes
-    that are scalars of their own with other readers (``h + layer(h)``) get their gradient
-    parts in another order either way (README, "Exactness"), and a matvec is faster."""
-    if not all(work.ops[x] == "index" and work.args[x][0] == work.args[shared[0]][0] for x in shared):
+    __slots__ = ("graph", "_place")
+
+    def __init__(self, graph: Graph) -> None:
+        self.graph, self._place = graph, None
+
+    def __getitem__(self, i: int) -> int:
+        if self._place is None:
+            self._place = [-1] * len(self.graph)
+            for k, node in enumerate(depth_first_ids(self.graph.outputs, self.graph.args)):
+                self._place[node] = k
+        return self._place[i]
+
+
+def _in_reverse_mode_order(work: _EditableGraph, shared: tuple, rows: list, users: Users,
+                           reached: _ReverseModeOrder | None) -> bool:
+    """Whether ``vecmat`` would add each lane's gradient parts from these rows as reverse
+    mode adds them: no other reader of a lane is reached between the rows' products (in
+    reverse mode's order); for the lanes of one vector (a layer's outputs), also each lane
+    read once per row, by products made in row order (ids are the trace's order).
+
+    If not, the lanes of one vector stay dots, whose parts reverse mode adds one by one, in
+    its own order.  Lanes that are scalars of their own stay the scalar sums they are: as
+    dots they would share one ``pack`` (the rows read the same lanes), whose parts reach
+    each lane together, so a reader in between -- a neuron written the other way round,
+    ``h0 * w`` where the others have ``w * h0``, which is not one of the rows -- would get
+    its part after the rows' instead of between them.
+
+    ``reached`` None: a graph no gradient is taken of (:func:`reroll_final`), where only
+    the lanes of one vector are asked, by ids."""
+    one_vector = _lanes_of_one_vector(work, shared)
+    if reached is None and not one_vector:
         return True
     for k, x in enumerate(shared):
         if work.ops[x] == "const":
             continue
-        if shared.count(x) > 1:
-            return False
         products = [cand[4][k] for cand, _ in rows]
-        if products != sorted(products):
+        if one_vector and (shared.count(x) > 1 or products != sorted(products)):
             return False
-        first, last = products[0], products[-1]
-        if any(first < u < last and u not in products for u in users[x]):
-            return False
+        others = [u for u in users[x] if u not in products]
+        if others:
+            place = reached if reached is not None else range(len(work.graph))
+            places = [place[m] for m in products]
+            first, last = min(places), max(places)
+            if (one_vector and places != sorted(places)) or any(first < place[u] < last for u in others):
+                return False
     return True
+
+
+def _lanes_of_one_vector(work: _EditableGraph, shared: tuple) -> bool:
+    return all(work.ops[x] == "index" and work.args[x][0] == work.args[shared[0]][0] for x in shared)
 
 
 def _users(graph: Graph) -> Users:

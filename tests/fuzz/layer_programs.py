@@ -9,8 +9,10 @@ weights are params, elementwise functions of params (``w*0.5``, ``w.tanh()``,
 constants (a layer of constant rows); summed as an add chain, one ``sum`` op, or two
 chains added (``(a*x + b*y) + (c*x + d*y)``), params on either side of a product, with
 mixed extra terms (``w*x + y*0.5 + b``); a layer as wide as its input may add that input
-back (a residual connection).  Outputs are some lanes of some layers, and the scalar loss
-is one of them or their sum.
+back (a residual connection).  A neuron may read one lane only (``w*x``, which nothing
+rolls), so the next layer reads scalars of their own rather than a vector's lanes, with
+its neurons' products turned either way.  Outputs are some lanes of some layers, and the
+scalar loss is one of them or their sum.
 """
 from __future__ import annotations
 
@@ -69,9 +71,11 @@ class _Draws:
 
     def neuron(self, width: int, weights: str) -> dict:
         lanes = list(range(width))
-        shape = self.draw(st.sampled_from(["all lanes"] * 3 + ["skip one", "each twice"]))
+        shape = self.draw(st.sampled_from(["all lanes"] * 3 + ["skip one", "each twice", "one lane"]))
         if shape == "skip one" and width > 1:
             del lanes[self.draw(st.integers(0, width - 1))]
+        if shape == "one lane":  # a single product, which nothing rolls: the next layer's lanes are scalars
+            lanes = [self.draw(st.integers(0, width - 1))]
         if shape == "each twice":  # (a*x + b*y) + (c*x + d*y), when split in halves
             lanes += lanes
         terms = [(self.weight(weights), lane, self.draw(st.booleans())) for lane in lanes]
