@@ -88,6 +88,7 @@ class Record:
     def __init__(self) -> None:
         self.guards: list[Guard] = []
         self.frozen: Counter = Counter()  # (what, where) -> how many numbers
+        self.texts: Counter = Counter()  # where -> how many traced numbers turned into text
         self._random = None
         self.random_drawn = False
         self.counting = False  # set while the traced function itself runs (not its placeholders)
@@ -108,6 +109,12 @@ class Record:
         """A NumPy number met as an operand (``-yi * score`` with ``yi`` from an array)."""
         if self.counting and _is_numpy_number(x):
             self._froze("NumPy numbers in arithmetic", user_frame())
+
+    def text(self) -> None:
+        """A traced number turned into text (``str``, ``repr``, ``format``, an f-string): the
+        text holds the trace's number, which later calls do not recompute."""
+        if self.counting:
+            self.texts[location(user_frame())] += 1
 
     def _froze(self, what: str, frame) -> None:
         self.frozen[what, location(frame)] += 1
@@ -138,10 +145,18 @@ class Record:
         if self.random_drawn:
             parts.append("drew random numbers while it was traced (the state of Python's random module or "
                          "NumPy's global generator changed): every call reuses the traced draws")
+        advice = [] if not parts else ["Pass the data (and any random draws, made outside) as arguments "
+                                       "instead, so each call reads them"]
+        if self.texts:
+            total = sum(self.texts.values())
+            shown = ", ".join(f"{n} at {where}" for where, n in self.texts.most_common(4))
+            parts.append(f"turned {total} traced number{'s' * (total != 1)} into text (str, repr or format: "
+                         f"{shown}{', ...' if len(self.texts) > 4 else ''}): that text holds the trace's "
+                         f"numbers, and later calls neither recompute it nor print it again")
+            advice.append("To decide on a number, compare it (if x.data > 0: checked on every call), not its text")
         if not parts:
             return None
-        return (f"graphc.compile({name}): the trace {'; and it '.join(parts)}. Pass the data (and any random "
-                f"draws, made outside) as arguments instead, so each call reads them")
+        return f"graphc.compile({name}): the trace {'; and it '.join(parts)}. {'. '.join(advice)}"
 
 
 def _random_state() -> tuple:

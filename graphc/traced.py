@@ -69,10 +69,15 @@ class TracedNumber:
         return self.kind(self.node._data) if self.kind is not int or math.isfinite(self.node._data) \
             else self.node._data
 
+    # -- turned into text: the trace's number, announced once at compile (a guard would
+    # retrace a function that prints its loss on every call) ----------------------------------
+
     def __repr__(self) -> str:
+        _text()
         return repr(self.value)
 
     def __format__(self, spec: str) -> str:
+        _text()
         return format(self.value, spec)
 
     # -- used as data: recorded, computed live --------------------------------------------
@@ -246,6 +251,12 @@ def _value(x: Any) -> float:
 
 def _as_plain(x: Any) -> Any:
     return x._frozen() if isinstance(x, TracedNumber) else x
+
+
+def _text() -> None:
+    record = current_record()
+    if record is not None:
+        record.text()
 
 
 def _guard(predicate: Value, outcome: bool, what: str) -> None:

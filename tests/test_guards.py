@@ -130,6 +130,22 @@ def test_data_frozen_from_outside_the_arguments_is_said_once():
     assert g(-1.0).data == -1.0 and g.trace_count == 2  # the retrace stays quiet: said once
 
 
+def test_a_traced_number_turned_into_text_is_said_once(capsys):
+    """Regression (an adversarial tester): ``str(x.data)`` steering a branch was silently
+    stale.  Text is not guarded -- a function that prints its loss would retrace on every
+    call -- but announced, with where, and what to do instead."""
+    def fn(x):
+        print(f"x is {x.data:.1f}")
+        return x * (1.0 if str(x.data).startswith("-") else 2.0)
+    f = graphc.compile(fn)
+    with pytest.warns(FrozenDataWarning, match=r"turned 2 traced numbers into text \(str, repr or format: "
+                                               r"1 at test_guards.py:\d+, 1 at test_guards.py:\d+\).*compare it"):
+        assert f(-2.0).data == -2.0
+    assert capsys.readouterr().out == "x is -2.0\n"
+    assert f(3.0).data == 3.0 and f.trace_count == 1  # the branch the text froze (eager: 6.0), as said
+    assert capsys.readouterr().out == ""  # printed at the trace only
+
+
 def test_literal_numbers_and_settings_are_not_frozen_data():
     alpha = 1e-4
     f = graphc.compile(lambda x: alpha * x + Value(1.0) * x - 0.5)  # pytest turns warnings into errors
