@@ -25,7 +25,7 @@ from graphc.compile import BACKENDS
 from graphc.engine import topological_order
 from fuzzing import (EPS, abs_gradient, agree, budget, examples, forward_slack, graph_values,
                      reassociation_slack, same)
-from layer_programs import batches, build_mlp, layer_loss, layer_programs, mlps, run_layers
+from layer_programs import NUMBERS, batches, build_mlp, layer_loss, layer_programs, mlps, run_layers
 
 LR = 0.05
 #: A backend held to the scalar program's bits, on a program reading a param in several
@@ -143,6 +143,52 @@ def test_layer_programs_gradients_and_training_like_the_python_backend(backend, 
 @given(spec=layer_programs(), data=st.data())
 def test_built_layer_programs_gradients_and_training_like_the_python_backend(backend, spec, data):
     check_layer_gradients(backend, spec, data)
+
+
+@st.composite
+def layers_over_scalars(draw) -> tuple[int, list[list[bool]], list[float]]:
+    """A hidden layer of scalars of their own (one product each, ``x * a``: nothing rolls
+    them into a vector) read by a layer whose neurons turn each product either way
+    (``w * h`` or ``h * w``): (inputs, for each neuron whether each product has its weight
+    on the left, the params' values)."""
+    n_inputs = draw(st.integers(1, 3), label="inputs")
+    width = draw(st.integers(2, 3), label="scalars")
+    turned = draw(st.lists(st.lists(st.booleans(), min_size=width, max_size=width), min_size=2, max_size=5),
+                  label="weight on the left")
+    values = draw(st.lists(NUMBERS, min_size=width + width * len(turned), max_size=width + width * len(turned)))
+    return n_inputs, turned, values
+
+
+def scalars_loss(spec, x, params: list[Value]) -> Value:
+    n_inputs, turned, _ = spec
+    width = len(turned[0])
+    h = [x[k % n_inputs] * params[k] for k in range(width)]
+    weights = iter(params[width:])
+    neurons = []
+    for row in turned:
+        products = []
+        for k, left in enumerate(row):
+            w = next(weights)
+            products.append(w * h[k] if left else h[k] * w)
+        neurons.append(sum(products[1:], products[0]))
+    return sum((n.tanh() for n in neurons[1:]), neurons[0].tanh())
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@examples(30)
+@given(spec=layers_over_scalars(), data=st.data())
+def test_layers_over_scalars_with_products_turned_either_way_like_the_python_backend(backend, spec, data):
+    """The shape an adversarial generator found (1-3 ulps in C's gradients): neurons that
+    turn their products differently read the same scalars between the others' rows."""
+    if backend == "c" and not BUILDING:
+        return
+    X = data.draw(batches(spec[0], min_rows=1), label="X")
+    perm = np.array(data.draw(st.permutations(range(len(X))), label="order"), dtype=np.intp)
+
+    def make():
+        params = [Value(v) for v in spec[2]]
+        return (lambda x: scalars_loss(spec, list(x), params)), params
+    check_gradients_and_training(backend, make, X, perm)
 
 
 def check_layer_gradients(backend: str, spec, data) -> None:
