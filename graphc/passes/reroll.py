@@ -69,6 +69,7 @@ import math
 from collections import Counter
 
 from .. import ops
+from ..ops import LEAVES
 from ..graph import Builder, Graph, first_repeated_const
 from ..graph_arrays import Users
 from ..walk import depth_first_ids
@@ -167,12 +168,22 @@ def rerolled(graph: Graph, to_differentiate: bool = True) -> PassResult:
 
 # -- rules 1 and 2: sums of products -> dot / matvec ---------------------------------------
 
-def _product_run(work: _EditableGraph, shapes: list, operands: tuple) -> tuple[int, int]:
-    """The longest run ``operands[start:end]`` of single-use scalar products."""
+def _product_run(work: _EditableGraph, shapes: list, operands: tuple, to_differentiate: bool) -> tuple[int, int]:
+    """The longest run ``operands[start:end]`` of single-use scalar products, none of whose
+    factors is computed from another operand or factor of the sum (``o + o * o**-1``,
+    ``o + o * sigmoid(o)``).  A dot reads its factors through two packs, all first factors
+    then all second: the part of ``o`` from ``o**-1``'s derivative would reach ``o`` before
+    the product's own part, which the scalar program adds first.  (Asked only of a graph
+    that is differentiated later.)"""
     best = (0, 0)
     start = None
+    near = set(operands) if to_differentiate else set()
+    for a in operands if to_differentiate else ():
+        if work.ops[a] == "mul":
+            near.update(work.args[a])
     for k, a in enumerate(operands + (-1,)):
-        ok = a >= 0 and work.ops[a] == "mul" and work.uses[a] == 1 and not shapes[a]
+        ok = a >= 0 and work.ops[a] == "mul" and work.uses[a] == 1 and not shapes[a] \
+            and not (near and any(near.intersection(work.args[f]) for f in work.args[a]))
         if ok and start is None:
             start = k
         elif not ok and start is not None:
@@ -187,7 +198,7 @@ def _roll_sums(work: _EditableGraph, shapes: list, to_differentiate: bool) -> No
     for i in range(work.n_original):
         if work.ops[i] in ops.SUMS and not shapes[i]:
             operands = work.args[i]
-            start, end = _product_run(work, shapes, operands)
+            start, end = _product_run(work, shapes, operands, to_differentiate)
             if end - start >= MIN_PRODUCTS:
                 pairs = [work.args[m] for m in operands[start:end]]
                 candidates.append((i, list(operands[:start]), pairs, list(operands[end:]), operands[start:end]))
@@ -218,7 +229,7 @@ def _roll_sums(work: _EditableGraph, shapes: list, to_differentiate: bool) -> No
             _matvec(work, shared, rows)
         elif in_order or _lanes_of_one_vector(work, shared):  # else left as they are (see there)
             for (i, prefix, _, suffix, products), other in rows:
-                _dot(work, i, prefix, other, shared, suffix, products)
+                _dot(work, i, prefix, other, shared, suffix, products, to_differentiate)
 
 
 def _independent(work: _EditableGraph, rows: list) -> bool:
@@ -317,9 +328,9 @@ def _finish_row(work: _EditableGraph, i: int, value_op: str, value_args: tuple, 
 
 
 def _dot(work: _EditableGraph, i: int, prefix: list[int], u: tuple, v: tuple, suffix: list[int],
-         products: tuple) -> None:
+         products: tuple, to_differentiate: bool) -> None:
     sides = _one_side_each(work, u, v)
-    if sides is None:
+    if sides is None or (to_differentiate and not (_shallow(work, sides[0]) or _shallow(work, sides[1]))):
         return
     u, v = sides
     acc = _accumulator(work, prefix)
@@ -327,6 +338,20 @@ def _dot(work: _EditableGraph, i: int, prefix: list[int], u: tuple, v: tuple, su
     pv = work.add("pack", v, ((len(v),),))
     _finish_row(work, i, "dot", (acc, pu, pv), (), suffix, products)
     work.hits["dot"] += 1
+
+
+def _shallow(work: _EditableGraph, side: tuple) -> bool:
+    """Whether every factor of ``side`` is a leaf, one op on leaves (a weight, ``tanh(w)``)
+    or a lane of a tensor (``index``: lanes apart get their parts apart).
+
+    A dot reads its first factors, then its second; the scalar sum reads each product's two
+    in turn.  So a node read within the second factor of one product and within the first
+    of a later one (``c*h + 0.01*l2``, b in both h and l2) would get those parts in the
+    other order; with one side all such factors, nothing else is read within that side
+    (README, "Exactness": a param read in several places is the exception)."""
+    ops_ = work.ops
+    return all(ops_[f] in LEAVES or ops_[f] == "index" or all(ops_[a] in LEAVES for a in work.args[f])
+               for f in side)
 
 
 def _one_side_each(work: _EditableGraph, u: tuple, v: tuple) -> tuple[tuple, tuple] | None:
