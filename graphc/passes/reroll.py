@@ -330,7 +330,7 @@ def _finish_row(work: _EditableGraph, i: int, value_op: str, value_args: tuple, 
 def _dot(work: _EditableGraph, i: int, prefix: list[int], u: tuple, v: tuple, suffix: list[int],
          products: tuple, to_differentiate: bool) -> None:
     sides = _one_side_each(work, u, v)
-    if sides is None or (to_differentiate and not (_shallow(work, sides[0]) or _shallow(work, sides[1]))):
+    if sides is None or (to_differentiate and not _simple(work, u + v)):
         return
     u, v = sides
     acc = _accumulator(work, prefix)
@@ -340,18 +340,20 @@ def _dot(work: _EditableGraph, i: int, prefix: list[int], u: tuple, v: tuple, su
     work.hits["dot"] += 1
 
 
-def _shallow(work: _EditableGraph, side: tuple) -> bool:
-    """Whether every factor of ``side`` is a leaf, one op on leaves (a weight, ``tanh(w)``)
-    or a lane of a tensor (``index``: lanes apart get their parts apart).
+def _simple(work: _EditableGraph, factors: tuple) -> bool:
+    """Whether every factor is a leaf, a tensor's lane (``index``), or one op on those (a
+    weight, ``tanh(w)``, ``relu(h[k])``): nothing but the factor itself is computed for
+    it alone, within the sum.
 
-    A dot reads its first factors, then its second; the scalar sum reads each product's two
-    in turn.  So a node read within the second factor of one product and within the first
-    of a later one (``c*h + 0.01*l2``, b in both h and l2) would get those parts in the
-    other order; with one side all such factors, nothing else is read within that side
-    (README, "Exactness": a param read in several places is the exception)."""
-    ops_ = work.ops
-    return all(ops_[f] in LEAVES or ops_[f] == "index" or all(ops_[a] in LEAVES for a in work.args[f])
-               for f in side)
+    A dot reads its first factors, then its second, each pack where the last of them is;
+    the scalar sum reads each product's two in turn.  So a node read within a factor's own
+    computation -- ``c*h2 + 0.01*l2``, b in both h2 and l2; ``p0*x0 + 0.001*l2``, p0 in
+    l2, whose part would now come after the product's -- would get its parts in another
+    order.  Lanes apart get their parts apart (README, "Exactness": a param read in
+    several places is the exception)."""
+    ops_, args = work.ops, work.args
+    plain = ("index",) + LEAVES
+    return all(ops_[f] in plain or all(ops_[a] in plain for a in args[f]) for f in factors)
 
 
 def _one_side_each(work: _EditableGraph, u: tuple, v: tuple) -> tuple[tuple, tuple] | None:
