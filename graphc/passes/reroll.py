@@ -177,13 +177,15 @@ def _product_run(work: _EditableGraph, shapes: list, operands: tuple, to_differe
     that is differentiated later.)"""
     best = (0, 0)
     start = None
-    near = set(operands) if to_differentiate else set()
-    for a in operands if to_differentiate else ():
-        if work.ops[a] == "mul":
-            near.update(work.args[a])
+    node_ops, args = work.ops, work.args
+    factors = [f for a in operands if node_ops[a] == "mul" for f in args[a]]
+    near = None  # the sum's operands and factors, where some factor is computed (a layer's are not)
+    if to_differentiate and any(args[f] for f in factors):
+        near = set(operands)
+        near.update(factors)
     for k, a in enumerate(operands + (-1,)):
-        ok = a >= 0 and work.ops[a] == "mul" and work.uses[a] == 1 and not shapes[a] \
-            and not (near and any(near.intersection(work.args[f]) for f in work.args[a]))
+        ok = a >= 0 and node_ops[a] == "mul" and work.uses[a] == 1 and not shapes[a] \
+            and not (near is not None and any(o in near for f in args[a] for o in args[f]))
         if ok and start is None:
             start = k
         elif not ok and start is not None:
@@ -292,7 +294,8 @@ def _in_reverse_mode_order(work: _EditableGraph, shared: tuple, rows: list, user
         products = [cand[4][k] for cand, _ in rows]
         if one_vector and (shared.count(x) > 1 or products != sorted(products)):
             return False
-        others = [u for u in users[x] if u not in products]
+        rows_products = set(products)
+        others = [u for u in users[x] if u not in rows_products]
         if others:
             place = reached if reached is not None else range(len(work.graph))
             places = [place[m] for m in products]
