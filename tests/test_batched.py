@@ -694,6 +694,43 @@ def test_an_l2_term_joining_a_neurons_sum_keeps_its_params_parts_first():
         assert_c_gradients_are_the_python_backends(loss, np.random.default_rng(seed).normal(size=(33, 7)))
 
 
+@pytest.mark.skipif(find_compiler() is None, reason="no C compiler")
+@pytest.mark.parametrize("seed", [1, 4, 5, 0])  # 1, 4, 5: off before
+def test_a_pack_of_products_reading_one_scalar_at_two_positions_is_not_vectorized(seed):
+    """Regression (a review's random programs): Python's ``sum`` left ``u0*h0`` and ``h0*v0``
+    in the accumulators of two matvecs, and vectorizing ``pack(u0*h0, h0*v0)`` into
+    ``mul(pack(u0, h0), pack(h0, v0))`` handed h0 its two parts in the packs' order: 1 ulp."""
+    random.seed(seed)
+    a, b, u, v = ([Value(random.uniform(-1, 1)) for _ in range(3)] for _ in range(4))
+    w = Value(random.uniform(-1, 1))
+
+    def loss(x):
+        h = [(a[j] * x[0] + b[j]).tanh() for j in range(3)]
+        o1 = sum([u[0] * h[0], u[1] * h[1], u[2] * h[2]])
+        o2 = sum([h[0] * v[0], h[1] * v[1], h[2] * v[2]])
+        return o1.tanh() + o2.tanh() + w * h[0]
+    assert_c_gradients_are_the_python_backends(loss, np.random.default_rng(0).normal(size=(64, 1)))
+
+
+@pytest.mark.skipif(find_compiler() is None, reason="no C compiler")
+@pytest.mark.parametrize("seed", [2, 3, 0])  # 2, 3: off before
+def test_dependent_rows_over_scalars_read_elsewhere_stay_sums(seed):
+    """Regression (a review's random programs): two rows over the scalars h, the second
+    starting from the first, became dots sharing one pack of h, so h0 got ``r + (c1 + c0)``
+    where reverse mode adds ``(r + c1) + c0`` (r from ``v * h0``): 1 ulp."""
+    random.seed(seed)
+    a = [Value(random.uniform(-1, 1)) for _ in range(3)]
+    W = [[Value(random.uniform(-1, 1)) for _ in range(3)] for _ in range(2)]
+    v = Value(random.uniform(-1, 1))
+
+    def loss(x):
+        h = [a[j] * x[0] for j in range(3)]
+        o0 = W[0][0] * h[0] + W[0][1] * h[1] + W[0][2] * h[2]
+        o1 = o0 + W[1][0] * h[0] + W[1][1] * h[1] + W[1][2] * h[2]
+        return o1.tanh() + o0.relu() + v * h[0]
+    assert_c_gradients_are_the_python_backends(loss, np.random.default_rng(0).normal(size=(64, 1)))
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_a_hidden_layer_that_is_also_an_output_gets_its_gradient_parts_in_reverse_modes_order(seed):
     """Regression: a value read by a layer and, after it, by the loss (an output of a hidden

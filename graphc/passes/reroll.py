@@ -157,7 +157,7 @@ def rerolled(graph: Graph, to_differentiate: bool = True) -> PassResult:
     _accumulate_vecmats(work, shapes)
     _roll_sums(work, shapes, to_differentiate)
     _vectorize_outputs(work)
-    _vectorize(work)
+    _vectorize(work, to_differentiate)
     _gather_units(work)
     if not any(work.hits.values()):
         return unchanged("reroll", graph)
@@ -229,9 +229,11 @@ def _roll_sums(work: _EditableGraph, shapes: list, to_differentiate: bool) -> No
         in_order = _in_reverse_mode_order(work, shared, rows, users, reached)
         if len(rows) >= 2 and in_order and _independent(work, rows):
             _matvec(work, shared, rows)
-        elif in_order or _lanes_of_one_vector(work, shared):  # else left as they are (see there)
+        elif _lanes_of_one_vector(work, shared) or (in_order and (
+                len(rows) == 1 or reached is None or not _read_elsewhere(work, shared, rows, users))):
             for (i, prefix, _, suffix, products), other in rows:
                 _dot(work, i, prefix, other, shared, suffix, products, to_differentiate)
+        # else left as they are: see _in_reverse_mode_order and _read_elsewhere
 
 
 def _independent(work: _EditableGraph, rows: list) -> bool:
@@ -303,6 +305,19 @@ def _in_reverse_mode_order(work: _EditableGraph, shared: tuple, rows: list, user
             if (one_vector and places != sorted(places)) or any(first < place[u] < last for u in others):
                 return False
     return True
+
+
+def _read_elsewhere(work: _EditableGraph, shared: tuple, rows: list, users: Users) -> bool:
+    """Whether a lane (not a constant) has a reader besides these rows' products.  Rows that
+    stay dots over scalars of their own share one pack of those lanes, whose parts reach
+    each lane as one sum (``r + (c1 + c0)``, where reverse mode adds ``(r + c1) + c0``):
+    exact only where the rows are the lanes' only readers."""
+    for k, x in enumerate(shared):
+        if work.ops[x] != "const":
+            mine = {cand[4][k] for cand, _ in rows}
+            if any(u not in mine for u in users[x]):
+                return True
+    return False
 
 
 def _lanes_of_one_vector(work: _EditableGraph, shared: tuple) -> bool:
@@ -409,7 +424,20 @@ def _matvec(work: _EditableGraph, shared: tuple, rows: list) -> None:
 
 # -- rule 3: vectorize packs ---------------------------------------------------------------
 
-def _vectorize(work: _EditableGraph) -> None:
+def _in_two_columns(work: _EditableGraph, lanes: tuple, arity: int) -> bool:
+    """Whether a node (not a constant) is an operand of these lanes at two positions
+    (``pack(u0*h0, h0*v0)``): the packs of the vectorized op would hand it its parts in
+    the packs' order, not the lanes' (the dot's hazard, :func:`_one_side_each`)."""
+    position: dict[int, int] = {}
+    for t in range(arity):
+        for lane in lanes:
+            a = work.args[lane][t]
+            if work.ops[a] != "const" and position.setdefault(a, t) != t:
+                return True
+    return False
+
+
+def _vectorize(work: _EditableGraph, to_differentiate: bool) -> None:
     pending = [i for i, op in enumerate(work.ops) if op == "pack"]
     while pending:
         p = pending.pop()
@@ -428,6 +456,8 @@ def _vectorize(work: _EditableGraph) -> None:
         attr, arity = work.attrs[lanes[0]], len(work.args[lanes[0]])
         if any(work.ops[s] != op or work.attrs[s] != attr or len(work.args[s]) != arity or work.uses[s] != 1
                for s in lanes) or len(set(lanes)) != len(lanes):
+            continue
+        if to_differentiate and arity > 1 and _in_two_columns(work, lanes, arity):
             continue
         columns = []
         for t in range(arity):
