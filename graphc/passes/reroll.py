@@ -296,8 +296,11 @@ def _in_reverse_mode_order(work: _EditableGraph, shared: tuple, rows: list, user
         products = [cand[4][k] for cand, _ in rows]
         if one_vector and (shared.count(x) > 1 or products != sorted(products)):
             return False
-        rows_products = set(products)
-        others = [u for u in users[x] if u not in rows_products]
+        readers = users[x]  # the rows' products, and others if there are more
+        others = ()
+        if len(products) > 1 and len(readers) > len(products):  # (one row: nothing is between)
+            mine = set(products)
+            others = [u for u in readers if u not in mine]
         if others:
             place = reached if reached is not None else range(len(work.graph))
             places = [place[m] for m in products]
