@@ -27,7 +27,7 @@ from .errors import ArgumentError, GraphcError
 from .graph import Graph
 from .nn import Module
 from .optim import Optimizer
-from .passes import NUMERICS
+from .passes import check_numerics
 from .progress import progress_bar
 from .row_threads import check_threads
 from .signature import CompileStats, Signature, Stages
@@ -310,11 +310,6 @@ def compile(fn_or_module: Callable | Module | None = None, *, backend: str | Non
     def compile_with_options(fn: Callable | Module) -> Compiled:
         return Compiled(fn, backend=backend, numerics=numerics)
     return compile_with_options
-
-
-def check_numerics(numerics: str) -> None:
-    if numerics not in NUMERICS:
-        raise ArgumentError(f"numerics must be one of {', '.join(map(repr, NUMERICS))}; got {numerics!r}")
 
 
 def _flat_arrays(tree: Any) -> list:

@@ -63,8 +63,7 @@ def optimize(graph: Graph, *, report: bool = False, passes=None, max_rounds: int
     """
     if not isinstance(graph, Graph):
         raise ArgumentError(f"optimize takes a graphc.Graph (from graphc.trace); got {type(graph).__name__}")
-    if numerics not in NUMERICS:
-        raise ArgumentError(f"numerics must be one of {', '.join(map(repr, NUMERICS))}; got {numerics!r}")
+    check_numerics(numerics)
     passes = PIPELINE if passes is None else passes
     if numerics == "stable" and stabilize not in passes:
         passes = tuple(passes) + (stabilize,)
@@ -73,6 +72,12 @@ def optimize(graph: Graph, *, report: bool = False, passes=None, max_rounds: int
         graph = _fixed_point(graph, passes, max_rounds, summary)
     summary.after = len(graph)
     return (graph, summary) if report else graph
+
+
+def check_numerics(numerics: str) -> None:
+    """An ArgumentError listing :data:`NUMERICS` unless ``numerics`` is one of them."""
+    if numerics not in NUMERICS:
+        raise ArgumentError(f"numerics must be one of {', '.join(map(repr, NUMERICS))}; got {numerics!r}")
 
 
 def _fixed_point(graph: Graph, passes, max_rounds: int, summary: OptimizeReport) -> Graph:

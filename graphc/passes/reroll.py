@@ -133,11 +133,12 @@ class _EditableGraph(Builder):
         return i
 
 
-def reroll(graph: Graph) -> PassResult:
-    """Rules 1-6 of the module docstring, then a topological re-sort."""
+def reroll(graph: Graph, *, to_differentiate: bool = True) -> PassResult:
+    """Rules 1-6 of the module docstring, then a topological re-sort; ``to_differentiate``
+    False for a graph no gradient is taken of (:func:`reroll_final`)."""
     if not could_change(graph):  # the cheap answer where no rule can fire
         return unchanged("reroll", graph)
-    return rerolled(graph)
+    return rerolled(graph, to_differentiate)
 
 
 def reroll_final(graph: Graph) -> PassResult:
@@ -145,9 +146,7 @@ def reroll_final(graph: Graph) -> PassResult:
     gradient graph): rows whose lanes are scalars of their own are rolled even where
     another reader comes between them, which changes no value (only the order in which
     a gradient of this graph would add its parts)."""
-    if not could_change(graph):
-        return unchanged("reroll", graph)
-    return rerolled(graph, to_differentiate=False)
+    return reroll(graph, to_differentiate=False)
 
 
 def rerolled(graph: Graph, to_differentiate: bool = True) -> PassResult:
@@ -296,11 +295,7 @@ def _in_reverse_mode_order(work: _EditableGraph, shared: tuple, rows: list, user
         products = [cand[4][k] for cand, _ in rows]
         if one_vector and (shared.count(x) > 1 or products != sorted(products)):
             return False
-        readers = users[x]  # the rows' products, and others if there are more
-        others = ()
-        if len(products) > 1 and len(readers) > len(products):  # (one row: nothing is between)
-            mine = set(products)
-            others = [u for u in readers if u not in mine]
+        others = _other_readers(users, x, products) if len(products) > 1 else ()  # (one row: nothing between)
         if others:
             place = reached if reached is not None else range(len(work.graph))
             places = [place[m] for m in products]
@@ -315,12 +310,17 @@ def _read_elsewhere(work: _EditableGraph, shared: tuple, rows: list, users: User
     stay dots over scalars of their own share one pack of those lanes, whose parts reach
     each lane as one sum (``r + (c1 + c0)``, where reverse mode adds ``(r + c1) + c0``):
     exact only where the rows are the lanes' only readers."""
-    for k, x in enumerate(shared):
-        if work.ops[x] != "const":
-            mine = {cand[4][k] for cand, _ in rows}
-            if any(u not in mine for u in users[x]):
-                return True
-    return False
+    return any(_other_readers(users, x, [cand[4][k] for cand, _ in rows])
+               for k, x in enumerate(shared) if work.ops[x] != "const")
+
+
+def _other_readers(users: Users, x: int, products: list[int]) -> list[int]:
+    """The readers of lane ``x`` besides ``products`` (the rows' products reading it)."""
+    readers = users[x]
+    if len(readers) <= len(products):  # each product reads x: no room for another reader
+        return []
+    mine = set(products)
+    return [u for u in readers if u not in mine]
 
 
 def _lanes_of_one_vector(work: _EditableGraph, shared: tuple) -> bool:
