@@ -135,7 +135,8 @@ def _grad(graph: Graph, output: int, wrt_inputs: bool, wrt_params: bool) -> Grap
     finished: dict[int, int] = {}
     rules = _Rules(b)
     reversed_ops = {name for name, op in ops.TABLE.items() if op.vjp_reversed}
-    per_part_ops = {name for name, op in ops.TABLE.items() if op.vjp_per_part}
+    per_part_ops = {name for name, op in ops.TABLE.items() if op.vjp_per_part is True}
+    lane_parts_ops = {name for name, op in ops.TABLE.items() if op.vjp_per_part == "when_operands_have_parts"}
     lane_ops = {name for name, op in ops.TABLE.items() if op.elementwise or op.lane_vjp is not None}
     node_ops, node_args, node_attrs = graph.ops, graph.args, graph.attrs
     for i in reversed(depth_first_ids((graph.outputs[output],), node_args)):
@@ -161,7 +162,9 @@ def _grad(graph: Graph, output: int, wrt_inputs: bool, wrt_params: bool) -> Grap
                 continue
             parts = [b.add("pack", b.lane_totals(by_lane, size), (shape,))]
         # ((c1 + c2) + c3) + ...: eager backward()'s order (each part on its own: vjp_per_part)
-        for g in parts if op in per_part_ops else [parts[0] if len(parts) == 1 else b.total(parts)]:
+        one_by_one = op in per_part_ops or (op in lane_parts_ops and len(parts) > 1
+                                            and any([a in pending for a in operands]))
+        for g in parts if one_by_one else [parts[0] if len(parts) == 1 else b.total(parts)]:
             contributions = zip(operands, rules.cotangents(op, g, i, operands, node_attrs[i]))
             for a, c in reversed(list(contributions)) if op in reversed_ops else contributions:
                 if c is not None and active[a]:

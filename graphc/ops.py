@@ -86,8 +86,10 @@ class Op:
     # Whether reverse mode hands each cotangent part on as it came, not their sum.  ``index``
     # reads one lane of a tensor that other nodes may read whole: its parts must meet
     # theirs in the tensor's own sum in arrival order, as the scalar program adds a lane's
-    # parts one by one (``(V + a) + b``, not ``V + (a + b)``).
-    vjp_per_part: bool = False
+    # parts one by one (``(V + a) + b``, not ``V + (a + b)``).  "when_operands_have_parts": only
+    # where an operand already has parts of its own (``pack``: a param in an MLP's layer
+    # and in an L2 term ``dot(P, P)`` written before the data loss gets ``(m + a) + a``).
+    vjp_per_part: bool | str = False
     # lane_vjp(F, lanes, operand shapes, *operands, *attrs): each operand's cotangent parts
     # (a list) when lanes of a tensor result read apart by ``index`` have cotangents --
     # only some of them, or all in another order than last first -- ``lanes`` [(k, s_k)] in
@@ -254,7 +256,7 @@ _define(
 
 _define(
     Op("pack", None, tensor_rules.pack_eval, attr_names=("shape",), elementwise=False, shape=tensor_rules.pack_shape,
-       negative_zero="any", vjp_reversed=True,
+       negative_zero="any", vjp_reversed=True, vjp_per_part="when_operands_have_parts",
        doc="scalars gathered into a tensor of the given shape, row-major",
        vjp=lambda F, g, out, *xs: tuple(F.index(g, k) for k in range(len(xs) - 1)), lane_vjp=tensor_rules.pack_lane_vjp,
        sympy=lambda sp, *xs: tensor_rules.sym_matrix(sp, xs[:-1], xs[-1])),

@@ -306,11 +306,15 @@ def trained(make, backend: str, X: np.ndarray, batch_size, perm) -> list[float]:
 
 # -- MLPs --------------------------------------------------------------------------------------
 
-def mlp_loss(model, x, l2: float = 0.0) -> Value:
-    """The sum of the outputs, plus an L2 term with ``l2`` (as in layer_loss)."""
+def mlp_loss(model, x, l2: str | None = None) -> Value:
+    """The sum of the outputs, plus an L2 term written after it or before it (``reg +
+    data``: then the L2 term's two parts of each param's gradient come after the model's)."""
     out = model(list(x))
     loss = out if isinstance(out, Value) else sum(out[1:], out[0])
-    return loss + l2 * sum(p * p for p in model.parameters()) if l2 else loss
+    if l2 is None:
+        return loss
+    reg = 1e-3 * sum(p * p for p in model.parameters())
+    return loss + reg if l2 == "after" else reg + loss
 
 
 @pytest.mark.parametrize("backend", QUICK)
@@ -347,7 +351,7 @@ def check_mlp(backend: str, shape, data) -> None:
     if len(X) == 0:
         return
     perm = np.array(data.draw(st.permutations(range(len(X))), label="order"), dtype=np.intp)
-    l2 = data.draw(st.sampled_from([0.0, 1e-3]), label="an L2 term inside the loss")
+    l2 = data.draw(st.sampled_from([None, "after", "before"]), label="an L2 term inside the loss")
 
     def make():
         fresh = build_mlp(*shape)
