@@ -49,8 +49,11 @@ class StepPlan:
         self.rows = None
         if order is not None:
             rows = np.asarray(order)
+            if rows.size == 0 and rows.ndim == 1:
+                rows = rows.astype(np.int64)  # [] is float to NumPy: no rows, no steps
             if rows.ndim != 1 or rows.dtype.kind not in "iu" or (rows.size and (rows.min() < 0 or rows.max() >= n)):
-                raise ShapeError(f"order must be a 1-D array of row numbers below {n}")
+                raise ShapeError(f"order must be a 1-D array of ints, row numbers from 0 to {n - 1}; got "
+                                 f"{_described(rows)}")
             self.rows = rows.astype(np.int64)
         self.n, self.size, self.epochs, self.schedule = n, int(size), int(epochs), schedule
         count = n if self.rows is None else len(self.rows)
@@ -97,3 +100,10 @@ class StepPlan:
         count = len(rows) // self.epochs if self.epochs else 0
         starts = [e * count + s for e in range(self.epochs) for s in range(0, count, self.size)]
         return np.ascontiguousarray(rows, dtype=np.int64), np.array(starts + [len(rows)], dtype=np.int64)
+
+
+def _described(rows: np.ndarray) -> str:
+    """What an order that was refused holds, for its error message."""
+    if rows.ndim != 1 or rows.dtype.kind not in "iu":
+        return f"an array of shape {rows.shape} and dtype {rows.dtype}"
+    return f"row numbers from {rows.min()} to {rows.max()}"

@@ -54,11 +54,27 @@ def _sum_kind(a: type, b: type) -> type:
     return float if float in (a, b) else int
 
 
+#: NumPy's ufuncs a traced number answers with its own operators, as (method, reflected
+#: method): a NumPy number on the other side of ``+``, ``<``, ``==``, ... arrives here.
+_UFUNC_METHODS = {np.add: ("__add__", "__radd__"), np.subtract: ("__sub__", "__rsub__"),
+                  np.multiply: ("__mul__", "__rmul__"), np.true_divide: ("__truediv__", "__rtruediv__"),
+                  np.power: ("__pow__", "__rpow__"), np.less: ("__lt__", "__gt__"), np.less_equal: ("__le__", "__ge__"),
+                  np.greater: ("__gt__", "__lt__"), np.greater_equal: ("__ge__", "__le__"),
+                  np.equal: ("__eq__", "__eq__"), np.not_equal: ("__ne__", "__ne__"),
+                  np.negative: ("__neg__", None), np.positive: ("__pos__", None), np.absolute: ("__abs__", None)}
+
+
+def _unrecorded(what: str) -> TraceError:
+    """The error for an operation on a traced number that no graph op records."""
+    return TraceError(f"{where()}: {what} of a traced number (a Value's .data): graphc cannot record it. "
+                      f"Compute with the Value instead (x.exp(), x.relu(), ...), or fix the number with "
+                      f"float(x.data), which recompiles when it changes")
+
+
 class TracedNumber:
     """A plain Python number (``kind`` bool, int or float) computed by graph node ``node``."""
 
     __slots__ = ("node", "kind")
-    __array_ufunc__ = None  # NumPy scalars defer to its reflected operators, as to a Value's
 
     def __init__(self, node: Value, kind: type) -> None:
         self.node, self.kind = node, kind
@@ -134,6 +150,34 @@ class TracedNumber:
 
     def __rpow__(self, other):
         return _as_plain(other) ** self._frozen()
+
+    def __mod__(self, other):
+        raise _unrecorded("%")
+
+    __rmod__ = __mod__
+
+    def __floordiv__(self, other):
+        raise _unrecorded("//")
+
+    __rfloordiv__ = __floordiv__
+
+    def __divmod__(self, other):
+        raise _unrecorded("divmod")
+
+    __rdivmod__ = __divmod__
+
+    def __array_ufunc__(self, ufunc, method: str, *inputs, **kwargs):
+        """NumPy on a traced number: its own operators for arithmetic and comparisons (so
+        ``np.float64(2) * x.data`` is traced, as with a float), a clear error for the rest."""
+        methods = _UFUNC_METHODS.get(ufunc)
+        if methods is None or method != "__call__" or kwargs:
+            raise _unrecorded(f"numpy.{ufunc.__name__}")
+        if any([np.ndim(x) for x in inputs if isinstance(x, np.ndarray)]):
+            raise _unrecorded(f"numpy.{ufunc.__name__} with an array")
+        if len(inputs) == 1:
+            return getattr(self, methods[0])()
+        first, second = [x[()] if isinstance(x, np.ndarray) else x for x in inputs]  # a 0-d array: its number
+        return getattr(self, methods[0])(second) if first is self else getattr(self, methods[1])(first)
 
     def _compare(self, other: Any, test):
         operand = _operand(other)

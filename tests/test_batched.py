@@ -298,8 +298,11 @@ def test_train_checks_its_arguments():
         compiled.train(X, lr=0.1, batch_size=0)
     with pytest.raises(ArgumentError, match="lr must be a number"):
         compiled.train(X, lr="fast")
-    with pytest.raises(ShapeError, match="order must be a 1-D array of row numbers below 4"):
+    with pytest.raises(ShapeError, match=r"order must be a 1-D array of ints, row numbers from 0 to 3; got row numbers from"):
         compiled.train(X, lr=0.1, order=[0, 4])
+    with pytest.raises(ShapeError, match=r"got an array of shape \(2,\) and dtype float64"):
+        compiled.train(X, lr=0.1, order=[0.0, 1.0])
+    assert compiled.train(X, lr=0.1, order=[]).tolist() == []  # no rows: no steps
     with pytest.raises(ShapeError, match="zero rows"):
         compiled.train(np.ones(0), lr=0.1)
     with pytest.raises(GraphcError, match="returning one scalar"):

@@ -111,6 +111,11 @@ def test_comparisons_used_as_data_are_computed_live_and_come_back_as_plain_numbe
     (lambda x: x if x.data < [1] else -x, r"test_guards.py:\d+: a traced number compared with list"),
     (lambda x: x if x < "a" else -x, r"test_guards.py:\d+: a Value compared with str"),
     (lambda x: x * x.data.data, r"test_guards.py:\d+: .data of a number"),
+    (lambda x: x * (x.data % 1.0), r"test_guards.py:\d+: % of a traced number .* float\(x.data\)"),
+    (lambda x: x * (2.0 // x.data), r"test_guards.py:\d+: // of a traced number"),
+    (lambda x: x * divmod(x.data, 1.0)[0], r"test_guards.py:\d+: divmod of a traced number"),
+    (lambda x: x * np.exp(x.data), r"test_guards.py:\d+: numpy.exp of a traced number .*x.exp\(\)"),
+    (lambda x: x * (np.ones(2) * x.data)[0], r"test_guards.py:\d+: numpy.multiply with an array of a traced"),
 ])
 def test_guards_that_cannot_be_expressed_are_clear_errors_naming_the_line(fn, match):
     with pytest.raises(GraphcError, match=match):

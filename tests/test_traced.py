@@ -40,6 +40,8 @@ def test_data_of_a_traced_value_is_a_traced_float_and_of_a_constant_a_float():
     (lambda x: (x.data > 0) * 2.5, float, 2.5),
     (lambda x: np.int64(3) * (x.data > 0), int, 3),
     (lambda x: np.bool_(True) == (x.data > 0), bool, True),
+    (lambda x: np.float64(2.0) < x.data, bool, False),  # NumPy hands a 0-d array to __array_ufunc__
+    (lambda x: np.float64(2.0) * x.data, float, 3.0),
     (lambda x: 2 - x.data ** 2, float, 2 - 1.5 ** 2),
 ])
 def test_arithmetic_keeps_pythons_types_and_records_no_guard(fn, kind, value):
