@@ -115,7 +115,7 @@ def layer_programs(draw, max_inputs: int = 4, max_layers: int = 3, max_width: in
     return {"n_inputs": n_inputs, "params": draws.params, "sources": sources, "layers": layers,
             "outputs": [(k, lane % len(layers[k]["neurons"])) for k, lane in outputs],
             "loss": draw(st.sampled_from(["first", "sum"]), label="loss"),
-            "l2": draw(st.booleans(), label="an L2 term inside the loss")}
+            "l2": draw(st.sampled_from([None, "after", "before"]), label="an L2 term inside the loss")}
 
 
 def _operand(term: tuple, inputs: list, params: list):
@@ -177,12 +177,16 @@ def run_layers(spec: dict, inputs: list, params: list) -> list:
 
 
 def layer_loss(spec: dict, inputs: list, params: list) -> Value:
-    """The program's scalar loss: its first output or the sum of its outputs, plus an L2 term
-    over every param if the spec says so (then each weight's gradient is its layer's plus
-    the L2 term's: what the C kernels sum as a biased outer product)."""
+    """The program's scalar loss: its first output or the sum of its outputs, and an L2 term
+    over every param written after it or before it if the spec says so (then each weight's
+    gradient is its layer's plus the L2 term's: what the C kernels sum as a biased outer
+    product)."""
     outs = run_layers(spec, inputs, params)
     loss = outs[0] if spec["loss"] == "first" else sum(outs[1:], outs[0])
-    return loss + 1e-3 * sum(p * p for p in params) if spec["l2"] else loss
+    if spec["l2"] is None:
+        return loss
+    reg = 1e-3 * sum(p * p for p in params)
+    return loss + reg if spec["l2"] == "after" else reg + loss
 
 
 @st.composite

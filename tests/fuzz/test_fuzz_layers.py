@@ -208,8 +208,8 @@ def reads_a_value_in_several_places(spec: dict) -> bool:
     layer has a residual connection (its input read by the layer and, between its
     neurons, by the residual additions), or a neuron of a layer past the first reads a
     hidden value twice (it stays out of its layer's matvec, and reads the layer's input
-    between the other neurons), or the loss has an L2 term (it reads every param again; an
-    MLP's loss with one is still held to the bit): README, "Exactness", the two exceptions."""
+    between the other neurons): README, "Exactness", the two exceptions.  An L2 term, which
+    reads every param again, is held to the bit, written after the data loss or before."""
     operands = [operand for layer in spec["layers"] for neuron in layer["neurons"]
                 for operand in [term[0] for term in neuron["terms"]] + neuron["extras"]]
     reads = [operand[-1] for operand in operands if operand[0] in ("param", "function")]
@@ -218,7 +218,7 @@ def reads_a_value_in_several_places(spec: dict) -> bool:
     residual = any(layer["residual"] for layer in spec["layers"])
     twice = any(len(neuron["terms"]) != len({term[1] for term in neuron["terms"]}) and len(layer["neurons"]) > 1
                 for layer in spec["layers"][1:] for neuron in layer["neurons"])
-    return len(reads) != len(set(reads)) or input_weights or residual or twice or spec["l2"]
+    return len(reads) != len(set(reads)) or input_weights or residual or twice
 
 
 def check_gradients_and_training(backend, make, X: np.ndarray, perm: np.ndarray, reordered: bool = False) -> None:
