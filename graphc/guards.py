@@ -42,12 +42,19 @@ _INFIX = {"add": "+", "sub": "-", "mul": "*", "truediv": "/", "lt": "<", "le": "
           "ge": ">=", "eq": "==", "ne": "!="}
 
 
+#: NumPy's own files: a NumPy function called on a traced number (np.round) is not the user's line.
+_NUMPY = os.path.dirname(os.path.abspath(np.__file__)) + os.sep
+
+
 def user_frame():
-    """The innermost frame of user code (outside the tracing machinery), or None."""
+    """The innermost frame of user code (outside the tracing machinery and NumPy), or None."""
     frame = sys._getframe(1)
-    while frame is not None and os.path.abspath(frame.f_code.co_filename) in _MACHINERY:
+    while frame is not None:
+        path = os.path.abspath(frame.f_code.co_filename)
+        if path not in _MACHINERY and not path.startswith(_NUMPY):
+            return frame
         frame = frame.f_back
-    return frame
+    return None
 
 
 def user_location() -> str:

@@ -40,6 +40,10 @@ def _operand(x: Any) -> tuple[Any, type] | None:
     Value (its own operator takes over) or anything that is no number."""
     if isinstance(x, TracedNumber):
         return x.node, x.kind
+    if isinstance(x, np.floating) and x.dtype != np.float64:  # NumPy computes in its precision
+        raise TraceError(f"{where()}: a traced number (a Value's .data) with a NumPy {x.dtype} number: Python "
+                         f"computes that in {x.dtype}, graphc's programs in float64. Make the number a float, "
+                         f"float(v), to compute in float64 both ways")
     if isinstance(x, (bool, np.bool_)):
         return x, bool
     if isinstance(x, numbers.Integral):
@@ -61,7 +65,8 @@ _UFUNC_METHODS = {np.add: ("__add__", "__radd__"), np.subtract: ("__sub__", "__r
                   np.power: ("__pow__", "__rpow__"), np.less: ("__lt__", "__gt__"), np.less_equal: ("__le__", "__ge__"),
                   np.greater: ("__gt__", "__lt__"), np.greater_equal: ("__ge__", "__le__"),
                   np.equal: ("__eq__", "__eq__"), np.not_equal: ("__ne__", "__ne__"),
-                  np.negative: ("__neg__", None), np.positive: ("__pos__", None), np.absolute: ("__abs__", None)}
+                  np.bitwise_and: ("__and__", "__rand__"), np.bitwise_or: ("__or__", "__ror__"),
+                  np.bitwise_xor: ("__xor__", "__rxor__"), np.negative: ("__neg__", None), np.positive: ("__pos__", None), np.absolute: ("__abs__", None)}
 
 
 def _unrecorded(what: str) -> TraceError:
@@ -103,8 +108,9 @@ class TracedNumber:
         if operand is None:
             return NotImplemented
         a, b = (operand, (self.node, self.kind)) if reflected else ((self.node, self.kind), operand)
-        if op == "truediv" and _value(b[0]) == 0.0:
-            raise ZeroDivisionError("division by zero")  # as Python's / at trace time (compiled: inf or nan)
+        if op == "truediv" and _value(b[0]) == 0.0 and not isinstance(other, np.generic):
+            raise ZeroDivisionError("division by zero")  # as Python's / at trace time (compiled: inf or nan;
+            # a NumPy number divides as NumPy does, to inf or nan)
         return TracedNumber(apply(op, a[0], b[0]), kind_of(a[1], b[1]))
 
     def __add__(self, other):
@@ -143,6 +149,8 @@ class TracedNumber:
 
     def __pow__(self, other):
         exponent = _as_plain(other)
+        if isinstance(exponent, np.generic) and _operand(exponent) is not None:
+            exponent = exponent.item()  # np.int64(2): a Python number of its kind
         if not isinstance(exponent, (int, float)):
             return NotImplemented
         kind = float if self.kind is float or isinstance(exponent, float) or exponent < 0 else int
@@ -166,13 +174,36 @@ class TracedNumber:
 
     __rdivmod__ = __divmod__
 
+    def _logical(self, other: Any, op: str):
+        """``&``, ``|``, ``^`` of booleans (comparisons): recorded as 0/1 arithmetic."""
+        operand = _operand(other)
+        if operand is None:
+            return NotImplemented
+        if self.kind is not bool or operand[1] is not bool:
+            raise _unrecorded(f"a bitwise {op}")
+        a, b = self.node, operand[0]
+        found = {"&": lambda: apply("mul", a, b), "|": lambda: apply("ne", apply("add", a, b), 0.0),
+                 "^": lambda: apply("ne", a, b)}[op]()
+        return TracedNumber(found, bool)
+
+    def __and__(self, other):
+        return self._logical(other, "&")
+
+    def __or__(self, other):
+        return self._logical(other, "|")
+
+    def __xor__(self, other):
+        return self._logical(other, "^")
+
+    __rand__, __ror__, __rxor__ = __and__, __or__, __xor__
+
     def __array_ufunc__(self, ufunc, method: str, *inputs, **kwargs):
         """NumPy on a traced number: its own operators for arithmetic and comparisons (so
         ``np.float64(2) * x.data`` is traced, as with a float), a clear error for the rest."""
         methods = _UFUNC_METHODS.get(ufunc)
         if methods is None or method != "__call__" or kwargs:
             raise _unrecorded(f"numpy.{ufunc.__name__}")
-        if any([np.ndim(x) for x in inputs if isinstance(x, np.ndarray)]):
+        if any([np.ndim(x) for x in inputs]):  # an array, or a list NumPy would make one
             raise _unrecorded(f"numpy.{ufunc.__name__} with an array")
         if len(inputs) == 1:
             return getattr(self, methods[0])()
@@ -274,6 +305,8 @@ class TracedNumber:
                              f"(a float), which has no .data")
         if name in _FLOAT_ATTRIBUTES:
             return getattr(self._frozen(), name)
+        if name in ("round", "rint"):  # np.round(x.data) asks for them
+            raise _unrecorded(f"numpy.{name}")
         raise AttributeError(f"'{self.kind.__name__}' object has no attribute {name!r} "
                              f"(a traced value's .data is a plain number)")
 

@@ -116,6 +116,11 @@ def test_comparisons_used_as_data_are_computed_live_and_come_back_as_plain_numbe
     (lambda x: x * divmod(x.data, 1.0)[0], r"test_guards.py:\d+: divmod of a traced number"),
     (lambda x: x * np.exp(x.data), r"test_guards.py:\d+: numpy.exp of a traced number .*x.exp\(\)"),
     (lambda x: x * (np.ones(2) * x.data)[0], r"test_guards.py:\d+: numpy.multiply with an array of a traced"),
+    (lambda x: x * np.multiply([1.0, 2.0], x.data)[0], r"test_guards.py:\d+: numpy.multiply with an array"),
+    (lambda x: x * np.round(x.data), r"test_guards.py:\d+: numpy.round of a traced number"),
+    (lambda x: x * ((x.data > 0) + 1 & 1), r"test_guards.py:\d+: a bitwise & of a traced number"),
+    (lambda x: x * (np.float32(0.1) * x.data), r"test_guards.py:\d+: .* NumPy float32 number: Python computes that "
+                                                r"in float32, graphc's programs in float64"),
 ])
 def test_guards_that_cannot_be_expressed_are_clear_errors_naming_the_line(fn, match):
     with pytest.raises(GraphcError, match=match):

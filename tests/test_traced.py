@@ -42,6 +42,11 @@ def test_data_of_a_traced_value_is_a_traced_float_and_of_a_constant_a_float():
     (lambda x: np.bool_(True) == (x.data > 0), bool, True),
     (lambda x: np.float64(2.0) < x.data, bool, False),  # NumPy hands a 0-d array to __array_ufunc__
     (lambda x: np.float64(2.0) * x.data, float, 3.0),
+    (lambda x: x.data ** np.int64(2), float, 2.25),
+    (lambda x: (x.data > 0) & (x.data < 2), bool, True),  # booleans: & | ^ as 0/1 arithmetic
+    (lambda x: (x.data < 0) | (x.data > 2), bool, False),
+    (lambda x: (x.data > 0) ^ np.True_, bool, False),
+    (lambda x: np.float64(1.0) / (x.data - 1.5), float, math.inf),  # NumPy divides by zero to inf
     (lambda x: 2 - x.data ** 2, float, 2 - 1.5 ** 2),
 ])
 def test_arithmetic_keeps_pythons_types_and_records_no_guard(fn, kind, value):
