@@ -40,7 +40,7 @@ def compile_graph(graph: Graph, name: str, *, seed: int | None = None, reduced: 
         graph, name, seed=seed, reduced=reduced, free_layout=free_layout)
     shape = (len(graph.inputs) - (seed is not None), len(graph.params))
     if free_layout:
-        source += driver_source(entry, driver, shape[0], shape[1])
+        source += driver_source(entry, driver, shape[0], shape[1], fast=numerics == "fast")
     function = load(source, entry, fast=numerics == "fast")
     kernel = Kernel(function, entry, shape, n_rows, n_sums, kernel_layout)
     if seed is None:

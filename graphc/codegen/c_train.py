@@ -67,7 +67,7 @@ void {driver}(const double *const *restrict parts, const long *restrict widths, 
             to += widths[a] * b;
         }}
         const double lr = lrs[s];
-        const long step = b == 1 && !decay && kind <= 1 ? kind + 1 : 0;  /* one row: the kernel steps (c_sums.py) */
+        const long step = {kernel_steps} && b == 1 && !decay && kind <= 1 ? kind + 1 : 0;  /* one row: the kernel steps (c_sums.py) */
         gc_kernel(cols, p, 1.0 / (double)b, b, values, grads, q, step, lr);
         double acc = values[0];                       /* batches.row_mean */
         for (long r = 1; r < b; r++) acc = acc + values[r];
@@ -119,9 +119,26 @@ void {driver}(const double *const *restrict parts, const long *restrict widths, 
 """
 
 
-def driver_source(entry: str, driver: str, n_inputs: int, n_params: int) -> str:
-    """The C function ``driver`` running kernel ``entry`` (inputs ``n_inputs`` rows, ``n_params`` params)."""
-    return DRIVER.format(entry=entry, driver=driver, n_inputs=n_inputs, n_params=n_params)
+#: Around the driver of a ``numerics="fast"`` kernel: the driver's own arithmetic (the mean
+#: loss, the optimizer's update) without fused multiply-adds or reassociation, so that it
+#: computes what NumPy does in the loop of ``mean_and_grad`` and ``opt.apply`` it stands for
+#: (only the kernel's gradient is fast).  GCC sets the options per function; clang's pragma
+#: holds to the end of the file.
+EXACT_DRIVER = ("#if defined(__clang__)\n#pragma clang fp contract(off)\n"
+                "#if __clang_major__ >= 12\n#pragma clang fp reassociate(off)\n#endif\n"
+                "#elif defined(__GNUC__)\n#pragma GCC push_options\n"
+                "#pragma GCC optimize(\"fp-contract=off\", \"no-associative-math\", \"signed-zeros\", "
+                "\"trapping-math\")\n#endif\n", "#if !defined(__clang__) && defined(__GNUC__)\n"
+                "#pragma GCC pop_options\n#endif\n")
+
+
+def driver_source(entry: str, driver: str, n_inputs: int, n_params: int, fast: bool = False) -> str:
+    """The C function ``driver`` running kernel ``entry`` (inputs ``n_inputs`` rows, ``n_params``
+    params); for a ``fast`` kernel, the driver's arithmetic stays exact, and the kernel never
+    takes a step itself (its update would be fast)."""
+    source = DRIVER.format(entry=entry, driver=driver, n_inputs=n_inputs, n_params=n_params,
+                           kernel_steps=0 if fast else 1)
+    return f"{EXACT_DRIVER[0]}{source}{EXACT_DRIVER[1]}" if fast else source
 
 
 _P = ctypes.c_void_p
