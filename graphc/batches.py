@@ -189,6 +189,11 @@ def train_update(lr: Any, optimizer: Any) -> Callable[[Signature], Update]:
     if optimizer is not None and not isinstance(optimizer, Optimizer):
         raise ArgumentError(f"optimizer must be a graphc.optim optimizer (SGD, Adam); "
                             f"got {type(optimizer).__name__}")
+    if optimizer is not None and type(optimizer).step is not Optimizer.step \
+            and type(optimizer).apply is Optimizer.apply:
+        raise ArgumentError(f"train runs the optimizer's apply(data, grad), the array form of step(), and "
+                            f"{type(optimizer).__name__} overrides step() alone: override apply() (or _update) "
+                            f"instead, or run its step() in a loop of compiled.mean(...).backward()")
     if lr is not None:
         check_rate(lr)
         update = Update(None, None, float(lr))
@@ -225,10 +230,14 @@ def optimizer_order(signature: Signature, optimizer: Optimizer) -> np.ndarray:
     """Where each of the optimizer's params is in the signature's order; an error unless
     they are the same Values."""
     position = {id(p): k for k, p in enumerate(signature.params)}
-    if len(optimizer.params) != len(signature.params) or any(id(p) not in position for p in optimizer.params):
-        raise ArgumentError(f"the optimizer updates {len(optimizer.params)} Values and {signature.name} has "
-                            f"{len(signature.params)} params, not the same ones: build it over the params "
-                            f"(e.g. model.parameters(), or compiled.params)")
+    unread = sum(id(p) not in position for p in optimizer.params)
+    if len(optimizer.params) != len(signature.params) or unread:
+        ours = {id(p) for p in optimizer.params}
+        missing = sum(id(p) not in ours for p in signature.params)
+        raise ArgumentError(f"the optimizer updates {len(optimizer.params)} Values and {signature.name} reads "
+                            f"{len(signature.params)} params: {unread} of the optimizer's are not read by it, "
+                            f"{missing} of its params are not the optimizer's. train moves exactly the params "
+                            f"the function reads: build the optimizer over compiled.params")
     return np.array([position[id(p)] for p in optimizer.params], dtype=np.intp)
 
 

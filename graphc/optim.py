@@ -72,6 +72,12 @@ class Optimizer:
         (one entry per param); None where it cannot -- a subclass with its own update."""
         return None
 
+    def _own_rule(self, cls: type) -> bool:
+        """Whether this optimizer updates as ``cls`` does: a subclass that overrides
+        ``_update``, ``apply`` or ``step`` (clipping the gradient, say) runs its own code."""
+        kind = type(self)
+        return kind._update is cls._update and kind.apply is Optimizer.apply and kind.step is Optimizer.step
+
 
 class SGD(Optimizer):
     """Stochastic gradient descent, with optional (Nesterov) momentum.
@@ -104,7 +110,7 @@ class SGD(Optimizer):
 
     def native(self) -> tuple[str, tuple[float, ...], tuple[str, ...]] | None:
         """``("sgd", (), ())``, or ``("momentum" | "nesterov", (momentum,), ("velocity",))``."""
-        if type(self)._update is not SGD._update:
+        if not self._own_rule(SGD):
             return None
         if self.momentum == 0.0:
             return "sgd", (), ()
@@ -153,7 +159,7 @@ class Adam(Optimizer):
 
     def native(self) -> tuple[str, tuple[float, ...], tuple[str, ...]] | None:
         """``("adam" | "adam_eps_hat", (beta1, beta2, eps), ("m", "v"))``; ``t`` counts the steps."""
-        if type(self)._update is not Adam._update:
+        if not self._own_rule(Adam):
             return None
         return ("adam_eps_hat" if self.eps_hat else "adam"), (*self.betas, float(self.eps)), ("m", "v")
 

@@ -286,8 +286,12 @@ def test_train_needs_lr_or_an_optimizer_over_its_params(mlp):
     with pytest.raises(ArgumentError, match="optimizer must be a graphc.optim optimizer .* got str"):
         compiled.train(X, y, optimizer="adam")
     before = [p.data for p in mlp.parameters()]
-    with pytest.raises(ArgumentError, match=r"the optimizer updates 2 Values and lambda has 49 params, not the same ones"):
+    with pytest.raises(ArgumentError, match=r"the optimizer updates 2 Values and lambda reads 49 params: 2 of the "
+                                            r"optimizer's are not read by it, 49 of its params are not the optimizer's"):
         compiled.train(X, y, optimizer=SGD([Value(1.0), Value(2.0)]))
+    with pytest.raises(ArgumentError, match=r"updates 50 Values and lambda reads 49 params: 1 of the optimizer's .* "
+                                            r"build the optimizer over compiled.params"):
+        compiled.train(X, y, optimizer=SGD(mlp.parameters() + [Value(1.0)]))
     assert [p.data for p in mlp.parameters()] == before
 
 

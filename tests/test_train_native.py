@@ -31,18 +31,18 @@ def data(n: int):
     return X, np.sign(X[:, 0] * X[:, 1] + 0.05)
 
 
-def setup(kind: str, backend: str = "c"):
+def setup(kind: str, backend: str = "c", numerics: str = "exact"):
     random.seed(7)
     model = MLP(2, [5, 4, 1])
-    step = graphc.compile(lambda x, t: (1 + -t * model(x)).relu(), backend=backend)
+    step = graphc.compile(lambda x, t: (1 + -t * model(x)).relu(), backend=backend, numerics=numerics)
     make = OPTIMIZERS[kind]
     return model, step, (make(model.parameters()) if make else None)
 
 
-def python_loop(kind, X, y, batch_size, epochs, seed, schedule=None):
+def python_loop(kind, X, y, batch_size, epochs, seed, schedule=None, numerics="exact"):
     """The loop train replaces: mean_and_grad on each batch of a fresh permutation per
     epoch, then opt.apply (or p -= lr * g), params in an array in compiled.params order."""
-    model, step, opt = setup(kind)
+    model, step, opt = setup(kind, numerics=numerics)
     step.mean_and_grad(X[:1], y[:1])
     params = np.array([p.data for p in step.params])
     where = None if opt is None else np.array([step.params.index(p) for p in opt.params])
@@ -78,6 +78,21 @@ def test_native_train_takes_the_python_loops_steps_bit_for_bit(kind, n, batch_si
         for name in opt.native()[2]:
             assert getattr(native_opt, name).tolist() == getattr(opt, name).tolist()
         assert getattr(native_opt, "t", None) == getattr(opt, "t", None)
+
+
+@pytest.mark.parametrize("kind", list(OPTIMIZERS))
+@pytest.mark.parametrize("n, batch_size", [(23, 5), (1, 1), (40, 40)])
+def test_fast_train_takes_the_fast_loops_steps_bit_for_bit(kind, n, batch_size):
+    """Regression (a review's probes): numerics="fast" built the driver with fused
+    multiply-adds too, so ``p - lr*g`` became one fnmadd where the loop rounds ``lr*g``
+    first (1 ulp in 19 of 20 runs' first step).  Only the kernel's gradient is fast."""
+    X, y = data(n)
+    expected, params, _ = python_loop(kind, X, y, batch_size, epochs=2, seed=3, numerics="fast")
+    model, step, native_opt = setup(kind, numerics="fast")
+    train = dict(lr=0.05) if native_opt is None else dict(optimizer=native_opt)
+    losses = step.train(X, y, batch_size=batch_size, epochs=2, shuffle=np.random.default_rng(3), **train)
+    assert step._latest.batched_program("mean").driver is not None
+    assert losses.tolist() == expected and [p.data for p in step.params] == params
 
 
 @pytest.mark.parametrize("layout", ["fortran", "strided", "int32"])
@@ -160,6 +175,40 @@ def test_a_subclassed_optimizer_runs_the_python_loop():
     assert opt.native() is None
     losses = step.train(X, y, optimizer=opt, batch_size=4)
     assert len(losses) == 3
+
+
+@pytest.mark.parametrize("backend", ["c", "numpy"])
+def test_an_optimizer_with_its_own_apply_takes_its_own_steps(backend):
+    """Regression (a review's probes): the C driver checked only ``_update``, so a subclass
+    clipping the gradient in ``apply`` trained as plain SGD there (0.1 from NumPy's run)."""
+    class Clipped(SGD):
+        def apply(self, data, grad):
+            return super().apply(data, np.clip(np.asarray(grad, dtype=float), -0.01, 0.01))
+    X, y = data(12)
+    model, step, _ = setup("lr", backend)
+    opt = Clipped(model.parameters(), lr=0.1)
+    assert opt.native() is None
+    step.train(X, y, optimizer=opt, batch_size=4)
+    _, loop, _ = setup("lr", backend)
+    loop.mean_and_grad(X[:1], y[:1])
+    params, again = np.array([p.data for p in loop.params]), Clipped(loop.params, lr=0.1)
+    for start in range(0, 12, 4):
+        params = again.apply(params, loop.mean_and_grad(X[start:start + 4], y[start:start + 4], params=params)[1])
+    assert [p.data for p in step.params] == params.tolist()
+
+
+def test_an_optimizer_overriding_step_alone_is_refused_not_bypassed():
+    class ClippedStep(SGD):
+        def step(self):
+            for p in self.params:
+                p.grad = max(-0.01, min(0.01, p.grad))
+            super().step()
+    X, y = data(12)
+    model, step, _ = setup("lr")
+    before = [p.data for p in model.parameters()]
+    with pytest.raises(ArgumentError, match=r"ClippedStep overrides step\(\) alone: override apply\(\)"):
+        step.train(X, y, optimizer=ClippedStep(model.parameters(), lr=0.1))
+    assert [p.data for p in model.parameters()] == before
 
 
 def test_train_checks_epochs_shuffle_and_schedule():
