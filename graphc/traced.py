@@ -252,7 +252,16 @@ class TracedNumber:
             _guard(apply("ne", self.node, self.node), True, "a nan")  # nan != nan: still nan
         else:
             _guard(apply("eq", self.node, x), True, "a number")
+            if x == 0.0 and self.kind is float:  # -0.0 == 0.0: the sign is 1 / x's (-inf or inf)
+                _guard(apply("lt", apply("truediv", 1.0, self.node), 0.0), math.copysign(1.0, x) < 0.0, "a zero")
         return self.value
+
+    def _integral(self) -> int | None:
+        """The value as an int, guarded exactly, where a float this large has no fraction
+        (``k + 1`` past 2**53 is ``k`` again: a range guard around it could not hold); else None."""
+        if self.kind is float and abs(self.node._data) >= 2.0 ** 52:
+            return int(self._frozen())  # inf: OverflowError, as int(inf)
+        return None
 
     def __float__(self) -> float:
         return float(self._frozen())
@@ -260,6 +269,9 @@ class TracedNumber:
     def __int__(self) -> int:
         if self.kind is not float:
             return int(self._frozen())
+        exact = self._integral()
+        if exact is not None:
+            return exact
         k = int(self.node._data)  # truncation, toward zero: k <= x < k + 1, k - 1 < x <= k or -1 < x < 1
         if k > 0:
             return _between(self, k, True, False, k, "int")
@@ -278,18 +290,27 @@ class TracedNumber:
     def __floor__(self) -> int:
         if self.kind is not float:
             return int(self._frozen())
+        exact = self._integral()
+        if exact is not None:
+            return exact
         k = math.floor(self.node._data)
         return _between(self, k, True, False, k, "floor")
 
     def __ceil__(self) -> int:
         if self.kind is not float:
             return int(self._frozen())
+        exact = self._integral()
+        if exact is not None:
+            return exact
         k = math.ceil(self.node._data)
         return _between(self, k - 1, False, True, k, "ceil")
 
     def __round__(self, ndigits: int | None = None):
         if ndigits is not None or self.kind is not float:
             return round(self._frozen(), ndigits)
+        exact = self._integral()
+        if exact is not None:
+            return exact
         k = round(self.node._data)
         even = k % 2 == 0  # ties go to the even neighbour
         return _between(self, k - 0.5, even, even, k, "round", width=1.0)

@@ -3,6 +3,7 @@ retraced when it changes (graphc.guards, graphc.variants); frozen data is said."
 from __future__ import annotations
 
 import logging
+import math
 import random
 
 import numpy as np
@@ -104,6 +105,27 @@ def test_comparisons_used_as_data_are_computed_live_and_come_back_as_plain_numbe
     assert isinstance(doubled, Value)
     assert f([-1.0, -1.0, -2.0, 3.0])[:3] == (0.25, False, 1)
     assert f.trace_count == 1
+
+
+@pytest.mark.parametrize("fn, calls", [
+    (lambda x: x + math.copysign(1.0, x.data), [(-0.0,), (0.0,), (-0.0,)]),
+    (lambda x: float(x.data), [(0.0,), (-0.0,)]),
+    (lambda a, b: Value(1.0) * min(a.data, b.data), [(-0.0, 0.0), (0.0, -0.0)]),
+    (lambda x: x * int(x.data), [(2.0 ** 53,), (2.0 ** 60,), (-2.0 ** 54,), (3.5,)]),
+    (lambda x: x * math.floor(x.data), [(2.0 ** 54,), (-1e300,)]),
+    (lambda x: x * math.ceil(x.data), [(2.0 ** 54,), (-2.0 ** 54,)]),
+    (lambda x: x * round(x.data), [(2.0 ** 54,), (2.5,)]),
+])
+def test_numbers_fixed_by_a_guard_keep_their_sign_of_zero_and_large_integers(fn, calls):
+    """Regression (a review's probes): the guard ``x == number`` let -0.0 reuse a program
+    traced at 0.0 (``copysign``, ``atan2``, ``min`` of .data gave the other sign), and
+    ``int(x.data)`` at 2**53 or more guarded ``x < k + 1``, which is ``x < k`` there: a
+    false "not deterministic" error."""
+    compiled = graphc.compile(fn)
+    for args in calls:
+        got, want = compiled(*args), fn(*[Value(a) for a in args])
+        got, want = (r.data if isinstance(r, Value) else r for r in (got, want))
+        assert (got, math.copysign(1.0, got)) == (want, math.copysign(1.0, want)), args
 
 
 @pytest.mark.parametrize("fn, match", [
