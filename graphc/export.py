@@ -50,6 +50,7 @@ class ExportPlan:
     input_names: list[str]  # one per flat input, e.g. X[3][1]
     param_names: list[str]  # identifiers
     param_values: list[float]
+    guards: tuple[float, ...] = ()  # each guard's value at the trace (1.0 or 0.0): outputs after the function's
 
 
 def make_plan(compiled: Compiled) -> ExportPlan:
@@ -64,7 +65,7 @@ def make_plan(compiled: Compiled) -> ExportPlan:
         name=compiled.name, graph=graph, joint=joint,
         arg_names=[sanitize(n, "x") for n in argument_names(compiled.fn, n_args)],
         input_names=inputs, param_names=[names[i] for i in graph.params],
-        param_values=[p.data for p in graph.param_values])
+        param_values=[p.data for p in graph.param_values], guards=compiled._latest.guards.expected)
 
 
 def _params_literal(names: list[str], values: list[str]) -> str:
@@ -100,7 +101,9 @@ def python_module(plan: ExportPlan) -> str:
     constants = (_params_literal(plan.param_names, values) + "\n"
                  f"_IN_TREE = {_literal(graph.in_tree)}\n"
                  f"_OUT_TREE = {_literal(graph.out_tree)}\n"
-                 f"_ARG_NAMES = {tuple_literal([repr(n) for n in plan.arg_names])}")
+                 f"_ARG_NAMES = {tuple_literal([repr(n) for n in plan.arg_names])}\n"
+                 f"_N_OUTPUTS = {len(graph.outputs) - len(plan.guards)}\n"
+                 f"_GUARDS = {tuple_literal([python_number(g) for g in plan.guards])}")
     sections = [
         doc,
         "# -- IEEE scalar math (graphc.runtime) --\n" + _copy(runtime),
@@ -114,11 +117,23 @@ def python_module(plan: ExportPlan) -> str:
 
 
 _ENTRY_POINTS = '''\
+def _check_branch(outputs):
+    """A ValueError unless the arguments take the branches of the function's Python that its
+    trace took: the exported code computes those alone (each guard an output after the
+    function's own)."""
+    for k, (got, want) in enumerate(zip(outputs[_N_OUTPUTS:], _GUARDS)):
+        if got != want:
+            raise ValueError(f"these arguments take another branch of the exported function's Python than "
+                             f"its trace did (guard {{k + 1}} of {{len(_GUARDS)}}): the module computes that "
+                             f"branch alone; export again after a call with such arguments")
+
+
 def forward(*args, params=PARAMS):
     """The outputs as floats, in the compiled function's output structure."""
     frame = {entry}(_flatten_args(_IN_TREE, args, _ARG_NAMES), _check_params(params, {n_params}))
     outputs = next(frame)
     frame.close()
+    _check_branch(outputs)
     return _unflatten(_OUT_TREE, iter(outputs))
 
 
@@ -127,6 +142,7 @@ def value_and_grad(*args, params=PARAMS):
     inputs = _flatten_args(_IN_TREE, args, _ARG_NAMES)
     frame = {entry}(inputs, _check_params(params, {n_params}))
     outputs = next(frame)
+    _check_branch(outputs)
     grads = frame.send(1.0)
     frame.close()
     n = len(inputs)

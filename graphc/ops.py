@@ -229,8 +229,8 @@ _define(
 # 1.0 or 0.0 and has zero derivative, as ``step``; ``truediv`` is Python's ``/``, correctly
 # rounded (Value's ``/`` stays micrograd's ``a * b**-1``).
 
-def _comparison(name: str, python: str, test: Callable[[float, float], bool], sym: str) -> Op:
-    return Op(name, 2, lambda a, b: 1.0 if test(a, b) else 0.0, symbol=name, negative_zero="never",
+def _comparison(name: str, python: str, sym: str) -> Op:
+    return Op(name, 2, getattr(runtime, name), symbol=name, negative_zero="never",
               doc=f"1.0 if a {python} b else 0.0 (a Python comparison as a number); its derivative is zero",
               vjp=lambda F, g, out, a, b: (None, None),
               sympy=lambda sp, a, b: sp.Piecewise((1, getattr(sp, sym)(a, b)), (0, True)),
@@ -238,12 +238,12 @@ def _comparison(name: str, python: str, test: Callable[[float, float], bool], sy
 
 
 _define(
-    _comparison("lt", "<", operator.lt, "Lt"),
-    _comparison("le", "<=", operator.le, "Le"),
-    _comparison("gt", ">", operator.gt, "Gt"),
-    _comparison("ge", ">=", operator.ge, "Ge"),
-    _comparison("eq", "==", operator.eq, "Eq"),
-    _comparison("ne", "!=", operator.ne, "Ne"),
+    _comparison("lt", "<", "Lt"),
+    _comparison("le", "<=", "Le"),
+    _comparison("gt", ">", "Gt"),
+    _comparison("ge", ">=", "Ge"),
+    _comparison("eq", "==", "Eq"),
+    _comparison("ne", "!=", "Ne"),
     Op("truediv", 2, runtime.truediv, symbol="truediv",
        doc="a / b as Python divides floats, correctly rounded (inf or nan at b = 0, as IEEE)",
        vjp=lambda F, g, out, a, b: (F.truediv(g, b), -(F.truediv(out, b) * g)),

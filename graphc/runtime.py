@@ -122,3 +122,35 @@ def maximum(x, y):
     if y > x:
         return y
     return x + y  # one of them is nan
+
+
+# Python comparisons as numbers, 1.0 or 0.0: what a traced ``x.data > 0`` computes.
+
+def lt(x, y):
+    """1.0 if x < y else 0.0."""
+    return 1.0 if x < y else 0.0
+
+
+def le(x, y):
+    """1.0 if x <= y else 0.0."""
+    return 1.0 if x <= y else 0.0
+
+
+def gt(x, y):
+    """1.0 if x > y else 0.0."""
+    return 1.0 if x > y else 0.0
+
+
+def ge(x, y):
+    """1.0 if x >= y else 0.0."""
+    return 1.0 if x >= y else 0.0
+
+
+def eq(x, y):
+    """1.0 if x == y else 0.0."""
+    return 1.0 if x == y else 0.0
+
+
+def ne(x, y):
+    """1.0 if x != y else 0.0."""
+    return 1.0 if x != y else 0.0

@@ -304,3 +304,26 @@ def test_an_export_computes_the_gradients_compile_does_with_its_numerics(tmp_pat
         value, grad, _ = module.value_and_grad(x)
         assert (value, grad) == (out.data, (xv.grad,)), x
     assert compiled.stages().joint is compiled.stages(0, wrt_inputs=True).joint  # one pipeline, cached
+
+
+def test_traced_comparisons_export_and_run_standalone(tmp_path):
+    """Regression (a review's probes): the comparison ops' helpers were closures, so a
+    function returning the demo's accuracy could not be exported."""
+    w = Value(0.5)
+    compiled = graphc.compile(lambda xs: (sum(x * w for x in xs), sum(x.data > 0 for x in xs) / len(xs)))
+    compiled([1.0, -2.0])
+    path = export(compiled, tmp_path / "accuracy.py")
+    assert run_standalone(path, [[1.0, 2.0]])["forward"] == [1.5, 1.0]
+    assert run_standalone(path, [[-1.0, 2.0]])["forward"] == [0.5, 0.5]
+
+
+def test_a_module_exported_from_one_branch_refuses_arguments_taking_another(tmp_path):
+    """The exported code is the branch the trace took: arguments that take another (a guard
+    comes out otherwise) raise a ValueError, not that branch's numbers."""
+    compiled = graphc.compile(lambda x: x * 2.0 if x.data > 0 else -x)
+    compiled(1.0)
+    module = load(export(compiled, tmp_path / "branch.py"))
+    assert module.forward(3.0) == 6.0 and module.value_and_grad(2.0) == (4.0, (2.0,), [])
+    for call in (module.forward, module.value_and_grad):
+        with pytest.raises(ValueError, match=r"another branch .* \(guard 1 of 1\)"):
+            call(-1.0)
