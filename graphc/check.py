@@ -251,6 +251,10 @@ def check_grad(fn: Callable | Compiled, *args: Any, output: int = 0, rtol: float
         for p, (data, grad) in zip(params, saved):
             p.data, p.grad = data, grad
     report = GradReport(compiled.name, value, rows, rtol)
+    skipped = [r.name for r in rows if fd and r.finite_diff is None]
+    if skipped:
+        report.notes.append(f"finite differences skipped for {', '.join(skipped)}: the output is not finite "
+                            f"within h of the point")
     _symbolic(report, compiled, graph, output, point + [d for d, _ in saved],
               symbolic_limit, prove, prove_limit)
     return report
@@ -295,6 +299,8 @@ def _finite_differences(compiled: Compiled, in_tree: Any, point: list[float], pa
             p.data = xm
             fm = f(point)
             p.data = x
+        if not (math.isfinite(fp) and math.isfinite(fm) and math.isfinite(center)):
+            continue  # an output that overflows (or is nan) near the point has no difference quotient
         row.finite_diff = (fp - fm) / (xp - xm)
         row.fd_step = h
         row.fd_slopes = ((center - fm) / (x - xm), (fp - center) / (xp - x))
@@ -389,7 +395,12 @@ def evaluate_at(expr: sp.Expr, point: dict[sp.Symbol, float], digits: int = DIGI
             memo[e] = e.func(*[memo[a] for a in e.args]) if e.args else e
         except (TypeError, ValueError):  # e.g. an unevaluated Derivative at a number
             memo[e] = sp.nan
-    result = memo[expr].evalf(digits)
+        except OverflowError:  # past any float (exp(exp(...)) of 10**10**k): what float64 would give
+            memo[e] = sp.oo
+    try:
+        result = memo[expr].evalf(digits)
+    except OverflowError:
+        return math.inf
     if result is sp.nan or result is sp.zoo or not result.is_extended_real or not result.is_number:
         return math.nan
     return float(result)

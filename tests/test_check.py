@@ -229,3 +229,12 @@ def test_random_programs_check_out(spec, xs, ps):
     assume(_well_posed(g, values, backprop(g, values)))
     report = check_grad(fn, *xs, fd=False, prove=False)
     assert report.max_rel_error < 1e-9, str(report)
+
+
+def test_an_output_past_any_float_is_checked_without_finite_differences():
+    """Regression (a review's probes): SymPy's column raised OverflowError from mpmath
+    (``exp`` of ``exp`` ... of 0.7 has more digits than Python prints) and the CLI printed a
+    traceback; finite differences of an output that overflows are inf - inf."""
+    report = graphc.check_grad(lambda x: x.exp().exp().exp().exp().exp().exp().exp().exp(), 0.7)
+    assert report.ok and report.rows[0].sympy == math.inf and report.rows[0].finite_diff is None
+    assert any("finite differences skipped for x: the output is not finite" in note for note in report.notes)
