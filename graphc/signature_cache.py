@@ -74,7 +74,7 @@ class SignatureCache(Mapping):
         their signature whose guards hold (a retrace when none does)."""
         self.lookup(tree, args)
         group = self._variants[tree]
-        result, failure = variants.first_that_holds(group, leaves, bridge_call)
+        result, failure = variants.first_that_holds(group, leaves, bridge_call, self.lock)
         if failure is not None:
             result = variants.retrace(self, group, args, leaves, bridge_call, failure)
         self.latest = group[0]

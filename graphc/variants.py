@@ -48,18 +48,20 @@ def warn_once() -> Callable[[str], None]:
     return frozen
 
 
-def first_that_holds(group: list, leaves: list, call: Callable) -> tuple[Any, GuardFailure | None]:
+def first_that_holds(group: list, leaves: list, call: Callable, lock: Any) -> tuple[Any, GuardFailure | None]:
     """The outputs of the first variant in ``group`` whose guards hold on ``leaves`` (moved
     to the front: most recently used first) and None; or None and the first variant's
-    failed guard."""
+    failed guard.  ``lock`` (the cache's) is held to move it: a thread looking for a
+    variant under the lock never sees the group without it."""
     first = None
     for k, signature in enumerate(tuple(group)):
         result = call(signature, leaves)
         if type(result) is not GuardFailure:
             if k:
-                with contextlib.suppress(ValueError):  # another thread moved it
-                    group.remove(signature)
-                group.insert(0, signature)
+                with lock:
+                    with contextlib.suppress(ValueError):  # another thread moved it
+                        group.remove(signature)
+                    group.insert(0, signature)
             return result, None
         first = first or result
     return None, first
@@ -69,6 +71,9 @@ def retrace(cache: Any, group: list, args: tuple, leaves: list, call: Callable, 
     """Trace ``fn`` again for a call no variant fits (``failure``: the latest variant's failed
     guard), within :data:`MAX_VARIANTS`."""
     with cache.lock:
+        result, again = first_that_holds(group, leaves, call, cache.lock)  # another thread may have traced it
+        if again is None:
+            return result
         if len(group) >= MAX_VARIANTS:
             raise GraphcError(_cap_message(cache.name, group, failure))
         logs.retrace(cache.name, failure.reason)

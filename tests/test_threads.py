@@ -69,6 +69,26 @@ def test_first_calls_racing_trace_once_and_agree():
     assert results == [(Value(0.1 * k) * p + 1.0).tanh().data for k in range(8)]
 
 
+def test_threads_taking_branches_at_once_trace_each_branch_once():
+    """Regression (a review's probes): threads whose calls all failed the known variants'
+    guards each traced their branch, one after another, though an earlier one had just
+    traced it; 8 threads on 4 branches reached the cap of 8 programs in 3 of 5 runs."""
+    def branches(x):
+        if x.data > 1:
+            return x.tanh()
+        if x.data > 0:
+            return x * x
+        return x.exp() if x.data > -1 else -x
+    for trial in range(3):
+        compiled = graphc.compile(branches, backend="python")
+
+        def work(k):
+            rng = random.Random(100 * trial + k)
+            points = [rng.uniform(-3, 3) for _ in range(100)]
+            return all(compiled(v).data == branches(Value(v)).data for v in points)
+        assert all(run_together(8, work)) and compiled.trace_count == 4
+
+
 def test_different_signatures_from_many_threads():
     p = Value(1.5)
     compiled = graphc.compile(lambda xs: sum((x * p for x in xs), Value(0.0)))
