@@ -97,6 +97,7 @@ class Record:
         self.frozen: Counter = Counter()  # (what, where) -> how many numbers
         self.texts: Counter = Counter()  # where -> how many traced numbers turned into text
         self._random = None
+        self._generators: list = []
         self.random_drawn = False
         self.counting = False  # set while the traced function itself runs (not its placeholders)
 
@@ -126,17 +127,18 @@ class Record:
     def _froze(self, what: str, frame) -> None:
         self.frozen[what, location(frame)] += 1
 
-    def start(self) -> None:
-        """Called as the traced function starts: from now on, count."""
+    def start(self, fn: Any = None) -> None:
+        """Called as the traced function ``fn`` starts: from now on, count."""
         self.counting = True
-        self._random = _random_state() if threading.active_count() == 1 else None
+        self._generators = _generators_of(fn)
+        self._random = _random_state(self._generators) if threading.active_count() == 1 else None
 
     def finish(self) -> None:
         """Called when the traced function returned: did it draw random numbers?  (Told only
         while no other thread runs: the generators' state is shared by every thread.)"""
         self.counting = False
         self.random_drawn = self._random is not None and threading.active_count() == 1 \
-            and _random_state() != self._random
+            and _random_state(self._generators) != self._random
 
     def frozen_message(self, name: str) -> str | None:
         """What compile says once about frozen data (None when nothing was frozen)."""
@@ -150,8 +152,9 @@ class Record:
                          f"program ({shown}{more}): the compiled function keeps these values even when that "
                          f"data changes")
         if self.random_drawn:
-            parts.append("drew random numbers while it was traced (the state of Python's random module or "
-                         "NumPy's global generator changed): every call reuses the traced draws")
+            parts.append("drew random numbers while it was traced (the state of Python's random module, "
+                         "NumPy's global generator or a generator it names changed): every call reuses the "
+                         "traced draws")
         advice = [] if not parts else ["Pass the data (and any random draws, made outside) as arguments "
                                        "instead, so each call reads them"]
         if self.texts:
@@ -166,10 +169,44 @@ class Record:
         return f"graphc.compile({name}): the trace {'; and it '.join(parts)}. {'. '.join(advice)}"
 
 
-def _random_state() -> tuple:
+_GENERATORS = (random.Random, np.random.Generator, np.random.RandomState)
+
+
+def _generators_of(fn: Any) -> list:
+    """The random generators ``fn`` names as globals or captures (``rng =
+    np.random.default_rng(0)``, a ``random.Random``): their draws are frozen as the global
+    ones are, and their state is no global one."""
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return []
+    named = [fn.__globals__.get(name) for name in code.co_names]
+    for cell in fn.__closure__ or ():
+        try:
+            named.append(cell.cell_contents)
+        except ValueError:  # a cell not yet filled
+            continue
+    return [g for g in named if isinstance(g, _GENERATORS)]
+
+
+def _state_of(generator: Any) -> Any:
+    """A comparable snapshot of one generator's state (NumPy's hold arrays: their bytes)."""
+    if isinstance(generator, random.Random):
+        return generator.getstate()
+    state = generator.get_state(legacy=False) if isinstance(generator, np.random.RandomState) \
+        else generator.bit_generator.state
+    return _plain_state(state)
+
+
+def _plain_state(state: Any) -> Any:
+    if isinstance(state, dict):
+        return tuple((k, _plain_state(v)) for k, v in state.items())
+    return state.tobytes() if isinstance(state, np.ndarray) else state
+
+
+def _random_state(generators: list = ()) -> tuple:
     state = np.random.get_state(legacy=False)
     return (random.getstate(), state["state"]["key"].tobytes(), state["state"]["pos"],
-            state["has_gauss"], state["gauss"])
+            state["has_gauss"], state["gauss"], tuple(_state_of(g) for g in generators))
 
 
 def describe(node: Value, depth: int = 3) -> str:

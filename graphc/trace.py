@@ -127,7 +127,7 @@ def trace_with_record(fn: Callable, *example_args: Any, params: Iterable[Value] 
         supply = iter(placeholders)
         structured = [unflatten(t, supply) for t in in_tree[1]]
         try:
-            record.start()
+            record.start(fn)
             result, kinds = plain_outputs(fn(*structured))
             record.finish()
         except Exception as error:

@@ -193,6 +193,18 @@ def test_a_random_draw_inside_is_said():
         g(1.0)
 
 
+@pytest.mark.parametrize("make", [lambda: np.random.default_rng(0), lambda: np.random.RandomState(0),
+                                  lambda: random.Random(0), lambda: np.random.Generator(np.random.MT19937(0))])
+def test_a_draw_from_a_generator_the_function_names_is_said(make):
+    """Regression (a review's probes): only the global generators' states were compared, so
+    ``rng = np.random.default_rng(0)`` drawn from inside was frozen without a word."""
+    rng = make()
+    f = graphc.compile(lambda x: x + (rng.normal() if hasattr(rng, "normal") else rng.random()))
+    with pytest.warns(FrozenDataWarning, match="a generator it names changed"):
+        f(0.0)
+    graphc.compile(lambda x: x * 2.0 if rng is not None else x)(1.0)  # named, not drawn from: quiet
+
+
 def micrograd_loss(model, X, y, batch_size=None):
     """micrograd's demo.ipynb loss, unchanged but for taking model, X and y as arguments."""
     if batch_size is None:
