@@ -252,3 +252,18 @@ def test_masked_arrays_with_masked_entries_are_refused_not_silently_unmasked():
             call()
     assert double.map(masked.filled(0.0)).tolist() == [2.0, 0.0, 6.0]
     assert double.map(np.ma.masked_array([1.0, 2.0])).tolist() == [2.0, 4.0]  # nothing masked: nothing lost
+
+
+def test_backward_twice_on_a_compiled_output_adds_the_gradient_twice():
+    """micrograd's second backward() also re-adds its inner nodes' stale .grad (18 here);
+    a compiled output has no inner nodes: each call adds d(out)/dp once (README)."""
+    w, b = Value(0.5), Value(2.0)
+    out = graphc.compile(lambda x: x * w * b)(3.0)
+    out.backward()
+    out.backward()
+    assert (w.grad, b.grad) == (12.0, 3.0)
+    eager = Value(3.0) * w * b
+    w.grad = b.grad = 0.0
+    eager.backward()
+    eager.backward()
+    assert w.grad == 18.0  # micrograd's: the stale inner .grad counted again
