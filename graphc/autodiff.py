@@ -162,8 +162,8 @@ def _grad(graph: Graph, output: int, wrt_inputs: bool, wrt_params: bool) -> Grap
                 continue
             parts = [b.add("pack", b.lane_totals(by_lane, size), (shape,))]
         # ((c1 + c2) + c3) + ...: eager backward()'s order (each part on its own: vjp_per_part)
-        one_by_one = op in per_part_ops or (op in lane_parts_ops and len(parts) > 1
-                                            and any([a in pending for a in operands]))
+        one_by_one = op in per_part_ops or (op in lane_parts_ops and len(parts) > 1 and (
+            any([a in pending for a in operands]) or len(set(operands)) < len(operands)))
         for g in parts if one_by_one else [parts[0] if len(parts) == 1 else b.total(parts)]:
             contributions = zip(operands, rules.cotangents(op, g, i, operands, node_attrs[i]))
             for a, c in reversed(list(contributions)) if op in reversed_ops else contributions:

@@ -88,7 +88,8 @@ class Op:
     # theirs in the tensor's own sum in arrival order, as the scalar program adds a lane's
     # parts one by one (``(V + a) + b``, not ``V + (a + b)``).  "when_operands_have_parts": only
     # where an operand already has parts of its own (``pack``: a param in an MLP's layer
-    # and in an L2 term ``dot(P, P)`` written before the data loss gets ``(m + a) + a``).
+    # and in an L2 term ``dot(P, P)`` written before the data loss gets ``(m + a) + a``) or
+    # is packed in several lanes (``pack(x, x)`` read twice: ``((a1 + a0) + b1) + b0``).
     vjp_per_part: bool | str = False
     # lane_vjp(F, lanes, operand shapes, *operands, *attrs): each operand's cotangent parts
     # (a list) when lanes of a tensor result read apart by ``index`` have cotangents --

@@ -171,3 +171,35 @@ def test_a_scalar_broadcast_over_lanes_read_apart_gets_their_parts_as_reverse_mo
     values = [rng.uniform(-3, 3) for _ in range(5)]
     vector, scalar = (joint_values(grad(_read_products(read, v)), values, []) for v in (True, False))
     assert [v.hex() for v in vector] == [v.hex() for v in scalar], read
+
+
+def _two_dots_over_one_pack(vector: bool, first_parts: bool):
+    """``dot(P, c) + dot(P, d)`` with P = pack(p, p), or the scalar sums it stands for
+    (``(p*c0 + p*c1) + (p*d0 + p*d1)``); with ``first_parts``, ``p * e`` is added after
+    them, so p has a part of its own before the pack's."""
+    b = Builder()
+    p, e = b.add("input", (), ("p",)), b.add("input", (), ("e",))
+    cs = [b.add("input", (), (f"c{k}",)) for k in range(4)]
+    if vector:
+        packed = b.add("pack", (p, p), ((2,),))
+        sums = [b.add("dot", (b.const(-0.0), packed, b.add("pack", tuple(cs[k:k + 2]), ((2,),))))
+                for k in (0, 2)]
+    else:
+        sums = [b.add("add", (b.add("add", (b.const(-0.0), b.add("mul", (p, cs[k])))), b.add("mul", (p, cs[k + 1]))))
+                for k in (0, 2)]
+    out = b.add("add", tuple(sums))
+    if first_parts:
+        out = b.add("add", (out, b.add("mul", (p, e))))
+    return b.finish([p, e] + cs, [], [out])
+
+
+@pytest.mark.parametrize("first_parts", [False, True])
+@pytest.mark.parametrize("seed", range(20))
+def test_a_pack_hands_its_parts_on_one_by_one_where_the_scalar_program_adds_them_so(seed, first_parts):
+    """A pack with several parts (read by two dots) that holds one scalar in two lanes, or
+    whose scalar has a part already: the scalar program adds each lane's part on its own,
+    ``((d1 + d0) + c1) + c0``, not the lanes' sums ``(d1 + c1) + (d0 + c0)``."""
+    rng = random.Random(seed)
+    values = [rng.uniform(-3, 3) * 10.0 ** rng.randint(-8, 8) for _ in range(6)]  # wide: sums round
+    vector, scalar = (joint_values(grad(_two_dots_over_one_pack(v, first_parts)), values, []) for v in (True, False))
+    assert [v.hex() for v in vector] == [v.hex() for v in scalar]

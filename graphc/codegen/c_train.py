@@ -67,7 +67,7 @@ void {driver}(const double *const *restrict parts, const long *restrict widths, 
             to += widths[a] * b;
         }}
         const double lr = lrs[s];
-        const long step = {kernel_steps} && b == 1 && !decay && kind <= 1 ? kind + 1 : 0;  /* one row: the kernel steps (c_sums.py) */
+        const long step = {kernel_step};  /* one row: the kernel steps (c_sums.py) */
         gc_kernel(cols, p, 1.0 / (double)b, b, values, grads, q, step, lr);
         double acc = values[0];                       /* batches.row_mean */
         for (long r = 1; r < b; r++) acc = acc + values[r];
@@ -137,7 +137,7 @@ def driver_source(entry: str, driver: str, n_inputs: int, n_params: int, fast: b
     params); for a ``fast`` kernel, the driver's arithmetic stays exact, and the kernel never
     takes a step itself (its update would be fast)."""
     source = DRIVER.format(entry=entry, driver=driver, n_inputs=n_inputs, n_params=n_params,
-                           kernel_steps=0 if fast else 1)
+                           kernel_step="0" if fast else "b == 1 && !decay && kind <= 1 ? kind + 1 : 0")
     return f"{EXACT_DRIVER[0]}{source}{EXACT_DRIVER[1]}" if fast else source
 
 
