@@ -192,8 +192,9 @@ def train_update(lr: Any, optimizer: Any) -> Callable[[Signature], Update]:
     if optimizer is not None and type(optimizer).step is not Optimizer.step \
             and type(optimizer).apply is Optimizer.apply:
         raise ArgumentError(f"train runs the optimizer's apply(data, grad), the array form of step(), and "
-                            f"{type(optimizer).__name__} overrides step() alone: override apply() (or _update) "
-                            f"instead, or run its step() in a loop of compiled.mean(...).backward()")
+                            f"{type(optimizer).__name__} overrides step(), which train would not run: move that "
+                            f"code into apply() or _update(), or run its step() in a loop of "
+                            f"compiled.mean(...).backward()")
     if lr is not None:
         check_rate(lr)
         update = Update(None, None, float(lr))

@@ -324,9 +324,12 @@ def _symbolic(report: GradReport, compiled: Compiled, graph: Graph, output: int,
     except (GraphcError, RecursionError) as error:
         report.notes.append(f"sympy column skipped: {error}")
         return
-    at = dict(zip(syms, point))
+    at, overflowed = dict(zip(syms, point)), []
     for row, d in zip(report.rows, derivatives):
-        row.sympy = evaluate_at(d, at)
+        row.sympy = evaluate_at(d, at, overflowed=overflowed)
+    if overflowed:
+        report.notes.append("sympy column: a value past any float counted as inf there, as float64 gives it, "
+                            "not the exact number")
     cheap = size <= SIMPLIFY_LIMIT
     report.symbolic = {row.name: sp.factor_terms(d) if cheap else d for row, d in zip(report.rows, derivatives)}
     if prove is False:
@@ -372,12 +375,15 @@ def _equal(a: sp.Expr, b: sp.Expr, symbols: list[sp.Symbol]) -> bool:
     return sp.simplify(difference) == 0 or sp.simplify(difference.rewrite(sp.Piecewise)) == 0
 
 
-def evaluate_at(expr: sp.Expr, point: dict[sp.Symbol, float], digits: int = DIGITS) -> float:
+def evaluate_at(expr: sp.Expr, point: dict[sp.Symbol, float], digits: int = DIGITS,
+                overflowed: list | None = None) -> float:
     """``expr`` at ``point`` as a float, computed with ``digits`` significant digits.
 
     Each distinct subexpression is evaluated once (an explicit-stack walk with a memo), so
     shared subexpressions cost nothing extra, as ``subs``/``xreplace`` would.  Complex or
-    undefined results (``log(-1)``, ``1/0``) come back as nan, as in IEEE arithmetic.
+    undefined results (``log(-1)``, ``1/0``) come back as nan, as in IEEE arithmetic; a
+    value too large for mpmath (``exp`` of ``exp`` ... of 0.7) as inf, noted in
+    ``overflowed`` (a list) if given.
     """
     memo: dict[sp.Basic, sp.Basic] = {s: sp.Float(v, digits) for s, v in point.items()}
     stack = [expr]
@@ -397,9 +403,13 @@ def evaluate_at(expr: sp.Expr, point: dict[sp.Symbol, float], digits: int = DIGI
             memo[e] = sp.nan
         except OverflowError:  # past any float (exp(exp(...)) of 10**10**k): what float64 would give
             memo[e] = sp.oo
+            if overflowed is not None:
+                overflowed.append(e)
     try:
         result = memo[expr].evalf(digits)
     except OverflowError:
+        if overflowed is not None:
+            overflowed.append(expr)
         return math.inf
     if result is sp.nan or result is sp.zoo or not result.is_extended_real or not result.is_number:
         return math.nan

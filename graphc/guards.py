@@ -24,6 +24,7 @@ import os
 import random
 import sys
 import threading
+import types
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -179,7 +180,12 @@ def _generators_of(fn: Any) -> list:
     code = getattr(fn, "__code__", None)
     if code is None:
         return []
-    named = [fn.__globals__.get(name) for name in code.co_names]
+    codes, names = [code], set()
+    while codes:  # the function's own names, and those of its comprehensions and generator expressions
+        c = codes.pop()
+        names.update(c.co_names)
+        codes.extend(k for k in c.co_consts if isinstance(k, types.CodeType))
+    named = [fn.__globals__.get(name) for name in names]
     for cell in fn.__closure__ or ():
         try:
             named.append(cell.cell_contents)
@@ -198,6 +204,7 @@ def _state_of(generator: Any) -> Any:
 
 
 def _plain_state(state: Any) -> Any:
+    """``state`` with its dicts as tuples and its arrays as bytes, so ``==`` compares it."""
     if isinstance(state, dict):
         return tuple((k, _plain_state(v)) for k, v in state.items())
     return state.tobytes() if isinstance(state, np.ndarray) else state

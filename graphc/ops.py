@@ -90,6 +90,8 @@ class Op:
     # where an operand already has parts of its own (``pack``: a param in an MLP's layer
     # and in an L2 term ``dot(P, P)`` written before the data loss gets ``(m + a) + a``) or
     # is packed in several lanes (``pack(x, x)`` read twice: ``((a1 + a0) + b1) + b0``).
+    # It assumes the parts an operand has already came before the pack's in reverse mode's
+    # order, as re-rolling keeps them (an exception in README "Exactness" where it cannot).
     vjp_per_part: bool | str = False
     # lane_vjp(F, lanes, operand shapes, *operands, *attrs): each operand's cotangent parts
     # (a list) when lanes of a tensor result read apart by ``index`` have cotangents --

@@ -66,7 +66,8 @@ _UFUNC_METHODS = {np.add: ("__add__", "__radd__"), np.subtract: ("__sub__", "__r
                   np.greater: ("__gt__", "__lt__"), np.greater_equal: ("__ge__", "__le__"),
                   np.equal: ("__eq__", "__eq__"), np.not_equal: ("__ne__", "__ne__"),
                   np.bitwise_and: ("__and__", "__rand__"), np.bitwise_or: ("__or__", "__ror__"),
-                  np.bitwise_xor: ("__xor__", "__rxor__"), np.negative: ("__neg__", None), np.positive: ("__pos__", None), np.absolute: ("__abs__", None)}
+                  np.bitwise_xor: ("__xor__", "__rxor__"), np.negative: ("__neg__", None),
+                  np.positive: ("__pos__", None), np.absolute: ("__abs__", None)}
 
 
 def _unrecorded(what: str) -> TraceError:
@@ -326,8 +327,8 @@ class TracedNumber:
                              f"(a float), which has no .data")
         if name in _FLOAT_ATTRIBUTES:
             return getattr(self._frozen(), name)
-        if name in ("round", "rint"):  # np.round(x.data) asks for them
-            raise _unrecorded(f"numpy.{name}")
+        if name == "round":  # np.round(x.data) asks for it
+            raise _unrecorded("numpy.round")
         raise AttributeError(f"'{self.kind.__name__}' object has no attribute {name!r} "
                              f"(a traced value's .data is a plain number)")
 

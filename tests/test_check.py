@@ -238,3 +238,4 @@ def test_an_output_past_any_float_is_checked_without_finite_differences():
     report = graphc.check_grad(lambda x: x.exp().exp().exp().exp().exp().exp().exp().exp(), 0.7)
     assert report.ok and report.rows[0].sympy == math.inf and report.rows[0].finite_diff is None
     assert any("finite differences skipped for x: the output is not finite" in note for note in report.notes)
+    assert any("sympy column: a value past any float counted as inf" in note for note in report.notes)

@@ -122,3 +122,12 @@ def test_fast_c_flags_are_in_the_cache_key():
     source, *_ = c_backend.generate(graphc.optimize(graphc.trace(lambda x: x * 2.0 + 1.0, 1.0)), "f")
     assert c_toolchain.build(source) != c_toolchain.build(source, fast=True)
     assert c_toolchain.optimization_level(source) == "-O2"  # fast too: -O3 measured slower (c_toolchain)
+
+
+def test_clang_gets_the_contraction_that_honours_the_drivers_pragmas():
+    """clang ignores ``#pragma clang fp contract(off)`` under -ffp-contract=fast, which would
+    fuse the fast training driver's update (a review's finding; gcc honours its pragma)."""
+    assert c_toolchain.fast_flags("gcc (Debian 12.2.0-14) 12.2.0") == c_toolchain.FAST_FLAGS
+    clang = c_toolchain.fast_flags("Debian clang version 16.0.6 (15)")
+    assert "-ffp-contract=fast-honor-pragmas" in clang and "-ffp-contract=fast" not in clang
+    assert set(clang) - {"-ffp-contract=fast-honor-pragmas"} == set(c_toolchain.FAST_FLAGS) - {"-ffp-contract=fast"}

@@ -205,6 +205,17 @@ def test_a_draw_from_a_generator_the_function_names_is_said(make):
     graphc.compile(lambda x: x * 2.0 if rng is not None else x)(1.0)  # named, not drawn from: quiet
 
 
+GLOBAL_RNG = np.random.default_rng(0)
+
+
+def test_a_draw_inside_a_generator_expression_is_said():
+    """A global generator named only inside a comprehension or generator expression (a
+    code object of its own), as micrograd-style code sums: ``sum(x * rng.normal() for x in xs)``."""
+    f = graphc.compile(lambda xs: sum(x * GLOBAL_RNG.normal() for x in xs))
+    with pytest.warns(FrozenDataWarning, match="a generator it names changed"):
+        f([1.0, 2.0])
+
+
 def micrograd_loss(model, X, y, batch_size=None):
     """micrograd's demo.ipynb loss, unchanged but for taking model, X and y as arguments."""
     if batch_size is None:
@@ -265,3 +276,18 @@ def test_a_minibatch_drawn_inside_is_said():
     compiled = graphc.compile(lambda: micrograd_loss(model, X, y, batch_size=4))
     with pytest.warns(FrozenDataWarning, match="drew random numbers"):
         compiled()
+
+
+def test_what_a_compiled_function_does_not_see_is_as_the_readme_says():
+    """README, "Not seen": a param replaced by a new Value keeps its old one in the program
+    (change .data instead), and a traced .data is no float subclass."""
+    ws = [Value(1.0)]
+    f = graphc.compile(lambda x: x * ws[0])
+    assert f(2.0).data == 2.0
+    ws[0] = Value(5.0)
+    assert f(2.0).data == 2.0 and f.trace_count == 1  # the old Value: not seen
+    f.params[0].data = 5.0
+    assert f(2.0).data == 10.0  # its .data is read live
+    kinds = graphc.compile(lambda x: x * (1.0 if isinstance(x.data, float) else 2.0))
+    assert kinds(3.0).data == 6.0  # eager: 3.0
+

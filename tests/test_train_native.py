@@ -206,7 +206,7 @@ def test_an_optimizer_overriding_step_alone_is_refused_not_bypassed():
     X, y = data(12)
     model, step, _ = setup("lr")
     before = [p.data for p in model.parameters()]
-    with pytest.raises(ArgumentError, match=r"ClippedStep overrides step\(\) alone: override apply\(\)"):
+    with pytest.raises(ArgumentError, match=r"ClippedStep overrides step\(\), which train would not run: move that code into apply\(\)"):
         step.train(X, y, optimizer=ClippedStep(model.parameters(), lr=0.1))
     assert [p.data for p in model.parameters()] == before
 

@@ -55,6 +55,9 @@ FLAGS = ("-std=c99", "-fPIC", "-shared", "-ffp-contract=off", "-fno-fast-math")
 #: libm's own pow, exp, log, ...: only the order and fusion of + and * change.
 FAST_FLAGS = ("-std=c99", "-fPIC", "-shared", "-ffp-contract=fast", "-fassociative-math", "-fno-signed-zeros",
               "-fno-trapping-math")
+#: clang's spelling of FAST_FLAGS' contraction that still obeys ``#pragma clang fp
+#: contract(off)``: the training driver's update stays unfused (:data:`.c_train.EXACT_DRIVER`).
+CLANG_FAST_CONTRACT = "-ffp-contract=fast-honor-pragmas"
 #: -O2 for functions of up to OPT_LIMIT statements: gcc's vectorizer and inliner specialize
 #: the prelude's loops for each call's constant sizes (the moons and digits programs have
 #: ~100 and ~400 statements and build in 0.15 and 0.3 s).  Beyond it -- a graph that
@@ -129,7 +132,7 @@ def build(source: str, fast: bool = False) -> Path:
     if compiler is None:
         raise GraphcError("no C compiler found (set CC, or install gcc or clang)")
     cc, version = compiler
-    flags = (optimization_level(source),) + (FAST_FLAGS if fast else FLAGS) + NO_BUILTINS + \
+    flags = (optimization_level(source),) + (fast_flags(version) if fast else FLAGS) + NO_BUILTINS + \
         MACHINE_FLAGS + \
         tuple(shlex.split(os.environ.get("GRAPHC_CFLAGS", "")))
     key = hashlib.sha256("\0".join([source, cc, version, *flags, cpu(), c_cache.FORMAT]).encode()).hexdigest()[:40]
@@ -153,6 +156,14 @@ def build(source: str, fast: bool = False) -> Path:
         shutil.rmtree(scratch, ignore_errors=True)
     c_cache.prune(directory)
     return library
+
+
+def fast_flags(version: str) -> tuple[str, ...]:
+    """FAST_FLAGS for the compiler of ``version`` (its ``--version`` line): clang ignores
+    its fp pragmas under plain ``-ffp-contract=fast``."""
+    if "clang" not in version.lower():
+        return FAST_FLAGS
+    return tuple(CLANG_FAST_CONTRACT if f == "-ffp-contract=fast" else f for f in FAST_FLAGS)
 
 
 def _compile(cc: str, flags: tuple[str, ...], scratch: Path) -> subprocess.CompletedProcess:
