@@ -523,3 +523,21 @@ def test_gradients_of_rows_read_apart_are_the_python_backends_bits(read):
         with np.errstate(all="ignore"):
             rows, _ = function(X, ps, 1.0, X.shape[1])
         assert all(same(float(rows[o][r]), want[r][o]) for r in range(X.shape[1]) for o in range(len(want[0])))
+
+
+def test_a_pack_of_a_vectors_lanes_skipping_one_is_compiled_right():
+    """Regression (make fuzz, on AVX-512): GCC 12.2's SLP vectorizer compiled
+    ``pack(v[8], v[9], v[10], v[12], v[13], v[14])`` of a loop-vectorized ``v`` reading
+    lane 10 for lane 12, so an MLP's L2 term written before its data loss gave one weight
+    another's gradient (0.000333 became -0.0000936).  The C flags leave SLP vectorization out."""
+    random.seed(0)
+    model = MLP(2, [3, 2], activation="identity")
+    params = model.parameters()
+
+    def loss(x):
+        out = model(list(x))
+        return 1e-3 * sum(p * p for p in params) + (out[0] + out[1])
+    X = np.zeros((1, 2))
+    want = graphc.compile(loss, backend="python").mean_and_grad(X)
+    got = graphc.compile(loss, backend="c").mean_and_grad(X)
+    assert got[1].tolist() == want[1].tolist()

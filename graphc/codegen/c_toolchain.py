@@ -44,8 +44,12 @@ from . import c_cache
 from .c_runtime import LIBM_CALLS, PRELUDE
 
 #: Compiler flags, after the optimization level.  No -ffast-math, no fused multiply-adds:
-#: every operation rounds as in graphc's other backends.
-FLAGS = ("-std=c99", "-fPIC", "-shared", "-ffp-contract=off", "-fno-fast-math")
+#: every operation rounds as in graphc's other backends.  No SLP (straight-line)
+#: vectorization: GCC 12.2 with AVX-512 miscompiles a pack of a vector's lanes that skips one
+#: (``pack(v[8], v[9], v[10], v[12], ...)`` read lane 10 for lane 12; ``make fuzz`` found it
+#: through an MLP's gradient, ``tests/test_codegen_c.py``); the layer kernels are vectorized
+#: by hand and the row loops by the loop vectorizer, so it costs nothing measurable.
+FLAGS = ("-std=c99", "-fPIC", "-shared", "-ffp-contract=off", "-fno-fast-math", "-fno-tree-slp-vectorize")
 #: ``numerics="fast"``: fused multiply-adds (``-ffp-contract=fast``, with the FMA instructions
 #: of MACHINE_FLAGS) and reassociation (``-fassociative-math``, which gcc applies only with
 #: ``-fno-signed-zeros -fno-trapping-math``), so gcc may split and reorder sums.  Not the
@@ -54,7 +58,7 @@ FLAGS = ("-std=c99", "-fPIC", "-shared", "-ffp-contract=off", "-fno-fast-math")
 #: would turn divisions into an extra rounding each, and ``-fno-builtin-*`` still keeps
 #: libm's own pow, exp, log, ...: only the order and fusion of + and * change.
 FAST_FLAGS = ("-std=c99", "-fPIC", "-shared", "-ffp-contract=fast", "-fassociative-math", "-fno-signed-zeros",
-              "-fno-trapping-math")
+              "-fno-trapping-math", "-fno-tree-slp-vectorize")
 #: clang's spelling of FAST_FLAGS' contraction that still obeys ``#pragma clang fp
 #: contract(off)``: the training driver's update stays unfused (:data:`.c_train.EXACT_DRIVER`).
 CLANG_FAST_CONTRACT = "-ffp-contract=fast-honor-pragmas"
