@@ -109,9 +109,10 @@ class TracedNumber:
         if operand is None:
             return NotImplemented
         a, b = (operand, (self.node, self.kind)) if reflected else ((self.node, self.kind), operand)
+        # by zero: Python's / raises at trace time (compiled: inf or nan); a NumPy number divides
+        # as NumPy does, to inf or nan
         if op == "truediv" and _value(b[0]) == 0.0 and not isinstance(other, np.generic):
-            raise ZeroDivisionError("division by zero")  # as Python's / at trace time (compiled: inf or nan;
-            # a NumPy number divides as NumPy does, to inf or nan)
+            raise ZeroDivisionError("division by zero")
         return TracedNumber(apply(op, a[0], b[0]), kind_of(a[1], b[1]))
 
     def __add__(self, other):
