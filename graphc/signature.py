@@ -99,7 +99,8 @@ class _Cache(dict, Generic[K, V]):
             with self._lock:
                 value = self.get(key)
                 if value is None:
-                    value = self[key] = make()
+                    with gc_paused():  # a compile stage: big graphs, no garbage (see graphc.gcpause)
+                        value = self[key] = make()
         return value
 
 
@@ -111,7 +112,7 @@ class Signature:
         self.name, self.numerics, self.backend, self.description = name, numerics, backend, description
         self.stats = CompileStats()
         params = fn.parameters() if isinstance(fn, Module) else None
-        with _Timer(self.stats, "trace"):  # the graph ends with one 0/1 output per guard
+        with _Timer(self.stats, "trace"), gc_paused():  # the graph ends with one 0/1 output per guard
             traced, self.guards = trace_for_compile(name, fn, args, params, frozen)
         self.stats.traced_nodes = len(traced)
         self._traced, self._graph = traced, None
