@@ -14,22 +14,28 @@ They are pure, as in JAX: gradients are taken with respect to the *arguments* on
 Values ``fn`` reads without receiving them (a model's params) are used at their current
 ``.data`` but not differentiated, and their ``.grad`` is left as it was.  For gradients
 with respect to a model's params use ``loss.backward()`` or ``Compiled.mean_and_grad``.
+
+Inside a trace (``grad(grad(f))``, ``compile(grad(f))``) ``grad`` differentiates into the
+trace (:meth:`GradFunction._traced_call`), so they nest as JAX's do.
 """
 from __future__ import annotations
 
 import functools
+import itertools
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from . import autodiff
 from .compile import Compiled
-from .engine import Value
+from .engine import Value, current_record, is_tracing
 from .errors import ArgumentError, GraphcError
 from .graph import Graph
+from .interpret import replay
 from .nn import Module
 from .passes import optimize as optimize_graph
-from .trace import argument_names, trace
+from .trace import argument_names, trace, trace_with_record
+from .traced import TracedNumber
 from .tree import SCALAR, describe, flatten_args, unflatten
 
 ArgNums = int | Sequence[int]
@@ -56,6 +62,8 @@ class GradFunction:
             if not -len(args) <= k < len(args):
                 raise ArgumentError(f"argnums {k} is out of range: {self.compiled.name} was given {len(args)} "
                                     f"argument(s)")
+        if is_tracing():
+            return self._traced_call(args)
         args, names = list(args), argument_names(self.fn, len(args))
         wrt = {}  # argument number -> (its tree, the Values standing in for its leaves)
         for k in dict.fromkeys(k % len(args) for k in self.argnums):
@@ -67,10 +75,42 @@ class GradFunction:
         if not isinstance(out, Value):
             raise GraphcError(f"grad needs a function returning one scalar; {self.compiled.name} returns "
                               f"{describe(self.compiled.graph.out_tree)}")
-        _backward_keeping_param_grads(out, self.compiled.params)
+        others = [leaf for k, arg in enumerate(args) if k not in wrt  # Values passed, not differentiated
+                  for leaf in flatten_args((arg,), [names[k]])[0] if isinstance(leaf, Value)]
+        _backward_keeping_grads(out, self.compiled.params + others)
         grads = tuple(_like(*wrt[k % len(args)]) for k in self.argnums)
         grads = grads if self.many else grads[0]
         return (out.data, grads) if self.with_value else grads
+
+    def _traced_call(self, args: tuple):
+        """The call inside a trace (``grad(grad(f))``, ``compile(grad(f))``): fn traced on its
+        own, its gradient graph (:func:`graphc.autodiff.grad`) replayed on the outer trace's
+        Values (:func:`graphc.interpret.replay`), so the gradient is part of what the outer
+        trace records -- live for every input, and differentiable again.  Gradients of arrays
+        come as nested lists of Values; the value as a Value."""
+        names = argument_names(self.fn, len(args))
+        leaves, in_tree, _ = flatten_args(args, names)
+        leaves = [leaf.node if isinstance(leaf, TracedNumber) else leaf for leaf in leaves]
+        supply = iter(leaves)
+        args = tuple(unflatten(t, supply) for t in in_tree[1])
+        params = self.fn.parameters() if isinstance(self.fn, Module) else None
+        graph, record, _ = trace_with_record(self.fn, *args, params=params, name=self.compiled.name, guards=True)
+        n_guards = len(record.guards)
+        if graph.out_tree != SCALAR:
+            raise GraphcError(f"grad needs a function returning one scalar; {self.compiled.name} returns "
+                              f"{describe(graph.out_tree)}")
+        joint = autodiff.grad(graph, 0, wrt_inputs=True, wrt_params=False)
+        outputs = replay(joint, leaves + [1.0])
+        outer = current_record()
+        if outer is not None:
+            outer.absorb(record, outputs[1:1 + n_guards])
+        # .grad starts at 0 and adds the total: 0 + g, which is g but for -0.0
+        flat = [0.0 + g for g in outputs[1 + n_guards:]]
+        starts = list(itertools.accumulate([len(flatten_args((a,), ["x"])[0]) for a in args], initial=0))
+        grads = tuple(_traced_like(in_tree[1][k], flat[starts[k]:starts[k + 1]])
+                      for k in (k % len(args) for k in self.argnums))
+        grads = grads if self.many else grads[0]
+        return (outputs[0], grads) if self.with_value else grads
 
 
 def grad(fn: Callable, argnums: ArgNums = 0, *, numerics: str = "exact") -> GradFunction:
@@ -104,21 +144,28 @@ def make_graph(fn: Callable, *, optimize: bool = True, numerics: str = "exact") 
     return graph_of
 
 
-def _backward_keeping_param_grads(out: Value, params: list[Value]) -> None:
-    """``out.backward()`` for the arguments' gradients, with every param's ``.grad`` put back
-    as it was: these functions are pure, as JAX's are."""
-    saved = [p.grad for p in params]
+def _backward_keeping_grads(out: Value, kept: list[Value]) -> None:
+    """``out.backward()`` for the arguments' gradients, with the ``.grad`` of every Value in
+    ``kept`` (the params, the Values passed as arguments not differentiated) put back as it
+    was: these functions are pure, as JAX's are."""
+    saved = [v.grad for v in kept]
     try:
         out.backward()
     finally:
-        for p, g in zip(params, saved):
-            p.grad = g
+        for v, g in zip(kept, saved):
+            v.grad = g
 
 
 def _like(tree: Any, values: list[Value]) -> Any:
     """The gradients in ``values`` in the argument's structure ``tree``: floats, arrays for
     arrays, lists and tuples for lists and tuples (JAX's pytrees)."""
     return _rebuild(tree, iter([float(v.grad) for v in values]))
+
+
+def _traced_like(tree: Any, values: list) -> Any:
+    """The gradients in ``values`` (Values of a trace) in the argument's structure ``tree``,
+    an array's as nested lists (what a traced function can return)."""
+    return unflatten(tree, iter(values))
 
 
 def _rebuild(tree: Any, leaves: Any) -> Any:

@@ -26,7 +26,7 @@ import sys
 import threading
 import types
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -107,6 +107,15 @@ class Record:
         self.guards.append(Guard(predicate, bool(outcome), location(frame), what, source_line(frame),
                                  describe(predicate)))
 
+    def absorb(self, inner: "Record", predicates: list) -> None:
+        """What a trace run inside this one assumed and froze (:func:`graphc.grad` in a
+        traced function), its guards' predicates replayed on this trace's Values as
+        ``predicates``: this trace's program then checks them too."""
+        self.guards += [replace(g, predicate=p) for g, p in zip(inner.guards, predicates)]
+        self.frozen.update(inner.frozen)
+        self.texts.update(inner.texts)
+        self.random_drawn = self.random_drawn or inner.random_drawn
+
     def leaf(self, data: Any) -> None:
         """``Value(data)`` inside the traced function: a NumPy number is data frozen into the
         program (micrograd's ``list(map(Value, xrow))`` over a captured array).  A Python
@@ -138,8 +147,8 @@ class Record:
         """Called when the traced function returned: did it draw random numbers?  (Told only
         while no other thread runs: the generators' state is shared by every thread.)"""
         self.counting = False
-        self.random_drawn = self._random is not None and threading.active_count() == 1 \
-            and _random_state(self._generators) != self._random
+        self.random_drawn = self.random_drawn or (self._random is not None and threading.active_count() == 1
+                                                  and _random_state(self._generators) != self._random)
 
     def frozen_message(self, name: str) -> str | None:
         """What compile says once about frozen data (None when nothing was frozen)."""

@@ -1,10 +1,12 @@
 """Running a Graph directly, node by node, without generating code.
 
-Three small interpreters over the node lists, each a loop in id order (or its reverse),
+Small interpreters over the node lists, each a loop in id order (or its reverse),
 so graph depth never meets Python's recursion limit:
 
-* :func:`as_function` replays a graph on Values, giving an ordinary Python function that
-  ``graphc.compile`` can trace -- how a formula from :func:`graphc.from_sympy` is compiled;
+* :func:`replay` computes a graph's outputs on Values (inside a trace, the trace records
+  them: how :func:`graphc.grad` in a traced function adds its gradient to the trace), and
+  :func:`as_function` wraps it as an ordinary Python function that ``graphc.compile`` can
+  trace -- how a formula from :func:`graphc.from_sympy` is compiled;
 * :func:`evaluate` computes every node's float value (for pictures and checks);
 * :func:`backprop` computes every node's gradient with the op table's derivative rules,
   in eager ``backward()``'s order.
@@ -43,17 +45,7 @@ def as_function(graph: Graph) -> Callable[..., Any]:
         if len(leaves) != len(graph.inputs):
             raise ShapeError(f"{graph.name} takes {len(graph.inputs)} scalar input(s) "
                              f"({', '.join(names[i] for i in graph.inputs)}); got {len(leaves)}")
-        values: list[Any] = [None] * len(graph)
-        for i, leaf in zip(graph.inputs, leaves):
-            values[i] = leaf
-        for i, p in zip(graph.params, graph.param_values):
-            values[i] = p
-        for i, op in enumerate(graph.ops):
-            if op == "const":
-                values[i] = graph.attrs[i][0]
-            elif op not in ops.LEAVES:
-                values[i] = apply(op, *[values[a] for a in graph.args[i]], attr=graph.attrs[i])
-        outputs = [v if isinstance(v, Value) else Value(v) for v in (values[o] for o in graph.outputs)]
+        outputs = [v if isinstance(v, Value) else Value(v) for v in replay(graph, leaves)]
         if graph.out_tree is None:
             return outputs[0] if len(outputs) == 1 else outputs
         return unflatten(graph.out_tree, iter(outputs))
@@ -64,6 +56,23 @@ def as_function(graph: Graph) -> Callable[..., Any]:
         kind = inspect.Parameter.POSITIONAL_ONLY
         function.__signature__ = inspect.Signature([inspect.Parameter(n, kind) for n in arg_names])
     return function
+
+
+def replay(graph: Graph, inputs: Sequence[Any]) -> list[Any]:
+    """``graph``'s outputs computed on Values: ``inputs`` (Values or numbers) for its inputs, in
+    order, its param Values for its params.  Each op is one eager Value op, so inside a
+    trace the outputs are part of what that trace records."""
+    values: list[Any] = [None] * len(graph)
+    for i, leaf in zip(graph.inputs, inputs):
+        values[i] = leaf
+    for i, p in zip(graph.params, graph.param_values):
+        values[i] = p
+    for i, op in enumerate(graph.ops):
+        if op == "const":
+            values[i] = graph.attrs[i][0]
+        elif op not in ops.LEAVES:
+            values[i] = apply(op, *[values[a] for a in graph.args[i]], attr=graph.attrs[i])
+    return [values[o] for o in graph.outputs]
 
 
 def evaluate(graph: Graph, inputs: Sequence[float], params: Sequence[float] | None = None) -> list[float]:

@@ -36,6 +36,7 @@ from .nn import Module
 from .ops import Op
 from .traced import TracedNumber, compare, plain_outputs
 from .tree import flatten_args, flatten_output, foreign_value_message, is_foreign_value, unflatten
+from .walk import depth_first
 
 _PLACEHOLDER = ("placeholder",)  # marks a placeholder leaf in its (otherwise unused) _attr slot
 
@@ -50,7 +51,7 @@ class TracedValue(Value):
     def read_data(v: Value) -> float | TracedNumber:
         """``v.data``: a constant's number, or a traced number of anything the program
         computes or reads (placeholders, op results, params and captured Values)."""
-        if v._kind is None and (v._attr is engine.CONSTANT or (type(v) is TracedValue and v._attr is not _PLACEHOLDER)):
+        if v._kind is None and (v._attr is engine.CONSTANT or (isinstance(v, TracedValue) and v._attr is not _PLACEHOLDER)):
             return v._data
         return TracedNumber(v, float)
 
@@ -115,7 +116,10 @@ def trace_with_record(fn: Callable, *example_args: Any, params: Iterable[Value] 
     arg_names = argument_names(fn, len(example_args))
     leaves, in_tree, paths = flatten_args(example_args, arg_names)
     record = Record()
-    paused, tracing = gc_paused(), engine.tracing(TracedValue, record)
+    # inside another trace (graphc.grad in a traced function), this one's Values are of a
+    # class of their own: the other trace's, met in the graph, are read live (see _to_graph)
+    node_class = type("TracedValue", (TracedValue,), {"__slots__": ()}) if engine.is_tracing() else TracedValue
+    paused, tracing = gc_paused(), engine.tracing(node_class, record)
     try:  # entered inside the try, so that an interrupt at any moment after is undone (no `with`:
         paused.__enter__()  # an exception at the line a `with` exits on can skip __exit__, bpo-29988)
         tracing.__enter__()
@@ -142,7 +146,7 @@ def trace_with_record(fn: Callable, *example_args: Any, params: Iterable[Value] 
     extra = [g.predicate for g in record.guards] if guards else []
     with gc_paused():
         graph = _to_graph(out_leaves + extra, placeholders, paths, list(params or ()),
-                          name or function_name(fn), in_tree, out_tree)
+                          name or function_name(fn), in_tree, out_tree, node_class)
     return graph, record, kinds
 
 
@@ -174,8 +178,17 @@ def _foreign_value_in(error: BaseException) -> Any:
 
 
 def _to_graph(out_leaves: list, placeholders: list[Value], paths: list[str], given_params: list[Value],
-              name: str, in_tree: Any, out_tree: Any) -> Graph:
-    topo = topological_order(v for v in out_leaves if isinstance(v, Value))
+              name: str, in_tree: Any, out_tree: Any, node_class: type = TracedValue) -> Graph:
+    """The graph of ``out_leaves``.  A trace inside another makes ``node_class`` Values: the
+    outer trace's (TracedValues of another class) become params -- the walk stops at them --
+    read live when the graph is replayed on the outer trace's Values, never frozen."""
+    roots = [v for v in out_leaves if isinstance(v, Value)]
+    nested = node_class is not TracedValue
+    if nested:
+        topo = depth_first(roots, lambda v: () if isinstance(v, TracedValue) and type(v) is not node_class
+                           else v._prev)
+    else:
+        topo = topological_order(roots)
     b = Builder()
     index: dict[Value, int] = {}  # a Value's node (Values hash by identity)
     inputs = []
@@ -186,8 +199,9 @@ def _to_graph(out_leaves: list, placeholders: list[Value], paths: list[str], giv
     param_values = list(dict.fromkeys(given_params))  # ordered, without duplicates
     known = set(map(id, param_values))
     constant = engine.CONSTANT
-    found = [v for v in topo if v._kind is None and v._attr is not constant and v not in index
-             and id(v) not in known and not isinstance(v, TracedValue)]
+    found = [v for v in topo if v not in index and id(v) not in known and (
+        (v._kind is None and v._attr is not constant and not isinstance(v, TracedValue))
+        or (nested and isinstance(v, TracedValue) and type(v) is not node_class))]
     param_values += sorted(found, key=lambda v: v._serial)  # creation order: model.parameters() order
     params = []
     for k, p in enumerate(param_values):

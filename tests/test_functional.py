@@ -100,6 +100,58 @@ def test_value_arguments_are_not_written():
     assert x.grad == 0
 
 
+def test_values_passed_but_not_differentiated_keep_their_grad():
+    y = Value(3.0)
+    for _ in range(2):
+        assert graphc.grad(lambda x, y: x * y)(2.0, y) == 3.0
+    assert y.grad == 0
+
+
+def test_grad_of_grad_is_the_second_derivative():
+    torch = pytest.importorskip("torch")
+    cube = graphc.grad(graphc.grad(lambda x: x ** 3))
+    assert [cube(x) for x in (2.0, 3.0, -0.5)] == [12.0, 18.0, -3.0]  # 6x, exactly
+    assert cube.compiled.trace_count == 1  # live for every x, not a frozen one
+    third = graphc.grad(graphc.grad(graphc.grad(lambda x: (x * 1.5).tanh() * x)))
+    mixed = graphc.grad(graphc.grad(lambda x, y: (x * y).tanh() * x, 0), 1)
+    for x, y in [(0.3, -0.4), (-1.2, 0.7), (2.0, 0.1)]:
+        tx, ty = (torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in (x, y))
+        (d1,) = torch.autograd.grad(torch.tanh(tx * 1.5) * tx, tx, create_graph=True)
+        (d2,) = torch.autograd.grad(d1, tx, create_graph=True)
+        (d3,) = torch.autograd.grad(d2, tx)
+        (dx,) = torch.autograd.grad(torch.tanh(tx * ty) * tx, tx, create_graph=True)
+        (dxy,) = torch.autograd.grad(dx, ty)
+        assert rel_err(third(x), float(d3)) <= 1e-14 and rel_err(mixed(x, y), float(dxy)) <= 1e-14
+
+
+def test_a_compiled_grad_maps_over_rows_with_eagers_gradients():
+    """JAX's vmap(grad(f)): the gradient traced into the compiled program, bit for bit the
+    gradient grad(f) gives one number at a time (eager backward), -0.0 included."""
+    def f(x):
+        return (x * 1.3).tanh() * x + (x * x).relu() * 0.5 - (x * -2.0).exp()
+    X = np.array([-2.0, -0.5, -0.0, 0.0, 1e-300, 0.25, 3.0])
+    for backend in ("python", "c"):  # NumPy's SIMD tanh and exp need not give libm's bits
+        mapped = graphc.compile(graphc.grad(f), backend=backend).map(X)
+        expected = np.array([graphc.grad(f)(float(x)) for x in X])
+        assert np.array_equal(mapped, expected) and np.array_equal(np.signbit(mapped), np.signbit(expected))
+
+
+def test_grad_inside_a_trace_reads_the_values_it_closes_over_live():
+    def outer(x, y):
+        return graphc.grad(lambda a: a * a * y)(x)
+    compiled = graphc.compile(outer)
+    assert compiled(Value(2.0), Value(3.0)).data == 12.0 and compiled(Value(2.0), Value(5.0)).data == 20.0
+    assert compiled.trace_count == 1 and graphc.grad(outer, 1)(2.0, 3.0) == 4.0
+
+
+def test_grad_inside_a_trace_keeps_the_guards_of_the_branch_it_took():
+    def f(x):
+        return x * x if x.data > 0 else -x
+    compiled = graphc.compile(graphc.grad(f))
+    assert [compiled(Value(x)).data for x in (2.0, -2.0, 3.0, -1.0)] == [4.0, -1.0, 6.0, -1.0]
+    assert compiled.trace_count == 2
+
+
 def test_bad_uses_are_clear_errors():
     with pytest.raises(GraphcError, match="returning one scalar; .* returns \\(scalar, scalar\\)"):
         graphc.grad(lambda x: (x, x * 2.0))(1.0)
