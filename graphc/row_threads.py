@@ -11,6 +11,7 @@ one thread's sum in the last bits (README, "Exactness").
 from __future__ import annotations
 
 import numbers
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any, Callable
@@ -48,7 +49,9 @@ def run(jobs: list[Callable[[], Any]]) -> list:
     the pool's (the first to raise, in order, raises here once all have finished)."""
     if len(jobs) == 1:
         return [jobs[0]()]
-    futures = [_pool(len(jobs) - 1).submit(job) for job in jobs[1:]]
+    with _lock:  # submitted before any other call can replace the pool (see _pool)
+        pool = _pool(len(jobs) - 1)
+        futures = [pool.submit(job) for job in jobs[1:]]
     try:
         first = jobs[0]()
     finally:
@@ -57,17 +60,30 @@ def run(jobs: list[Callable[[], Any]]) -> list:
 
 
 def _pool(workers: int) -> ThreadPoolExecutor:
-    """The process's pool of ``workers`` threads, started on first use and kept: starting
-    threads on every call would cost more than a small batch's work."""
-    pool = _pools.get(workers)
-    if pool is None:
-        with _lock:
-            pool = _pools.setdefault(workers, ThreadPoolExecutor(workers, thread_name_prefix="graphc-rows"))
-    return pool
+    """The process's pool of at least ``workers`` threads (the caller holds ``_lock``):
+    started on first use and kept (starting threads on every call would cost more than a
+    small batch's work); replaced by a larger one when more threads are asked for, so one
+    pool's idle threads are all there ever are -- the old one finishes the jobs it was
+    given.  A forked child starts its own: the parent's threads do not exist in it."""
+    pool, size = _current
+    if size < workers:
+        _current[:] = [ThreadPoolExecutor(workers, thread_name_prefix="graphc-rows"), workers]
+        if pool is not None:
+            pool.shutdown(wait=False)
+    return _current[0]
 
 
-_pools: dict[int, ThreadPoolExecutor] = {}
+def _forget_pool() -> None:
+    """In a forked child: the pool's threads stayed in the parent."""
+    global _lock
+    _current[:] = [None, 0]
+    _lock = threading.Lock()
+
+
+_current: list = [None, 0]  # the pool and its number of threads
 _lock = threading.Lock()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
 
 
 def added_in_order(partials: list) -> list | np.ndarray:

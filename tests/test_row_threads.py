@@ -1,7 +1,11 @@
 """threads=: the rows split across threads, the partial sums combined in a fixed order."""
 from __future__ import annotations
 
+import os
 import random
+import signal
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -96,3 +100,35 @@ def test_mean_in_threads_backpropagates_the_combined_gradient():
     mean = step.mean(X, y, threads=2)
     mean.backward()
     assert mean.data == value and [p.grad for p in step.params] == grads.tolist()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_runs_threads_of_its_own():
+    """The parent's pool has no threads in a child (multiprocessing's fork workers): the
+    child's call hung waiting for them."""
+    _, loss = model_loss()
+    step = graphc.compile(loss, backend="numpy")
+    X, y = data(64)
+    expected = step.mean_and_grad(X, y, threads=2)  # the parent's pool starts
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its answer, or nothing if it hangs (the alarm ends it)
+        signal.alarm(20)
+        value, grads = step.mean_and_grad(X, y, threads=2)
+        os.write(write, repr((value, grads.tolist())).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as answer:
+        got = answer.read()
+    os.waitpid(pid, 0)
+    assert got == repr((expected[0], expected[1].tolist()))
+
+
+def test_one_pool_serves_every_thread_count():
+    _, loss = model_loss()
+    step = graphc.compile(loss, backend="numpy")
+    X, y = data(64)
+    for threads in range(2, 12):
+        step.mean_and_grad(X, y, threads=threads)
+    time.sleep(0.2)  # the replaced pools' threads end once idle
+    assert sum(t.name.startswith("graphc-rows") for t in threading.enumerate()) <= 10
