@@ -94,7 +94,7 @@ def flatten_output(out: Any) -> tuple[list, Tree]:
     leaves: list = []
 
     def walk(x: Any, path: str, depth: int) -> Tree:
-        if isinstance(x, Value) or (isinstance(x, numbers.Real) and not isinstance(x, np.ndarray)):
+        if isinstance(x, Value) or (isinstance(x, (numbers.Real, np.bool_)) and not isinstance(x, np.ndarray)):
             if not isinstance(x, (float, Value)):
                 _to_float(x, f"{path} of the traced function")
             leaves.append(x)

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import graphc
+import graphc.codegen.c
 from graphc import GraphcError, Value, apply
 from graphc.nn import MLP
 from conftest import rel_err
@@ -51,6 +52,16 @@ def test_output_structure_is_kept_and_numbers_become_values():
     assert [out[0].data, out[1][0].data, out[1][1].data] == [3.0, 2.5, 4.0]
     assert all(isinstance(v, Value) for v in (out[0], out[1][0], out[1][1]))
     out[1][1].backward()  # a constant output: no gradient, no error
+
+
+@pytest.mark.parametrize("backend", ["python", "numpy"] + (["c"] if graphc.codegen.c.find_compiler() else []))
+def test_an_empty_output_structure_comes_back_empty_on_every_backend(backend):
+    compiled = graphc.compile(lambda x: ([], ()), backend=backend)
+    assert compiled(1.0) == ([], ()) and compiled.map(np.ones(3)) == ([], ())
+
+
+def test_a_numpy_bool_returned_is_a_number_as_a_bool_is():
+    assert graphc.compile(lambda x: np.bool_(x.data > 0))(1.0).data == graphc.compile(lambda x: True)(1.0).data
 
 
 def test_backward_of_one_output_never_leaks_the_others():
