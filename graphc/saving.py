@@ -50,7 +50,10 @@ def save(model: Module, path: str | os.PathLike) -> None:
     header = {"format": FORMAT, "version": VERSION, "class": type(model).__name__, "config": _config(model)}
     arrays = {HEADER: np.array(json.dumps(header)), **model.state_dict()}
     path = Path(path)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as error:  # named after the path asked for, not the file written aside
+        raise type(error)(error.errno, f"cannot write {path}: {error.strerror}", str(path.parent)) from None
     try:
         with os.fdopen(handle, "wb") as file:
             np.savez(file, **arrays)

@@ -7,6 +7,7 @@ import json
 import math
 import pickle
 import random
+import re
 import struct
 import zipfile
 
@@ -351,6 +352,13 @@ def test_a_corrupted_byte_is_refused_or_harmless(tmp_path):
 def test_a_missing_file_is_a_file_not_found_error(tmp_path):
     with pytest.raises(FileNotFoundError):
         graphc.load(tmp_path / "nothing.npz")
+
+
+def test_saving_into_a_missing_directory_names_the_path_asked_for(tmp_path):
+    target = tmp_path / "missing" / "model.npz"
+    with pytest.raises(FileNotFoundError, match=f"cannot write {re.escape(str(target))}") as caught:
+        graphc.save(MLP(2, [3]), target)
+    assert caught.value.filename == str(target.parent) and not (tmp_path / "missing").exists()
 
 
 def test_max_params_is_a_keyword(tmp_path):
