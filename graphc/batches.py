@@ -26,10 +26,16 @@ class Batch:
     an (n_inputs, N) float array (``cols``: one contiguous row per scalar input, made when first
     read) or as the arguments' own rows (``parts``: what train's driver reads)."""
 
-    def __init__(self, args: tuple, names: list[str], allow_nonfinite: bool = False) -> None:
+    def __init__(self, args: tuple, names: list[str], allow_nonfinite: bool = False, later: bool = False) -> None:
+        """``later``: the arrays' numbers are checked for inf and nan (unless
+        ``allow_nonfinite``) when :meth:`check_finite` is called, but for the first row's,
+        which a trace reads: ``train`` leaves that check to its native driver."""
         if not args:
             raise ArgumentError("map and mean need at least one batched argument (an array of shape (N, ...))")
-        arrays = [_checked_array(arg, name, allow_nonfinite) for arg, name in zip(args, names)]
+        arrays = [_checked_array(arg, name, allow_nonfinite or later) for arg, name in zip(args, names)]
+        self._unchecked = [] if allow_nonfinite or not later else list(zip(arrays, names))
+        for array, name in self._unchecked:
+            _require_finite(array[:1], name)
         self.n = arrays[0].shape[0]
         for array in arrays:
             if array.shape[0] != self.n:
@@ -60,6 +66,17 @@ class Batch:
         """One example row per argument (zeros when there are no rows): what a trace sees."""
         return tuple(a[0] if self.n else np.zeros(a.shape[1:]) for a in self._arrays)
 
+    @property
+    def unchecked(self) -> bool:
+        """Whether :meth:`check_finite` has yet to look at the numbers."""
+        return bool(self._unchecked)
+
+    def check_finite(self) -> None:
+        """The check for inf and nan that a ``later`` batch put off (DataError naming the first)."""
+        for array, name in self._unchecked:
+            _require_finite(array, name)
+        self._unchecked = []
+
     def require_rows(self, what: str) -> None:
         if self.n == 0:
             raise ShapeError(f"{what} over zero rows is undefined: pass at least one row")
@@ -70,11 +87,17 @@ def _checked_array(arg: Any, name: str, allow_nonfinite: bool) -> np.ndarray:
         array = arg  # the common case: no conversion
     else:
         array = _as_batched_array(arg, name)
-    if not allow_nonfinite and array.dtype.kind == "f" and not _all_finite(array):
+    if not allow_nonfinite:
+        _require_finite(array, name)
+    return array
+
+
+def _require_finite(array: np.ndarray, name: str) -> None:
+    """DataError naming the first inf or nan of ``array`` (argument ``name``), if there is one."""
+    if array.dtype.kind == "f" and not _all_finite(array):
         bad = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
         raise DataError(f"argument {name}: expected finite numbers; {name}{list(bad)} is {array[bad]} "
                         f"(pass allow_nonfinite=True to compute with nan and inf)")
-    return array
 
 
 def _all_finite(array: np.ndarray) -> bool:
@@ -256,9 +279,13 @@ def train(signature: Signature, batch: Batch, update: Update, plan: StepPlan, ba
     optimizer = update.optimizer
     state = optimizer.snapshot() if optimizer is not None else None
     params = signature.param_data(None, array=True).copy()  # the steps move it in place
+    native = train_native.usable(program, update)
+    if batch.unchecked and not (native and plan.reads_every_row()):
+        batch.check_finite()  # else the driver checks each step's rows as it reads them
     try:
-        if train_native.usable(program, update):
-            losses = train_native.run(program, batch.parts, update, plan, params, bar)
+        if native:
+            losses = train_native.run(program, batch.parts, update, plan, params, bar,
+                                      nonfinite=batch.check_finite if batch.unchecked else None)
         else:
             losses = _python_steps(signature, batch, update, plan, params, bar)
     except BaseException:

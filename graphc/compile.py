@@ -210,10 +210,11 @@ class Compiled:
         or nothing: if the run raises (a KeyboardInterrupt included), the params and the
         optimizer's state are as before.  Returns each step's mean loss (before its step),
         all epochs end to end.  Data holding nan or inf raises :class:`DataError` unless
-        ``allow_nonfinite``.  ``progress=True`` shows the steps done and the latest loss on
+        ``allow_nonfinite`` (on C, found as the driver copies each step's rows, before that
+        step; nothing moves).  ``progress=True`` shows the steps done and the latest loss on
         stderr (a tqdm bar when tqdm is installed, else one line redrawn in place).
         """
-        batch = self._batch(batched_args, allow_nonfinite)
+        batch = self._batch(batched_args, allow_nonfinite, later=True)  # checked by batches.train
         batch.require_rows("train")
         make_update = batches.train_update(lr, optimizer)
         plan = batches.StepPlan(batch.n, batch_size, order, epochs, shuffle, schedule)
@@ -233,8 +234,8 @@ class Compiled:
         program = signature.batched_program("mean")
         return batches.NativeRun(signature, program, batch) if program.driver is not None else None
 
-    def _batch(self, batched_args: tuple, allow_nonfinite: bool) -> batches.Batch:
-        return batches.Batch(batched_args, self._argument_names(len(batched_args)), allow_nonfinite)
+    def _batch(self, batched_args: tuple, allow_nonfinite: bool, later: bool = False) -> batches.Batch:
+        return batches.Batch(batched_args, self._argument_names(len(batched_args)), allow_nonfinite, later)
 
     # -- inspection ---------------------------------------------------------------------
 

@@ -60,6 +60,12 @@ class StepPlan:
         self.per_epoch = -(-count // self.size)
         self.total = self.per_epoch * self.epochs
 
+    def reads_every_row(self) -> bool:
+        """Whether some step takes each of the rows."""
+        if self.epochs == 0 or self.n == 0:
+            return self.n == 0
+        return self.rows is None or bool(np.bincount(self.rows, minlength=self.n).all())
+
     def epoch_rows(self) -> np.ndarray | None:
         """The next epoch's row order (None: the rows as given)."""
         return self.rng.permutation(self.n).astype(np.int64) if self.rng is not None else self.rows

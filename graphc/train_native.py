@@ -12,10 +12,11 @@ puts everything back as it was.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
+from .errors import GraphcError
 from .steps import StepPlan
 
 #: About how long one native call runs before Python gets control back (a Ctrl-C, the bar).
@@ -28,14 +29,18 @@ def usable(program: Any, update: Any) -> bool:
 
 
 def run(program: Any, parts: list[np.ndarray], update: Any, plan: StepPlan, params: np.ndarray, bar=None,
-        decay: tuple[np.ndarray, np.ndarray] | None = None, keep_partial: bool = False) -> np.ndarray:
+        decay: tuple[np.ndarray, np.ndarray] | None = None, keep_partial: bool = False,
+        nonfinite: Callable[[], None] | None = None) -> np.ndarray:
     """Every step of ``plan``: ``params`` (float64, in the signature's order) moved in place
     and each step's mean loss returned; the optimizer's state (and ``lr``, as the last step
     set it) written back only when all steps are done -- or, with ``keep_partial``, also
     when the run raises (a KeyboardInterrupt), as the steps completed by then left them.
     ``decay``: (which params, each step's scale) of an L2 penalty added to every step
     (:meth:`graphc.codegen.c_train.Driver.run`); the losses then come with it as a second
-    row (shape (2, steps))."""
+    row (shape (2, steps)).  ``nonfinite``: the data is not checked yet -- the driver checks
+    each step's rows as it reads them and stops before a step whose rows hold an inf or nan;
+    then this is called, which raises, and nothing is written back: the caller's check of
+    the data, in the pass over it that training makes anyway."""
     perm = program.layout.perm
     optimizer = update.optimizer
     kind, hyper, names = ("lr", (), ()) if optimizer is None else optimizer.native()
@@ -53,7 +58,7 @@ def run(program: Any, parts: list[np.ndarray], update: Any, plan: StepPlan, para
     losses = np.empty((2, plan.total))
     penalty = None if decay is None else (np.ascontiguousarray(decay[0][perm], dtype=np.float64),
                                           np.ascontiguousarray(decay[1], dtype=np.float64))
-    done = np.zeros(1, dtype=np.int64)
+    done = np.zeros(2, dtype=np.int64)  # steps completed; whether a step's rows were not finite
 
     def write_back() -> None:
         steps = int(done[0])
@@ -69,18 +74,24 @@ def run(program: Any, parts: list[np.ndarray], update: Any, plan: StepPlan, para
                 optimizer.lr = float(rates[steps - 1])
     try:
         _chunks(program.driver, parts, rows, bounds, kernel, kind,
-                np.array(hyper + (0.0,), dtype=np.float64), rates, t, state, losses, bar, penalty, done)
+                np.array(hyper + (0.0,), dtype=np.float64), rates, t, state, losses, bar, penalty, done,
+                nonfinite is not None)
     except BaseException:
         if keep_partial:
             write_back()
         raise
+    if done[1]:
+        nonfinite()
+        raise GraphcError("the training driver met an inf or nan the data check did not find (a graphc bug)")
     write_back()
     return losses if decay is not None else losses[0]
 
 
-def _chunks(driver, parts, rows, bounds, kernel, kind, hyper, rates, t, state, losses, bar, penalty, done) -> None:
+def _chunks(driver, parts, rows, bounds, kernel, kind, hyper, rates, t, state, losses, bar, penalty, done,
+            check) -> None:
     """All steps, a chunk of them per driver call (see the module docstring); ``done[0]``
-    counts the steps completed.  A chunk is sized from the seconds per row the driver's
+    counts the steps completed; with ``check``, the first step whose rows are not finite
+    sets ``done[1]`` and ends the run before it.  A chunk is sized from the seconds per row the driver's
     last call took (the first call of a driver runs one step to find out), so a short run
     is one call."""
     step, total = 0, losses.shape[1]
@@ -93,7 +104,9 @@ def _chunks(driver, parts, rows, bounds, kernel, kind, hyper, rates, t, state, l
         began = time.perf_counter()
         decay = None if penalty is None else (penalty[0], penalty[1][step:end], losses[1, step:end])
         driver.run(parts, rows, bounds[step:end + 1], kernel, kind, hyper, rates[step:end], t + step, state,
-                   losses[0, step:end], decay, done)
+                   losses[0, step:end], decay, done, check=check)
+        if done[1]:
+            return
         driver.row_seconds = max(time.perf_counter() - began, 1e-9) / max(1, int(bounds[end] - bounds[step]))
         if bar is not None:
             for value in losses[0, step:end].tolist():

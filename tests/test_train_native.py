@@ -10,11 +10,13 @@ import pytest
 import graphc
 from graphc import ArgumentError, ShapeError, train_native
 from graphc.codegen import c as c_backend
+from graphc.codegen.c_train import Driver
 from graphc.nn import MLP
 from graphc.optim import SGD, Adam
 
 pytestmark = pytest.mark.skipif(c_backend.find_compiler() is None, reason="no C compiler")
 
+DRIVER_RUN = Driver.run
 OPTIMIZERS = {
     "lr": None,
     "sgd": lambda ps: SGD(ps, lr=0.05),
@@ -152,11 +154,11 @@ def test_an_interrupt_leaves_params_and_optimizer_as_they_were(monkeypatch):
     calls = []
     original = type(driver).run
 
-    def interrupted(self, *args):
+    def interrupted(self, *args, **kwargs):
         calls.append(1)
         if len(calls) == 3:
             raise KeyboardInterrupt
-        return original(self, *args)
+        return original(self, *args, **kwargs)
     monkeypatch.setattr(train_native, "CHUNK_SECONDS", 0.0)  # one step per chunk
     monkeypatch.setattr(type(driver), "run", interrupted)
     with pytest.raises(KeyboardInterrupt):
@@ -240,3 +242,37 @@ def test_the_estimators_native_epochs_take_the_python_loops_steps(solver):
             for backend in ("c", "python")]
     assert [c.tolist() for c in fits[0].coefs_] == [c.tolist() for c in fits[1].coefs_]  # the same steps
     np.testing.assert_allclose(fits[0].loss_curve_, fits[1].loss_curve_, rtol=1e-13)  # the L2 sum's order
+
+
+@pytest.mark.parametrize("backend", ["c", "numpy"])
+@pytest.mark.parametrize("where", [(0, 1), (37, 0), (63, 1)])
+@pytest.mark.parametrize("kind", ["sgd", "adam"])
+def test_data_with_an_inf_or_nan_is_refused_and_nothing_moves(backend, where, kind, monkeypatch):
+    """On C the driver checks each step's rows as it copies them (train's own pass over the
+    data) and stops before the step; the error is the one a check up front gives, and the
+    params, the optimizer's state and lr stay as they were."""
+    model, step, opt = setup(kind, backend)
+    X, y = data(64)
+    X[where] = np.nan if where[0] % 2 else np.inf
+    before, state = [p.data for p in model.parameters()], opt.snapshot()
+    runs = []
+    monkeypatch.setattr(Driver, "run", lambda self, *a, **k: runs.append(k.get("check")) or DRIVER_RUN(self, *a, **k))
+    with pytest.raises(graphc.DataError, match=rf"argument x: expected finite numbers; x\[{where[0]}, {where[1]}\] is "):
+        step.train(X, y, optimizer=opt, batch_size=8, shuffle=3, epochs=2)
+    # on C found by the driver as it read the rows, not before it; the first row (which the
+    # trace reads) up front
+    assert bool(runs) == (backend == "c" and where[0] > 0) and all(runs)
+    assert [p.data for p in model.parameters()] == before
+    after = opt.snapshot()
+    assert after.keys() == state.keys() and all(np.array_equal(after[k], v) for k, v in state.items())
+    X[where] = 0.0
+    assert np.isfinite(step.train(X, y, optimizer=opt, batch_size=8)).all()  # and nothing was left behind
+
+
+def test_a_row_no_step_reads_is_checked_up_front_all_the_same():
+    model, step, _ = setup("lr")
+    X, y = data(16)
+    X[5, 0] = np.nan
+    with pytest.raises(graphc.DataError, match=r"x\[5, 0\] is nan"):
+        step.train(X, y, lr=0.1, order=[0, 1, 2])
+    assert np.isnan(step.train(X, y, lr=0.1, order=[4, 5], allow_nonfinite=True)).all()

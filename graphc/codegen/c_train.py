@@ -35,18 +35,27 @@ from .c_call import address
 KINDS = ("lr", "sgd", "momentum", "nesterov", "adam", "adam_eps_hat")
 
 DRIVER = r"""
-static void gc_driver_rows(double *restrict to, const double *restrict part, long width, const long *restrict rows, long b)
+static int gc_driver_rows(double *restrict to, const double *restrict part, long width, const long *restrict rows, long b)
 {{  /* rows[0 .. b - 1] of part ((N, width), row-major) into columns, to[k * b + r] = part[rows[r] * width + k]:
        eight rows at a time, each read in order, so that the eight numbers written for an input are side by side
        (one row at a time wrote across the block and missed the cache on most writes; one input at a time read
-       across rows, 1.5x the time at 784 inputs and b = 32) */
+       across rows, 1.5x the time at 784 inputs and b = 32).  Whether some number was inf or nan: x * 0.0 is
+       nan then, else a zero, added up per row of the eight (independent sums: no wait on each addition) */
+    double seen[8] = {{0.0}};
     for (long r0 = 0; r0 < b; r0 += 8) {{
         const long m = b - r0 < 8 ? b - r0 : 8;
         const double *from[8];
         for (long q = 0; q < m; q++) from[q] = part + rows[r0 + q] * width;
         for (long k = 0; k < width; k++)
-            for (long q = 0; q < m; q++) to[k * b + r0 + q] = from[q][k];
+            for (long q = 0; q < m; q++) {{
+                const double x = from[q][k];
+                to[k * b + r0 + q] = x;
+                seen[q] = seen[q] + x * 0.0;
+            }}
     }}
+    int bad = 0;
+    for (int q = 0; q < 8; q++) bad |= seen[q] != 0.0;
+    return bad;
 }}
 
 /* {driver}: steps of minibatch training with gc_kernel, the body of {entry}, in one call (graphc.codegen.c_train) */
@@ -55,16 +64,21 @@ void {driver}(const double *const *restrict parts, const long *restrict widths, 
                    double *restrict grads, double *restrict cols, double *restrict values, long kind,
                    const double *restrict hyper, const double *restrict lrs, long t, double *restrict s1,
                    double *restrict s2, double *restrict losses, const double *restrict decay,
-                   const double *restrict scales, double *restrict penalties, long *restrict done)
+                   const double *restrict scales, double *restrict penalties, long check, long *restrict done)
 {{
     const long P = {n_params};
     double *p = params, *q = spare;                   /* a step the kernel takes writes q: then they swap */
     for (long s = 0; s < steps; s++) {{
         const long start = bounds[s], b = bounds[s + 1] - start;
         double *to = cols;                            /* input k of row r of the step: cols[k * b + r] */
+        int bad = 0;
         for (long a = 0; a < n_parts; a++) {{
-            gc_driver_rows(to, parts[a], widths[a], rows + start, b);
+            bad |= gc_driver_rows(to, parts[a], widths[a], rows + start, b);
             to += widths[a] * b;
+        }}
+        if (bad && check) {{                           /* an inf or nan in the step's rows: stop before the step */
+            done[1] = 1;
+            break;
         }}
         const double lr = lrs[s];
         const long step = {kernel_step};  /* one row: the kernel steps (c_sums.py) */
@@ -143,7 +157,7 @@ def driver_source(entry: str, driver: str, n_inputs: int, n_params: int, fast: b
 
 _P = ctypes.c_void_p
 ARGTYPES = [_P, _P, ctypes.c_long, _P, _P, ctypes.c_long, _P, _P, _P, _P, _P, ctypes.c_long, _P, _P, ctypes.c_long,
-            _P, _P, _P, _P, _P, _P, _P]
+            _P, _P, _P, _P, _P, _P, ctypes.c_long, _P]
 
 
 class Driver:
@@ -156,8 +170,8 @@ class Driver:
 
     def run(self, parts: list[np.ndarray], rows: np.ndarray, bounds: np.ndarray, params: np.ndarray, kind: str,
             hyper: np.ndarray, lrs: np.ndarray, t: int, state: list[np.ndarray], losses: np.ndarray,
-            decay: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None, done: np.ndarray | None = None
-            ) -> None:
+            decay: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None, done: np.ndarray | None = None,
+            check: bool = False) -> None:
         """Steps ``0 .. len(bounds) - 2``: ``params`` and ``state`` (float64, kernel layout)
         updated in place, each step's mean loss into ``losses``.  ``parts``: the data, C-contiguous
         float64 arrays of shape (N, width), n_inputs columns in all; ``rows``, ``bounds``: int64
@@ -166,7 +180,8 @@ class Driver:
         where ``mask`` (kernel layout) is nonzero, its gradient ``2 * scales[s] * p`` added
         to step s's before the update, its value written to ``penalties[s]``
         (scikit-learn's penalty, summed first to last in kernel order).  ``done``: an int64
-        array whose entry 0 counts the steps completed, one by one."""
+        array of two entries: 0 counts the steps completed, one by one; with ``check``, 1 is
+        set to 1 when a step's rows held an inf or nan, and the run stops before that step."""
         if sum(part.shape[1] for part in parts) != self.n_inputs or \
                 any(part.dtype != np.float64 or not part.flags.c_contiguous for part in parts):
             raise GraphcError(f"the training driver reads C-contiguous float64 arrays of {self.n_inputs} "
@@ -182,4 +197,4 @@ class Driver:
                       address(params), address(spare), address(grads), address(cols), address(values),
                       KINDS.index(kind), address(hyper), address(lrs), t, address(s1), address(s2),
                       address(losses), *(address(a) for a in decay or ()), *((None,) * 3 if decay is None else ()),
-                      address(np.zeros(1, dtype=np.int64) if done is None else done))
+                      int(check), address(np.zeros(2, dtype=np.int64) if done is None else done))
