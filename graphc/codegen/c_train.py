@@ -76,7 +76,7 @@ void {driver}(const double *const *restrict parts, const long *restrict widths, 
             bad |= gc_driver_rows(to, parts[a], widths[a], rows + start, b);
             to += widths[a] * b;
         }}
-        if (bad && check) {{                           /* an inf or nan in the step's rows: stop before the step */
+        if (bad && check) {{                           /* an inf or nan in the rows of the step: stop before it */
             done[1] = 1;
             break;
         }}
