@@ -21,7 +21,6 @@ trace (:meth:`GradFunction._traced_call`), so they nest as JAX's do.
 from __future__ import annotations
 
 import functools
-import itertools
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -105,10 +104,8 @@ class GradFunction:
         if outer is not None:
             outer.absorb(record, outputs[1:1 + n_guards])
         # .grad starts at 0 and adds the total: 0 + g, which is g but for -0.0
-        flat = [0.0 + g for g in outputs[1 + n_guards:]]
-        starts = list(itertools.accumulate([len(flatten_args((a,), ["x"])[0]) for a in args], initial=0))
-        grads = tuple(_traced_like(in_tree[1][k], flat[starts[k]:starts[k + 1]])
-                      for k in (k % len(args) for k in self.argnums))
+        per_argument = unflatten(in_tree, iter([0.0 + g for g in outputs[1 + n_guards:]]))
+        grads = tuple(per_argument[k % len(args)] for k in self.argnums)
         grads = grads if self.many else grads[0]
         return (outputs[0], grads) if self.with_value else grads
 
@@ -160,12 +157,6 @@ def _like(tree: Any, values: list[Value]) -> Any:
     """The gradients in ``values`` in the argument's structure ``tree``: floats, arrays for
     arrays, lists and tuples for lists and tuples (JAX's pytrees)."""
     return _rebuild(tree, iter([float(v.grad) for v in values]))
-
-
-def _traced_like(tree: Any, values: list) -> Any:
-    """The gradients in ``values`` (Values of a trace) in the argument's structure ``tree``,
-    an array's as nested lists (what a traced function can return)."""
-    return unflatten(tree, iter(values))
 
 
 def _rebuild(tree: Any, leaves: Any) -> Any:
