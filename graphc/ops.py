@@ -172,8 +172,10 @@ _define(
        sympy=lambda sp, x, e: x ** forms.sympy_number(e)),
     Op("vpow", 2, runtime.pow, symbol="**", operators=("__pow__", "__rpow__"),
        sympy_inverse=forms.match_vpow,
-       doc="x ** y where the exponent y is a Value too",
-       vjp=lambda F, g, out, x, y: ((y * F.vpow(x, y - 1)) * g, (F.log(x) * out) * g),
+       doc="x ** y where the exponent y is a Value too.  As JAX and PyTorch: d/dx is 0 where y is 0 "
+           "(y * x ** (y - 1) with y - 1 taken as 0 there: 0 * inf at x = 0 was nan), d/dy is 0 where x is 0 "
+           "and y >= 0 (log(x) * x ** y with log(1) for log(0))",
+       vjp=lambda F, g, out, x, y: ((y * F.vpow(x, (y - 1) + F.eq(y, 0.0))) * g, (F.log(x + F.eq(x, 0.0)) * out) * g),
        sympy=lambda sp, x, y: x ** y),
     Op("relu", 1, runtime.relu, symbol="ReLU", method="relu", negative_zero="any",
        sympy_inverse=forms.match_relu,

@@ -118,6 +118,18 @@ def test_abs_derivative_at_zero_is_zero_like_pytorch_and_sqrt_derivative_is_half
     assert x.grad == math.inf  # as PyTorch
 
 
+@pytest.mark.parametrize("x, y", [(0.0, 2.0), (0.0, 0.0), (-0.0, 0.5), (3.0, 0.0), (2.0, 3.0), (0.5, -1.5)])
+def test_vpow_gradients_where_the_base_or_the_exponent_is_zero_are_pytorchs(x, y):
+    """0 ** y is constant in y for y >= 0 (log(0) * 0 was nan: a learned exponent on a relu
+    output put a nan into training), and x ** 0 constant in x (0 * inf was nan at x = 0)."""
+    torch = pytest.importorskip("torch")
+    tx, ty = (torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in (x, y))
+    (tx ** ty).backward()
+    a, b = Value(x), Value(y)
+    (a ** b).backward()
+    assert (a.grad, b.grad) == (float(tx.grad), float(ty.grad))
+
+
 def test_operators_and_sums_come_from_the_table():
     table = ops.operators()
     assert [op.name for op in table["__pow__"]] == ["pow", "vpow"] and table["__abs__"] == (ops.TABLE["abs"],)
