@@ -237,6 +237,9 @@ class Value:
                     p.grad += c
 
     def __repr__(self) -> str:
+        record = _this_thread.record if _tracing_threads else None
+        if record is not None and not isinstance(_this_thread.node_class.read_data(self), float):
+            record.text()  # inside a trace the text holds this trace's number (a print of the loss)
         return f"Value(data={self._data}, grad={self.grad})"
 
     def _repr_svg_(self) -> str | None:

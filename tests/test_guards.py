@@ -178,6 +178,19 @@ def test_a_traced_number_turned_into_text_is_said_once(capsys):
     assert capsys.readouterr().out == ""  # printed at the trace only
 
 
+def test_a_value_turned_into_text_is_said_as_its_data_is(capsys):
+    """print(loss) and str(x) of a Value (not only of x.data) hold the trace's number too."""
+    w = Value(0.5)
+
+    def fn(x):
+        print("loss:", x * w, w)
+        return x * len(str(x)) + Value(2.0) * len(repr(Value(2.0)))  # a constant's text is no data
+    f = graphc.compile(fn)
+    with pytest.warns(FrozenDataWarning, match=r"turned 3 traced numbers into text"):
+        f(1.5)
+    assert capsys.readouterr().out == "loss: Value(data=0.75, grad=0) Value(data=0.5, grad=0)\n"
+
+
 def test_literal_numbers_and_settings_are_not_frozen_data():
     alpha = 1e-4
     f = graphc.compile(lambda x: alpha * x + Value(1.0) * x - 0.5)  # pytest turns warnings into errors
