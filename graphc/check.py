@@ -283,7 +283,7 @@ def _finite_differences(compiled: Compiled, in_tree: Any, point: list[float], pa
                         output: int, rows: list[GradRow], fd_rtol: float) -> None:
     def f(inputs: list[float]) -> float:
         outs, _ = flatten_output(compiled(*_structure(in_tree, inputs)))
-        return outs[output].data
+        return outs[output].data if isinstance(outs[output], Value) else float(outs[output])
 
     center = f(point)
     for k, row in enumerate(rows):

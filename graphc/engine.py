@@ -111,6 +111,10 @@ class Value:
     __array_ufunc__ = None  # NumPy scalars and arrays defer to Value's reflected operators
 
     def __init__(self, data: float, label: str = "") -> None:
+        if not isinstance(label, str):  # micrograd's Value(data, _children, _op) is its own ops' business
+            raise TypeError(f"Value(data, label): label must be a str; got {type(label).__name__} (micrograd's "
+                            f"Value(data, _children, _op) builds graph nodes internally: combine Values with "
+                            f"operators instead)")
         if _tracing_threads and _this_thread.node_class is not Value:
             _this_thread.record.leaf(data)  # a trace counts the numbers frozen into it
         self._data = _as_float(data)

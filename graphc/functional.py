@@ -48,7 +48,7 @@ class GradFunction:
 
     def __init__(self, fn: Callable, argnums: ArgNums, with_value: bool, numerics: str) -> None:
         self.many = not isinstance(argnums, int)
-        self.argnums = tuple(argnums) if self.many else (argnums,)
+        self.argnums = (argnums,) if not self.many else tuple(argnums) if isinstance(argnums, Sequence) else ()
         if not self.argnums or not all(isinstance(k, int) and not isinstance(k, bool) for k in self.argnums):
             raise ArgumentError(f"argnums must be an int or a non-empty tuple of ints; got {argnums!r}")
         self.fn, self.with_value = fn, with_value
@@ -72,8 +72,7 @@ class GradFunction:
             args[k] = unflatten(tree, iter(values))  # an array as nested lists: what fn receives anyway
         out = self.compiled(*args)
         if not isinstance(out, Value):
-            raise GraphcError(f"grad needs a function returning one scalar; {self.compiled.name} returns "
-                              f"{describe(self.compiled.graph.out_tree)}")
+            raise GraphcError(_not_a_value(self.compiled.name, self.compiled.graph.out_tree))
         others = [leaf for k, arg in enumerate(args) if k not in wrt  # Values passed, not differentiated
                   for leaf in flatten_args((arg,), [names[k]])[0] if isinstance(leaf, Value)]
         _backward_keeping_grads(out, self.compiled.params + others)
@@ -93,11 +92,11 @@ class GradFunction:
         supply = iter(leaves)
         args = tuple(unflatten(t, supply) for t in in_tree[1])
         params = self.fn.parameters() if isinstance(self.fn, Module) else None
-        graph, record, _ = trace_with_record(self.fn, *args, params=params, name=self.compiled.name, guards=True)
+        graph, record, kinds = trace_with_record(self.fn, *args, params=params, name=self.compiled.name,
+                                                 guards=True)
         n_guards = len(record.guards)
-        if graph.out_tree != SCALAR:
-            raise GraphcError(f"grad needs a function returning one scalar; {self.compiled.name} returns "
-                              f"{describe(graph.out_tree)}")
+        if graph.out_tree != SCALAR or kinds[0] is not None:
+            raise GraphcError(_not_a_value(self.compiled.name, graph.out_tree))
         joint = autodiff.grad(graph, 0, wrt_inputs=True, wrt_params=False)
         outputs = replay(joint, leaves + [1.0])
         outer = current_record()
@@ -139,6 +138,14 @@ def make_graph(fn: Callable, *, optimize: bool = True, numerics: str = "exact") 
             graph = optimize_graph(graph, numerics=numerics) if optimize else graph
         return graph
     return graph_of
+
+
+def _not_a_value(name: str, out_tree: Any) -> str:
+    """Why grad cannot differentiate what ``name`` returned (``out_tree``)."""
+    if out_tree == SCALAR:  # a number it computed from .data, which carries no gradient
+        return (f"grad needs a function returning a Value; {name} returns a plain number (computed from .data, "
+                f"which carries no gradient: compute with the Values themselves)")
+    return f"grad needs a function returning one scalar Value; {name} returns {describe(out_tree)}"
 
 
 def _backward_keeping_grads(out: Value, kept: list[Value]) -> None:

@@ -207,7 +207,7 @@ def _to_graph(out_leaves: list, placeholders: list[Value], paths: list[str], giv
     for k, p in enumerate(param_values):
         if not isinstance(p, Value):
             raise TraceError(f"params[{k}] is {type(p).__name__}, not a Value")
-        index[p] = node = b.add("param", (), (p.label or f"p{k}",))
+        index[p] = node = b.add("param", (), (str(p.label) if p.label else f"p{k}",))  # a label set to a non-str
         params.append(node)
     _add_ops(b, topo, index)
     outputs = [index[v] if isinstance(v, Value) else b.const(float(v)) for v in out_leaves]

@@ -239,3 +239,9 @@ def test_an_output_past_any_float_is_checked_without_finite_differences():
     assert report.ok and report.rows[0].sympy == math.inf and report.rows[0].finite_diff is None
     assert any("finite differences skipped for x: the output is not finite" in note for note in report.notes)
     assert any("sympy column: a value past any float counted as inf" in note for note in report.notes)
+
+
+def test_a_function_returning_a_number_computed_from_data_is_checked_not_crashed():
+    """x.data carries no gradient: eager and compiled say 0, the function's slope is 2."""
+    report = graphc.check_grad(lambda x: x.data * 2.0, 1.0, prove=False)
+    assert [r.eager for r in report.rows] == [0.0] and not report.ok

@@ -7,6 +7,8 @@ import sys
 import numpy as np
 import pytest
 
+import graphc
+
 from graphc import DataError, Value, engine, runtime
 
 
@@ -230,3 +232,11 @@ def test_data_epoch_changes_after_any_write_and_a_claim_holds_only_when_nothing_
     epoch = engine.data_epoch()
     v.data = 4.0  # another writer between the read and the claim: no claim, and a new epoch
     assert engine.claim_writes(epoch) is None and engine.data_epoch() == epoch + 1
+
+
+def test_a_label_is_a_str_and_micrograds_children_argument_is_refused():
+    with pytest.raises(TypeError, match=r"label must be a str; got tuple \(micrograd's Value\(data, _children, _op\)"):
+        Value(2.0, (Value(1.0),))
+    w = Value(2.0)
+    w.label = 1  # set afterwards: the trace names the param by its text
+    assert graphc.compile(lambda x: x * w)(3.0).data == 6.0

@@ -153,12 +153,17 @@ def test_grad_inside_a_trace_keeps_the_guards_of_the_branch_it_took():
 
 
 def test_bad_uses_are_clear_errors():
-    with pytest.raises(GraphcError, match="returning one scalar; .* returns \\(scalar, scalar\\)"):
+    with pytest.raises(GraphcError, match="returning one scalar Value; .* returns \\(scalar, scalar\\)"):
         graphc.grad(lambda x: (x, x * 2.0))(1.0)
     with pytest.raises(ArgumentError, match="argnums 2 is out of range"):
         graphc.grad(lambda x, y: x * y, argnums=2)(1.0, 2.0)
     with pytest.raises(ArgumentError, match="argnums must be an int"):
         graphc.grad(lambda x: x, argnums="0")
+    with pytest.raises(ArgumentError, match="argnums must be an int or a non-empty tuple of ints; got 1.0"):
+        graphc.grad(lambda x: x, argnums=1.0)
+    for f in (graphc.grad(lambda x: x.data * 2.0), graphc.grad(graphc.grad(lambda x: x.data * 2.0))):
+        with pytest.raises(GraphcError, match=r"returns a plain number \(computed from .data, which carries no"):
+            f(1.0)
     with pytest.raises(ArgumentError, match="argument x: expected a number"):
         graphc.grad(lambda x: x)("one")
 
