@@ -14,6 +14,8 @@ batches and training in :mod:`graphc.batches`.
 """
 from __future__ import annotations
 
+import types
+import weakref
 from typing import Any, Callable
 
 import numpy as np
@@ -58,7 +60,23 @@ class Compiled:
         self._frozen = variants.warn_once()
         self._names: dict[int, list[str]] = {}
         self._plans = Plans()
+        self._bound: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # see __get__
         self.__doc__ = getattr(fn, "__doc__", None)
+
+    def __get__(self, instance: Any, owner: type | None = None) -> "Compiled":
+        """``@graphc.compile`` on a method, ``__call__`` included (as ``torch.compile``): each
+        instance gets a Compiled of its bound method, made on first use and kept while the
+        instance lives."""
+        if instance is None:
+            return self
+        try:
+            compiled = self._bound.get(instance)
+        except TypeError:  # an instance that cannot be weakly referenced or hashed: compiled anew
+            return Compiled(types.MethodType(self.fn, instance), backend=self.backend, numerics=self.numerics)
+        if compiled is None:
+            compiled = self._bound[instance] = Compiled(types.MethodType(self.fn, instance), backend=self.backend,
+                                                        numerics=self.numerics)
+        return compiled
 
     def _new_signature(self, args: tuple, description: str) -> Signature:
         return Signature(self.fn, self.name, self.numerics, self._backend, args, description, self._frozen)

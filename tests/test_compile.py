@@ -64,6 +64,30 @@ def test_a_numpy_bool_returned_is_a_number_as_a_bool_is():
     assert graphc.compile(lambda x: np.bool_(x.data > 0))(1.0).data == graphc.compile(lambda x: True)(1.0).data
 
 
+def test_compile_decorates_methods_and_call_as_torch_compile_does():
+    """self was never bound: M().f(x) said 'missing 1 required positional argument'."""
+    class Scaled(graphc.nn.Module):
+        def __init__(self, scale):
+            self.mlp, self.scale = MLP(2, [3, 1]), scale
+
+        @graphc.compile
+        def f(self, x):
+            return self.mlp(x) * self.scale
+
+        @graphc.compile
+        def __call__(self, x):
+            return self.mlp(x)
+
+        def parameters(self):
+            return self.mlp.parameters()
+    a, b = Scaled(2.0), Scaled(3.0)
+    for model in (a, b):
+        assert model.f([1.0, -2.0]).data == (model.mlp([1.0, -2.0]) * model.scale).data
+        assert model([1.0, -2.0]).data == model.mlp([1.0, -2.0]).data
+    assert a.f is a.f and a.f is not b.f and a.f.trace_count == 1  # one Compiled per instance, kept
+    assert isinstance(Scaled.f, graphc.Compiled)
+
+
 def test_backward_of_one_output_never_leaks_the_others():
     p = Value(1.0)
     compiled = graphc.compile(lambda x: [x * p, (x * 0.0).log() * p])  # d(second)/dp = -inf
