@@ -35,11 +35,16 @@ So the sympy column is computed only for graphs of at most ``symbolic_limit`` op
 converted to SymPy and ``simplify(graph gradient - sympy.diff) == 0`` per entry -- runs
 up to ``prove_limit`` operations of that gradient graph (default 80: about a second;
 169 operations take two minutes).  Beyond a limit the column is skipped, and the report
-says so.
+says so.  Size is not the whole story -- SymPy's derivatives and ``simplify`` of a few
+piecewise terms (``max``, ``abs``, ``relu``) can run for minutes -- so each of the two
+columns also stops after ``sympy_seconds`` (default 10), where ``fork`` lets a child
+process do the work (Linux, macOS), and the report says that too.
 """
 from __future__ import annotations
 
 import math
+import multiprocessing
+import os
 import random
 import sys
 from dataclasses import dataclass, field
@@ -61,6 +66,8 @@ FD_RTOL = 1e-6
 #: further apart than this straddle a kink, and a gradient this close to one is its slope.
 KINK_RTOL = 1e-4
 SYMBOLIC_LIMIT = 500
+#: Seconds each of the sympy column and the proofs may take (see the module docstring).
+SYMPY_SECONDS = 10.0
 PROVE_LIMIT = 80
 #: Derivatives of graphs up to this many operations are tidied (``sympy.factor_terms``)
 #: for ``report.symbolic``; full ``simplify`` costs up to seconds per entry and often
@@ -219,7 +226,8 @@ def _num(x: float | None) -> str:
 
 def check_grad(fn: Callable | Compiled, *args: Any, output: int = 0, rtol: float = RTOL,
                fd: bool = True, fd_rtol: float = FD_RTOL, symbolic_limit: int = SYMBOLIC_LIMIT,
-               prove: bool | None = None, prove_limit: int = PROVE_LIMIT) -> GradReport:
+               prove: bool | None = None, prove_limit: int = PROVE_LIMIT,
+               sympy_seconds: float = SYMPY_SECONDS) -> GradReport:
     """Compare the gradient of ``fn(*args)`` (output ``output``) by four methods.
 
     ``args`` are what ``fn`` takes (numbers, Values, lists, NumPy arrays, as for
@@ -256,7 +264,7 @@ def check_grad(fn: Callable | Compiled, *args: Any, output: int = 0, rtol: float
         report.notes.append(f"finite differences skipped for {', '.join(skipped)}: the output is not finite "
                             f"within h of the point")
     _symbolic(report, compiled, graph, output, point + [d for d, _ in saved],
-              symbolic_limit, prove, prove_limit)
+              symbolic_limit, prove, prove_limit, sympy_seconds)
     return report
 
 
@@ -310,7 +318,7 @@ def _finite_differences(compiled: Compiled, in_tree: Any, point: list[float], pa
 
 
 def _symbolic(report: GradReport, compiled: Compiled, graph: Graph, output: int, point: list[float],
-              symbolic_limit: int, prove: bool | None, prove_limit: int) -> None:
+              symbolic_limit: int, prove: bool | None, prove_limit: int, seconds: float) -> None:
     """Fill the sympy and proof columns and ``report.symbolic``, or note why not."""
     size = _operations(graph)
     if size > symbolic_limit:
@@ -320,9 +328,13 @@ def _symbolic(report: GradReport, compiled: Compiled, graph: Graph, output: int,
     syms = symbols_of(graph)
     try:
         expr = to_sympy(graph)[output]
-        derivatives = [sp.diff(expr, s) for s in syms]
+        derivatives = _within(seconds, lambda: [sp.diff(expr, s) for s in syms])
     except (GraphcError, RecursionError) as error:
         report.notes.append(f"sympy column skipped: {error}")
+        return
+    if derivatives is None:
+        report.notes.append(f"sympy column stopped after sympy_seconds={seconds:g}: SymPy's derivatives of "
+                            f"piecewise terms (max, abs, relu) can swell for minutes")
         return
     at, overflowed = dict(zip(syms, point)), []
     for row, d in zip(report.rows, derivatives):
@@ -346,8 +358,47 @@ def _symbolic(report: GradReport, compiled: Compiled, graph: Graph, output: int,
     except (GraphcError, RecursionError) as error:
         report.notes.append(f"proof skipped: {error}")
         return
-    for row, g, d in zip(report.rows, grads, derivatives):
-        row.proved = _equal(g, d, syms)
+    proved = _within(seconds, lambda: [_equal(g, d, syms) for g, d in zip(grads, derivatives)])
+    if proved is None:
+        report.notes.append(f"proof stopped after sympy_seconds={seconds:g}: simplify of piecewise terms "
+                            f"(max, abs, relu) can run for minutes")
+        return
+    for row, is_proved in zip(report.rows, proved):
+        row.proved = is_proved
+
+
+def _within(seconds: float, work: Callable[[], Any]) -> Any:
+    """``work()``, or None if it did not finish within ``seconds``: run in a forked child,
+    killed at the limit (SymPy has no time limit of its own).  Where there is no fork
+    (Windows), run here, unbounded."""
+    if not hasattr(os, "fork"):
+        return work()
+    context = multiprocessing.get_context("fork")
+    receive, send = context.Pipe(duplex=False)
+    child = context.Process(target=_send_result, args=(send, work), daemon=True)
+    child.start()
+    send.close()
+    try:
+        if not receive.poll(seconds):
+            return None
+        ok, result = receive.recv()
+    except EOFError:  # the child died without a word (killed, out of memory)
+        return None
+    finally:
+        child.kill()
+        child.join()
+        receive.close()
+    if not ok:
+        raise result
+    return result
+
+
+def _send_result(send: Any, work: Callable[[], Any]) -> None:
+    """In the child: ``work()``'s result, or the exception it raised, to the parent."""
+    try:
+        send.send((True, work()))
+    except BaseException as error:  # noqa: BLE001 - handed to the parent, which raises it
+        send.send((False, error))
 
 
 def _operations(graph: Graph) -> int:

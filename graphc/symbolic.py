@@ -13,6 +13,7 @@ becomes ``0`` (SymPy has no signed zero), ``inf`` ``oo`` and ``nan`` ``nan``.
 """
 from __future__ import annotations
 
+import types
 from typing import Any, Iterable, Sequence
 
 import sympy as sp
@@ -103,6 +104,7 @@ def _function_ops() -> tuple[dict[str, Any], dict[str, type]]:
         else:
             functions[name] = named[name] = type(name, (TableFunction,), {
                 "op_name": name, "arity": arity, "nargs": arity, "__module__": __name__,
+                "__qualname__": f"NAMED.{name}",  # pickle finds it there (check_grad's child process)
                 "_imp_": staticmethod(op.eval),  # what sympy.lambdify calls
                 "__doc__": f"graphc's {name!r} op as a SymPy function (see TableFunction)."})
     return functions, named
@@ -110,6 +112,8 @@ def _function_ops() -> tuple[dict[str, Any], dict[str, type]]:
 
 #: Table ops written as calls, by name: SymPy builtins (exp, ...) or TableFunctions (relu, ...).
 FUNCTIONS, _NAMED = _function_ops()
+#: The :class:`TableFunction` s by op name, as attributes: where their qualified names point.
+NAMED = types.SimpleNamespace(**_NAMED)
 
 
 def to_sympy(graph: Graph, *, symbols: Sequence[Any] | None = None, named: bool = True,

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+import pickle
 import random
 
 import numpy as np
@@ -15,6 +17,7 @@ from graphc import GraphcError, Value, ops
 from graphc.check import check_grad, evaluate_at, rel_err
 from graphc.interpret import backprop, evaluate
 from graphc.nn import MLP
+from graphc.symbolic import NAMED
 from strategies import point, programs, replay
 
 
@@ -245,3 +248,31 @@ def test_a_function_returning_a_number_computed_from_data_is_checked_not_crashed
     """x.data carries no gradient: eager and compiled say 0, the function's slope is 2."""
     report = graphc.check_grad(lambda x: x.data * 2.0, 1.0, prove=False)
     assert [r.eager for r in report.rows] == [0.0] and not report.ok
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="the time limit needs fork")
+def test_sympy_that_runs_for_minutes_is_stopped_and_said():
+    """simplify of a max and an abs, and SymPy's derivatives of a chain of them, ran for
+    minutes (graphc check hung): each column stops after sympy_seconds."""
+    report = graphc.check_grad(lambda x, y: (x * y).sigmoid().max(abs(x) + y), 0.7, -0.4, sympy_seconds=1.0)
+    assert report.ok and [r.proved for r in report.rows] == [None, None]
+    assert any(n.startswith("proof stopped after sympy_seconds=1:") for n in report.notes)
+    rng = random.Random(1)
+    ws = [Value(rng.uniform(-1, 1)) for _ in range(12)]
+
+    def chain(x, y):
+        h = [x, y]
+        for k in range(12):
+            a, b = h[-1], h[-2]
+            h.append([(a * ws[k] + b).tanh(), a.max(b * ws[k]), (a - b).relu() + a * 0.5, (a * b).sigmoid(),
+                      abs(a) + b * ws[k], (a + b).exp() * 0.1][k % 6])
+        return h[-1]
+    report = graphc.check_grad(chain, 0.3, -0.2, prove=False, fd=False, sympy_seconds=1.0)
+    assert any(n.startswith("sympy column stopped after sympy_seconds=1:") for n in report.notes)
+    assert all(r.sympy is None for r in report.rows) and report.ok
+
+
+def test_the_named_sympy_functions_pickle():
+    x = sp.Symbol("x", real=True)
+    e = NAMED.sigmoid(x) + NAMED.relu(x) * NAMED.max(x, 2 * x)
+    assert pickle.loads(pickle.dumps(e)) == e
