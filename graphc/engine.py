@@ -126,6 +126,7 @@ class Value:
         self._serial = next(_serials)  # creation order: how a trace orders the params it finds
         if _tracing_threads and _this_thread.node_class is not Value:
             self.__class__ = _this_thread.node_class
+            _this_thread.record.made(self)
 
     data = _PLAIN_DATA  # or _TRACED_DATA while some thread traces (see above)
 

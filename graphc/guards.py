@@ -25,13 +25,14 @@ import random
 import sys
 import threading
 import types
+import weakref
 from collections import Counter
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from .engine import CONSTANT, Value, _is_numpy_number
+from .engine import CONSTANT, Value, _is_numpy_number, topological_order
 from .codegen.common import python_number
 from .ops import TABLE
 
@@ -101,6 +102,8 @@ class Record:
         self._generators: list = []
         self.random_drawn = False
         self.counting = False  # set while the traced function itself runs (not its placeholders)
+        self._made: list = []  # weak references to the leaf Values the function made (see kept)
+        self.kept = 0  # how many of them outlived the trace
 
     def guard(self, predicate: Value, outcome: bool, what: str) -> None:
         frame = user_frame()
@@ -115,6 +118,22 @@ class Record:
         self.frozen.update(inner.frozen)
         self.texts.update(inner.texts)
         self.random_drawn = self.random_drawn or inner.random_drawn
+
+    def made(self, value: Value) -> None:
+        """``Value(...)`` inside the traced function: watched, to tell one kept after the
+        trace (:meth:`count_kept`)."""
+        if self.counting:
+            self._made.append(weakref.ref(value))
+
+    def count_kept(self) -> None:
+        """Once the trace's own Values are gone: how many Values the function made are still
+        alive -- kept in a cache, an attribute, a global -- but for those the guards read.
+        The program froze their numbers, and nothing writes their ``.grad``."""
+        alive = [v for v in (ref() for ref in self._made) if v is not None]
+        self._made = []
+        if alive:
+            read = {id(v) for v in topological_order([g.predicate for g in self.guards])} if self.guards else set()
+            self.kept = sum(id(v) not in read for v in alive)
 
     def leaf(self, data: Any) -> None:
         """``Value(data)`` inside the traced function: a NumPy number is data frozen into the
@@ -161,12 +180,18 @@ class Record:
             parts.append(f"froze {total} number{'s' * (total != 1)} read from outside its arguments into the "
                          f"program ({shown}{more}): the compiled function keeps these values even when that "
                          f"data changes")
+        if self.kept:
+            parts.append(f"kept {self.kept} Value{'s' * (self.kept != 1)} it made (in a cache, an attribute, a "
+                         f"global) after it returned: the compiled function froze their numbers, and no call "
+                         f"writes their .grad")
         if self.random_drawn:
             parts.append("drew random numbers while it was traced (the state of Python's random module, "
                          "NumPy's global generator or a generator it names changed): every call reuses the "
                          "traced draws")
         advice = [] if not parts else ["Pass the data (and any random draws, made outside) as arguments "
-                                       "instead, so each call reads them"]
+                                       "instead, so each call reads them" + (
+                                           "; make lasting Values (weights) outside the function: it reads "
+                                           "them as params" if self.kept else "")]
         if self.texts:
             total = sum(self.texts.values())
             shown = ", ".join(f"{n} at {where}" for where, n in self.texts.most_common(4))

@@ -205,11 +205,18 @@ def _piecewise_forms() -> str:
     return ", ".join(f"{name} {form}" for name, form in forms if isinstance(form, sp.Piecewise))
 
 
+def _symbol_order(s: sp.Symbol) -> tuple[str, str]:
+    """Name, then assumptions: a set's order (hash-seeded) never decides between two ``x``."""
+    return s.name, repr(sorted(s.assumptions0.items()))
+
+
 def from_sympy(exprs: sp.Expr | Iterable[sp.Expr], symbols: Sequence[sp.Symbol] | None = None, *,
                name: str = "formula") -> Graph:
     """A Graph computing ``exprs`` (one expression, or several: one output each).
 
-    ``symbols`` orders the graph's inputs (default: the free symbols sorted by name); the
+    ``symbols`` orders the graph's inputs (default: the free symbols sorted by name, then --
+    symbols of one name but other assumptions, ``Symbol('x', real=True)`` and
+    ``Symbol('x')`` -- by their assumptions, in every process the same); the
     graph has no params.  Sums become ``add``/``sub``/``sum``, products ``mul``/``neg``,
     ``x / y`` micrograd's ``x * y**-1``, ``1 / (1 + exp(-x))`` ``sigmoid``; functions
     outside :data:`SUPPORTED` raise :class:`GraphcError`.
@@ -217,7 +224,7 @@ def from_sympy(exprs: sp.Expr | Iterable[sp.Expr], symbols: Sequence[sp.Symbol] 
     single = isinstance(exprs, (sp.Basic, int, float))
     roots = [_as_sympy(e) for e in ([exprs] if single else list(exprs))]
     if symbols is None:
-        symbols = sorted(set().union(*(e.free_symbols for e in roots)), key=lambda s: s.name)
+        symbols = sorted(set().union(*(e.free_symbols for e in roots)), key=_symbol_order)
     symbols = list(symbols)
     for s in symbols:
         if not isinstance(s, sp.Symbol):

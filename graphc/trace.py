@@ -147,6 +147,8 @@ def trace_with_record(fn: Callable, *example_args: Any, params: Iterable[Value] 
     with gc_paused():
         graph = _to_graph(out_leaves + extra, placeholders, paths, list(params or ()),
                           name or function_name(fn), in_tree, out_tree, node_class)
+    del result, out_leaves, extra, structured, supply, placeholders  # the trace's Values: only kept ones stay
+    record.count_kept()
     return graph, record, kinds
 
 

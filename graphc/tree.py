@@ -92,25 +92,27 @@ def unflatten(tree: Tree, leaves: Iterator) -> Any:
 def flatten_output(out: Any) -> tuple[list, Tree]:
     """Leaves and tree of a traced function's result: Values or numbers in lists/tuples."""
     leaves: list = []
+    return leaves, _output_tree(out, "its result", 0, leaves)
 
-    def walk(x: Any, path: str, depth: int) -> Tree:
-        if isinstance(x, Value) or (isinstance(x, (numbers.Real, np.bool_)) and not isinstance(x, np.ndarray)):
-            if not isinstance(x, (float, Value)):
-                _to_float(x, f"{path} of the traced function")
-            leaves.append(x)
-            return SCALAR
-        if isinstance(x, (list, tuple)):
-            _check_depth(depth, path, "the traced function returned", TraceError,
-                         "a Value, a number, or a list/tuple of those")
-            kind = "list" if isinstance(x, list) else "tuple"
-            return (kind, tuple(walk(item, f"{path}[{i}]", depth + 1) for i, item in enumerate(x)))
-        if is_foreign_value(x):
-            raise TraceError(foreign_value_message(x, path))
-        raise TraceError(f"the traced function must return a Value, a number, or a list/tuple of "
-                         f"those; {path} is {standalone._what(x, 60)}")
 
-    tree = walk(out, "its result", 0)
-    return leaves, tree
+def _output_tree(x: Any, path: str, depth: int, leaves: list) -> Tree:
+    """:func:`flatten_output` of ``x``, its leaves appended to ``leaves``.  A function of the
+    module, not a closure: a recursive closure is a reference cycle, which would keep the
+    traced Values alive until the paused collector ran (see Record.count_kept)."""
+    if isinstance(x, Value) or (isinstance(x, (numbers.Real, np.bool_)) and not isinstance(x, np.ndarray)):
+        if not isinstance(x, (float, Value)):
+            _to_float(x, f"{path} of the traced function")
+        leaves.append(x)
+        return SCALAR
+    if isinstance(x, (list, tuple)):
+        _check_depth(depth, path, "the traced function returned", TraceError,
+                     "a Value, a number, or a list/tuple of those")
+        kind = "list" if isinstance(x, list) else "tuple"
+        return (kind, tuple(_output_tree(item, f"{path}[{i}]", depth + 1, leaves) for i, item in enumerate(x)))
+    if is_foreign_value(x):
+        raise TraceError(foreign_value_message(x, path))
+    raise TraceError(f"the traced function must return a Value, a number, or a list/tuple of "
+                     f"those; {path} is {standalone._what(x, 60)}")
 
 
 def is_foreign_value(x: Any) -> bool:

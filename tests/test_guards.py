@@ -191,6 +191,21 @@ def test_a_value_turned_into_text_is_said_as_its_data_is(capsys):
     assert capsys.readouterr().out == "loss: Value(data=0.75, grad=0) Value(data=0.5, grad=0)\n"
 
 
+def test_a_value_the_function_makes_and_keeps_is_said():
+    """A weight made lazily inside the function and cached was frozen into the program and
+    never got a .grad, silently (an adversarial tester)."""
+    cache = {}
+
+    def fn(x):
+        if "w" not in cache:
+            cache["w"] = Value(0.5)
+        return x * cache["w"] + Value(1.0)  # the constant is not kept: no warning for it
+    f = graphc.compile(fn)
+    with pytest.warns(FrozenDataWarning, match=r"kept 1 Value it made \(in a cache, an attribute, a global\)"):
+        f(2.0).backward()
+    assert cache["w"].grad == 0  # as said
+
+
 def test_literal_numbers_and_settings_are_not_frozen_data():
     alpha = 1e-4
     f = graphc.compile(lambda x: alpha * x + Value(1.0) * x - 0.5)  # pytest turns warnings into errors

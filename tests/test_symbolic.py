@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -266,3 +269,12 @@ def test_the_readme_example():
     assert str(sp.diff(expr, u)) == "y*step(x*y) + exp(-x/y)/(y*(1 + exp(-x/y))**2)"
     f = graphc.as_function(graphc.from_sympy(sp.tanh(u * v) + sp.log(v)))
     assert graphc.compile(f)(0.5, 2.0).data == pytest.approx(math.tanh(1.0) + math.log(2.0), rel=1e-15)
+
+
+def test_symbols_sharing_a_name_are_ordered_the_same_in_every_process():
+    """Sorted by name only, two x's came in set order: f(1, 10) was 23 or 32 by PYTHONHASHSEED."""
+    program = ("import sympy as sp, graphc; e = 2 * sp.Symbol('x', real=True) + 3 * sp.Symbol('x', positive=True); "
+               "print(graphc.as_function(graphc.from_sympy(e))(graphc.Value(1.0), graphc.Value(10.0)).data)")
+    results = {subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True,
+                              env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout for seed in range(6)}
+    assert len(results) == 1
