@@ -117,6 +117,7 @@ class Record:
         self.guards += [replace(g, predicate=p) for g, p in zip(inner.guards, predicates)]
         self.frozen.update(inner.frozen)
         self.texts.update(inner.texts)
+        self.kept += inner.kept
         self.random_drawn = self.random_drawn or inner.random_drawn
 
     def made(self, value: Value) -> None:
