@@ -336,9 +336,17 @@ def _symbolic(report: GradReport, compiled: Compiled, graph: Graph, output: int,
         report.notes.append(f"sympy column stopped after sympy_seconds={seconds:g}: SymPy's derivatives of "
                             f"piecewise terms (max, abs, relu) can swell for minutes")
         return
-    at, overflowed = dict(zip(syms, point)), []
+    at, overflowed, undefined = dict(zip(syms, point)), [], []
     for row, d in zip(report.rows, derivatives):
-        row.sympy = evaluate_at(d, at, overflowed=overflowed)
+        value = evaluate_at(d, at, overflowed=overflowed)
+        if math.isnan(value) and not row.undefined and rel_err(row.eager, row.compiled) <= report.rtol:
+            undefined.append(row.name)  # SymPy's form is 0/0 or a pole here; the exact methods agree on a number
+            continue
+        row.sympy = value
+    if undefined:
+        report.notes.append(f"sympy column left out for {', '.join(undefined)}: SymPy's derivative is undefined at "
+                            f"this point (0/0 or a pole, as y*x**y/x at x = 0) where eager and compiled agree on "
+                            f"a number")
     if overflowed:
         report.notes.append("sympy column: a value past any float counted as inf there, as float64 gives it, "
                             "not the exact number")
@@ -364,7 +372,12 @@ def _symbolic(report: GradReport, compiled: Compiled, graph: Graph, output: int,
                             f"(max, abs, relu) can run for minutes")
         return
     for row, is_proved in zip(report.rows, proved):
-        row.proved = is_proved
+        row.proved = bool(is_proved)
+    generic = [row.name for row, is_proved in zip(report.rows, proved) if is_proved == GENERIC]
+    if generic:
+        report.notes.append(f"proved for {', '.join(generic)} but at the points where a comparison in the gradient "
+                            f"is an equality (a rule's special case, such as x ** y's at x = 0, where SymPy's "
+                            f"derivative is undefined)")
 
 
 def _within(seconds: float, work: Callable[[], Any]) -> Any:
@@ -406,7 +419,7 @@ def _operations(graph: Graph) -> int:
     return sum(1 for i, op in enumerate(graph.ops) if live[i] and op not in LEAVES)
 
 
-def _equal(a: sp.Expr, b: sp.Expr, symbols: list[sp.Symbol]) -> bool:
+def _equal(a: sp.Expr, b: sp.Expr, symbols: list[sp.Symbol]) -> bool | str:
     """Whether SymPy can show ``a - b`` is zero: as written, simplified, or simplified with
     the named functions in their table forms (``sigmoid`` as ``1/(1 + exp(-x))``).
 
@@ -423,7 +436,19 @@ def _equal(a: sp.Expr, b: sp.Expr, symbols: list[sp.Symbol]) -> bool:
         gap, size = evaluate_at(difference, at, _SCREEN_DIGITS), evaluate_at(a, at, _SCREEN_DIGITS)
         if math.isfinite(gap) and math.isfinite(size) and abs(gap) > 1e-25 * max(1.0, abs(size)):
             return False
-    return sp.simplify(difference) == 0 or sp.simplify(difference.rewrite(sp.Piecewise)) == 0
+    if sp.simplify(difference) == 0:
+        return True
+    piecewise = difference.rewrite(sp.Piecewise)
+    if sp.simplify(piecewise) == 0:
+        return True
+    # a rule's special case at single points (x ** y at x = 0: log(x + eq(x, 0))) left out
+    generic = piecewise.replace(lambda e: isinstance(e, sp.Eq), lambda e: sp.false)
+    return GENERIC if generic != piecewise and sp.simplify(generic) == 0 else False
+
+
+#: What :func:`_equal` says of a gradient equal to SymPy's but where a comparison in it is an
+#: equality (a rule's special case at single points, such as ``x ** y``'s at x = 0).
+GENERIC = "generic"
 
 
 def evaluate_at(expr: sp.Expr, point: dict[sp.Symbol, float], digits: int = DIGITS,

@@ -276,3 +276,20 @@ def test_the_named_sympy_functions_pickle():
     x = sp.Symbol("x", real=True)
     e = NAMED.sigmoid(x) + NAMED.relu(x) * NAMED.max(x, 2 * x)
     assert pickle.loads(pickle.dumps(e)) == e
+
+
+def test_a_point_where_only_sympys_form_is_undefined_is_no_failure():
+    """x**y at x = 0: SymPy's d/dx is y*x**y/x, 0/0 there, where eager's 0 is right (it said
+    FAILED); the row's SymPy entry is left out, with a note, and the other methods decide."""
+    report = graphc.check_grad(lambda x, y: x ** y, 0.0, 2.0)
+    assert report.verdict == "ok" and report.rows[0].sympy is None and report.rows[0].eager == 0.0
+    assert any(n.startswith("sympy column left out for x, y: ") for n in report.notes)
+    assert graphc.check_grad(lambda x, y: x ** y, 0.5, 2.0).rows[0].sympy == 1.0  # elsewhere, as before
+
+
+def test_a_rules_special_case_at_single_points_is_proved_away_from_them():
+    """d/dy x**y is log(x + eq(x, 0)) * x**y (0 at x = 0, as PyTorch): equal to SymPy's
+    log(x) * x**y but at x = 0, where SymPy's is undefined."""
+    report = graphc.check_grad(lambda x, y: x ** y, 0.7, 1.3)
+    assert [r.proved for r in report.rows] == [True, True] and report.verdict == "ok"
+    assert any(n.startswith("proved for y but at the points where a comparison") for n in report.notes)
