@@ -144,8 +144,9 @@ def match_step(sp, e):
     if isinstance(e, sp.Heaviside):
         if len(e.args) == 2 and e.args[1] == 0:
             return (e.args[0],), ()
-        raise GraphcError("from_sympy: Heaviside(x) is 1/2 at 0, graphc's step is 0 there; "
-                          "write Heaviside(x, 0)")
+        at_zero = e.args[1] if len(e.args) == 2 else sp.Rational(1, 2)
+        raise GraphcError(f"from_sympy: {e} is {at_zero} at 0, graphc's step is 0 there; "
+                          f"write Heaviside(x, 0)")
     u = _strict_case(sp, e)
     return ((u,), ()) if u is not None and e.args[0].expr == 1 else None
 

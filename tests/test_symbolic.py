@@ -161,7 +161,8 @@ def test_from_sympy_defaults_and_several_outputs():
     (sp.sinh(x), "cannot express sinh"),
     (sp.I * x, "cannot express"),
     (sp.zoo, "cannot express"),
-    (sp.Heaviside(x), "write Heaviside"),
+    (sp.Heaviside(x), r"Heaviside\(x\) is 1/2 at 0, .*write Heaviside"),
+    (sp.Heaviside(x, 1), r"Heaviside\(x, 1\) is 1 at 0, .*write Heaviside"),  # it said 1/2
     (x > 1, "cannot express StrictGreaterThan"),
     (sp.Piecewise((x, x > 1), (2, True)), "Piecewise forms graphc knows"),
     (sp.Symbol("z"), "symbol z is not among the inputs x, w, b"),
