@@ -72,11 +72,13 @@ class Compiled:
         try:
             compiled = self._bound.get(instance)
         except TypeError:  # an instance that cannot be weakly referenced or hashed: compiled anew
-            return Compiled(types.MethodType(self.fn, instance), backend=self.backend, numerics=self.numerics)
+            return self._bind(instance)
         if compiled is None:
-            compiled = self._bound[instance] = Compiled(types.MethodType(self.fn, instance), backend=self.backend,
-                                                        numerics=self.numerics)
+            compiled = self._bound[instance] = self._bind(instance)
         return compiled
+
+    def _bind(self, instance: Any) -> "Compiled":
+        return Compiled(types.MethodType(self.fn, instance), backend=self.backend, numerics=self.numerics)
 
     def _new_signature(self, args: tuple, description: str) -> Signature:
         return Signature(self.fn, self.name, self.numerics, self._backend, args, description, self._frozen)

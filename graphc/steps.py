@@ -62,9 +62,7 @@ class StepPlan:
 
     def reads_every_row(self) -> bool:
         """Whether some step takes each of the rows."""
-        if self.epochs == 0 or self.n == 0:
-            return self.n == 0
-        return self.rows is None or bool(np.bincount(self.rows, minlength=self.n).all())
+        return self.epochs > 0 and (self.rows is None or bool(np.bincount(self.rows, minlength=self.n).all()))
 
     def epoch_rows(self) -> np.ndarray | None:
         """The next epoch's row order (None: the rows as given)."""

@@ -186,11 +186,10 @@ def _to_graph(out_leaves: list, placeholders: list[Value], paths: list[str], giv
     read live when the graph is replayed on the outer trace's Values, never frozen."""
     roots = [v for v in out_leaves if isinstance(v, Value)]
     nested = node_class is not TracedValue
-    if nested:
-        topo = depth_first(roots, lambda v: () if isinstance(v, TracedValue) and type(v) is not node_class
-                           else v._prev)
-    else:
-        topo = topological_order(roots)
+
+    def outer(v: Value) -> bool:  # a Value of the trace this one runs inside
+        return nested and isinstance(v, TracedValue) and type(v) is not node_class
+    topo = depth_first(roots, lambda v: () if outer(v) else v._prev) if nested else topological_order(roots)
     b = Builder()
     index: dict[Value, int] = {}  # a Value's node (Values hash by identity)
     inputs = []
@@ -202,8 +201,7 @@ def _to_graph(out_leaves: list, placeholders: list[Value], paths: list[str], giv
     known = set(map(id, param_values))
     constant = engine.CONSTANT
     found = [v for v in topo if v not in index and id(v) not in known and (
-        (v._kind is None and v._attr is not constant and not isinstance(v, TracedValue))
-        or (nested and isinstance(v, TracedValue) and type(v) is not node_class))]
+        (v._kind is None and v._attr is not constant and not isinstance(v, TracedValue)) or outer(v))]
     param_values += sorted(found, key=lambda v: v._serial)  # creation order: model.parameters() order
     params = []
     for k, p in enumerate(param_values):
