@@ -91,9 +91,9 @@ def _chunks(driver, parts, rows, bounds, kernel, kind, hyper, rates, t, state, l
             check) -> None:
     """All steps, a chunk of them per driver call (see the module docstring); ``done[0]``
     counts the steps completed; with ``check``, the first step whose rows are not finite
-    sets ``done[1]`` and ends the run before it.  A chunk is sized from the seconds per row the driver's
-    last call took (the first call of a driver runs one step to find out), so a short run
-    is one call."""
+    sets ``done[1]`` and ends the run before it.  A chunk is sized from the seconds per row
+    the driver's last call took (the first call of a driver runs one step to find out), so
+    a short run is one call."""
     step, total = 0, losses.shape[1]
     while step < total:
         chunk = 1
