@@ -67,23 +67,24 @@ def _split(argv: list[str], parser: argparse.ArgumentParser) -> tuple[list[str],
     """Prepare ``argv`` for argparse: (its arguments, options passed on to benchmarks).
 
     A formula that starts with ``-`` (``"-(-x)"``) would look like an option to argparse:
-    it is moved behind ``--``.  ``bench``'s arguments from the first option it does not
+    it is moved behind ``--`` (unless a formula came before it: then it is an unknown option).  ``bench``'s arguments from the first option it does not
     know (or from ``--``) on are for the benchmark scripts.
     """
     if not argv or argv[0] not in ("show", "check", "bench"):
         return argv, []
     own = parser.own_options[argv[0]]
-    rest, k = argv[1:], 0
+    rest, k, formula_seen = argv[1:], 0, False
     while k < len(rest):
         token = rest[k]
         if token == "--" or token.startswith("-") and token.split("=")[0] not in own:
             break
+        formula_seen = formula_seen or not token.startswith("-")
         k += 2 if own.get(token) else 1  # skip an option's value
     if argv[0] == "bench":
         return argv[:1 + k], rest[k + 1:] if rest[k:k + 1] == ["--"] else rest[k:]
-    if k < len(rest) and rest[k] != "--":
+    if k < len(rest) and rest[k] != "--" and not formula_seen:
         return argv[:1 + k] + rest[k + 1:] + ["--", rest[k]], []
-    return argv, []
+    return argv, []  # after the formula, an option the command does not know is argparse's to report
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -16,15 +16,16 @@ What differs, and why:
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import numbers
 import operator
 import threading
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from . import ops, runtime
-from .errors import DataError
+from .errors import DataError, TraceError
 from .ops import CONSTANT, FLOATS, Op  # noqa: F401  (CONSTANT: graphc.engine.CONSTANT)
 from .walk import depth_first
 
@@ -110,11 +111,15 @@ class Value:
     __slots__ = ("_data", "grad", "_prev", "_kind", "_attr", "label", "_serial", "__weakref__")
     __array_ufunc__ = None  # NumPy scalars and arrays defer to Value's reflected operators
 
-    def __init__(self, data: float, label: str = "") -> None:
-        if not isinstance(label, str):  # micrograd's Value(data, _children, _op) is its own ops' business
-            raise TypeError(f"Value(data, label): label must be a str; got {type(label).__name__} (micrograd's "
-                            f"Value(data, _children, _op) builds graph nodes internally: combine Values with "
-                            f"operators instead)")
+    def __init__(self, data: float, label: str | tuple = "", _op: str = "") -> None:
+        """``Value(data)``, ``Value(data, label)``, or micrograd's ``Value(data, _children, _op)``:
+        a node of an op of the user's own, whose ``_backward`` (set on it next) gives its
+        children's gradients in ``backward()``, as micrograd's do."""
+        if type(label) is not str or _op:
+            children = _micrograd_children(label, _op)
+            if children:
+                self._custom_node(data, children, _op)
+                return
         if _tracing_threads and _this_thread.node_class is not Value:
             _this_thread.record.leaf(data)  # a trace counts the numbers frozen into it
         self._data = _as_float(data)
@@ -127,6 +132,36 @@ class Value:
         if _tracing_threads and _this_thread.node_class is not Value:
             self.__class__ = _this_thread.node_class
             _this_thread.record.made(self)
+
+    def _custom_node(self, data: float, children: tuple, op: str) -> None:
+        if _tracing_threads and _this_thread.node_class is not Value:
+            raise TraceError(f"cannot trace an op made the micrograd way, Value(data, _children, {op!r}) "
+                             f"with its own _backward: graphc compiles the ops of its op table (write the op "
+                             f"with Value operators and methods, or see graphc.ops to add one)")
+        self._data = _as_float(data)
+        self.grad = 0
+        self._prev = children
+        self._kind = _MicrogradOp(op)
+        self._attr = ()
+        self.label = ""
+        self._serial = next(_serials)
+
+    @property
+    def _backward(self) -> Callable[[], None]:
+        """micrograd's step of ``backward()`` at this node: add its ``.grad`` times its local
+        derivatives into its children's ``.grad`` (nothing at a leaf, or where no gradient
+        arrived).  Settable on a node made as ``Value(data, _children, _op)``."""
+        kind = self._kind
+        return kind.backward if type(kind) is _MicrogradOp else functools.partial(_backward_step, self)
+
+    @_backward.setter
+    def _backward(self, function: Callable[[], None]) -> None:
+        if type(self._kind) is not _MicrogradOp:
+            raise AttributeError(f"graphc takes a {self._op or 'leaf'!r} node's derivatives from its op table; "
+                                 f"_backward can be set only on a node made as Value(data, _children, _op)")
+        if not callable(function):
+            raise TypeError(f"_backward must be a function of no arguments; got {type(function).__name__}")
+        self._kind.backward = function
 
     data = _PLAIN_DATA  # or _TRACED_DATA while some thread traces (see above)
 
@@ -236,10 +271,7 @@ class Value:
                 if cb is not None:
                     b.grad += cb
                 continue
-            cotangents = kind.vjp(FLOATS, v.grad, v._data, *[p._data for p in prev], *v._attr)
-            for p, c in zip(prev, cotangents):
-                if c is not None:
-                    p.grad += c
+            _push(v, kind)
 
     def __repr__(self) -> str:
         record = _this_thread.record if _tracing_threads else None
@@ -457,6 +489,59 @@ def topological_order(roots: Iterable[Value]) -> list[Value]:
     """Every node reachable from ``roots``, children before parents, in micrograd's order
     (a depth-first post-order visiting ``_prev`` left to right; no recursion)."""
     return depth_first(roots, _get_prev)
+
+
+def _push(v: Value, kind: Op) -> None:
+    """Add ``v``'s gradient times op ``kind``'s local derivatives into its children's ``.grad``."""
+    cotangents = kind.vjp(FLOATS, v.grad, v._data, *[p._data for p in v._prev], *v._attr)
+    for p, c in zip(v._prev, cotangents):
+        if c is not None:
+            p.grad += c
+
+
+def _backward_step(v: Value) -> None:
+    """``v._backward()``: :meth:`Value.backward`'s step at ``v`` alone."""
+    kind = v._kind
+    if type(v.grad) is int or not v._prev:
+        return
+    if type(kind) is Op:
+        _push(v, kind)
+    else:
+        kind.backprop(v)
+
+
+def _nothing() -> None:
+    """micrograd's ``_backward`` until one is set."""
+
+
+class _MicrogradOp:
+    """The op of a node made as ``Value(data, _children, _op)``: its gradient step is the
+    ``_backward`` function set on the node."""
+
+    __slots__ = ("op", "backward")
+
+    def __init__(self, op: str) -> None:
+        self.op, self.backward = op, _nothing
+
+    def label(self, attr: tuple = ()) -> str:
+        return self.op
+
+    def backprop(self, out: Value) -> None:
+        self.backward()
+
+
+def _micrograd_children(label: Any, op: Any) -> tuple:
+    """The children of ``Value(data, label, op)``: none for a label (a str), else micrograd's
+    ``_children``, a collection of Values."""
+    if isinstance(label, str):
+        if op != "":
+            raise TypeError(f"Value(data, label): an op ({op!r}) needs micrograd's _children in place of the label")
+        return ()
+    children = tuple(label) if isinstance(label, (tuple, list, set, frozenset)) else None
+    if children is None or not all(isinstance(c, Value) for c in children) or not isinstance(op, str):
+        raise TypeError(f"Value(data, label) or micrograd's Value(data, _children, _op): label must be a str, "
+                        f"_children Values and _op a str; got {type(label).__name__} and {type(op).__name__}")
+    return children
 
 
 def _op_order(root: Value) -> list[Value]:

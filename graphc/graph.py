@@ -30,7 +30,7 @@ from . import graph_nx, ops
 from .codegen.common import python_number
 from .errors import GraphcError
 from .graph_arrays import GraphArrays
-from .names import Namespace
+from .names import Namespace, sanitize_all
 
 LEAVES = ops.LEAVES
 WIDTH = 100  # str(graph) wraps its lines at this many columns
@@ -304,9 +304,18 @@ def _fmt(value: Any) -> str:
 def node_names(graph: Graph, namespace: Namespace) -> list[str]:
     """Identifiers for every node of ``graph``, drawn from ``namespace`` (see Graph.names)."""
     names: list[str] = [""] * len(graph)
+    # Labels that are names already keep them: they are served first, so that a label made
+    # a name ("é" becomes the fallback "x") cannot take the user's own "x".
+    leaves = []
     for kind, fallback in ((graph.inputs, "x"), (graph.params, "p")):
-        for i, name in zip(kind, namespace.create_all([graph.attrs[i][0] for i in kind], fallback)):
-            names[i] = name
+        texts = [graph.attrs[i][0] for i in kind]
+        bases = sanitize_all(texts, fallback)
+        leaves.append((kind, bases, [text == base for text, base in zip(texts, bases)]))
+    for keep in (True, False):
+        for kind, bases, own in leaves:
+            served = [k for k, is_own in enumerate(own) if is_own is keep]
+            for k, name in zip(served, namespace.create_plain([bases[k] for k in served])):
+                names[kind[k]] = name
     ids = [i for i, op in enumerate(graph.ops) if op not in LEAVES]
     # interned: the compiler of generated code shares each name
     for i, name in zip(ids, map(sys.intern, namespace.create_plain([f"v{i}" for i in ids]))):

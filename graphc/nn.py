@@ -17,6 +17,7 @@ keys are ``layers.0.weight``, ``layers.0.bias``, ``layers.1.weight``, ...
 from __future__ import annotations
 
 import math
+import numbers
 import random
 from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
@@ -276,9 +277,13 @@ def _checked_numbers(key: str, value: Any, shape: tuple[int, ...]) -> list[float
         array = np.asarray(value)
     except (TypeError, ValueError):
         array = None
+    if array is not None and array.dtype == object and all(
+            isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) for v in array.flat):
+        array = array.astype(np.float64)  # numbers held as Python objects (a pandas column's .values)
     if array is None or array.dtype.kind not in "iuf":
+        dtype = "" if array is None else f" of dtype {array.dtype}"
         raise ArgumentError(f"load_state_dict: {key} must be numbers (an array of shape {shape}); "
-                            f"got {type(value).__name__}"[:300])
+                            f"got {type(value).__name__}{dtype}"[:300])
     if array.shape != shape:
         raise ShapeError(f"load_state_dict: {key} must have shape {shape}; got {array.shape}")
     return array.astype(np.float64).ravel().tolist()

@@ -57,6 +57,13 @@ def test_a_formula_may_start_with_a_minus(capsys):
     assert "unrecognized arguments: --bogus" in capsys.readouterr().err
 
 
+def test_an_option_the_command_lacks_after_the_formula_is_reported_as_typed(capsys):
+    """``show`` has no ``--at``: the error names it and its value in order (it once said
+    ``x=1 -- --at``, taking ``--at`` for a second formula starting with a minus)."""
+    assert cli.main(["show", "x*y", "--at", "x=1"]) == 2
+    assert "unrecognized arguments: --at x=1\n" in capsys.readouterr().err
+
+
 def test_a_syntax_error_points_at_the_column_typed(capsys):
     assert cli.main(["show", "  x + * y"]) == 2
     err = capsys.readouterr().err.splitlines()

@@ -234,9 +234,87 @@ def test_data_epoch_changes_after_any_write_and_a_claim_holds_only_when_nothing_
     assert engine.claim_writes(epoch) is None and engine.data_epoch() == epoch + 1
 
 
-def test_a_label_is_a_str_and_micrograds_children_argument_is_refused():
-    with pytest.raises(TypeError, match=r"label must be a str; got tuple \(micrograd's Value\(data, _children, _op\)"):
-        Value(2.0, (Value(1.0),))
+def _micrograd_tanh(x):
+    """micrograd's tanh as its lecture writes it: a node of its own, with its own _backward."""
+    t = math.tanh(x.data)
+    out = Value(t, (x,), "tanh")
+
+    def _backward():
+        x.grad += (1 - t**2) * out.grad
+    out._backward = _backward
+    return out
+
+
+def test_an_op_written_the_micrograd_way_backpropagates_through_its_own_backward():
+    x, w, b = Value(0.5), Value(-1.5), Value(0.3)
+    out = _micrograd_tanh(x * w + b) * 2 + x ** 2
+    out.backward()
+    assert out._prev[0]._prev[0]._op == "tanh" and out._prev[0]._prev[0]._prev[0]._op == "+"
+    t = math.tanh(0.5 * -1.5 + 0.3)
+    dz = (1 - t**2) * 2.0  # its _backward's formula, by hand
+    assert [x.grad, w.grad, b.grad] == [dz * -1.5 + 2 * 0.5, dz * 0.5, dz]
+
+
+def test_a_micrograd_op_with_no_backward_set_passes_nothing_on_as_micrograds_default():
+    x = Value(2.0)
+    out = Value(x.data * 3, (x,), "triple") + x
+    out.backward()
+    assert x.grad == 1.0
+
+
+def test_the_lectures_own_backward_loop_over_each_node_backward_gives_backward():
+    """Calling ``node._backward()`` in reverse topological order, as micrograd's lecture does
+    before writing ``backward()``, gives what ``backward()`` gives, bit for bit."""
+    def build(a, b, c):
+        return _micrograd_tanh(a * b + c) * 2 + a ** 2 + (b / c).relu() - c.exp() * a
+
+    manual, auto = [Value(0.5), Value(-1.5), Value(0.3)], [Value(0.5), Value(-1.5), Value(0.3)]
+    out = build(*manual)
+    topo, seen = [], set()
+
+    def visit(v):
+        if v not in seen:
+            seen.add(v)
+            for child in v._prev:
+                visit(child)
+            topo.append(v)
+    visit(out)
+    out.grad = 1.0
+    for node in reversed(topo):
+        node._backward()
+    build(*auto).backward()
+    assert [v.grad for v in manual] == [v.grad for v in auto]
+
+
+def test_a_micrograd_backward_that_raises_restores_every_grad():
+    x = Value(2.0)
+    out = Value(4.0, (x,), "square")
+
+    def _backward():
+        x.grad += 2 * x.data * out.grad
+        raise RuntimeError("boom")
+    out._backward = _backward
+    with pytest.raises(RuntimeError, match="boom"):
+        (out * 3).backward()
+    assert x.grad == 0 and out.grad == 0
+
+
+def test_micrograd_nodes_are_refused_where_graphc_cannot_follow_them():
+    with pytest.raises(AttributeError, match="'\\+' node's derivatives from its op table"):
+        (Value(1.0) + 2)._backward = lambda: None
+    with pytest.raises(TypeError, match="label must be a str, _children Values and _op a str; got int"):
+        Value(2.0, 5)
+    with pytest.raises(TypeError, match="_children Values"):
+        Value(2.0, (1.0,), "op")
+    with pytest.raises(TypeError, match="needs micrograd's _children"):
+        Value(2.0, "x", "op")
+    with pytest.raises(TypeError, match="function of no arguments"):
+        Value(1.0, (Value(2.0),), "f")._backward = 3
+    with pytest.raises(graphc.TraceError, match="cannot trace an op made the micrograd way.*'tanh'"):
+        graphc.compile(lambda x: _micrograd_tanh(x * 2))(Value(0.3))
+
+
+def test_a_label_set_afterwards_to_a_non_str_still_traces():
     w = Value(2.0)
     w.label = 1  # set afterwards: the trace names the param by its text
     assert graphc.compile(lambda x: x * w)(3.0).data == 6.0

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from hypothesis import given, settings, strategies as st
 
-from graphc.names import Namespace
+import graphc
+from graphc.names import Namespace, sanitize, sanitize_all
 
 LABELS = st.lists(st.one_of(st.sampled_from(["w", "x", "v3", "L0.N3.w1", "L0.N3.w1", "_", "3x", "for", "e", "",
                                              "a\x00b", "é", "w" * 50, "w_1", "inputs"]),
@@ -23,3 +24,21 @@ def test_create_all_names_as_create_does_one_by_one(texts, fallback):
 def test_create_plain_names_as_create_does_one_by_one(texts):
     one_by_one, bulk = Namespace({"x"}), Namespace({"x"})
     assert bulk.create_plain(texts) == [one_by_one.create(t) for t in texts]
+
+
+@settings(max_examples=300)
+@given(LABELS, st.sampled_from(["x", "p"]))
+def test_sanitize_all_gives_what_sanitize_gives_each(texts, fallback):
+    assert sanitize_all(texts, fallback) == [sanitize(text, fallback) for text in texts]
+
+
+def test_sanitize_all_of_many_ascii_labels_with_one_to_mend():
+    texts = [f"L0.N{j}.w{k}" for j in range(30) for k in range(30)]
+    for bad in ("", "7up", "w.", "_w", "..", "w" * 41):
+        assert sanitize_all(texts + [bad], "p") == [sanitize(text, "p") for text in texts + [bad]]
+
+
+def test_a_label_made_a_name_does_not_take_the_users_own():
+    """``é`` becomes the fallback ``x``: the user's own ``x``, written after it, keeps its name."""
+    graph = graphc.trace(lambda é, x: é + 3 * x, 0.7, -0.4)
+    assert [graph.names[i] for i in graph.inputs] == ["x_1", "x"]

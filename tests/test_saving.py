@@ -122,13 +122,23 @@ def test_load_state_dict_accepts_lists_and_ints():
     assert params(model) == [1.0, 2.0, 3.0] and all(type(p.data) is float for p in model.parameters())
 
 
+def test_load_state_dict_accepts_numbers_held_in_an_object_array():
+    model = MLP(2, [1])
+    model.load_state_dict({"layers.0.weight": np.array([[1, 2.5]], dtype=object),
+                           "layers.0.bias": np.array([np.float32(3)], dtype=object)})
+    assert params(model) == [1.0, 2.5, 3.0] and all(type(p.data) is float for p in model.parameters())
+
+
 @pytest.mark.parametrize("change, error, match", [
     (lambda s: s.pop("layers.1.bias"), LoadError, "missing keys layers.1.bias"),
     (lambda s: s.update(extra=np.zeros(1)), LoadError, "unexpected keys 'extra'"),
     (lambda s: s.update({"layers.1.weight": np.zeros((3, 1))}), ShapeError,
      r"layers.1.weight must have shape \(1, 3\); got \(3, 1\)"),
-    (lambda s: s.update({"layers.1.bias": np.array(["a"])}), ArgumentError, "layers.1.bias must be numbers"),
-    (lambda s: s.update({"layers.1.bias": [object()]}), ArgumentError, "must be numbers"),
+    (lambda s: s.update({"layers.1.bias": np.array(["a"])}), ArgumentError,
+     "layers.1.bias must be numbers .*; got ndarray of dtype <U1"),
+    (lambda s: s.update({"layers.1.bias": [object()]}), ArgumentError, "must be numbers .*; got list of dtype object"),
+    (lambda s: s.update({"layers.1.bias": np.array([None], dtype=object)}), ArgumentError, "dtype object"),
+    (lambda s: s.update({"layers.1.bias": np.array([True], dtype=object)}), ArgumentError, "dtype object"),
     (lambda s: s.update({"layers.1.bias": [[1.0], [2.0, 3.0]]}), ArgumentError, "must be numbers"),
     (lambda s: s.update({"layers.1.bias": np.array([True])}), ArgumentError, "must be numbers"),
 ])
