@@ -29,13 +29,11 @@ class Batch:
     def __init__(self, args: tuple, names: list[str], allow_nonfinite: bool = False, later: bool = False) -> None:
         """``later``: the arrays' numbers are checked for inf and nan (unless
         ``allow_nonfinite``) when :meth:`check_finite` is called, but for the first row's,
-        which a trace reads: ``train`` leaves that check to its native driver."""
+        when a trace reads them (:attr:`rows`): ``train`` leaves that check to its native driver."""
         if not args:
             raise ArgumentError("map and mean need at least one batched argument (an array of shape (N, ...))")
         arrays = [_checked_array(arg, name, allow_nonfinite or later) for arg, name in zip(args, names)]
         self._unchecked = [] if allow_nonfinite or not later else list(zip(arrays, names))
-        for array, name in self._unchecked:
-            _require_finite(array[:1], name)
         self.n = arrays[0].shape[0]
         for array in arrays:
             if array.shape[0] != self.n:
@@ -63,7 +61,10 @@ class Batch:
 
     @property
     def rows(self) -> tuple:
-        """One example row per argument (zeros when there are no rows): what a trace sees."""
+        """One example row per argument (zeros when there are no rows): what a trace sees,
+        checked for inf and nan (unless allowed)."""
+        for array, name in self._unchecked:
+            _require_finite(array[:1], name, small=True)
         return tuple(a[0] if self.n else np.zeros(a.shape[1:]) for a in self._arrays)
 
     @property
@@ -92,9 +93,10 @@ def _checked_array(arg: Any, name: str, allow_nonfinite: bool) -> np.ndarray:
     return array
 
 
-def _require_finite(array: np.ndarray, name: str) -> None:
-    """DataError naming the first inf or nan of ``array`` (argument ``name``), if there is one."""
-    if array.dtype.kind == "f" and not _all_finite(array):
+def _require_finite(array: np.ndarray, name: str, small: bool = False) -> None:
+    """DataError naming the first inf or nan of ``array`` (argument ``name``), if there is one;
+    ``small``: a few numbers (a row), for which one ``isfinite`` costs less than a sum."""
+    if array.dtype.kind == "f" and not (np.isfinite(array).all() if small else _all_finite(array)):
         bad = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
         raise DataError(f"argument {name}: expected finite numbers; {name}{list(bad)} is {array[bad]} "
                         f"(pass allow_nonfinite=True to compute with nan and inf)")

@@ -73,7 +73,7 @@ def run(program: Any, parts: list[np.ndarray], update: Any, plan: StepPlan, para
             if steps and plan.schedule is not None:
                 optimizer.lr = float(rates[steps - 1])
     try:
-        _chunks(program.driver, parts, rows, bounds, kernel, kind,
+        _chunks(program.driver, parts, rows, bounds, plan.most_rows, kernel, kind,
                 np.array(hyper + (0.0,), dtype=np.float64), rates, t, state, losses, bar, penalty, done,
                 nonfinite is not None)
     except BaseException:
@@ -87,7 +87,7 @@ def run(program: Any, parts: list[np.ndarray], update: Any, plan: StepPlan, para
     return losses if decay is not None else losses[0]
 
 
-def _chunks(driver, parts, rows, bounds, kernel, kind, hyper, rates, t, state, losses, bar, penalty, done,
+def _chunks(driver, parts, rows, bounds, width, kernel, kind, hyper, rates, t, state, losses, bar, penalty, done,
             check) -> None:
     """All steps, a chunk of them per driver call (see the module docstring); ``done[0]``
     counts the steps completed; with ``check``, the first step whose rows are not finite
@@ -103,7 +103,7 @@ def _chunks(driver, parts, rows, bounds, kernel, kind, hyper, rates, t, state, l
         end = min(total, step + chunk)
         began = time.perf_counter()
         decay = None if penalty is None else (penalty[0], penalty[1][step:end], losses[1, step:end])
-        driver.run(parts, rows, bounds[step:end + 1], kernel, kind, hyper, rates[step:end], t + step, state,
+        driver.run(parts, rows, bounds[step:end + 1], width, kernel, kind, hyper, rates[step:end], t + step, state,
                    losses[0, step:end], decay, done, check=check)
         if done[1]:
             return

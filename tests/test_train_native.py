@@ -10,6 +10,7 @@ import pytest
 import graphc
 from graphc import ArgumentError, ShapeError, train_native
 from graphc.codegen import c as c_backend
+from graphc.codegen import c_train
 from graphc.codegen.c_train import Driver
 from graphc.nn import MLP
 from graphc.optim import SGD, Adam
@@ -276,3 +277,22 @@ def test_a_row_no_step_reads_is_checked_up_front_all_the_same():
     with pytest.raises(graphc.DataError, match=r"x\[5, 0\] is nan"):
         step.train(X, y, lr=0.1, order=[0, 1, 2])
     assert np.isnan(step.train(X, y, lr=0.1, order=[4, 5], allow_nonfinite=True)).all()
+
+
+@pytest.mark.parametrize("kept", [c_train.KEPT_COLUMNS, 8])
+def test_calls_of_growing_and_shrinking_batches_take_the_loops_steps(kept, monkeypatch):
+    """The driver keeps its working arrays between calls, growing them for a wider step and
+    letting go of large ones (``kept``: what it keeps): each call's steps are the loop's."""
+    monkeypatch.setattr(c_train, "KEPT_COLUMNS", kept)
+    X, y = data(40)
+    model, step, _ = setup("lr")
+    step.mean_and_grad(X[:1], y[:1])
+    params = np.array([p.data for p in step.params])
+    for batch_size in (3, 40, 2, 40, 7):
+        expected = []
+        for start in range(0, len(X), batch_size):
+            loss, grad = step.mean_and_grad(X[start:start + batch_size], y[start:start + batch_size], params=params)
+            params = params - 0.05 * grad
+            expected.append(loss)
+        assert step.train(X, y, lr=0.05, batch_size=batch_size).tolist() == expected
+        assert [p.data for p in step.params] == params.tolist()

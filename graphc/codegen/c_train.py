@@ -157,6 +157,8 @@ def driver_source(entry: str, driver: str, n_inputs: int, n_params: int, fast: b
 
 
 _P = ctypes.c_void_p
+#: Numbers of a step's columns the driver keeps between calls (4 MB): more are made anew.
+KEPT_COLUMNS = 1 << 19
 ARGTYPES = [_P, _P, ctypes.c_long, _P, _P, ctypes.c_long, _P, _P, _P, _P, _P, ctypes.c_long, _P, _P, ctypes.c_long,
             _P, _P, _P, _P, _P, _P, ctypes.c_long, _P]
 
@@ -168,15 +170,16 @@ class Driver:
         function.argtypes, function.restype = ARGTYPES, None
         self.function, self.n_inputs, self.n_params = function, n_inputs, n_params
         self.row_seconds: float | None = None  # how long a row took in the last call (graphc.train_native)
+        self._scratch: list[_Scratch] = []  # free ones, taken and given back by each call (a thread's own meanwhile)
 
-    def run(self, parts: list[np.ndarray], rows: np.ndarray, bounds: np.ndarray, params: np.ndarray, kind: str,
-            hyper: np.ndarray, lrs: np.ndarray, t: int, state: list[np.ndarray], losses: np.ndarray,
+    def run(self, parts: list[np.ndarray], rows: np.ndarray, bounds: np.ndarray, width: int, params: np.ndarray,
+            kind: str, hyper: np.ndarray, lrs: np.ndarray, t: int, state: list[np.ndarray], losses: np.ndarray,
             decay: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None, done: np.ndarray | None = None,
             check: bool = False) -> None:
         """Steps ``0 .. len(bounds) - 2``: ``params`` and ``state`` (float64, kernel layout)
         updated in place, each step's mean loss into ``losses``.  ``parts``: the data, C-contiguous
         float64 arrays of shape (N, width), n_inputs columns in all; ``rows``, ``bounds``: int64
-        (C long).  ``decay``: (mask,
+        (C long); ``width``: at least the most rows a step takes.  ``decay``: (mask,
         scales, penalties) for an L2 penalty ``scales[s] * sum(p * p)`` over the params
         where ``mask`` (kernel layout) is nonzero, its gradient ``2 * scales[s] * p`` added
         to step s's before the update, its value written to ``penalties[s]``
@@ -189,13 +192,40 @@ class Driver:
                               f"columns in all (a graphc bug)")
         pointers = np.array([address(part) for part in parts], dtype=np.uintp)
         widths = np.array([part.shape[1] for part in parts], dtype=np.int64)
-        steps = len(bounds) - 1
-        width = int(np.max(np.diff(bounds))) if steps else 0
-        cols, values, grads = np.empty(self.n_inputs * width), np.empty(width), np.empty(self.n_params)
-        spare = np.empty(self.n_params)
-        s1, s2 = (list(state) + [np.empty(1), np.empty(1)])[:2]
-        self.function(address(pointers), address(widths), len(parts), address(rows), address(bounds), steps,
-                      address(params), address(spare), address(grads), address(cols), address(values),
-                      KINDS.index(kind), address(hyper), address(lrs), t, address(s1), address(s2),
-                      address(losses), *(address(a) for a in decay or ()), *((None,) * 3 if decay is None else ()),
-                      int(check), address(np.zeros(2, dtype=np.int64) if done is None else done))
+        scratch = self._scratch.pop() if self._scratch else _Scratch(self.n_params)
+        try:
+            s1, s2 = (list(state) + [scratch.unused, scratch.unused])[:2]
+            self.function(address(pointers), address(widths), len(parts), address(rows), address(bounds),
+                          len(bounds) - 1, address(params), scratch.spare, scratch.grads,
+                          *scratch.rows(self.n_inputs, width), KINDS.index(kind), address(hyper), address(lrs), t,
+                          address(s1), address(s2), address(losses), *(address(a) for a in decay or ()),
+                          *((None,) * 3 if decay is None else ()), int(check),
+                          address(np.zeros(2, dtype=np.int64) if done is None else done))
+        finally:
+            scratch.keep_small()
+            self._scratch.append(scratch)
+
+
+class _Scratch:
+    """The driver's working arrays and their addresses, kept between calls: the params'
+    spare copy and gradients, and (grown as needed) room for the columns and values of a
+    step's rows."""
+
+    def __init__(self, n_params: int) -> None:
+        self.params = (np.empty(n_params), np.empty(n_params))
+        self.spare, self.grads = (address(a) for a in self.params)
+        self.unused = np.empty(1)  # an optimizer state the optimizer does not have
+        self.room: tuple[np.ndarray, np.ndarray] | None = None
+        self.width, self.at = -1, (0, 0)
+
+    def rows(self, n_inputs: int, width: int) -> tuple[int, int]:
+        """The addresses of room for ``width`` rows' columns and values."""
+        if width > self.width:
+            self.room = (np.empty(n_inputs * width), np.empty(width))
+            self.width, self.at = width, (address(self.room[0]), address(self.room[1]))
+        return self.at
+
+    def keep_small(self) -> None:
+        """Let go of the rows' room if it is large (a full batch of a big dataset)."""
+        if self.room is not None and self.room[0].size > KEPT_COLUMNS:
+            self.room, self.width, self.at = None, -1, (0, 0)
