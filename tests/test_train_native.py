@@ -296,3 +296,41 @@ def test_calls_of_growing_and_shrinking_batches_take_the_loops_steps(kept, monke
             expected.append(loss)
         assert step.train(X, y, lr=0.05, batch_size=batch_size).tolist() == expected
         assert [p.data for p in step.params] == params.tolist()
+
+
+def wide_setup():
+    random.seed(3)
+    model = MLP(11, [3, 1])
+    return model, graphc.compile(lambda x, t: (1 + -t * model(x)).relu(), backend="c")
+
+
+@pytest.mark.parametrize("batch_size", [1, 5, 13, 16])
+def test_the_drivers_copy_of_wide_rows_takes_the_loops_steps(batch_size):
+    """Eleven inputs: the copy's paths for eight rows at a time, for the last rows one at a
+    time (eight inputs at a time, then the rest), all read as the loop reads them."""
+    rng = np.random.default_rng(batch_size)
+    X, y = rng.normal(size=(37, 11)), np.sign(rng.normal(size=37))
+    _, step = wide_setup()
+    step.mean_and_grad(X[:1], y[:1])
+    params, expected = np.array([p.data for p in step.params]), []
+    for start in range(0, len(X), batch_size):
+        loss, grad = step.mean_and_grad(X[start:start + batch_size], y[start:start + batch_size], params=params)
+        params = params - 0.05 * grad
+        expected.append(loss)
+    assert step.train(X, y, lr=0.05, batch_size=batch_size).tolist() == expected
+    assert [p.data for p in step.params] == params.tolist()
+
+
+@pytest.mark.parametrize("batch_size", [5, 13])
+@pytest.mark.parametrize("where", [(1, 0), (9, 7), (10, 8), (12, 10), (20, 3), (36, 10)])
+def test_the_drivers_copy_finds_an_inf_or_nan_on_each_of_its_paths(batch_size, where, monkeypatch):
+    rng = np.random.default_rng(1)
+    X, y = rng.normal(size=(37, 11)), np.sign(rng.normal(size=37))
+    model, step = wide_setup()
+    step.mean_and_grad(X[:1], y[:1])  # traced: the first row's check is no longer made up front
+    X[where] = np.inf if where[1] % 2 else np.nan
+    before, runs = [p.data for p in model.parameters()], []
+    monkeypatch.setattr(Driver, "run", lambda self, *a, **k: runs.append(k.get("check")) or DRIVER_RUN(self, *a, **k))
+    with pytest.raises(graphc.DataError, match=rf"x\[{where[0]}, {where[1]}\] is "):
+        step.train(X, y, lr=0.05, batch_size=batch_size)
+    assert runs and all(runs) and [p.data for p in model.parameters()] == before

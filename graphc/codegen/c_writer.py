@@ -45,7 +45,7 @@ from .c_blocks import BLOCK_LIMIT, Blocks
 from .c_layout import ParamLayout
 from .c_runtime import PRELUDE, SPELLINGS, Call, texts
 from .c_sums import Sums, table
-from .c_train import DRIVER
+from .c_train import DRIVER_TEXT
 from .common import batched_nodes, c_number, header, live_roots, outer_and_bias, reduced_tensors, spell
 
 C_WORDS = frozenset("""auto break case char const continue default do double else enum extern float for goto
@@ -73,7 +73,7 @@ WRITER_NAMES = frozenset("inputs params seed_unused n r rb per_row sums lane k a
 #: driver (:mod:`.c_train`, which calls the kernel by its name), every function an
 #: op's C spelling calls (``log1p`` for a label "log1p" would shadow the function it calls)
 #: and the writer's own names.
-RESERVED = C_WORDS | HEADER_NAMES | WRITER_NAMES | frozenset(re.findall(r"\b[A-Za-z_]\w*", PRELUDE + DRIVER)) | \
+RESERVED = C_WORDS | HEADER_NAMES | WRITER_NAMES | frozenset(re.findall(r"\b[A-Za-z_]\w*", PRELUDE + DRIVER_TEXT)) | \
     frozenset(name for text in texts() for name in re.findall(r"(\w+)\(", text))
 
 
