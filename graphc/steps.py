@@ -71,11 +71,11 @@ class StepPlan:
 
     def rates(self, lr: float) -> np.ndarray:
         """Each step's learning rate: ``schedule(k)``, else ``lr``; each checked."""
-        from .batches import check_rate
         if self.schedule is None:
             rates = np.empty(self.total)
             rates.fill(lr)  # np.full's own checks cost 4x this
             return rates
+        from .batches import check_rate
         rates = [self.schedule(k) for k in range(self.total)]
         for rate in rates:
             check_rate(rate)

@@ -13,6 +13,7 @@ becomes ``0`` (SymPy has no signed zero), ``inf`` ``oo`` and ``nan`` ``nan``.
 """
 from __future__ import annotations
 
+import math
 import types
 from typing import Any, Iterable, Sequence
 
@@ -282,7 +283,10 @@ def _plan(e: sp.Basic, symbols: list) -> tuple[str, tuple, tuple]:
         raise GraphcError(f"from_sympy: symbol {e} is not among the inputs "
                           f"{', '.join(s.name for s in symbols) or '(none)'}{why}")
     if (e.is_Number or e.is_NumberSymbol) and (e is sp.nan or e.is_extended_real):
-        return "const", (), (float(e),)
+        value = float(e)
+        if math.isinf(value) and e.is_finite:  # as eager's Value(10**400) refuses it
+            raise GraphcError(f"from_sympy: constant {short(e)} does not fit in a float (|x| < 1.8e308)")
+        return "const", (), (value,)
     if isinstance(e, sp.Mul):
         coeff, rest = e.as_coeff_Mul()
         if coeff == 1 and rest != e:  # an unevaluated 1 * x is x, exactly

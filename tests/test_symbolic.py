@@ -171,6 +171,8 @@ def test_from_sympy_defaults_and_several_outputs():
     (x ** sp.Integer(-10 ** 400), r"exponent -10000.* does not fit in a float"),
     (x ** sp.Rational(10 ** 400, 3), r"exponent .* does not fit in a float"),
     (x ** sp.Float("1e400"), r"exponent .* does not fit in a float"),
+    (x + sp.Integer(10) ** 400, r"constant 10000.* does not fit in a float"),  # was inf (eager refuses it)
+    (x * -sp.Float("1e400"), r"constant -1.* does not fit in a float"),
 ])
 def test_from_sympy_rejects_what_it_cannot_express(expr, message):
     with pytest.raises(GraphcError, match=message):
@@ -179,6 +181,8 @@ def test_from_sympy_rejects_what_it_cannot_express(expr, message):
 
 def test_from_sympy_exponents_at_the_edge_of_float_range():
     assert from_sympy(x ** sp.oo, [x]).attrs[-1] == (math.inf,)  # an infinite exponent is one
+    assert from_sympy(x + sp.oo, [x]).attrs[1] == (math.inf,)  # and so is an infinite constant
+    assert from_sympy(x * sp.Rational(1, 10 ** 400), [x]).attrs[1] == (0.0,)  # as 1 / 10**400 is 0.0 in Python
     assert from_sympy(x ** sp.Integer(2 ** 1023), [x]).attrs[-1] == (2 ** 1023,)
 
 
