@@ -115,36 +115,24 @@ class Value:
         """``Value(data)``, ``Value(data, label)``, or micrograd's ``Value(data, _children, _op)``:
         a node of an op of the user's own, whose ``_backward`` (set on it next) gives its
         children's gradients in ``backward()``, as micrograd's do."""
-        if type(label) is not str or _op:
-            children = _micrograd_children(label, _op)
-            if children:
-                self._custom_node(data, children, _op)
-                return
-        if _tracing_threads and _this_thread.node_class is not Value:
+        children = _micrograd_children(label, _op) if type(label) is not str or _op else ()
+        tracing = _tracing_threads and _this_thread.node_class is not Value
+        if tracing and children:
+            raise TraceError(f"cannot trace an op made the micrograd way, Value(data, _children, {_op!r}) "
+                             f"with its own _backward: graphc compiles the ops of its op table (write the op "
+                             f"with Value operators and methods, or see graphc.ops to add one)")
+        if tracing:
             _this_thread.record.leaf(data)  # a trace counts the numbers frozen into it
         self._data = _as_float(data)
         self.grad = 0
-        self._prev = ()
-        self._kind = None
+        self._prev = children
+        self._kind = _MicrogradOp(_op) if children else None
         self._attr = ()
-        self.label = label
+        self.label = label if isinstance(label, str) else ""  # micrograd's _children take its place
         self._serial = next(_serials)  # creation order: how a trace orders the params it finds
-        if _tracing_threads and _this_thread.node_class is not Value:
+        if tracing:
             self.__class__ = _this_thread.node_class
             _this_thread.record.made(self)
-
-    def _custom_node(self, data: float, children: tuple, op: str) -> None:
-        if _tracing_threads and _this_thread.node_class is not Value:
-            raise TraceError(f"cannot trace an op made the micrograd way, Value(data, _children, {op!r}) "
-                             f"with its own _backward: graphc compiles the ops of its op table (write the op "
-                             f"with Value operators and methods, or see graphc.ops to add one)")
-        self._data = _as_float(data)
-        self.grad = 0
-        self._prev = children
-        self._kind = _MicrogradOp(op)
-        self._attr = ()
-        self.label = ""
-        self._serial = next(_serials)
 
     @property
     def _backward(self) -> Callable[[], None]:

@@ -299,6 +299,12 @@ def test_a_micrograd_backward_that_raises_restores_every_grad():
     assert x.grad == 0 and out.grad == 0
 
 
+def test_micrograds_default_children_make_a_leaf():
+    leaf = Value(2.0, ())
+    assert leaf.label == "" and leaf._prev == () and leaf._op == ""
+    assert graphc.compile(lambda x: x * leaf)(3.0).data == 6.0  # a param, as Value(2.0) is
+
+
 def test_micrograd_nodes_are_refused_where_graphc_cannot_follow_them():
     with pytest.raises(AttributeError, match="'\\+' node's derivatives from its op table"):
         (Value(1.0) + 2)._backward = lambda: None
