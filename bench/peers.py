@@ -16,9 +16,9 @@ package is not installed is skipped with a note):
   the 100 steps), PyTensor (a compiled function with the SGD updates, per step).
 - mnist: MLP(784, [50, 10]) softmax cross-entropy, SGD at batch 32 (64 batches) and at
   batch 1 (128 samples), per sample; the same contenders.
-- compile: from nothing to the first loss and gradient of MLP(784, [50, 10]) and
-  MLP(784, [100, 10]), cold: graphc (empty C cache), JAX's first ``jit`` call, PyTensor
-  (empty compile directory).
+- compile: from the model (made before the timer, for every contender) to the first loss
+  and gradient of MLP(784, [50, 10]) and MLP(784, [100, 10]), cold: graphc (empty C
+  cache), JAX's first ``jit`` call, PyTensor (empty compile directory).
 - rows: forward + gradient of the moons MLP's mean loss over 10,000 rows, rows per second.
 - demo: micrograd's demo.ipynb loop -- its ``loss()`` (full batch, L2, accuracy), zero_grad,
   backward, its SGD loop -- with micrograd eager, with ``graphc.compile`` around the loss
