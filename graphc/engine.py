@@ -12,7 +12,8 @@ What differs, and why:
 * ``backward()`` sorts the graph without recursion, so a chain of 10^6 ops works.
 * No closures: each node stores its op, and ``backward()`` asks the op table for the
   local derivative.  Nodes are ``__slots__`` objects, several times lighter than
-  micrograd's.
+  micrograd's.  (An op written micrograd's way, ``Value(data, _children, _op)`` with its
+  own ``_backward`` closure, works eagerly; the compiler refuses it.)
 """
 from __future__ import annotations
 
@@ -111,24 +112,25 @@ class Value:
     __slots__ = ("_data", "grad", "_prev", "_kind", "_attr", "label", "_serial", "__weakref__")
     __array_ufunc__ = None  # NumPy scalars and arrays defer to Value's reflected operators
 
-    def __init__(self, data: float, label: str | tuple = "", _op: str = "") -> None:
-        """``Value(data)``, ``Value(data, label)``, or micrograd's ``Value(data, _children, _op)``:
-        a node of an op of the user's own, whose ``_backward`` (set on it next) gives its
-        children's gradients in ``backward()``, as micrograd's do."""
-        children = _micrograd_children(label, _op) if type(label) is not str or _op else ()
+    def __init__(self, data: float, _children: tuple | str = (), _op: str = "", label: str = "") -> None:
+        """``Value(data)``, ``Value(data, label)`` (a str in place of the children), or
+        micrograd's ``Value(data, _children, _op, label)``: a node of an op of the user's
+        own, whose ``_backward`` (set on it next) gives its children's gradients in
+        ``backward()``, as micrograd's do."""
+        if type(_children) is str:
+            _children, label = (), _label_in_place(_children, _op, label)
+        children = _micrograd_children(_children, _op, label) if _children or _op or type(label) is not str else ()
         tracing = _tracing_threads and _this_thread.node_class is not Value
         if tracing and children:
-            raise TraceError(f"cannot trace an op made the micrograd way, Value(data, _children, {_op!r}) "
-                             f"with its own _backward: graphc compiles the ops of its op table (write the op "
-                             f"with Value operators and methods, or see graphc.ops to add one)")
+            raise custom_op_refused(_op)
         if tracing:
             _this_thread.record.leaf(data)  # a trace counts the numbers frozen into it
         self._data = _as_float(data)
         self.grad = 0
         self._prev = children
-        self._kind = _MicrogradOp(_op) if children else None
+        self._kind = MicrogradOp(_op) if children else None
         self._attr = ()
-        self.label = label if isinstance(label, str) else ""  # micrograd's _children take its place
+        self.label = label
         self._serial = next(_serials)  # creation order: how a trace orders the params it finds
         if tracing:
             self.__class__ = _this_thread.node_class
@@ -140,16 +142,17 @@ class Value:
         derivatives into its children's ``.grad`` (nothing at a leaf, or where no gradient
         arrived).  Settable on a node made as ``Value(data, _children, _op)``."""
         kind = self._kind
-        return kind.backward if type(kind) is _MicrogradOp else functools.partial(_backward_step, self)
+        return kind.backward if type(kind) is MicrogradOp else functools.partial(_backward_step, self)
 
     @_backward.setter
     def _backward(self, function: Callable[[], None]) -> None:
-        if type(self._kind) is not _MicrogradOp:
+        kind = self._kind
+        if type(kind) is not MicrogradOp:
             raise AttributeError(f"graphc takes a {self._op or 'leaf'!r} node's derivatives from its op table; "
                                  f"_backward can be set only on a node made as Value(data, _children, _op)")
         if not callable(function):
             raise TypeError(f"_backward must be a function of no arguments; got {type(function).__name__}")
-        self._kind.backward = function
+        self._kind = MicrogradOp(kind.op, function)  # a node of its own: a copy keeps the one it had
 
     data = _PLAIN_DATA  # or _TRACED_DATA while some thread traces (see above)
 
@@ -488,9 +491,10 @@ def _push(v: Value, kind: Op) -> None:
 
 
 def _backward_step(v: Value) -> None:
-    """``v._backward()``: :meth:`Value.backward`'s step at ``v`` alone."""
+    """``v._backward()``: :meth:`Value.backward`'s step at ``v`` alone (nothing while its
+    ``.grad`` is the int 0 it starts with: no gradient arrived)."""
     kind = v._kind
-    if type(v.grad) is int or not v._prev:
+    if (type(v.grad) is int and v.grad == 0) or not v._prev:
         return
     if type(kind) is Op:
         _push(v, kind)
@@ -502,14 +506,14 @@ def _nothing() -> None:
     """micrograd's ``_backward`` until one is set."""
 
 
-class _MicrogradOp:
+class MicrogradOp:
     """The op of a node made as ``Value(data, _children, _op)``: its gradient step is the
     ``_backward`` function set on the node."""
 
     __slots__ = ("op", "backward")
 
-    def __init__(self, op: str) -> None:
-        self.op, self.backward = op, _nothing
+    def __init__(self, op: str, backward: Callable[[], None] = _nothing) -> None:
+        self.op, self.backward = op, backward
 
     def label(self, attr: tuple = ()) -> str:
         return self.op
@@ -518,18 +522,31 @@ class _MicrogradOp:
         self.backward()
 
 
-def _micrograd_children(label: Any, op: Any) -> tuple:
-    """The children of ``Value(data, label, op)``: none for a label (a str), else micrograd's
-    ``_children``, a collection of Values."""
-    if isinstance(label, str):
-        if op != "":
-            raise TypeError(f"Value(data, label): an op ({op!r}) needs micrograd's _children in place of the label")
-        return ()
-    children = tuple(label) if isinstance(label, (tuple, list, set, frozenset)) else None
-    if children is None or not all(isinstance(c, Value) for c in children) or not isinstance(op, str):
-        raise TypeError(f"Value(data, label) or micrograd's Value(data, _children, _op): label must be a str, "
-                        f"_children Values and _op a str; got {type(label).__name__} and {type(op).__name__}")
-    return children
+def _label_in_place(text: str, op: Any, label: Any) -> str:
+    """The label of ``Value(data, text)``: ``text`` (nothing else may name one)."""
+    if op != "" or label != "":
+        raise TypeError(f"Value(data, label): a label ({text!r}) in place of micrograd's _children takes no "
+                        f"_op or label= besides")
+    return text
+
+
+def _micrograd_children(children: Any, op: Any, label: Any) -> tuple:
+    """micrograd's ``_children`` of ``Value(data, _children, _op, label)``, checked: a
+    collection of Values (empty for a leaf), ``_op`` and ``label`` strs."""
+    values = tuple(children) if isinstance(children, (tuple, list, set, frozenset)) else None
+    if values is None or not all(isinstance(c, Value) for c in values) or not isinstance(op, str) \
+            or not isinstance(label, str):
+        raise TypeError(f"Value(data, label) or micrograd's Value(data, _children, _op, label): _children must "
+                        f"be Values, _op and label strs; got {type(children).__name__}, {type(op).__name__} "
+                        f"and {type(label).__name__}")
+    return values
+
+
+def custom_op_refused(op: str) -> TraceError:
+    """The error a trace raises at a node made micrograd's way (``Value(data, _children, op)``)."""
+    return TraceError(f"cannot trace an op made the micrograd way, Value(data, _children, {op!r}) with its own "
+                      f"_backward: graphc compiles the ops of its op table (write the op with Value operators "
+                      f"and methods, or see graphc.ops to add one)")
 
 
 def _op_order(root: Value) -> list[Value]:

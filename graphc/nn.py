@@ -279,7 +279,11 @@ def _checked_numbers(key: str, value: Any, shape: tuple[int, ...]) -> list[float
         array = None
     if array is not None and array.dtype == object and all(
             isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) for v in array.flat):
-        array = array.astype(np.float64)  # numbers held as Python objects (a pandas column's .values)
+        try:
+            array = array.astype(np.float64)  # numbers held as Python objects (a pandas column's .values)
+        except OverflowError:
+            raise ArgumentError(f"load_state_dict: {key} holds a number that does not fit in a float "
+                                f"(|x| < 1.8e308)") from None
     if array is None or array.dtype.kind not in "iuf":
         dtype = "" if array is None else f" of dtype {array.dtype}"
         raise ArgumentError(f"load_state_dict: {key} must be numbers (an array of shape {shape}); "

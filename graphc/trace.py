@@ -231,6 +231,8 @@ def _add_ops(b: Builder, topo: list[Value], index: dict[Value, int]) -> None:
             n = len(node_ops)
             continue
         if type(kind) is not Op:
+            if isinstance(kind, engine.MicrogradOp):
+                raise engine.custom_op_refused(kind.op)
             raise TraceError(f"cannot trace through {v._op!r}: a compiled function was called inside "
                              f"the traced function; compile the plain function instead")
         prev = v._prev

@@ -1,6 +1,7 @@
 """Eager Value: micrograd's semantics and numbers, NumPy scalars, depth, IEEE edge cases."""
 from __future__ import annotations
 
+import copy
 import math
 import sys
 
@@ -308,16 +309,36 @@ def test_micrograds_default_children_make_a_leaf():
 def test_micrograd_nodes_are_refused_where_graphc_cannot_follow_them():
     with pytest.raises(AttributeError, match="'\\+' node's derivatives from its op table"):
         (Value(1.0) + 2)._backward = lambda: None
-    with pytest.raises(TypeError, match="label must be a str, _children Values and _op a str; got int"):
+    with pytest.raises(TypeError, match="_children must be Values, _op and label strs; got int, str and str"):
         Value(2.0, 5)
-    with pytest.raises(TypeError, match="_children Values"):
+    with pytest.raises(TypeError, match="_children must be Values"):
         Value(2.0, (1.0,), "op")
-    with pytest.raises(TypeError, match="needs micrograd's _children"):
+    with pytest.raises(TypeError, match="label strs; got tuple, str and int"):
+        Value(2.0, label=3)
+    with pytest.raises(TypeError, match=r"a label \('x'\) in place of micrograd's _children takes no _op"):
         Value(2.0, "x", "op")
     with pytest.raises(TypeError, match="function of no arguments"):
         Value(1.0, (Value(2.0),), "f")._backward = 3
     with pytest.raises(graphc.TraceError, match="cannot trace an op made the micrograd way.*'tanh'"):
         graphc.compile(lambda x: _micrograd_tanh(x * 2))(Value(0.3))
+    made_before = _micrograd_tanh(Value(0.4))  # eagerly, outside the function: met by the trace all the same
+    with pytest.raises(graphc.TraceError, match="cannot trace an op made the micrograd way.*'tanh'"):
+        graphc.compile(lambda x: x * made_before)(2.0)
+
+
+def test_the_lectures_own_constructor_calls_and_copies_of_micrograd_nodes():
+    x = Value(0.5, label="x")
+    out = Value(math.tanh(x.data), (x,), "tanh", label="t")
+    keyword = Value(1.0, _children=(x,), _op="f")
+    assert (out.label, out._op, out._prev, keyword._op, keyword._prev) == ("t", "tanh", (x,), "f", (x,))
+    copied = copy.copy(out)
+    copied._backward = lambda: None  # the copy's own: out keeps its backward (nothing, still)
+    out._backward = lambda: setattr(x, "grad", x.grad + 2.0)
+    out.grad = 1  # an int seed, as a user may write: micrograd's step runs all the same
+    out._backward()
+    copied.grad = 1.0
+    copied._backward()
+    assert x.grad == 2.0
 
 
 def test_a_label_set_afterwards_to_a_non_str_still_traces():

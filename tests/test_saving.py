@@ -139,6 +139,7 @@ def test_load_state_dict_accepts_numbers_held_in_an_object_array():
     (lambda s: s.update({"layers.1.bias": [object()]}), ArgumentError, "must be numbers .*; got list of dtype object"),
     (lambda s: s.update({"layers.1.bias": np.array([None], dtype=object)}), ArgumentError, "dtype object"),
     (lambda s: s.update({"layers.1.bias": np.array([True], dtype=object)}), ArgumentError, "dtype object"),
+    (lambda s: s.update({"layers.1.bias": [10 ** 400]}), ArgumentError, "does not fit in a float"),
     (lambda s: s.update({"layers.1.bias": [[1.0], [2.0, 3.0]]}), ArgumentError, "must be numbers"),
     (lambda s: s.update({"layers.1.bias": np.array([True])}), ArgumentError, "must be numbers"),
 ])

@@ -48,7 +48,7 @@ static int gc_driver_rows(double *restrict to, const double *restrict part, long
     for (; r0 + 8 <= b; r0 += 8) {{
 {eight_rows_from}
         double *t = to + r0;
-        for (long k = 0; k < width; k++, t += b) {{
+        for (long k = 0; k < width; k++) {{
 {eight_rows_copy}
         }}
     }}
@@ -161,8 +161,8 @@ _EIGHT = range(8)
 _ROWS_PARTS = dict(
     sums=", ".join(f"s{q} = 0.0" for q in _EIGHT),
     eight_rows_from="\n".join(f"        const double *from{q} = part + rows[r0 + {q}] * width;" for q in _EIGHT),
-    eight_rows_copy="\n".join(f"            {{ const double x = from{q}[k]; t[{q}] = x; s{q} = s{q} + x * 0.0; }}"
-                               for q in _EIGHT),
+    eight_rows_copy="\n".join(f"            {{ const double x = from{q}[k]; t[k * b + {q}] = x; "
+                               f"s{q} = s{q} + x * 0.0; }}" for q in _EIGHT),
     eight_inputs_copy="\n".join(f"            {{ const double x = from[k + {q}]; t[(k + {q}) * b] = x; "
                                  f"s{q} = s{q} + x * 0.0; }}" for q in _EIGHT),
     all_zero=" && ".join(f"s{q} == 0.0" for q in _EIGHT))
@@ -215,7 +215,10 @@ class Driver:
                               f"columns in all (a graphc bug)")
         pointers = np.array([address(part) for part in parts], dtype=np.uintp)
         widths = np.array([part.shape[1] for part in parts], dtype=np.int64)
-        scratch = self._scratch.pop() if self._scratch else _Scratch(self.n_params)
+        try:
+            scratch = self._scratch.pop()
+        except IndexError:  # none free: every other is some call's (a thread's) meanwhile
+            scratch = _Scratch(self.n_params)
         try:
             s1, s2 = (list(state) + [scratch.unused, scratch.unused])[:2]
             self.function(address(pointers), address(widths), len(parts), address(rows), address(bounds),
