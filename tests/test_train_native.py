@@ -289,13 +289,20 @@ def test_calls_of_growing_and_shrinking_batches_take_the_loops_steps(kept, monke
     step.mean_and_grad(X[:1], y[:1])
     params = np.array([p.data for p in step.params])
     for batch_size in (3, 40, 2, 40, 7):
-        expected = []
-        for start in range(0, len(X), batch_size):
-            loss, grad = step.mean_and_grad(X[start:start + batch_size], y[start:start + batch_size], params=params)
-            params = params - 0.05 * grad
-            expected.append(loss)
+        expected, params = sgd_in_order(step, X, y, batch_size, params)
         assert step.train(X, y, lr=0.05, batch_size=batch_size).tolist() == expected
         assert [p.data for p in step.params] == params.tolist()
+
+
+def sgd_in_order(step, X, y, batch_size, params):
+    """The loop a ``train(lr=0.05, batch_size=...)`` call over the rows in order replaces:
+    its losses and the params it leaves."""
+    losses = []
+    for start in range(0, len(X), batch_size):
+        loss, grad = step.mean_and_grad(X[start:start + batch_size], y[start:start + batch_size], params=params)
+        params = params - 0.05 * grad
+        losses.append(loss)
+    return losses, params
 
 
 def wide_setup():
@@ -312,11 +319,7 @@ def test_the_drivers_copy_of_wide_rows_takes_the_loops_steps(batch_size):
     X, y = rng.normal(size=(37, 11)), np.sign(rng.normal(size=37))
     _, step = wide_setup()
     step.mean_and_grad(X[:1], y[:1])
-    params, expected = np.array([p.data for p in step.params]), []
-    for start in range(0, len(X), batch_size):
-        loss, grad = step.mean_and_grad(X[start:start + batch_size], y[start:start + batch_size], params=params)
-        params = params - 0.05 * grad
-        expected.append(loss)
+    expected, params = sgd_in_order(step, X, y, batch_size, np.array([p.data for p in step.params]))
     assert step.train(X, y, lr=0.05, batch_size=batch_size).tolist() == expected
     assert [p.data for p in step.params] == params.tolist()
 
