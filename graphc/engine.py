@@ -120,11 +120,12 @@ class Value:
         if type(_children) is str:
             _children, label = (), _label_in_place(_children, _op, label)
         children = _micrograd_children(_children, _op, label) if _children or _op or type(label) is not str else ()
-        tracing = _tracing_threads and _this_thread.node_class is not Value
+        node_class, record = (_this_thread.node_class, _this_thread.record) if _tracing_threads else (Value, None)
+        tracing = node_class is not Value and record is not None  # read once: one answer for the whole call
         if tracing and children:
             raise custom_op_refused(_op)
         if tracing:
-            _this_thread.record.leaf(data)  # a trace counts the numbers frozen into it
+            record.leaf(data)  # a trace counts the numbers frozen into it
         self._data = _as_float(data)
         self.grad = 0
         self._prev = children
@@ -133,8 +134,8 @@ class Value:
         self.label = label
         self._serial = next(_serials)  # creation order: how a trace orders the params it finds
         if tracing:
-            self.__class__ = _this_thread.node_class
-            _this_thread.record.made(self)
+            self.__class__ = node_class
+            record.made(self)
 
     @property
     def _backward(self) -> Callable[[], None]:
