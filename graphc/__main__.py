@@ -67,8 +67,9 @@ def _split(argv: list[str], parser: argparse.ArgumentParser) -> tuple[list[str],
     """Prepare ``argv`` for argparse: (its arguments, options passed on to benchmarks).
 
     A formula that starts with ``-`` (``"-(-x)"``) would look like an option to argparse:
-    it is moved behind ``--`` (unless a formula came before it: then it is an unknown option).  ``bench``'s arguments from the first option it does not
-    know (or from ``--``) on are for the benchmark scripts.
+    it is moved behind ``--`` (unless a formula came before it: then it is an unknown
+    option).  ``bench``'s arguments from the first option it does not know (or from ``--``)
+    on are for the benchmark scripts.
     """
     if not argv or argv[0] not in ("show", "check", "bench"):
         return argv, []

@@ -64,7 +64,7 @@ class Batch:
         """One example row per argument (zeros when there are no rows): what a trace sees,
         checked for inf and nan (unless allowed)."""
         for array, name in self._unchecked:
-            _require_finite(array[:1], name, small=True)
+            _require_finite(array[:1], name)
         return tuple(a[0] if self.n else np.zeros(a.shape[1:]) for a in self._arrays)
 
     @property
@@ -93,10 +93,14 @@ def _checked_array(arg: Any, name: str, allow_nonfinite: bool) -> np.ndarray:
     return array
 
 
-def _require_finite(array: np.ndarray, name: str, small: bool = False) -> None:
-    """DataError naming the first inf or nan of ``array`` (argument ``name``), if there is one;
-    ``small``: a few numbers (a row), for which one ``isfinite`` costs less than a sum."""
-    if array.dtype.kind == "f" and not (np.isfinite(array).all() if small else _all_finite(array)):
+#: Arrays of up to this many numbers are checked by one ``isfinite`` (see _all_finite): 2.1
+#: against 2.8 us at 4,096, 3.9 against 4.7 at 16,384.
+SMALL = 1 << 14
+
+
+def _require_finite(array: np.ndarray, name: str) -> None:
+    """DataError naming the first inf or nan of ``array`` (argument ``name``), if there is one."""
+    if array.dtype.kind == "f" and not _all_finite(array):
         bad = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
         raise DataError(f"argument {name}: expected finite numbers; {name}{list(bad)} is {array[bad]} "
                         f"(pass allow_nonfinite=True to compute with nan and inf)")
@@ -106,7 +110,10 @@ def _all_finite(array: np.ndarray) -> bool:
     """Whether every number is finite: their sum is, unless some is not (an inf or nan makes
     any sum inf or nan) or the sum overflows, which the full test then tells apart.  One
     pass over the data without a temporary: 0.36 against 0.56 ms for a 2048x784 array that
-    has left the cache, as it has by the next ``train`` call."""
+    has left the cache, as it has by the next ``train`` call.  Up to SMALL numbers (a row, a
+    small batch), one ``isfinite`` costs less than the sum's error-state switch."""
+    if array.size <= SMALL:
+        return bool(np.isfinite(array).all())
     with np.errstate(over="ignore", invalid="ignore"):  # the sum's overflow or inf - inf is no news to the caller
         total = np.add.reduce(array, axis=None)
     return math.isfinite(total) or bool(np.isfinite(array).all())

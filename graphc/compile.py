@@ -240,9 +240,7 @@ class Compiled:
         plan = batches.StepPlan(batch.n, batch_size, order, epochs, shuffle, schedule)
         signature = self._signatures.lookup_batched(batch.tree, lambda: batch.rows)
         update = make_update(signature)
-        if not progress:
-            return batches.train(signature, batch, update, plan)
-        with progress_bar(plan.total, f"train {self.name}", "batches") as bar:
+        with progress_bar(plan.total, f"train {self.name}", "batches", enabled=progress) as bar:
             return batches.train(signature, batch, update, plan, bar)
 
     def _native_run(self, *batched_args: Any) -> batches.NativeRun | None:

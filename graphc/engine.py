@@ -13,7 +13,7 @@ What differs, and why:
 * No closures: each node stores its op, and ``backward()`` asks the op table for the
   local derivative.  Nodes are ``__slots__`` objects, several times lighter than
   micrograd's.  (An op written micrograd's way, ``Value(data, _children, _op)`` with its
-  own ``_backward`` closure, works eagerly; the compiler refuses it.)
+  own ``_backward`` closure, works eagerly; a trace refuses it, :mod:`graphc.trace`.)
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ import threading
 from typing import Any, Callable, Iterable
 
 from . import ops, runtime
-from .errors import DataError, TraceError
+from .errors import DataError
 from .ops import CONSTANT, FLOATS, Op  # noqa: F401  (CONSTANT: graphc.engine.CONSTANT)
 from .walk import depth_first
 
@@ -122,8 +122,6 @@ class Value:
         children = _micrograd_children(_children, _op, label) if _children or _op or type(label) is not str else ()
         node_class, record = (_this_thread.node_class, _this_thread.record) if _tracing_threads else (Value, None)
         tracing = node_class is not Value and record is not None  # read once: one answer for the whole call
-        if tracing and children:
-            raise custom_op_refused(_op)
         if tracing:
             record.leaf(data)  # a trace counts the numbers frozen into it
         self._data = _as_float(data)
@@ -541,13 +539,6 @@ def _micrograd_children(children: Any, op: Any, label: Any) -> tuple:
                         f"be Values, _op and label strs; got {type(children).__name__}, {type(op).__name__} "
                         f"and {type(label).__name__}")
     return values
-
-
-def custom_op_refused(op: str) -> TraceError:
-    """The error a trace raises at a node made micrograd's way (``Value(data, _children, op)``)."""
-    return TraceError(f"cannot trace an op made the micrograd way, Value(data, _children, {op!r}) with its own "
-                      f"_backward: graphc compiles the ops of its op table (write the op with Value operators "
-                      f"and methods, or see graphc.ops to add one)")
 
 
 def _op_order(root: Value) -> list[Value]:

@@ -72,7 +72,7 @@ class Namespace:
 
     def create_all(self, texts: list[str], fallback: str = "v") -> list[str]:
         """:meth:`create` for each of ``texts``, in order (the same names), in bulk where it
-        can: one regex substitution for them all, then one check that the names are new."""
+        can: :func:`sanitize_all`, then :meth:`create_plain`."""
         if len(texts) < 2:
             return [self.create(text, fallback) for text in texts]
         return self.create_plain(sanitize_all(texts, fallback))

@@ -232,7 +232,9 @@ def _add_ops(b: Builder, topo: list[Value], index: dict[Value, int]) -> None:
             continue
         if type(kind) is not Op:
             if isinstance(kind, engine.MicrogradOp):
-                raise engine.custom_op_refused(kind.op)
+                raise TraceError(f"cannot trace an op made the micrograd way, Value(data, _children, "
+                                 f"{kind.op!r}) with its own _backward: graphc compiles the ops of its op table "
+                                 f"(write the op with Value operators and methods, or see graphc.ops to add one)")
             raise TraceError(f"cannot trace through {v._op!r}: a compiled function was called inside "
                              f"the traced function; compile the plain function instead")
         prev = v._prev

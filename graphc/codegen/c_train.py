@@ -241,17 +241,17 @@ class _Scratch:
         self.params = (np.empty(n_params), np.empty(n_params))
         self.spare, self.grads = (address(a) for a in self.params)
         self.unused = np.empty(1)  # an optimizer state the optimizer does not have
-        self.room: tuple[np.ndarray, np.ndarray] | None = None
-        self.width, self.at = -1, (0, 0)
+        self.room: tuple[np.ndarray, np.ndarray] | None = None  # columns, values
+        self.at = (0, 0)  # their addresses
 
     def rows(self, n_inputs: int, width: int) -> tuple[int, int]:
         """The addresses of room for ``width`` rows' columns and values."""
-        if width > self.width:
+        if self.room is None or width > len(self.room[1]):
             self.room = (np.empty(n_inputs * width), np.empty(width))
-            self.width, self.at = width, (address(self.room[0]), address(self.room[1]))
+            self.at = (address(self.room[0]), address(self.room[1]))
         return self.at
 
     def keep_small(self) -> None:
         """Let go of the rows' room if it is large (a full batch of a big dataset)."""
         if self.room is not None and self.room[0].size > KEPT_COLUMNS:
-            self.room, self.width, self.at = None, -1, (0, 0)
+            self.room = None
