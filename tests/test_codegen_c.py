@@ -479,8 +479,8 @@ def test_params_as_a_list_or_any_array_give_the_numpy_backends_numbers():
     (want_rows,), want_sums = reference(X, params, 1.0, 7)
     assert isinstance(sums, list) and rows.tolist() == want_rows.tolist()
     assert all(abs(a - b) <= 1e-12 for a, b in zip(sums, want_sums))
-    for given in (np.array(params), np.repeat(np.array(params), 2)[::2], np.array(params)[::-1][::-1]):
-        (rows_a,), sums_a = function(X, given, 1.0, 7)
+    for held in (np.array(params), np.repeat(np.array(params), 2)[::2], np.array(params)[::-1][::-1]):
+        (rows_a,), sums_a = function(X, held, 1.0, 7)
         assert isinstance(sums_a, np.ndarray) and sums_a.tolist() == sums and rows_a.tolist() == rows.tolist()
 def test_abs_and_sqrt_in_c_are_eagers_bits_values_and_gradients():
     def f(x):

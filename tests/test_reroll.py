@@ -346,7 +346,7 @@ def test_the_quick_check_says_no_only_where_no_rule_fires(seed):
     seen, check = graphs_reroll_sees(random_mlp_loss(seed), [0.5, -1.0, 2.0])
     said_no = [g for g in seen if not check.could_change(g)]
     # the last round's graphs at least -- but for the L2 term inside, which joins the last
-    # neuron's sum as a product of a deep factor: no dot (see reroll._simple), and the
+    # neuron's sum as a product of a deep factor: no dot (see reroll_sums._simple), and the
     # quick check cannot tell
     assert said_no or seed % 4 == 3
     for g in said_no:
@@ -409,7 +409,7 @@ def test_outputs_read_by_a_node_or_covering_part_of_a_tensor_stay_scalar(graph):
 
 def kahn_emit(work):
     """The re-sort as Kahn's algorithm with a heap over every node, keyed (is original, id):
-    the order the pointer sweep of reroll._stable_order must give."""
+    the order the pointer sweep of reroll_work._stable_order must give."""
     import heapq
     graph, n_original = work.graph, work.n_original
     args = [tuple(work.resolve(a) for a in operands) for operands in work.args]
@@ -455,7 +455,7 @@ def test_the_pointer_sweep_places_nodes_as_kahns_algorithm_does(seed, monkeypatc
     seen, _ = graphs_reroll_sees(random_mlp_loss(seed), [0.5, -1.0, 2.0])
     for g in seen:
         fast = rerolled(g).graph
-        monkeypatch.setattr(module, "_emit", kahn_emit)
+        monkeypatch.setattr(module, "emit", kahn_emit)
         plain = rerolled(g).graph
         monkeypatch.undo()
         assert (fast.ops, fast.args, fast.attrs, fast.outputs) == (plain.ops, plain.args, plain.attrs, plain.outputs)

@@ -4,7 +4,6 @@ from __future__ import annotations
 import random
 import sys
 import threading
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np

@@ -22,7 +22,7 @@ _NOT_SUMS = frozenset(ops.TABLE) - set(ops.SUMS)
 
 def flatten(graph: Graph) -> PassResult:
     """Absorb every single-use left operand sum into its user: ((a + b) + c) -> sum(a, b, c)."""
-    node_ops, args = graph.ops, graph.args
+    args = graph.args
     arrays = graph.arrays
     is_sum = arrays.of(ops.SUMS)
     firsts = arrays.operand(np.flatnonzero(is_sum), 0)

@@ -1,0 +1,118 @@
+"""Rules 4 and 5 of :mod:`graphc.passes.reroll`, for gradient graphs: sums of ``unit`` s become
+one ``pack``, and gradient parts added before a layer's the accumulator of its ``vecmat``."""
+from __future__ import annotations
+
+import math
+
+from .. import ops
+from ..graph import Graph
+from ..graph_arrays import Users
+from .reroll_work import EditableGraph, users_of
+
+
+# -- rule 4: sums of units -> pack ------------------------------------------------------------
+
+def gather_units(work: EditableGraph) -> None:
+    """Rule 4: a sum of ``unit`` s of one vector (reverse mode's cotangents of its lanes)
+    becomes one ``pack`` of each lane's parts added in order."""
+    for i in range(work.n_original):
+        if work.ops[i] not in ops.SUMS:
+            continue
+        parts = work.args[i]
+        if not all(work.ops[u] == "unit" and work.uses[u] == 1 for u in parts):
+            continue
+        like = work.args[parts[0]][1]
+        if any(work.args[u][1] != like for u in parts):
+            continue
+        shape = work.graph.shapes[like] if like < work.n_original else None
+        if not shape:
+            continue
+        values = work.lane_totals(work.units_by_lane(parts), ops.size_of(shape))
+        for u in parts:
+            work.set(u, "const", (), (0.0,))
+        work.set(i, "pack", values, (tuple(shape),))
+        work.hits["units"] += 1
+
+
+# -- rule 5: gradient parts before a layer's -> vecmat's accumulator ---------------------------
+
+def accumulate_vecmats(work: EditableGraph, shapes: list) -> None:
+    """Rule 5: gradient parts a sum adds before a layer's ``vecmat`` (or before its lanes)
+    become that vecmat's accumulator, so its rows are added after them, as reverse mode does."""
+    graph = work.graph
+    vecmats = [v for v in range(work.n_original) if graph.ops[v] == "vecmat" and _from_nothing(graph, v)]
+    if not vecmats:
+        return
+    users = users_of(graph)  # the users of vecmats and of their index nodes: rule 5 does not change them
+    for v in vecmats:
+        if work.uses[v] == 1 and users[v] and work.ops[users[v][0]] in ops.SUMS:
+            _accumulate_vector(work, shapes, v, users[v][0])
+        elif all(graph.ops[u] == "index" for u in users[v]):
+            _accumulate_lanes(work, v, users)
+
+
+def _from_nothing(graph: Graph, v: int) -> bool:
+    """Whether vecmat ``v`` starts from ``-0.0`` (as reverse mode makes it)."""
+    acc = graph.args[v][0]
+    return graph.ops[acc] == "const" and graph.attrs[acc][0] == 0.0 and math.copysign(1.0, graph.attrs[acc][0]) < 0
+
+
+def _before(work: EditableGraph, total: int, part: int, v: int) -> tuple[list[int], list[int]] | None:
+    """The operands of sum ``total`` before and after its operand ``part``, if ``part`` is
+    there once and everything before it is an original node made before ``v`` (ids are
+    topological, so it cannot depend on ``v``)."""
+    operands = work.args[total]
+    if operands.count(part) != 1:
+        return None
+    k = operands.index(part)
+    before, after = list(operands[:k]), list(operands[k + 1:])
+    return (before, after) if all(p < v for p in before) else None
+
+
+def _accumulate_vector(work: EditableGraph, shapes: list, v: int, total: int) -> None:
+    split = _before(work, total, v, v)
+    if split is None or not split[0] or any(shapes[p] not in ((), shapes[v]) for p in split[0]):
+        return
+    before, after = split
+    _, g, W = work.graph.args[v]
+    acc = work.total(before)
+    if after:
+        work.set(v, "vecmat", (acc, g, W))
+        work.set(total, ops.sum_op(1 + len(after)), (v, *after))
+    else:
+        work.set(v, "const", (), (0.0,))
+        work.set(total, "vecmat", (acc, g, W))
+    work.hits["accumulated"] += 1
+
+
+def _accumulate_lanes(work: EditableGraph, v: int, users: Users) -> None:
+    graph = work.graph
+    accs, rewrites = [], []
+    by_lane = {graph.attrs[u][0]: u for u in users[v]}
+    if len(by_lane) != len(users[v]):
+        return
+    for lane in range(graph.shapes[v][0]):
+        u = by_lane.get(lane)
+        if u is None or work.uses[u] != 1 or len(users[u]) != 1 or work.ops[users[u][0]] not in ops.SUMS:
+            accs.append(None)
+            continue
+        split = _before(work, users[u][0], u, v)
+        if split is None or not split[0] or any(graph.shapes[p] for p in split[0]):
+            accs.append(None)
+            continue
+        accs.append(work.total(split[0]))
+        rewrites.append((users[u][0], u, split[1]))
+    if not rewrites:
+        return
+    zero = work.const(-0.0)
+    acc = work.add("pack", tuple(zero if a is None else a for a in accs), (graph.shapes[v],))
+    _, g, W = graph.args[v]
+    work.set(v, "vecmat", (acc, g, W))
+    for total, u, after in rewrites:
+        if after:
+            work.set(total, ops.sum_op(1 + len(after)), (u, *after))
+        else:
+            work.set(total, "index", (v,), graph.attrs[u])
+            work.set(u, "const", (), (0.0,))
+    work.hits["accumulated"] += 1
+

@@ -1,0 +1,269 @@
+"""Rules 1 and 2 of :mod:`graphc.passes.reroll`: a sum of products becomes a ``dot``, and
+the rows of a layer (sums whose products share one operand vector) one ``matvec``."""
+from __future__ import annotations
+
+from .. import ops
+from ..graph import Graph
+from ..graph_arrays import Users
+from ..ops import LEAVES
+from ..walk import depth_first_ids
+from .reroll_work import EditableGraph, users_of
+
+MIN_PRODUCTS = 2  # a run of fewer products is left alone
+
+
+def _product_run(work: EditableGraph, shapes: list, operands: tuple, to_differentiate: bool) -> tuple[int, int]:
+    """The longest run ``operands[start:end]`` of single-use scalar products, none of whose
+    factors is computed from another operand or factor of the sum (``o + o * o**-1``,
+    ``o + o * sigmoid(o)``).  A dot reads its factors through two packs, all first factors
+    then all second: the part of ``o`` from ``o**-1``'s derivative would reach ``o`` before
+    the product's own part, which the scalar program adds first.  (Asked only of a graph
+    that is differentiated later.)"""
+    best = (0, 0)
+    start = None
+    node_ops, args = work.ops, work.args
+    factors = [f for a in operands if node_ops[a] == "mul" for f in args[a]]
+    near = None  # the sum's operands and factors, where some factor is computed (a layer's are not)
+    if to_differentiate and any(args[f] for f in factors):
+        near = set(operands)
+        near.update(factors)
+    for k, a in enumerate(operands + (-1,)):
+        ok = a >= 0 and node_ops[a] == "mul" and work.uses[a] == 1 and not shapes[a] \
+            and not (near is not None and any(o in near for f in args[a] for o in args[f]))
+        if ok and start is None:
+            start = k
+        elif not ok and start is not None:
+            if k - start > best[1] - best[0]:
+                best = (start, k)
+            start = None
+    return best
+
+
+def roll_sums(work: EditableGraph, shapes: list, to_differentiate: bool) -> None:
+    """Rules 1 and 2: each sum with a run of products becomes a ``dot``; sums whose products
+    share one operand vector (a layer's rows) become one ``matvec``, where that keeps
+    reverse mode's order of every lane's gradient parts."""
+    candidates = []  # (sum id, prefix, products' (a, b) pairs, suffix, products)
+    for i in range(work.n_original):
+        if work.ops[i] in ops.SUMS and not shapes[i]:
+            operands = work.args[i]
+            start, end = _product_run(work, shapes, operands, to_differentiate)
+            if end - start >= MIN_PRODUCTS:
+                pairs = [work.args[m] for m in operands[start:end]]
+                candidates.append((i, list(operands[:start]), pairs, list(operands[end:]), operands[start:end]))
+    if not candidates:
+        return
+    users = users_of(work.graph)
+    reached = _ReverseModeOrder(work.graph) if to_differentiate else None
+    count: dict[tuple, int] = {}
+    for _, _, pairs, _, _ in candidates:
+        sides = {tuple(p[0] for p in pairs), tuple(p[1] for p in pairs)}
+        for key in sides:
+            count[key] = count.get(key, 0) + 1
+    groups: dict[tuple, list] = {}
+    for cand in candidates:
+        pairs = cand[2]
+        a_side, b_side = tuple(p[0] for p in pairs), tuple(p[1] for p in pairs)
+        shared_is_a = count[a_side] > count[b_side]  # ties: share the second operand (w * x)
+        shared = a_side if shared_is_a else b_side
+        other = b_side if shared_is_a else a_side
+        groups.setdefault(shared, []).append((cand, other))
+    for shared, rows in groups.items():
+        # Lanes in the order the rows' products were made: reverse mode reaches them last
+        # first, and so does vecmat (last row first) -- a row whose sum is made later (a
+        # neuron summed inside the loss's own sum) must not move to the end.
+        rows.sort(key=lambda row: row[0][4][0])
+        in_order = _in_reverse_mode_order(work, shared, rows, users, reached)
+        if len(rows) >= 2 and in_order and _independent(work, rows):
+            _matvec(work, shared, rows)
+        elif _lanes_of_one_vector(work, shared) or (in_order and (
+                len(rows) == 1 or reached is None or not _read_elsewhere(work, shared, rows, users))):
+            for (i, prefix, _, suffix, products), other in rows:
+                _dot(work, i, prefix, other, shared, suffix, products, to_differentiate)
+        # else left as they are: see _in_reverse_mode_order and _read_elsewhere
+
+
+def _independent(work: EditableGraph, rows: list) -> bool:
+    """No row's weights or accumulator may depend on a row's sum: one forward sweep from
+    the rows' sums over the ids in between (ids are topological in the original graph)."""
+    sums = {cand[0] for cand, _ in rows}
+    operands = [a for cand, other in rows for a in list(other) + cand[1]]
+    last = max(operands)
+    if last < min(sums):
+        return True
+    reached = set(sums)
+    for i in range(min(sums), last + 1):
+        if i not in reached and any(a in reached for a in work.graph.args[i]):
+            reached.add(i)
+    return not any(a in reached for a in operands)
+
+
+class _ReverseModeOrder:
+    """``place[i]``: where node ``i`` of ``graph`` is in the depth-first post-order from its
+    outputs, whose reverse is the order reverse mode reaches nodes in (made on first use:
+    most layers' lanes have no reader but the layer's rows, and need no order at all).
+    Ids are not that order after a first round of re-rolling: it puts a dot's packs as
+    early as their operands allow, before rows of a layer they were read between."""
+
+    __slots__ = ("graph", "_place")
+
+    def __init__(self, graph: Graph) -> None:
+        self.graph, self._place = graph, None
+
+    def __getitem__(self, i: int) -> int:
+        if self._place is None:
+            self._place = [-1] * len(self.graph)
+            for k, node in enumerate(depth_first_ids(self.graph.outputs, self.graph.args)):
+                self._place[node] = k
+        return self._place[i]
+
+
+def _in_reverse_mode_order(work: EditableGraph, shared: tuple, rows: list, users: Users,
+                           reached: _ReverseModeOrder | None) -> bool:
+    """Whether ``vecmat`` would add each lane's gradient parts from these rows as reverse
+    mode adds them: no other reader of a lane is reached between the rows' products (in
+    reverse mode's order); for the lanes of one vector (a layer's outputs), also each lane
+    read once per row, by products made in row order (ids are the trace's order).
+
+    If not, the lanes of one vector stay dots, whose parts reverse mode adds one by one, in
+    its own order.  Lanes that are scalars of their own stay the scalar sums they are: as
+    dots they would share one ``pack`` (the rows read the same lanes), whose parts reach
+    each lane together, so a reader in between -- a neuron written the other way round,
+    ``h0 * w`` where the others have ``w * h0``, which is not one of the rows -- would get
+    its part after the rows' instead of between them.
+
+    ``reached`` None: a graph no gradient is taken of (:func:`reroll_final`), where only
+    the lanes of one vector are asked, by ids."""
+    one_vector = _lanes_of_one_vector(work, shared)
+    if reached is None and not one_vector:
+        return True
+    for k, x in enumerate(shared):
+        if work.ops[x] == "const":
+            continue
+        products = [cand[4][k] for cand, _ in rows]
+        if one_vector and (shared.count(x) > 1 or products != sorted(products)):
+            return False
+        others = _other_readers(users, x, products) if len(products) > 1 else ()  # (one row: nothing between)
+        if others:
+            place = reached if reached is not None else range(len(work.graph))
+            places = [place[m] for m in products]
+            first, last = min(places), max(places)
+            if (one_vector and places != sorted(places)) or any(first < place[u] < last for u in others):
+                return False
+    return True
+
+
+def _read_elsewhere(work: EditableGraph, shared: tuple, rows: list, users: Users) -> bool:
+    """Whether a lane (not a constant) has a reader besides these rows' products.  Rows that
+    stay dots over scalars of their own share one pack of those lanes, whose parts reach
+    each lane as one sum (``r + (c1 + c0)``, where reverse mode adds ``(r + c1) + c0``):
+    exact only where the rows are the lanes' only readers."""
+    return any(_other_readers(users, x, [cand[4][k] for cand, _ in rows])
+               for k, x in enumerate(shared) if work.ops[x] != "const")
+
+
+def _other_readers(users: Users, x: int, products: list[int]) -> list[int]:
+    """The readers of lane ``x`` besides ``products`` (the rows' products reading it)."""
+    readers = users[x]
+    if len(readers) <= len(products):  # each product reads x: no room for another reader
+        return []
+    mine = set(products)
+    return [u for u in readers if u not in mine]
+
+
+def _lanes_of_one_vector(work: EditableGraph, shared: tuple) -> bool:
+    return all(work.ops[x] == "index" and work.args[x][0] == work.args[shared[0]][0] for x in shared)
+
+
+def _accumulator(work: EditableGraph, prefix: list[int]) -> int:
+    return work.total(prefix) if prefix else work.const(-0.0)
+
+
+def _finish_row(work: EditableGraph, i: int, value_op: str, value_args: tuple, attr: tuple, suffix: list[int],
+                products: tuple) -> None:
+    """Node ``i`` becomes the re-rolled value, plus whatever the sum added after the run."""
+    if not suffix:
+        work.set(i, value_op, value_args, attr)
+    else:
+        value = work.add(value_op, value_args, attr)
+        work.set(i, ops.sum_op(1 + len(suffix)), (value, *suffix))
+    for m in products:  # absorbed: dead now, and no longer a use of its operands
+        work.set(m, "const", (), (0.0,))
+
+
+def _dot(work: EditableGraph, i: int, prefix: list[int], u: tuple, v: tuple, suffix: list[int],
+         products: tuple, to_differentiate: bool) -> None:
+    sides = _one_side_each(work, u, v)
+    if sides is None or (to_differentiate and not _simple(work, u + v)):
+        return
+    u, v = sides
+    acc = _accumulator(work, prefix)
+    pu = work.add("pack", u, ((len(u),),))
+    pv = work.add("pack", v, ((len(v),),))
+    _finish_row(work, i, "dot", (acc, pu, pv), (), suffix, products)
+    work.hits["dot"] += 1
+
+
+def _simple(work: EditableGraph, factors: tuple) -> bool:
+    """Whether every factor is a leaf, a tensor's lane (``index``), or one op on those (a
+    weight, ``tanh(w)``, ``relu(h[k])``): nothing but the factor itself is computed for
+    it alone, within the sum.
+
+    A dot reads its first factors, then its second, each pack where the last of them is;
+    the scalar sum reads each product's two in turn.  So a node read within a factor's own
+    computation -- ``c*h2 + 0.01*l2``, b in both h2 and l2; ``p0*x0 + 0.001*l2``, p0 in
+    l2, whose part would now come after the product's -- would get its parts in another
+    order.  Lanes apart get their parts apart (README, "Exactness": a param read in
+    several places is the exception)."""
+    ops_, args = work.ops, work.args
+    plain = ("index",) + LEAVES
+    return all(ops_[f] in plain or all(ops_[a] in plain for a in args[f]) for f in factors)
+
+
+def _one_side_each(work: EditableGraph, u: tuple, v: tuple) -> tuple[tuple, tuple] | None:
+    """The products' operands turned (``a*b`` is ``b*a`` bit for bit) so that no node but a
+    constant is in both ``u`` and ``v`` -- else None (the sum is left alone).  Reverse mode
+    reaches a node's parts from the dot through the pack it is in, last lane first: a node
+    in both packs would get its parts in the packs' order, not the products' (``w*x + x*v``
+    with ``x`` on the left once).  A square ``x*x`` is no edge: its two parts are one number.
+    A two-colouring of the products' operands, each product an edge; the first node of
+    each component keeps its side."""
+    side: dict[int, int] = {}
+    edges: dict[int, list[int]] = {}
+    for a, b in zip(u, v):
+        if work.ops[a] == "const" or work.ops[b] == "const" or a == b:
+            continue
+        edges.setdefault(a, []).append(b)
+        edges.setdefault(b, []).append(a)
+    for start, first_side in [(a, 0) for a in u] + [(b, 1) for b in v]:
+        if start in side or start not in edges:
+            continue
+        side[start] = first_side
+        stack = [start]
+        while stack:
+            node = stack.pop()
+            for other in edges[node]:
+                if other not in side:
+                    side[other] = 1 - side[node]
+                    stack.append(other)
+                elif side[other] == side[node]:
+                    return None
+    turned = [(b, a) if side.get(a, 1 - side.get(b, 1)) == 1 else (a, b) for a, b in zip(u, v)]
+    return tuple(a for a, _ in turned), tuple(b for _, b in turned)
+
+
+def _matvec(work: EditableGraph, shared: tuple, rows: list) -> None:
+    m, n = len(rows), len(shared)
+    accs = [_accumulator(work, cand[1]) for cand, _ in rows]
+    if all(a == accs[0] for a in accs) and work.ops[accs[0]] == "const":
+        b = accs[0]  # one constant for every row: a scalar, broadcast
+    else:
+        b = work.add("pack", tuple(accs), ((m,),))
+    W = work.add("pack", tuple(w for _, other in rows for w in other), ((m, n),))
+    x = work.add("pack", shared, ((n,),))
+    mv = work.add("matvec", (b, W, x))
+    for row, ((i, _, _, suffix, products), _) in enumerate(rows):
+        _finish_row(work, i, "index", (mv,), (row,), suffix, products)
+    work.hits["matvec"] += 1
+    work.hits["rows"] += m
+
