@@ -454,11 +454,9 @@ void mlp(const double *restrict inputs, const double *restrict params, double se
     }
     { double acc = 0.0; for (long r = 0; r < n; r++) acc = acc + seed; sums[8] = acc; }
     static const int v23_slot[4] = {0, 1, 3, 4};
-    static const int v23_lane[4] = {0, 1, 2, 3};
-    for (int k = 0; k < 4; k++) sums[v23_slot[k]] = v23_sum[v23_lane[k]];
+    for (int k = 0; k < 4; k++) sums[v23_slot[k]] = v23_sum[k];
     static const int v22_slot[2] = {2, 5};
-    static const int v22_lane[2] = {0, 1};
-    for (int k = 0; k < 2; k++) sums[v22_slot[k]] = v22_sum[v22_lane[k]];
+    for (int k = 0; k < 2; k++) sums[v22_slot[k]] = v22_sum[k];
 }
 """
 

@@ -4,6 +4,7 @@ backends bit for bit as the unrolled scalar program (the Python backend) compute
 from __future__ import annotations
 
 import random
+import re
 import time
 
 import numpy as np
@@ -389,6 +390,17 @@ def test_c_rows_summed_by_the_kernel_equal_every_row_written_and_added(sizes, n)
         got, computed = summing.row_sums(cols, params, 0.5, starts)
         assert np.array(got).tobytes() == np.array(want).tobytes() and computed is None
     assert summing.source.count("from the numbers in sums") == 2  # each kernel sums its rows itself
+    _assert_lanes_are_read_without_waste(summing.source)
+
+
+def _assert_lanes_are_read_without_waste(source):
+    """No table of lanes 0, 1, ..., k-1 (the loop's own k), and no accumulator zeroed whose
+    every lane is then read from sums."""
+    for name, size, numbers in re.findall(r"static const int (\w+_lane)\[(\d+)\] = \{([^}]*)\}", source):
+        assert [int(x) for x in numbers.split(",")] != list(range(int(size))), name
+    for acc, size in re.findall(r"double (\w+_sum)\[(\d+)\];", source):
+        if re.search(rf"for \(int k = 0; k < {size}; k\+\+\) {acc}\[k\] = sums\[", source):
+            assert f"{acc}[lane] = 0.0;" not in source, acc
 
 
 def _added_in_order(line, start):

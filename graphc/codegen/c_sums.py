@@ -116,8 +116,11 @@ class Sums:
             if m in self.in_place:
                 lines.append(f"    double *{acc} = sums + {self.in_place[m][0]};")
                 continue
-            lines += [f"    double {acc}[{size}];", f"    for (int lane = 0; lane < {size}; lane++) {acc}[lane] = 0.0;"]
-            lines += self._move(m, sorted(self.scattered.get(m, []), key=lambda pair: pair[1]), into_sums=False)
+            pairs = sorted(self.scattered.get(m, []), key=lambda pair: pair[1])
+            lines.append(f"    double {acc}[{size}];")
+            if len({lane for _, lane in pairs}) < size:  # lanes no slot starts are summed from +0.0
+                lines.append(f"    for (int lane = 0; lane < {size}; lane++) {acc}[lane] = 0.0;")
+            lines += self._move(m, pairs, into_sums=False)
         at = {o: self.sum_at[s] for s, o in enumerate(self.summed)}
         return lines + [f"    double {acc} = sums[{at[o]}];" for o, acc in self.accumulators.items() if o not in self.w.tensors]
 
@@ -187,10 +190,13 @@ class Sums:
             target, source = ends if into_sums else ends[::-1]
             return [f"    memcpy({target}, {source}, {count} * sizeof(double));"]
         slots, lanes = self.w.derived(m, "slot"), self.w.derived(m, "lane")
-        ends = (f"sums[{slots}[k]]", f"{total}[{lanes}[k]]")
+        in_order = [q for _, q in pairs] == list(range(count))  # lanes 0, 1, ...: no table of them
+        lane_k = "k" if in_order else f"{lanes}[k]"
+        ends = (f"sums[{slots}[k]]", f"{total}[{lane_k}]")
         target, source = ends if into_sums else ends[::-1]
-        tables = [f"    static const int {slots}[{count}] = {table(p for p, _ in pairs)};",
-                  f"    static const int {lanes}[{count}] = {table(q for _, q in pairs)};"]
+        tables = [f"    static const int {slots}[{count}] = {table(p for p, _ in pairs)};"]
+        if not in_order:
+            tables.append(f"    static const int {lanes}[{count}] = {table(q for _, q in pairs)};")
         declared_at_start = into_sums and self.resuming  # a resuming kernel read them into the accumulator
         return (tables if not declared_at_start else []) + [f"    for (int k = 0; k < {count}; k++) {target} = {source};"]
 
