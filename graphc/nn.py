@@ -133,6 +133,7 @@ class Neuron(Module):
         self.b = Value(b)
         self.nonlin = nonlin
         self.activation = activation
+        self._name("")  # w0, w1, ..., b: what a compiled neuron's code calls them (a layer prefixes them)
 
     def __call__(self, x):
         """The activation of b + w0*x0 + w1*x1 + ..., summed left to right as micrograd does."""
@@ -173,6 +174,7 @@ class Layer(Module):
         _check_size(nout, "Layer(nin, nout)", "nout, a number of neurons", minimum=1)
         if init is None:
             self.neurons = [Neuron(nin, **kwargs) for _ in range(nout)]
+            self._name("")
             return
         weights, biases = init(nin, nout)
         weights, biases = np.asarray(weights, dtype=np.float64), np.asarray(biases, dtype=np.float64)
@@ -180,6 +182,7 @@ class Layer(Module):
             raise ValueError(f"init({nin}, {nout}) must return weights of shape ({nin}, {nout}) and biases of "
                              f"shape ({nout},); got {weights.shape} and {biases.shape}")
         self.neurons = [Neuron(nin, w=weights[:, j].tolist(), b=float(biases[j]), **kwargs) for j in range(nout)]
+        self._name("")  # N0.w0, ..., N0.b, N1.w0, ...: an MLP prefixes them with its layer's L0., L1., ...
 
     def __call__(self, x):
         """Every neuron on the same inputs: a list, or a bare Value for one neuron."""

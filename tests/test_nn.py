@@ -5,6 +5,7 @@ import random
 
 import pytest
 
+import graphc
 from graphc import Value
 from graphc.nn import MLP, Layer, Module, Neuron
 
@@ -65,6 +66,23 @@ def test_parameters_are_labelled_by_position():
     model = MLP(2, [3, 1])
     assert model.layers[0].neurons[2].w[1].label == "L0.N2.w1"
     assert model.layers[1].neurons[0].b.label == "L1.N0.b"
+    assert [p.label for p in Neuron(2).parameters()] == ["w0", "w1", "b"]
+    assert [p.label for p in Layer(2, 2).parameters()] == ["N0.w0", "N0.w1", "N0.b", "N1.w0", "N1.w1", "N1.b"]
+    import numpy as np
+    from graphc.nn import glorot_uniform
+    assert Layer(3, 2, init=glorot_uniform(np.random.RandomState(0))).neurons[1].w[2].label == "N1.w2"
+
+
+def test_a_compiled_neuron_or_layer_names_its_params_in_its_code():
+    """Compiled alone, a Neuron's or Layer's params are named as in an MLP, without the
+    layer's prefix (not p0, p1, ...)."""
+    neuron, layer = Neuron(2, activation="tanh"), Layer(2, 2)
+    neuron_code = graphc.compile(neuron, backend="python")
+    neuron_code([1.0, 2.0])
+    assert "(w0, w1, b) = params" in neuron_code.source
+    layer_code = graphc.compile(layer, backend="python")
+    layer_code([1.0, 2.0])
+    assert "(N0_w0, N0_w1, N0_b, N1_w0, N1_w1, N1_b) = params" in layer_code.source
 
 
 # -- graphc's additions: activation= and init= (their defaults are micrograd's, tested above) --
