@@ -30,7 +30,8 @@ against (N,) rows; a re-rolled layer is one ``_vmatvec`` call over the whole bat
 helpers (:mod:`graphc.runtime_numpy`) form every product exactly and add with
 ``runtime_numpy.in_order``, strictly first to last, so dot products keep the scalar graph's
 summation order; only the row sums of gradients (over the batch) are reordered, as for
-scalar gradients -- ``outer(g, x)`` summed over rows is one matrix product ``g @ x.T``.
+scalar gradients -- ``outer(g, x)`` summed over rows is one matrix product ``g @ x.T``,
+whose BLAS picks its own order and fuses multiply-adds (the C backend keeps the rows' order).
 ``numerics="fast"`` gives up the order: :data:`FAST_SPELLINGS` (BLAS).
 """
 from __future__ import annotations
