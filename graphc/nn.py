@@ -174,14 +174,13 @@ class Layer(Module):
         _check_size(nout, "Layer(nin, nout)", "nout, a number of neurons", minimum=1)
         if init is None:
             self.neurons = [Neuron(nin, **kwargs) for _ in range(nout)]
-            self._name("")
-            return
-        weights, biases = init(nin, nout)
-        weights, biases = np.asarray(weights, dtype=np.float64), np.asarray(biases, dtype=np.float64)
-        if weights.shape != (nin, nout) or biases.shape != (nout,):
-            raise ValueError(f"init({nin}, {nout}) must return weights of shape ({nin}, {nout}) and biases of "
-                             f"shape ({nout},); got {weights.shape} and {biases.shape}")
-        self.neurons = [Neuron(nin, w=weights[:, j].tolist(), b=float(biases[j]), **kwargs) for j in range(nout)]
+        else:
+            weights, biases = init(nin, nout)
+            weights, biases = np.asarray(weights, dtype=np.float64), np.asarray(biases, dtype=np.float64)
+            if weights.shape != (nin, nout) or biases.shape != (nout,):
+                raise ValueError(f"init({nin}, {nout}) must return weights of shape ({nin}, {nout}) and biases of "
+                                 f"shape ({nout},); got {weights.shape} and {biases.shape}")
+            self.neurons = [Neuron(nin, w=weights[:, j].tolist(), b=float(biases[j]), **kwargs) for j in range(nout)]
         self._name("")  # N0.w0, ..., N0.b, N1.w0, ...: an MLP prefixes them with its layer's L0., L1., ...
 
     def __call__(self, x):
