@@ -48,12 +48,14 @@ class Sums:
 
     def __init__(self, writer: _Writer, summed: list[int], stepping: bool, resuming: bool = False) -> None:
         self.w, self.g, self.summed, self.resuming = writer, writer.graph, summed, resuming
+        tensors, batched, g = writer.tensors, writer.batched, writer.graph
+        #: for each summed output, the summed tensor whose lane it is (None: a sum of its own)
+        self.lane_of = [g.args[o][0] if batched[o] and reduced_lane(g, o, tensors) else None for o in summed]
         self.in_place = self._in_place()
         self.scattered = self._lanes_to_slots()  # the lanes copied between sums and local accumulators
-        tensors = writer.tensors
         self.accumulators = {m: writer.derived(m, "sum") for m in tensors}
-        for o in summed:
-            if writer.batched[o] and o not in self.accumulators and not reduced_lane(self.g, o, tensors):
+        for s, o in enumerate(summed):
+            if batched[o] and self.lane_of[s] is None and o not in self.accumulators:
                 self.accumulators[o] = writer.derived(o, "sum")
         self.first = set() if resuming else {m for m in tensors if ops.size_of(writer.shapes[m]) >= FIRST_WRITES}
         if stepping and resuming:
@@ -74,9 +76,9 @@ class Sums:
         g, layout, w = self.g, self.w.layout, self.w
         self.sum_at = layout.slot_position if len(self.summed) == len(g.params) else list(range(len(self.summed)))
         pairs: dict[int, list[tuple[int, int]]] = {}
-        for s, o in enumerate(self.summed):
-            if w.batched[o] and reduced_lane(g, o, w.tensors):
-                pairs.setdefault(g.args[o][0], []).append((self.sum_at[s], g.attrs[o][0]))
+        for s, m in enumerate(self.lane_of):
+            if m is not None:
+                pairs.setdefault(m, []).append((self.sum_at[s], g.attrs[self.summed[s]][0]))
         found = {}
         for m, lanes in pairs.items():
             base = layout.sum_run(lanes, ops.size_of(w.shapes[m]))
@@ -126,11 +128,11 @@ class Sums:
 
     def _lanes_to_slots(self) -> dict[int, list[tuple[int, int]]]:
         """The summed lanes of tensors not summed in place: ``{tensor: [(slot, lane), ...]}``."""
-        g, w = self.g, self.w
+        g = self.g
         found: dict[int, list[tuple[int, int]]] = {}
-        for s, o in enumerate(self.summed):
-            if w.batched[o] and reduced_lane(g, o, w.tensors) and g.args[o][0] not in self.in_place:
-                found.setdefault(g.args[o][0], []).append((self.sum_at[s], g.attrs[o][0]))
+        for s, m in enumerate(self.lane_of):
+            if m is not None and m not in self.in_place:
+                found.setdefault(m, []).append((self.sum_at[s], g.attrs[self.summed[s]][0]))
         return found
 
     def accumulate(self) -> list[str]:
@@ -164,7 +166,7 @@ class Sums:
     def write(self) -> list[str]:
         """After the row loop: each summed output into its slot of ``sums`` (its param's
         kernel position), but for the tensors summed in place; then a step's other params."""
-        g, names, w = self.g, self.w.names, self.w
+        names, w = self.w.names, self.w
         lines = []
         for s, o in enumerate(self.summed):
             at = self.sum_at[s]
@@ -172,7 +174,7 @@ class Sums:
                 start = f"sums[{at}]" if self.resuming else "0.0"
                 lines.append(f"    {{ double acc = {start}; for (long r = 0; r < n; r++) acc = acc + {names[o]}; "
                              f"sums[{at}] = acc; }}")
-            elif not reduced_lane(g, o, w.tensors):
+            elif self.lane_of[s] is None:
                 lines.append(f"    sums[{at}] = {w.derived(o, 'sum')};")
         for m, pairs in self.scattered.items():
             lines += self._move(m, sorted(pairs, key=lambda pair: pair[1]), into_sums=True)

@@ -38,6 +38,8 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
+
 from .. import ops
 from ..graph import Graph, node_names
 from ..names import Namespace
@@ -93,6 +95,9 @@ def generate_kernel(graph: Graph, name: str, *, seed: int | None = None, reduced
     return writer.source(), writer.layout, writer.namespace.create(f"{writer.entry}_train")
 
 
+#: The ops whose helper reads its matrix operand transposed (:class:`.c_runtime.Call`).
+TRANSPOSING = tuple(op for op, spelling in SPELLINGS.items() if isinstance(spelling, Call) and spelling.transposed)
+
 #: The fewest lanes of one tensor written to per_row by a loop over a table rather than one
 #: statement each.
 LANE_TABLE = 4
@@ -104,11 +109,11 @@ def lane_outputs(graph: Graph, reduced: frozenset[int], per_row: list[int]) -> d
     ``{tensor: [(row of per_row, lane), ...]}``.  The kernel writes them from the tensor
     through a table, not as one statement (and one copy of the lane) each, which made gcc
     take seconds on micrograd's demo loss."""
-    read = {a for args in graph.args for a in args}
+    read = np.bincount(graph.arrays.indices, minlength=len(graph)) > 0  # read by a node
     summed = {o for k, o in enumerate(graph.outputs) if k in reduced}
     found: dict[int, list[tuple[int, int]]] = {}
     for row, o in enumerate(per_row):
-        if graph.ops[o] == "index" and o not in read and o not in summed:
+        if graph.ops[o] == "index" and not read[o] and o not in summed:
             found.setdefault(graph.args[o][0], []).append((row, graph.attrs[o][0]))
     return {t: pairs for t, pairs in found.items() if len(pairs) >= LANE_TABLE}
 
@@ -122,15 +127,16 @@ class _Writer:
         self.entry = namespace.create(name, "fn")
         self.names = node_names(graph, namespace)
         self._derived: dict[tuple[int, str], str] = {}
-        for i, op in enumerate(graph.ops):
-            if op == "const":
-                self.names[i] = c_number(graph.attrs[i][0])
+        arrays = graph.arrays
+        for i in np.flatnonzero(arrays.of(("const",))).tolist():
+            self.names[i] = c_number(graph.attrs[i][0])
+        #: the nodes that are not leaves, in id order (a mean program's are mostly params)
+        self.operations = np.flatnonzero(~arrays.of(ops.LEAVES)).tolist()
         self.shapes = graph.shapes
         self.batched = batched_nodes(graph, {seed} if seed is not None else set())
         self.inputs = [i for i in graph.inputs if i != seed]
-        self.transposed = {graph.args[i][1] for i, op in enumerate(graph.ops)  # matrices read transposed
-                           if isinstance(SPELLINGS.get(op), Call) and SPELLINGS[op].transposed
-                           and not self.batched[graph.args[i][1]]}
+        self.transposed = {graph.args[i][1] for i in np.flatnonzero(arrays.of(TRANSPOSING)).tolist()
+                           if not self.batched[graph.args[i][1]]}  # matrices read transposed
         self.tensors = reduced_tensors(graph, reduced, self.batched, biased=True)
         self.per_row = [o for k, o in enumerate(graph.outputs) if k not in reduced]
         self.lane_outputs = lane_outputs(graph, reduced, self.per_row)
@@ -140,6 +146,8 @@ class _Writer:
         read_in_place = {self.per_row[k]: t for k, t in in_tables.items()}
         roots = [read_in_place.get(o, o) for o in live_roots(graph, reduced, self.tensors)]
         self.live = graph.live(roots)
+        #: the live operations, in id order: the statements
+        self.computed = [i for i in self.operations if self.live[i]]
         self.gathered = self._gathers()
         self.layout = ParamLayout(graph, [i for i, kind in self.gathered.items() if kind == "params"],
                                   self._read_transposed_only(), free_layout)
@@ -149,8 +157,8 @@ class _Writer:
         # a matrix also read untransposed (by vecmat) is still transposed once per call for matvec_t:
         # measured faster than gc_matvec on the moons MLP
         self.used = [False] * len(graph)  # leaves read by name (not only through a gathered pack)
-        for i in range(len(graph)):
-            if self.live[i] and i not in self.gathered:
+        for i in self.computed:
+            if i not in self.gathered:
                 for a in graph.args[i]:
                     self.used[a] = True
         for r in roots:
@@ -241,7 +249,7 @@ class _Writer:
         ``r`` at the first row the one-row loop takes; none for a long row body."""
         if not self._blocked(accumulators):
             return ["    long r = 0;"]
-        rows = [i for i, op in enumerate(self.graph.ops) if op not in ops.LEAVES and self.live[i] and self.batched[i]]
+        rows = [i for i in self.computed if self.batched[i]]
         blocks, indent = Blocks(self), "        "
         lines = ["    long r = 0;", "    for (; r + GC_B <= n; r += GC_B) {  /* GC_B rows at a time */"]
         lines += [indent + s for s in blocks.inputs()]
@@ -252,14 +260,14 @@ class _Writer:
     def _blocked(self, accumulators: dict[int, str]) -> bool:
         """Whether the kernel has the loop over blocks of rows: not when the blocked copy of
         the row body would tip the file over OPT_LIMIT (-O0)."""
-        rows = sum(op not in ops.LEAVES and self.live[i] and self.batched[i] for i, op in enumerate(self.graph.ops))
+        rows = sum(self.batched[i] for i in self.computed)
         return rows + len(accumulators) <= BLOCK_LIMIT
 
     def nodes(self, batched: bool, indent: str) -> list[str]:
         """The statements of the live nodes that vary across rows (``batched``) or do not."""
         lines = []
-        for i, op in enumerate(self.graph.ops):
-            if op not in ops.LEAVES and self.live[i] and self.batched[i] == batched:
+        for i in self.computed:
+            if self.batched[i] == batched:
                 lines += [indent + s for s in self._compute(i) + self._transposed_copy(i)]
                 self.statements += 1
         return lines
@@ -279,8 +287,8 @@ class _Writer:
         slot = {p: k for k, p in enumerate(g.params)}
         row = {i: k for k, i in enumerate(self.inputs)}
         found = {}
-        for i, op in enumerate(g.ops):
-            if op == "pack" and self.live[i]:
+        for i in np.flatnonzero(g.arrays.of(("pack",))).tolist():
+            if self.live[i]:
                 if all(a in slot for a in g.args[i]):
                     found[i] = "params"
                 elif len(g.args[i]) >= 4 and all(a in row for a in g.args[i]):
@@ -293,12 +301,11 @@ class _Writer:
         kernel layout stores them transposed."""
         g = self.graph
         others = set(g.outputs) | set(self.lane_outputs)  # a tensor whose lanes are outputs is read by name
-        for i, op in enumerate(g.ops):
-            if self.live[i]:
-                readers = g.args[i]
-                if isinstance(SPELLINGS.get(op), Call) and SPELLINGS[op].transposed:
-                    readers = readers[:1] + readers[2:]
-                others.update(readers)
+        for i in self.computed:
+            readers, call = g.args[i], SPELLINGS.get(g.ops[i])
+            if isinstance(call, Call) and call.transposed:
+                readers = readers[:1] + readers[2:]
+            others.update(readers)
         return {m for m in self.transposed if m not in others}
 
     def _compute(self, i: int) -> list[str]:
@@ -327,11 +334,10 @@ class _Writer:
         if block is not None:  # read in place
             target = self.derived(i, "t") if block.transposed else name
             return [f"const double *{target} = params + {block.offset};"]
-        slot, row = self._positions
-        slot = {p: self.layout.position[p] for p in slot}
+        row = self._positions[1]
         size = ops.size_of(self.shapes[i])
         source = "params" if self.gathered[i] == "params" else "inputs"
-        positions = table((slot if source == "params" else row)[a] for a in g.args[i])
+        positions = table((self.layout.position if source == "params" else row)[a] for a in g.args[i])
         read = f"params[{self.derived(i, 'from')}[lane]]" if source == "params" else \
             f"inputs[{self.derived(i, 'from')}[lane] * n + r]"
         return [f"double {name}[{size}];",

@@ -174,11 +174,16 @@ def reduced_lane(graph: Graph, o: int, tensors: dict[int, str]) -> bool:
 def live_roots(graph: Graph, reduced: frozenset[int], tensors: dict[int, str]) -> list[int]:
     """The nodes a batched program computes from (for :meth:`Graph.live`): its outputs, but
     a reduced lane of a summed tensor is read from the tensor's row sum, and a summed
-    ``outer`` needs only its operands (a biased one, its bias too)."""
+    ``outer`` needs only its operands (a biased one, its bias too).  Each summed tensor is
+    met once, not once per lane (a layer's weight gradient has thousands)."""
     roots = []
+    met: set[int] = set()
     for k, o in enumerate(graph.outputs):
         if k in reduced and reduced_lane(graph, o, tensors):
             m = graph.args[o][0]
+            if m in met:
+                continue
+            met.add(m)
             if tensors[m] == "outer":
                 roots += list(graph.args[m])
             elif tensors[m] == "biased outer":
