@@ -491,3 +491,45 @@ def test_rows_added_in_c_equal_a_loop(n_params):
     assert kernel.add(per_row, first).tobytes() == add_rows(per_row[1:], first).tobytes() == expected.tobytes()
     zeros = np.full((1 + n_params, 3), -0.0)
     assert kernel.add(zeros, np.full(n_params, -0.0)).tobytes() == np.full(n_params, -0.0).tobytes()
+
+
+@pytest.mark.skipif("c" not in BACKENDS, reason="no C compiler")
+def test_c_rows_kernels_are_built_outlined_with_the_inlined_builds_bits(monkeypatch, tmp_path):
+    """A full-batch loss's C kernels are built outlined (one copy of each layer kernel, which
+    gcc builds sooner: a Python loop calls them once a step); built inlined, the same
+    programs give the same bits, loss and every gradient."""
+    import shutil
+    import subprocess
+    from graphc.codegen import c_toolchain
+    X, y, model = make_data(n=21, sizes=(16, 16, 1))
+    builds = []
+    build = c_toolchain.build
+
+    def recording(source, fast=False, outlined=False):
+        library = build(source, fast, outlined)
+        builds.append((outlined, library, source))
+        return library
+
+    def loss_and_grads():
+        model.zero_grad()
+        loss = graphc.compile(lambda: demo_loss(X, y, model), backend="c")()
+        loss.backward()
+        return [loss.data] + [p.grad for p in model.parameters()]
+
+    monkeypatch.setattr(c_toolchain, "build", recording)
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path / "outlined"))
+    outlined = loss_and_grads()
+    rows = [(library, source) for was_outlined, library, source in builds if was_outlined]
+    assert rows and any("gc_bouter_add(" in source for _, source in rows)
+
+    def symbols(libraries):
+        return "".join(subprocess.run(["nm", str(library)], capture_output=True, text=True).stdout
+                       for library, _ in libraries)
+    monkeypatch.setattr(c_toolchain, "OUTLINED_FLAGS", ())
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path / "inlined"))
+    builds.clear()
+    inlined = loss_and_grads()
+    assert np.array(outlined).tobytes() == np.array(inlined).tobytes()
+    if shutil.which("nm"):  # outlined, the layer kernel is a function of its own; inlined, it is not
+        assert re.search(r"\bgc_bouter_add\b", symbols(rows))
+        assert not re.search(r"\bgc_bouter_add\b", symbols([(library, None) for _, library, _ in builds]))

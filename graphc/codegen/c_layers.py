@@ -45,6 +45,14 @@ BLOCKS = r"""
 #define GC_V 4
 #endif
 #define GC_B (2 * GC_V)
+/* the layer kernels' entry points: inlined at each call, where gcc specializes them for its sizes;
+   with GC_OUTLINED (graphc/codegen/c_toolchain.py: kernels a Python loop calls once a step), one
+   copy of each, which gcc builds in less time */
+#if defined(GC_OUTLINED) && defined(__GNUC__)
+#define GC_LAYER static __attribute__((noinline))
+#else
+#define GC_LAYER static inline
+#endif
 #if defined(__GNUC__) && !defined(GC_PORTABLE)  /* GNU vector extensions (gcc, clang) */
 typedef double gc_vec __attribute__((vector_size(GC_V * sizeof(double))));
 #define GC_ADD(a, b) ((a) + (b))
@@ -131,7 +139,7 @@ static inline void gc_blin_four(double *y, const double *b, int bj, int bb, cons
     gc_store(out + 3 * GC_B, a3); gc_store(out + 3 * GC_B + GC_V, h3);
 }
 
-static inline void gc_blin(double *y, const double *b, int bj, int bb, const double *M, int mo, int mi,
+GC_LAYER void gc_blin(double *y, const double *b, int bj, int bb, const double *M, int mo, int mi,
                            const double *x, int m, int n, int down)
 {   /* y[o] = ((b[o] + M(o,i0)*x[i0]) + M(o,i1)*x[i1]) + ... in every row of the block, i = 0, 1, ...
        (matvec: M(o,i) = M[o*mo + i*mi]) or i = n-1, n-2, ... (down: vecmat).  Four outputs of both vectors
@@ -260,12 +268,12 @@ GC_INLINED void gc_bouter_panels(double *y, const double *a, const double *b, in
     }
 }
 
-static inline void gc_bouter_add(double *y, const double *a, const double *b, int m, int n)
+GC_LAYER void gc_bouter_add(double *y, const double *a, const double *b, int m, int n)
 {
     gc_bouter_panels(y, a, b, m, n, 0);
 }
 
-static inline void gc_bouter_add_biased(double *y, const double *a, const double *b, int m, int n, const double *d)
+GC_LAYER void gc_bouter_add_biased(double *y, const double *a, const double *b, int m, int n, const double *d)
 {
     gc_bouter_panels(y, a, b, m, n, d);
 }
@@ -282,7 +290,7 @@ static inline gc_vec gc_terms(const double *b, int b_stride, int o)
     return gc_load(tile);
 }
 
-static inline void gc_lin(double *y, const double *b, int b_stride, const double *M, int mi, const double *x,
+GC_LAYER void gc_lin(double *y, const double *b, int b_stride, const double *M, int mi, const double *x,
                           int m, int n, int down)
 {   /* y[o] = ((b[o] + M[i0*mi + o]*x[i0]) + M[i1*mi + o]*x[i1]) + ..., i = 0, 1, ... (or n-1, ..., 0 if
        down), twelve, then four sums of GC_V outputs in each step */
@@ -327,12 +335,12 @@ static inline void gc_lin(double *y, const double *b, int b_stride, const double
     }
 }
 
-static inline void gc_matvec_t(double *y, const double *b, int b_stride, const double *Wt, const double *x, int m, int n)
+GC_LAYER void gc_matvec_t(double *y, const double *b, int b_stride, const double *Wt, const double *x, int m, int n)
 {   /* gc_matvec reading W transposed (Wt[k*m + j] = W[j,k]): the same additions, outputs contiguous */
     gc_lin(y, b, b_stride, Wt, m, x, m, n, 0);
 }
 
-static inline void gc_vecmat(double *y, const double *acc, int acc_stride, const double *g, const double *W,
+GC_LAYER void gc_vecmat(double *y, const double *acc, int acc_stride, const double *g, const double *W,
                              int m, int n)
 {   /* y[k] = acc[k] + W[m-1,k]*g[m-1] + ... + W[0,k]*g[0] */
     gc_lin(y, acc, acc_stride, W, n, g, n, m, 1);
@@ -361,7 +369,7 @@ static inline gc_vec gc_vinto(const double *y, gc_vec x, int summed, double lr, 
     return step ? gc_vsgd(gc_load(y), g, lr, step) : g;
 }
 
-static inline void gc_outer_into(double *y, const double *x, const double *a, const double *b, int m, int n,
+GC_LAYER void gc_outer_into(double *y, const double *x, const double *a, const double *b, int m, int n,
                                  int summed, double lr, long step)
 {   /* y[j,k] = gc_into(x[j,k], b[k]*a[j], ...) (x: y, or the params of a step), the vector at k = n - GC_V of
        each row first */
@@ -381,17 +389,17 @@ static inline void gc_outer_into(double *y, const double *x, const double *a, co
     }
 }
 
-static inline void gc_outer_add(double *y, const double *a, const double *b, int m, int n)
+GC_LAYER void gc_outer_add(double *y, const double *a, const double *b, int m, int n)
 {   /* y += outer(a, b): a gradient summed over rows without forming the products first */
     gc_outer_into(y, y, a, b, m, n, 1, 0.0, 0);
 }
 
-static inline void gc_outer_first(double *y, const double *a, const double *b, int m, int n)
+GC_LAYER void gc_outer_first(double *y, const double *a, const double *b, int m, int n)
 {   /* y = 0.0 + outer(a, b): the first row of a sum, without 0.0 in y first */
     gc_outer_into(y, y, a, b, m, n, 0, 0.0, 0);
 }
 
-static inline void gc_outer_step(double *y, const double *p, const double *a, const double *b, int m, int n,
+GC_LAYER void gc_outer_step(double *y, const double *p, const double *a, const double *b, int m, int n,
                                  double lr, long step)
 {   /* y = gc_sgd(p, 0.0 + outer(a, b), lr, step): one row's gradient and train's step with that gradient */
     gc_outer_into(y, p, a, b, m, n, 0, lr, step);

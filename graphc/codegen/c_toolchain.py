@@ -76,6 +76,11 @@ OPT_LIMIT = 3000
 #: rejects the flags builds without them (see :func:`build`).  Generic tuning: gcc 12's
 #: tuning for the CPU it detects made the digits MLP's gradient 10-20% slower on AMD Zen 4.
 MACHINE_FLAGS = ("-march=native", "-mtune=generic")
+#: For a library built ``outlined``: one copy of each layer kernel the code calls, not one
+#: specialized for each call (the prelude's GC_LAYER).  For kernels a Python loop calls once a
+#: step (:mod:`graphc.rows_kernels`, micrograd's full-batch loss), whose time is the loop's
+#: Python: gcc builds micrograd's demo loss in less time, and its step takes as long.
+OUTLINED_FLAGS = ("-DGC_OUTLINED",)
 
 
 @functools.lru_cache(maxsize=None)
@@ -129,15 +134,15 @@ def optimization_level(source: str) -> str:
     return "-O2"
 
 
-def build(source: str, fast: bool = False) -> Path:
+def build(source: str, fast: bool = False, outlined: bool = False) -> Path:
     """The shared library for ``source``, from the cache or freshly compiled into it
-    (``fast``: with :data:`FAST_FLAGS`)."""
+    (``fast``: with :data:`FAST_FLAGS`; ``outlined``: with :data:`OUTLINED_FLAGS`)."""
     compiler = find_compiler()
     if compiler is None:
         raise GraphcError("no C compiler found (set CC, or install gcc or clang)")
     cc, version = compiler
     flags = (optimization_level(source),) + (fast_flags(version) if fast else FLAGS) + NO_BUILTINS + \
-        MACHINE_FLAGS + \
+        MACHINE_FLAGS + (OUTLINED_FLAGS if outlined else ()) + \
         tuple(shlex.split(os.environ.get("GRAPHC_CFLAGS", "")))
     key = hashlib.sha256("\0".join([source, cc, version, *flags, cpu(), c_cache.FORMAT]).encode()).hexdigest()[:40]
     directory = c_cache.build_dir()
@@ -175,15 +180,15 @@ def _compile(cc: str, flags: tuple[str, ...], scratch: Path) -> subprocess.Compl
                           capture_output=True, text=True)
 
 
-def load(source: str, entry: str, fast: bool = False) -> Callable:
+def load(source: str, entry: str, fast: bool = False, outlined: bool = False) -> Callable:
     """The C function ``entry`` of ``source`` (built or taken from the cache; ``fast``: with
-    :data:`FAST_FLAGS`)."""
+    :data:`FAST_FLAGS`; ``outlined``: with :data:`OUTLINED_FLAGS`)."""
     with _lock:
-        library = build(source, fast)
+        library = build(source, fast, outlined)
         function = _open(library, entry)
         if function is None:  # pruned by another process meanwhile, or not a library graphc built
             c_cache.discard(library, f"cannot be loaded or lacks {entry}")
-            function = _open(build(source, fast), entry)
+            function = _open(build(source, fast, outlined), entry)
         if function is None:
             raise GraphcError(f"graphc cannot load the C library it has just built, {library}")
     function.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_double, ctypes.c_long,
