@@ -45,14 +45,6 @@ BLOCKS = r"""
 #define GC_V 4
 #endif
 #define GC_B (2 * GC_V)
-/* the layer kernels' entry points: inlined at each call, where gcc specializes them for its sizes;
-   with GC_OUTLINED (graphc/codegen/c_toolchain.py: kernels a Python loop calls once a step), one
-   copy of each, which gcc builds in less time */
-#if defined(GC_OUTLINED) && defined(__GNUC__)
-#define GC_LAYER static __attribute__((noinline))
-#else
-#define GC_LAYER static inline
-#endif
 #if defined(__GNUC__) && !defined(GC_PORTABLE)  /* GNU vector extensions (gcc, clang) */
 typedef double gc_vec __attribute__((vector_size(GC_V * sizeof(double))));
 #define GC_ADD(a, b) ((a) + (b))

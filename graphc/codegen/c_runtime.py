@@ -69,6 +69,15 @@ static inline void gc_outer(double *y, const double *a, const double *b, int m, 
     for (int j = 0; j < m; j++)
         for (int k = 0; k < n; k++) y[j * n + k] = b[k] * a[j];
 }
+
+/* the layer kernels' entry points (graphc/codegen/c_layers.py): inlined at each call, where gcc
+   specializes them for its sizes; with GC_OUTLINED (graphc/codegen/c_toolchain.py: kernels a
+   Python loop calls once a step), one copy of each, which gcc builds in less time */
+#if defined(GC_OUTLINED) && defined(__GNUC__)
+#define GC_LAYER static __attribute__((noinline))
+#else
+#define GC_LAYER static inline
+#endif
 """ + BLOCKS + ONE_ROW + r"""#if defined(__GNUC__)
 #define GC_NOINLINE __attribute__((noinline))  /* see graphc/codegen/c_sums.py */
 #else
