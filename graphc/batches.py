@@ -134,7 +134,7 @@ def _as_batched_array(arg: Any, name: str) -> np.ndarray:
 
 def forward(signature: Signature, batch: Batch, params: np.ndarray, threads: int = 1) -> Any:
     """fn on every row: its output structure with each scalar an (N,) array (the rows split
-    across ``threads`` threads: the same numbers)."""
+    across ``threads`` threads: the same numbers, but for ``numerics="fast"``)."""
     if not signature.n_outputs:  # fn returned an empty structure, deciding nothing: nothing to run
         return unflatten(signature.out_tree, iter(()))
     function = signature.run(signature.batched_program("forward"))

@@ -144,7 +144,8 @@ class Compiled:
         The graph is traced once per row signature; N = 0 gives empty arrays.  ``params``
         (one number per param, in :attr:`params` order) stands in for the params' ``.data``.
         Data holding nan or inf raises :class:`DataError` unless ``allow_nonfinite``.
-        ``threads``: split the rows across that many threads (the same numbers).
+        ``threads``: split the rows across that many threads (the same numbers; for
+        ``numerics="fast"``, within its budget: see :mod:`graphc.row_threads`).
         """
         threads = check_threads(threads)
         batch = self._batch(batched_args, allow_nonfinite)
@@ -185,7 +186,8 @@ class Compiled:
         float64 arrays of the shapes of an earlier call skip the checks and lookups it made
         (:mod:`graphc.call_plans`; ``mean`` too): the data is still copied and checked anew,
         and the numbers and errors are the same.  ``threads``: split the rows across that
-        many threads (:mod:`graphc.row_threads`): the mean's value is the same number, the
+        many threads (:mod:`graphc.row_threads`): the mean's value is the same number (but
+        for ``numerics="fast"``, within its budget), the
         gradient's sums over rows are added per thread, then thread after thread --
         deterministic for a given count, not bit-equal to one thread (README, "Exactness").
         """

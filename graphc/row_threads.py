@@ -3,7 +3,10 @@
 The batched programs (the C kernel, the NumPy program) are pure functions of their
 arrays, and ctypes and NumPy's loops release the GIL, so contiguous slices of the rows
 run at once on several cores.  Each row's values are the numbers one call gives (a row is
-computed alone), so ``map`` and the mean's value are bit for bit those of one thread.
+computed alone), so ``map`` and the mean's value are bit for bit those of one thread --
+but for ``numerics="fast"``, where a row may round differently in a slice: NumPy's layer
+is one BLAS product over the call's rows, and BLAS picks its method by their count; C
+contracts and reassociates its blocks of rows and its one-row loop differently.
 Sums over rows are not: each thread adds its own rows' gradients, and the partial sums
 are then added in slice order -- deterministic for a given ``threads``, but not equal to
 one thread's sum in the last bits (README, "Exactness").
