@@ -37,7 +37,7 @@ INPUT, PARAM, CONST = (CODES[leaf] for leaf in ops.LEAVES)
 class GraphArrays:
     """The arrays of one graph (see the module docstring); ``uses`` on first use."""
 
-    __slots__ = ("n", "codes", "lengths", "indptr", "indices", "outputs", "_uses", "_users")
+    __slots__ = ("n", "codes", "lengths", "indptr", "indices", "outputs", "_reads", "_uses", "_users")
 
     def __init__(self, graph: Graph) -> None:
         n = self.n = len(graph.ops)
@@ -47,14 +47,22 @@ class GraphArrays:
         np.cumsum(self.lengths, out=self.indptr[1:])
         self.indices = np.fromiter(chain.from_iterable(graph.args), np.int64, int(self.indptr[-1]))
         self.outputs = np.asarray(graph.outputs, dtype=np.int64)
+        self._reads: np.ndarray | None = None
         self._uses: np.ndarray | None = None
         self._users: tuple[np.ndarray, np.ndarray] | None = None
+
+    @property
+    def reads(self) -> np.ndarray:
+        """For each node, how many operand slots read it (outputs not counted; do not write)."""
+        if self._reads is None:
+            self._reads = np.bincount(self.indices, minlength=self.n)
+        return self._reads
 
     @property
     def uses(self) -> np.ndarray:
         """For each node, how many operand slots and outputs refer to it (Graph.use_counts)."""
         if self._uses is None:
-            self._uses = np.bincount(self.indices, minlength=self.n) + np.bincount(self.outputs, minlength=self.n)
+            self._uses = self.reads + np.bincount(self.outputs, minlength=self.n)
         return self._uses
 
     def of(self, names) -> np.ndarray:

@@ -51,8 +51,15 @@ class Sums:
         tensors, batched, g = writer.tensors, writer.batched, writer.graph
         #: for each summed output, the summed tensor whose lane it is (None: a sum of its own)
         self.lane_of = [g.args[o][0] if batched[o] and reduced_lane(g, o, tensors) else None for o in summed]
-        self.in_place = self._in_place()
-        self.scattered = self._lanes_to_slots()  # the lanes copied between sums and local accumulators
+        #: each summed output's slot of ``sums``: its param's kernel position (or its output's place)
+        self.sum_at = writer.layout.slot_position if len(summed) == len(g.params) else list(range(len(summed)))
+        lane_slots: dict[int, list[tuple[int, int]]] = {}  # tensor -> [(slot, lane), ...] of its summed lanes
+        for s, m in enumerate(self.lane_of):
+            if m is not None:
+                lane_slots.setdefault(m, []).append((self.sum_at[s], g.attrs[summed[s]][0]))
+        self.in_place = self._in_place(lane_slots)
+        #: the lanes of tensors not summed in place, copied between sums and local accumulators
+        self.scattered = {m: pairs for m, pairs in lane_slots.items() if m not in self.in_place}
         self.accumulators = {m: writer.derived(m, "sum") for m in tensors}
         for s, o in enumerate(summed):
             if batched[o] and self.lane_of[s] is None and o not in self.accumulators:
@@ -70,17 +77,13 @@ class Sums:
         self.stepping = stepping
         self.stepped = {m for m in self.first if m in self.in_place} if stepping else set()
 
-    def _in_place(self) -> dict[int, tuple[int, bool]]:
-        """Summed tensors accumulated in place in ``sums``: (kernel offset, whether the
-        block is a transposed outer product's)."""
+    def _in_place(self, lane_slots: dict[int, list[tuple[int, int]]]) -> dict[int, tuple[int, bool]]:
+        """Summed tensors accumulated in place in ``sums`` (``lane_slots``: each tensor's
+        summed lanes' (slot, lane)): (kernel offset, whether the block is a transposed outer
+        product's)."""
         g, layout, w = self.g, self.w.layout, self.w
-        self.sum_at = layout.slot_position if len(self.summed) == len(g.params) else list(range(len(self.summed)))
-        pairs: dict[int, list[tuple[int, int]]] = {}
-        for s, m in enumerate(self.lane_of):
-            if m is not None:
-                pairs.setdefault(m, []).append((self.sum_at[s], g.attrs[self.summed[s]][0]))
         found = {}
-        for m, lanes in pairs.items():
+        for m, lanes in lane_slots.items():
             base = layout.sum_run(lanes, ops.size_of(w.shapes[m]))
             if base is not None:
                 found[m] = (base, False)
@@ -125,15 +128,6 @@ class Sums:
             lines += self._move(m, pairs, into_sums=False)
         at = {o: self.sum_at[s] for s, o in enumerate(self.summed)}
         return lines + [f"    double {acc} = sums[{at[o]}];" for o, acc in self.accumulators.items() if o not in self.w.tensors]
-
-    def _lanes_to_slots(self) -> dict[int, list[tuple[int, int]]]:
-        """The summed lanes of tensors not summed in place: ``{tensor: [(slot, lane), ...]}``."""
-        g = self.g
-        found: dict[int, list[tuple[int, int]]] = {}
-        for s, m in enumerate(self.lane_of):
-            if m is not None and m not in self.in_place:
-                found.setdefault(m, []).append((self.sum_at[s], g.attrs[self.summed[s]][0]))
-        return found
 
     def accumulate(self) -> list[str]:
         """In the row loop: each accumulator adds this row's value (a large one is written by

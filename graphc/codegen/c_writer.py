@@ -109,7 +109,7 @@ def lane_outputs(graph: Graph, reduced: frozenset[int], per_row: list[int]) -> d
     ``{tensor: [(row of per_row, lane), ...]}``.  The kernel writes them from the tensor
     through a table, not as one statement (and one copy of the lane) each, which made gcc
     take seconds on micrograd's demo loss."""
-    read = np.bincount(graph.arrays.indices, minlength=len(graph)) > 0  # read by a node
+    read = graph.arrays.reads > 0  # read by a node
     summed = {o for k, o in enumerate(graph.outputs) if k in reduced}
     found: dict[int, list[tuple[int, int]]] = {}
     for row, o in enumerate(per_row):
@@ -130,8 +130,6 @@ class _Writer:
         arrays = graph.arrays
         for i in np.flatnonzero(arrays.of(("const",))).tolist():
             self.names[i] = c_number(graph.attrs[i][0])
-        #: the nodes that are not leaves, in id order (a mean program's are mostly params)
-        self.operations = np.flatnonzero(~arrays.of(ops.LEAVES)).tolist()
         self.shapes = graph.shapes
         self.batched = batched_nodes(graph, {seed} if seed is not None else set())
         self.inputs = [i for i in graph.inputs if i != seed]
@@ -146,8 +144,8 @@ class _Writer:
         read_in_place = {self.per_row[k]: t for k, t in in_tables.items()}
         roots = [read_in_place.get(o, o) for o in live_roots(graph, reduced, self.tensors)]
         self.live = graph.live(roots)
-        #: the live operations, in id order: the statements
-        self.computed = [i for i in self.operations if self.live[i]]
+        #: the live operations (not leaves; a mean program's nodes are mostly params), in id order
+        self.computed = [i for i in np.flatnonzero(~arrays.of(ops.LEAVES)).tolist() if self.live[i]]
         self.gathered = self._gathers()
         self.layout = ParamLayout(graph, [i for i, kind in self.gathered.items() if kind == "params"],
                                   self._read_transposed_only(), free_layout)
@@ -284,16 +282,15 @@ class _Writer:
         """Packs of params (or of inputs) read straight from the argument arrays through a
         table of positions, instead of one named scalar per lane."""
         g = self.graph
-        slot = {p: k for k, p in enumerate(g.params)}
-        row = {i: k for k, i in enumerate(self.inputs)}
+        params = set(g.params)
+        row = self._input_row = {i: k for k, i in enumerate(self.inputs)}  # an input's row of ``inputs``
         found = {}
         for i in np.flatnonzero(g.arrays.of(("pack",))).tolist():
             if self.live[i]:
-                if all(a in slot for a in g.args[i]):
+                if all(a in params for a in g.args[i]):
                     found[i] = "params"
                 elif len(g.args[i]) >= 4 and all(a in row for a in g.args[i]):
                     found[i] = "inputs"
-        self._positions = slot, row
         return found
 
     def _read_transposed_only(self) -> set[int]:
@@ -302,8 +299,8 @@ class _Writer:
         g = self.graph
         others = set(g.outputs) | set(self.lane_outputs)  # a tensor whose lanes are outputs is read by name
         for i in self.computed:
-            readers, call = g.args[i], SPELLINGS.get(g.ops[i])
-            if isinstance(call, Call) and call.transposed:
+            readers = g.args[i]
+            if g.ops[i] in TRANSPOSING:
                 readers = readers[:1] + readers[2:]
             others.update(readers)
         return {m for m in self.transposed if m not in others}
@@ -334,10 +331,9 @@ class _Writer:
         if block is not None:  # read in place
             target = self.derived(i, "t") if block.transposed else name
             return [f"const double *{target} = params + {block.offset};"]
-        row = self._positions[1]
         size = ops.size_of(self.shapes[i])
         source = "params" if self.gathered[i] == "params" else "inputs"
-        positions = table((self.layout.position if source == "params" else row)[a] for a in g.args[i])
+        positions = table((self.layout.position if source == "params" else self._input_row)[a] for a in g.args[i])
         read = f"params[{self.derived(i, 'from')}[lane]]" if source == "params" else \
             f"inputs[{self.derived(i, 'from')}[lane] * n + r]"
         return [f"double {name}[{size}];",

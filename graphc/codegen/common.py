@@ -12,8 +12,6 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Callable, Union
 
-import numpy as np
-
 from .. import ops
 from .._version import __version__
 
@@ -134,7 +132,7 @@ def reduced_tensors(graph: Graph, reduced: frozenset[int], batched: list[bool],
     if not lanes:
         return {}
     arrays = graph.arrays
-    users = np.bincount(arrays.indices, minlength=arrays.n).tolist()  # operand slots reading each node
+    users = arrays.reads.tolist()  # operand slots reading each node
     per_row = {graph.outputs[k] for k in range(len(graph.outputs)) if k not in reduced}
     kinds = {}
     for m, outputs in lanes.items():

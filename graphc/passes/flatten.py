@@ -66,7 +66,7 @@ def _keep_gradient_order(graph: Graph, is_absorbed: np.ndarray) -> None:
     chain's top found once (path compression) and each operand's readers bisected, so a
     chain of n such links costs about n log n, not n^2."""
     arrays = graph.arrays
-    operand_uses = np.bincount(arrays.indices, minlength=arrays.n)
+    operand_uses = arrays.reads
     node = np.repeat(np.arange(arrays.n), arrays.lengths)
     risky = np.unique(node[is_absorbed[node] & (operand_uses[arrays.indices] > 1)]).tolist()
     if not risky or not graph.outputs:
