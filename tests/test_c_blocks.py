@@ -248,3 +248,29 @@ def test_a_gradients_layer_over_a_row_constant_vector_reads_a_matrix_kept_only_t
             (a, ga), (b, gb) = fast.mean_and_grad(X, params=params), slow.mean_and_grad(X, params=params)
             assert_bits([a], [b])
             assert_bits(ga, gb)
+
+
+def test_lanes_of_block_tensors_are_read_in_place_and_inputs_in_order_need_no_table():
+    """A tensor's lane in the block (``index``, the logits of a softmax) is a pointer into the
+    tensor, not a copy; a pack of inputs in their own order is read without a table of
+    positions, and one in another order through its table; the bits stay the row loop's."""
+    from graphc.losses import softmax_cross_entropy
+    random.seed(3)
+    model = MLP(6, [5, 4])
+
+    def in_order(x, t):
+        return softmax_cross_entropy(model(x), t)
+
+    def reversed_inputs(x, t):
+        return softmax_cross_entropy(model(x[::-1]), t)
+    rng = np.random.default_rng(0)
+    X, T = rng.normal(size=(37, 6)), np.eye(4)[rng.integers(0, 4, 37)]
+    params = np.array([p.data for p in model.parameters()])
+    for loss, table in ((in_order, False), (reversed_inputs, True)):
+        fast, slow = graphc.compile(loss, backend="c"), graphc.compile(loss, backend="python")
+        (a, ga), (b, gb) = fast.mean_and_grad(X, T, params=params), slow.mean_and_grad(X, T, params=params)
+        assert_bits(a, b)
+        assert_bits(ga, gb)
+        assert re.search(r"const double \*v\d+ = v\d+ \+ 3 \* GC_B;", fast.source)
+        assert ("_from[6] = {5, 4, 3, 2, 1, 0}" in fast.source) == table
+        assert ("inputs + lane * n + r" in fast.source) != table

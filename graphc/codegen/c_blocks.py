@@ -53,24 +53,22 @@ class Blocks:
         size = ops.size_of(shape) if shape else 1
         decl = f"double {name}[{size} * GC_B];" if shape else f"double {name}[GC_B];"
         if i in w.gathered:
-            source = w.derived(i, "from")
-            table = w._gather(i)[1]
-            return [decl, table, f"for (int lane = 0; lane < {size}; lane++) "
-                                 f"memcpy({name} + lane * GC_B, inputs + {source}[lane] * n + r, sizeof(double) * GC_B);"]
+            source, tables = w.gather_source(i)
+            return [decl, *tables, f"for (int lane = 0; lane < {size}; lane++) "
+                                   f"memcpy({name} + lane * GC_B, inputs + {source} * n + r, sizeof(double) * GC_B);"]
         if ops.TABLE[op].elementwise:
             value = spell(SPELLINGS, op, [self.at(a) for a in g.args[i]], g.attrs[i], c_number)
             if not shape:
                 return [decl, f"{ROWS} {name}[rb] = {value};"]
             return [decl, f"for (int lane = 0; lane < {size}; lane++) {ROWS} {name}[lane * GC_B + rb] = {value};"]
+        if op == "index":  # a lane of a tensor held for the block: read where it is
+            (t,), (lane,) = g.args[i], g.attrs[i]
+            return [f"const double *{name} = {w.names[t]} + {lane} * GC_B;"]
         return [decl] + getattr(self, "_" + op)(i, name, size)
 
     def _pack(self, i: int, name: str, size: int) -> list[str]:
         lanes = " ".join(f"{name}[{k} * GC_B + rb] = {self.at(a)};" for k, a in enumerate(self.g.args[i]))
         return [f"{ROWS} {{ {lanes} }}"]
-
-    def _index(self, i: int, name: str, size: int) -> list[str]:
-        (t,), (lane,) = self.g.args[i], self.g.attrs[i]
-        return [f"memcpy({name}, {self.w.names[t]} + {lane} * GC_B, sizeof(double) * GC_B);"]
 
     def _unit(self, i: int, name: str, size: int) -> list[str]:
         (lane,) = self.g.attrs[i]

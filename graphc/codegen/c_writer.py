@@ -332,13 +332,20 @@ class _Writer:
             target = self.derived(i, "t") if block.transposed else name
             return [f"const double *{target} = params + {block.offset};"]
         size = ops.size_of(self.shapes[i])
-        source = "params" if self.gathered[i] == "params" else "inputs"
-        positions = table((self.layout.position if source == "params" else self._input_row)[a] for a in g.args[i])
-        read = f"params[{self.derived(i, 'from')}[lane]]" if source == "params" else \
-            f"inputs[{self.derived(i, 'from')}[lane] * n + r]"
-        return [f"double {name}[{size}];",
-                f"static const int {self.derived(i, 'from')}[{size}] = {positions};",
-                f"for (int lane = 0; lane < {size}; lane++) {name}[lane] = {read};"]
+        source, tables = self.gather_source(i)
+        read = f"params[{source}]" if self.gathered[i] == "params" else f"inputs[{source} * n + r]"
+        return [f"double {name}[{size}];", *tables, f"for (int lane = 0; lane < {size}; lane++) {name}[lane] = {read};"]
+
+    def gather_source(self, i: int) -> tuple[str, list[str]]:
+        """Where lane ``lane`` of gathered pack ``i`` is read from: its position among the
+        params or its row of ``inputs``, as a C expression, and the table of positions that
+        expression reads (none when the positions run on one by one from the first)."""
+        positions = [(self.layout.position if self.gathered[i] == "params" else self._input_row)[a]
+                     for a in self.graph.args[i]]
+        if positions == list(range(positions[0], positions[0] + len(positions))):
+            return ("lane" if positions[0] == 0 else f"({positions[0]} + lane)"), []
+        name = self.derived(i, "from")
+        return f"{name}[lane]", [f"static const int {name}[{len(positions)}] = {table(positions)};"]
 
     def _call(self, i: int) -> str:
         """Tensor node ``i`` as its :class:`~graphc.codegen.c_runtime.Call`, formatted."""
