@@ -326,7 +326,7 @@ class _Writer:
         return [f"double {names[i]}[{ops.size_of(shape)}];", text]
 
     def _gather(self, i: int) -> list[str]:
-        g, name = self.graph, self.names[i]
+        name = self.names[i]
         block = self.layout.blocks.get(i)
         if block is not None:  # read in place
             target = self.derived(i, "t") if block.transposed else name
