@@ -23,7 +23,9 @@ one at a time.
 
 The C kernels are built *outlined* (:data:`graphc.codegen.c_toolchain.OUTLINED_FLAGS`): a
 Python loop calls them once a step, so one copy of each layer kernel, built sooner, costs
-the step nothing measurable.
+the step nothing measurable.  The first call's kernels -- the rows' values and gradient and
+the outer graph's (:class:`NativeOuter`) -- are one library (:func:`rows_and_outer`) where
+that keeps each one's optimization level.
 """
 from __future__ import annotations
 
@@ -99,9 +101,25 @@ def outer_function(backend: Backend, joint: Graph, name: str, n_forward: int) ->
     generator function and its source: in C on the C backend, else Python (a NumPy program
     of one row would pay NumPy's call overhead on every scalar op)."""
     if backend.native_kernels:
-        outer = NativeOuter(joint, name, n_forward)
+        outer = NativeOuter(kernel_text(joint, name), n_forward)
         return outer, outer.source
     return python_backend.compile_graph(joint, name, seed=joint.inputs[-1], n_forward=n_forward)
+
+
+def rows_and_outer(backend: Backend, forward: Graph, joint: Graph, name: str, n_forward: int,
+                   outer_joint: Graph, outer_name: str, n_outer_forward: int) -> tuple:
+    """:func:`row_kernel` and :func:`outer_function` at once: the first call of a full-batch
+    loss needs both, and on C they are one library where the per-row kernels are
+    (:class:`NativeRows`) -- one run of the compiler, one prelude to read -- so the outer
+    function's source is then in the kernel's and comes back empty."""
+    if backend.native_kernels and not _shares_a_gradient(joint, n_forward):
+        outer_text = kernel_text(outer_joint, outer_name)
+        kernel = NativeRows(forward, joint, name, n_forward, also=outer_text)
+        if outer_text.function in kernel.source:
+            return kernel, (NativeOuter(outer_text, n_outer_forward, library=kernel.source), "")
+    else:
+        kernel = row_kernel(backend, forward, joint, name, n_forward)
+    return kernel, outer_function(backend, outer_joint, outer_name, n_outer_forward)
 
 
 def _start(start: float | None) -> float:
@@ -223,11 +241,15 @@ class NativeRows:
     """The per-row values by one C kernel, the gradients by another, which sums the rows it
     is given in reverse onto ``first`` (module docstring)."""
 
-    def __init__(self, forward: Graph, joint: Graph, name: str, n_forward: int) -> None:
+    def __init__(self, forward: Graph, joint: Graph, name: str, n_forward: int, also: KernelText | None = None) -> None:
+        """``also``: another kernel to build into the library, if that keeps every kernel's optimization."""
         gradients = kernel_text(joint, name, reduced=frozenset(range(n_forward, len(joint.outputs))), resuming=True)
         values = kernel_text(forward, f"{name}_values", seeded=False,
                              reduced=frozenset(range(len(forward.outputs))), resuming=True)
         together = gradients.source + "\n" + values.function
+        if also is not None and optimization_level(together + "\n" + also.function) == optimization_level(together) \
+                == optimization_level(also.source):
+            together += "\n" + also.function
         if optimization_level(together) == optimization_level(gradients.source) == optimization_level(values.source):
             self.source = together  # one library: one build, optimized as each would be alone
             self._gradients, self._values = NativeKernel(gradients, together), NativeKernel(values, together)
@@ -283,8 +305,9 @@ class NativeOuter:
 
     takes_arrays = True  # params as a float64 array
 
-    def __init__(self, joint: Graph, name: str, n_forward: int) -> None:
-        self.kernel = NativeKernel(kernel_text(joint, name))
+    def __init__(self, text: KernelText, n_forward: int, library: str | None = None) -> None:
+        """``library``: the source of a library holding the kernel among others (default: its own)."""
+        self.kernel = NativeKernel(text, library)
         self.source, self.n_forward = self.kernel.source, n_forward
         self.guess = 1.0
 

@@ -38,7 +38,7 @@ from .backends import Backend
 from .graph import Builder, Graph
 from .passes import JOINT_VECTOR_PIPELINE, VECTOR_PIPELINE, optimize
 from .passes.rows import RowSplit, recover_rows
-from .rows_kernels import outer_function, row_kernel
+from .rows_kernels import outer_function, row_kernel, rows_and_outer
 from .walk import depth_first
 
 #: Below this many traced nodes compiling the scalar program is cheap: rows are not sought.
@@ -109,7 +109,12 @@ class RowsProgram:
         self._lock = threading.Lock()
         self.forward_chain = plans[0].chain or 0
         self._seed_guess = 0.0  # the last row seed: usually the next one too (1/n for a mean)
-        self.source = self._rows_of(self.forward_chain)[1] + "\n" + self._outer_of(0)[1]
+        rows_joint, outer_joint = self._rows_joint(self.forward_chain), self._outer_joint(0)
+        kernel, (function, source) = rows_and_outer(backend, self._row_vector, rows_joint, f"{name}_rows",
+                                                    self.n_chains, outer_joint, f"{name}_outer", self.n_outputs)
+        self._rows[self.forward_chain] = self._rows_entry(kernel, rows_joint)
+        self._outers[0] = self._outer_entry(function, source, outer_joint)
+        self.source = "\n".join(part for part in (kernel.source, source) if part)
 
     def reached(self, output: int) -> tuple[bool, ...]:
         found = self._reached.get(output)
@@ -174,13 +179,18 @@ class RowsProgram:
             with self._lock:
                 made = self._rows.get(chain)
                 if made is None:
-                    joint = optimize(autodiff.grad(self._row_vector, chain, wrt_inputs=False),
-                                     passes=JOINT_VECTOR_PIPELINE)
-                    kernel = row_kernel(self.backend, self._row_vector, joint, f"{self.name}_rows", self.n_chains)
-                    reached = _reached(joint, self.n_chains)
-                    in_rows = None if all(reached) else np.array(reached, dtype=bool)
-                    made = self._rows[chain] = (kernel, kernel.source, reached, in_rows)
+                    joint = self._rows_joint(chain)
+                    made = self._rows[chain] = self._rows_entry(
+                        row_kernel(self.backend, self._row_vector, joint, f"{self.name}_rows", self.n_chains), joint)
         return made
+
+    def _rows_joint(self, chain: int) -> Graph:
+        """The per-row values and the gradient of ``chain``'s."""
+        return optimize(autodiff.grad(self._row_vector, chain, wrt_inputs=False), passes=JOINT_VECTOR_PIPELINE)
+
+    def _rows_entry(self, kernel, joint: Graph) -> tuple:
+        reached = _reached(joint, self.n_chains)
+        return kernel, kernel.source, reached, None if all(reached) else np.array(reached, dtype=bool)
 
     def _outer_of(self, output: int) -> tuple:
         """(function, source, reached) of the outer graph's forward and gradient of ``output``
@@ -190,13 +200,19 @@ class RowsProgram:
             with self._lock:
                 made = self._outers.get(output)
                 if made is None:
-                    joint = autodiff.grad(self._outer_graph, output, wrt_inputs=True)
-                    # re-rolled where it runs as a native program of one row (an L2 term: one dot product)
-                    joint = optimize(joint, passes=JOINT_VECTOR_PIPELINE) if self.backend.native_kernels else optimize(joint)
-                    function, source = outer_function(self.backend, joint, f"{self.name}_outer", self.n_outputs)
-                    reached = _reached(joint, self.n_outputs)[self.n_inputs:]
-                    made = self._outers[output] = (function, source, tuple(reached))
+                    joint = self._outer_joint(output)
+                    made = self._outers[output] = self._outer_entry(
+                        *outer_function(self.backend, joint, f"{self.name}_outer", self.n_outputs), joint)
         return made
+
+    def _outer_entry(self, function, source: str, joint: Graph) -> tuple:
+        return function, source, tuple(_reached(joint, self.n_outputs)[self.n_inputs:])
+
+    def _outer_joint(self, output: int) -> Graph:
+        """The outer graph's forward and the gradient of ``output``, re-rolled where it runs as a
+        native program of one row (an L2 term: one dot product)."""
+        joint = autodiff.grad(self._outer_graph, output, wrt_inputs=True)
+        return optimize(joint, passes=JOINT_VECTOR_PIPELINE) if self.backend.native_kernels else optimize(joint)
 
 
 class RowsCall:
