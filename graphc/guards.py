@@ -18,12 +18,12 @@ nodes only.
 """
 from __future__ import annotations
 
+import itertools
 import linecache
 import math
 import os
 import random
 import sys
-import threading
 import types
 import weakref
 from collections import Counter
@@ -161,14 +161,15 @@ class Record:
         """Called as the traced function ``fn`` starts: from now on, count."""
         self.counting = True
         self._generators = _generators_of(fn)
-        self._random = _random_state(self._generators) if threading.active_count() == 1 else None
+        self._random = _random_state(self._generators)
 
     def finish(self) -> None:
-        """Called when the traced function returned: did it draw random numbers?  (Told only
-        while no other thread runs: the generators' state is shared by every thread.)"""
+        """Called when the traced function returned: did it draw random numbers?  The global
+        generators are shared by every thread, so a draw by another thread during the trace
+        would be taken for the function's: a rare false warning, where checking only while
+        no other thread runs missed every draw in Jupyter (whose kernel always runs several)."""
         self.counting = False
-        self.random_drawn = self.random_drawn or (self._random is not None and threading.active_count() == 1
-                                                  and _random_state(self._generators) != self._random)
+        self.random_drawn = self.random_drawn or _random_state(self._generators) != self._random
 
     def frozen_message(self, name: str) -> str | None:
         """What compile says once about frozen data (None when nothing was frozen)."""
@@ -210,11 +211,14 @@ _GENERATORS = (random.Random, np.random.Generator, np.random.RandomState)
 
 def _generators_of(fn: Any) -> list:
     """The random generators ``fn`` names as globals or captures (``rng =
-    np.random.default_rng(0)``, a ``random.Random``): their draws are frozen as the global
-    ones are, and their state is no global one."""
+    np.random.default_rng(0)``, a ``random.Random``), and, for a callable object (a
+    Module), those its ``__call__`` names and those its attributes and its modules' hold
+    (a dropout's ``self.rng``): their draws are frozen as the global ones are, and their
+    state is no global one."""
     code = getattr(fn, "__code__", None)
     if code is None:
-        return []
+        call = getattr(type(fn), "__call__", None)
+        return _held_generators(fn) + (_generators_of(call) if hasattr(call, "__code__") else [])
     codes, names = [code], set()
     while codes:  # the function's own names, and those of its comprehensions and generator expressions
         c = codes.pop()
@@ -227,6 +231,31 @@ def _generators_of(fn: Any) -> list:
         except ValueError:  # a cell not yet filled
             continue
     return [g for g in named if isinstance(g, _GENERATORS)]
+
+
+def _held_generators(obj: Any, limit: int = 10_000) -> list:
+    """The generators held by ``obj``'s attributes, by those of the objects they hold (but
+    modules, classes, functions and Values), and by the lists, tuples and dicts among them:
+    at most ``limit`` objects looked into, and ``limit`` items of each."""
+    found, seen, stack = [], {id(obj)}, [obj]
+    while stack and len(seen) < limit:
+        item = stack.pop()
+        if isinstance(item, _GENERATORS):
+            found.append(item)
+            continue
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, (list, tuple)) \
+            else vars(item).values()
+        for child in itertools.islice(children, limit):
+            if id(child) not in seen and _holds_generators(child):
+                seen.add(id(child))
+                stack.append(child)
+    return found
+
+
+def _holds_generators(x: Any) -> bool:
+    return isinstance(x, (*_GENERATORS, list, tuple, dict)) or (
+        hasattr(x, "__dict__") and not isinstance(x, (type, types.ModuleType, types.FunctionType,
+                                                      types.MethodType, Value)))
 
 
 def _state_of(generator: Any) -> Any:

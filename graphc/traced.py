@@ -109,10 +109,11 @@ class TracedNumber:
         if operand is None:
             return NotImplemented
         a, b = (operand, (self.node, self.kind)) if reflected else ((self.node, self.kind), operand)
-        # by zero: Python's / raises at trace time (compiled: inf or nan); a NumPy number divides
-        # as NumPy does, to inf or nan
-        if op == "truediv" and _value(b[0]) == 0.0 and not isinstance(other, np.generic):
-            raise ZeroDivisionError("division by zero")
+        # by zero: Python's / raises (a NumPy number divides as NumPy does, to inf or nan); a
+        # traced divisor is guarded either way, so a call with a zero divisor traces again and
+        # raises there, and a trace whose ZeroDivisionError was caught serves only zero divisors
+        if op == "truediv" and not isinstance(other, np.generic):
+            _raises_at(b[0], ZeroDivisionError("division by zero"), "a divisor")
         return TracedNumber(apply(op, a[0], b[0]), kind_of(a[1], b[1]))
 
     def __add__(self, other):
@@ -156,6 +157,14 @@ class TracedNumber:
         if not isinstance(exponent, (int, float)):
             return NotImplemented
         kind = float if self.kind is float or isinstance(exponent, float) or exponent < 0 else int
+        if exponent < 0:  # Python's 0 ** -1 raises
+            _raises_at(self.node, ZeroDivisionError("0.0 cannot be raised to a negative power"), "a base")
+        if isinstance(exponent, float) and not exponent.is_integer():  # Python's (-8) ** 0.5 is complex
+            negative = self.node._data < 0.0
+            _guard(apply("lt", self.node, 0.0), negative, "a base")
+            if negative:
+                raise TraceError(f"{where()}: a negative traced number ({self.value!r}) to the fractional power "
+                                 f"{exponent!r}: Python gives a complex number, graphc computes floats")
         return TracedNumber(apply("pow", self.node, attr=(exponent,)), kind)
 
     def __rpow__(self, other):
@@ -260,9 +269,10 @@ class TracedNumber:
 
     def _integral(self) -> int | None:
         """The value as an int, guarded exactly, where a float this large has no fraction
-        (``k + 1`` past 2**53 is ``k`` again: a range guard around it could not hold); else None."""
-        if self.kind is float and abs(self.node._data) >= 2.0 ** 52:
-            return int(self._frozen())  # inf: OverflowError, as int(inf)
+        (``k + 1`` past 2**53 is ``k`` again: a range guard around it could not hold), or is
+        inf or nan (guarded so, then int's OverflowError or ValueError, as Python raises); else None."""
+        if self.kind is float and not abs(self.node._data) < 2.0 ** 52:
+            return int(self._frozen())
         return None
 
     def __float__(self) -> float:
@@ -343,6 +353,15 @@ def _between(x: TracedNumber, low: float, low_closed: bool, high_closed: bool, r
     _guard(apply("ge" if low_closed else "gt", x.node, low), True, what)
     _guard(apply("le" if high_closed else "lt", x.node, low + width), True, what)
     return result
+
+
+def _raises_at(x: Any, error: Exception, what: str) -> None:
+    """Raise ``error`` where ``x`` is 0, as Python does; a traced ``x`` is guarded either way."""
+    zero = _value(x) == 0.0
+    if isinstance(x, Value):
+        _guard(apply("eq", x, 0.0), zero, what)
+    if zero:
+        raise error
 
 
 def _value(x: Any) -> float:

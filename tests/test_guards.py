@@ -233,6 +233,42 @@ def test_a_draw_from_a_generator_the_function_names_is_said(make):
     graphc.compile(lambda x: x * 2.0 if rng is not None else x)(1.0)  # named, not drawn from: quiet
 
 
+def test_a_random_draw_is_said_while_other_threads_run():
+    """Regression (an outside tester): the draw was checked only while no other thread ran,
+    so never in Jupyter, whose kernel always runs several -- where micrograd's demo runs."""
+    import threading
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait, daemon=True)
+    other.start()
+    try:
+        f = graphc.compile(lambda x: x * (1.0 if random.random() > 0.5 else 0.0))
+        with pytest.warns(FrozenDataWarning, match="drew random numbers"):
+            f(1.0)
+    finally:
+        stop.set()
+
+
+def test_a_draw_from_a_generator_a_module_holds_is_said():
+    """A dropout-like Module drawing from its own ``self.rng``: the compiled Module (and a
+    function calling it from a closure) freezes the traced draw, so it is said."""
+    from graphc.nn import Module
+
+    class Dropout(Module):
+        def __init__(self) -> None:
+            self.rng, self.w = random.Random(1), Value(2.0)
+
+        def __call__(self, x):
+            return x * self.w * (1.0 if self.rng.random() > 0.5 else 0.0)
+
+        def parameters(self):
+            return [self.w]
+    with pytest.warns(FrozenDataWarning, match="a generator it names changed"):
+        graphc.compile(Dropout())(1.0)
+    quiet = Dropout()
+    quiet.rng = None
+    graphc.compile(lambda x: x * quiet.w)(1.0)  # holds no generator: nothing to say
+
+
 GLOBAL_RNG = np.random.default_rng(0)
 
 

@@ -103,3 +103,55 @@ def test_compiled_outputs_of_traced_numbers_are_plain_python_numbers():
     f = graphc.compile(lambda x: (x.data > 0, (x.data > 0) + 1, x.data * 2))
     assert f(1.5) == (True, 2, 3.0) and f(-1.0) == (False, 1, -2.0)
     assert [type(v) for v in f(0.0)] == [bool, int, float] and f.trace_count == 1
+
+
+def test_a_zero_divisor_is_guarded_so_a_caught_zero_division_serves_only_zero_divisors():
+    """Regression (an outside tester): ``x.data / y.data`` raised at y = 0 without a guard; a
+    function catching it left a variant with no guard, which then answered every call."""
+    def f(x, y):
+        try:
+            r = x.data / y.data
+        except ZeroDivisionError:
+            r = 0.0
+        return x * r
+    compiled = graphc.compile(f)
+    calls = [(3.0, 1.0), (3.0, 0.0), (3.0, 1.0), (6.0, 2.0), (6.0, -0.0)]
+    assert [compiled(*args).data for args in calls] == [f(Value(a), Value(b)).data for a, b in calls]
+    assert compiled.trace_count == 2
+
+
+def test_dividing_by_a_traced_zero_raises_as_python_does_after_a_trace_at_another_divisor():
+    compiled = graphc.compile(lambda x, y: x.data / y.data)
+    assert compiled(1.0, 2.0) == 0.5
+    with pytest.raises(ZeroDivisionError):
+        compiled(1.0, 0.0)
+    power = graphc.compile(lambda x: x.data ** -1)
+    assert power(2.0) == 0.5
+    with pytest.raises(ZeroDivisionError):
+        power(0.0)
+    assert graphc.compile(lambda x, y: x.data / y.data)(1.0, 4.0) == 0.25  # and the divisor's guard holds
+
+
+@pytest.mark.parametrize("convert", [int, round, math.floor, math.ceil])
+def test_int_of_nan_or_inf_is_guarded_so_a_caught_error_serves_only_that_number(convert):
+    """Regression (an outside tester): ``int(nan)`` raised with no guard recorded."""
+    def g(x):
+        try:
+            k = convert(x.data)
+        except (ValueError, OverflowError):
+            k = -1
+        return x * k
+    compiled = graphc.compile(g)
+    calls = [2.5, math.nan, 2.5, 7.5, math.inf, 3.25, -math.inf, math.nan]
+    got, want = [compiled(a).data for a in calls], [g(Value(a)).data for a in calls]
+    assert [repr(v) for v in got] == [repr(v) for v in want]
+
+
+def test_a_negative_traced_number_to_a_fractional_power_is_refused_and_a_positive_one_guarded():
+    """Python gives a complex number there; graphc's programs compute floats."""
+    with pytest.raises(graphc.TraceError, match="fractional power"):
+        graphc.compile(lambda x: x * x.data ** 0.5)(-4.0)
+    root = graphc.compile(lambda x: x * x.data ** 0.5)
+    assert root(4.0).data == 8.0
+    with pytest.raises(graphc.TraceError, match="fractional power"):
+        root(-4.0)
