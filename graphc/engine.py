@@ -46,6 +46,12 @@ def _write_data(v: Value, value: float) -> None:
         _data_dirty = True
 
 
+def _traced_write(v: Value, value: float) -> None:
+    if _tracing_threads and _this_thread.node_class is not Value:
+        _this_thread.node_class.write_data(v, value)
+    _write_data(v, value)
+
+
 # Caches of params' numbers (Signature.param_data) stay current while data_epoch() stays the
 # same.  A write of an existing Value's number only raises a flag, and tests it first (a
 # counter cost the SGD loop over the demo's 337 params 14 us, an int allocated per write; an
@@ -100,10 +106,11 @@ def claim_writes(epoch: int) -> int | None:
 # ``Value.data`` is one of two properties.  While no thread traces, the plain one reads the
 # slot with a C getter (a third of the time of a Python one: micrograd's SGD loop reads
 # ``p.data`` for every param on every step); while some thread traces, ``tracing`` swaps in
-# the other, which checks whether this thread traces (it then gives a traced number).
+# the other, which checks whether this thread traces (it then gives a traced number, and
+# refuses a write).
 _DATA_DOC = "The scalar value (a float); while this thread traces, a traced number (graphc.traced)."
 _PLAIN_DATA = property(operator.attrgetter("_data"), _write_data, doc=_DATA_DOC)
-_TRACED_DATA = property(_traced_data, _write_data, doc=_DATA_DOC)
+_TRACED_DATA = property(_traced_data, _traced_write, doc=_DATA_DOC)
 
 
 class Value:

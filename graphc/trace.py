@@ -30,7 +30,7 @@ from .engine import Value, topological_order
 from .errors import ArgumentError, FrozenDataWarning, TraceError, TracerWarning
 from .gcpause import gc_paused
 from .graph import Builder, Graph
-from .guards import Record
+from .guards import Record, user_location
 from .names import sanitize
 from .nn import Module
 from .ops import Op
@@ -54,6 +54,17 @@ class TracedValue(Value):
         if v._kind is None and (v._attr is engine.CONSTANT or (isinstance(v, TracedValue) and v._attr is not _PLACEHOLDER)):
             return v._data
         return TracedNumber(v, float)
+
+    @staticmethod
+    def write_data(v: Value, value: Any) -> None:
+        """``v.data = value`` while tracing: refused.  The program would run the write only
+        while it is traced, and every later call would compute with what the write replaced."""
+        whose = f"the .data of {v.label!r}" if v.label else "a Value's .data"
+        raise TraceError(f"{user_location()}: the function writes {whose} while it is traced: a compiled "
+                         f"function computes its Values on every call but would make such a write only "
+                         f"once, at the trace. Update params outside the function (as micrograd's training "
+                         f"loop does), or compute a new Value (-(-w).max(-1.0) for min(w, 1)) instead of "
+                         f"overwriting a number")
 
     compare = staticmethod(compare)
 

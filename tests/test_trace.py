@@ -191,3 +191,33 @@ def test_micrograd_mlp_itself_gets_the_advice():
     micrograd_nn = pytest.importorskip("micrograd.nn")
     with pytest.raises(GraphcError, match="micrograd.engine.Value, another library's Value.*import Value"):
         graphc.compile(micrograd_nn.MLP(2, [4, 1]))
+
+
+def test_writing_data_while_traced_is_refused_naming_the_line_and_nothing_is_written():
+    """Regression (an outside tester): a weight clipped inside the function (``v.data =
+    min(v.data, 1.0)``) was written once, at the trace, and every later call computed with
+    whatever ``v.data`` held; an update inside (``w.data -= 0.25``) got a misleading "not
+    deterministic" error."""
+    v = Value(5.0, label="v")
+
+    def clipped(x):
+        v.data = min(v.data, 1.0)
+        return x * v
+
+    def stepped(x):
+        loss = (x * v - 1) ** 2
+        v.data -= 0.25
+        return loss
+
+    def made_inside(x):
+        h = x * 2
+        h.data = 3.0
+        return h
+    for fn in (clipped, stepped, made_inside):
+        with pytest.raises(TraceError, match=r"test_trace\.py:\d+: the function writes .*while it is traced"):
+            graphc.compile(fn)(1.0)
+        with pytest.raises(TraceError, match="while it is traced"):
+            trace(fn, 1.0)
+    assert v.data == 5.0
+    v.data = 2.0  # outside a trace, as ever
+    assert graphc.compile(lambda x: x * v)(3.0).data == 6.0
