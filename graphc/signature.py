@@ -123,6 +123,9 @@ class Signature:
         self.param_tuple = tuple(self.params)
         self.params_are_leaves = not any(p._prev for p in self.params)
         self.n_outputs = len(traced.outputs)
+        # the guards' outputs (after the function's; a joint graph's gradients come after them):
+        # computed as traced, whatever the numerics, to decide as eager did
+        self.guard_outputs = range(self.guards.n_outputs, self.n_outputs)
         self.out_tree = traced.out_tree
         self._programs: _Cache[ScalarKey | BatchedKey, Program] = _Cache(lock)
         self._one_row: _Cache[tuple[int | None, bool], Program] = _Cache(lock)
@@ -152,7 +155,8 @@ class Signature:
             with self._lock:
                 if self._graph is None:
                     with _Timer(self.stats, "optimize"):
-                        graph, report = optimize(self._traced, report=True, numerics=self.numerics)
+                        graph, report = optimize(self._traced, report=True, numerics=self.numerics,
+                                                 exact_outputs=self.guard_outputs)
                     self.stats.optimized_nodes = len(graph)
                     self._report("forward", report)
                     self._graph = graph
@@ -218,7 +222,7 @@ class Signature:
             raw = autodiff.grad(forward, output, wrt_inputs=wrt_inputs)
         with _Timer(self.stats, "optimize"):
             joint, report = optimize(raw, report=True, passes=JOINT_VECTOR_PIPELINE if vector else None,
-                                     numerics=self.numerics)
+                                     numerics=self.numerics, exact_outputs=self.guard_outputs)
         self.stats.joint_nodes, self.stats.joint_optimized_nodes = len(raw), len(joint)
         self._report(f"{'re-rolled ' if vector else ''}gradient of output {output}", report)
         return joint

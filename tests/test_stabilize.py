@@ -168,3 +168,26 @@ def test_log1p_and_softplus_special_values(x, log1p, softplus):
         got = apply(name, x).data
         assert (math.isnan(got) and math.isnan(want)) or (got == want and math.copysign(1, got) == math.copysign(1, want)), \
             (name, x, got, want)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_guards_compute_what_the_trace_decided_on_while_the_rest_is_rewritten(backend):
+    """Regression (an outside tester): the guard's predicate was rewritten too (``log(1 + x)``
+    to ``log1p``), so its number differed from the eager trace's and the first call failed its
+    own guard ("not deterministic").  Guards stay exact; the output is still rewritten."""
+    frozen = graphc.compile(lambda x: x * (1 + x).log().data, backend=backend, numerics="stable")
+    assert frozen(2.0).data == 2.0 * math.log(1 + 2.0)
+
+    def branch(x):
+        return (1 + 2 * x).log() * (2 if (1 + x).log().data > 0 else 3)
+
+    def shared(x):  # the guard's node is the output's too: it stays exact, as eager computes it
+        shifted = (1 + x).log()
+        return shifted * 2 if shifted.data > 0 else shifted * 3
+    compiled, exact = graphc.compile(branch, backend=backend, numerics="stable"), \
+        graphc.compile(shared, backend=backend, numerics="stable")
+    for x in (1e-17, -0.25, 2.0, 1e-17):
+        assert compiled(x).data == math.log1p(2 * x) * (2 if math.log(1 + x) > 0 else 3)
+        assert exact(x).data == shared(Value(x)).data
+        compiled(x).backward()
+    assert compiled.trace_count == 2 and "log1p" in compiled.source

@@ -1,8 +1,10 @@
 """``optimize``: run the passes in order, round after round, until nothing changes."""
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
+from typing import Sequence
 
 from ..errors import ArgumentError
 from ..gcpause import gc_paused
@@ -49,7 +51,7 @@ class OptimizeReport:
 
 
 def optimize(graph: Graph, *, report: bool = False, passes=None, max_rounds: int = MAX_ROUNDS,
-             numerics: str = "exact"):
+             numerics: str = "exact", exact_outputs: Sequence[int] = ()):
     """The graph with every pass applied to a fixed point; never changes what it computes.
 
     Each round runs the passes in order, except those that already ran on the current
@@ -60,13 +62,16 @@ def optimize(graph: Graph, *, report: bool = False, passes=None, max_rounds: int
     adds the :mod:`~graphc.passes.stabilize` rewrites (``log(1 + x) -> log1p(x)``, ...),
     which change results: more accurate, no longer bit-identical to eager.
     ``numerics="fast"`` changes nothing here: the graph stays exact (see :data:`NUMERICS`).
+    ``exact_outputs``: positions of outputs whose nodes the stable rewrites leave alone (a
+    compiled function's guards).
     """
     if not isinstance(graph, Graph):
         raise ArgumentError(f"optimize takes a graphc.Graph (from graphc.trace); got {type(graph).__name__}")
     check_numerics(numerics)
     passes = PIPELINE if passes is None else passes
     if numerics == "stable" and stabilize not in passes:
-        passes = tuple(passes) + (stabilize,)
+        passes = tuple(passes) + ((functools.partial(stabilize, exact_outputs=exact_outputs),) if exact_outputs
+                                  else (stabilize,))
     summary = OptimizeReport(before=len(graph))
     with gc_paused():
         graph = _fixed_point(graph, passes, max_rounds, summary)

@@ -163,12 +163,15 @@ def simplify(graph: Graph) -> PassResult:
     return rewrite(graph, RULES, "simplify")
 
 
-def rewrite(graph: Graph, rules: list[Rule], name: str) -> PassResult:
-    """One pass of ``rules`` (the first match wins at each node), reported as pass ``name``."""
+def rewrite(graph: Graph, rules: list[Rule], name: str, kept: list[bool] | None = None) -> PassResult:
+    """One pass of ``rules`` (the first match wins at each node), reported as pass ``name``;
+    the nodes ``kept`` marks stay as they are."""
     by_op, triggers = _index(rules)
     facts = Analysis(graph)
     ops_, args_, attrs_ = graph.ops, graph.args, graph.attrs
     near = _near_matches(graph, by_op)
+    if kept is not None:
+        near = [i for i in near if not kept[i]]
     first = next((i for i in near if _first_match(by_op, graph, i, args_[i], facts)), None)
     if first is None:
         return PassResult(graph, PassStats(name, len(graph), len(graph)))

@@ -16,6 +16,8 @@ nan past exp's overflow.
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 from ..graph import Graph
 from .base import PassResult
 from .simplify import C, P, Rule, X, rewrite
@@ -31,6 +33,9 @@ RULES: list[Rule] = [
 ]
 
 
-def stabilize(graph: Graph) -> PassResult:
-    """Apply the stability rules (see the module docstring)."""
-    return rewrite(graph, RULES, "stabilize")
+def stabilize(graph: Graph, exact_outputs: Sequence[int] = ()) -> PassResult:
+    """Apply the stability rules (see the module docstring), but not to the nodes the
+    outputs at the positions ``exact_outputs`` read: a compiled function's guards, which must
+    compute the numbers its trace decided on (``if log(1 + x).data > 0``), as eager does."""
+    kept = graph.live([graph.outputs[k] for k in exact_outputs]) if exact_outputs else None
+    return rewrite(graph, RULES, "stabilize", kept=kept)
