@@ -4,8 +4,11 @@ graphc's Values compute eagerly, so tracing is just a run on *placeholders* (Val
 holding the example arguments) followed by a walk over the resulting Value DAG:
 
 * placeholders become ``input`` nodes (one per scalar, used or not);
-* leaf Values that existed before the call become ``param`` nodes -- compiled code reads
-  their ``.data`` at every call and writes their gradients back;
+* Values that existed before the call become ``param`` nodes -- compiled code reads their
+  ``.data`` at every call and writes their gradients back.  Mostly leaves (a model's
+  weights); a Value computed outside (``w2 = a * a``, or an earlier compiled call's
+  output) is read as it is, as eager reads it -- not recomputed from ``a`` -- and its
+  gradient flows on into its own history in ``backward()``, as eager's does;
 * numbers, and leaf Values created inside the function (``Value(x)`` on captured data),
   become ``const`` nodes;
 * everything else is an op node, its operands in order.
@@ -21,12 +24,13 @@ call) and a :class:`~graphc.FrozenDataWarning` for data frozen into the graph.
 from __future__ import annotations
 
 import inspect
+import math
 import traceback
 import warnings
 from typing import Any, Callable, Iterable
 
 from . import engine
-from .engine import Value, topological_order
+from .engine import Value
 from .errors import ArgumentError, FrozenDataWarning, TraceError, TracerWarning
 from .gcpause import gc_paused
 from .graph import Builder, Graph
@@ -196,11 +200,12 @@ def _to_graph(out_leaves: list, placeholders: list[Value], paths: list[str], giv
     outer trace's (TracedValues of another class) become params -- the walk stops at them --
     read live when the graph is replayed on the outer trace's Values, never frozen."""
     roots = [v for v in out_leaves if isinstance(v, Value)]
-    nested = node_class is not TracedValue
 
-    def outer(v: Value) -> bool:  # a Value of the trace this one runs inside
-        return nested and isinstance(v, TracedValue) and type(v) is not node_class
-    topo = depth_first(roots, lambda v: () if outer(v) else v._prev) if nested else topological_order(roots)
+    def made_before(v: Value) -> bool:
+        """Made before this trace ran (a param, a Value computed outside, or one of the trace
+        this one runs inside): the walk stops there, and the program reads its number live."""
+        return type(v) is not node_class
+    topo = depth_first(roots, lambda v: () if type(v) is not node_class else v._prev)
     b = Builder()
     index: dict[Value, int] = {}  # a Value's node (Values hash by identity)
     inputs = []
@@ -211,9 +216,10 @@ def _to_graph(out_leaves: list, placeholders: list[Value], paths: list[str], giv
     param_values = list(dict.fromkeys(given_params))  # ordered, without duplicates
     known = set(map(id, param_values))
     constant = engine.CONSTANT
-    found = [v for v in topo if v not in index and id(v) not in known and (
-        (v._kind is None and v._attr is not constant and not isinstance(v, TracedValue)) or outer(v))]
-    param_values += sorted(found, key=lambda v: v._serial)  # creation order: model.parameters() order
+    found = [v for v in topo if v not in index and id(v) not in known and made_before(v)
+             and not (v._kind is None and v._attr is constant)]
+    # leaves in creation order (model.parameters() order), then Values computed outside, as met
+    param_values += sorted(found, key=lambda v: getattr(v, "_serial", math.inf))
     params = []
     for k, p in enumerate(param_values):
         if not isinstance(p, Value):

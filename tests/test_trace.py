@@ -49,12 +49,27 @@ def test_params_in_creation_order_and_given_order_first():
     assert g.param_values == [b, a]
 
 
-def test_captured_intermediates_are_recomputed_from_their_params():
-    p = Value(2.0)
-    h = p * 3.0  # built before tracing: its constant 3.0 is not a param
-    g = trace(lambda x: h * x, 1.0)
-    assert g.param_values == [p]
-    assert "mul" in g.ops
+def test_a_value_computed_outside_is_a_param_read_as_it_is_and_backward_goes_on_into_its_history():
+    """Regression (an outside tester): ``h = p * 3`` made before the trace was recomputed from
+    ``p`` on every call, so a write to ``h.data`` was ignored, a change of ``p.data`` showed
+    where eager's ``h`` keeps its number, and ``h.grad`` stayed 0.  Now it is read as eager
+    reads it, and the gradient flows on through it into ``p``, as eager's does."""
+    p, q = Value(2.0, label="p"), Value(5.0, label="q")
+    h = p * 3.0
+    g = trace(lambda x: h * x + q, 1.0)
+    assert g.param_values == [q, h] and "mul" in g.ops and len([o for o in g.ops if o == "mul"]) == 1
+    f = graphc.compile(lambda x: h * x + q)
+    p.data = 4.0  # eager's h keeps 6.0
+    assert f(2.0).data == (h * 2.0 + q).data == 17.0
+    h.data = 10.0
+    assert f(2.0).data == 25.0
+    out = f(2.0)
+    out.backward()
+    assert (h.grad, p.grad, q.grad) == (2.0, 6.0, 1.0)
+    inner = graphc.compile(lambda x: x * x)
+    earlier = inner(Value(3.0, label="y"))  # an earlier compiled call's output, captured
+    outer = graphc.compile(lambda x: earlier * x)
+    assert outer(2.0).data == 18.0
 
 
 def test_deciding_on_traced_values_warns_naming_the_guards():
