@@ -21,6 +21,7 @@ trace (:meth:`GradFunction._traced_call`), so they nest as JAX's do.
 from __future__ import annotations
 
 import functools
+import warnings
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -130,7 +131,11 @@ def make_graph(fn: Callable, *, optimize: bool = True, numerics: str = "exact") 
 
     def graph_of(*args: Any) -> Graph:
         params = target.parameters() if isinstance(target, Module) else None
-        graph = trace(target, *args, params=params)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            graph = trace(target, *args, params=params)
+        for warning in caught:  # said again at the caller's line, not at this one
+            warnings.warn(warning.message, warning.category, stacklevel=2)
         if optimize:
             graph = optimize_graph(graph, numerics=numerics)
         if isinstance(fn, GradFunction):

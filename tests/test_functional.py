@@ -192,3 +192,10 @@ def test_the_readme_example_prints_what_the_readme_shows(capsys):
     code, shown = re.findall(r"```(?:python|text)\n(.*?)```", section, re.S)
     exec(compile(code, "README.md", "exec"), {})  # noqa: S102  (the README's own example)
     assert capsys.readouterr().out == shown
+
+
+def test_make_graph_warns_at_the_callers_line():
+    """Regression (an outside tester): its TracerWarning pointed into graphc/functional.py."""
+    with pytest.warns(graphc.TracerWarning) as caught:
+        graphc.make_graph(lambda x: x if x.data > 0 else -x)(1.0)
+    assert [w.filename for w in caught] == [__file__]
