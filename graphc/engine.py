@@ -131,6 +131,7 @@ class Value:
         tracing = node_class is not Value and record is not None  # read once: one answer for the whole call
         if tracing:
             record.leaf(data)  # a trace counts the numbers frozen into it
+            self.__class__ = node_class  # first: a traced Value's own writes are not refused
         self._data = _as_float(data)
         self.grad = 0
         self._prev = children
@@ -139,7 +140,6 @@ class Value:
         self.label = label
         self._serial = next(_serials)  # creation order: how a trace orders the params it finds
         if tracing:
-            self.__class__ = node_class
             record.made(self)
 
     @property
@@ -216,6 +216,8 @@ class Value:
         (Snapshotting costs ~18% of a backward, so a purely eager graph, where only an
         interrupt could strike, is not snapshotted: ~4% to find out.)
         """
+        if _tracing_threads and _this_thread.node_class is not Value:
+            _this_thread.node_class.refuse_backward()
         kind = self._kind
         if kind is not None and type(kind) is not Op and getattr(kind, "over_leaves", False):
             self._backpropagate_to_leaves(kind)
@@ -309,6 +311,21 @@ _tracing_threads: set[int] = set()
 _swap_lock = threading.Lock()  # the set of tracing threads and Value.data change together
 
 
+# ``Value.grad`` too: its slot while no thread traces; while some thread does, a property
+# over the slot that refuses this thread's writes to Values made before its trace
+# (``zero_grad()`` inside the function would run once, at the trace).
+_GRAD_SLOT = Value.__dict__["grad"]
+
+
+def _traced_grad_write(v: Value, grad: Any) -> None:
+    if _tracing_threads and _this_thread.node_class is not Value:  # (a traced Value has the slot itself)
+        _this_thread.node_class.write_grad(v)
+    _GRAD_SLOT.__set__(v, grad)
+
+
+_TRACED_GRAD = property(_GRAD_SLOT.__get__, _traced_grad_write, doc=_GRAD_SLOT.__doc__)
+
+
 class tracing:
     """``with tracing(TracedValue, record):`` -- this thread creates ``node_class`` Values, and
     records guards and frozen data in ``record``, until the block ends; blocks nest.  The one place tracing state changes, and interrupt-safe: an
@@ -332,7 +349,7 @@ class tracing:
             state.record = self.record
             with _swap_lock:
                 _tracing_threads.add(threading.get_ident())
-                Value.data = _TRACED_DATA
+                Value.data, Value.grad = _TRACED_DATA, _TRACED_GRAD
             return self
         except BaseException:
             _restore(saved)
@@ -350,7 +367,7 @@ def _restore(saved: tuple[type, int, Any]) -> None:
         with _swap_lock:
             _tracing_threads.discard(threading.get_ident())
             if not _tracing_threads:
-                Value.data = _PLAIN_DATA
+                Value.data, Value.grad = _PLAIN_DATA, _GRAD_SLOT
 
 
 def is_tracing() -> bool:

@@ -48,20 +48,26 @@ _INFIX = {"add": "+", "sub": "-", "mul": "*", "truediv": "/", "lt": "<", "le": "
 _NUMPY = os.path.dirname(os.path.abspath(np.__file__)) + os.sep
 
 
-def user_frame():
-    """The innermost frame of user code (outside the tracing machinery and NumPy), or None."""
+def user_frame(also: frozenset[str] = frozenset()):
+    """The innermost frame of user code (outside the tracing machinery, NumPy and the files
+    ``also`` names), or None."""
     frame = sys._getframe(1)
     while frame is not None:
         path = os.path.abspath(frame.f_code.co_filename)
-        if path not in _MACHINERY and not path.startswith(_NUMPY):
+        if path not in _MACHINERY and path not in also and not path.startswith(_NUMPY):
             return frame
         frame = frame.f_back
     return None
 
 
-def user_location() -> str:
-    """``file.py:line`` of the innermost user code, for messages."""
-    return location(user_frame())
+#: graphc's nn: where its own methods (``zero_grad``) do what a message is about, the user's
+#: line is their caller's.
+NN = frozenset({os.path.join(_HERE, "nn.py")})
+
+
+def user_location(also: frozenset[str] = frozenset()) -> str:
+    """``file.py:line`` of the innermost user code (see :func:`user_frame`), for messages."""
+    return location(user_frame(also))
 
 
 def location(frame) -> str:

@@ -34,7 +34,7 @@ from .engine import Value
 from .errors import ArgumentError, FrozenDataWarning, TraceError, TracerWarning
 from .gcpause import gc_paused
 from .graph import Builder, Graph
-from .guards import Record, user_location
+from .guards import NN, Record, user_location
 from .names import sanitize
 from .nn import Module
 from .ops import Op
@@ -50,6 +50,10 @@ class TracedValue(Value):
     ``.data`` and compares Values while it traces (:meth:`read_data`, :meth:`compare`)."""
 
     __slots__ = ()
+    #: Value's own slot: while a trace runs, ``Value.grad`` is a property refusing writes to
+    #: the Values made before it (see ``engine._TRACED_GRAD``); the trace's own, made by the
+    #: hundred thousand, keep the slot's speed.
+    grad = engine._GRAD_SLOT
 
     @staticmethod
     def read_data(v: Value) -> float | TracedNumber:
@@ -69,6 +73,23 @@ class TracedValue(Value):
                          f"once, at the trace. Update params outside the function (as micrograd's training "
                          f"loop does), or compute a new Value (-(-w).max(-1.0) for min(w, 1)) instead of "
                          f"overwriting a number")
+
+    @staticmethod
+    def write_grad(v: Value) -> None:
+        """``v.grad = ...`` (``zero_grad()``) on a Value made before the trace, while tracing:
+        refused, as a ``.data`` write is."""
+        whose = f"the .grad of {v.label!r}" if v.label else "a .grad"
+        raise TraceError(f"{user_location(NN)}: the function writes {whose} while it is traced (zero_grad() "
+                         f"inside it?): the write would be made once, at the trace, and later calls' gradients "
+                         f"would add onto what it left. Zero the gradients outside the compiled function, "
+                         f"before each backward(), as micrograd's training loop does")
+
+    @staticmethod
+    def refuse_backward() -> None:
+        """``backward()`` while tracing: refused (it would run once, at the trace)."""
+        raise TraceError(f"{user_location()}: backward() inside the traced function would run once, at the "
+                         f"trace, and no later call would write gradients. Return the loss and call backward() "
+                         f"on the compiled function's output, outside it")
 
     compare = staticmethod(compare)
 

@@ -321,9 +321,11 @@ def test_micrograd_nodes_are_refused_where_graphc_cannot_follow_them():
         Value(1.0, (Value(2.0),), "f")._backward = 3
     with pytest.raises(graphc.TraceError, match="cannot trace an op made the micrograd way.*'tanh'"):
         graphc.compile(lambda x: _micrograd_tanh(x * 2))(Value(0.3))
-    made_before = _micrograd_tanh(Value(0.4))  # eagerly, outside the function: met by the trace all the same
-    with pytest.raises(graphc.TraceError, match="cannot trace an op made the micrograd way.*'tanh'"):
-        graphc.compile(lambda x: x * made_before)(2.0)
+    inner = Value(0.4)
+    made_before = _micrograd_tanh(inner)  # eagerly, outside the function: a param, read as it is
+    out = graphc.compile(lambda x: x * made_before)(2.0)
+    out.backward()  # and backward() goes on through its own _backward, as eager's does
+    assert (out.data, made_before.grad, inner.grad) == (2.0 * math.tanh(0.4), 2.0, 2.0 * (1 - math.tanh(0.4) ** 2))
 
 
 def test_the_lectures_own_constructor_calls_and_copies_of_micrograd_nodes():

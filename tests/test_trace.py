@@ -236,3 +236,40 @@ def test_writing_data_while_traced_is_refused_naming_the_line_and_nothing_is_wri
     assert v.data == 5.0
     v.data = 2.0  # outside a trace, as ever
     assert graphc.compile(lambda x: x * v)(3.0).data == 6.0
+
+
+def test_zero_grad_or_backward_inside_the_traced_function_is_refused_at_the_users_line():
+    """PyTorch's closure pattern (``zero_grad(); loss = ...; loss.backward()``) compiled as
+    is: each would run once, at the trace -- later calls' gradients piling onto the first's,
+    or never written -- so each is refused, naming the user's line, and no .grad is changed."""
+    random.seed(0)
+    model = MLP(2, [3, 1])
+
+    def zeroing(x):
+        model.zero_grad()
+        return (model(x) - 1.0) ** 2
+
+    def by_hand(x):
+        for p in model.parameters():
+            p.grad = 0.0
+        return (model(x) - 1.0) ** 2
+
+    def backward_inside(x):
+        loss = (model(x) - 1.0) ** 2
+        loss.backward()
+        return loss
+    for fn, what in ((zeroing, "the function writes the .grad of 'L0.N0.w0'"),
+                     (by_hand, "the function writes the .grad"),
+                     (backward_inside, r"backward\(\) inside the traced function")):
+        with pytest.raises(TraceError, match=rf"test_trace\.py:\d+: {what}"):
+            graphc.compile(fn)([1.0, 2.0])
+        assert all(p.grad == 0 and type(p.grad) is int for p in model.parameters())
+    step = graphc.compile(lambda x: (model(x) - 1.0) ** 2)
+    for _ in range(2):  # the loop as micrograd writes it: zero_grad outside, then backward
+        model.zero_grad()
+        step([1.0, 2.0]).backward()
+    eager = (model([Value(1.0), Value(2.0)]) - 1.0) ** 2
+    grads = [p.grad for p in model.parameters()]
+    model.zero_grad()
+    eager.backward()
+    assert grads == [p.grad for p in model.parameters()]
