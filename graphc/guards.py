@@ -18,6 +18,7 @@ nodes only.
 """
 from __future__ import annotations
 
+import gc
 import itertools
 import linecache
 import math
@@ -110,6 +111,8 @@ class Record:
         self.counting = False  # set while the traced function itself runs (not its placeholders)
         self._made: list = []  # weak references to the leaf Values the function made (see kept)
         self.kept = 0  # how many of them outlived the trace
+        self._numbers: list = []  # weak references to the traced numbers it made (see kept_numbers)
+        self.kept_numbers = 0  # how many of them outlived the trace
 
     def guard(self, predicate: Value, outcome: bool, what: str) -> None:
         frame = user_frame()
@@ -124,6 +127,7 @@ class Record:
         self.frozen.update(inner.frozen)
         self.texts.update(inner.texts)
         self.kept += inner.kept
+        self.kept_numbers += inner.kept_numbers
         self.random_drawn = self.random_drawn or inner.random_drawn
 
     def made(self, value: Value) -> None:
@@ -132,10 +136,20 @@ class Record:
         if self.counting:
             self._made.append(weakref.ref(value))
 
+    def made_number(self, number: Any) -> None:
+        """A traced number (a ``.data``, or what Python computed from one) made while the
+        function runs: watched, to tell one kept after the trace (:meth:`count_kept`)."""
+        if self.counting:
+            self._numbers.append(weakref.ref(number))
+
     def count_kept(self) -> None:
         """Once the trace's own Values are gone: how many Values the function made are still
         alive -- kept in a cache, an attribute, a global -- but for those the guards read.
         The program froze their numbers, and nothing writes their ``.grad``."""
+        if any(ref() is not None for ref in self._numbers):  # a history list's loss.data, or a cycle the
+            gc.collect()  # paused collector left (a caught exception's traceback): rare, so asked only then
+            self.kept_numbers += sum(ref() is not None for ref in self._numbers)
+        self._numbers = []
         alive = [v for v in (ref() for ref in self._made) if v is not None]
         self._made = []
         if alive:
@@ -200,6 +214,13 @@ class Record:
                                        "instead, so each call reads them" + (
                                            "; make lasting Values (weights) outside the function: it reads "
                                            "them as params" if self.kept else "")]
+        if self.kept_numbers:
+            n = self.kept_numbers
+            parts.append(f"kept {n} traced number{'s' * (n != 1)} (a Value's .data, or a number computed from "
+                         f"one) after it returned, appended to a list or stored in an attribute: they hold the "
+                         f"trace's numbers, and later calls store none")
+            advice.append("Return such numbers instead (a compiled function's outputs are computed on every "
+                          "call), and keep them outside it")
         if self.texts:
             total = sum(self.texts.values())
             shown = ", ".join(f"{n} at {where}" for where, n in self.texts.most_common(4))

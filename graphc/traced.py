@@ -80,10 +80,13 @@ def _unrecorded(what: str) -> TraceError:
 class TracedNumber:
     """A plain Python number (``kind`` bool, int or float) computed by graph node ``node``."""
 
-    __slots__ = ("node", "kind")
+    __slots__ = ("node", "kind", "__weakref__")
 
     def __init__(self, node: Value, kind: type) -> None:
         self.node, self.kind = node, kind
+        record = current_record()
+        if record is not None:
+            record.made_number(self)
 
     @property
     def value(self) -> bool | int | float:
@@ -361,7 +364,10 @@ def _raises_at(x: Any, error: Exception, what: str) -> None:
     if isinstance(x, Value):
         _guard(apply("eq", x, 0.0), zero, what)
     if zero:
-        raise error
+        try:
+            raise error
+        finally:
+            del error  # no cycle of the error, its traceback and this frame
 
 
 def _value(x: Any) -> float:

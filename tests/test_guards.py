@@ -355,3 +355,23 @@ def test_what_a_compiled_function_does_not_see_is_as_the_readme_says():
     kinds = graphc.compile(lambda x: x * (1.0 if isinstance(x.data, float) else 2.0))
     assert kinds(3.0).data == 6.0  # eager: 3.0
 
+
+
+def test_a_traced_number_kept_after_the_trace_is_said_and_a_caught_error_is_no_false_alarm():
+    """``history.append(loss.data)`` inside the function appends once, at the trace."""
+    history, w = [], Value(2.0)
+
+    def logged(x):
+        loss = (x * w - 1) ** 2
+        history.append(loss.data)
+        return loss
+    with pytest.warns(FrozenDataWarning, match="kept 1 traced number .* later calls store none"):
+        graphc.compile(logged)(1.0)
+
+    def caught(x, y):  # the error's traceback held traced numbers in a cycle: not kept by the user
+        try:
+            return x * (x.data / y.data)
+        except ZeroDivisionError:
+            return x
+    graphc.compile(caught)(1.0, 0.0)  # pytest turns warnings into errors
+    assert graphc.compile(lambda xs: sum(x.data > 0 for x in xs) / len(xs))([1.0, -1.0]) == 0.5
