@@ -14,6 +14,7 @@ the op table is read by every graphc program.
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 from .errors import GraphcError
@@ -21,7 +22,10 @@ from .errors import GraphcError
 
 def sympy_number(value: float) -> Any:
     """``value`` as an exact SymPy number: integers stay integers, ``0.1`` becomes ``1/10``
-    (the shortest decimal that round-trips), ``-0.0`` is ``0``, ``inf`` ``oo``, nan ``nan``."""
+    (the shortest decimal that round-trips, within half an ulp of the float), ``-0.0`` is
+    ``0``, ``inf`` ``oo``, nan ``nan``.  A subnormal float is its exact binary value: it has
+    few significant bits, so its shortest decimal can be far off (``5e-324`` is 4.94e-324, 1.2%
+    away), and an expression evaluated at high precision would be too."""
     import sympy as sp
     value = float(value)
     if math.isnan(value):
@@ -30,6 +34,8 @@ def sympy_number(value: float) -> Any:
         return sp.oo if value > 0 else -sp.oo
     if value.is_integer() and abs(value) < 2.0 ** 53:
         return sp.Integer(int(value))
+    if abs(value) < sys.float_info.min:
+        return sp.Rational(*value.as_integer_ratio())
     return sp.Rational(repr(value))
 
 
