@@ -293,3 +293,19 @@ def test_a_rules_special_case_at_single_points_is_proved_away_from_them():
     report = graphc.check_grad(lambda x, y: x ** y, 0.7, 1.3)
     assert [r.proved for r in report.rows] == [True, True] and report.verdict == "ok"
     assert any(n.startswith("proved for y but at the points where a comparison") for n in report.notes)
+
+
+def test_finite_differences_too_coarse_for_the_curvature_are_inconclusive_not_failed(monkeypatch):
+    """Regression (an outside tester): sin at x = 1000, where the step (which grows with |x|)
+    leaves a truncation error of 3.4e-6, was FAILED though eager, compiled and SymPy agree
+    and SymPy proves it.  A rule wrong there, seen by the exact methods, still fails."""
+    report = check_grad(lambda x: x.sin(), 1000.0)
+    (row,) = report.rows
+    assert row.coarse and not row.kink and report.verdict == "inconclusive" and not report.ok
+    assert "within their own truncation error" in str(report)
+    assert check_grad(lambda x: (x * x).sin(), 30.0).verdict == "inconclusive"
+    assert check_grad(lambda x: x.sin(), 1.0).verdict == "ok"
+    broken = dataclasses.replace(ops.TABLE["sin"], vjp=lambda F, g, out, x: ((F.cos(x) * 1.001) * g,))
+    monkeypatch.setitem(ops.TABLE, "sin", broken)
+    wrong = check_grad(lambda x: graphc.apply("sin", x), 1000.0, prove=False)
+    assert not wrong.rows[0].coarse and wrong.verdict == "FAILED"
