@@ -103,7 +103,7 @@ def refuse_batched(name: str, signature: Any) -> None:
     specs = signature.guards.specs
     if specs:
         raise GraphcError(f"{name}: map, mean and train run one program for every row, but the function "
-                          f"branches on traced values ({specs[0].describe()}"
+                          f"branches on traced values, or divides by one ({specs[0].describe()}"
                           f"{f' and {len(specs) - 1} more' if len(specs) > 1 else ''}): rows, or the steps of "
-                          f"train as it updates the params, could need the other branch. Write the branch with Value ops (relu, max, ...), or call the "
-                          f"compiled function row by row")
+                          f"train as it updates the params, could need the other branch, or raise. Write it with "
+                          f"Value ops (relu, max, x / y on Values, ...), or call the compiled function row by row")

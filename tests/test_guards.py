@@ -96,6 +96,10 @@ def test_batched_calls_refuse_branches():
     f = graphc.compile(lambda x: x * 2.0 if x.data > 0 else -x)
     with pytest.raises(GraphcError, match=r"map, mean and train run one program .* `x > 0.0`"):
         f.map(np.array([1.0, -1.0]))
+    ratio = graphc.compile(lambda x, y: x.data / y.data)  # a row could divide by zero: eager raises
+    with pytest.raises(GraphcError, match=r"or divides by one .* `y == 0.0`.* or raise"):
+        ratio.map(np.array([1.0, 2.0]), np.array([2.0, 0.0]))
+    assert graphc.compile(lambda x, y: x / y).map(np.array([1.0]), np.array([0.0]))[0] == np.inf  # on Values
 
 
 def test_comparisons_used_as_data_are_computed_live_and_come_back_as_plain_numbers():
