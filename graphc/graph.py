@@ -22,6 +22,7 @@ Graphs are immutable by convention: passes build new ones with :class:`Builder`.
 from __future__ import annotations
 
 import math
+import numbers
 import sys
 from collections import Counter
 from typing import Any, Iterable
@@ -222,6 +223,10 @@ class Graph:
                     raise GraphcError(f"node {i} ({op}) is a leaf but has operands {operands}")
                 if len(attr) != 1:
                     raise GraphcError(f"node {i} ({op}) needs exactly one attribute, has {attr!r}")
+                if op == "const" and not (isinstance(attr[0], numbers.Real) and not isinstance(attr[0], str)):
+                    raise GraphcError(f"node {i} (const) holds {attr[0]!r}; a constant is a real number")
+                if op != "const" and not isinstance(attr[0], str):
+                    raise GraphcError(f"node {i} ({op}) is named {attr[0]!r}; an {op}'s name is a str")
                 continue
             entry = ops.TABLE.get(op)
             if entry is None:
@@ -242,6 +247,14 @@ class Graph:
         for o in self.outputs:
             if not (isinstance(o, int) and 0 <= o < n):
                 raise GraphcError(f"output {o} is not a node of this {n}-node graph")
+        from .tree import tree_leaves  # (tree -> engine; the IR stays importable without them)
+        for what, tree, nodes in (("in_tree", self.in_tree, self.inputs), ("out_tree", self.out_tree, self.outputs)):
+            leaves = None if tree is None else tree_leaves(tree)
+            if tree is not None and leaves is None:
+                raise GraphcError(f"graph.{what} {tree!r:.80} is not a structure (see graphc.tree)")
+            if tree is not None and leaves > len(nodes):  # fewer: a joint graph's seed, a compiled one's guards
+                raise GraphcError(f"graph.{what} {tree!r:.80} has {leaves} leaves for the graph's {len(nodes)} "
+                                  f"{what[:-5]}puts")
         shapes = infer_shapes(self.ops, self.args, self.attrs)
         for o in self.outputs:
             if shapes[o]:

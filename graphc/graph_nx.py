@@ -63,7 +63,15 @@ def _check_node(G: Any, node: Any, data: dict) -> None:
     args = data.get("args", ())
     if not isinstance(args, (tuple, list)):
         raise GraphcError(f"Graph.from_nx: node {node!r}: 'args' must be a tuple of node ids; got {args!r}")
-    if set(args) != set(G.predecessors(node)):
+    attr = data.get("attr", ())
+    if not isinstance(attr, (tuple, list)):
+        raise GraphcError(f"Graph.from_nx: node {node!r}: 'attr' must be a tuple (of its op's parameters, or a "
+                          f"leaf's name or number); got {attr!r:.60}")
+    try:
+        named = set(args)
+    except TypeError:
+        raise GraphcError(f"Graph.from_nx: node {node!r}: 'args' must be node ids; got {tuple(args)!r:.60}") from None
+    if named != set(G.predecessors(node)):
         raise GraphcError(f"Graph.from_nx: node {node!r} ({data['op']}) has args {tuple(args)!r} but in-edges "
                           f"from {sorted(map(repr, G.predecessors(node)))}: keep the two the same")
 

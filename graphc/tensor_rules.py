@@ -6,6 +6,8 @@ meaning, chosen so that a re-rolled graph computes what the scalar graph did, bi
 """
 from __future__ import annotations
 
+import numbers
+
 
 def size_of(shape: tuple) -> int:
     """How many lanes a tensor of ``shape`` has (1 for a scalar)."""
@@ -61,6 +63,8 @@ def pack_shape(shapes, params):
     (shape,) = params
     if any(shapes):
         raise ValueError("pack takes scalars")
+    if not isinstance(shape, (tuple, list)) or not shape or not all(_count(d) and d > 0 for d in shape):
+        raise ValueError(f"a pack's shape is a tuple of positive ints; got {shape!r}")
     if size_of(shape) != len(shapes):
         raise ValueError(f"pack of {len(shapes)} scalars cannot have shape {shape}")
     return tuple(shape)
@@ -68,9 +72,14 @@ def pack_shape(shapes, params):
 
 def index_shape(shapes, params):
     (v,), (i,) = shapes, params
-    if not v or not 0 <= i < size_of(v):
+    if not _count(i) or not v or not 0 <= i < size_of(v):
         raise ValueError(f"index {i} does not address a lane of a tensor of shape {v}")
     return ()
+
+
+def _count(x) -> bool:
+    """An int (a NumPy one too), not a bool or a float that happens to be whole."""
+    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
 
 
 def dot_shape(shapes, params):
@@ -103,7 +112,7 @@ def outer_shape(shapes, params):
 
 def unit_shape(shapes, params):
     g, like = shapes
-    if g or not like or not 0 <= params[0] < size_of(like):
+    if g or not like or not _count(params[0]) or not 0 <= params[0] < size_of(like):
         raise ValueError(f"unit takes a scalar and a tensor with lane {params[0]}; got shapes {shapes}")
     return like
 

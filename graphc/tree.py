@@ -10,6 +10,7 @@ key ("signature"):
 """
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Any, Iterator
 
@@ -82,6 +83,24 @@ def plain_array(array: np.ndarray, what: str) -> np.ndarray:
         raise DataError(f"{what}: expected real numbers that fit in a float (|x| < 1.8e308); "
                         f"item {list(bad)} is {array.dtype} {array[bad]!s}")
     return converted
+
+
+def tree_leaves(tree: Any) -> int | None:
+    """How many scalars ``tree`` holds, or None if it is no tree (a graph read back from
+    networkx carries whatever its ``in_tree`` and ``out_tree`` were set to)."""
+    count, stack = 0, [tree]
+    while stack:
+        t = stack.pop()
+        if t == SCALAR:
+            count += 1
+        elif isinstance(t, tuple) and len(t) == 2 and t[0] in ("list", "tuple") and isinstance(t[1], tuple):
+            stack.extend(t[1])
+        elif isinstance(t, tuple) and len(t) == 2 and t[0] == "array" and isinstance(t[1], tuple) \
+                and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in t[1]):
+            count += math.prod(t[1])
+        else:
+            return None
+    return count
 
 
 def unflatten(tree: Tree, leaves: Iterator) -> Any:

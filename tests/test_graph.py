@@ -136,6 +136,13 @@ def test_from_nx_renumbers_new_nodes_topologically():
     (lambda G: G.graph.update(outputs=["nope"]), "names nodes the DiGraph does not have"),
     (lambda G: G.nodes[len(G) - 1].update(op="frobnicate"), "unknown op"),
     (lambda G: G.nodes[len(G) - 1].pop("op"), "no 'op' attribute"),
+    # found by an outside tester: accepted, then a crash far away (or an output lost)
+    (lambda G: G.nodes[1].update(attr=("0.1",)), r"node 1 \(const\) holds '0.1'; a constant is a real number"),
+    (lambda G: G.nodes[0].update(attr=(7,)), r"node 0 \(input\) is named 7; an input's name is a str"),
+    (lambda G: G.nodes[1].update(attr=1.0), "node 1: 'attr' must be a tuple"),
+    (lambda G: G.nodes[2].update(args=([0], [1])), "node 2: 'args' must be node ids"),
+    (lambda G: G.graph.update(out_tree=("tuple", ("scalar", "scalar"))), "has 2 leaves for the graph's 1 outputs"),
+    (lambda G: G.graph.update(in_tree="garbage"), "graph.in_tree 'garbage' is not a structure"),
 ])
 def test_from_nx_rejects_bad_input_with_a_graphc_error(edit, message):
     from graphc import trace
@@ -145,6 +152,27 @@ def test_from_nx_rejects_bad_input_with_a_graphc_error(edit, message):
         Graph.from_nx(G)
     with pytest.raises(GraphcError, match="takes a networkx.DiGraph"):
         Graph.from_nx({"op": "add"})
+
+
+@pytest.mark.parametrize("op, attr, message", [("index", (1.0,), "index 1.0 does not address a lane"),
+                                                ("index", (True,), "index True does not address a lane")])
+def test_lanes_and_shapes_of_tensor_ops_are_ints(op, attr, message):
+    """Found by an outside tester: a lane of 1.0 passed verify() and failed in evaluation."""
+    import networkx as nx
+    G = nx.DiGraph(inputs=[0, 1], params=[], outputs=[3])
+    G.add_node(0, op="input", attr=("x",))
+    G.add_node(1, op="input", attr=("y",))
+    G.add_node(2, op="pack", args=(0, 1), attr=((2,),))
+    G.add_node(3, op=op, args=(2,), attr=attr)
+    G.add_edges_from([(0, 2), (1, 2), (2, 3)])
+    with pytest.raises(GraphcError, match=message):
+        Graph.from_nx(G)
+    G.nodes[3]["attr"] = (1,)
+    G.nodes[2]["attr"] = ((2.0,),)
+    with pytest.raises(GraphcError, match=r"a pack's shape is a tuple of positive ints; got \(2.0,\)"):
+        Graph.from_nx(G)
+    G.nodes[2]["attr"] = ((2,),)
+    assert Graph.from_nx(G).verify().shapes[2] == (2,)
 
 
 def test_the_networkx_pass_example_keeps_one_output():

@@ -103,7 +103,7 @@ def test_cse_merges_commutative_duplicates_only():
 def test_dce_keeps_inputs_and_params_and_drops_the_rest():
     p = Value(1.0)
     g = trace(lambda x, y: [x * 2.0 + p, y * 3.0], 1.0, 2.0)
-    g.outputs = g.outputs[:1]  # y * 3.0 is now dead code
+    g.outputs, g.out_tree = g.outputs[:1], ("list", ("scalar",))  # y * 3.0 is now dead code
     cleaned, stats = dce(g)
     assert stats.hits["removed"] == 2  # the mul and its constant
     assert len(cleaned.inputs) == 2 and len(cleaned.params) == 1
