@@ -333,12 +333,13 @@ class tracing:
     block (every step on the way in is undone by an idempotent restore), so a later model's
     params are never taken for the tracer's own values."""
 
-    __slots__ = ("node_class", "record", "_saved")
+    __slots__ = ("node_class", "record", "_saved", "_thread")
 
     def __init__(self, node_class: type, record: Any = None) -> None:
         self.node_class = node_class
         self.record = record
         self._saved = None  # set on entering: exiting a block never entered changes nothing
+        self._thread = threading.get_ident()
 
     def __enter__(self) -> "tracing":
         state = _this_thread
@@ -356,8 +357,15 @@ class tracing:
             raise
 
     def __exit__(self, *exc) -> None:
-        if self._saved is not None:
-            _restore(self._saved)
+        saved, self._saved = self._saved, None  # once: a later block's state is never undone by this one
+        if saved is not None:
+            _restore(saved)
+
+    def __del__(self) -> None:
+        """The last resort: an interrupt that lands as ``__exit__`` is called, before its first
+        line (bpo-29988), skips it; the block's state is restored when the block is dropped."""
+        if getattr(self, "_saved", None) is not None and getattr(self, "_thread", None) == threading.get_ident():
+            self.__exit__()  # (an __init__ cut short set nothing: there is nothing to restore)
 
 
 def _restore(saved: tuple[type, int, Any]) -> None:

@@ -42,8 +42,15 @@ class gc_paused:
             raise
 
     def __exit__(self, *exc: Any) -> None:
-        if self._token is None:
+        token, self._token = self._token, None  # once: a collector turned off later stays off
+        if token is None:
             return
-        _open.discard(self._token)
+        _open.discard(token)
         if not _open and _enable_after[0]:
             gc.enable()
+
+    def __del__(self) -> None:
+        """The last resort: an interrupt that lands as ``__exit__`` is called, before its first
+        line (bpo-29988), skips it; the collector comes back when the block is dropped."""
+        if getattr(self, "_token", None) is not None:  # (an __init__ cut short set nothing)
+            self.__exit__()

@@ -25,6 +25,7 @@ import math
 import os
 import random
 import sys
+import threading
 import types
 import weakref
 from collections import Counter
@@ -181,15 +182,16 @@ class Record:
         """Called as the traced function ``fn`` starts: from now on, count."""
         self.counting = True
         self._generators = _generators_of(fn)
-        self._random = _random_state(self._generators)
+        self._random = _random_state(self._generators) if _alone() else None
 
     def finish(self) -> None:
-        """Called when the traced function returned: did it draw random numbers?  The global
-        generators are shared by every thread, so a draw by another thread during the trace
-        would be taken for the function's: a rare false warning, where checking only while
-        no other thread runs missed every draw in Jupyter (whose kernel always runs several)."""
+        """Called when the traced function returned: did it draw random numbers?  Told only
+        while every other thread is a daemon thread: the generators' state is shared by
+        every thread, and a program's own workers (building models, drawing batches) would
+        be taken for the function; a Jupyter kernel's threads, always there, are daemons."""
         self.counting = False
-        self.random_drawn = self.random_drawn or _random_state(self._generators) != self._random
+        self.random_drawn = self.random_drawn or (self._random is not None and _alone()
+                                                  and _random_state(self._generators) != self._random)
 
     def frozen_message(self, name: str) -> str | None:
         """What compile says once about frozen data (None when nothing was frozen)."""
@@ -234,6 +236,12 @@ class Record:
 
 
 _GENERATORS = (random.Random, np.random.Generator, np.random.RandomState)
+
+
+def _alone() -> bool:
+    """Whether every thread but this one is a daemon thread (see :meth:`Record.finish`)."""
+    me = threading.current_thread()
+    return all(t.daemon for t in threading.enumerate() if t is not me)
 
 
 def _generators_of(fn: Any) -> list:

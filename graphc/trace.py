@@ -176,8 +176,7 @@ def trace_with_record(fn: Callable, *example_args: Any, params: Iterable[Value] 
                 raise
             raise TraceError(foreign_value_message(foreign, "a value the traced function computed with")) from error
     finally:
-        tracing.__exit__()
-        paused.__exit__()
+        _leave(tracing, paused)
     out_leaves, out_tree = flatten_output(result)
     extra = [g.predicate for g in record.guards] if guards else []
     with gc_paused():
@@ -186,6 +185,22 @@ def trace_with_record(fn: Callable, *example_args: Any, params: Iterable[Value] 
     del result, out_leaves, extra, structured, supply, placeholders  # the trace's Values: only kept ones stay
     record.count_kept()
     return graph, record, kinds
+
+
+def _leave(*blocks: Any) -> None:
+    """Exit ``blocks`` in order, each exit taken again if an interrupt lands in it (exits are
+    idempotent), the interrupt raised once all are done; should one land between the tries
+    after all, each block's ``__del__`` restores its state when it is dropped."""
+    interrupted = None
+    for block in blocks:
+        for _ in range(8):
+            try:
+                block.__exit__()
+                break
+            except BaseException as error:  # noqa: B036 (KeyboardInterrupt, or an exception from a signal handler)
+                interrupted = error
+    if interrupted is not None:
+        raise interrupted
 
 
 def reject_foreign_module(fn: Callable) -> None:
