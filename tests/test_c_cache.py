@@ -7,10 +7,12 @@ chmod does not stop: unusable locations are made of files, /proc and patched os 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 import warnings
 from collections import OrderedDict
 from pathlib import Path
@@ -246,3 +248,74 @@ def test_the_estimators_default_backend_fits_with_an_unusable_cache_and_says_why
         model = graphc_sklearn.MLPClassifier(hidden_layer_sizes=(3,), max_iter=5, random_state=0).fit(X, y)
     assert model.backend == "auto" and model.predict(X).shape == (30,)
     assert list(c_cache._stand_in["path"].glob("graphc-*.so"))  # it ran in C
+
+
+@pytest.mark.parametrize("name", ["library", "source"])
+def test_a_directory_where_a_cached_file_goes_is_replaced_or_skipped_not_a_crash(name):
+    """Found by an outside tester: IsADirectoryError from the cache check, or from moving the
+    readable source into place."""
+    source, entry, _, _ = c_backend.generate(trace(lambda x: x * 9.0, 1.0), f"nine_{name}")
+    library = c_backend.build(source)
+    target = library if name == "library" else library.with_suffix(".c")
+    library.unlink()
+    library.with_suffix(".c").unlink()
+    target.mkdir()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert run(c_backend.load(source, entry), 2.0) == 18.0
+    assert library.is_file() and c_cache.usable(library)
+    assert bool(compiler_warnings(caught)) == (name == "library")
+
+
+@pytest.mark.parametrize("when", ["before the compiler runs", "after it ran"])
+def test_a_cache_cleared_during_a_build_is_built_into_again(when, monkeypatch, tmp_path):
+    """Found by an outside tester (``rm -rf ~/.cache/graphc`` while C was built): blamed on
+    graphc's code ("the C compiler rejected ... a graphc bug") or a raw FileNotFoundError.
+    Cleared once, the build is made again; cleared on every try, a clear error."""
+    from graphc.codegen import c_toolchain
+    compile_ = c_toolchain._compile
+    clears = []
+
+    def clearing(cc, flags, scratch):
+        if len(clears) < limit[0]:
+            clears.append(scratch)
+            if when == "before the compiler runs":
+                shutil.rmtree(tmp_path / "cache")
+                return compile_(cc, flags, scratch)
+            result = compile_(cc, flags, scratch)
+            shutil.rmtree(tmp_path / "cache")
+            return result
+        return compile_(cc, flags, scratch)
+    monkeypatch.setattr(c_toolchain, "_compile", clearing)
+    limit = [1]
+    source, entry, _, _ = c_backend.generate(trace(lambda x: x * 11.0, 1.0), "eleven")
+    assert run(c_backend.load(source, entry), 2.0) == 22.0 and len(clears) == 1
+    limit[0], clears[:] = 3, []
+    source, entry, _, _ = c_backend.generate(trace(lambda x: x * 13.0, 1.0), "thirteen")
+    with pytest.raises(GraphcError, match="was removed twice while C was built in it"):
+        c_backend.load(source, entry)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_child_forked_while_a_thread_builds_can_build():
+    """Found by an outside tester: the build lock, held by a parent thread compiling at fork
+    time, stayed held in the child, whose first C build then waited forever."""
+    from graphc.codegen import c_toolchain
+    with c_toolchain._lock:  # as a thread building at fork time holds it
+        pid = os.fork()
+        if pid == 0:
+            try:
+                source, entry, _, _ = c_backend.generate(trace(lambda x: x * 5.0, 1.0), "five_child")
+                os._exit(0 if run(c_backend.load(source, entry), 2.0) == 10.0 else 1)
+            finally:
+                os._exit(2)
+    for _ in range(600):
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child's build waited for the parent's lock")
+    assert os.waitstatus_to_exitcode(status) == 0

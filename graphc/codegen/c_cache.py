@@ -122,6 +122,11 @@ def usable(library: Path) -> bool:
         data = library.read_bytes()
     except FileNotFoundError:
         return False
+    except OSError as error:  # a directory (or something unreadable) where the library goes
+        warnings.warn(f"the cached C library {library} cannot be read ({error.strerror or error}); removing it "
+                      f"and building it again", CompilerWarning, stacklevel=2)
+        shutil.rmtree(library, ignore_errors=True)
+        return False
     if len(data) > _SEAL_SIZE and hashlib.sha256(data[:-_SEAL_SIZE]).digest() == data[-_SEAL_SIZE:]:
         _touch(library)
         return True

@@ -106,6 +106,16 @@ _lock = threading.Lock()
 _loaded: dict[str, ctypes.CDLL] = {}
 
 
+def _new_lock() -> None:
+    """In a forked child: a lock another thread of the parent held (building) stays held there."""
+    global _lock
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_lock)
+
+
 @functools.lru_cache(maxsize=None)
 def find_compiler() -> tuple[str, str] | None:
     """``(path, version line)`` of the C compiler (``$CC``, else cc, gcc, clang), or None."""
@@ -145,26 +155,51 @@ def build(source: str, fast: bool = False, outlined: bool = False) -> Path:
         MACHINE_FLAGS + (OUTLINED_FLAGS if outlined else ()) + \
         tuple(shlex.split(os.environ.get("GRAPHC_CFLAGS", "")))
     key = hashlib.sha256("\0".join([source, cc, version, *flags, cpu(), c_cache.FORMAT]).encode()).hexdigest()[:40]
-    directory = c_cache.build_dir()
-    library = directory / f"graphc-{key}.so"
-    if c_cache.usable(library):
-        return library
+    for attempt in range(2):
+        directory = c_cache.build_dir()
+        library = directory / f"graphc-{key}.so"
+        if c_cache.usable(library):
+            return library
+        try:
+            _build_into(library, source, cc, flags)
+            break
+        except _Vanished:
+            if attempt:
+                raise GraphcError(f"graphc's cache directory {directory} was removed twice while C was built "
+                                  f"in it; set GRAPHC_CACHE_DIR to a directory nothing else removes") from None
+    c_cache.prune(directory)
+    return library
+
+
+class _Vanished(Exception):
+    """The build's scratch directory was removed meanwhile (the cache cleared): build again."""
+
+
+def _build_into(library: Path, source: str, cc: str, flags: tuple[str, ...]) -> None:
+    """Compile ``source`` in a scratch directory beside ``library`` and move the result there."""
+    directory = library.parent
     scratch = Path(tempfile.mkdtemp(prefix="build-", dir=directory))
     try:
         (scratch / "graph.c").write_text(source)
         result = _compile(cc, flags, scratch)
-        if result.returncode != 0:  # a compiler without -march=native: the portable build
+        if result.returncode != 0 and scratch.is_dir():  # a compiler without -march=native: the portable build
             result = _compile(cc, tuple(f for f in flags if f not in MACHINE_FLAGS), scratch)
+        if not (scratch / "graph.c").is_file():
+            raise _Vanished
         if result.returncode != 0:
             raise GraphcError(f"the C compiler rejected graphc's generated code (a graphc bug):\n"
                               f"{result.stderr[-2000:]}")
-        c_cache.seal(scratch / "graph.so")
-        os.replace(scratch / "graph.c", directory / f"graphc-{key}.c")  # for people to read
-        os.replace(scratch / "graph.so", library)  # atomic: a concurrent build's result is the same
+        try:
+            c_cache.seal(scratch / "graph.so")
+            try:
+                os.replace(scratch / "graph.c", library.with_suffix(".c"))  # for people to read
+            except IsADirectoryError:
+                pass
+            os.replace(scratch / "graph.so", library)  # atomic: a concurrent build's result is the same
+        except FileNotFoundError:
+            raise _Vanished from None
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    c_cache.prune(directory)
-    return library
 
 
 def fast_flags(version: str) -> tuple[str, ...]:
