@@ -558,3 +558,25 @@ def test_import_without_scikit_learn_or_scipy_says_to_install_the_extra(monkeypa
             with pytest.raises(ImportError, match=r"pip install 'graphc\[sklearn\]'"):
                 importlib.import_module("graphc.sklearn")
     assert importlib.import_module("graphc.sklearn").MLPClassifier is MLPClassifier
+
+
+def test_coefs_and_intercepts_can_be_assigned_as_in_scikit_learn():
+    """An outside tester: they were read-only properties, where scikit-learn lets one assign
+    them (weight surgery, or weights trained elsewhere).  Assigned scikit-learn's, the
+    estimator predicts as scikit-learn's does; wrong shapes are refused before any write."""
+    X, y = make_moons(60, noise=0.2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours = MLPClassifier(hidden_layer_sizes=(5,), max_iter=20, random_state=0).fit(X, y)
+        theirs = sk.MLPClassifier(hidden_layer_sizes=(5,), max_iter=20, random_state=1).fit(X, y)
+    before = [c.copy() for c in ours.coefs_]
+    with pytest.raises(ValueError, match=r"coefs_\[1\] must have shape \(5, 1\); got \(5, 2\)"):
+        ours.coefs_ = [np.zeros((2, 5)), np.zeros((5, 2))]
+    with pytest.raises(ValueError, match="a list of 2 arrays, one per layer; got 1 of them"):
+        ours.intercepts_ = [np.zeros(5)]
+    assert all((a == b).all() for a, b in zip(ours.coefs_, before))  # nothing written
+    ours.coefs_, ours.intercepts_ = theirs.coefs_, theirs.intercepts_
+    assert np.abs(ours.predict_proba(X) - theirs.predict_proba(X)).max() < 1e-14
+    assert all((a == b).all() for a, b in zip(ours.coefs_, theirs.coefs_))
+    with pytest.raises(NotFittedError):
+        MLPClassifier().coefs_ = theirs.coefs_

@@ -64,15 +64,45 @@ class _BaseMLP(_StochasticSolver, _LbfgsSolver, BaseEstimator):
 
     @property
     def coefs_(self) -> list[np.ndarray]:
-        """Weight matrices of shape (fan_in, fan_out), scikit-learn's layout: copies of ``model_``'s."""
+        """Weight matrices of shape (fan_in, fan_out), scikit-learn's layout: copies of
+        ``model_``'s (an edit in place changes nothing; assigning a list of them sets them)."""
         check_is_fitted(self)
         return [np.array([[w.data for w in n.w] for n in layer.neurons]).T for layer in self.model_.layers]
 
+    @coefs_.setter
+    def coefs_(self, matrices) -> None:
+        arrays = self._fitted_shapes(matrices, "coefs_", lambda layer: (len(layer.neurons[0].w), len(layer.neurons)))
+        for layer, matrix in zip(self.model_.layers, arrays):
+            for j, n in enumerate(layer.neurons):
+                for w, value in zip(n.w, matrix[:, j].tolist()):
+                    w.data = value
+
     @property
     def intercepts_(self) -> list[np.ndarray]:
-        """Bias vectors, one per layer: copies of ``model_``'s."""
+        """Bias vectors, one per layer: copies of ``model_``'s (assigning a list of them sets them)."""
         check_is_fitted(self)
         return [np.array([n.b.data for n in layer.neurons]) for layer in self.model_.layers]
+
+    @intercepts_.setter
+    def intercepts_(self, vectors) -> None:
+        arrays = self._fitted_shapes(vectors, "intercepts_", lambda layer: (len(layer.neurons),))
+        for layer, vector in zip(self.model_.layers, arrays):
+            for n, value in zip(layer.neurons, vector.tolist()):
+                n.b.data = value
+
+    def _fitted_shapes(self, values, name: str, shape_of) -> list[np.ndarray]:
+        """``values`` as float64 arrays of the fitted layers' shapes (checked, all of them
+        before any is written), as scikit-learn lets one assign ``coefs_`` and ``intercepts_``."""
+        check_is_fitted(self)
+        want = [shape_of(layer) for layer in self.model_.layers]
+        if not isinstance(values, (list, tuple)) or len(values) != len(want):
+            got = f"{len(values)} of them" if isinstance(values, (list, tuple)) else type(values).__name__
+            raise ValueError(f"{name} is a list of {len(want)} arrays, one per layer; got {got}")
+        arrays = [np.asarray(v, dtype=np.float64) for v in values]
+        for k, (array, shape) in enumerate(zip(arrays, want)):
+            if array.shape != shape:
+                raise ValueError(f"{name}[{k}] must have shape {shape}; got {array.shape}")
+        return arrays
 
     # -- fitting ------------------------------------------------------------------------
 
