@@ -279,7 +279,7 @@ def _held_generators(obj: Any, limit: int = 10_000) -> list:
             found.append(item)
             continue
         children = item.values() if isinstance(item, dict) else item if isinstance(item, (list, tuple)) \
-            else vars(item).values()
+            else getattr(item, "__dict__", {}).values()  # (the root may have none: abs, a slotted object)
         for child in itertools.islice(children, limit):
             if id(child) not in seen and _holds_generators(child):
                 seen.add(id(child))

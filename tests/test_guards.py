@@ -386,3 +386,15 @@ def test_a_traced_number_kept_after_the_trace_is_said_and_a_caught_error_is_no_f
             return x
     graphc.compile(caught)(1.0, 0.0)  # pytest turns warnings into errors
     assert graphc.compile(lambda xs: sum(x.data > 0 for x in xs) / len(xs))([1.0, -1.0]) == 0.5
+
+
+def test_functions_without_attributes_compile():
+    """Found reading the change that looks into a callable's attributes for generators: a
+    builtin (``abs``) or an object with ``__slots__`` has none, and compiling it raised."""
+    class Slotted:
+        __slots__ = ()
+
+        def __call__(self, x):
+            return x * 3.0
+    assert graphc.compile(abs)(-2.0).data == 2.0
+    assert graphc.compile(Slotted())(2.0).data == 6.0
