@@ -248,13 +248,15 @@ class Graph:
             if not (isinstance(o, int) and 0 <= o < n):
                 raise GraphcError(f"output {o} is not a node of this {n}-node graph")
         from .tree import tree_leaves  # (tree -> engine; the IR stays importable without them)
-        for what, tree, nodes in (("in_tree", self.in_tree, self.inputs), ("out_tree", self.out_tree, self.outputs)):
-            leaves = None if tree is None else tree_leaves(tree)
-            if tree is not None and leaves is None:
+        for what, tree, nodes, kind in (("in_tree", self.in_tree, self.inputs, "inputs"),
+                                        ("out_tree", self.out_tree, self.outputs, "outputs")):
+            if tree is None:
+                continue
+            leaves = tree_leaves(tree)
+            if leaves is None:
                 raise GraphcError(f"graph.{what} {tree!r:.80} is not a structure (see graphc.tree)")
-            if tree is not None and leaves > len(nodes):  # fewer: a joint graph's seed, a compiled one's guards
-                raise GraphcError(f"graph.{what} {tree!r:.80} has {leaves} leaves for the graph's {len(nodes)} "
-                                  f"{what[:-5]}puts")
+            if leaves > len(nodes):  # fewer: a joint graph's seed, a compiled one's guards
+                raise GraphcError(f"graph.{what} {tree!r:.80} has {leaves} leaves for the graph's {len(nodes)} {kind}")
         shapes = infer_shapes(self.ops, self.args, self.attrs)
         for o in self.outputs:
             if shapes[o]:

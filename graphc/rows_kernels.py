@@ -112,14 +112,15 @@ def rows_and_outer(backend: Backend, forward: Graph, joint: Graph, name: str, n_
     loss needs both, and on C they are one library where the per-row kernels are
     (:class:`NativeRows`) -- one run of the compiler, one prelude to read -- so the outer
     function's source is then in the kernel's and comes back empty."""
-    if backend.native_kernels and not _shares_a_gradient(joint, n_forward):
-        outer_text = kernel_text(outer_joint, outer_name)
-        kernel = NativeRows(forward, joint, name, n_forward, also=outer_text)
-        if outer_text.function in kernel.source:
-            return kernel, (NativeOuter(outer_text, n_outer_forward, library=kernel.source), "")
-    else:
-        kernel = row_kernel(backend, forward, joint, name, n_forward)
-    return kernel, outer_function(backend, outer_joint, outer_name, n_outer_forward)
+    if not backend.native_kernels or _shares_a_gradient(joint, n_forward):
+        return row_kernel(backend, forward, joint, name, n_forward), \
+            outer_function(backend, outer_joint, outer_name, n_outer_forward)
+    outer_text = kernel_text(outer_joint, outer_name)
+    kernel = NativeRows(forward, joint, name, n_forward, also=outer_text)
+    if kernel.holds_also:
+        return kernel, (NativeOuter(outer_text, n_outer_forward, library=kernel.source), "")
+    outer = NativeOuter(outer_text, n_outer_forward)
+    return kernel, (outer, outer.source)
 
 
 def _start(start: float | None) -> float:
@@ -242,15 +243,19 @@ class NativeRows:
     is given in reverse onto ``first`` (module docstring)."""
 
     def __init__(self, forward: Graph, joint: Graph, name: str, n_forward: int, also: KernelText | None = None) -> None:
-        """``also``: another kernel to build into the library, if that keeps every kernel's optimization."""
+        """``also``: another kernel to build into the library where that keeps every kernel's
+        optimization level (``holds_also`` says whether it was)."""
         gradients = kernel_text(joint, name, reduced=frozenset(range(n_forward, len(joint.outputs))), resuming=True)
         values = kernel_text(forward, f"{name}_values", seeded=False,
                              reduced=frozenset(range(len(forward.outputs))), resuming=True)
         together = gradients.source + "\n" + values.function
-        if also is not None and optimization_level(together + "\n" + also.function) == optimization_level(together) \
-                == optimization_level(also.source):
+        level = optimization_level(together)
+        one_library = level == optimization_level(gradients.source) == optimization_level(values.source)
+        self.holds_also = also is not None and one_library and \
+            optimization_level(together + "\n" + also.function) == level == optimization_level(also.source)
+        if self.holds_also:
             together += "\n" + also.function
-        if optimization_level(together) == optimization_level(gradients.source) == optimization_level(values.source):
+        if one_library:
             self.source = together  # one library: one build, optimized as each would be alone
             self._gradients, self._values = NativeKernel(gradients, together), NativeKernel(values, together)
         else:
