@@ -120,6 +120,9 @@ def _all_finite(array: np.ndarray) -> bool:
 
 
 def _as_batched_array(arg: Any, name: str) -> np.ndarray:
+    if isinstance(arg, dict):  # np.asarray would make a 0-d array of objects of it
+        raise ArgumentError(f"argument {name}: map, mean and train take arrays with a leading batch axis, "
+                            f"one per argument; got a dict (pass its arrays as arguments of their own)")
     try:
         array = np.asarray(arg.data if isinstance(arg, Value) else arg)
     except ValueError as error:  # ragged nested lists

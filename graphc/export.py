@@ -89,11 +89,11 @@ def python_module(plan: ExportPlan) -> str:
         "Standalone: imports only the Python standard library.",
         "",
         f"    forward({args}{', ' if args else ''}params=PARAMS)",
-        f"        -> floats shaped {describe(graph.out_tree)}",
+        f"        -> floats shaped {_in_docstring(describe(graph.out_tree))}",
         f"    value_and_grad({args}{', ' if args else ''}params=PARAMS)",
         "        -> (value of output 0, gradients shaped like the arguments, gradients of PARAMS)",
         "",
-        f"Arguments ({len(plan.arg_names)}), shaped {describe(graph.in_tree)}, flatten to {len(plan.input_names)} "
+        f"Arguments ({len(plan.arg_names)}), shaped {_in_docstring(describe(graph.in_tree))}, flatten to {len(plan.input_names)} "
         f"input(s), in order: {', '.join(plan.input_names) or '(none)'}.",
         f"Then {len(plan.param_names)} param(s), PARAMS in order:{params or ' (none).'}",
         '"""',
@@ -217,13 +217,23 @@ def _self_contained(obj: Any) -> bool:
             and set(obj.__code__.co_names) <= set(dir(builtins)))
 
 
+def _in_docstring(text: str) -> str:
+    """``text`` (a structure's description: a dict's keys are the user's) as it reads inside
+    the module's docstring: its backslashes and quotes escaped, so no key ends the docstring."""
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
 def _literal(tree: Any) -> str:
-    """A Python literal for a structure tree; only graphc's own kinds and integers."""
+    """A Python literal for a structure tree; only graphc's own kinds, integers and str keys."""
     if tree == SCALAR:
         return repr(SCALAR)
     kind, spec = tree
     if kind == "array":
         return f"('array', {tuple_literal([str(int(n)) for n in spec])})"
+    if kind == "dict":  # str keys, as repr writes them: a literal, never code
+        return f"('dict', {tuple_literal([f'({str(key)!r}, {_literal(t)})' for key, t in spec])})"
+    if kind == "namedtuple":  # the module cannot import the class: a plain tuple of its fields
+        return f"('tuple', {tuple_literal([_literal(t) for t in spec[1]])})"
     if kind not in ("list", "tuple"):
         raise GraphcError(f"cannot export a structure of kind {kind!r}")
     return f"({kind!r}, {tuple_literal([_literal(t) for t in spec])})"

@@ -3,7 +3,7 @@
 Thin layers over :func:`graphc.compile` and :func:`graphc.trace`:
 
 * ``grad(fn)(x, ...)`` is d fn / d x for a scalar-valued ``fn``, shaped like ``x`` (a float
-  for a number, an array for an array, the same lists/tuples for lists/tuples), as
+  for a number, an array for an array, the same lists, tuples and namedtuples), as
   ``jax.grad``; ``argnums`` picks the arguments, 0 by default, a tuple gives a tuple.
 * ``value_and_grad(fn)(x, ...)`` is ``(fn(x, ...), grad(fn)(x, ...))`` from one call.
 * ``make_graph(fn)(*args)`` is the traced and optimized :class:`~graphc.Graph`, which
@@ -167,7 +167,7 @@ def _backward_keeping_grads(out: Value, kept: list[Value]) -> None:
 
 def _like(tree: Any, values: list[Value]) -> Any:
     """The gradients in ``values`` in the argument's structure ``tree``: floats, arrays for
-    arrays, lists and tuples for lists and tuples (JAX's pytrees)."""
+    arrays, lists, tuples and namedtuples for those (JAX's pytrees)."""
     return _rebuild(tree, iter([float(v.grad) for v in values]))
 
 
@@ -178,5 +178,8 @@ def _rebuild(tree: Any, leaves: Any) -> Any:
     if kind == "array":
         return np.array([next(leaves) for _ in range(int(np.prod(spec, dtype=np.int64)))],
                         dtype=np.float64).reshape(spec)
+    if kind == "namedtuple":
+        cls, fields = spec
+        return cls(*[_rebuild(t, leaves) for t in fields])
     items = [_rebuild(t, leaves) for t in spec]
     return items if kind == "list" else tuple(items)

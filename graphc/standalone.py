@@ -2,9 +2,9 @@
 
 :func:`graphc.export` copies this module's source (without this docstring) into every
 exported module, next to :mod:`graphc.runtime`, so it imports nothing at all.  Trees are
-:mod:`graphc.tree`'s: ``'scalar'``, ``('list', (...))``, ``('tuple', (...))`` and
-``('array', shape)``; an array argument may be a NumPy array (anything with ``tolist``) or
-nested lists, and array gradients come back as nested lists.
+:mod:`graphc.tree`'s: ``'scalar'``, ``('list', (...))``, ``('tuple', (...))``,
+``('dict', ((key, tree), ...))`` (results only) and ``('array', shape)``; an array argument may be a NumPy
+array (anything with ``tolist``) or nested lists, and array gradients come back as nested lists.
 """
 
 
@@ -70,6 +70,11 @@ def _unflatten(tree, leaves):
     kind, spec = tree
     if kind == "array":
         return _nested(spec, leaves)
+    if kind == "dict":
+        return {key: _unflatten(t, leaves) for key, t in spec}
+    if kind == "namedtuple":  # (its class, its fields' trees); graphc.export refuses these
+        cls, fields = spec
+        return cls(*[_unflatten(t, leaves) for t in fields])
     items = [_unflatten(t, leaves) for t in spec]
     return items if kind == "list" else tuple(items)
 

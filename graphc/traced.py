@@ -27,6 +27,7 @@ import numpy as np
 from .engine import Value, apply, current_record
 from .errors import TraceError
 from .guards import user_location as where
+from .tree import is_namedtuple
 
 _COMPARISONS = {operator.lt: "lt", operator.le: "le", operator.gt: "gt", operator.ge: "ge",
                 operator.eq: "eq", operator.ne: "ne"}
@@ -410,9 +411,13 @@ def plain_outputs(result: Any, depth: int = 0) -> tuple[Any, list]:
         if isinstance(x, TracedNumber):
             kinds.append(x.kind)
             return x.node
+        if isinstance(x, dict) and depth < 100 and all(isinstance(key, str) for key in x):
+            return {key: walk(x[key], depth + 1) for key in sorted(x)}  # flatten_output's order
         if isinstance(x, (list, tuple)) and depth < 100:  # deeper: flatten_output says so
             items = [walk(item, depth + 1) for item in x]
-            return items if isinstance(x, list) else tuple(items)
+            if isinstance(x, list):
+                return items
+            return type(x)(*items) if is_namedtuple(type(x)) else tuple(items)
         kinds.append(None)
         return x
     return walk(result, depth), kinds

@@ -5,6 +5,11 @@ key ("signature"):
 
 * ``SCALAR`` -- an int, float, NumPy scalar or Value (all share a signature);
 * ``("list", (t0, t1, ...))`` and ``("tuple", (...))`` -- a list or tuple of trees;
+* ``("dict", ((key0, t0), (key1, t1), ...))`` -- in a traced function's result only (the
+  public contract refuses dict arguments): a dict with str keys, its items in sorted key
+  order, as JAX flattens a dict; it comes back as a dict;
+* ``("namedtuple", (cls, (t0, t1, ...)))`` -- a ``collections.namedtuple`` (or
+  ``typing.NamedTuple``) instance, which comes back as one of ``cls``;
 * ``("array", shape)`` -- a NumPy array of numbers; a traced function receives it as
   nested lists of Values of that shape.
 """
@@ -12,7 +17,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -53,10 +58,9 @@ def _flatten(x: Any, path: str, leaves: list, paths: list, depth: int) -> Tree:
         leaves.extend(plain_array(x, f"argument {path}").ravel().tolist())
         paths.extend(f"{path}{''.join(f'[{i}]' for i in idx)}" for idx in np.ndindex(x.shape))
         return ("array", x.shape)
-    if isinstance(x, (list, tuple)):
+    if isinstance(x, (list, tuple)):  # not a dict: the public contract refuses dict arguments
         _check_depth(depth, path, "argument")
-        kind = "list" if isinstance(x, list) else "tuple"
-        return (kind, tuple(_flatten(item, f"{path}[{i}]", leaves, paths, depth + 1) for i, item in enumerate(x)))
+        return _container(x, path, lambda item, where: _flatten(item, where, leaves, paths, depth + 1))
     if is_foreign_value(x):
         raise ArgumentError(foreign_value_message(x, f"argument {path}"))
     raise ArgumentError(f"argument {path}: expected {_EXPECTED}; got {standalone._what(x, 60)}")
@@ -95,6 +99,14 @@ def tree_leaves(tree: Any) -> int | None:
             count += 1
         elif isinstance(t, tuple) and len(t) == 2 and t[0] in ("list", "tuple") and isinstance(t[1], tuple):
             stack.extend(t[1])
+        elif isinstance(t, tuple) and len(t) == 2 and t[0] == "dict" and isinstance(t[1], tuple) \
+                and all(isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str) for item in t[1]) \
+                and len({key for key, _ in t[1]}) == len(t[1]):
+            stack.extend(item for _, item in t[1])
+        elif isinstance(t, tuple) and len(t) == 2 and t[0] == "namedtuple" and isinstance(t[1], tuple) \
+                and len(t[1]) == 2 and isinstance(t[1][0], type) and is_namedtuple(t[1][0]) \
+                and isinstance(t[1][1], tuple) and len(t[1][1]) == len(t[1][0]._fields):
+            stack.extend(t[1][1])
         elif isinstance(t, tuple) and len(t) == 2 and t[0] == "array" and isinstance(t[1], tuple) \
                 and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in t[1]):
             count += math.prod(t[1])
@@ -123,15 +135,35 @@ def _output_tree(x: Any, path: str, depth: int, leaves: list) -> Tree:
             _to_float(x, f"{path} of the traced function")
         leaves.append(x)
         return SCALAR
-    if isinstance(x, (list, tuple)):
+    if isinstance(x, (list, tuple, dict)):
         _check_depth(depth, path, "the traced function returned", TraceError,
-                     "a Value, a number, or a list/tuple of those")
-        kind = "list" if isinstance(x, list) else "tuple"
-        return (kind, tuple(_output_tree(item, f"{path}[{i}]", depth + 1, leaves) for i, item in enumerate(x)))
+                     "a Value, a number, or a list/tuple/dict of those")
+        return _container(x, path, lambda item, where: _output_tree(item, where, depth + 1, leaves))
     if is_foreign_value(x):
         raise TraceError(foreign_value_message(x, path))
-    raise TraceError(f"the traced function must return a Value, a number, or a list/tuple of "
+    raise TraceError(f"the traced function must return a Value, a number, or a list/tuple/dict of "
                      f"those; {path} is {standalone._what(x, 60)}")
+
+
+def _container(x: list | tuple | dict, path: str, flatten: Callable[[Any, str], Tree]) -> Tree:
+    """The tree of a list, tuple, namedtuple or dict, its items flattened by ``flatten(item,
+    path)`` in order (a dict's in sorted key order, as JAX's pytrees)."""
+    if isinstance(x, dict):
+        if not all(isinstance(key, str) for key in x):
+            bad = next(key for key in x if not isinstance(key, str))
+            raise TraceError(f"{path}: a dict's keys must be str (as graphc names its items by them); "
+                             f"got key {standalone._what(bad)}")
+        return ("dict", tuple((key, flatten(x[key], f"{path}[{key!r}]")) for key in sorted(x)))
+    items = tuple(flatten(item, f"{path}[{i}]") for i, item in enumerate(x))
+    if isinstance(x, tuple) and is_namedtuple(type(x)):
+        return ("namedtuple", (type(x), items))
+    return ("list" if isinstance(x, list) else "tuple", items)
+
+
+def is_namedtuple(cls: type) -> bool:
+    """A ``collections.namedtuple`` class: a tuple whose ``_fields`` are its items' names."""
+    fields = getattr(cls, "_fields", None)
+    return isinstance(fields, tuple) and all(isinstance(f, str) for f in fields) and hasattr(cls, "_make")
 
 
 def is_foreign_value(x: Any) -> bool:
@@ -168,5 +200,12 @@ def describe(tree: Tree) -> str:
     kind, spec = tree
     if kind == "array":
         return f"array{spec}"
+    if kind == "dict":
+        inner = ", ".join(f"{key[:20]!r}: {describe(t)}" for key, t in spec[:4]) + (", ..." if len(spec) > 4 else "")
+        return f"{{{inner}}}"
+    name = ""
+    if kind == "namedtuple":
+        cls, spec = spec
+        name = cls.__name__
     inner = ", ".join(describe(t) for t in spec[:4]) + (", ..." if len(spec) > 4 else "")
-    return f"({inner})" if kind == "tuple" else f"[{inner}]"
+    return f"[{inner}]" if kind == "list" else f"{name}({inner})"

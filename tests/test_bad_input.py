@@ -91,13 +91,13 @@ def test_apply(call, error, message):
     (lambda: graphc.trace(lambda x: x, np.array(["a"])), ArgumentError, r"expected an array of numbers, got dtype <U1"),
     (lambda: graphc.trace(lambda x: "s", 1.0), TraceError, r"must return a Value, a number, .* its result is str 's'"),
     (lambda: graphc.trace(lambda x: None, 1.0), TraceError, r"must return a Value, .* its result is NoneType None"),
-    (lambda: graphc.trace(lambda x: {"k": x}, 1.0), TraceError, r"its result is dict"),
+    (lambda: graphc.trace(lambda x: {("k",): x}, 1.0), TraceError, r"its result: a dict's keys must be str"),
     (lambda: graphc.trace(lambda x: [x, ["s"]], 1.0), TraceError, r"its result\[1\]\[0\] is str"),
     (lambda: graphc.trace(lambda x: np.array([x]), 1.0), TraceError, r"its result is ndarray"),
     (lambda: graphc.trace(lambda x: x, 1.0, params=[1.0]), TraceError, r"params\[0\] is float, not a Value"),
     (lambda: graphc.trace(lambda x, y: x, 1.0), TypeError, r"missing 1 required positional argument: 'y'"),
 ], ids=["not callable", "str", "None", "dict", "nested str", "self-containing list", "huge int", "str array",
-        "returns str", "returns None", "returns dict", "returns nested str", "returns array", "params not Values",
+        "returns str", "returns None", "returns dict key", "returns nested str", "returns array", "params not Values",
         "too few args"])
 def test_trace(call, error, message):
     raises(call, error, message)

@@ -1,6 +1,7 @@
 """compile(): the public contract -- values, gradients, structure, signatures, errors."""
 from __future__ import annotations
 
+import collections
 import logging
 import math
 import random
@@ -302,3 +303,34 @@ def test_backward_twice_on_a_compiled_output_adds_the_gradient_twice():
     eager.backward()
     eager.backward()
     assert w.grad == 18.0  # micrograd's: the stale inner .grad counted again
+
+
+Pair = collections.namedtuple("Pair", "value twice")
+
+
+@pytest.mark.parametrize("backend", ["python", "numpy"] + (["c"] if graphc.codegen.c.find_compiler() else []))
+def test_dict_and_namedtuple_results_and_namedtuple_arguments_keep_their_kind(backend):
+    """A JAX or PyTorch user returns a dict or a namedtuple (refused), and passes a namedtuple
+    (fn got a plain tuple, so `p.twice` failed).  Dict arguments stay refused (DESIGN.md)."""
+    def f(w, x):
+        s = w.value * x + w.twice * x * x
+        return {"loss": (s - 1.0).tanh() ** 2, "parts": Pair(s, s * 2.0)}
+    compiled = graphc.compile(f, backend=backend)
+    out = compiled(Pair(0.5, -0.25), 2.0)
+    eager = f(Pair(Value(0.5), Value(-0.25)), Value(2.0))
+    assert list(out) == ["loss", "parts"] and type(out["parts"]) is Pair
+    assert (out["loss"].data, out["parts"].value.data, out["parts"].twice.data) == \
+        (eager["loss"].data, eager["parts"].value.data, eager["parts"].twice.data)
+    numbers = graphc.compile(lambda x: {"n": x.data * 2, "v": x * 3.0}, backend=backend)
+    assert numbers(1.5)["n"] == 3.0 and numbers(2.5)["n"] == 5.0 and type(numbers(2.5)["n"]) is float
+    with pytest.raises(graphc.TraceError, match="its result: a dict's keys must be str .* got key tuple"):
+        graphc.compile(lambda x: {("a",): x}, backend=backend)(1.0)
+
+
+def test_map_returns_a_dict_of_arrays_and_refuses_a_dict_of_rows():
+    compiled = graphc.compile(lambda x: {"y": x * 2.0, "pair": Pair(x + 1.0, x)})
+    out = compiled.map(np.array([1.0, 2.0]))
+    assert list(out) == ["pair", "y"] and type(out["pair"]) is Pair
+    assert np.array_equal(out["y"], [2.0, 4.0]) and np.array_equal(out["pair"].value, [2.0, 3.0])
+    with pytest.raises(graphc.ArgumentError, match="got a dict .pass its arrays as arguments of their own"):
+        compiled.map({"x": np.ones(3)})

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ast
+import collections
 import importlib.util
 import json
 import math
@@ -327,3 +328,23 @@ def test_a_module_exported_from_one_branch_refuses_arguments_taking_another(tmp_
     for call in (module.forward, module.value_and_grad):
         with pytest.raises(ValueError, match=r"another branch .* \(guard 1 of 1\)"):
             call(-1.0)
+
+
+def test_dict_results_round_trip_and_namedtuples_become_tuples(tmp_path):
+    """A dict's keys are written as str literals (repr), whatever they hold."""
+    key = "b\n'\"\"\" + __import__('os')"
+    pair = collections.namedtuple("Pair", "a b")
+
+    def f(p, x):
+        s = p.a * x + p.b * x * x
+        return {key: (s - 1.0).tanh() ** 2, "s": [s]}
+    compiled = graphc.compile(f)
+    out = compiled(pair(0.5, -0.25), 2.0)
+    module = load(export(compiled, tmp_path / "dicts.py"))
+    assert module.forward((0.5, -0.25), 2.0) == {key: out[key].data, "s": [out["s"][0].data]}
+    value, (grad_p, grad_x), _ = module.value_and_grad(pair(0.5, -0.25), 2.0)
+    assert value == out[key].data
+    assert grad_p == tuple(graphc.grad(lambda p, x: f(p, x)[key])(pair(0.5, -0.25), 2.0))
+    named = graphc.compile(lambda x: pair(x, x * 2.0))
+    named(1.0)
+    assert load(export(named, tmp_path / "named.py")).forward(1.0) == (1.0, 2.0)

@@ -1,6 +1,7 @@
 """grad, value_and_grad, make_graph: against eager backward and central finite differences."""
 from __future__ import annotations
 
+import collections
 import random
 import re
 
@@ -199,3 +200,14 @@ def test_make_graph_warns_at_the_callers_line():
     with pytest.warns(graphc.TracerWarning) as caught:
         graphc.make_graph(lambda x: x if x.data > 0 else -x)(1.0)
     assert [w.filename for w in caught] == [__file__]
+
+
+def test_a_namedtuple_argument_gets_a_namedtuple_gradient_as_in_jax():
+    Point = collections.namedtuple("Point", "x y")
+    g = graphc.grad(lambda q: q.x * q.y * q.y)(Point(2.0, 3.0))
+    assert type(g) is Point and g == Point(9.0, 12.0)
+    value, (gq, gs) = graphc.value_and_grad(lambda q, s: (q.x * s).tanh(), argnums=(0, 1))(Point(0.5, 1.0), 2.0)
+    x, s = Value(0.5), Value(2.0)
+    out = (x * s).tanh()
+    out.backward()
+    assert (value, gq, gs) == (out.data, Point(x.grad, 0.0), s.grad)

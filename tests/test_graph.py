@@ -100,9 +100,10 @@ def _programs_for_nx():
     w = Value(0.75, label="w")
     yield trace(lambda x, y: ((x * w - y) ** 2 + x.relu() * y).tanh() + (x * x).abs().sqrt(), 1.5, -0.5)
     yield trace(lambda x: [x.exp(), (2 - x) / x, x ** x], 0.3)
+    yield trace(lambda x, y: {"q": ((2 - x) / x, y), "e": x.exp()}, 0.3, -0.5)
 
 
-@pytest.mark.parametrize("k", [0, 1])
+@pytest.mark.parametrize("k", [0, 1, 2])
 def test_from_nx_of_nx_computes_the_same_and_keeps_ids(k):
     from graphc import as_function
     graph = list(_programs_for_nx())[k]
@@ -110,9 +111,12 @@ def test_from_nx_of_nx_computes_the_same_and_keeps_ids(k):
     assert (back.ops, back.args, back.attrs) == (graph.ops, graph.args, graph.attrs)
     assert (back.inputs, back.params, back.outputs) == (graph.inputs, graph.params, graph.outputs)
     assert (back.in_tree, back.out_tree, back.name) == (graph.in_tree, graph.out_tree, graph.name)
-    args = (1.5, -0.5) if k == 0 else (0.3,)
+    args = [(1.5, -0.5), (0.3,), (0.3, -0.5)][k]
     want = as_function(graph)(*args)
     got = as_function(back)(*args)
+    if k == 2:
+        assert (got["e"].data, got["q"][0].data, got["q"][1].data) == (want["e"].data, want["q"][0].data, -0.5)
+        return
     flat = lambda out: [v.data for v in (out if isinstance(out, (list, tuple)) else [out])]  # noqa: E731
     assert flat(got) == flat(want)
 
@@ -143,6 +147,9 @@ def test_from_nx_renumbers_new_nodes_topologically():
     (lambda G: G.nodes[2].update(args=([0], [1])), "node 2: 'args' must be node ids"),
     (lambda G: G.graph.update(out_tree=("tuple", ("scalar", "scalar"))), "has 2 leaves for the graph's 1 outputs"),
     (lambda G: G.graph.update(in_tree="garbage"), "graph.in_tree 'garbage' is not a structure"),
+    (lambda G: G.graph.update(out_tree=("dict", (("a", "scalar"), ("a", "scalar")))), "is not a structure"),
+    (lambda G: G.graph.update(out_tree=("dict", ((1, "scalar"),))), "is not a structure"),
+    (lambda G: G.graph.update(out_tree=("namedtuple", (tuple, ("scalar",)))), "is not a structure"),
 ])
 def test_from_nx_rejects_bad_input_with_a_graphc_error(edit, message):
     from graphc import trace

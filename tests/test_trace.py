@@ -98,8 +98,10 @@ def test_constants_read_without_warning_and_params_read_as_guards():
 def test_returning_a_non_value_is_a_clear_error():
     with pytest.raises(TraceError, match="must return a Value, a number"):
         trace(lambda x: "nope", 1.0)
-    with pytest.raises(TraceError, match=r"\[1\] is dict"):
-        trace(lambda x: [x, {}], 1.0)
+    with pytest.raises(TraceError, match=r"\[1\] is set"):
+        trace(lambda x: [x, {x}], 1.0)
+    with pytest.raises(TraceError, match=r"its result\[1\]: a dict.s keys must be str .* got key int 2"):
+        trace(lambda x: [x, {2: x}], 1.0)
 
 
 def test_output_structure_and_number_outputs():
