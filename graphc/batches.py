@@ -19,7 +19,7 @@ from . import deferred_data, row_threads, train_native
 from .optim import Optimizer, check_range
 from .signature import Signature
 from .steps import StepPlan
-from .tree import SCALAR, plain_array, unflatten
+from .tree import SCALAR, is_namedtuple, plain_array, unflatten
 
 class Batch:
     """Batched arguments, checked: their common row count, one example row, and the data as
@@ -120,9 +120,10 @@ def _all_finite(array: np.ndarray) -> bool:
 
 
 def _as_batched_array(arg: Any, name: str) -> np.ndarray:
-    if isinstance(arg, dict):  # np.asarray would make a 0-d array of objects of it
+    if isinstance(arg, dict) or is_namedtuple(type(arg)):  # np.asarray: an object, or its fields as rows
         raise ArgumentError(f"argument {name}: map, mean and train take arrays with a leading batch axis, "
-                            f"one per argument; got a dict (pass its arrays as arguments of their own)")
+                            f"one per argument; got a {'dict' if isinstance(arg, dict) else type(arg).__name__} "
+                            f"(pass its arrays as arguments of their own)")
     try:
         array = np.asarray(arg.data if isinstance(arg, Value) else arg)
     except ValueError as error:  # ragged nested lists

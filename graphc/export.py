@@ -80,6 +80,7 @@ def python_module(plan: ExportPlan) -> str:
     source, entry, _ = python_backend.generate(plan.joint, ENTRY, seed=plan.joint.inputs[-1],
                                                n_forward=len(plan.graph.outputs))
     graph = plan.graph
+    in_tree, out_tree = _exportable(graph.in_tree), _exportable(graph.out_tree)
     args = ", ".join(plan.arg_names)
     values = [python_number(v) for v in plan.param_values]
     params = "".join(f"\n    {n}: {v}" for n, v in zip(plan.param_names, values))
@@ -89,18 +90,19 @@ def python_module(plan: ExportPlan) -> str:
         "Standalone: imports only the Python standard library.",
         "",
         f"    forward({args}{', ' if args else ''}params=PARAMS)",
-        f"        -> floats shaped {_in_docstring(describe(graph.out_tree))}",
+        f"        -> floats shaped {_in_docstring(describe(out_tree))}",
         f"    value_and_grad({args}{', ' if args else ''}params=PARAMS)",
-        "        -> (value of output 0, gradients shaped like the arguments, gradients of PARAMS)",
+        "        -> (value of output 0 -- the result's first number, a dict's items taken in sorted key",
+        "            order --, gradients shaped like the arguments, gradients of PARAMS)",
         "",
-        f"Arguments ({len(plan.arg_names)}), shaped {_in_docstring(describe(graph.in_tree))}, flatten to {len(plan.input_names)} "
+        f"Arguments ({len(plan.arg_names)}), shaped {_in_docstring(describe(in_tree))}, flatten to {len(plan.input_names)} "
         f"input(s), in order: {', '.join(plan.input_names) or '(none)'}.",
         f"Then {len(plan.param_names)} param(s), PARAMS in order:{params or ' (none).'}",
         '"""',
     ])
     constants = (_params_literal(plan.param_names, values) + "\n"
-                 f"_IN_TREE = {_literal(graph.in_tree)}\n"
-                 f"_OUT_TREE = {_literal(graph.out_tree)}\n"
+                 f"_IN_TREE = {_literal(in_tree)}\n"
+                 f"_OUT_TREE = {_literal(out_tree)}\n"
                  f"_ARG_NAMES = {tuple_literal([repr(n) for n in plan.arg_names])}\n"
                  f"_N_OUTPUTS = {len(graph.outputs) - len(plan.guards)}\n"
                  f"_GUARDS = {tuple_literal([python_number(g) for g in plan.guards])}")
@@ -217,6 +219,18 @@ def _self_contained(obj: Any) -> bool:
             and set(obj.__code__.co_names) <= set(dir(builtins)))
 
 
+def _exportable(tree: Any) -> Any:
+    """``tree`` with each namedtuple a plain tuple of its fields: the module cannot import its class."""
+    if tree == SCALAR or not isinstance(tree, tuple) or tree[0] == "array":
+        return tree
+    kind, spec = tree
+    if kind == "dict":
+        return ("dict", tuple((key, _exportable(t)) for key, t in spec))
+    if kind == "namedtuple":
+        return ("tuple", tuple(_exportable(t) for t in spec[1]))
+    return (kind, tuple(_exportable(t) for t in spec))
+
+
 def _in_docstring(text: str) -> str:
     """``text`` (a structure's description: a dict's keys are the user's) as it reads inside
     the module's docstring: its backslashes and quotes escaped, so no key ends the docstring."""
@@ -230,10 +244,8 @@ def _literal(tree: Any) -> str:
     kind, spec = tree
     if kind == "array":
         return f"('array', {tuple_literal([str(int(n)) for n in spec])})"
-    if kind == "dict":  # str keys, as repr writes them: a literal, never code
-        return f"('dict', {tuple_literal([f'({str(key)!r}, {_literal(t)})' for key, t in spec])})"
-    if kind == "namedtuple":  # the module cannot import the class: a plain tuple of its fields
-        return f"('tuple', {tuple_literal([_literal(t) for t in spec[1]])})"
+    if kind == "dict":  # str keys, as ascii() writes them: a literal, never code, and ASCII as the module is
+        return f"('dict', {tuple_literal([f'({key!a}, {_literal(t)})' for key, t in spec])})"
     if kind not in ("list", "tuple"):
         raise GraphcError(f"cannot export a structure of kind {kind!r}")
     return f"({kind!r}, {tuple_literal([_literal(t) for t in spec])})"

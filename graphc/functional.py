@@ -180,6 +180,6 @@ def _rebuild(tree: Any, leaves: Any) -> Any:
                         dtype=np.float64).reshape(spec)
     if kind == "namedtuple":
         cls, fields = spec
-        return cls(*[_rebuild(t, leaves) for t in fields])
+        return cls._make([_rebuild(t, leaves) for t in fields])
     items = [_rebuild(t, leaves) for t in spec]
     return items if kind == "list" else tuple(items)

@@ -3,8 +3,10 @@
 :func:`graphc.export` copies this module's source (without this docstring) into every
 exported module, next to :mod:`graphc.runtime`, so it imports nothing at all.  Trees are
 :mod:`graphc.tree`'s: ``'scalar'``, ``('list', (...))``, ``('tuple', (...))``,
-``('dict', ((key, tree), ...))`` (results only) and ``('array', shape)``; an array argument may be a NumPy
-array (anything with ``tolist``) or nested lists, and array gradients come back as nested lists.
+``('dict', ((key, tree), ...))`` (results only) and ``('array', shape)`` -- an exported
+module's trees hold no ``namedtuple``: :func:`graphc.export` writes those as tuples; an array
+argument may be a NumPy array (anything with ``tolist``) or nested lists, and array
+gradients come back as nested lists.
 """
 
 
@@ -72,9 +74,9 @@ def _unflatten(tree, leaves):
         return _nested(spec, leaves)
     if kind == "dict":
         return {key: _unflatten(t, leaves) for key, t in spec}
-    if kind == "namedtuple":  # (its class, its fields' trees); graphc.export refuses these
+    if kind == "namedtuple":  # (its class, its fields' trees): _make, not cls(), which may coerce
         cls, fields = spec
-        return cls(*[_unflatten(t, leaves) for t in fields])
+        return cls._make([_unflatten(t, leaves) for t in fields])
     items = [_unflatten(t, leaves) for t in spec]
     return items if kind == "list" else tuple(items)
 

@@ -412,12 +412,12 @@ def plain_outputs(result: Any, depth: int = 0) -> tuple[Any, list]:
             kinds.append(x.kind)
             return x.node
         if isinstance(x, dict) and depth < 100 and all(isinstance(key, str) for key in x):
-            return {key: walk(x[key], depth + 1) for key in sorted(x)}  # flatten_output's order
+            return {str.__str__(key): walk(x[key], depth + 1) for key in sorted(x, key=str.__str__)}  # as flatten_output
         if isinstance(x, (list, tuple)) and depth < 100:  # deeper: flatten_output says so
             items = [walk(item, depth + 1) for item in x]
             if isinstance(x, list):
                 return items
-            return type(x)(*items) if is_namedtuple(type(x)) else tuple(items)
+            return x._make(items) if is_namedtuple(type(x)) else tuple(items)  # _make: no __new__ again
         kinds.append(None)
         return x
     return walk(result, depth), kinds

@@ -1,4 +1,4 @@
-"""Argument and output structures: flatten nested lists/tuples/arrays of scalars, and back.
+"""Argument and output structures: flatten nested lists, tuples, dicts and arrays of scalars, and back.
 
 A *tree* is a hashable description of a structure, so it doubles as the compile cache
 key ("signature"):
@@ -104,7 +104,7 @@ def tree_leaves(tree: Any) -> int | None:
                 and len({key for key, _ in t[1]}) == len(t[1]):
             stack.extend(item for _, item in t[1])
         elif isinstance(t, tuple) and len(t) == 2 and t[0] == "namedtuple" and isinstance(t[1], tuple) \
-                and len(t[1]) == 2 and isinstance(t[1][0], type) and is_namedtuple(t[1][0]) \
+                and len(t[1]) == 2 and is_namedtuple(t[1][0]) \
                 and isinstance(t[1][1], tuple) and len(t[1][1]) == len(t[1][0]._fields):
             stack.extend(t[1][1])
         elif isinstance(t, tuple) and len(t) == 2 and t[0] == "array" and isinstance(t[1], tuple) \
@@ -121,7 +121,7 @@ def unflatten(tree: Tree, leaves: Iterator) -> Any:
 
 
 def flatten_output(out: Any) -> tuple[list, Tree]:
-    """Leaves and tree of a traced function's result: Values or numbers in lists/tuples."""
+    """Leaves and tree of a traced function's result: Values or numbers in lists, tuples and dicts."""
     leaves: list = []
     return leaves, _output_tree(out, "its result", 0, leaves)
 
@@ -151,9 +151,10 @@ def _container(x: list | tuple | dict, path: str, flatten: Callable[[Any, str], 
     if isinstance(x, dict):
         if not all(isinstance(key, str) for key in x):
             bad = next(key for key in x if not isinstance(key, str))
-            raise TraceError(f"{path}: a dict's keys must be str (as graphc names its items by them); "
-                             f"got key {standalone._what(bad)}")
-        return ("dict", tuple((key, flatten(x[key], f"{path}[{key!r}]")) for key in sorted(x)))
+            raise TraceError(f"{path}: a dict's keys must be str (graphc sorts them, and writes them in "
+                             f"exported code); got key {standalone._what(bad)}")
+        keys = sorted((str.__str__(key), key) for key in x)  # plain str: no subclass's __str__ or __lt__
+        return ("dict", tuple((plain, flatten(x[key], f"{path}[{plain!a}]")) for plain, key in keys))
     items = tuple(flatten(item, f"{path}[{i}]") for i, item in enumerate(x))
     if isinstance(x, tuple) and is_namedtuple(type(x)):
         return ("namedtuple", (type(x), items))
@@ -163,7 +164,8 @@ def _container(x: list | tuple | dict, path: str, flatten: Callable[[Any, str], 
 def is_namedtuple(cls: type) -> bool:
     """A ``collections.namedtuple`` class: a tuple whose ``_fields`` are its items' names."""
     fields = getattr(cls, "_fields", None)
-    return isinstance(fields, tuple) and all(isinstance(f, str) for f in fields) and hasattr(cls, "_make")
+    return isinstance(cls, type) and issubclass(cls, tuple) and isinstance(fields, tuple) \
+        and all(isinstance(f, str) for f in fields) and hasattr(cls, "_make")
 
 
 def is_foreign_value(x: Any) -> bool:
@@ -189,8 +191,8 @@ def foreign_value_message(x: Any, where: str) -> str:
 def _check_depth(depth: int, path: str, what: str, error: type = ArgumentError,
                  expected: str = _EXPECTED) -> None:
     if depth >= MAX_NESTING:
-        raise error(f"{what} {path[:40]}...: lists/tuples nested more than {MAX_NESTING} levels deep "
-                    f"(a list that contains itself?); expected {expected}")
+        raise error(f"{what} {path[:40]}...: structures nested more than {MAX_NESTING} levels deep "
+                    f"(a list or dict that contains itself?); expected {expected}")
 
 
 def describe(tree: Tree) -> str:
@@ -201,7 +203,7 @@ def describe(tree: Tree) -> str:
     if kind == "array":
         return f"array{spec}"
     if kind == "dict":
-        inner = ", ".join(f"{key[:20]!r}: {describe(t)}" for key, t in spec[:4]) + (", ..." if len(spec) > 4 else "")
+        inner = ", ".join(f"{key[:20]!a}: {describe(t)}" for key, t in spec[:4]) + (", ..." if len(spec) > 4 else "")
         return f"{{{inner}}}"
     name = ""
     if kind == "namedtuple":

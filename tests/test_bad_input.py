@@ -139,7 +139,7 @@ two = graphc.compile(lambda x, y: x * y)
     ((np.array(["a"]),), ArgumentError, r"expected an array of numbers, got dtype <U1"),
     ((np.array([1.0, None], dtype=object),), ArgumentError, r"got dtype object"),
     ((HUGE,), DataError, r"argument x must be a real number that fits in a float"),
-    ((self_containing(),), ArgumentError, r"nested more than 100 levels deep \(a list that contains itself\?\)"),
+    ((self_containing(),), ArgumentError, r"nested more than 100 levels deep \(a list or dict that contains itself\?\)"),
     ((), TypeError, r"missing 1 required positional argument: 'x'"),
     ((1.0, 2.0), TypeError, r"takes 1 positional argument but 2 were given"),
 ], ids=["str", "None", "dict", "object", "nested str", "complex", "str array", "object array", "huge int",

@@ -327,6 +327,36 @@ def test_dict_and_namedtuple_results_and_namedtuple_arguments_keep_their_kind(ba
         graphc.compile(lambda x: {("a",): x}, backend=backend)(1.0)
 
 
+class Coerced(collections.namedtuple("Coerced", "a b")):
+    """A namedtuple whose constructor computes: graphc must rebuild it without calling it."""
+    __slots__ = ()
+
+    def __new__(cls, a, b=0.0):
+        return super().__new__(cls, a * 2, float(b))
+
+
+class Key(str):
+    def __str__(self):
+        return "shown"
+
+    def __lt__(self, other):
+        return False
+
+
+def test_a_namedtuple_is_rebuilt_without_its_constructor_and_dict_keys_are_plain_str():
+    """Found reviewing: cls(*items) ran a namedtuple's own __new__ on the trace's Values (float() cut
+    the gradient off and guarded the value: a retrace per call) and again on the result (2 -> 8)."""
+    made = graphc.compile(lambda x: Coerced(x, 1.0), backend="python")(1.0)
+    assert type(made) is Coerced and (made.a.data, made.b.data) == (2.0, 1.0)
+    arg = Coerced(1.0, 2.0)  # holds a = 2.0
+    use = graphc.compile(lambda p: p.a * 10.0 + p.b * p.b, backend="python")
+    assert [use(Coerced(k, 2.0)).data for k in range(3)] == [20.0 * k + 4.0 for k in range(3)]
+    assert use.trace_count == 1
+    assert graphc.value_and_grad(lambda p: p.a * 10.0 + p.b * p.b)(arg) == (24.0, Coerced._make([10.0, 4.0]))
+    keyed = graphc.compile(lambda x: {Key("b"): x, "a": x * 2.0}, backend="python")(1.0)
+    assert list(keyed) == ["a", "b"] and all(type(key) is str for key in keyed)
+
+
 def test_map_returns_a_dict_of_arrays_and_refuses_a_dict_of_rows():
     compiled = graphc.compile(lambda x: {"y": x * 2.0, "pair": Pair(x + 1.0, x)})
     out = compiled.map(np.array([1.0, 2.0]))
@@ -334,3 +364,5 @@ def test_map_returns_a_dict_of_arrays_and_refuses_a_dict_of_rows():
     assert np.array_equal(out["y"], [2.0, 4.0]) and np.array_equal(out["pair"].value, [2.0, 3.0])
     with pytest.raises(graphc.ArgumentError, match="got a dict .pass its arrays as arguments of their own"):
         compiled.map({"x": np.ones(3)})
+    with pytest.raises(graphc.ArgumentError, match="got a Pair .pass its arrays"):  # np.asarray: fields as rows
+        compiled.map(Pair(np.ones(3), np.zeros(3)))

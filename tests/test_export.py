@@ -347,4 +347,9 @@ def test_dict_results_round_trip_and_namedtuples_become_tuples(tmp_path):
     assert grad_p == tuple(graphc.grad(lambda p, x: f(p, x)[key])(pair(0.5, -0.25), 2.0))
     named = graphc.compile(lambda x: pair(x, x * 2.0))
     named(1.0)
-    assert load(export(named, tmp_path / "named.py")).forward(1.0) == (1.0, 2.0)
+    module = load(export(named, tmp_path / "named.py"))
+    assert module.forward(1.0) == (1.0, 2.0) and "shaped (scalar, scalar)" in module.__doc__
+    unicode = graphc.compile(lambda x: {"caf\u00e9 \u2603": x * 2.0})
+    unicode(1.0)
+    path = export(unicode, tmp_path / "unicode.py")
+    assert path.read_bytes().isascii() and load(path).forward(1.0) == {"caf\u00e9 \u2603": 2.0}

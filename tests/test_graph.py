@@ -150,6 +150,8 @@ def test_from_nx_renumbers_new_nodes_topologically():
     (lambda G: G.graph.update(out_tree=("dict", (("a", "scalar"), ("a", "scalar")))), "is not a structure"),
     (lambda G: G.graph.update(out_tree=("dict", ((1, "scalar"),))), "is not a structure"),
     (lambda G: G.graph.update(out_tree=("namedtuple", (tuple, ("scalar",)))), "is not a structure"),
+    (lambda G: G.graph.update(out_tree=("namedtuple", (type("NotTuple", (), {"_fields": ("a",), "_make": 0}),
+                                                       ("scalar",)))), "is not a structure"),
 ])
 def test_from_nx_rejects_bad_input_with_a_graphc_error(edit, message):
     from graphc import trace
