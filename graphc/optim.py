@@ -15,6 +15,7 @@ from typing import Iterable
 import numpy as np
 
 from .engine import Value
+from .errors import DataError
 
 
 class Optimizer:
@@ -177,6 +178,12 @@ def check_range(name: str, value: float, low: float, high: float | None) -> None
     """``low <= value`` (and ``value < high``), for a real number ``value``; else a clear error."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name} must be a real number; got {type(value).__name__} {value!r}")
+    if isinstance(value, int):
+        try:
+            float(value)
+        except OverflowError:  # 10**400: compares fine, and overflows where the update reads it
+            raise DataError(f"{name} must be a number that fits in a float (|x| < 1.8e308); got an int of "
+                            f"{value.bit_length()} bits") from None
     if not (low <= value and (high is None or value < high)):
         bounds = f"in [{low:g}, {high:g})" if high is not None else f">= {low:g}"
         raise ValueError(f"{name} must be {bounds}; got {value!r}")

@@ -36,8 +36,8 @@ class StepPlan:
 
     def __init__(self, n: int, batch_size: Any = None, order: Any = None, epochs: Any = 1, shuffle: Any = False,
                  schedule: Callable[[int], float] | None = None) -> None:
-        size = n if batch_size is None else batch_size
-        if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 1:
+        size = batch_size
+        if size is not None and (not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 1):
             raise ArgumentError(f"batch_size must be a positive int; got {batch_size!r}")
         if not isinstance(epochs, (int, np.integer)) or isinstance(epochs, bool) or epochs < 0:
             raise ArgumentError(f"epochs must be an int >= 0; got {epochs!r}")
@@ -55,8 +55,10 @@ class StepPlan:
                 raise ShapeError(f"order must be a 1-D array of ints, row numbers from 0 to {n - 1}; got "
                                  f"{_described(rows)}")
             self.rows = rows.astype(np.int64)
-        self.n, self.size, self.epochs, self.schedule = n, int(size), int(epochs), schedule
         count = n if self.rows is None else len(self.rows)
+        if size is None:  # all of them: every row of the pass, which order= may make more or fewer than n
+            size = max(count, 1)
+        self.n, self.size, self.epochs, self.schedule = n, int(size), int(epochs), schedule
         self.per_epoch = -(-count // self.size)
         self.most_rows = min(self.size, count)  # that a step takes
         self.total = self.per_epoch * self.epochs

@@ -56,8 +56,12 @@ def run(program: Any, parts: list[np.ndarray], update: Any, plan: StepPlan, para
     state = [np.ascontiguousarray(np.asarray(getattr(optimizer, name), dtype=np.float64)[where]) for name in names]
     t = getattr(optimizer, "t", 0) if kind.startswith("adam") else 0
     losses = np.empty((2, plan.total))
-    penalty = None if decay is None else (np.ascontiguousarray(decay[0][perm], dtype=np.float64),
-                                          np.ascontiguousarray(decay[1], dtype=np.float64))
+    penalty = None
+    if decay is not None:  # the kernel positions of the decayed params, in the signature's order: the sum's
+        at_kernel = np.empty(len(perm), dtype=np.int64)
+        at_kernel[perm] = np.arange(len(perm))
+        penalty = (np.ascontiguousarray(at_kernel[np.flatnonzero(decay[0])]),
+                   np.ascontiguousarray(decay[1], dtype=np.float64))
     done = np.zeros(2, dtype=np.int64)  # steps completed; whether a step's rows were not finite
 
     def write_back() -> None:

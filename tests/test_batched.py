@@ -302,6 +302,15 @@ def test_train_checks_its_arguments():
         compiled.train(X, lr=0.1, batch_size=0)
     with pytest.raises(ArgumentError, match="lr must be a number"):
         compiled.train(X, lr="fast")
+    # found by an outside tester: float32 steps by hand differ from train's float64 ones; 10**400 overflowed late
+    with pytest.raises(ArgumentError, match=r"lr is a numpy.float32: .* pass float\(lr\)"):
+        compiled.train(X, lr=np.float32(0.1))
+    with pytest.raises(ArgumentError, match=r"lr is a numpy.float16"):
+        compiled.train(X, lr=0.1, schedule=lambda k: np.float16(0.1))
+    for big in ({"lr": 10**400}, {"lr": 0.1, "schedule": lambda k: -(10**5000)}):
+        with pytest.raises(DataError, match=r"lr must be a number that fits in a float .* got an int of \d+ bits"):
+            compiled.train(X, **big)
+    assert compiled.train(X, lr=np.float64(0.1)).shape == (1,) and compiled.train(X, lr=2**60).shape == (1,)
     with pytest.raises(ShapeError, match=r"order must be a 1-D array of ints, row numbers from 0 to 3; got row numbers from"):
         compiled.train(X, lr=0.1, order=[0, 4])
     with pytest.raises(ShapeError, match=r"got an array of shape \(2,\) and dtype float64"):
@@ -525,6 +534,32 @@ def test_train_in_a_given_order_takes_the_python_row_loops_steps(backend, batch_
         np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-12)
     else:
         assert results[0] == results[1]
+
+
+@pytest.mark.parametrize("backend", BACKENDS_HERE)
+def test_the_default_batch_is_the_whole_order_however_long(backend):
+    """Found by an outside tester: the default batch was n rows, so an order of 6 row visits
+    over 4 rows took two steps, where the docstring says one step over all of them."""
+    skip_without_a_compiler(backend)
+    X = np.random.default_rng(0).normal(size=(4, 2))
+    Y = np.array([1.0, -1.0, 1.0, -1.0])
+    order = np.array([0, 1, 2, 3, 0, 1])
+    results = []
+    for by_hand in (False, True):
+        random.seed(0)
+        model = MLP(2, [3, 1])
+        step = graphc.compile(lambda x, t: (model(x) - t) ** 2, backend=backend)
+        if by_hand:
+            loss = step.mean(X[order], Y[order])
+            model.zero_grad()
+            loss.backward()
+            for p in model.parameters():
+                p.data -= 0.1 * p.grad
+            losses = [loss.data]
+        else:
+            losses = step.train(X, Y, lr=0.1, order=order).tolist()
+        results.append((losses, [p.data for p in model.parameters()]))
+    assert results[0] == results[1] and len(results[0][0]) == 1
 
 
 @pytest.mark.parametrize("backend", BACKENDS_HERE)

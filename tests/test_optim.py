@@ -156,6 +156,8 @@ def test_zero_grad_and_untouched_gradients():
     (lambda: Adam([Value(1.0)], betas=(0.9, 1.0)), ValueError, r"betas\[1\] must be in \[0, 1\); got 1.0"),
     (lambda: Adam([Value(1.0)], betas=0.9), TypeError, "betas must be a pair"),
     (lambda: Adam([Value(1.0)], eps=-1.0), ValueError, "eps must be >= 0"),
+    (lambda: SGD([Value(1.0)], lr=10**400), ValueError, r"lr must be a number that fits in a float .* 1329 bits"),
+    (lambda: Adam([Value(1.0)], eps=-10**400), ValueError, "eps must be a number that fits in a float"),
 ])
 def test_bad_arguments_say_what_was_expected(make, error, message):
     with pytest.raises(error, match=message):

@@ -73,7 +73,7 @@ void {driver}(const double *const *restrict parts, const long *restrict widths, 
                    const long *restrict bounds, long steps, double *restrict params, double *restrict spare,
                    double *restrict grads, double *restrict cols, double *restrict values, long kind,
                    const double *restrict hyper, const double *restrict lrs, long t, double *restrict s1,
-                   double *restrict s2, double *restrict losses, const double *restrict decay,
+                   double *restrict s2, double *restrict losses, const long *restrict decay, long n_decay,
                    const double *restrict scales, double *restrict penalties, long check, long *restrict done)
 {{
     const long P = {n_params};
@@ -96,14 +96,14 @@ void {driver}(const double *const *restrict parts, const long *restrict widths, 
         double acc = values[0];                       /* batches.row_mean */
         for (long r = 1; r < b; r++) acc = acc + values[r];
         losses[s] = (acc + 0.0) / (double)b;
-        if (decay) {{                                  /* an L2 penalty: scales[s] * sum of p * p where decay[i] != 0 */
+        if (decay) {{                                  /* an L2 penalty: scales[s] * sum of p * p over p[decay[..]] */
             const double scale = scales[s];
             double squares = 0.0;
-            for (long i = 0; i < P; i++)
-                if (decay[i] != 0.0) {{
-                    squares = squares + p[i] * p[i];
-                    grads[i] = grads[i] + 2.0 * scale * p[i];
-                }}
+            for (long k = 0; k < n_decay; k++) {{
+                const long i = decay[k];
+                squares = squares + p[i] * p[i];
+                grads[i] = grads[i] + 2.0 * scale * p[i];
+            }}
             penalties[s] = scale * squares;
         }}
         if (step) {{                                   /* one row, no L2, lr or SGD: the kernel took the step */
@@ -183,7 +183,7 @@ _P = ctypes.c_void_p
 #: Numbers of a step's columns the driver keeps between calls (4 MB): more are made anew.
 KEPT_COLUMNS = 1 << 19
 ARGTYPES = [_P, _P, ctypes.c_long, _P, _P, ctypes.c_long, _P, _P, _P, _P, _P, ctypes.c_long, _P, _P, ctypes.c_long,
-            _P, _P, _P, _P, _P, _P, ctypes.c_long, _P]
+            _P, _P, _P, _P, ctypes.c_long, _P, _P, ctypes.c_long, _P]
 
 
 class Driver:
@@ -202,11 +202,11 @@ class Driver:
         """Steps ``0 .. len(bounds) - 2``: ``params`` and ``state`` (float64, kernel layout)
         updated in place, each step's mean loss into ``losses``.  ``parts``: the data, C-contiguous
         float64 arrays of shape (N, width), n_inputs columns in all; ``rows``, ``bounds``: int64
-        (C long); ``width``: at least the most rows a step takes.  ``decay``: (mask,
-        scales, penalties) for an L2 penalty ``scales[s] * sum(p * p)`` over the params
-        where ``mask`` (kernel layout) is nonzero, its gradient ``2 * scales[s] * p`` added
+        (C long); ``width``: at least the most rows a step takes.  ``decay``: (positions,
+        scales, penalties) for an L2 penalty ``scales[s] * sum(p * p)`` over the params at
+        ``positions`` (int64, kernel layout), its gradient ``2 * scales[s] * p`` added
         to step s's before the update, its value written to ``penalties[s]``
-        (scikit-learn's penalty, summed first to last in kernel order).  ``done``: an int64
+        (scikit-learn's penalty, summed first to last in the order of ``positions``).  ``done``: an int64
         array of two entries: 0 counts the steps completed, one by one; with ``check``, 1 is
         set to 1 when a step's rows held an inf or nan, and the run stops before that step."""
         if sum(part.shape[1] for part in parts) != self.n_inputs or \
@@ -224,8 +224,9 @@ class Driver:
             self.function(address(pointers), address(widths), len(parts), address(rows), address(bounds),
                           len(bounds) - 1, address(params), scratch.spare, scratch.grads,
                           *scratch.rows(self.n_inputs, width), KINDS.index(kind), address(hyper), address(lrs), t,
-                          address(s1), address(s2), address(losses), *(address(a) for a in decay or ()),
-                          *((None,) * 3 if decay is None else ()), int(check),
+                          address(s1), address(s2), address(losses),
+                          *((None, 0, None, None) if decay is None else
+                            (address(decay[0]), len(decay[0]), address(decay[1]), address(decay[2]))), int(check),
                           address(np.zeros(2, dtype=np.int64) if done is None else done))
         finally:
             scratch.keep_small()

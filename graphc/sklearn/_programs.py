@@ -67,13 +67,16 @@ def _programs(model: MLP, out_activation: str, backend: str) -> tuple:
 def _add_l2(params: np.ndarray, is_weight: np.ndarray, scale: float, grad: np.ndarray) -> float:
     """``scale * sum(w * w)`` over the weights, whose gradient ``2 * scale * w`` is added into ``grad``.
 
-    The same numbers as adding the eager Value expression to the loss before
-    ``backward()`` (tested), without building and walking two nodes per weight, which
-    would cost more than the batched loss itself.
+    The sum runs first to last in params order, as the native training driver sums it
+    (:mod:`graphc.codegen.c_train`; ``np.cumsum`` adds one term at a time, where ``w @ w``
+    would let BLAS split the sum): a sparse or weighted fit reports the dense fit's losses,
+    bit for bit, so its stopping rule stops at the same epoch.  The same numbers as adding
+    the eager Value expression to the loss before ``backward()`` (tested), without building
+    and walking two nodes per weight, which would cost more than the batched loss itself.
     """
     w = params[is_weight]
     grad[is_weight] += 2.0 * scale * w
-    return scale * float(w @ w)
+    return scale * float(np.cumsum(w * w)[-1]) if len(w) else 0.0
 
 
 def packed_order(model: MLP) -> np.ndarray:
