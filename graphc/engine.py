@@ -1,8 +1,9 @@
 """Eager autograd: micrograd's ``Value``, driven by the op table.
 
 A drop-in for ``micrograd.engine.Value``: the same operators, the same node structure
-(``_prev``, ``_op``), the same backward order, the same float results bit for bit.
-What differs, and why:
+(``_prev``, ``_op``) but for subtraction and negation, which are ops of their own (``sub``,
+``neg``: micrograd's ``a + (-b)`` and ``a * -1``, the same values), the same backward
+order, the same float results bit for bit.  What differs, and why:
 
 * ``_prev`` is a tuple in operand order (``x * x`` has ``(x, x)``), not a set, so graphs
   and gradients are deterministic; micrograd's own results change in the last bit from
@@ -132,10 +133,15 @@ class Value:
         if tracing:
             record.leaf(data)  # a trace counts the numbers frozen into it
             self.__class__ = node_class  # first: a traced Value's own writes are not refused
-        self._data = _as_float(data)
+        if tracing and type(data) is node_class and data._kind is None and not children:
+            # Value(x) of a leaf of this trace -- micrograd's list(map(Value, xrow)) over data passed in,
+            # which a compiled call passes as Values where eager had numbers: x * 1.0, x's bits exactly
+            self._data, self._prev, self._kind = data._data, (data, _node(1.0, (), None, CONSTANT)), _MUL
+        else:
+            self._data = _as_float(data)
+            self._prev = children
+            self._kind = MicrogradOp(_op) if children else None
         self.grad = 0
-        self._prev = children
-        self._kind = MicrogradOp(_op) if children else None
         self._attr = ()
         self.label = label
         self._serial = next(_serials)  # creation order: how a trace orders the params it finds
@@ -455,6 +461,9 @@ def _as_exponent(x) -> int | float | None:
     return None
 
 
+_MUL = ops.TABLE["mul"]  # Value(x) of a traced x: the node x * 1.0 (Value.__init__)
+
+
 def _node(data: float, prev: tuple, kind, attr: tuple = ()) -> Value:
     out = _new(_this_thread.node_class if _tracing_threads else Value)
     out._data = data
@@ -619,6 +628,18 @@ def _operator(name: str, entries: tuple[Op, ...]):
         def method(self, other):
             other = _coerce(other)
             return NotImplemented if other is None else _binary(op, other, self)
+    elif name == "__sub__":
+        def method(self, other):
+            if isinstance(other, Value):
+                return _binary(op, self, other)
+            constant = _coerce(other)
+            if constant is None:
+                return NotImplemented
+            if constant._data == 0.0 and not isinstance(other, float) and \
+                    getattr(getattr(other, "dtype", None), "kind", None) != "f":
+                # micrograd's self + (-other): Python's -0 of an int is +0, so x - 0 is x + 0.0, x - (-0.0)
+                constant._data = -0.0
+            return _binary(op, self, constant)
     else:
         def method(self, other):
             return _binary(op, self, other)

@@ -93,6 +93,19 @@ class TracedValue(Value):
 
     compare = staticmethod(compare)
 
+    def __index__(self) -> int:
+        """An argument used as an index or a size (``X[:batch_size]``, ``range(n)``), where
+        eager code had an int: the program is specialized to its value, with a guard that
+        retraces for another, as ``torch.compile`` does with ints.  Only an argument holding
+        a whole number; other Values are no index, in eager code either."""
+        if self._kind is not None or self._attr is not _PLACEHOLDER:
+            raise TypeError(f"{user_location()}: a Value used as an index or a size; use a number (an int "
+                            f"argument of the compiled function may be)")
+        if not float(self._data).is_integer():
+            raise TypeError(f"{user_location()}: argument {self.label} holds {self._data!r}, used as an index or "
+                            f"a size, which takes an int")
+        return int(TracedNumber(self, float)._frozen())
+
 
 def argument_names(fn: Callable, count: int) -> list[str]:
     """Names for ``count`` positional arguments of ``fn``: its parameter names where known."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 import math
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -347,3 +348,38 @@ def test_a_label_set_afterwards_to_a_non_str_still_traces():
     w = Value(2.0)
     w.label = 1  # set afterwards: the trace names the param by its text
     assert graphc.compile(lambda x: x * w)(3.0).data == 6.0
+
+
+@pytest.mark.parametrize("k", [0, False, np.int64(0), np.bool_(False), 0.0, -0.0, np.float64(-0.0), 2, -3, 1.5])
+def test_subtracting_a_number_is_micrograds_x_plus_minus_k_to_the_sign_of_zero(k):
+    """Found by an outside differential test against micrograd: micrograd's x - k is
+    x + (-k), and Python's -0 of an int is +0, so (-0.0) - 0 is +0.0 there; graphc's sub(x,
+    0.0) kept -0.0."""
+    for x in (-0.0, 0.0, 2.5):
+        got = (Value(x) - k).data
+        want = x + (0 if isinstance(k, np.bool_) else -k)  # NumPy refuses -np.bool_: as a Python bool
+        assert got == want and math.copysign(1.0, got) == math.copysign(1.0, want)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", graphc.FrozenDataWarning)  # a NumPy k is data frozen in
+            traced = graphc.compile(lambda v: v - k)(x).data
+        assert traced == got and math.copysign(1.0, traced) == math.copysign(1.0, got)  # the traced constant
+
+
+def test_micrograd_agrees_where_its_ops_match_and_the_documented_differences_show():
+    micrograd = pytest.importorskip("micrograd.engine")
+    for V in (micrograd.Value, Value):  # the same answers from the same lines
+        x = V(-0.0)
+        assert math.copysign(1.0, (x - 0).data) == 1.0
+    # documented differences: micrograd's hidden -b node re-adds its stale .grad on a second
+    # backward(); graphc's sub has none.  x ** 0 passes no gradient (PyTorch's and JAX's zero)
+    grads = []
+    for V in (micrograd.Value, Value):
+        x, y = V(2.0), V(3.0)
+        out = x - y
+        out.backward()
+        out.backward()
+        grads.append(y.grad)
+    assert grads == [-3, -2.0]
+    x = Value(float("nan"))
+    (x ** 0).backward()
+    assert x.grad == 0

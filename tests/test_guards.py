@@ -398,3 +398,38 @@ def test_functions_without_attributes_compile():
             return x * 3.0
     assert graphc.compile(abs)(-2.0).data == 2.0
     assert graphc.compile(Slotted())(2.0).data == 6.0
+
+
+@pytest.mark.parametrize("backend", ["python", "numpy"] + (["c"] if graphc.codegen.c.find_compiler() else []))
+def test_the_demos_loss_with_its_data_passed_in_runs_as_written(backend):
+    """Found by an outside differential test: following the FrozenDataWarning's advice (pass the
+    data in) with the demo's own list(map(Value, xrow)) raised a TypeError once compiled, where
+    the arguments arrive as Values; and a batch_size argument slicing X raised too."""
+    random.seed(0)
+    X = np.array([[0.5, -1.0], [1.5, 0.25], [-0.75, 2.0]])
+    y = np.array([1, -1, 1])
+    model = MLP(2, [4, 1])
+
+    def loss(Xb, yb):
+        inputs = [list(map(Value, xrow)) for xrow in Xb]
+        losses = [(1 + -yi * scorei).relu() for yi, scorei in zip(yb, map(model, inputs))]
+        return sum(losses) * (1.0 / len(losses))
+
+    def loss_of_first(batch_size):
+        scores = [model(list(map(Value, xrow))) for xrow in X[:batch_size]]
+        return sum((1 + -yi * s).relu() for yi, s in zip(y[:batch_size], scores)) * (1.0 / len(scores))
+
+    compiled = graphc.compile(loss, backend=backend)
+    for k in range(3):
+        Xk = X * (1 + k)
+        assert compiled(Xk, y).data == loss(Xk, y).data
+    first = graphc.compile(loss_of_first, backend=backend)
+    with pytest.warns(FrozenDataWarning):  # X and y are captured: frozen, as said
+        assert [first(n).data for n in (2, 3, 2)] == [loss_of_first(n).data for n in (2, 3, 2)]
+    assert first.trace_count == 2 and "`batch_size == 2.0`" in first.retraces[0]  # one program per size
+    with pytest.raises(TypeError, match="argument batch_size holds 2.5, used as an index or a size"):
+        first(2.5)
+    with pytest.raises(TypeError, match="got a Value .use it directly"):  # eager refuses it too
+        graphc.compile(lambda x: Value(x * 2.0), backend=backend)(1.0)
+    with pytest.raises(TypeError, match="a Value used as an index or a size"):
+        graphc.compile(lambda x: list(range(x * 1.0)), backend=backend)(3.0)
