@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import numbers
 import traceback
 import warnings
 from typing import Any, Callable, Iterable
@@ -43,6 +44,7 @@ from .tree import flatten_args, flatten_output, foreign_value_message, is_foreig
 from .walk import depth_first
 
 _PLACEHOLDER = ("placeholder",)  # marks a placeholder leaf in its (otherwise unused) _attr slot
+_INT_PLACEHOLDER = ("placeholder", "int")  # one of an int argument: it may index (TracedValue.__index__)
 
 
 class TracedValue(Value):
@@ -59,7 +61,8 @@ class TracedValue(Value):
     def read_data(v: Value) -> float | TracedNumber:
         """``v.data``: a constant's number, or a traced number of anything the program
         computes or reads (placeholders, op results, params and captured Values)."""
-        if v._kind is None and (v._attr is engine.CONSTANT or (isinstance(v, TracedValue) and v._attr is not _PLACEHOLDER)):
+        if v._kind is None and (v._attr is engine.CONSTANT or (isinstance(v, TracedValue) and v._attr is not _PLACEHOLDER
+                                                               and v._attr is not _INT_PLACEHOLDER)):
             return v._data
         return TracedNumber(v, float)
 
@@ -94,16 +97,14 @@ class TracedValue(Value):
     compare = staticmethod(compare)
 
     def __index__(self) -> int:
-        """An argument used as an index or a size (``X[:batch_size]``, ``range(n)``), where
-        eager code had an int: the program is specialized to its value, with a guard that
-        retraces for another, as ``torch.compile`` does with ints.  Only an argument holding
-        a whole number; other Values are no index, in eager code either."""
-        if self._kind is not None or self._attr is not _PLACEHOLDER:
-            raise TypeError(f"{user_location()}: a Value used as an index or a size; use a number (an int "
-                            f"argument of the compiled function may be)")
-        if not float(self._data).is_integer():
-            raise TypeError(f"{user_location()}: argument {self.label} holds {self._data!r}, used as an index or "
-                            f"a size, which takes an int")
+        """An int argument used as an index, a size or a count (``X[:batch_size]``,
+        ``range(n)``, ``[0.0] * n``), as eager code uses the int: the program is specialized
+        to its value, with a guard that retraces for another, as ``torch.compile`` does with
+        ints.  A float argument or any other Value is no index, in eager code either."""
+        if self._kind is not None or self._attr is not _INT_PLACEHOLDER:
+            what = f"argument {self.label} (a float)" if self._attr is _PLACEHOLDER else "a Value"
+            raise TypeError(f"{user_location()}: {what} used as an index, a size or a count, which takes an "
+                            f"int (as in eager code)")
         return int(TracedNumber(self, float)._frozen())
 
 
@@ -175,7 +176,7 @@ def trace_with_record(fn: Callable, *example_args: Any, params: Iterable[Value] 
         placeholders = []
         for leaf, path in zip(leaves, paths):
             ph = Value(leaf._data if isinstance(leaf, Value) else leaf, label=path)
-            ph._attr = _PLACEHOLDER
+            ph._attr = _INT_PLACEHOLDER if isinstance(leaf, numbers.Integral) else _PLACEHOLDER
             placeholders.append(ph)
         supply = iter(placeholders)
         structured = [unflatten(t, supply) for t in in_tree[1]]

@@ -427,9 +427,10 @@ def test_the_demos_loss_with_its_data_passed_in_runs_as_written(backend):
     with pytest.warns(FrozenDataWarning):  # X and y are captured: frozen, as said
         assert [first(n).data for n in (2, 3, 2)] == [loss_of_first(n).data for n in (2, 3, 2)]
     assert first.trace_count == 2 and "`batch_size == 2.0`" in first.retraces[0]  # one program per size
-    with pytest.raises(TypeError, match="argument batch_size holds 2.5, used as an index or a size"):
-        first(2.5)
+    with pytest.raises(TypeError, match=r"argument batch_size \(a float\) used as an index, a size or a count"):
+        first(2.5)  # eager's X[:2.5] raises too
+    assert [first(n).data for n in (np.int64(3), True)] == [loss_of_first(3).data, loss_of_first(1).data]
     with pytest.raises(TypeError, match="got a Value .use it directly"):  # eager refuses it too
         graphc.compile(lambda x: Value(x * 2.0), backend=backend)(1.0)
-    with pytest.raises(TypeError, match="a Value used as an index or a size"):
-        graphc.compile(lambda x: list(range(x * 1.0)), backend=backend)(3.0)
+    with pytest.raises(TypeError, match="a Value used as an index, a size or a count"):
+        graphc.compile(lambda x: list(range(x * 1)), backend=backend)(3)
