@@ -26,6 +26,8 @@ import operator
 import threading
 from typing import Any, Callable, Iterable
 
+import numpy as np
+
 from . import ops, runtime
 from .errors import DataError
 from .ops import CONSTANT, FLOATS, Op  # noqa: F401  (CONSTANT: graphc.engine.CONSTANT)
@@ -133,9 +135,11 @@ class Value:
         if tracing:
             record.leaf(data)  # a trace counts the numbers frozen into it
             self.__class__ = node_class  # first: a traced Value's own writes are not refused
-        if tracing and type(data) is node_class and data._kind is None and not children:
-            # Value(x) of a leaf of this trace -- micrograd's list(map(Value, xrow)) over data passed in,
-            # which a compiled call passes as Values where eager had numbers: x * 1.0, x's bits exactly
+        wraps_argument = tracing and type(data) is node_class and not children and \
+            (data._attr is PLACEHOLDER or data._attr is INT_PLACEHOLDER)
+        if wraps_argument:
+            # Value(x) of an argument -- micrograd's list(map(Value, xrow)) over data passed in, which a
+            # compiled call passes as Values where eager had numbers: the node x * 1.0, x's bits exactly
             self._data, self._prev, self._kind = data._data, (data, _node(1.0, (), None, CONSTANT)), _MUL
         else:
             self._data = _as_float(data)
@@ -145,7 +149,7 @@ class Value:
         self._attr = ()
         self.label = label
         self._serial = next(_serials)  # creation order: how a trace orders the params it finds
-        if tracing:
+        if tracing and not wraps_argument:
             record.made(self)
 
     @property
@@ -461,7 +465,12 @@ def _as_exponent(x) -> int | float | None:
     return None
 
 
-_MUL = ops.TABLE["mul"]  # Value(x) of a traced x: the node x * 1.0 (Value.__init__)
+_MUL, _SUB = ops.TABLE["mul"], ops.TABLE["sub"]
+#: What a trace puts in a placeholder's (otherwise unused) ``_attr`` slot: an argument's, and an
+#: int argument's, which may index (graphc.trace.TracedValue.__index__).
+PLACEHOLDER, INT_PLACEHOLDER = ("placeholder",), ("placeholder", "int")
+#: The types of the numbers ``x - 0`` subtracts as -0.0 (ints, bools: see _binary).
+_INTEGERS = frozenset({int, bool, np.bool_} | {t for t in np.sctypeDict.values() if issubclass(t, np.integer)})
 
 
 def _node(data: float, prev: tuple, kind, attr: tuple = ()) -> Value:
@@ -477,9 +486,13 @@ def _node(data: float, prev: tuple, kind, attr: tuple = ()) -> Value:
 
 def _binary(op: Op, a: Value, b) -> Value:
     if not isinstance(b, Value):
+        # micrograd's x - b is x + (-b), and Python's -0 of an int is +0: an int 0 is subtracted as -0.0
+        integral_zero = op is _SUB and type(b) in _INTEGERS and not b
         b = _coerce(b)
         if b is None:
             return NotImplemented
+        if integral_zero:
+            b._data = -0.0
     out = _new(_this_thread.node_class if _tracing_threads else Value)  # _node, inlined: every + and *
     out._data = op.eval(a._data, b._data)
     out.grad = 0
@@ -628,18 +641,6 @@ def _operator(name: str, entries: tuple[Op, ...]):
         def method(self, other):
             other = _coerce(other)
             return NotImplemented if other is None else _binary(op, other, self)
-    elif name == "__sub__":
-        def method(self, other):
-            if isinstance(other, Value):
-                return _binary(op, self, other)
-            constant = _coerce(other)
-            if constant is None:
-                return NotImplemented
-            if constant._data == 0.0 and not isinstance(other, float) and \
-                    getattr(getattr(other, "dtype", None), "kind", None) != "f":
-                # micrograd's self + (-other): Python's -0 of an int is +0, so x - 0 is x + 0.0, x - (-0.0)
-                constant._data = -0.0
-            return _binary(op, self, constant)
     else:
         def method(self, other):
             return _binary(op, self, other)

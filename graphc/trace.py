@@ -43,8 +43,6 @@ from .traced import TracedNumber, compare, plain_outputs
 from .tree import flatten_args, flatten_output, foreign_value_message, is_foreign_value, unflatten
 from .walk import depth_first
 
-_PLACEHOLDER = ("placeholder",)  # marks a placeholder leaf in its (otherwise unused) _attr slot
-_INT_PLACEHOLDER = ("placeholder", "int")  # one of an int argument: it may index (TracedValue.__index__)
 
 
 class TracedValue(Value):
@@ -61,8 +59,8 @@ class TracedValue(Value):
     def read_data(v: Value) -> float | TracedNumber:
         """``v.data``: a constant's number, or a traced number of anything the program
         computes or reads (placeholders, op results, params and captured Values)."""
-        if v._kind is None and (v._attr is engine.CONSTANT or (isinstance(v, TracedValue) and v._attr is not _PLACEHOLDER
-                                                               and v._attr is not _INT_PLACEHOLDER)):
+        if v._kind is None and (v._attr is engine.CONSTANT or (isinstance(v, TracedValue) and v._attr is not
+                                                               engine.PLACEHOLDER and v._attr is not engine.INT_PLACEHOLDER)):
             return v._data
         return TracedNumber(v, float)
 
@@ -101,8 +99,8 @@ class TracedValue(Value):
         ``range(n)``, ``[0.0] * n``), as eager code uses the int: the program is specialized
         to its value, with a guard that retraces for another, as ``torch.compile`` does with
         ints.  A float argument or any other Value is no index, in eager code either."""
-        if self._kind is not None or self._attr is not _INT_PLACEHOLDER:
-            what = f"argument {self.label} (a float)" if self._attr is _PLACEHOLDER else "a Value"
+        if self._kind is not None or self._attr is not engine.INT_PLACEHOLDER:
+            what = f"argument {self.label} (a float)" if self._attr is engine.PLACEHOLDER else "a Value"
             raise TypeError(f"{user_location()}: {what} used as an index, a size or a count, which takes an "
                             f"int (as in eager code)")
         return int(TracedNumber(self, float)._frozen())
@@ -176,7 +174,7 @@ def trace_with_record(fn: Callable, *example_args: Any, params: Iterable[Value] 
         placeholders = []
         for leaf, path in zip(leaves, paths):
             ph = Value(leaf._data if isinstance(leaf, Value) else leaf, label=path)
-            ph._attr = _INT_PLACEHOLDER if isinstance(leaf, numbers.Integral) else _PLACEHOLDER
+            ph._attr = engine.INT_PLACEHOLDER if isinstance(leaf, numbers.Integral) else engine.PLACEHOLDER
             placeholders.append(ph)
         supply = iter(placeholders)
         structured = [unflatten(t, supply) for t in in_tree[1]]

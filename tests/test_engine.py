@@ -363,6 +363,8 @@ def test_subtracting_a_number_is_micrograds_x_plus_minus_k_to_the_sign_of_zero(k
             warnings.simplefilter("ignore", graphc.FrozenDataWarning)  # a NumPy k is data frozen in
             traced = graphc.compile(lambda v: v - k)(x).data
         assert traced == got and math.copysign(1.0, traced) == math.copysign(1.0, got)  # the traced constant
+    zero = Value(0.0)  # a float's 0.0 read as a traced number stays a float: x - 0.0 keeps -0.0
+    assert math.copysign(1.0, graphc.compile(lambda v: v - zero.data)(-0.0).data) == -1.0
 
 
 def test_micrograd_agrees_where_its_ops_match_and_the_documented_differences_show():

@@ -430,7 +430,8 @@ def test_the_demos_loss_with_its_data_passed_in_runs_as_written(backend):
     with pytest.raises(TypeError, match=r"argument batch_size \(a float\) used as an index, a size or a count"):
         first(2.5)  # eager's X[:2.5] raises too
     assert [first(n).data for n in (np.int64(3), True)] == [loss_of_first(3).data, loss_of_first(1).data]
-    with pytest.raises(TypeError, match="got a Value .use it directly"):  # eager refuses it too
-        graphc.compile(lambda x: Value(x * 2.0), backend=backend)(1.0)
+    for wrapped in (lambda x: Value(x * 2.0), lambda x: Value(Value(2.0)) * x):  # eager refuses both too
+        with pytest.raises(TypeError, match="got a Value .use it directly"):
+            graphc.compile(wrapped, backend=backend)(1.0)
     with pytest.raises(TypeError, match="a Value used as an index, a size or a count"):
         graphc.compile(lambda x: list(range(x * 1)), backend=backend)(3)
