@@ -9,7 +9,7 @@ import pytest
 import graphc
 from graphc import Value, engine
 from graphc.guards import Record
-from graphc.trace import _PLACEHOLDER, TracedValue
+from graphc.trace import TracedValue
 from graphc.traced import TracedNumber
 
 
@@ -19,7 +19,7 @@ def traced_run(fn, *values):
     with engine.tracing(TracedValue, record):
         xs = [Value(v, label=name) for v, name in zip(values, "xyz")]
         for x in xs:
-            x._attr = _PLACEHOLDER
+            x._attr = engine.PLACEHOLDER
         out = fn(*xs)
     return out, record
 
