@@ -44,7 +44,6 @@ from .tree import flatten_args, flatten_output, foreign_value_message, is_foreig
 from .walk import depth_first
 
 
-
 class TracedValue(Value):
     """A Value created during a trace.  The engine asks its class how this thread reads
     ``.data`` and compares Values while it traces (:meth:`read_data`, :meth:`compare`)."""
@@ -59,8 +58,8 @@ class TracedValue(Value):
     def read_data(v: Value) -> float | TracedNumber:
         """``v.data``: a constant's number, or a traced number of anything the program
         computes or reads (placeholders, op results, params and captured Values)."""
-        if v._kind is None and (v._attr is engine.CONSTANT or (isinstance(v, TracedValue) and v._attr is not
-                                                               engine.PLACEHOLDER and v._attr is not engine.INT_PLACEHOLDER)):
+        argument = v._attr is engine.PLACEHOLDER or v._attr is engine.INT_PLACEHOLDER
+        if v._kind is None and (v._attr is engine.CONSTANT or (isinstance(v, TracedValue) and not argument)):
             return v._data
         return TracedNumber(v, float)
 
