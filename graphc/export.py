@@ -95,8 +95,8 @@ def python_module(plan: ExportPlan) -> str:
         "        -> (value of output 0 -- the result's first number, a dict's items taken in sorted key",
         "            order --, gradients shaped like the arguments, gradients of PARAMS)",
         "",
-        f"Arguments ({len(plan.arg_names)}), shaped {_in_docstring(describe(in_tree))}, flatten to {len(plan.input_names)} "
-        f"input(s), in order: {', '.join(plan.input_names) or '(none)'}.",
+        f"Arguments ({len(plan.arg_names)}), shaped {_in_docstring(describe(in_tree))}, flatten to "
+        f"{len(plan.input_names)} input(s), in order: {', '.join(plan.input_names) or '(none)'}.",
         f"Then {len(plan.param_names)} param(s), PARAMS in order:{params or ' (none).'}",
         '"""',
     ])

@@ -289,7 +289,8 @@ def infer_shapes(node_ops: list[str], node_args: list[tuple], node_attrs: list[t
         op = node_ops[i]
         if op == "index" and len(node_args[i]) == 1 == len(node_attrs[i]) and node_args[i][0] < i:
             shape, lane = shapes[node_args[i][0]], node_attrs[i][0]  # the common tensor op, checked inline
-            if shape and type(lane) is int and 0 <= lane < (sizes.get(shape) or sizes.setdefault(shape, size_of(shape))):
+            lanes = sizes.get(shape) or sizes.setdefault(shape, size_of(shape) if shape else 0)
+            if type(lane) is int and 0 <= lane < lanes:
                 append(())
                 continue
         entry = table.get(op)

@@ -412,7 +412,8 @@ def plain_outputs(result: Any, depth: int = 0) -> tuple[Any, list]:
             kinds.append(x.kind)
             return x.node
         if isinstance(x, dict) and depth < 100 and all(isinstance(key, str) for key in x):
-            return {str.__str__(key): walk(x[key], depth + 1) for key in sorted(x, key=str.__str__)}  # as flatten_output
+            keys = sorted(x, key=str.__str__)  # flatten_output's order, and its plain str keys
+            return {str.__str__(key): walk(x[key], depth + 1) for key in keys}
         if isinstance(x, (list, tuple)) and depth < 100:  # deeper: flatten_output says so
             items = [walk(item, depth + 1) for item in x]
             if isinstance(x, list):
