@@ -32,7 +32,6 @@ from .codegen.common import python_number
 from .errors import GraphcError
 from .graph_arrays import GraphArrays
 from .names import Namespace, sanitize_all
-from .tensor_rules import size_of
 
 LEAVES = ops.LEAVES
 WIDTH = 100  # str(graph) wraps its lines at this many columns
@@ -284,15 +283,8 @@ def infer_shapes(node_ops: list[str], node_args: list[tuple], node_attrs: list[t
     shapes: list[tuple] = list(known or ())
     append = shapes.append
     table = ops.TABLE
-    sizes: dict[tuple, int] = {}  # lanes of each tensor shape met, for the common index
     for i in range(len(shapes), len(node_ops)):
         op = node_ops[i]
-        if op == "index" and len(node_args[i]) == 1 == len(node_attrs[i]) and node_args[i][0] < i:
-            shape, lane = shapes[node_args[i][0]], node_attrs[i][0]  # the common tensor op, checked inline
-            lanes = sizes.get(shape) or sizes.setdefault(shape, size_of(shape) if shape else 0)
-            if type(lane) is int and 0 <= lane < lanes:
-                append(())
-                continue
         entry = table.get(op)
         if entry is None:  # a leaf (or an unknown op, which verify() reports)
             append(())

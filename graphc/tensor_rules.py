@@ -6,15 +6,13 @@ meaning, chosen so that a re-rolled graph computes what the scalar graph did, bi
 """
 from __future__ import annotations
 
+import math
 import numbers
 
 
 def size_of(shape: tuple) -> int:
     """How many lanes a tensor of ``shape`` has (1 for a scalar)."""
-    n = 1
-    for d in shape:
-        n *= d
-    return n
+    return math.prod(shape)
 
 
 def pack_eval(*xs_and_shape):
@@ -79,7 +77,7 @@ def index_shape(shapes, params):
 
 def _count(x) -> bool:
     """An int (a NumPy one too), not a bool or a float that happens to be whole."""
-    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
+    return type(x) is int or isinstance(x, numbers.Integral) and not isinstance(x, bool)  # int first: cheap
 
 
 def dot_shape(shapes, params):
