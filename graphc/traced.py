@@ -27,7 +27,7 @@ import numpy as np
 from .engine import Value, apply, current_record
 from .errors import TraceError
 from .guards import user_location as where
-from .tree import is_namedtuple
+from .tree import is_namedtuple, sorted_items
 
 _COMPARISONS = {operator.lt: "lt", operator.le: "le", operator.gt: "gt", operator.ge: "ge",
                 operator.eq: "eq", operator.ne: "ne"}
@@ -412,8 +412,7 @@ def plain_outputs(result: Any, depth: int = 0) -> tuple[Any, list]:
             kinds.append(x.kind)
             return x.node
         if isinstance(x, dict) and depth < 100 and all(isinstance(key, str) for key in x):
-            keys = sorted(x, key=str.__str__)  # flatten_output's order, and its plain str keys
-            return {str.__str__(key): walk(x[key], depth + 1) for key in keys}
+            return {key: walk(item, depth + 1) for key, item in sorted_items(x)}
         if isinstance(x, (list, tuple)) and depth < 100:  # deeper: flatten_output says so
             items = [walk(item, depth + 1) for item in x]
             if isinstance(x, list):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import operator
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -97,19 +98,20 @@ def tree_leaves(tree: Any) -> int | None:
         t = stack.pop()
         if t == SCALAR:
             count += 1
-        elif isinstance(t, tuple) and len(t) == 2 and t[0] in ("list", "tuple") and isinstance(t[1], tuple):
-            stack.extend(t[1])
-        elif isinstance(t, tuple) and len(t) == 2 and t[0] == "dict" and isinstance(t[1], tuple) \
-                and all(isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str) for item in t[1]) \
-                and len({key for key, _ in t[1]}) == len(t[1]):
-            stack.extend(item for _, item in t[1])
-        elif isinstance(t, tuple) and len(t) == 2 and t[0] == "namedtuple" and isinstance(t[1], tuple) \
-                and len(t[1]) == 2 and is_namedtuple(t[1][0]) \
-                and isinstance(t[1][1], tuple) and len(t[1][1]) == len(t[1][0]._fields):
-            stack.extend(t[1][1])
-        elif isinstance(t, tuple) and len(t) == 2 and t[0] == "array" and isinstance(t[1], tuple) \
-                and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in t[1]):
-            count += math.prod(t[1])
+            continue
+        if not (isinstance(t, tuple) and len(t) == 2 and isinstance(t[1], tuple)):
+            return None
+        kind, spec = t
+        if kind in ("list", "tuple"):
+            stack.extend(spec)
+        elif kind == "dict" and all(isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)
+                                    for item in spec) and len({key for key, _ in spec}) == len(spec):
+            stack.extend(item for _, item in spec)
+        elif kind == "namedtuple" and len(spec) == 2 and is_namedtuple(spec[0]) and isinstance(spec[1], tuple) \
+                and len(spec[1]) == len(spec[0]._fields):
+            stack.extend(spec[1])
+        elif kind == "array" and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in spec):
+            count += math.prod(spec)
         else:
             return None
     return count
@@ -153,12 +155,17 @@ def _container(x: list | tuple | dict, path: str, flatten: Callable[[Any, str], 
             bad = next(key for key in x if not isinstance(key, str))
             raise TraceError(f"{path}: a dict's keys must be str (graphc sorts them, and writes them in "
                              f"exported code); got key {standalone._what(bad)}")
-        keys = sorted((str.__str__(key), key) for key in x)  # plain str: no subclass's __str__ or __lt__
-        return ("dict", tuple((plain, flatten(x[key], f"{path}[{plain!a}]")) for plain, key in keys))
+        return ("dict", tuple((key, flatten(item, f"{path}[{key!a}]")) for key, item in sorted_items(x)))
     items = tuple(flatten(item, f"{path}[{i}]") for i, item in enumerate(x))
     if isinstance(x, tuple) and is_namedtuple(type(x)):
         return ("namedtuple", (type(x), items))
     return ("list" if isinstance(x, list) else "tuple", items)
+
+
+def sorted_items(x: dict) -> list[tuple[str, Any]]:
+    """A result dict's items in the order its tree holds them: sorted by key, each key a
+    plain str (no subclass's ``__str__`` or ``__lt__`` changes it or the order)."""
+    return sorted(((str.__str__(key), item) for key, item in x.items()), key=operator.itemgetter(0))
 
 
 def is_namedtuple(cls: type) -> bool:
