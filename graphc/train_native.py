@@ -48,19 +48,15 @@ def run(program: Any, parts: list[np.ndarray], update: Any, plan: StepPlan, para
     rows, bounds = plan.table()
     kernel = np.empty(len(perm))
     program.layout.moves.gather(params, kernel)
-    where = None
-    if optimizer is not None:  # kernel position -> the optimizer's index of that param
-        inverse = np.empty(len(perm), dtype=np.intp)
-        inverse[update.order] = np.arange(len(perm))
-        where = inverse[perm]
+    where = None  # kernel position -> the optimizer's index of that param (argsort: a permutation's inverse)
+    if optimizer is not None:
+        where = np.argsort(update.order)[perm]
     state = [np.ascontiguousarray(np.asarray(getattr(optimizer, name), dtype=np.float64)[where]) for name in names]
     t = getattr(optimizer, "t", 0) if kind.startswith("adam") else 0
     losses = np.empty((2, plan.total))
-    penalty = None
-    if decay is not None:  # the kernel positions of the decayed params, in the signature's order: the sum's
-        at_kernel = np.empty(len(perm), dtype=np.int64)
-        at_kernel[perm] = np.arange(len(perm))
-        penalty = (np.ascontiguousarray(at_kernel[np.flatnonzero(decay[0])]),
+    penalty = None  # the kernel positions of the decayed params, in the signature's order (the sum's), and scales
+    if decay is not None:
+        penalty = (np.ascontiguousarray(np.argsort(perm)[np.flatnonzero(decay[0])], dtype=np.int64),
                    np.ascontiguousarray(decay[1], dtype=np.float64))
     done = np.zeros(2, dtype=np.int64)  # steps completed; whether a step's rows were not finite
 
