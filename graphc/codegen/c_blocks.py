@@ -46,6 +46,43 @@ class Blocks:
         return [f"const double *{self.w.names[i]} = inputs + {k} * n + r;"
                 for k, i in enumerate(self.w.inputs) if self.w.used[i]]
 
+    def body(self, rows: list[int]) -> list[str]:
+        """The statements of nodes ``rows``, in order.  A run of scalars computed lane by lane
+        (and the lanes of tensors they read) shares one loop over the block's rows: each row's
+        statements are the same and in the same order, and gcc builds one loop, not one per
+        node (the MNIST gradient's softmax: 129 loops, 0.17 s of its 0.9 s build)."""
+        lines: list[str] = []
+        run: list[tuple[str, str]] = []  # (declaration, statement or "") of the run so far
+        for i in rows:
+            if self._row_scalar(i) or (self.g.ops[i] == "index" and run):
+                run.append(self._row_parts(i))
+                continue
+            lines += self._loop(run)
+            run = []
+            if self._row_scalar(i):
+                run.append(self._row_parts(i))
+            else:
+                lines += self.node(i)
+        return lines + self._loop(run)
+
+    def _row_scalar(self, i: int) -> bool:
+        return ops.TABLE[self.g.ops[i]].elementwise and not self.w.shapes[i] and i not in self.w.gathered
+
+    def _row_parts(self, i: int) -> tuple[str, str]:
+        """Node ``i`` of a run: its declaration, and its statement for row ``rb`` (none for a lane)."""
+        lines = self.node(i)
+        if len(lines) == 1:  # a lane of a tensor: a pointer, read where it is
+            return lines[0], ""
+        decl, loop = lines
+        return decl, loop.removeprefix(f"{ROWS} ")
+
+    @staticmethod
+    def _loop(run: list[tuple[str, str]]) -> list[str]:
+        statements = [s for _, s in run if s]
+        if len(statements) < 2:
+            return [line for decl, s in run for line in (decl, f"{ROWS} {s}" if s else "") if line]
+        return [decl for decl, _ in run] + [f"{ROWS} {{", *(f"    {s}" for s in statements), "}"]
+
     def node(self, i: int) -> list[str]:
         """Node ``i``'s statements for the block's rows."""
         g, w = self.g, self.w

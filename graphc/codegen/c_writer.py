@@ -251,7 +251,7 @@ class _Writer:
         blocks, indent = Blocks(self), "        "
         lines = ["    long r = 0;", "    for (; r + GC_B <= n; r += GC_B) {  /* GC_B rows at a time */"]
         lines += [indent + s for s in blocks.inputs()]
-        lines += [indent + s for i in rows for s in blocks.node(i)]
+        lines += [indent + s for s in blocks.body(rows)]
         lines += [indent + s for s in blocks.per_row() + blocks.accumulate(accumulators)]
         return lines + ["    }"]
 
