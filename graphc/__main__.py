@@ -194,12 +194,16 @@ def _point(names: Sequence[str], given: list[str]) -> list[float]:
 
     values = {name: DEFAULT_POINT[k % len(DEFAULT_POINT)] + 0.1 * (k // len(DEFAULT_POINT))
               for k, name in enumerate(names)}
+    seen: set[str] = set()
     for item in (part for text in given for part in text.split(",") if part.strip()):
         name, sep, value = item.partition("=")
         name = name.strip()
         if not sep or name not in values:
             raise GraphcError(f"--at expects NAME=VALUE with NAME one of {', '.join(values) or '(none)'}; "
                               f"got {item!r}")
+        if name in seen:
+            raise GraphcError(f"--at gives {name} twice; give each name once")
+        seen.add(name)
         try:
             values[name] = float(value)
         except ValueError:

@@ -118,6 +118,9 @@ def test_bad_at_values_are_explained(capsys):
     assert "NAME one of x, y; got 'z=1'" in capsys.readouterr().err
     assert cli.main(["check", "x*y", "--at", "x=abc"]) == 2
     assert "'abc' is not a number" in capsys.readouterr().err
+    for at in (["x=1,x=2"], ["x=1", "x=2"]):  # the last one once won, silently
+        assert cli.main(["check", "x*y", *(a for v in at for a in ("--at", v))]) == 2
+        assert "--at gives x twice; give each name once" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("command", [[], ["demo"], ["show"], ["check"], ["bench"]])
