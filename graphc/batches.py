@@ -124,6 +124,11 @@ def _as_batched_array(arg: Any, name: str) -> np.ndarray:
         raise ArgumentError(f"argument {name}: map, mean and train take arrays with a leading batch axis, "
                             f"one per argument; got a {'dict' if isinstance(arg, dict) else type(arg).__name__} "
                             f"(pass its arrays as arguments of their own)")
+    if type(arg) is tuple and any(isinstance(item, np.ndarray) and item.ndim for item in arg):
+        raise ArgumentError(f"argument {name}: map, mean and train read an argument as one array of rows; "
+                            f"got a tuple of {len(arg)} arrays, which np.asarray would stack as {len(arg)} rows "
+                            f"(JAX's vmap would map over each): pass np.column_stack(...) for rows made of "
+                            f"their items, np.stack(...) for the arrays as rows")
     try:
         array = np.asarray(arg.data if isinstance(arg, Value) else arg)
     except ValueError as error:  # ragged nested lists

@@ -366,3 +366,16 @@ def test_map_returns_a_dict_of_arrays_and_refuses_a_dict_of_rows():
         compiled.map({"x": np.ones(3)})
     with pytest.raises(graphc.ArgumentError, match="got a Pair .pass its arrays"):  # np.asarray: fields as rows
         compiled.map(Pair(np.ones(3), np.zeros(3)))
+
+
+def test_map_refuses_a_tuple_of_arrays_which_numpy_would_stack_as_rows():
+    """Found by an outside hunt: ``f.map((a, b))`` with a and b of 3 numbers each gave 2 rows
+    (np.asarray stacks them), where a JAX user's vmap maps over each array: 3 rows."""
+    compiled = graphc.compile(lambda t: t[0] * t[1])
+    with pytest.raises(graphc.ArgumentError, match=r"got a tuple of 2 arrays.*np\.column_stack"):
+        compiled.map((np.arange(3.0), np.arange(3.0)))
+    with pytest.raises(graphc.ArgumentError, match="tuple of 2 arrays"):
+        compiled.mean((np.arange(3.0), np.arange(3.0)))
+    assert np.array_equal(compiled.map(np.column_stack((np.arange(3.0), np.arange(3.0)))), [0.0, 1.0, 4.0])
+    assert np.array_equal(compiled.map([[1.0, 2.0], [3.0, 4.0]]), [2.0, 12.0])  # rows as lists, as before
+    assert np.array_equal(compiled.map(((1.0, 2.0), (3.0, 4.0))), [2.0, 12.0])
