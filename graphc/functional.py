@@ -154,12 +154,14 @@ def _not_a_value(name: str, out_tree: Any) -> str:
 
 
 def _backward_keeping_grads(out: Value, kept: list[Value]) -> None:
-    """``out.backward()`` for the arguments' gradients, with the ``.grad`` of every Value in
-    ``kept`` (the params, the Values passed as arguments not differentiated) put back as it
-    was: these functions are pure, as JAX's are."""
+    """The arguments' gradients: the backward step of the compiled node ``out`` alone (not
+    ``out.backward()``, which would go on into the eager graphs that made its params and
+    Value arguments), with the ``.grad`` of every Value in ``kept`` (the params, the Values
+    passed as arguments not differentiated) put back as it was: these functions are pure,
+    as JAX's are."""
     saved = [v.grad for v in kept]
     try:
-        out.backward()
+        out._backpropagate_to_leaves(out._kind)
     finally:
         for v, g in zip(kept, saved):
             v.grad = g

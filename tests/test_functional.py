@@ -108,6 +108,19 @@ def test_values_passed_but_not_differentiated_keep_their_grad():
     assert y.grad == 0
 
 
+def test_the_eager_graphs_behind_params_and_value_arguments_get_no_gradient():
+    """Found by an outside hunt: a Value argument or a param made by eager arithmetic
+    (``y = a * 2``, ``w = b * b``) had its own ``.grad`` put back, but ``backward()`` went on
+    into the graph that made it, and ``a.grad``, ``b.grad`` grew at every call."""
+    a, b = Value(3.0), Value(5.0)
+    y, w = a * 2.0, b * b
+    for _ in range(2):
+        assert graphc.grad(lambda x, y: x * y)(1.0, y) == 6.0
+        assert graphc.value_and_grad(lambda x: x * w)(1.0) == (25.0, 25.0)
+        assert graphc.grad(lambda x, y: x * y, argnums=(0, 1))(1.0, y) == (6.0, 1.0)
+    assert (a.grad, b.grad, y.grad, w.grad) == (0, 0, 0, 0)
+
+
 def test_grad_of_grad_is_the_second_derivative():
     torch = pytest.importorskip("torch")
     cube = graphc.grad(graphc.grad(lambda x: x ** 3))
