@@ -36,7 +36,7 @@ import numpy as np
 from . import autodiff, ops
 from .backends import Backend
 from .graph import Builder, Graph
-from .passes import JOINT_VECTOR_PIPELINE, VECTOR_PIPELINE, optimize
+from .passes import DIFFERENTIABLE_PIPELINE, DIFFERENTIABLE_VECTOR_PIPELINE, JOINT_VECTOR_PIPELINE, optimize
 from .passes.rows import RowSplit, recover_rows
 from .rows_kernels import outer_function, row_kernel, rows_and_outer
 from .walk import depth_first
@@ -66,10 +66,12 @@ def rows_program(graph: Graph, backend: Backend, numerics: str = "exact", name: 
     split = recover_rows(graph)
     if split is None:
         return None
-    row = optimize(split.row)
+    # both differentiated, so optimized without CSE (see graphc.passes.DIFFERENTIABLE_PIPELINE):
+    # nor may a param read twice in a row pass for one read
+    row = optimize(split.row, passes=DIFFERENTIABLE_PIPELINE)
     if _read_twice(row):
         return None
-    outer = optimize(split.outer)
+    outer = optimize(split.outer, passes=DIFFERENTIABLE_PIPELINE)
     rows_inputs = outer.inputs[len(outer.inputs) - split.n_chains:]
     live = [_reaches_a_param(row, j) for j in range(split.n_chains)]
     plans = [_plan(outer, o, rows_inputs, live) for o in range(len(outer.outputs))]
@@ -93,7 +95,7 @@ class RowsProgram:
     def __init__(self, split: RowSplit, row: Graph, outer: Graph, plans: list[Plan], backend: Backend,
                  name: str) -> None:
         self.split, self.plans, self.backend, self.name = split, plans, backend, name
-        self._row_vector = optimize(row, passes=VECTOR_PIPELINE)
+        self._row_vector = optimize(row, passes=DIFFERENTIABLE_VECTOR_PIPELINE)
         self._outer_graph = outer
         self.n_outputs = len(outer.outputs)
         self.n_inputs = len(outer.inputs)  # the graph's inputs, then each chain's row sum

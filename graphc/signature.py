@@ -22,7 +22,8 @@ from .errors import ArgumentError, GraphcError, ShapeError
 from .gcpause import gc_paused
 from .graph import Graph
 from .nn import Module
-from .passes import JOINT_VECTOR_PIPELINE, VECTOR_PIPELINE, OptimizeReport, optimize
+from .passes import (DIFFERENTIABLE_PIPELINE, DIFFERENTIABLE_VECTOR_PIPELINE, JOINT_VECTOR_PIPELINE,
+                     VECTOR_PIPELINE, OptimizeReport, optimize)
 from .rows_program import RowsProgram, rows_program
 from .variants import trace_for_compile
 from .tree import SCALAR, describe
@@ -131,6 +132,7 @@ class Signature:
         self._one_row: _Cache[tuple[int | None, bool], Program] = _Cache(lock)
         self._joints: _Cache[JointKey, Graph] = _Cache(lock)
         self._vector: _Cache[None, Graph] = _Cache(lock)
+        self._differentiable: _Cache[bool, Graph] = _Cache(lock)
         self.latest_source = ""
 
     # -- stages -------------------------------------------------------------------------
@@ -216,8 +218,20 @@ class Signature:
         self._report("re-rolled forward", report)
         return graph
 
+    def _before_autodiff(self, vector: bool) -> Graph:
+        """The forward graph reverse mode differentiates: optimized by every pass but CSE
+        (see :data:`graphc.passes.DIFFERENTIABLE_PIPELINE`), which runs on the joint graph.
+        Other numerics than exact keep no order: the forward graph itself."""
+        if self.numerics != "exact":
+            return self.vector_graph() if vector else self.graph
+        passes = DIFFERENTIABLE_VECTOR_PIPELINE if vector else DIFFERENTIABLE_PIPELINE
+        with _Timer(self.stats, "reroll" if vector else "optimize"):
+            graph, report = optimize(self._traced, report=True, passes=passes, exact_outputs=self.guard_outputs)
+        self._report(f"{'re-rolled ' if vector else ''}forward, to differentiate", report)
+        return graph
+
     def _differentiate(self, output: int, wrt_inputs: bool, vector: bool) -> Graph:
-        forward = self.vector_graph() if vector else self.graph
+        forward = self._differentiable.get_or_make(vector, lambda: self._before_autodiff(vector))
         with _Timer(self.stats, "autodiff"):
             raw = autodiff.grad(forward, output, wrt_inputs=wrt_inputs)
         with _Timer(self.stats, "optimize"):

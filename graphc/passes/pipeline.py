@@ -28,6 +28,15 @@ VECTOR_PIPELINE = (fold, simplify, flatten, reroll, cse, dce)
 #: For a joint forward and gradient graph, which is not differentiated again: the same, with
 #: :func:`~graphc.passes.reroll.reroll_final`.
 JOINT_VECTOR_PIPELINE = (fold, simplify, flatten, reroll_final, cse, dce)
+#: For a graph reverse mode then differentiates: every pass but ``cse``.  Merging two equal
+#: nodes that depend on a param would have reverse mode add their gradient parts together
+#: before passing them on -- ``(g1 + g2) * 2.0`` to ``w`` where eager ``backward()`` adds
+#: ``g1 * 2.0`` and ``g2 * 2.0`` (``w * 2.0`` made twice: a value repeated in a column of
+#: captured data) -- which rounds differently.  ``cse`` runs on the joint graph instead, where
+#: each gradient part is a node of its own and merging changes no number.
+DIFFERENTIABLE_PIPELINE = (fold, simplify, flatten, dce)
+#: ``VECTOR_PIPELINE`` for a graph reverse mode then differentiates (see above).
+DIFFERENTIABLE_VECTOR_PIPELINE = (fold, simplify, flatten, reroll, dce)
 MAX_ROUNDS = 10
 #: ``optimize(numerics=...)``: "exact" keeps every result bit for bit; "stable" also applies
 #: graphc.passes.stabilize; "fast" optimizes as "exact" (its freedom -- fused multiply-adds,
