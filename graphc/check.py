@@ -351,17 +351,19 @@ def _symbolic(report: GradReport, compiled: Compiled, graph: Graph, output: int,
     syms = symbols_of(graph)
     try:
         expr = to_sympy(graph)[output]
-        derivatives = _within(seconds, lambda: [sp.diff(expr, s) for s in syms])
+        at = dict(zip(syms, point))
+        computed = _within(seconds, lambda: _derivatives_at(expr, syms, at))
     except (GraphcError, RecursionError) as error:
         report.notes.append(f"sympy column skipped: {error}")
         return
-    if derivatives is None:
+    if computed is None:
         report.notes.append(f"sympy column stopped after sympy_seconds={seconds:g}: SymPy's derivatives of "
-                            f"piecewise terms (max, abs, relu) can swell for minutes")
+                            f"piecewise terms (max, abs, relu) can swell for minutes, and their values at a "
+                            f"point take as long where a number is huge (exp(exp(exp(exp(exp(x))))) at x = 1)")
         return
-    at, overflowed, undefined = dict(zip(syms, point)), [], []
-    for row, d in zip(report.rows, derivatives):
-        value = evaluate_at(d, at, overflowed=overflowed)
+    derivatives, values, overflowed = computed
+    undefined = []
+    for row, value in zip(report.rows, values):
         if math.isnan(value) and not row.undefined and rel_err(row.eager, row.compiled) <= report.rtol:
             undefined.append(row.name)  # SymPy's form is 0/0 or a pole here; the exact methods agree on a number
             continue
@@ -401,6 +403,15 @@ def _symbolic(report: GradReport, compiled: Compiled, graph: Graph, output: int,
         report.notes.append(f"proved for {', '.join(generic)} but at the points where a comparison in the gradient "
                             f"is an equality (a rule's special case, such as x ** y's at x = 0, where SymPy's "
                             f"derivative is undefined)")
+
+
+def _derivatives_at(expr: sp.Expr, syms: list[sp.Symbol], at: dict) -> tuple[list, list[float], bool]:
+    """SymPy's derivatives of ``expr``, their values at ``at``, and whether some value went
+    past any float (see :func:`evaluate_at`): the work :func:`_within` bounds."""
+    derivatives = [sp.diff(expr, s) for s in syms]
+    overflowed: list = []
+    values = [evaluate_at(d, at, overflowed=overflowed) for d in derivatives]
+    return derivatives, values, bool(overflowed)
 
 
 def _within(seconds: float, work: Callable[[], Any]) -> Any:

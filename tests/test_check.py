@@ -272,6 +272,18 @@ def test_sympy_that_runs_for_minutes_is_stopped_and_said():
     assert all(r.sympy is None for r in report.rows) and report.ok
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="the time limit needs fork")
+def test_a_derivative_whose_value_takes_minutes_is_stopped_and_said():
+    """Found by an outside hunt: SymPy's derivative of five exps is quick, but its value at
+    x = 1 (mpmath's exp of a number of 1.6 million digits) ran for more than 5 minutes in
+    the parent, unbounded; it is now computed in the bounded child too."""
+    report = graphc.check_grad(lambda x: x.exp().exp().exp().exp().exp(), 1.0, sympy_seconds=1.0)
+    assert any(n.startswith("sympy column stopped after sympy_seconds=1:") for n in report.notes)
+    assert report.rows[0].sympy is None
+    near = graphc.check_grad(lambda x: x.exp().exp().exp().exp().exp(), 0.3, sympy_seconds=10.0)
+    assert near.rows[0].sympy is not None and near.verdict == "ok"
+
+
 def test_the_named_sympy_functions_pickle():
     x = sp.Symbol("x", real=True)
     e = NAMED.sigmoid(x) + NAMED.relu(x) * NAMED.max(x, 2 * x)
