@@ -147,6 +147,11 @@ class TracedNumber:
     def __neg__(self):
         return TracedNumber(apply("neg", self.node), _sum_kind(self.kind, int))
 
+    def __invert__(self):  # ~True is -2, as in Python; a float has no ~
+        if self.kind is float:
+            raise TypeError("bad operand type for unary ~: 'float'")
+        return TracedNumber(apply("sub", apply("neg", self.node), 1.0), int)
+
     def __pos__(self):
         return self if self.kind is not bool else TracedNumber(self.node, int)
 

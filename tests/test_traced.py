@@ -49,12 +49,19 @@ def test_data_of_a_traced_value_is_a_traced_float_and_of_a_constant_a_float():
     (lambda x: (x.data > 0) ^ np.True_, bool, False),
     (lambda x: np.float64(1.0) / (x.data - 1.5), float, math.inf),  # NumPy divides by zero to inf
     (lambda x: 2 - x.data ** 2, float, 2 - 1.5 ** 2),
+    (lambda x: ~(x.data > 0), int, -2),  # found by an outside hunt: ~ was a TypeError
+    (lambda x: ~((x.data > 0) + (x.data > 2)), int, -2),
 ])
 def test_arithmetic_keeps_pythons_types_and_records_no_guard(fn, kind, value):
     """No guard but where Python may raise: a float power's overflow (1e200 ** 2)."""
     out, record = traced_run(fn, 1.5)
     assert isinstance(out, TracedNumber) and out.kind is kind and out.value == value
     assert [g.what for g in record.guards] == (["a power"] if "**" in inspect.getsource(fn) else [])
+
+
+def test_invert_of_a_traced_float_is_pythons_type_error():
+    with pytest.raises(TypeError, match="bad operand type for unary ~: 'float'"):
+        traced_run(lambda x: ~x.data, 1.5)
 
 
 @pytest.mark.parametrize("fn, result, n_guards", [
