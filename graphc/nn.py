@@ -25,6 +25,7 @@ import numpy as np
 
 from .engine import Value, data_written
 from .errors import ArgumentError, GraphcError, LoadError, ShapeError
+from .tree import plain_array
 
 #: Hidden nonlinearities: name (a Value method, or "identity") -> the prefix of a Neuron's repr.
 ACTIVATIONS = {"relu": "ReLU", "tanh": "Tanh", "sigmoid": "Sigmoid", "identity": "Linear"}
@@ -292,7 +293,7 @@ def _checked_numbers(key: str, value: Any, shape: tuple[int, ...]) -> list[float
                             f"got {type(value).__name__}{dtype}"[:300])
     if array.shape != shape:
         raise ShapeError(f"load_state_dict: {key} must have shape {shape}; got {array.shape}")
-    return array.astype(np.float64).ravel().tolist()
+    return plain_array(array, f"load_state_dict: {key}").astype(np.float64).ravel().tolist()
 
 
 def _check_size(n: Any, where: str, what: str, minimum: int = 0) -> None:

@@ -18,14 +18,14 @@ import numpy as np
 from . import autodiff, logs
 from .backends import Backend, BatchedKind, Program, reached
 from .engine import Value, data_epoch
-from .errors import ArgumentError, GraphcError, ShapeError
+from .errors import ArgumentError, DataError, GraphcError, ShapeError
 from .gcpause import gc_paused
 from .graph import Graph
 from .nn import Module
 from .passes import DIFFERENTIABLE_PIPELINE, JOINT_VECTOR_PIPELINE, VECTOR_PIPELINE, OptimizeReport, optimize
 from .rows_program import RowsProgram, rows_program
 from .variants import trace_for_compile
-from .tree import SCALAR, describe
+from .tree import SCALAR, describe, plain_array
 
 
 @dataclass
@@ -283,7 +283,14 @@ class Signature:
         if params is None:
             return self._param_array() if array else [p._data for p in self.params]
         try:
-            values = np.asarray(params, dtype=np.float64)
+            values = np.asarray(params)
+            if values.dtype.kind == "f":  # a longdouble's 1e400 would be inf as float64
+                values = plain_array(values, "params")
+            values = np.asarray(values, dtype=np.float64)
+        except OverflowError:
+            raise DataError("params: expected numbers that fit in a float (|x| < 1.8e308)") from None
+        except DataError:
+            raise
         except (TypeError, ValueError):
             raise ArgumentError(f"params: expected numbers, one per param; got {type(params).__name__}") from None
         if values.shape != (len(self.params),):

@@ -196,6 +196,18 @@ def test_mean(call, error, message):
     raises(call, error, message)
 
 
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: one.mean_and_grad(np.ones(2), params=np.array([np.longdouble("1e400")])), DataError,
+     r"params: expected real numbers that fit in a float \(\|x\| < 1.8e308\); item \[0\] is"),
+    (lambda: one.mean_and_grad(np.ones(2), params=[HUGE]), DataError, r"params: expected numbers that fit in a float"),
+    (lambda: one.mean_and_grad(np.ones(2), params=["a"]), ArgumentError, r"params: expected numbers, one per param"),
+    (lambda: one.mean_and_grad(np.ones(2), params=[1.0, 2.0]), ShapeError, r"params: expected 1 numbers"),
+], ids=["longdouble overflow", "huge int", "str", "too many"])
+def test_params_arrays(call, error, message):
+    """Found by an outside hunt: a longdouble 1e400 became inf, a huge int an OverflowError."""
+    raises(call, error, message)
+
+
 @pytest.mark.parametrize("attribute", ["source", "graph", "stats"])
 def test_inspection_before_a_call(attribute):
     raises(lambda: getattr(graphc.compile(lambda x: x), attribute), GraphcError,

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import graphc
-from graphc import ArgumentError, GraphcError, LoadError, ShapeError, Value
+from graphc import ArgumentError, DataError, GraphcError, LoadError, ShapeError, Value
 from graphc.nn import MLP, Layer, Module, Neuron
 from conftest import ROOT
 
@@ -140,6 +140,8 @@ def test_load_state_dict_accepts_numbers_held_in_an_object_array():
     (lambda s: s.update({"layers.1.bias": np.array([None], dtype=object)}), ArgumentError, "dtype object"),
     (lambda s: s.update({"layers.1.bias": np.array([True], dtype=object)}), ArgumentError, "dtype object"),
     (lambda s: s.update({"layers.1.bias": [10 ** 400]}), ArgumentError, "does not fit in a float"),
+    (lambda s: s.update({"layers.1.bias": np.array([np.longdouble("1e400")])}), DataError,
+     "layers.1.bias: expected real numbers that fit in a float"),  # found by an outside hunt: it loaded inf
     (lambda s: s.update({"layers.1.bias": [[1.0], [2.0, 3.0]]}), ArgumentError, "must be numbers"),
     (lambda s: s.update({"layers.1.bias": np.array([True])}), ArgumentError, "must be numbers"),
 ])
