@@ -15,10 +15,11 @@ with it under one of two rules:
   is 0 only because of rounding), any result is accepted; where ``slack`` is 0 (no
   inexact op upstream) the bits must match.
 
-Gradients after optimization are compared the same way with a *reassociation* budget:
-CSE adds the cotangents of merged uses before multiplying (``y * (ga + gb)`` where eager
-computes ``y * ga + y * gb``) and sum flattening changes the order in which a node's
-cotangents arrive -- both round differently.  The budget is ``K * eps * G``, ``G`` the
+The batched programs' gradients are compared the same way with a *reassociation* budget:
+their re-rolled graph is merged by CSE before differentiation, which adds the cotangents
+of merged uses before multiplying (``y * (ga + gb)`` where eager computes ``y * ga + y *
+gb``), and rows add a param's parts row by row -- both round differently.  (A compiled
+call's own gradient is eager's bits: ``test_fuzz_exact.py``.)  The budget is ``K * eps * G``, ``G`` the
 gradient computed with absolute values of every contribution; where ``G`` is inf or nan
 (an intermediate contribution overflows or is nan) the special value may differ too.
 

@@ -1,17 +1,13 @@
 """Eager == traced == optimized == Python backend, bit for bit, on random graphs at IEEE special values."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from hypothesis import given, strategies as st
 
 import graphc
 from graphc import Value, autodiff
 from graphc.codegen import python as python_backend
-from graphc.engine import topological_order
-from fuzzing import (SPECIAL_INPUTS, abs_gradient, agree, examples, programs, reassociation_slack, replay,
-                     same, scalars)
+from fuzzing import SPECIAL_INPUTS, abs_gradient, examples, programs, replay, same, scalars
 
 PARAMS = (0.75, -1.25)
 points = st.lists(scalars(), min_size=3, max_size=3)
@@ -89,14 +85,15 @@ def test_graph_gradients_are_eagers_bits(spec, point, k, seed):
 
 @examples(400)
 @given(programs(), points, st.integers(0, 2), seeds)
-def test_compiled_gradients_match_eager_up_to_reassociation(spec, point, k, seed):
-    """compile() differentiates the *optimized* graph: CSE and sum flattening reorder how
-    cotangents are added, so gradients agree to rounding (a zero's sign, or where a
-    contribution overflows, the special value, may differ: see fuzzing.py)."""
+def test_compiled_gradients_are_eagers_bits(spec, point, k, seed):
+    """compile() differentiates the traced graph optimized by every pass but CSE, which runs
+    on the joint graph (graphc.passes.DIFFERENTIABLE_PIPELINE), so a compiled call's
+    ``backward()`` adds eager's gradients bit for bit, the sign of zero included.  (CSE
+    before differentiation added merged uses' cotangents first, ``y * (ga + gb)`` for
+    eager's ``y * ga + y * gb``: found by an outside hunt through repeated captured data.)"""
     k = min(k, spec["n_outputs"] - 1)
     eager_values, eager_grads, root, leaves = eager_run(spec, point, k, seed)
-    absolute = abs_gradient(root)
-    nodes = len(topological_order((root,)))
+    reached = abs_gradient(root)
     params = [Value(v) for v in PARAMS]
     compiled = graphc.compile(lambda a, b, c: replay(spec, [a, b, c], params))
     xs = [Value(v) for v in point]
@@ -105,10 +102,7 @@ def test_compiled_gradients_match_eager_up_to_reassociation(spec, point, k, seed
     (outs[k] * seed).backward()
     got = [v.grad for v in xs + params]
     for leaf, a, b in zip(leaves, got, eager_grads):
-        g = absolute.get(id(leaf))
-        if g is None:  # no gradient reaches it, in eager or compiled
+        if id(leaf) not in reached:  # no gradient reaches it, in eager or compiled
             assert a == 0 and type(a) is int, (a, b)
             continue
-        assert agree(a, b, reassociation_slack(g, nodes), 1e-9, zero_sign=False), (a, b, g, str(compiled.graph))
-        if math.isfinite(g):
-            assert math.isfinite(a) and math.isfinite(b)
+        assert same(a, b), (a, b, str(compiled.graph))
