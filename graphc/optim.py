@@ -186,4 +186,4 @@ def check_range(name: str, value: float, low: float, high: float | None) -> None
                             f"{value.bit_length()} bits") from None
     if not (low <= value and (high is None or value < high)):
         bounds = f"in [{low:g}, {high:g})" if high is not None else f">= {low:g}"
-        raise ValueError(f"{name} must be {bounds}; got {value!r}")
+        raise DataError(f"{name} must be {bounds}; got {value!r}")

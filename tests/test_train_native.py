@@ -228,6 +228,8 @@ def test_train_checks_epochs_shuffle_and_schedule():
     before = [p.data for p in model.parameters()]
     with pytest.raises(ValueError, match="lr must be >= 0"):
         step.train(X, y, lr=0.1, schedule=lambda k: -1.0)
+    with pytest.raises(graphc.DataError, match="lr must be >= 0; got nan"):  # a GraphcError (outside hunt)
+        step.train(X, y, lr=float("nan"))
     assert [p.data for p in model.parameters()] == before
     assert step.train(X, y, lr=0.1, epochs=0).shape == (0,)
     with pytest.raises(ShapeError, match="order must be"):
