@@ -140,12 +140,14 @@ def forward(*args, params=PARAMS):
 
 
 def value_and_grad(*args, params=PARAMS):
-    """(value, arg_grads, param_grads) of output 0; arg_grads mirrors the arguments."""
+    """(value, arg_grads, param_grads) of output 0; arg_grads mirrors the arguments.  Each
+    gradient is added to 0 as backward() adds it into a .grad (+0.0 where it is -0.0), so
+    these are the numbers graphc.value_and_grad and .grad give."""
     inputs = _flatten_args(_IN_TREE, args, _ARG_NAMES)
     frame = {entry}(inputs, _check_params(params, {n_params}))
     outputs = next(frame)
     _check_branch(outputs)
-    grads = frame.send(1.0)
+    grads = [0.0 + g for g in frame.send(1.0)]
     frame.close()
     n = len(inputs)
     return outputs[0], _unflatten(_IN_TREE, iter(grads[:n])), list(grads[n:])'''
