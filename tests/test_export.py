@@ -62,17 +62,14 @@ def to_lists(x):
     return x
 
 
-def same(a, b, signed_zeros: bool = True) -> bool:
-    """Equal structure and equal floats, nan included; tuples and lists alike (JSON).
-
-    Gradients are compared with ``signed_zeros=False``: ``.grad`` starts at the int 0, and
-    ``0 + -0.0`` is ``0.0``, while the exported module returns the raw ``-0.0``.
-    """
+def same(a, b) -> bool:
+    """Equal structure and equal floats, nan and the sign of zero included; tuples and lists
+    alike (JSON)."""
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(same(u, v, signed_zeros) for u, v in zip(a, b))
+        return len(a) == len(b) and all(same(u, v) for u, v in zip(a, b))
     if math.isnan(a) or math.isnan(b):
         return math.isnan(a) and math.isnan(b)
-    return a == b and (not signed_zeros or math.copysign(1.0, a) == math.copysign(1.0, b))
+    return a == b and math.copysign(1.0, a) == math.copysign(1.0, b)
 
 
 def compiled_reference(compiled, args, params):
@@ -287,7 +284,7 @@ def test_wide_sums_and_other_backends_export_as_plain_python(tmp_path):
         got = run_standalone(export(compiled, tmp_path / f"wide_{backend}.py"), [xs])
         forward, value_and_grad = compiled_reference(compiled, (xs,), [p])
         assert got["new_modules"] == [] and same(got["forward"], forward)
-        assert same(got["value_and_grad"], value_and_grad, signed_zeros=False)
+        assert same(got["value_and_grad"], value_and_grad)
 
 
 def test_an_export_computes_the_gradients_compile_does_with_its_numerics(tmp_path):
