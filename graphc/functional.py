@@ -6,6 +6,8 @@ Thin layers over :func:`graphc.compile` and :func:`graphc.trace`:
   for a number, an array for an array, the same lists, tuples and namedtuples), as
   ``jax.grad``; ``argnums`` picks the arguments, 0 by default, a tuple gives a tuple.
 * ``value_and_grad(fn)(x, ...)`` is ``(fn(x, ...), grad(fn)(x, ...))`` from one call.
+* ``has_aux=True``, as JAX's: ``fn`` returns ``(value, aux)``; ``grad`` returns ``(gradient,
+  aux)`` and ``value_and_grad`` ``((value, aux), gradient)``.
 * ``make_graph(fn)(*args)`` is the traced and optimized :class:`~graphc.Graph`, which
   prints like ``jax.make_jaxpr``; ``make_graph(grad(fn))(*args)`` is the forward +
   gradient graph.
@@ -33,10 +35,10 @@ from .errors import ArgumentError, GraphcError
 from .graph import Graph
 from .interpret import replay
 from .nn import Module
-from .passes import optimize as optimize_graph
+from .passes import DIFFERENTIABLE_PIPELINE, optimize as optimize_graph
 from .trace import argument_names, trace, trace_with_record
 from .traced import TracedNumber
-from .tree import SCALAR, describe, flatten_args, unflatten
+from .tree import SCALAR, describe, flatten_args, is_namedtuple, unflatten
 
 ArgNums = int | Sequence[int]
 
@@ -47,12 +49,15 @@ class GradFunction:
     ``compiled`` is the :class:`~graphc.Compiled` it runs (its ``source``, ``trace_count``).
     """
 
-    def __init__(self, fn: Callable, argnums: ArgNums, with_value: bool, numerics: str) -> None:
-        self.many = not isinstance(argnums, int)
-        self.argnums = (argnums,) if not self.many else tuple(argnums) if isinstance(argnums, Sequence) else ()
-        if not self.argnums or not all(isinstance(k, int) and not isinstance(k, bool) for k in self.argnums):
+    def __init__(self, fn: Callable, argnums: ArgNums, with_value: bool, numerics: str, has_aux: bool = False) -> None:
+        self.many = not isinstance(argnums, (int, np.integer))
+        given = (argnums,) if not self.many else tuple(argnums) if isinstance(argnums, Sequence) else ()
+        if not given or not all(isinstance(k, (int, np.integer)) and not isinstance(k, bool) for k in given):
             raise ArgumentError(f"argnums must be an int or a non-empty tuple of ints; got {argnums!r}")
-        self.fn, self.with_value = fn, with_value
+        if not isinstance(has_aux, bool):
+            raise ArgumentError(f"has_aux must be True or False; got {has_aux!r}")
+        self.argnums = tuple(int(k) for k in given)
+        self.fn, self.with_value, self.has_aux = fn, with_value, has_aux
         self.compiled = Compiled(fn, numerics=numerics)
         functools.update_wrapper(self, fn, updated=())
 
@@ -71,15 +76,35 @@ class GradFunction:
             values = [Value(leaf.data if isinstance(leaf, Value) else leaf) for leaf in leaves]
             wrt[k] = (tree, values)
             args[k] = unflatten(tree, iter(values))  # an array as nested lists: what fn receives anyway
-        out = self.compiled(*args)
+        result = self.compiled(*args)
+        out, aux = self._split(result, self.compiled.graph.out_tree)
         if not isinstance(out, Value):
-            raise GraphcError(_not_a_value(self.compiled.name, self.compiled.graph.out_tree))
+            raise GraphcError(_not_a_value(self.compiled.name, self.compiled.graph.out_tree, self.has_aux))
         others = [leaf for k, arg in enumerate(args) if k not in wrt  # Values passed, not differentiated
                   for leaf in flatten_args((arg,), [names[k]])[0] if isinstance(leaf, Value)]
         _backward_keeping_grads(out, self.compiled.params + others)
         grads = tuple(_like(*wrt[k % len(args)]) for k in self.argnums)
+        return self._result(out.data, _floats(aux), grads)
+
+    def _split(self, result: Any, out_tree: Any) -> tuple[Any, Any]:
+        """(the value to differentiate, aux) of ``fn``'s result (or of its structure
+        ``out_tree``): with ``has_aux``, as JAX's, a pair (value, aux); else the result and no aux."""
+        if not self.has_aux:
+            return result, None
+        kind, spec = out_tree if isinstance(out_tree, tuple) else (None, None)
+        items = spec[1] if kind == "namedtuple" else spec if kind in ("tuple", "list") else ()
+        if len(items) != 2:
+            raise GraphcError(f"has_aux=True needs a function returning a pair (scalar Value, aux); "
+                              f"{self.compiled.name} returns {describe(out_tree)}")
+        return (result[0], result[1]) if result is not out_tree else items
+
+    def _result(self, value: Any, aux: Any, grads: tuple) -> Any:
+        """What JAX returns: grads (a tuple for a tuple of argnums), ``(value, grads)`` for
+        value_and_grad, with ``has_aux`` ``(grads, aux)`` and ``((value, aux), grads)``."""
         grads = grads if self.many else grads[0]
-        return (out.data, grads) if self.with_value else grads
+        if self.with_value:
+            return ((value, aux) if self.has_aux else value), grads
+        return (grads, aux) if self.has_aux else grads
 
     def _traced_call(self, args: tuple):
         """The call inside a trace (``grad(grad(f))``, ``compile(grad(f))``): fn traced on its
@@ -96,31 +121,40 @@ class GradFunction:
         graph, record, kinds = trace_with_record(self.fn, *args, params=params, name=self.compiled.name,
                                                  guards=True)
         n_guards = len(record.guards)
-        if graph.out_tree != SCALAR or kinds[0] is not None:
-            raise GraphcError(_not_a_value(self.compiled.name, graph.out_tree))
+        n_outputs = len(graph.outputs) - n_guards  # fn's own; then one 0/1 output per guard
+        value_tree, aux_tree = self._split(graph.out_tree, graph.out_tree) if self.has_aux else (graph.out_tree, None)
+        if value_tree != SCALAR or kinds[0] is not None:
+            raise GraphcError(_not_a_value(self.compiled.name, graph.out_tree, self.has_aux))
         joint = autodiff.grad(graph, 0, wrt_inputs=True, wrt_params=False)
         outputs = replay(joint, leaves + [1.0])
         outer = current_record()
         if outer is not None:
-            outer.absorb(record, outputs[1:1 + n_guards])
+            outer.absorb(record, outputs[n_outputs:n_outputs + n_guards])
         # .grad starts at 0 and adds the total: 0 + g, which is g but for -0.0
-        per_argument = unflatten(in_tree, iter([0.0 + g for g in outputs[1 + n_guards:]]))
+        per_argument = unflatten(in_tree, iter([0.0 + g for g in outputs[n_outputs + n_guards:]]))
         grads = tuple(per_argument[k % len(args)] for k in self.argnums)
-        grads = grads if self.many else grads[0]
-        return (outputs[0], grads) if self.with_value else grads
+        aux = None
+        if self.has_aux:  # a comparison in aux stays a traced number, as fn's own result would
+            leaves = [v if kind is None else TracedNumber(v, kind) for v, kind in zip(outputs[1:n_outputs], kinds[1:])]
+            aux = unflatten(aux_tree, iter(leaves))
+        return self._result(outputs[0], aux, grads)
 
 
-def grad(fn: Callable, argnums: ArgNums = 0, *, numerics: str = "exact") -> GradFunction:
+def grad(fn: Callable, argnums: ArgNums = 0, *, has_aux: bool = False, numerics: str = "exact") -> GradFunction:
     """``jax.grad``: a function returning the gradient of scalar-valued ``fn`` with respect
     to argument ``argnums`` (an int, or a tuple of them for a tuple of gradients), shaped
-    like that argument.  Compiled: traced once per argument signature, as ``compile``."""
-    return GradFunction(fn, argnums, with_value=False, numerics=numerics)
+    like that argument.  ``has_aux``: ``fn`` returns a pair ``(value, aux)``, and the
+    function ``(gradient, aux)``, aux's Values as floats.  Compiled: traced once per
+    argument signature, as ``compile``."""
+    return GradFunction(fn, argnums, with_value=False, numerics=numerics, has_aux=has_aux)
 
 
-def value_and_grad(fn: Callable, argnums: ArgNums = 0, *, numerics: str = "exact") -> GradFunction:
+def value_and_grad(fn: Callable, argnums: ArgNums = 0, *, has_aux: bool = False,
+                   numerics: str = "exact") -> GradFunction:
     """``jax.value_and_grad``: a function returning ``(value, gradient)`` of scalar-valued
-    ``fn``, the value a float and the gradient as :func:`grad` gives it, from one call."""
-    return GradFunction(fn, argnums, with_value=True, numerics=numerics)
+    ``fn``, the value a float and the gradient as :func:`grad` gives it, from one call;
+    with ``has_aux``, ``((value, aux), gradient)``."""
+    return GradFunction(fn, argnums, with_value=True, numerics=numerics, has_aux=has_aux)
 
 
 def make_graph(fn: Callable, *, optimize: bool = True, numerics: str = "exact") -> Callable[..., Graph]:
@@ -136,8 +170,9 @@ def make_graph(fn: Callable, *, optimize: bool = True, numerics: str = "exact") 
             graph = trace(target, *args, params=params)
         for warning in caught:  # said again at the caller's line, not at this one
             warnings.warn(warning.message, warning.category, stacklevel=2)
-        if optimize:
-            graph = optimize_graph(graph, numerics=numerics)
+        if optimize:  # as compile does: CSE after differentiation (see DIFFERENTIABLE_PIPELINE)
+            passes = DIFFERENTIABLE_PIPELINE if isinstance(fn, GradFunction) and numerics == "exact" else None
+            graph = optimize_graph(graph, passes=passes, numerics=numerics)
         if isinstance(fn, GradFunction):
             graph = autodiff.grad(graph, 0, wrt_inputs=True, wrt_params=False)
             graph = optimize_graph(graph, numerics=numerics) if optimize else graph
@@ -145,12 +180,16 @@ def make_graph(fn: Callable, *, optimize: bool = True, numerics: str = "exact") 
     return graph_of
 
 
-def _not_a_value(name: str, out_tree: Any) -> str:
+def _not_a_value(name: str, out_tree: Any, has_aux: bool = False) -> str:
     """Why grad cannot differentiate what ``name`` returned (``out_tree``)."""
-    if out_tree == SCALAR:  # a number it computed from .data, which carries no gradient
+    value_tree = (out_tree[1][1] if out_tree[0] == "namedtuple" else out_tree[1])[0] if has_aux else out_tree
+    if value_tree == SCALAR:  # a number it computed from .data, which carries no gradient
         return (f"grad needs a function returning a Value; {name} returns a plain number (computed from .data, "
                 f"which carries no gradient: compute with the Values themselves)")
-    return f"grad needs a function returning one scalar Value; {name} returns {describe(out_tree)}"
+    if has_aux:
+        return f"grad needs a function returning a pair (scalar Value, aux); {name} returns {describe(out_tree)}"
+    hint = " (with has_aux=True, a pair (value, aux))" if out_tree[0] in ("tuple", "list") and len(out_tree[1]) == 2 else ""
+    return f"grad needs a function returning one scalar Value{hint}; {name} returns {describe(out_tree)}"
 
 
 def _backward_keeping_grads(out: Value, kept: list[Value]) -> None:
@@ -165,6 +204,18 @@ def _backward_keeping_grads(out: Value, kept: list[Value]) -> None:
     finally:
         for v, g in zip(kept, saved):
             v.grad = g
+
+
+def _floats(tree: Any, depth: int = 0) -> Any:
+    """``tree`` (an aux result) with each Value as its float, the rest as it is."""
+    if isinstance(tree, Value):
+        return float(tree.data)
+    if isinstance(tree, dict):
+        return {key: _floats(item, depth + 1) for key, item in tree.items()}
+    if isinstance(tree, (list, tuple)) and depth < 100:
+        items = [_floats(item, depth + 1) for item in tree]
+        return items if isinstance(tree, list) else tree._make(items) if is_namedtuple(type(tree)) else tuple(items)
+    return tree
 
 
 def _like(tree: Any, values: list[Value]) -> Any:

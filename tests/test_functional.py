@@ -167,8 +167,10 @@ def test_grad_inside_a_trace_keeps_the_guards_of_the_branch_it_took():
 
 
 def test_bad_uses_are_clear_errors():
-    with pytest.raises(GraphcError, match="returning one scalar Value; .* returns \\(scalar, scalar\\)"):
+    with pytest.raises(GraphcError, match="returning one scalar Value .*; .* returns \\(scalar, scalar\\)"):
         graphc.grad(lambda x: (x, x * 2.0))(1.0)
+    with pytest.raises(GraphcError, match="returning one scalar Value; .* returns \\[scalar, scalar, scalar\\]"):
+        graphc.grad(lambda x: [x, x, x])(1.0)
     with pytest.raises(ArgumentError, match="argnums 2 is out of range"):
         graphc.grad(lambda x, y: x * y, argnums=2)(1.0, 2.0)
     with pytest.raises(ArgumentError, match="argnums must be an int"):
@@ -224,3 +226,37 @@ def test_a_namedtuple_argument_gets_a_namedtuple_gradient_as_in_jax():
     out = (x * s).tanh()
     out.backward()
     assert (value, gq, gs) == (out.data, Point(x.grad, 0.0), s.grad)
+
+
+def test_has_aux_returns_the_aux_beside_the_gradient_as_jax_does():
+    def f(x, y):
+        return (x * y).tanh() + x * x, {"pred": x * y, "hit": x.data > 0, "n": [y, 3.0]}
+    aux = {"hit": True, "n": [2.0, 3.0], "pred": 1.0}
+    x, y = Value(0.5), Value(2.0)
+    out = (x * y).tanh() + x * x
+    out.backward()
+    assert graphc.grad(f, has_aux=True)(0.5, 2.0) == (x.grad, aux)
+    assert graphc.value_and_grad(f, argnums=(0, 1), has_aux=True)(0.5, 2.0) == ((out.data, aux), (x.grad, y.grad))
+    assert graphc.grad(f, argnums=np.int64(1), has_aux=True)(0.5, 2.0) == (y.grad, aux)  # a NumPy int, as JAX takes
+    compiled = graphc.compile(graphc.grad(f, has_aux=True))  # inside a trace: live, and a comparison stays a bool
+    for point, hit in (((0.5, 2.0), True), ((-0.5, 2.0), False)):
+        g, got = compiled(*point)
+        assert g.data == graphc.grad(f, has_aux=True)(*point)[0] and got["hit"] is hit
+    assert compiled.trace_count == 1
+    assert graphc.grad(lambda z: graphc.grad(lambda u: (u * u * u, u * 2.0), has_aux=True)(z)[0])(2.0) == 12.0
+
+
+@pytest.mark.parametrize("fn, has_aux, match", [
+    (lambda x: x * 2.0, True, r"has_aux=True needs a function returning a pair \(scalar Value, aux\); lambda returns scalar"),
+    (lambda x: (x, x, x), True, r"a pair .* returns \(scalar, scalar, scalar\)"),
+    (lambda x: {"a": x, "b": x}, True, r"a pair .* returns \{'a': scalar, 'b': scalar\}"),
+    (lambda x: (x.data, x), True, r"returns a plain number"),
+    (lambda x: (x * 2.0, x), False, r"one scalar Value \(with has_aux=True, a pair \(value, aux\)\)"),
+])
+def test_has_aux_needs_a_pair_and_says_so(fn, has_aux, match):
+    for call in (lambda: graphc.grad(fn, has_aux=has_aux)(1.0),
+                 lambda: graphc.compile(graphc.grad(fn, has_aux=has_aux))(1.0)):
+        with pytest.raises(graphc.GraphcError, match=match):
+            call()
+    with pytest.raises(graphc.ArgumentError, match="has_aux must be True or False; got 1"):
+        graphc.grad(fn, has_aux=1)
