@@ -134,6 +134,15 @@ class GradRow:
             and self.fd_error <= self.fd_allowance + 2 * self.fd_truncation
 
     @property
+    def outvoted(self) -> bool:
+        """Finite differences fail (not at a kink, nor by their truncation error) where SymPy's
+        own derivative -- which shares nothing with the op table's rules -- agrees with eager
+        and compiled (it is one of the exact methods), or the proof holds: rounding inside the
+        function defeats them (``(x + 1e16) - 1e16`` has steps of 2 in x), not a wrong gradient."""
+        return self.fd_error is not None and not self.fd_error <= self.fd_allowance and not self.kink \
+            and not self.coarse and (self.sympy is not None or self.proved is True)
+
+    @property
     def undefined(self) -> bool:
         """The gradient is nan by the exact methods: there is nothing to compare."""
         return math.isnan(self.eager) and math.isnan(self.compiled)
@@ -179,6 +188,11 @@ class GradReport:
                            f"within their own truncation error at h={r.fd_step:.2g} (about {r.fd_truncation:.2g}, "
                            f"from a second step of 2h; the step grows with |{r.name}|): they cannot check this "
                            f"point; check one nearer 0, or skip them (fd=False, --no-fd)")
+            elif r.outvoted:
+                out.append(f"{r.name}: finite differences differ by {r.fd_error:.3g} (allowed {r.fd_allowance:.3g}), "
+                           f"but SymPy's own derivative agrees with eager and compiled: rounding inside the "
+                           f"function (a cancellation such as (x + 1e16) - 1e16) or a step of h={r.fd_step:.2g} "
+                           f"too coarse for it defeats finite differences here, not evidence of a wrong gradient")
             elif r.fd_error is not None and not r.fd_error <= r.fd_allowance:
                 out.append(f"{r.name}: finite differences differ by {r.fd_error:.3g} "
                            f"(allowed {r.fd_allowance:.3g})")
@@ -187,11 +201,12 @@ class GradReport:
     @property
     def verdict(self) -> str:
         """One word for the whole report: "ok"; "FAILED"; "inconclusive" when only finite
-        differences disagree, at a kink (:attr:`GradRow.kink`) or by their own truncation
-        error (:attr:`GradRow.coarse`); "nan" when the numbers agree but the output or a
+        differences disagree, at a kink (:attr:`GradRow.kink`), by their own truncation
+        error (:attr:`GradRow.coarse`) or against SymPy's agreeing derivative
+        (:attr:`GradRow.outvoted`); "nan" when the numbers agree but the output or a
         gradient is nan, so nothing was really compared."""
         if self.failures():
-            excused = all(r.kink or r.coarse for r in self.rows
+            excused = all(r.kink or r.coarse or r.outvoted for r in self.rows
                           if r.fd_error is not None and not r.fd_error <= r.fd_allowance)
             return "inconclusive" if excused and self.max_rel_error <= self.rtol else "FAILED"
         if math.isnan(self.output) or any(r.undefined for r in self.rows):

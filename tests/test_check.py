@@ -321,3 +321,16 @@ def test_finite_differences_too_coarse_for_the_curvature_are_inconclusive_not_fa
     monkeypatch.setitem(ops.TABLE, "sin", broken)
     wrong = check_grad(lambda x: graphc.apply("sin", x), 1000.0, prove=False)
     assert not wrong.rows[0].coarse and wrong.verdict == "FAILED"
+
+
+def test_finite_differences_outvoted_by_sympys_agreeing_derivative_are_inconclusive():
+    """Found by an outside hunt: a correct gradient was FAILED because finite differences
+    of (x + 1e16) - 1e16 (steps of 2 in x) or of sin at 1e6 (h = 6) are meaningless there,
+    though SymPy's own derivative agreed with eager and compiled."""
+    for fn, x in ((lambda x: (x + 1e16) - 1e16, 1.0), (lambda x: x.sin(), 1e6)):
+        report = graphc.check_grad(fn, x)
+        assert report.verdict == "inconclusive" and report.max_rel_error <= report.rtol
+        assert report.rows[0].outvoted and report.rows[0].sympy is not None
+        assert "but SymPy's own derivative agrees with eager and compiled" in str(report)
+    without = graphc.check_grad(lambda x: (x + 1e16) - 1e16, 1.0, prove=False, symbolic_limit=0)
+    assert without.verdict == "FAILED"  # with no independent exact method, finite differences decide
