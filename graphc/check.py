@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import math
 import multiprocessing
+import numbers
 import os
 import random
 import sys
@@ -54,7 +55,7 @@ import sympy as sp
 
 from .compile import Compiled, compile as compile_fn
 from .engine import Value
-from .errors import GraphcError
+from .errors import ArgumentError, GraphcError
 from .graph import LEAVES, Graph
 from .symbolic import symbols_of, to_sympy
 from .trace import argument_names
@@ -266,6 +267,9 @@ def check_grad(fn: Callable | Compiled, *args: Any, output: int = 0, rtol: float
     ``prove`` None proves when the gradient graph has at most ``prove_limit`` operations;
     True proves regardless; False never.  See the module docstring for the limits.
     """
+    for name, limit in (("rtol", rtol), ("fd_rtol", fd_rtol), ("sympy_seconds", sympy_seconds)):
+        if isinstance(limit, bool) or not isinstance(limit, numbers.Real) or not limit >= 0:
+            raise ArgumentError(f"check_grad: {name} must be a number >= 0; got {limit!r:.60}")
     if isinstance(fn, Compiled):
         fn = fn.fn
     compiled = compile_fn(fn)

@@ -70,6 +70,8 @@ def load(path: str | os.PathLike, *, max_params: int = 10_000_000) -> Module:
     garbage, truncated, a pickle, unknown classes, wrong shapes or dtypes, extra members --
     or a model of more than ``max_params`` params; ``random``'s state is left alone.
     """
+    if not isinstance(path, (str, os.PathLike)):  # open() would take an int as a file descriptor, and close it
+        raise ArgumentError(f"graphc.load takes a path (a str or os.PathLike); got {type(path).__name__} {path!r:.60}")
     with open(path, "rb") as file:
         try:
             with zipfile.ZipFile(file) as archive:
@@ -167,7 +169,7 @@ def _checked_header(text: str) -> tuple[str, dict[str, Any]]:
         raise LoadError(f"{HEADER} is not JSON") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise LoadError("not a file graphc.save wrote (its header lacks the format mark)")
-    if header.get("version") != VERSION:
+    if type(header.get("version")) is not int or header["version"] != VERSION:  # JSON's true is no version 1
         raise LoadError(f"format version {header.get('version')!r}; this graphc reads version {VERSION}")
     name, config = header.get("class"), header.get("config")
     if name not in ARCHITECTURES:

@@ -334,3 +334,11 @@ def test_finite_differences_outvoted_by_sympys_agreeing_derivative_are_inconclus
         assert "but SymPy's own derivative agrees with eager and compiled" in str(report)
     without = graphc.check_grad(lambda x: (x + 1e16) - 1e16, 1.0, prove=False, symbolic_limit=0)
     assert without.verdict == "FAILED"  # with no independent exact method, finite differences decide
+
+
+@pytest.mark.parametrize("option, value", [("rtol", "a"), ("fd_rtol", -1.0), ("sympy_seconds", math.nan),
+                                           ("rtol", True)])
+def test_check_grads_tolerances_are_checked(option, value):
+    """Found by an outside hunt: rtol="a" raised a bare comparison TypeError."""
+    with pytest.raises(graphc.ArgumentError, match=f"check_grad: {option} must be a number >= 0"):
+        graphc.check_grad(lambda x: x * 2.0, 1.0, **{option: value})

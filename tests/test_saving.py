@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 import pickle
 import random
 import re
@@ -270,6 +271,8 @@ class Tripwire:
     (lambda t: npz_bytes(saved(t, lambda h: h.update({"class": "os.system"}))), "unknown class"),
     (lambda t: npz_bytes(saved(t, lambda h: h.update(format="other"))), "format mark"),
     (lambda t: npz_bytes(saved(t, lambda h: h.update(version=2))), "version 2"),
+    (lambda t: npz_bytes(saved(t, lambda h: h.update(version=True))), "version True"),  # == 1 (outside hunt)
+    (lambda t: npz_bytes(saved(t, lambda h: h.update(version=1.0))), "version 1.0"),
     (lambda t: npz_bytes(saved(t, lambda h: h["config"].update(nin="2"))), "arguments must be"),
     (lambda t: npz_bytes(saved(t, lambda h: h["config"].update(nin=True))), "arguments must be"),
     (lambda t: npz_bytes(saved(t, lambda h: h["config"].update(nouts=[3.0, 1]))), "arguments must be"),
@@ -365,6 +368,18 @@ def test_a_corrupted_byte_is_refused_or_harmless(tmp_path):
 def test_a_missing_file_is_a_file_not_found_error(tmp_path):
     with pytest.raises(FileNotFoundError):
         graphc.load(tmp_path / "nothing.npz")
+
+
+def test_load_refuses_a_file_descriptor_it_would_close():
+    """Found by an outside hunt: graphc.load(3) opened and closed whatever descriptor 3 was."""
+    read, write = os.pipe()
+    try:
+        with pytest.raises(ArgumentError, match="takes a path .*; got int"):
+            graphc.load(read)
+        os.fstat(read)  # still open
+    finally:
+        os.close(read)
+        os.close(write)
 
 
 def test_saving_into_a_missing_directory_names_the_path_asked_for(tmp_path):
