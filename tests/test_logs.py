@@ -119,7 +119,7 @@ def test_environment_variable_sends_logs_to_stderr():
     for source in result.stdout.split("\n=====\n"):
         assert source.strip() and source.rstrip("\n") in result.stderr
     assert "[graphc.retraces] lambda: tracing (first call)" in result.stderr
-    assert "[graphc.passes] lambda (scalar, scalar): forward\noptimize:" in result.stderr
+    assert "[graphc.passes] lambda (scalar, scalar): forward, to differentiate\noptimize:" in result.stderr
     assert "Warning" not in result.stderr
 
 
