@@ -22,7 +22,8 @@ from .errors import ArgumentError, DataError, GraphcError, ShapeError
 from .gcpause import gc_paused
 from .graph import Graph
 from .nn import Module
-from .passes import DIFFERENTIABLE_PIPELINE, JOINT_VECTOR_PIPELINE, VECTOR_PIPELINE, OptimizeReport, optimize
+from .passes import (DIFFERENTIABLE_PIPELINE, DIFFERENTIABLE_VECTOR_PIPELINE, JOINT_VECTOR_PIPELINE,
+                     VECTOR_PIPELINE, OptimizeReport, optimize)
 from .rows_program import RowsProgram, rows_program
 from .variants import trace_for_compile
 from .tree import SCALAR, describe, plain_array
@@ -208,35 +209,34 @@ class Signature:
         return program.function
 
     def _reroll(self) -> Graph:
-        # Exact numerics: re-rolled straight from the trace (the vector pipeline holds every
-        # scalar pass), so the batched backends never pay for optimizing the unrolled
-        # graph; other numerics rewrite the scalar graph first, as the Python backend runs it.
-        source = self._traced if self.numerics == "exact" else self.graph
+        # Exact numerics: the re-rolled graph reverse mode differentiates, merged by CSE
+        # (re-rolled straight from the trace: the batched backends never pay for optimizing
+        # the unrolled graph); other numerics rewrite the scalar graph first, as the Python
+        # backend runs it.
+        source = self._to_differentiate(True) if self.numerics == "exact" else self.graph
         with _Timer(self.stats, "reroll"):
             graph, report = optimize(source, report=True, passes=VECTOR_PIPELINE)
         self._report("re-rolled forward", report)
         return graph
 
+    def _to_differentiate(self, vector: bool) -> Graph:
+        """The forward graph reverse mode differentiates (re-rolled if ``vector``): in exact
+        numerics optimized without CSE, which runs on the joint graph instead, but for CSE of
+        packs (see :data:`graphc.passes.DIFFERENTIABLE_PIPELINE`); other numerics keep no
+        order, and differentiate the forward graph itself."""
+        return self._differentiable.get_or_make(vector, lambda: self._before_autodiff(vector))
+
     def _before_autodiff(self, vector: bool) -> Graph:
-        """The forward graph reverse mode differentiates.  The scalar one (what scalar calls'
-        gradients run) is optimized by every pass but CSE (see
-        :data:`graphc.passes.DIFFERENTIABLE_PIPELINE`), which runs on the joint graph; other
-        numerics than exact keep no order, and the re-rolled graph of the batched programs
-        keeps CSE's merges of tensors (a layer's weights and an L2 term's read as one pack: 48
-        against 64 us for the moons step with L2 in the per-sample loss), which README's
-        "Exactness" lists among the exceptions (a param read in several places)."""
-        if vector:
-            return self.vector_graph()
         if self.numerics != "exact":
-            return self.graph
-        with _Timer(self.stats, "optimize"):
-            graph, report = optimize(self._traced, report=True, passes=DIFFERENTIABLE_PIPELINE,
-                                     exact_outputs=self.guard_outputs)
-        self._report("forward, to differentiate", report)
+            return self.vector_graph() if vector else self.graph
+        passes = DIFFERENTIABLE_VECTOR_PIPELINE if vector else DIFFERENTIABLE_PIPELINE
+        with _Timer(self.stats, "reroll" if vector else "optimize"):
+            graph, report = optimize(self._traced, report=True, passes=passes, exact_outputs=self.guard_outputs)
+        self._report(f"{'re-rolled ' if vector else ''}forward, to differentiate", report)
         return graph
 
     def _differentiate(self, output: int, wrt_inputs: bool, vector: bool) -> Graph:
-        forward = self._differentiable.get_or_make(vector, lambda: self._before_autodiff(vector))
+        forward = self._to_differentiate(vector)
         with _Timer(self.stats, "autodiff"):
             raw = autodiff.grad(forward, output, wrt_inputs=wrt_inputs)
         with _Timer(self.stats, "optimize"):

@@ -100,6 +100,28 @@ def test_cse_merges_commutative_duplicates_only():
     assert run(merged, 1.5, -0.25) == run(g, 1.5, -0.25)
 
 
+def test_cse_packs_merges_packs_alone_and_the_rounds_agree_with_one_by_one(monkeypatch):
+    """Before reverse mode only packs are merged (graphc.passes.cse.cse_packs): a layer's
+    weights and an L2 term's read as one pack keep every gradient's order; two equal
+    products would add their gradient parts first."""
+    import importlib
+    from graphc.graph import Builder
+    cse_module = importlib.import_module("graphc.passes.cse")  # (graphc.passes.cse is the function)
+    b = Builder()
+    a, c = b.add("input", (), ("a",)), b.add("input", (), ("c",))
+    dot = b.add("dot", (b.const(0.0), b.add("pack", (a, c), ((2,),)), b.add("pack", (a, c), ((2,),))))
+    products = b.add("mul", (b.add("mul", (a, c)), b.add("mul", (a, c))))
+    g = b.finish([a, c], [], [b.add("add", (dot, products))])
+    merged, stats = cse_module.cse_packs(g)
+    assert stats.name == "cse_packs" and stats.hits["merged"] == 1
+    assert merged.counts()["pack"] == 1 and merged.counts()["mul"] == 3
+    assert cse(g)[0].counts()["mul"] == 2  # full CSE merges the products too
+    monkeypatch.setattr(cse_module, "ROUNDS", 0)  # the node-by-node numbering: the same merges
+    by_one, _ = cse_module.cse_packs(g)
+    assert by_one.ops == merged.ops and by_one.args == merged.args
+    assert run(merged, 1.5, -2.0) == run(g, 1.5, -2.0)
+
+
 def test_dce_keeps_inputs_and_params_and_drops_the_rest():
     p = Value(1.0)
     g = trace(lambda x, y: [x * 2.0 + p, y * 3.0], 1.0, 2.0)

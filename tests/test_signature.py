@@ -131,3 +131,22 @@ def test_gradients_are_eagers_bits_where_captured_data_repeats_a_value(backend):
     compiled = graphc.compile(loss, backend=backend)
     for _ in range(2):
         assert _eager_grads(model, compiled) == want
+
+
+def test_batched_gradients_of_a_repeated_subexpression_are_the_row_loops_and_eagers_bits():
+    """Found by a review: with CSE gone from the scalar gradient, C and NumPy (whose re-rolled
+    graph was merged by CSE before differentiation) were 1 ulp from the Python backend's
+    row loop and eager where ``a + b`` is written twice.  Before reverse mode only packs
+    are merged now (graphc.passes.cse.cse_packs)."""
+    w, v = Value(0.7), Value(-1.3)
+
+    def f(x, y):
+        a, b = (x * w).exp(), (x * v).exp()
+        return (a / (a + b)).log() * y + (b / (a + b)).log()
+    X, Y = np.array([-2.5, 0.3, 1.7]), np.array([1.9, -0.4, 0.8])
+    rows = [f(Value(x), Value(y)) for x, y in zip(X, Y)]
+    (sum(rows) * (1.0 / len(rows))).backward()
+    for backend in ("python", "numpy", "c"):
+        value, grads = graphc.compile(f, backend=backend).mean_and_grad(X, Y)
+        assert value == sum(r.data for r in rows) / len(rows), backend  # the mean: the sum divided by n
+        assert [g.hex() for g in grads] == [w.grad.hex(), v.grad.hex()], backend

@@ -28,27 +28,42 @@ _COMMUTATIVE = frozenset(name for name, op in ops.TABLE.items() if op.commutativ
 
 def cse(graph: Graph) -> PassResult:
     """Replace each node that repeats an earlier one (same op, parameters, operands) by it."""
-    keys = _Keys(graph)
+    return _cse(graph, "cse", None)
+
+
+def cse_packs(graph: Graph) -> PassResult:
+    """:func:`cse` of ``pack`` nodes alone: the CSE a graph takes before reverse mode.  A
+    pack only moves numbers, and reverse mode hands each lane's parts on one by one where the
+    lane has parts already (:mod:`graphc.autodiff`), so merging two packs of the same
+    params (a layer's weights and an L2 term's) keeps every gradient's order; merging two
+    equal sums or products would add their gradient parts before passing them on."""
+    return _cse(graph, "cse_packs", frozenset({"pack"}))
+
+
+def _cse(graph: Graph, name: str, only: frozenset[str] | None) -> PassResult:
+    keys = _Keys(graph, only)
     first = keys.first_repeat()
     if first is None:
-        return unchanged("cse", graph)
+        return unchanged(name, graph)
     start = first_repeated_const(graph, first)  # nothing changes below it
     numbers = keys.fixed_point(keys.numbers(np.arange(len(graph))))
     if numbers is None:
-        result, merged = _one_by_one(graph, start)
+        result, merged = _one_by_one(graph, start, only)
     else:
         result = renumbered(graph, numbers, start)
         merged = int(((numbers != np.arange(len(graph))) & (graph.arrays.lengths > 0)).sum())
-    return PassResult(result, PassStats("cse", len(graph), len(result), {"merged": merged}))
+    return PassResult(result, PassStats(name, len(graph), len(result), {"merged": merged}))
 
 
 class _Keys:
     """The nodes' keys as arrays, given the numbers of their operands (see the module docstring)."""
 
-    def __init__(self, graph: Graph) -> None:
+    def __init__(self, graph: Graph, only: frozenset[str] | None = None) -> None:
         self.graph = graph
         arrays = self.arrays = graph.arrays
         nodes = np.flatnonzero(arrays.lengths)
+        if only is not None:  # the other nodes keep their own numbers: never merged
+            nodes = nodes[np.isin(arrays.codes[nodes], [CODES[name] for name in only])]
         lengths = arrays.lengths[nodes]
         self.long = nodes[lengths > 3].tolist()  # few: keys in Python
         self.short, self.lengths = nodes[lengths <= 3], lengths[lengths <= 3]
@@ -129,7 +144,7 @@ class _Keys:
         return None
 
 
-def _one_by_one(graph: Graph, start: int) -> tuple[Graph, int]:
+def _one_by_one(graph: Graph, start: int, only: frozenset[str] | None) -> tuple[Graph, int]:
     """Value numbering node by node (merges chained too deep for the rounds)."""
     seen = _numbering(graph, start)
     merged = 0
@@ -138,6 +153,8 @@ def _one_by_one(graph: Graph, start: int) -> tuple[Graph, int]:
         nonlocal merged
         op = graph.ops[i]
         operands = tuple([remap[a] for a in graph.args[i]])
+        if only is not None and op not in only:
+            return b.add(op, operands, graph.attrs[i])
         key = (op, tuple(sorted(operands)) if op in _COMMUTATIVE else operands, graph.attrs[i])
         j = seen.get(key)
         if j is not None:

@@ -10,7 +10,7 @@ from ..errors import ArgumentError
 from ..gcpause import gc_paused
 from ..graph import Graph
 from .base import PassStats
-from .cse import cse
+from .cse import cse, cse_packs
 from .dce import dce
 from .flatten import flatten
 from .fold import fold
@@ -35,8 +35,9 @@ JOINT_VECTOR_PIPELINE = (fold, simplify, flatten, reroll_final, cse, dce)
 #: captured data) -- which rounds differently.  ``cse`` runs on the joint graph instead, where
 #: each gradient part is a node of its own and merging changes no number.
 DIFFERENTIABLE_PIPELINE = (fold, simplify, flatten, dce)
-#: ``VECTOR_PIPELINE`` for a graph reverse mode then differentiates (see above).
-DIFFERENTIABLE_VECTOR_PIPELINE = (fold, simplify, flatten, reroll, dce)
+#: ``VECTOR_PIPELINE`` for a graph reverse mode then differentiates: CSE of packs alone
+#: (:func:`~graphc.passes.cse.cse_packs`, which keeps every gradient's order).
+DIFFERENTIABLE_VECTOR_PIPELINE = (fold, simplify, flatten, reroll, cse_packs, dce)
 MAX_ROUNDS = 10
 #: ``optimize(numerics=...)``: "exact" keeps every result bit for bit; "stable" also applies
 #: graphc.passes.stabilize; "fast" optimizes as "exact" (its freedom -- fused multiply-adds,

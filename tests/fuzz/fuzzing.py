@@ -16,10 +16,10 @@ with it under one of two rules:
   inexact op upstream) the bits must match.
 
 The batched programs' gradients are compared the same way with a *reassociation* budget:
-their re-rolled graph is merged by CSE before differentiation, which adds the cotangents
-of merged uses before multiplying (``y * (ga + gb)`` where eager computes ``y * ga + y *
-gb``), and rows add a param's parts row by row -- both round differently.  (A compiled
-call's own gradient is eager's bits: ``test_fuzz_exact.py``.)  The budget is ``K * eps * G``, ``G`` the
+rows add a param's parts row by row, where eager's full-batch ``backward()`` adds them in
+its own order, and a param read in several places of a row has its parts reached in
+another order by the re-rolled program -- both round differently.  (A compiled call's own
+gradient is eager's bits: ``test_fuzz_exact.py``.)  The budget is ``K * eps * G``, ``G`` the
 gradient computed with absolute values of every contribution; where ``G`` is inf or nan
 (an intermediate contribution overflows or is nan) the special value may differ too.
 
