@@ -174,11 +174,7 @@ class TracedNumber:
             if negative:
                 raise TraceError(f"{where()}: a negative traced number ({self.value!r}) to the fractional power "
                                  f"{exponent!r}: Python gives a complex number, graphc computes floats")
-        power = apply("pow", self.node, attr=(exponent,))
-        if kind is float and math.isfinite(exponent):  # Python's 1e200 ** 2 raises (an inf base's gives inf)
-            overflows = apply("mul", apply("eq", apply("abs", power), math.inf), apply("lt", apply("abs", self.node), math.inf))
-            _raises_if(overflows, OverflowError(34, "Numerical result out of range"), "a power")
-        return TracedNumber(power, kind)
+        return TracedNumber(apply("pow", self.node, attr=(exponent,)), kind)
 
     def __rpow__(self, other):
         return _as_plain(other) ** self._frozen()
@@ -374,17 +370,6 @@ def _raises_at(x: Any, error: Exception, what: str) -> None:
     if isinstance(x, Value):
         _guard(apply("eq", x, 0.0), zero, what)
     if zero:
-        try:
-            raise error
-        finally:
-            del error  # no cycle of the error, its traceback and this frame
-
-
-def _raises_if(predicate: Value, error: Exception, what: str) -> None:
-    """Raise ``error`` where the traced 0/1 ``predicate`` is 1, as Python does; guarded either way."""
-    happens = predicate._data != 0.0
-    _guard(predicate, happens, what)
-    if happens:
         try:
             raise error
         finally:

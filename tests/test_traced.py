@@ -1,7 +1,6 @@
 """Traced plain numbers (graphc.traced): Python's numbers while a trace runs, recorded."""
 from __future__ import annotations
 
-import inspect
 import math
 
 import numpy as np
@@ -53,10 +52,9 @@ def test_data_of_a_traced_value_is_a_traced_float_and_of_a_constant_a_float():
     (lambda x: ~((x.data > 0) + (x.data > 2)), int, -2),
 ])
 def test_arithmetic_keeps_pythons_types_and_records_no_guard(fn, kind, value):
-    """No guard but where Python may raise: a float power's overflow (1e200 ** 2)."""
     out, record = traced_run(fn, 1.5)
     assert isinstance(out, TracedNumber) and out.kind is kind and out.value == value
-    assert [g.what for g in record.guards] == (["a power"] if "**" in inspect.getsource(fn) else [])
+    assert not record.guards
 
 
 def test_invert_of_a_traced_float_is_pythons_type_error():
