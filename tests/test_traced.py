@@ -162,3 +162,13 @@ def test_a_negative_traced_number_to_a_fractional_power_is_refused_and_a_positiv
     assert root(4.0).data == 8.0
     with pytest.raises(graphc.TraceError, match="fractional power"):
         root(-4.0)
+
+
+def test_a_traced_power_that_overflows_is_inf_unguarded_so_batched_calls_take_it():
+    """README "Guarded": the one exception to Python's raising -- a guard on every float
+    power (tried) made map refuse ``x.data ** 2``."""
+    out, record = traced_run(lambda x: x.data ** 2, 1e200)
+    assert out.value == math.inf and not record.guards
+    w = Value(0.5)
+    got = graphc.compile(lambda x: (x * w, x.data ** 2), backend="c").map(np.array([1.0, 2.0, 1e200]))
+    assert got[1].tolist() == [1.0, 4.0, math.inf]
