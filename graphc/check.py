@@ -137,11 +137,12 @@ class GradRow:
     @property
     def outvoted(self) -> bool:
         """Finite differences fail (not at a kink, nor by their truncation error) where SymPy's
-        own derivative -- which shares nothing with the op table's rules -- agrees with eager
-        and compiled (it is one of the exact methods), or the proof holds: rounding inside the
-        function defeats them (``(x + 1e16) - 1e16`` has steps of 2 in x), not a wrong gradient."""
+        own derivative at this point -- which shares nothing with the op table's rules --
+        agrees with eager and compiled (it is one of the exact methods): rounding inside the
+        function defeats them (``(x + 1e16) - 1e16`` has steps of 2 in x), not a wrong
+        gradient.  (A proof does not count: one may hold only away from this point.)"""
         return self.fd_error is not None and not self.fd_error <= self.fd_allowance and not self.kink \
-            and not self.coarse and (self.sympy is not None or self.proved is True)
+            and not self.coarse and self.sympy is not None
 
     @property
     def undefined(self) -> bool:
@@ -265,7 +266,8 @@ def check_grad(fn: Callable | Compiled, *args: Any, output: int = 0, rtol: float
     ``args`` are what ``fn`` takes (numbers, Values, lists, NumPy arrays, as for
     ``graphc.compile``).  Params' ``.grad`` and ``.data`` are restored afterwards.
     ``prove`` None proves when the gradient graph has at most ``prove_limit`` operations;
-    True proves regardless; False never.  See the module docstring for the limits.
+    True proves regardless; False never.  ``sympy_seconds``: each SymPy column's time
+    limit (``math.inf``: none).  See the module docstring for the limits.
     """
     for name, limit in (("rtol", rtol), ("fd_rtol", fd_rtol), ("sympy_seconds", sympy_seconds)):
         if isinstance(limit, bool) or not isinstance(limit, numbers.Real) or not limit >= 0:
@@ -433,6 +435,9 @@ def _derivatives_at(expr: sp.Expr, syms: list[sp.Symbol], at: dict) -> tuple[lis
     return derivatives, values, bool(overflowed)
 
 
+_NO_LIMIT = 1e7  # seconds (four months): more is no limit, sympy_seconds=math.inf
+
+
 def _within(seconds: float, work: Callable[[], Any]) -> Any:
     """``work()``, or None if it did not finish within ``seconds``: run in a forked child,
     killed at the limit (SymPy has no time limit of its own).  Where there is no fork
@@ -445,7 +450,7 @@ def _within(seconds: float, work: Callable[[], Any]) -> Any:
     child.start()
     send.close()
     try:
-        if not receive.poll(seconds):
+        if not receive.poll(None if seconds > _NO_LIMIT else seconds):  # poll's clock cannot count to inf
             return None
         ok, result = receive.recv()
     except EOFError:  # the child died without a word (killed, out of memory)

@@ -70,8 +70,9 @@ def load(path: str | os.PathLike, *, max_params: int = 10_000_000) -> Module:
     garbage, truncated, a pickle, unknown classes, wrong shapes or dtypes, extra members --
     or a model of more than ``max_params`` params; ``random``'s state is left alone.
     """
-    if not isinstance(path, (str, os.PathLike)):  # open() would take an int as a file descriptor, and close it
-        raise ArgumentError(f"graphc.load takes a path (a str or os.PathLike); got {type(path).__name__} {path!r:.60}")
+    if not isinstance(path, (str, bytes, os.PathLike)):  # open() would take an int as a file descriptor, and close it
+        raise ArgumentError(f"graphc.load takes a path (str, bytes or os.PathLike); got {type(path).__name__} "
+                            f"{path!r:.60}")
     with open(path, "rb") as file:
         try:
             with zipfile.ZipFile(file) as archive:

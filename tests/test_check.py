@@ -342,3 +342,9 @@ def test_check_grads_tolerances_are_checked(option, value):
     """Found by an outside hunt: rtol="a" raised a bare comparison TypeError."""
     with pytest.raises(graphc.ArgumentError, match=f"check_grad: {option} must be a number >= 0"):
         graphc.check_grad(lambda x: x * 2.0, 1.0, **{option: value})
+
+
+@pytest.mark.parametrize("seconds", [math.inf, 1e300])
+def test_sympy_seconds_past_any_clock_is_no_limit(seconds):
+    """Found by a review: poll() could not count to inf or 1e300 (OverflowError)."""
+    assert graphc.check_grad(lambda x: (x * 3.0).tanh(), 0.5, sympy_seconds=seconds).verdict == "ok"

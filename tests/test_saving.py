@@ -370,6 +370,14 @@ def test_a_missing_file_is_a_file_not_found_error(tmp_path):
         graphc.load(tmp_path / "nothing.npz")
 
 
+def test_load_takes_a_bytes_path_as_open_does(tmp_path):
+    random.seed(2)
+    model = MLP(2, [3, 1])
+    path = tmp_path / "m.graphc"
+    graphc.save(model, path)
+    assert bits(graphc.load(os.fsencode(path))) == bits(model)
+
+
 def test_load_refuses_a_file_descriptor_it_would_close():
     """Found by an outside hunt: graphc.load(3) opened and closed whatever descriptor 3 was."""
     read, write = os.pipe()

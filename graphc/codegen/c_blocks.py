@@ -56,13 +56,9 @@ class Blocks:
         for i in rows:
             if self._row_scalar(i) or (self.g.ops[i] == "index" and run):
                 run.append(self._row_parts(i))
-                continue
-            lines += self._loop(run)
-            run = []
-            if self._row_scalar(i):
-                run.append(self._row_parts(i))
             else:
-                lines += self.node(i)
+                lines += self._loop(run) + self.node(i)
+                run = []
         return lines + self._loop(run)
 
     def _row_scalar(self, i: int) -> bool:
