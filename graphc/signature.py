@@ -8,6 +8,7 @@ and programs from here (through :meth:`graphc.Compiled.stages`), so all see what
 """
 from __future__ import annotations
 
+import numbers
 import threading
 import time
 from dataclasses import dataclass, field
@@ -282,17 +283,7 @@ class Signature:
         array if ``array``)."""
         if params is None:
             return self._param_array() if array else [p._data for p in self.params]
-        try:
-            values = np.asarray(params)
-            if values.dtype.kind == "f":  # a longdouble's 1e400 would be inf as float64
-                values = plain_array(values, "params")
-            values = np.asarray(values, dtype=np.float64)
-        except OverflowError:
-            raise DataError("params: expected numbers that fit in a float (|x| < 1.8e308)") from None
-        except DataError:
-            raise
-        except (TypeError, ValueError):
-            raise ArgumentError(f"params: expected numbers, one per param; got {type(params).__name__}") from None
+        values = _param_numbers(params)
         if values.shape != (len(self.params),):
             raise ShapeError(f"params: expected {len(self.params)} numbers (one per param, in compiled.params "
                              f"order); got shape {values.shape}")
@@ -302,6 +293,27 @@ class Signature:
         if self.out_tree != SCALAR:
             raise GraphcError(f"{what} needs a function returning one scalar; {self.name} returns "
                               f"{describe(self.out_tree)}")
+
+
+def _param_numbers(params: Any) -> np.ndarray:
+    """``params=`` as float64 numbers, refusing what would be misread: text, None, complex,
+    masked entries, numbers too large for a float (a long double's 1e400, an int's 10**400)."""
+    try:
+        values = params if isinstance(params, np.ndarray) else np.asarray(params)
+    except (TypeError, ValueError):  # ragged
+        values = None
+    if values is not None and values.dtype == object and all(
+            isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) for v in values.flat):
+        try:
+            values = values.astype(np.float64)  # numbers held as objects: an int too large for an array's
+        except OverflowError:
+            raise DataError("params: expected numbers that fit in a float (|x| < 1.8e308)") from None
+    if values is None or values.dtype.kind not in "biuf":
+        dtype = "" if values is None else f" of dtype {values.dtype}"
+        raise ArgumentError(f"params: expected numbers, one per param; got {type(params).__name__}{dtype}"[:200])
+    if isinstance(values, np.ma.MaskedArray) or values.dtype.itemsize > 8:
+        values = plain_array(values, "params")  # a mask, or a long double's 1e400 (inf as float64)
+    return values if values.dtype == np.float64 else values.astype(np.float64)
 
 
 class Stages:

@@ -202,9 +202,16 @@ def test_mean(call, error, message):
     (lambda: one.mean_and_grad(np.ones(2), params=[HUGE]), DataError, r"params: expected numbers that fit in a float"),
     (lambda: one.mean_and_grad(np.ones(2), params=["a"]), ArgumentError, r"params: expected numbers, one per param"),
     (lambda: one.mean_and_grad(np.ones(2), params=[1.0, 2.0]), ShapeError, r"params: expected 1 numbers"),
-], ids=["longdouble overflow", "huge int", "str", "too many"])
+    (lambda: one.mean_and_grad(np.ones(2), params=[None]), ArgumentError, r"got list of dtype object"),
+    (lambda: one.mean_and_grad(np.ones(2), params=["1.5"]), ArgumentError, r"got list of dtype <U3"),
+    (lambda: one.mean_and_grad(np.ones(2), params=np.array([1 + 2j])), ArgumentError, r"dtype complex128"),
+    (lambda: one.mean_and_grad(np.ones(2), params=np.ma.masked_array([1.0], mask=[True])), ArgumentError,
+     r"params: a masked array with masked entries"),
+], ids=["longdouble overflow", "huge int", "str", "too many", "None", "text", "complex", "masked"])
 def test_params_arrays(call, error, message):
-    """Found by an outside hunt: a longdouble 1e400 became inf, a huge int an OverflowError."""
+    """Found by an outside hunt and a review: a longdouble 1e400 became inf, a huge int an
+    OverflowError, None nan, "1.5" 1.5, a complex number its real part, a masked entry the
+    number under the mask."""
     raises(call, error, message)
 
 
