@@ -77,26 +77,18 @@ class GradFunction:
             wrt[k] = (tree, values)
             args[k] = unflatten(tree, iter(values))  # an array as nested lists: what fn receives anyway
         result = self.compiled(*args)
-        out, aux = self._split(result, self.compiled.graph.out_tree)
+        out_tree = self.compiled._require_latest().out_tree  # the call's own signature: no graph optimized for it
+        out, aux = result, None
+        if self.has_aux:
+            _aux_pair(self.compiled.name, out_tree)
+            out, aux = result
         if not isinstance(out, Value):
-            raise GraphcError(_not_a_value(self.compiled.name, self.compiled.graph.out_tree, self.has_aux))
+            raise GraphcError(_not_a_value(self.compiled.name, out_tree, self.has_aux))
         others = [leaf for k, arg in enumerate(args) if k not in wrt  # Values passed, not differentiated
                   for leaf in flatten_args((arg,), [names[k]])[0] if isinstance(leaf, Value)]
         _backward_keeping_grads(out, self.compiled.params + others)
         grads = tuple(_like(*wrt[k % len(args)]) for k in self.argnums)
         return self._result(out.data, _floats(aux), grads)
-
-    def _split(self, result: Any, out_tree: Any) -> tuple[Any, Any]:
-        """(the value to differentiate, aux) of ``fn``'s result (or of its structure
-        ``out_tree``): with ``has_aux``, as JAX's, a pair (value, aux); else the result and no aux."""
-        if not self.has_aux:
-            return result, None
-        kind, spec = out_tree if isinstance(out_tree, tuple) else (None, None)
-        items = spec[1] if kind == "namedtuple" else spec if kind in ("tuple", "list") else ()
-        if len(items) != 2:
-            raise GraphcError(f"has_aux=True needs a function returning a pair (scalar Value, aux); "
-                              f"{self.compiled.name} returns {describe(out_tree)}")
-        return (result[0], result[1]) if result is not out_tree else items
 
     def _result(self, value: Any, aux: Any, grads: tuple) -> Any:
         """What JAX returns: grads (a tuple for a tuple of argnums), ``(value, grads)`` for
@@ -122,7 +114,7 @@ class GradFunction:
                                                  guards=True)
         n_guards = len(record.guards)
         n_outputs = len(graph.outputs) - n_guards  # fn's own; then one 0/1 output per guard
-        value_tree, aux_tree = self._split(graph.out_tree, graph.out_tree) if self.has_aux else (graph.out_tree, None)
+        value_tree, aux_tree = _aux_pair(self.compiled.name, graph.out_tree) if self.has_aux else (graph.out_tree, None)
         if value_tree != SCALAR or kinds[0] is not None:
             raise GraphcError(_not_a_value(self.compiled.name, graph.out_tree, self.has_aux))
         joint = autodiff.grad(graph, 0, wrt_inputs=True, wrt_params=False)
@@ -180,9 +172,20 @@ def make_graph(fn: Callable, *, optimize: bool = True, numerics: str = "exact") 
     return graph_of
 
 
+def _aux_pair(name: str, out_tree: Any) -> tuple[Any, Any]:
+    """The structures of (value, aux) when ``name`` returned, as ``has_aux`` needs and JAX's
+    does, a pair: a tuple, list or namedtuple of two."""
+    kind, spec = out_tree if isinstance(out_tree, tuple) else (None, None)
+    items = spec[1] if kind == "namedtuple" else spec if kind in ("tuple", "list") else ()
+    if len(items) != 2:
+        raise GraphcError(f"has_aux=True needs a function returning a pair (scalar Value, aux); "
+                          f"{name} returns {describe(out_tree)}")
+    return items[0], items[1]
+
+
 def _not_a_value(name: str, out_tree: Any, has_aux: bool = False) -> str:
     """Why grad cannot differentiate what ``name`` returned (``out_tree``)."""
-    value_tree = (out_tree[1][1] if out_tree[0] == "namedtuple" else out_tree[1])[0] if has_aux else out_tree
+    value_tree = _aux_pair(name, out_tree)[0] if has_aux else out_tree
     if value_tree == SCALAR:  # a number it computed from .data, which carries no gradient
         return (f"grad needs a function returning a Value; {name} returns a plain number (computed from .data, "
                 f"which carries no gradient: compute with the Values themselves)")
