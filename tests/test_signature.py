@@ -1,6 +1,8 @@
 """signature: one argument signature's stages, each made once and cached by kind; Stages."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -150,3 +152,26 @@ def test_batched_gradients_of_a_repeated_subexpression_are_the_row_loops_and_eag
         value, grads = graphc.compile(f, backend=backend).mean_and_grad(X, Y)
         assert value == sum(r.data for r in rows) / len(rows), backend  # the mean: the sum divided by n
         assert [g.hex() for g in grads] == [w.grad.hex(), v.grad.hex()], backend
+
+
+@pytest.mark.parametrize("backend", ["python", "numpy", "c"])
+def test_a_compiled_backward_into_a_nonzero_grad_adds_one_total(backend):
+    """README "Reliability": a compiled backward() adds each param's gradient as one total;
+    from zeroed grads that is eager's bits, into a .grad holding a number already (found by
+    an outside hunt: gradients accumulated without zero_grad) it can differ in the last bit."""
+    w = Value(1.0)
+
+    def f():
+        return w * 0.1 + w * 0.2  # two parts: eager adds them into .grad one by one
+    compiled = graphc.compile(f, backend=backend)
+    grads = {}
+    for name, fn in (("eager", f), ("compiled", compiled)):
+        w.grad = 0
+        fn().backward()
+        once = w.grad
+        fn().backward()
+        grads[name] = (once, w.grad)
+    once = grads["eager"][0]
+    assert grads["compiled"][0] == once  # from a zeroed grad: eager's bits
+    assert grads["compiled"][1] == once + once  # the second call's total added at once
+    assert grads["eager"][1] == math.nextafter(once + once, 0.0)  # eager's parts one by one: 1 ulp apart
