@@ -127,8 +127,8 @@ class GradFunction:
         grads = tuple(per_argument[k % len(args)] for k in self.argnums)
         aux = None
         if self.has_aux:  # a comparison in aux stays a traced number, as fn's own result would
-            leaves = [v if kind is None else TracedNumber(v, kind) for v, kind in zip(outputs[1:n_outputs], kinds[1:])]
-            aux = unflatten(aux_tree, iter(leaves))
+            aux_leaves = [v if kind is None else TracedNumber(v, kind) for v, kind in zip(outputs[1:n_outputs], kinds[1:])]
+            aux = unflatten(aux_tree, iter(aux_leaves))
         return self._result(outputs[0], aux, grads)
 
 
