@@ -345,13 +345,15 @@ void expression(const double *restrict inputs, const double *restrict params, do
         const double *y_1 = inputs + 1 * n + r;
         double v3[GC_B];
         double v4[GC_B];
-        double v5[GC_B];
-        double v6[GC_B];
-        double v8[GC_B];
         for (int rb = 0; rb < GC_B; rb++) {
             v3[rb] = (x_1[rb] * w);
             v4[rb] = (v3[rb] + y_1[rb]);
-            v5[rb] = tanh(v4[rb]);
+        }
+        double v5[GC_B];
+        for (int rb = 0; rb < GC_B; rb++) v5[rb] = tanh(v4[rb]);
+        double v6[GC_B];
+        double v8[GC_B];
+        for (int rb = 0; rb < GC_B; rb++) {
             v6[rb] = gc_relu(x_1[rb]);
             v8[rb] = (v6[rb] * 0x1.0000000000000p-1);
         }

@@ -177,16 +177,26 @@ def helper(name: str) -> str:
     return re.sub(r"/\*.*?\*/", "", found.group(0), flags=re.S) if found else ""
 
 
-def _libm_calls() -> tuple[str, ...]:
-    """The libm functions (lowercase names, no underscore) a spelling calls, directly or
+def _libm_names(text: str) -> set[str]:
+    """The libm functions (lowercase names, no underscore) ``text`` calls, directly or
     through the prelude helper it calls."""
     calls = re.compile(r"\b([a-z][a-z0-9]*)\(")
-    names: set[str] = set()
-    for text in texts():
-        names.update(calls.findall(text))
-        for name in re.findall(r"\b(gc_\w+)\(", text):
-            names.update(calls.findall(helper(name)))
-    return tuple(sorted(names))
+    names = set(calls.findall(text))
+    for name in re.findall(r"\b(gc_\w+)\(", text):
+        names.update(calls.findall(helper(name)))
+    return names
+
+
+def _libm_calls() -> tuple[str, ...]:
+    """The libm functions a spelling calls."""
+    return tuple(sorted(set().union(*map(_libm_names, texts()))))
+
+
+def calls_libm(op: str) -> bool:
+    """Whether ``op``'s spelling calls libm (built with -fno-builtin-*: a real call, which
+    no loop around it is vectorized across)."""
+    spelling = SPELLINGS.get(op)
+    return isinstance(spelling, str) and bool(_libm_names(spelling))
 
 
 #: The libm functions generated code calls (see :mod:`graphc.codegen.c_toolchain`).
