@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .. import ops
-from .c_runtime import SPELLINGS, calls_libm
+from .c_runtime import LIBM_OPS, SPELLINGS
 from .common import c_number, outer_and_bias, spell
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ class Blocks:
         in the loop kept the softmax's subtractions and maxima from vectors: 7.30 against
         7.19 us per sample at 784-50-10, batch 32)."""
         op = self.g.ops[i]
-        return ops.TABLE[op].elementwise and not self.w.shapes[i] and i not in self.w.gathered and not calls_libm(op)
+        return ops.TABLE[op].elementwise and not self.w.shapes[i] and i not in self.w.gathered and op not in LIBM_OPS
 
     def _row_parts(self, i: int) -> tuple[str, str]:
         """Node ``i`` of a run: its declaration, and its statement for row ``rb`` (none for a lane)."""

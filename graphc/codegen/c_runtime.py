@@ -192,12 +192,9 @@ def _libm_calls() -> tuple[str, ...]:
     return tuple(sorted(set().union(*map(_libm_names, texts()))))
 
 
-def calls_libm(op: str) -> bool:
-    """Whether ``op``'s spelling calls libm (built with -fno-builtin-*: a real call, which
-    no loop around it is vectorized across)."""
-    spelling = SPELLINGS.get(op)
-    return isinstance(spelling, str) and bool(_libm_names(spelling))
-
-
 #: The libm functions generated code calls (see :mod:`graphc.codegen.c_toolchain`).
 LIBM_CALLS = _libm_calls()
+#: The ops whose spelling calls libm (built with -fno-builtin-*: a real call, which no loop
+#: around it is vectorized across; :mod:`graphc.codegen.c_blocks` keeps them out of its runs).
+LIBM_OPS = frozenset(op for op, spelling in SPELLINGS.items()
+                     if isinstance(spelling, str) and _libm_names(spelling))
