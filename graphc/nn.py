@@ -17,7 +17,6 @@ keys are ``layers.0.weight``, ``layers.0.bias``, ``layers.1.weight``, ...
 from __future__ import annotations
 
 import math
-import numbers
 import random
 from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
@@ -25,7 +24,7 @@ import numpy as np
 
 from .engine import Value, data_written
 from .errors import ArgumentError, GraphcError, LoadError, ShapeError
-from .tree import plain_array
+from .tree import numbers_array, plain_array
 
 #: Hidden nonlinearities: name (a Value method, or "identity") -> the prefix of a Neuron's repr.
 ACTIVATIONS = {"relu": "ReLU", "tanh": "Tanh", "sigmoid": "Sigmoid", "identity": "Linear"}
@@ -277,16 +276,10 @@ def _key_mismatch(missing: list[str], unexpected: list[Any]) -> str:
 def _checked_numbers(key: str, value: Any, shape: tuple[int, ...]) -> list[float]:
     """``value``'s numbers as floats in C order, if it is an array of numbers of ``shape``."""
     try:
-        array = np.asarray(value)
-    except (TypeError, ValueError):
-        array = None
-    if array is not None and array.dtype == object and all(
-            isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) for v in array.flat):
-        try:
-            array = array.astype(np.float64)  # numbers held as Python objects (a pandas column's .values)
-        except OverflowError:
-            raise ArgumentError(f"load_state_dict: {key} holds a number that does not fit in a float "
-                                f"(|x| < 1.8e308)") from None
+        array = numbers_array(value)
+    except OverflowError:
+        raise ArgumentError(f"load_state_dict: {key} holds a number that does not fit in a float "
+                            f"(|x| < 1.8e308)") from None
     if array is None or array.dtype.kind not in "iuf":
         dtype = "" if array is None else f" of dtype {array.dtype}"
         raise ArgumentError(f"load_state_dict: {key} must be numbers (an array of shape {shape}); "

@@ -8,7 +8,6 @@ and programs from here (through :meth:`graphc.Compiled.stages`), so all see what
 """
 from __future__ import annotations
 
-import numbers
 import threading
 import time
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ from .passes import (DIFFERENTIABLE_PIPELINE, DIFFERENTIABLE_VECTOR_PIPELINE, JO
                      VECTOR_PIPELINE, OptimizeReport, optimize)
 from .rows_program import RowsProgram, rows_program
 from .variants import trace_for_compile
-from .tree import SCALAR, describe, plain_array
+from .tree import SCALAR, describe, numbers_array, plain_array
 
 
 @dataclass
@@ -299,15 +298,9 @@ def _param_numbers(params: Any) -> np.ndarray:
     """``params=`` as float64 numbers, refusing what would be misread: text, None, complex,
     masked entries, numbers too large for a float (a long double's 1e400, an int's 10**400)."""
     try:
-        values = params if isinstance(params, np.ndarray) else np.asarray(params)
-    except (TypeError, ValueError):  # ragged
-        values = None
-    if values is not None and values.dtype == object and all(
-            isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) for v in values.flat):
-        try:
-            values = values.astype(np.float64)  # numbers held as objects: an int too large for an array's
-        except OverflowError:
-            raise DataError("params: expected numbers that fit in a float (|x| < 1.8e308)") from None
+        values = numbers_array(params)
+    except OverflowError:
+        raise DataError("params: expected numbers that fit in a float (|x| < 1.8e308)") from None
     if values is None or values.dtype.kind not in "biuf":
         dtype = "" if values is None else f" of dtype {values.dtype}"
         raise ArgumentError(f"params: expected numbers, one per param; got {type(params).__name__}{dtype}"[:200])

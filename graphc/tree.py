@@ -67,6 +67,21 @@ def _flatten(x: Any, path: str, leaves: list, paths: list, depth: int) -> Tree:
     raise ArgumentError(f"argument {path}: expected {_EXPECTED}; got {standalone._what(x, 60)}")
 
 
+def numbers_array(value: Any) -> np.ndarray | None:
+    """``value`` as an ndarray (one given as it is, so that :func:`plain_array` still sees
+    its mask), numbers held as Python objects (a pandas column's ``.values``, an int too
+    large for int64) as float64; None where NumPy cannot read it as an array (ragged).
+    OverflowError for such an int too large for a float."""
+    try:
+        array = value if isinstance(value, np.ndarray) else np.asarray(value)
+    except (TypeError, ValueError):
+        return None
+    if array.dtype == object and all(
+            isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) for v in array.flat):
+        return array.astype(np.float64)
+    return array
+
+
 def plain_array(array: np.ndarray, what: str) -> np.ndarray:
     """``array`` as a plain ndarray of numbers that fit in a float, refusing what graphc would
     lose silently: a mask (the numbers under it would be computed with), and finite numbers

@@ -143,6 +143,8 @@ def test_load_state_dict_accepts_numbers_held_in_an_object_array():
     (lambda s: s.update({"layers.1.bias": [10 ** 400]}), ArgumentError, "does not fit in a float"),
     (lambda s: s.update({"layers.1.bias": np.array([np.longdouble("1e400")])}), DataError,
      "layers.1.bias: expected real numbers that fit in a float"),  # found by an outside hunt: it loaded inf
+    (lambda s: s.update({"layers.1.bias": np.ma.masked_array([1.0], mask=[True])}), ArgumentError,
+     "layers.1.bias: a masked array with masked entries"),  # it loaded the number under the mask
     (lambda s: s.update({"layers.1.bias": [[1.0], [2.0, 3.0]]}), ArgumentError, "must be numbers"),
     (lambda s: s.update({"layers.1.bias": np.array([True])}), ArgumentError, "must be numbers"),
 ])
