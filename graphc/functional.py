@@ -38,7 +38,7 @@ from .nn import Module
 from .passes import DIFFERENTIABLE_PIPELINE, optimize as optimize_graph
 from .trace import argument_names, trace, trace_with_record
 from .traced import TracedNumber
-from .tree import SCALAR, describe, flatten_args, is_namedtuple, unflatten
+from .tree import SCALAR, describe, flatten_args, flatten_output, unflatten
 
 ArgNums = int | Sequence[int]
 
@@ -88,7 +88,7 @@ class GradFunction:
                   for leaf in flatten_args((arg,), [names[k]])[0] if isinstance(leaf, Value)]
         _backward_keeping_grads(out, self.compiled.params + others)
         grads = tuple(_like(*wrt[k % len(args)]) for k in self.argnums)
-        return self._result(out.data, _floats(aux), grads)
+        return self._result(out.data, _floats(aux) if self.has_aux else None, grads)
 
     def _result(self, value: Any, aux: Any, grads: tuple) -> Any:
         """What JAX returns: grads (a tuple for a tuple of argnums), ``(value, grads)`` for
@@ -209,16 +209,10 @@ def _backward_keeping_grads(out: Value, kept: list[Value]) -> None:
             v.grad = g
 
 
-def _floats(tree: Any, depth: int = 0) -> Any:
-    """``tree`` (an aux result) with each Value as its float, the rest as it is."""
-    if isinstance(tree, Value):
-        return float(tree.data)
-    if isinstance(tree, dict):
-        return {key: _floats(item, depth + 1) for key, item in tree.items()}
-    if isinstance(tree, (list, tuple)) and depth < 100:
-        items = [_floats(item, depth + 1) for item in tree]
-        return items if isinstance(tree, list) else tree._make(items) if is_namedtuple(type(tree)) else tuple(items)
-    return tree
+def _floats(aux: Any) -> Any:
+    """``aux`` (a result's second item) with each Value as its float, the rest as it is."""
+    leaves, tree = flatten_output(aux)
+    return unflatten(tree, iter([float(v.data) if isinstance(v, Value) else v for v in leaves]))
 
 
 def _like(tree: Any, values: list[Value]) -> Any:
