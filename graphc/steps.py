@@ -24,6 +24,8 @@ def rng_of(shuffle: Any) -> Any:
     if shuffle is True:
         return np.random.default_rng()
     if isinstance(shuffle, (int, np.integer)):
+        if shuffle < 0:  # NumPy's own error would name neither the argument nor what it takes
+            raise ArgumentError(f"shuffle: an int seed must be >= 0; got {int(shuffle)}")
         return np.random.default_rng(int(shuffle))
     if isinstance(shuffle, (np.random.Generator, np.random.RandomState)):
         return shuffle

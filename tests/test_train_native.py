@@ -221,6 +221,8 @@ def test_train_checks_epochs_shuffle_and_schedule():
         step.train(X, y, lr=0.1, epochs=-1)
     with pytest.raises(ArgumentError, match="shuffle must be True, False, an int seed or a numpy.random.Generator"):
         step.train(X, y, lr=0.1, shuffle="yes")
+    with pytest.raises(ArgumentError, match="shuffle: an int seed must be >= 0; got -1"):  # not NumPy's bare error (hunt)
+        step.train(X, y, lr=0.1, shuffle=np.int64(-1))
     with pytest.raises(ArgumentError, match="order= or shuffle=, not both"):
         step.train(X, y, lr=0.1, order=[0, 1], shuffle=1)
     with pytest.raises(ArgumentError, match="schedule must be a function"):
