@@ -93,13 +93,17 @@ def _chunks(driver, parts, rows, bounds, width, kernel, kind, hyper, rates, t, s
     counts the steps completed; with ``check``, the first step whose rows are not finite
     sets ``done[1]`` and ends the run before it.  A chunk is sized from the seconds per row
     the driver's last call took (the first call of a driver runs one step to find out), so
-    a short run is one call."""
+    a short run is one call.  A step costs some time per row (the kernel) and some per step
+    (the update of every param): each is bounded by the last call's seconds per row and per
+    step, and a chunk sized by the larger bound, so that a call of big batches does not size
+    the next call's chunk of one-row steps (whose time is the update's) at 1,000 times 0.1 s."""
     step, total = 0, losses.shape[1]
     while step < total:
         chunk = 1
-        if driver.row_seconds is not None:
+        if driver.seconds is not None:
+            per_step, per_row = driver.seconds
             rows_per_step = max(1, int(bounds[step + 1] - bounds[step]))
-            chunk = max(1, int(CHUNK_SECONDS / (driver.row_seconds * rows_per_step)))
+            chunk = max(1, int(CHUNK_SECONDS / max(per_step, per_row * rows_per_step)))
         end = min(total, step + chunk)
         began = time.perf_counter()
         decay = None if penalty is None else (penalty[0], penalty[1][step:end], losses[1, step:end])
@@ -107,7 +111,8 @@ def _chunks(driver, parts, rows, bounds, width, kernel, kind, hyper, rates, t, s
                    losses[0, step:end], decay, done, check=check)
         if done[1]:
             return
-        driver.row_seconds = max(time.perf_counter() - began, 1e-9) / max(1, int(bounds[end] - bounds[step]))
+        seconds = max(time.perf_counter() - began, 1e-9)
+        driver.seconds = (seconds / (end - step), seconds / max(1, int(bounds[end] - bounds[step])))
         if bar is not None:
             for value in losses[0, step:end].tolist():
                 bar.update(loss=value)

@@ -146,6 +146,27 @@ def test_chunked_runs_take_the_same_steps(monkeypatch):
     assert runs[0] == runs[1]
 
 
+def test_a_chunk_of_one_row_steps_is_sized_by_the_time_of_a_step(monkeypatch):
+    """A step's update costs the same at any batch size: a driver whose last call took 10 ms
+    a step, however few seconds a row, runs about CHUNK_SECONDS / 10 ms steps of one row in
+    its next call (sized by the seconds per row alone, after a call of big batches, a Ctrl-C
+    waited seconds for the call to end: outside hunt)."""
+    X, y = data(400)
+    _, step, opt = setup("adam")
+    step.train(X, y, optimizer=opt, batch_size=400)
+    driver = step._latest.batched_program("mean").driver
+    steps_per_call = []
+    original = type(driver).run
+
+    def counted(self, parts, rows, bounds, *args, **kwargs):
+        steps_per_call.append(len(bounds) - 1)
+        return original(self, parts, rows, bounds, *args, **kwargs)
+    monkeypatch.setattr(type(driver), "run", counted)
+    driver.seconds = (0.01, 1e-9)  # the last call: 10 ms a step, 1 ns a row
+    step.train(X, y, optimizer=opt, batch_size=1)
+    assert steps_per_call[0] == int(train_native.CHUNK_SECONDS / 0.01)
+
+
 def test_an_interrupt_leaves_params_and_optimizer_as_they_were(monkeypatch):
     X, y = data(40)
     model, step, opt = setup("adam")

@@ -192,7 +192,7 @@ class Driver:
     def __init__(self, function: Callable, n_inputs: int, n_params: int) -> None:
         function.argtypes, function.restype = ARGTYPES, None
         self.function, self.n_inputs, self.n_params = function, n_inputs, n_params
-        self.row_seconds: float | None = None  # how long a row took in the last call (graphc.train_native)
+        self.seconds: tuple[float, float] | None = None  # per step and per row in the last call (graphc.train_native)
         self._scratch: list[_Scratch] = []  # free ones, taken and given back by each call (a thread's own meanwhile)
 
     def run(self, parts: list[np.ndarray], rows: np.ndarray, bounds: np.ndarray, width: int, params: np.ndarray,
