@@ -223,12 +223,27 @@ class TracedNumber:
         methods = _UFUNC_METHODS.get(ufunc)
         if methods is None or method != "__call__" or kwargs:
             raise _unrecorded(f"numpy.{ufunc.__name__}")
-        if any([np.ndim(x) for x in inputs]):  # an array, or a list NumPy would make one
+        if any([not isinstance(x, TracedNumber) and np.ndim(x) for x in inputs]):  # an array, or a list NumPy would make one
             raise _unrecorded(f"numpy.{ufunc.__name__} with an array")
         if len(inputs) == 1:
             return getattr(self, methods[0])()
         first, second = [x[()] if isinstance(x, np.ndarray) else x for x in inputs]  # a 0-d array: its number
         return getattr(self, methods[0])(second) if first is self else getattr(self, methods[1])(first)
+
+    def __array__(self, dtype=None, copy=None):
+        """As a NumPy number of a bool, int or float dtype (``np.bool_(x.data > 0)``): the
+        number Python's ``bool``, ``int`` or ``float`` makes of it (a guard, as those are).
+        Else refused: NumPy would hold the traced number in an array of objects and compute
+        on it with Python's operators (``np.max``, ``np.sum``, ``np.clip`` of ``.data``),
+        whose nan and -0.0 are not those of the float64 loop eager code runs -- a program
+        silently unlike eager, where it fails now."""
+        kind = None if dtype is None else np.dtype(dtype).kind
+        if kind is not None and kind in "biuf":
+            return np.asarray({"b": bool, "f": float}.get(kind, int)(self), dtype=dtype)
+        raise TraceError(f"{where()}: a NumPy array holding a traced number (a Value's .data), as np.max, "
+                         f"np.sum, np.mean or np.clip of .data make: NumPy would compute on it with Python's "
+                         f"operators, not as eager code does.  Use Python's sum, max, min or sorted, or "
+                         f"compute with the Values")
 
     def _compare(self, other: Any, test):
         operand = _operand(other)

@@ -79,6 +79,21 @@ def test_decisions_give_plain_numbers_and_record_guards(fn, result, n_guards):
     assert len(record.guards) == n_guards
 
 
+@pytest.mark.parametrize("fn, result, n_guards", [
+    (lambda x: np.bool_(x.data > 0), np.True_, 1),
+    (lambda x: np.int64(x.data), np.int64(1), 2),
+    (lambda x: np.float32(x.data * 2), np.float32(3.0), 1),
+    (lambda x: np.asarray([x.data, 2.0], dtype=np.float64)[0], np.float64(1.5), 2),  # NumPy asks twice: one check, twice
+])
+def test_numpy_numbers_of_a_numeric_dtype_are_pythons_conversions_guarded(fn, result, n_guards):
+    """A traced number made a NumPy number or array of a bool, int or float dtype is the
+    number bool(), int() or float() makes (an array holding it with no dtype is refused:
+    tests/test_guards.py)."""
+    out, record = traced_run(fn, 1.5)
+    assert out == result and type(out) is type(result)
+    assert len(record.guards) == n_guards
+
+
 def test_a_traced_number_met_by_a_value_is_a_guarded_constant():
     out, record = traced_run(lambda x: x * x.data, 1.5)
     assert isinstance(out, Value) and out.data == 2.25
