@@ -40,35 +40,33 @@ class ParamLayout:
     """The kernel layout of a graph's params (see the module docstring)."""
 
     def __init__(self, graph: Graph, packs: list[int], transposed: set[int], free: bool) -> None:
-        slot = {p: k for k, p in enumerate(graph.params)}
+        params = np.array(graph.params, np.int64)
+        slot = np.full(len(graph), -1, np.int64)  # param node -> public slot
+        slot[params] = np.arange(len(params))
         self.blocks: dict[int, Block] = {}
-        order: list[int] = []  # kernel position -> param node
-        if not free:
-            order = list(graph.params)
-        placed = {p: k for k, p in enumerate(order)}
-        shapes = graph.shapes
+        placed = np.zeros(len(graph), bool)  # a free layout's params placed in a block
+        order: list[np.ndarray] = []  # the blocks' params, in kernel order
+        offset = 0
         for i in packs:
-            lanes = graph.args[i]
+            lanes = np.array(graph.args[i], np.int64)
+            shape = tuple(graph.shapes[i])
             flip = i in transposed
-            m, n = shapes[i] if flip else (0, 0)
-            sequence = [lanes[j * n + k] for k in range(n) for j in range(m)] if flip else list(lanes)
             if free:
-                if len(set(lanes)) != len(lanes) or any(a in placed for a in lanes):
+                if placed[lanes].any() or _repeats(lanes):
                     continue
-                self.blocks[i] = Block(len(order), flip, tuple(shapes[i]))
-                for a in sequence:
-                    placed[a] = len(order)
-                    order.append(a)
-            elif not flip and [slot[a] for a in lanes] == list(range(slot[lanes[0]], slot[lanes[0]] + len(lanes))):
-                self.blocks[i] = Block(slot[lanes[0]], False, tuple(shapes[i]))
-        for p in graph.params:
-            if p not in placed:
-                placed[p] = len(order)
-                order.append(p)
-        self.position = placed  # param node -> kernel position
-        self.perm = np.array([slot[p] for p in order], dtype=np.intp)
-        self.identity = bool((self.perm == np.arange(len(order))).all())
-        self.slot_position = [placed[p] for p in graph.params]  # public slot -> kernel position
+                self.blocks[i] = Block(offset, flip, shape)
+                order.append(lanes.reshape(shape).T.ravel() if flip else lanes)
+                placed[lanes] = True
+                offset += len(lanes)
+            elif not flip and _consecutive(slot[lanes]):
+                self.blocks[i] = Block(int(slot[lanes[0]]), False, shape)
+        kernel = np.concatenate(order + [params[~placed[params]]]) if free else params  # position -> param node
+        where = np.zeros(len(graph), np.int64)
+        where[kernel] = np.arange(len(kernel))
+        self.position = dict(zip(kernel.tolist(), range(len(kernel))))  # param node -> kernel position
+        self.perm = slot[kernel].astype(np.intp)
+        self.identity = bool((self.perm == np.arange(len(kernel))).all())
+        self.slot_position = where[params].tolist()  # public slot -> kernel position
 
     @functools.cached_property
     def moves(self) -> Moves:
@@ -77,24 +75,37 @@ class ParamLayout:
         return Moves(self.perm)
 
     @staticmethod
-    def sum_run(pairs: list[tuple[int, int]], size: int) -> int | None:
+    def sum_run(positions: np.ndarray, lanes: np.ndarray, size: int) -> int | None:
         """The kernel offset where a summed tensor of ``size`` lanes can accumulate in place --
         its lanes are the gradients of consecutive kernel positions, lane order -- else None.
-        ``pairs``: (kernel position, lane) of each of its lanes that is a gradient."""
-        if len(pairs) != size:
-            return None
-        at = {lane: position for position, lane in pairs}
-        base = at.get(0)
-        return base if base is not None and all(at.get(k) == base + k for k in range(size)) else None
+        ``positions`` and ``lanes``: the kernel position and the lane of each of its lanes
+        that is a gradient."""
+        return _run(positions, lanes, np.arange(size))
 
     @staticmethod
-    def transposed_run(pairs: list[tuple[int, int]], m: int, n: int) -> int | None:
+    def transposed_run(positions: np.ndarray, lanes: np.ndarray, m: int, n: int) -> int | None:
         """As :meth:`sum_run`, for an (m, n) outer product stored transposed: lane
         ``j * n + k`` at kernel position ``base + k * m + j``."""
-        if len(pairs) != m * n:
-            return None
-        at = {lane: position for position, lane in pairs}
-        base = at.get(0)
-        if base is None:
-            return None
-        return base if all(at.get(j * n + k) == base + k * m + j for j in range(m) for k in range(n)) else None
+        return _run(positions, lanes, np.arange(n * m).reshape(n, m).T.ravel())
+
+
+def _consecutive(values: np.ndarray) -> bool:
+    """Whether ``values`` run on one by one from the first."""
+    return bool((values == values[0] + np.arange(len(values))).all())
+
+
+def _repeats(values: np.ndarray) -> bool:
+    """Whether some value is in ``values`` twice."""
+    ordered = np.sort(values)
+    return bool((ordered[1:] == ordered[:-1]).any())
+
+
+def _run(positions: np.ndarray, lanes: np.ndarray, offsets: np.ndarray) -> int | None:
+    """The ``base`` at which each lane ``l`` of a tensor sits at ``base + offsets[l]``, when
+    ``lanes`` are its every lane once (``positions`` where each sits), else None."""
+    size = len(offsets)
+    if len(lanes) != size or not size or lanes.min() < 0 or lanes.max() >= size:
+        return None
+    at = np.full(size, -1, np.int64)  # (a lane met twice leaves another at -1)
+    at[lanes] = positions
+    return int(at[0]) if at[0] >= 0 and np.array_equal(at, at[0] + offsets) else None

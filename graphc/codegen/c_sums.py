@@ -30,9 +30,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from .. import ops
 from ..errors import GraphcError
-from .common import reduced_lane
+from .common import tensor_lanes
 
 if TYPE_CHECKING:
     from .c_writer import _Writer
@@ -49,26 +51,28 @@ class Sums:
     def __init__(self, writer: _Writer, summed: list[int], stepping: bool, resuming: bool = False) -> None:
         self.w, self.g, self.summed, self.resuming = writer, writer.graph, summed, resuming
         tensors, batched, g = writer.tensors, writer.batched, writer.graph
-        #: for each summed output, the summed tensor whose lane it is (None: a sum of its own)
-        self.lane_of = [g.args[o][0] if batched[o] and reduced_lane(g, o, tensors) else None for o in summed]
         #: each summed output's slot of ``sums``: its param's kernel position (or its output's place)
         self.sum_at = writer.layout.slot_position if len(summed) == len(g.params) else list(range(len(summed)))
-        lane_slots: dict[int, list[tuple[int, int]]] = {}  # tensor -> [(slot, lane), ...] of its summed lanes
-        for s, m in enumerate(self.lane_of):
-            if m is not None:
-                lane_slots.setdefault(m, []).append((self.sum_at[s], g.attrs[summed[s]][0]))
+        slot_of, lone = np.asarray(self.sum_at, np.int64), np.ones(len(summed), bool)
+        lane_slots: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # tensor -> its summed lanes' slots, lanes
+        for m, (places, lanes) in tensor_lanes(g, writer.reduced, tensors).items():
+            lane_slots[m] = slot_of[places], lanes
+            lone[places] = False
+        #: the summed outputs that are sums of their own, not lanes of a summed tensor
+        self.own = np.flatnonzero(lone).tolist()
         self.in_place = self._in_place(lane_slots)
         #: the lanes of tensors not summed in place, copied between sums and local accumulators
-        self.scattered = {m: pairs for m, pairs in lane_slots.items() if m not in self.in_place}
+        self.scattered = {m: list(zip(slots.tolist(), lanes.tolist()))
+                          for m, (slots, lanes) in lane_slots.items() if m not in self.in_place}
         self.accumulators = {m: writer.derived(m, "sum") for m in tensors}
-        for s, o in enumerate(summed):
-            if batched[o] and self.lane_of[s] is None and o not in self.accumulators:
+        for s in self.own:
+            o = summed[s]
+            if batched[o] and o not in self.accumulators:
                 self.accumulators[o] = writer.derived(o, "sum")
         self.first = set() if resuming else {m for m in tensors if ops.size_of(writer.shapes[m]) >= FIRST_WRITES}
         if stepping and resuming:
             raise GraphcError("a training kernel starts its sums from +0.0 (a graphc bug)")
-        varying = [o for o in summed if writer.batched[o]]
-        if resuming and len(set(varying)) < len(varying):
+        if resuming and _repeats([o for o in summed if batched[o]]):
             raise GraphcError("a resuming kernel starts each sum from its own slot; two of them are one node "
                               "(a graphc bug: graphc.rows_kernels writes the rows then)")
         if stepping and len(summed) != len(self.g.params):
@@ -77,19 +81,19 @@ class Sums:
         self.stepping = stepping
         self.stepped = {m for m in self.first if m in self.in_place} if stepping else set()
 
-    def _in_place(self, lane_slots: dict[int, list[tuple[int, int]]]) -> dict[int, tuple[int, bool]]:
+    def _in_place(self, lane_slots: dict[int, tuple[np.ndarray, np.ndarray]]) -> dict[int, tuple[int, bool]]:
         """Summed tensors accumulated in place in ``sums`` (``lane_slots``: each tensor's
-        summed lanes' (slot, lane)): (kernel offset, whether the block is a transposed outer
-        product's)."""
+        summed lanes' slots and lanes): (kernel offset, whether the block is a transposed
+        outer product's)."""
         g, layout, w = self.g, self.w.layout, self.w
         found = {}
         for m, lanes in lane_slots.items():
-            base = layout.sum_run(lanes, ops.size_of(w.shapes[m]))
+            base = layout.sum_run(*lanes, ops.size_of(w.shapes[m]))
             if base is not None:
                 found[m] = (base, False)
             elif w.tensors[m] == "outer":
                 a, b = g.args[m]
-                base = layout.transposed_run(lanes, w.shapes[a][0], w.shapes[b][0])
+                base = layout.transposed_run(*lanes, w.shapes[a][0], w.shapes[b][0])
                 if base is not None:
                     found[m] = (base, True)
         return found
@@ -162,13 +166,13 @@ class Sums:
         kernel position), but for the tensors summed in place; then a step's other params."""
         names, w = self.w.names, self.w
         lines = []
-        for s, o in enumerate(self.summed):
-            at = self.sum_at[s]
+        for s in self.own:
+            o, at = self.summed[s], self.sum_at[s]
             if not w.batched[o]:  # the same value in every row, added n times (n * value rounds otherwise)
                 start = f"sums[{at}]" if self.resuming else "0.0"
                 lines.append(f"    {{ double acc = {start}; for (long r = 0; r < n; r++) acc = acc + {names[o]}; "
                              f"sums[{at}] = acc; }}")
-            elif self.lane_of[s] is None:
+            else:
                 lines.append(f"    sums[{at}] = {w.derived(o, 'sum')};")
         for m, pairs in self.scattered.items():
             lines += self._move(m, sorted(pairs, key=lambda pair: pair[1]), into_sums=True)
@@ -212,6 +216,11 @@ class Sums:
         lines += [f"        for (long k = {a}; k < {b}; k++) next_params[k] = gc_sgd(params[k], sums[k], lr, step);"
                   for a, b in runs]
         return lines + ["    }"]
+
+
+def _repeats(nodes: list[int]) -> bool:
+    """Whether some node is in ``nodes`` twice."""
+    return len(set(nodes)) < len(nodes)
 
 
 def table(values) -> str:

@@ -42,13 +42,15 @@ import numpy as np
 
 from .. import ops
 from ..graph import Graph, node_names
+from ..graph_arrays import CODES
 from ..names import Namespace
 from .c_blocks import BLOCK_LIMIT, Blocks
 from .c_layout import ParamLayout
 from .c_runtime import PRELUDE, SPELLINGS, Call, texts
 from .c_sums import Sums, table
 from .c_train import DRIVER_TEXT
-from .common import batched_nodes, c_number, header, live_roots, outer_and_bias, reduced_tensors, spell
+from .common import (batched_nodes, c_number, header, live_roots, outer_and_bias, positions_mask, reduced_tensors,
+                     spell)
 
 C_WORDS = frozenset("""auto break case char const continue default do double else enum extern float for goto
 if inline int long register restrict return short signed sizeof static struct switch typedef union
@@ -109,12 +111,13 @@ def lane_outputs(graph: Graph, reduced: frozenset[int], per_row: list[int]) -> d
     ``{tensor: [(row of per_row, lane), ...]}``.  The kernel writes them from the tensor
     through a table, not as one statement (and one copy of the lane) each, which made gcc
     take seconds on micrograd's demo loss."""
-    read = graph.arrays.reads > 0  # read by a node
-    summed = {o for k, o in enumerate(graph.outputs) if k in reduced}
+    arrays, nodes = graph.arrays, np.array(per_row, np.int64)
+    summed = arrays.outputs[positions_mask(graph, reduced)]
+    unread_lanes = (arrays.codes[nodes] == CODES["index"]) & (arrays.reads[nodes] == 0) & ~np.isin(nodes, summed)
     found: dict[int, list[tuple[int, int]]] = {}
-    for row, o in enumerate(per_row):
-        if graph.ops[o] == "index" and not read[o] and o not in summed:
-            found.setdefault(graph.args[o][0], []).append((row, graph.attrs[o][0]))
+    for row in np.flatnonzero(unread_lanes).tolist():
+        o = per_row[row]
+        found.setdefault(graph.args[o][0], []).append((row, graph.attrs[o][0]))
     return {t: pairs for t, pairs in found.items() if len(pairs) >= LANE_TABLE}
 
 
@@ -136,7 +139,7 @@ class _Writer:
         self.transposed = {graph.args[i][1] for i in np.flatnonzero(arrays.of(TRANSPOSING)).tolist()
                            if not self.batched[graph.args[i][1]]}  # matrices read transposed
         self.tensors = reduced_tensors(graph, reduced, self.batched, biased=True)
-        self.per_row = [o for k, o in enumerate(graph.outputs) if k not in reduced]
+        self.per_row = arrays.outputs[~positions_mask(graph, reduced)].tolist()
         self.lane_outputs = lane_outputs(graph, reduced, self.per_row)
         in_tables = {k: t for t, pairs in self.lane_outputs.items() for k, _ in pairs}
         #: (row, node) of the per-row outputs written one statement each
@@ -166,7 +169,7 @@ class _Writer:
     def source(self) -> tuple[str, str, int, int]:
         g, names = self.graph, self.names
         per_row = self.per_row
-        summed = [o for k, o in enumerate(g.outputs) if k in self.reduced]
+        summed = g.arrays.outputs[positions_mask(g, self.reduced)].tolist()
         head, entry = self.heads()
         body = ["{", "    /* params, and everything that depends on them alone: once per call */"]
         body += [f"    const double {names[p]} = params[{self.layout.position[p]}];" for p in g.params if self.used[p]]
@@ -287,9 +290,9 @@ class _Writer:
         found = {}
         for i in np.flatnonzero(g.arrays.of(("pack",))).tolist():
             if self.live[i]:
-                if all(a in params for a in g.args[i]):
+                if params.issuperset(g.args[i]):
                     found[i] = "params"
-                elif len(g.args[i]) >= 4 and all(a in row for a in g.args[i]):
+                elif len(g.args[i]) >= 4 and row.keys() >= set(g.args[i]):
                     found[i] = "inputs"
         return found
 

@@ -10,10 +10,13 @@ over rows as a whole, and which nodes those sums leave to compute.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Callable, Union
+from typing import TYPE_CHECKING, Callable, Iterable, Union
+
+import numpy as np
 
 from .. import ops
 from .._version import __version__
+from ..graph_arrays import CODES, INPUT
 
 if TYPE_CHECKING:
     from ..graph import Graph
@@ -99,18 +102,60 @@ def header(backend: str, lines: list[str], language: str = "python") -> str:
 # -- batched programs -----------------------------------------------------------------------
 
 def batched_nodes(graph: Graph, unbatched_inputs: set[int]) -> list[bool]:
-    """For each node, whether it varies across rows (depends on a batched input)."""
-    batched = [False] * len(graph)
+    """For each node, whether it varies across rows (depends on a batched input).  Nodes
+    some node reads are decided one by one, in id order; the rest (a gradient program's
+    tens of thousands of ``index`` outputs) at once, from their operands."""
+    arrays = graph.arrays
+    batched = (arrays.codes == INPUT).tolist()
+    for i in unbatched_inputs:
+        batched[i] = False
     node_args = graph.args
-    for i, op in enumerate(graph.ops):
-        if op == "input":
-            batched[i] = i not in unbatched_inputs
-        else:  # leaves have no operands
-            for a in node_args[i]:
-                if batched[a]:
-                    batched[i] = True
-                    break
-    return batched
+    computed = arrays.lengths > 0
+    for i in np.flatnonzero(computed & (arrays.reads > 0)).tolist():
+        for a in node_args[i]:
+            if batched[a]:
+                batched[i] = True
+                break
+    flags = np.fromiter(batched, bool, len(batched))
+    unread = computed & (arrays.reads == 0)
+    flags[unread] = ~arrays.all_operands(~flags)[unread]  # some operand varies
+    return flags.tolist()
+
+
+def output_lanes(graph: Graph) -> np.ndarray:
+    """For each output position, the node whose lane it is (the operand of an ``index``
+    output), or -1: the per-output question every batched writer asks, in one array."""
+    arrays = graph.arrays
+    nodes = arrays.outputs
+    sources = np.full(len(nodes), -1, np.int64)
+    lanes = arrays.codes[nodes] == CODES["index"]
+    sources[lanes] = arrays.operand(nodes[lanes], 0)
+    return sources
+
+
+def positions_mask(graph: Graph, reduced: frozenset[int]) -> np.ndarray:
+    """For each output position, whether it is one of ``reduced``."""
+    mask = np.zeros(len(graph.outputs), bool)
+    mask[np.fromiter(reduced, np.int64, len(reduced))] = True
+    return mask
+
+
+def summed_lanes(graph: Graph, reduced: frozenset[int], tensors: Iterable[int]) -> np.ndarray:
+    """For each output position, whether it is reduced and a lane of one of ``tensors``."""
+    return positions_mask(graph, reduced) & np.isin(output_lanes(graph), np.fromiter(tensors, np.int64))
+
+
+def tensor_lanes(graph: Graph, reduced: frozenset[int], tensors: Iterable[int]
+                 ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """For each of ``tensors`` (first met first), its lanes among the reduced outputs: their
+    places among those outputs in position order (the order of the sums) and their lane
+    numbers, in that order."""
+    reduced_outputs = positions_mask(graph, reduced)
+    places = np.flatnonzero(summed_lanes(graph, reduced, tensors)[reduced_outputs])
+    nodes = graph.arrays.outputs[reduced_outputs][places]
+    numbers = np.array([graph.attrs[o][0] for o in nodes.tolist()], np.int64)
+    sources = output_lanes(graph)[reduced_outputs][places]
+    return {m: (places[k], numbers[k]) for m, k in grouped(sources, np.arange(len(places))).items()}
 
 
 def reduced_tensors(graph: Graph, reduced: frozenset[int], batched: list[bool],
@@ -124,21 +169,19 @@ def reduced_tensors(graph: Graph, reduced: frozenset[int], batched: list[bool],
     every row, the outer read by nothing else -- a weight gradient plus an L2 term's,
     summed without forming either; ``"tensor"``: any other tensor.
     """
-    lanes: dict[int, list[int]] = {}
-    for k in sorted(reduced):
-        o = graph.outputs[k]
-        if graph.ops[o] == "index" and batched[graph.args[o][0]]:
-            lanes.setdefault(graph.args[o][0], []).append(o)
-    if not lanes:
+    sources = output_lanes(graph)
+    lane_sources = sources[sources >= 0]
+    candidates = [m for m in set(lane_sources[run_starts(lane_sources)].tolist()) if batched[m]]
+    lanes = summed_lanes(graph, reduced, candidates)
+    if not lanes.any():
         return {}
     arrays = graph.arrays
-    users = arrays.reads.tolist()  # operand slots reading each node
-    per_row = {graph.outputs[k] for k in range(len(graph.outputs)) if k not in reduced}
+    users = arrays.reads  # operand slots reading each node
+    per_row = arrays.outputs[~positions_mask(graph, reduced)]
     kinds = {}
-    for m, outputs in lanes.items():
-        readers = set(outputs)
-        only_outputs = all(not users[i] and i not in per_row for i in readers)
-        alone = only_outputs and users[m] == len(readers)
+    for m, outputs in grouped(sources[lanes], arrays.outputs[lanes]).items():
+        only_outputs = not users[outputs].any() and not np.isin(outputs, per_row).any()
+        alone = only_outputs and users[m] == len(run_starts(np.sort(outputs, kind="stable")))  # distinct readers
         if graph.ops[m] == "outer" and alone:
             kinds[m] = "outer"
         elif biased and alone and biased_outer(graph, m, users, batched) is not None:
@@ -148,7 +191,23 @@ def reduced_tensors(graph: Graph, reduced: frozenset[int], batched: list[bool],
     return kinds
 
 
-def biased_outer(graph: Graph, m: int, users: list[int], batched: list[bool]) -> tuple[int, int] | None:
+def grouped(keys: np.ndarray, values: np.ndarray) -> dict[int, np.ndarray]:
+    """``values`` grouped by their ``keys``: the keys in the order first met, each group's
+    values in their order (a tensor's lanes among the outputs, in position order)."""
+    order = np.argsort(keys, kind="stable")  # a tensor's lanes come in runs: a fast sort
+    starts = run_starts(keys[order])
+    groups = np.split(values[order], starts[1:])
+    return {int(keys[order[starts[j]]]): groups[j] for j in np.argsort(order[starts]).tolist()}
+
+
+def run_starts(values: np.ndarray) -> np.ndarray:
+    """Where each run of equal ``values`` starts (np.unique hashes or sorts them all: slower)."""
+    starts = np.ones(len(values), bool)
+    starts[1:] = values[1:] != values[:-1]
+    return np.flatnonzero(starts)
+
+
+def biased_outer(graph: Graph, m: int, users: np.ndarray, batched: list[bool]) -> tuple[int, int] | None:
     """(the outer, the bias) of ``m = add(bias, outer(a, b))`` (either order, one outer) whose
     outer only ``m`` reads and whose bias, shaped like it, is the same in every row; else None."""
     if graph.ops[m] != "add" or [graph.ops[a] for a in graph.args[m]].count("outer") != 1:
@@ -164,31 +223,29 @@ def outer_and_bias(graph: Graph, m: int) -> tuple[int, int]:
     return (a, b) if graph.ops[a] == "outer" else (b, a)
 
 
-def reduced_lane(graph: Graph, o: int, tensors: dict[int, str]) -> bool:
-    """Whether node ``o`` is a lane of one of the reduced ``tensors``."""
-    return graph.ops[o] == "index" and graph.args[o][0] in tensors
-
-
 def live_roots(graph: Graph, reduced: frozenset[int], tensors: dict[int, str]) -> list[int]:
     """The nodes a batched program computes from (for :meth:`Graph.live`): its outputs, but
     a reduced lane of a summed tensor is read from the tensor's row sum, and a summed
     ``outer`` needs only its operands (a biased one, its bias too).  Each summed tensor is
     met once, not once per lane (a layer's weight gradient has thousands)."""
+    sources = output_lanes(graph)
+    lanes = summed_lanes(graph, reduced, tensors)
     roots = []
     met: set[int] = set()
-    for k, o in enumerate(graph.outputs):
-        if k in reduced and reduced_lane(graph, o, tensors):
-            m = graph.args[o][0]
-            if m in met:
-                continue
-            met.add(m)
-            if tensors[m] == "outer":
-                roots += list(graph.args[m])
-            elif tensors[m] == "biased outer":
-                outer, bias = outer_and_bias(graph, m)
-                roots += list(graph.args[outer]) + [bias]
-            else:
-                roots.append(m)
+    runs = np.flatnonzero(lanes)[run_starts(sources[lanes])]  # each run of a summed tensor's lanes
+    for k in np.sort(np.concatenate((np.flatnonzero(~lanes), runs))).tolist():
+        if not lanes[k]:
+            roots.append(graph.outputs[k])
+            continue
+        m = int(sources[k])
+        if m in met:
+            continue
+        met.add(m)
+        if tensors[m] == "outer":
+            roots += list(graph.args[m])
+        elif tensors[m] == "biased outer":
+            outer, bias = outer_and_bias(graph, m)
+            roots += list(graph.args[outer]) + [bias]
         else:
-            roots.append(o)
+            roots.append(m)
     return roots

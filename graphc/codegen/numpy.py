@@ -37,6 +37,7 @@ whose BLAS picks its own order and fuses multiply-adds (the C backend keeps the 
 from __future__ import annotations
 
 import math
+from itertools import compress
 from typing import Callable
 
 import numpy as np
@@ -45,7 +46,8 @@ from .. import ops, runtime_numpy
 from ..graph import Graph, node_names
 from ..names import Namespace
 from . import loader, numpy_layout, python_floats
-from .common import Spelling, batched_nodes, header, live_roots, reduced_lane, reduced_tensors, spell, wrap_assign
+from .common import (Spelling, batched_nodes, header, live_roots, positions_mask, reduced_tensors, spell,
+                     tensor_lanes, wrap_assign)
 
 #: The helpers of :mod:`graphc.runtime_numpy` (its functions named ``v<op>``), as ``_v<op>``.
 HELPERS = {f"_{name}": f for name, f in vars(runtime_numpy).items() if name.startswith("v") and callable(f)}
@@ -144,7 +146,7 @@ class _Writer:
         self.outer_rowsum = "_vouter_rowsum_fast" if fast else "_vouter_rowsum"
         self.batched = batched_nodes(graph, {seed} if seed is not None else set())
         self.inputs = [i for i in graph.inputs if i != seed]
-        self.param_at = {p: k for k, p in enumerate(graph.params)}
+        self.param_at = dict(zip(graph.params, range(len(graph.params))))
         self.tensors = reduced_tensors(graph, reduced, self.batched)
         self.indexes = numpy_layout.Indexes()
         self.read: set[int] = set()  # leaves read by name: unpacked at the top
@@ -163,9 +165,10 @@ class _Writer:
         row_of = {i: k for k, i in enumerate(self.inputs)}
         gathers, unread = self._gathers(live)
         body = []
-        for i, op in enumerate(g.ops):
-            if op in ops.LEAVES or not live[i] or i in unread:
+        for i in _live_operations(g, live):
+            if i in unread:
                 continue
+            op = g.ops[i]
             tensor = bool(shapes[i]) or any(shapes[a] for a in g.args[i])
             if op == "pack" and _consecutive_rows(g.args[i], row_of):  # a view of the inputs array
                 first = row_of[g.args[i][0]]
@@ -173,8 +176,8 @@ class _Writer:
             elif i in gathers:  # lanes of one tensor: one NumPy indexing, not a line per lane
                 source, lanes = gathers[i]
                 expression = numpy_layout.rows(self.ref(source), lanes, self.indexes)
-            elif op == "pack" and all(a in self.param_at for a in g.args[i]):  # read from the params array
-                expression = numpy_layout.column("params", [self.param_at[a] for a in g.args[i]],
+            elif op == "pack" and all(map(self.param_at.__contains__, g.args[i])):  # read from the params array
+                expression = numpy_layout.column("params", list(map(self.param_at.__getitem__, g.args[i])),
                                                  len(self.param_at), self.indexes)
             else:
                 operands = [self.ref(a) for a in g.args[i]]
@@ -194,21 +197,21 @@ class _Writer:
         g = self.graph
         gathers: dict[int, tuple[int, list[int]]] = {}
         reads: dict[int, int] = {}
-        for i, op in enumerate(g.ops):
-            if op != "pack" or not live[i] or any(g.ops[a] != "index" for a in g.args[i]):
+        for i in np.flatnonzero(g.arrays.of(("pack",))).tolist():
+            if not live[i] or any(g.ops[a] != "index" for a in g.args[i]):
                 continue
             sources = {g.args[a][0] for a in g.args[i]}
             if len(sources) == 1:
                 gathers[i] = (sources.pop(), [g.attrs[a][0] for a in g.args[i]])
                 for a in g.args[i]:
                     reads[a] = reads.get(a, 0) + 1
-        uses = g.use_counts()
+        uses = g.arrays.uses
         return gathers, {a for a, count in reads.items() if count == uses[a]}
 
     def unpacked(self) -> list[str]:
         """The inputs (rows of ``inputs``) and params (Python floats) read by name."""
         body = [f"    {self.names[i]} = inputs[{k}]" for k, i in enumerate(self.inputs) if i in self.read]
-        scalars = [p for p in self.graph.params if p in self.read]
+        scalars = sorted((p for p in self.read if p in self.param_at), key=self.param_at.__getitem__)
         if scalars:
             where = numpy_layout.entries("params", [self.param_at[p] for p in scalars], len(self.param_at),
                                          self.indexes)
@@ -237,22 +240,23 @@ class _Writer:
         tensors' row sums, one row sum of the stacked batched scalars, the unbatched ones
         times n.  Then +0.0, as ``.grad`` adds them from it: an all -0.0 sum gives +0.0."""
         g, batched, size = self.graph, self.batched, self.n_summed
-        lanes: dict[int, list[tuple[int, int]]] = {}  # tensor -> (position, lane)
+        lanes = tensor_lanes(g, self.reduced, self.tensors)  # tensor -> (positions, lanes)
+        lone = np.ones(size, bool)
+        for positions, _ in lanes.values():
+            lone[positions] = False
+        reduced_outputs = g.arrays.outputs[positions_mask(g, self.reduced)].tolist()
         stacked: list[tuple[int, int]] = []  # (position, node)
         scalars: dict[str, list[int]] = {}  # expression -> positions
-        for position, k in enumerate(sorted(self.reduced)):
-            o = g.outputs[k]
-            if reduced_lane(g, o, self.tensors):
-                lanes.setdefault(g.args[o][0], []).append((position, g.attrs[o][0]))
-            elif batched[o]:
+        for position in np.flatnonzero(lone).tolist():
+            o = reduced_outputs[position]
+            if batched[o]:
                 stacked.append((position, o))
             else:  # the same value in every row
                 scalars.setdefault(f"{self.ref(o)} * n", []).append(position)
         body = [f"    grads = np.empty({size})"]
-        for m, pairs in lanes.items():
-            positions, taken = zip(*pairs)
-            value = numpy_layout.entries(f"{self.names[m]}_sum", list(taken), math.prod(g.shapes[m]), self.indexes)
-            body.append("    " + numpy_layout.assign("grads", list(positions), size, value, self.indexes))
+        for m, (positions, taken) in lanes.items():
+            value = numpy_layout.entries(f"{self.names[m]}_sum", taken, math.prod(g.shapes[m]), self.indexes)
+            body.append("    " + numpy_layout.assign("grads", positions, size, value, self.indexes))
         if stacked:  # summed in one NumPy call
             body += wrap_assign([self.ref(o) for _, o in stacked], "sums", "    ", pack=True)
             body.append("    sums = np.stack(sums).sum(axis=1)")
@@ -265,8 +269,15 @@ class _Writer:
 
 
 def _consecutive_rows(operands: tuple, row_of: dict[int, int]) -> bool:
-    rows = [row_of.get(a) for a in operands]
-    return rows[0] is not None and rows == list(range(rows[0], rows[0] + len(rows)))
+    first = row_of.get(operands[0])
+    return first is not None and [row_of.get(a) for a in operands] == list(range(first, first + len(operands)))
+
+
+def _live_operations(graph: Graph, live: list[bool]) -> list[int]:
+    """The live nodes that are not leaves, in id order (a gradient program's nodes are
+    mostly params and the ``index`` outputs no live node needs)."""
+    operations = np.flatnonzero(~graph.arrays.of(ops.LEAVES)).tolist()
+    return list(compress(operations, map(live.__getitem__, operations)))
 
 
 def compile_graph(graph: Graph, name: str, *, seed: int | None = None, reduced: frozenset[int] = frozenset(),

@@ -15,6 +15,7 @@ of) is spelled as cheaply as NumPy allows:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 
@@ -29,7 +30,7 @@ class Indexes:
     lines: list[str] = field(default_factory=list)
     count: int = 0
 
-    def array(self, positions: list[int]) -> str:
+    def array(self, positions: Sequence[int]) -> str:
         """The name of a new module-level index array holding ``positions``."""
         name = f"_i{self.count}"
         self.count += 1
@@ -38,34 +39,37 @@ class Indexes:
         return name
 
 
-def _progression(positions: list[int]) -> tuple[int, int, int] | None:
+def _progression(positions: Sequence[int]) -> tuple[int, int, int] | None:
     """``(start, stop, step)`` of a slice giving ``positions``, if they are one (step > 0)."""
+    start = int(positions[0])
     if len(positions) == 1:
-        return positions[0], positions[0] + 1, 1
-    step = positions[1] - positions[0]
-    if step <= 0 or any(b - a != step for a, b in zip(positions, positions[1:])):
+        return start, start + 1, 1
+    step = int(positions[1]) - start
+    if step <= 0 or not np.array_equal(np.diff(positions), np.full(len(positions) - 1, step)):
         return None
-    return positions[0], positions[-1] + 1, step
+    return start, int(positions[-1]) + 1, step
 
 
-def _grid(positions: list[int], length: int) -> tuple[int, int, int, int] | None:
+def _grid(positions: Sequence[int], length: int) -> tuple[int, int, int, int] | None:
     """``(start, m, s, n)`` if ``positions`` are m runs of n consecutive positions, s > n
     apart, within an array of ``length`` (so that ``a[start:start + m*s]`` is m*s long)."""
-    n = next((k for k in range(1, len(positions)) if positions[k] != positions[k - 1] + 1), len(positions))
+    positions = np.asarray(positions)
+    breaks = np.flatnonzero(np.diff(positions) != 1)
+    n = int(breaks[0]) + 1 if len(breaks) else len(positions)
     if len(positions) % n or len(positions) == n:
         return None
-    m, start, s = len(positions) // n, positions[0], positions[n] - positions[0]
+    m, start, s = len(positions) // n, int(positions[0]), int(positions[n] - positions[0])
     if s <= n or start + m * s > length:
         return None
     want = start + (np.arange(m) * s)[:, None] + np.arange(n)
-    return (start, m, s, n) if np.array_equal(np.asarray(positions), want.ravel()) else None
+    return (start, m, s, n) if np.array_equal(positions, want.ravel()) else None
 
 
 def _slice(start: int, stop: int, step: int) -> str:
     return f"{start}:{stop}" + (f":{step}" if step != 1 else "")
 
 
-def column(array: str, positions: list[int], length: int, indexes: Indexes) -> str:
+def column(array: str, positions: Sequence[int], length: int, indexes: Indexes) -> str:
     """``array`` (of ``length`` entries) at ``positions``, in that order, as an (L, 1) column."""
     run = _progression(positions)
     if run is not None:
@@ -77,14 +81,14 @@ def column(array: str, positions: list[int], length: int, indexes: Indexes) -> s
     return f"{array}[{indexes.array(positions)}, None]"
 
 
-def rows(array: str, positions: list[int], indexes: Indexes) -> str:
+def rows(array: str, positions: Sequence[int], indexes: Indexes) -> str:
     """The rows of the 2-D ``array`` at ``positions``, in that order: a view where a slice
     gives them, else a copy through an index array."""
     run = _progression(positions)
     return f"{array}[{_slice(*run)}]" if run is not None else f"{array}[{indexes.array(positions)}]"
 
 
-def entries(array: str, positions: list[int], length: int, indexes: Indexes) -> str:
+def entries(array: str, positions: Sequence[int], length: int, indexes: Indexes) -> str:
     """``array`` at ``positions`` as a 1-D array (a view where a slice gives them)."""
     run = _progression(positions)
     if run is None:
@@ -92,7 +96,7 @@ def entries(array: str, positions: list[int], length: int, indexes: Indexes) -> 
     return array if run == (0, length, 1) else f"{array}[{_slice(*run)}]"
 
 
-def assign(array: str, positions: list[int], length: int, value: str, indexes: Indexes,
+def assign(array: str, positions: Sequence[int], length: int, value: str, indexes: Indexes,
            scalar: bool = False) -> str:
     """A statement storing ``value`` into ``array`` (of ``length`` entries) at ``positions``
     (increasing), in place: a 1-D array with one entry per position, or a ``scalar`` for all."""
