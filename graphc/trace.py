@@ -41,7 +41,7 @@ from .nn import Module
 from .ops import Op
 from .traced import TracedNumber, compare, plain_outputs
 from .tree import flatten_args, flatten_output, foreign_value_message, is_foreign_value, unflatten
-from .walk import depth_first
+from .walk import depth_first_through
 
 
 class TracedValue(Value):
@@ -246,15 +246,11 @@ def _to_graph(out_leaves: list, placeholders: list[Value], paths: list[str], giv
     """The graph of ``out_leaves``.  A trace inside another makes ``node_class`` Values: the
     outer trace's (TracedValues of another class) become params -- the walk stops at them --
     read live when the graph is replayed on the outer trace's Values, never frozen."""
-    roots = [v for v in out_leaves if isinstance(v, Value)]
-
-    def made_before(v: Value) -> bool:
-        """Made before this trace ran (a param, a Value computed outside, or one of the trace
-        this one runs inside): the walk stops there, and the program reads its number live."""
-        return type(v) is not node_class
-    topo = depth_first(roots, lambda v: () if type(v) is not node_class else v._prev)
+    # every Value met, in order; its node once known (Values hash by identity).  The walk stops
+    # at the Values made before this trace ran (params, Values computed outside, or the trace's
+    # this one runs inside): the program reads their numbers live
+    index, made_before = depth_first_through([v for v in out_leaves if isinstance(v, Value)], node_class)
     b = Builder()
-    index: dict[Value, int] = {}  # a Value's node (Values hash by identity)
     inputs = []
     for ph, path in zip(placeholders, paths):
         index[ph] = node = b.add("input", (), (path,))
@@ -263,31 +259,41 @@ def _to_graph(out_leaves: list, placeholders: list[Value], paths: list[str], giv
     param_values = list(dict.fromkeys(given_params))  # ordered, without duplicates
     known = set(map(id, param_values))
     constant = engine.CONSTANT
-    found = [v for v in topo if v not in index and id(v) not in known and made_before(v)
-             and not (v._kind is None and v._attr is constant)]
+    found = [v for v in made_before if id(v) not in known and not (v._kind is None and v._attr is constant)]
     # leaves in creation order (model.parameters() order), then Values computed outside, as met
     param_values += sorted(found, key=lambda v: getattr(v, "_serial", math.inf))
-    params = []
-    for k, p in enumerate(param_values):
-        if not isinstance(p, Value):
-            raise TraceError(f"params[{k}] is {type(p).__name__}, not a Value")
-        index[p] = node = b.add("param", (), (str(p.label) if p.label else f"p{k}",))  # a label set to a non-str
-        params.append(node)
-    _add_ops(b, topo, index)
+    params = _add_params(b, param_values, index)
+    _add_ops(b, index)
     outputs = [index[v] if isinstance(v, Value) else b.const(float(v)) for v in out_leaves]
     return b.finish(inputs, params, outputs, param_values=param_values, in_tree=in_tree,
                     out_tree=out_tree, name=name)
 
 
-def _add_ops(b: Builder, topo: list[Value], index: dict[Value, int]) -> None:
-    """Append the constants and op nodes of ``topo`` (in its order) to ``b``, noting each
-    Value's node in ``index``.  The hot loop of tracing: one node per Value, its Builder
-    lists appended in place."""
+def _add_params(b: Builder, param_values: list[Value], index: dict[Value, int | None]) -> list[int]:
+    """Append a ``param`` node for each of ``param_values`` to ``b``, noting it in ``index``;
+    their nodes.  Some 80,000 for an MNIST MLP: the Builder's lists are extended at once."""
+    for k, p in enumerate(param_values):
+        if not isinstance(p, Value):
+            raise TraceError(f"params[{k}] is {type(p).__name__}, not a Value")
+    count = len(param_values)
+    params = list(range(len(b), len(b) + count))
+    b.ops.extend(["param"] * count)
+    b.args.extend([()] * count)
+    # str(): a label set to a non-str
+    b.attrs.extend([(str(p.label) if p.label else f"p{k}",) for k, p in enumerate(param_values)])
+    index.update(zip(param_values, params))
+    return params
+
+
+def _add_ops(b: Builder, index: dict[Value, int | None]) -> None:
+    """Append a node for each Value of ``index`` (in its order) whose node is not yet known
+    -- constants and ops --, noting it there.  The hot loop of tracing: one node per Value,
+    its Builder lists appended in place, ``index`` updated in place (no key is added)."""
     node_ops, node_args, node_attrs = b.ops, b.args, b.attrs
     add_op, add_args, add_attr = node_ops.append, node_args.append, node_attrs.append
     n = len(node_ops)
-    for v in topo:
-        if v in index:
+    for v, known in index.items():
+        if known is not None:
             continue
         kind = v._kind
         if kind is None:  # a constant leaf created inside fn

@@ -7,7 +7,7 @@ stack, so graph depth is not limited by Python's recursion.
 """
 from __future__ import annotations
 
-from typing import Callable, Hashable, Iterable, Sequence, TypeVar
+from typing import Any, Callable, Hashable, Iterable, Sequence, TypeVar
 
 Node = TypeVar("Node", bound=Hashable)
 
@@ -59,6 +59,57 @@ def depth_first(roots: Iterable[Node], operands: Callable[[Node], Sequence[Node]
                 if child not in finished and (leaves or operands(child)):
                     push(child)
     return order
+
+
+#: Pushed above a node whose operands are pushed: once popped, the node under it is finished.
+_FINISH = object()
+
+
+def depth_first_through(roots: Iterable[Any], own: type) -> tuple[dict[Any, None], list[Any]]:
+    """:func:`depth_first` over Values, through the operands (``_prev``) of those of class
+    ``own`` only (a trace's own Values: the walk stops at the Values made before it), and
+    the stops met (the Values of other classes), in order.
+
+    The order is a dict's keys (values None), so that a trace fills in each Value's node
+    in place; no ``operands`` function is called and no set of entered nodes is kept, a
+    third of the time of :func:`depth_first` on the trace of an MLP.
+    """
+    order: dict[Any, None] = {}
+    stops: list[Any] = []
+    stop = stops.append
+    for root in roots:
+        if root in order:
+            continue
+        stack = [root]
+        push, pop = stack.append, stack.pop
+        while stack:
+            node = pop()
+            if node is _FINISH:
+                order[pop()] = None
+                continue
+            if node in order:
+                continue
+            if type(node) is not own:
+                order[node] = None
+                stop(node)
+                continue
+            children = node._prev
+            if not children:
+                order[node] = None
+                continue
+            push(node)
+            push(_FINISH)
+            if len(children) == 2:  # the common case, unrolled (binary ops)
+                first, second = children
+                if second not in order:
+                    push(second)
+                if first not in order:
+                    push(first)
+                continue
+            for child in children[::-1]:
+                if child not in order:
+                    push(child)
+    return order, stops
 
 
 def depth_first_ids(roots: Iterable[int], args: Sequence[Sequence[int]]) -> list[int]:
