@@ -77,8 +77,8 @@ def _params_literal(names: list[str], values: list[str]) -> str:
 
 def python_module(plan: ExportPlan) -> str:
     """The Python backend's standalone module: standard library only."""
-    source, entry, _ = python_backend.generate(plan.joint, ENTRY, seed=plan.joint.inputs[-1],
-                                               n_forward=len(plan.graph.outputs))
+    source, entry, blocks = python_backend.generate(plan.joint, ENTRY, seed=plan.joint.inputs[-1],
+                                                    n_forward=len(plan.graph.outputs))
     graph = plan.graph
     in_tree, out_tree = _exportable(graph.in_tree), _exportable(graph.out_tree)
     args = ", ".join(plan.arg_names)
@@ -112,10 +112,33 @@ def python_module(plan: ExportPlan) -> str:
         "# -- argument handling (graphc.standalone) --\n" + _copy(standalone),
         "# -- what the generated code calls --\n" + _helpers(source),
         constants,
-        source,
-        _ENTRY_POINTS.format(entry=entry, n_params=len(plan.param_values)),
     ]
-    return "\n\n\n".join(section.strip("\n") for section in sections) + "\n"
+    head = "\n\n\n".join(section.strip("\n") for section in sections) + "\n\n\n"
+    code = _pieces(source, blocks, head.count("\n") + 1) if len(blocks) > 1 else source
+    return head + "\n\n\n".join([code.strip("\n"), _ENTRY_POINTS.format(entry=entry, n_params=len(plan.param_values))]) + "\n"
+
+
+def _pieces(source: str, blocks: list[int], line: int) -> str:
+    """Generated code in part functions (a graph of more than ``STRAIGHT_LIMIT`` ops) as text
+    the module compiles a piece at a time, at the piece's own lines of the file, as graphc's
+    loader does: CPython compiling the whole module at once would hold ~2 KB a line
+    (3.2 GB to import the export of a 3x10^5-op chain).  As it is where a piece holds what a
+    raw string cannot."""
+    starts = [0] + blocks[1:]  # the first with the header above it
+    pieces = [source[start:end] for start, end in zip(starts, starts[1:] + [len(source)])]
+    if any("\\" in piece or "\'\'\'" in piece for piece in pieces):
+        return source
+    lines = [f"# -- the generated code: {len(pieces)} pieces, compiled one at a time as the module is imported --",
+             "_PIECES = ("]
+    line += 2
+    for piece in pieces:
+        piece = piece.rstrip("\n") + "\n"
+        lines.append(f"    ({line}, r'''\n{piece}'''),")  # each def at the start of its line, as inspect finds it
+        line += piece.count("\n") + 2
+    lines += [")", "for _line, _piece in _PIECES:  # the lines before a piece: tracebacks point into this file",
+              "    exec(compile(\"\\n\" * (_line - 1) + _piece, __file__, \"exec\"))",
+              "del _PIECES, _line, _piece"]
+    return "\n".join(lines)
 
 
 _ENTRY_POINTS = '''\
