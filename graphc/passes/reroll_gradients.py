@@ -28,8 +28,7 @@ def gather_units(work: EditableGraph) -> None:
         if not shape:
             continue
         values = work.lane_totals(work.units_by_lane(parts), ops.size_of(shape))
-        for u in parts:
-            work.set(u, "const", (), (0.0,))
+        work.kill(parts)
         work.set(i, "pack", values, (tuple(shape),))
         work.hits["units"] += 1
 

@@ -187,8 +187,7 @@ def _finish_row(work: EditableGraph, i: int, value_op: str, value_args: tuple, a
     else:
         value = work.add(value_op, value_args, attr)
         work.set(i, ops.sum_op(1 + len(suffix)), (value, *suffix))
-    for m in products:  # absorbed: dead now, and no longer a use of its operands
-        work.set(m, "const", (), (0.0,))
+    work.kill(products)  # absorbed: dead now, and no longer a use of its operands
 
 
 def _dot(work: EditableGraph, i: int, prefix: list[int], u: tuple, v: tuple, suffix: list[int],

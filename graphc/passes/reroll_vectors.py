@@ -60,8 +60,7 @@ def vectorize(work: EditableGraph, to_differentiate: bool) -> None:
                 columns.append(q)
         old = lanes
         work.set(p, op, tuple(columns), attr)
-        for s in old:  # the lanes are dead now
-            work.set(s, "const", (), (0.0,))
+        work.kill(old)  # the lanes are dead now
         work.hits["vectorized"] += 1
     for i in range(len(work.ops)):
         if work.ops[i] == "index" and i not in work.forward:

@@ -4,6 +4,10 @@ the live nodes in a stable topological order."""
 from __future__ import annotations
 
 import heapq
+from collections.abc import Sequence
+from itertools import compress
+
+import numpy as np
 
 from ..graph import Builder, Graph, first_repeated_const
 from ..graph_arrays import Users
@@ -13,7 +17,7 @@ class EditableGraph(Builder):
     """The graph being re-rolled: a Builder holding its nodes (same ids) that also keeps use
     counts, replaces nodes in place (``set``) and maps replaced ids to others (``forward``)."""
 
-    __slots__ = ("graph", "n_original", "forward", "uses", "hits", "first_set")
+    __slots__ = ("graph", "n_original", "forward", "uses", "hits", "first_set", "edited")
 
     def __init__(self, graph: Graph) -> None:
         super().__init__(graph)
@@ -25,6 +29,7 @@ class EditableGraph(Builder):
         self.hits = {"dot": 0, "matvec": 0, "rows": 0, "vectorized": 0, "pack(index)": 0,
                      "index(pack)": 0, "units": 0, "accumulated": 0, "outputs": 0}
         self.first_set = self.n_original  # the lowest original node replaced in place
+        self.edited: set[int] = set()  # the original nodes set to another node (killed ones apart)
 
     def add(self, op: str, args: tuple = (), attr: tuple = ()) -> int:
         """Append a node, counting its uses of its operands."""
@@ -40,8 +45,21 @@ class EditableGraph(Builder):
         for a in args:
             self.uses[a] += 1
         self.ops[i], self.args[i], self.attrs[i] = op, args, attr
-        if i < self.first_set:
-            self.first_set = i
+        if i < self.n_original:
+            self.edited.add(i)
+            if i < self.first_set:
+                self.first_set = i
+
+    def kill(self, nodes: Sequence[int]) -> None:
+        """``set`` each of ``nodes`` to the constant ``0.0``: absorbed into a re-rolled node,
+        dead now (one call for the thousands of products a layer's rows had)."""
+        node_ops, node_args, node_attrs, uses = self.ops, self.args, self.attrs, self.uses
+        zero = (0.0,)
+        for i in nodes:
+            for a in node_args[i]:
+                uses[a] -= 1
+            node_ops[i], node_args[i], node_attrs[i] = "const", (), zero
+        self.first_set = min(self.first_set, min(nodes, default=self.first_set))
 
     def _forget_dead(self) -> None:
         """Make the ops no output depends on constants here (dce drops them later): no rule
@@ -72,12 +90,7 @@ def emit(work: EditableGraph) -> Graph:
     """The edited graph as a new Graph: its live nodes (what the outputs reach, and every
     input and param), forwarded ids resolved, in a stable topological order."""
     graph = work.graph
-    args, first_renamed = work.args, work.n_original
-    if work.forward:
-        final = {i: work.resolve(i) for i in work.forward}
-        args = [operands if final.keys().isdisjoint(operands) else tuple([final.get(a, a) for a in operands])
-                for operands in args]
-        first_renamed = next((i for i, (a, b) in enumerate(zip(args, work.args)) if a is not b), first_renamed)
+    args, renamed = _renamed_args(work)
     outputs = [work.resolve(o) for o in graph.outputs]
     live = [False] * len(work.ops)
     for i in graph.inputs:
@@ -94,8 +107,34 @@ def emit(work: EditableGraph) -> Graph:
             if not live[a]:
                 live[a] = True
                 stack.append(a)
+    first_renamed = min(renamed, default=work.n_original)
     shared = min(first_renamed, work.first_set, _first_dead(live, work.n_original), _before_new(work, args, live))
-    return _stable_order(work, args, live, outputs, first_repeated_const(graph, shared))
+    shared = first_repeated_const(graph, shared)
+    irregular = _irregular_nodes(work, live, shared, renamed)
+    return _stable_order(work, args, live, outputs, shared, irregular)
+
+
+def _renamed_args(work: EditableGraph) -> tuple[list, list[int]]:
+    """Every node's operands with forwarded ids resolved, and the nodes that had one (whose
+    operand tuples are new): the original nodes not replaced are found in the graph's
+    arrays, the few others asked one by one."""
+    if not work.forward:
+        return work.args, []
+    final = {i: work.resolve(i) for i in work.forward}
+    arrays = work.graph.arrays
+    slots = np.flatnonzero(np.isin(arrays.indices, np.fromiter(final, np.int64, len(final))))
+    readers = np.searchsorted(arrays.indptr, slots, side="right") - 1  # the node of each operand slot
+    candidates = set(readers.tolist())
+    candidates.update(work.edited)
+    candidates.update(range(work.n_original, len(work.args)))
+    args = list(work.args)
+    renamed = []
+    for i in sorted(candidates):
+        operands = args[i]
+        if not final.keys().isdisjoint(operands):
+            args[i] = tuple([final.get(a, a) for a in operands])
+            renamed.append(i)
+    return args, renamed
 
 
 def _first_dead(live: list[bool], stop: int) -> int:
@@ -129,7 +168,70 @@ def _before_new(work: EditableGraph, args: list, live: list[bool]) -> int:
     return min(bound.values(), default=n_original)
 
 
-def _stable_order(work: EditableGraph, args: list, live: list[bool], outputs: list[int], shared: int) -> Graph:
+def _irregular_nodes(work: EditableGraph, live: list[bool], shared: int, renamed: list[int]) -> set[int]:
+    """The live original nodes from ``shared`` on that were replaced or renamed, or depend on
+    one that was: only these may have to wait for a new node.  Any other ("regular") live
+    node is ready when the pointer of :func:`_stable_order` meets it, its operands being
+    earlier regular nodes that were, so the regular nodes are placed in id order."""
+    n_original = work.n_original
+    seeds = [i for i in work.edited.union(renamed) if shared <= i < n_original and live[i]]
+    arrays = work.graph.arrays
+    irregular = set(seeds)
+    reads = arrays.reads
+    stack = [i for i, read in zip(seeds, reads[seeds].tolist()) if read] if seeds else []
+    while stack:  # the users in the graph of an irregular node are irregular too
+        for u in arrays.users(stack.pop()):
+            if u not in irregular and live[u]:
+                irregular.add(u)
+                if reads[u]:
+                    stack.append(u)
+    return irregular
+
+
+def _awaited(operands: tuple, remap: list[int], irregular: set[int], n_original: int) -> list[int]:
+    """The operands a new node waits for, one entry per slot: those not placed yet that are
+    new or irregular, and the last of the regular ones (placed in id order, so the others
+    are placed before it)."""
+    unplaced = [a for a in operands if remap[a] < 0]
+    regular = [a for a in unplaced if a < n_original and a not in irregular]
+    if len(regular) < 2:
+        return unplaced
+    last = max(regular)
+    return [a for a in unplaced if a == last or a >= n_original or a in irregular]
+
+
+def _one_by_one(args: list, irregular: set[int], waiters: dict, n_original: int) -> list[int]:
+    """The original nodes the pointer meets one by one, in id order, then ``n_original``: the
+    irregular ones (which may wait), and those a waiting node waits for -- a new node now, an
+    irregular one later (only for an operand past it: the others were met before it)."""
+    special = irregular.union(waiters)
+    for i in irregular:
+        special.update(a for a in args[i] if a > i)
+    ordered = sorted(i for i in special if i < n_original)
+    ordered.append(n_original)
+    return ordered
+
+
+def _place_run(b: Builder, remap: list[int], work: EditableGraph, args: list, nodes: list[int]) -> None:
+    """Place ``nodes``, each ready and read by no waiting node, in order."""
+    work_ops, work_attrs = work.ops, work.attrs
+    run_ops = [work_ops[j] for j in nodes]
+    if "const" in run_ops:  # a constant goes through Builder.const, which may merge it
+        for j in nodes:
+            if work_ops[j] == "const":
+                remap[j] = b.const(work_attrs[j][0])
+            else:
+                remap[j] = b.add(work_ops[j], tuple([remap[a] for a in args[j]]), work_attrs[j])
+        return
+    for k, j in enumerate(nodes, len(b.ops)):
+        remap[j] = k
+    b.ops += run_ops
+    b.args += [tuple([remap[a] for a in args[j]]) if args[j] else () for j in nodes]
+    b.attrs += [work_attrs[j] for j in nodes]
+
+
+def _stable_order(work: EditableGraph, args: list, live: list[bool], outputs: list[int], shared: int,
+                  irregular: set[int]) -> Graph:
     """The live nodes in a stable topological order: of the nodes whose operands are all
     placed, the next is the new node of lowest id if there is one (new nodes go as early as
     their operands allow), else the original node of lowest id.
@@ -140,7 +242,9 @@ def _stable_order(work: EditableGraph, args: list, live: list[bool], outputs: li
     and, once ready, taken from a heap before any original past the pointer (their ids are
     lower).  So only the few original nodes a rewrite delayed, and the new nodes, pay for a
     heap or for waiting: the order is Kahn's algorithm's with the same priorities (new
-    first, then lowest id)."""
+    first, then lowest id).  The pointer meets one by one only the ``irregular`` nodes
+    (:func:`_irregular_nodes`) and those a waiting node waits for; it places the live nodes
+    between two of them as one run."""
     graph, n_original = work.graph, work.n_original
     b = Builder()
     b.share(graph, shared)
@@ -152,16 +256,18 @@ def _stable_order(work: EditableGraph, args: list, live: list[bool], outputs: li
     ready_new: list[int] = []
     for j in range(n_original, len(live)):
         if live[j]:
-            unplaced = [a for a in args[j] if remap[a] < 0]
+            unplaced = _awaited(args[j], remap, irregular, n_original)
             if not unplaced:
                 ready_new.append(j)
                 continue
             missing[j] = len(unplaced)
             for a in unplaced:
                 waiters.setdefault(a, []).append(j)
+    special = _one_by_one(args, irregular, waiters, n_original)
     late: list[int] = []  # original nodes below the pointer that became ready
     push, pop = heapq.heappush, heapq.heappop
     pointer = shared
+    next_special = 0
     while True:
         if ready_new:
             i = pop(ready_new)
@@ -171,6 +277,12 @@ def _stable_order(work: EditableGraph, args: list, live: list[bool], outputs: li
             i = -1
             while pointer < n_original:
                 j = pointer
+                if j < special[next_special]:
+                    stop = special[next_special]
+                    _place_run(b, remap, work, args, list(compress(range(j, stop), live[j:stop])))
+                    pointer = stop
+                    continue
+                next_special += 1
                 pointer += 1
                 if not live[j]:
                     continue
