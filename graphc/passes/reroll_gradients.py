@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from .. import ops
 from ..graph import Graph
 from ..graph_arrays import Users
@@ -15,8 +17,8 @@ from .reroll_work import EditableGraph, users_of
 def gather_units(work: EditableGraph) -> None:
     """Rule 4: a sum of ``unit`` s of one vector (reverse mode's cotangents of its lanes)
     becomes one ``pack`` of each lane's parts added in order."""
-    for i in range(work.n_original):
-        if work.ops[i] not in ops.SUMS:
+    for i in work.nodes_now(ops.SUMS):
+        if i >= work.n_original or work.ops[i] not in ops.SUMS:
             continue
         parts = work.args[i]
         if not all(work.ops[u] == "unit" and work.uses[u] == 1 for u in parts):
@@ -39,7 +41,7 @@ def accumulate_vecmats(work: EditableGraph, shapes: list) -> None:
     """Rule 5: gradient parts a sum adds before a layer's ``vecmat`` (or before its lanes)
     become that vecmat's accumulator, so its rows are added after them, as reverse mode does."""
     graph = work.graph
-    vecmats = [v for v in range(work.n_original) if graph.ops[v] == "vecmat" and _from_nothing(graph, v)]
+    vecmats = [v for v in np.flatnonzero(graph.arrays.of(("vecmat",))).tolist() if _from_nothing(graph, v)]
     if not vecmats:
         return
     users = users_of(graph)  # the users of vecmats and of their index nodes: rule 5 does not change them

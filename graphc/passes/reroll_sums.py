@@ -2,6 +2,9 @@
 the rows of a layer (sums whose products share one operand vector) one ``matvec``."""
 from __future__ import annotations
 
+from itertools import chain
+from operator import itemgetter
+
 from .. import ops
 from ..graph import Graph
 from ..graph_arrays import Users
@@ -19,17 +22,22 @@ def _product_run(work: EditableGraph, shapes: list, operands: tuple, to_differen
     then all second: the part of ``o`` from ``o**-1``'s derivative would reach ``o`` before
     the product's own part, which the scalar program adds first.  (Asked only of a graph
     that is differentiated later.)"""
+    node_ops, args, uses = work.ops, work.args, work.uses
+    single = [node_ops[a] == "mul" and uses[a] == 1 and not shapes[a] for a in operands]
+    if to_differentiate:
+        factors = [f for a in operands if node_ops[a] == "mul" for f in args[a]]
+        if any(map(args.__getitem__, factors)):  # some factor is computed (a layer's are not)
+            near = set(operands)  # the sum's operands and factors
+            near.update(factors)
+            single = [ok and not any(o in near for f in args[a] for o in args[f]) for ok, a in zip(single, operands)]
+    return _longest_run(single)
+
+
+def _longest_run(flags: list[bool]) -> tuple[int, int]:
+    """``(start, end)`` of the first longest run of True in ``flags`` (``(0, 0)`` if none)."""
     best = (0, 0)
     start = None
-    node_ops, args = work.ops, work.args
-    factors = [f for a in operands if node_ops[a] == "mul" for f in args[a]]
-    near = None  # the sum's operands and factors, where some factor is computed (a layer's are not)
-    if to_differentiate and any(args[f] for f in factors):
-        near = set(operands)
-        near.update(factors)
-    for k, a in enumerate(operands + (-1,)):
-        ok = a >= 0 and node_ops[a] == "mul" and work.uses[a] == 1 and not shapes[a] \
-            and not (near is not None and any(o in near for f in args[a] for o in args[f]))
+    for k, ok in enumerate(flags + [False]):
         if ok and start is None:
             start = k
         elif not ok and start is not None:
@@ -43,27 +51,27 @@ def roll_sums(work: EditableGraph, shapes: list, to_differentiate: bool) -> None
     """Rules 1 and 2: each sum with a run of products becomes a ``dot``; sums whose products
     share one operand vector (a layer's rows) become one ``matvec``, where that keeps
     reverse mode's order of every lane's gradient parts."""
-    candidates = []  # (sum id, prefix, products' (a, b) pairs, suffix, products)
-    for i in range(work.n_original):
-        if work.ops[i] in ops.SUMS and not shapes[i]:
-            operands = work.args[i]
-            start, end = _product_run(work, shapes, operands, to_differentiate)
-            if end - start >= MIN_PRODUCTS:
-                pairs = [work.args[m] for m in operands[start:end]]
-                candidates.append((i, list(operands[:start]), pairs, list(operands[end:]), operands[start:end]))
+    candidates = []  # (sum id, prefix, products' (first, second) factors, suffix, products)
+    for i in work.nodes_now(ops.SUMS):
+        if i >= work.n_original or shapes[i]:
+            continue
+        operands = work.args[i]
+        start, end = _product_run(work, shapes, operands, to_differentiate)
+        if end - start >= MIN_PRODUCTS:
+            pairs = [work.args[m] for m in operands[start:end]]
+            sides = (tuple(map(itemgetter(0), pairs)), tuple(map(itemgetter(1), pairs)))
+            candidates.append((i, list(operands[:start]), sides, list(operands[end:]), operands[start:end]))
     if not candidates:
         return
     users = users_of(work.graph)
     reached = _ReverseModeOrder(work.graph) if to_differentiate else None
     count: dict[tuple, int] = {}
-    for _, _, pairs, _, _ in candidates:
-        sides = {tuple(p[0] for p in pairs), tuple(p[1] for p in pairs)}
-        for key in sides:
+    for _, _, sides, _, _ in candidates:
+        for key in set(sides):
             count[key] = count.get(key, 0) + 1
     groups: dict[tuple, list] = {}
     for cand in candidates:
-        pairs = cand[2]
-        a_side, b_side = tuple(p[0] for p in pairs), tuple(p[1] for p in pairs)
+        a_side, b_side = cand[2]
         shared_is_a = count[a_side] > count[b_side]  # ties: share the second operand (w * x)
         shared = a_side if shared_is_a else b_side
         other = b_side if shared_is_a else a_side
@@ -258,7 +266,7 @@ def _matvec(work: EditableGraph, shared: tuple, rows: list) -> None:
         b = accs[0]  # one constant for every row: a scalar, broadcast
     else:
         b = work.add("pack", tuple(accs), ((m,),))
-    W = work.add("pack", tuple(w for _, other in rows for w in other), ((m, n),))
+    W = work.add("pack", tuple(chain.from_iterable(other for _, other in rows)), ((m, n),))
     x = work.add("pack", shared, ((n,),))
     mv = work.add("matvec", (b, W, x))
     for row, ((i, _, _, suffix, products), _) in enumerate(rows):

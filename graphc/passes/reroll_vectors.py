@@ -28,7 +28,7 @@ def vectorize(work: EditableGraph, to_differentiate: bool) -> None:
     """Rule 3: from every pack, a pack of one elementwise op's single-use lanes becomes the
     op on packs of their operands (and so on from those packs); ``pack(index(v, k)...)``
     over all of ``v`` in order becomes ``v``, and ``index(pack(...), k)`` its operand."""
-    pending = [i for i, op in enumerate(work.ops) if op == "pack"]
+    pending = work.nodes_now(("pack",))
     while pending:
         p = pending.pop()
         if work.ops[p] != "pack" or p in work.forward:
@@ -62,8 +62,8 @@ def vectorize(work: EditableGraph, to_differentiate: bool) -> None:
         work.set(p, op, tuple(columns), attr)
         work.kill(old)  # the lanes are dead now
         work.hits["vectorized"] += 1
-    for i in range(len(work.ops)):
-        if work.ops[i] == "index" and i not in work.forward:
+    for i in work.nodes_now(("index",)):
+        if i not in work.forward:
             v = work.resolve(work.args[i][0])
             if work.ops[v] == "pack":
                 work.forward[i] = work.args[v][work.attrs[i][0]]

@@ -33,9 +33,10 @@ class EditableGraph(Builder):
 
     def add(self, op: str, args: tuple = (), attr: tuple = ()) -> int:
         """Append a node, counting its uses of its operands."""
-        self.uses.append(0)
+        uses = self.uses
+        uses.append(0)
         for a in args:
-            self.uses[a] += 1
+            uses[a] += 1
         return super().add(op, args, attr)
 
     def set(self, i: int, op: str, args: tuple, attr: tuple = ()) -> None:
@@ -74,6 +75,16 @@ class EditableGraph(Builder):
                 for a in args[i]:
                     uses[a] -= 1
                 self.ops[i], args[i], self.attrs[i] = "const", (), (0.0,)
+
+    def nodes_now(self, names: tuple[str, ...]) -> list[int]:
+        """The nodes whose op is one of ``names`` (not ``const``) now, in id order: the graph's
+        (found in its arrays) that kept their op, the replaced ones and the new ones that have
+        it -- a node made a constant is neither."""
+        found = set(np.flatnonzero(self.graph.arrays.of(names)).tolist())
+        found.update(self.edited)
+        found.update(range(self.n_original, len(self.ops)))
+        node_ops = self.ops
+        return [i for i in sorted(found) if node_ops[i] in names]
 
     def resolve(self, i: int) -> int:
         while i in self.forward:
