@@ -2,6 +2,7 @@
 the rows of a layer (sums whose products share one operand vector) one ``matvec``."""
 from __future__ import annotations
 
+from collections import Counter
 from itertools import chain
 from operator import itemgetter
 
@@ -34,17 +35,26 @@ def _product_run(work: EditableGraph, shapes: list, operands: tuple, to_differen
 
 
 def _longest_run(flags: list[bool]) -> tuple[int, int]:
-    """``(start, end)`` of the first longest run of True in ``flags`` (``(0, 0)`` if none)."""
+    """``(start, end)`` of the first longest run of True in ``flags`` (``(0, 0)`` if none),
+    found by ``list.index`` scans (a sum's operands are mostly one run)."""
     best = (0, 0)
-    start = None
-    for k, ok in enumerate(flags + [False]):
-        if ok and start is None:
-            start = k
-        elif not ok and start is not None:
-            if k - start > best[1] - best[0]:
-                best = (start, k)
-            start = None
-    return best
+    end = 0
+    while True:
+        start = _find(flags, True, end)
+        if start is None:
+            return best
+        end = _find(flags, False, start)
+        if end is None:
+            end = len(flags)
+        if end - start > best[1] - best[0]:
+            best = (start, end)
+
+
+def _find(flags: list[bool], value: bool, start: int) -> int | None:
+    try:
+        return flags.index(value, start)
+    except ValueError:
+        return None
 
 
 def roll_sums(work: EditableGraph, shapes: list, to_differentiate: bool) -> None:
@@ -145,11 +155,12 @@ def _in_reverse_mode_order(work: EditableGraph, shared: tuple, rows: list, users
     one_vector = _lanes_of_one_vector(work, shared)
     if reached is None and not one_vector:
         return True
-    for k, x in enumerate(shared):
+    repeated = {x for x, times in Counter(shared).items() if times > 1}
+    for x, column in zip(shared, zip(*(cand[4] for cand, _ in rows))):  # each lane's products, row by row
         if work.ops[x] == "const":
             continue
-        products = [cand[4][k] for cand, _ in rows]
-        if one_vector and (shared.count(x) > 1 or products != sorted(products)):
+        products = list(column)
+        if one_vector and (x in repeated or products != sorted(products)):
             return False
         others = _other_readers(users, x, products) if len(products) > 1 else ()  # (one row: nothing between)
         if others:

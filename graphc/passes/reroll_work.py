@@ -203,12 +203,15 @@ def _awaited(operands: tuple, remap: list[int], irregular: set[int], n_original:
     """The operands a new node waits for, one entry per slot: those not placed yet that are
     new or irregular, and the last of the regular ones (placed in id order, so the others
     are placed before it)."""
+    last = max(operands, default=-1)
+    if last < n_original and irregular.isdisjoint(operands):  # regular operands alone (a layer's weights)
+        return [last] * operands.count(last) if last >= 0 and remap[last] < 0 else []
     unplaced = [a for a in operands if remap[a] < 0]
-    regular = [a for a in unplaced if a < n_original and a not in irregular]
-    if len(regular) < 2:
+    awaited = [a for a in unplaced if a >= n_original or a in irregular]
+    if len(awaited) == len(unplaced):
         return unplaced
-    last = max(regular)
-    return [a for a in unplaced if a == last or a >= n_original or a in irregular]
+    last = max(set(unplaced).difference(awaited))
+    return awaited + [last] * unplaced.count(last)
 
 
 def _one_by_one(args: list, irregular: set[int], waiters: dict, n_original: int) -> list[int]:
