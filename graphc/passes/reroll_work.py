@@ -4,8 +4,9 @@ the live nodes in a stable topological order."""
 from __future__ import annotations
 
 import heapq
+from bisect import bisect_left
 from collections.abc import Sequence
-from itertools import compress
+from itertools import chain, compress
 
 import numpy as np
 
@@ -217,11 +218,9 @@ def _awaited(operands: tuple, remap: list[int], irregular: set[int], n_original:
 def _one_by_one(args: list, irregular: set[int], waiters: dict, n_original: int) -> list[int]:
     """The original nodes the pointer meets one by one, in id order, then ``n_original``: the
     irregular ones (which may wait), and those a waiting node waits for -- a new node now, an
-    irregular one later (only for an operand past it: the others were met before it)."""
-    special = irregular.union(waiters)
-    for i in irregular:
-        special.update(a for a in args[i] if a > i)
-    ordered = sorted(i for i in special if i < n_original)
+    irregular one later (an operand of it: only one past it, but all are cheaper to find)."""
+    ordered = sorted(irregular.union(waiters, chain.from_iterable(map(args.__getitem__, irregular))))
+    del ordered[bisect_left(ordered, n_original):]
     ordered.append(n_original)
     return ordered
 
