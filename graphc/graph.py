@@ -27,10 +27,12 @@ import sys
 from collections import Counter
 from typing import Any, Iterable
 
+import numpy as np
+
 from . import graph_nx, ops
 from .codegen.common import python_number
 from .errors import GraphcError
-from .graph_arrays import GraphArrays
+from .graph_arrays import CODES, GraphArrays
 from .names import Namespace, sanitize_all
 
 LEAVES = ops.LEAVES
@@ -98,7 +100,10 @@ class Graph:
         :class:`GraphcError` naming the first node whose operands do not fit its op.
         """
         if self._shapes is None:
-            self._shapes = infer_shapes(self.ops, self.args, self.attrs, self._shape_prefix)
+            if self._shape_prefix is None and not np.isin(self.arrays.codes, _SHAPED).any():
+                self._shapes = [()] * len(self.ops)  # no op that makes or reads a tensor: all scalars
+            else:
+                self._shapes = infer_shapes(self.ops, self.args, self.attrs, self._shape_prefix)
             self._shape_prefix = None
         return self._shapes
 
@@ -269,6 +274,8 @@ class Graph:
 
 
 _TENSOR_OPS = frozenset(name for name, op in ops.TABLE.items() if not op.elementwise)
+#: The codes of the ops with a shape rule of their own: a graph without them is all scalars.
+_SHAPED = np.array([CODES[name] for name, op in ops.TABLE.items() if op.shape is not None])
 
 
 def _type(shape: tuple) -> str:
