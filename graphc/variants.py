@@ -89,7 +89,8 @@ def retrace(cache: Any, group: list, args: tuple, leaves: list, call: Callable, 
 
 
 def _cap_message(name: str, group: list, failure: GuardFailure) -> str:
-    return (f"{name}: {failure.guard.describe()} keeps failing: {len(group)} programs (the cap, "
+    return (f"{name}: no program fits this call ({failure.guard.describe()} fails in the latest): "
+            f"{len(group)} programs (the cap, "
             f"graphc.variants.MAX_VARIANTS) were traced for argument signature {group[0].description}, one per "
             f"branch its Python took, and this call needs another. Control flow or conversions (float, int, "
             f"round, a number used as a Value) that depend on values changing from call to call cannot be "
