@@ -140,7 +140,8 @@ class GradRow:
         own derivative at this point -- which shares nothing with the op table's rules --
         agrees with eager and compiled (it is one of the exact methods): rounding inside the
         function defeats them (``(x + 1e16) - 1e16`` has steps of 2 in x), not a wrong
-        gradient.  (A proof does not count: one may hold only away from this point.)"""
+        gradient.  (A proof does not count: one may hold only away from this point.)  The
+        report counts it only where SymPy's value agrees with the others to ``rtol``."""
         return self.fd_error is not None and not self.fd_error <= self.fd_allowance and not self.kink \
             and not self.coarse and self.sympy is not None
 
@@ -190,7 +191,7 @@ class GradReport:
                            f"within their own truncation error at h={r.fd_step:.2g} (about {r.fd_truncation:.2g}, "
                            f"from a second step of 2h; the step grows with |{r.name}|): they cannot check this "
                            f"point; check one nearer 0, or skip them (fd=False, --no-fd)")
-            elif r.outvoted:
+            elif r.outvoted and r.rel_error <= self.rtol:
                 out.append(f"{r.name}: finite differences differ by {r.fd_error:.3g} (allowed {r.fd_allowance:.3g}), "
                            f"but SymPy's own derivative agrees with eager and compiled: rounding inside the "
                            f"function (a cancellation such as (x + 1e16) - 1e16) or a step of h={r.fd_step:.2g} "
@@ -371,9 +372,9 @@ def _symbolic(report: GradReport, compiled: Compiled, graph: Graph, output: int,
         return
     syms = symbols_of(graph)
     try:
-        expr = to_sympy(graph)[output]
+        expr, exact = to_sympy(graph)[output], to_sympy(graph, exact_constants=True)[output]
         at = dict(zip(syms, point))
-        computed = _within(seconds, lambda: _derivatives_at(expr, syms, at))
+        computed = _within(seconds, lambda: _derivatives_at(expr, exact, syms, at))
     except (GraphcError, RecursionError) as error:
         report.notes.append(f"sympy column skipped: {error}")
         return
@@ -383,16 +384,22 @@ def _symbolic(report: GradReport, compiled: Compiled, graph: Graph, output: int,
                             f"point take as long where a number is huge (exp(exp(exp(exp(exp(x))))) at x = 1)")
         return
     derivatives, values, overflowed = computed
-    undefined = []
+    undefined, continued = [], []
     for row, value in zip(report.rows, values):
         if math.isnan(value) and not row.undefined and rel_err(row.eager, row.compiled) <= report.rtol:
             undefined.append(row.name)  # SymPy's form is 0/0 or a pole here; the exact methods agree on a number
-            continue
-        row.sympy = value
+        elif row.undefined and not math.isnan(value):
+            continued.append(row.name)  # SymPy's algebra took a step out: sigmoid(log(x))' is 1/(x**2*(1 + 1/x)**2)
+        else:
+            row.sympy = value
     if undefined:
         report.notes.append(f"sympy column left out for {', '.join(undefined)}: SymPy's derivative is undefined at "
-                            f"this point (0/0 or a pole, as y*x**y/x at x = 0) where eager and compiled agree on "
-                            f"a number")
+                            f"this point (0/0, a pole as y*x**y/x at x = 0, or a complex step as log of a negative "
+                            f"number) where eager and compiled agree on a number")
+    if continued:
+        report.notes.append(f"sympy column left out for {', '.join(continued)}: eager and compiled are nan here (a "
+                            f"step of the function is undefined, as log of a negative number), where SymPy's "
+                            f"simplified derivative has a value")
     if overflowed:
         report.notes.append("sympy column: a value past any float counted as inf there, as float64 gives it, "
                             "not the exact number")
@@ -426,12 +433,14 @@ def _symbolic(report: GradReport, compiled: Compiled, graph: Graph, output: int,
                             f"derivative is undefined)")
 
 
-def _derivatives_at(expr: sp.Expr, syms: list[sp.Symbol], at: dict) -> tuple[list, list[float], bool]:
-    """SymPy's derivatives of ``expr``, their values at ``at``, and whether some value went
-    past any float (see :func:`evaluate_at`): the work :func:`_within` bounds."""
+def _derivatives_at(expr: sp.Expr, exact: sp.Expr, syms: list[sp.Symbol], at: dict) -> tuple[list, list[float], bool]:
+    """SymPy's derivatives of ``expr`` (to show), the values at ``at`` of those of ``exact``
+    (``expr`` with each constant the float the code holds, not its shortest decimal: 0.1 -
+    0.1 is 0 in the code, and so in the sympy column), and whether some value went past any
+    float (see :func:`evaluate_at`): the work :func:`_within` bounds."""
     derivatives = [sp.diff(expr, s) for s in syms]
     overflowed: list = []
-    values = [evaluate_at(d, at, overflowed=overflowed) for d in derivatives]
+    values = [evaluate_at(sp.diff(exact, s), at, overflowed=overflowed) for s in syms]
     return derivatives, values, bool(overflowed)
 
 
@@ -515,7 +524,8 @@ def evaluate_at(expr: sp.Expr, point: dict[sp.Symbol, float], digits: int = DIGI
 
     Each distinct subexpression is evaluated once (an explicit-stack walk with a memo), so
     shared subexpressions cost nothing extra, as ``subs``/``xreplace`` would.  Complex or
-    undefined results (``log(-1)``, ``1/0``) come back as nan, as in IEEE arithmetic; a
+    undefined results, at any step (``log(-1)``, ``1/0``), come back as nan, as in IEEE
+    arithmetic (``sigmoid(log(-2))`` is nan, not the complex continuation's 1); a
     value too large for mpmath (``exp`` of ``exp`` ... of 0.7) as inf, noted in
     ``overflowed`` (a list) if given.
     """
@@ -532,7 +542,9 @@ def evaluate_at(expr: sp.Expr, point: dict[sp.Symbol, float], digits: int = DIGI
             continue
         stack.pop()
         try:
-            memo[e] = e.func(*[memo[a] for a in e.args]) if e.args else e
+            value = e.func(*[memo[a] for a in e.args]) if e.args else e
+            # a complex value (log(-2)) is nan, as in float64, not continued (sigmoid(log(-2)) is 1)
+            memo[e] = sp.nan if value.is_number and value.is_extended_real is False else value
         except (TypeError, ValueError):  # e.g. an unevaluated Derivative at a number
             memo[e] = sp.nan
         except OverflowError:  # past any float (exp(exp(...)) of 10**10**k): what float64 would give
@@ -545,6 +557,8 @@ def evaluate_at(expr: sp.Expr, point: dict[sp.Symbol, float], digits: int = DIGI
         if overflowed is not None:
             overflowed.append(expr)
         return math.inf
+    except TypeError:  # a comparison of a complex number inside a piecewise form (relu of one)
+        return math.nan
     if result is sp.nan or result is sp.zoo or not result.is_extended_real or not result.is_number:
         return math.nan
     return float(result)

@@ -73,6 +73,9 @@ def load(path: str | os.PathLike, *, max_params: int = 10_000_000) -> Module:
     if not isinstance(path, (str, bytes, os.PathLike)):  # open() would take an int as a file descriptor, and close it
         raise ArgumentError(f"graphc.load takes a path (str, bytes or os.PathLike); got {type(path).__name__} "
                             f"{path!r:.60}")
+    if isinstance(max_params, bool) or not isinstance(max_params, (int, np.integer)) or max_params < 0:
+        raise ArgumentError(f"graphc.load: max_params must be an int >= 0; got {type(max_params).__name__} "
+                            f"{max_params!r:.60}")
     with open(path, "rb") as file:
         try:
             with zipfile.ZipFile(file) as archive:

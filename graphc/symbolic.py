@@ -118,7 +118,8 @@ NAMED = types.SimpleNamespace(**_NAMED)
 
 
 def to_sympy(graph: Graph, *, symbols: Sequence[Any] | None = None, named: bool = True,
-             max_nodes: int | None = MAX_NODES, max_depth: int | None = MAX_DEPTH) -> list[sp.Expr]:
+             max_nodes: int | None = MAX_NODES, max_depth: int | None = MAX_DEPTH,
+             exact_constants: bool = False) -> list[sp.Expr]:
     """One SymPy expression per output of ``graph``.
 
     Inputs and params become the real Symbols of :func:`symbols_of` (named after
@@ -132,6 +133,10 @@ def to_sympy(graph: Graph, *, symbols: Sequence[Any] | None = None, named: bool 
     (``Piecewise((x, x > 0), (0, True))``).  Named is the default because SymPy folds
     nested Piecewise forms into each other at exponential cost: eight nested relus take
     seconds, a two-layer relu MLP does not finish.
+
+    Constants are their shortest decimals (``0.1`` is ``1/10``); ``exact_constants=True``
+    makes each the float's exact binary value, the number the code computes with (what
+    :func:`graphc.check_grad` evaluates).
 
     Graphs with more than ``max_nodes`` live operations, or deeper than ``max_depth``
     (SymPy recurses once per level when it builds, prints or differentiates an
@@ -155,7 +160,7 @@ def to_sympy(graph: Graph, *, symbols: Sequence[Any] | None = None, named: bool 
             if not live[i] or exprs[i] is not None:
                 continue
             if op == "const":
-                exprs[i] = sympy_number(graph.attrs[i][0])
+                exprs[i] = sympy_number(graph.attrs[i][0], exact_constants)
             elif op not in LEAVES:
                 operands = [exprs[a] for a in graph.args[i]]
                 if named and op in _NAMED:

@@ -20,12 +20,13 @@ from typing import Any
 from .errors import GraphcError
 
 
-def sympy_number(value: float) -> Any:
+def sympy_number(value: float, binary: bool = False) -> Any:
     """``value`` as an exact SymPy number: integers stay integers, ``0.1`` becomes ``1/10``
     (the shortest decimal that round-trips, within half an ulp of the float), ``-0.0`` is
     ``0``, ``inf`` ``oo``, nan ``nan``.  A subnormal float is its exact binary value: it has
     few significant bits, so its shortest decimal can be far off (``5e-324`` is 4.94e-324, 1.2%
-    away), and an expression evaluated at high precision would be too."""
+    away), and an expression evaluated at high precision would be too; with ``binary``,
+    every float is (``0.1`` is 3602879701896397/36028797018963968)."""
     import sympy as sp
     value = float(value)
     if math.isnan(value):
@@ -34,7 +35,7 @@ def sympy_number(value: float) -> Any:
         return sp.oo if value > 0 else -sp.oo
     if value.is_integer() and abs(value) < 2.0 ** 53:
         return sp.Integer(int(value))
-    if abs(value) < sys.float_info.min:
+    if binary or abs(value) < sys.float_info.min:
         return sp.Rational(*value.as_integer_ratio())
     return sp.Rational(repr(value))
 

@@ -348,3 +348,30 @@ def test_check_grads_tolerances_are_checked(option, value):
 def test_sympy_seconds_past_any_clock_is_no_limit(seconds):
     """Found by a review: poll() could not count to inf or 1e300 (OverflowError)."""
     assert graphc.check_grad(lambda x: (x * 3.0).tanh(), 0.5, sympy_seconds=seconds).verdict == "ok"
+
+
+def test_the_sympy_column_computes_with_the_floats_the_code_holds():
+    """An outside hunt: SymPy's column took a constant for its shortest decimal (0.1 as 1/10),
+    so (x - 0.1), 0 in the code at x = 0.1, was 5.6e-18 there: FAILED for exact gradients."""
+    report = check_grad(lambda x: ((x - 0.1) * 1e16) ** 2, 0.1)
+    assert report.verdict == "ok" and report.rows[0].sympy == 0.0
+    near = math.nextafter(0.1, 1.0)
+    report = check_grad(lambda x: (x - 0.1) ** -2, near)
+    row = report.rows[0]
+    assert row.sympy == pytest.approx(row.eager, rel=1e-12) and report.verdict != "FAILED"
+    assert report.symbolic["x"] == -2 / (sp.Symbol("x", real=True) - sp.Rational(1, 10)) ** 3  # shown as written
+
+
+@pytest.mark.parametrize("fn", [lambda x: x.log().relu(), lambda x: x.log().sigmoid(), lambda x: x.log().max(x)])
+def test_a_point_where_a_step_is_complex_is_nan_not_an_error_nor_a_continuation(fn):
+    """An outside hunt: relu(log(x)) at x = -2 raised SymPy's TypeError (a comparison of a
+    complex number), and sigmoid(log(x)) was FAILED against SymPy's 1 (its derivative,
+    1/(x**2*(1 + 1/x)**2), continues past the log): the code computes nan there."""
+    report = check_grad(fn, -2.0)
+    assert report.verdict == "nan" and report.rows[0].sympy is None
+
+
+def test_finite_differences_are_excused_only_by_an_agreeing_sympy():
+    report = check_grad(lambda x: ((x + 1e16) - 1e16) ** 2, 1.3)
+    assert report.verdict == "FAILED"
+    assert not any("SymPy's own derivative agrees" in line for line in report.failures())

@@ -404,6 +404,9 @@ def test_max_params_is_a_keyword(tmp_path):
     assert len(graphc.load(tmp_path / "m.npz", max_params=13).parameters()) == 13
     with pytest.raises(LoadError, match="13 params, over max_params=12"):
         graphc.load(tmp_path / "m.npz", max_params=12)
+    for bad in (None, "100", True, -1, 1.5):  # the argument named, not the file blamed (outside hunt)
+        with pytest.raises(ArgumentError, match="max_params must be an int >= 0"):
+            graphc.load(tmp_path / "m.npz", max_params=bad)
 
 
 # -- the README's example --------------------------------------------------------------

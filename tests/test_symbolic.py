@@ -295,3 +295,11 @@ def test_a_subnormal_constant_is_its_exact_value_and_round_trips(constant):
     got = float(expr.evalf(40, subs={x: sp.Float(1e300, 60)}))
     assert abs(got - want) <= 4 * math.ulp(want)
     assert graphc.compile(graphc.as_function(graphc.from_sympy(expr)))(1e300).data == want
+
+
+def test_exact_constants_are_the_floats_binary_values():
+    graph = trace(lambda x: x * 0.1 + 2.0, 1.0)
+    shown, exact = to_sympy(graph)[0], to_sympy(graph, exact_constants=True)[0]
+    assert sp.Rational(1, 10) in shown.atoms(sp.Rational)
+    assert sp.Rational(*(0.1).as_integer_ratio()) in exact.atoms(sp.Rational) and sp.Integer(2) in exact.atoms(sp.Integer)
+    assert sympy_number(0.1, binary=True) == sp.Rational(3602879701896397, 36028797018963968)
