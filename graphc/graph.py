@@ -32,7 +32,7 @@ import numpy as np
 from . import graph_nx, ops
 from .codegen.common import python_number
 from .errors import GraphcError
-from .graph_arrays import CODES, GraphArrays
+from .graph_arrays import CODES, CONST, INPUT, PARAM, GraphArrays
 from .names import Namespace, sanitize_all
 
 LEAVES = ops.LEAVES
@@ -290,13 +290,17 @@ def infer_shapes(node_ops: list[str], node_args: list[tuple], node_attrs: list[t
     shapes: list[tuple] = list(known or ())
     append = shapes.append
     table = ops.TABLE
+    last_args, operand_shapes = None, []
     for i in range(len(shapes), len(node_ops)):
         op = node_ops[i]
         entry = table.get(op)
         if entry is None:  # a leaf (or an unknown op, which verify() reports)
             append(())
             continue
-        operand_shapes = [shapes[a] for a in node_args[i] if a < i]
+        args = node_args[i]
+        if args != last_args:  # (a run of nodes reading the same operands, a tensor's lanes, shares their shapes)
+            operand_shapes = [shapes[a] for a in args if a < i]
+            last_args = args if len(operand_shapes) == len(args) else None
         if entry.shape is None and not any(operand_shapes):
             append(())  # the common case: a scalar op on scalars
             continue
@@ -325,27 +329,27 @@ def _fmt(value: Any) -> str:
 
 def node_names(graph: Graph, namespace: Namespace) -> list[str]:
     """Identifiers for every node of ``graph``, drawn from ``namespace`` (see Graph.names)."""
-    names: list[str] = [""] * len(graph)
+    # an object array: the names of each kind are scattered into it in C loops
+    names = np.full(len(graph), "", object)
     # Labels that are names already keep them: they are served first, so that a label made
     # a name ("é" becomes the fallback "x") cannot take the user's own "x".
     leaves = []
     for kind, fallback in ((graph.inputs, "x"), (graph.params, "p")):
         texts = [graph.attrs[i][0] for i in kind]
         bases = sanitize_all(texts, fallback)
-        leaves.append((kind, bases, [text == base for text, base in zip(texts, bases)]))
+        bases = np.array(bases, object)
+        leaves.append((np.array(kind, np.int64), bases, np.array(texts, object) == bases))
     for keep in (True, False):
         for kind, bases, own in leaves:
-            served = [k for k, is_own in enumerate(own) if is_own is keep]
-            for k, name in zip(served, namespace.create_plain([bases[k] for k in served])):
-                names[kind[k]] = name
-    ids = [i for i, op in enumerate(graph.ops) if op not in LEAVES]
+            served = own if keep else ~own
+            names[kind[served]] = namespace.create_plain(bases[served].tolist())
+    codes = graph.arrays.codes
+    computed = np.flatnonzero((codes != INPUT) & (codes != PARAM) & (codes != CONST))
     # interned: the compiler of generated code shares each name
-    for i, name in zip(ids, map(sys.intern, namespace.create_plain([f"v{i}" for i in ids]))):
-        names[i] = name
-    for i, op in enumerate(graph.ops):
-        if op == "const":
-            names[i] = python_number(graph.attrs[i][0])
-    return names
+    names[computed] = list(map(sys.intern, namespace.create_plain([f"v{i}" for i in computed.tolist()])))
+    consts = np.flatnonzero(codes == CONST).tolist()
+    names[consts] = [python_number(graph.attrs[i][0]) for i in consts]
+    return names.tolist()
 
 
 class Builder:
@@ -360,9 +364,10 @@ class Builder:
         self.attrs: list[tuple] = list(graph.attrs) if graph is not None else []
         self._consts: dict[Any, int] = {}
         self._shape_prefix: list[tuple] | None = None
-        for i, op in enumerate(self.ops):
-            if op == "const":
-                self._consts.setdefault(const_key(self.attrs[i][0]), i)
+        i = _find(self.ops, "const", 0, len(self.ops))  # the constants, found by scans in C
+        while i < len(self.ops):
+            self._consts.setdefault(const_key(self.attrs[i][0]), i)
+            i = _find(self.ops, "const", i + 1, len(self.ops))
 
     @classmethod
     def from_graph(cls, graph: Graph) -> "Builder":

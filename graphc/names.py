@@ -81,9 +81,12 @@ class Namespace:
         """:meth:`create` for each of ``texts`` that are already legal identifiers (``v12``,
         or what :func:`sanitize_all` gives): the bulk path for one name per node."""
         taken = self._taken
-        if taken.isdisjoint(texts) and len(set(texts)) == len(texts):  # the usual case, checked in bulk
+        if taken.isdisjoint(texts):  # the usual case, checked in bulk
+            size = len(taken)
             taken.update(texts)
-            return list(texts)
+            if len(taken) == size + len(texts):  # no text repeats another
+                return list(texts)
+            taken.difference_update(texts)  # (none of them was taken before)
         out = []
         for text in texts:
             if text in taken:

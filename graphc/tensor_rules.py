@@ -70,9 +70,9 @@ def pack_shape(shapes, params):
 
 def index_shape(shapes, params):
     (v,), (i,) = shapes, params
-    if not _count(i) or not v or not 0 <= i < size_of(v):
-        raise ValueError(f"index {i} does not address a lane of a tensor of shape {v}")
-    return ()
+    if v and (type(i) is int or _count(i)) and 0 <= i < math.prod(v):  # the usual case, decided with one call
+        return ()
+    raise ValueError(f"index {i} does not address a lane of a tensor of shape {v}")
 
 
 def _count(x) -> bool:
