@@ -13,6 +13,7 @@ becomes ``0`` (SymPy has no signed zero), ``inf`` ``oo`` and ``nan`` ``nan``.
 """
 from __future__ import annotations
 
+import functools
 import math
 import types
 from typing import Any, Iterable, Sequence
@@ -163,14 +164,24 @@ def to_sympy(graph: Graph, *, symbols: Sequence[Any] | None = None, named: bool 
                 exprs[i] = sympy_number(graph.attrs[i][0], exact_constants)
             elif op not in LEAVES:
                 operands = [exprs[a] for a in graph.args[i]]
-                if named and op in _NAMED:
-                    exprs[i] = _NAMED[op](*operands)
+                form = _NAMED[op] if named and op in _NAMED else functools.partial(ops.TABLE[op].sympy, sp)
+                if ops.TABLE[op].elementwise and any(isinstance(o, sp.MatrixBase) for o in operands):
+                    exprs[i] = _lane_by_lane(form, operands, graph.attrs[i])  # of a re-rolled graph's tensors
                 else:
-                    exprs[i] = ops.TABLE[op].sympy(sp, *operands, *graph.attrs[i])
+                    exprs[i] = form(*operands, *graph.attrs[i])
     except RecursionError:
         raise GraphcError(f"to_sympy: SymPy recursed too deeply building node {i} of this "
                           f"{len(graph):,}-node graph; lower max_depth or use a smaller graph") from None
     return [exprs[o] for o in graph.outputs]
+
+
+def _lane_by_lane(form: Any, operands: list, attrs: tuple) -> sp.ImmutableMatrix:
+    """An elementwise op's form on tensors (SymPy Matrices; a scalar goes to every lane): the
+    matrix of its form on each lane's operands."""
+    shape = next(o.shape for o in operands if isinstance(o, sp.MatrixBase))
+    lanes = [form(*[o[k] if isinstance(o, sp.MatrixBase) else o for o in operands], *attrs)
+             for k in range(shape[0] * shape[1])]
+    return sp.ImmutableMatrix(*shape, lanes)
 
 
 def _check_size(graph: Graph, live: list[bool], max_nodes: int | None, max_depth: int | None) -> None:

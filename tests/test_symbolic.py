@@ -303,3 +303,20 @@ def test_exact_constants_are_the_floats_binary_values():
     assert sp.Rational(1, 10) in shown.atoms(sp.Rational)
     assert sp.Rational(*(0.1).as_integer_ratio()) in exact.atoms(sp.Rational) and sp.Integer(2) in exact.atoms(sp.Integer)
     assert sympy_number(0.1, binary=True) == sp.Rational(3602879701896397, 36028797018963968)
+
+
+def test_a_rerolled_graph_converts_with_elementwise_ops_lane_by_lane():
+    """An outside hunt: relu or tanh of a re-rolled layer's tensor was a raw TypeError; each
+    lane is the op's form of that lane, so the re-rolled graph's expression is the scalar one."""
+    import random
+
+    import numpy as np
+    from graphc.nn import MLP
+    random.seed(0)
+    compiled = graphc.compile(MLP(3, [4, 1]), backend="numpy")
+    compiled(np.zeros((2, 3)))
+    assert "relu" in compiled.vector_graph.ops and "matvec" in compiled.vector_graph.ops
+    for named in (True, False):
+        rolled, = to_sympy(compiled.vector_graph, named=named)
+        scalar, = to_sympy(compiled.graph, named=named)
+        assert sp.simplify(rolled - scalar) == 0
