@@ -86,7 +86,8 @@ for _name, _entries in ops.operators().items():
 
 
 def algebra(b: Builder) -> types.SimpleNamespace:
-    """``F`` for vjp rules: ``F.<op>(*operands, *params)`` adds an ``op`` node to ``b``."""
+    """``F`` for vjp rules: ``F.<op>(*operands, *params)`` adds an ``op`` node to ``b``;
+    ``F.lanes(g, n)`` the ``index`` node of each of ``g``'s ``n`` lanes."""
 
     def make(op: ops.Op):
         name, n_params = op.name, len(op.attr_names)
@@ -101,7 +102,19 @@ def algebra(b: Builder) -> types.SimpleNamespace:
             return NodeRef(b, b.add(name, operands, xs[n:]))
         return apply
 
-    return types.SimpleNamespace(**{name: make(op) for name, op in ops.TABLE.items()})
+    def lanes(g, n: int) -> tuple:
+        """``index(g, k)`` for k = 0 .. n-1: a pack's cotangents (79,510 for MNIST's first
+        layer), appended in one step rather than a call each."""
+        if type(b) is not Builder:  # a _Recorder
+            return tuple([F.index(g, k) for k in range(n)])
+        first, x = len(b.ops), g.i if type(g) is NodeRef else _const(b, g)
+        b.ops += ["index"] * n
+        b.args += [(x,)] * n
+        b.attrs += [(k,) for k in range(n)]
+        return tuple([NodeRef(b, i) for i in range(first, first + n)])
+
+    F = types.SimpleNamespace(**{name: make(op) for name, op in ops.TABLE.items()}, lanes=lanes)
+    return F
 
 
 def _const(b: Builder, x: Any) -> int:

@@ -263,7 +263,7 @@ _define(
     Op("pack", None, tensor_rules.pack_eval, attr_names=("shape",), elementwise=False, shape=tensor_rules.pack_shape,
        negative_zero="any", vjp_reversed=True, vjp_per_part="when_operands_have_parts",
        doc="scalars gathered into a tensor of the given shape, row-major",
-       vjp=lambda F, g, out, *xs: tuple(F.index(g, k) for k in range(len(xs) - 1)), lane_vjp=tensor_rules.pack_lane_vjp,
+       vjp=lambda F, g, out, *xs: F.lanes(g, len(xs) - 1), lane_vjp=tensor_rules.pack_lane_vjp,
        sympy=lambda sp, *xs: tensor_rules.sym_matrix(sp, xs[:-1], xs[-1])),
     Op("index", 1, lambda v, i: v[i], attr_names=("i",), elementwise=False, shape=tensor_rules.index_shape,
        negative_zero="any", vjp_per_part=True,
@@ -304,8 +304,9 @@ LEAVES = ("input", "param", "const")
 #: them constants even when they were created before it (they are never parameters).
 CONSTANT = ("constant",)
 
-#: The algebra that makes derivative rules compute floats (eager backward).
-FLOATS = types.SimpleNamespace(**{name: op.eval for name, op in TABLE.items()})
+#: The algebra that makes derivative rules compute floats (eager backward); ``lanes(g, n)``:
+#: ``index(g, k)`` for k = 0 .. n-1 (a pack's cotangents), as :func:`graphc.autodiff.algebra` has.
+FLOATS = types.SimpleNamespace(**{name: op.eval for name, op in TABLE.items()}, lanes=lambda g, n: tuple(g[:n]))
 
 
 def lookup(name: str) -> Op:
