@@ -136,7 +136,7 @@ def _pieces(source: str, blocks: list[int], line: int) -> str:
         lines.append(f"    ({line}, r'''\n{piece}'''),")  # each def at the start of its line, as inspect finds it
         line += piece.count("\n") + 2
     lines += [")", "for _line, _piece in _PIECES:  # the lines before a piece: tracebacks point into this file",
-              "    exec(compile(\"\\n\" * (_line - 1) + _piece, __file__, \"exec\"))",
+              "    exec(compile(\"\\n\" * (_line - 1) + _piece, globals().get(\"__file__\", \"<graphc export>\"), \"exec\"))",
               "del _PIECES, _line, _piece"]
     return "\n".join(lines)
 

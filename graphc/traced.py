@@ -231,19 +231,29 @@ class TracedNumber:
         return getattr(self, methods[0])(second) if first is self else getattr(self, methods[1])(first)
 
     def __array__(self, dtype=None, copy=None):
-        """As a NumPy number of a bool, int or float dtype (``np.bool_(x.data > 0)``): the
-        number Python's ``bool``, ``int`` or ``float`` makes of it (a guard, as those are).
-        Else refused: NumPy would hold the traced number in an array of objects and compute
-        on it with Python's operators (``np.max``, ``np.sum``, ``np.clip`` of ``.data``),
-        whose nan and -0.0 are not those of the float64 loop eager code runs -- a program
-        silently unlike eager, where it fails now."""
+        """NumPy making an array of a traced number.  Of a numeric dtype
+        (``np.bool_(x.data > 0)``, ``np.asarray(x.data, dtype=float)``): the number Python's
+        ``bool``, ``int``, ``float`` or ``complex`` makes of it (a guard, as those are).  Else
+        NumPy holds it as an object and computes with its Python operators: fine for a
+        traced bool or int (``np.where(x.data > 0, ...)``, ``np.mean`` of the demo's hits,
+        as NumPy's own loops compute them), refused for a traced float, whose nan and -0.0
+        under Python's ``<`` and ``+`` are not those of the float64 loop eager code runs
+        (``np.max``, ``np.sum``, ``np.clip`` of ``.data``: a program silently unlike eager)."""
+        if copy is False:  # NumPy 2: a number is no array to share
+            raise ValueError("a traced number (a Value's .data) cannot be made an array without a copy")
         kind = None if dtype is None else np.dtype(dtype).kind
-        if kind is not None and kind in "biuf":
-            return np.asarray({"b": bool, "f": float}.get(kind, int)(self), dtype=dtype)
-        raise TraceError(f"{where()}: a NumPy array holding a traced number (a Value's .data), as np.max, "
-                         f"np.sum, np.mean or np.clip of .data make: NumPy would compute on it with Python's "
-                         f"operators, not as eager code does.  Use Python's sum, max, min or sorted, or "
-                         f"compute with the Values")
+        if kind is not None and kind in "biufc":
+            convert = {"b": bool, "f": float, "c": lambda v: complex(float(v))}.get(kind, int)
+            return np.asarray(convert(self), dtype=dtype)
+        if self.kind is float or kind not in (None, "O"):
+            raise TraceError(f"{where()}: NumPy on a traced float (a Value's .data), as np.max, np.sum, np.clip "
+                             f"or np.ndim of .data: NumPy would hold it as an object and compute with Python's "
+                             f"operators, not as eager code does.  Use Python's sum, max, min or sorted, compute "
+                             f"with the Values, or fix the number with float(x.data), which recompiles when it "
+                             f"changes")
+        held = np.empty((), dtype=object)
+        held[()] = self
+        return held
 
     def _compare(self, other: Any, test):
         operand = _operand(other)

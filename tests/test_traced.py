@@ -84,6 +84,9 @@ def test_decisions_give_plain_numbers_and_record_guards(fn, result, n_guards):
     (lambda x: np.int64(x.data), np.int64(1), 2),
     (lambda x: np.float32(x.data * 2), np.float32(3.0), 1),
     (lambda x: np.asarray([x.data, 2.0], dtype=np.float64)[0], np.float64(1.5), 2),  # NumPy asks twice: one check, twice
+    (lambda x: np.asarray(x.data, dtype=complex)[()], np.complex128(1.5), 1),
+    (lambda x: np.where(x.data > 0, 1.0, 2.0)[()], np.float64(1.0), 1),  # a traced bool: NumPy's loop decides
+    (lambda x: np.ndim(x.data > 0), 0, 0),
 ])
 def test_numpy_numbers_of_a_numeric_dtype_are_pythons_conversions_guarded(fn, result, n_guards):
     """A traced number made a NumPy number or array of a bool, int or float dtype is the
@@ -92,6 +95,14 @@ def test_numpy_numbers_of_a_numeric_dtype_are_pythons_conversions_guarded(fn, re
     out, record = traced_run(fn, 1.5)
     assert out == result and type(out) is type(result)
     assert len(record.guards) == n_guards
+
+
+def test_numpy_asked_for_an_array_without_a_copy_refuses_as_for_a_float():
+    """NumPy 2's copy=False: a number is no array to share (a review: the copy was made)."""
+    with pytest.raises(ValueError, match="without a copy"):
+        traced_run(lambda x: np.asarray(x.data, dtype=float, copy=False), 1.5)
+    with pytest.raises(ValueError):
+        np.asarray(1.5, dtype=float, copy=False)  # as eager code gets
 
 
 def test_a_traced_number_met_by_a_value_is_a_guarded_constant():

@@ -72,7 +72,8 @@ class Sums:
         self.first = set() if resuming else {m for m in tensors if ops.size_of(writer.shapes[m]) >= FIRST_WRITES}
         if stepping and resuming:
             raise GraphcError("a training kernel starts its sums from +0.0 (a graphc bug)")
-        if resuming and _repeats([o for o in summed if batched[o]]):
+        resumed = [o for o in summed if batched[o]]
+        if resuming and len(set(resumed)) < len(resumed):
             raise GraphcError("a resuming kernel starts each sum from its own slot; two of them are one node "
                               "(a graphc bug: graphc.rows_kernels writes the rows then)")
         if stepping and len(summed) != len(self.g.params):
@@ -216,11 +217,6 @@ class Sums:
         lines += [f"        for (long k = {a}; k < {b}; k++) next_params[k] = gc_sgd(params[k], sums[k], lr, step);"
                   for a, b in runs]
         return lines + ["    }"]
-
-
-def _repeats(nodes: list[int]) -> bool:
-    """Whether some node is in ``nodes`` twice."""
-    return len(set(nodes)) < len(nodes)
 
 
 def table(values) -> str:
