@@ -96,7 +96,9 @@ def _chunks(driver, parts, rows, bounds, width, kernel, kind, hyper, rates, t, s
     a short run is one call.  A step costs some time per row (the kernel) and some per step
     (the update of every param): each is bounded by the last call's seconds per row and per
     step, and a chunk sized by the larger bound, so that a call of big batches does not size
-    the next call's chunk of one-row steps (whose time is the update's) at 1,000 times 0.1 s."""
+    the next call's chunk of one-row steps (whose time is the update's) at 1,000 times 0.1 s.
+    The bound errs short, never long: that first chunk may be small, and the next is sized
+    from its own steps."""
     step, total = 0, losses.shape[1]
     while step < total:
         chunk = 1
