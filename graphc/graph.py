@@ -25,7 +25,7 @@ import math
 import numbers
 import sys
 from collections import Counter
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
@@ -364,10 +364,8 @@ class Builder:
         self.attrs: list[tuple] = list(graph.attrs) if graph is not None else []
         self._consts: dict[Any, int] = {}
         self._shape_prefix: list[tuple] | None = None
-        i = _find(self.ops, "const", 0, len(self.ops))  # the constants, found by scans in C
-        while i < len(self.ops):
+        for i in const_nodes(self.ops, len(self.ops)):
             self._consts.setdefault(const_key(self.attrs[i][0]), i)
-            i = _find(self.ops, "const", i + 1, len(self.ops))
 
     @classmethod
     def from_graph(cls, graph: Graph) -> "Builder":
@@ -425,10 +423,8 @@ class Builder:
         if self.ops or first_repeated_const(graph, stop) < stop:
             raise GraphcError("Builder.share needs an empty builder and nodes without repeated constants")
         node_ops, consts = graph.ops, self._consts
-        i = _find(node_ops, "const", 0, stop)
-        while i < stop:
+        for i in const_nodes(node_ops, stop):
             consts[const_key(graph.attrs[i][0])] = i
-            i = _find(node_ops, "const", i + 1, stop)
         self.ops[:] = node_ops[:stop]
         self.args[:] = graph.args[:stop]
         self.attrs[:] = graph.attrs[:stop]
@@ -457,19 +453,25 @@ def first_repeated_const(graph: Graph, stop: int) -> int:
     """The first constant node below ``stop`` that a Builder would not hold as it is -- equal
     (bit for bit) to an earlier one, or not a float -- else ``stop``: graphs a Builder makes
     have none, one from :meth:`Graph.from_nx` may."""
-    node_ops, seen = graph.ops, set()
-    i = _find(node_ops, "const", 0, stop)
-    while i < stop:
+    seen = set()
+    for i in const_nodes(graph.ops, stop):
         value = graph.attrs[i][0]
         key = const_key(value)
         if key in seen or type(value) is not float:
             return i
         seen.add(key)
-        i = _find(node_ops, "const", i + 1, stop)
     return stop
 
 
-def _find(items: list, item: Any, start: int, stop: int) -> int:
+def const_nodes(node_ops: list[str], stop: int) -> Iterator[int]:
+    """The ids of the ``const`` nodes below ``stop``, in order, found by scans in C."""
+    i = find_index(node_ops, "const", 0, stop)
+    while i < stop:
+        yield i
+        i = find_index(node_ops, "const", i + 1, stop)
+
+
+def find_index(items: list, item: Any, start: int, stop: int) -> int:
     """The first index of ``item`` in ``items[start:stop]``, or ``stop`` (a scan in C)."""
     try:
         return items.index(item, start, stop)

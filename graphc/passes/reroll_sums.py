@@ -7,7 +7,7 @@ from itertools import chain
 from operator import itemgetter
 
 from .. import ops
-from ..graph import Graph
+from ..graph import Graph, find_index
 from ..graph_arrays import Users
 from ..ops import LEAVES
 from ..walk import depth_first_ids
@@ -38,23 +38,14 @@ def _longest_run(flags: list[bool]) -> tuple[int, int]:
     """``(start, end)`` of the first longest run of True in ``flags`` (``(0, 0)`` if none),
     found by ``list.index`` scans (a sum's operands are mostly one run)."""
     best = (0, 0)
-    end = 0
+    end, size = 0, len(flags)
     while True:
-        start = _find(flags, True, end)
-        if start is None:
+        start = find_index(flags, True, end, size)
+        if start == size:
             return best
-        end = _find(flags, False, start)
-        if end is None:
-            end = len(flags)
+        end = find_index(flags, False, start, size)
         if end - start > best[1] - best[0]:
             best = (start, end)
-
-
-def _find(flags: list[bool], value: bool, start: int) -> int | None:
-    try:
-        return flags.index(value, start)
-    except ValueError:
-        return None
 
 
 def roll_sums(work: EditableGraph, shapes: list, to_differentiate: bool) -> None:
