@@ -24,6 +24,7 @@ import numpy as np
 
 from ..graph import Graph
 from .c_moves import Moves
+from .common import run_starts
 
 
 @dataclass(frozen=True)
@@ -96,8 +97,7 @@ def _consecutive(values: np.ndarray) -> bool:
 
 def _repeats(values: np.ndarray) -> bool:
     """Whether some value is in ``values`` twice."""
-    ordered = np.sort(values)
-    return bool((ordered[1:] == ordered[:-1]).any())
+    return len(run_starts(np.sort(values))) < len(values)
 
 
 def _run(positions: np.ndarray, lanes: np.ndarray, offsets: np.ndarray) -> int | None:

@@ -142,7 +142,12 @@ def positions_mask(graph: Graph, reduced: frozenset[int]) -> np.ndarray:
 
 def summed_lanes(graph: Graph, reduced: frozenset[int], tensors: Iterable[int]) -> np.ndarray:
     """For each output position, whether it is reduced and a lane of one of ``tensors``."""
-    return positions_mask(graph, reduced) & np.isin(output_lanes(graph), np.fromiter(tensors, np.int64))
+    return _summed(positions_mask(graph, reduced), output_lanes(graph), tensors)
+
+
+def _summed(reduced_outputs: np.ndarray, sources: np.ndarray, tensors: Iterable[int]) -> np.ndarray:
+    """:func:`summed_lanes` from the positions' masks and sources already found."""
+    return reduced_outputs & np.isin(sources, np.fromiter(tensors, np.int64))
 
 
 def tensor_lanes(graph: Graph, reduced: frozenset[int], tensors: Iterable[int]
@@ -150,11 +155,11 @@ def tensor_lanes(graph: Graph, reduced: frozenset[int], tensors: Iterable[int]
     """For each of ``tensors`` (first met first), its lanes among the reduced outputs: their
     places among those outputs in position order (the order of the sums) and their lane
     numbers, in that order."""
-    reduced_outputs = positions_mask(graph, reduced)
-    places = np.flatnonzero(summed_lanes(graph, reduced, tensors)[reduced_outputs])
+    reduced_outputs, sources = positions_mask(graph, reduced), output_lanes(graph)
+    places = np.flatnonzero(_summed(reduced_outputs, sources, tensors)[reduced_outputs])
     nodes = graph.arrays.outputs[reduced_outputs][places]
     numbers = np.array([graph.attrs[o][0] for o in nodes.tolist()], np.int64)
-    sources = output_lanes(graph)[reduced_outputs][places]
+    sources = sources[reduced_outputs][places]
     return {m: (places[k], numbers[k]) for m, k in grouped(sources, np.arange(len(places))).items()}
 
 
