@@ -245,7 +245,12 @@ class TracedNumber:
         if kind is not None and kind in "biufc":
             convert = {"b": bool, "f": float, "c": lambda v: complex(float(v))}.get(kind, int)
             return np.asarray(convert(self), dtype=dtype)
-        if self.kind is float or kind not in (None, "O"):
+        if kind not in (None, "O"):
+            raise TraceError(f"{where()}: a traced number (a Value's .data) made an array of dtype "
+                             f"{np.dtype(dtype)}: graphc converts it to a bool, int, float or complex dtype "
+                             f"only.  Convert it first (int(x.data) or float(x.data), which recompile "
+                             f"when the number changes)")
+        if self.kind is float:
             raise TraceError(f"{where()}: NumPy on a traced float (a Value's .data), as np.max, np.sum, np.clip "
                              f"or np.ndim of .data: NumPy would hold it as an object and compute with Python's "
                              f"operators, not as eager code does.  Use Python's sum, max, min or sorted, compute "

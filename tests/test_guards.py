@@ -152,6 +152,8 @@ def test_numbers_fixed_by_a_guard_keep_their_sign_of_zero_and_large_integers(fn,
     (lambda x: x * float(np.clip(x.data, -1.0, 1.0)), r"test_guards.py:\d+: NumPy on a traced float"),
     (lambda x: [x, -x][int(np.argmax([x.data, 0.5]))], r"test_guards.py:\d+: NumPy on a traced float"),
     (lambda x: x * float(np.nanmax([x.data, 0.5])), r"test_guards.py:\d+: NumPy on a traced float"),
+    (lambda x: x * np.array([x.data > 0], dtype="M8[s]").size, r"test_guards.py:\d+: a traced number .* made an "
+                                                                  r"array of dtype datetime64.*bool, int, float or complex"),
     (lambda x: x * ((x.data > 0) + 1 & 1), r"test_guards.py:\d+: a bitwise & of a traced number"),
     (lambda x: x * (np.float32(0.1) * x.data), r"test_guards.py:\d+: .* NumPy float32 number: Python computes that "
                                                 r"in float32, graphc's programs in float64"),
