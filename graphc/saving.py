@@ -12,6 +12,7 @@ honest one of that size.  Anything amiss raises :class:`~graphc.errors.LoadError
 """
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -50,6 +51,8 @@ def save(model: Module, path: str | os.PathLike) -> None:
     header = {"format": FORMAT, "version": VERSION, "class": type(model).__name__, "config": _config(model)}
     arrays = {HEADER: np.array(json.dumps(header)), **model.state_dict()}
     path = Path(path)
+    if path.is_dir():  # os.replace would name the file written aside in its error
+        raise IsADirectoryError(errno.EISDIR, f"cannot write {path}: it is a directory", str(path))
     try:
         handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as error:  # named after the path asked for, not the file written aside

@@ -399,6 +399,12 @@ def test_saving_into_a_missing_directory_names_the_path_asked_for(tmp_path):
     assert caught.value.filename == str(target.parent) and not (tmp_path / "missing").exists()
 
 
+def test_saving_onto_a_directory_names_it_and_leaves_nothing_aside(tmp_path):
+    with pytest.raises(IsADirectoryError, match=f"cannot write {re.escape(str(tmp_path))}: it is a directory"):
+        graphc.save(MLP(2, [3]), tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_max_params_is_a_keyword(tmp_path):
     graphc.save(MLP(2, [3, 1]), tmp_path / "m.npz")
     assert len(graphc.load(tmp_path / "m.npz", max_params=13).parameters()) == 13
