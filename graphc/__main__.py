@@ -220,7 +220,8 @@ def _show(args: argparse.Namespace) -> int:
     compiled(*[graphc.Value(v) for v in point])  # Values: the code has their gradients
     stages = compiled.stages(0, wrt_inputs=True)
     print(f"expression: {args.expr.strip()}")
-    print(f"inputs: {', '.join(names) or '(none)'}\n")
+    print(f"inputs: {', '.join(names) or '(none)'}")
+    print(_renamed(names, [stages.graph.names[i] for i in stages.graph.inputs]))
     print("graph:")
     print(graphc.trace(function, *point))  # as written: the passes' starting point
     print(f"\npasses:\n{stages.report}\n")
@@ -229,6 +230,13 @@ def _show(args: argparse.Namespace) -> int:
     print("derivatives (SymPy):")
     print(_derivatives(stages.graph))
     return 0
+
+
+def _renamed(names: list[str], code_names: list[str]) -> str:
+    """A line saying which names the generated code spells otherwise (``if_`` as ``if_1``: code
+    names are ASCII and never keywords), for the tables and code that follow; else empty."""
+    pairs = [f"{name} as {code}" for name, code in zip(names, code_names) if name != code]
+    return f"named in the code: {', '.join(pairs)}\n" if pairs else ""
 
 
 def _derivatives(graph) -> str:
@@ -250,9 +258,10 @@ def _check(args: argparse.Namespace) -> int:
 
     function, names = _formula(args.expr)
     point = _point(names, args.at)
+    report = graphc.check_grad(graphc.compile(function), *point, fd=args.fd)
     print(f"expression: {args.expr.strip()}")
     print("at " + (", ".join(f"{name}={v:g}" for name, v in zip(names, point)) or "(no variables)"))
-    report = graphc.check_grad(graphc.compile(function), *point, fd=args.fd)
+    print(_renamed(names, [row.name for row in report.rows[:len(names)]]), end="")
     print(report)
     return 0 if report.verdict == "ok" else 1
 

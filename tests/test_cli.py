@@ -46,6 +46,19 @@ def test_show_traces_the_formula_as_written_and_the_passes_merge(capsys):
     assert "let v1 = exp x\n      v2 = exp x\n      v3 = mul v1 v2" in out and "merged x1" in out
 
 
+def test_names_the_code_spells_otherwise_are_said(capsys):
+    """``if_`` (``if`` once its underscore goes) and ``é`` (not ASCII) have other names in the
+    graph, code and tables; a line pairs them with the names ``--at`` takes (outside hunt)."""
+    assert cli.main(["check", "if_ * x + é", "--at", "if_=2,é=1"]) == 0
+    out = capsys.readouterr().out
+    assert "at if_=2, x=-0.4, é=1\nnamed in the code: if_ as if_1, é as x_1\ncheck_grad" in out
+    assert "\nif_1  input  2 " in out
+    assert cli.main(["show", "if_ * x + é"]) == 0
+    assert "inputs: if_, x, é\nnamed in the code: if_ as if_1, é as x_1\n\ngraph:" in capsys.readouterr().out
+    assert cli.main(["check", "x * y"]) == 0
+    assert "named in the code" not in capsys.readouterr().out
+
+
 def test_a_formula_may_start_with_a_minus(capsys):
     assert cli.main(["show", "-(-x)"]) == 0
     assert "let v1 = neg x\n      v2 = neg v1" in capsys.readouterr().out
