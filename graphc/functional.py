@@ -36,7 +36,7 @@ from .graph import Graph
 from .interpret import replay
 from .nn import Module
 from .passes import DIFFERENTIABLE_PIPELINE, optimize as optimize_graph
-from .trace import argument_names, trace, trace_with_record
+from .trace import argument_names, trace_with_record, warn_assumptions
 from .traced import TracedNumber
 from .tree import SCALAR, describe, flatten_args, flatten_output, unflatten
 
@@ -82,7 +82,8 @@ class GradFunction:
         if self.has_aux:
             _aux_pair(self.compiled.name, out_tree)
             out, aux = result
-        if not isinstance(out, Value):
+        kinds = self.compiled._require_latest().guards.kinds
+        if not isinstance(out, Value) or (kinds is not None and kinds[0] is not None):  # a number, returned as a Value
             raise GraphcError(_not_a_value(self.compiled.name, out_tree, self.has_aux))
         others = [leaf for k, arg in enumerate(args) if k not in wrt  # Values passed, not differentiated
                   for leaf in flatten_args((arg,), [names[k]])[0] if isinstance(leaf, Value)]
@@ -127,7 +128,8 @@ class GradFunction:
         grads = tuple(per_argument[k % len(args)] for k in self.argnums)
         aux = None
         if self.has_aux:  # a comparison in aux stays a traced number, as fn's own result would
-            aux_leaves = [v if kind is None else TracedNumber(v, kind) for v, kind in zip(outputs[1:n_outputs], kinds[1:])]
+            aux_leaves = [TracedNumber(v, kind) if isinstance(kind, type) else v
+                          for v, kind in zip(outputs[1:n_outputs], kinds[1:])]
             aux = unflatten(aux_tree, iter(aux_leaves))
         return self._result(outputs[0], aux, grads)
 
@@ -159,9 +161,14 @@ def make_graph(fn: Callable, *, optimize: bool = True, numerics: str = "exact") 
         params = target.parameters() if isinstance(target, Module) else None
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            graph = trace(target, *args, params=params)
+            graph, record, kinds = trace_with_record(target, *args, params=params)
+            warn_assumptions(record, graph.name)
         for warning in caught:  # said again at the caller's line, not at this one
             warnings.warn(warning.message, warning.category, stacklevel=2)
+        if isinstance(fn, GradFunction):  # what grad(fn) would refuse, refused (as jax.make_jaxpr(jax.grad(f)))
+            value_tree = _aux_pair(graph.name, graph.out_tree)[0] if fn.has_aux else graph.out_tree
+            if value_tree != SCALAR or kinds[0] is not None:
+                raise GraphcError(_not_a_value(graph.name, graph.out_tree, fn.has_aux))
         if optimize:  # as compile does: CSE after differentiation (see DIFFERENTIABLE_PIPELINE)
             passes = DIFFERENTIABLE_PIPELINE if isinstance(fn, GradFunction) and numerics == "exact" else None
             graph = optimize_graph(graph, passes=passes, numerics=numerics)
@@ -187,8 +194,9 @@ def _not_a_value(name: str, out_tree: Any, has_aux: bool = False) -> str:
     """Why grad cannot differentiate what ``name`` returned (``out_tree``)."""
     value_tree = _aux_pair(name, out_tree)[0] if has_aux else out_tree
     if value_tree == SCALAR:  # a number it computed from .data, which carries no gradient
-        return (f"grad needs a function returning a Value; {name} returns a plain number (computed from .data, "
-                f"which carries no gradient: compute with the Values themselves)")
+        return (f"grad needs a function returning a Value; {name} returns a plain number (computed from .data or "
+                f"float(x), as math.sin(x) does, which carry no gradient: compute with the Values themselves, "
+                f"as x.exp())")
     if has_aux:
         return f"grad needs a function returning a pair (scalar Value, aux); {name} returns {describe(out_tree)}"
     hint = " (with has_aux=True, a pair (value, aux))" if out_tree[0] in ("tuple", "list") and len(out_tree[1]) == 2 else ""

@@ -393,8 +393,9 @@ class GuardSet:
 
     def plain_numbers(self, outputs: list) -> list:
         """The output Values, each replaced by a plain number of the eager type where the
-        function returned a number it computed from traced values (``sum(hits) / n``)."""
-        return [v if kind is None else _plain(kind, v._data) for v, kind in zip(outputs, self.kinds)]
+        function returned a number it computed from traced values (``sum(hits) / n``); a
+        number it returned as a constant stays a Value (the public contract)."""
+        return [_plain(kind, v._data) if isinstance(kind, type) else v for v, kind in zip(outputs, self.kinds)]
 
 
 def _plain(kind: type, value: float) -> bool | int | float:

@@ -139,23 +139,27 @@ def trace(fn: Callable, *example_args: Any, params: Iterable[Value] | None = Non
     :class:`~graphc.FrozenDataWarning`.
     """
     graph, record, _ = trace_with_record(fn, *example_args, params=params, name=name)
+    warn_assumptions(record, graph.name)
+    return graph
+
+
+def warn_assumptions(record: Record, name: str) -> None:
+    """:func:`trace`'s warnings: the guards the trace took its branch on, and data it froze."""
     if record.guards:
         shown = "; ".join(g.describe() for g in record.guards[:3]) + ("; ..." if len(record.guards) > 3 else "")
         warnings.warn(f"graphc.trace: the function decided on traced values, so the graph holds the branch "
                       f"these example arguments took, fixed ({len(record.guards)} guard"
                       f"{'s' * (len(record.guards) != 1)}: {shown}). graphc.compile checks such guards on "
-                      f"every call and retraces when one fails", TracerWarning, stacklevel=2)
-    message = record.frozen_message(graph.name)
+                      f"every call and retraces when one fails", TracerWarning, stacklevel=3)
+    message = record.frozen_message(name)
     if message is not None:
-        warnings.warn(message.replace("graphc.compile", "graphc.trace", 1), FrozenDataWarning, stacklevel=2)
-    return graph
+        warnings.warn(message.replace("graphc.compile", "graphc.trace", 1), FrozenDataWarning, stacklevel=3)
 
 
 def trace_with_record(fn: Callable, *example_args: Any, params: Iterable[Value] | None = None,
                       name: str | None = None, guards: bool = False) -> tuple[Graph, Record, list]:
     """:func:`trace`, also returning what the trace assumed and froze (its :class:`Record`)
-    and the Python type of each output (None for Values and numbers; see
-    :func:`graphc.traced.plain_outputs`).  With ``guards``, the graph's outputs are followed
+    and the kind of each output (None for a Value; see :func:`graphc.traced.plain_outputs`).  With ``guards``, the graph's outputs are followed
     by one 0/1 output per guard, in the record's order."""
     if not callable(fn):
         raise ArgumentError(f"graphc.trace needs a function or a Module to run; got {type(fn).__name__}")

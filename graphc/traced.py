@@ -436,16 +436,26 @@ def compare(test, a: Value, b: Any) -> TracedNumber:
     return TracedNumber(apply(_COMPARISONS[test], a, b), bool)
 
 
+#: The kind :func:`plain_outputs` gives an output the traced function returned as a plain
+#: number it did not compute from traced values (``3``, ``True``, ``math.sin(x)`` of a
+#: guarded ``float(x)``): it comes back as a Value, as the public contract says, but no
+#: gradient reaches it, which ``grad`` says instead of answering 0.
+PLAIN_CONSTANT = "constant"
+
+
 def plain_outputs(result: Any, depth: int = 0) -> tuple[Any, list]:
     """``result`` with each traced number replaced by its node, and per leaf (in
-    :func:`graphc.tree.flatten_output` order) its Python type, or None for a Value or
-    number (which come back as Values)."""
+    :func:`graphc.tree.flatten_output` order) its Python type, :data:`PLAIN_CONSTANT` for
+    a plain number, or None for a Value."""
     kinds: list = []
 
     def walk(x: Any, depth: int) -> Any:
         if isinstance(x, TracedNumber):
             kinds.append(x.kind)
             return x.node
+        if isinstance(x, (numbers.Real, np.bool_)) and not isinstance(x, (Value, np.ndarray)):
+            kinds.append(PLAIN_CONSTANT)
+            return x
         if isinstance(x, dict) and depth < 100 and all(isinstance(key, str) for key in x):
             return {key: walk(item, depth + 1) for key, item in sorted_items(x)}
         if isinstance(x, (list, tuple)) and depth < 100:  # deeper: flatten_output says so

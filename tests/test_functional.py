@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import collections
+import math
 import random
 import re
 
@@ -178,8 +179,15 @@ def test_bad_uses_are_clear_errors():
     with pytest.raises(ArgumentError, match="argnums must be an int or a non-empty tuple of ints; got 1.0"):
         graphc.grad(lambda x: x, argnums=1.0)
     for f in (graphc.grad(lambda x: x.data * 2.0), graphc.grad(graphc.grad(lambda x: x.data * 2.0))):
-        with pytest.raises(GraphcError, match=r"returns a plain number \(computed from .data, which carries no"):
+        with pytest.raises(GraphcError, match=r"returns a plain number \(computed from .data or float\(x\)"):
             f(1.0)
+    # math.sin(x) is a float of float(x), which the trace guards: its graph's output is a
+    # constant, whose gradient 0 grad returned (an outside hunt); jax.grad(math.sin) raises too
+    for f in (graphc.grad(math.sin), graphc.value_and_grad(lambda x: math.exp(x)),
+              graphc.grad(lambda x: (math.sin(x), x), has_aux=True), graphc.grad(graphc.grad(math.sin))):
+        with pytest.raises(GraphcError, match=r"returns a plain number \(.* as math.sin\(x\) does, .* as x.exp\(\)"):
+            f(2.0)
+    assert isinstance(graphc.compile(lambda x: (x * x, 3))(2.0)[1], Value)  # still a Value: the public contract
     with pytest.raises(ArgumentError, match="argument x: expected a number"):
         graphc.grad(lambda x: x)("one")
 
@@ -200,6 +208,20 @@ def test_make_graph_of_grad_is_the_forward_and_gradient_graph():
     assert [graph.attrs[i][0] for i in graph.inputs] == ["x", "seed"] and len(graph.outputs) == 2
     values = evaluate(graph, [0.5, 1.0], [])
     assert rel_err(values[graph.outputs[1]], f(0.5)) <= 1e-12
+
+
+def test_make_graph_of_grad_refuses_what_grad_refuses():
+    """As ``jax.make_jaxpr(jax.grad(f))``: it drew the graph of a 'gradient' 1 of .data (an
+    outside hunt), and of a function returning a list."""
+    for f, match in ((lambda x: x.data, "returns a plain number"),
+                     (lambda x: [x * x, x], r"returning one scalar Value .*; lambda returns \[scalar, scalar\]")):
+        with pytest.raises(GraphcError, match=match):
+            graphc.make_graph(graphc.grad(f))(2.0)
+    with pytest.raises(GraphcError, match="returns a plain number"), pytest.warns(graphc.TracerWarning):
+        graphc.make_graph(graphc.grad(lambda x: math.sin(x)))(2.0)
+    with pytest.raises(GraphcError, match=r"returning a pair \(scalar Value, aux\)"):
+        graphc.make_graph(graphc.grad(lambda x: x * x, has_aux=True))(2.0)
+    assert len(graphc.make_graph(graphc.grad(lambda x: (x * x, 3.0), has_aux=True))(2.0).outputs) == 3
 
 
 def test_the_readme_example_prints_what_the_readme_shows(capsys):
