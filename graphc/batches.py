@@ -153,9 +153,29 @@ def forward(signature: Signature, batch: Batch, params: np.ndarray, threads: int
         with np.errstate(all="ignore"):
             return function(cols[:, s], params, 0.0, s.stop - s.start)[0]
     parts = row_threads.over_slices(rows, batch.n, threads)
-    per_row = [np.concatenate([np.asarray(part[k], dtype=np.float64) for part in parts]) if len(parts) > 1
-               else np.asarray(parts[0][k], dtype=np.float64) for k in range(len(parts[0]))]
+    if len(parts) > 1:
+        per_row = [np.concatenate([np.asarray(part[k], dtype=np.float64) for part in parts])
+                   for k in range(len(parts[0]))]
+    else:
+        per_row = _own_arrays([np.asarray(values, dtype=np.float64) for values in parts[0]])
     return unflatten(signature.out_tree, iter(per_row))
+
+
+def _own_arrays(arrays: list[np.ndarray]) -> list[np.ndarray]:
+    """``arrays``, each its own memory: the NumPy program returns one array for the outputs
+    CSE made one (``x`` and ``x * 1.0``), which a caller writing into one would change both of
+    (an outside hunt).  Its outputs are whole columns, so two that share memory start at the
+    same address."""
+    seen: set[int] = set()
+    owned = []
+    for a in arrays:
+        address = a.__array_interface__["data"][0]
+        if address in seen:
+            a = a.copy()
+        elif a.size:
+            seen.add(address)
+        owned.append(a)
+    return owned
 
 
 def mean_and_grads(signature: Signature, cols: np.ndarray, n: int, params: list | np.ndarray,

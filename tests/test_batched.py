@@ -108,6 +108,21 @@ def test_map_keeps_output_structure_and_traces_once_per_row_signature():
     assert compiled.trace_count == 1
 
 
+@pytest.mark.parametrize("backend", ["python", "numpy"] + (["c"] if graphc.codegen.c.find_compiler() else []))
+@pytest.mark.parametrize("threads", [1, 2])
+def test_every_output_of_map_is_its_own_array(backend, threads):
+    """NumPy returned one array for outputs CSE merged: writing into one changed the other (an
+    outside hunt)."""
+    w = Value(0.5)
+    compiled = graphc.compile(lambda x: {"a": (x * w).tanh(), "b": (w * x).tanh(), "c": (x, x * 1.0, x + 0.0)},
+                              backend=backend)
+    out = compiled.map(np.array([1.0, 2.0]), threads=threads)
+    out["a"][:] = 0.0
+    out["c"][0][:] = 7.0
+    assert out["b"].tolist() == [math.tanh(0.5), math.tanh(1.0)]
+    assert out["c"][1].tolist() == out["c"][2].tolist() == [1.0, 2.0]
+
+
 def test_one_row_and_zero_rows():
     p = Value(0.5)
     compiled = graphc.compile(lambda x: (x * p).exp())
