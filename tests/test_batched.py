@@ -310,6 +310,24 @@ def test_train_needs_lr_or_an_optimizer_over_its_params(mlp):
     assert [p.data for p in mlp.parameters()] == before
 
 
+@pytest.mark.parametrize("backend", ["python"] + (["c"] if graphc.codegen.c.find_compiler() else []))
+def test_train_checks_the_optimizers_lr_as_its_own(backend):
+    """``opt.lr`` is a plain attribute: None filled every param with nan, and -1 or nan stepped
+    away silently, where ``train(lr=...)`` refuses them (an outside hunt)."""
+    from graphc.optim import SGD
+    w = Value(0.5)
+    compiled = graphc.compile(lambda x: (w * x - 1.0) ** 2, backend=backend)
+    opt = SGD([w], lr=0.1)
+    for bad, error, match in ((None, ArgumentError, "optimizer.lr must be a number; got NoneType"),
+                              ("0.1", ArgumentError, "optimizer.lr must be a number; got str"),
+                              (-1.0, DataError, r"optimizer.lr must be >= 0; got -1.0"),
+                              (math.nan, DataError, r"optimizer.lr must be >= 0; got nan")):
+        opt.lr = bad
+        with pytest.raises(error, match=match):
+            compiled.train(np.array([1.0, 2.0]), optimizer=opt, batch_size=1)
+        assert w.data == 0.5 and (opt.lr is bad or math.isnan(opt.lr))
+
+
 def test_train_checks_its_arguments():
     compiled = graphc.compile(lambda x: x * Value(2.0))
     X = np.ones(4)
