@@ -19,7 +19,7 @@ from . import deferred_data, row_threads, train_native
 from .optim import Optimizer, check_range
 from .signature import Signature
 from .steps import StepPlan
-from .tree import SCALAR, is_namedtuple, plain_array, unflatten
+from .tree import SCALAR, is_namedtuple, numbers_array, plain_array, unflatten
 
 class Batch:
     """Batched arguments, checked: their common row count, one example row, and the data as
@@ -129,10 +129,17 @@ def _as_batched_array(arg: Any, name: str) -> np.ndarray:
                             f"got a tuple of {len(arg)} arrays, which np.asarray would stack as {len(arg)} rows "
                             f"(JAX's vmap would map over each): pass np.column_stack(...) for rows made of "
                             f"their items, np.stack(...) for the arrays as rows")
+    given = arg.data if isinstance(arg, Value) else arg
     try:
-        array = np.asarray(arg.data if isinstance(arg, Value) else arg)
+        array = np.asarray(given)
     except ValueError as error:  # ragged nested lists
         raise ShapeError(f"argument {name}: cannot be read as an array of shape (N, ...): {error}") from None
+    if array.dtype == object:  # Python ints past int64 (2**64) are numbers too, as in a scalar call
+        try:
+            array = numbers_array(array)
+        except OverflowError:
+            raise DataError(f"argument {name}: expected numbers that fit in a float (|x| < 1.8e308); got an "
+                            f"int too large") from None
     if array.dtype.kind not in "biuf":
         raise ArgumentError(f"argument {name}: expected an array of numbers with a leading batch axis; "
                             f"got dtype {array.dtype}")

@@ -170,7 +170,8 @@ def test_compiled_call_of_a_failing_function(call, error, message):
     (lambda: one.map(), ArgumentError, r"need at least one batched argument \(an array of shape \(N, \.\.\.\)\)"),
     (lambda: one.map("abc"), ArgumentError, r"expected an array of numbers with a leading batch axis; got dtype <U3"),
     (lambda: one.map(None), ArgumentError, r"expected an array of numbers .* got dtype object"),
-    (lambda: one.map([HUGE]), ArgumentError, r"got dtype object"),
+    (lambda: one.map([HUGE]), DataError, r"argument x: expected numbers that fit in a float .*; got an int too large"),
+    (lambda: one.map([2 ** 64, None]), ArgumentError, r"got dtype object"),
     (lambda: one.map(np.array([1j])), ArgumentError, r"got dtype complex128"),
     (lambda: one.map(3.0), ShapeError, r"expected a leading batch axis \(shape \(N, \.\.\.\)\); got a scalar"),
     (lambda: one.map([[1.0], [1.0, 2.0]]), ShapeError, r"cannot be read as an array of shape \(N, \.\.\.\)"),
@@ -179,7 +180,7 @@ def test_compiled_call_of_a_failing_function(call, error, message):
     (lambda: one.map(np.array([1.0, np.nan])), DataError, r"expected finite numbers; x\[1\] is nan \(pass allow_nonfinite"),
     (lambda: one.map(np.array([[0.0, -np.inf]])), DataError, r"x\[0, 1\] is -inf|x\[0,1\] is -inf|x\[0\]\[1\]|is -inf"),
     (lambda: one.map(np.array([1e4000], dtype=np.longdouble)), DataError, r"is inf"),
-], ids=["no args", "str", "None", "huge int", "complex", "scalar", "ragged", "row counts", "too few",
+], ids=["no args", "str", "None", "huge int", "int and None", "complex", "scalar", "ragged", "row counts", "too few",
         "nan", "-inf", "longdouble overflow"])
 def test_map(call, error, message):
     raises(call, error, message)

@@ -123,6 +123,14 @@ def test_every_output_of_map_is_its_own_array(backend, threads):
     assert out["c"][1].tolist() == out["c"][2].tolist() == [1.0, 2.0]
 
 
+def test_ints_past_int64_are_rows_as_they_are_scalar_arguments():
+    """``compiled(2**64)`` ran and ``map([2**64])`` said 'got dtype object' (an outside hunt)."""
+    compiled = graphc.compile(lambda x: x * 2.0)
+    assert compiled.map([2 ** 64, 1]).tolist() == [compiled(2 ** 64).data, 2.0]
+    assert compiled.mean(np.array([2 ** 70, -(2 ** 70)], dtype=object)).data == 0.0
+    assert compiled.train([2 ** 64], lr=0.0).tolist() == [2.0 ** 65]
+
+
 def test_one_row_and_zero_rows():
     p = Value(0.5)
     compiled = graphc.compile(lambda x: (x * p).exp())
