@@ -33,9 +33,9 @@ from .passes import check_numerics
 from .progress import progress_bar
 from .row_threads import check_threads
 from .signature import CompileStats, Signature, Stages
-from .signature_cache import SignatureCache
+from .signature_cache import SignatureCache, describe_key
 from .trace import argument_names, function_name, reject_foreign_module
-from .tree import describe, flatten_args
+from .tree import flatten_args
 
 
 class Compiled:
@@ -80,8 +80,8 @@ class Compiled:
     def _bind(self, instance: Any) -> "Compiled":
         return Compiled(types.MethodType(self.fn, instance), backend=self.backend, numerics=self.numerics)
 
-    def _new_signature(self, args: tuple, description: str) -> Signature:
-        return Signature(self.fn, self.name, self.numerics, self._backend, args, description, self._frozen)
+    def _new_signature(self, args: tuple, description: str, shared: dict[int, int | None] | None = None) -> Signature:
+        return Signature(self.fn, self.name, self.numerics, self._backend, args, description, self._frozen, shared)
 
     @property
     def trace_count(self) -> int:
@@ -119,7 +119,7 @@ class Compiled:
     def _repr_html_(self) -> str:
         """Jupyter: backend, signatures and the generated code (see :mod:`graphc.display`)."""
         from .display import compiled_html
-        signatures = [(describe(tree), signature.graph) for tree, signature in list(self._signatures.items())]
+        signatures = [(describe_key(tree), signature.graph) for tree, signature in list(self._signatures.items())]
         source = self._latest.latest_source if self._latest is not None else None
         return compiled_html(self.name, self.backend, self.numerics, signatures, source)
 

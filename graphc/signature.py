@@ -8,6 +8,7 @@ and programs from here (through :meth:`graphc.Compiled.stages`), so all see what
 """
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from dataclasses import dataclass, field
@@ -109,12 +110,14 @@ class Signature:
     """Everything compiled for one argument signature of a function."""
 
     def __init__(self, fn: Callable, name: str, numerics: str, backend: Backend, args: tuple,
-                 description: str, frozen: Callable[[str], None]) -> None:
+                 description: str, frozen: Callable[[str], None],
+                 shared: dict[int, int | None] | None = None) -> None:
         self.name, self.numerics, self.backend, self.description = name, numerics, backend, description
+        self.shared = shared  # Value arguments met twice (graphc.signature_cache.shared_values)
         self.stats = CompileStats()
         params = fn.parameters() if isinstance(fn, Module) else None
         with _Timer(self.stats, "trace"), gc_paused():  # the graph ends with one 0/1 output per guard
-            traced, self.guards = trace_for_compile(name, fn, args, params, frozen)
+            traced, self.guards = trace_for_compile(name, fn, args, params, frozen, shared)
         self.stats.traced_nodes = len(traced)
         self._traced, self._graph = traced, None
         lock = self._lock = threading.RLock()
@@ -276,6 +279,11 @@ class Signature:
         kept, made read-only (the caller hands the array over)."""
         values.flags.writeable = False
         self._param_cache = (epoch, values)
+
+    @functools.cached_property
+    def param_ids(self) -> frozenset[int]:
+        """The ids of the params' Values: whether a Value argument is one of them."""
+        return frozenset(map(id, self.params))
 
     def param_data(self, params: Any, array: bool = False) -> list | np.ndarray:
         """The params' numbers: read from their Values, or ``params`` checked (a list, or an

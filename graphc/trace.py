@@ -157,10 +157,15 @@ def warn_assumptions(record: Record, name: str) -> None:
 
 
 def trace_with_record(fn: Callable, *example_args: Any, params: Iterable[Value] | None = None,
-                      name: str | None = None, guards: bool = False) -> tuple[Graph, Record, list]:
+                      name: str | None = None, guards: bool = False,
+                      shared: dict[int, int | None] | None = None) -> tuple[Graph, Record, list]:
     """:func:`trace`, also returning what the trace assumed and froze (its :class:`Record`)
-    and the kind of each output (None for a Value; see :func:`graphc.traced.plain_outputs`).  With ``guards``, the graph's outputs are followed
-    by one 0/1 output per guard, in the record's order."""
+    and the kind of each output (None for a Value; see :func:`graphc.traced.plain_outputs`).
+    With ``guards``, the graph's outputs are followed by one 0/1 output per guard, in the
+    record's order.  ``shared``: for an argument leaf that is a Value met before (leaf ->
+    the earlier leaf, or None: a param), what ``fn`` gets there is that leaf's placeholder,
+    or the param itself, so that reverse mode adds up its uses as eager ``backward()`` does
+    (the input keeps its node, unused)."""
     if not callable(fn):
         raise ArgumentError(f"graphc.trace needs a function or a Module to run; got {type(fn).__name__}")
     reject_foreign_module(fn)
@@ -179,7 +184,10 @@ def trace_with_record(fn: Callable, *example_args: Any, params: Iterable[Value] 
             ph = Value(leaf._data if isinstance(leaf, Value) else leaf, label=path)
             ph._attr = engine.INT_PLACEHOLDER if isinstance(leaf, numbers.Integral) else engine.PLACEHOLDER
             placeholders.append(ph)
-        supply = iter(placeholders)
+        given = list(placeholders)
+        for j, source in (shared or {}).items():
+            given[j] = leaves[j] if source is None else placeholders[source]
+        supply = iter(given)
         structured = [unflatten(t, supply) for t in in_tree[1]]
         try:
             record.start(fn)
@@ -197,7 +205,7 @@ def trace_with_record(fn: Callable, *example_args: Any, params: Iterable[Value] 
     with gc_paused():
         graph = _to_graph(out_leaves + extra, placeholders, paths, list(params or ()),
                           name or function_name(fn), in_tree, out_tree, node_class)
-    del result, out_leaves, extra, structured, supply, placeholders  # the trace's Values: only kept ones stay
+    del result, out_leaves, extra, structured, supply, placeholders, given  # the trace's Values: only kept ones stay
     record.count_kept()
     return graph, record, kinds
 

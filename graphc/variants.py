@@ -26,10 +26,12 @@ MAX_VARIANTS = 8
 
 
 def trace_for_compile(name: str, fn: Callable, args: tuple, params: list | None,
-                      frozen: Callable[[str], None]) -> tuple[Graph, GuardSet]:
+                      frozen: Callable[[str], None],
+                      shared: dict[int, int | None] | None = None) -> tuple[Graph, GuardSet]:
     """``fn`` traced on ``args`` for compiling: the graph (its outputs, then one 0/1 output per
-    guard) and the guards.  Frozen data is told to ``frozen(message)``."""
-    graph, record, kinds = trace_with_record(fn, *args, params=params, name=name, guards=True)
+    guard) and the guards.  Frozen data is told to ``frozen(message)``; ``shared``: see
+    :func:`graphc.trace.trace_with_record`."""
+    graph, record, kinds = trace_with_record(fn, *args, params=params, name=name, guards=True, shared=shared)
     message = record.frozen_message(name)
     if message is not None:
         frozen(message)
@@ -77,7 +79,7 @@ def retrace(cache: Any, group: list, args: tuple, leaves: list, call: Callable, 
         if len(group) >= MAX_VARIANTS:
             raise GraphcError(_cap_message(cache.name, group, failure))
         logs.retrace(cache.name, failure.reason)
-        signature = cache.make(args, group[0].description)
+        signature = cache.make(args, group[0].description, group[0].shared)
         cache.count_trace(failure.reason)
         group.insert(0, signature)
     result = call(signature, leaves)
