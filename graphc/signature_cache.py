@@ -10,6 +10,7 @@ none of them fits retraces (:mod:`graphc.variants`).
 """
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Mapping
 from typing import Any, Callable, Iterator, NamedTuple
@@ -19,6 +20,10 @@ from .bridge import call as bridge_call
 from .engine import Value
 from .signature import Signature
 from .tree import describe
+
+
+#: :func:`graphc.bridge.call` of leaves none of which is a Value.
+_CALL_WITHOUT_VALUES = functools.partial(bridge_call, value_args=[])
 
 
 class SharedKey(NamedTuple):
@@ -82,23 +87,32 @@ class SignatureCache(Mapping):
     def call(self, tree: Any, args: tuple, leaves: list) -> Any:
         """The compiled function's outputs on flat arguments ``leaves``, from the variant of
         their signature whose guards hold (a retrace when none does)."""
-        shared = _repeated(leaves)
-        key = tree if not shared else SharedKey(tree, _key(shared, leaves))
-        self.lookup(key, args, shared)
+        value_slots = [j for j, leaf in enumerate(leaves) if isinstance(leaf, Value)]
+        key = self._key_sharing(tree, args, leaves, value_slots) if value_slots else tree
+        self.lookup(key, args)
         group = self._variants[key]
-        if shared is not None:  # Value arguments: is one a param too?
-            params = {j: None for j, leaf in enumerate(leaves) if isinstance(leaf, Value) and j not in shared
-                      and any(id(leaf) in signature.param_ids for signature in group)}
-            if params:
-                shared = {**shared, **params}
-                key = SharedKey(tree, _key(shared, leaves))
-                self.lookup(key, args, shared)
-                group = self._variants[key]
-        result, failure = variants.first_that_holds(group, leaves, bridge_call, self.lock)
+        call = functools.partial(bridge_call, value_args=value_slots) if value_slots else _CALL_WITHOUT_VALUES
+        result, failure = variants.first_that_holds(group, leaves, call, self.lock)
         if failure is not None:
-            result = variants.retrace(self, group, args, leaves, bridge_call, failure)
+            result = variants.retrace(self, group, args, leaves, call, failure)
         self.latest = group[0]
         return result
+
+    def _key_sharing(self, tree: Any, args: tuple, leaves: list, value_slots: list[int]) -> Any:
+        """The key of a call with Value arguments (at ``value_slots``): ``tree``, or a
+        :class:`SharedKey` where a Value is passed twice, or is a param of the signature too
+        (whose :meth:`lookup` this makes, with what to share)."""
+        shared = _repeated(value_slots, leaves) if len(value_slots) > 1 and \
+            len({id(leaves[j]) for j in value_slots}) < len(value_slots) else {}
+        key = SharedKey(tree, _key(shared, leaves)) if shared else tree
+        group = self._variants.get(key) or [self.lookup(key, args, shared)]
+        ids = group[0].param_ids if len(group) == 1 else frozenset().union(*(s.param_ids for s in group))
+        params = [j for j in value_slots if id(leaves[j]) in ids and j not in shared]
+        if params:
+            shared = {**shared, **dict.fromkeys(params)}
+            key = SharedKey(tree, _key(shared, leaves))
+            self.lookup(key, args, shared)
+        return key
 
     def count_trace(self, reason: str, first: bool = False) -> None:
         """Count a trace that succeeded; every trace after the first goes in ``retraces``."""
@@ -107,21 +121,19 @@ class SignatureCache(Mapping):
         self.trace_count += 1
 
 
-def _repeated(leaves: list) -> dict[int, int] | None:
-    """None if no argument leaf is a Value; else each leaf that is a Value an earlier leaf is
-    too -> that leaf.  A Value met twice is traced as one (see
+def _repeated(value_slots: list[int], leaves: list) -> dict[int, int]:
+    """Each leaf of ``value_slots`` (the argument leaves that are Values) whose Value an
+    earlier leaf is too -> that leaf.  A Value met twice is traced as one (see
     :func:`graphc.trace.trace_with_record`'s ``shared``): reverse mode then adds its uses in
     eager ``backward()``'s order, where two inputs' totals, each added into its ``.grad``,
     can differ in the last bit (an outside hunt: ``f(a, a)``)."""
-    seen: dict[int, int] | None = None
+    seen: dict[int, int] = {}
     repeated: dict[int, int] = {}
-    for j, leaf in enumerate(leaves):
-        if isinstance(leaf, Value):
-            seen = {} if seen is None else seen
-            first = seen.setdefault(id(leaf), j)
-            if first != j:
-                repeated[j] = first
-    return None if seen is None else repeated
+    for j in value_slots:
+        first = seen.setdefault(id(leaves[j]), j)
+        if first != j:
+            repeated[j] = first
+    return repeated
 
 
 def _key(shared: dict[int, int | None], leaves: list) -> tuple:
