@@ -35,6 +35,13 @@ class DataError(GraphcError, ValueError):
 class TraceError(GraphcError):
     """The traced function did something graphc cannot turn into a graph."""
 
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)
+        from .engine import current_record  # (engine imports this module)
+        record = current_record()
+        if record is not None:  # told to the trace, which refuses to finish if the function caught it
+            record.refused(self)
+
 
 class TracerWarning(UserWarning):
     """``graphc.trace`` recorded one branch of Python control flow that depends on traced

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from .engine import CONSTANT, Value, _is_numpy_number, topological_order
+from .errors import TraceError
 from .codegen.common import python_number
 from .ops import TABLE
 
@@ -114,6 +115,7 @@ class Record:
         self.kept = 0  # how many of them outlived the trace
         self._numbers: list = []  # weak references to the traced numbers it made (see kept_numbers)
         self.kept_numbers = 0  # how many of them outlived the trace
+        self._refusals: list[str] = []  # graphc's TraceErrors raised while the function ran
 
     def guard(self, predicate: Value, outcome: bool, what: str) -> None:
         frame = user_frame()
@@ -169,6 +171,13 @@ class Record:
         if self.counting and _is_numpy_number(x):
             self._froze("NumPy numbers in arithmetic", user_frame())
 
+    def refused(self, error: Exception) -> None:
+        """A :class:`~graphc.TraceError` raised while the function runs.  Eager code never
+        raises one, so a function that catches it (``try: ... except Exception:``) goes on
+        down a path eager code does not take: :meth:`finish` then raises it again."""
+        if self.counting:
+            self._refusals.append(str(error))
+
     def text(self) -> None:
         """A traced number turned into text (``str``, ``repr``, ``format``, an f-string): the
         text holds the trace's number, which later calls do not recompute."""
@@ -190,6 +199,10 @@ class Record:
         every thread, and a program's own workers (building models, drawing batches) would
         be taken for the function; a Jupyter kernel's threads, always there, are daemons."""
         self.counting = False
+        if self._refusals:
+            raise TraceError(f"{self._refusals[0]}  (The function caught this error and went on, on a path "
+                             f"eager code, which never raises it, does not take: graphc cannot compile that "
+                             f"path; change the code the error names rather than catch it.)")
         self.random_drawn = self.random_drawn or (self._random is not None and _alone()
                                                   and _random_state(self._generators) != self._random)
 

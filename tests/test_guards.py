@@ -163,6 +163,28 @@ def test_guards_that_cannot_be_expressed_are_clear_errors_naming_the_line(fn, ma
         graphc.compile(fn)(1.0)
 
 
+@pytest.mark.parametrize("refused", [
+    lambda x: float(np.exp(x.data)),
+    lambda x: {1.0: 2.0, 2.0: 3.0}.get(x.data, 1.0),
+    lambda x: float(np.max([x.data, 0.0])),
+])
+def test_a_refusal_the_function_catches_is_raised_when_it_returns(refused):
+    """Eager code never raises graphc's TraceError: a function that caught one went on down
+    a path eager code does not take, and the program computed its fallback silently (an
+    outside hunt: 0.0 where eager gave e**x)."""
+    w = Value(1.0)
+
+    def fn(x):
+        try:
+            r = refused(x)
+        except Exception:  # a broad fallback, in the user's code or a library's
+            r = -1.0
+        return w * r
+    with pytest.raises(graphc.TraceError, match=r"test_guards.py:\d+: .*The function caught this error and went on"):
+        graphc.compile(fn)(1.0)
+    assert fn(Value(2.0)).data != -1.0  # eager takes the other path
+
+
 def test_data_frozen_from_outside_the_arguments_is_said_once():
     X = np.array([[1.0, 2.0], [3.0, 4.0]])
     f = graphc.compile(lambda w: sum(w * Value(x) for x in X.ravel()))
