@@ -187,7 +187,8 @@ class Value:
         return NotImplemented if divisor is None else self * runtime.pow(float(divisor), -1)
 
     def __rtruediv__(self, other):  # other * self**-1
-        return self ** -1 * other if _coerce(other) is not None else NotImplemented
+        other = _coerce(other)  # once: a NumPy number is counted as frozen data once
+        return NotImplemented if other is None else self ** -1 * other
 
     # -- comparisons and conversions: on the data, as Python compares floats.  While this
     # thread traces, each gives a traced number (graphc.traced) or records a guard.
@@ -457,6 +458,9 @@ def _coerce(x) -> Value | None:
 
 
 def _as_exponent(x) -> int | float | None:
+    """A number ``x`` as an exponent or divisor (a parameter of the op), None for anything else."""
+    if _tracing_threads and _this_thread.node_class is not Value and _is_numpy_number(x):
+        _this_thread.record.operand(x)  # frozen into the trace as an operand is (x / scale[1], x ** p[0])
     if isinstance(x, numbers.Integral):
         _to_float(x, "an exponent")  # code generation spells it as a float literal
         return int(x)

@@ -198,6 +198,19 @@ def test_data_frozen_from_outside_the_arguments_is_said_once():
     assert g(-1.0).data == -1.0 and g.trace_count == 2  # the retrace stays quiet: said once
 
 
+@pytest.mark.parametrize("fn", [lambda x: x / SCALE[1], lambda x: x ** SCALE[0], lambda x: SCALE[1] / x,
+                                lambda x: x * SCALE[1]])
+def test_a_numpy_number_divided_by_or_raised_to_is_frozen_data_as_in_a_product(fn):
+    """``x / scale[1]`` and ``x ** p[0]`` froze the NumPy number without a word, where
+    ``x * scale[1]`` warned: division and powers take the number as the op's parameter, which
+    went unseen (an outside hunt)."""
+    with pytest.warns(FrozenDataWarning, match=r"froze 1 number .*\(1 NumPy numbers in arithmetic at test_guards"):
+        graphc.compile(fn)(3.0)
+
+
+SCALE = np.array([2.0, 4.0])
+
+
 def test_a_traced_number_turned_into_text_is_said_once(capsys):
     """Regression (an adversarial tester): ``str(x.data)`` steering a branch was silently
     stale.  Text is not guarded -- a function that prints its loss would retrace on every
