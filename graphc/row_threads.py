@@ -62,6 +62,11 @@ def run(jobs: list[Callable[[], Any]]) -> list:
     return [first] + [f.result() for f in futures]
 
 
+#: The names of the pool's threads start so: they run graphc's programs only, and draw no
+#: random numbers (the random-draw check of a trace leaves them out, graphc.guards._alone).
+THREAD_PREFIX = "graphc-rows"
+
+
 def _pool(workers: int) -> ThreadPoolExecutor:
     """The process's pool of at least ``workers`` threads (the caller holds ``_lock``):
     started on first use and kept (starting threads on every call would cost more than a
@@ -70,7 +75,7 @@ def _pool(workers: int) -> ThreadPoolExecutor:
     given.  A forked child starts its own: the parent's threads do not exist in it."""
     pool, size = _current
     if size < workers:
-        _current[:] = [ThreadPoolExecutor(workers, thread_name_prefix="graphc-rows"), workers]
+        _current[:] = [ThreadPoolExecutor(workers, thread_name_prefix=THREAD_PREFIX), workers]
         if pool is not None:
             pool.shutdown(wait=False)
     return _current[0]

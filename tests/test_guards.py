@@ -304,6 +304,16 @@ def test_a_random_draw_is_said_while_daemon_threads_run_but_not_while_a_worker_m
             other.join()
 
 
+def test_graphcs_own_row_threads_leave_the_random_draw_check_on():
+    """After one ``map(threads=2)`` the pool's (non-daemon) threads stay, and the check was
+    off for the rest of the process (an outside hunt)."""
+    graphc.compile(lambda x: x * x, backend="numpy").map(np.arange(100.0), threads=2)
+    import threading
+    assert any(t.name.startswith("graphc-rows") and not t.daemon for t in threading.enumerate())
+    with pytest.warns(FrozenDataWarning, match="drew random numbers"):
+        graphc.compile(lambda x: x * random.random())(1.0)
+
+
 def test_a_draw_from_a_generator_a_module_holds_is_said():
     """A dropout-like Module drawing from its own ``self.rng``: the compiled Module (and a
     function calling it from a closure) freezes the traced draw, so it is said."""
