@@ -18,6 +18,7 @@ nodes only.
 """
 from __future__ import annotations
 
+import functools
 import gc
 import itertools
 import linecache
@@ -260,28 +261,64 @@ def _alone() -> bool:
     return all(t.daemon or t.name.startswith(THREAD_PREFIX) for t in threading.enumerate() if t is not me)
 
 
-def _generators_of(fn: Any) -> list:
-    """The random generators ``fn`` names as globals or captures (``rng =
-    np.random.default_rng(0)``, a ``random.Random``), and, for a callable object (a
-    Module), those its ``__call__`` names and those its attributes and its modules' hold
-    (a dropout's ``self.rng``): their draws are frozen as the global ones are, and their
-    state is no global one."""
-    code = getattr(fn, "__code__", None)
-    if code is None:
-        call = getattr(type(fn), "__call__", None)
-        return _held_generators(fn) + (_generators_of(call) if hasattr(call, "__code__") else [])
+def _generators_of(fn: Any, functions: int = 100) -> list:
+    """The random generators ``fn`` can draw from where it names them: globals and captured
+    variables (``rng = np.random.default_rng(0)``, a ``random.Random``), default arguments,
+    a ``functools.partial``'s arguments, those the objects among them hold (a data loader's
+    ``self.rng``, a dropout Module's), and those of the functions it names, in turn (a
+    ``get_batch()`` helper): up to ``functions`` functions looked into.  Their draws are
+    frozen as the global ones are, and their state is no global one (an outside hunt found
+    a helper's and a loader's draws frozen without a word)."""
+    found, objects, seen = [], [], set()
+    stack = [fn]
+    while stack and len(seen) < functions:
+        item = stack.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, functools.partial):
+            stack.append(item.func)
+            objects += [*item.args, *item.keywords.values()]
+            continue
+        if isinstance(item, types.MethodType):
+            stack.append(item.__func__)
+            objects.append(item.__self__)
+            continue
+        code = getattr(item, "__code__", None)
+        if code is None:  # a callable object (a Module): what it holds, and its __call__
+            objects.append(item)
+            call = getattr(type(item), "__call__", None)
+            if hasattr(call, "__code__"):
+                stack.append(call)
+            continue
+        named = [getattr(item, "__globals__", {}).get(name) for name in _names(code)]
+        for cell in getattr(item, "__closure__", None) or ():
+            try:
+                named.append(cell.cell_contents)
+            except ValueError:  # a cell not yet filled
+                continue
+        named += [*(getattr(item, "__defaults__", None) or ()), *(getattr(item, "__kwdefaults__", None) or {}).values()]
+        for x in named:
+            if isinstance(x, (types.FunctionType, functools.partial, types.MethodType)):
+                stack.append(x)
+            elif isinstance(x, _GENERATORS):
+                found.append(x)
+            elif _holds_generators(x):
+                objects.append(x)
+    found += _held_generators(objects)
+    unique = {id(g): g for g in found}
+    return list(unique.values())
+
+
+def _names(code: types.CodeType) -> set[str]:
+    """The global names a function's code reads, its comprehensions' and generator
+    expressions' (code objects of their own) included."""
     codes, names = [code], set()
-    while codes:  # the function's own names, and those of its comprehensions and generator expressions
+    while codes:
         c = codes.pop()
         names.update(c.co_names)
         codes.extend(k for k in c.co_consts if isinstance(k, types.CodeType))
-    named = [fn.__globals__.get(name) for name in names]
-    for cell in fn.__closure__ or ():
-        try:
-            named.append(cell.cell_contents)
-        except ValueError:  # a cell not yet filled
-            continue
-    return [g for g in named if isinstance(g, _GENERATORS)]
+    return names
 
 
 def _held_generators(obj: Any, limit: int = 10_000) -> list:

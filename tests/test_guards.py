@@ -2,9 +2,11 @@
 retraced when it changes (graphc.guards, graphc.variants); frozen data is said."""
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import random
+from typing import Any
 
 import numpy as np
 import pytest
@@ -302,6 +304,42 @@ def test_a_random_draw_is_said_while_daemon_threads_run_but_not_while_a_worker_m
         finally:
             stop.set()
             other.join()
+
+
+class _Loader:
+    def __init__(self) -> None:
+        self.rng = np.random.default_rng(1)
+
+    def batch(self, n: int) -> np.ndarray:
+        return self.rng.permutation(8)[:n]
+
+
+LOADER, HELPER_RNG = _Loader(), np.random.default_rng(0)
+
+
+def _get_batch(n: int) -> np.ndarray:
+    return HELPER_RNG.permutation(8)[:n]
+
+
+def _from(rng: Any) -> Value:
+    return sum(W * float(i) for i in rng.permutation(8)[:3])
+
+
+W = Value(0.5)
+
+
+@pytest.mark.parametrize("fn", [
+    lambda: sum(W * float(i) for i in _get_batch(3)),  # a helper function's generator
+    lambda: sum(W * float(i) for i in LOADER.batch(3)),  # an object's
+    lambda rng=np.random.default_rng(5): _from(rng),  # a default argument
+    functools.partial(_from, np.random.default_rng(7)),  # a partial's argument
+], ids=["helper", "object", "default", "partial"])
+def test_a_draw_from_a_generator_named_further_off_is_said(fn):
+    """Only generators the function itself named were watched: one a helper, a data loader,
+    a default argument or a ``functools.partial`` holds was drawn from and frozen without a
+    word (an outside hunt)."""
+    with pytest.warns(FrozenDataWarning, match="a generator it names changed"):
+        graphc.compile(fn)()
 
 
 def test_graphcs_own_row_threads_leave_the_random_draw_check_on():
