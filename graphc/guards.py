@@ -26,6 +26,7 @@ import math
 import os
 import random
 import sys
+import sysconfig
 import threading
 import types
 import weakref
@@ -49,8 +50,17 @@ _INFIX = {"add": "+", "sub": "-", "mul": "*", "truediv": "/", "lt": "<", "le": "
           "ge": ">=", "eq": "==", "ne": "!="}
 
 
-#: NumPy's own files: a NumPy function called on a traced number (np.round) is not the user's line.
+#: NumPy's and Python's own files: a NumPy function called on a traced number (np.round), or
+#: a standard library one (statistics.mean), is not the user's line.
 _NUMPY = os.path.dirname(os.path.abspath(np.__file__)) + os.sep
+_STDLIB = os.path.abspath(sysconfig.get_paths()["stdlib"]) + os.sep
+_INSTALLED = tuple(os.path.abspath(sysconfig.get_paths()[k]) + os.sep for k in ("purelib", "platlib"))
+
+
+def _library(path: str) -> bool:
+    """Whether ``path`` is NumPy's or the standard library's (not a package installed inside
+    the standard library's directory, as a python.org build's site-packages is)."""
+    return path.startswith(_NUMPY) or (path.startswith(_STDLIB) and not path.startswith(_INSTALLED))
 
 
 def user_frame(also: frozenset[str] = frozenset()):
@@ -59,7 +69,7 @@ def user_frame(also: frozenset[str] = frozenset()):
     frame = sys._getframe(1)
     while frame is not None:
         path = os.path.abspath(frame.f_code.co_filename)
-        if path not in _MACHINERY and path not in also and not path.startswith(_NUMPY):
+        if path not in _MACHINERY and path not in also and not _library(path):
             return frame
         frame = frame.f_back
     return None

@@ -83,7 +83,11 @@ class TracedNumber:
 
     __slots__ = ("node", "kind", "__weakref__")
 
-    def __init__(self, node: Value, kind: type) -> None:
+    def __init__(self, node: Value, kind: type | None = None) -> None:
+        if kind is None:  # type(x)(number), as statistics.mean and friends convert their result
+            raise TraceError(f"{where()}: a library made a traced number of its own from a number "
+                             f"({type(node).__name__}), as statistics.mean does: graphc cannot record that "
+                             f"arithmetic.  Compute with Python's operators instead: sum(xs) / len(xs)")
         self.node, self.kind = node, kind
         record = current_record()
         if record is not None:
