@@ -14,6 +14,7 @@ batches and training in :mod:`graphc.batches`.
 """
 from __future__ import annotations
 
+import inspect
 import types
 import weakref
 from typing import Any, Callable
@@ -125,9 +126,12 @@ class Compiled:
 
     # -- calling ------------------------------------------------------------------------
 
-    def __call__(self, *args: Any):
+    def __call__(self, *args: Any, **kwargs: Any):
         """Values mirroring fn's output.  A Module given one 2-D array (N, nin) is evaluated
-        for all N rows at once and returns an array: (N,) for one output, else (N, nout)."""
+        for all N rows at once and returns an array: (N,) for one output, else (N, nout).
+        Keyword arguments are bound to fn's parameters and passed by position."""
+        if kwargs:
+            args = positional(self.fn, args, kwargs)
         if isinstance(self.fn, Module) and len(args) == 1 and isinstance(args[0], np.ndarray) \
                 and args[0].ndim == 2:
             out = self.map(args[0])
@@ -339,3 +343,40 @@ def _flat_arrays(tree: Any) -> list:
     if isinstance(tree, (list, tuple)):
         return [leaf for item in tree for leaf in _flat_arrays(item)]
     return [tree]
+
+
+def positional(fn: Callable, args: tuple, kwargs: dict[str, Any]) -> tuple:
+    """``fn(*args, **kwargs)``'s arguments by position, as a trace takes them: bound as Python
+    binds them (its TypeError for a wrong name), the parameters after the last one given left
+    to fn's defaults, as are trailing ones given their default object (``batch_size=None``)."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        raise ArgumentError(f"{function_name(fn)} takes no keyword arguments graphc can bind (its signature is "
+                            f"unknown); pass them by position") from None
+    bound = signature.bind(*args, **kwargs)
+    out: list = []
+    pending: list = []  # defaults before a parameter given, passed only if one is
+    by_position = len(args)
+    for parameter in signature.parameters.values():
+        given = parameter.name in bound.arguments
+        value = bound.arguments.get(parameter.name, parameter.default)
+        if by_position and parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD):
+            by_position -= 1  # given by position: kept
+            out += pending + [value]
+            pending = []
+            continue
+        if parameter.kind is parameter.VAR_POSITIONAL:
+            out += pending + list(value)
+            pending = []
+        elif parameter.kind in (parameter.KEYWORD_ONLY, parameter.VAR_KEYWORD):
+            if given and not (parameter.kind is parameter.KEYWORD_ONLY and value is parameter.default):
+                raise ArgumentError(f"{function_name(fn)}: keyword-only argument {parameter.name!r}: graphc passes "
+                                    f"arguments by position; make it a positional parameter")
+        elif given and value is not parameter.default:
+            out += pending + [value]
+            pending = []
+        else:
+            pending.append(value)
+    return tuple(out)
+

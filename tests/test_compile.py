@@ -78,6 +78,29 @@ def test_a_value_passed_twice_or_also_read_as_a_param_gets_eagers_gradient_bits(
     assert "a Value argument repeated or a param" in compiled.retraces[0]
 
 
+def test_keyword_arguments_are_bound_as_python_binds_them():
+    """``compiled(x, batch_size=4)`` was a TypeError (an outside hunt: micrograd's demo loss
+    takes ``batch_size=None``)."""
+    w = Value(2.0)
+
+    def loss(x, batch_size=None, scale=1.0):
+        return w * x if batch_size is None else w * x * batch_size * scale
+    compiled = graphc.compile(loss)
+    for args, kwargs in [((1.5,), {"batch_size": 4}), ((), {"x": 1.5}), ((1.5,), {"batch_size": None}),
+                         ((1.5,), {"scale": 2.0, "batch_size": 3}), ((1.5, 3), {"scale": 0.5})]:
+        assert compiled(*args, **kwargs).data == loss(*[Value(a) for a in args], **kwargs).data
+    assert compiled.trace_count == 3  # (x), (x, batch_size), (x, batch_size, scale)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'bogus'"):
+        compiled(1.5, bogus=1)
+    with pytest.raises(TypeError, match="multiple values for argument 'batch_size'"):
+        compiled(1.5, 2, batch_size=3)
+    with pytest.raises(graphc.ArgumentError, match="argument batch_size: .* got NoneType"):
+        compiled(1.5, scale=2.0)  # batch_size's default None goes by position, and None is no number
+    with pytest.raises(graphc.ArgumentError, match="keyword-only argument 'k': graphc passes arguments by position"):
+        graphc.compile(lambda x, *, k=2.0: x * k)(1.0, k=3.0)
+    assert graphc.compile(lambda *xs, k=None: sum(xs))(1.0, 2.0, k=None).data == 3.0
+
+
 def test_output_structure_is_kept_and_numbers_become_values():
     compiled = graphc.compile(lambda x: (x * 2.0, [x + 1.0, 4.0]))
     out = compiled(1.5)
