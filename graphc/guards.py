@@ -63,6 +63,17 @@ def _library(path: str) -> bool:
     return path.startswith(_NUMPY) or (path.startswith(_STDLIB) and not path.startswith(_INSTALLED))
 
 
+def _caller():
+    """The innermost frame outside the tracing machinery: the line that made a Value or
+    computed with a number (cheaper than :func:`user_frame`, which also leaves NumPy's and
+    the standard library's frames)."""
+    frame = sys._getframe(2)
+    while frame.f_back is not None and (frame.f_code.co_filename in _MACHINERY
+                                        or os.path.abspath(frame.f_code.co_filename) in _MACHINERY):
+        frame = frame.f_back
+    return frame
+
+
 def user_frame(also: frozenset[str] = frozenset()):
     """The innermost frame of user code (outside the tracing machinery, NumPy and the files
     ``also`` names), or None."""
@@ -112,6 +123,11 @@ class Guard:
         return GuardSpec(self.outcome, self.where, self.line, self.text).describe()
 
 
+#: How many different Python numbers one line makes Values of, at least, to be taken for data
+#: frozen into the program rather than constants of the code (see :meth:`Record.leaf`).
+PYTHON_DATA = 8
+
+
 class Record:
     """Everything one trace assumed or froze: its guards and its frozen data."""
 
@@ -128,6 +144,7 @@ class Record:
         self._numbers: list = []  # weak references to the traced numbers it made (see kept_numbers)
         self.kept_numbers = 0  # how many of them outlived the trace
         self._refusals: list[str] = []  # graphc's TraceErrors raised while the function ran
+        self._python_numbers: dict = {}  # (what, code, line) -> [different Python numbers, how many]
 
     def guard(self, predicate: Value, outcome: bool, what: str) -> None:
         frame = user_frame()
@@ -174,14 +191,32 @@ class Record:
     def leaf(self, data: Any) -> None:
         """``Value(data)`` inside the traced function: a NumPy number is data frozen into the
         program (micrograd's ``list(map(Value, xrow))`` over a captured array).  A Python
-        number is taken for a constant of the code, as ``Value(1.0)`` or a captured setting."""
-        if self.counting and _is_numpy_number(data):
+        number is taken for a constant of the code, as ``Value(1.0)`` or a captured setting --
+        but where one line makes Values of :data:`PYTHON_DATA` different Python numbers or
+        more, they are data too (the same loop over ``X.tolist()``; an outside hunt)."""
+        if not self.counting:
+            return
+        if _is_numpy_number(data):
             self._froze("NumPy numbers made Values", user_frame())
+        elif type(data) is float or type(data) is int:
+            self._python_number("Python numbers made Values", _caller(), data)
 
     def operand(self, x: Any) -> None:
-        """A NumPy number met as an operand (``-yi * score`` with ``yi`` from an array)."""
-        if self.counting and _is_numpy_number(x):
+        """A NumPy number met as an operand (``-yi * score`` with ``yi`` from an array); or a
+        Python float, data where one line meets :data:`PYTHON_DATA` different ones or more
+        (``w * data[i]`` over a captured list), as for :meth:`leaf`."""
+        if not self.counting:
+            return
+        if type(x) is float:
+            self._python_number("Python numbers in arithmetic", _caller(), x)
+        elif _is_numpy_number(x):
             self._froze("NumPy numbers in arithmetic", user_frame())
+
+    def _python_number(self, what: str, frame, number: float | int) -> None:
+        made = self._python_numbers.setdefault((what, frame.f_code, frame.f_lineno), [set(), 0])
+        if len(made[0]) < PYTHON_DATA:
+            made[0].add(number)
+        made[1] += 1
 
     def refused(self, error: Exception) -> None:
         """A :class:`~graphc.TraceError` raised while the function runs.  Eager code never
@@ -211,6 +246,10 @@ class Record:
         every thread, and a program's own workers (building models, drawing batches) would
         be taken for the function; a Jupyter kernel's threads, always there, are daemons."""
         self.counting = False
+        for (what, code, line), (different, made) in self._python_numbers.items():
+            if len(different) >= PYTHON_DATA:
+                self.frozen[what, f"{os.path.basename(code.co_filename)}:{line}"] += made
+        self._python_numbers = {}
         if self._refusals:
             raise TraceError(f"{self._refusals[0]}  (The function caught this error and went on, on a path "
                              f"eager code, which never raises it, does not take: graphc cannot compile that "

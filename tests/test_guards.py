@@ -262,6 +262,25 @@ def test_a_value_the_function_makes_and_keeps_is_said():
     assert cache["w"].grad == 0  # as said
 
 
+def test_python_numbers_read_from_captured_lists_are_frozen_data():
+    """``X.tolist()`` made Values, or a list of floats in arithmetic, was frozen silently: a
+    Python number was always taken for a constant of the code (an outside hunt).  A line that
+    makes Values of, or computes with, PYTHON_DATA different Python numbers or more is data."""
+    from graphc.guards import PYTHON_DATA
+    X = [[0.5 * k, -1.0 * k] for k in range(PYTHON_DATA)]
+    w = Value(0.5)
+    f = graphc.compile(lambda: sum(w * v for row in X for v in list(map(Value, row))))
+    with pytest.warns(FrozenDataWarning, match=rf"froze {2 * PYTHON_DATA} numbers .*\({2 * PYTHON_DATA} Python "
+                                               r"numbers made Values at test_guards.py:\d+\)"):
+        f()
+    data = [0.1 * k for k in range(PYTHON_DATA)]
+    g = graphc.compile(lambda: sum(w * data[i] for i in range(PYTHON_DATA)))
+    with pytest.warns(FrozenDataWarning, match=rf"\({PYTHON_DATA} Python numbers in arithmetic at test_guards.py"):
+        g()
+    few = data[:PYTHON_DATA - 1]  # fewer: taken for constants, as literals are
+    graphc.compile(lambda: sum(w * few[i] for i in range(len(few))) + w * 0.5 + w / 3.0)()
+
+
 def test_literal_numbers_and_settings_are_not_frozen_data():
     alpha = 1e-4
     f = graphc.compile(lambda x: alpha * x + Value(1.0) * x - 0.5)  # pytest turns warnings into errors
