@@ -95,14 +95,58 @@ class TracedValue(Value):
 
     def __index__(self) -> int:
         """An int argument used as an index, a size or a count (``X[:batch_size]``,
-        ``range(n)``, ``[0.0] * n``), as eager code uses the int: the program is specialized
-        to its value, with a guard that retraces for another, as ``torch.compile`` does with
-        ints.  A float argument or any other Value is no index, in eager code either."""
-        if self._kind is not None or self._attr is not engine.INT_PLACEHOLDER:
+        ``range(n)``, ``[0.0] * n``), as eager code uses the int -- or what eager code holds
+        as an int computed from int arguments (``X[i - 1]``, ``range(n + 1)``, ``2 * n``):
+        the program is specialized to its value, with a guard that retraces for another, as
+        ``torch.compile`` does with ints.  A float argument or any other Value is no index,
+        in eager code either."""
+        if not _int_valued(self):
             what = f"argument {self.label} (a float)" if self._attr is engine.PLACEHOLDER else "a Value"
             raise TypeError(f"{user_location()}: {what} used as an index, a size or a count, which takes an "
                             f"int (as in eager code)")
         return int(TracedNumber(self, float)._frozen())
+
+    # an int argument's // and %, which Value lacks: on its value, specialized as an index is
+    # (n // 2 in X[:n // 2]); NotImplemented elsewhere, Python's TypeError as for a Value
+
+    def __floordiv__(self, other: Any) -> Any:
+        return self.__index__() // other if _int_valued(self) else NotImplemented
+
+    def __rfloordiv__(self, other: Any) -> Any:
+        return other // self.__index__() if _int_valued(self) else NotImplemented
+
+    def __mod__(self, other: Any) -> Any:
+        return self.__index__() % other if _int_valued(self) else NotImplemented
+
+    def __rmod__(self, other: Any) -> Any:
+        return other % self.__index__() if _int_valued(self) else NotImplemented
+
+
+#: The ops whose results of ints are ints in eager Python (``**``: by a non-negative int).
+_INT_OPS = frozenset({"add", "sub", "mul", "neg", "pow"})
+
+
+def _int_valued(v: Value, limit: int = 64) -> bool:
+    """Whether eager code holds a Python int where the trace holds ``v``: an int argument, or
+    ``+ - *`` and ``**`` by a non-negative int of int arguments and integral numbers (at
+    most ``limit`` nodes looked at)."""
+    stack, arguments, looked = [v], 0, 0
+    while stack:
+        node = stack.pop()
+        looked += 1
+        if looked > limit:
+            return False
+        if node._attr is engine.INT_PLACEHOLDER:
+            arguments += 1
+        elif node._kind is None:
+            if node._attr is not engine.CONSTANT or not float(node._data).is_integer():
+                return False
+        elif node._kind.name in _INT_OPS and (node._kind.name != "pow" or (
+                float(node._attr[0]).is_integer() and node._attr[0] >= 0)):
+            stack.extend(node._prev)
+        else:
+            return False
+    return arguments > 0
 
 
 def argument_names(fn: Callable, count: int) -> list[str]:

@@ -262,6 +262,25 @@ def test_a_value_the_function_makes_and_keeps_is_said():
     assert cache["w"].grad == 0  # as said
 
 
+def test_ints_computed_from_int_arguments_index_as_in_eager_code():
+    """``X[i - 1]``, ``range(n + 1)`` and ``X[:n // 2]`` raised where eager code indexes with
+    the int it computed (an outside hunt); each specializes the program, as ``X[i]`` does."""
+    w = Value(2.0)
+    rows = [[float(k)] for k in range(10)]
+    for fn in (lambda i: w * rows[i - 1][0], lambda n: sum(w * rows[k][0] for k in range(n + 1)),
+               lambda n: sum((w * r[0] for r in rows[:n // 2]), Value(0.0)), lambda i: w * rows[-i][0],
+               lambda i: w * rows[i % 3][0], lambda i: w * rows[i ** 2 - 9][0], lambda i: w * (10 // i)):
+        compiled = graphc.compile(fn)
+        assert [compiled(k).data for k in (3, 4, 3)] == [fn(k).data for k in (3, 4, 3)]
+        assert compiled.trace_count == 2
+    with pytest.raises(TypeError, match=r"argument x \(a float\) used as an index"):
+        graphc.compile(lambda x: w * rows[x][0])(3.0)
+    with pytest.raises(TypeError, match="a Value used as an index"):
+        graphc.compile(lambda x: w * rows[x - 1][0])(3.0)  # a float argument's arithmetic: no int
+    with pytest.raises(TypeError, match="unsupported operand"):
+        graphc.compile(lambda x: w * (x // 2))(3.0)
+
+
 def test_python_numbers_read_from_captured_lists_are_frozen_data():
     """``X.tolist()`` made Values, or a list of floats in arithmetic, was frozen silently: a
     Python number was always taken for a constant of the code (an outside hunt).  A line that
@@ -550,5 +569,6 @@ def test_the_demos_loss_with_its_data_passed_in_runs_as_written(backend):
     for wrapped in (lambda x: Value(x * 2.0), lambda x: Value(Value(2.0)) * x):  # eager refuses both too
         with pytest.raises(TypeError, match="got a Value .use it directly"):
             graphc.compile(wrapped, backend=backend)(1.0)
+    assert len(graphc.compile(lambda x: list(range(x * 1)), backend=backend)(3)) == 3  # an int, as in eager code
     with pytest.raises(TypeError, match="a Value used as an index, a size or a count"):
-        graphc.compile(lambda x: list(range(x * 1)), backend=backend)(3)
+        graphc.compile(lambda x: list(range(x * 1)), backend=backend)(3.0)
