@@ -289,6 +289,12 @@ class Value:
             record.text()  # inside a trace the text holds this trace's number (a print of the loss)
         return f"Value(data={self._data}, grad={self.grad})"
 
+    def __format__(self, spec: str) -> str:
+        """``f"{loss:.4f}"``: its number so formatted (micrograd's Value refuses a format spec;
+        a compiled function returns Values where eager code returned a float, as an
+        accuracy computed with ``round``: an outside hunt found such an f-string failing)."""
+        return format(self.data, spec) if spec else repr(self)
+
     def _repr_svg_(self) -> str | None:
         """Jupyter: the graph behind this Value, as micrograd's ``draw_dot`` draws it."""
         from .display import svg

@@ -105,6 +105,15 @@ def test_moons_demo_operand_types():
     assert Value(np.float64(0.1)).data == 0.1
 
 
+def test_a_format_spec_formats_the_number():
+    """A compiled function returns Values where eager code returned floats (``round(acc, 2)``):
+    ``f"{acc:.2f}"`` raised (an outside hunt).  Without a spec, the repr, as before."""
+    v = Value(2.0 / 3)
+    assert f"{v:.2f}|{v:>9.1e}|{v}" == f"0.67|  6.7e-01|{v!r}"
+    accuracy = graphc.compile(lambda x: (x, round(x.data * 0.5, 2)))(3.0)[1]
+    assert f"{accuracy:.1%}" == "150.0%"
+
+
 def test_data_is_a_float_and_rejects_non_numbers():
     assert type(Value(3).data) is float and type(Value(np.float32(1.5)).data) is float
     assert Value(np.array(2.0)).data == 2.0
