@@ -30,6 +30,8 @@ import traceback
 import warnings
 from typing import Any, Callable, Iterable
 
+import numpy as np
+
 from . import engine
 from .engine import Value
 from .errors import ArgumentError, FrozenDataWarning, TraceError, TracerWarning
@@ -240,6 +242,11 @@ def trace_with_record(fn: Callable, *example_args: Any, params: Iterable[Value] 
         except Exception as error:
             foreign = _foreign_value_in(error)
             if foreign is None:
+                if isinstance(error, (AttributeError, TypeError, IndexError)) and "list" in str(error) and \
+                        hasattr(error, "add_note") and any(isinstance(a, np.ndarray) for a in example_args):
+                    error.add_note("graphc: a NumPy array argument reaches the traced function as nested lists "
+                                   "of Values (X.shape, X[:, 0], X[rows] and X.mean() are list errors there): "
+                                   "index it as lists, or pass what the array methods compute as arguments too")
                 raise
             raise TraceError(foreign_value_message(foreign, "a value the traced function computed with")) from error
     finally:

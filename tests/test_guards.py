@@ -7,6 +7,7 @@ import logging
 import math
 import random
 import statistics
+import sys
 from typing import Any
 
 import numpy as np
@@ -279,6 +280,15 @@ def test_ints_computed_from_int_arguments_index_as_in_eager_code():
         graphc.compile(lambda x: w * rows[x - 1][0])(3.0)  # a float argument's arithmetic: no int
     with pytest.raises(TypeError, match="unsupported operand"):
         graphc.compile(lambda x: w * (x // 2))(3.0)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="exception notes are Python 3.11's")
+def test_an_array_argument_used_as_an_array_says_it_arrives_as_lists():
+    """The demo's loss with its data passed in (as the FrozenDataWarning advises) reads
+    ``X.shape``: a bare "'list' object has no attribute 'shape'" (an outside hunt)."""
+    with pytest.raises(AttributeError, match="'list' object has no attribute 'shape'") as caught:
+        graphc.compile(lambda X: X.shape[0] * X[0][0])(np.ones((3, 2)))
+    assert "a NumPy array argument reaches the traced function as nested lists" in "".join(caught.value.__notes__)
 
 
 def test_python_numbers_read_from_captured_lists_are_frozen_data():
