@@ -205,6 +205,10 @@ def is_foreign_value(x: Any) -> bool:
 def foreign_value_message(x: Any, where: str) -> str:
     """What to do when another library's Value reaches graphc."""
     kind = type(x)
+    if hasattr(x, "__array__") and hasattr(x, "shape"):  # a tensor (torch, JAX): data, most likely
+        return (f"{where} is a {kind.__module__}.{kind.__qualname__}: graphc takes data as NumPy arrays and "
+                f"numbers; pass np.asarray(x) (x.detach().numpy() for a torch tensor that requires grad).  For a "
+                f"model, build it from graphc's drop-ins: `from graphc import Value`, `from graphc.nn import MLP`")
     return (f"{where} is a {kind.__module__}.{kind.__qualname__}, another library's Value: graphc traces "
             f"graphc.Value only. Build the model from graphc's drop-ins instead: `from graphc import Value` "
             f"and `from graphc.nn import MLP` (micrograd's API, and the same weights for the same random.seed)")

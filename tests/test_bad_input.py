@@ -253,6 +253,18 @@ def test_other_entry_points(call, error, message):
     raises(call, error, message)
 
 
+def test_tensors_as_data_are_told_how_to_pass_them():
+    """A torch tensor that requires grad raised torch's own RuntimeError from map; one as a
+    scalar argument was called another library's Value (an outside hunt)."""
+    torch = pytest.importorskip("torch")
+    compiled = graphc.compile(lambda x: x * Value(0.5))
+    with pytest.raises(ArgumentError, match=r"argument x: NumPy cannot read this Tensor .* x.detach\(\).numpy\(\)"):
+        compiled.mean_and_grad(torch.ones(3, requires_grad=True))
+    with pytest.raises(ArgumentError, match=r"argument x is a torch.Tensor: graphc takes data as NumPy arrays"):
+        compiled(torch.tensor(1.0))
+    assert compiled.map(torch.ones(2, dtype=torch.float64)).tolist() == [0.5, 0.5]
+
+
 def test_every_error_class_is_a_graphc_error_and_a_builtin_one():
     assert issubclass(ArgumentError, (GraphcError, TypeError)) and issubclass(ArgumentError, TypeError)
     assert issubclass(ShapeError, GraphcError) and issubclass(ShapeError, ValueError)
