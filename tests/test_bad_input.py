@@ -258,7 +258,7 @@ def test_tensors_as_data_are_told_how_to_pass_them():
     scalar argument was called another library's Value (an outside hunt)."""
     torch = pytest.importorskip("torch")
     compiled = graphc.compile(lambda x: x * Value(0.5))
-    with pytest.raises(ArgumentError, match=r"argument x: NumPy cannot read this Tensor .* x.detach\(\).numpy\(\)"):
+    with pytest.raises(ArgumentError, match=r"argument x: NumPy cannot read this Tensor .*x.detach\(\).numpy\(\)"):
         compiled.mean_and_grad(torch.ones(3, requires_grad=True))
     with pytest.raises(ArgumentError, match=r"argument x is a torch.Tensor: graphc takes data as NumPy arrays"):
         compiled(torch.tensor(1.0))
