@@ -124,23 +124,27 @@ def _const(b: Builder, x: Any) -> int:
     return b.const(float(x))
 
 
-def grad(graph: Graph, output: int = 0, *, wrt_inputs: bool = True, wrt_params: bool = True) -> Graph:
+def grad(graph: Graph, output: int = 0, *, wrt_inputs: bool = True, wrt_params: bool = True,
+         starts: bool = False) -> Graph:
     """The joint forward + gradient graph of output ``output`` (see the module docstring).
 
     Gradients are returned for every input (if ``wrt_inputs``), then every param (if
     ``wrt_params``), in ``graph.inputs`` / ``graph.params`` order; a node the output does
-    not depend on gets the constant 0.
+    not depend on gets the constant 0.  ``starts``: one more input per gradient, before
+    the seed, where its sum starts -- a ``.grad`` already holding a number, which eager
+    ``backward()`` adds each part into in turn (``(g0 + p1) + p2``, not ``g0 + (p1 + p2)``).
     """
     if not 0 <= output < len(graph.outputs):
         raise GraphcError(f"output {output} does not exist: the graph has {len(graph.outputs)} output(s)")
     with gc_paused():  # no garbage, but a node's tuples: collections would scan them all for nothing
-        return _grad(graph, output, wrt_inputs, wrt_params)
+        return _grad(graph, output, wrt_inputs, wrt_params, starts)
 
 
-def _grad(graph: Graph, output: int, wrt_inputs: bool, wrt_params: bool) -> Graph:
+def _grad(graph: Graph, output: int, wrt_inputs: bool, wrt_params: bool, starts: bool) -> Graph:
     b = Builder.from_graph(graph)
-    seed = b.add("input", (), (SEED,))
     wrt = (list(graph.inputs) if wrt_inputs else []) + (list(graph.params) if wrt_params else [])
+    start_of = {i: b.add("input", (), (f"start{k}",)) for k, i in enumerate(wrt)} if starts else {}
+    seed = b.add("input", (), (SEED,))
     active = _active(graph, wrt)
     pending: dict[int, list[int]] = {}
     if active[graph.outputs[output]]:
@@ -159,7 +163,7 @@ def _grad(graph: Graph, output: int, wrt_inputs: bool, wrt_params: bool) -> Grap
         operands = node_args[i]
         op = node_ops[i]
         if not operands:
-            finished[i] = parts[0] if len(parts) == 1 else b.total(parts)
+            finished[i] = b.total([start_of[i], *parts] if i in start_of else parts)
             continue
         units = b.ops[parts[0]] == "unit" and all([b.ops[p] == "unit" for p in parts])
         if units:  # lanes read apart by index: each lane's parts, added in arrival order
@@ -188,8 +192,8 @@ def _grad(graph: Graph, output: int, wrt_inputs: bool, wrt_params: bool) -> Grap
                         waiting.append(c)
 
     grads = [finished[i] if i in finished else b.const(0.0) for i in wrt]
-    return b.finish(list(graph.inputs) + [seed], list(graph.params), list(graph.outputs) + grads,
-                    like=graph)
+    return b.finish(list(graph.inputs) + list(start_of.values()) + [seed], list(graph.params),
+                    list(graph.outputs) + grads, like=graph)
 
 
 def _some_lanes(b: Builder, rules: "_Rules", op: str, lanes: list[tuple[int, int]], i: int, operands: tuple,

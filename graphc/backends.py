@@ -106,7 +106,8 @@ class Backend(ABC):
     def batched(self, signature: Signature, kind: BatchedKind) -> Program:
         """The batched program of ``kind`` for ``signature`` (see the module docstring)."""
 
-    def one_row_program(self, signature: Signature, output: int | None, wrt_inputs: bool) -> Program:
+    def one_row_program(self, signature: Signature, output: int | None, wrt_inputs: bool,
+                        starts: bool = False) -> Program:
         """A scalar call's batched program, for :attr:`one_row` backends (see :class:`_Generated`)."""
         raise NotImplementedError(f"the {self.name} backend runs scalar calls in Python")
 
@@ -163,7 +164,8 @@ class _Generated(Backend):
         return Program(function, source, graph, reached(graph, signature.n_outputs),
                        getattr(function, "driver", None), getattr(function, "layout", None))
 
-    def one_row_program(self, signature: Signature, output: int | None, wrt_inputs: bool) -> Program:
+    def one_row_program(self, signature: Signature, output: int | None, wrt_inputs: bool,
+                        starts: bool = False) -> Program:
         """A scalar call's program, run on one row, exact whatever ``numerics`` (scalar calls
         stay exact).  ``output`` None: the forward, ``function(cols, params, 0.0, n) ->
         (outputs, [])`` -- the re-rolled graph, whose sums keep eager's order, so the batched
@@ -177,9 +179,9 @@ class _Generated(Backend):
         n_forward, forward = signature.n_outputs, output is None
         if forward and signature.numerics != "fast":
             return signature.batched_program("forward")
-        graph = signature.vector_graph() if forward else signature.joint(output, wrt_inputs)
+        graph = signature.vector_graph() if forward else signature.joint(output, wrt_inputs, starts=starts)
         what = "forward" if forward else \
-            f"gradient of output {output} with respect to {'inputs and ' * wrt_inputs}params"
+            f"gradient of output {output} with respect to {'inputs and ' * wrt_inputs}params{', from starts' * starts}"
         function, source = signature.generated(
             f"{self.name}, one row, {what}",
             lambda: self.generate(graph, f"{signature.name}_row", seed=None if forward else graph.inputs[-1],

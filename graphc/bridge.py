@@ -11,6 +11,10 @@ On a backend that runs scalar calls on one row (C: :attr:`graphc.backends.Backen
 a :class:`_OneRow` stands in for the frame: the call runs the batched forward program on a
 batch of one row, ``backward()`` the batched gradient program with the output's grad as
 seed.
+
+``backward()`` into a ``.grad`` that already holds a number (gradients accumulated over
+calls) runs a gradient program whose sums start from the ``.grad`` s
+(:func:`graphc.autodiff.grad`'s ``starts``), so each part is added as eager adds it.
 """
 from __future__ import annotations
 
@@ -47,16 +51,21 @@ class _Call:
     def label(self, index: int) -> str:
         return f"{self.signature.name}[{index}]"
 
-    def gradients(self, output: int, seed: float) -> Sequence[float | None]:
+    def gradients(self, output: int, seed: float, starts: list | None = None) -> Sequence[float | None]:
         """seed * d(output)/d(each Value argument, then each param); None where no gradient
-        reaches it (see :attr:`graphc.backends.Program.reached`)."""
-        program = self.signature.program(output, wrt_inputs=bool(self.value_args))
+        reaches it (see :attr:`graphc.backends.Program.reached`).  ``starts``: the children's
+        ``.grad`` (Value arguments, then params), which each sum then starts from, as eager
+        ``backward()`` adds into them."""
+        wrt_inputs = bool(self.value_args)
+        program = self.signature.program(output, wrt_inputs, starts is not None)
         frame = None
-        if output == 0:
+        if output == 0 and starts is None:
             with self._lock:
                 frame, self._pending = self._pending, None
-        if frame is None:  # another output, or output 0 a second time: run it afresh
-            frame = program.function(self.inputs, self.params)
+        if frame is None:  # another output, output 0 a second time, or from starts: run it afresh
+            inputs = self.inputs if starts is None else \
+                self.inputs + _wrt_starts(starts, self.value_args, len(self.inputs), wrt_inputs)
+            frame = program.function(inputs, self.params)
             next(frame)
         grads = frame.send(seed)
         frame.close()
@@ -83,11 +92,47 @@ class _OneRow:
     def label(self, index: int) -> str:
         return f"{self.signature.name}[{index}]"
 
-    def gradients(self, output: int, seed: float) -> Sequence[float | None]:
+    def gradients(self, output: int, seed: float, starts: list | None = None) -> Sequence[float | None]:
         """As :meth:`_Call.gradients`."""
-        program = self.signature.one_row_program(output, bool(self.value_args))
-        _, grads = program.function(self.cols, self.params, seed, 1)
+        wrt_inputs = bool(self.value_args)
+        program = self.signature.one_row_program(output, wrt_inputs, starts is not None)
+        cols = self.cols if starts is None else np.concatenate(
+            [self.cols, np.array(_wrt_starts(starts, self.value_args, len(self.cols), wrt_inputs)).reshape(-1, 1)])
+        _, grads = program.function(cols, self.params, seed, 1)
         return _chosen(grads.tolist(), program, self.value_args, len(self.cols))
+
+
+class _Rows:
+    """A call run as one per-row program over its rows (:class:`~graphc.rows_program.RowsCall`);
+    from starts, the scalar program's gradient, which can start each sum from a ``.grad``."""
+
+    __slots__ = ("signature", "inputs", "rows", "values")
+
+    def __init__(self, signature: Signature, inputs: list, rows: RowsCall) -> None:
+        self.signature, self.inputs, self.rows, self.values = signature, inputs, rows, rows.values
+
+    def label(self, index: int) -> str:
+        return self.rows.label(index)
+
+    def gradients(self, output: int, seed: float, starts: list | None = None) -> Sequence[float | None]:
+        if starts is None:
+            return self.rows.gradients(output, seed)
+        signature = self.signature
+        params = [p._data for p in signature.params]
+        call = (_OneRow if signature.backend.one_row else _Call)(signature, self.inputs, params, [])
+        return call.gradients(output, seed, starts)
+
+
+def _wrt_starts(starts: list, value_args: list[int], n_inputs: int, wrt_inputs: bool) -> list[float]:
+    """Each gradient's start in the joint graph's order (every input's, if ``wrt_inputs``, then
+    every param's) from ``starts`` (the Value arguments', then the params'): an input that is
+    no Value argument starts from 0.0 (none of its gradient is used)."""
+    if not wrt_inputs:
+        return [float(g) for g in starts]
+    inputs = [0.0] * n_inputs
+    for k, g in zip(value_args, starts):
+        inputs[k] = float(g)
+    return inputs + [float(g) for g in starts[len(value_args):]]
 
 
 def _chosen(grads: Sequence[float], program: Program, value_args: list[int],
@@ -112,8 +157,12 @@ class _Mean:
     def label(self, index: int) -> str:
         return f"mean({self.name})"
 
-    def gradients(self, index: int, seed: float) -> list[float | None]:
-        return [None if d is None else seed * d for d in self.grads]
+    def gradients(self, index: int, seed: float, starts: list | None = None) -> list[float | None]:
+        """The mean's gradients times ``seed``, added into ``starts`` when given (the mean of
+        rows has no eager order of its own to keep: ``mean_and_grad``'s numbers)."""
+        if starts is None:
+            return [None if d is None else seed * d for d in self.grads]
+        return [None if d is None else start + seed * d for d, start in zip(self.grads, starts)]
 
 
 class _CompiledOp:
@@ -130,7 +179,14 @@ class _CompiledOp:
         return self.source.label(self.index)
 
     def backprop(self, out: Value) -> None:
-        for child, g in zip(out._prev, self.source.gradients(self.index, out.grad)):
+        children = out._prev
+        if any([child.grad for child in children]):  # some .grad holds a number: each sum starts there
+            totals = self.source.gradients(self.index, out.grad, [child.grad for child in children])
+            for child, g in zip(children, totals):
+                if g is not None:
+                    child.grad = g
+            return
+        for child, g in zip(children, self.source.gradients(self.index, out.grad)):
             if g is not None:
                 child.grad += g
 
@@ -144,7 +200,7 @@ def call(signature: Signature, leaves: list, value_args: list[int]) -> Any:
     rows = None if value_args else signature.rows  # rows run only on the data the trace captured
     if rows is not None:
         signature.latest_source = rows.source
-        run = RowsCall(rows, inputs, signature.param_data(None, array=True), signature.name)
+        run = _Rows(signature, inputs, RowsCall(rows, inputs, signature.param_data(None, array=True), signature.name))
         values = run.values
     else:
         params = [p._data for p in signature.params]

@@ -64,10 +64,12 @@ class _Timer:
 
 
 class ScalarKey(NamedTuple):
-    """A scalar program: forward and the gradient of ``output``."""
+    """A scalar program: forward and the gradient of ``output`` (``starts``: from the grads'
+    numbers, see :func:`graphc.autodiff.grad`)."""
 
     output: int
     wrt_inputs: bool
+    starts: bool = False
 
 
 class BatchedKey(NamedTuple):
@@ -77,11 +79,13 @@ class BatchedKey(NamedTuple):
 
 
 class JointKey(NamedTuple):
-    """A joint graph; ``vector``: re-rolled into tensor ops, for the batched backends."""
+    """A joint graph; ``vector``: re-rolled into tensor ops, for the batched backends;
+    ``starts``: the gradients' sums start from inputs (see :func:`graphc.autodiff.grad`)."""
 
     output: int
     wrt_inputs: bool
     vector: bool
+    starts: bool = False
 
 
 K = TypeVar("K")
@@ -171,18 +175,18 @@ class Signature:
         """The forward graph re-rolled into tensor ops, for the batched backends."""
         return self._vector.get_or_make(None, self._reroll)
 
-    def joint(self, output: int, wrt_inputs: bool, vector: bool = False) -> Graph:
+    def joint(self, output: int, wrt_inputs: bool, vector: bool = False, starts: bool = False) -> Graph:
         """The optimized forward + gradient graph of ``output`` (gradients for the inputs if
-        ``wrt_inputs``, then every param)."""
-        return self._joints.get_or_make(JointKey(output, wrt_inputs, vector),
-                                        lambda: self._differentiate(output, wrt_inputs, vector))
+        ``wrt_inputs``, then every param; ``starts``: summed from inputs, the grads' numbers)."""
+        return self._joints.get_or_make(JointKey(output, wrt_inputs, vector, starts),
+                                        lambda: self._differentiate(output, wrt_inputs, vector, starts))
 
-    def program(self, output: int, wrt_inputs: bool) -> Program:
-        """The scalar program of ``joint(output, wrt_inputs)``."""
-        program = self._programs.get((output, wrt_inputs))  # the fast path: a key equals its tuple
+    def program(self, output: int, wrt_inputs: bool, starts: bool = False) -> Program:
+        """The scalar program of ``joint(output, wrt_inputs, starts=starts)``."""
+        program = self._programs.get((output, wrt_inputs, starts))  # the fast path: a key equals its tuple
         if program is None:
-            program = self._programs.get_or_make(ScalarKey(output, wrt_inputs),
-                                                 lambda: self._scalar(output, wrt_inputs))
+            program = self._programs.get_or_make(ScalarKey(output, wrt_inputs, starts),
+                                                 lambda: self._scalar(output, wrt_inputs, starts))
         return program
 
     def batched_program(self, kind: BatchedKind) -> Program:
@@ -192,12 +196,12 @@ class Signature:
             program = self._programs.get_or_make(BatchedKey(kind), lambda: self.backend.batched(self, kind))
         return program
 
-    def one_row_program(self, output: int | None, wrt_inputs: bool) -> Program:
+    def one_row_program(self, output: int | None, wrt_inputs: bool, starts: bool = False) -> Program:
         """What a scalar call runs on a backend that runs them on one row (C): the forward
         (``output`` None), or the gradient of ``output`` (see
         :meth:`graphc.backends.Backend.one_row_program`)."""
-        return self._one_row.get_or_make((output, wrt_inputs),
-                                         lambda: self.backend.one_row_program(self, output, wrt_inputs))
+        return self._one_row.get_or_make((output, wrt_inputs, starts),
+                                         lambda: self.backend.one_row_program(self, output, wrt_inputs, starts))
 
     def generated(self, what: str, make: Callable[[], tuple[Callable, str]]) -> tuple[Callable, str]:
         """``make()`` -- generate and load a program -- timed and logged as ``what``."""
@@ -238,10 +242,10 @@ class Signature:
         self._report(f"{'re-rolled ' if vector else ''}forward, to differentiate", report)
         return graph
 
-    def _differentiate(self, output: int, wrt_inputs: bool, vector: bool) -> Graph:
+    def _differentiate(self, output: int, wrt_inputs: bool, vector: bool, starts: bool = False) -> Graph:
         forward = self._to_differentiate(vector)
         with _Timer(self.stats, "autodiff"):
-            raw = autodiff.grad(forward, output, wrt_inputs=wrt_inputs)
+            raw = autodiff.grad(forward, output, wrt_inputs=wrt_inputs, starts=starts)
         with _Timer(self.stats, "optimize"):
             joint, report = optimize(raw, report=True, passes=JOINT_VECTOR_PIPELINE if vector else None,
                                      numerics=self.numerics, exact_outputs=self.guard_outputs)
@@ -249,10 +253,10 @@ class Signature:
         self._report(f"{'re-rolled ' if vector else ''}gradient of output {output}", report)
         return joint
 
-    def _scalar(self, output: int, wrt_inputs: bool) -> Program:
-        joint = self.joint(output, wrt_inputs)
+    def _scalar(self, output: int, wrt_inputs: bool, starts: bool = False) -> Program:
+        joint = self.joint(output, wrt_inputs, starts=starts)
         what = (f"Python, forward and gradient of output {output} "
-                f"with respect to {'inputs and params' if wrt_inputs else 'params'}")
+                f"with respect to {'inputs and params' if wrt_inputs else 'params'}{', from starts' * starts}")
         function, source = self.generated(what, lambda: self.backend.scalar(joint, self.name, self.n_outputs))
         return Program(function, source, joint, reached(joint, self.n_outputs))
 
