@@ -157,12 +157,10 @@ class _Mean:
     def label(self, index: int) -> str:
         return f"mean({self.name})"
 
-    def gradients(self, index: int, seed: float, starts: list | None = None) -> list[float | None]:
-        """The mean's gradients times ``seed``, added into ``starts`` when given (the mean of
-        rows has no eager order of its own to keep: ``mean_and_grad``'s numbers)."""
-        if starts is None:
-            return [None if d is None else seed * d for d in self.grads]
-        return [None if d is None else start + seed * d for d, start in zip(self.grads, starts)]
+    def gradients(self, index: int, seed: float) -> list[float | None]:
+        """The mean's gradients times ``seed``, added into the ``.grad`` s as they are (the mean
+        of rows has no eager order of its own to keep: ``mean_and_grad``'s numbers)."""
+        return [None if d is None else seed * d for d in self.grads]
 
 
 class _CompiledOp:
@@ -180,7 +178,7 @@ class _CompiledOp:
 
     def backprop(self, out: Value) -> None:
         children = out._prev
-        if any([child.grad for child in children]):  # some .grad holds a number: each sum starts there
+        if type(self.source) is not _Mean and any([child.grad for child in children]):  # each sum starts there
             totals = self.source.gradients(self.index, out.grad, [child.grad for child in children])
             for child, g in zip(children, totals):
                 if g is not None:
