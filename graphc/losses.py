@@ -98,8 +98,12 @@ def half_poisson_deviance(log_prediction: Outputs, target: Sequence | float) -> 
     computed as ``t * log(max(t, tiniest float))``, which is ``t log(t)`` for every ``t > 0``
     and ``0 * log(5e-324) = -0.0`` at 0 without a branch, so traced targets compile.
     """
-    log_prediction, target = _values(log_prediction), _values(target)
+    log_prediction = _outputs(log_prediction, "half_poisson_deviance")
+    target = _values(target, "half_poisson_deviance")
     _same_length(log_prediction, target, "half_poisson_deviance")
+    negative = next((t for t in target if not isinstance(t, Value) and t < 0), None)
+    if negative is not None:
+        raise ValueError(f"half_poisson_deviance: the targets are counts, >= 0; got {negative!r}")
     total = None
     for z, t in zip(log_prediction, target):
         t_log_t = t * t.max(_TINIEST).log() if isinstance(t, Value) else t * math.log(max(t, _TINIEST))
@@ -109,5 +113,7 @@ def half_poisson_deviance(log_prediction: Outputs, target: Sequence | float) -> 
 
 
 def _same_length(outputs: list, target: list, name: str) -> None:
+    if not outputs:  # a sum of no terms would be 0.0 or None, not the scalar Value each loss is
+        raise ValueError(f"{name} needs at least one output; got none")
     if len(outputs) != len(target):
         raise ValueError(f"{name}: the target must have one entry per output ({len(outputs)}); got {len(target)}")

@@ -176,7 +176,11 @@ class Layer(Module):
             self.neurons = [Neuron(nin, **kwargs) for _ in range(nout)]
         else:
             weights, biases = init(nin, nout)
-            weights, biases = np.asarray(weights, dtype=np.float64), np.asarray(biases, dtype=np.float64)
+            try:
+                weights, biases = np.asarray(weights, dtype=np.float64), np.asarray(biases, dtype=np.float64)
+            except Exception as error:  # text, ragged lists, a torch tensor that requires grad
+                raise ValueError(f"init({nin}, {nout}) must return two arrays of numbers (weights, biases); "
+                                 f"NumPy cannot read them: {type(error).__name__}: {error}"[:300]) from None
             if weights.shape != (nin, nout) or biases.shape != (nout,):
                 raise ValueError(f"init({nin}, {nout}) must return weights of shape ({nin}, {nout}) and biases of "
                                  f"shape ({nout},); got {weights.shape} and {biases.shape}")

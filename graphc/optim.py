@@ -49,7 +49,13 @@ class Optimizer:
         """Update every param's ``.data`` from its ``.grad``."""
         n = len(self.params)
         data = np.fromiter((p.data for p in self.params), np.float64, n)
-        grad = np.fromiter((p.grad for p in self.params), np.float64, n)
+        grads = [p.grad for p in self.params]
+        if None in grads:  # np.fromiter reads None as nan, which would spread through the state
+            k = grads.index(None)
+            raise TypeError(f"param {k}'s .grad is None (PyTorch's zero_grad(set_to_none=True)?): a graphc "
+                            f".grad is a number; set it to 0 (zero_grad()), or leave the param out of the "
+                            f"optimizer")
+        grad = np.fromiter(grads, np.float64, n)
         for p, value in zip(self.params, self.apply(data, grad).tolist()):
             p.data = value
 
@@ -169,7 +175,7 @@ def _as_vector(x, name: str) -> np.ndarray:
     """``x`` as a float64 array (no copy when it is one); a clear TypeError when it holds no numbers."""
     try:
         return np.asarray(x, dtype=np.float64)
-    except (TypeError, ValueError):
+    except Exception:  # TypeError, ValueError, a torch tensor's RuntimeError (it requires grad)
         raise TypeError(f"apply's {name} must be an array of numbers, one per param; "
                         f"got {type(x).__name__} {x!r}"[:200]) from None
 

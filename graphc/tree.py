@@ -74,7 +74,7 @@ def numbers_array(value: Any) -> np.ndarray | None:
     OverflowError for such an int too large for a float."""
     try:
         array = value if isinstance(value, np.ndarray) else np.asarray(value)
-    except (TypeError, ValueError):
+    except Exception:  # ragged (TypeError, ValueError), or a torch tensor that requires grad (RuntimeError)
         return None
     if array.dtype == object and all(
             isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) for v in array.flat):

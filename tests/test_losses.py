@@ -162,7 +162,7 @@ def test_clamping_the_shift_changes_nothing_for_finite_values(logits):
     assert results[0] == results[1] or all(a == b or (math.isnan(a) and math.isnan(b)) for a, b in zip(*results))
 
 
-@pytest.mark.parametrize("loss", [logistic_loss, half_squared_error, softmax_cross_entropy])
+@pytest.mark.parametrize("loss", [logistic_loss, half_squared_error, softmax_cross_entropy, half_poisson_deviance])
 def test_plain_number_outputs_give_the_same_loss_value_and_non_numbers_a_type_error(loss):
     outputs, target = ([0.5, -1.5], [0.0, 1.0])
     from_numbers = loss(outputs, target)
@@ -174,3 +174,15 @@ def test_plain_number_outputs_give_the_same_loss_value_and_non_numbers_a_type_er
             loss(bad, target)
     with pytest.raises(TypeError, match=rf"{loss.__name__}: the target must be a Value, a number, or a sequence"):
         loss([Value(1.0)], None)
+
+
+@pytest.mark.parametrize("loss", [logistic_loss, half_squared_error, softmax_cross_entropy, half_poisson_deviance])
+def test_no_outputs_is_a_clear_error_for_every_loss(loss):
+    """Each gave its own answer: None, 0.0 or a ValueError (an outside hunt)."""
+    with pytest.raises(ValueError, match=rf"{loss.__name__} needs at least one output; got none"):
+        loss([], [])
+
+
+def test_poisson_counts_are_checked():
+    with pytest.raises(ValueError, match=r"half_poisson_deviance: the targets are counts, >= 0; got -1.0"):
+        half_poisson_deviance([Value(0.0)], [-1.0])

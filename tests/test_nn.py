@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
 
 import graphc
@@ -133,3 +134,11 @@ def test_a_hidden_layer_of_one_neuron_feeds_the_next_layer():
     model = MLP(2, [1, 3])
     hidden = model.layers[0]([0.5, -0.5])
     assert [o.data for o in model([0.5, -0.5])] == [o.data for o in model.layers[1]([hidden])]
+
+
+def test_an_init_numpy_cannot_read_is_a_value_error():
+    """A torch tensor that requires grad raised torch's RuntimeError from inside Layer (an
+    outside hunt)."""
+    torch = pytest.importorskip("torch")
+    with pytest.raises(ValueError, match=r"init\(3, 2\) must return two arrays of numbers .* RuntimeError"):
+        graphc.nn.Layer(3, 2, init=lambda a, b: (torch.zeros(a, b, requires_grad=True), np.zeros(b)))

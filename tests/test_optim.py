@@ -170,3 +170,21 @@ def test_apply_takes_lists_and_refuses_non_numbers_with_a_type_error():
     for data, grad in [(["a", 1.0, 2.0, 3.0], GRADS[0]), (START, {"g": 1.0}), (START, [[1.0], [1.0, 2.0]])]:
         with pytest.raises(TypeError, match=r"apply's (data|grad) must be an array of numbers, one per param"):
             opt.apply(data, grad)
+
+
+def test_a_grad_of_none_is_a_clear_error_not_nan():
+    """PyTorch's ``zero_grad(set_to_none=True)`` leaves None: step() read it as nan into the
+    param and Adam's moments, silently (an outside hunt)."""
+    a, b = Value(0.5), Value(2.0)
+    a.grad, b.grad = 1.0, None
+    opt = Adam([a, b], lr=0.1)
+    with pytest.raises(TypeError, match=r"param 1's .grad is None .* set it to 0"):
+        opt.step()
+    assert (a.data, b.data) == (0.5, 2.0) and not np.isnan(opt.m).any()
+
+
+def test_apply_refuses_what_numpy_cannot_read_as_a_type_error():
+    torch = pytest.importorskip("torch")
+    opt = SGD([Value(1.0)], lr=0.1)
+    with pytest.raises(TypeError, match="apply's data must be an array of numbers"):
+        opt.apply(torch.zeros(1, requires_grad=True), np.zeros(1))
