@@ -98,10 +98,14 @@ class Module:
 
     def _state_entries(self) -> dict[str, _Entry]:
         """Key -> entry, found through the attributes and checked to cover parameters()."""
-        entries: dict = {}
+        return self._covering({})
+
+    def _covering(self, entries: dict[str, _Entry], skip: tuple[str, ...] = ()) -> dict[str, _Entry]:
+        """``entries`` and those the attributes but ``skip`` reach, checked to cover parameters()."""
         seen = {id(self)}
         for name, value in getattr(self, "__dict__", {}).items():
-            _collect(entries, f"{name}.", value, seen)
+            if name not in skip:
+                _collect(entries, f"{name}.", value, seen)
         params = {id(p) for p in self.parameters()}
         entries = {k: e for k, e in entries.items() if all(id(v) in params for v in e[1])}
         found = {id(v) for _, values in entries.values() for v in values}
@@ -149,7 +153,9 @@ class Neuron(Module):
         return self.w + [self.b]
 
     def _state_entries(self) -> dict[str, _Entry]:
-        return {"weight": ((len(self.w),), list(self.w)), "bias": ((), [self.b])}
+        entries = {"weight": ((len(self.w),), list(self.w)), "bias": ((), [self.b])}
+        # a subclass's params of its own (a gain) were left out, silently (an outside hunt)
+        return entries if type(self) is Neuron else self._covering(entries, skip=("w", "b"))
 
     def _name(self, prefix: str) -> None:
         for i, w in enumerate(self.w):
@@ -205,8 +211,9 @@ class Layer(Module):
 
     def _state_entries(self) -> dict[str, _Entry]:
         nin = len(self.neurons[0].w)
-        return {"weight": ((len(self.neurons), nin), [w for n in self.neurons for w in n.w]),
-                "bias": ((len(self.neurons),), [n.b for n in self.neurons])}
+        entries = {"weight": ((len(self.neurons), nin), [w for n in self.neurons for w in n.w]),
+                   "bias": ((len(self.neurons),), [n.b for n in self.neurons])}
+        return entries if type(self) is Layer else self._covering(entries, skip=("neurons",))
 
     def _name(self, prefix: str) -> None:
         for j, n in enumerate(self.neurons):

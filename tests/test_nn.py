@@ -142,3 +142,30 @@ def test_an_init_numpy_cannot_read_is_a_value_error():
     torch = pytest.importorskip("torch")
     with pytest.raises(ValueError, match=r"init\(3, 2\) must return two arrays of numbers .* RuntimeError"):
         graphc.nn.Layer(3, 2, init=lambda a, b: (torch.zeros(a, b, requires_grad=True), np.zeros(b)))
+
+
+def test_a_subclass_of_neuron_or_layer_keeps_its_own_params_in_its_state_dict():
+    """A Neuron or Layer subclass with a param of its own (a gain) left it out of state_dict(),
+    silently, and a strict load reported nothing missing (an outside hunt)."""
+    class Scaled(Neuron):
+        def __init__(self, nin):
+            super().__init__(nin)
+            self.scale = Value(2.0)
+
+        def parameters(self):
+            return super().parameters() + [self.scale]
+
+    class Gained(Layer):
+        def __init__(self, nin, nout):
+            super().__init__(nin, nout)
+            self.gain = [Value(3.0)]
+
+        def parameters(self):
+            return super().parameters() + self.gain
+    source, target = Scaled(2), Scaled(2)
+    target.scale.data = 5.0
+    assert list(source.state_dict()) == ["weight", "bias", "scale"]
+    target.load_state_dict(source.state_dict())
+    assert target.scale.data == 2.0
+    assert list(Gained(2, 3).state_dict()) == ["weight", "bias", "gain"]
+    assert list(Neuron(2).state_dict()) == ["weight", "bias"]
