@@ -178,8 +178,9 @@ class _CompiledOp:
 
     def backprop(self, out: Value) -> None:
         children = out._prev
-        if type(self.source) is not _Mean and any([child.grad for child in children]):  # each sum starts there
-            totals = self.source.gradients(self.index, out.grad, [child.grad for child in children])
+        starts = None if type(self.source) is _Mean else [child.grad for child in children]
+        if starts is not None and any(starts) and all([type(g) is float or type(g) is int for g in starts]):
+            totals = self.source.gradients(self.index, out.grad, starts)  # each sum starts at its .grad
             for child, g in zip(children, totals):
                 if g is not None:
                     child.grad = g

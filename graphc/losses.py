@@ -55,29 +55,41 @@ def log_sum_exp(values: Sequence[Value]) -> Value:
     values = _outputs(values, "log_sum_exp")
     if not values:
         raise ValueError("log_sum_exp needs at least one value; got none")
-    top = functools.reduce(lambda a, b: a.max(b), values)
-    shift = (-((-top).max(-_LARGEST))).max(-_LARGEST)  # max(min(top, largest), -largest)
+    shift = _shift(values)
     return shift + sum((v - shift).exp() for v in values).log()
+
+
+def _shift(values: list[Value]) -> Value:
+    """The maximum of ``values`` clamped to the finite floats (see :func:`log_sum_exp`)."""
+    top = functools.reduce(lambda a, b: a.max(b), values)
+    return (-((-top).max(-_LARGEST))).max(-_LARGEST)  # max(min(top, largest), -largest)
 
 
 def softmax_cross_entropy(logits: Outputs, target: Sequence) -> Value:
     """``-sum_k t_k log softmax(z)_k`` for a probability vector ``t`` (one-hot for a label):
-    ``log_sum_exp(z) - sum_k t_k z_k``, since ``sum_k t_k = 1``."""
+    ``sum_k t_k (m - z_k) + log(sum_k exp(z_k - m))``, ``m`` the (clamped) maximum, since
+    ``sum_k t_k = 1``.  Each term is formed from the shifted logits, as PyTorch's
+    ``cross_entropy`` forms them: ``log_sum_exp(z) - sum_k t_k z_k`` lost the low bits of a
+    small loss next to large logits (4e-14 relative at logits near -800: an outside hunt)."""
     logits, target = _outputs(logits, "softmax_cross_entropy"), _values(target, "softmax_cross_entropy")
     _same_length(logits, target, "softmax_cross_entropy")
-    return log_sum_exp(logits) - sum(t * z for t, z in zip(target, logits))
+    shift = _shift(logits)
+    return sum(t * (shift - z) for t, z in zip(target, logits)) + sum((z - shift).exp() for z in logits).log()
 
 
 def logistic_loss(logits: Outputs, target: Sequence | float) -> Value:
     """Binary cross-entropy of ``sigmoid(z)`` against ``t`` in [0, 1], summed over the outputs
-    (one for binary, several for multi-label): ``softplus(z) - t * z`` with
-    ``softplus(z) = log(1 + exp(z)) = m + log(exp(-m) + exp(z - m))``, ``m = max(z, 0)``."""
+    (one for binary, several for multi-label): ``t softplus(-z) + (1 - t) softplus(z)``,
+    which is ``softplus(z) - t z`` without its cancellation: for ``t = 1`` the loss is
+    ``softplus(-z)`` itself, exact when it is tiny (``softplus(z) - z`` was 1.3% off at
+    ``z = 30`` and 0 at 40: an outside hunt, against PyTorch's
+    ``binary_cross_entropy_with_logits``), and the gradient ``(1 - t) sigmoid(z) - t
+    sigmoid(-z)`` is ``sigmoid(z) - t`` without one either."""
     logits, target = _outputs(logits, "logistic_loss"), _values(target, "logistic_loss")
     _same_length(logits, target, "logistic_loss")
     total = None
     for z, t in zip(logits, target):
-        m = z.max(0.0)
-        term = m + ((-m).exp() + (z - m).exp()).log() - t * z
+        term = t * (-z).softplus() + (1 - t) * z.softplus()
         total = term if total is None else total + term
     return total
 

@@ -28,16 +28,19 @@ def assert_unchanged(before) -> None:
 
 
 def make_failing(compiled: graphc.Compiled, output: int, wrt_inputs: bool, error: type = None) -> None:
-    """Make the generated gradient code of ``output`` raise once it is sent the seed."""
+    """Make the generated gradient code of ``output`` raise once it is sent the seed (its
+    programs from zeroed grads and from grads holding numbers both)."""
     signature = compiled._latest
-    program = signature.program(output, wrt_inputs)
+    for starts in (False, True):
+        program = signature.program(output, wrt_inputs, starts)
 
-    def failing(inputs, params):
-        frame = program.function(inputs, params)
-        values = next(frame)
-        yield values
-        raise (error or Boom)("raised by the gradient code")
-    signature._programs[(output, wrt_inputs)] = type(program)(failing, program.source, program.joint, program.reached)
+        def failing(inputs, params, program=program):
+            frame = program.function(inputs, params)
+            values = next(frame)
+            yield values
+            raise (error or Boom)("raised by the gradient code")
+        signature._programs[(output, wrt_inputs, starts)] = type(program)(failing, program.source, program.joint,
+                                                                          program.reached)
 
 
 @pytest.mark.parametrize("error", [Boom, KeyboardInterrupt])
@@ -65,7 +68,7 @@ def test_backward_works_after_a_failed_one():
     with pytest.raises(Boom):
         second.backward()
     assert p.grad == 0
-    compiled._latest._programs.pop((1, False))  # the real program is generated again
+    compiled._latest._programs.pop((1, False, False))  # the real program is generated again
     second.backward()
     assert p.grad == 2.0 * good
 

@@ -39,6 +39,7 @@ def _exercise() -> graphc.Compiled:
     p = Value(0.5)
     compiled = graphc.compile(lambda x: sum(xi * p for xi in x).tanh(), backend="numpy")
     compiled([1.0, 2.0]).backward()
+    p.grad = 0  # zeroed, as micrograd's loop does: the same programs as from the first call
     compiled([Value(1.0), 2.0, 3.0]).backward()
     X = np.arange(8.0).reshape(4, 2) / 8
     compiled.map(X)
