@@ -37,7 +37,8 @@ from .interpret import replay
 from .nn import Module
 from .passes import DIFFERENTIABLE_PIPELINE, optimize as optimize_graph
 from .trace import argument_names, trace_with_record, warn_assumptions
-from .traced import TracedNumber
+from .guards import froze_numbers
+from .traced import PLAIN_CONSTANT, TracedNumber
 from .tree import SCALAR, describe, flatten_args, flatten_output, unflatten
 
 ArgNums = int | Sequence[int]
@@ -82,8 +83,8 @@ class GradFunction:
         if self.has_aux:
             _aux_pair(self.compiled.name, out_tree)
             out, aux = result
-        kinds = self.compiled._require_latest().guards.kinds
-        if not isinstance(out, Value) or (kinds is not None and kinds[0] is not None):  # a number, returned as a Value
+        guards = self.compiled._require_latest().guards
+        if not isinstance(out, Value) or (guards.kinds is not None and _no_gradient(guards.kinds[0], guards.froze_numbers)):
             raise GraphcError(_not_a_value(self.compiled.name, out_tree, self.has_aux))
         others = [leaf for k, arg in enumerate(args) if k not in wrt  # Values passed, not differentiated
                   for leaf in flatten_args((arg,), [names[k]])[0] if isinstance(leaf, Value)]
@@ -116,7 +117,7 @@ class GradFunction:
         n_guards = len(record.guards)
         n_outputs = len(graph.outputs) - n_guards  # fn's own; then one 0/1 output per guard
         value_tree, aux_tree = _aux_pair(self.compiled.name, graph.out_tree) if self.has_aux else (graph.out_tree, None)
-        if value_tree != SCALAR or kinds[0] is not None:
+        if value_tree != SCALAR or _no_gradient(kinds[0], froze_numbers(record.guards)):
             raise GraphcError(_not_a_value(self.compiled.name, graph.out_tree, self.has_aux))
         joint = autodiff.grad(graph, 0, wrt_inputs=True, wrt_params=False)
         outputs = replay(joint, leaves + [1.0])
@@ -167,7 +168,7 @@ def make_graph(fn: Callable, *, optimize: bool = True, numerics: str = "exact") 
             warnings.warn(warning.message, warning.category, stacklevel=2)
         if isinstance(fn, GradFunction):  # what grad(fn) would refuse, refused (as jax.make_jaxpr(jax.grad(f)))
             value_tree = _aux_pair(graph.name, graph.out_tree)[0] if fn.has_aux else graph.out_tree
-            if value_tree != SCALAR or kinds[0] is not None:
+            if value_tree != SCALAR or _no_gradient(kinds[0], froze_numbers(record.guards)):
                 raise GraphcError(_not_a_value(graph.name, graph.out_tree, fn.has_aux))
         if optimize:  # as compile does: CSE after differentiation (see DIFFERENTIABLE_PIPELINE)
             passes = DIFFERENTIABLE_PIPELINE if isinstance(fn, GradFunction) and numerics == "exact" else None
@@ -177,6 +178,15 @@ def make_graph(fn: Callable, *, optimize: bool = True, numerics: str = "exact") 
             graph = optimize_graph(graph, numerics=numerics) if optimize else graph
         return graph
     return graph_of
+
+
+def _no_gradient(kind: Any, froze_numbers: bool) -> bool:
+    """Whether ``fn``'s value, of output kind ``kind`` (see :func:`graphc.traced.plain_outputs`),
+    is a number it computed from traced values, which carries no gradient: a comparison or
+    ``.data`` arithmetic (a traced number), or a plain number where the trace turned a
+    traced value into one (``math.sin(x)``, through ``float(x)``: its gradient 0 would be
+    silently wrong).  A plain constant a branch returns (``else 0.0``) has gradient 0."""
+    return isinstance(kind, type) or (kind == PLAIN_CONSTANT and froze_numbers)
 
 
 def _aux_pair(name: str, out_tree: Any) -> tuple[Any, Any]:

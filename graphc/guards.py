@@ -470,16 +470,28 @@ class GuardSpec:
         return self.where, self.text
 
 
+#: What a guard is for when the trace turned a traced value into a plain number (``float(x)``,
+#: ``int``, ``round``, ``math.floor``): a constant output may then be computed from it.
+_NUMBER_GUARDS = frozenset({"a number", "a nan", "a zero", "int", "floor", "ceil", "round"})
+
+
+def froze_numbers(guards: list[Guard]) -> bool:
+    """Whether the trace turned a traced value into a plain number (``math.sin(x)`` does, by
+    ``float(x)``): a number the function returns may be computed from it, with no gradient."""
+    return any(g.what in _NUMBER_GUARDS for g in guards)
+
+
 class GuardSet:
     """One compiled signature's guards, and the Python types of its outputs.
 
     The forward program returns the ``n_outputs`` outputs, then one 0/1 value per guard.
     """
 
-    __slots__ = ("specs", "expected", "n_outputs", "kinds")
+    __slots__ = ("specs", "expected", "n_outputs", "kinds", "froze_numbers")
 
     def __init__(self, guards: list[Guard], n_outputs: int, kinds: list) -> None:
         self.specs = tuple(GuardSpec(g.outcome, g.where, g.line, g.text) for g in guards)
+        self.froze_numbers = froze_numbers(guards)
         self.expected = tuple(1.0 if g.outcome else 0.0 for g in guards)
         self.n_outputs = n_outputs
         self.kinds = tuple(kinds) if any(k is not None for k in kinds) else None

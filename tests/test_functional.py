@@ -188,6 +188,11 @@ def test_bad_uses_are_clear_errors():
         with pytest.raises(GraphcError, match=r"returns a plain number \(.* as math.sin\(x\) does, .* as x.exp\(\)"):
             f(2.0)
     assert isinstance(graphc.compile(lambda x: (x * x, 3))(2.0)[1], Value)  # still a Value: the public contract
+    # a constant a branch returns has gradient 0, as before (a review: refusing every plain
+    # number broke these): only one the trace computed from a frozen traced value is refused
+    assert graphc.grad(lambda x: x * x if x.data > 0 else 0.0)(-1.0) == 0.0
+    assert graphc.grad(lambda xs: sum(v * v for v in xs if v.data > 0))([-1.0, -2.0]) == [0.0, 0.0]
+    assert graphc.value_and_grad(lambda x: x * x if x.data > 0 else 0.0)(-1.0) == (0.0, 0.0)
     with pytest.raises(ArgumentError, match="argument x: expected a number"):
         graphc.grad(lambda x: x)("one")
 
