@@ -312,51 +312,66 @@ def _alone() -> bool:
 
 def _generators_of(fn: Any, functions: int = 100) -> list:
     """The random generators ``fn`` can draw from where it names them: globals and captured
-    variables (``rng = np.random.default_rng(0)``, a ``random.Random``), default arguments,
-    a ``functools.partial``'s arguments, those the objects among them hold (a data loader's
-    ``self.rng``, a dropout Module's), and those of the functions it names, in turn (a
-    ``get_batch()`` helper): up to ``functions`` functions looked into.  Their draws are
-    frozen as the global ones are, and their state is no global one (an outside hunt found
-    a helper's and a loader's draws frozen without a word)."""
-    found, objects, seen = [], [], set()
+    variables (``rng = np.random.default_rng(0)``, a ``random.Random``), default arguments
+    and a ``functools.partial``'s, those the Modules among them hold (a dropout's
+    ``self.rng``) and other objects' own attributes (a data loader's ``self.rng``), and
+    those of the functions it names, in turn (a ``get_batch()`` helper): up to
+    ``functions`` functions looked into.  Their draws are frozen as the global ones are, and
+    their state is no global one (an outside hunt found a helper's and a loader's draws
+    frozen without a word).  Lists, tuples and dicts are not looked into: data, mostly, and
+    large (a captured ``X.tolist()``)."""
+    found, modules, seen = [], [], set()
     stack = [fn]
     while stack and len(seen) < functions:
         item = stack.pop()
         if id(item) in seen:
             continue
         seen.add(id(item))
+        named: list = []
         if isinstance(item, functools.partial):
             stack.append(item.func)
-            objects += [*item.args, *item.keywords.values()]
-            continue
-        if isinstance(item, types.MethodType):
+            named = [*item.args, *item.keywords.values()]
+        elif isinstance(item, types.MethodType):
             stack.append(item.__func__)
-            objects.append(item.__self__)
-            continue
-        code = getattr(item, "__code__", None)
-        if code is None:  # a callable object (a Module): what it holds, and its __call__
-            objects.append(item)
+            named = [item.__self__]
+        elif getattr(item, "__code__", None) is None:  # a callable object (a Module): all it holds, its __call__
+            modules.append(item)
             call = getattr(type(item), "__call__", None)
             if hasattr(call, "__code__"):
                 stack.append(call)
-            continue
-        named = [getattr(item, "__globals__", {}).get(name) for name in _names(code)]
-        for cell in getattr(item, "__closure__", None) or ():
-            try:
-                named.append(cell.cell_contents)
-            except ValueError:  # a cell not yet filled
-                continue
-        named += [*(getattr(item, "__defaults__", None) or ()), *(getattr(item, "__kwdefaults__", None) or {}).values()]
+        else:
+            named = [getattr(item, "__globals__", {}).get(name) for name in _names(item.__code__)]
+            for cell in getattr(item, "__closure__", None) or ():
+                try:
+                    named.append(cell.cell_contents)
+                except ValueError:  # a cell not yet filled
+                    continue
+            named += [*(getattr(item, "__defaults__", None) or ()), *(getattr(item, "__kwdefaults__", None) or {}).values()]
         for x in named:
             if isinstance(x, (types.FunctionType, functools.partial, types.MethodType)):
                 stack.append(x)
             elif isinstance(x, _GENERATORS):
                 found.append(x)
-            elif _holds_generators(x):
-                objects.append(x)
-    found += _held_generators(objects)
+            elif hasattr(type(x), "parameters") and _instance_dict(x) is not None:  # a Module: all it holds
+                modules.append(x)
+            elif not isinstance(x, (list, tuple, dict)):  # another object: its own attributes
+                found += [v for v in (_instance_dict(x) or {}).values() if isinstance(v, _GENERATORS)]
+    for module in modules:
+        found += _held_generators(module)
     unique = {id(g): g for g in found}
     return list(unique.values())
+
+
+def _instance_dict(x: Any) -> dict | None:
+    """``x.__dict__`` read without ``__getattr__`` (which may raise anything, or compute), or
+    None for an object without one (a number, a slotted object, a module or class is left out)."""
+    if isinstance(x, (type, types.ModuleType, types.FunctionType, types.MethodType, Value)):
+        return None
+    try:
+        found = object.__getattribute__(x, "__dict__")
+    except Exception:
+        return None
+    return found if isinstance(found, dict) else None
 
 
 def _names(code: types.CodeType) -> set[str]:
@@ -381,7 +396,7 @@ def _held_generators(obj: Any, limit: int = 10_000) -> list:
             found.append(item)
             continue
         children = item.values() if isinstance(item, dict) else item if isinstance(item, (list, tuple)) \
-            else getattr(item, "__dict__", {}).values()  # (the root may have none: abs, a slotted object)
+            else (_instance_dict(item) or {}).values()  # (the root may have none: abs, a slotted object)
         for child in itertools.islice(children, limit):
             if id(child) not in seen and _holds_generators(child):
                 seen.add(id(child))
@@ -390,9 +405,7 @@ def _held_generators(obj: Any, limit: int = 10_000) -> list:
 
 
 def _holds_generators(x: Any) -> bool:
-    return isinstance(x, (*_GENERATORS, list, tuple, dict)) or (
-        hasattr(x, "__dict__") and not isinstance(x, (type, types.ModuleType, types.FunctionType,
-                                                      types.MethodType, Value)))
+    return isinstance(x, (*_GENERATORS, list, tuple, dict)) or _instance_dict(x) is not None
 
 
 def _state_of(generator: Any) -> Any:

@@ -395,6 +395,22 @@ def test_a_draw_from_a_generator_named_further_off_is_said(fn):
         graphc.compile(fn)()
 
 
+def test_the_generator_search_reads_no_attribute_through_getattr():
+    """The search for generators asked hasattr(x, "__dict__") of every object the function
+    names, which a __getattr__ answering from a dict turned into a KeyError: the trace failed
+    (a review)."""
+    class Settings:
+        __slots__ = ("values",)
+
+        def __init__(self, values):
+            self.values = values
+
+        def __getattr__(self, key):
+            return self.values[key]
+    settings = Settings({"scale": 2.0})
+    assert graphc.compile(lambda x: x * settings.scale)(Value(1.0)).data == 2.0
+
+
 def test_graphcs_own_row_threads_leave_the_random_draw_check_on():
     """After one ``map(threads=2)`` the pool's (non-daemon) threads stay, and the check was
     off for the rest of the process (an outside hunt)."""
