@@ -190,12 +190,12 @@ class _CompiledOp:
                 child.grad += g
 
 
-def call(signature: Signature, leaves: list, value_args: list[int]) -> Any:
-    """The compiled function on flat arguments ``leaves``: Values in its output structure.
-    ``value_args``: the positions of the leaves that are Values (not written)."""
+def call(signature: Signature, leaves: list) -> Any:
+    """The compiled function on flat arguments ``leaves``: Values in its output structure."""
     if not signature.n_outputs:  # fn returned an empty structure, deciding nothing: nothing to run
         return unflatten(signature.out_tree, iter(()))
     inputs = [x._data if isinstance(x, Value) else float(x) for x in leaves]
+    value_args = [k for k, x in enumerate(leaves) if isinstance(x, Value)]
     rows = None if value_args else signature.rows  # rows run only on the data the trace captured
     if rows is not None:
         signature.latest_source = rows.source

@@ -117,7 +117,7 @@ class Signature:
                  description: str, frozen: Callable[[str], None],
                  shared: dict[int, int | None] | None = None) -> None:
         self.name, self.numerics, self.backend, self.description = name, numerics, backend, description
-        self.shared = shared  # Value arguments met twice (graphc.signature_cache.shared_values)
+        self.shared = shared  # Value arguments met twice, or params (graphc.signature_cache.SharedKey)
         self.stats = CompileStats()
         params = fn.parameters() if isinstance(fn, Module) else None
         with _Timer(self.stats, "trace"), gc_paused():  # the graph ends with one 0/1 output per guard

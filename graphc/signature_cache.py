@@ -10,7 +10,6 @@ none of them fits retraces (:mod:`graphc.variants`).
 """
 from __future__ import annotations
 
-import functools
 import threading
 from collections.abc import Mapping
 from typing import Any, Callable, Iterator, NamedTuple
@@ -20,10 +19,6 @@ from .bridge import call as bridge_call
 from .engine import Value
 from .signature import Signature
 from .tree import describe
-
-
-#: :func:`graphc.bridge.call` of leaves none of which is a Value.
-_CALL_WITHOUT_VALUES = functools.partial(bridge_call, value_args=[])
 
 
 class SharedKey(NamedTuple):
@@ -60,7 +55,7 @@ class SignatureCache(Mapping):
                shared: dict[int, int | None] | None = None) -> Signature:
         """The signature of arguments described by ``tree``: cached, or traced on ``args``
         (example arguments, or a function giving them) and cached; ``shared``: see
-        :func:`shared_values`."""
+        :class:`SharedKey`."""
         group = self._variants.get(tree)
         if group is None:
             with self.lock:
@@ -91,10 +86,9 @@ class SignatureCache(Mapping):
         key = self._key_sharing(tree, args, leaves, value_slots) if value_slots else tree
         self.lookup(key, args)
         group = self._variants[key]
-        call = functools.partial(bridge_call, value_args=value_slots) if value_slots else _CALL_WITHOUT_VALUES
-        result, failure = variants.first_that_holds(group, leaves, call, self.lock)
+        result, failure = variants.first_that_holds(group, leaves, bridge_call, self.lock)
         if failure is not None:
-            result = variants.retrace(self, group, args, leaves, call, failure)
+            result = variants.retrace(self, group, args, leaves, bridge_call, failure)
         self.latest = group[0]
         return result
 
@@ -108,8 +102,9 @@ class SignatureCache(Mapping):
         group = self._variants.get(key) or [self.lookup(key, args, shared)]
         ids = group[0].param_ids if len(group) == 1 else frozenset().union(*(s.param_ids for s in group))
         params = [j for j in value_slots if id(leaves[j]) in ids and j not in shared]
-        if params:
-            shared = {**shared, **dict.fromkeys(params)}
+        if params:  # the param itself at its first slot, and at every slot repeating that one
+            own = set(params)
+            shared = {**{j: None if i in own else i for j, i in shared.items()}, **dict.fromkeys(params)}
             key = SharedKey(tree, _key(shared, leaves))
             self.lookup(key, args, shared)
         return key
@@ -145,5 +140,6 @@ def _key(shared: dict[int, int | None], leaves: list) -> tuple:
 def describe_key(key: Any) -> str:
     """:func:`graphc.tree.describe` of a key of the cache."""
     if isinstance(key, SharedKey):
-        return f"{describe(key.tree)}, a Value argument repeated or a param"
+        shared = ", ".join(f"leaf {j} is {'a param' if isinstance(i, tuple) else f'leaf {i}'}" for j, i in key.shared)
+        return f"{describe(key.tree)} with {shared}"
     return describe(key)

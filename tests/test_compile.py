@@ -56,6 +56,7 @@ def test_a_value_passed_twice_or_also_read_as_a_param_gets_eagers_gradient_bits(
     w_eager, w_compiled = Value(0.0), Value(0.0)
     compiled = graphc.compile(f, backend=backend)
     compiled_param = graphc.compile(lambda x: (x * w_compiled + w_compiled * w_compiled).tanh() * x, backend=backend)
+    compiled_both = graphc.compile(lambda x, y: (x * y + w_compiled * y).tanh() * x, backend=backend)
     rng = random.Random(3)
     for _ in range(60):
         v = rng.uniform(-3.0, 3.0)
@@ -68,14 +69,19 @@ def test_a_value_passed_twice_or_also_read_as_a_param_gets_eagers_gradient_bits(
         ((w_eager * w_eager + w_eager * w_eager).tanh() * w_eager).backward()
         compiled_param(w_compiled).backward()
         assert w_eager.grad == w_compiled.grad
+        w_eager.grad = w_compiled.grad = 0  # a param passed twice: the param itself at both (a review)
+        ((w_eager * w_eager + w_eager * w_eager).tanh() * w_eager).backward()
+        compiled_both(w_compiled, w_compiled).backward()
+        assert w_eager.grad == w_compiled.grad
     p, q = Value(0.3), Value(-1.2)  # distinct Values after: their own signature, as before
     out = compiled(p, q)
     out.backward()
     p2, q2 = Value(0.3), Value(-1.2)
     f(p2, q2).backward()
     assert (out.data, p.grad, q.grad) == (f(Value(0.3), Value(-1.2)).data, p2.grad, q2.grad)
-    assert compiled.trace_count == 2 and compiled_param.trace_count == 2
-    assert "a Value argument repeated or a param" in compiled.retraces[0]
+    assert compiled.trace_count == 2 and compiled_param.trace_count == 2 and compiled_both.trace_count == 2
+    assert "new argument signature (scalar, scalar); known: (scalar, scalar) with leaf 1 is leaf 0" in compiled.retraces
+    assert "(scalar, scalar) with leaf 0 is a param, leaf 1 is a param; known: " in compiled_both.retraces[0]
 
 
 @pytest.mark.parametrize("backend", ["python", "numpy"] + (["c"] if graphc.codegen.c.find_compiler() else []))
