@@ -455,8 +455,6 @@ def _coerce(x) -> Value | None:
     if isinstance(x, Value):
         return x
     if type(x) is float:
-        if _tracing_threads and _this_thread.node_class is not Value:
-            _this_thread.record.operand(x)  # many different ones at a line: data frozen into the trace
         return _node(x, (), None, CONSTANT)
     if isinstance(x, numbers.Real) or _is_numpy_number(x):
         if _tracing_threads and _this_thread.node_class is not Value:

@@ -64,14 +64,19 @@ def _library(path: str) -> bool:
 
 
 def _caller():
-    """The innermost frame outside the tracing machinery: the line that made a Value or
-    computed with a number (cheaper than :func:`user_frame`, which also leaves NumPy's and
-    the standard library's frames)."""
+    """The innermost frame outside graphc: the line that made a Value (cheaper than
+    :func:`user_frame`, which also leaves NumPy's and the standard library's frames)."""
     frame = sys._getframe(2)
-    while frame.f_back is not None and (frame.f_code.co_filename in _MACHINERY
-                                        or os.path.abspath(frame.f_code.co_filename) in _MACHINERY):
+    while frame.f_back is not None and _in_graphc(frame.f_code.co_filename):
         frame = frame.f_back
     return frame
+
+
+@functools.lru_cache(maxsize=1024)
+def _in_graphc(filename: str) -> bool:
+    """Whether a code object's file is one of graphc's (its nn.py and losses.py included:
+    ``m(x)`` over a captured list is the user's line, not the neuron's)."""
+    return os.path.abspath(filename).startswith(_HERE + os.sep)
 
 
 def user_frame(also: frozenset[str] = frozenset()):
@@ -123,7 +128,7 @@ class Guard:
         return GuardSpec(self.outcome, self.where, self.line, self.text).describe()
 
 
-#: How many different Python numbers one line makes Values of, at least, to be taken for data
+#: How many different Python floats one line makes Values of, at least, to be taken for data
 #: frozen into the program rather than constants of the code (see :meth:`Record.leaf`).
 PYTHON_DATA = 8
 
@@ -192,27 +197,26 @@ class Record:
         """``Value(data)`` inside the traced function: a NumPy number is data frozen into the
         program (micrograd's ``list(map(Value, xrow))`` over a captured array).  A Python
         number is taken for a constant of the code, as ``Value(1.0)`` or a captured setting --
-        but where one line makes Values of :data:`PYTHON_DATA` different Python numbers or
-        more, they are data too (the same loop over ``X.tolist()``; an outside hunt)."""
+        but where one line makes Values of :data:`PYTHON_DATA` different Python floats or
+        more, they are data too (the same loop over ``X.tolist()``; an outside hunt).  Ints
+        are left out: ``Value(k)`` over a ``range`` is a constant of the code (a review)."""
         if not self.counting:
             return
         if _is_numpy_number(data):
             self._froze("NumPy numbers made Values", user_frame())
-        elif type(data) is float or type(data) is int:
+        elif type(data) is float:
             self._python_number("Python numbers made Values", _caller(), data)
 
     def operand(self, x: Any) -> None:
-        """A NumPy number met as an operand (``-yi * score`` with ``yi`` from an array); or a
-        Python float, data where one line meets :data:`PYTHON_DATA` different ones or more
-        (``w * data[i]`` over a captured list), as for :meth:`leaf`."""
-        if not self.counting:
-            return
-        if type(x) is float:
-            self._python_number("Python numbers in arithmetic", _caller(), x)
-        elif _is_numpy_number(x):
+        """A NumPy number met as an operand (``-yi * score`` with ``yi`` from an array).  A
+        Python number is taken for a constant of the code, however many a line meets: loops
+        compute constants too (``x * (k * 0.1)``, ``x / k``; a review found the rule of
+        :meth:`leaf` warning on them)."""
+        if self.counting and _is_numpy_number(x):
             self._froze("NumPy numbers in arithmetic", user_frame())
 
-    def _python_number(self, what: str, frame, number: float | int) -> None:
+    def _python_number(self, what: str, frame, number: float) -> None:
+        """One more Python number made a Value at ``frame``'s line (see :meth:`finish`)."""
         made = self._python_numbers.setdefault((what, frame.f_code, frame.f_lineno), [set(), 0])
         if len(made[0]) < PYTHON_DATA:
             made[0].add(number)
