@@ -15,6 +15,7 @@ batches and training in :mod:`graphc.batches`.
 from __future__ import annotations
 
 import inspect
+import numbers
 import types
 import weakref
 from typing import Any, Callable
@@ -349,34 +350,48 @@ def positional(fn: Callable, args: tuple, kwargs: dict[str, Any]) -> tuple:
     """``fn(*args, **kwargs)``'s arguments by position, as a trace takes them: bound as Python
     binds them (its TypeError for a wrong name), the parameters after the last one given left
     to fn's defaults, as are trailing ones given their default object (``batch_size=None``)."""
+    name = function_name(fn)
     try:
         signature = inspect.signature(fn)
     except (TypeError, ValueError):
-        raise ArgumentError(f"{function_name(fn)} takes no keyword arguments graphc can bind (its signature is "
+        raise ArgumentError(f"{name} takes no keyword arguments graphc can bind (its signature is "
                             f"unknown); pass them by position") from None
-    bound = signature.bind(*args, **kwargs)
+    try:
+        bound = signature.bind(*args, **kwargs)
+    except TypeError as error:
+        raise TypeError(f"{name}(): {error}") from None
     out: list = []
-    pending: list = []  # defaults before a parameter given, passed only if one is
+    pending: list = []  # (parameter, default) before a parameter given: passed by position only if one is
     by_position = len(args)
     for parameter in signature.parameters.values():
         given = parameter.name in bound.arguments
         value = bound.arguments.get(parameter.name, parameter.default)
         if by_position and parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD):
             by_position -= 1  # given by position: kept
-            out += pending + [value]
+            out += _defaults(name, pending, parameter.name) + [value]
             pending = []
-            continue
-        if parameter.kind is parameter.VAR_POSITIONAL:
-            out += pending + list(value)
-            pending = []
+        elif parameter.kind is parameter.VAR_POSITIONAL:
+            if given:
+                out += _defaults(name, pending, parameter.name) + list(value)
+                pending = []
         elif parameter.kind in (parameter.KEYWORD_ONLY, parameter.VAR_KEYWORD):
             if given and not (parameter.kind is parameter.KEYWORD_ONLY and value is parameter.default):
-                raise ArgumentError(f"{function_name(fn)}: keyword-only argument {parameter.name!r}: graphc passes "
+                raise ArgumentError(f"{name}: keyword-only argument {parameter.name!r}: graphc passes "
                                     f"arguments by position; make it a positional parameter")
         elif given and value is not parameter.default:
-            out += pending + [value]
+            out += _defaults(name, pending, parameter.name) + [value]
             pending = []
         else:
-            pending.append(value)
+            pending.append((parameter.name, value))
     return tuple(out)
 
+
+def _defaults(name: str, pending: list[tuple[str, Any]], given: str) -> list:
+    """The defaults of the parameters before ``given``, passed by position so that it can be:
+    numbers, arrays and lists of them only, as every argument of a compiled call."""
+    for parameter, default in pending:
+        if not isinstance(default, (numbers.Real, np.ndarray, list, tuple, Value)) or isinstance(default, str):
+            raise ArgumentError(f"{name}: {given!r} is given by keyword after {parameter!r}, whose default "
+                                f"{default!r:.40} graphc cannot pass by position (a compiled call takes numbers, "
+                                f"Values and arrays); pass {parameter!r} too, or put {given!r} before it")
+    return [default for _, default in pending]
