@@ -273,18 +273,19 @@ def train_update(lr: Any, optimizer: Any) -> Callable[[Signature], Update]:
         check_rate(lr)
         update = Update(None, None, float(lr))
         return lambda signature: update
-    check_rate(optimizer.lr, "optimizer.lr")  # a plain attribute, which a user may have set to anything
+    check_rate(optimizer.lr, "optimizer.lr", narrow=True)  # a plain attribute, which a user may have set to anything
     return lambda signature: Update(optimizer, optimizer_order(signature, optimizer), optimizer.lr)
 
 
-def check_rate(lr: Any, name: str = "lr") -> None:
+def check_rate(lr: Any, name: str = "lr", narrow: bool = False) -> None:
     """A learning rate: a number >= 0 (nan and negative rates: a ValueError, as optim.SGD
-    gives), no NumPy float narrower than float64: ``p.data -= lr * p.grad``, the step
-    ``train`` takes, would compute in float32 with a ``np.float32`` lr, and ``train`` in
-    float64 (as a trace refuses float32 numbers)."""
+    gives), no NumPy float narrower than float64 unless ``narrow``: ``p.data -= lr * p.grad``,
+    the step ``train`` takes, would compute in float32 with a ``np.float32`` lr, and
+    ``train`` in float64 (as a trace refuses float32 numbers); an optimizer's own update
+    computes in float64 with any lr."""
     if not (isinstance(lr, (int, float, np.integer, np.floating)) and not isinstance(lr, bool)):
         raise ArgumentError(f"{name} must be a number; got {type(lr).__name__}")
-    if isinstance(lr, np.floating) and np.finfo(lr).bits < 64:
+    if isinstance(lr, np.floating) and np.finfo(lr).bits < 64 and not narrow:
         raise ArgumentError(f"{name} is a numpy.{type(lr).__name__}: p.data -= lr * p.grad would step in that "
                             f"precision and train steps in float64; pass float(lr)")
     check_range(name, lr, 0.0, None)

@@ -334,6 +334,8 @@ def test_train_checks_the_optimizers_lr_as_its_own(backend):
         with pytest.raises(error, match=match):
             compiled.train(np.array([1.0, 2.0]), optimizer=opt, batch_size=1)
         assert w.data == 0.5 and (opt.lr is bad or math.isnan(opt.lr))
+    opt.lr = np.float32(0.1)  # Adam and SGD compute in float64 with it, and so does train (a review)
+    compiled.train(np.array([1.0, 2.0]), optimizer=opt, batch_size=1)
 
 
 def test_train_checks_its_arguments():
