@@ -134,7 +134,7 @@ def _as_batched_array(arg: Any, name: str) -> np.ndarray:
         array = np.asarray(given)
     except ValueError as error:  # ragged nested lists
         raise ShapeError(f"argument {name}: cannot be read as an array of shape (N, ...): {error}") from None
-    except Exception as error:  # a torch tensor that requires grad, or of a dtype NumPy lacks (bfloat16)
+    except (TypeError, RuntimeError) as error:  # a torch tensor that requires grad, or of a dtype NumPy lacks
         raise ArgumentError(f"argument {name}: NumPy cannot read this {type(given).__name__} as an array "
                             f"({type(error).__name__}: {error}); pass a NumPy array of numbers "
                             f"(x.detach().numpy() for a torch tensor, cast to float64 first)"[:400]) from None

@@ -123,6 +123,12 @@ class TracedValue(Value):
     def __rmod__(self, other: Any) -> Any:
         return other % self.__index__() if _int_valued(self) else NotImplemented
 
+    def __divmod__(self, other: Any) -> Any:
+        return divmod(self.__index__(), other) if _int_valued(self) else NotImplemented
+
+    def __rdivmod__(self, other: Any) -> Any:
+        return divmod(other, self.__index__()) if _int_valued(self) else NotImplemented
+
 
 #: The ops whose results of ints are ints in eager Python (``**``: by a non-negative int).
 _INT_OPS = frozenset({"add", "sub", "mul", "neg", "pow"})
@@ -144,7 +150,7 @@ def _int_valued(v: Value, limit: int = 64) -> bool:
             if node._attr is not engine.CONSTANT or not float(node._data).is_integer():
                 return False
         elif node._kind.name in _INT_OPS and (node._kind.name != "pow" or (
-                float(node._attr[0]).is_integer() and node._attr[0] >= 0)):
+                type(node._attr[0]) is int and node._attr[0] >= 0)):  # n ** 2.0 is a float in eager code
             stack.extend(node._prev)
         else:
             return False

@@ -280,6 +280,9 @@ def test_ints_computed_from_int_arguments_index_as_in_eager_code():
         graphc.compile(lambda x: w * rows[x - 1][0])(3.0)  # a float argument's arithmetic: no int
     with pytest.raises(TypeError, match="unsupported operand"):
         graphc.compile(lambda x: w * (x // 2))(3.0)
+    with pytest.raises(TypeError, match="a Value used as an index"):
+        graphc.compile(lambda i: w * rows[i ** 2.0][0])(3)  # a float in eager code too (a review)
+    assert graphc.compile(lambda i: w * rows[divmod(i, 2)[1]][0])(3).data == 2.0
 
 
 @pytest.mark.skipif(sys.version_info < (3, 11), reason="exception notes are Python 3.11's")
