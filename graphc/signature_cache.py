@@ -96,12 +96,16 @@ class SignatureCache(Mapping):
         """The key of a call with Value arguments (at ``value_slots``): ``tree``, or a
         :class:`SharedKey` where a Value is passed twice, or is a param of the signature too
         (whose :meth:`lookup` this makes, with what to share)."""
-        shared = _repeated(value_slots, leaves) if len(value_slots) > 1 and \
-            len({id(leaves[j]) for j in value_slots}) < len(value_slots) else {}
+        ids = [id(leaves[j]) for j in value_slots]
+        group = self._variants.get(tree)
+        if group is not None and len(group) == 1 and group[0].param_ids.isdisjoint(ids) and \
+                (len(ids) == 1 or len(set(ids)) == len(ids)):  # the usual case, at once
+            return tree
+        shared = _repeated(value_slots, leaves) if len(set(ids)) < len(ids) else {}
         key = SharedKey(tree, _key(shared, leaves)) if shared else tree
         group = self._variants.get(key) or [self.lookup(key, args, shared)]
-        ids = group[0].param_ids if len(group) == 1 else frozenset().union(*(s.param_ids for s in group))
-        params = [j for j in value_slots if id(leaves[j]) in ids and j not in shared]
+        params_ids = group[0].param_ids if len(group) == 1 else frozenset().union(*(s.param_ids for s in group))
+        params = [j for j in value_slots if id(leaves[j]) in params_ids and j not in shared]
         if params:  # the param itself at its first slot, and at every slot repeating that one
             own = set(params)
             shared = {**{j: None if i in own else i for j, i in shared.items()}, **dict.fromkeys(params)}
