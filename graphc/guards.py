@@ -399,6 +399,8 @@ def _held_generators(obj: Any, limit: int = 10_000) -> list:
         if isinstance(item, _GENERATORS):
             found.append(item)
             continue
+        if isinstance(item, (list, tuple)) and item and isinstance(item[0], (Value, float, int)):
+            continue  # a Module's weights, or numbers: no generator among them (a layer holds 78,400)
         children = item.values() if isinstance(item, dict) else item if isinstance(item, (list, tuple)) \
             else (_instance_dict(item) or {}).values()  # (the root may have none: abs, a slotted object)
         for child in itertools.islice(children, limit):

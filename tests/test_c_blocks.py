@@ -196,6 +196,16 @@ def test_a_compiler_rejecting_the_machine_flags_builds_portable_code(tmp_path, m
     assert out.tolist() == [[6.0, -4.5]]
 
 
+def test_a_compiler_rejecting_the_gcc_flags_builds_without_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(c_toolchain, "GCC_FLAGS", ("-fno-such-gcc-pass-graphc",))
+    source, entry, _, _ = c_backend.generate(trace(lambda x: x * 7.0, 1.0), "seven")
+    function = c_backend.load(source, entry)
+    inputs, out = np.array([[2.0]]), np.empty((1, 1))
+    function(inputs.ctypes.data, None, 0.0, 1, out.ctypes.data, None)
+    assert out.tolist() == [[14.0]]
+
+
 def test_the_cpu_is_part_of_the_cache_key(tmp_path, monkeypatch):
     """A library built for one instruction set is never loaded on another CPU."""
     monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path))

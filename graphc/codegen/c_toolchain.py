@@ -76,6 +76,12 @@ OPT_LIMIT = 3000
 #: rejects the flags builds without them (see :func:`build`).  Generic tuning: gcc 12's
 #: tuning for the CPU it detects made the digits MLP's gradient 10-20% slower on AMD Zen 4.
 MACHINE_FLAGS = ("-march=native", "-mtune=generic")
+#: gcc's build time, where it changes no number and no measured run time: RTL global CSE/PRE
+#: (``-fno-gcse``) took 15-20% of gcc's 0.8 s for MLP(784, [100, 10])'s kernel, and the
+#: tree-level passes already do that work on graphc's code (``bench/peers.py --only mnist``
+#: and ``--only step``: the same times with and without it).  Dropped, with MACHINE_FLAGS, by a
+#: compiler that rejects it; not given to clang.
+GCC_FLAGS = ("-fno-gcse",)
 #: For a library built ``outlined``: one copy of each layer kernel the code calls, not one
 #: specialized for each call (the prelude's GC_LAYER).  For kernels a Python loop calls once a
 #: step (:mod:`graphc.rows_kernels`, micrograd's full-batch loss), whose time is the loop's
@@ -152,7 +158,7 @@ def build(source: str, fast: bool = False, outlined: bool = False) -> Path:
         raise GraphcError("no C compiler found (set CC, or install gcc or clang)")
     cc, version = compiler
     flags = (optimization_level(source),) + (fast_flags(version) if fast else FLAGS) + NO_BUILTINS + \
-        MACHINE_FLAGS + (OUTLINED_FLAGS if outlined else ()) + \
+        MACHINE_FLAGS + (() if "clang" in version.lower() else GCC_FLAGS) + (OUTLINED_FLAGS if outlined else ()) + \
         tuple(shlex.split(os.environ.get("GRAPHC_CFLAGS", "")))
     key = hashlib.sha256("\0".join([source, cc, version, *flags, cpu(), c_cache.FORMAT]).encode()).hexdigest()[:40]
     for attempt in range(2):
@@ -183,7 +189,7 @@ def _build_into(library: Path, source: str, cc: str, flags: tuple[str, ...]) -> 
         (scratch / "graph.c").write_text(source)
         result = _compile(cc, flags, scratch)
         if result.returncode != 0 and scratch.is_dir():  # a compiler without -march=native: the portable build
-            result = _compile(cc, tuple(f for f in flags if f not in MACHINE_FLAGS), scratch)
+            result = _compile(cc, tuple(f for f in flags if f not in MACHINE_FLAGS + GCC_FLAGS), scratch)
         if not (scratch / "graph.c").is_file():
             raise _Vanished
         if result.returncode != 0:
