@@ -34,6 +34,7 @@ class _Call:
     """One call's inputs, params and suspended forward frame, kept for backward()."""
 
     __slots__ = ("signature", "inputs", "params", "value_args", "_pending", "_lock")
+    from_starts = True  # its gradients can start from the .grads (see _CompiledOp.backprop)
 
     def __init__(self, signature: Signature, inputs: list, params: list, value_args: list[int]) -> None:
         self.signature = signature
@@ -78,6 +79,7 @@ class _OneRow:
     does for all but the first)."""
 
     __slots__ = ("signature", "cols", "params", "value_args")
+    from_starts = True
 
     def __init__(self, signature: Signature, inputs: list, params: list, value_args: list[int]) -> None:
         self.signature, self.value_args = signature, value_args
@@ -100,27 +102,6 @@ class _OneRow:
             [self.cols, np.array(_wrt_starts(starts, self.value_args, len(self.cols), wrt_inputs)).reshape(-1, 1)])
         _, grads = program.function(cols, self.params, seed, 1)
         return _chosen(grads.tolist(), program, self.value_args, len(self.cols))
-
-
-class _Rows:
-    """A call run as one per-row program over its rows (:class:`~graphc.rows_program.RowsCall`);
-    from starts, the scalar program's gradient, which can start each sum from a ``.grad``."""
-
-    __slots__ = ("signature", "inputs", "rows", "values")
-
-    def __init__(self, signature: Signature, inputs: list, rows: RowsCall) -> None:
-        self.signature, self.inputs, self.rows, self.values = signature, inputs, rows, rows.values
-
-    def label(self, index: int) -> str:
-        return self.rows.label(index)
-
-    def gradients(self, output: int, seed: float, starts: list | None = None) -> Sequence[float | None]:
-        if starts is None:
-            return self.rows.gradients(output, seed)
-        signature = self.signature
-        params = [p._data for p in signature.params]
-        call = (_OneRow if signature.backend.one_row else _Call)(signature, self.inputs, params, [])
-        return call.gradients(output, seed, starts)
 
 
 def _wrt_starts(starts: list, value_args: list[int], n_inputs: int, wrt_inputs: bool) -> list[float]:
@@ -150,6 +131,7 @@ class _Mean:
     """A ``mean`` node's gradients, computed with its value: backward only scales them."""
 
     __slots__ = ("name", "grads")
+    from_starts = False  # the mean of rows has no eager order of its own to keep
 
     def __init__(self, name: str, grads: Sequence[float | None]) -> None:
         self.name, self.grads = name, grads
@@ -178,16 +160,25 @@ class _CompiledOp:
 
     def backprop(self, out: Value) -> None:
         children = out._prev
-        starts = None if type(self.source) is _Mean else [child.grad for child in children]
-        if starts is not None and any(starts) and all([type(g) is float or type(g) is int for g in starts]):
-            totals = self.source.gradients(self.index, out.grad, starts)  # each sum starts at its .grad
-            for child, g in zip(children, totals):
-                if g is not None:
-                    child.grad = g
-            return
+        if self.source.from_starts:
+            for _ in range(_STARTS_TRIES):
+                starts = [child.grad for child in children]
+                if not all([isinstance(g, (int, float)) for g in starts]) or not any(starts):
+                    break  # zeroed (the usual case), or .grads of other types: added as one total
+                totals = self.source.gradients(self.index, out.grad, starts)  # each sum starts at its .grad
+                if all([child.grad is g for child, g in zip(children, starts)]):  # no other thread wrote one
+                    for child, g in zip(children, totals):
+                        if g is not None:
+                            child.grad = g
+                    return
         for child, g in zip(children, self.source.gradients(self.index, out.grad)):
             if g is not None:
                 child.grad += g
+
+
+#: How often a backward() from the .grads' numbers is run again when another thread wrote a
+#: .grad meanwhile (the C program runs without the GIL), before it adds one total instead.
+_STARTS_TRIES = 4
 
 
 def call(signature: Signature, leaves: list) -> Any:
@@ -199,7 +190,7 @@ def call(signature: Signature, leaves: list) -> Any:
     rows = None if value_args else signature.rows  # rows run only on the data the trace captured
     if rows is not None:
         signature.latest_source = rows.source
-        run = _Rows(signature, inputs, RowsCall(rows, inputs, signature.param_data(None, array=True), signature.name))
+        run = RowsCall(rows, inputs, signature.param_data(None, array=True), signature.name)
         values = run.values
     else:
         params = [p._data for p in signature.params]

@@ -222,6 +222,9 @@ class RowsCall:
     the call's output runs :meth:`RowsProgram.gradients` with the output's grad."""
 
     __slots__ = ("program", "state", "name", "values")
+    #: backward() into .grads holding numbers adds each param's total (the rows' sums do not
+    #: start from the .grads: the scalar program that could took 5-25 s more to build)
+    from_starts = False
 
     def __init__(self, program: RowsProgram, inputs: list[float], params: np.ndarray, name: str) -> None:
         self.program, self.name = program, name
