@@ -318,12 +318,12 @@ def _generators_of(fn: Any, functions: int = 100) -> list:
     """The random generators ``fn`` can draw from where it names them: globals and captured
     variables (``rng = np.random.default_rng(0)``, a ``random.Random``), default arguments
     and a ``functools.partial``'s, those the Modules among them hold (a dropout's
-    ``self.rng``) and other objects' own attributes (a data loader's ``self.rng``), and
-    those of the functions it names, in turn (a ``get_batch()`` helper): up to
-    ``functions`` functions looked into.  Their draws are frozen as the global ones are, and
-    their state is no global one (an outside hunt found a helper's and a loader's draws
-    frozen without a word).  Lists, tuples and dicts are not looked into: data, mostly, and
-    large (a captured ``X.tolist()``)."""
+    ``self.rng``), lists, tuples and dicts (``cfg["rng"]``; not lists of numbers or Values,
+    which are data or weights: a captured ``X.tolist()``), other objects' own attributes (a
+    data loader's ``self.rng``), and those of the functions it names, in turn (a
+    ``get_batch()`` helper): up to ``functions`` functions looked into.  Their draws are
+    frozen as the global ones are, and their state is no global one (an outside hunt found
+    a helper's and a loader's draws frozen without a word)."""
     found, modules, seen = [], [], set()
     stack = [fn]
     while stack and len(seen) < functions:
@@ -356,9 +356,9 @@ def _generators_of(fn: Any, functions: int = 100) -> list:
                 stack.append(x)
             elif isinstance(x, _GENERATORS):
                 found.append(x)
-            elif hasattr(type(x), "parameters") and _instance_dict(x) is not None:  # a Module: all it holds
-                modules.append(x)
-            elif not isinstance(x, (list, tuple, dict)):  # another object: its own attributes
+            elif isinstance(x, (list, tuple, dict)) or (hasattr(type(x), "parameters") and _instance_dict(x) is not None):
+                modules.append(x)  # a container (cfg["rng"]) or a Module: all it holds, but lists of numbers
+            else:  # another object: its own attributes
                 found += [v for v in (_instance_dict(x) or {}).values() if isinstance(v, _GENERATORS)]
     for module in modules:
         found += _held_generators(module)

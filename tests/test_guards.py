@@ -368,7 +368,7 @@ class _Loader:
         return self.rng.permutation(8)[:n]
 
 
-LOADER, HELPER_RNG = _Loader(), np.random.default_rng(0)
+LOADER, HELPER_RNG, SETTINGS = _Loader(), np.random.default_rng(0), {"rng": np.random.default_rng(3)}
 
 
 def _get_batch(n: int) -> np.ndarray:
@@ -387,7 +387,8 @@ W = Value(0.5)
     lambda: sum(W * float(i) for i in LOADER.batch(3)),  # an object's
     lambda rng=np.random.default_rng(5): _from(rng),  # a default argument
     functools.partial(_from, np.random.default_rng(7)),  # a partial's argument
-], ids=["helper", "object", "default", "partial"])
+    lambda: _from(SETTINGS["rng"]),  # a dict's (a review)
+], ids=["helper", "object", "default", "partial", "dict"])
 def test_a_draw_from_a_generator_named_further_off_is_said(fn):
     """Only generators the function itself named were watched: one a helper, a data loader,
     a default argument or a ``functools.partial`` holds was drawn from and frozen without a
