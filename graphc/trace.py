@@ -106,7 +106,7 @@ class TracedValue(Value):
             what = f"argument {self.label} (a float)" if self._attr is engine.PLACEHOLDER else "a Value"
             raise TypeError(f"{user_location()}: {what} used as an index, a size or a count, which takes an "
                             f"int (as in eager code)")
-        return int(TracedNumber(self, float)._frozen())
+        return int(TracedNumber(self, float)._frozen("an index"))
 
     # an int argument's // and %, which Value lacks: on its value, specialized as an index is
     # (n // 2 in X[:n // 2]); NotImplemented elsewhere, Python's TypeError as for a Value

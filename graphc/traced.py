@@ -299,15 +299,16 @@ class TracedNumber:
         _guard(predicate, outcome, "bool")
         return outcome
 
-    def _frozen(self) -> bool | int | float:
-        """The value, exactly: a guard that it stays this number."""
+    def _frozen(self, what: str = "a number") -> bool | int | float:
+        """The value, exactly: a guard that it stays this number (``what`` it is for)."""
         x = self.node._data
         if x != x:
             _guard(apply("ne", self.node, self.node), True, "a nan")  # nan != nan: still nan
         else:
-            _guard(apply("eq", self.node, x), True, "a number")
+            _guard(apply("eq", self.node, x), True, what)
             if x == 0.0 and self.kind is float:  # -0.0 == 0.0: the sign is 1 / x's (-inf or inf)
-                _guard(apply("lt", apply("truediv", 1.0, self.node), 0.0), math.copysign(1.0, x) < 0.0, "a zero")
+                _guard(apply("lt", apply("truediv", 1.0, self.node), 0.0), math.copysign(1.0, x) < 0.0,
+                       "a zero" if what == "a number" else what)
         return self.value
 
     def _integral(self) -> int | None:

@@ -193,6 +193,13 @@ def test_bad_uses_are_clear_errors():
     assert graphc.grad(lambda x: x * x if x.data > 0 else 0.0)(-1.0) == 0.0
     assert graphc.grad(lambda xs: sum(v * v for v in xs if v.data > 0))([-1.0, -2.0]) == [0.0, 0.0]
     assert graphc.value_and_grad(lambda x: x * x if x.data > 0 else 0.0)(-1.0) == (0.0, 0.0)
+
+    def repeated(x, n):  # an int argument used as a count is no number computed from x (a review)
+        total = 0.0
+        for _ in range(n):
+            total = total + x * x
+        return total
+    assert graphc.grad(repeated)(1.5, 0) == 0.0 and graphc.grad(repeated)(1.5, 2) == 6.0
     with pytest.raises(ArgumentError, match="argument x: expected a number"):
         graphc.grad(lambda x: x)("one")
 
