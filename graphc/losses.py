@@ -70,7 +70,10 @@ def softmax_cross_entropy(logits: Outputs, target: Sequence) -> Value:
     ``sum_k t_k (m - z_k) + log(sum_k exp(z_k - m))``, ``m`` the (clamped) maximum, since
     ``sum_k t_k = 1``.  Each term is formed from the shifted logits, as PyTorch's
     ``cross_entropy`` forms them: ``log_sum_exp(z) - sum_k t_k z_k`` lost the low bits of a
-    small loss next to large logits (4e-14 relative at logits near -800: an outside hunt)."""
+    small loss next to large logits (4e-14 relative at logits near -800: an outside hunt).
+    As PyTorch's, a loss much smaller than 1 keeps only its rounding against 1 in
+    ``log(1 + ...)`` (the term of the largest logit would need picking out), and logits a
+    float's range apart (``1e308, -1e308``) make ``0 * inf``: nan."""
     logits, target = _outputs(logits, "softmax_cross_entropy"), _values(target, "softmax_cross_entropy")
     _same_length(logits, target, "softmax_cross_entropy")
     shift = _shift(logits)
