@@ -195,7 +195,10 @@ def test_first_backwards_of_another_output_race_to_generate_its_code():
         return x.grad, eager_x.grad
     results = run_together(8, work)
     assert all(a == b for a, b in results)
-    assert len([key for key in compiled._latest._programs if key[:1] == (1,)]) == 1
+    # one program from zeroed grads; and, where a thread's backward found p.grad holding another
+    # thread's gradient, one whose sums start from the .grads
+    keys = sorted(tuple(key) for key in compiled._latest._programs if key[:1] == (1,))
+    assert keys in ([(1, True, False)], [(1, True, False), (1, True, True)])
 
 
 def test_traces_in_different_threads_run_at_the_same_time():
