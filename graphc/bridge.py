@@ -65,7 +65,7 @@ class _Call:
                 frame, self._pending = self._pending, None
         if frame is None:  # another output, output 0 a second time, or from starts: run it afresh
             inputs = self.inputs if starts is None else \
-                self.inputs + _wrt_starts(starts, self.value_args, len(self.inputs), wrt_inputs)
+                self.inputs + _wrt_starts(starts, self.value_args, len(self.inputs))
             frame = program.function(inputs, self.params)
             next(frame)
         grads = frame.send(seed)
@@ -99,16 +99,16 @@ class _OneRow:
         wrt_inputs = bool(self.value_args)
         program = self.signature.one_row_program(output, wrt_inputs, starts is not None)
         cols = self.cols if starts is None else np.concatenate(
-            [self.cols, np.array(_wrt_starts(starts, self.value_args, len(self.cols), wrt_inputs)).reshape(-1, 1)])
+            [self.cols, np.array(_wrt_starts(starts, self.value_args, len(self.cols))).reshape(-1, 1)])
         _, grads = program.function(cols, self.params, seed, 1)
         return _chosen(grads.tolist(), program, self.value_args, len(self.cols))
 
 
-def _wrt_starts(starts: list, value_args: list[int], n_inputs: int, wrt_inputs: bool) -> list[float]:
-    """Each gradient's start in the joint graph's order (every input's, if ``wrt_inputs``, then
-    every param's) from ``starts`` (the Value arguments', then the params'): an input that is
-    no Value argument starts from 0.0 (none of its gradient is used)."""
-    if not wrt_inputs:
+def _wrt_starts(starts: list, value_args: list[int], n_inputs: int) -> list[float]:
+    """Each gradient's start in the joint graph's order (every input's, if there are Value
+    arguments, then every param's) from ``starts`` (the Value arguments', then the params'):
+    an input that is no Value argument starts from 0.0 (none of its gradient is used)."""
+    if not value_args:
         return [float(g) for g in starts]
     inputs = [0.0] * n_inputs
     for k, g in zip(value_args, starts):
@@ -181,12 +181,12 @@ class _CompiledOp:
 _STARTS_TRIES = 4
 
 
-def call(signature: Signature, leaves: list) -> Any:
-    """The compiled function on flat arguments ``leaves``: Values in its output structure."""
+def call(signature: Signature, leaves: list, value_args: list[int]) -> Any:
+    """The compiled function on flat arguments ``leaves``, of which those at ``value_args``
+    are Values: Values in its output structure."""
     if not signature.n_outputs:  # fn returned an empty structure, deciding nothing: nothing to run
         return unflatten(signature.out_tree, iter(()))
     inputs = [x._data if isinstance(x, Value) else float(x) for x in leaves]
-    value_args = [k for k, x in enumerate(leaves) if isinstance(x, Value)]
     rows = None if value_args else signature.rows  # rows run only on the data the trace captured
     if rows is not None:
         signature.latest_source = rows.source

@@ -86,9 +86,9 @@ class SignatureCache(Mapping):
         key = self._key_sharing(tree, args, leaves, value_slots) if value_slots else tree
         self.lookup(key, args)
         group = self._variants[key]
-        result, failure = variants.first_that_holds(group, leaves, bridge_call, self.lock)
+        result, failure = variants.first_that_holds(group, leaves, bridge_call, self.lock, value_slots)
         if failure is not None:
-            result = variants.retrace(self, group, args, leaves, bridge_call, failure)
+            result = variants.retrace(self, group, args, leaves, bridge_call, failure, value_slots)
         self.latest = group[0]
         return result
 

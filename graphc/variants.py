@@ -50,14 +50,15 @@ def warn_once() -> Callable[[str], None]:
     return frozen
 
 
-def first_that_holds(group: list, leaves: list, call: Callable, lock: Any) -> tuple[Any, GuardFailure | None]:
+def first_that_holds(group: list, leaves: list, call: Callable, lock: Any,
+                     value_args: list[int]) -> tuple[Any, GuardFailure | None]:
     """The outputs of the first variant in ``group`` whose guards hold on ``leaves`` (moved
     to the front: most recently used first) and None; or None and the first variant's
     failed guard.  ``lock`` (the cache's) is held to move it: a thread looking for a
     variant under the lock never sees the group without it."""
     first = None
     for k, signature in enumerate(tuple(group)):
-        result = call(signature, leaves)
+        result = call(signature, leaves, value_args)
         if type(result) is not GuardFailure:
             if k:
                 with lock:
@@ -69,11 +70,12 @@ def first_that_holds(group: list, leaves: list, call: Callable, lock: Any) -> tu
     return None, first
 
 
-def retrace(cache: Any, group: list, args: tuple, leaves: list, call: Callable, failure: GuardFailure) -> Any:
+def retrace(cache: Any, group: list, args: tuple, leaves: list, call: Callable, failure: GuardFailure,
+            value_args: list[int]) -> Any:
     """Trace ``fn`` again for a call no variant fits (``failure``: the latest variant's failed
     guard), within :data:`MAX_VARIANTS`."""
     with cache.lock:
-        result, again = first_that_holds(group, leaves, call, cache.lock)  # another thread may have traced it
+        result, again = first_that_holds(group, leaves, call, cache.lock, value_args)  # another thread may have traced it
         if again is None:
             return result
         if len(group) >= MAX_VARIANTS:
@@ -82,7 +84,7 @@ def retrace(cache: Any, group: list, args: tuple, leaves: list, call: Callable, 
         signature = cache.make(args, group[0].description, group[0].shared)
         cache.count_trace(failure.reason)
         group.insert(0, signature)
-    result = call(signature, leaves)
+    result = call(signature, leaves, value_args)
     if type(result) is GuardFailure:
         raise GraphcError(f"{cache.name} decided differently on the very arguments it was just traced with "
                           f"({result.reason}): its Python is not deterministic (a random draw, or state that "
