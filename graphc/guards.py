@@ -149,7 +149,7 @@ class Record:
         self._numbers: list = []  # weak references to the traced numbers it made (see kept_numbers)
         self.kept_numbers = 0  # how many of them outlived the trace
         self._refusals: list[str] = []  # graphc's TraceErrors raised while the function ran
-        self._python_numbers: dict = {}  # (what, code, line) -> [different Python numbers, how many]
+        self._python_numbers: dict = {}  # (code, line) -> [different Python floats made Values, how many]
 
     def guard(self, predicate: Value, outcome: bool, what: str) -> None:
         frame = user_frame()
@@ -205,7 +205,7 @@ class Record:
         if _is_numpy_number(data):
             self._froze("NumPy numbers made Values", user_frame())
         elif type(data) is float:
-            self._python_number("Python numbers made Values", _caller(), data)
+            self._python_number(_caller(), data)
 
     def operand(self, x: Any) -> None:
         """A NumPy number met as an operand (``-yi * score`` with ``yi`` from an array).  A
@@ -215,9 +215,9 @@ class Record:
         if self.counting and _is_numpy_number(x):
             self._froze("NumPy numbers in arithmetic", user_frame())
 
-    def _python_number(self, what: str, frame, number: float) -> None:
+    def _python_number(self, frame, number: float) -> None:
         """One more Python number made a Value at ``frame``'s line (see :meth:`finish`)."""
-        made = self._python_numbers.setdefault((what, frame.f_code, frame.f_lineno), [set(), 0])
+        made = self._python_numbers.setdefault((frame.f_code, frame.f_lineno), [set(), 0])
         if len(made[0]) < PYTHON_DATA:
             made[0].add(number)
         made[1] += 1
@@ -250,9 +250,9 @@ class Record:
         every thread, and a program's own workers (building models, drawing batches) would
         be taken for the function; a Jupyter kernel's threads, always there, are daemons."""
         self.counting = False
-        for (what, code, line), (different, made) in self._python_numbers.items():
+        for (code, line), (different, made) in self._python_numbers.items():
             if len(different) >= PYTHON_DATA:
-                self.frozen[what, f"{os.path.basename(code.co_filename)}:{line}"] += made
+                self.frozen["Python numbers made Values", f"{os.path.basename(code.co_filename)}:{line}"] += made
         self._python_numbers = {}
         if self._refusals:
             raise TraceError(f"{self._refusals[0]}  (The function caught this error and went on, on a path "

@@ -56,7 +56,12 @@ def log_sum_exp(values: Sequence[Value]) -> Value:
     if not values:
         raise ValueError("log_sum_exp needs at least one value; got none")
     shift = _shift(values)
-    return shift + sum((v - shift).exp() for v in values).log()
+    return shift + _log_sum_shifted(values, shift)
+
+
+def _log_sum_shifted(values: list[Value], shift: Value) -> Value:
+    """``log(sum(exp(v - shift)))``: what :func:`log_sum_exp` adds to its shift."""
+    return sum((v - shift).exp() for v in values).log()
 
 
 def _shift(values: list[Value]) -> Value:
@@ -77,7 +82,7 @@ def softmax_cross_entropy(logits: Outputs, target: Sequence) -> Value:
     logits, target = _outputs(logits, "softmax_cross_entropy"), _values(target, "softmax_cross_entropy")
     _same_length(logits, target, "softmax_cross_entropy")
     shift = _shift(logits)
-    return sum(t * (shift - z) for t, z in zip(target, logits)) + sum((z - shift).exp() for z in logits).log()
+    return sum(t * (shift - z) for t, z in zip(target, logits)) + _log_sum_shifted(logits, shift)
 
 
 def logistic_loss(logits: Outputs, target: Sequence | float) -> Value:

@@ -443,8 +443,9 @@ def compare(test, a: Value, b: Any) -> TracedNumber:
 
 #: The kind :func:`plain_outputs` gives an output the traced function returned as a plain
 #: number it did not compute from traced values (``3``, ``True``, ``math.sin(x)`` of a
-#: guarded ``float(x)``): it comes back as a Value, as the public contract says, but no
-#: gradient reaches it, which ``grad`` says instead of answering 0.
+#: guarded ``float(x)``): it comes back as a Value, as the public contract says, and no
+#: gradient reaches it; ``grad`` refuses one where the trace froze a traced value into a
+#: number (``math.sin(x)``), and answers 0 for a branch's constant.
 PLAIN_CONSTANT = "constant"
 
 
