@@ -228,9 +228,10 @@ class Signature:
 
     def _to_differentiate(self, vector: bool) -> Graph:
         """The forward graph reverse mode differentiates (re-rolled if ``vector``): in exact
-        numerics optimized without CSE, which runs on the joint graph instead, but for CSE of
-        packs (see :data:`graphc.passes.DIFFERENTIABLE_PIPELINE`); other numerics keep no
-        order, and differentiate the forward graph itself."""
+        numerics the traced graph, folded, or re-rolled with the passes that keep the order
+        of its gradient parts; every other pass runs on the joint graph instead (see
+        :data:`graphc.passes.DIFFERENTIABLE_PIPELINE`).  Other numerics keep no order, and
+        differentiate the forward graph itself."""
         return self._differentiable.get_or_make(vector, lambda: self._before_autodiff(vector))
 
     def _before_autodiff(self, vector: bool) -> Graph:

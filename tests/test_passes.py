@@ -36,6 +36,10 @@ RULE_CASES = {
     "(-0)+x": lambda x: apply("add", -0.0, x),
     "x+0": lambda x: x.exp() + 0.0,
     "0+x": lambda x: apply("add", 0.0, x.exp()),
+    "sum(x,-0,...)": lambda x: apply("sum", x, -0.0, x * 2.0),
+    "sum(-0,x,...)": lambda x: apply("sum", -0.0, x),
+    "sum(x,0,...)": lambda x: apply("sum", x.exp(), 0.0, x, x * 2.0),
+    "sum(0,x,...)": lambda x: apply("sum", 0.0, x.exp(), x),
     "x-0": lambda x: x - 0.0,
     "(-0)-x": lambda x: apply("sub", -0.0, x),
     "x+(-y)": lambda x: x + (-(x * 3.0)),
@@ -78,9 +82,15 @@ def test_rule_keeps_derivatives_at_special_points(name):
 
 
 def test_x_plus_zero_is_kept_where_x_may_be_negative_zero():
-    g = trace(lambda x: x + 0.0, 1.0)  # x = -0.0 would give +0.0
+    g = trace(lambda x: [x + 0.0, apply("sum", x, 0.0, x), apply("sum", 0.0, x, x)], 1.0)  # x = -0.0: +0.0
     assert simplify(g).stats.hits == {}
-    assert math.copysign(1, run(optimize(g), -0.0)[0]) == 1
+    assert all(math.copysign(1, y) == 1 for y in run(optimize(g), -0.0))
+
+
+def test_a_zero_after_the_head_of_a_sum_stays():
+    """Only the head's ``+ 0`` goes: a partial sum further on can be -0.0 where the head is not."""
+    g = trace(lambda x: apply("sum", x.exp(), x, 0.0, x), 1.0)
+    assert simplify(g).stats.hits == {}
 
 
 def test_fold_evaluates_like_the_runtime_including_special_values():

@@ -28,16 +28,20 @@ VECTOR_PIPELINE = (fold, simplify, flatten, reroll, cse, dce)
 #: For a joint forward and gradient graph, which is not differentiated again: the same, with
 #: :func:`~graphc.passes.reroll.reroll_final`.
 JOINT_VECTOR_PIPELINE = (fold, simplify, flatten, reroll_final, cse, dce)
-#: For a graph reverse mode then differentiates: every pass but ``cse``.  Merging two equal
-#: nodes that depend on a param would have reverse mode add their gradient parts together
-#: before passing them on -- ``(g1 + g2) * 2.0`` to ``w`` where eager ``backward()`` adds
-#: ``g1 * 2.0`` and ``g2 * 2.0`` (``w * 2.0`` made twice: a value repeated in a column of
-#: captured data) -- which rounds differently.  ``cse`` runs on the joint graph instead, where
-#: each gradient part is a node of its own and merging changes no number.
-DIFFERENTIABLE_PIPELINE = (fold, simplify, flatten, dce)
-#: ``VECTOR_PIPELINE`` for a graph reverse mode then differentiates: CSE of packs alone
-#: (:func:`~graphc.passes.cse.cse_packs`, which keeps every gradient's order).
-DIFFERENTIABLE_VECTOR_PIPELINE = (fold, simplify, flatten, reroll, cse_packs, dce)
+#: For a graph reverse mode then differentiates: the passes that keep its nodes where they
+#: were.  Reverse mode adds a value's gradient parts in the order it reaches them (eager
+#: ``backward()``'s), so a rewrite before it that moves a part moves it in that order too:
+#: ``sum(p) - (-(p / p))`` made ``p + p / p`` (simplify, then flatten) has reverse mode
+#: reach ``p``'s direct part first, where eager reaches it last, 1 ulp off; merging two equal
+#: nodes (CSE) adds their gradient parts before passing them on -- ``(g1 + g2) * 2.0`` to
+#: ``w`` where eager adds ``g1 * 2.0`` and ``g2 * 2.0``.  Every pass runs on the joint graph
+#: instead, where each gradient part is a node of its own and no rewrite changes a number.
+DIFFERENTIABLE_PIPELINE = (fold, dce)
+#: For a re-rolled graph reverse mode then differentiates: what re-rolling needs, flatten
+#: (whose absorptions keep the order of output 0's gradient parts, the one batched programs
+#: take), and CSE of packs alone (:func:`~graphc.passes.cse.cse_packs`, which keeps every
+#: gradient's order).
+DIFFERENTIABLE_VECTOR_PIPELINE = (fold, flatten, reroll, cse_packs, dce)
 MAX_ROUNDS = 10
 #: ``optimize(numerics=...)``: "exact" keeps every result bit for bit; "stable" also applies
 #: graphc.passes.stabilize; "fast" optimizes as "exact" (its freedom -- fused multiply-adds,

@@ -3,8 +3,10 @@
 Every rule is an identity that holds bit for bit for *every* IEEE 754 input (inf, nan
 and signed zeros included) -- or, for ``x + 0 -> x``, is applied only where a small
 sign analysis proves the difference cannot occur (``-0.0 + 0.0`` is ``+0.0``, so the
-rule is wrong exactly when ``x`` can be ``-0.0``).  Gradients are taken of the optimized
-graph, so each rule must also keep the chain rule's *derivative* values, at singular
+rule is wrong exactly when ``x`` can be ``-0.0``).  ``compile`` differentiates before
+simplifying (a rewrite moves gradient parts in reverse mode's order: see
+:data:`graphc.passes.DIFFERENTIABLE_PIPELINE`), but :func:`graphc.autodiff.grad` may be
+handed an optimized graph, so each rule must also keep the chain rule's *derivative* values, at singular
 points too: that rules out ``max(x, x) -> x`` (with an infinite upstream gradient eager
 computes ``inf + 0*inf = nan``) and ``x ** Value(0) -> 1`` (eager's ``0 * x**-1`` is nan
 at x = 0).  Identities that look harmless but
@@ -46,6 +48,13 @@ class K:
     name: str
 
 
+@dataclass(frozen=True)
+class Rest:
+    """Last in a pattern's operands: matches the operands left (none or more), binding them
+    as a tuple -- an n-ary ``sum`` of any length."""
+    name: str
+
+
 class P:
     """An op pattern: ``P("mul", X, C(1.0))``; ``attr`` restricts the op's parameters."""
 
@@ -61,7 +70,7 @@ class Rule:
     when: Callable[[dict, "Analysis"], bool] | None = None
 
 
-X, Y = Var("x"), Var("y")
+X, Y, REST = Var("x"), Var("y"), Rest("rest")
 
 
 def _never_negative_zero(bindings: dict, analysis: "Analysis") -> bool:
@@ -76,6 +85,11 @@ def _pow_with_exponent(bindings: dict, b: Builder) -> int:
     return b.add("pow", (bindings["x"],), (bindings["c"],))
 
 
+def _sum_of_x_and_rest(bindings: dict, b: Builder) -> int:
+    operands = (bindings["x"], *bindings["rest"])
+    return b.add(ops.sum_op(len(operands)), operands) if len(operands) > 1 else operands[0]
+
+
 RULES: list[Rule] = [
     Rule("x*1", P("mul", X, C(1.0)), X),                          # x * 1 -> x
     Rule("1*x", P("mul", C(1.0), X), X),                          # 1 * x -> x
@@ -86,6 +100,11 @@ RULES: list[Rule] = [
     Rule("(-0)+x", P("add", C(-0.0), X), X),                      # (-0.0) + x -> x
     Rule("x+0", P("add", X, C(0.0)), X, when=_never_negative_zero),  # x + 0 -> x, x never -0.0
     Rule("0+x", P("add", C(0.0), X), X, when=_never_negative_zero),  # 0 + x -> x, x never -0.0
+    # the same at the head of a sum flatten made (Python's ``sum()`` over Values: ``x + 0``)
+    Rule("sum(x,-0,...)", P("sum", X, C(-0.0), REST), _sum_of_x_and_rest),
+    Rule("sum(-0,x,...)", P("sum", C(-0.0), X, REST), _sum_of_x_and_rest),
+    Rule("sum(x,0,...)", P("sum", X, C(0.0), REST), _sum_of_x_and_rest, when=_never_negative_zero),
+    Rule("sum(0,x,...)", P("sum", C(0.0), X, REST), _sum_of_x_and_rest, when=_never_negative_zero),
     Rule("x-0", P("sub", X, C(0.0)), X),                          # x - 0 -> x
     Rule("(-0)-x", P("sub", C(-0.0), X), P("neg", X)),            # (-0.0) - x -> -x
     Rule("x+(-y)", P("add", X, P("neg", Y)), P("sub", X, Y)),     # x + (-y) -> x - y
@@ -215,7 +234,7 @@ def _index(rules: list[Rule]) -> tuple[dict[str, list[Rule]], dict[str, frozense
         op = rule.pattern.op
         by_op.setdefault(op, []).append(rule)
         needs = [("const" if isinstance(p, (C, K)) else p.op) for p in rule.pattern.operands
-                 if not isinstance(p, Var)]
+                 if not isinstance(p, (Var, Rest))]
         if not needs:
             triggers[op] = None
         elif triggers.get(op, set()) is not None:
@@ -233,9 +252,10 @@ def _near_matches(graph: Graph, by_op: dict[str, list[Rule]]) -> list[int]:
         nodes = np.flatnonzero(arrays.codes == CODES[op]) if op in CODES else ()
         for rule in rules if len(nodes) else ():
             patterns = rule.pattern.operands
-            near = nodes[arrays.lengths[nodes] == len(patterns)]
+            lengths = arrays.lengths[nodes]
+            near = nodes[lengths >= len(patterns) - 1 if _has_rest(rule.pattern) else lengths == len(patterns)]
             for k, pattern in enumerate(patterns):
-                if isinstance(pattern, Var) or not len(near):
+                if isinstance(pattern, (Var, Rest)) or not len(near):
                     continue
                 operand = arrays.operand(near, k)
                 if isinstance(pattern, P):
@@ -268,12 +288,23 @@ def _first_match(by_op: dict, nodes: Any, i: int, operands: tuple, analysis: Ana
     return None
 
 
+def _has_rest(pattern: P) -> bool:
+    return bool(pattern.operands) and isinstance(pattern.operands[-1], Rest)
+
+
 def _match_operands(pattern: P, operands: tuple, attr: tuple, nodes: Any, bindings: dict) -> bool:
     if pattern.attr is not None and tuple(attr) != pattern.attr:
         return False
-    if len(pattern.operands) != len(operands):
+    patterns = pattern.operands
+    if _has_rest(pattern):
+        if len(operands) < len(patterns) - 1:
+            return False
+        patterns = patterns[:-1]
+        bindings[pattern.operands[-1].name] = tuple(operands[len(patterns):])
+        operands = operands[:len(patterns)]
+    elif len(patterns) != len(operands):
         return False
-    return all(_match(sub, node, nodes, bindings) for sub, node in zip(pattern.operands, operands))
+    return all(_match(sub, node, nodes, bindings) for sub, node in zip(patterns, operands))
 
 
 def _match(pattern: Any, node: int, nodes: Any, bindings: dict) -> bool:

@@ -132,12 +132,75 @@ def programs(draw, n_inputs: int = 3, n_params: int = 2, max_ops: int = 14, cons
             "n_params": n_params}
 
 
+#: The constants of the shapes the passes rewrite (simplify's ``C`` s), first in the program's
+#: constants so a shape finds each at a known slot; ``K`` s draw from all of them.
+REWRITE_CONSTANTS = [1.0, -1.0, 0.0, -0.0, 2.0, 0.5, -2.0, math.inf, math.nan]
+
+
+@st.composite
+def rewritable_programs(draw, n_inputs: int = 3, n_params: int = 2, max_shapes: int = 8):
+    """A random program (see :func:`programs`) built of the shapes the passes rewrite -- each
+    of simplify's rule patterns, read from its table, and chains of sums of one to three
+    operands (flatten's) -- over leaves and results read anywhere, so a rewritten node's
+    operands have other readers, with outputs drawn among the results.  Reverse mode
+    reaches a leaf's gradient parts in the order of the graph it differentiates: a rewrite
+    before it that moves one part changes the rounding unless it keeps that order (an
+    outside fuzz drew ``sum(p) - (-(p / p))``, differentiated for its second output, whose
+    ``sum(p)`` flatten had absorbed)."""
+    from graphc.passes.simplify import C, K, P, RULES, Rest, Var
+
+    program: list = []
+    first_const = n_inputs + n_params
+    first_result = first_const + len(REWRITE_CONSTANTS)
+    sums: list[int] = []
+
+    def const_slot(value: float) -> int:
+        return first_const + next(k for k, c in enumerate(REWRITE_CONSTANTS) if same(c, value))
+
+    def leaf_or_result() -> int:
+        results = st.integers(first_result, first_result + len(program) - 1) if program else st.nothing()
+        return draw(st.one_of(st.integers(0, first_const - 1), results))
+
+    def emit(pattern, bound: dict) -> int:
+        if isinstance(pattern, Var):
+            if pattern.name not in bound:
+                bound[pattern.name] = leaf_or_result()
+            return bound[pattern.name]
+        if isinstance(pattern, C):
+            return const_slot(pattern.value)
+        if isinstance(pattern, K):
+            return const_slot(draw(st.sampled_from(REWRITE_CONSTANTS)))
+        operands = tuple(emit(o, bound) for o in pattern.operands if not isinstance(o, Rest))
+        if pattern.operands and isinstance(pattern.operands[-1], Rest):
+            operands += tuple(leaf_or_result() for _ in range(draw(st.integers(0, 2))))
+        program.append((pattern.op, operands, pattern.attr or ()))
+        return first_result + len(program) - 1
+
+    X, Y, Z = Var("x"), Var("y"), Var("z")
+    shapes = [rule.pattern for rule in RULES] + [P("sum", X), P("add", X, Y), P("sum", X, Y, Z)]
+    for _ in range(draw(st.integers(1, max_shapes))):
+        kind = draw(st.integers(0, 3))
+        if kind == 0:  # the next link of a chain of sums
+            chain = {"x": draw(st.sampled_from(sums))} if sums else {}
+            sums.append(emit(draw(st.sampled_from(shapes[-3:])), chain))
+        elif kind == 1:  # two shapes over the same leaves, combined: one's rewrite passes the other's reads
+            bound: dict = {}
+            both = {"a": emit(draw(st.sampled_from(shapes)), bound), "b": emit(draw(st.sampled_from(shapes)), bound)}
+            emit(P(draw(st.sampled_from(["add", "sub", "mul", "truediv"])), *map(Var, draw(st.permutations("ab")))), both)
+        else:
+            emit(draw(st.sampled_from(shapes)), {})
+    results = range(first_result, first_result + len(program))
+    outputs = draw(st.lists(st.sampled_from(results), min_size=1, max_size=3, unique=True))
+    return {"consts": list(REWRITE_CONSTANTS), "program": program, "outputs": outputs, "n_outputs": len(outputs),
+            "n_inputs": n_inputs, "n_params": n_params}
+
+
 def replay(spec: dict, inputs: list, params: list) -> list[Value]:
     """Run a program on Values (or numbers, for inputs); its outputs as Values."""
     values = list(inputs) + list(params) + list(spec["consts"])
     for name, operands, attr in spec["program"]:
         values.append(apply(name, *[values[k] for k in operands], attr=attr))
-    outs = values[-spec["n_outputs"]:]
+    outs = [values[k] for k in spec["outputs"]] if "outputs" in spec else values[-spec["n_outputs"]:]
     return [v if isinstance(v, Value) else Value(v) for v in outs]
 
 

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import given, strategies as st
+import pytest
+from hypothesis import example, given, strategies as st
 
 import graphc
 from graphc import Value, autodiff
 from graphc.codegen import python as python_backend
-from fuzzing import SPECIAL_INPUTS, abs_gradient, examples, programs, replay, same, scalars
+from fuzzing import (REWRITE_CONSTANTS, SPECIAL_INPUTS, abs_gradient, examples, programs, replay, rewritable_programs,
+                     same, scalars)
 
 PARAMS = (0.75, -1.25)
 points = st.lists(scalars(), min_size=3, max_size=3)
@@ -86,8 +88,8 @@ def test_graph_gradients_are_eagers_bits(spec, point, k, seed):
 @examples(400)
 @given(programs(), points, st.integers(0, 2), seeds)
 def test_compiled_gradients_are_eagers_bits(spec, point, k, seed):
-    """compile() differentiates the traced graph optimized by every pass but CSE, which runs
-    on the joint graph (graphc.passes.DIFFERENTIABLE_PIPELINE), so a compiled call's
+    """compile() differentiates the traced graph, folded, and runs every other pass on the
+    joint graph (graphc.passes.DIFFERENTIABLE_PIPELINE), so a compiled call's
     ``backward()`` adds eager's gradients bit for bit, the sign of zero included.  (CSE
     before differentiation added merged uses' cotangents first, ``y * (ga + gb)`` for
     eager's ``y * ga + y * gb``: found by an outside hunt through repeated captured data.)"""
@@ -108,6 +110,46 @@ def test_compiled_gradients_are_eagers_bits(spec, point, k, seed):
         assert same(a, b), (a, b, str(compiled.graph))
 
 
+
+#: Leaves of every magnitude, so that gradient parts added in another order round differently.
+SPREAD = st.builds(lambda sign, exponent, mantissa: sign * mantissa * 10.0 ** exponent,
+                   st.sampled_from([1.0, -1.0]), st.integers(-8, 8), st.floats(1.0, 9.99))
+
+
+def _spec(program: list, outputs: list) -> dict:
+    return {"consts": list(REWRITE_CONSTANTS), "program": program, "outputs": outputs, "n_outputs": len(outputs),
+            "n_inputs": 3, "n_params": 2}
+
+
+#: Slots of rewritable_programs: 0-2 inputs, 3-4 params, then the constants, then results.
+_R = 5 + len(REWRITE_CONSTANTS)
+
+
+@pytest.mark.parametrize("backend", ["python", "numpy", "c"])
+@example(spec=_spec([("truediv", (3, 3), ()), ("neg", (_R,), ()), ("sum", (3,), ()), ("neg", (_R,), ()),
+                     ("sub", (_R + 2, _R + 3), ())], [_R + 1, _R + 4]),
+         leaves=[1.0, 2.0, 3.0, 0.75, -1.25], k=1, seed=1.0)  # sum(p) - (-(p / p)), its second output
+@example(spec=_spec([("neg", (1,), ()), ("mul", (1, 5), ()), ("sum", (0, _R, 1), ()), ("mul", (_R + 1, _R + 2), ())],
+                    [_R + 3]),
+         leaves=[0.1, 1.0, 1.0, 1.0, 1.0], k=0, seed=1.0)  # (b * 1.0) * (a + (-b) + b): make fuzz drew it
+@examples(150)
+@given(spec=rewritable_programs(), leaves=st.lists(SPREAD, min_size=5, max_size=5), k=st.integers(0, 2), seed=seeds)
+def test_gradients_through_the_shapes_passes_rewrite_are_eagers_bits(backend, spec, leaves, k, seed):
+    """Reverse mode differentiates the traced graph, the passes rewrite the joint one: a
+    rewrite before differentiating would move gradient parts to another place in reverse
+    mode's order, so a leaf read elsewhere too would add them in another order than eager
+    (1 ulp off: ``sum(p) - (-(p / p))``, whose ``sum(p)`` flatten absorbed)."""
+    k = min(k, spec["n_outputs"] - 1)
+    eager = [Value(v) for v in leaves]
+    root = replay(spec, eager[:3], eager[3:])[k] * seed
+    root.backward()
+    reached = abs_gradient(root)
+    params = [Value(v) for v in leaves[3:]]
+    compiled = graphc.compile(lambda a, b, c: replay(spec, [a, b, c], params), backend=backend)
+    xs = [Value(v) for v in leaves[:3]]
+    (compiled(*xs)[k] * seed).backward()
+    for leaf, got in zip(eager, [v.grad for v in xs + params]):
+        assert same(got, leaf.grad) if id(leaf) in reached else got == 0, (got, leaf.grad, str(compiled.graph))
 
 FINITE = st.floats(-3.0, 3.0)
 NONZERO = FINITE.filter(lambda v: v != 0.0)
