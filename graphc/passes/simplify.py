@@ -6,17 +6,18 @@ sign analysis proves the difference cannot occur (``-0.0 + 0.0`` is ``+0.0``, so
 rule is wrong exactly when ``x`` can be ``-0.0``).  ``compile`` differentiates before
 simplifying (a rewrite moves gradient parts in reverse mode's order: see
 :data:`graphc.passes.DIFFERENTIABLE_PIPELINE`), but :func:`graphc.autodiff.grad` may be
-handed an optimized graph, so each rule must also keep the chain rule's *derivative* values, at singular
-points too: that rules out ``max(x, x) -> x`` (with an infinite upstream gradient eager
-computes ``inf + 0*inf = nan``) and ``x ** Value(0) -> 1`` (eager's ``0 * x**-1`` is nan
-at x = 0).  Identities that look harmless but
-are not, and are therefore absent: ``x * 0 -> 0`` (inf * 0 is nan), ``x - x -> 0``
-(inf - inf is nan), ``x ** 2 -> x * x`` (glibc's pow differs from x*x in the last bit on
-~0.1% of inputs), reassociation of sums or products (changes rounding).
+handed an optimized graph, so each rule must also keep the chain rule's *derivative*
+values, at singular points too: that rules out ``max(x, x) -> x`` (with an infinite
+upstream gradient eager computes ``inf + 0*inf = nan``) and ``x ** Value(0) -> 1``
+(eager's ``0 * x**-1`` is nan at x = 0).  Identities that look harmless but are not, and
+are therefore absent: ``x * 0 -> 0`` (inf * 0 is nan), ``x - x -> 0`` (inf - inf is nan),
+``x ** 2 -> x * x`` (glibc's pow differs from x*x in the last bit on ~0.1% of inputs),
+reassociation of sums or products (changes rounding).
 
 A pattern is ``P(op, *operands, attr=...)`` over variables (``X``, ``Y``), exact
-constants (``C(1.0)``) and any-constant captures (``K``); a replacement is a variable, a
-pattern to build, or a function of the bindings.
+constants (``C(1.0)``), any-constant captures (``K``) and, last, the rest of a sum's
+operands (``Rest``); a replacement is a variable, a pattern to build, or a function of
+the bindings.
 """
 from __future__ import annotations
 
