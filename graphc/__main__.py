@@ -189,11 +189,24 @@ def _formula(text: str):
     return formula.function(), formula.names
 
 
+def default_point(n: int) -> list[float]:
+    """``n`` numbers for ``n`` formula names: :data:`DEFAULT_POINT`, then more of its kind --
+    signs alternating, magnitudes 0.2 to 1.8 spread by the golden ratio, each at least
+    ``0.5 / max(n, 50)`` from the others (``0.1 * k`` steps met zeros and near-ties)."""
+    values = list(DEFAULT_POINT[:n])
+    gap, k = 0.5 / max(n, 50), 0
+    while len(values) < n:
+        k += 1
+        v = round((-1) ** len(values) * (0.2 + 1.6 * (k * 0.6180339887498949 % 1.0)), 3)
+        if all(abs(v - u) >= gap for u in values):
+            values.append(v)
+    return values
+
+
 def _point(names: Sequence[str], given: list[str]) -> list[float]:
     from .errors import GraphcError
 
-    values = {name: DEFAULT_POINT[k % len(DEFAULT_POINT)] + 0.1 * (k // len(DEFAULT_POINT))
-              for k, name in enumerate(names)}
+    values = dict(zip(names, default_point(len(names))))
     seen: set[str] = set()
     for item in (part for text in given for part in text.split(",") if part.strip()):
         name, sep, value = item.partition("=")
@@ -243,14 +256,17 @@ def _derivatives(graph) -> str:
     """SymPy's derivative of the graph's output in each input, one line each (or why not)."""
     import sympy as sp
 
+    from .check import SYMPY_REFUSALS
     from .errors import GraphcError
     from .symbolic import symbols_of, to_sympy
 
     try:
         (expr,) = to_sympy(graph)
+        return "\n".join(f"  d/d{s.name} = {sp.factor_terms(sp.diff(expr, s))}" for s in symbols_of(graph))
     except GraphcError as error:
         return f"  skipped: {error}"
-    return "\n".join(f"  d/d{s.name} = {sp.factor_terms(sp.diff(expr, s))}" for s in symbols_of(graph))
+    except SYMPY_REFUSALS as error:
+        return f"  skipped: SymPy cannot differentiate it ({type(error).__name__}: {error})"
 
 
 def _check(args: argparse.Namespace) -> int:

@@ -378,6 +378,9 @@ def _symbolic(report: GradReport, compiled: Compiled, graph: Graph, output: int,
     except (GraphcError, RecursionError) as error:
         report.notes.append(f"sympy column skipped: {error}")
         return
+    except SYMPY_REFUSALS as error:  # SymPy's own: a nan it must compare (Max(x, nan))
+        report.notes.append(f"sympy column skipped: SymPy cannot differentiate it ({type(error).__name__}: {error})")
+        return
     if computed is None:
         report.notes.append(f"sympy column stopped after sympy_seconds={seconds:g}: SymPy's derivatives of "
                             f"piecewise terms (max, abs, relu) can swell for minutes, and their values at a "
@@ -419,7 +422,11 @@ def _symbolic(report: GradReport, compiled: Compiled, graph: Graph, output: int,
     except (GraphcError, RecursionError) as error:
         report.notes.append(f"proof skipped: {error}")
         return
-    proved = _within(seconds, lambda: [_equal(g, d, syms) for g, d in zip(grads, derivatives)])
+    try:
+        proved = _within(seconds, lambda: [_equal(g, d, syms) for g, d in zip(grads, derivatives)])
+    except SYMPY_REFUSALS as error:
+        report.notes.append(f"proof skipped: SymPy cannot compare them ({type(error).__name__}: {error})")
+        return
     if proved is None:
         report.notes.append(f"proof stopped after sympy_seconds={seconds:g}: simplify of piecewise terms "
                             f"(max, abs, relu) can run for minutes")
@@ -431,6 +438,11 @@ def _symbolic(report: GradReport, compiled: Compiled, graph: Graph, output: int,
         report.notes.append(f"proved for {', '.join(generic)} but at the points where a comparison in the gradient "
                             f"is an equality (a rule's special case, such as x ** y's at x = 0, where SymPy's "
                             f"derivative is undefined)")
+
+
+#: What SymPy raises on an expression it cannot work with -- ``TypeError: Invalid NaN
+#: comparison`` for a ``max`` against nan -- which skips its columns with a note.
+SYMPY_REFUSALS = (TypeError, ValueError, ZeroDivisionError)
 
 
 def _derivatives_at(expr: sp.Expr, exact: sp.Expr, syms: list[sp.Symbol], at: dict) -> tuple[list, list[float], bool]:

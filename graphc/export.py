@@ -56,6 +56,12 @@ class ExportPlan:
 def make_plan(compiled: Compiled) -> ExportPlan:
     """The export plan of ``compiled``'s latest signature (it must have been called): its
     graphs as the compiled calls run them (:meth:`Compiled.stages`), numerics included."""
+    if compiled._latest is not None and compiled._latest.shared:
+        raise GraphcError(
+            f"{compiled.name}'s latest call passed one Value as two arguments, or a param as an argument, "
+            f"and its signature reads them as one (so its gradients add up as eager's do): a module taking "
+            f"the arguments apart would compute something else.  Call it once with distinct arguments "
+            f"(numbers, or other Values), then export")
     stages = compiled.stages(0, wrt_inputs=True)
     graph, joint = stages.graph, stages.joint
     n_args = len(graph.in_tree[1])

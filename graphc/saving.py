@@ -16,7 +16,8 @@ import errno
 import json
 import math
 import os
-import tempfile
+import secrets
+import stat
 import zipfile
 import zlib
 from pathlib import Path
@@ -44,19 +45,22 @@ def save(model: Module, path: str | os.PathLike) -> None:
     """Write ``model`` (an ``MLP``, ``Layer`` or ``Neuron``) to ``path`` as one ``.npz`` file:
     its class, the arguments that rebuild it and its :meth:`~graphc.nn.Module.state_dict`.
 
-    The file appears whole or not at all (written aside, then renamed).  For a Module of
-    your own class, save ``model.state_dict()`` (e.g. with ``np.savez``) and load it into
-    a model your code builds: a file cannot safely say how to build an arbitrary class.
+    The file appears whole or not at all (written aside, then renamed), with the
+    permissions ``np.savez`` would give it (those of the file it replaces, else the
+    umask's); a symbolic link is followed, its target written.  For a Module of your own
+    class, save ``model.state_dict()`` (e.g. with ``np.savez``) and load it into a model
+    your code builds: a file cannot safely say how to build an arbitrary class.
     """
     header = {"format": FORMAT, "version": VERSION, "class": type(model).__name__, "config": _config(model)}
     arrays = {HEADER: np.array(json.dumps(header)), **model.state_dict()}
-    path = Path(path)
+    asked = Path(path)
+    path = Path(os.path.realpath(asked))
     if path.is_dir():  # os.replace would name the file written aside in its error
-        raise IsADirectoryError(errno.EISDIR, f"cannot write {path}: it is a directory", str(path))
+        raise IsADirectoryError(errno.EISDIR, f"cannot write {asked}: it is a directory", str(asked))
     try:
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        handle, temporary = _create_aside(path)
     except OSError as error:  # named after the path asked for, not the file written aside
-        raise type(error)(error.errno, f"cannot write {path}: {error.strerror}", str(path.parent)) from None
+        raise type(error)(error.errno, f"cannot write {asked}: {error.strerror}", str(asked.parent)) from None
     try:
         with os.fdopen(handle, "wb") as file:
             np.savez(file, **arrays)
@@ -64,6 +68,26 @@ def save(model: Module, path: str | os.PathLike) -> None:
     except BaseException:
         os.unlink(temporary)
         raise
+
+
+def _create_aside(path: Path) -> tuple[int, Path]:
+    """A new file beside ``path`` to write, open: with ``path``'s permissions if it exists,
+    else created with mode 0o666, which the umask then narrows (``tempfile.mkstemp``'s
+    0o600 would leave a saved model unreadable to the group sharing its folder)."""
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        mode = None
+    for _ in range(100):
+        temporary = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+        except FileExistsError:
+            continue
+        if mode is not None:
+            os.chmod(temporary, mode)
+        return handle, temporary
+    raise FileExistsError(errno.EEXIST, "no unused name for the file written aside", str(path.parent))
 
 
 def load(path: str | os.PathLike, *, max_params: int = 10_000_000) -> Module:

@@ -230,7 +230,8 @@ def _short(text: str, limit: int = MAX_LABEL) -> str:
 
 
 def _escape(text: str) -> str:
-    """Text for a quoted DOT label: backslashes and quotes escaped, newlines as ``\\n``."""
+    """Text for a quoted DOT label: backslashes and quotes escaped, newlines as ``\\n``, a
+    lone surrogate (no character UTF-8 can carry to Graphviz) as U+FFFD."""
     out = []
     for ch in text:
         if ch in '\\"':
@@ -239,6 +240,8 @@ def _escape(text: str) -> str:
             out.append("\\n")
         elif ch < " " or ch == "\x7f":
             out.append(" ")
+        elif "\ud800" <= ch <= "\udfff":
+            out.append("\ufffd")
         else:
             out.append(ch)
     return "".join(out)

@@ -188,6 +188,13 @@ def test_larger_graphs_skip_the_symbolic_columns_and_say_why():
     assert "note: sympy column skipped" in str(small)
 
 
+def test_a_nan_sympy_must_compare_skips_its_columns_with_a_note():
+    """``Max(x, nan)`` makes SymPy raise TypeError; check_grad raised it (outside hunt)."""
+    report = check_grad(lambda x: x.max(math.nan) + x, 0.7)
+    assert all(r.sympy is None and r.proved is None for r in report.rows)
+    assert any("sympy column skipped: SymPy cannot differentiate it (TypeError" in note for note in report.notes)
+
+
 def test_prove_can_be_forced_or_turned_off():
     neuron, _, _ = make_neuron()
     assert all(r.proved is None for r in check_grad(neuron, 1.0, 0.5, prove=False).rows)

@@ -46,6 +46,15 @@ def test_show_traces_the_formula_as_written_and_the_passes_merge(capsys):
     assert "let v1 = exp x\n      v2 = exp x\n      v3 = mul v1 v2" in out and "merged x1" in out
 
 
+def test_a_formula_sympy_cannot_differentiate_is_said_not_a_traceback(capsys):
+    """SymPy turns ``y - y`` into 0, so ``max`` compares ``x`` with nan and SymPy raises
+    TypeError: the derivatives and the sympy column are skipped with a note (outside hunt)."""
+    assert cli.main(["show", "max(x, 0*(1/(y-y)))"]) == 0
+    assert "  skipped: SymPy cannot differentiate it (TypeError: Invalid NaN comparison)" in capsys.readouterr().out
+    assert cli.main(["check", "max(x, 0*(1/(y-y)))"]) == 1  # nan at the point: nothing compared, inconclusive
+    assert "note: sympy column skipped: SymPy cannot differentiate it" in capsys.readouterr().out
+
+
 def test_names_the_code_spells_otherwise_are_said(capsys):
     """``if_`` (``if`` once its underscore goes) and ``é`` (not ASCII) have other names in the
     graph, code and tables; a line pairs them with the names ``--at`` takes (outside hunt)."""
@@ -234,3 +243,13 @@ def test_the_console_script_is_declared_and_installed():
     if "graphc" not in installed:
         pytest.skip("graphc was installed before the console script existed; `make test` reinstalls it")
     assert installed["graphc"] == "graphc.__main__:main"
+
+
+def test_the_default_point_stays_distinct_and_away_from_zero_past_eight_names(capsys):
+    """Past DEFAULT_POINT's eight numbers, ``+ 0.1 * k`` steps gave name 33 exactly 0.0 and
+    near-ties (-0.4 and -0.39999999999999997): a relu there was at its kink (outside hunt)."""
+    values = cli.default_point(40)
+    assert values[:8] == list(cli.DEFAULT_POINT) and min(map(abs, values)) >= 0.2
+    assert min(abs(a - b) for k, a in enumerate(values) for b in values[:k]) >= 0.01
+    formula = " + ".join(f"a{k}" for k in range(33)) + " + relu(a33)"
+    assert cli.main(["check", formula]) == 0, capsys.readouterr().out

@@ -385,3 +385,24 @@ def test_a_graph_in_part_functions_exports_as_pieces_compiled_one_at_a_time(tmp_
     namespace: dict = {}
     exec(path.read_text(), namespace)  # without a __file__ too (a review: the pieces named it)
     assert same(namespace["forward"](0.7), out.data)
+
+
+def test_a_signature_reading_two_arguments_as_one_is_refused_not_exported(tmp_path):
+    """``f(a, a)`` and ``f(w, 5.0)`` with ``w`` a param are traced reading the slots as one
+    input (or as the param); a module taking the arguments apart computed ``x * x + w`` for
+    ``forward(3.0, 4.0)`` (an outside hunt).  A call with distinct arguments exports again."""
+    w = Value(2.0)
+    compiled = graphc.compile(lambda x, y: x * y + w)
+    a = Value(3.0)
+    compiled(a, a)
+    with pytest.raises(GraphcError, match="one Value as two arguments, or a param as an argument"):
+        export(compiled, tmp_path / "shared.py")
+    compiled(w, 5.0)
+    with pytest.raises(GraphcError, match="distinct arguments"):
+        export(compiled, tmp_path / "param.py")
+    compiled(Value(3.0), Value(4.0))
+    spec = importlib.util.spec_from_file_location("distinct", export(compiled, tmp_path / "distinct.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.forward(3.0, 4.0) == 14.0
+    assert module.value_and_grad(3.0, 4.0) == (14.0, (4.0, 3.0), [1.0])

@@ -423,3 +423,28 @@ def test_the_readmes_saving_example_runs(tmp_path, monkeypatch):
     code = section[section.index("```python\n") + 10:section.index("\n```")]
     monkeypatch.chdir(tmp_path)
     exec(compile(code, "README.md", "exec"), {})  # noqa: S102  (the README's own code)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions and symbolic links")
+def test_save_gives_the_file_np_savez_permissions_and_writes_through_a_symlink(tmp_path):
+    """The file written aside came from ``tempfile.mkstemp``: mode 0o600 whatever the umask,
+    even over a 0o664 file, and a symbolic link was replaced by a file (outside hunt)."""
+    random.seed(0)
+    model = MLP(2, [2, 1])
+    old = os.umask(0o022)
+    try:
+        graphc.save(model, tmp_path / "new.npz")
+        np.savez(tmp_path / "reference.npz", a=np.zeros(1))
+        assert os.stat(tmp_path / "new.npz").st_mode & 0o777 == os.stat(tmp_path / "reference.npz").st_mode & 0o777
+        (tmp_path / "shared.npz").write_bytes(b"")
+        os.chmod(tmp_path / "shared.npz", 0o664)
+        graphc.save(model, tmp_path / "shared.npz")
+        assert os.stat(tmp_path / "shared.npz").st_mode & 0o777 == 0o664
+    finally:
+        os.umask(old)
+    os.symlink("target.npz", tmp_path / "link.npz")
+    graphc.save(model, tmp_path / "link.npz")
+    assert os.path.islink(tmp_path / "link.npz")
+    assert graphc.load(tmp_path / "target.npz").state_dict().keys() == model.state_dict().keys()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.npz", "new.npz", "reference.npz", "shared.npz",
+                                                          "target.npz"]

@@ -205,3 +205,10 @@ def test_the_optimize_picture_example_writes_two_pictures(tmp_path):
     assert "before: 15 nodes" in result.stdout and "after: 10 nodes" in result.stdout
     for name in ("before", "after"):
         assert ET.parse(tmp_path / f"{name}.svg").getroot().tag.endswith("svg")
+
+
+def test_a_lone_surrogate_in_a_label_reaches_graphviz_as_a_replacement_character():
+    """A label of ``"\\ud800"`` made the DOT text unencodable, and ``display.svg`` raise
+    UnicodeEncodeError (outside hunt)."""
+    dot = viz.draw_value(Value(1.0, label="a\ud800b") * 2.0)
+    assert "a\ufffdb" in dot.encode("utf-8").decode("utf-8")
