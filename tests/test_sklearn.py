@@ -15,7 +15,7 @@ import sklearn.neural_network as sk
 from sklearn.datasets import load_digits, load_iris, make_moons, make_multilabel_classification, make_regression
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.model_selection import train_test_split
-from sklearn.utils.estimator_checks import estimator_checks_generator, parametrize_with_checks
+from sklearn.utils.estimator_checks import check_classifiers_train, estimator_checks_generator, parametrize_with_checks
 
 from conftest import load_example
 from graphc import Value
@@ -187,13 +187,25 @@ def test_string_labels_probabilities_and_log_probabilities():
     np.testing.assert_array_equal(clf.classes_[proba.argmax(axis=1)], clf.predict(X))
 
 
-def test_log_probabilities_stay_finite_where_probabilities_round_to_zero():
+def test_log_probabilities_are_those_of_the_probabilities_kept_where_scikit_learn_loses_them():
+    """``predict_log_proba`` is ``log(predict_proba)``, as scikit-learn's checks require: they
+    failed for ``solver="lbfgs"``, whose sharp fits give logits where a probability is 0,
+    while ``log_expit`` stayed finite (an outside hunt).  Two classes' probabilities are
+    ``expit(-z)`` and ``expit(z)``: the small one keeps its digits (and a finite log) up to
+    z = 745, where scikit-learn's ``1 - expit(z)`` is 0 from z = 37 on."""
     X, y = moons()
     clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=5, random_state=0).fit(X, y)
-    far = np.array([[1e4, -1e4], [-1e4, 1e4]])  # huge logits: one probability is exactly 0 or 1
-    log_proba = clf.predict_log_proba(far)
-    assert np.all(np.isfinite(log_proba)) and np.any(clf.predict_proba(far) == 0.0)
-    np.testing.assert_allclose(np.exp(log_proba), clf.predict_proba(far), atol=1e-300)
+    far = np.geomspace(0.1, 1e4, 40)[:, None] * np.array([[1.0, -1.0]])
+    points = np.concatenate([far, -far])  # logits from about 0 to past 745 either way
+    proba, log_proba = clf.predict_proba(points), clf.predict_log_proba(points)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-15)
+    with np.errstate(divide="ignore"):
+        np.testing.assert_allclose(log_proba, np.log(proba), rtol=1e-12, atol=1e-15)  # log(p) of p near 1 loses digits
+    assert np.any(proba == 0.0) and np.array_equal(np.isinf(log_proba), proba == 0.0)
+    z = clf._outputs(points)[:, 0]
+    middling = (np.abs(z) > 37) & (np.abs(z) < 700)
+    assert middling.any() and np.all(proba[middling] > 0) and np.all(np.isfinite(log_proba[middling]))
+    check_classifiers_train("MLPClassifier", MLPClassifier(solver="lbfgs", random_state=0))
 
 
 def test_a_hidden_layer_of_one_unit_retraces_scikit_learn():
@@ -601,3 +613,24 @@ def test_coefs_and_intercepts_can_be_assigned_as_in_scikit_learn():
     assert all((a == b).all() for a, b in zip(ours.coefs_, theirs.coefs_))
     with pytest.raises(NotFittedError):
         MLPClassifier().coefs_ = theirs.coefs_
+
+
+def test_a_warm_start_after_set_params_takes_the_new_activation_and_backend():
+    """scikit-learn's network reads its activation at each pass, so a warm refit after
+    ``set_params(activation="tanh")`` trains tanh; graphc's kept training relu, and kept its
+    backend (an outside hunt)."""
+    rng = np.random.RandomState(0)
+    X, y = rng.randn(50, 3), rng.randint(0, 3, 50)
+    curves = []
+    for estimator in (MLPClassifier, sk.MLPClassifier):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            fitted = estimator(hidden_layer_sizes=(4,), max_iter=10, random_state=0, warm_start=True).fit(X, y)
+            curves.append(fitted.set_params(activation="tanh").fit(X, y).loss_curve_)
+    np.testing.assert_allclose(curves[0], curves[1], rtol=1e-9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        moved = MLPClassifier(hidden_layer_sizes=(4,), max_iter=3, random_state=0, warm_start=True).fit(X, y)
+        weights = moved.coefs_
+        assert moved.set_params(backend="python").fit(X, y).backend_ == "python"
+    assert moved.model_.layers[0].neurons[0].activation == "relu" and not np.array_equal(moved.coefs_[0], weights[0])

@@ -119,6 +119,8 @@ class _BaseMLP(_StochasticSolver, _LbfgsSolver, BaseEstimator):
         rng = check_random_state(self.random_state)
         if first:
             self._initialize(X.shape[1], hidden, Y.shape[1], rng)
+        else:
+            self._follow_params()
         if self.solver == "lbfgs":
             self._fit_lbfgs(X, Y, weights)
         else:
@@ -149,6 +151,19 @@ class _BaseMLP(_StochasticSolver, _LbfgsSolver, BaseEstimator):
         if self.solver in STOCHASTIC_SOLVERS:
             self._initialize_stochastic()
         self._compile()
+
+    def _follow_params(self) -> None:
+        """A warm start after ``set_params``: the network keeps its weights but takes the
+        ``activation`` and ``backend`` asked for now, as scikit-learn's reads its activation
+        at each pass (a refit kept training the old activation)."""
+        activation, layers = ACTIVATIONS[self.activation], self.model_.layers
+        if any(n.activation != activation for layer in layers[:-1] for n in layer.neurons):
+            coefs, intercepts = iter(self.coefs_), iter(self.intercepts_)
+            self.model_ = MLP(len(layers[0].neurons[0].w), [len(layer.neurons) for layer in layers],
+                              activation=activation, init=lambda fan_in, fan_out: (next(coefs), next(intercepts)))
+            self._compile()
+        elif _programs(self.model_, self.out_activation_, self.backend)[0] is not self._loss_step:
+            self._compile()  # another backend
 
     def _initialize_stochastic(self) -> None:
         self.loss_curve_ = []

@@ -88,16 +88,28 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return self._decode(self._probabilities(self._validated(X)))
 
     def predict_proba(self, X) -> np.ndarray:
-        """Class probabilities, columns in ``classes_`` order (each label's for multi-label targets)."""
-        P = self._probabilities(self._validated(X))
-        return np.column_stack([1.0 - P[:, 0], P[:, 0]]) if self.n_outputs_ == 1 else P
+        """Class probabilities, columns in ``classes_`` order (each label's for multi-label
+        targets).  Two classes: ``expit(-z)`` and ``expit(z)`` of the output ``z``, where
+        scikit-learn's ``1 - expit(z)`` is 0 from z = 37 on."""
+        return self._columns(self._outputs(self._validated(X)))
 
     def predict_log_proba(self, X) -> np.ndarray:
-        """``log(predict_proba(X))``, computed from the outputs without underflowing to -inf."""
+        """``log(predict_proba(X))``, which scikit-learn's checks hold it to: computed from the
+        outputs (``log_softmax``, ``log_expit``), not from a probability that has lost digits,
+        wherever that probability is a normal float; -inf where it underflows to 0."""
         Z = self._outputs(self._validated(X))
+        P = self._columns(Z)
         if self.out_activation_ == "softmax":
-            return log_softmax(Z, axis=1)
-        return np.column_stack([log_expit(-Z[:, 0]), log_expit(Z[:, 0])]) if self.n_outputs_ == 1 else log_expit(Z)
+            logs = log_softmax(Z, axis=1)
+        else:
+            logs = np.column_stack([log_expit(-Z[:, 0]), log_expit(Z[:, 0])]) if self.n_outputs_ == 1 else log_expit(Z)
+        with np.errstate(divide="ignore"):
+            return np.where(P < np.finfo(np.float64).tiny, np.log(P), logs)
+
+    def _columns(self, Z: np.ndarray) -> np.ndarray:
+        if self.n_outputs_ == 1 and self.out_activation_ == "logistic":
+            return np.column_stack([expit(-Z[:, 0]), expit(Z[:, 0])])
+        return softmax(Z, axis=1) if self.out_activation_ == "softmax" else expit(Z)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
