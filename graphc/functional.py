@@ -35,7 +35,7 @@ from .errors import ArgumentError, GraphcError
 from .graph import Graph
 from .interpret import replay
 from .nn import Module
-from .passes import DIFFERENTIABLE_PIPELINE, optimize as optimize_graph
+from .passes import FLAT_DIFFERENTIABLE_PIPELINE, optimize as optimize_graph
 from .trace import argument_names, trace_with_record, warn_assumptions
 from .guards import froze_numbers
 from .traced import PLAIN_CONSTANT, TracedNumber
@@ -170,8 +170,8 @@ def make_graph(fn: Callable, *, optimize: bool = True, numerics: str = "exact") 
             value_tree = _aux_pair(graph.name, graph.out_tree)[0] if fn.has_aux else graph.out_tree
             if value_tree != SCALAR or _no_gradient(kinds[0], froze_numbers(record.guards)):
                 raise GraphcError(_not_a_value(graph.name, graph.out_tree, fn.has_aux))
-        if optimize:  # as compile does: CSE after differentiation (see DIFFERENTIABLE_PIPELINE)
-            passes = DIFFERENTIABLE_PIPELINE if isinstance(fn, GradFunction) and numerics == "exact" else None
+        if optimize:  # as compile does: most passes after differentiation (see FLAT_DIFFERENTIABLE_PIPELINE)
+            passes = FLAT_DIFFERENTIABLE_PIPELINE if isinstance(fn, GradFunction) and numerics == "exact" else None
             graph = optimize_graph(graph, passes=passes, numerics=numerics)
         if isinstance(fn, GradFunction):
             graph = autodiff.grad(graph, 0, wrt_inputs=True, wrt_params=False)

@@ -23,8 +23,8 @@ from .errors import ArgumentError, DataError, GraphcError, ShapeError
 from .gcpause import gc_paused
 from .graph import Graph
 from .nn import Module
-from .passes import (DIFFERENTIABLE_PIPELINE, DIFFERENTIABLE_VECTOR_PIPELINE, JOINT_VECTOR_PIPELINE,
-                     VECTOR_PIPELINE, OptimizeReport, optimize)
+from .passes import (DIFFERENTIABLE_VECTOR_PIPELINE, FLAT_DIFFERENTIABLE_PIPELINE, JOINT_VECTOR_PIPELINE,
+                     VECTOR_PIPELINE, OptimizeReport, optimize, optimize_for_output)
 from .rows_program import RowsProgram, rows_program
 from .variants import trace_for_compile
 from .tree import SCALAR, describe, numbers_array, plain_array
@@ -139,7 +139,7 @@ class Signature:
         self._one_row: _Cache[tuple[int | None, bool], Program] = _Cache(lock)
         self._joints: _Cache[JointKey, Graph] = _Cache(lock)
         self._vector: _Cache[None, Graph] = _Cache(lock)
-        self._differentiable: _Cache[bool, Graph] = _Cache(lock)
+        self._differentiable: _Cache[tuple[bool, int], Graph] = _Cache(lock)
         self.latest_source = ""
 
     # -- stages -------------------------------------------------------------------------
@@ -220,31 +220,32 @@ class Signature:
         # (re-rolled straight from the trace: the batched backends never pay for optimizing
         # the unrolled graph); other numerics rewrite the scalar graph first, as the Python
         # backend runs it.
-        source = self._to_differentiate(True) if self.numerics == "exact" else self.graph
+        source = self._to_differentiate(True, 0) if self.numerics == "exact" else self.graph
         with _Timer(self.stats, "reroll"):
             graph, report = optimize(source, report=True, passes=VECTOR_PIPELINE)
         self._report("re-rolled forward", report)
         return graph
 
-    def _to_differentiate(self, vector: bool) -> Graph:
-        """The forward graph reverse mode differentiates (re-rolled if ``vector``): in exact
-        numerics the traced graph, folded, or re-rolled with the passes that keep the order
-        of its gradient parts; every other pass runs on the joint graph instead (see
-        :data:`graphc.passes.DIFFERENTIABLE_PIPELINE`).  Other numerics keep no order, and
-        differentiate the forward graph itself."""
-        return self._differentiable.get_or_make(vector, lambda: self._before_autodiff(vector))
+    def _to_differentiate(self, vector: bool, output: int) -> Graph:
+        """The forward graph reverse mode differentiates for ``output`` (re-rolled if
+        ``vector``): in exact numerics the traced graph with only the passes that keep the
+        order of that output's gradient parts; every other pass runs on the joint graph
+        instead (see :data:`graphc.passes.DIFFERENTIABLE_PIPELINE`).  Other numerics keep no
+        order, and differentiate the forward graph itself."""
+        return self._differentiable.get_or_make((vector, output), lambda: self._before_autodiff(vector, output))
 
-    def _before_autodiff(self, vector: bool) -> Graph:
+    def _before_autodiff(self, vector: bool, output: int) -> Graph:
         if self.numerics != "exact":
             return self.vector_graph() if vector else self.graph
-        passes = DIFFERENTIABLE_VECTOR_PIPELINE if vector else DIFFERENTIABLE_PIPELINE
+        passes = DIFFERENTIABLE_VECTOR_PIPELINE if vector else FLAT_DIFFERENTIABLE_PIPELINE
         with _Timer(self.stats, "reroll" if vector else "optimize"):
-            graph, report = optimize(self._traced, report=True, passes=passes, exact_outputs=self.guard_outputs)
-        self._report(f"{'re-rolled ' if vector else ''}forward, to differentiate", report)
+            graph, report = optimize_for_output(self._traced, output, passes, report=True)
+        self._report(f"{'re-rolled ' if vector else ''}forward, to differentiate{f' output {output}' * bool(output)}",
+                     report)
         return graph
 
     def _differentiate(self, output: int, wrt_inputs: bool, vector: bool, starts: bool = False) -> Graph:
-        forward = self._to_differentiate(vector)
+        forward = self._to_differentiate(vector, output)
         with _Timer(self.stats, "autodiff"):
             raw = autodiff.grad(forward, output, wrt_inputs=wrt_inputs, starts=starts)
         with _Timer(self.stats, "optimize"):

@@ -12,11 +12,12 @@ from .cse import cse
 from .dce import dce
 from .flatten import flatten
 from .fold import fold
-from .pipeline import (DIFFERENTIABLE_PIPELINE, DIFFERENTIABLE_VECTOR_PIPELINE, JOINT_VECTOR_PIPELINE, NUMERICS,
-                       PIPELINE, VECTOR_PIPELINE, OptimizeReport, check_numerics, optimize)
+from .pipeline import (DIFFERENTIABLE_PIPELINE, DIFFERENTIABLE_VECTOR_PIPELINE, FLAT_DIFFERENTIABLE_PIPELINE,
+                       JOINT_VECTOR_PIPELINE, NUMERICS, PIPELINE, VECTOR_PIPELINE, OptimizeReport, check_numerics,
+                       optimize, optimize_for_output)
 from .reroll import reroll
 from .simplify import RULES, simplify
 from .stabilize import stabilize
 
 __all__ = ["PassResult", "PassStats", "OptimizeReport", "NUMERICS", "PIPELINE", "VECTOR_PIPELINE",
-           "JOINT_VECTOR_PIPELINE", "DIFFERENTIABLE_PIPELINE", "DIFFERENTIABLE_VECTOR_PIPELINE", "RULES", "check_numerics", "cse", "dce", "flatten", "fold", "optimize", "reroll", "simplify", "stabilize"]
+           "JOINT_VECTOR_PIPELINE", "DIFFERENTIABLE_PIPELINE", "DIFFERENTIABLE_VECTOR_PIPELINE", "FLAT_DIFFERENTIABLE_PIPELINE", "RULES", "check_numerics", "cse", "dce", "flatten", "fold", "optimize", "optimize_for_output", "reroll", "simplify", "stabilize"]

@@ -28,19 +28,24 @@ VECTOR_PIPELINE = (fold, simplify, flatten, reroll, cse, dce)
 #: For a joint forward and gradient graph, which is not differentiated again: the same, with
 #: :func:`~graphc.passes.reroll.reroll_final`.
 JOINT_VECTOR_PIPELINE = (fold, simplify, flatten, reroll_final, cse, dce)
-#: For a graph reverse mode then differentiates: the passes that keep its nodes where they
-#: were.  Reverse mode adds a value's gradient parts in the order it reaches them (eager
-#: ``backward()``'s), so a rewrite before it that moves a part moves it in that order too:
-#: ``sum(p) - (-(p / p))`` made ``p + p / p`` (simplify, then flatten) has reverse mode
-#: reach ``p``'s direct part first, where eager reaches it last, 1 ulp off; merging two equal
-#: nodes (CSE) adds their gradient parts before passing them on -- ``(g1 + g2) * 2.0`` to
-#: ``w`` where eager adds ``g1 * 2.0`` and ``g2 * 2.0``.  Every pass runs on the joint graph
-#: instead, where each gradient part is a node of its own and no rewrite changes a number.
+#: For a graph reverse mode then differentiates, for any output: the passes that keep its
+#: nodes where they were.  Reverse mode adds a value's gradient parts in the order it
+#: reaches them (eager ``backward()``'s), so a rewrite before it that moves a part moves it
+#: in that order too: simplify's ``x * 1.0 -> x`` has reverse mode reach ``x``'s part from
+#: there first, where eager reaches it after the parts of ``x``'s readers in between, 1 ulp
+#: off; merging two equal nodes (CSE) adds their gradient parts before passing them on --
+#: ``(g1 + g2) * 2.0`` to ``w`` where eager adds ``g1 * 2.0`` and ``g2 * 2.0``.  The other
+#: passes run on the joint graph instead, where each gradient part is a node of its own and
+#: no rewrite changes a number.
 DIFFERENTIABLE_PIPELINE = (fold, dce)
-#: For a re-rolled graph reverse mode then differentiates: what re-rolling needs, flatten
-#: (whose absorptions keep the order of output 0's gradient parts, the one batched programs
-#: take), and CSE of packs alone (:func:`~graphc.passes.cse.cse_packs`, which keeps every
-#: gradient's order).
+#: The same for a graph differentiated for output 0 (see :func:`optimize_for_output`):
+#: flatten too, whose absorptions keep output 0's order of gradient parts (a sum whose
+#: operand another output's nodes read in between it and its user is left as it is only
+#: if that output is output 0).  Differentiating flat sums costs less.
+FLAT_DIFFERENTIABLE_PIPELINE = (fold, flatten, dce)
+#: For a re-rolled graph differentiated for output 0: what re-rolling needs, flatten, and
+#: CSE of packs alone (:func:`~graphc.passes.cse.cse_packs`, which keeps every gradient's
+#: order).
 DIFFERENTIABLE_VECTOR_PIPELINE = (fold, flatten, reroll, cse_packs, dce)
 MAX_ROUNDS = 10
 #: ``optimize(numerics=...)``: "exact" keeps every result bit for bit; "stable" also applies
@@ -91,6 +96,25 @@ def optimize(graph: Graph, *, report: bool = False, passes=None, max_rounds: int
         graph = _fixed_point(graph, passes, max_rounds, summary)
     summary.after = len(graph)
     return (graph, summary) if report else graph
+
+
+def optimize_for_output(graph: Graph, output: int, passes, *, report: bool = False):
+    """``optimize(graph, passes=passes)`` for reverse mode to differentiate output
+    ``output``: run with that output first, whose order of gradient parts flatten and
+    re-rolling keep (:data:`FLAT_DIFFERENTIABLE_PIPELINE`), then put back in its place."""
+    graph, summary = optimize(_output_moved(graph, output, 0), report=True, passes=passes)
+    graph = _output_moved(graph, 0, output)
+    return (graph, summary) if report else graph
+
+
+def _output_moved(graph: Graph, source: int, to: int) -> Graph:
+    """``graph`` (its nodes shared) with output ``source`` moved to position ``to``."""
+    if source == to:
+        return graph
+    outputs = list(graph.outputs)
+    outputs.insert(to, outputs.pop(source))
+    return Graph(graph.ops, graph.args, graph.attrs, graph.inputs, graph.params, outputs,
+                 param_values=graph.param_values, in_tree=graph.in_tree, out_tree=graph.out_tree, name=graph.name)
 
 
 def check_numerics(numerics: str) -> None:

@@ -2,11 +2,11 @@
 
 A full-batch loss written as micrograd's demo writes it -- a model over every row, one
 loss per row, their sum times ``1/n`` or divided by ``n``, an L2 term after or before it,
-sometimes the accuracy as a second output -- runs as one per-row program over the rows
-(graphc.rows_program) on the batched backends.  Each example draws the shapes that
-program is made of: a layer of one neuron, a row count that leaves rows to the one-row
-loop after the blocks of ``GC_B``, data with signed zeros, captured data and data passed
-in as arguments.  The rule: for two training steps (loss, ``zero_grad``, ``backward``,
+sometimes the accuracy as a second output, or another row sum, the one differentiated --
+runs as one per-row program over the rows (graphc.rows_program) on the batched backends.
+Each example draws the shapes that program is made of: a layer of one neuron, a row
+count that leaves rows to the one-row loop after the blocks of ``GC_B``, data with signed
+zeros, captured data and data passed in as arguments.  The rule: for two training steps (loss, ``zero_grad``, ``backward``,
 SGD), the outputs and every param's gradient are the Python backend's scalar program's
 bits; NumPy only where no op with NumPy's own SIMD rounding is drawn (tanh, and pow on
 CPUs with AVX-512).  The C kernels write the per-row gradients through tables of rows
@@ -50,6 +50,7 @@ def full_batch_losses(draw):
         "l2": draw(st.sampled_from([None, "after", "before"])),
         "mean": draw(st.sampled_from(["mul", "div"])),
         "accuracy": draw(st.booleans()),
+        "second": draw(st.booleans()),
         "passed": draw(st.booleans()),
         "zeros": draw(st.booleans()),
         "seed": draw(st.integers(0, 2**16)),
@@ -79,6 +80,8 @@ def _loss(case, model):
         if case["l2"]:
             reg = 1e-3 * sum(p * p for p in model.parameters())
             total = data_loss + reg if case["l2"] == "after" else reg + data_loss
+        if case.get("second"):  # another row sum, the one differentiated
+            return total, sum(s.relu() * yi for yi, s in zip(y, scores)) * (1.0 / len(scores))
         if not case["accuracy"]:
             return total
         hits = [(yi > 0) == (s.data > 0) for yi, s in zip(y, scores)]
@@ -96,7 +99,7 @@ def _train(case, backend):
     history = []
     for step in range(2):
         out = compiled(X, y) if case["passed"] else compiled()
-        total, extra = (out if case["accuracy"] else (out, None))
+        total, extra = (out[::-1] if case.get("second") else out if case["accuracy"] else (out, None))
         model.zero_grad()
         total.backward()
         history.append((total.data.hex(), repr(extra), [float(p.grad).hex() for p in model.parameters()]))
