@@ -20,12 +20,13 @@ nodes with its own) and splits the graph into
 
 **When it answers None** (cheaply, for most graphs): no sum chain of at least ``min_rows``
 terms of one shape; rows that differ in structure or in which params they read; a row node
-used outside its row (a row's score returned as an output); and shapes that the scalar
-program would compute differently from a per-row program, so that evaluating rows
-one by one could not give its bits: a row node that does not vary from row to row (common
-subexpression elimination would share it across rows), two rows equal on all the columns
-one of their nodes reads (shared likewise), a row node computed from constants alone
-(constant folding evaluates it at compile time), and two row nodes of the same shape.
+used outside its row (a row's score returned as an output).  Rows may repeat each other,
+and a row may compute one thing twice (``(s - y) * (s - y)``): reverse mode differentiates
+the scalar program before common subexpression elimination merges anything
+(:data:`graphc.passes.DIFFERENTIABLE_PIPELINE`), so its gradient parts come row by row as
+the per-row program's do.  (Until CSE ran on the joint graph alone, such rows and nodes
+were left to the scalar program: 700x slower steps for micrograd's demo loss with its data
+passed as arguments, an outside hunt found.)
 
 **How.**  The first row's cone (its non-leaf nodes, under every chain's first term) is the
 template.  Every other row is checked against it in lockstep from its roots down: same
@@ -40,7 +41,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import ops
 from ..graph import Builder, Graph
 from .rows_match import Arrays, Template, alike, chains, links_and_terms
 
@@ -159,8 +159,6 @@ def _start_and_rows(graph: Graph, terms: list[int]) -> tuple[float | None, list[
 def _split(template: Template, chosen: list[_Chain], leaves: np.ndarray) -> RowSplit | None:
     graph = template.graph
     columns = _Columns(template, leaves)
-    if not columns.ok:
-        return None
     b = Builder()
     inputs = [b.add("input", (), (f"c{c}",)) for c in range(columns.n_const)]
     inputs += [b.add("input", (), (f"x{c}",)) for c in range(columns.n_input)]
@@ -183,16 +181,13 @@ def _split(template: Template, chosen: list[_Chain], leaves: np.ndarray) -> RowS
                    param_values=list(graph.param_values), in_tree=None, out_tree=None, name=f"{graph.name}_row")
     n_rows = len(leaves)
     outer = _outer(graph, [(c.links, c.rows[:n_rows]) for c in chosen])
-    if _shares_shape(template, outer):
-        return None
     starts = tuple(None if c.start is None else float(c.start) for c in chosen)
     return RowSplit(row, columns.table, columns.input_index, outer, starts, n_rows)
 
 
 class _Columns:
     """The slots grouped into columns (slots equal in every row share one); a slot equal in
-    every row is a constant of the row program (an input so read is still a column).
-    ``ok`` is False where per-row evaluation could not reproduce the graph (module docstring)."""
+    every row is a constant of the row program (an input so read is still a column)."""
 
     def __init__(self, template: Template, leaves: np.ndarray) -> None:
         graph = template.graph
@@ -200,7 +195,6 @@ class _Columns:
         n = len(kinds)
         self.slot_column: list[int | None] = [None] * n
         self.slot_value: list[float | None] = [None] * n
-        self.varying = [False] * n
         data = {"const": _const_values(graph, leaves, kinds), "input": _input_positions(graph, leaves)}
         found: dict[str, dict[bytes, int]] = {"const": {}, "input": {}}
         columns: dict[str, list[np.ndarray]] = {"const": [], "input": []}
@@ -213,7 +207,6 @@ class _Columns:
             if kind == "const" and same:
                 self.slot_value[s] = float(column[0])
                 continue
-            self.varying[s] = not same
             self.slot_column[s] = found[kind].setdefault(key.tobytes(), len(found[kind]))
             if self.slot_column[s] == len(columns[kind]):
                 columns[kind].append(column)
@@ -221,47 +214,6 @@ class _Columns:
         n_rows = len(leaves)
         self.table = np.array(columns["const"], dtype=np.float64).T.reshape(n_rows, self.n_const).copy()
         self.input_index = np.array(columns["input"], dtype=np.intp).T.reshape(n_rows, self.n_input).copy()
-        self.ok = self._per_row_exact(template)
-
-    def _per_row_exact(self, template: Template) -> bool:
-        """Every row node varies from row to row and reads a param or an input; and rows differ
-        in the constants that each node reads, unless it reads a varying input."""
-        kinds = template.slot_kind
-        masks: list[int] = []     # the varying constant columns each node depends on
-        varies: list[bool] = []
-        live: list[bool] = []     # depends on a param or an input (not constant-folded)
-        for codes in template.enc:
-            mask, vary, variable, by_input = 0, False, False, False
-            for c in codes:
-                if c >= 0:
-                    mask |= masks[c]
-                    vary |= varies[c]
-                    variable |= live[c]
-                    by_input |= masks[c] < 0
-                else:
-                    s = -1 - c
-                    variable |= kinds[s] != "const"
-                    if self.varying[s]:
-                        vary = True
-                        if kinds[s] == "const":
-                            mask |= 1 << self.slot_column[s]
-                        else:
-                            by_input = True
-            masks.append(-1 if by_input else mask)
-            varies.append(vary)
-            live.append(variable)
-            if not (vary and variable):
-                return False
-        minimal: list[int] = []  # rows that differ on a set of columns differ on its supersets
-        for mask in sorted({m for m in masks if m > 0}, key=int.bit_count):
-            if not any(mask & m == m for m in minimal):
-                minimal.append(mask)
-        return all(self._rows_differ(mask) for mask in minimal)
-
-    def _rows_differ(self, mask: int) -> bool:
-        cols = [c for c in range(self.n_const) if mask >> c & 1]
-        bits = np.ascontiguousarray(self.table[:, cols]).view(np.int64)
-        return len(np.unique(bits, axis=0)) == len(bits)
 
 
 def rows_input_name(chain: int) -> str:
@@ -305,42 +257,6 @@ def _outer(graph: Graph, chosen: list[tuple[list[int], list[int]]]) -> Graph:
             remap[i] = b.copy_node(graph, i, remap)
     inputs = [remap[i] for i in graph.inputs] + rows_inputs
     return b.finish(inputs, [remap[p] for p in graph.params], [remap[o] for o in graph.outputs], like=graph)
-
-
-def _shares_shape(template: Template, outer: Graph) -> bool:
-    """Whether two template nodes, or a template node and an outer node, have one shape
-    (same ops, parameters and params, constants and inputs as such): common subexpression
-    elimination might then share nodes across rows, which a per-row program cannot do."""
-    graph = template.graph
-    param_index = {p: k for k, p in enumerate(graph.params)}
-    numbers: dict = {}
-    leaf_keys = [("param", param_index[a]) if kind == "param" else (kind,)
-                 for kind, a in zip(template.slot_kind, template.slot_leaf)]
-    seen = []
-    for op, attr, codes in zip(template.ops, template.attrs, template.enc):
-        keys = [seen[c] if c >= 0 else numbers.setdefault(leaf_keys[-1 - c], len(numbers)) for c in codes]
-        seen.append(_number(numbers, op, attr, keys))
-    if len(set(seen)) != len(seen):
-        return True
-    shapes = set(seen)
-    outer_params = {p: k for k, p in enumerate(outer.params)}
-    number = []
-    for i, op in enumerate(outer.ops):
-        if op in ("input", "const"):
-            number.append(numbers.setdefault((op,), len(numbers)))
-        elif op == "param":
-            number.append(numbers.setdefault(("param", outer_params[i]), len(numbers)))
-        else:
-            number.append(_number(numbers, op, outer.attrs[i], [number[a] for a in outer.args[i]]))
-            if number[-1] in shapes:
-                return True
-    return False
-
-
-def _number(numbers: dict, op: str, attr: tuple, keys: list[int]) -> int:
-    if ops.TABLE[op].commutative:
-        keys = sorted(keys)
-    return numbers.setdefault((op, attr, tuple(keys)), len(numbers))
 
 
 def _const_values(graph: Graph, leaves: np.ndarray, kinds: list[str]) -> np.ndarray:

@@ -6,7 +6,8 @@ sometimes the accuracy as a second output, or another row sum, the one different
 runs as one per-row program over the rows (graphc.rows_program) on the batched backends.
 Each example draws the shapes that program is made of: a layer of one neuron, a row
 count that leaves rows to the one-row loop after the blocks of ``GC_B``, data with signed
-zeros, captured data and data passed in as arguments.  The rule: for two training steps (loss, ``zero_grad``, ``backward``,
+zeros, repeated rows and numbers, captured data and data passed in as arguments (each
+number wrapped in a Value or not).  The rule: for two training steps (loss, ``zero_grad``, ``backward``,
 SGD), the outputs and every param's gradient are the Python backend's scalar program's
 bits; NumPy only where no op with NumPy's own SIMD rounding is drawn (tanh, and pow on
 CPUs with AVX-512).  The C kernels write the per-row gradients through tables of rows
@@ -53,6 +54,7 @@ def full_batch_losses(draw):
         "second": draw(st.booleans()),
         "passed": draw(st.booleans()),
         "zeros": draw(st.booleans()),
+        "repeats": draw(st.booleans()),
         "seed": draw(st.integers(0, 2**16)),
     }
 
@@ -64,12 +66,15 @@ def _data(case):
         X[rng.random(X.shape) < 0.3] = -0.0
         X[rng.random(X.shape) < 0.2] = 0.0
     y = np.where(rng.random(case["rows"]) > 0.5, 1.0, -1.0)
+    if case.get("repeats"):  # rows, and single numbers, read again further on
+        X[rng.integers(0, len(X), len(X) // 2)] = X[rng.integers(0, len(X), len(X) // 2)]
+        X[rng.integers(0, len(X)), 0] = X[0, 0]
     return X, y
 
 
 def _loss(case, model):
     def loss(X, y):
-        rows = X if case["passed"] else [list(map(Value, row)) for row in X]
+        rows = [list(map(Value, row)) for row in X] if not case["passed"] or case.get("repeats") else X
         scores = [model(row) for row in rows]
         if case["loss"] == "svm":
             losses = [(1 + -yi * s).relu() for yi, s in zip(y, scores)]
@@ -124,7 +129,5 @@ def test_full_batch_losses_on_the_rows_path_equal_the_scalar_program(backend, ca
         got, on_rows = _train(case, backend)
     want, _ = _train(case, "python")
     assert got == want
-    if case["l2"] != "before" and case["loss"] == "svm" and not case["zeros"]:
-        # the demo's own shape must run as rows (with zeros drawn, two rows may read equal
-        # data, which the scalar program shares: graphc.passes.rows leaves those to it)
-        assert on_rows
+    if case["l2"] != "before" and case["loss"] == "svm":
+        assert on_rows  # the demo's own shape must run as rows, repeated data and all
