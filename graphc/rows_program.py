@@ -15,7 +15,8 @@ program computes (``graphc.compile(fn, backend="python")``):
 * a param's gradient adds its contributions in the order reverse mode reaches them in the
   scalar program: the rows last to first (``backward()`` visits the sum's terms last
   first), after or before the outer graph's contributions, as the outer graph says
-  (:func:`_plan`), one addition at a time.
+  (:func:`_plan`), one addition at a time (those after the rows by the outer graph's
+  gradient program from starts, the rows' totals: an L2 term written first, ``reg + data``).
 * each output's gradient is its own (``backward()`` of the loss never mixes in the
   accuracy's): it comes from the rows of the one chain whose gradient reaches it, if any
   (a comparison's 0/1 passes no gradient on).
@@ -49,12 +50,16 @@ MIN_NODES = 2000
 class Plan(NamedTuple):
     """How one output's gradient is made: ``chain``, the one sum chain whose rows send it
     gradients (None: no row does), and per param whether the outer graph's contributions
-    arrive ``before`` or ``after`` the rows' in the scalar program (:func:`_plan`)."""
+    arrive ``before`` or ``after`` the rows' in the scalar program (:func:`_plan`);
+    ``several_after``: some param has more than one after them (``reg + data``: an L2
+    term's ``p * p`` sends two), added one by one from the rows' total by the outer
+    graph's gradient program from starts (:func:`graphc.autodiff.grad`)."""
 
     chain: int | None
     before: np.ndarray
     after: np.ndarray
     some_after: bool
+    several_after: bool = False
 
 
 def rows_program(graph: Graph, backend: Backend, numerics: str = "exact", name: str = "fn",
@@ -168,7 +173,14 @@ class RowsProgram:
         kernel, _, _, in_rows = self._rows_of(plan.chain)
         grads = kernel.gradients(cols, params, d_total, np.where(plan.before, outer_grads, -0.0),
                                  computed if plan.chain == self.forward_chain else None)
-        if plan.some_after:
+        if plan.several_after:  # each outer part added in turn onto the rows' total
+            starts = [0.0] * self.n_inputs + np.where(plan.after, grads, 0.0).tolist()
+            function = self._outer_of(output, starts=True)[0]
+            frame = function(outer_inputs + starts, params if getattr(function, "takes_arrays", False) else params.tolist())
+            next(frame)
+            grads = np.where(plan.after, np.array(frame.send(seed)[self.n_inputs:], dtype=np.float64), grads)
+            frame.close()
+        elif plan.some_after:
             grads = np.where(plan.after, grads + outer_grads, grads)
         if in_rows is not None:
             grads = np.where(in_rows, grads, outer_grads)
@@ -201,26 +213,28 @@ class RowsProgram:
         reached = _reached(joint, self.n_chains)
         return kernel, kernel.source, reached, None if all(reached) else np.array(reached, dtype=bool)
 
-    def _outer_of(self, output: int) -> tuple:
+    def _outer_of(self, output: int, starts: bool = False) -> tuple:
         """(function, source, reached) of the outer graph's forward and gradient of ``output``
-        with respect to its inputs and params (``reached``: the params only)."""
-        made = self._outers.get(output)
+        with respect to its inputs and params (``reached``: the params only); ``starts``: each
+        gradient's sum starting from an input of its own, after the graph's."""
+        key = (output, True) if starts else output
+        made = self._outers.get(key)
         if made is None:
             with self._lock:
-                made = self._outers.get(output)
+                made = self._outers.get(key)
                 if made is None:
-                    joint = self._outer_joint(output)
-                    made = self._outers[output] = self._outer_entry(
+                    joint = self._outer_joint(output, starts)
+                    made = self._outers[key] = self._outer_entry(
                         *outer_function(self.backend, joint, f"{self.name}_outer", self.n_outputs), joint)
         return made
 
     def _outer_entry(self, function, source: str, joint: Graph) -> tuple:
         return function, source, tuple(_reached(joint, self.n_outputs)[self.n_inputs:])
 
-    def _outer_joint(self, output: int) -> Graph:
+    def _outer_joint(self, output: int, starts: bool = False) -> Graph:
         """The outer graph's forward and the gradient of ``output``, re-rolled where it runs as a
         native program of one row (an L2 term: one dot product)."""
-        joint = autodiff.grad(self._outer_graph, output, wrt_inputs=True)
+        joint = autodiff.grad(self._outer_graph, output, wrt_inputs=True, starts=starts)
         return optimize(joint, passes=JOINT_VECTOR_PIPELINE) if self.backend.native_kernels else optimize(joint)
 
 
@@ -276,10 +290,10 @@ def _reaches_a_param(row: Graph, output: int) -> bool:
 
 def _plan(outer: Graph, output: int, rows_inputs: list[int], live: list[bool]) -> Plan | None:
     """For each param, where the outer graph's gradient contributions to ``output`` arrive
-    relative to the rows' in reverse mode: "before" (any number), "after" (exactly one), or
-    none; None if some param has them on both sides or several after, or if the gradients
-    of two chains' rows reach ``output``.  Reverse mode processes nodes in reversed eager
-    order; a chain's row-sum input stands where its rows' block was."""
+    relative to the rows' in reverse mode: "before" or "after" (any number), or none; None
+    if some param has them on both sides, or if the gradients of two chains' rows reach
+    ``output``.  Reverse mode processes nodes in reversed eager order; a chain's row-sum
+    input stands where its rows' block was."""
     order, receives = _contributions(outer, output)
     chains = [j for j, node in enumerate(rows_inputs) if node in receives and live[j]]
     n = len(outer.params)
@@ -289,13 +303,15 @@ def _plan(outer: Graph, output: int, rows_inputs: list[int], live: list[bool]) -
         return Plan(None, np.ones(n, dtype=bool), np.zeros(n, dtype=bool), False)
     cut = order.index(rows_inputs[chains[0]])
     before, after = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+    several = False
     for k, p in enumerate(outer.params):
         senders = receives.get(p, ())
         n_after = sum(position < cut for position in senders)
-        if n_after > 1 or n_after and len(senders) > n_after:
+        if n_after and len(senders) > n_after:
             return None
-        before[k], after[k] = n_after == 0 and bool(senders), n_after == 1
-    return Plan(chains[0], before, after, bool(after.any()))
+        before[k], after[k] = n_after == 0 and bool(senders), n_after > 0
+        several |= n_after > 1
+    return Plan(chains[0], before, after, bool(after.any()), several)
 
 
 def _contributions(graph: Graph, output: int) -> tuple[list[int], dict[int, list[int]]]:

@@ -197,10 +197,11 @@ def test_the_outer_kernel_is_built_apart_where_joining_the_rows_library_would_ch
 def test_value_and_every_gradient_equal_the_scalar_program_bit_for_bit(backend, kind):
     options = {"l2": {}, "no-l2": {"l2": False}, "div": {"mean": "div"}, "reg-first": {"reg_first": True}}[kind]
     compiled, got = _run(backend, lambda X, y, m: demo_loss(X, y, m, **options))
-    # the rows path ran -- except where the L2 term comes first: then its two contributions
-    # to each param (p * p) are added after the rows', one at a time, which the outer
-    # program cannot give apart; the scalar program runs instead
-    assert (compiled._latest.rows is None) == (kind == "reg-first")
+    # the rows path ran -- where the L2 term comes first too: its two contributions to each
+    # param (p * p) are added after the rows', one at a time, by the outer graph's gradient
+    # program from starts (the rows' totals); until a hunt, the scalar program ran instead
+    assert compiled._latest.rows is not None
+    assert compiled._latest.rows.plans[0].several_after == (kind == "reg-first")
     _, expected = _run("python", lambda X, y, m: demo_loss(X, y, m, **options))
     assert got == expected
 
