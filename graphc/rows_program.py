@@ -66,8 +66,10 @@ def rows_program(graph: Graph, backend: Backend, numerics: str = "exact", name: 
                  min_nodes: int = MIN_NODES) -> "RowsProgram | None":
     """The traced ``graph`` as a :class:`RowsProgram` on ``backend`` (one that generates
     batched code: NumPy or C), or None where it has no rows or they cannot be run exactly
-    (see the module docstring)."""
-    if not backend.generates_batches or numerics != "exact" or len(graph) < min_nodes:
+    (see the module docstring).  ``numerics="fast"`` runs them exactly too, as its scalar
+    calls are (it ran the scalar program, 60x slower a step for micrograd's demo: a hunt);
+    "stable" rewrites the scalar program, which rows would not."""
+    if not backend.generates_batches or numerics == "stable" or len(graph) < min_nodes:
         return None
     split = recover_rows(graph)
     if split is None:
