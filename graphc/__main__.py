@@ -194,10 +194,10 @@ def default_point(n: int) -> list[float]:
     signs alternating, magnitudes 0.2 to 1.8 spread by the golden ratio, each at least
     ``0.5 / max(n, 50)`` from the others (``0.1 * k`` steps met zeros and near-ties)."""
     values = list(DEFAULT_POINT[:n])
-    gap, k = 0.5 / max(n, 50), 0
+    gap, digits, k = 0.5 / max(n, 50), 3 if n < 1000 else 6, 0  # enough digits for n distinct
     while len(values) < n:
         k += 1
-        v = round((-1) ** len(values) * (0.2 + 1.6 * (k * 0.6180339887498949 % 1.0)), 3)
+        v = round((-1) ** len(values) * (0.2 + 1.6 * (k * 0.6180339887498949 % 1.0)), digits)
         if all(abs(v - u) >= gap for u in values):
             values.append(v)
     return values

@@ -45,9 +45,9 @@ def save(model: Module, path: str | os.PathLike) -> None:
     """Write ``model`` (an ``MLP``, ``Layer`` or ``Neuron``) to ``path`` as one ``.npz`` file:
     its class, the arguments that rebuild it and its :meth:`~graphc.nn.Module.state_dict`.
 
-    The file appears whole or not at all (written aside, then renamed), with the
-    permissions ``np.savez`` would give it (those of the file it replaces, else the
-    umask's); a symbolic link is followed, its target written.  For a Module of your own
+    The file appears whole or not at all (written aside, then renamed over the old one:
+    a new file, with the old one's permissions, else those the umask gives a new file);
+    a symbolic link is followed, its target written.  For a Module of your own
     class, save ``model.state_dict()`` (e.g. with ``np.savez``) and load it into a model
     your code builds: a file cannot safely say how to build an arbitrary class.
     """
@@ -73,7 +73,8 @@ def save(model: Module, path: str | os.PathLike) -> None:
 def _create_aside(path: Path) -> tuple[int, Path]:
     """A new file beside ``path`` to write, open: with ``path``'s permissions if it exists,
     else created with mode 0o666, which the umask then narrows (``tempfile.mkstemp``'s
-    0o600 would leave a saved model unreadable to the group sharing its folder)."""
+    0o600 would leave a saved model unreadable to the group sharing its folder).  Nothing
+    is left behind when the permissions cannot be set."""
     try:
         mode = stat.S_IMODE(os.stat(path).st_mode)
     except FileNotFoundError:
@@ -84,8 +85,13 @@ def _create_aside(path: Path) -> tuple[int, Path]:
             handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
         except FileExistsError:
             continue
-        if mode is not None:
-            os.chmod(temporary, mode)
+        try:
+            if mode is not None and hasattr(os, "fchmod"):  # not on Windows, nor a file system without modes
+                os.fchmod(handle, mode)
+        except OSError:
+            os.close(handle)
+            os.unlink(temporary)
+            raise
         return handle, temporary
     raise FileExistsError(errno.EEXIST, "no unused name for the file written aside", str(path.parent))
 

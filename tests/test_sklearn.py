@@ -634,3 +634,18 @@ def test_a_warm_start_after_set_params_takes_the_new_activation_and_backend():
         weights = moved.coefs_
         assert moved.set_params(backend="python").fit(X, y).backend_ == "python"
     assert moved.model_.layers[0].neurons[0].activation == "relu" and not np.array_equal(moved.coefs_[0], weights[0])
+
+
+def test_warm_fits_do_not_recompile_once_the_shared_programs_have_moved_on(monkeypatch):
+    """A warm fit asked the shared cache for its programs to see whether the backend changed:
+    with more networks than the cache keeps, every ``partial_fit`` compiled again (a review)."""
+    from graphc.sklearn import _programs as programs
+    X, y = moons()
+    estimators = [MLPClassifier(hidden_layer_sizes=(3 + k,), random_state=0) for k in range(programs._PROGRAMS_KEPT + 1)]
+    for estimator in estimators:
+        estimator.partial_fit(X, y, classes=[0, 1])
+    compiles = []
+    monkeypatch.setattr(programs, "graphc_compile", lambda *a, **k: compiles.append(a) or pytest.fail("compiled"))
+    for estimator in estimators:
+        estimator.partial_fit(X, y)
+    assert compiles == []

@@ -162,8 +162,8 @@ class _BaseMLP(_StochasticSolver, _LbfgsSolver, BaseEstimator):
             self.model_ = MLP(len(layers[0].neurons[0].w), [len(layer.neurons) for layer in layers],
                               activation=activation, init=lambda fan_in, fan_out: (next(coefs), next(intercepts)))
             self._compile()
-        elif _programs(self.model_, self.out_activation_, self.backend)[0] is not self._loss_step:
-            self._compile()  # another backend
+        elif self.backend != self._compiled_for:
+            self._compile()
 
     def _initialize_stochastic(self) -> None:
         self.loss_curve_ = []
@@ -178,6 +178,7 @@ class _BaseMLP(_StochasticSolver, _LbfgsSolver, BaseEstimator):
         """The compiled per-sample loss and forward pass for this architecture (shared, see
         :func:`._programs._programs`), and which params are weights (the L2 penalty's)."""
         self._loss_step, self._forward = _programs(self.model_, self.out_activation_, self.backend)
+        self._compiled_for = self.backend
         self._is_weight = np.array([k < len(n.w) for layer in self.model_.layers for n in layer.neurons
                                     for k in range(len(n.w) + 1)])
 
@@ -227,7 +228,7 @@ class _BaseMLP(_StochasticSolver, _LbfgsSolver, BaseEstimator):
 
     def __getstate__(self) -> dict:
         state = dict(super().__getstate__())  # a copy: BaseEstimator's may be the live __dict__
-        for key in ("_loss_step", "_forward", "_is_weight"):
+        for key in ("_loss_step", "_forward", "_is_weight", "_compiled_for"):
             state.pop(key, None)
         return state
 
