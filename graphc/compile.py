@@ -37,7 +37,7 @@ from .row_threads import check_threads
 from .signature import CompileStats, Signature, Stages
 from .signature_cache import SignatureCache, describe_key
 from .trace import argument_names, function_name, reject_foreign_module
-from .tree import flatten_args
+from .tree import flatten_call
 
 
 class Compiled:
@@ -138,8 +138,8 @@ class Compiled:
             out = self.map(args[0])
             leaves = [out] if isinstance(out, np.ndarray) else _flat_arrays(out)
             return leaves[0] if len(leaves) == 1 else np.stack(leaves, axis=1)
-        leaves, tree, _ = flatten_args(args, self._argument_names(len(args)))
-        return self._signatures.call(tree, args, leaves)
+        leaves, tree, value_slots = flatten_call(args, self._argument_names(len(args)))
+        return self._signatures.call(tree, args, leaves, value_slots)
 
     def map(self, *batched_args: Any, params: Any = None, allow_nonfinite: bool = False,
             threads: int | None = None):

@@ -16,7 +16,6 @@ from typing import Any, Callable, Iterator, NamedTuple
 
 from . import logs, variants
 from .bridge import call as bridge_call
-from .engine import Value
 from .signature import Signature
 from .tree import describe
 
@@ -79,10 +78,10 @@ class SignatureCache(Mapping):
         variants.refuse_batched(self.name, signature)
         return signature
 
-    def call(self, tree: Any, args: tuple, leaves: list) -> Any:
+    def call(self, tree: Any, args: tuple, leaves: list, value_slots: list[int]) -> Any:
         """The compiled function's outputs on flat arguments ``leaves``, from the variant of
-        their signature whose guards hold (a retrace when none does)."""
-        value_slots = [j for j, leaf in enumerate(leaves) if isinstance(leaf, Value)]
+        their signature whose guards hold (a retrace when none does); ``value_slots``: where
+        ``leaves`` holds Values (:func:`graphc.tree.flatten_call`)."""
         key = self._key_sharing(tree, args, leaves, value_slots) if value_slots else tree
         self.lookup(key, args)
         group = self._variants[key]

@@ -48,6 +48,19 @@ def flatten_args(args: tuple, names: list[str]) -> tuple[list, Tree, list[str]]:
     return leaves, ("tuple", tuple(trees)), paths
 
 
+def flatten_call(args: tuple, names: list[str]) -> tuple[list, Tree, list[int]]:
+    """:func:`flatten_args` for a call: no path names (only a trace needs them, and an
+    array's cost 1 us a number), and the positions of the Values among the leaves, noted as
+    they come (an array holds none): micrograd's demo loss with 1,000 rows passed in spent
+    1.7 of its 2.4 ms a step on the two."""
+    leaves: list = []
+    value_slots = _ValueSlots(leaves)
+    trees = []
+    for arg, name in zip(args, names):
+        trees.append(_flatten(arg, name, leaves, value_slots, 0))
+    return leaves, ("tuple", tuple(trees)), list(value_slots)
+
+
 def _flatten(x: Any, path: str, leaves: list, paths: list, depth: int) -> Tree:
     if isinstance(x, Value) or (isinstance(x, (numbers.Real, np.bool_)) and not isinstance(x, np.ndarray)):
         if not isinstance(x, (float, Value)):
@@ -57,7 +70,8 @@ def _flatten(x: Any, path: str, leaves: list, paths: list, depth: int) -> Tree:
         return SCALAR
     if isinstance(x, np.ndarray):
         leaves.extend(plain_array(x, f"argument {path}").ravel().tolist())
-        paths.extend(f"{path}{''.join(f'[{i}]' for i in idx)}" for idx in np.ndindex(x.shape))
+        if type(paths) is list:  # not _ValueSlots
+            paths.extend(f"{path}{''.join(f'[{i}]' for i in idx)}" for idx in np.ndindex(x.shape))
         return ("array", x.shape)
     if isinstance(x, (list, tuple)):  # not a dict: the public contract refuses dict arguments
         _check_depth(depth, path, "argument")
@@ -65,6 +79,19 @@ def _flatten(x: Any, path: str, leaves: list, paths: list, depth: int) -> Tree:
     if is_foreign_value(x):
         raise ArgumentError(foreign_value_message(x, f"argument {path}"))
     raise ArgumentError(f"argument {path}: expected {_EXPECTED}; got {standalone._what(x, 60)}")
+
+
+class _ValueSlots(list):
+    """Stands in for the paths :func:`_flatten` appends a scalar leaf's to: notes the
+    position of each leaf that is a Value instead."""
+
+    def __init__(self, leaves: list) -> None:
+        super().__init__()
+        self.leaves = leaves
+
+    def append(self, path: str) -> None:
+        if isinstance(self.leaves[-1], Value):
+            super().append(len(self.leaves) - 1)
 
 
 def numbers_array(value: Any) -> np.ndarray | None:
