@@ -640,3 +640,20 @@ def test_fast_numerics_run_rows_exactly_and_stable_numerics_the_rewritten_scalar
     X, y, model = make_data(n=40)
     reference = graphc.compile(loss, backend="python", numerics=numerics if numerics == "stable" else "exact")
     assert history == _steps(reference, model)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_row_loss_summed_over_a_models_outputs_runs_as_rows(backend):
+    """``sum(sum((v - t) ** 2 for v, t in zip(o, target)) for ...)``: Python's outer ``sum``
+    starts ``s0 + 0`` with ``s0`` a sum itself, which the chain search walked into, so the
+    first row looked unlike the others and the scalar program ran, 25x slower a step (a
+    hunt).  A link adding a constant is now where a chain starts."""
+    targets = np.random.default_rng(2).standard_normal((40, 3))
+
+    def loss(X, y, model):
+        outputs = [model(list(map(Value, row))) for row in X]
+        return sum(sum((v - t) * (v - t) for v, t in zip(o, row)) for o, row in zip(outputs, targets)) * 0.01
+
+    compiled, got = _run(backend, loss, sizes=(6, 3))
+    assert compiled._latest.rows is not None
+    assert got == _run("python", loss, sizes=(6, 3))[1]

@@ -39,14 +39,17 @@ class Arrays:
 def chains(arrays: Arrays, min_terms: int) -> list[int]:
     """The last links of the left-nested addition chains ``((a + b) + c) + ...`` that add at
     least ``min_terms`` terms, longest first.  A link's first operand continues the chain when
-    it is an addition used only there (as :mod:`~graphc.passes.flatten` absorbs)."""
+    it is an addition used only there (as :mod:`~graphc.passes.flatten` absorbs) -- unless the
+    link adds a constant to it: Python's ``sum`` starts ``l0 + 0``, so that is a chain's
+    first link, even where its first term ``l0`` is a sum itself (a row's loss summed over
+    a model's outputs, which continuing down would split)."""
     n = len(arrays.op)
     is_sum = arrays.is_op(_SUMS)
     sums = np.flatnonzero(is_sum)
     if not len(sums) or not len(arrays.flat):
         return []
     first = arrays.flat[arrays.offset[sums]]
-    inner = is_sum[first] & (arrays.uses[first] == 1)
+    inner = is_sum[first] & (arrays.uses[first] == 1) & ~_adds_a_constant(arrays, sums)
     nxt = np.full(n + 1, n, dtype=np.intp)      # the previous link, n where the chain starts
     nxt[sums[inner]] = first[inner]
     count = np.zeros(n + 1, dtype=np.intp)
@@ -60,12 +63,19 @@ def chains(arrays: Arrays, min_terms: int) -> list[int]:
     return tops[np.argsort(-count[tops], kind="stable")].tolist()
 
 
+def _adds_a_constant(arrays: Arrays, sums: np.ndarray) -> np.ndarray:
+    """For each of the ``sums``, whether it adds a constant to its first operand (``x + c``)."""
+    return (arrays.arity[sums] == 2) & (arrays.op[arrays.operand(sums, 1)] == arrays.code["const"])
+
+
 def links_and_terms(graph: Graph, arrays: Arrays, top: int) -> tuple[list[int], list[int]]:
     """The chain ending at ``top``: its links first to last, and its terms in order."""
     links = [top]
     while True:
-        first = graph.args[links[-1]][0]
-        if graph.ops[first] in _SUMS and arrays.uses[first] == 1:
+        operands = graph.args[links[-1]]
+        first = operands[0]
+        if graph.ops[first] in _SUMS and arrays.uses[first] == 1 and \
+                not (len(operands) == 2 and graph.ops[operands[1]] == "const"):  # as chains() decides
             links.append(first)
         else:
             break
