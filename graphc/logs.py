@@ -9,7 +9,9 @@
 * ``graphc.retraces``: each trace of a compiled function and why (first call, or a new
   argument signature, with the signatures already known);
 * ``graphc.passes``: the optimizer's report (nodes before and after, each pass's counts) for
-  every graph a compiled function optimizes.
+  every graph a compiled function optimizes;
+* ``graphc.rows``: whether a full-batch loss runs as one per-row program (batch recovery),
+  and if not, why.
 
 An enabled logger gets level INFO and the "graphc" logger one stderr handler, so the
 messages appear without configuring ``logging``; records also propagate to the
@@ -28,6 +30,7 @@ LOGS = {
     "output_code": "every generated program (each signature, each backend)",
     "retraces": "each trace of a compiled function and its reason",
     "passes": "the optimizer's pass report for each graph a compiled function optimizes",
+    "rows": "whether a full-batch loss runs as one per-row program, and if not, why",
 }
 ENVIRONMENT_VARIABLE = "GRAPHC_LOGS"
 
@@ -35,7 +38,8 @@ _root = logging.getLogger("graphc")
 output_code = logging.getLogger("graphc.output_code")
 retraces = logging.getLogger("graphc.retraces")
 passes = logging.getLogger("graphc.passes")
-_LOGGERS = {"output_code": output_code, "retraces": retraces, "passes": passes}
+rows_found = logging.getLogger("graphc.rows")
+_LOGGERS = {"output_code": output_code, "retraces": retraces, "passes": passes, "rows": rows_found}
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -112,7 +116,7 @@ def _from_environment() -> None:
     set_logs(known)
 
 
-# -- hook points (one call each in graphc/compile.py) ----------------------------------------
+# -- hook points ---------------------------------------------------------------------------
 
 def program(function: str, signature: str, kind: str, source: str) -> None:
     """A generated program, with what it is for."""
@@ -129,6 +133,11 @@ def pass_report(function: str, signature: str, graph: str, report) -> None:
     """The optimizer's report (a :class:`graphc.passes.OptimizeReport`) for one graph."""
     if passes.isEnabledFor(logging.INFO):
         passes.info("%s %s: %s\n%s", function, signature, graph, report)
+
+
+def rows(function: str, outcome: str) -> None:
+    """Batch recovery's outcome for ``function``'s traced graph."""
+    rows_found.info("%s: %s", function, outcome)
 
 
 _from_environment()

@@ -34,7 +34,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import autodiff, ops
+from . import autodiff, logs, ops
 from .backends import Backend
 from .graph import Builder, Graph
 from .passes import (DIFFERENTIABLE_PIPELINE, DIFFERENTIABLE_VECTOR_PIPELINE, JOINT_VECTOR_PIPELINE, optimize,
@@ -73,19 +73,27 @@ def rows_program(graph: Graph, backend: Backend, numerics: str = "exact", name: 
         return None
     split = recover_rows(graph)
     if split is None:
-        return None
+        return _refused(name, "no sum over at least 4 rows computed alike, each row's nodes its own (a row's "
+                              "value returned, or a model's output picked by a label, is not)")
     # both differentiated, so only folded (see graphc.passes.DIFFERENTIABLE_PIPELINE): nor may a
     # param read twice in a row pass for one read
     row = optimize(split.row, passes=DIFFERENTIABLE_PIPELINE)
     if _read_twice(row):
-        return None
+        return _refused(name, "a param is read twice in each row (an L2 term inside the row's loss?)")
     outer = optimize(split.outer, passes=DIFFERENTIABLE_PIPELINE)
     rows_inputs = outer.inputs[len(outer.inputs) - split.n_chains:]
     live = [_reaches_a_param(row, j) for j in range(split.n_chains)]
     plans = [_plan(outer, o, rows_inputs, live) for o in range(len(outer.outputs))]
     if any(plan is None for plan in plans):
-        return None
+        return _refused(name, "an output's gradient comes from two sums over the rows, or a param's from both "
+                              "sides of them")
+    logs.rows(name, f"one per-row program over {split.n_rows} rows ({split.n_chains} sum(s) over them)")
     return RowsProgram(split, row, outer, plans, backend, name)
+
+
+def _refused(name: str, why: str) -> None:
+    logs.rows(name, f"the scalar program runs: {why}")
+    return None
 
 
 class RowsProgram:

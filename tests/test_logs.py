@@ -79,7 +79,7 @@ def test_set_logs_round_trip():
         graphc.set_logs(["retraces"])
         assert logs.enabled() == ["retraces"]
         graphc.set_logs("all")
-        assert logs.enabled() == ["output_code", "retraces", "passes"]
+        assert logs.enabled() == ["output_code", "retraces", "passes", "rows"]
         graphc.set_logs(retraces=True, passes=False)
         assert logs.enabled() == ["retraces"]
         assert root.handlers.count(logs._handler) == 1
@@ -129,3 +129,31 @@ def test_environment_variable_unknown_name_warns_once():
     assert result.stderr.count("ignored unknown log name(s) 'bogus'") == 1
     assert "tracing (first call)" in result.stderr
     assert "[graphc.output_code]" not in result.stderr
+
+
+def test_batch_recovery_says_whether_a_full_batch_loss_runs_as_rows_and_why_not(caplog):
+    """An outside hunt found spellings that ran the scalar program, 100x slower a step, with
+    nothing saying so: ``GRAPHC_LOGS=rows`` says it, and why."""
+    import random
+    from graphc.nn import MLP
+    random.seed(0)
+    model = MLP(2, [4, 1])
+    X = np.random.default_rng(0).standard_normal((600, 2))
+    y = np.where(X[:, 0] > 0, 1.0, -1.0)
+
+    def with_scores(X, y):
+        scores = [model(list(map(Value, row))) for row in X]
+        return sum((1 + -yi * s).relu() for yi, s in zip(y, scores)) * (1.0 / len(scores)), scores
+
+    def loss(X, y):
+        return with_scores(X, y)[0]
+    graphc.set_logs("rows")
+    try:
+        caplog.set_level(logging.INFO, logger="graphc.rows")
+        graphc.compile(loss)(X, y)
+        graphc.compile(with_scores)(X, y)
+    finally:
+        graphc.set_logs()
+    said = [r.getMessage() for r in caplog.records if r.name == "graphc.rows"]
+    assert said[0] == "loss: one per-row program over 600 rows (1 sum(s) over them)"
+    assert said[1].startswith("with_scores: the scalar program runs: no sum over at least 4 rows")
