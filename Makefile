@@ -37,7 +37,8 @@ ASAN_TESTS ?= tests/test_codegen_c.py tests/test_c_blocks.py tests/test_c_runtim
 	'tests/fuzz/test_fuzz_backends.py::test_mean_and_its_gradient_match_eager[c]' \
 	'tests/fuzz/test_fuzz_rows.py::test_full_batch_losses_on_the_rows_path_equal_the_scalar_program[c]' \
 	'tests/test_compile.py::test_backward_into_grads_holding_numbers_adds_each_part_as_eager_does[c]' \
-	'tests/test_signature.py::test_a_compiled_backward_into_a_nonzero_grad_adds_each_part_as_eager_does[c]'
+	'tests/test_signature.py::test_a_compiled_backward_into_a_nonzero_grad_adds_each_part_as_eager_does[c]' \
+	'tests/fuzz/test_fuzz_exact.py::test_gradients_through_the_shapes_passes_rewrite_are_eagers_bits[c]'
 asan: $(STAMP)
 	@for lib in libasan.so libubsan.so; do test -f "$$($(ASAN_CC) -print-file-name=$$lib)" || \
 	    { echo "make asan: $(ASAN_CC) has no $$lib (install its sanitizer runtimes)"; exit 1; }; done
