@@ -23,6 +23,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from . import logs
 from .backends import Program
 from .engine import Value, _node
 from .rows_program import RowsCall
@@ -189,6 +190,9 @@ def call(signature: Signature, leaves: list, value_args: list[int]) -> Any:
     inputs = [x._data if isinstance(x, Value) else float(x) for x in leaves] if value_args else \
         np.fromiter(leaves, np.float64, len(leaves)).tolist()  # each float(x), in C
     rows = None if value_args else signature.rows  # rows run only on the data the trace captured
+    if value_args and signature.rows_said is False:
+        signature.rows_said = True
+        logs.rows(signature.name, "the scalar program runs: a call with Value arguments (their gradients too)")
     if rows is not None:
         signature.latest_source = rows.source
         run = RowsCall(rows, inputs, signature.param_data(None, array=True), signature.name)

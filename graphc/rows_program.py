@@ -69,8 +69,12 @@ def rows_program(graph: Graph, backend: Backend, numerics: str = "exact", name: 
     (see the module docstring).  ``numerics="fast"`` runs them exactly too, as its scalar
     calls are (it ran the scalar program, 60x slower a step for micrograd's demo: a hunt);
     "stable" rewrites the scalar program, which rows would not."""
-    if not backend.generates_batches or numerics == "stable" or len(graph) < min_nodes:
-        return None
+    if not backend.generates_batches:
+        return _refused(name, f"the {backend.name} backend runs it")
+    if numerics == "stable":
+        return _refused(name, "numerics='stable' rewrites it, which rows would not")
+    if len(graph) < min_nodes:
+        return _refused(name, f"{len(graph):,} traced nodes, under {min_nodes:,}: it compiles quickly")
     split = recover_rows(graph)
     if split is None:
         return _refused(name, "no sum over at least 4 rows computed alike, each row's nodes its own (a row's "
@@ -159,9 +163,11 @@ class RowsProgram:
         values = next(frame)
         return list(values), [cols, params_array, outer_inputs, frame, computed]
 
-    def gradients(self, state: list, output: int, seed: float) -> list[float | None]:
+    def gradients(self, state: list, output: int, seed: float, starts: list | None = None) -> list[float | None]:
         """``seed`` times the gradient of ``output`` with respect to each param, in the
-        scalar program's numbers; None where no gradient reaches a param."""
+        scalar program's numbers; None where no gradient reaches a param.  ``starts``: the
+        params' ``.grad`` s, which each gradient's sum then starts from, as eager
+        ``backward()`` adds each part into them (:mod:`graphc.bridge`)."""
         cols, params, outer_inputs, frame, computed = state
         function, _, outer_reached = self._outer_of(output)
         if output == 0:
@@ -175,27 +181,37 @@ class RowsProgram:
         frame.close()
         outer_grads = np.array(outer[self.n_inputs:], dtype=np.float64)
         plan = self.plans[output]
+        begun = None if starts is None else self._outer_from(output, outer_inputs, params, seed, starts)
         if plan.chain is None:
-            return _or_none(outer_grads, None if all(outer_reached) else outer_reached)
+            return _or_none(outer_grads if begun is None else begun, None if all(outer_reached) else outer_reached)
         d_total = float(outer[self.n_inputs - self.n_chains + plan.chain])
         if output == 0:
             self._seed_guess = d_total
         kernel, _, _, in_rows = self._rows_of(plan.chain)
-        grads = kernel.gradients(cols, params, d_total, np.where(plan.before, outer_grads, -0.0),
-                                 computed if plan.chain == self.forward_chain else None)
+        first = np.where(plan.before, outer_grads, -0.0) if begun is None else \
+            np.where(plan.before, begun, np.asarray(starts, dtype=np.float64))
+        grads = kernel.gradients(cols, params, d_total, first, computed if plan.chain == self.forward_chain else None)
         if plan.several_after:  # each outer part added in turn onto the rows' total
-            starts = [0.0] * self.n_inputs + np.where(plan.after, grads, 0.0).tolist()
-            function = self._outer_of(output, starts=True)[0]
-            frame = function(outer_inputs + starts, params if getattr(function, "takes_arrays", False) else params.tolist())
-            next(frame)
-            grads = np.where(plan.after, np.array(frame.send(seed)[self.n_inputs:], dtype=np.float64), grads)
-            frame.close()
+            grads = np.where(plan.after, self._outer_from(output, outer_inputs, params, seed,
+                                                          np.where(plan.after, grads, 0.0).tolist()), grads)
         elif plan.some_after:
             grads = np.where(plan.after, grads + outer_grads, grads)
         if in_rows is not None:
-            grads = np.where(in_rows, grads, outer_grads)
+            grads = np.where(in_rows, grads, outer_grads if begun is None else begun)
         reached = self.reached(output)
         return _or_none(grads, None if self._all_reached[output] else reached)
+
+    def _outer_from(self, output: int, outer_inputs: list, params: np.ndarray, seed: float,
+                    starts: list) -> np.ndarray:
+        """The params' gradients of ``output`` by the outer graph, each sum starting from its
+        number in ``starts`` (the outer graph's gradient program from starts)."""
+        function = self._outer_of(output, starts=True)[0]
+        frame = function(outer_inputs + [0.0] * self.n_inputs + [float(g) for g in starts],
+                         params if getattr(function, "takes_arrays", False) else params.tolist())
+        next(frame)
+        grads = np.array(frame.send(seed)[self.n_inputs:], dtype=np.float64)
+        frame.close()
+        return grads
 
     def _rows_of(self, chain: int) -> tuple:
         """(kernel, source, reached, reached as an array or None if all are) of the per-row
@@ -253,9 +269,8 @@ class RowsCall:
     the call's output runs :meth:`RowsProgram.gradients` with the output's grad."""
 
     __slots__ = ("program", "state", "name", "values")
-    #: backward() into .grads holding numbers adds each param's total (the rows' sums do not
-    #: start from the .grads: the scalar program that could took 5-25 s more to build)
-    from_starts = False
+    #: backward() into .grads holding numbers starts each param's sum from its .grad
+    from_starts = True
 
     def __init__(self, program: RowsProgram, inputs: list[float], params: np.ndarray, name: str) -> None:
         self.program, self.name = program, name
@@ -264,8 +279,8 @@ class RowsCall:
     def label(self, index: int) -> str:
         return f"{self.name}[{index}]"
 
-    def gradients(self, index: int, seed: float) -> list[float | None]:
-        return self.program.gradients(self.state, index, seed)
+    def gradients(self, index: int, seed: float, starts: list | None = None) -> list[float | None]:
+        return self.program.gradients(self.state, index, seed, starts)
 
 
 def _or_none(grads: np.ndarray, reached: tuple[bool, ...] | None) -> list[float | None]:

@@ -126,6 +126,7 @@ class Signature:
         self._traced, self._graph = traced, None
         lock = self._lock = threading.RLock()
         self._rows: list[RowsProgram | None] = []  # made by the first scalar call (see rows)
+        self.rows_said = False  # whether the rows log said why a call with Value arguments skips rows
         self.params: list[Value] = traced.param_values  # every pass keeps them (Builder.finish(like=))
         self._param_cache: tuple[int, np.ndarray] | None = None  # see _param_array
         self.param_tuple = tuple(self.params)
