@@ -70,8 +70,7 @@ def _flatten(x: Any, path: str, leaves: list, paths: list, depth: int) -> Tree:
         return SCALAR
     if isinstance(x, np.ndarray):
         leaves.extend(plain_array(x, f"argument {path}").ravel().tolist())
-        if type(paths) is list:  # not _ValueSlots
-            paths.extend(f"{path}{''.join(f'[{i}]' for i in idx)}" for idx in np.ndindex(x.shape))
+        paths.extend(_array_paths(path, x.shape))
         return ("array", x.shape)
     if isinstance(x, (list, tuple)):  # not a dict: the public contract refuses dict arguments
         _check_depth(depth, path, "argument")
@@ -79,6 +78,12 @@ def _flatten(x: Any, path: str, leaves: list, paths: list, depth: int) -> Tree:
     if is_foreign_value(x):
         raise ArgumentError(foreign_value_message(x, f"argument {path}"))
     raise ArgumentError(f"argument {path}: expected {_EXPECTED}; got {standalone._what(x, 60)}")
+
+
+def _array_paths(path: str, shape: tuple) -> Iterator[str]:
+    """Each element's path in an array argument (``X[3][1]``), made only as they are read."""
+    for idx in np.ndindex(shape):
+        yield f"{path}{''.join(f'[{i}]' for i in idx)}"
 
 
 class _ValueSlots(list):
@@ -92,6 +97,9 @@ class _ValueSlots(list):
     def append(self, path: str) -> None:
         if isinstance(self.leaves[-1], Value):
             super().append(len(self.leaves) - 1)
+
+    def extend(self, paths: Any) -> None:
+        """An array's paths: not made (the generator is never run): its leaves are numbers."""
 
 
 def numbers_array(value: Any) -> np.ndarray | None:

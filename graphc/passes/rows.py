@@ -22,11 +22,10 @@ nodes with its own) and splits the graph into
 terms of one shape; rows that differ in structure or in which params they read; a row node
 used outside its row (a row's score returned as an output); rows that read a model's
 outputs by a label (``o[t]``: another node in each row; a one-hot ``sum(o[k] * t_k)`` is
-one shape).  Rows may repeat each other,
-and a row may compute one thing twice (``(s - y) * (s - y)``): reverse mode differentiates
-the scalar program before common subexpression elimination merges anything
-(:data:`graphc.passes.DIFFERENTIABLE_PIPELINE`), so its gradient parts come row by row as
-the per-row program's do.  (Until CSE ran on the joint graph alone, such rows and nodes
+one shape).  Rows may repeat each other, and a row may compute one thing twice
+(``(s - y) * (s - y)``): reverse mode differentiates the scalar program before common
+subexpression elimination merges anything (:data:`graphc.passes.DIFFERENTIABLE_PIPELINE`),
+so its gradient parts come row by row as the per-row program's do.  (Until CSE ran on the joint graph alone, such rows and nodes
 were left to the scalar program: 700x slower steps for micrograd's demo loss with its data
 passed as arguments, an outside hunt found.)
 

@@ -77,7 +77,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return self._label_binarizer.inverse_transform(Y[:, 0] if self.n_outputs_ == 1 else Y)
 
     def _probabilities(self, X) -> np.ndarray:
-        Z = self._outputs(X)
+        return self._activated(self._outputs(X))
+
+    def _activated(self, Z: np.ndarray) -> np.ndarray:
+        """The output activation of the network's outputs ``Z``: one column per output."""
         return softmax(Z, axis=1) if self.out_activation_ == "softmax" else expit(Z)
 
     def _score_arrays(self, X, y: np.ndarray, weights=None) -> float:
@@ -107,9 +110,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             return np.where(P < np.finfo(np.float64).tiny, np.log(P), logs)
 
     def _columns(self, Z: np.ndarray) -> np.ndarray:
+        """:meth:`predict_proba`'s columns of the outputs ``Z``: one per class, or per label."""
         if self.n_outputs_ == 1 and self.out_activation_ == "logistic":
             return np.column_stack([expit(-Z[:, 0]), expit(Z[:, 0])])
-        return softmax(Z, axis=1) if self.out_activation_ == "softmax" else expit(Z)
+        return self._activated(Z)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
