@@ -555,3 +555,25 @@ def test_lanes_read_out_of_order_add_into_the_layers_input_as_reverse_mode_reach
             scalar = run(optimize(grad(g, output, wrt_inputs=True)), xs, ps)
             vector = run(rolled(grad(r, output, wrt_inputs=True)), xs, ps)
             assert all(same(a, b) for a, b in zip(vector, scalar)), (seed, output)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "c"])
+def test_an_l2_term_over_a_layers_input_vector_keeps_each_products_two_parts_together(backend):
+    """Neurons ``0.5 * p_k`` summed, then ``1e-3 * sum(p_k * p_k)``: both sums are rows over the
+    vector ``p``, which is also the second row's weights.  As one matvec, ``p_3``'s gradient
+    would be the vecmat's (L2 part + layer part), then the outer's L2 part: 0.5009999999999999.
+    Reverse mode adds the L2 product's two parts first (0.501); the rows stay dots."""
+    import graphc
+    import numpy as np
+    values = [0.0, 0.0, 0.0, 0.5]
+
+    def loss(p):
+        outs = [0.5 * pk for pk in p]
+        return sum(outs[1:] + [outs[0], outs[0]], outs[0]) + 1e-3 * sum(pk * pk for pk in p)
+    eager = [Value(v) for v in values]
+    loss(eager).backward()
+    params = [Value(v) for v in values]
+    _, grads = graphc.compile(lambda x: loss(params) + x[0], backend=backend).mean_and_grad(np.zeros((1, 1)))
+    assert [float(g) for g in grads] == [p.grad for p in eager] and eager[3].grad == 0.501
+    counts = rolled(trace(lambda x: loss(params) + x, 0.0, params=params)).counts()
+    assert counts["matvec"] == 0 and counts["dot"] == 2

@@ -83,13 +83,25 @@ def roll_sums(work: EditableGraph, shapes: list, to_differentiate: bool) -> None
         # neuron summed inside the loss's own sum) must not move to the end.
         rows.sort(key=lambda row: row[0][4][0])
         in_order = _in_reverse_mode_order(work, shared, rows, users, reached)
-        if len(rows) >= 2 and in_order and _independent(work, rows):
+        if len(rows) >= 2 and in_order and _independent(work, rows) and not _weighs_itself(shared, rows, reached):
             _matvec(work, shared, rows)
         elif _lanes_of_one_vector(work, shared) or (in_order and (
                 len(rows) == 1 or reached is None or not _read_elsewhere(work, shared, rows, users))):
             for (i, prefix, _, suffix, products), other in rows:
                 _dot(work, i, prefix, other, shared, suffix, products, to_differentiate)
         # else left as they are: see _in_reverse_mode_order and _read_elsewhere
+
+
+def _weighs_itself(shared: tuple, rows: list, reached: _ReverseModeOrder | None) -> bool:
+    """Whether a lane of the shared vector is also a weight of some row (``p * p`` of an L2
+    term rolled with a layer over ``p``), in a graph differentiated later.  Reverse mode adds
+    that product's two parts to the lane one after the other, where a matvec's gradient
+    gives the weight's part (``outer``) after every row's part through the vector
+    (``vecmat``).  Dots keep the two parts together."""
+    if reached is None:
+        return False
+    lanes = set(shared)
+    return any(w in lanes for _, other in rows for w in other)
 
 
 def _independent(work: EditableGraph, rows: list) -> bool:
