@@ -185,6 +185,10 @@ _STARTS_TRIES = 4
 def call(signature: Signature, leaves: list, value_args: list[int]) -> Any:
     """The compiled function on flat arguments ``leaves``, of which those at ``value_args``
     are Values: Values in its output structure."""
+    if signature.guards.argument_kinds:  # n == 2 traced for an int n, a Value's == for a Value, ...
+        failure = signature.guards.check_arguments(leaves)
+        if failure is not None:
+            return failure
     if not signature.n_outputs:  # fn returned an empty structure, deciding nothing: nothing to run
         return unflatten(signature.out_tree, iter(()))
     inputs = [x._data if isinstance(x, Value) else float(x) for x in leaves] if value_args else \

@@ -136,11 +136,13 @@ class Value:
             record.leaf(data)  # a trace counts the numbers frozen into it
             self.__class__ = node_class  # first: a traced Value's own writes are not refused
         wraps_argument = tracing and type(data) is node_class and not children and \
-            (data._attr is PLACEHOLDER or data._attr is INT_PLACEHOLDER)
+            any(data._attr is marker for marker in PLACEHOLDERS)
         if wraps_argument:
             # Value(x) of an argument -- micrograd's list(map(Value, xrow)) over data passed in, which a
-            # compiled call passes as Values where eager had numbers: the node x * 1.0, x's bits exactly
+            # compiled call passes as Values where eager had numbers: the node x * 1.0, x's bits exactly,
+            # which is a Value in eager code (not the number x * 1.0 would be)
             self._data, self._prev, self._kind = data._data, (data, _node(1.0, (), None, CONSTANT)), _MUL
+            record.wrapped(self)
         else:
             self._data = _as_float(data)
             self._prev = children
@@ -476,9 +478,11 @@ def _as_exponent(x) -> int | float | None:
 
 
 _MUL, _SUB = ops.TABLE["mul"], ops.TABLE["sub"]
-#: What a trace puts in a placeholder's (otherwise unused) ``_attr`` slot: an argument's, and an
-#: int argument's, which may index (graphc.trace.TracedValue.__index__).
-PLACEHOLDER, INT_PLACEHOLDER = ("placeholder",), ("placeholder", "int")
+#: What a trace puts in a placeholder's (otherwise unused) ``_attr`` slot: a Value argument's, an
+#: int argument's, which may index (graphc.trace.TracedValue.__index__), and a float argument's.
+#: The last two are plain numbers in eager code (graphc.trace.TracedValue.__bool__, __eq__, ...).
+PLACEHOLDER, INT_PLACEHOLDER, NUMBER_PLACEHOLDER = ("placeholder",), ("placeholder", "int"), ("placeholder", "float")
+PLACEHOLDERS = (PLACEHOLDER, INT_PLACEHOLDER, NUMBER_PLACEHOLDER)
 #: The types of the numbers ``x - 0`` subtracts as -0.0 (ints, bools: see _binary).
 _INTEGERS = frozenset({int, bool, np.bool_} | {t for t in np.sctypeDict.values() if issubclass(t, np.integer)})
 

@@ -23,6 +23,7 @@ import gc
 import itertools
 import linecache
 import math
+import numbers
 import os
 import random
 import sys
@@ -36,7 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from .engine import CONSTANT, Value, _is_numpy_number, topological_order
+from .engine import (CONSTANT, INT_PLACEHOLDER, NUMBER_PLACEHOLDER, PLACEHOLDER, Value, _is_numpy_number,
+                     topological_order)
 from .errors import TraceError
 from .codegen.common import python_number
 from .ops import TABLE
@@ -145,11 +147,36 @@ class Record:
         self.random_drawn = False
         self.counting = False  # set while the traced function itself runs (not its placeholders)
         self._made: list = []  # weak references to the leaf Values the function made (see kept)
+        self._wrapped: dict[int, Any] = {}  # Value(x) of a number argument x, by id (see wrapped)
+        self._positions: dict[int, int] = {}  # argument placeholder's id -> its leaf's position
+        self.argument_kinds: dict[int, tuple[str, frozenset]] = {}  # position -> (path, kinds it may be)
         self.kept = 0  # how many of them outlived the trace
         self._numbers: list = []  # weak references to the traced numbers it made (see kept_numbers)
         self.kept_numbers = 0  # how many of them outlived the trace
         self._refusals: list[str] = []  # graphc's TraceErrors raised while the function ran
         self._python_numbers: dict = {}  # (code, line) -> [different Python floats made Values, how many]
+
+    def wrapped(self, v: Any) -> None:
+        """``v`` is ``Value(x)`` of a number argument ``x``: a Value in eager code, where
+        ``x`` itself is a number (graphc.trace.TracedValue: numbers compare by value)."""
+        self._wrapped[id(v)] = v
+
+    def is_wrapped(self, v: Any) -> bool:
+        return id(v) in self._wrapped
+
+    def arguments(self, placeholders: list) -> None:
+        """The trace's argument placeholders, leaf by leaf (see :meth:`relied_on_kind`)."""
+        self._positions = {id(ph): k for k, ph in enumerate(placeholders)}
+
+    def relied_on_kind(self, placeholder: Any, kinds: frozenset) -> None:
+        """The trace decided something by whether an argument is an int, a float or a Value
+        (``n == 2`` compares numbers, a Value's ``==`` identities, ``-n`` of an int is 0): calls
+        passing a kind not in ``kinds`` there trace again (:meth:`GuardSet.check_arguments`),
+        though one signature serves all three kinds of scalars otherwise."""
+        k = self._positions.get(id(placeholder))
+        if k is not None:
+            known = self.argument_kinds.get(k)
+            self.argument_kinds[k] = (placeholder.label, kinds if known is None else known[1] & kinds)
 
     def guard(self, predicate: Value, outcome: bool, what: str) -> None:
         frame = user_frame()
@@ -471,6 +498,19 @@ class GuardFailure:
         return f"{g.describe()} was {g.outcome}, now {not g.outcome}"
 
 
+def placeholder_kind(leaf: Any) -> tuple:
+    """The placeholder kind (:data:`graphc.engine.PLACEHOLDERS`) of a scalar argument leaf."""
+    if isinstance(leaf, Value):
+        return PLACEHOLDER
+    return INT_PLACEHOLDER if isinstance(leaf, numbers.Integral) else NUMBER_PLACEHOLDER
+
+
+_KIND_NAMES = {PLACEHOLDER: "a Value", INT_PLACEHOLDER: "an int", NUMBER_PLACEHOLDER: "a float"}
+#: What a trace's decision may rely on about an argument (:meth:`Record.relied_on_kind`).
+AN_INT, NOT_AN_INT = frozenset({INT_PLACEHOLDER}), frozenset({NUMBER_PLACEHOLDER, PLACEHOLDER})
+A_NUMBER, A_VALUE = frozenset({INT_PLACEHOLDER, NUMBER_PLACEHOLDER}), frozenset({PLACEHOLDER})
+
+
 @dataclass(frozen=True)
 class GuardSpec:
     """A guard as a compiled signature keeps it: no graph nodes, only what messages need."""
@@ -506,14 +546,26 @@ class GuardSet:
     The forward program returns the ``n_outputs`` outputs, then one 0/1 value per guard.
     """
 
-    __slots__ = ("specs", "expected", "n_outputs", "kinds", "froze_numbers")
+    __slots__ = ("specs", "expected", "n_outputs", "kinds", "froze_numbers", "argument_kinds")
 
-    def __init__(self, guards: list[Guard], n_outputs: int, kinds: list) -> None:
+    def __init__(self, guards: list[Guard], n_outputs: int, kinds: list,
+                 argument_kinds: dict[int, tuple[str, frozenset]] | None = None) -> None:
         self.specs = tuple(GuardSpec(g.outcome, g.where, g.line, g.text) for g in guards)
+        self.argument_kinds = tuple(sorted((argument_kinds or {}).items()))
         self.froze_numbers = froze_numbers(guards)
         self.expected = tuple(1.0 if g.outcome else 0.0 for g in guards)
         self.n_outputs = n_outputs
         self.kinds = tuple(kinds) if any(k is not None for k in kinds) else None
+
+    def check_arguments(self, leaves: list) -> GuardFailure | None:
+        """None if each argument the trace relied on the kind of is of that kind still, else
+        a failure naming the first that is not (:meth:`Record.relied_on_kind`)."""
+        for k, (path, kinds) in self.argument_kinds:
+            if placeholder_kind(leaves[k]) not in kinds:
+                named = " or ".join(_KIND_NAMES[kind] for kind in (INT_PLACEHOLDER, NUMBER_PLACEHOLDER, PLACEHOLDER)
+                                    if kind in kinds) or "none of an int, a float or a Value"
+                return GuardFailure(GuardSpec(True, f"argument {path}", "", f"{path} is {named}"))
+        return None
 
     def check(self, values: tuple) -> GuardFailure | None:
         """None if every guard came out as traced, else the first that did not."""

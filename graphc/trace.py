@@ -37,7 +37,7 @@ from .engine import Value
 from .errors import ArgumentError, FrozenDataWarning, TraceError, TracerWarning
 from .gcpause import gc_paused
 from .graph import Builder, Graph
-from .guards import NN, Record, user_location
+from .guards import A_NUMBER, A_VALUE, AN_INT, NN, NOT_AN_INT, Record, placeholder_kind, user_location
 from .names import sanitize
 from .nn import Module
 from .ops import Op
@@ -60,7 +60,7 @@ class TracedValue(Value):
     def read_data(v: Value) -> float | TracedNumber:
         """``v.data``: a constant's number, or a traced number of anything the program
         computes or reads (placeholders, op results, params and captured Values)."""
-        argument = v._attr is engine.PLACEHOLDER or v._attr is engine.INT_PLACEHOLDER
+        argument = any(v._attr is marker for marker in engine.PLACEHOLDERS)
         if v._kind is None and (v._attr is engine.CONSTANT or (isinstance(v, TracedValue) and not argument)):
             return v._data
         return TracedNumber(v, float)
@@ -103,31 +103,88 @@ class TracedValue(Value):
         ``torch.compile`` does with ints.  A float argument or any other Value is no index,
         in eager code either."""
         if not _int_valued(self):
-            what = f"argument {self.label} (a float)" if self._attr is engine.PLACEHOLDER else "a Value"
+            what = f"argument {self.label} (a float)" if self._attr is engine.NUMBER_PLACEHOLDER else "a Value"
             raise TypeError(f"{user_location()}: {what} used as an index, a size or a count, which takes an "
                             f"int (as in eager code)")
         return int(TracedNumber(self, float)._frozen("an index"))
 
-    # an int argument's // and %, which Value lacks: on its value, specialized as an index is
+    # A number argument, and what eager code computes from numbers alone (n + 1, -x, x / 2), is a
+    # plain number there, though a Value here: its truth, == and != (and so `in` a list) are the
+    # number's, each a traced number or a guard as for a Value's .data (graphc.traced).  Every
+    # other Value keeps micrograd's: always true, == by identity.
+
+    def __bool__(self) -> bool:
+        if not _number_valued(self):
+            return True
+        outcome = self._data != 0.0  # nan is true, as bool(nan)
+        record = engine.current_record()
+        if record is not None:
+            record.guard(engine.apply("ne", self, 0.0), outcome, "bool")
+        return outcome
+
+    def _equality(self, other: Any, op: str) -> Any:
+        if not _number_valued(self):
+            return NotImplemented
+        if isinstance(other, TracedNumber):
+            other = other.node
+        elif isinstance(other, Value):
+            if not (isinstance(other, TracedValue) and _number_valued(other)):
+                return NotImplemented  # a number and a Value: by identity, as in eager code
+        elif not isinstance(other, numbers.Real):
+            return NotImplemented
+        return TracedNumber(engine.apply(op, self, other), bool)
+
+    def __eq__(self, other: Any) -> Any:
+        return self._equality(other, "eq")
+
+    def __ne__(self, other: Any) -> Any:
+        return self._equality(other, "ne")
+
+    #: A Value's identity hash, even for a number: the trace itself keys its dicts by Values (a
+    #: hash in Python would cost every one of them), so a number argument used as a dict key or
+    #: set member is not found there (README, "Differs from eager code")
+    __hash__ = Value.__hash__
+
+    def __neg__(self) -> Value:
+        """-n of an int is 0 at n = 0, where -0.0 would be a float's: 0.0 - n."""
+        if _int_valued(self):
+            return engine.apply("sub", 0.0, self)
+        return Value.__neg__(self)
+
+    # a number argument's // and %, which Value lacks: on its value, specialized as an index is
     # (n // 2 in X[:n // 2]); NotImplemented elsewhere, Python's TypeError as for a Value
 
+    def _plain(self) -> Any:
+        """The number eager code holds here, guarded to stay it; None for a Value."""
+        if _int_valued(self):
+            return self.__index__()
+        if _number_valued(self):
+            return TracedNumber(self, float)._frozen("a number")
+        return None
+
     def __floordiv__(self, other: Any) -> Any:
-        return self.__index__() // other if _int_valued(self) else NotImplemented
+        x = self._plain()
+        return NotImplemented if x is None else x // other
 
     def __rfloordiv__(self, other: Any) -> Any:
-        return other // self.__index__() if _int_valued(self) else NotImplemented
+        x = self._plain()
+        return NotImplemented if x is None else other // x
 
     def __mod__(self, other: Any) -> Any:
-        return self.__index__() % other if _int_valued(self) else NotImplemented
+        x = self._plain()
+        return NotImplemented if x is None else x % other
 
     def __rmod__(self, other: Any) -> Any:
-        return other % self.__index__() if _int_valued(self) else NotImplemented
+        x = self._plain()
+        return NotImplemented if x is None else other % x
 
     def __divmod__(self, other: Any) -> Any:
-        return divmod(self.__index__(), other) if _int_valued(self) else NotImplemented
+        x = self._plain()
+        return NotImplemented if x is None else divmod(x, other)
 
     def __rdivmod__(self, other: Any) -> Any:
-        return divmod(other, self.__index__()) if _int_valued(self) else NotImplemented
+        x = self._plain()
+        return NotImplemented if x is None else divmod(other, x)
 
 
 #: The ops whose results of ints are ints in eager Python (``**``: by a non-negative int).
@@ -137,24 +194,58 @@ _INT_OPS = frozenset({"add", "sub", "mul", "neg", "pow"})
 def _int_valued(v: Value, limit: int = 64) -> bool:
     """Whether eager code holds a Python int where the trace holds ``v``: an int argument, or
     ``+ - *`` and ``**`` by a non-negative int of int arguments and integral numbers (at
-    most ``limit`` nodes looked at)."""
-    stack, arguments, looked = [v], 0, 0
+    most ``limit`` nodes looked at).  The answer relies on the kinds of the arguments met,
+    which the trace notes (:meth:`graphc.guards.Record.relied_on_kind`)."""
+    record = engine.current_record()
+    stack, arguments, looked = [v], [], 0
     while stack:
         node = stack.pop()
         looked += 1
         if looked > limit:
             return False
         if node._attr is engine.INT_PLACEHOLDER:
-            arguments += 1
+            arguments.append(node)
         elif node._kind is None:
             if node._attr is not engine.CONSTANT or not float(node._data).is_integer():
+                if record is not None:
+                    record.relied_on_kind(node, NOT_AN_INT)  # a float or Value argument (or none at all)
                 return False
         elif node._kind.name in _INT_OPS and (node._kind.name != "pow" or (
                 type(node._attr[0]) is int and node._attr[0] >= 0)):  # n ** 2.0 is a float in eager code
             stack.extend(node._prev)
         else:
             return False
-    return arguments > 0
+    if record is not None:
+        for node in arguments:
+            record.relied_on_kind(node, AN_INT)
+    return bool(arguments)
+
+
+def _number_valued(v: Value, limit: int = 64) -> bool:
+    """Whether eager code holds a plain number where the trace holds ``v``: a number argument,
+    or arithmetic of number arguments and numbers only (at most ``limit`` nodes looked at),
+    not ``Value(x)`` of one."""
+    record = engine.current_record()
+    if record is None:
+        return False
+    stack, arguments, looked = [v], [], 0
+    while stack:
+        node = stack.pop()
+        looked += 1
+        if looked > limit or record.is_wrapped(node):
+            return False
+        if node._attr is engine.INT_PLACEHOLDER or node._attr is engine.NUMBER_PLACEHOLDER:
+            arguments.append(node)
+        elif node._kind is None:
+            if node._attr is engine.PLACEHOLDER:  # a Value argument: a Value in eager code
+                record.relied_on_kind(node, A_VALUE)
+            if node._attr is not engine.CONSTANT:
+                return False
+        else:
+            stack.extend(node._prev)
+    for node in arguments:
+        record.relied_on_kind(node, A_NUMBER)
+    return bool(arguments)
 
 
 def argument_names(fn: Callable, count: int) -> list[str]:
@@ -234,8 +325,9 @@ def trace_with_record(fn: Callable, *example_args: Any, params: Iterable[Value] 
         placeholders = []
         for leaf, path in zip(leaves, paths):
             ph = Value(leaf._data if isinstance(leaf, Value) else leaf, label=path)
-            ph._attr = engine.INT_PLACEHOLDER if isinstance(leaf, numbers.Integral) else engine.PLACEHOLDER
+            ph._attr = placeholder_kind(leaf)
             placeholders.append(ph)
+        record.arguments(placeholders)
         given = list(placeholders)
         for j, source in (shared or {}).items():
             given[j] = leaves[j] if source is None else placeholders[source]

@@ -35,7 +35,7 @@ def trace_for_compile(name: str, fn: Callable, args: tuple, params: list | None,
     message = record.frozen_message(name)
     if message is not None:
         frozen(message)
-    return graph, GuardSet(record.guards, len(graph.outputs) - len(record.guards), kinds)
+    return graph, GuardSet(record.guards, len(graph.outputs) - len(record.guards), kinds, record.argument_kinds)
 
 
 def warn_once() -> Callable[[str], None]:

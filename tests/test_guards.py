@@ -278,8 +278,8 @@ def test_ints_computed_from_int_arguments_index_as_in_eager_code():
         graphc.compile(lambda x: w * rows[x][0])(3.0)
     with pytest.raises(TypeError, match="a Value used as an index"):
         graphc.compile(lambda x: w * rows[x - 1][0])(3.0)  # a float argument's arithmetic: no int
-    with pytest.raises(TypeError, match="unsupported operand"):
-        graphc.compile(lambda x: w * (x // 2))(3.0)
+    halved = graphc.compile(lambda x: w * (x // 2))  # a float argument's // is a float's, as in eager code
+    assert [halved(x).data for x in (3.0, 5.0)] == [2.0, 4.0] and halved.trace_count == 2
     with pytest.raises(TypeError, match="a Value used as an index"):
         graphc.compile(lambda i: w * rows[i ** 2.0][0])(3)  # a float in eager code too (a review)
     assert graphc.compile(lambda i: w * rows[divmod(i, 2)[1]][0])(3).data == 2.0
@@ -600,3 +600,65 @@ def test_the_demos_loss_with_its_data_passed_in_runs_as_written(backend):
     assert len(graphc.compile(lambda x: list(range(x * 1)), backend=backend)(3)) == 3  # an int, as in eager code
     with pytest.raises(TypeError, match="a Value used as an index, a size or a count"):
         graphc.compile(lambda x: list(range(x * 1)), backend=backend)(3.0)
+
+
+@pytest.mark.parametrize("backend", ["python", "c"])
+def test_a_number_arguments_truth_decides_as_in_eager_code(backend):
+    """``if use_l2:`` on a flag passed in (an outside hunt): the compiled call passes numbers
+    as Values, which were always true, so False and 0 silently kept the L2 term."""
+    w = Value(0.5)
+
+    def loss(x, use_l2):
+        total = w * x
+        if use_l2:
+            total = total + 1e-2 * w * w
+        return total if not use_l2 or use_l2 else None
+    compiled = graphc.compile(loss, backend=backend)
+    for flag in (True, False, 0, 1, 2.0, 0.0):
+        assert compiled(3.0, flag).data == loss(3.0, flag).data
+    assert compiled.trace_count == 2
+
+
+@pytest.mark.parametrize("backend", ["python", "c"])
+def test_number_arguments_compare_by_value_and_values_by_identity(backend):
+    """``k == t`` with a label passed in built a one-hot target of zeros, ``x in (1, 2)`` was
+    always False (an outside hunt).  A number argument's ``==``, ``!=`` and ``in`` are the
+    number's; a Value argument's ``==`` is still micrograd's identity, and a call passing
+    the other kind traces again."""
+    w = Value(0.7)
+
+    def one_hot_loss(o, t):
+        target = [1.0 if k == t else 0.0 for k in range(3)]
+        return sum((oi - ti) ** 2 for oi, ti in zip([w * o, w * -o, w], target))
+    compiled = graphc.compile(one_hot_loss, backend=backend)
+    for t in (0, 2, 1, 2, 0):
+        assert compiled(1.5, t).data == one_hot_loss(1.5, t).data
+    assert compiled.trace_count == 3
+    checks = graphc.compile(lambda x: (w * (x != 2.0), w * (x in (1, 2)), x == 2.0), backend=backend)
+    for x in (2.0, 1, 3.0):
+        ne, member, eq = checks(x)
+        assert (ne.data, member.data, eq) == (0.7 * (x != 2.0), 0.7 * (x in (1, 2)), x == 2.0)
+    assert type(checks(2.0)[2]) is bool
+    same = graphc.compile(lambda v: w * (v == 2.0) + w * (v != v), backend=backend)
+    assert same(Value(2.0)).data == 0.0 and same(2.0).data == 0.7  # a Value is no number: == is identity
+    assert same.trace_count == 2 and "`v is a Value` was True, now False" in same.retraces[0]
+
+
+def test_int_arguments_negate_and_divide_as_ints():
+    """``-n`` of an int 0 is 0, not -0.0 (so ``w * -n`` keeps its sign), and a float's ``%``
+    and ``divmod`` are a float's, as in eager code."""
+    w = Value(0.7)
+    compiled = graphc.compile(lambda n: (w * -n, w * (n % 2), w * divmod(n, 2)[0]))
+    for n in (0, 3, 0.0, 3.5, -0.0):
+        got = [v.data for v in compiled(n)]
+        want = [v.data for v in (w * -n, w * (n % 2), w * divmod(n, 2)[0])]
+        assert [math.copysign(1.0, v) * abs(v) for v in got] == want
+        assert [math.copysign(1.0, v) for v in got] == [math.copysign(1.0, v) for v in want]
+
+
+def test_a_branch_on_a_rows_number_is_refused_by_batched_calls_not_taken_for_every_row():
+    """``if y:`` over a column of labels: every row took the first branch before."""
+    w = Value(0.5)
+    f = graphc.compile(lambda x, y: w * x if y else -w * x)
+    with pytest.raises(GraphcError, match="map, mean and train run one program"):
+        f.map(np.array([1.0, 2.0]), np.array([1.0, 0.0]))
