@@ -213,7 +213,14 @@ class Layer(Module):
         nin = len(self.neurons[0].w)
         entries = {"weight": ((len(self.neurons), nin), [w for n in self.neurons for w in n.w]),
                    "bias": ((len(self.neurons),), [n.b for n in self.neurons])}
-        return entries if type(self) is Layer else self._covering(entries, skip=("neurons",))
+        if type(self) is Layer and all(type(n) is Neuron for n in self.neurons):
+            return entries
+        # a neuron subclass's params of its own (a gain), as neurons.k.g: they were left out, and
+        # load_state_dict left them as they were, silently (an outside hunt)
+        for k, neuron in enumerate(self.neurons):
+            entries.update((f"neurons.{k}.{key}", entry) for key, entry in neuron._state_entries().items()
+                           if key not in ("weight", "bias"))
+        return self._covering(entries, skip=("neurons",))
 
     def _name(self, prefix: str) -> None:
         for j, n in enumerate(self.neurons):

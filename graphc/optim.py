@@ -23,6 +23,9 @@ class Optimizer:
 
     def __init__(self, params: Iterable[Value], lr: float) -> None:
         self.params = list(params)
+        if not self.params:  # a Module subclassed without parameters() has none: no step would train it
+            raise ValueError("an optimizer got an empty list of params (a Module of your own lists its params "
+                             "in parameters(), as micrograd's do)")
         for k, p in enumerate(self.params):
             if not isinstance(p, Value):
                 raise TypeError(f"an optimizer updates Values; param {k} is a {type(p).__name__}")
@@ -32,13 +35,29 @@ class Optimizer:
         self.lr = lr
 
     def snapshot(self) -> dict:
-        """The optimizer's state (velocities, moments, step count, lr), copied: what
-        :meth:`restore` puts back, so a training run that is interrupted can undo its steps."""
-        return {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in vars(self).items()}
+        """The optimizer's state (velocities, moments, step count, lr), copied, without its
+        params: what :meth:`restore` puts back, so a training run that is interrupted can undo
+        its steps, or a run saved with the model's ``state_dict()`` resume (as PyTorch's
+        optimizer ``state_dict()``)."""
+        return {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in vars(self).items() if k != "params"}
 
     def restore(self, state: dict) -> None:
-        """Put back a :meth:`snapshot`."""
-        vars(self).update(state)
+        """Put back a :meth:`snapshot` (of this optimizer, or of one of its class over as many
+        params): the state only, so the optimizer goes on updating its own params.  All or
+        nothing: a state of another kind or size is refused and nothing changes."""
+        if not isinstance(state, dict):
+            raise TypeError(f"restore takes a snapshot() (a dict); got {type(state).__name__}")
+        mine = {k: v for k, v in vars(self).items() if k != "params"}
+        if set(state) != set(mine):  # a snapshot holding params (older graphc) replaced them: training stopped
+            raise ValueError(f"restore: a {type(self).__name__} snapshot has {', '.join(sorted(mine))}; "
+                             f"this one has {', '.join(map(str, sorted(state, key=str)))}")
+        for key, value in state.items():
+            if isinstance(mine[key], np.ndarray) and np.shape(value) != mine[key].shape:
+                raise ValueError(f"restore: {key} holds {np.shape(value)} numbers, for {len(self.params)} params")
+        vars(self).update({k: v.copy() if isinstance(v, np.ndarray) else v for k, v in state.items()})
+
+    state_dict = snapshot
+    load_state_dict = restore
 
     def zero_grad(self) -> None:
         """Set every param's ``.grad`` to 0, as ``Module.zero_grad`` does."""

@@ -125,6 +125,13 @@ def _config(model: Module) -> dict[str, Any]:
     if type(model) not in (MLP, Layer, Neuron):
         raise ArgumentError(f"graphc.save stores an MLP, a Layer or a Neuron; got {type(model).__name__} "
                             f"(save its state_dict() instead, and load that into a model you build)")
+    layers = model.layers if isinstance(model, MLP) else [model] if isinstance(model, Layer) else []
+    parts = [*layers, *(n for layer in layers for n in layer.neurons)]
+    foreign = next((m for m in parts if type(m) not in (Layer, Neuron)), None)
+    if foreign is not None:  # a subclass's repr is its base's: it reloaded as the base, silently (an outside hunt)
+        raise ArgumentError(f"graphc.save stores an MLP, a Layer or a Neuron built by graphc.nn; this "
+                            f"{type(model).__name__} holds a {type(foreign).__name__} (save its state_dict() "
+                            f"instead, and load that into a model you build)")
     first_layer = model.layers[0] if isinstance(model, MLP) else model
     neuron = model if isinstance(model, Neuron) else first_layer.neurons[0]
     config: dict[str, Any] = {"nin": len(neuron.w), "activation": neuron.activation}

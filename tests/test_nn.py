@@ -169,3 +169,9 @@ def test_a_subclass_of_neuron_or_layer_keeps_its_own_params_in_its_state_dict():
     assert target.scale.data == 2.0
     assert list(Gained(2, 3).state_dict()) == ["weight", "bias", "gain"]
     assert list(Neuron(2).state_dict()) == ["weight", "bias"]
+    plain, target = Layer(2, 2), Layer(2, 2)  # a plain Layer of such neurons: their scales were left out too
+    plain.neurons, target.neurons = [Scaled(2), Scaled(2)], [Scaled(2), Scaled(2)]
+    plain.neurons[1].scale.data = 7.0
+    assert list(plain.state_dict()) == ["weight", "bias", "neurons.0.scale", "neurons.1.scale"]
+    target.load_state_dict(plain.state_dict())
+    assert [n.scale.data for n in target.neurons] == [2.0, 7.0]

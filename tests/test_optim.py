@@ -188,3 +188,38 @@ def test_apply_refuses_what_numpy_cannot_read_as_a_type_error():
     opt = SGD([Value(1.0)], lr=0.1)
     with pytest.raises(TypeError, match="apply's data must be an array of numbers"):
         opt.apply(torch.zeros(1, requires_grad=True), np.zeros(1))
+
+
+@pytest.mark.parametrize("make", [lambda ps: SGD(ps, lr=0.1, momentum=0.9), lambda ps: Adam(ps, lr=0.1)])
+def test_a_restored_snapshot_resumes_training_on_the_optimizers_own_params(make):
+    """A snapshot held the params, and restoring it into a new optimizer over a reloaded model
+    made that optimizer update the old Values: training silently stopped (an outside hunt).
+    Now the state alone moves, as PyTorch's optimizer state_dict does, bit for bit."""
+    def run(model, opt, steps):
+        for _ in range(steps):
+            model.zero_grad()
+            loss = sum((o - 1.0) ** 2 for o in [model([0.5, -1.0])])
+            loss.backward()
+            opt.step()
+    random.seed(4)
+    model = MLP(2, [3, 1])
+    opt = make(model.parameters())
+    run(model, opt, 3)
+    saved, state = model.state_dict(), opt.state_dict()
+    run(model, opt, 2)
+    random.seed(9)
+    resumed = MLP(2, [3, 1])
+    resumed.load_state_dict(saved)
+    again = make(resumed.parameters())
+    again.load_state_dict(state)
+    run(resumed, again, 2)
+    assert again.params == resumed.parameters() and "params" not in state
+    assert [p.data for p in resumed.parameters()] == [p.data for p in model.parameters()]
+    with pytest.raises(ValueError, match="restore"):
+        make(resumed.parameters()[:2]).restore(state)
+
+
+def test_an_optimizer_over_no_params_is_refused():
+    """A Module subclassed without parameters() has none: SGD([]) trained nothing, silently."""
+    with pytest.raises(ValueError, match="empty list of params"):
+        SGD([], lr=0.1)

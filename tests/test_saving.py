@@ -223,6 +223,14 @@ def test_save_refuses_what_it_cannot_rebuild(tmp_path):
     changed.layers[0].neurons[1].activation = "tanh"
     with pytest.raises(ArgumentError, match="changed after it was built"):
         graphc.save(changed, tmp_path / "m.npz")
+    holding = MLP(2, [2, 1])  # a subclass's repr is its base's: it was saved, and loaded as the base
+
+    class GainLayer(Layer):
+        def __call__(self, x):
+            return [o * 2.0 for o in super().__call__(x)]
+    holding.layers[0] = GainLayer(2, 2)
+    with pytest.raises(ArgumentError, match="this MLP holds a GainLayer"):
+        graphc.save(holding, tmp_path / "h.npz")
     assert list(tmp_path.iterdir()) == []  # and no file, not even a temporary one
 
 
