@@ -81,8 +81,21 @@ def softmax_cross_entropy(logits: Outputs, target: Sequence) -> Value:
     float's range apart (``1e308, -1e308``) make ``0 * inf``: nan."""
     logits, target = _outputs(logits, "softmax_cross_entropy"), _values(target, "softmax_cross_entropy")
     _same_length(logits, target, "softmax_cross_entropy")
+    _probabilities(target)
     shift = _shift(logits)
     return sum(t * (shift - z) for t, z in zip(target, logits)) + _log_sum_shifted(logits, shift)
+
+
+def _probabilities(target: list) -> None:
+    """A target of plain numbers must sum to 1: the loss is formed for one (an all-zero
+    one-hot of an out-of-range label gave log_sum_exp(z), silently: an outside hunt).  A
+    target of Values (data passed in) is the caller's to check."""
+    if all(type(t) in (float, int, bool) for t in target):
+        total = math.fsum(target)
+        if not abs(total - 1.0) <= 1e-6:
+            raise ValueError(f"softmax_cross_entropy: the target must be a probability vector (one-hot for a "
+                             f"label: [1.0 if k == label else 0.0 for k in range(n)]), summing to 1; "
+                             f"got {target!r:.120} summing to {total!r}")
 
 
 def logistic_loss(logits: Outputs, target: Sequence | float) -> Value:

@@ -210,3 +210,14 @@ def test_softmax_cross_entropy_keeps_a_small_loss_next_to_large_logits():
     z = [-800.0, -800.0, -801.0]
     exact = mpmath.log(sum(mpmath.e ** mpmath.mpf(v) for v in z)) + 800
     assert softmax_cross_entropy([Value(v) for v in z], [1.0, 0.0, 0.0]).data == float(exact)
+
+
+@pytest.mark.parametrize("target", [[2.0, 0.0, 0.0], [0.0, 0.0, 0.0], [1, 1, 0], [0.5, 0.0, 0.0]])
+def test_softmax_cross_entropy_refuses_a_target_of_numbers_that_is_no_probability_vector(target):
+    """The loss is formed for targets summing to 1: an all-zero one-hot (an out-of-range label)
+    gave log_sum_exp(z) silently, where -sum t log softmax is -0.0 (an outside hunt)."""
+    with pytest.raises(ValueError, match="probability vector"):
+        softmax_cross_entropy([Value(1.0), Value(2.0), Value(3.0)], target)
+    loss = softmax_cross_entropy([Value(1.0), Value(2.0), Value(3.0)], [0.1, 0.2, 0.7])  # sums to 1 in floats
+    assert loss.data == pytest.approx(-sum(t * (z - math.log(sum(math.exp(v) for v in (1, 2, 3))))
+                                          for t, z in zip([0.1, 0.2, 0.7], [1, 2, 3])), rel=1e-15)
