@@ -29,7 +29,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from . import autodiff
-from .compile import Compiled
+from .compile import Compiled, positional
 from .engine import Value, current_record, is_tracing
 from .errors import ArgumentError, GraphcError
 from .graph import Graph
@@ -62,17 +62,21 @@ class GradFunction:
         self.compiled = Compiled(fn, numerics=numerics)
         functools.update_wrapper(self, fn, updated=())
 
-    def __call__(self, *args: Any):
-        """fn's value and/or its gradient with respect to the ``argnums`` arguments."""
+    def __call__(self, *args: Any, **kwargs: Any):
+        """fn's value and/or its gradient with respect to the ``argnums`` arguments (positional,
+        as JAX's: keyword arguments are passed on, not differentiated)."""
         for k in self.argnums:
             if not -len(args) <= k < len(args):
                 raise ArgumentError(f"argnums {k} is out of range: {self.compiled.name} was given {len(args)} "
-                                    f"argument(s)")
+                                    f"positional argument(s)")
+        argnums = tuple(k % len(args) for k in self.argnums)
+        if kwargs:
+            args = positional(self.fn, args, kwargs)
         if is_tracing():
-            return self._traced_call(args)
+            return self._traced_call(args, argnums)
         args, names = list(args), argument_names(self.fn, len(args))
         wrt = {}  # argument number -> (its tree, the Values standing in for its leaves)
-        for k in dict.fromkeys(k % len(args) for k in self.argnums):
+        for k in dict.fromkeys(argnums):
             leaves, (_, (tree,)), _ = flatten_args((args[k],), [names[k]])
             values = [Value(leaf.data if isinstance(leaf, Value) else leaf) for leaf in leaves]
             wrt[k] = (tree, values)
@@ -89,7 +93,7 @@ class GradFunction:
         others = [leaf for k, arg in enumerate(args) if k not in wrt  # Values passed, not differentiated
                   for leaf in flatten_args((arg,), [names[k]])[0] if isinstance(leaf, Value)]
         _backward_keeping_grads(out, self.compiled.params + others)
-        grads = tuple(_like(*wrt[k % len(args)]) for k in self.argnums)
+        grads = tuple(_like(*wrt[k]) for k in argnums)
         return self._result(out.data, _floats(aux) if self.has_aux else None, grads)
 
     def _result(self, value: Any, aux: Any, grads: tuple) -> Any:
@@ -100,7 +104,7 @@ class GradFunction:
             return ((value, aux) if self.has_aux else value), grads
         return (grads, aux) if self.has_aux else grads
 
-    def _traced_call(self, args: tuple):
+    def _traced_call(self, args: tuple, argnums: tuple[int, ...]):
         """The call inside a trace (``grad(grad(f))``, ``compile(grad(f))``): fn traced on its
         own, its gradient graph (:func:`graphc.autodiff.grad`) replayed on the outer trace's
         Values (:func:`graphc.interpret.replay`), so the gradient is part of what the outer
@@ -119,6 +123,9 @@ class GradFunction:
         value_tree, aux_tree = _aux_pair(self.compiled.name, graph.out_tree) if self.has_aux else (graph.out_tree, None)
         if value_tree != SCALAR or _no_gradient(kinds[0], froze_numbers(record.guards)):
             raise GraphcError(_not_a_value(self.compiled.name, graph.out_tree, self.has_aux))
+        if self.compiled.numerics == "stable":  # rewritten before reverse mode, as a call's own graph is:
+            # the derivative of log(1 + exp(x)) formed first was nan at x = 800 (an outside hunt)
+            graph = optimize_graph(graph, numerics="stable", exact_outputs=range(n_outputs, n_outputs + n_guards))
         joint = autodiff.grad(graph, 0, wrt_inputs=True, wrt_params=False)
         outputs = replay(joint, leaves + [1.0])
         outer = current_record()
@@ -126,7 +133,7 @@ class GradFunction:
             outer.absorb(record, outputs[n_outputs:n_outputs + n_guards])
         # .grad starts at 0 and adds the total: 0 + g, which is g but for -0.0
         per_argument = unflatten(in_tree, iter([0.0 + g for g in outputs[n_outputs + n_guards:]]))
-        grads = tuple(per_argument[k % len(args)] for k in self.argnums)
+        grads = tuple(per_argument[k] for k in argnums)
         aux = None
         if self.has_aux:  # a comparison in aux stays a traced number, as fn's own result would
             aux_leaves = [TracedNumber(v, kind) if isinstance(kind, type) else v

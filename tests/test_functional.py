@@ -294,3 +294,25 @@ def test_has_aux_needs_a_pair_and_says_so(fn, has_aux, match):
             call()
     with pytest.raises(graphc.ArgumentError, match="has_aux must be True or False; got 1"):
         graphc.grad(fn, has_aux=1)
+
+
+def test_stable_numerics_hold_for_a_grad_compiled_mapped_or_nested():
+    """``grad(f, numerics="stable")`` differentiated its traced graph unrewritten wherever it
+    ran inside a trace: the derivative of log(1 + exp(x)) at 800 was nan (an outside hunt)."""
+    def f(x):
+        return (1 + x.exp()).log()
+    g = graphc.grad(f, numerics="stable")
+    assert g(800.0) == 1.0
+    assert graphc.compile(g)(800.0).data == 1.0 and graphc.compile(g, numerics="stable")(800.0).data == 1.0
+    assert graphc.compile(g).map(np.array([800.0]))[0] == 1.0
+    assert graphc.grad(g, numerics="stable")(800.0) == 0.0
+
+
+def test_keyword_arguments_are_passed_on_not_differentiated_as_jax_does():
+    def f(x, y=2.0):
+        return x * x * y
+    assert graphc.grad(f)(2.0, y=3.0) == 12.0 and graphc.value_and_grad(f)(2.0, y=3.0) == (12.0, 12.0)
+    assert graphc.grad(f, argnums=-1)(2.0, y=3.0) == 12.0  # -1: the last positional argument
+    assert graphc.compile(lambda x: graphc.grad(f)(x, y=3.0))(2.0).data == 12.0
+    with pytest.raises(ArgumentError, match="out of range"):
+        graphc.grad(f, argnums=1)(2.0, y=3.0)
