@@ -46,6 +46,11 @@ def const_key(value: float) -> Any:
     return (value, math.copysign(1.0, value)) if value == 0.0 else value
 
 
+#: How the listing spells constants that are no number literal: an input or param so named
+#: is renamed (``nan_1``), so that ``mul nan nan`` is never an input times nan (an outside hunt).
+CONSTANT_SPELLINGS = frozenset({"inf", "nan"})
+
+
 class Graph:
     """A traced computation: see the module docstring for the representation."""
 
@@ -131,7 +136,7 @@ class Graph:
         """A stable identifier per node: inputs and params after their (sanitized) names,
         intermediates ``v<id>``; constants get their literal.  Codegen uses the same names."""
         if self._names is None:
-            self._names = node_names(self, Namespace())
+            self._names = node_names(self, Namespace(CONSTANT_SPELLINGS))
         return self._names
 
     def __str__(self) -> str:

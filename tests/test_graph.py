@@ -192,3 +192,10 @@ def test_the_networkx_pass_example_keeps_one_output():
     first = example.keep_output(graph, 0)
     assert len(first) < len(graph) and len(first.outputs) == 1 and first.inputs == [0, 1]
     assert as_function(first)(0.5, -1.5)[0].data == as_function(graph)(0.5, -1.5)[0].data
+
+
+def test_an_input_or_param_named_like_a_constant_is_renamed_in_the_listing():
+    """``mul nan nan`` was an input named nan times the constant nan (an outside hunt)."""
+    inf_param = Value(2.0, label="inf")
+    listing = str(trace(lambda nan: nan * math.nan + inf_param * math.inf, 1.0))
+    assert "lambda nan_1 ; inf_1 ." in listing and "mul nan_1 nan" in listing and "mul inf_1 inf" in listing

@@ -212,3 +212,15 @@ def test_a_lone_surrogate_in_a_label_reaches_graphviz_as_a_replacement_character
     UnicodeEncodeError (outside hunt)."""
     dot = viz.draw_value(Value(1.0, label="a\ud800b") * 2.0)
     assert "a\ufffdb" in dot.encode("utf-8").decode("utf-8")
+
+
+def test_backprop_adds_each_outputs_parts_in_eager_backwards_order():
+    """For output 1 the parts were added in reverse id order, (0.1 + 0.3) + 0.2 = 0.6, where
+    eager backward() gives (0.1 + 0.2) + 0.3 = 0.6000000000000001 (an outside hunt)."""
+    def f(x):
+        p, q, r = x * 0.1, x * 0.3, x * 0.2
+        return [p, (q + r) + p]
+    x = graphc.Value(1.0)
+    f(x)[1].backward()
+    g = graphc.trace(f, 1.0)
+    assert backprop(g, evaluate(g, [1.0]), output=1)[g.inputs[0]] == x.grad == 0.6000000000000001
