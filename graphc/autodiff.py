@@ -8,7 +8,8 @@ d(output k)/d(node)``.  Its outputs are the forward outputs followed by those gr
 The derivative of each op is its ``vjp`` rule in the op table -- the same rule eager
 ``backward()`` runs on floats -- here run on :class:`NodeRef` handles that add nodes instead
 of computing numbers.  Nodes are visited in the order eager ``backward()`` visits them
-from output ``k`` (reversed depth-first post-order, operands left to right) and each
+from output ``k`` (reversed depth-first post-order, operands left to right; a re-rolled
+layer's packs of params after its other operands: :func:`_leaf_packs_last`) and each
 node's contributions are added in arrival order, so an unoptimized joint graph
 reproduces eager gradients bit for bit -- for every output, not only the first (whose
 order is the node numbering's, as a trace numbers nodes depth first from output 0).
@@ -27,6 +28,8 @@ from __future__ import annotations
 import numbers
 import types
 from typing import Any
+
+import numpy as np
 
 from . import ops
 from .errors import GraphcError
@@ -117,6 +120,28 @@ def algebra(b: Builder) -> types.SimpleNamespace:
     return F
 
 
+def _leaf_packs_last(graph: Graph) -> list[tuple[int, ...]]:
+    """Each node's operands, in the order reverse mode walks them: a ``pack`` of leaves (a
+    re-rolled layer's weights or biases) after the others.  The scalar graph's products
+    ``w * x`` come after the subgraph making ``x``, so reverse mode gives ``w`` its part
+    before that subgraph's; so does the pack, walked last: a weight also read in a lower
+    layer gets its parts in the scalar order (they came the other way round)."""
+    args = graph.args
+    packs = np.flatnonzero(graph.arrays.of(("pack",))).tolist()
+    if not packs:
+        return args
+    leaves = graph.arrays.of(ops.LEAVES)
+    leaf_packs = {p for p in packs if all(leaves[a] for a in args[p])}
+    if not leaf_packs:
+        return args
+    walked = list(args)
+    for p in leaf_packs:
+        for user in graph.arrays.users(p):
+            operands = args[user]
+            walked[user] = tuple([a for a in operands if a not in leaf_packs] + [a for a in operands if a in leaf_packs])
+    return walked
+
+
 def _const(b: Builder, x: Any) -> int:
     """An operand of a vjp rule that is not a node: a number, as a constant node."""
     if isinstance(x, NodeRef):  # a subclass
@@ -156,7 +181,7 @@ def _grad(graph: Graph, output: int, wrt_inputs: bool, wrt_params: bool, starts:
     lane_parts_ops = {name for name, op in ops.TABLE.items() if op.vjp_per_part == "when_operands_have_parts"}
     lane_ops = {name for name, op in ops.TABLE.items() if op.elementwise or op.lane_vjp is not None}
     node_ops, node_args, node_attrs = graph.ops, graph.args, graph.attrs
-    for i in reversed(depth_first_ids((graph.outputs[output],), node_args)):
+    for i in reversed(depth_first_ids((graph.outputs[output],), _leaf_packs_last(graph))):
         parts = pending.pop(i, None)
         if parts is None:
             continue
