@@ -345,6 +345,8 @@ def train(signature: Signature, batch: Batch, update: Update, plan: StepPlan, ba
                                       nonfinite=batch.check_finite if batch.unchecked else None)
         else:
             losses = _python_steps(signature, batch, update, plan, params, bar)
+        if bar is not None:  # closed before the params move: a stderr that fails there (a broken
+            bar.close()      # pipe, an interrupt) left them moved while train raised (an outside hunt)
     except BaseException:
         if state is not None:
             optimizer.restore(state)

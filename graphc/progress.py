@@ -20,6 +20,7 @@ class PlainBar:
         self.total, self.desc, self.unit = total, desc, unit
         self.done, self.postfix = 0, ""
         self._drawn_at, self._drawn_done = -1.0, -1
+        self.closed = False
 
     def update(self, **postfix: float) -> None:
         """One more step done; ``postfix`` numbers (a loss, an accuracy) shown after the count."""
@@ -31,6 +32,11 @@ class PlainBar:
             self._draw()
 
     def close(self) -> None:
+        """End the line (once: ``train`` closes its bar before it moves the params, the block
+        closes it again)."""
+        if self.closed:
+            return
+        self.closed = True
         if self._drawn_done != self.done:
             self._draw()
         sys.stderr.write("\n")

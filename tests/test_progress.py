@@ -79,3 +79,23 @@ def test_demo_loops_show_progress_instead_of_step_lines(loop, no_tqdm, capfd):
     loop(model, X[:10], y[:10], steps=3, log=lines.append)
     assert len([line for line in lines if line.startswith("step")]) == 3
     assert capfd.readouterr().err == ""
+
+
+@pytest.mark.parametrize("error", [BrokenPipeError(32, "Broken pipe"), KeyboardInterrupt()])
+def test_a_bar_that_fails_as_it_closes_leaves_train_all_or_nothing(no_tqdm, monkeypatch, error):
+    """The bar was closed after train moved the params: a stderr failing on its last newline
+    (a closed pipe, a Ctrl-C then) made train raise with the params moved (an outside hunt)."""
+    class Failing:
+        def write(self, text):
+            if text == "\n":
+                raise error
+            return len(text)
+
+        def flush(self):
+            pass
+    model, compiled, X, y = _problem()
+    start = [p.data for p in model.parameters()]
+    monkeypatch.setattr(sys, "stderr", Failing())
+    with pytest.raises(type(error)):
+        compiled.train(X, y, lr=0.1, batch_size=4, progress=True)
+    assert [p.data for p in model.parameters()] == start
