@@ -16,6 +16,11 @@ from typing import Any
 #: interrupt can leave a lock held or a count off by one (a lock's ``with`` block can be
 #: interrupted just before its release: bpo-29988).
 _open: set[object] = set()
+#: Markers of the blocks now exiting, in any thread: from just before a block's token leaves
+#: ``_open`` until it has turned the collector back on.  A block entered meanwhile finds the
+#: collector off for the one exiting, not as the user left it, and keeps ``_enable_after``
+#: (it read False there, and the collector stayed off for good: an outside hunt).
+_exiting: set[object] = set()
 _enable_after = [False]
 
 
@@ -32,7 +37,7 @@ class gc_paused:
     def __enter__(self) -> "gc_paused":
         token = self._token = object()
         try:
-            if not _open:
+            if not _open and not _exiting:
                 _enable_after[0] = gc.isenabled()
             _open.add(token)
             gc.disable()
@@ -45,9 +50,13 @@ class gc_paused:
         token, self._token = self._token, None  # once: a collector turned off later stays off
         if token is None:
             return
-        _open.discard(token)
-        if not _open and _enable_after[0]:
-            gc.enable()
+        _exiting.add(token)
+        try:
+            _open.discard(token)
+            if not _open and _enable_after[0]:
+                gc.enable()
+        finally:
+            _exiting.discard(token)
 
     def __del__(self) -> None:
         """The last resort: an interrupt that lands as ``__exit__`` is called, before its first

@@ -55,3 +55,24 @@ def test_optimize_runs_its_passes_with_the_collector_off(collector):
 
     graphc.optimize(graphc.trace(lambda x: x * 2.0 + 0.0, 1.0), passes=(watching,))
     assert seen and not any(seen) and gc.isenabled() == collector
+
+
+def test_a_block_entered_as_another_exits_leaves_the_collector_as_found(collector, monkeypatch):
+    """Another thread entering just after the last block's token left, before that block
+    switched the collector back on, read it off and left it off for good (an outside hunt,
+    1 in 20,000 races): here the other block enters from inside that discard."""
+    from graphc import gcpause
+    other, hook = gc_paused(), [True]
+
+    class Entering(set):
+        def discard(self, token):
+            super().discard(token)
+            if hook and not self:
+                hook.pop()
+                other.__enter__()
+    monkeypatch.setattr(gcpause, "_open", Entering())
+    with gc_paused():
+        pass
+    assert not gc.isenabled()  # the other block is open
+    other.__exit__()
+    assert gc.isenabled() == collector
