@@ -38,7 +38,6 @@ to run one row there (:attr:`Backend.one_row`):
 """
 from __future__ import annotations
 
-import threading
 import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -46,6 +45,7 @@ from typing import TYPE_CHECKING, Any, Callable, Literal
 
 import numpy as np
 
+from . import forksafe
 from .codegen import c as c_codegen
 from .codegen import numpy as numpy_codegen
 from .codegen import python as python_codegen
@@ -277,7 +277,7 @@ def choose_auto() -> str:
     return _AUTO.chosen.name
 
 
-_probe_lock = threading.Lock()
+_probe_lock = forksafe.Lock()
 _probe: list[bool] = []  # the answer, once known
 
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from . import forksafe
 from .backends import Program
 from .signature import Signature
 from .signature_cache import SignatureCache
@@ -129,7 +130,7 @@ class Plans:
 
     def __init__(self) -> None:
         self._plans: dict[tuple, CallPlan] = {}
-        self._lock = threading.Lock()
+        self._lock = forksafe.Lock()
 
     def find(self, args: tuple) -> CallPlan | None:
         key = shapes_key(args)

@@ -16,19 +16,18 @@ Values alive.
 from __future__ import annotations
 
 import itertools
-import os
-import threading
 from typing import Sequence
 
 import numpy as np
 
+from . import forksafe
 from .engine import Value
 
 _SLOT = getattr(Value, "_data_slot", None) or Value.__dict__["_data"]  # the slot's own descriptor
 Value._data_slot = _SLOT  # the same slot under a name the property never takes: writes at C speed
 _order = itertools.count()
 _pending: dict[int, tuple[int, Sequence[Value], np.ndarray]] = {}  # id(values) -> (order, values, numbers)
-_lock = threading.RLock()
+_lock = forksafe.RLock()
 
 
 def defer(values: Sequence[Value], numbers: np.ndarray) -> None:
@@ -64,14 +63,5 @@ def _write(v: Value, x: float) -> None:
     flush()
     v._data_slot = x
 
-
-def _new_lock() -> None:
-    """In a forked child: a lock no thread of the parent can be holding."""
-    global _lock
-    _lock = threading.RLock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_new_lock)
 
 _WRITE_FIRST = property(_read, _write, doc="A Value's number, once the deferred numbers are written.")

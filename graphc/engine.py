@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from . import ops, runtime
+from . import forksafe, ops, runtime
 from .errors import DataError
 from .ops import CONSTANT, FLOATS, Op  # noqa: F401  (CONSTANT: graphc.engine.CONSTANT)
 from .walk import depth_first
@@ -61,7 +61,7 @@ def _traced_write(v: Value, value: float) -> None:
 # unconditional store 8 us; the test 1.5 us); data_epoch() turns a raised flag into a new epoch.
 _data_dirty = False
 _data_epoch = 0
-_epoch_lock = threading.Lock()
+_epoch_lock = forksafe.Lock()
 
 
 def data_epoch() -> int:
@@ -327,7 +327,7 @@ class _ThreadState(threading.local):
 # holds the idents of the threads that trace, and is empty otherwise.
 _this_thread = _ThreadState()
 _tracing_threads: set[int] = set()
-_swap_lock = threading.Lock()  # the set of tracing threads and Value.data change together
+_swap_lock = forksafe.Lock()  # the set of tracing threads and Value.data change together
 
 
 # ``Value.grad`` too: its slot while no thread traces; while some thread does, a property

@@ -9,6 +9,7 @@ Reference counting still frees everything as usual.
 from __future__ import annotations
 
 import gc
+import os
 from typing import Any
 
 #: Tokens of the ``gc_paused`` blocks now open, in any thread.  A set and not a counter under
@@ -63,3 +64,17 @@ class gc_paused:
         line (bpo-29988), skips it; the collector comes back when the block is dropped."""
         if getattr(self, "_token", None) is not None:  # (an __init__ cut short set nothing)
             self.__exit__()
+
+
+def _forked() -> None:
+    """In a forked child: the blocks other threads of the parent had open never end here,
+    and the collector stayed off in it for good (an outside hunt)."""
+    if _open or _exiting:
+        _open.clear()
+        _exiting.clear()
+        if _enable_after[0]:
+            gc.enable()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forked)

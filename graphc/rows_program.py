@@ -29,12 +29,11 @@ split around the rows', or two chains' rows send gradients to one output.
 from __future__ import annotations
 
 import functools
-import threading
 from typing import NamedTuple
 
 import numpy as np
 
-from . import autodiff, logs, ops
+from . import autodiff, forksafe, logs, ops
 from .backends import Backend
 from .graph import Builder, Graph
 from .passes import (DIFFERENTIABLE_PIPELINE, DIFFERENTIABLE_VECTOR_PIPELINE, JOINT_VECTOR_PIPELINE, optimize,
@@ -129,7 +128,7 @@ class RowsProgram:
         self._table_cols = split.columns(np.empty(0)) if not split.input_index.size else None
         if self._table_cols is not None:
             self._table_cols.flags.writeable = False
-        self._lock = threading.Lock()
+        self._lock = forksafe.Lock()
         self.forward_chain = plans[0].chain or 0
         self._seed_guess = 0.0  # the last row seed: usually the next one too (1/n for a mean)
         rows_joint, outer_joint = self._rows_joint(self.forward_chain), self._outer_joint(0)

@@ -9,14 +9,13 @@ and programs from here (through :meth:`graphc.Compiled.stages`), so all see what
 from __future__ import annotations
 
 import functools
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Generic, NamedTuple, TypeVar
 
 import numpy as np
 
-from . import autodiff, logs
+from . import autodiff, forksafe, logs
 from .backends import Backend, BatchedKind, Program, reached
 from .engine import Value, data_epoch
 from .errors import ArgumentError, DataError, GraphcError, ShapeError
@@ -95,7 +94,7 @@ V = TypeVar("V")
 class _Cache(dict, Generic[K, V]):
     """A dict filled on first use, once: threads racing for a missing key make it once."""
 
-    def __init__(self, lock: threading.RLock) -> None:
+    def __init__(self, lock: forksafe.Lock) -> None:
         super().__init__()
         self._lock = lock
 
@@ -124,7 +123,7 @@ class Signature:
             traced, self.guards = trace_for_compile(name, fn, args, params, frozen, shared)
         self.stats.traced_nodes = len(traced)
         self._traced, self._graph = traced, None
-        lock = self._lock = threading.RLock()
+        lock = self._lock = forksafe.RLock()
         self._rows: list[RowsProgram | None] = []  # made by the first scalar call (see rows)
         self.rows_said = False  # whether the rows log said why a call with Value arguments skips rows
         self.params: list[Value] = traced.param_values  # every pass keeps them (Builder.finish(like=))

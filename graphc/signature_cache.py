@@ -10,11 +10,10 @@ none of them fits retraces (:mod:`graphc.variants`).
 """
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 from typing import Any, Callable, Iterator, NamedTuple
 
-from . import logs, variants
+from . import forksafe, logs, variants
 from .bridge import call as bridge_call
 from .signature import Signature
 from .tree import describe
@@ -36,7 +35,7 @@ class SignatureCache(Mapping):
     def __init__(self, name: str, make: Callable[[tuple, str], Signature]) -> None:
         self.name, self.make = name, make
         self._variants: dict[Any, list[Signature]] = {}
-        self.lock = threading.RLock()
+        self.lock = forksafe.RLock()
         self.trace_count = 0
         self.retraces: list[str] = []
         self.latest: Signature | None = None

@@ -32,11 +32,11 @@ import re
 import shutil
 import stat
 import tempfile
-import threading
 import time
 import warnings
 from pathlib import Path
 
+from .. import forksafe
 from ..errors import CompilerWarning, GraphcError
 
 #: Libraries the cache keeps: a build that adds one beyond this deletes the least recently
@@ -52,7 +52,7 @@ _LIBRARY_NAME = re.compile(r"graphc-[0-9a-f]{40}\.so")
 _SCRATCH_NAME = re.compile(r"build-[a-z0-9_]+")  # tempfile.mkdtemp(prefix="build-")
 _SEAL_SIZE = hashlib.sha256().digest_size
 
-_stand_in_lock = threading.Lock()
+_stand_in_lock = forksafe.Lock()
 _stand_in: dict[str, Path] = {}  # "path": this process's private build directory, once made
 _warned: set[str] = set()  # the reasons already given
 

@@ -35,10 +35,10 @@ import shlex
 import shutil
 import subprocess
 import tempfile
-import threading
 from pathlib import Path
 from typing import Callable
 
+from .. import forksafe
 from ..errors import GraphcError
 from . import c_cache
 from .c_runtime import LIBM_CALLS, PRELUDE
@@ -108,18 +108,8 @@ def cpu() -> str:
 #: bit on ~0.1% of inputs.
 NO_BUILTINS = tuple(f"-fno-builtin-{name}" for name in LIBM_CALLS)
 
-_lock = threading.Lock()
+_lock = forksafe.Lock()
 _loaded: dict[str, ctypes.CDLL] = {}
-
-
-def _new_lock() -> None:
-    """In a forked child: a lock another thread of the parent held (building) stays held there."""
-    global _lock
-    _lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_new_lock)
 
 
 @functools.lru_cache(maxsize=None)

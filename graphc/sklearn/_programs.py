@@ -3,12 +3,11 @@
 The code is shared by every estimator of one architecture."""
 from __future__ import annotations
 
-import threading
 from collections import OrderedDict
 
 import numpy as np
 
-from .. import losses
+from .. import forksafe, losses
 from ..backends import choose_auto
 from ..compile import compile as graphc_compile
 from ..nn import MLP, Module
@@ -25,7 +24,7 @@ _LOSSES = {"logistic": losses.logistic_loss, "softmax": losses.softmax_cross_ent
 #: network (its graphs), a few MB for the examples' networks.
 _PROGRAMS: OrderedDict = OrderedDict()
 _PROGRAMS_KEPT = 4
-_PROGRAMS_LOCK = threading.Lock()
+_PROGRAMS_LOCK = forksafe.Lock()
 
 
 class _Objective(Module):

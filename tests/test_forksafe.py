@@ -1,0 +1,78 @@
+"""graphc.forksafe, and a child forked while another thread compiles (an outside hunt)."""
+from __future__ import annotations
+
+import gc
+import os
+import threading
+import time
+
+import pytest
+
+import graphc
+from graphc import forksafe
+
+pytestmark = [pytest.mark.skipif(not hasattr(os, "register_at_fork"), reason="needs os.fork"),
+              pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")]
+
+
+def _in_child(check) -> bool:
+    """Fork, run ``check()`` in the child, and whether it returned True there within 30 s."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            ok = check()
+        except BaseException:
+            ok = False
+        os._exit(0 if ok else 1)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status) == 0
+        time.sleep(0.01)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    return False
+
+
+def test_a_lock_another_thread_holds_is_free_in_a_forked_child():
+    lock, held, release = forksafe.RLock(), threading.Event(), threading.Event()
+
+    def hold():
+        with lock:
+            held.set()
+            release.wait(30)
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait(30)
+    try:
+        assert _in_child(lambda: lock.acquire(timeout=5))
+        assert not lock.acquire(blocking=False)  # still the holder's here
+    finally:
+        release.set()
+        holder.join()
+
+
+def test_a_child_forked_while_a_thread_traces_compiles_and_collects():
+    """The child's first call of the function hung on the signature cache's lock, and its
+    garbage collector stayed off (the tracing thread's pause never ended there)."""
+    tracing, release = threading.Event(), threading.Event()
+
+    def slow(x):
+        tracing.set()
+        release.wait(30)
+        return x * 2.0
+    compiled = graphc.compile(slow, backend="python")
+    tracer = threading.Thread(target=compiled, args=(1.0,))
+    tracer.start()
+    tracing.wait(30)
+    try:
+        def child() -> bool:
+            release.set()  # this child's own trace of slow goes through
+            return gc.isenabled() and compiled(3.0).data == 6.0
+
+        assert _in_child(child)
+    finally:
+        release.set()
+        tracer.join()
+    assert gc.isenabled()
