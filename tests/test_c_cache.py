@@ -319,3 +319,14 @@ def test_a_child_forked_while_a_thread_builds_can_build():
         os.waitpid(pid, 0)
         pytest.fail("the forked child's build waited for the parent's lock")
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_a_relative_cache_directory_builds_and_loads(tmp_path, monkeypatch):
+    """GRAPHC_CACHE_DIR=. named libraries with no slash, which dlopen looked for on the
+    system's library path: every C build failed to load (an outside hunt)."""
+    here = tmp_path / "here"
+    here.mkdir(mode=0o700)
+    monkeypatch.chdir(here)
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", ".")
+    assert graphc.compile(lambda x: x * 3.0 + 1.0, backend="c").map(np.array([1.0, 2.0])).tolist() == [4.0, 7.0]
+    assert any(p.suffix == ".so" for p in here.iterdir())

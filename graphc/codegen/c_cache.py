@@ -65,6 +65,7 @@ def cache_dir() -> Path:
     else:
         base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
         path = Path(base) / "graphc"
+    path = path.absolute()  # "." named libraries with no slash, which dlopen sought on the system's path
     advice = "set GRAPHC_CACHE_DIR to a private directory"
     try:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
