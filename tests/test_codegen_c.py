@@ -543,3 +543,32 @@ def test_a_pack_of_a_vectors_lanes_skipping_one_is_compiled_right():
     want = graphc.compile(loss, backend="python").mean_and_grad(X)
     got = graphc.compile(loss, backend="c").mean_and_grad(X)
     assert got[1].tolist() == want[1].tolist()
+
+
+@pytest.mark.skipif(c_backend.find_compiler() is None, reason="no C compiler")
+def test_cc_may_carry_words_of_its_own_and_odd_settings_say_what_is_wrong(tmp_path, monkeypatch):
+    """An outside hunt: CC='gcc -m64' (or 'ccache gcc') was no compiler at all, unbalanced
+    quotes in GRAPHC_CFLAGS were shlex's bare ValueError, and a compiler that wrote no library
+    was taken for the cache directory removed meanwhile."""
+    real = c_backend.find_compiler()[0]
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path / "cache"))
+    source = c_backend.generate(trace(lambda x: x * 5.0 + 2.0, 1.0), "odd")[0]
+    no_output = tmp_path / "cc-noout"
+    no_output.write_text("#!/bin/sh\nexit 0\n")
+    no_output.chmod(0o755)
+    try:
+        with monkeypatch.context() as patch:  # restores CC as it was (make asan sets it)
+            patch.setenv("CC", f"{real} -w")
+            c_backend.find_compiler.cache_clear()
+            assert c_backend.find_compiler()[0].endswith(" -w")
+            assert c_backend.build(source).is_file()
+            patch.setenv("CC", str(no_output))
+            c_backend.find_compiler.cache_clear()
+            with pytest.raises(GraphcError, match="succeeded but wrote no library"):
+                c_backend.build(source + "\n")
+        with monkeypatch.context() as patch:
+            patch.setenv("GRAPHC_CFLAGS", "-DNAME='a")
+            with pytest.raises(GraphcError, match="GRAPHC_CFLAGS=.* cannot be split"):
+                c_backend.build(source + "\n\n")
+    finally:
+        c_backend.find_compiler.cache_clear()

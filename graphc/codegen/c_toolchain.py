@@ -114,18 +114,24 @@ _loaded: dict[str, ctypes.CDLL] = {}
 
 @functools.lru_cache(maxsize=None)
 def find_compiler() -> tuple[str, str] | None:
-    """``(path, version line)`` of the C compiler (``$CC``, else cc, gcc, clang), or None."""
+    """``(command, version line)`` of the C compiler (``$CC``, which may carry words of its
+    own, as ``ccache gcc`` or ``gcc -m64`` do; else cc, gcc, clang), or None.  The command is
+    a shell-quoted string: :func:`_compile` splits it."""
     candidates = [os.environ["CC"]] if os.environ.get("CC") else ["cc", "gcc", "clang"]
     for candidate in candidates:
-        path = shutil.which(candidate)
+        try:
+            words = shlex.split(candidate)
+        except ValueError:  # unbalanced quotes: no command
+            continue
+        path = shutil.which(words[0]) if words else None
         if path is None:
             continue
         try:
-            version = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30)
+            version = subprocess.run([path, *words[1:], "--version"], capture_output=True, text=True, timeout=30)
         except (OSError, subprocess.SubprocessError):
             continue
         if version.returncode == 0:
-            return path, (version.stdout.splitlines() or [""])[0]
+            return shlex.join([path, *words[1:]]), (version.stdout.splitlines() or [""])[0]
     return None
 
 
@@ -149,7 +155,7 @@ def build(source: str, fast: bool = False, outlined: bool = False) -> Path:
     cc, version = compiler
     flags = (optimization_level(source),) + (fast_flags(version) if fast else FLAGS) + NO_BUILTINS + \
         MACHINE_FLAGS + (() if "clang" in version.lower() else GCC_FLAGS) + (OUTLINED_FLAGS if outlined else ()) + \
-        tuple(shlex.split(os.environ.get("GRAPHC_CFLAGS", "")))
+        _extra_flags()
     key = hashlib.sha256("\0".join([source, cc, version, *flags, cpu(), c_cache.FORMAT]).encode()).hexdigest()[:40]
     for attempt in range(2):
         directory = c_cache.build_dir()
@@ -165,6 +171,16 @@ def build(source: str, fast: bool = False, outlined: bool = False) -> Path:
                                   f"in it; set GRAPHC_CACHE_DIR to a directory nothing else removes") from None
     c_cache.prune(directory)
     return library
+
+
+def _extra_flags() -> tuple[str, ...]:
+    """``$GRAPHC_CFLAGS``, split as a shell would; unbalanced quotes are a GraphcError (the
+    default backend then runs NumPy, with a warning) naming it, not shlex's ValueError."""
+    text = os.environ.get("GRAPHC_CFLAGS", "")
+    try:
+        return tuple(shlex.split(text))
+    except ValueError as error:
+        raise GraphcError(f"GRAPHC_CFLAGS={text!r} cannot be split into flags as a shell would ({error})") from None
 
 
 class _Vanished(Exception):
@@ -185,6 +201,8 @@ def _build_into(library: Path, source: str, cc: str, flags: tuple[str, ...]) -> 
         if result.returncode != 0:
             raise GraphcError(f"the C compiler rejected graphc's generated code (a graphc bug):\n"
                               f"{result.stderr[-2000:]}")
+        if not (scratch / "graph.so").is_file():  # else taken below for the directory removed meanwhile
+            raise GraphcError(f"the C compiler {cc} succeeded but wrote no library (is $CC a C compiler?)")
         try:
             c_cache.seal(scratch / "graph.so")
             try:
@@ -207,7 +225,7 @@ def fast_flags(version: str) -> tuple[str, ...]:
 
 
 def _compile(cc: str, flags: tuple[str, ...], scratch: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([cc, *flags, "-o", str(scratch / "graph.so"), str(scratch / "graph.c"), "-lm"],
+    return subprocess.run([*shlex.split(cc), *flags, "-o", str(scratch / "graph.so"), str(scratch / "graph.c"), "-lm"],
                           capture_output=True, text=True)
 
 
