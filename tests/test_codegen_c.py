@@ -405,10 +405,10 @@ void mlp(const double *restrict inputs, const double *restrict params, double se
     double v20[2];
     for (int lane = 0; lane < 2; lane++) v20[lane] = (v15[lane] * seed);
     /* sums over the rows, in row order, from +0.0 (as .grad adds the gradients of the rows) */
-    double v23_sum[4];
-    for (int lane = 0; lane < 4; lane++) v23_sum[lane] = 0.0;
-    double v22_sum[2];
-    for (int lane = 0; lane < 2; lane++) v22_sum[lane] = 0.0;
+    double v25_sum[4];
+    for (int lane = 0; lane < 4; lane++) v25_sum[lane] = 0.0;
+    double v24_sum[2];
+    for (int lane = 0; lane < 2; lane++) v24_sum[lane] = 0.0;
     double *v19_sum = sums + 6;
     for (int lane = 0; lane < 2; lane++) v19_sum[lane] = 0.0;
     long r = 0;
@@ -426,13 +426,13 @@ void mlp(const double *restrict inputs, const double *restrict params, double se
         for (int lane = 0; lane < 2; lane++) for (int rb = 0; rb < GC_B; rb++) v17[rb] = v17[rb] + v15[lane] * v12[lane * GC_B + rb];
         double v19[2 * GC_B];
         for (int lane = 0; lane < 2; lane++) for (int rb = 0; rb < GC_B; rb++) v19[lane * GC_B + rb] = (v12[lane * GC_B + rb] * seed);
-        double v21[2 * GC_B];
-        for (int lane = 0; lane < 2; lane++) for (int rb = 0; rb < GC_B; rb++) v21[lane * GC_B + rb] = gc_step(v11[lane * GC_B + rb]);
-        double v22[2 * GC_B];
-        for (int lane = 0; lane < 2; lane++) for (int rb = 0; rb < GC_B; rb++) v22[lane * GC_B + rb] = (v21[lane * GC_B + rb] * v20[lane]);
+        double v23[2 * GC_B];
+        for (int lane = 0; lane < 2; lane++) for (int rb = 0; rb < GC_B; rb++) v23[lane * GC_B + rb] = gc_step(v11[lane * GC_B + rb]);
+        double v24[2 * GC_B];
+        for (int lane = 0; lane < 2; lane++) for (int rb = 0; rb < GC_B; rb++) v24[lane * GC_B + rb] = (v23[lane * GC_B + rb] * v20[lane]);
         for (int rb = 0; rb < GC_B; rb++) per_row[0 * n + r + rb] = v17[rb];
-        gc_bouter_add(v23_sum, v22, v2, 2, 2);
-        for (int lane = 0; lane < 2; lane++) for (int rb = 0; rb < GC_B; rb++) v22_sum[lane] = v22_sum[lane] + v22[lane * GC_B + rb];
+        gc_bouter_add(v25_sum, v24, v2, 2, 2);
+        for (int lane = 0; lane < 2; lane++) for (int rb = 0; rb < GC_B; rb++) v24_sum[lane] = v24_sum[lane] + v24[lane * GC_B + rb];
         for (int lane = 0; lane < 2; lane++) for (int rb = 0; rb < GC_B; rb++) v19_sum[lane] = v19_sum[lane] + v19[lane * GC_B + rb];
     }
     for (; r < n; r++) {
@@ -447,20 +447,20 @@ void mlp(const double *restrict inputs, const double *restrict params, double se
         const double v17 = gc_dot(L1_N0_b, v15, v12, 2);
         double v19[2];
         for (int lane = 0; lane < 2; lane++) v19[lane] = (v12[lane] * seed);
-        double v21[2];
-        for (int lane = 0; lane < 2; lane++) v21[lane] = gc_step(v11[lane]);
-        double v22[2];
-        for (int lane = 0; lane < 2; lane++) v22[lane] = (v21[lane] * v20[lane]);
+        double v23[2];
+        for (int lane = 0; lane < 2; lane++) v23[lane] = gc_step(v11[lane]);
+        double v24[2];
+        for (int lane = 0; lane < 2; lane++) v24[lane] = (v23[lane] * v20[lane]);
         per_row[0 * n + r] = v17;
-        gc_outer_add(v23_sum, v22, v2, 2, 2);
-        for (int lane = 0; lane < 2; lane++) v22_sum[lane] = v22_sum[lane] + v22[lane];
+        gc_outer_add(v25_sum, v24, v2, 2, 2);
+        for (int lane = 0; lane < 2; lane++) v24_sum[lane] = v24_sum[lane] + v24[lane];
         for (int lane = 0; lane < 2; lane++) v19_sum[lane] = v19_sum[lane] + v19[lane];
     }
     { double acc = 0.0; for (long r = 0; r < n; r++) acc = acc + seed; sums[8] = acc; }
-    static const int v23_slot[4] = {0, 1, 3, 4};
-    for (int k = 0; k < 4; k++) sums[v23_slot[k]] = v23_sum[k];
-    static const int v22_slot[2] = {2, 5};
-    for (int k = 0; k < 2; k++) sums[v22_slot[k]] = v22_sum[k];
+    static const int v25_slot[4] = {0, 1, 3, 4};
+    for (int k = 0; k < 4; k++) sums[v25_slot[k]] = v25_sum[k];
+    static const int v24_slot[2] = {2, 5};
+    for (int k = 0; k < 2; k++) sums[v24_slot[k]] = v24_sum[k];
 }
 """
 
