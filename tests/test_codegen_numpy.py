@@ -94,14 +94,14 @@ def mlp(inputs, params, seed, n):
     v17 = _vdot(L1_N0_b, v15, v12)
     v19 = v12 * seed
     v20 = v15 * seed
-    v21 = _vstep(v11)
-    v22 = v21 * v20
-    v23_sum = _vouter_rowsum(v22, v2)
-    v22_sum = v22.sum(axis=1)
+    v23 = _vstep(v11)
+    v24 = v23 * v20
+    v25_sum = _vouter_rowsum(v24, v2)
+    v24_sum = v24.sum(axis=1)
     v19_sum = v19.sum(axis=1)
     grads = np.empty(9)
-    grads[0:6].reshape(2, 3)[:, :2] = v23_sum.reshape(2, 2)
-    grads[2:6:3] = v22_sum
+    grads[0:6].reshape(2, 3)[:, :2] = v25_sum.reshape(2, 2)
+    grads[2:6:3] = v24_sum
     grads[6:8] = v19_sum
     grads[8:9] = seed * n
     grads += 0.0
