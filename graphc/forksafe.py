@@ -16,9 +16,14 @@ from typing import Any, Callable
 
 #: How many forks deep this process is: a lock made at another depth is made anew.
 _generation = [0]
+#: Held while a lock is made anew, so that threads of a child racing to first take one get
+#: the same new lock (made anew in the child too, where only the forking thread runs).
+_renewing = threading.Lock()
 
 
 def _forked() -> None:
+    global _renewing
+    _renewing = threading.Lock()
     _generation[0] += 1
 
 
@@ -37,7 +42,9 @@ class Lock:
 
     def _current(self) -> Any:
         if self._generation != _generation[0]:
-            self._lock, self._generation = self._make(), _generation[0]
+            with _renewing:
+                if self._generation != _generation[0]:  # the lock first, then the generation that says it is new
+                    self._lock, self._generation = self._make(), _generation[0]
         return self._lock
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:

@@ -149,6 +149,7 @@ class Record:
         self._made: list = []  # weak references to the leaf Values the function made (see kept)
         self._wrapped: dict[int, Any] = {}  # Value(x) of a number argument x, by id (see wrapped)
         self._positions: dict[int, int] = {}  # argument placeholder's id -> its leaf's position
+        self.kinds_of: dict[int, tuple[Any, str]] = {}  # see graphc.trace._number_valued
         self.argument_kinds: dict[int, tuple[str, frozenset]] = {}  # position -> (path, kinds it may be)
         self.kept = 0  # how many of them outlived the trace
         self._numbers: list = []  # weak references to the traced numbers it made (see kept_numbers)
@@ -163,6 +164,10 @@ class Record:
 
     def is_wrapped(self, v: Any) -> bool:
         return id(v) in self._wrapped
+
+    def forget_nodes(self) -> None:
+        """Drop the trace's Values this record holds for what it knows of them: the trace is over."""
+        self._wrapped, self.kinds_of, self._positions = {}, {}, {}
 
     def arguments(self, placeholders: list) -> None:
         """The trace's argument placeholders, leaf by leaf (see :meth:`relied_on_kind`)."""
@@ -507,8 +512,8 @@ def placeholder_kind(leaf: Any) -> tuple:
 
 _KIND_NAMES = {PLACEHOLDER: "a Value", INT_PLACEHOLDER: "an int", NUMBER_PLACEHOLDER: "a float"}
 #: What a trace's decision may rely on about an argument (:meth:`Record.relied_on_kind`).
-AN_INT, NOT_AN_INT = frozenset({INT_PLACEHOLDER}), frozenset({NUMBER_PLACEHOLDER, PLACEHOLDER})
-A_NUMBER, A_VALUE = frozenset({INT_PLACEHOLDER, NUMBER_PLACEHOLDER}), frozenset({PLACEHOLDER})
+AN_INT, A_NUMBER = frozenset({INT_PLACEHOLDER}), frozenset({INT_PLACEHOLDER, NUMBER_PLACEHOLDER})
+A_VALUE = frozenset({PLACEHOLDER})
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from .engine import Value
 from .errors import ArgumentError, FrozenDataWarning, TraceError, TracerWarning
 from .gcpause import gc_paused
 from .graph import Builder, Graph
-from .guards import A_NUMBER, A_VALUE, AN_INT, NN, NOT_AN_INT, Record, placeholder_kind, user_location
+from .guards import A_NUMBER, A_VALUE, AN_INT, NN, Record, placeholder_kind, user_location
 from .names import sanitize
 from .nn import Module
 from .ops import Op
@@ -102,10 +102,14 @@ class TracedValue(Value):
         the program is specialized to its value, with a guard that retraces for another, as
         ``torch.compile`` does with ints.  A float argument or any other Value is no index,
         in eager code either."""
-        if not _int_valued(self):
+        arguments = _int_arguments(self)
+        if arguments is None:
             what = f"argument {self.label} (a float)" if self._attr is engine.NUMBER_PLACEHOLDER else "a Value"
             raise TypeError(f"{user_location()}: {what} used as an index, a size or a count, which takes an "
                             f"int (as in eager code)")
+        record = engine.current_record()
+        for node in arguments if record is not None else ():
+            record.relied_on_kind(node, AN_INT)  # a float of the same value is no index
         return int(TracedNumber(self, float)._frozen("an index"))
 
     # A number argument, and what eager code computes from numbers alone (n + 1, -x, x / 2), is a
@@ -144,12 +148,6 @@ class TracedValue(Value):
     #: hash in Python would cost every one of them), so a number argument used as a dict key or
     #: set member is not found there (README, "Differs from eager code")
     __hash__ = Value.__hash__
-
-    def __neg__(self) -> Value:
-        """-n of an int is 0 at n = 0, where -0.0 would be a float's: 0.0 - n."""
-        if _int_valued(self):
-            return engine.apply("sub", 0.0, self)
-        return Value.__neg__(self)
 
     # a number argument's // and %, which Value lacks: on its value, specialized as an index is
     # (n // 2 in X[:n // 2]); NotImplemented elsewhere, Python's TypeError as for a Value
@@ -191,61 +189,77 @@ class TracedValue(Value):
 _INT_OPS = frozenset({"add", "sub", "mul", "neg", "pow"})
 
 
-def _int_valued(v: Value, limit: int = 64) -> bool:
-    """Whether eager code holds a Python int where the trace holds ``v``: an int argument, or
-    ``+ - *`` and ``**`` by a non-negative int of int arguments and integral numbers (at
-    most ``limit`` nodes looked at).  The answer relies on the kinds of the arguments met,
-    which the trace notes (:meth:`graphc.guards.Record.relied_on_kind`)."""
-    record = engine.current_record()
+def _int_valued(v: Value) -> bool:
+    """Whether eager code holds a Python int where the trace holds ``v`` (see :func:`_int_arguments`)."""
+    return _int_arguments(v) is not None
+
+
+def _int_arguments(v: Value, limit: int = 64) -> list[Value] | None:
+    """The int arguments eager code computes the Python int ``v`` holds there from -- an int
+    argument, or ``+ - *`` and ``**`` by a non-negative int of int arguments and integral
+    numbers (at most ``limit`` nodes looked at) -- or None where ``v`` is no such int."""
     stack, arguments, looked = [v], [], 0
     while stack:
         node = stack.pop()
         looked += 1
         if looked > limit:
-            return False
+            return None
         if node._attr is engine.INT_PLACEHOLDER:
             arguments.append(node)
         elif node._kind is None:
             if node._attr is not engine.CONSTANT or not float(node._data).is_integer():
-                if record is not None:
-                    record.relied_on_kind(node, NOT_AN_INT)  # a float or Value argument (or none at all)
-                return False
+                return None
         elif node._kind.name in _INT_OPS and (node._kind.name != "pow" or (
                 type(node._attr[0]) is int and node._attr[0] >= 0)):  # n ** 2.0 is a float in eager code
             stack.extend(node._prev)
         else:
-            return False
-    if record is not None:
-        for node in arguments:
-            record.relied_on_kind(node, AN_INT)
-    return bool(arguments)
+            return None
+    return arguments or None
 
 
-def _number_valued(v: Value, limit: int = 64) -> bool:
+def _number_valued(v: Value) -> bool:
     """Whether eager code holds a plain number where the trace holds ``v``: a number argument,
-    or arithmetic of number arguments and numbers only (at most ``limit`` nodes looked at),
-    not ``Value(x)`` of one."""
+    or arithmetic of number arguments and numbers only, not ``Value(x)`` of one.  Each node's
+    answer is kept for the rest of the trace (:attr:`graphc.guards.Record.kinds_of`), so a sum
+    of a thousand number arguments is walked once; a number argument met is noted as relied on
+    to be a number, a Value argument as a Value."""
     record = engine.current_record()
     if record is None:
         return False
-    stack, arguments, looked = [v], [], 0
+    known = record.kinds_of  # id -> (node, "number" | "constant" | "value"): the node kept alive
+    found = known.get(id(v))
+    if found is None:
+        found = _walk_kinds(v, known, record)
+    return found[1] == "number"
+
+
+def _walk_kinds(v: Value, known: dict, record) -> tuple[Value, str]:
+    """:func:`_number_valued`'s walk: each node's kind after its operands' (no recursion)."""
+    stack = [v]
     while stack:
-        node = stack.pop()
-        looked += 1
-        if looked > limit or record.is_wrapped(node):
-            return False
+        node = stack[-1]
+        if id(node) in known:
+            stack.pop()
+            continue
         if node._attr is engine.INT_PLACEHOLDER or node._attr is engine.NUMBER_PLACEHOLDER:
-            arguments.append(node)
+            record.relied_on_kind(node, A_NUMBER)
+            kind = "number"
+        elif record.is_wrapped(node):
+            kind = "value"
         elif node._kind is None:
             if node._attr is engine.PLACEHOLDER:  # a Value argument: a Value in eager code
                 record.relied_on_kind(node, A_VALUE)
-            if node._attr is not engine.CONSTANT:
-                return False
+            kind = "constant" if node._attr is engine.CONSTANT else "value"
         else:
-            stack.extend(node._prev)
-    for node in arguments:
-        record.relied_on_kind(node, A_NUMBER)
-    return bool(arguments)
+            pending = [a for a in node._prev if id(a) not in known]
+            if pending:
+                stack.extend(pending)
+                continue
+            kinds = {known[id(a)][1] for a in node._prev}
+            kind = "value" if "value" in kinds else "number" if "number" in kinds else "constant"
+        known[id(node)] = (node, kind)
+        stack.pop()
+    return known[id(v)]
 
 
 def argument_names(fn: Callable, count: int) -> list[str]:
@@ -349,6 +363,7 @@ def trace_with_record(fn: Callable, *example_args: Any, params: Iterable[Value] 
             raise TraceError(foreign_value_message(foreign, "a value the traced function computed with")) from error
     finally:
         _leave(tracing, paused)
+        record.forget_nodes()
     out_leaves, out_tree = flatten_output(result)
     extra = [g.predicate for g in record.guards] if guards else []
     with gc_paused():

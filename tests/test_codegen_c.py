@@ -9,6 +9,7 @@ import math
 import os
 import random
 import re
+import shlex
 import threading
 import warnings
 
@@ -562,6 +563,12 @@ def test_cc_may_carry_words_of_its_own_and_odd_settings_say_what_is_wrong(tmp_pa
             c_backend.find_compiler.cache_clear()
             assert c_backend.find_compiler()[0].endswith(" -w")
             assert c_backend.build(source).is_file()
+            spaced = tmp_path / "cc dir"  # a path with a space, unquoted, is still a path (a review)
+            spaced.mkdir()
+            (spaced / "cc").symlink_to(shlex.split(real)[0])
+            patch.setenv("CC", str(spaced / "cc"))
+            c_backend.find_compiler.cache_clear()
+            assert c_backend.build(source + "\n\n\n").is_file()
             patch.setenv("CC", str(no_output))
             c_backend.find_compiler.cache_clear()
             with pytest.raises(GraphcError, match="succeeded but wrote no library"):

@@ -53,6 +53,36 @@ def test_a_lock_another_thread_holds_is_free_in_a_forked_child():
         holder.join()
 
 
+def test_threads_of_a_child_first_taking_a_lock_at_once_share_its_new_lock():
+    """Each thread racing to make a lock anew in a child made its own, and the lock excluded
+    no one (a review: four threads inside at once)."""
+    def slowly_made():
+        time.sleep(0.002)
+        return threading.Lock()
+    lock = forksafe.Lock(slowly_made)
+
+    def child() -> bool:
+        inside, most, errors = [0], [0], []
+
+        def work():
+            try:
+                with lock:
+                    inside[0] += 1
+                    most[0] = max(most[0], inside[0])
+                    time.sleep(0.002)
+                    inside[0] -= 1
+            except BaseException as error:
+                errors.append(error)
+        workers = [threading.Thread(target=work) for _ in range(4)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        return most[0] == 1 and not errors
+
+    assert _in_child(child)
+
+
 def test_a_child_forked_while_a_thread_traces_compiles_and_collects():
     """The child's first call of the function hung on the signature cache's lock, and its
     garbage collector stayed off (the tracing thread's pause never ended there)."""

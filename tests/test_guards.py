@@ -644,16 +644,37 @@ def test_number_arguments_compare_by_value_and_values_by_identity(backend):
     assert same.trace_count == 2 and "`v is a Value` was True, now False" in same.retraces[0]
 
 
-def test_int_arguments_negate_and_divide_as_ints():
-    """``-n`` of an int 0 is 0, not -0.0 (so ``w * -n`` keeps its sign), and a float's ``%``
-    and ``divmod`` are a float's, as in eager code."""
+def test_a_float_arguments_floor_division_and_remainder_are_a_floats():
+    """A float's ``//``, ``%`` and ``divmod`` are a float's, as in eager code (they were a
+    TypeError but where an int's program of the same value was there)."""
     w = Value(0.7)
-    compiled = graphc.compile(lambda n: (w * -n, w * (n % 2), w * divmod(n, 2)[0]))
-    for n in (0, 3, 0.0, 3.5, -0.0):
-        got = [v.data for v in compiled(n)]
-        want = [v.data for v in (w * -n, w * (n % 2), w * divmod(n, 2)[0])]
-        assert [math.copysign(1.0, v) * abs(v) for v in got] == want
-        assert [math.copysign(1.0, v) for v in got] == [math.copysign(1.0, v) for v in want]
+    compiled = graphc.compile(lambda n: (w * (n % 2), w * divmod(n, 2)[0], w * (n // 2)))
+    for n in (0, 3, 0.0, 3.5, -0.0, 3.5):
+        assert [v.data for v in compiled(n)] == [v.data for v in (w * (n % 2), w * divmod(n, 2)[0], w * (n // 2))]
+    assert compiled.trace_count == 5  # specialized to each value and kind: 0, 3, 0.0, 3.5, -0.0
+
+
+def test_arithmetic_of_many_number_arguments_is_a_number_still():
+    """``if sum(mask):`` over 32 or more number arguments took the Value's always-true branch
+    (a walk of at most 64 nodes, then "a Value": a review); each node is walked once now."""
+    w = Value(1.5)
+
+    def f(mask):
+        return w * 2.0 if sum(mask) else w
+    compiled = graphc.compile(f)
+    for mask in ([0] * 70, [0] * 69 + [1], [0.0] * 70):
+        assert compiled(mask).data == f(mask).data
+
+
+def test_ints_and_floats_mixed_in_rows_trace_once():
+    """Noting an int or a float kind for each ``-x`` made every mix of them a program of its
+    own, up to the cap (a review); only where the kind matters (an index) is it noted."""
+    w = [Value(0.5), Value(-1.0), Value(2.0), Value(0.25)]
+    compiled = graphc.compile(lambda xs: sum(wi * -xi for wi, xi in zip(w, xs)))
+    rows = [[1.5, 0, 0, 0.5], [1, 2.0, 3, 4], [0.5, 1, 2.5, 0], [1, 1, 1, 1.0]] * 3
+    for row in rows:
+        assert compiled(row).data == sum(wi * -xi for wi, xi in zip(w, row)).data
+    assert compiled.trace_count == 1
 
 
 def test_a_branch_on_a_rows_number_is_refused_by_batched_calls_not_taken_for_every_row():

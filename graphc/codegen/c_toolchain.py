@@ -121,9 +121,11 @@ def find_compiler() -> tuple[str, str] | None:
     for candidate in candidates:
         try:
             words = shlex.split(candidate)
-        except ValueError:  # unbalanced quotes: no command
-            continue
+        except ValueError:  # unbalanced quotes: a path as it is, at most
+            words = []
         path = shutil.which(words[0]) if words else None
+        if path is None and shutil.which(candidate):  # a path with a space in it, unquoted
+            path, words = shutil.which(candidate), [candidate]
         if path is None:
             continue
         try:
