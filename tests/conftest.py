@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,15 @@ from graphc.check import rel_err  # noqa: F401  (the contract's measure, for the
 from graphc.runtime_numpy import vpower
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_in_threads(target, n: int) -> None:
+    """``target()`` in ``n`` threads at once, joined."""
+    threads = [threading.Thread(target=target) for _ in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
 
 
 def load_example(name: str):

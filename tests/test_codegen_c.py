@@ -10,7 +10,6 @@ import os
 import random
 import re
 import shlex
-import threading
 import warnings
 
 import numpy as np
@@ -24,7 +23,7 @@ from graphc.codegen import c as c_backend, c_cache, c_runtime, c_toolchain
 from graphc.codegen.common import c_number
 from graphc.errors import CompilerWarning
 from graphc.nn import MLP
-from conftest import rel_err
+from conftest import rel_err, run_in_threads
 from strategies import programs, replay
 from test_batched import eager_mean_and_grads, eager_rows, hinge
 
@@ -129,11 +128,7 @@ def test_builds_are_cached_on_disk_and_concurrent_builds_are_safe(tmp_path, monk
             results.append(c_backend.build(source))
         except Exception as error:  # noqa: BLE001 - reported below
             errors.append(error)
-    threads = [threading.Thread(target=build) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_in_threads(build, 4)
     assert not errors and len(set(results)) == 1
     library = results[0]
     assert library.parent == tmp_path / "cache" and library.name.startswith("graphc-")

@@ -10,6 +10,7 @@ import pytest
 
 import graphc
 from graphc import forksafe
+from conftest import run_in_threads
 
 pytestmark = [pytest.mark.skipif(not hasattr(os, "register_at_fork"), reason="needs os.fork"),
               pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")]
@@ -73,11 +74,7 @@ def test_threads_of_a_child_first_taking_a_lock_at_once_share_its_new_lock():
                     inside[0] -= 1
             except BaseException as error:
                 errors.append(error)
-        workers = [threading.Thread(target=work) for _ in range(4)]
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join()
+        run_in_threads(work, 4)
         return most[0] == 1 and not errors
 
     assert _in_child(child)
