@@ -120,6 +120,12 @@ def algebra(b: Builder) -> types.SimpleNamespace:
     return F
 
 
+def reverse_mode_order(graph: Graph, output: int) -> list[int]:
+    """The nodes output ``output`` depends on, in the order reverse mode visits them (the
+    module docstring): what :func:`grad` and :func:`graphc.interpret.backprop` walk."""
+    return depth_first_ids((graph.outputs[output],), _leaf_packs_last(graph))[::-1]
+
+
 def _leaf_packs_last(graph: Graph) -> list[tuple[int, ...]]:
     """Each node's operands, in the order reverse mode walks them: a ``pack`` of leaves (a
     re-rolled layer's weights or biases) after the others.  The scalar graph's products
@@ -138,7 +144,8 @@ def _leaf_packs_last(graph: Graph) -> list[tuple[int, ...]]:
     for p in leaf_packs:
         for user in graph.arrays.users(p):
             operands = args[user]
-            walked[user] = tuple([a for a in operands if a not in leaf_packs] + [a for a in operands if a in leaf_packs])
+            walked[user] = tuple([a for a in operands if a not in leaf_packs] +
+                                 [a for a in operands if a in leaf_packs])
     return walked
 
 
@@ -181,7 +188,7 @@ def _grad(graph: Graph, output: int, wrt_inputs: bool, wrt_params: bool, starts:
     lane_parts_ops = {name for name, op in ops.TABLE.items() if op.vjp_per_part == "when_operands_have_parts"}
     lane_ops = {name for name, op in ops.TABLE.items() if op.elementwise or op.lane_vjp is not None}
     node_ops, node_args, node_attrs = graph.ops, graph.args, graph.attrs
-    for i in reversed(depth_first_ids((graph.outputs[output],), _leaf_packs_last(graph))):
+    for i in reverse_mode_order(graph, output):
         parts = pending.pop(i, None)
         if parts is None:
             continue

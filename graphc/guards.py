@@ -175,7 +175,7 @@ class Record:
 
     def relied_on_kind(self, placeholder: Any, kinds: frozenset) -> None:
         """The trace decided something by whether an argument is an int, a float or a Value
-        (``n == 2`` compares numbers, a Value's ``==`` identities, ``-n`` of an int is 0): calls
+        (``n == 2`` compares numbers, a Value's ``==`` identities, an int indexes): calls
         passing a kind not in ``kinds`` there trace again (:meth:`GuardSet.check_arguments`),
         though one signature serves all three kinds of scalars otherwise."""
         k = self._positions.get(id(placeholder))

@@ -17,12 +17,12 @@ import inspect
 from typing import Any, Callable, Sequence
 
 from . import ops
+from .autodiff import reverse_mode_order
 from .engine import Value, apply
 from .errors import GraphcError, ShapeError
 from .graph import Graph
 from .names import Namespace
 from .tree import SCALAR, flatten_args, unflatten
-from .walk import depth_first_ids
 
 
 def as_function(graph: Graph) -> Callable[..., Any]:
@@ -101,16 +101,16 @@ def evaluate(graph: Graph, inputs: Sequence[float], params: Sequence[float] | No
 def backprop(graph: Graph, values: Sequence[float], output: int = 0, seed: float = 1.0) -> list[float]:
     """Every node's gradient ``seed * d(output)/d(node)``, from :func:`evaluate`'s values.
 
-    Contributions are summed in eager ``backward()``'s order (reversed depth-first
-    post-order from ``output``, as :mod:`graphc.autodiff`: node ids give it for output 0
-    only, and another output's sums were 1 ulp off: an outside hunt), and nodes no
-    gradient reaches pass nothing on, as there; they report 0.0.
+    Contributions are summed in eager ``backward()``'s order, as :mod:`graphc.autodiff` walks
+    it (:func:`~graphc.autodiff.reverse_mode_order`: node ids give it for output 0 only, and
+    another output's sums were 1 ulp off: an outside hunt), and nodes no gradient reaches
+    pass nothing on, as there; they report 0.0.
     """
     if not 0 <= output < len(graph.outputs):
         raise GraphcError(f"backprop: output {output} does not exist; the graph has {len(graph.outputs)}")
     grads: list[float | None] = [None] * len(graph)
     grads[graph.outputs[output]] = float(seed)
-    for i in reversed(depth_first_ids((graph.outputs[output],), graph.args)):
+    for i in reverse_mode_order(graph, output):
         g, operands = grads[i], graph.args[i]
         if g is None or not operands:
             continue

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import numbers
 import os
-import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any, Callable
 
 import numpy as np
 
+from . import forksafe
 from .errors import ArgumentError
 
 
@@ -83,13 +83,11 @@ def _pool(workers: int) -> ThreadPoolExecutor:
 
 def _forget_pool() -> None:
     """In a forked child: the pool's threads stayed in the parent."""
-    global _lock
     _current[:] = [None, 0]
-    _lock = threading.Lock()
 
 
 _current: list = [None, 0]  # the pool and its number of threads
-_lock = threading.Lock()
+_lock = forksafe.Lock()
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_pool)
 

@@ -118,13 +118,7 @@ class TracedValue(Value):
     # other Value keeps micrograd's: always true, == by identity.
 
     def __bool__(self) -> bool:
-        if not _number_valued(self):
-            return True
-        outcome = self._data != 0.0  # nan is true, as bool(nan)
-        record = engine.current_record()
-        if record is not None:
-            record.guard(engine.apply("ne", self, 0.0), outcome, "bool")
-        return outcome
+        return bool(TracedNumber(self, float)) if _number_valued(self) else True
 
     def _equality(self, other: Any, op: str) -> Any:
         if not _number_valued(self):
@@ -154,7 +148,7 @@ class TracedValue(Value):
 
     def _plain(self) -> Any:
         """The number eager code holds here, guarded to stay it; None for a Value."""
-        if _int_valued(self):
+        if _int_arguments(self) is not None:
             return self.__index__()
         if _number_valued(self):
             return TracedNumber(self, float)._frozen("a number")
@@ -187,11 +181,6 @@ class TracedValue(Value):
 
 #: The ops whose results of ints are ints in eager Python (``**``: by a non-negative int).
 _INT_OPS = frozenset({"add", "sub", "mul", "neg", "pow"})
-
-
-def _int_valued(v: Value) -> bool:
-    """Whether eager code holds a Python int where the trace holds ``v`` (see :func:`_int_arguments`)."""
-    return _int_arguments(v) is not None
 
 
 def _int_arguments(v: Value, limit: int = 64) -> list[Value] | None:

@@ -124,7 +124,7 @@ def find_compiler() -> tuple[str, str] | None:
         except ValueError:  # unbalanced quotes: a path as it is, at most
             words = []
         path = shutil.which(words[0]) if words else None
-        if path is None and shutil.which(candidate):  # a path with a space in it, unquoted
+        if path is None:  # a path with a space in it, unquoted
             path, words = shutil.which(candidate), [candidate]
         if path is None:
             continue
