@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import os
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +26,26 @@ def run_in_threads(target, n: int) -> None:
         thread.start()
     for thread in threads:
         thread.join()
+
+
+def in_forked_child(check, seconds: float = 30) -> bool:
+    """Fork, run ``check()`` in the child, and whether it returned True there within ``seconds``."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            ok = check()
+        except BaseException:
+            ok = False
+        os._exit(0 if ok else 1)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status) == 0
+        time.sleep(0.01)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    return False
 
 
 def load_example(name: str):

@@ -12,7 +12,6 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 import warnings
 from collections import OrderedDict
 from pathlib import Path
@@ -24,6 +23,7 @@ import graphc
 from graphc import GraphcError, trace
 from graphc.codegen import c as c_backend, c_cache
 from graphc.errors import CompilerWarning
+from conftest import in_forked_child
 
 pytestmark = pytest.mark.skipif(c_backend.find_compiler() is None, reason="no C compiler")
 
@@ -301,24 +301,13 @@ def test_a_child_forked_while_a_thread_builds_can_build():
     """Found by an outside tester: the build lock, held by a parent thread compiling at fork
     time, stayed held in the child, whose first C build then waited forever."""
     from graphc.codegen import c_toolchain
+
+    def build_in_child() -> bool:
+        source, entry, _, _ = c_backend.generate(trace(lambda x: x * 5.0, 1.0), "five_child")
+        return run(c_backend.load(source, entry), 2.0) == 10.0
     with c_toolchain._lock:  # as a thread building at fork time holds it
-        pid = os.fork()
-        if pid == 0:
-            try:
-                source, entry, _, _ = c_backend.generate(trace(lambda x: x * 5.0, 1.0), "five_child")
-                os._exit(0 if run(c_backend.load(source, entry), 2.0) == 10.0 else 1)
-            finally:
-                os._exit(2)
-    for _ in range(600):
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            break
-        time.sleep(0.1)
-    else:
-        os.kill(pid, 9)
-        os.waitpid(pid, 0)
-        pytest.fail("the forked child's build waited for the parent's lock")
-    assert os.waitstatus_to_exitcode(status) == 0
+        built = in_forked_child(build_in_child, seconds=60)
+    assert built, "the forked child's build failed or waited for the parent's lock"
 
 
 def test_a_relative_cache_directory_builds_and_loads(tmp_path, monkeypatch):

@@ -10,30 +10,10 @@ import pytest
 
 import graphc
 from graphc import forksafe
-from conftest import run_in_threads
+from conftest import in_forked_child, run_in_threads
 
 pytestmark = [pytest.mark.skipif(not hasattr(os, "register_at_fork"), reason="needs os.fork"),
               pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")]
-
-
-def _in_child(check) -> bool:
-    """Fork, run ``check()`` in the child, and whether it returned True there within 30 s."""
-    pid = os.fork()
-    if pid == 0:
-        try:
-            ok = check()
-        except BaseException:
-            ok = False
-        os._exit(0 if ok else 1)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return os.waitstatus_to_exitcode(status) == 0
-        time.sleep(0.01)
-    os.kill(pid, 9)
-    os.waitpid(pid, 0)
-    return False
 
 
 def test_a_lock_another_thread_holds_is_free_in_a_forked_child():
@@ -47,7 +27,7 @@ def test_a_lock_another_thread_holds_is_free_in_a_forked_child():
     holder.start()
     held.wait(30)
     try:
-        assert _in_child(lambda: lock.acquire(timeout=5))
+        assert in_forked_child(lambda: lock.acquire(timeout=5))
         assert not lock.acquire(blocking=False)  # still the holder's here
     finally:
         release.set()
@@ -77,7 +57,7 @@ def test_threads_of_a_child_first_taking_a_lock_at_once_share_its_new_lock():
         run_in_threads(work, 4)
         return most[0] == 1 and not errors
 
-    assert _in_child(child)
+    assert in_forked_child(child)
 
 
 def test_a_child_forked_while_a_thread_traces_compiles_and_collects():
@@ -98,7 +78,7 @@ def test_a_child_forked_while_a_thread_traces_compiles_and_collects():
             release.set()  # this child's own trace of slow goes through
             return gc.isenabled() and compiled(3.0).data == 6.0
 
-        assert _in_child(child)
+        assert in_forked_child(child)
     finally:
         release.set()
         tracer.join()
