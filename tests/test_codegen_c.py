@@ -5,12 +5,14 @@ on disk, so a second run of the suite compiles nothing.
 """
 from __future__ import annotations
 
+import errno
 import math
 import os
 import random
 import re
 import shlex
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -572,5 +574,35 @@ def test_cc_may_carry_words_of_its_own_and_odd_settings_say_what_is_wrong(tmp_pa
             patch.setenv("GRAPHC_CFLAGS", "-DNAME='a")
             with pytest.raises(GraphcError, match="GRAPHC_CFLAGS=.* cannot be split"):
                 c_backend.build(source + "\n\n")
+    finally:
+        c_backend.find_compiler.cache_clear()
+
+
+@pytest.mark.skipif(c_backend.find_compiler() is None, reason="no C compiler")
+def test_a_full_disk_is_a_graphc_error_that_says_so(tmp_path, monkeypatch):
+    """An outside hunt (a cache on a tiny tmpfs): writing the source failed with a raw OSError,
+    and the compiler's own "No space left on device" was called a graphc bug."""
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path / "cache"))
+    source = c_backend.generate(trace(lambda x: x * 7.0 + 2.0, 1.0), "full")[0]
+    full = tmp_path / "cc-full"
+    full.write_text("#!/bin/sh\n[ \"$1\" = --version ] && { echo 'cc-full 1.0'; exit 0; }\n"
+                    "echo 'fatal error: error writing to /tmp/ccX.s: No space left on device' >&2\nexit 1\n")
+    full.chmod(0o755)
+    try:
+        with monkeypatch.context() as patch:
+            patch.setenv("CC", str(full))
+            c_backend.find_compiler.cache_clear()
+            with pytest.raises(GraphcError, match="no space left on the disk to build C .*error writing"):
+                c_backend.build(source)
+        c_backend.find_compiler.cache_clear()
+
+        for code, error in ((errno.ENOSPC, GraphcError), (errno.EACCES, PermissionError)):
+            def failing_write(*args, code=code, **kwargs):
+                raise OSError(code, os.strerror(code))
+            with monkeypatch.context() as patch:  # only a full disk is taken for one
+                patch.setattr(Path, "write_text", failing_write)
+                with pytest.raises(error, match="no space left on the disk .*GRAPHC_CACHE_DIR|Permission"):
+                    c_backend.build(source + "\n")
+        assert c_backend.build(source).is_file()
     finally:
         c_backend.find_compiler.cache_clear()

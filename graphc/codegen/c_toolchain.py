@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import _ctypes
 import ctypes
+import errno
 import functools
 import hashlib
 import os
@@ -190,7 +191,27 @@ class _Vanished(Exception):
 
 
 def _build_into(library: Path, source: str, cc: str, flags: tuple[str, ...]) -> None:
-    """Compile ``source`` in a scratch directory beside ``library`` and move the result there."""
+    """Compile ``source`` in a scratch directory beside ``library`` and move the result there;
+    a full disk is a GraphcError saying so (an outside hunt: it was a raw OSError, or the
+    compiler's "No space left on device" called a graphc bug)."""
+    try:
+        _build_in_scratch(library, source, cc, flags)
+    except OSError as error:
+        if error.errno not in _DISK_FULL:
+            raise
+        raise _disk_full(library.parent, str(error)) from None
+
+
+#: The errors of a full disk or quota, which graphc reports as such.
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def _disk_full(directory: Path, detail: str) -> GraphcError:
+    return GraphcError(f"no space left on the disk to build C (graphc's cache directory is {directory}: free "
+                       f"some space, or set GRAPHC_CACHE_DIR to a directory on another disk): {detail}")
+
+
+def _build_in_scratch(library: Path, source: str, cc: str, flags: tuple[str, ...]) -> None:
     directory = library.parent
     scratch = Path(tempfile.mkdtemp(prefix="build-", dir=directory))
     try:
@@ -200,6 +221,8 @@ def _build_into(library: Path, source: str, cc: str, flags: tuple[str, ...]) -> 
             result = _compile(cc, tuple(f for f in flags if f not in MACHINE_FLAGS + GCC_FLAGS), scratch)
         if not (scratch / "graph.c").is_file():
             raise _Vanished
+        if result.returncode != 0 and os.strerror(errno.ENOSPC) in result.stderr:
+            raise _disk_full(directory, result.stderr[-2000:].strip())
         if result.returncode != 0:
             raise GraphcError(f"the C compiler rejected graphc's generated code (a graphc bug):\n"
                               f"{result.stderr[-2000:]}")
