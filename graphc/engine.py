@@ -452,14 +452,18 @@ def _to_float(x: numbers.Real, what: str) -> float:
                     f"got {type(x).__name__} {shown}")
 
 
-def _coerce(x) -> Value | None:
-    """``x`` as a Value, or None when it is not a number (the operator then returns NotImplemented)."""
+def _coerce(x, subtracted: bool = False) -> Value | None:
+    """``x`` as a Value, or None when it is not a number (the operator then returns NotImplemented);
+    ``subtracted``: the right operand of ``-``."""
     if isinstance(x, Value):
         return x
     if type(x) is float:
         return _node(x, (), None, CONSTANT)
     if isinstance(x, numbers.Real) or _is_numpy_number(x):
         if _tracing_threads and _this_thread.node_class is not Value:
+            live = _this_thread.node_class.live_operand(x, subtracted)  # a traced number computed live
+            if live is not None:
+                return live
             _this_thread.record.operand(x)  # a NumPy number is data frozen into the trace
         return _node(_to_float(x, "an operand"), (), None, CONSTANT)
     return None
@@ -502,7 +506,7 @@ def _binary(op: Op, a: Value, b) -> Value:
     if not isinstance(b, Value):
         # micrograd's x - b is x + (-b), and Python's -0 of an int is +0: an int 0 is subtracted as -0.0
         integral_zero = op is _SUB and type(b) in _INTEGERS and not b
-        b = _coerce(b)
+        b = _coerce(b, op is _SUB)
         if b is None:
             return NotImplemented
         if integral_zero:

@@ -78,12 +78,30 @@ def softmax_cross_entropy(logits: Outputs, target: Sequence) -> Value:
     small loss next to large logits (4e-14 relative at logits near -800: an outside hunt).
     As PyTorch's, a loss much smaller than 1 keeps only its rounding against 1 in
     ``log(1 + ...)`` (the term of the largest logit would need picking out), and logits a
-    float's range apart (``1e308, -1e308``) make ``0 * inf``: nan."""
-    logits, target = _outputs(logits, "softmax_cross_entropy"), _values(target, "softmax_cross_entropy")
+    float's range apart (``1e308, -1e308``) make ``0 * inf``: nan.
+
+    ``target`` may be a class index, as PyTorch's: a number where there are several logits
+    is the one-hot ``[target == k for k in range(n)]`` -- in a compiled function, a label
+    passed in is compared live, so one program serves every label (:mod:`graphc.traced`)."""
+    logits = _outputs(logits, "softmax_cross_entropy")
+    if len(logits) > 1 and isinstance(target, (Value, numbers.Real)):
+        target = _one_hot(target, len(logits))
+    target = _values(target, "softmax_cross_entropy")
     _same_length(logits, target, "softmax_cross_entropy")
     _probabilities(target)
     shift = _shift(logits)
     return sum(t * (shift - z) for t, z in zip(target, logits)) + _log_sum_shifted(logits, shift)
+
+
+def _one_hot(label, n: int) -> list:
+    """``label`` (a class index) as a one-hot target of ``n`` entries."""
+    if isinstance(label, numbers.Integral) and not 0 <= label < n:
+        raise ValueError(f"softmax_cross_entropy: label {label} is out of range for {n} logits (0 to {n - 1})")
+    hot = [label == k for k in range(n)]
+    if isinstance(label, Value) and all(type(h) is bool for h in hot):  # compared by identity, as micrograd's
+        raise TypeError("softmax_cross_entropy: a class index is a number, not a Value (its == is identity); "
+                        "pass int(label.data), or a one-hot target")
+    return hot
 
 
 def _probabilities(target: list) -> None:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import inspect
 import math
 import numbers
+import operator
 import traceback
 import warnings
 from typing import Any, Callable, Iterable
@@ -41,7 +42,7 @@ from .guards import A_NUMBER, A_VALUE, AN_INT, NN, Record, placeholder_kind, use
 from .names import sanitize
 from .nn import Module
 from .ops import Op
-from .traced import TracedNumber, compare, plain_outputs
+from .traced import TracedNumber, compare, live_operand, plain_outputs, recorded_comparison
 from .tree import flatten_args, flatten_output, foreign_value_message, is_foreign_value, unflatten
 from .walk import depth_first_through
 
@@ -94,6 +95,7 @@ class TracedValue(Value):
                          f"on the compiled function's output, outside it")
 
     compare = staticmethod(compare)
+    live_operand = staticmethod(live_operand)
 
     def __index__(self) -> int:
         """An int argument used as an index, a size or a count (``X[:batch_size]``,
@@ -130,7 +132,7 @@ class TracedValue(Value):
                 return NotImplemented  # a number and a Value: by identity, as in eager code
         elif not isinstance(other, numbers.Real):
             return NotImplemented
-        return TracedNumber(engine.apply(op, self, other), bool)
+        return recorded_comparison(operator.eq if op == "eq" else operator.ne, self, other)
 
     def __eq__(self, other: Any) -> Any:
         return self._equality(other, "eq")

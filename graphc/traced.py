@@ -8,8 +8,11 @@ remembers the graph node computing it, so that
 * used as data (``(yi > 0) == (s.data > 0)``, ``sum(hits) / len(hits)``, returned), it is
   computed live by the compiled program with the comparison and ``truediv`` ops, and comes
   back from a compiled call as a plain number of the same type;
+* an operand of a Value's ``+``, ``-``, ``*`` (``x * (x.data > 0)``, a one-hot target
+  ``[t == k for k in range(n)]``) is computed live too where no gradient could flow through
+  it (:func:`live_operand`): else it is frozen, as below;
 * used to decide something (``bool()``, ``if``, ``float()``, ``int()``, ``round()``, an
-  index, a Value operand), it becomes that plain number, and the trace records a *guard*
+  index), it becomes that plain number, and the trace records a *guard*
   (:mod:`graphc.guards`): the predicate that must hold for the decision to be the same, which
   the compiled program checks on every call.
 
@@ -17,14 +20,17 @@ Derivatives never flow through a traced number: in eager code it is a plain numb
 """
 from __future__ import annotations
 
+import fractions
 import math
 import numbers
 import operator
+import sys
 from typing import Any, Callable
 
 import numpy as np
 
-from .engine import Value, apply, current_record
+from . import ops
+from .engine import CONSTANT, Value, apply, current_record
 from .errors import TraceError
 from .guards import user_location as where
 from .tree import is_namedtuple, sorted_items
@@ -170,11 +176,12 @@ class TracedNumber:
         if not isinstance(exponent, (int, float)):
             return NotImplemented
         kind = float if self.kind is float or isinstance(exponent, float) or exponent < 0 else int
-        if exponent < 0:  # Python's 0 ** -1 raises
+        if -math.inf < exponent < 0:  # Python's 0 ** -1 raises; 0.0 ** -inf is inf
             _raises_at(self.node, ZeroDivisionError("0.0 cannot be raised to a negative power"), "a base")
-        if isinstance(exponent, float) and not exponent.is_integer():  # Python's (-8) ** 0.5 is complex
-            negative = self.node._data < 0.0
-            _guard(apply("lt", self.node, 0.0), negative, "a base")
+        if isinstance(exponent, float) and math.isfinite(exponent) and not exponent.is_integer():
+            # Python's (-8) ** 0.5 is complex; (-inf) ** 0.5 and (-8) ** inf are floats (an outside hunt)
+            negative = -math.inf < self.node._data < 0.0
+            _guard(apply("mul", apply("lt", self.node, 0.0), apply("gt", self.node, -math.inf)), negative, "a base")
             if negative:
                 raise TraceError(f"{where()}: a negative traced number ({self.value!r}) to the fractional power "
                                  f"{exponent!r}: Python gives a complex number, graphc computes floats")
@@ -271,7 +278,7 @@ class TracedNumber:
                 return NotImplemented  # == with a non-number is identity, as for a float; a Value compares
             raise TraceError(f"{where()}: a traced number compared with {type(other).__name__} {other!r:.40}: "
                              f"graphc can record comparisons of numbers and Values only")
-        return TracedNumber(apply(_COMPARISONS[test], self.node, operand[0]), bool)
+        return recorded_comparison(test, self.node, operand[0])
 
     def __lt__(self, other):
         return self._compare(other, operator.lt)
@@ -438,7 +445,78 @@ def compare(test, a: Value, b: Any) -> TracedNumber:
     elif not (isinstance(b, Value) or _operand(b) is not None):
         raise TraceError(f"{where()}: a Value compared with {type(b).__name__} {b!r:.40}: graphc can record "
                          f"comparisons of Values and numbers only")
-    return TracedNumber(apply(_COMPARISONS[test], a, b), bool)
+    return recorded_comparison(test, a, b)
+
+
+def recorded_comparison(test, a: Value, b: Any) -> TracedNumber:
+    """``a <test> b`` recorded, ``a`` a node: a traced boolean.  Python compares a float with
+    an int or a Fraction exactly (an outside hunt: ``x.data < 2**53 + 1`` at ``2.0**53`` was
+    false, the int rounded to a float first); a ``b`` no float64 holds is compared with the
+    float next to it on the side the test needs, and ``==`` (``!=``) is False (True)."""
+    if isinstance(b, bool) or not isinstance(b, (int, fractions.Fraction)) or \
+            (type(b) is int and -2 ** 53 <= b <= 2 ** 53):
+        return TracedNumber(apply(_COMPARISONS[test], a, b), bool)
+    below, above = _floats_around(fractions.Fraction(b))
+    if below == above:
+        return TracedNumber(apply(_COMPARISONS[test], a, below), bool)
+    if test in (operator.eq, operator.ne):  # a traced number all the same: it comes back a bool
+        return TracedNumber(apply("add", float(test is operator.ne), 0.0), bool)
+    if test in (operator.lt, operator.le):
+        return TracedNumber(apply("le", a, below), bool)
+    return TracedNumber(apply("ge", a, above), bool)
+
+
+def _floats_around(exact: fractions.Fraction) -> tuple[float, float]:
+    """The greatest float at most ``exact`` and the least at least it (equal if it is one)."""
+    try:
+        nearest = float(exact)
+    except OverflowError:
+        return (sys.float_info.max, math.inf) if exact > 0 else (-math.inf, -sys.float_info.max)
+    if fractions.Fraction(nearest) == exact:
+        return nearest, nearest
+    if fractions.Fraction(nearest) < exact:
+        return nearest, math.nextafter(nearest, math.inf)
+    return math.nextafter(nearest, -math.inf), nearest
+
+
+#: Zero-derivative ops (their vjp passes nothing on): a traced number computed through them
+#: from inputs and params -- a comparison, a sum of comparisons -- carries no gradient.
+_GRADIENT_STOPS = frozenset(ops.TABLE[name] for name in _COMPARISONS.values())
+#: How many nodes :func:`live_operand` looks through before it freezes the number instead.
+_LIVE_WALK = 4096
+
+
+def live_operand(x: Any, subtracted: bool) -> Value | None:
+    """A traced number as an operand of a Value's arithmetic: its node, computed live, where
+    every path from it back to an input or param passes a comparison (``x * (x.data > 0)``,
+    a one-hot ``[t == k for k in range(n)]`` of a label passed in; an outside hunt: each was a
+    guard, so ``map`` refused them and every label traced again), so no gradient flows
+    through it, as none flows through eager code's plain number; else None (frozen, guarded).
+    An int's zero is +0.0, and is subtracted as eager code's ``x - 0`` is (``engine._binary``)."""
+    if type(x) is not TracedNumber or not _gradient_free(x.node):
+        return None
+    if x.kind is float:
+        return x.node
+    if subtracted:
+        return apply("neg", apply("sub", 0.0, x.node))
+    return apply("add", x.node, 0.0)
+
+
+def _gradient_free(node: Value) -> bool:
+    stack, seen = [node], set()
+    while stack:
+        v = stack.pop()
+        if v._kind in _GRADIENT_STOPS or id(v) in seen:
+            continue
+        if not v._prev:
+            if v._attr is CONSTANT:
+                continue
+            return False
+        seen.add(id(v))
+        if len(seen) > _LIVE_WALK:
+            return False
+        stack.extend(v._prev)
+    return True
 
 
 #: The kind :func:`plain_outputs` gives an output the traced function returned as a plain

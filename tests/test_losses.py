@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import math
+import random
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 import graphc
 from graphc import Value
 from graphc.losses import half_poisson_deviance, half_squared_error, log_sum_exp, logistic_loss, softmax_cross_entropy
+from graphc.nn import MLP
 from conftest import rel_err
 
 LOGITS = [[0.1, -2.0, 3.0], [1000.0, 999.0, -1000.0], [-800.0, -801.0, -799.5], [0.0, 0.0, 0.0]]
@@ -221,3 +223,29 @@ def test_softmax_cross_entropy_refuses_a_target_of_numbers_that_is_no_probabilit
     loss = softmax_cross_entropy([Value(1.0), Value(2.0), Value(3.0)], [0.1, 0.2, 0.7])  # sums to 1 in floats
     assert loss.data == pytest.approx(-sum(t * (z - math.log(sum(math.exp(v) for v in (1, 2, 3))))
                                           for t, z in zip([0.1, 0.2, 0.7], [1, 2, 3])), rel=1e-15)
+
+
+def test_softmax_cross_entropy_takes_a_class_index_as_pytorchs():
+    """A PyTorch habit (an outside review): the target a label, not a one-hot list; in a
+    compiled function a label passed in is compared live, one program for every label."""
+    z = [0.5, -1.25, 2.0]
+    for label in (0, 1, 2, np.int64(2), True):
+        hot = [1.0 if k == label else 0.0 for k in range(3)]
+        zs, hs = [Value(v) for v in z], [Value(v) for v in z]
+        got, want = softmax_cross_entropy(zs, label), softmax_cross_entropy(hs, hot)
+        got.backward()
+        want.backward()
+        assert got.data == want.data and [v.grad for v in zs] == [v.grad for v in hs]
+    for label in (3, -1):
+        with pytest.raises(ValueError, match=f"label {label} is out of range for 3 logits"):
+            softmax_cross_entropy(z, label)
+    with pytest.raises(TypeError, match="a class index is a number, not a Value"):
+        softmax_cross_entropy(z, Value(1.0))
+    random.seed(5)
+    model = MLP(2, [3, 3])
+    X = np.array([[0.5, -1.0], [2.0, 0.25], [-1.0, 1.0]])
+    labels = np.array([2, 0, 1])
+    by_label = graphc.compile(lambda x, t: softmax_cross_entropy(model(x), t), backend="c")
+    by_data = graphc.compile(lambda x, t: softmax_cross_entropy(model(x), t), backend="c")
+    got, want = by_label.mean_and_grad(X, labels), by_data.mean_and_grad(X, np.eye(3)[labels])
+    assert got[0] == want[0] and got[1].tolist() == want[1].tolist() and by_label.trace_count == 1

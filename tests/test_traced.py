@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -198,3 +199,94 @@ def test_a_traced_power_that_overflows_is_inf_unguarded_so_batched_calls_take_it
     w = Value(0.5)
     got = graphc.compile(lambda x: (x * w, x.data ** 2), backend="c").map(np.array([1.0, 2.0, 1e200]))
     assert got[1].tolist() == [1.0, 4.0, math.inf]
+
+
+BIG = 2 ** 53 + 1  # no float: float(BIG) == 2.0 ** 53
+
+
+@pytest.mark.parametrize("other", [BIG, -BIG, 10 ** 400, -10 ** 400, Fraction(1, 3), Fraction(-7, 2), 2 ** 60],
+                         ids=["2**53+1", "-(2**53+1)", "10**400", "-10**400", "1/3", "-7/2", "2**60"])
+def test_a_traced_comparison_with_an_int_or_fraction_no_float_holds_is_exact_as_pythons(other):
+    """An outside hunt: the constant was rounded to a float first, so ``x.data < 2**53 + 1``
+    at 2.0**53 was false (and 10**400 a DataError), silently taking the other branch."""
+    near = float(other) if abs(other) < 2 ** 1000 else (1e308 if other > 0 else -1e308)
+    points = [near, math.nextafter(near, math.inf), math.nextafter(near, -math.inf), math.inf, -math.inf,
+              math.nan, 0.0]
+
+    def tests(x):
+        d = x.data
+        return d < other, d <= other, d > other, d >= other, d == other, d != other, other < d, other == d
+
+    compiled = graphc.compile(tests)
+    branch = graphc.compile(lambda x: x * 2.0 if x < other else x * 3.0)
+    for point in points:
+        got = [float(getattr(o, "data", o)) for o in compiled(point)]  # a Fraction's == freezes: a Value
+        assert got == [float(t) for t in tests(Value(point))]
+        assert branch(point).data == (Value(point) * 2.0 if point < other else Value(point) * 3.0).data \
+            or math.isnan(point)
+
+
+def test_powers_python_gives_floats_for_are_not_refused_and_stay_guarded():
+    """An outside hunt: 0.0 ** -inf raised ZeroDivisionError (Python gives inf), and a negative
+    base to an inf or nan power, or -inf to a fractional one, was refused as complex."""
+    power = graphc.compile(lambda x, y: x.data ** y.data)
+    for base, exponent in [(0.0, -math.inf), (-1.0, math.inf), (-8.0, math.inf), (-0.5, math.inf),
+                           (-8.0, -math.inf), (-math.inf, 0.5), (-math.inf, -0.5), (-math.inf, math.inf)]:
+        assert power(base, exponent) == base ** exponent
+    assert math.isnan(power(-8.0, math.nan))
+    root = graphc.compile(lambda x: x.data ** 0.5)
+    assert root(-math.inf) == math.inf
+    with pytest.raises(graphc.TraceError, match="fractional power"):
+        root(-4.0)  # the guard of -inf's trace fails here: traced again, and refused
+    with pytest.raises(ZeroDivisionError):
+        graphc.compile(lambda x: x.data ** -1.0)(0.0)
+
+
+def same_bits(a, b):
+    return a == b and math.copysign(1.0, a) == math.copysign(1.0, b) or (a != a and b != b)
+
+
+def test_a_comparison_as_a_values_operand_is_computed_live_with_eager_gradients():
+    """An outside hunt: ``x * (x.data > 0)`` and a one-hot target ``[t == k ...]`` of a
+    label passed in were guards, so map refused them and each sign or label traced again."""
+    w = Value(1.5)
+    forms = [lambda x: x * (x.data > 0), lambda x: (x.data > 0) * x * w, lambda x: x - (x.data > 0),
+             lambda x: (x.data > 0) - x * w, lambda x: x + ((x.data > 0) + (x.data > 1)) * -1,
+             lambda x: x * w - ((x.data > 0) * -1), lambda x: x + sum(x.data > c for c in (-1.0, 0.0, 1.0)) / 3]
+    points = [2.0, -2.0, 0.0, -0.0, 0.5, math.inf, -math.inf]
+    for form in forms:
+        for backend in ("python", "c"):
+            compiled = graphc.compile(form, backend=backend)
+            for point in points:
+                x, cx = Value(point), Value(point)
+                want = form(x)
+                want.backward()
+                w_grad, w.grad = w.grad, 0
+                got = compiled(cx)
+                got.backward()
+                assert same_bits(got.data, want.data) and same_bits(cx.grad, x.grad), (point, backend)
+                assert same_bits(w.grad, w_grad)
+                w.grad = 0
+            assert compiled.trace_count == 1
+            rows = compiled.map(np.array(points), allow_nonfinite=True)
+            assert all(same_bits(r, form(Value(p)).data) for r, p in zip(rows.tolist(), points))
+
+
+def test_a_one_hot_of_a_label_passed_in_trains_as_one_program():
+    """The same bits as the one-hot passed in as data, on one program for every label."""
+    from graphc.losses import softmax_cross_entropy
+    from graphc.nn import MLP
+    import random
+    random.seed(3)
+    model = MLP(2, [4, 3])
+    X = np.array([[0.5, -1.0], [2.0, 0.25], [-1.0, 1.0], [0.0, 0.5], [1.0, 1.0]])
+    labels = np.array([0, 2, 1, 2, 0])
+    for backend in ("python", "c"):
+        by_label = graphc.compile(lambda x, t: softmax_cross_entropy(model(x), [t == k for k in range(3)]),
+                                  backend=backend)
+        by_data = graphc.compile(lambda x, t: softmax_cross_entropy(model(x), t), backend=backend)
+        mean, grads = by_label.mean_and_grad(X, labels)
+        want_mean, want_grads = by_data.mean_and_grad(X, np.eye(3)[labels])
+        assert mean == want_mean and grads.tolist() == want_grads.tolist()
+        assert [by_label(x, int(t)).data for x, t in zip(X, labels)] == by_data.map(X, np.eye(3)[labels]).tolist()
+        assert by_label.trace_count == 1
