@@ -103,6 +103,17 @@ def user_location(also: frozenset[str] = frozenset()) -> str:
     return location(user_frame(also))
 
 
+def user_location_in(traceback: types.TracebackType | None) -> str:
+    """``file.py:line`` of the innermost user code an exception's traceback passed through."""
+    found = None
+    while traceback is not None:
+        path = os.path.abspath(traceback.tb_frame.f_code.co_filename)
+        if path not in _MACHINERY and not _library(path):
+            found = f"{os.path.basename(path)}:{traceback.tb_lineno}"
+        traceback = traceback.tb_next
+    return found or "<unknown>"
+
+
 def location(frame) -> str:
     """``file.py:line`` of a frame (``<unknown>`` for None)."""
     return "<unknown>" if frame is None else f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"

@@ -38,7 +38,7 @@ from .engine import Value
 from .errors import ArgumentError, FrozenDataWarning, TraceError, TracerWarning
 from .gcpause import gc_paused
 from .graph import Builder, Graph
-from .guards import A_NUMBER, A_VALUE, AN_INT, NN, Record, placeholder_kind, user_location
+from .guards import A_NUMBER, A_VALUE, AN_INT, NN, Record, placeholder_kind, user_location, user_location_in
 from .names import sanitize
 from .nn import Module
 from .ops import Op
@@ -344,6 +344,11 @@ def trace_with_record(fn: Callable, *example_args: Any, params: Iterable[Value] 
             record.finish()
         except Exception as error:
             foreign = _foreign_value_in(error)
+            if isinstance(error, TypeError) and "TracedNumber" in str(error):
+                raise TraceError(f"{user_location_in(error.__traceback__)}: a library took a traced number (a "
+                                 f"Value's .data) by its type, as the statistics module's mean, variance and "
+                                 f"stdev do ({error}): graphc cannot record that arithmetic.  Compute with "
+                                 f"Python's operators instead: sum(xs) / len(xs)") from error
             if foreign is None:
                 if isinstance(error, (AttributeError, TypeError, IndexError)) and "list" in str(error) and \
                         hasattr(error, "add_note") and any(isinstance(a, np.ndarray) for a in example_args):

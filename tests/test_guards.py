@@ -163,6 +163,9 @@ def test_numbers_fixed_by_a_guard_keep_their_sign_of_zero_and_large_integers(fn,
     # "missing 1 required positional argument: 'kind'" (an outside hunt); the line is the user's
     (lambda x: x * statistics.mean([x.data > 0, x.data > 1]), r"test_guards.py:\d+: a library made a traced "
                                                                r"number of its own .* sum\(xs\) / len\(xs\)"),
+    # mixed with a float, statistics' own coercion raised a bare TypeError (an outside hunt)
+    (lambda x: x * statistics.mean([x.data, 1.0]), r"test_guards.py:\d+: a library took a traced number .* "
+                                                   r"statistics module's mean.* sum\(xs\) / len\(xs\)"),
     (lambda x: x * (np.float32(0.1) * x.data), r"test_guards.py:\d+: .* NumPy float32 number: Python computes that "
                                                 r"in float32, graphc's programs in float64"),
 ])
