@@ -106,7 +106,7 @@ def demo_step(steps: int, with_micrograd: bool) -> None:
 
 def compile_scaling(sizes: list[int]) -> None:
     print("compile time vs graph size (moons loss over n samples; Python backend, forward + gradient)")
-    print(f"  {'traced':>10} {'optimized':>10} {'joint':>10}  {'trace':>7} {'optimize':>8} {'autodiff':>8} "
+    print(f"  {'traced':>10} {'joint':>10} {'optimized':>10}  {'trace':>7} {'optimize':>8} {'autodiff':>8} "
           f"{'codegen':>8} {'total':>7}  {'us/node':>7}")
     for target in sizes:
         n = max(1, round(target / NODES_PER_SAMPLE))
@@ -118,7 +118,7 @@ def compile_scaling(sizes: list[int]) -> None:
         compiled(X, y)
         s = compiled.stats
         t = s.seconds
-        print(f"  {s.traced_nodes:>10,} {s.optimized_nodes:>10,} {s.joint_optimized_nodes:>10,}  "
+        print(f"  {s.traced_nodes:>10,} {s.joint_nodes:>10,} {s.joint_optimized_nodes:>10,}  "
               f"{t['trace']:7.2f} {t['optimize']:8.2f} {t['autodiff']:8.2f} {t['codegen+load']:8.2f} "
               f"{s.total_seconds:7.2f}  {s.total_seconds / s.traced_nodes * 1e6:7.1f}")
         del compiled, model

@@ -285,8 +285,10 @@ class Compiled:
     @property
     def params(self) -> list[Value]:
         """The latest signature's params: ``model.parameters()`` for a Module, else the
-        Values fn read in the order it first read them.  ``params=`` arrays and the
-        gradients of :meth:`mean_and_grad` follow this order."""
+        Values fn read -- those made as ``Value(...)`` in the order they were made (a model's
+        ``parameters()`` order), then Values computed outside fn, in the order fn read them
+        (not the order fn first reads them all: an outside review).  ``params=`` arrays and
+        the gradients of :meth:`mean_and_grad` follow this order."""
         return list(self._require_latest().params)
 
     @property
@@ -376,8 +378,10 @@ def positional(fn: Callable, args: tuple, kwargs: dict[str, Any]) -> tuple:
                 pending = []
         elif parameter.kind in (parameter.KEYWORD_ONLY, parameter.VAR_KEYWORD):
             if given and not (parameter.kind is parameter.KEYWORD_ONLY and value is parameter.default):
-                raise ArgumentError(f"{name}: keyword-only argument {parameter.name!r}: graphc passes "
-                                    f"arguments by position; make it a positional parameter")
+                what = f"keyword-only argument {parameter.name!r}" if parameter.kind is parameter.KEYWORD_ONLY \
+                    else f"keyword arguments **{parameter.name} ({', '.join(map(repr, value))})"
+                raise ArgumentError(f"{name}: {what}: graphc passes arguments by position; make "
+                                    f"{'it a positional parameter' if parameter.kind is parameter.KEYWORD_ONLY else 'them positional parameters'}")
         elif given and value is not parameter.default:
             out += _defaults(name, pending, parameter.name) + [value]
             pending = []

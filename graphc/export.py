@@ -8,9 +8,10 @@ two entry points::
     forward(*args, params=PARAMS)         # floats, in the compiled call's output structure
     value_and_grad(*args, params=PARAMS)  # (value, arg_grads, param_grads) of output 0
 
-Backends plug in through :data:`EXPORTERS`: a function from an :class:`ExportPlan` (the
-graphs, structures and names, nothing backend-specific) to module text.  The Python
-exporter is the one defined here; another backend registers its own.
+Backends plug in through :data:`EXPORTERS` (``from graphc.export import EXPORTERS``:
+``graphc.export`` is the function): a function from an :class:`ExportPlan` (the graphs,
+structures and names, nothing backend-specific) to module text.  The Python exporter is
+the one defined here; another backend registers its own.
 """
 from __future__ import annotations
 

@@ -318,7 +318,14 @@ def glorot_uniform(rng: Any, factor: float = 6.0) -> Initializer:
     """scikit-learn's MLP initialisation (Glorot & Bengio 2010): weights, then biases, of each
     layer drawn from ``rng.uniform(-bound, bound, shape)`` with ``bound = sqrt(factor /
     (fan_in + fan_out))``.  scikit-learn uses ``factor=2`` for logistic hidden units, 6 otherwise;
-    with its ``RandomState`` this reproduces its initial ``coefs_`` and ``intercepts_`` exactly."""
+    with its ``RandomState`` this reproduces its initial ``coefs_`` and ``intercepts_`` exactly.
+    ``rng`` may be an int seed or None, as scikit-learn's ``random_state``: a ``RandomState`` of it."""
+    if rng is None or isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
+        rng = np.random.RandomState(rng)
+    elif not callable(getattr(rng, "uniform", None)):
+        raise TypeError(f"glorot_uniform takes a NumPy random generator (RandomState, Generator), an int seed "
+                        f"or None; got {type(rng).__name__}")
+
     def init(fan_in: int, fan_out: int):
         bound = math.sqrt(factor / (fan_in + fan_out))
         return rng.uniform(-bound, bound, (fan_in, fan_out)), rng.uniform(-bound, bound, fan_out)

@@ -280,7 +280,8 @@ def trace(fn: Callable, *example_args: Any, params: Iterable[Value] | None = Non
     """Run ``fn(*example_args)`` on placeholders and return what it computed as a Graph.
 
     ``params`` fixes the order of the graph's params (e.g. ``model.parameters()``; all of
-    them are kept, used or not); other params follow in the order they are first met.
+    them are kept, used or not); other params follow: those made as ``Value(...)`` in the
+    order they were made, then Values computed outside ``fn``, in the order ``fn`` read them.
     Where the Python of ``fn`` decided on traced values, the graph holds the branch these
     arguments took, and a :class:`~graphc.TracerWarning` names the guards that
     ``graphc.compile`` would check; data frozen into the graph gets a

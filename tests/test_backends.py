@@ -119,6 +119,20 @@ def test_auto_with_a_compiler_that_cannot_build_warns_once_and_runs_numpy(new_pr
         assert graphc.compile(lambda x: x * 3.0).map(np.arange(2.0)).tolist() == [0.0, 3.0]
 
 
+def test_c_with_a_compiler_that_cannot_build_says_it_is_the_compilers_failure(new_process, tmp_path):
+    """An outside review: backend='c' with a broken $CC was 'the C compiler rejected graphc's
+    generated code (a graphc bug)'."""
+    script = tmp_path / "cc"
+    script.write_text('#!/bin/sh\nif [ "$1" = --version ]; then echo "broken cc 1.0"; exit 0; fi\n'
+                      'echo "fatal error: cannot compile" >&2; exit 1\n')
+    script.chmod(0o755)
+    new_process.setenv("CC", str(script))
+    new_process.setenv("GRAPHC_CACHE_DIR", str(tmp_path / "cache"))
+    with pytest.raises(graphc.GraphcError, match=r"the C compiler .*cc cannot build even an empty shared library, "
+                                                 r"so it is no usable C compiler here .*\n.*fatal error: cannot"):
+        graphc.compile(lambda x: x * 3.0, backend="c").map(np.arange(3.0))
+
+
 @pytest.mark.skipif(c_codegen.find_compiler() is None, reason="needs a C compiler")
 def test_auto_runs_cs_batched_programs_and_scalar_calls_in_python():
     """The default: C's source, library and bits for everything batched; Python for one row."""

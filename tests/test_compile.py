@@ -169,6 +169,9 @@ def test_keyword_arguments_are_bound_as_python_binds_them():
     assert graphc.compile(lambda x, *rest: x * 2.0)(x=Value(1.0)).data == 2.0  # no *rest given (a review)
     with pytest.raises(graphc.ArgumentError, match="keyword-only argument 'k': graphc passes arguments by position"):
         graphc.compile(lambda x, *, k=2.0: x * k)(1.0, k=3.0)
+    with pytest.raises(graphc.ArgumentError, match=r"keyword arguments \*\*kw \('s'\): graphc passes arguments "
+                                                  r"by position; make them positional"):
+        graphc.compile(lambda a, **kw: a * kw["s"])(2.0, s=3.0)  # not 'keyword-only' (an outside review)
     assert graphc.compile(lambda *xs, k=None: sum(xs))(1.0, 2.0, k=None).data == 3.0
 
 

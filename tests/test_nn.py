@@ -117,6 +117,10 @@ def test_glorot_uniform_draws_scikit_learns_layout_and_order():
         assert [[w.data for w in n.w] for n in layer.neurons] == weights.T.tolist()  # column j -> neuron j
         assert [n.b.data for n in layer.neurons] == biases.tolist()
     assert model.layers[1].neurons[1].w[3].label == "L1.N1.w3"
+    seeded = MLP(3, [4, 2], init=glorot_uniform(0))  # an int seed, as scikit-learn's random_state
+    assert [p.data for p in seeded.parameters()] == [p.data for p in model.parameters()]
+    with pytest.raises(TypeError, match="glorot_uniform takes a NumPy random generator .* got str"):
+        glorot_uniform("0")
 
 
 def test_bad_activation_and_init_shapes_are_errors():

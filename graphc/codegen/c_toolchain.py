@@ -223,6 +223,10 @@ def _build_in_scratch(library: Path, source: str, cc: str, flags: tuple[str, ...
             raise _Vanished
         if result.returncode != 0 and os.strerror(errno.ENOSPC) in result.stderr:
             raise _disk_full(directory, result.stderr[-2000:].strip())
+        if result.returncode != 0 and not _builds_anything(cc, scratch):
+            raise GraphcError(f"the C compiler {cc} cannot build even an empty shared library, so it is no usable "
+                              f"C compiler here (set CC to one, or use backend='numpy'); it said:\n"
+                              f"{result.stderr[-2000:]}")
         if result.returncode != 0:
             raise GraphcError(f"the C compiler rejected graphc's generated code (a graphc bug):\n"
                               f"{result.stderr[-2000:]}")
@@ -239,6 +243,15 @@ def _build_in_scratch(library: Path, source: str, cc: str, flags: tuple[str, ...
             raise _Vanished from None
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _builds_anything(cc: str, scratch: Path) -> bool:
+    """Whether ``cc`` builds a shared library of an empty C file: else a failure is the
+    compiler's, not graphc's code's (an outside review: a broken $CC was called a graphc bug)."""
+    (scratch / "empty.c").write_text("int graphc_empty;\n")
+    result = subprocess.run([*shlex.split(cc), "-fPIC", "-shared", "-o", str(scratch / "empty.so"),
+                             str(scratch / "empty.c")], capture_output=True, text=True)
+    return result.returncode == 0 and (scratch / "empty.so").is_file()
 
 
 def fast_flags(version: str) -> tuple[str, ...]:
