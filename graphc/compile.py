@@ -22,12 +22,12 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import backends, batches, variants
+from . import backends, batches, engine, variants
 from .backends import BACKENDS  # noqa: F401  (graphc.compile.BACKENDS: the backend names)
 from .bridge import mean_node
 from .call_plans import Plans
 from .engine import Value
-from .errors import ArgumentError, GraphcError
+from .errors import ArgumentError, GraphcError, TraceError
 from .graph import Graph
 from .nn import Module
 from .optim import Optimizer
@@ -130,7 +130,13 @@ class Compiled:
     def __call__(self, *args: Any, **kwargs: Any):
         """Values mirroring fn's output.  A Module given one 2-D array (N, nin) is evaluated
         for all N rows at once and returns an array: (N,) for one output, else (N, nout).
-        Keyword arguments are bound to fn's parameters and passed by position."""
+        Keyword arguments are bound to fn's parameters and passed by position.
+
+        Called inside another trace (``graphc.grad(graphc.compile(f))``, a compiled model
+        called by a compiled loss), fn is traced through, as JAX inlines a ``jit`` called
+        inside a ``jit``: the outer program is one graph."""
+        if engine.is_tracing():
+            return self._traced_through(args, kwargs)
         if kwargs:
             args = positional(self.fn, args, kwargs)
         if isinstance(self.fn, Module) and len(args) == 1 and isinstance(args[0], np.ndarray) \
@@ -140,6 +146,13 @@ class Compiled:
             return leaves[0] if len(leaves) == 1 else np.stack(leaves, axis=1)
         leaves, tree, value_slots = flatten_call(args, self._argument_names(len(args)))
         return self._signatures.call(tree, args, leaves, value_slots)
+
+    def _traced_through(self, args: tuple, kwargs: dict) -> Any:
+        if self.numerics != "exact":  # the outer trace's numerics would be applied instead
+            raise TraceError(f"{self.name} (numerics={self.numerics!r}) was called inside another trace, which "
+                             f"traces it through with its own numerics: compile the plain function instead, "
+                             f"or give the outer one numerics={self.numerics!r}")
+        return self.fn(*args, **kwargs)
 
     def map(self, *batched_args: Any, params: Any = None, allow_nonfinite: bool = False,
             threads: int | None = None):

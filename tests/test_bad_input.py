@@ -159,9 +159,10 @@ def failing(x):
     (lambda: two([1.0, 2.0], 3.0), TypeError, r"argument y \(a float\) used as an index, a size or a count"),
     (lambda: graphc.compile(failing)(1.0), ZeroDivisionError, r"division by zero"),
     (lambda: graphc.compile(lambda x: "s")(1.0), TraceError, r"must return a Value, a number, .* its result is str"),
-    (lambda: graphc.compile(lambda x: graphc.compile(lambda y: y * 2.0)(x))(1.0), TraceError,
-     r"cannot trace through .* a compiled function was called inside the traced function"),
-], ids=["nesting fn does not accept", "fn raises", "returns non-Value", "compiled inside traced"])
+    (lambda: graphc.compile(lambda x: graphc.compile(lambda y: y * 2.0, numerics="fast")(x))(1.0), TraceError,
+     r"lambda \(numerics='fast'\) was called inside another trace, which traces it through with its own "
+     r"numerics: compile the plain function instead"),
+], ids=["nesting fn does not accept", "fn raises", "returns non-Value", "compiled with other numerics inside traced"])
 def test_compiled_call_of_a_failing_function(call, error, message):
     raises(call, error, message)
 

@@ -175,6 +175,22 @@ def test_keyword_arguments_are_bound_as_python_binds_them():
     assert graphc.compile(lambda *xs, k=None: sum(xs))(1.0, 2.0, k=None).data == 3.0
 
 
+def test_a_compiled_function_called_inside_a_trace_is_traced_through_as_jax_inlines_a_jit():
+    """grad(compile(f)), as jax.grad(jax.jit(f)), and a compiled model inside a compiled loss
+    (an outside review: both were 'cannot trace through')."""
+    def f(x, y):
+        return (x * y).sin() + x ** 2
+    assert graphc.grad(graphc.compile(f), argnums=(0, 1))(1.0, 0.5) == graphc.grad(f, argnums=(0, 1))(1.0, 0.5)
+    random.seed(2)
+    model = MLP(2, [3, 1])
+    inner = graphc.compile(model, backend="c")
+    X, Y = np.array([[1.0, -0.5], [0.25, 2.0], [-1.0, 0.0]]), np.array([0.5, -1.0, 2.0])
+    nested = graphc.compile(lambda x, y: (inner(x) - y) ** 2, backend="c").mean_and_grad(X, Y)
+    plain = graphc.compile(lambda x, y: (model(x) - y) ** 2, backend="c").mean_and_grad(X, Y)
+    assert nested[0] == plain[0] and nested[1].tolist() == plain[1].tolist()
+    assert inner.trace_count == 0  # traced through, never traced on its own
+
+
 def test_output_structure_is_kept_and_numbers_become_values():
     compiled = graphc.compile(lambda x: (x * 2.0, [x + 1.0, 4.0]))
     out = compiled(1.5)
