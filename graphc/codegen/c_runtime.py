@@ -42,7 +42,7 @@ static inline double gc_softplus(double x)                                  /* l
 }
 
 /* tensor ops (graphc/ops.py); each adds in the order its op defines */
-#define GC_PACK(out, ...) memcpy(out, (const double[]){__VA_ARGS__}, sizeof(out))
+#define GC_PACK(out, ...) memcpy(out, (const double[]){__VA_ARGS__}, sizeof((const double[]){__VA_ARGS__}))
 #define GC_UNIT(out, size, g, i) do { for (int k_ = 0; k_ < (size); k_++) (out)[k_] = 0.0; (out)[i] = (g); } while (0)
 
 static inline double gc_dot(double acc, const double *u, const double *v, int n)
