@@ -640,7 +640,7 @@ def test_arrays_move_to_the_heap_largest_first_until_the_rest_fit_the_stack():
     small = ["{", "    double a[10];", "    double b[20 * GC_B];", "}"]
     assert on_the_heap(small) == (small, "")
     big = STACK_BYTES // 8
-    body = ["{", f"    double a[{big}];", "    double b[8];", f"    for (;;) {{ ", f"        double c[{big // 16} * GC_B];",
+    body = ["{", f"    double a[{big}];", "    double b[8];", "    for (;;) { ", f"        double c[{big // 16} * GC_B];",
             "    }", f"    double d[{big // 2}];", "}"]
     moved, helper = on_the_heap(body)
     assert "gc_heap_block" in helper and moved[1] == f"    double *gc_heap = gc_heap_block({big} + {big // 16} * GC_B);"
