@@ -222,6 +222,21 @@ def _piecewise_forms() -> str:
     return ", ".join(f"{name} {form}" for name, form in forms if isinstance(form, sp.Piecewise))
 
 
+def _free_symbols(roots: list[sp.Basic]) -> set[sp.Symbol]:
+    """The symbols of ``roots``, found without recursion (SymPy's ``free_symbols`` recurses:
+    a RecursionError at 2,000 nested tanh, an outside hunt); from_sympy has no bound symbols."""
+    found, seen, stack = set(), set(), list(roots)
+    while stack:
+        e = stack.pop()
+        if id(e) not in seen:
+            seen.add(id(e))
+            if isinstance(e, sp.Symbol):
+                found.add(e)
+            else:
+                stack.extend(e.args)
+    return found
+
+
 def _symbol_order(s: sp.Symbol) -> tuple[str, str]:
     """Name, then assumptions: a set's order (hash-seeded) never decides between two ``x``."""
     return s.name, repr(sorted(s.assumptions0.items()))
@@ -241,7 +256,7 @@ def from_sympy(exprs: sp.Expr | Iterable[sp.Expr], symbols: Sequence[sp.Symbol] 
     single = isinstance(exprs, (sp.Basic, int, float))
     roots = [_as_sympy(e) for e in ([exprs] if single else list(exprs))]
     if symbols is None:
-        symbols = sorted(set().union(*(e.free_symbols for e in roots)), key=_symbol_order)
+        symbols = sorted(_free_symbols(roots), key=_symbol_order)
     symbols = list(symbols)
     for s in symbols:
         if not isinstance(s, sp.Symbol):
@@ -286,8 +301,19 @@ def _convert(root: sp.Basic, b: Builder, memo: dict, symbols: list) -> int:
         else:
             op, operands, attr = plan
             ids = tuple(memo[o] for o in operands)
-            memo[e] = ids[0] if op == "=" else b.add(op, ids, attr)
+            if op == "=":
+                memo[e] = ids[0]
+            elif op == _PRODUCT:
+                memo[e] = functools.reduce(lambda a, c: b.add("mul", (a, c)), ids)
+            else:
+                memo[e] = b.add(op, ids, attr)
     return memo[root]
+
+
+#: The plan of a product of more than two factors: ``mul`` nodes left to right, as ``mul``'s
+#: matcher nests them, without building SymPy's product of every prefix (quadratic: a product
+#: of 2,000 symbols took 12.6 s, an outside hunt).
+_PRODUCT = "product"
 
 
 def _plan(e: sp.Basic, symbols: list) -> tuple[str, tuple, tuple]:
@@ -312,6 +338,8 @@ def _plan(e: sp.Basic, symbols: list) -> tuple[str, tuple, tuple]:
     for op in _MATCHED:
         match = op.sympy_inverse(sp, e)
         if match is not None:
+            if op.name == "mul" and len(e.args) > 2:
+                return _PRODUCT, e.args, ()
             return op.name, *match
     if isinstance(e, sp.Piecewise):
         raise GraphcError(f"from_sympy: cannot express {short(e)} with graphc ops; the Piecewise forms "
