@@ -922,3 +922,78 @@ def test_a_weight_read_by_two_layers_gets_its_gradient_parts_in_the_scalar_order
     _, want = graphc.compile(loss, backend="python").mean_and_grad(X)
     _, got = graphc.compile(loss, backend="c").mean_and_grad(X)
     assert got.tobytes() == want.tobytes()
+
+
+def _hand_written_layers():
+    """(name, fn factory, one row): micrograd code an outside hunt found 1 ulp off eager on C
+    and NumPy (products written either way round, a frozen weight written first, a layer
+    over ``x + p`` with an L2 term over p, neurons reading a hidden layer in permuted orders),
+    with the hunt's numbers."""
+    def hidden(P, x):
+        h0, h1 = P[0] + x[0], P[1] + x[1]
+        return (h0 * -1.22 + h1 * -0.83, h0 * 1.21 + h1 * 1.09, h0 * -0.42 + h1 * -1.88)
+
+    def turned():
+        P = [Value(v) for v in [0.956, 0.132, -0.521, 1.109, -0.832]]
+
+        def f(x):
+            a, b, c = hidden(P, x)
+            return P[2] * c + P[3] * a + b * P[4]
+        return f
+
+    def frozen_weight_last():
+        P = [Value(v) for v in [0.956, 0.132, 1.109, -0.832]]
+
+        def f(x):
+            a, b, c = hidden(P, x)
+            return P[2] * a + P[3] * b + -0.81 * c
+        return f
+
+    def bias_layer_and_l2():
+        P = [Value(v) for v in [0.928, 0.773, -0.545, 0.406, 0.77, 1.288, -0.02, -0.308, 0.06, -0.197, -0.55]]
+
+        def f(x):
+            h = [x[0] + P[k] for k in range(3)]
+            o1 = P[3] * h[0] + P[4] * h[1] + P[5] * h[2]
+            o2 = P[7] * h[0] + P[8] * h[1] + P[9] * h[2]
+            return (o1 - x[1]) ** 2 + (o2 - x[1]) ** 2 + 0.01 * sum(p * p for p in P)
+        return f
+
+    def permuted_reads():
+        P = [Value(v) for v in [-0.801, -0.002, 0.069, -1.166, -0.779, -1.25, -0.774, -0.784, 0.89, 0.911, -1.024,
+                                -0.239, -0.742, -1.006, -0.479, 0.557, 0.703, 0.437, -0.003, -0.839, -1.193, -0.763,
+                                0.841, -0.269, 1.2, 0.847, 1.288, -1.295, 1.183]]
+
+        def f(x):
+            h = [sum((c * x[0],), P[k]) for k, c in enumerate((-0.11, 0.78, 1.3, 1.63, -0.82))]
+            h5 = P[10] + (P[5] * 0.5) * h[1] + (P[6] * 0.5) * h[4] + (0.5 * P[7]) * h[3] + (P[8] * 0.5) * h[2] + \
+                (0.5 * P[9]) * h[0]
+            h5 = h5.max(h5 * 0.5)
+            orders = [(4, 3, 1, 0, 2), (4, 2, 1, 0, 3), (4, 1, 3, 0, 2)]
+            layer = [(P[16 + 6 * j] + sum((P[11 + 6 * j + k] * 0.5) * h[i] for k, i in enumerate(order)))
+                     .max(Value(0.25)) for j, order in enumerate(orders)]
+            outs = [sum(w * v for w, v in zip(ws, [h5] + layer))
+                    for ws in ((-0.22, 0.99, -0.71, -1.03), (1.06, 0.08, 0.15, -0.79), (1.68, -1.07, 1.19, -1.79))]
+            return sum((1 + -x[1] * o).relu() for o in outs)
+        return f
+    return [("a product turned", turned, [1.0, 0.5]), ("a frozen weight written first, last", frozen_weight_last,
+                                                      [1.0, 0.5]),
+            ("a layer over x + p and an L2 term over p", bias_layer_and_l2, [0.2, 1.0]),
+            ("neurons reading a hidden layer in permuted orders", permuted_reads, [1.0, 1.0])]
+
+
+@pytest.mark.parametrize("backend", ["numpy", "c"])
+@pytest.mark.parametrize("case", _hand_written_layers(), ids=lambda case: case[0])
+def test_hand_written_layers_have_eagers_gradient_bits(backend, case):
+    skip_without_a_compiler(backend)
+    _, fn_of, row = case
+    fn = fn_of()
+    compiled = graphc.compile(fn, backend=backend)
+    X = np.array([row])  # one row: NumPy's pairwise sum over the rows is no sum then
+    value, grads = compiled.mean_and_grad(X)
+    want_value, want_grads = eager_mean_and_grads(fn, compiled.params, X)
+    assert value == want_value and grads.tolist() == want_grads
+    if backend == "c":  # and over the rows, as the Python backend's row loop adds them
+        X = np.random.default_rng(5).normal(size=(9, 2))
+        got, want = compiled.mean_and_grad(X), graphc.compile(fn, backend="python").mean_and_grad(X)
+        assert got[0] == want[0] and got[1].tolist() == want[1].tolist()

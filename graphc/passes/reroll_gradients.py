@@ -46,6 +46,8 @@ def accumulate_vecmats(work: EditableGraph, shapes: list) -> None:
         return
     users = users_of(graph)  # the users of vecmats and of their index nodes: rule 5 does not change them
     for v in vecmats:
+        if not _gradient_of_the_input(graph, v, users):
+            continue
         if work.uses[v] == 1 and users[v] and work.ops[users[v][0]] in ops.SUMS:
             _accumulate_vector(work, shapes, v, users[v][0])
         elif all(graph.ops[u] == "index" for u in users[v]):
@@ -56,6 +58,23 @@ def _from_nothing(graph: Graph, v: int) -> bool:
     """Whether vecmat ``v`` starts from ``-0.0`` (as reverse mode makes it)."""
     acc = graph.args[v][0]
     return graph.ops[acc] == "const" and graph.attrs[acc][0] == 0.0 and math.copysign(1.0, graph.attrs[acc][0]) < 0
+
+
+def _gradient_of_the_input(graph: Graph, v: int, users: Users) -> bool:
+    """Whether the sums vecmat ``v`` is added into are its layers' input's own gradient, which
+    reverse mode adds the rows' parts to one by one after its other parts: the input is a
+    ``pack`` (its lanes are the scalars), or something else reads it (its gradient is a sum
+    of its own).  Else its op passes the rows' total on as one part (a layer over ``x + p``:
+    ``p``'s gradient is ``l2 + (r2 + r1)``, which an accumulator would make ``(l2 + r2) + r1``,
+    1 ulp off: an outside hunt)."""
+    W = graph.args[v][2]
+    for m in np.flatnonzero(graph.arrays.of(("matvec",))).tolist():
+        x = graph.args[m][2]
+        if graph.args[m][1] != W or graph.ops[x] == "pack":
+            continue
+        if all((graph.ops[u] == "matvec" and graph.args[u][1] == W) or graph.ops[u] == "outer" for u in users[x]):
+            return False
+    return True
 
 
 def _before(work: EditableGraph, total: int, part: int, v: int) -> tuple[list[int], list[int]] | None:

@@ -248,29 +248,65 @@ def _one_side_each(work: EditableGraph, u: tuple, v: tuple) -> tuple[tuple, tupl
     in both packs would get its parts in the packs' order, not the products' (``w*x + x*v``
     with ``x`` on the left once).  A square ``x*x`` is no edge: its two parts are one number.
     A two-colouring of the products' operands, each product an edge; the first node of
-    each component keeps its side."""
+    each component keeps its side -- unless its weights (params, constants) times a tensor's
+    lanes would then be on the other side than the first such product's weight: the component
+    turns over, so that the lanes of a layer are all in one pack, whose parts reverse mode
+    reaches in the products' order (an outside hunt: ``p2*c + p3*a + b*p4``, and ``p2*a +
+    p3*b + -0.81*c`` recorded as ``c * -0.81``, split a layer's lanes over both packs: 1 ulp
+    off eager).  Scalars of their own keep their sides (``make fuzz``: turned with the others,
+    they joined a layer's vector read between other rows)."""
+    ops_ = work.ops
     side: dict[int, int] = {}
+    component: dict[int, int] = {}
     edges: dict[int, list[int]] = {}
     for a, b in zip(u, v):
-        if work.ops[a] == "const" or work.ops[b] == "const" or a == b:
+        if ops_[a] == "const" or ops_[b] == "const" or a == b:
             continue
         edges.setdefault(a, []).append(b)
         edges.setdefault(b, []).append(a)
     for start, first_side in [(a, 0) for a in u] + [(b, 1) for b in v]:
         if start in side or start not in edges:
             continue
-        side[start] = first_side
+        side[start], component[start] = first_side, start
         stack = [start]
         while stack:
             node = stack.pop()
             for other in edges[node]:
                 if other not in side:
-                    side[other] = 1 - side[node]
+                    side[other], component[other] = 1 - side[node], start
                     stack.append(other)
                 elif side[other] == side[node]:
                     return None
-    turned = [(b, a) if side.get(a, 1 - side.get(b, 1)) == 1 else (a, b) for a, b in zip(u, v)]
-    return tuple(a for a, _ in turned), tuple(b for _, b in turned)
+
+    def weight_side(a: int, b: int) -> int | None:
+        """The side the weight of product ``(a, b)`` is on now, None unless it is a weight
+        times a tensor's lane."""
+        weight_a, weight_b = ops_[a] in _WEIGHTS, ops_[b] in _WEIGHTS
+        if weight_a == weight_b or ops_[b if weight_a else a] != "index":
+            return None
+        at_a = side.get(a, 1 - side.get(b, 1))  # a's side: b's other, or 0 (as written) for a const's product
+        return at_a if weight_a else 1 - at_a
+    wanted = next((w for w in map(weight_side, u, v) if w is not None), None)
+    flips: dict[int, set] = {}
+    for a, b in zip(u, v):
+        w = weight_side(a, b)
+        if w is not None and (a in side or b in side):
+            flips.setdefault(component[a if a in side else b], set()).add(w != wanted)
+    for node in side:
+        if flips.get(component[node]) == {True}:  # every weight of its products on the other side
+            side[node] = 1 - side[node]
+
+    def turned(a: int, b: int) -> bool:
+        if a in side or b in side:
+            return side.get(a, 1 - side.get(b, 1)) == 1
+        w = weight_side(a, b)
+        return w is not None and w != wanted
+    pairs = [(b, a) if turned(a, b) else (a, b) for a, b in zip(u, v)]
+    return tuple(a for a, _ in pairs), tuple(b for _, b in pairs)
+
+
+#: The factors :func:`_one_side_each` keeps on one side of a layer's lanes where it can.
+_WEIGHTS = frozenset({"param", "const"})
 
 
 def _matvec(work: EditableGraph, shared: tuple, rows: list) -> None:

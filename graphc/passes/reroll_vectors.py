@@ -11,16 +11,24 @@ from .reroll_work import EditableGraph
 # -- rule 3: packs of one elementwise op -> the op on packs -----------------------------------
 
 def _in_two_columns(work: EditableGraph, lanes: tuple, arity: int) -> bool:
-    """Whether a node (not a constant) is an operand of these lanes at two positions
-    (``pack(u0*h0, h0*v0)``): the packs of the vectorized op would hand it its parts in
-    the packs' order, not the lanes' (the dot's hazard: ``_one_side_each`` in
-    :mod:`graphc.passes.reroll_sums`)."""
-    position: dict[int, int] = {}
+    """Whether a node (not a constant) is read under two operand positions of these lanes,
+    directly (``pack(u0*h0, h0*v0)``) or through the single-use elementwise lanes rule 3 goes
+    on to vectorize (``sum(.., w*h1, w*h3) , sum(.., w*h3, w*h1)``: the neurons of a layer
+    reading it in permuted orders, an outside hunt): the packs of the vectorized op would hand
+    it its parts column by column, not lane by lane as reverse mode does (the dot's hazard:
+    ``_one_side_each`` in :mod:`graphc.passes.reroll_sums`)."""
+    column_of: dict[int, int] = {}
     for t in range(arity):
-        for lane in lanes:
-            a = work.args[lane][t]
-            if work.ops[a] != "const" and position.setdefault(a, t) != t:
+        stack = [work.args[lane][t] for lane in lanes]
+        while stack:
+            a = stack.pop()
+            op = work.ops[a]
+            if op == "const":
+                continue
+            if column_of.setdefault(a, t) != t:
                 return True
+            if work.uses[a] == 1 and op not in ops.LEAVES and ops.TABLE[op].elementwise:
+                stack.extend(work.args[a])
     return False
 
 
