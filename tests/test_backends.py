@@ -134,6 +134,28 @@ def test_c_with_a_compiler_that_cannot_build_says_it_is_the_compilers_failure(ne
 
 
 @pytest.mark.skipif(c_codegen.find_compiler() is None, reason="needs a C compiler")
+def test_a_program_too_large_to_build_in_c_is_refused_and_auto_runs_the_python_row_loop(monkeypatch):
+    """An outside hunt: a scalar chain of 5 * 10^5 ops (no layers to re-roll) ran gcc for a
+    minute until its cc1 crashed, and the error called it a graphc bug."""
+    from graphc.codegen import c_toolchain
+    monkeypatch.setattr(c_toolchain, "MAX_STATEMENTS", 40)
+    a, b = Value(0.9), Value(0.01)
+
+    def chain(x):
+        for _ in range(30):
+            x = x * a + b
+        return x
+    X = np.array([0.3, 0.2, -1.5])
+    with pytest.raises(graphc.GraphcError, match=r"a C function of [\d,]+ statements, more than the 40 graphc builds "
+                                                 r".* run it with backend='python'"):
+        graphc.compile(chain, backend="c").mean_and_grad(X)
+    want = graphc.compile(chain, backend="python").mean_and_grad(X)
+    got = graphc.compile(chain).mean_and_grad(X)
+    assert got[0] == want[0] and got[1].tolist() == want[1].tolist()
+    assert graphc.compile(chain).map(X).tolist() == graphc.compile(chain, backend="python").map(X).tolist()
+
+
+@pytest.mark.skipif(c_codegen.find_compiler() is None, reason="needs a C compiler")
 def test_auto_runs_cs_batched_programs_and_scalar_calls_in_python():
     """The default: C's source, library and bits for everything batched; Python for one row."""
     X = np.random.default_rng(3).normal(size=(37, 3))

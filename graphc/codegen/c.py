@@ -13,12 +13,12 @@ from typing import Callable
 from ..graph import Graph
 from .c_call import Kernel
 from .c_runtime import PRELUDE
-from .c_toolchain import OPT_LIMIT, build, find_compiler, load, optimization_level
+from .c_toolchain import MAX_STATEMENTS, OPT_LIMIT, TooLarge, build, find_compiler, load, optimization_level
 from .c_train import Driver, driver_source
 from .c_writer import RESERVED, WRITER_NAMES, generate, generate_kernel
 
-__all__ = ["OPT_LIMIT", "PRELUDE", "RESERVED", "WRITER_NAMES", "build", "compile_graph", "find_compiler",
-           "generate", "load", "optimization_level"]
+__all__ = ["MAX_STATEMENTS", "OPT_LIMIT", "PRELUDE", "RESERVED", "TooLarge", "WRITER_NAMES", "build", "compile_graph",
+           "find_compiler", "generate", "load", "optimization_level"]
 
 
 def compile_graph(graph: Graph, name: str, *, seed: int | None = None, reduced: frozenset[int] = frozenset(),

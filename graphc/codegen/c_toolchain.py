@@ -69,6 +69,15 @@ CLANG_FAST_CONTRACT = "-ffp-contract=fast-honor-pragmas"
 #: re-rolling could not shrink -- -O0: gcc's time at -O1 and -O2 grows faster than the
 #: function (30,000 straight-line statements: 10 s at -O1 or -O2, 1.8 s at -O0).
 OPT_LIMIT = 3000
+#: The most statements a function graphc asks a C compiler to build: at -O0 gcc 12 took 25 s
+#: for 200,000, minutes and 4.6 GB for 10^6, and its cc1 crashed on a gradient of 10^6 (an
+#: outside hunt).  A graph that big does not re-roll; the Python backend runs it in bounded
+#: memory (``backend="auto"`` falls back to it: :class:`TooLarge`).
+MAX_STATEMENTS = 200_000
+
+
+class TooLarge(GraphcError):
+    """A program of more than :data:`MAX_STATEMENTS` statements, which graphc does not build in C."""
 
 
 #: Code for the running CPU: its whole instruction set (AVX2, AVX-512, ...), so a block of
@@ -144,9 +153,14 @@ def optimization_level(source: str) -> str:
     ``numerics="fast"`` too: -O3's loop vectorizer made the moons step 1.8x slower on Zen 3
     (63 against 36 us per ``mean_and_grad``) and gains nothing at 784-50-10 now that the
     prelude's layer kernels are register-blocked by hand (10.2 against 10.0 us per sample)."""
-    if source.count(";\n") - PRELUDE.count(";\n") > OPT_LIMIT:
+    if statements(source) > OPT_LIMIT:
         return "-O0"
     return "-O2"
+
+
+def statements(source: str) -> int:
+    """The statements of generated C, counted as lines ending in a semicolon, the prelude's excluded."""
+    return source.count(";\n") - PRELUDE.count(";\n")
 
 
 def build(source: str, fast: bool = False, outlined: bool = False) -> Path:
@@ -155,6 +169,10 @@ def build(source: str, fast: bool = False, outlined: bool = False) -> Path:
     compiler = find_compiler()
     if compiler is None:
         raise GraphcError("no C compiler found (set CC, or install gcc or clang)")
+    if statements(source) > MAX_STATEMENTS:
+        raise TooLarge(f"a C function of {statements(source):,} statements, more than the {MAX_STATEMENTS:,} graphc "
+                       f"builds (a C compiler takes minutes and gigabytes, or crashes): a graph this big does not "
+                       f"re-roll into layers; run it with backend='python', in bounded memory")
     cc, version = compiler
     flags = (optimization_level(source),) + (fast_flags(version) if fast else FLAGS) + NO_BUILTINS + \
         MACHINE_FLAGS + (() if "clang" in version.lower() else GCC_FLAGS) + (OUTLINED_FLAGS if outlined else ()) + \
