@@ -104,6 +104,11 @@ class Op:
     lane_vjp: Callable[..., tuple] | None = None
     doc: str = field(default="", compare=False)
 
+    def __reduce__(self) -> tuple:
+        """Pickled (and copied) as its name: the table's entry is the op, and its functions
+        are lambdas pickle cannot name (an outside hunt: an eager Value with a history)."""
+        return lookup, (self.name,)
+
     def __repr__(self) -> str:
         return f"Op({self.name!r})"
 

@@ -37,6 +37,19 @@ def test_a_leaf_value_and_a_module_pickle_with_their_numbers():
     assert [v.data for v in copied([0.1, 0.2, 0.3])] == [v.data for v in model([0.1, 0.2, 0.3])]
 
 
+def test_a_value_with_a_history_pickles_and_copies_its_ops_as_the_tables():
+    """An outside hunt: pickle named the op table's lambdas (PicklingError) for any history."""
+    import copy
+    x, a = Value(0.3), Value(0.9)
+    y = (x * a).tanh() + x ** 2
+    copies = [pickle.loads(pickle.dumps(y)), copy.deepcopy(y)]
+    y.backward()
+    for back in copies:
+        back.backward()
+        assert back.data == y.data and back._prev[0]._kind is y._prev[0]._kind
+        assert [v.grad for v in back._prev[0]._prev[0]._prev] == [x.grad, a.grad]
+
+
 @pytest.mark.parametrize("backend", ["numpy", "python"])
 def test_a_compiled_module_round_trips_and_recompiles(backend):
     model, X = model_and_data()
