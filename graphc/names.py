@@ -61,6 +61,7 @@ class Namespace:
 
     def __init__(self, reserved: frozenset[str] | set[str] = frozenset()) -> None:
         self._taken = set(_RESERVED) | set(reserved)
+        self._suffix: dict[str, int] = {}  # per base, the suffix its last unique name took
 
     def create(self, text: str, fallback: str = "v") -> str:
         if text.isalnum() and text.isascii() and not text[0].isdigit() and len(text) <= MAX_LENGTH \
@@ -97,9 +98,14 @@ class Namespace:
         return out
 
     def _unique(self, base: str) -> str:
-        name, k = base, 0
+        """``base``, else ``base_k`` for the least free k: names are never given back, so the
+        search resumes where the last one for ``base`` stopped (from 1 it was quadratic: 89 s
+        for 70,000 params labelled alike)."""
+        k = self._suffix.get(base, 0)
+        name = base if k == 0 else f"{base}_{k}"
         while name in self._taken:
             k += 1
             name = f"{base}_{k}"
         self._taken.add(name)
+        self._suffix[base] = k
         return name

@@ -42,3 +42,13 @@ def test_a_label_made_a_name_does_not_take_the_users_own():
     """``é`` becomes the fallback ``x``: the user's own ``x``, written after it, keeps its name."""
     graph = graphc.trace(lambda é, x: é + 3 * x, 0.7, -0.4)
     assert [graph.names[i] for i in graph.inputs] == ["x_1", "x"]
+
+
+def test_names_of_one_base_take_the_least_free_suffix_in_turn():
+    """The search resumes where the last name of its base stopped (it began at 1 each time:
+    quadratic, 89 s for 70,000 params labelled alike)."""
+    space = Namespace()
+    space.create("w_3")
+    assert [space.create("w") for _ in range(6)] == ["w", "w_1", "w_2", "w_4", "w_5", "w_6"]
+    assert space.create_plain(["w"] * 3 + ["b"]) == ["w_7", "w_8", "w_9", "b"]
+    assert len(set(space.create("w") for _ in range(50_000))) == 50_000

@@ -45,6 +45,7 @@ from ..graph import Graph, node_names
 from ..graph_arrays import CODES
 from ..names import Namespace
 from .c_blocks import BLOCK_LIMIT, Blocks
+from .c_heap import HEAP_HELPER, HEAP_NAMES, on_the_heap
 from .c_layout import ParamLayout
 from .c_runtime import PRELUDE, SPELLINGS, Call, texts
 from .c_sums import Sums, table
@@ -74,10 +75,12 @@ WRITER_NAMES = frozenset("inputs params seed_unused n r rb per_row sums lane k a
 #: Every name an identifier of the generated code must not take, derived from all the text
 #: the generator emits besides node names: C's keywords and the headers' macros (above),
 #: every identifier of the prelude (helpers, macros, their parameters) and of the training
-#: driver (:mod:`.c_train`, which calls the kernel by its name), every function an
+#: driver (:mod:`.c_train`, which calls the kernel by its name) and of the heap block
+#: (:mod:`.c_heap`), every function an
 #: op's C spelling calls (``log1p`` for a label "log1p" would shadow the function it calls)
 #: and the writer's own names.
-RESERVED = C_WORDS | HEADER_NAMES | WRITER_NAMES | frozenset(re.findall(r"\b[A-Za-z_]\w*", PRELUDE + DRIVER_TEXT)) | \
+RESERVED = C_WORDS | HEADER_NAMES | WRITER_NAMES | HEAP_NAMES | \
+    frozenset(re.findall(r"\b[A-Za-z_]\w*", PRELUDE + DRIVER_TEXT + HEAP_HELPER)) | \
     frozenset(name for text in texts() for name in re.findall(r"(\w+)\(", text))
 
 
@@ -379,52 +382,3 @@ class _Writer:
         return [f"double {copy}[{m * n}];", f"gc_transpose({copy}, {self.names[i]}, {m}, {n});"]
 
 
-
-#: The bytes of arrays a generated function keeps on the stack, at most: larger ones, largest
-#: first, live in one block from the heap (an outside hunt: a dot of 80,000 lanes declared
-#: more than the 8 MB of Python's stack, and the interpreter died of SIGSEGV).  The programs
-#: of the benchmarks (MLP(784, [100, 10]): ~300 KB) keep every array on the stack.
-STACK_BYTES = 1 << 20
-#: The most rows a block takes (GC_B: 16 with AVX-512), for the sizes of its arrays.
-_MOST_ROWS = 16
-_DECLARATION = re.compile(r"^(\s*)double (\w+)\[(\d+)( \* GC_B)?\];$")
-HEAP_HELPER = """
-#include <stdio.h>
-#include <stdlib.h>
-
-static double *gc_heap_block(size_t count)  /* arrays too large for the stack */
-{
-    double *block = malloc(count * sizeof(double));
-    if (!block) {
-        fprintf(stderr, "graphc: out of memory for %zu doubles of a generated function's arrays\\n", count);
-        abort();
-    }
-    return block;
-}
-"""
-
-
-def on_the_heap(body: list[str]) -> tuple[list[str], str]:
-    """``body`` (one function, ``{`` to ``}``) with its largest arrays moved to the heap until
-    the rest fit in :data:`STACK_BYTES`, and the helper that takes the heap block ("" if none)."""
-    found = [(k, m) for k, m in enumerate(map(_DECLARATION.match, body)) if m]
-    doubles = {k: int(m[3]) * (_MOST_ROWS if m[4] else 1) for k, m in found}
-    total = sum(doubles.values())
-    moved = []
-    for k in sorted(doubles, key=lambda k: -doubles[k]):
-        if total * 8 <= STACK_BYTES:
-            break
-        moved.append(k)
-        total -= doubles[k]
-    if not moved:
-        return body, ""
-    plain = blocked = 0
-    out = list(body)
-    for k in sorted(moved):
-        indent, name, size, rows = _DECLARATION.match(body[k]).groups()
-        at = f"{plain} + {blocked} * GC_B" if blocked else f"{plain}"
-        out[k] = f"{indent}double *{name} = gc_heap + {at};  /* on the heap: too large for the stack */"
-        plain, blocked = (plain, blocked + int(size)) if rows else (plain + int(size), blocked)
-    size = f"{plain} + {blocked} * GC_B" if blocked else f"{plain}"
-    return [out[0], f"    double *gc_heap = gc_heap_block({size});", *out[1:-1], "    free(gc_heap);", out[-1]], \
-        HEAP_HELPER
