@@ -150,8 +150,7 @@ class Compiled:
     def _traced_through(self, args: tuple, kwargs: dict) -> Any:
         if self.numerics != "exact":  # the outer trace's numerics would be applied instead
             raise TraceError(f"{self.name} (numerics={self.numerics!r}) was called inside another trace, which "
-                             f"traces it through with its own numerics: compile the plain function instead, "
-                             f"or give the outer one numerics={self.numerics!r}")
+                             f"traces it through with its own numerics: compile the plain function instead")
         return self.fn(*args, **kwargs)
 
     def map(self, *batched_args: Any, params: Any = None, allow_nonfinite: bool = False,

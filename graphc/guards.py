@@ -114,6 +114,13 @@ def user_location_in(traceback: types.TracebackType | None) -> str:
     return found or "<unknown>"
 
 
+def raised_in_a_library(traceback: types.TracebackType | None) -> bool:
+    """Whether an exception's innermost frame is NumPy's or the standard library's."""
+    while traceback is not None and traceback.tb_next is not None:
+        traceback = traceback.tb_next
+    return traceback is not None and _library(os.path.abspath(traceback.tb_frame.f_code.co_filename))
+
+
 def location(frame) -> str:
     """``file.py:line`` of a frame (``<unknown>`` for None)."""
     return "<unknown>" if frame is None else f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"

@@ -15,7 +15,7 @@ import numbers
 import sys
 from typing import Sequence, Union
 
-from .engine import Value, _coerce
+from .engine import Value, _coerce, apply
 
 Outputs = Union[Value, Sequence[Value]]
 _LARGEST = sys.float_info.max
@@ -82,15 +82,20 @@ def softmax_cross_entropy(logits: Outputs, target: Sequence) -> Value:
 
     ``target`` may be a class index, as PyTorch's: a number where there are several logits
     is the one-hot ``[target == k for k in range(n)]`` -- in a compiled function, a label
-    passed in is compared live, so one program serves every label (:mod:`graphc.traced`)."""
+    passed in is compared live, so one program serves every label (:mod:`graphc.traced`),
+    and a label out of range gives nan there (eager code raises ValueError)."""
     logits = _outputs(logits, "softmax_cross_entropy")
-    if len(logits) > 1 and isinstance(target, (Value, numbers.Real)):
+    labelled = len(logits) > 1 and isinstance(target, (Value, numbers.Real))
+    if labelled:
         target = _one_hot(target, len(logits))
     target = _values(target, "softmax_cross_entropy")
     _same_length(logits, target, "softmax_cross_entropy")
     _probabilities(target)
     shift = _shift(logits)
-    return sum(t * (shift - z) for t, z in zip(target, logits)) + _log_sum_shifted(logits, shift)
+    loss = sum(t * (shift - z) for t, z in zip(target, logits)) + _log_sum_shifted(logits, shift)
+    if labelled and not all(type(t) is bool for t in target):  # a label compared live, in a compiled function
+        loss = loss + apply("log", sum(target)) * 0.0  # +0.0; nan for a label out of range, as no guard can raise
+    return loss
 
 
 def _one_hot(label, n: int) -> list:

@@ -38,7 +38,8 @@ from .engine import Value
 from .errors import ArgumentError, FrozenDataWarning, TraceError, TracerWarning
 from .gcpause import gc_paused
 from .graph import Builder, Graph
-from .guards import A_NUMBER, A_VALUE, AN_INT, NN, Record, placeholder_kind, user_location, user_location_in
+from .guards import (A_NUMBER, A_VALUE, AN_INT, NN, Record, placeholder_kind, raised_in_a_library, user_location,
+                     user_location_in)
 from .names import sanitize
 from .nn import Module
 from .ops import Op
@@ -345,7 +346,8 @@ def trace_with_record(fn: Callable, *example_args: Any, params: Iterable[Value] 
             record.finish()
         except Exception as error:
             foreign = _foreign_value_in(error)
-            if isinstance(error, TypeError) and "TracedNumber" in str(error):
+            if isinstance(error, TypeError) and "TracedNumber" in str(error) and \
+                    raised_in_a_library(error.__traceback__):
                 raise TraceError(f"{user_location_in(error.__traceback__)}: a library took a traced number (a "
                                  f"Value's .data) by its type, as the statistics module's mean, variance and "
                                  f"stdev do ({error}): graphc cannot record that arithmetic.  Compute with "

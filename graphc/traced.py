@@ -128,7 +128,11 @@ class TracedNumber:
         # raises there, and a trace whose ZeroDivisionError was caught serves only zero divisors
         if op == "truediv" and not isinstance(other, np.generic):
             _raises_at(b[0], ZeroDivisionError("division by zero"), "a divisor")
-        return TracedNumber(apply(op, a[0], b[0]), kind_of(a[1], b[1]))
+        kind = kind_of(a[1], b[1])
+        node = apply(op, a[0], b[0])
+        if op == "mul" and kind is int:  # 0 * -1 is Python's int 0, unsigned: +0.0, not mul's -0.0
+            node = apply("add", node, 0.0)
+        return TracedNumber(node, kind)
 
     def __add__(self, other):
         return self._arith(other, "add", _sum_kind)
@@ -155,7 +159,9 @@ class TracedNumber:
         return self._arith(other, "truediv", lambda a, b: float, reflected=True)
 
     def __neg__(self):
-        return TracedNumber(apply("neg", self.node), _sum_kind(self.kind, int))
+        if self.kind is float:
+            return TracedNumber(apply("neg", self.node), float)
+        return TracedNumber(apply("sub", 0.0, self.node), int)  # -0 is Python's int 0: +0.0 (a review)
 
     def __invert__(self):  # ~True is -2, as in Python; a float has no ~
         if self.kind is float:

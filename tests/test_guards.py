@@ -172,6 +172,8 @@ def test_numbers_fixed_by_a_guard_keep_their_sign_of_zero_and_large_integers(fn,
 def test_guards_that_cannot_be_expressed_are_clear_errors_naming_the_line(fn, match):
     with pytest.raises(GraphcError, match=match):
         graphc.compile(fn)(1.0)
+    with pytest.raises(TypeError, match="unsupported operand"):  # the user's own TypeError stays one (a review)
+        graphc.compile(lambda x: x * len(x.data + "px"))(1.0)
 
 
 @pytest.mark.parametrize("refused", [

@@ -249,3 +249,7 @@ def test_softmax_cross_entropy_takes_a_class_index_as_pytorchs():
     by_data = graphc.compile(lambda x, t: softmax_cross_entropy(model(x), t), backend="c")
     got, want = by_label.mean_and_grad(X, labels), by_data.mean_and_grad(X, np.eye(3)[labels])
     assert got[0] == want[0] and got[1].tolist() == want[1].tolist() and by_label.trace_count == 1
+    # out of range where it is compared live: nan, not the loss of no class (a review: silently plausible)
+    rows = by_label.map(X, np.array([2, 7, -1]), allow_nonfinite=True)
+    assert rows[0] == by_data.map(X[:1], np.eye(3)[[2]])[0] and np.isnan(rows[1:]).all()
+    assert math.isnan(by_label(X[0], 1.5).data)

@@ -252,7 +252,9 @@ def test_a_comparison_as_a_values_operand_is_computed_live_with_eager_gradients(
     w = Value(1.5)
     forms = [lambda x: x * (x.data > 0), lambda x: (x.data > 0) * x * w, lambda x: x - (x.data > 0),
              lambda x: (x.data > 0) - x * w, lambda x: x + ((x.data > 0) + (x.data > 1)) * -1,
-             lambda x: x * w - ((x.data > 0) * -1), lambda x: x + sum(x.data > c for c in (-1.0, 0.0, 1.0)) / 3]
+             lambda x: x * w - ((x.data > 0) * -1), lambda x: x + sum(x.data > c for c in (-1.0, 0.0, 1.0)) / 3,
+             # an int's zero has no sign: -(False) and False * -1 are +0 (a review: -0.0, then float)
+             lambda x: x * (-(x.data > 0) * 1.0), lambda x: x * (((x.data > 0) * -1) * 1.0) + w]
     points = [2.0, -2.0, 0.0, -0.0, 0.5, math.inf, -math.inf]
     for form in forms:
         for backend in ("python", "c"):

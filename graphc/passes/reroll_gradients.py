@@ -45,12 +45,18 @@ def accumulate_vecmats(work: EditableGraph, shapes: list) -> None:
     if not vecmats:
         return
     users = users_of(graph)  # the users of vecmats and of their index nodes: rule 5 does not change them
+    forward: list[np.ndarray] = []  # the forward program's nodes, found once if asked
     for v in vecmats:
-        if not _gradient_of_the_input(graph, v, users):
+        into_sum = work.uses[v] == 1 and users[v] and work.ops[users[v][0]] in ops.SUMS
+        if not (into_sum or all(graph.ops[u] == "index" for u in users[v])):
             continue
-        if work.uses[v] == 1 and users[v] and work.ops[users[v][0]] in ops.SUMS:
+        if not forward:
+            forward.append(_ancestors(graph, graph.outputs[0]))
+        if not _gradient_of_the_input(graph, v, users, forward[0]):
+            continue
+        if into_sum:
             _accumulate_vector(work, shapes, v, users[v][0])
-        elif all(graph.ops[u] == "index" for u in users[v]):
+        else:
             _accumulate_lanes(work, v, users)
 
 
@@ -60,21 +66,57 @@ def _from_nothing(graph: Graph, v: int) -> bool:
     return graph.ops[acc] == "const" and graph.attrs[acc][0] == 0.0 and math.copysign(1.0, graph.attrs[acc][0]) < 0
 
 
-def _gradient_of_the_input(graph: Graph, v: int, users: Users) -> bool:
+def _gradient_of_the_input(graph: Graph, v: int, users: Users, forward: np.ndarray) -> bool:
     """Whether the sums vecmat ``v`` is added into are its layers' input's own gradient, which
     reverse mode adds the rows' parts to one by one after its other parts: the input is a
-    ``pack`` (its lanes are the scalars), or something else reads it (its gradient is a sum
-    of its own).  Else its op passes the rows' total on as one part (a layer over ``x + p``:
-    ``p``'s gradient is ``l2 + (r2 + r1)``, which an accumulator would make ``(l2 + r2) + r1``,
-    1 ulp off: an outside hunt)."""
-    W = graph.args[v][2]
-    for m in np.flatnonzero(graph.arrays.of(("matvec",))).tolist():
+    ``pack`` (its lanes are the scalars), or something else of the ``forward`` program reads
+    it (its gradient is a sum of its own).  Else its op passes the rows' total on as one part
+    (a layer over ``x + p``: ``p``'s gradient is ``l2 + (r2 + r1)``, which an accumulator
+    would make ``(l2 + r2) + r1``, 1 ulp off: an outside hunt)."""
+    layers = _layers_of(graph, graph.args[v][2])
+    for m in layers:
         x = graph.args[m][2]
-        if graph.args[m][1] != W or graph.ops[x] == "pack":
-            continue
-        if all((graph.ops[u] == "matvec" and graph.args[u][1] == W) or graph.ops[u] == "outer" for u in users[x]):
+        if graph.ops[x] != "pack" and not any(forward[u] and u not in layers for u in users[x]):
             return False
     return True
+
+
+def _ancestors(graph: Graph, root: int) -> np.ndarray:
+    """Which nodes ``root`` is computed from (and itself): a walk level by level over the
+    operand arrays."""
+    arrays = graph.arrays
+    marked = np.zeros(arrays.n, dtype=bool)
+    frontier = np.array([root], dtype=np.int64)
+    marked[frontier] = True
+    while frontier.size:
+        starts, counts = arrays.indptr[frontier], arrays.lengths[frontier]
+        offsets = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+        operands = arrays.indices[np.repeat(starts, counts) + offsets]
+        frontier = np.unique(operands[~marked[operands]])
+        marked[frontier] = True
+    return marked
+
+
+def _layers_of(graph: Graph, W: int) -> list[int]:
+    """The forward matvecs whose gradient for their input a vecmat over ``W`` is: those over
+    ``W`` itself, else over a pack of the same rows (reverse mode reaches the rows in its own
+    order, so its vecmat may read them permuted: a review)."""
+    matvecs = np.flatnonzero(graph.arrays.of(("matvec",))).tolist()
+    found = [m for m in matvecs if graph.args[m][1] == W]
+    if found or graph.ops[W] != "pack":
+        return found
+    rows = _rows(graph, W)
+    return [m for m in matvecs if graph.ops[graph.args[m][1]] == "pack" and _rows(graph, graph.args[m][1]) == rows]
+
+
+def _rows(graph: Graph, pack: int) -> list[tuple]:
+    """The rows of a matrix ``pack``, sorted, each lane read through ``index`` of a pack
+    resolved: the same for two packs of the same rows in any order."""
+    ops_, args, attrs = graph.ops, graph.args, graph.attrs
+    lanes = [args[args[a][0]][attrs[a][0]] if ops_[a] == "index" and ops_[args[a][0]] == "pack" else a
+             for a in args[pack]]
+    n = attrs[pack][0][1]
+    return sorted(tuple(lanes[k:k + n]) for k in range(0, len(lanes), n))
 
 
 def _before(work: EditableGraph, total: int, part: int, v: int) -> tuple[list[int], list[int]] | None:

@@ -248,8 +248,8 @@ def _one_side_each(work: EditableGraph, u: tuple, v: tuple) -> tuple[tuple, tupl
     in both packs would get its parts in the packs' order, not the products' (``w*x + x*v``
     with ``x`` on the left once).  A square ``x*x`` is no edge: its two parts are one number.
     A two-colouring of the products' operands, each product an edge; the first node of
-    each component keeps its side -- unless its weights (params, constants) times a tensor's
-    lanes would then be on the other side than the first such product's weight: the component
+    each component keeps its side -- unless its products are all weights (params, constants)
+    times a tensor's lanes, on the other side than the first such product's weight: the component
     turns over, so that the lanes of a layer are all in one pack, whose parts reverse mode
     reaches in the products' order (an outside hunt: ``p2*c + p3*a + b*p4``, and ``p2*a +
     p3*b + -0.81*c`` recorded as ``c * -0.81``, split a layer's lanes over both packs: 1 ulp
@@ -289,11 +289,11 @@ def _one_side_each(work: EditableGraph, u: tuple, v: tuple) -> tuple[tuple, tupl
     wanted = next((w for w in map(weight_side, u, v) if w is not None), None)
     flips: dict[int, set] = {}
     for a, b in zip(u, v):
-        w = weight_side(a, b)
-        if w is not None and (a in side or b in side):
-            flips.setdefault(component[a if a in side else b], set()).add(w != wanted)
+        if a in side or b in side:
+            w = weight_side(a, b)  # None: an edge of two lanes, say, whose sides the flip would swap
+            flips.setdefault(component[a if a in side else b], set()).add(None if w is None else w != wanted)
     for node in side:
-        if flips.get(component[node]) == {True}:  # every weight of its products on the other side
+        if flips.get(component[node]) == {True}:  # every product a weight times a lane, on the other side
             side[node] = 1 - side[node]
 
     def turned(a: int, b: int) -> bool:
