@@ -27,7 +27,7 @@ fuzz: $(STAMP)
 # --capture=sys leaves fd 2 alone, so the report (written by C, not Python) is seen.
 ASAN_CC ?= gcc
 ASAN_CFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
-ASAN_TESTS ?= tests/test_codegen_c.py tests/test_c_blocks.py tests/test_c_runtime.py tests/test_train_native.py tests/test_rows.py \
+ASAN_TESTS ?= tests/test_codegen_c.py tests/test_c_blocks.py tests/test_c_heap.py tests/test_c_runtime.py tests/test_train_native.py tests/test_rows.py \
 	'tests/fuzz/test_fuzz_layers.py::test_built_layer_programs_in_blocks_of_rows_like_the_c_row_loop' \
 	'tests/fuzz/test_fuzz_layers.py::test_built_layer_programs_map_like_the_python_backend[c]' \
 	'tests/fuzz/test_fuzz_layers.py::test_built_layer_programs_gradients_and_training_like_the_python_backend[c]' \
