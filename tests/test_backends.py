@@ -100,14 +100,19 @@ def test_auto_without_a_c_compiler_is_numpy_and_says_nothing(new_process, recwar
     assert compiled.backend == "auto" and backends.choose_auto() == "numpy" and not recwarn.list
 
 
+def use_a_broken_compiler(patch, tmp_path, says: str) -> None:
+    """$CC a compiler that answers --version but builds nothing, saying ``says``; a fresh cache."""
+    script = tmp_path / "cc"
+    script.write_text(f'#!/bin/sh\nif [ "$1" = --version ]; then echo "broken cc 1.0"; exit 0; fi\n'
+                      f'echo "{says}" >&2; exit 1\n')
+    script.chmod(0o755)
+    patch.setenv("CC", str(script))
+    patch.setenv("GRAPHC_CACHE_DIR", str(tmp_path / "cache"))
+
+
 def test_auto_with_a_compiler_that_cannot_build_warns_once_and_runs_numpy(new_process, tmp_path):
     """A C compiler that answers --version but builds nothing (say, one without C headers)."""
-    script = tmp_path / "cc"
-    script.write_text('#!/bin/sh\nif [ "$1" = --version ]; then echo "broken cc 1.0"; exit 0; fi\n'
-                      'echo "fatal error: math.h: No such file or directory" >&2; exit 1\n')
-    script.chmod(0o755)
-    new_process.setenv("CC", str(script))
-    new_process.setenv("GRAPHC_CACHE_DIR", str(tmp_path / "cache"))
+    use_a_broken_compiler(new_process, tmp_path, "fatal error: math.h: No such file or directory")
     compiled = graphc.compile(lambda x: x * 3.0)
     said = "cannot build graphc's code, so the default backend runs NumPy; it said: fatal error: math.h"
     with pytest.warns(graphc.CompilerWarning, match=said) as caught:
@@ -122,12 +127,7 @@ def test_auto_with_a_compiler_that_cannot_build_warns_once_and_runs_numpy(new_pr
 def test_c_with_a_compiler_that_cannot_build_says_it_is_the_compilers_failure(new_process, tmp_path):
     """An outside review: backend='c' with a broken $CC was 'the C compiler rejected graphc's
     generated code (a graphc bug)'."""
-    script = tmp_path / "cc"
-    script.write_text('#!/bin/sh\nif [ "$1" = --version ]; then echo "broken cc 1.0"; exit 0; fi\n'
-                      'echo "fatal error: cannot compile" >&2; exit 1\n')
-    script.chmod(0o755)
-    new_process.setenv("CC", str(script))
-    new_process.setenv("GRAPHC_CACHE_DIR", str(tmp_path / "cache"))
+    use_a_broken_compiler(new_process, tmp_path, "fatal error: cannot compile")
     with pytest.raises(graphc.GraphcError, match=r"the C compiler .*cc cannot build even an empty shared library, "
                                                  r"so it is no usable C compiler here .*\n.*fatal error: cannot"):
         graphc.compile(lambda x: x * 3.0, backend="c").map(np.arange(3.0))
