@@ -976,6 +976,14 @@ def _hand_written_layers():
                     for ws in ((-0.22, 0.99, -0.71, -1.03), (1.06, 0.08, 0.15, -0.79), (1.68, -1.07, 1.19, -1.79))]
             return sum((1 + -x[1] * o).relu() for o in outs)
         return f
+    def l2_between_data_terms():  # a second hunt: the L2 term read the weights between two rows
+        P = [Value(v) for v in [-0.613, 1.208, 0.444, -1.362]]
+
+        def f(x):
+            o1, o2 = P[0] * x[0] + P[1] * x[1], P[2] * x[0] + P[3] * x[1]
+            return (o1 - 1.0) ** 2 + 1e-3 * (P[0] * P[0] + P[1] * P[1] + P[2] * P[2] + P[3] * P[3]) + (o2 - 1.0) ** 2
+        return f
+
     def lanes_times_lanes():  # a review's variant: turning a lane * lane edge with its component split the lanes
         rng = random.Random(156)
         P = [Value(round(rng.uniform(-1.3, 1.3), 3)) for _ in range(60)]
@@ -992,7 +1000,8 @@ def _hand_written_layers():
             ("lanes times lanes among turned products", lanes_times_lanes, [0.37, 0.5], False),  # rows: see README
             ("a frozen weight written first, last", frozen_weight_last, [1.0, 0.5], True),
             ("a layer over x + p and an L2 term over p", bias_layer_and_l2, [0.2, 1.0], True),
-            ("neurons reading a hidden layer in permuted orders", permuted_reads, [1.0, 1.0], True)]
+            ("neurons reading a hidden layer in permuted orders", permuted_reads, [1.0, 1.0], True),
+            ("an L2 term between two data terms", l2_between_data_terms, [0.2, 0.86], True)]
 
 
 @pytest.mark.parametrize("backend", ["numpy", "c"])
@@ -1023,14 +1032,6 @@ def _known_orders():
             a, b = P[1] + P[0] * x[0], P[3] + P[2] * x[1]
             h0, h1, h2 = -1.17 * a + -0.83 * b, -0.21 * a + 0.35 * b, (1.47 * a + -1.74 * b).tanh()
             return (y - (P[4] * h0 + h1 * P[5] + h2 * P[6])) ** 2
-        return f
-
-    def l2_between_data_terms():
-        P = [Value(v) for v in [-0.613, 1.208, 0.444, -1.362]]
-
-        def f(x, y):
-            o1, o2 = P[0] * x[0] + P[1] * x[1], P[2] * x[0] + P[3] * x[1]
-            return (o1 - y) ** 2 + 1e-3 * (P[0] * P[0] + P[1] * P[1] + P[2] * P[2] + P[3] * P[3]) + (o2 - y) ** 2
         return f
 
     def inputs_mixing_sums_and_products():
@@ -1067,7 +1068,6 @@ def _known_orders():
             return loss
         return f
     return [("a turned product of an activation's lane", turned_activation_lane, [0.49, -0.46], 0.5),
-            ("an L2 term between two data terms", l2_between_data_terms, [0.2, 0.86], 1.0),
             ("inputs mixing x + p and x * p, and an L2 term", inputs_mixing_sums_and_products, [0.2, 0.86, 0.41], 1.0),
             ("negated weights over a hidden layer, a product turned", negated_weights_turned, [-1.77, -0.91], 1.0),
             ("inputs read in permuted orders, and an L2 term", inputs_read_in_permuted_orders, [0.2, 0.86], 1.0)]

@@ -83,13 +83,30 @@ def roll_sums(work: EditableGraph, shapes: list, to_differentiate: bool) -> None
         # neuron summed inside the loss's own sum) must not move to the end.
         rows.sort(key=lambda row: row[0][4][0])
         in_order = _in_reverse_mode_order(work, shared, rows, users, reached)
-        if len(rows) >= 2 and in_order and _independent(work, rows) and not _weighs_itself(shared, rows, reached):
+        if len(rows) >= 2 and in_order and _independent(work, rows) and not _weighs_itself(shared, rows, reached) \
+                and not _weights_read_between(work, rows, users, reached):
             _matvec(work, shared, rows)
         elif _lanes_of_one_vector(work, shared) or (in_order and (
                 len(rows) == 1 or reached is None or not _read_elsewhere(work, shared, rows, users))):
             for (i, prefix, _, suffix, products), other in rows:
                 _dot(work, i, prefix, other, shared, suffix, products, to_differentiate)
         # else left as they are: see _in_reverse_mode_order and _read_elsewhere
+
+
+def _weights_read_between(work: EditableGraph, rows: list, users: Users, reached: _ReverseModeOrder | None) -> bool:
+    """Whether a row's weight has another reader that reverse mode reaches between the rows'
+    products, in a graph differentiated later: a matvec's gradient gives every row's weight
+    part at once (``outer``), where reverse mode gives each its row's place (an outside hunt:
+    an L2 term written between two outputs' data terms, ``d1 + l2 + d2``, 1 ulp off)."""
+    if reached is None:
+        return False
+    readers = [(u, m) for cand, other in rows for w, m in zip(other, cand[4])
+               if work.ops[w] != "const" and len(users[w]) > 1 for u in users[w] if u != m]
+    if not readers:
+        return False
+    places = [reached[m] for cand, _ in rows for m in cand[4]]
+    first, last = min(places), max(places)
+    return any(first < reached[u] < last for u, _ in readers)
 
 
 def _weighs_itself(shared: tuple, rows: list, reached: _ReverseModeOrder | None) -> bool:
