@@ -390,10 +390,12 @@ def positional(fn: Callable, args: tuple, kwargs: dict[str, Any]) -> tuple:
                 pending = []
         elif parameter.kind in (parameter.KEYWORD_ONLY, parameter.VAR_KEYWORD):
             if given and not (parameter.kind is parameter.KEYWORD_ONLY and value is parameter.default):
-                what = f"keyword-only argument {parameter.name!r}" if parameter.kind is parameter.KEYWORD_ONLY \
-                    else f"keyword arguments **{parameter.name} ({', '.join(map(repr, value))})"
-                raise ArgumentError(f"{name}: {what}: graphc passes arguments by position; make "
-                                    f"{'it a positional parameter' if parameter.kind is parameter.KEYWORD_ONLY else 'them positional parameters'}")
+                if parameter.kind is parameter.KEYWORD_ONLY:
+                    what, fix = f"keyword-only argument {parameter.name!r}", "it a positional parameter"
+                else:
+                    what, fix = f"keyword arguments **{parameter.name} ({', '.join(map(repr, value))})", \
+                        "them positional parameters"
+                raise ArgumentError(f"{name}: {what}: graphc passes arguments by position; make {fix}")
         elif given and value is not parameter.default:
             out += _defaults(name, pending, parameter.name) + [value]
             pending = []

@@ -86,11 +86,17 @@ def user_frame(also: frozenset[str] = frozenset()):
     ``also`` names), or None."""
     frame = sys._getframe(1)
     while frame is not None:
-        path = os.path.abspath(frame.f_code.co_filename)
-        if path not in _MACHINERY and path not in also and not _library(path):
+        if _users(frame, also):
             return frame
         frame = frame.f_back
     return None
+
+
+def _users(frame, also: frozenset[str] = frozenset()) -> bool:
+    """Whether ``frame`` runs user code: not the tracing machinery's, NumPy's, the standard
+    library's or a file ``also`` names."""
+    path = os.path.abspath(frame.f_code.co_filename)
+    return path not in _MACHINERY and path not in also and not _library(path)
 
 
 #: graphc's nn: where its own methods (``zero_grad``) do what a message is about, the user's
@@ -107,9 +113,8 @@ def user_location_in(traceback: types.TracebackType | None) -> str:
     """``file.py:line`` of the innermost user code an exception's traceback passed through."""
     found = None
     while traceback is not None:
-        path = os.path.abspath(traceback.tb_frame.f_code.co_filename)
-        if path not in _MACHINERY and not _library(path):
-            found = f"{os.path.basename(path)}:{traceback.tb_lineno}"
+        if _users(traceback.tb_frame):
+            found = f"{os.path.basename(traceback.tb_frame.f_code.co_filename)}:{traceback.tb_lineno}"
         traceback = traceback.tb_next
     return found or "<unknown>"
 

@@ -38,8 +38,8 @@ HEAP_NAMES = frozenset({"gc_heap", "free"})
 def on_the_heap(body: list[str]) -> tuple[list[str], str]:
     """``body`` (one function, ``{`` to ``}``) with its largest arrays moved to the heap until
     the rest fit in :data:`STACK_BYTES`, and the helper that takes the heap block ("" if none)."""
-    found = [(k, m) for k, m in enumerate(map(_DECLARATION.match, body)) if m]
-    doubles = {k: int(m[3]) * (_MOST_ROWS if m[4] else 1) for k, m in found}
+    found = {k: m for k, m in enumerate(map(_DECLARATION.match, body)) if m}
+    doubles = {k: int(m[3]) * (_MOST_ROWS if m[4] else 1) for k, m in found.items()}
     total = sum(doubles.values())
     moved = []
     for k in sorted(doubles, key=lambda k: -doubles[k]):
@@ -52,7 +52,7 @@ def on_the_heap(body: list[str]) -> tuple[list[str], str]:
     plain = blocked = 0
     out = list(body)
     for k in sorted(moved):
-        indent, name, size, rows = _DECLARATION.match(body[k]).groups()
+        indent, name, size, rows = found[k].groups()
         at = f"{plain} + {blocked} * GC_B" if blocked else f"{plain}"
         out[k] = f"{indent}double *{name} = gc_heap + {at};  /* on the heap: too large for the stack */"
         plain, blocked = (plain, blocked + int(size)) if rows else (plain + int(size), blocked)

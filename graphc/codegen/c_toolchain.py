@@ -169,8 +169,9 @@ def build(source: str, fast: bool = False, outlined: bool = False) -> Path:
     compiler = find_compiler()
     if compiler is None:
         raise GraphcError("no C compiler found (set CC, or install gcc or clang)")
-    if statements(source) > MAX_STATEMENTS:
-        raise TooLarge(f"a C function of {statements(source):,} statements, more than the {MAX_STATEMENTS:,} graphc "
+    count = statements(source)
+    if count > MAX_STATEMENTS:
+        raise TooLarge(f"a C function of {count:,} statements, more than the {MAX_STATEMENTS:,} graphc "
                        f"builds (a C compiler takes minutes and gigabytes, or crashes): a graph this big does not "
                        f"re-roll into layers; run it with backend='python', in bounded memory")
     cc, version = compiler
@@ -267,9 +268,7 @@ def _builds_anything(cc: str, scratch: Path) -> bool:
     """Whether ``cc`` builds a shared library of an empty C file: else a failure is the
     compiler's, not graphc's code's (an outside review: a broken $CC was called a graphc bug)."""
     (scratch / "empty.c").write_text("int graphc_empty;\n")
-    result = subprocess.run([*shlex.split(cc), "-fPIC", "-shared", "-o", str(scratch / "empty.so"),
-                             str(scratch / "empty.c")], capture_output=True, text=True)
-    return result.returncode == 0 and (scratch / "empty.so").is_file()
+    return _compile(cc, ("-fPIC", "-shared"), scratch, "empty").returncode == 0 and (scratch / "empty.so").is_file()
 
 
 def fast_flags(version: str) -> tuple[str, ...]:
@@ -280,9 +279,10 @@ def fast_flags(version: str) -> tuple[str, ...]:
     return tuple(CLANG_FAST_CONTRACT if f == "-ffp-contract=fast" else f for f in FAST_FLAGS)
 
 
-def _compile(cc: str, flags: tuple[str, ...], scratch: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([*shlex.split(cc), *flags, "-o", str(scratch / "graph.so"), str(scratch / "graph.c"), "-lm"],
-                          capture_output=True, text=True)
+def _compile(cc: str, flags: tuple[str, ...], scratch: Path, stem: str = "graph") -> subprocess.CompletedProcess:
+    """``scratch/stem.c`` built into ``scratch/stem.so``."""
+    source, library = scratch / f"{stem}.c", scratch / f"{stem}.so"
+    return subprocess.run([*shlex.split(cc), *flags, "-o", str(library), str(source), "-lm"], capture_output=True, text=True)
 
 
 def load(source: str, entry: str, fast: bool = False, outlined: bool = False) -> Callable:

@@ -380,5 +380,3 @@ class _Writer:
         m, n = self.shapes[i]
         copy = self.derived(i, "t")
         return [f"double {copy}[{m * n}];", f"gc_transpose({copy}, {self.names[i]}, {m}, {n});"]
-
-

@@ -45,13 +45,13 @@ def accumulate_vecmats(work: EditableGraph, shapes: list) -> None:
     if not vecmats:
         return
     users = users_of(graph)  # the users of vecmats and of their index nodes: rule 5 does not change them
-    forward: list[np.ndarray] = []  # the forward program's nodes, found once if asked
+    forward: list[list[bool]] = []  # the forward program's nodes (the loss's ancestors), found once if asked
     for v in vecmats:
         into_sum = work.uses[v] == 1 and users[v] and work.ops[users[v][0]] in ops.SUMS
         if not (into_sum or all(graph.ops[u] == "index" for u in users[v])):
             continue
         if not forward:
-            forward.append(_ancestors(graph, graph.outputs[0]))
+            forward.append(graph.live([graph.outputs[0]]))
         if not _gradient_of_the_input(graph, v, users, forward[0]):
             continue
         if into_sum:
@@ -66,7 +66,7 @@ def _from_nothing(graph: Graph, v: int) -> bool:
     return graph.ops[acc] == "const" and graph.attrs[acc][0] == 0.0 and math.copysign(1.0, graph.attrs[acc][0]) < 0
 
 
-def _gradient_of_the_input(graph: Graph, v: int, users: Users, forward: np.ndarray) -> bool:
+def _gradient_of_the_input(graph: Graph, v: int, users: Users, forward: list[bool]) -> bool:
     """Whether the sums vecmat ``v`` is added into are its layers' input's own gradient, which
     reverse mode adds the rows' parts to one by one after its other parts: the input is a
     ``pack`` (its lanes are the scalars), or something else of the ``forward`` program reads
@@ -79,22 +79,6 @@ def _gradient_of_the_input(graph: Graph, v: int, users: Users, forward: np.ndarr
         if graph.ops[x] != "pack" and not any(forward[u] and u not in layers for u in users[x]):
             return False
     return True
-
-
-def _ancestors(graph: Graph, root: int) -> np.ndarray:
-    """Which nodes ``root`` is computed from (and itself): a walk level by level over the
-    operand arrays."""
-    arrays = graph.arrays
-    marked = np.zeros(arrays.n, dtype=bool)
-    frontier = np.array([root], dtype=np.int64)
-    marked[frontier] = True
-    while frontier.size:
-        starts, counts = arrays.indptr[frontier], arrays.lengths[frontier]
-        offsets = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
-        operands = arrays.indices[np.repeat(starts, counts) + offsets]
-        frontier = np.unique(operands[~marked[operands]])
-        marked[frontier] = True
-    return marked
 
 
 def _layers_of(graph: Graph, W: int) -> list[int]:

@@ -100,13 +100,13 @@ def _weights_read_between(work: EditableGraph, rows: list, users: Users, reached
     an L2 term written between two outputs' data terms, ``d1 + l2 + d2``, 1 ulp off)."""
     if reached is None:
         return False
-    readers = [(u, m) for cand, other in rows for w, m in zip(other, cand[4])
+    readers = [u for cand, other in rows for w, m in zip(other, cand[4])
                if work.ops[w] != "const" and len(users[w]) > 1 for u in users[w] if u != m]
     if not readers:
         return False
     places = [reached[m] for cand, _ in rows for m in cand[4]]
     first, last = min(places), max(places)
-    return any(first < reached[u] < last for u, _ in readers)
+    return any(first < reached[u] < last for u in readers)
 
 
 def _weighs_itself(shared: tuple, rows: list, reached: _ReverseModeOrder | None) -> bool:
