@@ -3,12 +3,14 @@ one ``pack``, and gradient parts added before a layer's the accumulator of its `
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import numpy as np
 
 from .. import ops
 from ..graph import Graph
 from ..graph_arrays import Users
+from ..ops import LEAVES
 from .reroll_work import EditableGraph, users_of
 
 
@@ -68,15 +70,21 @@ def _from_nothing(graph: Graph, v: int) -> bool:
 
 def _gradient_of_the_input(graph: Graph, v: int, users: Users, forward: list[bool]) -> bool:
     """Whether the sums vecmat ``v`` is added into are its layers' input's own gradient, which
-    reverse mode adds the rows' parts to one by one after its other parts: the input is a
-    ``pack`` (its lanes are the scalars), or something else of the ``forward`` program reads
-    it (its gradient is a sum of its own).  Else its op passes the rows' total on as one part
-    (a layer over ``x + p``: ``p``'s gradient is ``l2 + (r2 + r1)``, which an accumulator
-    would make ``(l2 + r2) + r1``, 1 ulp off: an outside hunt)."""
+    reverse mode adds the rows' parts to one by one after its other parts: something else of
+    the ``forward`` program reads it (its gradient is a sum of its own), or it is a ``pack``
+    whose every lane is a leaf or read elsewhere too (the lanes are the scalars).  Else an op
+    passes the rows' total on as one part (a layer over ``x + p``: ``p``'s gradient is ``l2 +
+    (r2 + r1)``, which an accumulator would make ``(l2 + r2) + r1``, 1 ulp off: an outside
+    hunt; and so for a pack of ``x + p`` lanes, read by the layer alone)."""
+    def read_elsewhere(node: int, by: Iterable[int]) -> bool:
+        return any(forward[u] and u not in by for u in users[node])
     layers = _layers_of(graph, graph.args[v][2])
     for m in layers:
         x = graph.args[m][2]
-        if graph.ops[x] != "pack" and not any(forward[u] and u not in layers for u in users[x]):
+        if read_elsewhere(x, layers):
+            continue
+        if graph.ops[x] != "pack" or not all(graph.ops[a] in LEAVES or read_elsewhere(a, (x,))
+                                             for a in graph.args[x]):
             return False
     return True
 

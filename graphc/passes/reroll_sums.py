@@ -265,12 +265,13 @@ def _one_side_each(work: EditableGraph, u: tuple, v: tuple) -> tuple[tuple, tupl
     in both packs would get its parts in the packs' order, not the products' (``w*x + x*v``
     with ``x`` on the left once).  A square ``x*x`` is no edge: its two parts are one number.
     A two-colouring of the products' operands, each product an edge; the first node of
-    each component keeps its side -- unless its products are all weights (params, constants)
-    times a tensor's lanes, on the other side than the first such product's weight: the component
-    turns over, so that the lanes of a layer are all in one pack, whose parts reverse mode
-    reaches in the products' order (an outside hunt: ``p2*c + p3*a + b*p4``, and ``p2*a +
-    p3*b + -0.81*c`` recorded as ``c * -0.81``, split a layer's lanes over both packs: 1 ulp
-    off eager).  Scalars of their own keep their sides (``make fuzz``: turned with the others,
+    each component keeps its side -- unless its products are all weights (params, constants,
+    or one op on one: ``-p``) times a tensor's lanes (or one op on one: ``tanh(h[k])``), on the
+    other side than the first such product's weight: the component turns over, so that the
+    lanes of a layer are all in one pack, whose parts reverse mode reaches in the products'
+    order (outside hunts: ``p2*c + p3*a + b*p4``, ``p2*a + p3*b + -0.81*c`` recorded as ``c *
+    -0.81``, ``p4*h0 + h1*p5 + tanh(h2)*p6`` and ``(-p10)*b + (-p11)*c + a*(-p12)`` split a
+    layer's lanes over both packs: 1 ulp off eager).  Scalars of their own keep their sides (``make fuzz``: turned with the others,
     they joined a layer's vector read between other rows)."""
     ops_ = work.ops
     side: dict[int, int] = {}
@@ -298,8 +299,8 @@ def _one_side_each(work: EditableGraph, u: tuple, v: tuple) -> tuple[tuple, tupl
     def weight_side(a: int, b: int) -> int | None:
         """The side the weight of product ``(a, b)`` is on now, None unless it is a weight
         times a tensor's lane."""
-        weight_a, weight_b = ops_[a] in _WEIGHTS, ops_[b] in _WEIGHTS
-        if weight_a == weight_b or ops_[b if weight_a else a] != "index":
+        weight_a, weight_b = _weight(work, a), _weight(work, b)
+        if weight_a == weight_b or not _lane(work, b if weight_a else a):
             return None
         at_a = side.get(a, 1 - side.get(b, 1))  # a's side: b's other, or 0 (as written) for a const's product
         return at_a if weight_a else 1 - at_a
@@ -324,6 +325,23 @@ def _one_side_each(work: EditableGraph, u: tuple, v: tuple) -> tuple[tuple, tupl
 
 #: The factors :func:`_one_side_each` keeps on one side of a layer's lanes where it can.
 _WEIGHTS = frozenset({"param", "const"})
+
+
+def _weight(work: EditableGraph, node: int) -> bool:
+    """Whether ``node`` is a weight (a param or a constant), or one unary op on one (``-w``)."""
+    return work.ops[node] in _WEIGHTS or _unary_on(work, node, _WEIGHTS)
+
+
+def _lane(work: EditableGraph, node: int) -> bool:
+    """Whether ``node`` is a tensor's lane, or one unary op on one (``tanh(h[k])``: an
+    activation's lane, which reverse mode reaches with the layer's other lanes)."""
+    return work.ops[node] == "index" or _unary_on(work, node, ("index",))
+
+
+def _unary_on(work: EditableGraph, node: int, kinds) -> bool:
+    """Whether ``node`` is an elementwise op of one operand, which is of one of ``kinds``."""
+    args = work.args[node]
+    return len(args) == 1 and ops.TABLE[work.ops[node]].elementwise and work.ops[args[0]] in kinds
 
 
 def _matvec(work: EditableGraph, shared: tuple, rows: list) -> None:
