@@ -12,7 +12,8 @@ with it under one of two rules:
   explains it: ``|a - b| <= tol * max(|a|, |b|, 1) + slack``, with ``slack`` the sum over
   the graph's nodes of ``|d out / d node| * |node| * ulps(op) * eps``, taken on the eager
   graph.  Where ``slack`` is infinite or nan (a singular point: ``log`` of a result that
-  is 0 only because of rounding), any result is accepted; where ``slack`` is 0 (no
+  is 0 only because of rounding; or an error that first order does not bound, ``cos`` of
+  4.4e38 a few ulps off), any result is accepted; where ``slack`` is 0 (no
   inexact op upstream) the bits must match.
 
 The batched programs' gradients are compared the same way with a *reassociation* budget:
@@ -231,23 +232,40 @@ def abs_gradient(root: Value) -> dict[int, float]:
 
 def forward_slack(root: Value, ulps: dict[str, float]) -> float:
     """First-order bound on how far ``root`` moves when every op node of its graph errs by
-    up to ``ulps[op]`` ulps (a sum by ``ulps["sum"]`` ulps of the sum of its operands' sizes)."""
+    up to ``ulps[op]`` ulps (a sum by ``ulps["sum"]`` ulps of the sum of its operands' sizes);
+    inf where the bound is no bound: some node's own error, carried forward to first order,
+    is not small against its size (above :data:`LINEAR`), so the terms the bound leaves out
+    may be larger than it (``cos`` of 4.4e38, a few ulps off: any number in [-1, 1], and a
+    ``log`` after it nan)."""
     if not ulps:
         return 0.0
     adjoint = abs_gradient(root)
     total = 0.0
+    error: dict[int, float] = {}  # each node's error carried forward, to first order
     for v in topological_order((root,)):
         kind = v._kind
-        if kind is None or kind.name not in ulps or id(v) not in adjoint:
+        if kind is None:
             continue
+        partials = kind.vjp(FLOATS, 1.0, v._data, *[p._data for p in v._prev], *v._attr)
+        carried = sum(abs(c) * error.get(id(p), 0.0) for p, c in zip(v._prev, partials) if c is not None)
         if kind.name in ("sum", "add", "sub"):
             size = sum(abs(p._data) for p in v._prev)
         else:
             size = abs(v._data)
-        if size == 0.0 or math.isinf(size) or math.isnan(size):
-            continue  # a relative error does not move 0 or inf (their classes are tested per op)
-        total += adjoint[id(v)] * size * ulps[kind.name] * EPS * max(1, len(v._prev) - 1)
+        own = 0.0
+        if kind.name in ulps and not (size == 0.0 or math.isinf(size) or math.isnan(size)):
+            own = size * ulps[kind.name] * EPS * max(1, len(v._prev) - 1)
+            if id(v) in adjoint:
+                total += adjoint[id(v)] * own
+        error[id(v)] = carried + own  # a relative error does not move 0 or inf (their classes are tested per op)
+        if error[id(v)] > LINEAR * max(abs(v._data), 1.0):
+            return math.inf
     return total
+
+
+#: The largest error against its node's size (or 1) at which :func:`forward_slack`'s first
+#: order still bounds what comes after.
+LINEAR = 1e-3
 
 
 def reassociation_slack(g: float, nodes: int) -> float:

@@ -44,6 +44,17 @@ def test_map_matches_eager_row_by_row(backend, spec, data):
                 (backend, r, k, mapped[k][r], out.data, slack)
 
 
+def test_the_budget_bounds_nothing_where_first_order_does_not_hold():
+    """``make fuzz`` drew ``log(cos((x**3)**(x**3)))`` at x = 3: NumPy's ``27.0**27.0`` is an
+    ulp below libm's, and ``cos`` of 4.4e38 then lands anywhere in [-1, 1] (eager: 0.95;
+    NumPy: negative, and its log nan).  The first-order slack, 7.4e24, is no bound there, so
+    it is inf; a well-conditioned program keeps a finite one."""
+    x = Value(3.0)
+    cube = x ** 3
+    assert forward_slack((cube ** cube).cos().log(), budget("numpy")) == float("inf")
+    assert 0 < forward_slack((x.tanh() * 3.0).exp().log(), budget("numpy")) < 1e-14
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @examples(200)
 @given(spec=programs(), data=st.data())
