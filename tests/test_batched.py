@@ -1068,7 +1068,15 @@ def _hunted_orders():
                 loss = loss + 0.5e-3 * (p * p)
             return loss
         return f
+    def a_neuron_reading_some_lanes():
+        P = [Value(v) for v in [0.329, -0.553, -1.102, -1.16, 0.752, 0.991, 0.256]]
+
+        def f(x, y):
+            a, b = P[0] * x[1], P[6] * x[0]
+            return P[1] * a + P[2] * b + (P[3] * a + P[4] * b) + P[5] * b
+        return f
     return [("a turned product of an activation's lane", turned_activation_lane, [0.49, -0.46], 0.5),
+            ("a neuron after a layer reading some of its lanes", a_neuron_reading_some_lanes, [-1.42, -1.13], 0.5),
             ("inputs mixing x + p and x * p, and an L2 term", inputs_mixing_sums_and_products, [0.2, 0.86, 0.41], 1.0),
             ("negated weights over a hidden layer, a product turned", negated_weights_turned, [-1.77, -0.91], 1.0),
             ("inputs read in permuted orders, and an L2 term", inputs_read_in_permuted_orders, [0.2, 0.86], 1.0)]

@@ -54,12 +54,14 @@ def accumulate_vecmats(work: EditableGraph, shapes: list) -> None:
             continue
         if not forward:
             forward.append(graph.live([graph.outputs[0]]))
-        if not _gradient_of_the_input(graph, v, users, forward[0]):
+        own = _own_gradients(graph, v, users, forward[0])
+        if own is None:
             continue
         if into_sum:
-            _accumulate_vector(work, shapes, v, users[v][0])
+            if all(own):
+                _accumulate_vector(work, shapes, v, users[v][0])
         else:
-            _accumulate_lanes(work, v, users)
+            _accumulate_lanes(work, v, users, own)
 
 
 def _from_nothing(graph: Graph, v: int) -> bool:
@@ -68,25 +70,27 @@ def _from_nothing(graph: Graph, v: int) -> bool:
     return graph.ops[acc] == "const" and graph.attrs[acc][0] == 0.0 and math.copysign(1.0, graph.attrs[acc][0]) < 0
 
 
-def _gradient_of_the_input(graph: Graph, v: int, users: Users, forward: list[bool]) -> bool:
-    """Whether the sums vecmat ``v`` is added into are its layers' input's own gradient, which
-    reverse mode adds the rows' parts to one by one after its other parts: something else of
-    the ``forward`` program reads it (its gradient is a sum of its own), or it is a ``pack``
-    whose every lane is a leaf or read elsewhere too (the lanes are the scalars).  Else an op
-    passes the rows' total on as one part (a layer over ``x + p``: ``p``'s gradient is ``l2 +
-    (r2 + r1)``, which an accumulator would make ``(l2 + r2) + r1``, 1 ulp off: an outside
-    hunt; and so for a pack of ``x + p`` lanes, read by the layer alone)."""
+def _own_gradients(graph: Graph, v: int, users: Users, forward: list[bool]) -> list[bool] | None:
+    """For each lane of vecmat ``v``: whether a sum it is added into is its layers' input's
+    own gradient, which reverse mode adds the rows' parts to one by one after its other
+    parts -- the input is read by something else of the ``forward`` program too (its gradient
+    is a sum of its own), or it is a ``pack`` whose lane is a leaf or read elsewhere too;
+    None where the input is neither.  Else an op passes the rows' total on as one part (a
+    layer over ``x + p``: ``p``'s gradient is ``l2 + (r2 + r1)``, which an accumulator
+    would make ``(l2 + r2) + r1``, 1 ulp off: outside hunts, a whole input and a pack's lane)."""
     def read_elsewhere(node: int, by: Iterable[int]) -> bool:
         return any(forward[u] and u not in by for u in users[node])
     layers = _layers_of(graph, graph.args[v][2])
+    own = [True] * graph.shapes[v][0]
     for m in layers:
         x = graph.args[m][2]
         if read_elsewhere(x, layers):
             continue
-        if graph.ops[x] != "pack" or not all(graph.ops[a] in LEAVES or read_elsewhere(a, (x,))
-                                             for a in graph.args[x]):
-            return False
-    return True
+        if graph.ops[x] != "pack":
+            return None
+        for lane, a in enumerate(graph.args[x]):
+            own[lane] = own[lane] and (graph.ops[a] in LEAVES or read_elsewhere(a, (x,)))
+    return own
 
 
 def _layers_of(graph: Graph, W: int) -> list[int]:
@@ -139,7 +143,7 @@ def _accumulate_vector(work: EditableGraph, shapes: list, v: int, total: int) ->
     work.hits["accumulated"] += 1
 
 
-def _accumulate_lanes(work: EditableGraph, v: int, users: Users) -> None:
+def _accumulate_lanes(work: EditableGraph, v: int, users: Users, own: list[bool]) -> None:
     graph = work.graph
     accs, rewrites = [], []
     by_lane = {graph.attrs[u][0]: u for u in users[v]}
@@ -147,7 +151,7 @@ def _accumulate_lanes(work: EditableGraph, v: int, users: Users) -> None:
         return
     for lane in range(graph.shapes[v][0]):
         u = by_lane.get(lane)
-        if u is None or work.uses[u] != 1 or len(users[u]) != 1 or work.ops[users[u][0]] not in ops.SUMS:
+        if u is None or not own[lane] or work.uses[u] != 1 or len(users[u]) != 1 or work.ops[users[u][0]] not in ops.SUMS:
             accs.append(None)
             continue
         split = _before(work, users[u][0], u, v)
