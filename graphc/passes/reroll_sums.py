@@ -94,19 +94,30 @@ def roll_sums(work: EditableGraph, shapes: list, to_differentiate: bool) -> None
 
 
 def _weights_read_between(work: EditableGraph, rows: list, users: Users, reached: _ReverseModeOrder | None) -> bool:
-    """Whether a row's weight has another reader that reverse mode reaches between the rows'
-    products, in a graph differentiated later: a matvec's gradient gives every row's weight
-    part at once (``outer``), where reverse mode gives each its row's place (an outside hunt:
-    an L2 term written between two outputs' data terms, ``d1 + l2 + d2``, 1 ulp off)."""
+    """Whether a row's weight or bias (or an operand of a computed one: ``0.5 * p``) has
+    another reader that reverse mode reaches between the rows, in a graph differentiated
+    later: a matvec's gradient gives every row's weight part at once (``outer``), and every
+    bias its part (the accumulator's), where reverse mode gives each its row's place (outside
+    hunts: an L2 term written between two outputs' data terms, ``d1 + l2 + d2``, 1 ulp off)."""
     if reached is None:
         return False
-    readers = [u for cand, other in rows for w, m in zip(other, cand[4])
-               if work.ops[w] != "const" and len(users[w]) > 1 for u in users[w] if u != m]
+    watched = [(node, own) for (i, prefix, _, _, products), other in rows
+               for node, own in [*zip(other, products), *((b, i) for b in prefix)]]
+    rows_own = {node for node, _ in watched}
+    readers = [u for node, own in watched
+               for read, by in [(node, own), *((a, node) for a in _operands_of_computed(work, node))]
+               if work.ops[read] != "const" and len(users[read]) > 1 for u in users[read]
+               if u != by and u not in rows_own]
     if not readers:
         return False
-    places = [reached[m] for cand, _ in rows for m in cand[4]]
+    places = [reached[m] for cand, _ in rows for m in (cand[0], *cand[4])]
     first, last = min(places), max(places)
     return any(first < reached[u] < last for u in readers)
+
+
+def _operands_of_computed(work: EditableGraph, node: int) -> tuple:
+    """The operands of a computed scalar weight or bias (none for a leaf or a lane)."""
+    return () if work.ops[node] in LEAVES or work.ops[node] in ("index", "pack") else work.args[node]
 
 
 def _weighs_itself(shared: tuple, rows: list, reached: _ReverseModeOrder | None) -> bool:
