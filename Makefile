@@ -33,6 +33,7 @@ ASAN_TESTS ?= tests/test_codegen_c.py tests/test_c_blocks.py tests/test_c_heap.p
 	'tests/fuzz/test_fuzz_layers.py::test_built_layer_programs_gradients_and_training_like_the_python_backend[c]' \
 	'tests/fuzz/test_fuzz_layers.py::test_built_mlps_like_the_python_backend[c]' \
 	'tests/fuzz/test_fuzz_layers.py::test_layers_over_scalars_with_products_turned_either_way_like_the_python_backend[c]' \
+	'tests/fuzz/test_fuzz_hand_written.py::test_hand_written_layers_on_c_are_eagers_bits' \
 	'tests/fuzz/test_fuzz_backends.py::test_map_matches_eager_row_by_row[c]' \
 	'tests/fuzz/test_fuzz_backends.py::test_mean_and_its_gradient_match_eager[c]' \
 	'tests/fuzz/test_fuzz_rows.py::test_full_batch_losses_on_the_rows_path_equal_the_scalar_program[c]' \

@@ -103,7 +103,7 @@ def _weights_read_between(work: EditableGraph, rows: list, users: Users, reached
         return False
     watched = [(node, own) for (i, prefix, _, _, products), other in rows
                for node, own in [*zip(other, products), *((b, i) for b in prefix)]]
-    rows_own = {node for node, _ in watched}
+    rows_own = {node for node, _ in watched} | {n for cand, _ in rows for n in (cand[0], *cand[4])}
     readers = [u for node, own in watched
                for read, by in [(node, own), *((a, node) for a in _operands_of_computed(work, node))]
                if work.ops[read] != "const" and len(users[read]) > 1 for u in users[read]

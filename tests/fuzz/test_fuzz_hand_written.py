@@ -1,0 +1,48 @@
+"""Layers written out by hand (hand_written.py) on C and NumPy against the Python backend, bit for bit.
+
+The Python backend runs the scalar program row by row, eager's bits.  C must give them for
+every program and batch: loss and every gradient.  NumPy must give them on one row of a
+program without ``tanh`` (its ``tanh`` is NumPy's own, and it sums the rows' gradients
+pairwise: README, "Exactness").  ``make asan`` runs the C test with AddressSanitizer.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+import graphc
+from graphc import Value
+from graphc.codegen.c import find_compiler
+from fuzzing import examples, same
+from hand_written import NUMBERS, hand_written_loss, hand_written_programs, n_params
+
+
+def _rows(data, n_inputs: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    X = [[data.draw(NUMBERS, label="x") for _ in range(n_inputs)] for _ in range(n)]
+    Y = [data.draw(st.sampled_from([1.0, -1.0, 0.5, -0.3]), label="y") for _ in range(n)]
+    return np.array(X), np.array(Y)
+
+
+def _assert_eagers_bits(spec: dict, data, backend: str, n_rows: int) -> None:
+    params = [Value(data.draw(NUMBERS, label="param")) for _ in range(n_params(spec))]
+    fn = hand_written_loss(spec, params)
+    X, Y = _rows(data, len(spec["inputs"]), n_rows)
+    want = graphc.compile(fn, backend="python").mean_and_grad(X, Y)
+    got = graphc.compile(fn, backend=backend).mean_and_grad(X, Y)
+    assert same(got[0], want[0]), (got[0], want[0])
+    off = [(k, g, w) for k, (g, w) in enumerate(zip(got[1].tolist(), want[1].tolist())) if not same(g, w)]
+    assert not off, off
+
+
+@pytest.mark.skipif(find_compiler() is None, reason="no C compiler")
+@examples(30)
+@given(spec=hand_written_programs(), data=st.data())
+def test_hand_written_layers_on_c_are_eagers_bits(spec, data):
+    _assert_eagers_bits(spec, data, "c", data.draw(st.integers(1, 4), label="rows"))
+
+
+@examples(60)
+@given(spec=hand_written_programs(smooth=True), data=st.data())
+def test_hand_written_layers_on_numpy_are_eagers_bits_on_a_row(spec, data):
+    _assert_eagers_bits(spec, data, "numpy", 1)
