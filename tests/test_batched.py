@@ -1026,7 +1026,8 @@ def _hunted_orders():
     with its numbers and failing rows: an activation's lane and a computed weight ``-p`` are
     turned to their layer's side as lanes and weights are; rule 5 accumulates no lane that
     passes the rows' total on as one part, and finds a lane's sum past dead readers; rows
-    whose bias, or a computed weight's operand, is read between them stay dots."""
+    whose bias, or a computed weight's operand, is read between them stay dots; ``p * 0.5``
+    is a weight."""
     def turned_activation_lane():
         P = [Value(v) for v in [-0.613, 0.444, 1.133, -0.618, -0.607, -0.615, -0.825]]
 
@@ -1113,7 +1114,28 @@ def _hunted_orders():
             o2 = h0 * (P[2] * 0.5) + (P[3] * 0.5) * h2 + h1 * (P[4] * 0.5)
             return (1 - y * (o0 + o1 + o2)).relu()
         return f
+    def hidden_sums_as_weights():  # a review: they were watched as computed weights, and crashed
+        P = [Value(v) for v in [0.3, -0.5, 1.1, 0.7]]
+
+        def f(x, y):
+            h0, h1 = P[0] * x[0] + P[1] * x[1], P[3] * x[1] + P[2] * x[0]
+            return (y - ((h0 * 0.5 + h1 * 0.25) + (h0 * 0.5 + h1 * 0.25 + 1.0))) ** 2
+        return f
+
+    def two_orders_of_one_layer_and_a_weight_times_a_constant():  # a review's fuzz
+        P = [Value(v) for v in [0.37, 0.454, -1.528, 0.37, 0.37, -1.214, 1.533, 0.182, 0.37, 0.9, 1.671, 1.818,
+                                0.37, 1.344, -0.73, 1.769, 0.37, 0.37]]
+
+        def f(x, y):
+            a, b, c = P[0] * x[0] + P[1], x[1] * P[2], P[3] + x[2]
+            h0, h1 = P[4] * c + P[5] * b + P[6] * a, P[7] * c + P[8] * a + P[9] * b
+            h2, h3 = P[10] * c + P[11] * a + P[12] * b, P[13] * c + P[14] * b + P[15] * a
+            return (1 + -y * (P[16] * h0 + 0.37 * h3 + h2 * (P[17] * 0.5) + 0.403 * h1)).relu()
+        return f
     return [("a turned product of an activation's lane", turned_activation_lane, [0.49, -0.46], 0.5),
+            ("hidden sums as the weights of constant rows", hidden_sums_as_weights, [0.4, -1.2], 1.0),
+            ("two orders of one layer, and a weight times a constant",
+             two_orders_of_one_layer_and_a_weight_times_a_constant, [-0.144, -1.076, -0.314], 0.5),
             ("an L2 term between two data terms, over a bias", an_l2_term_between_over_a_bias, [-0.7, 0.27], 1.0),
             ("an L2 term between two data terms, over a computed weight", an_l2_term_between_over_a_computed_weight,
              [0.52, -0.83], -1.0),
@@ -1135,8 +1157,8 @@ def test_hand_written_orders_an_outside_hunt_found_an_ulp_off_are_eagers(case, b
     _, fn_of, x, y = case
     fn = fn_of()
     X, Y = np.array(x, ndmin=2), np.array(y, ndmin=1)
-    if backend == "numpy":  # NumPy sums the rows' gradients pairwise (README, "Exactness"): one row
-        X, Y = X[:1], Y[:1]
+    if backend == "numpy" and len(X) > 1:
+        pytest.skip("NumPy sums the rows' gradients pairwise (README, \"Exactness\")")
     got = graphc.compile(fn, backend=backend).mean_and_grad(X, Y)
     want = graphc.compile(fn, backend="python").mean_and_grad(X, Y)
     assert got[0] == want[0] and got[1].tolist() == want[1].tolist()

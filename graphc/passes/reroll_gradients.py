@@ -58,10 +58,9 @@ def accumulate_vecmats(work: EditableGraph, shapes: list) -> None:
         own = _own_gradients(graph, v, users, forward[0])
         if own is None:
             continue
-        if into_sum:
-            if all(own):
-                _accumulate_vector(work, shapes, v, readers[0])
-        else:
+        if into_sum and all(own):
+            _accumulate_vector(work, shapes, v, readers[0])
+        elif not into_sum:
             _accumulate_lanes(work, v, users, own)
 
 
@@ -81,8 +80,8 @@ def _own_gradients(graph: Graph, v: int, users: Users, forward: list[bool]) -> l
     """For each lane of vecmat ``v``: whether a sum it is added into is its layers' input's
     own gradient, which reverse mode adds the rows' parts to one by one after its other
     parts -- the input is read by something else of the ``forward`` program too (its gradient
-    is a sum of its own), or it is a ``pack`` whose lane is a leaf or read elsewhere too;
-    None where the input is neither.  Else an op passes the rows' total on as one part (a
+    is a sum of its own), or it is a ``pack`` whose lane is a leaf or read elsewhere too (a
+    pack's lanes may all be False); None where the input is neither a pack nor read elsewhere.  Else an op passes the rows' total on as one part (a
     layer over ``x + p``: ``p``'s gradient is ``l2 + (r2 + r1)``, which an accumulator
     would make ``(l2 + r2) + r1``, 1 ulp off: outside hunts, a whole input and a pack's lane)."""
     def read_elsewhere(node: int, by: Iterable[int]) -> bool:

@@ -101,13 +101,9 @@ def _weights_read_between(work: EditableGraph, rows: list, users: Users, reached
     hunts: an L2 term written between two outputs' data terms, ``d1 + l2 + d2``, 1 ulp off)."""
     if reached is None:
         return False
-    watched = [(node, own) for (i, prefix, _, _, products), other in rows
-               for node, own in [*zip(other, products), *((b, i) for b in prefix)]]
-    rows_own = {node for node, _ in watched} | {n for cand, _ in rows for n in (cand[0], *cand[4])}
-    readers = [u for node, own in watched
-               for read, by in [(node, own), *((a, node) for a in _operands_of_computed(work, node))]
-               if work.ops[read] != "const" and len(users[read]) > 1 for u in users[read]
-               if u != by and u not in rows_own]
+    rows_own = {n for (i, prefix, _, _, products), other in rows for n in (i, *prefix, *products, *other)}
+    readers = [u for node, reader in _watched(work, rows, users) for u in users[node]
+               if u != reader and u not in rows_own]
     if not readers:
         return False
     places = [reached[m] for cand, _ in rows for m in (cand[0], *cand[4])]
@@ -115,9 +111,20 @@ def _weights_read_between(work: EditableGraph, rows: list, users: Users, reached
     return any(first < reached[u] < last for u in readers)
 
 
-def _operands_of_computed(work: EditableGraph, node: int) -> tuple:
-    """The operands of a computed scalar weight or bias (none for a leaf or a lane)."""
-    return () if work.ops[node] in LEAVES or work.ops[node] in ("index", "pack") else work.args[node]
+def _watched(work: EditableGraph, rows: list, users: Users) -> list[tuple[int, int]]:
+    """``(node, its reader in the rows)`` for each weight and bias of ``rows`` read elsewhere
+    too, and each operand of a computed one, as the graph was before this pass (the pass
+    may have made a hidden sum a dot already): constants apart."""
+    graph = work.graph
+    found = []
+    for (i, prefix, _, _, products), other in rows:
+        for node, reader in [*zip(other, products), *((b, i) for b in prefix)]:
+            if node >= work.n_original:
+                continue
+            found.append((node, reader))
+            if graph.ops[node] not in LEAVES and graph.ops[node] not in ("index", "pack"):
+                found.extend((a, node) for a in graph.args[node])
+    return [(node, reader) for node, reader in found if graph.ops[node] != "const" and len(users[node]) > 1]
 
 
 def _weighs_itself(shared: tuple, rows: list, reached: _ReverseModeOrder | None) -> bool:
@@ -339,20 +346,21 @@ _WEIGHTS = frozenset({"param", "const"})
 
 
 def _weight(work: EditableGraph, node: int) -> bool:
-    """Whether ``node`` is a weight (a param or a constant), or one unary op on one (``-w``)."""
-    return work.ops[node] in _WEIGHTS or _unary_on(work, node, _WEIGHTS)
+    """Whether ``node`` is a weight: a param or a constant, or one op on those alone (``-w``,
+    ``w * 0.5``)."""
+    return work.ops[node] in _WEIGHTS or _one_op_on(work, node, _WEIGHTS)
 
 
 def _lane(work: EditableGraph, node: int) -> bool:
     """Whether ``node`` is a tensor's lane, or one unary op on one (``tanh(h[k])``: an
     activation's lane, which reverse mode reaches with the layer's other lanes)."""
-    return work.ops[node] == "index" or _unary_on(work, node, ("index",))
+    return work.ops[node] == "index" or (len(work.args[node]) == 1 and _one_op_on(work, node, ("index",)))
 
 
-def _unary_on(work: EditableGraph, node: int, kinds) -> bool:
-    """Whether ``node`` is an elementwise op of one operand, which is of one of ``kinds``."""
+def _one_op_on(work: EditableGraph, node: int, kinds) -> bool:
+    """Whether ``node`` is an elementwise op whose operands are all of ``kinds``."""
     args = work.args[node]
-    return len(args) == 1 and ops.TABLE[work.ops[node]].elementwise and work.ops[args[0]] in kinds
+    return bool(args) and ops.TABLE[work.ops[node]].elementwise and all(work.ops[a] in kinds for a in args)
 
 
 def _matvec(work: EditableGraph, shared: tuple, rows: list) -> None:

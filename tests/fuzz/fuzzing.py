@@ -233,9 +233,10 @@ def abs_gradient(root: Value) -> dict[int, float]:
 def forward_slack(root: Value, ulps: dict[str, float]) -> float:
     """First-order bound on how far ``root`` moves when every op node of its graph errs by
     up to ``ulps[op]`` ulps (a sum by ``ulps["sum"]`` ulps of the sum of its operands' sizes);
-    inf where the bound is no bound: some node's own error, carried forward to first order,
-    is not small against its size (above :data:`LINEAR`), so the terms the bound leaves out
-    may be larger than it (``cos`` of 4.4e38, a few ulps off: any number in [-1, 1], and a
+    inf where the bound is no bound: an op that is not linear in its operands, and that
+    the output depends on, gets an operand whose error, carried forward to first order, is
+    not small against its size (above :data:`LINEAR`), so the terms the bound leaves out may
+    be larger than it (``cos`` of 4.4e38, a few ulps off: any number in [-1, 1], and a
     ``log`` after it nan)."""
     if not ulps:
         return 0.0
@@ -258,14 +259,17 @@ def forward_slack(root: Value, ulps: dict[str, float]) -> float:
             if id(v) in adjoint:
                 total += adjoint[id(v)] * own
         error[id(v)] = carried + own  # a relative error does not move 0 or inf (their classes are tested per op)
-        if error[id(v)] > LINEAR * max(abs(v._data), 1.0):
+        if kind.name not in LINEAR_OPS and adjoint.get(id(v)) and any(
+                error.get(id(p), 0.0) > LINEAR * max(abs(p._data), 1.0) for p in v._prev):
             return math.inf
     return total
 
 
 #: The largest error against its node's size (or 1) at which :func:`forward_slack`'s first
-#: order still bounds what comes after.
+#: order still bounds what a nonlinear op makes of it.
 LINEAR = 1e-3
+#: Ops whose first order is exact in each operand: their result's error is what is carried.
+LINEAR_OPS = frozenset({"add", "sub", "sum", "neg", "mul"})
 
 
 def reassociation_slack(g: float, nodes: int) -> float:
