@@ -65,6 +65,7 @@ def roll_sums(work: EditableGraph, shapes: list, to_differentiate: bool) -> None
     if not candidates:
         return
     users = users_of(work.graph)
+    rolled: dict[int, tuple] = {}  # each row rolled into a matvec -> all rows of that matvec
     reached = _ReverseModeOrder(work.graph) if to_differentiate else None
     count: dict[tuple, int] = {}
     for _, _, sides, _, _ in candidates:
@@ -83,9 +84,11 @@ def roll_sums(work: EditableGraph, shapes: list, to_differentiate: bool) -> None
         # neuron summed inside the loss's own sum) must not move to the end.
         rows.sort(key=lambda row: row[0][4][0])
         in_order = _in_reverse_mode_order(work, shared, rows, users, reached)
-        if len(rows) >= 2 and in_order and _independent(work, rows) and not _weighs_itself(shared, rows, reached) \
+        if len(rows) >= 2 and in_order and _independent(work, rows, shared, rolled) and not _weighs_itself(shared, rows, reached) \
                 and not _weights_read_between(work, rows, users, reached):
             _matvec(work, shared, rows)
+            together = tuple(cand[0] for cand, _ in rows)
+            rolled.update(dict.fromkeys(together, together))
         elif _lanes_of_one_vector(work, shared) or (in_order and (
                 len(rows) == 1 or reached is None or not _read_elsewhere(work, shared, rows, users))):
             for (i, prefix, _, suffix, products), other in rows:
@@ -139,19 +142,43 @@ def _weighs_itself(shared: tuple, rows: list, reached: _ReverseModeOrder | None)
     return any(w in lanes for _, other in rows for w in other)
 
 
-def _independent(work: EditableGraph, rows: list) -> bool:
-    """No row's weights or accumulator may depend on a row's sum: one forward sweep from
-    the rows' sums over the ids in between (ids are topological in the original graph)."""
+def _independent(work: EditableGraph, rows: list, shared: tuple, rolled: dict[int, tuple]) -> bool:
+    """No row's weights or accumulator, nor a lane of the vector they share, may depend on a
+    row's sum: one forward sweep from the rows' sums over the ids in between (ids are
+    topological in the original graph).  The rows of a matvec made before (``rolled``) now
+    each depend on all its rows' operands, so reaching one reaches all (``make fuzz`` drew
+    a gradient graph where two groups each read a row of the other as a weight: a cycle)."""
     sums = {cand[0] for cand, _ in rows}
-    operands = [a for cand, other in rows for a in list(other) + cand[1]]
-    last = max(operands)
+    operands = [a for cand, other in rows for a in list(other) + cand[1]] + list(shared)
+    last = _sweep_end(max(operands), min(sums), rolled)
     if last < min(sums):
         return True
     reached = set(sums)
-    for i in range(min(sums), last + 1):
-        if i not in reached and any(a in reached for a in work.graph.args[i]):
+    args = work.graph.args
+    i = min(sums)
+    while i <= last:
+        if i not in reached and any(a in reached for a in args[i]):
             reached.add(i)
+            others = [r for r in rolled.get(i, ()) if r not in reached]
+            reached.update(others)
+            if others and min(others) < i:
+                i = min(others)  # go on from there: what reads them comes after them
+                continue
+        i += 1
     return not any(a in reached for a in operands)
+
+
+def _sweep_end(last: int, first: int, rolled: dict[int, tuple]) -> int:
+    """Where :func:`_independent`'s sweep may stop: past the operands, and past every row of
+    a matvec with a row in the sweep (a later row may be reached, and with it the rest)."""
+    groups = {rows for rows in rolled.values() if max(rows) > first}
+    grown = True
+    while grown:
+        grown = False
+        for rows in groups:
+            if min(rows) <= last < max(rows):
+                last, grown = max(rows), True
+    return last
 
 
 class _ReverseModeOrder:
