@@ -79,7 +79,7 @@ def hand_written_loss(spec: dict, params: list[Value]):
         outputs = [sum(lanes[1:], lanes[0])] if spec["summed"] else lanes
         data = [_loss(spec["loss"], o, y) for o in outputs]
         l2 = spec["l2"]
-        if l2 is None:
+        if l2 is None or not read:  # no param read: no L2 term
             return sum(data[1:], data[0])
         reg = [_square(l2["form"], l2["c"], p) for p in read[::l2["every"]]]
         reg_total = sum(reg[1:], reg[0])
