@@ -15,7 +15,7 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 # The differential fuzz (tests/fuzz) with GRAPHC_FUZZ times the examples `make test` runs
-# (40: about 38 minutes on one core here), new random examples each run.
+# (20: 43 minutes on one core here, so 40 about 85), new random examples each run.
 GRAPHC_FUZZ ?= 40
 fuzz: $(STAMP)
 	GRAPHC_FUZZ=$(GRAPHC_FUZZ) $(PY) -m pytest tests/fuzz
