@@ -81,9 +81,10 @@ def _own_gradients(graph: Graph, v: int, users: Users, forward: list[bool]) -> l
     own gradient, which reverse mode adds the rows' parts to one by one after its other
     parts -- the input is read by something else of the ``forward`` program too (its gradient
     is a sum of its own), or it is a ``pack`` whose lane is a leaf or read elsewhere too (a
-    pack's lanes may all be False); None where the input is neither a pack nor read elsewhere.  Else an op passes the rows' total on as one part (a
-    layer over ``x + p``: ``p``'s gradient is ``l2 + (r2 + r1)``, which an accumulator
-    would make ``(l2 + r2) + r1``, 1 ulp off: outside hunts, a whole input and a pack's lane)."""
+    pack's lanes may all be False); None where the input is neither a pack nor read
+    elsewhere.  Else an op passes the rows' total on as one part (a layer over ``x + p``:
+    ``p``'s gradient is ``l2 + (r2 + r1)``, which an accumulator would make ``(l2 + r2) +
+    r1``, 1 ulp off: outside hunts, a whole input and a pack's lane)."""
     def read_elsewhere(node: int, by: Iterable[int]) -> bool:
         return any(forward[u] and u not in by for u in users[node])
     layers = _layers_of(graph, graph.args[v][2])

@@ -84,8 +84,8 @@ def roll_sums(work: EditableGraph, shapes: list, to_differentiate: bool) -> None
         # neuron summed inside the loss's own sum) must not move to the end.
         rows.sort(key=lambda row: row[0][4][0])
         in_order = _in_reverse_mode_order(work, shared, rows, users, reached)
-        if len(rows) >= 2 and in_order and _independent(work, rows, shared, rolled) and not _weighs_itself(shared, rows, reached) \
-                and not _weights_read_between(work, rows, users, reached):
+        if len(rows) >= 2 and in_order and _independent(work, rows, shared, rolled) \
+                and not _weighs_itself(shared, rows, reached) and not _weights_read_between(work, rows, users, reached):
             _matvec(work, shared, rows)
             together = tuple(cand[0] for cand, _ in rows)
             rolled.update(dict.fromkeys(together, together))
@@ -316,8 +316,9 @@ def _one_side_each(work: EditableGraph, u: tuple, v: tuple) -> tuple[tuple, tupl
     lanes of a layer are all in one pack, whose parts reverse mode reaches in the products'
     order (outside hunts: ``p2*c + p3*a + b*p4``, ``p2*a + p3*b + -0.81*c`` recorded as ``c *
     -0.81``, ``p4*h0 + h1*p5 + tanh(h2)*p6`` and ``(-p10)*b + (-p11)*c + a*(-p12)`` split a
-    layer's lanes over both packs: 1 ulp off eager).  Scalars of their own keep their sides (``make fuzz``: turned with the others,
-    they joined a layer's vector read between other rows)."""
+    layer's lanes over both packs: 1 ulp off eager).  Scalars of their own keep their sides
+    (``make fuzz``: turned with the others, they joined a layer's vector read between other
+    rows)."""
     ops_ = work.ops
     side: dict[int, int] = {}
     component: dict[int, int] = {}
