@@ -1132,6 +1132,16 @@ def _hunted_orders():
             h2, h3 = P[10] * c + P[11] * a + P[12] * b, P[13] * c + P[14] * b + P[15] * a
             return (1 + -y * (P[16] * h0 + 0.37 * h3 + h2 * (P[17] * 0.5) + 0.403 * h1)).relu()
         return f
+    def rows_reading_a_layer_partly_biases_first():  # make fuzz: a second row's computed bias walked first
+        P = [Value(0.37) for _ in range(16)] + [Value(1.625)]
+
+        def f(x, y):
+            a, b, c = 0.37 + P[0] * x[0], 0.37 + P[1] * x[0], 0.37 + P[2] * x[0] + P[3] * x[1]
+            d = 0.37 + P[4] * a + P[5] * b
+            e = 0.37 + P[6] * a + P[7] * b + P[8] * c
+            g = 0.37 + P[9] * a + P[10] * b + P[11] * c
+            return (y - (P[12] * d + P[13] * g)) ** 2 + (y - (0.37 + P[14] * e + P[15] * d + P[16] * g)) ** 2
+        return f
     return [("a turned product of an activation's lane", turned_activation_lane, [0.49, -0.46], 0.5),
             ("hidden sums as the weights of constant rows", hidden_sums_as_weights, [0.4, -1.2], 1.0),
             ("two orders of one layer, and a weight times a constant",
@@ -1147,30 +1157,9 @@ def _hunted_orders():
             ("a neuron after a layer reading some of its lanes", a_neuron_reading_some_lanes, [-1.42, -1.13], 0.5),
             ("inputs mixing x + p and x * p, and an L2 term", inputs_mixing_sums_and_products, [0.2, 0.86, 0.41], 1.0),
             ("negated weights over a hidden layer, a product turned", negated_weights_turned, [-1.77, -0.91], 1.0),
-            ("inputs read in permuted orders, and an L2 term", inputs_read_in_permuted_orders, [0.2, 0.86], 1.0)]
-
-
-@pytest.mark.xfail(strict=True, reason="known: README, Exactness (make fuzz's hand-written layers, 1 ulp)")
-@pytest.mark.parametrize("backend", ["c", "numpy"])
-def test_known_rows_reading_a_layer_partly_with_biases_first_off_by_an_ulp(backend):
-    """``make fuzz`` (tests/fuzz/test_fuzz_hand_written.py) drew it at the end of this stop,
-    at 6fab8b6 too: the two rows reading ``[a, b, c]`` keep their ``a`` products in their
-    accumulator (the row reading ``[a, b]`` alone rolls apart), whose pack hands ``a`` its
-    parts last row first, where reverse mode reaches the rows first first.  A strict
-    expected failure, so that a fix shows."""
-    skip_without_a_compiler(backend)
-    P = [Value(0.37) for _ in range(16)] + [Value(1.625)]
-
-    def f(x, y):
-        a, b, c = 0.37 + P[0] * x[0], 0.37 + P[1] * x[0], 0.37 + P[2] * x[0] + P[3] * x[1]
-        d = 0.37 + P[4] * a + P[5] * b
-        e = 0.37 + P[6] * a + P[7] * b + P[8] * c
-        g = 0.37 + P[9] * a + P[10] * b + P[11] * c
-        return (y - (P[12] * d + P[13] * g)) ** 2 + (y - (0.37 + P[14] * e + P[15] * d + P[16] * g)) ** 2
-    X, Y = np.array([[0.37, 0.37]]), np.array([1.0])
-    got = graphc.compile(f, backend=backend).mean_and_grad(X, Y)
-    want = graphc.compile(f, backend="python").mean_and_grad(X, Y)
-    assert got[1].tolist() == want[1].tolist()
+            ("inputs read in permuted orders, and an L2 term", inputs_read_in_permuted_orders, [0.2, 0.86], 1.0),
+            ("rows reading a layer partly, a computed bias of a second row", rows_reading_a_layer_partly_biases_first,
+             [0.37, 0.37], 1.0)]
 
 
 @pytest.mark.parametrize("backend", ["c", "numpy"])

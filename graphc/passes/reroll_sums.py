@@ -85,7 +85,8 @@ def roll_sums(work: EditableGraph, shapes: list, to_differentiate: bool) -> None
         rows.sort(key=lambda row: row[0][4][0])
         in_order = _in_reverse_mode_order(work, shared, rows, users, reached)
         if len(rows) >= 2 and in_order and _independent(work, rows, shared, rolled) \
-                and not _weighs_itself(shared, rows, reached) and not _weights_read_between(work, rows, users, reached):
+                and not _weighs_itself(shared, rows, reached) and not _weights_read_between(work, rows, users, reached) \
+                and _biases_reached_first(work, rows, reached):
             _matvec(work, shared, rows)
             together = tuple(cand[0] for cand, _ in rows)
             rolled.update(dict.fromkeys(together, together))
@@ -112,6 +113,23 @@ def _weights_read_between(work: EditableGraph, rows: list, users: Users, reached
     places = [reached[m] for cand, _ in rows for m in (cand[0], *cand[4])]
     first, last = min(places), max(places)
     return any(first < reached[u] < last for u in readers)
+
+
+def _biases_reached_first(work: EditableGraph, rows: list, reached: _ReverseModeOrder | None) -> bool:
+    """Whether a matvec would reach its rows' computed biases in reverse mode's order, in a
+    graph differentiated later.  It walks every row's bias before the vector the rows share,
+    where the scalar rows walk one row's bias and products, then the next row's bias: a
+    second row's computed bias (``0.37 + p * e``, ``e`` reading a lane's inputs) would be
+    walked before the lanes, and what both read get its parts in another order (``make
+    fuzz``, 1 ulp).  So only the row reverse mode reaches first may have a computed bias,
+    and then the others only leaves (a residual's lanes too would be walked before it)."""
+    if reached is None:
+        return True
+    computed = [cand for cand, _ in rows if any(work.ops[b] not in LEAVES for b in cand[1])]
+    if not computed:
+        return True
+    first = min((cand for cand, _ in rows), key=lambda cand: reached[cand[0]])
+    return computed == [first] and all(work.ops[b] in LEAVES for cand, _ in rows if cand is not first for b in cand[1])
 
 
 def _watched(work: EditableGraph, rows: list, users: Users) -> list[tuple[int, int]]:
