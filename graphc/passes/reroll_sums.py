@@ -86,7 +86,7 @@ def roll_sums(work: EditableGraph, shapes: list, to_differentiate: bool) -> None
         in_order = _in_reverse_mode_order(work, shared, rows, users, reached)
         if len(rows) >= 2 and in_order and _independent(work, rows, shared, rolled) \
                 and not _weighs_itself(shared, rows, reached) and not _weights_read_between(work, rows, users, reached) \
-                and _biases_reached_first(work, rows, reached):
+                and _biases_apart(work, rows, shared, reached):
             _matvec(work, shared, rows)
             together = tuple(cand[0] for cand, _ in rows)
             rolled.update(dict.fromkeys(together, together))
@@ -115,21 +115,37 @@ def _weights_read_between(work: EditableGraph, rows: list, users: Users, reached
     return any(first < reached[u] < last for u in readers)
 
 
-def _biases_reached_first(work: EditableGraph, rows: list, reached: _ReverseModeOrder | None) -> bool:
+def _biases_apart(work: EditableGraph, rows: list, shared: tuple, reached: _ReverseModeOrder | None) -> bool:
     """Whether a matvec would reach its rows' computed biases in reverse mode's order, in a
-    graph differentiated later.  It walks every row's bias before the vector the rows share,
-    where the scalar rows walk one row's bias and products, then the next row's bias: a
-    second row's computed bias (``0.37 + p * e``, ``e`` reading a lane's inputs) would be
-    walked before the lanes, and what both read get its parts in another order (``make
-    fuzz``, 1 ulp).  So only the row reverse mode reaches first may have a computed bias,
-    and then the others only leaves (a residual's lanes too would be walked before it)."""
+    graph differentiated later.  It walks every row's bias before the vector the rows share;
+    the scalar rows walk the first row's bias and products, then the next row's bias.  So a
+    later row's computed bias must be computed from nothing the lanes or weights are
+    computed from: ``0.37 + p * e`` next to ``p * d + p * g``, ``e`` reading ``d`` and
+    ``g``'s inputs, gave those inputs their parts in another order (``make fuzz``, 1 ulp)."""
     if reached is None:
         return True
-    computed = [cand for cand, _ in rows if any(work.ops[b] not in LEAVES for b in cand[1])]
-    if not computed:
-        return True
     first = min((cand for cand, _ in rows), key=lambda cand: reached[cand[0]])
-    return computed == [first] and all(work.ops[b] in LEAVES for cand, _ in rows if cand is not first for b in cand[1])
+    biases = [b for cand, _ in rows if cand is not first for b in cand[1] if work.ops[b] not in LEAVES]
+    if not biases:
+        return True
+    behind = _ancestors(work.graph, biases, 0)
+    return not behind or behind.isdisjoint(
+        _ancestors(work.graph, [*shared, *(w for _, other in rows for w in other)], min(behind)))
+
+
+def _ancestors(graph: Graph, nodes: list[int], lowest: int) -> set[int]:
+    """``nodes`` and every node they are computed from, constants apart, down to id
+    ``lowest`` (ids are topological: nothing below it is computed from a node above it)."""
+    node_ops, args = graph.ops, graph.args
+    found: set[int] = set()
+    stack = [n for n in nodes if n >= lowest]
+    while stack:
+        n = stack.pop()
+        if n in found or node_ops[n] == "const":
+            continue
+        found.add(n)
+        stack.extend(a for a in args[n] if a >= lowest)
+    return found
 
 
 def _watched(work: EditableGraph, rows: list, users: Users) -> list[tuple[int, int]]:
