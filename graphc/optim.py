@@ -15,7 +15,7 @@ from typing import Iterable
 import numpy as np
 
 from .engine import Value
-from .errors import DataError
+from .errors import ArgumentError, DataError
 
 
 class Optimizer:
@@ -54,7 +54,8 @@ class Optimizer:
         for key, value in state.items():
             if isinstance(mine[key], np.ndarray) and np.shape(value) != mine[key].shape:
                 raise ValueError(f"restore: {key} holds {np.shape(value)} numbers, for {len(self.params)} params")
-        vars(self).update({k: v.copy() if isinstance(v, np.ndarray) else v for k, v in state.items()})
+        vars(self).update({k: np.array(v, dtype=np.float64) if isinstance(mine[k], np.ndarray) else v
+                           for k, v in state.items()})  # float64, as the C driver reads them (a float32 one split them)
 
     state_dict = snapshot
     load_state_dict = restore
@@ -203,9 +204,15 @@ def _as_vector(x, name: str) -> np.ndarray:
 
 
 def check_range(name: str, value: float, low: float, high: float | None) -> None:
-    """``low <= value`` (and ``value < high``), for a real number ``value``; else a clear error."""
+    """``low <= value`` (and ``value < high``), for a real number ``value``; else a clear error.
+    No NumPy float wider than float64 (``np.longdouble``): the Python update would compute in
+    its extended precision and the C driver in float64, so they would not be the same steps
+    (an outside hunt)."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name} must be a real number; got {type(value).__name__} {value!r}")
+    if isinstance(value, np.floating) and np.finfo(value).bits > 64:
+        raise ArgumentError(f"{name} is a numpy.{type(value).__name__}: steps would compute in its extended "
+                            f"precision in Python and in float64 in C; pass float({name})")
     if isinstance(value, int):
         try:
             float(value)

@@ -350,6 +350,10 @@ def test_train_checks_its_arguments():
         compiled.train(X, lr=np.float32(0.1))
     with pytest.raises(ArgumentError, match=r"lr is a numpy.float16"):
         compiled.train(X, lr=0.1, schedule=lambda k: np.float16(0.1))
+    if np.finfo(np.longdouble).bits > 64:  # an outside hunt: rounded to float64, where the loop steps wider
+        for wide in ({"lr": np.longdouble(1) / 3}, {"lr": 0.1, "schedule": lambda k: np.longdouble(0.1)}):
+            with pytest.raises(ArgumentError, match=r"lr is a numpy.longdouble: .* pass float\(lr\)"):
+                compiled.train(X, **wide)
     for big in ({"lr": 10**400}, {"lr": 0.1, "schedule": lambda k: -(10**5000)}):
         with pytest.raises(DataError, match=r"lr must be a number that fits in a float .* got an int of \d+ bits"):
             compiled.train(X, **big)

@@ -164,6 +164,34 @@ def test_bad_arguments_say_what_was_expected(make, error, message):
         make()
 
 
+@pytest.mark.skipif(np.finfo(np.longdouble).bits == 64, reason="np.longdouble is float64 here")
+@pytest.mark.parametrize("make, name", [
+    (lambda ps: SGD(ps, lr=np.longdouble(1) / 3), "lr"),
+    (lambda ps: SGD(ps, lr=0.1, momentum=np.longdouble(9) / 10), "momentum"),
+    (lambda ps: Adam(ps, lr=0.1, eps=np.longdouble(1) / 3), "eps"),
+    (lambda ps: Adam(ps, lr=0.1, betas=(np.longdouble(9) / 10, 0.999)), r"betas\[0\]"),
+])
+def test_a_longdouble_setting_is_refused_since_c_steps_in_float64(make, name):
+    """An outside hunt: step() computed in extended precision with it, train on C in float64."""
+    with pytest.raises(graphc.ArgumentError, match=name + r" is a numpy.longdouble: .* in float64 in C"):
+        make([Value(1.0)])
+    opt = SGD([Value(1.0)], lr=0.1)
+    opt.lr = np.longdouble(1) / 3  # a plain attribute: train checks it before the first step
+    with pytest.raises(graphc.ArgumentError, match="optimizer.lr is a numpy.longdouble"):
+        graphc.compile(lambda x: x * opt.params[0]).train(np.ones(2), optimizer=opt)
+    assert opt.params[0].data == 1.0
+
+
+def test_a_restored_state_is_float64_as_the_c_driver_reads_it():
+    opt = SGD([Value(1.0), Value(2.0)], lr=0.1, momentum=0.9)
+    state = opt.snapshot()
+    state["velocity"] = np.array([0.1, 0.2], dtype=np.float32)
+    opt.restore(state)
+    assert opt.velocity.dtype == np.float64 and opt.velocity.tolist() == [float(np.float32(0.1)), float(np.float32(0.2))]
+    state["velocity"][0] = 5.0
+    assert opt.velocity[0] != 5.0  # a copy
+
+
 def test_apply_takes_lists_and_refuses_non_numbers_with_a_type_error():
     opt, same = SGD([Value(v) for v in START], lr=0.5), SGD([Value(v) for v in START], lr=0.5)
     assert opt.apply(START, GRADS[0]).tolist() == same.apply(np.array(START), np.array(GRADS[0])).tolist()
