@@ -1136,6 +1136,17 @@ def _hunted_orders():
             h2, h3 = P[10] * c + P[11] * a + P[12] * b, P[13] * c + P[14] * b + P[15] * a
             return (1 + -y * (P[16] * h0 + 0.37 * h3 + h2 * (P[17] * 0.5) + 0.403 * h1)).relu()
         return f
+    def a_lane_less_a_constant_turned():  # make fuzz: h2 - 0.37 was not a lane, and joined the weights
+        P = [Value(0.37) for _ in range(14)]
+
+        def f(x, y):
+            a1 = x[1] + P[0]
+            h0, h1 = P[3] + P[1] * a1 + P[2] * x[0], P[6] + P[4] * a1 + P[5] * x[0]
+            h2 = P[7] * a1 + P[8] * x[0] - 0.37
+            o0 = P[9] * h0 + (P[10] * 0.5) * h1 + h2 * P[11]
+            return (y - o0) ** 2 + (y - (0.37 + P[12] * h0)) ** 2 + (y - (0.37 + P[13] * h0)) ** 2
+        return f
+
     def rows_reading_a_layer_partly_biases_first():  # make fuzz: a second row's computed bias walked first
         P = [Value(0.37) for _ in range(16)] + [Value(1.625)]
 
@@ -1163,7 +1174,8 @@ def _hunted_orders():
             ("negated weights over a hidden layer, a product turned", negated_weights_turned, [-1.77, -0.91], 1.0),
             ("inputs read in permuted orders, and an L2 term", inputs_read_in_permuted_orders, [0.2, 0.86], 1.0),
             ("rows reading a layer partly, a computed bias of a second row", rows_reading_a_layer_partly_biases_first,
-             [0.37, 0.37], 1.0)]
+             [0.37, 0.37], 1.0),
+            ("a lane less a constant, turned", a_lane_less_a_constant_turned, [0.37, 0.37], 1.0)]
 
 
 @pytest.mark.parametrize("backend", ["c", "numpy"])

@@ -345,12 +345,13 @@ def _one_side_each(work: EditableGraph, u: tuple, v: tuple) -> tuple[tuple, tupl
     with ``x`` on the left once).  A square ``x*x`` is no edge: its two parts are one number.
     A two-colouring of the products' operands, each product an edge; the first node of
     each component keeps its side -- unless its products are all weights (params, constants,
-    or one op on one: ``-p``) times a tensor's lanes (or one op on one: ``tanh(h[k])``), on the
-    other side than the first such product's weight: the component turns over, so that the
-    lanes of a layer are all in one pack, whose parts reverse mode reaches in the products'
-    order (outside hunts: ``p2*c + p3*a + b*p4``, ``p2*a + p3*b + -0.81*c`` recorded as ``c *
-    -0.81``, ``p4*h0 + h1*p5 + tanh(h2)*p6`` and ``(-p10)*b + (-p11)*c + a*(-p12)`` split a
-    layer's lanes over both packs: 1 ulp off eager).  Scalars of their own keep their sides
+    or one op on one: ``-p``) times a tensor's lanes (or one op on one and constants:
+    ``tanh(h[k])``, ``h[k] - 0.37``), on the other side than the first such product's
+    weight: the component turns over, so that the lanes of a layer are all in one pack,
+    whose parts reverse mode reaches in the products' order (outside hunts: ``p2*c + p3*a +
+    b*p4``, ``p2*a + p3*b + -0.81*c`` recorded as ``c * -0.81``, ``p4*h0 + h1*p5 +
+    tanh(h2)*p6`` and ``(-p10)*b + (-p11)*c + a*(-p12)``; ``make fuzz``: ``(h2 - 0.37)*p11``
+    split a layer's lanes over both packs: 1 ulp off eager).  Scalars of their own keep their sides
     (``make fuzz``: turned with the others, they joined a layer's vector read between other
     rows)."""
     ops_ = work.ops
@@ -414,9 +415,11 @@ def _weight(work: EditableGraph, node: int) -> bool:
 
 
 def _lane(work: EditableGraph, node: int) -> bool:
-    """Whether ``node`` is a tensor's lane, or one unary op on one (``tanh(h[k])``: an
-    activation's lane, which reverse mode reaches with the layer's other lanes)."""
-    return work.ops[node] == "index" or (len(work.args[node]) == 1 and _one_op_on(work, node, ("index",)))
+    """Whether ``node`` is a tensor's lane, or one op on one and constants (``tanh(h[k])``,
+    an activation's lane; ``h[k] - 0.37``, a bias subtracted: ``make fuzz``), which reverse
+    mode reaches with the layer's other lanes."""
+    return work.ops[node] == "index" or (_one_op_on(work, node, ("index", "const")) and
+                                         sum(work.ops[a] == "index" for a in work.args[node]) == 1)
 
 
 def _one_op_on(work: EditableGraph, node: int, kinds) -> bool:
