@@ -176,6 +176,7 @@ class Record:
         self.argument_kinds: dict[int, tuple[str, frozenset]] = {}  # position -> (path, kinds it may be)
         self.kept = 0  # how many of them outlived the trace
         self._numbers: list = []  # weak references to the traced numbers it made (see kept_numbers)
+        self._outputs: list = []  # weak references to the Values it returned that it computed (likewise)
         self.kept_numbers = 0  # how many of them outlived the trace
         self._refusals: list[str] = []  # graphc's TraceErrors raised while the function ran
         self._python_numbers: dict = {}  # (code, line) -> [different Python floats made Values, how many]
@@ -234,19 +235,28 @@ class Record:
         if self.counting:
             self._numbers.append(weakref.ref(number))
 
+    def outputs(self, values: list) -> None:
+        """The Values the function returned that it computed (a loss, not a param): watched
+        like traced numbers, to tell one kept after the trace (``history.append(loss)``, which
+        later calls never append to: an outside hunt)."""
+        self._outputs = [weakref.ref(v) for v in values if isinstance(v, Value) and v._prev]
+
     def count_kept(self) -> None:
         """Once the trace's own Values are gone: how many Values the function made are still
         alive -- kept in a cache, an attribute, a global -- but for those the guards read.
         The program froze their numbers, and nothing writes their ``.grad``."""
-        if any(ref() is not None for ref in self._numbers):  # a history list's loss.data, or a cycle the
-            gc.collect()  # paused collector left (a caught exception's traceback): rare, so asked only then
+        if any(ref() is not None for ref in self._numbers + self._outputs):  # a history list's loss.data, or
+            gc.collect()  # a cycle the paused collector left (a caught exception's traceback): rare, so asked then
             self.kept_numbers += sum(ref() is not None for ref in self._numbers)
-        self._numbers = []
         alive = [v for v in (ref() for ref in self._made) if v is not None]
-        self._made = []
-        if alive:
+        outputs = [v for v in (ref() for ref in self._outputs) if v is not None]
+        numbers_kept = self._numbers
+        self._numbers, self._made, self._outputs = [], [], []
+        if alive or outputs:
             read = {id(v) for v in topological_order([g.predicate for g in self.guards])} if self.guards else set()
             self.kept = sum(id(v) not in read for v in alive)
+            numbers = {id(n.node) for n in (ref() for ref in numbers_kept) if n is not None}  # loss.data holds loss
+            self.kept_numbers += sum(id(v) not in read and id(v) not in numbers for v in outputs)
 
     def leaf(self, data: Any) -> None:
         """``Value(data)`` inside the traced function: a NumPy number is data frozen into the
@@ -326,7 +336,8 @@ class Record:
             more = ", ..." if len(frozen) > 4 else ""
             parts.append(f"froze {total} number{'s' * (total != 1)} read from outside its arguments into the "
                          f"program ({shown}{more}): the compiled function keeps these values even when that "
-                         f"data changes")
+                         f"data changes, until it traces again (a new argument signature, a guard's other "
+                         f"branch), which reads the data as it is then")
         if self.kept:
             parts.append(f"kept {self.kept} Value{'s' * (self.kept != 1)} it made (in a cache, an attribute, a "
                          f"global) after it returned: the compiled function froze their numbers, and no call "
@@ -341,9 +352,9 @@ class Record:
                                            "them as params" if self.kept else "")]
         if self.kept_numbers:
             n = self.kept_numbers
-            parts.append(f"kept {n} traced number{'s' * (n != 1)} (a Value's .data, or a number computed from "
-                         f"one) after it returned, appended to a list or stored in an attribute: they hold the "
-                         f"trace's numbers, and later calls store none")
+            parts.append(f"kept {n} traced number{'s' * (n != 1)} (a Value's .data, a number computed from "
+                         f"one, or a Value it returned, such as the loss) after it returned, appended to a list or "
+                         f"stored in an attribute: they hold the trace's numbers, and later calls store none")
             advice.append("Return such numbers instead (a compiled function's outputs are computed on every "
                           "call), and keep them outside it")
         if self.texts:

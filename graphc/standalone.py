@@ -65,26 +65,27 @@ def _flatten_args(in_tree, args, names):
     return out
 
 
-def _unflatten(tree, leaves):
-    """The structure ``tree`` filled from the iterator ``leaves`` (arrays as nested lists)."""
+def _unflatten(tree, leaves, rows=list):
+    """The structure ``tree`` filled from the iterator ``leaves`` (arrays as nested lists,
+    each of type ``rows``)."""
     if tree == "scalar":
         return next(leaves)
     kind, spec = tree
     if kind == "array":
-        return _nested(spec, leaves)
+        return _nested(spec, leaves, rows)
     if kind == "dict":
-        return {key: _unflatten(t, leaves) for key, t in spec}
+        return {key: _unflatten(t, leaves, rows) for key, t in spec}
     if kind == "namedtuple":  # (its class, its fields' trees): _make, not cls(), which may coerce
         cls, fields = spec
-        return cls._make([_unflatten(t, leaves) for t in fields])
-    items = [_unflatten(t, leaves) for t in spec]
+        return cls._make([_unflatten(t, leaves, rows) for t in fields])
+    items = [_unflatten(t, leaves, rows) for t in spec]
     return items if kind == "list" else tuple(items)
 
 
-def _nested(shape, leaves):
+def _nested(shape, leaves, rows=list):
     if not shape:
         return next(leaves)
-    return [_nested(shape[1:], leaves) for _ in range(shape[0])]
+    return rows([_nested(shape[1:], leaves, rows) for _ in range(shape[0])])
 
 
 def _check_params(params, expected):

@@ -44,7 +44,7 @@ from .names import sanitize
 from .nn import Module
 from .ops import Op
 from .traced import TracedNumber, compare, live_operand, plain_outputs, recorded_comparison
-from .tree import flatten_args, flatten_output, foreign_value_message, is_foreign_value, unflatten
+from .tree import ArrayRows, flatten_args, flatten_output, foreign_value_message, is_foreign_value, unflatten
 from .walk import depth_first_through
 
 
@@ -339,7 +339,7 @@ def trace_with_record(fn: Callable, *example_args: Any, params: Iterable[Value] 
         for j, source in (shared or {}).items():
             given[j] = leaves[j] if source is None else placeholders[source]
         supply = iter(given)
-        structured = [unflatten(t, supply) for t in in_tree[1]]
+        structured = [unflatten(t, supply, ArrayRows) for t in in_tree[1]]
         try:
             record.start(fn)
             result, kinds = plain_outputs(fn(*structured))
@@ -353,7 +353,8 @@ def trace_with_record(fn: Callable, *example_args: Any, params: Iterable[Value] 
                                  f"stdev do ({error}): graphc cannot record that arithmetic.  Compute with "
                                  f"Python's operators instead: sum(xs) / len(xs)") from error
             if foreign is None:
-                if isinstance(error, (AttributeError, TypeError, IndexError)) and "list" in str(error) and \
+                if isinstance(error, (AttributeError, TypeError, IndexError)) and \
+                        ("list" in str(error) or ArrayRows.__name__ in str(error)) and \
                         hasattr(error, "add_note") and any(isinstance(a, np.ndarray) for a in example_args):
                     error.add_note("graphc: a NumPy array argument reaches the traced function as nested lists "
                                    "of Values (X.shape, X[:, 0], X[rows] and X.mean() are list errors there): "
@@ -368,6 +369,7 @@ def trace_with_record(fn: Callable, *example_args: Any, params: Iterable[Value] 
     with gc_paused():
         graph = _to_graph(out_leaves + extra, placeholders, paths, list(params or ()),
                           name or function_name(fn), in_tree, out_tree, node_class)
+    record.outputs(out_leaves)
     del result, out_leaves, extra, structured, supply, placeholders, given  # the trace's Values: only kept ones stay
     record.count_kept()
     return graph, record, kinds

@@ -11,7 +11,7 @@ key ("signature"):
 * ``("namedtuple", (cls, (t0, t1, ...)))`` -- a ``collections.namedtuple`` (or
   ``typing.NamedTuple``) instance, which comes back as one of ``cls``;
 * ``("array", shape)`` -- a NumPy array of numbers; a traced function receives it as
-  nested lists of Values of that shape.
+  nested lists of Values of that shape (:class:`ArrayRows`).
 """
 from __future__ import annotations
 
@@ -167,9 +167,27 @@ def tree_leaves(tree: Any) -> int | None:
     return count
 
 
-def unflatten(tree: Tree, leaves: Iterator) -> Any:
-    """Rebuild a structure from an iterator of leaves (arrays come back as nested lists)."""
-    return standalone._unflatten(tree, leaves)  # one definition, shared with exported modules
+class ArrayRows(list):
+    """A NumPy array argument as a traced function receives it: nested lists of Values of
+    its shape, each level one of these.  A list's ``+`` and ``*`` concatenate and repeat,
+    where the array's add and multiply each element -- ``X * 2`` gave twice the rows, not
+    the rows doubled (an outside hunt) -- so they are refused, with what to write instead."""
+
+    __slots__ = ()
+
+    def _refused(self, other: Any) -> Any:
+        raise TraceError("a NumPy array argument reaches the traced function as nested lists of Values, "
+                         "where + and * concatenate and repeat lists instead of adding and multiplying "
+                         "each element: compute with each element ([v * 2 for v in row]), or pass the "
+                         "array computed as an argument too")
+
+    __add__ = __radd__ = __iadd__ = __mul__ = __rmul__ = __imul__ = _refused
+
+
+def unflatten(tree: Tree, leaves: Iterator, rows: type = list) -> Any:
+    """Rebuild a structure from an iterator of leaves (arrays come back as nested lists, each
+    of type ``rows``: :class:`ArrayRows` for a traced function's arguments)."""
+    return standalone._unflatten(tree, leaves, rows)  # one definition, shared with exported modules
 
 
 def flatten_output(out: Any) -> tuple[list, Tree]:

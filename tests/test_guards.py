@@ -294,9 +294,20 @@ def test_ints_computed_from_int_arguments_index_as_in_eager_code():
 def test_an_array_argument_used_as_an_array_says_it_arrives_as_lists():
     """The demo's loss with its data passed in (as the FrozenDataWarning advises) reads
     ``X.shape``: a bare "'list' object has no attribute 'shape'" (an outside hunt)."""
-    with pytest.raises(AttributeError, match="'list' object has no attribute 'shape'") as caught:
+    with pytest.raises(AttributeError, match="'ArrayRows' object has no attribute 'shape'") as caught:
         graphc.compile(lambda X: X.shape[0] * X[0][0])(np.ones((3, 2)))
     assert "a NumPy array argument reaches the traced function as nested lists" in "".join(caught.value.__notes__)
+
+
+@pytest.mark.parametrize("spelling", [lambda X: X * 2, lambda X: 2 * X, lambda X: X + X, lambda X: [[1.0, 1.0]] + X,
+                                      lambda X: X[0] * 3, lambda X: X[1] + [Value(1.0)]])
+def test_list_arithmetic_on_an_array_argument_is_refused_not_repeated(spelling):
+    """An outside hunt: ``X * 2`` repeated the rows, where eager's array doubles each number
+    (the loss silently halved); ``+`` concatenated.  Reading the lists stays as it was."""
+    with pytest.raises(graphc.TraceError, match=r"nested lists of Values, where \+ and \* concatenate"):
+        graphc.compile(lambda X: sum(v for row in spelling(X) for v in row))(np.ones((3, 2)))
+    rows = graphc.compile(lambda X: [sum(row) * len(X) for row in X] + [X[2][1]])(np.arange(6.0).reshape(3, 2))
+    assert [v.data for v in rows] == [3.0, 15.0, 27.0, 5.0]
 
 
 def test_python_numbers_read_from_captured_lists_are_frozen_data():
@@ -555,6 +566,25 @@ def test_a_traced_number_kept_after_the_trace_is_said_and_a_caught_error_is_no_f
             return x
     graphc.compile(caught)(1.0, 0.0)  # pytest turns warnings into errors
     assert graphc.compile(lambda xs: sum(x.data > 0 for x in xs) / len(xs))([1.0, -1.0]) == 0.5
+
+
+def test_a_returned_value_kept_after_the_trace_is_said_but_not_one_a_guard_reads():
+    """``history.append(loss)`` appends once too (an outside hunt: no warning); a guard's
+    predicate reading the output keeps it alive for graphc's own reasons."""
+    history, w = [], Value(2.0)
+
+    def logged(x):
+        loss = (x * w - 1) ** 2
+        history.append(loss)
+        return loss
+    with pytest.warns(FrozenDataWarning, match="kept 1 traced number .* a Value it returned, such as the loss"):
+        graphc.compile(logged)(1.0)
+
+    def branching(x):
+        loss = (x * w - 1) ** 2
+        return loss if loss.data > 1.0 else loss * 2.0
+    assert graphc.compile(branching)(1.0).data == 2.0  # pytest turns warnings into errors
+    assert graphc.compile(lambda x: x * w)(3.0).data == 6.0 and w.data == 2.0
 
 
 def test_functions_without_attributes_compile():

@@ -34,7 +34,7 @@ def test_numpy_array_arrives_as_nested_lists_of_values():
         seen["type"] = (type(X), type(X[0]), type(X[0][0]), len(X), len(X[0]))
         return X[1][0] + X[0][2]
     g = trace(fn, np.arange(6.0).reshape(2, 3))
-    assert seen["type"][0] is list and seen["type"][1] is list and issubclass(seen["type"][2], Value)
+    assert issubclass(seen["type"][0], list) and issubclass(seen["type"][1], list) and issubclass(seen["type"][2], Value)
     assert seen["type"][3:] == (2, 3)
     assert len(g.inputs) == 6 and g.attrs[g.inputs[4]][0] == "X[1][1]"
 
