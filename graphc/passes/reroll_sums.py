@@ -122,10 +122,11 @@ def _biases_apart(work: EditableGraph, rows: list, shared: tuple, reached: _Reve
     later row's computed bias must be computed from nothing the lanes or weights are
     computed from: ``0.37 + p * e`` next to ``p * d + p * g``, ``e`` reading ``d`` and
     ``g``'s inputs, gave those inputs their parts in another order (``make fuzz``, 1 ulp)."""
-    if reached is None:
+    computed = [cand for cand, _ in rows if any(work.ops[b] not in LEAVES for b in cand[1])]
+    if reached is None or not computed:  # (reverse mode's order is found on first use: most layers need none)
         return True
     first = min((cand for cand, _ in rows), key=lambda cand: reached[cand[0]])
-    biases = [b for cand, _ in rows if cand is not first for b in cand[1] if work.ops[b] not in LEAVES]
+    biases = [b for cand in computed if cand is not first for b in cand[1] if work.ops[b] not in LEAVES]
     if not biases:
         return True
     behind = _ancestors(work.graph, biases, 0)
