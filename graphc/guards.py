@@ -247,16 +247,16 @@ class Record:
         The program froze their numbers, and nothing writes their ``.grad``."""
         if any(ref() is not None for ref in self._numbers + self._outputs):  # a history list's loss.data, or
             gc.collect()  # a cycle the paused collector left (a caught exception's traceback): rare, so asked then
-            self.kept_numbers += sum(ref() is not None for ref in self._numbers)
+        numbers = [n for n in (ref() for ref in self._numbers) if n is not None]
         alive = [v for v in (ref() for ref in self._made) if v is not None]
         outputs = [v for v in (ref() for ref in self._outputs) if v is not None]
-        numbers_kept = self._numbers
         self._numbers, self._made, self._outputs = [], [], []
+        self.kept_numbers += len(numbers)
         if alive or outputs:
             read = {id(v) for v in topological_order([g.predicate for g in self.guards])} if self.guards else set()
             self.kept = sum(id(v) not in read for v in alive)
-            numbers = {id(n.node) for n in (ref() for ref in numbers_kept) if n is not None}  # loss.data holds loss
-            self.kept_numbers += sum(id(v) not in read and id(v) not in numbers for v in outputs)
+            held = {id(n.node) for n in numbers}  # a kept loss.data holds loss: counted once
+            self.kept_numbers += sum(id(v) not in read and id(v) not in held for v in outputs)
 
     def leaf(self, data: Any) -> None:
         """``Value(data)`` inside the traced function: a NumPy number is data frozen into the

@@ -85,7 +85,8 @@ def roll_sums(work: EditableGraph, shapes: list, to_differentiate: bool) -> None
         rows.sort(key=lambda row: row[0][4][0])
         in_order = _in_reverse_mode_order(work, shared, rows, users, reached)
         if len(rows) >= 2 and in_order and _independent(work, rows, shared, rolled) \
-                and not _weighs_itself(shared, rows, reached) and not _weights_read_between(work, rows, users, reached) \
+                and not _weighs_itself(shared, rows, reached) \
+                and not _weights_read_between(work, rows, users, reached) \
                 and _biases_apart(work, rows, shared, reached):
             _matvec(work, shared, rows)
             together = tuple(cand[0] for cand, _ in rows)
@@ -129,9 +130,8 @@ def _biases_apart(work: EditableGraph, rows: list, shared: tuple, reached: _Reve
     biases = [b for cand in computed if cand is not first for b in cand[1] if work.ops[b] not in LEAVES]
     if not biases:
         return True
-    behind = _ancestors(work.graph, biases, 0)
-    return not behind or behind.isdisjoint(
-        _ancestors(work.graph, [*shared, *(w for _, other in rows for w in other)], min(behind)))
+    behind = _ancestors(work.graph, biases, 0)  # the biases themselves at least: none is a constant
+    return behind.isdisjoint(_ancestors(work.graph, [*shared, *(w for _, other in rows for w in other)], min(behind)))
 
 
 def _ancestors(graph: Graph, nodes: list[int], lowest: int) -> set[int]:
