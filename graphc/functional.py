@@ -123,10 +123,15 @@ class GradFunction:
         value_tree, aux_tree = _aux_pair(self.compiled.name, graph.out_tree) if self.has_aux else (graph.out_tree, None)
         if value_tree != SCALAR or _no_gradient(kinds[0], froze_numbers(record.guards)):
             raise GraphcError(_not_a_value(self.compiled.name, graph.out_tree, self.has_aux))
-        if self.compiled.numerics == "stable":  # rewritten before reverse mode, as a call's own graph is:
-            # the derivative of log(1 + exp(x)) formed first was nan at x = 800 (an outside hunt)
-            graph = optimize_graph(graph, numerics="stable", exact_outputs=range(n_outputs, n_outputs + n_guards))
+        stable = self.compiled.numerics == "stable"
+        guards = range(n_outputs, n_outputs + n_guards)
+        if stable:  # rewritten before reverse mode, as a call's own graph is: the derivative
+            # of log(1 + exp(x)) formed first was nan at x = 800 (an outside hunt)
+            graph = optimize_graph(graph, numerics="stable", exact_outputs=guards)
         joint = autodiff.grad(graph, 0, wrt_inputs=True, wrt_params=False)
+        if stable:  # and after it, as a call's own gradient is (s * (1 - s) to s(x) * s(-x)): the
+            # outer trace's own numerics would not rewrite it (an outside hunt)
+            joint = optimize_graph(joint, numerics="stable", exact_outputs=guards)
         outputs = replay(joint, leaves + [1.0])
         outer = current_record()
         if outer is not None:
@@ -159,11 +164,14 @@ def value_and_grad(fn: Callable, argnums: ArgNums = 0, *, has_aux: bool = False,
     return GradFunction(fn, argnums, with_value=True, numerics=numerics, has_aux=has_aux)
 
 
-def make_graph(fn: Callable, *, optimize: bool = True, numerics: str = "exact") -> Callable[..., Graph]:
+def make_graph(fn: Callable, *, optimize: bool = True, numerics: str | None = None) -> Callable[..., Graph]:
     """``jax.make_jaxpr``: a function of example arguments returning the Graph ``compile``
     would run for them -- traced, then optimized unless ``optimize=False``.  For a
-    :func:`grad` function, the forward + gradient graph (one gradient output per input)."""
+    :func:`grad` function, the forward + gradient graph (one gradient output per input).
+    ``numerics``: by default a :func:`grad` function's own (the graph it runs), else "exact"."""
     target = fn.fn if isinstance(fn, GradFunction) else fn
+    if numerics is None:
+        numerics = fn.compiled.numerics if isinstance(fn, GradFunction) else "exact"
 
     def graph_of(*args: Any) -> Graph:
         params = target.parameters() if isinstance(target, Module) else None

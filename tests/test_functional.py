@@ -11,7 +11,7 @@ import pytest
 
 import graphc
 from graphc import ArgumentError, GraphcError, Value
-from graphc.interpret import evaluate
+from graphc.interpret import evaluate, replay
 from graphc.nn import MLP
 from conftest import ROOT, rel_err
 
@@ -306,6 +306,23 @@ def test_stable_numerics_hold_for_a_grad_compiled_mapped_or_nested():
     assert graphc.compile(g)(800.0).data == 1.0 and graphc.compile(g, numerics="stable")(800.0).data == 1.0
     assert graphc.compile(g).map(np.array([800.0]))[0] == 1.0
     assert graphc.grad(g, numerics="stable")(800.0) == 0.0
+
+
+def test_a_nested_stable_grad_rewrites_its_gradient_as_a_call_does():
+    """Inside a trace, ``grad(f, numerics="stable")`` rewrote f before reverse mode but not
+    the gradient it formed: ``-s * (1 - s)`` for ``1 - sigmoid(x)`` stayed, 0.0 at x = -40
+    where the call gives -sigmoid(40) * sigmoid(-40), and 2-3 ulps off elsewhere; and
+    ``make_graph`` showed the exact graph (an outside hunt)."""
+    g = graphc.grad(lambda x: 1 - x.sigmoid(), numerics="stable")
+    points = [-40.0, -2.8548665935407724, -0.3, 0.0, 1.7, 25.0]
+    called = [g(x) for x in points]
+    assert called[0] == -4.248354255291589e-18
+    assert [graphc.compile(lambda x: g(x))(x).data for x in points] == called
+    for backend in ("python", "c"):
+        assert graphc.compile(lambda x: g(x), backend=backend).map(np.array(points)).tolist() == called
+    graph = graphc.make_graph(g)(points[0])
+    assert [replay(graph, [x, 1.0])[1].data for x in points] == called
+    assert str(graphc.make_graph(g, numerics="exact")(points[0])) != str(graph)
 
 
 def test_keyword_arguments_are_passed_on_not_differentiated_as_jax_does():
