@@ -144,6 +144,13 @@ def _config(model: Module) -> dict[str, Any]:
     if repr(_build(type(model).__name__, config)) != repr(model):  # the repr shows every neuron's kind and size
         raise ArgumentError(f"graphc.save: this {type(model).__name__} was changed after it was built, so its "
                             f"constructor arguments cannot rebuild it: {model!r}"[:300])
+    params = model.parameters()
+    tied = len({id(p) for p in params}) < len(params)
+    if tied or any(p._prev for p in params):  # the repr does not show it: reloaded untied, silently (an outside hunt)
+        raise ArgumentError(f"graphc.save: this {type(model).__name__} holds "
+                            f"{'one param in several places (tied weights)' if tied else 'a computed Value as a param'}, "
+                            f"which its constructor does not build (save its state_dict() instead, and load that "
+                            f"into a model you build and tie)")
     return config
 
 

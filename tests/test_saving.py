@@ -231,6 +231,14 @@ def test_save_refuses_what_it_cannot_rebuild(tmp_path):
     holding.layers[0] = GainLayer(2, 2)
     with pytest.raises(ArgumentError, match="this MLP holds a GainLayer"):
         graphc.save(holding, tmp_path / "h.npz")
+    tied = MLP(2, [2, 1])  # saved, and loaded with one more param, untied (an outside hunt)
+    tied.layers[1].neurons[0].w[0] = tied.layers[0].neurons[0].w[0]
+    with pytest.raises(ArgumentError, match=r"one param in several places \(tied weights\)"):
+        graphc.save(tied, tmp_path / "t.npz")
+    computed = Neuron(2)
+    computed.w[1] = computed.w[0] * 2.0
+    with pytest.raises(ArgumentError, match="a computed Value as a param"):
+        graphc.save(computed, tmp_path / "v.npz")
     assert list(tmp_path.iterdir()) == []  # and no file, not even a temporary one
 
 
