@@ -226,6 +226,7 @@ def _point(names: Sequence[str], given: list[str]) -> list[float]:
 
 def _show(args: argparse.Namespace) -> int:
     import graphc
+    from graphc.codegen import python as python_codegen
 
     function, names = _formula(args.expr)
     point = _point(names, [])
@@ -234,7 +235,8 @@ def _show(args: argparse.Namespace) -> int:
     stages = compiled.stages(0, wrt_inputs=True)
     print(f"expression: {args.expr.strip()}")
     print(f"inputs: {', '.join(names) or '(none)'}")
-    print(_renamed(names, [stages.graph.names[i] for i in stages.graph.inputs]))
+    code_names = python_codegen.names_in_code(stages.joint, compiled.name)
+    print(_renamed(names, [code_names[i] for i in stages.joint.inputs]))
     print("graph:")
     print(graphc.trace(function, *point))  # as written: the passes' starting point
     print(f"\npasses:\n{stages.report}\n")

@@ -134,7 +134,8 @@ class Graph:
     @property
     def names(self) -> list[str]:
         """A stable identifier per node: inputs and params after their (sanitized) names,
-        intermediates ``v<id>``; constants get their literal.  Codegen uses the same names."""
+        intermediates ``v<id>``; constants get their literal.  Codegen uses the same names,
+        but for one its own code holds (``inputs`` in Python, ``double`` in C: ``inputs_1``)."""
         if self._names is None:
             self._names = node_names(self, Namespace(CONSTANT_SPELLINGS))
         return self._names

@@ -66,6 +66,11 @@ def test_names_the_code_spells_otherwise_are_said(capsys):
     assert "inputs: if_, x, é\nnamed in the code: if_ as if_1, é as x_1\n\ngraph:" in capsys.readouterr().out
     assert cli.main(["check", "x * y"]) == 0
     assert "named in the code" not in capsys.readouterr().out
+    # names the generated code holds for itself: the graph keeps them, the code does not (outside hunt)
+    assert cli.main(["show", "inputs * params"]) == 0
+    out = capsys.readouterr().out
+    assert "\nnamed in the code: inputs as inputs_1, params as params_1\n" in out
+    assert "(inputs_1, params_1) = inputs" in out
 
 
 def test_a_formula_may_start_with_a_minus(capsys):

@@ -41,8 +41,7 @@ STRAIGHT_LIMIT = 200_000
 def generate(graph: Graph, name: str, *, seed: int | None = None, n_forward: int | None = None,
              part_size: int = PART_SIZE, straight_limit: int = STRAIGHT_LIMIT) -> tuple[str, str, list[int]]:
     """Source text, entry-point name, and the offsets where separately compilable blocks start."""
-    namespace = Namespace(set(NAMESPACE) | {"inputs", "params", "e"})
-    entry = namespace.create(name, "fn")
+    namespace, entry = _namespace(name)
     outputs = graph.outputs
     if seed is None:
         sections = [_section(graph, outputs)]
@@ -61,6 +60,19 @@ def generate(graph: Graph, name: str, *, seed: int | None = None, n_forward: int
     else:
         text, blocks = body.parts(entry, inputs, seed, sections, yields, part_size)
     return top + text, entry, [len(top) + b for b in blocks]
+
+
+def names_in_code(graph: Graph, name: str) -> list[str]:
+    """The names :func:`generate` gives ``graph``'s nodes in a function called ``name`` (of
+    up to STRAIGHT_LIMIT lines): :attr:`Graph.names`, but for a label the code spells
+    otherwise because the code itself uses it (``inputs`` there is ``inputs_1``)."""
+    return node_names(graph, _namespace(name)[0])
+
+
+def _namespace(name: str) -> tuple[Namespace, str]:
+    """The names the generated code holds for itself, and the entry point's name drawn from them."""
+    namespace = Namespace(set(NAMESPACE) | {"inputs", "params", "e"})
+    return namespace, namespace.create(name, "fn")
 
 
 def compile_graph(graph: Graph, name: str, **kwargs) -> tuple[Callable, str]:
