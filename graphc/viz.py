@@ -230,12 +230,15 @@ def _short(text: str, limit: int = MAX_LABEL) -> str:
 
 
 def _escape(text: str) -> str:
-    """Text for a quoted DOT label: backslashes and quotes escaped, newlines as ``\\n``, a
+    """Text for a quoted DOT label: backslashes and quotes escaped, ``&`` as ``&amp;`` (Graphviz
+    decodes HTML entities in every label: ``&lt;`` drew as ``<``), newlines as ``\\n``, a
     lone surrogate (no character UTF-8 can carry to Graphviz) as U+FFFD."""
     out = []
     for ch in text:
         if ch in '\\"':
             out.append("\\" + ch)
+        elif ch == "&":
+            out.append("&amp;")
         elif ch == "\n":
             out.append("\\n")
         elif ch < " " or ch == "\x7f":

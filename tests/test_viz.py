@@ -20,7 +20,7 @@ from conftest import ROOT
 
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot program is not installed")
 NASTY = ['a"b', "{braces}", "<html>", "x|y", "line\nbreak", "back\\slash", "\\N\\G\\L", "", "tab\there",
-         '"; node [label="pwned"]; "', "π ≈ 3.14"]
+         '"; node [label="pwned"]; "', "π ≈ 3.14", "&#9731;&lt;b&gt; &amp;"]
 
 
 def neuron():
