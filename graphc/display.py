@@ -22,8 +22,9 @@ from html import escape
 from . import viz
 from .engine import CONSTANT, Value, topological_order
 from .errors import GraphcError
-from .graph import Graph
+from .graph import CONSTANT_SPELLINGS, Graph
 from .codegen.common import python_number
+from .names import Namespace
 from .viz import _number
 
 MAX_CODE_LINES = 400
@@ -69,7 +70,7 @@ def value_html(root: Value) -> str | None:
         counts = Counter("const" if _constant(v) else v._op or "leaf" for v in topo)
         mix = ", ".join(f"{n:,} {op}" for op, n in counts.most_common())
         return f"{heading}<br>{len(topo):,} values (more than {viz.MAX_NODES:,}): {escape(mix)}"
-    names = {id(v): v.label or f"v{k}" for k, v in enumerate(topo)}
+    names = _row_names(topo)
     rows = []
     for v in topo:
         if _constant(v):
@@ -100,6 +101,18 @@ def compiled_html(name: str, backend: str, numerics: str, signatures: list[tuple
                                                      "(compiled.source has them all)"])
     return (f"{head}<ul>{''.join(items)}</ul><details open><summary>generated code of the latest call "
             f"({len(lines):,} lines)</summary><pre>{escape(shown)}</pre></details>")
+
+
+def _row_names(topo: list[Value]) -> dict[int, str]:
+    """Per Value (by id), a name no other row and no number has, as :attr:`Graph.names`
+    gives: labels first, sanitized and made unique (two ``a`` labels were two rows ``a``,
+    a label ``2.0`` read as the number -- an outside hunt), then ``v<k>`` for the others."""
+    namespace = Namespace(CONSTANT_SPELLINGS)
+    names = {id(v): namespace.create(v.label, "v") for v in topo if v.label and not _constant(v)}
+    for k, v in enumerate(topo):
+        if id(v) not in names:
+            names[id(v)] = namespace.create(f"v{k}")
+    return names
 
 
 def _constant(v: Value) -> bool:

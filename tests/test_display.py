@@ -3,6 +3,7 @@ escaped, bounded, and what IPython's formatter hands a notebook."""
 from __future__ import annotations
 
 import random
+import re
 import shutil
 import xml.etree.ElementTree as ET
 from html import escape
@@ -51,10 +52,21 @@ def test_without_graphviz_a_value_is_an_escaped_table_of_its_graph(no_graphviz):
     out = neuron_value()
     assert out._repr_svg_() is None
     html = out._repr_html_()
-    assert escape(NASTY) in html and NASTY not in html
+    assert NASTY not in html and escape(NASTY) not in html  # named as the listing names it
     assert html.count("<tr>") == 1 + 5  # header; x, w, mul, add, tanh (the constant 6.88 is an operand)
     assert f"<td>tanh v4</td><td>{viz._number(out.data)}</td><td>1.0000</td>" in html
-    assert f"<td>v2</td><td>* x {escape(NASTY)}</td>" in html and "<td>+ v2 6.88</td>" in html
+    assert "<td>v2</td><td>* x script_alert_x_script_a_b</td>" in html and "<td>+ v2 6.88</td>" in html
+
+
+def test_a_values_table_names_each_row_once_and_never_like_a_number(no_graphviz):
+    """Rows were named by raw labels: two ``a`` rows, a label ``2.0`` read as the constant,
+    a label ``v2`` beside the unlabelled value the table named v2 (an outside hunt)."""
+    a, b = Value(1.0, label="a"), Value(2.0, label="a")
+    two, v2 = Value(5.0, label="2.0"), Value(7.0, label="v2")
+    html = ((a * b) * two * 2.0 + v2)._repr_html_()
+    names = re.findall(r"<tr><td>([^<]*)</td>", html)
+    assert names == ["a", "a_1", "v2_1", "v2_0", "v4", "v6", "v2", "v8"]
+    assert "<td>* v2_1 v2_0</td>" in html and "<td>* v4 2.0</td>" in html and "<td>+ v6 v2</td>" in html
 
 
 def test_without_graphviz_a_graph_is_its_listing(no_graphviz):
