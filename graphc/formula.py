@@ -20,6 +20,7 @@ import ast
 import inspect
 import math
 import operator
+import re
 import sys
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -39,6 +40,7 @@ _HINTS = {ast.BitXor: "^ (use ** for powers)", ast.FloorDiv: "//", ast.Mod: "%",
           ast.BitAnd: "&", ast.BitOr: "|", ast.LShift: "<<", ast.RShift: ">>"}
 _FLOAT_MAX = sys.float_info.max
 _SHOWN = 72  # characters of a line shown under an error
+_LINE_END = re.compile(r"\r\n|\r|\n")  # where Python's tokenizer ends a line: a lone \r too
 
 
 class FormulaError(GraphcError, ValueError):
@@ -107,15 +109,14 @@ class _Place:
     def show(self, lineno: int, column: int | None, end: int | None = None) -> str:
         """`` at column N:``, then the line as typed with carets under columns [column, end)
         (1-based characters of the parsed text's line ``lineno``; None: just past its end)."""
-        parsed = self.text.strip().split("\n")
-        before = sum(len(line) + 1 for line in parsed[:lineno - 1])
-        start = self.lead + before + (len(parsed[lineno - 1]) if column is None else column - 1)
-        line_start = self.text.rfind("\n", 0, start) + 1
-        line = self.text[line_start:].split("\n", 1)[0]
+        parsed = _lines(self.text.strip())
+        first, parsed_line = parsed[lineno - 1]
+        start = self.lead + first + (len(parsed_line) if column is None else column - 1)
+        typed = _lines(self.text)
+        number = sum(1 for line_start, _ in typed if line_start <= start) - 1
+        line_start, line = typed[number]
         col = start - line_start
-        where = f"column {col + 1}"
-        if "\n" in self.text.strip():
-            where = f"line {self.text.count(chr(10), 0, start) + 1}, {where}"
+        where = f"column {col + 1}" if len(parsed) == 1 else f"line {number + 1}, column {col + 1}"
         low = max(0, col - 40) if len(line) > _SHOWN else 0  # a window around a long line's column
         high = low + _SHOWN
         shown = ("..." if low else "") + line[low:high] + ("..." if high < len(line) else "")
@@ -125,12 +126,19 @@ class _Place:
 
     def node(self, node: ast.AST) -> str:
         """:meth:`show` for a syntax-tree node (whose offsets count UTF-8 bytes)."""
-        line = self.text.strip().split("\n")[node.lineno - 1].encode()
+        line = _lines(self.text.strip())[node.lineno - 1][1].encode()
         column = len(line[:node.col_offset].decode(errors="ignore")) + 1
         end = None
         if node.end_lineno == node.lineno:
             end = len(line[:node.end_col_offset].decode(errors="ignore")) + 1
         return self.show(node.lineno, column, end)
+
+
+def _lines(text: str) -> list[tuple[int, str]]:
+    """(offset, text) of each line of ``text``, split as Python's tokenizer splits it, so
+    line numbers of the syntax tree and of its errors find their line."""
+    starts = [0] + [match.end() for match in _LINE_END.finditer(text)]
+    return list(zip(starts, _LINE_END.split(text)))
 
 
 def _check(tree: ast.Expression, place: _Place) -> list[str]:

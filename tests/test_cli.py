@@ -97,6 +97,14 @@ def test_a_syntax_error_points_at_the_column_typed(capsys):
     assert err == ["graphc show: error: not a formula: invalid syntax at column 7:", "    x + * y", "        ^"]
 
 
+def test_an_error_after_a_carriage_return_points_at_its_line(capsys):
+    """A lone \\r ends a line for Python's tokenizer; the error used to be an IndexError traceback."""
+    assert cli.main(["show", "(x +\rfoo(y))"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("graphc show: error: calling foo is not allowed")
+    assert err[0].endswith(" at line 2, column 1:") and err[1:] == ["  foo(y))", "  ^^^"]
+
+
 def test_huge_integer_exponents_are_a_clear_error(capsys):
     assert cli.main(["check", "x**1" + "0" * 400]) == 2  # was an OverflowError traceback
     err = capsys.readouterr().err

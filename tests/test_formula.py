@@ -155,6 +155,12 @@ def test_deep_nesting_is_an_error_not_a_crash():
     ("  x + y[0]", "column 7", "    x + y[0]", "        ^^^^"),
     ("a*x + βb.c", "column 7", "  a*x + βb.c", "        ^^^^"),  # characters, not UTF-8 bytes
     ("(x\n+ y.z)", "line 2, column 3", "  + y.z)", "    ^^^"),
+    # a lone \r ends a line, as Python's tokenizer reads it (it was an IndexError)
+    ("(x +\rfoo(y))", "line 2, column 1", "  foo(y))", "  ^^^"),
+    ("(x\r+\r\ry.z)", "line 4, column 1", "  y.z)", "  ^^^"),
+    ("x +\\\r 1e999", "line 2, column 2", "   1e999", "   ^^^^^"),
+    ("(x +\r* y)", "line 2, column 1", "  * y)", "  ^"),  # was column 11 of line 1
+    ("\r\n(x +\r\n\r- y.z)", "line 4, column 3", "  - y.z)", "    ^^^"),
     ("f(x) + 1", "column 1", "  f(x) + 1", "  ^"),
     ("x + 1/0", "column 5", "  x + 1/0", "      ^^^"),
 ])
