@@ -6,7 +6,8 @@ table's functions (:data:`FUNCTIONS`: ``tanh``, ``relu``, ``max``, ...) with the
 number of positional arguments.  Anything else -- attribute access, subscripts, strings,
 lambdas, keywords, dunder names -- is refused with a message naming it and pointing at
 its column, and so is a constant that does not fit in a float (``9**9**9``, a 401-digit
-integer) before Python computes it exactly.
+integer) before Python computes it exactly: an integer power is sized from the bit lengths
+of its exact operands first.
 
 The result, a :class:`Formula`, is evaluated by a small interpreter over that checked tree
 (an explicit stack, no recursion): names are its arguments, operators are Value's
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import ast
 import inspect
-import math
 import operator
 import re
 import sys
@@ -153,7 +153,6 @@ def _check(tree: ast.Expression, place: _Place) -> list[str]:
             if type(node.op) not in _BINARY:
                 raise FormulaError(f"operator {_HINTS.get(type(node.op), type(node.op).__name__)} is not "
                                    f"allowed; use + - * / **{place.node(node)}")
-            _check_power(node, place)
             stack += [node.left, node.right]
         elif isinstance(node, ast.UnaryOp):
             if type(node.op) not in _UNARY:
@@ -206,55 +205,6 @@ def _check_call(node: ast.Call, place: _Place) -> None:
         raise FormulaError(f"{name}() takes {FUNCTIONS[name]} argument(s); got {len(node.args)}{place.node(node)}")
 
 
-def _check_power(node: ast.BinOp, place: _Place) -> None:
-    """Refuse constant powers beyond float range: Python would compute them exactly."""
-    if isinstance(node.op, ast.Pow):
-        base, exponent = _constant(node.left), _constant(node.right)
-        if base is not None and exponent is not None and base != 0 and math.isinf(_magnitude(base, exponent)):
-            raise FormulaError(f"a constant power in the formula overflows a float; write a smaller one"
-                               f"{place.node(node)}")
-
-
-def _constant(node: ast.AST) -> float | None:
-    """The float value (a magnitude, for powers) of a subtree without names, or None."""
-    values: dict[int, float | None] = {}
-    stack: list[tuple[ast.AST, bool]] = [(node, False)]
-    while stack:
-        current, ready = stack.pop()
-        if isinstance(current, ast.Constant) and type(current.value) in (int, float):
-            values[id(current)] = float(current.value) if abs(current.value) <= _FLOAT_MAX else math.inf
-        elif isinstance(current, ast.UnaryOp) and type(current.op) in _UNARY:
-            if not ready:
-                stack += [(current, True), (current.operand, False)]
-                continue
-            inner = values[id(current.operand)]
-            values[id(current)] = None if inner is None else (-inner if isinstance(current.op, ast.USub) else inner)
-        elif isinstance(current, ast.BinOp) and type(current.op) in _BINARY:
-            if not ready:
-                stack += [(current, True), (current.left, False), (current.right, False)]
-                continue
-            a, b = values[id(current.left)], values[id(current.right)]
-            values[id(current)] = None if a is None or b is None else _combine(current.op, a, b)
-        else:
-            values[id(current)] = None
-    return values[id(node)]
-
-
-def _combine(op: ast.operator, a: float, b: float) -> float:
-    if isinstance(op, ast.Pow):
-        return _magnitude(a, b)
-    if isinstance(op, ast.Div):
-        return a / b if b else math.inf
-    return _BINARY[type(op)](a, b)
-
-
-def _magnitude(base: float, exponent: float) -> float:
-    try:
-        return math.pow(abs(base), exponent)  # a magnitude is all the overflow check needs
-    except (OverflowError, ValueError, ZeroDivisionError):
-        return math.inf
-
-
 # -- the interpreter ------------------------------------------------------------------------
 
 def _evaluate(formula: Formula, values: dict[str, Any]) -> Any:
@@ -304,15 +254,28 @@ def _number(formula: Formula, node: ast.AST, function: Callable, args: list) -> 
     complex, is a FormulaError."""
     place = _Place(formula.text, len(formula.text) - len(formula.text.lstrip()))
     try:
-        result = function(*args)
-    except (ZeroDivisionError, OverflowError) as error:
+        result = _power(*args) if function is operator.pow else function(*args)
+    except ZeroDivisionError as error:
         raise FormulaError(f"the constant part of the formula fails: {error}{place.node(node)}") from None
+    except OverflowError:
+        raise FormulaError(f"the constant part of the formula overflows a float; write a smaller one"
+                           f"{place.node(node)}") from None
     if isinstance(result, complex):
         raise FormulaError(f"the constant part of the formula is not a real number "
                            f"(a negative number to a fractional power){place.node(node)}")
     if abs(result) > _FLOAT_MAX:
         raise FormulaError(f"the constant part of the formula does not fit in a float{place.node(node)}")
     return result
+
+
+def _power(base: int | float, exponent: int | float) -> int | float:
+    """``base ** exponent``; OverflowError first if both are integers and the power's bit
+    length shows it is beyond float range, as Python would compute every digit of it
+    (``3**(10**9)`` takes minutes)."""
+    if isinstance(base, int) and isinstance(exponent, int) and exponent > 0 \
+            and (abs(base).bit_length() - 1) * exponent >= sys.float_info.max_exp:  # |base|**e >= 2**(that)
+        raise OverflowError
+    return base ** exponent
 
 
 def _describe(node: ast.AST) -> str:

@@ -1,6 +1,10 @@
 """Formula text: what is accepted, what is refused (and that refusing runs nothing)."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 import sympy as sp
 
@@ -9,6 +13,7 @@ from graphc.formula import FUNCTIONS, MAX_LENGTH, FormulaError, parse
 import graphc
 from graphc import Value, ops, symbolic
 from graphc.symbolic import to_sympy
+from conftest import ROOT
 
 x, w, b, y = sp.symbols("x w b y", real=True)
 F = symbolic.FUNCTIONS
@@ -128,6 +133,38 @@ def test_the_functions_are_the_op_tables():
 def test_everything_else_is_refused_with_a_reason(text, message):
     with pytest.raises(FormulaError, match=message):
         parse(text)
+
+
+#: Parses each formula text of its arguments (then calls x**y with integers), printing the
+#: FormulaError of each without its caret lines.
+REFUSE_IN_A_CHILD = """
+import sys
+from graphc.formula import FormulaError, parse
+for text in sys.argv[1:]:
+    try:
+        parse(text)
+    except FormulaError as error:
+        print(str(error).split(" at ")[0])
+try:
+    parse("x**y")(3, 10**9)
+except FormulaError as error:
+    print(str(error).split(" at ")[0])
+"""
+
+
+def test_an_integer_power_beyond_floats_is_refused_before_python_computes_it():
+    """Regression (an outside tester): overflow was judged in floats, where 10**30 + 10**9 - 10**30
+    is 0, so 3**(10**30+10**9-10**30) passed and Python computed every digit of 3**(10**9).  A
+    child process, so a hang fails the test (on timeout) instead of stopping the run."""
+    texts = ["3**(10**30+10**9-10**30)", "x*(2**60+3-2**60)**(10**8)", "(-3)**(10**30 + 10**9 - 10**30) * x",
+             "x**(2**(2**1000 - 2**1000 + 10**6))", "tanh(x) + (10**300 - 10**300 + 2)**(3**40 - 3**40 + 10**9)",
+             "(2**1023 - 2**1023 + 7)**(5*10**8 - 1)"]
+    result = subprocess.run([sys.executable, "-c", REFUSE_IN_A_CHILD, *texts], capture_output=True, text=True,
+                            timeout=60, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    refused = "the constant part of the formula overflows a float; write a smaller one"
+    assert result.stdout.splitlines() == [refused] * (len(texts) + 1), result.stderr
+    assert parse("x * 3**646")(1.0).data == 3.0 ** 646  # the largest power of 3 a float holds
+    assert parse("x * (2**53 + 1 - 2**53)**(10**300) * 2**1023")(1.0).data == 2.0 ** 1023
 
 
 def test_refusing_runs_nothing(tmp_path, monkeypatch):
