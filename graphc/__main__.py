@@ -39,6 +39,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     args.passed_on = passed_on
+    if sys.stdout is None:  # started with stdout closed (`graphc show x >&-`): Python made it None
+        print(f"graphc {args.command}: error: standard output is closed", file=sys.stderr)
+        return 1
     from .errors import GraphcError
     try:
         status = args.run(args)
@@ -49,6 +52,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except BrokenPipeError:  # the reader went away (`graphc show ... | head -1`): stop quietly
         _silence_stdout()
+        return 1
+    except OSError as error:  # the output cannot be written (`graphc show x >/dev/full`)
+        _silence_stdout()
+        print(f"graphc {args.command}: error: {error}", file=sys.stderr)
         return 1
 
 

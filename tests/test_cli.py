@@ -189,6 +189,21 @@ def test_a_reader_that_goes_away_is_no_traceback(tmp_path):
     assert process.wait(timeout=120) == 1 and err == ""
 
 
+def test_an_output_that_cannot_be_written_is_said_not_a_traceback(tmp_path):
+    """Regression (an outside tester): with stdout closed (``>&-``) Python's sys.stdout is None,
+    and flushing it was an AttributeError traceback; a full disk was an OSError one."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    command = [sys.executable, "-m", "graphc", "show", "tanh(x)"]
+    closed = subprocess.run(command, stderr=subprocess.PIPE, text=True, timeout=120, cwd=tmp_path, env=env,
+                            preexec_fn=lambda: os.close(1))  # graphc starts with no stdout
+    assert (closed.returncode, closed.stderr) == (1, "graphc show: error: standard output is closed\n")
+    if os.path.exists("/dev/full"):
+        with open("/dev/full", "w") as full:
+            result = subprocess.run(command, stdout=full, stderr=subprocess.PIPE, text=True, timeout=120,
+                                    cwd=tmp_path, env=env)
+        assert (result.returncode, result.stderr) == (1, "graphc show: error: [Errno 28] No space left on device\n")
+
+
 def test_no_command_prints_help_and_a_bad_one_is_a_usage_error(capsys):
     assert cli.main([]) == 2 and "COMMAND" in capsys.readouterr().out
     assert cli.main(["frobnicate"]) == 2 and "invalid choice" in capsys.readouterr().err
