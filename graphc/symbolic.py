@@ -48,8 +48,9 @@ def symbols_of(graph: Graph, **assumptions: Any) -> list[sp.Symbol]:
 class TableFunction(sp.Function):
     """A table op as a named SymPy function, ``relu(x)``; its meaning is the table's form.
 
-    Numbers evaluate (``relu(2)`` is 2); ``diff`` and ``.rewrite(sp.Piecewise)`` use the op
-    table's SymPy form, so nothing about the op is defined twice.
+    Numbers evaluate (``relu(2)`` is 2); ``diff``, ``.rewrite(sp.Piecewise)`` and what SymPy
+    assumes (``relu(x)`` is real for a real ``x``) use the op table's SymPy form, so nothing
+    about the op is defined twice.
     """
 
     op_name = ""
@@ -84,6 +85,21 @@ class TableFunction(sp.Function):
 
     def _eval_evalf(self, prec: int) -> sp.Expr:
         return self.table_form().evalf(sp.core.evalf.prec_to_dps(prec))
+
+    def _table_fact(self, fact: str) -> bool | None:
+        """What SymPy knows of ``fact`` about the table form: relu of a real is real, sqrt of
+        a real only if it is >= 0.  Without these SymPy assumes nothing and writes
+        ``|exp(relu(x))|`` as ``exp(re(relu(x)))``, which from_sympy cannot read."""
+        try:
+            return getattr(self.table_form(), f"is_{fact}")
+        except TypeError:  # a comparison of a non-real number (relu(I)): undefined
+            return None
+
+    def _eval_is_extended_real(self) -> bool | None:
+        return self._table_fact("extended_real")
+
+    def _eval_is_finite(self) -> bool | None:
+        return self._table_fact("finite")
 
 
 def _function_ops() -> tuple[dict[str, Any], dict[str, type]]:

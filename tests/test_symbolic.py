@@ -69,6 +69,23 @@ def test_table_functions_evaluate_differentiate_and_lambdify():
     assert float(sp.lambdify([x], sigmoid(x))(0.0)) == 0.5
 
 
+def test_table_functions_are_real_where_their_forms_are():
+    y, p = sp.Symbol("y", real=True), sp.Symbol("p", positive=True)
+    real_for_reals = ["relu", "step", "sigmoid", "max", "softplus", "lt", "le", "gt", "ge", "eq", "ne"]
+    for name in real_for_reals:
+        f = FUNCTIONS[name]
+        assert f(*(x, y)[:f.nargs.args[0]]).is_real, name
+    log1p, sqrt, truediv = (FUNCTIONS[name] for name in ("log1p", "sqrt", "truediv"))
+    assert log1p(x).is_real is None and log1p(p).is_real and log1p(-1 - p).is_real is False  # log(1 + x)
+    assert sqrt(x).is_real is None and sqrt(p).is_real and sqrt(-p).is_real is False
+    assert sqrt(x ** 2 + 1).is_real and truediv(x, p).is_real and truediv(x, y).is_real is None  # y may be 0
+    assert relu(sp.Symbol("z")).is_real is None
+    (expr,) = to_sympy(trace(lambda x: x.relu().exp().abs(), 0.5))
+    assert expr == sp.exp(relu(x))  # not exp(re(relu(x)))
+    assert sp.diff(sp.Abs(relu(x)), x) == sp.sign(relu(x)) * step(x)
+    assert str(from_sympy(expr)) == str(trace(lambda x: x.relu().exp(), 0.5))
+
+
 @pytest.mark.parametrize("value", [0.1, -0.5, 1e300, 5e-324, 2.0 ** 60, 6.8813735870195432, 1 / 3])
 def test_numbers_are_exact_and_round_trip(value):
     assert float(sympy_number(value)) == value
