@@ -20,7 +20,11 @@ within ``h`` of the point defeats them -- move the point or pass ``fd=False``.  
 tells a kink from a wrong gradient: there the one-sided slopes differ from each other and
 the exact gradient is one of them (``relu'(0)`` is 0, the left slope), and the verdict is
 "inconclusive", not "FAILED".  Where the output or a gradient is nan in every method
-(``x**y`` at x < 0) nothing can be compared, and the verdict says "nan", not "ok".
+(``x**y`` at x < 0) nothing can be compared, and the verdict says "nan", not "ok".  Where
+SymPy's form cannot speak for the code at the point -- it is undefined there while eager and
+compiled agree, it holds a nan or an infinity its algebra absorbs other terms into (``x +
+log(-1)`` is ``x + nan``, whose derivative is 0), or it simplified an undefined step away
+(``y/y`` is 1, nan at y = 0) -- its entry is left out with a note.
 
 Eager and compiled gradients share the op table's rules, so a wrong rule makes both wrong
 alike; SymPy and finite differences are what catch it.
@@ -56,6 +60,7 @@ import sympy as sp
 from .compile import Compiled, compile as compile_fn
 from .engine import Value
 from .errors import ArgumentError, GraphcError
+from .functional import _no_gradient
 from .graph import LEAVES, Graph
 from .symbolic import symbols_of, to_sympy
 from .trace import argument_names
@@ -268,7 +273,9 @@ def check_grad(fn: Callable | Compiled, *args: Any, output: int = 0, rtol: float
     ``graphc.compile``).  Params' ``.grad`` and ``.data`` are restored afterwards.
     ``prove`` None proves when the gradient graph has at most ``prove_limit`` operations;
     True proves regardless; False never.  ``sympy_seconds``: each SymPy column's time
-    limit (``math.inf``: none).  See the module docstring for the limits.
+    limit (``math.inf``: none).  See the module docstring for the limits.  A function whose
+    output is a number computed from ``.data``, ``float(x)`` or a comparison has no gradient
+    to check, and is refused, as :func:`graphc.grad` refuses it.
     """
     for name, limit in (("rtol", rtol), ("fd_rtol", fd_rtol), ("sympy_seconds", sympy_seconds)):
         if isinstance(limit, bool) or not isinstance(limit, numbers.Real) or not limit >= 0:
@@ -284,6 +291,12 @@ def check_grad(fn: Callable | Compiled, *args: Any, output: int = 0, rtol: float
     if not 0 <= output < len(graph.outputs):
         raise GraphcError(f"check_grad: output {output} does not exist; {compiled.name} has "
                           f"{len(graph.outputs)} output(s)")
+    guards = compiled._require_latest().guards
+    if guards.kinds is not None and _no_gradient(guards.kinds[output], guards.froze_numbers):
+        raise GraphcError(f"check_grad needs a function whose output {output} is a Value, as grad does; "
+                          f"{compiled.name} returns a plain number computed from .data, float(x) or a "
+                          f"comparison, which carries no gradient (eager and compiled would say 0 for any "
+                          f"slope): compute with the Values themselves, as x.exp()")
     saved = [(p.data, p.grad) for p in params]
     try:
         value, compiled_grads = _backward(compiled, in_tree, point, params, output)
@@ -297,7 +310,11 @@ def check_grad(fn: Callable | Compiled, *args: Any, output: int = 0, rtol: float
         for p, (data, grad) in zip(params, saved):
             p.data, p.grad = data, grad
     report = GradReport(compiled.name, value, rows, rtol)
-    skipped = [r.name for r in rows if fd and r.finite_diff is None]
+    at_non_finite = [f"{r.name} = {r.value:g}" for r in rows if fd and not math.isfinite(r.value)]
+    if at_non_finite:
+        report.notes.append(f"finite differences skipped at {', '.join(at_non_finite)}: there is no difference "
+                            f"quotient at a point that is not finite")
+    skipped = [r.name for r in rows if fd and r.finite_diff is None and math.isfinite(r.value)]
     if skipped:
         report.notes.append(f"finite differences skipped for {', '.join(skipped)}: the output is not finite "
                             f"within h of the point")
@@ -334,6 +351,8 @@ def _finite_differences(compiled: Compiled, in_tree: Any, point: list[float], pa
     center = f(point)
     for k, row in enumerate(rows):
         x = row.value
+        if not math.isfinite(x):
+            continue  # nan + h is nan, inf + h is inf: no step to take
         h = _EPS ** (1 / 3) * max(1.0, abs(x))
         xp, xm = x + h, x - h
 
@@ -386,29 +405,18 @@ def _symbolic(report: GradReport, compiled: Compiled, graph: Graph, output: int,
                             f"piecewise terms (max, abs, relu) can swell for minutes, and their values at a "
                             f"point take as long where a number is huge (exp(exp(exp(exp(exp(x))))) at x = 1)")
         return
-    derivatives, values, overflowed = computed
-    undefined, continued = [], []
-    for row, value in zip(report.rows, values):
-        if math.isnan(value) and not row.undefined and rel_err(row.eager, row.compiled) <= report.rtol:
-            undefined.append(row.name)  # SymPy's form is 0/0 or a pole here; the exact methods agree on a number
-        elif row.undefined and not math.isnan(value):
-            continued.append(row.name)  # SymPy's algebra took a step out: sigmoid(log(x))' is 1/(x**2*(1 + 1/x)**2)
-        else:
-            row.sympy = value
-    if undefined:
-        report.notes.append(f"sympy column left out for {', '.join(undefined)}: SymPy's derivative is undefined at "
-                            f"this point (0/0, a pole as y*x**y/x at x = 0, or a complex step as log of a negative "
-                            f"number) where eager and compiled agree on a number")
-    if continued:
-        report.notes.append(f"sympy column left out for {', '.join(continued)}: eager and compiled are nan here (a "
-                            f"step of the function is undefined, as log of a negative number), where SymPy's "
-                            f"simplified derivative has a value")
+    derivatives, values, overflowed, absorbing, forward = computed
+    _fill_sympy_column(report, values, absorbing, forward)
     if overflowed:
         report.notes.append("sympy column: a value past any float counted as inf there, as float64 gives it, "
                             "not the exact number")
     cheap = size <= SIMPLIFY_LIMIT
     report.symbolic = {row.name: sp.factor_terms(d) if cheap else d for row, d in zip(report.rows, derivatives)}
     if prove is False:
+        return
+    if any(absorbing):
+        report.notes.append("proof skipped: SymPy's form holds a nan or an infinity, which its algebra absorbs "
+                            "terms into (x + nan is nan, with derivative 0)")
         return
     joint = compiled.stages(output, wrt_inputs=True).joint
     joint_size = _operations(joint)
@@ -440,20 +448,66 @@ def _symbolic(report: GradReport, compiled: Compiled, graph: Graph, output: int,
                             f"derivative is undefined)")
 
 
+#: Why :func:`_fill_sympy_column` leaves a row's SymPy value out, by kind.
+_LEFT_OUT = {
+    "absorbed": "SymPy's form holds a nan or an infinity (a constant such as log(-1) or exp(1000), folded), "
+                "into which its algebra absorbs the other terms: x + nan is nan and x + oo is oo, whose "
+                "derivative in x is 0, where the code's arithmetic keeps each term's gradient",
+    "diverged": "SymPy's form is {forward} at this point, where the code computes {output}: SymPy simplified "
+                "an undefined step away (y/y is 1 to SymPy, nan at y = 0), so its derivative is another "
+                "function's here",
+    "undefined": "SymPy's derivative is undefined at this point (0/0, a pole as y*x**y/x at x = 0, or a complex "
+                 "step as log of a negative number) where eager and compiled agree on a number",
+    "continued": "eager and compiled are nan here (a step of the function is undefined, as log of a negative "
+                 "number), where SymPy's simplified derivative has a value",
+}
+
+
+def _fill_sympy_column(report: GradReport, values: list[float], absorbing: list[bool], forward: float) -> None:
+    """Each row's SymPy value, or a note saying why it is left out (see :data:`_LEFT_OUT`)."""
+    diverged = not math.isfinite(report.output) and not rel_err(forward, report.output) <= report.rtol
+    left_out: dict[str, list[str]] = {kind: [] for kind in _LEFT_OUT}
+    for row, value, absorbed in zip(report.rows, values, absorbing):
+        if absorbed:
+            left_out["absorbed"].append(row.name)
+        elif diverged:
+            left_out["diverged"].append(row.name)
+        elif math.isnan(value) and not row.undefined and rel_err(row.eager, row.compiled) <= report.rtol:
+            left_out["undefined"].append(row.name)  # 0/0 or a pole; the exact methods agree on a number
+        elif row.undefined and not math.isnan(value):
+            left_out["continued"].append(row.name)  # sigmoid(log(x))' simplified to 1/(x**2*(1 + 1/x)**2)
+        else:
+            row.sympy = value
+    for kind, names in left_out.items():
+        if names:
+            why = _LEFT_OUT[kind].format(forward=_num(forward), output=_num(report.output))
+            report.notes.append(f"sympy column left out for {', '.join(names)}: {why}")
+
+
 #: What SymPy raises on an expression it cannot work with -- ``TypeError: Invalid NaN
 #: comparison`` for a ``max`` against nan -- which skips its columns with a note.
 SYMPY_REFUSALS = (TypeError, ValueError, ZeroDivisionError)
 
 
-def _derivatives_at(expr: sp.Expr, exact: sp.Expr, syms: list[sp.Symbol], at: dict) -> tuple[list, list[float], bool]:
+def _derivatives_at(expr: sp.Expr, exact: sp.Expr, syms: list[sp.Symbol],
+                    at: dict) -> tuple[list, list[float], bool, list[bool], float]:
     """SymPy's derivatives of ``expr`` (to show), the values at ``at`` of those of ``exact``
     (``expr`` with each constant the float the code holds, not its shortest decimal: 0.1 -
-    0.1 is 0 in the code, and so in the sympy column), and whether some value went past any
-    float (see :func:`evaluate_at`): the work :func:`_within` bounds."""
+    0.1 is 0 in the code, and so in the sympy column), whether some value went past any
+    float (see :func:`evaluate_at`), per derivative whether it or ``exact`` holds a nan or
+    an infinity (SymPy's algebra absorbs terms into one), and ``exact``'s value at ``at``:
+    the work :func:`_within` bounds."""
     derivatives = [sp.diff(expr, s) for s in syms]
     overflowed: list = []
-    values = [evaluate_at(sp.diff(exact, s), at, overflowed=overflowed) for s in syms]
-    return derivatives, values, bool(overflowed)
+    exact_derivatives = [sp.diff(exact, s) for s in syms]
+    values = [evaluate_at(d, at, overflowed=overflowed) for d in exact_derivatives]
+    whole = exact.has(*_NON_FINITE)
+    absorbing = [whole or d.has(*_NON_FINITE) for d in exact_derivatives]
+    return derivatives, values, bool(overflowed), absorbing, evaluate_at(exact, at)
+
+
+#: SymPy's numbers that are not finite: a sum or product with one is one (x + nan is nan).
+_NON_FINITE = (sp.nan, sp.zoo, sp.oo, -sp.oo)
 
 
 _NO_LIMIT = 1e7  # seconds (four months): more is no limit, sympy_seconds=math.inf

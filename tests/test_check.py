@@ -251,10 +251,44 @@ def test_an_output_past_any_float_is_checked_without_finite_differences():
     assert any("sympy column: a value past any float counted as inf" in note for note in report.notes)
 
 
-def test_a_function_returning_a_number_computed_from_data_is_checked_not_crashed():
-    """x.data carries no gradient: eager and compiled say 0, the function's slope is 2."""
-    report = graphc.check_grad(lambda x: x.data * 2.0, 1.0, prove=False)
-    assert [r.eager for r in report.rows] == [0.0] and not report.ok
+def test_a_function_returning_a_number_computed_from_data_is_refused_as_grad_refuses_it():
+    """x.data carries no gradient: eager and compiled said 0 while SymPy, reading the traced
+    arithmetic, said 2 and proved the gradient graph's 2 (an outside hunt)."""
+    for fn, output in ((lambda x: x.data * 2.0, 0), (lambda x: (x * 2).data, 0), (lambda x: [x * 2, x.data], 1)):
+        with pytest.raises(GraphcError, match=f"check_grad needs a function whose output {output} is a Value, as grad"):
+            graphc.check_grad(fn, 1.0, output=output)
+    assert graphc.check_grad(lambda x: [x.data, x * 2], 1.0, output=1).ok
+    assert graphc.check_grad(lambda x: 3.0, 1.0).ok  # a constant: gradient 0, as grad says
+
+
+def test_constants_nan_or_inf_leave_sympy_out_instead_of_failing():
+    """SymPy's x + nan is nan and x + oo is oo, with derivative 0 in x, where eager and compiled
+    rightly say 1: the sympy column read 0 and the verdict FAILED (an outside hunt)."""
+    for fn, args, grads in [(lambda x: x + math.nan, (0.7,), [1.0]), (lambda x: x + math.inf, (0.7,), [1.0]),
+                            (lambda x, y: x * y + 0.0 * math.nan, (0.7, -0.4), [-0.4, 0.7])]:
+        report = check_grad(fn, *args)
+        assert report.verdict != "FAILED" and [r.sympy for r in report.rows] == [None] * len(args), str(report)
+        assert [r.eager for r in report.rows] == [r.compiled for r in report.rows] == grads
+        assert any(n.startswith("sympy column left out for x") and "x + nan is nan" in n for n in report.notes)
+        assert any(n.startswith("proof skipped: SymPy's form holds a nan or an infinity") for n in report.notes)
+
+
+def test_a_nan_sympy_simplified_away_leaves_sympy_out():
+    """y/y is 1 to SymPy, nan at y = 0 to the code: max(0.001 + z, y/y) is nan there, whose
+    gradient in z eager and compiled say 1, and SymPy's max(0.701, 1) said 0."""
+    report = check_grad(lambda z, y: (z + 0.001).max(y / y), 0.7, 0.0)
+    assert report.verdict != "FAILED" and [r.sympy for r in report.rows] == [None, None], str(report)
+    assert any(n.startswith("sympy column left out for z, y: SymPy's form is 1 at this point, where the code "
+                            "computes nan") for n in report.notes)
+
+
+def test_no_finite_differences_at_a_nan_or_inf_point():
+    """They ran and were explained away as rounding inside the function (an outside hunt)."""
+    for value in (math.nan, math.inf):
+        report = check_grad(lambda x, y: graphc.apply("lt", x, y), value, -0.4)
+        assert report.ok and report.rows[0].finite_diff is None and report.rows[1].finite_diff == 0, str(report)
+        note = f"finite differences skipped at x = {value:g}: there is no difference quotient at a point that"
+        assert any(n.startswith(note) for n in report.notes) and "rounding" not in str(report)
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="the time limit needs fork")

@@ -111,6 +111,25 @@ def test_huge_integer_exponents_are_a_clear_error(capsys):
     assert "error: the number 100000000000...(401 characters) does not fit in a float" in err
 
 
+def test_check_of_a_nan_or_inf_constant_leaves_sympy_out_instead_of_failing(capsys):
+    """SymPy's x + nan (log(-1) folded) and x + oo (exp(1000)) have derivative 0 in x: the
+    sympy column read 0 and the verdict was FAILED (an outside hunt)."""
+    assert cli.main(["check", "x + exp(1000)"]) == 0
+    assert cli.main(["check", "x + log(-1)"]) == 1  # the output is nan: nothing compared
+    out = capsys.readouterr().out
+    assert "FAILED" not in out and "sympy column left out for x: SymPy's form holds a nan or an infinity" in out
+
+
+def test_show_and_check_keep_named_functions_real(capsys):
+    """relu was not declared real: |exp(relu(x))|' read exp(re(relu(x)))*re(step(x)), and
+    check left out SymPy's derivative of |relu(x)| at x = -1 as undefined (an outside hunt)."""
+    assert cli.main(["show", "abs(exp(relu(x)))"]) == 0
+    assert "d/dx = exp(relu(x))*step(x)" in capsys.readouterr().out
+    assert cli.main(["check", "abs(relu(x))", "--at", "x=-1"]) == 0
+    out = capsys.readouterr().out
+    assert "\nx     input  -1     0      0         0      0 " in out and "not proved" not in out
+
+
 def test_check_prints_the_table_and_exits_by_the_verdict():
     ok = graphc_cli("check", "tanh(x*w + b)", "--at", "x=2,w=-3", "--at", "b=0.5")
     assert ok.returncode == 0, ok.stderr
