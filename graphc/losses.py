@@ -15,7 +15,10 @@ import numbers
 import sys
 from typing import Sequence, Union
 
+import numpy as np
+
 from .engine import Value, _coerce, apply
+from .traced import TracedNumber
 
 Outputs = Union[Value, Sequence[Value]]
 _LARGEST = sys.float_info.max
@@ -92,16 +95,26 @@ def softmax_cross_entropy(logits: Outputs, target: Sequence) -> Value:
     _same_length(logits, target, "softmax_cross_entropy")
     _probabilities(target)
     shift = _shift(logits)
+    if labelled and all(type(t) is bool for t in target):  # a label known now: its term alone, as PyTorch's
+        # nll picks it (the others' 0 * (shift - z) was 0 * inf, nan, for a logit masked with -inf)
+        label = target.index(True)
+        return (shift - logits[label]) + _log_sum_shifted(logits, shift)
     loss = sum(t * (shift - z) for t, z in zip(target, logits)) + _log_sum_shifted(logits, shift)
-    if labelled and not all(type(t) is bool for t in target):  # a label compared live, in a compiled function
+    if labelled:  # a label compared live, in a compiled function
         loss = loss + apply("log", sum(target)) * 0.0  # +0.0; nan for a label out of range, as no guard can raise
     return loss
 
 
 def _one_hot(label, n: int) -> list:
-    """``label`` (a class index) as a one-hot target of ``n`` entries."""
-    if isinstance(label, numbers.Integral) and not 0 <= label < n:
-        raise ValueError(f"softmax_cross_entropy: label {label} is out of range for {n} logits (0 to {n - 1})")
+    """``label`` (a class index) as a one-hot target of ``n`` entries: Python bools for a
+    number (``np.float64(5.0)`` too, whose ``==`` gives NumPy bools: it took the path of a
+    label compared live, nan out of range where eager code raises -- an outside hunt)."""
+    if not isinstance(label, (Value, TracedNumber)):
+        if not 0 <= label < n:
+            raise ValueError(f"softmax_cross_entropy: label {label} is out of range for {n} logits (0 to {n - 1})")
+        if label != math.floor(label):
+            raise ValueError(f"softmax_cross_entropy: label {label} is not a class index (a whole number)")
+        return [bool(label == k) for k in range(n)]
     hot = [label == k for k in range(n)]
     if isinstance(label, Value) and all(type(h) is bool for h in hot):  # compared by identity, as micrograd's
         raise TypeError("softmax_cross_entropy: a class index is a number, not a Value (its == is identity); "
@@ -112,8 +125,9 @@ def _one_hot(label, n: int) -> list:
 def _probabilities(target: list) -> None:
     """A target of plain numbers must sum to 1: the loss is formed for one (an all-zero
     one-hot of an out-of-range label gave log_sum_exp(z), silently: an outside hunt).  A
-    target of Values (data passed in) is the caller's to check."""
-    if all(type(t) in (float, int, bool) for t in target):
+    target of Values (data passed in) is the caller's to check.  NumPy's numbers are plain
+    numbers too (an all-zero ``np.zeros(3)`` went unchecked: an outside hunt)."""
+    if all(isinstance(t, (numbers.Real, np.bool_)) and not isinstance(t, (Value, TracedNumber)) for t in target):
         total = math.fsum(target)
         if not abs(total - 1.0) <= 1e-6:
             raise ValueError(f"softmax_cross_entropy: the target must be a probability vector (one-hot for a "

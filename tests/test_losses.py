@@ -225,6 +225,40 @@ def test_softmax_cross_entropy_refuses_a_target_of_numbers_that_is_no_probabilit
                                           for t, z in zip([0.1, 0.2, 0.7], [1, 2, 3])), rel=1e-15)
 
 
+def test_numpy_targets_and_labels_are_checked_as_pythons_are():
+    """NumPy's numbers skipped the checks Python's get (an outside hunt): an all-zero one-hot
+    from ``np.zeros`` or an out-of-range ``np.arange(n) == label`` gave lse(z) - max(z),
+    ``np.full(3, 0.5)`` a loss that is no cross-entropy, and a ``np.float64`` label out of
+    range nan where an int raises; a NumPy label in range is the int's loss, bit for bit."""
+    z = [1.0, 2.0, 0.5]
+    for target in (np.zeros(3), (np.arange(3) == 5).astype(float), np.arange(3) == 5, np.full(3, 0.5)):
+        with pytest.raises(ValueError, match="the target must be a probability vector"):
+            softmax_cross_entropy([Value(v) for v in z], target)
+    for label in (np.float64(5.0), np.float64(-1.0), np.int64(3)):
+        with pytest.raises(ValueError, match=f"label {label} is out of range for 3 logits"):
+            softmax_cross_entropy([Value(v) for v in z], label)
+    with pytest.raises(ValueError, match="label 1.5 is not a class index"):
+        softmax_cross_entropy(z, np.float64(1.5))
+    for label in (np.float64(1.0), np.eye(3)[1] == 1):
+        zs, hs = [Value(v) for v in z], [Value(v) for v in z]
+        want = softmax_cross_entropy(hs, [k == 1 for k in range(3)] if label.ndim else int(label))
+        got = softmax_cross_entropy(zs, label)
+        got.backward()
+        want.backward()
+        assert got.data == want.data and [v.grad for v in zs] == [v.grad for v in hs]
+
+
+def test_a_logit_masked_with_minus_inf_keeps_a_labels_loss_finite_as_pytorchs():
+    """The other classes' ``0 * (shift - z)`` was ``0 * inf`` for a logit of -inf: nan, where
+    PyTorch's cross_entropy with a class index gives log 2 here (an outside hunt)."""
+    for compiled in (False, True):
+        zs = [Value(-math.inf), Value(0.0), Value(0.0)]
+        fn = (lambda *z: softmax_cross_entropy(list(z), 1))
+        loss = graphc.compile(fn)(*zs) if compiled else fn(*zs)
+        loss.backward()
+        assert loss.data == math.log(2.0) and [v.grad for v in zs] == [0.0, -0.5, 0.5]
+
+
 def test_softmax_cross_entropy_takes_a_class_index_as_pytorchs():
     """A PyTorch habit (an outside review): the target a label, not a one-hot list; in a
     compiled function a label passed in is compared live, one program for every label."""
