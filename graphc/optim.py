@@ -31,8 +31,14 @@ class Optimizer:
                 raise TypeError(f"an optimizer updates Values; param {k} is a {type(p).__name__}")
         if len(set(self.params)) != len(self.params):
             raise ValueError("a param appears more than once: it would be updated twice per step")
-        check_range("lr", lr, 0.0, None)
+        Optimizer._check_settings(self, {"lr": lr})
         self.lr = lr
+
+    def _check_settings(self, settings: dict) -> None:
+        """A clear error unless ``settings`` (the numbers besides the state arrays) are what
+        the constructor takes: the constructor's checks, and restore's (a snapshot with
+        ``lr=nan`` or ``betas=(2.0, 0.9)`` was put back silently: an outside hunt)."""
+        check_range("lr", settings["lr"], 0.0, None)
 
     def snapshot(self) -> dict:
         """The optimizer's state (velocities, moments, step count, lr), copied, without its
@@ -54,8 +60,14 @@ class Optimizer:
         for key, value in state.items():
             if isinstance(mine[key], np.ndarray) and np.shape(value) != mine[key].shape:
                 raise ValueError(f"restore: {key} holds {np.shape(value)} numbers, for {len(self.params)} params")
-        vars(self).update({k: np.array(v, dtype=np.float64) if isinstance(mine[k], np.ndarray) else v
-                           for k, v in state.items()})  # float64, as the C driver reads them (a float32 one split them)
+        arrays = {}
+        for key in (k for k, v in mine.items() if isinstance(v, np.ndarray)):
+            try:  # float64, as the C driver reads them (a float32 one split them)
+                arrays[key] = np.array(state[key], dtype=np.float64)
+            except (TypeError, ValueError):
+                raise TypeError(f"restore: {key} must hold numbers; got {state[key]!r:.80}") from None
+        self._check_settings({k: v for k, v in state.items() if k not in arrays})
+        vars(self).update({**state, **arrays})
 
     state_dict = snapshot
     load_state_dict = restore
@@ -125,11 +137,15 @@ class SGD(Optimizer):
     def __init__(self, params: Iterable[Value], lr: float = 0.01, momentum: float = 0.0,
                  nesterov: bool = False) -> None:
         super().__init__(params, lr)
-        check_range("momentum", momentum, 0.0, None)
-        if nesterov and momentum == 0.0:
-            raise ValueError("nesterov momentum needs momentum > 0; got momentum=0")
+        self._check_settings({"lr": lr, "momentum": momentum, "nesterov": nesterov})
         self.momentum, self.nesterov = momentum, nesterov
         self.velocity = np.zeros(len(self.params))
+
+    def _check_settings(self, settings: dict) -> None:
+        super()._check_settings(settings)
+        check_range("momentum", settings["momentum"], 0.0, None)
+        if settings["nesterov"] and settings["momentum"] == 0.0:
+            raise ValueError("nesterov momentum needs momentum > 0; got momentum=0")
 
     def _update(self, grad: np.ndarray) -> np.ndarray:
         if self.momentum == 0.0:
@@ -165,15 +181,22 @@ class Adam(Optimizer):
     def __init__(self, params: Iterable[Value], lr: float = 0.001, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, *, eps_hat: bool = False) -> None:
         super().__init__(params, lr)
-        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-            raise TypeError(f"betas must be a pair (beta1, beta2); got {betas!r}")
-        for name, beta in zip(("betas[0]", "betas[1]"), betas):
-            check_range(name, beta, 0.0, 1.0)
-        check_range("eps", eps, 0.0, None)
+        self._check_settings({"lr": lr, "betas": betas, "eps": eps, "eps_hat": eps_hat, "t": 0})
         self.betas, self.eps, self.eps_hat = (float(betas[0]), float(betas[1])), eps, eps_hat
         self.t = 0
         self.m = np.zeros(len(self.params))
         self.v = np.zeros(len(self.params))
+
+    def _check_settings(self, settings: dict) -> None:
+        super()._check_settings(settings)
+        betas, t = settings["betas"], settings["t"]
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise TypeError(f"betas must be a pair (beta1, beta2); got {betas!r}")
+        for name, beta in zip(("betas[0]", "betas[1]"), betas):
+            check_range(name, beta, 0.0, 1.0)
+        check_range("eps", settings["eps"], 0.0, None)
+        if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or t < 0:
+            raise TypeError(f"t (the steps taken) must be an int >= 0; got {t!r}")
 
     def _update(self, grad: np.ndarray) -> np.ndarray:
         b1, b2 = self.betas

@@ -192,6 +192,30 @@ def test_a_restored_state_is_float64_as_the_c_driver_reads_it():
     assert opt.velocity[0] != 5.0  # a copy
 
 
+@pytest.mark.parametrize("make, bad, error", [
+    (lambda ps: Adam(ps, lr=0.1), {"lr": -1.0}, "lr must be >= 0"),
+    (lambda ps: Adam(ps, lr=0.1), {"lr": math.nan}, "lr must be >= 0"),
+    (lambda ps: Adam(ps, lr=0.1), {"betas": (2.0, 0.9)}, r"betas\[0\] must be in \[0, 1\)"),
+    (lambda ps: Adam(ps, lr=0.1), {"eps": -1.0}, "eps must be >= 0"),
+    (lambda ps: Adam(ps, lr=0.1), {"t": "x"}, r"t \(the steps taken\) must be an int >= 0"),
+    (lambda ps: Adam(ps, lr=0.1), {"m": ["a", "b"]}, "restore: m must hold numbers"),
+    (lambda ps: SGD(ps, lr=0.1, momentum=0.9), {"momentum": -0.5}, "momentum must be >= 0"),
+    (lambda ps: SGD(ps, lr=0.1, momentum=0.9, nesterov=True), {"momentum": 0.0}, "nesterov momentum needs"),
+])
+def test_restore_checks_a_snapshots_settings_as_the_constructor_does(make, bad, error):
+    """A snapshot with ``lr=nan`` or ``betas=(2.0, 0.9)`` was put back silently, where the
+    constructor refuses them (an outside hunt); refused, nothing changes."""
+    opt = make([Value(1.0), Value(2.0)])
+    before = opt.snapshot()
+    state = {**before, **bad}
+    with pytest.raises((ValueError, TypeError), match=error):
+        opt.restore(state)
+    after = opt.snapshot()
+    assert after.keys() == before.keys()
+    assert all(np.array_equal(after[k], before[k]) if isinstance(before[k], np.ndarray) else after[k] == before[k]
+               for k in before)
+
+
 def test_apply_takes_lists_and_refuses_non_numbers_with_a_type_error():
     opt, same = SGD([Value(v) for v in START], lr=0.5), SGD([Value(v) for v in START], lr=0.5)
     assert opt.apply(START, GRADS[0]).tolist() == same.apply(np.array(START), np.array(GRADS[0])).tolist()
