@@ -15,6 +15,7 @@ import sklearn.neural_network as sk
 from sklearn.datasets import load_digits, load_iris, make_moons, make_multilabel_classification, make_regression
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.model_selection import train_test_split
+from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.estimator_checks import check_classifiers_train, estimator_checks_generator, parametrize_with_checks
 
 from conftest import load_example
@@ -336,6 +337,7 @@ def test_bad_parameters_fail_in_fit_saying_what_was_expected(param, value, error
     clf = MLPClassifier(**{param: value})  # __init__ never validates: scikit-learn's rule
     with pytest.raises(error) as info:
         clf.fit(X, y)
+    assert type(info.value) is InvalidParameterError  # scikit-learn's own (an outside hunt: a plain ValueError)
     message = str(info.value)
     assert message.startswith(f"MLPClassifier: {param} must be") and expected in message and repr(value) in message
 

@@ -5,6 +5,7 @@ import numbers
 from typing import Any
 
 import numpy as np
+from sklearn.utils._param_validation import InvalidParameterError
 
 from ..backends import BACKENDS
 
@@ -63,18 +64,19 @@ LOSS_RULE = {"loss": (_text, lambda v: v in ("squared_error", "poisson"), "'squa
 
 
 def check_params(estimator: Any, rules: dict) -> list[int]:
-    """Every parameter in ``rules`` checked (TypeError / ValueError saying what was expected);
-    returns the hidden layer sizes as a list."""
+    """Every parameter in ``rules`` checked: scikit-learn's InvalidParameterError (a ValueError
+    and a TypeError, as its estimators raise) saying what was expected; returns the hidden
+    layer sizes as a list."""
     name = type(estimator).__name__
     for param, (type_ok, value_ok, expected) in rules.items():
         value = getattr(estimator, param)
         if not type_ok(value):
-            raise TypeError(f"{name}: {param} must be {expected}; got {type(value).__name__} {value!r}")
+            raise InvalidParameterError(f"{name}: {param} must be {expected}; got {type(value).__name__} {value!r}")
         if not value_ok(value):
-            raise ValueError(f"{name}: {param} must be {expected}; got {value!r}")
+            raise InvalidParameterError(f"{name}: {param} must be {expected}; got {value!r}")
     sizes = estimator.hidden_layer_sizes
     sizes = [sizes] if _int(sizes) else list(sizes) if hasattr(sizes, "__iter__") else None
     if sizes is None or not all(_int(s) and s >= 1 for s in sizes):
-        raise ValueError(f"{name}: hidden_layer_sizes must be an int >= 1 or a sequence of them; "
+        raise InvalidParameterError(f"{name}: hidden_layer_sizes must be an int >= 1 or a sequence of them; "
                          f"got {estimator.hidden_layer_sizes!r}")
     return [int(s) for s in sizes]
