@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any, Callable, Literal
 
 import numpy as np
 
-from . import forksafe
+from . import forksafe, logs
 from .codegen import c as c_codegen
 from .codegen import numpy as numpy_codegen
 from .codegen import python as python_codegen
@@ -53,6 +53,7 @@ from .errors import ArgumentError, CompilerWarning, GraphcError, _user_stackleve
 from .graph import Builder, Graph
 
 if TYPE_CHECKING:
+    from .rows_program import RowsProgram
     from .signature import Signature
 
 #: The backends ``compile(backend=...)`` names, each running its own programs (the fuzz compares
@@ -110,6 +111,11 @@ class Backend(ABC):
                         starts: bool = False) -> Program:
         """A scalar call's batched program, for :attr:`one_row` backends (see :class:`_Generated`)."""
         raise NotImplementedError(f"the {self.name} backend runs scalar calls in Python")
+
+    def rows_program(self, build: Callable[[], RowsProgram | None], name: str) -> RowsProgram | None:
+        """``build()``: a full-batch loss's per-row programs (:mod:`graphc.rows_program`) in this
+        backend's code, or None, where scalar calls run the scalar program."""
+        return build()
 
 
 class _RowLoop(Backend):
@@ -247,6 +253,16 @@ class _Auto(Backend):
     def generate(self, graph: Graph, name: str, **options: Any) -> tuple[Callable, str]:
         """The chosen backend's batched function of ``graph`` (see :meth:`_Generated.generate`)."""
         return self.chosen.generate(graph, name, **options)
+
+    def rows_program(self, build: Callable[[], RowsProgram | None], name: str) -> RowsProgram | None:
+        """None where C would be too large to build, as for :meth:`batched`: the scalar program
+        runs (a full-batch loss over 70,000 rows raised TooLarge from the user's call: an
+        outside hunt)."""
+        try:
+            return build()
+        except c_codegen.TooLarge as error:
+            logs.rows(name, f"the scalar program runs: {error}")
+            return None
 
 
 _BACKENDS: dict[str, Backend] = {

@@ -154,7 +154,8 @@ class Signature:
             with self._lock:
                 if not self._rows:
                     with _Timer(self.stats, "rows"), gc_paused():
-                        self._rows.append(rows_program(self._traced, self.backend, self.numerics, self.name))
+                        self._rows.append(self.backend.rows_program(
+                            lambda: rows_program(self._traced, self.backend, self.numerics, self.name), self.name))
         return self._rows[0]
 
     @property

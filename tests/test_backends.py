@@ -156,6 +156,29 @@ def test_a_program_too_large_to_build_in_c_is_refused_and_auto_runs_the_python_r
 
 
 @pytest.mark.skipif(c_codegen.find_compiler() is None, reason="needs a C compiler")
+def test_a_full_batch_loss_too_large_for_c_runs_the_scalar_program_on_auto(monkeypatch):
+    """An outside hunt: micrograd's full-batch loss over 70,000 rows raised TooLarge from the
+    call on the default backend (its per-row programs' C, built on the first call, was
+    outside the fallback ``batched`` has); backend="c" still refuses it."""
+    from graphc.codegen import c_toolchain
+    monkeypatch.setattr(c_toolchain, "MAX_STATEMENTS", 40)
+    w = Value(0.5, label="w")
+    X = np.random.default_rng(0).normal(size=600)  # over rows_program.MIN_NODES traced nodes
+
+    def loss(X, y):
+        return sum((w * Value(x) - t) ** 2 for x, t in zip(X, y)) * (1.0 / len(X))
+    eager = loss(X, 2.0 * X)
+    eager.backward()
+    want = (eager.data, w.grad)
+    w.grad = 0.0
+    out = graphc.compile(loss)(X, 2.0 * X)
+    out.backward()
+    assert (out.data, w.grad) == want
+    with pytest.raises(graphc.GraphcError, match=r"a C function of [\d,]+ statements, more than the 40"):
+        graphc.compile(loss, backend="c")(X, 2.0 * X)
+
+
+@pytest.mark.skipif(c_codegen.find_compiler() is None, reason="needs a C compiler")
 def test_auto_runs_cs_batched_programs_and_scalar_calls_in_python():
     """The default: C's source, library and bits for everything batched; Python for one row."""
     X = np.random.default_rng(3).normal(size=(37, 3))
