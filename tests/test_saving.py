@@ -69,6 +69,32 @@ def test_state_dict_returns_copies():
     assert params(model) == before
 
 
+class Block(Module):
+    """A block holding the next: a chain of Modules as deep as a user builds one."""
+
+    def __init__(self, inner: "Block | None") -> None:
+        self.w, self.inner = Value(0.5), inner
+
+    def parameters(self) -> list[Value]:
+        params, block = [], self
+        while block is not None:
+            params.append(block.w)
+            block = block.inner
+        return params
+
+
+def test_a_chain_of_modules_deeper_than_the_recursion_limit_has_its_state_dict():
+    """A chain of 3,000 Modules each holding the next raised RecursionError from state_dict()
+    (an outside hunt): the attributes are walked with a stack, in the same order."""
+    model = None
+    for _ in range(3000):
+        model = Block(model)
+    state = model.state_dict()
+    assert list(state) == ["w", *(f"{'inner.' * k}w" for k in range(1, 3000))]
+    model.load_state_dict({key: np.array(float(k)) for k, key in enumerate(state)})
+    assert [p.data for p in model.parameters()] == [float(k) for k in range(3000)]
+
+
 class Custom(Module):
     """A Module of the user's own: a nested MLP, a Value param, a list of Value params, a constant."""
 
