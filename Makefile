@@ -11,8 +11,8 @@ BENCH_STAMP := $(VENV)/.installed-bench
 demo: $(STAMP)
 	$(PY) examples/moons.py
 
-# The tests in one worker per core (pytest-xdist): 2,600 tests took 11 minutes in one
-# process here, 6 on 2 cores.  TEST_WORKERS=0 runs them in this process.
+# The tests in one worker per core (pytest-xdist): 2,640 tests took 11 minutes in one
+# process here, 5 on 2 cores.  TEST_WORKERS=0 runs them in this process.
 TEST_WORKERS ?= auto
 test: $(STAMP)
 	$(PY) -m pytest -n $(TEST_WORKERS)
