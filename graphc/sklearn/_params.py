@@ -78,5 +78,5 @@ def check_params(estimator: Any, rules: dict) -> list[int]:
     sizes = [sizes] if _int(sizes) else list(sizes) if hasattr(sizes, "__iter__") else None
     if sizes is None or not all(_int(s) and s >= 1 for s in sizes):
         raise InvalidParameterError(f"{name}: hidden_layer_sizes must be an int >= 1 or a sequence of them; "
-                         f"got {estimator.hidden_layer_sizes!r}")
+                                    f"got {estimator.hidden_layer_sizes!r}")
     return [int(s) for s in sizes]
