@@ -2,8 +2,9 @@
 the param gradients of the rows added in the scalar program's order.
 
 Two questions, one interface: ``row_sums(cols, params, seed, starts)`` -> each chain's
-per-row values added first row to last from its start, and what the call computed, which
-a maker may reuse; and ``gradients(cols, params, seed, first, computed)`` -> each param's
+per-row values added first row to last from its start, every row's values of the row's
+other outputs (nodes read outside the row), and what the call computed, which a maker may
+reuse; and ``gradients(cols, params, seed, first, computed)`` -> each param's
 ``first`` plus its rows' gradients (each row's seeded with ``seed``) added last row first,
 one at a time.
 
@@ -11,7 +12,7 @@ one at a time.
   values and every row's gradients at once (with a guessed seed: the gradient reuses them
   when the guess was right); the additions with NumPy.
 * :class:`NativeRows`, the C backend: a forward kernel that sums the rows' values itself
-  (from each chain's start, in row order: no per-row values leave C), and a gradient
+  (from each chain's start, in row order: only the other outputs' leave C), and a gradient
   kernel that sums its rows itself (:mod:`graphc.codegen.c_sums`, resuming from
   ``first``), on the rows in reverse order -- so each param's sum is the one sequential
   chain of ``acc = acc + g`` the scalar program adds, in C doubles (the toolchain never
@@ -77,15 +78,16 @@ def _add_rows_source(n_grads: int, offset: int) -> str:
     return _ADD_ROWS.replace("GC_BLOCK", "8").replace("N_GRADS", str(n_grads)).replace("OFFSET", str(offset))
 
 
-def row_kernel(backend: Backend, forward: Graph, joint: Graph, name: str,
-               n_forward: int) -> "GeneratedRows | NativeRows | NativeRowsWritten":
-    """The per-row program of ``joint`` (``n_forward`` per-row values, then param
-    gradients; its last input the seed) on ``backend``; ``forward`` its per-row values alone."""
+def row_kernel(backend: Backend, forward: Graph, joint: Graph, name: str, n_forward: int,
+               n_sums: int) -> "GeneratedRows | NativeRows | NativeRowsWritten":
+    """The per-row program of ``joint`` (``n_forward`` per-row values -- the first ``n_sums``
+    summed over the rows -- then param gradients; its last input the seed) on ``backend``;
+    ``forward`` its per-row values alone."""
     if not backend.native_kernels:
         return GeneratedRows(backend, joint, name, n_forward)
     if _shares_a_gradient(joint, n_forward):
         return NativeRowsWritten(joint, name, n_forward)
-    return NativeRows(forward, joint, name, n_forward)
+    return NativeRows(forward, joint, name, n_forward, n_sums)
 
 
 def _shares_a_gradient(joint: Graph, n_forward: int) -> bool:
@@ -106,17 +108,17 @@ def outer_function(backend: Backend, joint: Graph, name: str, n_forward: int) ->
     return python_backend.compile_graph(joint, name, seed=joint.inputs[-1], n_forward=n_forward)
 
 
-def rows_and_outer(backend: Backend, forward: Graph, joint: Graph, name: str, n_forward: int,
+def rows_and_outer(backend: Backend, forward: Graph, joint: Graph, name: str, n_forward: int, n_sums: int,
                    outer_joint: Graph, outer_name: str, n_outer_forward: int) -> tuple:
     """:func:`row_kernel` and :func:`outer_function` at once: the first call of a full-batch
     loss needs both, and on C they are one library where the per-row kernels are
     (:class:`NativeRows`) -- one run of the compiler, one prelude to read -- so the outer
     function's source is then in the kernel's and comes back empty."""
     if not backend.native_kernels or _shares_a_gradient(joint, n_forward):
-        return row_kernel(backend, forward, joint, name, n_forward), \
+        return row_kernel(backend, forward, joint, name, n_forward, n_sums), \
             outer_function(backend, outer_joint, outer_name, n_outer_forward)
     outer_text = kernel_text(outer_joint, outer_name)
-    kernel = NativeRows(forward, joint, name, n_forward, also=outer_text)
+    kernel = NativeRows(forward, joint, name, n_forward, n_sums, also=outer_text)
     if kernel.holds_also:
         return kernel, (NativeOuter(outer_text, n_outer_forward, library=kernel.source), "")
     outer = NativeOuter(outer_text, n_outer_forward)
@@ -136,14 +138,18 @@ def sum_in_order(values: np.ndarray, start: float | None) -> float:
 
 class _WrittenRows(abc.ABC):
     """A per-row program that writes every row's gradients (with the values, seeded with a
-    guess) and adds them afterwards: ``values`` and ``add`` are the maker's."""
+    guess) and adds them afterwards: ``values`` and ``add`` are the maker's (``n_forward``
+    per-row values before the gradients)."""
+
+    n_forward: int
 
     def row_sums(self, cols: np.ndarray, params: np.ndarray, seed: float,
-                 starts: tuple) -> tuple[list[float], tuple[np.ndarray, float]]:
-        """Each chain's row sum, and the values with every row's gradients (seeded with
-        ``seed``), for :meth:`gradients` to reuse."""
+                 starts: tuple) -> tuple[list[float], np.ndarray, tuple[np.ndarray, float]]:
+        """Each chain's row sum, the other outputs' values by row, and the values with every
+        row's gradients (seeded with ``seed``), for :meth:`gradients` to reuse."""
         per_row = self.values(cols, params, seed)
-        return [sum_in_order(per_row[j], start) for j, start in enumerate(starts)], (per_row, seed)
+        return [sum_in_order(per_row[j], start) for j, start in enumerate(starts)], \
+            per_row[len(starts):self.n_forward], (per_row, seed)
 
     @abc.abstractmethod
     def values(self, cols: np.ndarray, params: np.ndarray, seed: float) -> np.ndarray:
@@ -242,12 +248,12 @@ class NativeRows:
     """The per-row values by one C kernel, the gradients by another, which sums the rows it
     is given in reverse onto ``first`` (module docstring)."""
 
-    def __init__(self, forward: Graph, joint: Graph, name: str, n_forward: int, also: KernelText | None = None) -> None:
+    def __init__(self, forward: Graph, joint: Graph, name: str, n_forward: int, n_sums: int,
+                 also: KernelText | None = None) -> None:
         """``also``: another kernel to build into the library where that keeps every kernel's
         optimization level (``holds_also`` says whether it was)."""
         gradients = kernel_text(joint, name, reduced=frozenset(range(n_forward, len(joint.outputs))), resuming=True)
-        values = kernel_text(forward, f"{name}_values", seeded=False,
-                             reduced=frozenset(range(len(forward.outputs))), resuming=True)
+        values = kernel_text(forward, f"{name}_values", seeded=False, reduced=frozenset(range(n_sums)), resuming=True)
         together = gradients.source + "\n" + values.function
         level = optimization_level(together)
         one_library = level == optimization_level(gradients.source) == optimization_level(values.source)
@@ -263,10 +269,11 @@ class NativeRows:
             self._gradients, self._values = NativeKernel(gradients), NativeKernel(values)
         self._reversed: tuple = (None, None)  # read-only columns, and their rows in reverse order
 
-    def row_sums(self, cols: np.ndarray, params: np.ndarray, seed: float, starts: tuple) -> tuple[list[float], None]:
+    def row_sums(self, cols: np.ndarray, params: np.ndarray, seed: float,
+                 starts: tuple) -> tuple[list[float], np.ndarray, None]:
         sums = np.array([_start(start) for start in starts], dtype=np.float64)
-        self._values.run(cols, params, 0.0, sums)
-        return sums.tolist(), None
+        values = self._values.run(cols, params, 0.0, sums)
+        return sums.tolist(), values, None
 
     def gradients(self, cols: np.ndarray, params: np.ndarray, seed: float, first: np.ndarray,
                   computed: None) -> np.ndarray:
@@ -288,7 +295,7 @@ class NativeRowsWritten(_WrittenRows):
         n_grads = len(joint.outputs) - n_forward
         text = kernel_text(joint, name)
         self.source = text.source + _add_rows_source(n_grads, n_forward).replace("FREE_NAME", text.free_name)
-        self._kernel, self.n_grads = NativeKernel(text, self.source), n_grads
+        self._kernel, self.n_grads, self.n_forward = NativeKernel(text, self.source), n_grads, n_forward
         self._add = load(self.source, text.free_name, outlined=True)
 
     def values(self, cols: np.ndarray, params: np.ndarray, seed: float) -> np.ndarray:

@@ -19,12 +19,15 @@ program computes (``graphc.compile(fn, backend="python")``):
   gradient program from starts, the rows' totals: an L2 term written first, ``reg + data``).
 * each output's gradient is its own (``backward()`` of the loss never mixes in the
   accuracy's): it comes from the rows of the one chain whose gradient reaches it, if any
-  (a comparison's 0/1 passes no gradient on).
+  (a comparison's 0/1 passes no gradient on);
+* a row's value returned as it is (the scores a loss returns with itself) is the per-row
+  program's output, and its gradient that program's on the one row.
 
 :func:`rows_program` answers None where this cannot be exact: the graph has no rows, a
 param is read twice in one row (the scalar program adds those two contributions in
 between the other rows'), the outer graph's contributions to a param would have to be
-split around the rows', or two chains' rows send gradients to one output.
+split around the rows', two chains' rows send gradients to one output, or a gradient reaches
+a row's value through anything but returning it (``loss + scores[0]``).
 """
 from __future__ import annotations
 
@@ -59,6 +62,7 @@ class Plan(NamedTuple):
     after: np.ndarray
     some_after: bool
     several_after: bool = False
+    row_value: tuple[int, int] | None = None  # (the row program's output, the row) returned as it is
 
 
 def rows_program(graph: Graph, backend: Backend, numerics: str = "exact", name: str = "fn",
@@ -76,8 +80,8 @@ def rows_program(graph: Graph, backend: Backend, numerics: str = "exact", name: 
         return _refused(name, f"{len(graph):,} traced nodes, under {min_nodes:,}: it compiles quickly")
     split = recover_rows(graph)
     if split is None:
-        return _refused(name, "no sum over at least 4 rows computed alike, each row's nodes its own (a row's "
-                              "value returned, or a model's output picked by a label, is not)")
+        return _refused(name, "no sum over at least 4 rows computed alike, each row's nodes its own (one row's "
+                              "value returned alone, or a model's output picked by a label, is not)")
     # both differentiated, so only folded (see graphc.passes.DIFFERENTIABLE_PIPELINE): nor may a
     # param read twice in a row pass for one read
     row = optimize(split.row, passes=DIFFERENTIABLE_PIPELINE)
@@ -85,11 +89,15 @@ def rows_program(graph: Graph, backend: Backend, numerics: str = "exact", name: 
         return _refused(name, "a param is read twice in each row (an L2 term inside the row's loss?)")
     outer = optimize(split.outer, passes=DIFFERENTIABLE_PIPELINE)
     rows_inputs = outer.inputs[len(outer.inputs) - split.n_chains:]
+    first_value = len(outer.inputs) - split.n_chains - split.n_values * split.n_rows
+    value_inputs = {node: k for k, node in enumerate(outer.inputs[first_value:len(outer.inputs) - split.n_chains])}
     live = [_reaches_a_param(row, j) for j in range(split.n_chains)]
-    plans = [_plan(outer, o, rows_inputs, live) for o in range(len(outer.outputs))]
+    plans = [_plan(outer, o, rows_inputs, live, value_inputs, split) for o in range(len(outer.outputs))]
     if any(plan is None for plan in plans):
-        return _refused(name, "an output's gradient comes from two sums over the rows, or a param's from both "
-                              "sides of them")
+        return _refused(name, "an output's gradient comes from two sums over the rows, a param's from both "
+                              "sides of them, or a row's value is differentiated through the rest of the graph")
+    if all(plan.row_value is not None for plan in plans):
+        return _refused(name, "no output reads the sum over the rows")
     logs.rows(name, f"one per-row program over {split.n_rows} rows ({split.n_chains} sum(s) over them)")
     return RowsProgram(split, row, outer, plans, backend, name)
 
@@ -108,7 +116,9 @@ class RowsProgram:
     gradient of one chain's (one program per chain that some output differentiates, made on
     first use).  The outer graph (small: the mean, an L2 term, the accuracy's division, the
     guards) runs as a Python generator like a scalar call's, forward and backward in one
-    frame, one per output differentiated.
+    frame, one per output differentiated: its outputs but the rows' values returned as they
+    are (those come from the per-row program), its gradients but the row sums' and the
+    params' (none of the data's: a C line each, gcc's minutes for 10,000 rows).
     """
 
     def __init__(self, split: RowSplit, row: Graph, outer: Graph, plans: list[Plan], backend: Backend,
@@ -116,10 +126,15 @@ class RowsProgram:
         self.split, self.plans, self.backend, self.name = split, plans, backend, name
         self._row = row
         self._row_vector = optimize(row, passes=DIFFERENTIABLE_VECTOR_PIPELINE)
-        self._outer_graph = outer
         self.n_outputs = len(outer.outputs)
-        self.n_inputs = len(outer.inputs)  # the graph's inputs, then each chain's row sum
+        self._computed = [o for o, plan in enumerate(plans) if plan.row_value is None]  # by the outer graph
+        self._at = {o: k for k, o in enumerate(self._computed)}
+        self._passed = [(o, (plan.row_value[0] - split.n_chains) * split.n_rows + plan.row_value[1])
+                        for o, plan in enumerate(plans) if plan.row_value is not None]  # (output, flat value)
+        self._outer_graph = _with_outputs(outer, [outer.outputs[o] for o in self._computed])
+        self.n_inputs = len(outer.inputs)  # the graph's inputs, each row's values, then each chain's row sum
         self.n_chains = split.n_chains
+        self.n_row_outputs = split.n_chains + split.n_values
         self._rows: dict[int, tuple] = {}
         self._outers: dict[int, tuple] = {}
         self._reached: dict[int, tuple[bool, ...]] = {}
@@ -129,22 +144,27 @@ class RowsProgram:
         if self._table_cols is not None:
             self._table_cols.flags.writeable = False
         self._lock = forksafe.Lock()
-        self.forward_chain = plans[0].chain or 0
+        self._first = self._computed[0]  # the output whose outer program the forward runs
+        self.forward_chain = plans[self._first].chain or 0
         self._seed_guess = 0.0  # the last row seed: usually the next one too (1/n for a mean)
-        rows_joint, outer_joint = self._rows_joint(self.forward_chain), self._outer_joint(0)
+        rows_joint, outer_joint = self._rows_joint(self.forward_chain), self._outer_joint(self._first)
         kernel, (function, source) = rows_and_outer(backend, self._row_vector, rows_joint, f"{name}_rows",
-                                                    self.n_chains, outer_joint, f"{name}_outer", self.n_outputs)
+                                                    self.n_row_outputs, self.n_chains, outer_joint, f"{name}_outer",
+                                                    len(self._computed))
         self._rows[self.forward_chain] = self._rows_entry(kernel, rows_joint)
-        self._outers[0] = self._outer_entry(function, source, outer_joint)
+        self._outers[self._first] = self._outer_entry(function, source, outer_joint)
         self.source = "\n".join(part for part in (kernel.source, source) if part)
 
     def reached(self, output: int) -> tuple[bool, ...]:
         found = self._reached.get(output)
         if found is None:
-            chain = self.plans[output].chain
-            found = self._outer_of(output)[2]
-            if chain is not None:
-                found = tuple(a or b for a, b in zip(self._rows_of(chain)[2], found))
+            plan = self.plans[output]
+            if plan.row_value is not None:
+                found = tuple(self._rows_of(plan.row_value[0])[2])
+            else:
+                found = self._outer_of(output)[2]
+            if plan.chain is not None:
+                found = tuple(a or b for a, b in zip(self._rows_of(plan.chain)[2], found))
             self._all_reached[output] = all(found)
             self._reached[output] = found
         return found
@@ -155,12 +175,20 @@ class RowsProgram:
         cols = self._table_cols if self._table_cols is not None else \
             self.split.columns(np.asarray(inputs, dtype=np.float64))
         seed = self._seed_guess
-        sums, computed = self._rows_of(self.forward_chain)[0].row_sums(cols, params_array, seed, self.split.starts)
-        outer_inputs = list(inputs) + sums
-        outer = self._outer_of(0)[0]
+        sums, values, computed = self._rows_of(self.forward_chain)[0].row_sums(cols, params_array, seed,
+                                                                               self.split.starts)
+        flat = values.ravel().tolist()
+        outer_inputs = list(inputs) + flat + sums
+        outer = self._outer_of(self._first)[0]
         frame = outer(outer_inputs, params_array if getattr(outer, "takes_arrays", False) else params_array.tolist())
-        values = next(frame)
-        return list(values), [cols, params_array, outer_inputs, frame, computed]
+        outputs = list(next(frame))
+        if self._passed:  # the outer graph's outputs in their places, the rows' values in theirs
+            computed_outputs, outputs = outputs, [0.0] * self.n_outputs
+            for o, value in zip(self._computed, computed_outputs):
+                outputs[o] = value
+            for o, k in self._passed:
+                outputs[o] = flat[k]
+        return outputs, [cols, params_array, outer_inputs, frame, computed]
 
     def gradients(self, state: list, output: int, seed: float, starts: list | None = None) -> list[float | None]:
         """``seed`` times the gradient of ``output`` with respect to each param, in the
@@ -168,8 +196,11 @@ class RowsProgram:
         params' ``.grad`` s, which each gradient's sum then starts from, as eager
         ``backward()`` adds each part into them (:mod:`graphc.bridge`)."""
         cols, params, outer_inputs, frame, computed = state
+        plan = self.plans[output]
+        if plan.row_value is not None:
+            return self._row_gradients(plan.row_value, cols, params, seed, starts, output)
         function, _, outer_reached = self._outer_of(output)
-        if output == 0:
+        if output == self._first:
             state[3] = None
         else:
             frame = None
@@ -178,13 +209,12 @@ class RowsProgram:
             next(frame)
         outer = frame.send(seed)
         frame.close()
-        outer_grads = np.array(outer[self.n_inputs:], dtype=np.float64)
-        plan = self.plans[output]
+        outer_grads = np.array(outer[self.n_chains:], dtype=np.float64)
         begun = None if starts is None else self._outer_from(output, outer_inputs, params, seed, starts)
         if plan.chain is None:
             return _or_none(outer_grads if begun is None else begun, None if all(outer_reached) else outer_reached)
-        d_total = float(outer[self.n_inputs - self.n_chains + plan.chain])
-        if output == 0:
+        d_total = float(outer[plan.chain])
+        if output == self._first:
             self._seed_guess = d_total
         kernel, _, _, in_rows = self._rows_of(plan.chain)
         first = np.where(plan.before, outer_grads, -0.0) if begun is None else \
@@ -200,6 +230,16 @@ class RowsProgram:
         reached = self.reached(output)
         return _or_none(grads, None if self._all_reached[output] else reached)
 
+    def _row_gradients(self, row_value: tuple[int, int], cols: np.ndarray, params: np.ndarray, seed: float,
+                       starts: list | None, output: int) -> list[float | None]:
+        """The gradient of a row's value returned as it is: the per-row program's on that row
+        alone, onto ``starts`` (a param's part is one addition: none is read twice in a row)."""
+        value, row = row_value
+        first = np.full(len(params), -0.0) if starts is None else np.asarray(starts, dtype=np.float64)
+        grads = self._rows_of(value)[0].gradients(cols[:, row:row + 1], params, seed, first, None)
+        reached = self.reached(output)
+        return _or_none(grads, None if self._all_reached[output] else reached)
+
     def _outer_from(self, output: int, outer_inputs: list, params: np.ndarray, seed: float,
                     starts: list) -> np.ndarray:
         """The params' gradients of ``output`` by the outer graph, each sum starting from its
@@ -208,7 +248,7 @@ class RowsProgram:
         frame = function(outer_inputs + [0.0] * self.n_inputs + [float(g) for g in starts],
                          params if getattr(function, "takes_arrays", False) else params.tolist())
         next(frame)
-        grads = np.array(frame.send(seed)[self.n_inputs:], dtype=np.float64)
+        grads = np.array(frame.send(seed)[self.n_chains:], dtype=np.float64)
         frame.close()
         return grads
 
@@ -222,7 +262,8 @@ class RowsProgram:
                 if made is None:
                     joint = self._rows_joint(chain)
                     made = self._rows[chain] = self._rows_entry(
-                        row_kernel(self.backend, self._row_vector, joint, f"{self.name}_rows", self.n_chains), joint)
+                        row_kernel(self.backend, self._row_vector, joint, f"{self.name}_rows", self.n_row_outputs,
+                                   self.n_chains), joint)
         return made
 
     def _rows_joint(self, chain: int) -> Graph:
@@ -235,7 +276,7 @@ class RowsProgram:
         return optimize(autodiff.grad(vector, chain, wrt_inputs=False), passes=JOINT_VECTOR_PIPELINE)
 
     def _rows_entry(self, kernel, joint: Graph) -> tuple:
-        reached = _reached(joint, self.n_chains)
+        reached = _reached(joint, self.n_row_outputs)
         return kernel, kernel.source, reached, None if all(reached) else np.array(reached, dtype=bool)
 
     def _outer_of(self, output: int, starts: bool = False) -> tuple:
@@ -250,16 +291,20 @@ class RowsProgram:
                 if made is None:
                     joint = self._outer_joint(output, starts)
                     made = self._outers[key] = self._outer_entry(
-                        *outer_function(self.backend, joint, f"{self.name}_outer", self.n_outputs), joint)
+                        *outer_function(self.backend, joint, f"{self.name}_outer", len(self._computed)), joint)
         return made
 
     def _outer_entry(self, function, source: str, joint: Graph) -> tuple:
-        return function, source, tuple(_reached(joint, self.n_outputs)[self.n_inputs:])
+        return function, source, tuple(_reached(joint, len(self._computed))[self.n_chains:])
 
     def _outer_joint(self, output: int, starts: bool = False) -> Graph:
-        """The outer graph's forward and the gradient of ``output``, re-rolled where it runs as a
-        native program of one row (an L2 term: one dot product)."""
-        joint = autodiff.grad(self._outer_graph, output, wrt_inputs=True, starts=starts)
+        """The outer graph's forward and the gradient of ``output`` with respect to the row sums
+        and the params, re-rolled where it runs as a native program of one row (an L2 term:
+        one dot product)."""
+        joint = autodiff.grad(self._outer_graph, self._at[output], wrt_inputs=True, starts=starts)
+        n_forward = len(self._computed)
+        first_sum = n_forward + self.n_inputs - self.n_chains
+        joint = _with_outputs(joint, joint.outputs[:n_forward] + joint.outputs[first_sum:])
         return optimize(joint, passes=JOINT_VECTOR_PIPELINE) if self.backend.native_kernels else optimize(joint)
 
 
@@ -280,6 +325,12 @@ class RowsCall:
 
     def gradients(self, index: int, seed: float, starts: list | None = None) -> list[float | None]:
         return self.program.gradients(self.state, index, seed, starts)
+
+
+def _with_outputs(graph: Graph, outputs: list[int]) -> Graph:
+    """``graph`` (its nodes shared) computing ``outputs``."""
+    return Graph(graph.ops, graph.args, graph.attrs, graph.inputs, graph.params, outputs,
+                 param_values=graph.param_values, in_tree=graph.in_tree, out_tree=graph.out_tree, name=graph.name)
 
 
 def _or_none(grads: np.ndarray, reached: tuple[bool, ...] | None) -> list[float | None]:
@@ -312,15 +363,24 @@ def _reaches_a_param(row: Graph, output: int) -> bool:
     return any(p in receives for p in row.params)
 
 
-def _plan(outer: Graph, output: int, rows_inputs: list[int], live: list[bool]) -> Plan | None:
+def _plan(outer: Graph, output: int, rows_inputs: list[int], live: list[bool], value_inputs: dict[int, int],
+          split: RowSplit) -> Plan | None:
     """For each param, where the outer graph's gradient contributions to ``output`` arrive
     relative to the rows' in reverse mode: "before" or "after" (any number), or none; None
-    if some param has them on both sides, or if the gradients of two chains' rows reach
-    ``output``.  Reverse mode processes nodes in reversed eager order; a chain's row-sum
-    input stands where its rows' block was."""
-    order, receives = _contributions(outer, output)
-    chains = [j for j, node in enumerate(rows_inputs) if node in receives and live[j]]
+    if some param has them on both sides, if the gradients of two chains' rows reach
+    ``output``, or if a row's value gets one and is not ``output`` itself.  Reverse mode
+    processes nodes in reversed eager order; a chain's row-sum input stands where its rows'
+    block was."""
     n = len(outer.params)
+    node = outer.outputs[output]
+    if node in value_inputs:  # value-major: the row program's output after the chains', then the row
+        value, row = divmod(value_inputs[node], split.n_rows)
+        return Plan(None, np.zeros(n, dtype=bool), np.zeros(n, dtype=bool), False,
+                    row_value=(split.n_chains + value, row))
+    order, receives = _contributions(outer, output)
+    if not receives.keys().isdisjoint(value_inputs):
+        return None
+    chains = [j for j, node in enumerate(rows_inputs) if node in receives and live[j]]
     if len(chains) > 1:
         return None
     if not chains:

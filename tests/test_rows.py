@@ -16,7 +16,7 @@ from graphc import Value, demo
 from graphc.codegen.c import find_compiler
 from graphc.graph import Builder
 from graphc.nn import MLP
-from graphc.passes.rows import ROWS_INPUT, recover_rows, rows_input_name
+from graphc.passes.rows import ROWS_INPUT, recover_rows, row_value_name, rows_input_name
 from graphc.backends import resolve
 from graphc.rows_kernels import add_rows
 from graphc.rows_program import rows_program
@@ -430,7 +430,7 @@ def test_c_rows_summed_by_the_kernel_equal_every_row_written_and_added(sizes, n)
     forward = program._row_vector
     joint = optimize(autodiff.grad(forward, 0, wrt_inputs=False), passes=VECTOR_PIPELINE)
     chains = program.n_chains
-    summing, writing = NativeRows(forward, joint, "t", chains), NativeRowsWritten(joint, "t", chains)
+    summing, writing = NativeRows(forward, joint, "t", chains, chains), NativeRowsWritten(joint, "t", chains)
     rng = np.random.default_rng(n)
     cols = rng.standard_normal((len(forward.inputs), n))
     cols[:, ::5] = -0.0
@@ -442,8 +442,8 @@ def test_c_rows_summed_by_the_kernel_equal_every_row_written_and_added(sizes, n)
     per_row = writing.values(cols, params, 0.5)[:chains]
     for starts in [(None,) * chains, (0.0,) * chains, (-0.0, 2.5)[:chains]]:
         want = [_added_in_order(line, start) for line, start in zip(per_row, starts)]
-        got, computed = summing.row_sums(cols, params, 0.5, starts)
-        assert np.array(got).tobytes() == np.array(want).tobytes() and computed is None
+        got, values, computed = summing.row_sums(cols, params, 0.5, starts)
+        assert np.array(got).tobytes() == np.array(want).tobytes() and computed is None and values.shape == (0, n)
     assert summing.source.count("from the numbers in sums") == 2  # each kernel sums its rows itself
     _assert_lanes_are_read_without_waste(summing.source)
 
@@ -488,7 +488,7 @@ def test_c_rows_kernels_share_a_library_only_where_each_keeps_its_optimization(m
     from graphc import autodiff
     from graphc.passes import VECTOR_PIPELINE, optimize
     joint = optimize(autodiff.grad(program._row_vector, 0, wrt_inputs=False), passes=VECTOR_PIPELINE)
-    apart = NativeRows(program._row_vector, joint, "lambda_rows", program.n_chains)
+    apart = NativeRows(program._row_vector, joint, "lambda_rows", program.n_chains, program.n_chains)
     assert apart._values.source != apart._gradients.source
     cols = program._table_cols
     params = np.array([p.data for p in model.parameters()])
@@ -513,10 +513,10 @@ def test_params_sharing_a_gradient_node_get_a_sum_each():
     forward = Builder()
     fx, fp, fq = forward.add("input", (), ("x",)), forward.add("param", (), ("a",)), forward.add("param", (), ("b",))
     forward_graph = forward.finish([fx], [fp, fq], [forward.add("mul", (forward.add("add", (fp, fq)), fx))])
-    kernel = row_kernel(resolve("c"), forward_graph, joint, "t", 1)
+    kernel = row_kernel(resolve("c"), forward_graph, joint, "t", 1, 1)
     assert isinstance(kernel, NativeRowsWritten)
     same_in_every_row = b.finish([x, seed], [p, q], [value, seed, seed])  # d(p + q)/dp: the seed, a loop per param
-    assert not isinstance(row_kernel(resolve("c"), forward_graph, same_in_every_row, "s", 1), NativeRowsWritten)
+    assert not isinstance(row_kernel(resolve("c"), forward_graph, same_in_every_row, "s", 1, 1), NativeRowsWritten)
     cols = np.random.default_rng(0).standard_normal((1, 19))
     first = np.array([0.25, -0.0])
     expected = first.copy()
@@ -676,3 +676,136 @@ def test_gradients_accumulated_without_zero_grad_add_each_part_as_eager_does(bac
     for _ in range(2):
         demo_loss(X, y, model, reg_first=reg_first).backward()
     assert got == [p.grad for p in model.parameters()]
+
+
+# -- a row's values read outside it: scores returned with the loss, guards on them ----------
+
+def _with_scores(X, y, model):
+    """The demo's loss returning every row's score too, as PyTorch code returns its logits."""
+    scores = [model(list(map(Value, x))) for x in X]
+    data_loss = sum((1 + -yi * s).relu() for yi, s in zip(y, scores)) * (1.0 / len(X))
+    return data_loss + 1e-4 * sum(p * p for p in model.parameters()), scores
+
+
+def test_scores_returned_with_the_loss_are_the_row_programs_second_output():
+    X, y, model = make_data()
+    split = recover_rows(graphc.trace(lambda: _with_scores(X, y, model)))
+    assert split is not None and split.n_rows == len(X) and split.n_chains == 1 and split.n_values == 1
+    assert len(split.row.outputs) == 2
+    names = [split.outer.attrs[i][0] for i in split.outer.inputs]
+    assert names[-1] == ROWS_INPUT and names[:-1] == [row_value_name(0, r) for r in range(len(X))]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("differentiated", ["loss", "score", "loss, then a score", "a score, then the loss"])
+@pytest.mark.parametrize("passed", [False, True])
+def test_scores_returned_with_the_loss_run_as_rows_bit_for_bit(backend, differentiated, passed):
+    """Returning each row's score made the rows path refuse (a row node used outside its row):
+    micrograd's demo loss returning ``(loss, scores)`` with its data passed in compiled the
+    scalar program on C for 25 s at 1,000 rows.  Now the scores come from the per-row
+    program, and a score's gradient is that program's on its row (added onto the .grads
+    the loss's backward() left, as eager adds)."""
+    results = []
+    for b in (backend, "python"):
+        X, y, model = make_data(n=40)
+        compiled = graphc.compile(lambda X, y: _with_scores(X, y, model), backend=b) if passed else \
+            graphc.compile(lambda: _with_scores(X, y, model), backend=b)
+        history = []
+        for k in range(3):
+            loss, scores = compiled(X, y) if passed else compiled()
+            model.zero_grad()
+            for part in differentiated.split(", then "):
+                (loss if part == "loss" else scores[7 * k + 3] * 2.0).backward()
+            history.append((loss.data.hex(), [s.data.hex() for s in scores],
+                            [p.grad.hex() for p in model.parameters()]))
+            for p in model.parameters():
+                p.data -= 0.1 * p.grad
+        results.append(history)
+        if b == backend:
+            assert compiled._latest.rows is not None and compiled.trace_count == 1
+    assert results[0] == results[1]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("scores", [False, True])
+def test_the_outer_program_has_no_line_per_row(backend, scores):
+    """The outer program takes no gradient of the data (data passed in are inputs: the C
+    outer kernel had a line per number, gcc's 16 s at 10,000 rows) and passes the returned
+    scores through without a line each: its source is as long for 40 rows as for 200 (but
+    for the Python outer function's one statement unpacking its inputs)."""
+    lengths = []
+    for n in (40, 200):
+        X, y, model = make_data(n=n)
+        compiled = graphc.compile(lambda X, y: _with_scores(X, y, model)[:1 + scores], backend=backend)
+        compiled(X, y)[0].backward()
+        assert compiled._latest.rows is not None
+        lines = compiled.source.splitlines()
+        if backend == "numpy":
+            unpacking = [k for k, line in enumerate(lines) if line.endswith(" = inputs")]
+            assert len(unpacking) == 1 and lines[unpacking[0]].endswith(
+                f"row_value0_{n - 1}, rows) = inputs" if scores else f"y_{n - 1}, rows) = inputs")
+            lines = [line for line in lines if not re.search(r"\b(X_\d+_\d|y_\d+,|row_value0_\d+,)", line)]
+        lengths.append(len(lines))
+    assert lengths[0] == lengths[1]
+
+
+def _leaked(X, y, model, how):
+    loss, scores = _with_scores(X, y, model)
+    return {"differentiated through": lambda: loss + scores[0],
+            "one row's only": lambda: (loss, scores[0])}[how]()
+
+
+@pytest.mark.parametrize("how", ["differentiated through", "one row's only"])
+def test_a_rows_value_used_otherwise_is_left_to_the_scalar_program(how):
+    """``loss + scores[0]`` sends a gradient into one row's score through the outer graph, and
+    ``scores[0]`` alone is a node read outside one row but not the others: no rows, and
+    the numbers stay the scalar program's."""
+    X, y, model = make_data(n=40)
+    graph = graphc.trace(lambda: _leaked(X, y, model, how))
+    assert rows_program(graph, resolve("numpy"), min_nodes=0) is None
+    if how == "one row's only":
+        assert recover_rows(graph) is None
+
+
+def test_a_node_every_row_reads_is_no_row_value():
+    """A param-only node every row reads (``w * 2`` computed once) is used outside the first
+    row; each row's image of it is that one node, so the rows are not each other's copies."""
+    b = Builder()
+    w = b.add("param", (), ("w",))
+    twice = b.add("mul", (w, b.const(2.0)))
+    total = b.const(0.0)
+    for r in range(8):
+        total = b.add("add", (total, b.add("relu", (b.add("mul", (twice, b.const(float(r)))),))))
+    assert recover_rows(b.finish([], [w], [total, twice])) is None
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_guards_on_each_rows_score_run_on_the_rows_path(backend):
+    """``if s.data > 0`` on every row's score: comparisons of the rows' values, checked in the
+    outer graph; a flipped branch retraces, as it does in the scalar program."""
+    def loss(X, y, model):
+        scores = [model(list(map(Value, x))) for x in X]
+        total = sum((1 + -yi * s).relu() for yi, s in zip(y, scores)) * (1.0 / len(X))
+        positive = 0
+        for s in scores:
+            if s.data > 0:
+                positive += 1
+        return total, positive
+
+    results = []
+    for b in (backend, "python"):
+        X, y, model = make_data(n=40)
+        compiled = graphc.compile(lambda: loss(X, y, model), backend=b)
+        history = []
+        for _ in range(3):
+            total, positive = compiled()
+            model.zero_grad()
+            total.backward()
+            history.append((total.data.hex(), float(getattr(positive, "data", positive)),
+                            [p.grad.hex() for p in model.parameters()]))
+            for p in model.parameters():
+                p.data -= 0.3 * p.grad
+        results.append((history, compiled.trace_count))
+        if b == backend:
+            assert compiled._latest.rows is not None
+    assert results[0] == results[1] and len({h[1] for h in results[0][0]}) > 1

@@ -11,17 +11,19 @@ nodes with its own) and splits the graph into
 * ``row``: one row's computation as a Graph -- its inputs are the row's *columns* (the
   leaves that differ from row to row), its params all the graph's params, its outputs the
   row's term in each chain (one chain, or several whose rows share nodes: micrograd's demo
-  sums the losses and, from the same scores, the accuracy's hits);
+  sums the losses and, from the same scores, the accuracy's hits), then its *values*: the
+  row's nodes that something outside the row reads (the scores a loss returns with itself,
+  a comparison a guard checks);
 * ``table``: the columns' numbers, one line per row (captured constants) and
   ``input_index``: the positions, in ``graph.inputs``, of the columns read from inputs;
 * ``outer``: the graph with each chain's row part replaced by one new input (the rows'
-  sum), after the graph's inputs: what combines the reductions with param-only terms (an
-  L2 term) into the outputs.
+  sum) and each row's values by inputs of their own, after the graph's inputs: what
+  combines the reductions with param-only terms (an L2 term) into the outputs.
 
 **When it answers None** (cheaply, for most graphs): no sum chain of at least ``min_rows``
-terms of one shape; rows that differ in structure or in which params they read; a row node
-used outside its row (a row's score returned as an output); rows that read a model's
-outputs by a label (``o[t]``: another node in each row; a one-hot ``sum(o[k] * t_k)`` is
+terms of one shape; rows that differ in structure or in which params they read; a node
+of two rows (a row that reads the one before it) or a row node read outside some rows but
+not others (``scores[0]`` alone returned); rows that read a model's outputs by a label (``o[t]``: another node in each row; a one-hot ``sum(o[k] * t_k)`` is
 one shape).  Rows may repeat each other, and a row may compute one thing twice
 (``(s - y) * (s - y)``): reverse mode differentiates the scalar program before common
 subexpression elimination merges anything (:data:`graphc.passes.DIFFERENTIABLE_PIPELINE`),
@@ -38,6 +40,7 @@ their row uses.  One loop per node, no recursion: linear in the graph's size.
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,6 +50,7 @@ from .rows_match import Arrays, Template, alike, chains, links_and_terms
 
 MIN_ROWS = 4
 ROWS_INPUT = "rows"  # the name of the outer graph's input holding the rows' sum
+ROW_VALUE = "row_value"  # the outer graph's inputs holding a row's value read outside the row
 
 
 @dataclass(frozen=True)
@@ -57,9 +61,11 @@ class RowSplit:
                                # outputs: one per sum chain (a row's term in it)
     table: np.ndarray          # (n_rows, n_constant_columns) float64
     input_index: np.ndarray    # (n_rows, n_input_columns) positions in the graph's inputs
-    outer: Graph               # the graph's inputs, then each chain's rows' sum; its params, outputs
+    outer: Graph               # the graph's inputs, each row value by row (value-major), then each
+                               # chain's rows' sum; its params, outputs
     starts: tuple              # per chain: what its sum adds row 0 to (Python's 0), None if nothing
     n_rows: int
+    n_values: int = 0          # the row's outputs after the chains' terms: nodes read outside the row
 
     @property
     def start(self) -> float | None:
@@ -94,14 +100,22 @@ def recover_rows(graph: Graph, min_rows: int = MIN_ROWS) -> RowSplit | None:
     if not any(op == "add" or op == "sum" for op in graph.ops):
         return None
     arrays = Arrays(graph)
-    found = []
-    for top in chains(arrays, min_rows):
-        links, terms = links_and_terms(graph, arrays, top)
-        start, rows = _start_and_rows(graph, terms)
-        if len(rows) >= min_rows and alike(graph, arrays.uses, rows[0], rows[1]):
-            found.append(_Chain(links, start, rows))
+    # Chains are looked at longest first, only as far as chain k's group needs (those with as
+    # many terms as it has rows): a model's neurons are chains too, 170,000 of them at 10,000
+    # rows of the demo's MLP, which took 3 s to look at after the rows' own chain was found.
+    tops = chains(arrays, min_rows)
+    found: list[_Chain] = []
+    looked = 0
     tried: set[int] = set()
-    for k in range(len(found)):
+    for k in itertools.count():
+        while looked < len(tops) and (k >= len(found) or tops[looked][1] >= len(found[k].rows)):
+            links, terms = links_and_terms(graph, arrays, tops[looked][0])
+            start, rows = _start_and_rows(graph, terms)
+            if len(rows) >= min_rows and alike(graph, arrays.uses, rows[0], rows[1]):
+                found.append(_Chain(links, start, rows))
+            looked += 1
+        if k >= len(found):
+            break
         if k in tried:
             continue
         group = _group(graph, found, k)
@@ -110,10 +124,10 @@ def recover_rows(graph: Graph, min_rows: int = MIN_ROWS) -> RowSplit | None:
         template = Template(arrays, [c.rows[0] for c in chosen])
         if not template.ok:
             continue
-        leaves = template.match([c.rows for c in chosen])
+        leaves, values = template.match([c.rows for c in chosen])
         if len(leaves) < min_rows:
             continue
-        split = _split(template, chosen, leaves)
+        split = _split(template, chosen, leaves, values)
         if split is not None:
             return split
     return None
@@ -157,7 +171,7 @@ def _start_and_rows(graph: Graph, terms: list[int]) -> tuple[float | None, list[
     return None, terms
 
 
-def _split(template: Template, chosen: list[_Chain], leaves: np.ndarray) -> RowSplit | None:
+def _split(template: Template, chosen: list[_Chain], leaves: np.ndarray, values: np.ndarray) -> RowSplit | None:
     graph = template.graph
     columns = _Columns(template, leaves)
     b = Builder()
@@ -178,12 +192,12 @@ def _split(template: Template, chosen: list[_Chain], leaves: np.ndarray) -> RowS
     for k in range(len(template.nodes)):
         operands = tuple(node[c] if c >= 0 else leaf[-1 - c] for c in template.enc[k])
         node.append(b.add(template.ops[k], operands, template.attrs[k]))
-    row = b.finish(inputs, params, [node[k] for k in template.root_positions],
+    row = b.finish(inputs, params, [node[k] for k in template.root_positions + template.value_positions],
                    param_values=list(graph.param_values), in_tree=None, out_tree=None, name=f"{graph.name}_row")
     n_rows = len(leaves)
-    outer = _outer(graph, [(c.links, c.rows[:n_rows]) for c in chosen])
+    outer = _outer(graph, [(c.links, c.rows[:n_rows]) for c in chosen], values)
     starts = tuple(None if c.start is None else float(c.start) for c in chosen)
-    return RowSplit(row, columns.table, columns.input_index, outer, starts, n_rows)
+    return RowSplit(row, columns.table, columns.input_index, outer, starts, n_rows, len(values))
 
 
 class _Columns:
@@ -222,14 +236,26 @@ def rows_input_name(chain: int) -> str:
     return ROWS_INPUT if chain == 0 else f"{ROWS_INPUT}{chain}"
 
 
-def _outer(graph: Graph, chosen: list[tuple[list[int], list[int]]]) -> Graph:
+def row_value_name(value: int, row: int) -> str:
+    """The name of the outer graph's input holding row ``row``'s value ``value`` (a node the
+    rest of the graph reads)."""
+    return f"{ROW_VALUE}{value}_{row}"
+
+
+def _outer(graph: Graph, chosen: list[tuple[list[int], list[int]]], values: np.ndarray) -> Graph:
     """The graph's live part with each chain's row part cut off: the link that adds the last
-    row becomes the chain's new input (plus whatever that link adds after it)."""
+    row becomes the chain's new input (plus whatever that link adds after it), and each row
+    node read outside its row (``values``: value by row) an input of its own."""
     args = graph.args
     cuts: dict[int, tuple[int, tuple]] = {}
     for j, (links, rows) in enumerate(chosen):
         cut = next(link for link in links if rows[-1] in args[link])
         cuts[cut] = (j, args[cut][args[cut].index(rows[-1]) + 1:])
+    b = Builder()
+    remap = {i: b.add("input", (), graph.attrs[i]) for i in graph.inputs}
+    value_inputs = [b.add("input", (), (row_value_name(v, r),)) for v in range(len(values))
+                    for r in range(values.shape[1])]
+    remap.update(zip(values.ravel().tolist(), value_inputs))
     live = bytearray(len(graph))
     stack = list(graph.outputs)
     for o in stack:
@@ -238,12 +264,10 @@ def _outer(graph: Graph, chosen: list[tuple[list[int], list[int]]]) -> Graph:
     while stack:
         i = stack.pop()
         order.append(i)
-        for a in cuts[i][1] if i in cuts else args[i]:
+        for a in cuts[i][1] if i in cuts else () if i in remap else args[i]:
             if not live[a]:
                 live[a] = 1
                 stack.append(a)
-    b = Builder()
-    remap = {i: b.add("input", (), graph.attrs[i]) for i in graph.inputs}
     rows_inputs = [b.add("input", (), (rows_input_name(j),)) for j in range(len(chosen))]
     remap.update((p, b.add("param", (), graph.attrs[p])) for p in graph.params)
     for i in sorted(order):
@@ -256,7 +280,7 @@ def _outer(graph: Graph, chosen: list[tuple[list[int], list[int]]]) -> Graph:
                 b.add("add" if len(operands) == 2 else "sum", operands)
         else:
             remap[i] = b.copy_node(graph, i, remap)
-    inputs = [remap[i] for i in graph.inputs] + rows_inputs
+    inputs = [remap[i] for i in graph.inputs] + value_inputs + rows_inputs
     return b.finish(inputs, [remap[p] for p in graph.params], [remap[o] for o in graph.outputs], like=graph)
 
 

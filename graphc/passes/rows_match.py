@@ -36,9 +36,9 @@ class Arrays:
         return self.flat[np.minimum(self.offset[nodes] + j, len(self.flat) - 1)]
 
 
-def chains(arrays: Arrays, min_terms: int) -> list[int]:
+def chains(arrays: Arrays, min_terms: int) -> list[tuple[int, int]]:
     """The last links of the left-nested addition chains ``((a + b) + c) + ...`` that add at
-    least ``min_terms`` terms, longest first.  A link's first operand continues the chain when
+    least ``min_terms`` terms, with their numbers of terms, longest first.  A link's first operand continues the chain when
     it is an addition used only there (as :mod:`~graphc.passes.flatten` absorbs) -- unless the
     link adds a constant to it: Python's ``sum`` starts ``l0 + 0``, so that is a chain's
     first link, even where its first term ``l0`` is a sum itself (a row's loss summed over
@@ -60,7 +60,8 @@ def chains(arrays: Arrays, min_terms: int) -> list[int]:
         count[sums] += count[nxt[sums]]
         nxt[sums] = nxt[nxt[sums]]
     tops = sums[~absorbed[sums] & (count[sums] >= min_terms)]
-    return tops[np.argsort(-count[tops], kind="stable")].tolist()
+    tops = tops[np.argsort(-count[tops], kind="stable")]
+    return list(zip(tops.tolist(), count[tops].tolist()))
 
 
 def _adds_a_constant(arrays: Arrays, sums: np.ndarray) -> np.ndarray:
@@ -111,7 +112,8 @@ class Template:
     """The first row's non-leaf nodes in id order -- the union of the cones of its ``roots``,
     one per sum chain -- with each operand encoded as a template position (``>= 0``) or a
     leaf *slot* (``-1 - s``): one slot per leaf operand.  ``root_positions``: each root's
-    position.  ``ok`` is False when a node of the first row is also used outside it."""
+    position; ``value_positions``: the nodes also used outside the row (a score returned,
+    or compared in a guard), whose every row's value the rest of the graph reads."""
 
     def __init__(self, arrays: Arrays, roots: list[int]) -> None:
         graph = self.graph = arrays.graph
@@ -143,15 +145,22 @@ class Template:
                     self.slot_kind.append(ops[a])
                     self.slot_leaf.append(a)
             self.enc.append(tuple(codes))
-        self.ok = len(set(roots)) == len(roots) and \
-            bool((arrays.uses[np.array(self.nodes, dtype=np.intp)] == np.array(self.tuses)).all())
+        self.outside = arrays.uses[np.array(self.nodes, dtype=np.intp)] - np.array(self.tuses, dtype=np.intp)
+        self.value_positions = np.flatnonzero(self.outside).tolist()
+        self.ok = len(set(roots)) == len(roots)
         self.ops = [ops[node] for node in self.nodes]
         self.attrs = [graph.attrs[node] for node in self.nodes]
 
-    def match(self, roots: list[list[int]]) -> np.ndarray:
+    def match(self, roots: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
         """For the longest run of rows from the first that match the template, each slot's
-        node in each row: an (n_matched, n_slots) array of node ids.  ``roots[j]``: the rows
-        of chain ``j`` (all of one length), whose first row is the template's root ``j``."""
+        node in each row and each value position's: (n_matched, n_slots) and (n_values,
+        n_matched) arrays of node ids.  ``roots[j]``: the rows of chain ``j`` (all of one
+        length), whose first row is the template's root ``j``.
+
+        Each row's nodes must be its own: use counts equal to the template's (its uses in the
+        row, plus the uses outside it at value positions) and, where there are value
+        positions, no node in two rows (a node every row reads, or a row reading the one
+        before, is no row)."""
         arrays, attrs = self.arrays, self.graph.attrs
         n_rows = len(roots[0])
         k_nodes = len(self.nodes)
@@ -165,7 +174,7 @@ class Template:
         for k in range(k_nodes - 1, -1, -1):
             nodes = image[k]
             codes = self.enc[k]
-            ok &= (arrays.op[nodes] == code[self.ops[k]]) & (arrays.uses[nodes] == self.tuses[k]) \
+            ok &= (arrays.op[nodes] == code[self.ops[k]]) & (arrays.uses[nodes] == self.tuses[k] + self.outside[k]) \
                 & (arrays.arity[nodes] == len(codes))
             if self.attrs[k]:
                 ok &= np.array([attrs[x] == self.attrs[k] for x in nodes.tolist()])
@@ -183,4 +192,7 @@ class Template:
                     ok &= operand == self.slot_leaf[s]
                 leaves[:, s] = operand
         matched = n_rows if ok.all() else int(np.argmin(ok))
-        return leaves[:matched]
+        if self.value_positions and matched and \
+                np.bincount(image[:, :matched].ravel(), minlength=len(arrays.op)).max() > 1:
+            matched = 0
+        return leaves[:matched], image[self.value_positions, :matched]

@@ -2,8 +2,9 @@
 
 A full-batch loss written as micrograd's demo writes it -- a model over every row, one
 loss per row, their sum times ``1/n`` or divided by ``n``, an L2 term after or before it,
-sometimes the accuracy as a second output, or another row sum, the one differentiated --
-runs as one per-row program over the rows (graphc.rows_program) on the batched backends.
+sometimes the accuracy as a second output, or another row sum, the one differentiated,
+sometimes with every row's score or loss returned too (and one of them differentiated after
+the loss, its gradient added onto the loss's) -- runs as one per-row program over the rows (graphc.rows_program) on the batched backends.
 Each example draws the shapes that program is made of: a layer of one neuron, a row
 count that leaves rows to the one-row loop after the blocks of ``GC_B``, data with signed
 zeros, repeated rows and numbers, captured data and data passed in as arguments (each
@@ -55,6 +56,8 @@ def full_batch_losses(draw):
         "passed": draw(st.booleans()),
         "zeros": draw(st.booleans()),
         "repeats": draw(st.booleans()),
+        "returned": draw(st.sampled_from([None, "scores", "losses"])),  # each row's, with the result
+        "row_backward": draw(st.one_of(st.none(), st.integers(0, 20))),  # and backward() of one of them
         "seed": draw(st.integers(0, 2**16)),
     }
 
@@ -80,18 +83,25 @@ def _loss(case, model):
             losses = [(1 + -yi * s).relu() for yi, s in zip(y, scores)]
         else:
             losses = [(s - yi) ** 2 for yi, s in zip(y, scores)]
-        data_loss = sum(losses) * (1.0 / len(losses)) if case["mean"] == "mul" else sum(losses) / len(losses)
-        total = data_loss
-        if case["l2"]:
-            reg = 1e-3 * sum(p * p for p in model.parameters())
-            total = data_loss + reg if case["l2"] == "after" else reg + data_loss
-        if case.get("second"):  # another row sum, the one differentiated
-            return total, sum(s.relu() * yi for yi, s in zip(y, scores)) * (1.0 / len(scores))
-        if not case["accuracy"]:
-            return total
-        hits = [(yi > 0) == (s.data > 0) for yi, s in zip(y, scores)]
-        return total, sum(hits) / len(hits)
+        result = _result(case, model, y, scores, losses)
+        if case.get("returned"):
+            return result, scores if case["returned"] == "scores" else losses
+        return result
     return loss
+
+
+def _result(case, model, y, scores, losses):
+    data_loss = sum(losses) * (1.0 / len(losses)) if case["mean"] == "mul" else sum(losses) / len(losses)
+    total = data_loss
+    if case["l2"]:
+        reg = 1e-3 * sum(p * p for p in model.parameters())
+        total = data_loss + reg if case["l2"] == "after" else reg + data_loss
+    if case.get("second"):  # another row sum, the one differentiated
+        return total, sum(s.relu() * yi for yi, s in zip(y, scores)) * (1.0 / len(scores))
+    if not case["accuracy"]:
+        return total
+    hits = [(yi > 0) == (s.data > 0) for yi, s in zip(y, scores)]
+    return total, sum(hits) / len(hits)
 
 
 def _train(case, backend):
@@ -104,10 +114,14 @@ def _train(case, backend):
     history = []
     for step in range(2):
         out = compiled(X, y) if case["passed"] else compiled()
+        out, returned = out if case.get("returned") else (out, [])
         total, extra = (out[::-1] if case.get("second") else out if case["accuracy"] else (out, None))
         model.zero_grad()
         total.backward()
-        history.append((total.data.hex(), repr(extra), [float(p.grad).hex() for p in model.parameters()]))
+        if returned and case.get("row_backward") is not None:  # onto the loss's gradients, as eager adds
+            returned[case["row_backward"] % len(returned)].backward()
+        history.append((total.data.hex(), repr(extra), [float(p.grad).hex() for p in model.parameters()],
+                        [r.data.hex() for r in returned]))
         for p in model.parameters():
             p.data -= (0.5 - 0.2 * step) * p.grad
     return history, compiled._latest.rows is not None
