@@ -1,4 +1,4 @@
-"""graphc.codegen.c_heap: a generated function's largest arrays on the heap."""
+"""graphc.codegen.c_heap: a generated function's largest arrays on the heap, and many as slices of one."""
 from __future__ import annotations
 
 import random
@@ -10,7 +10,8 @@ import pytest
 import graphc
 from graphc import Value
 from graphc.codegen.c import find_compiler
-from graphc.codegen.c_heap import STACK_BYTES, on_the_heap
+from graphc.codegen import c_heap
+from graphc.codegen.c_heap import STACK_BYTES, on_the_heap, pooled
 from conftest import run_in_threads
 
 
@@ -61,3 +62,53 @@ def test_labels_spelled_like_the_heap_blocks_names_stay_apart():
     X = np.ones((3, n))
     got = graphc.compile(lambda x: sum(w * v for w, v in zip(weights, x)), backend="c").map(X)
     assert got.tolist() == [sum(0.5 for _ in range(n))] * 3
+
+
+def test_a_function_of_many_arrays_declares_them_as_slices_of_one(monkeypatch):
+    body = ["{", "    double a[10];", "    for (;;) {", "        double b[3 * GC_B];", "        double c[GC_B];", "    }",
+            "    double d[4] = {1, 2, 3, 4};", "}"]
+    assert pooled(body) == body  # three arrays: declared one by one
+    monkeypatch.setattr(c_heap, "MAX_ARRAYS", 2)
+    assert pooled(body) == [
+        "{", "    double gc_arrays[10 + 4 * GC_B];  /* 3 arrays: one for gcc */",
+        "    double *const a = gc_arrays + 0 + 0 * GC_B;", "    for (;;) {",
+        "        double *const b = gc_arrays + 10 + 0 * GC_B;", "        double *const c = gc_arrays + 10 + 3 * GC_B;",
+        "    }", "    double d[4] = {1, 2, 3, 4};", "}"]
+
+
+def _moons_programs(X, y):
+    random.seed(4)
+    model = graphc.nn.MLP(2, [16, 16, 1])
+    loss = graphc.compile(lambda x, t: (1 + -t * model(x)).relu() + (model(x) - t) * (model(x) - t), backend="c")
+    forward = graphc.compile(model, backend="c")
+    value, grads = loss.mean_and_grad(X, y)
+    return value, grads.tolist(), forward.map(X).tolist(), loss.source
+
+
+@pytest.mark.skipif(find_compiler() is None, reason="no C compiler")
+def test_arrays_as_slices_of_one_compute_the_same_bits(monkeypatch, tmp_path):
+    """Every array of the moons programs a slice of one (blocks of rows, the row left over, the
+    gradient's sums): the same numbers as the arrays declared one by one."""
+    X = np.random.default_rng(5).standard_normal((37, 2))
+    y = np.where(X[:, 0] > 0, 1.0, -1.0)
+    want = _moons_programs(X, y)
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(c_heap, "MAX_ARRAYS", 0)
+    got = _moons_programs(X, y)
+    assert "gc_arrays" in got[3] and "gc_arrays" not in want[3]
+    assert got[:3] == want[:3]
+
+
+@pytest.mark.skipif(find_compiler() is None, reason="no C compiler")
+def test_a_network_of_many_layers_builds_one_array_and_keeps_the_scalar_programs_bits():
+    """``MLP(2, [4] * 300 + [1])``: 1,800 arrays, gcc's time growing with their square (an
+    outside hunt: 248 s to build 2,000 layers); now one, and the Python backend's bits (linear
+    layers: relu's would leave one gradient that is not 0)."""
+    random.seed(2)
+    model = graphc.nn.MLP(2, [4] * 300 + [1], activation="identity")
+    X = np.random.default_rng(2).standard_normal((20, 2))
+    y = np.ones(20)
+    got, want = (graphc.compile(lambda x, t: (model(x) - t) * (model(x) - t), backend=b) for b in ("c", "python"))
+    value, grads = got.mean_and_grad(X, y)
+    assert "gc_arrays" in got.source and np.count_nonzero(grads) == grads.size
+    assert (value, grads.tolist()) == (lambda v, g: (v, g.tolist()))(*want.mean_and_grad(X, y))

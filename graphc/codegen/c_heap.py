@@ -1,9 +1,15 @@
-"""Arrays too large for the stack: a generated C function's largest arrays, moved to the heap.
+"""Where a generated C function's arrays live: the largest on the heap, and, in a function of
+very many, the rest slices of one array on the stack.
 
 A block of rows holds a value's lanes for GC_B rows side by side, so a layer of 10^5 lanes
 declares arrays of megabytes: beyond Python's 8 MB stack, the interpreter died of SIGSEGV (an
 outside hunt).  :func:`on_the_heap` rewrites the declarations of one function's largest
 arrays into pointers into one block from ``malloc``, taken at its entry and freed at its end.
+
+A network of a thousand layers declares thousands of small arrays, and gcc's time grows with
+their square even at -O0 (laying out the stack frame: 9.7 s for the 6,000 arrays of
+``MLP(2, [4] * 1000 + [1])``'s gradient, 3.3 s with one): :func:`pooled` makes a function's
+arrays, past :data:`MAX_ARRAYS`, slices of one.
 """
 from __future__ import annotations
 
@@ -31,8 +37,12 @@ static double *gc_heap_block(size_t count)  /* arrays too large for the stack; n
     return block;
 }
 """
-#: The names the function's body gets for its block.
-HEAP_NAMES = frozenset({"gc_heap", "free"})
+#: The names the function's body gets for its blocks.
+HEAP_NAMES = frozenset({"gc_heap", "free", "gc_arrays"})
+#: The most arrays a generated function declares one by one; more are slices of one array.  The
+#: programs of the benchmarks declare a few hundred at most, and keep them.
+MAX_ARRAYS = 1000
+_ANY_DECLARATION = re.compile(r"^(\s*)double (\w+)\[(?:(\d+)|(\d+) \* GC_B|GC_B)\];$")
 
 
 def on_the_heap(body: list[str]) -> tuple[list[str], str]:
@@ -59,3 +69,23 @@ def on_the_heap(body: list[str]) -> tuple[list[str], str]:
     size = f"{plain} + {blocked} * GC_B" if blocked else f"{plain}"
     return [out[0], f"    double *gc_heap = gc_heap_block({size});", *out[1:-1], "    free(gc_heap);", out[-1]], \
         HEAP_HELPER
+
+
+def pooled(body: list[str]) -> list[str]:
+    """``body`` (one function, ``{`` to ``}``) with its arrays declared as slices of one, where
+    it declares more than :data:`MAX_ARRAYS` (an array inside a loop keeps its slice from one
+    iteration to the next, where C gives it no value: each is written before it is read)."""
+    found = {k: m for k, m in enumerate(map(_ANY_DECLARATION.match, body)) if m}
+    if len(found) <= MAX_ARRAYS:
+        return body
+    plain = blocked = 0
+    out = list(body)
+    for k, m in found.items():
+        indent, name, size, rows = m.groups()
+        out[k] = f"{indent}double *const {name} = gc_arrays + {plain} + {blocked} * GC_B;"
+        if size is not None:
+            plain += int(size)
+        else:
+            blocked += int(rows) if rows is not None else 1
+    return [out[0], f"    double gc_arrays[{plain} + {blocked} * GC_B];  /* {len(found):,} arrays: one for gcc */",
+            *out[1:]]

@@ -45,7 +45,7 @@ from ..graph import Graph, node_names
 from ..graph_arrays import CODES
 from ..names import Namespace
 from .c_blocks import BLOCK_LIMIT, Blocks
-from .c_heap import HEAP_HELPER, HEAP_NAMES, on_the_heap
+from .c_heap import HEAP_HELPER, HEAP_NAMES, on_the_heap, pooled
 from .c_layout import ParamLayout
 from .c_runtime import PRELUDE, SPELLINGS, Call, texts
 from .c_sums import Sums, table
@@ -193,6 +193,7 @@ class _Writer:
         body += sums.write()
         body.append("}")
         body, heap = on_the_heap(body)
+        body = pooled(body)
         what = (f"{self.entry}: for each of n rows of inputs, {len(per_row)} per-row output(s)"
                 f"{f' and {len(summed)} gradient(s) summed over the rows' if summed else ''}.")
         top = header("C", [what, f"{self.statements:,} statements from a graph of "
