@@ -88,7 +88,7 @@ def softmax_cross_entropy(logits: Outputs, target: Sequence) -> Value:
     passed in is compared live, so one program serves every label (:mod:`graphc.traced`),
     and a label out of range gives nan there (eager code raises ValueError)."""
     logits = _outputs(logits, "softmax_cross_entropy")
-    labelled = len(logits) > 1 and isinstance(target, (Value, numbers.Real))
+    labelled = len(logits) > 1 and isinstance(target, (Value, numbers.Real, np.bool_))
     if labelled:
         target = _one_hot(target, len(logits))
     target = _values(target, "softmax_cross_entropy")

@@ -248,6 +248,17 @@ def test_numpy_targets_and_labels_are_checked_as_pythons_are():
         assert got.data == want.data and [v.grad for v in zs] == [v.grad for v in hs]
 
 
+def test_a_numpy_bool_label_is_pythons_bool():
+    """``True`` is label 1, as Python's bools are ints; ``np.True_`` (``labels == c`` indexed)
+    was refused with a TypeError naming bool (an outside hunt)."""
+    z = [0.3, -1.2]
+    for label in (np.True_, np.False_):
+        got = softmax_cross_entropy([Value(v) for v in z], label)
+        assert got.data == softmax_cross_entropy([Value(v) for v in z], bool(label)).data
+    compiled = graphc.compile(lambda a, b, t: softmax_cross_entropy([a, b], t))
+    assert compiled(0.3, -1.2, np.True_).data == softmax_cross_entropy([Value(v) for v in z], 1).data
+
+
 def test_a_logit_masked_with_minus_inf_keeps_a_labels_loss_finite_as_pytorchs():
     """The other classes' ``0 * (shift - z)`` was ``0 * inf`` for a logit of -inf: nan, where
     PyTorch's cross_entropy with a class index gives log 2 here (an outside hunt)."""
