@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/compile.py [--steps N] [--sizes 1e4,1e5,1e6] [--no-micrograd]
     .venv/bin/python bench/compile.py --targets [--chain 1e6]   (the compile-speed targets only)
+    .venv/bin/python bench/compile.py --layers 300,1000,2000   (deep networks only)
 
 ``--targets`` prints the compile-speed targets of issues 15 and 16, each from trace to loaded
 code: micrograd's demo loss compiled as written (best of 3 compiles; on NumPy, which builds
@@ -10,6 +11,10 @@ each time, and with its libraries already cached), MNIST-shaped
 MLP(784, [100, 10]) on C with a cold cache next to JAX's first ``jit`` call (each in a fresh
 process through bench/peers.py's worker; JAX only if installed), and a chain of ``--chain``
 scalar ops that nothing re-rolls, with its process's peak memory.
+
+``--layers`` times ``mean_and_grad`` of a squared loss on ``MLP(2, [4] * L + [1])`` over 32
+rows, from ``graphc.compile`` to the first gradient, on C with an empty C cache and on
+NumPy: networks that deep declare thousands of arrays in one C function.
 
 Part 1 times one training step (full-batch loss, zero_grad, backward, SGD update) of
 micrograd's moons demo three ways in this process -- micrograd eager, graphc eager and
@@ -200,6 +205,29 @@ def chain(nodes: int) -> None:
     print(f"{seconds:.2f} s, peak {peak:,.0f} MB -- {compiled.stats}")
 
 
+def deep_networks(layers: list[int]) -> None:
+    """Seconds to the first ``mean_and_grad`` of networks ``layers`` deep (see the docstring)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from contenders.graphc_ import cold_cache
+    X = np.random.default_rng(0).standard_normal((32, 2))
+    y = np.ones(32)
+    print("MLP(2, [4] * L + [1]), squared loss, 32 rows: seconds to the first mean_and_grad")
+    def squared_error(x, t):
+        d = model(x) - t
+        return d * d
+    for depth in layers:
+        random.seed(0)
+        model = MLP(2, [4] * depth + [1])
+        seconds = []
+        for backend in ("c", "numpy"):
+            step = graphc.compile(squared_error, backend=backend)
+            with cold_cache():
+                start = time.perf_counter()
+                step.mean_and_grad(X, y)
+                seconds.append(time.perf_counter() - start)
+        print(f"  L = {depth:5,}: C {seconds[0]:6.2f} s (cold cache), NumPy {seconds[1]:6.2f} s")
+
+
 def targets(chain_nodes: int) -> None:
     """The compile-speed targets (issue 15: MNIST and the chain; issue 16 item 6: the demo)."""
     print("compile-speed targets, trace to loaded code")
@@ -225,9 +253,12 @@ def main() -> None:
     parser.add_argument("--targets", action="store_true", help="only the compile-speed targets")
     parser.add_argument("--chain", default="1e6", help="ops in the targets' scalar chain")
     parser.add_argument("--chain-worker", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--layers", help="only deep networks' compile times: depths, e.g. 300,1000,2000")
     args = parser.parse_args()
     if args.chain_worker:
         return chain(args.chain_worker)
+    if args.layers:
+        return deep_networks([int(float(n)) for n in args.layers.split(",") if n])
     if args.targets:
         return targets(int(float(args.chain)))
     demo_step(args.steps, not args.no_micrograd)
