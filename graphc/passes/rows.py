@@ -23,13 +23,14 @@ nodes with its own) and splits the graph into
 **When it answers None** (cheaply, for most graphs): no sum chain of at least ``min_rows``
 terms of one shape; rows that differ in structure or in which params they read; a node
 of two rows (a row that reads the one before it) or a row node read outside some rows but
-not others (``scores[0]`` alone returned); rows that read a model's outputs by a label (``o[t]``: another node in each row; a one-hot ``sum(o[k] * t_k)`` is
-one shape).  Rows may repeat each other, and a row may compute one thing twice
-(``(s - y) * (s - y)``): reverse mode differentiates the scalar program before common
-subexpression elimination merges anything (:data:`graphc.passes.DIFFERENTIABLE_PIPELINE`),
-so its gradient parts come row by row as the per-row program's do.  (Until CSE ran on the joint graph alone, such rows and nodes
-were left to the scalar program: 700x slower steps for micrograd's demo loss with its data
-passed as arguments, an outside hunt found.)
+not others (``scores[0]`` alone returned); rows that read a model's outputs by a label
+(``o[t]``: another node in each row; a one-hot ``sum(o[k] * t_k)`` is one shape).  Rows
+may repeat each other, and a row may compute one thing twice (``(s - y) * (s - y)``):
+reverse mode differentiates the scalar program before common subexpression elimination
+merges anything (:data:`graphc.passes.DIFFERENTIABLE_PIPELINE`), so its gradient parts
+come row by row as the per-row program's do.  (Until CSE ran on the joint graph alone,
+such rows and nodes were left to the scalar program: 700x slower steps for micrograd's
+demo loss with its data passed as arguments, an outside hunt found.)
 
 **How.**  The first row's cone (its non-leaf nodes, under every chain's first term) is the
 template.  Every other row is checked against it in lockstep from its roots down: same

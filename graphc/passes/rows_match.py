@@ -38,11 +38,12 @@ class Arrays:
 
 def chains(arrays: Arrays, min_terms: int) -> list[tuple[int, int]]:
     """The last links of the left-nested addition chains ``((a + b) + c) + ...`` that add at
-    least ``min_terms`` terms, with their numbers of terms, longest first.  A link's first operand continues the chain when
-    it is an addition used only there (as :mod:`~graphc.passes.flatten` absorbs) -- unless the
-    link adds a constant to it: Python's ``sum`` starts ``l0 + 0``, so that is a chain's
-    first link, even where its first term ``l0`` is a sum itself (a row's loss summed over
-    a model's outputs, which continuing down would split)."""
+    least ``min_terms`` terms, with their numbers of terms, longest first.  A link's first
+    operand continues the chain when it is an addition used only there (as
+    :mod:`~graphc.passes.flatten` absorbs) -- unless the link adds a constant to it:
+    Python's ``sum`` starts ``l0 + 0``, so that is a chain's first link, even where its
+    first term ``l0`` is a sum itself (a row's loss summed over a model's outputs, which
+    continuing down would split)."""
     n = len(arrays.op)
     is_sum = arrays.is_op(_SUMS)
     sums = np.flatnonzero(is_sum)
@@ -174,8 +175,8 @@ class Template:
         for k in range(k_nodes - 1, -1, -1):
             nodes = image[k]
             codes = self.enc[k]
-            ok &= (arrays.op[nodes] == code[self.ops[k]]) & (arrays.uses[nodes] == self.tuses[k] + self.outside[k]) \
-                & (arrays.arity[nodes] == len(codes))
+            ok &= (arrays.op[nodes] == code[self.ops[k]]) & (arrays.arity[nodes] == len(codes)) \
+                & (arrays.uses[nodes] == self.tuses[k] + self.outside[k])
             if self.attrs[k]:
                 ok &= np.array([attrs[x] == self.attrs[k] for x in nodes.tolist()])
             for j, c in enumerate(codes):
