@@ -285,7 +285,9 @@ def check_grad(fn: Callable | Compiled, *args: Any, output: int = 0, rtol: float
     compiled = compile_fn(fn)
     leaves, in_tree, _ = flatten_args(args, argument_names(fn, len(args)))
     point = [x.data if isinstance(x, Value) else float(x) for x in leaves]
-    compiled(*_structure(in_tree, point))  # trace, so the graph and its params are known
+    # traced on Values, so the graph and its params are known: the inputs are differentiated, so
+    # their arithmetic is micrograd's (a compiled call's number arguments compute as Python's)
+    compiled(*_structure(in_tree, [Value(x) for x in point]))
     graph = compiled.graph
     params = graph.param_values
     if not 0 <= output < len(graph.outputs):
@@ -345,7 +347,7 @@ def _backward(fn: Callable, in_tree: Any, point: list[float], params: list[Value
 def _finite_differences(compiled: Compiled, in_tree: Any, point: list[float], params: list[Value],
                         output: int, rows: list[GradRow], fd_rtol: float) -> None:
     def f(inputs: list[float]) -> float:
-        outs, _ = flatten_output(compiled(*_structure(in_tree, inputs)))
+        outs, _ = flatten_output(compiled(*_structure(in_tree, [Value(x) for x in inputs])))
         return outs[output].data if isinstance(outs[output], Value) else float(outs[output])
 
     center = f(point)

@@ -488,7 +488,7 @@ _MUL, _SUB = ops.TABLE["mul"], ops.TABLE["sub"]
 PLACEHOLDER, INT_PLACEHOLDER, NUMBER_PLACEHOLDER = ("placeholder",), ("placeholder", "int"), ("placeholder", "float")
 PLACEHOLDERS = (PLACEHOLDER, INT_PLACEHOLDER, NUMBER_PLACEHOLDER)
 #: The types of the numbers ``x - 0`` subtracts as -0.0 (ints, bools: see _binary).
-_INTEGERS = frozenset({int, bool, np.bool_} | {t for t in np.sctypeDict.values() if issubclass(t, np.integer)})
+INTEGERS = frozenset({int, bool, np.bool_} | {t for t in np.sctypeDict.values() if issubclass(t, np.integer)})
 
 
 def _node(data: float, prev: tuple, kind, attr: tuple = ()) -> Value:
@@ -505,7 +505,7 @@ def _node(data: float, prev: tuple, kind, attr: tuple = ()) -> Value:
 def _binary(op: Op, a: Value, b) -> Value:
     if not isinstance(b, Value):
         # micrograd's x - b is x + (-b), and Python's -0 of an int is +0: an int 0 is subtracted as -0.0
-        integral_zero = op is _SUB and type(b) in _INTEGERS and not b
+        integral_zero = op is _SUB and type(b) in INTEGERS and not b
         b = _coerce(b, op is _SUB)
         if b is None:
             return NotImplemented

@@ -180,6 +180,7 @@ class Record:
         self.kept_numbers = 0  # how many of them outlived the trace
         self._refusals: list[str] = []  # graphc's TraceErrors raised while the function ran
         self._python_numbers: dict = {}  # (code, line) -> [different Python floats made Values, how many]
+        self.python_arithmetic = False  # number arguments compute as Python's numbers (graphc.trace._numbers_alone)
 
     def wrapped(self, v: Any) -> None:
         """``v`` is ``Value(x)`` of a number argument ``x``: a Value in eager code, where

@@ -141,6 +141,25 @@ class TracedValue(Value):
     def __ne__(self, other: Any) -> Any:
         return self._equality(other, "ne")
 
+    # In a compiled call their arithmetic is Python's where micrograd's differs: x / y divides
+    # (micrograd's is x * y**-1, an ulp off on a quarter of quotients: an outside hunt found
+    # branches on x / y flipped), and x - 0 keeps x's -0.0 (micrograd's is x + (-0), +0.0).
+
+    def __truediv__(self, other: Any) -> Any:
+        if not _numbers_alone(self, other):
+            return Value.__truediv__(self, other)
+        return engine.apply("truediv", self, other)
+
+    def __rtruediv__(self, other: Any) -> Any:
+        if not _numbers_alone(self, other):
+            return Value.__rtruediv__(self, other)
+        return engine.apply("truediv", other, self)
+
+    def __sub__(self, other: Any) -> Any:
+        if type(other) in engine.INTEGERS and not other and _numbers_alone(self, other):
+            return engine.apply("sub", self, 0.0)
+        return Value.__sub__(self, other)
+
     #: A Value's identity hash, even for a number: the trace itself keys its dicts by Values (a
     #: hash in Python would cost every one of them), so a number argument used as a dict key or
     #: set member is not found there (README, "Differs from eager code")
@@ -209,6 +228,21 @@ def _int_arguments(v: Value, limit: int = 64) -> list[Value] | None:
     return arguments or None
 
 
+def _numbers_alone(value: Value, other: Any) -> bool:
+    """Whether eager code holds plain numbers on both sides of ``value``'s operator: a number
+    argument or arithmetic of them (:func:`_number_valued`), and a number, a traced number or
+    another such Value."""
+    record = engine.current_record()
+    if record is None or not record.python_arithmetic:
+        return False
+    if isinstance(other, Value):
+        if not (isinstance(other, TracedValue) and _number_valued(other)):
+            return False
+    elif not isinstance(other, (numbers.Real, np.number, np.bool_)):
+        return False
+    return _number_valued(value)
+
+
 def _number_valued(v: Value) -> bool:
     """Whether eager code holds a plain number where the trace holds ``v``: a number argument,
     or arithmetic of number arguments and numbers only, not ``Value(x)`` of one.  Each node's
@@ -221,8 +255,39 @@ def _number_valued(v: Value) -> bool:
     known = record.kinds_of  # id -> (node, "number" | "constant" | "value"): the node kept alive
     found = known.get(id(v))
     if found is None:
+        if _reaches_a_value(v, known, record):
+            return False
         found = _walk_kinds(v, known, record)
     return found[1] == "number"
+
+
+def _reaches_a_value(v: Value, known: dict, record) -> bool:
+    """Whether ``v`` depends on a Value (a param, a Value argument, ``Value(x)``), told at the
+    first one met: a loss divided by a count (``sum(losses) / n``) is a Value, and the walk
+    of :func:`_walk_kinds` would go through every row of it to say so.  The Value argument
+    met is noted as relied on to be a Value (a param is one whatever the call passes)."""
+    stack, seen = [v], set()
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        found = known.get(id(node))
+        if found is not None:
+            if found[1] == "value":
+                return True
+        elif record.is_wrapped(node):
+            return True
+        elif node._kind is None:
+            if node._attr is engine.PLACEHOLDER:
+                record.relied_on_kind(node, A_VALUE)
+                return True
+            if node._attr is not engine.CONSTANT and node._attr is not engine.INT_PLACEHOLDER \
+                    and node._attr is not engine.NUMBER_PLACEHOLDER:
+                return True
+        else:
+            stack.extend(node._prev)
+    return False
 
 
 def _walk_kinds(v: Value, known: dict, record) -> tuple[Value, str]:
@@ -315,13 +380,17 @@ def trace_with_record(fn: Callable, *example_args: Any, params: Iterable[Value] 
     record's order.  ``shared``: for an argument leaf that is a Value met before (leaf ->
     the earlier leaf, or None: a param), what ``fn`` gets there is that leaf's placeholder,
     or the param itself, so that reverse mode adds up its uses as eager ``backward()`` does
-    (the input keeps its node, unused)."""
+    (the input keeps its node, unused).  ``guards`` is a compiled call's trace, whose number
+    arguments are plain numbers to the function (no gradient is taken for them): their
+    arithmetic is Python's (:meth:`TracedValue.__truediv__`); elsewhere they are inputs to
+    differentiate, as Values."""
     if not callable(fn):
         raise ArgumentError(f"graphc.trace needs a function or a Module to run; got {type(fn).__name__}")
     reject_foreign_module(fn)
     arg_names = argument_names(fn, len(example_args))
     leaves, in_tree, paths = flatten_args(example_args, arg_names)
     record = Record()
+    record.python_arithmetic = guards
     # inside another trace (graphc.grad in a traced function), this one's Values are of a
     # class of their own: the other trace's, met in the graph, are read live (see _to_graph)
     node_class = type("TracedValue", (TracedValue,), {"__slots__": ()}) if engine.is_tracing() else TracedValue

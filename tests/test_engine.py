@@ -363,15 +363,17 @@ def test_a_label_set_afterwards_to_a_non_str_still_traces():
 def test_subtracting_a_number_is_micrograds_x_plus_minus_k_to_the_sign_of_zero(k):
     """Found by an outside differential test against micrograd: micrograd's x - k is
     x + (-k), and Python's -0 of an int is +0, so (-0.0) - 0 is +0.0 there; graphc's sub(x,
-    0.0) kept -0.0."""
+    0.0) kept -0.0.  A number argument is a float in eager code, whose x - 0 keeps -0.0."""
     for x in (-0.0, 0.0, 2.5):
         got = (Value(x) - k).data
         want = x + (0 if isinstance(k, np.bool_) else -k)  # NumPy refuses -np.bool_: as a Python bool
         assert got == want and math.copysign(1.0, got) == math.copysign(1.0, want)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", graphc.FrozenDataWarning)  # a NumPy k is data frozen in
-            traced = graphc.compile(lambda v: v - k)(x).data
+            compiled = graphc.compile(lambda v: v - k)
+            traced, number = compiled(Value(x)).data, compiled(x).data
         assert traced == got and math.copysign(1.0, traced) == math.copysign(1.0, got)  # the traced constant
+        assert number == x - k and math.copysign(1.0, number) == math.copysign(1.0, x - k)  # Python's floats
     zero = Value(0.0)  # a float's 0.0 read as a traced number stays a float: x - 0.0 keeps -0.0
     assert math.copysign(1.0, graphc.compile(lambda v: v - zero.data)(-0.0).data) == -1.0
 

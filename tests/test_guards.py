@@ -679,6 +679,29 @@ def test_number_arguments_compare_by_value_and_values_by_identity(backend):
     assert same.trace_count == 2 and "`v is a Value` was True, now False" in same.retraces[0]
 
 
+@pytest.mark.parametrize("backend", ["python", "c"])
+def test_number_arguments_divide_and_subtract_as_pythons_floats(backend):
+    """``x / y`` of number arguments was micrograd's ``x * y**-1``, an ulp off Python's on a
+    quarter of quotients, so a branch on it could flip and ``ws[int(n / m)]`` pick another
+    weight; ``x - 0`` made -0.0 into 0.0 (an outside hunt).  Arithmetic of numbers alone is
+    Python's now; a Value argument keeps micrograd's (a call passing one traces again)."""
+    w = Value(0.7)
+    rng = random.Random(0)
+    pairs = [(rng.uniform(-5, 5), rng.uniform(-5, 5)) for _ in range(300)]
+    quotient = graphc.compile(lambda x, y: (x / y, 3.0 / x, x - 0), backend=backend)
+    got = [[v.data for v in quotient(x, y)] for x, y in pairs]
+    assert got == [[x / y, 3.0 / x, x - 0] for x, y in pairs]
+    assert sum(x / y != x * y ** -1 for x, y in pairs) > 30  # micrograd's would differ
+    assert math.copysign(1.0, quotient(-0.0, 1.0)[2].data) == -1.0
+    assert quotient(Value(1.0), Value(3.0))[0].data == (Value(1.0) / Value(3.0)).data and quotient.trace_count == 2
+
+    def mean_positive(xs, n):  # a traced number over an int argument: the accuracy's hits / n
+        return w * (sum(x.data > 0 for x in xs) / n)
+    scores = [Value(v) for v in np.random.default_rng(1).standard_normal(49)]
+    compiled = graphc.compile(mean_positive, backend=backend)
+    assert compiled(scores, 49).data == mean_positive(scores, 49).data
+
+
 def test_a_float_arguments_floor_division_and_remainder_are_a_floats():
     """A float's ``//``, ``%`` and ``divmod`` are a float's, as in eager code (they were a
     TypeError but where an int's program of the same value was there)."""
