@@ -147,12 +147,13 @@ class RowsProgram:
         self._first = self._computed[0]  # the output whose outer program the forward runs
         self.forward_chain = plans[self._first].chain or 0
         self._seed_guess = 0.0  # the last row seed: usually the next one too (1/n for a mean)
-        rows_joint, outer_joint = self._rows_joint(self.forward_chain), self._outer_joint(self._first)
+        rows_joint, (outer_joint, computed, constants) = self._rows_joint(self.forward_chain), \
+            self._outer_joint(self._first)
         kernel, (function, source) = rows_and_outer(backend, self._row_vector, rows_joint, f"{name}_rows",
                                                     self.n_row_outputs, self.n_chains, outer_joint, f"{name}_outer",
                                                     len(self._computed))
         self._rows[self.forward_chain] = self._rows_entry(kernel, rows_joint)
-        self._outers[self._first] = self._outer_entry(function, source, outer_joint)
+        self._outers[self._first] = self._outer_entry(function, source, computed, constants)
         self.source = "\n".join(part for part in (kernel.source, source) if part)
 
     def reached(self, output: int) -> tuple[bool, ...]:
@@ -199,7 +200,8 @@ class RowsProgram:
         plan = self.plans[output]
         if plan.row_value is not None:
             return self._row_gradients(plan.row_value, cols, params, seed, starts, output)
-        function, _, outer_reached = self._outer_of(output)
+        entry = self._outer_of(output)
+        function, outer_reached = entry[0], entry[2]
         if output == self._first:
             state[3] = None
         else:
@@ -209,7 +211,7 @@ class RowsProgram:
             next(frame)
         outer = frame.send(seed)
         frame.close()
-        outer_grads = np.array(outer[self.n_chains:], dtype=np.float64)
+        outer_grads = self._params_part(entry, outer)
         begun = None if starts is None else self._outer_from(output, outer_inputs, params, seed, starts)
         if plan.chain is None:
             return _or_none(outer_grads if begun is None else begun, None if all(outer_reached) else outer_reached)
@@ -244,12 +246,20 @@ class RowsProgram:
                     starts: list) -> np.ndarray:
         """The params' gradients of ``output`` by the outer graph, each sum starting from its
         number in ``starts`` (the outer graph's gradient program from starts)."""
-        function = self._outer_of(output, starts=True)[0]
-        frame = function(outer_inputs + [0.0] * self.n_inputs + [float(g) for g in starts],
-                         params if getattr(function, "takes_arrays", False) else params.tolist())
+        entry = self._outer_of(output, starts=True)
+        frame = entry[0](outer_inputs + [0.0] * self.n_inputs + [float(g) for g in starts],
+                         params if getattr(entry[0], "takes_arrays", False) else params.tolist())
         next(frame)
-        grads = np.array(frame.send(seed)[self.n_chains:], dtype=np.float64)
+        grads = self._params_part(entry, frame.send(seed))
         frame.close()
+        return grads
+
+    def _params_part(self, entry: tuple, outer) -> np.ndarray:
+        """The params' gradients from the outer program's gradients (the row sums' first), its
+        constant ones put back (:meth:`_outer_joint`)."""
+        computed, constants = entry[3], entry[4]
+        grads = constants.copy()
+        grads[computed] = np.asarray(outer[self.n_chains:], dtype=np.float64)
         return grads
 
     def _rows_of(self, chain: int) -> tuple:
@@ -280,8 +290,9 @@ class RowsProgram:
         return kernel, kernel.source, reached, None if all(reached) else np.array(reached, dtype=bool)
 
     def _outer_of(self, output: int, starts: bool = False) -> tuple:
-        """(function, source, reached) of the outer graph's forward and gradient of ``output``
-        with respect to its inputs and params (``reached``: the params only); ``starts``: each
+        """(function, source, reached, computed, constants) of the outer graph's forward and
+        gradient of ``output`` with respect to the row sums and params (``reached``: the
+        params', as ``computed``, a mask; ``constants``: the others' numbers); ``starts``: each
         gradient's sum starting from an input of its own, after the graph's."""
         key = (output, True) if starts else output
         made = self._outers.get(key)
@@ -289,23 +300,32 @@ class RowsProgram:
             with self._lock:
                 made = self._outers.get(key)
                 if made is None:
-                    joint = self._outer_joint(output, starts)
+                    joint, computed, constants = self._outer_joint(output, starts)
                     made = self._outers[key] = self._outer_entry(
-                        *outer_function(self.backend, joint, f"{self.name}_outer", len(self._computed)), joint)
+                        *outer_function(self.backend, joint, f"{self.name}_outer", len(self._computed)),
+                        computed, constants)
         return made
 
-    def _outer_entry(self, function, source: str, joint: Graph) -> tuple:
-        return function, source, tuple(_reached(joint, len(self._computed))[self.n_chains:])
+    @staticmethod
+    def _outer_entry(function, source: str, computed: np.ndarray, constants: np.ndarray) -> tuple:
+        return function, source, tuple(computed.tolist()), computed, constants
 
-    def _outer_joint(self, output: int, starts: bool = False) -> Graph:
+    def _outer_joint(self, output: int, starts: bool = False) -> tuple[Graph, np.ndarray, np.ndarray]:
         """The outer graph's forward and the gradient of ``output`` with respect to the row sums
         and the params, re-rolled where it runs as a native program of one row (an L2 term:
-        one dot product)."""
+        one dot product); and which params' gradients it computes, and the others' constants
+        (no line of the program each: the outer C of a loss without an L2 term wrote a 0.0 for
+        every param in every row, gcc's 7 of 8 s for 1,185 params, an outside hunt)."""
         joint = autodiff.grad(self._outer_graph, self._at[output], wrt_inputs=True, starts=starts)
         n_forward = len(self._computed)
         first_sum = n_forward + self.n_inputs - self.n_chains
         joint = _with_outputs(joint, joint.outputs[:n_forward] + joint.outputs[first_sum:])
-        return optimize(joint, passes=JOINT_VECTOR_PIPELINE) if self.backend.native_kernels else optimize(joint)
+        joint = optimize(joint, passes=JOINT_VECTOR_PIPELINE) if self.backend.native_kernels else optimize(joint)
+        grads = joint.outputs[n_forward + self.n_chains:]
+        computed = np.array([joint.ops[o] != "const" for o in grads], dtype=bool)
+        constants = np.array([0.0 if c else joint.attrs[o][0] for o, c in zip(grads, computed)], dtype=np.float64)
+        kept = joint.outputs[:n_forward + self.n_chains] + [o for o, c in zip(grads, computed) if c]
+        return _with_outputs(joint, kept), computed, constants
 
 
 class RowsCall:
