@@ -22,8 +22,7 @@ nodes with its own) and splits the graph into
 
 **When it answers None** (cheaply, for most graphs): no sum chain of at least ``min_rows``
 terms of one shape; rows that differ in structure or in which params they read; a node
-of two rows (a row that reads the one before it) or a row node read outside some rows but
-not others (``scores[0]`` alone returned); rows that read a model's outputs by a label
+of two rows (a row that reads the one before it); rows that read a model's outputs by a label
 (``o[t]``: another node in each row; a one-hot ``sum(o[k] * t_k)`` is one shape).  Rows
 may repeat each other, and a row may compute one thing twice (``(s - y) * (s - y)``):
 reverse mode differentiates the scalar program before common subexpression elimination
@@ -112,7 +111,7 @@ def recover_rows(graph: Graph, min_rows: int = MIN_ROWS) -> RowSplit | None:
         while looked < len(tops) and (k >= len(found) or tops[looked][1] >= len(found[k].rows)):
             links, terms = links_and_terms(graph, arrays, tops[looked][0])
             start, rows = _start_and_rows(graph, terms)
-            if len(rows) >= min_rows and alike(graph, arrays.uses, rows[0], rows[1]):
+            if len(rows) >= min_rows and alike(graph, rows[0], rows[1]):
                 found.append(_Chain(links, start, rows))
             looked += 1
         if k >= len(found):
@@ -125,10 +124,10 @@ def recover_rows(graph: Graph, min_rows: int = MIN_ROWS) -> RowSplit | None:
         template = Template(arrays, [c.rows[0] for c in chosen])
         if not template.ok:
             continue
-        leaves, values = template.match([c.rows for c in chosen])
+        leaves, positions, values = template.match([c.rows for c in chosen])
         if len(leaves) < min_rows:
             continue
-        split = _split(template, chosen, leaves, values)
+        split = _split(template, chosen, leaves, positions, values)
         if split is not None:
             return split
     return None
@@ -172,7 +171,8 @@ def _start_and_rows(graph: Graph, terms: list[int]) -> tuple[float | None, list[
     return None, terms
 
 
-def _split(template: Template, chosen: list[_Chain], leaves: np.ndarray, values: np.ndarray) -> RowSplit | None:
+def _split(template: Template, chosen: list[_Chain], leaves: np.ndarray, positions: list[int],
+           values: np.ndarray) -> RowSplit | None:
     graph = template.graph
     columns = _Columns(template, leaves)
     b = Builder()
@@ -193,7 +193,7 @@ def _split(template: Template, chosen: list[_Chain], leaves: np.ndarray, values:
     for k in range(len(template.nodes)):
         operands = tuple(node[c] if c >= 0 else leaf[-1 - c] for c in template.enc[k])
         node.append(b.add(template.ops[k], operands, template.attrs[k]))
-    row = b.finish(inputs, params, [node[k] for k in template.root_positions + template.value_positions],
+    row = b.finish(inputs, params, [node[k] for k in template.root_positions + positions],
                    param_values=list(graph.param_values), in_tree=None, out_tree=None, name=f"{graph.name}_row")
     n_rows = len(leaves)
     outer = _outer(graph, [(c.links, c.rows[:n_rows]) for c in chosen], values)

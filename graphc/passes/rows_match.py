@@ -85,15 +85,16 @@ def links_and_terms(graph: Graph, arrays: Arrays, top: int) -> tuple[list[int], 
     return links, [graph.args[links[0]][0]] + [a for j in links for a in graph.args[j][1:]]
 
 
-def alike(graph: Graph, uses: np.ndarray, a: int, b: int) -> bool:
+def alike(graph: Graph, a: int, b: int) -> bool:
     """Whether the cones of ``a`` and ``b`` match node for node as rows must: a quick test of
-    two rows before the whole template is built (it fails at once where the params differ)."""
+    two rows before the whole template is built (it fails at once where the params differ).
+    Use counts are :meth:`Template.match`'s to check: one row's score may be read outside."""
     ops, args, attrs = graph.ops, graph.args, graph.attrs
     image, stack = {a: b}, [a]
     while stack:
         x = stack.pop()
         y = image[x]
-        if ops[x] != ops[y] or uses[x] != uses[y] or attrs[x] != attrs[y] or len(args[x]) != len(args[y]):
+        if ops[x] != ops[y] or attrs[x] != attrs[y] or len(args[x]) != len(args[y]):
             return False
         for p, q in zip(args[x], args[y]):
             if not args[p]:
@@ -113,8 +114,7 @@ class Template:
     """The first row's non-leaf nodes in id order -- the union of the cones of its ``roots``,
     one per sum chain -- with each operand encoded as a template position (``>= 0``) or a
     leaf *slot* (``-1 - s``): one slot per leaf operand.  ``root_positions``: each root's
-    position; ``value_positions``: the nodes also used outside the row (a score returned,
-    or compared in a guard), whose every row's value the rest of the graph reads."""
+    position."""
 
     def __init__(self, arrays: Arrays, roots: list[int]) -> None:
         graph = self.graph = arrays.graph
@@ -146,22 +146,22 @@ class Template:
                     self.slot_kind.append(ops[a])
                     self.slot_leaf.append(a)
             self.enc.append(tuple(codes))
-        self.outside = arrays.uses[np.array(self.nodes, dtype=np.intp)] - np.array(self.tuses, dtype=np.intp)
-        self.value_positions = np.flatnonzero(self.outside).tolist()
         self.ok = len(set(roots)) == len(roots)
         self.ops = [ops[node] for node in self.nodes]
         self.attrs = [graph.attrs[node] for node in self.nodes]
 
-    def match(self, roots: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
-        """For the longest run of rows from the first that match the template, each slot's
-        node in each row and each value position's: (n_matched, n_slots) and (n_values,
-        n_matched) arrays of node ids.  ``roots[j]``: the rows of chain ``j`` (all of one
-        length), whose first row is the template's root ``j``.
+    def match(self, roots: list[list[int]]) -> tuple[np.ndarray, list[int], np.ndarray]:
+        """For the longest run of rows from the first that match the template: each slot's
+        node in each row, an (n_matched, n_slots) array of node ids; the *value positions*,
+        the template nodes some row's copy of is also used outside the row (a score
+        returned, ``scores[-1]`` or all of them, or compared in a guard), whose every row's
+        value the rest of the graph may read; and their nodes, an (n_values, n_matched)
+        array.  ``roots[j]``: the rows of chain ``j`` (all of one length), whose first row is
+        the template's root ``j``.
 
-        Each row's nodes must be its own: use counts equal to the template's (its uses in the
-        row, plus the uses outside it at value positions) and, where there are value
-        positions, no node in two rows (a node every row reads, or a row reading the one
-        before, is no row)."""
+        Each row's nodes must be its own: used at least as often as the template's are in
+        their row and, where some are used more, no node in two rows (a node every row
+        reads, or a row reading the one before, is no row)."""
         arrays, attrs = self.arrays, self.graph.attrs
         n_rows = len(roots[0])
         k_nodes = len(self.nodes)
@@ -176,7 +176,7 @@ class Template:
             nodes = image[k]
             codes = self.enc[k]
             ok &= (arrays.op[nodes] == code[self.ops[k]]) & (arrays.arity[nodes] == len(codes)) \
-                & (arrays.uses[nodes] == self.tuses[k] + self.outside[k])
+                & (arrays.uses[nodes] >= self.tuses[k])
             if self.attrs[k]:
                 ok &= np.array([attrs[x] == self.attrs[k] for x in nodes.tolist()])
             for j, c in enumerate(codes):
@@ -193,7 +193,9 @@ class Template:
                     ok &= operand == self.slot_leaf[s]
                 leaves[:, s] = operand
         matched = n_rows if ok.all() else int(np.argmin(ok))
-        if self.value_positions and matched and \
-                np.bincount(image[:, :matched].ravel(), minlength=len(arrays.op)).max() > 1:
-            matched = 0
-        return leaves[:matched], image[self.value_positions, :matched]
+        image = image[:, :matched]
+        outside = arrays.uses[image] > np.array(self.tuses, dtype=np.intp)[:, None]
+        positions = np.flatnonzero(outside.any(axis=1)).tolist()
+        if positions and np.bincount(image.ravel(), minlength=len(arrays.op)).max() > 1:
+            return leaves[:0], [], image[:0, :0]
+        return leaves[:matched], positions, image[positions]
