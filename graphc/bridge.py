@@ -159,6 +159,14 @@ class _CompiledOp:
     def label(self, attr: tuple = ()) -> str:
         return self.source.label(self.index)
 
+    def __reduce__(self):
+        """Refused, saying so: pickle and ``copy.deepcopy`` of a compiled output raised
+        "cannot pickle '_thread.RLock' object" (an outside hunt), as PyTorch refuses to
+        deepcopy a tensor that is not a leaf."""
+        raise TypeError(f"{self.label()} is the output of a compiled call, whose history is the compiled program "
+                        f"(its libraries and locks): it does not pickle or copy. Keep its number (out.data), or "
+                        f"Value(out.data) for a new leaf")
+
     def backprop(self, out: Value) -> None:
         children = out._prev
         if self.source.from_starts:

@@ -482,7 +482,11 @@ def _holds_generators(x: Any) -> bool:
 
 
 def _state_of(generator: Any) -> Any:
-    """A comparable snapshot of one generator's state (NumPy's hold arrays: their bytes)."""
+    """A comparable snapshot of one generator's state (NumPy's hold arrays: their bytes).  A
+    ``random.SystemRandom`` draws from the OS and has none: its draws go untold (compiling a
+    function that could reach one raised NotImplementedError, an outside hunt)."""
+    if isinstance(generator, random.SystemRandom):
+        return None
     if isinstance(generator, random.Random):
         return generator.getstate()
     state = generator.get_state(legacy=False) if isinstance(generator, np.random.RandomState) \

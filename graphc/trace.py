@@ -141,6 +141,19 @@ class TracedValue(Value):
     def __ne__(self, other: Any) -> Any:
         return self._equality(other, "ne")
 
+    # Turned into text they are the number's text (str(n) was "Value(data=2.0, grad=0)", an
+    # outside hunt), the trace's number, as a .data's text is (said once, at compile).
+
+    def __repr__(self) -> str:
+        return repr(self._as_number()) if _number_valued(self) else Value.__repr__(self)
+
+    def __format__(self, spec: str) -> str:
+        return format(self._as_number(), spec) if _number_valued(self) else Value.__format__(self, spec)
+
+    def _as_number(self) -> TracedNumber:
+        """The number eager code holds here, as a traced number of its type (int or float)."""
+        return TracedNumber(self, int if _int_arguments(self) is not None else float)
+
     # In a compiled call their arithmetic is Python's where micrograd's differs: x / y divides
     # (micrograd's is x * y**-1, an ulp off on a quarter of quotients: an outside hunt found
     # branches on x / y flipped), and x - 0 keeps x's -0.0 (micrograd's is x + (-0), +0.0).

@@ -171,17 +171,20 @@ class ArrayRows(list):
     """A NumPy array argument as a traced function receives it: nested lists of Values of
     its shape, each level one of these.  A list's ``+`` and ``*`` concatenate and repeat,
     where the array's add and multiply each element -- ``X * 2`` gave twice the rows, not
-    the rows doubled (an outside hunt) -- so they are refused, with what to write instead."""
+    the rows doubled (an outside hunt) -- so they are refused, with what to write instead;
+    so is the arithmetic a list lacks (``row / 3.0``, ``row - 1.0``, ``-row``, ``row ** 2``),
+    whose TypeError named this class."""
 
     __slots__ = ()
 
-    def _refused(self, other: Any) -> Any:
+    def _refused(self, other: Any = None) -> Any:
         raise TraceError("a NumPy array argument reaches the traced function as nested lists of Values, "
-                         "where + and * concatenate and repeat lists instead of adding and multiplying "
-                         "each element: compute with each element ([v * 2 for v in row]), or pass the "
-                         "array computed as an argument too")
+                         "whose + and * concatenate and repeat lists (and - / ** do not exist) instead of "
+                         "computing with each element: compute with each element ([v * 2 for v in row]), "
+                         "or pass the array computed as an argument too")
 
     __add__ = __radd__ = __iadd__ = __mul__ = __rmul__ = __imul__ = _refused
+    __sub__ = __rsub__ = __truediv__ = __rtruediv__ = __pow__ = __neg__ = __matmul__ = __rmatmul__ = _refused
 
 
 def unflatten(tree: Tree, leaves: Iterator, rows: type = list) -> Any:

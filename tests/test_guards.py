@@ -8,6 +8,7 @@ import math
 import random
 import statistics
 import sys
+import types
 from typing import Any
 
 import numpy as np
@@ -300,11 +301,14 @@ def test_an_array_argument_used_as_an_array_says_it_arrives_as_lists():
 
 
 @pytest.mark.parametrize("spelling", [lambda X: X * 2, lambda X: 2 * X, lambda X: X + X, lambda X: [[1.0, 1.0]] + X,
-                                      lambda X: X[0] * 3, lambda X: X[1] + [Value(1.0)]])
+                                      lambda X: X[0] * 3, lambda X: X[1] + [Value(1.0)],
+                                      lambda X: [X[0] / 3.0], lambda X: [X[0] - 1.0], lambda X: [1.0 - X[0]],
+                                      lambda X: [-X[0]], lambda X: [X[0] ** 2]])
 def test_list_arithmetic_on_an_array_argument_is_refused_not_repeated(spelling):
     """An outside hunt: ``X * 2`` repeated the rows, where eager's array doubles each number
-    (the loss silently halved); ``+`` concatenated.  Reading the lists stays as it was."""
-    with pytest.raises(graphc.TraceError, match=r"nested lists of Values, where \+ and \* concatenate"):
+    (the loss silently halved); ``+`` concatenated; ``row / 3.0`` raised a TypeError naming
+    ArrayRows, graphc's own class.  Reading the lists stays as it was."""
+    with pytest.raises(graphc.TraceError, match=r"nested lists of Values, whose \+ and \* concatenate"):
         graphc.compile(lambda X: sum(v for row in spelling(X) for v in row))(np.ones((3, 2)))
     rows = graphc.compile(lambda X: [sum(row) * len(X) for row in X] + [X[2][1]])(np.arange(6.0).reshape(3, 2))
     assert [v.data for v in rows] == [3.0, 15.0, 27.0, 5.0]
@@ -458,6 +462,32 @@ def test_a_draw_from_a_generator_a_module_holds_is_said():
     quiet = Dropout()
     quiet.rng = None
     graphc.compile(lambda x: x * quiet.w)(1.0)  # holds no generator: nothing to say
+
+
+def test_a_number_arguments_text_is_the_numbers():
+    """``str(n)``, ``f"{n}"`` and ``f"{n:d}"`` of a number argument gave a Value's text
+    ("Value(data=2.0, grad=0)") or raised, on the very call traced (an outside hunt): a
+    layer named ``f"layer{n}"`` was looked up wrong.  The text is the number's, the trace's
+    (said once, as a .data's text is)."""
+    weights = {"layer2": Value(0.5), "layer3": Value(-1.5)}
+    texts = lambda n, x: (str(n), f"{n}", f"{n:d}", repr(x), f"{x:.2f}", "%s" % n)  # noqa: E731
+
+    def f(n, x):
+        assert texts(n, x) == texts(2, 0.25)
+        return weights[f"layer{n}"] * x
+    with pytest.warns(FrozenDataWarning, match="turned 7 traced numbers into text"):  # and the key
+        assert graphc.compile(f)(2, 0.25).data == f(2, 0.25).data
+
+
+def test_a_system_random_reached_is_no_error():
+    """A model holding a ``random.SystemRandom`` (its dropout off) failed to compile: the draw
+    check asked it for a state it has none of (an outside hunt)."""
+    w = Value(2.0)
+    holder = types.SimpleNamespace(rng=random.SystemRandom(), training=False)
+
+    def f(x):
+        return x * w * (0.0 if holder.training and holder.rng.random() < 0.5 else 1.0)
+    assert graphc.compile(f)(1.5).data == f(1.5).data
 
 
 GLOBAL_RNG = np.random.default_rng(0)

@@ -139,3 +139,14 @@ def test_a_dask_worker_runs_a_compiled_closure(dask_client):
     value, grad = dask_client.submit(step.mean_and_grad, X, y).result()
     expected_value, expected_grad = step.mean_and_grad(X, y)
     assert value == expected_value and np.array_equal(grad, expected_grad)
+
+
+def test_a_compiled_output_refuses_pickle_and_deepcopy_saying_why():
+    """pickle and deepcopy of a compiled call's output raised "cannot pickle '_thread.RLock'
+    object" (an outside hunt): it holds the program that made it.  Its number stays."""
+    w = graphc.Value(2.0)
+    out = graphc.compile(lambda x: w * x)(3.0)
+    for copying in (pickle.dumps, copy.deepcopy):
+        with pytest.raises(TypeError, match=r"the output of a compiled call.*Keep its number \(out.data\)"):
+            copying(out)
+    assert pickle.loads(pickle.dumps(graphc.Value(out.data))).data == 6.0
