@@ -411,7 +411,11 @@ def _generators_of(fn: Any, functions: int = 100) -> list:
             if hasattr(call, "__code__"):
                 stack.append(call)
         else:
-            named = [getattr(item, "__globals__", {}).get(name) for name in _names(item.__code__)]
+            names = _names(item.__code__)
+            named = [getattr(item, "__globals__", {}).get(name) for name in names]
+            # a module it names: the objects it reads from it (mod.rng, mod.loader.rng), not its functions
+            named += [x for m in named if isinstance(m, types.ModuleType) for x in map(vars(m).get, names)
+                      if isinstance(x, _GENERATORS) or _instance_dict(x) is not None]
             for cell in getattr(item, "__closure__", None) or ():
                 try:
                     named.append(cell.cell_contents)
@@ -425,8 +429,11 @@ def _generators_of(fn: Any, functions: int = 100) -> list:
                 found.append(x)
             elif isinstance(x, (list, tuple, dict)) or (hasattr(type(x), "parameters") and _instance_dict(x) is not None):
                 modules.append(x)  # a container (cfg["rng"]) or a Module: all it holds, but lists of numbers
-            else:  # another object: its own attributes
+            elif isinstance(x, type):  # a class it names (makes or calls): its class attributes
+                found += _class_generators(x, {})
+            else:  # another object: its own attributes, and its class's
                 found += [v for v in (_instance_dict(x) or {}).values() if isinstance(v, _GENERATORS)]
+                found += _class_generators(type(x), {})
     for module in modules:
         found += _held_generators(module)
     unique = {id(g): g for g in found}
@@ -460,12 +467,13 @@ def _held_generators(obj: Any, limit: int = 10_000) -> list:
     """The generators held by ``obj``'s attributes, by those of the objects they hold (but
     modules, classes, functions and Values), and by the lists, tuples and dicts among them:
     at most ``limit`` objects looked into, and ``limit`` items of each."""
-    found, seen, stack = [], {id(obj)}, [obj]
+    found, seen, stack, classes = [], {id(obj)}, [obj], {}
     while stack and len(seen) < limit:
         item = stack.pop()
         if isinstance(item, _GENERATORS):
             found.append(item)
             continue
+        found += _class_generators(type(item), classes)
         if isinstance(item, (list, tuple)) and item and isinstance(item[0], (Value, float, int)):
             continue  # a Module's weights, or numbers: no generator among them (a layer holds 78,400)
         children = item.values() if isinstance(item, dict) else item if isinstance(item, (list, tuple)) \
@@ -474,6 +482,17 @@ def _held_generators(obj: Any, limit: int = 10_000) -> list:
             if id(child) not in seen and _holds_generators(child):
                 seen.add(id(child))
                 stack.append(child)
+    return found
+
+
+def _class_generators(cls: type, known: dict) -> list:
+    """The generators ``cls`` and its bases hold as class attributes (a dropout's ``rng =
+    random.Random(0)`` in its class body, read as ``self.rng``: its draws were frozen
+    without a word, an outside hunt); ``known``: the answers so far, by class."""
+    found = known.get(cls)
+    if found is None:
+        found = known[cls] = [v for klass in cls.__mro__[:-1] for v in vars(klass).values()
+                              if isinstance(v, _GENERATORS)]
     return found
 
 

@@ -491,6 +491,25 @@ def test_a_system_random_reached_is_no_error():
 
 
 GLOBAL_RNG = np.random.default_rng(0)
+RNG_MODULE = types.ModuleType("rngs")  # a module of the user's holding generators, as `import rngs`
+RNG_MODULE.rng, RNG_MODULE.loader = np.random.default_rng(0), types.SimpleNamespace(rng=random.Random(0))
+
+
+class _ClassDropout:
+    rng = random.Random(3)  # a class attribute, read as self.rng
+
+    def __call__(self, x):
+        return x * (0.0 if self.rng.random() < 0.5 else 2.0)
+
+
+@pytest.mark.parametrize("draw", [lambda: RNG_MODULE.rng.random(), lambda: RNG_MODULE.loader.rng.random(),
+                                  lambda: _ClassDropout()(1.0)])
+def test_a_draw_from_a_generator_a_module_or_a_class_holds_is_said(draw):
+    """``rngs.rng`` of a module the function imports, and ``self.rng`` held by the class:
+    their draws were frozen without a word (an outside hunt)."""
+    w = Value(1.5)
+    with pytest.warns(FrozenDataWarning, match="random"):
+        graphc.compile(lambda x: x * w * draw())(1.0)
 
 
 def test_a_draw_inside_a_generator_expression_is_said():
