@@ -43,7 +43,7 @@ from .guards import (A_NUMBER, A_VALUE, AN_INT, NN, Record, placeholder_kind, ra
 from .names import sanitize
 from .nn import Module
 from .ops import Op
-from .traced import TracedNumber, compare, live_operand, plain_outputs, recorded_comparison
+from .traced import FLOAT_ATTRIBUTES, TracedNumber, compare, live_operand, plain_outputs, recorded_comparison
 from .tree import ArrayRows, flatten_args, flatten_output, foreign_value_message, is_foreign_value, unflatten
 from .walk import depth_first_through
 
@@ -205,6 +205,59 @@ class TracedValue(Value):
         x = self._plain()
         return NotImplemented if x is None else other % x
 
+    def __and__(self, other: Any) -> Any:  # an int's bitwise ops, as // and % (a raw TypeError: a hunt)
+        x = self._plain()
+        return NotImplemented if x is None else x & other
+
+    def __rand__(self, other: Any) -> Any:
+        x = self._plain()
+        return NotImplemented if x is None else other & x
+
+    def __or__(self, other: Any) -> Any:
+        x = self._plain()
+        return NotImplemented if x is None else x | other
+
+    def __ror__(self, other: Any) -> Any:
+        x = self._plain()
+        return NotImplemented if x is None else other | x
+
+    def __xor__(self, other: Any) -> Any:
+        x = self._plain()
+        return NotImplemented if x is None else x ^ other
+
+    def __rxor__(self, other: Any) -> Any:
+        x = self._plain()
+        return NotImplemented if x is None else other ^ x
+
+    def __lshift__(self, other: Any) -> Any:
+        x = self._plain()
+        return NotImplemented if x is None else x << other
+
+    def __rlshift__(self, other: Any) -> Any:
+        x = self._plain()
+        return NotImplemented if x is None else other << x
+
+    def __rshift__(self, other: Any) -> Any:
+        x = self._plain()
+        return NotImplemented if x is None else x >> other
+
+    def __rrshift__(self, other: Any) -> Any:
+        x = self._plain()
+        return NotImplemented if x is None else other >> x
+
+    def __invert__(self) -> Any:
+        x = self._plain()
+        if x is None:
+            raise TypeError("bad operand type for unary ~: 'Value'")
+        return ~x
+
+    def __getattr__(self, name: str) -> Any:
+        """A number's own attributes (``x.is_integer()``, ``n.bit_length()``), on its value,
+        specialized as // and % are; a Value has none of them."""
+        if name in FLOAT_ATTRIBUTES and _number_valued(self):
+            return getattr(self._plain(), name)
+        raise AttributeError(f"'Value' object has no attribute {name!r}")
+
     def __divmod__(self, other: Any) -> Any:
         x = self._plain()
         return NotImplemented if x is None else divmod(x, other)
@@ -215,7 +268,7 @@ class TracedValue(Value):
 
 
 #: The ops whose results of ints are ints in eager Python (``**``: by a non-negative int).
-_INT_OPS = frozenset({"add", "sub", "mul", "neg", "pow"})
+_INT_OPS = frozenset({"add", "sub", "mul", "neg", "pow", "abs"})
 
 
 def _int_arguments(v: Value, limit: int = 64) -> list[Value] | None:

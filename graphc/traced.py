@@ -38,7 +38,7 @@ from .tree import is_namedtuple, sorted_items
 _COMPARISONS = {operator.lt: "lt", operator.le: "le", operator.gt: "gt", operator.ge: "ge",
                 operator.eq: "eq", operator.ne: "ne"}
 #: float's public attributes a traced number lends (its value, fixed by a guard, answers).
-_FLOAT_ATTRIBUTES = frozenset({"real", "imag", "is_integer", "hex", "conjugate", "as_integer_ratio",
+FLOAT_ATTRIBUTES = frozenset({"real", "imag", "is_integer", "hex", "conjugate", "as_integer_ratio",
                                "numerator", "denominator", "bit_length"})
 
 
@@ -393,7 +393,7 @@ class TracedNumber:
         if name == "data":
             raise TraceError(f"{where()}: .data of a number: a Value's .data is already a plain number "
                              f"(a float), which has no .data")
-        if name in _FLOAT_ATTRIBUTES:
+        if name in FLOAT_ATTRIBUTES:
             return getattr(self._frozen(), name)
         if name == "round":  # np.round(x.data) asks for it
             raise _unrecorded("numpy.round")

@@ -761,6 +761,23 @@ def test_a_float_arguments_floor_division_and_remainder_are_a_floats():
     assert compiled.trace_count == 5  # specialized to each value and kind: 0, 3, 0.0, 3.5, -0.0
 
 
+def test_an_ints_bitwise_ops_abs_and_a_numbers_methods_are_the_numbers():
+    """``ws[n & 3]``, ``ws[n >> 1]`` and ``ws[abs(n)]`` raised a raw TypeError or called an
+    int a Value, ``x.is_integer()`` an AttributeError naming TracedValue (an outside hunt):
+    each is the number's, specialized to its value as ``//`` and ``%`` are."""
+    ws = [Value(float(k)) for k in range(8)]
+    spellings = [lambda n, x: ws[n & 3], lambda n, x: ws[n >> 1], lambda n, x: ws[abs(n)], lambda n, x: ws[n | 1],
+                 lambda n, x: ws[n ^ 1], lambda n, x: ws[(1 << abs(n)) % 8], lambda n, x: ws[~n % 8],
+                 lambda n, x: ws[2] * (2.0 if x.is_integer() else 3.0), lambda n, x: ws[n.bit_length()],
+                 lambda n, x: ws[1] * x.as_integer_ratio()[1]]
+    for spelling in spellings:
+        compiled = graphc.compile(spelling)
+        for n, x in ((2, 1.0), (3, 0.5), (-2, 4.0)):
+            assert compiled(n, x).data == spelling(n, x).data
+    with pytest.raises(AttributeError, match="'Value' object has no attribute 'hex'"):
+        graphc.compile(lambda v: v.hex())(Value(1.0))  # a Value has none of them, in eager code either
+
+
 def test_arithmetic_of_many_number_arguments_is_a_number_still():
     """``if sum(mask):`` over 32 or more number arguments took the Value's always-true branch
     (a walk of at most 64 nodes, then "a Value": a review); each node is walked once now."""
