@@ -222,3 +222,24 @@ def test_c_scalar_calls_equal_python_on_random_programs_at_special_values(spec, 
                             [bits(a.grad) for a in value_leaves(args)]))
         return results
     assert seeded("c") == seeded("python")
+
+
+def test_two_outputs_one_computed_from_the_other_backpropagate_each_in_turn():
+    """README, "Differs from eager": ``(loss + s).backward()`` over outputs ``loss = s * c``
+    and ``s`` of one call runs each output's gradient program in turn, where eager adds the
+    two parts at ``s`` first -- an ulp apart here (an outside hunt); a product of outputs
+    is eager's bits."""
+    def grads(compiled: bool, combine) -> list[float]:
+        a, b, c = Value(0.1), Value(0.7), Value(0.2)
+
+        def f():
+            s = a * b
+            return s * c, s
+        loss, s = (graphc.compile(f) if compiled else f)()
+        combine(loss, s).backward()
+        return [a.grad, b.grad, c.grad]
+    added = lambda loss, s: loss + s  # noqa: E731
+    got, want = grads(True, added), grads(False, added)
+    assert got != want and all(abs(g - w) <= math.ulp(w) for g, w in zip(got, want))
+    multiplied = lambda loss, s: loss * s  # noqa: E731
+    assert grads(True, multiplied) == grads(False, multiplied)
