@@ -131,3 +131,22 @@ def test_clang_gets_the_contraction_that_honours_the_drivers_pragmas():
     clang = c_toolchain.fast_flags("Debian clang version 16.0.6 (15)")
     assert "-ffp-contract=fast-honor-pragmas" in clang and "-ffp-contract=fast" not in clang
     assert set(clang) - {"-ffp-contract=fast-honor-pragmas"} == set(c_toolchain.FAST_FLAGS) - {"-ffp-contract=fast"}
+
+
+@pytest.mark.parametrize("backend", [b for b in ("numpy", "c") if b != "c" or c_backend.find_compiler()])
+def test_a_comparison_within_the_budget_of_its_threshold_may_come_out_the_other_way(backend):
+    """README, "Exactness": a comparison compares fast mode's numbers exactly, so a score
+    that reassociation puts under its threshold flips the flag (an outside hunt)."""
+    random.seed(0)
+    ws = [Value(random.uniform(-1, 1)) for _ in range(16)]
+    score = lambda x: sum((wi * xi for wi, xi in zip(ws, x)), Value(0.0))  # noqa: E731
+    X = np.random.default_rng(0).normal(size=(2000, 16))
+    exact = graphc.compile(score, backend=backend).map(X)
+    fast = graphc.compile(score, backend=backend, numerics="fast").map(X)
+    under = np.flatnonzero(fast < exact)
+    assert len(under) and np.allclose(fast, exact, rtol=0, atol=16 * 2 ** -52 * np.abs(exact).max())
+    r, t = under[0], float(exact[under[0]])
+    flag = lambda x: sum((wi * xi for wi, xi in zip(ws, x)), Value(0.0)).data >= t  # noqa: E731
+    row = X[r:r + 1]
+    assert graphc.compile(flag, backend=backend).map(row).tolist() == [1.0] == [float(flag(X[r].tolist()))]
+    assert graphc.compile(flag, backend=backend, numerics="fast").map(row).tolist() == [0.0]
