@@ -8,6 +8,7 @@ import math
 import random
 import statistics
 import sys
+import warnings
 import types
 from typing import Any
 
@@ -807,3 +808,16 @@ def test_a_branch_on_a_rows_number_is_refused_by_batched_calls_not_taken_for_eve
     f = graphc.compile(lambda x, y: w * x if y else -w * x)
     with pytest.raises(GraphcError, match="map, mean and train run one program"):
         f.map(np.array([1.0, 2.0]), np.array([1.0, 0.0]))
+
+
+def test_a_captured_numpy_number_read_as_an_index_is_frozen_unseen():
+    """README, "Warns": Python reads ``y[0]`` as an index through NumPy's own ``__index__``,
+    which graphc never sees: the trace's label stays, without a word (an outside hunt)."""
+    logits = [Value(1.0), Value(2.0), Value(3.0)]
+    y = np.array([1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FrozenDataWarning)
+        compiled = graphc.compile(lambda: logits[y[0]] * 1.0)
+        assert compiled().data == 2.0
+    y[0] = 2
+    assert compiled().data == 2.0 and (logits[y[0]] * 1.0).data == 3.0
