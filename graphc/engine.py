@@ -215,6 +215,9 @@ class Value:
     def __round__(self, ndigits: int | None = None):
         return round(self.data, ndigits)
 
+    def __trunc__(self) -> int:  # math.trunc, as int() (a compiled call's number argument raised: a hunt)
+        return math.trunc(self.data)
+
     def backward(self) -> None:
         """Accumulate d(self)/d(node) into every node's ``.grad``, exactly as micrograd does.
 

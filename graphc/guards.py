@@ -565,7 +565,7 @@ def placeholder_kind(leaf: Any) -> tuple:
     """The placeholder kind (:data:`graphc.engine.PLACEHOLDERS`) of a scalar argument leaf."""
     if isinstance(leaf, Value):
         return PLACEHOLDER
-    return INT_PLACEHOLDER if isinstance(leaf, numbers.Integral) else NUMBER_PLACEHOLDER
+    return INT_PLACEHOLDER if isinstance(leaf, (numbers.Integral, np.bool_)) else NUMBER_PLACEHOLDER
 
 
 _KIND_NAMES = {PLACEHOLDER: "a Value", INT_PLACEHOLDER: "an int", NUMBER_PLACEHOLDER: "a float"}

@@ -158,6 +158,12 @@ class TracedValue(Value):
     # (micrograd's is x * y**-1, an ulp off on a quarter of quotients: an outside hunt found
     # branches on x / y flipped), and x - 0 keeps x's -0.0 (micrograd's is x + (-0), +0.0).
 
+    def __mul__(self, other: Any) -> Any:
+        return _int_product(Value.__mul__(self, other), self, other)
+
+    def __rmul__(self, other: Any) -> Any:
+        return _int_product(Value.__rmul__(self, other), self, other)
+
     def __truediv__(self, other: Any) -> Any:
         if not _numbers_alone(self, other):
             return Value.__truediv__(self, other)
@@ -258,6 +264,10 @@ class TracedValue(Value):
             return getattr(self._plain(), name)
         raise AttributeError(f"'Value' object has no attribute {name!r}")
 
+    def __round__(self, ndigits: int | None = None) -> Any:  # round(n, -1) of an int: an int (0, not -0.0)
+        x = self._plain()
+        return Value.__round__(self, ndigits) if x is None else round(x, ndigits)
+
     def __divmod__(self, other: Any) -> Any:
         x = self._plain()
         return NotImplemented if x is None else divmod(x, other)
@@ -271,15 +281,18 @@ class TracedValue(Value):
 _INT_OPS = frozenset({"add", "sub", "mul", "neg", "pow", "abs"})
 
 
-def _int_arguments(v: Value, limit: int = 64) -> list[Value] | None:
+def _int_arguments(v: Value, limit: int = 100_000) -> list[Value] | None:
     """The int arguments eager code computes the Python int ``v`` holds there from -- an int
-    argument, or ``+ - *`` and ``**`` by a non-negative int of int arguments and integral
-    numbers (at most ``limit`` nodes looked at) -- or None where ``v`` is no such int."""
-    stack, arguments, looked = [v], [], 0
+    argument, or ``+ - *``, ``abs`` and ``**`` by a non-negative int of int arguments and
+    integral numbers (each node looked at once, at most ``limit``: a sum of 40 int arguments
+    was a float past the 64 there were, an outside hunt) -- or None where ``v`` is no such int."""
+    stack, arguments, seen = [v], [], set()
     while stack:
         node = stack.pop()
-        looked += 1
-        if looked > limit:
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if len(seen) > limit:
             return None
         if node._attr is engine.INT_PLACEHOLDER:
             arguments.append(node)
@@ -292,6 +305,17 @@ def _int_arguments(v: Value, limit: int = 64) -> list[Value] | None:
         else:
             return None
     return arguments or None
+
+
+def _int_product(product: Any, a: Value, b: Any) -> Any:
+    """``a * b`` of ints in eager code, an int: ``0 * -1`` is 0, where mul gives -0.0 (an
+    outside hunt: ``math.atan2(x * y, -1.0)`` came out -pi), so +0.0 is added, as a traced
+    number's int product is."""
+    if product is NotImplemented or \
+            not (type(b) in engine.INTEGERS or isinstance(b, TracedValue) and _int_arguments(b, 64) is not None) \
+            or _int_arguments(a, 64) is None or not _numbers_alone(a, b):  # bounded walks: a * is everywhere
+        return product
+    return engine.apply("add", product, 0.0)
 
 
 def _numbers_alone(value: Value, other: Any) -> bool:

@@ -39,7 +39,7 @@ _COMPARISONS = {operator.lt: "lt", operator.le: "le", operator.gt: "gt", operato
                 operator.eq: "eq", operator.ne: "ne"}
 #: float's public attributes a traced number lends (its value, fixed by a guard, answers).
 FLOAT_ATTRIBUTES = frozenset({"real", "imag", "is_integer", "hex", "conjugate", "as_integer_ratio",
-                               "numerator", "denominator", "bit_length"})
+                               "numerator", "denominator", "bit_length", "bit_count", "to_bytes"})
 
 
 def _operand(x: Any) -> tuple[Any, type] | None:

@@ -779,6 +779,27 @@ def test_an_ints_bitwise_ops_abs_and_a_numbers_methods_are_the_numbers():
         graphc.compile(lambda v: v.hex())(Value(1.0))  # a Value has none of them, in eager code either
 
 
+def test_int_arguments_stay_ints_as_in_eager_code():
+    """An outside hunt: ``x * y`` of ints 0 and -1 was -0.0 (so ``atan2(x * y, -1.0)`` was
+    -pi), ``round(n, -1)`` of -1 was -0.0, a sum of 40 int arguments stopped being an int (a
+    walk of 64 nodes), an ``np.bool_`` was a float (``n << 2`` raised), and ``math.trunc``,
+    ``n.bit_count()`` raised.  Each is the int's now.  (Documented: ``n * 1.0`` still passes
+    for an int, and a negative number to a fractional power is nan, not complex.)"""
+    w = Value(0.5)
+    ws = [w, w * 2, w * 3, w * 4]
+    cases = [(lambda x, y: w * math.atan2(x * y, -1.0), (0, -1)), (lambda x, y: w * math.atan2(-1 * x, -1.0), (0, 5)),
+             (lambda n: w * math.atan2(round(n, -1), -1.0), (-1,)), (lambda *xs: ws[sum(xs) % 4], tuple(range(40))),
+             (lambda n: w * (n << 2), (np.True_,)), (lambda n: w * sum(range(n + 2)), (np.True_,)),
+             (lambda x: w * math.trunc(x), (2.5,)), (lambda n: w * n.bit_count(), (7,)),
+             (lambda n: w * len(n.to_bytes(2, "little")), (3,))]
+    for f, args in cases:
+        got = graphc.compile(f)(*args).data
+        assert got == f(*args).data and math.copysign(1.0, got) == math.copysign(1.0, f(*args).data)
+    with pytest.warns(FrozenDataWarning, match="into text"):
+        assert graphc.compile(lambda n: w * len(str(n * 1.0)))(3).data == 0.5  # "3", where eager's is "3.0"
+    assert math.isnan(graphc.compile(lambda x: x ** 0.5)(-2.25).data)  # Python's is complex
+
+
 def test_arithmetic_of_many_number_arguments_is_a_number_still():
     """``if sum(mask):`` over 32 or more number arguments took the Value's always-true branch
     (a walk of at most 64 nodes, then "a Value": a review); each node is walked once now."""
