@@ -687,6 +687,25 @@ def _with_scores(X, y, model):
     return data_loss + 1e-4 * sum(p * p for p in model.parameters()), scores
 
 
+def _against_python(backend, compile_loss, step, steps=3, lr=0.1):
+    """``steps`` SGD steps of ``compile_loss(X, y, model, backend)`` on ``backend`` and on the
+    Python backend's scalar program; ``step(compiled, X, y, k)`` runs one (its backward()s)
+    and returns what to compare, to which every param's gradient is added.  The backend's
+    compiled function, and whether the two histories are the same bits."""
+    histories, compiled = [], {}
+    for b in (backend, "python"):
+        X, y, model = make_data(n=40)
+        compiled[b] = compile_loss(X, y, model, b)
+        history = []
+        for k in range(steps):
+            model.zero_grad()
+            history.append((step(compiled[b], X, y, k), [p.grad.hex() for p in model.parameters()]))
+            for p in model.parameters():
+                p.data -= lr * p.grad
+        histories.append(history)
+    return compiled[backend], histories[0] == histories[1]
+
+
 def test_scores_returned_with_the_loss_are_the_row_programs_second_output():
     X, y, model = make_data()
     split = recover_rows(graphc.trace(lambda: _with_scores(X, y, model)))
@@ -705,25 +724,17 @@ def test_scores_returned_with_the_loss_run_as_rows_bit_for_bit(backend, differen
     scalar program on C for 25 s at 1,000 rows.  Now the scores come from the per-row
     program, and a score's gradient is that program's on its row (added onto the .grads
     the loss's backward() left, as eager adds)."""
-    results = []
-    for b in (backend, "python"):
-        X, y, model = make_data(n=40)
-        compiled = graphc.compile(lambda X, y: _with_scores(X, y, model), backend=b) if passed else \
+    def compile_loss(X, y, model, b):
+        return graphc.compile(lambda X, y: _with_scores(X, y, model), backend=b) if passed else \
             graphc.compile(lambda: _with_scores(X, y, model), backend=b)
-        history = []
-        for k in range(3):
-            loss, scores = compiled(X, y) if passed else compiled()
-            model.zero_grad()
-            for part in differentiated.split(", then "):
-                (loss if part == "loss" else scores[7 * k + 3] * 2.0).backward()
-            history.append((loss.data.hex(), [s.data.hex() for s in scores],
-                            [p.grad.hex() for p in model.parameters()]))
-            for p in model.parameters():
-                p.data -= 0.1 * p.grad
-        results.append(history)
-        if b == backend:
-            assert compiled._latest.rows is not None and compiled.trace_count == 1
-    assert results[0] == results[1]
+
+    def step(compiled, X, y, k):
+        loss, scores = compiled(X, y) if passed else compiled()
+        for part in differentiated.split(", then "):
+            (loss if part == "loss" else scores[7 * k + 3] * 2.0).backward()
+        return loss.data.hex(), [s.data.hex() for s in scores]
+    compiled, same = _against_python(backend, compile_loss, step)
+    assert same and compiled._latest.rows is not None and compiled.trace_count == 1
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -770,25 +781,19 @@ def test_some_rows_scores_returned_run_as_rows_bit_for_bit(backend, some):
     program that the rest of the graph reads where it does."""
     pick = {"scores[0]": lambda s: s[0], "scores[-1]": lambda s: s[-1], "scores[:20]": lambda s: s[:20],
             "scores[::2]": lambda s: s[::2]}[some]
-    results = []
-    for b in (backend, "python"):
-        X, y, model = make_data(n=40)
-        compiled = graphc.compile(lambda: (lambda loss, scores: (loss, pick(scores)))(*_with_scores(X, y, model)),
-                                  backend=b)
-        history = []
-        for _ in range(2):
-            loss, picked = compiled()
-            model.zero_grad()
-            loss.backward()
-            (picked[-1] if isinstance(picked, list) else picked).backward()
-            history.append((loss.data.hex(), [v.data.hex() for v in (picked if isinstance(picked, list) else [picked])],
-                            [p.grad.hex() for p in model.parameters()]))
-            for p in model.parameters():
-                p.data -= 0.1 * p.grad
-        results.append(history)
-        if b == backend:
-            assert compiled._latest.rows is not None and compiled._latest.rows.split.n_rows == 40
-    assert results[0] == results[1]
+
+    def compile_loss(X, y, model, b):
+        return graphc.compile(lambda: (lambda loss, scores: (loss, pick(scores)))(*_with_scores(X, y, model)),
+                              backend=b)
+
+    def step(compiled, X, y, k):
+        loss, picked = compiled()
+        picked = picked if isinstance(picked, list) else [picked]
+        loss.backward()
+        picked[-1].backward()
+        return loss.data.hex(), [v.data.hex() for v in picked]
+    compiled, same = _against_python(backend, compile_loss, step, steps=2)
+    assert same and compiled._latest.rows is not None and compiled._latest.rows.split.n_rows == 40
 
 
 def test_a_node_every_row_reads_is_no_row_value():
@@ -816,23 +821,14 @@ def test_guards_on_each_rows_score_run_on_the_rows_path(backend):
                 positive += 1
         return total, positive
 
-    results = []
-    for b in (backend, "python"):
-        X, y, model = make_data(n=40)
-        compiled = graphc.compile(lambda: loss(X, y, model), backend=b)
-        history = []
-        for _ in range(3):
-            total, positive = compiled()
-            model.zero_grad()
-            total.backward()
-            history.append((total.data.hex(), float(getattr(positive, "data", positive)),
-                            [p.grad.hex() for p in model.parameters()]))
-            for p in model.parameters():
-                p.data -= 0.3 * p.grad
-        results.append((history, compiled.trace_count))
-        if b == backend:
-            assert compiled._latest.rows is not None
-    assert results[0] == results[1] and len({h[1] for h in results[0][0]}) > 1
+    def step(compiled, X, y, k):
+        total, positive = compiled()
+        total.backward()
+        return total.data.hex(), float(getattr(positive, "data", positive))
+    def compile_loss(X, y, model, b):
+        return graphc.compile(lambda: loss(X, y, model), backend=b)
+    compiled, same = _against_python(backend, compile_loss, step, lr=0.3)
+    assert same and compiled._latest.rows is not None and compiled.trace_count > 1  # the branches flipped
 
 
 def _function_lines(source: str, name: str) -> list[str]:
