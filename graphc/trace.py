@@ -161,7 +161,12 @@ class TracedValue(Value):
     def __mul__(self, other: Any) -> Any:
         return _int_product(Value.__mul__(self, other), self, other)
 
+    # A subclass's reflected method goes first (w * x with w a param would be x.__rmul__(w),
+    # recording mul(x, w)): a Value on the left answers, as before there was one.
+
     def __rmul__(self, other: Any) -> Any:
+        if isinstance(other, Value):
+            return NotImplemented
         return _int_product(Value.__rmul__(self, other), self, other)
 
     def __truediv__(self, other: Any) -> Any:
@@ -170,6 +175,8 @@ class TracedValue(Value):
         return engine.apply("truediv", self, other)
 
     def __rtruediv__(self, other: Any) -> Any:
+        if isinstance(other, Value):
+            return NotImplemented
         if not _numbers_alone(self, other):
             return Value.__rtruediv__(self, other)
         return engine.apply("truediv", other, self)
