@@ -48,6 +48,19 @@ from .tree import ArrayRows, flatten_args, flatten_output, foreign_value_message
 from .walk import depth_first_through
 
 
+def _on_plain(op: Callable[[Any, Any], Any], reflected: bool = False) -> Callable:
+    """A traced Value's ``op`` where eager code holds a number: on that number
+    (:meth:`TracedValue._plain`, specialized to its value), NotImplemented for a Value (which
+    lacks ``//``, ``%``, ``&``, ...: Python's TypeError, as for a Value)."""
+    def method(self: "TracedValue", other: Any) -> Any:
+        x = self._plain()
+        if x is None:
+            return NotImplemented
+        return op(other, x) if reflected else op(x, other)
+    method.__name__ = f"{'r' * reflected}{op.__name__}"
+    return method
+
+
 class TracedValue(Value):
     """A Value created during a trace.  The engine asks its class how this thread reads
     ``.data`` and compares Values while it traces (:meth:`read_data`, :meth:`compare`)."""
@@ -191,8 +204,9 @@ class TracedValue(Value):
     #: set member is not found there (README, "Differs from eager code")
     __hash__ = Value.__hash__
 
-    # a number argument's // and %, which Value lacks: on its value, specialized as an index is
-    # (n // 2 in X[:n // 2]); NotImplemented elsewhere, Python's TypeError as for a Value
+    # a number argument's //, %, divmod and an int's bitwise ops, which Value lacks: on its value,
+    # specialized as an index is (n // 2 in X[:n // 2]); NotImplemented elsewhere, Python's
+    # TypeError as for a Value (the bitwise ops raised a raw TypeError: an outside hunt)
 
     def _plain(self) -> Any:
         """The number eager code holds here, guarded to stay it; None for a Value."""
@@ -202,61 +216,14 @@ class TracedValue(Value):
             return TracedNumber(self, float)._frozen("a number")
         return None
 
-    def __floordiv__(self, other: Any) -> Any:
-        x = self._plain()
-        return NotImplemented if x is None else x // other
-
-    def __rfloordiv__(self, other: Any) -> Any:
-        x = self._plain()
-        return NotImplemented if x is None else other // x
-
-    def __mod__(self, other: Any) -> Any:
-        x = self._plain()
-        return NotImplemented if x is None else x % other
-
-    def __rmod__(self, other: Any) -> Any:
-        x = self._plain()
-        return NotImplemented if x is None else other % x
-
-    def __and__(self, other: Any) -> Any:  # an int's bitwise ops, as // and % (a raw TypeError: a hunt)
-        x = self._plain()
-        return NotImplemented if x is None else x & other
-
-    def __rand__(self, other: Any) -> Any:
-        x = self._plain()
-        return NotImplemented if x is None else other & x
-
-    def __or__(self, other: Any) -> Any:
-        x = self._plain()
-        return NotImplemented if x is None else x | other
-
-    def __ror__(self, other: Any) -> Any:
-        x = self._plain()
-        return NotImplemented if x is None else other | x
-
-    def __xor__(self, other: Any) -> Any:
-        x = self._plain()
-        return NotImplemented if x is None else x ^ other
-
-    def __rxor__(self, other: Any) -> Any:
-        x = self._plain()
-        return NotImplemented if x is None else other ^ x
-
-    def __lshift__(self, other: Any) -> Any:
-        x = self._plain()
-        return NotImplemented if x is None else x << other
-
-    def __rlshift__(self, other: Any) -> Any:
-        x = self._plain()
-        return NotImplemented if x is None else other << x
-
-    def __rshift__(self, other: Any) -> Any:
-        x = self._plain()
-        return NotImplemented if x is None else x >> other
-
-    def __rrshift__(self, other: Any) -> Any:
-        x = self._plain()
-        return NotImplemented if x is None else other >> x
+    __floordiv__, __rfloordiv__ = _on_plain(operator.floordiv), _on_plain(operator.floordiv, reflected=True)
+    __mod__, __rmod__ = _on_plain(operator.mod), _on_plain(operator.mod, reflected=True)
+    __divmod__, __rdivmod__ = _on_plain(divmod), _on_plain(divmod, reflected=True)
+    __and__, __rand__ = _on_plain(operator.and_), _on_plain(operator.and_, reflected=True)
+    __or__, __ror__ = _on_plain(operator.or_), _on_plain(operator.or_, reflected=True)
+    __xor__, __rxor__ = _on_plain(operator.xor), _on_plain(operator.xor, reflected=True)
+    __lshift__, __rlshift__ = _on_plain(operator.lshift), _on_plain(operator.lshift, reflected=True)
+    __rshift__, __rrshift__ = _on_plain(operator.rshift), _on_plain(operator.rshift, reflected=True)
 
     def __invert__(self) -> Any:
         x = self._plain()
@@ -274,14 +241,6 @@ class TracedValue(Value):
     def __round__(self, ndigits: int | None = None) -> Any:  # round(n, -1) of an int: an int (0, not -0.0)
         x = self._plain()
         return Value.__round__(self, ndigits) if x is None else round(x, ndigits)
-
-    def __divmod__(self, other: Any) -> Any:
-        x = self._plain()
-        return NotImplemented if x is None else divmod(x, other)
-
-    def __rdivmod__(self, other: Any) -> Any:
-        x = self._plain()
-        return NotImplemented if x is None else divmod(other, x)
 
 
 #: The ops whose results of ints are ints in eager Python (``**``: by a non-negative int).
