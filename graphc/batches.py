@@ -261,7 +261,7 @@ def train_update(lr: Any, optimizer: Any) -> Callable[[Signature], Update]:
         raise ArgumentError("train needs either lr= (plain SGD) or optimizer= (a graphc.optim optimizer), "
                             f"not {'both' if lr is not None else 'neither'}")
     if optimizer is not None and not isinstance(optimizer, Optimizer):
-        raise ArgumentError(f"optimizer must be a graphc.optim optimizer (SGD, Adam); "
+        raise ArgumentError(f"optimizer must be a graphc.optim optimizer (SGD, Adam, AdamW); "
                             f"got {type(optimizer).__name__}")
     if optimizer is not None and type(optimizer).step is not Optimizer.step \
             and type(optimizer).apply is Optimizer.apply:

@@ -6,7 +6,10 @@ a compiled call, ``compiled.mean(X, Y)`` -- and with code that edits ``.data`` b
 steps.  Its state (velocities, moments) is kept in NumPy arrays, one entry per param,
 and the update is computed for all params at once: for the few thousand params of a
 small MLP this costs a fraction of a Python loop over them.  ``lr`` is a plain attribute:
-schedules assign it between steps.
+schedules assign it between steps.  ``weight_decay`` is PyTorch's: SGD and Adam add
+``weight_decay * p`` to each gradient before their update (an L2 term's gradient, without
+the term in the loss), AdamW shrinks the params by ``1 - lr * weight_decay`` before Adam's
+update (Loshchilov & Hutter's decoupled decay).
 """
 from __future__ import annotations
 
@@ -21,7 +24,11 @@ from .errors import ArgumentError, DataError
 class Optimizer:
     """The params, and the reading and writing every optimizer shares."""
 
-    def __init__(self, params: Iterable[Value], lr: float) -> None:
+    #: Whether ``weight_decay`` shrinks the params before the update (AdamW) rather than
+    #: adding to the gradient (SGD, Adam).
+    decoupled = False
+
+    def __init__(self, params: Iterable[Value], lr: float, weight_decay: float = 0.0) -> None:
         self.params = list(params)
         if not self.params:  # a Module subclassed without parameters() has none: no step would train it
             raise ValueError("an optimizer got an empty list of params (a Module of your own lists its params "
@@ -31,14 +38,15 @@ class Optimizer:
                 raise TypeError(f"an optimizer updates Values; param {k} is a {type(p).__name__}")
         if len(set(self.params)) != len(self.params):
             raise ValueError("a param appears more than once: it would be updated twice per step")
-        Optimizer._check_settings(self, {"lr": lr})
-        self.lr = lr
+        Optimizer._check_settings(self, {"lr": lr, "weight_decay": weight_decay})
+        self.lr, self.weight_decay = lr, weight_decay
 
     def _check_settings(self, settings: dict) -> None:
         """A clear error unless ``settings`` (the numbers besides the state arrays) are what
         the constructor takes: the constructor's checks, and restore's (a snapshot with
         ``lr=nan`` or ``betas=(2.0, 0.9)`` was put back silently: an outside hunt)."""
         check_range("lr", settings["lr"], 0.0, None)
+        check_range("weight_decay", settings["weight_decay"], 0.0, None)
 
     def snapshot(self) -> dict:
         """The optimizer's state (velocities, moments, step count, lr), copied, without its
@@ -100,6 +108,10 @@ class Optimizer:
         if data.shape != (len(self.params),) or grad.shape != data.shape:
             raise ValueError(f"apply needs data and grad of shape ({len(self.params)},), one entry per param; "
                              f"got {data.shape} and {grad.shape}")
+        if self.weight_decay and self.decoupled:
+            data = data * (1.0 - self.lr * self.weight_decay)
+        elif self.weight_decay:
+            grad = grad + self.weight_decay * data
         return data + self._update(grad)
 
     def _update(self, grad: np.ndarray) -> np.ndarray:
@@ -135,9 +147,9 @@ class SGD(Optimizer):
     """
 
     def __init__(self, params: Iterable[Value], lr: float = 0.01, momentum: float = 0.0,
-                 nesterov: bool = False) -> None:
-        super().__init__(params, lr)
-        self._check_settings({"lr": lr, "momentum": momentum, "nesterov": nesterov})
+                 nesterov: bool = False, *, weight_decay: float = 0.0) -> None:
+        super().__init__(params, lr, weight_decay)
+        self._check_settings({"lr": lr, "weight_decay": weight_decay, "momentum": momentum, "nesterov": nesterov})
         self.momentum, self.nesterov = momentum, nesterov
         self.velocity = np.zeros(len(self.params))
 
@@ -179,9 +191,10 @@ class Adam(Optimizer):
     """
 
     def __init__(self, params: Iterable[Value], lr: float = 0.001, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, *, eps_hat: bool = False) -> None:
-        super().__init__(params, lr)
-        self._check_settings({"lr": lr, "betas": betas, "eps": eps, "eps_hat": eps_hat, "t": 0})
+                 eps: float = 1e-8, *, eps_hat: bool = False, weight_decay: float = 0.0) -> None:
+        super().__init__(params, lr, weight_decay)
+        self._check_settings({"lr": lr, "weight_decay": weight_decay, "betas": betas, "eps": eps,
+                              "eps_hat": eps_hat, "t": 0})
         self.betas, self.eps, self.eps_hat = (float(betas[0]), float(betas[1])), eps, eps_hat
         self.t = 0
         self.m = np.zeros(len(self.params))
@@ -215,6 +228,19 @@ class Adam(Optimizer):
         if not self._own_rule(Adam):
             return None
         return ("adam_eps_hat" if self.eps_hat else "adam"), (*self.betas, float(self.eps)), ("m", "v")
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter 2019), PyTorch's ``AdamW``: each
+    step first shrinks the params, ``p *= 1 - lr * weight_decay``, then takes :class:`Adam`'s
+    step from the gradient alone -- so the decay is not scaled by Adam's per-param rate, as
+    an L2 term in the loss (or ``Adam(weight_decay=...)``) would be."""
+
+    decoupled = True
+
+    def __init__(self, params: Iterable[Value], lr: float = 0.001, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, *, eps_hat: bool = False, weight_decay: float = 0.01) -> None:
+        super().__init__(params, lr, betas, eps, eps_hat=eps_hat, weight_decay=weight_decay)
 
 
 def _as_vector(x, name: str) -> np.ndarray:

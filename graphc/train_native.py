@@ -44,6 +44,8 @@ def run(program: Any, parts: list[np.ndarray], update: Any, plan: StepPlan, para
     perm = program.layout.perm
     optimizer = update.optimizer
     kind, hyper, names = ("lr", (), ()) if optimizer is None else optimizer.native()
+    decay_rate = (0.0, 0.0) if optimizer is None else (float(optimizer.weight_decay), float(optimizer.decoupled))
+    hyper = hyper + (0.0,) * (3 - len(hyper)) + decay_rate  # the driver's hyper[0:3], then [3:5]
     rates = plan.rates(update.lr)
     rows, bounds = plan.table()
     kernel = np.empty(len(perm))
@@ -74,7 +76,7 @@ def run(program: Any, parts: list[np.ndarray], update: Any, plan: StepPlan, para
                 optimizer.lr = float(rates[steps - 1])
     try:
         _chunks(program.driver, parts, rows, bounds, plan.most_rows, kernel, kind,
-                np.array(hyper + (0.0,), dtype=np.float64), rates, t, state, losses, bar, penalty, done,
+                np.array(hyper, dtype=np.float64), rates, t, state, losses, bar, penalty, done,
                 nonfinite is not None)
     except BaseException:
         if keep_partial:

@@ -1,4 +1,4 @@
-"""graphc.optim: SGD and Adam against their formulas, written out in plain Python."""
+"""graphc.optim: SGD, Adam and AdamW against their formulas, written out in plain Python, and PyTorch's."""
 from __future__ import annotations
 
 import math
@@ -10,7 +10,7 @@ import pytest
 import graphc
 from graphc import Value
 from graphc.nn import MLP
-from graphc.optim import SGD, Adam
+from graphc.optim import SGD, Adam, AdamW
 
 GRADS = [[0.5, -2.0, 1e-9, 0.0], [0.25, 3.0, -1e-9, 0.0], [-1.0, 0.5, 2e-9, 0.0], [0.1, -0.1, 0.0, 0.0]]
 START = [0.3, -1.2, 2.0, 0.0]
@@ -82,6 +82,52 @@ def test_adam_follows_its_formula(eps_hat):
     ours = run(lambda ps: Adam(ps, lr=lr, betas=(b1, b2), eps=eps, eps_hat=eps_hat))
     np.testing.assert_allclose(ours, expected, rtol=1e-14, atol=0)
     assert ours[-1][3] == 0.0  # a param that never had a gradient never moves
+
+
+def test_weight_decay_adds_to_the_gradient_before_the_update():
+    """PyTorch's coupled weight decay: ``g + weight_decay * p`` is the gradient SGD steps by."""
+    expected, data = [], list(START)
+    for grads in GRADS:
+        data = [d - 0.1 * (g + 0.3 * d) for d, g in zip(data, grads)]
+        expected.append(data)
+    assert run(lambda ps: SGD(ps, lr=0.1, weight_decay=0.3)) == expected
+
+
+def test_adamw_shrinks_the_params_then_takes_adams_step_from_the_gradient_alone():
+    b1, b2, eps, lr, decay = 0.9, 0.999, 1e-8, 0.05, 0.2
+    expected, data = [], list(START)
+    m, v = [0.0] * len(START), [0.0] * len(START)
+    for t, grads in enumerate(GRADS, start=1):
+        m = [b1 * mi + (1 - b1) * g for mi, g in zip(m, grads)]
+        v = [b2 * vi + (1 - b2) * g * g for vi, g in zip(v, grads)]
+        data = [d * (1 - lr * decay) - lr * (mi / (1 - b1 ** t)) / (math.sqrt(vi / (1 - b2 ** t)) + eps)
+                for d, mi, vi in zip(data, m, v)]
+        expected.append(data)
+    assert run(lambda ps: AdamW(ps, lr=lr, weight_decay=decay)) == expected
+    assert AdamW([Value(1.0)]).weight_decay == 0.01  # PyTorch's default
+
+
+@pytest.mark.parametrize("ours, theirs", [
+    (lambda ps: SGD(ps, lr=0.1, weight_decay=0.3), lambda torch, ts: torch.optim.SGD(ts, lr=0.1, weight_decay=0.3)),
+    (lambda ps: SGD(ps, lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.3),
+     lambda torch, ts: torch.optim.SGD(ts, lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.3)),
+    (lambda ps: Adam(ps, lr=0.05, weight_decay=0.3), lambda torch, ts: torch.optim.Adam(ts, lr=0.05, weight_decay=0.3)),
+    (lambda ps: AdamW(ps, lr=0.05, weight_decay=0.3),
+     lambda torch, ts: torch.optim.AdamW(ts, lr=0.05, weight_decay=0.3)),
+])
+def test_weight_decay_takes_pytorchs_steps(ours, theirs):
+    """The same sequence of params as PyTorch's optimizers (which order and fuse their float
+    operations their own way, so the last bits may differ)."""
+    torch = pytest.importorskip("torch")
+    tensors = [torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in START]
+    opt = theirs(torch, tensors)
+    expected = []
+    for grads in GRADS:
+        for t, g in zip(tensors, grads):
+            t.grad = torch.tensor(g, dtype=torch.float64)
+        opt.step()
+        expected.append([t.item() for t in tensors])
+    np.testing.assert_allclose(run(ours), expected, rtol=1e-13, atol=1e-15)
 
 
 def test_adams_first_step_is_lr_times_the_sign_of_the_gradient():
@@ -156,6 +202,9 @@ def test_zero_grad_and_untouched_gradients():
     (lambda: Adam([Value(1.0)], betas=(0.9, 1.0)), ValueError, r"betas\[1\] must be in \[0, 1\); got 1.0"),
     (lambda: Adam([Value(1.0)], betas=0.9), TypeError, "betas must be a pair"),
     (lambda: Adam([Value(1.0)], eps=-1.0), ValueError, "eps must be >= 0"),
+    (lambda: SGD([Value(1.0)], weight_decay=-0.1), ValueError, "weight_decay must be >= 0; got -0.1"),
+    (lambda: AdamW([Value(1.0)], weight_decay=math.nan), ValueError, "weight_decay must be >= 0; got nan"),
+    (lambda: Adam([Value(1.0)], weight_decay=None), TypeError, "weight_decay must be a real number; got NoneType"),
     (lambda: SGD([Value(1.0)], lr=10**400), ValueError, r"lr must be a number that fits in a float .* 1329 bits"),
     (lambda: Adam([Value(1.0)], eps=-10**400), ValueError, "eps must be a number that fits in a float"),
 ])
@@ -200,6 +249,7 @@ def test_a_restored_state_is_float64_as_the_c_driver_reads_it():
     (lambda ps: Adam(ps, lr=0.1), {"t": "x"}, r"t \(the steps taken\) must be an int >= 0"),
     (lambda ps: Adam(ps, lr=0.1), {"m": ["a", "b"]}, "restore: m must hold numbers"),
     (lambda ps: SGD(ps, lr=0.1, momentum=0.9), {"momentum": -0.5}, "momentum must be >= 0"),
+    (lambda ps: AdamW(ps, lr=0.1), {"weight_decay": -1.0}, "weight_decay must be >= 0"),
     (lambda ps: SGD(ps, lr=0.1, momentum=0.9, nesterov=True), {"momentum": 0.0}, "nesterov momentum needs"),
 ])
 def test_restore_checks_a_snapshots_settings_as_the_constructor_does(make, bad, error):

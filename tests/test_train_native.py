@@ -13,7 +13,7 @@ from graphc.codegen import c as c_backend
 from graphc.codegen import c_train
 from graphc.codegen.c_train import Driver
 from graphc.nn import MLP
-from graphc.optim import SGD, Adam
+from graphc.optim import SGD, Adam, AdamW
 
 pytestmark = pytest.mark.skipif(c_backend.find_compiler() is None, reason="no C compiler")
 
@@ -25,6 +25,10 @@ OPTIMIZERS = {
     "nesterov": lambda ps: SGD(ps, lr=0.05, momentum=0.9, nesterov=True),
     "adam": lambda ps: Adam(ps[::-1], lr=0.01),  # any order of the params
     "adam_eps_hat": lambda ps: Adam(ps, lr=0.01, betas=(0.8, 0.99), eps=1e-3, eps_hat=True),
+    "sgd_weight_decay": lambda ps: SGD(ps, lr=0.05, weight_decay=0.3),  # at one row too: the kernel's own step is plain SGD's
+    "nesterov_weight_decay": lambda ps: SGD(ps, lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.3),
+    "adam_weight_decay": lambda ps: Adam(ps, lr=0.01, weight_decay=0.3),
+    "adamw": lambda ps: AdamW(ps[::-1], lr=0.01, weight_decay=0.3),
 }
 
 
@@ -111,7 +115,7 @@ def test_the_driver_reads_any_layout_of_the_data_as_the_loop_does(layout):
     assert losses.tolist() == expected and [p.data for p in step.params] == params
 
 
-@pytest.mark.parametrize("kind", ["lr", "momentum", "adam"])
+@pytest.mark.parametrize("kind", ["lr", "momentum", "adam", "adamw"])
 def test_a_schedule_sets_each_steps_rate_as_the_loop_does(kind):
     X, y = data(20)
     schedule = lambda k: 0.1 / (1 + k)  # noqa: E731

@@ -77,6 +77,8 @@ void {driver}(const double *const *restrict parts, const long *restrict widths, 
                    const double *restrict scales, double *restrict penalties, long check, long *restrict done)
 {{
     const long P = {n_params};
+    const double wd = hyper[3];                       /* the optimizer's weight_decay; hyper[4]: decoupled (AdamW) */
+    const int decoupled = hyper[4] != 0.0;
     double *p = params, *q = spare;                   /* a step the kernel takes writes q: then they swap */
     for (long s = 0; s < steps; s++) {{
         const long start = bounds[s], b = bounds[s + 1] - start;
@@ -105,6 +107,12 @@ void {driver}(const double *const *restrict parts, const long *restrict widths, 
                 grads[i] = grads[i] + 2.0 * scale * p[i];
             }}
             penalties[s] = scale * squares;
+        }}
+        if (wd != 0.0 && !decoupled) {{                 /* weight decay (SGD, Adam): grads + wd * params */
+            for (long i = 0; i < P; i++) grads[i] = grads[i] + wd * p[i];
+        }} else if (wd != 0.0) {{                       /* decoupled (AdamW): the params shrink before the update */
+            const double shrink = 1.0 - lr * wd;
+            for (long i = 0; i < P; i++) p[i] = p[i] * shrink;
         }}
         if (step) {{                                   /* one row, no L2, lr or SGD: the kernel took the step */
             double *stepped = q;
@@ -175,7 +183,7 @@ def driver_source(entry: str, driver: str, n_inputs: int, n_params: int, fast: b
     params); for a ``fast`` kernel, the driver's arithmetic stays exact, and the kernel never
     takes a step itself (its update would be fast)."""
     source = DRIVER.format(entry=entry, driver=driver, n_inputs=n_inputs, n_params=n_params, **_ROWS_PARTS,
-                           kernel_step="0" if fast else "b == 1 && !decay && kind <= 1 ? kind + 1 : 0")
+                           kernel_step="0" if fast else "b == 1 && !decay && kind <= 1 && wd == 0.0 ? kind + 1 : 0")
     return f"{EXACT_DRIVER[0]}{source}{EXACT_DRIVER[1]}" if fast else source
 
 
