@@ -276,6 +276,8 @@ def _literal(tree: Any) -> str:
     kind, spec = tree
     if kind == "array":
         return f"('array', {tuple_literal([str(int(n)) for n in spec])})"
+    if kind == "none":
+        return "('none', ())"
     if kind == "dict":  # str keys, as ascii() writes them: a literal, never code, and ASCII as the module is
         return f"('dict', {tuple_literal([f'({key!a}, {_literal(t)})' for key, t in spec])})"
     if kind not in ("list", "tuple"):

@@ -73,6 +73,8 @@ def _unflatten(tree, leaves, rows=list):
     kind, spec = tree
     if kind == "array":
         return _nested(spec, leaves, rows)
+    if kind == "none":
+        return None
     if kind == "dict":
         return {key: _unflatten(t, leaves, rows) for key, t in spec}
     if kind == "namedtuple":  # (its class, its fields' trees): _make, not cls(), which may coerce

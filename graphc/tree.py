@@ -11,7 +11,9 @@ key ("signature"):
 * ``("namedtuple", (cls, (t0, t1, ...)))`` -- a ``collections.namedtuple`` (or
   ``typing.NamedTuple``) instance, which comes back as one of ``cls``;
 * ``("array", shape)`` -- a NumPy array of numbers; a traced function receives it as
-  nested lists of Values of that shape (:class:`ArrayRows`).
+  nested lists of Values of that shape (:class:`ArrayRows`);
+* ``NONE`` -- ``None`` in a traced function's result (``return loss, None``), an empty
+  structure as in JAX's pytrees; it comes back as None.
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from .engine import Value, _to_float
 from .errors import ArgumentError, DataError, TraceError
 
 SCALAR = "scalar"
+NONE = ("none", ())
 Tree = Any  # SCALAR | tuple[str, tuple]
 
 _EXPECTED = "a number, a Value, a NumPy array of numbers, or a list/tuple of those"
@@ -162,6 +165,8 @@ def tree_leaves(tree: Any) -> int | None:
             stack.extend(spec[1])
         elif kind == "array" and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in spec):
             count += math.prod(spec)
+        elif t == NONE:
+            continue
         else:
             return None
     return count
@@ -208,13 +213,15 @@ def _output_tree(x: Any, path: str, depth: int, leaves: list) -> Tree:
             _to_float(x, f"{path} of the traced function")
         leaves.append(x)
         return SCALAR
+    if x is None:
+        return NONE
     if isinstance(x, (list, tuple, dict)):
         _check_depth(depth, path, "the traced function returned", TraceError,
                      "a Value, a number, or a list/tuple/dict of those")
         return _container(x, path, lambda item, where: _output_tree(item, where, depth + 1, leaves))
     if is_foreign_value(x):
         raise TraceError(foreign_value_message(x, path))
-    raise TraceError(f"the traced function must return a Value, a number, or a list/tuple/dict of "
+    raise TraceError(f"the traced function must return a Value, a number, None, or a list/tuple/dict of "
                      f"those; {path} is {standalone._what(x, 60)}")
 
 
@@ -284,6 +291,8 @@ def describe(tree: Tree) -> str:
     kind, spec = tree
     if kind == "array":
         return f"array{spec}"
+    if kind == "none":
+        return "None"
     if kind == "dict":
         inner = ", ".join(f"{key[:20]!a}: {describe(t)}" for key, t in spec[:4]) + (", ..." if len(spec) > 4 else "")
         return f"{{{inner}}}"

@@ -90,7 +90,7 @@ def test_apply(call, error, message):
     (lambda: graphc.trace(lambda x: x, HUGE), DataError, r"argument x must be a real number that fits in a float"),
     (lambda: graphc.trace(lambda x: x, np.array(["a"])), ArgumentError, r"expected an array of numbers, got dtype <U1"),
     (lambda: graphc.trace(lambda x: "s", 1.0), TraceError, r"must return a Value, a number, .* its result is str 's'"),
-    (lambda: graphc.trace(lambda x: None, 1.0), TraceError, r"must return a Value, .* its result is NoneType None"),
+    (lambda: graphc.trace(lambda x: object(), 1.0), TraceError, r"must return a Value, .* its result is object"),
     (lambda: graphc.trace(lambda x: {("k",): x}, 1.0), TraceError, r"its result: a dict's keys must be str"),
     (lambda: graphc.trace(lambda x: [x, ["s"]], 1.0), TraceError, r"its result\[1\]\[0\] is str"),
     (lambda: graphc.trace(lambda x: np.array([x]), 1.0), TraceError, r"its result is ndarray"),

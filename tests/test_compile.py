@@ -502,6 +502,24 @@ def test_a_namedtuple_is_rebuilt_without_its_constructor_and_dict_keys_are_plain
     assert list(keyed) == ["a", "b"] and all(type(key) is str for key in keyed)
 
 
+@pytest.mark.parametrize("backend", ["python", "numpy"] + (["c"] if graphc.codegen.c.find_compiler() else []))
+def test_none_in_a_result_comes_back_as_none(backend):
+    """``return loss, None`` (PyTorch code returns None for an absent output; JAX's pytrees
+    hold None as an empty node) was refused as "NoneType None"."""
+    w = Value(0.5)
+    compiled = graphc.compile(lambda x: ((w * x).tanh(), None, {"aux": None, "x": [None, x * 2.0]}), backend=backend)
+    out = compiled(2.0)
+    assert out[1] is None and out[2]["aux"] is None and out[2]["x"][0] is None
+    assert (out[0].data, out[2]["x"][1].data) == ((w * 2.0).tanh().data, 4.0)
+    out[0].backward()
+    assert w.grad == graphc.grad(lambda v: (v * 2.0).tanh())(0.5)
+    mapped = compiled.map(np.array([1.0, 2.0]))
+    assert mapped[1] is None and mapped[2]["aux"] is None and mapped[2]["x"][1].tolist() == [2.0, 4.0]
+    assert graphc.compile(lambda x: None, backend=backend)(1.0) is None
+    with pytest.raises(graphc.GraphcError, match=r"mean needs a function returning one scalar; .* \(scalar, None\)"):
+        graphc.compile(lambda x: (x * w, None), backend=backend).mean(np.ones(3))
+
+
 def test_map_returns_a_dict_of_arrays_and_refuses_a_dict_of_rows():
     compiled = graphc.compile(lambda x: {"y": x * 2.0, "pair": Pair(x + 1.0, x)})
     out = compiled.map(np.array([1.0, 2.0]))

@@ -343,6 +343,10 @@ def test_dict_results_round_trip_and_namedtuples_become_tuples(tmp_path):
     value, (grad_p, grad_x), _ = module.value_and_grad(pair(0.5, -0.25), 2.0)
     assert value == out[key].data
     assert grad_p == tuple(graphc.grad(lambda p, x: f(p, x)[key])(pair(0.5, -0.25), 2.0))
+    nothing = graphc.compile(lambda x: (x * 2.0, None, {"k": None}))
+    nothing(1.0)
+    module = load(export(nothing, tmp_path / "nothing.py"))
+    assert module.forward(3.0) == (6.0, None, {"k": None}) and "shaped (scalar, None, {'k': None})" in module.__doc__
     named = graphc.compile(lambda x: pair(x, x * 2.0))
     named(1.0)
     module = load(export(named, tmp_path / "named.py"))

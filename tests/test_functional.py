@@ -278,6 +278,10 @@ def test_has_aux_returns_the_aux_beside_the_gradient_as_jax_does():
         assert g.data == graphc.grad(f, has_aux=True)(*point)[0] and got["hit"] is hit
     assert compiled.trace_count == 1
     assert graphc.grad(lambda z: graphc.grad(lambda u: (u * u * u, u * 2.0), has_aux=True)(z)[0])(2.0) == 12.0
+    with_none = graphc.grad(lambda x: (x * x, {"a": None, "b": x}), has_aux=True)  # JAX's pytrees hold None
+    assert with_none(3.0) == (6.0, {"a": None, "b": 3.0})
+    g, got = graphc.compile(with_none)(3.0)
+    assert (g.data, got["a"], got["b"].data) == (6.0, None, 3.0)
 
 
 @pytest.mark.parametrize("fn, has_aux, match", [
