@@ -507,6 +507,10 @@ def _node(data: float, prev: tuple, kind, attr: tuple = ()) -> Value:
 
 def _binary(op: Op, a: Value, b) -> Value:
     if not isinstance(b, Value):
+        if _tracing_threads and type(b) is not float and _this_thread.node_class is not Value:
+            plain = _this_thread.node_class.plain_arithmetic(op, a, b, False)  # two numbers in eager code
+            if plain is not None:
+                return plain
         # micrograd's x - b is x + (-b), and Python's -0 of an int is +0: an int 0 is subtracted as -0.0
         integral_zero = op is _SUB and type(b) in INTEGERS and not b
         b = _coerce(b, op is _SUB)
@@ -660,6 +664,10 @@ def _operator(name: str, entries: tuple[Op, ...]):
             return NotImplemented if exponent is None else _unary(by_number, self, (exponent,))
     elif ops.is_reflected(name) and not op.commutative:
         def method(self, other):
+            if _tracing_threads and type(other) is not float and _this_thread.node_class is not Value:
+                plain = _this_thread.node_class.plain_arithmetic(op, self, other, True)
+                if plain is not None:
+                    return plain
             other = _coerce(other)
             return NotImplemented if other is None else _binary(op, other, self)
     else:

@@ -181,6 +181,7 @@ class Record:
         self._refusals: list[str] = []  # graphc's TraceErrors raised while the function ran
         self._python_numbers: dict = {}  # (code, line) -> [different Python floats made Values, how many]
         self.python_arithmetic = False  # number arguments compute as Python's numbers (graphc.trace._numbers_alone)
+        self.data_read: set[int] = set()  # ids of the arguments whose .data the function read: Values in eager code
 
     def wrapped(self, v: Any) -> None:
         """``v`` is ``Value(x)`` of a number argument ``x``: a Value in eager code, where

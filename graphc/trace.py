@@ -78,6 +78,9 @@ class TracedValue(Value):
         argument = any(v._attr is marker for marker in engine.PLACEHOLDERS)
         if v._kind is None and (v._attr is engine.CONSTANT or (isinstance(v, TracedValue) and not argument)):
             return v._data
+        record = engine.current_record() if argument else None
+        if record is not None:
+            record.data_read.add(id(v))
         return TracedNumber(v, float)
 
     @staticmethod
@@ -110,6 +113,22 @@ class TracedValue(Value):
 
     compare = staticmethod(compare)
     live_operand = staticmethod(live_operand)
+
+    @staticmethod
+    def plain_arithmetic(op: Op, a: Value, b: Any, reflected: bool) -> TracedNumber | None:
+        """``a op b`` (``b op a`` if ``reflected``) where eager code holds two plain numbers --
+        ``a`` a number argument or arithmetic of them, ``b`` a traced number (a ``.data``, a
+        comparison) -- as traced numbers, computed live as eager computes on floats; None
+        otherwise.  A Value's operator would take the ``.data`` as an operand and guard its
+        exact number (an outside hunt: ``if yi * s.data < 1`` retraced on every call, up to
+        the cap).  Not for an argument whose ``.data`` the function reads (``min(a.data,
+        b.data) * a``): eager code holds a Value there, whatever this call passes."""
+        compute = _PLAIN_ARITHMETIC.get(op.name)
+        if compute is None or type(b) is not TracedNumber or not _numbers_alone(a, b) \
+                or id(a) in engine.current_record().data_read:
+            return None
+        mine = a._as_number()
+        return compute(b, mine) if reflected else compute(mine, b)
 
     def __index__(self) -> int:
         """An int argument used as an index, a size or a count (``X[:batch_size]``,
@@ -185,6 +204,8 @@ class TracedValue(Value):
     def __truediv__(self, other: Any) -> Any:
         if not _numbers_alone(self, other):
             return Value.__truediv__(self, other)
+        if type(other) is TracedNumber:
+            return self._as_number() / other
         return engine.apply("truediv", self, other)
 
     def __rtruediv__(self, other: Any) -> Any:
@@ -192,6 +213,8 @@ class TracedValue(Value):
             return NotImplemented
         if not _numbers_alone(self, other):
             return Value.__rtruediv__(self, other)
+        if type(other) is TracedNumber:
+            return other / self._as_number()
         return engine.apply("truediv", other, self)
 
     def __sub__(self, other: Any) -> Any:
@@ -242,6 +265,9 @@ class TracedValue(Value):
         x = self._plain()
         return Value.__round__(self, ndigits) if x is None else round(x, ndigits)
 
+
+#: Value arithmetic :meth:`TracedValue.plain_arithmetic` does on traced numbers, by op name.
+_PLAIN_ARITHMETIC = {"add": operator.add, "sub": operator.sub, "mul": operator.mul, "truediv": operator.truediv}
 
 #: The ops whose results of ints are ints in eager Python (``**``: by a non-negative int).
 _INT_OPS = frozenset({"add", "sub", "mul", "neg", "pow", "abs"})

@@ -752,6 +752,40 @@ def test_number_arguments_divide_and_subtract_as_pythons_floats(backend):
     assert compiled(scores, 49).data == mean_positive(scores, 49).data
 
 
+@pytest.mark.parametrize("backend", ["python", "c"])
+def test_a_number_argument_with_a_datas_number_computes_live_as_two_floats(backend):
+    """``yi * s.data`` is two floats' product in eager code; traced, the .data was a Value
+    operand, whose exact number was guarded, so a hinge written ``if yi * s.data < 1`` traced
+    again on every call and hit the cap at the eighth (an outside hunt), and an accuracy
+    ``sum((yi * s.data) > 0 ...)`` with the labels passed in too.  Now such arithmetic is a
+    traced number, computed live: the branch alone is guarded."""
+    w = Value(0.3)
+
+    def hinge(x, yi):
+        s = w * x
+        margin = [yi * s.data, s.data * yi, 2.0 - (yi - s.data), (s.data - yi) + 2.0, yi / (1.0 / s.data)]
+        if margin[0] < 1:
+            return 1 - yi * s, margin
+        return s * 0.0, margin
+    compiled = graphc.compile(hinge, backend=backend)
+    for x in [0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 4.0, 5.0, -2.0, 0.45]:
+        out, margin = compiled(x, -1.5 if x < 0 else 1.0)
+        expected, margins = hinge(Value(x), -1.5 if x < 0 else 1.0)
+        assert out.data == expected.data and margin == margins
+    assert compiled.trace_count == 2
+
+    def accuracy(X, y):
+        scores = [w * x for x in X]
+        return sum((yi * s.data) > 0 for yi, s in zip(y, scores)) / len(scores) + w * 0.0
+    compiled = graphc.compile(accuracy, backend=backend)
+    rng = np.random.default_rng(2)
+    for _ in range(10):
+        X, y = rng.standard_normal(20), np.sign(rng.standard_normal(20))
+        w.data = rng.standard_normal()
+        assert compiled(X, y).data == accuracy([Value(x) for x in X], y).data
+    assert compiled.trace_count == 1
+
+
 def test_a_float_arguments_floor_division_and_remainder_are_a_floats():
     """A float's ``//``, ``%`` and ``divmod`` are a float's, as in eager code (they were a
     TypeError but where an int's program of the same value was there)."""
