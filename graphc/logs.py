@@ -15,7 +15,10 @@
 
 An enabled logger gets level INFO and the "graphc" logger one stderr handler, so the
 messages appear without configuring ``logging``; records also propagate to the
-application's own handlers as usual.  Without either switch graphc stays silent.
+application's own handlers as usual.  Without either switch graphc stays silent: the
+others are at WARNING, so an application's ``logging.basicConfig(level=logging.INFO)``
+does not turn them on (at NOTSET they took the root logger's INFO, every generated
+program included: an outside hunt), as ``TORCH_LOGS`` keeps PyTorch's own.
 """
 from __future__ import annotations
 
@@ -72,7 +75,7 @@ def set_logs(names: str | Iterable[str] | None = None, /, **flags: bool) -> None
         raise ValueError(f"set_logs: unknown log name(s) {', '.join(map(repr, unknown))}; "
                          f"choose from {', '.join(LOGS)} (or 'all')")
     for name, logger in _LOGGERS.items():
-        logger.setLevel(logging.INFO if name in chosen else logging.NOTSET)
+        logger.setLevel(logging.INFO if name in chosen else logging.WARNING)
     if chosen and _handler not in _root.handlers:
         _root.addHandler(_handler)
     elif not chosen and _handler in _root.handlers:
@@ -102,10 +105,11 @@ def _parse(names: str | Iterable[str] | None) -> set[str]:
 
 
 def _from_environment() -> None:
-    """Apply ``GRAPHC_LOGS`` once, at import; unknown names give one warning, not an error,
-    so a typo in the environment never stops a program."""
+    """Apply ``GRAPHC_LOGS`` once, at import (every log off without it); unknown names give
+    one warning, not an error, so a typo in the environment never stops a program."""
     value = os.environ.get(ENVIRONMENT_VARIABLE, "")
     if not value.strip():
+        set_logs()
         return
     names = [item.strip() for item in value.split(",") if item.strip()]
     known = [name for name in names if name in LOGS or name == "all"]

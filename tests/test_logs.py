@@ -86,7 +86,23 @@ def test_set_logs_round_trip():
     finally:
         graphc.set_logs()
     assert logs.enabled() == [] and logs._handler not in root.handlers
-    assert logging.getLogger("graphc.output_code").level == logging.NOTSET
+    assert logging.getLogger("graphc.output_code").level == logging.WARNING
+
+
+def test_an_application_logging_at_info_gets_only_the_logs_turned_on(caplog):
+    """At NOTSET graphc's loggers took the root logger's level: a training script's
+    ``logging.basicConfig(level=logging.INFO)`` got every trace, pass report and generated
+    program, and ``set_logs(rows=True)`` the other logs too (an outside hunt)."""
+    w = Value(0.5)
+    with caplog.at_level(logging.INFO):  # the root logger, as basicConfig sets it
+        graphc.compile(lambda x: (w * x).tanh())(1.0).backward()
+        assert not [r for r in caplog.records if r.name.startswith("graphc")]
+        try:
+            graphc.set_logs(rows=True)
+            graphc.compile(lambda x: (w * x).relu())(2.0)
+        finally:
+            graphc.set_logs()
+        assert {r.name for r in caplog.records if r.name.startswith("graphc")} == {"graphc.rows"}
 
 
 @pytest.mark.parametrize("call", [lambda: graphc.set_logs("output_code,bogus"),
