@@ -256,9 +256,12 @@ class Record:
         self.kept_numbers += len(numbers)
         if alive or outputs:
             read = {id(v) for v in topological_order([g.predicate for g in self.guards])} if self.guards else set()
-            self.kept = sum(id(v) not in read for v in alive)
             held = {id(n.node) for n in numbers}  # a kept loss.data holds loss: counted once
             self.kept_numbers += sum(id(v) not in read and id(v) not in held for v in outputs)
+            if alive:  # one a kept number or output holds through its history is not said twice (an outside
+                # hunt: a constant Value(1.5) of the loss was "kept"), even if also cached: the number is said
+                read |= {id(v) for v in topological_order([n.node for n in numbers] + outputs)}
+            self.kept = sum(id(v) not in read for v in alive)
 
     def leaf(self, data: Any) -> None:
         """``Value(data)`` inside the traced function: a NumPy number is data frozen into the

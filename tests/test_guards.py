@@ -609,6 +609,14 @@ def test_a_traced_number_kept_after_the_trace_is_said_and_a_caught_error_is_no_f
     with pytest.warns(FrozenDataWarning, match="kept 1 traced number .* later calls store none"):
         graphc.compile(logged)(1.0)
 
+    def with_a_constant(x):  # the kept number holds the Value made inside through its history: not kept itself
+        loss = (x * w + Value(1.5)).tanh()
+        history.append(loss.data)
+        return loss
+    with pytest.warns(FrozenDataWarning) as said:
+        graphc.compile(with_a_constant)(1.0)
+    assert "kept 1 traced number" in str(said[0].message) and "Value it made" not in str(said[0].message)
+
     def caught(x, y):  # the error's traceback held traced numbers in a cycle: not kept by the user
         try:
             return x * (x.data / y.data)
