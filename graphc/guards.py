@@ -331,6 +331,12 @@ class Record:
         self.random_drawn = self.random_drawn or (self._random is not None and _alone()
                                                   and _random_state(self._generators) != self._random)
 
+    def frozen_kinds(self) -> frozenset[str]:
+        """Which kinds of frozen data :meth:`frozen_message` tells of: a compiled function
+        says each kind once, on the trace that first met it."""
+        return frozenset(kind for kind, met in (("numbers", self.frozen), ("values", self.kept),
+                                                ("random", self.random_drawn), ("kept", self.kept_numbers)) if met)
+
     def frozen_message(self, name: str) -> str | None:
         """What compile says once about frozen data (None when nothing was frozen)."""
         parts = []

@@ -113,7 +113,7 @@ class Signature:
     """Everything compiled for one argument signature of a function."""
 
     def __init__(self, fn: Callable, name: str, numerics: str, backend: Backend, args: tuple,
-                 description: str, frozen: Callable[[str], None],
+                 description: str, frozen: Callable[[str, frozenset[str]], None],
                  shared: dict[int, int | None] | None = None) -> None:
         self.name, self.numerics, self.backend, self.description = name, numerics, backend, description
         self.shared = shared  # Value arguments met twice, or params (graphc.signature_cache.SharedKey)

@@ -26,26 +26,29 @@ MAX_VARIANTS = 8
 
 
 def trace_for_compile(name: str, fn: Callable, args: tuple, params: list | None,
-                      frozen: Callable[[str], None],
+                      frozen: Callable[[str, frozenset[str]], None],
                       shared: dict[int, int | None] | None = None) -> tuple[Graph, GuardSet]:
     """``fn`` traced on ``args`` for compiling: the graph (its outputs, then one 0/1 output per
-    guard) and the guards.  Frozen data is told to ``frozen(message)``; ``shared``: see
+    guard) and the guards.  Frozen data is told to ``frozen(message, kinds)``; ``shared``: see
     :func:`graphc.trace.trace_with_record`."""
     graph, record, kinds = trace_with_record(fn, *args, params=params, name=name, guards=True, shared=shared)
     message = record.frozen_message(name)
     if message is not None:
-        frozen(message)
+        frozen(message, record.frozen_kinds())
     return graph, GuardSet(record.guards, len(graph.outputs) - len(record.guards), kinds, record.argument_kinds)
 
 
-def warn_once() -> Callable[[str], None]:
-    """A ``frozen`` callback for :func:`trace_for_compile`: one FrozenDataWarning, at the
-    first frame outside graphc, per compiled function."""
-    said = []
+def warn_once() -> Callable[[str, frozenset[str]], None]:
+    """A ``frozen`` callback for :func:`trace_for_compile`: a FrozenDataWarning, at the first
+    frame outside graphc, for each trace that meets a kind of frozen data the compiled
+    function has not said yet (:meth:`graphc.guards.Record.frozen_kinds`): a retrace that
+    draws random numbers the first trace did not (micrograd's ``loss(batch_size=10)`` after
+    ``loss()``) was silent (an outside hunt), and one that freezes the same data again is."""
+    said: set[str] = set()
 
-    def frozen(message: str) -> None:
-        if not said:
-            said.append(True)
+    def frozen(message: str, kinds: frozenset[str]) -> None:
+        if not kinds <= said:
+            said.update(kinds)
             warnings.warn(message, FrozenDataWarning, stacklevel=_user_stacklevel())
     return frozen
 

@@ -583,6 +583,21 @@ def test_a_minibatch_drawn_inside_is_said():
         compiled()
 
 
+def test_a_retrace_that_freezes_a_new_kind_of_data_says_so_once():
+    """demo.ipynb's ``loss()`` then ``loss(batch_size=10)``: the first trace froze the captured
+    data and said so; the second drew the minibatch, which every later call reuses, silently
+    (one warning per compiled function: an outside hunt).  Each kind is said once."""
+    X, y, model = make_data()
+    compiled = graphc.compile(lambda batch_size=None: micrograd_loss(model, X, y, batch_size=batch_size))
+    with pytest.warns(FrozenDataWarning) as said:
+        compiled()
+    assert "drew random numbers" not in str(said[0].message)
+    with pytest.warns(FrozenDataWarning, match="drew random numbers"):
+        compiled(batch_size=4)
+    compiled(batch_size=5)  # the same kinds again: pytest turns a warning into an error
+    assert compiled.trace_count == 3
+
+
 def test_what_a_compiled_function_does_not_see_is_as_the_readme_says():
     """README, "Not seen": a param replaced by a new Value keeps its old one in the program
     (change .data instead), and a traced .data is no float subclass."""
