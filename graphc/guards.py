@@ -334,50 +334,58 @@ class Record:
     def frozen_kinds(self) -> frozenset[str]:
         """Which kinds of frozen data :meth:`frozen_message` tells of: a compiled function
         says each kind once, on the trace that first met it."""
-        return frozenset(kind for kind, met in (("numbers", self.frozen), ("values", self.kept),
-                                                ("random", self.random_drawn), ("kept", self.kept_numbers)) if met)
+        return frozenset(self._frozen_parts())
 
     def frozen_message(self, name: str) -> str | None:
-        """What compile says once about frozen data (None when nothing was frozen)."""
-        parts = []
+        """What compile says about frozen data (None when nothing was frozen)."""
+        parts = self._frozen_parts()
+        if not parts:
+            return None
+        advice = []
+        if parts.keys() & {"numbers", "values", "random"}:
+            advice.append("Pass the data (and any random draws, made outside) as arguments instead, so each call "
+                          "reads them" + ("; make lasting Values (weights) outside the function: it reads them "
+                                          "as params" if "values" in parts else ""))
+        if "kept" in parts:
+            advice.append("Return such numbers instead (a compiled function's outputs are computed on every "
+                          "call), and keep them outside it")
+        if "text" in parts:
+            advice.append("To decide on a number, compare it (if x.data > 0: checked on every call), not its text")
+        return f"graphc.compile({name}): the trace {'; and it '.join(parts.values())}. {'. '.join(advice)}"
+
+    def _frozen_parts(self) -> dict[str, str]:
+        """Each kind of frozen data the trace met, and what to say of it, in the message's order."""
+        parts = {}
         frozen = self.frozen
         if frozen:
             total = sum(frozen.values())
             shown = ", ".join(f"{n} {what} at {where}" for (what, where), n in frozen.most_common(4))
             more = ", ..." if len(frozen) > 4 else ""
-            parts.append(f"froze {total} number{'s' * (total != 1)} read from outside its arguments into the "
-                         f"program ({shown}{more}): the compiled function keeps these values even when that "
-                         f"data changes, until it traces again (a new argument signature, a guard's other "
-                         f"branch), which reads the data as it is then")
+            parts["numbers"] = (f"froze {total} number{'s' * (total != 1)} read from outside its arguments into the "
+                                f"program ({shown}{more}): the compiled function keeps these values even when that "
+                                f"data changes, until it traces again (a new argument signature, a guard's other "
+                                f"branch), which reads the data as it is then")
         if self.kept:
-            parts.append(f"kept {self.kept} Value{'s' * (self.kept != 1)} it made (in a cache, an attribute, a "
-                         f"global) after it returned: the compiled function froze their numbers, and no call "
-                         f"writes their .grad")
+            parts["values"] = (f"kept {self.kept} Value{'s' * (self.kept != 1)} it made (in a cache, an attribute, "
+                               f"a global) after it returned: the compiled function froze their numbers, and no "
+                               f"call writes their .grad")
         if self.random_drawn:
-            parts.append("drew random numbers while it was traced (the state of Python's random module, "
-                         "NumPy's global generator or a generator it names changed): every call reuses the "
-                         "traced draws")
-        advice = [] if not parts else ["Pass the data (and any random draws, made outside) as arguments "
-                                       "instead, so each call reads them" + (
-                                           "; make lasting Values (weights) outside the function: it reads "
-                                           "them as params" if self.kept else "")]
+            parts["random"] = ("drew random numbers while it was traced (the state of Python's random module, "
+                               "NumPy's global generator or a generator it names changed): every call reuses the "
+                               "traced draws")
         if self.kept_numbers:
             n = self.kept_numbers
-            parts.append(f"kept {n} traced number{'s' * (n != 1)} (a Value's .data, a number computed from "
-                         f"one, or a Value it returned, such as the loss) after it returned, appended to a list or "
-                         f"stored in an attribute: they hold the trace's numbers, and later calls store none")
-            advice.append("Return such numbers instead (a compiled function's outputs are computed on every "
-                          "call), and keep them outside it")
+            parts["kept"] = (f"kept {n} traced number{'s' * (n != 1)} (a Value's .data, a number computed from "
+                             f"one, or a Value it returned, such as the loss) after it returned, appended to a "
+                             f"list or stored in an attribute: they hold the trace's numbers, and later calls "
+                             f"store none")
         if self.texts:
             total = sum(self.texts.values())
             shown = ", ".join(f"{n} at {where}" for where, n in self.texts.most_common(4))
-            parts.append(f"turned {total} traced number{'s' * (total != 1)} into text (str, repr or format: "
-                         f"{shown}{', ...' if len(self.texts) > 4 else ''}): that text holds the trace's "
-                         f"numbers, and later calls neither recompute it nor print it again")
-            advice.append("To decide on a number, compare it (if x.data > 0: checked on every call), not its text")
-        if not parts:
-            return None
-        return f"graphc.compile({name}): the trace {'; and it '.join(parts)}. {'. '.join(advice)}"
+            parts["text"] = (f"turned {total} traced number{'s' * (total != 1)} into text (str, repr or format: "
+                             f"{shown}{', ...' if len(self.texts) > 4 else ''}): that text holds the trace's "
+                             f"numbers, and later calls neither recompute it nor print it again")
+        return parts
 
 
 _GENERATORS = (random.Random, np.random.Generator, np.random.RandomState)
