@@ -64,9 +64,12 @@ def _keep_gradient_order(graph: Graph, is_absorbed: np.ndarray) -> None:
     own (the links below it then have it as their top).  The order is the one from output
     0; only links with an operand read elsewhere are looked at, from the top down, each
     chain's top found once (path compression) and each operand's readers bisected, so a
-    chain of n such links costs about n log n, not n^2."""
+    chain of n such links costs about n log n, not n^2.  A constant operand is never
+    looked at (an outside hunt: the 0.0 that ``sum(w * x ...)`` starts from, shared by every
+    neuron, kept a layer's neurons from flattening, so they were no layer for re-rolling)."""
     arrays = graph.arrays
-    operand_uses = arrays.reads
+    operand_uses = arrays.reads.copy()
+    operand_uses[arrays.of(("const",))] = 1  # a constant gets no gradient parts: ``p + 0.0`` of a shared 0.0 is safe
     node = np.repeat(np.arange(arrays.n), arrays.lengths)
     risky = np.unique(node[is_absorbed[node] & (operand_uses[arrays.indices] > 1)]).tolist()
     if not risky or not graph.outputs:

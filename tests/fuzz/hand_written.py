@@ -4,8 +4,10 @@
 reading the whole previous layer.  Written by hand, neurons read their lanes in any order
 or only some of them; products are written ``w*h`` or ``h*w`` neuron by neuron, and
 weights are params, constants, or a param under one op (``-p``, ``p*0.5``, ``tanh(p)``);
-inputs come in as they are or through a param (``x + p``, ``p*x``); biases come first,
-last, subtracted or not at all; a neuron may get an activation its layer's others lack;
+inputs come in as they are or through a param (``x + p``, ``p*x``); a sum starts from its
+first product or from a zero (``sum(w*h for ...)`` starts from 0: ``p0 + 0``, an outside
+hunt's spelling ``sum(...) + b``); biases come first, last, subtracted or not at all; a
+neuron may get an activation its layer's others lack;
 an L2 term is added before, after, or between the data terms.  Outside hunts with such a
 generator found re-rolling orders 1 ulp off eager that the loop-built layers never drew.
 
@@ -22,6 +24,7 @@ INPUTS = ["plain", "plain", "x+p", "p+x", "x*p", "p*x", "x-p", "p*x+p"]
 WEIGHTS = ["param", "param", "const", "neg", "half", "half_left", "tanh"]
 ACTIVATIONS = ["none", "none", "tanh", "relu"]
 BIASES = ["first", "last", "none", "sub"]
+STARTS = ["product", "product", 0, 0.0, -0.0]  # Python's sum() adds its products to 0: micrograd's p0 + 0
 LOSSES = ["squared", "squared_turned", "hinge", "hinge_negated"]
 L2_PLACES = ["before", "between", "after"]
 L2_FORMS = ["c*p*p", "p*p*c", "c*(p*p)", "p*c*p"]
@@ -45,7 +48,8 @@ def hand_written_programs(draw, smooth: bool = False) -> dict:
                 lanes = lanes[:draw(st.integers(1, width))]
             terms = [(lane, draw(st.sampled_from(weights)) if mixed else layer_weight, draw(NUMBERS),
                       draw(st.sampled_from(["wh", "hw"])) if mixed else layer_order) for lane in lanes]
-            neurons.append({"terms": terms, "bias": draw(st.sampled_from(BIASES)), "bias_param": draw(st.booleans()),
+            neurons.append({"terms": terms, "start": draw(st.sampled_from(STARTS)),
+                            "bias": draw(st.sampled_from(BIASES)), "bias_param": draw(st.booleans()),
                             "bias_value": draw(NUMBERS), "activation": draw(st.sampled_from(activations))})
         layers.append(neurons)
         width = len(neurons)
@@ -108,7 +112,7 @@ def _neuron(neuron: dict, lanes: list, param):
     for lane, kind, value, order in neuron["terms"]:
         w = _weight(kind, value, param)
         products.append(w * lanes[lane] if order == "wh" else lanes[lane] * w)
-    total = products[0]
+    total = products[0] if neuron["start"] == "product" else neuron["start"] + products[0]
     where = neuron["bias"]
     bias = None if where == "none" else (param() if neuron["bias_param"] else neuron["bias_value"])
     if where == "first":
