@@ -577,3 +577,56 @@ def test_an_l2_term_over_a_layers_input_vector_keeps_each_products_two_parts_tog
     assert [float(g) for g in grads] == [p.grad for p in eager] and eager[3].grad == 0.501
     counts = rolled(trace(lambda x: loss(params) + x, 0.0, params=params)).counts()
     assert counts["matvec"] == 0 and counts["dot"] == 2
+
+
+def _neuron_spelled(spelling: str, w: list, b: Value, x: list) -> Value:
+    """One neuron as people write it (micrograd's own is ``sum((wi * xi ...), b)``)."""
+    if spelling == "sum() + b":
+        return sum(wi * xi for wi, xi in zip(w, x)) + b
+    if spelling == "b + sum()":
+        return b + sum(wi * xi for wi, xi in zip(w, x))
+    if spelling == "sum(, 0.0) + b":
+        return sum((wi * xi for wi, xi in zip(w, x)), 0.0) + b
+    act = 0.0  # the loop of the lecture
+    for wi, xi in zip(w, x):
+        act += wi * xi
+    return act + b
+
+
+@pytest.mark.parametrize("spelling", ["sum() + b", "b + sum()", "sum(, 0.0) + b", "act += wi * xi"])
+def test_a_neuron_summed_from_zero_with_its_bias_last_becomes_a_layer(spelling):
+    """Python's ``sum(w * x ...)`` starts from 0 (micrograd's ``p0 + 0``), so ``sum(...) + b``
+    traced to ``sum(p0, 0.0, p1, ..., b)``: no run of products, no layer, and the spelling
+    trained 6-10x slower a step than ``sum(..., b)`` (an outside hunt).  Now the zero goes to
+    the front (exactly: see reroll_sums._zeros_first) and the biases are one vector: the
+    same matvecs, and the same bits as the scalar program, on C and NumPy, L2 term or not."""
+    rng = random.Random(3)
+    layers = [[([Value(rng.uniform(-1, 1)) for _ in range(n_in)], Value(rng.uniform(-1, 1))) for _ in range(n_out)]
+              for n_in, n_out in ((3, 8), (8, 8), (8, 1))]
+    params = [p for layer in layers for w, b in layer for p in (*w, b)]
+
+    def model(x):
+        for k, layer in enumerate(layers):
+            x = [_neuron_spelled(spelling, w, b, x) for w, b in layer]
+            x = x if k == len(layers) - 1 else [v.relu() for v in x]
+        return x[0]
+    g = optimize(trace(lambda x: model(x), [0.0] * 3, params=params))
+    r = rolled(g)
+    assert r.ops.count("matvec") + r.ops.count("dot") == 3 and "mul" not in r.ops
+    x = [0.3, -1.7, 0.25]
+    assert run(r, x, [p.data for p in params]) == run(g, x, [p.data for p in params]) == [model(x).data]
+    import numpy as np
+    import graphc
+    X = np.array([[rng.uniform(-2, 2) for _ in range(3)] for _ in range(37)])
+    y = np.array([rng.choice([-1.0, 1.0]) for _ in range(37)])
+    for l2 in (False, True):
+        def loss(x, yi):
+            data = (1 + -yi * model(x)).relu()
+            return data + 1e-3 * sum(p * p for p in params) if l2 else data
+        want = graphc.compile(loss, backend="python").mean_and_grad(X, y)
+        backends = ["numpy"] + (["c"] if graphc.codegen.c.find_compiler() else [])
+        for backend in backends:
+            got = graphc.compile(loss, backend=backend).mean_and_grad(X[:1] if backend == "numpy" else X,
+                                                                      y[:1] if backend == "numpy" else y)
+            expected = want if backend == "c" else graphc.compile(loss, backend="python").mean_and_grad(X[:1], y[:1])
+            assert got[0] == expected[0] and got[1].tolist() == expected[1].tolist(), (backend, l2)

@@ -110,7 +110,7 @@ def roll_sums(work: EditableGraph, shapes: list, to_differentiate: bool) -> None
                 and not _weighs_itself(shared, rows, reached) \
                 and not _weights_read_between(work, rows, users, reached) \
                 and _biases_apart(work, rows, shared, reached):
-            _matvec(work, shared, rows)
+            _matvec(work, shared, rows, users)
             together = tuple(cand[0] for cand, _ in rows)
             rolled.update(dict.fromkeys(together, together))
         elif _lanes_of_one_vector(work, shared) or (in_order and (
@@ -341,6 +341,29 @@ def _one_bias_each(work: EditableGraph, suffixes: list[list[int]]) -> bool:
                for s in suffixes)
 
 
+def _added_biases(work: EditableGraph, rows: list, users: Users) -> tuple[tuple, tuple, bool] | None:
+    """``(the adds, their biases, whether the bias comes first)`` where each row's one user
+    adds it and a bias as :func:`_one_bias_each` takes one, all on one side (``b + sum(wi *
+    xi ...)``: the sum, then the bias added, which re-rolls as the matvec plus a vector, as
+    ``sum(...) + b`` does); else None."""
+    adds, biases, sides = [], [], set()
+    for (i, *_), _ in rows:
+        readers = users[i]
+        if len(readers) != 1 or work.uses[i] != 1 or readers[0] in work.edited:
+            return None
+        u = readers[0]
+        if work.ops[u] != "add" or u >= work.n_original:
+            return None
+        first = work.args[u][1] == i
+        bias = work.args[u][0 if first else 1]
+        if bias == i or not _one_bias_each(work, [[bias]]):
+            return None
+        adds.append(u)
+        biases.append(bias)
+        sides.add(first)
+    return (tuple(adds), tuple(biases), sides.pop()) if len(sides) == 1 else None
+
+
 def _dot(work: EditableGraph, i: int, prefix: list[int], u: tuple, v: tuple, suffix: list[int],
          products: tuple, to_differentiate: bool) -> None:
     sides = _one_side_each(work, u, v)
@@ -461,7 +484,7 @@ def _one_op_on(work: EditableGraph, node: int, kinds) -> bool:
     return bool(args) and ops.TABLE[work.ops[node]].elementwise and all(work.ops[a] in kinds for a in args)
 
 
-def _matvec(work: EditableGraph, shared: tuple, rows: list) -> None:
+def _matvec(work: EditableGraph, shared: tuple, rows: list, users: Users) -> None:
     m, n = len(rows), len(shared)
     accs = [_accumulator(work, cand[1]) for cand, _ in rows]
     if all(a == accs[0] for a in accs) and work.ops[accs[0]] == "const":
@@ -472,11 +495,19 @@ def _matvec(work: EditableGraph, shared: tuple, rows: list) -> None:
     x = work.add("pack", shared, ((n,),))
     mv = work.add("matvec", (b, W, x))
     suffixes = [cand[3] for cand, _ in rows]
+    added = None if any(suffixes) else _added_biases(work, rows, users)
     if _one_bias_each(work, suffixes):  # sum(w * x ...) + b: the biases added as a vector
         mv = work.add("add", (mv, work.add("pack", tuple(s for (s,) in suffixes), ((m,),))))
         suffixes = [[] for _ in rows]
     for row, (((i, _, _, _, products), _), suffix) in enumerate(zip(rows, suffixes)):
         _finish_row(work, i, "index", (mv,), (row,), suffix, products)
+    if added is not None:  # b + sum(w * x ...): likewise, each row's one user an index of the sum
+        adds, biases, first = added
+        pack = work.add("pack", biases, ((m,),))
+        total = work.add("add", (pack, mv) if first else (mv, pack))
+        for row, u in enumerate(adds):
+            work.set(u, "index", (total,), (row,))
+        work.kill([cand[0] for cand, _ in rows])
     work.hits["matvec"] += 1
     work.hits["rows"] += m
 

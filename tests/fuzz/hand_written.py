@@ -6,8 +6,8 @@ or only some of them; products are written ``w*h`` or ``h*w`` neuron by neuron, 
 weights are params, constants, or a param under one op (``-p``, ``p*0.5``, ``tanh(p)``);
 inputs come in as they are or through a param (``x + p``, ``p*x``); a sum starts from its
 first product or from a zero (``sum(w*h for ...)`` starts from 0: ``p0 + 0``, an outside
-hunt's spelling ``sum(...) + b``); biases come first, last, subtracted or not at all; a
-neuron may get an activation its layer's others lack;
+hunt's spelling ``sum(...) + b``); biases come first, last (``+ b`` or ``b + ``),
+subtracted or not at all; a neuron may get an activation its layer's others lack;
 an L2 term is added before, after, or between the data terms.  Outside hunts with such a
 generator found re-rolling orders 1 ulp off eager that the loop-built layers never drew.
 
@@ -23,7 +23,7 @@ from graphc import Value
 INPUTS = ["plain", "plain", "x+p", "p+x", "x*p", "p*x", "x-p", "p*x+p"]
 WEIGHTS = ["param", "param", "const", "neg", "half", "half_left", "tanh"]
 ACTIVATIONS = ["none", "none", "tanh", "relu"]
-BIASES = ["first", "last", "none", "sub"]
+BIASES = ["first", "last", "last_left", "none", "sub"]  # last_left: b + (the products' sum)
 STARTS = ["product", "product", 0, 0.0, -0.0]  # Python's sum() adds its products to 0: micrograd's p0 + 0
 LOSSES = ["squared", "squared_turned", "hinge", "hinge_negated"]
 L2_PLACES = ["before", "between", "after"]
@@ -121,6 +121,8 @@ def _neuron(neuron: dict, lanes: list, param):
         total = total + product
     if where == "last":
         total = total + bias
+    elif where == "last_left":
+        total = bias + total
     elif where == "sub":
         total = total - bias
     return total if neuron["activation"] == "none" else getattr(total, neuron["activation"])()
