@@ -7,10 +7,14 @@ knows about MLPs):
 1. **dots** -- a sum whose operands include a run of two or more products (each used
    only by that sum) becomes ``dot(acc, pack(w...), pack(x...))``: ``acc`` is what the
    sum added before the run (``-0.0`` if nothing: ``-0.0 + t`` is ``t`` for every ``t``),
-   operands after the run are added to the dot's result as before;
+   operands after the run are added to the dot's result as before.  A zero constant
+   anywhere in the sum counts as added first (the same bits: Python's ``sum(w * x ...)``
+   starts from 0, micrograd's ``p0 + 0``);
 2. **matvec** -- two or more such sums whose products share one operand vector (all
    neurons of a layer read the same ``x``) become one ``matvec(pack(acc...), W, x)``,
-   with each sum replaced by ``index(matvec, row)``.  Rows may not depend on each other;
+   with each sum replaced by ``index(matvec, row)``; a leaf each row adds after its
+   products, or its one user adds to it (``sum(w * x ...) + b``, ``b + sum(...)``), is
+   added as one vector.  Rows may not depend on each other;
 3. **vectorization** (superword-level parallelism, seeded at packs) -- ``pack(f(a0, b0),
    f(a1, b1), ...)`` of one elementwise op, each lane used only by the pack, becomes
    ``f(pack(a...), pack(b...))`` (a constant shared by every lane stays a scalar);
@@ -34,7 +38,12 @@ knows about MLPs):
    on from the packs).  A per-sample loss with an L2 term gives every weight the
    gradient ``add(index(l2, j), index(outer(g, x), k))``: one ``add`` of a layer's
    ``outer`` and a pack of the L2 term's lanes, which the C kernels sum over the rows
-   without forming either (:func:`graphc.codegen.common.reduced_tensors`).
+   without forming either (:func:`graphc.codegen.common.reduced_tensors`);
+7. **lanes of a vector** (seeded at a vector whose every lane is read by one ``index``) --
+   the same elementwise ops on every lane, their other operands one constant, a leaf per
+   lane or lanes of another such group, become the ops on the vector: an activation
+   written with several ops (``1 / (1 + (-n).exp())``, the lecture's tanh) acts on the
+   layer's vector, and rule 3 goes on from the next layer's packs.
 
 **Exactness.**  ``dot`` and ``matvec`` add in the order the sums did (each op's meaning
 fixes its order: see :mod:`graphc.ops`), products are commutative bit for bit, and
@@ -69,12 +78,12 @@ from .base import PassResult, PassStats, unchanged
 from .reroll_check import could_change
 from .reroll_gradients import accumulate_vecmats, gather_units
 from .reroll_sums import roll_sums
-from .reroll_vectors import vectorize, vectorize_outputs
+from .reroll_vectors import vectorize, vectorize_lanes, vectorize_outputs
 from .reroll_work import EditableGraph, emit
 
 
 def reroll(graph: Graph, *, to_differentiate: bool = True) -> PassResult:
-    """Rules 1-6 of the module docstring, then a topological re-sort; ``to_differentiate``
+    """Rules 1-7 of the module docstring, then a topological re-sort; ``to_differentiate``
     False for a graph no gradient is taken of (:func:`reroll_final`)."""
     if not could_change(graph):  # the cheap answer where no rule can fire
         return unchanged("reroll", graph)
@@ -97,6 +106,7 @@ def rerolled(graph: Graph, to_differentiate: bool = True) -> PassResult:
     roll_sums(work, shapes, to_differentiate)
     vectorize_outputs(work)
     vectorize(work, to_differentiate)
+    vectorize_lanes(work)
     gather_units(work)
     if not any(work.hits.values()):
         return unchanged("reroll", graph)

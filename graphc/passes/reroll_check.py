@@ -42,7 +42,7 @@ def could_change(graph: Graph) -> bool:
         return True
     if any(_accumulable(graph, arrays, v) for v in np.flatnonzero(codes == CODES["vecmat"]).tolist()):
         return True
-    return _outputs_over_lanes(graph, arrays)
+    return _outputs_over_lanes(graph, arrays) or _lanes_read_alike(graph, arrays, indexes.tolist())
 
 
 def _products_in_a_row(arrays, is_sum: np.ndarray) -> bool:
@@ -102,3 +102,35 @@ def _accumulable(graph: Graph, arrays, v: int) -> bool:
         if arrays.uses[u] == 1 and len(lane_users) == 1 and ops_[lane_users[0]] in _SUMS:
             return True
     return False
+
+
+def _lanes_read_alike(graph: Graph, arrays, indexes: list[int]) -> bool:
+    """Rule 7: some tensor's lanes 0 .. L-1 (L >= 2) each read by one ``index``, lanes 0 and 1
+    read alike by an elementwise op whose other operands are a constant both share or a
+    leaf each of its own (the first ops rule 7 vectorizes take nothing else; the tensor's
+    size is not looked up: one of more lanes passes too, which is no harm)."""
+    by_tensor: dict[int, list[int]] = {}
+    for i in indexes:
+        by_tensor.setdefault(graph.args[i][0], []).append(i)
+    for found in by_tensor.values():
+        lanes = {graph.attrs[i][0]: i for i in found}
+        if len(found) < 2 or len(lanes) != len(found) or sorted(lanes) != list(range(len(found))):
+            continue
+        if any(_alike(graph, arrays, u0, lanes[0], u1, lanes[1]) for u0 in arrays.users(lanes[0])
+               for u1 in arrays.users(lanes[1])):
+            return True
+    return False
+
+
+def _alike(graph: Graph, arrays, u0: int, lane0: int, u1: int, lane1: int) -> bool:
+    """Whether ``u0`` does to ``lane0`` what ``u1`` does to ``lane1`` (see :func:`_lanes_read_alike`)."""
+    op, a0, a1 = graph.ops[u0], graph.args[u0], graph.args[u1]
+    if op not in _ELEMENTWISE or graph.ops[u1] != op or graph.attrs[u0] != graph.attrs[u1] or len(a0) != len(a1):
+        return False
+    for x, y in zip(a0, a1):
+        if (x == lane0) != (y == lane1):
+            return False
+        if x != lane0 and not (graph.ops[x] == "const" and x == y or graph.ops[x] in ops.LEAVES and
+                               graph.ops[y] in ops.LEAVES and x != y and arrays.uses[x] == arrays.uses[y] == 1):
+            return False
+    return True

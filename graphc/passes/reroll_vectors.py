@@ -1,5 +1,7 @@
-"""Rules 3 and 6 of :mod:`graphc.passes.reroll`: a pack of one elementwise op's lanes becomes
-the op on packs (seeded at packs), and outputs over every lane of a tensor one op on it."""
+"""Rules 3, 6 and 7 of :mod:`graphc.passes.reroll`: a pack of one elementwise op's lanes
+becomes the op on packs (seeded at packs), outputs over every lane of a tensor one op on it,
+and the same elementwise ops on every lane of a vector the ops on the vector (seeded at its
+lanes)."""
 from __future__ import annotations
 
 from collections import Counter
@@ -93,16 +95,23 @@ def _indexed_vector(work: EditableGraph, lanes: tuple, shape: tuple) -> int | No
 
 
 def _shape_of(work: EditableGraph, i: int) -> tuple | None:
-    """The shape of node ``i`` when it is cheap to know (packs, matvecs, original nodes)."""
-    if i < work.n_original and work.ops[i] == work.graph.ops[i] and work.args[i] == work.graph.args[i]:
-        return work.graph.shapes[i]
-    op = work.ops[i]
-    if op == "pack":
-        return tuple(work.attrs[i][0])
-    if op == "matvec":
-        return (len(work.args[work.args[i][0]]),) if work.ops[work.args[i][0]] == "pack" else \
-            (work.attrs[work.args[i][1]][0][0],)
-    return None
+    """The shape of node ``i`` when it is cheap to know (packs, matvecs, original nodes, and
+    elementwise ops on those: the shape of their first operand that is a tensor)."""
+    while True:
+        if i < work.n_original and work.ops[i] == work.graph.ops[i] and work.args[i] == work.graph.args[i]:
+            return work.graph.shapes[i]
+        op = work.ops[i]
+        if op == "pack":
+            return tuple(work.attrs[i][0])
+        if op == "matvec":
+            return (len(work.args[work.args[i][0]]),) if work.ops[work.args[i][0]] == "pack" else \
+                (work.attrs[work.args[i][1]][0][0],)
+        if op in ops.LEAVES or not ops.TABLE[op].elementwise:
+            return None
+        tensors = [a for a in work.args[i] if work.ops[a] not in ops.LEAVES and work.ops[a] != "index"]
+        if not tensors:
+            return None
+        i = tensors[0]  # (a scalar operand of an elementwise op on a tensor is a leaf or a lane)
 
 
 # -- rule 6: outputs over a tensor's lanes -> one elementwise op ------------------------------
@@ -148,3 +157,140 @@ def vectorize_outputs(work: EditableGraph) -> None:
         claimed.update(outputs)
         work.hits["outputs"] += 1
 
+
+
+# -- rule 7: the same elementwise ops on every lane of a vector -> the ops on the vector ------
+
+def vectorize_lanes(work: EditableGraph) -> None:
+    """Rule 7: from a vector ``v`` whose every lane ``k`` is read by one ``index(v, k)``, the
+    ops that act alike on every lane -- ``f(..., lane_k, ...)`` with the same op and
+    attributes, the lane at the same operand positions, the other operands the same
+    constant in every lane, a leaf of each lane's own read nowhere else (a bias), or the
+    lanes of another such group -- become ``f`` on vectors, group after group, and each
+    lane's last node ``index`` of its group's vector.  Where rule 3 starts from the next
+    layer's packs, this starts from a layer's output: an activation written with several
+    ops (``e = (2*n).exp(); (e - 1) / (e + 1)``, ``1 / (1 + (-n).exp())``, ``n.relu() * 0.5``)
+    left every lane its own chain of scalar ops, the next layer no run of simple products,
+    and the program 4-16x slower a step (an outside hunt).
+
+    Exact, values and gradients: each lane computes what it did, op by op, and reverse mode
+    gives a vector node's parts in the order it gave each lane's -- a lane's node is read
+    only within its group's ops, or (its last) only outside them, never both (else the
+    vector is left as it was), and each lane's leaves are read by that lane alone."""
+    by_vector: dict[int, dict[int, list[int]]] = {}
+    for i in work.nodes_now(("index",)):
+        if i not in work.forward:
+            by_vector.setdefault(work.resolve(work.args[i][0]), {}).setdefault(work.attrs[i][0], []).append(i)
+    readers = None
+    for v, lanes in by_vector.items():
+        shape = _shape_of(work, v)
+        if not shape or len(shape) != 1 or sorted(lanes) != list(range(shape[0])) or shape[0] < 2 \
+                or any(len(found) != 1 for found in lanes.values()):
+            continue
+        group = tuple(lanes[k][0] for k in range(shape[0]))
+        if any(work.ops[n] != "index" or work.resolve(work.args[n][0]) != v for n in group):
+            continue  # an earlier vector's ops took these lanes
+        if readers is None:
+            readers = _readers(work)
+        if _grow_lanes(work, readers, v, group):
+            readers = None
+
+
+def _readers(work: EditableGraph) -> dict[int, list[int]]:
+    """Each node's readers now, in id order (the rules before this one edited the graph),
+    an output counted as read by ``-1``."""
+    found: dict[int, list[int]] = {}
+    for u, args in enumerate(work.args):
+        if work.ops[u] != "const":
+            for a in dict.fromkeys(args):
+                found.setdefault(a, []).append(u)
+    for o in work.graph.outputs:
+        found.setdefault(o, []).append(-1)
+    return found
+
+
+def _grow_lanes(work: EditableGraph, readers: dict, v: int, lanes: tuple) -> bool:
+    """Rule 7 from the lanes of ``v``: whether it vectorized any op."""
+    group_of = {n: lanes for n in lanes}
+    columns_of: dict[tuple, tuple] = {}  # each group of lane readers -> its operands (see _columns)
+    pending = [lanes]
+    while pending:
+        group = pending.pop()
+        for first in readers.get(group[0], ()):
+            if first in group_of or first < 0:
+                continue
+            found = _alike_readers(work, readers, group, first)
+            if found is not None and _products_of_one_sum(work, readers, found):
+                continue  # a neuron's products over the lanes: rule 1's dot, next round
+            columns = None if found is None else _columns(work, found, group_of)
+            if columns is None:
+                continue
+            columns_of[found] = columns
+            group_of.update(dict.fromkeys(found, found))
+            pending.append(found)
+    if not columns_of:
+        return False
+    read_outside = {}
+    for n in group_of:
+        users = readers.get(n, ())
+        inside = any(u in group_of for u in users)
+        read_outside[n] = any(u not in group_of for u in users)
+        if inside and read_outside[n]:  # read in and out of the groups: its parts' order would change
+            return False
+    vector = {lanes: v}
+    for group, columns in columns_of.items():  # in the order found: operands first
+        operands = tuple(vector[c] if type(c) is tuple and c in vector else
+                         work.add("pack", c[1], ((len(c[1]),),)) if type(c) is tuple else c for c in columns)
+        vector[group] = work.add(work.ops[group[0]], operands, work.attrs[group[0]])
+    for group in vector:
+        for k, n in enumerate(group):
+            if not read_outside[n]:
+                work.kill([n])
+            elif group is not lanes:
+                work.set(n, "index", (vector[group],), (k,))
+    work.hits["lanes"] += len(columns_of)
+    return True
+
+
+def _products_of_one_sum(work: EditableGraph, readers: dict, found: tuple) -> bool:
+    """Whether ``found`` are products all read by one sum alone (a neuron over the lanes)."""
+    if work.ops[found[0]] != "mul":
+        return False
+    sums = {u for n in found for u in readers.get(n, ())}
+    return len(sums) == 1 and work.ops[next(iter(sums), -1)] in ops.SUMS
+
+
+def _alike_readers(work: EditableGraph, readers: dict, group: tuple, first: int) -> tuple | None:
+    """The reader of each lane of ``group`` that does what ``first`` (lane 0's) does to it:
+    one elementwise op, the same attributes, the lane at the same operand positions."""
+    op, attr, args = work.ops[first], work.attrs[first], work.args[first]
+    if op in ops.LEAVES or not ops.TABLE[op].elementwise:
+        return None
+    at = tuple(t for t, a in enumerate(args) if a == group[0])
+    found = [first]
+    for lane in group[1:]:
+        alike = [u for u in readers.get(lane, ()) if u >= 0 and work.ops[u] == op and work.attrs[u] == attr
+                 and len(work.args[u]) == len(args) and tuple(t for t, a in enumerate(work.args[u]) if a == lane) == at]
+        if len(alike) != 1:
+            return None
+        found.append(alike[0])
+    return tuple(found) if len(set(found)) == len(found) else None
+
+
+def _columns(work: EditableGraph, found: tuple, group_of: dict) -> tuple | None:
+    """The operands of the op ``found`` does lane by lane: a group (its vector), a constant
+    shared by every lane, or ``("pack", leaves)`` of leaves each read by its lane alone;
+    None otherwise (a group not found yet is met again from its own lanes)."""
+    columns = []
+    for t in range(len(work.args[found[0]])):
+        column = tuple(work.args[u][t] for u in found)
+        if group_of.get(column[0]) == column:
+            columns.append(column)
+        elif work.ops[column[0]] == "const" and all(c == column[0] for c in column):
+            columns.append(column[0])
+        elif all(work.ops[c] in ops.LEAVES and work.ops[c] != "const" and work.uses[c] == 1 for c in column) \
+                and len(set(column)) == len(column):
+            columns.append(("pack", column))
+        else:
+            return None
+    return tuple(columns)

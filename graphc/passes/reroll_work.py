@@ -28,7 +28,7 @@ class EditableGraph(Builder):
         self.uses = graph.use_counts()
         self._forget_dead()
         self.hits = {"dot": 0, "matvec": 0, "rows": 0, "vectorized": 0, "pack(index)": 0,
-                     "index(pack)": 0, "units": 0, "accumulated": 0, "outputs": 0}
+                     "index(pack)": 0, "units": 0, "accumulated": 0, "outputs": 0, "lanes": 0}
         self.first_set = self.n_original  # the lowest original node replaced in place
         self.edited: set[int] = set()  # the original nodes set to another node (killed ones apart)
 

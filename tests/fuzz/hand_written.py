@@ -7,7 +7,8 @@ weights are params, constants, or a param under one op (``-p``, ``p*0.5``, ``tan
 inputs come in as they are or through a param (``x + p``, ``p*x``); a sum starts from its
 first product or from a zero (``sum(w*h for ...)`` starts from 0: ``p0 + 0``, an outside
 hunt's spelling ``sum(...) + b``); biases come first, last (``+ b`` or ``b + ``),
-subtracted or not at all; a neuron may get an activation its layer's others lack;
+subtracted or not at all; activations are one op or several (``1 / (1 + (-n).exp())``); a
+neuron may get an activation its layer's others lack;
 an L2 term is added before, after, or between the data terms.  Outside hunts with such a
 generator found re-rolling orders 1 ulp off eager that the loop-built layers never drew.
 
@@ -22,7 +23,11 @@ from graphc import Value
 
 INPUTS = ["plain", "plain", "x+p", "p+x", "x*p", "p*x", "x-p", "p*x+p"]
 WEIGHTS = ["param", "param", "const", "neg", "half", "half_left", "tanh"]
-ACTIVATIONS = ["none", "none", "tanh", "relu"]
+ACTIVATIONS = ["none", "none", "tanh", "relu", "half_relu", "sigmoid_written", "tanh_written"]
+#: Activations written with several ops (the lecture's tanh), which re-rolling vectorizes from a layer's lanes.
+WRITTEN = {"half_relu": lambda n: n.relu() * 0.5, "sigmoid_written": lambda n: 1 / (1 + (-n).exp()),
+           "tanh_written": lambda n: ((2 * n).exp() - 1) / ((2 * n).exp() + 1)}
+NOT_LIBM = ("tanh", "sigmoid_written", "tanh_written")  # NumPy's tanh and exp are not libm's
 BIASES = ["first", "last", "last_left", "none", "sub"]  # last_left: b + (the products' sum)
 STARTS = ["product", "product", 0, 0.0, -0.0]  # Python's sum() adds its products to 0: micrograd's p0 + 0
 LOSSES = ["squared", "squared_turned", "hinge", "hinge_negated"]
@@ -33,9 +38,9 @@ NUMBERS = st.floats(-1.9, 1.9, allow_nan=False, allow_infinity=False).map(lambda
 
 @st.composite
 def hand_written_programs(draw, smooth: bool = False) -> dict:
-    """A spec for :func:`hand_written_loss`; ``smooth``: no ``tanh`` (NumPy's is not libm's)."""
+    """A spec for :func:`hand_written_loss`; ``smooth``: no ``tanh`` or ``exp`` (NumPy's are not libm's)."""
     weights = [w for w in WEIGHTS if not (smooth and w == "tanh")]
-    activations = [a for a in ACTIVATIONS if not (smooth and a == "tanh")]
+    activations = [a for a in ACTIVATIONS if not (smooth and a in NOT_LIBM)]
     n_inputs = draw(st.integers(2, 4))
     width, layers = n_inputs, []
     for k in range(draw(st.integers(1, 3))):
@@ -125,7 +130,10 @@ def _neuron(neuron: dict, lanes: list, param):
         total = bias + total
     elif where == "sub":
         total = total - bias
-    return total if neuron["activation"] == "none" else getattr(total, neuron["activation"])()
+    activation = neuron["activation"]
+    if activation in WRITTEN:
+        return WRITTEN[activation](total)
+    return total if activation == "none" else getattr(total, activation)()
 
 
 def _loss(kind: str, o, y):
