@@ -43,7 +43,8 @@ from .guards import (A_NUMBER, A_VALUE, AN_INT, NN, Record, placeholder_kind, ra
 from .names import sanitize
 from .nn import Module
 from .ops import Op
-from .traced import FLOAT_ATTRIBUTES, TracedNumber, compare, live_operand, plain_outputs, recorded_comparison
+from .traced import (FLOAT_ATTRIBUTES, TracedNumber, compare, gradient_free, live_operand, plain_outputs,
+                     recorded_comparison)
 from .tree import ArrayRows, flatten_args, flatten_output, foreign_value_message, is_foreign_value, unflatten
 from .walk import depth_first_through
 
@@ -122,10 +123,13 @@ class TracedValue(Value):
         otherwise.  A Value's operator would take the ``.data`` as an operand and guard its
         exact number (an outside hunt: ``if yi * s.data < 1`` retraced on every call, up to
         the cap).  Not for an argument whose ``.data`` the function reads (``min(a.data,
-        b.data) * a``): eager code holds a Value there, whatever this call passes."""
+        b.data) * a``): eager code holds a Value there, whatever this call passes; nor for a
+        traced number no gradient flows through (a comparison), which a Value's operator
+        computes live already -- and a library that makes its numbers Values (a loss given
+        number arguments as logits) gets the Value it computes with in eager code."""
         compute = _PLAIN_ARITHMETIC.get(op.name)
         if compute is None or type(b) is not TracedNumber or not _numbers_alone(a, b) \
-                or id(a) in engine.current_record().data_read:
+                or id(a) in engine.current_record().data_read or gradient_free(b):
             return None
         mine = a._as_number()
         return compute(b, mine) if reflected else compute(mine, b)

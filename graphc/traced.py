@@ -499,13 +499,19 @@ def live_operand(x: Any, subtracted: bool) -> Value | None:
     guard, so ``map`` refused them and every label traced again), so no gradient flows
     through it, as none flows through eager code's plain number; else None (frozen, guarded).
     An int's zero is +0.0, and is subtracted as eager code's ``x - 0`` is (``engine._binary``)."""
-    if type(x) is not TracedNumber or not _gradient_free(x.node):
+    if not gradient_free(x):
         return None
     if x.kind is float:
         return x.node
     if subtracted:
         return apply("neg", apply("sub", 0.0, x.node))
     return apply("add", x.node, 0.0)
+
+
+def gradient_free(x: Any) -> bool:
+    """Whether ``x`` is a traced number no gradient flows through (every path from it back to
+    an input or param passes a comparison): a Value's operator computes it live."""
+    return type(x) is TracedNumber and _gradient_free(x.node)
 
 
 def _gradient_free(node: Value) -> bool:
