@@ -124,12 +124,16 @@ class TracedValue(Value):
         exact number (an outside hunt: ``if yi * s.data < 1`` retraced on every call, up to
         the cap).  Not for an argument whose ``.data`` the function reads (``min(a.data,
         b.data) * a``): eager code holds a Value there, whatever this call passes; nor for a
-        traced number no gradient flows through (a comparison), which a Value's operator
-        computes live already -- and a library that makes its numbers Values (a loss given
-        number arguments as logits) gets the Value it computes with in eager code."""
+        traced number computed from number arguments alone (``x * (1 + x).log().data``: a
+        float has no ``log``, so eager code holds Values); nor for one no gradient flows
+        through (a comparison), which a Value's operator computes live already -- and a
+        library that makes its numbers Values (a loss given number arguments as logits) gets
+        the Value it computes with in eager code."""
         compute = _PLAIN_ARITHMETIC.get(op.name)
-        if compute is None or type(b) is not TracedNumber or not _numbers_alone(a, b) \
-                or id(a) in engine.current_record().data_read or gradient_free(b):
+        if compute is None or type(b) is not TracedNumber or not _numbers_alone(a, b):
+            return None
+        record = engine.current_record()
+        if id(a) in record.data_read or gradient_free(b) or not _reaches_a_value(b.node, record.kinds_of, record):
             return None
         mine = a._as_number()
         return compute(b, mine) if reflected else compute(mine, b)

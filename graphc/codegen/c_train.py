@@ -77,7 +77,7 @@ void {driver}(const double *const *restrict parts, const long *restrict widths, 
                    const double *restrict scales, double *restrict penalties, long check, long *restrict done)
 {{
     const long P = {n_params};
-    const double wd = hyper[3];                       /* the optimizer's weight_decay; hyper[4]: decoupled (AdamW) */
+    const double wd = hyper[3];                       /* weight_decay, and hyper[4]: decoupled (AdamW) */
     const int decoupled = hyper[4] != 0.0;
     double *p = params, *q = spare;                   /* a step the kernel takes writes q: then they swap */
     for (long s = 0; s < steps; s++) {{

@@ -103,9 +103,11 @@ def _shape_of(work: EditableGraph, i: int) -> tuple | None:
         op = work.ops[i]
         if op == "pack":
             return tuple(work.attrs[i][0])
-        if op == "matvec":
-            return (len(work.args[work.args[i][0]]),) if work.ops[work.args[i][0]] == "pack" else \
-                (work.attrs[work.args[i][1]][0][0],)
+        if op == "matvec":  # as many lanes as the accumulator's pack, or the matrix's rows
+            if work.ops[work.args[i][0]] == "pack":
+                return (len(work.args[work.args[i][0]]),)
+            matrix = _shape_of(work, work.args[i][1])  # (a matrix is no matvec: one level down at most)
+            return matrix[:1] if matrix else None
         if op in ops.LEAVES or not ops.TABLE[op].elementwise:
             return None
         tensors = [a for a in work.args[i] if work.ops[a] not in ops.LEAVES and work.ops[a] != "index"]
