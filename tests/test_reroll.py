@@ -679,8 +679,9 @@ def test_an_activation_written_with_several_ops_is_vectorized_from_the_layers_la
 
 def test_lanes_read_both_by_the_activation_and_elsewhere_stay_lanes():
     """A lane's node read by the activation's ops and by something else too (``e`` added
-    into the loss) would get its gradient parts in another order as a vector: rule 7 leaves
-    that layer's lanes as they are, and the values and gradients stay the scalar program's."""
+    into the loss), or the layer's vector read whole too, would get its gradient parts in
+    another order as a vector: rule 7 leaves that layer's lanes as they are, and the values
+    and gradients stay the scalar program's."""
     rng = random.Random(6)
     w = [[Value(rng.uniform(-1, 1)) for _ in range(3)] for _ in range(4)]
     v = [Value(rng.uniform(-1, 1)) for _ in range(4)]
@@ -691,13 +692,17 @@ def test_lanes_read_both_by_the_activation_and_elsewhere_stay_lanes():
         es = [h.exp() for h in hidden]
         acts = [e / (e + 1) for e in es]
         return sum(vi * a for vi, a in zip(v, acts)) + es[2] * 0.1
-    g = optimize(trace(loss, [0.0] * 3, params=params))
-    r, report = optimize(g, passes=VECTOR_PIPELINE, report=True)
-    assert not any(stats.hits.get("lanes") for stats in report.rounds[0] if stats.name == "reroll")
-    x = [0.3, -1.7, 0.25]
-    assert run(r, x, [p.data for p in params]) == run(g, x, [p.data for p in params])
-    if graphc.codegen.c.find_compiler():
-        X = np.array([[rng.uniform(-2, 2) for _ in range(3)] for _ in range(9)])
-        want = graphc.compile(loss, backend="python").mean_and_grad(X)
-        got = graphc.compile(loss, backend="c").mean_and_grad(X)
-        assert got[0] == want[0] and got[1].tolist() == want[1].tolist()
+    def whole(x):  # the layer's vector read whole too (a dot over its lanes), and lane by lane
+        hidden = [sum(wi * xi for wi, xi in zip(row, x)) for row in w]
+        return sum(vi * h for vi, h in zip(v, hidden)) + sum((h * 2.0).exp() for h in hidden)
+    for fn in (loss, whole):
+        g = optimize(trace(fn, [0.0] * 3, params=params))
+        r, report = optimize(g, passes=VECTOR_PIPELINE, report=True)
+        assert not any(stats.hits.get("lanes") for round_ in report.rounds for stats in round_)
+        x = [0.3, -1.7, 0.25]
+        assert run(r, x, [p.data for p in params]) == run(g, x, [p.data for p in params])
+        if graphc.codegen.c.find_compiler():
+            X = np.array([[rng.uniform(-2, 2) for _ in range(3)] for _ in range(9)])
+            want = graphc.compile(fn, backend="python").mean_and_grad(X)
+            got = graphc.compile(fn, backend="c").mean_and_grad(X)
+            assert got[0] == want[0] and got[1].tolist() == want[1].tolist()

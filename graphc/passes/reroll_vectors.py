@@ -212,8 +212,11 @@ def _readers(work: EditableGraph) -> dict[int, list[int]]:
 
 
 def _grow_lanes(work: EditableGraph, readers: dict, v: int, lanes: tuple) -> bool:
-    """Rule 7 from the lanes of ``v``: whether it vectorized any op."""
+    """Rule 7 from the lanes of ``v``: whether it vectorized any op.  ``v`` read whole too
+    (or output) would get its parts from the vector ops and that reader in another order."""
     group_of = {n: lanes for n in lanes}
+    if any(u not in group_of for u in readers.get(v, ())):
+        return False
     columns_of: dict[tuple, tuple] = {}  # each group of lane readers -> its operands (see _columns)
     pending = [lanes]
     while pending:
@@ -259,7 +262,7 @@ def _products_of_one_sum(work: EditableGraph, readers: dict, found: tuple) -> bo
     if work.ops[found[0]] != "mul":
         return False
     sums = {u for n in found for u in readers.get(n, ())}
-    return len(sums) == 1 and work.ops[next(iter(sums), -1)] in ops.SUMS
+    return len(sums) == 1 and min(sums) >= 0 and work.ops[min(sums)] in ops.SUMS
 
 
 def _alike_readers(work: EditableGraph, readers: dict, group: tuple, first: int) -> tuple | None:
