@@ -42,7 +42,12 @@ def could_change(graph: Graph) -> bool:
         return True
     if any(_accumulable(graph, arrays, v) for v in np.flatnonzero(codes == CODES["vecmat"]).tolist()):
         return True
-    return _outputs_over_lanes(graph, arrays) or _lanes_read_alike(graph, arrays, indexes.tolist())
+    if not len(indexes):
+        return _outputs_over_lanes(graph, arrays)
+    tensors = arrays.operand(indexes, 0)  # of lanes some node reads: a joint graph's gradients are read by none
+    readers = arrays.uses[indexes] - np.bincount(np.asarray(graph.outputs, dtype=np.int64), minlength=arrays.n)[indexes]
+    read = np.isin(tensors, tensors[readers > 0])
+    return _outputs_over_lanes(graph, arrays) or _lanes_read_alike(graph, arrays, indexes[read].tolist())
 
 
 def _products_in_a_row(arrays, is_sum: np.ndarray) -> bool:

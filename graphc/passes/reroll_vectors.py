@@ -179,9 +179,12 @@ def vectorize_lanes(work: EditableGraph) -> None:
     gives a vector node's parts in the order it gave each lane's -- a lane's node is read
     only within its group's ops, or (its last) only outside them, never both (else the
     vector is left as it was), and each lane's leaves are read by that lane alone."""
+    indexes = [i for i in work.nodes_now(("index",)) if i not in work.forward]
+    as_output = Counter(work.graph.outputs)  # (a joint graph's gradients: index nodes no node reads)
+    read = {work.args[i][0] for i in indexes if work.uses[i] > as_output.get(i, 0)}
     by_vector: dict[int, dict[int, list[int]]] = {}
-    for i in work.nodes_now(("index",)):
-        if i not in work.forward:
+    for i in indexes:
+        if work.args[i][0] in read:
             by_vector.setdefault(work.resolve(work.args[i][0]), {}).setdefault(work.attrs[i][0], []).append(i)
     readers = None
     for v, lanes in by_vector.items():
@@ -192,10 +195,34 @@ def vectorize_lanes(work: EditableGraph) -> None:
         group = tuple(lanes[k][0] for k in range(shape[0]))
         if any(work.ops[n] != "index" or work.resolve(work.args[n][0]) != v for n in group):
             continue  # an earlier vector's ops took these lanes
+        if not _may_grow(work, group):
+            continue
         if readers is None:
             readers = _readers(work)
         if _grow_lanes(work, readers, v, group):
             readers = None
+
+
+def _may_grow(work: EditableGraph, lanes: tuple) -> bool:
+    """A cheap look before :func:`_readers` (a pass over the whole graph): whether lanes 0
+    and 1, where both are the graph's own nodes, have readers in the graph as it came that
+    still read them and do alike to them (the graph's readers are found from its arrays;
+    this pass's new readers of a lane are packs and sums, which rule 7 does not take)."""
+    if max(lanes[0], lanes[1]) >= work.n_original:
+        return True
+    users = work.graph.arrays.users
+    for u0 in users(lanes[0]):
+        op, args0 = work.ops[u0], work.args[u0]
+        if op in ops.LEAVES or not ops.TABLE[op].elementwise or lanes[0] not in args0:
+            continue
+        at = tuple(t for t, a in enumerate(args0) if a == lanes[0])
+        for u1 in users(lanes[1]):
+            args1 = work.args[u1]
+            if work.ops[u1] == op and work.attrs[u1] == work.attrs[u0] and len(args1) == len(args0) and \
+                    tuple(t for t, a in enumerate(args1) if a == lanes[1]) == at and \
+                    all(t in at or _column(work, (a, b)) is not None for t, (a, b) in enumerate(zip(args0, args1))):
+                return True
+    return False
 
 
 def _readers(work: EditableGraph) -> dict[int, list[int]]:
@@ -289,13 +316,19 @@ def _columns(work: EditableGraph, found: tuple, group_of: dict) -> tuple | None:
     columns = []
     for t in range(len(work.args[found[0]])):
         column = tuple(work.args[u][t] for u in found)
-        if group_of.get(column[0]) == column:
-            columns.append(column)
-        elif work.ops[column[0]] == "const" and all(c == column[0] for c in column):
-            columns.append(column[0])
-        elif all(work.ops[c] in ops.LEAVES and work.ops[c] != "const" and work.uses[c] == 1 for c in column) \
-                and len(set(column)) == len(column):
-            columns.append(("pack", column))
-        else:
+        operand = column if group_of.get(column[0]) == column else _column(work, column)
+        if operand is None:
             return None
+        columns.append(operand)
     return tuple(columns)
+
+
+def _column(work: EditableGraph, column: tuple) -> int | tuple | None:
+    """A column of operands that is no group: one constant in every lane, or ``("pack",
+    leaves)`` of leaves each read by its lane alone; else None."""
+    if work.ops[column[0]] == "const" and all(c == column[0] for c in column):
+        return column[0]
+    if all(work.ops[c] in ops.LEAVES and work.ops[c] != "const" and work.uses[c] == 1 for c in column) \
+            and len(set(column)) == len(column):
+        return ("pack", column)
+    return None
