@@ -33,7 +33,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from . import engine
+from . import engine, ops
 from .engine import Value
 from .errors import ArgumentError, FrozenDataWarning, TraceError, TracerWarning
 from .gcpause import gc_paused
@@ -212,18 +212,16 @@ class TracedValue(Value):
     def __truediv__(self, other: Any) -> Any:
         if not _numbers_alone(self, other):
             return Value.__truediv__(self, other)
-        if type(other) is TracedNumber:
-            return self._as_number() / other
-        return engine.apply("truediv", self, other)
+        plain = self.plain_arithmetic(_TRUEDIV, self, other, False)
+        return engine.apply("truediv", self, other) if plain is None else plain
 
     def __rtruediv__(self, other: Any) -> Any:
         if isinstance(other, Value):
             return NotImplemented
         if not _numbers_alone(self, other):
             return Value.__rtruediv__(self, other)
-        if type(other) is TracedNumber:
-            return other / self._as_number()
-        return engine.apply("truediv", other, self)
+        plain = self.plain_arithmetic(_TRUEDIV, self, other, True)
+        return engine.apply("truediv", other, self) if plain is None else plain
 
     def __sub__(self, other: Any) -> Any:
         if type(other) in engine.INTEGERS and not other and _numbers_alone(self, other):
@@ -276,6 +274,7 @@ class TracedValue(Value):
 
 #: Value arithmetic :meth:`TracedValue.plain_arithmetic` does on traced numbers, by op name.
 _PLAIN_ARITHMETIC = {"add": operator.add, "sub": operator.sub, "mul": operator.mul, "truediv": operator.truediv}
+_TRUEDIV = ops.TABLE["truediv"]
 
 #: The ops whose results of ints are ints in eager Python (``**``: by a non-negative int).
 _INT_OPS = frozenset({"add", "sub", "mul", "neg", "pow", "abs"})

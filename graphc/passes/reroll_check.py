@@ -121,14 +121,15 @@ def _lanes_read_alike(graph: Graph, arrays, indexes: list[int]) -> bool:
         lanes = {graph.attrs[i][0]: i for i in found}
         if len(found) < 2 or len(lanes) != len(found) or sorted(lanes) != list(range(len(found))):
             continue
-        if any(_alike(graph, arrays, u0, lanes[0], u1, lanes[1]) for u0 in arrays.users(lanes[0])
+        if any(lanes_alike(graph, arrays, u0, lanes[0], u1, lanes[1]) for u0 in arrays.users(lanes[0])
                for u1 in arrays.users(lanes[1])):
             return True
     return False
 
 
-def _alike(graph: Graph, arrays, u0: int, lane0: int, u1: int, lane1: int) -> bool:
-    """Whether ``u0`` does to ``lane0`` what ``u1`` does to ``lane1`` (see :func:`_lanes_read_alike`)."""
+def lanes_alike(graph: Graph, arrays, u0: int, lane0: int, u1: int, lane1: int) -> bool:
+    """Whether ``u0`` does to ``lane0`` what ``u1`` does to ``lane1`` (see :func:`_lanes_read_alike`;
+    rule 7 looks with it too, before it finds every node's readers)."""
     op, a0, a1 = graph.ops[u0], graph.args[u0], graph.args[u1]
     if op not in _ELEMENTWISE or graph.ops[u1] != op or graph.attrs[u0] != graph.attrs[u1] or len(a0) != len(a1):
         return False

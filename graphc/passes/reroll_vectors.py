@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import Counter
 
 from .. import ops
+from .reroll_check import lanes_alike
 from .reroll_work import EditableGraph
 
 
@@ -206,23 +207,13 @@ def vectorize_lanes(work: EditableGraph) -> None:
 def _may_grow(work: EditableGraph, lanes: tuple) -> bool:
     """A cheap look before :func:`_readers` (a pass over the whole graph): whether lanes 0
     and 1, where both are the graph's own nodes, have readers in the graph as it came that
-    still read them and do alike to them (the graph's readers are found from its arrays;
-    this pass's new readers of a lane are packs and sums, which rule 7 does not take)."""
+    do alike to them, as the quick check asks (:func:`.reroll_check.lanes_alike`; the
+    graph's readers are found from its arrays; this pass's new readers of a lane are packs
+    and sums, which rule 7 does not take)."""
     if max(lanes[0], lanes[1]) >= work.n_original:
         return True
-    users = work.graph.arrays.users
-    for u0 in users(lanes[0]):
-        op, args0 = work.ops[u0], work.args[u0]
-        if op in ops.LEAVES or not ops.TABLE[op].elementwise or lanes[0] not in args0:
-            continue
-        at = tuple(t for t, a in enumerate(args0) if a == lanes[0])
-        for u1 in users(lanes[1]):
-            args1 = work.args[u1]
-            if work.ops[u1] == op and work.attrs[u1] == work.attrs[u0] and len(args1) == len(args0) and \
-                    tuple(t for t, a in enumerate(args1) if a == lanes[1]) == at and \
-                    all(t in at or _column(work, (a, b)) is not None for t, (a, b) in enumerate(zip(args0, args1))):
-                return True
-    return False
+    users = work.graph.arrays.users  # (the EditableGraph has the ops, args, attrs and uses it reads)
+    return any(lanes_alike(work, work, u0, lanes[0], u1, lanes[1]) for u0 in users(lanes[0]) for u1 in users(lanes[1]))
 
 
 def _readers(work: EditableGraph) -> dict[int, list[int]]:
