@@ -300,6 +300,27 @@ class Value:
         accuracy computed with ``round``: an outside hunt found such an f-string failing)."""
         return format(self.data, spec) if spec else repr(self)
 
+    def __reduce_ex__(self, protocol: int) -> tuple:
+        """pickle and ``copy.deepcopy`` of a Value and its history, of any depth.  Each node
+        is stored as its slots; their default recursion into ``_prev`` met Python's recursion
+        limit at a chain of 200 ops (one neuron of 784 inputs is deeper).  So a node with a
+        history lists the op nodes below it first, children before parents: each then finds
+        its operands stored already, and no reduction nests more than a few levels."""
+        state = (None, _slots_of(self))
+        if _listed.ids.pop(id(self), None) is not None or not any(p._prev for p in self._prev):
+            return _bare_value, (type(self),), state
+        below = _op_order(self)[:-1]
+        batch = {id(v): v for v in below}
+        _listed.ids.update(batch)
+        return _bare_value, (type(self), (*below, _EndOfList(batch))), state
+
+    def __copy__(self) -> Value:
+        """``copy.copy``: a node of its own with the same operands (as the default copy)."""
+        out = _bare_value(type(self))
+        for slot, value in _slots_of(self).items():
+            setattr(out, slot, value)
+        return out
+
     def _repr_svg_(self) -> str | None:
         """Jupyter: the graph behind this Value, as micrograd's ``draw_dot`` draws it."""
         from .display import svg
@@ -311,6 +332,44 @@ class Value:
         from .display import value_html
         return value_html(self)
 
+
+
+def _slots_of(v: Value) -> dict[str, Any]:
+    """The slots ``v`` has set (an op node has no ``_serial``: only leaves are ordered)."""
+    return {slot: getattr(v, slot) for slot in ("_data", "grad", "_prev", "_kind", "_attr", "label", "_serial")
+            if hasattr(v, slot)}
+
+
+def _bare_value(cls: type, listed_first: tuple = ()) -> Value:
+    """A node with no slots set, which unpickling then fills (``listed_first``: the nodes
+    :meth:`Value.__reduce_ex__` stored before it, already rebuilt)."""
+    return cls.__new__(cls)
+
+
+class _Listed(threading.local):
+    """The op nodes an enclosing reduction lists first, by id: each is then stored as its
+    slots alone, as its operands are stored already."""
+
+    def __init__(self) -> None:
+        self.ids: dict[int, Value] = {}
+
+
+_listed = _Listed()
+
+
+class _EndOfList:
+    """Ends a list of nodes stored first: reducing it forgets those of them that were stored
+    earlier still (pickle found them in its memo and reduced none of them), so a later
+    pickle of one of them lists its own history again."""
+
+    def __init__(self, batch: dict[int, Value]) -> None:
+        self.batch = batch
+
+    def __reduce__(self) -> tuple:
+        for key, node in self.batch.items():
+            if _listed.ids.get(key) is node:
+                del _listed.ids[key]
+        return type(None), ()
 
 
 class _ThreadState(threading.local):

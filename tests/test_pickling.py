@@ -50,6 +50,38 @@ def test_a_value_with_a_history_pickles_and_copies_its_ops_as_the_tables():
         assert [v.grad for v in back._prev[0]._prev[0]._prev] == [x.grad, a.grad]
 
 
+def chain(x: Value, ops: int) -> Value:
+    """``x`` through ``ops`` ops, each reading the one before (a neuron's sum is such a chain)."""
+    y = x
+    for i in range(ops // 2):
+        y = y * 0.5 + float(i)
+    return y
+
+
+@pytest.mark.parametrize("copier", ["pickle", "deepcopy"], ids=str)
+def test_a_history_of_any_depth_pickles_and_copies_sharing_what_it_shared(copier):
+    """Each node stored as its slots hit the recursion limit at a chain of 200 ops."""
+    def copied(obj):
+        return pickle.loads(pickle.dumps(obj)) if copier == "pickle" else copy.deepcopy(obj)
+
+    x, w = Value(0.75, label="x"), Value(-1.5, label="w")
+    middle = chain(x * w, 4_000)
+    top = (middle.tanh() + middle * w).relu()
+    top.backward()
+    back_middle, back_top, back_w = copied([middle, top, w])
+    assert back_top._prev[0]._prev[0]._prev[0] is back_middle and back_top._prev[0]._prev[1]._prev[1] is back_w
+    assert (back_top.data, back_top.grad, back_middle.data, back_middle.grad) == \
+        (top.data, top.grad, middle.data, middle.grad)
+    for v in (x, w, back_w):
+        v.grad = 0
+    top.backward()
+    back_top.backward()
+    assert back_w.grad == w.grad
+    alone = copied(middle)  # listed again, though the copy above found it stored already
+    assert alone.data == middle.data and alone is not middle
+    assert copy.copy(top)._prev is top._prev
+
+
 @pytest.mark.parametrize("backend", ["numpy", "python"])
 def test_a_compiled_module_round_trips_and_recompiles(backend):
     model, X = model_and_data()
