@@ -430,6 +430,14 @@ def function_name(fn: Callable) -> str:
     return sanitize(name.replace("<lambda>", "lambda"), "fn")
 
 
+def _holds_ints(argument: Any) -> bool:
+    """Whether ``argument`` is an array or a list of ints (row indices, as ``X[ri]`` takes)."""
+    if isinstance(argument, np.ndarray):
+        return argument.dtype.kind in "iub" and argument.size > 0
+    return isinstance(argument, (list, tuple)) and len(argument) > 0 and \
+        all(isinstance(a, (int, np.integer)) for a in argument)
+
+
 def trace(fn: Callable, *example_args: Any, params: Iterable[Value] | None = None,
           name: str | None = None) -> Graph:
     """Run ``fn(*example_args)`` on placeholders and return what it computed as a Graph.
@@ -511,6 +519,12 @@ def trace_with_record(fn: Callable, *example_args: Any, params: Iterable[Value] 
                                  f"stdev do ({error}): graphc cannot record that arithmetic.  Compute with "
                                  f"Python's operators instead: sum(xs) / len(xs)") from error
             if foreign is None:
+                if isinstance(error, IndexError) and "valid indices" in str(error) and \
+                        any(_holds_ints(a) for a in example_args):
+                    raise TraceError(f"{user_location_in(error.__traceback__)}: an array of ints or bools passed in "
+                                     f"reaches the traced function as traced numbers (its data), which NumPy "
+                                     f"does not take as indices ({error}): index outside the compiled function "
+                                     f"and pass the rows it picks (X[ri], y[ri]) as arguments") from error
                 if isinstance(error, (AttributeError, TypeError, IndexError)) and \
                         ("list" in str(error) or ArrayRows.__name__ in str(error)) and \
                         hasattr(error, "add_note") and any(isinstance(a, np.ndarray) for a in example_args):

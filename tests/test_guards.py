@@ -301,6 +301,17 @@ def test_an_array_argument_used_as_an_array_says_it_arrives_as_lists():
     assert "a NumPy array argument reaches the traced function as nested lists" in "".join(caught.value.__notes__)
 
 
+@pytest.mark.parametrize("indices", [np.array([1, 3]), [1, 3], np.array([False, True, False, True])], ids=str)
+def test_row_indices_passed_in_say_to_pass_the_rows(indices):
+    """An outside hunt: ``X[ri]`` over data the function holds, with ``ri`` passed in, was
+    NumPy's bare IndexError (ints passed in are traced numbers, as every argument)."""
+    X = np.arange(8.0).reshape(4, 2)
+    w = Value(0.5)
+    with pytest.raises(graphc.TraceError, match=r"pass the rows it picks \(X\[ri\], y\[ri\]\)"):
+        graphc.compile(lambda ri: sum(w * a for a, _ in X[ri]))(indices)
+    assert graphc.compile(lambda rows: sum(w * a for a, _ in rows))(X[indices]).data == 4.0
+
+
 @pytest.mark.parametrize("spelling", [lambda X: X * 2, lambda X: 2 * X, lambda X: X + X, lambda X: [[1.0, 1.0]] + X,
                                       lambda X: X[0] * 3, lambda X: X[1] + [Value(1.0)],
                                       lambda X: [X[0] / 3.0], lambda X: [X[0] - 1.0], lambda X: [1.0 - X[0]],
