@@ -519,6 +519,12 @@ def trace_with_record(fn: Callable, *example_args: Any, params: Iterable[Value] 
                                  f"stdev do ({error}): graphc cannot record that arithmetic.  Compute with "
                                  f"Python's operators instead: sum(xs) / len(xs)") from error
             if foreign is None:
+                if isinstance(error, TypeError) and f"'{TracedValue.__name__}' does not support ufuncs" in str(error):
+                    raise TraceError(f"{user_location_in(error.__traceback__)}: a NumPy function (np.exp, np.tanh, "
+                                     f"...) was given a Value, as every number argument is while traced: NumPy "
+                                     f"does not compute with Values.  Use the Value's own methods (x.exp(), "
+                                     f"x.tanh(); Value(x).exp() of a number passed in), or compute it outside "
+                                     f"and pass it in") from error
                 if isinstance(error, IndexError) and "valid indices" in str(error) and \
                         any(_holds_ints(a) for a in example_args):
                     raise TraceError(f"{user_location_in(error.__traceback__)}: an array of ints or bools passed in "

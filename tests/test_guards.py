@@ -301,6 +301,15 @@ def test_an_array_argument_used_as_an_array_says_it_arrives_as_lists():
     assert "a NumPy array argument reaches the traced function as nested lists" in "".join(caught.value.__notes__)
 
 
+def test_a_numpy_function_of_a_number_argument_says_to_use_the_values_methods():
+    """``np.exp(x)`` of a number passed in raised NumPy's "operand 'TracedValue' does not
+    support ufuncs", naming graphc's own class."""
+    w = Value(2.0)
+    with pytest.raises(graphc.TraceError, match=r"NumPy function \(np.exp, np.tanh, ...\) was given a Value"):
+        graphc.compile(lambda x: w * np.exp(x))(1.0)
+    assert graphc.compile(lambda x: w * Value(x).exp())(1.0).data == 2.0 * math.exp(1.0)
+
+
 @pytest.mark.parametrize("indices", [np.array([1, 3]), [1, 3], np.array([False, True, False, True])], ids=str)
 def test_row_indices_passed_in_say_to_pass_the_rows(indices):
     """An outside hunt: ``X[ri]`` over data the function holds, with ``ri`` passed in, was
