@@ -589,7 +589,7 @@ def placeholder_kind(leaf: Any) -> tuple:
 _KIND_NAMES = {PLACEHOLDER: "a Value", INT_PLACEHOLDER: "an int", NUMBER_PLACEHOLDER: "a float"}
 #: What a trace's decision may rely on about an argument (:meth:`Record.relied_on_kind`).
 AN_INT, A_NUMBER = frozenset({INT_PLACEHOLDER}), frozenset({INT_PLACEHOLDER, NUMBER_PLACEHOLDER})
-A_VALUE = frozenset({PLACEHOLDER})
+A_VALUE, NOT_AN_INT = frozenset({PLACEHOLDER}), frozenset({NUMBER_PLACEHOLDER, PLACEHOLDER})
 
 
 @dataclass(frozen=True)

@@ -38,8 +38,8 @@ from .engine import Value
 from .errors import ArgumentError, FrozenDataWarning, TraceError, TracerWarning
 from .gcpause import gc_paused
 from .graph import Builder, Graph
-from .guards import (A_NUMBER, A_VALUE, AN_INT, NN, Record, placeholder_kind, raised_in_a_library, user_location,
-                     user_location_in)
+from .guards import (A_NUMBER, A_VALUE, AN_INT, NN, NOT_AN_INT, Record, placeholder_kind, raised_in_a_library,
+                     user_location, user_location_in)
 from .names import sanitize
 from .nn import Module
 from .ops import Op
@@ -280,11 +280,13 @@ _TRUEDIV = ops.TABLE["truediv"]
 _INT_OPS = frozenset({"add", "sub", "mul", "neg", "pow", "abs"})
 
 
-def _int_arguments(v: Value, limit: int = 100_000) -> list[Value] | None:
+def _int_arguments(v: Value, limit: int = 100_000, kinds: tuple = (engine.INT_PLACEHOLDER,)) -> list[Value] | None:
     """The int arguments eager code computes the Python int ``v`` holds there from -- an int
     argument, or ``+ - *``, ``abs`` and ``**`` by a non-negative int of int arguments and
     integral numbers (each node looked at once, at most ``limit``: a sum of 40 int arguments
-    was a float past the 64 there were, an outside hunt) -- or None where ``v`` is no such int."""
+    was a float past the 64 there were, an outside hunt) -- or None where ``v`` is no such int.
+    ``kinds``: the placeholders that count as int arguments (both number kinds: the
+    arguments that would make ``v`` an int if each were one)."""
     stack, arguments, seen = [v], [], set()
     while stack:
         node = stack.pop()
@@ -293,7 +295,7 @@ def _int_arguments(v: Value, limit: int = 100_000) -> list[Value] | None:
         seen.add(id(node))
         if len(seen) > limit:
             return None
-        if node._attr is engine.INT_PLACEHOLDER:
+        if any(node._attr is kind for kind in kinds):
             arguments.append(node)
         elif node._kind is None:
             if node._attr is not engine.CONSTANT or not float(node._data).is_integer():
@@ -306,14 +308,37 @@ def _int_arguments(v: Value, limit: int = 100_000) -> list[Value] | None:
     return arguments or None
 
 
+_NUMBER_KINDS = (engine.INT_PLACEHOLDER, engine.NUMBER_PLACEHOLDER)
+
+
 def _int_product(product: Any, a: Value, b: Any) -> Any:
     """``a * b`` of ints in eager code, an int: ``0 * -1`` is 0, where mul gives -0.0 (an
     outside hunt: ``math.atan2(x * y, -1.0)`` came out -pi), so +0.0 is added, as a traced
-    number's int product is."""
-    if product is NotImplemented or \
-            not (type(b) in engine.INTEGERS or isinstance(b, TracedValue) and _int_arguments(b, 64) is not None) \
-            or _int_arguments(a, 64) is None or not _numbers_alone(a, b):  # bounded walks: a * is everywhere
+    number's int product is.  Whether the product is an int turns on the arguments' kinds,
+    and ints and floats share a signature, so the trace relies on them: an int product on
+    its arguments staying ints, a float one on its float arguments not becoming ints (an
+    outside hunt: after ``c(2, 3)``, ``c(-1.0, 0.0)`` gave 0.0, not -0.0)."""
+    if product is NotImplemented:
         return product
+    sides = []
+    for x in (a, b):  # bounded walks: a * is everywhere
+        side = [] if type(x) in engine.INTEGERS else \
+            _int_arguments(x, 64, _NUMBER_KINDS) if isinstance(x, TracedValue) else None
+        if side is None:  # a float whatever the arguments' kinds
+            return product
+        sides.append(side)
+    arguments, record = sides[0] + sides[1], engine.current_record()
+    if record is None:
+        return product
+    if not all(node._attr is engine.INT_PLACEHOLDER for node in arguments):
+        for node in arguments:  # an int call traces again, to find out
+            if node._attr is engine.NUMBER_PLACEHOLDER:
+                record.relied_on_kind(node, NOT_AN_INT)
+        return product
+    if not _numbers_alone(a, b):  # Value(n) * m: a Value's product
+        return product
+    for node in arguments:
+        record.relied_on_kind(node, AN_INT)
     return engine.apply("add", product, 0.0)
 
 

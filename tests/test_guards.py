@@ -877,6 +877,23 @@ def test_int_arguments_stay_ints_as_in_eager_code():
     assert math.isnan(graphc.compile(lambda x: x ** 0.5)(-2.25).data)  # Python's is complex
 
 
+@pytest.mark.parametrize("backend", ["python", "c"])
+def test_an_int_product_and_a_float_product_are_not_one_program(backend):
+    """An outside hunt: ints and floats share a signature, so after ``c(2, 3)`` (an int
+    product, +0.0 added) ``c(-1.0, 0.0)`` gave 0.0 where eager's is -0.0; traced on floats
+    first, ``(0, -1)`` gave -0.0 where the ints' product is 0.  Each kind retraces now."""
+    def reciprocal(a, b):
+        return Value(1.0) / (a * b)
+
+    compiled = graphc.compile(reciprocal, backend=backend)
+    calls = [(2, 3), (-1.0, 0.0), (0, -1), (2.0, 3.0), (0.0, -1.0), (-1, 0), (0, -1.5), (-1.5, 0)]
+    for args in calls:
+        assert compiled(*args).data == reciprocal(*args).data, args
+    assert compiled.trace_count == 4  # ints, floats, an int times a float, a float times an int
+    scaled = graphc.compile(lambda a, b: Value(1.0) / (a * b * 2), backend=backend)
+    assert [scaled(*args).data for args in [(2, 3), (-1.0, 0.0), (0, -1)]] == [1 / 12, -math.inf, math.inf]
+
+
 def test_arithmetic_of_many_number_arguments_is_a_number_still():
     """``if sum(mask):`` over 32 or more number arguments took the Value's always-true branch
     (a walk of at most 64 nodes, then "a Value": a review); each node is walked once now."""
