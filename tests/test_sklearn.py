@@ -319,8 +319,13 @@ def test_unfitted_estimators_say_so():
     ("solver", "newton", ValueError, "'lbfgs', 'sgd' or 'adam'"),
     ("activation", "softplus", ValueError, "one of"),
     ("hidden_layer_sizes", (10, 0), ValueError, "an int >= 1 or a sequence"),
-    ("alpha", -1.0, ValueError, "a real number >= 0"),
-    ("alpha", "0.1", TypeError, "a real number >= 0"),
+    ("alpha", -1.0, ValueError, "a finite real number >= 0"),
+    ("alpha", "0.1", TypeError, "a finite real number >= 0"),
+    ("alpha", np.inf, ValueError, "a finite real number >= 0"),  # an outside hunt: inf blamed the data
+    ("learning_rate_init", np.inf, ValueError, "a finite real number > 0"),
+    ("epsilon", np.inf, ValueError, "a finite real number > 0"),  # an outside hunt: inf fit, learning nothing
+    ("tol", np.inf, ValueError, "a finite real number >= 0"),
+    ("power_t", np.inf, ValueError, "a finite real number >= 0"),
     ("batch_size", 0, ValueError, "'auto' or an int >= 1"),
     ("batch_size", 2.5, TypeError, "'auto' or an int >= 1"),
     ("learning_rate_init", 0.0, ValueError, "> 0"),
@@ -435,6 +440,14 @@ def test_a_minibatch_of_zero_weight_moves_nothing():
     untrained.fit(X[20:], y[20:])  # the same one step, on the weighted rows only
     np.testing.assert_array_equal(clf.coefs_[0], untrained.coefs_[0])
     assert clf.loss_ == untrained.loss_ / 2  # the zero-weight batch reports 0
+
+
+def test_sample_weights_whose_total_overflows_are_refused():
+    """An outside hunt: weights of 1e308 add up to inf, and the fit, dividing by the total,
+    returned without an error, its losses nan and its weights unmoved."""
+    X, y = moons(30)
+    with pytest.raises(ValueError, match=r"sample_weight must have a finite total.*add up to inf"):
+        MLPClassifier(max_iter=5).fit(X, y, sample_weight=np.full(30, 1e308))
 
 
 LBFGS_RUN = {

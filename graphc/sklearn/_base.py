@@ -111,6 +111,11 @@ class _BaseMLP(_StochasticSolver, _LbfgsSolver, BaseEstimator):
         first = not hasattr(self, "model_") or (not self.warm_start and not incremental)
         X, Y = self._validate_input(X, y, incremental, reset=first)
         weights = None if sample_weight is None else _check_sample_weight(sample_weight, X, dtype=np.float64)
+        with np.errstate(over="ignore"):
+            total = None if weights is None else weights.sum()
+        if total is not None and not np.isfinite(total):  # an outside hunt: a fit that did nothing
+            raise ValueError(f"sample_weight must have a finite total, which a fit divides by; its {len(weights)} "
+                             f"weights add up to {total} (largest {weights.max()}): scale them down")
         if not first and Y.shape[1] != self.n_outputs_:
             raise ValueError(f"y has {Y.shape[1]} output(s), but {type(self).__name__} was fitted with "
                              f"{self.n_outputs_}")
