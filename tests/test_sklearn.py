@@ -651,6 +651,30 @@ def test_a_warm_start_after_set_params_takes_the_new_activation_and_backend():
     assert moved.model_.layers[0].neurons[0].activation == "relu" and not np.array_equal(moved.coefs_[0], weights[0])
 
 
+@pytest.mark.parametrize("incremental", [False, True], ids=["warm_start", "partial_fit"])
+def test_a_warm_fit_refuses_parameters_asking_for_another_network(incremental):
+    """An outside hunt: after ``set_params(hidden_layer_sizes=(6, 2))`` or ``loss="poisson"``,
+    a warm fit (or partial_fit) went on training the fitted network, saying nothing."""
+    rng = np.random.RandomState(0)
+    X, y = rng.randn(40, 3), rng.randint(0, 3, 40)
+    targets = np.abs(X.sum(axis=1))
+    for estimator, labels, change in [(MLPClassifier, y, dict(hidden_layer_sizes=(6, 2))),
+                                      (MLPRegressor, targets, dict(loss="poisson"))]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            fitted = estimator(hidden_layer_sizes=(4,), max_iter=3, random_state=0, warm_start=True).fit(X, labels)
+        weights = [c.copy() for c in fitted.coefs_]
+        fitted.set_params(**change)
+        what = "partial_fit" if incremental else "warm_start=True"
+        with pytest.raises(ValueError, match=f"{what} continues the fitted network.*fit a new network"):
+            fitted.partial_fit(X, labels) if incremental else fitted.fit(X, labels)
+        assert all(np.array_equal(a, b) for a, b in zip(fitted.coefs_, weights))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            assert fitted.set_params(warm_start=False).fit(X, labels).coefs_[0].shape == (3, change.get(
+                "hidden_layer_sizes", (4,))[0])
+
+
 def test_warm_fits_do_not_recompile_once_the_shared_programs_have_moved_on(monkeypatch):
     """A warm fit asked the shared cache for its programs to see whether the backend changed:
     with more networks than the cache keeps, every ``partial_fit`` compiled again (a review)."""

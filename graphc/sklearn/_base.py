@@ -119,6 +119,8 @@ class _BaseMLP(_StochasticSolver, _LbfgsSolver, BaseEstimator):
         if not first and Y.shape[1] != self.n_outputs_:
             raise ValueError(f"y has {Y.shape[1]} output(s), but {type(self).__name__} was fitted with "
                              f"{self.n_outputs_}")
+        if not first:
+            self._require_the_fitted_network(hidden, "partial_fit" if incremental else "a fit with warm_start=True")
         if incremental and self.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True: fit sets the validation data aside")
         rng = check_random_state(self.random_state)
@@ -156,6 +158,20 @@ class _BaseMLP(_StochasticSolver, _LbfgsSolver, BaseEstimator):
         if self.solver in STOCHASTIC_SOLVERS:
             self._initialize_stochastic()
         self._compile()
+
+    def _require_the_fitted_network(self, hidden: list[int], what: str) -> None:
+        """A ValueError where the parameters now ask for another network than the fitted one
+        (an outside hunt: after ``set_params(hidden_layer_sizes=...)`` or ``loss=...``, a
+        warm fit went on training the old network, saying nothing)."""
+        fitted = [len(layer.neurons) for layer in self.model_.layers[:-1]]
+        if fitted != hidden:
+            raise ValueError(f"{what} continues the fitted network, of hidden_layer_sizes {tuple(fitted)}; they are "
+                             f"{tuple(hidden)} now: fit a new network (warm_start=False, or fit in place of "
+                             f"partial_fit)")
+        if self._out_activation() != self.out_activation_:
+            raise ValueError(f"{what} continues the fitted network, whose output activation is "
+                             f"{self.out_activation_!r}; the parameters ask for {self._out_activation()!r} now: fit "
+                             f"a new network (warm_start=False, or fit in place of partial_fit)")
 
     def _follow_params(self) -> None:
         """A warm start after ``set_params``: the network keeps its weights but takes the
