@@ -103,7 +103,11 @@ def _require_finite(array: np.ndarray, name: str) -> None:
     if array.dtype.kind == "f" and not _all_finite(array):
         bad = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
         raise DataError(f"argument {name}: expected finite numbers; {name}{list(bad)} is {array[bad]} "
-                        f"(pass allow_nonfinite=True to compute with nan and inf)")
+                        f"({NONFINITE_ADVICE})")
+
+
+#: What a DataError for nan or inf in batched data advises.
+NONFINITE_ADVICE = "pass allow_nonfinite=True to compute with nan and inf"
 
 
 def _all_finite(array: np.ndarray) -> bool:

@@ -100,7 +100,7 @@ class GradRow:
     name: str
     kind: str  # "input" or "param"
     value: float
-    eager: float
+    eager: float | None  # None: left out (a Compiled of other numerics than "exact")
     compiled: float
     sympy: float | None = None
     finite_diff: float | None = None
@@ -153,7 +153,7 @@ class GradRow:
     @property
     def undefined(self) -> bool:
         """The gradient is nan by the exact methods: there is nothing to compare."""
-        return math.isnan(self.eager) and math.isnan(self.compiled)
+        return math.isnan(self.compiled) and (self.eager is None or math.isnan(self.eager))
 
 
 @dataclass
@@ -280,14 +280,26 @@ def check_grad(fn: Callable | Compiled, *args: Any, output: int = 0, rtol: float
     for name, limit in (("rtol", rtol), ("fd_rtol", fd_rtol), ("sympy_seconds", sympy_seconds)):
         if isinstance(limit, bool) or not isinstance(limit, numbers.Real) or not limit >= 0:
             raise ArgumentError(f"check_grad: {name} must be a number >= 0; got {limit!r:.60}")
-    if isinstance(fn, Compiled):
-        fn = fn.fn
-    compiled = compile_fn(fn)
+    for name, count in (("output", output), ("symbolic_limit", symbolic_limit), ("prove_limit", prove_limit)):
+        if isinstance(count, bool) or not isinstance(count, numbers.Integral) or not count >= 0:
+            raise ArgumentError(f"check_grad: {name} must be an int >= 0; got {count!r:.60}")
+    options = {}
+    if isinstance(fn, Compiled):  # its own options: the compiled column is what its calls compute
+        fn, options = fn.fn, {"backend": fn.backend, "numerics": fn.numerics}
+    compiled = compile_fn(fn, **options)
+    eager_differs = options.get("numerics", "exact") != "exact"
     leaves, in_tree, _ = flatten_args(args, argument_names(fn, len(args)))
     point = [x.data if isinstance(x, Value) else float(x) for x in leaves]
     # traced on Values, so the graph and its params are known: the inputs are differentiated, so
     # their arithmetic is micrograd's (a compiled call's number arguments compute as Python's)
-    compiled(*_structure(in_tree, [Value(x) for x in point]))
+    try:
+        compiled(*_structure(in_tree, [Value(x) for x in point]))
+    except TypeError as error:
+        if "a Value used as an index" not in str(error):
+            raise
+        raise ArgumentError(f"check_grad differentiates every argument, so each is a Value, and one is used as an "
+                            f"index ({error}): fix the index in the function, as in check_grad(lambda X: "
+                            f"f(X, 1), X)") from error
     graph = compiled.graph
     params = graph.param_values
     if not 0 <= output < len(graph.outputs):
@@ -303,6 +315,9 @@ def check_grad(fn: Callable | Compiled, *args: Any, output: int = 0, rtol: float
     try:
         value, compiled_grads = _backward(compiled, in_tree, point, params, output)
         _, eager_grads = _backward(fn, in_tree, point, params, output)
+        eager_plain = eager_grads is None  # graphc.grad(f) in eager code: a float, with no history
+        if eager_differs or eager_plain:  # no gradient of the code's formula to check
+            eager_grads = [None] * len(compiled_grads)
         rows = [GradRow(graph.names[i], kind, v, e, c) for i, kind, v, e, c in zip(
             list(graph.inputs) + list(graph.params), ["input"] * len(point) + ["param"] * len(params),
             point + [p.data for p in params], eager_grads, compiled_grads)]
@@ -312,6 +327,12 @@ def check_grad(fn: Callable | Compiled, *args: Any, output: int = 0, rtol: float
         for p, (data, grad) in zip(params, saved):
             p.data, p.grad = data, grad
     report = GradReport(compiled.name, value, rows, rtol)
+    if eager_plain and not eager_differs:
+        report.notes.append(f"eager left out: {compiled.name} returns a plain number in eager code (as "
+                            f"graphc.grad does), which has no history to differentiate; compiled, it is a Value")
+    if eager_differs:
+        report.notes.append(f"eager left out: numerics={compiled.numerics!r} compiles other formulas than the "
+                            f"function's own, which eager code runs")
     at_non_finite = [f"{r.name} = {r.value:g}" for r in rows if fd and not math.isfinite(r.value)]
     if at_non_finite:
         report.notes.append(f"finite differences skipped at {', '.join(at_non_finite)}: there is no difference "
@@ -331,15 +352,16 @@ def _structure(in_tree: Any, leaves: list) -> list:
 
 
 def _backward(fn: Callable, in_tree: Any, point: list[float], params: list[Value],
-              output: int) -> tuple[float, list[float]]:
-    """Output ``output`` of ``fn`` on fresh Values, and its gradient for every input and param."""
+              output: int) -> tuple[float, list[float] | None]:
+    """Output ``output`` of ``fn`` on fresh Values, and its gradient for every input and param
+    (None where the output is a plain number: nothing to differentiate)."""
     values = [Value(x) for x in point]
     for p in params:
         p.grad = 0
     outs, _ = flatten_output(fn(*_structure(in_tree, values)))
     out = outs[output]
     if not isinstance(out, Value):
-        return float(out), [0.0] * (len(values) + len(params))
+        return float(out), None
     out.backward()
     return out.data, [float(v.grad) for v in values] + [float(p.grad) for p in params]
 
@@ -474,7 +496,8 @@ def _fill_sympy_column(report: GradReport, values: list[float], absorbing: list[
             left_out["absorbed"].append(row.name)
         elif diverged:
             left_out["diverged"].append(row.name)
-        elif math.isnan(value) and not row.undefined and rel_err(row.eager, row.compiled) <= report.rtol:
+        elif math.isnan(value) and not row.undefined and (row.eager is None or
+                                                          rel_err(row.eager, row.compiled) <= report.rtol):
             left_out["undefined"].append(row.name)  # 0/0 or a pole; the exact methods agree on a number
         elif row.undefined and not math.isnan(value):
             left_out["continued"].append(row.name)  # sigmoid(log(x))' simplified to 1/(x**2*(1 + 1/x)**2)

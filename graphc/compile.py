@@ -27,7 +27,7 @@ from .backends import BACKENDS  # noqa: F401  (graphc.compile.BACKENDS: the back
 from .bridge import mean_node
 from .call_plans import Plans
 from .engine import Value
-from .errors import ArgumentError, GraphcError, TraceError
+from .errors import ArgumentError, DataError, GraphcError, TraceError
 from .graph import Graph
 from .nn import Module
 from .optim import Optimizer
@@ -141,7 +141,12 @@ class Compiled:
             args = positional(self.fn, args, kwargs)
         if isinstance(self.fn, Module) and len(args) == 1 and isinstance(args[0], np.ndarray) \
                 and args[0].ndim == 2:
-            out = self.map(args[0])
+            try:
+                out = self.map(args[0])
+            except DataError as error:  # its advice is map's keyword, which this call does not take
+                advice = "a call on a 2-D array runs map: call map(X, allow_nonfinite=True) on the compiled " \
+                         "model to compute with nan and inf"
+                raise DataError(str(error).replace(batches.NONFINITE_ADVICE, advice)) from None
             leaves = [out] if isinstance(out, np.ndarray) else _flat_arrays(out)
             return leaves[0] if len(leaves) == 1 else np.stack(leaves, axis=1)
         leaves, tree, value_slots = flatten_call(args, self._argument_names(len(args)))

@@ -173,7 +173,9 @@ def make_graph(fn: Callable, *, optimize: bool = True, numerics: str | None = No
     if numerics is None:
         numerics = fn.compiled.numerics if isinstance(fn, GradFunction) else "exact"
 
-    def graph_of(*args: Any) -> Graph:
+    def graph_of(*args: Any, **kwargs: Any) -> Graph:
+        if kwargs:  # bound as a compiled call binds them (jax.make_jaxpr takes them too)
+            args = positional(target, args, kwargs)
         params = target.parameters() if isinstance(target, Module) else None
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 import types
 from typing import Any, Iterable, Sequence
 
@@ -134,6 +135,19 @@ FUNCTIONS, _NAMED = _function_ops()
 NAMED = types.SimpleNamespace(**_NAMED)
 
 
+def _symbol(given: Any) -> Any:
+    """What ``to_sympy(symbols=...)`` substitutes for ``given``: a SymPy expression or a number
+    as it is, a name as the real Symbol :func:`symbols_of` would make (``"p"``)."""
+    if isinstance(given, str):
+        if not given.isidentifier():
+            raise ArgumentError(f"to_sympy: symbols holds {given!r}, which is no name; pass a SymPy expression")
+        return sp.Symbol(given, real=True)
+    if isinstance(given, (sp.Basic, numbers.Real)) and not isinstance(given, bool):
+        return given
+    raise ArgumentError(f"to_sympy: symbols must be SymPy expressions, numbers or names; got "
+                        f"{type(given).__name__} {given!r:.60}")
+
+
 def to_sympy(graph: Graph, *, symbols: Sequence[Any] | None = None, named: bool = True,
              max_nodes: int | None = MAX_NODES, max_depth: int | None = MAX_DEPTH,
              exact_constants: bool = False) -> list[sp.Expr]:
@@ -163,7 +177,7 @@ def to_sympy(graph: Graph, *, symbols: Sequence[Any] | None = None, named: bool 
         raise ArgumentError(f"to_sympy takes a graphc.Graph (graphc.trace(...), compiled.graph); "
                             f"got {type(graph).__name__}")
     leaves = list(graph.inputs) + list(graph.params)
-    given = list(symbols) if symbols is not None else symbols_of(graph)
+    given = [_symbol(s) for s in symbols] if symbols is not None else symbols_of(graph)
     if len(given) != len(leaves):
         raise GraphcError(f"to_sympy: {len(leaves)} inputs and params need as many symbols; "
                           f"got {len(given)}")

@@ -6,6 +6,7 @@ import math
 import os
 import pickle
 import random
+import re
 
 import numpy as np
 import pytest
@@ -416,3 +417,34 @@ def test_finite_differences_are_excused_only_by_an_agreeing_sympy():
     report = check_grad(lambda x: ((x + 1e16) - 1e16) ** 2, 1.3)
     assert report.verdict == "FAILED"
     assert not any("SymPy's own derivative agrees" in line for line in report.failures())
+
+
+def test_a_compiled_function_is_checked_with_its_own_options():
+    """An outside hunt: check_grad of a Compiled recompiled its function with the defaults,
+    so numerics="stable"'s softplus at 800 was checked as the exact formula's inf and nan."""
+    compiled = graphc.compile(lambda x: (1 + x.exp()).log(), numerics="stable", backend="python")
+    report = check_grad(compiled, 800.0)
+    assert (report.output, report.rows[0].compiled, report.rows[0].sympy, report.verdict) == (800.0, 1.0, 1.0, "ok")
+    assert report.rows[0].eager is None and any("eager left out: numerics='stable'" in n for n in report.notes)
+
+
+def test_a_grad_function_is_checked_without_an_eager_column():
+    """An outside hunt: graphc.grad(f) in eager code returns a float, which check_grad took
+    for a gradient of 0 everywhere, reporting FAILED for a right second derivative."""
+    report = check_grad(graphc.grad(lambda x: x.tanh()), 0.3)
+    assert report.verdict == "ok" and report.rows[0].eager is None
+    assert rel_err(report.rows[0].compiled, -2 * math.tanh(0.3) * (1 - math.tanh(0.3) ** 2)) < 1e-15
+    assert any("returns a plain number in eager code" in note for note in report.notes)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: check_grad(lambda X, i: X[i] * X[i], [1.0, 2.0], 1), "differentiates every argument"),
+    (lambda: check_grad(lambda x: (x, x * 2), 1.0, output=1.0), "output must be an int >= 0; got 1.0"),
+    (lambda: check_grad(lambda x: x.tanh(), 1.0, prove_limit="a"), "prove_limit must be an int >= 0"),
+    (lambda: check_grad(lambda x: x.tanh(), 1.0, symbolic_limit=-1), "symbolic_limit must be an int >= 0"),
+])
+def test_check_grad_says_what_it_expected(call, message):
+    """An outside hunt: bare TypeErrors ("list indices must be integers"), or one blaming the
+    user's own line for an int argument check_grad itself made a Value."""
+    with pytest.raises(graphc.ArgumentError, match=re.escape(message)):
+        call()

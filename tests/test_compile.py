@@ -555,3 +555,15 @@ def test_a_call_flattens_its_arguments_as_a_trace_does_and_finds_its_values():
     want_leaves, want_tree, paths = flatten_args(args, ["X", "y", "z", "n"])
     assert leaves == want_leaves and tree == want_tree and paths[6] == "y[0]" and len(paths) == len(leaves)
     assert slots == [j for j, leaf in enumerate(leaves) if isinstance(leaf, Value)] == [6, 8, 10]
+
+
+def test_a_module_on_a_2d_array_with_nan_advises_what_it_can_take():
+    """An outside hunt: the DataError advised ``allow_nonfinite=True``, which this call
+    passes to the Module as a keyword it does not take."""
+    random.seed(0)
+    compiled = graphc.compile(MLP(2, [3, 1]))
+    X = np.array([[math.nan, 1.0], [1.0, 2.0]])
+    with pytest.raises(graphc.DataError, match=r"call map\(X, allow_nonfinite=True\) on the compiled model") as caught:
+        compiled(X)
+    assert "pass allow_nonfinite=True" not in str(caught.value)
+    assert math.isnan(compiled.map(X, allow_nonfinite=True)[0])

@@ -337,3 +337,12 @@ def test_keyword_arguments_are_passed_on_not_differentiated_as_jax_does():
     assert graphc.compile(lambda x: graphc.grad(f)(x, y=3.0))(2.0).data == 12.0
     with pytest.raises(ArgumentError, match="out of range"):
         graphc.grad(f, argnums=1)(2.0, y=3.0)
+
+
+def test_make_graph_binds_keyword_arguments_as_a_compiled_call_does():
+    """An outside hunt: ``make_graph(f)(x, s=3.0)`` raised graph_of()'s bare TypeError, where
+    jax.make_jaxpr takes keyword arguments."""
+    graph = graphc.make_graph(lambda x, s=2.0: x * s)(1.0, s=3.0)
+    assert [evaluate(graph, [2.0, 3.0])[i] for i in graph.outputs] == [6.0]
+    with pytest.raises(TypeError, match="got an unexpected keyword argument 't'"):
+        graphc.make_graph(lambda x, s=2.0: x * s)(1.0, t=3.0)

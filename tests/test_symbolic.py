@@ -47,6 +47,11 @@ def test_one_expression_per_output_and_caller_chosen_symbols():
     assert to_sympy(g, symbols=[2, 5]) == [10, -3, 3]
     with pytest.raises(GraphcError, match="2 inputs and params need as many symbols; got 1"):
         to_sympy(g, symbols=[u])
+    p, q = sp.symbols("p q", real=True)  # names (an outside hunt: "can't multiply sequence by non-int")
+    assert to_sympy(g, symbols=["p", "q"]) == [p * q, p - q, 3]
+    for bad, message in [("2*p", "which is no name"), (None, "got NoneType None"), (True, "got bool True")]:
+        with pytest.raises(GraphcError, match=message):
+            to_sympy(g, symbols=[bad, v])
 
 
 def test_named_functions_or_table_forms():
