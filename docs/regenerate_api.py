@@ -18,7 +18,7 @@ HERE = Path(__file__).resolve().parent
 PUBLIC = {
     "graphc": ["Value", "apply", "trace", "Graph", "optimize", "compile", "Compiled", "check_grad",
                "GradReport", "to_sympy", "from_sympy", "as_function", "export",
-               "grad", "value_and_grad", "make_graph", "set_logs"],
+               "grad", "value_and_grad", "make_graph", "stop_gradient", "set_logs"],
     "graphc.functional": ["GradFunction"],
     "graphc.signature": ["Stages"],
     "graphc.nn": ["Module", "Neuron", "Layer", "MLP", "LoadResult"],

@@ -16,7 +16,7 @@ from .compile import Compiled, compile  # (needs the modules above)
 from .interpret import as_function
 from .export import export
 from .saving import load, save
-from .functional import grad, make_graph, value_and_grad
+from .functional import grad, make_graph, stop_gradient, value_and_grad
 from .logs import set_logs
 
 #: Public names loaded on first use: they need SymPy, whose import costs ~0.25 s.
@@ -37,7 +37,7 @@ def __getattr__(name: str):
 __all__ = ["Value", "apply", "Graph", "trace", "optimize", "compile", "Compiled",
            "to_sympy", "from_sympy", "as_function", "check_grad", "GradReport", "export",
            "save", "load", "LoadError",
-           "grad", "value_and_grad", "make_graph", "set_logs",
+           "grad", "value_and_grad", "make_graph", "stop_gradient", "set_logs",
            "GraphcError", "ArgumentError", "DataError", "ShapeError", "TraceError", "TracerWarning",
            "FrozenDataWarning", "CompilerWarning",
            "__version__"]

@@ -57,6 +57,7 @@ from typing import Any, Callable
 
 import sympy as sp
 
+from . import ops
 from .compile import Compiled, compile as compile_fn
 from .engine import Value
 from .errors import ArgumentError, GraphcError
@@ -321,23 +322,27 @@ def check_grad(fn: Callable | Compiled, *args: Any, output: int = 0, rtol: float
         rows = [GradRow(graph.names[i], kind, v, e, c) for i, kind, v, e, c in zip(
             list(graph.inputs) + list(graph.params), ["input"] * len(point) + ["param"] * len(params),
             point + [p.data for p in params], eager_grads, compiled_grads)]
-        if fd:
+        stopped = sorted({op for op in graph.ops if op in ops.TABLE and ops.TABLE[op].stops_gradient})
+        if fd and not stopped:
             _finite_differences(compiled, in_tree, point, params, output, rows, fd_rtol)
     finally:
         for p, (data, grad) in zip(params, saved):
             p.data, p.grad = data, grad
     report = GradReport(compiled.name, value, rows, rtol)
+    if fd and stopped:
+        report.notes.append(f"finite differences skipped: the graph holds {', '.join(stopped)}, whose gradient is "
+                            f"0 by definition, where the difference quotient moves with its operand")
     if eager_plain and not eager_differs:
         report.notes.append(f"eager left out: {compiled.name} returns a plain number in eager code (as "
                             f"graphc.grad does), which has no history to differentiate; compiled, it is a Value")
     if eager_differs:
         report.notes.append(f"eager left out: numerics={compiled.numerics!r} compiles other formulas than the "
                             f"function's own, which eager code runs")
-    at_non_finite = [f"{r.name} = {r.value:g}" for r in rows if fd and not math.isfinite(r.value)]
+    at_non_finite = [f"{r.name} = {r.value:g}" for r in rows if fd and not stopped and not math.isfinite(r.value)]
     if at_non_finite:
         report.notes.append(f"finite differences skipped at {', '.join(at_non_finite)}: there is no difference "
                             f"quotient at a point that is not finite")
-    skipped = [r.name for r in rows if fd and r.finite_diff is None and math.isfinite(r.value)]
+    skipped = [r.name for r in rows if fd and not stopped and r.finite_diff is None and math.isfinite(r.value)]
     if skipped:
         report.notes.append(f"finite differences skipped for {', '.join(skipped)}: the output is not finite "
                             f"within h of the point")

@@ -1,4 +1,4 @@
-"""Functional forms for JAX users: ``grad``, ``value_and_grad`` and ``make_graph``.
+"""Functional forms for JAX users: ``grad``, ``value_and_grad``, ``make_graph`` and ``stop_gradient``.
 
 Thin layers over :func:`graphc.compile` and :func:`graphc.trace`:
 
@@ -11,6 +11,7 @@ Thin layers over :func:`graphc.compile` and :func:`graphc.trace`:
 * ``make_graph(fn)(*args)`` is the traced and optimized :class:`~graphc.Graph`, which
   prints like ``jax.make_jaxpr``; ``make_graph(grad(fn))(*args)`` is the forward +
   gradient graph.
+* ``stop_gradient(x)`` is ``x.detach()``: x's value, through which no gradient flows back.
 
 They are pure, as in JAX: gradients are taken with respect to the *arguments* only.
 Values ``fn`` reads without receiving them (a model's params) are used at their current
@@ -162,6 +163,16 @@ def value_and_grad(fn: Callable, argnums: ArgNums = 0, *, has_aux: bool = False,
     ``fn``, the value a float and the gradient as :func:`grad` gives it, from one call;
     with ``has_aux``, ``((value, aux), gradient)``."""
     return GradFunction(fn, argnums, with_value=True, numerics=numerics, has_aux=has_aux)
+
+
+def stop_gradient(x: Value | float) -> Value | float:
+    """``jax.lax.stop_gradient``: ``x.detach()`` for a Value (its value, through which no
+    gradient flows back, computed live in a compiled function); a number as it is."""
+    if isinstance(x, Value):
+        return x.detach()
+    if isinstance(x, (int, float, np.number)) and not isinstance(x, bool):
+        return x
+    raise ArgumentError(f"stop_gradient takes a Value or a number; got {type(x).__name__}")
 
 
 def make_graph(fn: Callable, *, optimize: bool = True, numerics: str | None = None) -> Callable[..., Graph]:

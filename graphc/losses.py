@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import math
 import numbers
+import operator
 import sys
 from typing import Sequence, Union
 
@@ -143,13 +144,15 @@ def logistic_loss(logits: Outputs, target: Sequence | float) -> Value:
     ``z = 30`` and 0 at 40: an outside hunt, against PyTorch's
     ``binary_cross_entropy_with_logits``), and the gradient ``(1 - t) sigmoid(z) - t
     sigmoid(-z)`` is ``sigmoid(z) - t`` without one either."""
-    logits, target = _outputs(logits, "logistic_loss"), _values(target, "logistic_loss")
-    _same_length(logits, target, "logistic_loss")
-    total = None
-    for z, t in zip(logits, target):
-        term = t * (-z).softplus() + (1 - t) * z.softplus()
-        total = term if total is None else total + term
-    return total
+    return functools.reduce(operator.add, logistic_terms(logits, target, "logistic_loss"))
+
+
+def logistic_terms(logits: Outputs, target: Sequence | float, name: str = "logistic_terms") -> list[Value]:
+    """:func:`logistic_loss`'s term of each output, which it adds first to last (for losses
+    that treat the outputs apart, as scikit-learn's clips each output's loss)."""
+    logits, target = _outputs(logits, name), _values(target, name)
+    _same_length(logits, target, name)
+    return [t * (-z).softplus() + (1 - t) * z.softplus() for z, t in zip(logits, target)]
 
 
 def half_squared_error(prediction: Outputs, target: Sequence | float) -> Value:

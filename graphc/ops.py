@@ -102,6 +102,10 @@ class Op:
     # none (reverse mode runs ``vjp`` on each lane); None for other ops: ``vjp`` takes the
     # whole tensor.
     lane_vjp: Callable[..., tuple] | None = None
+    # Whether the gradient stops here by definition, not by calculus (``stop_gradient``): its
+    # vjp is none though its value moves with its operand, so finite differences of a graph
+    # holding it measure another slope than reverse mode's.
+    stops_gradient: bool = False
     doc: str = field(default="", compare=False)
 
     def __reduce__(self) -> tuple:
@@ -226,6 +230,12 @@ _define(
        doc="|x|; its derivative at 0 is 0, as PyTorch's",
        vjp=lambda F, g, out, x: ((F.step(x) - F.step(-x)) * g,),  # sign(x), 0 at 0 (and at nan)
        sympy=lambda sp, x: sp.Abs(x)),
+    Op("stop_gradient", 1, lambda x: x, symbol="stop_gradient", method="detach", negative_zero="any",
+       stops_gradient=True,
+       doc="x itself, through which no gradient flows back (PyTorch's detach, JAX's stop_gradient): "
+           "a number the gradient treats as a constant, computed live",
+       vjp=lambda F, g, out, x: (None,),
+       sympy=forms.stop_gradient),
     Op("sqrt", 1, runtime.sqrt, symbol="sqrt", method="sqrt", negative_zero="any",
        doc="the square root, correctly rounded (nan below 0, -0.0 at -0.0)",
        vjp=lambda F, g, out, x: ((0.5 * F.pow(out, -1)) * g,),  # 1 / (2 sqrt(x))

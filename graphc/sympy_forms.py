@@ -54,6 +54,53 @@ def maximum(sp, a, b):
     return sp.Piecewise((a, a >= b), (b, True))  # ties pick (and differentiate) the first
 
 
+def stop_gradient(sp, x):
+    """``StopGradient(x)``: ``x``, whose derivative SymPy takes to be 0, as autodiff does."""
+    return _stop_gradient_function(sp)(x)
+
+
+def _stop_gradient_function(sp) -> type:
+    """The SymPy function of ``stop_gradient``, made on first use (SymPy is imported then),
+    kept in this module as ``StopGradient`` (where pickle finds it)."""
+    made = globals().get("StopGradient")
+    if made is not None:
+        return made
+
+    class StopGradient(sp.Function):
+        """graphc's ``stop_gradient`` op: its argument's value, and a derivative of 0."""
+
+        nargs = 1
+        _imp_ = staticmethod(lambda x: x)  # what sympy.lambdify calls
+
+        @classmethod
+        def eval(cls, x):
+            return x if x.is_Number else None
+
+        def fdiff(self, argindex: int = 1):
+            return sp.S.Zero
+
+        def _eval_evalf(self, prec: int):
+            return self.args[0].evalf(sp.core.evalf.prec_to_dps(prec))
+
+        def _eval_is_extended_real(self):
+            return self.args[0].is_extended_real
+
+        def _eval_is_finite(self):
+            return self.args[0].is_finite
+
+    StopGradient.__module__, StopGradient.__qualname__ = __name__, "StopGradient"
+    globals()["StopGradient"] = StopGradient
+    return StopGradient
+
+
+def __getattr__(name: str) -> Any:
+    """``StopGradient``, made on first use (unpickling a SymPy expression holding one)."""
+    if name == "StopGradient":
+        import sympy as sp
+        return _stop_gradient_function(sp)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 # -- matchers -------------------------------------------------------------------------------
 
 def _signed_terms(sp, e) -> tuple[list, list] | None:

@@ -567,3 +567,38 @@ def test_a_module_on_a_2d_array_with_nan_advises_what_it_can_take():
         compiled(X)
     assert "pass allow_nonfinite=True" not in str(caught.value)
     assert math.isnan(compiled.map(X, allow_nonfinite=True)[0])
+
+
+@pytest.mark.parametrize("backend", ["python", "numpy", "c"])
+def test_detach_is_computed_live_and_passes_no_gradient(backend):
+    """``x.detach()`` (``stop_gradient``): its value moves with x on every call, with no
+    retrace, and backward() passes nothing through it, as eager's does -- on a layer too,
+    where re-rolling turns it into one vector op."""
+    random.seed(3)
+    model = MLP(3, [4, 2])
+
+    def loss(x):
+        h = model(x)
+        return sum((hi - hi.detach() * 0.5) ** 2 for hi in h) + h[0] * graphc.stop_gradient(h[1])
+
+    X = np.random.default_rng(0).normal(size=(9, 3))
+    compiled = graphc.compile(loss, backend=backend)
+    for row in X[:3]:
+        inputs = [Value(v) for v in row]
+        eager = loss(inputs)
+        out = compiled(*[[Value(v) for v in row]])
+        for p in model.parameters():
+            p.grad = 0
+        eager.backward()
+        expected = [p.grad for p in model.parameters()]
+        for p in model.parameters():
+            p.grad = 0
+        out.backward()
+        assert out.data == eager.data and [p.grad for p in model.parameters()] == expected
+    assert compiled.trace_count == 1
+    mean, grad = compiled.mean_and_grad(X)
+    reference = graphc.compile(loss, backend="python").mean_and_grad(X)
+    np.testing.assert_allclose([mean, *grad], [reference[0], *reference[1]], rtol=0 if backend == "c" else 1e-12)
+    attached = graphc.compile(lambda x: sum((hi - hi * 0.5) ** 2 for hi in model(x)) + model(x)[0] * model(x)[1],
+                              backend=backend).mean_and_grad(X)
+    assert not np.allclose(grad, attached[1])

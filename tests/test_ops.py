@@ -50,7 +50,7 @@ def test_every_op_fills_every_field(op):
     assert op.elementwise or callable(op.shape), f"tensor op {op.name} needs a shape rule"
 
 
-@pytest.mark.parametrize("op", OPS, ids=lambda o: o.name)
+@pytest.mark.parametrize("op", [op for op in OPS if not op.stops_gradient], ids=lambda o: o.name)
 def test_derivative_matches_central_differences(op):
     rng = random.Random(op.name)
     attr = PARAMS.get(op.name, ())
@@ -63,6 +63,17 @@ def test_derivative_matches_central_differences(op):
             down = list(xs); down[i] = x - h
             numeric = (op.eval(*up, *attr) - op.eval(*down, *attr)) / (2 * h)
             assert abs(grads[i] - numeric) <= 1e-6 * max(1.0, abs(numeric)), (op.name, xs, i)
+
+
+def test_stop_gradient_passes_its_value_and_no_gradient():
+    """Its derivative is 0 by definition, where finite differences measure 1: the one op
+    whose vjp is not its calculus (``stops_gradient``), so check_grad skips them for it."""
+    assert [op.name for op in ALL_OPS if op.stops_gradient] == ["stop_gradient"]
+    x = Value(-0.0)
+    out = x.detach() * 3.0 + x
+    out.backward()
+    assert math.copysign(1.0, x.detach().data) == -1.0 and x.grad == 1.0
+    assert out._prev[0]._prev[0]._op == "stop_gradient"
 
 
 @pytest.mark.parametrize("op", OPS, ids=lambda o: o.name)

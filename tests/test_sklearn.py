@@ -18,7 +18,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.estimator_checks import check_classifiers_train, estimator_checks_generator, parametrize_with_checks
 
-from conftest import load_example
+from conftest import load_example, rel_err
 from graphc import Value
 from graphc import sklearn as graphc_sklearn
 from graphc.codegen.c import find_compiler
@@ -448,6 +448,34 @@ def test_sample_weights_whose_total_overflows_are_refused():
     X, y = moons(30)
     with pytest.raises(ValueError, match=r"sample_weight must have a finite total.*add up to inf"):
         MLPClassifier(max_iter=5).fit(X, y, sample_weight=np.full(30, 1e308))
+
+
+def test_the_log_loss_is_clipped_as_scikit_learns_and_its_gradient_is_not():
+    """scikit-learn clips each probability to [eps, 1 - eps] before its log, so a row whose
+    true class is less likely than eps reports 36.04.  graphc reported the exact loss (an
+    outside hunt): loss curves differed, and lbfgs, whose line search reads the loss, took
+    another path to other weights.  The gradient stays the unclipped one, as scikit-learn's."""
+    line = np.linspace(-1, 1, 20)
+    X, y = np.r_[line, [60.0]][:, None], np.r_[(line > 0).astype(int), [0]]  # one far mislabelled point
+    settings = dict(hidden_layer_sizes=(3,), activation="identity", max_iter=5, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours, theirs = MLPClassifier(**settings).fit(X, y), sk.MLPClassifier(**settings).fit(X, y)
+        np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-12)
+        assert ours.loss_curve_[0] < 2.3  # the exact loss of that row alone is over 50
+        X = np.random.default_rng(0).normal(size=(30, 3))
+        X[0], Y = [80, -70, 60], np.eye(2, dtype=int)[np.arange(30) % 2]  # multi-label: each output clipped
+        settings = dict(hidden_layer_sizes=(4,), activation="identity", max_iter=6, random_state=1)
+        ours, theirs = MLPClassifier(**settings).fit(X, Y), sk.MLPClassifier(**settings).fit(X, Y)
+        np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-12)
+        rng = np.random.default_rng(0)
+        X = rng.normal(size=(60, 4))
+        y = np.array(["cat", "dog", "emu"])[np.digitize(X[:, 1], [-0.5, 0.5])]
+        settings = dict(hidden_layer_sizes=(5, 3), max_iter=15, random_state=3, solver="lbfgs")
+        ours, theirs = MLPClassifier(**settings).fit(X, y), sk.MLPClassifier(**settings).fit(X, y)
+    assert rel_err(ours.loss_, theirs.loss_) < 1e-9
+    for a, b in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
 
 
 LBFGS_RUN = {

@@ -140,6 +140,7 @@ SPELLINGS: dict[str, Spelling | Call] = {
     "max": "gc_max({0}, {1})",
     "abs": "fabs({0})",
     "sqrt": "sqrt({0})",
+    "stop_gradient": "({0})",
     "lt": "(({0} < {1}) ? 1.0 : 0.0)",
     "le": "(({0} <= {1}) ? 1.0 : 0.0)",
     "gt": "(({0} > {1}) ? 1.0 : 0.0)",

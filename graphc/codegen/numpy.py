@@ -86,6 +86,7 @@ SPELLINGS: dict[str, Spelling] = {
     "max": "_vmax({0}, {1})",
     "abs": "np.abs({0})",
     "sqrt": "np.sqrt({0})",
+    "stop_gradient": "{0}",
     "lt": "({0} < {1}) * 1.0",
     "le": "({0} <= {1}) * 1.0",
     "gt": "({0} > {1}) * 1.0",

@@ -60,6 +60,7 @@ SPELLINGS: dict[str, Spelling] = {
     "max": "_max({0}, {1})",
     "abs": "_abs({0})",
     "sqrt": "_sqrt({0})",
+    "stop_gradient": "{0}",
     "lt": "_lt({0}, {1})",
     "le": "_le({0}, {1})",
     "gt": "_gt({0}, {1})",

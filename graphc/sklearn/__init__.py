@@ -15,7 +15,8 @@ params when the fit ends.  ``backend`` (an extra parameter): ``"auto"``, the def
 the generated C when a C compiler is found and NumPy otherwise; ``backend_`` says which
 ran.  The objective is scikit-learn's: the loss averaged over the batch (weighted: divided
 by the batch's total weight) plus ``alpha / (2 * total weight) * ||W||^2`` over the
-weights, not the biases.  Sparse X is densified one minibatch at a time (all at once for
+weights, not the biases; a classifier's log loss is clipped in value as scikit-learn's
+(each probability to [eps, 1 - eps]), not in its gradient.  Sparse X is densified one minibatch at a time (all at once for
 "lbfgs", which reads every row at every step; 1,000 rows at a time to predict).
 
 Given the same ``random_state``, a fit retraces scikit-learn's own run: the same

@@ -3,6 +3,9 @@
 The code is shared by every estimator of one architecture."""
 from __future__ import annotations
 
+import functools
+import math
+import operator
 from collections import OrderedDict
 
 import numpy as np
@@ -10,10 +13,46 @@ import numpy as np
 from .. import forksafe, losses
 from ..backends import choose_auto
 from ..compile import compile as graphc_compile
+from ..engine import Value
 from ..nn import MLP, Module
 
+#: The range scikit-learn's log losses keep each output's loss in: they clip a probability
+#: to [eps, 1 - eps] before its log.
+_EPS = float(np.finfo(np.float64).eps)
+_LOG_LOSS_RANGE = (-math.log(1 - _EPS), -math.log(_EPS))
+
+
+def _as_reported(exact: Value, clipped: Value) -> Value:
+    """``clipped``'s value with ``exact``'s gradient, as scikit-learn's objective has them: its
+    loss clips probabilities, its gradient (softmax or sigmoid minus the target) does not.
+    ``exact - exact.detach()`` is +0.0 and passes ``exact``'s gradient on unchanged."""
+    return clipped.detach() + (exact - exact.detach())
+
+
+def _clip(loss: Value) -> Value:
+    """``loss`` kept in :data:`_LOG_LOSS_RANGE`."""
+    low, high = _LOG_LOSS_RANGE
+    return (-((-loss).max(-high))).max(low)
+
+
+def _log_loss(logits: list, target: list) -> Value:
+    """scikit-learn's ``log_loss`` of a softmax output: the cross-entropy, clipped in value
+    (a row whose true class has a probability under eps reported 60 where scikit-learn's
+    36.04, and lbfgs, whose line search reads the loss, took another path: an outside hunt)."""
+    exact = losses.softmax_cross_entropy(logits, target)
+    return _as_reported(exact, _clip(exact))
+
+
+def _binary_log_loss(logits: list, target: list) -> Value:
+    """scikit-learn's ``binary_log_loss`` of logistic outputs: each output's loss clipped in
+    value, then summed."""
+    terms = losses.logistic_terms(logits, target)
+    exact = functools.reduce(operator.add, terms)  # logistic_loss, bit for bit
+    return _as_reported(exact, functools.reduce(operator.add, map(_clip, terms)))
+
+
 #: out_activation_ -> the per-sample loss it is trained with.
-_LOSSES = {"logistic": losses.logistic_loss, "softmax": losses.softmax_cross_entropy,
+_LOSSES = {"logistic": _binary_log_loss, "softmax": _log_loss,
            "identity": losses.half_squared_error, "exp": losses.half_poisson_deviance}
 
 #: (input width, layer widths, activation, output activation, backend) -> the compiled
