@@ -87,7 +87,8 @@ def softmax_cross_entropy(logits: Outputs, target: Sequence) -> Value:
     ``target`` may be a class index, as PyTorch's: a number where there are several logits
     is the one-hot ``[target == k for k in range(n)]`` -- in a compiled function, a label
     passed in is compared live, so one program serves every label (:mod:`graphc.traced`),
-    and a label out of range gives nan there (eager code raises ValueError)."""
+    and a label out of range gives nan there, the loss and its gradient (eager code raises
+    ValueError)."""
     logits = _outputs(logits, "softmax_cross_entropy")
     labelled = len(logits) > 1 and isinstance(target, (Value, numbers.Real, np.bool_))
     if labelled:
@@ -101,8 +102,10 @@ def softmax_cross_entropy(logits: Outputs, target: Sequence) -> Value:
         label = target.index(True)
         return (shift - logits[label]) + _log_sum_shifted(logits, shift)
     loss = sum(t * (shift - z) for t, z in zip(target, logits)) + _log_sum_shifted(logits, shift)
-    if labelled:  # a label compared live, in a compiled function
-        loss = loss + apply("log", sum(target)) * 0.0  # +0.0; nan for a label out of range, as no guard can raise
+    if labelled:  # a label compared live, in a compiled function: no guard can raise for a label out of
+        # range, so the loss and its gradient are nan there (times 1.0 elsewhere); a nan term added to the
+        # loss left its gradient finite, and train went on stepping on it (an outside hunt)
+        loss = loss * (1.0 + apply("log", sum(target)) * 0.0)
     return loss
 
 

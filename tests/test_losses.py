@@ -298,3 +298,7 @@ def test_softmax_cross_entropy_takes_a_class_index_as_pytorchs():
     rows = by_label.map(X, np.array([2, 7, -1]), allow_nonfinite=True)
     assert rows[0] == by_data.map(X[:1], np.eye(3)[[2]])[0] and np.isnan(rows[1:]).all()
     assert math.isnan(by_label(X[0], 1.5).data)
+    for backend in ("python", "numpy", "c"):  # the gradient too (an outside hunt: finite, and train stepped on it)
+        loss, grad = graphc.compile(lambda x, t: softmax_cross_entropy(model(x), t),
+                                    backend=backend).mean_and_grad(X, np.array([2, 3, 1]), allow_nonfinite=True)
+        assert math.isnan(loss) and np.isnan(grad).any()
