@@ -9,8 +9,9 @@ remembers the graph node computing it, so that
   computed live by the compiled program with the comparison and ``truediv`` ops, and comes
   back from a compiled call as a plain number of the same type;
 * an operand of a Value's ``+``, ``-``, ``*`` (``x * (x.data > 0)``, a one-hot target
-  ``[t == k for k in range(n)]``) is computed live too where no gradient could flow through
-  it (:func:`live_operand`): else it is frozen, as below;
+  ``[t == k for k in range(n)]``, ``x * x.data``) is computed live too
+  (:func:`live_operand`): through ``stop_gradient`` where a gradient could flow through it,
+  so none does, as none flows through eager code's float;
 * used to decide something (``bool()``, ``if``, ``float()``, ``int()``, ``round()``, an
   index), it becomes that plain number, and the trace records a *guard*
   (:mod:`graphc.guards`): the predicate that must hold for the decision to be the same, which
@@ -493,12 +494,16 @@ _LIVE_WALK = 4096
 
 
 def live_operand(x: Any, subtracted: bool) -> Value | None:
-    """A traced number as an operand of a Value's arithmetic: its node, computed live, where
+    """A traced number as an operand of a Value's arithmetic, computed live: its node where
     every path from it back to an input or param passes a comparison (``x * (x.data > 0)``,
     a one-hot ``[t == k for k in range(n)]`` of a label passed in; an outside hunt: each was a
     guard, so ``map`` refused them and every label traced again), so no gradient flows
-    through it, as none flows through eager code's plain number; else None (frozen, guarded).
+    through it, as none flows through eager code's plain number; a float that a gradient
+    could flow through (``x * x.data``, ``loss / loss.data``) through ``stop_gradient`` (it
+    was frozen, so every new number traced again); else None (an int: frozen, guarded).
     An int's zero is +0.0, and is subtracted as eager code's ``x - 0`` is (``engine._binary``)."""
+    if type(x) is TracedNumber and x.kind is float and not _gradient_free(x.node):
+        return apply("stop_gradient", x.node)  # eager code's plain float: its number, no gradient
     if not gradient_free(x):
         return None
     if x.kind is float:

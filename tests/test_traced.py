@@ -106,10 +106,21 @@ def test_numpy_asked_for_an_array_without_a_copy_refuses_as_for_a_float():
         np.asarray(1.5, dtype=float, copy=False)  # as eager code gets
 
 
-def test_a_traced_number_met_by_a_value_is_a_guarded_constant():
+def test_a_traced_number_met_by_a_value_is_computed_live_with_no_gradient():
+    """It was a guarded constant: every new number traced again, and map refused it."""
     out, record = traced_run(lambda x: x * x.data, 1.5)
-    assert isinstance(out, Value) and out.data == 2.25
-    assert [g.text for g in record.guards] == ["x == 1.5"]
+    assert isinstance(out, Value) and out.data == 2.25 and not record.guards
+    assert out._prev[1]._op == "stop_gradient"
+    compiled = graphc.compile(lambda x: x * x.data + (x * x).data / x)
+    for at in (1.5, -2.0, 3.0):
+        v, eager_v = Value(at), Value(at)
+        out, eager = compiled(v), eager_v * eager_v.data + (eager_v * eager_v).data / eager_v
+        out.backward()
+        eager.backward()
+        assert (out.data, v.grad) == (eager.data, eager_v.grad)
+    assert compiled.trace_count == 1
+    eager_rows = [(v * v.data + (v * v).data / v).data for v in (Value(1.5), Value(-2.0))]
+    assert compiled.map(np.array([1.5, -2.0])).tolist() == eager_rows
 
 
 def test_comparing_values_gives_traced_booleans():
