@@ -69,9 +69,13 @@ def _log_sum_shifted(values: list[Value], shift: Value) -> Value:
 
 
 def _shift(values: list[Value]) -> Value:
-    """The maximum of ``values`` clamped to the finite floats (see :func:`log_sum_exp`)."""
+    """The maximum of ``values`` clamped to the finite floats (see :func:`log_sum_exp`),
+    detached, as PyTorch's ``logsumexp`` detaches it: the result does not depend on the shift,
+    so its derivative there is 0 exactly in calculus, and ``1 - sum(softmax)`` in floats --
+    rounding noise on the largest value's gradient, and ``inf - inf`` (nan on every value's
+    gradient through the maxima) where a value is inf."""
     top = functools.reduce(lambda a, b: a.max(b), values)
-    return (-((-top).max(-_LARGEST))).max(-_LARGEST)  # max(min(top, largest), -largest)
+    return (-((-top).max(-_LARGEST))).max(-_LARGEST).detach()  # max(min(top, largest), -largest)
 
 
 def softmax_cross_entropy(logits: Outputs, target: Sequence) -> Value:

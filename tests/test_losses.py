@@ -151,9 +151,10 @@ def test_log_sum_exp_of_infinite_values(logits, expected):
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.floats(-1e300, 1e300), min_size=1, max_size=5))
 def test_clamping_the_shift_changes_nothing_for_finite_values(logits):
-    """The clamped shift equals the maximum, so values and gradients are the unclamped formula's bits."""
+    """The clamped shift equals the maximum, so values and gradients are the unclamped formula's
+    bits (the maximum detached, as PyTorch's logsumexp detaches it)."""
     def unclamped(vs):
-        top = functools.reduce(lambda a, b: a.max(b), vs)
+        top = functools.reduce(lambda a, b: a.max(b), vs).detach()
         return top + sum((v - top).exp() for v in vs).log()
     results = []
     for f in (log_sum_exp, unclamped):
@@ -162,6 +163,22 @@ def test_clamping_the_shift_changes_nothing_for_finite_values(logits):
         out.backward()
         results.append([out.data] + [v.grad for v in vs])
     assert results[0] == results[1] or all(a == b or (math.isnan(a) and math.isnan(b)) for a, b in zip(*results))
+
+
+def test_log_sum_exp_of_an_infinity_has_pytorchs_gradient():
+    """The shift is detached, as PyTorch's: through the maxima, ``1 - sum(softmax)`` was
+    ``inf - inf`` and made every gradient nan ([nan, nan] where PyTorch's is [0, nan])."""
+    def same(got, want):
+        return all(a == b or (math.isnan(a) and math.isnan(b)) for a, b in zip(got, want, strict=True))
+
+    torch = pytest.importorskip("torch")
+    for values, grads in [([0.0, math.inf], [0.0, math.nan]), ([-math.inf, 1.0], [0.0, 1.0]),
+                          ([math.inf, math.inf], [math.nan, math.nan])]:
+        vs = [Value(v) for v in values]
+        log_sum_exp(vs).backward()
+        tensor = torch.tensor(values, dtype=torch.float64, requires_grad=True)
+        torch.logsumexp(tensor, 0).backward()
+        assert same([v.grad for v in vs], grads) and same(tensor.grad.tolist(), grads)
 
 
 @pytest.mark.parametrize("loss", [logistic_loss, half_squared_error, softmax_cross_entropy, half_poisson_deviance])
