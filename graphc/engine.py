@@ -137,7 +137,12 @@ class Value:
             self.__class__ = node_class  # first: a traced Value's own writes are not refused
         wraps_argument = tracing and type(data) is node_class and not children and \
             any(data._attr is marker for marker in PLACEHOLDERS)
-        if wraps_argument:
+        detached = node_class.live_leaf(data) if tracing and not children and not wraps_argument else None
+        if detached is not None:
+            # Value(loss.data): in eager code a new leaf holding the number, through which no gradient
+            # flows -- here that number computed live, as stop_gradient of the node computing it
+            self._data, self._prev, self._kind = detached._data, (detached,), _STOP_GRADIENT
+        elif wraps_argument:
             # Value(x) of an argument -- micrograd's list(map(Value, xrow)) over data passed in, which a
             # compiled call passes as Values where eager had numbers: the node x * 1.0, x's bits exactly,
             # which is a Value in eager code (not the number x * 1.0 would be)
@@ -478,6 +483,7 @@ def _compare(test, a: Value, b):
     return NotImplemented if other is None else test(a._data, other)
 
 
+_STOP_GRADIENT = ops.TABLE["stop_gradient"]
 _serials = itertools.count()
 _get_prev = operator.attrgetter("_prev")
 

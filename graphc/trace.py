@@ -43,8 +43,8 @@ from .guards import (A_NUMBER, A_VALUE, AN_INT, NN, NOT_AN_INT, Record, placehol
 from .names import sanitize
 from .nn import Module
 from .ops import Op
-from .traced import (FLOAT_ATTRIBUTES, TracedNumber, compare, gradient_free, live_operand, plain_outputs,
-                     recorded_comparison)
+from .traced import (FLOAT_ATTRIBUTES, TracedNumber, compare, gradient_free, live_leaf, live_operand,
+                     plain_outputs, recorded_comparison)
 from .tree import ArrayRows, flatten_args, flatten_output, foreign_value_message, is_foreign_value, unflatten
 from .walk import depth_first_through
 
@@ -114,6 +114,7 @@ class TracedValue(Value):
 
     compare = staticmethod(compare)
     live_operand = staticmethod(live_operand)
+    live_leaf = staticmethod(live_leaf)
 
     @staticmethod
     def plain_arithmetic(op: Op, a: Value, b: Any, reflected: bool) -> TracedNumber | None:

@@ -513,6 +513,16 @@ def live_operand(x: Any, subtracted: bool) -> Value | None:
     return apply("add", x.node, 0.0)
 
 
+def live_leaf(x: Any) -> Value | None:
+    """``Value(x)`` of a traced float (``Value(loss.data)``), or of a traced bool or int no
+    gradient flows through (``Value(x.data > 0)``): the node computing it, of which the new
+    Value is the ``stop_gradient`` (it was frozen, so each new number traced again); else
+    None (a number made a constant leaf, as before)."""
+    if type(x) is TracedNumber and (x.kind is float or _gradient_free(x.node)):
+        return x.node
+    return None
+
+
 def gradient_free(x: Any) -> bool:
     """Whether ``x`` is a traced number no gradient flows through (every path from it back to
     an input or param passes a comparison): a Value's operator computes it live."""

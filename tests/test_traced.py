@@ -123,6 +123,23 @@ def test_a_traced_number_met_by_a_value_is_computed_live_with_no_gradient():
     assert compiled.map(np.array([1.5, -2.0])).tolist() == eager_rows
 
 
+def test_a_value_made_of_a_traced_number_is_computed_live_with_no_gradient():
+    """``Value(x.data)``, micrograd's detach, and ``Value(x.data > 0)``: they were frozen and
+    guarded, so each new number traced again."""
+    def f(x):
+        return x * Value((x * x).data) + Value(x.data > 0) * x + Value(sum([x.data > 1, x.data > 2]))
+
+    compiled = graphc.compile(f, backend="python")
+    for at in (1.5, -2.0, 3.0, -0.0):
+        v, eager_v = Value(at), Value(at)
+        out, eager = compiled(v), f(eager_v)
+        out.backward()
+        eager.backward()
+        assert (out.data, v.grad) == (eager.data, eager_v.grad) and math.copysign(1, out.data) == \
+            math.copysign(1, eager.data)
+    assert compiled.trace_count == 1
+
+
 def test_comparing_values_gives_traced_booleans():
     out, record = traced_run(lambda a, b: (a < b, a >= 1.0, 2.0 > a), 1.0, 2.0)
     assert [o.value for o in out] == [True, True, True] and all(o.kind is bool for o in out)
