@@ -63,6 +63,7 @@ from .engine import Value
 from .errors import ArgumentError, GraphcError
 from .functional import _no_gradient
 from .graph import LEAVES, Graph
+from .interpret import evaluate
 from .symbolic import symbols_of, to_sympy
 from .trace import argument_names
 from .tree import flatten_args, flatten_output, unflatten
@@ -322,27 +323,28 @@ def check_grad(fn: Callable | Compiled, *args: Any, output: int = 0, rtol: float
         rows = [GradRow(graph.names[i], kind, v, e, c) for i, kind, v, e, c in zip(
             list(graph.inputs) + list(graph.params), ["input"] * len(point) + ["param"] * len(params),
             point + [p.data for p in params], eager_grads, compiled_grads)]
-        stopped = sorted({op for op in graph.ops if op in ops.TABLE and ops.TABLE[op].stops_gradient})
-        if fd and not stopped:
-            _finite_differences(compiled, in_tree, point, params, output, rows, fd_rtol)
+        if fd:
+            _finite_differences(compiled, graph, in_tree, point, params, output, rows, fd_rtol)
     finally:
         for p, (data, grad) in zip(params, saved):
             p.data, p.grad = data, grad
     report = GradReport(compiled.name, value, rows, rtol)
+    stopped = sorted({op for op in graph.ops if op in ops.TABLE and ops.TABLE[op].stops_gradient})
     if fd and stopped:
-        report.notes.append(f"finite differences skipped: the graph holds {', '.join(stopped)}, whose gradient is "
-                            f"0 by definition, where the difference quotient moves with its operand")
+        report.notes.append(f"finite differences hold {', '.join(stopped)} at its value at the point, as reverse "
+                            f"mode treats it (a constant there)")
     if eager_plain and not eager_differs:
-        report.notes.append(f"eager left out: {compiled.name} returns a plain number in eager code (as "
-                            f"graphc.grad does), which has no history to differentiate; compiled, it is a Value")
+        report.notes.append(f"eager left out: {compiled.name} returns a plain number in eager code (a "
+                            f"constant, or graphc.grad's float), which has no history to differentiate; "
+                            f"compiled, it is a Value")
     if eager_differs:
         report.notes.append(f"eager left out: numerics={compiled.numerics!r} compiles other formulas than the "
                             f"function's own, which eager code runs")
-    at_non_finite = [f"{r.name} = {r.value:g}" for r in rows if fd and not stopped and not math.isfinite(r.value)]
+    at_non_finite = [f"{r.name} = {r.value:g}" for r in rows if fd and not math.isfinite(r.value)]
     if at_non_finite:
         report.notes.append(f"finite differences skipped at {', '.join(at_non_finite)}: there is no difference "
                             f"quotient at a point that is not finite")
-    skipped = [r.name for r in rows if fd and not stopped and r.finite_diff is None and math.isfinite(r.value)]
+    skipped = [r.name for r in rows if fd and r.finite_diff is None and math.isfinite(r.value)]
     if skipped:
         report.notes.append(f"finite differences skipped for {', '.join(skipped)}: the output is not finite "
                             f"within h of the point")
@@ -371,9 +373,16 @@ def _backward(fn: Callable, in_tree: Any, point: list[float], params: list[Value
     return out.data, [float(v.grad) for v in values] + [float(p.grad) for p in params]
 
 
-def _finite_differences(compiled: Compiled, in_tree: Any, point: list[float], params: list[Value],
+def _finite_differences(compiled: Compiled, graph: Graph, in_tree: Any, point: list[float], params: list[Value],
                         output: int, rows: list[GradRow], fd_rtol: float) -> None:
+    stopped = [i for i, op in enumerate(graph.ops) if op in ops.TABLE and ops.TABLE[op].stops_gradient]
+    if stopped:  # the function reverse mode differentiates: those nodes constant, at the point's values
+        at_point = evaluate(graph, point, [p.data for p in params])
+        held = {i: at_point[i] for i in stopped}
+
     def f(inputs: list[float]) -> float:
+        if stopped:
+            return evaluate(graph, inputs, [p.data for p in params], held)[graph.outputs[output]]
         outs, _ = flatten_output(compiled(*_structure(in_tree, [Value(x) for x in inputs])))
         return outs[output].data if isinstance(outs[output], Value) else float(outs[output])
 

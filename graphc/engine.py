@@ -24,6 +24,7 @@ import math
 import numbers
 import operator
 import threading
+import weakref
 from typing import Any, Callable, Iterable
 
 import numpy as np
@@ -190,6 +191,9 @@ class Value:
     def __truediv__(self, other):  # self * other**-1, micrograd's division
         if isinstance(other, Value):
             return self * other ** -1
+        live = _live_number(other)  # loss / loss.data while tracing: the reciprocal computed live
+        if live is not None:
+            return self * live ** -1
         divisor = _as_exponent(other)  # a number: micrograd computes its reciprocal in Python
         return NotImplemented if divisor is None else self * runtime.pow(float(divisor), -1)
 
@@ -346,8 +350,9 @@ def _slots_of(v: Value) -> dict[str, Any]:
 
 
 def _bare_value(cls: type, listed_first: tuple = ()) -> Value:
-    """A node with no slots set, which unpickling then fills (``listed_first``: the nodes
-    :meth:`Value.__reduce_ex__` stored before it, already rebuilt)."""
+    """A node with no slots set, which unpickling then fills.  ``listed_first`` is not read:
+    it carries the nodes :meth:`Value.__reduce_ex__` stores before this one, so that they
+    are rebuilt first."""
     return cls.__new__(cls)
 
 
@@ -356,7 +361,8 @@ class _Listed(threading.local):
     slots alone, as its operands are stored already."""
 
     def __init__(self) -> None:
-        self.ids: dict[int, Value] = {}
+        # weak: a pickle that raised part-way leaves entries behind, which must not keep nodes alive
+        self.ids: weakref.WeakValueDictionary[int, Value] = weakref.WeakValueDictionary()
 
 
 _listed = _Listed()
@@ -534,6 +540,14 @@ def _coerce(x, subtracted: bool = False) -> Value | None:
                 return live
             _this_thread.record.operand(x)  # a NumPy number is data frozen into the trace
         return _node(_to_float(x, "an operand"), (), None, CONSTANT)
+    return None
+
+
+def _live_number(x) -> Value | None:
+    """A traced number (a ``.data`` while this thread traces) as a Value computed live
+    (:func:`graphc.traced.live_operand`); None for anything else, or one the trace freezes."""
+    if _tracing_threads and type(x) is not float and _this_thread.node_class is not Value:
+        return _this_thread.node_class.live_operand(x, False)
     return None
 
 
@@ -725,6 +739,9 @@ def _operator(name: str, entries: tuple[Op, ...]):
         def method(self, other):
             if isinstance(other, Value):
                 return _binary(op, self, other)
+            live = _live_number(other)  # x ** s.data while tracing: the exponent computed live
+            if live is not None:
+                return _binary(op, self, live)
             exponent = _as_exponent(other)
             return NotImplemented if exponent is None else _unary(by_number, self, (exponent,))
     elif ops.is_reflected(name) and not op.commutative:

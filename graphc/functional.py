@@ -24,6 +24,7 @@ trace (:meth:`GradFunction._traced_call`), so they nest as JAX's do.
 from __future__ import annotations
 
 import functools
+import numbers
 import warnings
 from typing import Any, Callable, Sequence
 
@@ -37,7 +38,7 @@ from .graph import Graph
 from .interpret import replay
 from .nn import Module
 from .passes import FLAT_DIFFERENTIABLE_PIPELINE, optimize as optimize_graph
-from .trace import argument_names, trace_with_record, warn_assumptions
+from .trace import argument_names, is_plain_number, trace_with_record, warn_assumptions
 from .guards import froze_numbers
 from .traced import PLAIN_CONSTANT, TracedNumber
 from .tree import SCALAR, describe, flatten_args, flatten_output, unflatten
@@ -167,10 +168,11 @@ def value_and_grad(fn: Callable, argnums: ArgNums = 0, *, has_aux: bool = False,
 
 def stop_gradient(x: Value | float) -> Value | float:
     """``jax.lax.stop_gradient``: ``x.detach()`` for a Value (its value, through which no
-    gradient flows back, computed live in a compiled function); a number as it is."""
+    gradient flows back, computed live in a compiled function); a number as it is -- a
+    ``.data`` or a number argument while traced too, as eager code holds a number there."""
     if isinstance(x, Value):
-        return x.detach()
-    if isinstance(x, (int, float, np.number)) and not isinstance(x, bool):
+        return x if is_plain_number(x) else x.detach()
+    if isinstance(x, (numbers.Real, np.number, np.bool_)):
         return x
     raise ArgumentError(f"stop_gradient takes a Value or a number; got {type(x).__name__}")
 

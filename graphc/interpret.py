@@ -14,7 +14,7 @@ so graph depth never meets Python's recursion limit:
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from . import ops
 from .autodiff import reverse_mode_order
@@ -76,8 +76,11 @@ def replay(graph: Graph, inputs: Sequence[Any]) -> list[Any]:
     return [values[o] for o in graph.outputs]
 
 
-def evaluate(graph: Graph, inputs: Sequence[float], params: Sequence[float] | None = None) -> list[float]:
-    """Every node's value, given flat ``inputs`` and ``params`` (default: the param Values' data)."""
+def evaluate(graph: Graph, inputs: Sequence[float], params: Sequence[float] | None = None,
+             held: Mapping[int, float] | None = None) -> list[float]:
+    """Every node's value, given flat ``inputs`` and ``params`` (default: the param Values' data);
+    ``held``: nodes whose value is given instead (check_grad holds ``stop_gradient`` nodes at
+    the point, so that finite differences measure the slope reverse mode computes)."""
     if params is None:
         if len(graph.param_values) != len(graph.params):
             raise GraphcError(f"evaluate: give values for the graph's {len(graph.params)} params")
@@ -90,8 +93,11 @@ def evaluate(graph: Graph, inputs: Sequence[float], params: Sequence[float] | No
         values[i] = float(x)
     for i, x in zip(graph.params, params):
         values[i] = float(x)
+    held = held or {}
     for i, op in enumerate(graph.ops):
-        if op == "const":
+        if i in held:
+            values[i] = held[i]
+        elif op == "const":
             values[i] = graph.attrs[i][0]
         elif op not in ops.LEAVES:
             values[i] = ops.TABLE[op].eval(*[values[a] for a in graph.args[i]], *graph.attrs[i])

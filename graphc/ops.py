@@ -104,7 +104,7 @@ class Op:
     lane_vjp: Callable[..., tuple] | None = None
     # Whether the gradient stops here by definition, not by calculus (``stop_gradient``): its
     # vjp is none though its value moves with its operand, so finite differences of a graph
-    # holding it measure another slope than reverse mode's.
+    # holding it must hold it still (graphc.check) to measure reverse mode's slope.
     stops_gradient: bool = False
     doc: str = field(default="", compare=False)
 

@@ -343,6 +343,12 @@ def _int_product(product: Any, a: Value, b: Any) -> Any:
     return engine.apply("add", product, 0.0)
 
 
+def is_plain_number(v: Value) -> bool:
+    """Whether eager code holds a plain number where this trace holds ``v`` (a number
+    argument, or arithmetic of them and numbers: see :func:`_number_valued`)."""
+    return isinstance(v, TracedValue) and _number_valued(v)
+
+
 def _numbers_alone(value: Value, other: Any) -> bool:
     """Whether eager code holds plain numbers on both sides of ``value``'s operator: a number
     argument or arithmetic of them (:func:`_number_valued`), and a number, a traced number or

@@ -487,8 +487,9 @@ def _floats_around(exact: fractions.Fraction) -> tuple[float, float]:
 
 
 #: Zero-derivative ops (their vjp passes nothing on): a traced number computed through them
-#: from inputs and params -- a comparison, a sum of comparisons -- carries no gradient.
-_GRADIENT_STOPS = frozenset(ops.TABLE[name] for name in _COMPARISONS.values())
+#: from inputs and params -- a comparison, a sum of comparisons, a ``.detach()`` -- carries no
+#: gradient.
+_GRADIENT_STOPS = frozenset([ops.TABLE[name] for name in _COMPARISONS.values()] + [ops.TABLE["stop_gradient"]])
 #: How many nodes :func:`live_operand` looks through before it freezes the number instead.
 _LIVE_WALK = 4096
 

@@ -448,3 +448,13 @@ def test_check_grad_says_what_it_expected(call, message):
     user's own line for an int argument check_grad itself made a Value."""
     with pytest.raises(graphc.ArgumentError, match=re.escape(message)):
         call()
+
+
+def test_finite_differences_hold_a_detached_value_at_the_point():
+    """``x * x.data`` is ``x * stop_gradient(x)``: reverse mode's slope is x, the difference
+    quotient of the function as written 2x.  check_grad skipped finite differences for it;
+    they hold the detached value at the point now, and check the slope reverse mode took."""
+    w = Value(0.7)
+    report = check_grad(lambda x: (w * x).tanh() / (w * x).tanh().data + x * Value(x.data) + x.detach() ** 2, 0.9)
+    assert report.verdict == "ok" and all(r.finite_diff is not None and r.fd_error < 1e-8 for r in report.rows)
+    assert any("finite differences hold stop_gradient" in note for note in report.notes)

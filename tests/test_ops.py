@@ -67,7 +67,8 @@ def test_derivative_matches_central_differences(op):
 
 def test_stop_gradient_passes_its_value_and_no_gradient():
     """Its derivative is 0 by definition, where finite differences measure 1: the one op
-    whose vjp is not its calculus (``stops_gradient``), so check_grad skips them for it."""
+    whose vjp is not its calculus (``stops_gradient``), so check_grad's finite differences
+    hold it at its value at the point."""
     assert [op.name for op in ALL_OPS if op.stops_gradient] == ["stop_gradient"]
     x = Value(-0.0)
     out = x.detach() * 3.0 + x

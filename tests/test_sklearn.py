@@ -468,6 +468,12 @@ def test_the_log_loss_is_clipped_as_scikit_learns_and_its_gradient_is_not():
         settings = dict(hidden_layer_sizes=(4,), activation="identity", max_iter=6, random_state=1)
         ours, theirs = MLPClassifier(**settings).fit(X, Y), sk.MLPClassifier(**settings).fit(X, Y)
         np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-12)
+        X = np.random.default_rng(0).normal(size=(40, 3)) * 30  # saturated outputs: 1 - p loses bits there
+        y = (X[:, 0] > 0).astype(int)
+        y[:3] = 1 - y[:3]
+        settings = dict(hidden_layer_sizes=(5,), random_state=1, max_iter=30, learning_rate_init=0.1)
+        ours, theirs = MLPClassifier(**settings).fit(X, y), sk.MLPClassifier(**settings).fit(X, y)
+        np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-12)  # 7e-5 apart before
         rng = np.random.default_rng(0)
         X = rng.normal(size=(60, 4))
         y = np.array(["cat", "dog", "emu"])[np.digitize(X[:, 1], [-0.5, 0.5])]
