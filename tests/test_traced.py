@@ -123,6 +123,35 @@ def test_a_traced_number_met_by_a_value_is_computed_live_with_no_gradient():
     assert compiled.map(np.array([1.5, -2.0])).tolist() == eager_rows
 
 
+@pytest.mark.parametrize("backend", ["python", "c"])
+def test_a_traced_divisor_or_exponent_is_computed_live_with_no_gradient(backend):
+    """A review: ``loss / loss.data`` and ``x ** s.data`` were guarded (a divisor and an
+    exponent are taken as numbers), so each new number traced again."""
+    w = Value(1.5)
+
+    def f(x):
+        y = (w * x).tanh()
+        return y / y.data + x ** (w * x).data + x / (x.data > 0) + graphc.stop_gradient(y.data) * x
+
+    compiled = graphc.compile(f, backend=backend)
+    for at in (0.5, 1.5, 2.5):
+        v, eager_v = Value(at), Value(at)
+        out, eager = compiled(v), f(eager_v)
+        w.grad = 0
+        out.backward()
+        compiled_grads = (v.grad, w.grad)
+        w.grad = 0
+        eager.backward()
+        assert out.data == eager.data and compiled_grads == (eager_v.grad, w.grad)
+    assert compiled.trace_count == 1
+
+
+def test_stop_gradient_of_a_number_argument_is_the_number():
+    """A review: ``graphc.stop_gradient(n)`` of an int passed in made it a Value, no index."""
+    compiled = graphc.compile(lambda x, n: x * len(range(graphc.stop_gradient(n))) - graphc.stop_gradient(n))
+    assert compiled(Value(2.0), 3).data == 3.0
+
+
 def test_a_value_made_of_a_traced_number_is_computed_live_with_no_gradient():
     """``Value(x.data)``, micrograd's detach, and ``Value(x.data > 0)``: they were frozen and
     guarded, so each new number traced again."""
