@@ -740,7 +740,7 @@ def _operator(name: str, entries: tuple[Op, ...]):
             if isinstance(other, Value):
                 return _binary(op, self, other)
             live = _live_number(other)  # x ** s.data while tracing: the exponent computed live
-            if live is not None:
+            if live is not None and not _this_thread.node_class.plain_number(self):  # not n ** s.data, a float
                 return _binary(op, self, live)
             exponent = _as_exponent(other)
             return NotImplemented if exponent is None else _unary(by_number, self, (exponent,))

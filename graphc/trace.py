@@ -117,6 +117,10 @@ class TracedValue(Value):
     live_leaf = staticmethod(live_leaf)
 
     @staticmethod
+    def plain_number(v: Value) -> bool:
+        return is_plain_number(v)
+
+    @staticmethod
     def plain_arithmetic(op: Op, a: Value, b: Any, reflected: bool) -> TracedNumber | None:
         """``a op b`` (``b op a`` if ``reflected``) where eager code holds two plain numbers --
         ``a`` a number argument or arithmetic of them, ``b`` a traced number (a ``.data``, a
