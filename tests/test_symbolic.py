@@ -355,3 +355,13 @@ def test_a_rerolled_graph_converts_with_elementwise_ops_lane_by_lane():
         rolled, = to_sympy(compiled.vector_graph, named=named)
         scalar, = to_sympy(compiled.graph, named=named)
         assert sp.simplify(rolled - scalar) == 0
+
+
+def test_stop_gradient_is_a_sympy_function_whose_derivative_is_zero_and_reads_back():
+    """``x * x.detach()``: SymPy's derivative is ``StopGradient(x)`` (reverse mode's), and
+    from_sympy reads the function back as the op."""
+    g = trace(lambda x: x * x.detach(), 1.5)
+    (expr,) = to_sympy(g)
+    x = sorted(expr.free_symbols, key=str)[0]
+    assert str(expr) == "x*StopGradient(x)" and sp.diff(expr, x) == expr / x
+    assert "stop_gradient" in from_sympy(expr).ops
