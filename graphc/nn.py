@@ -304,8 +304,10 @@ def _checked_numbers(key: str, value: Any, shape: tuple[int, ...]) -> list[float
                             f"(|x| < 1.8e308)") from None
     if array is None or array.dtype.kind not in "iuf":
         dtype = "" if array is None else f" of dtype {array.dtype}"
+        hint = " that requires grad: pass its .detach(), as PyTorch's state_dict() holds" \
+            if getattr(value, "requires_grad", False) is True and hasattr(value, "detach") else ""
         raise ArgumentError(f"load_state_dict: {key} must be numbers (an array of shape {shape}); "
-                            f"got {type(value).__name__}{dtype}"[:300])
+                            f"got {type(value).__name__}{dtype}{hint}"[:300])
     if array.shape != shape:
         raise ShapeError(f"load_state_dict: {key} must have shape {shape}; got {array.shape}")
     return plain_array(array, f"load_state_dict: {key}").astype(np.float64).ravel().tolist()

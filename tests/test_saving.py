@@ -505,3 +505,16 @@ def test_a_file_system_refusing_the_permissions_leaves_nothing_behind(tmp_path, 
     with pytest.raises(PermissionError, match="cannot write"):
         graphc.save(model, tmp_path / "m.npz")
     assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]
+
+
+def test_a_torch_parameter_is_refused_saying_to_detach_it():
+    """An outside hunt: "must be numbers; got Parameter" did not say what to pass."""
+    torch = pytest.importorskip("torch")
+    model = MLP(2, [3, 1])
+    state = model.state_dict()
+    state["layers.0.weight"] = torch.nn.Parameter(torch.zeros(3, 2, dtype=torch.float64))
+    with pytest.raises(ArgumentError, match=r"got Parameter that requires grad: pass its \.detach\(\)"):
+        model.load_state_dict(state)
+    state["layers.0.weight"] = state["layers.0.weight"].detach()
+    model.load_state_dict(state)
+    assert model.layers[0].neurons[0].w[0].data == 0.0

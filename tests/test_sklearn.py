@@ -326,6 +326,8 @@ def test_unfitted_estimators_say_so():
     ("epsilon", np.inf, ValueError, "a finite real number > 0"),  # an outside hunt: inf fit, learning nothing
     ("tol", np.inf, ValueError, "a finite real number >= 0"),
     ("power_t", np.inf, ValueError, "a finite real number >= 0"),
+    ("random_state", "a", TypeError, "None, an int in [0, 4294967295] or a numpy.random.RandomState"),  # NumPy's
+    ("random_state", -1, ValueError, "None, an int in [0, 4294967295]"),  # own ValueError, an outside hunt
     ("batch_size", 0, ValueError, "'auto' or an int >= 1"),
     ("batch_size", 2.5, TypeError, "'auto' or an int >= 1"),
     ("learning_rate_init", 0.0, ValueError, "> 0"),

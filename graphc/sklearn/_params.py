@@ -56,6 +56,9 @@ RULES = {
     "epsilon": (_real, lambda v: 0 < v < np.inf, "a finite real number > 0"),
     "n_iter_no_change": (lambda v: _int(v) or v == np.inf, lambda v: v >= 1, "an int >= 1 or np.inf"),
     "max_fun": (_int, lambda v: v >= 1, "an int >= 1"),
+    "random_state": (lambda v: v is None or _int(v) or isinstance(v, np.random.RandomState),
+                     lambda v: not _int(v) or 0 <= v <= 2 ** 32 - 1,
+                     "None, an int in [0, 4294967295] or a numpy.random.RandomState"),
     "backend": (_text, lambda v: v in ("auto", *BACKENDS),
                 f"'auto' (C if a C compiler is found, else NumPy) or one of {BACKENDS}"),
 }
