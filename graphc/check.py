@@ -314,26 +314,26 @@ def check_grad(fn: Callable | Compiled, *args: Any, output: int = 0, rtol: float
                           f"comparison, which carries no gradient (eager and compiled would say 0 for any "
                           f"slope): compute with the Values themselves, as x.exp()")
     saved = [(p.data, p.grad) for p in params]
+    stopped = [i for i, op in enumerate(graph.ops) if op in ops.TABLE and ops.TABLE[op].stops_gradient]
     try:
         value, compiled_grads = _backward(compiled, in_tree, point, params, output)
-        _, eager_grads = _backward(fn, in_tree, point, params, output)
-        eager_plain = eager_grads is None  # graphc.grad(f) in eager code: a float, with no history
-        if eager_differs or eager_plain:  # no gradient of the code's formula to check
+        eager_grads = None if eager_differs else _backward(fn, in_tree, point, params, output)[1]
+        eager_plain = eager_grads is None and not eager_differs  # graphc.grad(f) in eager code: a float
+        if eager_grads is None:  # no gradient of the code's formula to check
             eager_grads = [None] * len(compiled_grads)
         rows = [GradRow(graph.names[i], kind, v, e, c) for i, kind, v, e, c in zip(
             list(graph.inputs) + list(graph.params), ["input"] * len(point) + ["param"] * len(params),
             point + [p.data for p in params], eager_grads, compiled_grads)]
         if fd:
-            _finite_differences(compiled, graph, in_tree, point, params, output, rows, fd_rtol)
+            _finite_differences(compiled, graph, stopped, in_tree, point, params, output, rows, fd_rtol)
     finally:
         for p, (data, grad) in zip(params, saved):
             p.data, p.grad = data, grad
     report = GradReport(compiled.name, value, rows, rtol)
-    stopped = sorted({op for op in graph.ops if op in ops.TABLE and ops.TABLE[op].stops_gradient})
     if fd and stopped:
-        report.notes.append(f"finite differences hold {', '.join(stopped)} at its value at the point, as reverse "
-                            f"mode treats it (a constant there)")
-    if eager_plain and not eager_differs:
+        report.notes.append(f"finite differences hold {', '.join(sorted({graph.ops[i] for i in stopped}))} at its "
+                            f"value at the point, as reverse mode treats it (a constant there)")
+    if eager_plain:
         report.notes.append(f"eager left out: {compiled.name} returns a plain number in eager code (a "
                             f"constant, or graphc.grad's float), which has no history to differentiate; "
                             f"compiled, it is a Value")
@@ -373,9 +373,10 @@ def _backward(fn: Callable, in_tree: Any, point: list[float], params: list[Value
     return out.data, [float(v.grad) for v in values] + [float(p.grad) for p in params]
 
 
-def _finite_differences(compiled: Compiled, graph: Graph, in_tree: Any, point: list[float], params: list[Value],
-                        output: int, rows: list[GradRow], fd_rtol: float) -> None:
-    stopped = [i for i, op in enumerate(graph.ops) if op in ops.TABLE and ops.TABLE[op].stops_gradient]
+def _finite_differences(compiled: Compiled, graph: Graph, stopped: list[int], in_tree: Any, point: list[float],
+                        params: list[Value], output: int, rows: list[GradRow], fd_rtol: float) -> None:
+    """Each row's central difference; ``stopped``: the graph's nodes no gradient passes,
+    held at their values at the point."""
     if stopped:  # the function reverse mode differentiates: those nodes constant, at the point's values
         at_point = evaluate(graph, point, [p.data for p in params])
         held = {i: at_point[i] for i in stopped}

@@ -503,12 +503,13 @@ def live_operand(x: Any, subtracted: bool) -> Value | None:
     could flow through (``x * x.data``, ``loss / loss.data``) through ``stop_gradient`` (it
     was frozen, so every new number traced again); else None (an int: frozen, guarded).
     An int's zero is +0.0, and is subtracted as eager code's ``x - 0`` is (``engine._binary``)."""
-    if type(x) is TracedNumber and x.kind is float and not _gradient_free(x.node):
-        return apply("stop_gradient", x.node)  # eager code's plain float: its number, no gradient
-    if not gradient_free(x):
+    if type(x) is not TracedNumber:
         return None
-    if x.kind is float:
-        return x.node
+    free = _gradient_free(x.node)  # one walk, of at most _LIVE_WALK nodes
+    if x.kind is float:  # a gradient could flow through it: stopped, as eager code's float stops it
+        return x.node if free else apply("stop_gradient", x.node)
+    if not free:
+        return None
     if subtracted:
         return apply("neg", apply("sub", 0.0, x.node))
     return apply("add", x.node, 0.0)

@@ -30,10 +30,9 @@ def _as_reported(exact: Value, clipped: Value) -> Value:
     return clipped.detach() + (exact - exact.detach())
 
 
-def _clip(loss: Value) -> Value:
-    """``loss`` kept in :data:`_LOG_LOSS_RANGE`."""
-    low, high = _LOG_LOSS_RANGE
-    return (-((-loss).max(-high))).max(low)
+def _clip(v: Value, low: float, high: float) -> Value:
+    """``np.clip(v, low, high)`` in Value ops: ``min(max(v, low), high)`` (nan stays nan)."""
+    return -((-(v.max(low))).max(-high))
 
 
 def _log_loss(logits: list, target: list) -> Value:
@@ -41,7 +40,7 @@ def _log_loss(logits: list, target: list) -> Value:
     (a row whose true class has a probability under eps reported 60 where scikit-learn's
     36.04, and lbfgs, whose line search reads the loss, took another path: an outside hunt)."""
     exact = losses.softmax_cross_entropy(logits, target)
-    return _as_reported(exact, _clip(exact))
+    return _as_reported(exact, _clip(exact, *_LOG_LOSS_RANGE))
 
 
 def _binary_log_loss(logits: Value | list, target: list) -> Value:
@@ -51,10 +50,9 @@ def _binary_log_loss(logits: Value | list, target: list) -> Value:
     loses the bits of a saturated output that ``softplus`` keeps, so the value is written as
     scikit-learn writes it (a hunt found loss curves 7e-5 apart at outputs near z = 33)."""
     terms = losses.logistic_terms(logits, target)
-    low, high = _EPS, 1 - _EPS
     reported = []
     for z, t in zip(_as_list(logits), _as_list(target)):
-        p = -((-(z.sigmoid().max(low))).max(-high))  # scikit-learn's np.clip(p, eps, 1 - eps)
+        p = _clip(z.sigmoid(), _EPS, 1 - _EPS)  # as scikit-learn clips it
         reported.append(-(t * p.log() + (1 - t) * (1 - p).log()))
     return _as_reported(functools.reduce(operator.add, terms), functools.reduce(operator.add, reported))
 
