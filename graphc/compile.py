@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import inspect
 import numbers
+import sys
 import types
 import weakref
 from typing import Any, Callable
@@ -58,6 +59,9 @@ class Compiled:
         self.backend = self._backend.name
         self.numerics = numerics
         self.name = function_name(fn)
+        for name in ("__module__", "__qualname__"):  # fn's, so that a pickle finds its name (__reduce__)
+            if isinstance(getattr(fn, name, None), str):
+                setattr(self, name, getattr(fn, name))
         self._signatures = SignatureCache(self.name, self._new_signature)
         self._frozen = variants.warn_once()
         self._names: dict[int, list[str]] = {}
@@ -109,14 +113,16 @@ class Compiled:
     def __repr__(self) -> str:
         return f"<graphc.Compiled {self.name} backend={self.backend} traces={self.trace_count}>"
 
-    def __getstate__(self) -> dict[str, Any]:
+    def __reduce__(self) -> str | tuple:
         """What a pickle holds: fn (by reference, or by value where the pickler is cloudpickle,
         as joblib's and dask's are) and the options -- no generated code, which cannot be
-        pickled; the copy traces and compiles again on its first call."""
-        return {"fn": self.fn, "backend": self.backend, "numerics": self.numerics}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["fn"], backend=state["backend"], numerics=state["numerics"])
+        pickled; the copy traces and compiles again on its first call.  A Compiled that a
+        module's name holds in fn's place (``@graphc.compile`` on a module-level function)
+        is that name, as the function was: fn by reference found the Compiled, not fn.  (Not
+        in ``__main__``, where cloudpickle, which dask's workers need, pickles fn by value.)"""
+        if self.__module__ != "__main__" and _holds_the_name(self):
+            return self.__dict__["__qualname__"]
+        return _unpickled, (self.fn, self.backend, self.numerics)
 
     def _repr_html_(self) -> str:
         """Jupyter: backend, signatures and the generated code (see :mod:`graphc.display`)."""
@@ -418,3 +424,18 @@ def _defaults(name: str, pending: list[tuple[str, Any]], given: str) -> list:
                                 f"{default!r:.40} graphc cannot pass by position (a compiled call takes numbers, "
                                 f"Values and arrays); pass {parameter!r} too, or put {given!r} before it")
     return [default for _, default in pending]
+
+
+def _holds_the_name(compiled: Compiled) -> bool:
+    """Whether fn's module-level name (``module.Class.method`` included) is ``compiled`` itself."""
+    qualname = compiled.__dict__.get("__qualname__", "<none>")
+    found: Any = sys.modules.get(compiled.__module__)
+    if found is None or "<" in qualname:
+        return False
+    for part in qualname.split("."):
+        found = getattr(found, part, None)
+    return found is compiled
+
+
+def _unpickled(fn: Callable, backend: str, numerics: str) -> Compiled:
+    return Compiled(fn, backend=backend, numerics=numerics)

@@ -125,6 +125,38 @@ def test_a_compiled_module_round_trips_and_recompiles(backend):
     assert copied.fn is not model and copied.trace_count == 2
 
 
+DECORATED = """
+import graphc
+
+@graphc.compile
+def loss(x):
+    return (x * 0.5).tanh()
+
+@graphc.compile(backend="python")
+def scaled(x):
+    return x * 3.0
+
+class Model:
+    @graphc.compile
+    def __call__(self, x):
+        return x * 2.0
+"""
+
+
+def test_a_decorated_module_level_function_pickles_by_its_name(tmp_path, monkeypatch):
+    """An outside hunt: fn by reference found the Compiled that the decorator left under
+    its name ("not the same object as mod.loss").  The Compiled is that name, as the
+    function was; a decorated method's class was fine and stays so."""
+    (tmp_path / "decorated_mod.py").write_text(DECORATED)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import decorated_mod
+    for compiled in (decorated_mod.loss, decorated_mod.scaled):
+        compiled(1.0)
+        assert pickle.loads(pickle.dumps(compiled)) is compiled
+    model = pickle.loads(pickle.dumps(decorated_mod.Model()))
+    assert model(1.5).data == 3.0
+
+
 def test_a_pickle_keeps_a_model_shared_with_its_compiled_function():
     model, X = model_and_data()
     model2, compiled = pickle.loads(pickle.dumps((model, graphc.compile(model))))
