@@ -86,8 +86,9 @@ def batch_loss(model):
 
 
 def train_compiled(model, X, y, steps: int = 100, log=print, progress: bool = False):
-    """micrograd's loop on compiled code: trace once, then call the generated code each step."""
-    step = graphc.compile(batch_loss(model))
+    """micrograd's loop on compiled code: trace once, then call the generated Python each step
+    (named, as ``--python`` says: the default backend is C where a compiler is found)."""
+    step = graphc.compile(batch_loss(model), backend="python")
     history = []
     with progress_bar(steps, "moons", enabled=progress) as bar:
         for k in range(steps):
@@ -97,7 +98,7 @@ def train_compiled(model, X, y, steps: int = 100, log=print, progress: bool = Fa
             acc = sum((yi > 0) == (s.data > 0) for yi, s in zip(y, scores)) / len(y)
             history.append((total_loss.data, acc))
             if k == 0:
-                log(f"compiled: {step.stats}")
+                log(f"compiled ({step.backend}): {step.stats}")
             _step_done(k, total_loss.data, acc, f"{(time.perf_counter() - start) * 1e3:.1f} ms", log, bar)
     assert step.trace_count == 1
     return history
