@@ -234,8 +234,9 @@ class Graph:
                     raise GraphcError(f"node {i} ({op}) is a leaf but has operands {operands}")
                 if len(attr) != 1:
                     raise GraphcError(f"node {i} ({op}) needs exactly one attribute, has {attr!r}")
-                if op == "const" and not (isinstance(attr[0], numbers.Real) and not isinstance(attr[0], str)):
-                    raise GraphcError(f"node {i} (const) holds {attr[0]!r}; a constant is a real number")
+                if op == "const" and not _is_number(attr[0]):
+                    raise GraphcError(f"node {i} (const) holds {attr[0]!r:.60}; a constant is a real number "
+                                      f"that fits in a float")
                 if op != "const" and not isinstance(attr[0], str):
                     raise GraphcError(f"node {i} ({op}) is named {attr[0]!r}; an {op}'s name is a str")
                 continue
@@ -246,6 +247,9 @@ class Graph:
                 raise GraphcError(f"node {i} ({op}) has {len(operands)} operands; {op} takes {entry.arity or '1+'}")
             if len(attr) != len(entry.attr_names):
                 raise GraphcError(f"node {i} ({op}) has parameters {attr!r}; {op} takes {entry.attr_names}")
+            if entry.elementwise and not all(map(_is_number, attr)):  # (a tensor op's: infer_shapes checks them)
+                raise GraphcError(f"node {i} ({op}) has parameters {attr!r:.80}; {op}'s {entry.attr_names} "
+                                  f"are real numbers that fit in a float")
             for a in operands:
                 if not (isinstance(a, int) and 0 <= a < i):
                     raise GraphcError(f"node {i} ({op}) uses {a}, which is not an earlier node: "
@@ -483,3 +487,15 @@ def find_index(items: list, item: Any, start: int, stop: int) -> int:
         return items.index(item, start, stop)
     except ValueError:
         return stop
+
+
+def _is_number(x: Any) -> bool:
+    """A real number a float holds (``10**400`` is an int no float holds)."""
+    if not isinstance(x, numbers.Real):
+        return False
+    try:
+        float(x)
+    except OverflowError:
+        return False
+    return True
+

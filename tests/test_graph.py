@@ -143,6 +143,10 @@ def test_from_nx_renumbers_new_nodes_topologically():
     # found by an outside tester: accepted, then a crash far away (or an output lost)
     (lambda G: G.nodes[1].update(attr=("0.1",)), r"node 1 \(const\) holds '0.1'; a constant is a real number"),
     (lambda G: G.nodes[0].update(attr=(7,)), r"node 0 \(input\) is named 7; an input's name is a str"),
+    # an outside hunt: accepted, then an OverflowError at printing, a TypeError at compiling
+    (lambda G: G.nodes[1].update(attr=(10 ** 400,)), r"node 1 \(const\) holds 1000.*real number that fits in a float"),
+    (lambda G: G.nodes[3].update(op="pow", attr=("2",)), r"node 3 \(pow\) has parameters \('2',\); pow's"),
+    (lambda G: G.nodes[3].update(op="pow", attr=(10 ** 400,)), r"node 3 \(pow\) has parameters \(1000"),
     (lambda G: G.nodes[1].update(attr=1.0), "node 1: 'attr' must be a tuple"),
     (lambda G: G.nodes[2].update(args=([0], [1])), "node 2: 'args' must be node ids"),
     (lambda G: G.graph.update(out_tree=("tuple", ("scalar", "scalar"))), "has 2 leaves for the graph's 1 outputs"),
