@@ -188,7 +188,8 @@ class Graph:
         and ``shape`` (``()`` for scalars); an edge ``a -> i`` exists when ``a`` is an operand
         of ``i``.  Graph-level attributes ``inputs``, ``params``, ``outputs`` keep the orders
         (and ``name``, ``param_values``, ``in_tree``, ``out_tree`` the rest).  :meth:`from_nx`
-        reads it back.
+        reads it back.  It is frozen (adding or removing a node or an edge raises), as the
+        Graph keeps it: a pass edits ``graph.nx.copy()``, which is not.
         """
         if self._nx is None:
             self._nx = graph_nx.to_nx(self)

@@ -13,8 +13,9 @@ from .errors import GraphcError
 
 
 def to_nx(graph: Any) -> Any:
-    """``graph`` as a DiGraph: node ``i`` with ``op``, ``args``, ``attr``, ``name``, ``shape``;
-    an edge per operand; the orders and metadata as graph attributes."""
+    """``graph`` as a frozen DiGraph (``.copy()`` edits): node ``i`` with ``op``, ``args``,
+    ``attr``, ``name``, ``shape``; an edge per operand; the orders and metadata as graph
+    attributes."""
     import networkx as nx
 
     g = nx.DiGraph(name=graph.name, inputs=list(graph.inputs), params=list(graph.params),
@@ -24,7 +25,7 @@ def to_nx(graph: Any) -> Any:
     for i, op in enumerate(graph.ops):
         g.add_node(i, op=op, args=graph.args[i], attr=graph.attrs[i], name=names[i], shape=shapes[i])
     g.add_edges_from((a, i) for i, operands in enumerate(graph.args) for a in operands)
-    return g
+    return nx.freeze(g)  # the Graph caches it: an edit in place would leave the two disagreeing
 
 
 def from_nx(cls: type, G: Any) -> Any:

@@ -34,6 +34,11 @@ def test_nx_view_has_ops_operands_and_orders():
     assert view.graph["inputs"] == g.inputs and view.graph["outputs"] == g.outputs
     assert view.number_of_nodes() == len(g)
     assert list(nx.topological_sort(view))[-1] == g.outputs[0]
+    with pytest.raises(nx.NetworkXError, match="Frozen"):  # the Graph keeps it (an outside hunt edited it in place)
+        view.add_edge(0, len(g) - 1)
+    edited = view.copy()
+    edited.add_node("new", op="input")
+    assert len(edited) == len(g) + 1 and len(g.nx) == len(g)
 
 
 def test_repeated_operands_are_kept_in_order():
