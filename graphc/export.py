@@ -18,6 +18,7 @@ from __future__ import annotations
 import ast
 import builtins
 import inspect
+import keyword
 import re
 import sys
 import textwrap
@@ -97,12 +98,12 @@ def python_module(plan: ExportPlan) -> str:
         "Standalone: imports only the Python standard library.",
         "",
         f"    forward({args}{', ' if args else ''}params=PARAMS)",
-        f"        -> floats shaped {_in_docstring(describe(out_tree))}",
+        f"        -> floats shaped {_in_docstring(describe(graph.out_tree))}",
         f"    value_and_grad({args}{', ' if args else ''}params=PARAMS)",
         "        -> (value of output 0 -- the result's first number, a dict's items taken in sorted key",
         "            order --, gradients shaped like the arguments, gradients of PARAMS)",
         "",
-        f"Arguments ({len(plan.arg_names)}), shaped {_in_docstring(describe(in_tree))}, flatten to "
+        f"Arguments ({len(plan.arg_names)}), shaped {_in_docstring(describe(graph.in_tree))}, flatten to "
         f"{len(plan.input_names)} input(s), in order: {', '.join(plan.input_names) or '(none)'}.",
         f"Then {len(plan.param_names)} param(s), PARAMS in order:{params or ' (none).'}",
         '"""',
@@ -252,14 +253,22 @@ def _self_contained(obj: Any) -> bool:
 
 
 def _exportable(tree: Any) -> Any:
-    """``tree`` with each namedtuple a plain tuple of its fields: the module cannot import its class."""
+    """``tree`` with each namedtuple class its name and fields (the module cannot import the
+    class; it makes one of the same name and fields), or a plain tuple where those are no
+    names a namedtuple takes."""
     if tree == SCALAR or not isinstance(tree, tuple) or tree[0] == "array":
         return tree
     kind, spec = tree
     if kind == "dict":
         return ("dict", tuple((key, _exportable(t)) for key, t in spec))
     if kind == "namedtuple":
-        return ("tuple", tuple(_exportable(t) for t in spec[1]))
+        cls, items = spec
+        items = tuple(_exportable(t) for t in items)
+        names = (cls.__name__, *cls._fields)
+        if all(isinstance(n, str) and n.isidentifier() and not keyword.iskeyword(n) for n in names) \
+                and not any(n.startswith("_") for n in names[1:]) and len(set(names[1:])) == len(items):
+            return ("namedtuple", ((cls.__name__, tuple(cls._fields)), items))
+        return ("tuple", items)
     return (kind, tuple(_exportable(t) for t in spec))
 
 
@@ -280,6 +289,10 @@ def _literal(tree: Any) -> str:
         return "('none', ())"
     if kind == "dict":  # str keys, as ascii() writes them: a literal, never code, and ASCII as the module is
         return f"('dict', {tuple_literal([f'({key!a}, {_literal(t)})' for key, t in spec])})"
+    if kind == "namedtuple":  # identifiers (see _exportable), written as ascii() literals all the same
+        (name, fields), items = spec
+        fields_literal = tuple_literal([ascii(f) for f in fields])
+        return f"('namedtuple', (_namedtuple({name!a}, {fields_literal}), {tuple_literal([_literal(t) for t in items])}))"
     if kind not in ("list", "tuple"):
         raise GraphcError(f"cannot export a structure of kind {kind!r}")
     return f"({kind!r}, {tuple_literal([_literal(t) for t in spec])})"

@@ -3,11 +3,24 @@
 :func:`graphc.export` copies this module's source (without this docstring) into every
 exported module, next to :mod:`graphc.runtime`, so it imports nothing at all.  Trees are
 :mod:`graphc.tree`'s: ``'scalar'``, ``('list', (...))``, ``('tuple', (...))``,
-``('dict', ((key, tree), ...))`` (results only) and ``('array', shape)`` -- an exported
-module's trees hold no ``namedtuple``: :func:`graphc.export` writes those as tuples; an array
-argument may be a NumPy array (anything with ``tolist``) or nested lists, and array
-gradients come back as nested lists.
+``('dict', ((key, tree), ...))`` (results only), ``('namedtuple', (cls, (...)))`` -- in an
+exported module ``cls`` is :func:`_namedtuple`'s class of the same name and fields, as the
+module cannot import the user's -- and ``('array', shape)``; an array argument may be a
+NumPy array (anything with ``tolist``) or nested lists, and array gradients come back as
+nested lists.
 """
+import collections
+
+_NAMEDTUPLE_CLASSES = {}
+
+
+def _namedtuple(name, fields):
+    """One class per name and fields: an exported result's namedtuple, with the user's
+    class's name and fields (and a namedtuple argument's gradients)."""
+    key = (name, fields)
+    if key not in _NAMEDTUPLE_CLASSES:
+        _NAMEDTUPLE_CLASSES[key] = collections.namedtuple(name, fields)
+    return _NAMEDTUPLE_CLASSES[key]
 
 
 def _what(x, limit=40):
@@ -38,6 +51,8 @@ def _flatten(tree, x, path, out):
     if kind == "array":
         _flatten_array(spec, x.tolist() if hasattr(x, "tolist") else x, path, out)
         return
+    if kind == "namedtuple":  # any tuple of its length, as graphc takes a tuple in its place
+        kind, spec = "tuple", spec[1]
     if not isinstance(x, (list, tuple)) or len(x) != len(spec):
         raise TypeError(f"argument {path}: expected a {kind} of {len(spec)} item(s); got {_what(x)}")
     for i, (item_tree, item) in enumerate(zip(spec, x)):
