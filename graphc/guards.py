@@ -182,6 +182,8 @@ class Record:
         self._python_numbers: dict = {}  # (code, line) -> [different Python floats made Values, how many]
         self.python_arithmetic = False  # number arguments compute as Python's numbers (graphc.trace._numbers_alone)
         self.data_read: set[int] = set()  # ids of the arguments whose .data the function read: Values in eager code
+        self.as_values: set[int] = set()  # positions of the number arguments traced as Values (see read_argument_data)
+        self.trace_again_as_values: set[int] = set()  # such positions found after the trace relied on a number there
 
     def wrapped(self, v: Any) -> None:
         """``v`` is ``Value(x)`` of a number argument ``x``: a Value in eager code, where
@@ -205,9 +207,26 @@ class Record:
         passing a kind not in ``kinds`` there trace again (:meth:`GuardSet.check_arguments`),
         though one signature serves all three kinds of scalars otherwise."""
         k = self._positions.get(id(placeholder))
-        if k is not None:
+        if k is not None and k not in self.as_values:  # (a Value in eager code, whatever the call passes)
             known = self.argument_kinds.get(k)
             self.argument_kinds[k] = (placeholder.label, kinds if known is None else known[1] & kinds)
+
+    def read_argument_data(self, placeholder: Any) -> None:
+        """The function reads a number argument's ``.data``: in eager code it holds a Value
+        there (a float has no ``.data``), so the trace holds one too -- micrograd's division,
+        truth and ``==`` -- for a float or an int passed as for a Value.  Before the trace
+        relied on its being a number (``x / 3`` computed as Python's, before ``x.data > 0``),
+        it becomes one now; after, the trace runs again with it one from the start (an
+        outside hunt: ``x / 3`` was Python's quotient, an ulp off eager's at 2.1, and the
+        answer turned on the order of two statements)."""
+        k = self._positions.get(id(placeholder))
+        if k is None or not self.python_arithmetic or k in self.as_values:
+            return
+        if k in self.argument_kinds:
+            self.trace_again_as_values.add(k)
+            return
+        self.as_values.add(k)
+        placeholder._attr = PLACEHOLDER
 
     def guard(self, predicate: Value, outcome: bool, what: str) -> None:
         frame = user_frame()

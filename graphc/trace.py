@@ -81,6 +81,7 @@ class TracedValue(Value):
             return v._data
         record = engine.current_record() if argument else None
         if record is not None:
+            record.read_argument_data(v)
             record.data_read.add(id(v))
         return TracedNumber(v, float)
 
@@ -522,62 +523,42 @@ def trace_with_record(fn: Callable, *example_args: Any, params: Iterable[Value] 
     reject_foreign_module(fn)
     arg_names = argument_names(fn, len(example_args))
     leaves, in_tree, paths = flatten_args(example_args, arg_names)
-    record = Record()
-    record.python_arithmetic = guards
-    # inside another trace (graphc.grad in a traced function), this one's Values are of a
-    # class of their own: the other trace's, met in the graph, are read live (see _to_graph)
-    node_class = type("TracedValue", (TracedValue,), {"__slots__": ()}) if engine.is_tracing() else TracedValue
-    paused, tracing = gc_paused(), engine.tracing(node_class, record)
-    try:  # entered inside the try, so that an interrupt at any moment after is undone (no `with`:
-        paused.__enter__()  # an exception at the line a `with` exits on can skip __exit__, bpo-29988)
-        tracing.__enter__()
-        placeholders = []
-        for leaf, path in zip(leaves, paths):
-            ph = Value(leaf._data if isinstance(leaf, Value) else leaf, label=path)
-            ph._attr = placeholder_kind(leaf)
-            placeholders.append(ph)
-        record.arguments(placeholders)
-        given = list(placeholders)
-        for j, source in (shared or {}).items():
-            given[j] = leaves[j] if source is None else placeholders[source]
-        supply = iter(given)
-        structured = [unflatten(t, supply, ArrayRows) for t in in_tree[1]]
-        try:
-            record.start(fn)
-            result, kinds = plain_outputs(fn(*structured))
-            record.finish()
-        except Exception as error:
-            foreign = _foreign_value_in(error)
-            if isinstance(error, TypeError) and "TracedNumber" in str(error) and \
-                    raised_in_a_library(error.__traceback__):
-                raise TraceError(f"{user_location_in(error.__traceback__)}: a library took a traced number (a "
-                                 f"Value's .data) by its type, as the statistics module's mean, variance and "
-                                 f"stdev do ({error}): graphc cannot record that arithmetic.  Compute with "
-                                 f"Python's operators instead: sum(xs) / len(xs)") from error
-            if foreign is None:
-                if isinstance(error, TypeError) and f"'{TracedValue.__name__}' does not support ufuncs" in str(error):
-                    raise TraceError(f"{user_location_in(error.__traceback__)}: a NumPy function (np.exp, np.tanh, "
-                                     f"...) was given a Value, as every number argument is while traced: NumPy "
-                                     f"does not compute with Values.  Use the Value's own methods (x.exp(), "
-                                     f"x.tanh(); Value(x).exp() of a number passed in), or compute it outside "
-                                     f"and pass it in") from error
-                if isinstance(error, IndexError) and "valid indices" in str(error) and \
-                        any(_holds_ints(a) for a in example_args):
-                    raise TraceError(f"{user_location_in(error.__traceback__)}: an array of ints or bools passed in "
-                                     f"reaches the traced function as traced numbers (its data), which NumPy "
-                                     f"does not take as indices ({error}): index outside the compiled function "
-                                     f"and pass the rows it picks (X[ri], y[ri]) as arguments") from error
-                if isinstance(error, (AttributeError, TypeError, IndexError)) and \
-                        ("list" in str(error) or ArrayRows.__name__ in str(error)) and \
-                        hasattr(error, "add_note") and any(isinstance(a, np.ndarray) for a in example_args):
-                    error.add_note("graphc: a NumPy array argument reaches the traced function as nested lists "
-                                   "of Values (X.shape, X[:, 0], X[rows] and X.mean() are list errors there): "
-                                   "index it as lists, or pass what the array methods compute as arguments too")
-                raise
-            raise TraceError(foreign_value_message(foreign, "a value the traced function computed with")) from error
-    finally:
-        _leave(tracing, paused)
-        record.forget_nodes()
+    as_values: set[int] = set()  # the number arguments traced as Values (Record.read_argument_data)
+    while True:
+        record = Record()
+        record.python_arithmetic = guards
+        record.as_values = set(as_values)
+        # inside another trace (graphc.grad in a traced function), this one's Values are of a
+        # class of their own: the other trace's, met in the graph, are read live (see _to_graph)
+        node_class = type("TracedValue", (TracedValue,), {"__slots__": ()}) if engine.is_tracing() else TracedValue
+        paused, tracing = gc_paused(), engine.tracing(node_class, record)
+        try:  # entered inside the try, so that an interrupt at any moment after is undone (no `with`:
+            paused.__enter__()  # an exception at the line a `with` exits on can skip __exit__, bpo-29988)
+            tracing.__enter__()
+            placeholders = []
+            for leaf, path in zip(leaves, paths):
+                ph = Value(leaf._data if isinstance(leaf, Value) else leaf, label=path)
+                ph._attr = engine.PLACEHOLDER if len(placeholders) in as_values else placeholder_kind(leaf)
+                placeholders.append(ph)
+            record.arguments(placeholders)
+            given = list(placeholders)
+            for j, source in (shared or {}).items():
+                given[j] = leaves[j] if source is None else placeholders[source]
+            supply = iter(given)
+            structured = [unflatten(t, supply, ArrayRows) for t in in_tree[1]]
+            try:
+                record.start(fn)
+                result, kinds = plain_outputs(fn(*structured))
+                record.finish()
+            except Exception as error:
+                if not record.trace_again_as_values:  # else the error may be the void trace's own
+                    _raise_traced(error, example_args)
+        finally:
+            _leave(tracing, paused)
+            record.forget_nodes()
+        if not record.trace_again_as_values:
+            break
+        as_values |= record.trace_again_as_values
     out_leaves, out_tree = flatten_output(result)
     extra = [g.predicate for g in record.guards] if guards else []
     with gc_paused():
@@ -587,6 +568,39 @@ def trace_with_record(fn: Callable, *example_args: Any, params: Iterable[Value] 
     del result, out_leaves, extra, structured, supply, placeholders, given  # the trace's Values: only kept ones stay
     record.count_kept()
     return graph, record, kinds
+
+
+def _raise_traced(error: Exception, example_args: tuple) -> None:
+    """Raise what ``fn`` raised while traced, said in graphc's terms where its cause is the
+    trace's (a library given a traced number, NumPy given a Value, a foreign Value)."""
+    foreign = _foreign_value_in(error)
+    if isinstance(error, TypeError) and "TracedNumber" in str(error) and \
+            raised_in_a_library(error.__traceback__):
+        raise TraceError(f"{user_location_in(error.__traceback__)}: a library took a traced number (a "
+                         f"Value's .data) by its type, as the statistics module's mean, variance and "
+                         f"stdev do ({error}): graphc cannot record that arithmetic.  Compute with "
+                         f"Python's operators instead: sum(xs) / len(xs)") from error
+    if foreign is None:
+        if isinstance(error, TypeError) and f"'{TracedValue.__name__}' does not support ufuncs" in str(error):
+            raise TraceError(f"{user_location_in(error.__traceback__)}: a NumPy function (np.exp, np.tanh, "
+                             f"...) was given a Value, as every number argument is while traced: NumPy "
+                             f"does not compute with Values.  Use the Value's own methods (x.exp(), "
+                             f"x.tanh(); Value(x).exp() of a number passed in), or compute it outside "
+                             f"and pass it in") from error
+        if isinstance(error, IndexError) and "valid indices" in str(error) and \
+                any(_holds_ints(a) for a in example_args):
+            raise TraceError(f"{user_location_in(error.__traceback__)}: an array of ints or bools passed in "
+                             f"reaches the traced function as traced numbers (its data), which NumPy "
+                             f"does not take as indices ({error}): index outside the compiled function "
+                             f"and pass the rows it picks (X[ri], y[ri]) as arguments") from error
+        if isinstance(error, (AttributeError, TypeError, IndexError)) and \
+                ("list" in str(error) or ArrayRows.__name__ in str(error)) and \
+                hasattr(error, "add_note") and any(isinstance(a, np.ndarray) for a in example_args):
+            error.add_note("graphc: a NumPy array argument reaches the traced function as nested lists "
+                           "of Values (X.shape, X[:, 0], X[rows] and X.mean() are list errors there): "
+                           "index it as lists, or pass what the array methods compute as arguments too")
+        raise error
+    raise TraceError(foreign_value_message(foreign, "a value the traced function computed with")) from error
 
 
 def _leave(*blocks: Any) -> None:

@@ -829,6 +829,35 @@ def test_a_number_argument_with_a_datas_number_computes_live_as_two_floats(backe
     assert compiled.trace_count == 1
 
 
+@pytest.mark.parametrize("backend", ["python", "c"])
+def test_a_number_argument_whose_data_is_read_is_a_value_wherever_the_read_is(backend):
+    """Eager code holds a Value where the function reads ``x.data`` (a float has none), so a
+    float or an int passed there computes as ``Value(x)`` would: micrograd's ``x / 3``
+    (``x * 3**-1``), truth, identity ``==`` and ``x - 0``.  An outside hunt found Python's
+    quotient (0.7000000000000001 for eager's 0.7 at 2.1), and the answer turning on the
+    order of two statements: ``s = x * w.data`` before ``x.data > 0`` was two floats' product,
+    whose ``s.tanh()`` raised AttributeError.  The trace runs again where the read comes after
+    the trace relied on a number there."""
+    w = Value(0.5)
+
+    def scale(x):
+        return x / 3 if x.data > 0 else x * 0.5
+
+    def product_first(x):
+        s = x * w.data
+        gate = x.data > 0
+        return s.tanh() * gate, x / 3, (x - 0) * 1.0, x * 2 if x == 1 else x * 3, x + 2 if x else x + 3
+
+    for fn in (scale, product_first):
+        compiled = graphc.compile(fn, backend=backend)
+        for x in (2.1, -0.0, 0.0, 1.0, 1, 7, -4.5):
+            eager = fn(Value(x))
+            got = compiled(x)
+            assert repr(graphc.tree.flatten_output(got)[0]) == repr(graphc.tree.flatten_output(eager)[0]), (fn, x)
+        traces = compiled.trace_count  # one per branch taken: a Value passed takes the same programs
+        assert repr(compiled(Value(2.1))) == repr(fn(Value(2.1))) and compiled.trace_count == traces
+
+
 def test_a_float_arguments_floor_division_and_remainder_are_a_floats():
     """A float's ``//``, ``%`` and ``divmod`` are a float's, as in eager code (they were a
     TypeError but where an int's program of the same value was there)."""
