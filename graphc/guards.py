@@ -401,7 +401,7 @@ class Record:
         if self.texts:
             total = sum(self.texts.values())
             shown = ", ".join(f"{n} at {where}" for where, n in self.texts.most_common(4))
-            parts["text"] = (f"turned {total} traced number{'s' * (total != 1)} into text (str, repr or format: "
+            parts["text"] = (f"turned {total} traced number{'s' * (total != 1)} into text (str, repr, format or %: "
                              f"{shown}{', ...' if len(self.texts) > 4 else ''}): that text holds the trace's "
                              f"numbers, and later calls neither recompute it nor print it again")
         return parts

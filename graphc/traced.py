@@ -21,6 +21,7 @@ Derivatives never flow through a traced number: in eager code it is a plain numb
 """
 from __future__ import annotations
 
+import dis
 import fractions
 import math
 import numbers
@@ -334,9 +335,13 @@ class TracedNumber:
         return None
 
     def __float__(self) -> float:
+        if _formatting(sys._getframe(1)):
+            return float(self._as_text())
         return float(self._frozen())
 
     def __int__(self) -> int:
+        if _formatting(sys._getframe(1)):
+            return int(self._as_text())
         if self.kind is not float:
             return int(self._frozen())
         exact = self._integral()
@@ -349,7 +354,17 @@ class TracedNumber:
             return _between(self, k - 1, False, True, k, "int")
         return _between(self, -1, False, False, 0, "int", width=2.0)
 
+    def _as_text(self) -> bool | int | float:
+        """The trace's number, unguarded, where it becomes text: ``"%f" % x`` (and so
+        ``logging.info("loss %f", loss.data)``) converts with ``float()``, which guarded the
+        exact number, so each call with another loss traced again and the ninth failed (an
+        outside hunt); as an f-string's, the text is the trace's, said once at compile."""
+        _text()
+        return self.value
+
     def __index__(self) -> int:
+        if _formatting(sys._getframe(1)):
+            return int(self._as_text())
         if self.kind is float:
             raise TypeError(f"{where()}: a float (a traced value's .data) cannot be used as an index")
         return int(self._frozen())
@@ -431,6 +446,21 @@ def _value(x: Any) -> float:
 
 def _as_plain(x: Any) -> Any:
     return x._frozen() if isinstance(x, TracedNumber) else x
+
+
+_BINARY_OP = dis.opmap.get("BINARY_OP")  # Python 3.11 on: its argument says which operator
+_PERCENT_ARGUMENTS = {k for k, (name, _) in enumerate(getattr(dis, "_nb_ops", ())) if name.endswith("_REMAINDER")}
+_MODULO_OPCODES = {dis.opmap[name] for name in ("BINARY_MODULO", "INPLACE_MODULO") if name in dis.opmap}  # 3.10
+
+
+def _formatting(frame: Any) -> bool:
+    """Whether ``frame`` is running a ``%`` as it converts a traced number: printf-style
+    formatting, ``"%f" % x`` (a number's ``%`` is the traced number's own ``__mod__``, which
+    converts nothing).  ``f_lasti`` is the byte offset of the running instruction."""
+    code, at = frame.f_code.co_code, frame.f_lasti
+    if not 0 <= at < len(code) - 1:
+        return False
+    return code[at] in _MODULO_OPCODES or (code[at] == _BINARY_OP and code[at + 1] in _PERCENT_ARGUMENTS)
 
 
 def _text() -> None:

@@ -234,12 +234,38 @@ def test_a_traced_number_turned_into_text_is_said_once(capsys):
         print(f"x is {x.data:.1f}")
         return x * (1.0 if str(x.data).startswith("-") else 2.0)
     f = graphc.compile(fn)
-    with pytest.warns(FrozenDataWarning, match=r"turned 2 traced numbers into text \(str, repr or format: "
+    with pytest.warns(FrozenDataWarning, match=r"turned 2 traced numbers into text \(str, repr, format or %: "
                                                r"1 at test_guards.py:\d+, 1 at test_guards.py:\d+\).*compare it"):
         assert f(-2.0).data == -2.0
     assert capsys.readouterr().out == "x is -2.0\n"
     assert f(3.0).data == 3.0 and f.trace_count == 1  # the branch the text froze (eager: 6.0), as said
     assert capsys.readouterr().out == ""  # printed at the trace only
+
+
+def test_printf_style_formatting_is_text_not_a_guard(caplog):
+    """``logging.info("loss %f", loss.data)`` converts with ``float()``, which guarded the
+    loss's exact number: each step traced again and the ninth raised "no program fits this
+    call" (an outside hunt).  A ``%`` is text, as an f-string is: said once, never guarded;
+    a ``float()`` or ``int()`` that computes stays guarded."""
+    w = Value(0.5)
+
+    def loss_fn(x, y):
+        loss = (x * w - y) ** 2
+        logging.getLogger("graphc.test").info("loss %f, %d%%, %.3e", loss.data, loss.data, loss.data)
+        texts.append("%5.2f|%i" % (loss.data, loss.data))
+        return loss
+    step, texts = graphc.compile(loss_fn), []
+    caplog.set_level(logging.INFO, logger="graphc.test")
+    with pytest.warns(FrozenDataWarning, match=r"traced numbers into text \(str, repr, format or %"):
+        step(1.0, 2.0)
+    assert caplog.messages == ["loss 2.250000, 2%, 2.250e+00"] and texts == [" 2.25|2"]
+    for k in range(12):
+        w.data += 0.1
+        assert step(1.0, 2.0).data == loss_fn(1.0, 2.0).data
+    assert step.trace_count == 1 and len(caplog.messages) == len(texts) == 13  # eager's 12 calls logged too
+
+    frozen = graphc.compile(lambda x: x * float(x.data * 2.0) + int(x.data))
+    assert frozen(1.5).data == 1.5 * 3.0 + 1 and frozen(2.5).data == 2.5 * 5.0 + 2 and frozen.trace_count == 2
 
 
 def test_a_value_turned_into_text_is_said_as_its_data_is(capsys):
