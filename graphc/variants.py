@@ -102,7 +102,9 @@ def _cap_message(name: str, group: list, failure: GuardFailure) -> str:
             f"branch its Python took, and this call needs another. Control flow or conversions (float, int, "
             f"round, a number used as a Value) that depend on values changing from call to call cannot be "
             f"compiled as branches: compute them with Value ops (relu, max, ...), or decide outside the "
-            f"compiled function and pass the decision in as an argument")
+            f"compiled function and pass the decision in as an argument.  To print or log a number inside "
+            f"it, format it (f\"{{x.data:.4f}}\", \"%.4f\" % x.data: text, not guarded; round(x.data, 4) "
+            f"is a number, guarded)")
 
 
 def refuse_batched(name: str, signature: Any) -> None:
