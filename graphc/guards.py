@@ -24,6 +24,7 @@ import itertools
 import linecache
 import math
 import numbers
+import operator
 import os
 import random
 import sys
@@ -33,7 +34,7 @@ import types
 import weakref
 from collections import Counter
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -177,6 +178,8 @@ class Record:
         self.kept = 0  # how many of them outlived the trace
         self._numbers: list = []  # weak references to the traced numbers it made (see kept_numbers)
         self._outputs: list = []  # weak references to the Values it returned that it computed (likewise)
+        self._computed: list = []  # weak references to the Values the outputs are computed from (likewise)
+        self._own: type | None = None  # the class of the trace's own Values among them
         self.kept_numbers = 0  # how many of them outlived the trace
         self._refusals: list[str] = []  # graphc's TraceErrors raised while the function ran
         self._python_numbers: dict = {}  # (code, line) -> [different Python floats made Values, how many]
@@ -262,25 +265,45 @@ class Record:
         later calls never append to: an outside hunt)."""
         self._outputs = [weakref.ref(v) for v in values if isinstance(v, Value) and v._prev]
 
+    def computed(self, values: Iterable[Any], own: type) -> None:
+        """The Values the trace computed its outputs from, its own of class ``own`` (see
+        :meth:`count_kept`, which leaves out the others: Values computed outside, alive
+        whatever happens)."""
+        self._computed, self._own = list(map(weakref.ref, filter(_HISTORY, values))), own
+
     def count_kept(self) -> None:
         """Once the trace's own Values are gone: how many Values the function made are still
         alive -- kept in a cache, an attribute, a global -- but for those the guards read.
-        The program froze their numbers, and nothing writes their ``.grad``."""
-        if any(ref() is not None for ref in self._numbers + self._outputs):  # a history list's loss.data, or
+        The program froze their numbers, and nothing writes their ``.grad``.  Likewise the
+        traced numbers it kept, the Values it returned, and those it computed on the way (a
+        layer's ``self.out``, an L2 term kept to log, a weight derived and cached: an outside
+        hunt found them silently stale), each counted once: a kept node holds its history."""
+        read = {id(v) for v in topological_order([g.predicate for g in self.guards])} if self.guards else set()
+        if any(ref() is not None for ref in self._numbers + self._outputs) or self._computed_alive(read):
             gc.collect()  # a cycle the paused collector left (a caught exception's traceback): rare, so asked then
         numbers = [n for n in (ref() for ref in self._numbers) if n is not None]
         alive = [v for v in (ref() for ref in self._made) if v is not None]
         outputs = [v for v in (ref() for ref in self._outputs) if v is not None]
-        self._numbers, self._made, self._outputs = [], [], []
+        computed = self._computed_alive(read)
+        self._numbers, self._made, self._outputs, self._computed = [], [], [], []
         self.kept_numbers += len(numbers)
-        if alive or outputs:
-            read = {id(v) for v in topological_order([g.predicate for g in self.guards])} if self.guards else set()
-            held = {id(n.node) for n in numbers}  # a kept loss.data holds loss: counted once
-            self.kept_numbers += sum(id(v) not in read and id(v) not in held for v in outputs)
-            if alive:  # one a kept number or output holds through its history is not said twice (an outside
-                # hunt: a constant Value(1.5) of the loss was "kept"), even if also cached: the number is said
-                read |= {id(v) for v in topological_order([n.node for n in numbers] + outputs)}
+        if not (alive or outputs or computed):
+            return
+        held = {id(n.node) for n in numbers}  # a kept loss.data holds loss: counted once
+        self.kept_numbers += sum(id(v) not in read and id(v) not in held for v in outputs)
+        holders = [n.node for n in numbers] + outputs + computed
+        below = {id(v) for v in topological_order([p for v in holders for p in v._prev])}
+        held |= {id(v) for v in outputs}
+        self.kept_numbers += sum(id(v) not in below and id(v) not in held for v in computed)
+        if alive:  # one a kept number or output holds through its history is not said twice (an outside
+            # hunt: a constant Value(1.5) of the loss was "kept"), even if also cached: the number is said
+            read |= below | {id(v) for v in holders}
             self.kept = sum(id(v) not in read for v in alive)
+
+    def _computed_alive(self, read: set[int]) -> list:
+        """The trace's own op nodes alive still, but those the guards read."""
+        own = self._own
+        return [v for v in map(_ALIVE, self._computed) if v is not None and type(v) is own and id(v) not in read]
 
     def leaf(self, data: Any) -> None:
         """``Value(data)`` inside the traced function: a NumPy number is data frozen into the
@@ -395,9 +418,9 @@ class Record:
         if self.kept_numbers:
             n = self.kept_numbers
             parts["kept"] = (f"kept {n} traced number{'s' * (n != 1)} (a Value's .data, a number computed from "
-                             f"one, or a Value it returned, such as the loss) after it returned, appended to a "
-                             f"list or stored in an attribute: they hold the trace's numbers, and later calls "
-                             f"store none")
+                             f"one, or a Value it returned or computed, such as the loss or a layer's outputs) "
+                             f"after it returned, appended to a list or stored in an attribute: they hold the "
+                             f"trace's numbers, and later calls store none")
         if self.texts:
             total = sum(self.texts.values())
             shown = ", ".join(f"{n} at {where}" for where, n in self.texts.most_common(4))
@@ -408,6 +431,8 @@ class Record:
 
 
 _GENERATORS = (random.Random, np.random.Generator, np.random.RandomState)
+_ALIVE = weakref.ref.__call__  # a weak reference's Value, or None
+_HISTORY = operator.attrgetter("_prev")  # a Value's operands: none for a leaf
 
 
 def _alone() -> bool:

@@ -563,7 +563,7 @@ def trace_with_record(fn: Callable, *example_args: Any, params: Iterable[Value] 
     extra = [g.predicate for g in record.guards] if guards else []
     with gc_paused():
         graph = _to_graph(out_leaves + extra, placeholders, paths, list(params or ()),
-                          name or function_name(fn), in_tree, out_tree, node_class)
+                          name or function_name(fn), in_tree, out_tree, node_class, record)
     record.outputs(out_leaves)
     del result, out_leaves, extra, structured, supply, placeholders, given  # the trace's Values: only kept ones stay
     record.count_kept()
@@ -647,14 +647,18 @@ def _foreign_value_in(error: BaseException) -> Any:
 
 
 def _to_graph(out_leaves: list, placeholders: list[Value], paths: list[str], given_params: list[Value],
-              name: str, in_tree: Any, out_tree: Any, node_class: type = TracedValue) -> Graph:
+              name: str, in_tree: Any, out_tree: Any, node_class: type = TracedValue,
+              record: Record | None = None) -> Graph:
     """The graph of ``out_leaves``.  A trace inside another makes ``node_class`` Values: the
     outer trace's (TracedValues of another class) become params -- the walk stops at them --
-    read live when the graph is replayed on the outer trace's Values, never frozen."""
+    read live when the graph is replayed on the outer trace's Values, never frozen.  The
+    ``record`` is told the op nodes the trace computed (:meth:`Record.computed`)."""
     # every Value met, in order; its node once known (Values hash by identity).  The walk stops
     # at the Values made before this trace ran (params, Values computed outside, or the trace's
     # this one runs inside): the program reads their numbers live
     index, made_before = depth_first_through([v for v in out_leaves if isinstance(v, Value)], node_class)
+    if record is not None:
+        record.computed(index, node_class)
     b = Builder()
     inputs = []
     for ph, path in zip(placeholders, paths):

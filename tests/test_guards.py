@@ -697,7 +697,7 @@ def test_a_returned_value_kept_after_the_trace_is_said_but_not_one_a_guard_reads
         loss = (x * w - 1) ** 2
         history.append(loss)
         return loss
-    with pytest.warns(FrozenDataWarning, match="kept 1 traced number .* a Value it returned, such as the loss"):
+    with pytest.warns(FrozenDataWarning, match="kept 1 traced number .* a Value it returned or computed, such as the loss"):
         graphc.compile(logged)(1.0)
 
     def branching(x):
@@ -705,6 +705,45 @@ def test_a_returned_value_kept_after_the_trace_is_said_but_not_one_a_guard_reads
         return loss if loss.data > 1.0 else loss * 2.0
     assert graphc.compile(branching)(1.0).data == 2.0  # pytest turns warnings into errors
     assert graphc.compile(lambda x: x * w)(3.0).data == 6.0 and w.data == 2.0
+
+
+def test_values_computed_on_the_way_and_kept_are_said():
+    """A layer's ``self.out`` (makemore's), an L2 term kept to log, a derived weight cached:
+    op nodes of the trace stored outside it hold the trace's numbers, silently stale on later
+    calls (an outside hunt).  Said as kept numbers are, each chain once: a kept node holds
+    its history."""
+    w = Value(0.5)
+
+    class Tanh:
+        def __call__(self, xs):
+            self.out = [x.tanh() for x in xs]
+            return self.out
+
+    layer, logged = Tanh(), []
+
+    def with_l2(x):
+        reg = w * w * 0.01
+        logged.append(reg)
+        return layer([x * w, x + w])[0] + reg
+
+    cache = {}
+
+    def derived(x):
+        if "w3" not in cache:
+            cache["w3"] = w.tanh() * 3.0
+        return x * cache["w3"]
+
+    for fn, kept in ((with_l2, 2), (derived, 1)):  # reg and out[0] (out[1], which no output uses, is no node)
+        with pytest.warns(FrozenDataWarning, match=rf"kept {kept} traced numbers? .* returned or computed"):
+            graphc.compile(fn)(1.5)
+    shared = []
+
+    def chain(x):  # one kept node holding the other: counted once
+        a = (x * w).tanh()
+        shared.extend([a, a * 2.0])
+        return a + 1.0
+    with pytest.warns(FrozenDataWarning, match=r"kept 1 traced number "):
+        graphc.compile(chain)(1.5)
 
 
 def test_functions_without_attributes_compile():
