@@ -318,8 +318,9 @@ _NUMBER_KINDS = (engine.INT_PLACEHOLDER, engine.NUMBER_PLACEHOLDER)
 
 
 def _int_product(product: Any, a: Value, b: Any) -> Any:
-    """``a * b`` of ints in eager code, an int: ``0 * -1`` is 0, where mul gives -0.0 (an
-    outside hunt: ``math.atan2(x * y, -1.0)`` came out -pi), so +0.0 is added, as a traced
+    """``a * b`` of ints in eager code (a comparison is a bool, an int: ``(y > 0) * y``), an
+    int: ``0 * -1`` is 0, where mul gives -0.0 (an outside hunt: ``math.atan2(x * y, -1.0)``
+    came out -pi), so +0.0 is added, as a traced
     number's int product is.  Whether the product is an int turns on the arguments' kinds,
     and ints and floats share a signature, so the trace relies on them: an int product on
     its arguments staying ints, a float one on its float arguments not becoming ints (an
@@ -328,7 +329,7 @@ def _int_product(product: Any, a: Value, b: Any) -> Any:
         return product
     sides = []
     for x in (a, b):  # bounded walks: a * is everywhere
-        side = [] if type(x) in engine.INTEGERS else \
+        side = [] if type(x) in engine.INTEGERS or (type(x) is TracedNumber and x.kind is not float) else \
             _int_arguments(x, 64, _NUMBER_KINDS) if isinstance(x, TracedValue) else None
         if side is None:  # a float whatever the arguments' kinds
             return product

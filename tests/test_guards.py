@@ -989,6 +989,20 @@ def test_an_int_product_and_a_float_product_are_not_one_program(backend):
     assert [scaled(*args).data for args in [(2, 3), (-1.0, 0.0), (0, -1)]] == [1 / 12, -math.inf, math.inf]
 
 
+def test_a_comparison_times_an_int_argument_is_an_int_product():
+    """``(y > 0) * y``, a relu of an int label as a mask: a bool times an int is Python's int
+    0 at ``y = -1``, where mul gave -0.0, whose sign flowed on into ``m * w`` (an outside
+    hunt).  A float ``y`` keeps the float product's -0.0."""
+    w = Value(-2.0)
+
+    def masked(y):
+        m = (y > 0) * y
+        return m, y * (y < 0), m * w
+    compiled = graphc.compile(masked)
+    for y in (-1, 2, -3, -1.0, -0.0, 3.5):
+        assert [repr(float(getattr(v, "data", v))) for v in masked(y)] == [repr(v.data) for v in compiled(y)], y
+
+
 def test_arithmetic_of_many_number_arguments_is_a_number_still():
     """``if sum(mask):`` over 32 or more number arguments took the Value's always-true branch
     (a walk of at most 64 nodes, then "a Value": a review); each node is walked once now."""
