@@ -65,6 +65,7 @@ class Compiled:
         self._signatures = SignatureCache(self.name, self._new_signature)
         self._frozen = variants.warn_once()
         self._names: dict[int, list[str]] = {}
+        self._as_values: dict[str, set[int]] = {}  # per argument signature: see trace_with_record
         self._plans = Plans()
         self._bound: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # see __get__
         self.__doc__ = getattr(fn, "__doc__", None)
@@ -87,7 +88,8 @@ class Compiled:
         return Compiled(types.MethodType(self.fn, instance), backend=self.backend, numerics=self.numerics)
 
     def _new_signature(self, args: tuple, description: str, shared: dict[int, int | None] | None = None) -> Signature:
-        return Signature(self.fn, self.name, self.numerics, self._backend, args, description, self._frozen, shared)
+        return Signature(self.fn, self.name, self.numerics, self._backend, args, description, self._frozen, shared,
+                         self._as_values.setdefault(description, set()))
 
     @property
     def trace_count(self) -> int:

@@ -43,6 +43,15 @@ def _traced_data(v: Value) -> float:
     return v._data
 
 
+def _converted(v: Value) -> float:
+    """The number ``float(v)``, ``int(v)``, ``round(v)``, ``format(v)`` convert: ``v.data``,
+    but not a ``.data`` the function reads (a number converts as a Value does, so converting
+    tells nothing of what eager code holds there: see ``TracedValue.read_data``)."""
+    if _tracing_threads and _this_thread.node_class is not Value:
+        return _this_thread.node_class.read_data(v, by_user=False)
+    return v._data
+
+
 def _write_data(v: Value, value: float) -> None:
     global _data_dirty
     v._data = value if type(value) is float else _as_float(value)  # the common case inline
@@ -216,16 +225,16 @@ class Value:
         return _compare(operator.ge, self, other)
 
     def __float__(self) -> float:
-        return float(self.data)
+        return float(_converted(self))
 
     def __int__(self) -> int:
-        return int(self.data)
+        return int(_converted(self))
 
     def __round__(self, ndigits: int | None = None):
-        return round(self.data, ndigits)
+        return round(_converted(self), ndigits)
 
     def __trunc__(self) -> int:  # math.trunc, as int() (a compiled call's number argument raised: a hunt)
-        return math.trunc(self.data)
+        return math.trunc(_converted(self))
 
     def backward(self) -> None:
         """Accumulate d(self)/d(node) into every node's ``.grad``, exactly as micrograd does.
@@ -299,7 +308,7 @@ class Value:
 
     def __repr__(self) -> str:
         record = _this_thread.record if _tracing_threads else None
-        if record is not None and not isinstance(_this_thread.node_class.read_data(self), float):
+        if record is not None and not isinstance(_this_thread.node_class.read_data(self, by_user=False), float):
             record.text()  # inside a trace the text holds this trace's number (a print of the loss)
         return f"Value(data={self._data}, grad={self.grad})"
 
@@ -307,7 +316,7 @@ class Value:
         """``f"{loss:.4f}"``: its number so formatted (micrograd's Value refuses a format spec;
         a compiled function returns Values where eager code returned a float, as an
         accuracy computed with ``round``: an outside hunt found such an f-string failing)."""
-        return format(self.data, spec) if spec else repr(self)
+        return format(_converted(self), spec) if spec else repr(self)
 
     def __reduce_ex__(self, protocol: int) -> tuple:
         """pickle and ``copy.deepcopy`` of a Value and its history, of any depth.  Each node

@@ -223,7 +223,7 @@ class Record:
         outside hunt: ``x / 3`` was Python's quotient, an ulp off eager's at 2.1, and the
         answer turned on the order of two statements)."""
         k = self._positions.get(id(placeholder))
-        if k is None or not self.python_arithmetic or k in self.as_values:
+        if k is None or not self.python_arithmetic or k in self.as_values or placeholder._attr is PLACEHOLDER:
             return
         if k in self.argument_kinds:
             self.trace_again_as_values.add(k)

@@ -114,13 +114,13 @@ class Signature:
 
     def __init__(self, fn: Callable, name: str, numerics: str, backend: Backend, args: tuple,
                  description: str, frozen: Callable[[str, frozenset[str]], None],
-                 shared: dict[int, int | None] | None = None) -> None:
+                 shared: dict[int, int | None] | None = None, as_values: set[int] | None = None) -> None:
         self.name, self.numerics, self.backend, self.description = name, numerics, backend, description
         self.shared = shared  # Value arguments met twice, or params (graphc.signature_cache.SharedKey)
         self.stats = CompileStats()
         params = fn.parameters() if isinstance(fn, Module) else None
         with _Timer(self.stats, "trace"), gc_paused():  # the graph ends with one 0/1 output per guard
-            traced, self.guards = trace_for_compile(name, fn, args, params, frozen, shared)
+            traced, self.guards = trace_for_compile(name, fn, args, params, frozen, shared, as_values)
         self.stats.traced_nodes = len(traced)
         self._traced, self._graph = traced, None
         lock = self._lock = forksafe.RLock()

@@ -43,8 +43,8 @@ from .guards import (A_NUMBER, A_VALUE, AN_INT, NN, NOT_AN_INT, Record, placehol
 from .names import sanitize
 from .nn import Module
 from .ops import Op
-from .traced import (FLOAT_ATTRIBUTES, TracedNumber, compare, gradient_free, live_leaf, live_operand,
-                     plain_outputs, recorded_comparison)
+from .traced import (COMPARISON_OPS, FLOAT_ATTRIBUTES, TracedNumber, compare, formatting, gradient_free,
+                     live_leaf, live_operand, plain_outputs, recorded_comparison)
 from .tree import ArrayRows, flatten_args, flatten_output, foreign_value_message, is_foreign_value, unflatten
 from .walk import depth_first_through
 
@@ -73,13 +73,15 @@ class TracedValue(Value):
     grad = engine._GRAD_SLOT
 
     @staticmethod
-    def read_data(v: Value) -> float | TracedNumber:
+    def read_data(v: Value, by_user: bool = True) -> float | TracedNumber:
         """``v.data``: a constant's number, or a traced number of anything the program
-        computes or reads (placeholders, op results, params and captured Values)."""
+        computes or reads (placeholders, op results, params and captured Values).
+        ``by_user``: the function reads it, so eager code holds a Value there (not a
+        conversion, ``float(x)``, which a number takes too)."""
         argument = any(v._attr is marker for marker in engine.PLACEHOLDERS)
         if v._kind is None and (v._attr is engine.CONSTANT or (isinstance(v, TracedValue) and not argument)):
             return v._data
-        record = engine.current_record() if argument else None
+        record = engine.current_record() if argument and by_user else None
         if record is not None:
             record.read_argument_data(v)
             record.data_read.add(id(v))
@@ -159,6 +161,8 @@ class TracedValue(Value):
         record = engine.current_record()
         for node in arguments if record is not None else ():
             record.relied_on_kind(node, AN_INT)  # a float of the same value is no index
+        if formatting():  # "%x" % n: text, as an f-string's
+            return int(TracedNumber(self, int).for_text())
         return int(TracedNumber(self, float)._frozen("an index"))
 
     # A number argument, and what eager code computes from numbers alone (n + 1, -x, x / 2), is a
@@ -412,7 +416,7 @@ def _reaches_a_value(v: Value, known: dict, record) -> bool:
             if node._attr is not engine.CONSTANT and node._attr is not engine.INT_PLACEHOLDER \
                     and node._attr is not engine.NUMBER_PLACEHOLDER:
                 return True
-        else:
+        elif node._kind.name not in COMPARISON_OPS:  # a comparison is a bool in eager code, of Values too
             stack.extend(node._prev)
     return False
 
@@ -434,6 +438,8 @@ def _walk_kinds(v: Value, known: dict, record) -> tuple[Value, str]:
             if node._attr is engine.PLACEHOLDER:  # a Value argument: a Value in eager code
                 record.relied_on_kind(node, A_VALUE)
             kind = "constant" if node._attr is engine.CONSTANT else "value"
+        elif node._kind.name in COMPARISON_OPS:  # a bool in eager code, whatever it compares (an outside hunt:
+            kind = "number"  # (y.data > 0) * x was taken for a Value, always true, for a Value y)
         else:
             pending = [a for a in node._prev if id(a) not in known]
             if pending:
@@ -508,7 +514,8 @@ def warn_assumptions(record: Record, name: str) -> None:
 
 def trace_with_record(fn: Callable, *example_args: Any, params: Iterable[Value] | None = None,
                       name: str | None = None, guards: bool = False,
-                      shared: dict[int, int | None] | None = None) -> tuple[Graph, Record, list]:
+                      shared: dict[int, int | None] | None = None,
+                      as_values: set[int] | None = None) -> tuple[Graph, Record, list]:
     """:func:`trace`, also returning what the trace assumed and froze (its :class:`Record`)
     and the kind of each output (None for a Value; see :func:`graphc.traced.plain_outputs`).
     With ``guards``, the graph's outputs are followed by one 0/1 output per guard, in the
@@ -518,13 +525,16 @@ def trace_with_record(fn: Callable, *example_args: Any, params: Iterable[Value] 
     (the input keeps its node, unused).  ``guards`` is a compiled call's trace, whose number
     arguments are plain numbers to the function (no gradient is taken for them): their
     arithmetic is Python's (:meth:`TracedValue.__truediv__`); elsewhere they are inputs to
-    differentiate, as Values."""
+    differentiate, as Values.  ``as_values``: the positions of the number arguments whose
+    ``.data`` the function reads, traced as Values (:meth:`Record.read_argument_data`), known
+    from an earlier trace of the signature and added to: a position found after the trace
+    relied on a number there runs the function again, once per compiled signature."""
     if not callable(fn):
         raise ArgumentError(f"graphc.trace needs a function or a Module to run; got {type(fn).__name__}")
     reject_foreign_module(fn)
     arg_names = argument_names(fn, len(example_args))
     leaves, in_tree, paths = flatten_args(example_args, arg_names)
-    as_values: set[int] = set()  # the number arguments traced as Values (Record.read_argument_data)
+    as_values = set() if as_values is None else as_values
     while True:
         record = Record()
         record.python_arithmetic = guards
@@ -557,9 +567,9 @@ def trace_with_record(fn: Callable, *example_args: Any, params: Iterable[Value] 
         finally:
             _leave(tracing, paused)
             record.forget_nodes()
+        as_values |= record.as_values | record.trace_again_as_values
         if not record.trace_again_as_values:
             break
-        as_values |= record.trace_again_as_values
     out_leaves, out_tree = flatten_output(result)
     extra = [g.predicate for g in record.guards] if guards else []
     with gc_paused():

@@ -39,6 +39,8 @@ from .tree import is_namedtuple, sorted_items
 
 _COMPARISONS = {operator.lt: "lt", operator.le: "le", operator.gt: "gt", operator.ge: "ge",
                 operator.eq: "eq", operator.ne: "ne"}
+#: Their ops: a comparison is a plain bool in eager code, whatever it compares.
+COMPARISON_OPS = frozenset(_COMPARISONS.values())
 #: float's public attributes a traced number lends (its value, fixed by a guard, answers).
 FLOAT_ATTRIBUTES = frozenset({"real", "imag", "is_integer", "hex", "conjugate", "as_integer_ratio",
                                "numerator", "denominator", "bit_length", "bit_count", "to_bytes"})
@@ -335,13 +337,13 @@ class TracedNumber:
         return None
 
     def __float__(self) -> float:
-        if _formatting(sys._getframe(1)):
-            return float(self._as_text())
+        if formatting():
+            return float(self.for_text())
         return float(self._frozen())
 
     def __int__(self) -> int:
-        if _formatting(sys._getframe(1)):
-            return int(self._as_text())
+        if formatting():
+            return int(self.for_text())
         if self.kind is not float:
             return int(self._frozen())
         exact = self._integral()
@@ -354,7 +356,7 @@ class TracedNumber:
             return _between(self, k - 1, False, True, k, "int")
         return _between(self, -1, False, False, 0, "int", width=2.0)
 
-    def _as_text(self) -> bool | int | float:
+    def for_text(self) -> bool | int | float:
         """The trace's number, unguarded, where it becomes text: ``"%f" % x`` (and so
         ``logging.info("loss %f", loss.data)``) converts with ``float()``, which guarded the
         exact number, so each call with another loss traced again and the ninth failed (an
@@ -363,10 +365,10 @@ class TracedNumber:
         return self.value
 
     def __index__(self) -> int:
-        if _formatting(sys._getframe(1)):
-            return int(self._as_text())
-        if self.kind is float:
+        if self.kind is float:  # "%x" % 1.5 raises too
             raise TypeError(f"{where()}: a float (a traced value's .data) cannot be used as an index")
+        if formatting():
+            return int(self.for_text())
         return int(self._frozen())
 
     def __trunc__(self) -> int:
@@ -448,19 +450,38 @@ def _as_plain(x: Any) -> Any:
     return x._frozen() if isinstance(x, TracedNumber) else x
 
 
-_BINARY_OP = dis.opmap.get("BINARY_OP")  # Python 3.11 on: its argument says which operator
-_PERCENT_ARGUMENTS = {k for k, (name, _) in enumerate(getattr(dis, "_nb_ops", ())) if name.endswith("_REMAINDER")}
-_MODULO_OPCODES = {dis.opmap[name] for name in ("BINARY_MODULO", "INPLACE_MODULO") if name in dis.opmap}  # 3.10
+def _percent_instructions() -> frozenset[tuple[int, int | None]]:
+    """(opcode, argument) of ``a % b`` and ``a %= b`` as this Python compiles them (the
+    argument None where the opcode alone says ``%``: 3.10's BINARY_MODULO)."""
+    found = set()
+    for source, mode in (("a % b", "eval"), ("a %= b", "exec")):
+        for instruction in dis.get_instructions(compile(source, "<%>", mode)):
+            if instruction.opname == "BINARY_OP":
+                found.add((instruction.opcode, instruction.arg))
+            elif "MODULO" in instruction.opname:
+                found.add((instruction.opcode, None))
+    return frozenset(found)
 
 
-def _formatting(frame: Any) -> bool:
-    """Whether ``frame`` is running a ``%`` as it converts a traced number: printf-style
-    formatting, ``"%f" % x`` (a number's ``%`` is the traced number's own ``__mod__``, which
-    converts nothing).  ``f_lasti`` is the byte offset of the running instruction."""
+_PERCENT = _percent_instructions()
+#: Value's conversions, which convert its .data: the ``%`` that asked for them is their caller's.
+_CONVERSIONS = frozenset({Value.__float__.__code__, Value.__int__.__code__})
+
+
+def formatting() -> bool:
+    """Whether the conversion of a traced number that called this serves a running ``%``:
+    printf-style formatting, ``"%f" % x`` or ``"%f" % v`` of a Value (a number's ``%`` is a
+    traced number's own ``__mod__``, which converts nothing).  ``f_lasti`` is the byte
+    offset of the instruction a frame runs."""
+    frame = sys._getframe(2)
+    while frame is not None and frame.f_code in _CONVERSIONS:
+        frame = frame.f_back
+    if frame is None:
+        return False
     code, at = frame.f_code.co_code, frame.f_lasti
     if not 0 <= at < len(code) - 1:
         return False
-    return code[at] in _MODULO_OPCODES or (code[at] == _BINARY_OP and code[at + 1] in _PERCENT_ARGUMENTS)
+    return (code[at], code[at + 1]) in _PERCENT or (code[at], None) in _PERCENT
 
 
 def _text() -> None:

@@ -27,11 +27,13 @@ MAX_VARIANTS = 8
 
 def trace_for_compile(name: str, fn: Callable, args: tuple, params: list | None,
                       frozen: Callable[[str, frozenset[str]], None],
-                      shared: dict[int, int | None] | None = None) -> tuple[Graph, GuardSet]:
+                      shared: dict[int, int | None] | None = None,
+                      as_values: set[int] | None = None) -> tuple[Graph, GuardSet]:
     """``fn`` traced on ``args`` for compiling: the graph (its outputs, then one 0/1 output per
-    guard) and the guards.  Frozen data is told to ``frozen(message, kinds)``; ``shared``: see
-    :func:`graphc.trace.trace_with_record`."""
-    graph, record, kinds = trace_with_record(fn, *args, params=params, name=name, guards=True, shared=shared)
+    guard) and the guards.  Frozen data is told to ``frozen(message, kinds)``; ``shared`` and
+    ``as_values``: see :func:`graphc.trace.trace_with_record`."""
+    graph, record, kinds = trace_with_record(fn, *args, params=params, name=name, guards=True, shared=shared,
+                                             as_values=as_values)
     message = record.frozen_message(name)
     if message is not None:
         frozen(message, record.frozen_kinds())

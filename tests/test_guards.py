@@ -924,6 +924,59 @@ def test_a_number_argument_whose_data_is_read_is_a_value_wherever_the_read_is(ba
         assert repr(compiled(Value(2.1))) == repr(fn(Value(2.1))) and compiled.trace_count == traces
 
 
+def test_a_comparison_of_a_value_argument_is_a_plain_bool_and_the_function_runs_again_once():
+    """A review of the change above: ``(y.data > 0) * x`` is a float in eager code (a bool
+    times a float), whatever ``y`` is, but the walk from it reached ``y``, a Value, through
+    the comparison, so it was taken for a Value: always true.  And the function ran twice
+    on every trace where the read came late, and for a Value argument too."""
+    w = Value(0.7)
+
+    def masked(x, y):
+        t = (y.data > 0) * x
+        return w if t else -w, w * (t == 2.0) + w
+    compiled = graphc.compile(masked)
+    for x, y in ((2.1, -1.3), (2.0, 1.5), (0.0, 3.0)):
+        expected = [v.data for v in masked(x, Value(y))]
+        assert [v.data for v in compiled(x, y)] == expected == [v.data for v in compiled(x, Value(y))]
+    runs = []
+
+    def late(x):
+        runs.append(x)
+        s = x * w.data
+        return s.tanh() if x.data > 0 else -s
+    compiled = graphc.compile(late)
+    compiled(2.1)
+    compiled(-1.0)  # the other branch: traced again, once, knowing x is a Value
+    assert len(runs) == 3 and compiled.trace_count == 2
+    runs.clear()
+
+    def value_argument(x):
+        runs.append(repr(x))
+        return x * 2.0 if x.data > 0 else x
+    with pytest.warns(FrozenDataWarning, match="into text"):
+        graphc.compile(value_argument)(Value(1.5))
+    assert len(runs) == 1
+
+
+def test_percent_formatting_of_number_arguments_and_values_is_text_too():
+    """A review: ``"%f" % lr`` of a number argument and ``"%f" % loss`` of a Value converted
+    through Value's ``__float__``, which was still guarded (the ninth call hit the cap); and
+    ``"%x" % x.data`` of a float formatted where Python raises."""
+    w, texts = Value(0.5), []
+
+    def step(x, lr, n):
+        loss = (x * w - 1) ** 2
+        texts.append("%f %e %d %x %s" % (lr, loss, n, n, n))
+        return loss * lr * n
+    compiled = graphc.compile(step)
+    with pytest.warns(FrozenDataWarning, match="into text"):
+        for k in range(1, 12):
+            assert compiled(0.5, 0.1 * k, k).data == step(0.5, 0.1 * k, k).data
+    assert compiled.trace_count == 1 and texts[0] == "0.100000 5.625000e-01 1 1 1"
+    with pytest.raises(TypeError, match="%x format: an integer is required"):
+        graphc.compile(lambda x: x * len("%x" % x.data))(1.5)
+
+
 def test_a_float_arguments_floor_division_and_remainder_are_a_floats():
     """A float's ``//``, ``%`` and ``divmod`` are a float's, as in eager code (they were a
     TypeError but where an int's program of the same value was there)."""
