@@ -265,45 +265,48 @@ class Record:
         later calls never append to: an outside hunt)."""
         self._outputs = [weakref.ref(v) for v in values if isinstance(v, Value) and v._prev]
 
-    def computed(self, values: Iterable[Any], own: type) -> None:
+    def note_computed(self, values: Iterable[Any], own: type) -> None:
         """The Values the trace computed its outputs from, its own of class ``own`` (see
         :meth:`count_kept`, which leaves out the others: Values computed outside, alive
         whatever happens)."""
-        self._computed, self._own = list(map(weakref.ref, filter(_HISTORY, values))), own
+        self._computed, self._own = list(map(weakref.ref, filter(_has_operands, values))), own
 
     def count_kept(self) -> None:
         """Once the trace's own Values are gone: how many Values the function made are still
-        alive -- kept in a cache, an attribute, a global -- but for those the guards read.
-        The program froze their numbers, and nothing writes their ``.grad``.  Likewise the
-        traced numbers it kept, the Values it returned, and those it computed on the way (a
-        layer's ``self.out``, an L2 term kept to log, a weight derived and cached: an outside
-        hunt found them silently stale), each counted once: a kept node holds its history."""
-        read = {id(v) for v in topological_order([g.predicate for g in self.guards])} if self.guards else set()
-        if any(ref() is not None for ref in self._numbers + self._outputs) or self._computed_alive(read):
-            gc.collect()  # a cycle the paused collector left (a caught exception's traceback): rare, so asked then
+        alive -- kept in a cache, an attribute, a global.  The program froze their numbers,
+        and nothing writes their ``.grad``.  Likewise the traced numbers it kept, the Values
+        it returned, and those it computed on the way (a layer's ``self.out``, an L2 term
+        kept to log, a weight derived and cached: an outside hunt found them silently
+        stale), each counted once: a kept node holds its history.  The guards' predicates,
+        which the graph has taken in, are let go first: they held what they read."""
+        self.guards = [replace(g, predicate=None) for g in self.guards]
+        computed = self._computed_alive()
+        if computed or any(ref() is not None for ref in self._numbers + self._outputs):
+            del computed  # a cycle the paused collector left (a caught exception's traceback): rare, so asked then
+            gc.collect()
+            computed = self._computed_alive()
         numbers = [n for n in (ref() for ref in self._numbers) if n is not None]
         alive = [v for v in (ref() for ref in self._made) if v is not None]
         outputs = [v for v in (ref() for ref in self._outputs) if v is not None]
-        computed = self._computed_alive(read)
         self._numbers, self._made, self._outputs, self._computed = [], [], [], []
         self.kept_numbers += len(numbers)
         if not (alive or outputs or computed):
             return
         held = {id(n.node) for n in numbers}  # a kept loss.data holds loss: counted once
-        self.kept_numbers += sum(id(v) not in read and id(v) not in held for v in outputs)
+        self.kept_numbers += sum(id(v) not in held for v in outputs)
         holders = [n.node for n in numbers] + outputs + computed
         below = {id(v) for v in topological_order([p for v in holders for p in v._prev])}
         held |= {id(v) for v in outputs}
         self.kept_numbers += sum(id(v) not in below and id(v) not in held for v in computed)
-        if alive:  # one a kept number or output holds through its history is not said twice (an outside
-            # hunt: a constant Value(1.5) of the loss was "kept"), even if also cached: the number is said
-            read |= below | {id(v) for v in holders}
-            self.kept = sum(id(v) not in read for v in alive)
+        # a made Value a kept number or output holds through its history is not said twice (an
+        # outside hunt: a constant Value(1.5) of the loss was "kept"), even if also cached
+        below |= {id(v) for v in holders}
+        self.kept = sum(id(v) not in below for v in alive)
 
-    def _computed_alive(self, read: set[int]) -> list:
-        """The trace's own op nodes alive still, but those the guards read."""
+    def _computed_alive(self) -> list:
+        """The trace's own op nodes alive still."""
         own = self._own
-        return [v for v in map(_ALIVE, self._computed) if v is not None and type(v) is own and id(v) not in read]
+        return [v for v in map(_referent, self._computed) if v is not None and type(v) is own]
 
     def leaf(self, data: Any) -> None:
         """``Value(data)`` inside the traced function: a NumPy number is data frozen into the
@@ -431,8 +434,8 @@ class Record:
 
 
 _GENERATORS = (random.Random, np.random.Generator, np.random.RandomState)
-_ALIVE = weakref.ref.__call__  # a weak reference's Value, or None
-_HISTORY = operator.attrgetter("_prev")  # a Value's operands: none for a leaf
+_referent = weakref.ref.__call__  # what a weak reference refers to, or None
+_has_operands = operator.attrgetter("_prev")  # a Value's operands, none (false) for a leaf
 
 
 def _alone() -> bool:

@@ -663,13 +663,13 @@ def _to_graph(out_leaves: list, placeholders: list[Value], paths: list[str], giv
     """The graph of ``out_leaves``.  A trace inside another makes ``node_class`` Values: the
     outer trace's (TracedValues of another class) become params -- the walk stops at them --
     read live when the graph is replayed on the outer trace's Values, never frozen.  The
-    ``record`` is told the op nodes the trace computed (:meth:`Record.computed`)."""
+    ``record`` is told the op nodes the trace computed (:meth:`Record.note_computed`)."""
     # every Value met, in order; its node once known (Values hash by identity).  The walk stops
     # at the Values made before this trace ran (params, Values computed outside, or the trace's
     # this one runs inside): the program reads their numbers live
     index, made_before = depth_first_through([v for v in out_leaves if isinstance(v, Value)], node_class)
     if record is not None:
-        record.computed(index, node_class)
+        record.note_computed(index, node_class)
     b = Builder()
     inputs = []
     for ph, path in zip(placeholders, paths):

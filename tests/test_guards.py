@@ -745,6 +745,12 @@ def test_values_computed_on_the_way_and_kept_are_said():
     with pytest.warns(FrozenDataWarning, match=r"kept 1 traced number "):
         graphc.compile(chain)(1.5)
 
+    def read_by_a_guard(x):  # a review: the guards' hold on what they read hid it
+        layer.out = x * w
+        return layer.out if layer.out.data > 0 else -layer.out
+    with pytest.warns(FrozenDataWarning, match=r"kept 1 traced number "):
+        graphc.compile(read_by_a_guard)(1.5)
+
 
 def test_functions_without_attributes_compile():
     """Found reading the change that looks into a callable's attributes for generators: a
