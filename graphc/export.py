@@ -98,12 +98,12 @@ def python_module(plan: ExportPlan) -> str:
         "Standalone: imports only the Python standard library.",
         "",
         f"    forward({args}{', ' if args else ''}params=PARAMS)",
-        f"        -> floats shaped {_in_docstring(describe(graph.out_tree))}",
+        f"        -> floats shaped {_in_docstring(describe(out_tree))}",
         f"    value_and_grad({args}{', ' if args else ''}params=PARAMS)",
         "        -> (value of output 0 -- the result's first number, a dict's items taken in sorted key",
         "            order --, gradients shaped like the arguments, gradients of PARAMS)",
         "",
-        f"Arguments ({len(plan.arg_names)}), shaped {_in_docstring(describe(graph.in_tree))}, flatten to "
+        f"Arguments ({len(plan.arg_names)}), shaped {_in_docstring(describe(in_tree))}, flatten to "
         f"{len(plan.input_names)} input(s), in order: {', '.join(plan.input_names) or '(none)'}.",
         f"Then {len(plan.param_names)} param(s), PARAMS in order:{params or ' (none).'}",
         '"""',
@@ -253,9 +253,9 @@ def _self_contained(obj: Any) -> bool:
 
 
 def _exportable(tree: Any) -> Any:
-    """``tree`` with each namedtuple class its name and fields (the module cannot import the
-    class; it makes one of the same name and fields), or a plain tuple where those are no
-    names a namedtuple takes."""
+    """``tree`` with each namedtuple whose name and fields are no names ``namedtuple()``
+    takes a plain tuple (the module makes a class of the same name and fields for the others:
+    it cannot import the user's)."""
     if tree == SCALAR or not isinstance(tree, tuple) or tree[0] == "array":
         return tree
     kind, spec = tree
@@ -267,7 +267,7 @@ def _exportable(tree: Any) -> Any:
         names = (cls.__name__, *cls._fields)
         if all(isinstance(n, str) and n.isidentifier() and not keyword.iskeyword(n) for n in names) \
                 and not any(n.startswith("_") for n in names[1:]) and len(set(names[1:])) == len(items):
-            return ("namedtuple", ((cls.__name__, tuple(cls._fields)), items))
+            return ("namedtuple", (cls, items))
         return ("tuple", items)
     return (kind, tuple(_exportable(t) for t in spec))
 
@@ -290,9 +290,9 @@ def _literal(tree: Any) -> str:
     if kind == "dict":  # str keys, as ascii() writes them: a literal, never code, and ASCII as the module is
         return f"('dict', {tuple_literal([f'({key!a}, {_literal(t)})' for key, t in spec])})"
     if kind == "namedtuple":  # identifiers (see _exportable), written as ascii() literals all the same
-        (name, fields), items = spec
-        fields_literal = tuple_literal([ascii(f) for f in fields])
-        return f"('namedtuple', (_namedtuple({name!a}, {fields_literal}), {tuple_literal([_literal(t) for t in items])}))"
+        cls, items = spec
+        fields = tuple_literal([ascii(f) for f in cls._fields])
+        return f"('namedtuple', (_namedtuple({cls.__name__!a}, {fields}), {tuple_literal([_literal(t) for t in items])}))"
     if kind not in ("list", "tuple"):
         raise GraphcError(f"cannot export a structure of kind {kind!r}")
     return f"({kind!r}, {tuple_literal([_literal(t) for t in spec])})"

@@ -11,16 +11,22 @@ nested lists.
 """
 import collections
 
-_NAMEDTUPLE_CLASSES = {}
+
+class _Namedtuples:
+    """The namedtuple classes of this module's results, as attributes, where pickle finds
+    them (by their ``__qualname__``)."""
 
 
 def _namedtuple(name, fields):
     """One class per name and fields: an exported result's namedtuple, with the user's
     class's name and fields (and a namedtuple argument's gradients)."""
-    key = (name, fields)
-    if key not in _NAMEDTUPLE_CLASSES:
-        _NAMEDTUPLE_CLASSES[key] = collections.namedtuple(name, fields)
-    return _NAMEDTUPLE_CLASSES[key]
+    attribute = f"{name}({','.join(fields)})"  # unique per name and fields; any text but "." finds it
+    cls = getattr(_Namedtuples, attribute, None)
+    if cls is None:
+        cls = collections.namedtuple(name, fields)
+        cls.__qualname__ = f"_Namedtuples.{attribute}"
+        setattr(_Namedtuples, attribute, cls)
+    return cls
 
 
 def _what(x, limit=40):

@@ -7,6 +7,7 @@ import importlib.util
 import inspect
 import json
 import math
+import pickle
 import random
 import re
 import subprocess
@@ -328,7 +329,7 @@ def test_a_module_exported_from_one_branch_refuses_arguments_taking_another(tmp_
             call(-1.0)
 
 
-def test_dict_and_namedtuple_results_round_trip(tmp_path):
+def test_dict_and_namedtuple_results_round_trip(tmp_path, monkeypatch):
     """A dict's keys are written as str literals (repr), whatever they hold."""
     key = "b\n'\"\"\" + __import__('os')"
     pair = collections.namedtuple("Pair", "a b")
@@ -354,11 +355,14 @@ def test_dict_and_namedtuple_results_round_trip(tmp_path):
     result = module.forward(1.0)  # an outside hunt: a plain tuple, where DESIGN says the same structure
     assert result == (1.0, 2.0) and (result.a, result.b) == (1.0, 2.0) and repr(result) == "Pair(a=1.0, b=2.0)"
     assert "shaped Pair(scalar, scalar)" in module.__doc__
+    monkeypatch.setitem(sys.modules, module.__name__, module)  # as an import would
+    assert pickle.loads(pickle.dumps(result)) == result  # a review: its class is found in the module
     odd = collections.namedtuple("Odd", ["class", "b"], rename=True)  # fields ("_0", "b"): no namedtuple() takes "_0"
     renamed = graphc.compile(lambda x: odd(x, x))
     renamed(1.0)
-    result = load(export(renamed, tmp_path / "odd.py")).forward(1.0)
-    assert type(result) is tuple and result == (1.0, 1.0)
+    module = load(export(renamed, tmp_path / "odd.py"))
+    assert type(module.forward(1.0)) is tuple and module.forward(1.0) == (1.0, 1.0)
+    assert "shaped (scalar, scalar)" in module.__doc__
     unicode = graphc.compile(lambda x: {"caf\u00e9 \u2603": x * 2.0})
     unicode(1.0)
     path = export(unicode, tmp_path / "unicode.py")
