@@ -450,12 +450,21 @@ def _as_plain(x: Any) -> Any:
     return x._frozen() if isinstance(x, TracedNumber) else x
 
 
+def _remainder(a: Any, b: Any) -> Any:
+    return a % b
+
+
+def _remainder_in_place(a: Any, b: Any) -> Any:
+    a %= b
+    return a
+
+
 def _percent_instructions() -> frozenset[tuple[int, int | None]]:
     """(opcode, argument) of ``a % b`` and ``a %= b`` as this Python compiles them (the
     argument None where the opcode alone says ``%``: 3.10's BINARY_MODULO)."""
     found = set()
-    for source, mode in (("a % b", "eval"), ("a %= b", "exec")):
-        for instruction in dis.get_instructions(compile(source, "<%>", mode)):
+    for function in (_remainder, _remainder_in_place):
+        for instruction in dis.get_instructions(function):
             if instruction.opname == "BINARY_OP":
                 found.add((instruction.opcode, instruction.arg))
             elif "MODULO" in instruction.opname:
