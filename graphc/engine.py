@@ -744,8 +744,20 @@ def _op_order(root: Value) -> list[Value]:
     return depth_first((root,), _get_prev, leaves=False)
 
 
+#: A stop_gradient method's eager Value (PyTorch's ``detach``): a stop_gradient node kept the
+#: history below it, so ``h = h.detach()`` at each step (truncated backpropagation through
+#: time) made every ``backward()`` walk all the steps before (2,000 steps took 14 s) and kept
+#: them all alive.  While this thread traces, the node: its number is computed live.
+_EAGER_STOP = "In eager code a new leaf holding the number, as PyTorch's detach returns."
+
+
 def _method(op: Op):
-    if op.arity == 1:
+    if op.stops_gradient:
+        def method(self):
+            if _tracing_threads and _this_thread.node_class is not Value:
+                return _unary(op, self)
+            return Value(self._data)
+    elif op.arity == 1:
         def method(self):
             return _unary(op, self)
     else:
@@ -756,7 +768,8 @@ def _method(op: Op):
             return out
     args = "self" if op.arity == 1 else "self, other"
     method.__name__ = method.__qualname__ = op.method
-    method.__doc__ = f"{op.method}({args}), recorded as a {op.name!r} node." + (f" {op.doc}" if op.doc else "")
+    method.__doc__ = f"{op.method}({args}), recorded as a {op.name!r} node." + (f" {op.doc}" if op.doc else "") \
+        + (f". {_EAGER_STOP}" if op.stops_gradient else "")
     return method
 
 
@@ -804,22 +817,3 @@ for _name, _entries in ops.operators().items():
 for _op in ops.TABLE.values():
     if _op.method:
         setattr(Value, _op.method, _method(_op))
-
-
-_stop_gradient_node = Value.detach  # the op table's method
-
-
-def _detach(self) -> Value:
-    """x's value, through which no gradient flows back (PyTorch's ``detach``, JAX's
-    ``stop_gradient``).  In eager code a new leaf holding x's number, as PyTorch's: a
-    'stop_gradient' node kept the history below it, so ``h = h.detach()`` at each step
-    (truncated backpropagation through time) made every ``backward()`` walk all the steps
-    before (2,000 steps took 14 s) and kept them all alive.  While this thread traces, the
-    'stop_gradient' node: its number is computed live on each call."""
-    if _tracing_threads and _this_thread.node_class is not Value:
-        return _stop_gradient_node(self)
-    return Value(self._data)
-
-
-_detach.__name__, _detach.__qualname__ = "detach", "Value.detach"
-Value.detach = _detach

@@ -188,8 +188,9 @@ class Graph:
         and ``shape`` (``()`` for scalars); an edge ``a -> i`` exists when ``a`` is an operand
         of ``i``.  Graph-level attributes ``inputs``, ``params``, ``outputs`` keep the orders
         (and ``name``, ``param_values``, ``in_tree``, ``out_tree`` the rest).  :meth:`from_nx`
-        reads it back.  It is frozen (adding or removing a node or an edge raises), as the
-        Graph keeps it: a pass edits ``graph.nx.copy()``, which is not.
+        reads it back.  The Graph keeps it, so it is frozen: adding or removing a node or an
+        edge raises (networkx freezes no attribute dict, so writing one is not refused, but
+        leaves the two disagreeing); a pass edits ``graph.nx.copy()``.
         """
         if self._nx is None:
             self._nx = graph_nx.to_nx(self)
@@ -499,4 +500,3 @@ def _is_number(x: Any) -> bool:
     except OverflowError:
         return False
     return True
-

@@ -29,7 +29,7 @@ import numbers
 import operator
 import traceback
 import warnings
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, NoReturn
 
 import numpy as np
 
@@ -324,11 +324,11 @@ _NUMBER_KINDS = (engine.INT_PLACEHOLDER, engine.NUMBER_PLACEHOLDER)
 def _int_product(product: Any, a: Value, b: Any) -> Any:
     """``a * b`` of ints in eager code (a comparison is a bool, an int: ``(y > 0) * y``), an
     int: ``0 * -1`` is 0, where mul gives -0.0 (an outside hunt: ``math.atan2(x * y, -1.0)``
-    came out -pi), so +0.0 is added, as a traced
-    number's int product is.  Whether the product is an int turns on the arguments' kinds,
-    and ints and floats share a signature, so the trace relies on them: an int product on
-    its arguments staying ints, a float one on its float arguments not becoming ints (an
-    outside hunt: after ``c(2, 3)``, ``c(-1.0, 0.0)`` gave 0.0, not -0.0)."""
+    came out -pi), so +0.0 is added, as a traced number's int product is.  Whether the
+    product is an int turns on the arguments' kinds, and ints and floats share a signature,
+    so the trace relies on them: an int product on its arguments staying ints, a float one
+    on its float arguments not becoming ints (an outside hunt: after ``c(2, 3)``,
+    ``c(-1.0, 0.0)`` gave 0.0, not -0.0)."""
     if product is NotImplemented:
         return product
     sides = []
@@ -581,7 +581,7 @@ def trace_with_record(fn: Callable, *example_args: Any, params: Iterable[Value] 
     return graph, record, kinds
 
 
-def _raise_traced(error: Exception, example_args: tuple) -> None:
+def _raise_traced(error: Exception, example_args: tuple) -> NoReturn:
     """Raise what ``fn`` raised while traced, said in graphc's terms where its cause is the
     trace's (a library given a traced number, NumPy given a Value, a foreign Value)."""
     foreign = _foreign_value_in(error)
