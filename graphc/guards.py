@@ -214,22 +214,22 @@ class Record:
             known = self.argument_kinds.get(k)
             self.argument_kinds[k] = (placeholder.label, kinds if known is None else known[1] & kinds)
 
-    def read_argument_data(self, placeholder: Any) -> None:
+    def read_argument_data(self, placeholder: Any) -> bool:
         """The function reads a number argument's ``.data``: in eager code it holds a Value
         there (a float has no ``.data``), so the trace holds one too -- micrograd's division,
         truth and ``==`` -- for a float or an int passed as for a Value.  Before the trace
         relied on its being a number (``x / 3`` computed as Python's, before ``x.data > 0``),
-        it becomes one now; after, the trace runs again with it one from the start (an
-        outside hunt: ``x / 3`` was Python's quotient, an ulp off eager's at 2.1, and the
-        answer turned on the order of two statements)."""
+        it becomes one now: True, the caller makes it one; after, the trace runs again with it
+        one from the start (an outside hunt: ``x / 3`` was Python's quotient, an ulp off
+        eager's at 2.1, and the answer turned on the order of two statements)."""
         k = self._positions.get(id(placeholder))
         if k is None or not self.python_arithmetic or k in self.as_values or placeholder._attr is PLACEHOLDER:
-            return
+            return False
         if k in self.argument_kinds:
             self.trace_again_as_values.add(k)
-            return
+            return False
         self.as_values.add(k)
-        placeholder._attr = PLACEHOLDER
+        return True
 
     def guard(self, predicate: Value, outcome: bool, what: str) -> None:
         frame = user_frame()

@@ -83,7 +83,8 @@ class TracedValue(Value):
             return v._data
         record = engine.current_record() if argument and by_user else None
         if record is not None:
-            record.read_argument_data(v)
+            if record.read_argument_data(v):
+                v._attr = engine.PLACEHOLDER  # a Value argument from now on
             record.data_read.add(id(v))
         return TracedNumber(v, float)
 
