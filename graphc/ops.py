@@ -257,13 +257,19 @@ def _comparison(name: str, python: str, sym: str) -> Op:
               sympy_inverse=forms.match_relation(name))
 
 
-_define(
+_COMPARISON_OPS = (
     _comparison("lt", "<", "Lt"),
     _comparison("le", "<=", "Le"),
     _comparison("gt", ">", "Gt"),
     _comparison("ge", ">=", "Ge"),
     _comparison("eq", "==", "Eq"),
     _comparison("ne", "!=", "Ne"),
+)
+#: The comparisons' names: a decision, a plain bool in eager code whatever it compares.
+COMPARISONS = frozenset(op.name for op in _COMPARISON_OPS)
+
+_define(
+    *_COMPARISON_OPS,
     Op("truediv", 2, runtime.truediv, symbol="truediv",
        doc="a / b as Python divides floats, correctly rounded (inf or nan at b = 0, as IEEE)",
        vjp=lambda F, g, out, a, b: (F.truediv(g, b), -(F.truediv(out, b) * g)),

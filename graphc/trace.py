@@ -43,8 +43,8 @@ from .guards import (A_NUMBER, A_VALUE, AN_INT, NN, NOT_AN_INT, Record, placehol
 from .names import sanitize
 from .nn import Module
 from .ops import Op
-from .traced import (COMPARISON_OPS, FLOAT_ATTRIBUTES, TracedNumber, compare, formatting, gradient_free,
-                     live_leaf, live_operand, plain_outputs, recorded_comparison)
+from .traced import (FLOAT_ATTRIBUTES, TracedNumber, compare, formatting, gradient_free, live_leaf,
+                     live_operand, plain_outputs, recorded_comparison)
 from .tree import ArrayRows, flatten_args, flatten_output, foreign_value_message, is_foreign_value, unflatten
 from .walk import depth_first_through
 
@@ -417,7 +417,7 @@ def _reaches_a_value(v: Value, known: dict, record) -> bool:
             if node._attr is not engine.CONSTANT and node._attr is not engine.INT_PLACEHOLDER \
                     and node._attr is not engine.NUMBER_PLACEHOLDER:
                 return True
-        elif node._kind.name not in COMPARISON_OPS:  # a comparison is a bool in eager code, of Values too
+        elif node._kind.name not in ops.COMPARISONS:  # a comparison is a bool in eager code, of Values too
             stack.extend(node._prev)
     return False
 
@@ -439,7 +439,7 @@ def _walk_kinds(v: Value, known: dict, record) -> tuple[Value, str]:
             if node._attr is engine.PLACEHOLDER:  # a Value argument: a Value in eager code
                 record.relied_on_kind(node, A_VALUE)
             kind = "constant" if node._attr is engine.CONSTANT else "value"
-        elif node._kind.name in COMPARISON_OPS:  # a bool in eager code, whatever it compares (an outside hunt:
+        elif node._kind.name in ops.COMPARISONS:  # a bool in eager code, whatever it compares (an outside hunt:
             kind = "number"  # (y.data > 0) * x was taken for a Value, always true, for a Value y)
         else:
             pending = [a for a in node._prev if id(a) not in known]

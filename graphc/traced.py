@@ -39,8 +39,6 @@ from .tree import is_namedtuple, sorted_items
 
 _COMPARISONS = {operator.lt: "lt", operator.le: "le", operator.gt: "gt", operator.ge: "ge",
                 operator.eq: "eq", operator.ne: "ne"}
-#: Their ops: a comparison is a plain bool in eager code, whatever it compares.
-COMPARISON_OPS = frozenset(_COMPARISONS.values())
 #: float's public attributes a traced number lends (its value, fixed by a guard, answers).
 FLOAT_ATTRIBUTES = frozenset({"real", "imag", "is_integer", "hex", "conjugate", "as_integer_ratio",
                                "numerator", "denominator", "bit_length", "bit_count", "to_bytes"})
@@ -549,7 +547,7 @@ def _floats_around(exact: fractions.Fraction) -> tuple[float, float]:
 #: Zero-derivative ops (their vjp passes nothing on): a traced number computed through them
 #: from inputs and params -- a comparison, a sum of comparisons, a ``.detach()`` -- carries no
 #: gradient.
-_GRADIENT_STOPS = frozenset([ops.TABLE[name] for name in _COMPARISONS.values()] + [ops.TABLE["stop_gradient"]])
+_GRADIENT_STOPS = frozenset([ops.TABLE[name] for name in ops.COMPARISONS] + [ops.TABLE["stop_gradient"]])
 #: How many nodes :func:`live_operand` looks through before it freezes the number instead.
 _LIVE_WALK = 4096
 

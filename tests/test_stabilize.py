@@ -191,3 +191,7 @@ def test_guards_compute_what_the_trace_decided_on_while_the_rest_is_rewritten(ba
         assert exact(x).data == shared(Value(x)).data
         compiled(x).backward()
     assert compiled.trace_count == 2 and "log1p" in compiled.source
+    mask = graphc.compile(lambda x: x * ((1 + x).log().data > 0), backend=backend, numerics="stable")
+    for x in (1e-17, 1e-20, 0.5, -0.25):  # a comparison as data decides too (an outside hunt: 1e-17 for 0.0)
+        assert mask(x).data == x * (math.log(1 + x) > 0)
+    assert list(mask.map(np.array([1e-17, 1e-20, 0.5]))) == [0.0, 0.0, 0.5]

@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from ..graph import Graph
+from ..ops import COMPARISONS
 from .base import PassResult
 from .simplify import C, P, Rule, X, rewrite
 
@@ -36,6 +37,9 @@ RULES: list[Rule] = [
 def stabilize(graph: Graph, exact_outputs: Sequence[int] = ()) -> PassResult:
     """Apply the stability rules (see the module docstring), but not to the nodes the
     outputs at the positions ``exact_outputs`` read: a compiled function's guards, which must
-    compute the numbers its trace decided on (``if log(1 + x).data > 0``), as eager does."""
-    kept = graph.live([graph.outputs[k] for k in exact_outputs]) if exact_outputs else None
-    return rewrite(graph, RULES, "stabilize", kept=kept)
+    compute the numbers its trace decided on (``if log(1 + x).data > 0``), as eager does --
+    nor to those a comparison reads, a decision too: ``x * ((1 + x).log().data > 0)`` took
+    ``log1p``'s side of 0 where eager's ``log(1 + 1e-17)`` is 0 (an outside hunt)."""
+    decided = [a for op, operands in zip(graph.ops, graph.args) if op in COMPARISONS for a in operands]
+    read = [graph.outputs[k] for k in exact_outputs] + decided
+    return rewrite(graph, RULES, "stabilize", kept=graph.live(read) if read else None)
