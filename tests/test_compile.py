@@ -129,6 +129,7 @@ def test_backward_into_grads_holding_numbers_adds_each_part_as_eager_does(backen
     else:  # run over its rows, whose sums do not start from the .grads: one total added (README)
         assert max(abs(a - b) for a, b in zip(got, want)) <= 1e-14 * max(abs(b) for b in want)
 
+    import sys
     import threading  # threads adding into shared .grads: none of their totals is lost (a review)
     w = Value(0.5)
     scaled = graphc.compile(lambda x: x * w, backend=backend)
@@ -137,14 +138,19 @@ def test_backward_into_grads_holding_numbers_adds_each_part_as_eager_does(backen
     w.grad = 0
 
     def work():
-        for _ in range(200):
+        for _ in range(500):
             scaled(Value(1.0)).backward()
     workers = [threading.Thread(target=work) for _ in range(4)]
-    for t in workers:
-        t.start()
-    for t in workers:
-        t.join()
-    assert w.grad == 800.0
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads switched as often as can be: a fresh clone on a busy core lost 100
+    try:
+        for t in workers:
+            t.start()
+        for t in workers:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert w.grad == 2000.0
 
 
 def test_keyword_arguments_are_bound_as_python_binds_them():
