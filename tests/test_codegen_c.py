@@ -288,7 +288,7 @@ def test_every_name_the_generator_emits_is_reserved_from_user_labels():
         source = re.sub(r"/\*.*?\*/", "", source, flags=re.S)
         graph = program.joint
         own = set(graph.names) | {n + suffix for n in graph.names for suffix in ("_sum", "_t", "_from", "_slot", "_lane")}
-        own |= {compiled.name + "_batched", compiled.name + "_batched_train"}  # the kernel and its driver
+        own |= {compiled.name + "_batched", compiled.name + "_batched_step"}  # the kernel and its step entry
         emitted = set(re.findall(r"\b[A-Za-z_]\w*\b", re.sub(r"0x[0-9a-fA-Fp.+-]+", "", source)))
         assert emitted - own <= c_backend.RESERVED, emitted - own - c_backend.RESERVED
     for label in sorted(c_backend.WRITER_NAMES):

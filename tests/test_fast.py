@@ -124,15 +124,6 @@ def test_fast_c_flags_are_in_the_cache_key():
     assert c_toolchain.optimization_level(source) == "-O2"  # fast too: -O3 measured slower (c_toolchain)
 
 
-def test_clang_gets_the_contraction_that_honours_the_drivers_pragmas():
-    """clang ignores ``#pragma clang fp contract(off)`` under -ffp-contract=fast, which would
-    fuse the fast training driver's update (a review's finding; gcc honours its pragma)."""
-    assert c_toolchain.fast_flags("gcc (Debian 12.2.0-14) 12.2.0") == c_toolchain.FAST_FLAGS
-    clang = c_toolchain.fast_flags("Debian clang version 16.0.6 (15)")
-    assert "-ffp-contract=fast-honor-pragmas" in clang and "-ffp-contract=fast" not in clang
-    assert set(clang) - {"-ffp-contract=fast-honor-pragmas"} == set(c_toolchain.FAST_FLAGS) - {"-ffp-contract=fast"}
-
-
 @pytest.mark.parametrize("backend", [b for b in ("numpy", "c") if b != "c" or c_backend.find_compiler()])
 def test_a_comparison_within_the_budget_of_its_threshold_may_come_out_the_other_way(backend):
     """README, "Exactness": a comparison compares fast mode's numbers exactly, so a score
@@ -147,6 +138,5 @@ def test_a_comparison_within_the_budget_of_its_threshold_may_come_out_the_other_
     assert len(under) and np.allclose(fast, exact, rtol=0, atol=16 * 2 ** -52 * np.abs(exact).max())
     r, t = under[0], float(exact[under[0]])
     flag = lambda x: sum((wi * xi for wi, xi in zip(ws, x)), Value(0.0)).data >= t  # noqa: E731
-    row = X[r:r + 1]
-    assert graphc.compile(flag, backend=backend).map(row).tolist() == [1.0] == [float(flag(X[r].tolist()))]
-    assert graphc.compile(flag, backend=backend, numerics="fast").map(row).tolist() == [0.0]
+    assert graphc.compile(flag, backend=backend).map(X)[r] == 1.0 == float(flag(X[r].tolist()))
+    assert graphc.compile(flag, backend=backend, numerics="fast").map(X)[r] == 0.0  # X: BLAS sums one row as in fast

@@ -70,6 +70,24 @@ def python_loop(kind, X, y, batch_size, epochs, seed, schedule=None, numerics="e
     return losses, params.tolist(), opt
 
 
+def test_the_driver_is_one_library_for_every_model_and_mean_and_grad_builds_without_it(tmp_path, monkeypatch):
+    """A model's library is its kernel alone (gcc took half as long on MNIST's without the
+    driver): the driver is built on the first native ``train``, once, and runs every model
+    through its step entry -- numerics="fast" ones too, which do not take the step themselves."""
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(c_train, "_driver", c_train._driver.__wrapped__)  # builds or finds it in tmp_path
+    X, y = data(12)
+    steps = [setup(kind, numerics=numerics)[1] for kind, numerics in (("lr", "exact"), ("sgd", "fast"))]
+    for step in steps:
+        step.mean_and_grad(X, y)
+    assert not [path for path in tmp_path.rglob("*.c") if "gc_train" in path.read_text()]
+    for step in steps:
+        assert "gc_train" not in step._latest.batched_program("mean").source
+        step.train(X, y, lr=0.05, batch_size=1, epochs=2, shuffle=False)
+    assert len([path for path in tmp_path.rglob("*.c") if "gc_train" in path.read_text()]) == 1
+    assert [step._latest.batched_program("mean").driver.may_step for step in steps] == [1, 0]
+
+
 @pytest.mark.parametrize("kind", list(OPTIMIZERS))
 @pytest.mark.parametrize("n, batch_size", [(23, 5), (1, 1), (17, 17), (9, 4)])
 def test_native_train_takes_the_python_loops_steps_bit_for_bit(kind, n, batch_size):

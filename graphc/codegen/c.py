@@ -13,8 +13,8 @@ from typing import Callable
 from ..graph import Graph
 from .c_call import Kernel
 from .c_runtime import PRELUDE
-from .c_toolchain import MAX_STATEMENTS, OPT_LIMIT, TooLarge, build, find_compiler, load, optimization_level
-from .c_train import Driver, driver_source
+from .c_toolchain import MAX_STATEMENTS, OPT_LIMIT, TooLarge, build, find_compiler, load, optimization_level, symbol
+from .c_train import Driver
 from .c_writer import RESERVED, WRITER_NAMES, generate, generate_kernel
 
 __all__ = ["MAX_STATEMENTS", "OPT_LIMIT", "PRELUDE", "RESERVED", "TooLarge", "WRITER_NAMES", "build", "compile_graph",
@@ -32,15 +32,13 @@ def compile_graph(graph: Graph, name: str, *, seed: int | None = None, reduced: 
     gradient is written into, returned as the sums) and has a fast call on scratch buffers.
     ``free_layout`` (for a mean program: ``reduced`` all of its outputs but the first):
     the kernel reads params in a layout of its own (:mod:`.c_layout`), reached by one
-    permutation per call -- none when it equals ``graph.params`` order -- and the source
-    also holds the training driver (:mod:`.c_train`), as ``function.driver``.
+    permutation per call -- none when it equals ``graph.params`` order -- and the library
+    also exports the step entry the training driver (:mod:`.c_train`) runs, as ``function.driver``.
     ``numerics="fast"`` builds it with :data:`~graphc.codegen.c_toolchain.FAST_FLAGS`.
     """
-    (source, entry, n_rows, n_sums), kernel_layout, driver = generate_kernel(
+    (source, entry, n_rows, n_sums), kernel_layout, step_entry = generate_kernel(
         graph, name, seed=seed, reduced=reduced, free_layout=free_layout)
     shape = (len(graph.inputs) - (seed is not None), len(graph.params))
-    if free_layout:
-        source += driver_source(entry, driver, shape[0], shape[1], fast=numerics == "fast")
     function = load(source, entry, fast=numerics == "fast")
     kernel = Kernel(function, entry, shape, n_rows, n_sums, kernel_layout)
     if seed is None:
@@ -50,7 +48,7 @@ def compile_graph(graph: Graph, name: str, *, seed: int | None = None, reduced: 
     else:
         run = kernel
     if free_layout:
-        run.driver = Driver(load(source, driver, fast=numerics == "fast"), shape[0], shape[1])
+        run.driver = Driver(symbol(source, step_entry, fast=numerics == "fast"), *shape, may_step=numerics != "fast")
         run.layout = kernel_layout
     return run, source
 

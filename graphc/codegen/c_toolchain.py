@@ -60,9 +60,6 @@ FLAGS = ("-std=c99", "-fPIC", "-shared", "-ffp-contract=off", "-fno-fast-math", 
 #: libm's own pow, exp, log, ...: only the order and fusion of + and * change.
 FAST_FLAGS = ("-std=c99", "-fPIC", "-shared", "-ffp-contract=fast", "-fassociative-math", "-fno-signed-zeros",
               "-fno-trapping-math", "-fno-tree-slp-vectorize")
-#: clang's spelling of FAST_FLAGS' contraction that still obeys ``#pragma clang fp
-#: contract(off)``: the training driver's update stays unfused (:data:`.c_train.EXACT_DRIVER`).
-CLANG_FAST_CONTRACT = "-ffp-contract=fast-honor-pragmas"
 #: -O2 for functions of up to OPT_LIMIT statements: gcc's vectorizer and inliner specialize
 #: the prelude's loops for each call's constant sizes (the moons and digits programs have
 #: ~100 and ~400 statements and build in 0.15 and 0.3 s).  Beyond it -- a graph that
@@ -175,7 +172,7 @@ def build(source: str, fast: bool = False, outlined: bool = False) -> Path:
                        f"builds (a C compiler takes minutes and gigabytes, or crashes): a graph this big does not "
                        f"re-roll into layers; run it with backend='python', in bounded memory")
     cc, version = compiler
-    flags = (optimization_level(source),) + (fast_flags(version) if fast else FLAGS) + NO_BUILTINS + \
+    flags = (optimization_level(source),) + (FAST_FLAGS if fast else FLAGS) + NO_BUILTINS + \
         MACHINE_FLAGS + (() if "clang" in version.lower() else GCC_FLAGS) + (OUTLINED_FLAGS if outlined else ()) + \
         _extra_flags()
     key = hashlib.sha256("\0".join([source, cc, version, *flags, cpu(), c_cache.FORMAT]).encode()).hexdigest()[:40]
@@ -271,14 +268,6 @@ def _builds_anything(cc: str, scratch: Path) -> bool:
     return _compile(cc, ("-fPIC", "-shared"), scratch, "empty").returncode == 0 and (scratch / "empty.so").is_file()
 
 
-def fast_flags(version: str) -> tuple[str, ...]:
-    """FAST_FLAGS for the compiler of ``version`` (its ``--version`` line): clang ignores
-    its fp pragmas under plain ``-ffp-contract=fast``."""
-    if "clang" not in version.lower():
-        return FAST_FLAGS
-    return tuple(CLANG_FAST_CONTRACT if f == "-ffp-contract=fast" else f for f in FAST_FLAGS)
-
-
 def _compile(cc: str, flags: tuple[str, ...], scratch: Path, stem: str = "graph") -> subprocess.CompletedProcess:
     """``scratch/stem.c`` built into ``scratch/stem.so``."""
     source, library = scratch / f"{stem}.c", scratch / f"{stem}.so"
@@ -300,6 +289,13 @@ def load(source: str, entry: str, fast: bool = False, outlined: bool = False) ->
                          ctypes.c_void_p, ctypes.c_void_p]
     function.restype = None
     return function
+
+
+def symbol(source: str, name: str, fast: bool = False) -> int:
+    """The address of the C function ``name`` of ``source``, built or taken from the cache
+    (``fast``: with :data:`FAST_FLAGS`) and loaded, for C code that calls it (its library
+    stays loaded for the life of the process)."""
+    return ctypes.cast(load(source, name, fast), ctypes.c_void_p).value
 
 
 def _open(library: Path, entry: str) -> Callable | None:

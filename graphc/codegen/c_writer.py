@@ -49,7 +49,6 @@ from .c_heap import HEAP_HELPER, HEAP_NAMES, on_the_heap, pooled
 from .c_layout import ParamLayout
 from .c_runtime import PRELUDE, SPELLINGS, Call, texts
 from .c_sums import Sums, table
-from .c_train import DRIVER_TEXT
 from .common import (batched_nodes, c_number, header, live_roots, outer_and_bias, positions_mask, reduced_tensors,
                      spell)
 
@@ -68,19 +67,19 @@ M_LOG10E M_LN2 M_LN10 M_PI M_PI_2 M_PI_4 M_1_PI M_2_PI M_2_SQRTPI M_SQRT2 M_SQRT
 errno""".split())
 
 #: The identifiers the writer itself emits around the nodes' own names: the entry point's
-#: arguments (and the training kernel's, :mod:`.c_sums`), loop counters, the accumulator of a
+#: arguments (and the training kernel's, :mod:`.c_sums`, and its name), loop counters, the accumulator of a
 #: gradient that is the same in every row, and the flag of a call whose rows all go through
 #: the one-row loop.
-WRITER_NAMES = frozenset("inputs params seed_unused n r rb per_row sums lane k acc fresh next_params".split())
+WRITER_NAMES = frozenset("inputs params seed_unused n r rb per_row sums lane k acc fresh next_params step lr gc_kernel"
+                         .split())
 #: Every name an identifier of the generated code must not take, derived from all the text
 #: the generator emits besides node names: C's keywords and the headers' macros (above),
-#: every identifier of the prelude (helpers, macros, their parameters) and of the training
-#: driver (:mod:`.c_train`, which calls the kernel by its name) and of the heap block
+#: every identifier of the prelude (helpers, macros, their parameters) and of the heap block
 #: (:mod:`.c_heap`), every function an
 #: op's C spelling calls (``log1p`` for a label "log1p" would shadow the function it calls)
 #: and the writer's own names.
 RESERVED = C_WORDS | HEADER_NAMES | WRITER_NAMES | HEAP_NAMES | \
-    frozenset(re.findall(r"\b[A-Za-z_]\w*", PRELUDE + DRIVER_TEXT + HEAP_HELPER)) | \
+    frozenset(re.findall(r"\b[A-Za-z_]\w*", PRELUDE + HEAP_HELPER)) | \
     frozenset(name for text in texts() for name in re.findall(r"(\w+)\(", text))
 
 
@@ -91,13 +90,14 @@ def generate(graph: Graph, name: str, *, seed: int | None = None, reduced: froze
 
 
 def generate_kernel(graph: Graph, name: str, *, seed: int | None = None, reduced: frozenset[int] = frozenset(),
-                    free_layout: bool = False, resuming: bool = False) -> tuple[tuple[str, str, int, int], ParamLayout, str]:
+                    free_layout: bool = False, resuming: bool = False) -> tuple[tuple[str, str, int, int], ParamLayout, str | None]:
     """:func:`generate`'s results, the kernel layout of params and gradients (with
     ``free_layout``, one of the writer's choosing: see :mod:`.c_layout`; else
-    ``graph.params`` order) and a free name for a driver of the function.  ``resuming``:
-    the sums start from the numbers the caller put in ``sums`` (:mod:`.c_sums`)."""
+    ``graph.params`` order) and, with ``free_layout``, the name of the entry that can also
+    take a step, which the training driver calls (:mod:`.c_train`).  ``resuming``: the sums
+    start from the numbers the caller put in ``sums`` (:mod:`.c_sums`)."""
     writer = _Writer(graph, name, seed, reduced, free_layout, resuming)
-    return writer.source(), writer.layout, writer.namespace.create(f"{writer.entry}_train")
+    return writer.source(), writer.layout, writer.step_entry
 
 
 #: The ops whose helper reads its matrix operand transposed (:class:`.c_runtime.Call`).
@@ -132,6 +132,7 @@ class _Writer:
         self.namespace = namespace = Namespace(RESERVED)
         self.entry = namespace.create(name, "fn")
         self.names = node_names(graph, namespace)
+        self.step_entry = namespace.create(f"{self.entry}_step") if free_layout else None
         self._derived: dict[tuple[int, str], str] = {}
         arrays = graph.arrays
         for i in np.flatnonzero(arrays.of(("const",))).tolist():
@@ -237,18 +238,22 @@ class _Writer:
         return f"({names[bias]}[lane] + {names[b]}[lane % {n}] * {names[a]}[lane / {n}])"
 
     def heads(self) -> tuple[str, str]:
-        """The body's function head, and the entry point (empty when the body is it).  A kernel
-        with a training driver takes the step of a batch of one too (:mod:`.c_sums`): its body
-        is ``gc_kernel``, which the driver calls with ``step`` and the entry point without."""
+        """The body's function head, and the entry points (empty when the body is the one).  A
+        kernel for a training driver takes the step of a batch of one too (:mod:`.c_sums`): its
+        body is ``gc_kernel``, which the entry point calls without ``step``, and the step entry
+        (the driver's, through a pointer) with it."""
         seed = self.names[self.seed] if self.seed is not None else "seed_unused"
         head = (f"void {self.entry}(const double *restrict inputs, const double *restrict params, "
                 f"double {seed}, long n, double *restrict per_row, double *restrict sums)")
         if not self.free_layout:
             return head, ""
-        return (f"static GC_NOINLINE void gc_kernel(const double *restrict inputs, const double *restrict params, "
-                f"double {seed}, long n, double *restrict per_row, double *restrict sums, "
-                f"double *restrict next_params, long step, double lr)",
-                f"\n{head}\n{{\n    gc_kernel(inputs, params, {seed}, n, per_row, sums, 0, 0, 0.0);\n}}\n")
+        stepping = (f"const double *restrict inputs, const double *restrict params, double {seed}, long n, "
+                    f"double *restrict per_row, double *restrict sums, double *restrict next_params, long step, "
+                    f"double lr)")
+        return (f"static GC_NOINLINE void gc_kernel({stepping}",
+                f"\n{head}\n{{\n    gc_kernel(inputs, params, {seed}, n, per_row, sums, 0, 0, 0.0);\n}}\n"
+                f"\nvoid {self.step_entry}({stepping}\n{{\n"
+                f"    gc_kernel(inputs, params, {seed}, n, per_row, sums, next_params, step, lr);\n}}\n")
 
     def blocks(self, accumulators: dict[int, str]) -> list[str]:
         """The loop over whole blocks of rows (:mod:`graphc.codegen.c_blocks`), which leaves
