@@ -1187,6 +1187,8 @@ def test_hand_written_orders_an_outside_hunt_found_an_ulp_off_are_eagers(case, b
     X, Y = np.array(x, ndmin=2), np.array(y, ndmin=1)
     if backend == "numpy" and len(X) > 1:
         pytest.skip("NumPy sums the rows' gradients pairwise (README, \"Exactness\")")
+    if backend == "numpy" and not numpy_pow_is_libm():
+        pytest.skip("NumPy's pow (the losses' squares) is its own SIMD one on this CPU (the NumPy budget applies)")
     got = graphc.compile(fn, backend=backend).mean_and_grad(X, Y)
     want = graphc.compile(fn, backend="python").mean_and_grad(X, Y)
     assert got[0] == want[0] and got[1].tolist() == want[1].tolist()

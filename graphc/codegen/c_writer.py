@@ -90,14 +90,16 @@ def generate(graph: Graph, name: str, *, seed: int | None = None, reduced: froze
 
 
 def generate_kernel(graph: Graph, name: str, *, seed: int | None = None, reduced: frozenset[int] = frozenset(),
-                    free_layout: bool = False, resuming: bool = False) -> tuple[tuple[str, str, int, int], ParamLayout, str | None]:
+                    free_layout: bool = False, resuming: bool = False) -> tuple[tuple[str, str, int, int], ParamLayout, str]:
     """:func:`generate`'s results, the kernel layout of params and gradients (with
     ``free_layout``, one of the writer's choosing: see :mod:`.c_layout`; else
-    ``graph.params`` order) and, with ``free_layout``, the name of the entry that can also
-    take a step, which the training driver calls (:mod:`.c_train`).  ``resuming``: the sums
-    start from the numbers the caller put in ``sums`` (:mod:`.c_sums`)."""
+    ``graph.params`` order) and the name of one more function of the library: with
+    ``free_layout``, the entry that can also take a step, which the training driver calls
+    (:mod:`.c_train`); else a name free for the caller's own.  ``resuming``: the sums start
+    from the numbers the caller put in ``sums`` (:mod:`.c_sums`)."""
     writer = _Writer(graph, name, seed, reduced, free_layout, resuming)
-    return writer.source(), writer.layout, writer.step_entry
+    source = writer.source()
+    return source, writer.layout, writer.step_entry or writer.namespace.create(f"{writer.entry}_add")
 
 
 #: The ops whose helper reads its matrix operand transposed (:class:`.c_runtime.Call`).
