@@ -37,18 +37,13 @@ from .walk import depth_first
 _new = object.__new__
 
 
-def _traced_data(v: Value) -> float:
+def _traced_data(v: Value, by_user: bool = True) -> float:
+    """``v.data``, the trace's number while one runs in this thread.  ``by_user=False``: the
+    number ``float(v)``, ``int(v)``, ``round(v)``, ``format(v)`` convert, not a ``.data``
+    the function reads (a number converts as a Value does, so converting tells nothing of
+    what eager code holds there: see ``TracedValue.read_data``)."""
     if _tracing_threads and _this_thread.node_class is not Value:
-        return _this_thread.node_class.read_data(v)
-    return v._data
-
-
-def _converted(v: Value) -> float:
-    """The number ``float(v)``, ``int(v)``, ``round(v)``, ``format(v)`` convert: ``v.data``,
-    but not a ``.data`` the function reads (a number converts as a Value does, so converting
-    tells nothing of what eager code holds there: see ``TracedValue.read_data``)."""
-    if _tracing_threads and _this_thread.node_class is not Value:
-        return _this_thread.node_class.read_data(v, by_user=False)
+        return _this_thread.node_class.read_data(v, by_user)
     return v._data
 
 
@@ -225,16 +220,16 @@ class Value:
         return _compare(operator.ge, self, other)
 
     def __float__(self) -> float:
-        return float(_converted(self))
+        return float(_traced_data(self, by_user=False))
 
     def __int__(self) -> int:
-        return int(_converted(self))
+        return int(_traced_data(self, by_user=False))
 
     def __round__(self, ndigits: int | None = None):
-        return round(_converted(self), ndigits)
+        return round(_traced_data(self, by_user=False), ndigits)
 
     def __trunc__(self) -> int:  # math.trunc, as int() (a compiled call's number argument raised: a hunt)
-        return math.trunc(_converted(self))
+        return math.trunc(_traced_data(self, by_user=False))
 
     def backward(self) -> None:
         """Accumulate d(self)/d(node) into every node's ``.grad``, exactly as micrograd does.
@@ -308,7 +303,7 @@ class Value:
 
     def __repr__(self) -> str:
         record = _this_thread.record if _tracing_threads else None
-        if record is not None and not isinstance(_this_thread.node_class.read_data(self, by_user=False), float):
+        if record is not None and not isinstance(_traced_data(self, by_user=False), float):
             record.text()  # inside a trace the text holds this trace's number (a print of the loss)
         return f"Value(data={self._data}, grad={self.grad})"
 
@@ -316,7 +311,7 @@ class Value:
         """``f"{loss:.4f}"``: its number so formatted (micrograd's Value refuses a format spec;
         a compiled function returns Values where eager code returned a float, as an
         accuracy computed with ``round``: an outside hunt found such an f-string failing)."""
-        return format(_converted(self), spec) if spec else repr(self)
+        return format(_traced_data(self, by_user=False), spec) if spec else repr(self)
 
     def __reduce_ex__(self, protocol: int) -> tuple:
         """pickle and ``copy.deepcopy`` of a Value and its history, of any depth.  Each node

@@ -271,15 +271,19 @@ class Record:
         whatever happens)."""
         self._computed, self._own = list(map(weakref.ref, filter(_has_operands, values))), own
 
+    def release_predicates(self) -> None:
+        """Let go of the guards' predicates once the graph has taken them in: they hold what
+        they read, which :meth:`count_kept` would see as kept."""
+        self.guards = [replace(g, predicate=None) for g in self.guards]
+
     def count_kept(self) -> None:
         """Once the trace's own Values are gone: how many Values the function made are still
         alive -- kept in a cache, an attribute, a global.  The program froze their numbers,
         and nothing writes their ``.grad``.  Likewise the traced numbers it kept, the Values
         it returned, and those it computed on the way (a layer's ``self.out``, an L2 term
         kept to log, a weight derived and cached: an outside hunt found them silently
-        stale), each counted once: a kept node holds its history.  The guards' predicates,
-        which the graph has taken in, are let go first: they held what they read."""
-        self.guards = [replace(g, predicate=None) for g in self.guards]
+        stale), each counted once: a kept node holds its history.  Called after
+        :meth:`release_predicates`."""
         computed = self._computed_alive()
         if computed or any(ref() is not None for ref in self._numbers + self._outputs):
             del computed  # a cycle the paused collector left (a caught exception's traceback): rare, so asked then

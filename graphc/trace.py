@@ -578,6 +578,7 @@ def trace_with_record(fn: Callable, *example_args: Any, params: Iterable[Value] 
                           name or function_name(fn), in_tree, out_tree, node_class, record)
     record.outputs(out_leaves)
     del result, out_leaves, extra, structured, supply, placeholders, given  # the trace's Values: only kept ones stay
+    record.release_predicates()
     record.count_kept()
     return graph, record, kinds
 

@@ -37,8 +37,7 @@ from .errors import TraceError
 from .guards import user_location as where
 from .tree import is_namedtuple, sorted_items
 
-_COMPARISONS = {operator.lt: "lt", operator.le: "le", operator.gt: "gt", operator.ge: "ge",
-                operator.eq: "eq", operator.ne: "ne"}
+_COMPARISONS = {getattr(operator, name): name for name in ops.COMPARISONS}  # the op table's, as operator names them
 #: float's public attributes a traced number lends (its value, fixed by a guard, answers).
 FLOAT_ATTRIBUTES = frozenset({"real", "imag", "is_integer", "hex", "conjugate", "as_integer_ratio",
                                "numerator", "denominator", "bit_length", "bit_count", "to_bytes"})
