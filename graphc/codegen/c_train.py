@@ -2,11 +2,12 @@
 rate schedule around a generated mean-and-gradient kernel (:mod:`.c_writer`).
 
 The driver is the same C for every model, so it is built once per machine (with the exact
-flags, into the cache, on the first native ``train``) and reaches a model's kernel through a
-pointer to the step entry its library exports (:func:`.c_writer.generate_kernel`).  A model's
-own build is the kernel alone, which ``mean_and_grad`` needs (the driver in the same file
-added 0.06-0.11 s to each model's build: the moons step's 0.69-0.75 s, MNIST's 0.75-0.78 s
-from code to loaded library; built alone, it takes 0.13 s, once).  Per step it
+flags and its loops vectorized, :data:`.c_toolchain.VECTORIZED_FLAGS`, into the cache, on
+the first native ``train``) and reaches a model's kernel through a pointer to the step entry
+its library exports (:func:`.c_writer.generate_kernel`).  A model's own build is the kernel
+alone, which ``mean_and_grad`` needs (the driver in the same file added 0.06-0.11 s to each
+model's build: the moons step's 0.69-0.75 s, MNIST's 0.75-0.78 s from code to loaded
+library; built alone, it takes 0.13 s, once).  Per step it
 copies the step's rows (``rows[bounds[s]:bounds[s+1]]`` of the data) into a scratch block
 of the kernel's (n_inputs, b) layout, calls the kernel with the seed
 ``1.0 / b``, takes the mean loss as :func:`graphc.batches.row_mean` does (first to last,
@@ -84,12 +85,13 @@ static int gc_driver_rows(double *restrict to, const double *restrict part, long
 
 /* gc_train: steps of minibatch training with kernel, a model's step entry (of P params), in one call;
    may_step: whether the kernel may take the step of a batch of one itself (not a fast one: its update would be) */
-void gc_train(gc_step_kernel kernel, long P, long may_step, const double *const *restrict parts, const long *restrict widths, long n_parts, const long *restrict rows,
-                   const long *restrict bounds, long steps, double *restrict params, double *restrict spare,
-                   double *restrict grads, double *restrict cols, double *restrict values, long kind,
-                   const double *restrict hyper, const double *restrict lrs, long t, double *restrict s1,
-                   double *restrict s2, double *restrict losses, const long *restrict decay, long n_decay,
-                   const double *restrict scales, double *restrict penalties, long check, long *restrict done)
+void gc_train(gc_step_kernel kernel, long P, long may_step, const double *const *restrict parts,
+              const long *restrict widths, long n_parts, const long *restrict rows, const long *restrict bounds,
+              long steps, double *restrict params, double *restrict spare, double *restrict grads,
+              double *restrict cols, double *restrict values, long kind, const double *restrict hyper,
+              const double *restrict lrs, long t, double *restrict s1, double *restrict s2, double *restrict losses,
+              const long *restrict decay, long n_decay, const double *restrict scales, double *restrict penalties,
+              long check, long *restrict done)
 {{
     const double wd = hyper[3];                       /* weight_decay, and hyper[4]: decoupled (AdamW) */
     const int decoupled = hyper[4] != 0.0;
@@ -182,7 +184,7 @@ SOURCE = DRIVER.format(**_ROWS_PARTS)
 @functools.lru_cache(maxsize=None)
 def _driver() -> Callable:
     """The driver's C function, built (or taken from the cache) on first use."""
-    function = load(SOURCE, "gc_train")
+    function = load(SOURCE, "gc_train", vectorized=True)
     function.argtypes, function.restype = ARGTYPES, None
     return function
 
@@ -190,8 +192,8 @@ def _driver() -> Callable:
 _P = ctypes.c_void_p
 #: Numbers of a step's columns the driver keeps between calls (4 MB): more are made anew.
 KEPT_COLUMNS = 1 << 19
-ARGTYPES = [_P, ctypes.c_long, ctypes.c_long, _P, _P, ctypes.c_long, _P, _P, ctypes.c_long, _P, _P, _P, _P, _P, ctypes.c_long, _P, _P, ctypes.c_long,
-            _P, _P, _P, _P, ctypes.c_long, _P, _P, ctypes.c_long, _P]
+ARGTYPES = [_P, ctypes.c_long, ctypes.c_long, _P, _P, ctypes.c_long, _P, _P, ctypes.c_long, _P, _P, _P, _P, _P,
+            ctypes.c_long, _P, _P, ctypes.c_long, _P, _P, _P, _P, ctypes.c_long, _P, _P, ctypes.c_long, _P]
 
 
 class Driver:
@@ -230,13 +232,13 @@ class Driver:
             scratch = _Scratch(self.n_params)
         try:
             s1, s2 = (list(state) + [scratch.unused, scratch.unused])[:2]
-            _driver()(self.kernel, self.n_params, self.may_step, address(pointers), address(widths), len(parts), address(rows), address(bounds),
-                          len(bounds) - 1, address(params), scratch.spare, scratch.grads,
-                          *scratch.rows(self.n_inputs, width), KINDS.index(kind), address(hyper), address(lrs), t,
-                          address(s1), address(s2), address(losses),
-                          *((None, 0, None, None) if decay is None else
-                            (address(decay[0]), len(decay[0]), address(decay[1]), address(decay[2]))), int(check),
-                          address(np.zeros(2, dtype=np.int64) if done is None else done))
+            _driver()(self.kernel, self.n_params, self.may_step, address(pointers), address(widths), len(parts),
+                      address(rows), address(bounds), len(bounds) - 1, address(params), scratch.spare, scratch.grads,
+                      *scratch.rows(self.n_inputs, width), KINDS.index(kind), address(hyper), address(lrs), t,
+                      address(s1), address(s2), address(losses),
+                      *((None, 0, None, None) if decay is None else
+                        (address(decay[0]), len(decay[0]), address(decay[1]), address(decay[2]))), int(check),
+                      address(np.zeros(2, dtype=np.int64) if done is None else done))
         finally:
             scratch.keep_small()
             self._scratch.append(scratch)
