@@ -10,7 +10,8 @@ The derivative of each op is its ``vjp`` rule in the op table -- the same rule e
 of computing numbers.  Nodes are visited in the order eager ``backward()`` visits them
 from output ``k`` (reversed depth-first post-order, operands left to right; a re-rolled
 layer's packs of params after its other operands: :func:`_leaf_packs_last`) and each
-node's contributions are added in arrival order, so an unoptimized joint graph
+node's contributions are added in the order reverse mode reached the nodes they come from
+(a ``pack`` passes its parts on as they came: :data:`_VIEWS`), so an unoptimized joint graph
 reproduces eager gradients bit for bit -- for every output, not only the first (whose
 order is the node numbering's, as a trace numbers nodes depth first from output 0).
 
@@ -149,6 +150,25 @@ def _leaf_packs_last(graph: Graph) -> list[tuple[int, ...]]:
     return walked
 
 
+#: Ops that only gather lanes, with no node of the scalar graph of their own: the parts they
+#: pass on keep the step at which reverse mode reached the consumer they came from.  Two
+#: neurons reading one pack of a layer's lanes (``pack(h1, h2)``, shared) give ``h2`` their
+#: parts when the pack is reached, after both; a neuron between them reading ``h2`` through
+#: another pack had given its part before.  Each node adds its parts in the order their
+#: consumers were reached, as the scalar graph does (an outside hunt: four neurons reading
+#: subsets of three hidden units, an ulp off).  An ``index`` is a scalar node, and passes on
+#: its total at its own step -- but for a lane of a tensor some node also reads whole
+#: (:func:`_read_whole`): the lane's parts from both meet in the tensor's sum, one by one.
+_VIEWS = frozenset({"pack"})
+
+
+def _read_whole(graph: Graph) -> set[int]:
+    """The tensors ``index`` reads a lane of that some other node reads whole (a layer's
+    outputs, read by a neuron of every lane and by neurons of some)."""
+    indexed = {graph.args[i][0] for i in np.flatnonzero(graph.arrays.of(("index",))).tolist()}
+    return {t for t in indexed if any(graph.ops[u] != "index" for u in graph.arrays.users(t))}
+
+
 def _const(b: Builder, x: Any) -> int:
     """An operand of a vjp rule that is not a node: a number, as a constant node."""
     if isinstance(x, NodeRef):  # a subclass
@@ -179,8 +199,10 @@ def _grad(graph: Graph, output: int, wrt_inputs: bool, wrt_params: bool, starts:
     seed = b.add("input", (), (SEED,))
     active = _active(graph, wrt)
     pending: dict[int, list[int]] = {}
+    reached: dict[int, list[int]] = {}  # for each pending part, the step its consumer was reached at
     if active[graph.outputs[output]]:
         pending[graph.outputs[output]] = [seed]
+        reached[graph.outputs[output]] = [0]
     finished: dict[int, int] = {}
     rules = _Rules(b)
     reversed_ops = {name for name, op in ops.TABLE.items() if op.vjp_reversed}
@@ -188,12 +210,18 @@ def _grad(graph: Graph, output: int, wrt_inputs: bool, wrt_params: bool, starts:
     lane_parts_ops = {name for name, op in ops.TABLE.items() if op.vjp_per_part == "when_operands_have_parts"}
     lane_ops = {name for name, op in ops.TABLE.items() if op.elementwise or op.lane_vjp is not None}
     node_ops, node_args, node_attrs = graph.ops, graph.args, graph.attrs
-    for i in reverse_mode_order(graph, output):
+    read_whole = _read_whole(graph)
+    for step, i in enumerate(reverse_mode_order(graph, output)):
         parts = pending.pop(i, None)
         if parts is None:
             continue
+        steps = reached.pop(i)
+        if len(parts) > 1 and steps != sorted(steps):  # parts a view held back (see _VIEWS)
+            order = sorted(range(len(parts)), key=steps.__getitem__)
+            parts, steps = [parts[k] for k in order], [steps[k] for k in order]
         operands = node_args[i]
         op = node_ops[i]
+        view = op in _VIEWS or op == "index" and operands[0] in read_whole
         if not operands:
             finished[i] = b.total([start_of[i], *parts] if i in start_of else parts)
             continue
@@ -208,20 +236,26 @@ def _grad(graph: Graph, output: int, wrt_inputs: bool, wrt_params: bool, starts:
                 for a, cs in reversed(list(found)) if op in reversed_ops else found:
                     if cs and active[a]:
                         pending.setdefault(a, []).extend(cs)
+                        reached.setdefault(a, []).extend([steps[0] if view else step] * len(cs))
                 continue
             parts = [b.add("pack", b.lane_totals(by_lane, size), (shape,))]
-        # ((c1 + c2) + c3) + ...: eager backward()'s order (each part on its own: vjp_per_part)
-        one_by_one = op in per_part_ops or (op in lane_parts_ops and len(parts) > 1 and (
-            any([a in pending for a in operands]) or len(set(operands)) < len(operands)))
-        for g in parts if one_by_one else [parts[0] if len(parts) == 1 else b.total(parts)]:
+        # ((c1 + c2) + c3) + ...: eager backward()'s order (each part on its own: vjp_per_part;
+        # a view's parts from several consumers, to meet others' in their order)
+        one_by_one = view and len(set(steps)) > 1 or op in per_part_ops or (
+            op in lane_parts_ops and len(parts) > 1 and (
+                any([a in pending for a in operands]) or len(set(operands)) < len(operands)))
+        for g, at in zip(parts, steps) if one_by_one else [(parts[0] if len(parts) == 1 else b.total(parts), steps[0])]:
             contributions = zip(operands, rules.cotangents(op, g, i, operands, node_attrs[i]))
+            at = at if view else step
             for a, c in reversed(list(contributions)) if op in reversed_ops else contributions:
                 if c is not None and active[a]:
                     waiting = pending.get(a)
                     if waiting is None:
                         pending[a] = [c]
+                        reached[a] = [at]
                     else:
                         waiting.append(c)
+                        reached[a].append(at)
 
     grads = [finished[i] if i in finished else b.const(0.0) for i in wrt]
     return b.finish(list(graph.inputs) + list(start_of.values()) + [seed], list(graph.params),

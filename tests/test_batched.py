@@ -1157,7 +1157,37 @@ def _hunted_orders():
             g = 0.37 + P[9] * a + P[10] * b + P[11] * c
             return (y - (P[12] * d + P[13] * g)) ** 2 + (y - (0.37 + P[14] * e + P[15] * d + P[16] * g)) ** 2
         return f
+    def neurons_sharing_a_pack_around_another():  # an outside hunt: two neurons' pack(h1, h2), one's (h0, h2) between
+        W1 = [Value(v) for v in [-0.67, 0.38, 0.27, -0.042, -0.568, 0.585]]
+        b1 = [Value(v) for v in [0.404, 0.256, 0.253]]
+        W2 = [Value(v) for v in [-0.528, -0.994, -0.258, 0.171, -0.861, 0.588, -0.535, -0.535, -0.915, 0.995, 0.477,
+                                 0.75]]
+        b2 = [Value(v) for v in [0.116, -0.466, -0.171, -0.002]]
+        masks = [(1, 2), (0, 2), (1, 2), (2,)]
+
+        def f(x, y):
+            h = [sum((W1[2 * k + j] * x[j] for j in range(2)), b1[k]).relu() for k in range(3)]
+            o = [sum((W2[3 * i + j] * h[j] for j in m), b2[i]) for i, m in enumerate(masks)]
+            d = sum(o) - y
+            return d * d
+        return f
+    def neighbours_reading_a_subset_between_whole_readers():  # the subsets fuzz: a layer of two rolled
+        P = [Value(v) for v in [1.09, -0.99, 1.43, -1.68, -0.62, -1.33, -0.19, 1.13, -1.02, -1.7, -0.36, -1.15, -1.56,
+                                0.31, -0.76, 0.65, -1.14, 1.68, -0.51, -1.5, 0.49, 1.62, -0.23]]
+        subsets = [(0, 1, 2), (0, 2), (0, 2), (0, 1, 2)]
+
+        def f(x, y):
+            h = [(P[3 * k + 2] + P[3 * k] * x[0] + P[3 * k + 1] * x[1]).relu() for k in range(3)]
+            rest = iter(P[9:])
+            o = [sum((next(rest) * h[j] for j in m), next(rest)) for m in subsets]
+            d = sum(o) - y
+            return d * d
+        return f
     return [("a turned product of an activation's lane", turned_activation_lane, [0.49, -0.46], 0.5),
+            ("two neighbours reading a subset between whole readers", neighbours_reading_a_subset_between_whole_readers,
+             [1.73, -0.0], 1.0),
+            ("two neurons sharing a pack around a third", neurons_sharing_a_pack_around_another, [0.359, 1.511],
+             -1.786),
             ("hidden sums as the weights of constant rows", hidden_sums_as_weights, [0.4, -1.2], 1.0),
             ("two orders of one layer, and a weight times a constant",
              two_orders_of_one_layer_and_a_weight_times_a_constant, [-0.144, -1.076, -0.314], 0.5),

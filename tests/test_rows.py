@@ -560,8 +560,8 @@ def test_c_rows_kernels_are_built_outlined_with_the_inlined_builds_bits(monkeypa
     builds = []
     build = c_toolchain.build
 
-    def recording(source, fast=False, outlined=False):
-        library = build(source, fast, outlined)
+    def recording(source, fast=False, outlined=False, vectorized=False):
+        library = build(source, fast, outlined, vectorized)
         builds.append((outlined, library, source))
         return library
 

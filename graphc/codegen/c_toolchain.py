@@ -102,8 +102,6 @@ OUTLINED_FLAGS = ("-DGC_OUTLINED",)
 #: sample without, 5.9-6.1 with (and 5.8-6.0 when the driver was built with each model's count).
 #: Not given to clang, which vectorizes such loops at -O2.
 VECTORIZED_FLAGS = ("-fvect-cost-model=cheap",)
-#: The flags a compiler that rejects them builds without: the portable build.
-PORTABLE_DROPS = MACHINE_FLAGS + GCC_FLAGS + VECTORIZED_FLAGS
 
 
 @functools.lru_cache(maxsize=None)
@@ -246,7 +244,8 @@ def _build_in_scratch(library: Path, source: str, cc: str, flags: tuple[str, ...
         (scratch / "graph.c").write_text(source)
         result = _compile(cc, flags, scratch)
         if result.returncode != 0 and scratch.is_dir():  # a compiler without -march=native: the portable build
-            result = _compile(cc, tuple(f for f in flags if f not in PORTABLE_DROPS), scratch)
+            dropped = MACHINE_FLAGS + GCC_FLAGS + VECTORIZED_FLAGS
+            result = _compile(cc, tuple(f for f in flags if f not in dropped), scratch)
         if not (scratch / "graph.c").is_file():
             raise _Vanished
         if result.returncode != 0 and os.strerror(errno.ENOSPC) in result.stderr:

@@ -9,8 +9,9 @@ first product or from a zero (``sum(w*h for ...)`` starts from 0: ``p0 + 0``, an
 hunt's spelling ``sum(...) + b``); biases come first, last (``+ b`` or ``b + ``),
 subtracted or not at all; activations are one op or several (``1 / (1 + (-n).exp())``); a
 neuron may get an activation its layer's others lack;
-an L2 term is added before, after, or between the data terms.  Outside hunts with such a
-generator found re-rolling orders 1 ulp off eager that the loop-built layers never drew.
+an L2 term is added before, after, or between the data terms; a neuron may read the lanes an
+earlier one read, in its order (re-rolled, the two share one pack).  Outside hunts with such
+a generator found re-rolling orders 1 ulp off eager that the loop-built layers never drew.
 
 Every param is read in one place (the L2 term apart), so the compiled gradients must be
 eager's bits (README, "Exactness": a param read in several places is the exception).
@@ -54,6 +55,8 @@ def hand_written_programs(draw, smooth: bool = False) -> dict:
             lanes = draw(st.permutations(range(width)))
             if draw(st.integers(0, 2)) == 0:  # a neuron reading some of the lanes
                 lanes = lanes[:draw(st.integers(1, width))]
+            if neurons and draw(st.integers(0, 3)) == 0:  # the lanes of an earlier neuron: one pack of both
+                lanes = [lane for lane, *_ in neurons[draw(st.integers(0, len(neurons) - 1))]["terms"]]
             terms = [(lane, draw(st.sampled_from(weights)) if mixed else layer_weight, draw(NUMBERS),
                       draw(st.sampled_from(["wh", "hw"])) if mixed else layer_order) for lane in lanes]
             neurons.append({"terms": terms, "start": draw(st.sampled_from(STARTS)),

@@ -49,3 +49,50 @@ def test_hand_written_layers_on_c_are_eagers_bits(spec, data):
 @given(spec=hand_written_programs(smooth=True), data=st.data())
 def test_hand_written_layers_on_numpy_are_eagers_bits_on_a_row(spec, data):
     _assert_eagers_bits(spec, data, "numpy", 1)
+
+
+@st.composite
+def masked_layers(draw) -> tuple[list[tuple[int, ...]], int, str]:
+    """A hidden layer of 2-4 units and 1-6 output neurons, each reading one of 1-3 subsets of
+    the units, in order (neurons reading the same subset share one pack, re-rolled), biases
+    first as ``sum(products, b)`` writes them, the outputs summed into a squared error."""
+    width = draw(st.integers(2, 4), label="hidden")
+    pool = [tuple(sorted(draw(st.sets(st.integers(0, width - 1), min_size=1), label="subset")))
+            for _ in range(draw(st.integers(1, 3), label="subsets"))]
+    subsets = [draw(st.sampled_from(pool), label="reads") for _ in range(draw(st.integers(1, 6), label="outputs"))]
+    return subsets, width, draw(st.sampled_from(["relu", "tanh", "none"]), label="activation")
+
+
+def _masked_loss(subsets, width, activation, params):
+    hidden = iter(params[:3 * width])
+    W1 = [(next(hidden), next(hidden), next(hidden)) for _ in range(width)]
+    rest = iter(params[3 * width:])
+    W2 = [([next(rest) for _ in subset], next(rest)) for subset in subsets]
+
+    def f(x, y):
+        h = [sum((w * xi for w, xi in zip(ws[:2], x)), ws[2]) for ws in W1]
+        h = h if activation == "none" else [getattr(v, activation)() for v in h]
+        o = [sum((w * h[j] for w, j in zip(ws, subset)), b) for (ws, b), subset in zip(W2, subsets)]
+        d = sum(o) - y
+        return d * d
+    return f
+
+
+@pytest.mark.skipif(find_compiler() is None, reason="no C compiler")
+@examples(40)
+@given(layers=masked_layers(), data=st.data())
+def test_neurons_reading_subsets_of_a_layer_on_c_are_eagers_bits(layers, data):
+    """An outside hunt's shape: two neurons reading one pack of a layer's lanes around a third
+    reading an overlapping one gave the shared lanes' gradients 1 ulp off (reverse mode
+    added the pack's parts after the third's); and, found by this test, two neighbours
+    reading one subset between neurons reading the whole layer (re-rolled into a layer of
+    their own, whose gradient totalled the two rows' parts before adding the first's)."""
+    subsets, width, activation = layers
+    params = [Value(data.draw(NUMBERS, label="param")) for _ in range(3 * width + sum(len(s) + 1 for s in subsets))]
+    fn = _masked_loss(subsets, width, activation, params)
+    X, Y = _rows(data, 2, data.draw(st.integers(1, 3), label="rows"))
+    want = graphc.compile(fn, backend="python").mean_and_grad(X, Y)
+    got = graphc.compile(fn, backend="c").mean_and_grad(X, Y)
+    assert same(got[0], want[0]), (got[0], want[0])
+    off = [(k, g, w) for k, (g, w) in enumerate(zip(got[1].tolist(), want[1].tolist())) if not same(g, w)]
+    assert not off, off
