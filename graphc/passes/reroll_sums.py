@@ -303,14 +303,13 @@ _NONE: frozenset = frozenset()
 
 def _read_before(work: EditableGraph, shared: tuple, rows: list, users: Users,
                  reached: _ReverseModeOrder | None, operands_of_row: dict[int, frozenset]) -> bool:
-    """Whether a lane is read by a product of another row that reads two lanes or more of
-    these rows' (another neuron of the layer, rolled over a pack of its own), which reverse
-    mode reaches before these rows' products, in a graph differentiated later: eager adds
-    that part first, where a matvec's gradient totals its rows' parts of each lane
-    (``vecmat``) and adds the total after the other row's -- whose part comes in a tensor of
-    its own lanes, which rule 5 cannot make the vecmat's accumulator (an outside hunt's
-    fuzz: neurons reading a layer whole before and after two reading some of its lanes, 1
-    ulp off).  As dots, each row's part goes on in its place.  Inputs and params are left
+    """Whether a lane is read by a product -- of another neuron, alone or in a row reading two
+    lanes or more of these rows' -- which reverse mode reaches before these rows' products,
+    in a graph differentiated later: eager adds that part first, where a matvec's gradient
+    totals its rows' parts of each lane (``vecmat``) and adds the total after it, and rule 5
+    does not make such parts the vecmat's accumulator (an outside hunt's fuzz: neurons
+    reading a layer whole, or one lane of it, before and after two reading some of its
+    lanes, 1 ulp off).  As dots, each row's part goes on in its place.  Inputs and params are left
     to the matvec: two calls of a model read the inputs as two layers (README, "Exactness")."""
     if reached is None:
         return False
@@ -319,7 +318,8 @@ def _read_before(work: EditableGraph, shared: tuple, rows: list, users: Users,
         if x not in lanes:
             continue
         products = [cand[4][k] for cand, _ in rows]
-        others = [u for u in _other_readers(users, x, products) if len(operands_of_row.get(u, _NONE) & lanes) > 1]
+        others = [u for u in _other_readers(users, x, products)
+                  if work.ops[u] == "mul" or len(operands_of_row.get(u, _NONE) & lanes) > 1]
         if others and max(reached[u] for u in others) > max(reached[m] for m in products):
             return True
     return False
