@@ -87,11 +87,11 @@ def roll_sums(work: EditableGraph, shapes: list, to_differentiate: bool) -> None
     if not candidates:
         return
     users = users_of(work.graph)
-    operands_of_row: dict[int, frozenset] = {}  # a row's product -> what its row's products read (one set a row)
-    for cand in candidates:
-        operands_of_row.update(dict.fromkeys(cand[4], frozenset(chain.from_iterable(work.args[n] for n in cand[4]))))
     rolled: dict[int, tuple] = {}  # each row rolled into a matvec -> all rows of that matvec
     reached = _ReverseModeOrder(work.graph) if to_differentiate else None
+    operands_of_row: dict[int, frozenset] = {}  # a row's product -> what its row's products read (one set a row)
+    for cand in candidates if to_differentiate else ():  # only _read_before asks, and only then
+        operands_of_row.update(dict.fromkeys(cand[4], frozenset(chain.from_iterable(work.args[n] for n in cand[4]))))
     count: dict[tuple, int] = {}
     for _, _, sides, _, _ in candidates:
         for key in set(sides):
