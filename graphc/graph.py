@@ -302,7 +302,7 @@ def infer_shapes(node_ops: list[str], node_args: list[tuple], node_attrs: list[t
     shapes: list[tuple] = list(known or ())
     append = shapes.append
     table = ops.TABLE
-    last_args, operand_shapes = None, []
+    last_args, operand_shapes, lanes = None, [], 0
     for i in range(len(shapes), len(node_ops)):
         op = node_ops[i]
         entry = table.get(op)
@@ -313,6 +313,12 @@ def infer_shapes(node_ops: list[str], node_args: list[tuple], node_attrs: list[t
         if args != last_args:  # (a run of nodes reading the same operands, a tensor's lanes, shares their shapes)
             operand_shapes = [shapes[a] for a in args if a < i]
             last_args = args if len(operand_shapes) == len(args) else None
+            lanes = math.prod(operand_shapes[0]) if len(operand_shapes) == 1 and operand_shapes[0] else 0
+        if op == "index" and lanes:  # a lane of a tensor (MNIST's gradient has 80,000): index_shape's answer
+            lane = node_attrs[i]
+            if len(lane) == 1 and type(lane[0]) is int and 0 <= lane[0] < lanes:
+                append(())
+                continue
         if entry.shape is None and not any(operand_shapes):
             append(())  # the common case: a scalar op on scalars
             continue

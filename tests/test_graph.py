@@ -173,7 +173,10 @@ def test_from_nx_rejects_bad_input_with_a_graphc_error(edit, message):
 
 
 @pytest.mark.parametrize("op, attr, message", [("index", (1.0,), "index 1.0 does not address a lane"),
-                                                ("index", (True,), "index True does not address a lane")])
+                                                ("index", (True,), "index True does not address a lane"),
+                                                ("index", (2,), "index 2 does not address a lane"),
+                                                ("index", (-1,), "index -1 does not address a lane"),
+                                                ("index", (0, 1), r"has parameters \(0, 1\); index takes")])
 def test_lanes_and_shapes_of_tensor_ops_are_ints(op, attr, message):
     """Found by an outside tester: a lane of 1.0 passed verify() and failed in evaluation."""
     import networkx as nx
