@@ -122,18 +122,38 @@ def algebra(b: Builder) -> types.SimpleNamespace:
 
 
 def reverse_mode_order(graph: Graph, output: int) -> list[int]:
-    """The nodes output ``output`` depends on, in the order reverse mode visits them (the
-    module docstring): what :func:`grad` and :func:`graphc.interpret.backprop` walk."""
-    return depth_first_ids((graph.outputs[output],), _leaf_packs_last(graph))[::-1]
+    """The nodes output ``output`` depends on through what reverse mode walks, in the order
+    it visits them (the module docstring): what :func:`grad` and
+    :func:`graphc.interpret.backprop` walk."""
+    return depth_first_ids((graph.outputs[output],), _walked_operands(graph))[::-1]
 
 
-def _leaf_packs_last(graph: Graph) -> list[tuple[int, ...]]:
-    """Each node's operands, in the order reverse mode walks them: a ``pack`` of leaves (a
-    re-rolled layer's weights or biases) after the others.  The scalar graph's products
-    ``w * x`` come after the subgraph making ``x``, so reverse mode gives ``w`` its part
-    before that subgraph's; so does the pack, walked last: a weight also read in a lower
-    layer gets its parts in the scalar order (they came the other way round)."""
-    args = graph.args
+def _walked_operands(graph: Graph) -> list[tuple[int, ...]]:
+    """Each node's operands, in the order reverse mode walks them: :func:`eager_operands`,
+    with a ``pack`` of leaves (a re-rolled layer's weights or biases) after the others.  The
+    scalar graph's products ``w * x`` come after the subgraph making ``x``, so reverse mode
+    gives ``w`` its part before that subgraph's; so does the pack, walked last: a weight
+    also read in a lower layer gets its parts in the scalar order (they came the other way
+    round)."""
+    return _leaf_packs_last(graph, eager_operands(graph))
+
+
+def eager_operands(graph: Graph) -> list[tuple[int, ...]]:
+    """Each node's operands as eager ``backward()`` walks them: none for a node of
+    :data:`~graphc.ops.WALLS`, where eager code has a number (a shift by ``max(v.data for v
+    in logits)`` walked into the last logit from the first ``v - m``, and gave a hidden
+    layer's gradients in another order, an ulp off: an outside hunt)."""
+    walls = np.flatnonzero(graph.arrays.of(ops.WALLS)).tolist()
+    if not walls:
+        return graph.args
+    args = list(graph.args)
+    for i in walls:
+        args[i] = ()
+    return args
+
+
+def _leaf_packs_last(graph: Graph, args: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
+    """``args`` with a ``pack`` of leaves after its users' other operands."""
     packs = np.flatnonzero(graph.arrays.of(("pack",))).tolist()
     if not packs:
         return args

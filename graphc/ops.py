@@ -342,6 +342,12 @@ def lookup(name: str) -> Op:
 #: The ops that add: ``add`` for two operands, ``sum`` for more.
 SUMS = ("add", "sum")
 
+#: The ops whose result eager code holds as a number of its own, not a Value computed from
+#: their operands: a comparison's bool, ``.data``'s float or ``detach()``'s leaf (a stopped
+#: gradient).  Eager ``backward()`` never walks past such a number into what it was computed
+#: from, so reverse mode's order does not either (:func:`graphc.autodiff.reverse_mode_order`).
+WALLS = COMPARISONS | {name for name, op in TABLE.items() if op.stops_gradient}
+
 
 def sum_op(count: int) -> str:
     """The op adding ``count`` (at least two) operands left to right."""

@@ -7,10 +7,13 @@ import random
 import pytest
 from hypothesis import given, settings
 
+import graphc
+import graphc.codegen.c as c_backend
 from graphc import GraphcError, Value, trace
 from graphc.autodiff import grad
 from graphc.codegen import python as python_backend
 from graphc.graph import Builder
+from graphc.nn import MLP
 from strategies import SPECIAL_CONSTANTS, programs, replay
 
 
@@ -203,3 +206,35 @@ def test_a_pack_hands_its_parts_on_one_by_one_where_the_scalar_program_adds_them
     values = [rng.uniform(-3, 3) * 10.0 ** rng.randint(-8, 8) for _ in range(6)]  # wide: sums round
     vector, scalar = (joint_values(grad(_two_dots_over_one_pack(v, first_parts)), values, []) for v in (True, False))
     assert [v.hex() for v in vector] == [v.hex() for v in scalar]
+
+
+_SHIFTS = {".data": lambda o: o[-1].data, "detach()": lambda o: o[-1].detach(),
+           "a comparison": lambda o: (o[-1] > 0) * 1.5}
+
+
+@pytest.mark.parametrize("backend", ["python"] + (["c"] if c_backend.find_compiler() else []))
+@pytest.mark.parametrize("shift", _SHIFTS)
+def test_a_number_made_from_a_later_output_is_not_walked_through(shift, backend):
+    """An outside hunt: a softmax shifted by the last logit's ``.data`` (micrograd's stable
+    softmax) gave a hidden layer's gradients an ulp off eager's on every backend: reverse mode
+    walked from the first ``v - m`` through ``m`` into the last logit, which eager (holding a
+    float there) reaches last.  So did ``detach()`` and a comparison."""
+    random.seed(0)
+    model = MLP(1, [3, 4], activation="tanh")
+
+    def loss(x):
+        o = model(x)
+        m = _SHIFTS[shift](o)
+        es = [(v - m).exp() for v in o]
+        return -(es[0] / sum(es)).log()
+
+    compiled = graphc.compile(loss, backend=backend)
+    off = []
+    for x in (0.3771906632801799, -1.25, 0.8):
+        model.zero_grad()
+        loss([Value(x)]).backward()
+        eager = [p.grad for p in model.parameters()]
+        model.zero_grad()
+        compiled([Value(x)]).backward()
+        off += [(x, p.label) for p, e in zip(model.parameters(), eager) if p.grad != e]
+    assert not off

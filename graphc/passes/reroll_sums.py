@@ -9,6 +9,7 @@ from operator import itemgetter
 import numpy as np
 
 from .. import ops
+from ..autodiff import eager_operands
 from ..graph import Graph, find_index
 from ..graph_arrays import CONST, Users
 from ..ops import LEAVES
@@ -249,7 +250,9 @@ def _sweep_end(last: int, first: int, rolled: dict[int, tuple]) -> int:
 
 class _ReverseModeOrder:
     """``place[i]``: where node ``i`` of ``graph`` is in the depth-first post-order from its
-    outputs, whose reverse is the order reverse mode reaches nodes in (made on first use:
+    outputs through what eager code walks (:func:`~graphc.autodiff.eager_operands`; -1 for a
+    node reached only past a comparison or a stopped gradient, which takes no gradient),
+    whose reverse is the order reverse mode reaches nodes in (made on first use:
     most layers' lanes have no reader but the layer's rows, and need no order at all).
     Ids are not that order after a first round of re-rolling: it puts a dot's packs as
     early as their operands allow, before rows of a layer they were read between."""
@@ -262,7 +265,7 @@ class _ReverseModeOrder:
     def __getitem__(self, i: int) -> int:
         if self._place is None:
             self._place = [-1] * len(self.graph)
-            for k, node in enumerate(depth_first_ids(self.graph.outputs, self.graph.args)):
+            for k, node in enumerate(depth_first_ids(self.graph.outputs, eager_operands(self.graph))):
                 self._place[node] = k
         return self._place[i]
 
