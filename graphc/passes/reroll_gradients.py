@@ -48,7 +48,7 @@ def accumulate_vecmats(work: EditableGraph, shapes: list) -> None:
         return
     users = users_of(graph)  # the users of vecmats and of their index nodes: rule 5 does not change them
     forward: list[list[bool]] = []  # the forward program's nodes (the loss's ancestors), found once if asked
-    through_units: dict[int, list[tuple]] = {}  # a tensor's gradient sum -> (vecmat, its lanes' units) it adds
+    through_units: dict[int, list[tuple[int, list[int]]]] = {}  # a tensor's gradient sum -> (vecmat, its units)
     for v in vecmats:
         readers = _readers(work, users, v)
         found = _units_total(work, users, readers)
@@ -132,14 +132,17 @@ def _rows(graph: Graph, pack: int) -> list[tuple]:
 
 def _before(work: EditableGraph, total: int, part: int, v: int) -> tuple[list[int], list[int]] | None:
     """The operands of sum ``total`` before and after its operand ``part``, if ``part`` is
-    there once and everything before it is an original node made before ``v`` (ids are
-    topological, so it cannot depend on ``v``)."""
+    there once and everything before it is an original node not computed from ``v`` (a
+    unit of a lane read whole too, made after ``v`` when reverse mode reached that lane,
+    may come first: the subsets fuzz, a neuron reading one lane after two reading a layer)."""
     operands = work.args[total]
     if operands.count(part) != 1:
         return None
     k = operands.index(part)
     before, after = list(operands[:k]), list(operands[k + 1:])
-    return (before, after) if all(p < v for p in before) else None
+    if any(p >= work.n_original for p in before) or _depends_on(work, before, v):
+        return None
+    return before, after
 
 
 def _accumulate_vector(work: EditableGraph, shapes: list, v: int, total: int) -> None:
@@ -215,7 +218,7 @@ def _units_total(work: EditableGraph, users: Users, readers: list[int]) -> tuple
     return (totals.pop(), units) if len(totals) == 1 else None
 
 
-def _accumulate_runs(work: EditableGraph, shapes: list, total: int, vecmats: list[tuple]) -> None:
+def _accumulate_runs(work: EditableGraph, shapes: list, total: int, vecmats: list[tuple[int, list[int]]]) -> None:
     """Rule 5 for vecmats whose lanes are units of a tensor's gradient sum ``total`` (each
     ``(vecmat, its units)``): each vecmat's units are a run of the sum's operands, and what
     comes before a run -- parts of the whole tensor (a neuron reading every lane), units of

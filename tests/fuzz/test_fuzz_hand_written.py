@@ -86,9 +86,8 @@ def test_neurons_reading_subsets_of_a_layer_on_c_are_eagers_bits(layers, data):
     reading an overlapping one gave the shared lanes' gradients 1 ulp off (reverse mode
     added the pack's parts after the third's); and, found by this test, two neighbours
     reading one subset between neurons reading the whole layer (re-rolled into a layer of
-    their own, whose gradient totalled the two rows' parts before adding the first's) -- where
-    such neighbours still roll (a reader of their lanes reached through a tensor), the
-    reassociation budget."""
+    their own, whose gradient totalled the two rows' parts before adding the first's: rule 5
+    now starts it from the parts before, a whole layer's or one lane's)."""
     subsets, width, activation = layers
     params = [Value(data.draw(NUMBERS, label="param")) for _ in range(3 * width + sum(len(s) + 1 for s in subsets))]
     fn = _masked_loss(subsets, width, activation, params)
