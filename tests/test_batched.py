@@ -1031,7 +1031,8 @@ def _hunted_orders():
     turned to their layer's side as lanes and weights are; rule 5 accumulates no lane that
     passes the rows' total on as one part, and finds a lane's sum past dead readers; rows
     whose bias, or a computed weight's operand, is read between them stay dots; ``p * 0.5``
-    is a weight."""
+    is a weight; a layer's gradient starts from the parts of a neuron reading a superset of
+    its lanes whole, and of one reading one lane (whose unit reverse mode makes after it)."""
     def turned_activation_lane():
         P = [Value(v) for v in [-0.613, 0.444, 1.133, -0.618, -0.607, -0.615, -0.825]]
 
@@ -1183,7 +1184,35 @@ def _hunted_orders():
             d = sum(o) - y
             return d * d
         return f
+    def neighbours_reading_a_subset_before_a_whole_reader():  # the subsets fuzz's budgeted shape
+        P = [Value(v) for v in [0.42, 0.82, 1.0, 1.5, 0.82, 1.44, -1.6, -0.12, 1.51, 0.51, 1.36, -1.32, -0.11, -0.86,
+                                0.15, 0.25, -1.66, -0.96, -0.75, 1.42, 0.9]]
+        subsets = [(0,), (0, 1), (0, 1), (0, 1, 2)]
+
+        def f(x, y):
+            h = [(P[3 * k + 2] + P[3 * k] * x[0] + P[3 * k + 1] * x[1]).relu() for k in range(3)]
+            rest = iter(P[9:])
+            o = [sum((next(rest) * h[j] for j in m), next(rest)) for m in subsets]
+            d = sum(o) - y
+            return d * d
+        return f
+    def neighbours_reading_a_subset_after_a_product_of_one_lane():  # a product's unit made after their vecmat
+        P = [Value(v) for v in [0.6, -0.73, -1.48, 0.9, 0.19, -1.61, -1.53, -1.26, -0.49, 1.22, 1.53, 0.38, -0.91,
+                                -0.24, -0.47, -0.58, -1.66, 0.29, 1.11]]
+        subsets = [(0,), (0, 1), (0, 1), (0,)]
+
+        def f(x, y):
+            h = [(P[3 * k + 2] + P[3 * k] * x[0] + P[3 * k + 1] * x[1]).relu() for k in range(3)]
+            rest = iter(P[9:])
+            o = [sum((next(rest) * h[j] for j in m), next(rest)) for m in subsets]
+            d = sum(o) - y
+            return d * d
+        return f
     return [("a turned product of an activation's lane", turned_activation_lane, [0.49, -0.46], 0.5),
+            ("two neighbours reading a subset, a neuron reading one of its lanes after them",
+             neighbours_reading_a_subset_after_a_product_of_one_lane, [0.91, -1.62], 0.5),
+            ("two neighbours reading a subset before a neuron reading the whole layer",
+             neighbours_reading_a_subset_before_a_whole_reader, [-1.36, 1.19], 1.0),
             ("two neighbours reading a subset between whole readers", neighbours_reading_a_subset_between_whole_readers,
              [1.73, -0.0], 1.0),
             ("two neurons sharing a pack around a third", neurons_sharing_a_pack_around_another, [0.359, 1.511],

@@ -28,10 +28,12 @@ knows about MLPs):
    q...)`` whose part ``V = vecmat(-0.0, g, W)`` (what a layer reading the vector gives
    back) comes after others becomes ``sum(vecmat(sum(p...), g, W), q...)``; likewise lane
    by lane, ``sum(p_j..., index(V, j), q_j...)`` for each lane ``j``, with the
-   accumulator ``pack(sum(p_j...)...)``.  Reverse mode adds the layer's rows to what came
-   before one by one, and so does ``vecmat`` from its accumulator: ``p + (r2 + r1)``
-   would not be ``(p + r2) + r1`` (a residual connection, a hidden value that is also an
-   output);
+   accumulator ``pack(sum(p_j...)...)``; and where ``V`` 's lanes are ``unit`` s of a
+   tensor's gradient (a tensor read whole too), the lanes they cover of what that sum adds
+   before them (a neuron over every lane: a tensor over more lanes than ``V`` 's).
+   Reverse mode adds the layer's rows to what came before one by one, and so does
+   ``vecmat`` from its accumulator: ``p + (r2 + r1)`` would not be ``(p + r2) + r1`` (a
+   residual connection, a hidden value that is also an output);
 6. **outputs over a tensor** -- outputs ``f(..., index(T, k), ...)`` of one elementwise
    ``f``, read by no node, that take every lane ``k`` of ``T`` once at one operand
    position become ``index(f(..., T, ...), k)``, the other operands packed (rule 3 goes

@@ -48,8 +48,13 @@ def accumulate_vecmats(work: EditableGraph, shapes: list) -> None:
         return
     users = users_of(graph)  # the users of vecmats and of their index nodes: rule 5 does not change them
     forward: list[list[bool]] = []  # the forward program's nodes (the loss's ancestors), found once if asked
+    through_units: dict[int, list[tuple[int, list[int]]]] = {}  # a tensor's gradient sum -> (vecmat, its units)
     for v in vecmats:
         readers = _readers(work, users, v)
+        found = _units_total(work, users, readers)
+        if found is not None:
+            through_units.setdefault(found[0], []).append((v, found[1]))
+            continue
         into_sum = work.uses[v] == 1 and readers and work.ops[readers[0]] in ops.SUMS
         if not (into_sum or all(graph.ops[u] == "index" for u in readers)):
             continue
@@ -62,6 +67,9 @@ def accumulate_vecmats(work: EditableGraph, shapes: list) -> None:
             _accumulate_vector(work, shapes, v, readers[0])
         elif not into_sum:
             _accumulate_lanes(work, v, users, own)
+    for total, found in through_units.items():
+        if total not in work.edited:
+            _accumulate_runs(work, shapes, total, found)
 
 
 def _readers(work: EditableGraph, users: Users, node: int) -> list[int]:
@@ -124,14 +132,17 @@ def _rows(graph: Graph, pack: int) -> list[tuple]:
 
 def _before(work: EditableGraph, total: int, part: int, v: int) -> tuple[list[int], list[int]] | None:
     """The operands of sum ``total`` before and after its operand ``part``, if ``part`` is
-    there once and everything before it is an original node made before ``v`` (ids are
-    topological, so it cannot depend on ``v``)."""
+    there once and everything before it is an original node not computed from ``v`` (a
+    unit of a lane read whole too, made after ``v`` when reverse mode reached that lane,
+    may come first: the subsets fuzz, a neuron reading one lane after two reading a layer)."""
     operands = work.args[total]
     if operands.count(part) != 1:
         return None
     k = operands.index(part)
     before, after = list(operands[:k]), list(operands[k + 1:])
-    return (before, after) if all(p < v for p in before) else None
+    if any(p >= work.n_original for p in before) or _depends_on(work, before, v):
+        return None
+    return before, after
 
 
 def _accumulate_vector(work: EditableGraph, shapes: list, v: int, total: int) -> None:
@@ -183,3 +194,113 @@ def _accumulate_lanes(work: EditableGraph, v: int, users: Users, own: list[bool]
             work.set(u, "const", (), (0.0,))
     work.hits["accumulated"] += 1
 
+
+def _units_total(work: EditableGraph, users: Users, readers: list[int]) -> tuple[int, list[int]] | None:
+    """The sum a vecmat's lanes are added into one by one, each as a ``unit`` of a tensor
+    (the lanes of a layer's input are lanes of a tensor something reads whole too, whose
+    gradient takes every part of every lane apart: ``graphc.autodiff._read_whole``), and
+    those units -- if every reader is an ``index`` of its own lane read by one such unit,
+    all in one sum; else None."""
+    if not readers or any(work.ops[u] != "index" or work.uses[u] != 1 for u in readers):
+        return None
+    if len({work.attrs[u][0] for u in readers}) != len(readers):
+        return None
+    units, totals = [], set()
+    for u in readers:
+        unit = _readers(work, users, u)
+        if len(unit) != 1 or work.ops[unit[0]] != "unit" or work.uses[unit[0]] != 1:
+            return None
+        total = _readers(work, users, unit[0])
+        if len(total) != 1 or work.ops[total[0]] not in ops.SUMS:
+            return None
+        units.append(unit[0])
+        totals.add(total[0])
+    return (totals.pop(), units) if len(totals) == 1 else None
+
+
+def _accumulate_runs(work: EditableGraph, shapes: list, total: int, vecmats: list[tuple[int, list[int]]]) -> None:
+    """Rule 5 for vecmats whose lanes are units of a tensor's gradient sum ``total`` (each
+    ``(vecmat, its units)``): each vecmat's units are a run of the sum's operands, and what
+    comes before a run -- parts of the whole tensor (a neuron reading every lane), units of
+    other lanes or of runs before -- is totalled, and the lanes the vecmat covers become its
+    accumulator, so that its rows are added to those lanes after them one by one, as reverse
+    mode adds them to each lane; the other lanes keep the total as it was.  The sum becomes
+    the lanes so far (a ``pack``) plus what came after the last run accumulated.  (The
+    subsets fuzz: two neighbours reading lanes 0 and 1 of a layer that a later neuron reads
+    whole were a layer of their own, whose rows' total was added after that neuron's part,
+    1 ulp off.)"""
+    operands = work.args[total]
+    shape = shapes[total]
+    place = {p: k for k, p in enumerate(operands)}
+    runs = sorted(run for run in (_run(place, v, units) for v, units in vecmats) if run is not None)
+    lanes: tuple | None = None  # the total so far, lane by lane, once a run has been accumulated
+    done = 0  # operands[:done] are in lanes
+    for start, end, v in runs:
+        before = operands[done:start]
+        if any(shapes[p] != shape for p in before) or _depends_on(work, before, v) or (
+                lanes is None and not _reaches(work, before, operands[start:end])):
+            continue
+        so_far = lanes if not before else work.total(list(before) if lanes is None else
+                                                     [work.add("pack", lanes, (shape,)), *before])
+        lanes = _accumulate_run(work, v, operands[start:end], so_far, ops.size_of(shape))
+        done = end
+    if lanes is None:
+        return
+    after = operands[done:]
+    if after:
+        work.set(total, ops.sum_op(1 + len(after)), (work.add("pack", lanes, (shape,)), *after))
+    else:
+        work.set(total, "pack", lanes, (shape,))
+    work.hits["accumulated"] += 1
+
+
+def _run(place: dict[int, int], v: int, units: list[int]) -> tuple[int, int, int] | None:
+    """``(start, end, v)``: where in the sum's operands (each one's ``place`` there) vecmat
+    ``v`` 's ``units`` are (each once: used once), if next to each other -- reverse mode
+    hands a layer's parts on at one step, so others come between them only where they do
+    between its rows, which rule 2 rolls into no layer."""
+    places = sorted(place[u] for u in units)
+    if places[-1] - places[0] != len(places) - 1:
+        return None
+    return places[0], places[-1] + 1, v
+
+
+def _depends_on(work: EditableGraph, nodes: tuple, v: int) -> bool:
+    """Whether one of ``nodes`` is computed from node ``v``: a sweep down their operands
+    to ``v`` 's id (ids are topological; a unit of another vecmat's lane, made by reverse
+    mode after ``v``, may come before ``v`` 's run in the sum)."""
+    seen: set[int] = set()
+    stack = [n for n in nodes if n >= v]
+    while stack:
+        n = stack.pop()
+        if n == v:
+            return True
+        if n not in seen:
+            seen.add(n)
+            stack.extend(a for a in work.args[n] if a >= v)
+    return False
+
+
+def _reaches(work: EditableGraph, before: tuple, units: tuple) -> bool:
+    """Whether a part of ``before`` adds to a lane the run of ``units`` covers: a whole tensor,
+    or a unit of one of those lanes (a unit of another lane adds 0.0 there, which changes
+    nothing but -0.0: no accumulator is made for that)."""
+    covered = {work.attrs[u][0] for u in units}
+    return any(work.ops[p] != "unit" or work.attrs[p][0] in covered for p in before)
+
+
+def _accumulate_run(work: EditableGraph, v: int, units: tuple, so_far: int | tuple, size: int) -> tuple:
+    """Vecmat ``v`` starts from the lanes of ``so_far`` (a tensor, or its lanes) its ``units``
+    are added to; the lanes of the total after them: ``v`` 's lanes there, ``so_far`` 's in
+    the others."""
+    def lane(k: int) -> int:
+        return so_far[k] if isinstance(so_far, tuple) else work.add("index", (so_far,), (k,))
+    into = {work.attrs[u][0]: work.args[u][0] for u in units}  # lane of the tensor -> v's index node
+    of_v = {work.attrs[i][0]: k for k, i in into.items()}  # lane of v -> lane of the tensor
+    zero = work.const(-0.0)
+    n = work.graph.shapes[v][0]
+    acc = work.add("pack", tuple(lane(of_v[j]) if j in of_v else zero for j in range(n)), ((n,),))
+    _, g, W = work.args[v]
+    work.set(v, "vecmat", (acc, g, W))
+    work.kill(list(units))
+    return tuple(into[k] if k in into else lane(k) for k in range(size))

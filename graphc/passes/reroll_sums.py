@@ -92,9 +92,6 @@ def roll_sums(work: EditableGraph, shapes: list, to_differentiate: bool) -> None
     users = users_of(work.graph)
     rolled: dict[int, tuple] = {}  # each row rolled into a matvec -> all rows of that matvec
     reached = _ReverseModeOrder(work.graph) if to_differentiate else None
-    operands_of_row: dict[int, frozenset] = {}  # a row's product -> what its row's products read (one set a row)
-    for cand in candidates if to_differentiate else ():  # only _read_before asks, and only then
-        operands_of_row.update(dict.fromkeys(cand[4], frozenset(chain.from_iterable(work.args[n] for n in cand[4]))))
     count: dict[tuple, int] = {}
     for _, _, sides, _, _ in candidates:
         for key in set(sides):
@@ -115,7 +112,6 @@ def roll_sums(work: EditableGraph, shapes: list, to_differentiate: bool) -> None
         if len(rows) >= 2 and in_order and _independent(work, rows, shared, rolled) \
                 and not _weighs_itself(shared, rows, reached) \
                 and not _weights_read_between(work, rows, users, reached) \
-                and not _read_before(work, shared, rows, users, reached, operands_of_row) \
                 and _biases_apart(work, rows, shared, reached):
             _matvec(work, shared, rows, users)
             together = tuple(cand[0] for cand, _ in rows)
@@ -304,33 +300,6 @@ def _in_reverse_mode_order(work: EditableGraph, shared: tuple, rows: list, users
             if (one_vector and places != sorted(places)) or any(first < place[u] < last for u in others):
                 return False
     return True
-
-
-_NONE: frozenset = frozenset()
-
-
-def _read_before(work: EditableGraph, shared: tuple, rows: list, users: Users,
-                 reached: _ReverseModeOrder | None, operands_of_row: dict[int, frozenset]) -> bool:
-    """Whether a lane is read by a product -- of another neuron, alone or in a row reading two
-    lanes or more of these rows' -- which reverse mode reaches before these rows' products,
-    in a graph differentiated later: eager adds that part first, where a matvec's gradient
-    totals its rows' parts of each lane (``vecmat``) and adds the total after it, and rule 5
-    does not make such parts the vecmat's accumulator (an outside hunt's fuzz: neurons
-    reading a layer whole, or one lane of it, before and after two reading some of its
-    lanes, 1 ulp off).  As dots, each row's part goes on in its place.  Inputs and params are left
-    to the matvec: two calls of a model read the inputs as two layers (README, "Exactness")."""
-    if reached is None:
-        return False
-    lanes = {x for x in shared if work.ops[x] not in LEAVES}  # computed lanes: a layer's
-    for k, x in enumerate(shared):
-        if x not in lanes:
-            continue
-        products = [cand[4][k] for cand, _ in rows]
-        others = [u for u in _other_readers(users, x, products)
-                  if work.ops[u] == "mul" or len(operands_of_row.get(u, _NONE) & lanes) > 1]
-        if others and max(reached[u] for u in others) > max(reached[m] for m in products):
-            return True
-    return False
 
 
 def _read_elsewhere(work: EditableGraph, shared: tuple, rows: list, users: Users) -> bool:
