@@ -1,12 +1,10 @@
 """Layers written out by hand (hand_written.py) on C and NumPy, bit for bit against the Python backend.
 
 The Python backend runs the scalar program row by row, eager's bits.  C must give them for
-every program and batch: loss and every gradient -- but for one known order (README,
-"Exactness": rows reading a layer partly, with biases first), which ``make fuzz`` may
-draw.  NumPy must give them on one row of a program without ``tanh`` (its ``tanh`` is
-NumPy's own, and it sums the rows' gradients pairwise: README, "Exactness"), nor a square
-where its ``pow`` is its own too (AVX-512).  ``make asan``
-runs the C test with AddressSanitizer.
+every program and batch: loss and every gradient.  NumPy must give them on one row of a
+program without ``tanh`` (its ``tanh`` is NumPy's own, and it sums the rows' gradients
+pairwise: README, "Exactness"), nor a square where its ``pow`` is its own too (AVX-512).
+``make asan`` runs the C test with AddressSanitizer.
 """
 from __future__ import annotations
 
