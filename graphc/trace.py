@@ -319,23 +319,26 @@ def _int_arguments(v: Value, limit: int = 100_000, kinds: tuple = (engine.INT_PL
     return arguments or None
 
 
-_NUMBER_KINDS = (engine.INT_PLACEHOLDER, engine.NUMBER_PLACEHOLDER)
+#: The arguments that would make a product an int if each were one: a Value argument too,
+#: since a call may pass an int where the trace had a Value (they share a signature).
+_SCALAR_KINDS = engine.PLACEHOLDERS
 
 
 def _int_product(product: Any, a: Value, b: Any) -> Any:
     """``a * b`` of ints in eager code (a comparison is a bool, an int: ``(y > 0) * y``), an
     int: ``0 * -1`` is 0, where mul gives -0.0 (an outside hunt: ``math.atan2(x * y, -1.0)``
     came out -pi), so +0.0 is added, as a traced number's int product is.  Whether the
-    product is an int turns on the arguments' kinds, and ints and floats share a signature,
-    so the trace relies on them: an int product on its arguments staying ints, a float one
-    on its float arguments not becoming ints (an outside hunt: after ``c(2, 3)``,
-    ``c(-1.0, 0.0)`` gave 0.0, not -0.0)."""
+    product is an int turns on the arguments' kinds, and ints, floats and Values share a
+    signature, so the trace relies on them: an int product on its arguments staying ints, a
+    float one on its float and Value arguments not becoming ints (outside hunts: after
+    ``c(2, 3)``, ``c(-1.0, 0.0)`` gave 0.0, not -0.0; after ``c(Value(-1.0))``, ``b * 0``
+    gave -0.0 for ``c(-1)``, not 0)."""
     if product is NotImplemented:
         return product
     sides = []
     for x in (a, b):  # bounded walks: a * is everywhere
         side = [] if type(x) in engine.INTEGERS or (type(x) is TracedNumber and x.kind is not float) else \
-            _int_arguments(x, 64, _NUMBER_KINDS) if isinstance(x, TracedValue) else None
+            _int_arguments(x, 64, _SCALAR_KINDS) if isinstance(x, TracedValue) else None
         if side is None:  # a float whatever the arguments' kinds
             return product
         sides.append(side)
@@ -344,7 +347,7 @@ def _int_product(product: Any, a: Value, b: Any) -> Any:
         return product
     if not all(node._attr is engine.INT_PLACEHOLDER for node in arguments):
         for node in arguments:  # an int call traces again, to find out
-            if node._attr is engine.NUMBER_PLACEHOLDER:
+            if node._attr is not engine.INT_PLACEHOLDER:
                 record.relied_on_kind(node, NOT_AN_INT)
         return product
     if not _numbers_alone(a, b):  # Value(n) * m: a Value's product

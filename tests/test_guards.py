@@ -1048,6 +1048,22 @@ def test_an_int_product_and_a_float_product_are_not_one_program(backend):
     assert [scaled(*args).data for args in [(2, 3), (-1.0, 0.0), (0, -1)]] == [1 / 12, -math.inf, math.inf]
 
 
+@pytest.mark.parametrize("backend", ["python", "c"])
+def test_a_value_argument_times_an_int_is_not_the_program_of_an_int_argument(backend):
+    """An outside hunt: a program traced with a Value ``b`` served a later int ``b``, and
+    ``x * (b * 0)`` at ``b = -1`` was ``x * -0.0`` (the Value's product) where eager's int
+    product is 0: ``** -1`` of it gave -inf, not inf.  An int where the trace had a Value
+    traces again now; a Value or a float there reuses the program."""
+    def h(x, b):
+        return (x * (b * 0)) ** -1
+
+    compiled = graphc.compile(h, backend=backend)
+    calls = [(Value(1.0), Value(-1.0)), (Value(1.0), -1), (Value(2.0), -2.5), (Value(-0.0), -1)]
+    for args in calls:
+        assert repr(compiled(*args).data) == repr(h(*args).data), args
+    assert compiled.trace_count == 2  # a Value (and a float) b, an int b
+
+
 def test_a_comparison_times_an_int_argument_is_an_int_product():
     """``(y > 0) * y``, a relu of an int label as a mask: a bool times an int is Python's int
     0 at ``y = -1``, where mul gave -0.0, whose sign flowed on into ``m * w`` (an outside
