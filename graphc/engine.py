@@ -154,6 +154,8 @@ class Value:
             self._data, self._prev, self._kind = data._data, (data, _node(1.0, (), None, CONSTANT)), _MUL
             record.wrapped(self)
         else:
+            if hasattr(self, "_data"):  # __init__ again, on a param (re-initialised in place): caches read again
+                data_written()
             self._data = _as_float(data)
             self._prev = children
             self._kind = MicrogradOp(_op) if children else None

@@ -88,9 +88,13 @@ def test_params_read_once_are_read_again_after_any_write_of_a_number(backend):
     step = graphc.compile(lambda x, y: (model(x) - y) ** 2, backend=backend)
     X, y = np.random.default_rng(0).normal(size=(9, 3)), np.zeros(9)
 
-    def fresh():  # the same numbers, read by a new compiled function
-        return graphc.compile(lambda x, y: (model(x) - y) ** 2, backend=backend).mean_and_grad(X, y)
+    def fresh():  # the same numbers, read by a new compiled function, its gradient in step's params' order
+        other = graphc.compile(lambda x, y: (model(x) - y) ** 2, backend=backend)
+        loss, grad = other.mean_and_grad(X, y)
+        by_param = dict(zip(map(id, other.params), grad.tolist()))  # (a param re-initialised is made anew: last)
+        return loss, np.array([by_param[id(p)] for p in step.params])
     for write in (lambda p: setattr(p, "data", p.data + 0.5),  # micrograd's SGD writes .data
+                  lambda p: p.__init__(p.data - 0.25),  # re-initialised in place: was not seen (an outside hunt)
                   lambda p: model.load_state_dict({**model.state_dict(),
                                                    "layers.0.bias": model.state_dict()["layers.0.bias"] + 1.0}),
                   lambda p: step.train(X, y, lr=0.1)):
