@@ -278,6 +278,7 @@ def train_update(lr: Any, optimizer: Any) -> Callable[[Signature], Update]:
         update = Update(None, None, float(lr))
         return lambda signature: update
     check_rate(optimizer.lr, "optimizer.lr", narrow=True)  # a plain attribute, which a user may have set to anything
+    optimizer.check()  # so are the others (a longdouble momentum, betas out of range: an outside hunt)
     return lambda signature: Update(optimizer, optimizer_order(signature, optimizer), optimizer.lr)
 
 
@@ -353,7 +354,7 @@ def train(signature: Signature, batch: Batch, update: Update, plan: StepPlan, ba
             bar.close()      # pipe, an interrupt) left them moved while train raised (an outside hunt)
     except BaseException:
         if state is not None:
-            optimizer.restore(state)
+            optimizer.rollback(state)
         raise
     before = new_epoch()  # first: no cache of the old numbers stays current if what follows is cut short
     deferred_data.defer(signature.params, params)  # written into the Values when one is next read

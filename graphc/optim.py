@@ -13,6 +13,7 @@ update (Loshchilov & Hutter's decoupled decay).
 """
 from __future__ import annotations
 
+import copy
 from typing import Iterable
 
 import numpy as np
@@ -53,7 +54,8 @@ class Optimizer:
         params: what :meth:`restore` puts back, so a training run that is interrupted can undo
         its steps, or a run saved with the model's ``state_dict()`` resume (as PyTorch's
         optimizer ``state_dict()``)."""
-        return {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in vars(self).items() if k != "params"}
+        return {k: copy.deepcopy(v) for k, v in vars(self).items() if k != "params"}  # a subclass's dict of
+        # state too (a shallow copy let an interrupted train keep its steps there: an outside hunt)
 
     def restore(self, state: dict) -> None:
         """Put back a :meth:`snapshot` (of this optimizer, or of one of its class over as many
@@ -66,7 +68,7 @@ class Optimizer:
             raise ValueError(f"restore: a {type(self).__name__} snapshot has {', '.join(sorted(mine))}; "
                              f"this one has {', '.join(map(str, sorted(state, key=str)))}")
         for key, value in state.items():
-            if isinstance(mine[key], np.ndarray) and np.shape(value) != mine[key].shape:
+            if isinstance(mine[key], np.ndarray) and np.shape(value) != (len(self.params),):
                 raise ValueError(f"restore: {key} holds {np.shape(value)} numbers, for {len(self.params)} params")
         arrays = {}
         for key in (k for k, v in mine.items() if isinstance(v, np.ndarray)):
@@ -79,6 +81,20 @@ class Optimizer:
 
     state_dict = snapshot
     load_state_dict = restore
+
+    def rollback(self, state: dict) -> None:
+        """:meth:`restore` a snapshot taken before steps that raised, state made since (an
+        attribute a subclass sets on its first step) dropped: the exception goes on, not
+        restore's refusal (an outside hunt)."""
+        for key in set(vars(self)) - set(state) - {"params"}:
+            delattr(self, key)
+        self.restore(state)
+
+    def check(self) -> None:
+        """The constructor's checks of the settings and the state as they are now (a user may
+        set ``opt.betas`` or ``opt.m`` after it), the state arrays made float64: what
+        ``train`` asks before it steps, so that its steps and ``step()`` 's stay the same."""
+        self.restore(self.snapshot())
 
     def zero_grad(self) -> None:
         """Set every param's ``.grad`` to 0, as ``Module.zero_grad`` does."""
@@ -108,10 +124,11 @@ class Optimizer:
         if data.shape != (len(self.params),) or grad.shape != data.shape:
             raise ValueError(f"apply needs data and grad of shape ({len(self.params)},), one entry per param; "
                              f"got {data.shape} and {grad.shape}")
-        if self.weight_decay and self.decoupled:
-            data = data * (1.0 - self.lr * self.weight_decay)
-        elif self.weight_decay:
-            grad = grad + self.weight_decay * data
+        lr, weight_decay = float(self.lr), float(self.weight_decay)  # float64, as train's driver: a float32
+        if weight_decay and self.decoupled:                              # lr decayed in float32 (an outside hunt)
+            data = data * (1.0 - lr * weight_decay)
+        elif weight_decay:
+            grad = grad + weight_decay * data
         return data + self._update(grad)
 
     def _update(self, grad: np.ndarray) -> np.ndarray:
@@ -162,7 +179,7 @@ class SGD(Optimizer):
     def _update(self, grad: np.ndarray) -> np.ndarray:
         if self.momentum == 0.0:
             return -(self.lr * grad)
-        self.velocity = self.momentum * self.velocity - self.lr * grad
+        self.velocity = self.momentum * np.asarray(self.velocity, np.float64) - self.lr * grad
         return self.momentum * self.velocity - self.lr * grad if self.nesterov else self.velocity
 
     def native(self) -> tuple[str, tuple[float, ...], tuple[str, ...]] | None:
@@ -208,14 +225,16 @@ class Adam(Optimizer):
         for name, beta in zip(("betas[0]", "betas[1]"), betas):
             check_range(name, beta, 0.0, 1.0)
         check_range("eps", settings["eps"], 0.0, None)
-        if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or t < 0:
-            raise TypeError(f"t (the steps taken) must be an int >= 0; got {t!r}")
+        if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or not 0 <= t < 2**62:
+            raise TypeError(f"t (the steps taken) must be an int >= 0 (and < 2**62: train's driver counts in "
+                            f"64 bits); got {t!r}")
 
     def _update(self, grad: np.ndarray) -> np.ndarray:
-        b1, b2 = self.betas
+        b1, b2 = float(self.betas[0]), float(self.betas[1])  # float64 if set to float32 since (1 - b1)
         self.t += 1
-        self.m = b1 * self.m + (1.0 - b1) * grad
-        self.v = b2 * self.v + (1.0 - b2) * grad * grad
+        m, v = np.asarray(self.m, np.float64), np.asarray(self.v, np.float64)  # (a float32 one set since)
+        self.m = b1 * m + (1.0 - b1) * grad
+        self.v = b2 * v + (1.0 - b2) * grad * grad
         if self.eps_hat:
             rate = self.lr * np.sqrt(1.0 - b2 ** self.t) / (1.0 - b1 ** self.t)
             return -(rate * self.m / (np.sqrt(self.v) + self.eps))

@@ -9,6 +9,7 @@ import pytest
 
 import graphc
 from graphc import Value
+from graphc.codegen.c import find_compiler
 from graphc.nn import MLP
 from graphc.optim import SGD, Adam, AdamW
 
@@ -325,3 +326,79 @@ def test_an_optimizer_over_no_params_is_refused():
     """A Module subclassed without parameters() has none: SGD([]) trained nothing, silently."""
     with pytest.raises(ValueError, match="empty list of params"):
         SGD([], lr=0.1)
+
+
+def _train_and_loop(make, edit, backend: str = "python"):
+    """Params after ``train`` and after the loop of ``mean_and_grad`` plus ``step()`` it
+    replaces, each from the same start with an optimizer made by ``make`` and set by ``edit``."""
+    X = np.random.default_rng(0).normal(size=(8, 2))
+    y = np.sign(X[:, 0])
+    out = []
+    for way in ("train", "loop"):
+        random.seed(3)
+        model = MLP(2, [3, 1])
+        opt = make(model.parameters())
+        edit(opt)
+        step = graphc.compile(lambda x, t: (model(x) - t) ** 2, backend=backend)
+        if way == "train":
+            step.train(X, y, optimizer=opt, batch_size=4, epochs=2, shuffle=False)
+        else:
+            for _ in range(2):
+                for s in range(0, 8, 4):
+                    model.zero_grad()
+                    step.mean(X[s:s + 4], y[s:s + 4]).backward()
+                    opt.step()
+        out.append([p.data for p in model.parameters()])
+    return out
+
+
+@pytest.mark.parametrize("make, edit", [
+    (lambda ps: AdamW(ps, lr=np.float32(0.05), weight_decay=np.float32(0.3)), lambda opt: None),
+    (lambda ps: Adam(ps, lr=0.05), lambda opt: setattr(opt, "betas", (np.float32(0.8), 0.99))),
+    (lambda ps: Adam(ps, lr=0.05), lambda opt: setattr(opt, "m", np.zeros(len(opt.params), np.float32))),
+    (lambda ps: SGD(ps, lr=0.05, momentum=0.5), lambda opt: setattr(opt, "velocity", np.zeros(len(opt.params),
+                                                                                                np.float32))),
+])
+@pytest.mark.skipif(find_compiler() is None, reason="no C compiler")
+def test_float32_settings_and_state_step_in_float64_in_step_as_in_train(make, edit):
+    """An outside hunt: AdamW's ``1 - lr * weight_decay`` of float32 settings was float32 in
+    ``step()`` and float64 in ``train``'s C driver (2.7e-8 apart), and so were float32 betas
+    and state arrays set after the constructor."""
+    trained, looped = _train_and_loop(make, edit, backend="c")
+    assert trained == looped
+
+
+@pytest.mark.parametrize("edit, error, message", [
+    (lambda opt: setattr(opt, "betas", (0.9, 1.5)), graphc.DataError, r"betas\[1\] must be in \[0, 1\)"),
+    (lambda opt: setattr(opt, "weight_decay", -1.0), graphc.DataError, "weight_decay must be >= 0"),
+    (lambda opt: setattr(opt, "t", 2**70), TypeError, "t .the steps taken. must be an int"),
+    (lambda opt: setattr(opt, "m", np.zeros(3)), ValueError, "m holds .3,. numbers"),
+])
+def test_train_checks_settings_set_after_the_constructor(edit, error, message):
+    """An outside hunt: train checked ``optimizer.lr`` alone."""
+    with pytest.raises(error, match=message):
+        _train_and_loop(lambda ps: Adam(ps, lr=0.05), edit)
+
+
+class _Counting(SGD):
+    """A subclass with state of its own, made on its first step, kept in a dict."""
+
+    def _update(self, grad):
+        self.count = getattr(self, "count", 0) + 1
+        self.seen = getattr(self, "seen", {"steps": 0})
+        self.seen["steps"] += 1
+        if self.count == 3:
+            raise RuntimeError("boom")
+        return super()._update(grad)
+
+
+def test_an_interrupted_train_rolls_back_state_made_or_changed_in_place():
+    """An outside hunt: restore refused the attribute the first step made (its ValueError hid
+    the exception, and nothing was put back), and a dict of state kept the failed steps."""
+    opt = _Counting([Value(1.0), Value(2.0)], lr=0.1, momentum=0.5)
+    opt.seen = {"steps": 0}
+    compiled = graphc.compile(lambda x: (x * opt.params[0] + opt.params[1]) ** 2, backend="python")
+    with pytest.raises(RuntimeError, match="boom"):
+        compiled.train(np.ones(4), optimizer=opt, batch_size=1)
+    assert not hasattr(opt, "count") and opt.seen == {"steps": 0} and opt.velocity.tolist() == [0.0, 0.0]
+    assert [p.data for p in opt.params] == [1.0, 2.0]
