@@ -28,7 +28,7 @@ from .backends import BACKENDS  # noqa: F401  (graphc.compile.BACKENDS: the back
 from .bridge import mean_node
 from .call_plans import Plans
 from .engine import Value
-from .errors import ArgumentError, DataError, GraphcError, TraceError
+from .errors import ArgumentError, DataError, NotTracedYet, TraceError
 from .graph import Graph
 from .nn import Module
 from .optim import Optimizer
@@ -293,7 +293,7 @@ class Compiled:
 
     def _require_latest(self) -> Signature:
         if self._latest is None:
-            raise GraphcError(f"{self.name} has not been called yet: call it once so it can be traced")
+            raise NotTracedYet(f"{self.name} has not been called yet: call it once so it can be traced")
         return self._latest
 
     @property

@@ -32,6 +32,12 @@ class DataError(GraphcError, ValueError):
     """Batched data of the right shape holding values graphc refuses, such as nan or inf."""
 
 
+class NotTracedYet(GraphcError, AttributeError):
+    """What a compiled function shows of its trace (``graph``, ``source``, ``params``, ...)
+    asked before its first call.  Also an ``AttributeError``, so ``hasattr``, ``getattr``
+    with a default and ``inspect.getmembers`` answer instead of raising (an outside hunt)."""
+
+
 class TraceError(GraphcError):
     """The traced function did something graphc cannot turn into a graph."""
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import collections
+import inspect
 import logging
 import math
 import random
@@ -308,6 +309,9 @@ def test_source_graph_and_stats_need_a_call_first():
     compiled = graphc.compile(lambda x: x * 2.0)
     with pytest.raises(GraphcError, match="has not been called yet"):
         compiled.source
+    # also an AttributeError: hasattr, getattr's default and inspect answer (an outside hunt: they raised)
+    assert not hasattr(compiled, "graph") and getattr(compiled, "params", None) is None
+    assert "source" not in dict(inspect.getmembers(compiled))
     compiled(1.0)
     assert compiled.graph.ops.count("mul") == 1
     assert "traced" in str(compiled.stats)
