@@ -8,6 +8,11 @@ two entry points::
     forward(*args, params=PARAMS)         # floats, in the compiled call's output structure
     value_and_grad(*args, params=PARAMS)  # (value, arg_grads, param_grads) of output 0
 
+The module computes the case the trace took: arguments taking another branch of the
+function's Python, or a float where the trace relied on an int (an int product, an index),
+raise a ValueError.  An int where the trace had a float computes as that float (eager's int
+product ``0 * -1`` is 0 where the module's is -0.0).
+
 Backends plug in through :data:`EXPORTERS` (``from graphc.export import EXPORTERS``:
 ``graphc.export`` is the function): a function from an :class:`ExportPlan` (the graphs,
 structures and names, nothing backend-specific) to module text.  The Python exporter is
@@ -31,6 +36,7 @@ from ._version import __version__
 from .codegen import python as python_backend
 from .codegen.common import python_number, tuple_literal
 from .compile import Compiled
+from .engine import INT_PLACEHOLDER
 from .errors import GraphcError
 from .graph import Graph
 from .names import sanitize
@@ -53,6 +59,7 @@ class ExportPlan:
     param_names: list[str]  # identifiers
     param_values: list[float]
     guards: tuple[float, ...] = ()  # each guard's value at the trace (1.0 or 0.0): outputs after the function's
+    kinds: tuple[tuple[int, str, tuple[str, ...]], ...] = ()  # (input, its path, the kinds the trace relied on)
 
 
 def make_plan(compiled: Compiled) -> ExportPlan:
@@ -73,7 +80,17 @@ def make_plan(compiled: Compiled) -> ExportPlan:
         name=compiled.name, graph=graph, joint=joint,
         arg_names=[sanitize(n, "x") for n in argument_names(compiled.fn, n_args)],
         input_names=inputs, param_names=[names[i] for i in graph.params],
-        param_values=[p.data for p in graph.param_values], guards=compiled._latest.guards.expected)
+        param_values=[p.data for p in graph.param_values], guards=compiled._latest.guards.expected,
+        kinds=_argument_kinds(compiled._latest.guards))
+
+
+def _argument_kinds(guards: Any) -> tuple[tuple[int, str, tuple[str, ...]], ...]:
+    """The inputs the trace relied on being ints (an int product's +0.0, an index), as the
+    module checks them: ``(input, its path, ("an int",))``.  A float where it relied on a
+    float is taken as it is (an int there computes as its float: eager's int product of 0
+    and -1 is 0, the module's -0.0 -- the module docstring says so)."""
+    return tuple((k, str(path), ("an int",)) for k, (path, kinds) in guards.argument_kinds
+                 if kinds and kinds <= {INT_PLACEHOLDER})
 
 
 def _params_literal(names: list[str], values: list[str]) -> str:
@@ -113,7 +130,8 @@ def python_module(plan: ExportPlan) -> str:
                  f"_OUT_TREE = {_literal(out_tree)}\n"
                  f"_ARG_NAMES = {tuple_literal([repr(n) for n in plan.arg_names])}\n"
                  f"_N_OUTPUTS = {len(graph.outputs) - len(plan.guards)}\n"
-                 f"_GUARDS = {tuple_literal([python_number(g) for g in plan.guards])}")
+                 f"_GUARDS = {tuple_literal([python_number(g) for g in plan.guards])}\n"
+                 f"_KINDS = {tuple_literal([ascii(kind) for kind in plan.kinds])}")
     sections = [
         doc,
         "# -- IEEE scalar math (graphc.runtime) --\n" + _copy(runtime),
@@ -163,7 +181,7 @@ def _check_branch(outputs):
 
 def forward(*args, params=PARAMS):
     """The outputs as floats, in the compiled function's output structure."""
-    frame = {entry}(_flatten_args(_IN_TREE, args, _ARG_NAMES), _check_params(params, {n_params}))
+    frame = {entry}(_flatten_args(_IN_TREE, args, _ARG_NAMES, _KINDS), _check_params(params, {n_params}))
     outputs = next(frame)
     frame.close()
     _check_branch(outputs)
@@ -174,7 +192,7 @@ def value_and_grad(*args, params=PARAMS):
     """(value, arg_grads, param_grads) of output 0; arg_grads mirrors the arguments.  Each
     gradient is added to 0 as backward() adds it into a .grad (+0.0 where it is -0.0), so
     these are the numbers graphc.value_and_grad and .grad give."""
-    inputs = _flatten_args(_IN_TREE, args, _ARG_NAMES)
+    inputs = _flatten_args(_IN_TREE, args, _ARG_NAMES, _KINDS)
     frame = {entry}(inputs, _check_params(params, {n_params}))
     outputs = next(frame)
     _check_branch(outputs)

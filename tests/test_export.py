@@ -329,6 +329,27 @@ def test_a_module_exported_from_one_branch_refuses_arguments_taking_another(tmp_
             call(-1.0)
 
 
+def test_a_module_refuses_a_number_of_another_kind_than_its_trace_relied_on(tmp_path):
+    """An outside hunt: exported after an int call, ``k * -1`` is int 0 at k = 0 and the
+    module gave inf for a float 0.0, whose product is -0.0 (compiled and eager: -inf); an
+    int used as an index became a float's slice.  The compiled call traces again; the module
+    raises a ValueError naming the argument."""
+    compiled = graphc.compile(lambda x, k: 1 / (x * (k * -1)))
+    assert compiled(2.0, 0).data == math.inf and compiled(2.0, 0.0).data == -math.inf
+    compiled(2.0, 0)  # the int case, exported
+    module = load(export(compiled, tmp_path / "kinds.py"))
+    assert module.forward(2.0, 0) == math.inf and module.forward(3.0, 2) == 1 / (3.0 * -2)
+    for call in (module.forward, module.value_and_grad):
+        with pytest.raises(ValueError, match="argument k is a float where the trace relied on its being an int"):
+            call(2.0, 0.0)
+    sliced = graphc.compile(lambda xs, n: sum(xs[:n], Value(0.0)))
+    sliced([1.0, 2.0, 3.0], 2)
+    module = load(export(sliced, tmp_path / "slice.py"))
+    assert module.forward([1.0, 2.0, 3.0], 2) == 3.0
+    with pytest.raises(ValueError, match="argument n is a float"):
+        module.forward([1.0, 2.0, 3.0], 2.0)
+
+
 def test_dict_and_namedtuple_results_round_trip(tmp_path, monkeypatch):
     """A dict's keys are written as str literals (repr), whatever they hold."""
     key = "b\n'\"\"\" + __import__('os')"
