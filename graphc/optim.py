@@ -14,6 +14,7 @@ update (Loshchilov & Hutter's decoupled decay).
 from __future__ import annotations
 
 import copy
+import numbers
 from typing import Iterable
 
 import numpy as np
@@ -111,7 +112,14 @@ class Optimizer:
             raise TypeError(f"param {k}'s .grad is None (PyTorch's zero_grad(set_to_none=True)?): a graphc "
                             f".grad is a number; set it to 0 (zero_grad()), or leave the param out of the "
                             f"optimizer")
-        grad = np.fromiter(grads, np.float64, n)
+        if not set(map(type, grads)) <= {float, int}:  # np.fromiter parses a str "1" (an outside hunt)
+            k = next((k for k, g in enumerate(grads) if not isinstance(g, numbers.Real)), None)
+            if k is not None:
+                raise TypeError(f"param {k}'s .grad is a {type(grads[k]).__name__}; a .grad is a number")
+        try:
+            grad = np.fromiter(grads, np.float64, n)
+        except OverflowError:  # an int .grad of 10**400
+            raise DataError("a param's .grad is an int too large for a float (|x| < 1.8e308)") from None
         for p, value in zip(self.params, self.apply(data, grad).tolist()):
             p.data = value
 

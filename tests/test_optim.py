@@ -284,6 +284,15 @@ def test_a_grad_of_none_is_a_clear_error_not_nan():
     with pytest.raises(TypeError, match=r"param 1's .grad is None .* set it to 0"):
         opt.step()
     assert (a.data, b.data) == (0.5, 2.0) and not np.isnan(opt.m).any()
+    b.grad = "1"  # np.fromiter parsed it as 1.0 (an outside hunt)
+    with pytest.raises(TypeError, match=r"param 1's .grad is a str; a .grad is a number"):
+        opt.step()
+    b.grad = 10**400
+    with pytest.raises(graphc.DataError, match="too large for a float"):
+        opt.step()
+    b.grad = np.float32(0.5)  # any real number is read
+    opt.step()
+    assert opt.t == 1
 
 
 def test_apply_refuses_what_numpy_cannot_read_as_a_type_error():
