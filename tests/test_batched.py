@@ -1175,39 +1175,15 @@ def _hunted_orders():
     def neighbours_reading_a_subset_between_whole_readers():  # the subsets fuzz: a layer of two rolled
         P = [Value(v) for v in [1.09, -0.99, 1.43, -1.68, -0.62, -1.33, -0.19, 1.13, -1.02, -1.7, -0.36, -1.15, -1.56,
                                 0.31, -0.76, 0.65, -1.14, 1.68, -0.51, -1.5, 0.49, 1.62, -0.23]]
-        subsets = [(0, 1, 2), (0, 2), (0, 2), (0, 1, 2)]
-
-        def f(x, y):
-            h = [(P[3 * k + 2] + P[3 * k] * x[0] + P[3 * k + 1] * x[1]).relu() for k in range(3)]
-            rest = iter(P[9:])
-            o = [sum((next(rest) * h[j] for j in m), next(rest)) for m in subsets]
-            d = sum(o) - y
-            return d * d
-        return f
+        return _relu_layer_read_in_subsets(P, [(0, 1, 2), (0, 2), (0, 2), (0, 1, 2)])
     def neighbours_reading_a_subset_before_a_whole_reader():  # the subsets fuzz's budgeted shape
         P = [Value(v) for v in [0.42, 0.82, 1.0, 1.5, 0.82, 1.44, -1.6, -0.12, 1.51, 0.51, 1.36, -1.32, -0.11, -0.86,
                                 0.15, 0.25, -1.66, -0.96, -0.75, 1.42, 0.9]]
-        subsets = [(0,), (0, 1), (0, 1), (0, 1, 2)]
-
-        def f(x, y):
-            h = [(P[3 * k + 2] + P[3 * k] * x[0] + P[3 * k + 1] * x[1]).relu() for k in range(3)]
-            rest = iter(P[9:])
-            o = [sum((next(rest) * h[j] for j in m), next(rest)) for m in subsets]
-            d = sum(o) - y
-            return d * d
-        return f
+        return _relu_layer_read_in_subsets(P, [(0,), (0, 1), (0, 1), (0, 1, 2)])
     def neighbours_reading_a_subset_after_a_product_of_one_lane():  # a product's unit made after their vecmat
         P = [Value(v) for v in [0.6, -0.73, -1.48, 0.9, 0.19, -1.61, -1.53, -1.26, -0.49, 1.22, 1.53, 0.38, -0.91,
                                 -0.24, -0.47, -0.58, -1.66, 0.29, 1.11]]
-        subsets = [(0,), (0, 1), (0, 1), (0,)]
-
-        def f(x, y):
-            h = [(P[3 * k + 2] + P[3 * k] * x[0] + P[3 * k + 1] * x[1]).relu() for k in range(3)]
-            rest = iter(P[9:])
-            o = [sum((next(rest) * h[j] for j in m), next(rest)) for m in subsets]
-            d = sum(o) - y
-            return d * d
-        return f
+        return _relu_layer_read_in_subsets(P, [(0,), (0, 1), (0, 1), (0,)])
     return [("a turned product of an activation's lane", turned_activation_lane, [0.49, -0.46], 0.5),
             ("two neighbours reading a subset, a neuron reading one of its lanes after them",
              neighbours_reading_a_subset_after_a_product_of_one_lane, [0.91, -1.62], 0.5),
@@ -1235,6 +1211,18 @@ def _hunted_orders():
             ("rows reading a layer partly, a computed bias of a second row", rows_reading_a_layer_partly_biases_first,
              [0.37, 0.37], 1.0),
             ("a lane less a constant, turned", a_lane_less_a_constant_turned, [0.37, 0.37], 1.0)]
+
+
+def _relu_layer_read_in_subsets(P: list, subsets: list[tuple[int, ...]]):
+    """Three relu units over two inputs (params ``P[:9]``), read by neurons over ``subsets``
+    of them (weights, then a bias, from ``P[9:]``), summed into a squared error."""
+    def f(x, y):
+        h = [(P[3 * k + 2] + P[3 * k] * x[0] + P[3 * k + 1] * x[1]).relu() for k in range(3)]
+        rest = iter(P[9:])
+        o = [sum((next(rest) * h[j] for j in m), next(rest)) for m in subsets]
+        d = sum(o) - y
+        return d * d
+    return f
 
 
 @pytest.mark.parametrize("backend", ["c", "numpy"])
