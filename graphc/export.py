@@ -59,7 +59,7 @@ class ExportPlan:
     param_names: list[str]  # identifiers
     param_values: list[float]
     guards: tuple[float, ...] = ()  # each guard's value at the trace (1.0 or 0.0): outputs after the function's
-    kinds: tuple[tuple[int, str, tuple[str, ...]], ...] = ()  # (input, its path, the kinds the trace relied on)
+    ints: tuple[tuple[int, str], ...] = ()  # (input, its path) for each input the trace relied on being an int
 
 
 def make_plan(compiled: Compiled) -> ExportPlan:
@@ -81,16 +81,15 @@ def make_plan(compiled: Compiled) -> ExportPlan:
         arg_names=[sanitize(n, "x") for n in argument_names(compiled.fn, n_args)],
         input_names=inputs, param_names=[names[i] for i in graph.params],
         param_values=[p.data for p in graph.param_values], guards=compiled._latest.guards.expected,
-        kinds=_argument_kinds(compiled._latest.guards))
+        ints=_relied_on_ints(compiled._latest.guards))
 
 
-def _argument_kinds(guards: Any) -> tuple[tuple[int, str, tuple[str, ...]], ...]:
-    """The inputs the trace relied on being ints (an int product's +0.0, an index), as the
-    module checks them: ``(input, its path, ("an int",))``.  A float where it relied on a
-    float is taken as it is (an int there computes as its float: eager's int product of 0
-    and -1 is 0, the module's -0.0 -- the module docstring says so)."""
-    return tuple((k, str(path), ("an int",)) for k, (path, kinds) in guards.argument_kinds
-                 if kinds and kinds <= {INT_PLACEHOLDER})
+def _relied_on_ints(guards: Any) -> tuple[tuple[int, str], ...]:
+    """``(input, its path)`` for each input the trace relied on being an int (an int
+    product's +0.0, an index), which the module refuses a float for.  Where it relied on a
+    float, an int computes as its float (eager's int product of 0 and -1 is 0, the module's
+    -0.0 -- the module docstring says so)."""
+    return tuple((k, str(path)) for k, (path, kinds) in guards.argument_kinds if kinds and kinds <= {INT_PLACEHOLDER})
 
 
 def _params_literal(names: list[str], values: list[str]) -> str:
@@ -131,7 +130,7 @@ def python_module(plan: ExportPlan) -> str:
                  f"_ARG_NAMES = {tuple_literal([repr(n) for n in plan.arg_names])}\n"
                  f"_N_OUTPUTS = {len(graph.outputs) - len(plan.guards)}\n"
                  f"_GUARDS = {tuple_literal([python_number(g) for g in plan.guards])}\n"
-                 f"_KINDS = {tuple_literal([ascii(kind) for kind in plan.kinds])}")
+                 f"_INTS = {tuple_literal([ascii(entry) for entry in plan.ints])}")
     sections = [
         doc,
         "# -- IEEE scalar math (graphc.runtime) --\n" + _copy(runtime),
@@ -181,7 +180,7 @@ def _check_branch(outputs):
 
 def forward(*args, params=PARAMS):
     """The outputs as floats, in the compiled function's output structure."""
-    frame = {entry}(_flatten_args(_IN_TREE, args, _ARG_NAMES, _KINDS), _check_params(params, {n_params}))
+    frame = {entry}(_flatten_args(_IN_TREE, args, _ARG_NAMES, _INTS), _check_params(params, {n_params}))
     outputs = next(frame)
     frame.close()
     _check_branch(outputs)
@@ -192,7 +191,7 @@ def value_and_grad(*args, params=PARAMS):
     """(value, arg_grads, param_grads) of output 0; arg_grads mirrors the arguments.  Each
     gradient is added to 0 as backward() adds it into a .grad (+0.0 where it is -0.0), so
     these are the numbers graphc.value_and_grad and .grad give."""
-    inputs = _flatten_args(_IN_TREE, args, _ARG_NAMES, _KINDS)
+    inputs = _flatten_args(_IN_TREE, args, _ARG_NAMES, _INTS)
     frame = {entry}(inputs, _check_params(params, {n_params}))
     outputs = next(frame)
     _check_branch(outputs)

@@ -50,51 +50,49 @@ def _number(x, path):
     return y
 
 
-def _flatten(tree, x, path, out, ints):
+def _flatten(tree, x, path, out, integral):
     if tree == "scalar":
         out.append(_number(x, path))
-        ints.append(isinstance(x, numbers.Integral))
+        integral.append(isinstance(x, numbers.Integral))
         return
     kind, spec = tree
     if kind == "array":
-        _flatten_array(spec, x.tolist() if hasattr(x, "tolist") else x, path, out, ints)
+        _flatten_array(spec, x.tolist() if hasattr(x, "tolist") else x, path, out, integral)
         return
     if kind == "namedtuple":  # any tuple of its length, as graphc takes a tuple in its place
         kind, spec = "tuple", spec[1]
     if not isinstance(x, (list, tuple)) or len(x) != len(spec):
         raise TypeError(f"argument {path}: expected a {kind} of {len(spec)} item(s); got {_what(x)}")
     for i, (item_tree, item) in enumerate(zip(spec, x)):
-        _flatten(item_tree, item, f"{path}[{i}]", out, ints)
+        _flatten(item_tree, item, f"{path}[{i}]", out, integral)
 
 
-def _flatten_array(shape, x, path, out, ints):
+def _flatten_array(shape, x, path, out, integral):
     if not shape:
         out.append(_number(x, path))
-        ints.append(isinstance(x, numbers.Integral))
+        integral.append(isinstance(x, numbers.Integral))
         return
     if not isinstance(x, (list, tuple)) or len(x) != shape[0]:
         raise ValueError(f"argument {path}: expected an array of shape {tuple(shape)}; got {_what(x)}")
     for i, item in enumerate(x):
-        _flatten_array(shape[1:], item, f"{path}[{i}]", out, ints)
+        _flatten_array(shape[1:], item, f"{path}[{i}]", out, integral)
 
 
-def _flatten_args(in_tree, args, names, kinds=()):
+def _flatten_args(in_tree, args, names, ints=()):
     """The arguments' numbers in graph input order; TypeError/ValueError naming a bad one.
-    ``kinds``: ``(k, path, kinds)`` for each number whose kind (``"an int"``, ``"a float"``)
-    the trace relied on, a ValueError where number ``k`` is of another (an int where a
-    float's product was -0.0: the module would compute the float's case)."""
+    ``ints``: ``(k, path)`` for each number the trace relied on being an int (an int
+    product's +0.0, an index): a float there is a ValueError, as the module computes the
+    int's case alone."""
     spec = in_tree[1]
     if len(args) != len(spec):
         raise TypeError(f"expected {len(spec)} argument(s) ({', '.join(names)}); got {len(args)}")
-    out, ints = [], []
+    out, integral = [], []
     for tree, arg, name in zip(spec, args, names):
-        _flatten(tree, arg, name, out, ints)
-    for k, path, allowed in kinds:
-        kind = "an int" if ints[k] else "a float"
-        if kind not in allowed:
-            raise ValueError(f"argument {path} is {kind} where the trace relied on its being "
-                             f"{' or '.join(allowed) or 'a Value'}: the module computes that case alone; "
-                             f"export again after a call with such arguments")
+        _flatten(tree, arg, name, out, integral)
+    for k, path in ints:
+        if not integral[k]:
+            raise ValueError(f"argument {path} is a float where the trace relied on its being an int: the module "
+                             f"computes that case alone; export again after a call with such arguments")
     return out
 
 
